@@ -1,0 +1,3 @@
+"""Autograd Explorer: see what PyTorch autograd really does, node by node."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""Command-line entry point shared by `python main.py`, `python -m explorer` and `autograd-explorer`.
+
+With a headless command as the first argument (grad, graph, params, train) it runs that command
+without importing Qt; with anything else it starts the desktop app and hands it the arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> module in explorer.commands; each module defines
+#   add_arguments(parser: argparse.ArgumentParser) -> None
+#   run(args: argparse.Namespace) -> int            (exit status; 2 for bad input)
+#   HELP: str                                       (one line for `--help`)
+COMMANDS = {
+    "grad": "explorer.commands.grad",
+    "graph": "explorer.commands.graph",
+    "params": "explorer.commands.params",
+    "train": "explorer.commands.train",
+}
+
+
+class UserInputError(Exception):
+    """Bad input from the user: printed as one line on stderr, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for the headless commands (the app's own options live in explorer.ui.app)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer",
+        description="Autograd Explorer. Without a command, starts the desktop app.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a headless command or start the app; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help") and len(argv) == 1):
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        try:
+            return int(args._run(args) or 0)
+        except UserInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    from explorer.ui.app import main as app_main
+
+    return app_main(argv)
