@@ -1,0 +1,623 @@
+"""Record what torch really does when a callable runs forward and backward.
+
+The forward pass is observed op by op with a ``TorchFunctionMode``: it sees every torch function, tensor
+method and operator at the Python API level (``sigmoid``, ``linear``, ``scaled_dot_product_attention``),
+which is the level a student wrote and wants to see; a ``TorchDispatchMode`` would show ATen
+decompositions (``addmm``, ``_softmax``, ``t``) instead and hide the names of the program. Module paths
+come from global ``nn.Module`` forward pre/post hooks. The backward pass is not re-implemented: hooks and
+pre-hooks on the real ``grad_fn`` nodes (and on ``AccumulateGrad`` for leaves) record the order in which
+torch's engine ran them and the gradients flowing in and out.
+
+Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``BackwardEvent``, ``Snapshot``,
+``TraceError``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["BackwardEvent", "Node", "Snapshot", "Trace", "TraceError", "trace"]
+
+
+class TraceError(ValueError):
+    """The callable's result cannot be traced (not a tensor, or not a scalar for backward)."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Snapshots
+
+
+@dataclass
+class Snapshot:
+    """A cheap, detached copy of a tensor's value and metadata at one moment of the trace."""
+
+    shape: tuple
+    dtype: str
+    stride: tuple
+    is_contiguous: bool
+    requires_grad: bool
+    is_leaf: bool
+    grad_fn: str | None
+    data: np.ndarray | None  # float64 for floating types; 1-D prefix when truncated
+    numel: int
+    truncated: bool = False
+
+    @classmethod
+    def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
+        """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
+        numel = t.numel()
+        data, truncated = _tensor_data(t, max_elems)
+        try:
+            stride = tuple(t.stride())
+            contiguous = bool(t.is_contiguous())
+        except (RuntimeError, NotImplementedError):  # sparse and other layouts have no strides
+            stride, contiguous = (), False
+        return cls(
+            shape=tuple(t.shape),
+            dtype=str(t.dtype).removeprefix("torch."),
+            stride=stride,
+            is_contiguous=contiguous,
+            requires_grad=bool(t.requires_grad),
+            is_leaf=bool(t.is_leaf),
+            grad_fn=type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+            data=data,
+            numel=numel,
+            truncated=truncated,
+        )
+
+    def item(self) -> float | int | bool:
+        """The single element of a one-element snapshot."""
+        if self.numel != 1 or self.data is None:
+            raise ValueError(f"item() needs exactly one element, this value has shape {self.shape}")
+        return self.data.reshape(-1)[0].item()
+
+    def to_json(self) -> dict:
+        """A JSON-able dict: shape, dtype, stride, flags, numel, truncated and data as nested lists."""
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "stride": list(self.stride),
+            "is_contiguous": self.is_contiguous,
+            "requires_grad": self.requires_grad,
+            "is_leaf": self.is_leaf,
+            "grad_fn": self.grad_fn,
+            "numel": self.numel,
+            "truncated": self.truncated,
+            "data": None if self.data is None else self.data.tolist(),
+        }
+
+
+def _tensor_data(t: torch.Tensor, max_elems: int) -> tuple[np.ndarray | None, bool]:
+    """Return (numpy copy of at most max_elems elements, truncated?) of t; None for odd layouts."""
+    try:
+        d = t.detach()
+        if d.layout != torch.strided or d.device.type == "meta":
+            return None, False
+        truncated = d.numel() > max_elems
+        if truncated:
+            d = d.reshape(-1)[:max_elems]
+        if d.is_floating_point():
+            d = d.to(torch.float64)
+        elif d.is_complex():
+            d = d.to(torch.complex128)
+        arr = d.cpu().numpy().copy()  # copy: in-place ops later in the program must not change it
+        return arr, truncated
+    except (RuntimeError, TypeError):
+        return None, False
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class Node:
+    """One value in the traced graph: a leaf, a module parameter, a constant or an op's output."""
+
+    id: str
+    kind: str  # "leaf" | "param" | "const" | "op"
+    label: str
+    name: str | None
+    op: str | None
+    torch_name: str | None
+    module: str | None
+    inputs: list[str]
+    is_output: bool
+    value: Snapshot
+    grad: Snapshot | None = None
+
+    def to_json(self) -> dict:
+        """A JSON-able dict of every field, snapshots included."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "name": self.name,
+            "op": self.op,
+            "torch_name": self.torch_name,
+            "module": self.module,
+            "inputs": list(self.inputs),
+            "is_output": self.is_output,
+            "value": self.value.to_json(),
+            "grad": None if self.grad is None else self.grad.to_json(),
+        }
+
+
+@dataclass
+class BackwardEvent:
+    """What autograd's engine did at one node: the gradient arriving and the gradients sent on."""
+
+    node_id: str
+    torch_name: str
+    grad_outputs: list[Snapshot | None]
+    grad_inputs: list[Snapshot | None] = field(default_factory=list)
+    grad_before: Snapshot | None = None  # leaves: .grad before accumulation
+    grad_after: Snapshot | None = None  # leaves: .grad after accumulation
+
+    def to_json(self) -> dict:
+        """A JSON-able dict of the event."""
+
+        def js(s):
+            return None if s is None else s.to_json()
+
+        return {
+            "node_id": self.node_id,
+            "torch_name": self.torch_name,
+            "grad_outputs": [js(s) for s in self.grad_outputs],
+            "grad_inputs": [js(s) for s in self.grad_inputs],
+            "grad_before": js(self.grad_before),
+            "grad_after": js(self.grad_after),
+        }
+
+
+@dataclass
+class Trace:
+    """The record of one forward and backward run: nodes, both orders and the data-flow graph."""
+
+    nodes: dict[str, Node]
+    forward_order: list[str]
+    backward_order: list[str]
+    backward_events: list[BackwardEvent]
+    output_id: str
+    graph: nx.DiGraph
+    modules: dict[str, str] = field(default_factory=dict)  # module path -> class name
+
+    def to_json(self) -> dict:
+        """Everything needed to replay the trace, as plain JSON types (``json.dumps`` works on it)."""
+        edges = [
+            {"source": u, "target": v, "arg": d.get("arg", 0)} for u, v, d in self.graph.edges(data=True)
+        ]
+        return {
+            "nodes": [self.nodes[i].to_json() for i in self.forward_order],
+            "edges": edges,
+            "forward_order": list(self.forward_order),
+            "backward_order": list(self.backward_order),
+            "backward_events": [e.to_json() for e in self.backward_events],
+            "output": self.output_id,
+            "modules": dict(self.modules),
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Forward recording
+
+# Symbols read better than names on a textbook drawing; everything else keeps torch's name.
+_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "matmul": "@", "pow": "**", "neg": "−"}
+# Dunder spellings of the same ops; the reflected ones read the same to a student.
+_DUNDER = {
+    "truediv": "div", "radd": "add", "rsub": "sub", "rmul": "mul", "rtruediv": "div", "rdiv": "div",
+    "rmatmul": "matmul", "rpow": "pow", "iadd": "add_", "isub": "sub_", "imul": "mul_",
+    "itruediv": "div_", "idiv": "div_", "ipow": "pow_", "imatmul": "matmul_",
+}  # fmt: skip
+# Tensor properties that compute a new value; other properties (grad, data, shape, ...) are bookkeeping.
+_VALUE_PROPERTIES = {"T", "mT", "H", "mH", "real", "imag"}
+# Calls that change flags or register callbacks rather than compute a value.
+_IGNORED = {"requires_grad_", "retain_grad", "register_hook", "backward", "detach_", "share_memory_"}
+
+
+def _op_name(func) -> str | None:
+    """The op's short name ('sigmoid', 'mul', 'T'), or None for calls that are not value computations."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":
+        prop = getattr(getattr(func, "__self__", None), "__name__", None)
+        return prop if prop in _VALUE_PROPERTIES else None
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        name = _DUNDER.get(name, name)
+    if name in _IGNORED:
+        return None
+    return name
+
+
+def _flat_tensors(obj, out: list) -> list:
+    """Append every tensor inside nested lists/tuples/dicts of ``obj`` to ``out`` (in order)."""
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            _flat_tensors(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _flat_tensors(o, out)
+    return out
+
+
+def _is_inplace(op: str) -> bool:
+    return op == "setitem" or (op.endswith("_") and not op.startswith("_"))
+
+
+class _Recorder(TorchFunctionMode):
+    """Sees each torch call of the traced callable and turns it into nodes (forward half of ``trace``)."""
+
+    def __init__(self, max_snapshot_elems: int):
+        super().__init__()
+        self.max_elems = max_snapshot_elems
+        self.thread = threading.get_ident()
+        self.nodes: dict[str, Node] = {}
+        self.order: list[str] = []
+        self.producer: dict[int, str] = {}  # id(tensor) -> id of the node holding its current value
+        self.keep: list[torch.Tensor] = []  # keeps ids stable while recording
+        self.tensor_of: dict[str, torch.Tensor] = {}  # node id -> tensor (released after backward)
+        self.edge_of: dict[str, tuple[Any, int]] = {}  # node id -> (grad_fn, output_nr) at creation
+        self.module_stack: list[str] = []
+        self.module_paths: dict[int, str] = {}  # id(module) -> path
+        self.modules: dict[str, str] = {}  # path -> class name
+        self.param_names: dict[int, str] = {}  # id(param or buffer) -> dotted path
+        self.roots = 0
+
+    # -- modules --------------------------------------------------------------------------------------
+    def pre_hook(self, module, _args):
+        """Global module forward pre-hook: push the module path (registering a new root if unknown)."""
+        if threading.get_ident() != self.thread:
+            return
+        if id(module) not in self.module_paths:
+            self._register_root(module)
+        self.module_stack.append(self.module_paths[id(module)])
+
+    def post_hook(self, module, _args, _out):
+        """Global module forward hook: pop the module path."""
+        if threading.get_ident() != self.thread:
+            return
+        if self.module_stack:
+            self.module_stack.pop()
+
+    def _register_root(self, module):
+        # The first module called is the model: its paths read exactly like named_parameters()
+        # ("0.weight"). Later unrelated modules (a loss module, say) get their class name as a prefix.
+        prefix = ""
+        if self.module_stack:
+            prefix = self.module_stack[-1] + "." + type(module).__name__
+        elif self.roots:
+            prefix = type(module).__name__
+        self.roots += 1
+
+        def join(p):
+            return ".".join(s for s in (prefix, p) if s)
+
+        for path, m in module.named_modules(remove_duplicate=False):
+            self.module_paths.setdefault(id(m), join(path))
+            self.modules.setdefault(join(path), type(m).__name__)
+        for path, p in module.named_parameters(remove_duplicate=False):
+            self.param_names.setdefault(id(p), join(path))
+        for path, b in module.named_buffers(remove_duplicate=False):
+            self.param_names.setdefault(id(b), join(path))
+
+    @property
+    def current_module(self) -> str | None:
+        return (self.module_stack[-1] or None) if self.module_stack else None
+
+    # -- ops ------------------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        try:
+            op = _op_name(func)
+            if op is not None:
+                self._record(op, args, kwargs, out)
+        except Exception:  # noqa: BLE001 -- recording must never break the user's program
+            pass
+        return out
+
+    def _record(self, op: str, args, kwargs, out):
+        ins = _flat_tensors(args, [])
+        _flat_tensors(kwargs, ins)
+        if not ins:
+            return  # a factory (tensor, randn, zeros): its value becomes a leaf at first use
+        inplace = _is_inplace(op)
+        if inplace:
+            target = ins[0]
+            if target.is_leaf and target.requires_grad:
+                return  # initialisation or an optimizer update of a parameter, not part of the graph
+            outs = [target]
+        else:
+            outs = _flat_tensors(out, [])
+            if not outs:
+                return
+        input_ids = [self.node_for(t) for t in ins]
+        base = op.rstrip("_") if inplace else op
+        label = _SYMBOLS.get(base, op)
+        for k, t in enumerate(outs):
+            suffix = f"[{k}]" if len(outs) > 1 else ""
+            self._add_node(
+                t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op, inputs=input_ids
+            )
+
+    def node_for(self, t: torch.Tensor) -> str:
+        """Id of the node holding t's current value, creating a leaf node at first use."""
+        nid = self.producer.get(id(t))
+        if nid is not None:
+            return nid
+        pname = self.param_names.get(id(t))
+        kind = "param" if t.requires_grad else "leaf"
+        label = pname or _leaf_label(t, kind)
+        # A parameter or buffer belongs to the module that owns it; a plain input belongs to none,
+        # even when it is first read inside a module.
+        module = (pname.rpartition(".")[0] or None) if pname else None
+        return self._add_node(t, kind=kind, label=label, op=None, inputs=[], name=pname, module=module)
+
+    def _add_node(self, t, *, kind, label, op, inputs, name=None, module="") -> str:
+        nid = f"n{len(self.order)}"
+        grad_fn = t.grad_fn
+        self.nodes[nid] = Node(
+            id=nid, kind=kind, label=label, name=name, op=op,
+            torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
+            module=self.current_module if module == "" else module, inputs=list(inputs), is_output=False,
+            value=Snapshot.of(t, self.max_elems),
+        )  # fmt: skip
+        self.order.append(nid)
+        self.producer[id(t)] = nid
+        self.keep.append(t)
+        self.tensor_of[nid] = t
+        if grad_fn is not None:
+            self.edge_of[nid] = (grad_fn, t.output_nr)
+        return nid
+
+
+def _leaf_label(t: torch.Tensor, kind: str) -> str:
+    if t.numel() == 1:
+        try:
+            return f"{t.detach().reshape(-1)[0].item():.4g}"
+        except (RuntimeError, TypeError):
+            pass
+    return "×".join(str(s) for s in t.shape) or kind
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Backward recording
+
+
+class _BackwardRecorder:
+    """Registers hooks on the real autograd nodes and records events in the engine's order."""
+
+    def __init__(self, rec: _Recorder):
+        self.rec = rec
+        self.max_elems = rec.max_elems
+        self.events: list[BackwardEvent] = []
+        self.handles: list = []
+        self.pending: dict[int, list[BackwardEvent]] = {}  # id(grad_fn) -> events waiting for outputs
+        self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
+        self.fn_of: dict[str, Any] = {}  # node id -> autograd node
+
+    def install(self):
+        """Map each node to its autograd node and hook every one of them once."""
+        rec = self.rec
+        by_fn: dict[int, Any] = {}
+        for nid in rec.order:
+            node = rec.nodes[nid]
+            t = rec.tensor_of[nid]
+            if nid in rec.edge_of:
+                fn, nr = rec.edge_of[nid]
+            elif node.kind == "param" and t.is_leaf and t.requires_grad:
+                fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0  # AccumulateGrad
+                node.torch_name = type(fn).__name__
+            else:
+                continue
+            self.fn_of[nid] = fn
+            self.members.setdefault(id(fn), []).append((nid, nr))
+            by_fn[id(fn)] = fn
+        for key, fn in by_fn.items():
+            self.handles.append(fn.register_prehook(self._make_prehook(key, fn)))
+            self.handles.append(fn.register_hook(self._make_hook(key)))
+
+    def remove(self):
+        """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _snap(self, g):
+        return None if g is None else Snapshot.of(g, self.max_elems)
+
+    def _make_prehook(self, key, fn):
+        name = type(fn).__name__
+
+        def prehook(grad_outputs):
+            snaps = [self._snap(g) for g in grad_outputs]
+            # Several nodes share one autograd node when an op returned its input unchanged or had
+            # several outputs: the later (consumer) ones are reported first, as the engine's order implies.
+            evs = []
+            for nid, nr in reversed(self.members[key]):
+                ev = BackwardEvent(node_id=nid, torch_name=name, grad_outputs=snaps)
+                node = self.rec.nodes[nid]
+                if nr < len(snaps):
+                    node.grad = snaps[nr]
+                if name == "AccumulateGrad":
+                    ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
+                self.events.append(ev)
+                evs.append(ev)
+            self.pending[key] = evs
+
+        return prehook
+
+    def _make_hook(self, key):
+        def hook(grad_inputs, _grad_outputs):
+            for ev in self.pending.pop(key, []):
+                node = self.rec.nodes[ev.node_id]
+                if ev.torch_name == "AccumulateGrad":
+                    ev.grad_after = self._snap(self.rec.tensor_of[ev.node_id].grad)
+                    ev.grad_inputs = []
+                else:
+                    ev.grad_inputs = self._match_inputs(ev.node_id, node, grad_inputs)
+
+        return hook
+
+    def _match_inputs(self, nid, node, grad_inputs) -> list[Snapshot | None]:
+        """Gradients sent to each of the node's inputs, in input order (None where not traceable)."""
+        fn = self.fn_of[nid]
+        nexts = list(fn.next_functions)
+        used = [False] * len(nexts)
+        result: list[Snapshot | None] = []
+        for inp in node.inputs:
+            target = self.fn_of.get(inp)
+            target_nr = self.rec.edge_of.get(inp, (None, 0))[1]
+            found = None
+            for i, (nf, nr) in enumerate(nexts):
+                if not used[i] and nf is not None and nf is target and nr == target_nr:
+                    used[i] = True
+                    found = i
+                    break
+            if found is not None and found < len(grad_inputs):
+                result.append(self._snap(grad_inputs[found]))
+            else:
+                result.append(None)  # filled after backward when the input has this node as sole consumer
+        return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def trace(fn, *, backward: bool = True, grad_seed=None, max_snapshot_elems: int = 4096) -> Trace:
+    """Run ``fn()`` under recording, then (unless ``backward=False``) its backward pass.
+
+    ``fn`` returns a scalar tensor or ``(scalar_tensor, {name: tensor})``; names label their nodes.
+    ``grad_seed`` is the gradient to start backward with (default: ones, which needs a scalar).
+    Leaves' ``.grad`` are not zeroed, so tracing again shows accumulation.
+    """
+    rec = _Recorder(max_snapshot_elems)
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
+    try:
+        post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook, always_call=True)
+    except TypeError:  # older torch without always_call
+        post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
+    try:
+        with rec:
+            result = fn()
+    finally:
+        pre.remove()
+        post.remove()
+
+    output, names = _split_result(result)
+    out_id = rec.node_for(output)
+    _apply_names(rec, names)
+    rec.nodes[out_id].is_output = True
+
+    events: list[BackwardEvent] = []
+    if backward and output.requires_grad:
+        events = _run_backward(rec, output, out_id, grad_seed)
+    elif backward and grad_seed is None and output.numel() != 1:
+        raise TraceError(f"backward needs a scalar output, got shape {tuple(output.shape)}: try .sum()")
+
+    graph = _build_graph(rec)
+    tr = Trace(
+        nodes=rec.nodes, forward_order=list(rec.order), backward_order=[e.node_id for e in events],
+        backward_events=events, output_id=out_id, graph=graph, modules=dict(rec.modules),
+    )  # fmt: skip
+    rec.keep.clear()
+    rec.tensor_of.clear()
+    rec.edge_of.clear()
+    return tr
+
+
+def _split_result(result) -> tuple[torch.Tensor, dict]:
+    names: dict = {}
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
+        result, names = result
+    if not isinstance(result, torch.Tensor):
+        raise TraceError(f"the traced function must return a tensor, got {type(result).__name__}")
+    return result, names
+
+
+def _apply_names(rec: _Recorder, names: dict):
+    """Give user variable names to the nodes holding those tensors (the latest value of each)."""
+    for name, t in names.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        nid = rec.producer.get(id(t))
+        if nid is None:
+            continue
+        if id(t) in rec.param_names:
+            continue  # a module parameter keeps its path ("0.weight") as its name
+        node = rec.nodes[nid]
+        node.name = str(name)
+        node.label = str(name)
+
+
+def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEvent]:
+    if grad_seed is None:
+        if output.numel() != 1:
+            raise TraceError(f"backward needs a scalar output, got shape {tuple(output.shape)}: try .sum()")
+        grad_seed = torch.ones_like(output)
+    bw = _BackwardRecorder(rec)
+    bw.install()
+    try:
+        output.backward(grad_seed)
+    finally:
+        bw.remove()
+    if out_id not in bw.fn_of:  # the output is a leaf: backward only accumulates into it
+        rec.nodes[out_id].grad = Snapshot.of(grad_seed, rec.max_elems)
+    _fill_sole_consumer_grads(rec, bw.events)
+    return bw.events
+
+
+def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent]):
+    """Where autograd routed a gradient through a hidden internal node (the transpose inside ``linear``),
+    the gradient sent to an input that has only this consumer equals that input's total gradient."""
+    uses: dict[str, int] = {}
+    for node in rec.nodes.values():
+        for i in node.inputs:
+            uses[i] = uses.get(i, 0) + 1
+    for ev in events:
+        node = rec.nodes[ev.node_id]
+        if ev.torch_name == "AccumulateGrad":
+            continue
+        for k, inp in enumerate(node.inputs):
+            if k < len(ev.grad_inputs) and ev.grad_inputs[k] is None and uses.get(inp) == 1:
+                ev.grad_inputs[k] = rec.nodes[inp].grad
+
+
+def _build_graph(rec: _Recorder) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for nid in rec.order:
+        n = rec.nodes[nid]
+        g.add_node(
+            nid,
+            **{
+                k: getattr(n, k)
+                for k in (
+                    "kind",
+                    "label",
+                    "name",
+                    "op",
+                    "torch_name",
+                    "module",
+                    "inputs",
+                    "is_output",
+                    "value",
+                    "grad",
+                )
+            },
+        )
+    for nid in rec.order:
+        for pos, src in enumerate(rec.nodes[nid].inputs):
+            if not g.has_edge(src, nid):
+                g.add_edge(src, nid, arg=pos)
+    g.graph["modules"] = dict(rec.modules)
+    return g

@@ -1,0 +1,281 @@
+"""Tests of the tracer: it records what torch did, and its gradients are torch's."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from explorer.core.trace import Snapshot, TraceError, trace
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def seed_example(w=None, b=None):
+    """DESIGN.md's seed: L = BCE(sigmoid(w*x + b), y) with x=1.1, w=2.2, b=0, y=1."""
+    x = torch.tensor(1.1)
+    y = torch.tensor(1.0)
+    w = torch.tensor(2.2, requires_grad=True) if w is None else w
+    b = torch.tensor(0.0, requires_grad=True) if b is None else b
+    z = w * x + b
+    a = torch.sigmoid(z)
+    L = F.binary_cross_entropy(a, y)
+    return L, {"x": x, "y": y, "w": w, "b": b, "z": z, "a": a, "L": L}
+
+
+def by_name(tr):
+    return {n.name: n for n in tr.nodes.values() if n.name}
+
+
+def assert_backward_respects_topology(tr):
+    """A node's grad_fn runs only after every consumer of its value has sent its gradient."""
+    pos = {nid: i for i, nid in enumerate(tr.backward_order)}
+    checked = 0
+    for u, v in tr.graph.edges:
+        if u in pos and v in pos:
+            assert pos[v] < pos[u], f"{u} ran before its consumer {v}"
+            checked += 1
+    assert checked > 0
+
+
+def assert_grads_match_direct(tr, fn):
+    """Every named node's grad equals torch.autograd.grad computed directly on a fresh run of fn."""
+    out, names = fn()
+    named = {k: t for k, t in names.items() if isinstance(t, torch.Tensor) and t.requires_grad}
+    assert named
+    grads = torch.autograd.grad(out, list(named.values()), allow_unused=True)
+    nodes = by_name(tr)
+    for (name, _), g in zip(named.items(), grads, strict=True):
+        node = nodes[name]
+        assert node.grad is not None, name
+        assert node.grad.shape == tuple(g.shape)
+        if not node.grad.truncated:
+            torch.testing.assert_close(torch.from_numpy(node.grad.data), g.double(), rtol=1e-5, atol=1e-6)
+
+
+class CausalSelfAttention(nn.Module):
+    """Hand-written single causal self-attention (minGPT style), optionally through SDPA."""
+
+    def __init__(self, d=8, heads=2, ctx=4, sdpa=False):
+        super().__init__()
+        self.heads, self.sdpa = heads, sdpa
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.register_buffer("mask", torch.tril(torch.ones(ctx, ctx)).view(1, 1, ctx, ctx))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = q.view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+        v = v.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
+            att = F.softmax(att, dim=-1)
+            y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.proj(y)
+
+
+# ---------------------------------------------------------------------------------------------- seed
+
+
+def test_seed_example_reference_numbers_and_orders():
+    tr = trace(seed_example)
+    n = by_name(tr)
+    assert n["L"].value.item() == pytest.approx(0.0852, abs=5e-5)
+    assert n["w"].grad.item() == pytest.approx(-0.0898263, abs=1e-6)
+    assert n["b"].grad.item() == pytest.approx(-0.0816603, abs=1e-6)
+    assert n["z"].grad.item() == pytest.approx(-0.0816603, abs=1e-6)
+    assert n["L"].is_output and tr.output_id == n["L"].id
+    ops = [tr.nodes[i].op for i in tr.forward_order if tr.nodes[i].op]
+    assert ops == ["mul", "add", "sigmoid", "binary_cross_entropy"]
+    assert [tr.nodes[i].kind for i in tr.forward_order][:2] == ["param", "leaf"]  # w, then x: first use
+    names = [tr.nodes[i].torch_name for i in tr.backward_order]
+    assert names[:3] == ["BinaryCrossEntropyBackward0", "SigmoidBackward0", "AddBackward0"]
+    assert set(names[3:]) == {"MulBackward0", "AccumulateGrad"}
+    assert n["a"].torch_name == "SigmoidBackward0"
+    assert [e.node_id for e in tr.backward_events] == tr.backward_order
+    assert_backward_respects_topology(tr)
+    assert_grads_match_direct(tr, seed_example)
+
+
+def test_seed_event_gradients_in_and_out():
+    tr = trace(seed_example)
+    n = by_name(tr)
+    ev = {e.node_id: e for e in tr.backward_events}
+    sig = ev[n["a"].id]
+    assert sig.grad_outputs[0].item() == pytest.approx(n["a"].grad.item())  # dL/da arrives
+    assert sig.grad_inputs[0].item() == pytest.approx(-0.0816603, abs=1e-6)  # dL/dz sent to z
+    mul = ev[tr.nodes[n["z"].id].inputs[0]]
+    assert mul.grad_inputs[0].item() == pytest.approx(-0.0898263, abs=1e-6)
+    assert mul.grad_inputs[1] is None  # x does not require grad
+    acc = ev[n["w"].id]
+    assert acc.torch_name == "AccumulateGrad" and acc.grad_before is None
+    assert acc.grad_after.item() == pytest.approx(-0.0898263, abs=1e-6)
+    assert n["x"].grad is None and n["x"].kind == "leaf"
+
+
+def test_second_backward_without_zero_grad_accumulates():
+    w = torch.tensor(2.2, requires_grad=True)
+    b = torch.tensor(0.0, requires_grad=True)
+    first = trace(lambda: seed_example(w, b))
+    second = trace(lambda: seed_example(w, b))
+    ev1 = {e.node_id: e for e in first.backward_events}
+    ev2 = {e.node_id: e for e in second.backward_events}
+    w1, w2 = by_name(first)["w"].id, by_name(second)["w"].id
+    assert ev1[w1].grad_before is None
+    assert ev2[w2].grad_before.item() == pytest.approx(-0.0898263, abs=1e-6)
+    assert ev2[w2].grad_after.item() == pytest.approx(2 * -0.0898263, abs=1e-6)
+    assert by_name(second)["w"].grad.item() == pytest.approx(-0.0898263, abs=1e-6)  # dL/dw of this pass
+    assert w.grad.item() == pytest.approx(2 * -0.0898263, abs=1e-6)
+
+
+def test_json_round_trip():
+    tr = trace(seed_example)
+    js = tr.to_json()
+    back = json.loads(json.dumps(js))
+    assert back == js
+    assert back["output"] == tr.output_id
+    assert back["forward_order"] == tr.forward_order and back["backward_order"] == tr.backward_order
+    node = back["nodes"][0]
+    assert {"id", "kind", "label", "value", "grad"} <= set(node)
+    assert {"source", "target"} <= set(back["edges"][0])
+    assert len(back["edges"]) == tr.graph.number_of_edges()
+
+
+def test_backward_false_records_forward_only():
+    tr = trace(seed_example, backward=False)
+    assert tr.backward_order == [] and all(n.grad is None for n in tr.nodes.values())
+    assert len(tr.forward_order) == 8
+
+
+# ---------------------------------------------------------------------------------------------- modules
+
+
+def test_sequential_mlp_params_modules_and_grads():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+    X, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def fn():
+        outs = {}
+        hooks = [m.register_forward_hook(lambda m, i, o, k=k: outs.__setitem__(f"out{k}", o))
+                 for k, m in enumerate(model)]
+        loss = F.cross_entropy(model(X), y)
+        for h in hooks:
+            h.remove()
+        return loss, {**outs, "loss": loss}
+
+    tr = trace(fn)
+    params = {n.name: n for n in tr.nodes.values() if n.kind == "param"}
+    assert set(params) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert params["2.weight"].module == "2"
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(torch.from_numpy(params[name].grad.data), p.grad.double())
+    lin = [n for n in tr.nodes.values() if n.op == "linear"]
+    assert [n.module for n in lin] == ["0", "2"]
+    assert by_name(tr)["out1"].module == "1" and by_name(tr)["out1"].op == "tanh"
+    assert by_name(tr)["loss"].module is None
+    assert tr.modules["0"] == "Linear" and tr.modules[""] == "Sequential"
+    assert_backward_respects_topology(tr)
+    model.zero_grad()
+    assert_grads_match_direct(tr, fn)
+
+
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_attention_layer(sdpa):
+    torch.manual_seed(1)
+    attn = CausalSelfAttention(sdpa=sdpa)
+    x = torch.randn(2, 4, 8)
+
+    def fn():
+        out = attn(x)
+        return out.pow(2).mean(), {"out": out}
+
+    tr = trace(fn)
+    ops = [tr.nodes[i].op for i in tr.forward_order if tr.nodes[i].op]
+    assert ("scaled_dot_product_attention" in ops) == sdpa
+    if not sdpa:
+        assert {"softmax", "masked_fill", "matmul"} <= set(ops)
+        mask_eq = next(n for n in tr.nodes.values() if n.op == "eq")
+        assert mask_eq.kind == "const" and mask_eq.grad is None  # constants stay in the record
+        assert by_name(tr)["mask"].kind == "leaf"  # buffers are named by their path too
+    splits = [n for n in tr.nodes.values() if n.op == "split"]
+    assert [n.label for n in splits] == ["split[0]", "split[1]", "split[2]"]
+    assert all(n.grad is not None for n in splits)
+    params = {n.name: n for n in tr.nodes.values() if n.kind == "param"}
+    assert set(params) == {"qkv.weight", "qkv.bias", "proj.weight", "proj.bias"}
+    for name, p in attn.named_parameters():
+        torch.testing.assert_close(torch.from_numpy(params[name].grad.data), p.grad.double())
+    assert_backward_respects_topology(tr)
+    attn.zero_grad()
+    assert_grads_match_direct(tr, fn)
+
+
+def test_inplace_and_multiple_uses():
+    a = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def fn():
+        h = a * a  # the same input twice
+        h2 = h.clone()
+        h2.add_(1.0)
+        return h2.sum(), {"a": a, "h": h, "h2": h2}
+
+    tr = trace(fn)
+    n = by_name(tr)
+    assert n["h"].inputs == [n["h"].inputs[0]] * 2
+    assert n["h2"].op == "add_" and tr.nodes[n["h2"].inputs[0]].op == "clone"
+    ev = {e.node_id: e for e in tr.backward_events}
+    assert [g.data.tolist() for g in ev[n["h"].id].grad_inputs] == [[1.0, 2.0, 3.0]] * 2
+    assert n["a"].grad.data.tolist() == [2.0, 4.0, 6.0]
+
+
+# ---------------------------------------------------------------------------------------------- snapshots
+
+
+def test_snapshot_truncates_and_keeps_metadata():
+    big = torch.arange(10_000, dtype=torch.float32).reshape(100, 100).t()
+    s = Snapshot.of(big, max_elems=50)
+    assert s.truncated and s.data.shape == (50,) and s.numel == 10_000
+    assert s.shape == (100, 100) and s.stride == (1, 100) and not s.is_contiguous
+    assert s.data[:3].tolist() == [0.0, 100.0, 200.0]  # row-major order of the view
+    small = Snapshot.of(torch.tensor([[1, 2], [3, 4]]))
+    assert small.dtype == "int64" and small.data.tolist() == [[1, 2], [3, 4]] and not small.truncated
+    assert json.loads(json.dumps(small.to_json()))["data"] == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError):
+        small.item()
+
+
+def test_trace_uses_max_snapshot_elems():
+    W = torch.randn(40, 40, requires_grad=True)
+    tr = trace(lambda: (W @ W).sum(), max_snapshot_elems=100)
+    mm = next(n for n in tr.nodes.values() if n.op == "matmul")
+    assert mm.value.truncated and mm.grad.truncated and mm.value.data.size == 100
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_errors_are_clear_and_leave_no_hooks():
+    registry = torch.nn.modules.module._global_forward_pre_hooks
+    before = len(registry)
+    v = torch.ones(3, requires_grad=True)
+    with pytest.raises(TraceError, match="scalar"):
+        trace(lambda: v * 2)
+    with pytest.raises(TraceError, match="tensor"):
+        trace(lambda: 3.0)
+    with pytest.raises(ZeroDivisionError):
+        trace(lambda: 1 / 0)
+    assert len(registry) == before
+    assert not torch.overrides._is_torch_function_mode_enabled()
+
+
+def test_output_without_grad_traces_forward():
+    tr = trace(lambda: torch.tensor(2.0) * 3)
+    assert tr.backward_order == [] and tr.nodes[tr.output_id].kind == "const"
