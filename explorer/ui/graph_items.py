@@ -1,0 +1,321 @@
+"""Graphics items of the graph canvas: node cards, edge bundles and animated highlight edges.
+
+Cards paint themselves with a level of detail taken from the view's scale, so a 3,000-node graph
+zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
+
+CARD_W = 164.0
+CARD_H = 86.0
+HEADER_H = 26.0
+HEATMAP = 40.0
+
+_TITLE_FONT = QFont()
+_TITLE_FONT.setPointSizeF(10.5)
+_TITLE_FONT.setBold(True)
+_SMALL_FONT = QFont()
+_SMALL_FONT.setPointSizeF(8.5)
+_VALUE_FONT = QFont("DejaVu Sans Mono")
+_VALUE_FONT.setStyleHint(QFont.Monospace)
+_VALUE_FONT.setPointSizeF(9.0)
+
+
+def fmt_number(v: float, integer: bool = False) -> str:
+    """A short human form of a number: 4 decimals for ordinary magnitudes, else scientific."""
+    if integer:
+        return str(int(v))
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if 1e-3 <= a < 1e4:
+        text = f"{v:.4f}".rstrip("0").rstrip(".")
+        return text if text not in ("-0", "") else "0"
+    return f"{v:.3e}"
+
+
+def is_integer_dtype(dtype: str) -> bool:
+    """True for torch/numpy integer and bool dtype names."""
+    d = str(dtype).replace("torch.", "")
+    return d.startswith(("int", "uint", "long", "short", "bool"))
+
+
+def snapshot_summary(snap) -> str:
+    """One line for a Snapshot: the number for one element, else `2×3 float32`."""
+    if snap is None:
+        return ""
+    shape = tuple(getattr(snap, "shape", ()) or ())
+    numel = int(getattr(snap, "numel", 1) or 0)
+    dtype = str(getattr(snap, "dtype", "")).replace("torch.", "")
+    if numel == 1:
+        try:
+            return fmt_number(float(snap.item()), is_integer_dtype(dtype))
+        except Exception:  # a snapshot without data: show its type rather than fail the paint
+            return dtype
+    dims = "×".join(str(s) for s in shape) if shape else "scalar"
+    return f"{dims} {dtype}"
+
+
+def snapshot_matrix(snap) -> np.ndarray | None:
+    """The snapshot's data as a 2-D float array for grids and heatmaps (None when absent)."""
+    data = getattr(snap, "data", None)
+    if data is None:
+        return None
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    return arr.reshape(-1, arr.shape[-1])
+
+
+def _max_abs(snap) -> str:
+    """Largest absolute entry of a tensor snapshot, as text."""
+    m = snapshot_matrix(snap)
+    return fmt_number(float(np.max(np.abs(m)))) if m is not None and m.size else "?"
+
+
+def heatmap_image(matrix: np.ndarray) -> QImage:
+    """A diverging blue-white-red image of a matrix, symmetric around zero."""
+    m = np.nan_to_num(np.asarray(matrix, dtype=np.float64))
+    scale = float(np.max(np.abs(m))) or 1.0
+    t = np.clip(m / scale, -1.0, 1.0)
+    pos = np.clip(t, 0, 1)[..., None]
+    neg = np.clip(-t, 0, 1)[..., None]
+    white = np.array([250.0, 250.0, 250.0])
+    red = np.array([214.0, 39.0, 40.0])
+    blue = np.array([31.0, 119.0, 180.0])
+    rgb = white * (1 - pos - neg) + red * pos + blue * neg
+    h, w = m.shape
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb.astype(np.uint8)
+    rgba[..., 3] = 255
+    img = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format_RGBA8888)
+    return img.copy()  # detach from the temporary buffer
+
+
+class NodeCard(QGraphicsItem):
+    """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
+
+    def __init__(self, info: dict, theme: dict[str, str]):
+        super().__init__()
+        self.info = info  # id, kind, title, subtitle, value, grad, is_output, tooltip, members
+        self.node_id = info["id"]
+        self.theme = theme
+        self.show_value = True
+        self.show_grad = True
+        self.current: str | None = None  # "forward" | "backward" while the player is on this node
+        self.selected = False
+        self._value_img: QImage | None = None
+        self._grad_img: QImage | None = None
+        self.setToolTip(info.get("tooltip", ""))
+        self.setAcceptHoverEvents(False)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Card rectangle plus room for the current-node halo."""
+        return QRectF(-CARD_W / 2 - 6, -CARD_H / 2 - 6, CARD_W + 12, CARD_H + 12)
+
+    def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
+        """Update what the card shows; returns True (and repaints) when anything changed."""
+        if (show_value, show_grad, current) == (self.show_value, self.show_grad, self.current):
+            return False
+        self.show_value, self.show_grad, self.current = show_value, show_grad, current
+        self.update()
+        return True
+
+    def set_selected(self, on: bool) -> None:
+        """Mark the card as the inspector's node."""
+        if on != self.selected:
+            self.selected = on
+            self.update()
+
+    def accent(self) -> QColor:
+        """The colour of the node's kind (output wins over op)."""
+        kind = "output" if self.info.get("is_output") else self.info.get("kind", "op")
+        return QColor(self.theme.get(kind, self.theme["op"]))
+
+    def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        """Draw the card with as much detail as the zoom level allows."""
+        t = self.theme
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        rect = QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H)
+        accent = self.accent()
+        if self.current:
+            halo = QColor(t["current"])
+            halo.setAlpha(200)
+            painter.setPen(QPen(halo, 6))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-3, -3, 3, 3), 10, 10)
+        fill = QColor(t["card"] if self.show_value else t["card_pending"])
+        border = QColor(t["selected"]) if self.selected else QColor(t["card_border"])
+        width = 2.5 if self.selected else 1.0
+        if self.info.get("is_output") and not self.selected:
+            border, width = accent, 2.5
+        if lod < 0.3:  # far out: a coloured block per node keeps thousands of nodes cheap
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(accent if self.show_value else QColor(t["card_border"]))
+            painter.drawRect(rect)
+            return
+        painter.setPen(QPen(border, width))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect, 8, 8)
+        header = QRectF(rect.left(), rect.top(), CARD_W, HEADER_H)
+        tint = QColor(accent)
+        tint.setAlpha(60 if self.show_value else 30)
+        clip = QPainterPath()
+        clip.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        painter.save()
+        painter.setClipPath(clip)
+        painter.fillRect(header, tint)
+        painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
+        painter.restore()
+        painter.setPen(QColor(t["text"]))
+        painter.setFont(_TITLE_FONT)
+        title_rect = header.adjusted(10, 0, -6, 0)
+        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignLeft, self.info["title"])
+        if lod < 0.55:
+            return
+        painter.setFont(_SMALL_FONT)
+        painter.setPen(QColor(t["muted"]))
+        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, self.info.get("subtitle", ""))
+        self._paint_body(painter, rect)
+
+    def _paint_body(self, painter, rect: QRectF) -> None:
+        """Value and gradient lines, with mini heatmaps for tensors."""
+        t = self.theme
+        value, grad = self.info.get("value"), self.info.get("grad")
+        is_tensor = value is not None and int(getattr(value, "numel", 1) or 0) > 1
+        text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
+        line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
+        line2 = line1.translated(0, 26)
+        painter.setFont(_VALUE_FONT)
+        if self.show_value and value is not None:
+            painter.setPen(QColor(t["value"]))
+            painter.drawText(line1, Qt.AlignVCenter | Qt.AlignLeft, snapshot_summary(value))
+        else:
+            painter.setPen(QColor(t["muted"]))
+            painter.drawText(line1, Qt.AlignVCenter | Qt.AlignLeft, "value …")
+        if self.show_grad and grad is not None:
+            painter.setPen(QColor(t["grad"]))
+            text = "∇ " + (snapshot_summary(grad) if int(getattr(grad, "numel", 1) or 0) == 1
+                           else "max|g| " + _max_abs(grad))
+            painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, text)
+        elif self.info.get("has_grad"):
+            painter.setPen(QColor(t["muted"]))
+            painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, "∇ …")
+        if is_tensor:
+            box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
+            self._paint_heatmaps(painter, box, value, grad)
+
+    def _paint_heatmaps(self, painter, box: QRectF, value, grad) -> None:
+        """Value heatmap, or split value/gradient once the gradient is known."""
+        if not self.show_value:
+            painter.fillRect(box, QColor(self.theme["card_pending"]))
+            return
+        if self._value_img is None:
+            m = snapshot_matrix(value)
+            self._value_img = heatmap_image(m) if m is not None else QImage()
+        show_g = self.show_grad and grad is not None
+        if show_g and self._grad_img is None:
+            m = snapshot_matrix(grad)
+            self._grad_img = heatmap_image(m) if m is not None else QImage()
+        top = QRectF(box.left(), box.top(), box.width(), box.height() / 2 - 1 if show_g else box.height())
+        if not self._value_img.isNull():
+            painter.drawImage(top, self._value_img)
+        if show_g and not self._grad_img.isNull():
+            painter.drawImage(QRectF(box.left(), box.center().y() + 1, box.width(), box.height() / 2 - 1),
+                              self._grad_img)
+        painter.setPen(QPen(QColor(self.theme["card_border"]), 1))
+        painter.setBrush(Qt.NoBrush)
+        painter.drawRect(box)
+
+
+def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.0,
+              dy_dst: float = 0.0) -> QPainterPath:
+    """A smooth curve from the right side of the source card to the left side of the target card.
+
+    `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point.
+    """
+    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
+    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
+    if b.x() < a.x():  # a back edge (rare in a DAG layout): leave and enter from the sides
+        a, b = QPointF(src.x() - CARD_W / 2, src.y()), QPointF(dst.x() + CARD_W / 2, dst.y())
+    dx = max(40.0, abs(b.x() - a.x()) * 0.5)
+    sign = 1.0 if b.x() >= a.x() else -1.0
+    path = QPainterPath(a)
+    path.cubicTo(QPointF(a.x() + sign * dx, a.y()), QPointF(b.x() - sign * dx, b.y()), b)
+    if arrow:
+        size = 7.0
+        path.moveTo(QPointF(b.x() - sign * size, b.y() - size * 0.6))
+        path.lineTo(b)
+        path.lineTo(QPointF(b.x() - sign * size, b.y() + size * 0.6))
+    return path
+
+
+class EdgeBundle(QGraphicsPathItem):
+    """Many plain data-flow edges in one path item: cheap to build and to cull for big graphs."""
+
+    def __init__(self, path: QPainterPath, theme: dict[str, str]):
+        super().__init__(path)
+        pen = QPen(QColor(theme["edge"]), 1.4)
+        pen.setCosmetic(False)
+        self.setPen(pen)
+        self.setBrush(Qt.NoBrush)
+        self.setZValue(-2)
+
+
+class FlowEdge(QGraphicsPathItem):
+    """An edge that is carrying data right now: forward values or backward gradients, dash-animated."""
+
+    def __init__(self, src: QPointF, dst: QPointF, direction: str, theme: dict[str, str],
+                 ports: tuple[float, float] = (0.0, 0.0)):
+        # backward: the gradient travels from the consumer back to its input, so draw it reversed
+        if direction == "backward":
+            path = _reversed_edge(src, dst, *ports)
+        else:
+            path = edge_path(src, dst, True, *ports)
+        super().__init__(path)
+        color = QColor(theme["edge_backward" if direction == "backward" else "edge_forward"])
+        pen = QPen(color, 3.2)
+        pen.setDashPattern([4.0, 2.5])
+        pen.setCapStyle(Qt.RoundCap)
+        self.setPen(pen)
+        self.setBrush(Qt.NoBrush)
+        self.setZValue(-1)
+        self.direction = direction
+        self.setFlag(QGraphicsItem.ItemIsSelectable, False)
+
+    def advance_dash(self, amount: float) -> None:
+        """Move the dashes along the edge so the flow direction is visible."""
+        pen = self.pen()
+        pen.setDashOffset(pen.dashOffset() - amount)
+        self.setPen(pen)
+
+
+def _reversed_edge(src: QPointF, dst: QPointF, dy_src: float = 0.0, dy_dst: float = 0.0) -> QPainterPath:
+    """The same curve as edge_path(src, dst) but running from dst to src, arrow at src."""
+    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
+    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
+    dx = max(40.0, abs(b.x() - a.x()) * 0.5)
+    path = QPainterPath(b)
+    path.cubicTo(QPointF(b.x() - dx, b.y()), QPointF(a.x() + dx, a.y()), a)
+    size = 7.0
+    path.moveTo(QPointF(a.x() + size, a.y() - size * 0.6))
+    path.lineTo(a)
+    path.lineTo(QPointF(a.x() + size, a.y() + size * 0.6))
+    return path
+
+
+__all__ = [
+    "CARD_W", "CARD_H", "NodeCard", "EdgeBundle", "FlowEdge", "edge_path", "fmt_number",
+    "snapshot_summary", "snapshot_matrix", "heatmap_image", "is_integer_dtype",
+]

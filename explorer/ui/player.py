@@ -1,0 +1,180 @@
+"""The player: a timeline of forward events then backward events, stepped or played.
+
+It knows only a number of steps; the panel maps a step to what the graph shows. Step 0 is "nothing
+computed yet", step N (the length) is "forward and backward done".
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+
+PLAYER_KEYS = (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End)
+
+
+class Player(QWidget):
+    """Reset / step back / step / play-pause / speed controls over a timeline of `length` steps."""
+
+    sig_step_changed = Signal(int)
+    """The current step changed (0 .. length)."""
+
+    sig_playing_changed = Signal(bool)
+    """Playback started (True) or stopped (False)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._length = 0
+        self._step = 0
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self.reset_button = self._button("⏮", "resetButton", "Reset to step 0: nothing computed yet (Home)")
+        self.back_button = self._button("◀", "stepBackButton", "Step back one event (Left)")
+        self.play_button = self._button("▶ Play", "playButton",
+                                        "Play the forward pass, then the backward pass, "
+                                        "event by event (Space)")
+        self.step_button = self._button("▶|", "stepButton", "Step forward one event (Right)")
+        self.reset_button.clicked.connect(self.reset)
+        self.back_button.clicked.connect(self.step_back)
+        self.step_button.clicked.connect(self.step_forward)
+        self.play_button.clicked.connect(self.toggle_play)
+        self.timeline = QSlider(Qt.Horizontal)
+        self.timeline.setObjectName("timelineSlider")
+        self.timeline.setFocusPolicy(Qt.NoFocus)
+        self.timeline.setToolTip("Timeline: forward events first, then backward events in the order "
+                                 "PyTorch's autograd engine ran them. Drag to jump.")
+        self.timeline.valueChanged.connect(self.set_step)
+        self.position = QLabel("0 / 0")
+        self.position.setObjectName("stepPosition")
+        self.position.setMinimumWidth(70)
+        self.speed = QSlider(Qt.Horizontal)
+        self.speed.setObjectName("speedSlider")
+        self.speed.setRange(1, 30)
+        self.speed.setValue(3)
+        self.speed.setFixedWidth(90)
+        self.speed.setFocusPolicy(Qt.NoFocus)
+        self.speed.setToolTip("Playback speed: events per second")
+        self.speed.valueChanged.connect(self._apply_speed)
+        speed_label = QLabel("speed")
+        speed_label.setToolTip(self.speed.toolTip())
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (self.reset_button, self.back_button, self.play_button, self.step_button):
+            row.addWidget(w)
+        row.addWidget(self.timeline, 1)
+        row.addWidget(self.position)
+        row.addWidget(speed_label)
+        row.addWidget(self.speed)
+        self._apply_speed()
+        self._sync()
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        """The current step."""
+        return self._step
+
+    @property
+    def length(self) -> int:
+        """The last step (number of events)."""
+        return self._length
+
+    def is_playing(self) -> bool:
+        """True while the timer advances the steps."""
+        return self._timer.isActive()
+
+    def set_length(self, length: int, step: int | None = None) -> None:
+        """A new timeline of `length` events, positioned at `step` (None: the end)."""
+        self._length = max(0, int(length))
+        self.set_step(self._length if step is None else step, force=True)
+
+    def set_step(self, k: int, force: bool = False) -> None:
+        """Go to step `k` (clamped); emits sig_step_changed when it changes (or when `force`)."""
+        k = max(0, min(int(k), self._length))
+        changed = k != self._step
+        self._step = k
+        self._sync()
+        if changed or force:
+            self.sig_step_changed.emit(k)
+
+    def step_forward(self) -> None:
+        """One event on."""
+        self.set_step(self._step + 1)
+
+    def step_back(self) -> None:
+        """One event back."""
+        self.set_step(self._step - 1)
+
+    def reset(self) -> None:
+        """Back to step 0 and stop playing."""
+        self.pause()
+        self.set_step(0)
+
+    def go_end(self) -> None:
+        """Jump to the last step."""
+        self.set_step(self._length)
+
+    def play(self) -> None:
+        """Start playing (from the beginning when at the end)."""
+        if self._length == 0:
+            return
+        if self._step >= self._length:
+            self.set_step(0)
+        self._timer.start()
+        self._sync()
+        self.sig_playing_changed.emit(True)
+
+    def pause(self) -> None:
+        """Stop playing."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._sync()
+            self.sig_playing_changed.emit(False)
+
+    def toggle_play(self) -> None:
+        """Play or pause."""
+        self.pause() if self.is_playing() else self.play()
+
+    def handle_key(self, key: int) -> bool:
+        """Space plays/pauses, Right steps, Left steps back, Home resets, End jumps to the end."""
+        actions = {Qt.Key_Space: self.toggle_play, Qt.Key_Right: self.step_forward,
+                   Qt.Key_Left: self.step_back, Qt.Key_Home: self.reset, Qt.Key_End: self.go_end}
+        action = actions.get(key)
+        if action is None:
+            return False
+        action()
+        return True
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _button(self, text: str, name: str, tip: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setToolTip(tip)
+        button.setAccessibleName(tip.split(" (")[0])
+        # buttons must not take the keyboard focus, or Space would click them instead of playing
+        button.setFocusPolicy(Qt.NoFocus)
+        return button
+
+    def _apply_speed(self) -> None:
+        self._timer.setInterval(int(1000 / max(1, self.speed.value())))
+
+    def _tick(self) -> None:
+        if self._step >= self._length:
+            self.pause()
+            return
+        self.step_forward()
+        if self._step >= self._length:
+            self.pause()
+
+    def _sync(self) -> None:
+        self.timeline.blockSignals(True)
+        self.timeline.setRange(0, self._length)
+        self.timeline.setValue(self._step)
+        self.timeline.blockSignals(False)
+        self.position.setText(f"{self._step} / {self._length}")
+        self.play_button.setText("⏸ Pause" if self.is_playing() else "▶ Play")
+        self.back_button.setEnabled(self._step > 0)
+        self.reset_button.setEnabled(self._step > 0 or self.is_playing())
+        self.step_button.setEnabled(self._step < self._length)
+        self.play_button.setEnabled(self._length > 0)

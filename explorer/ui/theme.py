@@ -1,0 +1,123 @@
+"""Light and dark colour themes shared by every view (cards, edges, editor, plots).
+
+A theme is a plain mapping of role -> colour string so that Qt-free code (and tests) can read it; Qt
+objects are made from it only where they are drawn.
+"""
+
+from __future__ import annotations
+
+LIGHT: dict[str, str] = {
+    "name": "light",
+    "window": "#f6f7fb",
+    "panel": "#ffffff",
+    "text": "#1f2430",
+    "muted": "#6b7280",
+    "canvas": "#f3f5fa",
+    "grid": "#e4e8f0",
+    "card": "#ffffff",
+    "card_border": "#c9d0dc",
+    "card_pending": "#eef0f4",
+    "leaf": "#3b82f6",      # plain inputs: blue
+    "param": "#16a34a",     # trainable leaves: green
+    "const": "#94a3b8",     # constants: slate
+    "op": "#f59e0b",        # operations: amber
+    "output": "#a21caf",    # the loss: magenta
+    "module": "#0d9488",    # collapsed module groups: teal
+    "value": "#1f2430",
+    "grad": "#dc2626",      # gradients are red everywhere
+    "edge": "#9aa4b5",
+    "edge_forward": "#2563eb",
+    "edge_backward": "#e11d48",
+    "current": "#facc15",   # halo of the node the player is on
+    "selected": "#2563eb",
+    "error": "#dc2626",
+    "error_bg": "#fef2f2",
+    "status_bg": "#eef2ff",
+    "keyword": "#7c3aed",
+    "function": "#0369a1",
+    "number": "#b45309",
+    "comment": "#6b7280",
+    "name_def": "#15803d",
+}
+
+DARK: dict[str, str] = {
+    "name": "dark",
+    "window": "#16181d",
+    "panel": "#1e2128",
+    "text": "#e5e7eb",
+    "muted": "#9ca3af",
+    "canvas": "#121419",
+    "grid": "#23262e",
+    "card": "#232731",
+    "card_border": "#3a404d",
+    "card_pending": "#1b1e25",
+    "leaf": "#60a5fa",
+    "param": "#4ade80",
+    "const": "#94a3b8",
+    "op": "#fbbf24",
+    "output": "#e879f9",
+    "module": "#2dd4bf",
+    "value": "#e5e7eb",
+    "grad": "#f87171",
+    "edge": "#5b6475",
+    "edge_forward": "#60a5fa",
+    "edge_backward": "#fb7185",
+    "current": "#facc15",
+    "selected": "#60a5fa",
+    "error": "#f87171",
+    "error_bg": "#3b1d1d",
+    "status_bg": "#22263a",
+    "keyword": "#c4b5fd",
+    "function": "#7dd3fc",
+    "number": "#fdba74",
+    "comment": "#9ca3af",
+    "name_def": "#86efac",
+}
+
+THEMES = {"light": LIGHT, "dark": DARK}
+
+_current = LIGHT
+
+
+def get_theme(name: str | None = None) -> dict[str, str]:
+    """The theme called `name` (unknown names give light), or the current one when `name` is None."""
+    if name is None:
+        return _current
+    return THEMES.get(name, LIGHT)
+
+
+def set_current(name: str) -> dict[str, str]:
+    """Make `name` the theme new views pick up; returns it."""
+    global _current
+    _current = get_theme(name)
+    return _current
+
+
+def stylesheet(theme: dict[str, str]) -> str:
+    """A small application stylesheet for the theme (palette-level colours only)."""
+    t = theme
+    return f"""
+    QMainWindow, QWidget {{ background: {t['window']}; color: {t['text']}; }}
+    QPlainTextEdit, QTableWidget, QTextBrowser, QLineEdit, QSpinBox, QDoubleSpinBox {{
+        background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
+        border-radius: 4px; }}
+    QLabel#errorLabel {{ color: {t['error']}; background: {t['error_bg']}; padding: 4px;
+        border-radius: 4px; }}
+    QLabel#stepStatus {{ background: {t['status_bg']}; padding: 6px; border-radius: 4px;
+        font-family: monospace; }}
+    QPushButton, QToolButton {{ background: {t['panel']}; border: 1px solid {t['card_border']};
+        border-radius: 4px; padding: 4px 10px; }}
+    QPushButton:hover, QToolButton:hover {{ border-color: {t['selected']}; }}
+    QTabBar::tab {{ padding: 6px 14px; }}
+    QTabBar::tab:selected {{ border-bottom: 2px solid {t['selected']}; }}
+    QGroupBox {{ border: 1px solid {t['card_border']}; border-radius: 4px; margin-top: 10px;
+        padding-top: 6px; }}
+    QGroupBox::title {{ subcontrol-origin: margin; left: 8px; color: {t['muted']}; }}
+    """
+
+
+def apply_theme(app, name: str) -> dict[str, str]:
+    """Apply the named theme to a QApplication (stylesheet) and make it current."""
+    theme = set_current(name)
+    app.setStyleSheet(stylesheet(theme))
+    return theme
