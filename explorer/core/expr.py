@@ -527,10 +527,15 @@ class _Runner:
                                 f"the program's has {tuple(base.shape)}", step.line, step.col)
             base = new
         if not base.is_floating_point():
-            base = base.to(self.dtype or torch.float32)  # only floating tensors can require grad
-        elif self.dtype is not None:
-            base = base.to(self.dtype)
-        return base.detach().clone().requires_grad_(True)
+            dtype = self.dtype or torch.float32  # only floating tensors can require grad
+        else:
+            dtype = self.dtype or base.dtype
+        # A fresh leaf filled in place under no_grad: the tracer sees a factory and an initialisation
+        # (neither is part of the graph), so the param appears as one leaf, not as detach/clone ops.
+        leaf = torch.empty(base.shape, dtype=dtype, requires_grad=True)
+        with torch.no_grad():
+            leaf.copy_(base)
+        return leaf
 
     # values
 

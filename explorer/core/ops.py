@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,9 @@ class OpSpec:
     aliases: tuple[str, ...] = ()
     needs_rng: bool = False  # fn takes a torch.Generator as its first argument
     elementwise: bool = False
+    # per input, how the gradient sent to it is written: "{0}", "{1}" are the inputs' names, "{up}" the
+    # upstream gradient, "{/n}" the mean's divisor; without "{up}" it reads "upstream × <template>"
+    chain: tuple[str, ...] = ()
 
     @property
     def arity(self) -> tuple[int, int | None]:
@@ -680,6 +683,49 @@ _SPECS: list[OpSpec] = [
         manual=lambda a: [-_ones(a)],
     ),
 ]
+
+_CHAIN: dict[str, tuple[str, ...]] = {
+    "sigmoid": ("σ({0})(1 − σ({0}))",),
+    "tanh": ("(1 − tanh²({0}))",),
+    "relu": ("[{0} > 0]",),
+    "gelu": ("(Φ({0}) + {0}·φ({0}))",),
+    "exp": ("exp({0})",),
+    "log": ("1/{0}",),
+    "sqrt": ("1/(2√{0})",),
+    "abs": ("sign({0})",),
+    "sin": ("cos({0})",),
+    "cos": ("(−sin({0}))",),
+    "softmax": ("s ⊙ ({up} − Σ {up}·s), s = softmax({0})",),
+    "log_softmax": ("{up} − softmax({0})·Σ {up}",),
+    "sum": ("1",),
+    "mean": ("1/n",),
+    "max": ("[{0} is the largest]",),
+    "min": ("[{0} is the smallest]",),
+    "matmul": ("{up} @ {1}ᵀ", "{0}ᵀ @ {up}"),
+    "linear": ("{up} @ {1}", "{up}ᵀ @ {0}", "Σ_rows {up}"),
+    "transpose": ("({up})ᵀ",),
+    "T": ("({up})ᵀ",),
+    "reshape": ("{up} reshaped back",),
+    "view": ("{up} reshaped back",),
+    "flatten": ("{up} reshaped back",),
+    "unsqueeze": ("{up} squeezed back",),
+    "squeeze": ("{up} unsqueezed back",),
+    "to": ("{up} converted back",),
+    "layer_norm": ("(1/σ)(I − 1/n − x̂x̂ᵀ/n) applied to {up}", "{up} ⊙ x̂", "{up}"),
+    "dropout": ("mask/(1 − p)",),
+    "bce": ("({0} − {1}) / ({0}(1 − {0})){/n}",),
+    "bce_with_logits": ("(σ({0}) − {1}){/n}",),
+    "mse": ("2({0} − {1}){/n}",),
+    "cross_entropy": ("(softmax({0}) − onehot({1})){/n}",),
+    "nll": ("(−onehot({1})){/n}",),
+    "add": ("1", "1"),
+    "sub": ("1", "(−1)"),
+    "mul": ("{1}", "{0}"),
+    "div": ("1/{1}", "(−{0}/{1}²)"),
+    "pow": ("{1}·{0}^({1} − 1)", "{0}^{1}·ln {0}"),
+    "neg": ("(−1)",),
+}
+_SPECS = [replace(spec, chain=_CHAIN.get(spec.name, ())) for spec in _SPECS]
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _SPECS}
 
