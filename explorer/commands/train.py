@@ -1,0 +1,232 @@
+"""`python -m explorer train`: pretrain a GPT headless, printing progress (or one JSON line per step).
+
+Every GPTConfig field and TrainSettings field has a flag named after it (`--n-layers 4`, `--lr 1e-3`);
+values come from the preset, then `--config FILE.json`, then the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+from explorer.cli import UserInputError
+from explorer.core.checkpoint import CheckpointError
+from explorer.core.data import CorpusError
+from explorer.core.gpt import PRESETS, ConfigError, GPTConfig
+from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings
+
+HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
+
+# Flags with a shorter name than their setting; the long spelling works too.
+ALIASES = {"corpus_path": ["--corpus"], "out_dir": ["--out"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Preset, config file, one flag per model and training field, output and resume options."""
+    parser.add_argument("--preset", default=None, choices=list(PRESETS), help="model and training preset "
+                        "(default: tiny, or the checkpoint's with --resume)")
+    parser.add_argument("--config", metavar="FILE.json", help="JSON object of config and setting fields")
+    parser.add_argument("--json", action="store_true", help="one JSON line per logged step on stdout")
+    parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from a checkpoint to --steps")
+    add_field_flags(parser, GPTConfig, "model")
+    add_field_flags(parser, TrainSettings, "training", skip={"save_every"})
+    parser.add_argument("--save-every", dest="save_every", type=int, default=None, metavar="K",
+                        help="with --out, also keep a checkpoint every K steps (step-K.safetensors)")
+
+
+def add_field_flags(parser: argparse.ArgumentParser, cls, title: str, skip=frozenset()) -> None:
+    """One `--field-name` flag per dataclass field, typed after the field, default None (= not given)."""
+    group = parser.add_argument_group(f"{title} fields")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        names = [f"--{f.name.replace('_', '-')}", *ALIASES.get(f.name, [])]
+        kind = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"(default {default})" if default is not None else None
+        if kind is bool:
+            group.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        else:
+            group.add_argument(*names, dest=f.name, type=kind, default=None, help=help_text,
+                               metavar=f.name.upper())
+
+
+def _base_type(hint):
+    # `int | None` -> int; the flags only need the concrete type to parse with.
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def given_fields(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` set explicitly by flags."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
+
+
+def read_config_file(path: str | None) -> tuple[dict, dict]:
+    """(model fields, training fields) of a JSON file: flat, or nested under "config"/"settings"."""
+    if not path:
+        return {}, {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserInputError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"config file {path} must hold a JSON object")
+    flat = {**data.get("config", {}), **data.get("settings", {}),
+            **{k: v for k, v in data.items() if k not in ("config", "settings", "preset")}}
+    model_names = {f.name for f in dataclasses.fields(GPTConfig)}
+    train_names = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(flat) - model_names - train_names)
+    if unknown:
+        raise UserInputError(f"config file {path} has unknown fields: {', '.join(unknown)}")
+    return ({k: v for k, v in flat.items() if k in model_names},
+            {k: v for k, v in flat.items() if k in train_names})
+
+
+def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
+    """Preset, then config file, then flags; UserInputError for any invalid value."""
+    file_model, file_train = read_config_file(getattr(args, "config", None))
+    name = args.preset or "tiny"
+    try:
+        config = PRESETS[name].replace(**file_model, **given_fields(args, GPTConfig)).validate()
+        base = TRAIN_PRESETS.get(name, TrainSettings())
+        settings = base.replace(**file_train, **given_fields(args, TrainSettings))
+        return config, settings.validate()
+    except ConfigError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def _check_save_every(settings: dict) -> None:
+    if settings.get("save_every") and not settings.get("out_dir"):
+        raise UserInputError("--save-every needs --out DIR to know where to keep the checkpoints")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and report; 0 when the run finished, 1 when it stopped on an error, 2 for bad input."""
+    try:
+        if args.resume:
+            trainer = _resume(args)
+        else:
+            config, settings = build(args)
+            _check_save_every(settings.to_dict())
+            trainer = Trainer(config, settings)
+    except (ConfigError, CorpusError, CheckpointError) as exc:
+        raise UserInputError(str(exc)) from None
+    printer = JsonPrinter() if args.json else TextPrinter()
+    for record in trainer.run():
+        printer.add(record)
+        if record["type"] == "error":
+            printer.close()
+            if record.get("kind") == "input":
+                raise UserInputError(record["message"])
+            return 1
+    printer.close()
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> Trainer:
+    """The checkpoint's trainer; flags may change training settings, model flags must agree with it."""
+    from explorer.core.checkpoint import read_checkpoint
+    from explorer.core.data import load_corpus
+
+    saved = read_checkpoint(args.resume)
+    file_model, file_train = read_config_file(getattr(args, "config", None))
+    wanted = {**file_model, **given_fields(args, GPTConfig)}
+    wanted.pop("vocab_size", None)  # the saved tokenizer decides the vocabulary
+    clash = {k: v for k, v in wanted.items() if getattr(saved.config, k) != v}
+    if clash:
+        shown = ", ".join(f"{k} is {getattr(saved.config, k)} in the checkpoint but {v} was asked" for k, v in
+                          clash.items())
+        raise UserInputError(f"{args.resume} does not match the requested model: {shown}")
+    overrides = {**file_train, **given_fields(args, TrainSettings)}
+    _check_save_every({**saved.settings, **overrides})
+    corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
+    return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides)
+
+
+def start_line(r: dict) -> str:
+    """One line describing the run a "start" record announces."""
+    c = r["config"]
+    return (f"{r['parameters']:,} parameters ({c['n_layers']} layers, {c['n_heads']} heads, "
+            f"emb {c['emb_dim']}, context {c['context_length']}, {r['tokenizer']} vocab {c['vocab_size']}) "
+            f"on {r['device']} "
+            f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}")
+
+
+class TextPrinter:
+    """Readable progress lines on stdout."""
+
+    def add(self, r: dict) -> None:
+        """Print one record."""
+        kind = r["type"]
+        if kind == "start":
+            print(start_line(r))
+        elif kind == "step":
+            print(f"step {r['step']:>6}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}  "
+                  f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s")
+        elif kind == "eval":
+            print(f"step {r['step']:>6}  train loss {r['train_loss']:.4f}  val loss {r['val_loss']:.4f}")
+        elif kind == "sample":
+            print(f"--- sample at step {r['step']} ---\n{r['text']}\n---")
+        elif kind == "checkpoint":
+            print(f"saved {r['path']}")
+        elif kind in ("done", "stopped", "error", "warning"):
+            print(f"{kind}: {r['message']}", file=sys.stderr if kind in ("error", "warning") else sys.stdout)
+            for key in ("checkpoint_path", "metrics_path"):
+                if key in r:
+                    print(f"wrote {r[key]}")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        """Nothing buffered."""
+
+
+class JsonPrinter:
+    """One JSON line per logged step on stdout (with that step's eval and sample); the rest on stderr."""
+
+    def __init__(self):
+        self.pending: dict | None = None
+        self.initial: dict = {}
+
+    def add(self, r: dict) -> None:
+        """Merge or print one record."""
+        kind = r["type"]
+        if kind == "step":
+            self._flush()
+            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s")
+            self.pending = {"type": "step", **{k: r[k] for k in keys}, **self.initial}
+            self.initial = {}
+        elif kind == "start":
+            print(start_line(r), file=sys.stderr)
+        elif kind == "eval" and self.pending is not None and self.pending["step"] == r["step"]:
+            self.pending["val_loss"] = r["val_loss"]
+            self.pending["eval_train_loss"] = r["train_loss"]
+        elif kind == "eval":  # before the first step: the untrained model's losses
+            self.initial = {"initial_val_loss": r["val_loss"], "initial_train_loss": r["train_loss"]}
+            print(f"step {r['step']}: train loss {r['train_loss']:.4f}, val loss {r['val_loss']:.4f}",
+                  file=sys.stderr)
+        elif kind == "sample" and self.pending is not None and self.pending["step"] == r["step"]:
+            self.pending["sample"] = r["text"]
+        elif kind in ("done", "stopped", "error", "warning", "checkpoint"):
+            self._flush()
+            print(f"{kind}: {r.get('message', r.get('path', ''))}", file=sys.stderr)
+
+    def close(self) -> None:
+        """Print what is still pending."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            print(json.dumps(self.pending), flush=True)
+            self.pending = None
