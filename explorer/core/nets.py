@@ -528,8 +528,8 @@ class _HookRecorder:
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]):
         self.model, self.params = model, params
-        self.forward: list[tuple[str, nn.Module, np.ndarray]] = []
-        self.backward: list[tuple[str, str, np.ndarray]] = []
+        self.forward: list[tuple[str, nn.Module, Any]] = []  # tensors until finish() makes arrays
+        self.backward: list[tuple[str, str, Any]] = []
         self._handles: list[Any] = []
 
     def clear(self) -> None:
@@ -548,10 +548,13 @@ class _HookRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self.forward = [(n, m, _np(t)) for n, m, t in self.forward]
+        self.backward = [(k, n, _np(g)) for k, n, g in self.backward]
 
     def _forward_hook(self, name: str):
         def hook(module, inputs, output):
-            self.forward.append((name, module, _np(output)))
+            # Keep references only: running torch ops here would show up in the tracer's graph.
+            self.forward.append((name, module, output))
             if output.requires_grad:
                 output.register_hook(self._grad_hook("module", name))
 
@@ -559,7 +562,7 @@ class _HookRecorder:
 
     def _grad_hook(self, kind: str, name: str):
         def hook(grad):
-            self.backward.append((kind, name, _np(grad)))
+            self.backward.append((kind, name, grad))
 
         return hook
 

@@ -1,0 +1,210 @@
+"""The network workspace: build a small network, step through one training iteration, train on toy data.
+
+`NetworkPanel` puts the spec form (left) beside two tabs: "One iteration" (phase player over the traced
+graph and the parameter table) and "Train on toy data" (dataset, train/pause/reset, decision boundary
+and live curves). Open it alone with `python -m explorer.ui.network_panel`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
+
+from explorer.core.nets import NetSession, NetSpec, NetSpecError
+from explorer.ui.network_form import CUSTOM, SpecForm
+from explorer.ui.network_iteration import IterationView
+from explorer.ui.network_train import TrainView
+
+ITERATION_TAB, TRAIN_TAB = 0, 1
+PLAYER_KEYS = (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End)
+
+
+class NetworkPanel(QWidget):
+    """The network workspace (a tab of the main window, or a window of its own)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("networkPanel")
+        self.form = SpecForm()
+        self.iteration = IterationView()
+        self.train = TrainView()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("networkTabs")
+        self.tabs.addTab(self.iteration, "One iteration")
+        self.tabs.addTab(self.train, "Train on toy data")
+        self.tabs.setTabToolTip(ITERATION_TAB, "Step through zero_grad, forward, loss, backward and step")
+        self.tabs.setTabToolTip(TRAIN_TAB, "Train the network on a 2-D dataset and watch it learn")
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(270)
+        scroll.setMaximumWidth(340)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 1)
+        box = QHBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(split)
+        self._actions = self._make_actions()
+        self.addActions(self._actions)
+        self.form.sig_spec_changed.connect(self.apply_spec)
+        self.apply_spec()
+
+    # -- panel protocol ----------------------------------------------------------------------------
+
+    def menu_actions(self) -> list[QAction]:
+        """Player and training actions with their shortcuts, for the main window's Network menu."""
+        return list(self._actions)
+
+    def state(self) -> dict[str, Any]:
+        """The spec, preset, dataset settings and open tab, JSON-able."""
+        t = self.train
+        return {
+            "preset": self.form.preset_name(),
+            "spec": self.form.spec().to_dict(),
+            "skip_zero_grad": self.iteration.skip.isChecked(),
+            "tab": self.tabs.currentIndex(),
+            "dataset": {
+                "name": t.dataset.currentData(),
+                "noise": t.noise.value(),
+                "count": t.count.value(),
+                "test_fraction": t.split.value(),
+                "seed": t.data_seed.value(),
+                "steps": t.steps.value(),
+                "speed": t.speed.currentIndex(),
+            },
+        }
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        """Put back what state() gave; anything malformed is skipped."""
+        if not isinstance(data, dict):
+            return
+        try:
+            spec = NetSpec.from_dict(data.get("spec") or {})
+            spec.validate()
+            self.form.set_spec(spec, preset=data.get("preset") or CUSTOM)
+        except (NetSpecError, TypeError, ValueError):
+            pass
+        self.iteration.skip.setChecked(bool(data.get("skip_zero_grad", False)))
+        ds = data.get("dataset") or {}
+        t = self.train
+        index = t.dataset.findData(ds.get("name"))
+        if index >= 0:
+            t.dataset.setCurrentIndex(index)
+        for widget, key in (
+            (t.noise, "noise"),
+            (t.count, "count"),
+            (t.split, "test_fraction"),
+            (t.data_seed, "seed"),
+            (t.steps, "steps"),
+        ):
+            if isinstance(ds.get(key), int | float):
+                widget.setValue(ds[key])
+        if isinstance(ds.get("speed"), int) and 0 <= ds["speed"] < t.speed.count():
+            t.speed.setCurrentIndex(ds["speed"])
+        if data.get("tab") in (ITERATION_TAB, TRAIN_TAB):
+            self.tabs.setCurrentIndex(data["tab"])
+        self.apply_spec()
+
+    def prepare_screenshot(
+        self, preset: str | None = None, example: str | None = None, step: int | None = None
+    ):
+        """Headless set-up: select `preset`; with `step`, show the iteration at that phase step.
+
+        Without a step, a 2-D network is shown on the training tab after a short training run.
+        """
+        del example
+        if preset:
+            try:
+                self.form.set_preset(preset)
+            except NetSpecError as exc:
+                self.form.show_error(str(exc))
+        self.apply_spec()
+        if step is not None or self.form.spec().input_size != 2:
+            self.tabs.setCurrentIndex(ITERATION_TAB)
+            length = self.iteration.player.length
+            self.iteration.player.set_step(length if step is None else max(0, min(step, length)))
+        else:
+            self.tabs.setCurrentIndex(TRAIN_TAB)
+            self.train.train_blocking(300)
+
+    def shutdown(self) -> None:
+        """Stop the training thread and the player."""
+        self.iteration.player.pause()
+        self.train.stop()
+
+    # -- behaviour -----------------------------------------------------------------------------------
+
+    def apply_spec(self) -> None:
+        """Build the form's spec: a new session for the player, the next run's network for training."""
+        spec = self.form.spec()
+        try:
+            session = NetSession(spec)
+        except NetSpecError as exc:
+            self.form.show_error(str(exc))
+            return
+        self.form.show_error(None)
+        self.iteration.set_session(session)
+        self.train.set_spec(spec)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Space/Right/Left/Home/End drive the phase player on the iteration tab."""
+        if (
+            self.tabs.currentIndex() == ITERATION_TAB
+            and event.key() in PLAYER_KEYS
+            and self.iteration.player.handle_key(event.key())
+        ):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def _make_actions(self) -> list[QAction]:
+        p = self.iteration.player
+        specs = (
+            ("Step forward", "Right", p.step_forward),
+            ("Step back", "Left", p.step_back),
+            ("Play / pause iteration", "Space", p.toggle_play),
+            ("Rewind iteration", "Home", p.reset),
+            ("Next iteration", "N", self.iteration.next_iteration),
+            ("Skip zero_grad", "Z", self.iteration.skip.toggle),
+            ("Train / pause", "Ctrl+T", self.train.train_or_pause),
+            ("Reset training", "Ctrl+R", self.train.reset),
+        )
+        actions = []
+        for text, shortcut, slot in specs:
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(shortcut))
+            # Player keys must not fire while typing into a spin box of the form.
+            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, s=slot: s())
+            actions.append(action)
+        actions[0].setToolTip("Show the next phase of the iteration")
+        return actions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the panel alone in a window."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    try:
+        from explorer.ui import theme
+
+        theme.apply_theme(app, "light")
+    except (ImportError, AttributeError):
+        pass
+    panel = NetworkPanel()
+    panel.setWindowTitle("Autograd Explorer: network workspace")
+    panel.resize(1400, 880)
+    panel.show()
+    app.aboutToQuit.connect(panel.shutdown)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

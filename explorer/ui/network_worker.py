@@ -1,0 +1,78 @@
+"""A QThread that runs `explorer.core.toydata.train_toy` and hands records to the GUI at a bounded rate.
+
+The loop itself knows nothing about Qt; this thread batches its records and emits them at most
+`EMIT_HZ` times a second (keeping only the newest decision-boundary grid of each batch), so a fast
+producer never floods the GUI thread. A speed limit (steps per second) slows training down to watch it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QThread, Signal
+
+from explorer.core.nets import NetSpec
+from explorer.core.toydata import ToyDataset, TrainControl, train_toy
+
+EMIT_HZ = 30
+
+
+class TrainThread(QThread):
+    """Trains one run on toy data; `control` pauses/stops it from the GUI thread."""
+
+    sig_records = Signal(list)
+    """A batch of step records (dicts), at most one boundary record, in order."""
+
+    sig_finished = Signal(dict)
+    """The final record: {"type": "done" | "stopped" | "error", "step", "message"}."""
+
+    def __init__(self, spec: NetSpec, data: ToyDataset, steps: int, speed: float = 0.0, parent=None):
+        super().__init__(parent)
+        self.spec, self.data, self.steps = spec, data, steps
+        self.speed = speed  # steps per second; 0 = as fast as possible (read each step, may change)
+        self.control = TrainControl()
+
+    def run(self) -> None:
+        """Train; emit batches of records; always end with sig_finished."""
+        pending: list[dict] = []
+        last_emit = time.perf_counter()
+        last_step = last_emit
+        final = {"type": "error", "step": 0, "message": "training ended unexpectedly"}
+        try:
+            slow = self.speed and self.speed <= 100
+            records = train_toy(
+                self.spec,
+                self.data,
+                self.steps,
+                self.control,
+                record_every=1,
+                boundary_every=5 if slow else 20,
+                grid_size=64,
+            )
+            for record in records:
+                if record["type"] in ("done", "stopped", "error"):
+                    final = record
+                    break
+                pending.append(record)
+                now = time.perf_counter()
+                if record["type"] == "step" and self.speed:
+                    wait = 1.0 / self.speed - (now - last_step)
+                    if wait > 0:
+                        time.sleep(min(wait, 0.5))  # a worker thread: sleeping here never blocks the GUI
+                    now = last_step = time.perf_counter()
+                if now - last_emit >= 1.0 / EMIT_HZ:
+                    self._emit(pending)
+                    pending = []
+                    last_emit = now
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback
+            final = {"type": "error", "step": 0, "message": f"{type(exc).__name__}: {exc}"}
+        if pending:
+            self._emit(pending)
+        self.sig_finished.emit(final)
+
+    def _emit(self, records: list[dict]) -> None:
+        boundaries = [r for r in records if r["type"] == "boundary"]
+        kept = [r for r in records if r["type"] != "boundary"]
+        if boundaries:
+            kept.append(boundaries[-1])
+        self.sig_records.emit(kept)
