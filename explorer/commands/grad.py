@@ -1,0 +1,127 @@
+"""`python -m explorer grad (-e PROGRAM | FILE) [--json]`: gradients by autograd and finite differences.
+
+Headless: imports torch and the core only, never Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+HELP = "Print a program's output and each param's gradient by autograd and by finite differences."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by the grad and graph commands: the program, inline or from a file."""
+    add_program_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def add_program_arguments(parser: argparse.ArgumentParser) -> None:
+    """`-e PROGRAM` or a FILE holding one."""
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a program file (.expr)")
+    parser.add_argument(
+        "-e", "--expr", metavar="PROGRAM",
+        help="the program itself; separate statements with newlines or `;`",
+    )  # fmt: skip
+
+
+def load_program(args: argparse.Namespace):
+    """Parse the program named by the arguments; bad input raises UserInputError (exit status 2)."""
+    from explorer.cli import UserInputError
+    from explorer.core.expr import ExprError, parse
+
+    if (args.expr is None) == (args.file is None):
+        raise UserInputError("give a program with -e PROGRAM or a FILE (exactly one of them)")
+    if args.expr is not None:
+        # a shell's double quotes keep `\n` as two characters; the language has no other use for them
+        source, where = args.expr.replace("\\n", "\n"), ""
+    else:
+        path = Path(args.file)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable UTF-8 text"
+            raise UserInputError(f"cannot read {args.file}: {reason}") from None
+        where = f"{args.file}: "
+    try:
+        return parse(source)
+    except ExprError as exc:
+        raise UserInputError(f"{where}{exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the program's gradients and print them; exit status 2 for a bad program."""
+    from explorer.cli import UserInputError
+    from explorer.core.expr import ExprError
+    from explorer.core.gradcheck import compare_grads
+
+    program = load_program(args)
+    try:
+        report = compare_grads(program)
+    except ExprError as exc:
+        where = f"{args.file}: " if args.file else ""
+        raise UserInputError(f"{where}{exc}") from None
+    if args.json:
+        print(json.dumps(report_json(report)))
+    else:
+        print(report_text(report))
+    return 0
+
+
+def to_plain(t: torch.Tensor | None):
+    """A tensor as a number (one element) or nested lists, for JSON; None stays None."""
+    if t is None:
+        return None
+    t = t.detach()
+    if t.is_floating_point() or t.is_complex():
+        t = t.to(torch.float64)
+    return t.item() if t.dim() == 0 else t.tolist()
+
+
+def report_json(report) -> dict:
+    """The --json object: output, grads, numeric_grads, max_abs_error (and max_rel_error)."""
+    return {
+        "output": {"name": report.output_name, "value": to_plain(report.output)},
+        "grads": {n: to_plain(c.autograd) for n, c in report.params.items()},
+        "numeric_grads": {n: to_plain(c.numeric) for n, c in report.params.items()},
+        "max_abs_error": report.max_abs_error,
+        "max_rel_error": report.max_rel_error,
+    }
+
+
+def _number(x: float) -> str:
+    return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e5 else f"{x:.4e}"
+
+
+def _value(t: torch.Tensor) -> str:
+    t = t.detach()
+    if t.numel() == 1:
+        return _number(float(t.reshape(-1)[0]))
+    text = str(t.to(torch.float64).numpy().round(4)) if t.is_floating_point() else str(t.numpy())
+    return f"shape {tuple(t.shape)}\n" + "\n".join("    " + line for line in text.splitlines())
+
+
+def report_text(report) -> str:
+    """Human-readable lines: the output, each param's gradient two ways, the largest difference."""
+    lines = [f"{report.output_name} = {_value(report.output)}"]
+    if not report.params:
+        lines.append("no param(...) in the program: nothing to differentiate")
+        return "\n".join(lines)
+    for name, check in report.params.items():
+        grad = f"dL/d{name}" if report.output_name == "L" else f"d{report.output_name}/d{name}"
+        lines.append(f"{grad} = {_value(check.autograd)}")
+        if check.numeric is None:
+            lines.append(f"    finite differences skipped: {check.skipped}")
+            continue
+        if check.autograd.numel() == 1:
+            auto, num = float(check.autograd.reshape(-1)[0]), float(check.numeric.reshape(-1)[0])
+            lines.append(f"    autograd {auto:.8g}   finite differences {num:.8g}   "
+                         f"|difference| {check.max_abs_error:.2e}")
+        else:
+            lines.append(f"    finite differences agree to {check.max_abs_error:.2e} (largest |difference|)")
+    lines.append(f"largest difference between autograd and finite differences: {report.max_abs_error:.2e}")
+    return "\n".join(lines)
