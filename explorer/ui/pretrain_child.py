@@ -37,8 +37,6 @@ def run_training(
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
         trainer = _make_trainer(config, settings, corpus_path)
-        sender.send({"type": "started", "config": _config_dict(trainer, config),
-                     "device": str(getattr(trainer, "device", settings.get("device", "cpu")))})
         wants_checkpoint = threading.Event()
         listener = threading.Thread(
             target=_listen, args=(commands, trainer, wants_checkpoint), daemon=True, name="commands"
@@ -62,23 +60,11 @@ def run_training(
 
 
 def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None):
-    """Build the core Trainer; the corpus file is read here so the GUI never blocks on it."""
-    from explorer.core.gpt import GPTConfig
+    """Build the core Trainer; it reads and checks the corpus file here, never in the GUI."""
     from explorer.core.train import Trainer, TrainSettings
 
-    gpt_config = GPTConfig(**config)
-    train_settings = TrainSettings(**settings)
-    corpus = None
-    if corpus_path:
-        corpus = _read_corpus(corpus_path)
-    return Trainer(gpt_config, train_settings, corpus=corpus)
-
-
-def _read_corpus(path: str) -> str:
-    """The text of a corpus file, through the core's checks (empty, binary, not UTF-8, too short)."""
-    from explorer.core.data import load_corpus
-
-    return load_corpus(path)
+    train_settings = TrainSettings.from_dict({**settings, "corpus_path": corpus_path or None})
+    return Trainer(dict(config), train_settings)
 
 
 def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event) -> None:
@@ -117,16 +103,6 @@ def _save(trainer: Any, path: str, sender: _BatchSender) -> None:
 def _trainer_step(trainer: Any) -> int | None:
     step = getattr(trainer, "step", None)
     return int(step) if isinstance(step, int) else None
-
-
-def _config_dict(trainer: Any, fallback: dict[str, Any]) -> dict[str, Any]:
-    """The config the trainer really uses (the tokenizer may have fixed the vocabulary size)."""
-    import dataclasses
-
-    config = getattr(trainer, "config", None) or getattr(trainer, "gpt_config", None)
-    if config is not None and dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
-    return dict(fallback)
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +158,7 @@ class _BatchSender:
     def add(self, record: dict[str, Any]) -> None:
         with self._lock:
             self._pending.append(record)
-        if record.get("type") in (*TERMINAL_TYPES, "exit", "checkpoint", "started"):
+        if record.get("type") in (*TERMINAL_TYPES, "exit", "checkpoint", "start", "paused"):
             self.flush()
 
     def send(self, record: dict[str, Any]) -> None:

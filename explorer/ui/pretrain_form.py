@@ -86,10 +86,13 @@ TRAIN_FIELDS = [
     FieldSpec("warmup_steps", "Warm-up steps", int,
               "The learning rate rises linearly from 0 to its peak over these first steps, then "
               "decays along a cosine: early gradients are large and noisy, so start gently.", 0),
-    FieldSpec("eval_interval", "Eval interval", int,
+    FieldSpec("eval_every", "Eval interval", int,
               "Every this many steps the validation loss is measured on text the model never trains "
               "on. If train loss keeps falling while validation loss rises, the model is "
               "memorising (overfitting).", 1),
+    FieldSpec("sample_every", "Sample every", int,
+              "Every this many steps the model writes a short text by itself (shown under Samples): "
+              "watch it go from random characters to words. 0: never.", 0),
     FieldSpec("seed", "Seed", int,
               "The random seed: the same seed, config and corpus give the same run on the CPU, so "
               "two runs differ only by what you changed.", 0),
@@ -103,8 +106,9 @@ TIE_TIP = ("Tie the output head to the token embedding: the same matrix turns to
            "163,009,536.")
 QKV_TIP = ("Give the query, key and value projections of attention a bias vector. GPT-2's original "
            "weights have one; most modern LLMs (and the seed's config) leave it out.")
-CORPUS_TIP = ("The text to pretrain on. Empty: the built-in corpus (no download). Or any UTF-8 text "
-              "file; it is split into training and validation text.")
+CORPUS_TIP = ("The text to pretrain on. Empty: the built-in corpus (English text that ships with "
+              "Python, no download). Or any UTF-8 text file; its last tenth is held out as "
+              "validation text.")
 
 INVALID_STYLE = "QLineEdit[invalid=\"true\"] { border: 1.5px solid #dc2626; background: #fef2f2; }"
 
@@ -122,6 +126,7 @@ class HyperparameterForm(QWidget):
         self._errors: dict[str, QLabel] = {}
         self._specs = {spec.key: spec for spec in MODEL_FIELDS + TRAIN_FIELDS}
         self._values: dict[str, Any] = {}
+        self._base_settings: dict[str, Any] = info.base_settings("tiny")
         self._messages: dict[str, str] = {}
         self._loading = False
 
@@ -188,6 +193,8 @@ class HyperparameterForm(QWidget):
         values = info.preset_values(name)
         if values is None:
             return
+        # Settings the form does not show (tokenizer, gradient accumulation, ...) follow the preset.
+        self._base_settings = info.base_settings(name)
         self.set_values(values)
         self._loading = True
         self.preset.setCurrentText(name)
@@ -209,6 +216,9 @@ class HyperparameterForm(QWidget):
                 self.device.setCurrentText(values["device"])
             if "corpus" in values:
                 self.corpus.setText(values["corpus"] or "")
+            for key in self._base_settings:
+                if key in values and key not in self._edits and key != "corpus_path":
+                    self._base_settings[key] = values[key]
         finally:
             self._loading = False
         self._validate()
@@ -240,7 +250,8 @@ class HyperparameterForm(QWidget):
 
     def settings_dict(self) -> dict[str, Any]:
         """The training settings (steps, batch size, lr, ..., device)."""
-        out = {spec.key: self._values.get(spec.key) for spec in TRAIN_FIELDS}
+        out = {key: value for key, value in self._base_settings.items() if key != "corpus_path"}
+        out.update({spec.key: self._values.get(spec.key) for spec in TRAIN_FIELDS})
         out["device"] = self.device.currentText()
         return out
 

@@ -51,6 +51,9 @@ class RunHistory(QWidget):
         self._runs: dict[int, Run] = {}
         self.list = QListWidget()
         self.list.setObjectName("pretrainRunHistory")
+        self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setSpacing(2)
         self.list.setToolTip("Every run keeps its configuration and curves. Untick to hide its curves; "
                              "double-click to load its hyperparameters into the form.")
         self.list.itemChanged.connect(self._on_item_changed)
@@ -99,7 +102,8 @@ class RunHistory(QWidget):
         if item is None or run is None:
             return
         train, val = run.final_losses()
-        text = f"{run.name}  ·  {run.status}  ·  train {_fmt(train)}  val {_fmt(val)}"
+        short, _, details = run.name.partition(" · ")
+        text = f"{short}  ·  {run.status}  ·  train {_fmt(train)}  ·  val {_fmt(val)}\n{details}"
         self.list.blockSignals(True)
         item.setText(text)
         item.setToolTip(f"{run.name}\n{run.message}" if run.message else run.name)

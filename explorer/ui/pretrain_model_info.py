@@ -12,15 +12,6 @@ from typing import Any
 
 from explorer.core import gpt
 
-# Training defaults per preset: `tiny` learns visibly on a CPU within a minute.
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": {"steps": 300, "batch_size": 12, "lr": 1e-3, "warmup_steps": 20, "eval_interval": 50,
-             "seed": 1337},
-    "small": {"steps": 2000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 100,
-              "seed": 1337},
-    "gpt2-124m": {"steps": 5000, "batch_size": 8, "lr": 6e-4, "warmup_steps": 200, "eval_interval": 250,
-                  "seed": 1337},
-}
 # A model above this many parameters would take hours for a few hundred steps on a CPU.
 CPU_PARAM_LIMIT = 30_000_000
 
@@ -37,9 +28,15 @@ def preset_values(name: str) -> dict[str, Any] | None:
     values = dataclasses.asdict(gpt.PRESETS[name])
     if values.get("hidden_dim") == 4 * values.get("emb_dim", 0):
         values["hidden_dim"] = None  # shown as "4 × emb" (empty field) so emb_dim edits carry it along
-    values.update(TRAIN_DEFAULTS.get(name, TRAIN_DEFAULTS["tiny"]))
-    values["device"] = "auto"
+    values.update(base_settings(name))
     return values
+
+
+def base_settings(name: str) -> dict[str, Any]:
+    """The core's training settings for a preset (TRAIN_PRESETS), as a dict; defaults otherwise."""
+    from explorer.core.train import TRAIN_PRESETS, TrainSettings
+
+    return (TRAIN_PRESETS.get(name) or TrainSettings()).to_dict()
 
 
 def make_config(config: dict[str, Any]) -> gpt.GPTConfig:

@@ -218,7 +218,7 @@ class PretrainPanel(QWidget):
         self.progress_label.setText("Starting the training process…")
         self.hide_message()
         self._run_started_at = time.monotonic()
-        checkpoint = str(self._dir / f"run-{run_id}.ckpt")
+        checkpoint = str(self._dir / f"run-{run_id}.safetensors")
         try:
             self._process.start(config, settings, checkpoint, corpus_path=run.corpus)
         except (OSError, RuntimeError) as exc:
@@ -346,7 +346,8 @@ class PretrainPanel(QWidget):
         del example
         self.form.apply_preset(preset or "tiny")
         if step:
-            self.form.set_values({"steps": int(step), "eval_interval": max(1, int(step) // 5)})
+            every = max(1, int(step) // 5)
+            self.form.set_values({"steps": int(step), "eval_every": every, "sample_every": every})
             if self.train():
                 self.wait_until_idle(timeout=300.0)
         self.plots.flush()

@@ -114,8 +114,6 @@ class TrainingPlots(QWidget):
         self.grad_plot.showGrid(x=True, y=True, alpha=0.25)
         self.grad_widget.setToolTip("The length of the whole gradient vector: spikes warn of instability; "
                                     "clipping caps it at 1.")
-        self.lr_plot.setXLink(self.loss)
-        self.grad_plot.setXLink(self.loss)
         for widget in (self.lr_widget, self.grad_widget):
             widget.setMinimumHeight(110)
         self.loss_widget.setMinimumHeight(220)

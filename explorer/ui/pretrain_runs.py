@@ -99,9 +99,14 @@ class Run:
                 self.evals[key].append(value)
         elif kind == "sample":
             self.samples.append((int(record.get("step", 0) or 0), str(record.get("text", ""))))
-        elif kind == "started":
+        elif kind == "start":
+            # The trainer's effective config: the tokenizer fixes the vocabulary size.
             self.config = dict(record.get("config") or self.config)
             self.device = str(record.get("device", ""))
+            self.status = "running"
+        elif kind == "paused":
+            self.status = "paused"
+        elif kind == "resumed":
             self.status = "running"
         elif kind == "checkpoint":
             self.checkpoint = record.get("path") or self.checkpoint

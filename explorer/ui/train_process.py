@@ -70,7 +70,11 @@ class TrainProcess(QObject):
             name="explorer-train",
             daemon=True,
         )
-        self._process.start()
+        try:
+            self._process.start()
+        except Exception:
+            self._process = None
+            raise
         self._timer.start()
 
     def is_running(self) -> bool:
@@ -182,7 +186,7 @@ class TrainProcess(QObject):
     def _finish(self) -> None:
         self._timer.stop()
         process, self._process = self._process, None
-        if process is not None:
+        if process is not None and process.pid is not None:
             process.join(2.0)
             if process.is_alive():
                 process.terminate()

@@ -1,0 +1,224 @@
+"""pytest-qt tests of the pretraining workspace (training runs in a real spawned process)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QLabel, QPushButton  # noqa: E402
+
+from explorer.core.checkpoint import read_checkpoint  # noqa: E402
+from explorer.ui.pretrain_child import _BatchSender  # noqa: E402
+from explorer.ui.pretrain_panel import PretrainPanel  # noqa: E402
+from explorer.ui.pretrain_runs import Run  # noqa: E402
+
+# A model small enough that a step takes milliseconds: the tests stop it long before `steps`.
+FAST = {"context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
+        "batch_size": 4, "steps": 100000, "warmup_steps": 5, "eval_every": 5, "sample_every": 10,
+        "lr": 0.001}
+WAIT_MS = 60000
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    widget = PretrainPanel(checkpoint_dir=str(tmp_path))
+    qtbot.addWidget(widget)
+    widget.resize(1300, 820)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+def _text(panel, name):
+    return panel.findChild(QLabel, name).text()
+
+
+def _steps(run):
+    return len(run.steps["step"])
+
+
+def test_object_names_exist(panel):
+    for name in ("pretrainPreset", "pretrainTrainButton", "pretrainStopButton", "pretrainLossPlot",
+                 "samplesView", "paramCount"):
+        assert panel.findChild(object, name) is not None, name
+
+
+def test_gpt2_param_count_untied_and_tied(panel, qtbot):
+    panel.form.apply_preset("gpt2-124m")
+    assert "163,009,536" in _text(panel, "paramCount")
+    panel.form.tie_weights.setChecked(True)
+    assert "124,412,160" in _text(panel, "paramCount")
+    # It can be inspected but not trained on this (CPU) machine: a warning and no Train.
+    assert panel.fit_warning.isVisible()
+    assert "will not train" in panel.fit_warning.text()
+    assert not panel.findChild(QPushButton, "pretrainTrainButton").isEnabled()
+
+
+def test_invalid_field_shows_its_message(panel, qtbot):
+    emb = panel.form.edit("emb_dim")
+    emb.clear()
+    qtbot.keyClicks(emb, "12x")
+    assert emb.property("invalid") is True
+    assert "must be a whole number" in panel.form.error_label("emb_dim").text()
+    assert panel.form.error_label("emb_dim").isVisible()
+    assert not panel.train_button.isEnabled()
+    assert "–" in _text(panel, "paramCount")
+    emb.clear()
+    qtbot.keyClicks(emb, "130")  # 130 is not divisible by 4 heads
+    assert emb.property("invalid") is False
+    assert "divisible" in panel.form.error_label("n_heads").text()
+    qtbot.keyClick(emb, Qt.Key_Backspace)
+    qtbot.keyClicks(emb, "2")  # 132 / 4 = 33: fine again
+    assert panel.form.is_valid()
+    assert panel.train_button.isEnabled()
+    assert "parameters" in _text(panel, "paramCount")
+
+
+def test_bad_corpus_file_is_marked(panel, tmp_path):
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"\x00\x01\x02" * 1000)
+    panel.form.corpus.setText(str(binary))
+    assert "binary" in panel.form.error_label("corpus").text()
+    assert panel.train() is False
+    assert panel.banner.isVisible() and "binary" in panel.banner.text()
+    assert panel.runs() == []
+
+
+def test_train_stop_retrain_shows_two_curves(panel, qtbot):
+    panel.form.set_values(FAST)
+    qtbot.mouseClick(panel.findChild(QPushButton, "pretrainTrainButton"), Qt.LeftButton)
+    assert panel.is_training()
+    first = panel.runs()[0]
+    qtbot.waitUntil(lambda: _steps(first) >= 3 and bool(first.samples), timeout=WAIT_MS)
+    assert first.evals["val_loss"].view().size >= 1
+    assert "step" in panel.samples.toPlainText()
+    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.findChild(QPushButton, "pretrainStopButton"), Qt.LeftButton)
+    assert blocker.args == [first.run_id, "stopped"]
+    assert first.checkpoint and os.path.exists(first.checkpoint)
+    assert read_checkpoint(first.checkpoint).step == first.last_step["step"]
+
+    panel.form.edit("lr").setText("0.003")
+    panel.form._on_edit()
+    qtbot.mouseClick(panel.retrain_button, Qt.LeftButton)
+    assert len(panel.runs()) == 2
+    second = panel.runs()[1]
+    assert second.settings["lr"] == 0.003 and first.settings["lr"] == 0.001
+    qtbot.waitUntil(lambda: _steps(second) >= 3, timeout=WAIT_MS)
+    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS):
+        panel.stop()
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 2
+    legend_names = [label.text for _, label in panel.plots.loss.legend.items]
+    assert len(legend_names) == 2
+    assert panel.history.list.count() == 2
+
+
+def test_retrain_while_running_restarts(panel, qtbot):
+    panel.form.set_values(FAST)
+    panel.train()
+    first = panel.runs()[0]
+    qtbot.waitUntil(lambda: _steps(first) >= 2, timeout=WAIT_MS)
+    panel.form.set_values({"batch_size": 2})
+    panel.retrain()
+    qtbot.waitUntil(lambda: len(panel.runs()) == 2 and panel.is_training(), timeout=WAIT_MS)
+    assert first.status == "stopped"
+    assert panel.runs()[1].settings["batch_size"] == 2
+    # Closing the window mid-run stops the process cleanly with the checkpoint intact.
+    second = panel.runs()[1]
+    qtbot.waitUntil(lambda: _steps(second) >= 2, timeout=WAIT_MS)
+    panel.shutdown()
+    assert not panel.is_training()
+    assert second.status == "stopped"
+    assert read_checkpoint(second.checkpoint).step >= 2
+
+
+def test_corpus_the_core_rejects_gives_a_message(panel, qtbot, tmp_path):
+    noisy = tmp_path / "noisy.txt"
+    noisy.write_text("\x01\x02\x03 abc " * 400, encoding="utf-8")
+    panel.form.set_values({**FAST, "corpus": str(noisy)})
+    assert panel.form.is_valid()  # the quick check passes; the trainer's full check does not
+    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS) as blocker:
+        panel.train()
+    assert blocker.args[1] == "error"
+    assert panel.banner.isVisible() and "binary" in panel.banner.text()
+    assert "Traceback" not in panel.banner.text()
+    assert panel.train_button.isEnabled()  # the app stays usable
+
+
+def _fake_run(run_id, lr):
+    run = Run(run_id, f"Run {run_id}", {"n_layers": 1, "emb_dim": 32}, {"lr": lr, "batch_size": 4},
+              color="#2563eb")
+    for step in range(1, 30):
+        run.add({"type": "step", "step": step, "tokens": step * 64, "train_loss": 4.0 / step, "lr": lr,
+                 "grad_norm": 1.0, "tokens_per_s": 100.0})
+    run.add({"type": "eval", "step": 29, "tokens": 29 * 64, "val_loss": 0.5})
+    run.add({"type": "done", "message": "finished"})
+    return run
+
+
+def test_history_hide_delete_and_state_roundtrip(panel, qtbot, tmp_path):
+    runs = [_fake_run(1, 1e-3).to_state(), _fake_run(2, 3e-3).to_state()]
+    state = {"form": {"preset": "tiny"}, "runs": runs}
+    panel.restore_state(json.loads(json.dumps(state)))
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 2
+    item = panel.history.list.item(0)
+    item.setCheckState(Qt.Unchecked)
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 1
+    panel.history.list.setCurrentRow(1)
+    dialog = panel.history.compare()
+    assert dialog.isVisible()
+    dialog.close()
+    qtbot.mouseClick(panel.history.delete_button, Qt.LeftButton)
+    assert [run.run_id for run in panel.runs()] == [1]
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 0  # run 1 is hidden, run 2 deleted
+    saved = json.loads(json.dumps(panel.state()))
+    other = PretrainPanel(checkpoint_dir=str(tmp_path / "other"))
+    qtbot.addWidget(other)
+    other.restore_state(saved)
+    assert [run.name for run in other.runs()] == ["Run 1"]
+    assert other.runs()[0].final_losses()[1] == pytest.approx(0.5)
+
+
+def test_smoothing_and_axes(panel):
+    run = _fake_run(1, 1e-3)
+    panel.restore_state({"runs": [run.to_state()]})
+    panel.plots.smoothing.setValue(0)
+    panel.plots.flush()
+    curves = panel.plots.curves(1)
+    x, y = curves.train.getData()
+    assert y[0] == pytest.approx(4.0) and x[-1] == 29
+    panel.plots.smoothing.setValue(90)
+    panel.plots.x_axis.setCurrentIndex(1)
+    panel.plots.flush()
+    x, y = curves.train.getData()
+    assert x[-1] == 29 * 64
+    assert y[-1] > 4.0 / 29  # smoothed lags behind a falling loss
+
+
+def test_batch_sender_coalesces_records():
+    class FakeQueue:
+        def __init__(self):
+            self.puts = []
+
+        def put(self, item):
+            self.puts.append(list(item))
+
+    queue = FakeQueue()
+    sender = _BatchSender(queue)
+    for i in range(2000):
+        sender.add({"type": "step", "step": i})
+    sender.add({"type": "done"})
+    sender.close()
+    received = [record for batch in queue.puts for record in batch]
+    assert [r.get("step") for r in received[:-1]] == list(range(2000))
+    assert received[-1]["type"] == "done"
+    assert len(queue.puts) < 100  # one message per ~50 ms, not one per record
