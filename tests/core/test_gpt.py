@@ -1,0 +1,162 @@
+"""GPT model: exact parameter counts, config validation, causal attention, attention maps, memory."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, memory_estimate, preset
+
+
+def model_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())  # parameters() counts a tied tensor once
+
+
+def meta_model(cfg: GPTConfig) -> GPT:
+    with torch.device("meta"):  # shapes only: a 163M model costs no memory
+        return GPT(cfg)
+
+
+def small_config(**changes) -> GPTConfig:
+    cfg = GPTConfig(vocab_size=31, context_length=12, emb_dim=16, n_heads=4, n_layers=2, drop_rate=0.0)
+    return cfg.replace(**changes)
+
+
+def test_gpt2_counts_match_the_seed():
+    assert count_parameters(preset("gpt2-124m"))["total"] == 163_009_536
+    assert count_parameters(preset("gpt2-124m", tie_weights=True))["total"] == 124_412_160
+
+
+def test_gpt2_model_really_has_that_many_parameters():
+    assert model_parameters(meta_model(preset("gpt2-124m"))) == 163_009_536
+    assert model_parameters(meta_model(preset("gpt2-124m", tie_weights=True))) == 124_412_160
+
+
+def test_gpt2_count_per_part():
+    counts = count_parameters(PRESETS["gpt2-124m"])
+    assert counts["embeddings"] == 50257 * 768 + 1024 * 768
+    assert counts["head"] == 50257 * 768
+    assert counts["norms"] == 25 * 2 * 768
+    assert counts["attention"] == 12 * (768 * 2304 + 768 * 768 + 768)
+    assert counts["mlp"] == 12 * (768 * 3072 + 3072 + 3072 * 768 + 768)
+    assert sum(v for k, v in counts.items() if k != "total") == counts["total"]
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"tie_weights": True}, {"qkv_bias": True}, {"hidden_dim": 24}, {"n_layers": 3, "n_heads": 2},
+])
+def test_formula_matches_the_module(changes):
+    cfg = small_config(**changes)
+    model = GPT(cfg)
+    assert count_parameters(cfg)["total"] == model_parameters(model)
+    assert count_parameters(model) == count_parameters(cfg)
+
+
+def test_presets_are_valid_and_tiny_is_small():
+    for name, cfg in PRESETS.items():
+        assert cfg.validate() is cfg, name
+    assert count_parameters(PRESETS["tiny"])["total"] < 2_000_000
+    assert 5_000_000 < count_parameters(PRESETS["small"])["total"] < 20_000_000
+
+
+def test_hidden_dim_defaults_to_four_times_emb_and_follows_it():
+    cfg = GPTConfig(emb_dim=64, n_heads=4)
+    assert cfg.hidden_dim == 256
+    assert cfg.replace(emb_dim=32).hidden_dim == 128
+    assert GPTConfig(emb_dim=64, n_heads=4, hidden_dim=100).replace(emb_dim=32).hidden_dim == 100
+
+
+def test_validation_messages_name_the_problem():
+    with pytest.raises(ConfigError) as err:
+        GPTConfig(emb_dim=100, n_heads=3).validate()
+    assert "divisible by n_heads" in str(err.value) and "100" in str(err.value)
+    assert set(err.value.problems) == {"n_heads"}
+    bad = GPTConfig(n_layers=0, vocab_size=-1, drop_rate=1.0, context_length=2.5, qkv_bias="yes")
+    problems = bad.problems()
+    assert problems["n_layers"] == "n_layers must be at least 1, got 0"
+    assert "at least 1" in problems["vocab_size"]
+    assert "drop_rate" in problems["drop_rate"] and "1" in problems["drop_rate"]
+    assert "whole number" in problems["context_length"]
+    assert "true or false" in problems["qkv_bias"]
+    with pytest.raises(ConfigError, match="divisible"):
+        GPT(GPTConfig(emb_dim=10, n_heads=4))
+
+
+def test_dict_round_trip_and_unknown_fields():
+    cfg = small_config(tie_weights=True)
+    assert GPTConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown GPT config field 'n_embd'"):
+        GPTConfig.from_dict({"n_embd": 3})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+
+
+def test_tied_head_shares_the_embedding():
+    model = GPT(small_config(tie_weights=True))
+    assert model.out_head.weight is model.tok_emb.weight
+
+
+def test_forward_shapes_and_causality():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    idx = torch.randint(0, 31, (2, 12))
+    logits = model(idx)
+    assert logits.shape == (2, 12, 31)
+    changed = idx.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 31
+    # Positions before the change cannot see it.
+    assert torch.allclose(model(changed)[:, :7], logits[:, :7], atol=1e-6)
+    assert not torch.allclose(model(changed)[:, 7:], logits[:, 7:], atol=1e-4)
+    loss = model.loss(idx, idx)
+    assert torch.isclose(loss, F.cross_entropy(logits.flatten(0, 1), idx.flatten()), atol=1e-6)
+    with pytest.raises(ValueError, match="longer than context_length"):
+        model(torch.zeros(1, 13, dtype=torch.long))
+
+
+def test_initial_loss_is_near_uniform_guess():
+    torch.manual_seed(0)
+    model = GPT(small_config(vocab_size=100))
+    idx = torch.randint(0, 100, (4, 12))
+    assert abs(model.loss(idx, idx).item() - math.log(100)) < 0.3
+
+
+def test_attention_maps_are_causal_distributions_that_sdpa_uses():
+    torch.manual_seed(1)
+    model = GPT(small_config()).eval()
+    idx = torch.randint(0, 31, (9,))
+    maps = model.attention_maps(idx)
+    assert maps.shape == (2, 4, 9, 9)
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 4, 9))
+    assert torch.all(maps.triu(1) == 0)
+    # The explicit weights reproduce the fused attention's output in the first block.
+    block = model.blocks[0]
+    x = block.norm1(model._embed(idx[None]))
+    _, _, v = block.attn._heads(x)
+    y = (maps[0][None] @ v).transpose(1, 2).reshape(1, 9, 16)
+    assert torch.allclose(block.attn.proj(y), block.attn(x), atol=1e-5)
+
+
+def test_generate_is_seeded_and_leaves_global_rng_alone():
+    model = GPT(small_config())
+    start = torch.zeros(1, 1, dtype=torch.long)
+    state = torch.get_rng_state()
+    a = model.generate(start, 20, generator=torch.Generator().manual_seed(3))
+    b = model.generate(start, 20, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert a.shape == (1, 21) and torch.equal(a, b)
+    assert model.generate(start, 5, temperature=0, top_k=3).shape == (1, 6)
+
+
+def test_memory_estimate_per_dtype():
+    cfg = PRESETS["gpt2-124m"]
+    n = 163_009_536
+    fp32 = memory_estimate(cfg, batch_size=8, dtype="float32")
+    bf16 = memory_estimate(cfg, batch_size=8, dtype="bfloat16")
+    assert fp32["weights"] == 4 * n and fp32["gradients"] == 4 * n and fp32["optimizer"] == 8 * n
+    assert bf16["weights"] == 2 * n
+    assert fp32["activations"] == 2 * bf16["activations"]
+    assert memory_estimate(cfg, batch_size=16)["activations"] == 2 * memory_estimate(cfg, 8)["activations"]
+    assert fp32["total"] == sum(v for k, v in fp32.items() if k != "total")
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        memory_estimate(cfg, dtype="int3")
