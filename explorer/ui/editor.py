@@ -79,7 +79,7 @@ class ProgramEditor(QPlainTextEdit):
         font.setPointSize(11)
         self.setFont(font)
         self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
-        self.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.setLineWrapMode(QPlainTextEdit.WidgetWidth)
         self.setToolTip("Your program: one assignment per line, e.g. z = w * x + b.\n"
                         "param(...) makes a leaf that requires a gradient. The last name assigned is\n"
                         "the output that backward() starts from. Ctrl+Enter recomputes now.")

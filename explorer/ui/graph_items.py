@@ -10,22 +10,22 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
-CARD_W = 164.0
-CARD_H = 86.0
-HEADER_H = 26.0
+CARD_W = 156.0
+CARD_H = 84.0
+HEADER_H = 28.0
 HEATMAP = 40.0
 
 _TITLE_FONT = QFont()
-_TITLE_FONT.setPointSizeF(10.5)
+_TITLE_FONT.setPointSizeF(12.0)
 _TITLE_FONT.setBold(True)
 _SMALL_FONT = QFont()
-_SMALL_FONT.setPointSizeF(8.5)
+_SMALL_FONT.setPointSizeF(9.0)
 _VALUE_FONT = QFont("DejaVu Sans Mono")
 _VALUE_FONT.setStyleHint(QFont.Monospace)
-_VALUE_FONT.setPointSizeF(9.0)
+_VALUE_FONT.setPointSizeF(11.0)
 
 
 def fmt_number(v: float, integer: bool = False) -> str:
@@ -186,7 +186,10 @@ class NodeCard(QGraphicsItem):
             return
         painter.setFont(_SMALL_FONT)
         painter.setPen(QColor(t["muted"]))
-        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, self.info.get("subtitle", ""))
+        title_w = QFontMetricsF(_TITLE_FONT).horizontalAdvance(self.info["title"]) + 10
+        sub = QFontMetricsF(_SMALL_FONT).elidedText(self.info.get("subtitle", ""), Qt.ElideRight,
+                                                    max(0.0, title_rect.width() - title_w))
+        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, sub)
         self._paint_body(painter, rect)
 
     def _paint_body(self, painter, rect: QRectF) -> None:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 from explorer.ui import theme as themes
 from explorer.ui.graph_items import CARD_H, CARD_W, EdgeBundle, FlowEdge, NodeCard, edge_path
 
-GAP_X = 86.0   # free space between layers
+GAP_X = 70.0   # free space between layers
 GAP_Y = 30.0   # free space between cards of one layer
 EDGES_PER_BUNDLE = 150
 
@@ -58,7 +58,7 @@ def _node_info(node, has_grad: bool) -> dict:
     torch_name = getattr(node, "torch_name", None)
     title = name or label
     if kind == "op":
-        subtitle = (getattr(node, "op", None) or label) if name else ""
+        subtitle = op_short_name(node) if name else (op_short_name(node) if label != node.op else "")
     else:
         subtitle = kind
     helptext = _KIND_HELP.get(kind, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
@@ -75,6 +75,18 @@ def _node_info(node, has_grad: bool) -> dict:
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
         "torch_name": torch_name,
     }
+
+
+def op_short_name(node) -> str:
+    """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
+    op = getattr(node, "op", None) or ""
+    try:
+        from explorer.core.ops import find_op
+
+        spec = find_op(op) or find_op(getattr(node, "torch_name", None))
+        return spec.name if spec else op
+    except ImportError:
+        return op
 
 
 def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> DisplayModel:
@@ -101,17 +113,39 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> D
     model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
     n_fwd = len(trace.forward_order)
     fpos = {n: i for i, n in enumerate(trace.forward_order)}
-    bpos = {n: i for i, n in enumerate(trace.backward_order)}
+    grad_step = gradient_steps(trace)
     for did, info in model.info.items():
         f = [fpos[m] for m in info["members"] if m in fpos]
-        b = [bpos[m] for m in info["members"] if m in bpos]
+        b = [grad_step[m] for m in info["members"] if m in grad_step]
         model.value_at[did] = max(f) + 1 if f else 0
         if b:
-            model.grad_at[did] = n_fwd + max(b) + 1
+            model.grad_at[did] = n_fwd + max(b)
     model.positions = _positions(graph, model)
     model.ports = _ports(model)
     model.order = sorted(model.info, key=lambda d: (model.positions[d][0], model.positions[d][1]))
     return model
+
+
+def gradient_steps(trace) -> dict[str, int]:
+    """For each node that gets a gradient: how many backward events must run before dL/d(node) is known.
+
+    That is after the last op that reads the node has sent its share (the output: after its own event).
+    """
+    bpos = {n: i for i, n in enumerate(trace.backward_order)}
+    last_consumer: dict[str, int] = {}
+    for nid, node in trace.nodes.items():
+        if nid in bpos:
+            for inp in node.inputs:
+                last_consumer[inp] = max(last_consumer.get(inp, -1), bpos[nid])
+    steps: dict[str, int] = {}
+    for nid, node in trace.nodes.items():
+        if nid not in bpos and getattr(node, "grad", None) is None:
+            continue  # no gradient ever reaches it (inputs, constants)
+        if nid in last_consumer:
+            steps[nid] = last_consumer[nid] + 1
+        elif nid in bpos:
+            steps[nid] = bpos[nid] + 1
+    return steps
 
 
 def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:

@@ -27,12 +27,13 @@ class Player(QWidget):
         self._step = 0
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
-        self.reset_button = self._button("⏮", "resetButton", "Reset to step 0: nothing computed yet (Home)")
-        self.back_button = self._button("◀", "stepBackButton", "Step back one event (Left)")
+        self.reset_button = self._button("⇤ Reset", "resetButton",
+                                         "Reset to step 0: nothing computed yet (Home)")
+        self.back_button = self._button("◀ Back", "stepBackButton", "Step back one event (Left)")
         self.play_button = self._button("▶ Play", "playButton",
                                         "Play the forward pass, then the backward pass, "
                                         "event by event (Space)")
-        self.step_button = self._button("▶|", "stepButton", "Step forward one event (Right)")
+        self.step_button = self._button("Step ▶", "stepButton", "Step forward one event (Right)")
         self.reset_button.clicked.connect(self.reset)
         self.back_button.clicked.connect(self.step_back)
         self.step_button.clicked.connect(self.step_forward)
@@ -173,7 +174,7 @@ class Player(QWidget):
         self.timeline.setValue(self._step)
         self.timeline.blockSignals(False)
         self.position.setText(f"{self._step} / {self._length}")
-        self.play_button.setText("⏸ Pause" if self.is_playing() else "▶ Play")
+        self.play_button.setText("❚❚ Pause" if self.is_playing() else "▶ Play")
         self.back_button.setEnabled(self._step > 0)
         self.reset_button.setEnabled(self._step > 0 or self.is_playing())
         self.step_button.setEnabled(self._step < self._length)

@@ -98,7 +98,7 @@ def stylesheet(theme: dict[str, str]) -> str:
     t = theme
     return f"""
     QMainWindow, QWidget {{ background: {t['window']}; color: {t['text']}; }}
-    QPlainTextEdit, QTableWidget, QTextBrowser, QLineEdit, QSpinBox, QDoubleSpinBox {{
+    QPlainTextEdit, QTableWidget, QTextBrowser {{
         background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
         border-radius: 4px; }}
     QLabel#errorLabel {{ color: {t['error']}; background: {t['error_bg']}; padding: 4px;

@@ -1,0 +1,118 @@
+"""Learning by doing: gradient descent steps with a loss plot, and .grad accumulating on repeat backward."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+)
+
+from explorer.ui import theme as themes
+from explorer.ui.graph_items import fmt_number
+
+
+class LearningBox(QGroupBox):
+    """A 'gradient descent step' button with a learning rate, a loss plot, and 'backward again'."""
+
+    sig_descent_requested = Signal(float)
+    """The user asked for one step p -= lr * p.grad with this learning rate."""
+
+    sig_backward_again = Signal()
+    """The user asked to call backward once more without zeroing the gradients."""
+
+    def __init__(self, parent=None):
+        super().__init__("Learning by doing", parent)
+        self.setObjectName("learningBox")
+        self.lr = QDoubleSpinBox()
+        self.lr.setObjectName("learningRate")
+        self.lr.setDecimals(3)
+        self.lr.setRange(0.001, 100.0)
+        self.lr.setSingleStep(0.1)
+        self.lr.setValue(1.0)
+        self.lr.setToolTip("Learning rate: how far each step moves the parameters against the gradient")
+        self.step_button = QPushButton("Gradient descent step")
+        self.step_button.setObjectName("descentButton")
+        self.step_button.setToolTip("Update every param: p ← p − lr · dL/dp, then run forward and "
+                                    "backward again (Ctrl+G)")
+        self.step_button.clicked.connect(lambda: self.sig_descent_requested.emit(self.lr.value()))
+        self.again_button = QPushButton("Backward again without zeroing")
+        self.again_button.setObjectName("backwardAgainButton")
+        self.again_button.setToolTip("PyTorch adds new gradients to .grad instead of replacing them: "
+                                     "call backward() twice without zero_grad() and .grad doubles.")
+        self.again_button.clicked.connect(self.sig_backward_again.emit)
+        self.accum_label = QLabel("")
+        self.accum_label.setObjectName("accumulationLabel")
+        self.accum_label.setWordWrap(True)
+        self.loss_label = QLabel("")
+        self.loss_label.setObjectName("lossLabel")
+        self.losses: list[float] = []
+        self.plot = self._make_plot()
+        grid = QGridLayout(self)
+        grid.addWidget(QLabel("lr"), 0, 0)
+        grid.addWidget(self.lr, 0, 1)
+        grid.addWidget(self.step_button, 0, 2)
+        grid.addWidget(self.loss_label, 1, 0, 1, 3)
+        if self.plot is not None:
+            grid.addWidget(self.plot, 2, 0, 1, 3)
+        grid.addWidget(self.again_button, 3, 0, 1, 3)
+        grid.addWidget(self.accum_label, 4, 0, 1, 3)
+
+    def reset_losses(self, first: float | None = None) -> None:
+        """Start a new loss history (a new program), optionally with its first loss."""
+        self.losses = [] if first is None else [first]
+        self._redraw()
+
+    def add_loss(self, loss: float) -> None:
+        """Append the loss after a descent step."""
+        self.losses.append(loss)
+        self._redraw()
+
+    def show_accumulation(self, history: dict[str, list]) -> None:
+        """Show .grad of each param after each backward call."""
+        lines = []
+        for name, values in history.items():
+            shown = [fmt_number(v) if isinstance(v, float) else "tensor" for v in values]
+            lines.append(f"{name}.grad: " + " → ".join(shown))
+        calls = max((len(v) for v in history.values()), default=0)
+        head = f"after {calls} backward() calls without zero_grad(): gradients add up"
+        self.accum_label.setText(head + "\n" + "\n".join(lines))
+
+    def _make_plot(self):
+        try:
+            import pyqtgraph as pg
+        except Exception:  # the plot is a bonus: without pyqtgraph the label shows the numbers
+            return None
+        theme = themes.get_theme()
+        plot = pg.PlotWidget(background=theme["panel"])
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).setPen(theme["muted"])
+            plot.getAxis(axis).setTextPen(theme["muted"])
+            plot.getAxis(axis).enableAutoSIPrefix(False)
+        plot.setObjectName("lossPlot")
+        plot.setMinimumHeight(110)
+        plot.setMaximumHeight(150)
+        plot.setLabel("bottom", "descent step")
+        plot.setLabel("left", "loss")
+        plot.showGrid(x=True, y=True, alpha=0.3)
+        plot.setToolTip("Loss after each gradient descent step")
+        self._curve = plot.plot([], [], pen=pg.mkPen("#a21caf", width=2), symbol="o", symbolSize=5,
+                                symbolBrush="#a21caf")
+        return plot
+
+    def _redraw(self) -> None:
+        if self.losses:
+            self.loss_label.setText(f"loss {fmt_number(self.losses[-1])} after {len(self.losses) - 1} "
+                                    "descent steps")
+        else:
+            self.loss_label.setText("")
+        if self.plot is not None:
+            self._curve.setData(list(range(len(self.losses))), self.losses)
+            self.plot.setXRange(0, max(5, len(self.losses) - 1), padding=0.05)
+            if self.losses:
+                lo, hi = min(self.losses), max(self.losses)
+                pad = max(1e-3, 0.1 * (hi - lo))
+                self.plot.setYRange(min(0.0, lo - pad), hi + pad, padding=0)
