@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HELP = "Print a program's output and each param's gradient by autograd and by finite differences."
@@ -101,7 +102,8 @@ def _value(t: torch.Tensor) -> str:
     t = t.detach()
     if t.numel() == 1:
         return _number(float(t.reshape(-1)[0]))
-    text = str(t.to(torch.float64).numpy().round(4)) if t.is_floating_point() else str(t.numpy())
+    arr = t.to(torch.float64).numpy().round(4) + 0.0 if t.is_floating_point() else t.numpy()  # no -0.0
+    text = np.array2string(arr, precision=4, suppress_small=True, max_line_width=100)
     return f"shape {tuple(t.shape)}\n" + "\n".join("    " + line for line in text.splitlines())
 
 
