@@ -1,0 +1,537 @@
+"""Layered (Sugiyama-style) positions for a traced graph, and module grouping.
+
+The method was chosen on measurements (``bench/graph_bench.py``): traced autograd graphs are long and
+thin, and our own layering + barycenter sweeps + transposition reach the same crossing counts as Graphviz
+``dot`` on them, many times faster, with no dependency beyond networkx. The steps are the textbook ones:
+
+1. break cycles (only module-collapsed graphs can have them) by reversing DFS back edges;
+2. layer: as soon as possible after the inputs, then every node that has more outgoing than incoming
+   edges is pulled right next to its first consumer (parameters sit just before the op that reads them);
+3. split edges spanning several layers with dummy nodes;
+4. order each layer by barycenters, sweeping left-right and back, then swap neighbours while that
+   removes crossings (keeping the best order seen);
+5. place nodes vertically: each sweep moves nodes towards the median of their neighbours and keeps the
+   layer's order and spacing by isotonic regression (pool adjacent violators), so chains run straight.
+
+``ogdf-py``'s Sugiyama is used when asked for (``method="ogdf"``) and measured in the bench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+__all__ = ["Layout", "collapse", "count_crossings", "layered_layout"]
+
+NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
+DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
+
+
+@dataclass
+class Layout:
+    """Node centres in abstract units: one layer is 1.0 apart along the flow, nodes >= 1.0 apart across."""
+
+    positions: dict[Hashable, tuple[float, float]]
+    layers: dict[Hashable, int]
+    crossings: int
+    method: str
+    # Bend points of edges spanning more than one layer (source to target order); short edges: absent.
+    edge_points: dict[tuple[Hashable, Hashable], list[tuple[float, float]]] = field(default_factory=dict)
+    direction: str = "LR"
+
+    @property
+    def ids(self) -> list:
+        """Node ids in the order of ``xy``'s rows."""
+        return list(self.positions)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """Positions as an (n, 2) float array, rows in ``ids`` order."""
+        return np.array(list(self.positions.values()), dtype=float).reshape(-1, 2)
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Width and height of the drawing (node centres only)."""
+        xy = self.xy
+        if not len(xy):
+            return 0.0, 0.0
+        return float(np.ptp(xy[:, 0])), float(np.ptp(xy[:, 1]))
+
+
+def layered_layout(graph: nx.DiGraph, *, direction: str = "LR", groups: dict | None = None,
+                   method: str = "auto", max_sweeps: int = 24) -> Layout:
+    """Lay ``graph`` out in layers along ``direction`` ("LR", "RL", "TB" or "BT").
+
+    ``groups`` maps node ids to a group key (a module path, say): members of a group are kept next to
+    each other within each layer. ``method`` is "auto" (our Sugiyama), "sugiyama" or "ogdf".
+    """
+    if direction not in ("LR", "RL", "TB", "BT"):
+        raise ValueError(f"direction must be LR, RL, TB or BT, not {direction!r}")
+    if method == "ogdf":
+        from explorer.core import _ogdf_layout  # noqa: PLC0415 -- optional, measured in the bench
+
+        return _ogdf_layout.layout(graph, direction=direction)
+    if method not in ("auto", "sugiyama"):
+        raise ValueError(f"unknown layout method {method!r}")
+    nodes = list(graph.nodes)
+    if not nodes:
+        return Layout({}, {}, 0, "sugiyama", {}, direction)
+    index = {n: i for i, n in enumerate(nodes)}
+    edges = [(index[u], index[v]) for u, v in graph.edges if u != v]
+    sg = _Sugiyama(len(nodes), edges, [groups.get(n) if groups else None for n in nodes])
+    sg.run(max_sweeps)
+    return sg.result(nodes, direction)
+
+
+def count_crossings(graph: nx.DiGraph, positions: dict, edge_points: dict | None = None,
+                    direction: str = "LR") -> int:
+    """Edge crossings of a layered drawing, counted the same way whatever drew it.
+
+    Each edge is a polyline (its end centres and bend points). The ranks are the distinct coordinates of
+    node centres along the flow; between two neighbouring ranks each edge crossing that strip is a segment
+    from its position on one rank line to its position on the next, and two segments cross when their
+    order flips strictly. Edges within one rank are ignored.
+    """
+    axis = 0 if direction in ("LR", "RL") else 1
+    edge_points = edge_points or {}
+    ranks = np.unique(np.round([p[axis] for p in positions.values()], 6))
+    if len(ranks) < 2:
+        return 0
+    per_gap: dict[int, list[tuple[float, float]]] = {}
+    for u, v in graph.edges:
+        if u == v:
+            continue
+        pts = [positions[u], *edge_points.get((u, v), []), positions[v]]
+        along = np.array([p[axis] for p in pts], dtype=float)
+        across = np.array([p[1 - axis] for p in pts], dtype=float)
+        if along[0] > along[-1]:
+            along, across = along[::-1], across[::-1]
+        lo, hi = np.searchsorted(ranks, [round(along[0], 6), round(along[-1], 6)])
+        if hi <= lo:
+            continue
+        ys = np.interp(ranks[lo:hi + 1], along, across)
+        for k in range(hi - lo):
+            per_gap.setdefault(lo + k, []).append((ys[k], ys[k + 1]))
+    return sum(_inversions(pairs) for pairs in per_gap.values())
+
+
+# ---------------------------------------------------------------------------------------------- Sugiyama
+
+
+class _Sugiyama:
+    """The layered layout on integer node ids 0..n-1 (real nodes first, then dummies)."""
+
+    def __init__(self, n: int, edges: list[tuple[int, int]], groups: list):
+        self.n = n
+        self.edges = list(dict.fromkeys(edges))  # parallel edges draw as one
+        self.groups = groups
+        self.reversed: set[tuple[int, int]] = set()
+
+    def run(self, max_sweeps: int):
+        dag = self._acyclic_edges()
+        self.layer = _assign_layers(self.n, dag)
+        self._add_dummies(dag)
+        self._order(max_sweeps)
+        self._place()
+
+    # -- 1. cycles ------------------------------------------------------------------------------------
+    def _acyclic_edges(self) -> list[tuple[int, int]]:
+        succ: list[list[int]] = [[] for _ in range(self.n)]
+        for u, v in self.edges:
+            succ[u].append(v)
+        state = [0] * self.n  # 0 new, 1 on the DFS stack, 2 done
+        back = set()
+        for root in range(self.n):
+            if state[root]:
+                continue
+            stack = [(root, iter(succ[root]))]
+            state[root] = 1
+            while stack:
+                u, it = stack[-1]
+                for v in it:
+                    if state[v] == 0:
+                        state[v] = 1
+                        stack.append((v, iter(succ[v])))
+                        break
+                    if state[v] == 1:
+                        back.add((u, v))
+                else:
+                    state[u] = 2
+                    stack.pop()
+        self.reversed = back
+        out = [(v, u) if (u, v) in back else (u, v) for u, v in self.edges]
+        return list(dict.fromkeys(out))
+
+    # -- 3. dummies -----------------------------------------------------------------------------------
+    def _add_dummies(self, dag):
+        layer = list(self.layer)
+        up: list[list[int]] = [[] for _ in range(self.n)]
+        down: list[list[int]] = [[] for _ in range(self.n)]
+        self.chains: dict[tuple[int, int], list[int]] = {}  # original (u, v) -> dummy ids in flow order
+        for u, v in dag:
+            prev = u
+            chain = []
+            for lay in range(layer[u] + 1, layer[v]):
+                d = len(layer)
+                layer.append(lay)
+                up.append([])
+                down.append([])
+                chain.append(d)
+                down[prev].append(d)
+                up[d].append(prev)
+                prev = d
+            down[prev].append(v)
+            up[v].append(prev)
+            if chain:
+                self.chains[(u, v)] = chain
+        self.all_layer = layer
+        self.up, self.down = up, down
+        self.group_of = list(self.groups) + [None] * (len(layer) - self.n)
+        # dummies follow their edge's source into its group only when both ends share it
+        for (u, v), chain in self.chains.items():
+            if self.groups[u] is not None and self.groups[u] == self.groups[v]:
+                for d in chain:
+                    self.group_of[d] = self.groups[u]
+
+    # -- 4. ordering ----------------------------------------------------------------------------------
+    def _order(self, max_sweeps: int):
+        nl = max(self.all_layer) + 1
+        layers: list[list[int]] = [[] for _ in range(nl)]
+        for v in self._initial_sequence():
+            layers[self.all_layer[v]].append(v)
+        self.pos = [0] * len(self.all_layer)
+        for lay in layers:
+            for i, v in enumerate(lay):
+                self.pos[v] = i
+        if any(g is not None for g in self.group_of):
+            for lay in layers:  # groups start contiguous; the sweeps and swaps below keep them so
+                self._sort_layer(lay, [[] for _ in range(len(self.all_layer))])
+        best = [list(lay) for lay in layers]
+        best_c = self._crossings(layers)
+        stale = 0
+        for sweep in range(max_sweeps):
+            if best_c == 0:
+                break
+            if sweep % 2 == 0:
+                for i in range(1, nl):
+                    self._sort_layer(layers[i], self.up)
+            else:
+                for i in range(nl - 2, -1, -1):
+                    self._sort_layer(layers[i], self.down)
+            self._transpose(layers)
+            c = self._crossings(layers)
+            if c < best_c:
+                best, best_c, stale = [list(lay) for lay in layers], c, 0
+            else:
+                stale += 1
+                if stale >= 4:
+                    break
+        self.layers_order = best
+        self.crossings = best_c
+        for lay in best:
+            for i, v in enumerate(lay):
+                self.pos[v] = i
+
+    def _initial_sequence(self) -> list[int]:
+        """Depth-first from the sinks back through inputs, so connected nodes start out next to each other."""
+        seen = [False] * len(self.all_layer)
+        seq: list[int] = []
+        sinks = [v for v in range(len(self.all_layer)) if not self.down[v]]
+        for root in reversed(sinks):
+            stack = [root]
+            while stack:
+                v = stack.pop()
+                if seen[v]:
+                    continue
+                seen[v] = True
+                seq.append(v)
+                stack.extend(reversed(self.up[v]))
+        return seq
+
+    def _sort_layer(self, lay: list[int], nbrs: list[list[int]]):
+        pos = self.pos
+        keys = {}
+        for v in lay:
+            ns = nbrs[v]
+            keys[v] = sum(pos[u] for u in ns) / len(ns) if ns else pos[v]
+        if any(self.group_of[v] is not None for v in lay):
+            gsum: dict = {}
+            for v in lay:
+                g = self.group_of[v]
+                s = gsum.setdefault(g, [0.0, 0])
+                s[0] += keys[v]
+                s[1] += 1
+            lay.sort(key=lambda v: (gsum[self.group_of[v]][0] / gsum[self.group_of[v]][1]
+                                    if self.group_of[v] is not None else keys[v], keys[v]))
+        else:
+            lay.sort(key=keys.__getitem__)
+        for i, v in enumerate(lay):
+            pos[v] = i
+
+    def _transpose(self, layers):
+        """Swap neighbours in a layer while that lowers crossings with both adjacent layers."""
+        pos, up, down, group = self.pos, self.up, self.down, self.group_of
+        for _ in range(4):
+            improved = False
+            for lay in layers:
+                for i in range(len(lay) - 1):
+                    a, b = lay[i], lay[i + 1]
+                    if group[a] != group[b]:
+                        continue
+                    if _pair_crossings(b, a, pos, up, down) < _pair_crossings(a, b, pos, up, down):
+                        lay[i], lay[i + 1] = b, a
+                        pos[a], pos[b] = i + 1, i
+                        improved = True
+            if not improved:
+                break
+
+    def _crossings(self, layers) -> int:
+        pos = self.pos
+        for lay in layers:
+            for i, v in enumerate(lay):
+                pos[v] = i
+        total = 0
+        for lay in layers[:-1]:
+            pairs = [(pos[u], pos[w]) for u in lay for w in self.down[u]]
+            total += _inversions(pairs)
+        return total
+
+    # -- 5. coordinates -------------------------------------------------------------------------------
+    def _place(self, iterations: int = 8):
+        layers = self.layers_order
+        n_real = self.n
+        y = [0.0] * len(self.all_layer)
+        gaps: list[list[float]] = []
+        for lay in layers:
+            g = [0.0]
+            for a, b in zip(lay, lay[1:], strict=False):
+                g.append(g[-1] + (NODE_GAP if a < n_real and b < n_real else DUMMY_GAP))
+            gaps.append(g)
+            for v, off in zip(lay, g, strict=True):
+                y[v] = off
+        for it in range(iterations):
+            order = range(1, len(layers)) if it % 2 == 0 else range(len(layers) - 2, -1, -1)
+            nbrs = self.up if it % 2 == 0 else self.down
+            for i in order:
+                lay = layers[i]
+                want = []
+                for v in lay:
+                    ns = nbrs[v]
+                    if ns:
+                        vals = sorted(y[u] for u in ns)
+                        m = len(vals)
+                        want.append(vals[m // 2] if m % 2 else 0.5 * (vals[m // 2 - 1] + vals[m // 2]))
+                    else:
+                        want.append(y[v])
+                for v, val in zip(lay, _pav_with_gaps(want, gaps[i]), strict=True):
+                    y[v] = val
+        self.y = y
+
+    def result(self, nodes: list, direction: str) -> Layout:
+        flip = direction in ("RL", "BT")
+        top = min(self.y) if self.y else 0.0
+
+        def place(v):
+            along = float(-self.all_layer[v] if flip else self.all_layer[v])
+            across = self.y[v] - top
+            return (along, across) if direction in ("LR", "RL") else (across, along)
+
+        positions = {nodes[i]: place(i) for i in range(self.n)}
+        layers = {nodes[i]: self.all_layer[i] for i in range(self.n)}
+        bends = {}
+        for (u, v), chain in self.chains.items():
+            pts = [place(d) for d in chain]
+            if (v, u) in self.reversed:  # drawn against the flow: report bends source-to-target
+                bends[(nodes[v], nodes[u])] = pts[::-1]
+            else:
+                bends[(nodes[u], nodes[v])] = pts
+        return Layout(positions, layers, self.crossings, "sugiyama", bends, direction)
+
+
+def _assign_layers(n: int, edges: list[tuple[int, int]]) -> list[int]:
+    """Layers: as soon as possible, then nodes with more outputs than inputs pulled to their consumers."""
+    preds: list[list[int]] = [[] for _ in range(n)]
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for u, v in edges:
+        preds[v].append(u)
+        succs[u].append(v)
+    indeg = [len(p) for p in preds]
+    topo = [v for v in range(n) if indeg[v] == 0]
+    for v in topo:  # grows while iterating: Kahn's algorithm
+        for w in succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                topo.append(w)
+    layer = [0] * n
+    for v in topo:
+        if preds[v]:
+            layer[v] = max(layer[u] for u in preds[v]) + 1
+    for v in reversed(topo):  # consumers are final before their inputs move
+        if not succs[v]:
+            continue
+        inputs = sum(1 for u in preds[v] if preds[u])  # inputs that are sources will follow v anyway
+        if inputs <= len(succs[v]):
+            layer[v] = min(layer[w] for w in succs[v]) - 1
+    low = min(layer) if layer else 0
+    return [lay - low for lay in layer]
+
+
+def _pair_crossings(a: int, b: int, pos, up, down) -> int:
+    """Crossings between edges of a and of b when a sits directly above b."""
+    c = 0
+    for nbrs in (up, down):
+        for pa in nbrs[a]:
+            qa = pos[pa]
+            for pb in nbrs[b]:
+                if pos[pb] < qa:
+                    c += 1
+    return c
+
+
+def _inversions(pairs: Iterable[tuple[float, float]]) -> int:
+    """Number of pairs whose order flips strictly between the first and second coordinate."""
+    pairs = sorted(pairs)
+    m = len(pairs)
+    if m < 2:
+        return 0
+    second = np.fromiter((p[1] for p in pairs), dtype=float, count=m)
+    first = np.fromiter((p[0] for p in pairs), dtype=float, count=m)
+    if m <= 512:
+        later = np.triu(np.ones((m, m), dtype=bool), 1)
+        strict = first[:, None] < first[None, :]
+        return int(np.count_nonzero(later & strict & (second[:, None] > second[None, :])))
+    # Larger strips: count with a Fenwick tree over the ranks of the second coordinate.
+    ranks = np.searchsorted(np.unique(second), second) + 1
+    tree = [0] * (int(ranks.max()) + 1)
+    total, seen = 0, 0
+    i = 0
+    while i < m:  # equal first coordinates never cross each other: add them as one batch
+        j = i
+        while j < m and first[j] == first[i]:
+            r = int(ranks[j])
+            le = 0
+            while r > 0:
+                le += tree[r]
+                r -= r & -r
+            total += seen - le
+            j += 1
+        for k in range(i, j):
+            r = int(ranks[k])
+            while r < len(tree):
+                tree[r] += 1
+                r += r & -r
+        seen += j - i
+        i = j
+    return total
+
+
+def _pav_with_gaps(want: list[float], gaps: list[float]) -> list[float]:
+    """Closest positions (least squares) to ``want`` that keep the order and the cumulative ``gaps``."""
+    blocks: list[list[float]] = []  # [sum, count]
+    for w, g in zip(want, gaps, strict=True):
+        blocks.append([w - g, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, c = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+    out = []
+    for s, c in blocks:
+        out.extend([s / c] * c)
+    return [o + g for o, g in zip(out, gaps, strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------- modules
+
+
+def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: bool = True) -> nx.DiGraph:
+    """Group nodes by ``nn.Module`` path: each module not in ``expanded`` becomes one node.
+
+    A node inside ``blocks.0.attn`` joins the shallowest of ``blocks``, ``blocks.0``, ``blocks.0.attn``
+    that is not expanded; nodes outside any module (inputs, the loss) stay as they are. A module node
+    has ``kind="module"``, ``label`` (its class, e.g. "Linear"), ``module``/``path`` (its path) and
+    ``members`` (the ids it stands for, in forward order). With ``rollup``, a run of two or more sibling
+    modules ``blocks.0``, ``blocks.1``, ... of identical structure becomes one node labelled
+    "Block × 12" with path ``blocks.0-11`` (put that path in ``expanded`` to see them one by one).
+    Edges between groups carry ``count``, the number of original edges they stand for.
+    """
+    graph = trace_or_graph.graph if hasattr(trace_or_graph, "graph") and hasattr(
+        trace_or_graph, "nodes") and not isinstance(trace_or_graph, nx.Graph) else trace_or_graph
+    expanded = set(expanded)
+    classes = dict(getattr(trace_or_graph, "modules", None) or graph.graph.get("modules", {}))
+    group_of: dict = {}
+    members: dict[str, list] = {}
+    for nid, attrs in graph.nodes(data=True):
+        path = _group_path(attrs.get("module"), expanded)
+        if path is not None:
+            group_of[nid] = path
+            members.setdefault(path, []).append(nid)
+    labels = {p: classes.get(p, p.rpartition(".")[2] or p) for p in members}
+    if rollup:
+        _roll_up(graph, group_of, members, labels, classes, expanded)
+
+    out = nx.DiGraph()
+    out.graph.update(graph.graph)
+    for nid, attrs in graph.nodes(data=True):
+        path = group_of.get(nid)
+        if path is None:
+            out.add_node(nid, **attrs)
+        elif ("module:" + path) not in out:
+            out.add_node("module:" + path, kind="module", label=labels[path], name=path, module=path,
+                         path=path, members=list(members[path]))
+    for u, v, attrs in graph.edges(data=True):
+        a = "module:" + group_of[u] if u in group_of else u
+        b = "module:" + group_of[v] if v in group_of else v
+        if a == b:
+            continue
+        if out.has_edge(a, b):
+            out.edges[a, b]["count"] += 1
+        else:
+            out.add_edge(a, b, arg=attrs.get("arg", 0), count=1)
+    return out
+
+
+def _group_path(module: str | None, expanded: set[str]) -> str | None:
+    """The shallowest prefix of ``module`` that is not expanded (None: show the node itself)."""
+    if not module:
+        return None
+    parts = module.split(".")
+    for k in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:k])
+        if prefix not in expanded:
+            return prefix
+    return None
+
+
+def _roll_up(graph, group_of, members, labels, classes, expanded):
+    """Merge runs of identical numbered siblings (``blocks.0``, ``blocks.1``, ...) into one group."""
+    def signature(path):
+        cut = len(path)
+        return tuple((str(graph.nodes[m].get("module") or "")[cut:], graph.nodes[m].get("op"),
+                      graph.nodes[m].get("kind")) for m in members[path])
+
+    by_parent: dict[str, list[tuple[int, str]]] = {}
+    for path in members:
+        parent, _, last = path.rpartition(".")
+        if last.isdigit():
+            by_parent.setdefault(parent, []).append((int(last), path))
+    for parent, items in by_parent.items():
+        items.sort()
+        run: list[tuple[int, str]] = []
+        for item in [*items, (None, None)]:
+            if run and item[0] is not None and item[0] == run[-1][0] + 1 and \
+                    classes.get(item[1]) == classes.get(run[-1][1]) and \
+                    signature(item[1]) == signature(run[-1][1]):
+                run.append(item)
+                continue
+            if len(run) >= 2:
+                key = f"{parent}.{run[0][0]}-{run[-1][0]}" if parent else f"{run[0][0]}-{run[-1][0]}"
+                if key not in expanded:
+                    merged = [m for _, p in run for m in members.pop(p)]
+                    members[key] = merged
+                    for m in merged:
+                        group_of[m] = key
+                    labels[key] = f"{classes.get(run[0][1], 'Module')} × {len(run)}"
+            run = [item] if item[0] is not None else []
