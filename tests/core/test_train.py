@@ -1,0 +1,207 @@
+"""Trainer: it learns, records are small and JSON-able, NaN and OOM stop it, pause/stop, resume equality."""
+
+import json
+import math
+import pickle
+import threading
+from collections import Counter
+
+import pytest
+import torch
+
+from explorer.core import train as train_mod
+from explorer.core.data import default_corpus
+from explorer.core.gpt import ConfigError, GPTConfig, preset
+from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings, write_metrics_csv
+
+CORPUS = default_corpus()[:60_000]
+
+
+def micro(**changes) -> tuple[GPTConfig, TrainSettings]:
+    """A model and settings small enough for a step to take a few milliseconds."""
+    cfg = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+    settings = TrainSettings(steps=8, batch_size=4, warmup_steps=2, eval_every=4, eval_batches=2,
+                             sample_every=4, sample_tokens=10, seed=7)
+    cfg_changes = {k: v for k, v in changes.items() if hasattr(cfg, k)}
+    other = {k: v for k, v in changes.items() if k not in cfg_changes}
+    return cfg.replace(**cfg_changes), settings.replace(**other)
+
+
+def records_of(trainer, **kw):
+    return list(trainer.run(**kw))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Results must not depend on how many cores the test machine lends us.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiny_preset_learns_on_cpu():
+    # The tiny preset narrowed (2 layers, 64 wide, context 32) so 300 steps take seconds, not a minute.
+    cfg = preset("tiny", n_layers=2, emb_dim=64, context_length=32)
+    settings = TRAIN_PRESETS["tiny"].replace(steps=300, batch_size=16, lr=3e-3, warmup_steps=10,
+                                             eval_every=100, eval_batches=5, sample_every=0, seed=0)
+    trainer = Trainer(cfg, settings)
+    evals = [r for r in trainer.run() if r["type"] == "eval"]
+    first, last = evals[0]["val_loss"], evals[-1]["val_loss"]
+    # Untrained: about ln(vocab) ~ 4.6 nats. A model that learned only letter frequencies scores the
+    # unigram entropy of the text (~3.0 nats); learning context must take it clearly below both.
+    counts = Counter(trainer.tokenizer.decode(trainer.data.train.tolist()))
+    total = sum(counts.values())
+    unigram = -sum(c / total * math.log(c / total) for c in counts.values())
+    assert first > 4.0
+    assert last < 0.6 * first, (first, last)
+    assert last < unigram - 0.3, (last, unigram)
+
+
+def test_records_are_small_json_and_complete():
+    trainer = Trainer(*micro(), corpus=CORPUS)
+    records = records_of(trainer)
+    kinds = [r["type"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert kinds.count("step") == 8 and kinds.count("sample") == 2
+    assert [r["step"] for r in records if r["type"] == "eval"] == [0, 4, 8]
+    step = next(r for r in records if r["type"] == "step")
+    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s"}
+    assert step["tokens"] == 4 * 16 and step["tokens_per_s"] > 0
+    for r in records:
+        assert len(json.dumps(r)) < 4000
+    start = records[0]
+    assert start["vocab_size"] == trainer.config.vocab_size == len(set(CORPUS))
+    assert start["device"] == "cpu" and start["parameters"] > 0
+
+
+def test_lr_schedule_warms_up_then_decays_to_min():
+    trainer = Trainer(*micro(steps=100, warmup_steps=10, lr=1e-3), corpus=CORPUS)
+    lrs = [trainer.lr_at(s) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert trainer.lr_at(100) == pytest.approx(1e-4)
+
+
+def test_nan_in_a_parameter_stops_the_run_and_keeps_state(tmp_path):
+    trainer = Trainer(*micro(steps=20, out_dir=str(tmp_path), sample_every=0), corpus=CORPUS)
+    out = []
+    for record in trainer.run():
+        out.append(record)
+        if record["type"] == "step" and record["step"] == 3:
+            with torch.no_grad():
+                trainer.model.blocks[0].mlp.fc.weight[0, 0] = float("nan")
+            moments = [s["exp_avg"].clone() for s in trainer.optimizer.state.values()]
+    assert out[-1]["type"] == "error" and out[-1]["kind"] == "nonfinite"
+    assert "not a number" in out[-1]["message"] and "step 3" in out[-1]["message"]
+    assert trainer.step == 3 and [r["step"] for r in out if r["type"] == "step"][-1] == 3
+    # The optimizer never saw the bad gradients.
+    after = [s["exp_avg"] for s in trainer.optimizer.state.values()]
+    assert all(torch.equal(a, b) for a, b in zip(moments, after, strict=True))
+    assert (tmp_path / "metrics.csv").exists() and not (tmp_path / "checkpoint.safetensors").exists()
+
+
+def test_out_of_memory_stops_with_advice():
+    trainer = Trainer(*micro(), corpus=CORPUS)
+
+    def no_memory(x, y):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    trainer._loss_fn = no_memory
+    out = records_of(trainer)
+    assert out[-1]["type"] == "error" and out[-1]["kind"] == "oom"
+    assert "smaller batch_size or context_length" in out[-1]["message"]
+
+
+def test_unexpected_exception_becomes_an_error_record():
+    trainer = Trainer(*micro(), corpus=CORPUS)
+    trainer._loss_fn = lambda x, y: 1 / 0
+    out = records_of(trainer)
+    assert out[-1]["type"] == "error" and "ZeroDivisionError" in out[-1]["message"]
+
+
+def test_pause_resume_and_stop_from_another_thread():
+    trainer = Trainer(*micro(steps=50, eval_every=0, sample_every=0), corpus=CORPUS)
+    kinds = []
+    for record in trainer.run():
+        kinds.append((record["type"], record["step"]))
+        if record["type"] == "step" and record["step"] == 2:
+            trainer.pause()
+            assert trainer.paused
+        elif record["type"] == "paused":
+            threading.Thread(target=trainer.resume).start()
+        elif record["type"] == "step" and record["step"] == 4:
+            threading.Thread(target=trainer.request_stop).start()  # the generator ends with "stopped"
+    assert ("paused", 2) in kinds and ("resumed", 2) in kinds
+    assert kinds[-1][0] == "stopped"
+    assert trainer.step in (4, 5)  # the stop lands after the current step
+
+
+def test_save_load_continue_equals_uninterrupted_run(tmp_path):
+    # Dropout and gradient accumulation on: RNG state and optimizer moments must both survive.
+    cfg, settings = micro(drop_rate=0.1, steps=10, grad_accum_steps=2, eval_every=3, sample_every=5)
+
+    def losses(records):
+        keep = ("type", "step", "train_loss", "val_loss", "lr", "grad_norm", "text")
+        return [{k: r[k] for k in keep if k in r} for r in records if r["type"] in ("step", "eval", "sample")]
+
+    full = Trainer(cfg, settings, corpus=CORPUS)
+    expected = losses(records_of(full))
+
+    first = Trainer(cfg, settings, corpus=CORPUS)
+    part1 = records_of(first, until=4)
+    assert part1[-1]["type"] == "stopped" and first.step == 4
+    path = first.save_checkpoint(tmp_path / "mid.safetensors")
+    del first
+    torch.manual_seed(999)  # disturb the global RNG: the checkpoint must restore it
+    second = Trainer.load_checkpoint(path, corpus=CORPUS)
+    assert second.step == 4
+    part2 = records_of(second)
+    assert losses(part1) + losses(part2) == expected
+    for a, b in zip(full.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_metrics_csv(tmp_path):
+    trainer = Trainer(*micro(), corpus=CORPUS)
+    records_of(trainer)
+    path = trainer.export_csv(tmp_path / "m.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "step,tokens,train_loss,val_loss,lr,grad_norm,tokens_per_s"
+    assert len(lines) == 1 + 9  # step 0 (eval only) and steps 1..8
+    row4 = lines[5].split(",")
+    assert row4[0] == "4" and row4[3] != "" and row4[4] != ""
+    assert write_metrics_csv([], tmp_path / "empty.csv").read_text().startswith("step,")
+
+
+def test_settings_validation_and_plain_dicts():
+    with pytest.raises(ConfigError) as err:
+        TrainSettings(batch_size=0, lr=-1.0, dtype="float8", device="tpu").validate()
+    problems = err.value.problems
+    assert problems["batch_size"] == "batch_size must be at least 1, got 0"
+    assert "positive" in problems["lr"] and "float8" in problems["dtype"] and "tpu" in problems["device"]
+    with pytest.raises(ConfigError, match="unknown training setting 'epochs'"):
+        TrainSettings.from_dict({"epochs": 3})
+    cfg, settings = micro()
+    assert TrainSettings.from_dict(settings.to_dict()) == settings
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    trainer = Trainer(cfg.to_dict(), settings.to_dict(), corpus=CORPUS)  # as a spawned worker builds it
+    assert trainer.settings == settings
+
+
+def test_missing_device_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        Trainer(*micro(device="cuda"), corpus=CORPUS)
+    assert train_mod.resolve_device("auto").type in ("cpu", "mps")
+
+
+def test_non_main_rank_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "dist_rank", lambda: (1, 2))
+    trainer = Trainer(*micro(out_dir=str(tmp_path), save_every=2), corpus=CORPUS)
+    records = records_of(trainer)
+    assert not [r for r in records if r["type"] in ("step", "sample", "checkpoint")]
+    assert records[-1]["type"] == "done"
+    assert trainer.save_checkpoint(tmp_path / "x.safetensors") is None
+    assert list(tmp_path.iterdir()) == []
+    assert trainer.tokens == 8 * 4 * 16 * 2  # tokens count every rank's batch
