@@ -1,0 +1,144 @@
+"""Start the desktop app: show the window first, load torch and the workspaces right after.
+
+`main(argv)` is called by explorer/cli.py with the arguments that are not a headless command:
+`[--screenshot PATH [--workspace expression|network|pretrain] [--example NAME] [--preset NAME]
+[--step K]]`. Only PySide6 and small UI modules are imported before the window is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+WORKSPACE_KEYS = ("expression", "network", "pretrain")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the desktop app."""
+    p = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Autograd Explorer: watch PyTorch autograd work node by node. "
+                    "Headless commands: grad, graph, params, train (see `python -m explorer --help`).",
+    )
+    p.add_argument("--screenshot", metavar="PATH", help="render the window offscreen to a PNG and exit")
+    p.add_argument("--workspace", choices=WORKSPACE_KEYS, default=None,
+                   help="workspace to show (default: expression, or the last one used)")
+    p.add_argument("--example", metavar="NAME", help="expression example to load (file stem in "
+                   "assets/examples, e.g. seed_sigmoid_bce)")
+    p.add_argument("--preset", metavar="NAME", help="network or pretraining preset to load")
+    p.add_argument("--step", metavar="K", type=int, default=None,
+                   help="player step for the screenshot (default: the end)")
+    p.add_argument("--theme", choices=("light", "dark"), default=None, help="colour theme")
+    return p
+
+
+def _preload_heavy_modules() -> threading.Thread:
+    """Import torch and networkx in the background so the first computation does not wait for them."""
+    def work():
+        try:
+            import networkx  # noqa: F401
+            import torch  # noqa: F401
+        except Exception:  # the panel reports a missing dependency itself, in its tab
+            pass
+
+    thread = threading.Thread(target=work, name="preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app (or render a screenshot); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the message
+        return int(exc.code or 0)
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if args.screenshot:
+        return _screenshot(args)
+    return _run_interactive(args, argv)
+
+
+def _make_app(argv: list[str]):
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setApplicationName("Autograd Explorer")
+    app.setOrganizationName("AutogradExplorer")
+    return app
+
+
+def _run_interactive(args, argv: list[str]) -> int:
+    from PySide6.QtCore import QTimer
+
+    from explorer.ui import theme as themes
+    from explorer.ui.main_window import MainWindow
+
+    app = _make_app([])
+    window = MainWindow()
+    themes.apply_theme(app, args.theme or window.theme_name)
+    if args.workspace:
+        window.show_workspace(args.workspace)
+    window.show()
+    probe = os.environ.get("EXPLORER_STARTUP_PROBE")
+    if probe:  # used by bench/startup_bench.py: report when the window is up, then quit
+        QTimer.singleShot(0, lambda: (print(f"shown {time.time():.6f}", flush=True), app.quit()))
+        return app.exec()
+    _preload_heavy_modules()
+    QTimer.singleShot(0, window.ensure_current_panel)
+    if args.example:
+        QTimer.singleShot(0, lambda: window.load_example(args.example))
+    return app.exec()
+
+
+def _screenshot(args) -> int:
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui import theme as themes
+    from explorer.ui.main_window import MainWindow
+
+    app = _make_app([])
+    themes.apply_theme(app, args.theme or "light")
+    # a screenshot must not depend on (or change) the user's saved session
+    window = MainWindow(settings=QSettings(), persist=False)
+    window.resize(1600, 900)
+    key = args.workspace or "expression"
+    window.show_workspace(key)
+    window.show()
+    panel = window.panel(key)
+    if panel is None:
+        print(f"error: the {key} workspace could not be opened: {window.errors.get(key)}", file=sys.stderr)
+        return 1
+    try:
+        if hasattr(panel, "prepare_screenshot"):
+            panel.prepare_screenshot(preset=args.preset, example=args.example, step=args.step)
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        window.close()
+        return 2
+    for _ in range(3):  # let layouts settle and the graph fit its final size
+        app.processEvents()
+    for view in _graph_views(panel):
+        view.fit()
+    app.processEvents()
+    ok = window.grab().save(args.screenshot)
+    window.close()
+    if not ok:
+        print(f"error: could not write {args.screenshot}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.screenshot}")
+    return 0
+
+
+def _graph_views(panel):
+    from explorer.ui.graph_view import GraphView
+
+    return [v for v in panel.findChildren(GraphView) if v.isVisible()]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,394 @@
+"""The main window: workspaces as lazily created tabs, menus, sessions, themes and saved window state.
+
+Panels follow the protocol of docs/architecture.md: optional `menu_actions`, `state`/`restore_state`,
+`prepare_screenshot`, `shutdown`. A panel that fails to load shows its error in its tab.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.ui import theme as themes
+from explorer.ui.examples import list_examples
+
+# key, tab title, module, class
+WORKSPACES = [
+    ("expression", "Expression", "explorer.ui.expression_panel", "ExpressionPanel"),
+    ("network", "Network", "explorer.ui.network_panel", "NetworkPanel"),
+    ("pretrain", "Pretraining", "explorer.ui.pretrain_panel", "PretrainPanel"),
+]
+SESSION_VERSION = 1
+
+SHORTCUTS_HTML = """
+<h3>Keyboard shortcuts</h3>
+<table cellspacing=6>
+<tr><td><b>Right</b></td><td>step forward one event</td></tr>
+<tr><td><b>Left</b></td><td>step back one event</td></tr>
+<tr><td><b>Space</b></td><td>play / pause</td></tr>
+<tr><td><b>Home</b> / <b>End</b></td><td>reset to step 0 / jump to the end</td></tr>
+<tr><td><b>Ctrl+Enter</b></td><td>run the program now</td></tr>
+<tr><td><b>Ctrl+G</b></td><td>gradient descent step</td></tr>
+<tr><td><b>Tab</b> / <b>Shift+Tab</b></td><td>select the next / previous node (graph focused)</td></tr>
+<tr><td><b>Up</b> / <b>Down</b></td><td>select the node above / below</td></tr>
+<tr><td><b>Enter</b> or double-click</td><td>expand a collapsed module</td></tr>
+<tr><td><b>F</b>, <b>Ctrl+0</b></td><td>fit the graph to the window</td></tr>
+<tr><td><b>+</b> / <b>−</b>, wheel</td><td>zoom; drag to pan</td></tr>
+<tr><td><b>Ctrl+1/2/3</b></td><td>Expression / Network / Pretraining workspace</td></tr>
+</table>
+<p>The player keys work whenever the keyboard focus is not in a text field; click the graph first.</p>
+"""
+
+ABOUT_HTML = """
+<h3>Autograd Explorer</h3>
+<p>Watch PyTorch's autograd work node by node: type an expression, step through the forward pass and
+then the backward pass in the order the engine really ran it, with the chain rule in numbers.</p>
+<p>The gradients on screen are torch's own, recorded from its <code>grad_fn</code> hooks.</p>
+"""
+
+
+def default_settings() -> QSettings:
+    """The app's settings store (an ini file in the user's config folder)."""
+    return QSettings(QSettings.IniFormat, QSettings.UserScope, "AutogradExplorer", "autograd-explorer")
+
+
+class MainWindow(QMainWindow):
+    """Tabs Expression / Network / Pretraining, menus File, Examples, View, Help and per workspace."""
+
+    sig_panel_ready = Signal(str)
+    """A workspace's panel was created (or failed and shows its error): its key."""
+
+    def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Autograd Explorer")
+        self.settings = settings if settings is not None else default_settings()
+        self.persist = persist
+        self.panels: dict[str, QWidget] = {}
+        self.errors: dict[str, str] = {}
+        self._slots: dict[str, QWidget] = {}
+        self._pending_state: dict[str, dict] = {}
+        self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("workspaceTabs")
+        self.tabs.setDocumentMode(True)
+        for key, title, _mod, _cls in WORKSPACES:
+            slot = QWidget()
+            slot.setObjectName(f"{key}Slot")
+            layout = QVBoxLayout(slot)
+            layout.setContentsMargins(0, 0, 0, 0)
+            hint = QLabel(f"Loading the {title} workspace…")
+            hint.setAlignment(Qt.AlignCenter)
+            layout.addWidget(hint)
+            self._slots[key] = slot
+            self.tabs.addTab(slot, title)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.setCentralWidget(self.tabs)
+        self._build_menus()
+        self.statusBar().showMessage("Ready")
+        self.resize(1440, 860)
+        if persist:
+            self._restore_window()
+
+    # -- public API ------------------------------------------------------------------------
+
+    def current_key(self) -> str:
+        """Key of the workspace in the visible tab."""
+        return WORKSPACES[max(0, self.tabs.currentIndex())][0]
+
+    def show_workspace(self, key: str) -> None:
+        """Bring a workspace's tab to the front (its panel is created soon after)."""
+        keys = [w[0] for w in WORKSPACES]
+        if key not in keys:
+            raise KeyError(f"unknown workspace {key!r}; choose from {', '.join(keys)}")
+        self.tabs.setCurrentIndex(keys.index(key))
+
+    def panel(self, key: str, create: bool = True) -> QWidget | None:
+        """The panel of workspace `key`, created now if needed (None when it failed to load)."""
+        if key in self.panels or not create:
+            return self.panels.get(key)
+        if key in self.errors:
+            return None
+        spec = next(w for w in WORKSPACES if w[0] == key)
+        try:
+            module = importlib.import_module(spec[2])
+            panel = getattr(module, spec[3])()
+        except Exception as exc:  # a broken workspace must not take the others down
+            self._show_failure(key, spec[1], exc)
+            self.sig_panel_ready.emit(key)
+            return None
+        self._install(key, spec[1], panel)
+        self.sig_panel_ready.emit(key)
+        return panel
+
+    def ensure_current_panel(self) -> None:
+        """Create the visible workspace's panel if it does not exist yet."""
+        self.panel(self.current_key())
+
+    def session(self) -> dict:
+        """The session as JSON-able data: current workspace and each created panel's state."""
+        states = dict(self._pending_state)
+        for key, panel in self.panels.items():
+            if hasattr(panel, "state"):
+                try:
+                    states[key] = panel.state()
+                except Exception:  # one panel's bad state must not lose the others
+                    continue
+        return {"version": SESSION_VERSION, "workspace": self.current_key(), "panels": states}
+
+    def apply_session(self, data: dict) -> None:
+        """Restore a session (panels not created yet get their state when they are)."""
+        if not isinstance(data, dict) or not isinstance(data.get("panels", {}), dict):
+            raise ValueError("not an Autograd Explorer session")
+        for key, state in data.get("panels", {}).items():
+            panel = self.panels.get(key)
+            if panel is not None and hasattr(panel, "restore_state"):
+                panel.restore_state(state)
+            else:
+                self._pending_state[key] = state
+        if data.get("workspace") in [w[0] for w in WORKSPACES]:
+            self.show_workspace(data["workspace"])
+
+    def save_session(self, path: str | Path) -> None:
+        """Write the session to a JSON file."""
+        Path(path).write_text(json.dumps(self.session(), indent=2), encoding="utf-8")
+
+    def open_session(self, path: str | Path) -> None:
+        """Read a session JSON file (errors are shown, never raised to the user)."""
+        try:
+            self.apply_session(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            self._error(f"Could not open the session {Path(path).name}: {exc}")
+
+    def export_graph(self, path: str | Path, fmt: str | None = None) -> bool:
+        """Render the current workspace's graph to PNG or SVG; False (with a message) when there is none."""
+        from explorer.ui.graph_view import GraphView
+        from explorer.ui.render import render_scene_file
+
+        panel = self.panels.get(self.current_key())
+        views = panel.findChildren(GraphView) if panel is not None else []
+        views = [v for v in views if v.graph_scene.cards]
+        if not views:
+            self._error("This workspace shows no graph to export yet.")
+            return False
+        try:
+            render_scene_file(views[0].graph_scene, path, fmt)
+        except (OSError, ValueError) as exc:
+            self._error(f"Could not export the graph: {exc}")
+            return False
+        self.statusBar().showMessage(f"Graph written to {path}", 5000)
+        return True
+
+    def set_theme(self, name: str) -> None:
+        """Switch between the light and dark theme."""
+        self.theme_name = name if name in themes.THEMES else "light"
+        theme = themes.apply_theme(QApplication.instance(), self.theme_name)
+        for panel in self.panels.values():
+            if hasattr(panel, "set_theme"):
+                panel.set_theme(theme)
+            else:
+                from explorer.ui.graph_view import GraphView
+
+                for view in panel.findChildren(GraphView):
+                    view.set_theme(theme)
+        for action in self._theme_actions.actions():
+            action.setChecked(action.data() == self.theme_name)
+
+    def load_example(self, name: str) -> None:
+        """Open example `name` in the expression workspace."""
+        self.show_workspace("expression")
+        panel = self.panel("expression")
+        if panel is None:
+            return
+        try:
+            panel.load_example(name)
+        except (KeyError, OSError) as exc:
+            self._error(str(exc))
+
+    def shutdown_panels(self) -> None:
+        """Ask every panel to stop its workers."""
+        for panel in self.panels.values():
+            if hasattr(panel, "shutdown"):
+                try:
+                    panel.shutdown()
+                except Exception:  # keep closing the others
+                    traceback.print_exc()
+
+    # -- Qt events -----------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Save window state and session, stop the panels' workers."""
+        if self.persist:
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("windowState", self.saveState())
+            self.settings.setValue("theme", self.theme_name)
+            try:
+                self.settings.setValue("session", json.dumps(self.session()))
+            except (TypeError, ValueError):  # an unserialisable state is skipped, not fatal
+                pass
+            self.settings.sync()
+        self.shutdown_panels()
+        super().closeEvent(event)
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _restore_window(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("windowState")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        raw = self.settings.value("session")
+        if raw:
+            try:
+                self.apply_session(json.loads(str(raw)))
+            except ValueError:
+                pass  # a corrupt saved session is ignored: the app opens on the defaults
+
+    def _install(self, key: str, title: str, panel: QWidget) -> None:
+        slot = self._slots[key]
+        layout = slot.layout()
+        while layout.count():
+            w = layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        layout.addWidget(panel)
+        self.panels[key] = panel
+        if key in self._pending_state and hasattr(panel, "restore_state"):
+            try:
+                panel.restore_state(self._pending_state.pop(key))
+            except Exception as exc:  # a stale saved state must not stop the panel from opening
+                self.statusBar().showMessage(f"Saved {title} state ignored: {exc}", 8000)
+        if hasattr(panel, "set_theme") and self.theme_name != "light":
+            panel.set_theme(themes.get_theme(self.theme_name))
+        actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []
+        if actions:
+            menu = self.menuBar().addMenu(title)
+            menu.setObjectName(f"{key}Menu")
+            for action in actions:
+                menu.addAction(action)
+            self.menuBar().insertMenu(self._help_menu.menuAction(), menu)
+
+    def _show_failure(self, key: str, title: str, exc: Exception) -> None:
+        traceback.print_exc()  # for the developer's terminal; the user sees a sentence
+        message = f"{type(exc).__name__}: {exc}"
+        self.errors[key] = message
+        slot = self._slots[key]
+        layout = slot.layout()
+        while layout.count():
+            w = layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        label = QLabel(f"<h3>The {title} workspace could not be opened</h3><p>{message}</p>"
+                       "<p>The other workspaces still work.</p>")
+        label.setObjectName(f"{key}Error")
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignCenter)
+        label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(label)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        # create the panel once the tab is painted so the switch feels instant
+        QTimer.singleShot(0, self.ensure_current_panel)
+
+    def _error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        if self.isVisible() and QApplication.platformName() != "offscreen":
+            QMessageBox.warning(self, "Autograd Explorer", message)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self._action("&Open session…", "Ctrl+O", self._ask_open))
+        file_menu.addAction(self._action("&Save session…", "Ctrl+S", self._ask_save))
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("Export graph as &PNG…", "Ctrl+E", lambda: self._ask_export("png")))
+        file_menu.addAction(self._action("Export graph as S&VG…", "Ctrl+Shift+E",
+                                         lambda: self._ask_export("svg")))
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", QKeySequence.Quit, self.close))
+        examples = bar.addMenu("E&xamples")
+        examples.setObjectName("examplesMenu")
+        for name, title in list_examples():
+            action = self._action(title, None, lambda _=False, n=name: self.load_example(n))
+            action.setData(name)
+            action.setToolTip(f"assets/examples/{name}.expr")
+            examples.addAction(action)
+        view = bar.addMenu("&View")
+        view.addAction(self._action("&Fit graph", "Ctrl+0", lambda: self._on_views("fit")))
+        view.addAction(self._action("Zoom &in", QKeySequence.ZoomIn, lambda: self._on_views("zoom_in")))
+        view.addAction(self._action("Zoom &out", QKeySequence.ZoomOut, lambda: self._on_views("zoom_out")))
+        view.addSeparator()
+        self._theme_actions = QActionGroup(self)
+        for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
+            action = self._action(label, None, lambda _=False, n=name: self.set_theme(n))
+            action.setCheckable(True)
+            action.setData(name)
+            action.setChecked(name == self.theme_name)
+            self._theme_actions.addAction(action)
+            view.addAction(action)
+        view.addSeparator()
+        for i, (key, title, _m, _c) in enumerate(WORKSPACES, start=1):
+            view.addAction(self._action(f"{title} workspace", f"Ctrl+{i}",
+                                        lambda _=False, k=key: self.show_workspace(k)))
+        self._help_menu = bar.addMenu("&Help")
+        self._help_menu.addAction(self._action("&Keyboard shortcuts", "F1", self._show_shortcuts))
+        self._help_menu.addAction(self._action("&About", None, self._show_about))
+
+    def _action(self, text: str, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        return action
+
+    def _on_views(self, what: str) -> None:
+        from explorer.ui.graph_view import GraphView
+
+        panel = self.panels.get(self.current_key())
+        for view in panel.findChildren(GraphView) if panel is not None else []:
+            if not view.isVisible():
+                continue
+            {"fit": view.fit, "zoom_in": lambda v=view: v.zoom_by(1.25),
+             "zoom_out": lambda v=view: v.zoom_by(0.8)}[what]()
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.json)")
+        if path:
+            self.open_session(path)
+
+    def _ask_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Sessions (*.json)")
+        if path:
+            try:
+                self.save_session(path)
+            except (OSError, TypeError, ValueError) as exc:
+                self._error(f"Could not save the session: {exc}")
+
+    def _ask_export(self, fmt: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export graph as {fmt.upper()}", f"graph.{fmt}",
+                                              f"{fmt.upper()} (*.{fmt})")
+        if path:
+            self.export_graph(path, fmt)
+
+    def _show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS_HTML)
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)

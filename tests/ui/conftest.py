@@ -1,0 +1,25 @@
+"""Shared set-up of the UI tests: headless Qt and a throwaway settings store.
+
+QT_QPA_PLATFORM must be set before any Qt module loads, so it is set at import time of this file,
+which pytest imports before the test modules of this folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path_factory):
+    """Point QSettings at a temporary folder so tests never read or write the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("qsettings")
+    for scope in (QSettings.UserScope, QSettings.SystemScope):
+        QSettings.setPath(QSettings.IniFormat, scope, str(folder))
+        QSettings.setPath(QSettings.NativeFormat, scope, str(folder))
+    yield folder

@@ -1,0 +1,213 @@
+"""The graph canvas: cards per node, step states, selection, keyboard, modules, level of detail, export."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage, QPainter
+
+from explorer.core.expr import parse
+from explorer.core.trace import trace
+from explorer.ui.graph_items import NodeCard, fmt_number
+from explorer.ui.graph_view import GraphScene, GraphView, build_display, fallback_layout, gradient_steps
+from explorer.ui.render import build_scene, render_trace_file
+
+SEED = """x = 1.1
+y = 1.0
+w = param(2.2)
+b = param(0.0)
+z = w * x + b
+a = sigmoid(z)
+L = bce(a, y)
+"""
+
+
+@pytest.fixture(scope="module")
+def seed_trace():
+    return trace(parse(SEED).callable())
+
+
+@pytest.fixture
+def view(qtbot, seed_trace):
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_trace(seed_trace, step=0)
+    return v
+
+
+def _states(scene: GraphScene):
+    return {d: (c.show_value, c.show_grad, c.current) for d, c in scene.cards.items()}
+
+
+def _by_name(tr, name):
+    return next(n.id for n in tr.nodes.values() if n.name == name)
+
+
+def test_one_card_per_node_and_nothing_known_at_step_zero(view, seed_trace):
+    scene = view.graph_scene
+    assert set(scene.cards) == set(seed_trace.nodes)
+    assert view.step_count == len(seed_trace.forward_order) + len(seed_trace.backward_order) == 14
+    assert not any(c.show_value or c.show_grad for c in scene.cards.values())
+
+
+def test_values_then_gradients_fill_in_along_the_timeline(view, seed_trace):
+    scene = view.graph_scene
+    n_fwd = len(seed_trace.forward_order)
+    view.set_step(n_fwd)
+    assert all(c.show_value for c in scene.cards.values())
+    assert not any(c.show_grad for c in scene.cards.values())
+    view.set_step(view.step_count)
+    with_grad = {d for d, c in scene.cards.items() if c.show_grad}
+    assert with_grad == {n.id for n in seed_trace.nodes.values() if n.grad is not None}
+    # inputs that need no gradient never show one
+    assert _by_name(seed_trace, "x") not in with_grad
+
+
+def test_gradient_appears_when_the_consumer_has_sent_it(view, seed_trace):
+    steps = gradient_steps(seed_trace)
+    z, a = _by_name(seed_trace, "z"), _by_name(seed_trace, "a")
+    # dL/dz is produced by SigmoidBackward0, the event of node a
+    assert steps[z] == seed_trace.backward_order.index(a) + 1
+    n_fwd = len(seed_trace.forward_order)
+    view.set_step(n_fwd + steps[z] - 1)
+    assert not view.graph_scene.cards[z].show_grad
+    view.set_step(n_fwd + steps[z])
+    assert view.graph_scene.cards[z].show_grad
+
+
+def test_stepping_back_and_forth_gives_the_same_states(view):
+    forward = []
+    for k in range(view.step_count + 1):
+        view.set_step(k)
+        forward.append(_states(view.graph_scene))
+    for k in range(view.step_count, -1, -1):
+        view.set_step(k)
+        assert _states(view.graph_scene) == forward[k]
+
+
+def test_current_node_and_flow_edges_follow_the_player(view, seed_trace):
+    scene = view.graph_scene
+    n_fwd = len(seed_trace.forward_order)
+    view.set_step(n_fwd + 2)  # SigmoidBackward0 sends dL/dz back to z
+    event = scene.current_event()
+    assert event == ("backward", _by_name(seed_trace, "a"))
+    assert scene.cards[event[1]].current == "backward"
+    assert [e.direction for e in scene._flow] == ["backward"]
+    view.set_step(n_fwd)  # forward of L reads a and y
+    assert sorted(e.direction for e in scene._flow) == ["forward", "forward"]
+    view.set_step(0)
+    assert scene._flow == [] and not any(c.current for c in scene.cards.values())
+
+
+def test_click_selects_and_emits(qtbot, view, seed_trace):
+    w = _by_name(seed_trace, "w")
+    card = view.graph_scene.cards[w]
+    pos = view.mapFromScene(card.scenePos())
+    with qtbot.waitSignal(view.sig_node_selected) as blocker:
+        qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=pos)
+    assert blocker.args == [w]
+    assert card.selected and view.selected() == w
+
+
+def test_keyboard_walks_nodes_and_leaves_player_keys_to_the_parent(qtbot, view):
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key_Tab)
+    first = view.selected()
+    assert first is not None
+    qtbot.keyClick(view, Qt.Key_Tab)
+    assert view.selected() != first
+    qtbot.keyClick(view, Qt.Key_Backtab)
+    assert view.selected() == first
+    for key in (Qt.Key_Right, Qt.Key_Left, Qt.Key_Space, Qt.Key_Home):
+        qtbot.keyClick(view, key)
+        assert view.step == 0  # the view itself does not step; the panel handles these keys
+
+
+def test_zoom_and_fit(view):
+    before = view.transform().m11()
+    view.zoom_by(2.0)
+    assert view.transform().m11() == pytest.approx(before * 2.0)
+    view.fit()
+    assert view.transform().m11() == pytest.approx(before)
+
+
+def test_collapsed_modules_expand_on_double_click(qtbot):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x = torch.randn(2, 3)
+    tr = trace(lambda: net(x).pow(2).mean())
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_trace(tr)
+    modules = [d for d, c in v.graph_scene.cards.items() if c.info["kind"] == "module"]
+    assert modules, "module paths should fold into module cards"
+    n_before = len(v.graph_scene.cards)
+    card = v.graph_scene.cards[modules[0]]
+    with qtbot.waitSignal(v.sig_graph_changed):
+        qtbot.mouseDClick(v.viewport(), Qt.LeftButton, pos=v.mapFromScene(card.scenePos()))
+    assert len(v.graph_scene.cards) > n_before
+    v.collapse_all()
+    assert len(v.graph_scene.cards) == n_before
+    # every trace node is on some card, and stepping to the end shows every card's value
+    assert set(build_display(tr).member_of) == set(tr.nodes)
+
+
+def test_big_graph_draws_with_low_detail_when_zoomed_out(qtbot):
+    def chain():
+        p = torch.randn(4, requires_grad=True)
+        h = p
+        for _ in range(1000):
+            h = torch.tanh(h) * 1.01
+        return h.sum()
+
+    tr = trace(chain)
+    scene = build_scene(tr)
+    assert len(scene.cards) == len(tr.nodes) > 2000
+    image = QImage(400, 200, QImage.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    scene.render(painter)  # far zoomed out: cards paint as blocks without text
+    painter.end()
+    assert image.pixelColor(QPoint(200, 100)).alpha() >= 0  # rendered without error
+    scene.set_step(len(tr.forward_order) // 2)
+    assert sum(c.show_value for c in scene.cards.values()) < len(scene.cards)
+
+
+def test_render_png_and_svg_files(tmp_path, seed_trace):
+    png = render_trace_file(seed_trace, tmp_path / "g.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert QImage(str(png)).width() > 100
+    svg = render_trace_file(seed_trace, tmp_path / "g.svg", "svg")
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert "sigmoid" in svg.read_text()
+    with pytest.raises(ValueError):
+        render_trace_file(seed_trace, tmp_path / "g.gif")
+
+
+def test_fallback_layout_goes_left_to_right(seed_trace):
+    pos = fallback_layout(seed_trace.graph)
+    assert set(pos) == set(seed_trace.graph.nodes)
+    assert all(pos[u][0] < pos[v][0] for u, v in seed_trace.graph.edges)
+
+
+def test_number_format():
+    assert fmt_number(-0.08166026) == "-0.0817"
+    assert fmt_number(2.42000007) == "2.42"
+    assert fmt_number(0.0) == "0"
+    assert fmt_number(12345678.0) == "1.235e+07"
+    assert fmt_number(3, integer=True) == "3"
+
+
+def test_card_tooltip_names_the_autograd_node(view, seed_trace):
+    a = _by_name(seed_trace, "a")
+    card = view.graph_scene.cards[a]
+    assert isinstance(card, NodeCard)
+    assert "SigmoidBackward0" in card.toolTip()
