@@ -249,17 +249,19 @@ class _Checker:
 
     def _check_shape_of_tree(self, tree: ast.AST) -> None:
         count = 0
-        stack = [(tree, 0)]
+        stack = [(tree, 0, tree)]  # (node, depth, nearest node with a position, for error messages)
         while stack:
-            node, depth = stack.pop()
+            node, depth, where = stack.pop()
+            if hasattr(node, "lineno"):
+                where = node
             count += 1
             if count > MAX_NODES:
                 raise ExprError(f"the program is too large (more than {MAX_NODES:,} syntax nodes)")
             if depth > MAX_TREE_DEPTH:
-                self.fail(node, f"the expression is nested more than {MAX_TREE_DEPTH} levels deep")
+                self.fail(where, f"the expression is nested more than {MAX_TREE_DEPTH} levels deep")
             if not isinstance(node, _ALLOWED):
-                self.fail(node, self._forbidden_message(node))
-            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+                self.fail(where, self._forbidden_message(node))
+            stack.extend((child, depth + 1, where) for child in ast.iter_child_nodes(node))
 
     @staticmethod
     def _forbidden_message(node: ast.AST) -> str:
@@ -719,6 +721,10 @@ class _Runner:
         """Run one op with size and shape checks first; torch's errors become ExprErrors here."""
         where = self._pos(node)
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if spec.name == "to" and self.dtype is not None and isinstance(args[1], torch.dtype) \
+                and args[1].is_floating_point:
+            # a run at a chosen precision (float64 finite differences) keeps it through casts
+            args = [args[0], self.dtype]
         try:
             _precheck(spec, args, tensors)
             result = spec.fn(self.generator, *args) if spec.needs_rng else spec.fn(*args)
@@ -799,6 +805,8 @@ def _translate(spec: ops.OpSpec, exc: BaseException, tensors: list[torch.Tensor]
         return "`view` needs a contiguous tensor (this one is a transposed view): use reshape(...) instead"
     if "is invalid for input of size" in text:
         shape = text.split("'")[1] if "'" in text else "?"
+        dims = shape.strip("[]").replace(" ", "").split(",")
+        shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         size = text.rsplit(" ", 1)[-1]
         return f"`{name}`: shape {shape} does not fit a tensor of {size} elements"
     if "Dimension out of range" in text:
