@@ -28,6 +28,7 @@ class ComputeResult:
     overrides: dict = field(default_factory=dict)     # param name -> float or nested list
     error: str | None = None                          # message shown to the user
     error_pos: tuple[int, int] | None = None          # 1-based line, col of a language error
+    note: str = ""                                    # e.g. why there is no backward pass
     elapsed_ms: float = 0.0
 
     @property
@@ -39,7 +40,7 @@ class ComputeResult:
 def compute(source: str, overrides: dict | None = None) -> ComputeResult:
     """Parse and trace `source` (forward and backward), with param values from `overrides`."""
     from explorer.core.expr import ExprError, parse
-    from explorer.core.trace import trace
+    from explorer.core.trace import TraceError, trace
 
     start = time.perf_counter()
     result = ComputeResult(source=source, overrides=dict(overrides or {}))
@@ -48,7 +49,14 @@ def compute(source: str, overrides: dict | None = None) -> ComputeResult:
         result.program = program
         known = set(program.param_names)
         ov = {k: _as_tensor_value(v) for k, v in result.overrides.items() if k in known}
-        result.trace = trace(program.callable(ov or None))
+        try:
+            result.trace = trace(program.callable(ov or None))
+        except TraceError:
+            if program.param_names:
+                raise
+            # nothing requires a gradient: the forward pass alone is still worth seeing
+            result.trace = trace(program.callable(ov or None), backward=False)
+            result.note = "forward only: nothing here requires a gradient (make a leaf with param(...))"
     except ExprError as exc:
         result.error = f"line {exc.line}:{exc.col}: {exc.message}"
         result.error_pos = (exc.line, exc.col)

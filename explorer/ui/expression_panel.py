@@ -306,7 +306,9 @@ class ExpressionPanel(QWidget):
         self._checks = None
         self._accumulate = 1
         self.learning.accum_label.setText("")
-        self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms")
+        self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms"
+                                  + (f"\n{result.note}" if result.note else ""))
+        self.timing_label.setWordWrap(True)
         n_events = len(result.trace.forward_order) + len(result.trace.backward_order)
         keep_step = same_program and self.player.step < self.player.length
         step = self.player.step if keep_step else None

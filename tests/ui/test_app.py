@@ -1,0 +1,158 @@
+"""The app shell: start-up options, lazy tabs, menus, sessions, export, screenshots, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import types
+import xml.etree.ElementTree as ET
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QLabel
+
+from explorer.ui import app as app_module
+from explorer.ui import main_window as mw
+from explorer.ui.examples import example_title
+
+WAIT = 20000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = mw.MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown_panels()
+
+
+def _expression(qtbot, window):
+    panel = window.panel("expression")
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=WAIT)
+    return panel
+
+
+def test_tabs_are_created_lazily(qtbot, window):
+    assert [window.tabs.tabText(i) for i in range(3)] == ["Expression", "Network", "Pretraining"]
+    assert window.panels == {}
+    with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT) as blocker:
+        window.ensure_current_panel()
+    assert blocker.args == ["expression"]
+    assert set(window.panels) == {"expression"}
+
+
+def test_a_failing_panel_shows_a_message_in_its_tab(qtbot, window, monkeypatch):
+    broken = types.ModuleType("explorer_broken_panel")
+
+    def explode():
+        raise RuntimeError("no GPU driver here")
+
+    broken.BrokenPanel = explode
+    monkeypatch.setitem(sys.modules, "explorer_broken_panel", broken)
+    monkeypatch.setattr(mw, "WORKSPACES", [*mw.WORKSPACES[:2], ("pretrain", "Pretraining",
+                                                                  "explorer_broken_panel", "BrokenPanel")])
+    assert window.panel("pretrain") is None
+    label = window.findChild(QLabel, "pretrainError")
+    assert label is not None and "no GPU driver here" in label.text()
+    assert "could not be opened" in label.text()
+
+
+def test_examples_menu_lists_titles_and_loads_them(qtbot, window):
+    menu = window.findChild(type(window.menuBar().actions()[0].menu()), "examplesMenu")
+    names = [a.data() for a in menu.actions()]
+    assert "seed_sigmoid_bce" in names and len(names) >= 4
+    titles = [a.text() for a in menu.actions()]
+    assert all(t and not t.startswith("#") for t in titles)
+    panel = _expression(qtbot, window)
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        window.load_example("softmax_cross_entropy" if "softmax_cross_entropy" in names else names[0])
+    assert panel.result.ok
+
+
+def test_example_title_comes_from_the_title_line():
+    assert example_title("# note\n# Title: Tensors  \nx = 1", "f") == "Tensors"
+    assert example_title("x = 1", "fallback") == "fallback"
+
+
+def test_session_save_and_open_round_trip(qtbot, window, tmp_path):
+    panel = _expression(qtbot, window)
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        panel.set_source("u = param(3.0)\nv = u * u")
+    path = tmp_path / "session.json"
+    window.save_session(path)
+    data = json.loads(path.read_text())
+    assert data["panels"]["expression"]["source"].startswith("u = param")
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        panel.set_source("q = param(1.0)\nr = q + q")
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        window.open_session(path)
+    assert panel.source().startswith("u = param")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    window.open_session(bad)  # shown in the status bar, not raised
+    assert "Could not open" in window.statusBar().currentMessage()
+
+
+def test_last_session_and_theme_are_restored_on_next_launch(qtbot, settings):
+    first = mw.MainWindow(settings=settings)
+    qtbot.addWidget(first)
+    first.show()
+    panel = _expression(qtbot, first)
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        panel.set_source("k = param(0.5)\nm = k * 2.0")
+    first.set_theme("dark")
+    first.close()
+    second = mw.MainWindow(settings=settings)
+    qtbot.addWidget(second)
+    assert second.theme_name == "dark"
+    restored = second.panel("expression")
+    qtbot.waitUntil(lambda: restored.result is not None and restored.result.ok, timeout=WAIT)
+    assert restored.source().startswith("k = param(0.5)")
+    second.set_theme("light")
+    second.close()
+
+
+def test_export_graph_png_and_svg(qtbot, window, tmp_path):
+    window.show_workspace("expression")
+    _expression(qtbot, window)
+    assert window.export_graph(tmp_path / "g.png")
+    assert QImage(str(tmp_path / "g.png")).width() > 100
+    assert window.export_graph(tmp_path / "g.svg", "svg")
+    assert ET.parse(tmp_path / "g.svg").getroot().tag.endswith("svg")
+
+
+def test_closing_the_window_leaves_no_worker_thread(qtbot, settings):
+    w = mw.MainWindow(settings=settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    _expression(qtbot, w)
+    w.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("expr-compute")]
+
+
+def test_screenshot_option_writes_a_png(qtbot, tmp_path):
+    out = tmp_path / "shot.png"
+    code = app_module.main(["--screenshot", str(out), "--example", "seed_sigmoid_bce", "--step", "10"])
+    assert code == 0
+    image = QImage(str(out))
+    assert image.width() >= 1200 and image.height() >= 700
+
+
+def test_screenshot_with_unknown_example_fails_cleanly(qtbot, tmp_path, capsys):
+    code = app_module.main(["--screenshot", str(tmp_path / "x.png"), "--example", "no_such_example"])
+    assert code == 2
+    assert "unknown example" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_option_returns_usage_error(capsys):
+    assert app_module.main(["--workspace", "nowhere"]) == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,210 @@
+"""The expression workspace, driven as a user would: typing, stepping, selecting, editing leaves."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
+
+from explorer.ui.examples import list_examples
+from explorer.ui.expression_panel import ExpressionPanel
+from explorer.ui.graph_view import GraphView
+from explorer.ui.inspector import Inspector
+
+SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
+              "L = bce(a, y)"]
+WAIT = 20000
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = ExpressionPanel(source="")
+    qtbot.addWidget(p)
+    p.resize(1400, 800)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def _run(qtbot, panel, action):
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        action()
+    return panel
+
+
+def _type_program(qtbot, panel, lines):
+    editor = panel.findChild(QPlainTextEdit, "programEditor")
+    editor.clear()
+    editor.setFocus()
+    for i, line in enumerate(lines):
+        qtbot.keyClicks(editor, line)
+        if i < len(lines) - 1:
+            qtbot.keyClick(editor, Qt.Key_Return)
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT) as blocker:
+        qtbot.keyClick(editor, Qt.Key_Return, Qt.ControlModifier)
+    return blocker.args[0]
+
+
+def _node(panel, name):
+    return next(n.id for n in panel.result.trace.nodes.values() if n.name == name)
+
+
+def test_object_names_are_present(panel):
+    for cls, name in [(QPlainTextEdit, "programEditor"), (QLabel, "errorLabel"), (GraphView, "graphView"),
+                      (Inspector, "inspector"), (QPushButton, "resetButton"),
+                      (QPushButton, "stepBackButton"), (QPushButton, "stepButton"),
+                      (QPushButton, "playButton"), (QLabel, "stepStatus")]:
+        assert panel.findChild(cls, name) is not None, name
+    assert panel.findChild(object, "speedSlider") is not None
+
+
+def test_type_seed_step_to_end_and_read_the_gradients(qtbot, panel):
+    result = _type_program(qtbot, panel, SEED_LINES)
+    assert result.ok, result.error
+    step = panel.findChild(QPushButton, "stepButton")
+    reset = panel.findChild(QPushButton, "resetButton")
+    status = panel.findChild(QLabel, "stepStatus")
+    qtbot.mouseClick(reset, Qt.LeftButton)
+    assert panel.player.step == 0
+    texts = []
+    while panel.player.step < panel.player.length:
+        qtbot.mouseClick(step, Qt.LeftButton)
+        texts.append(status.text())
+    assert panel.player.step == 14
+    joined = "\n".join(texts)
+    assert "SigmoidBackward0" in joined and "dL/dz" in joined
+    assert "dL/dw" in joined and "-0.0898" in joined
+    assert "dL/db" in joined and "-0.0817" in joined
+    inspector = panel.findChild(Inspector, "inspector")
+    panel.graph.select(_node(panel, "w"))
+    assert "dL/dw = -0.0898" in inspector.grad_label.text()
+    assert "-0.0898" in inspector.chain_label.text()
+    panel.graph.select(_node(panel, "b"))
+    assert "dL/db = -0.0817" in inspector.grad_label.text()
+    # the leaf's gradient check: autograd, finite differences and the manual formula agree
+    table = inspector.check_table
+    methods = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert methods[:2] == ["autograd", "finite differences"]
+    assert all(table.item(r, 1).text() == "-0.0817" for r in range(table.rowCount()))
+
+
+def test_stepping_back_and_forth_gives_the_same_states(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    panel.player.reset()
+    seen = []
+    for _ in range(panel.player.length):
+        panel.player.step_forward()
+        cards = {d: (c.show_value, c.show_grad, c.current) for d, c in panel.graph.graph_scene.cards.items()}
+        seen.append((panel.player.step, panel.status.text(), cards))
+    for step, text, cards in reversed(seen):
+        assert panel.player.step == step
+        assert panel.status.text() == text
+        assert {d: (c.show_value, c.show_grad, c.current)
+                for d, c in panel.graph.graph_scene.cards.items()} == cards
+        panel.player.step_back()
+    assert panel.player.step == 0
+
+
+def test_player_keys_on_the_graph(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    panel.graph.setFocus()
+    qtbot.keyClick(panel.graph, Qt.Key_Home)
+    assert panel.player.step == 0
+    qtbot.keyClick(panel.graph, Qt.Key_Right)
+    qtbot.keyClick(panel.graph, Qt.Key_Right)
+    assert panel.player.step == 2
+    qtbot.keyClick(panel.graph, Qt.Key_Left)
+    assert panel.player.step == 1
+    qtbot.keyClick(panel.graph, Qt.Key_Space)
+    assert panel.player.is_playing()
+    qtbot.waitUntil(lambda: panel.player.step >= 2, timeout=WAIT)
+    qtbot.keyClick(panel.graph, Qt.Key_Space)
+    assert not panel.player.is_playing()
+
+
+def test_invalid_program_shows_the_error_and_keeps_the_graph(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    trace_before = panel.result.trace
+    cards_before = set(panel.graph.graph_scene.cards)
+    result = _type_program(qtbot, panel, [*SEED_LINES[:-1], "L = bce(a, y"])
+    assert not result.ok
+    error = panel.findChild(QLabel, "errorLabel")
+    assert error.isVisible() and "line 7" in error.text()
+    assert panel.editor.error_position()[0] == 7
+    assert panel.result.trace is trace_before
+    assert set(panel.graph.graph_scene.cards) == cards_before
+    # fixing it clears the error
+    result = _type_program(qtbot, panel, SEED_LINES)
+    assert result.ok and not error.isVisible() and panel.editor.error_position() is None
+
+
+def test_unknown_name_error_is_underlined_at_its_column(qtbot, panel):
+    result = _type_program(qtbot, panel, ["x = 1.0", "y = foo(x)"])
+    assert not result.ok
+    line, col = panel.editor.error_position()
+    assert line == 2 and col >= 5
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_examples()])
+def test_every_example_loads_and_steps_to_the_end(qtbot, panel, name):
+    _run(qtbot, panel, lambda: panel.load_example(name))
+    assert panel.result is not None and panel.result.ok, panel.error_label.text()
+    panel.player.reset()
+    while panel.player.step < panel.player.length:
+        panel.player.step_forward()
+    assert panel.status.text()
+    assert not panel.error_label.isVisible()
+
+
+def test_changing_a_leaf_recomputes_forward_and_backward(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    spin = panel.findChild(object, "spin_w")
+    _run(qtbot, panel, lambda: spin.setValue(0.0))
+    tr = panel.result.trace
+    z = tr.nodes[_node(panel, "z")]
+    assert z.value.item() == pytest.approx(0.0)
+    w = tr.nodes[_node(panel, "w")]
+    assert w.grad.item() == pytest.approx(1.1 * (0.5 - 1.0), abs=1e-4)
+
+
+def test_gradient_descent_lowers_the_loss(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    button = panel.findChild(QPushButton, "descentButton")
+    for _ in range(3):
+        _run(qtbot, panel, lambda: qtbot.mouseClick(button, Qt.LeftButton))
+    losses = panel.learning.losses
+    assert len(losses) == 4
+    assert losses[0] == pytest.approx(0.0852, abs=1e-4)
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
+    assert panel.overrides["w"] > 2.2
+
+
+def test_backward_again_accumulates_grad(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    qtbot.mouseClick(panel.findChild(QPushButton, "backwardAgainButton"), Qt.LeftButton)
+    text = panel.learning.accum_label.text()
+    assert "w.grad: -0.0898 → -0.1797" in text
+
+
+def test_state_round_trip(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    panel.player.set_step(5)
+    state = panel.state()
+    other = ExpressionPanel(source="x = 1.0")
+    qtbot.addWidget(other)
+    with qtbot.waitSignal(other.sig_computed, timeout=WAIT):
+        other.restore_state(state)
+    qtbot.waitUntil(lambda: other.result is not None and other.result.source == state["source"],
+                    timeout=WAIT)
+    assert other.player.step == 5
+    other.shutdown()
+
+
+def test_shutdown_leaves_no_worker_thread(qtbot):
+    p = ExpressionPanel()
+    qtbot.addWidget(p)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=WAIT)
+    p.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("expr-compute")]
