@@ -69,7 +69,8 @@ PROGRAMS = {
         lambda P, E: ((P["A"] @ P["A"].T) ** 2).sum(),
     ),
     "transpose_fn": (
-        "A = param([[1.0, -2.0], [3.0, 0.5]]); B = transpose(A, 0, 1)\ny = (B * [[1.0, 2.0], [3.0, 4.0]]).sum()",
+        "A = param([[1.0, -2.0], [3.0, 0.5]])\nB = transpose(A, 0, 1)\n"
+        "y = (B * [[1.0, 2.0], [3.0, 4.0]]).sum()",
         lambda P, E: (P["A"].transpose(0, 1) * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum(),
     ),
     "softmax_weighted": (
