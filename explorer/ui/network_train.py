@@ -33,7 +33,7 @@ from explorer.core.toydata import (
     decision_grid,
     make_dataset,
 )
-from explorer.ui.network_worker import TrainThread
+from explorer.ui.network_worker import TrainThread, single_torch_thread
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
 SPEEDS = (
@@ -53,6 +53,7 @@ class Run:
     number: int
     label: str
     color: tuple[int, int, int]
+    planned_steps: int
     steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
@@ -118,7 +119,7 @@ class TrainView(QWidget):
             self._message(f"Cannot train on the toy data: {exc}. The toy-2d preset fits it.", error=True)
             return
         self._stop_thread()
-        self._new_run()
+        self._new_run(self.steps.value())
         speed = SPEEDS[self.speed.currentIndex()][1]
         self.thread = TrainThread(self.spec, self.data, self.steps.value(), speed, self)
         self.thread.sig_records.connect(self._on_records)
@@ -131,10 +132,8 @@ class TrainView(QWidget):
         """Stop training and forget every run's curves."""
         self._stop_thread()
         for run in self.runs:
-            for item in run.items:
-                item.getViewBox().removeItem(item) if item.getViewBox() else None
+            self._remove_run(run)
         self.runs.clear()
-        self.loss_plot.plotItem.legend.clear()
         self._stale = True
         self._set_state("idle")
         self._show_untrained_boundary()
@@ -169,9 +168,10 @@ class TrainView(QWidget):
         from explorer.core.toydata import train_toy
 
         self._stop_thread()
-        self._new_run()
+        self._new_run(steps)
         try:
-            records = list(train_toy(self.spec, self.data, steps, record_every=2, boundary_every=steps))
+            with single_torch_thread():
+                records = list(train_toy(self.spec, self.data, steps, record_every=2, boundary_every=steps))
         except NetSpecError as exc:
             self._message(str(exc), error=True)
             return
@@ -217,7 +217,6 @@ class TrainView(QWidget):
         self.status.setWordWrap(True)
 
     def _build_plots(self) -> None:
-        pg.setConfigOptions(antialias=True)
         self.boundary_plot = pg.PlotWidget()
         self.boundary_plot.setObjectName("boundaryPlot")
         self.boundary_plot.setToolTip(
@@ -234,8 +233,8 @@ class TrainView(QWidget):
         self.image.setLookupTable(cmap.getLookupTable(0.0, 1.0, 256))
         self.image.setLevels((0.0, 1.0))
         self.boundary_plot.addItem(self.image)
-        self.train_points = pg.ScatterPlotItem(size=7, pen=pg.mkPen("w", width=0.8))
-        self.test_points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(255, 255, 255))
+        self.train_points = pg.ScatterPlotItem(size=7, antialias=True, pen=pg.mkPen("w", width=0.8))
+        self.test_points = pg.ScatterPlotItem(size=7, antialias=True, brush=pg.mkBrush(255, 255, 255))
         self.boundary_plot.addItem(self.train_points)
         self.boundary_plot.addItem(self.test_points)
         self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((30, 30, 30), width=2))
@@ -259,6 +258,8 @@ class TrainView(QWidget):
         self.acc_plot.setYRange(0.0, 1.02, padding=0)
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
         self.acc_plot.setXLink(self.loss_plot)
+        self.acc_plot.setMouseEnabled(x=True, y=False)
+        self.loss_plot.enableAutoRange(x=False, y=True)
         self.acc_plot.setToolTip("Fraction of points classified correctly, train and test")
 
     def _layout(self) -> None:
@@ -291,25 +292,21 @@ class TrainView(QWidget):
 
     # -- runs --------------------------------------------------------------------------------------
 
-    def _new_run(self) -> None:
+    def _new_run(self, steps: int) -> None:
         for run in self.runs:  # dim every earlier run
             for item in run.items:
                 pen = item.opts["pen"]
                 style = pen.style() if pen is not None else Qt.SolidLine
                 item.setPen(pg.mkPen((*run.color, 70), width=1, style=style))
         while len(self.runs) >= MAX_OLD_RUNS + 1:
-            old = self.runs.pop(0)
-            for item in old.items:
-                if item.getViewBox() is not None:
-                    item.getViewBox().removeItem(item)
-            self.loss_plot.plotItem.legend.removeItem(old.items[0])
+            self._remove_run(self.runs.pop(0))
         number = self.runs[-1].number + 1 if self.runs else 1
         spec = self.spec
         label = (
             f"run {number}: {spec.optimizer} lr {spec.lr:g}, {'-'.join(map(str, spec.hidden)) or 'linear'}"
         )
         color = RUN_COLORS[(number - 1) % len(RUN_COLORS)]
-        run = Run(number, label, color)
+        run = Run(number, label, color, steps)
         solid, dashed = pg.mkPen(color, width=2), pg.mkPen(color, width=2, style=Qt.DashLine)
         run.items = [
             self.loss_plot.plot([], [], pen=solid, name=label),
@@ -317,7 +314,19 @@ class TrainView(QWidget):
             self.acc_plot.plot([], [], pen=solid),
             self.acc_plot.plot([], [], pen=dashed),
         ]
+        for item in run.items:
+            # Long runs: draw at most about one point per pixel, and only what is in view.
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
         self.runs.append(run)
+        # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
+        self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+
+    def _remove_run(self, run: Run) -> None:
+        for plot, item in zip(
+            (self.loss_plot, self.loss_plot, self.acc_plot, self.acc_plot), run.items, strict=True
+        ):
+            plot.removeItem(item)
 
     def _on_records(self, records: list[dict]) -> None:
         if not self.runs:

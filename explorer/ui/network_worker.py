@@ -8,13 +8,31 @@ producer never floods the GUI thread. A speed limit (steps per second) slows tra
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
+import torch
 from PySide6.QtCore import QThread, Signal
 
 from explorer.core.nets import NetSpec
 from explorer.core.toydata import ToyDataset, TrainControl, train_toy
 
-EMIT_HZ = 30
+EMIT_HZ = 20
+YIELD_S = 0.0003  # GIL release per training step
+
+
+@contextmanager
+def single_torch_thread():
+    """Run torch single-threaded for the block, then restore the previous thread count.
+
+    A toy MLP's tensors are far too small to split across threads: intra-op threads only add spin-waits,
+    which on a busy machine made training several times slower and starved the GUI thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class TrainThread(QThread):
@@ -34,6 +52,10 @@ class TrainThread(QThread):
 
     def run(self) -> None:
         """Train; emit batches of records; always end with sig_finished."""
+        with single_torch_thread():
+            self._train()
+
+    def _train(self) -> None:
         pending: list[dict] = []
         last_emit = time.perf_counter()
         last_step = last_emit
@@ -55,10 +77,11 @@ class TrainThread(QThread):
                     break
                 pending.append(record)
                 now = time.perf_counter()
-                if record["type"] == "step" and self.speed:
-                    wait = 1.0 / self.speed - (now - last_step)
-                    if wait > 0:
-                        time.sleep(min(wait, 0.5))  # a worker thread: sleeping here never blocks the GUI
+                if record["type"] == "step":
+                    wait = 1.0 / self.speed - (now - last_step) if self.speed else 0.0
+                    # Sleeping releases the GIL: even flat out, the GUI thread gets its turn every step
+                    # instead of queueing behind torch's many short GIL hand-offs.
+                    time.sleep(min(max(wait, YIELD_S), 0.5))
                     now = last_step = time.perf_counter()
                 if now - last_emit >= 1.0 / EMIT_HZ:
                     self._emit(pending)

@@ -9,6 +9,16 @@ import torch
 from explorer.core.nets import NetSpecError, build_model, preset_spec
 from explorer.core.toydata import DATASETS, TrainControl, decision_grid, make_dataset, train_toy
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny MLPs train fastest single-threaded (intra-op threads only spin on a busy machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # The toy-2d preset must reach 95 % training accuracy within this many steps (issue 4, section 5).
 STEPS_TO_LEARN = 300
 
