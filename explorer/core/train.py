@@ -202,8 +202,11 @@ class Trainer:
         self.batch_generator = torch.Generator().manual_seed(self.settings.seed + self.rank)
         self.autocast_dtype = self._autocast_dtype()
         self._loss_fn = self.model.loss
+        # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
+        self._compile_pending = bool(self.settings.compile)
         if self.settings.compile:
             self._loss_fn = torch.compile(self.model.loss)
+        self.warnings: list[str] = []  # told once, right after the "start" record
         self.step = 0
         self.tokens = 0
         self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
@@ -246,6 +249,9 @@ class Trainer:
         """Train up to `settings.steps` (or stop after step `until`), yielding records as it goes."""
         s = self.settings
         yield self._start_record()
+        for message in self.warnings:
+            yield {"type": "warning", "step": self.step, "message": message}
+        self.warnings = []
         try:
             if self.step == 0 and s.eval_every:
                 yield self._eval_record()
@@ -261,7 +267,20 @@ class Trainer:
                     yield {"type": "resumed", "step": self.step}
                     tick, window_tokens = time.perf_counter(), 0
                     continue
-                loss, grad_norm = self._train_step()
+                try:
+                    loss, grad_norm = self._train_step()
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:
+                    if not self._compile_pending:
+                        raise
+                    self._compile_pending = False
+                    self._loss_fn = self.model.loss
+                    self.optimizer.zero_grad(set_to_none=True)
+                    yield {"type": "warning", "step": self.step,
+                           "message": f"torch.compile failed ({type(exc).__name__}); training without it"}
+                    continue
+                self._compile_pending = False
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     yield self._nonfinite_record(loss, grad_norm)
                     return
@@ -413,6 +432,9 @@ class Trainer:
             raise CheckpointError(f"{path} was trained on text that is not saved with it; pass the corpus")
         trainer = cls(ck.config, train_settings, corpus, tokenizer=tokenizer)
         trainer._apply(ck, path)
+        if ck.extra.get("corpus_fingerprint") not in (None, trainer.corpus_fingerprint):
+            trainer.warnings.append("the corpus is not the one this checkpoint was trained on: losses "
+                                    "before and after the resume are not comparable")
         return trainer
 
     def load_state(self, path: str | Path) -> None:

@@ -147,3 +147,10 @@ def test_resume_continues_to_more_steps(trained):
     trainer = Trainer.load_checkpoint(path, corpus=CORPUS, settings={"steps": 5})
     assert trainer.step == 3 and trainer.settings.steps == 5
     assert [r["step"] for r in trainer.run() if r["type"] == "step"] == [4, 5]
+
+
+def test_resume_on_another_corpus_warns(trained):
+    _, path = trained
+    trainer = Trainer.load_checkpoint(path, corpus=CORPUS[::-1], settings={"steps": 4})
+    warnings = [r for r in trainer.run() if r["type"] == "warning"]
+    assert len(warnings) == 1 and "not the one this checkpoint was trained on" in warnings[0]["message"]

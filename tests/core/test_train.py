@@ -120,6 +120,19 @@ def test_unexpected_exception_becomes_an_error_record():
     assert out[-1]["type"] == "error" and "ZeroDivisionError" in out[-1]["message"]
 
 
+def test_failing_compile_falls_back_to_eager():
+    trainer = Trainer(*micro(steps=3), corpus=CORPUS)
+
+    def broken_compiled_loss(x, y):
+        raise RuntimeError("no C++ compiler")
+
+    trainer._loss_fn, trainer._compile_pending = broken_compiled_loss, True
+    out = records_of(trainer)
+    warnings = [r for r in out if r["type"] == "warning"]
+    assert len(warnings) == 1 and "torch.compile failed" in warnings[0]["message"]
+    assert out[-1]["type"] == "done" and trainer.step == 3
+
+
 def test_pause_resume_and_stop_from_another_thread():
     trainer = Trainer(*micro(steps=50, eval_every=0, sample_every=0), corpus=CORPUS)
     kinds = []
