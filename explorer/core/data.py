@@ -267,13 +267,21 @@ class TokenData:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows on `device`: inputs x, next-token targets y, each (batch_size, context_length)."""
         data = self.train if split == "train" else self.val
+        # Offsets come from a CPU generator on every device, so a seed picks the same windows anywhere.
         starts = torch.randint(len(data) - context_length - 1, (batch_size,), generator=generator)
-        windows = data[starts[:, None] + torch.arange(context_length + 1)]  # (B, T + 1)
-        x, y = windows[:, :-1], windows[:, 1:]
+        index = starts[:, None] + torch.arange(context_length + 1)  # (B, T + 1)
+        if data.device.type != "cpu":
+            index = index.to(data.device, non_blocking=True)
+        windows = data[index]
+        x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
         device = torch.device(device)
-        if device.type == "cuda":
+        if x.device.type == "cpu" and device.type == "cuda":
             # Pinned host memory lets the copy overlap with the GPU's work.
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        if device.type != "cpu":
+        if x.device != device:
             return x.to(device), y.to(device)
-        return x.contiguous(), y.contiguous()
+        return x, y
+
+    def to(self, device: torch.device | str) -> TokenData:
+        """The same token ids on `device`: batches are then cut there, with no copy per step."""
+        return TokenData(train=self.train.to(device), val=self.val.to(device))

@@ -138,6 +138,8 @@ class TrainSettings:
         return dataclasses.replace(self, **changes)
 
 
+MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GPU (1.6 GB of int64)
+
 # Training settings that suit each model preset (same names as gpt.PRESETS).
 TRAIN_PRESETS: dict[str, TrainSettings] = {
     "tiny": TrainSettings(steps=500, batch_size=12, lr=1e-3, warmup_steps=20, eval_every=50,
@@ -196,6 +198,8 @@ class Trainer:
         self.config = config.replace(vocab_size=self.tokenizer.vocab_size)
         self.data = TokenData.from_text(text, self.tokenizer, self.settings.val_fraction,
                                         config.context_length)
+        if self.device.type != "cpu" and len(self.data.train) < MAX_DEVICE_TOKENS:
+            self.data = self.data.to(self.device)
         torch.manual_seed(self.settings.seed)
         self.model = GPT(self.config).to(self.device)
         self.optimizer = self._make_optimizer()
