@@ -322,3 +322,44 @@ __all__ = [
     "CARD_W", "CARD_H", "NodeCard", "EdgeBundle", "FlowEdge", "edge_path", "fmt_number",
     "snapshot_summary", "snapshot_matrix", "heatmap_image", "is_integer_dtype",
 ]
+
+
+class Overview(QGraphicsItem):
+    """All cards as plain coloured blocks in one paint call, shown instead of the cards when zoomed far out.
+
+    Thousands of separate card paints cost ~30 µs each in Python; one drawRects per colour keeps a
+    3,000-node graph smooth at overview scale.
+    """
+
+    def __init__(self, cards: dict, theme: dict[str, str]):
+        super().__init__()
+        self.cards = cards
+        self.theme = theme
+        self.setZValue(-1.5)
+        self._rect = QRectF()
+        for card in cards.values():
+            self._rect = self._rect.united(card.sceneBoundingRect())
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Union of every card."""
+        return self._rect
+
+    def paint(self, painter, option, widget=None) -> None:
+        """One batch of rectangles per colour."""
+        groups: dict[str, list[QRectF]] = {}
+        pending = self.theme["card_border"]
+        for card in self.cards.values():
+            if card.current:
+                key = self.theme["current"]
+            elif card.selected:
+                key = self.theme["selected"]
+            elif card.show_value:
+                key = card.accent().name()
+            else:
+                key = pending
+            p = card.pos()
+            groups.setdefault(key, []).append(QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H))
+        painter.setPen(Qt.NoPen)
+        for color, rects in groups.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(rects)

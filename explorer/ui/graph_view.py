@@ -8,6 +8,7 @@ expansion). `explorer.ui.render` uses the same scene to render files without a w
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -15,11 +16,12 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
 from explorer.ui import theme as themes
-from explorer.ui.graph_items import CARD_H, CARD_W, EdgeBundle, FlowEdge, NodeCard, edge_path
+from explorer.ui.graph_items import CARD_H, CARD_W, EdgeBundle, FlowEdge, NodeCard, Overview, edge_path
 
 GAP_X = 70.0   # free space between layers
 GAP_Y = 30.0   # free space between cards of one layer
 EDGES_PER_BUNDLE = 150
+OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 
 _KIND_HELP = {
     "leaf": "an input: a leaf tensor that no operation produced; it needs no gradient",
@@ -247,6 +249,11 @@ class GraphScene(QGraphicsScene):
         self.step = 0
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
+        self._overview: Overview | None = None
+        self.overview_mode = False
+        self._current: str | None = None
+        self._value_keys: tuple[list[int], list[str]] = ([], [])
+        self._grad_keys: tuple[list[int], list[str]] = ([], [])
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
 
     @property
@@ -300,18 +307,47 @@ class GraphScene(QGraphicsScene):
             return self.model.timeline[self.step - 1]
         return None
 
-    def set_step(self, k: int) -> None:
-        """Show the state after the first `k` events: values, gradients, current node and flow."""
+    def set_step(self, k: int, full: bool = False) -> None:
+        """Show the state after the first `k` events: values, gradients, current node and flow.
+
+        Only cards whose state changes between the old and the new step are touched (found by bisection
+        in the sorted step thresholds), so one step costs the same on 10 or 3,000 nodes.
+        """
         k = max(0, min(int(k), self.step_count))
+        old = self.step
         self.step = k
         event = self.current_event()
         current = self.display_id(event[1]) if event else None
-        for did, card in self.cards.items():
+        if full:
+            touched = set(self.cards)
+        else:
+            lo, hi = min(old, k), max(old, k)
+            touched = {self._current, current} - {None}
+            for keys, ids in (self._value_keys, self._grad_keys):
+                touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
+        changed = False
+        for did in touched:
+            card = self.cards.get(did)
+            if card is None:
+                continue
             grad_at = self.model.grad_at.get(did)
-            card.set_state(k >= self.model.value_at.get(did, 0),
-                           grad_at is not None and k >= grad_at,
-                           event[0] if did == current else None)
+            changed |= card.set_state(k >= self.model.value_at.get(did, 0),
+                                      grad_at is not None and k >= grad_at,
+                                      event[0] if did == current else None)
+        self._current = current
+        if changed and self._overview is not None and self.overview_mode:
+            self._overview.update()
         self._set_flow(event)
+
+    def set_overview(self, on: bool) -> None:
+        """Draw all cards as one batch of blocks (far zoomed out) or as full cards."""
+        if on == self.overview_mode or self._overview is None:
+            self.overview_mode = on and self._overview is not None
+            return
+        self.overview_mode = on
+        for card in self.cards.values():
+            card.setVisible(not on)
+        self._overview.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
         """Outline the card of `node_id`; returns its display id."""
@@ -334,6 +370,7 @@ class GraphScene(QGraphicsScene):
     def _rebuild(self) -> None:
         self._flow = []
         self.clear()
+        self._overview = None
         self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
@@ -355,6 +392,20 @@ class GraphScene(QGraphicsScene):
             self.addItem(EdgeBundle(path, self.theme))
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
+        self._overview = Overview(self.cards, self.theme)
+        self._overview.setVisible(False)
+        self.addItem(self._overview)
+        if self.overview_mode:
+            self.overview_mode = False
+            self.set_overview(True)
+        self._current = None
+        self.step = 0
+        pairs = sorted((v, d) for d, v in self.model.value_at.items())
+        self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        pairs = sorted((v, d) for d, v in self.model.grad_at.items())
+        self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        for card in self.cards.values():  # the state of step 0: nothing computed yet
+            card.set_state(False, False, None)
         if self.selected not in self.cards:
             self.selected = None
         elif self.selected:
@@ -473,6 +524,7 @@ class GraphView(QGraphicsView):
             self.scale(1.25, 1.25)
             self.centerOn(rect.center())
         self._auto_fit = True
+        self._update_detail()
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
@@ -480,6 +532,7 @@ class GraphView(QGraphicsView):
         factor = max(0.02 / current, min(factor, 4.0 / current))
         self.scale(factor, factor)
         self._auto_fit = False
+        self._update_detail()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Redraw in another colour theme."""
@@ -592,6 +645,10 @@ class GraphView(QGraphicsView):
         same = [d for d, (px, py) in pos.items() if abs(px - x) < 1 and (py - y) * direction > 0]
         if same:
             self.select(min(same, key=lambda d: abs(pos[d][1] - y)), center=True)
+
+    def _update_detail(self) -> None:
+        # below this scale a card would paint as a bare block anyway: batch them all in one item
+        self._scene.set_overview(self.transform().m11() < OVERVIEW_SCALE)
 
     def _update_flow_timer(self) -> None:
         if self._scene._flow and self.isVisible():

@@ -211,3 +211,25 @@ def test_card_tooltip_names_the_autograd_node(view, seed_trace):
     card = view.graph_scene.cards[a]
     assert isinstance(card, NodeCard)
     assert "SigmoidBackward0" in card.toolTip()
+
+
+def test_incremental_steps_match_a_full_recompute(view):
+    import random
+
+    rng = random.Random(1)
+    scene = view.graph_scene
+    for _ in range(30):
+        view.set_step(rng.randrange(view.step_count + 1))
+        incremental = _states(scene)
+        scene.set_step(scene.step, full=True)
+        assert _states(scene) == incremental
+
+
+def test_far_zoom_switches_to_the_batched_overview(view):
+    scene = view.graph_scene
+    view.zoom_by(0.05)
+    assert scene.overview_mode
+    assert not any(c.isVisible() for c in scene.cards.values())
+    view.grab()  # paints the overview without error
+    view.fit()
+    assert not scene.overview_mode and all(c.isVisible() for c in scene.cards.values())
