@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.nets import Iteration, NetSession, ParamState, Phase
 from explorer.ui.network_params import ParamTable
+from explorer.ui.network_worker import single_torch_thread
 from explorer.ui.player import Player
 
 SKIP_EXPLANATION = (
@@ -99,7 +100,8 @@ class IterationView(QWidget):
         if self.session is None:
             return
         self._before = self.session.param_states()
-        self.iteration = self.session.run_iteration(skip_zero_grad=self.skip.isChecked())
+        with single_torch_thread():  # tiny tensors: extra threads only add spin-waits
+            self.iteration = self.session.run_iteration(skip_zero_grad=self.skip.isChecked())
         self._fill_phase_list()
         self._graph_steps = self._map_graph_steps()
         if self.graph is not None:
