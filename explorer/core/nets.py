@@ -490,9 +490,13 @@ class NetSession:
         if old is None:
             text = f"AccumulateGrad: {pname}.grad = {_fmt(final)} (it was empty)"
         else:
+            # Show the sum on the element with the largest gradient: leading elements may be dead units.
+            i = int(np.abs(final).reshape(-1).argmax())
+            at = _index_text(i, final.shape)
+            was, now = old.reshape(-1)[i], final.reshape(-1)[i]
             text = (
-                f"AccumulateGrad: {pname}.grad = old {_fmt(old)} + new {_fmt(incoming)} = {_fmt(final)} "
-                "(zero_grad was skipped, so gradients add up)"
+                f"AccumulateGrad: .grad was not cleared, so the new gradient is added to the old one: "
+                f"{pname}.grad{at} = old {was:.4g} + new {now - was:.4g} = {now:.4g}"
             )
         module = pname.rsplit(".", 1)[0]
         return Phase(
@@ -587,7 +591,7 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
     i = int(np.abs(after - before).reshape(-1).argmax())
     w0, w1 = before.reshape(-1)[i], after.reshape(-1)[i]
     g0 = 0.0 if grad is None else grad.reshape(-1)[i]
-    at = "[" + ", ".join(str(int(k)) for k in np.unravel_index(i, before.shape)) + "]" if before.ndim else ""
+    at = _index_text(i, before.shape)
     biggest = f"largest |Δ| = {np.abs(after - before).max():.3g}"
     state = opt.state.get(p, {})
     if isinstance(opt, torch.optim.SGD):
@@ -616,6 +620,13 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
         f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {v0:.3g}, m̂ = {mhat:.5f}, v̂ = {vhat:.3g}, "
         f"{w0:.5f} → {w1:.5f}; {biggest}"
     )
+
+
+def _index_text(flat_index: int, shape: tuple) -> str:
+    """`[r, c]` for a flat index into an array of the shape ("" for a scalar)."""
+    if not shape:
+        return ""
+    return "[" + ", ".join(str(int(k)) for k in np.unravel_index(flat_index, shape)) + "]"
 
 
 def _param_name(name: str | None, params: dict[str, torch.Tensor]) -> str | None:

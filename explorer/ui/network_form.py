@@ -117,6 +117,8 @@ class SpecForm(QWidget):
 
         self.count = QLabel()
         self.count.setObjectName("paramCount")
+        self.count.setWordWrap(True)
+        self.count.setToolTip("Every weight and bias the optimizer trains: in·out + out per Linear layer")
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
         self.error.setWordWrap(True)
