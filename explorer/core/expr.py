@@ -108,13 +108,13 @@ def parse(source: str) -> Program:
 
 def _prescan(source: str) -> None:
     """Reject what is cheap to see on the raw text: size, quotes, NUL bytes, deep brackets."""
-    if len(source) > MAX_SOURCE_CHARS:
-        raise ExprError(f"the program is {len(source):,} characters long; the limit is {MAX_SOURCE_CHARS:,}")
     depth = 0
     line, col = 1, 0
     in_comment = False
     previous = ""
-    for ch in source:
+    # the scan stops at the size limit, so the cost is bounded however long the text is; it runs before
+    # the size check so that 10,000 nested brackets are reported as what they are
+    for ch in source[: MAX_SOURCE_CHARS + 1]:
         if ch == "\n":
             line, col, in_comment = line + 1, 0, False
             previous = ch
@@ -140,6 +140,8 @@ def _prescan(source: str) -> None:
         elif ch == "\x00":
             raise ExprError("the program contains a NUL character", line, col)
         previous = ch
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ExprError(f"the program is {len(source):,} characters long; the limit is {MAX_SOURCE_CHARS:,}")
 
 
 def _syntax_message(exc: SyntaxError) -> str:
@@ -261,7 +263,8 @@ class _Checker:
                 self.fail(where, f"the expression is nested more than {MAX_TREE_DEPTH} levels deep")
             if not isinstance(node, _ALLOWED):
                 self.fail(where, self._forbidden_message(node))
-            stack.extend((child, depth + 1, where) for child in ast.iter_child_nodes(node))
+            # reversed, so that the walk goes left to right and reports the first problem in the text
+            stack.extend((child, depth + 1, where) for child in reversed(list(ast.iter_child_nodes(node))))
 
     @staticmethod
     def _forbidden_message(node: ast.AST) -> str:
@@ -326,6 +329,7 @@ class _Checker:
                 self.fail(node, self._forbidden_message(node.op))
             self._expr(node.left)
             self._expr(node.right)
+            self._constant(node)  # refuses `9**9**9**9` here, before anything runs
         elif isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, ast.USub | ast.UAdd):
                 self.fail(node, self._forbidden_message(node.op))
@@ -350,6 +354,7 @@ class _Checker:
         self.fail(node, f"`{name}` is not defined here{hint}")
 
     def _attribute(self, node: ast.Attribute) -> None:
+        self._expr(node.value)  # the leftmost problem is reported first
         attr = node.attr
         if attr not in ATTRIBUTES:
             if attr in METHODS:
@@ -357,7 +362,6 @@ class _Checker:
             allowed = " ".join(f".{a}" for a in ATTRIBUTES) + " " + " ".join(f".{m}()" for m in METHODS)
             hint = _suggest(attr, list(ATTRIBUTES) + list(METHODS)) if not attr.startswith("_") else ""
             self.fail(node, f"`.{attr}` is not available here{hint} (allowed: {allowed})")
-        self._expr(node.value)
 
     def _call(self, node: ast.Call, allow_special: bool = False) -> None:
         func = node.func
@@ -396,6 +400,43 @@ class _Checker:
                 self.fail(kw, f"`{spec.name}` has no argument `{kw.arg}`{hint}: {spec.signature()}")
             self._expr(kw.value)
         self._arity(node, spec, receiver)
+        if spec.name in ("randn", "rand", "zeros", "ones", "eye", "arange"):
+            self._check_size(node, spec)
+
+    def _constant(self, node):
+        """The value of a numbers-only expression (folded safely), or None when it is not one."""
+        if isinstance(node, ast.Constant):
+            return node.value if _is_number(node.value) else None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = self._constant(node.operand)
+            return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS and not isinstance(node.op, ast.MatMult):
+            a = self._constant(node.left)
+            b = None if a is None else self._constant(node.right)
+            if b is None:
+                return None
+            try:
+                return fold_numbers(_BINOPS[type(node.op)], a, b)
+            except ExprError as exc:
+                self.fail(node, exc.message)
+        return None
+
+    def _check_size(self, node: ast.Call, spec: ops.OpSpec) -> None:
+        """Constructors with constant sizes are checked against the element limit before running."""
+        args = node.args
+        if len(args) == 1 and isinstance(args[0], ast.Tuple | ast.List):
+            args = args[0].elts
+        sizes = [self._constant(a) for a in args]
+        if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            return
+        if any(v < 0 for v in sizes):
+            self.fail(node, f"a size cannot be negative (got {min(sizes)})")
+        if spec.name == "eye":
+            sizes = sizes * 2
+        n = math.prod(sizes)
+        if n > MAX_ELEMENTS:
+            self.fail(node, f"{spec.name}{tuple(sizes)} would hold {n:,} elements; "
+                            f"the limit is {MAX_ELEMENTS:,}")
 
     def _arity(self, node: ast.Call, spec: ops.OpSpec, receiver: int) -> None:
         low, high = spec.arity
@@ -549,7 +590,7 @@ class _Runner:
             raise ExprError(f"a value must be a number or a tensor, not {what}", *self._pos(node))
         try:
             t = torch.tensor(value)
-        except (RuntimeError, OverflowError):
+        except (RuntimeError, OverflowError, ValueError):
             raise ExprError(f"{value} does not fit in a tensor", *self._pos(node)) from None
         return self._leaf(t) if leaf else t
 
@@ -584,7 +625,10 @@ class _Runner:
         if isinstance(node, ast.BinOp):
             return self._binop(node)
         if isinstance(node, ast.Attribute):
-            return self._apply(node, OPS[ATTRIBUTES[node.attr]], [self._eval(node.value)])
+            value = self._eval(node.value)
+            if not isinstance(value, torch.Tensor):
+                value = self._as_tensor(value, node.value, leaf=True)
+            return self._apply(node, OPS[ATTRIBUTES[node.attr]], [value])
         if isinstance(node, ast.Call):
             return self._call(node)
         raise ExprError(f"{type(node).__name__} is not allowed here", *self._pos(node))
@@ -602,11 +646,12 @@ class _Runner:
         data = nested(node)
         try:
             t = torch.tensor(data)
-        except (ValueError, TypeError):
-            raise ExprError("the rows of a tensor literal must all have the same length",
-                            *self._pos(node)) from None
-        except (RuntimeError, OverflowError):
-            raise ExprError("a number in this tensor literal is too large", *self._pos(node)) from None
+        except (RuntimeError, OverflowError, ValueError, TypeError) as exc:
+            if "overflow" in str(exc).lower() or isinstance(exc, OverflowError):
+                message = "a number in this tensor literal is too large for its dtype"
+            else:
+                message = "the rows of a tensor literal must all have the same length"
+            raise ExprError(message, *self._pos(node)) from None
         t = self._leaf(t)
         self._count(t, node)
         return t
@@ -622,24 +667,10 @@ class _Runner:
         return self._apply(node, OPS[name], [left, right])
 
     def _fold(self, node, name: str, a, b):
-        """Arithmetic on two plain numbers, refusing results too large to compute quickly."""
-        symbol = _OP_SYMBOLS[type(node.op)]
         try:
-            if name == "pow" and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
-                if b * abs(a).bit_length() > MAX_INT_BITS:
-                    raise ExprError(f"the exponent in `{a} ** {b}` is too large to compute", *self._pos(node))
-            result = OPS[name].fn(a, b)
-        except ZeroDivisionError:
-            raise ExprError(f"division by zero in `{a} {symbol} {b}`", *self._pos(node)) from None
-        except OverflowError:
-            raise ExprError(f"`{a} {symbol} {b}` is too large", *self._pos(node)) from None
-        if isinstance(result, complex):
-            raise ExprError(f"`{a} {symbol} {b}` is not a real number", *self._pos(node))
-        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
-            raise ExprError(f"`{symbol}` makes a number too large to compute with", *self._pos(node))
-        if isinstance(result, float) and not math.isfinite(result) and math.isfinite(a) and math.isfinite(b):
-            raise ExprError(f"`{a} {symbol} {b}` overflows", *self._pos(node))
-        return result
+            return fold_numbers(name, a, b)
+        except ExprError as exc:
+            raise ExprError(exc.message, *self._pos(node)) from None
 
     def _call(self, node: ast.Call):
         func = node.func
@@ -676,8 +707,11 @@ class _Runner:
 
     def _convert(self, value, arg: ops.Arg, node, spec: ops.OpSpec):
         if arg.kind == "tensor":
-            if isinstance(value, torch.Tensor) or _is_number(value):
+            if isinstance(value, torch.Tensor):
                 return value
+            if _is_number(value):
+                # sigmoid(2.0) works like torch.sigmoid(torch.tensor(2.0)); operators keep plain numbers
+                return value if spec.kind == "operator" else self._as_tensor(value, node, leaf=True)
             what = "a dtype" if isinstance(value, torch.dtype) else "a tuple"
             raise ExprError(f"`{spec.name}` needs a tensor or number for `{arg.name}`, not {what}",
                             *self._pos(node))
@@ -731,12 +765,34 @@ class _Runner:
         except ExprError as exc:
             raise ExprError(exc.message, *where) from None
         except (RuntimeError, ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError,
-                MemoryError, NotImplementedError) as exc:
+                MemoryError, NotImplementedError, AttributeError, KeyError) as exc:
             raise ExprError(_translate(spec, exc, tensors), *where) from None
         if spec.kind == "constructor" and isinstance(result, torch.Tensor):
             result = self._leaf(result)
         self._count(result, node)
         return result
+
+
+def fold_numbers(name: str, a, b):
+    """Arithmetic on two plain numbers, refusing results too large to compute quickly (`9**9**9**9`)."""
+    symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[name]
+    if name == "pow" and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
+        # decided from the sizes alone, before any work: the result would have about b·log2|a| bits
+        if b * abs(a).bit_length() > MAX_INT_BITS:
+            raise ExprError(f"the exponent in `{a} ** {b}` is too large to compute")
+    try:
+        result = OPS[name].fn(a, b)
+    except ZeroDivisionError:
+        raise ExprError(f"division by zero in `{a} {symbol} {b}`") from None
+    except OverflowError:
+        raise ExprError(f"`{a} {symbol} {b}` is too large") from None
+    if isinstance(result, complex):
+        raise ExprError(f"`{a} {symbol} {b}` is not a real number")
+    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+        raise ExprError(f"`{symbol}` makes a number too large to compute with")
+    if isinstance(result, float) and not math.isfinite(result) and math.isfinite(a) and math.isfinite(b):
+        raise ExprError(f"`{a} {symbol} {b}` overflows")
+    return result
 
 
 def _is_number(v) -> bool:
