@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,12 +50,12 @@ def compute(source: str, overrides: dict | None = None) -> ComputeResult:
         known = set(program.param_names)
         ov = {k: _as_tensor_value(v) for k, v in result.overrides.items() if k in known}
         try:
-            result.trace = trace(program.callable(ov or None))
+            result.trace = prune_unused(trace(program.callable(ov or None)))
         except TraceError:
             if program.param_names:
                 raise
             # nothing requires a gradient: the forward pass alone is still worth seeing
-            result.trace = trace(program.callable(ov or None), backward=False)
+            result.trace = prune_unused(trace(program.callable(ov or None), backward=False))
             result.note = "forward only: nothing here requires a gradient (make a leaf with param(...))"
     except ExprError as exc:
         result.error = f"line {exc.line}:{exc.col}: {exc.message}"
@@ -66,6 +66,30 @@ def compute(source: str, overrides: dict | None = None) -> ComputeResult:
         result.error_pos = (line, 1) if line else None
     result.elapsed_ms = (time.perf_counter() - start) * 1000
     return result
+
+
+def prune_unused(tr):
+    """The trace without values that neither have a name nor lead to a named value or the output.
+
+    Such values are by-products (a checking run inside an op, say) that would only clutter the
+    graph and add steps where nothing visible happens.
+    """
+    import networkx as nx
+
+    targets = [tr.output_id] + [nid for nid, n in tr.nodes.items() if n.name]
+    keep: set[str] = set()
+    for t in targets:
+        if t not in keep:
+            keep |= {t} | nx.ancestors(tr.graph, t)
+    if len(keep) == len(tr.nodes):
+        return tr
+    return replace(
+        tr, nodes={k: v for k, v in tr.nodes.items() if k in keep},
+        forward_order=[n for n in tr.forward_order if n in keep],
+        backward_order=[n for n in tr.backward_order if n in keep],
+        backward_events=[e for e in tr.backward_events if e.node_id in keep],
+        graph=tr.graph.subgraph(keep).copy(),
+    )
 
 
 def param_values(result: ComputeResult) -> dict[str, object]:
@@ -140,9 +164,11 @@ def describe_event(trace, k: int) -> str:
         return (f"Ready: {n_fwd} forward events, then {len(trace.backward_order)} backward events. "
                 "Press Right (or Step ▶) to step.")
     if k <= n_fwd:
-        return _describe_forward(trace, trace.forward_order[k - 1])
-    event = trace.backward_events[k - n_fwd - 1] if k - n_fwd - 1 < len(trace.backward_events) else None
-    text = _describe_backward(trace, event) if event else ""
+        return f"forward {k}/{n_fwd} · " + _describe_forward(trace, trace.forward_order[k - 1])
+    b = k - n_fwd
+    event = trace.backward_events[b - 1] if b - 1 < len(trace.backward_events) else None
+    what = _describe_backward(trace, event) if event else ""
+    text = f"backward {b}/{len(trace.backward_order)} · {what}"
     if k == total:
         text += "   — backward done"
     return text
@@ -237,7 +263,7 @@ def _describe_forward(trace, nid: str) -> str:
     if node.kind == "op":
         args = ", ".join(node_text(trace, i) for i in node.inputs)
         call = f"{op_short_name(node)}({args})"
-        return f"forward: {node.name} = {call} = {value}" if node.name else f"forward: {call} = {value}"
+        return f"{node.name} = {call} = {value}" if node.name else f"{call} = {value}"
     if node.kind == "param":
         return f"leaf {node_text(trace, nid)} = {value}  (param: requires_grad=True, will receive .grad)"
     if node.kind == "const":

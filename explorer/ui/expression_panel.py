@@ -119,6 +119,7 @@ class ExpressionPanel(QWidget):
             self.editor.setPlainText(load_example(example))
             self.overrides = {}
         self._debounce.stop()
+        self.compute_now()  # the first run pays for torch's lazy start-up; show a warm timing
         result = self.compute_now()
         if not result.ok:
             return

@@ -49,6 +49,10 @@ def is_integer_dtype(dtype: str) -> bool:
     return d.startswith(("int", "uint", "long", "short", "bool"))
 
 
+_SHORT_DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64",
+                 "int32": "i32", "bool": "bool"}
+
+
 def snapshot_summary(snap) -> str:
     """One line for a Snapshot: the number for one element, else `2×3 float32`."""
     if snap is None:
@@ -62,7 +66,7 @@ def snapshot_summary(snap) -> str:
         except Exception:  # a snapshot without data: show its type rather than fail the paint
             return dtype
     dims = "×".join(str(s) for s in shape) if shape else "scalar"
-    return f"{dims} {dtype}"
+    return f"{dims} {_SHORT_DTYPES.get(dtype, dtype)}"
 
 
 def snapshot_matrix(snap) -> np.ndarray | None:
@@ -81,7 +85,10 @@ def snapshot_matrix(snap) -> np.ndarray | None:
 def _max_abs(snap) -> str:
     """Largest absolute entry of a tensor snapshot, as text."""
     m = snapshot_matrix(snap)
-    return fmt_number(float(np.max(np.abs(m)))) if m is not None and m.size else "?"
+    if m is None or not m.size:
+        return "?"
+    peak = float(np.max(np.abs(m)))
+    return f"{peak:.3g}" if 1e-3 <= peak < 1e4 else fmt_number(peak)
 
 
 def heatmap_image(matrix: np.ndarray) -> QImage:
@@ -210,7 +217,7 @@ class NodeCard(QGraphicsItem):
         if self.show_grad and grad is not None:
             painter.setPen(QColor(t["grad"]))
             text = "∇ " + (snapshot_summary(grad) if int(getattr(grad, "numel", 1) or 0) == 1
-                           else "max|g| " + _max_abs(grad))
+                           else "max " + _max_abs(grad))
             painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, text)
         elif self.info.get("has_grad"):
             painter.setPen(QColor(t["muted"]))

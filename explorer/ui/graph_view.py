@@ -12,7 +12,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
 from explorer.ui import theme as themes
@@ -462,6 +462,7 @@ class GraphView(QGraphicsView):
         self._flow_timer.setInterval(40)
         self._flow_timer.timeout.connect(self._animate_flow)
         self.setAccessibleName("Computational graph")
+        self.show_legend = True
 
     # -- public API ------------------------------------------------------------------------
 
@@ -606,8 +607,13 @@ class GraphView(QGraphicsView):
             self.fit()
 
     def drawForeground(self, painter, rect: QRectF) -> None:  # noqa: N802
-        """A hint in the empty canvas."""
+        """A colour legend over the graph, or a hint in the empty canvas."""
         if self._scene.cards:
+            if self.show_legend:
+                painter.save()
+                painter.resetTransform()
+                self._draw_legend(painter)
+                painter.restore()
             return
         painter.save()
         painter.resetTransform()
@@ -620,6 +626,39 @@ class GraphView(QGraphicsView):
         painter.restore()
 
     # -- private -----------------------------------------------------------------------------
+
+    def _draw_legend(self, painter) -> None:
+        t = self._scene.theme
+        entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
+                   ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
+                   ("backward", t["edge_backward"], "line")]
+        font = QFont()
+        font.setPointSizeF(8.5)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        widths = [22 + metrics.horizontalAdvance(text) + 12 for text, _c, _k in entries]
+        h = 22
+        box = QRectF(8, self.viewport().height() - h - 8, sum(widths) + 8, h)
+        bg = QColor(t["panel"])
+        bg.setAlpha(225)
+        painter.setPen(QColor(t["card_border"]))
+        painter.setBrush(bg)
+        painter.drawRoundedRect(box, 5, 5)
+        x = box.left() + 8
+        for (text, color, kind), w in zip(entries, widths, strict=True):
+            cy = box.center().y()
+            if kind == "box":
+                painter.setPen(Qt.NoPen)
+                painter.setBrush(QColor(color))
+                painter.drawRoundedRect(QRectF(x, cy - 5, 14, 10), 2, 2)
+            else:
+                pen = QPen(QColor(color), 2.5)
+                pen.setDashPattern([3, 2])
+                painter.setPen(pen)
+                painter.drawLine(QPointF(x, cy), QPointF(x + 14, cy))
+            painter.setPen(QColor(t["muted"]))
+            painter.drawText(QRectF(x + 18, box.top(), w - 18, h), Qt.AlignVCenter | Qt.AlignLeft, text)
+            x += w
 
     def _card_at(self, pos) -> NodeCard | None:
         for item in self.items(pos):

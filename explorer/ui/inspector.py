@@ -44,7 +44,7 @@ class Inspector(QScrollArea):
         super().__init__(parent)
         self.setObjectName("inspector")
         self.setWidgetResizable(True)
-        self.setMinimumWidth(280)
+        self.setMinimumWidth(320)
         body = QWidget()
         self._layout = QVBoxLayout(body)
         self.title = QLabel("Click a node in the graph to inspect it.")
@@ -84,7 +84,7 @@ class Inspector(QScrollArea):
         check_layout = QVBoxLayout(self.check_box)
         self.check_table = QTableWidget(0, 3)
         self.check_table.setObjectName("gradCheckTable")
-        self.check_table.setHorizontalHeaderLabels(["method", "dL/d", "|diff| vs autograd"])
+        self.check_table.setHorizontalHeaderLabels(["method", "gradient", "max |diff|"])
         self.check_table.verticalHeader().setVisible(False)
         self.check_table.horizontalHeader().setStretchLastSection(True)
         self.check_table.setMaximumHeight(130)
@@ -123,6 +123,7 @@ class Inspector(QScrollArea):
             self.meta_labels[key].setText(text)
         self._show_matrix(self.value_box, self.value_view, v)
         grad = node.grad if show_grad else None
+        self.grad_box.setTitle(f"Gradient dL/d{title}" if title.isidentifier() else f"Gradient dL/d({title})")
         if grad is not None:
             self._show_matrix(self.grad_box, self.grad_view, grad)
             self.grad_label.setText(self._grad_sentence(title, grad))
@@ -219,7 +220,7 @@ def _fmt_any(v) -> str:
     a = _to_array(v)
     if a.size == 1:
         return fmt_number(float(a.reshape(-1)[0]))
-    return f"{'×'.join(map(str, a.shape))}: max|·| {fmt_number(float(np.max(np.abs(a))))}"
+    return f"{'×'.join(map(str, a.shape))}, max {fmt_number(float(np.max(np.abs(a))))}"
 
 
 def _fmt_diff(v, ref) -> str:

@@ -103,8 +103,8 @@ def stylesheet(theme: dict[str, str]) -> str:
         border-radius: 4px; }}
     QLabel#errorLabel {{ color: {t['error']}; background: {t['error_bg']}; padding: 4px;
         border-radius: 4px; }}
-    QLabel#stepStatus {{ background: {t['status_bg']}; padding: 6px; border-radius: 4px;
-        font-family: monospace; }}
+    QLabel#stepStatus {{ background: {t['status_bg']}; padding: 8px; border-radius: 4px;
+        font-family: monospace; font-size: 11pt; }}
     QPushButton, QToolButton {{ background: {t['panel']}; border: 1px solid {t['card_border']};
         border-radius: 4px; padding: 4px 10px; }}
     QPushButton:hover, QToolButton:hover {{ border-color: {t['selected']}; }}
