@@ -211,6 +211,8 @@ class IterationView(QWidget):
             body = f"Ready to run one training iteration{skipped}. Press Step (→) or Play (Space)."
         else:
             body = f"<b>{phase.title}</b> — {_html(phase.text)}"
+        if self.iteration.trace_error:
+            body += f"<br><i>The graph could not be traced ({_html(self.iteration.trace_error)}).</i>"
         self.status.setText(f"<span style='color:#6b7280'>{head}</span><br>{body}")
         if self.graph is not None and self._graph_steps:
             self.graph.set_step(self._graph_steps[k])

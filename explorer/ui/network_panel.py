@@ -145,11 +145,14 @@ class NetworkPanel(QWidget):
         spec = self.form.spec()
         try:
             session = NetSession(spec)
+            self.iteration.set_session(session)
         except NetSpecError as exc:
             self.form.show_error(str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback
+            self.form.show_error(f"could not run this network: {type(exc).__name__}: {exc}")
+            return
         self.form.show_error(None)
-        self.iteration.set_session(session)
         self.train.set_spec(spec)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

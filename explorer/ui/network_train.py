@@ -44,6 +44,7 @@ SPEEDS = (
 )
 RUN_COLORS = ((220, 38, 38), (37, 99, 235), (22, 163, 74), (147, 51, 234), (202, 138, 4), (8, 145, 178))
 MAX_OLD_RUNS = 5
+GRID = 96  # decision-boundary image resolution (cells per side)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class TrainView(QWidget):
         self._stop_thread()
         self._new_run(self.steps.value())
         speed = SPEEDS[self.speed.currentIndex()][1]
-        self.thread = TrainThread(self.spec, self.data, self.steps.value(), speed, self)
+        self.thread = TrainThread(self.spec, self.data, self.steps.value(), speed, GRID, parent=self)
         self.thread.sig_records.connect(self._on_records)
         self.thread.sig_finished.connect(self._on_finished)
         self._stale = False
@@ -171,7 +172,11 @@ class TrainView(QWidget):
         self._new_run(steps)
         try:
             with single_torch_thread():
-                records = list(train_toy(self.spec, self.data, steps, record_every=2, boundary_every=steps))
+                records = list(
+                    train_toy(
+                        self.spec, self.data, steps, record_every=2, boundary_every=steps, grid_size=GRID
+                    )
+                )
         except NetSpecError as exc:
             self._message(str(exc), error=True)
             return
@@ -357,11 +362,8 @@ class TrainView(QWidget):
             self._message(f"Training stopped: {record.get('message')}", error=True)
         elif self.last_record is not None and self.runs:
             verb = "finished" if kind == "done" else "stopped"
-            self._message(
-                f"Run {self.runs[-1].number} {verb}. "
-                + self._progress_text(self.runs[-1].number, self.last_record)
-                + " Change a setting and press Train to compare a new run."
-            )
+            text = self._progress_text(self.runs[-1].number, self.last_record)
+            self._message(f"{text} · {verb}. Change a setting and press Train to compare a new run.")
         self._stale = True
 
     def _progress_text(self, number: int, r: dict) -> str:
@@ -406,7 +408,7 @@ class TrainView(QWidget):
                 f"This network cannot classify the toy data: {exc}. The toy-2d preset can.", error=True
             )
             return
-        self._set_boundary(decision_grid(self.spec, build_model(self.spec), 64))
+        self._set_boundary(decision_grid(self.spec, build_model(self.spec), GRID))
         if not self.runs:
             self._message("The colours show the untrained network's guess. Press Train (Ctrl+T).")
 

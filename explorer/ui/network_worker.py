@@ -44,8 +44,17 @@ class TrainThread(QThread):
     sig_finished = Signal(dict)
     """The final record: {"type": "done" | "stopped" | "error", "step", "message"}."""
 
-    def __init__(self, spec: NetSpec, data: ToyDataset, steps: int, speed: float = 0.0, parent=None):
+    def __init__(
+        self,
+        spec: NetSpec,
+        data: ToyDataset,
+        steps: int,
+        speed: float = 0.0,
+        grid_size: int = 64,
+        parent=None,
+    ):
         super().__init__(parent)
+        self.grid_size = grid_size
         self.spec, self.data, self.steps = spec, data, steps
         self.speed = speed  # steps per second; 0 = as fast as possible (read each step, may change)
         self.control = TrainControl()
@@ -69,7 +78,7 @@ class TrainThread(QThread):
                 self.control,
                 record_every=1,
                 boundary_every=5 if slow else 20,
-                grid_size=64,
+                grid_size=self.grid_size,
             )
             for record in records:
                 if record["type"] in ("done", "stopped", "error"):

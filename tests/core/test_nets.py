@@ -168,3 +168,19 @@ def test_every_activation_and_optimizer_runs(act, opt):
     iteration = NetSession(spec).run_iteration()
     assert np.isfinite(iteration.loss)
     assert sum(p.kind == "step" for p in iteration.phases) == 4
+
+
+def test_a_failing_tracer_falls_back_to_hooks_with_the_same_grads(monkeypatch):
+    import explorer.core.trace as trace_module
+
+    def broken(fn, **kwargs):
+        fn()[0].backward()  # it accumulates grads before failing: the session must undo that
+        raise RuntimeError("tracer broke")
+
+    monkeypatch.setattr(trace_module, "trace", broken)
+    spec = preset_spec("seed")
+    iteration = NetSession(spec).run_iteration()
+    assert iteration.trace is None and "tracer broke" in iteration.trace_error
+    for name, grad in torch_grads(spec).items():
+        np.testing.assert_allclose(iteration.grads[name], grad, rtol=1e-6)
+    assert [p.module for p in iteration.phases if p.kind == "forward"] == ["fc1", "relu1", "fc2", "sigmoid2"]

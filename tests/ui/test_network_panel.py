@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QWidget  # noqa: E402
 
 from explorer.core.nets import build_model, example_batch, make_loss, preset_spec  # noqa: E402
 from explorer.ui.network_panel import ITERATION_TAB, TRAIN_TAB, NetworkPanel  # noqa: E402
+from explorer.ui.network_train import GRID  # noqa: E402
 
 OBJECT_NAMES = (
     "networkPreset",
@@ -166,7 +167,7 @@ def test_train_a_few_hundred_steps_and_stop_without_blocking(panel, qtbot):
     run = train.runs[-1]
     assert len(run.steps) >= 300 and run.steps == sorted(run.steps)
     assert train.last_record["train_acc"] > 0.8
-    assert train.boundary_grid.shape == (64, 64)
+    assert train.boundary_grid.shape == (GRID, GRID)
     assert len(run.items[0].xData) == len(run.steps)  # the full curve (the view may downsample it)
     train.reset()  # stops the thread
     assert train.thread is None and train.runs == []
