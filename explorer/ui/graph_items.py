@@ -26,6 +26,8 @@ _SMALL_FONT.setPointSizeF(9.0)
 _VALUE_FONT = QFont("DejaVu Sans Mono")
 _VALUE_FONT.setStyleHint(QFont.Monospace)
 _VALUE_FONT.setPointSizeF(11.0)
+_TENSOR_FONT = QFont(_VALUE_FONT)
+_TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
 
 
 def fmt_number(v: float, integer: bool = False) -> str:
@@ -207,7 +209,7 @@ class NodeCard(QGraphicsItem):
         text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
-        painter.setFont(_VALUE_FONT)
+        painter.setFont(_TENSOR_FONT if is_tensor else _VALUE_FONT)
         if self.show_value and value is not None:
             painter.setPen(QColor(t["value"]))
             painter.drawText(line1, Qt.AlignVCenter | Qt.AlignLeft, snapshot_summary(value))

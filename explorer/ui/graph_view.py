@@ -339,6 +339,14 @@ class GraphScene(QGraphicsScene):
             self._overview.update()
         self._set_flow(event)
 
+    def clear_current(self) -> None:
+        """Drop the current-node halo and the flowing edges (for still pictures of a finished run)."""
+        if self._current in self.cards:
+            card = self.cards[self._current]
+            card.set_state(card.show_value, card.show_grad, None)
+        self._current = None
+        self._set_flow(None)
+
     def set_overview(self, on: bool) -> None:
         """Draw all cards as one batch of blocks (far zoomed out) or as full cards."""
         if on == self.overview_mode or self._overview is None:

@@ -33,6 +33,8 @@ def build_scene(trace, step: int | None = None, theme: str | dict | None = None,
     scene = GraphScene(theme=t)
     scene.expanded = set(expanded)
     scene.set_trace(trace, step)
+    if step is None:  # the finished run: no node is "current"
+        scene.clear_current()
     return scene
 
 
