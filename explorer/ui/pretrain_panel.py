@@ -53,7 +53,10 @@ class PretrainPanel(QWidget):
     sig_run_finished = Signal(int, str)
     """A run ended: (run id, status "done" | "stopped" | "error")."""
 
-    def __init__(self, parent: QWidget | None = None, checkpoint_dir: str | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, checkpoint_dir: str | None = None,
+                 train_backend: str = "process") -> None:
+        """`checkpoint_dir`: where runs write checkpoints (default: a temporary folder);
+        `train_backend`: "process" (always, in the app) or "thread" (the benchmark's comparison)."""
         super().__init__(parent)
         self._owns_dir = checkpoint_dir is None
         self._dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="explorer-pretrain-"))
@@ -62,7 +65,7 @@ class PretrainPanel(QWidget):
         self._next_id = 1
         self._retrain_pending = False
         self._run_started_at = 0.0
-        self._process = TrainProcess(self)
+        self._process = TrainProcess(self, backend=train_backend)
         self._process.sig_records.connect(self._on_records)
         self._process.sig_finished.connect(self._on_finished)
 

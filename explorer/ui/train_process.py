@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
 import time
 from typing import Any
 
@@ -35,8 +36,13 @@ class TrainProcess(QObject):
     sig_finished = Signal(dict)
     """The run ended: {"status": "done"|"stopped"|"error", "message": str, "checkpoint": path|None}."""
 
-    def __init__(self, parent: QObject | None = None, poll_ms: int = POLL_MS) -> None:
+    def __init__(self, parent: QObject | None = None, poll_ms: int = POLL_MS,
+                 backend: str = "process") -> None:
+        """`backend` "thread" runs the same loop in a Python thread: only for the benchmark's comparison."""
         super().__init__(parent)
+        if backend not in ("process", "thread"):
+            raise ValueError(f"backend must be process or thread, got {backend!r}")
+        self._backend = backend
         self._ctx = mp.get_context("spawn")
         self._process = None
         self._commands = None
@@ -59,17 +65,18 @@ class TrainProcess(QObject):
         """Spawn the training process (returns at once; records arrive through `sig_records`)."""
         if self.is_running():
             raise RuntimeError("a training run is already going")
-        self._commands = self._ctx.Queue()
-        self._records = self._ctx.Queue()
+        threaded = self._backend == "thread"
+        self._commands = _ThreadQueue() if threaded else self._ctx.Queue()
+        self._records = _ThreadQueue() if threaded else self._ctx.Queue()
         self._paused = False
         self._result = {"status": "stopped", "message": "", "checkpoint": None}
-        self._process = self._ctx.Process(
-            target=run_training,
-            args=(dict(config), dict(settings), corpus_path, checkpoint_path,
-                  self._commands, self._records, num_threads or default_num_threads()),
-            name="explorer-train",
-            daemon=True,
-        )
+        args = (dict(config), dict(settings), corpus_path, checkpoint_path,
+                self._commands, self._records, num_threads or default_num_threads())
+        if threaded:
+            self._process = _ThreadHandle(args)
+        else:
+            self._process = self._ctx.Process(target=run_training, args=args, name="explorer-train",
+                                              daemon=True)
         try:
             self._process.start()
         except Exception:
@@ -198,3 +205,40 @@ class TrainProcess(QObject):
         self._commands = self._records = None
         self._paused = False
         self.sig_finished.emit(dict(self._result))
+
+
+class _ThreadQueue(queue.Queue):
+    """queue.Queue with the two multiprocessing.Queue methods the bridge calls on shutdown."""
+
+    def cancel_join_thread(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ThreadHandle:
+    """The part of multiprocessing.Process the bridge uses, over a thread (benchmark comparison only)."""
+
+    def __init__(self, args: tuple) -> None:
+        self._thread = threading.Thread(target=run_training, args=args, name="explorer-train", daemon=True)
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self.pid = os.getpid()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return None if self._thread.is_alive() else 0
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def terminate(self) -> None:  # a thread cannot be killed; the stop command ends it
+        pass
+
+    kill = terminate

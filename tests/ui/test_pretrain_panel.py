@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QLabel, QPushButton  # noqa: E402
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.checkpoint import read_checkpoint  # noqa: E402
 from explorer.ui.pretrain_child import _BatchSender  # noqa: E402
@@ -222,3 +223,56 @@ def test_batch_sender_coalesces_records():
     assert [r.get("step") for r in received[:-1]] == list(range(2000))
     assert received[-1]["type"] == "done"
     assert len(queue.puts) < 100  # one message per ~50 ms, not one per record
+
+
+@pytest.fixture
+def trained_checkpoint(tmp_path):
+    """A checkpoint of a few steps of a very small model, written by the core trainer in-process."""
+    from explorer.core.train import Trainer, TrainSettings
+
+    config = {"vocab_size": 128, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,
+              "drop_rate": 0.0}
+    settings = TrainSettings(steps=3, batch_size=2, eval_every=0, sample_every=0, device="cpu")
+    trainer = Trainer(config, settings)
+    for _ in trainer.run():
+        pass
+    path = tmp_path / "trained.safetensors"
+    trainer.save_checkpoint(path)
+    run = _fake_run(1, 1e-3)
+    run.config = trainer.config.to_dict()
+    run.checkpoint = str(path)
+    return run
+
+
+def test_attention_maps_of_a_checkpoint(panel, qtbot, trained_checkpoint):
+    panel.restore_state({"runs": [trained_checkpoint.to_state()]})
+    tab = panel.findChild(QWidget, "pretrainAttention")
+    tab.prompt.setText("the cat")
+    with qtbot.waitSignal(tab.sig_shown, timeout=WAIT_MS):
+        qtbot.mouseClick(tab.button, Qt.LeftButton)
+    maps = tab.result.maps
+    assert maps.shape == (2, 2, 7, 7)  # layers, heads, query tokens, key tokens
+    assert np.allclose(maps.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.allclose(np.triu(maps[0, 0], 1), 0.0)  # causal: nobody looks ahead
+    assert len(tab.canvas.ci.items) == 4  # one heatmap per layer and head
+
+
+def test_attention_without_checkpoint_says_so(panel, qtbot):
+    tab = panel.findChild(QWidget, "pretrainAttention")
+    tab.show_attention()
+    assert "train" in tab.status.text().lower()
+    assert tab.result is None
+
+
+def test_trace_one_step_reaches_the_canvas(panel, qtbot, trained_checkpoint):
+    panel.restore_state({"runs": [trained_checkpoint.to_state()]})
+    tab = panel.findChild(QWidget, "pretrainTrace")
+    tab.tokens.setValue(4)
+    with qtbot.waitSignal(tab.sig_traced, timeout=WAIT_MS):
+        qtbot.mouseClick(tab.button, Qt.LeftButton)
+    modules = {node.module for node in tab.trace.nodes.values() if node.module}
+    assert any(m.startswith("blocks.1") for m in modules)
+    assert tab.view.step_count == len(tab.trace.forward_order) + len(tab.trace.backward_order)
+    assert tab.player.length == tab.view.step_count
+    # Collapsed by module: far fewer cards than traced nodes.
+    assert 0 < len(tab.view.graph_scene.cards) < len(tab.trace.nodes)
