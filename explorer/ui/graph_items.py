@@ -252,19 +252,24 @@ class NodeCard(QGraphicsItem):
 
 
 def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.0,
-              dy_dst: float = 0.0) -> QPainterPath:
+              dy_dst: float = 0.0, bends=None) -> QPainterPath:
     """A smooth curve from the right side of the source card to the left side of the target card.
 
-    `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point.
+    `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point;
+    `bends` are points the layout reserved for an edge that spans several layers, so it runs between
+    the cards instead of across them.
     """
     a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
     b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
     if b.x() < a.x():  # a back edge (rare in a DAG layout): leave and enter from the sides
         a, b = QPointF(src.x() - CARD_W / 2, src.y()), QPointF(dst.x() + CARD_W / 2, dst.y())
-    dx = max(40.0, abs(b.x() - a.x()) * 0.5)
+        bends = None
     sign = 1.0 if b.x() >= a.x() else -1.0
+    points = [a, *(QPointF(x, y) for x, y in (bends or ())), b]
     path = QPainterPath(a)
-    path.cubicTo(QPointF(a.x() + sign * dx, a.y()), QPointF(b.x() - sign * dx, b.y()), b)
+    for p, q in zip(points, points[1:], strict=False):
+        dx = max(20.0, abs(q.x() - p.x()) * 0.5)
+        path.cubicTo(QPointF(p.x() + sign * dx, p.y()), QPointF(q.x() - sign * dx, q.y()), q)
     if arrow:
         size = 7.0
         path.moveTo(QPointF(b.x() - sign * size, b.y() - size * 0.6))

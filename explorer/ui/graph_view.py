@@ -44,6 +44,7 @@ class DisplayModel:
     grad_at: dict[str, int] = field(default_factory=dict)          # display id -> first step showing grad
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # scene pixels
     ports: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # edge -> port dy
+    bends: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)  # long edges
     order: list[str] = field(default_factory=list)                 # display ids for keyboard navigation
 
 
@@ -122,7 +123,7 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> D
         model.value_at[did] = max(f) + 1 if f else 0
         if b:
             model.grad_at[did] = n_fwd + max(b)
-    model.positions = _positions(graph, model)
+    model.positions, model.bends = _positions(graph, model)
     model.ports = _ports(model)
     model.order = sorted(model.info, key=lambda d: (model.positions[d][0], model.positions[d][1]))
     return model
@@ -167,12 +168,18 @@ def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:
     }
 
 
-def _positions(graph, model: DisplayModel) -> dict[str, tuple[float, float]]:
-    """Layered left-to-right positions in scene pixels (core layout, or a simple local fallback)."""
+def _positions(graph, model: DisplayModel):
+    """Layered left-to-right card centres and long-edge bend points in scene pixels.
+
+    From the core layout, or a simple local fallback (without bends) when it is missing.
+    """
+    bends_raw: dict = {}
     try:
         from explorer.core.layout import layered_layout
 
-        raw = dict(layered_layout(graph, direction="LR").positions)
+        lay = layered_layout(graph, direction="LR")
+        raw = dict(lay.positions)
+        bends_raw = dict(getattr(lay, "edge_points", None) or {})
     except ImportError:
         raw = fallback_layout(graph)
     raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
@@ -186,7 +193,9 @@ def _positions(graph, model: DisplayModel) -> dict[str, tuple[float, float]]:
             for a, b in zip(sorted(ys), sorted(ys)[1:], strict=False) if b - a > 1e-9]
     unit_y = min(gaps) if gaps else 1.0
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
-    return {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
+    positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
+    bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
+    return positions, bends
 
 
 def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
@@ -396,7 +405,8 @@ class GraphScene(QGraphicsScene):
         for start in range(0, len(edges), EDGES_PER_BUNDLE):
             path = QPainterPath()
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
-                path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)]))
+                path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)],
+                                       bends=self.model.bends.get((u, v))))
             self.addItem(EdgeBundle(path, self.theme))
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
