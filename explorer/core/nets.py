@@ -661,4 +661,7 @@ def _fmt(arr: np.ndarray | None, k: int = 4) -> str:
     if flat.size == 1:
         return f"{flat[0]:.4g}"
     head = ", ".join(f"{v:.4g}" for v in flat[:k])
-    return f"[{head}{', …' if flat.size > k else ''}]"
+    if flat.size <= k:
+        return f"[{head}]"
+    # The leading values can all be zero (dead ReLU units): the largest magnitude says more.
+    return f"[{head}, …] (max |·| {np.abs(flat).max():.4g})"

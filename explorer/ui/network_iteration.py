@@ -68,10 +68,9 @@ class IterationView(QWidget):
         self.skip.setToolTip("Leave optimizer.zero_grad() out of the next iteration. " + SKIP_EXPLANATION)
         self.skip.setFocusPolicy(Qt.NoFocus)
         self.skip.toggled.connect(self._on_skip)
-        self.skip_note = QLabel(SKIP_EXPLANATION)
+        self.skip_note = QLabel("Takes effect from the next iteration (N). " + SKIP_EXPLANATION)
         self.skip_note.setObjectName("skipZeroGradNote")
         self.skip_note.setWordWrap(True)
-        self.skip_note.setStyleSheet("background: #fff7ed; color: #9a3412; padding: 4px; border-radius: 4px;")
         self.skip_note.hide()
 
         self.graph = _make_graph_view()
@@ -111,6 +110,14 @@ class IterationView(QWidget):
             else:
                 self.graph.hide()
         self.player.set_length(len(self.iteration.phases), step=0)
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour for a theme of explorer.ui.theme."""
+        self.skip_note.setStyleSheet(
+            f"background: {theme['error_bg']}; color: {theme['error']}; padding: 4px; border-radius: 4px;"
+        )
+        if self.graph is not None and hasattr(self.graph, "set_theme"):
+            self.graph.set_theme(theme)
 
     def phase(self, k: int | None = None) -> Phase | None:
         """The phase shown at step k (default: the current step); None at step 0."""

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
 from explorer.core.nets import NetSession, NetSpec, NetSpecError
+from explorer.ui import theme as themes
 from explorer.ui.network_form import CUSTOM, SpecForm
 from explorer.ui.network_iteration import IterationView
 from explorer.ui.network_train import TrainView
@@ -53,6 +54,7 @@ class NetworkPanel(QWidget):
         self._actions = self._make_actions()
         self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self.apply_spec)
+        self.set_theme(themes.get_theme())
         self.apply_spec()
 
     # -- panel protocol ----------------------------------------------------------------------------
@@ -133,6 +135,11 @@ class NetworkPanel(QWidget):
             self.tabs.setCurrentIndex(TRAIN_TAB)
             self.train.train_blocking(300)
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the graph, notes and plots (called by the main window on a theme switch)."""
+        self.iteration.set_theme(theme)
+        self.train.set_theme(theme)
+
     def shutdown(self) -> None:
         """Stop the training thread and the player."""
         self.iteration.player.pause()
@@ -195,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
-    try:
-        from explorer.ui import theme
-
-        theme.apply_theme(app, "light")
-    except (ImportError, AttributeError):
-        pass
+    themes.apply_theme(app, "light")
     panel = NetworkPanel()
     panel.setWindowTitle("Autograd Explorer: network workspace")
     panel.resize(1400, 880)

@@ -147,4 +147,4 @@ class ParamTable(QTableWidget):
             for col in range(self.columnCount()):
                 item = self.item(row, col)
                 if item is not None:
-                    item.setBackground(QColor("#fde68a") if mark else QColor(0, 0, 0, 0))
+                    item.setBackground(QColor(250, 204, 21, 110) if mark else QColor(0, 0, 0, 0))

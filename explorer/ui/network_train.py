@@ -158,6 +158,22 @@ class TrainView(QWidget):
         self._draw_points()
         self._show_untrained_boundary()
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the plots for a theme of explorer.ui.theme."""
+        titles = {
+            self.loss_plot: "loss (solid: train, dashed: test)",
+            self.acc_plot: "accuracy (solid: train, dashed: test)",
+        }
+        for plot in (self.boundary_plot, self.loss_plot, self.acc_plot):
+            plot.setBackground(theme["panel"])
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setPen(theme["muted"])
+                axis.setTextPen(theme["muted"])
+            if plot in titles:
+                plot.setTitle(titles[plot], color=theme["text"], size="10pt")
+        self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
+
     def stop(self, wait_ms: int = 5000) -> None:
         """Stop the worker thread (used by shutdown)."""
         self._stop_thread(wait_ms)
