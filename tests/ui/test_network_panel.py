@@ -236,3 +236,24 @@ def test_screenshot_without_step_trains_the_toy_preset(panel):
     assert panel.tabs.currentIndex() == TRAIN_TAB
     assert panel.train.runs and panel.train.last_record["step"] == 300
     assert panel.train.last_record["train_acc"] >= 0.95
+
+
+def test_graph_shows_modules_collapsed_and_expands_them(panel):
+    pick_preset(panel, "seed")
+    graph = panel.iteration.graph
+    assert graph is not None and graph.step_count == len(panel.iteration.iteration.trace.forward_order) + len(
+        panel.iteration.iteration.trace.backward_order
+    )
+    scene = graph.graph_scene
+    modules = [did for did, info in scene.model.info.items() if info["kind"] == "module"]
+    assert len(modules) >= 4  # fc1, relu1, fc2, sigmoid2 (and the loss) folded into cards
+    before = len(scene.cards)
+    fc1 = next(did for did in modules if scene.model.info[did].get("path") == "fc1")
+    assert scene.toggle_module(fc1)
+    assert len(scene.cards) > before  # fc1.weight, fc1.bias and the linear op are cards of their own
+    # Stepping the player moves the graph's own timeline to the matching event.
+    player = panel.iteration.player
+    player.go_end()
+    assert graph.step == graph.step_count
+    player.set_step(1)  # zero_grad: nothing computed yet
+    assert graph.step == 0
