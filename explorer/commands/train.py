@@ -17,13 +17,15 @@ from pathlib import Path
 from explorer.cli import UserInputError
 from explorer.core.checkpoint import CheckpointError
 from explorer.core.data import CorpusError
-from explorer.core.gpt import PRESETS, ConfigError, GPTConfig
+from explorer.core.gpt import PRESETS, ConfigError, GPTConfig, field_help
 from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings
 
 HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
 
 # Flags with a shorter name than their setting; the long spelling works too.
 ALIASES = {"corpus_path": ["--corpus"], "out_dir": ["--out"]}
+CHOICES = {"device": None, "dtype": ["auto", "float32", "bfloat16"], "tokenizer": ["char", "bpe"],
+           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,16 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_field_flags(parser: argparse.ArgumentParser, cls, title: str, skip=frozenset()) -> None:
     """One `--field-name` flag per dataclass field, typed after the field, default None (= not given)."""
-    group = parser.add_argument_group(f"{title} fields")
+    group = parser.add_argument_group(f"{title} fields", "unset fields keep the preset's value")
     hints = typing.get_type_hints(cls)
+    docs = field_help(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        names = [f"--{f.name.replace('_', '-')}", *ALIASES.get(f.name, [])]
+        names = [*ALIASES.get(f.name, []), f"--{f.name.replace('_', '-')}"]
         kind = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"(default {default})" if default is not None else None
-        if kind is bool:
+        help_text = docs.get(f.name, "").replace("%", "%%")
+        if CHOICES.get(f.name):
+            group.add_argument(*names, dest=f.name, choices=CHOICES[f.name], default=None, help=help_text)
+        elif kind is bool:
             group.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
         else:

@@ -377,3 +377,26 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def field_help(cls) -> dict[str, str]:
+    """Field name -> the comment beside (or just above) it in the dataclass's source, for help texts."""
+    import inspect
+    import re
+
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        match = re.match(r"(\w+): [^#]*?(?:#\s*(.*))?$", stripped)
+        if match and match.group(1) in {f.name for f in dataclasses.fields(cls)}:
+            out[match.group(1)] = match.group(2) or " ".join(above)
+        above = []
+    return out
