@@ -98,6 +98,10 @@ class AttentionTab(QWidget):
         layout.addWidget(explanation)
         layout.addWidget(self.canvas, 1)
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the heatmap canvas."""
+        self.canvas.setBackground(theme["panel"])
+
     def show_attention(self) -> None:
         """Compute the maps for the prompt in a background thread (the checkpoint is fetched first)."""
         if self._thread is not None:

@@ -124,7 +124,7 @@ def training_warning(config: dict[str, Any], batch_size: int, device: str) -> tu
                 "it will not train on this machine (smaller batch, context or model)", True)
     if resolved == "cpu" and total > CPU_PARAM_LIMIT:
         return (f"{total:,} parameters will not train on this machine's CPU in any useful time "
-                "(days for a few thousand steps): inspect it, train `tiny` here, or use a GPU", True)
+                "(days for a few thousand steps): inspect it, train the tiny preset here, or use a GPU", True)
     return None, False
 
 

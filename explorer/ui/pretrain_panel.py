@@ -34,17 +34,21 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui import pretrain_model_info as info
+from explorer.ui import theme as themes
 from explorer.ui.pretrain_form import HyperparameterForm
 from explorer.ui.pretrain_history import RunHistory
 from explorer.ui.pretrain_plots import TrainingPlots
 from explorer.ui.pretrain_runs import PALETTE, Run, describe_config
 from explorer.ui.train_process import TrainProcess
 
-BANNER_STYLES = {
-    "error": "background:#fef2f2; color:#991b1b; border:1px solid #fecaca;",
-    "warning": "background:#fffbeb; color:#92400e; border:1px solid #fde68a;",
-    "info": "background:#eef2ff; color:#3730a3; border:1px solid #c7d2fe;",
-}
+
+def banner_styles(theme: dict[str, str]) -> dict[str, str]:
+    """Message-line styles (error, warning, info) in the colours of a theme."""
+    def style(background: str, color: str, border: str) -> str:
+        return f"background:{theme[background]}; color:{theme[color]}; border:1px solid {theme[border]};"
+
+    return {"error": style("error_bg", "error", "error"), "warning": style("status_bg", "number", "number"),
+            "info": style("status_bg", "text", "card_border")}
 
 
 class PretrainPanel(QWidget):
@@ -91,7 +95,7 @@ class PretrainPanel(QWidget):
         self.fit_warning = QLabel()
         self.fit_warning.setObjectName("pretrainFitWarning")
         self.fit_warning.setWordWrap(True)
-        self.fit_warning.setStyleSheet(BANNER_STYLES["warning"] + "padding:4px; border-radius:4px;")
+        self._styles = banner_styles(themes.get_theme())
         self.fit_warning.hide()
 
         self.train_button = self._button("Train", "pretrainTrainButton", "Ctrl+Return",
@@ -180,8 +184,22 @@ class PretrainPanel(QWidget):
         layout = QHBoxLayout(self)
         layout.addWidget(scroll)
         layout.addWidget(self.tabs, 1)
+        self.set_theme(themes.get_theme())
         self._update_estimates()
         self._update_buttons()
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour plots, heatmaps, graph and message lines (the main window calls this on a switch)."""
+        self._styles = banner_styles(theme)
+        # The app stylesheet draws every button alike; a disabled Train must look disabled.
+        self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
+                           f"border-color: {theme['grid']}; }}")
+        self.fit_warning.setStyleSheet(self._styles["warning"] + "padding:4px; border-radius:4px;")
+        if self.banner.isVisible():
+            self.show_message(self.banner.text(), self.banner.property("kind") or "info")
+        self.plots.set_theme(theme)
+        for tab in self._inspection_tabs:
+            tab.set_theme(theme)
 
     # -- actions ----------------------------------------------------------------------------------
     def train(self) -> bool:
@@ -293,8 +311,8 @@ class PretrainPanel(QWidget):
         """A message above the plots: error, warning or info (never a traceback)."""
         self.banner.setText(text)
         self.banner.setProperty("kind", kind)
-        self.banner.setStyleSheet(BANNER_STYLES.get(kind, BANNER_STYLES["info"])
-                                  + "padding:6px; border-radius:4px;")
+        style = self._styles.get(kind, self._styles["info"])
+        self.banner.setStyleSheet(style + "padding:6px; border-radius:4px;")
         self.banner.show()
 
     def hide_message(self) -> None:
@@ -347,6 +365,9 @@ class PretrainPanel(QWidget):
                            step: int | None = None) -> None:
         """Headless set-up for `--screenshot`: a preset, and with `step` a finished run of that many steps."""
         del example
+        if preset is not None and preset not in info.preset_names():
+            names = ", ".join(info.preset_names())
+            raise ValueError(f"unknown pretraining preset {preset!r}; choose one of {names}")
         self.form.apply_preset(preset or "tiny")
         if step:
             every = max(1, int(step) // 5)
@@ -469,6 +490,9 @@ class PretrainPanel(QWidget):
             return
         config = self.form.config_dict()
         settings = self.form.settings_dict()
+        if not self._process.is_running() and "steps" not in messages:
+            self.progress.setRange(0, int(settings["steps"]))
+            self.progress.setValue(0)
         counts = info.parameter_counts(config)
         self.param_count.setText(f"<span style='font-size:15px'><b>{counts['total']:,}</b> parameters</span>")
         self.param_parts.setText("  ·  ".join(f"{name} {counts[name]:,}" for name in

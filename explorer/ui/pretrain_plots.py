@@ -166,6 +166,21 @@ class TrainingPlots(QWidget):
             self._runs[run_id].visible = visible
             self._curves[run_id].set_visible(visible)
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour backgrounds, axes, titles and legend for a theme of explorer.ui.theme."""
+        titles = {self.loss: "Loss  (solid: train, smoothed · dashed ○: validation)",
+                  self.lr_plot: "Learning rate (warm-up, then cosine decay)",
+                  self.grad_plot: "Gradient norm (before clipping)"}
+        for widget, plot in ((self.loss_widget, self.loss), (self.lr_widget, self.lr_plot),
+                             (self.grad_widget, self.grad_plot)):
+            widget.setBackground(theme["panel"])
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setPen(theme["muted"])
+                axis.setTextPen(theme["muted"])
+            plot.setTitle(titles[plot], color=theme["muted"], size="10pt" if plot is self.loss else "9pt")
+        self.loss.legend.setLabelTextColor(theme["text"])
+
     def mark_dirty(self, run_id: int) -> None:
         """New data for a run: it is redrawn at the next tick (at most ~30 a second)."""
         self._dirty.add(run_id)

@@ -117,6 +117,11 @@ class TraceTab(QWidget):
         layout.addWidget(self.player)
         layout.addWidget(self.view, 1)
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the graph canvas."""
+        if self.view is not None:
+            self.view.set_theme(theme)
+
     def trace_step(self) -> None:
         """Trace one step of the current model in a background thread."""
         if self._thread is not None or self.view is None:
