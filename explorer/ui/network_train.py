@@ -447,7 +447,8 @@ class TrainView(QWidget):
         thread.sig_records.disconnect(self._on_records)
         thread.sig_finished.disconnect(self._on_finished)
         thread.control.request_stop()
-        thread.wait(wait_ms)
+        if thread.wait(wait_ms):
+            thread.deleteLater()
         self._set_state("idle")
 
 

@@ -1,5 +1,6 @@
 """pytest-qt checks of the network workspace: presets, the phase player, training, responsiveness."""
 
+import json
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -157,11 +158,14 @@ def test_train_a_few_hundred_steps_and_stop_without_blocking(panel, qtbot):
     train.speed.setCurrentIndex(train.speed.count() - 1)  # as fast as possible
     train.steps.setValue(20000)
     probe = LatenessProbe()
+    clock = QElapsedTimer()
+    clock.start()
     probe.start()
     qtbot.mouseClick(train.train_button, Qt.LeftButton)
     assert "Pause" in train.train_button.text()
     qtbot.waitUntil(lambda: train.last_record is not None and train.last_record["step"] >= 300, timeout=30000)
     worst = probe.stop()
+    elapsed = clock.elapsed() / 1000.0
     qtbot.mouseClick(train.train_button, Qt.LeftButton)  # pause
     assert "Resume" in train.train_button.text()
     run = train.runs[-1]
@@ -171,8 +175,10 @@ def test_train_a_few_hundred_steps_and_stop_without_blocking(panel, qtbot):
     assert len(run.items[0].xData) == len(run.steps)  # the full curve (the view may downsample it)
     train.reset()  # stops the thread
     assert train.thread is None and train.runs == []
-    # Generous: the GUI thread must never freeze for long while training runs beside it.
-    assert worst < 1.0, f"GUI thread blocked for {worst:.3f} s"
+    # Generous, and scaled for a loaded machine: training on the GUI thread would leave the probe silent
+    # for the whole run (worst ~ elapsed); off the GUI thread it only ever waits for a redraw.
+    assert len(probe.lateness) > 10
+    assert worst < max(1.0, 0.5 * elapsed), f"GUI thread blocked for {worst:.3f} s of {elapsed:.3f} s"
 
 
 def test_a_finished_run_stays_dimmed_when_training_again(panel, qtbot):
@@ -213,7 +219,7 @@ def test_dataset_controls_regenerate_points(panel):
 def test_state_round_trip_and_screenshot_setup(panel, qtbot):
     pick_preset(panel, "mlp-50-30-20-3")
     panel.train.dataset.setCurrentIndex(panel.train.dataset.findData("xor"))
-    saved = panel.state()
+    saved = json.loads(json.dumps(panel.state()))  # JSON-able, as the session file needs
     other = NetworkPanel()
     qtbot.addWidget(other)
     other.restore_state(saved)
@@ -222,6 +228,9 @@ def test_state_round_trip_and_screenshot_setup(panel, qtbot):
     assert other.train.dataset.currentData() == "xor"
     other.prepare_screenshot(preset="seed", step=5)
     assert other.tabs.currentIndex() == ITERATION_TAB and other.iteration.player.step == 5
+    other.restore_state("not a dict")  # ignored, never fatal
+    other.restore_state({"spec": {"hidden": "x"}, "dataset": {"noise": "loud"}})
+    assert other.form.preset_name() == "seed"
     other.shutdown()
     assert len(panel.menu_actions()) >= 6
 
