@@ -75,6 +75,14 @@ def test_records_are_small_json_and_complete():
     assert start["device"] == "cpu" and start["parameters"] > 0
 
 
+def test_bf16_autocast_runs_where_asked():
+    trainer = Trainer(*micro(dtype="bfloat16", steps=3, sample_every=0), corpus=CORPUS)
+    records = records_of(trainer)
+    assert records[0]["dtype"] == "bfloat16" and records[-1]["type"] == "done"
+    assert all(math.isfinite(r["train_loss"]) for r in records if r["type"] == "step")
+    assert trainer.model.tok_emb.weight.dtype == torch.float32  # autocast keeps float32 master weights
+
+
 def test_lr_schedule_warms_up_then_decays_to_min():
     trainer = Trainer(*micro(steps=100, warmup_steps=10, lr=1e-3), corpus=CORPUS)
     lrs = [trainer.lr_at(s) for s in range(100)]
