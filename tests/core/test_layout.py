@@ -199,3 +199,14 @@ def test_collapsed_graph_lays_out(net_trace):
     lay = layered_layout(g)
     assert_well_formed(g, lay)
     assert lay.crossings == 0
+
+
+def test_ogdf_method_gives_the_same_kind_of_layout():
+    pytest.importorskip("ogdf")
+    g = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c"), ("c", "d"), ("x", "d")])
+    lay = layered_layout(g, method="ogdf")
+    assert lay.method == "ogdf" and set(lay.positions) == set(g)
+    for u, v in g.edges:
+        assert lay.layers[v] > lay.layers[u]
+        assert len(lay.edge_points.get((u, v), [])) == lay.layers[v] - lay.layers[u] - 1
+    assert lay.crossings == count_crossings(g, lay.positions, lay.edge_points) == 0
