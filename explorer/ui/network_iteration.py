@@ -85,6 +85,9 @@ class IterationView(QWidget):
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setMinimumHeight(48)
         self.params = ParamTable()
+        self.total = QLabel("")
+        self.total.setObjectName("paramTotal")
+        self.total.setToolTip("Every element of every parameter tensor is one trainable number")
         self._layout()
 
     # -- public API ------------------------------------------------------------------------------
@@ -152,7 +155,12 @@ class IterationView(QWidget):
         top_box.addWidget(self.status)
         vertical = QSplitter(Qt.Vertical)
         vertical.addWidget(top)
-        vertical.addWidget(self.params)
+        table = QWidget()
+        table_box = QVBoxLayout(table)
+        table_box.setContentsMargins(0, 0, 0, 0)
+        table_box.addWidget(self.params, 1)
+        table_box.addWidget(self.total)
+        vertical.addWidget(table)
         vertical.setStretchFactor(0, 3)
         vertical.setStretchFactor(1, 2)
         box = QVBoxLayout(self)
@@ -208,6 +216,9 @@ class IterationView(QWidget):
             return
         phase = self.phase(k)
         self.params.show_states(self.states_at(k), highlight=phase.param if phase else None)
+        self.total.setText(
+            f"Total: <b>{self.params.total():,}</b> trainable parameters in {self.params.rowCount()} tensors"
+        )
         self.phases.blockSignals(True)
         self.phases.setCurrentRow(k)
         self.phases.blockSignals(False)

@@ -108,6 +108,8 @@ def test_step_through_a_whole_iteration_shows_torchs_grads(panel, preset):
     for name, grad in expected.items():
         np.testing.assert_allclose(view.params.displayed_grad(name), grad, rtol=1e-6, atol=1e-9)
     assert view.params.rowCount() == len(expected)
+    total = sum(g.size for g in expected.values())
+    assert view.params.total() == total and f"{total:,}" in view.total.text()
 
 
 def test_keyboard_drives_the_player(panel, qtbot):
