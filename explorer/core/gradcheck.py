@@ -128,7 +128,32 @@ def compare_grads(
             report.max_abs_error = max(report.max_abs_error, check.max_abs_error)
             report.max_rel_error = max(report.max_rel_error, check.max_rel_error)
         report.params[name] = check
+    _add_manual(program, overrides, report)
     return report
+
+
+def _add_manual(program: Program, overrides, report: GradReport) -> None:
+    """Each param's gradient from the op table's own local derivatives: Σ over the ops that read it of
+    (torch's upstream at that op × the table's local derivative). Left None where a use has no formula."""
+    from explorer.core.trace import TraceError, trace
+
+    try:
+        tr = trace(program.callable(overrides))
+    except (ExprError, TraceError):
+        return
+    for nid, node in tr.nodes.items():
+        check = report.params.get(node.name) if node.kind == "param" else None
+        if check is None:
+            continue
+        parts = []
+        for cid, consumer in tr.nodes.items():
+            for k, inp in enumerate(consumer.inputs):
+                rule = chain_rules(tr, cid)[k] if inp == nid else None
+                if rule is not None and rule.result is not None:  # uses that sent no gradient add nothing
+                    parts.append(rule.manual_result)
+        if parts and all(p is not None for p in parts):
+            total = sum(np.asarray(p, dtype=np.float64) for p in parts)
+            check.manual = torch.as_tensor(total, dtype=torch.float64).reshape(check.autograd.shape)
 
 
 # ------------------------------------------------------------------------------------- chain rule
@@ -271,11 +296,26 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
     manual_result = None
     inputs = [tr.nodes[i].value for i in node.inputs]
     tensor_args = [a for a in spec.args if a.kind == "tensor"] if spec is not None else []
-    usable = (
-        spec is not None and spec.manual is not None and len(inputs) == len(tensor_args)
+    complete = (
+        spec is not None and len(inputs) <= len(tensor_args)
         and all(s.data is not None and not s.truncated for s in inputs)
         and upstream.data is not None and not upstream.truncated
     )
+    if complete and spec.manual_vjp is not None:
+        # a matrix rule: the formula gives the gradient itself (there is no elementwise local factor)
+        try:
+            values = [_tensor(s) for s in inputs]
+            out = _tensor(node.value) if node.value.data is not None and not node.value.truncated else None
+            sent = spec.manual_vjp(_tensor(upstream), *values, out=out)
+            g = sent[k] if k < len(sent) else None
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            g = None
+        if g is not None and tuple(g.shape) == tuple(inputs[k].shape):
+            manual_result = float(g.reshape(-1)[0]) if g.numel() == 1 else g.numpy()
+        if upstream.numel == 1 and result.numel == 1 and upstream.item() != 0:
+            local = result.item() / upstream.item()
+        return local, manual_result
+    usable = complete and spec.manual is not None and len(inputs) == len(tensor_args)
     if usable:
         try:
             values = [torch.from_numpy(np.asarray(s.data, dtype=np.float64)).reshape(s.shape) for s in inputs]
@@ -296,6 +336,11 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
         if u != 0:
             local = result.item() / u
     return local, manual_result
+
+
+def _tensor(snap) -> torch.Tensor:
+    """A snapshot's data as a tensor of its shape (float64 for floats, as the snapshot stores it)."""
+    return torch.from_numpy(np.array(snap.data)).reshape(snap.shape)
 
 
 def _reduce_to(t: torch.Tensor, shape: tuple) -> torch.Tensor:

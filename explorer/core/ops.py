@@ -73,6 +73,9 @@ class OpSpec:
     # per input, how the gradient sent to it is written: "{0}", "{1}" are the inputs' names, "{up}" the
     # upstream gradient, "{/n}" the mean's divisor; without "{up}" it reads "upstream × <template>"
     chain: tuple[str, ...] = ()
+    # for ops whose local derivative is not elementwise: (upstream, *inputs) -> the gradient each input
+    # receives by the formula (None where it has none), computed by hand to compare with autograd
+    manual_vjp: Callable | None = None
 
     @property
     def arity(self) -> tuple[int, int | None]:
@@ -725,7 +728,82 @@ _CHAIN: dict[str, tuple[str, ...]] = {
     "pow": ("{1}·{0}^({1} − 1)", "{0}^{1}·ln {0}"),
     "neg": ("(−1)",),
 }
-_SPECS = [replace(spec, chain=_CHAIN.get(spec.name, ())) for spec in _SPECS]
+
+
+def _vjp_matmul(up, a, b, out=None):
+    if a.dim() == 1 and b.dim() == 1:
+        return [up * b, up * a]
+    if a.dim() == 2 and b.dim() == 1:
+        return [torch.outer(up, b), a.T @ up]
+    if a.dim() == 1 and b.dim() == 2:
+        return [b @ up, torch.outer(a, up)]
+    if a.dim() == 2 and b.dim() == 2:
+        return [up @ b.T, a.T @ up]
+    return [None, None]
+
+
+def _vjp_linear(up, x, W, b=None, out=None):
+    if x.dim() != 2 or W.dim() != 2:
+        return [None, None, None]
+    return [up @ W, up.T @ x, up.sum(0)]
+
+
+def _vjp_full_reduction(divide: bool):
+    def vjp(up, x, out=None):
+        if up.numel() != 1:  # a reduction along one dimension: its dim is not in the record
+            return [None]
+        return [up.reshape(()).expand(x.shape) / (x.numel() if divide else 1)]
+
+    return vjp
+
+
+def _vjp_same_elements(up, x, out=None):
+    return [up.reshape(x.shape)] if up.numel() == x.numel() else [None]
+
+
+def _vjp_cross_entropy(up, z, target, out=None):
+    if target.is_floating_point() or z.dim() > 2:
+        return [None, None]
+    batch = z.shape[0] if z.dim() == 2 else 1
+    onehot = F.one_hot(target.long(), z.shape[-1]).to(z.dtype)
+    return [up * (torch.softmax(z, -1) - onehot) / batch, None]
+
+
+def _vjp_nll(up, logp, target, out=None):
+    if logp.dim() > 2:
+        return [None, None]
+    batch = logp.shape[0] if logp.dim() == 2 else 1
+    return [-up * F.one_hot(target.long(), logp.shape[-1]).to(logp.dtype) / batch, None]
+
+
+def _vjp_softmax(up, z, out, log: bool):
+    # the record keeps tensors, not the `dim` argument: find the dimension that reproduces the output
+    if out is None:
+        return [None]
+    for dim in range(z.dim()):
+        s = torch.softmax(z, dim)
+        if torch.allclose(torch.log(s) if log else s, out, rtol=1e-4, atol=1e-6):
+            if log:
+                return [up - s * up.sum(dim, keepdim=True)]
+            return [s * (up - (up * s).sum(dim, keepdim=True))]
+    return [None]
+
+
+_VJP: dict[str, Callable] = {
+    "matmul": _vjp_matmul,
+    "linear": _vjp_linear,
+    "sum": _vjp_full_reduction(divide=False),
+    "mean": _vjp_full_reduction(divide=True),
+    "T": lambda up, x, out=None: [up.T],
+    "softmax": lambda up, z, out=None: _vjp_softmax(up, z, out, log=False),
+    "log_softmax": lambda up, z, out=None: _vjp_softmax(up, z, out, log=True),
+    "reshape": _vjp_same_elements,
+    "view": _vjp_same_elements,
+    "flatten": _vjp_same_elements,
+    "cross_entropy": _vjp_cross_entropy,
+    "nll": _vjp_nll,
+}
+_SPECS = [replace(spec, chain=_CHAIN.get(spec.name, ()), manual_vjp=_VJP.get(spec.name)) for spec in _SPECS]
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -159,7 +159,20 @@ def test_program_gradients(name):
         assert torch.allclose(check.autograd, direct, rtol=1e-5, atol=1e-6), (pname, check.autograd, direct)
         assert check.numeric is not None
         assert torch.allclose(check.numeric, direct, rtol=1e-3, atol=1e-4), (pname, check.numeric, direct)
+        if check.manual is not None:  # the op table's own formulas, step by step
+            assert torch.allclose(check.manual, direct, rtol=1e-4, atol=1e-5), (pname, check.manual, direct)
+            MANUAL_SEEN.add(name)
     assert report.max_abs_error < 1e-3
+
+
+MANUAL_SEEN: set[str] = set()
+
+
+def test_manual_formulas_cover_most_programs():
+    for name in PROGRAMS:
+        if name not in MANUAL_SEEN:
+            test_program_gradients(name)
+    assert len(MANUAL_SEEN) >= 20, sorted(set(PROGRAMS) - MANUAL_SEEN)
 
 
 def test_there_are_enough_programs_of_both_kinds():
