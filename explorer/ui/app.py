@@ -92,6 +92,11 @@ def _run_interactive(args, argv: list[str]) -> int:
     QTimer.singleShot(0, window.ensure_current_panel)
     if args.example:
         QTimer.singleShot(0, lambda: window.load_example(args.example))
+    return run_event_loop(app, window)
+
+
+def run_event_loop(app, window) -> int:
+    """Run the app until the window closes (a seam for tests, which drive the loop themselves)."""
     return app.exec()
 
 

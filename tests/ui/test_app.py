@@ -156,3 +156,21 @@ def test_screenshot_with_unknown_example_fails_cleanly(qtbot, tmp_path, capsys):
 def test_bad_option_returns_usage_error(capsys):
     assert app_module.main(["--workspace", "nowhere"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_interactive_start_shows_the_window_then_loads_the_workspace(qtbot, monkeypatch):
+    seen: dict = {}
+
+    def drive(app, window):
+        # the real loop would run until the user quits; here the test waits for the workspace instead
+        # (ending a real app.exec() would leave Qt unable to run the next tests' event loops)
+        seen["shown_before_panel"] = window.isVisible() and "expression" not in window.panels
+        qtbot.waitUntil(lambda: "expression" in window.panels and window.panels["expression"].result
+                        is not None, timeout=WAIT)
+        seen["ok"] = window.panels["expression"].result.ok
+        window.close()
+        return 0
+
+    monkeypatch.setattr(app_module, "run_event_loop", drive)
+    assert app_module.main(["--example", "seed_sigmoid_bce"]) == 0
+    assert seen == {"shown_before_panel": True, "ok": True}
