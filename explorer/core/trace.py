@@ -91,8 +91,20 @@ class Snapshot:
             "grad_fn": self.grad_fn,
             "numel": self.numel,
             "truncated": self.truncated,
-            "data": None if self.data is None else self.data.tolist(),
+            "data": None if self.data is None else _json_data(self.data),
         }
+
+
+def _json_data(data: np.ndarray):
+    """Nested lists; infinities and NaN (a masked attention score, say) become the strings "inf",
+    "-inf" and "nan", since strict JSON has no number for them."""
+    if data.dtype.kind not in "fc" or np.isfinite(data).all():
+        return data.tolist()
+    out = data.astype(object)
+    out[np.isnan(data)] = "nan"
+    out[np.isposinf(data)] = "inf"
+    out[np.isneginf(data)] = "-inf"
+    return out.tolist()
 
 
 def _tensor_data(t: torch.Tensor, max_elems: int) -> tuple[np.ndarray | None, bool]:
@@ -359,7 +371,9 @@ class _Recorder(TorchFunctionMode):
         if nid is not None:
             return nid
         pname = self.param_names.get(id(t))
-        kind = "param" if t.requires_grad else "leaf"
+        # Only a leaf that requires grad is a parameter; a tensor computed before the traced call
+        # (it has a grad_fn) is an input from outside, though gradients still flow through it.
+        kind = "param" if t.requires_grad and t.is_leaf else "leaf"
         label = pname or _leaf_label(t, kind)
         # A parameter or buffer belongs to the module that owns it; a plain input belongs to none,
         # even when it is first read inside a module.
@@ -422,7 +436,7 @@ class _BackwardRecorder:
             t = rec.tensor_of[nid]
             if nid in rec.edge_of:
                 fn, nr = rec.edge_of[nid]
-            elif node.kind == "param" and t.is_leaf and t.requires_grad:
+            elif t.is_leaf and t.requires_grad:  # a parameter, or an op that returned one unchanged
                 fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0  # AccumulateGrad
                 node.torch_name = type(fn).__name__
             else:

@@ -279,3 +279,67 @@ def test_errors_are_clear_and_leave_no_hooks():
 def test_output_without_grad_traces_forward():
     tr = trace(lambda: torch.tensor(2.0) * 3)
     assert tr.backward_order == [] and tr.nodes[tr.output_id].kind == "const"
+
+
+def test_json_is_strict_with_infinities():
+    q = torch.randn(3, 3, requires_grad=True)
+    mask = torch.tril(torch.ones(3, 3)) == 0
+
+    def fn():
+        att = q.masked_fill(mask, float("-inf"))
+        return torch.softmax(att, dim=-1).sum(), {"att": att}
+
+    tr = trace(fn)
+    text = json.dumps(tr.to_json(), allow_nan=False)  # raises if any NaN/Infinity slipped through
+    att = next(n for n in json.loads(text)["nodes"] if n["label"] == "att")
+    assert att["value"]["data"][0][1] == "-inf"
+    assert by_name(tr)["att"].value.data[0, 1] == float("-inf")  # the snapshot itself keeps the number
+
+
+def test_identity_ops_and_outside_inputs():
+    W = torch.randn(2, 2, requires_grad=True)
+    outside = W * 2  # computed before the traced call: an input with a history
+    x = torch.ones(2)
+
+    def fn():
+        same = W.contiguous()  # returns W itself
+        return (same @ x + outside.sum(0)).sum(), {"same": same, "outside": outside}
+
+    tr = trace(fn)
+    n = by_name(tr)
+    assert n["outside"].kind == "leaf" and n["outside"].grad is not None
+    assert n["same"].op == "contiguous" and n["same"].grad is not None
+    assert n["same"].torch_name == "AccumulateGrad"
+    assert_backward_respects_topology(tr)
+    assert W.grad is not None
+
+
+def test_recording_stays_on_the_tracing_thread():
+    import threading
+
+    model = nn.Linear(3, 1)
+    X = torch.randn(4, 3)
+    started, stop = threading.Event(), threading.Event()
+
+    def busy():  # another thread using torch and modules meanwhile must not leak into the trace
+        started.set()
+        while not stop.is_set():
+            model(X).sum()
+
+    th = threading.Thread(target=busy)
+    th.start()
+    started.wait()
+    try:
+        tr = trace(lambda: (torch.sigmoid(torch.tensor(0.5, requires_grad=True)) * 2))
+    finally:
+        stop.set()
+        th.join()
+    assert [tr.nodes[i].op for i in tr.forward_order] == [None, "sigmoid", "mul"]
+    assert all(n.module is None for n in tr.nodes.values())
+
+
+def test_non_scalar_output_with_grad_seed():
+    v = torch.tensor([1.0, 2.0], requires_grad=True)
+    tr = trace(lambda: v * 3, grad_seed=torch.tensor([1.0, 10.0]))
+    assert tr.nodes[tr.output_id].grad.data.tolist() == [1.0, 10.0]
+    assert v.grad.tolist() == [3.0, 30.0]
