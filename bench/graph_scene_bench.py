@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     """Print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="run only graphs whose name contains this text")
     args = ap.parse_args(argv)
     from graph_bench import cases
 
@@ -93,6 +94,8 @@ def main(argv=None) -> int:
     print(f"{os.cpu_count()} cpus, Qt platform {QApplication.platformName()}; median of {args.repeat}, ms")
     print(" | ".join(f"{c:>10}" for c in cols))
     for name, fn in cases():
+        if args.only not in name:
+            continue
         row = measure(app, name, fn, args.repeat)
         print(" | ".join(f"{row[c]!s:>10}" for c in cols), flush=True)
     return 0

@@ -20,7 +20,7 @@ from explorer.ui.graph_items import CARD_H, CARD_W, EdgeBundle, FlowEdge, NodeCa
 
 GAP_X = 70.0   # free space between layers
 GAP_Y = 30.0   # free space between cards of one layer
-EDGES_PER_BUNDLE = 150
+EDGES_PER_BUNDLE = 40
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 
 _KIND_HELP = {
@@ -477,7 +477,7 @@ class GraphView(QGraphicsView):
         self.setToolTip("")
         self._auto_fit = True
         self._flow_timer = QTimer(self)
-        self._flow_timer.setInterval(40)
+        self._flow_timer.setInterval(20)  # 50 frames per second
         self._flow_timer.timeout.connect(self._animate_flow)
         self.setAccessibleName("Computational graph")
         self.show_legend = True
