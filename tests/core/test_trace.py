@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -343,3 +344,54 @@ def test_non_scalar_output_with_grad_seed():
     tr = trace(lambda: v * 3, grad_seed=torch.tensor([1.0, 10.0]))
     assert tr.nodes[tr.output_id].grad.data.tolist() == [1.0, 10.0]
     assert v.grad.tolist() == [3.0, 30.0]
+
+
+# ---------------------------------------------------------------------------------------------- property
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_UNARY = [torch.sigmoid, torch.tanh, torch.exp, lambda t: t * t, lambda t: -t, lambda t: t.T.T, torch.sin]
+_BINARY = [torch.add, torch.mul, torch.sub, lambda a, b: a * 0.5 + b]
+
+
+@st.composite
+def programs(draw):
+    """Random straight-line programs over two 2x2 parameters: (op kind, op index, operand indices)."""
+    steps = []
+    for k in range(draw(st.integers(1, 8))):
+        avail = k + 2
+        if draw(st.booleans()):
+            steps.append(("u", draw(st.integers(0, len(_UNARY) - 1)), draw(st.integers(0, avail - 1)), None))
+        else:
+            steps.append(("b", draw(st.integers(0, len(_BINARY) - 1)),
+                          draw(st.integers(0, avail - 1)), draw(st.integers(0, avail - 1))))
+    return steps
+
+
+def _run(steps, a, b):
+    vals = [a, b]
+    for kind, op, i, j in steps:
+        vals.append(_UNARY[op](vals[i]) if kind == "u" else _BINARY[op](vals[i], vals[j]))
+    return vals[-1].sum() + 0.0 * (a.sum() + b.sum())  # both leaves always reach the output
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(), st.integers(0, 2**16))
+def test_random_programs_match_autograd(steps, seed):
+    gen = torch.Generator().manual_seed(seed)
+    a0, b0 = torch.randn(2, 2, generator=gen) * 0.5, torch.randn(2, 2, generator=gen) * 0.5
+    a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+    tr = trace(lambda: (_run(steps, a, b), {"a": a, "b": b}))
+    ra, rb = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+    ga, gb = torch.autograd.grad(_run(steps, ra, rb), [ra, rb])
+    n = by_name(tr)
+    torch.testing.assert_close(torch.from_numpy(n["a"].grad.data), ga.double(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.from_numpy(n["b"].grad.data), gb.double(), rtol=1e-5, atol=1e-6)
+    assert sorted(tr.backward_order) == sorted(set(tr.backward_order))  # each node runs once
+    assert_backward_respects_topology(tr)
+    for e in tr.backward_events:  # what each node sent on reached its inputs
+        for inp, g in zip(tr.nodes[e.node_id].inputs, e.grad_inputs, strict=True):
+            if g is not None and tr.nodes[inp].grad is not None and tr.graph.out_degree(inp) == 1 \
+                    and tr.nodes[e.node_id].inputs.count(inp) == 1:
+                np.testing.assert_allclose(g.data, tr.nodes[inp].grad.data, rtol=1e-6)
