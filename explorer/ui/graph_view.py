@@ -650,6 +650,8 @@ class GraphView(QGraphicsView):
         entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
                    ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
                    ("backward", t["edge_backward"], "line")]
+        if any(info["kind"] == "module" for info in self._scene.model.info.values()):
+            entries.insert(4, ("module (double-click)", t["module"], "box"))
         font = QFont()
         font.setPointSizeF(8.5)
         painter.setFont(font)
