@@ -191,7 +191,7 @@ class TrainingPlots(QWidget):
         """How many runs have visible, non-empty train-loss curves."""
         count = 0
         for curves in self._curves.values():
-            x, _ = curves.train.getData()
+            x, _ = curves.train.getOriginalDataset()  # not the clipped, downsampled display data
             if curves.train.isVisible() and x is not None and len(x):
                 count += 1
         return count

@@ -21,7 +21,7 @@ from explorer.ui.pretrain_runs import Run  # noqa: E402
 # A model small enough that a step takes milliseconds: the tests stop it long before `steps`.
 FAST = {"context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
         "batch_size": 4, "steps": 100000, "warmup_steps": 5, "eval_every": 5, "sample_every": 10,
-        "lr": 0.001}
+        "lr": 0.001, "sample_tokens": 30, "eval_batches": 2}
 WAIT_MS = 60000
 
 
@@ -90,8 +90,9 @@ def test_bad_corpus_file_is_marked(panel, tmp_path):
     assert panel.runs() == []
 
 
-def test_train_stop_retrain_shows_two_curves(panel, qtbot):
-    panel.form.set_values(FAST)
+def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
+    # One test for the whole cycle: each spawned training process costs seconds of start-up.
+    panel.form.set_values({**FAST, "corpus": small_corpus})
     qtbot.mouseClick(panel.findChild(QPushButton, "pretrainTrainButton"), Qt.LeftButton)
     assert panel.is_training()
     first = panel.runs()[0]
@@ -104,39 +105,44 @@ def test_train_stop_retrain_shows_two_curves(panel, qtbot):
     assert first.checkpoint and os.path.exists(first.checkpoint)
     assert read_checkpoint(first.checkpoint).step == first.last_step["step"]
 
-    panel.form.edit("lr").setText("0.003")
-    panel.form._on_edit()
+    # Tweak one hyperparameter, retrain with one click: a second run, a second curve.
+    lr = panel.form.edit("lr")
+    lr.clear()
+    qtbot.keyClicks(lr, "0.003")
     qtbot.mouseClick(panel.retrain_button, Qt.LeftButton)
     assert len(panel.runs()) == 2
     second = panel.runs()[1]
     assert second.settings["lr"] == 0.003 and first.settings["lr"] == 0.001
     qtbot.waitUntil(lambda: _steps(second) >= 3, timeout=WAIT_MS)
-    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS):
-        panel.stop()
     panel.plots.flush()
     assert panel.plots.curve_count() == 2
-    legend_names = [label.text for _, label in panel.plots.loss.legend.items]
-    assert len(legend_names) == 2
+    assert len(panel.plots.loss.legend.items) == 2
     assert panel.history.list.count() == 2
 
-
-def test_retrain_while_running_restarts(panel, qtbot):
-    panel.form.set_values(FAST)
-    panel.train()
-    first = panel.runs()[0]
-    qtbot.waitUntil(lambda: _steps(first) >= 2, timeout=WAIT_MS)
+    # Retrain while running: the running run stops (checkpoint kept), a third one starts.
     panel.form.set_values({"batch_size": 2})
     panel.retrain()
-    qtbot.waitUntil(lambda: len(panel.runs()) == 2 and panel.is_training(), timeout=WAIT_MS)
-    assert first.status == "stopped"
-    assert panel.runs()[1].settings["batch_size"] == 2
+    qtbot.waitUntil(lambda: len(panel.runs()) == 3 and panel.is_training(), timeout=WAIT_MS)
+    assert second.status == "stopped" and os.path.exists(second.checkpoint)
+    third = panel.runs()[2]
+    assert third.settings["batch_size"] == 2
     # Closing the window mid-run stops the process cleanly with the checkpoint intact.
-    second = panel.runs()[1]
-    qtbot.waitUntil(lambda: _steps(second) >= 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: _steps(third) >= 2, timeout=WAIT_MS)
     panel.shutdown()
     assert not panel.is_training()
-    assert second.status == "stopped"
-    assert read_checkpoint(second.checkpoint).step >= 2
+    assert third.status == "stopped"
+    assert read_checkpoint(third.checkpoint).step >= 2
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 3
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """A short corpus: the trainer's data preparation takes no time."""
+    path = tmp_path / "corpus.txt"
+    path.write_text("The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n" * 40,
+                    encoding="utf-8")
+    return str(path)
 
 
 def test_corpus_the_core_rejects_gives_a_message(panel, qtbot, tmp_path):
@@ -226,13 +232,14 @@ def test_batch_sender_coalesces_records():
 
 
 @pytest.fixture
-def trained_checkpoint(tmp_path):
+def trained_checkpoint(tmp_path, small_corpus):
     """A checkpoint of a few steps of a very small model, written by the core trainer in-process."""
     from explorer.core.train import Trainer, TrainSettings
 
     config = {"vocab_size": 128, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,
               "drop_rate": 0.0}
-    settings = TrainSettings(steps=3, batch_size=2, eval_every=0, sample_every=0, device="cpu")
+    settings = TrainSettings(steps=3, batch_size=2, eval_every=0, sample_every=0, device="cpu",
+                             corpus_path=small_corpus)
     trainer = Trainer(config, settings)
     for _ in trainer.run():
         pass
@@ -247,7 +254,7 @@ def trained_checkpoint(tmp_path):
 def test_attention_maps_of_a_checkpoint(panel, qtbot, trained_checkpoint):
     panel.restore_state({"runs": [trained_checkpoint.to_state()]})
     tab = panel.findChild(QWidget, "pretrainAttention")
-    tab.prompt.setText("the cat")
+    tab.prompt.setText("the fox")
     with qtbot.waitSignal(tab.sig_shown, timeout=WAIT_MS):
         qtbot.mouseClick(tab.button, Qt.LeftButton)
     maps = tab.result.maps
