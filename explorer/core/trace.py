@@ -205,6 +205,17 @@ class Trace:
     graph: nx.DiGraph
     modules: dict[str, str] = field(default_factory=dict)  # module path -> class name
 
+    def by_name(self) -> dict[str, Node]:
+        """Nodes that carry a user variable or parameter name, by that name (the latest value wins)."""
+        return {n.name: n for n in (self.nodes[i] for i in self.forward_order) if n.name}
+
+    def event(self, node_id: str) -> BackwardEvent | None:
+        """The backward event of a node, or None when autograd never ran it."""
+        for e in self.backward_events:
+            if e.node_id == node_id:
+                return e
+        return None
+
     def to_json(self) -> dict:
         """Everything needed to replay the trace, as plain JSON types (``json.dumps`` works on it)."""
         edges = [
@@ -607,6 +618,8 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
     bw.install()
     try:
         output.backward(grad_seed)
+    except RuntimeError as exc:  # e.g. the callable already ran backward through this graph itself
+        raise TraceError(f"autograd could not run backward: {str(exc).splitlines()[0]}") from exc
     finally:
         bw.remove()
     if out_id not in bw.fn_of:  # the output is a leaf: backward only accumulates into it

@@ -395,3 +395,18 @@ def test_random_programs_match_autograd(steps, seed):
             if g is not None and tr.nodes[inp].grad is not None and tr.graph.out_degree(inp) == 1 \
                     and tr.nodes[e.node_id].inputs.count(inp) == 1:
                 np.testing.assert_allclose(g.data, tr.nodes[inp].grad.data, rtol=1e-6)
+
+
+def test_helpers_and_a_callable_that_already_ran_backward():
+    tr = trace(seed_example)
+    assert set(tr.by_name()) == {"x", "y", "w", "b", "z", "a", "L"}
+    assert tr.event(tr.by_name()["a"].id).torch_name == "SigmoidBackward0"
+    assert tr.event(tr.by_name()["x"].id) is None
+
+    def steps_itself():
+        L, names = seed_example()
+        L.backward()
+        return L
+
+    with pytest.raises(TraceError, match="backward"):
+        trace(steps_itself)
