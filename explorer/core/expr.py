@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -215,6 +216,19 @@ _OP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow:
                ast.BitAnd: "&", ast.BitXor: "^", ast.Invert: "~", ast.Not: "not"}
 
 
+def _position(lines: list[str], node) -> tuple[int, int]:
+    """1-based line and character column (ast counts UTF-8 bytes). A method call or `.T` is located at
+    its dot, so that in `a.T.sum(1)` an error of `sum` points at `.sum`, not at `a`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        node = node.func
+    if isinstance(node, ast.Attribute) and getattr(node.value, "end_lineno", None) is not None:
+        line, offset = node.value.end_lineno, node.value.end_col_offset or 0
+    else:
+        line, offset = getattr(node, "lineno", 1) or 1, getattr(node, "col_offset", 0) or 0
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return line, len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace")) + 1
+
+
 def _suggest(word: str, candidates) -> str:
     close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
@@ -230,12 +244,8 @@ class _Checker:
         self.statements: list[Statement] = []
 
     def pos(self, node) -> tuple[int, int]:
-        """1-based line and character column (ast gives UTF-8 byte offsets)."""
-        line = getattr(node, "lineno", 1) or 1
-        offset = getattr(node, "col_offset", 0) or 0
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        col = len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace")) + 1
-        return line, col
+        """1-based line and character column of a node (of the `.` for methods and `.T`)."""
+        return _position(self.lines, node)
 
     def fail(self, node, message: str):
         raise ExprError(message, *self.pos(node))
@@ -378,6 +388,11 @@ class _Checker:
                 self.fail(func, "seed(n) goes on a line of its own")
             spec, receiver = OPS[name], 0
         elif isinstance(func, ast.Attribute):
+            owner = func.value.id if isinstance(func.value, ast.Name) else None
+            if owner is not None and owner not in self.defined and func.attr in FUNCTIONS:
+                # torch.sigmoid(x), F.relu(x), np.exp(x): the language calls its functions by plain name
+                self.fail(func.value, f"write `{func.attr}(...)` without `{owner}.`: functions are called "
+                                      "by their plain name here")
             if func.attr not in METHODS:
                 if func.attr in ATTRIBUTES:
                     self.fail(func, f"`.{func.attr}` is not a method: write `x.{func.attr}` without brackets")
@@ -537,10 +552,7 @@ class _Runner:
         return RunResult(self.env, self.env[last.name], self.params, last.name, last.line, last.col)
 
     def _pos(self, node) -> tuple[int, int]:
-        line = getattr(node, "lineno", 1) or 1
-        offset = getattr(node, "col_offset", 0) or 0
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return line, len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace")) + 1
+        return _position(self.lines, node)
 
     def _step(self, step: _Step) -> None:
         if step.kind == "seed":
@@ -749,6 +761,8 @@ class _Runner:
             values = values[0].tolist()
         if len(values) > 32:
             raise ExprError(f"`{spec.name}`: too many dimensions ({len(values)})", *self._pos(node))
+        if not values and spec.name in ("reshape", "view"):
+            raise ExprError(f"`{spec.name}` needs the new shape, e.g. {spec.name}(x, 2, 3)", *self._pos(node))
         return [self._int(v, node, f"`{spec.name}` sizes") for v in values]
 
     def _apply(self, node, spec: ops.OpSpec, args: list):
@@ -773,25 +787,31 @@ class _Runner:
         return result
 
 
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 24 else f"a {len(text)}-digit number"
+
+
 def fold_numbers(name: str, a, b):
     """Arithmetic on two plain numbers, refusing results too large to compute quickly (`9**9**9**9`)."""
     symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[name]
+    a_text, b_text = _short(a), _short(b)
     if name == "pow" and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
         # decided from the sizes alone, before any work: the result would have about b·log2|a| bits
         if b * abs(a).bit_length() > MAX_INT_BITS:
-            raise ExprError(f"the exponent in `{a} ** {b}` is too large to compute")
+            raise ExprError(f"the exponent in `{a_text} ** {b_text}` is too large to compute")
     try:
         result = OPS[name].fn(a, b)
     except ZeroDivisionError:
-        raise ExprError(f"division by zero in `{a} {symbol} {b}`") from None
+        raise ExprError(f"division by zero in `{a_text} {symbol} {b_text}`") from None
     except OverflowError:
-        raise ExprError(f"`{a} {symbol} {b}` is too large") from None
+        raise ExprError(f"`{a_text} {symbol} {b_text}` is too large") from None
     if isinstance(result, complex):
-        raise ExprError(f"`{a} {symbol} {b}` is not a real number")
+        raise ExprError(f"`{a_text} {symbol} {b_text}` is not a real number")
     if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
         raise ExprError(f"`{symbol}` makes a number too large to compute with")
     if isinstance(result, float) and not math.isfinite(result) and math.isfinite(a) and math.isfinite(b):
-        raise ExprError(f"`{a} {symbol} {b}` overflows")
+        raise ExprError(f"`{a_text} {symbol} {b_text}` overflows")
     return result
 
 
@@ -884,7 +904,21 @@ def _translate(spec: ops.OpSpec, exc: BaseException, tensors: list[torch.Tensor]
         size = text.rsplit(" ", 1)[-1]
         return f"`{name}`: shape {shape} does not fit a tensor of {size} elements"
     if "Dimension out of range" in text:
-        return f"`{name}`: {text.split('(', 1)[-1].rstrip(')')}: the dimension is out of range"
+        found = re.search(r"range of \[(-?\d+), (-?\d+)\], but got (-?\d+)", text)
+        shape = tuple(tensors[0].shape) if tensors else ()
+        if found:
+            low, high, got = found.groups()
+            return (f"`{name}`: dimension {got} does not exist in a tensor of shape {shape} "
+                    f"(use {low} to {high})")
+        return f"`{name}`: a dimension is out of range for shape {shape}"
+    target = re.search(r"Target (-?\d+) is out of bounds", text)
+    if target and tensors:
+        classes = tensors[0].shape[-1] if tensors[0].dim() else 1
+        return (f"`{name}`: target class {target.group(1)} does not exist: there are {classes} classes "
+                f"(0 to {classes - 1})")
+    if "expected target dtype to be Long" in text or "expected scalar type Long" in text:
+        return (f"`{name}` needs class indices as whole numbers (e.g. [0, 2]), or probabilities shaped "
+                "like the logits")
     if "all elements of input should be between 0 and 1" in text:
         return f"`{name}` needs probabilities between 0 and 1: apply sigmoid first, or use bce_with_logits"
     if len(text) > 200:

@@ -11,6 +11,7 @@ Nothing outside this table can be called from a program.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -162,6 +163,11 @@ def _as_float_tensor(value, like: torch.Tensor) -> torch.Tensor:
     if t.dtype != like.dtype:
         t = t.to(like.dtype)
     if t.shape != like.shape:
+        try:
+            torch.broadcast_shapes(t.shape, like.shape)
+        except RuntimeError:
+            raise ValueError(f"the target's shape {tuple(t.shape)} does not match the prediction's shape "
+                             f"{tuple(like.shape)}") from None
         t = t.expand_as(like)
     return t
 
@@ -238,6 +244,11 @@ def _transpose_T(x):
     if x.dim() > 2:
         shape = tuple(x.shape)
         raise ValueError(f"`.T` needs at most 2 dimensions, got shape {shape}: use transpose(x, d0, d1)")
+    if x.dim() < 2:
+        # torch warns that .T on 0-D/1-D tensors is deprecated; here it is simply the same tensor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return x.T
     return x.T
 
 

@@ -91,7 +91,7 @@ def test_seed_human_output_with_semicolons(capsys):
         ("x = 1.0\ny = sigmod(x)", "error: line 2:5: `sigmod` is not a function here; did you mean"),
         ("x = __import__(1)", "error: line 1:5: `__import__` is not a function here"),
         # a literal backslash-n typed in a shell counts as a newline
-        ("x = 1.0\\ny = x.sums()", "error: line 2:5: "),
+        ("x = 1.0\\ny = x.sums()", "error: line 2:6: "),
     ],
 )
 def test_parse_errors_are_one_line_with_line_and_column(program, message, capsys):
