@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QTextFormat
-from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip
 
 from explorer.ui import theme as themes
 
@@ -28,6 +28,25 @@ def known_functions() -> set[str]:
         return set(OPS) | {"param"}
     except Exception:  # op table not available yet: a fixed list keeps the colours useful
         return set(_FALLBACK_FUNCTIONS)
+
+
+def op_help(word: str) -> str:
+    """Rich-text help for a function of the language: signature, what it does, local derivative."""
+    if not word or not word.isidentifier():
+        return ""
+    try:
+        from explorer.core.ops import OPS
+    except Exception:  # no op table: no help, the editor still works
+        return ""
+    spec = OPS.get(word)
+    if spec is None:
+        return ""
+    try:
+        signature = spec.signature()
+    except Exception:  # a spec without a printable signature still has its doc
+        signature = word
+    return (f"<b>{signature}</b><br>{spec.doc}<br><i>local derivative:</i> "
+            f"<code>{spec.local_derivative}</code>")
 
 
 class ProgramHighlighter(QSyntaxHighlighter):
@@ -94,6 +113,17 @@ class ProgramEditor(QPlainTextEdit):
             event.accept()
             return
         super().keyPressEvent(event)
+
+    def event(self, event) -> bool:
+        """Hovering a function name shows what it computes and its local derivative."""
+        if event.type() == QEvent.ToolTip:
+            cursor = self.cursorForPosition(event.pos())
+            cursor.select(QTextCursor.WordUnderCursor)
+            text = op_help(cursor.selectedText())
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+                return True
+        return super().event(event)
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the highlighting and the error mark."""

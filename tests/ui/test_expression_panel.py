@@ -208,3 +208,18 @@ def test_shutdown_leaves_no_worker_thread(qtbot):
     qtbot.waitUntil(lambda: p.result is not None, timeout=WAIT)
     p.shutdown()
     assert not [t for t in threading.enumerate() if t.name.startswith("expr-compute")]
+
+
+def test_hover_help_for_functions_names_the_local_derivative():
+    from explorer.ui.editor import op_help
+
+    assert "σ(z)(1 − σ(z))" in op_help("sigmoid")
+    assert op_help("no_such_function") == ""
+    assert op_help("x + 1") == ""
+
+
+def test_error_marks_are_drawn_in_the_editor(qtbot, panel):
+    _type_program(qtbot, panel, ["x = 1.0", "y = x +"])
+    assert len(panel.editor.extraSelections()) == 2  # the tinted line and the wavy underline
+    _type_program(qtbot, panel, ["x = 1.0", "y = x + 1.0"])
+    assert panel.editor.extraSelections() == []
