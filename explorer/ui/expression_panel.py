@@ -185,6 +185,7 @@ class ExpressionPanel(QWidget):
         """Recolour the canvas and the editor."""
         self.graph.set_theme(theme)
         self.editor.set_theme(theme)
+        self.learning.set_theme(theme)
 
     # -- Qt events -----------------------------------------------------------------------------
 

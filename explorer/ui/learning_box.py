@@ -81,6 +81,15 @@ class LearningBox(QGroupBox):
         head = f"after {calls} backward() calls without zero_grad(): gradients add up"
         self.accum_label.setText(head + "\n" + "\n".join(lines))
 
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the loss plot."""
+        if self.plot is None:
+            return
+        self.plot.setBackground(theme["panel"])
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setPen(theme["muted"])
+            self.plot.getAxis(axis).setTextPen(theme["muted"])
+
     def _make_plot(self):
         try:
             import pyqtgraph as pg
