@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -135,17 +134,26 @@ def main(argv=None) -> int:
 
     tokens = args.steps * BATCH * BABY_GPT["context_length"]
     rates: dict[str, list[float]] = {name: [] for name in variants}
+    # Tokens per CPU-second of this process: on a machine shared with other jobs, wall time mostly
+    # measures the neighbours; with one torch thread, CPU time measures our own work.
+    cpu_rates: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for rep in range(args.repeats):
         # Rotate the order so no variant always runs right after the same neighbour.
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             variants[name].steps(args.steps)
             rates[name].append(tokens / (time.perf_counter() - t0))
+            cpu_rates[name].append(tokens / (time.process_time() - c0))
 
     # Paired ratios (same repeat) cancel the slow drifts of a shared machine better than ratios of medians.
+    def paired(series: dict[str, list[float]], name: str) -> float:
+        return statistics.median(a / b for a, b in zip(series[name], series["bare"], strict=True))
+
     summary = {name: {"median_tokens_per_s": statistics.median(r), "min": min(r), "max": max(r),
-                      "vs_bare": statistics.median(a / b for a, b in zip(r, rates["bare"], strict=True))}
+                      "vs_bare": paired(rates, name),
+                      "median_tokens_per_cpu_s": statistics.median(cpu_rates[name]),
+                      "cpu_vs_bare": paired(cpu_rates, name)}
                for name, r in rates.items()}
     result = {"device": str(base.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "autocast": str(base.autocast_dtype), "steps": args.steps, "repeats": args.repeats,
@@ -156,16 +164,18 @@ def main(argv=None) -> int:
     print(f"device {result['device']} (autocast {result['autocast']}), {result['threads']} torch thread(s), "
           f"torch {result['torch']}; baby GPT {BABY_GPT}, batch {BATCH}; "
           f"{args.repeats} repeats x {args.steps} steps, median tokens/s")
-    print(f"{'variant':<16}{'median tok/s':>14}{'vs bare*':>10}{'min':>10}{'max':>10}")
+    print(f"{'variant':<16}{'tok/s':>9}{'vs bare*':>10}{'min':>9}{'max':>9}{'tok/CPU-s':>12}{'vs bare*':>10}")
     for name, v in result["variants"].items():
-        print(f"{name:<16}{v['median_tokens_per_s']:>14,.0f}{v['vs_bare']:>9.3f}x{v['min']:>10,.0f}{v['max']:>10,.0f}")
+        print(f"{name:<16}{v['median_tokens_per_s']:>9,.0f}{v['vs_bare']:>9.3f}x{v['min']:>9,.0f}"
+              f"{v['max']:>9,.0f}{v['median_tokens_per_cpu_s']:>12,.0f}{v['cpu_vs_bare']:>9.3f}x")
     print("* median over repeats of (variant / bare) within the same repeat")
-    overhead = 1 - result["variants"]["ours"]["vs_bare"]
-    print(f"our loop's overhead (records every step + a sample every 100 steps): {overhead:+.1%} "
-          f"({'within' if overhead < 0.05 else 'OVER'} the 5% budget)")
+    for label, key in (("wall", "vs_bare"), ("CPU", "cpu_vs_bare")):
+        overhead = 1 - result["variants"]["ours"][key]
+        print(f"our loop's overhead by {label} time (a record every step, a sample every 100 steps): "
+              f"{overhead:+.1%} ({'within' if overhead < 0.05 else 'OVER'} the 5% budget)")
     for name, secs in compile_s.items():
         print(f"{name}: compile + 2 steps took {secs:.1f} s")
-    return 0 if math.isfinite(overhead) else 1
+    return 0
 
 
 if __name__ == "__main__":
