@@ -148,6 +148,7 @@ class Node:
     is_output: bool
     value: Snapshot
     grad: Snapshot | None = None
+    call: str | None = None  # the call with its settings, tensors as "·": "transpose(·, 1, 2)"
 
     def to_json(self) -> dict:
         """A JSON-able dict of every field, snapshots included."""
@@ -163,6 +164,7 @@ class Node:
             "is_output": self.is_output,
             "value": self.value.to_json(),
             "grad": None if self.grad is None else self.grad.to_json(),
+            "call": self.call,
         }
 
 
@@ -370,11 +372,13 @@ class _Recorder(TorchFunctionMode):
         input_ids = [self.node_for(t) for t in ins]
         base = op.rstrip("_") if inplace else op
         label = _SYMBOLS.get(base, op)
+        call = _call_text(op, args, kwargs)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
-            self._add_node(
+            nid = self._add_node(
                 t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op, inputs=input_ids
             )
+            self.nodes[nid].call = call
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
@@ -407,6 +411,35 @@ class _Recorder(TorchFunctionMode):
         if grad_fn is not None:
             self.edge_of[nid] = (grad_fn, t.output_nr)
         return nid
+
+
+def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
+    """How the op was called, short: tensors as "·", settings as written ("softmax(·, dim=-1)")."""
+
+    def show(a) -> str:
+        if isinstance(a, torch.Tensor):
+            return "·"
+        if isinstance(a, (list, tuple)):
+            inner = ", ".join(show(x) for x in a)
+            return f"[{inner}]" if isinstance(a, list) else f"({inner})"
+        if isinstance(a, float):
+            return f"{a:.4g}"
+        if isinstance(a, torch.dtype):
+            return str(a).removeprefix("torch.")
+        if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
+            text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
+            return text + (f":{a.step}" if a.step is not None else "")
+        if a is Ellipsis:
+            return "..."
+        if a is None or isinstance(a, (bool, int, str)):
+            return repr(a)
+        return type(a).__name__
+
+    # Defaults left as None and private knobs (_stacklevel) say nothing about this call.
+    shown = {k: v for k, v in kwargs.items() if v is not None and not k.startswith("_")}
+    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in shown.items()]
+    text = f"{op}({', '.join(parts)})"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _leaf_label(t: torch.Tensor, kind: str) -> str:
@@ -645,7 +678,7 @@ def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent]):
 
 
 _GRAPH_FIELDS = (
-    "kind", "label", "name", "op", "torch_name", "module", "inputs", "is_output", "value", "grad",
+    "kind", "label", "name", "op", "torch_name", "module", "inputs", "is_output", "value", "grad", "call",
 )  # fmt: skip
 
 

@@ -410,3 +410,12 @@ def test_helpers_and_a_callable_that_already_ran_backward():
 
     with pytest.raises(TraceError, match="backward"):
         trace(steps_itself)
+
+
+def test_call_text_shows_the_settings_of_each_op():
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    tr = trace(lambda: F.softmax(x.transpose(1, 2).reshape(2, 12)[:, 1:5], dim=-1).to(torch.float64).sum())
+    calls = [tr.nodes[i].call for i in tr.forward_order if tr.nodes[i].op]
+    assert calls == ["transpose(·, 1, 2)", "reshape(·, 2, 12)", "getitem(·, (:, 1:5))", "softmax(·, dim=-1)",
+                     "to(·, float64)", "sum(·)"]
+    assert json.loads(json.dumps(tr.to_json()))["nodes"][1]["call"] == "transpose(·, 1, 2)"
