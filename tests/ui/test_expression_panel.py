@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
 from explorer.ui.examples import list_examples
@@ -223,3 +224,25 @@ def test_error_marks_are_drawn_in_the_editor(qtbot, panel):
     assert len(panel.editor.extraSelections()) == 2  # the tinted line and the wavy underline
     _type_program(qtbot, panel, ["x = 1.0", "y = x + 1.0"])
     assert panel.editor.extraSelections() == []
+
+
+def test_typing_recomputes_after_a_pause(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("x = param(1.0)\ny = x * 3.0"))
+    panel.editor.moveCursor(QTextCursor.End)
+    qtbot.keyClick(panel.editor, Qt.Key_Return)
+    qtbot.keyClicks(panel.editor, "q = y * y")  # no Ctrl+Enter: the debounce timer runs it
+    qtbot.waitUntil(lambda: "q" in {n.name for n in panel.result.trace.nodes.values()}, timeout=WAIT)
+
+
+def test_inspector_shows_a_tensor_as_a_grid_with_its_metadata(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("A = [[1, 2, 3], [4, 5, 6]]\nG = A @ A.T"))
+    assert not panel.error_label.isVisible()
+    panel.graph.select(_node(panel, "G"))
+    table = panel.inspector.value_view[1]
+    assert [[table.item(r, c).text() for c in range(2)] for r in range(2)] == [["14", "32"], ["32", "77"]]
+    assert panel.inspector.meta_labels["dtype"].text() == "int64"
+    assert panel.inspector.meta_labels["shape"].text() == "(2, 2)"
+    transposed = next(n for n in panel.result.trace.nodes.values() if n.op in ("T", "t", "transpose"))
+    panel.graph.select(transposed.id)
+    assert panel.inspector.meta_labels["contiguous"].text() == "False"
+    assert panel.inspector.meta_labels["stride"].text() == "(1, 3)"
