@@ -9,6 +9,7 @@ expansion). `explorer.ui.render` uses the same scene to render files without a w
 from __future__ import annotations
 
 import bisect
+import html
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -66,6 +67,8 @@ def _node_info(node, has_grad: bool) -> dict:
         subtitle = kind
     helptext = _KIND_HELP.get(kind, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
     lines = [f"<b>{title}</b>: {helptext}"]
+    if getattr(node, "call", None):
+        lines.append(f"torch call: <code>{html.escape(node.call)}</code>")
     if torch_name:
         lines.append(f"autograd node: <code>{torch_name}</code>")
     if getattr(node, "module", None):
