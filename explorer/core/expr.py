@@ -676,7 +676,25 @@ class _Runner:
         for v, side in ((left, node.left), (right, node.right)):
             if not isinstance(v, torch.Tensor | int | float) or isinstance(v, bool):
                 raise ExprError("operators work on numbers and tensors", *self._pos(side))
+        # A plain number next to a tensor becomes a constant leaf, so the graph (and the chain rule)
+        # sees both operands: `3 - x` and `x - 3` differ, and the formula needs the 3.
+        if _is_number(left) and isinstance(right, torch.Tensor):
+            left = self._constant_like(left, right, node.left)
+        elif _is_number(right) and isinstance(left, torch.Tensor):
+            right = self._constant_like(right, left, node.right)
         return self._apply(node, OPS[name], [left, right])
+
+    def _constant_like(self, value, other: torch.Tensor, node) -> torch.Tensor:
+        """A number as a 0-d tensor that promotes with `other` the way the plain number would."""
+        if other.is_floating_point():
+            dtype = other.dtype
+        else:
+            dtype = torch.int64 if isinstance(value, int) else (self.dtype or torch.get_default_dtype())
+        try:
+            return torch.tensor(value, dtype=dtype)
+        except (RuntimeError, OverflowError, ValueError):
+            raise ExprError(f"{_short(value)} does not fit in {str(dtype).removeprefix('torch.')}",
+                            *self._pos(node)) from None
 
     def _fold(self, node, name: str, a, b):
         try:

@@ -199,8 +199,19 @@ def chain_rule(tr, node_id: str, input_index: int | None = None) -> ChainRule:
     return rules[0]
 
 
+MAX_NAME = 32  # longer expressions are written by their op's label instead
+
+
 def display_name(tr, node_id: str, depth: int = 2) -> str:
     """How a node is written in a formula: its variable name, or a short expression of its inputs."""
+    text = _expression(tr, node_id, depth)
+    if len(text) <= MAX_NAME:
+        return text
+    label = tr.nodes[node_id].label or tr.nodes[node_id].op or node_id
+    return label if len(label) <= MAX_NAME else label[: MAX_NAME - 1] + "…"
+
+
+def _expression(tr, node_id: str, depth: int) -> str:
     node = tr.nodes[node_id]
     if node.name:
         return node.name
@@ -208,7 +219,7 @@ def display_name(tr, node_id: str, depth: int = 2) -> str:
         return node.label
     if depth <= 0:
         return "…"
-    parts = [display_name(tr, i, depth - 1) for i in node.inputs]
+    parts = [_expression(tr, i, depth - 1) for i in node.inputs]
     spec = find_op(node.op) or find_op(node.torch_name)
     infix = spec is not None and (spec.kind == "operator" or spec.name == "matmul")
     if infix and len(parts) == 2:
@@ -276,7 +287,11 @@ def _fill(template: str, names: list[str], up: str, tr, node) -> str:
     for i, n in enumerate(names):
         text = text.replace("{" + str(i) + "}", n)
     n = _mean_divisor(tr, node)
-    return text.replace("{/n}", "" if n == 1 else f" / {n}")
+    text = text.replace("{/n}", "" if n == 1 else f" / {n}")
+    # an operand that was a plain number is not a node: name it by its place, as the table's text does
+    for i, letter in enumerate("abc"):
+        text = text.replace("{" + str(i) + "}", letter)
+    return text
 
 
 def _mean_divisor(tr, node) -> int:

@@ -131,3 +131,30 @@ def test_manual_local_derivatives_agree_with_torch_at_every_node(name):
     elementwise = {"sigmoid", "tanh", "exp", "mul", "add", "sub", "div", "binary_cross_entropy"}
     if any(n.op in elementwise for n in tr.nodes.values()):
         assert compared > 0
+
+
+def test_plain_numbers_are_operands_the_chain_rule_can_name():
+    tr = trace(parse("x = param(1.5); y = 3 - x").callable())
+    node = _by_name(tr, "y")
+    assert [tr.nodes[i].label for i in node.inputs] == ["3", "x"]
+    rule = chain_rule(tr, node.id)
+    assert rule.text == "dL/dx = dL/dy × (−1) = -1.0000"
+    tr = trace(parse("x = param(1.5); y = 3 * x ** 3").callable())
+    power = tr.nodes[_by_name(tr, "y").inputs[1]]
+    assert chain_rule(tr, power.id).text == "dL/dx = dL/d(x ** 3) × 3·x^(3 − 1) = 20.2500"
+
+
+def test_chain_rules_work_on_module_traces():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    tr = trace(lambda: torch.nn.functional.cross_entropy(net(x), y))
+    checked = 0
+    for nid in tr.nodes:
+        for rule in chain_rules(tr, nid):
+            assert rule.text.startswith(("dL/d", "no gradient reaches"))
+            if rule.manual_result is not None and rule.result is not None:
+                got = np.asarray(rule.manual_result).reshape(rule.result.shape)
+                assert np.allclose(got, rule.result.data.reshape(rule.result.shape), atol=1e-5), rule.text
+                checked += 1
+    assert checked >= 4  # both linear layers (x, W, b), relu, the loss
