@@ -34,6 +34,7 @@ __all__ = ["Layout", "collapse", "count_crossings", "layered_layout"]
 NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
 DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
+SPINE_WEIGHT = 1e6  # how much harder the main path resists being pushed aside than other nodes
 
 
 @dataclass
@@ -445,21 +446,50 @@ class _Sugiyama:
             gaps.append(g)
             for v, off in zip(lay, g, strict=True):
                 y[v] = off
+        spine_prev, spine_next = self._spine()
+        weight = [SPINE_WEIGHT if v in spine_prev or v in spine_next else 1.0 for v in range(len(y))]
         for it in range(iterations):
-            order = range(1, len(layers)) if it % 2 == 0 else range(len(layers) - 2, -1, -1)
-            nbrs = self.up if it % 2 == 0 else self.down
+            forward = it % 2 == 0
+            order = range(1, len(layers)) if forward else range(len(layers) - 2, -1, -1)
+            nbrs = self.up if forward else self.down
+            along = spine_prev if forward else spine_next
             for i in order:
                 lay = layers[i]
-                if len(lay) == 1:  # most layers of a traced graph: no neighbour to keep apart from
-                    v = lay[0]
-                    ns = nbrs[v]
-                    if ns:
-                        y[v] = _median([y[u] for u in ns])
+                want = []
+                for v in lay:
+                    if v in along:  # the main path follows only itself, so it runs straight
+                        want.append(y[along[v]])
+                    elif nbrs[v]:
+                        want.append(_median([y[u] for u in nbrs[v]]))
+                    else:
+                        want.append(y[v])
+                if len(lay) == 1:  # most layers of a traced graph: nothing to keep apart
+                    y[lay[0]] = want[0]
                     continue
-                want = [_median([y[u] for u in nbrs[v]]) if nbrs[v] else y[v] for v in lay]
-                for v, val in zip(lay, _pav_with_gaps(want, gaps[i]), strict=True):
+                placed = _pav_with_gaps(want, gaps[i], [weight[v] for v in lay])
+                for v, val in zip(lay, placed, strict=True):
                     y[v] = val
         self.y = y
+
+    def _spine(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The main path: from the last sink back through the input with the longest history (ties:
+        a real node before a long edge's bend). Returns its links backwards and forwards."""
+        total = len(self.all_layer)
+        history = [0] * total  # nodes on the longest chain of inputs behind each node
+        for lay in self.layers_order:
+            for v in lay:
+                history[v] = 1 + max((history[u] for u in self.up[v]), default=0)
+        sinks = [v for v in range(total) if not self.down[v]]
+        if not sinks:
+            return {}, {}
+        v = max(sinks, key=lambda s: (self.all_layer[s], history[s], -s))
+        prev: dict[int, int] = {}
+        nxt: dict[int, int] = {}
+        while self.up[v]:
+            u = max(self.up[v], key=lambda w: (history[w], w < self.n, -w))
+            prev[v], nxt[u] = u, v
+            v = u
+        return prev, nxt
 
     def result(self, nodes: list, direction: str) -> Layout:
         flip = direction in ("RL", "BT")
@@ -648,21 +678,24 @@ def _median(vals: list[float]) -> float:
     return vals[m // 2] if m % 2 else 0.5 * (vals[m // 2 - 1] + vals[m // 2])
 
 
-def _pav_with_gaps(want: list[float], gaps: list[float]) -> list[float]:
-    """Closest positions (least squares) to ``want`` that keep the order and the cumulative ``gaps``."""
+def _pav_with_gaps(want: list[float], gaps: list[float], weights: list[float] | None = None) -> list[float]:
+    """Closest positions (weighted least squares) to ``want`` that keep the order and the cumulative
+    ``gaps`` between neighbours: isotonic regression by pooling adjacent violators."""
     shifted = [w - g for w, g in zip(want, gaps, strict=True)]
     if all(a <= b for a, b in zip(shifted, shifted[1:], strict=False)):
         return want  # already in order and far enough apart
-    blocks: list[list[float]] = []  # [sum, count]
-    for w in shifted:
-        blocks.append([w, 1])
+    weights = weights or [1.0] * len(want)
+    blocks: list[list[float]] = []  # [weighted sum, weight, count]
+    for w, k in zip(shifted, weights, strict=True):
+        blocks.append([w * k, k, 1])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, c = blocks.pop()
+            s, k2, c = blocks.pop()
             blocks[-1][0] += s
-            blocks[-1][1] += c
+            blocks[-1][1] += k2
+            blocks[-1][2] += c
     out = []
-    for s, c in blocks:
-        out.extend([s / c] * c)
+    for s, k, c in blocks:
+        out.extend([s / k] * c)
     return [o + g for o, g in zip(out, gaps, strict=True)]
 
 
