@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from explorer.ui.graph_items import fmt_number, snapshot_summary
+from explorer.ui.graph_items import max_abs_text as max_abs_text
 from explorer.ui.graph_view import op_short_name
 
 _BINARY = {"+", "−", "×", "÷", "@", "**", "-", "*", "/"}

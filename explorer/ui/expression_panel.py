@@ -352,9 +352,13 @@ class ExpressionPanel(QWidget):
             self.inspector.clear()
             return
         trace = self.result.trace
+        self.inspector.set_summary(self._grad_summary())
         did = self.graph.selected()
-        if did is None or did not in trace.nodes:
-            self.inspector.clear()
+        following = did is None or did not in trace.nodes
+        if following:  # nothing selected: follow the node the player is on
+            did = self._focus_of_step()
+        if did is None:
+            self.inspector.clear("Step the player or click a node in the graph to inspect it.")
             return
         node = trace.nodes[did]
         grad_at = self.graph.graph_scene.model.grad_at.get(did)
@@ -370,6 +374,35 @@ class ExpressionPanel(QWidget):
             check = self._checks.get(node.name)
         self.inspector.show_node(node, title=ec.node_text(trace, did), chain=chain, check=check,
                                  show_grad=show_grad)
+        if following:
+            self.inspector.follow_hint.setVisible(True)
+
+    def _focus_of_step(self) -> str | None:
+        """The node a step is about: the value just computed, or the gradient just produced."""
+        event = self.graph.graph_scene.current_event()
+        if event is None:
+            return None
+        direction, nid = event
+        node = self.result.trace.nodes[nid]
+        if direction == "backward" and node.inputs:
+            receivers = [i for i in node.inputs if self.result.trace.nodes[i].grad is not None]
+            return receivers[0] if receivers else nid
+        return nid
+
+    def _grad_summary(self) -> str:
+        """dL/dp of every param, once the backward pass has produced it (else `?`)."""
+        trace = self.result.trace
+        grad_at = self.graph.graph_scene.model.grad_at
+        parts = []
+        for nid, node in trace.nodes.items():
+            if node.kind != "param" or not node.name:
+                continue
+            known = nid in grad_at and self.graph.step >= grad_at[nid] and node.grad is not None
+            value = ec.snapshot_summary(node.grad) if known else "?"
+            if known and node.grad.numel > 1:
+                value = f"{'×'.join(map(str, node.grad.shape))} (max {ec.max_abs_text(node.grad)})"
+            parts.append(f"{ec.d_of(trace, nid)} = {value}")
+        return "   ".join(parts)
 
 
 def _scalar(snap) -> float | None:

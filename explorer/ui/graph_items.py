@@ -84,7 +84,7 @@ def snapshot_matrix(snap) -> np.ndarray | None:
     return arr.reshape(-1, arr.shape[-1])
 
 
-def _max_abs(snap) -> str:
+def max_abs_text(snap) -> str:
     """Largest absolute entry of a tensor snapshot, as text."""
     m = snapshot_matrix(snap)
     if m is None or not m.size:
@@ -219,7 +219,7 @@ class NodeCard(QGraphicsItem):
         if self.show_grad and grad is not None:
             painter.setPen(QColor(t["grad"]))
             text = "∇ " + (snapshot_summary(grad) if int(getattr(grad, "numel", 1) or 0) == 1
-                           else "max " + _max_abs(grad))
+                           else "max " + max_abs_text(grad))
             painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, text)
         elif self.info.get("has_grad"):
             painter.setPen(QColor(t["muted"]))

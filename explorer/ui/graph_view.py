@@ -523,9 +523,10 @@ class GraphView(QGraphicsView):
         self._update_flow_timer()
 
     def select(self, node_id: str | None, center: bool = False) -> None:
-        """Select a node's card (emits sig_node_selected); `center` scrolls it into view."""
+        """Select a node's card (emits sig_node_selected; "" when cleared); `center` scrolls it into view."""
         did = self._scene.set_selected(node_id)
         if did is None:
+            self.sig_node_selected.emit("")
             return
         if center:
             self.ensureVisible(self._scene.cards[did].sceneBoundingRect(), 40, 40)
@@ -591,7 +592,8 @@ class GraphView(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
-        """Tab/Shift+Tab walk the nodes, Up/Down move in a column, F fits, +/- zoom, Enter expands.
+        """Tab/Shift+Tab walk the nodes, Up/Down move in a column, F fits, +/- zoom, Enter expands,
+        Escape clears the selection.
 
         Player keys (Space, Left, Right, Home) are left to the parent widget.
         """
@@ -609,6 +611,8 @@ class GraphView(QGraphicsView):
             self.zoom_by(1.25)
         elif key == Qt.Key_Minus:
             self.zoom_by(0.8)
+        elif key == Qt.Key_Escape:
+            self.select(None)
         elif key in (Qt.Key_Return, Qt.Key_Enter) and self._scene.selected:
             if self._scene.toggle_module(self._scene.selected):
                 self.sig_graph_changed.emit()

@@ -47,6 +47,17 @@ class Inspector(QScrollArea):
         self.setMinimumWidth(320)
         body = QWidget()
         self._layout = QVBoxLayout(body)
+        self.summary = QLabel("")
+        self.summary.setObjectName("gradSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.summary.setToolTip("The gradient of the output with respect to every param, as far as the "
+                                "backward pass has got")
+        self.summary.setStyleSheet("font-family: monospace; padding: 4px;")
+        self.follow_hint = QLabel("following the player · click a node to pin it")
+        self.follow_hint.setObjectName("followHint")
+        self.follow_hint.setStyleSheet("color: gray; font-size: 8pt;")
+        self.follow_hint.setVisible(False)
         self.title = QLabel("Click a node in the graph to inspect it.")
         self.title.setObjectName("inspectorTitle")
         self.title.setWordWrap(True)
@@ -91,15 +102,21 @@ class Inspector(QScrollArea):
         check_layout.addWidget(self.check_table)
         for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
             box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
-        for w in (self.title, self.grad_label, self.chain_box, self.value_box, self.grad_box,
-                  self.check_box, self.meta_box):
+        for w in (self.summary, self.follow_hint, self.title, self.grad_label, self.chain_box,
+                  self.value_box, self.grad_box, self.check_box, self.meta_box):
             self._layout.addWidget(w)
         self._layout.addStretch(1)
         self.setWidget(body)
         self.clear()
 
+    def set_summary(self, text: str) -> None:
+        """The one-line gradient summary of all params at the current step."""
+        self.summary.setText(text)
+        self.summary.setVisible(bool(text))
+
     def clear(self, message: str = "Click a node in the graph to inspect it.") -> None:
         """Show nothing but a hint."""
+        self.follow_hint.setVisible(False)
         self.title.setText(message)
         self.grad_label.setText("")
         for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
@@ -108,6 +125,7 @@ class Inspector(QScrollArea):
     def show_node(self, node, *, title: str, chain: str = "", check: dict | None = None,
                   show_grad: bool = True) -> None:
         """Fill the inspector for a trace node; `check` holds the gradient comparison of a param."""
+        self.follow_hint.setVisible(False)
         kind = "output" if node.is_output else node.kind
         torch_name = f" · <code>{node.torch_name}</code>" if node.torch_name else ""
         self.title.setText(f"<b style='font-size:14pt'>{title}</b> &nbsp; {kind}"

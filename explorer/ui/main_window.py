@@ -46,6 +46,7 @@ SHORTCUTS_HTML = """
 <tr><td><b>Ctrl+G</b></td><td>gradient descent step</td></tr>
 <tr><td><b>Tab</b> / <b>Shift+Tab</b></td><td>select the next / previous node (graph focused)</td></tr>
 <tr><td><b>Up</b> / <b>Down</b></td><td>select the node above / below</td></tr>
+<tr><td><b>Escape</b></td><td>clear the selection: the inspector follows the player</td></tr>
 <tr><td><b>Enter</b> or double-click</td><td>expand a collapsed module</td></tr>
 <tr><td><b>F</b>, <b>Ctrl+0</b></td><td>fit the graph to the window</td></tr>
 <tr><td><b>+</b> / <b>−</b>, wheel</td><td>zoom; drag to pan</td></tr>

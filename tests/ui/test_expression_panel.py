@@ -246,3 +246,21 @@ def test_inspector_shows_a_tensor_as_a_grid_with_its_metadata(qtbot, panel):
     panel.graph.select(transposed.id)
     assert panel.inspector.meta_labels["contiguous"].text() == "False"
     assert panel.inspector.meta_labels["stride"].text() == "(1, 3)"
+
+
+def test_inspector_follows_the_player_and_sums_up_param_gradients(qtbot, panel):
+    _type_program(qtbot, panel, SEED_LINES)
+    panel.graph.select(_node(panel, "w"))
+    panel.graph.setFocus()
+    qtbot.keyClick(panel.graph, Qt.Key_Escape)  # unpin: the inspector follows the player again
+    assert panel.graph.selected() is None
+    inspector = panel.findChild(Inspector, "inspector")
+    panel.player.reset()
+    assert "dL/dw = ?" in inspector.summary.text() and "dL/db = ?" in inspector.summary.text()
+    for _ in range(10):  # up to SigmoidBackward0, which produces dL/dz
+        qtbot.mouseClick(panel.findChild(QPushButton, "stepButton"), Qt.LeftButton)
+    assert "dL/dz = -0.0817" in inspector.grad_label.text()
+    assert inspector.follow_hint.isVisible()
+    panel.player.go_end()
+    assert "dL/dw = -0.0898" in inspector.summary.text()
+    assert "dL/db = -0.0817" in inspector.summary.text()
