@@ -210,3 +210,20 @@ def test_ogdf_method_gives_the_same_kind_of_layout():
         assert lay.layers[v] > lay.layers[u]
         assert len(lay.edge_points.get((u, v), [])) == lay.layers[v] - lay.layers[u] - 1
     assert lay.crossings == count_crossings(g, lay.positions, lay.edge_points) == 0
+
+
+def test_main_path_runs_straight_through_a_long_pipeline():
+    torch.manual_seed(0)
+    deep = _Net(n=8)
+    X, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
+    tr = trace(lambda: F.cross_entropy(deep(X), y))
+    lay = layered_layout(tr.graph)
+    path = [tr.output_id]  # back from the loss through the residual branches' first input
+    while tr.nodes[path[-1]].inputs:
+        ops = [i for i in tr.nodes[path[-1]].inputs if tr.nodes[i].kind in ("op", "const")]
+        if not ops:
+            break
+        path.append(max(ops, key=lambda i: lay.layers[i]))
+    ys = [lay.positions[n][1] for n in path]
+    assert len(path) > 30 and max(ys) - min(ys) < 1e-3  # one straight line, no staircase
+    assert lay.size[1] < 6  # the height does not grow with the depth
