@@ -43,7 +43,7 @@ def load_program(args: argparse.Namespace):
     else:
         path = Path(args.file)
         try:
-            source = path.read_text(encoding="utf-8")
+            source = path.read_text(encoding="utf-8-sig")  # a byte-order mark from Windows editors is fine
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable UTF-8 text"
             raise UserInputError(f"cannot read {args.file}: {reason}") from None
@@ -101,7 +101,8 @@ def _number(x: float) -> str:
 def _value(t: torch.Tensor) -> str:
     t = t.detach()
     if t.numel() == 1:
-        return _number(float(t.reshape(-1)[0]))
+        value = t.reshape(-1)[0]
+        return _number(float(value)) if t.is_floating_point() else str(value.item())
     arr = t.to(torch.float64).numpy().round(4) + 0.0 if t.is_floating_point() else t.numpy()  # no -0.0
     text = np.array2string(arr, precision=4, suppress_small=True, max_line_width=100)
     return f"shape {tuple(t.shape)}\n" + "\n".join("    " + line for line in text.splitlines())
@@ -113,6 +114,9 @@ def report_text(report) -> str:
     if not report.params:
         lines.append("no param(...) in the program: nothing to differentiate")
         return "\n".join(lines)
+    if not report.differentiable:
+        lines.append(f"note: `{report.output_name}` does not depend on any param through differentiable ops "
+                     "(the params are unused, or a conversion to int64 cuts the graph), so autograd's gradients are 0")
     for name, check in report.params.items():
         grad = f"dL/d{name}" if report.output_name == "L" else f"d{report.output_name}/d{name}"
         lines.append(f"{grad} = {_value(check.autograd)}")

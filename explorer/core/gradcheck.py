@@ -43,6 +43,7 @@ class GradReport:
     params: dict[str, ParamCheck] = field(default_factory=dict)
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
+    differentiable: bool = True  # False when the output does not require grad although there are params
 
 
 def finite_difference_grads(
@@ -107,7 +108,7 @@ def compare_grads(
     if not names:  # nothing to differentiate: any output shape is fine
         return GradReport(run.output_name, run.output.detach())
     output = run.require_scalar()
-    report = GradReport(run.output_name, output.detach())
+    report = GradReport(run.output_name, output.detach(), differentiable=output.requires_grad)
     if output.requires_grad:
         grads = torch.autograd.grad(output, [run.params[n] for n in names], allow_unused=True)
     else:

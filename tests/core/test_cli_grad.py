@@ -165,3 +165,13 @@ def test_graph_without_params_traces_forward_only(capsys):
 def test_graph_image_formats_need_a_path(capsys):
     assert main(["graph", "-e", SEED, "--format", "svg"]) == 2
     assert "needs -o PATH" in capsys.readouterr().err
+
+
+def test_windows_files_and_graphs_cut_by_int_conversion(tmp_path, capsys):
+    path = tmp_path / "crlf.expr"
+    path.write_bytes(b"\xef\xbb\xbfx = param(1.5)\r\ny = x * x\r\n")  # byte-order mark, CRLF
+    assert main(["grad", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["grads"]["x"] == 3.0
+    assert main(["grad", "-e", "w = param(1.0); y = to(w, int64)"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("y = 1\n") and "does not depend on any param" in out
