@@ -116,7 +116,8 @@ def report_text(report) -> str:
         return "\n".join(lines)
     if not report.differentiable:
         lines.append(f"note: `{report.output_name}` does not depend on any param through differentiable ops "
-                     "(the params are unused, or a conversion to int64 cuts the graph), so autograd's gradients are 0")
+                     "(the params are unused, or a conversion to int64 cuts the graph), so autograd's "
+                     "gradients are 0")
     for name, check in report.params.items():
         grad = f"dL/d{name}" if report.output_name == "L" else f"d{report.output_name}/d{name}"
         lines.append(f"{grad} = {_value(check.autograd)}")
