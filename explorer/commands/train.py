@@ -31,7 +31,7 @@ CHOICES = {"device": None, "dtype": ["auto", "float32", "bfloat16"], "tokenizer"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Preset, config file, one flag per model and training field, output and resume options."""
     parser.add_argument("--preset", default=None, choices=list(PRESETS), help="model and training preset "
-                        "(default: tiny, or the checkpoint's with --resume)")
+                        "(default: tiny; with --resume the checkpoint's, which must then agree)")
     parser.add_argument("--config", metavar="FILE.json", help="JSON object of config and setting fields")
     parser.add_argument("--json", action="store_true", help="one JSON line per logged step on stdout")
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from a checkpoint to --steps")
@@ -146,7 +146,8 @@ def _resume(args: argparse.Namespace) -> Trainer:
 
     saved = read_checkpoint(args.resume)
     file_model, file_train = read_config_file(getattr(args, "config", None))
-    wanted = {**file_model, **given_fields(args, GPTConfig)}
+    from_preset = PRESETS[args.preset].to_dict() if args.preset else {}
+    wanted = {**from_preset, **file_model, **given_fields(args, GPTConfig)}
     wanted.pop("vocab_size", None)  # the saved tokenizer decides the vocabulary
     clash = {k: v for k, v in wanted.items() if getattr(saved.config, k) != v}
     if clash:

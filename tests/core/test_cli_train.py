@@ -100,6 +100,8 @@ def test_train_out_save_every_and_resume(capsys, corpus, tmp_path):
     final = str(out_dir / "checkpoint.safetensors")
     code, _, err = cli(["train", "--resume", final, "--n-layers", "3"], capsys)
     assert code == 2 and "n_layers is 1 in the checkpoint but 3" in err
+    code, _, err = cli(["train", "--resume", final, "--preset", "small"], capsys)
+    assert code == 2 and "does not match the requested model" in err and "emb_dim is 32" in err
 
 
 @pytest.mark.parametrize("content", ["pickle", "truncated", "text"])
