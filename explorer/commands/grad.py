@@ -91,6 +91,8 @@ def report_json(report) -> dict:
         "numeric_grads": {n: to_plain(c.numeric) for n, c in report.params.items()},
         "max_abs_error": report.max_abs_error,
         "max_rel_error": report.max_rel_error,
+        # the op table's hand-written local derivatives chained along the trace (null where one is missing)
+        "manual_grads": {n: to_plain(c.manual) for n, c in report.params.items()},
     }
 
 
@@ -126,9 +128,14 @@ def report_text(report) -> str:
             continue
         if check.autograd.numel() == 1:
             auto, num = float(check.autograd.reshape(-1)[0]), float(check.numeric.reshape(-1)[0])
-            lines.append(f"    autograd {auto:.8g}   finite differences {num:.8g}   "
-                         f"|difference| {check.max_abs_error:.2e}")
+            lines.append(f"    autograd            {auto: .8g}")
+            lines.append(f"    finite differences  {num: .8g}   (|difference| {check.max_abs_error:.1e})")
+            if check.manual is not None:
+                lines.append(f"    manual formula      {float(check.manual.reshape(-1)[0]): .8g}")
         else:
             lines.append(f"    finite differences agree to {check.max_abs_error:.2e} (largest |difference|)")
+            if check.manual is not None:
+                diff = float((check.manual - check.autograd).abs().max())
+                lines.append(f"    the manual formulas agree to {diff:.2e}")
     lines.append(f"largest difference between autograd and finite differences: {report.max_abs_error:.2e}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ def test_seed_json_through_the_cli_has_the_reference_numbers():
     assert round(data["grads"]["w"], 4) == -0.0898 and round(data["grads"]["b"], 4) == -0.0817
     assert round(data["numeric_grads"]["w"], 4) == -0.0898 and round(data["numeric_grads"]["b"], 4) == -0.0817
     assert 0 <= data["max_abs_error"] < 1e-5
+    assert round(data["manual_grads"]["w"], 4) == -0.0898  # beyond the contract: the op table's formulas
 
 
 def test_bad_input_exits_2_with_one_line_and_no_traceback():
@@ -82,7 +83,7 @@ def test_seed_human_output_with_semicolons(capsys):
     assert main(["grad", "-e", "; ".join(SEED_LINES)]) == 0
     out = capsys.readouterr().out
     assert "L = 0.0852" in out and "dL/dw = -0.0898" in out and "dL/db = -0.0817" in out
-    assert "finite differences" in out and "largest difference" in out
+    assert "finite differences" in out and "manual formula" in out and "largest difference" in out
 
 
 @pytest.mark.parametrize(
