@@ -245,6 +245,7 @@ _DUNDER = {
     "rmatmul": "matmul", "rpow": "pow", "iadd": "add_", "isub": "sub_", "imul": "mul_",
     "itruediv": "div_", "idiv": "div_", "ipow": "pow_", "imatmul": "matmul_",
 }  # fmt: skip
+_REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rdiv__", "__rmatmul__", "__rpow__"}
 # Tensor properties that compute a new value; other properties (grad, data, shape, ...) are bookkeeping.
 _VALUE_PROPERTIES = {"T", "mT", "H", "mH", "real", "imag"}
 # Calls that change flags or register callbacks rather than compute a value.
@@ -295,6 +296,7 @@ class _Recorder(TorchFunctionMode):
         self.keep: list[torch.Tensor] = []  # keeps ids stable while recording
         self.tensor_of: dict[str, torch.Tensor] = {}  # node id -> tensor (released after backward)
         self.edge_of: dict[str, tuple[Any, int]] = {}  # node id -> (grad_fn, output_nr) at creation
+        self.by_edge: dict[tuple[int, int], str] = {}  # (id(grad_fn), output_nr) -> latest node id
         self.module_stack: list[str] = []
         self.module_paths: dict[int, str] = {}  # id(module) -> path
         self.modules: dict[str, str] = {}  # path -> class name
@@ -345,20 +347,29 @@ class _Recorder(TorchFunctionMode):
     # -- ops ------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         try:
             op = _op_name(func)
-            if op is not None:
-                self._record(op, args, kwargs, out)
+            ins = _flat_tensors(kwargs, _flat_tensors(args, [])) if op is not None else []
+            # Inputs are resolved before the call: an in-place op changes its input's autograd node,
+            # and must read the value as it was.
+            before = [self._input_before(t, op) for t in ins]
         except Exception:  # noqa: BLE001 -- recording must never break the user's program
-            pass
+            op, ins = None, []
+        out = func(*args, **kwargs)
+        if ins:
+            try:
+                self._record(op, func, args, kwargs, out, ins, before)
+            except Exception:  # noqa: BLE001
+                pass
         return out
 
-    def _record(self, op: str, args, kwargs, out):
-        ins = _flat_tensors(args, [])
-        _flat_tensors(kwargs, ins)
-        if not ins:
-            return  # a factory (tensor, randn, zeros): its value becomes a leaf at first use
+    def _input_before(self, t: torch.Tensor, op: str) -> str | None:
+        """The node of an op's input before the op runs (None: a leaf to create only if recorded)."""
+        if self.producer.get(id(t)) is not None or _is_inplace(op):
+            return self.node_for(t)
+        return None
+
+    def _record(self, op: str, func, args, kwargs, out, ins, before):
         inplace = _is_inplace(op)
         if inplace:
             target = ins[0]
@@ -369,10 +380,12 @@ class _Recorder(TorchFunctionMode):
             outs = _flat_tensors(out, [])
             if not outs:
                 return
-        input_ids = [self.node_for(t) for t in ins]
+        input_ids = [nid if nid is not None else self.node_for(t) for t, nid in zip(ins, before, strict=True)]
         base = op.rstrip("_") if inplace else op
         label = _SYMBOLS.get(base, op)
-        call = _call_text(op, args, kwargs)
+        # x.__rsub__(1) computes 1 - x: show the operands in the order the program wrote them.
+        reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
+        call = _call_text(op, args[::-1] if reflected else args, kwargs)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
             nid = self._add_node(
@@ -384,6 +397,9 @@ class _Recorder(TorchFunctionMode):
         """Id of the node holding t's current value, creating a leaf node at first use."""
         nid = self.producer.get(id(t))
         if nid is not None:
+            fn = t.grad_fn
+            if fn is not None and self.edge_of.get(nid, (None, 0))[0] is not fn:
+                return self._add_unseen_op(t, fn)
             return nid
         pname = self.param_names.get(id(t))
         # Only a leaf that requires grad is a parameter; a tensor computed before the traced call
@@ -394,6 +410,24 @@ class _Recorder(TorchFunctionMode):
         # even when it is first read inside a module.
         module = (pname.rpartition(".")[0] or None) if pname else None
         return self._add_node(t, kind=kind, label=label, op=None, inputs=[], name=pname, module=module)
+
+    def _add_unseen_op(self, t: torch.Tensor, fn) -> str:
+        """A value whose autograd node no recorded call made: a custom ``autograd.Function`` (its
+        ``apply`` is invisible to function modes; the ops inside its forward show up as constants) or a
+        view refreshed after an in-place change. Its inputs are found through the autograd graph."""
+        inputs = []
+        for nf, nr in fn.next_functions:
+            if nf is None:
+                continue
+            var = getattr(nf, "variable", None)  # AccumulateGrad holds its leaf
+            if var is not None:
+                inputs.append(self.node_for(var))
+            elif (id(nf), nr) in self.by_edge:
+                inputs.append(self.by_edge[(id(nf), nr)])
+        op = type(fn).__name__.removesuffix("0").removesuffix("Backward") or type(fn).__name__
+        nid = self._add_node(t, kind="op", label=op, op=op, inputs=inputs)
+        self.nodes[nid].call = f"{op}(" + ", ".join("·" for _ in inputs) + ")"
+        return nid
 
     def _add_node(self, t, *, kind, label, op, inputs, name=None, module="") -> str:
         nid = f"n{len(self.order)}"
@@ -410,6 +444,7 @@ class _Recorder(TorchFunctionMode):
         self.tensor_of[nid] = t
         if grad_fn is not None:
             self.edge_of[nid] = (grad_fn, t.output_nr)
+            self.by_edge[(id(grad_fn), t.output_nr)] = nid
         return nid
 
 

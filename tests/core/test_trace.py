@@ -419,3 +419,39 @@ def test_call_text_shows_the_settings_of_each_op():
     assert calls == ["transpose(·, 1, 2)", "reshape(·, 2, 12)", "getitem(·, (:, 1:5))", "softmax(·, dim=-1)",
                      "to(·, float64)", "sum(·)"]
     assert json.loads(json.dumps(tr.to_json()))["nodes"][1]["call"] == "transpose(·, 1, 2)"
+
+
+class _HandSigmoid(torch.autograd.Function):
+    """A custom Function, as a student would write one: its apply is invisible to function modes."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 1 / (1 + torch.exp(-x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+
+
+def test_custom_autograd_function_becomes_an_op_with_its_backward():
+    w = torch.tensor(0.3, requires_grad=True)
+
+    def fn():
+        h = w * 2
+        s = _HandSigmoid.apply(h)
+        return s * 3, {"h": h, "s": s, "w": w}
+
+    tr = trace(fn)
+    n = by_name(tr)
+    assert n["s"].op == "_HandSigmoid" and n["s"].inputs == [n["h"].id] and n["s"].kind == "op"
+    assert n["s"].torch_name == "_HandSigmoidBackward"
+    assert [tr.nodes[i].torch_name for i in tr.backward_order] == [
+        "MulBackward0", "_HandSigmoidBackward", "MulBackward0", "AccumulateGrad"]
+    sig = torch.sigmoid(torch.tensor(0.6))
+    assert n["w"].grad.item() == pytest.approx(float(3 * sig * (1 - sig) * 2), rel=1e-6)
+    calls = [tr.nodes[i].call for i in tr.forward_order if tr.nodes[i].op == "div"]
+    assert calls == ["div(1, ·)"]  # 1 / x reads as written, not as x.__rtruediv__(1)
+    assert_backward_respects_topology(tr)
