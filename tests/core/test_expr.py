@@ -255,3 +255,13 @@ def test_manual_local_derivatives_match_autograd():
         spec = ops.OPS[name]
         (expected,) = torch.autograd.grad(spec.fn(z).sum(), z)
         assert torch.allclose(spec.manual(z.detach())[0], expected), name
+
+
+def test_the_language_reference_lists_every_function_and_method():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "expressions.md").read_text(encoding="utf-8")
+    for name in ops.FUNCTIONS:
+        assert f"`{ops.OPS[name].signature()}`" in text, name
+    for method in ops.METHODS:
+        assert f"`.{method}()`" in text, method
