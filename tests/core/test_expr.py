@@ -265,3 +265,15 @@ def test_the_language_reference_lists_every_function_and_method():
         assert f"`{ops.OPS[name].signature()}`" in text, name
     for method in ops.METHODS:
         assert f"`.{method}()`" in text, method
+
+
+def test_every_dtype_converts_and_float64_runs_keep_precision_through_casts():
+    env = (
+        parse("x = [1.5, 2.25]\na = to(x, float16); b = to(x, bfloat16); c = to(x, int64); d = x.to(float64)")
+        .run()
+        .env
+    )
+    assert [env[k].dtype for k in "abcd"] == [torch.float16, torch.bfloat16, torch.int64, torch.float64]
+    assert env["c"].tolist() == [1, 2]
+    run = parse("w = param(0.1); h = to(w, float16); y = h * 3").run(dtype=torch.float64)
+    assert run.env["h"].dtype == torch.float64  # finite differences are not spoiled by a float16 cast
