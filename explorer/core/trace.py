@@ -350,6 +350,8 @@ class _Recorder(TorchFunctionMode):
         try:
             op = _op_name(func)
             ins = _flat_tensors(kwargs, _flat_tensors(args, [])) if op is not None else []
+            if ins and _is_inplace(op) and ins[0].is_leaf and ins[0].requires_grad:
+                ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
             # Inputs are resolved before the call: an in-place op changes its input's autograd node,
             # and must read the value as it was.
             before = [self._input_before(t, op) for t in ins]
@@ -372,10 +374,7 @@ class _Recorder(TorchFunctionMode):
     def _record(self, op: str, func, args, kwargs, out, ins, before):
         inplace = _is_inplace(op)
         if inplace:
-            target = ins[0]
-            if target.is_leaf and target.requires_grad:
-                return  # initialisation or an optimizer update of a parameter, not part of the graph
-            outs = [target]
+            outs = [ins[0]]
         else:
             outs = _flat_tensors(out, [])
             if not outs:

@@ -455,3 +455,16 @@ def test_custom_autograd_function_becomes_an_op_with_its_backward():
     calls = [tr.nodes[i].call for i in tr.forward_order if tr.nodes[i].op == "div"]
     assert calls == ["div(1, ·)"]  # 1 / x reads as written, not as x.__rtruediv__(1)
     assert_backward_respects_topology(tr)
+
+
+def test_parameter_initialisation_in_place_leaves_no_trace():
+    base = torch.randn(3, 4)
+
+    def fn():
+        W = torch.empty(3, 4, requires_grad=True)
+        with torch.no_grad():
+            W.copy_(base)  # filling a parameter is not part of the graph
+        return (W * 2).sum(), {"W": W}
+
+    tr = trace(fn)
+    assert [tr.nodes[i].op or tr.nodes[i].name for i in tr.forward_order] == ["W", "mul", "sum"]
