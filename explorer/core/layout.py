@@ -724,7 +724,7 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
         if path is not None:
             group_of[nid] = path
             members.setdefault(path, []).append(nid)
-    labels = {p: classes.get(p, p.rpartition(".")[2] or p) for p in members}
+    labels = {p: _module_label(p, classes) for p in members}
     if rollup:
         _roll_up(graph, group_of, members, labels, classes, expanded)
 
@@ -747,6 +747,18 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
         else:
             out.add_edge(a, b, arg=attrs.get("arg", 0), count=1)
     return out
+
+
+def _module_label(path: str, classes: dict[str, str]) -> str:
+    """A module's class ("Linear"); a list of same-class children reads as what it holds ("Block × 12")."""
+    cls = classes.get(path, path.rpartition(".")[2] or path)
+    if cls in ("ModuleList", "Sequential"):
+        prefix = path + "."
+        kids = {classes[p] for p in classes if p.startswith(prefix) and p[len(prefix):].isdigit()}
+        count = sum(1 for p in classes if p.startswith(prefix) and p[len(prefix):].isdigit())
+        if len(kids) == 1 and count > 1:
+            return f"{kids.pop()} × {count}"
+    return cls
 
 
 def _group_path(module: str | None, expanded: set[str]) -> str | None:
