@@ -119,8 +119,8 @@ def count_crossings(graph: nx.DiGraph, positions: dict, edge_points: dict | None
     rank_of = {r: i for i, r in enumerate(ranks)}
     per_gap: dict[int, list[tuple[float, float]]] = {}
     for u, v in graph.edges:
-        if u == v:
-            continue
+        if u == v or (u > v if _comparable(u, v) else False) and graph.has_edge(v, u):
+            continue  # a cycle of two is drawn as one route: count it once
         a, b = positions[u], positions[v]
         lo, hi = rank_of[round(a[axis], 6)], rank_of[round(b[axis], 6)]
         bends = edge_points.get((u, v))
@@ -145,6 +145,14 @@ def count_crossings(graph: nx.DiGraph, positions: dict, edge_points: dict | None
         for k in range(hi - lo):
             per_gap.setdefault(lo + k, []).append((float(ys[k]), float(ys[k + 1])))
     return sum(_inversions(pairs) for pairs in per_gap.values())
+
+
+def _comparable(u, v) -> bool:
+    try:
+        u < v  # noqa: B015 -- only asking whether the ids can be ordered
+        return True
+    except TypeError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------- ogdf
@@ -503,11 +511,12 @@ class _Sugiyama:
         positions = {nodes[i]: place(i) for i in range(self.n)}
         layers = {nodes[i]: self.all_layer[i] for i in range(self.n)}
         bends = {}
+        original = set(self.edges)
         for (u, v), chain in self.chains.items():
             pts = [place(d) for d in chain]
             if (v, u) in self.reversed:  # drawn against the flow: report bends source-to-target
                 bends[(nodes[v], nodes[u])] = pts[::-1]
-            else:
+            if (u, v) in original:  # (both, when a cycle of two shares one route)
                 bends[(nodes[u], nodes[v])] = pts
         return Layout(positions, layers, self.crossings, "sugiyama", bends, direction)
 

@@ -227,3 +227,33 @@ def test_main_path_runs_straight_through_a_long_pipeline():
     ys = [lay.positions[n][1] for n in path]
     assert len(path) > 30 and max(ys) - min(ys) < 1e-3  # one straight line, no staircase
     assert lay.size[1] < 6  # the height does not grow with the depth
+
+
+# ---------------------------------------------------------------------------------------------- property
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 25), st.lists(st.tuples(st.integers(0, 24), st.integers(0, 24)), max_size=60),
+       st.sampled_from(["LR", "TB", "RL", "BT"]))
+def test_any_graph_gets_a_consistent_layout(n, pairs, direction):
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))  # isolated nodes, cycles, self-loops and both directions all allowed
+    g.add_edges_from((a % n, b % n) for a, b in pairs)
+    lay = layered_layout(g, direction=direction)
+    assert set(lay.positions) == set(g) and set(lay.layers) == set(g)
+    axis = 0 if direction in ("LR", "RL") else 1
+    sign = -1 if direction in ("RL", "BT") else 1
+    for v, p in lay.positions.items():
+        assert p[axis] == pytest.approx(sign * lay.layers[v])
+    for (u, v), bends in lay.edge_points.items():
+        assert (u, v) in g.edges and len(bends) == abs(lay.layers[v] - lay.layers[u]) - 1
+    acyclic = nx.is_directed_acyclic_graph(g)
+    for u, v in g.edges:
+        if acyclic:
+            assert lay.layers[v] > lay.layers[u]
+        elif u != v:
+            assert lay.layers[v] != lay.layers[u]  # every edge crosses at least one strip
+    assert lay.crossings == count_crossings(g, lay.positions, lay.edge_points, direction)
