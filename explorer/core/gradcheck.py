@@ -322,7 +322,7 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
         try:
             values = [_tensor(s) for s in inputs]
             out = _tensor(node.value) if node.value.data is not None and not node.value.truncated else None
-            sent = spec.manual_vjp(_tensor(upstream), *values, out=out)
+            sent = spec.manual_vjp(_tensor(upstream), *values, out=out, settings=_settings(node))
             g = sent[k] if k < len(sent) else None
         except (RuntimeError, ValueError, TypeError, IndexError):
             g = None
@@ -352,6 +352,18 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
         if u != 0:
             local = result.item() / u
     return local, manual_result
+
+
+def _settings(node) -> tuple[int, ...]:
+    """The whole-number settings of a recorded call: "sum(·, 1)" -> (1,), "transpose(·, 0, 1)" -> (0, 1)."""
+    call = getattr(node, "call", None) or ""
+    inside = call.partition("(")[2].rpartition(")")[0]
+    out = []
+    for part in inside.split(","):
+        text = part.strip().rpartition("=")[2].strip()
+        if text.lstrip("-").isdigit():
+            out.append(int(text))
+    return tuple(out)
 
 
 def _tensor(snap) -> torch.Tensor:

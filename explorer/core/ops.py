@@ -741,7 +741,11 @@ _CHAIN: dict[str, tuple[str, ...]] = {
 }
 
 
-def _vjp_matmul(up, a, b, out=None):
+# Each rule takes the upstream gradient and the op's inputs (tensors, float64), plus `out` (the op's
+# output) and `settings` (the whole-number settings of the call as recorded, e.g. (1,) for sum(x, 1)).
+
+
+def _vjp_matmul(up, a, b, **_):
     if a.dim() == 1 and b.dim() == 1:
         return [up * b, up * a]
     if a.dim() == 2 and b.dim() == 1:
@@ -753,26 +757,42 @@ def _vjp_matmul(up, a, b, out=None):
     return [None, None]
 
 
-def _vjp_linear(up, x, W, b=None, out=None):
+def _vjp_linear(up, x, W, b=None, **_):
     if x.dim() != 2 or W.dim() != 2:
         return [None, None, None]
     return [up @ W, up.T @ x, up.sum(0)]
 
 
-def _vjp_full_reduction(divide: bool):
-    def vjp(up, x, out=None):
-        if up.numel() != 1:  # a reduction along one dimension: its dim is not in the record
-            return [None]
-        return [up.reshape(()).expand(x.shape) / (x.numel() if divide else 1)]
+def _vjp_reduction(divide: bool):
+    def vjp(up, x, settings=(), **_):
+        if not settings:  # all elements
+            return [up.reshape(()).expand(x.shape) / (x.numel() if divide else 1)]
+        dim = settings[0] % max(x.dim(), 1)
+        kept = up if up.dim() == x.dim() else up.unsqueeze(dim)  # keepdim=True leaves the dimension in place
+        return [kept.expand(x.shape) / (x.shape[dim] if divide else 1)]
 
     return vjp
 
 
-def _vjp_same_elements(up, x, out=None):
+def _vjp_extreme(up, x, out=None, **_):
+    if out is None:
+        return [None]
+    winners = (x == out).to(x.dtype)  # ties share the gradient, as torch does
+    return [up * winners / winners.sum()]
+
+
+def _vjp_same_elements(up, x, **_):
     return [up.reshape(x.shape)] if up.numel() == x.numel() else [None]
 
 
-def _vjp_cross_entropy(up, z, target, out=None):
+def _vjp_transpose(up, x, settings=(), **_):
+    if x.dim() < 2:
+        return [up.reshape(x.shape)]
+    d0, d1 = settings[:2] if len(settings) >= 2 else (0, 1)
+    return [up.transpose(d0, d1)]
+
+
+def _vjp_cross_entropy(up, z, target, **_):
     if target.is_floating_point() or z.dim() > 2:
         return [None, None]
     batch = z.shape[0] if z.dim() == 2 else 1
@@ -780,37 +800,45 @@ def _vjp_cross_entropy(up, z, target, out=None):
     return [up * (torch.softmax(z, -1) - onehot) / batch, None]
 
 
-def _vjp_nll(up, logp, target, out=None):
+def _vjp_nll(up, logp, target, **_):
     if logp.dim() > 2:
         return [None, None]
     batch = logp.shape[0] if logp.dim() == 2 else 1
     return [-up * F.one_hot(target.long(), logp.shape[-1]).to(logp.dtype) / batch, None]
 
 
-def _vjp_softmax(up, z, out, log: bool):
-    # the record keeps tensors, not the `dim` argument: find the dimension that reproduces the output
-    if out is None:
+def _vjp_softmax(log: bool):
+    def vjp(up, z, out=None, settings=(), **_):
+        # the dimension from the recorded call, else the one that reproduces the output
+        dims = [settings[0] % z.dim()] if settings and z.dim() else range(z.dim())
+        for dim in dims:
+            s = torch.softmax(z, dim)
+            if out is None or torch.allclose(torch.log(s) if log else s, out, rtol=1e-4, atol=1e-6):
+                if log:
+                    return [up - s * up.sum(dim, keepdim=True)]
+                return [s * (up - (up * s).sum(dim, keepdim=True))]
         return [None]
-    for dim in range(z.dim()):
-        s = torch.softmax(z, dim)
-        if torch.allclose(torch.log(s) if log else s, out, rtol=1e-4, atol=1e-6):
-            if log:
-                return [up - s * up.sum(dim, keepdim=True)]
-            return [s * (up - (up * s).sum(dim, keepdim=True))]
-    return [None]
+
+    return vjp
 
 
 _VJP: dict[str, Callable] = {
     "matmul": _vjp_matmul,
     "linear": _vjp_linear,
-    "sum": _vjp_full_reduction(divide=False),
-    "mean": _vjp_full_reduction(divide=True),
-    "T": lambda up, x, out=None: [up.T],
-    "softmax": lambda up, z, out=None: _vjp_softmax(up, z, out, log=False),
-    "log_softmax": lambda up, z, out=None: _vjp_softmax(up, z, out, log=True),
+    "sum": _vjp_reduction(divide=False),
+    "mean": _vjp_reduction(divide=True),
+    "max": _vjp_extreme,
+    "min": _vjp_extreme,
+    "T": lambda up, x, **_: [up.T],
+    "transpose": _vjp_transpose,
+    "softmax": _vjp_softmax(log=False),
+    "log_softmax": _vjp_softmax(log=True),
     "reshape": _vjp_same_elements,
     "view": _vjp_same_elements,
     "flatten": _vjp_same_elements,
+    "unsqueeze": _vjp_same_elements,
+    "squeeze": _vjp_same_elements,
+    "to": _vjp_same_elements,
     "cross_entropy": _vjp_cross_entropy,
     "nll": _vjp_nll,
 }
