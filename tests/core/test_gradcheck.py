@@ -158,3 +158,16 @@ def test_chain_rules_work_on_module_traces():
                 assert np.allclose(got, rule.result.data.reshape(rule.result.shape), atol=1e-5), rule.text
                 checked += 1
     assert checked >= 4  # both linear layers (x, W, b), relu, the loss
+
+
+def test_chain_rules_never_fail_on_an_attention_layer():
+    torch.manual_seed(0)
+    att = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    q = torch.randn(2, 3, 8)
+    tr = trace(lambda: torch.softmax(att(q, q, q)[0], -1).sum(-1, keepdim=True).pow(2).mean())
+    for nid in tr.nodes:
+        for rule in chain_rules(tr, nid):
+            assert len(rule.text) < 400
+            if rule.manual_result is not None and rule.result is not None:
+                got = np.asarray(rule.manual_result).reshape(rule.result.shape)
+                assert np.allclose(got, rule.result.data.reshape(rule.result.shape), atol=1e-5), rule.text
