@@ -139,14 +139,38 @@ def test_config_file_and_bad_values(capsys, corpus, tmp_path):
     assert code == 2 and "empty" in err
 
 
-def test_real_entry_point_params():
+def entry_point(*argv):
     try:
         from explorer.cli import build_parser
 
         build_parser()
     except ImportError as exc:  # another command module of the team is not there yet
         pytest.skip(f"full CLI not importable yet: {exc}")
-    done = subprocess.run([sys.executable, "-m", "explorer", "params", "--preset", "gpt2-124m", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "explorer", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_real_entry_point_params():
+    done = entry_point("params", "--preset", "gpt2-124m", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"] == 163_009_536
+
+
+def test_real_entry_point_refuses_a_pickle_in_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Payload(str(marker))))
+    done = entry_point("train", "--resume", str(evil))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "pickle" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not marker.exists()
+
+
+class Payload:
+    """Unpickling this would create a file."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
