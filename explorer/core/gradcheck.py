@@ -8,6 +8,7 @@ table has one) the local derivative computed by hand.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,8 +18,10 @@ import torch
 from explorer.core.expr import ExprError, Program
 from explorer.core.ops import OpSpec, find_op
 
-# Finite differences cost two runs per element; beyond this many elements per param they are skipped.
+# Finite differences cost two runs per element; beyond this many elements per param, or when they would
+# take longer than this (estimated from one run), they are skipped.
 MAX_FD_ELEMENTS = 2_000
+MAX_FD_SECONDS = 20.0
 
 
 @dataclass
@@ -51,12 +54,14 @@ def finite_difference_grads(
     params: dict[str, torch.Tensor] | None = None,
     eps: float = 1e-6,
     max_elements: int = MAX_FD_ELEMENTS,
+    max_seconds: float = MAX_FD_SECONDS,
 ) -> dict[str, torch.Tensor | None]:
     """Central differences (f(p + eps) − f(p − eps)) / 2eps in float64 for each element of each param.
 
     `program_or_fn` is a Program (run in float64 with the perturbed params as overrides) or a function
     taking {name: tensor} and returning a scalar. `params` are the values to differentiate at (default:
-    the program's initial values). A param with more than `max_elements` elements gets None.
+    the program's initial values). A param with more than `max_elements` elements, or whose runs would
+    take longer than `max_seconds` all together (estimated from one run), gets None.
     """
     if isinstance(program_or_fn, Program):
         program = program_or_fn
@@ -73,8 +78,12 @@ def finite_difference_grads(
     base = {n: torch.as_tensor(v).detach().to(torch.float64).clone() for n, v in params.items()}
     out: dict[str, torch.Tensor | None] = {}
     with torch.no_grad():
+        started = time.perf_counter()
+        _scalar(f(dict(base)))
+        per_run = time.perf_counter() - started
         for name, value in base.items():
-            if value.numel() > max_elements:
+            # a guard against waiting minutes, not a measurement: big programs get no estimate at all
+            if value.numel() > max_elements or 2 * value.numel() * per_run > max_seconds:
                 out[name] = None
                 continue
             grad = torch.zeros_like(value)
@@ -100,7 +109,11 @@ def _scalar(value) -> float:
 
 
 def compare_grads(
-    program: Program, overrides: dict | None = None, eps: float = 1e-6, max_fd_elements: int = MAX_FD_ELEMENTS
+    program: Program,
+    overrides: dict | None = None,
+    eps: float = 1e-6,
+    max_fd_elements: int = MAX_FD_ELEMENTS,
+    max_fd_seconds: float = MAX_FD_SECONDS,
 ) -> GradReport:
     """Autograd (in the program's own dtypes) against float64 finite differences, per param."""
     run = program.run(overrides=overrides)
@@ -114,13 +127,18 @@ def compare_grads(
     else:
         grads = [None] * len(names)
     base = program.param_values(overrides, dtype=torch.float64)
-    numeric = finite_difference_grads(program, base, eps=eps, max_elements=max_fd_elements)
+    numeric = finite_difference_grads(program, base, eps=eps, max_elements=max_fd_elements,
+                                      max_seconds=max_fd_seconds)
     for name, g in zip(names, grads, strict=True):
         param = run.params[name]
         auto = torch.zeros(param.shape, dtype=torch.float64) if g is None else g.detach().to(torch.float64)
         check = ParamCheck(name, auto, numeric.get(name))
         if check.numeric is None:
-            check.skipped = f"{param.numel():,} elements (finite differences stop at {max_fd_elements:,})"
+            if param.numel() > max_fd_elements:
+                check.skipped = f"{param.numel():,} elements (finite differences stop at {max_fd_elements:,})"
+            else:
+                runs = 2 * param.numel()
+                check.skipped = f"{runs:,} runs of this program would take over {max_fd_seconds:g} s"
         else:
             diff = (auto - check.numeric).abs()
             scale = torch.maximum(auto.abs(), check.numeric.abs()).clamp_min(1e-8)

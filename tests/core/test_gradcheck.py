@@ -25,6 +25,8 @@ def test_finite_differences_skip_large_params_and_need_a_scalar():
     assert finite_difference_grads(program, max_elements=4) == {"w": None}
     report = compare_grads(program, max_fd_elements=4)
     assert report.params["w"].numeric is None and "5 elements" in report.params["w"].skipped
+    slow = compare_grads(program, max_fd_seconds=0.0)  # any run takes longer than no time at all
+    assert slow.params["w"].numeric is None and "10 runs" in slow.params["w"].skipped
     with pytest.raises(ExprError, match="scalar"):
         finite_difference_grads(parse("w = param(ones(2)); y = w * 2"))
 
