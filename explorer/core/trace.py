@@ -677,14 +677,16 @@ def _apply_names(rec: _Recorder, names: dict):
 
 
 def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEvent]:
-    if grad_seed is None:
+    implicit = grad_seed is None
+    if implicit:
         if output.numel() != 1:
             raise TraceError(f"backward needs a scalar output, got shape {tuple(output.shape)}: try .sum()")
         grad_seed = torch.ones_like(output)
     bw = _BackwardRecorder(rec)
     bw.install()
     try:
-        output.backward(grad_seed)
+        # An explicit gradient makes torch import sympy on first use (0.3-0.6 s); a scalar needs none.
+        output.backward(None if implicit else grad_seed)
     except RuntimeError as exc:  # e.g. the callable already ran backward through this graph itself
         raise TraceError(f"autograd could not run backward: {str(exc).splitlines()[0]}") from exc
     finally:
