@@ -43,6 +43,9 @@ from explorer.core.expr_syntax import (  # noqa: F401 -- limits re-exported as p
 )
 from explorer.core.ops import ATTRIBUTES, DTYPES, MAX_ELEMENTS, METHODS, OPS
 
+# multiply-adds all matrix products of one run may take together (about a second of CPU)
+MAX_PRODUCTS = 5 * 10**9
+
 __all__ = ["ExprError", "Program", "RunResult", "Statement", "fold_numbers", "parse"]
 
 
@@ -137,6 +140,7 @@ class _Runner:
         self.params: dict[str, torch.Tensor] = {}
         self.lines = program.source.splitlines()
         self.total_elements = 0
+        self.products = 0  # multiply-adds of the matrix products so far
         self.generator = torch.Generator().manual_seed(0)
         self.skipped = False  # a param initialiser was skipped (its value came from param_init)
 
@@ -232,6 +236,18 @@ class _Runner:
                     f"the program creates more than {MAX_TOTAL_ELEMENTS:,} tensor elements in total",
                     *self._pos(node),
                 )
+
+    def _count_products(self, spec: ops.OpSpec, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Keep the matrix products of one run cheap: a thousand (1000, 1000) @ (1000, 1000) would take
+        minutes, and finite differences run the program many times."""
+        if spec.name == "linear":
+            out = tuple(a.shape[:-1]) + (tuple(b.shape[:1]) if b.dim() == 2 else ())
+        else:
+            out = _matmul_shape(tuple(a.shape), tuple(b.shape))
+        self.products += math.prod(out) * a.shape[-1]
+        if self.products > MAX_PRODUCTS:
+            raise ExprError(f"the matrix products of this program need more than {MAX_PRODUCTS:,} "
+                            "multiply-adds; use smaller tensors")
 
     def _eval(self, node: ast.expr):
         if isinstance(node, ast.Constant):
@@ -415,6 +431,8 @@ class _Runner:
             args = [args[0], self.dtype]
         try:
             _precheck(spec, args, tensors)
+            if spec.name in ("matmul", "linear"):
+                self._count_products(spec, args[0], args[1])
             result = spec.fn(self.generator, *args) if spec.needs_rng else spec.fn(*args)
         except ExprError as exc:
             raise ExprError(exc.message, *where) from None

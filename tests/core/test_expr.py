@@ -277,3 +277,12 @@ def test_every_dtype_converts_and_float64_runs_keep_precision_through_casts():
     assert env["c"].tolist() == [1, 2]
     run = parse("w = param(0.1); h = to(w, float16); y = h * 3").run(dtype=torch.float64)
     assert run.env["h"].dtype == torch.float64  # finite differences are not spoiled by a float16 cast
+
+
+def test_matrix_products_have_a_budget(monkeypatch):
+    from explorer.core import expr as expr_module
+
+    monkeypatch.setattr(expr_module, "MAX_PRODUCTS", 1_500)
+    assert parse("a = ones(10, 10); b = a @ a").run().output.shape == (10, 10)  # 1,000 multiply-adds
+    err = error_of("a = ones(10, 10); b = a @ a; c = linear(b, a)", run=True)
+    assert err.col == 34 and "multiply-adds" in err.message
