@@ -297,7 +297,9 @@ class _Recorder(TorchFunctionMode):
         self.tensor_of: dict[str, torch.Tensor] = {}  # node id -> tensor (released after backward)
         self.edge_of: dict[str, tuple[Any, int]] = {}  # node id -> (grad_fn, output_nr) at creation
         self.by_edge: dict[tuple[int, int], str] = {}  # (id(grad_fn), output_nr) -> latest node id
-        self.module_stack: list[str] = []
+        self.module_stack: list[str] = []  # paths of the calls in progress ("act#2" for a second call)
+        self.static_stack: list[str] = []  # the same modules' paths in the model
+        self.calls: dict[str, int] = {}  # path -> calls so far
         self.module_paths: dict[int, str] = {}  # id(module) -> path
         self.modules: dict[str, str] = {}  # path -> class name
         self.param_names: dict[int, str] = {}  # id(param or buffer) -> dotted path
@@ -310,7 +312,19 @@ class _Recorder(TorchFunctionMode):
             return
         if id(module) not in self.module_paths:
             self._register_root(module)
-        self.module_stack.append(self.module_paths[id(module)])
+        static = self.module_paths[id(module)]
+        path = static
+        if self.module_stack and self.static_stack[-1] and static.startswith(self.static_stack[-1] + "."):
+            path = self.module_stack[-1] + static[len(self.static_stack[-1]):]  # inside a repeated call
+        # A module called again (one ReLU reused after every layer) is a separate step of the
+        # computation: "act", then "act#2", so that grouping by module never merges the two calls.
+        calls = self.calls.get(path, 0) + 1
+        self.calls[path] = calls
+        if calls > 1:
+            path = f"{path}#{calls}"
+            self.modules.setdefault(path, type(module).__name__)
+        self.module_stack.append(path)
+        self.static_stack.append(static)
 
     def post_hook(self, module, _args, _out):
         """Global module forward hook: pop the module path."""
@@ -318,6 +332,7 @@ class _Recorder(TorchFunctionMode):
             return
         if self.module_stack:
             self.module_stack.pop()
+            self.static_stack.pop()
 
     def _register_root(self, module):
         # The first module called is the model: its paths read exactly like named_parameters()

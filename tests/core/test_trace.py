@@ -3,6 +3,7 @@
 import json
 import math
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -468,3 +469,28 @@ def test_parameter_initialisation_in_place_leaves_no_trace():
 
     tr = trace(fn)
     assert [tr.nodes[i].op or tr.nodes[i].name for i in tr.forward_order] == ["W", "mul", "sum"]
+
+
+class _ReusedActivation(nn.Module):
+    """One ReLU module applied after both layers, as students often write."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(3, 4), nn.Linear(4, 2), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc2(self.act(self.fc1(x))))
+
+
+def test_a_module_called_twice_is_two_steps():
+    from explorer.core.layout import collapse
+
+    torch.manual_seed(0)
+    model = _ReusedActivation()
+    tr = trace(lambda: model(torch.randn(5, 3)).sum())
+    relus = [n.module for n in tr.nodes.values() if n.op == "relu"]
+    assert relus == ["act", "act#2"] and tr.modules["act#2"] == "ReLU"
+    g = collapse(tr)
+    assert nx.is_directed_acyclic_graph(g)  # the two calls are not merged into a loop
+    assert {d["label"] for _, d in g.nodes(data=True) if d["kind"] == "module"} == {"Linear", "ReLU"}
+    assert sum(1 for _, d in g.nodes(data=True) if d.get("label") == "ReLU") == 2
