@@ -98,12 +98,24 @@ class AttentionTab(QWidget):
         layout.addWidget(explanation)
         layout.addWidget(self.canvas, 1)
 
+    def is_busy(self) -> bool:
+        """True while maps are being computed (the button is disabled meanwhile)."""
+        return self._thread is not None
+
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the heatmap canvas."""
         self.canvas.setBackground(theme["panel"])
 
     def show_attention(self) -> None:
-        """Compute the maps for the prompt in a background thread (the checkpoint is fetched first)."""
+        """Compute the maps for the prompt in a background thread (a running run saves its weights first)."""
+        if self.is_busy():
+            return
+        self.button.setEnabled(False)
+        if self._panel.with_fresh_checkpoint(self._start):
+            self.status.setText("Asking the training run for its current weights…")
+
+    def _start(self) -> None:
+        self.button.setEnabled(True)
         if self._thread is not None:
             return
         source = self._panel.model_source()

@@ -38,14 +38,29 @@ def run_training(
         torch.set_num_threads(max(1, int(num_threads)))
         trainer = _make_trainer(config, settings, corpus_path)
         wants_checkpoint = threading.Event()
+        # Set between the trainer's "paused" and "resumed" records: the loop is blocked and the model
+        # is not changing, so the listener may write a checkpoint itself.
+        paused = threading.Event()
+        # Makes "is the loop paused? else flag the request" (listener) and "mark paused, then look for
+        # a request" (loop) atomic, so a request made just as the loop pauses is never lost.
+        handoff = threading.Lock()
         listener = threading.Thread(
-            target=_listen, args=(commands, trainer, wants_checkpoint), daemon=True, name="commands"
+            target=_listen,
+            args=(commands, trainer, wants_checkpoint, paused, handoff, checkpoint_path, sender),
+            daemon=True, name="commands",
         )
         listener.start()
         for record in trainer.run():
             sender.add(_clean(record))
-            if wants_checkpoint.is_set():
+            kind = record.get("type")
+            with handoff:
+                if kind == "paused":
+                    paused.set()
+                elif kind == "resumed":
+                    paused.clear()
+                save_now = wants_checkpoint.is_set()
                 wants_checkpoint.clear()
+            if save_now:
                 _save(trainer, checkpoint_path, sender)
             if record.get("type") in TERMINAL_TYPES:
                 break
@@ -67,7 +82,8 @@ def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path:
     return Trainer(dict(config), train_settings)
 
 
-def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event) -> None:
+def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paused: threading.Event,
+            handoff: threading.Lock, checkpoint_path: str, sender: _BatchSender) -> None:
     """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies)."""
     while True:
         try:
@@ -80,7 +96,12 @@ def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event) -> N
         elif command == "resume":
             trainer.resume()
         elif command == "checkpoint":
-            wants_checkpoint.set()
+            with handoff:
+                save_here = paused.is_set()  # the loop is blocked: nobody else touches the model now
+                if not save_here:
+                    wants_checkpoint.set()
+            if save_here:
+                _save(trainer, checkpoint_path, sender)
         elif command == "stop" or command is None:
             trainer.request_stop()
             # A paused loop must wake up to see the stop request.

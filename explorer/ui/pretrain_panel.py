@@ -56,6 +56,8 @@ class PretrainPanel(QWidget):
 
     sig_run_finished = Signal(int, str)
     """A run ended: (run id, status "done" | "stopped" | "error")."""
+    sig_checkpoint_written = Signal(int, str)
+    """The training process wrote a checkpoint: (run id, path)."""
 
     def __init__(self, parent: QWidget | None = None, checkpoint_dir: str | None = None,
                  train_backend: str = "process") -> None:
@@ -68,6 +70,7 @@ class PretrainPanel(QWidget):
         self._active: Run | None = None
         self._next_id = 1
         self._retrain_pending = False
+        self._checkpoint_waiters: list = []
         self._run_started_at = 0.0
         self._process = TrainProcess(self, backend=train_backend)
         self._process.sig_records.connect(self._on_records)
@@ -299,6 +302,22 @@ class PretrainPanel(QWidget):
         if run is not None:
             self.form.set_values({**run.config, **run.settings, "corpus": run.corpus or ""})
 
+    def with_fresh_checkpoint(self, callback) -> bool:
+        """Call `callback()` once the model to inspect is on disk; True when it has to wait.
+
+        While a run trains, its process is asked for a checkpoint of the current weights first (a paused
+        run writes it at once), so attention maps and traces show the model as it is now.
+        """
+        selected = self.history.current_run_id()
+        active = self._active
+        if active is None or not self._process.is_running() or selected not in (None, active.run_id):
+            callback()
+            return False
+        self._checkpoint_waiters.append(callback)
+        if len(self._checkpoint_waiters) == 1:
+            self._process.request_checkpoint()
+        return True
+
     def runs(self) -> list[Run]:
         """All runs, oldest first."""
         return list(self._runs.values())
@@ -412,6 +431,13 @@ class PretrainPanel(QWidget):
                 last_step = record
             elif kind == "sample":
                 self._append_sample(run, record)
+            elif kind == "start":
+                self._show_start(run, record)
+            elif kind == "checkpoint" and record.get("path"):
+                self.sig_checkpoint_written.emit(run.run_id, str(record["path"]))
+                waiters, self._checkpoint_waiters = self._checkpoint_waiters, []
+                for callback in waiters:
+                    callback()
             elif kind == "error":
                 self.show_message(f"Training stopped: {record.get('message', 'unknown error')}", "error")
             elif kind == "warning":
@@ -423,6 +449,9 @@ class PretrainPanel(QWidget):
 
     def _on_finished(self, result: dict[str, Any]) -> None:
         run, self._active = self._active, None
+        waiters, self._checkpoint_waiters = self._checkpoint_waiters, []
+        for callback in waiters:  # the final checkpoint (if any) is written: inspect that
+            QTimer.singleShot(0, callback)
         if run is not None:
             status = result.get("status", "stopped")
             if run.status not in ("done", "stopped", "error") or status == "error":
@@ -446,6 +475,20 @@ class PretrainPanel(QWidget):
             self._retrain_pending = False
             # Let the finished signal settle before the next process starts.
             QTimer.singleShot(0, self.train)
+
+    def _show_start(self, run: Run, record: dict[str, Any]) -> None:
+        params = record.get("parameters")
+        vocab = record.get("vocab_size")
+        tokenizer = record.get("tokenizer", "char")
+        unit = "distinct characters" if tokenizer == "char" else "BPE tokens"
+        text = f"Training on {record.get('device', '?')}"
+        if isinstance(params, int):
+            text += f": {params:,} parameters"
+        if isinstance(vocab, int):
+            text += f" (the corpus gives {vocab} {unit}, so vocab_size = {vocab})"
+        if isinstance(record.get("train_tokens"), int):
+            text += f", {record['train_tokens']:,} training tokens"
+        self.progress_label.setText(text + "…")
 
     def _show_progress(self, run: Run, record: dict[str, Any]) -> None:
         step = int(record.get("step", 0) or 0)

@@ -126,6 +126,14 @@ class TraceTab(QWidget):
         """Trace one step of the current model in a background thread."""
         if self._thread is not None or self.view is None:
             return
+        self.button.setEnabled(False)
+        if self._panel.with_fresh_checkpoint(self._start):
+            self.status.setText("Asking the training run for its current weights…")
+
+    def _start(self) -> None:
+        self.button.setEnabled(True)
+        if self._thread is not None:
+            return
         source = self._panel.model_source()
         n_tokens = self.tokens.value()
         self.status.setText("Tracing one training step…")

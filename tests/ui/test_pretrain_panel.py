@@ -126,8 +126,18 @@ def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
     assert second.status == "stopped" and os.path.exists(second.checkpoint)
     third = panel.runs()[2]
     assert third.settings["batch_size"] == 2
-    # Closing the window mid-run stops the process cleanly with the checkpoint intact.
     qtbot.waitUntil(lambda: _steps(third) >= 2, timeout=WAIT_MS)
+    # Attention maps of the run as it trains: the process writes its current weights first.
+    attention = panel.findChild(QWidget, "pretrainAttention")
+    with qtbot.waitSignal(attention.sig_shown, timeout=WAIT_MS):
+        attention.show_attention()
+    assert attention.result.step >= 2 and attention.result.maps.shape[:2] == (1, 2)
+    # Paused, it still answers; then closing the window stops it cleanly, checkpoint intact.
+    qtbot.mouseClick(panel.pause_button, Qt.LeftButton)
+    assert panel.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: not attention.is_busy(), timeout=WAIT_MS)
+    with qtbot.waitSignal(attention.sig_shown, timeout=WAIT_MS):
+        attention.show_attention()
     panel.shutdown()
     assert not panel.is_training()
     assert third.status == "stopped"
