@@ -1,19 +1,23 @@
 """Layered (Sugiyama-style) positions for a traced graph, and module grouping.
 
-The method was chosen on measurements (``bench/graph_bench.py``): traced autograd graphs are long and
-thin, and our own layering + barycenter sweeps + transposition reach the same crossing counts as Graphviz
-``dot`` on them, many times faster, with no dependency beyond networkx. The steps are the textbook ones:
+The method was chosen on measurements (``bench/graph_bench.py``): on traced graphs (chains, MLPs, GPT
+training steps up to 3,000 nodes) our own layout reaches Graphviz ``dot``'s crossing count (0) faster
+than ``dot`` (1.2x at 400 nodes, 6x at 3,000), in pure Python, and it draws what the app needs
+(bend points of long edges, module groups kept together, a straight main path). ``ogdf-py``'s
+SugiyamaLayout is faster still on the layout alone, but its binding gives no bend points (they come back
+only through a GML file, which costs more than our whole layout) and no grouping, and on dense random
+graphs its time explodes (60 s at 3,000 nodes); it stays available as ``method="ogdf"``. The steps:
 
 1. break cycles (only module-collapsed graphs can have them) by reversing DFS back edges;
-2. layer: as soon as possible after the inputs, then every node that has more outgoing than incoming
-   edges is pulled right next to its first consumer (parameters sit just before the op that reads them);
+2. layer: as soon as possible after the inputs, pull nodes with more outputs than inputs next to their
+   consumers (parameters sit just before the op that reads them), then shorten edges further by
+   coordinate descent and promote-layering (fewer layers crossed, fewer bends);
 3. split edges spanning several layers with dummy nodes;
 4. order each layer by barycenters, sweeping left-right and back, then swap neighbours while that
-   removes crossings (keeping the best order seen);
-5. place nodes vertically: each sweep moves nodes towards the median of their neighbours and keeps the
-   layer's order and spacing by isotonic regression (pool adjacent violators), so chains run straight.
-
-``ogdf-py``'s Sugiyama is used when asked for (``method="ogdf"``) and measured in the bench.
+   removes crossings, keeping the best order seen (small graphs try several starting orders);
+5. place nodes across the flow: the main path (back from the output through the longest history) runs
+   straight; every other node moves towards the median of its neighbours while each layer keeps its
+   order and spacing, by weighted isotonic regression (pool adjacent violators).
 """
 
 from __future__ import annotations
