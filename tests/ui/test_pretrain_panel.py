@@ -293,3 +293,24 @@ def test_trace_one_step_reaches_the_canvas(panel, qtbot, trained_checkpoint):
     assert tab.player.length == tab.view.step_count
     # Collapsed by module: far fewer cards than traced nodes.
     assert 0 < len(tab.view.graph_scene.cards) < len(tab.trace.nodes)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("nonfinite", "Training stopped at step 7: the loss nan is not a number. The model keeps its last good"),
+    ("oom", "The CUDA ran out of memory at step 3. Try a smaller batch_size or context_length"),
+])
+def test_error_records_become_a_message_and_the_panel_stays_usable(panel, kind, message):
+    # The records a failing run sends (see explorer/core/train.py), fed to the panel directly.
+    run = _fake_run(1, 1e-3)
+    run.status = "running"
+    panel._runs[run.run_id] = run
+    panel._active = run
+    panel.plots.add_run(run)
+    panel.history.add_run(run)
+    panel._on_records([{"type": "error", "kind": kind, "step": 7, "message": message}])
+    panel._on_finished({"status": "error", "message": message, "checkpoint": None})
+    assert panel.banner.isVisible()
+    assert message in panel.banner.text() and "Traceback" not in panel.banner.text()
+    assert run.status == "error"
+    assert panel.train_button.isEnabled() and panel.retrain_button.isEnabled()
+    assert not panel.stop_button.isEnabled()
