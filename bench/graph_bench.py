@@ -245,6 +245,41 @@ def measure(name, fn, repeat, use_dot, use_ogdf, build_scene):
     return row
 
 
+def random_dag(n, m, seed=1):
+    """A random DAG with short-range edges: much harder to draw without crossings than a trace."""
+    import random
+
+    import networkx as nx
+
+    rng = random.Random(seed)
+    g = nx.DiGraph()
+    g.add_nodes_from(f"v{i}" for i in range(n))
+    while g.number_of_edges() < m:
+        a, b = sorted(rng.sample(range(n), 2))
+        if b - a <= n // 8:
+            g.add_edge(f"v{a}", f"v{b}")
+    return g
+
+
+def stress(use_dot, use_ogdf):
+    """Crossings and times on random DAGs (one run each; ogdf and dot skipped where they take minutes)."""
+    print("\nstress: random DAGs (not traces), one run each, ms [crossings]")
+    print(" | ".join(f"{c:>15}" for c in ("nodes/edges", "ours", "dot", "ogdf")))
+    for n, m in ((50, 80), (200, 320), (1000, 1500)):
+        g = random_dag(n, m)
+        t0 = time.perf_counter()
+        lay = layered_layout(g)
+        cells = [f"{n}/{m}", f"{1000 * (time.perf_counter() - t0):.0f} [{lay.crossings}]"]
+        others = ((dot_layout, "LR", use_dot), (ogdf_layout, "TB", use_ogdf and n <= 1000))
+        for runner, direction, on in others:
+            res = runner(g) if on else None
+            if res is None:
+                cells.append("-")
+                continue
+            cells.append(f"{1000 * res[0]:.0f} [{count_crossings(g, res[1], res[2], direction)}]")
+        print(" | ".join(f"{c:>15}" for c in cells), flush=True)
+
+
 def _ms(samples):
     return f"{1000 * statistics.median(samples):.1f}"
 
@@ -256,6 +291,7 @@ def main(argv=None):
     ap.add_argument("--no-dot", action="store_true")
     ap.add_argument("--no-ogdf", action="store_true")
     ap.add_argument("--no-scene", action="store_true")
+    ap.add_argument("--stress", action="store_true", help="also compare on random DAGs (slow: ~10 s)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: these tensors are tiny, and spare threads "
                          "only wait on a busy machine)")
@@ -272,6 +308,8 @@ def main(argv=None):
     for name, fn in cases():
         row = measure(name, fn, args.repeat, use_dot, not args.no_ogdf, build_scene)
         print(" | ".join(f"{row[c]!s:>11}" for c in cols), flush=True)
+    if args.stress:
+        stress(use_dot, not args.no_ogdf)
     return 0
 
 
