@@ -1,14 +1,16 @@
 """Corpora, tokenizers and batches for pretraining.
 
 The default corpus needs no download: it is the English prose of the Python Language Reference that
-every CPython installation carries for `help()` (`pydoc_data.topics`), read at run time, never copied
-into the repository. Users can open any UTF-8 text file instead.
+every CPython installation carries for `help()` (`pydoc_data.topics`), read at run time (never copied
+into the repository), with its code samples, grammar rules and tables left out. Users can open any
+UTF-8 text file instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,14 +31,28 @@ class CorpusError(ValueError):
 
 @lru_cache(maxsize=1)
 def default_corpus() -> str:
-    """English text from the local Python installation (about 460 KB), the same on every run."""
+    """English prose from the local Python installation (about 240 KB), the same on every run."""
     try:
         from pydoc_data.topics import topics
 
         text = "\n\n".join(topics[key].strip() for key in sorted(topics))
     except ImportError:  # some distributions strip pydoc_data; fall back to stdlib docstrings
         text = _stdlib_docstrings()
-    return _normalise(text)
+    return _prose_only(_normalise(text))
+
+
+def _prose_only(text: str) -> str:
+    # Indented code, grammar rules, tables and heading underlines would fill the samples with
+    # runs of spaces and bars; the prose around them is what shows a model learning English.
+    keep = []
+    for line in text.split("\n"):
+        body = line.strip()
+        if line.startswith("   ") or "::=" in body or body.startswith(("|", "+-")):
+            continue
+        if body and set(body) <= set("*=-~^\""):
+            continue
+        keep.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(keep)).strip() + "\n"
 
 
 def _stdlib_docstrings() -> str:
