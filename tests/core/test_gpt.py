@@ -160,3 +160,31 @@ def test_memory_estimate_per_dtype():
     assert fp32["total"] == sum(v for k, v in fp32.items() if k != "total")
     with pytest.raises(ConfigError, match="unknown dtype"):
         memory_estimate(cfg, dtype="int3")
+
+
+def saved_activation_bytes(cfg: GPTConfig, batch: int) -> int:
+    """Bytes of the tensors autograd really saves for backward in one forward pass (parameters excluded)."""
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    params = {p.data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(t):
+        if t.data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    idx = torch.randint(0, cfg.vocab_size, (batch, cfg.context_length))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.loss(idx, idx)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("cfg, batch", [
+    (GPTConfig(vocab_size=103, context_length=64, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0), 12),
+    (GPTConfig(vocab_size=1000, context_length=128, emb_dim=64, n_heads=4, n_layers=3, drop_rate=0.1), 8),
+])
+def test_activation_estimate_is_close_to_what_autograd_saves(cfg, batch):
+    measured = saved_activation_bytes(cfg, batch)
+    estimate = memory_estimate(cfg, batch_size=batch)["activations"]
+    assert 0.7 < estimate / measured < 1.4, (estimate, measured)
