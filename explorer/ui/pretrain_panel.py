@@ -382,13 +382,20 @@ class PretrainPanel(QWidget):
 
     def prepare_screenshot(self, preset: str | None = None, example: str | None = None,
                            step: int | None = None) -> None:
-        """Headless set-up for `--screenshot`: a preset, and with `step` a finished run of that many steps."""
+        """Headless set-up for `--screenshot`: a preset and a finished run of `step` steps.
+
+        Without `step`, the tiny preset trains SCREENSHOT_STEPS steps (a few seconds on a CPU) so the
+        picture shows curves and samples; `--step 0`, or a preset too big for this machine, shows the
+        configured form only.
+        """
         del example
         if preset is not None and preset not in info.preset_names():
             names = ", ".join(info.preset_names())
             raise ValueError(f"unknown pretraining preset {preset!r}; choose one of {names}")
         self.form.apply_preset(preset or "tiny")
-        if step:
+        if step is None and (preset or "tiny") == "tiny":
+            step = SCREENSHOT_STEPS
+        if step and self.train_button.isEnabled():
             every = max(1, int(step) // 5)
             self.form.set_values({"steps": int(step), "eval_every": every, "sample_every": every})
             if self.train():
@@ -410,8 +417,10 @@ class PretrainPanel(QWidget):
         for tab in self._inspection_tabs:
             if hasattr(tab, "shutdown"):
                 tab.shutdown()
-        if self._owns_dir and not any(run.checkpoint for run in self._runs.values()):
+        if self._owns_dir:  # a temporary folder: its checkpoints go with the session's window
             shutil.rmtree(self._dir, ignore_errors=True)
+            for run in self._runs.values():
+                run.checkpoint = None
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Opened alone, closing the panel stops its training cleanly."""
@@ -605,6 +614,9 @@ class PretrainPanel(QWidget):
         return {"checkpoint": None, "config": self.form.config_dict() if self.form.is_valid() else None,
                 "settings": self.form.settings_dict(), "corpus": self.form.corpus_path(),
                 "name": "an untrained model (form settings)"}
+
+
+SCREENSHOT_STEPS = 50
 
 
 def _duration(seconds: float | None) -> str:

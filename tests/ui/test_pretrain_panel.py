@@ -314,3 +314,11 @@ def test_error_records_become_a_message_and_the_panel_stays_usable(panel, kind, 
     assert run.status == "error"
     assert panel.train_button.isEnabled() and panel.retrain_button.isEnabled()
     assert not panel.stop_button.isEnabled()
+
+
+def test_screenshot_setup_checks_the_preset_and_never_trains_what_cannot_train(panel):
+    with pytest.raises(ValueError, match="unknown pretraining preset"):
+        panel.prepare_screenshot(preset="gpt5")
+    panel.prepare_screenshot(preset="gpt2-124m")  # inspected, not trained: returns at once
+    assert panel.runs() == [] and not panel.is_training()
+    assert "163,009,536" in _text(panel, "paramCount")
