@@ -94,6 +94,8 @@ def layered_layout(graph: nx.DiGraph, *, direction: str = "LR", groups: dict | N
     index = {n: i for i, n in enumerate(nodes)}
     edges = [(index[u], index[v]) for u, v in graph.edges if u != v]
     sg = _Sugiyama(len(nodes), edges, [groups.get(n) if groups else None for n in nodes])
+    # The main path ends at the traced output when the graph says which node that is.
+    sg.outputs = {i for i, n in enumerate(nodes) if graph.nodes[n].get("is_output")}
     # Many small lists that all live until the end: garbage collection would only rescan them
     # (and the caller's big trace), measured at a quarter of the time on 3,000 nodes.
     gc_was_enabled = gc.isenabled()
@@ -237,6 +239,7 @@ class _Sugiyama:
         self.edges = list(dict.fromkeys(edges))  # parallel edges draw as one
         self.groups = groups
         self.reversed: set[tuple[int, int]] = set()
+        self.outputs: set[int] = set()
 
     def run(self, max_sweeps: int):
         dag = self._acyclic_edges()
@@ -484,8 +487,8 @@ class _Sugiyama:
         self.y = y
 
     def _spine(self) -> tuple[dict[int, int], dict[int, int]]:
-        """The main path: from the last sink back through the input with the longest history (ties:
-        a real node before a long edge's bend). Returns its links backwards and forwards."""
+        """The main path: from the output (else the last sink) back through the input with the longest
+        history (ties: a real node before a long edge's bend). Returns its links backwards and forwards."""
         total = len(self.all_layer)
         history = [0] * total  # nodes on the longest chain of inputs behind each node
         for lay in self.layers_order:
@@ -494,7 +497,7 @@ class _Sugiyama:
         sinks = [v for v in range(total) if not self.down[v]]
         if not sinks:
             return {}, {}
-        v = max(sinks, key=lambda s: (self.all_layer[s], history[s], -s))
+        v = max(sinks, key=lambda s: (s in self.outputs, self.all_layer[s], history[s], -s))
         prev: dict[int, int] = {}
         nxt: dict[int, int] = {}
         while self.up[v]:

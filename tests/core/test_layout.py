@@ -257,3 +257,11 @@ def test_any_graph_gets_a_consistent_layout(n, pairs, direction):
         elif u != v:
             assert lay.layers[v] != lay.layers[u]  # every edge crosses at least one strip
     assert lay.crossings == count_crossings(g, lay.positions, lay.edge_points, direction)
+
+
+def test_main_path_ends_at_the_output_even_beside_longer_dead_ends():
+    g = nx.DiGraph([("A", "F"), ("F", "R"), ("F", "V"), ("A", "T"), ("T", "G"), ("A", "G")])
+    g.nodes["G"]["is_output"] = True
+    lay = layered_layout(g)
+    assert lay.positions["A"][1] == pytest.approx(lay.positions["T"][1])
+    assert lay.positions["T"][1] == pytest.approx(lay.positions["G"][1])
