@@ -144,7 +144,8 @@ class RunHistory(QWidget):
                  ("final val loss", [_fmt(v) for _, v in finals])]
         table.setRowCount(len(rows))
         table.setColumnCount(len(runs))
-        table.setHorizontalHeaderLabels([run.name for run in runs])
+        table.setHorizontalHeaderLabels([run.name.split(" · ")[0] for run in runs])
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
         table.setVerticalHeaderLabels([key for key, _ in rows])
         for r, (_, values) in enumerate(rows):
             for c, value in enumerate(values):
