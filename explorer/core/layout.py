@@ -38,7 +38,7 @@ __all__ = ["Layout", "collapse", "count_crossings", "layered_layout"]
 NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
 DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
-SPINE_WEIGHT = 1e6  # how much harder the main path resists being pushed aside than other nodes
+SPINE_WEIGHT = 1e9  # how much harder the main path resists being pushed aside than other nodes
 
 
 @dataclass
