@@ -333,19 +333,26 @@ def count_parameters(config: GPTConfig | GPT) -> dict[str, int]:
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 
 
-def activation_elements(cfg: GPTConfig, batch_size: int, context_length: int | None = None) -> int:
-    """Rough count of activation values autograd keeps for backward in one forward pass of a batch.
+def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
+                     context_length: int | None = None) -> int:
+    """Bytes of the tensors autograd keeps for backward in one forward pass of a batch.
 
-    Per block: the inputs of both LayerNorms and their outputs, q/k/v, the attention output, its
-    projection input, the residual sums, the MLP's hidden layer before and after GELU; plus the
-    (B, nh, T, T) attention matrix that an unfused attention keeps, and the logits with their softmax.
+    Per block (B, T, E, H = batch, context, emb_dim, hidden_dim): the inputs of both LayerNorms and of
+    the four linear layers, q, k, v and the attention output (9 x BTE), the MLP's hidden layer before
+    and after GELU (2 x BTH); then the final norm's and head's inputs and the log-softmax of the logits.
+    With dropout on, the 1-byte dropout masks, and the (B, nh, T, T) attention matrices that the
+    unfused attention (PyTorch's CPU path when attention dropout is on) keeps: probabilities before and
+    after dropout, the dropout scale, and its mask. Matches what autograd saves on a CPU within ~10%.
     """
     T = min(context_length or cfg.context_length, cfg.context_length)
-    B, E, H = batch_size, cfg.emb_dim, cfg.hidden_dim
+    B, E, H, L = batch_size, cfg.emb_dim, cfg.hidden_dim, cfg.n_layers
     bte = B * T * E
-    per_block = 11 * bte + 2 * B * T * H + 2 * B * cfg.n_heads * T * T
-    head = 2 * bte + 2 * B * T * cfg.vocab_size
-    return cfg.n_layers * per_block + head
+    values = L * (9 * bte + 2 * B * T * H) + 2 * bte + B * T * cfg.vocab_size
+    total = values * dtype_bytes
+    if cfg.drop_rate > 0:
+        attention = B * cfg.n_heads * T * T
+        total += (2 * L + 1) * bte + L * attention * (3 * dtype_bytes + 1)
+    return total
 
 
 def memory_estimate(
@@ -364,7 +371,7 @@ def memory_estimate(
         "weights": n * size,
         "gradients": n * size,
         "optimizer": 2 * n * size,
-        "activations": activation_elements(config, batch_size, context_length) * size,
+        "activations": activation_bytes(config, batch_size, size, context_length),
     }
     out["total"] = sum(out.values())
     return out

@@ -155,7 +155,7 @@ def test_memory_estimate_per_dtype():
     bf16 = memory_estimate(cfg, batch_size=8, dtype="bfloat16")
     assert fp32["weights"] == 4 * n and fp32["gradients"] == 4 * n and fp32["optimizer"] == 8 * n
     assert bf16["weights"] == 2 * n
-    assert fp32["activations"] == 2 * bf16["activations"]
+    assert 1.5 < fp32["activations"] / bf16["activations"] <= 2  # dropout masks take a byte either way
     assert memory_estimate(cfg, batch_size=16)["activations"] == 2 * memory_estimate(cfg, 8)["activations"]
     assert fp32["total"] == sum(v for k, v in fp32.items() if k != "total")
     with pytest.raises(ConfigError, match="unknown dtype"):
@@ -183,8 +183,9 @@ def saved_activation_bytes(cfg: GPTConfig, batch: int) -> int:
 @pytest.mark.parametrize("cfg, batch", [
     (GPTConfig(vocab_size=103, context_length=64, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0), 12),
     (GPTConfig(vocab_size=1000, context_length=128, emb_dim=64, n_heads=4, n_layers=3, drop_rate=0.1), 8),
+    (GPTConfig(vocab_size=5000, context_length=32, emb_dim=64, n_heads=2, n_layers=2, hidden_dim=96), 8),
 ])
 def test_activation_estimate_is_close_to_what_autograd_saves(cfg, batch):
     measured = saved_activation_bytes(cfg, batch)
     estimate = memory_estimate(cfg, batch_size=batch)["activations"]
-    assert 0.7 < estimate / measured < 1.4, (estimate, measured)
+    assert 0.85 < estimate / measured < 1.15, (estimate, measured)
