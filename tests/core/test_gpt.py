@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, memory_estimate, preset
 
@@ -51,6 +53,17 @@ def test_formula_matches_the_module(changes):
     model = GPT(cfg)
     assert count_parameters(cfg)["total"] == model_parameters(model)
     assert count_parameters(model) == count_parameters(cfg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(vocab=st.integers(1, 300), context=st.integers(1, 64), heads=st.integers(1, 6),
+       head_dim=st.integers(1, 12), hidden=st.one_of(st.none(), st.integers(1, 80)), layers=st.integers(1, 4),
+       qkv_bias=st.booleans(), tie=st.booleans())
+def test_formula_matches_the_module_for_any_config(vocab, context, heads, head_dim, hidden, layers, qkv_bias,
+                                                   tie):
+    cfg = GPTConfig(vocab_size=vocab, context_length=context, emb_dim=heads * head_dim, hidden_dim=hidden,
+                    n_heads=heads, n_layers=layers, qkv_bias=qkv_bias, tie_weights=tie)
+    assert count_parameters(cfg)["total"] == model_parameters(meta_model(cfg))
 
 
 def test_presets_are_valid_and_tiny_is_small():
