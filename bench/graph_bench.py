@@ -1,8 +1,13 @@
 """Benchmark of the graph pipeline: trace, layout, (optionally) scene build, against Graphviz dot.
 
-Run: ``.venv/bin/python bench/graph_bench.py`` (``--repeat N`` for more samples, ``--no-dot`` to skip dot).
-Prints one row per graph: node/edge counts, median times and edge crossings, all crossings counted by
-``explorer.core.layout.count_crossings`` on each method's own drawing (dot's splines sampled at its ranks).
+Run: ``.venv/bin/python bench/graph_bench.py`` (``--repeat N`` for more samples, ``--no-dot`` to skip dot,
+``--stress`` to add random DAGs). Prints one row per graph: node/edge counts, median times in ms and edge
+crossings, all crossings counted by ``explorer.core.layout.count_crossings`` on each method's own drawing
+(dot's splines sampled at its ranks, ogdf's bends read back from GML). Columns: ``trace`` = ``trace(fn)``
+(forward + backward recorded); ``layout`` = ``layered_layout(trace.graph)``; ``scene`` =
+``explorer.ui.render.build_scene(trace)`` with every module expanded, which runs its own collapse and
+layout, so trace + scene is the whole path from a callable to a drawn canvas; ``dot`` = ``dot -Tplain``
+as a subprocess; ``ogdf`` = ogdf-py's SugiyamaLayout call alone (no bend points).
 """
 
 from __future__ import annotations
