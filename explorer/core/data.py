@@ -186,7 +186,8 @@ class BPETokenizer:
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         if vocab_size <= len(alphabet):
-            raise CorpusError(f"a byte-level BPE needs vocab_size above {len(alphabet)}, got {vocab_size}")
+            raise CorpusError(f"a byte-level BPE needs vocab_size above {len(alphabet)} (its byte alphabet), "
+                              f"got {vocab_size}: raise vocab_size, to 1024 for example")
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
