@@ -185,14 +185,15 @@ class AttentionTab(QWidget):
                 image.setLevels((0.0, 1.0))
                 plot.addItem(image)
                 plot.invertY(True)
-                plot.setAspectLocked(True)
                 plot.setMouseEnabled(False, False)
                 plot.hideButtons()
                 plot.setRange(xRange=(0, T), yRange=(0, T), padding=0)
                 small = T <= 20
                 for side, show in (("left", h == 0), ("bottom", r == len(layers) - 1)):
                     axis = plot.getAxis(side)
-                    if show and small:
-                        axis.setTicks([[(i + 0.5, label) for i, label in labels]])
-                    else:
+                    if not small:
                         plot.hideAxis(side)
+                    else:
+                        # Every cell keeps its axes (so all heatmaps get the same size); only the
+                        # first column and the last row name the tokens.
+                        axis.setTicks([[(i + 0.5, label) for i, label in labels] if show else []])
