@@ -22,6 +22,7 @@ from explorer.core.gpt import GPT, ConfigError, GPTConfig
 
 FORMAT = "autograd-explorer-gpt"
 VERSION = 1
+SUFFIX = ".safetensors"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a bigger claim means a corrupt file
 
 
@@ -111,6 +112,8 @@ def write_checkpoint(
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint; CheckpointError with a clear message for anything wrong."""
     path = Path(path)
+    if not path.exists() and path.with_name(path.name + SUFFIX).is_file():
+        path = path.with_name(path.name + SUFFIX)  # "out/step-20" names out/step-20.safetensors
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():

@@ -93,8 +93,7 @@ def test_train_out_save_every_and_resume(capsys, corpus, tmp_path):
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
     assert names == ["checkpoint.safetensors", "metrics.csv", "step-2.safetensors"]
-    code, out, err = cli(["train", "--resume", str(out_dir / "step-2.safetensors"), "--steps", "6", "--json"],
-                         capsys)
+    code, out, err = cli(["train", "--resume", str(out_dir / "step-2"), "--steps", "6", "--json"], capsys)
     assert code == 0, err
     assert [r["step"] for r in json_lines(out)] == [3, 4, 5, 6]
     final = str(out_dir / "checkpoint.safetensors")
