@@ -219,6 +219,19 @@ def test_smoothing_and_axes(panel):
     x, y = curves.train.getData()
     assert x[-1] == 29 * 64
     assert y[-1] > 4.0 / 29  # smoothed lags behind a falling loss
+    panel.plots.log_scale.setChecked(True)
+    assert panel.plots.loss.getAxis("left").logMode
+
+
+def test_editing_makes_the_preset_custom_and_a_preset_restores_it(panel, qtbot):
+    layers = panel.form.edit("n_layers")
+    layers.clear()
+    qtbot.keyClicks(layers, "2")
+    assert panel.form.preset.currentText() == "custom"
+    assert panel.form.config_dict()["n_layers"] == 2
+    panel.form.preset.setCurrentText("tiny")
+    assert panel.form.config_dict()["n_layers"] == 4
+    assert panel.form.settings_dict()["steps"] > 0
 
 
 def test_batch_sender_coalesces_records():
