@@ -132,6 +132,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         header = json.loads(raw[8: 8 + header_len])
         metadata = header.get("__metadata__") or {}
+        metadata.get("format")
     except (ValueError, AttributeError):
         raise CheckpointError(f"{path} is corrupt or not a checkpoint (bad header)") from None
     if metadata.get("format") != FORMAT:
@@ -142,7 +143,11 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         version = -1
     if version != VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {version}; this program reads {VERSION}")
-    data_end = max((max(t["data_offsets"]) for k, t in header.items() if k != "__metadata__"), default=0)
+    try:
+        ends = [int(max(t["data_offsets"])) for k, t in header.items() if k != "__metadata__"]
+        data_end = max(ends, default=0)
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(f"{path} is corrupt (malformed tensor table)") from None
     if 8 + header_len + data_end > len(raw):
         raise CheckpointError(f"{path} is truncated: {len(raw)} bytes, {8 + header_len + data_end} expected")
     try:

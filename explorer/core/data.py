@@ -236,7 +236,7 @@ def tokenizer_from_dict(data: dict):
             from tokenizers import Tokenizer
 
             return BPETokenizer(Tokenizer.from_str(data["json"]))
-    except (KeyError, TypeError, Exception) as exc:  # tokenizers raises its own exception type
+    except Exception as exc:  # KeyError, TypeError, or the tokenizers library's own exception type
         raise CorpusError(f"invalid tokenizer description: {exc}") from None
     raise CorpusError(f"unknown tokenizer kind {kind!r}")
 

@@ -107,6 +107,12 @@ def test_garbage_and_foreign_files(tmp_path):
     junk.write_bytes(struct.pack("<Q", 20) + b"{this is not json!!}" + b"\0" * 10)
     with pytest.raises(CheckpointError, match="corrupt"):
         read_checkpoint(junk)
+    ours = b'{"__metadata__": {"format": "autograd-explorer-gpt", "version": "1"}, "w": 5}'
+    for header in (b'{"w": 5}', b'{"__metadata__": 3}', b'[1, 2]', ours):
+        blob = header + b" " * (-len(header) % 8)
+        junk.write_bytes(struct.pack("<Q", len(blob)) + blob)
+        with pytest.raises(CheckpointError, match="corrupt|not an Autograd Explorer"):
+            read_checkpoint(junk)
     from safetensors.torch import save_file
 
     foreign = tmp_path / "foreign.safetensors"
