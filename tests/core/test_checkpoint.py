@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from explorer.core.checkpoint import CheckpointError, load_model, read_checkpoint
 from explorer.core.data import default_corpus
@@ -160,3 +162,40 @@ def test_resume_on_another_corpus_warns(trained):
     trainer = Trainer.load_checkpoint(path, corpus=CORPUS[::-1], settings={"steps": 4})
     warnings = [r for r in trainer.run() if r["type"] == "warning"]
     assert len(warnings) == 1 and "not the one this checkpoint was trained on" in warnings[0]["message"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp_path_factory):
+    trainer = make_trainer()
+    list(trainer.run())
+    return trainer.save_checkpoint(tmp_path_factory.mktemp("fuzz") / "ck.safetensors").read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_checkpoints_only_ever_raise_checkpoint_error(checkpoint_bytes, tmp_path, data):
+    raw = bytearray(checkpoint_bytes)
+    (n,) = struct.unpack("<Q", raw[:8])
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, 8 + n - 1))  # damage the header, where the structure lives
+        raw[pos] = data.draw(st.integers(0, 255))
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(bytes(raw))
+    try:
+        read_checkpoint(path)
+    except CheckpointError:
+        pass
+
+
+@pytest.mark.parametrize("meta", ['[]', '{"config": 3}', '{"config": {}, "settings": 5, "tokenizer": {}}',
+                                  '{"config": {"emb_dim": "x"}}', '"text"'])
+def test_odd_metadata_is_a_checkpoint_error(checkpoint_bytes, tmp_path, meta):
+    (n,) = struct.unpack("<Q", checkpoint_bytes[:8])
+    header = json.loads(checkpoint_bytes[8:8 + n])
+    header["__metadata__"]["meta"] = meta
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + checkpoint_bytes[8 + n:])
+    with pytest.raises(CheckpointError):
+        read_checkpoint(path)
