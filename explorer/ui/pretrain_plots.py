@@ -28,14 +28,15 @@ class _RunCurves:
         color = pg.mkColor(run.color)
         faint = pg.mkColor(run.color)
         faint.setAlpha(55)
-        self.train_raw = loss.plot(pen=pg.mkPen(faint, width=1))
+        # Antialiasing per curve, not pyqtgraph's global option, which would change other panels' plots.
+        self.train_raw = loss.plot(pen=pg.mkPen(faint, width=1), antialias=True)
         # Dense curves keep 1-px pens: an antialiased 2-px pen over 2,000 noisy points costs ~60 ms
         # per repaint in Qt's raster engine, a 1-px one ~0.4 ms. Only the sparse validation curve is thick.
-        self.train = loss.plot(pen=pg.mkPen(color, width=1), name=run.name)
+        self.train = loss.plot(pen=pg.mkPen(color, width=1), name=run.name, antialias=True)
         self.val = loss.plot(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine), symbol="o",
-                             symbolSize=6, symbolBrush=color, symbolPen=None)
-        self.lr = lr.plot(pen=pg.mkPen(color, width=1))
-        self.grad = grad.plot(pen=pg.mkPen(color, width=1))
+                             symbolSize=6, symbolBrush=color, symbolPen=None, antialias=True)
+        self.lr = lr.plot(pen=pg.mkPen(color, width=1), antialias=True)
+        self.grad = grad.plot(pen=pg.mkPen(color, width=1), antialias=True)
         self.items = [(loss, self.train_raw), (loss, self.train), (loss, self.val), (lr, self.lr),
                       (grad, self.grad)]
         for _, item in self.items:
@@ -61,7 +62,6 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        pg.setConfigOptions(antialias=True)
         self._runs: dict[int, Run] = {}
         self._curves: dict[int, _RunCurves] = {}
         self._dirty: set[int] = set()
