@@ -112,7 +112,8 @@ def _ram_bytes() -> int | None:
         return None
 
 
-def training_warning(config: dict[str, Any], batch_size: int, device: str) -> tuple[str | None, bool]:
+def training_warning(config: dict[str, Any], batch_size: int, device: str,
+                     steps: int | None = None) -> tuple[str | None, bool]:
     """(a warning for the user or None, whether training should be refused)."""
     resolved, capacity, problem = device_memory(device)
     if problem:
@@ -125,7 +126,27 @@ def training_warning(config: dict[str, Any], batch_size: int, device: str) -> tu
     if resolved == "cpu" and total > CPU_PARAM_LIMIT:
         return (f"{total:,} parameters will not train on this machine's CPU in any useful time "
                 "(days for a few thousand steps): inspect it, train the tiny preset here, or use a GPU", True)
+    if resolved == "cpu" and steps:
+        seconds = estimated_cpu_seconds(config, batch_size, steps)
+        if seconds > SLOW_RUN_S:
+            return (f"roughly {seconds / 3600:.1f} hours for {steps:,} steps on this CPU (a rough estimate): "
+                    "fewer steps, a smaller batch or model, or a GPU", False)
     return None, False
+
+
+# Sustained training arithmetic of one CPU core with fused AdamW, measured with the tiny preset on the
+# development machine (~5e10 FLOP/s); the estimate is meant to tell minutes from hours, no more.
+CPU_FLOPS = 4e10
+SLOW_RUN_S = 1800
+
+
+def estimated_cpu_seconds(config: dict[str, Any], batch_size: int, steps: int) -> float:
+    """A rough duration of a CPU run: 6 FLOPs per parameter and token, plus causal attention."""
+    cfg = make_config(config)
+    tokens = batch_size * cfg.context_length
+    per_step = 6 * parameter_counts(config)["total"] * tokens
+    per_step += 6 * cfg.n_layers * batch_size * cfg.context_length ** 2 * cfg.emb_dim
+    return steps * per_step / CPU_FLOPS
 
 
 def corpus_problem(path: str) -> str | None:

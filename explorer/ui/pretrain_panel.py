@@ -71,6 +71,7 @@ class PretrainPanel(QWidget):
         self._next_id = 1
         self._retrain_pending = False
         self._checkpoint_waiters: list = []
+        self._refuse = False  # the configuration cannot train on this machine (see _update_estimates)
         self._run_started_at = 0.0
         self._process = TrainProcess(self, backend=train_backend)
         self._process.sig_records.connect(self._on_records)
@@ -223,6 +224,7 @@ class PretrainPanel(QWidget):
             return False
         config, settings = self.form.config_dict(), self.form.settings_dict()
         warning, refuse = info.training_warning(config, settings["batch_size"], settings["device"])
+        # (The slow-run estimate is a warning only: the user may still train.)
         if refuse:
             self.show_message(warning or "This configuration cannot train here.", "error")
             return False
@@ -566,16 +568,17 @@ class PretrainPanel(QWidget):
         else:
             self.memory.setText(f"Memory for one training step ≈ {info.format_bytes(need['total'])}")
             self.memory_bar.setValue(0)
-        warning = problem
+        warning, self._refuse = problem, problem is not None
         if warning is None and batch:
-            warning, _ = info.training_warning(config, batch, settings.get("device", "auto"))
+            warning, self._refuse = info.training_warning(config, batch, settings.get("device", "auto"),
+                                                          settings.get("steps"))
         self.fit_warning.setText(f"⚠ {warning}" if warning else "")
         self.fit_warning.setVisible(bool(warning))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         running = self._process.is_running()
-        can_train = self.form.is_valid() and not self.fit_warning.isVisible()
+        can_train = self.form.is_valid() and not self._refuse
         self.train_button.setEnabled(not running and can_train)
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Resume" if self._process.is_paused() else "Pause")

@@ -335,3 +335,12 @@ def test_screenshot_setup_checks_the_preset_and_never_trains_what_cannot_train(p
     panel.prepare_screenshot(preset="gpt2-124m")  # inspected, not trained: returns at once
     assert panel.runs() == [] and not panel.is_training()
     assert "163,009,536" in _text(panel, "paramCount")
+
+
+def test_slow_cpu_run_is_warned_about_but_allowed(panel):
+    panel.form.apply_preset("small")
+    panel.form.set_values({"device": "cpu"})
+    assert panel.fit_warning.isVisible() and "hours" in panel.fit_warning.text()
+    assert panel.train_button.isEnabled()
+    panel.form.set_values({"steps": 5})
+    assert not panel.fit_warning.isVisible()
