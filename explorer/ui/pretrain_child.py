@@ -177,16 +177,19 @@ class _BatchSender:
         self._thread.start()
 
     def add(self, record: dict[str, Any]) -> None:
+        """Queue one record; records that end or mark something send the batch at once."""
         with self._lock:
             self._pending.append(record)
         if record.get("type") in (*TERMINAL_TYPES, "exit", "checkpoint", "start", "paused"):
             self.flush()
 
     def send(self, record: dict[str, Any]) -> None:
+        """Queue one record and send everything pending now."""
         self.add(record)
         self.flush()
 
     def flush(self) -> None:
+        """Send what is pending as one message."""
         # Put under the lock so two flushes can never reorder batches (put does not block).
         with self._lock:
             batch, self._pending = self._pending, []
@@ -198,6 +201,7 @@ class _BatchSender:
                 pass
 
     def close(self) -> None:
+        """Stop the flushing thread and send the rest."""
         self._closed.set()
         self.flush()
 

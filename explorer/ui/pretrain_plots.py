@@ -46,10 +46,12 @@ class _RunCurves:
         self.smoothed_weight = -1.0
 
     def set_visible(self, visible: bool) -> None:
+        """Show or hide every curve of the run."""
         for _, item in self.items:
             item.setVisible(visible)
 
     def remove(self) -> None:
+        """Take the curves off their plots."""
         for plot, item in self.items:
             plot.removeItem(item)
 

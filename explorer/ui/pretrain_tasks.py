@@ -24,7 +24,8 @@ class FunctionThread(QThread):
         super().__init__(parent)
         self._fn = fn
 
-    def run(self) -> None:  # runs in the worker thread
+    def run(self) -> None:
+        """The thread's body: call the function, report the outcome by signal."""
         try:
             result = self._fn()
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
