@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from explorer.ui import pretrain_model_info as info
 from explorer.ui import theme as themes
+from explorer.ui.pretrain_estimates import ModelEstimates
 from explorer.ui.pretrain_form import HyperparameterForm
 from explorer.ui.pretrain_history import RunHistory
 from explorer.ui.pretrain_plots import TrainingPlots
@@ -79,28 +80,10 @@ class PretrainPanel(QWidget):
 
         self.form = HyperparameterForm()
         self.form.sig_changed.connect(self._update_estimates)
-        self.param_count = QLabel()
-        self.param_count.setObjectName("paramCount")
-        self.param_count.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.param_count.setToolTip("Parameters are the learnable weights and biases: the numbers "
-                                    "training adjusts to lower the loss. Counted exactly from the config.")
-        self.param_parts = QLabel()
-        self.param_parts.setStyleSheet("color:#6b7280; font-size:11px;")
-        self.param_parts.setWordWrap(True)
-        self.memory = QLabel()
-        self.memory.setWordWrap(True)
-        self.memory.setToolTip("Memory for one training step in float32: weights, their gradients, AdamW's "
-                               "two moment estimates (4 numbers per parameter in all) and the activations "
-                               "kept for backward, which grow with batch × context.")
-        self.memory_bar = QProgressBar()
-        self.memory_bar.setRange(0, 1000)
-        self.memory_bar.setTextVisible(False)
-        self.memory_bar.setFixedHeight(8)
-        self.fit_warning = QLabel()
-        self.fit_warning.setObjectName("pretrainFitWarning")
-        self.fit_warning.setWordWrap(True)
-        self._styles = banner_styles(themes.get_theme())
-        self.fit_warning.hide()
+        self.estimates = ModelEstimates()
+        # Shortcuts to the estimate widgets (tests and the screenshot read them).
+        self.param_count = self.estimates.param_count
+        self.fit_warning = self.estimates.fit_warning
 
         self.train_button = self._button("Train", "pretrainTrainButton", "Ctrl+Return",
                                          "Start a new run with these hyperparameters (Ctrl+Enter)",
@@ -119,11 +102,7 @@ class PretrainPanel(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(self.form)
-        left_layout.addWidget(self.param_count)
-        left_layout.addWidget(self.param_parts)
-        left_layout.addWidget(self.memory)
-        left_layout.addWidget(self.memory_bar)
-        left_layout.addWidget(self.fit_warning)
+        left_layout.addWidget(self.estimates)
         left_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
@@ -198,7 +177,7 @@ class PretrainPanel(QWidget):
         # The app stylesheet draws every button alike; a disabled Train must look disabled.
         self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
                            f"border-color: {theme['grid']}; }}")
-        self.fit_warning.setStyleSheet(self._styles["warning"] + "padding:4px; border-radius:4px;")
+        self.estimates.set_warning_style(self._styles["warning"])
         if self.banner.isVisible():
             self.show_message(self.banner.text(), self.banner.property("kind") or "info")
         self.plots.set_theme(theme)
@@ -532,48 +511,11 @@ class PretrainPanel(QWidget):
     # -- estimates and buttons --------------------------------------------------------------------
     def _update_estimates(self) -> None:
         messages = self.form.messages()
-        model_keys = {"vocab_size", "context_length", "emb_dim", "hidden_dim", "n_layers", "n_heads",
-                      "drop_rate", "config"}
-        if model_keys & set(messages):
-            self.param_count.setText("Parameters: –")
-            self.param_parts.setText("Fix the marked fields to see the count.")
-            self.memory.setText("")
-            self.memory_bar.setValue(0)
-            self.fit_warning.hide()
-            self._update_buttons()
-            return
-        config = self.form.config_dict()
         settings = self.form.settings_dict()
         if not self._process.is_running() and "steps" not in messages:
             self.progress.setRange(0, int(settings["steps"]))
             self.progress.setValue(0)
-        counts = info.parameter_counts(config)
-        self.param_count.setText(f"<span style='font-size:15px'><b>{counts['total']:,}</b> parameters</span>")
-        self.param_parts.setText("  ·  ".join(f"{name} {counts[name]:,}" for name in
-                                              ("embeddings", "attention", "mlp", "norms", "head")))
-        batch = settings.get("batch_size") if "batch_size" not in messages else 1
-        need = info.memory_needed(config, batch or 1)
-        device, capacity, problem = info.device_memory(settings.get("device", "auto"))
-        where = {"cpu": "RAM", "cuda": "GPU memory", "mps": "unified memory"}.get(device, device)
-        if capacity:
-            share = need["total"] / capacity
-            self.memory.setText(f"Memory for one training step ≈ <b>{info.format_bytes(need['total'])}</b> "
-                                f"of {info.format_bytes(capacity)} {where} ({share:.1%})<br>"
-                                f"<span style='color:#6b7280; font-size:11px'>weights "
-                                f"{info.format_bytes(need['weights'])} · grads "
-                                f"{info.format_bytes(need['gradients'])} · AdamW "
-                                f"{info.format_bytes(need['optimizer'])} · activations "
-                                f"{info.format_bytes(need['activations'])}</span>")
-            self.memory_bar.setValue(int(min(1.0, share) * 1000))
-        else:
-            self.memory.setText(f"Memory for one training step ≈ {info.format_bytes(need['total'])}")
-            self.memory_bar.setValue(0)
-        warning, self._refuse = problem, problem is not None
-        if warning is None and batch:
-            warning, self._refuse = info.training_warning(config, batch, settings.get("device", "auto"),
-                                                          settings.get("steps"))
-        self.fit_warning.setText(f"⚠ {warning}" if warning else "")
-        self.fit_warning.setVisible(bool(warning))
+        self._refuse = self.estimates.update_from(self.form.config_dict(), settings, messages)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
