@@ -161,6 +161,23 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
 
+    def forward_cached(self, x: torch.Tensor, cache: dict) -> torch.Tensor:
+        """Attention for new positions only, keys and values of earlier ones kept in `cache` (inference)."""
+        B, T, C = x.shape
+        q, k, v = self._heads(x)
+        if "k" in cache:
+            k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, nh, S, hs)
+        cache["k"], cache["v"] = k, v
+        S = k.shape[2]
+        if T == S:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif T == 1:  # one new query may look at every cached position
+            y = F.scaled_dot_product_attention(q, k, v)
+        else:  # query i sits at position S - T + i
+            allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The softmax attention pattern, computed explicitly (SDPA never materialises it): (B, nh, T, T)."""
         q, k, _ = self._heads(x)
@@ -200,6 +217,11 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
+    def forward_cached(self, x: torch.Tensor, cache: dict) -> torch.Tensor:
+        """The block for new positions only, with the attention's key/value cache (inference)."""
+        x = x + self.attn.forward_cached(self.norm1(x), cache)
+        return x + self.mlp(self.norm2(x))
+
 
 class GPT(nn.Module):
     """GPT-2-style decoder: `model(idx)` maps token ids (B, T) to next-token logits (B, T, vocab)."""
@@ -230,13 +252,20 @@ class GPT(nn.Module):
             nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
 
-    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+    def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         T = idx.shape[1]
-        if T > self.config.context_length:
+        if start + T > self.config.context_length:
             limit = self.config.context_length
-            raise ValueError(f"sequence of {T} tokens is longer than context_length {limit}")
-        pos = torch.arange(T, device=idx.device)
+            raise ValueError(f"sequence of {start + T} tokens is longer than context_length {limit}")
+        pos = torch.arange(start, start + T, device=idx.device)
         return self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+
+    def _forward_cached(self, idx: torch.Tensor, caches: list[dict], start: int) -> torch.Tensor:
+        # Logits for tokens at positions start.. given the caches of positions before them.
+        x = self._embed(idx, start)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block.forward_cached(x, cache)
+        return self.out_head(self.final_norm(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) -> logits (B, T, vocab_size)."""
@@ -281,8 +310,16 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         try:
+            ctx = self.config.context_length
+            caches: list[dict] = [{} for _ in self.blocks]
+            cached = 0  # positions whose keys and values are in `caches`
             for _ in range(max_new_tokens):
-                logits = self(idx[:, -self.config.context_length :])[:, -1, :].float()
+                if idx.shape[1] > ctx:
+                    # The window slides: every position moves, so nothing cached stays valid.
+                    logits = self(idx[:, -ctx:])[:, -1, :].float()
+                else:
+                    logits = self._forward_cached(idx[:, cached:], caches, cached)[:, -1, :].float()
+                    cached = idx.shape[1]
                 if temperature <= 0:
                     nxt = logits.argmax(dim=-1, keepdim=True)
                 else:

@@ -202,3 +202,31 @@ def test_activation_estimate_is_close_to_what_autograd_saves(cfg, batch):
     measured = saved_activation_bytes(cfg, batch)
     estimate = memory_estimate(cfg, batch_size=batch)["activations"]
     assert 0.85 < estimate / measured < 1.15, (estimate, measured)
+
+
+def reference_generate(model: GPT, idx: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Sampling the slow way: a full forward over the last context_length tokens for every new token."""
+    for _ in range(n):
+        logits = model(idx[:, -model.config.context_length:])[:, -1, :]
+        idx = torch.cat([idx, torch.multinomial(logits.softmax(-1), 1, generator=generator)], dim=1)
+    return idx
+
+
+def test_cached_generation_matches_full_recomputation():
+    torch.manual_seed(4)
+    model = GPT(small_config(drop_rate=0.1)).eval()
+    prompt = torch.randint(0, 31, (2, 5))
+    with torch.no_grad():
+        for p in model.parameters():  # sharpen the untrained model so that context changes its predictions
+            p.normal_(0.0, 0.5)
+        # 20 new tokens: the cache fills to the 12-token context, then the window slides. Sampling
+        # (not argmax) makes any change in the distributions show up as different tokens.
+        fast = model.generate(prompt, 20, generator=torch.Generator().manual_seed(8))
+        slow = reference_generate(model, prompt, 20, torch.Generator().manual_seed(8))
+        assert torch.equal(fast, slow)
+        caches = [{} for _ in model.blocks]
+        seq = torch.randint(0, 31, (1, 9))
+        first = model._forward_cached(seq[:, :6], caches, 0)
+        rest = model._forward_cached(seq[:, 6:], caches, 6)  # three new queries over nine keys
+        assert torch.allclose(torch.cat([first, rest], dim=1), model(seq), atol=1e-5)
+    assert model.training is False
