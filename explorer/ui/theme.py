@@ -38,6 +38,9 @@ LIGHT: dict[str, str] = {
     "number": "#b45309",
     "comment": "#6b7280",
     "name_def": "#15803d",
+    "disabled_text": "#a8afbd",   # greyed-out labels and buttons that cannot be used right now
+    "disabled_bg": "#eceef3",
+    "disabled_border": "#dde1e8",
 }
 
 DARK: dict[str, str] = {
@@ -72,6 +75,9 @@ DARK: dict[str, str] = {
     "number": "#fdba74",
     "comment": "#9ca3af",
     "name_def": "#86efac",
+    "disabled_text": "#5c6370",
+    "disabled_bg": "#1a1c22",
+    "disabled_border": "#2a2e37",
 }
 
 THEMES = {"light": LIGHT, "dark": DARK}
@@ -94,7 +100,11 @@ def set_current(name: str) -> dict[str, str]:
 
 
 def stylesheet(theme: dict[str, str]) -> str:
-    """A small application stylesheet for the theme (palette-level colours only)."""
+    """A small application stylesheet for the theme (palette-level colours only).
+
+    The first rule paints every widget's text in the theme colour, which would also paint disabled
+    widgets like enabled ones; the `:disabled` rules put the greyed-out look back.
+    """
     t = theme
     return f"""
     QMainWindow, QWidget {{ background: {t['window']}; color: {t['text']}; }}
@@ -108,6 +118,12 @@ def stylesheet(theme: dict[str, str]) -> str:
     QPushButton, QToolButton {{ background: {t['panel']}; border: 1px solid {t['card_border']};
         border-radius: 4px; padding: 4px 10px; }}
     QPushButton:hover, QToolButton:hover {{ border-color: {t['selected']}; }}
+    QPushButton:checked, QToolButton:checked {{ border-color: {t['selected']}; }}
+    QWidget:disabled {{ color: {t['disabled_text']}; }}
+    QPushButton:disabled, QToolButton:disabled {{ color: {t['disabled_text']};
+        background: {t['disabled_bg']}; border-color: {t['disabled_border']}; }}
+    QToolTip {{ background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
+        padding: 4px; }}
     QTabBar::tab {{ padding: 6px 14px; }}
     QTabBar::tab:selected {{ border-bottom: 2px solid {t['selected']}; }}
     QGroupBox {{ border: 1px solid {t['card_border']}; border-radius: 4px; margin-top: 10px;

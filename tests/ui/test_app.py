@@ -174,3 +174,40 @@ def test_interactive_start_shows_the_window_then_loads_the_workspace(qtbot, monk
     monkeypatch.setattr(app_module, "run_event_loop", drive)
     assert app_module.main(["--example", "seed_sigmoid_bce"]) == 0
     assert seen == {"shown_before_panel": True, "ok": True}
+
+
+def _text_extreme(widget, darkest: bool) -> int:
+    """Luminance of the darkest (or brightest) pixel of a rendered widget: its text colour."""
+    image = widget.grab().toImage()
+    values = [image.pixelColor(x, y).lightness() for x in range(image.width())
+              for y in range(image.height())]
+    return min(values) if darkest else max(values)
+
+
+@pytest.mark.parametrize("name", ["light", "dark"])
+def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
+    from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QWidget
+
+    from explorer.ui import theme as themes
+
+    app = QApplication.instance()
+    before = app.styleSheet()
+    themes.apply_theme(app, name)
+    try:
+        box = QWidget()
+        qtbot.addWidget(box)
+        row = QHBoxLayout(box)
+        enabled, disabled = QPushButton("Train"), QPushButton("Train")
+        disabled.setEnabled(False)
+        row.addWidget(enabled)
+        row.addWidget(disabled)
+        box.show()
+        qtbot.waitExposed(box)
+        assert enabled.grab().toImage() != disabled.grab().toImage()
+        light = name == "light"
+        on, off = _text_extreme(enabled, light), _text_extreme(disabled, light)
+        # light: disabled text is clearly paler; dark: clearly dimmer
+        assert (off - on > 40) if light else (on - off > 40)
+    finally:
+        themes.set_current("light")
+        app.setStyleSheet(before)
