@@ -226,6 +226,29 @@ def train_tokenizer(kind: str, text: str, vocab_size: int = 1024):
     raise CorpusError(f"unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}")
 
 
+_CHAR_VOCAB_CACHE: dict[tuple, int] = {}
+
+
+def char_vocab_size(corpus_path: str | Path | None = None) -> int:
+    """How many tokens the character tokenizer gives a corpus (None: the built-in one), cached per file.
+
+    This is the vocab_size a char-level run really trains with; the UI shows it instead of a preset's
+    number. CorpusError for a file `load_corpus` refuses.
+    """
+    if corpus_path is None:
+        key: tuple = ("default",)
+    else:
+        try:
+            stat = Path(corpus_path).stat()
+            key = (str(corpus_path), stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = (str(corpus_path),)  # load_corpus below says what is wrong
+    if key not in _CHAR_VOCAB_CACHE:
+        text = default_corpus() if corpus_path is None else load_corpus(corpus_path)
+        _CHAR_VOCAB_CACHE[key] = CharTokenizer.train(text).vocab_size
+    return _CHAR_VOCAB_CACHE[key]
+
+
 def tokenizer_from_dict(data: dict):
     """Restore a tokenizer from `to_dict()`; CorpusError when the description is not one."""
     try:

@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from explorer.ui.pretrain_tasks import FunctionThread
+from explorer.ui.pretrain_tasks import BackgroundJob
 
 MAX_PROMPT_TOKENS = 32  # more than this and the per-token labels become unreadable
 MAX_CELLS_AT_ONCE = 48  # above this many layer x head maps, one layer is shown at a time
@@ -62,7 +62,10 @@ class AttentionTab(QWidget):
         super().__init__()
         self.setObjectName("pretrainAttention")
         self._panel = panel
-        self._thread: FunctionThread | None = None
+        self._job = BackgroundJob(self)
+        self._job.sig_done.connect(self._on_done)
+        self._job.sig_failed.connect(self._on_failed)
+        self._job.sig_finished.connect(self._on_job_finished)
         self.result: AttentionResult | None = None
         self.prompt = QLineEdit("The quick brown fox jumps over the lazy dog.")
         self.prompt.setObjectName("attentionPrompt")
@@ -100,7 +103,7 @@ class AttentionTab(QWidget):
 
     def is_busy(self) -> bool:
         """True while maps are being computed (the button is disabled meanwhile)."""
-        return self._thread is not None
+        return self._job.is_busy()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the heatmap canvas."""
@@ -116,7 +119,7 @@ class AttentionTab(QWidget):
 
     def _start(self) -> None:
         self.button.setEnabled(True)
-        if self._thread is not None:
+        if self._job.is_busy():
             return
         source = self._panel.model_source()
         if not source.get("checkpoint"):
@@ -129,20 +132,13 @@ class AttentionTab(QWidget):
             return
         self.status.setText(f"Computing the attention of {source['name']}…")
         self.button.setEnabled(False)
-        thread = FunctionThread(lambda: compute_attention(source["checkpoint"], prompt, source["name"]), self)
-        thread.sig_done.connect(self._on_done)
-        thread.sig_failed.connect(self._on_failed)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread = thread
-        thread.start()
+        self._job.start(lambda: compute_attention(source["checkpoint"], prompt, source["name"]))
 
     def shutdown(self) -> None:
         """Wait for a running computation (it is short)."""
-        if self._thread is not None:
-            self._thread.wait(10000)
+        self._job.shutdown(10000)
 
-    def _on_thread_finished(self) -> None:
-        self._thread = None
+    def _on_job_finished(self) -> None:
         self.button.setEnabled(True)
 
     def _on_failed(self, message: str) -> None:

@@ -59,8 +59,12 @@ class ModelEstimates(QWidget):
         """The stylesheet of the warning line (the panel's theme colours)."""
         self.fit_warning.setStyleSheet(style + "padding:4px; border-radius:4px;")
 
-    def update_from(self, config: dict[str, Any], settings: dict[str, Any], messages: dict[str, str]) -> bool:
-        """Refresh every figure from the form's dicts and messages; returns `refuse`."""
+    def update_from(self, config: dict[str, Any], settings: dict[str, Any], messages: dict[str, str],
+                    vocab_pending: bool = False) -> bool:
+        """Refresh every figure from the form's dicts and messages; returns `refuse`.
+
+        `vocab_pending`: the tokenizer's vocabulary is still being counted, so the figures are provisional.
+        """
         if MODEL_KEYS & set(messages):
             self.param_count.setText("Parameters: –")
             self.param_parts.setText("Fix the marked fields to see the count.")
@@ -70,8 +74,11 @@ class ModelEstimates(QWidget):
             return self.refuse
         counts = info.parameter_counts(config)
         self.param_count.setText(f"<span style='font-size:15px'><b>{counts['total']:,}</b> parameters</span>")
-        self.param_parts.setText("  ·  ".join(f"{name} {counts[name]:,}" for name in
-                                              ("embeddings", "attention", "mlp", "norms", "head")))
+        parts = "  ·  ".join(f"{name} {counts[name]:,}" for name in
+                             ("embeddings", "attention", "mlp", "norms", "head"))
+        if vocab_pending:
+            parts += "  (provisional: the tokenizer's vocabulary is still being counted)"
+        self.param_parts.setText(parts)
         batch = settings.get("batch_size") if "batch_size" not in messages else None
         need = info.memory_needed(config, batch or 1)
         device, capacity, problem = info.device_memory(settings.get("device", "auto"))

@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core import data
 from explorer.ui import pretrain_model_info as info
+from explorer.ui.pretrain_tasks import BackgroundJob
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,15 @@ CORPUS_TIP = ("The text to pretrain on. Empty: the built-in corpus (English text
               "Python, no download). Or any UTF-8 text file; its last tenth is held out as "
               "validation text.")
 
+TOKENIZER_TIP = ("How text becomes tokens. char: one token per distinct character of the corpus, so the "
+                 "corpus fixes the vocabulary size (the field shows it). bpe: byte-level byte-pair encoding "
+                 "learned on the corpus, as in GPT-2: frequent pieces of words become single tokens and the "
+                 "vocabulary size is yours to choose.")
+BYTE_ALPHABET = 256  # a byte-level BPE starts from the 256 bytes: its vocabulary must be larger
+DEFAULT_BPE_VOCAB = 1024
+SYNC_COUNT_BYTES = 2_000_000  # corpus files up to this size are counted at once, bigger ones off-thread
+HINT_STYLE = "color: #6b7280; font-size: 11px;"
+
 INVALID_STYLE = "QLineEdit[invalid=\"true\"] { border: 1.5px solid #dc2626; background: #fef2f2; }"
 
 
@@ -118,6 +129,8 @@ class HyperparameterForm(QWidget):
 
     sig_changed = Signal()
     """Any field changed (check `is_valid()`, then read `config_dict()` / `settings_dict()`)."""
+    sig_vocab_counted = Signal(int)
+    """The character tokenizer's vocabulary of the chosen corpus is known (the field shows it now)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +142,14 @@ class HyperparameterForm(QWidget):
         self._base_settings: dict[str, Any] = info.base_settings("tiny")
         self._messages: dict[str, str] = {}
         self._loading = False
+        # Character vocabularies by corpus (None: built-in), counted off the GUI thread once each.
+        self._vocab_counts: dict[str | None, int] = {}
+        self._vocab_errors: dict[str | None, str] = {}
+        self._vocab_wanted: str | None = None
+        self._bpe_vocab = DEFAULT_BPE_VOCAB
+        self._vocab_job = BackgroundJob(self)
+        self._vocab_job.sig_done.connect(self._on_vocab_counted)
+        self._vocab_job.sig_finished.connect(self._on_vocab_job_finished)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -146,8 +167,19 @@ class HyperparameterForm(QWidget):
 
         model_box = QGroupBox("Model")
         model_form = QFormLayout(model_box)
+        self.tokenizer = QComboBox()
+        self.tokenizer.setObjectName("pretrainTokenizer")
+        self.tokenizer.addItems(list(data.TOKENIZERS))
+        self.tokenizer.setToolTip(TOKENIZER_TIP)
+        self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
+        model_form.addRow("Tokenizer", self.tokenizer)
         for spec in MODEL_FIELDS:
             self._add_field(model_form, spec)
+        self._vocab_hint = QLabel()
+        self._vocab_hint.setObjectName("pretrainVocabHint")
+        self._vocab_hint.setStyleSheet(HINT_STYLE)
+        self._vocab_hint.setWordWrap(True)
+        self._vocab_column.insertWidget(1, self._vocab_hint)
         self.qkv_bias = QCheckBox("qkv bias")
         self.qkv_bias.setToolTip(QKV_TIP)
         self.tie_weights = QCheckBox("tie output head to embedding")
@@ -216,6 +248,10 @@ class HyperparameterForm(QWidget):
                 self.device.setCurrentText(values["device"])
             if "corpus" in values:
                 self.corpus.setText(values["corpus"] or "")
+            if values.get("tokenizer") in data.TOKENIZERS:
+                self.tokenizer.setCurrentText(values["tokenizer"])
+            if self.tokenizer.currentText() == "bpe" and isinstance(values.get("vocab_size"), int):
+                self._bpe_vocab = values["vocab_size"]
             for key in self._base_settings:
                 if key in values and key not in self._edits and key != "corpus_path":
                     self._base_settings[key] = values[key]
@@ -230,7 +266,7 @@ class HyperparameterForm(QWidget):
         out.update(self._values)
         out.update(qkv_bias=self.qkv_bias.isChecked(), tie_weights=self.tie_weights.isChecked(),
                    device=self.device.currentText(), corpus=self.corpus.text().strip(),
-                   preset=self.preset.currentText())
+                   tokenizer=self.tokenizer.currentText(), preset=self.preset.currentText())
         return out
 
     def is_valid(self) -> bool:
@@ -253,7 +289,17 @@ class HyperparameterForm(QWidget):
         out = {key: value for key, value in self._base_settings.items() if key != "corpus_path"}
         out.update({spec.key: self._values.get(spec.key) for spec in TRAIN_FIELDS})
         out["device"] = self.device.currentText()
+        out["tokenizer"] = self.tokenizer.currentText()
         return out
+
+    def vocab_pending(self) -> bool:
+        """True while the character vocabulary of the corpus is being counted (vocab_size is provisional)."""
+        return (self.tokenizer.currentText() == "char" and self._vocab_key() not in self._vocab_counts
+                and self._vocab_key() not in self._vocab_errors)
+
+    def shutdown(self) -> None:
+        """Wait for a vocabulary count still running (the window is closing)."""
+        self._vocab_job.shutdown()
 
     def corpus_path(self) -> str | None:
         """The chosen corpus file, or None for the built-in corpus."""
@@ -281,6 +327,8 @@ class HyperparameterForm(QWidget):
         column.addWidget(edit)
         column.addWidget(error)
         form.addRow(label, column)
+        if spec.key == "vocab_size":
+            self._vocab_column = column
         self._edits[spec.key] = edit
         self._errors[spec.key] = error
 
@@ -305,12 +353,87 @@ class HyperparameterForm(QWidget):
         self._validate()
         self.sig_changed.emit()
 
+    def _on_tokenizer(self, kind: str) -> None:
+        if self._loading:
+            return
+        edit = self._edits["vocab_size"]
+        if kind == "bpe":
+            edit.setText(str(self._bpe_vocab))  # the char count would be far too small for a BPE
+        self._on_edit()
+
+    # -- the vocabulary: the tokenizer's for char, a setting for BPE -----------------------------
+    def _vocab_key(self) -> str | None:
+        return self.corpus_path()
+
+    def _sync_vocab(self) -> None:
+        """Char: the field shows the corpus's character count, read-only. BPE: the field is a setting."""
+        edit = self._edits["vocab_size"]
+        char = self.tokenizer.currentText() == "char"
+        edit.setReadOnly(char)
+        if not char:
+            text = edit.text().strip().replace(",", "").replace("_", "")
+            if text.isdigit():
+                self._bpe_vocab = int(text)
+            self._vocab_hint.setText("BPE merges are learned on the corpus until this many tokens "
+                                     "(a small corpus may run out of merges and give fewer).")
+            return
+        key = self._vocab_key()
+        if key is not None and _corpus_problem(key):
+            self._vocab_hint.setText("from the tokenizer, once the corpus file can be read")
+            return
+        if key is not None and os.path.getsize(key) <= SYNC_COUNT_BYTES:
+            self._count_now(key)  # cheap, and the core's cache notices an edited file
+        elif key not in self._vocab_counts and key not in self._vocab_errors:
+            self._start_count(key)
+        if key in self._vocab_errors:
+            problem = self._vocab_errors[key]
+            self._vocab_hint.setText(f"from the tokenizer, but the corpus cannot be used: {problem}")
+        elif key in self._vocab_counts:
+            count = self._vocab_counts[key]
+            edit.setText(str(count))
+            self._vocab_hint.setText(f"from the tokenizer: {count} distinct characters in the corpus")
+        else:
+            self._vocab_hint.setText("from the tokenizer: counting the corpus's characters…")
+
+    def _count_now(self, key: str) -> None:
+        self._vocab_counts.pop(key, None)
+        self._vocab_errors.pop(key, None)
+        count, error = _count_or_error(key)
+        if count is not None:
+            self._vocab_counts[key] = count
+        else:
+            self._vocab_errors[key] = error
+
+    def _start_count(self, key: str | None) -> None:
+        self._vocab_wanted = key
+        self._vocab_job.start(lambda: (key, _count_or_error(key)))
+
+    def _on_vocab_counted(self, result: tuple) -> None:
+        key, (count, error) = result
+        if count is not None:
+            self._vocab_counts[key] = count
+        else:
+            self._vocab_errors[key] = error
+        if key == self._vocab_key() and self.tokenizer.currentText() == "char":
+            self._validate()
+            self.sig_changed.emit()
+            if count is not None:
+                self.sig_vocab_counted.emit(count)
+
+    def _on_vocab_job_finished(self) -> None:
+        # The corpus changed while counting another one: count the one chosen now.
+        wanted = self._vocab_key()
+        if (self.tokenizer.currentText() == "char" and wanted not in self._vocab_counts
+                and wanted not in self._vocab_errors):
+            self._sync_vocab()
+
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a text corpus", "", "Text (*.txt);;All files (*)")
         if path:
             self.corpus.setText(path)
 
     def _validate(self) -> None:
+        self._sync_vocab()
         messages: dict[str, str] = {}
         values: dict[str, Any] = {}
         for key, spec in self._specs.items():
@@ -325,6 +448,10 @@ class HyperparameterForm(QWidget):
             config.update(qkv_bias=self.qkv_bias.isChecked(), tie_weights=self.tie_weights.isChecked())
             for key, problem in info.config_problems(config).items():
                 messages[key if key in self._edits else _field_of(problem)] = problem
+        vocab = values.get("vocab_size")
+        if self.tokenizer.currentText() == "bpe" and isinstance(vocab, int) and vocab <= BYTE_ALPHABET:
+            messages["vocab_size"] = (f"a byte-level BPE needs more than {BYTE_ALPHABET} tokens (its byte "
+                                      f"alphabet): {DEFAULT_BPE_VOCAB} for example")
         corpus_message = _corpus_problem(self.corpus.text().strip())
         if corpus_message:
             messages["corpus"] = corpus_message
@@ -346,6 +473,14 @@ class HyperparameterForm(QWidget):
             edit.style().polish(edit)
         label.setText(message or "")
         label.setVisible(bad)
+
+
+def _count_or_error(corpus: str | None) -> tuple[int | None, str | None]:
+    """(character vocabulary size, None) or (None, why the corpus cannot be used); runs off-thread."""
+    try:
+        return data.char_vocab_size(corpus), None
+    except (data.CorpusError, OSError) as exc:
+        return None, str(exc)
 
 
 def _format(value: Any) -> str:

@@ -395,6 +395,7 @@ class PretrainPanel(QWidget):
         """Stop training (checkpoint kept) and background jobs; called when the window closes."""
         self._retrain_pending = False
         self._process.shutdown()
+        self.form.shutdown()
         for tab in self._inspection_tabs:
             if hasattr(tab, "shutdown"):
                 tab.shutdown()
@@ -515,7 +516,8 @@ class PretrainPanel(QWidget):
         if not self._process.is_running() and "steps" not in messages:
             self.progress.setRange(0, int(settings["steps"]))
             self.progress.setValue(0)
-        self._refuse = self.estimates.update_from(self.form.config_dict(), settings, messages)
+        self._refuse = self.estimates.update_from(self.form.config_dict(), settings, messages,
+                                                  vocab_pending=self.form.vocab_pending())
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -575,15 +577,10 @@ def _duration(seconds: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Open the panel alone in a window."""
-    from PySide6.QtWidgets import QApplication
+    from explorer.ui.standalone import run_standalone
 
-    app = QApplication.instance() or QApplication(list(argv or sys.argv))
-    panel = PretrainPanel()
-    panel.setWindowTitle("Autograd Explorer — pretraining")
-    panel.resize(1400, 860)
-    panel.show()
-    app.aboutToQuit.connect(panel.shutdown)
-    return app.exec()
+    return run_standalone(PretrainPanel, "Autograd Explorer — pretraining", (1400, 860),
+                          list(argv or sys.argv))
 
 
 if __name__ == "__main__":

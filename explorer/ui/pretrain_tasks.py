@@ -1,4 +1,4 @@
-"""A one-shot background job for the pretraining panel (attention maps, tracing a step).
+"""One-shot background jobs for the pretraining panel (attention maps, tracing a step, counting a vocabulary).
 
 The job is a plain function; it runs in a QThread and its result or its error message comes back
 as a signal on the GUI thread. Widgets are never touched off the GUI thread.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 
 class FunctionThread(QThread):
@@ -34,3 +34,49 @@ class FunctionThread(QThread):
                                  else f"{type(exc).__name__}: {text}".rstrip(": "))
             return
         self.sig_done.emit(result)
+
+
+class BackgroundJob(QObject):
+    """At most one FunctionThread at a time, with the start / finish / shutdown plumbing in one place.
+
+    `start(fn)` runs `fn()` off the GUI thread unless a job is already running; its outcome arrives as
+    `sig_done(result)` or `sig_failed(message)`, then `sig_finished()` once the thread is over.
+    """
+
+    sig_done = Signal(object)
+    """The job returned this value."""
+    sig_failed = Signal(str)
+    """The job raised: a one-line message."""
+    sig_finished = Signal()
+    """The job's thread ended (after sig_done or sig_failed); `is_busy()` is False again."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._thread: FunctionThread | None = None
+
+    def is_busy(self) -> bool:
+        """True while a job runs."""
+        return self._thread is not None
+
+    def start(self, fn: Callable[[], Any]) -> bool:
+        """Run `fn()` in a new thread; False (and nothing started) while another job runs."""
+        if self._thread is not None:
+            return False
+        thread = FunctionThread(fn, self)
+        thread.sig_done.connect(self.sig_done)
+        thread.sig_failed.connect(self.sig_failed)
+        thread.finished.connect(self._on_finished)
+        self._thread = thread
+        thread.start()
+        return True
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Wait (up to `timeout_ms`) for a running job; its result is still delivered."""
+        if self._thread is not None:
+            self._thread.wait(timeout_ms)
+
+    def _on_finished(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.deleteLater()
+        self.sig_finished.emit()

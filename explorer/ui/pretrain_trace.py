@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from explorer.ui.pretrain_tasks import FunctionThread
+from explorer.ui.pretrain_tasks import BackgroundJob
 
 # Above this, building and tracing the model would take much of this machine's memory for little
 # more insight than the same structure at tiny size.
@@ -78,7 +78,10 @@ class TraceTab(QWidget):
         super().__init__()
         self.setObjectName("pretrainTrace")
         self._panel = panel
-        self._thread: FunctionThread | None = None
+        self._job = BackgroundJob(self)
+        self._job.sig_done.connect(self._on_done)
+        self._job.sig_failed.connect(lambda message: self.status.setText(f"Could not trace: {message}"))
+        self._job.sig_finished.connect(self._on_job_finished)
         self.trace = None
         self.button = QPushButton("Trace one step")
         self.button.setObjectName("traceStepButton")
@@ -124,7 +127,7 @@ class TraceTab(QWidget):
 
     def trace_step(self) -> None:
         """Trace one step of the current model in a background thread."""
-        if self._thread is not None or self.view is None:
+        if self._job.is_busy() or self.view is None:
             return
         self.button.setEnabled(False)
         if self._panel.with_fresh_checkpoint(self._start):
@@ -132,26 +135,19 @@ class TraceTab(QWidget):
 
     def _start(self) -> None:
         self.button.setEnabled(True)
-        if self._thread is not None:
+        if self._job.is_busy():
             return
         source = self._panel.model_source()
         n_tokens = self.tokens.value()
         self.status.setText("Tracing one training step…")
         self.button.setEnabled(False)
-        thread = FunctionThread(lambda: trace_one_step(source, n_tokens), self)
-        thread.sig_done.connect(self._on_done)
-        thread.sig_failed.connect(lambda message: self.status.setText(f"Could not trace: {message}"))
-        thread.finished.connect(self._on_thread_finished)
-        self._thread = thread
-        thread.start()
+        self._job.start(lambda: trace_one_step(source, n_tokens))
 
     def shutdown(self) -> None:
         """Wait for a running trace."""
-        if self._thread is not None:
-            self._thread.wait(30000)
+        self._job.shutdown(30000)
 
-    def _on_thread_finished(self) -> None:
-        self._thread = None
+    def _on_job_finished(self) -> None:
         self.button.setEnabled(True)
 
     def _on_done(self, result) -> None:

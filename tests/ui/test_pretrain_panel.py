@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.checkpoint import read_checkpoint  # noqa: E402
+from explorer.core.data import char_vocab_size  # noqa: E402
+from explorer.core.gpt import PRESETS, GPTConfig, count_parameters  # noqa: E402
 from explorer.ui.pretrain_child import _BatchSender  # noqa: E402
 from explorer.ui.pretrain_panel import PretrainPanel  # noqa: E402
 from explorer.ui.pretrain_runs import Run  # noqa: E402
@@ -97,6 +99,10 @@ def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
     assert panel.is_training()
     first = panel.runs()[0]
     qtbot.waitUntil(lambda: _steps(first) >= 3 and bool(first.samples), timeout=WAIT_MS)
+    # The count beside the form is the one of the model that trains (vocab_size from the tokenizer).
+    trained = count_parameters(GPTConfig(**first.config))["total"]
+    assert f"<b>{trained:,}</b>" in _text(panel, "paramCount")
+    assert panel.form.edit("vocab_size").text() == str(first.config["vocab_size"])
     assert first.evals["val_loss"].view().size >= 1
     assert "step" in panel.samples.toPlainText()
     with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS) as blocker:
@@ -344,3 +350,29 @@ def test_slow_cpu_run_is_warned_about_but_allowed(panel):
     assert panel.train_button.isEnabled()
     panel.form.set_values({"steps": 5})
     assert not panel.fit_warning.isVisible()
+
+
+def test_char_vocab_comes_from_the_tokenizer_bpe_vocab_is_a_setting(panel, qtbot):
+    vocab = panel.form.edit("vocab_size")
+    if panel.form.vocab_pending():  # the built-in corpus is counted off the GUI thread
+        with qtbot.waitSignal(panel.form.sig_vocab_counted, timeout=WAIT_MS):
+            pass
+    chars = char_vocab_size()
+    assert vocab.isReadOnly() and vocab.text() == str(chars)
+    assert f"from the tokenizer: {chars}" in _text(panel, "pretrainVocabHint")
+    assert panel.form.config_dict()["vocab_size"] == chars
+    expected = count_parameters(PRESETS["tiny"].replace(vocab_size=chars))["total"]
+    assert f"<b>{expected:,}</b>" in _text(panel, "paramCount")
+    assert "provisional" not in panel.estimates.param_parts.text()
+
+    panel.form.tokenizer.setCurrentText("bpe")
+    assert not vocab.isReadOnly() and vocab.text() == "1024"
+    assert panel.form.settings_dict()["tokenizer"] == "bpe"
+    expected = count_parameters(PRESETS["tiny"].replace(vocab_size=1024))["total"]
+    assert f"<b>{expected:,}</b>" in _text(panel, "paramCount")
+    vocab.clear()
+    qtbot.keyClicks(vocab, "200")
+    assert "byte alphabet" in panel.form.error_label("vocab_size").text()
+    assert not panel.train_button.isEnabled()
+    panel.form.tokenizer.setCurrentText("char")
+    assert vocab.text() == str(chars) and panel.form.is_valid()
