@@ -1,0 +1,300 @@
+"""Acceptance tests: the user journeys of DESIGN.md ("What the user does" 1-5), walked through the real
+main window, offscreen, by the objectNames the issues promise to scripted tests.
+
+Each test drives the window the way a student would (typing, clicking buttons, picking presets, moving
+a slider) and checks what is on screen against numbers computed here with plain torch, or against the
+reference numbers of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QLabel,
+    QMenu,
+    QPlainTextEdit,
+    QSlider,
+    QTableWidget,
+    QWidget,
+)
+
+from explorer.ui.main_window import MainWindow
+
+WAIT = 20_000  # ms: a generous bound for a signal, never a timing assertion
+
+SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
+              "L = bce(a, y)"]
+
+EXPRESSION_NAMES = ["programEditor", "errorLabel", "graphView", "inspector", "resetButton", "stepBackButton",
+                    "stepButton", "playButton", "speedSlider", "stepStatus"]
+NETWORK_NAMES = ["networkPreset", "networkTrainButton", "datasetCombo", "networkLossPlot", "boundaryPlot",
+                 "paramTable"]
+PRETRAIN_NAMES = ["pretrainPreset", "pretrainTrainButton", "pretrainStopButton", "pretrainLossPlot",
+                  "samplesView", "paramCount"]
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.shutdown_panels()
+
+
+def open_workspace(qtbot, window: MainWindow, key: str) -> QWidget:
+    """Click the workspace's tab the way a user would and wait until its panel is built."""
+    if key not in window.panels:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT,
+                              check_params_cb=lambda k: k == key):
+            if window.current_key() == key:
+                window.ensure_current_panel()
+            else:
+                window.show_workspace(key)
+    else:
+        window.show_workspace(key)
+    assert window.current_key() == key
+    panel = window.panels.get(key)
+    assert panel is not None, window.errors.get(key)
+    return panel
+
+
+def one(parent: QWidget, name: str, cls=QWidget) -> QWidget:
+    """The one widget called `name` under `parent` (the scripted-test contract: names are stable)."""
+    found = [w for w in parent.findChildren(cls, name) if w.objectName() == name]
+    assert len(found) == 1, f"{len(found)} widgets named {name!r}"
+    return found[0]
+
+
+def visible_text(widget: QWidget) -> str:
+    """All the text a label or any labels inside a widget show, tags removed."""
+    labels = [widget] if isinstance(widget, QLabel) else widget.findChildren(QLabel)
+    texts = [lbl.text() for lbl in labels if lbl.isVisibleTo(widget.window())]
+    return re.sub(r"<[^>]+>", "", "\n".join(texts)).replace("&nbsp;", " ")
+
+
+def click(qtbot, button: QAbstractButton) -> None:
+    assert button.isEnabled(), f"{button.objectName()} is disabled"
+    qtbot.mouseClick(button, Qt.LeftButton)
+
+
+def wait_computed(qtbot, panel, action, source: str | None = None):
+    """Do `action` and wait for the expression panel to show the run it causes (of `source` if given)."""
+    def matches(result) -> bool:
+        return source is None or result.source == source
+
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT, check_params_cb=matches) as blocker:
+        action()
+    return blocker.args[0]
+
+
+def seed_reference(w: float = 2.2, b: float = 0.0) -> dict[str, float]:
+    """The seed example computed here with plain torch (L, dL/dw, dL/db)."""
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    a = torch.sigmoid(wt * 1.1 + bt)
+    loss = torch.nn.functional.binary_cross_entropy(a, torch.tensor(1.0))
+    loss.backward()
+    return {"L": float(loss.detach()), "w": float(wt.grad), "b": float(bt.grad)}
+
+
+def type_program(qtbot, panel, lines: list[str]):
+    """Select all, delete, type the program line by line, then press Ctrl+Enter; returns the result."""
+    editor = one(panel, "programEditor", QPlainTextEdit)
+    editor.setFocus()
+    qtbot.keyClick(editor, Qt.Key_A, Qt.ControlModifier)
+    qtbot.keyClick(editor, Qt.Key_Delete)
+    assert editor.toPlainText() == ""
+    for line in lines:
+        qtbot.keyClicks(editor, line)
+        qtbot.keyClick(editor, Qt.Key_Return)
+    source = editor.toPlainText()
+    assert [ln.strip() for ln in source.splitlines()] == lines
+    return wait_computed(qtbot, panel, lambda: qtbot.keyClick(editor, Qt.Key_Return, Qt.ControlModifier),
+                         source)
+
+
+def node_id(result, name: str) -> str:
+    return next(nid for nid, n in result.trace.nodes.items() if n.name == name)
+
+
+def click_node(qtbot, panel, nid: str) -> None:
+    """Click a node's card in the graph canvas with the mouse."""
+    view = one(panel, "graphView")
+    view.fit()
+    card = view.graph_scene.cards[nid]
+    pos: QPoint = view.mapFromScene(card.sceneBoundingRect().center())
+    assert view.viewport().rect().contains(pos)
+    qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=pos)
+    assert view.selected() == nid
+
+
+def numbers_in(text: str) -> list[float]:
+    return [float(m.replace("−", "-")) for m in re.findall(r"[-−]?\d+\.\d+", text)]
+
+
+# -- 1. launch ---------------------------------------------------------------------------------------
+
+
+def test_every_workspace_opens_with_its_named_controls(qtbot, window):
+    tabs = window.tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Expression", "Network", "Pretraining"]
+    for key, names in (("expression", EXPRESSION_NAMES), ("network", NETWORK_NAMES),
+                       ("pretrain", PRETRAIN_NAMES)):
+        panel = open_workspace(qtbot, window, key)
+        for name in names:
+            one(panel, name)
+
+
+@pytest.mark.xfail(strict=True, reason="the network form's parameter label is also named paramCount "
+                   "(explorer/ui/network_form.py), so a script asking the window for paramCount may read "
+                   "the network's count instead of the pretraining one")
+def test_param_count_name_is_unique_in_the_window(qtbot, window):
+    for key in ("network", "pretrain"):
+        open_workspace(qtbot, window, key)
+    one(window, "paramCount")
+
+
+# -- 2. expression workspace -------------------------------------------------------------------------
+
+
+def test_typing_the_seed_program_and_stepping_to_the_end_shows_its_gradients(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, SEED_LINES)
+    assert result.ok, result.error
+    assert not one(panel, "errorLabel").isVisible()
+    status = one(panel, "stepStatus", QLabel)
+    inspector = one(panel, "inspector")
+    step = one(panel, "stepButton", QAbstractButton)
+    back = one(panel, "stepBackButton", QAbstractButton)
+
+    click(qtbot, one(panel, "resetButton", QAbstractButton))
+    assert status.text().startswith("Ready")
+    assert "-0.0898" not in visible_text(inspector)
+    n_forward, n_backward = len(result.trace.forward_order), len(result.trace.backward_order)
+    seen = []
+    while step.isEnabled():
+        click(qtbot, step)
+        seen.append(status.text())
+    assert len(seen) == n_forward + n_backward
+    assert all(s.startswith("forward") for s in seen[:n_forward])
+    assert all(s.startswith("backward") for s in seen[n_forward:])
+    # the backward pass: the engine runs the sigmoid's and BCE's grad_fns, and fills both params
+    backward_text = "\n".join(seen[n_forward:])
+    assert "SigmoidBackward0" in backward_text and "AccumulateGrad" in backward_text
+    ref = seed_reference()
+    assert ref["w"] == pytest.approx(-0.0898263, abs=1e-6) and ref["b"] == pytest.approx(-0.0816603, abs=1e-6)
+    shown = visible_text(inspector) + "\n" + status.text() + "\n" + "\n".join(seen)
+    assert "dL/dw = -0.0898" in shown, shown
+    assert "dL/db = -0.0817" in shown, shown
+    summary = one(panel, "gradSummary", QLabel).text()
+    assert "dL/dw = -0.0898" in summary and "dL/db = -0.0817" in summary, summary
+
+    # stepping back and forth gives the same states
+    click(qtbot, back)
+    before_last = status.text()
+    assert before_last == seen[-2]
+    click(qtbot, step)
+    assert status.text() == seen[-1]
+
+
+def test_clicking_a_node_shows_its_chain_rule_with_numbers(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, SEED_LINES)
+    z = node_id(result, "z")
+    click_node(qtbot, panel, z)
+    text = one(panel, "chainRule", QLabel).text()
+    # upstream dL/da × local σ(z)(1 − σ(z)) = dL/dz, with the numbers
+    a = 1 / (1 + math.exp(-2.42))
+    dl_da = -1 / a
+    line = next((ln for ln in text.splitlines() if ln.startswith("dL/dz = dL/da")), None)
+    assert line is not None, text
+    assert "σ(z)" in line or "a(1" in line, line
+    assert f"{dl_da:.4f}" in line.replace("−", "-") or f"{dl_da:.3f}" in line.replace("−", "-"), line
+    assert line.replace("−", "-").rstrip().endswith("-0.0817"), line
+    # the leaf w: autograd beside finite differences
+    click_node(qtbot, panel, node_id(result, "w"))
+    table = one(panel, "gradCheckTable", QTableWidget)
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows.get("autograd") == "-0.0898" and rows.get("finite differences") == "-0.0898", rows
+
+
+def test_moving_the_w_slider_recomputes_the_loss(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, SEED_LINES)
+    loss_before = result.trace.nodes[result.trace.output_id].value.item()
+    assert loss_before == pytest.approx(0.0852, abs=5e-5)
+    slider = one(panel, "slider_w", QSlider)
+    spin = panel.findChild(QWidget, "spin_w")
+    slider.setFocus()
+    result = wait_computed(qtbot, panel, lambda: qtbot.keyClick(slider, Qt.Key_PageDown))
+    w_new = spin.value()
+    assert w_new < 2.2
+    loss_after = result.trace.nodes[result.trace.output_id].value.item()
+    ref = seed_reference(w=w_new)
+    assert loss_after == pytest.approx(ref["L"], rel=1e-4)
+    assert loss_after > loss_before  # w moved against -dL/dw: the loss went up
+    summary = one(panel, "gradSummary", QLabel).text()
+    assert f"dL/dw = {ref['w']:.4f}" in summary, summary
+
+
+def test_tensor_example_shows_shape_dtype_stride_and_the_matmul(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    menu = window.findChild(QMenu, "examplesMenu")
+    action = next(a for a in menu.actions() if a.data() == "tensors_basics")
+    result = wait_computed(qtbot, panel, action.trigger)
+    assert result.ok, result.error
+    meta = one(panel, "inspector").meta_labels
+
+    click_node(qtbot, panel, node_id(result, "A"))
+    assert (meta["shape"].text(), meta["dtype"].text()) == ("(2, 3)", "int64")
+    click_node(qtbot, panel, node_id(result, "F"))
+    assert meta["dtype"].text() == "float32"
+    click_node(qtbot, panel, node_id(result, "T"))
+    assert (meta["shape"].text(), meta["stride"].text(), meta["contiguous"].text()) == \
+        ("(3, 2)", "(1, 3)", "False")
+    click_node(qtbot, panel, node_id(result, "G"))
+    assert meta["shape"].text() == "(2, 2)"
+    grid = next(t for t in one(panel, "inspector").findChildren(QTableWidget) if t.isVisibleTo(panel)
+                and t.objectName() != "gradCheckTable")
+    cells = [[grid.item(r, c).text() for c in range(grid.columnCount())] for r in range(grid.rowCount())]
+    assert cells == [["14", "32"], ["32", "77"]]
+
+
+def test_typed_int_and_float_literals_become_int64_and_float32(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, ["I = [[1, 2, 3], [4, 5, 6]]", "F = [[1.5, 2.0]]",
+                                         "G = I @ I.T", "H = F.T"])
+    assert result.ok, result.error
+    meta = one(panel, "inspector").meta_labels
+    for name, dtype in (("I", "int64"), ("F", "float32"), ("G", "int64")):
+        click_node(qtbot, panel, node_id(result, name))
+        assert meta["dtype"].text() == dtype, name
+    g = result.trace.nodes[node_id(result, "G")].value
+    assert np.asarray(g.data).tolist() == [[14, 32], [32, 77]]
+
+
+def test_an_invalid_program_shows_its_error_and_keeps_the_graph(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    good = type_program(qtbot, panel, SEED_LINES)
+    view = one(panel, "graphView")
+    cards = set(view.graph_scene.cards)
+    editor = one(panel, "programEditor", QPlainTextEdit)
+    editor.moveCursor(editor.textCursor().MoveOperation.End)
+    qtbot.keyClicks(editor, "M = foo(L)")
+    bad = wait_computed(qtbot, panel, lambda: qtbot.keyClick(editor, Qt.Key_Return, Qt.ControlModifier))
+    assert not bad.ok
+    error = one(panel, "errorLabel", QLabel)
+    assert error.isVisible() and "line 8:" in error.text() and "foo" in error.text(), error.text()
+    assert set(view.graph_scene.cards) == cards and panel.result is good
