@@ -6,7 +6,6 @@ Run on its own with `python -m explorer.ui.expression_panel`.
 from __future__ import annotations
 
 import math
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui import expression_compute as ec
-from explorer.ui import theme as themes
 from explorer.ui.editor import ProgramEditor
 from explorer.ui.examples import SEED_SOURCE, load_example
 from explorer.ui.graph_view import GraphView
@@ -415,17 +413,9 @@ def _scalar(snap) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Open the expression workspace alone in a window."""
-    from PySide6.QtWidgets import QApplication
+    from explorer.ui.standalone import run_standalone
 
-    app = QApplication.instance() or QApplication(list(argv or sys.argv))
-    themes.apply_theme(app, "light")
-    panel = ExpressionPanel()
-    panel.setWindowTitle("Autograd Explorer: expression")
-    panel.resize(1400, 820)
-    panel.show()
-    code = app.exec()
-    panel.shutdown()
-    return code
+    return run_standalone(ExpressionPanel, "Autograd Explorer: expression", (1400, 820), argv)
 
 
 if __name__ == "__main__":

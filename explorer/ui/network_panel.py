@@ -7,7 +7,6 @@ and live curves). Open it alone with `python -m explorer.ui.network_panel`.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -199,16 +198,9 @@ class NetworkPanel(QWidget):
 
 def main(argv: list[str] | None = None) -> int:
     """Open the panel alone in a window."""
-    from PySide6.QtWidgets import QApplication
+    from explorer.ui.standalone import run_standalone
 
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
-    themes.apply_theme(app, "light")
-    panel = NetworkPanel()
-    panel.setWindowTitle("Autograd Explorer: network workspace")
-    panel.resize(1400, 880)
-    panel.show()
-    app.aboutToQuit.connect(panel.shutdown)
-    return app.exec()
+    return run_standalone(NetworkPanel, "Autograd Explorer: network workspace", (1400, 880), argv)
 
 
 if __name__ == "__main__":

@@ -211,3 +211,53 @@ def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
     finally:
         themes.set_current("light")
         app.setStyleSheet(before)
+
+
+def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from explorer.ui.standalone import run_standalone
+
+    seen: dict = {"shutdown": 0}
+
+    class Panel(QWidget):
+        def shutdown(self):
+            seen["shutdown"] += 1
+
+    def factory():
+        seen["panel"] = Panel()
+        return seen["panel"]
+
+    def look_then_quit():
+        panel = seen["panel"]
+        seen.update(title=panel.windowTitle(), visible=panel.isVisible(),
+                    size=(panel.width(), panel.height()))
+        QApplication.instance().quit()
+
+    before = QApplication.instance().styleSheet()
+    QTimer.singleShot(0, look_then_quit)
+    try:
+        assert run_standalone(factory, "Alone", (640, 480)) == 0
+    finally:
+        QApplication.instance().setStyleSheet(before)
+    assert seen["title"] == "Alone" and seen["visible"] and seen["size"] == (640, 480)
+    assert seen["shutdown"] == 1
+    assert not seen["panel"].isVisible()
+
+
+@pytest.mark.parametrize("module, cls", [("explorer.ui.expression_panel", "ExpressionPanel"),
+                                         ("explorer.ui.network_panel", "NetworkPanel"),
+                                         ("explorer.ui.pretrain_panel", "PretrainPanel")])
+def test_each_panel_main_opens_through_run_standalone(monkeypatch, module, cls):
+    import importlib
+
+    from explorer.ui import standalone
+
+    calls = []
+    monkeypatch.setattr(standalone, "run_standalone", lambda *a, **k: calls.append(a) or 0)
+    mod = importlib.import_module(module)
+    assert mod.main(["prog"]) == 0
+    factory, title, size = calls[0][:3]
+    assert factory is getattr(mod, cls)
+    assert title.startswith("Autograd Explorer") and len(size) == 2
