@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import types
 import typing
 from pathlib import Path
@@ -128,15 +130,71 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None
     printer = JsonPrinter() if args.json else TextPrinter()
-    for record in trainer.run():
-        printer.add(record)
-        if record["type"] == "error":
-            printer.close()
-            if record.get("kind") == "input":
-                raise UserInputError(record["message"])
-            return 1
+    interrupts = InterruptToStop(trainer)
+    try:
+        with interrupts:
+            for record in trainer.run():
+                printer.add(record)
+                if record["type"] == "error":
+                    printer.close()
+                    if record.get("kind") == "input":
+                        raise UserInputError(record["message"])
+                    return 1
+                if record["type"] == "stopped" and interrupts.count:
+                    printer.close()
+                    _report_interrupt(trainer, record)
+                    return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, or one that arrived outside the handler
+        printer.close()
+        _report_interrupt(trainer, trainer.write_outputs_after_interrupt())
+        return EXIT_INTERRUPTED
     printer.close()
     return 0
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+
+
+class InterruptToStop:
+    """While active, the first Ctrl-C asks the trainer to stop after its step (which saves with --out);
+    the next one raises KeyboardInterrupt as usual. Only the main thread can own the handler."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.count = 0
+        self._previous = None
+
+    def __enter__(self) -> InterruptToStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.trainer.request_stop()
+        print("interrupted: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr,
+              flush=True)
+
+
+def _report_interrupt(trainer: Trainer, record: dict) -> None:
+    """Say on stderr where an interrupted run's progress went."""
+    where = record.get("checkpoint_path")
+    if where:
+        print(f"interrupted at step {trainer.step}: checkpoint written to {where} "
+              f"(continue with --resume {where})", file=sys.stderr, flush=True)
+    elif record.get("unsafe"):
+        print(f"interrupted during an optimizer update at step {trainer.step + 1}: no final checkpoint "
+              "(the weights were half-updated); the last --save-every checkpoint is the latest",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"interrupted at step {trainer.step}: nothing saved (use --out DIR to keep checkpoints)",
+              file=sys.stderr, flush=True)
 
 
 def _resume(args: argparse.Namespace) -> Trainer:

@@ -212,6 +212,7 @@ class Trainer:
         if self.settings.compile:
             self._loss_fn = torch.compile(self.model.loss)
         self.warnings: list[str] = []  # told once, right after the "start" record
+        self._updating = False  # inside the optimizer update of a step (see write_outputs_after_interrupt)
         self.step = 0
         self.tokens = 0
         self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
@@ -340,9 +341,13 @@ class Trainer:
         # One host-device sync per step, for both numbers the record and the NaN check need.
         loss_value, norm_value = torch.stack([total / s.grad_accum_steps, grad_norm.float()]).tolist()
         if math.isfinite(loss_value) and math.isfinite(norm_value):
+            # A KeyboardInterrupt between these lines would leave weights and step counter disagreeing:
+            # `write_outputs_after_interrupt` then refuses to save (not reset in a `finally` on purpose).
+            self._updating = True
             self.optimizer.step()
             self.step += 1
             self.tokens += self._step_tokens()
+            self._updating = False
         self.optimizer.zero_grad(set_to_none=True)
         return loss_value, norm_value
 
@@ -474,6 +479,17 @@ class Trainer:
         if "cuda" in ck.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
         self.step, self.tokens, self.history = ck.step, ck.tokens, list(ck.history)
+
+    def write_outputs_after_interrupt(self) -> dict:
+        """After a KeyboardInterrupt escaped `run()`: write the final checkpoint and metrics as a stop would.
+
+        Returns {"checkpoint_path", "metrics_path"} (empty without out_dir or on other ranks). Nothing is
+        written when the interrupt hit an optimizer update, whose weights may be half-changed: then
+        {"unsafe": True}, and the last periodic checkpoint stays the latest.
+        """
+        if self._updating:
+            return {"unsafe": True}
+        return self._write_outputs(final_checkpoint=True)
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the metrics history (one row per logged step) to a CSV file; returns its path."""

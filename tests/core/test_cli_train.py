@@ -4,12 +4,14 @@ import argparse
 import importlib
 import json
 import pickle
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from explorer.cli import UserInputError
+from explorer.core.checkpoint import read_checkpoint
 
 SMALL = ["--n-layers", "1", "--emb-dim", "32", "--n-heads", "2", "--context-length", "16",
          "--batch-size", "4", "--eval-every", "3", "--eval-batches", "2", "--sample-every", "0",
@@ -173,3 +175,26 @@ class Payload:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(corpus, tmp_path):
+    entry_point("params", "--preset", "tiny")  # skips when the full CLI is not importable
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "explorer", "train", *SMALL, "--corpus", corpus, "--steps", "100000",
+               "--json", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())  # a step finished: the run is under way
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    checkpoint = out / "checkpoint.safetensors"
+    saved = read_checkpoint(checkpoint)
+    last = json_lines(stdout)[-1] if stdout.strip() else first
+    assert saved.step >= first["step"] and saved.step >= last["step"]
+    assert f"checkpoint written to {checkpoint}" in stderr and "Traceback" not in stderr
+    assert (out / "metrics.csv").exists()
+    assert not list(out.glob(".*tmp*"))  # written atomically: no temporary file left behind

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from explorer.core import train as train_mod
+from explorer.core.checkpoint import read_checkpoint
 from explorer.core.data import default_corpus
 from explorer.core.gpt import ConfigError, GPTConfig, preset
 from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings, write_metrics_csv
@@ -226,3 +227,16 @@ def test_non_main_rank_writes_nothing(tmp_path, monkeypatch):
     assert trainer.save_checkpoint(tmp_path / "x.safetensors") is None
     assert list(tmp_path.iterdir()) == []
     assert trainer.tokens == 8 * 4 * 16 * 2  # tokens count every rank's batch
+
+
+def test_outputs_after_a_keyboard_interrupt(tmp_path):
+    trainer = Trainer(*micro(out_dir=str(tmp_path), steps=100), corpus=CORPUS)
+    run = trainer.run()
+    while trainer.step < 3:
+        next(run)
+    run.close()  # what a KeyboardInterrupt escaping the loop leaves: a trainer between steps
+    paths = trainer.write_outputs_after_interrupt()
+    assert read_checkpoint(paths["checkpoint_path"]).step == 3
+    assert (tmp_path / "metrics.csv").exists()
+    trainer._updating = True  # interrupted inside optimizer.step(): the weights may be half-updated
+    assert trainer.write_outputs_after_interrupt() == {"unsafe": True}
