@@ -17,10 +17,13 @@ import torch
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QCheckBox,
+    QComboBox,
     QLabel,
     QMenu,
     QPlainTextEdit,
     QSlider,
+    QSpinBox,
     QTableWidget,
     QWidget,
 )
@@ -298,3 +301,136 @@ def test_an_invalid_program_shows_its_error_and_keeps_the_graph(qtbot, window):
     error = one(panel, "errorLabel", QLabel)
     assert error.isVisible() and "line 8:" in error.text() and "foo" in error.text(), error.text()
     assert set(view.graph_scene.cards) == cards and panel.result is good
+
+
+# -- 4. network workspace ----------------------------------------------------------------------------
+
+
+def pick(qtbot, combo: QComboBox, text: str) -> None:
+    """Choose an entry of a combo box by its text, as a user does from the drop-down."""
+    index = combo.findText(text)
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert index >= 0, f"{combo.objectName()} has no {text!r}: {items}"
+    combo.setFocus()
+    combo.setCurrentIndex(index)
+    qtbot.wait(0)
+
+
+def step_to_end(qtbot, panel) -> list[str]:
+    """Click the panel's Step button until it is disabled; the stepStatus text after each click."""
+    step = one(panel, "stepButton", QAbstractButton)
+    status = one(panel, "stepStatus", QLabel)
+    texts = []
+    while step.isEnabled():
+        click(qtbot, step)
+        texts.append(status.text())
+    return texts
+
+
+def seed_net_grads(values: dict[str, np.ndarray], x: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+    """dL/dparam of the seed network (10 -> 5 ReLU -> 1 sigmoid, BCE) computed here with plain torch."""
+    w1, b1, w2, b2 = (torch.tensor(v, dtype=torch.float32, requires_grad=True) for v in values.values())
+    out = torch.sigmoid(torch.relu(x @ w1.T + b1) @ w2.T + b2)
+    loss = torch.nn.functional.binary_cross_entropy(out, y)
+    grads = torch.autograd.grad(loss, [w1, b1, w2, b2])
+    return {name: g.numpy() for name, g in zip(values, grads, strict=True)}
+
+
+def table_grads(table, names) -> dict[str, np.ndarray]:
+    shown = {name: table.displayed_grad(name) for name in names}
+    assert all(g is not None for g in shown.values()), shown
+    return shown
+
+
+def test_mlp_preset_shows_2213_parameters(qtbot, window):
+    panel = open_workspace(qtbot, window, "network")
+    pick(qtbot, one(panel, "networkPreset", QComboBox), "mlp-50-30-20-3")
+    table = one(panel, "paramTable", QTableWidget)
+    counts = [int(table.item(r, 2).text().replace(",", "")) for r in range(table.rowCount())]
+    assert table.rowCount() == 6 and sum(counts) == 2213
+    assert "2,213" in one(panel, "paramTotal", QLabel).text()
+
+
+def test_seed_network_iteration_phase_by_phase_and_skipped_zero_grad(qtbot, window):
+    panel = open_workspace(qtbot, window, "network")
+    pick(qtbot, one(panel, "networkPreset", QComboBox), "mlp-50-30-20-3")
+    pick(qtbot, one(panel, "networkPreset", QComboBox), "seed")
+    table = one(panel, "paramTable", QTableWidget)
+    view = panel.iteration
+    assert table.rowCount() == 4
+    names = [table.item(r, 0).text() for r in range(4)]
+    x, y = view.session.x, view.session.y
+    assert tuple(x.shape) == (1, 10) and y.reshape(-1).tolist() == [1.0]
+
+    start = {n: s.value for n, s in view.states_at(0).items()}
+    statuses = step_to_end(qtbot, panel)
+    kinds = [p.kind for p in view.iteration.phases]
+    assert len(statuses) == len(kinds)
+    # zero_grad, the forward pass layer by layer, the loss, backward node by node, then step
+    assert kinds[0] == "zero_grad" and kinds[-1] == "step"
+    first = {k: kinds.index(k) for k in ("forward", "loss", "backward", "step")}
+    assert first["forward"] < first["loss"] < first["backward"] < first["step"]
+    assert kinds.count("forward") >= 4 and kinds.count("backward") >= 4
+    assert "zero_grad" in statuses[0] and "step" in statuses[-1]
+    g1 = table_grads(table, names)
+    expected = seed_net_grads(start, x, y)
+    for name in names:
+        np.testing.assert_allclose(g1[name], expected[name], rtol=1e-5, atol=1e-7)
+    after_step = {n: s.value for n, s in view.states_at(len(kinds)).items()}
+    for name in names:  # SGD, lr 0.01, no momentum: w <- w - lr * grad
+        np.testing.assert_allclose(after_step[name], start[name] - 0.01 * g1[name], rtol=1e-5, atol=1e-7)
+
+    # skip zero_grad: the next iteration adds the new gradient to the one still in .grad
+    skip = one(panel, "networkSkipZeroGrad", QCheckBox)
+    qtbot.mouseClick(skip, Qt.LeftButton)
+    assert skip.isChecked()
+    click(qtbot, one(panel, "networkNextIteration", QAbstractButton))
+    assert view.iteration.index == 2 and view.iteration.skip_zero_grad
+    start2 = {n: s.value for n, s in view.states_at(0).items()}
+    statuses = step_to_end(qtbot, panel)
+    assert "skipped" in statuses[0]
+    g2 = table_grads(table, names)
+    fresh = seed_net_grads(start2, x, y)
+    for name in names:
+        np.testing.assert_allclose(g2[name], g1[name] + fresh[name], rtol=1e-5, atol=1e-7)
+        # the same batch and weights that barely moved: the gradient shown has doubled
+        np.testing.assert_allclose(g2[name], 2 * g1[name], rtol=0.1, atol=1e-4)
+
+
+def test_training_on_toy_data_raises_accuracy(qtbot, window):
+    panel = open_workspace(qtbot, window, "network")
+    pick(qtbot, one(panel, "networkPreset", QComboBox), "toy-2d")
+    panel.tabs.setCurrentIndex(1)
+    pick(qtbot, one(panel, "datasetCombo", QComboBox), "Two moons")
+    steps = one(panel, "networkSteps", QSpinBox)
+    steps.setValue(300)
+    pick(qtbot, one(panel, "networkSpeed", QComboBox), "max")
+    train = panel.train
+    untrained = np.array(train.boundary_grid, copy=True)
+    with qtbot.waitSignal(train.sig_running_changed, timeout=WAIT * 3,
+                          check_params_cb=lambda running: not running):
+        click(qtbot, one(panel, "networkTrainButton", QAbstractButton))
+    run = train.runs[-1]
+    assert run.steps[-1] == 300
+    assert run.train_acc[-1] > run.train_acc[0] and run.train_acc[-1] >= 0.85, run.train_acc[-1]
+    assert run.train_loss[-1] < run.train_loss[0]
+    curve = one(panel, "networkLossPlot").plotItem.listDataItems()[0]
+    assert len(curve.getData()[0]) == len(run.steps)
+    assert np.abs(np.asarray(train.boundary_grid) - untrained).max() > 0.1
+    assert "300" in panel.findChild(QLabel, "trainStatus").text()
+
+
+# -- 5. pretraining workspace ------------------------------------------------------------------------
+
+
+def test_gpt2_preset_shows_its_parameter_count_tied_and_untied(qtbot, window):
+    panel = open_workspace(qtbot, window, "pretrain")
+    pick(qtbot, one(panel, "pretrainPreset", QComboBox), "gpt2-124m")
+    count = one(panel, "paramCount", QLabel)
+    assert "163,009,536" in count.text(), count.text()
+    tie = next(b for b in panel.findChildren(QCheckBox) if "tie" in b.text().lower())
+    tie.click()
+    assert tie.isChecked()
+    assert "124,412,160" in count.text(), count.text()
+    pick(qtbot, one(panel, "pretrainPreset", QComboBox), "tiny")
+    assert "163,009,536" not in count.text() and "124,412,160" not in count.text()
