@@ -16,18 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot build a model; `problems` maps each bad field to its message."""
-
-    def __init__(self, problems: dict[str, str]):
-        self.problems = dict(problems)
-        super().__init__("; ".join(self.problems.values()))
+from explorer.core.config import ConfigError, ConfigMixin
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ConfigMixin):
     """The shape of a GPT: every number the parameter count and memory estimate depend on."""
+
+    unknown_field_noun = "GPT config field"
 
     # Number of distinct tokens the model can read and predict (rows of the embedding table).
     # With the character tokenizer the trainer sets it from the corpus.
@@ -81,31 +77,11 @@ class GPTConfig:
                 out[name] = f"{name} must be true or false, got {getattr(self, name)!r}"
         return out
 
-    def validate(self) -> GPTConfig:
-        """Raise ConfigError listing every problem; return self when the config is valid."""
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of the fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GPTConfig:
-        """Build from a dict such as `to_dict()` gives; unknown keys are an error, missing ones default."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError({k: f"unknown GPT config field {k!r}" for k in unknown})
-        return cls(**data)
-
     def replace(self, **changes) -> GPTConfig:
         """A copy with some fields changed; hidden_dim follows emb_dim unless it was set apart from it."""
         if "emb_dim" in changes and "hidden_dim" not in changes and self.hidden_dim == 4 * self.emb_dim:
             changes["hidden_dim"] = None
-        return dataclasses.replace(self, **changes)
+        return super().replace(**changes)
 
 
 PRESETS: dict[str, GPTConfig] = {

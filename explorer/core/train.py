@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import math
 import os
 import threading
@@ -28,6 +27,7 @@ import torch
 
 from explorer.core import checkpoint as ckpt_io
 from explorer.core.checkpoint import CheckpointError
+from explorer.core.config import ConfigMixin
 from explorer.core.data import (
     CorpusError,
     TokenData,
@@ -41,8 +41,10 @@ from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parame
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(ConfigMixin):
     """How to train: steps, batch, optimiser, schedule, logging, device. Every field is JSON-able."""
+
+    unknown_field_noun = "training setting"
 
     steps: int = 500  # optimizer steps in the whole run (a resumed run continues up to this)
     batch_size: int = 12  # sequences per micro-batch
@@ -112,30 +114,6 @@ class TrainSettings:
         if not isinstance(self.device, str) or self.device.split(":")[0] not in devices:
             out["device"] = f"device must be auto, cpu, cuda or mps, got {self.device!r}"
         return out
-
-    def validate(self) -> TrainSettings:
-        """Raise ConfigError listing every problem; return self when valid."""
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of the fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainSettings:
-        """Build from a dict such as `to_dict()` gives; unknown keys are an error, missing ones default."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError({k: f"unknown training setting {k!r}" for k in unknown})
-        return cls(**data)
-
-    def replace(self, **changes) -> TrainSettings:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GPU (1.6 GB of int64)
