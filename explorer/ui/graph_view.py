@@ -595,10 +595,10 @@ class GraphView(QGraphicsView):
         """Tab/Shift+Tab walk the nodes, Up/Down move in a column, F fits, +/- zoom, Enter expands,
         Escape clears the selection.
 
-        Player keys (Space, Left, Right, Home) are left to the parent widget.
+        Player keys (Space, Left, Right, Home, End) are left to the parent widget.
         """
         key = event.key()
-        if key in (Qt.Key_Space, Qt.Key_Left, Qt.Key_Right, Qt.Key_Home):
+        if key in (Qt.Key_Space, Qt.Key_Left, Qt.Key_Right, Qt.Key_Home, Qt.Key_End):
             event.ignore()
             return
         if key in (Qt.Key_Tab, Qt.Key_Backtab):

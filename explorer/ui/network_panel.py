@@ -18,9 +18,9 @@ from explorer.ui import theme as themes
 from explorer.ui.network_form import CUSTOM, SpecForm
 from explorer.ui.network_iteration import IterationView
 from explorer.ui.network_train import TrainView
+from explorer.ui.player import PLAYER_KEYS
 
 ITERATION_TAB, TRAIN_TAB = 0, 1
-PLAYER_KEYS = (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End)
 
 
 class NetworkPanel(QWidget):
@@ -188,7 +188,8 @@ class NetworkPanel(QWidget):
         for text, shortcut, slot in specs:
             action = QAction(text, self)
             action.setShortcut(QKeySequence(shortcut))
-            # Player keys must not fire while typing into a spin box of the form.
+            # Only while the focus is in this panel; keys a focused input uses itself (Space in a
+            # combo, Right in a spin box) never reach these shortcuts (player.install_input_key_guard).
             action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, s=slot: s())
             actions.append(action)

@@ -6,10 +6,80 @@ computed yet", step N (the length) is "forward and backward done".
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QTextEdit,
+    QWidget,
+)
 
 PLAYER_KEYS = (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End)
+
+_COMBO_KEYS = {Qt.Key_Space, Qt.Key_Up, Qt.Key_Down, Qt.Key_Home, Qt.Key_End, Qt.Key_PageUp, Qt.Key_PageDown}
+_SLIDER_KEYS = {Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_Home, Qt.Key_End,
+                Qt.Key_PageUp, Qt.Key_PageDown}
+_COMMAND_MODIFIERS = Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier
+
+
+def input_owns_key(widget: QWidget | None, key: int, modifiers=Qt.NoModifier, text: str = "") -> bool:
+    """True when `widget` (the one with the keyboard focus) uses this key press itself.
+
+    Text and number fields own every key without Ctrl/Alt/Meta (typing a space is typing, not
+    "play"); a combo box owns Space (open), Up/Down/Home/End (choose) and letters (jump to an item);
+    a focused slider owns its arrows; a focused check box or button owns Space; an open popup (a
+    combo's list) owns everything. Such keys must reach the widget, never a player shortcut.
+    """
+    if widget is None or (Qt.KeyboardModifier(modifiers) & _COMMAND_MODIFIERS) != Qt.NoModifier:
+        return False
+    printable = bool(text) and text.isprintable()
+    if widget.window().windowType() == Qt.Popup:
+        return True
+    if isinstance(widget, QLineEdit | QAbstractSpinBox):
+        return not (isinstance(widget, QLineEdit) and widget.isReadOnly())
+    if isinstance(widget, QPlainTextEdit | QTextEdit):
+        return not widget.isReadOnly()
+    if isinstance(widget, QComboBox):
+        return widget.isEditable() or key in _COMBO_KEYS or printable
+    if isinstance(widget, QAbstractSlider):
+        return key in _SLIDER_KEYS
+    if isinstance(widget, QAbstractButton):
+        return key == Qt.Key_Space
+    return False
+
+
+class _InputKeyGuard(QObject):
+    """Application-wide event filter: a key the focused input owns never triggers a shortcut.
+
+    Qt asks the focus widget first with a ShortcutOverride event; accepting it delivers the key to the
+    widget as an ordinary key press (which may still bubble up to a panel that handles player keys).
+    """
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.ShortcutOverride and isinstance(obj, QWidget) and input_owns_key(
+                obj, event.key(), event.modifiers(), event.text()):
+            event.accept()
+            return True
+        return False
+
+
+def install_input_key_guard() -> None:
+    """Install the guard on the running QApplication once (every Player does this)."""
+    app = QApplication.instance()
+    if app is None or app.property("explorerInputKeyGuard"):
+        return
+    guard = _InputKeyGuard(app)
+    app.installEventFilter(guard)
+    app.setProperty("explorerInputKeyGuard", True)
 
 
 class Player(QWidget):
@@ -23,6 +93,7 @@ class Player(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        install_input_key_guard()
         self._length = 0
         self._step = 0
         self._timer = QTimer(self)

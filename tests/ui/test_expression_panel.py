@@ -264,3 +264,38 @@ def test_inspector_follows_the_player_and_sums_up_param_gradients(qtbot, panel):
     panel.player.go_end()
     assert "dL/dw = -0.0898" in inspector.summary.text()
     assert "dL/db = -0.0817" in inspector.summary.text()
+
+
+def test_typing_in_the_editor_never_drives_the_player(qtbot, panel):
+    from PySide6.QtGui import QAction, QKeySequence
+
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    panel._debounce.setInterval(600_000)  # the edited program must not re-run (and move the player) here
+    panel.player.set_step(3)
+    # even a window-wide Space/Right shortcut (as another workspace might add) must not fire
+    fired = []
+    for key in ("Space", "Right", "Home"):
+        action = QAction(key, panel)
+        action.setShortcut(QKeySequence(key))
+        action.setShortcutContext(Qt.WindowShortcut)
+        action.triggered.connect(lambda _=False, k=key: fired.append(k))
+        panel.addAction(action)
+    panel.activateWindow()
+    editor = panel.editor
+    editor.setFocus()
+    editor.moveCursor(QTextCursor.End)
+    qtbot.keyClick(editor, Qt.Key_Return)
+    qtbot.keyClicks(editor, "q = a + a")
+    for key in (Qt.Key_Space, Qt.Key_Left, Qt.Key_Right, Qt.Key_Home, Qt.Key_End):
+        qtbot.keyClick(editor, key)
+    assert editor.toPlainText().endswith("q = a + a ")
+    assert panel.player.step == 3 and not panel.player.is_playing()
+    assert fired == []
+    spin = panel.learning.lr
+    spin.setFocus()
+    for key in (Qt.Key_Space, Qt.Key_Right, Qt.Key_Home):
+        qtbot.keyClick(spin, key)
+    assert panel.player.step == 3 and fired == []
+    panel.graph.setFocus()
+    qtbot.keyClick(panel.graph, Qt.Key_Space)  # on the canvas the shortcut is the user's intent
+    assert fired == ["Space"]

@@ -125,6 +125,33 @@ def test_keyboard_drives_the_player(panel, qtbot):
     assert player.step == 0
 
 
+def test_player_shortcuts_leave_keys_to_focused_inputs(panel, qtbot):
+    pick_preset(panel, "seed")
+    panel.tabs.setCurrentIndex(ITERATION_TAB)
+    player = panel.iteration.player
+    player.set_step(2)
+    panel.activateWindow()
+    lr = panel.form.lr
+    lr.setFocus()
+    for key in (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End, Qt.Key_N, Qt.Key_Z):
+        qtbot.keyClick(lr, key)
+        assert player.step == 2 and not player.is_playing(), key
+    assert not panel.iteration.skip.isChecked()
+    combo = panel.form.loss
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key_Space)  # opens the list of losses instead of playing
+    assert player.step == 2 and not player.is_playing()
+    combo.hidePopup()
+    panel.iteration.skip.setFocus()
+    qtbot.keyClick(panel.iteration.skip, Qt.Key_Space)  # toggles the focused check box
+    assert panel.iteration.skip.isChecked() and not player.is_playing()
+    panel.iteration.skip.setChecked(False)
+    graph = panel.iteration.graph
+    graph.setFocus()
+    qtbot.keyClick(graph, Qt.Key_Right)  # outside inputs the shortcuts still step
+    assert player.step == 3
+
+
 def test_skip_zero_grad_adds_the_new_gradient_to_the_old(panel):
     pick_preset(panel, "seed")
     view = panel.iteration
