@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None
     printer = JsonPrinter() if args.json else TextPrinter()
+    if trainer.rank != 0:  # under torchrun, rank 0 speaks for the run; the others only report errors
+        printer = ErrorPrinter(trainer.rank)
     interrupts = InterruptToStop(trainer)
     try:
         with interrupts:
@@ -250,6 +252,21 @@ class TextPrinter:
                 if key in r:
                     print(f"wrote {r[key]}")
         sys.stdout.flush()
+
+    def close(self) -> None:
+        """Nothing buffered."""
+
+
+class ErrorPrinter:
+    """Only error records, on stderr, prefixed with the rank (the printer of ranks other than 0)."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+
+    def add(self, r: dict) -> None:
+        """Print an error record; ignore the rest."""
+        if r["type"] == "error":
+            print(f"error (rank {self.rank}): {r['message']}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Nothing buffered."""

@@ -110,6 +110,11 @@ def preset(name: str, **changes) -> GPTConfig:
     return PRESETS[name].replace(**changes)
 
 
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of next-token `logits` (B, T, V) against `targets` (B, T), in float32."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head attention where each position only looks at itself and earlier positions."""
 
@@ -252,8 +257,7 @@ class GPT(nn.Module):
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting `targets` (B, T) from `idx` (B, T)."""
-        logits = self(idx)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return lm_loss(self(idx), targets)
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:

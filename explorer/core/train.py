@@ -37,7 +37,7 @@ from explorer.core.data import (
     tokenizer_from_dict,
     train_tokenizer,
 )
-from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parameters
+from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss
 
 
 @dataclass
@@ -148,11 +148,39 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def dist_rank() -> tuple[int, int]:
     """(rank, world size) under torch.distributed, (0, 1) in a plain single process."""
-    import torch.distributed as dist
+    if process_group_ready():
+        import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def process_group_ready() -> bool:
+    """True when torch.distributed has an initialised process group (torchrun, or a test's own)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def distributed_device(device: torch.device) -> torch.device:
+    """Under torchrun each process takes its own GPU (LOCAL_RANK); other devices are unchanged."""
+    if device.type != "cuda" or device.index is not None or not process_group_ready():
+        return device
+    local = int(os.environ.get("LOCAL_RANK", dist_rank()[0] % max(1, torch.cuda.device_count())))
+    return torch.device("cuda", local)
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of `values` over every rank (a no-op without a process group)."""
+    if not process_group_ready():
+        return values
+    import torch.distributed as dist
+
+    # NCCL reduces GPU tensors; gloo (CPU runs, tests) wants them on the host.
+    host = dist.get_backend() != "nccl" and values.device.type != "cpu"
+    reduced = values.cpu() if host else values.clone()
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced.to(values.device) if host else reduced
 
 
 class Trainer:
@@ -166,8 +194,13 @@ class Trainer:
         self.settings = (settings or TrainSettings()).validate()
         config.validate()
         self.rank, self.world_size = dist_rank()
-        self.is_main = self.rank == 0
-        self.device = resolve_device(self.settings.device)
+        self.is_main = self.rank == 0  # only rank 0 yields step/sample records and writes files
+        # With a process group (torchrun), gradients are averaged by DistributedDataParallel, losses by
+        # all_reduce, and every rank agrees when to stop; without one, none of that code runs.
+        self.distributed = process_group_ready()
+        self.device = distributed_device(resolve_device(self.settings.device))
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
         text, self.corpus_source = self._corpus_text(corpus)
@@ -182,15 +215,24 @@ class Trainer:
         torch.manual_seed(self.settings.seed)
         self.model = GPT(self.config).to(self.device)
         self.optimizer = self._make_optimizer()
+        # Each rank draws its own batches (same initial weights: DDP broadcasts rank 0's anyway).
         self.batch_generator = torch.Generator().manual_seed(self.settings.seed + self.rank)
+        self.ddp_model = None
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
         self.autocast_dtype = self._autocast_dtype()
-        self._loss_fn = self.model.loss
+        self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
         self._compile_pending = bool(self.settings.compile)
         if self.settings.compile:
-            self._loss_fn = torch.compile(self.model.loss)
+            self._loss_fn = torch.compile(self._eager_loss)
         self.warnings: list[str] = []  # told once, right after the "start" record
         self._updating = False  # inside the optimizer update of a step (see write_outputs_after_interrupt)
+        self._stop_agreed = False  # distributed: some rank asked to stop (every rank learns it together)
         self.step = 0
         self.tokens = 0
         self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
@@ -242,7 +284,9 @@ class Trainer:
             tick = time.perf_counter()
             window_tokens = 0
             while self.step < s.steps:
-                if self._stop.is_set() or (until is not None and self.step >= until):
+                # Ranks must leave the loop at the same step, or the others wait forever in a collective.
+                stop = self._stop_agreed if self.distributed else self._stop.is_set()
+                if stop or (until is not None and self.step >= until):
                     yield self._finish("stopped", f"stopped at step {self.step}")
                     return
                 if not self._unpaused.is_set():
@@ -259,7 +303,7 @@ class Trainer:
                     if not self._compile_pending:
                         raise
                     self._compile_pending = False
-                    self._loss_fn = self.model.loss
+                    self._loss_fn = self._eager_loss
                     self.optimizer.zero_grad(set_to_none=True)
                     yield {"type": "warning", "step": self.step,
                            "message": f"torch.compile failed ({type(exc).__name__}); training without it"}
@@ -307,17 +351,29 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
-        for _ in range(s.grad_accum_steps):
+        for micro in range(s.grad_accum_steps):
             x, y = self.data.batch("train", s.batch_size, self.config.context_length, self.batch_generator,
                                    self.device)
-            with self._autocast():
-                loss = self._loss_fn(x, y)
-            (loss / s.grad_accum_steps).backward()
+            # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
+            hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
+            with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
+                with self._autocast():
+                    loss = self._loss_fn(x, y)
+                (loss / s.grad_accum_steps).backward()
             total += loss.detach()
         clip = s.grad_clip if s.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        # One host-device sync per step, for both numbers the record and the NaN check need.
-        loss_value, norm_value = torch.stack([total / s.grad_accum_steps, grad_norm.float()]).tolist()
+        stats = [total / s.grad_accum_steps, grad_norm.float()]
+        if self.distributed:
+            # Summed over ranks: the mean loss and norm, so that every rank takes the same decisions
+            # below, and whether any rank was asked to stop, so that all stop after this same step.
+            stats.append(torch.tensor(float(self._stop.is_set()), device=self.device))
+        # One host-device sync per step, for the numbers the record and the NaN check need.
+        values = all_reduce_sum(torch.stack(stats)).tolist()
+        ranks = self.world_size if self.distributed else 1
+        loss_value, norm_value = values[0] / ranks, values[1] / ranks
+        if self.distributed and values[2] > 0:
+            self._stop_agreed = True
         if math.isfinite(loss_value) and math.isfinite(norm_value):
             # A KeyboardInterrupt between these lines would leave weights and step counter disagreeing:
             # `write_outputs_after_interrupt` then refuses to save (not reset in a `finally` on purpose).
@@ -351,8 +407,9 @@ class Trainer:
         """Mean loss over `eval_batches` fixed batches of each split: {"train_loss", "val_loss"}."""
         s = self.settings
         # A private generator re-seeded every time: the same batches each evaluation, so the curve
-        # shows the model changing rather than batch noise, and training's RNG is untouched.
-        gen = torch.Generator().manual_seed(s.seed + 10_007)
+        # shows the model changing rather than batch noise, and training's RNG is untouched. Ranks
+        # measure different batches and average them (every rank gets the same figures).
+        gen = torch.Generator().manual_seed(s.seed + 10_007 + 7919 * self.rank)
         self.model.eval()
         try:
             out = {}
@@ -362,8 +419,12 @@ class Trainer:
                     x, y = self.data.batch(split, s.batch_size, self.config.context_length, gen, self.device)
                     with self._autocast():
                         total += self.model.loss(x, y).float()
-                out[f"{split}_loss"] = (total / s.eval_batches).item()
-            return out
+                out[f"{split}_loss"] = total / s.eval_batches
+            losses = torch.stack([out["train_loss"], out["val_loss"]])
+            if self.distributed:
+                losses = all_reduce_sum(losses) / self.world_size
+            train_loss, val_loss = losses.tolist()
+            return {"train_loss": train_loss, "val_loss": val_loss}
         finally:
             self.model.train()
 
@@ -454,6 +515,8 @@ class Trainer:
             torch.set_rng_state(ck.rng["torch"])
         if "batch" in ck.rng:
             self.batch_generator.set_state(ck.rng["batch"])
+        if self.distributed:  # only rank 0's stream was saved: give every rank its own again
+            self.batch_generator.manual_seed(self.settings.seed + self.rank + 1_000_003 * ck.step)
         if "cuda" in ck.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
         self.step, self.tokens, self.history = ck.step, ck.tokens, list(ck.history)
@@ -483,6 +546,11 @@ class Trainer:
         if self.settings.corpus_path:
             return load_corpus(self.settings.corpus_path), "file"
         return default_corpus(), "default"
+
+    def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.ddp_model is None:
+            return self.model.loss(x, y)
+        return lm_loss(self.ddp_model(x), y)  # through DDP's forward, so its gradient hooks run
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         params = [p for p in self.model.parameters() if p.requires_grad]

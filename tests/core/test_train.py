@@ -5,6 +5,7 @@ import math
 import pickle
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,3 +241,70 @@ def test_outputs_after_a_keyboard_interrupt(tmp_path):
     assert (tmp_path / "metrics.csv").exists()
     trainer._updating = True  # interrupted inside optimizer.step(): the weights may be half-updated
     assert trainer.write_outputs_after_interrupt() == {"unsafe": True}
+
+
+def _join_process_group(folder, rank: int, world_size: int) -> None:
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(Path(folder) / "store"), world_size)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
+
+
+def test_loop_runs_under_an_initialised_process_group(tmp_path):
+    import torch.distributed as dist
+
+    plain = [r for r in records_of(Trainer(*micro(), corpus=CORPUS)) if r["type"] in ("step", "eval")]
+    _join_process_group(tmp_path, 0, 1)
+    try:
+        trainer = Trainer(*micro(out_dir=str(tmp_path / "out")), corpus=CORPUS)
+        assert trainer.distributed and trainer.ddp_model is not None
+        assert (trainer.rank, trainer.world_size, trainer.is_main) == (0, 1, True)
+        records = records_of(trainer)
+    finally:
+        dist.destroy_process_group()
+    assert records[-1]["type"] == "done"
+    assert (tmp_path / "out" / "checkpoint.safetensors").exists()
+    # One rank through DDP and all_reduce trains exactly like the plain loop.
+    ours = [r for r in records if r["type"] in ("step", "eval")]
+    assert [r["step"] for r in ours] == [r["step"] for r in plain]
+    for a, b in zip(ours, plain, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert (key in a) == (key in b)
+            assert a.get(key, 0.0) == pytest.approx(b.get(key, 0.0), rel=1e-5)
+
+
+def _rank_main(rank: int, world_size: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    _join_process_group(folder, rank, world_size)
+    try:
+        cfg, settings = micro(out_dir=str(Path(folder) / f"out-{rank}"), save_every=4)
+        trainer = Trainer(cfg, settings, corpus=CORPUS[:20_000])
+        peek = torch.Generator()
+        peek.set_state(trainer.batch_generator.get_state())
+        first_batch = trainer.data.batch("train", 4, 16, peek, "cpu")[0][0].tolist()
+        records = records_of(trainer)
+        result = {"types": [r["type"] for r in records], "first_batch": first_batch,
+                  "evals": [r["val_loss"] for r in records if r["type"] == "eval"],
+                  "weights": float(sum(p.double().sum() for p in trainer.model.parameters())),
+                  "tokens": trainer.tokens}
+    finally:
+        dist.destroy_process_group()
+    (Path(folder) / f"result-{rank}.json").write_text(json.dumps(result))
+
+
+def test_two_ranks_share_the_work_and_only_rank_0_writes(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_main, args=(2, str(tmp_path)), nprocs=2)
+    zero, one = (json.loads((tmp_path / f"result-{rank}.json").read_text()) for rank in (0, 1))
+    assert zero["first_batch"] != one["first_batch"]  # each rank samples its own batches
+    assert zero["evals"] == one["evals"]  # evaluation averaged over ranks: the same figures everywhere
+    assert zero["weights"] == pytest.approx(one["weights"], rel=1e-6)  # DDP keeps the replicas equal
+    assert zero["tokens"] == one["tokens"] == 8 * 4 * 16 * 2
+    assert {"step", "sample", "checkpoint"} <= set(zero["types"])
+    assert not {"step", "sample", "checkpoint"} & set(one["types"])
+    assert zero["types"][-1] == one["types"][-1] == "done"
+    assert (tmp_path / "out-0" / "checkpoint.safetensors").exists()
+    assert not (tmp_path / "out-1").exists()  # rank 1 wrote nothing
