@@ -320,7 +320,7 @@ class ExpressionPanel(QWidget):
         loss = _scalar(result.trace.nodes[result.trace.output_id].value)
         if reason == "descent" and loss is not None:
             self.learning.add_loss(loss)
-        elif not same_program or not self.learning.losses:
+        elif not same_program or not self.learning.losses or reason == "leaf":
             self.learning.reset_losses(loss)
         selected = self._restore_selected or (previous and self.graph.selected())
         self._restore_selected = None

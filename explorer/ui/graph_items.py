@@ -28,6 +28,39 @@ _VALUE_FONT.setStyleHint(QFont.Monospace)
 _VALUE_FONT.setPointSizeF(11.0)
 _TENSOR_FONT = QFont(_VALUE_FONT)
 _TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
+READABLE_LOD = 0.8     # below this zoom the card text is enlarged ...
+MAX_TEXT_BOOST = 1.5   # ... by at most this factor (the lines still fit the card)
+_BOOSTED: dict[tuple[int, float], QFont] = {}
+
+
+def fit_text(text: str, font: QFont, boost: float, width: float) -> tuple[QFont, str]:
+    """The font (enlarged by up to `boost` while the text fits `width`) and the text to draw in it,
+    elided with "…" when even the plain font is too wide.
+
+    A number cut off at the card's edge ("max 0.1" for 0.1177) would read as a different number.
+    """
+    while boost > 1.0 and QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > width:
+        boost -= 0.1
+    chosen = _boosted(font, boost)
+    return chosen, QFontMetricsF(chosen).elidedText(text, Qt.ElideRight, width)
+
+
+def _draw_fitted(painter, rect: QRectF, text: str, font: QFont, boost: float) -> None:
+    chosen, shown = fit_text(text, font, boost, rect.width())
+    painter.setFont(chosen)
+    painter.drawText(rect, Qt.AlignVCenter | Qt.AlignLeft, shown)
+
+
+def _boosted(font: QFont, boost: float) -> QFont:
+    """`font` enlarged by `boost` (cached per font and 0.05 step: paint runs for every card)."""
+    if boost <= 1.0:
+        return font
+    key = (id(font), round(boost * 20) / 20)
+    if key not in _BOOSTED:
+        big = QFont(font)
+        big.setPointSizeF(font.pointSizeF() * key[1])
+        _BOOSTED[key] = big
+    return _BOOSTED[key]
 
 
 def fmt_number(v: float, integer: bool = False) -> str:
@@ -187,11 +220,15 @@ class NodeCard(QGraphicsItem):
         painter.fillRect(header, tint)
         painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
         painter.restore()
+        # A fitted graph of a dozen nodes is often drawn at half size: grow the text (up to 1.5x, it
+        # still fits the card) so a student reads names and numbers without zooming in.
+        boost = min(MAX_TEXT_BOOST, max(1.0, READABLE_LOD / lod))
         painter.setPen(QColor(t["text"]))
-        painter.setFont(_TITLE_FONT)
+        painter.setFont(_boosted(_TITLE_FONT, boost))
         title_rect = header.adjusted(10, 0, -6, 0)
         painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignLeft, self.info["title"])
-        if lod < 0.55:
+        if boost > 1.0:  # no room for the op's subtitle next to the enlarged title
+            self._paint_body(painter, rect, boost)
             return
         painter.setFont(_SMALL_FONT)
         painter.setPen(QColor(t["muted"]))
@@ -201,29 +238,29 @@ class NodeCard(QGraphicsItem):
         painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, sub)
         self._paint_body(painter, rect)
 
-    def _paint_body(self, painter, rect: QRectF) -> None:
-        """Value and gradient lines, with mini heatmaps for tensors."""
+    def _paint_body(self, painter, rect: QRectF, boost: float = 1.0) -> None:
+        """Value and gradient lines (fonts grown by `boost`), with mini heatmaps for tensors."""
         t = self.theme
         value, grad = self.info.get("value"), self.info.get("grad")
         is_tensor = value is not None and int(getattr(value, "numel", 1) or 0) > 1
         text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
-        painter.setFont(_TENSOR_FONT if is_tensor else _VALUE_FONT)
+        font = _TENSOR_FONT if is_tensor else _VALUE_FONT
         if self.show_value and value is not None:
             painter.setPen(QColor(t["value"]))
-            painter.drawText(line1, Qt.AlignVCenter | Qt.AlignLeft, snapshot_summary(value))
+            _draw_fitted(painter, line1, snapshot_summary(value), font, boost)
         else:
             painter.setPen(QColor(t["muted"]))
-            painter.drawText(line1, Qt.AlignVCenter | Qt.AlignLeft, "value …")
+            _draw_fitted(painter, line1, "value …", font, boost)
         if self.show_grad and grad is not None:
             painter.setPen(QColor(t["grad"]))
             text = "∇ " + (snapshot_summary(grad) if int(getattr(grad, "numel", 1) or 0) == 1
                            else "max " + max_abs_text(grad))
-            painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, text)
+            _draw_fitted(painter, line2, text, font, boost)
         elif self.info.get("has_grad"):
             painter.setPen(QColor(t["muted"]))
-            painter.drawText(line2, Qt.AlignVCenter | Qt.AlignLeft, "∇ …")
+            _draw_fitted(painter, line2, "∇ …", font, boost)
         if is_tensor:
             box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
             self._paint_heatmaps(painter, box, value, grad)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
+    QHeaderView,
     QLabel,
     QScrollArea,
     QSizePolicy,
@@ -52,7 +53,7 @@ class Inspector(QScrollArea):
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.summary.setToolTip("The gradient of the output with respect to every param, as far as the "
-                                "backward pass has got")
+                                "backward pass has got: ? until backward reaches that param")
         self.summary.setStyleSheet("font-family: monospace; padding: 4px;")
         self.follow_hint = QLabel("following the player · click a node to pin it")
         self.follow_hint.setObjectName("followHint")
@@ -99,6 +100,12 @@ class Inspector(QScrollArea):
         self.check_table.verticalHeader().setVisible(False)
         self.check_table.horizontalHeader().setStretchLastSection(True)
         self.check_table.setMaximumHeight(130)
+        self.check_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.check_table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.check_table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.check_table.setToolTip("autograd: what backward() computed. finite differences: "
+                                    "(L(p + ε) − L(p − ε)) / 2ε in float64. manual formula: the op "
+                                    "table's derivative by hand. max |diff|: largest gap to autograd.")
         check_layout.addWidget(self.check_table)
         for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
             box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
@@ -224,6 +231,13 @@ class Inspector(QScrollArea):
             for c, text in enumerate((method, _fmt_any(value), diff)):
                 self.check_table.setItem(r, c, QTableWidgetItem(text))
         self.check_table.resizeColumnsToContents()
+        header = self.check_table.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.Stretch)  # long tensor summaries elide, never scroll
+        self.check_table.resizeRowsToContents()
+        # exactly the rows: no blank strip under the last method, no clipped header
+        height = self.check_table.horizontalHeader().height() + 2 * self.check_table.frameWidth()
+        height += sum(self.check_table.rowHeight(r) for r in range(len(rows)))
+        self.check_table.setFixedHeight(height)
 
 
 def _to_array(v) -> np.ndarray:

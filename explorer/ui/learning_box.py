@@ -49,10 +49,14 @@ class LearningBox(QGroupBox):
         self.accum_label.setWordWrap(True)
         self.loss_label = QLabel("")
         self.loss_label.setObjectName("lossLabel")
+        self.loss_label.setToolTip("The output of the program (the loss) now, and how many descent steps "
+                                   "led here. Moving a slider starts the count again.")
         self.losses: list[float] = []
         self.plot = self._make_plot()
         grid = QGridLayout(self)
-        grid.addWidget(QLabel("lr"), 0, 0)
+        lr_label = QLabel("lr")
+        lr_label.setToolTip(self.lr.toolTip())
+        grid.addWidget(lr_label, 0, 0)
         grid.addWidget(self.lr, 0, 1)
         grid.addWidget(self.step_button, 0, 2)
         grid.addWidget(self.loss_label, 1, 0, 1, 3)
@@ -85,10 +89,16 @@ class LearningBox(QGroupBox):
         """Recolour the loss plot."""
         if self.plot is None:
             return
+        import pyqtgraph as pg
+
         self.plot.setBackground(theme["panel"])
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setPen(theme["muted"])
             self.plot.getAxis(axis).setTextPen(theme["muted"])
+            self.plot.getAxis(axis).label.setDefaultTextColor(pg.mkColor(theme["muted"]))
+        self._curve.setPen(pg.mkPen(theme["output"], width=2))
+        self._curve.setSymbolBrush(theme["output"])
+        self._curve.setSymbolPen(theme["output"])
 
     def _make_plot(self):
         try:
@@ -107,15 +117,19 @@ class LearningBox(QGroupBox):
         plot.setLabel("bottom", "descent step")
         plot.setLabel("left", "loss")
         plot.showGrid(x=True, y=True, alpha=0.3)
-        plot.setToolTip("Loss after each gradient descent step")
-        self._curve = plot.plot([], [], pen=pg.mkPen("#a21caf", width=2), symbol="o", symbolSize=5,
-                                symbolBrush="#a21caf")
+        plot.setToolTip("Loss after each gradient descent step: it should go down while the learning "
+                        "rate is small enough, and jump around when it is too large")
+        colour = theme["output"]
+        self._curve = plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                                symbolBrush=colour, symbolPen=colour)
         return plot
 
     def _redraw(self) -> None:
         if self.losses:
-            self.loss_label.setText(f"loss {fmt_number(self.losses[-1])} after {len(self.losses) - 1} "
-                                    "descent steps")
+            steps = len(self.losses) - 1
+            when = ("before any descent step" if steps == 0
+                    else f"after {steps} descent step{'s' if steps > 1 else ''}")
+            self.loss_label.setText(f"loss {fmt_number(self.losses[-1])} {when}")
         else:
             self.loss_label.setText("")
         if self.plot is not None:
@@ -123,5 +137,5 @@ class LearningBox(QGroupBox):
             self.plot.setXRange(0, max(5, len(self.losses) - 1), padding=0.05)
             if self.losses:
                 lo, hi = min(self.losses), max(self.losses)
-                pad = max(1e-3, 0.1 * (hi - lo))
+                pad = max(1e-3, 0.1 * (hi - lo), 0.1 * abs(hi))  # one point must not sit on the edge
                 self.plot.setYRange(min(0.0, lo - pad), hi + pad, padding=0)

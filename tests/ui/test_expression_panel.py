@@ -299,3 +299,15 @@ def test_typing_in_the_editor_never_drives_the_player(qtbot, panel):
     panel.graph.setFocus()
     qtbot.keyClick(panel.graph, Qt.Key_Space)  # on the canvas the shortcut is the user's intent
     assert fired == ["Space"]
+
+
+def test_loss_line_follows_descent_steps_and_restarts_after_a_slider_move(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    label = panel.learning.loss_label
+    assert label.text() == "loss 0.0852 before any descent step"
+    _run(qtbot, panel, lambda: panel.descent_step(1.0))
+    assert label.text().endswith("after 1 descent step") and len(panel.learning.losses) == 2
+    _run(qtbot, panel, lambda: panel._on_leaf_changed("w", 0.0))  # what the w slider sends
+    # L = bce(sigmoid(0 * 1.1 + b), 1) with b a little above 0 after the step
+    assert label.text().endswith("before any descent step") and len(panel.learning.losses) == 1
+    assert label.text() != "loss 0.0852 before any descent step"
