@@ -80,7 +80,10 @@ def _run_interactive(args, argv: list[str]) -> int:
 
     app = _make_app([])
     window = MainWindow()
-    themes.apply_theme(app, args.theme or window.theme_name)
+    if args.theme:  # the View menu's check mark must agree with the theme on screen
+        window.set_theme(args.theme)
+    else:
+        themes.apply_theme(app, window.theme_name)
     if args.workspace:
         window.show_workspace(args.workspace)
     window.show()

@@ -41,8 +41,13 @@ def run_standalone(
 
     app.aboutToQuit.connect(shutdown)
     try:
-        return app.exec()
+        return run_event_loop(app)
     finally:
         app.aboutToQuit.disconnect(shutdown)
         shutdown()
         panel.close()
+
+
+def run_event_loop(app) -> int:
+    """Run the app until its last window closes (a seam for tests, which must not end the loop)."""
+    return app.exec()

@@ -124,8 +124,25 @@ def stylesheet(theme: dict[str, str]) -> str:
         background: {t['disabled_bg']}; border-color: {t['disabled_border']}; }}
     QToolTip {{ background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
         padding: 4px; }}
-    QTabBar::tab {{ padding: 6px 14px; }}
-    QTabBar::tab:selected {{ border-bottom: 2px solid {t['selected']}; }}
+    QTabBar::tab {{ padding: 6px 14px; background: {t['window']}; color: {t['muted']};
+        border: none; border-bottom: 2px solid transparent; }}
+    QTabBar::tab:selected {{ color: {t['text']}; border-bottom: 2px solid {t['selected']}; }}
+    QTabBar::tab:hover {{ color: {t['text']}; }}
+    QTabWidget::pane {{ border: 1px solid {t['card_border']}; border-radius: 4px; }}
+    QHeaderView::section {{ background: {t['card_pending']}; color: {t['muted']}; border: none;
+        border-right: 1px solid {t['grid']}; border-bottom: 1px solid {t['grid']}; padding: 2px 4px; }}
+    QTableCornerButton::section {{ background: {t['card_pending']}; border: none; }}
+    QScrollBar:vertical {{ background: {t['window']}; width: 11px; margin: 0; }}
+    QScrollBar:horizontal {{ background: {t['window']}; height: 11px; margin: 0; }}
+    QScrollBar::handle {{ background: {t['card_border']}; border-radius: 4px; margin: 2px; }}
+    QScrollBar::handle:vertical {{ min-height: 24px; }}
+    QScrollBar::handle:horizontal {{ min-width: 24px; }}
+    QScrollBar::handle:hover {{ background: {t['muted']}; }}
+    QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; }}
+    QScrollBar::add-page, QScrollBar::sub-page {{ background: none; }}
+    QMenuBar::item:selected, QMenu::item:selected {{ background: {t['selected']}; color: #ffffff; }}
+    QMenu {{ border: 1px solid {t['card_border']}; }}
+    QMenu::item:disabled {{ color: {t['disabled_text']}; }}
     QGroupBox {{ border: 1px solid {t['card_border']}; border-radius: 4px; margin-top: 10px;
         padding-top: 6px; }}
     QGroupBox::title {{ subcontrol-origin: margin; left: 8px; color: {t['muted']}; }}

@@ -176,6 +176,30 @@ def test_interactive_start_shows_the_window_then_loads_the_workspace(qtbot, monk
     assert seen == {"shown_before_panel": True, "ok": True}
 
 
+def test_theme_option_checks_its_view_menu_entry(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.ui import theme as themes
+
+    seen: dict = {}
+
+    def look(app, window):
+        seen["checked"] = [a.data() for a in window._theme_actions.actions() if a.isChecked()]
+        seen["current"] = themes.get_theme()["name"]
+        window.persist = False  # do not keep dark for the next tests' windows
+        window.close()
+        return 0
+
+    before = QApplication.instance().styleSheet()
+    monkeypatch.setattr(app_module, "run_event_loop", look)
+    try:
+        assert app_module.main(["--theme", "dark"]) == 0
+    finally:
+        themes.set_current("light")
+        QApplication.instance().setStyleSheet(before)
+    assert seen == {"checked": ["dark"], "current": "dark"}
+
+
 def _text_extreme(widget, darkest: bool) -> int:
     """Luminance of the darkest (or brightest) pixel of a rendered widget: its text colour."""
     image = widget.grab().toImage()
@@ -213,11 +237,10 @@ def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
         app.setStyleSheet(before)
 
 
-def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot):
-    from PySide6.QtCore import QTimer
+def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot, monkeypatch):
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from explorer.ui.standalone import run_standalone
+    from explorer.ui import standalone
 
     seen: dict = {"shutdown": 0}
 
@@ -229,16 +252,16 @@ def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot):
         seen["panel"] = Panel()
         return seen["panel"]
 
-    def look_then_quit():
+    def look(app):  # instead of app.exec(): ending a real loop would stop the next tests' loops
         panel = seen["panel"]
         seen.update(title=panel.windowTitle(), visible=panel.isVisible(),
                     size=(panel.width(), panel.height()))
-        QApplication.instance().quit()
+        return 0
 
+    monkeypatch.setattr(standalone, "run_event_loop", look)
     before = QApplication.instance().styleSheet()
-    QTimer.singleShot(0, look_then_quit)
     try:
-        assert run_standalone(factory, "Alone", (640, 480)) == 0
+        assert standalone.run_standalone(factory, "Alone", (640, 480)) == 0
     finally:
         QApplication.instance().setStyleSheet(before)
     assert seen["title"] == "Alone" and seen["visible"] and seen["size"] == (640, 480)
