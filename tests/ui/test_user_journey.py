@@ -212,6 +212,24 @@ def test_typing_the_seed_program_and_stepping_to_the_end_shows_its_gradients(qtb
     assert status.text() == seen[-1]
 
 
+def test_play_at_full_speed_runs_forward_then_backward_to_the_end(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, SEED_LINES)
+    speed = one(panel, "speedSlider", QSlider)
+    speed.setValue(speed.maximum())
+    click(qtbot, one(panel, "resetButton", QAbstractButton))
+    player = panel.player
+    steps: list[int] = []
+    player.sig_step_changed.connect(steps.append)
+    with qtbot.waitSignal(player.sig_playing_changed, timeout=WAIT,
+                          check_params_cb=lambda playing: not playing):
+        click(qtbot, one(panel, "playButton", QAbstractButton))
+    total = len(result.trace.forward_order) + len(result.trace.backward_order)
+    assert steps == list(range(1, total + 1))
+    assert one(panel, "stepStatus", QLabel).text().endswith("backward done")
+    assert not one(panel, "stepButton", QAbstractButton).isEnabled()
+
+
 def test_clicking_a_node_shows_its_chain_rule_with_numbers(qtbot, window):
     panel = open_workspace(qtbot, window, "expression")
     result = type_program(qtbot, panel, SEED_LINES)
@@ -434,3 +452,51 @@ def test_gpt2_preset_shows_its_parameter_count_tied_and_untied(qtbot, window):
     assert "124,412,160" in count.text(), count.text()
     pick(qtbot, one(panel, "pretrainPreset", QComboBox), "tiny")
     assert "163,009,536" not in count.text() and "124,412,160" not in count.text()
+
+
+def type_into(qtbot, edit, text: str) -> None:
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, text)
+    assert edit.text() == text
+
+
+def test_pretraining_trains_live_then_stops_and_compares_runs(qtbot, window):
+    panel = open_workspace(qtbot, window, "pretrain")
+    pick(qtbot, one(panel, "pretrainPreset", QComboBox), "tiny")
+    form = panel.form
+    small = {"context_length": "16", "emb_dim": "32", "hidden_dim": "64", "n_layers": "1", "n_heads": "2",
+             "steps": "12", "batch_size": "4", "eval_every": "6", "sample_every": "6"}
+    for key, text in small.items():
+        type_into(qtbot, form.edit(key), text)
+    form.device.setCurrentText("cpu")
+    assert form.is_valid(), form.messages()
+    count = one(panel, "paramCount", QLabel).text()
+    assert "parameters" in count and "163,009,536" not in count
+
+    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT * 3) as finished:
+        click(qtbot, one(panel, "pretrainTrainButton", QAbstractButton))
+    run_id, status = finished.args
+    assert status == "done"
+    run = panel.runs()[-1]
+    assert run.steps["step"].tolist()[-1] == 12
+    losses = run.steps["train_loss"].tolist()
+    assert len(losses) == 12 and all(math.isfinite(v) for v in losses)
+    panel.plots.flush()
+    x, y = panel.plots.curves(run_id).train.getOriginalDataset()
+    assert x is not None and len(x) == 12
+    samples = one(panel, "samplesView").toPlainText()
+    assert run.samples and run.samples[-1][1].strip()[:20] in samples
+
+    # a second, long run: stop it once it is under way; both runs' curves stay for comparison
+    type_into(qtbot, form.edit("steps"), "100000")
+    type_into(qtbot, form.edit("sample_every"), "0")
+    click(qtbot, one(panel, "pretrainTrainButton", QAbstractButton))
+    second = panel.runs()[-1]
+    qtbot.waitUntil(lambda: len(second.steps["step"]) >= 2, timeout=WAIT * 3)
+    with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT * 3) as finished:
+        click(qtbot, one(panel, "pretrainStopButton", QAbstractButton))
+    assert finished.args[1] == "stopped"
+    assert second is not run and 2 <= second.steps["step"].tolist()[-1] < 100000
+    panel.plots.flush()
+    assert panel.plots.curve_count() == 2
