@@ -121,7 +121,9 @@ DEFAULT_BPE_VOCAB = 1024
 SYNC_COUNT_BYTES = 2_000_000  # corpus files up to this size are counted at once, bigger ones off-thread
 HINT_STYLE = "color: #6b7280; font-size: 11px;"
 
-INVALID_STYLE = "QLineEdit[invalid=\"true\"] { border: 1.5px solid #dc2626; background: #fef2f2; }"
+INVALID_STYLE = ("QLineEdit[invalid=\"true\"] { border: 1.5px solid #dc2626; background: #fef2f2; }"
+                 # A value the form fills in itself (the char vocabulary) must not look like an input.
+                 "QLineEdit:read-only { background: transparent; border-style: dashed; }")
 
 
 class HyperparameterForm(QWidget):

@@ -11,6 +11,7 @@ Run alone: `python -m explorer.ui.pretrain_panel`.
 from __future__ import annotations
 
 import html
+import math
 import shutil
 import sys
 import tempfile
@@ -480,6 +481,14 @@ class PretrainPanel(QWidget):
         if isinstance(record.get("train_tokens"), int):
             text += f", {record['train_tokens']:,} training tokens"
         self.progress_label.setText(text + "…")
+        if isinstance(vocab, int) and vocab > 1 and int(record.get("step", 0) or 0) == 0:
+            # What the first point of the curve means, and when the first sample will come.
+            note = (f"An untrained model guesses among {vocab} tokens evenly: loss ln {vocab} = "
+                    f"{math.log(vocab):.2f}, where the curve starts.")
+            every = int(run.settings.get("sample_every") or 0)
+            if every:
+                note += f" It writes a sample every {every} steps."
+            self.samples.append(f'<p style="color:#6b7280">{html.escape(note)}</p>')
 
     def _show_progress(self, run: Run, record: dict[str, Any]) -> None:
         step = int(record.get("step", 0) or 0)

@@ -105,6 +105,8 @@ def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
     assert panel.form.edit("vocab_size").text() == str(first.config["vocab_size"])
     assert first.evals["val_loss"].view().size >= 1
     assert "step" in panel.samples.toPlainText()
+    chars = first.config["vocab_size"]
+    assert f"guesses among {chars} tokens evenly" in panel.samples.toPlainText()  # where the curve starts
     with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(panel.findChild(QPushButton, "pretrainStopButton"), Qt.LeftButton)
     assert blocker.args == [first.run_id, "stopped"]
