@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.nets import Iteration, NetSession, ParamState, Phase
+from explorer.ui import theme as themes
 from explorer.ui.network_params import ParamTable
 from explorer.ui.network_worker import single_torch_thread
 from explorer.ui.player import Player
@@ -121,6 +122,8 @@ class IterationView(QWidget):
         )
         if self.graph is not None and hasattr(self.graph, "set_theme"):
             self.graph.set_theme(theme)
+        if self.iteration is not None:
+            self._show_step(self.player.step)  # the status line's grey heading
 
     def phase(self, k: int | None = None) -> Phase | None:
         """The phase shown at step k (default: the current step); None at step 0."""
@@ -228,10 +231,15 @@ class IterationView(QWidget):
             skipped = " with zero_grad skipped" if self.iteration.skip_zero_grad else ""
             body = f"Ready to run one training iteration{skipped}. Press Step (→) or Play (Space)."
         else:
-            body = f"<b>{phase.title}</b> — {_html(phase.text)}"
+            text = phase.text
+            if text.startswith(phase.title):  # "AccumulateGrad: fc2.weight" + ".grad = …": say it once
+                body = f"<b>{_html(phase.title)}</b>{_html(text[len(phase.title):])}"
+            else:
+                body = f"<b>{_html(phase.title)}</b> — {_html(text)}"
         if self.iteration.trace_error:
             body += f"<br><i>The graph could not be traced ({_html(self.iteration.trace_error)}).</i>"
-        self.status.setText(f"<span style='color:#6b7280'>{head}</span><br>{body}")
+        muted = themes.get_theme()["muted"]
+        self.status.setText(f"<span style='color:{muted}'>{head}</span><br>{body}")
         if self.graph is not None and self._graph_steps:
             self.graph.set_step(self._graph_steps[k])
             if phase is not None and phase.node_id:

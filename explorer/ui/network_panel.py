@@ -53,6 +53,7 @@ class NetworkPanel(QWidget):
         self._actions = self._make_actions()
         self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self.apply_spec)
+        self.train.sig_use_toy_preset.connect(self._use_toy_preset)
         self.set_theme(themes.get_theme())
         self.apply_spec()
 
@@ -160,6 +161,10 @@ class NetworkPanel(QWidget):
             return
         self.form.show_error(None)
         self.train.set_spec(spec)
+
+    def _use_toy_preset(self) -> None:
+        self.form.set_preset("toy-2d")
+        self.apply_spec()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         """Space/Right/Left/Home/End drive the phase player on the iteration tab."""

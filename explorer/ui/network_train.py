@@ -66,6 +66,9 @@ class Run:
 class TrainView(QWidget):
     """Toy-data training workspace; `set_spec` gives it the network to train."""
 
+    sig_use_toy_preset = Signal()
+    """The user asked to switch the form to the toy-2d preset (this network cannot train on 2-D data)."""
+
     sig_running_changed = Signal(bool)
     """Training started (True) or ended/paused (False)."""
 
@@ -93,6 +96,7 @@ class TrainView(QWidget):
             self._message("The settings changed, so this run stopped. Press Train to start a new run.")
         if not self.runs:
             self._show_untrained_boundary()
+        self._update_trainable()
 
     def is_running(self) -> bool:
         """True while a run trains (not paused, not finished)."""
@@ -173,6 +177,9 @@ class TrainView(QWidget):
             if plot in titles:
                 plot.setTitle(titles[plot], color=theme["text"], size="10pt")
         self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
+        self._error_colour = theme["error"]
+        if self.status.property("error"):
+            self.status.setStyleSheet(f"color: {self._error_colour};")
 
     def stop(self, wait_ms: int = 5000) -> None:
         """Stop the worker thread (used by shutdown)."""
@@ -236,6 +243,13 @@ class TrainView(QWidget):
         self.status = QLabel("")
         self.status.setObjectName("trainStatus")
         self.status.setWordWrap(True)
+        self.use_toy_button = QPushButton("Use the toy-2d preset")
+        self.use_toy_button.setObjectName("useToyPresetButton")
+        self.use_toy_button.setToolTip("Switch the network on the left to the toy-2d preset: 2 inputs "
+                                       "(the x and y of a point), one output (the probability of class 1)")
+        self.use_toy_button.clicked.connect(self.sig_use_toy_preset.emit)
+        self.use_toy_button.hide()
+        self._error_colour = "#b91c1c"
 
     def _build_plots(self) -> None:
         self.boundary_plot = pg.PlotWidget()
@@ -287,14 +301,14 @@ class TrainView(QWidget):
         data_box = QGroupBox("Toy data")
         grid = QGridLayout(data_box)
         for col, (label, widget) in enumerate(
-            (("Dataset", self.dataset), ("Noise", self.noise), ("Points", self.count), ("Test", self.split))
+            (("Dataset", self.dataset), ("Noise", self.noise), ("Points", self.count), ("Test", self.split),
+             ("Seed", self.data_seed))
         ):
-            grid.addWidget(QLabel(label), 0, 2 * col)
+            grid.addWidget(_label(label, widget), 0, 2 * col)
             grid.addWidget(widget, 0, 2 * col + 1)
-        grid.addWidget(QLabel("Seed"), 0, 8)
-        grid.addWidget(self.data_seed, 0, 9)
         run_row = QHBoxLayout()
-        for widget in (self.train_button, self.reset_button, QLabel("Steps"), self.steps, QLabel("Speed")):
+        for widget in (self.train_button, self.reset_button, _label("Steps", self.steps), self.steps,
+                       _label("Speed", self.speed)):
             run_row.addWidget(widget)
         run_row.addWidget(self.speed)
         run_row.addStretch(1)
@@ -308,7 +322,10 @@ class TrainView(QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(data_box)
         box.addLayout(run_row)
-        box.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.use_toy_button)
+        box.addLayout(status_row)
         box.addLayout(plots, 1)
 
     # -- runs --------------------------------------------------------------------------------------
@@ -430,7 +447,23 @@ class TrainView(QWidget):
 
     def _message(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b91c1c;" if error else "")
+        self.status.setStyleSheet(f"color: {self._error_colour};" if error else "")
+        self.status.setProperty("error", error)
+
+    def _update_trainable(self) -> None:
+        """Train only for a network that fits the 2-D toy data; otherwise offer the preset that does."""
+        try:
+            check_toy_spec(self.spec)
+            fits = True
+        except NetSpecError:
+            fits = False
+        running = self.thread is not None and self.thread.isRunning()
+        self.train_button.setEnabled(fits or running)
+        self.train_button.setToolTip(
+            "Train / pause / resume (Ctrl+T). Training runs on a worker thread." if fits else
+            "This network does not take 2-D points (input size 2): change it, or use the toy-2d preset."
+        )
+        self.use_toy_button.setVisible(not fits)
 
     def _set_state(self, state: str) -> None:
         self.train_button.setText({"running": "⏸ Pause", "paused": "▶ Resume"}.get(state, "▶ Train"))
@@ -450,6 +483,14 @@ class TrainView(QWidget):
         if thread.wait(wait_ms):
             thread.deleteLater()
         self._set_state("idle")
+
+
+def _label(text: str, buddy) -> QLabel:
+    """A field's label that explains the field like the field itself does."""
+    label = QLabel(text)
+    label.setToolTip(buddy.toolTip())
+    label.setBuddy(buddy)
+    return label
 
 
 def _int(lo: int, hi: int, value: int, tip: str) -> QSpinBox:

@@ -142,6 +142,10 @@ def stylesheet(theme: dict[str, str]) -> str:
     QScrollBar::add-page, QScrollBar::sub-page {{ background: none; }}
     QMenuBar::item:selected, QMenu::item:selected {{ background: {t['selected']}; color: #ffffff; }}
     QMenu {{ border: 1px solid {t['card_border']}; }}
+    QCheckBox::indicator {{ width: 13px; height: 13px; border: 1px solid {t['muted']}; border-radius: 3px;
+        background: {t['panel']}; }}
+    QCheckBox::indicator:checked {{ background: {t['selected']}; border-color: {t['selected']}; }}
+    QCheckBox::indicator:disabled {{ border-color: {t['disabled_border']}; background: {t['disabled_bg']}; }}
     QMenu::item:disabled {{ color: {t['disabled_text']}; }}
     QGroupBox {{ border: 1px solid {t['card_border']}; border-radius: 4px; margin-top: 10px;
         padding-top: 6px; }}

@@ -295,3 +295,14 @@ def test_graph_shows_modules_collapsed_and_expands_them(panel):
     assert graph.step == graph.step_count
     player.set_step(1)  # zero_grad: nothing computed yet
     assert graph.step == 0
+
+
+def test_a_network_that_cannot_take_2d_points_offers_the_toy_preset(panel, qtbot):
+    pick_preset(panel, "seed")
+    panel.tabs.setCurrentIndex(TRAIN_TAB)
+    train = panel.train
+    assert not train.train_button.isEnabled()
+    assert train.use_toy_button.isVisible() and "cannot classify" in train.status.text()
+    qtbot.mouseClick(train.use_toy_button, Qt.LeftButton)
+    assert panel.form.preset_name() == "toy-2d"
+    assert train.train_button.isEnabled() and not train.use_toy_button.isVisible()
