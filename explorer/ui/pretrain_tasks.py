@@ -36,6 +36,11 @@ class FunctionThread(QThread):
         self.sig_done.emit(result)
 
 
+# Running threads, kept alive here rather than by a parent widget: a widget deleted before its job
+# ends must not take a running QThread with it (Qt aborts the process when that happens).
+_RUNNING: set[FunctionThread] = set()
+
+
 class BackgroundJob(QObject):
     """At most one FunctionThread at a time, with the start / finish / shutdown plumbing in one place.
 
@@ -62,7 +67,8 @@ class BackgroundJob(QObject):
         """Run `fn()` in a new thread; False (and nothing started) while another job runs."""
         if self._thread is not None:
             return False
-        thread = FunctionThread(fn, self)
+        thread = FunctionThread(fn)
+        _RUNNING.add(thread)
         thread.sig_done.connect(self.sig_done)
         thread.sig_failed.connect(self.sig_failed)
         thread.finished.connect(self._on_finished)
@@ -78,5 +84,6 @@ class BackgroundJob(QObject):
     def _on_finished(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.deleteLater()
+            thread.wait()  # `finished` comes just before the thread really ends: let it end
+            _RUNNING.discard(thread)
         self.sig_finished.emit()

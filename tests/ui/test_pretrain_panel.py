@@ -378,3 +378,20 @@ def test_char_vocab_comes_from_the_tokenizer_bpe_vocab_is_a_setting(panel, qtbot
     assert not panel.train_button.isEnabled()
     panel.form.tokenizer.setCurrentText("char")
     assert vocab.text() == str(chars) and panel.form.is_valid()
+
+
+def test_background_job_runs_one_function_at_a_time(qtbot):
+    from explorer.ui.pretrain_tasks import BackgroundJob
+
+    job = BackgroundJob()
+    results = []
+    job.sig_done.connect(results.append)
+    with qtbot.waitSignal(job.sig_finished, timeout=WAIT_MS):
+        assert job.start(lambda: 6 * 7)
+        assert job.is_busy() and not job.start(lambda: 0)  # one job at a time
+    assert results == [42] and not job.is_busy()
+    with qtbot.waitSignal(job.sig_failed, timeout=WAIT_MS) as failed:
+        job.start(lambda: int("x"))
+    assert "invalid literal" in failed.args[0]
+    qtbot.waitUntil(lambda: not job.is_busy(), timeout=WAIT_MS)
+    job.shutdown()
