@@ -70,4 +70,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {label:<12}" + "".join(f"{format_bytes(data['memory'][d][key]):>14}" for d in DTYPES))
     note = " (with unfused attention's T x T matrices, as dropout is on)" if c.drop_rate else ""
     print(f"  * the tensors autograd keeps for backward{note}; within ~10% of a measured CPU run")
+    if TRAIN_PRESETS[args.preset].tokenizer == "char":
+        _char_vocab_note(config)
     return 0
+
+
+def _char_vocab_note(config: GPTConfig) -> None:
+    """`train` with the char tokenizer sets vocab_size from the corpus: say what that gives."""
+    from explorer.core.data import CorpusError, char_vocab_size
+
+    try:
+        chars = char_vocab_size()
+    except CorpusError:
+        return
+    trained = count_parameters(config.replace(vocab_size=chars))["total"]
+    print(f"\nnote: `train` uses the char tokenizer here, so vocab_size comes from the corpus (--tokenizer "
+          f"bpe makes it a setting): the built-in one has {chars} characters, giving {trained:,} parameters")

@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             config, settings = build(args)
             _check_save_every(settings.to_dict())
+            if settings.tokenizer == "char" and getattr(args, "vocab_size", None) is not None:
+                print("note: --vocab-size is ignored with the char tokenizer (the corpus decides the "
+                      "vocabulary); use --tokenizer bpe to choose it", file=sys.stderr)
             trainer = Trainer(config, settings)
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None

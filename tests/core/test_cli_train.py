@@ -68,6 +68,18 @@ def test_params_table(capsys):
         assert word in out
 
 
+def test_params_says_what_a_char_level_preset_really_trains(capsys):
+    from explorer.core.data import char_vocab_size
+    from explorer.core.gpt import PRESETS, count_parameters
+
+    chars = char_vocab_size()
+    trained = count_parameters(PRESETS["tiny"].replace(vocab_size=chars))["total"]
+    _, out, _ = cli(["params", "--preset", "tiny"], capsys)
+    assert f"has {chars} characters, giving {trained:,} parameters" in out
+    _, out, _ = cli(["params", "--preset", "gpt2-124m"], capsys)
+    assert "note:" not in out  # a BPE preset: vocab_size is a real setting
+
+
 def test_params_bad_config_exits_2(capsys):
     code, _, err = cli(["params", "--preset", "tiny", "--n-heads", "3"], capsys)
     assert code == 2 and "divisible by n_heads" in err
