@@ -51,8 +51,13 @@ SHORTCUTS_HTML = """
 <tr><td><b>F</b>, <b>Ctrl+0</b></td><td>fit the graph to the window</td></tr>
 <tr><td><b>+</b> / <b>−</b>, wheel</td><td>zoom; drag to pan</td></tr>
 <tr><td><b>Ctrl+1/2/3</b></td><td>Expression / Network / Pretraining workspace</td></tr>
+<tr><td colspan=2><i>Network workspace</i></td></tr>
+<tr><td><b>N</b></td><td>next training iteration</td></tr>
+<tr><td><b>Z</b></td><td>skip zero_grad on / off (watch .grad accumulate)</td></tr>
+<tr><td><b>Ctrl+T</b> / <b>Ctrl+R</b></td><td>train or pause / reset training</td></tr>
 </table>
-<p>The player keys work whenever the keyboard focus is not in a text field; click the graph first.</p>
+<p>While you type in a field (the program, a number, a list) the keys belong to that field: a space
+is a space. Click the graph to give the keys back to the player.</p>
 """
 
 ABOUT_HTML = """

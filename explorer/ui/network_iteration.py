@@ -140,17 +140,25 @@ class IterationView(QWidget):
     # -- private -----------------------------------------------------------------------------------
 
     def _layout(self) -> None:
+        # the player gets the whole width for its timeline; the iteration controls sit with the phases
         controls = QHBoxLayout()
         controls.addWidget(self.player, 1)
-        controls.addWidget(self.next_button)
-        controls.addWidget(self.skip)
+        side = QWidget()
+        side_box = QVBoxLayout(side)
+        side_box.setContentsMargins(0, 0, 0, 0)
+        iteration_row = QHBoxLayout()
+        iteration_row.addWidget(self.next_button)
+        iteration_row.addWidget(self.skip)
+        iteration_row.addStretch(1)
+        side_box.addLayout(iteration_row)
+        side_box.addWidget(self.phases, 1)
         top = QWidget()
         top_box = QVBoxLayout(top)
         top_box.setContentsMargins(0, 0, 0, 0)
         split = QSplitter(Qt.Horizontal)
         if self.graph is not None:
             split.addWidget(self.graph)
-        split.addWidget(self.phases)
+        split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([700, 260])
@@ -231,11 +239,7 @@ class IterationView(QWidget):
             skipped = " with zero_grad skipped" if self.iteration.skip_zero_grad else ""
             body = f"Ready to run one training iteration{skipped}. Press Step (→) or Play (Space)."
         else:
-            text = phase.text
-            if text.startswith(phase.title):  # "AccumulateGrad: fc2.weight" + ".grad = …": say it once
-                body = f"<b>{_html(phase.title)}</b>{_html(text[len(phase.title):])}"
-            else:
-                body = f"<b>{_html(phase.title)}</b> — {_html(text)}"
+            body = _phase_html(phase.title, phase.text)
         if self.iteration.trace_error:
             body += f"<br><i>The graph could not be traced ({_html(self.iteration.trace_error)}).</i>"
         muted = themes.get_theme()["muted"]
@@ -264,3 +268,16 @@ def _make_graph_view():
     view = GraphView()
     view.setMinimumHeight(220)
     return view
+
+
+def _phase_html(title: str, text: str) -> str:
+    """The phase's title in bold, then its text without repeating the title.
+
+    "AccumulateGrad: fc2.weight" + "AccumulateGrad: fc2.weight.grad = …" and "backward: ReluBackward0"
+    + "ReluBackward0 for relu …" each say their name once.
+    """
+    tail = title.split(": ", 1)[-1]
+    for prefix in (title, tail):
+        if prefix and text.startswith(prefix):
+            return f"<b>{_html(title)}</b>{_html(text[len(prefix):])}"
+    return f"<b>{_html(title)}</b> — {_html(text)}"

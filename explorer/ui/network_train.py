@@ -466,7 +466,7 @@ class TrainView(QWidget):
         self.use_toy_button.setVisible(not fits)
 
     def _set_state(self, state: str) -> None:
-        self.train_button.setText({"running": "⏸ Pause", "paused": "▶ Resume"}.get(state, "▶ Train"))
+        self.train_button.setText({"running": "❚❚ Pause", "paused": "▶ Resume"}.get(state, "▶ Train"))
         self.sig_running_changed.emit(state == "running")
 
     def _apply_speed(self) -> None:
