@@ -369,7 +369,8 @@ class Trainer:
             # below, and whether any rank was asked to stop, so that all stop after this same step.
             stats.append(torch.tensor(float(self._stop.is_set()), device=self.device))
         # One host-device sync per step, for the numbers the record and the NaN check need.
-        values = all_reduce_sum(torch.stack(stats)).tolist()
+        stacked = torch.stack(stats)
+        values = (all_reduce_sum(stacked) if self.distributed else stacked).tolist()
         ranks = self.world_size if self.distributed else 1
         loss_value, norm_value = values[0] / ranks, values[1] / ranks
         if self.distributed and values[2] > 0:

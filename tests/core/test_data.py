@@ -99,3 +99,16 @@ def test_too_short_for_context():
     tok = CharTokenizer.train(TEXT)
     with pytest.raises(CorpusError, match="too short.*validation"):
         TokenData.from_text(TEXT[:200], tok, val_fraction=0.1, context_length=64)
+
+
+def test_char_vocab_size_is_what_the_tokenizer_gives_and_follows_an_edited_file(tmp_path):
+    from explorer.core.data import CharTokenizer, CorpusError, char_vocab_size, default_corpus
+
+    assert char_vocab_size() == CharTokenizer.train(default_corpus()).vocab_size
+    path = tmp_path / "c.txt"
+    path.write_text("ab" * 600, encoding="utf-8")
+    assert char_vocab_size(path) == 2
+    path.write_text("abcd" * 600, encoding="utf-8")  # a different size: counted again
+    assert char_vocab_size(str(path)) == 4
+    with pytest.raises(CorpusError, match="not found"):
+        char_vocab_size(tmp_path / "missing.txt")
