@@ -376,8 +376,8 @@ class HyperparameterForm(QWidget):
             text = edit.text().strip().replace(",", "").replace("_", "")
             if text.isdigit():
                 self._bpe_vocab = int(text)
-            self._vocab_hint.setText("BPE merges are learned on the corpus until this many tokens "
-                                     "(a small corpus may run out of merges and give fewer).")
+            self._vocab_hint.setText("your setting: BPE learns up to this many tokens (fewer if the corpus "
+                                     "runs out of merges)")
             return
         key = self._vocab_key()
         if key is not None and _corpus_problem(key):
