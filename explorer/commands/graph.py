@@ -91,10 +91,20 @@ def _render(tr, path: str, fmt: str) -> None:
     except ImportError as exc:
         raise UserInputError(f"--format {fmt} needs the app's drawing code (PySide6), which failed to "
                              f"load: {exc}; use --format json or dot") from None
+    target = Path(path)
+    try:
+        # Qt's SVG writer only warns (and draws nothing) when it cannot open the file: check first
+        target.open("wb").close()
+    except OSError as exc:
+        raise UserInputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         render_trace_file(tr, path, fmt)
     except OSError as exc:
+        target.unlink(missing_ok=True)
         raise UserInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if target.stat().st_size == 0:
+        target.unlink(missing_ok=True)
+        raise UserInputError(f"cannot write {path}: nothing was drawn")
 
 
 # ------------------------------------------------------------------------------------------ dot

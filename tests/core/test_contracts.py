@@ -139,9 +139,8 @@ def test_graph_json_holds_nodes_edges_and_both_orders(tmp_path):
     assert grad_w == pytest.approx(-0.0898263, abs=1e-6)
     # the engine starts at the loss and ends with the params' AccumulateGrad
     position = {nid: i for i, nid in enumerate(data["backward_order"])}
-    loss_id = next(n["id"] for n in data["nodes"] if n.get("label") == "L" or n.get("name") == "L")
-    assert position[loss_id] == 0
-    assert position[by_label["w"]["id"]] > position[by_label["a"]["id"]] if "a" in by_label else True
+    assert position[by_label["L"]["id"]] == 0
+    assert position[by_label["a"]["id"]] < position[by_label["z"]["id"]] < position[by_label["w"]["id"]]
 
 
 def test_graph_dot_svg_and_png(tmp_path):
@@ -155,6 +154,13 @@ def test_graph_dot_svg_and_png(tmp_path):
     png = tmp_path / "g.png"
     assert_ok(explorer("graph", "-e", SEED, "--format", "png", "-o", str(png)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("fmt", ["json", "dot", "svg", "png"])
+def test_graph_into_a_missing_folder_is_a_user_error(fmt, tmp_path):
+    out = tmp_path / "missing" / f"g.{fmt}"
+    assert_user_error(explorer("graph", "-e", SEED, "--format", fmt, "-o", str(out)), "cannot write")
+    assert not out.exists()
 
 
 # -- params ------------------------------------------------------------------------------------------
