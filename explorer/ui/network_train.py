@@ -33,6 +33,7 @@ from explorer.core.toydata import (
     decision_grid,
     make_dataset,
 )
+from explorer.ui import theme as themes
 from explorer.ui.network_worker import TrainThread, single_torch_thread
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
@@ -178,8 +179,23 @@ class TrainView(QWidget):
                 plot.setTitle(titles[plot], color=theme["text"], size="10pt")
         self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
         self._error_colour = theme["error"]
+        self._apply_boundary_colours(theme)
         if self.status.property("error"):
             self.status.setStyleSheet(f"color: {self._error_colour};")
+
+    def _apply_boundary_colours(self, theme: dict[str, str]) -> None:
+        """Class 0 blue, class 1 orange, undecided in the plot's own background: pale tints on light,
+        deep ones on dark, so the points (saturated) stand out on both."""
+        if theme.get("name") == "dark":
+            stops = [(38, 62, 110), pg.mkColor(theme["panel"]).getRgb()[:3], (112, 62, 28)]
+            line = pg.mkColor(theme["text"])
+        else:
+            stops = [(147, 180, 245), (250, 250, 250), (253, 186, 140)]
+            line = pg.mkColor(30, 30, 30)
+        cmap = pg.ColorMap([0.0, 0.5, 1.0], stops)
+        self.image.setLookupTable(cmap.getLookupTable(0.0, 1.0, 256))
+        if hasattr(self, "contour"):
+            self.contour.setPen(pg.mkPen(line, width=2))
 
     def stop(self, wait_ms: int = 5000) -> None:
         """Stop the worker thread (used by shutdown)."""
@@ -264,8 +280,7 @@ class TrainView(QWidget):
         self.boundary_plot.setMouseEnabled(False, False)
         self.boundary_plot.hideButtons()
         self.image = pg.ImageItem()
-        cmap = pg.ColorMap([0.0, 0.5, 1.0], [(147, 180, 245), (250, 250, 250), (253, 186, 140)])
-        self.image.setLookupTable(cmap.getLookupTable(0.0, 1.0, 256))
+        self._apply_boundary_colours(themes.get_theme())
         self.image.setLevels((0.0, 1.0))
         self.boundary_plot.addItem(self.image)
         self.train_points = pg.ScatterPlotItem(size=7, antialias=True, pen=pg.mkPen("w", width=0.8))
