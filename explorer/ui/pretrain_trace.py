@@ -23,7 +23,7 @@ def trace_one_step(source: dict, n_tokens: int = 8):
     import torch
 
     from explorer.core import data
-    from explorer.core.gpt import GPT, GPTConfig, count_parameters
+    from explorer.core.gpt import GPT, GPTConfig
     from explorer.core.trace import trace
 
     if source.get("checkpoint"):
@@ -39,12 +39,12 @@ def trace_one_step(source: dict, n_tokens: int = 8):
         text = data.load_corpus(corpus_path) if corpus_path else data.default_corpus()
         settings = source.get("settings") or {}
         config = GPTConfig(**source["config"])
+        # The form's vocab_size is already the tokenizer's (char) or its upper bound (BPE): refuse a
+        # model too big before spending seconds on learning a BPE.
+        _check_traceable(config)
         tokenizer = data.train_tokenizer(settings.get("tokenizer", "char"), text, config.vocab_size)
         config = config.replace(vocab_size=tokenizer.vocab_size)
-        total = count_parameters(config)["total"]
-        if total > MAX_TRACE_PARAMETERS:
-            raise ValueError(f"{total:,} parameters is too big to trace here: the tiny preset has the same "
-                             "structure with fewer and narrower blocks")
+        _check_traceable(config)
         torch.manual_seed(0)
         model = GPT(config)
         what = "an untrained model with the form's configuration"
@@ -66,6 +66,15 @@ def trace_one_step(source: dict, n_tokens: int = 8):
     result = trace(step, max_snapshot_elems=2048)
     shown = tokenizer.decode(ids[:T]).replace("\n", "↵")
     return result, f"{what}: one sequence of {T} tokens ({shown!r}) → next-token loss → backward"
+
+
+def _check_traceable(config) -> None:
+    from explorer.core.gpt import count_parameters
+
+    total = count_parameters(config)["total"]
+    if total > MAX_TRACE_PARAMETERS:
+        raise ValueError(f"{total:,} parameters is too big to trace here: the tiny preset has the same "
+                         "structure with fewer and narrower blocks")
 
 
 class TraceTab(QWidget):

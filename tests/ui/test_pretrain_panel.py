@@ -395,3 +395,11 @@ def test_background_job_runs_one_function_at_a_time(qtbot):
     assert "invalid literal" in failed.args[0]
     qtbot.waitUntil(lambda: not job.is_busy(), timeout=WAIT_MS)
     job.shutdown()
+
+
+def test_trace_refuses_a_big_untrained_model_before_learning_a_bpe():
+    from explorer.ui.pretrain_trace import trace_one_step
+
+    source = {"checkpoint": None, "config": PRESETS["gpt2-124m"].to_dict(), "settings": {"tokenizer": "bpe"}}
+    with pytest.raises(ValueError, match="163,009,536 parameters is too big to trace"):
+        trace_one_step(source)
