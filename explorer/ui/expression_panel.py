@@ -317,6 +317,7 @@ class ExpressionPanel(QWidget):
         self.graph.set_trace(result.trace, step=step, keep_view=same_program)
         self.player.set_length(n_events, step)
         self.leaves.set_params(ec.param_values(result))
+        self.learning.set_available(bool(result.trace.backward_order) and bool(ec.param_values(result)))
         loss = _scalar(result.trace.nodes[result.trace.output_id].value)
         if reason == "descent" and loss is not None:
             self.learning.add_loss(loss)

@@ -36,13 +36,15 @@ class LearningBox(QGroupBox):
         self.lr.setToolTip("Learning rate: how far each step moves the parameters against the gradient")
         self.step_button = QPushButton("Gradient descent step")
         self.step_button.setObjectName("descentButton")
-        self.step_button.setToolTip("Update every param: p ← p − lr · dL/dp, then run forward and "
-                                    "backward again (Ctrl+G)")
+        self._step_tip = ("Update every param: p ← p − lr · dL/dp, then run forward and backward "
+                          "again (Ctrl+G)")
+        self.step_button.setToolTip(self._step_tip)
         self.step_button.clicked.connect(lambda: self.sig_descent_requested.emit(self.lr.value()))
         self.again_button = QPushButton("Backward again without zeroing")
         self.again_button.setObjectName("backwardAgainButton")
-        self.again_button.setToolTip("PyTorch adds new gradients to .grad instead of replacing them: "
-                                     "call backward() twice without zero_grad() and .grad doubles.")
+        self._again_tip = ("PyTorch adds new gradients to .grad instead of replacing them: call "
+                           "backward() twice without zero_grad() and .grad doubles.")
+        self.again_button.setToolTip(self._again_tip)
         self.again_button.clicked.connect(self.sig_backward_again.emit)
         self.accum_label = QLabel("")
         self.accum_label.setObjectName("accumulationLabel")
@@ -64,6 +66,15 @@ class LearningBox(QGroupBox):
             grid.addWidget(self.plot, 2, 0, 1, 3)
         grid.addWidget(self.again_button, 3, 0, 1, 3)
         grid.addWidget(self.accum_label, 4, 0, 1, 3)
+
+    def set_available(self, available: bool) -> None:
+        """Enable the buttons only for a program with params and a backward pass; say why otherwise."""
+        self.step_button.setEnabled(available)
+        self.again_button.setEnabled(available)
+        why = "" if available else ("\n\nNot available now: the program has no param(...) leaf, so "
+                                    "backward() computes no gradient to step along.")
+        self.step_button.setToolTip(self._step_tip + why)
+        self.again_button.setToolTip(self._again_tip + why)
 
     def reset_losses(self, first: float | None = None) -> None:
         """Start a new loss history (a new program), optionally with its first loss."""

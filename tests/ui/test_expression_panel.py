@@ -311,3 +311,11 @@ def test_loss_line_follows_descent_steps_and_restarts_after_a_slider_move(qtbot,
     # L = bce(sigmoid(0 * 1.1 + b), 1) with b a little above 0 after the step
     assert label.text().endswith("before any descent step") and len(panel.learning.losses) == 1
     assert label.text() != "loss 0.0852 before any descent step"
+
+
+def test_learning_buttons_are_disabled_without_params(qtbot, panel):
+    _run(qtbot, panel, lambda: panel.set_source("a = [[1, 2], [3, 4]]\nb = a @ a"))
+    assert not panel.learning.step_button.isEnabled()
+    assert "no param(...)" in panel.learning.step_button.toolTip()
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    assert panel.learning.step_button.isEnabled() and panel.learning.again_button.isEnabled()
