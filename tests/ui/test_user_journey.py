@@ -230,6 +230,24 @@ def test_play_at_full_speed_runs_forward_then_backward_to_the_end(qtbot, window)
     assert not one(panel, "stepButton", QAbstractButton).isEnabled()
 
 
+def test_player_keys_step_the_graph_once_it_has_the_focus(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    result = type_program(qtbot, panel, SEED_LINES)
+    view = one(panel, "graphView")
+    status = one(panel, "stepStatus", QLabel)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key_Home)
+    assert panel.player.step == 0 and status.text().startswith("Ready")
+    qtbot.keyClick(view, Qt.Key_Right)
+    qtbot.keyClick(view, Qt.Key_Right)
+    assert panel.player.step == 2 and status.text().startswith("forward 2/")
+    qtbot.keyClick(view, Qt.Key_Left)
+    assert panel.player.step == 1 and status.text().startswith("forward 1/")
+    qtbot.keyClick(view, Qt.Key_End)
+    total = len(result.trace.forward_order) + len(result.trace.backward_order)
+    assert panel.player.step == total and status.text().endswith("backward done")
+
+
 def test_clicking_a_node_shows_its_chain_rule_with_numbers(qtbot, window):
     panel = open_workspace(qtbot, window, "expression")
     result = type_program(qtbot, panel, SEED_LINES)
