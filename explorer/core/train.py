@@ -260,6 +260,11 @@ class Trainer:
         """Whether a pause was requested and not yet lifted."""
         return not self._unpaused.is_set()
 
+    @property
+    def updating(self) -> bool:
+        """True inside an optimizer update: an interrupt there leaves the weights half-changed."""
+        return self._updating
+
     # -- the loop ---------------------------------------------------------------------------------
 
     def lr_at(self, step: int) -> float:

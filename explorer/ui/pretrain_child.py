@@ -115,6 +115,12 @@ def _save(trainer: Any, path: str, sender: _BatchSender) -> None:
     try:
         if getattr(trainer, "model", None) is None:
             return
+        if getattr(trainer, "updating", False):
+            # Interrupted (Ctrl-C in the terminal reaches this process too) inside an optimizer update:
+            # half-updated weights would overwrite the last good checkpoint.
+            sender.add({"type": "warning", "message": "interrupted during a weight update: the checkpoint "
+                        "keeps the last saved state"})
+            return
         trainer.save_checkpoint(path)
         sender.add({"type": "checkpoint", "path": path, "step": _trainer_step(trainer)})
     except Exception as exc:  # noqa: BLE001 - a failed save is reported, training already ended
