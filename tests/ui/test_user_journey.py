@@ -418,7 +418,7 @@ def test_seed_network_iteration_phase_by_phase_and_skipped_zero_grad(qtbot, wind
 
     # skip zero_grad: the next iteration adds the new gradient to the one still in .grad
     skip = one(panel, "networkSkipZeroGrad", QCheckBox)
-    qtbot.mouseClick(skip, Qt.LeftButton)
+    skip.click()
     assert skip.isChecked()
     click(qtbot, one(panel, "networkNextIteration", QAbstractButton))
     assert view.iteration.index == 2 and view.iteration.skip_zero_grad
