@@ -199,7 +199,9 @@ class SpecForm(QWidget):
         form.addRow("Preset", self.preset)
         form.addRow(self.description)
         form.addRow("Inputs", self.input_size)
-        form.addRow(QLabel("Hidden layers"))
+        hidden = QLabel("Hidden layers")
+        hidden.setToolTip(self.layers.toolTip())
+        form.addRow(hidden)
         form.addRow(self.layers)
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_layer)
@@ -215,6 +217,12 @@ class SpecForm(QWidget):
         tform.addRow("Momentum", self.momentum)
         tform.addRow("Batch size", self.batch)
         tform.addRow("Seed", self.seed)
+        for layout in (form, tform):  # a row's label explains its field like the field does
+            for field in (self.preset, self.input_size, self.output_size, self.output_act, self.loss,
+                          self.optimizer, self.lr, self.momentum, self.batch, self.seed):
+                label = layout.labelForField(field)
+                if label is not None:
+                    label.setToolTip(field.toolTip())
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(net)

@@ -118,6 +118,8 @@ class Player(QWidget):
         self.position = QLabel("0 / 0")
         self.position.setObjectName("stepPosition")
         self.position.setMinimumWidth(70)
+        self.position.setToolTip("Events shown so far / all events: the forward pass first, then the "
+                                 "backward pass")
         self.speed = QSlider(Qt.Horizontal)
         self.speed.setObjectName("speedSlider")
         self.speed.setRange(1, 30)

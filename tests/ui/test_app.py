@@ -284,3 +284,32 @@ def test_each_panel_main_opens_through_run_standalone(monkeypatch, module, cls):
     factory, title, size = calls[0][:3]
     assert factory is getattr(mod, cls)
     assert title.startswith("Autograd Explorer") and len(size) == 2
+
+
+def test_every_control_of_the_expression_and_network_workspaces_explains_itself(qtbot, window):
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QComboBox,
+        QFormLayout,
+        QScrollBar,
+        QTabBar,
+    )
+
+    missing = []
+    for key in ("expression", "network"):
+        panel = window.panel(key)
+        for cls in (QAbstractButton, QAbstractSpinBox, QComboBox, QAbstractSlider):
+            for control in panel.findChildren(cls):
+                inner = control.parent() is not None and isinstance(
+                    control.parent(), QAbstractSpinBox | QComboBox | QTabBar)
+                qt_part = control.objectName().startswith("qt_") or isinstance(control, QScrollBar)
+                if not (inner or qt_part or control.toolTip()):
+                    missing.append(f"{key}: {type(control).__name__} {control.objectName() or ''}")
+        for form in panel.findChildren(QFormLayout):
+            for row in range(form.rowCount()):
+                label = form.itemAt(row, QFormLayout.LabelRole)
+                if label is not None and label.widget() is not None and not label.widget().toolTip():
+                    missing.append(f"{key}: label {label.widget().text()!r}")
+    assert missing == []
