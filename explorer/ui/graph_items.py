@@ -255,8 +255,13 @@ class NodeCard(QGraphicsItem):
             _draw_fitted(painter, line1, "value …", font, boost)
         if self.show_grad and grad is not None:
             painter.setPen(QColor(t["grad"]))
-            text = "∇ " + (snapshot_summary(grad) if int(getattr(grad, "numel", 1) or 0) == 1
-                           else "max " + max_abs_text(grad))
+            if int(getattr(grad, "numel", 1) or 0) == 1:
+                text = "∇ " + snapshot_summary(grad)
+            else:  # "every entry within ±m" says the same as "max |g| = m" in less room
+                peak = max_abs_text(grad)
+                text = f"∇ max {peak}"
+                if QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > line2.width():
+                    text = f"∇ ±{peak}"
             _draw_fitted(painter, line2, text, font, boost)
         elif self.info.get("has_grad"):
             painter.setPen(QColor(t["muted"]))
