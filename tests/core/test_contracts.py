@@ -259,6 +259,28 @@ def test_train_json_lines_out_dir_and_resume_equal_an_uninterrupted_run(tmp_path
     assert [r["step"] for r in tail] == [4, 5, 6]
     assert [r["train_loss"] for r in tail] == [r["train_loss"] for r in records[3:]]
 
+    # a checkpoint of another model is refused with the reason, in one line
+    clash = explorer("train", "--resume", str(whole / "step-3"), "--steps", "6", "--emb-dim", "64",
+                     "--corpus", str(corpus))
+    assert_user_error(clash, "emb_dim")
+
+    other_seed = explorer(*[a if a != "7" else "8" for a in common], "--steps", "2", "--json")
+    assert [r["train_loss"] for r in json_lines(other_seed.stdout)] != [r["train_loss"] for r in records[:2]]
+
+
+@pytest.mark.slow
+def test_train_device_cuda_trains_there_or_says_why_not(corpus):
+    import torch
+
+    done = explorer("train", "--preset", "tiny", "--device", "cuda", "--corpus", str(corpus), *SMALL,
+                    "--steps", "3", "--json")
+    if torch.cuda.is_available():
+        assert_ok(done)
+        assert [r["step"] for r in json_lines(done.stdout)] == [1, 2, 3]
+        assert "cuda" in done.stderr
+    else:
+        assert_user_error(done, "CUDA")
+
 
 def write_config(tmp_path: Path) -> Path:
     config = tmp_path / "config.json"
@@ -307,7 +329,7 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
     assert not (tmp_path / "unused.json").exists()
 
 
-@pytest.mark.parametrize("case", ["heads", "corrupt", "config", "save_every", "corpus"])
+@pytest.mark.parametrize("case", ["heads", "corrupt", "missing", "config", "save_every", "corpus", "device"])
 def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00garbage" * 10)
@@ -318,7 +340,9 @@ def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus):
         "corrupt": ["--resume", str(bad)],
         "config": ["--config", str(broken)],
         "save_every": ["--save-every", "2"],
+        "missing": ["--resume", str(tmp_path / "no-such-checkpoint")],
         "corpus": ["--corpus", str(tmp_path / "missing.txt")],
+        "device": ["--device", "tpu-please"],
     }[case]
     done = explorer("train", "--steps", "2", "--device", "cpu", *args, cwd=tmp_path)
     assert_user_error(done)
