@@ -311,6 +311,21 @@ def test_tensor_example_shows_shape_dtype_stride_and_the_matmul(qtbot, window):
     assert cells == [["14", "32"], ["32", "77"]]
 
 
+def test_every_example_of_the_menu_loads_and_steps_to_the_end(qtbot, window):
+    panel = open_workspace(qtbot, window, "expression")
+    menu = window.findChild(QMenu, "examplesMenu")
+    names = [a.data() for a in menu.actions()]
+    assert {"seed_sigmoid_bce", "tensors_basics", "one_hidden_layer", "softmax_cross_entropy"} <= set(names)
+    for action in menu.actions():
+        result = wait_computed(qtbot, panel, action.trigger)
+        assert result.ok, (action.data(), result.error)
+        assert not one(panel, "errorLabel").isVisible()
+        click(qtbot, one(panel, "resetButton", QAbstractButton))
+        texts = step_to_end(qtbot, panel)
+        assert len(texts) == len(result.trace.forward_order) + len(result.trace.backward_order)
+        assert texts[-1].startswith("backward") or not result.trace.backward_order, (action.data(), texts[-1])
+
+
 def test_typed_int_and_float_literals_become_int64_and_float32(qtbot, window):
     panel = open_workspace(qtbot, window, "expression")
     result = type_program(qtbot, panel, ["I = [[1, 2, 3], [4, 5, 6]]", "F = [[1.5, 2.0]]",
