@@ -27,7 +27,7 @@ from explorer.ui.graph_view import GraphView
 from explorer.ui.inspector import Inspector
 from explorer.ui.leaf_editor import LeafEditor
 from explorer.ui.learning_box import LearningBox
-from explorer.ui.player import PLAYER_KEYS, Player
+from explorer.ui.player import PLAYER_KEYS, Player, buttons_keep_player_keys
 
 DEBOUNCE_MS = 450
 
@@ -266,6 +266,7 @@ class ExpressionPanel(QWidget):
         layout.addWidget(split)
         self._restore_step = None
         self._restore_selected = None
+        buttons_keep_player_keys(self)
 
     def _submit(self, source: str, overrides: dict, reason: str) -> None:
         self._generation += 1

@@ -18,7 +18,7 @@ from explorer.ui import theme as themes
 from explorer.ui.network_form import CUSTOM, SpecForm
 from explorer.ui.network_iteration import IterationView
 from explorer.ui.network_train import TrainView
-from explorer.ui.player import PLAYER_KEYS
+from explorer.ui.player import PLAYER_KEYS, buttons_keep_player_keys
 
 ITERATION_TAB, TRAIN_TAB = 0, 1
 
@@ -55,6 +55,7 @@ class NetworkPanel(QWidget):
         self.form.sig_spec_changed.connect(self.apply_spec)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
         self.set_theme(themes.get_theme())
+        buttons_keep_player_keys(self)
         self.apply_spec()
 
     # -- panel protocol ----------------------------------------------------------------------------

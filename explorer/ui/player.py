@@ -57,6 +57,17 @@ def input_owns_key(widget: QWidget | None, key: int, modifiers=Qt.NoModifier, te
     return False
 
 
+def buttons_keep_player_keys(root: QWidget) -> None:
+    """Push buttons under `root` take the keyboard focus from Tab only, never from a click.
+
+    Otherwise clicking "Gradient descent step" and then pressing Space to play would press the
+    button again (a focused button owns Space).
+    """
+    for button in root.findChildren(QPushButton):
+        if button.focusPolicy() == Qt.StrongFocus:
+            button.setFocusPolicy(Qt.TabFocus)
+
+
 class _InputKeyGuard(QObject):
     """Application-wide event filter: a key the focused input owns never triggers a shortcut.
 

@@ -319,3 +319,14 @@ def test_learning_buttons_are_disabled_without_params(qtbot, panel):
     assert "no param(...)" in panel.learning.step_button.toolTip()
     _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
     assert panel.learning.step_button.isEnabled() and panel.learning.again_button.isEnabled()
+
+
+def test_clicking_a_button_leaves_space_to_the_player(qtbot, panel):
+    from PySide6.QtWidgets import QApplication
+
+    _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
+    panel.activateWindow()
+    panel.graph.setFocus()
+    _run(qtbot, panel, lambda: qtbot.mouseClick(panel.learning.step_button, Qt.LeftButton))
+    assert QApplication.focusWidget() is not panel.learning.step_button
+    assert panel.learning.step_button.focusPolicy() == Qt.TabFocus  # keyboard users still reach it
