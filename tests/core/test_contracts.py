@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -114,6 +115,15 @@ def test_grad_json_gives_tensor_grads_as_nested_lists():
     data = json.loads(done.stdout)
     assert data["grads"]["W"] == [[2.0, 4.0], [6.0, 8.0]]
     assert data["output"]["value"] == pytest.approx(30.0)
+
+
+def test_console_script_runs_the_same_commands(tmp_path):
+    script = Path(sysconfig.get_path("scripts")) / ("autograd-explorer" + (".exe" if os.name == "nt" else ""))
+    assert script.is_file(), "the project is not installed: pip install -e ."
+    done = subprocess.run([str(script), "grad", "-e", SEED, "--json"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert_ok(done)
+    assert json.loads(done.stdout)["grads"]["b"] == pytest.approx(-0.0816603, abs=1e-6)
 
 
 # -- graph -------------------------------------------------------------------------------------------
