@@ -400,7 +400,7 @@ class ExpressionPanel(QWidget):
             known = nid in grad_at and self.graph.step >= grad_at[nid] and node.grad is not None
             value = ec.snapshot_summary(node.grad) if known else "?"
             if known and node.grad.numel > 1:
-                value = f"{'×'.join(map(str, node.grad.shape))} (max {ec.max_abs_text(node.grad)})"
+                value = f"tensor {tuple(node.grad.shape)}, max |·| {ec.max_abs_text(node.grad)}"
             parts.append(f"{ec.d_of(trace, nid)} = {value}")
         return "   ".join(parts)
 

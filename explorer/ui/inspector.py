@@ -167,7 +167,8 @@ class Inspector(QScrollArea):
             return f"dL/d{title} = {fmt_number(float(grad.item()))}"
         m = snapshot_matrix(grad)
         peak = fmt_number(float(np.max(np.abs(m)))) if m is not None and m.size else "?"
-        return f"dL/d{title}: {'×'.join(map(str, grad.shape))} tensor, max |g| = {peak}"
+        # the shape as a tuple: "3 tensor" would read as the value 3
+        return f"dL/d{title}: tensor of shape {tuple(grad.shape)}, max |g| = {peak}"
 
     def _matrix_box(self, title: str, tip: str):
         box = QGroupBox(title)
@@ -228,8 +229,10 @@ class Inspector(QScrollArea):
         self.check_table.setRowCount(len(rows))
         for r, (method, value) in enumerate(rows):
             diff = "" if method == "autograd" or auto is None else _fmt_diff(value, auto)
-            for c, text in enumerate((method, _fmt_any(value), diff)):
-                self.check_table.setItem(r, c, QTableWidgetItem(text))
+            for c, text in enumerate((method, _fmt_any(value, short=True), diff)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(_fmt_any(value) if c == 1 else text)
+                self.check_table.setItem(r, c, item)
         self.check_table.resizeColumnsToContents()
         header = self.check_table.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.Stretch)  # long tensor summaries elide, never scroll
@@ -248,11 +251,13 @@ def _to_array(v) -> np.ndarray:
     return np.asarray(v, dtype=np.float64)
 
 
-def _fmt_any(v) -> str:
+def _fmt_any(v, short: bool = False) -> str:
+    """A number as text; a tensor as its shape and largest |entry| (`short`: the latter only)."""
     a = _to_array(v)
     if a.size == 1:
         return fmt_number(float(a.reshape(-1)[0]))
-    return f"{'×'.join(map(str, a.shape))}, max {fmt_number(float(np.max(np.abs(a))))}"
+    peak = f"max |·| {fmt_number(float(np.max(np.abs(a))))}"
+    return peak if short else f"{'×'.join(map(str, a.shape))}, {peak}"
 
 
 def _fmt_diff(v, ref) -> str:
