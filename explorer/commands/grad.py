@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"{args.file}: " if args.file else ""
         raise UserInputError(f"{where}{exc}") from None
     if args.json:
-        print(json.dumps(report_json(report)))
+        print(json.dumps(json_safe(report_json(report)), allow_nan=False))
     else:
         print(report_text(report))
     return 0
@@ -81,6 +82,18 @@ def to_plain(t: torch.Tensor | None):
     if t.is_floating_point() or t.is_complex():
         t = t.to(torch.float64)
     return t.item() if t.dim() == 0 else t.tolist()
+
+
+def json_safe(value):
+    """`value` with every NaN or infinity replaced by None (null), as JavaScript's JSON.stringify does:
+    Python would write the bare words NaN and Infinity, which strict JSON readers reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def report_json(report) -> dict:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from explorer.commands.grad import add_program_arguments, load_program
+from explorer.commands.grad import add_program_arguments, json_safe, load_program
 
 HELP = "Trace a program forward and backward and write its graph (json, dot, svg or png)."
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"{args.file}: " if args.file else ""
         raise UserInputError(f"{where}{exc}") from None
     if fmt == "json":
-        text = json.dumps(tr.to_json(), indent=1)
+        text = json.dumps(json_safe(tr.to_json()), indent=1, allow_nan=False)
     elif fmt == "dot":
         text = to_dot(tr)
     else:

@@ -8,6 +8,7 @@ table has one) the local derivative computed by hand.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,14 +142,20 @@ def compare_grads(
                 check.skipped = f"{runs:,} runs of this program would take over {max_fd_seconds:g} s"
         else:
             diff = (auto - check.numeric).abs()
+            diff = torch.where(auto == check.numeric, torch.zeros_like(diff), diff)  # equal infinities agree
             scale = torch.maximum(auto.abs(), check.numeric.abs()).clamp_min(1e-8)
-            check.max_abs_error = float(diff.max()) if diff.numel() else 0.0
+            check.max_abs_error = float(diff.max()) if diff.numel() else 0.0  # NaN when either side is NaN
             check.max_rel_error = float((diff / scale).max()) if diff.numel() else 0.0
-            report.max_abs_error = max(report.max_abs_error, check.max_abs_error)
-            report.max_rel_error = max(report.max_rel_error, check.max_rel_error)
+            report.max_abs_error = _worst(report.max_abs_error, check.max_abs_error)
+            report.max_rel_error = _worst(report.max_rel_error, check.max_rel_error)
         report.params[name] = check
     _add_manual(program, overrides, report)
     return report
+
+
+def _worst(a: float, b: float) -> float:
+    """The larger error, NaN if either is NaN (Python's max would drop a NaN and report agreement)."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
 
 
 def _add_manual(program: Program, overrides, report: GradReport) -> None:

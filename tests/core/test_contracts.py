@@ -126,6 +126,26 @@ def test_console_script_runs_the_same_commands(tmp_path):
     assert json.loads(done.stdout)["grads"]["b"] == pytest.approx(-0.0816603, abs=1e-6)
 
 
+def strict_json(text: str):
+    """Parse as a strict reader would: the bare words NaN and Infinity are not JSON."""
+    def refuse(word):
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_grad_and_graph_json_stay_strict_json_for_infinite_gradients(tmp_path):
+    program = "w = param(0.0)\nL = sqrt(w)"  # dL/dw = inf, finite differences NaN
+    done = explorer("grad", "-e", program, "--json")
+    assert_ok(done)
+    data = strict_json(done.stdout)
+    assert data["output"]["value"] == 0.0
+    assert data["max_abs_error"] != 0.0  # autograd and finite differences do not agree here
+    out = tmp_path / "g.json"
+    assert_ok(explorer("graph", "-e", program, "--format", "json", "-o", str(out)))
+    assert strict_json(out.read_text(encoding="utf-8"))["nodes"]
+
+
 # -- graph -------------------------------------------------------------------------------------------
 
 
