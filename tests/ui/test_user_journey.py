@@ -212,6 +212,23 @@ def test_typing_the_seed_program_and_stepping_to_the_end_shows_its_gradients(qtb
     assert status.text() == seen[-1]
 
 
+@pytest.mark.parametrize("example", ["seed_sigmoid_bce", "one_hidden_layer", "softmax_cross_entropy"])
+def test_graph_reads_left_to_right_with_no_overlapping_cards(qtbot, window, example):
+    panel = open_workspace(qtbot, window, "expression")
+    menu = window.findChild(QMenu, "examplesMenu")
+    action = next(a for a in menu.actions() if a.data() == example)
+    result = wait_computed(qtbot, panel, action.trigger)
+    cards = one(panel, "graphView").graph_scene.cards
+    assert set(cards) == set(result.trace.nodes)
+    rects = {nid: card.sceneBoundingRect() for nid, card in cards.items()}
+    ids = list(rects)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            assert not rects[a].intersects(rects[b]), (example, a, b)
+    for u, v in result.trace.graph.edges:
+        assert rects[u].center().x() < rects[v].center().x(), (example, u, v)
+
+
 def test_play_at_full_speed_runs_forward_then_backward_to_the_end(qtbot, window):
     panel = open_workspace(qtbot, window, "expression")
     result = type_program(qtbot, panel, SEED_LINES)
