@@ -359,6 +359,18 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
     assert not (tmp_path / "unused.json").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["params", "--preset", "gpt3"],
+    ["train", "--preset", "gpt3"],
+    ["graph", "-e", "w = param(1.0)", "--format", "bmp"],
+    ["train", "--steps", "many"],
+])
+def test_unknown_choices_exit_2_naming_the_bad_value(args):
+    done = explorer(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert args[-1] in done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("case", ["heads", "corrupt", "missing", "config", "save_every", "corpus", "device"])
 def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus):
     bad = tmp_path / "bad.safetensors"
