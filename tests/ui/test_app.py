@@ -184,6 +184,9 @@ def test_theme_option_checks_its_view_menu_entry(qtbot, monkeypatch):
     seen: dict = {}
 
     def look(app, window):
+        # let the workspace open first, so that closing the window also stops its worker
+        qtbot.waitUntil(lambda: "expression" in window.panels and window.panels["expression"].result
+                        is not None, timeout=WAIT)
         seen["checked"] = [a.data() for a in window._theme_actions.actions() if a.isChecked()]
         seen["current"] = themes.get_theme()["name"]
         window.persist = False  # do not keep dark for the next tests' windows
