@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
         self._pending_state: dict[str, dict] = {}
+        self._workspace_menus: dict[str, object] = {}
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -289,7 +290,13 @@ class MainWindow(QMainWindow):
             menu.setObjectName(f"{key}Menu")
             for action in actions:
                 menu.addAction(action)
-            self.menuBar().insertMenu(self._help_menu.menuAction(), menu)
+            # workspace menus stand in tab order whichever workspace opened first, then Help
+            keys = [w[0] for w in WORKSPACES]
+            menus = self._workspace_menus
+            later = [menus[k] for k in keys[keys.index(key) + 1:] if k in menus]
+            before = later[0].menuAction() if later else self._help_menu.menuAction()
+            self.menuBar().insertMenu(before, menu)
+            self._workspace_menus[key] = menu
 
     def _show_failure(self, key: str, title: str, exc: Exception) -> None:
         traceback.print_exc()  # for the developer's terminal; the user sees a sentence

@@ -316,3 +316,10 @@ def test_every_control_of_the_expression_and_network_workspaces_explains_itself(
                 if label is not None and label.widget() is not None and not label.widget().toolTip():
                     missing.append(f"{key}: label {label.widget().text()!r}")
     assert missing == []
+
+
+def test_workspace_menus_follow_the_tab_order(qtbot, window):
+    window.panel("network")
+    window.panel("expression")
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles.index("Expression") < titles.index("Network") < titles.index("&Help")
