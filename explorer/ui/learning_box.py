@@ -51,6 +51,7 @@ class LearningBox(QGroupBox):
         self.accum_label.setWordWrap(True)
         self.loss_label = QLabel("")
         self.loss_label.setObjectName("lossLabel")
+        self.loss_label.setWordWrap(True)
         self.loss_label.setToolTip("The output of the program (the loss) now, and how many descent steps "
                                    "led here. Moving a slider starts the count again.")
         self.losses: list[float] = []
@@ -140,7 +141,10 @@ class LearningBox(QGroupBox):
             steps = len(self.losses) - 1
             when = ("before any descent step" if steps == 0
                     else f"after {steps} descent step{'s' if steps > 1 else ''}")
-            self.loss_label.setText(f"loss {fmt_number(self.losses[-1])} {when}")
+            text = f"loss {fmt_number(self.losses[-1])} {when}"
+            if steps and self.losses[-1] > self.losses[-2]:
+                text += ": it went up, the step overshot; try a smaller lr"
+            self.loss_label.setText(text)
         else:
             self.loss_label.setText("")
         if self.plot is not None:

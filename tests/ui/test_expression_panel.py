@@ -330,3 +330,11 @@ def test_clicking_a_button_leaves_space_to_the_player(qtbot, panel):
     _run(qtbot, panel, lambda: qtbot.mouseClick(panel.learning.step_button, Qt.LeftButton))
     assert QApplication.focusWidget() is not panel.learning.step_button
     assert panel.learning.step_button.focusPolicy() == Qt.TabFocus  # keyboard users still reach it
+
+
+def test_a_loss_that_goes_up_suggests_a_smaller_learning_rate(qtbot, panel):
+    panel.learning.reset_losses(1.0)
+    panel.learning.add_loss(0.5)
+    assert "went up" not in panel.learning.loss_label.text()
+    panel.learning.add_loss(4.0)
+    assert "went up" in panel.learning.loss_label.text() and "smaller lr" in panel.learning.loss_label.text()
