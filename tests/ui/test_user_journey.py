@@ -143,10 +143,6 @@ def click_node(qtbot, panel, nid: str) -> None:
     assert view.selected() == nid
 
 
-def numbers_in(text: str) -> list[float]:
-    return [float(m.replace("−", "-")) for m in re.findall(r"[-−]?\d+\.\d+", text)]
-
-
 # -- 1. launch ---------------------------------------------------------------------------------------
 
 
