@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -104,6 +105,11 @@ def run_event_loop(app, window) -> int:
 
 
 def _screenshot(args) -> int:
+    with _quiet_offscreen_noise():
+        return _render_screenshot(args)
+
+
+def _render_screenshot(args) -> int:
     from PySide6.QtCore import QSettings
 
     from explorer.ui import theme as themes
@@ -140,6 +146,33 @@ def _screenshot(args) -> int:
         return 1
     print(f"wrote {args.screenshot}")
     return 0
+
+
+# Qt's offscreen platform reports each window it cannot size-hint; harmless, and it would bury the
+# one "error: ..." line a failed screenshot prints.
+_OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+@contextlib.contextmanager
+def _quiet_offscreen_noise():
+    """Drop the offscreen plugin's known warnings meanwhile; other Qt messages go where they went."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message: str) -> None:
+        if message in _OFFSCREEN_NOISE:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = qInstallMessageHandler(handler)
+    try:
+        yield
+    finally:
+        qInstallMessageHandler(previous)
 
 
 def _graph_views(panel):
