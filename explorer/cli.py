@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command name -> module in explorer.commands; each module defines
@@ -41,15 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_help() -> None:
+    """The app's options, then the headless commands (explorer.ui.app imports no Qt at module level)."""
+    from explorer.ui.app import build_parser as app_parser
+
+    app_parser().print_help()
+    print()
+    build_parser().print_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a headless command or start the app; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help") and len(argv) == 1):
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 0
+    if argv in (["-h"], ["--help"]):
+        _print_help()
+        return 0
+    if argv and argv[0] in COMMANDS:
+        args = build_parser().parse_args(argv)
         try:
             return int(args._run(args) or 0)
         except UserInputError as exc:
@@ -58,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # The reader went away (`... | head`): not an error of ours. Point stdout at devnull so the
+            # interpreter's final flush does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     from explorer.ui.app import main as app_main
 
     return app_main(argv)

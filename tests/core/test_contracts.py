@@ -251,9 +251,6 @@ def test_params_graph_and_grad_flags_exist():
     assert "-e" in grad and "--json" in grad and "FILE" in grad
 
 
-@pytest.mark.xfail(strict=True, reason="explorer/cli.py main(): a lone --help goes to the headless commands' "
-                   "parser, so `python main.py --help` never lists --screenshot, --workspace, --example, "
-                   "--preset, --step (explorer/ui/app.py's parser holds them)")
 def test_app_help_lists_the_screenshot_options():
     done = app("--help")
     assert_ok(done)
