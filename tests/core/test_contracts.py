@@ -426,9 +426,6 @@ def test_screenshot_bad_name_exits_2_with_an_error_line(args, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="explorer/ui/app.py _screenshot shows the window before the panel "
-                   "checks --example/--preset, so Qt's offscreen plugin prints 'This plugin does not support "
-                   "propagateSizeHints()' on stderr above the error line")
 def test_screenshot_bad_example_is_exactly_one_stderr_line(tmp_path):
     assert_user_error(app("--screenshot", str(tmp_path / "shot.png"), "--example", "no_such_example"),
                       "no_such_example")
