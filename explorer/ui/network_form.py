@@ -116,7 +116,7 @@ class SpecForm(QWidget):
         self.seed = self._spin(0, 99999, "Seed for the initial weights (and the example batch).")
 
         self.count = QLabel()
-        self.count.setObjectName("paramCount")
+        self.count.setObjectName("networkParamCount")
         self.count.setWordWrap(True)
         self.count.setToolTip("Every weight and bias the optimizer trains: in·out + out per Linear layer")
         self.error = QLabel()

@@ -126,7 +126,8 @@ class NetworkPanel(QWidget):
             try:
                 self.form.set_preset(preset)
             except NetSpecError as exc:
-                self.form.show_error(str(exc))
+                # the app turns this into one "error: ..." line and exit status 2
+                raise ValueError(str(exc)) from exc
         self.apply_spec()
         if step is not None or self.form.spec().input_size != 2:
             self.tabs.setCurrentIndex(ITERATION_TAB)

@@ -411,9 +411,7 @@ def test_screenshot_writes_a_png(args, tmp_path):
 @pytest.mark.parametrize("args", [
     ["--workspace", "expression", "--example", "no_such_example"],
     ["--workspace", "pretrain", "--preset", "no_such_preset"],
-    pytest.param(["--workspace", "network", "--preset", "no_such_preset"], marks=pytest.mark.xfail(
-        strict=True, reason="NetworkPanel.prepare_screenshot (explorer/ui/network_panel.py) shows an unknown "
-        "preset in the form and the screenshot exits 0 instead of 2")),
+    ["--workspace", "network", "--preset", "no_such_preset"],
 ])
 def test_screenshot_bad_name_exits_2_with_an_error_line(args, tmp_path):
     out = tmp_path / "shot.png"

@@ -156,9 +156,6 @@ def test_every_workspace_opens_with_its_named_controls(qtbot, window):
             one(panel, name)
 
 
-@pytest.mark.xfail(strict=True, reason="the network form's parameter label is also named paramCount "
-                   "(explorer/ui/network_form.py), so a script asking the window for paramCount may read "
-                   "the network's count instead of the pretraining one")
 def test_param_count_name_is_unique_in_the_window(qtbot, window):
     for key in ("network", "pretrain"):
         open_workspace(qtbot, window, key)
