@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 
 class FunctionThread(QThread):
@@ -84,6 +84,16 @@ class BackgroundJob(QObject):
     def _on_finished(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.wait()  # `finished` comes just before the thread really ends: let it end
-            _RUNNING.discard(thread)
+            _release_when_done(thread)
         self.sig_finished.emit()
+
+
+def _release_when_done(thread: FunctionThread) -> None:
+    """Drop our reference once the thread has really ended (`finished` comes just before that).
+
+    Never blocks the GUI thread: while the thread is still winding down, look again a little later.
+    """
+    if thread.isFinished():
+        _RUNNING.discard(thread)
+    else:
+        QTimer.singleShot(10, lambda: _release_when_done(thread))
