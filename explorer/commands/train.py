@@ -105,9 +105,10 @@ def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
     file_model, file_train = read_config_file(getattr(args, "config", None))
     name = args.preset or "tiny"
     try:
-        config = PRESETS[name].replace(**file_model, **given_fields(args, GPTConfig)).validate()
+        # a flag overrides the same field in the config file
+        config = PRESETS[name].replace(**{**file_model, **given_fields(args, GPTConfig)}).validate()
         base = TRAIN_PRESETS.get(name, TrainSettings())
-        settings = base.replace(**file_train, **given_fields(args, TrainSettings))
+        settings = base.replace(**{**file_train, **given_fields(args, TrainSettings)})
         return config, settings.validate()
     except ConfigError as exc:
         raise UserInputError(str(exc)) from None

@@ -327,8 +327,6 @@ def test_train_config_file_sets_the_model_and_settings(tmp_path, corpus):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="explorer/commands/train.py build(): a field given both in --config "
-                   "and as a flag reaches GPTConfig.replace twice: TypeError traceback, exit 1")
 def test_train_flags_override_the_config_file(tmp_path, corpus):
     done = explorer("train", "--config", str(write_config(tmp_path)), "--corpus", str(corpus),
                     "--device", "cpu", "--json", "--emb-dim", "16", "--steps", "1")
