@@ -390,7 +390,7 @@ class ExpressionPanel(QWidget):
         return nid
 
     def _grad_summary(self) -> str:
-        """dL/dp of every param, once the backward pass has produced it (else `?`)."""
+        """dL/dp of every param, once the backward pass has produced it (else "not yet")."""
         trace = self.result.trace
         grad_at = self.graph.graph_scene.model.grad_at
         parts = []
@@ -398,7 +398,7 @@ class ExpressionPanel(QWidget):
             if node.kind != "param" or not node.name:
                 continue
             known = nid in grad_at and self.graph.step >= grad_at[nid] and node.grad is not None
-            value = ec.snapshot_summary(node.grad) if known else "?"
+            value = ec.snapshot_summary(node.grad) if known else "not yet"
             if known and node.grad.numel > 1:
                 value = f"tensor {tuple(node.grad.shape)}, max |·| {ec.max_abs_text(node.grad)}"
             parts.append(f"{ec.d_of(trace, nid)} = {value}")
