@@ -78,6 +78,7 @@ def _run_interactive(args, argv: list[str]) -> int:
 
     from explorer.ui import theme as themes
     from explorer.ui.main_window import MainWindow
+    from explorer.ui.standalone import run_event_loop as qt_event_loop
 
     app = _make_app([])
     window = MainWindow()
@@ -91,7 +92,7 @@ def _run_interactive(args, argv: list[str]) -> int:
     probe = os.environ.get("EXPLORER_STARTUP_PROBE")
     if probe:  # used by bench/startup_bench.py: report when the window is up, then quit
         QTimer.singleShot(0, lambda: (print(f"shown {time.time():.6f}", flush=True), app.quit()))
-        return app.exec()
+        return qt_event_loop(app)
     _preload_heavy_modules()
     QTimer.singleShot(0, window.ensure_current_panel)
     if args.example:
@@ -101,7 +102,9 @@ def _run_interactive(args, argv: list[str]) -> int:
 
 def run_event_loop(app, window) -> int:
     """Run the app until the window closes (a seam for tests, which drive the loop themselves)."""
-    return app.exec()
+    from explorer.ui.standalone import run_event_loop as qt_event_loop
+
+    return qt_event_loop(app)
 
 
 def _screenshot(args) -> int:

@@ -49,5 +49,8 @@ def run_standalone(
 
 
 def run_event_loop(app) -> int:
-    """Run the app until its last window closes (a seam for tests, which must not end the loop)."""
+    """Run the app until its last window closes (a seam for tests, which must not end the loop).
+
+    The one place that enters Qt's event loop (QApplication.exec, not Python's exec builtin).
+    """
     return app.exec()
