@@ -61,7 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
+    problem = _no_display_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     return _run_interactive(args, argv)
+
+
+def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
+    """Why a window cannot open here (Linux without X11 or Wayland), else None.
+
+    Without this, Qt aborts the process with a core dump and a message about plugins.
+    """
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it on a "
+            "desktop, under xvfb-run, or render offscreen with --screenshot PATH; the headless commands "
+            "(python -m explorer --help) need no display.")
 
 
 def _make_app(argv: list[str]):

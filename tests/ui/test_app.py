@@ -335,3 +335,13 @@ def test_failed_screenshot_prints_one_error_line_and_no_qt_noise(tmp_path):
                           timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "no_such_example" in done.stderr
+
+
+def test_no_display_is_a_clear_message_not_a_qt_abort():
+    from explorer.ui.app import _no_display_problem
+
+    assert "DISPLAY" in _no_display_problem(environ={}, platform="linux")
+    assert _no_display_problem(environ={"DISPLAY": ":0"}, platform="linux") is None
+    assert _no_display_problem(environ={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux") is None
+    assert _no_display_problem(environ={"QT_QPA_PLATFORM": "offscreen"}, platform="linux") is None
+    assert _no_display_problem(environ={}, platform="darwin") is None
