@@ -25,13 +25,29 @@ def examples_dir() -> Path:
     return here.parents[2] / "assets" / "examples"
 
 
-def example_title(text: str, fallback: str) -> str:
-    """The title given by the first `# Title:` line, or `fallback`."""
+def _header(text: str, key: str) -> str | None:
+    """The value of the first `# key: value` comment line, or None."""
+    prefix = f"# {key}:"
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.lower().startswith("# title:"):
-            return stripped.split(":", 1)[1].strip() or fallback
-    return fallback
+        if stripped.lower().startswith(prefix):
+            return stripped.split(":", 1)[1].strip() or None
+    return None
+
+
+def example_title(text: str, fallback: str) -> str:
+    """The title given by the first `# Title:` line, or `fallback`."""
+    return _header(text, "title") or fallback
+
+
+def example_learning_rate(text: str) -> float | None:
+    """The learning rate an example suggests with a `# lr: 0.1 (why)` line (positive, sane), else None."""
+    value = _header(text, "lr")
+    try:
+        lr = float(value.split()[0]) if value is not None else None
+    except ValueError:
+        return None
+    return lr if lr is not None and 0.0 < lr < 1e3 else None
 
 
 def list_examples() -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from explorer.ui import expression_compute as ec
 from explorer.ui.editor import ProgramEditor
-from explorer.ui.examples import SEED_SOURCE, load_example
+from explorer.ui.examples import SEED_SOURCE, example_learning_rate, load_example
 from explorer.ui.graph_view import GraphView
 from explorer.ui.inspector import Inspector
 from explorer.ui.leaf_editor import LeafEditor
@@ -80,8 +80,12 @@ class ExpressionPanel(QWidget):
             self.run_program()
 
     def load_example(self, name: str) -> None:
-        """Load example `name` (a file stem of assets/examples) and run it."""
-        self.set_source(load_example(name))
+        """Load example `name` (a file stem of assets/examples) and run it, with its suggested lr if any."""
+        source = load_example(name)
+        lr = example_learning_rate(source)
+        if lr is not None:
+            self.learning.lr.setValue(lr)
+        self.set_source(source)
 
     def run_program(self) -> None:
         """Parse and trace the editor's program off the GUI thread (Ctrl+Enter)."""

@@ -338,3 +338,19 @@ def test_a_loss_that_goes_up_suggests_a_smaller_learning_rate(qtbot, panel):
     assert "went up" not in panel.learning.loss_label.text()
     panel.learning.add_loss(4.0)
     assert "went up" in panel.learning.loss_label.text() and "smaller lr" in panel.learning.loss_label.text()
+
+
+def test_an_example_sets_its_suggested_learning_rate_and_then_descends(qtbot, panel):
+    from explorer.ui.examples import example_learning_rate
+
+    assert example_learning_rate("# lr: 0.1   (why)\nx = 1.0") == 0.1
+    assert example_learning_rate("# lr: fast\nx = 1.0") is None
+    assert example_learning_rate("# lr: -1\nx = 1.0") is None
+    assert example_learning_rate("x = 1.0") is None
+    panel.learning.lr.setValue(1.0)
+    _run(qtbot, panel, lambda: panel.load_example("linear_regression_mse"))
+    assert panel.learning.lr.value() == pytest.approx(0.1)
+    for _ in range(3):  # at the suggested rate the loss falls at every step (at 1.0 it explodes)
+        _run(qtbot, panel, lambda: panel.descent_step(panel.learning.lr.value()))
+    losses = panel.learning.losses
+    assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
