@@ -54,6 +54,7 @@ class NetworkPanel(QWidget):
         self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self.apply_spec)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
+        self.iteration.sig_record_failed.connect(self.form.show_error)
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)
         self.apply_spec()
@@ -129,6 +130,7 @@ class NetworkPanel(QWidget):
                 # the app turns this into one "error: ..." line and exit status 2
                 raise ValueError(str(exc)) from exc
         self.apply_spec()
+        self.iteration.wait_recorded()  # the worker's iteration, shown before the picture is taken
         if step is not None or self.form.spec().input_size != 2:
             self.tabs.setCurrentIndex(ITERATION_TAB)
             length = self.iteration.player.length
@@ -143,14 +145,19 @@ class NetworkPanel(QWidget):
         self.train.set_theme(theme)
 
     def shutdown(self) -> None:
-        """Stop the training thread and the player."""
+        """Stop the training thread, the recording thread and the player."""
         self.iteration.player.pause()
+        self.iteration.stop()
         self.train.stop()
 
     # -- behaviour -----------------------------------------------------------------------------------
 
     def apply_spec(self) -> None:
-        """Build the form's spec: a new session for the player, the next run's network for training."""
+        """Build the form's spec: a new session for the player, the next run's network for training.
+
+        The session's first iteration is recorded on a worker thread; its failure reaches the form's
+        error label by `IterationView.sig_record_failed`.
+        """
         spec = self.form.spec()
         try:
             session = NetSession(spec)
@@ -173,19 +180,29 @@ class NetworkPanel(QWidget):
         if (
             self.tabs.currentIndex() == ITERATION_TAB
             and event.key() in PLAYER_KEYS
+            and not self.iteration.is_recording()
             and self.iteration.player.handle_key(event.key())
         ):
             event.accept()
             return
         super().keyPressEvent(event)
 
+    def _when_recorded(self, slot):
+        """`slot`, ignored while an iteration is being recorded (the player is busy then)."""
+
+        def guarded() -> None:
+            if not self.iteration.is_recording():
+                slot()
+
+        return guarded
+
     def _make_actions(self) -> list[QAction]:
         p = self.iteration.player
         specs = (
-            ("Step forward", "Right", p.step_forward),
-            ("Step back", "Left", p.step_back),
-            ("Play / pause iteration", "Space", p.toggle_play),
-            ("Rewind iteration", "Home", p.reset),
+            ("Step forward", "Right", self._when_recorded(p.step_forward)),
+            ("Step back", "Left", self._when_recorded(p.step_back)),
+            ("Play / pause iteration", "Space", self._when_recorded(p.toggle_play)),
+            ("Rewind iteration", "Home", self._when_recorded(p.reset)),
             ("Next iteration", "N", self.iteration.next_iteration),
             ("Skip zero_grad", "Z", self.iteration.skip.toggle),
             ("Train / pause", "Ctrl+T", self.train.train_or_pause),

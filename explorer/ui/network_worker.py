@@ -3,6 +3,7 @@
 The loop itself knows nothing about Qt; this thread batches its records and emits them at most
 `EMIT_HZ` times a second (keeping only the newest decision-boundary grid of each batch), so a fast
 producer never floods the GUI thread. A speed limit (steps per second) slows training down to watch it.
+`RecordThread` records one traced iteration (`NetSession.run_iteration`) for the phase player.
 """
 
 from __future__ import annotations
@@ -108,3 +109,33 @@ class TrainThread(QThread):
         if boundaries:
             kept.append(boundaries[-1])
         self.sig_records.emit(kept)
+
+
+class RecordThread(QThread):
+    """Records one iteration of a NetSession (`run_iteration`) off the GUI thread.
+
+    The thread never touches a widget: it reads only the session and the arguments it was given, keeps
+    its result on itself (`before`, `iteration`, `error`) and announces it with `sig_done(serial)`.
+    """
+
+    sig_done = Signal(int)
+    """The request `serial` is finished; its result (or error) is on the thread."""
+
+    def __init__(self, serial: int, session, skip_zero_grad: bool, parent=None):
+        super().__init__(parent)
+        self.serial = serial
+        self.session = session
+        self.skip_zero_grad = skip_zero_grad
+        self.before = None
+        self.iteration = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        """Record; always end with sig_done (after torch's thread count is restored)."""
+        try:
+            with single_torch_thread():  # tiny tensors: extra threads only add spin-waits
+                self.before = self.session.param_states()
+                self.iteration = self.session.run_iteration(skip_zero_grad=self.skip_zero_grad)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback
+            self.error = f"could not run this network: {type(exc).__name__}: {exc}"
+        self.sig_done.emit(self.serial)

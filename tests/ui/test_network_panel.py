@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -10,7 +11,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
-from explorer.core.nets import build_model, example_batch, make_loss, preset_spec  # noqa: E402
+from explorer.core.nets import NetSession, build_model, example_batch, make_loss, preset_spec  # noqa: E402
 from explorer.ui.network_panel import ITERATION_TAB, TRAIN_TAB, NetworkPanel  # noqa: E402
 from explorer.ui.network_train import GRID  # noqa: E402
 
@@ -77,6 +78,7 @@ def pick_preset(panel, name: str) -> None:
     combo = panel.form.preset
     combo.setCurrentIndex(combo.findData(name))
     assert panel.iteration.session.spec == preset_spec(name)
+    panel.iteration.wait_recorded()  # the worker thread's iteration is shown from here on
 
 
 def test_object_names_exist(panel):
@@ -306,3 +308,53 @@ def test_a_network_that_cannot_take_2d_points_offers_the_toy_preset(panel, qtbot
     qtbot.mouseClick(train.use_toy_button, Qt.LeftButton)
     assert panel.form.preset_name() == "toy-2d"
     assert train.train_button.isEnabled() and not train.use_toy_button.isVisible()
+
+
+def test_iteration_is_recorded_off_the_gui_thread_and_shown_after_the_signal(panel, qtbot, monkeypatch):
+    pick_preset(panel, "seed")
+    view = panel.iteration
+    gui_thread = threading.get_ident()
+    recorded_on = []
+    original = NetSession.run_iteration
+
+    def spy(self, *args, **kwargs):
+        recorded_on.append(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NetSession, "run_iteration", spy)
+    view.player.go_end()
+    with qtbot.waitSignal(view.sig_recorded, timeout=30000) as blocker:
+        view.next_iteration()
+        # busy until the signal: nothing shown yet, the player and Next wait
+        assert view.is_recording() and "Recording" in view.status.text()
+        assert not view.player.isEnabled() and not view.next_button.isEnabled()
+        assert view.player.step == view.player.length  # still the first iteration, at its end
+    assert recorded_on and gui_thread not in recorded_on
+    shown = blocker.args[0]
+    assert shown.index == 2 and not view.is_recording()
+    assert view.player.isEnabled() and view.next_button.isEnabled()
+    assert view.player.step == 0 and view.player.length == len(shown.phases)
+    assert "Iteration 2 · step 0" in view.status.text()
+    assert view.iteration is shown
+
+
+def test_a_newer_recording_supersedes_an_older_one(panel, qtbot):
+    pick_preset(panel, "seed")
+    view = panel.iteration
+    shown = []
+    view.sig_recorded.connect(shown.append)
+    combo = panel.form.preset
+    with qtbot.waitSignal(view.sig_busy_changed, check_params_cb=lambda busy: not busy, timeout=30000):
+        combo.setCurrentIndex(combo.findData("mlp-50-30-20-3"))
+        combo.setCurrentIndex(combo.findData("seed"))
+        assert view.is_recording()
+    assert len(shown) == 1 and shown[0].index == 1
+    assert view.session.spec == preset_spec("seed") and view.iteration is shown[0]
+    assert view.params.rowCount() == 4 and view.params.total() == 61
+
+
+def test_screenshot_setup_waits_for_the_recording(panel):
+    panel.prepare_screenshot(preset="mlp-50-30-20-3", step=12)
+    view = panel.iteration
+    assert not view.is_recording() and view.player.step == 12
+    assert view.phase().kind == view._iteration.phases[11].kind
