@@ -85,10 +85,13 @@ def to_plain(t: torch.Tensor | None):
 
 
 def json_safe(value):
-    """`value` with every NaN or infinity replaced by None (null), as JavaScript's JSON.stringify does:
-    Python would write the bare words NaN and Infinity, which strict JSON readers reject."""
+    """`value` with every NaN or infinity written as the string "nan", "inf" or "-inf", as the trace's
+    JSON writes them: Python would write the bare words NaN and Infinity, which strict JSON readers
+    reject, and null would read as "not computed" (finite differences skipped)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -188,7 +188,9 @@ class _Runner:
                 base = self._as_tensor(self._eval(step.value), step.value, leaf=True)
         if step.name in self.overrides:
             new = torch.as_tensor(
-                self.overrides[step.name], dtype=base.dtype if base.is_floating_point() else torch.float32
+                self.overrides[step.name],
+                # an int literal's param is float32, or the run's dtype: finite differences need float64
+                dtype=base.dtype if base.is_floating_point() else (self.dtype or torch.float32),
             )
             if new.shape != base.shape:
                 raise ExprError(
@@ -538,6 +540,12 @@ def _translate(spec: ops.OpSpec, exc: BaseException, tensors: list[torch.Tensor]
     name = spec.name
     if isinstance(exc, MemoryError):
         return f"`{name}` ran out of memory"
+    if "target with class probabilities" in text:
+        return (
+            f"`{name}`: a target shaped like the logits is read as class probabilities and must be "
+            "floating-point (e.g. [[0.0, 1.0]]); for class indices give one whole number per row of "
+            "logits, which need one score per class (e.g. cross_entropy([[2.0, 0.5]], [0]))"
+        )
     if (
         "not implemented for" in text
         or "floating point" in text

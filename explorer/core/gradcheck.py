@@ -173,8 +173,10 @@ def _add_manual(program: Program, overrides, report: GradReport) -> None:
             continue
         parts = []
         for cid, consumer in tr.nodes.items():
+            # a const node (e.g. `expand_as(target, x)`) reads the param for its shape: one leaf rule
+            rules = chain_rules(tr, cid) if nid in consumer.inputs else []
             for k, inp in enumerate(consumer.inputs):
-                rule = chain_rules(tr, cid)[k] if inp == nid else None
+                rule = rules[k] if inp == nid and k < len(rules) and consumer.kind == "op" else None
                 if rule is not None and rule.result is not None:  # uses that sent no gradient add nothing
                     parts.append(rule.manual_result)
         if parts and all(p is not None for p in parts):

@@ -497,6 +497,8 @@ def _leaf_label(t: torch.Tensor, kind: str) -> str:
             return f"{t.detach().reshape(-1)[0].item():.4g}"
         except (RuntimeError, TypeError):
             pass
+    if t.dim() == 1:  # "(2,)": a bare "2" would read as the number 2
+        return f"({t.shape[0]},)"
     return "×".join(str(s) for s in t.shape) or kind
 
 
