@@ -72,3 +72,19 @@ def test_grad_json_tells_an_infinite_gradient_from_a_missing_one(capsys):
     assert main(["grad", "-e", "x = param(0.0); y = log(x)", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["output"]["value"] == "-inf" and data["grads"]["x"] == "inf"
+
+
+def test_finite_difference_time_limit_covers_all_params_together():
+    # the 20 s guard was per param: eight 40×40 weights took minutes. The limit is now for the whole check.
+    import time
+
+    from explorer.core.gradcheck import finite_difference_grads
+
+    def slow_sum(values):
+        time.sleep(0.002)
+        return sum(v.sum() for v in values.values())
+
+    params = {f"p{i}": torch.zeros(30) for i in range(6)}  # about 0.12 s of runs each
+    out = finite_difference_grads(slow_sum, params, max_seconds=0.5)
+    assert out["p0"] is not None and torch.allclose(out["p0"], torch.ones(30, dtype=torch.float64))
+    assert out["p5"] is None
