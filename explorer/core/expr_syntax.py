@@ -277,9 +277,16 @@ class _Checker:
                 where = node
             count += 1
             if count > MAX_NODES:
-                raise ExprError(f"the program is too large (more than {MAX_NODES:,} syntax nodes)")
+                raise ExprError(
+                    f"the program is too large (more than {MAX_NODES:,} syntax nodes): "
+                    "split it into smaller programs, or use tensors instead of many scalar statements"
+                )
             if depth > MAX_TREE_DEPTH:
-                self.fail(where, f"the expression is nested more than {MAX_TREE_DEPTH} levels deep")
+                self.fail(
+                    where,
+                    f"the expression is nested more than {MAX_TREE_DEPTH} levels deep (each operator of a "
+                    "long chain such as a + b + c + ... counts): split it over several statements",
+                )
             if not isinstance(node, _ALLOWED):
                 self.fail(where, self._forbidden_message(node))
             # reversed, so that the walk goes left to right and reports the first problem in the text

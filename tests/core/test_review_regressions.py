@@ -88,3 +88,16 @@ def test_finite_difference_time_limit_covers_all_params_together():
     out = finite_difference_grads(slow_sum, params, max_seconds=0.5)
     assert out["p0"] is not None and torch.allclose(out["p0"], torch.ones(30, dtype=torch.float64))
     assert out["p5"] is None
+
+
+def test_long_sum_and_huge_program_errors_say_what_to_do():
+    # `L = p0 + p1 + ... + p119` nests 120 additions; the error said only "nested more than 100 levels"
+    params = "\n".join(f"p{i} = param({i}.0)" for i in range(120))
+    src = params + "\nL = " + " + ".join(f"p{i}" for i in range(120))
+    with pytest.raises(ExprError) as info:
+        parse(src)
+    assert str(info.value).startswith("line 121:5:") and "split" in str(info.value)
+    long = "a0 = param(0.5)\n" + "\n".join(f"a{i} = sin(a{i - 1})" for i in range(1, 900))
+    with pytest.raises(ExprError) as info:
+        parse(long)
+    assert "syntax nodes" in str(info.value) and "split" in str(info.value)
