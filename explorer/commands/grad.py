@@ -6,6 +6,7 @@ Headless: imports torch and the core only, never Qt.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -34,13 +35,13 @@ def add_program_arguments(parser: argparse.ArgumentParser) -> None:
 def load_program(args: argparse.Namespace):
     """Parse the program named by the arguments; bad input raises UserInputError (exit status 2)."""
     from explorer.cli import UserInputError
-    from explorer.core.expr import ExprError, parse
+    from explorer.core.expr import parse
 
     if (args.expr is None) == (args.file is None):
         raise UserInputError("give a program with -e PROGRAM or a FILE (exactly one of them)")
     if args.expr is not None:
         # a shell's double quotes keep `\n` as two characters; the language has no other use for them
-        source, where = args.expr.replace("\\n", "\n"), ""
+        source = args.expr.replace("\\n", "\n")
     else:
         path = Path(args.file)
         try:
@@ -48,25 +49,30 @@ def load_program(args: argparse.Namespace):
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable UTF-8 text"
             raise UserInputError(f"cannot read {args.file}: {reason}") from None
-        where = f"{args.file}: "
-    try:
+    with program_errors(args):
         return parse(source)
+
+
+@contextlib.contextmanager
+def program_errors(args: argparse.Namespace):
+    """Turn the language's ExprError into the command's one-line UserInputError, prefixed by the file."""
+    from explorer.cli import UserInputError
+    from explorer.core.expr import ExprError
+
+    try:
+        yield
     except ExprError as exc:
+        where = f"{args.file}: " if args.file else ""
         raise UserInputError(f"{where}{exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the program's gradients and print them; exit status 2 for a bad program."""
-    from explorer.cli import UserInputError
-    from explorer.core.expr import ExprError
     from explorer.core.gradcheck import compare_grads
 
     program = load_program(args)
-    try:
+    with program_errors(args):
         report = compare_grads(program)
-    except ExprError as exc:
-        where = f"{args.file}: " if args.file else ""
-        raise UserInputError(f"{where}{exc}") from None
     if args.json:
         print(json.dumps(json_safe(report_json(report)), allow_nan=False))
     else:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from explorer.commands.grad import add_program_arguments, json_safe, load_program
+from explorer.commands.grad import add_program_arguments, json_safe, load_program, program_errors
 
 HELP = "Trace a program forward and backward and write its graph (json, dot, svg or png)."
 
@@ -30,17 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Trace the program and write the graph; exit status 2 for bad input."""
     from explorer.cli import UserInputError
-    from explorer.core.expr import ExprError
 
     fmt = args.format or _format_from_suffix(args.output) or "json"
     if fmt in ("svg", "png") and not args.output:
         raise UserInputError(f"--format {fmt} needs -o PATH")
     program = load_program(args)
-    try:
+    with program_errors(args):
         tr = trace_program(program)
-    except ExprError as exc:
-        where = f"{args.file}: " if args.file else ""
-        raise UserInputError(f"{where}{exc}") from None
     if fmt == "json":
         text = json.dumps(json_safe(tr.to_json()), indent=1, allow_nan=False)
     elif fmt == "dot":
