@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.core.expr import ExprError, parse  # noqa: E402
-from explorer.core.gradcheck import chain_rules, compare_grads  # noqa: E402
-from explorer.core.trace import trace  # noqa: E402
+from explorer.core.autograd.gradcheck import chain_rules, compare_grads  # noqa: E402
+from explorer.core.autograd.trace import trace  # noqa: E402
+from explorer.core.lang.program import ExprError, parse  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 

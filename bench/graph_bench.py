@@ -2,10 +2,10 @@
 
 Run: ``.venv/bin/python bench/graph_bench.py`` (``--repeat N`` for more samples, ``--no-dot`` to skip dot,
 ``--stress`` to add random DAGs). Prints one row per graph: node/edge counts, median times in ms and edge
-crossings, all crossings counted by ``explorer.core.layout.count_crossings`` on each method's own drawing
+crossings, all counted by ``explorer.core.graph.layout.count_crossings`` on each method's own drawing
 (dot's splines sampled at its ranks, ogdf's bends read back from GML). Columns: ``trace`` = ``trace(fn)``
 (forward + backward recorded); ``layout`` = ``layered_layout(trace.graph)``; ``scene`` =
-``explorer.ui.render.build_scene(trace)`` with every module expanded, which runs its own collapse and
+``explorer.ui.graph.render.build_scene(trace)`` with every module expanded, which runs its own collapse and
 layout, so trace + scene is the whole path from a callable to a drawn canvas; ``dot`` = ``dot -Tplain``
 as a subprocess; ``ogdf`` = ogdf-py's SugiyamaLayout call alone (no bend points).
 """
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.core.layout import count_crossings, layered_layout, ogdf_sugiyama  # noqa: E402
-from explorer.core.trace import trace  # noqa: E402
+from explorer.core.autograd.trace import trace  # noqa: E402
+from explorer.core.graph.layout import count_crossings, layered_layout, ogdf_sugiyama  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ graphs
 
@@ -108,9 +108,9 @@ def gpt_fn(layers):
 
 
 def core_gpt_fn(layers):
-    """One training step's loss of ``explorer.core.gpt.GPT`` (SDPA attention), or None if unavailable."""
+    """One training step's loss of ``explorer.core.gpt.model.GPT`` (SDPA attention), or None."""
     try:
-        from explorer.core.gpt import GPT, GPTConfig
+        from explorer.core.gpt.model import GPT, GPTConfig
     except ImportError:
         return None
     torch.manual_seed(0)
@@ -191,10 +191,10 @@ def ogdf_layout(graph):
 
 
 def scene_builder():
-    """``explorer.ui.render.build_scene`` (offscreen Qt), or None when the UI module is missing."""
+    """``explorer.ui.graph.render.build_scene`` (offscreen Qt), or None when the UI module is missing."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from explorer.ui.render import build_scene
+        from explorer.ui.graph.render import build_scene
     except ImportError:
         return None
     return build_scene
@@ -202,7 +202,7 @@ def scene_builder():
 
 def all_expanded(tr):
     """Every module path (and roll-up key) expanded, so the scene draws every traced node."""
-    from explorer.core.layout import collapse
+    from explorer.core.graph.layout import collapse
 
     expanded: set[str] = set()
     while True:
@@ -306,7 +306,7 @@ def main(argv=None):
     use_dot = not args.no_dot and shutil.which("dot") is not None
     print(f"torch {torch.__version__}, {os.cpu_count()} cpus, {args.threads} torch thread(s); "
           f"dot: {'yes' if use_dot else 'not found'}; "
-          f"scene: {'explorer.ui.render.build_scene' if build_scene else 'n/a'}; median of {args.repeat}, ms")
+          f"scene: {'ui.graph.render.build_scene' if build_scene else 'n/a'}; median of {args.repeat}, ms")
     cols = ["graph", "nodes", "edges", "trace", "layout", "crossings", "scene"]
     cols += ["dot", "dot cr", "ogdf", "ogdf cr"]
     print(" | ".join(f"{c:>11}" for c in cols))

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/graph_scene_bench.py [--repeat N]``. Uses the grap
 ``bench/graph_bench.py`` (chains, an MLP, GPT training steps), every module expanded so each traced node
 is a card. Prints medians in milliseconds:
 
-- trace: ``explorer.core.trace.trace``; layout: ``layered_layout`` alone;
+- trace: ``explorer.core.autograd.trace.trace``; layout: ``layered_layout`` alone;
 - scene: ``GraphScene.set_trace`` (display model, layout, cards and edges);
 - total: trace + scene, the time from a callable to a drawn graph (goal: < 1,000 ms at 3,000 nodes);
 - step: ``GraphView.set_step`` to a random step (the player's frame work; 50 fps needs < 20 ms);
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from explorer.core.layout import layered_layout  # noqa: E402
-from explorer.core.trace import trace  # noqa: E402
-from explorer.ui.graph_view import GraphView  # noqa: E402
+from explorer.core.autograd.trace import trace  # noqa: E402
+from explorer.core.graph.layout import layered_layout  # noqa: E402
+from explorer.ui.graph.view import GraphView  # noqa: E402
 
 
 def _ms(samples: list[float]) -> str:

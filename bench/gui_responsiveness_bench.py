@@ -65,7 +65,7 @@ def measure_training(app, backend: str, seconds: float) -> tuple[list[float], fl
     """Probe lateness while a panel trains `tiny` with the given backend; returns (lateness, tokens/s)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from explorer.ui.pretrain_panel import PretrainPanel
+    from explorer.ui.pretrain.panel import PretrainPanel
 
     panel = PretrainPanel(train_backend=backend)
     panel.resize(1400, 860)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from explorer.ui.pretrain_panel import PretrainPanel
+    from explorer.ui.pretrain.panel import PretrainPanel
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; probe: 10 ms QTimer on the GUI "

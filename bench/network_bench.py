@@ -15,8 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import torch  # noqa: E402
 
-from explorer.core.nets import NetSession, preset_spec  # noqa: E402
-from explorer.core.toydata import make_dataset, train_toy  # noqa: E402
+from explorer.core.mlp.network import NetSession, preset_spec  # noqa: E402
+from explorer.core.mlp.toydata import make_dataset, train_toy  # noqa: E402
 
 DEFAULT_THREADS = torch.get_num_threads()
 
@@ -68,7 +68,7 @@ def bench_gui_lateness(steps: int = 600) -> None:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from explorer.ui.network_panel import TRAIN_TAB, NetworkPanel
+    from explorer.ui.network.panel import TRAIN_TAB, NetworkPanel
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     panel = NetworkPanel()

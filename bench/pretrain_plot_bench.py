@@ -22,7 +22,7 @@ def fake_run(points: int):
     """A Run with `points` noisy, falling step records."""
     import numpy as np
 
-    from explorer.ui.pretrain_runs import Run
+    from explorer.core.gpt.runs import Run
 
     run = Run(1, "Run 1", {"context_length": 64}, {"steps": points, "batch_size": 12})
     steps = np.arange(1, points + 1, dtype=np.float64)
@@ -38,7 +38,7 @@ def fake_run(points: int):
 
 def time_panel_plots(app, run, repeats: int) -> list[float]:
     """ms per redraw of the panel's TrainingPlots (recompute smoothing on the new points + repaint)."""
-    from explorer.ui.pretrain_plots import TrainingPlots
+    from explorer.ui.pretrain.plots import TrainingPlots
 
     plots = TrainingPlots()
     plots.resize(1100, 560)

@@ -29,8 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.core.gpt import GPT, preset  # noqa: E402
-from explorer.core.train import Trainer, TrainSettings  # noqa: E402
+from explorer.core.gpt.model import GPT, preset  # noqa: E402
+from explorer.core.gpt.train import Trainer, TrainSettings  # noqa: E402
 
 BABY_GPT = {"n_layers": 4, "n_heads": 4, "emb_dim": 128, "context_length": 64, "drop_rate": 0.0}
 BATCH = 12

@@ -35,7 +35,7 @@ def add_program_arguments(parser: argparse.ArgumentParser) -> None:
 def load_program(args: argparse.Namespace):
     """Parse the program named by the arguments; bad input raises UserInputError (exit status 2)."""
     from explorer.cli import UserInputError
-    from explorer.core.expr import parse
+    from explorer.core.lang.program import parse
 
     if (args.expr is None) == (args.file is None):
         raise UserInputError("give a program with -e PROGRAM or a FILE (exactly one of them)")
@@ -57,7 +57,7 @@ def load_program(args: argparse.Namespace):
 def program_errors(args: argparse.Namespace):
     """Turn the language's ExprError into the command's one-line UserInputError, prefixed by the file."""
     from explorer.cli import UserInputError
-    from explorer.core.expr import ExprError
+    from explorer.core.lang.program import ExprError
 
     try:
         yield
@@ -68,7 +68,7 @@ def program_errors(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Check the program's gradients and print them; exit status 2 for a bad program."""
-    from explorer.core.gradcheck import compare_grads
+    from explorer.core.autograd.gradcheck import compare_grads
 
     program = load_program(args)
     with program_errors(args):

@@ -1,7 +1,7 @@
 """`python -m explorer graph (-e PROGRAM | FILE) --format json|dot|svg|png -o PATH`: the traced graph.
 
 json and dot are written here without Qt; svg and png are drawn by the app's own canvas
-(`explorer.ui.render`), imported only for those formats.
+(`explorer.ui.graph.render`), imported only for those formats.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
 def trace_program(program):
     """Trace a program forward and (when it has params) backward; errors come back as ExprError."""
-    from explorer.core.expr import ExprError
-    from explorer.core.trace import TraceError, trace
+    from explorer.core.autograd.trace import TraceError, trace
+    from explorer.core.lang.program import ExprError
 
     fn = program.callable()
     has_params = bool(program.param_names)
@@ -83,7 +83,7 @@ def _render(tr, path: str, fmt: str) -> None:
     from explorer.cli import UserInputError
 
     try:
-        from explorer.ui.render import render_trace_file
+        from explorer.ui.graph.render import render_trace_file
     except ImportError as exc:
         raise UserInputError(f"--format {fmt} needs the app's drawing code (PySide6), which failed to "
                              f"load: {exc}; use --format json or dot") from None

@@ -7,7 +7,7 @@ import json
 
 from explorer.cli import UserInputError
 from explorer.commands.train import add_field_flags, given_fields
-from explorer.core.gpt import (
+from explorer.core.gpt.model import (
     PARTS,
     PRESETS,
     ConfigError,
@@ -16,7 +16,7 @@ from explorer.core.gpt import (
     format_bytes,
     memory_estimate,
 )
-from explorer.core.train import TRAIN_PRESETS
+from explorer.core.gpt.train import TRAIN_PRESETS
 
 HELP = "Count a GPT's parameters per part (embeddings, attention, MLP, norms, head) and estimate its memory."
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _char_vocab_note(config: GPTConfig) -> None:
     """`train` with the char tokenizer sets vocab_size from the corpus: say what that gives."""
-    from explorer.core.data import CorpusError, char_vocab_size
+    from explorer.core.gpt.data import CorpusError, char_vocab_size
 
     try:
         chars = char_vocab_size()

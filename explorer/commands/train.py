@@ -17,10 +17,10 @@ import typing
 from pathlib import Path
 
 from explorer.cli import UserInputError
-from explorer.core.checkpoint import CheckpointError
-from explorer.core.data import CorpusError
-from explorer.core.gpt import PRESETS, ConfigError, GPTConfig, field_help
-from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings
+from explorer.core.gpt.checkpoint import CheckpointError
+from explorer.core.gpt.data import CorpusError
+from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help
+from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings
 
 HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
 
@@ -205,8 +205,8 @@ def _report_interrupt(trainer: Trainer, record: dict) -> None:
 
 def _resume(args: argparse.Namespace) -> Trainer:
     """The checkpoint's trainer; flags may change training settings, model flags must agree with it."""
-    from explorer.core.checkpoint import read_checkpoint
-    from explorer.core.data import load_corpus
+    from explorer.core.gpt.checkpoint import read_checkpoint
+    from explorer.core.gpt.data import load_corpus
 
     saved = read_checkpoint(args.resume)
     file_model, file_train = read_config_file(getattr(args, "config", None))

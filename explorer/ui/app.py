@@ -94,9 +94,9 @@ def _make_app(argv: list[str]):
 def _run_interactive(args, argv: list[str]) -> int:
     from PySide6.QtCore import QTimer
 
-    from explorer.ui import theme as themes
+    from explorer.ui.common import theme as themes
+    from explorer.ui.common.standalone import run_event_loop as qt_event_loop
     from explorer.ui.main_window import MainWindow
-    from explorer.ui.standalone import run_event_loop as qt_event_loop
 
     app = _make_app([])
     window = MainWindow()
@@ -120,7 +120,7 @@ def _run_interactive(args, argv: list[str]) -> int:
 
 def run_event_loop(app, window) -> int:
     """Run the app until the window closes (a seam for tests, which drive the loop themselves)."""
-    from explorer.ui.standalone import run_event_loop as qt_event_loop
+    from explorer.ui.common.standalone import run_event_loop as qt_event_loop
 
     return qt_event_loop(app)
 
@@ -133,7 +133,7 @@ def _screenshot(args) -> int:
 def _render_screenshot(args) -> int:
     from PySide6.QtCore import QSettings
 
-    from explorer.ui import theme as themes
+    from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
@@ -197,7 +197,7 @@ def _quiet_offscreen_noise():
 
 
 def _graph_views(panel):
-    from explorer.ui.graph_view import GraphView
+    from explorer.ui.graph.view import GraphView
 
     return [v for v in panel.findChildren(GraphView) if v.isVisible()]
 

@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.ui import theme as themes
-from explorer.ui.examples import list_examples
+from explorer.core.lang.examples import list_examples
+from explorer.ui.common import theme as themes
 
 # key, tab title, module, class
 WORKSPACES = [
-    ("expression", "Expression", "explorer.ui.expression_panel", "ExpressionPanel"),
-    ("network", "Network", "explorer.ui.network_panel", "NetworkPanel"),
-    ("pretrain", "Pretraining", "explorer.ui.pretrain_panel", "PretrainPanel"),
+    ("expression", "Expression", "explorer.ui.expression.panel", "ExpressionPanel"),
+    ("network", "Network", "explorer.ui.network.panel", "NetworkPanel"),
+    ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
 SESSION_VERSION = 1
 
@@ -184,8 +184,8 @@ class MainWindow(QMainWindow):
 
     def export_graph(self, path: str | Path, fmt: str | None = None) -> bool:
         """Render the current workspace's graph to PNG or SVG; False (with a message) when there is none."""
-        from explorer.ui.graph_view import GraphView
-        from explorer.ui.render import render_scene_file
+        from explorer.ui.graph.render import render_scene_file
+        from explorer.ui.graph.view import GraphView
 
         panel = self.panels.get(self.current_key())
         views = panel.findChildren(GraphView) if panel is not None else []
@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
             if hasattr(panel, "set_theme"):
                 panel.set_theme(theme)
             else:
-                from explorer.ui.graph_view import GraphView
+                from explorer.ui.graph.view import GraphView
 
                 for view in panel.findChildren(GraphView):
                     view.set_theme(theme)
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         return action
 
     def _on_views(self, what: str) -> None:
-        from explorer.ui.graph_view import GraphView
+        from explorer.ui.graph.view import GraphView
 
         panel = self.panels.get(self.current_key())
         for view in panel.findChildren(GraphView) if panel is not None else []:

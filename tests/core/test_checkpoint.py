@@ -10,10 +10,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.core.checkpoint import CheckpointError, load_model, read_checkpoint
-from explorer.core.data import default_corpus
-from explorer.core.gpt import GPTConfig
-from explorer.core.train import Trainer, TrainSettings
+from explorer.core.gpt.checkpoint import CheckpointError, load_model, read_checkpoint
+from explorer.core.gpt.data import default_corpus
+from explorer.core.gpt.model import GPTConfig
+from explorer.core.gpt.train import Trainer, TrainSettings
 
 CORPUS = default_corpus()[:30_000]
 

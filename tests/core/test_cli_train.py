@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from explorer.cli import UserInputError
-from explorer.core.checkpoint import read_checkpoint
+from explorer.core.gpt.checkpoint import read_checkpoint
 
 SMALL = ["--n-layers", "1", "--emb-dim", "32", "--n-heads", "2", "--context-length", "16",
          "--batch-size", "4", "--eval-every", "3", "--eval-batches", "2", "--sample-every", "0",
@@ -40,7 +40,7 @@ def cli(argv, capsys) -> tuple[int, str, str]:
 
 @pytest.fixture
 def corpus(tmp_path):
-    from explorer.core.data import default_corpus
+    from explorer.core.gpt.data import default_corpus
 
     path = tmp_path / "corpus.txt"
     path.write_text(default_corpus()[:20_000], encoding="utf-8")
@@ -69,8 +69,8 @@ def test_params_table(capsys):
 
 
 def test_params_says_what_a_char_level_preset_really_trains(capsys):
-    from explorer.core.data import char_vocab_size
-    from explorer.core.gpt import PRESETS, count_parameters
+    from explorer.core.gpt.data import char_vocab_size
+    from explorer.core.gpt.model import PRESETS, count_parameters
 
     chars = char_vocab_size()
     trained = count_parameters(PRESETS["tiny"].replace(vocab_size=chars))["total"]

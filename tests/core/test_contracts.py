@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.core.gpt import GPTConfig
-from explorer.core.train import TrainSettings
+from explorer.core.gpt.model import GPTConfig
+from explorer.core.gpt.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = "x = 1.1\ny = 1.0\nw = param(2.2)\nb = param(0.0)\nz = w * x + b\na = sigmoid(z)\nL = bce(a, y)\n"

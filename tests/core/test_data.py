@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from explorer.core.data import (
+from explorer.core.gpt.data import (
     BPETokenizer,
     CharTokenizer,
     CorpusError,
@@ -102,7 +102,7 @@ def test_too_short_for_context():
 
 
 def test_char_vocab_size_is_what_the_tokenizer_gives_and_follows_an_edited_file(tmp_path):
-    from explorer.core.data import CharTokenizer, CorpusError, char_vocab_size, default_corpus
+    from explorer.core.gpt.data import CharTokenizer, CorpusError, char_vocab_size, default_corpus
 
     assert char_vocab_size() == CharTokenizer.train(default_corpus()).vocab_size
     path = tmp_path / "c.txt"

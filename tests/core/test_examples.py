@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.core.expr import parse
-from explorer.core.gradcheck import compare_grads
+from explorer.core.autograd.gradcheck import compare_grads
+from explorer.core.lang.program import parse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 REQUIRED = ["seed_sigmoid_bce", "tensors_basics", "one_hidden_layer", "softmax_cross_entropy"]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from explorer.core import ops
-from explorer.core.expr import ExprError, parse
+from explorer.core.lang import ops
+from explorer.core.lang.program import ExprError, parse
 
 SEED = """x = 1.1
 y = 1.0
@@ -280,7 +280,7 @@ def test_every_dtype_converts_and_float64_runs_keep_precision_through_casts():
 
 
 def test_matrix_products_have_a_budget(monkeypatch):
-    from explorer.core import expr as expr_module
+    from explorer.core.lang import program as expr_module
 
     monkeypatch.setattr(expr_module, "MAX_PRODUCTS", 1_500)
     assert parse("a = ones(10, 10); b = a @ a").run().output.shape == (10, 10)  # 1,000 multiply-adds

@@ -8,7 +8,15 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer.core.gpt import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, memory_estimate, preset
+from explorer.core.gpt.model import (
+    GPT,
+    PRESETS,
+    ConfigError,
+    GPTConfig,
+    count_parameters,
+    memory_estimate,
+    preset,
+)
 
 
 def model_parameters(model: torch.nn.Module) -> int:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.core.expr import ExprError, parse
-from explorer.core.gradcheck import chain_rule, chain_rules, compare_grads, finite_difference_grads
-from explorer.core.trace import trace
+from explorer.core.autograd.gradcheck import chain_rule, chain_rules, compare_grads, finite_difference_grads
+from explorer.core.autograd.trace import trace
+from explorer.core.lang.program import ExprError, parse
 from tests.core.test_programs import PROGRAMS
 
 SEED = PROGRAMS["seed"][0]

@@ -9,9 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.core import expr as expr_module
-from explorer.core.expr import MAX_BRACKET_DEPTH, ExprError, parse
-from explorer.core.ops import OPS
+from explorer.core.lang import program as expr_module
+from explorer.core.lang.ops import OPS
+from explorer.core.lang.program import MAX_BRACKET_DEPTH, ExprError, parse
 
 HOSTILE = {
     "import": "x = __import__('os').system('true')",
@@ -77,7 +77,7 @@ def test_hostile_inputs_finish_promptly_in_a_fresh_process():
     script = textwrap.dedent(
         """
         import json, sys
-        from explorer.core.expr import ExprError, parse
+        from explorer.core.lang.program import ExprError, parse
         for src in json.loads(sys.stdin.read()):
             try:
                 parse(src)

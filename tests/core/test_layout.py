@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.core.layout import _inversions, collapse, count_crossings, layered_layout
-from explorer.core.trace import trace
+from explorer.core.autograd.trace import trace
+from explorer.core.graph.layout import _inversions, collapse, count_crossings, layered_layout
 
 
 def brute_crossings(graph, lay):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.core.nets import (
+from explorer.core.mlp.network import (
     PHASE_KINDS,
     PRESETS,
     NetSession,
@@ -171,7 +171,7 @@ def test_every_activation_and_optimizer_runs(act, opt):
 
 
 def test_a_failing_tracer_falls_back_to_hooks_with_the_same_grads(monkeypatch):
-    import explorer.core.trace as trace_module
+    import explorer.core.autograd.trace as trace_module
 
     def broken(fn, **kwargs):
         fn()[0].backward()  # it accumulates grads before failing: the session must undo that

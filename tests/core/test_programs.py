@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.core.expr import parse
-from explorer.core.gradcheck import compare_grads
+from explorer.core.autograd.gradcheck import compare_grads
+from explorer.core.lang.program import parse
 
 # (program, the same computation in plain torch: f(P, E) with P the params, E the program's data values)
 PROGRAMS = {

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from explorer.core.expr import ExprError, parse
-from explorer.core.gradcheck import compare_grads
-from explorer.core.trace import trace
+from explorer.core.autograd.gradcheck import compare_grads
+from explorer.core.autograd.trace import trace
+from explorer.core.lang.program import ExprError, parse
 
 
 def test_int_param_finite_differences_run_in_float64():
@@ -78,7 +78,7 @@ def test_finite_difference_time_limit_covers_all_params_together():
     # the 20 s guard was per param: eight 40×40 weights took minutes. The limit is now for the whole check.
     import time
 
-    from explorer.core.gradcheck import finite_difference_grads
+    from explorer.core.autograd.gradcheck import finite_difference_grads
 
     def slow_sum(values):
         time.sleep(0.002)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.core.nets import NetSpecError, build_model, preset_spec
-from explorer.core.toydata import DATASETS, TrainControl, decision_grid, make_dataset, train_toy
+from explorer.core.mlp.network import NetSpecError, build_model, preset_spec
+from explorer.core.mlp.toydata import DATASETS, TrainControl, decision_grid, make_dataset, train_toy
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.core.trace import Snapshot, TraceError, trace
+from explorer.core.autograd.trace import Snapshot, TraceError, trace
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -483,7 +483,7 @@ class _ReusedActivation(nn.Module):
 
 
 def test_a_module_called_twice_is_two_steps():
-    from explorer.core.layout import collapse
+    from explorer.core.graph.layout import collapse
 
     torch.manual_seed(0)
     model = _ReusedActivation()

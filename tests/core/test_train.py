@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.core import train as train_mod
-from explorer.core.checkpoint import read_checkpoint
-from explorer.core.data import default_corpus
-from explorer.core.gpt import ConfigError, GPTConfig, preset
-from explorer.core.train import TRAIN_PRESETS, Trainer, TrainSettings, write_metrics_csv
+from explorer.core.gpt import train as train_mod
+from explorer.core.gpt.checkpoint import read_checkpoint
+from explorer.core.gpt.data import default_corpus
+from explorer.core.gpt.model import ConfigError, GPTConfig, preset
+from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings, write_metrics_csv
 
 CORPUS = default_corpus()[:60_000]
 

@@ -13,9 +13,9 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel
 
+from explorer.core.lang.examples import example_title
 from explorer.ui import app as app_module
 from explorer.ui import main_window as mw
-from explorer.ui.examples import example_title
 
 WAIT = 20000
 
@@ -179,7 +179,7 @@ def test_interactive_start_shows_the_window_then_loads_the_workspace(qtbot, monk
 def test_theme_option_checks_its_view_menu_entry(qtbot, monkeypatch):
     from PySide6.QtWidgets import QApplication
 
-    from explorer.ui import theme as themes
+    from explorer.ui.common import theme as themes
 
     seen: dict = {}
 
@@ -215,7 +215,7 @@ def _text_extreme(widget, darkest: bool) -> int:
 def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
     from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QWidget
 
-    from explorer.ui import theme as themes
+    from explorer.ui.common import theme as themes
 
     app = QApplication.instance()
     before = app.styleSheet()
@@ -243,7 +243,7 @@ def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
 def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot, monkeypatch):
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from explorer.ui import standalone
+    from explorer.ui.common import standalone
 
     seen: dict = {"shutdown": 0}
 
@@ -272,13 +272,13 @@ def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot, monkeypatch):
     assert not seen["panel"].isVisible()
 
 
-@pytest.mark.parametrize("module, cls", [("explorer.ui.expression_panel", "ExpressionPanel"),
-                                         ("explorer.ui.network_panel", "NetworkPanel"),
-                                         ("explorer.ui.pretrain_panel", "PretrainPanel")])
+@pytest.mark.parametrize("module, cls", [("explorer.ui.expression.panel", "ExpressionPanel"),
+                                         ("explorer.ui.network.panel", "NetworkPanel"),
+                                         ("explorer.ui.pretrain.panel", "PretrainPanel")])
 def test_each_panel_main_opens_through_run_standalone(monkeypatch, module, cls):
     import importlib
 
-    from explorer.ui import standalone
+    from explorer.ui.common import standalone
 
     calls = []
     monkeypatch.setattr(standalone, "run_standalone", lambda *a, **k: calls.append(a) or 0)

@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
-from explorer.ui.examples import list_examples
-from explorer.ui.expression_panel import ExpressionPanel
-from explorer.ui.graph_view import GraphView
-from explorer.ui.inspector import Inspector
+from explorer.core.lang.examples import list_examples
+from explorer.ui.expression.panel import ExpressionPanel
+from explorer.ui.graph.inspector import Inspector
+from explorer.ui.graph.view import GraphView
 
 SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
               "L = bce(a, y)"]
@@ -212,7 +212,7 @@ def test_shutdown_leaves_no_worker_thread(qtbot):
 
 
 def test_hover_help_for_functions_names_the_local_derivative():
-    from explorer.ui.editor import op_help
+    from explorer.ui.expression.editor import op_help
 
     assert "σ(z)(1 − σ(z))" in op_help("sigmoid")
     assert op_help("no_such_function") == ""
@@ -341,7 +341,7 @@ def test_a_loss_that_goes_up_suggests_a_smaller_learning_rate(qtbot, panel):
 
 
 def test_an_example_sets_its_suggested_learning_rate_and_then_descends(qtbot, panel):
-    from explorer.ui.examples import example_learning_rate
+    from explorer.core.lang.examples import example_learning_rate
 
     assert example_learning_rate("# lr: 0.1   (why)\nx = 1.0") == 0.1
     assert example_learning_rate("# lr: fast\nx = 1.0") is None

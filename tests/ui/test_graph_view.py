@@ -9,11 +9,12 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage, QPainter
 
-from explorer.core.expr import parse
-from explorer.core.trace import trace
-from explorer.ui.graph_items import NodeCard, fmt_number
-from explorer.ui.graph_view import GraphScene, GraphView, build_display, fallback_layout, gradient_steps
-from explorer.ui.render import build_scene, render_trace_file
+from explorer.core.autograd.trace import trace
+from explorer.core.graph.display import build_display, gradient_steps
+from explorer.core.lang.program import parse
+from explorer.ui.graph.items import NodeCard, fmt_number
+from explorer.ui.graph.render import build_scene, render_trace_file
+from explorer.ui.graph.view import GraphScene, GraphView
 
 SEED = """x = 1.1
 y = 1.0
@@ -192,12 +193,6 @@ def test_render_png_and_svg_files(tmp_path, seed_trace):
         render_trace_file(seed_trace, tmp_path / "g.gif")
 
 
-def test_fallback_layout_goes_left_to_right(seed_trace):
-    pos = fallback_layout(seed_trace.graph)
-    assert set(pos) == set(seed_trace.graph.nodes)
-    assert all(pos[u][0] < pos[v][0] for u, v in seed_trace.graph.edges)
-
-
 def test_number_format():
     assert fmt_number(-0.08166026) == "-0.0817"
     assert fmt_number(2.42000007) == "2.42"
@@ -238,7 +233,7 @@ def test_far_zoom_switches_to_the_batched_overview(view):
 def test_card_text_grows_when_zoomed_out_but_never_cuts_a_number():
     from PySide6.QtGui import QFontMetricsF
 
-    from explorer.ui.graph_items import _VALUE_FONT, fit_text
+    from explorer.ui.graph.items import _VALUE_FONT, fit_text
 
     font, shown = fit_text("2.42", _VALUE_FONT, 1.5, 130)
     assert shown == "2.42" and font.pointSizeF() > _VALUE_FONT.pointSizeF()

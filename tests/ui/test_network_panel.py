@@ -11,9 +11,9 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
-from explorer.core.nets import NetSession, build_model, example_batch, make_loss, preset_spec  # noqa: E402
-from explorer.ui.network_panel import ITERATION_TAB, TRAIN_TAB, NetworkPanel  # noqa: E402
-from explorer.ui.network_train import GRID  # noqa: E402
+from explorer.core.mlp.network import NetSession, build_model, example_batch, make_loss, preset_spec  # noqa: E402
+from explorer.ui.network.panel import ITERATION_TAB, TRAIN_TAB, NetworkPanel  # noqa: E402
+from explorer.ui.network.training import GRID  # noqa: E402
 
 OBJECT_NAMES = (
     "networkPreset",

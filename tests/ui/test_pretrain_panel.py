@@ -13,12 +13,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
-from explorer.core.checkpoint import read_checkpoint  # noqa: E402
-from explorer.core.data import char_vocab_size  # noqa: E402
-from explorer.core.gpt import PRESETS, GPTConfig, count_parameters  # noqa: E402
-from explorer.ui.pretrain_child import _BatchSender  # noqa: E402
-from explorer.ui.pretrain_panel import PretrainPanel  # noqa: E402
-from explorer.ui.pretrain_runs import Run  # noqa: E402
+from explorer.core.gpt.checkpoint import read_checkpoint  # noqa: E402
+from explorer.core.gpt.child_process import _BatchSender  # noqa: E402
+from explorer.core.gpt.data import char_vocab_size  # noqa: E402
+from explorer.core.gpt.model import PRESETS, GPTConfig, count_parameters  # noqa: E402
+from explorer.core.gpt.runs import Run  # noqa: E402
+from explorer.ui.pretrain.panel import PretrainPanel  # noqa: E402
 
 # A model small enough that a step takes milliseconds: the tests stop it long before `steps`.
 FAST = {"context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
@@ -265,7 +265,7 @@ def test_batch_sender_coalesces_records():
 @pytest.fixture
 def trained_checkpoint(tmp_path, small_corpus):
     """A checkpoint of a few steps of a very small model, written by the core trainer in-process."""
-    from explorer.core.train import Trainer, TrainSettings
+    from explorer.core.gpt.train import Trainer, TrainSettings
 
     config = {"vocab_size": 128, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,
               "drop_rate": 0.0}
@@ -381,7 +381,7 @@ def test_char_vocab_comes_from_the_tokenizer_bpe_vocab_is_a_setting(panel, qtbot
 
 
 def test_background_job_runs_one_function_at_a_time(qtbot):
-    from explorer.ui.pretrain_tasks import BackgroundJob
+    from explorer.ui.common.worker import BackgroundJob
 
     job = BackgroundJob()
     results = []
@@ -398,7 +398,7 @@ def test_background_job_runs_one_function_at_a_time(qtbot):
 
 
 def test_trace_refuses_a_big_untrained_model_before_learning_a_bpe():
-    from explorer.ui.pretrain_trace import trace_one_step
+    from explorer.ui.pretrain.trace_step import trace_one_step
 
     source = {"checkpoint": None, "config": PRESETS["gpt2-124m"].to_dict(), "settings": {"tokenizer": "bpe"}}
     with pytest.raises(ValueError, match="163,009,536 parameters is too big to trace"):

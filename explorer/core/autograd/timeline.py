@@ -1,0 +1,114 @@
+"""The one timeline of a trace: what step k of a player shows.
+
+Step 0 is "nothing computed yet"; steps 1..F are the forward events in execution order; steps F+1..F+B
+the backward events in the order torch's autograd engine ran them. For each step the timeline says
+which event it is, which node it is about (its focus), which nodes know their value and their gradient,
+and the status line in words and numbers. The expression player, the network iteration player and the
+"Trace one step" tab all ask this object; nothing else maps steps to nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step of the timeline shows."""
+
+    k: int
+    direction: str  # "start" | "forward" | "backward"
+    node_id: str | None  # the event's node (None at step 0)
+    focus: str | None  # the node the step is about: the value just computed, or the input whose
+    # gradient was just produced (backward), else the event's own node
+    status: str  # the status line
+
+
+class Timeline:
+    """Steps of one Trace (see the module docstring)."""
+
+    def __init__(self, trace) -> None:
+        self.trace = trace
+        self.events: list[tuple[str, str]] = [("forward", n) for n in trace.forward_order] + [
+            ("backward", n) for n in trace.backward_order
+        ]
+
+    @property
+    def length(self) -> int:
+        """The last step: forward plus backward events."""
+        return len(self.events)
+
+    @property
+    def forward_length(self) -> int:
+        """How many forward events come before the first backward one."""
+        return len(self.trace.forward_order)
+
+    def event(self, k: int) -> tuple[str, str] | None:
+        """("forward"|"backward", node id) of step k, None at step 0 (k is clamped)."""
+        k = self.clamp(k)
+        return self.events[k - 1] if k > 0 else None
+
+    def clamp(self, k: int) -> int:
+        """k limited to 0..length."""
+        return max(0, min(int(k), self.length))
+
+    @cached_property
+    def value_at(self) -> dict[str, int]:
+        """Node id -> the first step at which its value is known (leaves at their first use)."""
+        return {nid: i + 1 for i, nid in enumerate(self.trace.forward_order)}
+
+    @cached_property
+    def grad_at(self) -> dict[str, int]:
+        """Node id -> the first step at which dL/d(node) is known: after the last op that reads it has
+        sent its share (the output: after its own event). Nodes no gradient reaches are absent."""
+        n_fwd = self.forward_length
+        bpos = {n: i for i, n in enumerate(self.trace.backward_order)}
+        last_consumer: dict[str, int] = {}
+        for nid, node in self.trace.nodes.items():
+            if nid in bpos:
+                for inp in node.inputs:
+                    last_consumer[inp] = max(last_consumer.get(inp, -1), bpos[nid])
+        steps: dict[str, int] = {}
+        for nid, node in self.trace.nodes.items():
+            if nid not in bpos and node.grad is None:
+                continue  # no gradient ever reaches it (inputs, constants)
+            if nid in last_consumer:
+                steps[nid] = n_fwd + last_consumer[nid] + 1
+            elif nid in bpos:
+                steps[nid] = n_fwd + bpos[nid] + 1
+        return steps
+
+    def value_known(self, node_id: str, k: int) -> bool:
+        """Whether step k shows the node's value."""
+        return k >= self.value_at.get(node_id, 0)
+
+    def grad_known(self, node_id: str, k: int) -> bool:
+        """Whether step k shows dL/d(node)."""
+        at = self.grad_at.get(node_id)
+        return at is not None and k >= at
+
+    def focus(self, k: int) -> str | None:
+        """The node step k is about (see `Step.focus`)."""
+        event = self.event(k)
+        if event is None:
+            return None
+        direction, nid = event
+        node = self.trace.nodes[nid]
+        if direction == "backward" and node.inputs:
+            receivers = [i for i in node.inputs if self.trace.nodes[i].grad is not None]
+            return receivers[0] if receivers else nid
+        return nid
+
+    def status(self, k: int) -> str:
+        """The status line of step k, in words and numbers."""
+        from explorer.core.autograd.explain import describe_event
+
+        return describe_event(self.trace, self.clamp(k))
+
+    def step(self, k: int) -> Step:
+        """Everything step k shows."""
+        k = self.clamp(k)
+        event = self.event(k)
+        direction, nid = event if event else ("start", None)
+        return Step(k, direction, nid, self.focus(k), self.status(k))

@@ -1,0 +1,216 @@
+"""The training process's side of the pretraining worker (no Qt: a spawned child imports only this).
+
+`run_training` is the target of a `multiprocessing` 'spawn' process. It runs the core `Trainer`,
+batches its small records so the queue carries at most ~20 messages a second, obeys control
+messages (pause, resume, stop, checkpoint) from a listener thread, and always ends by writing the
+checkpoint and sending one {"type": "exit"} message.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import traceback
+from typing import Any
+
+# Seconds between two batches sent to the GUI: 20 updates a second at most.
+FLUSH_INTERVAL_S = 0.05
+TERMINAL_TYPES = ("done", "stopped", "error")
+
+
+def run_training(
+    config: dict[str, Any],
+    settings: dict[str, Any],
+    corpus_path: str | None,
+    checkpoint_path: str,
+    commands: Any,
+    records: Any,
+    num_threads: int = 1,
+) -> None:
+    """Train a GPT from plain dicts and stream record batches (lists of dicts) into `records`."""
+    sender = _BatchSender(records)
+    trainer = None
+    try:
+        import torch
+
+        # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
+        torch.set_num_threads(max(1, int(num_threads)))
+        trainer = _make_trainer(config, settings, corpus_path)
+        wants_checkpoint = threading.Event()
+        # Set between the trainer's "paused" and "resumed" records: the loop is blocked and the model
+        # is not changing, so the listener may write a checkpoint itself.
+        paused = threading.Event()
+        # Makes "is the loop paused? else flag the request" (listener) and "mark paused, then look for
+        # a request" (loop) atomic, so a request made just as the loop pauses is never lost.
+        handoff = threading.Lock()
+        listener = threading.Thread(
+            target=_listen,
+            args=(commands, trainer, wants_checkpoint, paused, handoff, checkpoint_path, sender),
+            daemon=True, name="commands",
+        )
+        listener.start()
+        for record in trainer.run():
+            sender.add(_clean(record))
+            kind = record.get("type")
+            with handoff:
+                if kind == "paused":
+                    paused.set()
+                elif kind == "resumed":
+                    paused.clear()
+                save_now = wants_checkpoint.is_set()
+                wants_checkpoint.clear()
+            if save_now:
+                _save(trainer, checkpoint_path, sender)
+            if record.get("type") in TERMINAL_TYPES:
+                break
+        sender.flush()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
+        sender.add({"type": "error", "message": _describe(exc), "detail": traceback.format_exc(limit=4)})
+    finally:
+        if trainer is not None:
+            _save(trainer, checkpoint_path, sender)
+        sender.add({"type": "exit"})
+        sender.close()
+
+
+def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None):
+    """Build the core Trainer; it reads and checks the corpus file here, never in the GUI."""
+    from explorer.core.gpt.train import Trainer, TrainSettings
+
+    train_settings = TrainSettings.from_dict({**settings, "corpus_path": corpus_path or None})
+    return Trainer(dict(config), train_settings)
+
+
+def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paused: threading.Event,
+            handoff: threading.Lock, checkpoint_path: str, sender: _BatchSender) -> None:
+    """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies)."""
+    while True:
+        try:
+            command = commands.get()
+        except (EOFError, OSError):
+            trainer.request_stop()
+            return
+        if command == "pause":
+            trainer.pause()
+        elif command == "resume":
+            trainer.resume()
+        elif command == "checkpoint":
+            with handoff:
+                save_here = paused.is_set()  # the loop is blocked: nobody else touches the model now
+                if not save_here:
+                    wants_checkpoint.set()
+            if save_here:
+                _save(trainer, checkpoint_path, sender)
+        elif command == "stop" or command is None:
+            trainer.request_stop()
+            # A paused loop must wake up to see the stop request.
+            if hasattr(trainer, "resume"):
+                trainer.resume()
+            return
+
+
+def _save(trainer: Any, path: str, sender: _BatchSender) -> None:
+    """Write the checkpoint (the trainer writes a temporary file and renames it) and say so."""
+    try:
+        if getattr(trainer, "model", None) is None:
+            return
+        if getattr(trainer, "updating", False):
+            # Interrupted (Ctrl-C in the terminal reaches this process too) inside an optimizer update:
+            # half-updated weights would overwrite the last good checkpoint.
+            sender.add({"type": "warning", "message": "interrupted during a weight update: the checkpoint "
+                        "keeps the last saved state"})
+            return
+        trainer.save_checkpoint(path)
+        sender.add({"type": "checkpoint", "path": path, "step": _trainer_step(trainer)})
+    except Exception as exc:  # noqa: BLE001 - a failed save is reported, training already ended
+        sender.add({"type": "warning", "message": f"could not save the checkpoint: {_describe(exc)}"})
+
+
+def _trainer_step(trainer: Any) -> int | None:
+    step = getattr(trainer, "step", None)
+    return int(step) if isinstance(step, int) else None
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    """Plain picklable numbers and strings only (tensors and numpy scalars become floats)."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif hasattr(value, "item"):
+            try:
+                out[key] = value.item()
+            except (ValueError, RuntimeError):
+                out[key] = str(value)
+        elif isinstance(value, (list, tuple, dict)):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    for key in ("train_loss", "val_loss"):
+        if isinstance(out.get(key), float) and not math.isfinite(out[key]):
+            out[key] = float("nan")
+    return out
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for the panel, with advice for the errors a student can fix."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    name = type(exc).__name__
+    if "OutOfMemory" in name or "out of memory" in text.lower():
+        return ("the GPU ran out of memory: try a smaller batch size or context length "
+                f"(or fewer layers / a narrower model). ({text})")
+    if isinstance(exc, UnicodeDecodeError):
+        return "the corpus file is not UTF-8 text: choose a plain text file."
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return f"cannot read the corpus file: {text}"
+    return text if isinstance(exc, ValueError) else f"{name}: {text}"
+
+
+class _BatchSender:
+    """Coalesces records into one queue message per FLUSH_INTERVAL_S (terminal records go at once).
+
+    A small daemon thread flushes what is pending, so the last records before a slow stretch
+    (an evaluation, a sample) are not held back until the next record arrives.
+    """
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True, name="flush")
+        self._thread.start()
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Queue one record; records that end or mark something send the batch at once."""
+        with self._lock:
+            self._pending.append(record)
+        if record.get("type") in (*TERMINAL_TYPES, "exit", "checkpoint", "start", "paused"):
+            self.flush()
+
+    def send(self, record: dict[str, Any]) -> None:
+        """Queue one record and send everything pending now."""
+        self.add(record)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending as one message."""
+        # Put under the lock so two flushes can never reorder batches (put does not block).
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                self._records.put(batch)
+            except (ValueError, OSError, queue.Full):  # the GUI side is gone: nothing to tell it
+                pass
+
+    def close(self) -> None:
+        """Stop the flushing thread and send the rest."""
+        self._closed.set()
+        self.flush()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL_S):
+            self.flush()

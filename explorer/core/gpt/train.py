@@ -1,0 +1,650 @@
+"""The pretraining loop as a generator of small records, knowing nothing about any UI.
+
+    trainer = Trainer(GPTConfig(...), TrainSettings(...), corpus=None)
+    for record in trainer.run():      # plain dicts of JSON-able values
+        ...
+
+Record types: "start" (effective config, device, parameter count), "step", "eval", "sample",
+"checkpoint", "warning", "paused", "resumed", and one final "done" | "stopped" | "error".
+`pause()`, `resume()` and `request_stop()` are thread-safe and meant to be called from another thread
+(the generator blocks while paused). Everything the constructor takes is a plain dict or dataclass, so
+a trainer can be built inside a spawned worker process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explorer.core.gpt import checkpoint as ckpt_io
+from explorer.core.gpt.checkpoint import CheckpointError
+from explorer.core.gpt.config import ConfigMixin
+from explorer.core.gpt.data import (
+    CorpusError,
+    TokenData,
+    default_corpus,
+    fingerprint,
+    load_corpus,
+    tokenizer_from_dict,
+    train_tokenizer,
+)
+from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss
+
+
+@dataclass
+class TrainSettings(ConfigMixin):
+    """How to train: steps, batch, optimiser, schedule, logging, device. Every field is JSON-able."""
+
+    unknown_field_noun = "training setting"
+
+    steps: int = 500  # optimizer steps in the whole run (a resumed run continues up to this)
+    batch_size: int = 12  # sequences per micro-batch
+    grad_accum_steps: int = 1  # micro-batches whose gradients add up before one optimizer step
+    lr: float = 1e-3  # peak learning rate, reached after the warm-up
+    min_lr: float | None = None  # floor of the cosine decay; None means lr / 10
+    warmup_steps: int = 20  # steps of linear warm-up from lr / warmup_steps to lr
+    weight_decay: float = 0.1  # AdamW decay on weight matrices and embeddings (not biases, norms)
+    beta1: float = 0.9  # AdamW momentum of the gradient
+    beta2: float = 0.99  # AdamW momentum of the squared gradient
+    grad_clip: float = 1.0  # largest allowed global gradient norm; 0 turns clipping off
+    eval_every: int = 50  # measure validation loss every this many steps (and at the start); 0: never
+    eval_batches: int = 10  # batches averaged for each validation (and train) loss estimate
+    sample_every: int = 100  # generate a text sample every this many steps; 0: never
+    sample_tokens: int = 120  # tokens per sample
+    sample_prompt: str = ""  # text the samples continue; empty starts from a newline
+    temperature: float = 0.8  # sampling temperature: lower is more conservative
+    top_k: int = 0  # sample only among the k likeliest tokens; 0 means all
+    log_every: int = 1  # emit a "step" record every this many steps
+    device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto: bf16 autocast on CUDA when supported, else float32; or float32 / bfloat16
+    compile: bool = False  # torch.compile the model's loss (pays off on GPUs, rarely on a CPU)
+    seed: int = 1337  # seeds initial weights, batches, dropout and samples
+    tokenizer: str = "char"  # "char" (one token per character) or "bpe" (byte-level BPE, vocab_size tokens)
+    val_fraction: float = 0.1  # share of the corpus (its tail) held out for validation
+    corpus_path: str | None = None  # UTF-8 text file to train on; None: the built-in corpus
+    out_dir: str | None = None  # where the final checkpoint and metrics.csv go; None: nowhere
+    save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
+    threads: int = 0  # torch CPU threads; 0 leaves torch's choice
+    optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
+
+    def problems(self) -> dict[str, str]:
+        """Field name -> message for every invalid setting (empty when valid)."""
+        out: dict[str, str] = {}
+        positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
+        non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
+                        "threads")
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            low = 1 if name in positive else 0
+            if isinstance(value, bool) or not isinstance(value, int):
+                out[name] = f"{name} must be a whole number, got {value!r}"
+            elif value < low:
+                out[name] = f"{name} must be at least {low}, got {value}"
+        for name in ("lr", "weight_decay", "grad_clip", "temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                out[name] = f"{name} must be a number, got {value!r}"
+            elif value < 0 or (name == "lr" and value == 0):
+                out[name] = f"{name} must be {'positive' if name == 'lr' else 'zero or more'}, got {value}"
+        if self.min_lr is not None and not (isinstance(self.min_lr, int | float) and 0 <= self.min_lr):
+            out["min_lr"] = f"min_lr must be zero or more, got {self.min_lr!r}"
+        for name in ("beta1", "beta2"):
+            if not isinstance(getattr(self, name), int | float) or not 0 <= getattr(self, name) < 1:
+                out[name] = f"{name} must be from 0 up to (not including) 1, got {getattr(self, name)!r}"
+        if not isinstance(self.val_fraction, float) or not 0 < self.val_fraction < 0.9:
+            out["val_fraction"] = f"val_fraction must be between 0 and 0.9, got {self.val_fraction!r}"
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            out["dtype"] = f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}"
+        if self.tokenizer not in ("char", "bpe"):
+            out["tokenizer"] = f"tokenizer must be char or bpe, got {self.tokenizer!r}"
+        if self.optimizer_impl not in ("auto", "fused", "foreach", "for-loop"):
+            out["optimizer_impl"] = (
+                f"optimizer_impl must be auto, fused, foreach or for-loop, got {self.optimizer_impl!r}"
+            )
+        devices = ("auto", "cpu", "cuda", "mps")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in devices:
+            out["device"] = f"device must be auto, cpu, cuda or mps, got {self.device!r}"
+        return out
+
+
+MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GPU (1.6 GB of int64)
+
+# Training settings that suit each model preset (same names as gpt.PRESETS).
+TRAIN_PRESETS: dict[str, TrainSettings] = {
+    # A higher peak lr than nanoGPT's 1e-3 (meant for 2000 steps) so 500 steps show clear progress.
+    "tiny": TrainSettings(steps=500, batch_size=12, lr=3e-3, warmup_steps=20, eval_every=50,
+                          sample_every=100),
+    "small": TrainSettings(steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, eval_every=250,
+                           sample_every=500),
+    "gpt2-124m": TrainSettings(steps=5000, batch_size=8, grad_accum_steps=8, lr=6e-4, warmup_steps=200,
+                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe"),
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist (ConfigError)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError({"device": "CUDA was asked for but there is no CUDA GPU here; use --device cpu"})
+    if device.type == "mps" and not (torch.backends.mps.is_available()):
+        raise ConfigError({"device": "Apple MPS was asked for but is not available here; use --device cpu"})
+    return device
+
+
+def dist_rank() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, (0, 1) in a plain single process."""
+    if process_group_ready():
+        import torch.distributed as dist
+
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def process_group_ready() -> bool:
+    """True when torch.distributed has an initialised process group (torchrun, or a test's own)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def distributed_device(device: torch.device) -> torch.device:
+    """Under torchrun each process takes its own GPU (LOCAL_RANK); other devices are unchanged."""
+    if device.type != "cuda" or device.index is not None or not process_group_ready():
+        return device
+    local = int(os.environ.get("LOCAL_RANK", dist_rank()[0] % max(1, torch.cuda.device_count())))
+    return torch.device("cuda", local)
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of `values` over every rank (a no-op without a process group)."""
+    if not process_group_ready():
+        return values
+    import torch.distributed as dist
+
+    # NCCL reduces GPU tensors; gloo (CPU runs, tests) wants them on the host.
+    host = dist.get_backend() != "nccl" and values.device.type != "cpu"
+    reduced = values.cpu() if host else values.clone()
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced.to(values.device) if host else reduced
+
+
+class Trainer:
+    """Owns tokenizer, data, model and optimizer, and trains them step by step through `run()`."""
+
+    def __init__(self, config: GPTConfig | dict, settings: TrainSettings | dict | None = None,
+                 corpus: str | None = None, *, tokenizer=None):
+        """Build everything; ConfigError / CorpusError (both ValueError) explain bad input."""
+        config = GPTConfig.from_dict(config) if isinstance(config, dict) else config
+        settings = TrainSettings.from_dict(settings) if isinstance(settings, dict) else settings
+        self.settings = (settings or TrainSettings()).validate()
+        config.validate()
+        self.rank, self.world_size = dist_rank()
+        self.is_main = self.rank == 0  # only rank 0 yields step/sample records and writes files
+        # With a process group (torchrun), gradients are averaged by DistributedDataParallel, losses by
+        # all_reduce, and every rank agrees when to stop; without one, none of that code runs.
+        self.distributed = process_group_ready()
+        self.device = distributed_device(resolve_device(self.settings.device))
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        text, self.corpus_source = self._corpus_text(corpus)
+        self.corpus_fingerprint = fingerprint(text)
+        self.tokenizer = tokenizer or train_tokenizer(self.settings.tokenizer, text, config.vocab_size)
+        # The tokenizer decides how many distinct tokens exist; the model's tables follow it.
+        self.config = config.replace(vocab_size=self.tokenizer.vocab_size)
+        self.data = TokenData.from_text(text, self.tokenizer, self.settings.val_fraction,
+                                        config.context_length)
+        if self.device.type != "cpu" and len(self.data.train) < MAX_DEVICE_TOKENS:
+            self.data = self.data.to(self.device)
+        torch.manual_seed(self.settings.seed)
+        self.model = GPT(self.config).to(self.device)
+        self.optimizer = self._make_optimizer()
+        # Each rank draws its own batches (same initial weights: DDP broadcasts rank 0's anyway).
+        self.batch_generator = torch.Generator().manual_seed(self.settings.seed + self.rank)
+        self.ddp_model = None
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
+        self.autocast_dtype = self._autocast_dtype()
+        self._loss_fn = self._eager_loss
+        # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
+        self._compile_pending = bool(self.settings.compile)
+        if self.settings.compile:
+            self._loss_fn = torch.compile(self._eager_loss)
+        self.warnings: list[str] = []  # told once, right after the "start" record
+        self._updating = False  # inside the optimizer update of a step (see write_outputs_after_interrupt)
+        self._stop_agreed = False  # distributed: some rank asked to stop (every rank learns it together)
+        self.step = 0
+        self.tokens = 0
+        self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+
+    # -- control, callable from any thread ------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop after the current step; the generator then yields a "stopped" record."""
+        self._stop.set()
+        self._unpaused.set()
+
+    def pause(self) -> None:
+        """Block the loop before its next step until `resume()` or `request_stop()`."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Continue a paused loop."""
+        self._unpaused.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether a pause was requested and not yet lifted."""
+        return not self._unpaused.is_set()
+
+    @property
+    def updating(self) -> bool:
+        """True inside an optimizer update: an interrupt there leaves the weights half-changed."""
+        return self._updating
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step `step` (0-based): linear warm-up, then cosine to min_lr."""
+        s = self.settings
+        min_lr = s.lr / 10 if s.min_lr is None else s.min_lr
+        if step < s.warmup_steps:
+            return s.lr * (step + 1) / s.warmup_steps
+        progress = min(1.0, (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps))
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (s.lr - min_lr)
+
+    def run(self, until: int | None = None):
+        """Train up to `settings.steps` (or stop after step `until`), yielding records as it goes."""
+        s = self.settings
+        yield self._start_record()
+        for message in self.warnings:
+            yield {"type": "warning", "step": self.step, "message": message}
+        self.warnings = []
+        try:
+            if self.step == 0 and s.eval_every:
+                yield self._eval_record()
+            tick = time.perf_counter()
+            window_tokens = 0
+            while self.step < s.steps:
+                # Ranks must leave the loop at the same step, or the others wait forever in a collective.
+                stop = self._stop_agreed if self.distributed else self._stop.is_set()
+                if stop or (until is not None and self.step >= until):
+                    yield self._finish("stopped", f"stopped at step {self.step}")
+                    return
+                if not self._unpaused.is_set():
+                    yield {"type": "paused", "step": self.step}
+                    self._unpaused.wait()
+                    yield {"type": "resumed", "step": self.step}
+                    tick, window_tokens = time.perf_counter(), 0
+                    continue
+                try:
+                    loss, grad_norm = self._train_step()
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:
+                    if not self._compile_pending:
+                        raise
+                    self._compile_pending = False
+                    self._loss_fn = self._eager_loss
+                    self.optimizer.zero_grad(set_to_none=True)
+                    yield {"type": "warning", "step": self.step,
+                           "message": f"torch.compile failed ({type(exc).__name__}); training without it"}
+                    continue
+                self._compile_pending = False
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    yield self._nonfinite_record(loss, grad_norm)
+                    return
+                window_tokens += self._step_tokens()
+                if self.step % s.log_every == 0 or self.step == s.steps:
+                    now = time.perf_counter()
+                    record = {"type": "step", "step": self.step, "tokens": self.tokens, "train_loss": loss,
+                              "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
+                              "tokens_per_s": window_tokens / max(now - tick, 1e-9)}
+                    self.history.append(record)
+                    if self.is_main:
+                        yield record
+                    tick, window_tokens = time.perf_counter(), 0
+                extra = list(self._periodic_records())
+                for record in extra:
+                    yield record
+                if extra:  # evaluation, sampling and saving are not training throughput
+                    tick, window_tokens = time.perf_counter(), 0
+            if s.eval_every and not (self.history and self.history[-1]["type"] == "eval"):
+                yield self._eval_record()
+            yield self._finish("done", f"finished {self.step} steps")
+        except torch.OutOfMemoryError:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            yield {"type": "error", "kind": "oom", "step": self.step,
+                   "message": (f"The {self.device.type.upper()} ran out of memory at step {self.step + 1}. "
+                               f"Try a smaller batch_size or context_length (or fewer layers / a narrower "
+                               f"model), or use grad_accum_steps to keep the effective batch.")}
+        except (CorpusError, ConfigError, CheckpointError, OSError) as exc:
+            yield {"type": "error", "kind": "input", "step": self.step, "message": str(exc)}
+        except Exception as exc:  # the loop must end with a record, never take a UI down with it
+            yield {"type": "error", "kind": "exception", "step": self.step,
+                   "message": f"training failed at step {self.step + 1}: {type(exc).__name__}: {exc}",
+                   "traceback": traceback.format_exc(limit=8)}
+
+    def _train_step(self) -> tuple[float, float]:
+        s = self.settings
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=self.device)
+        for micro in range(s.grad_accum_steps):
+            x, y = self.data.batch("train", s.batch_size, self.config.context_length, self.batch_generator,
+                                   self.device)
+            # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
+            hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
+            with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
+                with self._autocast():
+                    loss = self._loss_fn(x, y)
+                (loss / s.grad_accum_steps).backward()
+            total += loss.detach()
+        clip = s.grad_clip if s.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        stats = [total / s.grad_accum_steps, grad_norm.float()]
+        if self.distributed:
+            # Summed over ranks: the mean loss and norm, so that every rank takes the same decisions
+            # below, and whether any rank was asked to stop, so that all stop after this same step.
+            stats.append(torch.tensor(float(self._stop.is_set()), device=self.device))
+        # One host-device sync per step, for the numbers the record and the NaN check need.
+        stacked = torch.stack(stats)
+        values = (all_reduce_sum(stacked) if self.distributed else stacked).tolist()
+        ranks = self.world_size if self.distributed else 1
+        loss_value, norm_value = values[0] / ranks, values[1] / ranks
+        if self.distributed and values[2] > 0:
+            self._stop_agreed = True
+        if math.isfinite(loss_value) and math.isfinite(norm_value):
+            # A KeyboardInterrupt between these lines would leave weights and step counter disagreeing:
+            # `write_outputs_after_interrupt` then refuses to save (not reset in a `finally` on purpose).
+            self._updating = True
+            self.optimizer.step()
+            self.step += 1
+            self.tokens += self._step_tokens()
+            self._updating = False
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_value, norm_value
+
+    def _step_tokens(self) -> int:
+        s = self.settings
+        return s.batch_size * self.config.context_length * s.grad_accum_steps * self.world_size
+
+    def _periodic_records(self):
+        s = self.settings
+        if s.eval_every and self.step % s.eval_every == 0:
+            yield self._eval_record()
+        if s.sample_every and self.step % s.sample_every == 0 and self.is_main:
+            yield {"type": "sample", "step": self.step, "text": self.sample()}
+        if s.save_every and s.out_dir and self.step % s.save_every == 0 and self.step < s.steps:
+            path = self.save_checkpoint(Path(s.out_dir) / f"step-{self.step}.safetensors")
+            if path is not None:
+                yield {"type": "checkpoint", "step": self.step, "path": str(path)}
+
+    # -- evaluation and sampling ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over `eval_batches` fixed batches of each split: {"train_loss", "val_loss"}."""
+        s = self.settings
+        # A private generator re-seeded every time: the same batches each evaluation, so the curve
+        # shows the model changing rather than batch noise, and training's RNG is untouched. Ranks
+        # measure different batches and average them (every rank gets the same figures).
+        gen = torch.Generator().manual_seed(s.seed + 10_007 + 7919 * self.rank)
+        self.model.eval()
+        try:
+            out = {}
+            for split in ("train", "val"):
+                total = torch.zeros((), device=self.device)
+                for _ in range(s.eval_batches):
+                    x, y = self.data.batch(split, s.batch_size, self.config.context_length, gen, self.device)
+                    with self._autocast():
+                        total += self.model.loss(x, y).float()
+                out[f"{split}_loss"] = total / s.eval_batches
+            losses = torch.stack([out["train_loss"], out["val_loss"]])
+            if self.distributed:
+                losses = all_reduce_sum(losses) / self.world_size
+            train_loss, val_loss = losses.tolist()
+            return {"train_loss": train_loss, "val_loss": val_loss}
+        finally:
+            self.model.train()
+
+    def sample(self, prompt: str | None = None, max_new_tokens: int | None = None,
+               seed: int | None = None) -> str:
+        """Text generated from `prompt` (default: the settings' prompt), seeded so it is reproducible."""
+        s = self.settings
+        prompt = s.sample_prompt if prompt is None else prompt
+        ids = self.tokenizer.encode(prompt or "\n") or [0]
+        idx = torch.tensor([ids], dtype=torch.long, device=self.device)
+        gen = torch.Generator().manual_seed(s.seed + self.step if seed is None else seed)
+        out = self.model.generate(idx, max_new_tokens or s.sample_tokens, temperature=s.temperature,
+                                  top_k=s.top_k or None, generator=gen)
+        return (prompt or "") + self.tokenizer.decode(out[0, len(ids):].tolist())
+
+    def _eval_record(self) -> dict:
+        record = {"type": "eval", "step": self.step, "tokens": self.tokens, **self.evaluate()}
+        self.history.append(record)
+        return record
+
+    # -- checkpoints and metrics -----------------------------------------------------------------
+
+    def save_checkpoint(self, path: str | Path) -> Path | None:
+        """Write model, optimizer, step, RNG, tokenizer and history atomically; None on non-main ranks."""
+        if not self.is_main:
+            return None
+        rng = {"torch": torch.get_rng_state(), "batch": self.batch_generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return ckpt_io.write_checkpoint(
+            path, config=self.config, settings=self.settings.to_dict(), tokenizer=self.tokenizer.to_dict(),
+            step=self.step, tokens=self.tokens, model=self.model, optimizer=self.optimizer, rng=rng,
+            history=self.history,
+            extra={"corpus": self.corpus_source, "corpus_fingerprint": self.corpus_fingerprint},
+        )
+
+    @classmethod
+    def load_checkpoint(cls, path: str | Path, corpus: str | None = None,
+                        settings: dict | None = None) -> Trainer:
+        """A trainer continuing from a checkpoint; `settings` overrides saved settings (e.g. more steps).
+
+        The corpus is the one the checkpoint names (built-in or its file) unless `corpus` is given.
+        CheckpointError for a file that is missing, corrupt, truncated, mismatched or unsafe.
+        """
+        ck = ckpt_io.read_checkpoint(path)
+        saved = dict(ck.settings)
+        saved.update(settings or {})
+        try:
+            train_settings = TrainSettings.from_dict(saved).validate()
+            tokenizer = tokenizer_from_dict(ck.tokenizer)
+        except (ConfigError, CorpusError, TypeError) as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        if corpus is None and ck.extra.get("corpus") == "text" and not train_settings.corpus_path:
+            raise CheckpointError(f"{path} was trained on text that is not saved with it; pass the corpus")
+        trainer = cls(ck.config, train_settings, corpus, tokenizer=tokenizer)
+        trainer._apply(ck, path)
+        if ck.extra.get("corpus_fingerprint") not in (None, trainer.corpus_fingerprint):
+            trainer.warnings.append("the corpus is not the one this checkpoint was trained on: losses "
+                                    "before and after the resume are not comparable")
+        return trainer
+
+    def load_state(self, path: str | Path) -> None:
+        """Load a checkpoint of the same model into this trainer; on any error nothing changes."""
+        ck = ckpt_io.read_checkpoint(path)
+        if ck.config != self.config:
+            diff = {k: (v, getattr(self.config, k)) for k, v in ck.config.to_dict().items()
+                    if getattr(self.config, k) != v}
+            shown = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"{path} is for a different model ({shown})")
+        self._apply(ck, path)
+
+    def _apply(self, ck: ckpt_io.Checkpoint, path) -> None:
+        # Everything is checked before anything is copied, so a bad checkpoint changes nothing.
+        if ck.optimizer_state is not None:
+            saved = [len(g["params"]) for g in ck.optimizer_state["param_groups"]]
+            ours = [len(g["params"]) for g in self.optimizer.param_groups]
+            if saved != ours:
+                raise CheckpointError(f"{path}: its optimizer state ({saved} tensors per group) does not "
+                                      f"match this model's parameters ({ours})")
+        try:
+            with torch.no_grad():
+                ckpt_io.load_model_state(self.model, ck.model_state)
+            if ck.optimizer_state is not None:
+                self.optimizer.load_state_dict(ck.optimizer_state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path} does not fit this model: {exc}") from None
+        if "torch" in ck.rng:
+            torch.set_rng_state(ck.rng["torch"])
+        if "batch" in ck.rng:
+            self.batch_generator.set_state(ck.rng["batch"])
+        if self.distributed:  # only rank 0's stream was saved: give every rank its own again
+            self.batch_generator.manual_seed(self.settings.seed + self.rank + 1_000_003 * ck.step)
+        if "cuda" in ck.rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
+        self.step, self.tokens, self.history = ck.step, ck.tokens, list(ck.history)
+
+    def write_outputs_after_interrupt(self) -> dict:
+        """After a KeyboardInterrupt escaped `run()`: write the final checkpoint and metrics as a stop would.
+
+        Returns {"checkpoint_path", "metrics_path"} (empty without out_dir or on other ranks). Nothing is
+        written when the interrupt hit an optimizer update, whose weights may be half-changed: then
+        {"unsafe": True}, and the last periodic checkpoint stays the latest.
+        """
+        if self._updating:
+            return {"unsafe": True}
+        return self._write_outputs(final_checkpoint=True)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the metrics history (one row per logged step) to a CSV file; returns its path."""
+        return write_metrics_csv(self.history, path)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _corpus_text(self, corpus: str | None) -> tuple[str, str]:
+        if corpus is not None:
+            if not isinstance(corpus, str) or not corpus.strip():
+                raise CorpusError("the corpus text is empty")
+            return corpus, "text"
+        if self.settings.corpus_path:
+            return load_corpus(self.settings.corpus_path), "file"
+        return default_corpus(), "default"
+
+    def _eager_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.ddp_model is None:
+            return self.model.loss(x, y)
+        return lm_loss(self.ddp_model(x), y)  # through DDP's forward, so its gradient hooks run
+
+    def _make_optimizer(self) -> torch.optim.AdamW:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        # Decay only matrices and embeddings: decaying biases and LayerNorm gains only hurts.
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": self.settings.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        s = self.settings
+        impl = s.optimizer_impl
+        if impl == "auto":
+            impl = "fused" if self.device.type in ("cuda", "cpu") else "foreach"
+        kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+        return torch.optim.AdamW(groups, lr=s.lr, betas=(s.beta1, s.beta2), **kwargs)
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        want = self.settings.dtype
+        if want == "float32":
+            return None
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.bfloat16 if want == "bfloat16" else None
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _start_record(self) -> dict:
+        return {"type": "start", "step": self.step, "config": self.config.to_dict(),
+                "settings": self.settings.to_dict(), "device": str(self.device),
+                "dtype": "bfloat16" if self.autocast_dtype else "float32",
+                "parameters": count_parameters(self.config)["total"], "tokenizer": self.tokenizer.kind,
+                "vocab_size": self.config.vocab_size, "train_tokens": len(self.data.train),
+                "val_tokens": len(self.data.val), "rank": self.rank, "world_size": self.world_size}
+
+    def _nonfinite_record(self, loss: float, grad_norm: float) -> dict:
+        what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {grad_norm}"
+        self._write_outputs(final_checkpoint=False)
+        return {"type": "error", "kind": "nonfinite", "step": self.step,
+                "message": (f"Training stopped at step {self.step + 1}: the {what} is not a number. "
+                            f"The model keeps its last good state (step {self.step}). A lower learning rate, "
+                            f"gradient clipping or a longer warm-up usually helps.")}
+
+    def _finish(self, kind: str, message: str) -> dict:
+        paths = self._write_outputs(final_checkpoint=True)
+        last = {r["type"]: r for r in self.history}
+        record = {"type": kind, "step": self.step, "tokens": self.tokens, "message": message}
+        if "step" in last:
+            record["train_loss"] = last["step"]["train_loss"]
+        if "eval" in last:
+            record["val_loss"] = last["eval"]["val_loss"]
+        record.update(paths)
+        return record
+
+    def _write_outputs(self, final_checkpoint: bool) -> dict:
+        out_dir = self.settings.out_dir
+        if not out_dir or not self.is_main:
+            return {}
+        paths = {"metrics_path": str(self.export_csv(Path(out_dir) / "metrics.csv"))}
+        if final_checkpoint:
+            paths["checkpoint_path"] = str(self.save_checkpoint(Path(out_dir) / "checkpoint.safetensors"))
+        return paths
+
+
+CSV_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
+
+
+def write_metrics_csv(records, path: str | Path) -> Path:
+    """One CSV row per step (eval records merge their val_loss into their step's row), written atomically."""
+    rows: dict[int, dict] = {}
+    for rec in records:
+        if rec.get("type") == "step":
+            rows.setdefault(rec["step"], {}).update({k: rec[k] for k in CSV_COLUMNS if k in rec})
+        elif rec.get("type") == "eval":
+            row = rows.setdefault(rec["step"], {"step": rec["step"], "tokens": rec.get("tokens", "")})
+            row["val_loss"] = rec["val_loss"]
+            row.setdefault("train_loss", rec.get("train_loss", ""))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, restval="")
+        writer.writeheader()
+        for step in sorted(rows):
+            writer.writerow(rows[step])
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["TrainSettings", "Trainer", "TRAIN_PRESETS", "PRESETS", "resolve_device", "write_metrics_csv"]

@@ -1,0 +1,196 @@
+"""The display model of a traced graph: which cards, where, and at which step each fills in.
+
+Qt-free: the canvas (explorer.ui.graph) turns a `DisplayModel` into items, the renderer into files.
+Cards are `CARD_W` x `CARD_H` scene pixels; modules not expanded fold into one card.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from explorer.core.graph.layout import collapse, layered_layout
+from explorer.core.lang.ops import find_op
+
+CARD_W = 156.0
+CARD_H = 84.0
+GAP_X = 70.0   # free space between layers
+GAP_Y = 30.0   # free space between cards of one layer
+
+_KIND_HELP = {
+    "leaf": "an input: a leaf tensor that no operation produced; it needs no gradient",
+    "param": "a parameter: a leaf with requires_grad=True; backward stores dL/d{name} in its .grad",
+    "const": "a constant: a fixed tensor, no gradient flows into it",
+    "op": "an operation; in the backward pass autograd runs {torch} for it",
+    "module": "a module with {n} nodes folded into one card; double-click to expand it",
+}
+
+
+@dataclass
+class DisplayModel:
+    """What the scene shows: cards (possibly module groups), edges and when each card fills in."""
+
+    info: dict[str, dict] = field(default_factory=dict)            # display id -> card info
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    member_of: dict[str, str] = field(default_factory=dict)        # trace node id -> display id
+    timeline: list[tuple[str, str]] = field(default_factory=list)  # ("forward"|"backward", trace id)
+    value_at: dict[str, int] = field(default_factory=dict)         # display id -> first step showing value
+    grad_at: dict[str, int] = field(default_factory=dict)          # display id -> first step showing grad
+    positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # scene pixels
+    ports: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # edge -> port dy
+    bends: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)  # long edges
+    order: list[str] = field(default_factory=list)                 # display ids for keyboard navigation
+
+
+def timeline_of(trace) -> list[tuple[str, str]]:
+    """Forward events in execution order, then backward events in autograd's engine order."""
+    return [("forward", n) for n in trace.forward_order] + [("backward", n) for n in trace.backward_order]
+
+
+def _node_info(node, has_grad: bool) -> dict:
+    """Card info for one trace node."""
+    name = getattr(node, "name", None)
+    label = getattr(node, "label", None) or getattr(node, "op", None) or node.id
+    kind = getattr(node, "kind", "op")
+    torch_name = getattr(node, "torch_name", None)
+    title = name or label
+    if kind == "op":
+        subtitle = op_short_name(node) if name else (op_short_name(node) if label != node.op else "")
+    else:
+        subtitle = kind
+    helptext = _KIND_HELP.get(kind, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
+    lines = [f"<b>{title}</b>: {helptext}"]
+    if getattr(node, "call", None):
+        lines.append(f"torch call: <code>{html.escape(node.call)}</code>")
+    if torch_name:
+        lines.append(f"autograd node: <code>{torch_name}</code>")
+    if getattr(node, "module", None):
+        lines.append(f"module: {node.module}")
+    if getattr(node, "is_output", False):
+        lines.append("the output: backward starts here with dL/dL = 1")
+    return {
+        "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
+        "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
+        "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
+        "torch_name": torch_name,
+    }
+
+
+def op_short_name(node) -> str:
+    """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
+    op = getattr(node, "op", None) or ""
+    spec = find_op(op) or find_op(getattr(node, "torch_name", None))
+    return spec.name if spec else op
+
+
+def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> DisplayModel:
+    """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card."""
+    model = DisplayModel(timeline=timeline_of(trace))
+    grad_ids = set(trace.backward_order)
+    graph = trace.graph
+    has_modules = any(getattr(n, "module", None) for n in trace.nodes.values())
+    if has_modules:
+        graph = collapse(trace, set(expanded))
+    for did, attrs in graph.nodes(data=True):
+        if did in trace.nodes:
+            info = _node_info(trace.nodes[did], did in grad_ids)
+        else:
+            info = _module_info(did, attrs, trace, grad_ids)
+        model.info[did] = info
+        for m in info["members"]:
+            model.member_of[m] = did
+    model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
+    n_fwd = len(trace.forward_order)
+    fpos = {n: i for i, n in enumerate(trace.forward_order)}
+    grad_step = gradient_steps(trace)
+    for did, info in model.info.items():
+        f = [fpos[m] for m in info["members"] if m in fpos]
+        b = [grad_step[m] for m in info["members"] if m in grad_step]
+        model.value_at[did] = max(f) + 1 if f else 0
+        if b:
+            model.grad_at[did] = n_fwd + max(b)
+    model.positions, model.bends = _positions(graph, model)
+    model.ports = _ports(model)
+    model.order = sorted(model.info, key=lambda d: (model.positions[d][0], model.positions[d][1]))
+    return model
+
+
+def gradient_steps(trace) -> dict[str, int]:
+    """For each node that gets a gradient: how many backward events must run before dL/d(node) is known.
+
+    That is after the last op that reads the node has sent its share (the output: after its own event).
+    """
+    bpos = {n: i for i, n in enumerate(trace.backward_order)}
+    last_consumer: dict[str, int] = {}
+    for nid, node in trace.nodes.items():
+        if nid in bpos:
+            for inp in node.inputs:
+                last_consumer[inp] = max(last_consumer.get(inp, -1), bpos[nid])
+    steps: dict[str, int] = {}
+    for nid, node in trace.nodes.items():
+        if nid not in bpos and getattr(node, "grad", None) is None:
+            continue  # no gradient ever reaches it (inputs, constants)
+        if nid in last_consumer:
+            steps[nid] = last_consumer[nid] + 1
+        elif nid in bpos:
+            steps[nid] = bpos[nid] + 1
+    return steps
+
+
+def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:
+    """Card info for a collapsed module group."""
+    members = [m for m in attrs.get("members", []) if m in trace.nodes]
+    path = attrs.get("module") or attrs.get("path") or did
+    ordered = [m for m in trace.forward_order if m in set(members)]
+    last = trace.nodes[ordered[-1]] if ordered else None
+    label = attrs.get("label", "module")
+    tip = _KIND_HELP["module"].format(n=len(members))
+    return {
+        "id": did, "kind": "module", "title": label, "subtitle": str(path), "path": str(path),
+        "value": last.value if last else None, "grad": getattr(last, "grad", None) if last else None,
+        "is_output": any(getattr(trace.nodes[m], "is_output", False) for m in members),
+        "tooltip": f"<b>{label}</b> ({path}): {tip}", "members": members,
+        "has_grad": any(m in grad_ids for m in members), "torch_name": None,
+    }
+
+
+def _positions(graph, model: DisplayModel):
+    """Layered left-to-right card centres and long-edge bend points in scene pixels.
+
+    """
+    lay = layered_layout(graph, direction="LR")
+    raw = dict(lay.positions)
+    bends_raw = dict(lay.edge_points or {})
+    raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
+    for did in model.info:  # any node the layout skipped goes to the far left, not off the map
+        raw.setdefault(did, (0.0, float(len(raw))))
+    # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart
+    columns: dict[float, list[float]] = {}
+    for x, y in raw.values():
+        columns.setdefault(round(x, 6), []).append(y)
+    gaps = [b - a for ys in columns.values()
+            for a, b in zip(sorted(ys), sorted(ys)[1:], strict=False) if b - a > 1e-9]
+    unit_y = min(gaps) if gaps else 1.0
+    sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
+    positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
+    bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
+    return positions, bends
+
+
+def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
+    """Spread the edges leaving or entering one card over its side, in the order of the other ends."""
+    pos = model.positions
+    outs: dict[str, list[str]] = {}
+    ins: dict[str, list[str]] = {}
+    for u, v in model.edges:
+        outs.setdefault(u, []).append(v)
+        ins.setdefault(v, []).append(u)
+
+    def spread(ends: list[str]) -> dict[str, float]:
+        ends = sorted(ends, key=lambda n: pos[n][1])
+        step = min(12.0, (CARD_H - 30) / max(1, len(ends) - 1))
+        return {n: (i - (len(ends) - 1) / 2) * step for i, n in enumerate(ends)}
+
+    out_dy = {u: spread(vs) for u, vs in outs.items()}
+    in_dy = {v: spread(us) for v, us in ins.items()}
+    return {(u, v): (out_dy[u][v], in_dy[v][u]) for u, v in model.edges}

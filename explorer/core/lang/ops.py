@@ -1,0 +1,887 @@
+"""The one table of what the expression language may call.
+
+Every function, method, operator and constructor of `explorer.core.lang.program` is an `OpSpec` here: the
+torch callable that runs it, its arguments, a display label, the local derivative as text (shown by
+the app next to the chain rule) and, where it is simple, a function computing that local derivative
+numerically so the app can put "manual formula" beside autograd and finite differences.
+
+Nothing outside this table can be called from a program.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+# Largest number of elements one tensor of a program may hold; checked before allocating.
+MAX_ELEMENTS = 10**6
+
+REQUIRED = object()  # marks an argument without a default
+
+DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int64": torch.int64,
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: its name, what kind of value it takes, its default, whether it is `*args`.
+
+    Kinds: "tensor" (a tensor or a number), "int", "float", "shape" (ints or one tuple of ints),
+    "dtype".
+    """
+
+    name: str
+    kind: str
+    default: object = REQUIRED
+    variadic: bool = False
+
+    @property
+    def required(self) -> bool:
+        """True when the caller must pass this argument."""
+        return self.default is REQUIRED and not self.variadic
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """An allowed op: how it runs (`fn`), how it is shown (`label`) and its local derivative.
+
+    `manual`, when present, takes the op's input tensors (numbers already made tensors) and returns
+    the elementwise local derivative with respect to each input (a list, None where there is none).
+    `aliases` are the torch names (function or grad_fn) under which the tracer may record this op.
+    """
+
+    name: str
+    fn: Callable
+    label: str
+    args: tuple[Arg, ...]
+    local_derivative: str
+    doc: str
+    kind: str = "function"  # function | constructor | loss | operator | method
+    manual: Callable | None = None
+    aliases: tuple[str, ...] = ()
+    needs_rng: bool = False  # fn takes a torch.Generator as its first argument
+    elementwise: bool = False
+    # per input, how the gradient sent to it is written: "{0}", "{1}" are the inputs' names, "{up}" the
+    # upstream gradient, "{/n}" the mean's divisor; without "{up}" it reads "upstream × <template>"
+    chain: tuple[str, ...] = ()
+    # for ops whose local derivative is not elementwise: (upstream, *inputs) -> the gradient each input
+    # receives by the formula (None where it has none), computed by hand to compare with autograd
+    manual_vjp: Callable | None = None
+
+    @property
+    def arity(self) -> tuple[int, int | None]:
+        """(fewest, most) positional arguments; most is None for `*shape` ops."""
+        low = sum(1 for a in self.args if a.required)
+        high = None if any(a.variadic for a in self.args) else len(self.args)
+        return low, high
+
+    def signature(self) -> str:
+        """How a user writes a call, e.g. `softmax(x, dim=-1)`."""
+        parts = []
+        for a in self.args:
+            if a.variadic:
+                parts.append(f"*{a.name}")
+            elif a.required:
+                parts.append(a.name)
+            else:
+                parts.append(f"{a.name}={a.default}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _args(*specs: str) -> tuple[Arg, ...]:
+    """Compact argument lists: "x:tensor", "dim:int=-1", "*shape:shape", "b:tensor=None"."""
+    out = []
+    for spec in specs:
+        variadic = spec.startswith("*")
+        spec = spec.lstrip("*")
+        name, _, rest = spec.partition(":")
+        kind, _, default_text = rest.partition("=")
+        default: object = REQUIRED
+        if default_text:
+            default = None if default_text == "None" else type_of(kind)(default_text)
+        out.append(Arg(name, kind, default, variadic))
+    return tuple(out)
+
+
+def type_of(kind: str) -> Callable:
+    """The Python type a default of this kind is written in."""
+    return {"int": int, "float": float}.get(kind, str)
+
+
+# ---------------------------------------------------------------- local derivatives, numerically
+
+
+def _ones(t: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(t)
+
+
+def _d_sigmoid(z):
+    s = torch.sigmoid(z)
+    return [s * (1 - s)]
+
+
+def _d_gelu(z):
+    cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2.0)))
+    pdf = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return [cdf + z * pdf]
+
+
+def _d_pow(a, b):
+    # ln a only exists for a > 0; where it does not, torch's own rule gives 0 for the exponent too
+    log_a = torch.where(a > 0, torch.log(a.clamp_min(torch.finfo(a.dtype).tiny)), torch.zeros_like(a))
+    return [b * a ** (b - 1), a**b * log_a]
+
+
+def _d_bce(p, y):
+    return [(p - y) / (p * (1 - p)) / p.numel(), None]
+
+
+def _d_bce_logits(z, y):
+    return [(torch.sigmoid(z) - y) / z.numel(), None]
+
+
+def _d_mse(p, y):
+    return [2 * (p - y) / p.numel(), None]
+
+
+# ---------------------------------------------------------------- runners with friendlier defaults
+
+
+def _as_float_tensor(value, like: torch.Tensor) -> torch.Tensor:
+    """A target such as `1.0` or an int tensor, as a tensor of `like`'s dtype and shape."""
+    t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+    if t.dtype != like.dtype:
+        t = t.to(like.dtype)
+    if t.shape != like.shape:
+        try:
+            torch.broadcast_shapes(t.shape, like.shape)
+        except RuntimeError:
+            raise ValueError(f"the target's shape {tuple(t.shape)} does not match the prediction's shape "
+                             f"{tuple(like.shape)}") from None
+        t = t.expand_as(like)
+    return t
+
+
+def _check_numel(shape: tuple[int, ...], what: str) -> None:
+    n = math.prod(shape) if shape else 1
+    if n > MAX_ELEMENTS:
+        raise ValueError(f"{what} would hold {n:,} elements; the limit is {MAX_ELEMENTS:,}")
+
+
+def _shape_tuple(shape) -> tuple[int, ...]:
+    for s in shape:
+        if s < 0:
+            raise ValueError(f"a size cannot be negative (got {s})")
+    return tuple(shape)
+
+
+def _randn(gen, *shape):
+    shape = _shape_tuple(shape)
+    _check_numel(shape, f"randn{shape}")
+    return torch.randn(shape, generator=gen)
+
+
+def _rand(gen, *shape):
+    shape = _shape_tuple(shape)
+    _check_numel(shape, f"rand{shape}")
+    return torch.rand(shape, generator=gen)
+
+
+def _zeros(*shape):
+    shape = _shape_tuple(shape)
+    _check_numel(shape, f"zeros{shape}")
+    return torch.zeros(shape)
+
+
+def _ones_fn(*shape):
+    shape = _shape_tuple(shape)
+    _check_numel(shape, f"ones{shape}")
+    return torch.ones(shape)
+
+
+def _eye(n):
+    _shape_tuple((n,))
+    _check_numel((n, n), f"eye({n})")
+    return torch.eye(n)
+
+
+def _arange(n):
+    _shape_tuple((n,))
+    _check_numel((n,), f"arange({n})")
+    return torch.arange(n)
+
+
+def _dropout(gen, x, p=0.5):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
+    # the program's own generator decides the mask, so every run (and finite differences) drops
+    # the same elements
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return F.dropout(x, p, training=True)
+
+
+def _sum(x, dim=None):
+    return x.sum() if dim is None else x.sum(dim)
+
+
+def _mean(x, dim=None):
+    return x.mean() if dim is None else x.mean(dim)
+
+
+def _transpose_T(x):
+    if x.dim() > 2:
+        shape = tuple(x.shape)
+        raise ValueError(f"`.T` needs at most 2 dimensions, got shape {shape}: use transpose(x, d0, d1)")
+    if x.dim() < 2:
+        # torch warns that .T on 0-D/1-D tensors is deprecated; here it is simply the same tensor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return x.T
+    return x.T
+
+
+def _squeeze(x, dim=None):
+    return x.squeeze() if dim is None else x.squeeze(dim)
+
+
+def _layer_norm(x, weight=None, bias=None):
+    return F.layer_norm(x, x.shape[-1:], weight, bias)
+
+
+def _bce(p, y):
+    return F.binary_cross_entropy(p, _as_float_tensor(y, p))
+
+
+def _bce_logits(z, y):
+    return F.binary_cross_entropy_with_logits(z, _as_float_tensor(y, z))
+
+
+def _mse(p, y):
+    return F.mse_loss(p, _as_float_tensor(y, p))
+
+
+def _class_target(target):
+    return target if isinstance(target, torch.Tensor) else torch.tensor(target)
+
+
+def _cross_entropy(logits, target):
+    return F.cross_entropy(logits, _class_target(target))
+
+
+def _nll(logp, target):
+    return F.nll_loss(logp, _class_target(target))
+
+
+# ---------------------------------------------------------------- the table
+
+_X = _args("x:tensor")
+_AB = _args("a:tensor", "b:tensor")
+
+
+def _unary(name, fn, label, deriv, doc, manual=None, aliases=()):
+    return OpSpec(name, fn, label, _X, deriv, doc, manual=manual, aliases=aliases, elementwise=True)
+
+
+_SPECS: list[OpSpec] = [
+    # elementwise functions
+    _unary(
+        "sigmoid",
+        torch.sigmoid,
+        "σ",
+        "σ(z)(1 − σ(z))",
+        "Sigmoid σ(z) = 1 / (1 + e^−z): squashes any number into (0, 1).",
+        _d_sigmoid,
+    ),
+    _unary(
+        "tanh",
+        torch.tanh,
+        "tanh",
+        "1 − tanh²(z)",
+        "Hyperbolic tangent: squashes into (−1, 1), steepest at 0.",
+        lambda z: [1 - torch.tanh(z) ** 2],
+    ),
+    _unary(
+        "relu",
+        torch.relu,
+        "ReLU",
+        "1 if z > 0 else 0",
+        "ReLU max(0, z): passes positives, zeroes negatives; its gradient is 0 or 1.",
+        lambda z: [(z > 0).to(z.dtype)],
+    ),
+    _unary(
+        "gelu", F.gelu, "GELU", "Φ(z) + z·φ(z)", "GELU z·Φ(z): a smooth ReLU used in transformers.", _d_gelu
+    ),
+    _unary(
+        "exp", torch.exp, "exp", "exp(z)", "e to the power z; its own derivative.", lambda z: [torch.exp(z)]
+    ),
+    _unary("log", torch.log, "log", "1 / z", "Natural logarithm (defined for z > 0).", lambda z: [1 / z]),
+    _unary(
+        "sqrt",
+        torch.sqrt,
+        "√",
+        "1 / (2√z)",
+        "Square root (defined for z ≥ 0).",
+        lambda z: [0.5 / torch.sqrt(z)],
+    ),
+    _unary(
+        "abs",
+        torch.abs,
+        "|·|",
+        "sign(z)",
+        "Absolute value; its derivative is the sign.",
+        lambda z: [torch.sign(z)],
+    ),
+    _unary("sin", torch.sin, "sin", "cos(z)", "Sine.", lambda z: [torch.cos(z)]),
+    _unary("cos", torch.cos, "cos", "−sin(z)", "Cosine.", lambda z: [-torch.sin(z)]),
+    # along a dimension
+    OpSpec(
+        "softmax",
+        lambda x, dim=-1: torch.softmax(x, dim),
+        "softmax",
+        _args("x:tensor", "dim:int=-1"),
+        "∂sᵢ/∂zⱼ = sᵢ(δᵢⱼ − sⱼ)",
+        "Softmax: exponentiates and normalises along `dim` so the values sum to 1.",
+    ),
+    OpSpec(
+        "log_softmax",
+        lambda x, dim=-1: torch.log_softmax(x, dim),
+        "log softmax",
+        _args("x:tensor", "dim:int=-1"),
+        "∂/∂zⱼ log sᵢ = δᵢⱼ − sⱼ",
+        "Log of the softmax, computed stably; pairs with nll() to make cross-entropy.",
+    ),
+    OpSpec(
+        "sum",
+        _sum,
+        "Σ",
+        _args("x:tensor", "dim:int=None"),
+        "1 for every element",
+        "Sum of all elements (or along `dim`): the gradient copies the upstream to every element.",
+    ),
+    OpSpec(
+        "mean",
+        _mean,
+        "mean",
+        _args("x:tensor", "dim:int=None"),
+        "1 / n for every element",
+        "Mean of all elements (or along `dim`): the gradient is the upstream divided by n.",
+    ),
+    OpSpec(
+        "max",
+        lambda x: torch.max(x),
+        "max",
+        _X,
+        "1 at the largest element, 0 elsewhere",
+        "Largest element: only that element receives gradient.",
+    ),
+    OpSpec(
+        "min",
+        lambda x: torch.min(x),
+        "min",
+        _X,
+        "1 at the smallest element, 0 elsewhere",
+        "Smallest element: only that element receives gradient.",
+    ),
+    # linear algebra and shapes
+    OpSpec(
+        "matmul",
+        torch.matmul,
+        "@",
+        _AB,
+        "∂/∂A = upstream @ Bᵀ, ∂/∂B = Aᵀ @ upstream",
+        "Matrix product A @ B: inner sizes must match ((n, k) @ (k, m) → (n, m)).",
+        aliases=("mm", "bmm", "mv", "dot"),
+    ),
+    OpSpec(
+        "transpose",
+        lambda x, d0, d1: x.transpose(d0, d1),
+        "transpose",
+        _args("x:tensor", "d0:int", "d1:int"),
+        "the upstream transposed back",
+        "Swaps two dimensions: a view sharing the same memory (no copy), usually not contiguous.",
+    ),
+    OpSpec(
+        "T",
+        _transpose_T,
+        "ᵀ",
+        _X,
+        "the upstream transposed back",
+        "Transpose of a matrix (a view, not contiguous).",
+        kind="method",
+        aliases=("t", "numpy_T", "permute"),
+    ),
+    OpSpec(
+        "reshape",
+        lambda x, *shape: x.reshape(shape),
+        "reshape",
+        _args("x:tensor", "*shape:shape"),
+        "the upstream reshaped back",
+        "Same elements, new shape (one size may be −1); copies only when it must.",
+        aliases=("_reshape_alias", "unsafe_view"),
+    ),
+    OpSpec(
+        "view",
+        lambda x, *shape: x.view(shape),
+        "view",
+        _args("x:tensor", "*shape:shape"),
+        "the upstream reshaped back",
+        "Same memory seen with a new shape: needs a contiguous tensor (else use reshape).",
+    ),
+    OpSpec(
+        "flatten",
+        torch.flatten,
+        "flatten",
+        _X,
+        "the upstream reshaped back",
+        "All elements in one dimension.",
+    ),
+    OpSpec(
+        "unsqueeze",
+        torch.unsqueeze,
+        "unsqueeze",
+        _args("x:tensor", "dim:int"),
+        "the upstream squeezed back",
+        "Inserts a dimension of size 1 at `dim`.",
+    ),
+    OpSpec(
+        "squeeze",
+        _squeeze,
+        "squeeze",
+        _args("x:tensor", "dim:int=None"),
+        "the upstream unsqueezed back",
+        "Removes dimensions of size 1.",
+    ),
+    OpSpec(
+        "to",
+        lambda x, dtype: x.to(dtype),
+        "to",
+        _args("x:tensor", "dtype:dtype"),
+        "1 (the upstream converted back to the input's dtype)",
+        "Converts to another dtype (float16 bfloat16 float32 float64 int64); ints carry no gradient.",
+        aliases=("_to_copy",),
+    ),
+    OpSpec(
+        "linear",
+        F.linear,
+        "linear",
+        _args("x:tensor", "W:tensor", "b:tensor=None"),
+        "∂/∂x = upstream @ W, ∂/∂W = upstreamᵀ @ x, ∂/∂b = Σ upstream",
+        "A fully connected layer: x @ Wᵀ + b, W shaped (out, in).",
+        aliases=("addmm",),
+    ),
+    OpSpec(
+        "layer_norm",
+        _layer_norm,
+        "LayerNorm",
+        _args("x:tensor", "weight:tensor=None", "bias:tensor=None"),
+        "(1/σ)(I − 1/n − x̂x̂ᵀ/n)",
+        "Normalises the last dimension to mean 0 and variance 1 (then scales and shifts).",
+    ),
+    OpSpec(
+        "dropout",
+        _dropout,
+        "dropout",
+        _args("x:tensor", "p:float=0.5"),
+        "mask / (1 − p)",
+        "Zeroes each element with probability p and scales the rest by 1/(1 − p) (training mode).",
+        needs_rng=True,
+        aliases=("native_dropout",),
+    ),
+    # losses
+    OpSpec(
+        "bce",
+        _bce,
+        "BCE",
+        _args("p:tensor", "y:tensor"),
+        "(p − y) / (p(1 − p)) ÷ n",
+        "Binary cross-entropy −[y·log p + (1 − y)·log(1 − p)] for a probability p in (0, 1).",
+        kind="loss",
+        manual=_d_bce,
+        aliases=("binary_cross_entropy",),
+    ),
+    OpSpec(
+        "bce_with_logits",
+        _bce_logits,
+        "BCE (logits)",
+        _args("z:tensor", "y:tensor"),
+        "(σ(z) − y) ÷ n",
+        "Sigmoid and binary cross-entropy in one numerically stable step.",
+        kind="loss",
+        manual=_d_bce_logits,
+        aliases=("binary_cross_entropy_with_logits",),
+    ),
+    OpSpec(
+        "mse",
+        _mse,
+        "MSE",
+        _args("p:tensor", "y:tensor"),
+        "2(p − y) ÷ n",
+        "Mean squared error: the average of (p − y)².",
+        kind="loss",
+        manual=_d_mse,
+        aliases=("mse_loss",),
+    ),
+    OpSpec(
+        "cross_entropy",
+        _cross_entropy,
+        "cross-entropy",
+        _args("logits:tensor", "target:tensor"),
+        "softmax(z) − onehot(y) (÷ batch size)",
+        "Cross-entropy of raw scores against class indices: log_softmax then nll.",
+        kind="loss",
+        aliases=("cross_entropy_loss",),
+    ),
+    OpSpec(
+        "nll",
+        _nll,
+        "NLL",
+        _args("logp:tensor", "target:tensor"),
+        "−1 at the target class (÷ batch size)",
+        "Negative log-likelihood: minus the log-probability of the target class.",
+        kind="loss",
+        aliases=("nll_loss", "nll_loss_nd"),
+    ),
+    # constructors
+    OpSpec(
+        "param",
+        lambda v: v,
+        "param",
+        _args("value:tensor"),
+        "1 (a leaf: autograd stores dL/dw in .grad)",
+        "A trainable leaf: requires_grad=True, so backward fills its .grad.",
+        kind="constructor",
+    ),
+    OpSpec(
+        "randn",
+        _randn,
+        "randn",
+        _args("*shape:shape"),
+        "none (no inputs)",
+        "Random numbers from the standard normal distribution, float32.",
+        kind="constructor",
+        needs_rng=True,
+    ),
+    OpSpec(
+        "rand",
+        _rand,
+        "rand",
+        _args("*shape:shape"),
+        "none (no inputs)",
+        "Random numbers uniform in [0, 1), float32.",
+        kind="constructor",
+        needs_rng=True,
+    ),
+    OpSpec(
+        "zeros",
+        _zeros,
+        "zeros",
+        _args("*shape:shape"),
+        "none (no inputs)",
+        "A tensor of zeros, float32.",
+        kind="constructor",
+    ),
+    OpSpec(
+        "ones",
+        _ones_fn,
+        "ones",
+        _args("*shape:shape"),
+        "none (no inputs)",
+        "A tensor of ones, float32.",
+        kind="constructor",
+    ),
+    OpSpec(
+        "eye",
+        _eye,
+        "eye",
+        _args("n:int"),
+        "none (no inputs)",
+        "The n × n identity matrix, float32.",
+        kind="constructor",
+    ),
+    OpSpec(
+        "arange",
+        _arange,
+        "arange",
+        _args("n:int"),
+        "none (no inputs)",
+        "0, 1, …, n − 1 as int64.",
+        kind="constructor",
+    ),
+    OpSpec(
+        "seed",
+        lambda n: n,
+        "seed",
+        _args("n:int"),
+        "none",
+        "Seeds the random numbers of the following lines, so every run sees the same values.",
+        kind="constructor",
+    ),
+    # operators (written with symbols, not called by name)
+    OpSpec(
+        "add",
+        lambda a, b: a + b,
+        "+",
+        _AB,
+        "1 for both inputs",
+        "Addition (broadcasting as torch does).",
+        kind="operator",
+        elementwise=True,
+        manual=lambda a, b: [_ones(a), _ones(b)],
+    ),
+    OpSpec(
+        "sub",
+        lambda a, b: a - b,
+        "−",
+        _AB,
+        "1 for a, −1 for b",
+        "Subtraction.",
+        kind="operator",
+        elementwise=True,
+        manual=lambda a, b: [_ones(a), -_ones(b)],
+        aliases=("rsub",),
+    ),
+    OpSpec(
+        "mul",
+        lambda a, b: a * b,
+        "×",
+        _AB,
+        "b for a, a for b",
+        "Elementwise product.",
+        kind="operator",
+        elementwise=True,
+        manual=lambda a, b: [b * _ones(a), a * _ones(b)],
+    ),
+    OpSpec(
+        "div",
+        lambda a, b: a / b,
+        "÷",
+        _AB,
+        "1/b for a, −a/b² for b",
+        "Division.",
+        kind="operator",
+        elementwise=True,
+        manual=lambda a, b: [1 / b * _ones(a), -a / b**2 * _ones(b)],
+    ),
+    OpSpec(
+        "pow",
+        lambda a, b: a**b,
+        "^",
+        _AB,
+        "b·a^(b−1) for a, a^b·ln a for b",
+        "Power a ** b.",
+        kind="operator",
+        elementwise=True,
+        manual=_d_pow,
+    ),
+    OpSpec(
+        "neg",
+        lambda a: -a,
+        "−",
+        _args("a:tensor"),
+        "−1",
+        "Negation.",
+        kind="operator",
+        elementwise=True,
+        manual=lambda a: [-_ones(a)],
+    ),
+]
+
+_CHAIN: dict[str, tuple[str, ...]] = {
+    "sigmoid": ("σ({0})(1 − σ({0}))",),
+    "tanh": ("(1 − tanh²({0}))",),
+    "relu": ("[{0} > 0]",),
+    "gelu": ("(Φ({0}) + {0}·φ({0}))",),
+    "exp": ("exp({0})",),
+    "log": ("1/{0}",),
+    "sqrt": ("1/(2√{0})",),
+    "abs": ("sign({0})",),
+    "sin": ("cos({0})",),
+    "cos": ("(−sin({0}))",),
+    "softmax": ("s ⊙ ({up} − Σ {up}·s), s = softmax({0})",),
+    "log_softmax": ("{up} − softmax({0})·Σ {up}",),
+    "sum": ("1",),
+    "mean": ("1/n",),
+    "max": ("[{0} is the largest]",),
+    "min": ("[{0} is the smallest]",),
+    "matmul": ("{up} @ {1}ᵀ", "{0}ᵀ @ {up}"),
+    "linear": ("{up} @ {1}", "{up}ᵀ @ {0}", "Σ_rows {up}"),
+    "transpose": ("({up})ᵀ",),
+    "T": ("({up})ᵀ",),
+    "reshape": ("{up} reshaped back",),
+    "view": ("{up} reshaped back",),
+    "flatten": ("{up} reshaped back",),
+    "unsqueeze": ("{up} squeezed back",),
+    "squeeze": ("{up} unsqueezed back",),
+    "to": ("{up} converted back",),
+    "layer_norm": ("(1/σ)(I − 1/n − x̂x̂ᵀ/n) applied to {up}", "{up} ⊙ x̂", "{up}"),
+    "dropout": ("mask/(1 − p)",),
+    "bce": ("({0} − {1}) / ({0}(1 − {0})){/n}",),
+    "bce_with_logits": ("(σ({0}) − {1}){/n}",),
+    "mse": ("2({0} − {1}){/n}",),
+    "cross_entropy": ("(softmax({0}) − onehot({1})){/n}",),
+    "nll": ("(−onehot({1})){/n}",),
+    "add": ("1", "1"),
+    "sub": ("1", "(−1)"),
+    "mul": ("{1}", "{0}"),
+    "div": ("1/{1}", "(−{0}/{1}²)"),
+    "pow": ("{1}·{0}^({1} − 1)", "{0}^{1}·ln {0}"),
+    "neg": ("(−1)",),
+}
+
+
+# Each rule takes the upstream gradient and the op's inputs (tensors, float64), plus `out` (the op's
+# output) and `settings` (the whole-number settings of the call as recorded, e.g. (1,) for sum(x, 1)).
+
+
+def _vjp_matmul(up, a, b, **_):
+    if a.dim() == 1 and b.dim() == 1:
+        return [up * b, up * a]
+    if a.dim() == 2 and b.dim() == 1:
+        return [torch.outer(up, b), a.T @ up]
+    if a.dim() == 1 and b.dim() == 2:
+        return [b @ up, torch.outer(a, up)]
+    if a.dim() == 2 and b.dim() == 2:
+        return [up @ b.T, a.T @ up]
+    return [None, None]
+
+
+def _vjp_linear(up, x, W, b=None, **_):
+    if x.dim() != 2 or W.dim() != 2:
+        return [None, None, None]
+    return [up @ W, up.T @ x, up.sum(0)]
+
+
+def _vjp_reduction(divide: bool):
+    def vjp(up, x, settings=(), **_):
+        if not settings:  # all elements
+            return [up.reshape(()).expand(x.shape) / (x.numel() if divide else 1)]
+        dim = settings[0] % max(x.dim(), 1)
+        kept = up if up.dim() == x.dim() else up.unsqueeze(dim)  # keepdim=True leaves the dimension in place
+        return [kept.expand(x.shape) / (x.shape[dim] if divide else 1)]
+
+    return vjp
+
+
+def _vjp_extreme(up, x, out=None, **_):
+    if out is None:
+        return [None]
+    winners = (x == out).to(x.dtype)  # ties share the gradient, as torch does
+    return [up * winners / winners.sum()]
+
+
+def _vjp_same_elements(up, x, **_):
+    return [up.reshape(x.shape)] if up.numel() == x.numel() else [None]
+
+
+def _vjp_transpose(up, x, settings=(), **_):
+    if x.dim() < 2:
+        return [up.reshape(x.shape)]
+    d0, d1 = settings[:2] if len(settings) >= 2 else (0, 1)
+    return [up.transpose(d0, d1)]
+
+
+def _vjp_cross_entropy(up, z, target, **_):
+    if target.is_floating_point() or z.dim() > 2:
+        return [None, None]
+    batch = z.shape[0] if z.dim() == 2 else 1
+    onehot = F.one_hot(target.long(), z.shape[-1]).to(z.dtype)
+    return [up * (torch.softmax(z, -1) - onehot) / batch, None]
+
+
+def _vjp_nll(up, logp, target, **_):
+    if logp.dim() > 2:
+        return [None, None]
+    batch = logp.shape[0] if logp.dim() == 2 else 1
+    return [-up * F.one_hot(target.long(), logp.shape[-1]).to(logp.dtype) / batch, None]
+
+
+def _vjp_softmax(log: bool):
+    def vjp(up, z, out=None, settings=(), **_):
+        # the dimension from the recorded call, else the one that reproduces the output
+        dims = [settings[0] % z.dim()] if settings and z.dim() else range(z.dim())
+        for dim in dims:
+            s = torch.softmax(z, dim)
+            if out is None or torch.allclose(torch.log(s) if log else s, out, rtol=1e-4, atol=1e-6):
+                if log:
+                    return [up - s * up.sum(dim, keepdim=True)]
+                return [s * (up - (up * s).sum(dim, keepdim=True))]
+        return [None]
+
+    return vjp
+
+
+_VJP: dict[str, Callable] = {
+    "matmul": _vjp_matmul,
+    "linear": _vjp_linear,
+    "sum": _vjp_reduction(divide=False),
+    "mean": _vjp_reduction(divide=True),
+    "max": _vjp_extreme,
+    "min": _vjp_extreme,
+    "T": lambda up, x, **_: [up.T],
+    "transpose": _vjp_transpose,
+    "softmax": _vjp_softmax(log=False),
+    "log_softmax": _vjp_softmax(log=True),
+    "reshape": _vjp_same_elements,
+    "view": _vjp_same_elements,
+    "flatten": _vjp_same_elements,
+    "unsqueeze": _vjp_same_elements,
+    "squeeze": _vjp_same_elements,
+    "to": _vjp_same_elements,
+    "cross_entropy": _vjp_cross_entropy,
+    "nll": _vjp_nll,
+}
+_SPECS = [replace(spec, chain=_CHAIN.get(spec.name, ()), manual_vjp=_VJP.get(spec.name)) for spec in _SPECS]
+
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in _SPECS}
+
+# names a program can call as functions (everything but the symbol operators and the `.T` attribute)
+FUNCTIONS = frozenset(n for n, s in OPS.items() if s.kind != "operator" and n != "T")
+
+# method name -> op: `x.sum()` runs OPS["sum"] with x as its first argument
+METHODS: dict[str, str] = {
+    "sum": "sum",
+    "mean": "mean",
+    "reshape": "reshape",
+    "view": "view",
+    "transpose": "transpose",
+    "to": "to",
+    "matmul": "matmul",
+}
+ATTRIBUTES: dict[str, str] = {"T": "T"}
+
+_BY_ALIAS: dict[str, OpSpec] = {}
+for _spec in _SPECS:
+    for _alias in (_spec.name, *_spec.aliases):
+        _BY_ALIAS.setdefault(_alias.lower(), _spec)
+
+
+def find_op(name: str | None) -> OpSpec | None:
+    """The spec for a language name, a torch function name ("binary_cross_entropy") or a grad_fn
+    name ("SigmoidBackward0"), or None."""
+    if not name:
+        return None
+    key = name.lower()
+    if key in _BY_ALIAS:
+        return _BY_ALIAS[key]
+    key = key.removeprefix("torch.").removeprefix("aten::").strip("_")
+    if key in _BY_ALIAS:
+        return _BY_ALIAS[key]
+    # grad_fn class names: SigmoidBackward0, BinaryCrossEntropyBackward0, MmBackward0
+    if "backward" in key:
+        stem = key.split("backward")[0]
+        for alias, spec in _BY_ALIAS.items():
+            if alias.replace("_", "") == stem:
+                return spec
+    return None

@@ -1,0 +1,667 @@
+"""Small feed-forward networks: a spec dataclass, presets, and the parts of one training step.
+
+`NetSpec` describes a multilayer perceptron (layer widths, activations, loss, optimizer) and builds an
+ordinary `nn.Sequential` whose children are named `fc1`, `relu1`, `fc2`, `sigmoid2`, ... so that parameter
+names (`fc1.weight`) and module paths read well in the graph. `NetSession.run_iteration` runs one
+training iteration and returns it as data: a list of `Phase`s (zero_grad, forward layer by layer, loss,
+backward node by node in the order autograd's engine ran, optimizer.step parameter by parameter), each
+carrying the state of every parameter at that moment.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module] | None] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "none": None,
+}
+ACTIVATION_LABELS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "none": "none"}
+LOSSES = {
+    "bce": "BCE",
+    "bce-logits": "BCE with logits",
+    "mse": "MSE",
+    "cross-entropy": "Cross-entropy",
+}
+OPTIMIZERS = {"sgd": "SGD (momentum)", "adam": "Adam", "adamw": "AdamW"}
+
+
+class NetSpecError(ValueError):
+    """A spec that cannot be built or trained; the message says how to fix it."""
+
+
+@dataclass
+class NetSpec:
+    """Everything needed to build a small MLP and its training step."""
+
+    input_size: int = 2  # features per sample
+    hidden: list[int] = field(default_factory=lambda: [16, 16])  # width of each hidden layer
+    activations: list[str] = field(default_factory=lambda: ["tanh", "tanh"])  # one per hidden layer
+    output_size: int = 1  # 1 for binary losses, the class count for cross-entropy
+    output_activation: str = "none"  # applied after the last Linear
+    loss: str = "bce-logits"  # a key of LOSSES
+    optimizer: str = "adam"  # a key of OPTIMIZERS
+    lr: float = 0.03  # learning rate
+    momentum: float = 0.0  # SGD only
+    weight_decay: float = 0.0  # L2 for SGD/Adam, decoupled for AdamW
+    batch_size: int = 32  # samples per step
+    seed: int = 0  # initial weights and example inputs
+
+    def validate(self) -> None:
+        """Raise NetSpecError with a readable message if the spec does not make sense."""
+        if self.input_size < 1 or self.output_size < 1:
+            raise NetSpecError("input and output sizes must be at least 1")
+        if len(self.hidden) != len(self.activations):
+            raise NetSpecError("give one activation per hidden layer")
+        if any(w < 1 for w in self.hidden):
+            raise NetSpecError("every hidden layer needs at least one unit")
+        for act in [*self.activations, self.output_activation]:
+            if act not in ACTIVATIONS:
+                raise NetSpecError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if self.loss not in LOSSES:
+            raise NetSpecError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise NetSpecError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise NetSpecError("the learning rate must be positive")
+        if self.batch_size < 1:
+            raise NetSpecError("the batch size must be at least 1")
+        if self.loss == "bce" and self.output_activation != "sigmoid":
+            raise NetSpecError(
+                "BCE needs probabilities in [0, 1]: set the output activation to Sigmoid, "
+                "or choose BCE with logits (which applies the sigmoid itself)"
+            )
+        if self.loss == "bce-logits" and self.output_activation != "none":
+            raise NetSpecError(
+                "BCE with logits applies the sigmoid itself: set the output activation to none"
+            )
+        if self.loss == "cross-entropy":
+            if self.output_size < 2:
+                raise NetSpecError("cross-entropy needs one output per class (output size at least 2)")
+            if self.output_activation != "none":
+                raise NetSpecError("cross-entropy applies softmax itself: set the output activation to none")
+
+    def to_dict(self) -> dict:
+        """A JSON-able copy of the spec."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetSpec:
+        """Build a spec from `to_dict` output, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("hidden", "activations"):
+            if key in kwargs:
+                kwargs[key] = list(kwargs[key])
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named spec with a sentence that says what it shows."""
+
+    name: str
+    spec: NetSpec
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "seed",
+            NetSpec(10, [5], ["relu"], 1, "sigmoid", "bce", "sgd", 0.01, 0.0, 0.0, 1, 123),
+            "The seed's network: 10 inputs -> 5 ReLU units -> 1 sigmoid output, BCE loss, SGD lr 0.01, "
+            "one random input with label 1.0.",
+        ),
+        Preset(
+            "mlp-50-30-20-3",
+            NetSpec(
+                50, [30, 20], ["relu", "relu"], 3, "none", "cross-entropy", "adam", 0.001, 0.0, 0.0, 8, 0
+            ),
+            "A 50 -> 30 -> 20 -> 3 classifier (2,213 trainable parameters), cross-entropy, Adam.",
+        ),
+        Preset(
+            "toy-2d",
+            NetSpec(2, [16, 16], ["tanh", "tanh"], 1, "none", "bce-logits", "adam", 0.03, 0.0, 0.0, 32, 0),
+            "A 2-D classifier for the toy datasets: 2 -> 16 -> 16 -> 1 with Tanh, BCE with logits, Adam.",
+        ),
+    )
+}
+
+
+def preset_spec(name: str) -> NetSpec:
+    """A fresh copy of the named preset's spec (mutable lists are not shared)."""
+    if name not in PRESETS:
+        raise NetSpecError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return NetSpec.from_dict(PRESETS[name].spec.to_dict())
+
+
+def layer_names(spec: NetSpec) -> list[tuple[str, str]]:
+    """(child name, kind) of every module the spec builds, in order, e.g. ("fc1", "Linear")."""
+    names: list[tuple[str, str]] = []
+    acts = [*spec.activations, spec.output_activation]
+    for i, act in enumerate(acts, start=1):
+        names.append((f"fc{i}", "Linear"))
+        if act != "none":
+            names.append((f"{act}{i}", ACTIVATION_LABELS[act]))
+    return names
+
+
+def build_model(spec: NetSpec) -> nn.Sequential:
+    """The spec as an nn.Sequential, with weights drawn from torch's default init under `spec.seed`."""
+    spec.validate()
+    widths = [spec.input_size, *spec.hidden, spec.output_size]
+    acts = [*spec.activations, spec.output_activation]
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(spec.seed)
+    try:
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, act in enumerate(acts, start=1):
+            layers[f"fc{i}"] = nn.Linear(widths[i - 1], widths[i])
+            cls = ACTIVATIONS[act]
+            if cls is not None:
+                layers[f"{act}{i}"] = cls()
+        return nn.Sequential(layers)
+    finally:
+        # Building a model should not disturb the caller's random stream.
+        torch.random.set_rng_state(gen_state)
+
+
+def parameter_count(spec_or_model: NetSpec | nn.Module) -> int:
+    """Trainable parameters: for a spec, computed from the widths (weights plus biases)."""
+    if isinstance(spec_or_model, nn.Module):
+        return sum(p.numel() for p in spec_or_model.parameters() if p.requires_grad)
+    widths = [spec_or_model.input_size, *spec_or_model.hidden, spec_or_model.output_size]
+    return sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
+
+
+def make_loss(spec: NetSpec) -> nn.Module:
+    """The loss module named by the spec (mean reduction, as torch defaults)."""
+    return {
+        "bce": nn.BCELoss,
+        "bce-logits": nn.BCEWithLogitsLoss,
+        "mse": nn.MSELoss,
+        "cross-entropy": nn.CrossEntropyLoss,
+    }[spec.loss]()
+
+
+def make_optimizer(spec: NetSpec, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer named by the spec over the model's parameters."""
+    params = model.parameters()
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay or 0.01)
+
+
+def targets_for(spec: NetSpec, labels: torch.Tensor) -> torch.Tensor:
+    """Class labels (N,) as the loss expects them: int64 for cross-entropy, float (N, 1) otherwise."""
+    if spec.loss == "cross-entropy":
+        return labels.long()
+    return labels.float().reshape(-1, 1).expand(-1, spec.output_size).contiguous()
+
+
+def class1_probability(spec: NetSpec, output: torch.Tensor) -> torch.Tensor:
+    """The model's estimate that each sample is class 1, shape (N,), from its raw output."""
+    if spec.loss == "cross-entropy":
+        return torch.softmax(output, dim=1)[:, 1]
+    out = output[:, 0]
+    if spec.loss == "bce-logits":
+        return torch.sigmoid(out)
+    return out.clamp(0.0, 1.0)
+
+
+def predict_classes(spec: NetSpec, output: torch.Tensor) -> torch.Tensor:
+    """Predicted class per sample (N,), int64."""
+    if spec.loss == "cross-entropy":
+        return output.argmax(dim=1)
+    return (class1_probability(spec, output) > 0.5).long()
+
+
+def example_batch(spec: NetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reproducible batch for one iteration: standard-normal inputs and targets the loss accepts.
+
+    With batch size 1 and a binary loss the label is 1.0, as in the seed's example; otherwise labels are
+    drawn at random (classes for cross-entropy, 0/1 for the others).
+    """
+    gen = torch.Generator().manual_seed(spec.seed + 1)
+    x = torch.randn(spec.batch_size, spec.input_size, generator=gen)
+    if spec.loss == "cross-entropy":
+        labels = torch.randint(0, spec.output_size, (spec.batch_size,), generator=gen)
+    elif spec.batch_size == 1:
+        labels = torch.ones(1)
+    else:
+        labels = torch.randint(0, 2, (spec.batch_size,), generator=gen).float()
+    return x, targets_for(spec, labels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One training iteration as data
+# ---------------------------------------------------------------------------------------------------
+
+PHASE_KINDS = ("zero_grad", "forward", "loss", "backward", "step")
+_ACT_FORMULAS = {
+    "ReLU": "max(0, x) elementwise",
+    "Tanh": "tanh(x) elementwise",
+    "Sigmoid": "1 / (1 + e^(−x)) elementwise",
+    "GELU": "x·Φ(x) elementwise",
+}
+
+
+@dataclass
+class ParamState:
+    """One parameter at one moment: its value, its .grad (None while unset) and its last update."""
+
+    value: np.ndarray
+    grad: np.ndarray | None
+    delta: np.ndarray | None = None
+
+
+@dataclass
+class Phase:
+    """One step of the iteration player, with every parameter's state after it."""
+
+    kind: str  # one of PHASE_KINDS
+    title: str  # short label for a list
+    text: str  # what happened, in words and numbers
+    params: dict[str, ParamState]
+    module: str | None = None  # module path the phase is about (fc1, relu1, ...)
+    node_id: str | None = None  # trace node id when the tracer recorded the iteration
+    param: str | None = None  # parameter name for AccumulateGrad and optimizer.step phases
+    tensor: np.ndarray | None = None  # the activation or gradient this phase produced
+
+
+@dataclass
+class Iteration:
+    """A recorded training iteration."""
+
+    index: int  # 1 for the first iteration of a session
+    skip_zero_grad: bool
+    phases: list[Phase]
+    loss: float
+    grads: dict[str, np.ndarray]  # every .grad right after backward()
+    trace: Any = None  # explorer.core.autograd.trace.Trace when the tracer recorded it
+    trace_error: str | None = None  # why the tracer could not be used, if it failed
+
+
+class NetSession:
+    """A model, its optimizer and loss, and one fixed batch: runs iterations and records their phases."""
+
+    def __init__(
+        self,
+        spec: NetSpec,
+        batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_tracer: bool = True,
+    ):
+        spec.validate()
+        self.spec = spec
+        self.model = build_model(spec)
+        self.optimizer = make_optimizer(spec, self.model)
+        self.loss_fn = make_loss(spec)
+        self.x, self.y = batch if batch is not None else example_batch(spec)
+        self.use_tracer = use_tracer
+        self.iterations = 0
+        self._last_delta: dict[str, np.ndarray] = {}
+
+    def param_states(self) -> dict[str, ParamState]:
+        """Every named parameter as it stands now."""
+        return {name: self._state_of(name, p) for name, p in self.model.named_parameters()}
+
+    def grads(self) -> dict[str, np.ndarray | None]:
+        """Every parameter's current .grad as a numpy copy (None while unset)."""
+        return {n: None if p.grad is None else _np(p.grad) for n, p in self.model.named_parameters()}
+
+    def run_iteration(self, skip_zero_grad: bool = False, optimizer_step: bool = True) -> Iteration:
+        """Run zero_grad (unless skipped), forward, loss, backward and (optionally) optimizer.step."""
+        params = dict(self.model.named_parameters())
+        states = self.param_states()
+        phases: list[Phase] = [self._zero_grad_phase(skip_zero_grad, states)]
+        states = dict(phases[0].params)
+
+        recorder = _HookRecorder(self.model, params)
+        captured: dict[str, torch.Tensor] = {}
+
+        def forward_and_loss():
+            out = self.model(self.x)
+            loss = self.loss_fn(out, self.y)
+            captured["out"], captured["loss"] = out, loss
+            return loss, {"x": self.x, "output": out, "loss": loss}
+
+        grads_before = {n: None if p.grad is None else p.grad.clone() for n, p in params.items()}
+        tr, trace_error = None, None
+        with recorder:
+            if self.use_tracer:
+                tr, trace_error = _run_traced(forward_and_loss)
+                if tr is None and trace_error is not None:
+                    # The tracer failed part-way: undo whatever it accumulated and run plainly.
+                    for n, p in params.items():
+                        p.grad = grads_before[n]
+                    recorder.clear()
+            if tr is None:
+                loss, _ = forward_and_loss()
+                loss.backward()
+        loss_value = float(captured["loss"].detach())
+
+        phases += self._forward_phases(recorder, states)
+        phases.append(self._loss_phase(captured, states))
+        backward = self._trace_backward_phases(tr, states) if tr is not None else None
+        if not backward:
+            backward = self._hook_backward_phases(recorder, states)
+        phases += backward
+        final = states  # the backward phases updated `states` in place as grads arrived
+        for name, p in params.items():
+            if p.grad is not None and (final[name].grad is None or not _same(final[name].grad, p.grad)):
+                final[name] = ParamState(final[name].value, _np(p.grad), final[name].delta)
+        grads = {n: _np(p.grad) for n, p in params.items() if p.grad is not None}
+        if optimizer_step:
+            phases += self._step_phases(params, states)
+        self.iterations += 1
+        return Iteration(self.iterations, skip_zero_grad, phases, loss_value, grads, tr, trace_error)
+
+    # -- phases ------------------------------------------------------------------------------------
+
+    def _state_of(self, name: str, p: torch.Tensor) -> ParamState:
+        grad = None if p.grad is None else _np(p.grad)
+        return ParamState(_np(p), grad, self._last_delta.get(name))
+
+    def _zero_grad_phase(self, skip: bool, states: dict[str, ParamState]) -> Phase:
+        name, first = next(iter(states.items()))
+        if not skip:
+            self.optimizer.zero_grad(set_to_none=True)
+            text = (
+                "optimizer.zero_grad(): every parameter's .grad is cleared (set to None), so the coming "
+                "backward() starts from zero instead of adding to the previous gradient."
+            )
+            new = {n: ParamState(s.value, None, s.delta) for n, s in states.items()}
+            return Phase("zero_grad", "optimizer.zero_grad()", text, new)
+        if first.grad is None:
+            text = "zero_grad() skipped, but there is nothing to keep yet: every .grad is still empty."
+        else:
+            text = (
+                f"zero_grad() skipped: .grad still holds the last gradient ({name}.grad[0] = "
+                f"{first.grad.reshape(-1)[0]:.4g}). backward() will add the new gradient to it: for the "
+                "same batch the gradient doubles, and optimizer.step() then uses the stale sum."
+            )
+        return Phase("zero_grad", "zero_grad() skipped", text, dict(states))
+
+    def _forward_phases(self, recorder: _HookRecorder, states: dict[str, ParamState]) -> list[Phase]:
+        phases = []
+        for name, module, out in recorder.forward:
+            kind = type(module).__name__
+            if isinstance(module, nn.Linear):
+                what = (
+                    f"x·Wᵀ + b with W {tuple(module.weight.shape)} and b {tuple(module.bias.shape)}"
+                    if module.bias is not None
+                    else f"x·Wᵀ with W {tuple(module.weight.shape)}"
+                )
+            else:
+                what = _ACT_FORMULAS.get(kind, kind)
+            text = f"{name} = {kind}: {what}; output {tuple(out.shape)} = {_fmt(out)}"
+            phases.append(Phase("forward", f"forward: {name} ({kind})", text, dict(states), name, tensor=out))
+        return phases
+
+    def _loss_phase(self, captured: dict[str, torch.Tensor], states: dict[str, ParamState]) -> Phase:
+        loss = float(captured["loss"].detach())
+        out = _np(captured["out"])
+        target = _np(self.y)
+        n = out.shape[0]
+        text = (
+            f"loss = {type(self.loss_fn).__name__}(output {_fmt(out)}, target {_fmt(target)}) = {loss:.4f}"
+            f" (mean over {n} sample{'s' if n != 1 else ''})"
+        )
+        return Phase("loss", f"loss = {loss:.4f}", text, dict(states), tensor=np.array(loss))
+
+    def _trace_backward_phases(self, tr: Any, states: dict[str, ParamState]) -> list[Phase]:
+        params = dict(self.model.named_parameters())
+        phases = []
+        try:
+            for event in tr.backward_events:
+                node = tr.nodes[event.node_id]
+                pname = _param_name(getattr(node, "name", None), params)
+                incoming = _snap_data(event.grad_outputs[0] if event.grad_outputs else None)
+                torch_name = getattr(event, "torch_name", None) or getattr(node, "torch_name", "") or ""
+                if pname is not None:
+                    phases.append(self._accumulate_phase(pname, incoming, states, node_id=event.node_id))
+                    continue
+                label = getattr(node, "label", event.node_id)
+                where = f" in {node.module}" if getattr(node, "module", None) else ""
+                sent = [_snap_data(g) for g in (event.grad_inputs or [])]
+                sent_text = ", ".join(_fmt(g) for g in sent if g is not None) or "nothing"
+                text = (
+                    f"{torch_name} for {label}{where}: receives dL/d{label} = {_fmt(incoming)} and sends "
+                    f"{sent_text} to its inputs"
+                )
+                phases.append(
+                    Phase(
+                        "backward",
+                        f"backward: {torch_name}",
+                        text,
+                        dict(states),
+                        getattr(node, "module", None),
+                        event.node_id,
+                        tensor=incoming,
+                    )
+                )
+        except (AttributeError, KeyError, IndexError, TypeError):
+            return []  # a trace shaped differently from the contract: use the hook record instead
+        return phases
+
+    def _hook_backward_phases(self, recorder: _HookRecorder, states: dict[str, ParamState]) -> list[Phase]:
+        phases = [
+            Phase(
+                "backward",
+                "backward: start at the loss",
+                "loss.backward(): autograd seeds dL/dL = 1 and walks the graph from the loss back to the "
+                "parameters, in the order printed below.",
+                dict(states),
+                tensor=np.array(1.0),
+            )
+        ]
+        for kind, name, grad in recorder.backward:
+            if kind == "param":
+                phases.append(self._accumulate_phase(name, grad, states))
+            else:
+                text = f"dL/d(output of {name}) = {_fmt(grad)}, shape {tuple(grad.shape)}"
+                phases.append(Phase("backward", f"backward: {name}", text, dict(states), name, tensor=grad))
+        return phases
+
+    def _accumulate_phase(
+        self,
+        pname: str,
+        incoming: np.ndarray | None,
+        states: dict[str, ParamState],
+        node_id: str | None = None,
+    ) -> Phase:
+        p = dict(self.model.named_parameters())[pname]
+        old = states[pname].grad
+        final = _np(p.grad) if p.grad is not None else incoming
+        states[pname] = ParamState(states[pname].value, final, states[pname].delta)
+        if old is None:
+            text = f"AccumulateGrad: {pname}.grad = {_fmt(final)} (it was empty)"
+        else:
+            # Show the sum on the element with the largest gradient: leading elements may be dead units.
+            i = int(np.abs(final).reshape(-1).argmax())
+            at = _index_text(i, final.shape)
+            was, now = old.reshape(-1)[i], final.reshape(-1)[i]
+            text = (
+                f"AccumulateGrad: .grad was not cleared, so the new gradient is added to the old one: "
+                f"{pname}.grad{at} = old {was:.4g} + new {now - was:.4g} = {now:.4g}"
+            )
+        module = pname.rsplit(".", 1)[0]
+        return Phase(
+            "backward", f"AccumulateGrad: {pname}", text, dict(states), module, node_id, pname, final
+        )
+
+    def _step_phases(self, params: dict[str, torch.Tensor], states: dict[str, ParamState]) -> list[Phase]:
+        before = {n: _np(p) for n, p in params.items()}
+        self.optimizer.step()
+        phases = []
+        for name, p in params.items():
+            after = _np(p)
+            delta = after - before[name]
+            self._last_delta[name] = delta
+            grad = states[name].grad
+            states[name] = ParamState(after, grad, delta)
+            text = _update_text(self.optimizer, p, name, before[name], grad, after)
+            module = name.rsplit(".", 1)[0]
+            phases.append(
+                Phase(
+                    "step", f"optimizer.step(): {name}", text, dict(states), module, param=name, tensor=delta
+                )
+            )
+        return phases
+
+
+class _HookRecorder:
+    """Forward hooks on each child module and gradient hooks on outputs and parameters.
+
+    Tensor hooks fire when autograd's engine computes that tensor's gradient, so the backward list is in
+    engine order at the granularity of modules and parameters.
+    """
+
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]):
+        self.model, self.params = model, params
+        self.forward: list[tuple[str, nn.Module, Any]] = []  # tensors until finish() makes arrays
+        self.backward: list[tuple[str, str, Any]] = []
+        self._handles: list[Any] = []
+
+    def clear(self) -> None:
+        """Forget what was recorded (after a failed traced run)."""
+        self.forward.clear()
+        self.backward.clear()
+
+    def __enter__(self) -> _HookRecorder:
+        for name, module in self.model.named_children():
+            self._handles.append(module.register_forward_hook(self._forward_hook(name)))
+        for name, p in self.params.items():
+            self._handles.append(p.register_hook(self._grad_hook("param", name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.forward = [(n, m, _np(t)) for n, m, t in self.forward]
+        self.backward = [(k, n, _np(g)) for k, n, g in self.backward]
+
+    def _forward_hook(self, name: str):
+        def hook(module, inputs, output):
+            # Keep references only: running torch ops here would show up in the tracer's graph.
+            self.forward.append((name, module, output))
+            if output.requires_grad:
+                output.register_hook(self._grad_hook("module", name))
+
+        return hook
+
+    def _grad_hook(self, kind: str, name: str):
+        def hook(grad):
+            self.backward.append((kind, name, grad))
+
+        return hook
+
+
+def _run_traced(fn) -> tuple[Any, str | None]:
+    """Run fn under the tracer; (None, None) if it is missing, (None, why) on error."""
+    try:
+        from explorer.core.autograd.trace import trace
+    except ImportError:
+        return None, None
+    try:
+        return trace(fn), None
+    except Exception as exc:  # noqa: BLE001 - any tracer failure falls back to a plain run
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before, grad, after) -> str:
+    """The update rule with the numbers of element 0 filled in."""
+    group = opt.param_groups[0]
+    lr = group["lr"]
+    # Work the example on the element that moved most: element 0 is often a dead ReLU unit's zero.
+    i = int(np.abs(after - before).reshape(-1).argmax())
+    w0, w1 = before.reshape(-1)[i], after.reshape(-1)[i]
+    g0 = 0.0 if grad is None else grad.reshape(-1)[i]
+    at = _index_text(i, before.shape)
+    biggest = f"largest |Δ| = {np.abs(after - before).max():.3g}"
+    state = opt.state.get(p, {})
+    if isinstance(opt, torch.optim.SGD):
+        buf = state.get("momentum_buffer")
+        if buf is None or group.get("momentum", 0) == 0:
+            return (
+                f"{name} ← {name} − lr·grad with lr = {lr:g}. Element {name}{at}: "
+                f"{w0:.5f} − {lr:g} × ({g0:.5f}) = {w1:.5f}; {biggest}"
+            )
+        v0 = float(buf.reshape(-1)[i])
+        return (
+            f"v ← {group['momentum']:g}·v + grad, {name} ← {name} − lr·v with lr = {lr:g}. "
+            f"Element {name}{at}: v = {v0:.5f}, {w0:.5f} − {lr:g} × {v0:.5f} = {w1:.5f}; {biggest}"
+        )
+    b1, b2 = group["betas"]
+    t = int(float(state.get("step", 1)))
+    m0 = float(state["exp_avg"].reshape(-1)[i]) if "exp_avg" in state else 0.0
+    v0 = float(state["exp_avg_sq"].reshape(-1)[i]) if "exp_avg_sq" in state else 0.0
+    mhat, vhat = m0 / (1 - b1**t), v0 / (1 - b2**t)
+    decay = ""
+    if isinstance(opt, torch.optim.AdamW) and group["weight_decay"]:
+        decay = f"first {name} ← {name} − lr·λ·{name} (λ = {group['weight_decay']:g}), then "
+    return (
+        f"Adam (t = {t}): m ← {b1:g}·m + {1 - b1:.3g}·g, v ← {b2:g}·v + {1 - b2:.3g}·g², "
+        f"{decay}{name} ← {name} − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), lr = {lr:g}. "
+        f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {v0:.3g}, m̂ = {mhat:.5f}, v̂ = {vhat:.3g}, "
+        f"{w0:.5f} → {w1:.5f}; {biggest}"
+    )
+
+
+def _index_text(flat_index: int, shape: tuple) -> str:
+    """`[r, c]` for a flat index into an array of the shape ("" for a scalar)."""
+    if not shape:
+        return ""
+    return "[" + ", ".join(str(int(k)) for k in np.unravel_index(flat_index, shape)) + "]"
+
+
+def _param_name(name: str | None, params: dict[str, torch.Tensor]) -> str | None:
+    if not name:
+        return None
+    if name in params:
+        return name
+    matches = [p for p in params if name.endswith("." + p) or p.endswith("." + name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _snap_data(snapshot: Any) -> np.ndarray | None:
+    if snapshot is None:
+        return None
+    data = getattr(snapshot, "data", snapshot)
+    return np.asarray(data, dtype=np.float64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).cpu().numpy().copy()
+
+
+def _same(a: np.ndarray, b: torch.Tensor) -> bool:
+    return a.shape == tuple(b.shape) and np.array_equal(a, _np(b))
+
+
+def _fmt(arr: np.ndarray | None, k: int = 4) -> str:
+    """A short rendering of an array: up to k leading values."""
+    if arr is None:
+        return "—"
+    flat = np.asarray(arr).reshape(-1)
+    if flat.size == 1:
+        return f"{flat[0]:.4g}"
+    head = ", ".join(f"{v:.4g}" for v in flat[:k])
+    if flat.size <= k:
+        return f"[{head}]"
+    # The leading values can all be zero (dead ReLU units): the largest magnitude says more.
+    return f"[{head}, …] (max |·| {np.abs(flat).max():.4g})"

@@ -1,0 +1,74 @@
+"""The one number formatter: how every number and tensor snapshot of the app is written as text.
+
+Graph cards, the status line, the inspector, chain rules, the CLI and the phase texts all call these,
+so one value never reads differently in two places.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def fmt_number(v: float, integer: bool = False) -> str:
+    """A short human form of a number: 4 decimals for ordinary magnitudes, else scientific."""
+    if integer:
+        return str(int(v))
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if 1e-3 <= a < 1e4:
+        text = f"{v:.4f}".rstrip("0").rstrip(".")
+        return text if text not in ("-0", "") else "0"
+    return f"{v:.3e}"
+
+
+def is_integer_dtype(dtype: str) -> bool:
+    """True for torch/numpy integer and bool dtype names."""
+    d = str(dtype).replace("torch.", "")
+    return d.startswith(("int", "uint", "long", "short", "bool"))
+
+
+_SHORT_DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64",
+                 "int32": "i32", "bool": "bool"}
+
+
+def snapshot_summary(snap) -> str:
+    """One line for a Snapshot: the number for one element, else `2×3 float32`."""
+    if snap is None:
+        return ""
+    shape = tuple(getattr(snap, "shape", ()) or ())
+    numel = int(getattr(snap, "numel", 1) or 0)
+    dtype = str(getattr(snap, "dtype", "")).replace("torch.", "")
+    if numel == 1:
+        try:
+            return fmt_number(float(snap.item()), is_integer_dtype(dtype))
+        except Exception:  # a snapshot without data: show its type rather than fail the paint
+            return dtype
+    dims = "×".join(str(s) for s in shape) if shape else "scalar"
+    return f"{dims} {_SHORT_DTYPES.get(dtype, dtype)}"
+
+
+def snapshot_matrix(snap) -> np.ndarray | None:
+    """The snapshot's data as a 2-D float array for grids and heatmaps (None when absent)."""
+    data = getattr(snap, "data", None)
+    if data is None:
+        return None
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr.reshape(1, -1)
+    return arr.reshape(-1, arr.shape[-1])
+
+
+def max_abs_text(snap) -> str:
+    """Largest absolute entry of a tensor snapshot, as text."""
+    m = snapshot_matrix(snap)
+    if m is None or not m.size:
+        return "?"
+    peak = float(np.max(np.abs(m)))
+    return f"{peak:.3g}" if 1e-3 <= peak < 1e4 else fmt_number(peak)

@@ -1,0 +1,268 @@
+"""The inspector: everything about the selected node, in full.
+
+Value and gradient as a grid (or a heatmap for big tensors), the tensor's metadata, the chain rule
+with numbers, and for parameters autograd beside finite differences and the manual formula.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
+
+GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
+
+_META_HELP = {
+    "shape": "Size of each dimension.",
+    "dtype": "Element type; tensors from Python ints are int64, from floats float32.",
+    "stride": "How many elements to skip in memory to move one step along each dimension. "
+              "Views (.T, view, reshape without copy) share memory and change only the strides.",
+    "contiguous": "True when the elements lie in memory in row-major order with no gaps.",
+    "requires_grad": "Whether autograd records operations on this tensor to compute gradients.",
+    "grad_fn": "The backward function autograd will run for the op that produced this tensor.",
+    "is_leaf": "Leaves are tensors not produced by a recorded op; only leaves keep .grad.",
+}
+
+
+class Inspector(QScrollArea):
+    """Details of the selected node: metadata, value, gradient, chain rule, gradient checks."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("inspector")
+        self.setWidgetResizable(True)
+        self.setMinimumWidth(320)
+        body = QWidget()
+        self._layout = QVBoxLayout(body)
+        self.summary = QLabel("")
+        self.summary.setObjectName("gradSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.summary.setToolTip("The gradient of the output with respect to every param, as far as the "
+                                "backward pass has got: ? until backward reaches that param")
+        self.summary.setStyleSheet("font-family: monospace; padding: 4px;")
+        self.follow_hint = QLabel("following the player · click a node to pin it")
+        self.follow_hint.setObjectName("followHint")
+        self.follow_hint.setStyleSheet("color: gray; font-size: 8pt;")
+        self.follow_hint.setVisible(False)
+        self.title = QLabel("Click a node in the graph to inspect it.")
+        self.title.setObjectName("inspectorTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextFormat(Qt.RichText)
+        self.grad_label = QLabel("")
+        self.grad_label.setObjectName("inspectorGrad")
+        self.grad_label.setWordWrap(True)
+        self.grad_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.meta_box = QGroupBox("Tensor")
+        self.meta_form = QFormLayout(self.meta_box)
+        self.meta_labels: dict[str, QLabel] = {}
+        for key, tip in _META_HELP.items():
+            label = QLabel("")
+            label.setToolTip(tip)
+            name = QLabel(key)
+            name.setToolTip(tip)
+            self.meta_form.addRow(name, label)
+            self.meta_labels[key] = label
+        self.value_box, self.value_view = self._matrix_box("Value", "The forward value of this node.")
+        self.grad_box, self.grad_view = self._matrix_box(
+            "Gradient dL/d(node)", "How much the output L changes per unit change of each element.")
+        self.chain_box = QGroupBox("Chain rule")
+        self.chain_box.setToolTip("The gradient arriving from later ops (upstream) times this op's local "
+                                  "derivative gives the gradient of this node.")
+        chain_layout = QVBoxLayout(self.chain_box)
+        self.chain_label = QLabel("")
+        self.chain_label.setObjectName("chainRule")
+        self.chain_label.setWordWrap(True)
+        self.chain_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.chain_label.setStyleSheet("font-family: monospace;")
+        chain_layout.addWidget(self.chain_label)
+        self.check_box = QGroupBox("Gradient check")
+        self.check_box.setToolTip("Autograd's gradient beside a central finite-difference estimate in "
+                                  "float64 and the op table's hand-written formula.")
+        check_layout = QVBoxLayout(self.check_box)
+        self.check_table = QTableWidget(0, 3)
+        self.check_table.setObjectName("gradCheckTable")
+        self.check_table.setHorizontalHeaderLabels(["method", "gradient", "max |diff|"])
+        self.check_table.verticalHeader().setVisible(False)
+        self.check_table.horizontalHeader().setStretchLastSection(True)
+        self.check_table.setMaximumHeight(130)
+        self.check_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.check_table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.check_table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.check_table.setToolTip("autograd: what backward() computed. finite differences: "
+                                    "(L(p + ε) − L(p − ε)) / 2ε in float64. manual formula: the op "
+                                    "table's derivative by hand. max |diff|: largest gap to autograd.")
+        check_layout.addWidget(self.check_table)
+        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
+            box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        for w in (self.summary, self.follow_hint, self.title, self.grad_label, self.chain_box,
+                  self.value_box, self.grad_box, self.check_box, self.meta_box):
+            self._layout.addWidget(w)
+        self._layout.addStretch(1)
+        self.setWidget(body)
+        self.clear()
+
+    def set_summary(self, text: str) -> None:
+        """The one-line gradient summary of all params at the current step."""
+        self.summary.setText(text)
+        self.summary.setVisible(bool(text))
+
+    def clear(self, message: str = "Click a node in the graph to inspect it.") -> None:
+        """Show nothing but a hint."""
+        self.follow_hint.setVisible(False)
+        self.title.setText(message)
+        self.grad_label.setText("")
+        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
+            box.setVisible(False)
+
+    def show_node(self, node, *, title: str, chain: str = "", check: dict | None = None,
+                  show_grad: bool = True) -> None:
+        """Fill the inspector for a trace node; `check` holds the gradient comparison of a param."""
+        self.follow_hint.setVisible(False)
+        kind = "output" if node.is_output else node.kind
+        torch_name = f" · <code>{node.torch_name}</code>" if node.torch_name else ""
+        self.title.setText(f"<b style='font-size:14pt'>{title}</b> &nbsp; {kind}"
+                           f"{' · ' + node.op if node.op else ''}{torch_name}")
+        v = node.value
+        self.meta_box.setVisible(True)
+        meta = {
+            "shape": str(tuple(v.shape)), "dtype": v.dtype, "stride": str(tuple(v.stride)),
+            "contiguous": str(v.is_contiguous), "requires_grad": str(v.requires_grad),
+            "grad_fn": str(v.grad_fn), "is_leaf": str(v.is_leaf),
+        }
+        for key, text in meta.items():
+            self.meta_labels[key].setText(text)
+        self._show_matrix(self.value_box, self.value_view, v)
+        grad = node.grad if show_grad else None
+        self.grad_box.setTitle(f"Gradient dL/d{title}" if title.isidentifier() else f"Gradient dL/d({title})")
+        if grad is not None:
+            self._show_matrix(self.grad_box, self.grad_view, grad)
+            self.grad_label.setText(self._grad_sentence(title, grad))
+        else:
+            self.grad_box.setVisible(False)
+            self.grad_label.setText("gradient: not reached yet" if node.grad is not None else
+                                    "no gradient: nothing that needs one depends on it")
+        self.chain_box.setVisible(bool(chain) and grad is not None)
+        self.chain_label.setText(chain)
+        self._show_check(check if grad is not None else None)
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _grad_sentence(self, title: str, grad) -> str:
+        if grad.numel == 1:
+            return f"dL/d{title} = {fmt_number(float(grad.item()))}"
+        m = snapshot_matrix(grad)
+        peak = fmt_number(float(np.max(np.abs(m)))) if m is not None and m.size else "?"
+        # the shape as a tuple: "3 tensor" would read as the value 3
+        return f"dL/d{title}: tensor of shape {tuple(grad.shape)}, max |g| = {peak}"
+
+    def _matrix_box(self, title: str, tip: str):
+        box = QGroupBox(title)
+        box.setToolTip(tip)
+        layout = QVBoxLayout(box)
+        table = QTableWidget()
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
+        table.horizontalHeader().setDefaultSectionSize(64)
+        table.verticalHeader().setDefaultSectionSize(22)
+        table.setMaximumHeight(220)
+        heat = QLabel()
+        heat.setAlignment(Qt.AlignCenter)
+        scalar = QLabel()
+        scalar.setStyleSheet("font-family: monospace; font-size: 13pt;")
+        scalar.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        scalar.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        for w in (scalar, table, heat):
+            layout.addWidget(w)
+        return box, (scalar, table, heat)
+
+    def _show_matrix(self, box: QGroupBox, views, snap) -> None:
+        scalar, table, heat = views
+        box.setVisible(True)
+        integer = is_integer_dtype(snap.dtype)
+        scalar.setVisible(snap.numel == 1)
+        table.setVisible(1 < snap.numel <= GRID_MAX)
+        heat.setVisible(snap.numel > GRID_MAX)
+        if snap.numel == 1:
+            scalar.setText(fmt_number(float(snap.item()), integer))
+            return
+        m = snapshot_matrix(snap)
+        if m is None:
+            return
+        if snap.numel <= GRID_MAX:
+            table.setRowCount(m.shape[0])
+            table.setColumnCount(m.shape[1])
+            for r in range(m.shape[0]):
+                for c in range(m.shape[1]):
+                    item = QTableWidgetItem(fmt_number(float(m[r, c]), integer))
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                    table.setItem(r, c, item)
+            table.setMaximumHeight(min(220, 26 + 22 * m.shape[0]))
+        else:
+            img = heatmap_image(m)
+            pix = QPixmap.fromImage(img).scaled(240, 240, Qt.KeepAspectRatio, Qt.FastTransformation)
+            heat.setPixmap(pix)
+            heat.setToolTip(f"{m.shape[0]}×{m.shape[1]} heatmap: red positive, blue negative"
+                            + (" (truncated)" if getattr(snap, "truncated", False) else ""))
+
+    def _show_check(self, check: dict | None) -> None:
+        self.check_box.setVisible(bool(check))
+        if not check:
+            return
+        auto = check.get("autograd")
+        rows = [("autograd", auto), ("finite differences", check.get("numeric")),
+                ("manual formula", check.get("manual"))]
+        rows = [(k, v) for k, v in rows if v is not None]
+        self.check_table.setRowCount(len(rows))
+        for r, (method, value) in enumerate(rows):
+            diff = "" if method == "autograd" or auto is None else _fmt_diff(value, auto)
+            for c, text in enumerate((method, _fmt_any(value, short=True), diff)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(_fmt_any(value) if c == 1 else text)
+                self.check_table.setItem(r, c, item)
+        self.check_table.resizeColumnsToContents()
+        header = self.check_table.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.Stretch)  # long tensor summaries elide, never scroll
+        self.check_table.resizeRowsToContents()
+        # exactly the rows: no blank strip under the last method, no clipped header
+        height = self.check_table.horizontalHeader().height() + 2 * self.check_table.frameWidth()
+        height += sum(self.check_table.rowHeight(r) for r in range(len(rows)))
+        self.check_table.setFixedHeight(height)
+
+
+def _to_array(v) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().double().cpu().numpy()
+    elif hasattr(v, "data") and hasattr(v, "numel") and not isinstance(v, np.ndarray):
+        v = v.data
+    return np.asarray(v, dtype=np.float64)
+
+
+def _fmt_any(v, short: bool = False) -> str:
+    """A number as text; a tensor as its shape and largest |entry| (`short`: the latter only)."""
+    a = _to_array(v)
+    if a.size == 1:
+        return fmt_number(float(a.reshape(-1)[0]))
+    peak = f"max |·| {fmt_number(float(np.max(np.abs(a))))}"
+    return peak if short else f"{'×'.join(map(str, a.shape))}, {peak}"
+
+
+def _fmt_diff(v, ref) -> str:
+    a, b = _to_array(v), _to_array(ref)
+    try:
+        return f"{float(np.max(np.abs(a - b))):.2e}"
+    except ValueError:
+        return "shape differs"

@@ -1,0 +1,363 @@
+"""Graphics items of the graph canvas: node cards, edge bundles and animated highlight edges.
+
+Cards paint themselves with a level of detail taken from the view's scale, so a 3,000-node graph
+zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
+
+from explorer.core.graph.display import CARD_H, CARD_W
+from explorer.core.numbers import (
+    fmt_number,
+    is_integer_dtype,
+    max_abs_text,
+    snapshot_matrix,
+    snapshot_summary,
+)
+
+HEADER_H = 28.0
+HEATMAP = 40.0
+
+_TITLE_FONT = QFont()
+_TITLE_FONT.setPointSizeF(12.0)
+_TITLE_FONT.setBold(True)
+_SMALL_FONT = QFont()
+_SMALL_FONT.setPointSizeF(9.0)
+_VALUE_FONT = QFont("DejaVu Sans Mono")
+_VALUE_FONT.setStyleHint(QFont.Monospace)
+_VALUE_FONT.setPointSizeF(11.0)
+_TENSOR_FONT = QFont(_VALUE_FONT)
+_TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
+READABLE_LOD = 0.8     # below this zoom the card text is enlarged ...
+MAX_TEXT_BOOST = 1.5   # ... by at most this factor (the lines still fit the card)
+_BOOSTED: dict[tuple[int, float], QFont] = {}
+
+
+def fit_text(text: str, font: QFont, boost: float, width: float) -> tuple[QFont, str]:
+    """The font (enlarged by up to `boost` while the text fits `width`) and the text to draw in it,
+    elided with "…" when even the plain font is too wide.
+
+    A number cut off at the card's edge ("max 0.1" for 0.1177) would read as a different number.
+    """
+    while boost > 1.0 and QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > width:
+        boost -= 0.1
+    chosen = _boosted(font, boost)
+    return chosen, QFontMetricsF(chosen).elidedText(text, Qt.ElideRight, width)
+
+
+def _draw_fitted(painter, rect: QRectF, text: str, font: QFont, boost: float) -> None:
+    chosen, shown = fit_text(text, font, boost, rect.width())
+    painter.setFont(chosen)
+    painter.drawText(rect, Qt.AlignVCenter | Qt.AlignLeft, shown)
+
+
+def _boosted(font: QFont, boost: float) -> QFont:
+    """`font` enlarged by `boost` (cached per font and 0.05 step: paint runs for every card)."""
+    if boost <= 1.0:
+        return font
+    key = (id(font), round(boost * 20) / 20)
+    if key not in _BOOSTED:
+        big = QFont(font)
+        big.setPointSizeF(font.pointSizeF() * key[1])
+        _BOOSTED[key] = big
+    return _BOOSTED[key]
+
+
+def heatmap_image(matrix: np.ndarray) -> QImage:
+    """A diverging blue-white-red image of a matrix, symmetric around zero."""
+    m = np.nan_to_num(np.asarray(matrix, dtype=np.float64))
+    scale = float(np.max(np.abs(m))) or 1.0
+    t = np.clip(m / scale, -1.0, 1.0)
+    pos = np.clip(t, 0, 1)[..., None]
+    neg = np.clip(-t, 0, 1)[..., None]
+    white = np.array([250.0, 250.0, 250.0])
+    red = np.array([214.0, 39.0, 40.0])
+    blue = np.array([31.0, 119.0, 180.0])
+    rgb = white * (1 - pos - neg) + red * pos + blue * neg
+    h, w = m.shape
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb.astype(np.uint8)
+    rgba[..., 3] = 255
+    img = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format_RGBA8888)
+    return img.copy()  # detach from the temporary buffer
+
+
+class NodeCard(QGraphicsItem):
+    """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
+
+    def __init__(self, info: dict, theme: dict[str, str]):
+        super().__init__()
+        self.info = info  # id, kind, title, subtitle, value, grad, is_output, tooltip, members
+        self.node_id = info["id"]
+        self.theme = theme
+        self.show_value = True
+        self.show_grad = True
+        self.current: str | None = None  # "forward" | "backward" while the player is on this node
+        self.selected = False
+        self._value_img: QImage | None = None
+        self._grad_img: QImage | None = None
+        self.setToolTip(info.get("tooltip", ""))
+        self.setAcceptHoverEvents(False)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Card rectangle plus room for the current-node halo."""
+        return QRectF(-CARD_W / 2 - 6, -CARD_H / 2 - 6, CARD_W + 12, CARD_H + 12)
+
+    def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
+        """Update what the card shows; returns True (and repaints) when anything changed."""
+        if (show_value, show_grad, current) == (self.show_value, self.show_grad, self.current):
+            return False
+        self.show_value, self.show_grad, self.current = show_value, show_grad, current
+        self.update()
+        return True
+
+    def set_selected(self, on: bool) -> None:
+        """Mark the card as the inspector's node."""
+        if on != self.selected:
+            self.selected = on
+            self.update()
+
+    def accent(self) -> QColor:
+        """The colour of the node's kind (output wins over op)."""
+        kind = "output" if self.info.get("is_output") else self.info.get("kind", "op")
+        return QColor(self.theme.get(kind, self.theme["op"]))
+
+    def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        """Draw the card with as much detail as the zoom level allows."""
+        t = self.theme
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        rect = QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H)
+        accent = self.accent()
+        if self.current:
+            halo = QColor(t["current"])
+            halo.setAlpha(200)
+            painter.setPen(QPen(halo, 6))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-3, -3, 3, 3), 10, 10)
+        fill = QColor(t["card"] if self.show_value else t["card_pending"])
+        border = QColor(t["selected"]) if self.selected else QColor(t["card_border"])
+        width = 2.5 if self.selected else 1.0
+        if self.info.get("is_output") and not self.selected:
+            border, width = accent, 2.5
+        if lod < 0.3:  # far out: a coloured block per node keeps thousands of nodes cheap
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(accent if self.show_value else QColor(t["card_border"]))
+            painter.drawRect(rect)
+            return
+        painter.setPen(QPen(border, width))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect, 8, 8)
+        header = QRectF(rect.left(), rect.top(), CARD_W, HEADER_H)
+        tint = QColor(accent)
+        tint.setAlpha(60 if self.show_value else 30)
+        clip = QPainterPath()
+        clip.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        painter.save()
+        painter.setClipPath(clip)
+        painter.fillRect(header, tint)
+        painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
+        painter.restore()
+        # A fitted graph of a dozen nodes is often drawn at half size: grow the text (up to 1.5x, it
+        # still fits the card) so a student reads names and numbers without zooming in.
+        boost = min(MAX_TEXT_BOOST, max(1.0, READABLE_LOD / lod))
+        painter.setPen(QColor(t["text"]))
+        painter.setFont(_boosted(_TITLE_FONT, boost))
+        title_rect = header.adjusted(10, 0, -6, 0)
+        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignLeft, self.info["title"])
+        if boost > 1.0:  # no room for the op's subtitle next to the enlarged title
+            self._paint_body(painter, rect, boost)
+            return
+        painter.setFont(_SMALL_FONT)
+        painter.setPen(QColor(t["muted"]))
+        title_w = QFontMetricsF(_TITLE_FONT).horizontalAdvance(self.info["title"]) + 10
+        sub = QFontMetricsF(_SMALL_FONT).elidedText(self.info.get("subtitle", ""), Qt.ElideRight,
+                                                    max(0.0, title_rect.width() - title_w))
+        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, sub)
+        self._paint_body(painter, rect)
+
+    def _paint_body(self, painter, rect: QRectF, boost: float = 1.0) -> None:
+        """Value and gradient lines (fonts grown by `boost`), with mini heatmaps for tensors."""
+        t = self.theme
+        value, grad = self.info.get("value"), self.info.get("grad")
+        is_tensor = value is not None and int(getattr(value, "numel", 1) or 0) > 1
+        text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
+        line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
+        line2 = line1.translated(0, 26)
+        font = _TENSOR_FONT if is_tensor else _VALUE_FONT
+        if self.show_value and value is not None:
+            painter.setPen(QColor(t["value"]))
+            _draw_fitted(painter, line1, snapshot_summary(value), font, boost)
+        else:
+            painter.setPen(QColor(t["muted"]))
+            _draw_fitted(painter, line1, "value …", font, boost)
+        if self.show_grad and grad is not None:
+            painter.setPen(QColor(t["grad"]))
+            if int(getattr(grad, "numel", 1) or 0) == 1:
+                text = "∇ " + snapshot_summary(grad)
+            else:  # "every entry within ±m" says the same as "max |g| = m" in less room
+                peak = max_abs_text(grad)
+                text = f"∇ max {peak}"
+                if QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > line2.width():
+                    text = f"∇ ±{peak}"
+            _draw_fitted(painter, line2, text, font, boost)
+        elif self.info.get("has_grad"):
+            painter.setPen(QColor(t["muted"]))
+            _draw_fitted(painter, line2, "∇ …", font, boost)
+        if is_tensor:
+            box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
+            self._paint_heatmaps(painter, box, value, grad)
+
+    def _paint_heatmaps(self, painter, box: QRectF, value, grad) -> None:
+        """Value heatmap, or split value/gradient once the gradient is known."""
+        if not self.show_value:
+            painter.fillRect(box, QColor(self.theme["card_pending"]))
+            return
+        if self._value_img is None:
+            m = snapshot_matrix(value)
+            self._value_img = heatmap_image(m) if m is not None else QImage()
+        show_g = self.show_grad and grad is not None
+        if show_g and self._grad_img is None:
+            m = snapshot_matrix(grad)
+            self._grad_img = heatmap_image(m) if m is not None else QImage()
+        top = QRectF(box.left(), box.top(), box.width(), box.height() / 2 - 1 if show_g else box.height())
+        if not self._value_img.isNull():
+            painter.drawImage(top, self._value_img)
+        if show_g and not self._grad_img.isNull():
+            painter.drawImage(QRectF(box.left(), box.center().y() + 1, box.width(), box.height() / 2 - 1),
+                              self._grad_img)
+        painter.setPen(QPen(QColor(self.theme["card_border"]), 1))
+        painter.setBrush(Qt.NoBrush)
+        painter.drawRect(box)
+
+
+def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.0,
+              dy_dst: float = 0.0, bends=None) -> QPainterPath:
+    """A smooth curve from the right side of the source card to the left side of the target card.
+
+    `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point;
+    `bends` are points the layout reserved for an edge that spans several layers, so it runs between
+    the cards instead of across them.
+    """
+    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
+    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
+    if b.x() < a.x():  # a back edge (rare in a DAG layout): leave and enter from the sides
+        a, b = QPointF(src.x() - CARD_W / 2, src.y()), QPointF(dst.x() + CARD_W / 2, dst.y())
+        bends = None
+    sign = 1.0 if b.x() >= a.x() else -1.0
+    points = [a, *(QPointF(x, y) for x, y in (bends or ())), b]
+    path = QPainterPath(a)
+    for p, q in zip(points, points[1:], strict=False):
+        dx = max(20.0, abs(q.x() - p.x()) * 0.5)
+        path.cubicTo(QPointF(p.x() + sign * dx, p.y()), QPointF(q.x() - sign * dx, q.y()), q)
+    if arrow:
+        size = 7.0
+        path.moveTo(QPointF(b.x() - sign * size, b.y() - size * 0.6))
+        path.lineTo(b)
+        path.lineTo(QPointF(b.x() - sign * size, b.y() + size * 0.6))
+    return path
+
+
+class EdgeBundle(QGraphicsPathItem):
+    """Many plain data-flow edges in one path item: cheap to build and to cull for big graphs."""
+
+    def __init__(self, path: QPainterPath, theme: dict[str, str]):
+        super().__init__(path)
+        pen = QPen(QColor(theme["edge"]), 1.4)
+        pen.setCosmetic(False)
+        self.setPen(pen)
+        self.setBrush(Qt.NoBrush)
+        self.setZValue(-2)
+
+
+class FlowEdge(QGraphicsPathItem):
+    """An edge that is carrying data right now: forward values or backward gradients, dash-animated."""
+
+    def __init__(self, src: QPointF, dst: QPointF, direction: str, theme: dict[str, str],
+                 ports: tuple[float, float] = (0.0, 0.0)):
+        # backward: the gradient travels from the consumer back to its input, so draw it reversed
+        if direction == "backward":
+            path = _reversed_edge(src, dst, *ports)
+        else:
+            path = edge_path(src, dst, True, *ports)
+        super().__init__(path)
+        color = QColor(theme["edge_backward" if direction == "backward" else "edge_forward"])
+        pen = QPen(color, 3.2)
+        pen.setDashPattern([4.0, 2.5])
+        pen.setCapStyle(Qt.RoundCap)
+        self.setPen(pen)
+        self.setBrush(Qt.NoBrush)
+        self.setZValue(-1)
+        self.direction = direction
+        self.setFlag(QGraphicsItem.ItemIsSelectable, False)
+
+    def advance_dash(self, amount: float) -> None:
+        """Move the dashes along the edge so the flow direction is visible."""
+        pen = self.pen()
+        pen.setDashOffset(pen.dashOffset() - amount)
+        self.setPen(pen)
+
+
+def _reversed_edge(src: QPointF, dst: QPointF, dy_src: float = 0.0, dy_dst: float = 0.0) -> QPainterPath:
+    """The same curve as edge_path(src, dst) but running from dst to src, arrow at src."""
+    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
+    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
+    dx = max(40.0, abs(b.x() - a.x()) * 0.5)
+    path = QPainterPath(b)
+    path.cubicTo(QPointF(b.x() - dx, b.y()), QPointF(a.x() + dx, a.y()), a)
+    size = 7.0
+    path.moveTo(QPointF(a.x() + size, a.y() - size * 0.6))
+    path.lineTo(a)
+    path.lineTo(QPointF(a.x() + size, a.y() + size * 0.6))
+    return path
+
+
+__all__ = [
+    "CARD_W", "CARD_H", "NodeCard", "EdgeBundle", "FlowEdge", "edge_path", "fmt_number",
+    "snapshot_summary", "snapshot_matrix", "heatmap_image", "is_integer_dtype",
+]
+
+
+class Overview(QGraphicsItem):
+    """All cards as plain coloured blocks in one paint call, shown instead of the cards when zoomed far out.
+
+    Thousands of separate card paints cost ~30 µs each in Python; one drawRects per colour keeps a
+    3,000-node graph smooth at overview scale.
+    """
+
+    def __init__(self, cards: dict, theme: dict[str, str]):
+        super().__init__()
+        self.cards = cards
+        self.theme = theme
+        self.setZValue(-1.5)
+        self._rect = QRectF()
+        for card in cards.values():
+            self._rect = self._rect.united(card.sceneBoundingRect())
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Union of every card."""
+        return self._rect
+
+    def paint(self, painter, option, widget=None) -> None:
+        """One batch of rectangles per colour."""
+        groups: dict[str, list[QRectF]] = {}
+        pending = self.theme["card_border"]
+        for card in self.cards.values():
+            if card.current:
+                key = self.theme["current"]
+            elif card.selected:
+                key = self.theme["selected"]
+            elif card.show_value:
+                key = card.accent().name()
+            else:
+                key = pending
+            p = card.pos()
+            groups.setdefault(key, []).append(QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H))
+        painter.setPen(Qt.NoPen)
+        for color, rects in groups.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(rects)

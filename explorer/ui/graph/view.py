@@ -1,0 +1,510 @@
+"""The graph canvas: a Trace drawn as cards and edges, replayed step by step.
+
+`GraphScene` turns a Trace (optionally with modules collapsed by `explorer.core.graph.layout.collapse`) into
+items and knows which values and gradients are visible at each step of the timeline; `GraphView` is
+the interactive QGraphicsView around it (zoom, pan, fit, selection, keyboard navigation, module
+expansion). `explorer.ui.graph.render` uses the same scene to render files without a window.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
+
+from explorer.core.graph.display import DisplayModel, build_display
+from explorer.ui.common import theme as themes
+from explorer.ui.graph.items import EdgeBundle, FlowEdge, NodeCard, Overview, edge_path
+
+EDGES_PER_BUNDLE = 40
+OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
+
+class GraphScene(QGraphicsScene):
+    """The items of one trace and the player state they show (no view needed: used for rendering)."""
+
+    def __init__(self, parent=None, theme: dict[str, str] | None = None):
+        super().__init__(parent)
+        self.theme = theme or themes.get_theme()
+        self.trace = None
+        self.model = DisplayModel()
+        self.cards: dict[str, NodeCard] = {}
+        self.expanded: set[str] = set()
+        self.step = 0
+        self.selected: str | None = None
+        self._flow: list[FlowEdge] = []
+        self._overview: Overview | None = None
+        self.overview_mode = False
+        self._current: str | None = None
+        self._value_keys: tuple[list[int], list[str]] = ([], [])
+        self._grad_keys: tuple[list[int], list[str]] = ([], [])
+        self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
+
+    @property
+    def step_count(self) -> int:
+        """Number of events in the timeline (the last step)."""
+        return len(self.model.timeline)
+
+    def set_trace(self, trace, step: int | None = None) -> None:
+        """Show a new trace at `step` (None: the end, every value and gradient filled in)."""
+        self.trace = trace
+        self._rebuild()
+        self.set_step(self.step_count if step is None else step)
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Redraw every item in another theme."""
+        self.theme = theme
+        self.setBackgroundBrush(QColor(theme["canvas"]))
+        if self.trace is not None:
+            step = self.step
+            self._rebuild()
+            self.set_step(step)
+
+    def toggle_module(self, display_id: str) -> bool:
+        """Expand a collapsed module card; returns True when the graph changed."""
+        info = self.model.info.get(display_id)
+        if not info or info["kind"] != "module":
+            return False
+        self.expanded.add(info["path"])
+        step = self.step
+        self._rebuild()
+        self.set_step(step)
+        return True
+
+    def collapse_all(self) -> None:
+        """Fold every module back into one card."""
+        self.expanded.clear()
+        if self.trace is not None:
+            step = self.step
+            self._rebuild()
+            self.set_step(step)
+
+    def display_id(self, node_id: str | None) -> str | None:
+        """The card showing a trace node (itself, or the module card it is folded into)."""
+        if node_id is None:
+            return None
+        return node_id if node_id in self.cards else self.model.member_of.get(node_id)
+
+    def current_event(self) -> tuple[str, str] | None:
+        """The event the player is on: ("forward"|"backward", trace node id), or None at step 0."""
+        if 0 < self.step <= self.step_count:
+            return self.model.timeline[self.step - 1]
+        return None
+
+    def set_step(self, k: int, full: bool = False) -> None:
+        """Show the state after the first `k` events: values, gradients, current node and flow.
+
+        Only cards whose state changes between the old and the new step are touched (found by bisection
+        in the sorted step thresholds), so one step costs the same on 10 or 3,000 nodes.
+        """
+        k = max(0, min(int(k), self.step_count))
+        old = self.step
+        self.step = k
+        event = self.current_event()
+        current = self.display_id(event[1]) if event else None
+        if full:
+            touched = set(self.cards)
+        else:
+            lo, hi = min(old, k), max(old, k)
+            touched = {self._current, current} - {None}
+            for keys, ids in (self._value_keys, self._grad_keys):
+                touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
+        changed = False
+        for did in touched:
+            card = self.cards.get(did)
+            if card is None:
+                continue
+            grad_at = self.model.grad_at.get(did)
+            changed |= card.set_state(k >= self.model.value_at.get(did, 0),
+                                      grad_at is not None and k >= grad_at,
+                                      event[0] if did == current else None)
+        self._current = current
+        if changed and self._overview is not None and self.overview_mode:
+            self._overview.update()
+        self._set_flow(event)
+
+    def clear_current(self) -> None:
+        """Drop the current-node halo and the flowing edges (for still pictures of a finished run)."""
+        if self._current in self.cards:
+            card = self.cards[self._current]
+            card.set_state(card.show_value, card.show_grad, None)
+        self._current = None
+        self._set_flow(None)
+
+    def set_overview(self, on: bool) -> None:
+        """Draw all cards as one batch of blocks (far zoomed out) or as full cards."""
+        if on == self.overview_mode or self._overview is None:
+            self.overview_mode = on and self._overview is not None
+            return
+        self.overview_mode = on
+        for card in self.cards.values():
+            card.setVisible(not on)
+        self._overview.setVisible(on)
+
+    def set_selected(self, node_id: str | None) -> str | None:
+        """Outline the card of `node_id`; returns its display id."""
+        did = self.display_id(node_id)
+        if self.selected in self.cards:
+            self.cards[self.selected].set_selected(False)
+        self.selected = did
+        if did in self.cards:
+            self.cards[did].set_selected(True)
+        return did
+
+    def advance_flow(self, amount: float = 1.0) -> bool:
+        """Move the dashes of the active edges; returns False when nothing is flowing."""
+        for edge in self._flow:
+            edge.advance_dash(amount)
+        return bool(self._flow)
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        self._flow = []
+        self.clear()
+        self._overview = None
+        self.cards = {}
+        self.setBackgroundBrush(QColor(self.theme["canvas"]))
+        if self.trace is None:
+            self.model = DisplayModel()
+            return
+        self.model = build_display(self.trace, frozenset(self.expanded))
+        pos = self.model.positions
+        for did, info in self.model.info.items():
+            card = NodeCard(info, self.theme)
+            card.setPos(*pos[did])
+            self.addItem(card)
+            self.cards[did] = card
+        # edges go into bundles by source column so the view can cull the ones off screen
+        edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
+        for start in range(0, len(edges), EDGES_PER_BUNDLE):
+            path = QPainterPath()
+            for u, v in edges[start:start + EDGES_PER_BUNDLE]:
+                path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)],
+                                       bends=self.model.bends.get((u, v))))
+            self.addItem(EdgeBundle(path, self.theme))
+        rect = self.itemsBoundingRect()
+        self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
+        self._overview = Overview(self.cards, self.theme)
+        self._overview.setVisible(False)
+        self.addItem(self._overview)
+        if self.overview_mode:
+            self.overview_mode = False
+            self.set_overview(True)
+        self._current = None
+        self.step = 0
+        pairs = sorted((v, d) for d, v in self.model.value_at.items())
+        self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        pairs = sorted((v, d) for d, v in self.model.grad_at.items())
+        self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        for card in self.cards.values():  # the state of step 0: nothing computed yet
+            card.set_state(False, False, None)
+        if self.selected not in self.cards:
+            self.selected = None
+        elif self.selected:
+            self.cards[self.selected].set_selected(True)
+
+    def _set_flow(self, event: tuple[str, str] | None) -> None:
+        for edge in self._flow:
+            self.removeItem(edge)
+        self._flow = []
+        if event is None or self.trace is None:
+            return
+        direction, nid = event
+        node = self.trace.nodes.get(nid)
+        target = self.display_id(nid)
+        if node is None or target is None:
+            return
+        grad_ids = set(self.model.grad_at)
+        for src_id in dict.fromkeys(getattr(node, "inputs", []) or []):
+            src = self.display_id(src_id)
+            if src is None or src == target:
+                continue
+            if direction == "backward" and src not in grad_ids:
+                continue  # no gradient is sent to inputs that do not require one
+            edge = FlowEdge(QPointF(*self.model.positions[src]), QPointF(*self.model.positions[target]),
+                            direction, self.theme, self.model.ports.get((src, target), (0.0, 0.0)))
+            self.addItem(edge)
+            self._flow.append(edge)
+
+
+class GraphView(QGraphicsView):
+    """Interactive canvas for a Trace: wheel zoom, drag pan, fit, click/keyboard selection."""
+
+    sig_node_selected = Signal(str)
+    """A node was selected (by click, keyboard or `select`): its trace (or module card) id."""
+
+    sig_graph_changed = Signal()
+    """The items were rebuilt (new trace, module expanded or collapsed, theme)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("graphView")
+        self._scene = GraphScene(self)
+        self.setScene(self._scene)
+        self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing |
+                            QPainter.SmoothPixmapTransform)
+        self.setDragMode(QGraphicsView.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.SmartViewportUpdate)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setToolTip("")
+        self._auto_fit = True
+        self._flow_timer = QTimer(self)
+        self._flow_timer.setInterval(20)  # 50 frames per second
+        self._flow_timer.timeout.connect(self._animate_flow)
+        self.setAccessibleName("Computational graph")
+        self.show_legend = True
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def graph_scene(self) -> GraphScene:
+        """The scene with the cards (also usable for rendering)."""
+        return self._scene
+
+    @property
+    def step_count(self) -> int:
+        """Number of events of the current trace's timeline."""
+        return self._scene.step_count
+
+    @property
+    def timeline(self) -> list[tuple[str, str]]:
+        """("forward"|"backward", node id) events of the current trace."""
+        return self._scene.model.timeline
+
+    @property
+    def step(self) -> int:
+        """The step currently shown."""
+        return self._scene.step
+
+    def set_trace(self, trace, step: int | None = None, keep_view: bool = False) -> None:
+        """Show a trace; fits it to the window unless `keep_view` and the user has zoomed."""
+        self._scene.set_trace(trace, step)
+        if not keep_view:
+            self._auto_fit = True
+        if self._auto_fit:
+            self.fit()
+        self._update_flow_timer()
+        self.sig_graph_changed.emit()
+
+    def set_step(self, k: int) -> None:
+        """Show the player's state after `k` events."""
+        self._scene.set_step(k)
+        self._update_flow_timer()
+
+    def select(self, node_id: str | None, center: bool = False) -> None:
+        """Select a node's card (emits sig_node_selected; "" when cleared); `center` scrolls it into view."""
+        did = self._scene.set_selected(node_id)
+        if did is None:
+            self.sig_node_selected.emit("")
+            return
+        if center:
+            self.ensureVisible(self._scene.cards[did].sceneBoundingRect(), 40, 40)
+        self.sig_node_selected.emit(did)
+
+    def selected(self) -> str | None:
+        """The selected card's id."""
+        return self._scene.selected
+
+    def fit(self) -> None:
+        """Fit the whole graph in the window, never enlarging small graphs beyond 1.25x."""
+        rect = self._scene.sceneRect()
+        if rect.isEmpty():
+            return
+        self.fitInView(rect, Qt.KeepAspectRatio)
+        if self.transform().m11() > 1.25:
+            self.resetTransform()
+            self.scale(1.25, 1.25)
+            self.centerOn(rect.center())
+        self._auto_fit = True
+        self._update_detail()
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
+        current = self.transform().m11()
+        factor = max(0.02 / current, min(factor, 4.0 / current))
+        self.scale(factor, factor)
+        self._auto_fit = False
+        self._update_detail()
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Redraw in another colour theme."""
+        self._scene.set_theme(theme)
+        self.sig_graph_changed.emit()
+
+    def collapse_all(self) -> None:
+        """Fold every expanded module back."""
+        self._scene.collapse_all()
+        self.sig_graph_changed.emit()
+
+    # -- Qt events -----------------------------------------------------------------------------
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        """Wheel zooms around the mouse pointer."""
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.15 ** steps)
+        event.accept()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        """A click on a card selects it; elsewhere starts a drag to pan."""
+        card = self._card_at(event.position().toPoint())
+        if card is not None and event.button() == Qt.LeftButton:
+            self.select(card.node_id)
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        """Double-click on a module card expands it."""
+        card = self._card_at(event.position().toPoint())
+        if card is not None and self._scene.toggle_module(card.node_id):
+            self.sig_graph_changed.emit()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Tab/Shift+Tab walk the nodes, Up/Down move in a column, F fits, +/- zoom, Enter expands,
+        Escape clears the selection.
+
+        Player keys (Space, Left, Right, Home, End) are left to the parent widget.
+        """
+        key = event.key()
+        if key in (Qt.Key_Space, Qt.Key_Left, Qt.Key_Right, Qt.Key_Home, Qt.Key_End):
+            event.ignore()
+            return
+        if key in (Qt.Key_Tab, Qt.Key_Backtab):
+            self._walk(-1 if key == Qt.Key_Backtab or event.modifiers() & Qt.ShiftModifier else 1)
+        elif key in (Qt.Key_Up, Qt.Key_Down):
+            self._vertical(-1 if key == Qt.Key_Up else 1)
+        elif key == Qt.Key_F:
+            self.fit()
+        elif key in (Qt.Key_Plus, Qt.Key_Equal):
+            self.zoom_by(1.25)
+        elif key == Qt.Key_Minus:
+            self.zoom_by(0.8)
+        elif key == Qt.Key_Escape:
+            self.select(None)
+        elif key in (Qt.Key_Return, Qt.Key_Enter) and self._scene.selected:
+            if self._scene.toggle_module(self._scene.selected):
+                self.sig_graph_changed.emit()
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusNextPrevChild(self, forward: bool) -> bool:  # noqa: N802
+        """Keep Tab inside the canvas for node navigation while it has nodes."""
+        return False if self._scene.cards else super().focusNextPrevChild(forward)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        """Keep the graph fitted until the user zooms."""
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self.fit()
+
+    def drawForeground(self, painter, rect: QRectF) -> None:  # noqa: N802
+        """A colour legend over the graph, or a hint in the empty canvas."""
+        if self._scene.cards:
+            if self.show_legend:
+                painter.save()
+                painter.resetTransform()
+                self._draw_legend(painter)
+                painter.restore()
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor(self._scene.theme["muted"]))
+        font = QFont()
+        font.setPointSize(11)
+        painter.setFont(font)
+        painter.drawText(self.viewport().rect(), Qt.AlignCenter,
+                         "The computational graph appears here\nonce the program is valid.")
+        painter.restore()
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _draw_legend(self, painter) -> None:
+        t = self._scene.theme
+        entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
+                   ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
+                   ("backward", t["edge_backward"], "line")]
+        if any(info["kind"] == "module" for info in self._scene.model.info.values()):
+            entries.insert(4, ("module (double-click)", t["module"], "box"))
+        font = QFont()
+        font.setPointSizeF(8.5)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        widths = [22 + metrics.horizontalAdvance(text) + 12 for text, _c, _k in entries]
+        h = 22
+        box = QRectF(8, self.viewport().height() - h - 8, sum(widths) + 8, h)
+        bg = QColor(t["panel"])
+        bg.setAlpha(225)
+        painter.setPen(QColor(t["card_border"]))
+        painter.setBrush(bg)
+        painter.drawRoundedRect(box, 5, 5)
+        x = box.left() + 8
+        for (text, color, kind), w in zip(entries, widths, strict=True):
+            cy = box.center().y()
+            if kind == "box":
+                painter.setPen(Qt.NoPen)
+                painter.setBrush(QColor(color))
+                painter.drawRoundedRect(QRectF(x, cy - 5, 14, 10), 2, 2)
+            else:
+                pen = QPen(QColor(color), 2.5)
+                pen.setDashPattern([3, 2])
+                painter.setPen(pen)
+                painter.drawLine(QPointF(x, cy), QPointF(x + 14, cy))
+            painter.setPen(QColor(t["muted"]))
+            painter.drawText(QRectF(x + 18, box.top(), w - 18, h), Qt.AlignVCenter | Qt.AlignLeft, text)
+            x += w
+
+    def _card_at(self, pos) -> NodeCard | None:
+        for item in self.items(pos):
+            if isinstance(item, NodeCard):
+                return item
+        return None
+
+    def _walk(self, direction: int) -> None:
+        order = self._scene.model.order
+        if not order:
+            return
+        cur = self._scene.selected
+        i = order.index(cur) + direction if cur in order else 0
+        self.select(order[i % len(order)], center=True)
+
+    def _vertical(self, direction: int) -> None:
+        cur = self._scene.selected
+        pos = self._scene.model.positions
+        if cur not in pos:
+            self._walk(1)
+            return
+        x, y = pos[cur]
+        same = [d for d, (px, py) in pos.items() if abs(px - x) < 1 and (py - y) * direction > 0]
+        if same:
+            self.select(min(same, key=lambda d: abs(pos[d][1] - y)), center=True)
+
+    def _update_detail(self) -> None:
+        # below this scale a card would paint as a bare block anyway: batch them all in one item
+        self._scene.set_overview(self.transform().m11() < OVERVIEW_SCALE)
+
+    def _update_flow_timer(self) -> None:
+        if self._scene._flow and self.isVisible():
+            self._flow_timer.start()
+        else:
+            self._flow_timer.stop()
+
+    def _animate_flow(self) -> None:
+        if not self._scene.advance_flow(1.2):
+            self._flow_timer.stop()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Start the flow animation when the view becomes visible."""
+        super().showEvent(event)
+        self._update_flow_timer()
+
+    def hideEvent(self, event) -> None:  # noqa: N802
+        """No animation for a hidden canvas."""
+        super().hideEvent(event)
+        self._flow_timer.stop()

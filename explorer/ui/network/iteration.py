@@ -1,0 +1,402 @@
+"""One training iteration, phase by phase: player, traced graph, phase list, status and parameters.
+
+The iteration is recorded once by `NetSession.run_iteration` (torch does the work, the tracer watches)
+on a worker thread (`RecordThread`); this view only replays the recorded phases it hands back by a signal.
+While a recording is in flight the player and buttons are disabled and the status says so; a newer
+request supersedes an older one (the older one's result is never shown). Step 0 is the moment before
+`zero_grad()`; step k shows the state after the k-th phase.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
+from explorer.ui.common import theme as themes
+from explorer.ui.graph.player import Player
+from explorer.ui.network.params import ParamTable
+from explorer.ui.network.threads import RecordThread
+
+SKIP_EXPLANATION = (
+    "Without zero_grad(), backward() adds each new gradient to the one already in .grad. The next "
+    "step then uses the sum of this and all earlier gradients: for the same batch it is twice as "
+    "large, after n iterations n times, and it still points the way the old weights needed. The steps "
+    "grow and go stale, so training overshoots and can diverge."
+)
+_PHASE_ICONS = {"zero_grad": "∅", "forward": "→", "loss": "L", "backward": "←", "step": "Δ"}
+_PHASE_HELP = {
+    "zero_grad": "optimizer.zero_grad() clears every .grad",
+    "forward": "the forward pass computes each layer's output from the one before",
+    "loss": "the loss compares the output with the target",
+    "backward": "loss.backward() sends dL/d(...) back through the graph in autograd's engine order",
+    "step": "optimizer.step() moves each parameter using its .grad",
+}
+
+
+class IterationView(QWidget):
+    """The phase player for one iteration of a NetSession."""
+
+    sig_phase_changed = Signal(int)
+    """The player moved to step k (0 = before the iteration)."""
+
+    sig_recorded = Signal(object)
+    """A recorded Iteration is now shown (at step 0)."""
+
+    sig_record_failed = Signal(str)
+    """The newest recording raised; the message is one line for the form's error label."""
+
+    sig_busy_changed = Signal(bool)
+    """A recording started (True) or the last pending one is done (False)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.session: NetSession | None = None
+        self._iteration: Iteration | None = None
+        self._job: RecordThread | None = None  # the recording in flight (one at a time)
+        self._queue: list[tuple[int, NetSession, bool]] = []  # (serial, session, skip) waiting to run
+        self._serial = 0  # the newest request's number: only its result is shown
+        self._busy = False
+        self._before: dict[str, ParamState] = {}
+        self._graph_steps: list[int] = []
+
+        self.player = Player()
+        self.player.sig_step_changed.connect(self._show_step)
+        self.next_button = QPushButton("Next iteration")
+        self.next_button.setObjectName("networkNextIteration")
+        self.next_button.setToolTip(
+            "Run another iteration on the same batch (N): zero_grad, forward, loss, backward, step"
+        )
+        self.next_button.setFocusPolicy(Qt.NoFocus)
+        self.next_button.clicked.connect(self.next_iteration)
+        self.skip = QCheckBox("skip zero_grad")
+        self.skip.setObjectName("networkSkipZeroGrad")
+        self.skip.setToolTip("Leave optimizer.zero_grad() out of the next iteration. " + SKIP_EXPLANATION)
+        self.skip.setFocusPolicy(Qt.NoFocus)
+        self.skip.toggled.connect(self._on_skip)
+        self.skip_note = QLabel("Takes effect from the next iteration (N). " + SKIP_EXPLANATION)
+        self.skip_note.setObjectName("skipZeroGradNote")
+        self.skip_note.setWordWrap(True)
+        self.skip_note.hide()
+
+        self.graph = _make_graph_view()
+        self.phases = QListWidget()
+        self.phases.setObjectName("networkPhaseList")
+        self.phases.setToolTip("The phases of one training iteration; click one to jump to it.")
+        self.phases.setFocusPolicy(Qt.NoFocus)
+        self.phases.currentRowChanged.connect(lambda row: self.player.set_step(row))
+        self.status = QLabel("")
+        self.status.setObjectName("stepStatus")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setMinimumHeight(48)
+        self.params = ParamTable()
+        self.total = QLabel("")
+        self.total.setObjectName("paramTotal")
+        self.total.setToolTip("Every element of every parameter tensor is one trainable number")
+        self._layout()
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def iteration(self) -> Iteration | None:
+        """The iteration shown; reading it while a recording is in flight waits for that recording."""
+        self.wait_recorded()
+        return self._iteration
+
+    def set_session(self, session: NetSession) -> None:
+        """Show a new session and record its first iteration (on the worker thread).
+
+        The parameter table shows the new network at once; requests still waiting for an older session
+        are dropped, and a recording already running for one is left to finish unseen.
+        """
+        self.session = session
+        self._queue.clear()
+        self._iteration = None
+        self._before = session.param_states()  # nothing runs on this new session yet
+        self._graph_steps = []
+        self._fill_phase_list()
+        self._show_params(self._before, None)
+        self._request()
+
+    def next_iteration(self) -> None:
+        """Record one more iteration (zero_grad skipped if the switch is on) and rewind to its start."""
+        if self.session is None:
+            return
+        self._request()
+
+    def is_recording(self) -> bool:
+        """Whether a recording is running or waiting to run."""
+        return self._job is not None or bool(self._queue)
+
+    def wait_recorded(self) -> None:
+        """Block until every requested recording is done and the newest is shown (screenshots, tests)."""
+        while self._job is not None:
+            self._finish(self._job)
+
+    def stop(self) -> None:
+        """Drop waiting requests and wait for the running one without showing it (shutdown)."""
+        self._queue.clear()
+        job, self._job = self._job, None
+        if job is not None:
+            job.wait()
+            job.deleteLater()
+        self._set_busy(False)
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour for a theme of explorer.ui.common.theme."""
+        self.skip_note.setStyleSheet(
+            f"background: {theme['error_bg']}; color: {theme['error']}; padding: 4px; border-radius: 4px;"
+        )
+        if self.graph is not None and hasattr(self.graph, "set_theme"):
+            self.graph.set_theme(theme)
+        if self._iteration is not None:
+            self._show_step(self.player.step)  # the status line's grey heading
+
+    def phase(self, k: int | None = None) -> Phase | None:
+        """The phase shown at step k (default: the current step); None at step 0."""
+        self.wait_recorded()
+        return self._phase(k)
+
+    def states_at(self, k: int) -> dict[str, ParamState]:
+        """Every parameter as the table shows it at step k."""
+        self.wait_recorded()
+        return self._states_at(k)
+
+    # -- private -----------------------------------------------------------------------------------
+
+    def _phase(self, k: int | None = None) -> Phase | None:
+        k = self.player.step if k is None else k
+        if self._iteration is None or k <= 0:
+            return None
+        return self._iteration.phases[k - 1]
+
+    def _states_at(self, k: int) -> dict[str, ParamState]:
+        phase = self._phase(k)
+        return self._before if phase is None else phase.params
+
+    def _request(self) -> None:
+        """Queue a recording of the current session (the switch read now, on the GUI thread)."""
+        self._serial += 1
+        self._queue.append((self._serial, self.session, self.skip.isChecked()))
+        self._set_busy(True)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        # One recording at a time: queued iterations of one session must run in order on its model.
+        if self._job is not None or not self._queue:
+            return
+        serial, session, skip = self._queue.pop(0)
+        self._job = RecordThread(serial, session, skip, parent=self)
+        self._job.sig_done.connect(self._on_done)  # queued: emitted on the worker thread
+        self._job.start()
+
+    def _on_done(self, serial: int) -> None:
+        job = self._job
+        if job is not None and job.serial == serial:  # else wait_recorded() already took it
+            self._finish(job)
+
+    def _finish(self, job: RecordThread) -> None:
+        """Take `job`'s result (waiting for it if needed), show it if newest, start the next request."""
+        job.wait()
+        self._job = None
+        job.deleteLater()
+        newest = job.serial == self._serial  # else a newer request supersedes it: never shown
+        if newest and job.error is None:
+            self._show_iteration(job.before, job.iteration)
+        self._start_next()
+        if self._job is None:
+            self._set_busy(False)
+        if newest:  # announced once the view is ready (no longer busy)
+            if job.error is not None:
+                self._show_error(job.error)
+            else:
+                self.sig_recorded.emit(job.iteration)
+
+    def _show_iteration(self, before: dict[str, ParamState], iteration: Iteration) -> None:
+        self._before = before
+        self._iteration = iteration
+        self._fill_phase_list()
+        self._graph_steps = self._map_graph_steps()
+        if self.graph is not None:
+            if iteration.trace is not None:
+                self.graph.set_trace(iteration.trace, step=0)
+                self.graph.show()
+            else:
+                self.graph.hide()
+        self.player.set_length(len(iteration.phases), step=0)
+
+    def _show_error(self, message: str) -> None:
+        self.status.setText(f"<i>{_html(message)}</i>")
+        self.sig_record_failed.emit(message)
+
+    def _set_busy(self, on: bool) -> None:
+        """While recording: player, phase list and Next disabled, a busy cursor and a note."""
+        if on == self._busy:
+            return
+        self._busy = on
+        if on:
+            self.player.pause()
+            self.setCursor(Qt.BusyCursor)
+            self.status.setText("<i>Recording the next training iteration…</i>")
+        else:
+            self.unsetCursor()
+        for widget in (self.player, self.phases, self.next_button):
+            widget.setEnabled(not on)
+        self.sig_busy_changed.emit(on)
+
+    def _show_params(self, states: dict[str, ParamState], highlight: str | None) -> None:
+        self.params.show_states(states, highlight=highlight)
+        self.total.setText(
+            f"Total: <b>{self.params.total():,}</b> trainable parameters in {self.params.rowCount()} tensors"
+        )
+
+    def _layout(self) -> None:
+        # the player gets the whole width for its timeline; the iteration controls sit with the phases
+        controls = QHBoxLayout()
+        controls.addWidget(self.player, 1)
+        side = QWidget()
+        side_box = QVBoxLayout(side)
+        side_box.setContentsMargins(0, 0, 0, 0)
+        iteration_row = QHBoxLayout()
+        iteration_row.addWidget(self.next_button)
+        iteration_row.addWidget(self.skip)
+        iteration_row.addStretch(1)
+        side_box.addLayout(iteration_row)
+        side_box.addWidget(self.phases, 1)
+        top = QWidget()
+        top_box = QVBoxLayout(top)
+        top_box.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Horizontal)
+        if self.graph is not None:
+            split.addWidget(self.graph)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 260])
+        top_box.addWidget(split, 1)
+        top_box.addWidget(self.status)
+        vertical = QSplitter(Qt.Vertical)
+        vertical.addWidget(top)
+        table = QWidget()
+        table_box = QVBoxLayout(table)
+        table_box.setContentsMargins(0, 0, 0, 0)
+        table_box.addWidget(self.params, 1)
+        table_box.addWidget(self.total)
+        vertical.addWidget(table)
+        vertical.setStretchFactor(0, 3)
+        vertical.setStretchFactor(1, 2)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(controls)
+        box.addWidget(self.skip_note)
+        box.addWidget(vertical, 1)
+
+    def _on_skip(self, on: bool) -> None:
+        self.skip_note.setVisible(on)
+
+    def _fill_phase_list(self) -> None:
+        self.phases.blockSignals(True)
+        self.phases.clear()
+        start = QListWidgetItem("·  before the iteration")
+        start.setToolTip("The parameters as they were before zero_grad()")
+        self.phases.addItem(start)
+        for phase in self._iteration.phases if self._iteration is not None else ():
+            item = QListWidgetItem(f"{_PHASE_ICONS.get(phase.kind, '·')}  {phase.title}")
+            item.setToolTip(f"{_PHASE_HELP.get(phase.kind, '')}<br><br>{phase.text}")
+            self.phases.addItem(item)
+        self.phases.blockSignals(False)
+
+    def _map_graph_steps(self) -> list[int]:
+        """For each player step, the GraphView step that shows the same moment."""
+        tr = self._iteration.trace if self._iteration else None
+        if tr is None:
+            return []
+        n_fwd, n_bwd = len(tr.forward_order), len(tr.backward_order)
+        fpos = {nid: i + 1 for i, nid in enumerate(tr.forward_order)}
+        bpos = {nid: n_fwd + i + 1 for i, nid in enumerate(tr.backward_order)}
+        steps = [0]
+        for phase in self._iteration.phases:
+            if phase.kind == "zero_grad":
+                steps.append(0)
+            elif phase.kind == "forward":
+                own = [
+                    fpos[nid]
+                    for nid, node in tr.nodes.items()
+                    if nid in fpos and _inside(getattr(node, "module", None), phase.module)
+                ]
+                steps.append(max(own) if own else steps[-1])
+            elif phase.kind == "loss":
+                steps.append(n_fwd)
+            elif phase.kind == "backward":
+                steps.append(bpos.get(phase.node_id, steps[-1]))
+            else:
+                steps.append(n_fwd + n_bwd)
+        return steps
+
+    def _show_step(self, k: int) -> None:
+        if self._iteration is None:
+            return
+        phase = self._phase(k)
+        self._show_params(self._states_at(k), phase.param if phase else None)
+        self.phases.blockSignals(True)
+        self.phases.setCurrentRow(k)
+        self.phases.blockSignals(False)
+        total = len(self._iteration.phases)
+        head = f"Iteration {self._iteration.index} · step {k}/{total}"
+        if phase is None:
+            skipped = " with zero_grad skipped" if self._iteration.skip_zero_grad else ""
+            body = f"Ready to run one training iteration{skipped}. Press Step (→) or Play (Space)."
+        else:
+            body = _phase_html(phase.title, phase.text)
+        if self._iteration.trace_error:
+            body += f"<br><i>The graph could not be traced ({_html(self._iteration.trace_error)}).</i>"
+        muted = themes.get_theme()["muted"]
+        self.status.setText(f"<span style='color:{muted}'>{head}</span><br>{body}")
+        if self.graph is not None and self._graph_steps:
+            self.graph.set_step(self._graph_steps[k])
+            if phase is not None and phase.node_id:
+                self.graph.select(phase.node_id)
+        self.sig_phase_changed.emit(k)
+
+
+def _inside(module: str | None, path: str | None) -> bool:
+    return bool(module) and bool(path) and (module == path or module.startswith(path + "."))
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _make_graph_view():
+    """The shared graph canvas, or None when it cannot be imported (the phase list then suffices)."""
+    try:
+        from explorer.ui.graph.view import GraphView
+    except ImportError:
+        return None
+    view = GraphView()
+    view.setMinimumHeight(220)
+    return view
+
+
+def _phase_html(title: str, text: str) -> str:
+    """The phase's title in bold, then its text without repeating the title.
+
+    "AccumulateGrad: fc2.weight" + "AccumulateGrad: fc2.weight.grad = …" and "backward: ReluBackward0"
+    + "ReluBackward0 for relu …" each say their name once.
+    """
+    tail = title.split(": ", 1)[-1]
+    for prefix in (title, tail):
+        if prefix and text.startswith(prefix):
+            return f"<b>{_html(title)}</b>{_html(text[len(prefix):])}"
+    return f"<b>{_html(title)}</b> — {_html(text)}"

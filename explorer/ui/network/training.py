@@ -1,0 +1,525 @@
+"""Training on toy 2-D data: dataset controls, train/pause/reset, boundary scatter and live curves.
+
+Plot items are created once and updated with setData; records arrive from `TrainThread` already
+batched (at most ~30 batches a second), so each batch is one redraw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.mlp.network import NetSpec, NetSpecError, build_model
+from explorer.core.mlp.toydata import (
+    DATASET_LABELS,
+    EXTENT,
+    ToyDataset,
+    check_toy_spec,
+    decision_grid,
+    make_dataset,
+)
+from explorer.ui.common import theme as themes
+from explorer.ui.network.threads import TrainThread, single_torch_thread
+
+CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
+SPEEDS = (
+    ("slow: 20 steps/s", 20.0),
+    ("medium: 100 steps/s", 100.0),
+    ("fast: 500 steps/s", 500.0),
+    ("max", 0.0),
+)
+RUN_COLORS = ((220, 38, 38), (37, 99, 235), (22, 163, 74), (147, 51, 234), (202, 138, 4), (8, 145, 178))
+MAX_OLD_RUNS = 5
+GRID = 96  # decision-boundary image resolution (cells per side)
+
+
+@dataclass
+class Run:
+    """One training run's curves: the plot items and the data behind them."""
+
+    number: int
+    label: str
+    color: tuple[int, int, int]
+    planned_steps: int
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    items: list = field(default_factory=list)  # train loss, test loss, train acc, test acc curves
+
+
+class TrainView(QWidget):
+    """Toy-data training workspace; `set_spec` gives it the network to train."""
+
+    sig_use_toy_preset = Signal()
+    """The user asked to switch the form to the toy-2d preset (this network cannot train on 2-D data)."""
+
+    sig_running_changed = Signal(bool)
+    """Training started (True) or ended/paused (False)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.spec: NetSpec | None = None
+        self.data: ToyDataset | None = None
+        self.thread: TrainThread | None = None
+        self.runs: list[Run] = []
+        self.last_record: dict | None = None
+        self._stale = True  # the next Train press starts a new run
+        self._build_controls()
+        self._build_plots()
+        self._layout()
+        self.regenerate()
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def set_spec(self, spec: NetSpec) -> None:
+        """The network to train next; a change makes the next Train press start a new run."""
+        self.spec = spec
+        self._stale = True
+        if self.thread is not None and self.thread.isRunning():
+            self._stop_thread()
+            self._message("The settings changed, so this run stopped. Press Train to start a new run.")
+        if not self.runs:
+            self._show_untrained_boundary()
+        self._update_trainable()
+
+    def is_running(self) -> bool:
+        """True while a run trains (not paused, not finished)."""
+        return self.thread is not None and self.thread.isRunning() and not self.thread.control.paused
+
+    def train_or_pause(self) -> None:
+        """The Train button: start a run, pause it, or resume it."""
+        if self.thread is not None and self.thread.isRunning():
+            if self.thread.control.paused:
+                self.thread.control.resume()
+                self._set_state("running")
+            else:
+                self.thread.control.pause()
+                self._set_state("paused")
+            return
+        self.start_run()
+
+    def start_run(self) -> None:
+        """Start a new run from fresh weights; earlier runs stay, dimmed."""
+        if self.spec is None or self.data is None:
+            return
+        try:
+            check_toy_spec(self.spec)
+        except NetSpecError as exc:
+            self._message(f"Cannot train on the toy data: {exc}. The toy-2d preset fits it.", error=True)
+            return
+        self._stop_thread()
+        self._new_run(self.steps.value())
+        speed = SPEEDS[self.speed.currentIndex()][1]
+        self.thread = TrainThread(self.spec, self.data, self.steps.value(), speed, GRID, parent=self)
+        self.thread.sig_records.connect(self._on_records)
+        self.thread.sig_finished.connect(self._on_finished)
+        self._stale = False
+        self._set_state("running")
+        self.thread.start()
+
+    def reset(self) -> None:
+        """Stop training and forget every run's curves."""
+        self._stop_thread()
+        for run in self.runs:
+            self._remove_run(run)
+        self.runs.clear()
+        self._stale = True
+        self._set_state("idle")
+        self._show_untrained_boundary()
+        self._message("Reset: no runs yet. Press Train.")
+
+    def regenerate(self) -> None:
+        """Make the dataset from the controls and draw its points."""
+        self._stop_thread()
+        try:
+            self.data = make_dataset(
+                self.dataset.currentData(),
+                n=self.count.value(),
+                noise=self.noise.value(),
+                test_fraction=self.split.value(),
+                seed=self.data_seed.value(),
+            )
+        except ValueError as exc:
+            self._message(str(exc), error=True)
+            return
+        self._stale = True
+        self._draw_points()
+        self._show_untrained_boundary()
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the plots for a theme of explorer.ui.common.theme."""
+        titles = {
+            self.loss_plot: "loss (solid: train, dashed: test)",
+            self.acc_plot: "accuracy (solid: train, dashed: test)",
+        }
+        for plot in (self.boundary_plot, self.loss_plot, self.acc_plot):
+            plot.setBackground(theme["panel"])
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setPen(theme["muted"])
+                axis.setTextPen(theme["muted"])
+            if plot in titles:
+                plot.setTitle(titles[plot], color=theme["text"], size="10pt")
+        self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
+        self._error_colour = theme["error"]
+        self._apply_boundary_colours(theme)
+        if self.status.property("error"):
+            self.status.setStyleSheet(f"color: {self._error_colour};")
+
+    def _apply_boundary_colours(self, theme: dict[str, str]) -> None:
+        """Class 0 blue, class 1 orange, undecided in the plot's own background: pale tints on light,
+        deep ones on dark, so the points (saturated) stand out on both."""
+        if theme.get("name") == "dark":
+            stops = [(38, 62, 110), pg.mkColor(theme["panel"]).getRgb()[:3], (112, 62, 28)]
+            line = pg.mkColor(theme["text"])
+        else:
+            stops = [(147, 180, 245), (250, 250, 250), (253, 186, 140)]
+            line = pg.mkColor(30, 30, 30)
+        cmap = pg.ColorMap([0.0, 0.5, 1.0], stops)
+        self.image.setLookupTable(cmap.getLookupTable(0.0, 1.0, 256))
+        if hasattr(self, "contour"):
+            self.contour.setPen(pg.mkPen(line, width=2))
+
+    def stop(self, wait_ms: int = 5000) -> None:
+        """Stop the worker thread (used by shutdown)."""
+        self._stop_thread(wait_ms)
+
+    def train_blocking(self, steps: int) -> None:
+        """Train a new run to the end on the calling thread (headless screenshots only)."""
+        if self.spec is None or self.data is None:
+            return
+        from explorer.core.mlp.toydata import train_toy
+
+        self._stop_thread()
+        self._new_run(steps)
+        try:
+            with single_torch_thread():
+                records = list(
+                    train_toy(
+                        self.spec, self.data, steps, record_every=2, boundary_every=steps, grid_size=GRID
+                    )
+                )
+        except NetSpecError as exc:
+            self._message(str(exc), error=True)
+            return
+        self._on_records([r for r in records if r["type"] in ("step", "boundary")])
+        self._on_finished(records[-1])
+
+    # -- building ----------------------------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        self.dataset = QComboBox()
+        self.dataset.setObjectName("datasetCombo")
+        for key, label in DATASET_LABELS.items():
+            self.dataset.addItem(label, key)
+        self.dataset.setToolTip("Toy 2-D dataset of two classes, generated in the app")
+        self.noise = _double(
+            0.0, 0.5, 0.1, 0.05, "Noise: standard deviation of the jitter added to each point"
+        )
+        self.count = _int(40, 2000, 200, "Number of points (train + test)")
+        self.split = _double(0.1, 0.5, 0.25, 0.05, "Fraction of the points held out as test data")
+        self.data_seed = _int(0, 9999, 0, "Seed of the dataset's random generator")
+        for w in (self.noise, self.count, self.split, self.data_seed):
+            w.valueChanged.connect(self.regenerate)
+        self.dataset.currentIndexChanged.connect(self.regenerate)
+        self.train_button = QPushButton("▶ Train")
+        self.train_button.setObjectName("networkTrainButton")
+        self.train_button.setToolTip("Train / pause / resume (Ctrl+T). Training runs on a worker thread.")
+        self.train_button.clicked.connect(self.train_or_pause)
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setObjectName("networkResetButton")
+        self.reset_button.setToolTip("Stop and clear all runs (Ctrl+R)")
+        self.reset_button.clicked.connect(self.reset)
+        self.steps = _int(10, 50000, 1000, "Training steps (mini-batches) per run")
+        self.steps.setObjectName("networkSteps")
+        self.speed = QComboBox()
+        self.speed.setObjectName("networkSpeed")
+        for label, _ in SPEEDS:
+            self.speed.addItem(label)
+        self.speed.setCurrentIndex(1)
+        self.speed.setToolTip("How fast to train: slow enough to watch the boundary move, or flat out")
+        self.speed.currentIndexChanged.connect(self._apply_speed)
+        self.status = QLabel("")
+        self.status.setObjectName("trainStatus")
+        self.status.setWordWrap(True)
+        self.use_toy_button = QPushButton("Use the toy-2d preset")
+        self.use_toy_button.setObjectName("useToyPresetButton")
+        self.use_toy_button.setToolTip("Switch the network on the left to the toy-2d preset: 2 inputs "
+                                       "(the x and y of a point), one output (the probability of class 1)")
+        self.use_toy_button.clicked.connect(self.sig_use_toy_preset.emit)
+        self.use_toy_button.hide()
+        self._error_colour = "#b91c1c"
+
+    def _build_plots(self) -> None:
+        self.boundary_plot = pg.PlotWidget()
+        self.boundary_plot.setObjectName("boundaryPlot")
+        self.boundary_plot.setToolTip(
+            "The data (filled: train, hollow: test) over the network's output: the colour is the predicted "
+            "probability of class 1 (orange) against class 0 (blue); the boundary is where it is 50 %."
+        )
+        self.boundary_plot.setBackground("w")
+        self.boundary_plot.setAspectLocked(True)
+        self.boundary_plot.setRange(xRange=EXTENT[:2], yRange=EXTENT[2:], padding=0)
+        self.boundary_plot.setMouseEnabled(False, False)
+        self.boundary_plot.hideButtons()
+        self.image = pg.ImageItem()
+        self._apply_boundary_colours(themes.get_theme())
+        self.image.setLevels((0.0, 1.0))
+        self.boundary_plot.addItem(self.image)
+        self.train_points = pg.ScatterPlotItem(size=7, antialias=True, pen=pg.mkPen("w", width=0.8))
+        self.test_points = pg.ScatterPlotItem(size=7, antialias=True, brush=pg.mkBrush(255, 255, 255))
+        self.boundary_plot.addItem(self.train_points)
+        self.boundary_plot.addItem(self.test_points)
+        self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((30, 30, 30), width=2))
+        self.contour.setParentItem(self.image)
+
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setObjectName("networkLossPlot")
+        self.loss_plot.setBackground("w")
+        self.loss_plot.setTitle("loss (solid: train, dashed: test)", color="#374151", size="10pt")
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.loss_plot.setToolTip(
+            "Training and test loss of this run; earlier runs stay dimmed for comparison"
+        )
+        self.acc_plot = pg.PlotWidget()
+        self.acc_plot.setObjectName("networkAccuracyPlot")
+        self.acc_plot.setBackground("w")
+        self.acc_plot.setTitle("accuracy (solid: train, dashed: test)", color="#374151", size="10pt")
+        self.acc_plot.setLabel("bottom", "step")
+        self.acc_plot.setYRange(0.0, 1.02, padding=0)
+        self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.acc_plot.setXLink(self.loss_plot)
+        self.acc_plot.setMouseEnabled(x=True, y=False)
+        self.loss_plot.enableAutoRange(x=False, y=True)
+        self.acc_plot.setToolTip("Fraction of points classified correctly, train and test")
+
+    def _layout(self) -> None:
+        data_box = QGroupBox("Toy data")
+        grid = QGridLayout(data_box)
+        for col, (label, widget) in enumerate(
+            (("Dataset", self.dataset), ("Noise", self.noise), ("Points", self.count), ("Test", self.split),
+             ("Seed", self.data_seed))
+        ):
+            grid.addWidget(_label(label, widget), 0, 2 * col)
+            grid.addWidget(widget, 0, 2 * col + 1)
+        run_row = QHBoxLayout()
+        for widget in (self.train_button, self.reset_button, _label("Steps", self.steps), self.steps,
+                       _label("Speed", self.speed)):
+            run_row.addWidget(widget)
+        run_row.addWidget(self.speed)
+        run_row.addStretch(1)
+        plots = QGridLayout()
+        plots.addWidget(self.boundary_plot, 0, 0, 2, 1)
+        plots.addWidget(self.loss_plot, 0, 1)
+        plots.addWidget(self.acc_plot, 1, 1)
+        plots.setColumnStretch(0, 1)
+        plots.setColumnStretch(1, 1)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(data_box)
+        box.addLayout(run_row)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.use_toy_button)
+        box.addLayout(status_row)
+        box.addLayout(plots, 1)
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def _new_run(self, steps: int) -> None:
+        for run in self.runs:  # dim every earlier run
+            for item in run.items:
+                pen = item.opts["pen"]
+                style = pen.style() if pen is not None else Qt.SolidLine
+                item.setPen(pg.mkPen((*run.color, 70), width=1, style=style))
+        while len(self.runs) >= MAX_OLD_RUNS + 1:
+            self._remove_run(self.runs.pop(0))
+        number = self.runs[-1].number + 1 if self.runs else 1
+        spec = self.spec
+        label = (
+            f"run {number}: {spec.optimizer} lr {spec.lr:g}, {'-'.join(map(str, spec.hidden)) or 'linear'}"
+        )
+        color = RUN_COLORS[(number - 1) % len(RUN_COLORS)]
+        run = Run(number, label, color, steps)
+        solid, dashed = pg.mkPen(color, width=2), pg.mkPen(color, width=2, style=Qt.DashLine)
+        run.items = [
+            self.loss_plot.plot([], [], pen=solid, name=label),
+            self.loss_plot.plot([], [], pen=dashed),
+            self.acc_plot.plot([], [], pen=solid),
+            self.acc_plot.plot([], [], pen=dashed),
+        ]
+        for item in run.items:
+            # Long runs: draw at most about one point per pixel, and only what is in view.
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+        self.runs.append(run)
+        # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
+        self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+
+    def _remove_run(self, run: Run) -> None:
+        for plot, item in zip(
+            (self.loss_plot, self.loss_plot, self.acc_plot, self.acc_plot), run.items, strict=True
+        ):
+            plot.removeItem(item)
+
+    def _on_records(self, records: list[dict]) -> None:
+        if not self.runs:
+            return
+        run = self.runs[-1]
+        for record in records:
+            if record["type"] == "step":
+                run.steps.append(record["step"])
+                run.train_loss.append(record["train_loss"])
+                run.test_loss.append(record["test_loss"])
+                run.train_acc.append(record["train_acc"])
+                run.test_acc.append(record["test_acc"])
+                self.last_record = record
+            elif record["type"] == "boundary":
+                self._set_boundary(record["grid"])
+        x = np.asarray(run.steps, dtype=float)
+        for item, ys in zip(
+            run.items, (run.train_loss, run.test_loss, run.train_acc, run.test_acc), strict=True
+        ):
+            item.setData(x, np.asarray(ys, dtype=float))
+        if self.last_record is not None:
+            self._message(self._progress_text(run.number, self.last_record))
+
+    def _on_finished(self, record: dict) -> None:
+        self._set_state("idle")
+        kind = record.get("type")
+        if kind == "error":
+            self._message(f"Training stopped: {record.get('message')}", error=True)
+        elif self.last_record is not None and self.runs:
+            verb = "finished" if kind == "done" else "stopped"
+            text = self._progress_text(self.runs[-1].number, self.last_record)
+            self._message(f"{text} · {verb}. Change a setting and press Train to compare a new run.")
+        self._stale = True
+
+    def _progress_text(self, number: int, r: dict) -> str:
+        n_train = len(self.data.x_train) if self.data is not None else 1
+        epochs = r["step"] * min(self.spec.batch_size, n_train) / n_train if self.spec else 0
+        return (
+            f"Run {number} · step {r['step']} ({epochs:.1f} epochs) · train loss {r['train_loss']:.4f}, "
+            f"accuracy {r['train_acc']:.1%} · test loss {r['test_loss']:.4f}, accuracy {r['test_acc']:.1%}"
+        )
+
+    # -- drawing -----------------------------------------------------------------------------------
+
+    def _draw_points(self) -> None:
+        def spots(x, y, filled: bool):
+            brushes = [pg.mkBrush(*CLASS_COLORS[int(c)]) if filled else pg.mkBrush(255, 255, 255) for c in y]
+            pens = [
+                pg.mkPen("w", width=0.8) if filled else pg.mkPen(*CLASS_COLORS[int(c)], width=2) for c in y
+            ]
+            return {"x": x[:, 0].numpy(), "y": x[:, 1].numpy(), "brush": brushes, "pen": pens}
+
+        d = self.data
+        self.train_points.setData(**spots(d.x_train, d.y_train, True))
+        self.test_points.setData(**spots(d.x_test, d.y_test, False))
+
+    def _set_boundary(self, grid: np.ndarray) -> None:
+        # ImageItem indexes [x, y]; the grid is [row = y, col = x].
+        self.image.setImage(grid.T, levels=(0.0, 1.0), autoLevels=False)
+        x0, x1, y0, y1 = EXTENT
+        self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.contour.setData(grid.T)
+        self.boundary_grid = grid
+
+    def _show_untrained_boundary(self) -> None:
+        if self.spec is None:
+            return
+        try:
+            check_toy_spec(self.spec)
+        except NetSpecError as exc:
+            self.image.clear()
+            self.contour.setData(None)
+            self._message(
+                f"This network cannot classify the toy data: {exc}. The toy-2d preset can.", error=True
+            )
+            return
+        self._set_boundary(decision_grid(self.spec, build_model(self.spec), GRID))
+        if not self.runs:
+            self._message("The colours show the untrained network's guess. Press Train (Ctrl+T).")
+
+    def _message(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {self._error_colour};" if error else "")
+        self.status.setProperty("error", error)
+
+    def _update_trainable(self) -> None:
+        """Train only for a network that fits the 2-D toy data; otherwise offer the preset that does."""
+        try:
+            check_toy_spec(self.spec)
+            fits = True
+        except NetSpecError:
+            fits = False
+        running = self.thread is not None and self.thread.isRunning()
+        self.train_button.setEnabled(fits or running)
+        self.train_button.setToolTip(
+            "Train / pause / resume (Ctrl+T). Training runs on a worker thread." if fits else
+            "This network does not take 2-D points (input size 2): change it, or use the toy-2d preset."
+        )
+        self.use_toy_button.setVisible(not fits)
+
+    def _set_state(self, state: str) -> None:
+        self.train_button.setText({"running": "❚❚ Pause", "paused": "▶ Resume"}.get(state, "▶ Train"))
+        self.sig_running_changed.emit(state == "running")
+
+    def _apply_speed(self) -> None:
+        if self.thread is not None:
+            self.thread.speed = SPEEDS[self.speed.currentIndex()][1]
+
+    def _stop_thread(self, wait_ms: int = 5000) -> None:
+        thread, self.thread = self.thread, None
+        if thread is None:
+            return
+        thread.sig_records.disconnect(self._on_records)
+        thread.sig_finished.disconnect(self._on_finished)
+        thread.control.request_stop()
+        if thread.wait(wait_ms):
+            thread.deleteLater()
+        self._set_state("idle")
+
+
+def _label(text: str, buddy) -> QLabel:
+    """A field's label that explains the field like the field itself does."""
+    label = QLabel(text)
+    label.setToolTip(buddy.toolTip())
+    label.setBuddy(buddy)
+    return label
+
+
+def _int(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _double(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(lo, hi)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin

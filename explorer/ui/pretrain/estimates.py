@@ -1,0 +1,107 @@
+"""What a configuration costs, beside the form: parameter count, memory against the device, warnings.
+
+Updated on every keystroke from the form's dicts; the figures come from explorer.core.gpt.model (through
+pretrain_model_info), so the GPT-2 preset reads 163,009,536 here as it does everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from explorer.core.gpt import budget as info
+
+MODEL_KEYS = {"vocab_size", "context_length", "emb_dim", "hidden_dim", "n_layers", "n_heads", "drop_rate",
+              "config"}
+WHERE = {"cpu": "RAM", "cuda": "GPU memory", "mps": "unified memory"}
+
+
+class ModelEstimates(QWidget):
+    """Parameter count (objectName paramCount), parts, memory bar and the fit warning."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.param_count = QLabel()
+        self.param_count.setObjectName("paramCount")
+        self.param_count.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.param_count.setToolTip("Parameters are the learnable weights and biases: the numbers "
+                                    "training adjusts to lower the loss. Counted exactly from the config.")
+        self.param_parts = QLabel()
+        self.param_parts.setStyleSheet("color:#6b7280; font-size:11px;")
+        self.param_parts.setWordWrap(True)
+        self.param_parts.setToolTip("Where the parameters are: token and position embeddings, attention "
+                                    "(query/key/value and output projections), the MLPs, LayerNorms, and "
+                                    "the output head (zero when tied to the token embedding).")
+        self.memory = QLabel()
+        self.memory.setWordWrap(True)
+        self.memory.setToolTip("Memory for one training step in float32: weights, their gradients, AdamW's "
+                               "two moment estimates (4 numbers per parameter in all) and the activations "
+                               "kept for backward, which grow with batch × context.")
+        self.memory_bar = QProgressBar()
+        self.memory_bar.setRange(0, 1000)
+        self.memory_bar.setTextVisible(False)
+        self.memory_bar.setFixedHeight(8)
+        self.memory_bar.setToolTip(self.memory.toolTip())
+        self.fit_warning = QLabel()
+        self.fit_warning.setObjectName("pretrainFitWarning")
+        self.fit_warning.setWordWrap(True)
+        self.fit_warning.hide()
+        self.refuse = False
+        """True when the configuration cannot train on this machine (Train is disabled)."""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.param_count, self.param_parts, self.memory, self.memory_bar, self.fit_warning):
+            layout.addWidget(widget)
+
+    def set_warning_style(self, style: str) -> None:
+        """The stylesheet of the warning line (the panel's theme colours)."""
+        self.fit_warning.setStyleSheet(style + "padding:4px; border-radius:4px;")
+
+    def update_from(self, config: dict[str, Any], settings: dict[str, Any], messages: dict[str, str],
+                    vocab_pending: bool = False) -> bool:
+        """Refresh every figure from the form's dicts and messages; returns `refuse`.
+
+        `vocab_pending`: the tokenizer's vocabulary is still being counted, so the figures are provisional.
+        """
+        if MODEL_KEYS & set(messages):
+            self.param_count.setText("Parameters: –")
+            self.param_parts.setText("Fix the marked fields to see the count.")
+            self.memory.setText("")
+            self.memory_bar.setValue(0)
+            self.fit_warning.hide()
+            return self.refuse
+        counts = info.parameter_counts(config)
+        self.param_count.setText(f"<span style='font-size:15px'><b>{counts['total']:,}</b> parameters</span>")
+        parts = "  ·  ".join(f"{name} {counts[name]:,}" for name in
+                             ("embeddings", "attention", "mlp", "norms", "head"))
+        if vocab_pending:
+            parts += "  (provisional: the tokenizer's vocabulary is still being counted)"
+        self.param_parts.setText(parts)
+        batch = settings.get("batch_size") if "batch_size" not in messages else None
+        need = info.memory_needed(config, batch or 1)
+        device, capacity, problem = info.device_memory(settings.get("device", "auto"))
+        self._show_memory(need, capacity, WHERE.get(device, device))
+        warning, self.refuse = problem, problem is not None
+        if warning is None and batch:
+            warning, self.refuse = info.training_warning(config, batch, settings.get("device", "auto"),
+                                                         settings.get("steps"))
+        self.fit_warning.setText(f"⚠ {warning}" if warning else "")
+        self.fit_warning.setVisible(bool(warning))
+        return self.refuse
+
+    def _show_memory(self, need: dict[str, int], capacity: int | None, where: str) -> None:
+        total = info.format_bytes(need["total"])
+        if not capacity:
+            self.memory.setText(f"Memory for one training step ≈ {total}")
+            self.memory_bar.setValue(0)
+            return
+        share = need["total"] / capacity
+        parts = " · ".join(f"{label} {info.format_bytes(need[key])}" for label, key in
+                           (("weights", "weights"), ("grads", "gradients"), ("AdamW", "optimizer"),
+                            ("activations", "activations")))
+        self.memory.setText(f"Memory for one training step ≈ <b>{total}</b> of {info.format_bytes(capacity)} "
+                            f"{where} ({share:.1%})<br>"
+                            f"<span style='color:#6b7280; font-size:11px'>{parts}</span>")
+        self.memory_bar.setValue(int(min(1.0, share) * 1000))

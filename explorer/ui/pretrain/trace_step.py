@@ -1,0 +1,174 @@
+""""Trace one step": one training step of the current GPT, recorded by the tracer, on the graph canvas.
+
+The model is the selected (or latest) run's checkpoint, or an untrained model built from the form.
+Tracing runs in a background thread on a short batch (one sequence of a few tokens), so the graph
+stays readable: blocks are collapsed by module, repeated blocks roll up as "× N", and a double-click
+expands a module down to its ops. The player replays forward, then backward in autograd's order.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from explorer.ui.common.worker import BackgroundJob
+
+# Above this, building and tracing the model would take much of this machine's memory for little
+# more insight than the same structure at tiny size.
+MAX_TRACE_PARAMETERS = 60_000_000
+
+
+def trace_one_step(source: dict, n_tokens: int = 8):
+    """Trace forward + loss + backward of one short batch; returns (Trace, a one-line description)."""
+    import torch
+
+    from explorer.core.autograd.trace import trace
+    from explorer.core.gpt import data
+    from explorer.core.gpt.model import GPT, GPTConfig
+
+    if source.get("checkpoint"):
+        from explorer.core.gpt.checkpoint import load_model
+
+        model, tokenizer, ckpt = load_model(source["checkpoint"], "cpu")
+        corpus_path = (ckpt.settings or {}).get("corpus_path")
+        what = f"{source.get('name', 'the run')} at step {ckpt.step}"
+    else:
+        if not source.get("config"):
+            raise ValueError("fix the form first: the model configuration is not valid")
+        corpus_path = source.get("corpus")
+        text = data.load_corpus(corpus_path) if corpus_path else data.default_corpus()
+        settings = source.get("settings") or {}
+        config = GPTConfig(**source["config"])
+        # The form's vocab_size is already the tokenizer's (char) or its upper bound (BPE): refuse a
+        # model too big before spending seconds on learning a BPE.
+        _check_traceable(config)
+        tokenizer = data.train_tokenizer(settings.get("tokenizer", "char"), text, config.vocab_size)
+        config = config.replace(vocab_size=tokenizer.vocab_size)
+        _check_traceable(config)
+        torch.manual_seed(0)
+        model = GPT(config)
+        what = "an untrained model with the form's configuration"
+    text = data.load_corpus(corpus_path) if corpus_path else data.default_corpus()
+    start = len(text) // 3
+    ids = tokenizer.encode(text[start:start + 400])
+    T = max(2, min(n_tokens, model.config.context_length))
+    if len(ids) < T + 1:
+        raise ValueError("the corpus is too short to make a batch for tracing")
+    x = torch.tensor([ids[:T]], dtype=torch.long)  # (1, T)
+    y = torch.tensor([ids[1:T + 1]], dtype=torch.long)  # (1, T): each next token
+    model.train()
+    model.zero_grad(set_to_none=True)
+
+    def step():
+        loss = model.loss(x, y)
+        return loss, {"loss": loss}
+
+    result = trace(step, max_snapshot_elems=2048)
+    shown = tokenizer.decode(ids[:T]).replace("\n", "↵")
+    return result, f"{what}: one sequence of {T} tokens ({shown!r}) → next-token loss → backward"
+
+
+def _check_traceable(config) -> None:
+    from explorer.core.gpt.model import count_parameters
+
+    total = count_parameters(config)["total"]
+    if total > MAX_TRACE_PARAMETERS:
+        raise ValueError(f"{total:,} parameters is too big to trace here: the tiny preset has the same "
+                         "structure with fewer and narrower blocks")
+
+
+class TraceTab(QWidget):
+    """Button, graph canvas and player for one traced training step (objectName pretrainTrace)."""
+
+    sig_traced = Signal()
+    """A new trace is on the canvas."""
+
+    def __init__(self, panel) -> None:
+        super().__init__()
+        self.setObjectName("pretrainTrace")
+        self._panel = panel
+        self._job = BackgroundJob(self)
+        self._job.sig_done.connect(self._on_done)
+        self._job.sig_failed.connect(lambda message: self.status.setText(f"Could not trace: {message}"))
+        self._job.sig_finished.connect(self._on_job_finished)
+        self.trace = None
+        self.button = QPushButton("Trace one step")
+        self.button.setObjectName("traceStepButton")
+        self.button.setToolTip("Record one training step of the selected (or latest) run's model — "
+                               "forward, loss, backward — and show it as a computational graph (Ctrl+T)")
+        self.button.setShortcut("Ctrl+T")
+        self.button.clicked.connect(self.trace_step)
+        self.tokens = QSpinBox()
+        self.tokens.setRange(2, 32)
+        self.tokens.setValue(8)
+        self.tokens.setToolTip("Tokens in the traced sequence: every op works on all of them at once")
+        self.status = QLabel("Blocks are collapsed by module; double-click a module to expand it to its ops.")
+        self.status.setObjectName("traceStatus")
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.button)
+        row.addWidget(QLabel("tokens"))
+        row.addWidget(self.tokens)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        self.view = None
+        self.player = None
+        try:
+            from explorer.ui.graph.player import Player
+            from explorer.ui.graph.view import GraphView
+        except ImportError:  # the canvas is another module; without it the tab says so
+            self.status.setText("The graph canvas is not available in this build.")
+            self.button.setEnabled(False)
+            layout.addStretch(1)
+            return
+        self.view = GraphView()
+        self.player = Player()
+        self.player.sig_step_changed.connect(self.view.set_step)
+        layout.addWidget(self.player)
+        layout.addWidget(self.view, 1)
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the graph canvas."""
+        if self.view is not None:
+            self.view.set_theme(theme)
+
+    def trace_step(self) -> None:
+        """Trace one step of the current model in a background thread."""
+        if self._job.is_busy() or self.view is None:
+            return
+        self.button.setEnabled(False)
+        if self._panel.with_fresh_checkpoint(self._start):
+            self.status.setText("Asking the training run for its current weights…")
+
+    def _start(self) -> None:
+        self.button.setEnabled(True)
+        if self._job.is_busy():
+            return
+        source = self._panel.model_source()
+        n_tokens = self.tokens.value()
+        self.status.setText("Tracing one training step…")
+        self.button.setEnabled(False)
+        self._job.start(lambda: trace_one_step(source, n_tokens))
+
+    def shutdown(self) -> None:
+        """Wait for a running trace."""
+        self._job.shutdown(30000)
+
+    def _on_job_finished(self) -> None:
+        self.button.setEnabled(True)
+
+    def _on_done(self, result) -> None:
+        trace, description = result
+        self.trace = trace
+        try:
+            self.view.set_trace(trace)
+            self.player.set_length(self.view.step_count)
+        except Exception as exc:  # noqa: BLE001 - a drawing failure must not take the panel down
+            self.status.setText(f"Could not draw the trace: {exc}")
+            return
+        self.status.setText(f"{description}. {len(trace.nodes)} nodes, {len(trace.backward_order)} backward "
+                            "events. Modules are collapsed (repeated blocks as × N): double-click one to "
+                            "expand it; use the player to replay forward, then backward.")
+        self.sig_traced.emit()
