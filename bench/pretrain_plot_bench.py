@@ -22,9 +22,9 @@ def fake_run(points: int):
     """A Run with `points` noisy, falling step records."""
     import numpy as np
 
-    from explorer.core.gpt.runs import Run
+    from explorer.core.gpt.runs import PretrainRun
 
-    run = Run(1, "Run 1", {"context_length": 64}, {"steps": points, "batch_size": 12})
+    run = PretrainRun(1, "Run 1", {"context_length": 64}, {"steps": points, "batch_size": 12})
     steps = np.arange(1, points + 1, dtype=np.float64)
     loss = 4.2 * steps ** -0.15 + np.random.default_rng(0).normal(0, 0.05, points)
     for key, values in (("step", steps), ("tokens", steps * 768), ("train_loss", loss),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
@@ -192,14 +190,16 @@ def test_backward_again_accumulates_grad(qtbot, panel):
 def test_state_round_trip(qtbot, panel):
     _run(qtbot, panel, lambda: panel.set_source("\n".join(SEED_LINES)))
     panel.player.set_step(5)
-    state = panel.state()
+    state = panel.workspace.to_json()
+    assert state["step"] == 5
     other = ExpressionPanel(source="x = 1.0")
     qtbot.addWidget(other)
-    with qtbot.waitSignal(other.sig_computed, timeout=WAIT):
-        other.restore_state(state)
+    other.wait_computed()
+    other.workspace.load(other.workspace.validate(state))
     qtbot.waitUntil(lambda: other.result is not None and other.result.source == state["source"],
                     timeout=WAIT)
     assert other.player.step == 5
+    assert other.workspace.to_json() == state
     other.shutdown()
 
 
@@ -208,7 +208,7 @@ def test_shutdown_leaves_no_worker_thread(qtbot):
     qtbot.addWidget(p)
     qtbot.waitUntil(lambda: p.result is not None, timeout=WAIT)
     p.shutdown()
-    assert not [t for t in threading.enumerate() if t.name.startswith("expr-compute")]
+    assert not p._worker.is_busy()
 
 
 def test_hover_help_for_functions_names_the_local_derivative():
@@ -333,10 +333,9 @@ def test_clicking_a_button_leaves_space_to_the_player(qtbot, panel):
 
 
 def test_a_loss_that_goes_up_suggests_a_smaller_learning_rate(qtbot, panel):
-    panel.learning.reset_losses(1.0)
-    panel.learning.add_loss(0.5)
+    panel.learning.show_losses([1.0, 0.5])
     assert "went up" not in panel.learning.loss_label.text()
-    panel.learning.add_loss(4.0)
+    panel.learning.show_losses([1.0, 0.5, 4.0])
     assert "went up" in panel.learning.loss_label.text() and "smaller lr" in panel.learning.loss_label.text()
 
 

@@ -17,7 +17,7 @@ from explorer.core.gpt.checkpoint import read_checkpoint  # noqa: E402
 from explorer.core.gpt.child_process import _BatchSender  # noqa: E402
 from explorer.core.gpt.data import char_vocab_size  # noqa: E402
 from explorer.core.gpt.model import PRESETS, GPTConfig, count_parameters  # noqa: E402
-from explorer.core.gpt.runs import Run  # noqa: E402
+from explorer.core.gpt.runs import PretrainRun  # noqa: E402
 from explorer.ui.pretrain.panel import PretrainPanel  # noqa: E402
 
 # A model small enough that a step takes milliseconds: the tests stop it long before `steps`.
@@ -177,7 +177,7 @@ def test_corpus_the_core_rejects_gives_a_message(panel, qtbot, tmp_path):
 
 
 def _fake_run(run_id, lr):
-    run = Run(run_id, f"Run {run_id}", {"n_layers": 1, "emb_dim": 32}, {"lr": lr, "batch_size": 4},
+    run = PretrainRun(run_id, f"Run {run_id}", {"n_layers": 1, "emb_dim": 32}, {"lr": lr, "batch_size": 4},
               color="#2563eb")
     for step in range(1, 30):
         run.add({"type": "step", "step": step, "tokens": step * 64, "train_loss": 4.0 / step, "lr": lr,

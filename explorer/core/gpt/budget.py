@@ -32,6 +32,11 @@ def preset_values(name: str) -> dict[str, Any] | None:
     return values
 
 
+def preset_config(name: str) -> dict[str, Any]:
+    """The GPTConfig fields of a preset, as a dict."""
+    return dataclasses.asdict(gpt.PRESETS[name])
+
+
 def base_settings(name: str) -> dict[str, Any]:
     """The core's training settings for a preset (TRAIN_PRESETS), as a dict; defaults otherwise."""
     from explorer.core.gpt.train import TRAIN_PRESETS, TrainSettings

@@ -1,6 +1,6 @@
 """Qt-free record of training runs: config, settings, growing metric arrays, samples, checkpoint.
 
-The panel appends the trainer's record dicts to a `Run`; the plots read its numpy views. Arrays grow
+The panel appends the trainer's record dicts to a `PretrainRun`; the plots read its numpy views. Arrays grow
 by doubling, so appending stays O(1) and a redraw never copies a Python list of a million floats.
 """
 
@@ -64,7 +64,7 @@ EVAL_KEYS = ("step", "tokens", "val_loss")
 
 
 @dataclass
-class Run:
+class PretrainRun:
     """One training run: what was asked for, what came back."""
 
     run_id: int
@@ -133,7 +133,7 @@ class Run:
                 "steps": thin(self.steps), "evals": thin(self.evals)}
 
     @classmethod
-    def from_state(cls, data: dict[str, Any]) -> Run:
+    def from_state(cls, data: dict[str, Any]) -> PretrainRun:
         """Rebuild a run saved by `to_state` (bad entries raise KeyError/TypeError/ValueError)."""
         run = cls(int(data["run_id"]), str(data["name"]), dict(data["config"]), dict(data["settings"]),
                   data.get("corpus"), str(data.get("color", PALETTE[0])), str(data.get("status", "done")),
@@ -157,7 +157,7 @@ def describe_config(config: dict[str, Any], settings: dict[str, Any]) -> str:
             f"bs {settings.get('batch_size')}")
 
 
-def config_differences(runs: list[Run]) -> list[tuple[str, list[Any]]]:
+def config_differences(runs: list[PretrainRun]) -> list[tuple[str, list[Any]]]:
     """(field, value per run) for every config or setting that is not the same in all `runs`."""
     rows = []
     keys: list[str] = []

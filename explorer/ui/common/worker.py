@@ -1,99 +1,234 @@
-"""One-shot background jobs for the pretraining panel (attention maps, tracing a step, counting a vocabulary).
+"""The one way the UI runs work off the GUI thread.
 
-The job is a plain function; it runs in a QThread and its result or its error message comes back
-as a signal on the GUI thread. Widgets are never touched off the GUI thread.
+Long work is a plain function `fn(job)` that may call `job.progress(record)` and check `job.cancelled`
+(the Orange3 / Anki pattern); `Worker` runs it in a thread and turns the outcome into signals on the GUI
+thread. The newest request wins: submitting while a job runs cancels that job and queues the new one (only
+the newest waiting request is kept), and a cancelled job's result is never delivered. Errors come back as
+one-line messages, never tracebacks. Progress reaches the GUI at most `progress_hz` times a second, in
+batches. Every worker stops when the application quits.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, QTimer, Signal
+
+DEFAULT_PROGRESS_HZ = 20.0
 
 
-class FunctionThread(QThread):
-    """Run `fn()` off the GUI thread; emit `sig_done(result)` or `sig_failed(message)`."""
+class Job:
+    """What a running function sees: a cancel flag and a progress channel."""
 
-    sig_done = Signal(object)
-    """The function returned this value."""
-    sig_failed = Signal(str)
-    """The function raised: a one-line message for the panel."""
+    def __init__(self, on_progress: Callable[[list], None], hz: float) -> None:
+        self._cancel = threading.Event()
+        self._on_progress = on_progress
+        self._interval = 1.0 / hz if hz > 0 else 0.0
+        self._pending: list = []
+        self._last = 0.0
+        self._lock = threading.Lock()
 
-    def __init__(self, fn: Callable[[], Any], parent=None) -> None:
-        super().__init__(parent)
-        self._fn = fn
+    @property
+    def cancelled(self) -> bool:
+        """True once a newer request, `cancel()` or the application's quit superseded this job."""
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next check."""
+        self._cancel.set()
+
+    def wait_cancelled(self, seconds: float) -> bool:
+        """Sleep up to `seconds` (released by a cancel at once); True when cancelled."""
+        return self._cancel.wait(seconds)
+
+    def progress(self, record: Any) -> None:
+        """Report one progress record; records are batched to the GUI at a bounded rate."""
+        with self._lock:
+            self._pending.append(record)
+            now = time.perf_counter()
+            if now - self._last < self._interval:
+                return
+            batch, self._pending, self._last = self._pending, [], now
+        self._on_progress(batch)
+
+    def flush(self) -> None:
+        """Send what is pending now (the worker calls it when the function returns)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._on_progress(batch)
+
+
+class _JobThread(QThread):
+    """Runs one job; its signals are queued to the GUI thread."""
+
+    sig_progress = Signal(list)
+    sig_result = Signal(object, object)  # (result, error message or None)
+
+    def __init__(self, fn: Callable[[Job], Any], hz: float) -> None:
+        super().__init__()
+        self.fn = fn
+        self.job = Job(self.sig_progress.emit, hz)
 
     def run(self) -> None:
-        """The thread's body: call the function, report the outcome by signal."""
+        """Call the function; always end with sig_result."""
         try:
-            result = self._fn()
-        except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.sig_failed.emit(text if isinstance(exc, ValueError) and text
-                                 else f"{type(exc).__name__}: {text}".rstrip(": "))
+            result = self.fn(self.job)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line, never a traceback
+            self.job.flush()
+            self.sig_result.emit(None, one_line(exc))
             return
-        self.sig_done.emit(result)
+        self.job.flush()
+        self.sig_result.emit(result, None)
 
 
-# Running threads, kept alive here rather than by a parent widget: a widget deleted before its job
-# ends must not take a running QThread with it (Qt aborts the process when that happens).
-_RUNNING: set[FunctionThread] = set()
+# Threads that have not ended yet: kept here, not by a widget, so that deleting a widget never destroys a
+# running QThread (Qt aborts the process when that happens).
+_ALIVE: set[_JobThread] = set()
+_WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
-class BackgroundJob(QObject):
-    """At most one FunctionThread at a time, with the start / finish / shutdown plumbing in one place.
-
-    `start(fn)` runs `fn()` off the GUI thread unless a job is already running; its outcome arrives as
-    `sig_done(result)` or `sig_failed(message)`, then `sig_finished()` once the thread is over.
-    """
+class Worker(QObject):
+    """Runs functions off the GUI thread, one at a time, the newest request winning."""
 
     sig_done = Signal(object)
-    """The job returned this value."""
+    """The newest job returned this value."""
     sig_failed = Signal(str)
-    """The job raised: a one-line message."""
-    sig_finished = Signal()
-    """The job's thread ended (after sig_done or sig_failed); `is_busy()` is False again."""
+    """The newest job raised: a one-line message."""
+    sig_progress = Signal(list)
+    """A batch of progress records of the running job, in order."""
+    sig_busy_changed = Signal(bool)
+    """A job started (True) or the last one ended with nothing waiting (False)."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QObject | None = None, progress_hz: float = DEFAULT_PROGRESS_HZ) -> None:
         super().__init__(parent)
-        self._thread: FunctionThread | None = None
+        self._hz = progress_hz
+        self._thread: _JobThread | None = None
+        self._waiting: Callable[[Job], Any] | None = None
+        self._busy = False
+        _WORKERS.add(self)
+        _connect_quit()
+
+    def submit(self, fn: Callable[[Job], Any]) -> None:
+        """Run `fn(job)`; a job still running is cancelled and its result dropped."""
+        if self._thread is not None:
+            self._thread.job.cancel()
+            self._waiting = fn
+            return
+        self._start(fn)
+
+    def cancel(self) -> None:
+        """Cancel the running job and drop any waiting request."""
+        self._waiting = None
+        if self._thread is not None:
+            self._thread.job.cancel()
 
     def is_busy(self) -> bool:
-        """True while a job runs."""
-        return self._thread is not None
+        """True while a job runs or waits."""
+        return self._thread is not None or self._waiting is not None
 
-    def start(self, fn: Callable[[], Any]) -> bool:
-        """Run `fn()` in a new thread; False (and nothing started) while another job runs."""
-        if self._thread is not None:
-            return False
-        thread = FunctionThread(fn)
-        _RUNNING.add(thread)
-        thread.sig_done.connect(self.sig_done)
-        thread.sig_failed.connect(self.sig_failed)
-        thread.finished.connect(self._on_finished)
-        self._thread = thread
-        thread.start()
-        return True
+    def running_job(self) -> Job | None:
+        """The running job (to change its settings or cancel it), if any."""
+        return self._thread.job if self._thread is not None else None
 
-    def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Wait (up to `timeout_ms`) for a running job; its result is still delivered."""
-        if self._thread is not None:
-            self._thread.wait(timeout_ms)
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Process events until no job runs or waits (screenshots, scripts, tests); True when idle."""
+        deadline = time.monotonic() + timeout
+        while self.is_busy() and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
+            if self._thread is not None:
+                self._thread.wait(10)
+        QCoreApplication.processEvents()
+        return not self.is_busy()
 
-    def _on_finished(self) -> None:
+    def shutdown(self, timeout_ms: int = 2000) -> None:
+        """Cancel everything and wait (briefly) for the running thread; nothing more is delivered."""
+        self._waiting = None
         thread, self._thread = self._thread, None
         if thread is not None:
-            _release_when_done(thread)
-        self.sig_finished.emit()
+            thread.job.cancel()
+            thread.sig_progress.disconnect()
+            thread.sig_result.disconnect()
+            thread.wait(timeout_ms)
+        self._set_busy(False)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _start(self, fn: Callable[[Job], Any]) -> None:
+        thread = _JobThread(fn, self._hz)
+        _ALIVE.add(thread)
+        thread.sig_progress.connect(self._on_progress)
+        thread.sig_result.connect(self._on_result)
+        thread.finished.connect(lambda t=thread: _release(t))
+        self._thread = thread
+        self._set_busy(True)
+        thread.start()
+
+    def _on_progress(self, batch: list) -> None:
+        thread = self._thread
+        if thread is not None and not thread.job.cancelled and self.sender() is thread:
+            self.sig_progress.emit(batch)
+
+    def _on_result(self, result: Any, error: str | None) -> None:
+        thread = self.sender()
+        if thread is not self._thread:
+            return  # a job that shutdown() already let go
+        self._thread = None
+        superseded = thread.job.cancelled
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._start(waiting)
+        else:
+            self._set_busy(False)
+        if superseded:
+            return
+        if error is None:
+            self.sig_done.emit(result)
+        else:
+            self.sig_failed.emit(error)
+
+    def _set_busy(self, on: bool) -> None:
+        if on != self._busy:
+            self._busy = on
+            self.sig_busy_changed.emit(on)
 
 
-def _release_when_done(thread: FunctionThread) -> None:
-    """Drop our reference once the thread has really ended (`finished` comes just before that).
-
-    Never blocks the GUI thread: while the thread is still winding down, look again a little later.
-    """
+def _release(thread: _JobThread) -> None:
+    """Forget a thread once it has really ended (`finished` comes just before that)."""
     if thread.isFinished():
-        _RUNNING.discard(thread)
+        _ALIVE.discard(thread)
     else:
-        QTimer.singleShot(10, lambda: _release_when_done(thread))
+        QTimer.singleShot(5, lambda: _release(thread))
+
+
+def shutdown_all(timeout_ms: int = 2000) -> None:
+    """Stop every worker and wait for their threads (the application is quitting)."""
+    for worker in list(_WORKERS):
+        try:
+            worker.shutdown(timeout_ms)
+        except RuntimeError:  # its QObject is already deleted
+            pass
+    for thread in list(_ALIVE):
+        thread.job.cancel()
+        thread.wait(timeout_ms)
+    _ALIVE.clear()
+    _WORKERS.clear()
+
+
+def _connect_quit() -> None:
+    app = QCoreApplication.instance()
+    if app is not None and not app.property("explorerWorkersOnQuit"):
+        app.aboutToQuit.connect(shutdown_all)
+        app.setProperty("explorerWorkersOnQuit", True)
+
+
+def one_line(exc: BaseException) -> str:
+    """A message for the user: ValueError's own text, else the type and the first line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ValueError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}".rstrip(": ")

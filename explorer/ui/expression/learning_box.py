@@ -77,14 +77,9 @@ class LearningBox(QGroupBox):
         self.step_button.setToolTip(self._step_tip + why)
         self.again_button.setToolTip(self._again_tip + why)
 
-    def reset_losses(self, first: float | None = None) -> None:
-        """Start a new loss history (a new program), optionally with its first loss."""
-        self.losses = [] if first is None else [first]
-        self._redraw()
-
-    def add_loss(self, loss: float) -> None:
-        """Append the loss after a descent step."""
-        self.losses.append(loss)
+    def show_losses(self, losses: list[float]) -> None:
+        """The loss history: the program's loss, then the loss after each descent step."""
+        self.losses = list(losses)
         self._redraw()
 
     def show_accumulation(self, history: dict[str, list]) -> None:

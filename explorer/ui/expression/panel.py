@@ -5,10 +5,7 @@ Run on its own with `python -m explorer.ui.expression.panel`.
 
 from __future__ import annotations
 
-import math
-from concurrent.futures import ThreadPoolExecutor
-
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,7 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.autograd import explain as ec
-from explorer.core.lang.examples import SEED_SOURCE, example_learning_rate, load_example
+from explorer.core.workspaces import expression as ew
+from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
+from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
 from explorer.ui.expression.leaf_editor import LeafEditor
 from explorer.ui.expression.learning_box import LearningBox
@@ -32,40 +31,45 @@ from explorer.ui.graph.view import GraphView
 DEBOUNCE_MS = 450
 
 
-class _Relay(QObject):
-    """Carries results from the worker thread to the GUI thread (queued signal)."""
-
-    sig_done = Signal(int, object)
-
-
 class ExpressionPanel(QWidget):
     """Program editor, graph canvas with player, inspector, parameter editors and learning tools."""
 
     sig_computed = Signal(object)
     """A computation finished and was shown (a ComputeResult, ok or with an error)."""
 
-    def __init__(self, parent=None, source: str | None = None):
+    def __init__(self, parent=None, source: str | None = None,
+                 workspace: ExpressionWorkspace | None = None):
         super().__init__(parent)
         self.setObjectName("expressionPanel")
-        self.result: ec.ComputeResult | None = None   # the last valid run, the one on screen
-        self.overrides: dict[str, object] = {}
-        self._generation = 0
-        self._pending_reason = ""
-        self._accumulate = 1
+        self.workspace = workspace or ExpressionWorkspace(source)
+        self._reason = "program"
         self._checks: dict[str, dict] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="expr-compute")
-        self._relay = _Relay()
-        self._relay.sig_done.connect(self._on_done)
+        self._shown_source: str | None = None  # the program of the graph on screen
+        self._syncing = False  # the view is writing a model field itself: do not echo it back
+        self._worker = Worker(self)
+        self._worker.sig_done.connect(self._on_done)
+        self._worker.sig_failed.connect(self._on_failed)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.run_program)
         self._build()
-        self.editor.setPlainText(source if source is not None else SEED_SOURCE)
-        self._debounce.stop()
+        self._subscribe()
+        self._show_source(self.workspace.state.source)
+        self.learning.lr.setValue(self.workspace.state.lr)
         self.run_program()
 
     # -- public API ------------------------------------------------------------------------
+
+    @property
+    def result(self) -> ComputeResult | None:
+        """The last valid run, the one on screen (the workspace's)."""
+        return self.workspace.result
+
+    @property
+    def overrides(self) -> dict[str, object]:
+        """Param values changed from the program's own (the workspace's)."""
+        return self.workspace.state.overrides
 
     def source(self) -> str:
         """The program text in the editor."""
@@ -73,69 +77,50 @@ class ExpressionPanel(QWidget):
 
     def set_source(self, text: str, run_now: bool = True) -> None:
         """Replace the program (new parameters start from the program's own values)."""
-        self.overrides = {}
-        self.editor.setPlainText(text)
+        self.workspace.set_source(text)
         self._debounce.stop()
-        if run_now:
-            self.run_program()
 
     def load_example(self, name: str) -> None:
         """Load example `name` (a file stem of assets/examples) and run it, with its suggested lr if any."""
-        source = load_example(name)
-        lr = example_learning_rate(source)
-        if lr is not None:
-            self.learning.lr.setValue(lr)
-        self.set_source(source)
+        self.workspace.load_example(name)
 
     def run_program(self) -> None:
         """Parse and trace the editor's program off the GUI thread (Ctrl+Enter)."""
         self._debounce.stop()
-        self._submit(self.source(), dict(self.overrides), "program")
+        self._syncing = True
+        try:
+            self.workspace.state.source = self.source()
+        finally:
+            self._syncing = False
+        self._submit("program")
 
-    def compute_now(self) -> ec.ComputeResult:
+    def compute_now(self) -> ComputeResult:
         """Compute in the calling thread and show the result (used for screenshots and scripts)."""
-        self._generation += 1
-        result = ec.compute(self.source(), dict(self.overrides))
-        self._apply(result, "program")
-        return result
+        self._worker.cancel()
+        self._syncing = True
+        try:
+            self.workspace.state.source = self.source()
+        finally:
+            self._syncing = False
+        return self.workspace.compute_now(self._reason)
 
-    def state(self) -> dict:
-        """JSON-able state for the session file."""
-        return {"source": self.source(), "overrides": self.overrides, "step": self.player.step,
-                "lr": self.learning.lr.value(), "selected": self.graph.selected()}
-
-    def restore_state(self, state: dict) -> None:
-        """Restore a state saved by `state()`."""
-        if not isinstance(state, dict):
-            return
-        self.learning.lr.setValue(float(state.get("lr", self.learning.lr.value())))
-        self._restore_step = state.get("step")
-        self._restore_selected = state.get("selected")
-        self.editor.setPlainText(str(state.get("source", self.source())))
-        self.overrides = dict(state.get("overrides") or {})
-        self.run_program()
+    def wait_computed(self, timeout: float = 30.0) -> bool:
+        """Process events until the computation in flight is shown (tests, lessons); True when idle."""
+        return self._worker.wait(timeout)
 
     def prepare_screenshot(self, preset=None, example=None, step=None) -> None:
         """Load `example`, compute synchronously and put the player at `step` (default: the end)."""
         if example:
-            self.editor.setPlainText(load_example(example))
-            self.overrides = {}
+            self.workspace.load_example(example)
         self._debounce.stop()
         self.compute_now()  # the first run pays for torch's lazy start-up; show a warm timing
         result = self.compute_now()
         if not result.ok:
             return
         n = self.player.length
-        k = n if step is None else max(0, min(int(step), n))
-        self.player.set_step(k, force=True)
-        event = self.graph.graph_scene.current_event()
-        target = event[1] if event else next(iter(result.trace.nodes))
-        if event and event[0] == "backward":
-            # show the node whose gradient was just produced: the input of the op the player is on
-            node = result.trace.nodes[event[1]]
-            inputs = [i for i in node.inputs if result.trace.nodes[i].grad is not None]
-            target = inputs[0] if inputs else event[1]
-        self.graph.select(target)
+        self.workspace.set_step(n if step is None else max(0, min(int(step), n)))
+        timeline = self.workspace.timeline
+        self.workspace.state.selected = timeline.focus(self.workspace.step) or next(iter(result.trace.nodes))
 
     def menu_actions(self) -> list[QAction]:
         """Actions for the main window's Expression menu."""
@@ -152,36 +137,31 @@ class ExpressionPanel(QWidget):
         return [
             act("Run program", "Ctrl+Return", self.run_program, "Parse and trace the program now"),
             act("Reset player", "", self.player.reset, "Back to step 0"),
-            act("Gradient descent step", "Ctrl+G", lambda: self.descent_step(self.learning.lr.value()),
+            act("Gradient descent step", "Ctrl+G", lambda: self.descent_step(),
                 "p ← p − lr · dL/dp for every param"),
             act("Backward again without zeroing", "", self.backward_again, "Watch .grad accumulate"),
         ]
 
-    def descent_step(self, lr: float) -> None:
+    def descent_step(self, lr: float | None = None) -> None:
         """One gradient descent step on every param, then recompute (the loss goes into the plot)."""
-        if self.result is None or not self.result.ok:
-            return
-        self.overrides = ec.descent_step(self.result, lr)
-        self._submit(self.result.source, dict(self.overrides), "descent")
+        if lr is not None:
+            self.workspace.state.lr = lr
+        self._reason = "descent"
+        if not self.workspace.descent_step():
+            self._reason = "program"
 
     def backward_again(self) -> None:
         """Call backward once more without zeroing: show each param's .grad after every call."""
-        if self.result is None or not self.result.ok:
-            return
-        self._accumulate += 1
         try:
-            history = ec.accumulated_grads(self.result, self._accumulate)
-        except Exception as exc:  # show the problem; never leave a traceback to the user
+            self.workspace.backward_again()
+        except Exception as exc:  # noqa: BLE001 - show the problem; never leave a traceback to the user
             self.learning.accum_label.setText(f"could not run backward again: {exc}")
-            return
-        self.learning.show_accumulation(history)
 
     def shutdown(self) -> None:
         """Stop timers and the worker thread (the window is closing)."""
         self._debounce.stop()
         self.player.pause()
-        self._generation += 1
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the canvas and the editor."""
@@ -219,6 +199,7 @@ class ExpressionPanel(QWidget):
         self.leaves.sig_value_changed.connect(self._on_leaf_changed)
         self.learning = LearningBox()
         self.learning.sig_descent_requested.connect(self.descent_step)
+        self.learning.lr.valueChanged.connect(self._on_lr_edited)
         self.learning.sig_backward_again.connect(self.backward_again)
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -268,33 +249,61 @@ class ExpressionPanel(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
-        self._restore_step = None
-        self._restore_selected = None
         buttons_keep_player_keys(self)
 
-    def _submit(self, source: str, overrides: dict, reason: str) -> None:
-        self._generation += 1
-        gen = self._generation
-        self._pending_reason = reason
+    def _subscribe(self) -> None:
+        """The workspace's events drive the widgets (a lesson, a test or a session sets a field)."""
+        ev = self.workspace.state.events
+        ev.source.connect(self._on_source)
+        ev.overrides.connect(lambda _v: self._submit(self._reason if self._reason == "descent" else "leaf"))
+        ev.step.connect(lambda _v: self._show_step())
+        ev.selected.connect(self._on_model_selected)
+        ev.lr.connect(self._on_model_lr)
+        ev.losses.connect(lambda losses: self.learning.show_losses(losses))
+        self.workspace.events.computed.connect(self._apply)
+        self.workspace.events.accumulated.connect(self.learning.show_accumulation)
 
-        def job():
-            try:
-                result = ec.compute(source, overrides)
-            except Exception as exc:  # an unexpected failure is shown, not raised in the worker
-                result = ec.ComputeResult(source=source, overrides=overrides, error=f"internal error: {exc}")
-            self._relay.sig_done.emit(gen, result)
+    def _submit(self, reason: str) -> None:
+        source, overrides = self.workspace.state.source, dict(self.workspace.state.overrides)
+        self._reason = reason
+        self._worker.submit(lambda _job: ew.compute(source, overrides))
 
-        try:
-            self._executor.submit(job)
-        except RuntimeError:  # the executor is shut down: the window is closing
-            pass
+    def _on_done(self, result: ComputeResult) -> None:
+        reason, self._reason = self._reason, "program"
+        self.workspace.apply(result, reason)
 
-    def _on_done(self, gen: int, result: ec.ComputeResult) -> None:
-        if gen != self._generation:
-            return  # a newer request is on its way; this one is stale
-        self._apply(result, self._pending_reason)
+    def _on_failed(self, message: str) -> None:
+        self._on_done(ComputeResult(source=self.workspace.state.source, error=f"internal error: {message}"))
 
-    def _apply(self, result: ec.ComputeResult, reason: str) -> None:
+    def _on_source(self, text: str) -> None:
+        if self._syncing:
+            return
+        self._show_source(text)
+        self._debounce.stop()
+        self._submit("program")
+
+    def _show_source(self, text: str) -> None:
+        if self.editor.toPlainText() != text:
+            self.editor.blockSignals(True)
+            self.editor.setPlainText(text)
+            self.editor.blockSignals(False)
+
+    def _on_model_lr(self, lr: float) -> None:
+        if abs(self.learning.lr.value() - lr) > 1e-12:
+            self.learning.lr.blockSignals(True)
+            self.learning.lr.setValue(lr)
+            self.learning.lr.blockSignals(False)
+
+    def _on_lr_edited(self, value: float) -> None:
+        if value > 0:
+            self.workspace.state.lr = value
+
+    def _on_model_selected(self, node_id: str | None) -> None:
+        if (self.graph.selected() or None) != node_id:
+            self.graph.select(node_id)
+        self._refresh_inspector()
+
+    def _apply(self, result: ComputeResult) -> None:
         if not result.ok:
             self.error_label.setText(f"⚠ {result.error}\nThe graph shows the last valid program.")
             self.error_label.setVisible(True)
@@ -305,31 +314,23 @@ class ExpressionPanel(QWidget):
         self.error_label.setText("")
         self.error_label.setVisible(False)
         self.editor.clear_error()
-        previous = self.result
-        same_program = previous is not None and previous.source == result.source
-        self.result = result
+        previous = self.graph.graph_scene.trace
+        same_program = previous is not None and self._shown_source == result.source
+        self._shown_source = result.source
         self._checks = None
-        self._accumulate = 1
         self.learning.accum_label.setText("")
         self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms"
                                   + (f"\n{result.note}" if result.note else ""))
         self.timing_label.setWordWrap(True)
-        n_events = len(result.trace.forward_order) + len(result.trace.backward_order)
-        keep_step = same_program and self.player.step < self.player.length
-        step = self.player.step if keep_step else None
-        if self._restore_step is not None:
-            step, self._restore_step = self._restore_step, None
+        timeline = self.workspace.timeline
+        step = self.workspace.step
         self.graph.set_trace(result.trace, step=step, keep_view=same_program)
-        self.player.set_length(n_events, step)
-        self.leaves.set_params(ec.param_values(result))
-        self.learning.set_available(bool(result.trace.backward_order) and bool(ec.param_values(result)))
-        loss = _scalar(result.trace.nodes[result.trace.output_id].value)
-        if reason == "descent" and loss is not None:
-            self.learning.add_loss(loss)
-        elif not same_program or not self.learning.losses or reason == "leaf":
-            self.learning.reset_losses(loss)
-        selected = self._restore_selected or (previous and self.graph.selected())
-        self._restore_selected = None
+        self.player.set_length(timeline.length, step)
+        values = ew.param_values(result)
+        self.leaves.set_params(values)
+        self.learning.set_available(bool(result.trace.backward_order) and bool(values))
+        self.learning.show_losses(self.workspace.state.losses)
+        selected = self.workspace.state.selected
         if selected and selected in result.trace.nodes:
             self.graph.select(selected)
         else:
@@ -337,18 +338,32 @@ class ExpressionPanel(QWidget):
         self.sig_computed.emit(result)
 
     def _on_leaf_changed(self, name: str, value) -> None:
-        if self.result is None:
+        if self.workspace.result is None:
             return
-        self.overrides = {**ec.param_values(self.result), **self.overrides, name: value}
-        self._submit(self.result.source, dict(self.overrides), "leaf")
+        self.workspace.set_param(name, value)
 
     def _on_step(self, k: int) -> None:
+        timeline = self.workspace.timeline
+        if timeline is None:
+            return
+        self.workspace.set_step(k if k < timeline.length else timeline.length)
+        if k >= timeline.length:
+            self.workspace.state.step = None  # at the end: stay at the end when the program changes
+        self._show_step()
+
+    def _show_step(self) -> None:
+        timeline = self.workspace.timeline
+        if timeline is None:
+            return
+        k = self.workspace.step
+        if self.player.step != k:
+            self.player.set_step(k)
         self.graph.set_step(k)
-        if self.result is not None and self.result.ok:
-            self.status.setText(ec.describe_event(self.result.trace, k))
+        self.status.setText(timeline.status(k))
         self._refresh_inspector()
 
-    def _on_selected(self, _node_id: str) -> None:
+    def _on_selected(self, node_id: str) -> None:
+        self.workspace.state.selected = node_id or None
         self._refresh_inspector()
 
     def _refresh_inspector(self) -> None:
@@ -357,22 +372,21 @@ class ExpressionPanel(QWidget):
             return
         trace = self.result.trace
         self.inspector.set_summary(self._grad_summary())
-        did = self.graph.selected()
+        did = self.workspace.state.selected
         following = did is None or did not in trace.nodes
         if following:  # nothing selected: follow the node the player is on
-            did = self._focus_of_step()
+            did = self.workspace.timeline.focus(self.workspace.step)
         if did is None:
             self.inspector.clear("Step the player or click a node in the graph to inspect it.")
             return
         node = trace.nodes[did]
-        grad_at = self.graph.graph_scene.model.grad_at.get(did)
-        show_grad = grad_at is not None and self.graph.step >= grad_at
+        show_grad = self.workspace.timeline.grad_known(did, self.workspace.step)
         chain = ec.chain_rule_text(trace, did) if show_grad else ""
         check = None
         if node.kind == "param" and node.name and show_grad:
             if self._checks is None:
                 try:
-                    self._checks = ec.leaf_comparison(self.result)
+                    self._checks = ew.leaf_comparison(self.result)
                 except Exception:  # a failed check must not hide the rest of the inspector
                     self._checks = {}
             check = self._checks.get(node.name)
@@ -381,40 +395,20 @@ class ExpressionPanel(QWidget):
         if following:
             self.inspector.follow_hint.setVisible(True)
 
-    def _focus_of_step(self) -> str | None:
-        """The node a step is about: the value just computed, or the gradient just produced."""
-        event = self.graph.graph_scene.current_event()
-        if event is None:
-            return None
-        direction, nid = event
-        node = self.result.trace.nodes[nid]
-        if direction == "backward" and node.inputs:
-            receivers = [i for i in node.inputs if self.result.trace.nodes[i].grad is not None]
-            return receivers[0] if receivers else nid
-        return nid
-
     def _grad_summary(self) -> str:
         """dL/dp of every param, once the backward pass has produced it (else "not yet")."""
         trace = self.result.trace
-        grad_at = self.graph.graph_scene.model.grad_at
+        timeline, k = self.workspace.timeline, self.workspace.step
         parts = []
         for nid, node in trace.nodes.items():
             if node.kind != "param" or not node.name:
                 continue
-            known = nid in grad_at and self.graph.step >= grad_at[nid] and node.grad is not None
+            known = timeline.grad_known(nid, k) and node.grad is not None
             value = ec.snapshot_summary(node.grad) if known else "not yet"
             if known and node.grad.numel > 1:
                 value = f"tensor {tuple(node.grad.shape)}, max |·| {ec.max_abs_text(node.grad)}"
             parts.append(f"{ec.d_of(trace, nid)} = {value}")
         return "   ".join(parts)
-
-
-def _scalar(snap) -> float | None:
-    try:
-        v = float(snap.item())
-    except (ValueError, AttributeError, TypeError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def main(argv: list[str] | None = None) -> int:

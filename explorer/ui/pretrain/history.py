@@ -1,4 +1,4 @@
-"""Run history: every run with its colour, status and final losses; hide, compare, delete, reuse.
+"""PretrainRun history: every run with its colour, status and final losses; hide, compare, delete, reuse.
 
 A checkbox per run shows or hides its curves; "Compare" puts the checked runs side by side (only
 the settings that differ, then their final losses); "Use config" loads a run's hyperparameters back
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.gpt.runs import Run, config_differences
+from explorer.core.gpt.runs import PretrainRun, config_differences
 
 
 def _swatch(color: str) -> QIcon:
@@ -48,7 +48,7 @@ class RunHistory(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._runs: dict[int, Run] = {}
+        self._runs: dict[int, PretrainRun] = {}
         self.list = QListWidget()
         self.list.setObjectName("pretrainRunHistory")
         self.list.setWordWrap(True)
@@ -82,7 +82,7 @@ class RunHistory(QWidget):
         self._update_buttons()
 
     # -- public API -------------------------------------------------------------------------------
-    def add_run(self, run: Run) -> None:
+    def add_run(self, run: PretrainRun) -> None:
         """Add a run at the bottom and select it."""
         self._runs[run.run_id] = run
         item = QListWidgetItem(_swatch(run.color), "")
@@ -122,7 +122,7 @@ class RunHistory(QWidget):
         item = self.list.currentItem()
         return None if item is None else int(item.data(Qt.UserRole))
 
-    def checked_runs(self) -> list[Run]:
+    def checked_runs(self) -> list[PretrainRun]:
         """The runs whose box is ticked, in list order."""
         out = []
         for row in range(self.list.count()):

@@ -5,7 +5,7 @@ Left: the hyperparameter form with the parameter count and memory estimate. Righ
 maps and "trace one step". Training runs in a spawned process (train_process.py); this widget only
 turns its records into pictures.
 
-Run alone: `python -m explorer.ui.pretrain.panel`.
+PretrainRun alone: `python -m explorer.ui.pretrain.panel`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.gpt import budget as info
-from explorer.core.gpt.runs import PALETTE, Run, describe_config
+from explorer.core.gpt.runs import PALETTE, PretrainRun, describe_config
 from explorer.ui.common import theme as themes
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
@@ -68,8 +68,8 @@ class PretrainPanel(QWidget):
         super().__init__(parent)
         self._owns_dir = checkpoint_dir is None
         self._dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="explorer-pretrain-"))
-        self._runs: dict[int, Run] = {}
-        self._active: Run | None = None
+        self._runs: dict[int, PretrainRun] = {}
+        self._active: PretrainRun | None = None
         self._next_id = 1
         self._retrain_pending = False
         self._checkpoint_waiters: list = []
@@ -210,9 +210,9 @@ class PretrainPanel(QWidget):
             return False
         run_id = self._next_id
         self._next_id += 1
-        run = Run(run_id, f"Run {run_id}", config, settings, self.form.corpus_path(),
+        run = PretrainRun(run_id, f"PretrainRun {run_id}", config, settings, self.form.corpus_path(),
                   PALETTE[(run_id - 1) % len(PALETTE)])
-        run.name = f"Run {run_id} · {describe_config(config, settings)}"
+        run.name = f"PretrainRun {run_id} · {describe_config(config, settings)}"
         run.checkpoint = None
         self._runs[run_id] = run
         self._active = run
@@ -300,7 +300,7 @@ class PretrainPanel(QWidget):
             self._process.request_checkpoint()
         return True
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[PretrainRun]:
         """All runs, oldest first."""
         return list(self._runs.values())
 
@@ -351,7 +351,7 @@ class PretrainPanel(QWidget):
             self.form.set_values({k: v for k, v in form.items() if k != "preset"})
         for saved in data.get("runs", []) or []:
             try:
-                run = Run.from_state(saved)
+                run = PretrainRun.from_state(saved)
             except (KeyError, TypeError, ValueError):
                 continue
             if run.checkpoint and not Path(run.checkpoint).exists():
@@ -468,7 +468,7 @@ class PretrainPanel(QWidget):
             # Let the finished signal settle before the next process starts.
             QTimer.singleShot(0, self.train)
 
-    def _show_start(self, run: Run, record: dict[str, Any]) -> None:
+    def _show_start(self, run: PretrainRun, record: dict[str, Any]) -> None:
         params = record.get("parameters")
         vocab = record.get("vocab_size")
         tokenizer = record.get("tokenizer", "char")
@@ -490,7 +490,7 @@ class PretrainPanel(QWidget):
                 note += f" It writes a sample every {every} steps."
             self.samples.append(f'<p style="color:#6b7280">{html.escape(note)}</p>')
 
-    def _show_progress(self, run: Run, record: dict[str, Any]) -> None:
+    def _show_progress(self, run: PretrainRun, record: dict[str, Any]) -> None:
         step = int(record.get("step", 0) or 0)
         total = int(run.settings.get("steps") or 1)
         self.progress.setValue(min(step, total))
@@ -508,7 +508,7 @@ class PretrainPanel(QWidget):
             text += "  ·  paused"
         self.progress_label.setText(text)
 
-    def _append_sample(self, run: Run, record: dict[str, Any]) -> None:
+    def _append_sample(self, run: PretrainRun, record: dict[str, Any]) -> None:
         step = record.get("step", "?")
         text = html.escape(str(record.get("text", "")))
         self.samples.append(

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from explorer.core.gpt.runs import Run, ema
+from explorer.core.gpt.runs import PretrainRun, ema
 
 # At most 10 redraws a second: a loss curve looks live at that rate, and each redraw repaints three
 # plots whose growing ranges make pyqtgraph regenerate axis labels (the bulk of a repaint's cost).
@@ -24,7 +24,7 @@ REDRAW_MS = 100
 class _RunCurves:
     """The plot items of one run (raw and smoothed train loss, validation, lr, grad norm)."""
 
-    def __init__(self, run: Run, loss: pg.PlotItem, lr: pg.PlotItem, grad: pg.PlotItem) -> None:
+    def __init__(self, run: PretrainRun, loss: pg.PlotItem, lr: pg.PlotItem, grad: pg.PlotItem) -> None:
         color = pg.mkColor(run.color)
         faint = pg.mkColor(run.color)
         faint.setAlpha(55)
@@ -64,7 +64,7 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._runs: dict[int, Run] = {}
+        self._runs: dict[int, PretrainRun] = {}
         self._curves: dict[int, _RunCurves] = {}
         self._dirty: set[int] = set()
         self.redraw_count = 0
@@ -144,7 +144,7 @@ class TrainingPlots(QWidget):
         self._on_smoothing(self.smoothing.value())
 
     # -- public API -------------------------------------------------------------------------------
-    def add_run(self, run: Run) -> None:
+    def add_run(self, run: PretrainRun) -> None:
         """Create the curves of a run (once) and draw what it has."""
         self._runs[run.run_id] = run
         self._curves[run.run_id] = _RunCurves(run, self.loss, self.lr_plot, self.grad_plot)
@@ -271,7 +271,7 @@ class TrainingPlots(QWidget):
         self.sig_redrawn.emit()
 
     @staticmethod
-    def _draw(run: Run, curves: _RunCurves, by_tokens: bool, weight: float) -> None:
+    def _draw(run: PretrainRun, curves: _RunCurves, by_tokens: bool, weight: float) -> None:
         steps = run.steps
         x = steps["tokens" if by_tokens else "step"].view()
         loss = steps["train_loss"].view()
