@@ -4,7 +4,8 @@
 run; `runs` the run records (config, settings, curves, status, checkpoint), announced by `events`. Every run's
 files live in the per-user data folder (platformdirs), under the run's name:
 `runs/run-N/checkpoint.safetensors`, `metrics.csv` and `run.json`. So a trained model survives a restart:
-attention maps, tracing and resuming work on it the next day. A session names runs; it never points the app at files outside that folder.
+attention maps, tracing and resuming work on it the next day. A session names runs; it never points the
+app at files outside that folder.
 """
 
 from __future__ import annotations
