@@ -8,6 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
@@ -250,17 +251,18 @@ def test_dataset_controls_regenerate_points(panel):
 def test_state_round_trip_and_screenshot_setup(panel, qtbot):
     pick_preset(panel, "mlp-50-30-20-3")
     panel.train.dataset.setCurrentIndex(panel.train.dataset.findData("xor"))
-    saved = json.loads(json.dumps(panel.state()))  # JSON-able, as the session file needs
+    saved = json.loads(json.dumps(panel.workspace.to_json()))  # JSON-able, as the session file needs
     other = NetworkPanel()
     qtbot.addWidget(other)
-    other.restore_state(saved)
+    other.workspace.load(other.workspace.validate(saved))
     assert other.form.preset_name() == "mlp-50-30-20-3"
     assert other.form.spec() == preset_spec("mlp-50-30-20-3")
     assert other.train.dataset.currentData() == "xor"
     other.prepare_screenshot(preset="seed", step=5)
     assert other.tabs.currentIndex() == ITERATION_TAB and other.iteration.player.step == 5
-    other.restore_state("not a dict")  # ignored, never fatal
-    other.restore_state({"spec": {"hidden": "x"}, "dataset": {"noise": "loud"}})
+    for bad in ("not a dict", {"spec": {"hidden": "x"}, "dataset": {"noise": "loud"}}):
+        with pytest.raises(ValidationError):
+            other.workspace.validate(bad)  # refused whole: nothing is applied
     assert other.form.preset_name() == "seed"
     other.shutdown()
     assert len(panel.menu_actions()) >= 6

@@ -8,7 +8,9 @@ points into a train and a test part.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,3 +288,48 @@ def _step_record(step: int, spec: NetSpec, model: nn.Module, data: ToyDataset) -
 
 def _boundary_record(step: int, spec: NetSpec, model: nn.Module, size: int) -> dict:
     return {"type": "boundary", "step": step, "grid": decision_grid(spec, model, size), "extent": EXTENT}
+
+
+YIELD_S = 0.0003  # GIL release per training step, so the GUI thread gets its turn even flat out
+
+
+@contextmanager
+def single_torch_thread():
+    """Run torch single-threaded for the block, then restore the previous thread count.
+
+    A toy MLP's tensors are far too small to split across threads: intra-op threads only add spin-waits,
+    which on a busy machine made training several times slower and starved the GUI thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train_paced(spec, data, steps: int, control: TrainControl, speed: Callable[[], float],
+                report: Callable[[dict], None], grid_size: int = 64) -> dict:
+    """`train_toy` at `speed()` steps per second (0: flat out), each record passed to `report`.
+
+    Returns the final record ({"type": "done" | "stopped" | "error", ...}). Runs single-threaded and sleeps a
+    little every step: sleeping releases the GIL, so a GUI in the same process stays responsive.
+    """
+    final = {"type": "error", "step": 0, "message": "training ended unexpectedly"}
+    with single_torch_thread():
+        try:
+            slow = 0 < speed() <= 100
+            last_step = time.perf_counter()
+            for record in train_toy(spec, data, steps, control, record_every=1,
+                                    boundary_every=5 if slow else 20, grid_size=grid_size):
+                if record["type"] in ("done", "stopped", "error"):
+                    return record
+                report(record)
+                if record["type"] == "step":
+                    rate = speed()
+                    wait = 1.0 / rate - (time.perf_counter() - last_step) if rate else 0.0
+                    time.sleep(min(max(wait, YIELD_S), 0.5))
+                    last_step = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback
+            final = {"type": "error", "step": 0, "message": f"{type(exc).__name__}: {exc}"}
+    return final

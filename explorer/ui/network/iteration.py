@@ -1,7 +1,7 @@
 """One training iteration, phase by phase: player, traced graph, phase list, status and parameters.
 
 The iteration is recorded once by `NetSession.run_iteration` (torch does the work, the tracer watches)
-on a worker thread (`RecordThread`); this view only replays the recorded phases it hands back by a signal.
+on the one background Worker; this view only replays the recorded phases it hands back by a signal.
 While a recording is in flight the player and buttons are disabled and the status says so; a newer
 request supersedes an older one (the older one's result is never shown). Step 0 is the moment before
 `zero_grad()`; step k shows the state after the k-th phase.
@@ -23,10 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
+from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import theme as themes
+from explorer.ui.common.worker import Worker
 from explorer.ui.graph.player import Player
 from explorer.ui.network.params import ParamTable
-from explorer.ui.network.threads import RecordThread
 
 SKIP_EXPLANATION = (
     "Without zero_grad(), backward() adds each new gradient to the one already in .grad. The next "
@@ -63,9 +64,10 @@ class IterationView(QWidget):
         super().__init__(parent)
         self.session: NetSession | None = None
         self._iteration: Iteration | None = None
-        self._job: RecordThread | None = None  # the recording in flight (one at a time)
-        self._queue: list[tuple[int, NetSession, bool]] = []  # (serial, session, skip) waiting to run
-        self._serial = 0  # the newest request's number: only its result is shown
+        self._worker = Worker(self)
+        self._worker.sig_done.connect(self._on_recorded)
+        self._worker.sig_failed.connect(lambda m: self._show_error(f"could not run this network: {m}"))
+        self._worker.sig_busy_changed.connect(self._set_busy)
         self._busy = False
         self._before: dict[str, ParamState] = {}
         self._graph_steps: list[int] = []
@@ -114,44 +116,37 @@ class IterationView(QWidget):
         self.wait_recorded()
         return self._iteration
 
-    def set_session(self, session: NetSession) -> None:
-        """Show a new session and record its first iteration (on the worker thread).
+    def set_session(self, session: NetSession, iterations: int = 1) -> None:
+        """Show a new session and record its first `iterations` iterations (on the worker), showing the last.
 
-        The parameter table shows the new network at once; requests still waiting for an older session
-        are dropped, and a recording already running for one is left to finish unseen.
+        The parameter table shows the new network at once; a recording still running for an older session
+        is cancelled and never shown.
         """
         self.session = session
-        self._queue.clear()
         self._iteration = None
         self._before = session.param_states()  # nothing runs on this new session yet
         self._graph_steps = []
         self._fill_phase_list()
         self._show_params(self._before, None)
-        self._request()
+        self._request(max(1, iterations))
 
     def next_iteration(self) -> None:
         """Record one more iteration (zero_grad skipped if the switch is on) and rewind to its start."""
         if self.session is None:
             return
-        self._request()
+        self._request(1)
 
     def is_recording(self) -> bool:
         """Whether a recording is running or waiting to run."""
-        return self._job is not None or bool(self._queue)
+        return self._worker.is_busy()
 
     def wait_recorded(self) -> None:
         """Block until every requested recording is done and the newest is shown (screenshots, tests)."""
-        while self._job is not None:
-            self._finish(self._job)
+        self._worker.wait()
 
     def stop(self) -> None:
-        """Drop waiting requests and wait for the running one without showing it (shutdown)."""
-        self._queue.clear()
-        job, self._job = self._job, None
-        if job is not None:
-            job.wait()
-            job.deleteLater()
-        self._set_busy(False)
+        """Cancel recordings and wait for the running one without showing it (shutdown)."""
+        self._worker.shutdown()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour for a theme of explorer.ui.common.theme."""
@@ -185,43 +180,26 @@ class IterationView(QWidget):
         phase = self._phase(k)
         return self._before if phase is None else phase.params
 
-    def _request(self) -> None:
-        """Queue a recording of the current session (the switch read now, on the GUI thread)."""
-        self._serial += 1
-        self._queue.append((self._serial, self.session, self.skip.isChecked()))
-        self._set_busy(True)
-        self._start_next()
+    def _request(self, count: int) -> None:
+        """Record `count` iterations of the current session on the worker (the switch read now).
 
-    def _start_next(self) -> None:
-        # One recording at a time: queued iterations of one session must run in order on its model.
-        if self._job is not None or not self._queue:
-            return
-        serial, session, skip = self._queue.pop(0)
-        self._job = RecordThread(serial, session, skip, parent=self)
-        self._job.sig_done.connect(self._on_done)  # queued: emitted on the worker thread
-        self._job.start()
+        Iterations before the last one run with zero_grad; the last follows the switch.
+        """
+        session, skip = self.session, self.skip.isChecked()
 
-    def _on_done(self, serial: int) -> None:
-        job = self._job
-        if job is not None and job.serial == serial:  # else wait_recorded() already took it
-            self._finish(job)
+        def record(_job):
+            with single_torch_thread():  # tiny tensors: extra threads only add spin-waits
+                for _ in range(count - 1):
+                    session.run_iteration()
+                before = session.param_states()
+                return before, session.run_iteration(skip_zero_grad=skip)
 
-    def _finish(self, job: RecordThread) -> None:
-        """Take `job`'s result (waiting for it if needed), show it if newest, start the next request."""
-        job.wait()
-        self._job = None
-        job.deleteLater()
-        newest = job.serial == self._serial  # else a newer request supersedes it: never shown
-        if newest and job.error is None:
-            self._show_iteration(job.before, job.iteration)
-        self._start_next()
-        if self._job is None:
-            self._set_busy(False)
-        if newest:  # announced once the view is ready (no longer busy)
-            if job.error is not None:
-                self._show_error(job.error)
-            else:
-                self.sig_recorded.emit(job.iteration)
+        self._worker.submit(record)
+
+    def _on_recorded(self, result) -> None:
+        before, iteration = result
+        self._show_iteration(before, iteration)
+        self.sig_recorded.emit(iteration)
 
     def _show_iteration(self, before: dict[str, ParamState], iteration: Iteration) -> None:
         self._before = before

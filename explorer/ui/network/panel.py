@@ -7,13 +7,12 @@ and live curves). Open it alone with `python -m explorer.ui.network.panel`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
-from explorer.core.mlp.network import NetSession, NetSpec, NetSpecError
+from explorer.core.mlp.network import NetSession, NetSpecError
+from explorer.core.workspaces.network import DatasetModel, NetworkWorkspace
 from explorer.ui.common import theme as themes
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
@@ -26,9 +25,12 @@ ITERATION_TAB, TRAIN_TAB = 0, 1
 class NetworkPanel(QWidget):
     """The network workspace (a tab of the main window, or a window of its own)."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, workspace: NetworkWorkspace | None = None):
         super().__init__(parent)
         self.setObjectName("networkPanel")
+        self.workspace = workspace or NetworkWorkspace()
+        self._syncing = False  # the view is writing the model itself: do not echo it back
+        self._restore_step: int | None = None
         self.form = SpecForm()
         self.iteration = IterationView()
         self.train = TrainView()
@@ -52,68 +54,25 @@ class NetworkPanel(QWidget):
         box.addWidget(split)
         self._actions = self._make_actions()
         self.addActions(self._actions)
-        self.form.sig_spec_changed.connect(self.apply_spec)
+        self.form.sig_spec_changed.connect(self._on_form_changed)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
         self.iteration.sig_record_failed.connect(self.form.show_error)
+        self.iteration.sig_recorded.connect(self._on_recorded)
+        self.iteration.player.sig_step_changed.connect(self._on_player_step)
+        self.iteration.skip.toggled.connect(lambda on: self._write(skip_zero_grad=on))
+        self.tabs.currentChanged.connect(lambda i: self._write(tab=i))
+        self.train.sig_dataset_changed.connect(lambda d: self._write(dataset=DatasetModel.model_validate(d)))
+        self.train.bind(self.workspace)
+        self._subscribe()
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)
-        self.apply_spec()
+        self._show_state()
 
     # -- panel protocol ----------------------------------------------------------------------------
 
     def menu_actions(self) -> list[QAction]:
         """Player and training actions with their shortcuts, for the main window's Network menu."""
         return list(self._actions)
-
-    def state(self) -> dict[str, Any]:
-        """The spec, preset, dataset settings and open tab, JSON-able."""
-        t = self.train
-        return {
-            "preset": self.form.preset_name(),
-            "spec": self.form.spec().to_dict(),
-            "skip_zero_grad": self.iteration.skip.isChecked(),
-            "tab": self.tabs.currentIndex(),
-            "dataset": {
-                "name": t.dataset.currentData(),
-                "noise": t.noise.value(),
-                "count": t.count.value(),
-                "test_fraction": t.split.value(),
-                "seed": t.data_seed.value(),
-                "steps": t.steps.value(),
-                "speed": t.speed.currentIndex(),
-            },
-        }
-
-    def restore_state(self, data: dict[str, Any]) -> None:
-        """Put back what state() gave; anything malformed is skipped."""
-        if not isinstance(data, dict):
-            return
-        try:
-            spec = NetSpec.from_dict(data.get("spec") or {})
-            spec.validate()
-            self.form.set_spec(spec, preset=data.get("preset") or CUSTOM)
-        except (NetSpecError, TypeError, ValueError):
-            pass
-        self.iteration.skip.setChecked(bool(data.get("skip_zero_grad", False)))
-        ds = data.get("dataset") or {}
-        t = self.train
-        index = t.dataset.findData(ds.get("name"))
-        if index >= 0:
-            t.dataset.setCurrentIndex(index)
-        for widget, key in (
-            (t.noise, "noise"),
-            (t.count, "count"),
-            (t.split, "test_fraction"),
-            (t.data_seed, "seed"),
-            (t.steps, "steps"),
-        ):
-            if isinstance(ds.get(key), int | float):
-                widget.setValue(ds[key])
-        if isinstance(ds.get("speed"), int) and 0 <= ds["speed"] < t.speed.count():
-            t.speed.setCurrentIndex(ds["speed"])
-        if data.get("tab") in (ITERATION_TAB, TRAIN_TAB):
-            self.tabs.setCurrentIndex(data["tab"])
-        self.apply_spec()
 
     def prepare_screenshot(
         self, preset: str | None = None, example: str | None = None, step: int | None = None
@@ -125,11 +84,10 @@ class NetworkPanel(QWidget):
         del example
         if preset:
             try:
-                self.form.set_preset(preset)
+                self.workspace.set_preset(preset)
             except NetSpecError as exc:
                 # the app turns this into one "error: ..." line and exit status 2
                 raise ValueError(str(exc)) from exc
-        self.apply_spec()
         self.iteration.wait_recorded()  # the worker's iteration, shown before the picture is taken
         if step is not None or self.form.spec().input_size != 2:
             self.tabs.setCurrentIndex(ITERATION_TAB)
@@ -153,15 +111,48 @@ class NetworkPanel(QWidget):
     # -- behaviour -----------------------------------------------------------------------------------
 
     def apply_spec(self) -> None:
-        """Build the form's spec: a new session for the player, the next run's network for training.
+        """Make the form's spec the workspace's (the form's fields are the user's edits)."""
+        self._on_form_changed()
 
-        The session's first iteration is recorded on a worker thread; its failure reaches the form's
-        error label by `IterationView.sig_record_failed`.
-        """
-        spec = self.form.spec()
+    # -- model <-> view -------------------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        """The workspace's events drive the widgets (a lesson, a test or a session sets a field)."""
+        ev = self.workspace.state.events
+        for name in ("spec", "preset", "iterations"):
+            getattr(ev, name).connect(lambda _v: self._show_state())
+        ev.skip_zero_grad.connect(self._show_skip)
+        ev.tab.connect(lambda i: self.tabs.currentIndex() != i and self.tabs.setCurrentIndex(i))
+        ev.step.connect(self._show_model_step)
+        ev.dataset.connect(lambda d: self.train.show_dataset(d.model_dump()))
+
+    def _write(self, **fields) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.workspace.state.update(fields)
+        finally:
+            self._syncing = False
+
+    def _show_state(self) -> None:
+        """A new spec, preset or iteration count: the form shows it, the player records it again."""
+        if self._syncing:
+            return
+        state = self.workspace.state
+        spec = self.workspace.spec()
+        self._syncing = True
+        try:
+            self.form.set_spec(spec, preset=state.preset)
+            self._show_skip(state.skip_zero_grad)
+            self.tabs.setCurrentIndex(state.tab)
+            self.train.show_dataset(state.dataset.model_dump())
+        finally:
+            self._syncing = False
+        self._restore_step = state.step
         try:
             session = NetSession(spec)
-            self.iteration.set_session(session)
+            self.iteration.set_session(session, iterations=state.iterations)
         except NetSpecError as exc:
             self.form.show_error(str(exc))
             return
@@ -171,9 +162,43 @@ class NetworkPanel(QWidget):
         self.form.show_error(None)
         self.train.set_spec(spec)
 
+    def _show_skip(self, on: bool) -> None:
+        if self.iteration.skip.isChecked() != on:
+            self.iteration.skip.setChecked(on)
+
+    def _on_form_changed(self) -> None:
+        """The user edited the form or picked a preset."""
+        if self._syncing:
+            return
+        preset = self.form.preset_name()
+        try:
+            if preset != CUSTOM:
+                self.workspace.set_preset(preset)
+            else:
+                self.workspace.set_spec(self.form.spec())
+        except NetSpecError as exc:
+            self.form.show_error(str(exc))
+
+    def _on_recorded(self, iteration) -> None:
+        step, self._restore_step = self._restore_step or 0, None
+        self._syncing = True
+        try:
+            self.workspace.show(iteration, step)
+        finally:
+            self._syncing = False
+        if step:
+            self.iteration.player.set_step(step)
+
+    def _on_player_step(self, k: int) -> None:
+        if self.workspace.iteration is not None:
+            self._write(step=k)
+
+    def _show_model_step(self, k: int) -> None:
+        if not self._syncing and self.iteration.player.step != k and not self.iteration.is_recording():
+            self.iteration.player.set_step(k)
+
     def _use_toy_preset(self) -> None:
-        self.form.set_preset("toy-2d")
-        self.apply_spec()
+        self.workspace.set_preset("toy-2d")
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         """Space/Right/Left/Home/End drive the phase player on the iteration tab."""
@@ -186,6 +211,9 @@ class NetworkPanel(QWidget):
             event.accept()
             return
         super().keyPressEvent(event)
+
+    def _next_iteration(self) -> None:
+        self.iteration.next_iteration()
 
     def _when_recorded(self, slot):
         """`slot`, ignored while an iteration is being recorded (the player is busy then)."""
@@ -203,7 +231,7 @@ class NetworkPanel(QWidget):
             ("Step back", "Left", self._when_recorded(p.step_back)),
             ("Play / pause iteration", "Space", self._when_recorded(p.toggle_play)),
             ("Rewind iteration", "Home", self._when_recorded(p.reset)),
-            ("Next iteration", "N", self.iteration.next_iteration),
+            ("Next iteration", "N", self._next_iteration),
             ("Skip zero_grad", "Z", self.iteration.skip.toggle),
             ("Train / pause", "Ctrl+T", self.train.train_or_pause),
             ("Reset training", "Ctrl+R", self.train.reset),

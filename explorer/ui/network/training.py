@@ -1,6 +1,6 @@
 """Training on toy 2-D data: dataset controls, train/pause/reset, boundary scatter and live curves.
 
-Plot items are created once and updated with setData; records arrive from `TrainThread` already
+Plot items are created once and updated with setData; records arrive from the one Worker already
 batched (at most ~30 batches a second), so each batch is one redraw.
 """
 
@@ -29,12 +29,16 @@ from explorer.core.mlp.toydata import (
     DATASET_LABELS,
     EXTENT,
     ToyDataset,
+    TrainControl,
     check_toy_spec,
     decision_grid,
     make_dataset,
+    single_torch_thread,
+    train_paced,
 )
+from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
 from explorer.ui.common import theme as themes
-from explorer.ui.network.threads import TrainThread, single_torch_thread
+from explorer.ui.common.worker import Worker
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
 SPEEDS = (
@@ -49,19 +53,36 @@ GRID = 96  # decision-boundary image resolution (cells per side)
 
 
 @dataclass
-class Run:
-    """One training run's curves: the plot items and the data behind them."""
+class RunCurves:
+    """The plot items of one toy run; the data behind them is the workspace's ToyRun."""
 
-    number: int
-    label: str
+    run: ToyRun
     color: tuple[int, int, int]
-    planned_steps: int
-    steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
     items: list = field(default_factory=list)  # train loss, test loss, train acc, test acc curves
+
+    @property
+    def number(self) -> int:
+        """The run's number (1, 2, ...)."""
+        return self.run.number
+
+    @property
+    def label(self) -> str:
+        """The legend's text."""
+        return self.run.label
+
+    @property
+    def planned_steps(self) -> int:
+        """Steps the run was started for."""
+        return self.run.planned_steps
+
+    @property
+    def steps(self) -> list[int]:
+        """Recorded steps."""
+        return self.run.steps
+
+    def curves(self) -> tuple[list[float], ...]:
+        """Train loss, test loss, train accuracy, test accuracy."""
+        return self.run.train_loss, self.run.test_loss, self.run.train_acc, self.run.test_acc
 
 
 class TrainView(QWidget):
@@ -70,6 +91,9 @@ class TrainView(QWidget):
     sig_use_toy_preset = Signal()
     """The user asked to switch the form to the toy-2d preset (this network cannot train on 2-D data)."""
 
+    sig_dataset_changed = Signal(dict)
+    """The user changed the dataset settings (name, noise, count, test_fraction, seed, steps, speed)."""
+
     sig_running_changed = Signal(bool)
     """Training started (True) or ended/paused (False)."""
 
@@ -77,8 +101,15 @@ class TrainView(QWidget):
         super().__init__(parent)
         self.spec: NetSpec | None = None
         self.data: ToyDataset | None = None
-        self.thread: TrainThread | None = None
-        self.runs: list[Run] = []
+        self.control: TrainControl | None = None  # the running run's pause/stop flags
+        self._speed = 0.0  # steps per second of the running run (read by the worker each step)
+        self._worker = Worker(self)
+        self._worker.sig_progress.connect(self._on_progress)
+        self._worker.sig_done.connect(self._on_finished)
+        self._worker.sig_failed.connect(lambda m: self._on_finished({"type": "error", "message": m}))
+        self.runs: list[RunCurves] = []
+        self.workspace = NetworkWorkspace()  # replaced by bind()
+        self._showing = False
         self.last_record: dict | None = None
         self._stale = True  # the next Train press starts a new run
         self._build_controls()
@@ -92,25 +123,34 @@ class TrainView(QWidget):
         """The network to train next; a change makes the next Train press start a new run."""
         self.spec = spec
         self._stale = True
-        if self.thread is not None and self.thread.isRunning():
+        if self.is_training():
             self._stop_thread()
             self._message("The settings changed, so this run stopped. Press Train to start a new run.")
         if not self.runs:
             self._show_untrained_boundary()
         self._update_trainable()
 
+    def is_training(self) -> bool:
+        """True from Train until the run ends (paused included)."""
+        return self.control is not None and self._worker.is_busy()
+
     def is_running(self) -> bool:
         """True while a run trains (not paused, not finished)."""
-        return self.thread is not None and self.thread.isRunning() and not self.thread.control.paused
+        return self.is_training() and not self.control.paused
+
+    @property
+    def thread(self):
+        """The running run's control, or None when no run trains (kept for the tests' checks)."""
+        return self.control if self.is_training() else None
 
     def train_or_pause(self) -> None:
         """The Train button: start a run, pause it, or resume it."""
-        if self.thread is not None and self.thread.isRunning():
-            if self.thread.control.paused:
-                self.thread.control.resume()
+        if self.is_training():
+            if self.control.paused:
+                self.control.resume()
                 self._set_state("running")
             else:
-                self.thread.control.pause()
+                self.control.pause()
                 self._set_state("paused")
             return
         self.start_run()
@@ -126,20 +166,55 @@ class TrainView(QWidget):
             return
         self._stop_thread()
         self._new_run(self.steps.value())
-        speed = SPEEDS[self.speed.currentIndex()][1]
-        self.thread = TrainThread(self.spec, self.data, self.steps.value(), speed, GRID, parent=self)
-        self.thread.sig_records.connect(self._on_records)
-        self.thread.sig_finished.connect(self._on_finished)
+        self._speed = SPEEDS[self.speed.currentIndex()][1]
+        control = self.control = TrainControl()
+        spec, data, steps = self.spec, self.data, self.steps.value()
+
+        def train(job):
+            def report(record: dict) -> None:
+                if job.cancelled:
+                    control.request_stop()
+                job.progress(record)
+
+            return train_paced(spec, data, steps, control, lambda: self._speed, report, GRID)
+
         self._stale = False
         self._set_state("running")
-        self.thread.start()
+        self._worker.submit(train)
+
+    def bind(self, workspace: NetworkWorkspace) -> None:
+        """Keep the runs in `workspace` (and draw the ones it already has)."""
+        self.workspace = workspace
+        workspace.events.runs_changed.connect(self._sync_runs)
+        self._sync_runs()
+
+    def dataset_settings(self) -> dict:
+        """The dataset controls as the workspace saves them."""
+        return {"name": self.dataset.currentData(), "noise": self.noise.value(), "count": self.count.value(),
+                "test_fraction": self.split.value(), "seed": self.data_seed.value(),
+                "steps": self.steps.value(), "speed": self.speed.currentIndex()}
+
+    def show_dataset(self, settings: dict) -> None:
+        """Put saved dataset settings into the controls (one regeneration, no echo)."""
+        if settings == self.dataset_settings():
+            return
+        self._showing = True
+        try:
+            index = self.dataset.findData(settings.get("name"))
+            if index >= 0:
+                self.dataset.setCurrentIndex(index)
+            for widget, key in ((self.noise, "noise"), (self.count, "count"), (self.split, "test_fraction"),
+                                (self.data_seed, "seed"), (self.steps, "steps")):
+                widget.setValue(settings[key])
+            self.speed.setCurrentIndex(int(settings.get("speed", 1)))
+        finally:
+            self._showing = False
+        self.regenerate()
 
     def reset(self) -> None:
         """Stop training and forget every run's curves."""
         self._stop_thread()
-        for run in self.runs:
-            self._remove_run(run)
-        self.runs.clear()
+        self.workspace.clear_runs()
         self._stale = True
         self._set_state("idle")
         self._show_untrained_boundary()
@@ -147,7 +222,10 @@ class TrainView(QWidget):
 
     def regenerate(self) -> None:
         """Make the dataset from the controls and draw its points."""
+        if self._showing:
+            return
         self._stop_thread()
+        self.sig_dataset_changed.emit(self.dataset_settings())
         try:
             self.data = make_dataset(
                 self.dataset.currentData(),
@@ -249,6 +327,7 @@ class TrainView(QWidget):
         self.reset_button.clicked.connect(self.reset)
         self.steps = _int(10, 50000, 1000, "Training steps (mini-batches) per run")
         self.steps.setObjectName("networkSteps")
+        self.steps.valueChanged.connect(self._settings_edited)
         self.speed = QComboBox()
         self.speed.setObjectName("networkSpeed")
         for label, _ in SPEEDS:
@@ -256,6 +335,7 @@ class TrainView(QWidget):
         self.speed.setCurrentIndex(1)
         self.speed.setToolTip("How fast to train: slow enough to watch the boundary move, or flat out")
         self.speed.currentIndexChanged.connect(self._apply_speed)
+        self.speed.currentIndexChanged.connect(self._settings_edited)
         self.status = QLabel("")
         self.status.setObjectName("trainStatus")
         self.status.setWordWrap(True)
@@ -345,67 +425,77 @@ class TrainView(QWidget):
 
     # -- runs --------------------------------------------------------------------------------------
 
+    def _settings_edited(self, *_args) -> None:
+        if not self._showing:
+            self.sig_dataset_changed.emit(self.dataset_settings())
+
     def _new_run(self, steps: int) -> None:
-        for run in self.runs:  # dim every earlier run
-            for item in run.items:
-                pen = item.opts["pen"]
-                style = pen.style() if pen is not None else Qt.SolidLine
-                item.setPen(pg.mkPen((*run.color, 70), width=1, style=style))
-        while len(self.runs) >= MAX_OLD_RUNS + 1:
-            self._remove_run(self.runs.pop(0))
-        number = self.runs[-1].number + 1 if self.runs else 1
-        spec = self.spec
-        label = (
-            f"run {number}: {spec.optimizer} lr {spec.lr:g}, {'-'.join(map(str, spec.hidden)) or 'linear'}"
-        )
-        color = RUN_COLORS[(number - 1) % len(RUN_COLORS)]
-        run = Run(number, label, color, steps)
+        self.workspace.start_run(steps)  # emits runs_changed: _sync_runs draws it
+
+    def _sync_runs(self) -> None:
+        """Draw the workspace's runs: the newest bright, earlier ones dimmed; curves follow their data."""
+        model_runs = list(self.workspace.state.runs)
+        if [r.run for r in self.runs] != model_runs:
+            for curves in self.runs:
+                self._remove_run(curves)
+            self.runs = [self._make_curves(run) for run in model_runs]
+            for curves in self.runs[:-1]:  # dim every earlier run
+                for item in curves.items:
+                    pen = item.opts["pen"]
+                    style = pen.style() if pen is not None else Qt.SolidLine
+                    item.setPen(pg.mkPen((*curves.color, 70), width=1, style=style))
+            if self.runs:
+                # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
+                self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+            else:
+                self._show_untrained_boundary()
+        for curves in self.runs[-1:]:
+            x = np.asarray(curves.steps, dtype=float)
+            for item, ys in zip(curves.items, curves.curves(), strict=True):
+                item.setData(x, np.asarray(ys, dtype=float))
+
+    def _make_curves(self, run: ToyRun) -> RunCurves:
+        color = RUN_COLORS[(run.number - 1) % len(RUN_COLORS)]
+        curves = RunCurves(run, color)
         solid, dashed = pg.mkPen(color, width=2), pg.mkPen(color, width=2, style=Qt.DashLine)
-        run.items = [
-            self.loss_plot.plot([], [], pen=solid, name=label),
+        curves.items = [
+            self.loss_plot.plot([], [], pen=solid, name=run.label),
             self.loss_plot.plot([], [], pen=dashed),
             self.acc_plot.plot([], [], pen=solid),
             self.acc_plot.plot([], [], pen=dashed),
         ]
-        for item in run.items:
+        for item in curves.items:
             # Long runs: draw at most about one point per pixel, and only what is in view.
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-        self.runs.append(run)
-        # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
-        self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+        x = np.asarray(run.steps, dtype=float)
+        for item, ys in zip(curves.items, curves.curves(), strict=True):
+            item.setData(x, np.asarray(ys, dtype=float))
+        return curves
 
-    def _remove_run(self, run: Run) -> None:
+    def _remove_run(self, curves: RunCurves) -> None:
         for plot, item in zip(
-            (self.loss_plot, self.loss_plot, self.acc_plot, self.acc_plot), run.items, strict=True
+            (self.loss_plot, self.loss_plot, self.acc_plot, self.acc_plot), curves.items, strict=True
         ):
             plot.removeItem(item)
 
     def _on_records(self, records: list[dict]) -> None:
         if not self.runs:
             return
-        run = self.runs[-1]
         for record in records:
             if record["type"] == "step":
-                run.steps.append(record["step"])
-                run.train_loss.append(record["train_loss"])
-                run.test_loss.append(record["test_loss"])
-                run.train_acc.append(record["train_acc"])
-                run.test_acc.append(record["test_acc"])
                 self.last_record = record
             elif record["type"] == "boundary":
                 self._set_boundary(record["grid"])
-        x = np.asarray(run.steps, dtype=float)
-        for item, ys in zip(
-            run.items, (run.train_loss, run.test_loss, run.train_acc, run.test_acc), strict=True
-        ):
-            item.setData(x, np.asarray(ys, dtype=float))
+        self.workspace.add_records(records)
         if self.last_record is not None:
-            self._message(self._progress_text(run.number, self.last_record))
+            self._message(self._progress_text(self.runs[-1].number, self.last_record))
 
     def _on_finished(self, record: dict) -> None:
+        self.control = None
         self._set_state("idle")
         kind = record.get("type")
+        self.workspace.finish_run(kind)
         if kind == "error":
             self._message(f"Training stopped: {record.get('message')}", error=True)
         elif self.last_record is not None and self.runs:
@@ -472,8 +562,7 @@ class TrainView(QWidget):
             fits = True
         except NetSpecError:
             fits = False
-        running = self.thread is not None and self.thread.isRunning()
-        self.train_button.setEnabled(fits or running)
+        self.train_button.setEnabled(fits or self.is_training())
         self.train_button.setToolTip(
             "Train / pause / resume (Ctrl+T). Training runs on a worker thread." if fits else
             "This network does not take 2-D points (input size 2): change it, or use the toy-2d preset."
@@ -485,19 +574,20 @@ class TrainView(QWidget):
         self.sig_running_changed.emit(state == "running")
 
     def _apply_speed(self) -> None:
-        if self.thread is not None:
-            self.thread.speed = SPEEDS[self.speed.currentIndex()][1]
+        self._speed = SPEEDS[self.speed.currentIndex()][1]
 
-    def _stop_thread(self, wait_ms: int = 5000) -> None:
-        thread, self.thread = self.thread, None
-        if thread is None:
+    def _stop_thread(self, wait_ms: int = 2000) -> None:
+        control, self.control = self.control, None
+        if control is None:
             return
-        thread.sig_records.disconnect(self._on_records)
-        thread.sig_finished.disconnect(self._on_finished)
-        thread.control.request_stop()
-        if thread.wait(wait_ms):
-            thread.deleteLater()
+        control.request_stop()
+        self._worker.shutdown(wait_ms)
         self._set_state("idle")
+
+    def _on_progress(self, records: list[dict]) -> None:
+        boundaries = [r for r in records if r["type"] == "boundary"]
+        kept = [r for r in records if r["type"] != "boundary"]
+        self._on_records(kept + boundaries[-1:])
 
 
 def _label(text: str, buddy) -> QLabel:
