@@ -29,12 +29,17 @@ WAIT_MS = 60000
 
 @pytest.fixture
 def panel(qtbot, tmp_path):
-    widget = PretrainPanel(checkpoint_dir=str(tmp_path))
+    widget = PretrainPanel()
     qtbot.addWidget(widget)
     widget.resize(1300, 820)
     widget.show()
     yield widget
     widget.shutdown()
+
+
+def _load(panel, data):
+    """Open saved pretraining data in the panel through its workspace (validated, then applied)."""
+    panel.workspace.load(panel.workspace.validate(data))
 
 
 def _text(panel, name):
@@ -177,7 +182,8 @@ def test_corpus_the_core_rejects_gives_a_message(panel, qtbot, tmp_path):
 
 
 def _fake_run(run_id, lr):
-    run = PretrainRun(run_id, f"Run {run_id}", {"n_layers": 1, "emb_dim": 32}, {"lr": lr, "batch_size": 4},
+    run = PretrainRun(run_id, f"Run {run_id}", {"n_layers": 1, "emb_dim": 32, "n_heads": 4, "vocab_size": 60},
+                      {"lr": lr, "batch_size": 4},
               color="#2563eb")
     for step in range(1, 30):
         run.add({"type": "step", "step": step, "tokens": step * 64, "train_loss": 4.0 / step, "lr": lr,
@@ -189,8 +195,8 @@ def _fake_run(run_id, lr):
 
 def test_history_hide_delete_and_state_roundtrip(panel, qtbot, tmp_path):
     runs = [_fake_run(1, 1e-3).to_state(), _fake_run(2, 3e-3).to_state()]
-    state = {"form": {"preset": "tiny"}, "runs": runs}
-    panel.restore_state(json.loads(json.dumps(state)))
+    state = {"state": {"preset": "tiny"}, "runs": runs}
+    _load(panel, json.loads(json.dumps(state)))
     panel.plots.flush()
     assert panel.plots.curve_count() == 2
     item = panel.history.list.item(0)
@@ -205,17 +211,17 @@ def test_history_hide_delete_and_state_roundtrip(panel, qtbot, tmp_path):
     assert [run.run_id for run in panel.runs()] == [1]
     panel.plots.flush()
     assert panel.plots.curve_count() == 0  # run 1 is hidden, run 2 deleted
-    saved = json.loads(json.dumps(panel.state()))
-    other = PretrainPanel(checkpoint_dir=str(tmp_path / "other"))
+    saved = json.loads(json.dumps(panel.workspace.to_json()))
+    other = PretrainPanel()
     qtbot.addWidget(other)
-    other.restore_state(saved)
+    _load(other, saved)
     assert [run.name for run in other.runs()] == ["Run 1"]
     assert other.runs()[0].final_losses()[1] == pytest.approx(0.5)
 
 
 def test_smoothing_and_axes(panel):
     run = _fake_run(1, 1e-3)
-    panel.restore_state({"runs": [run.to_state()]})
+    _load(panel, {"runs": [run.to_state()]})
     panel.plots.smoothing.setValue(0)
     panel.plots.flush()
     curves = panel.plots.curves(1)
@@ -274,7 +280,10 @@ def trained_checkpoint(tmp_path, small_corpus):
     trainer = Trainer(config, settings)
     for _ in trainer.run():
         pass
-    path = tmp_path / "trained.safetensors"
+    from explorer.core.workspaces.pretrain import CHECKPOINT, run_folder
+
+    path = run_folder(1) / CHECKPOINT  # where the app keeps run 1's checkpoint
+    path.parent.mkdir(parents=True)
     trainer.save_checkpoint(path)
     run = _fake_run(1, 1e-3)
     run.config = trainer.config.to_dict()
@@ -283,7 +292,7 @@ def trained_checkpoint(tmp_path, small_corpus):
 
 
 def test_attention_maps_of_a_checkpoint(panel, qtbot, trained_checkpoint):
-    panel.restore_state({"runs": [trained_checkpoint.to_state()]})
+    _load(panel, {"runs": [trained_checkpoint.to_state()]})
     tab = panel.findChild(QWidget, "pretrainAttention")
     tab.prompt.setText("the fox")
     with qtbot.waitSignal(tab.sig_shown, timeout=WAIT_MS):
@@ -303,7 +312,7 @@ def test_attention_without_checkpoint_says_so(panel, qtbot):
 
 
 def test_trace_one_step_reaches_the_canvas(panel, qtbot, trained_checkpoint):
-    panel.restore_state({"runs": [trained_checkpoint.to_state()]})
+    _load(panel, {"runs": [trained_checkpoint.to_state()]})
     tab = panel.findChild(QWidget, "pretrainTrace")
     tab.tokens.setValue(4)
     with qtbot.waitSignal(tab.sig_traced, timeout=WAIT_MS):
@@ -324,7 +333,7 @@ def test_error_records_become_a_message_and_the_panel_stays_usable(panel, kind, 
     # The records a failing run sends (see explorer/core/train.py), fed to the panel directly.
     run = _fake_run(1, 1e-3)
     run.status = "running"
-    panel._runs[run.run_id] = run
+    panel.workspace.runs[run.run_id] = run
     panel._active = run
     panel.plots.add_run(run)
     panel.history.add_run(run)
@@ -378,23 +387,6 @@ def test_char_vocab_comes_from_the_tokenizer_bpe_vocab_is_a_setting(panel, qtbot
     assert not panel.train_button.isEnabled()
     panel.form.tokenizer.setCurrentText("char")
     assert vocab.text() == str(chars) and panel.form.is_valid()
-
-
-def test_background_job_runs_one_function_at_a_time(qtbot):
-    from explorer.ui.common.worker import BackgroundJob
-
-    job = BackgroundJob()
-    results = []
-    job.sig_done.connect(results.append)
-    with qtbot.waitSignal(job.sig_finished, timeout=WAIT_MS):
-        assert job.start(lambda: 6 * 7)
-        assert job.is_busy() and not job.start(lambda: 0)  # one job at a time
-    assert results == [42] and not job.is_busy()
-    with qtbot.waitSignal(job.sig_failed, timeout=WAIT_MS) as failed:
-        job.start(lambda: int("x"))
-    assert "invalid literal" in failed.args[0]
-    qtbot.waitUntil(lambda: not job.is_busy(), timeout=WAIT_MS)
-    job.shutdown()
 
 
 def test_trace_refuses_a_big_untrained_model_before_learning_a_bpe():

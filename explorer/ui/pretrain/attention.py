@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from explorer.ui.common.worker import BackgroundJob
+from explorer.ui.common.worker import Worker
 
 MAX_PROMPT_TOKENS = 32  # more than this and the per-token labels become unreadable
 MAX_CELLS_AT_ONCE = 48  # above this many layer x head maps, one layer is shown at a time
@@ -62,10 +62,10 @@ class AttentionTab(QWidget):
         super().__init__()
         self.setObjectName("pretrainAttention")
         self._panel = panel
-        self._job = BackgroundJob(self)
+        self._job = Worker(self)
         self._job.sig_done.connect(self._on_done)
         self._job.sig_failed.connect(self._on_failed)
-        self._job.sig_finished.connect(self._on_job_finished)
+        self._job.sig_busy_changed.connect(lambda busy: busy or self._on_job_finished())
         self.result: AttentionResult | None = None
         self.prompt = QLineEdit("The quick brown fox jumps over the lazy dog.")
         self.prompt.setObjectName("attentionPrompt")
@@ -132,11 +132,11 @@ class AttentionTab(QWidget):
             return
         self.status.setText(f"Computing the attention of {source['name']}…")
         self.button.setEnabled(False)
-        self._job.start(lambda: compute_attention(source["checkpoint"], prompt, source["name"]))
+        self._job.submit(lambda _job: compute_attention(source["checkpoint"], prompt, source["name"]))
 
     def shutdown(self) -> None:
         """Wait for a running computation (it is short)."""
-        self._job.shutdown(10000)
+        self._job.shutdown()
 
     def _on_job_finished(self) -> None:
         self.button.setEnabled(True)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.gpt import budget as info
 from explorer.core.gpt import data
-from explorer.ui.common.worker import BackgroundJob
+from explorer.ui.common.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,9 @@ class HyperparameterForm(QWidget):
         self._vocab_errors: dict[str | None, str] = {}
         self._vocab_wanted: str | None = None
         self._bpe_vocab = DEFAULT_BPE_VOCAB
-        self._vocab_job = BackgroundJob(self)
+        self._vocab_job = Worker(self)
         self._vocab_job.sig_done.connect(self._on_vocab_counted)
-        self._vocab_job.sig_finished.connect(self._on_vocab_job_finished)
+        self._vocab_job.sig_busy_changed.connect(lambda busy: busy or self._on_vocab_job_finished())
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -232,6 +232,12 @@ class HyperparameterForm(QWidget):
         self.set_values(values)
         self._loading = True
         self.preset.setCurrentText(name)
+        self._loading = False
+
+    def show_preset(self, name: str) -> None:
+        """Show `name` (a preset or "custom") in the preset box without filling the fields."""
+        self._loading = True
+        self.preset.setCurrentText(name if name in info.preset_names() else "custom")
         self._loading = False
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -408,7 +414,7 @@ class HyperparameterForm(QWidget):
 
     def _start_count(self, key: str | None) -> None:
         self._vocab_wanted = key
-        self._vocab_job.start(lambda: (key, _count_or_error(key)))
+        self._vocab_job.submit(lambda _job: (key, _count_or_error(key)))
 
     def _on_vocab_counted(self, result: tuple) -> None:
         key, (count, error) = result

@@ -1,4 +1,4 @@
-"""PretrainRun history: every run with its colour, status and final losses; hide, compare, delete, reuse.
+"""Run history: every run with its colour, status and final losses; hide, compare, delete, reuse.
 
 A checkbox per run shows or hides its curves; "Compare" puts the checked runs side by side (only
 the settings that differ, then their final losses); "Use config" loads a run's hyperparameters back
@@ -116,6 +116,12 @@ class RunHistory(QWidget):
             self.list.takeItem(self.list.row(item))
         self._runs.pop(run_id, None)
         self._update_buttons()
+
+    def select_run(self, run_id: int) -> None:
+        """Make a run the current one."""
+        item = self._item(run_id)
+        if item is not None:
+            self.list.setCurrentItem(item)
 
     def current_run_id(self) -> int | None:
         """The selected run, if any."""

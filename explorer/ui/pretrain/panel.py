@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import html
 import math
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
@@ -35,7 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.gpt import budget as info
-from explorer.core.gpt.runs import PALETTE, PretrainRun, describe_config
+from explorer.core.gpt.runs import PretrainRun
+from explorer.core.workspaces.pretrain import PretrainWorkspace
 from explorer.ui.common import theme as themes
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
@@ -61,16 +59,14 @@ class PretrainPanel(QWidget):
     sig_checkpoint_written = Signal(int, str)
     """The training process wrote a checkpoint: (run id, path)."""
 
-    def __init__(self, parent: QWidget | None = None, checkpoint_dir: str | None = None,
+    def __init__(self, parent: QWidget | None = None, workspace: PretrainWorkspace | None = None,
                  train_backend: str = "process") -> None:
-        """`checkpoint_dir`: where runs write checkpoints (default: a temporary folder);
-        `train_backend`: "process" (always, in the app) or "thread" (the benchmark's comparison)."""
+        """`workspace`: the model this panel shows (default: a new one); `train_backend`: "process" (always,
+        in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder."""
         super().__init__(parent)
-        self._owns_dir = checkpoint_dir is None
-        self._dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="explorer-pretrain-"))
-        self._runs: dict[int, PretrainRun] = {}
+        self.workspace = workspace or PretrainWorkspace()
+        self._syncing = False
         self._active: PretrainRun | None = None
-        self._next_id = 1
         self._retrain_pending = False
         self._checkpoint_waiters: list = []
         self._refuse = False  # the configuration cannot train on this machine (see _update_estimates)
@@ -169,6 +165,8 @@ class PretrainPanel(QWidget):
         layout.addWidget(scroll)
         layout.addWidget(self.tabs, 1)
         self.set_theme(themes.get_theme())
+        self._subscribe()
+        self._show_runs()
         self._update_estimates()
         self._update_buttons()
 
@@ -208,23 +206,16 @@ class PretrainPanel(QWidget):
         if refuse:
             self.show_message(warning or "This configuration cannot train here.", "error")
             return False
-        run_id = self._next_id
-        self._next_id += 1
-        run = PretrainRun(run_id, f"PretrainRun {run_id}", config, settings, self.form.corpus_path(),
-                  PALETTE[(run_id - 1) % len(PALETTE)])
-        run.name = f"PretrainRun {run_id} · {describe_config(config, settings)}"
-        run.checkpoint = None
-        self._runs[run_id] = run
+        self._form_to_model()
+        run = self.workspace.new_run(config, settings, self.form.corpus_path())  # shown by run_added
+        run_id = run.run_id
         self._active = run
-        self.plots.add_run(run)
-        self.history.add_run(run)
-        self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
         self.progress.setRange(0, int(settings["steps"]))
         self.progress.setValue(0)
         self.progress_label.setText("Starting the training process…")
         self.hide_message()
         self._run_started_at = time.monotonic()
-        checkpoint = str(self._dir / f"run-{run_id}.safetensors")
+        checkpoint = str(self.workspace.checkpoint_path(run_id))
         try:
             self._process.start(config, settings, checkpoint, corpus_path=run.corpus)
         except (OSError, RuntimeError) as exc:
@@ -267,22 +258,47 @@ class PretrainPanel(QWidget):
             self._process.stop()
             self.progress_label.setText("Stopping…")
 
-    def delete_run(self, run_id: int) -> None:
-        """Remove a finished run, its curves and its checkpoint file."""
+    def delete_run(self, run_id: int, confirm: bool = True) -> bool:
+        """Delete a finished run, its curves and its files (after asking, when `confirm`)."""
         if self._active is not None and self._active.run_id == run_id:
             self.show_message("This run is still training: stop it before deleting it.", "info")
-            return
-        run = self._runs.pop(run_id, None)
-        self.plots.remove_run(run_id)
-        self.history.remove_run(run_id)
-        if run is not None and run.checkpoint and self._owns_dir:
-            Path(run.checkpoint).unlink(missing_ok=True)
+            return False
+        run = self.workspace.runs.get(run_id)
+        if run is None:
+            return False
+        if confirm and not self._confirm(f"Delete {run.name}?\n\nIts curves, its checkpoint and its metrics "
+                                         "are removed from disk. This cannot be undone."):
+            return False
+        self.workspace.delete_run(run_id)
+        return True
+
+    def export_run(self, run_id: int | None = None, folder: str | None = None) -> list[str]:
+        """Write a run's checkpoint and metrics CSV to a folder the user picks (File > Export run…)."""
+        if run_id is None:
+            run_id = self.history.current_run_id() or self.workspace.state.selected
+        if run_id not in self.workspace.runs:
+            self.show_message("Select a run to export first.", "info")
+            return []
+        if folder is None:
+            from PySide6.QtWidgets import QFileDialog
+
+            folder = QFileDialog.getExistingDirectory(self, "Export the run to a folder")
+            if not folder:
+                return []
+        try:
+            written = [str(p) for p in self.workspace.export_run(run_id, folder)]
+        except (OSError, ValueError) as exc:
+            self.show_message(f"Could not export the run: {exc}", "error")
+            return []
+        self.show_message(f"Exported {len(written)} files to {folder}.", "info")
+        return written
 
     def use_run_config(self, run_id: int) -> None:
         """Load a run's hyperparameters into the form (then tweak and Train)."""
-        run = self._runs.get(run_id)
+        run = self.workspace.runs.get(run_id)
         if run is not None:
             self.form.set_values({**run.config, **run.settings, "corpus": run.corpus or ""})
+            self._form_to_model()
 
     def with_fresh_checkpoint(self, callback) -> bool:
         """Call `callback()` once the model to inspect is on disk; True when it has to wait.
@@ -302,7 +318,7 @@ class PretrainPanel(QWidget):
 
     def runs(self) -> list[PretrainRun]:
         """All runs, oldest first."""
-        return list(self._runs.values())
+        return list(self.workspace.runs.values())
 
     def is_training(self) -> bool:
         """True while a training process is alive."""
@@ -335,32 +351,94 @@ class PretrainPanel(QWidget):
             out.append(action)
         return out
 
-    def state(self) -> dict[str, Any]:
-        """The form and the run history (curves thinned) as JSON-able data."""
-        return {"form": self.form.values(), "runs": [run.to_state() for run in self._runs.values()]}
+    # -- model <-> view ---------------------------------------------------------------------------
+    def _subscribe(self) -> None:
+        ws = self.workspace
+        ws.events.run_added.connect(self._on_run_added)
+        ws.events.run_changed.connect(self._on_run_changed)
+        ws.events.run_removed.connect(self._on_run_removed)
+        ws.events.runs_reset.connect(self._show_runs)
+        for name in ("preset", "config", "settings", "corpus"):
+            getattr(ws.state.events, name).connect(lambda _v: self._model_to_form())
+        ws.state.events.selected.connect(self._on_model_selected)
+        self.form.sig_changed.connect(self._form_to_model)
+        self.history.list.currentItemChanged.connect(lambda *_: self._selection_to_model())
 
-    def restore_state(self, data: dict[str, Any]) -> None:
-        """Put back what `state()` gave; bad entries are skipped, never fatal."""
-        if not isinstance(data, dict):
+    def _form_to_model(self) -> None:
+        """The user edited the form: a valid form becomes the workspace's configuration."""
+        if self._syncing or not self.form.is_valid():
             return
-        form = data.get("form")
-        if isinstance(form, dict):
-            preset = form.get("preset")
-            if preset in info.preset_names():
-                self.form.apply_preset(preset)
-            self.form.set_values({k: v for k, v in form.items() if k != "preset"})
-        for saved in data.get("runs", []) or []:
-            try:
-                run = PretrainRun.from_state(saved)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if run.checkpoint and not Path(run.checkpoint).exists():
-                run.checkpoint = None
-            self._runs[run.run_id] = run
-            self._next_id = max(self._next_id, run.run_id + 1)
+        self._syncing = True
+        try:
+            self.workspace.state.update({"preset": self.form.preset.currentText(),
+                                         "config": self.form.config_dict(),
+                                         "settings": self.form.settings_dict(),
+                                         "corpus": self.form.corpus_path()})
+        except ValueError:
+            pass  # the form shows the problem itself
+        finally:
+            self._syncing = False
+
+    def _model_to_form(self) -> None:
+        """Code set the configuration (a lesson, a session): the form shows it, preset label included."""
+        if self._syncing:
+            return
+        state = self.workspace.state
+        self._syncing = True
+        try:
+            if state.preset in info.preset_names():
+                self.form.apply_preset(state.preset)
+            self.form.set_values({**state.config, **state.settings, "corpus": state.corpus or ""})
+            self.form.show_preset(state.preset)
+        finally:
+            self._syncing = False
+
+    def _show_runs(self) -> None:
+        """Every run anew (a session was opened): each appears exactly once."""
+        for run_id in list(self.plots.run_ids()):
+            self.plots.remove_run(run_id)
+            self.history.remove_run(run_id)
+        for run in self.workspace.runs.values():
             self.plots.add_run(run)
             self.history.add_run(run)
+        self._model_to_form()
         self._update_buttons()
+
+    def _on_run_added(self, run_id: int) -> None:
+        run = self.workspace.runs[run_id]
+        self.plots.add_run(run)
+        self.history.add_run(run)
+        self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
+
+    def _on_run_changed(self, run_id: int) -> None:
+        self.plots.mark_dirty(run_id)
+        self.history.update_run(run_id)
+
+    def _on_run_removed(self, run_id: int) -> None:
+        self.plots.remove_run(run_id)
+        self.history.remove_run(run_id)
+        self._update_buttons()
+
+    def _selection_to_model(self) -> None:
+        if not self._syncing:
+            self._syncing = True
+            try:
+                self.workspace.state.selected = self.history.current_run_id()
+            finally:
+                self._syncing = False
+
+    def _on_model_selected(self, run_id: int | None) -> None:
+        if not self._syncing and run_id is not None and run_id != self.history.current_run_id():
+            self.history.select_run(run_id)
+
+    def _confirm(self, question: str) -> bool:
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        if QApplication.platformName() == "offscreen":
+            return True  # headless (tests, scripts): nobody to ask
+        answer = QMessageBox.question(self, "Autograd Explorer", question,
+                                      QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     def prepare_screenshot(self, preset: str | None = None, example: str | None = None,
                            step: int | None = None) -> None:
@@ -374,7 +452,7 @@ class PretrainPanel(QWidget):
         if preset is not None and preset not in info.preset_names():
             names = ", ".join(info.preset_names())
             raise ValueError(f"unknown pretraining preset {preset!r}; choose one of {names}")
-        self.form.apply_preset(preset or "tiny")
+        self.workspace.set_preset(preset or "tiny")
         if step is None and (preset or "tiny") == "tiny":
             step = SCREENSHOT_STEPS
         if step and self.train_button.isEnabled():
@@ -400,10 +478,6 @@ class PretrainPanel(QWidget):
         for tab in self._inspection_tabs:
             if hasattr(tab, "shutdown"):
                 tab.shutdown()
-        if self._owns_dir:  # a temporary folder: its checkpoints go with the session's window
-            shutil.rmtree(self._dir, ignore_errors=True)
-            for run in self._runs.values():
-                run.checkpoint = None
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Opened alone, closing the panel stops its training cleanly."""
@@ -416,8 +490,8 @@ class PretrainPanel(QWidget):
         if run is None:
             return
         last_step = None
+        self.workspace.add_records(run.run_id, records)
         for record in records:
-            run.add(record)
             kind = record.get("type")
             if kind == "step":
                 last_step = record
@@ -436,8 +510,6 @@ class PretrainPanel(QWidget):
                 self.show_message(str(record.get("message", "")), "warning")
         if last_step is not None:
             self._show_progress(run, last_step)
-        self.plots.mark_dirty(run.run_id)
-        self.history.update_run(run.run_id)
 
     def _on_finished(self, result: dict[str, Any]) -> None:
         run, self._active = self._active, None
@@ -445,11 +517,8 @@ class PretrainPanel(QWidget):
         for callback in waiters:  # the final checkpoint (if any) is written: inspect that
             QTimer.singleShot(0, callback)
         if run is not None:
-            status = result.get("status", "stopped")
-            if run.status not in ("done", "stopped", "error") or status == "error":
-                run.status = status
-                run.message = result.get("message", "") or run.message
-            run.checkpoint = result.get("checkpoint") or run.checkpoint
+            self.workspace.finish_run(run.run_id, result.get("status", "stopped"), result.get("message", ""),
+                                      result.get("checkpoint"))
             if run.status == "error" and not self.banner.isVisible():
                 self.show_message(f"Training stopped: {run.message}", "error")
             self.history.update_run(run.run_id)
@@ -536,7 +605,7 @@ class PretrainPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Resume" if self._process.is_paused() else "Pause")
         self.stop_button.setEnabled(running)
-        self.retrain_button.setEnabled(can_train and (running or bool(self._runs)))
+        self.retrain_button.setEnabled(can_train and (running or bool(self.workspace.runs)))
         self.form.preset.setEnabled(True)
 
     def _button(self, text: str, name: str, shortcut: str, tip: str, slot) -> QPushButton:
@@ -561,15 +630,11 @@ class PretrainPanel(QWidget):
 
     def model_source(self) -> dict[str, Any]:
         """What the inspection tabs should look at: the selected (else latest) run with a checkpoint."""
-        selected = self._runs.get(self.history.current_run_id() or -1)
-        candidates = [selected, *reversed(self._runs.values())]
-        for run in candidates:
-            if run is not None and run.checkpoint and Path(run.checkpoint).exists():
-                return {"checkpoint": run.checkpoint, "config": run.config, "settings": run.settings,
-                        "corpus": run.corpus, "name": run.name}
-        return {"checkpoint": None, "config": self.form.config_dict() if self.form.is_valid() else None,
-                "settings": self.form.settings_dict(), "corpus": self.form.corpus_path(),
-                "name": "an untrained model (form settings)"}
+        source = self.workspace.model_source(self.history.current_run_id())
+        if source["checkpoint"] is None:
+            source.update(config=self.form.config_dict() if self.form.is_valid() else None,
+                          settings=self.form.settings_dict(), corpus=self.form.corpus_path())
+        return source
 
 
 SCREENSHOT_STEPS = 50

@@ -151,6 +151,10 @@ class TrainingPlots(QWidget):
         self._curves[run.run_id].set_visible(run.visible)
         self.mark_dirty(run.run_id)
 
+    def run_ids(self) -> list[int]:
+        """The runs with curves on the plots."""
+        return list(self._curves)
+
     def remove_run(self, run_id: int) -> None:
         """Delete a run's curves and its legend entry."""
         curves = self._curves.pop(run_id, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from explorer.ui.common.worker import BackgroundJob
+from explorer.ui.common.worker import Worker
 
 # Above this, building and tracing the model would take much of this machine's memory for little
 # more insight than the same structure at tiny size.
@@ -87,10 +87,10 @@ class TraceTab(QWidget):
         super().__init__()
         self.setObjectName("pretrainTrace")
         self._panel = panel
-        self._job = BackgroundJob(self)
+        self._job = Worker(self)
         self._job.sig_done.connect(self._on_done)
         self._job.sig_failed.connect(lambda message: self.status.setText(f"Could not trace: {message}"))
-        self._job.sig_finished.connect(self._on_job_finished)
+        self._job.sig_busy_changed.connect(lambda busy: busy or self._on_job_finished())
         self.trace = None
         self.button = QPushButton("Trace one step")
         self.button.setObjectName("traceStepButton")
@@ -150,11 +150,11 @@ class TraceTab(QWidget):
         n_tokens = self.tokens.value()
         self.status.setText("Tracing one training step…")
         self.button.setEnabled(False)
-        self._job.start(lambda: trace_one_step(source, n_tokens))
+        self._job.submit(lambda _job: trace_one_step(source, n_tokens))
 
     def shutdown(self) -> None:
         """Wait for a running trace."""
-        self._job.shutdown(30000)
+        self._job.shutdown()
 
     def _on_job_finished(self) -> None:
         self.button.setEnabled(True)
