@@ -33,7 +33,6 @@ WORKSPACES = [
     ("network", "Network", "explorer.ui.network.panel", "NetworkPanel"),
     ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
-SESSION_VERSION = 1
 
 SHORTCUTS_HTML = """
 <h3>Keyboard shortcuts</h3>
@@ -88,7 +87,7 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, QWidget] = {}
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
-        self._pending_state: dict[str, dict] = {}
+        self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
         self._workspace_menus: dict[str, object] = {}
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
@@ -134,7 +133,7 @@ class MainWindow(QMainWindow):
         spec = next(w for w in WORKSPACES if w[0] == key)
         try:
             module = importlib.import_module(spec[2])
-            panel = getattr(module, spec[3])()
+            panel = getattr(module, spec[3])(workspace=self.workspaces.get(key))
         except Exception as exc:  # a broken workspace must not take the others down
             self._show_failure(key, spec[1], exc)
             self.sig_panel_ready.emit(key)
@@ -147,40 +146,49 @@ class MainWindow(QMainWindow):
         """Create the visible workspace's panel if it does not exist yet."""
         self.panel(self.current_key())
 
-    def session(self) -> dict:
-        """The session as JSON-able data: current workspace and each created panel's state."""
-        states = dict(self._pending_state)
-        for key, panel in self.panels.items():
-            if hasattr(panel, "state"):
-                try:
-                    states[key] = panel.state()
-                except Exception:  # one panel's bad state must not lose the others
-                    continue
-        return {"version": SESSION_VERSION, "workspace": self.current_key(), "panels": states}
+    @property
+    def workspaces(self):
+        """The workspace models of this window (what sessions save); created on first use."""
+        if self._workspaces is None:
+            from explorer.core.workspaces.session import Workspaces
 
-    def apply_session(self, data: dict) -> None:
-        """Restore a session (panels not created yet get their state when they are)."""
-        if not isinstance(data, dict) or not isinstance(data.get("panels", {}), dict):
-            raise ValueError("not an Autograd Explorer session")
-        for key, state in data.get("panels", {}).items():
-            panel = self.panels.get(key)
-            if panel is not None and hasattr(panel, "restore_state"):
-                panel.restore_state(state)
-            else:
-                self._pending_state[key] = state
-        if data.get("workspace") in [w[0] for w in WORKSPACES]:
-            self.show_workspace(data["workspace"])
+            self._workspaces = Workspaces()
+        return self._workspaces
+
+    def session(self) -> dict:
+        """The session as JSON-able data: every workspace's model and the current workspace."""
+        self.workspaces.current = self.current_key()
+        return self.workspaces.to_json()
+
+    def apply_session(self, data: dict | str | bytes) -> None:
+        """Validate a whole session, then apply all of it (SessionError, and nothing changed, if bad)."""
+        from explorer.core.workspaces.session import parse_session
+
+        text = data if isinstance(data, str | bytes) else json.dumps(data)
+        session = parse_session(text)
+        self.workspaces.apply(session)
+        self.show_workspace(session.current)
 
     def save_session(self, path: str | Path) -> None:
-        """Write the session to a JSON file."""
-        Path(path).write_text(json.dumps(self.session(), indent=2), encoding="utf-8")
+        """Write the session to a JSON file (atomically)."""
+        from explorer.core.workspaces.session import write_session
 
-    def open_session(self, path: str | Path) -> None:
-        """Read a session JSON file (errors are shown, never raised to the user)."""
+        self.workspaces.current = self.current_key()
+        write_session(path, self.workspaces)
+
+    def open_session(self, path: str | Path) -> bool:
+        """Read, validate and apply a session file; a bad one is refused with one message, changes nothing."""
+        from explorer.core.workspaces.session import SessionError, read_session
+
         try:
-            self.apply_session(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+            session = read_session(path)
+        except SessionError as exc:
             self._error(f"Could not open the session {Path(path).name}: {exc}")
+            return False
+        self.workspaces.apply(session)
+        self.show_workspace(session.current)
+        self.statusBar().showMessage(f"Opened the session {Path(path).name}", 5000)
+        return True
 
     def export_graph(self, path: str | Path, fmt: str | None = None) -> bool:
         """Render the current workspace's graph to PNG or SVG; False (with a message) when there is none."""
@@ -263,10 +271,14 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         raw = self.settings.value("session")
         if raw:
-            try:
-                self.apply_session(json.loads(str(raw)))
-            except ValueError:
-                pass  # a corrupt saved session is ignored: the app opens on the defaults
+            # After the first paint: validating the session imports the models (and torch).
+            QTimer.singleShot(0, lambda: self._apply_saved_session(str(raw)))
+
+    def _apply_saved_session(self, raw: str) -> None:
+        try:
+            self.apply_session(raw)
+        except ValueError:
+            pass  # a corrupt or older saved session is ignored: the app opens on the defaults
 
     def _install(self, key: str, title: str, panel: QWidget) -> None:
         slot = self._slots[key]
@@ -277,11 +289,6 @@ class MainWindow(QMainWindow):
                 w.deleteLater()
         layout.addWidget(panel)
         self.panels[key] = panel
-        if key in self._pending_state and hasattr(panel, "restore_state"):
-            try:
-                panel.restore_state(self._pending_state.pop(key))
-            except Exception as exc:  # a stale saved state must not stop the panel from opening
-                self.statusBar().showMessage(f"Saved {title} state ignored: {exc}", 8000)
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
         actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []
@@ -391,7 +398,7 @@ class MainWindow(QMainWindow):
         if path:
             try:
                 self.save_session(path)
-            except (OSError, TypeError, ValueError) as exc:
+            except (OSError, TypeError, ValueError) as exc:  # files.FileProblem is a ValueError
                 self._error(f"Could not save the session: {exc}")
 
     def _ask_export(self, fmt: str) -> None:

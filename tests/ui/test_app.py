@@ -52,7 +52,7 @@ def test_tabs_are_created_lazily(qtbot, window):
 def test_a_failing_panel_shows_a_message_in_its_tab(qtbot, window, monkeypatch):
     broken = types.ModuleType("explorer_broken_panel")
 
-    def explode():
+    def explode(workspace=None):
         raise RuntimeError("no GPU driver here")
 
     broken.BrokenPanel = explode
@@ -89,7 +89,7 @@ def test_session_save_and_open_round_trip(qtbot, window, tmp_path):
     path = tmp_path / "session.json"
     window.save_session(path)
     data = json.loads(path.read_text())
-    assert data["panels"]["expression"]["source"].startswith("u = param")
+    assert data["workspaces"]["expression"]["source"].startswith("u = param")
     with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
         panel.set_source("q = param(1.0)\nr = q + q")
     with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
@@ -114,7 +114,8 @@ def test_last_session_and_theme_are_restored_on_next_launch(qtbot, settings):
     qtbot.addWidget(second)
     assert second.theme_name == "dark"
     restored = second.panel("expression")
-    qtbot.waitUntil(lambda: restored.result is not None and restored.result.ok, timeout=WAIT)
+    qtbot.waitUntil(lambda: restored.result is not None
+                    and restored.result.source.startswith("k = param(0.5)"), timeout=WAIT)
     assert restored.source().startswith("k = param(0.5)")
     second.set_theme("light")
     second.close()

@@ -473,8 +473,8 @@ def test_training_on_toy_data_raises_accuracy(qtbot, window):
         click(qtbot, one(panel, "networkTrainButton", QAbstractButton))
     run = train.runs[-1]
     assert run.steps[-1] == 300
-    assert run.train_acc[-1] > run.train_acc[0] and run.train_acc[-1] >= 0.85, run.train_acc[-1]
-    assert run.train_loss[-1] < run.train_loss[0]
+    assert run.run.train_acc[-1] > run.run.train_acc[0] and run.run.train_acc[-1] >= 0.85, run.run.train_acc[-1]
+    assert run.run.train_loss[-1] < run.run.train_loss[0]
     curve = one(panel, "networkLossPlot").plotItem.listDataItems()[0]
     assert len(curve.getData()[0]) == len(run.steps)
     assert np.abs(np.asarray(train.boundary_grid) - untrained).max() > 0.1

@@ -51,34 +51,65 @@ class SessionFile(BaseModel):
 
 
 class Workspaces:
-    """The three workspace models of one window: what a session saves and restores."""
+    """The three workspace models of one window, created on first use (the models import torch).
+
+    A session applied before a workspace exists is kept, validated, and applied when it is created.
+    """
 
     def __init__(self) -> None:
-        self.expression = ExpressionWorkspace()
-        self.network = NetworkWorkspace()
-        self.pretrain = PretrainWorkspace()
+        self._models: dict[str, object] = {}
+        self._pending: dict[str, BaseModel] = {}
         self.current = "expression"
 
     def get(self, key: str):
-        """The workspace model named `key`."""
+        """The workspace model named `key` (created now if needed)."""
         if key not in KEYS:
             raise KeyError(f"unknown workspace {key!r}; choose from {', '.join(KEYS)}")
-        return getattr(self, key)
+        if key not in self._models:
+            model = {"expression": ExpressionWorkspace, "network": NetworkWorkspace,
+                     "pretrain": PretrainWorkspace}[key]()
+            if key in self._pending:
+                model.load(self._pending.pop(key))
+            self._models[key] = model
+        return self._models[key]
+
+    @property
+    def expression(self) -> ExpressionWorkspace:
+        """The expression workspace."""
+        return self.get("expression")
+
+    @property
+    def network(self) -> NetworkWorkspace:
+        """The network workspace."""
+        return self.get("network")
+
+    @property
+    def pretrain(self) -> PretrainWorkspace:
+        """The pretraining workspace."""
+        return self.get("pretrain")
+
+    def created(self, key: str) -> bool:
+        """Whether the model of `key` exists yet."""
+        return key in self._models
 
     def to_json(self) -> dict:
-        """The session as JSON-able data."""
-        return {"format": FORMAT, "version": VERSION, "current": self.current,
-                "workspaces": {key: self.get(key).to_json() for key in KEYS}}
+        """The session as JSON-able data (workspaces never opened keep what the last session said)."""
+        parts = {key: self._models[key].to_json() for key in KEYS if key in self._models}
+        for key, saved in self._pending.items():
+            parts[key] = saved.model_dump(mode="json")
+        return {"format": FORMAT, "version": VERSION, "current": self.current, "workspaces": parts}
 
     def apply(self, session: SessionFile) -> None:
         """Apply a validated session: every workspace it names, then the current one."""
         saved = session.workspaces
-        if saved.expression is not None:
-            self.expression.load(saved.expression)
-        if saved.network is not None:
-            self.network.load(saved.network)
-        if saved.pretrain is not None:
-            self.pretrain.load(saved.pretrain)
+        for key in KEYS:
+            part = getattr(saved, key)
+            if part is None:
+                continue
+            if key in self._models:
+                self._models[key].load(part)
+            else:
+                self._pending[key] = part
         self.current = session.current
 
 

@@ -175,8 +175,8 @@ class Worker(QObject):
 
     def _on_result(self, result: Any, error: str | None) -> None:
         thread = self.sender()
-        if thread is not self._thread:
-            return  # a job that shutdown() already let go
+        if thread is None or thread is not self._thread:
+            return  # a job that shutdown() or cancel() already let go
         self._thread = None
         superseded = thread.job.cancelled
         waiting, self._waiting = self._waiting, None
