@@ -473,7 +473,8 @@ def test_training_on_toy_data_raises_accuracy(qtbot, window):
         click(qtbot, one(panel, "networkTrainButton", QAbstractButton))
     run = train.runs[-1]
     assert run.steps[-1] == 300
-    assert run.run.train_acc[-1] > run.run.train_acc[0] and run.run.train_acc[-1] >= 0.85, run.run.train_acc[-1]
+    acc = run.run.train_acc
+    assert acc[-1] > acc[0] and acc[-1] >= 0.85, acc[-1]
     assert run.run.train_loss[-1] < run.run.train_loss[0]
     curve = one(panel, "networkLossPlot").plotItem.listDataItems()[0]
     assert len(curve.getData()[0]) == len(run.steps)
