@@ -122,3 +122,27 @@ def test_a_bad_session_changes_nothing_in_the_window(qtbot, tmp_path):
     assert json.dumps(window.session(), sort_keys=True) == before
     assert expression.editor.toPlainText() == SEED
     window.close()
+
+
+def test_a_restored_run_samples_and_continues_into_a_new_run(qtbot):
+    window = _window(qtbot)
+    pretrain = window.panel("pretrain")
+    ws = window.workspaces.pretrain
+    _train_run(ws, 1)
+    source = ws.runs[1]
+    before = source.checkpoint and open(source.checkpoint, "rb").read()
+    pretrain.history.select_run(1)
+    pretrain.sample_prompt.setText("the")
+    with qtbot.waitSignal(pretrain._sampler.sig_done, timeout=WAIT):
+        pretrain.sample()
+    assert "asked to continue" in pretrain.samples.toPlainText()
+    pretrain.form.set_values({"steps": 2, "eval_every": 1, "sample_every": 0})
+    with qtbot.waitSignal(pretrain.sig_run_finished, timeout=WAIT * 2) as finished:
+        assert pretrain.continue_run(1)
+    new_id, status = finished.args
+    assert status == "done" and new_id == 2
+    resumed = ws.runs[2]
+    assert "continues run 1" in resumed.name
+    assert resumed.steps["step"].view()[0] == 4  # it went on from step 3
+    assert open(source.checkpoint, "rb").read() == before  # the run it resumed from is untouched
+    window.close()

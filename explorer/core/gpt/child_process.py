@@ -27,6 +27,7 @@ def run_training(
     commands: Any,
     records: Any,
     num_threads: int = 1,
+    resume_from: str | None = None,
 ) -> None:
     """Train a GPT from plain dicts and stream record batches (lists of dicts) into `records`."""
     sender = _BatchSender(records)
@@ -36,7 +37,7 @@ def run_training(
 
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
-        trainer = _make_trainer(config, settings, corpus_path)
+        trainer = _make_trainer(config, settings, corpus_path, resume_from)
         wants_checkpoint = threading.Event()
         # Set between the trainer's "paused" and "resumed" records: the loop is blocked and the model
         # is not changing, so the listener may write a checkpoint itself.
@@ -74,9 +75,18 @@ def run_training(
         sender.close()
 
 
-def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None):
-    """Build the core Trainer; it reads and checks the corpus file here, never in the GUI."""
+def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
+                  resume_from: str | None = None):
+    """Build the core Trainer; it reads and checks the corpus file here, never in the GUI.
+
+    With `resume_from`, the trainer continues that checkpoint (weights, optimizer, step) on `corpus_path`
+    with `settings` (fine-tuning when the corpus is another text); the checkpoint itself is only read.
+    """
     from explorer.core.gpt.train import Trainer, TrainSettings
+
+    if resume_from:
+        return Trainer.load_checkpoint(resume_from, corpus=corpus_path or None,
+                                       settings={k: v for k, v in settings.items() if k != "corpus_path"})
 
     train_settings = TrainSettings.from_dict({**settings, "corpus_path": corpus_path or None})
     return Trainer(dict(config), train_settings)

@@ -114,6 +114,11 @@ class PretrainRun:
             self.status = kind
             self.message = str(record.get("message", "") or "")
 
+    def steps_done(self) -> int:
+        """The last optimizer step the run recorded (0 before its first)."""
+        steps = self.steps["step"].view()
+        return int(steps[-1]) if len(steps) and steps[-1] == steps[-1] else 0
+
     def final_losses(self) -> tuple[float | None, float | None]:
         """(last train loss, last validation loss), None where there is none."""
         train = self.steps["train_loss"].view()

@@ -223,12 +223,15 @@ class PretrainWorkspace:
             pass
         return max(used, default=0) + 1
 
-    def new_run(self, config: dict, settings: dict, corpus: str | None) -> PretrainRun:
-        """Register a run about to train; its checkpoint goes to its own folder."""
+    def new_run(self, config: dict, settings: dict, corpus: str | None,
+                continues: int | None = None) -> PretrainRun:
+        """Register a run about to train (continuing run `continues`, if given); its checkpoint goes to its
+        own folder."""
         run_id = self.next_run_id()
         color = PALETTE[(run_id - 1) % len(PALETTE)]
         run = PretrainRun(run_id, "", dict(config), dict(settings), corpus, color)
-        run.name = f"Run {run_id} · {describe_config(config, settings)} · {corpus_label(corpus)}"
+        origin = f" · continues run {continues}" if continues else ""
+        run.name = f"Run {run_id} · {describe_config(config, settings)}{origin} · {corpus_label(corpus)}"
         folder = run_folder(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         run.checkpoint = None
@@ -332,6 +335,24 @@ class PretrainWorkspace:
         if self.state.selected is not None and self.state.selected not in self.runs:
             self.state.selected = None
         self.events.runs_reset.emit()
+
+
+def sample_text(checkpoint: str, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,
+                seed: int = 0) -> str:
+    """Text a trained run writes after `prompt` (seeded: the same call gives the same text)."""
+    import torch
+
+    from explorer.core.gpt.checkpoint import load_model
+
+    model, tokenizer, _ckpt = load_model(checkpoint, "cpu")
+    ids = tokenizer.encode(prompt or "\n")
+    if not ids:
+        raise ValueError("none of the prompt's characters occur in this model's corpus: type other text")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids], dtype=torch.long), max_new_tokens, temperature=temperature,
+                             generator=generator)
+    return tokenizer.decode(out[0].tolist())
 
 
 def corpus_label(corpus: str | None) -> str:

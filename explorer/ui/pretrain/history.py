@@ -43,6 +43,8 @@ class RunHistory(QWidget):
     """A run's checkbox changed: (run id, visible)."""
     sig_delete_requested = Signal(int)
     """The user asked to delete a run."""
+    sig_continue_requested = Signal(int)
+    """The user wants to resume training from this run's checkpoint (a new run)."""
     sig_use_config = Signal(int)
     """The user wants this run's hyperparameters back in the form."""
 
@@ -70,8 +72,15 @@ class RunHistory(QWidget):
         self.delete_button.setToolTip("Remove the selected run and its curves (Del)")
         self.delete_button.setShortcut("Delete")
         self.delete_button.clicked.connect(self._delete_current)
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setObjectName("pretrainContinueButton")
+        self.continue_button.setToolTip(
+            "Resume training: a new run starts from the selected run's checkpoint (its weights, AdamW state "
+            "and step) and trains the form's number of steps more. Choose another corpus first to fine-tune: "
+            "the pretrained model then adapts to your text. The selected run's files are not changed.")
+        self.continue_button.clicked.connect(self._continue_current)
         buttons = QHBoxLayout()
-        for button in (self.compare_button, self.use_button, self.delete_button):
+        for button in (self.compare_button, self.use_button, self.continue_button, self.delete_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -190,6 +199,11 @@ class RunHistory(QWidget):
         if run_id is not None:
             self.sig_delete_requested.emit(run_id)
 
+    def _continue_current(self) -> None:
+        run_id = self.current_run_id()
+        if run_id is not None:
+            self.sig_continue_requested.emit(run_id)
+
     def _use_current(self) -> None:
         run_id = self.current_run_id()
         if run_id is not None:
@@ -198,5 +212,6 @@ class RunHistory(QWidget):
     def _update_buttons(self, *_: object) -> None:
         has = self.list.currentItem() is not None
         self.use_button.setEnabled(has)
+        self.continue_button.setEnabled(has)
         self.delete_button.setEnabled(has)
         self.compare_button.setEnabled(self.list.count() > 0)

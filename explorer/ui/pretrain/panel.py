@@ -14,6 +14,7 @@ import html
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
@@ -21,6 +22,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -33,8 +35,9 @@ from PySide6.QtWidgets import (
 
 from explorer.core.gpt import budget as info
 from explorer.core.gpt.runs import PretrainRun
-from explorer.core.workspaces.pretrain import PretrainWorkspace
+from explorer.core.workspaces.pretrain import PretrainWorkspace, sample_text
 from explorer.ui.common import theme as themes
+from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
 from explorer.ui.pretrain.history import RunHistory
@@ -134,12 +137,30 @@ class PretrainPanel(QWidget):
         self.history.sig_visibility_changed.connect(self.plots.set_visible)
         self.history.sig_delete_requested.connect(self.delete_run)
         self.history.sig_use_config.connect(self.use_run_config)
+        self.history.sig_continue_requested.connect(self.continue_run)
+        self.sample_prompt = QLineEdit("The ")
+        self.sample_prompt.setObjectName("samplePrompt")
+        self.sample_prompt.setToolTip("Text for the selected (or latest) trained run to continue")
+        self.sample_prompt.returnPressed.connect(self.sample)
+        self.sample_button = QPushButton("Sample")
+        self.sample_button.setObjectName("pretrainSampleButton")
+        self.sample_button.setToolTip("Let the selected (or latest) trained run write 200 tokens after the "
+                                      "prompt: generation picks each next token from the model's softmax, "
+                                      "one at a time (temperature 0.8, seeded)")
+        self.sample_button.clicked.connect(self.sample)
+        self._sampler = Worker(self)
+        self._sampler.sig_done.connect(self._show_sample)
+        self._sampler.sig_failed.connect(lambda m: self.show_message(f"Could not sample: {m}", "error"))
 
         lower = QSplitter(Qt.Horizontal)
         samples_box = QWidget()
         samples_layout = QVBoxLayout(samples_box)
         samples_layout.setContentsMargins(0, 0, 0, 0)
-        samples_layout.addWidget(QLabel("<b>Samples</b>"))
+        samples_row = QHBoxLayout()
+        samples_row.addWidget(QLabel("<b>Samples</b>"))
+        samples_row.addWidget(self.sample_prompt, 1)
+        samples_row.addWidget(self.sample_button)
+        samples_layout.addLayout(samples_row)
         samples_layout.addWidget(self.samples)
         lower.addWidget(samples_box)
         lower.addWidget(self.history)
@@ -186,6 +207,20 @@ class PretrainPanel(QWidget):
     # -- actions ----------------------------------------------------------------------------------
     def train(self) -> bool:
         """Start a new run from the form; False (with the reason shown) when it cannot start."""
+        return self._start_run(None)
+
+    def continue_run(self, run_id: int | None = None) -> bool:
+        """Resume training: a new run continues a run's checkpoint (weights, optimizer, step) for the form's
+        number of steps more, on the form's corpus (another text: that is fine-tuning). The source run's
+        files are only read, never overwritten."""
+        run_id = run_id if run_id is not None else self.history.current_run_id()
+        source = self.workspace.runs.get(run_id) if run_id is not None else None
+        if source is None or not source.checkpoint or not Path(source.checkpoint).exists():
+            self.show_message("Select a finished run with a checkpoint to continue it.", "info")
+            return False
+        return self._start_run(source)
+
+    def _start_run(self, source: PretrainRun | None) -> bool:
         if self._process.is_running():
             self.show_message("A run is going: stop it first, or press Retrain.", "info")
             return False
@@ -201,13 +236,21 @@ class PretrainPanel(QWidget):
                     pass
             return False
         config, settings = self.form.config_dict(), self.form.settings_dict()
+        resume_from = None
+        if source is not None:  # the model is the source run's; the form gives steps, lr and the corpus
+            done = source.steps_done()
+            config = dict(source.config)
+            settings = {**settings, "steps": done + int(settings["steps"]), "tokenizer":
+                        source.settings.get("tokenizer", settings.get("tokenizer", "char"))}
+            resume_from = source.checkpoint
         warning, refuse = info.training_warning(config, settings["batch_size"], settings["device"])
         # (The slow-run estimate is a warning only: the user may still train.)
         if refuse:
             self.show_message(warning or "This configuration cannot train here.", "error")
             return False
         self._form_to_model()
-        run = self.workspace.new_run(config, settings, self.form.corpus_path())  # shown by run_added
+        run = self.workspace.new_run(config, settings, self.form.corpus_path(),
+                                     continues=source.run_id if source else None)  # shown by run_added
         run_id = run.run_id
         self._active = run
         self.progress.setRange(0, int(settings["steps"]))
@@ -217,13 +260,29 @@ class PretrainPanel(QWidget):
         self._run_started_at = time.monotonic()
         checkpoint = str(self.workspace.checkpoint_path(run_id))
         try:
-            self._process.start(config, settings, checkpoint, corpus_path=run.corpus)
+            self._process.start(config, settings, checkpoint, corpus_path=run.corpus, resume_from=resume_from)
         except (OSError, RuntimeError) as exc:
             run.status, run.message = "error", str(exc)
             self.show_message(f"Could not start training: {exc}", "error")
             self._active = None
         self._update_buttons()
         return self._active is not None
+
+    def sample(self) -> None:
+        """Generate text from the selected (or latest) run's checkpoint, off the GUI thread."""
+        source = self.workspace.model_source(self.history.current_run_id())
+        if not source["checkpoint"]:
+            self.show_message("No trained model yet: train a run (or stop one), then sample it.", "info")
+            return
+        prompt, checkpoint = self.sample_prompt.text(), source["checkpoint"]
+        name = source["name"].split(" · ")[0]
+        self._sampler.submit(lambda _job: (name, prompt, sample_text(checkpoint, prompt)))
+
+    def _show_sample(self, result) -> None:
+        name, prompt, text = result
+        pre = '<pre style="margin:2px 0 0 0; white-space:pre-wrap">'
+        self.samples.append(f'<div style="margin-top:6px"><b>{html.escape(name)}</b>, asked to continue '
+                            f'{html.escape(repr(prompt))}:{pre}{html.escape(text)}</pre></div>')
 
     def retrain(self) -> None:
         """One click: stop the current run if any, then train again with the form's settings."""
@@ -474,6 +533,7 @@ class PretrainPanel(QWidget):
         """Stop training (checkpoint kept) and background jobs; called when the window closes."""
         self._retrain_pending = False
         self._process.shutdown()
+        self._sampler.shutdown()
         self.form.shutdown()
         for tab in self._inspection_tabs:
             if hasattr(tab, "shutdown"):

@@ -61,6 +61,7 @@ class TrainProcess(QObject):
         checkpoint_path: str,
         corpus_path: str | None = None,
         num_threads: int | None = None,
+        resume_from: str | None = None,
     ) -> None:
         """Spawn the training process (returns at once; records arrive through `sig_records`)."""
         if self.is_running():
@@ -71,7 +72,7 @@ class TrainProcess(QObject):
         self._paused = False
         self._result = {"status": "stopped", "message": "", "checkpoint": None}
         args = (dict(config), dict(settings), corpus_path, checkpoint_path,
-                self._commands, self._records, num_threads or default_num_threads())
+                self._commands, self._records, num_threads or default_num_threads(), resume_from)
         if threaded:
             self._process = _ThreadHandle(args)
         else:
