@@ -209,6 +209,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Graph written to {path}", 5000)
         return True
 
+    def export_run(self, folder: str | None = None) -> list[str]:
+        """File > Export run…: the selected pretraining run's checkpoint and metrics CSV, to a folder."""
+        self.show_workspace("pretrain")
+        panel = self.panel("pretrain")
+        return panel.export_run(folder=folder) if panel is not None else []
+
     def set_theme(self, name: str) -> None:
         """Switch between the light and dark theme."""
         self.theme_name = name if name in themes.THEMES else "light"
@@ -341,6 +347,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Export graph as &PNG…", "Ctrl+E", lambda: self._ask_export("png")))
         file_menu.addAction(self._action("Export graph as S&VG…", "Ctrl+Shift+E",
                                          lambda: self._ask_export("svg")))
+        file_menu.addAction(self._action("Export &run…", None, self.export_run))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", QKeySequence.Quit, self.close))
         examples = bar.addMenu("E&xamples")
