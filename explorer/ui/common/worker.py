@@ -212,11 +212,9 @@ def shutdown_all(timeout_ms: int = 2000) -> None:
             worker.shutdown(timeout_ms)
         except RuntimeError:  # its QObject is already deleted
             pass
-    for thread in list(_ALIVE):
+    for thread in list(_ALIVE):  # kept until they have ended: a running QThread must never be collected
         thread.job.cancel()
         thread.wait(timeout_ms)
-    _ALIVE.clear()
-    _WORKERS.clear()
 
 
 def _connect_quit() -> None:
