@@ -163,7 +163,7 @@ class Worker(QObject):
         _ALIVE.add(thread)
         thread.sig_progress.connect(self._on_progress)
         thread.sig_result.connect(self._on_result)
-        thread.finished.connect(lambda t=thread: _release(t))
+        thread.finished.connect(self._on_thread_finished)  # a slot of ours: runs on the GUI thread
         self._thread = thread
         self._set_busy(True)
         thread.start()
@@ -190,6 +190,11 @@ class Worker(QObject):
             self.sig_done.emit(result)
         else:
             self.sig_failed.emit(error)
+
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
+        if isinstance(thread, _JobThread):
+            _release(thread)
 
     def _set_busy(self, on: bool) -> None:
         if on != self._busy:
