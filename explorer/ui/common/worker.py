@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 
 DEFAULT_PROGRESS_HZ = 20.0
 
@@ -63,32 +63,16 @@ class Job:
             self._on_progress(batch)
 
 
-class _JobThread(QThread):
-    """Runs one job; its signals are queued to the GUI thread."""
+class _Relay(QObject):
+    """Lives on the GUI thread; its signals, emitted from a worker thread, are queued to the GUI thread."""
 
-    sig_progress = Signal(list)
-    sig_result = Signal(object, object)  # (result, error message or None)
-
-    def __init__(self, fn: Callable[[Job], Any], hz: float) -> None:
-        super().__init__()
-        self.fn = fn
-        self.job = Job(self.sig_progress.emit, hz)
-
-    def run(self) -> None:
-        """Call the function; always end with sig_result."""
-        try:
-            result = self.fn(self.job)
-        except Exception as exc:  # noqa: BLE001 - shown to the user as one line, never a traceback
-            self.job.flush()
-            self.sig_result.emit(None, one_line(exc))
-            return
-        self.job.flush()
-        self.sig_result.emit(result, None)
+    sig_progress = Signal(object, list)  # (job, records)
+    sig_result = Signal(object, object, object)  # (job, result, error message or None)
 
 
-# Threads that have not ended yet: kept here, not by a widget, so that deleting a widget never destroys a
-# running QThread (Qt aborts the process when that happens).
-_ALIVE: set[_JobThread] = set()
+# Threads that have not ended yet, so that quitting can wait for them (plain Python threads: no Qt object
+# has to outlive its owner, and none is ever destroyed while running).
+_ALIVE: set[threading.Thread] = set()
 _WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
@@ -107,7 +91,11 @@ class Worker(QObject):
     def __init__(self, parent: QObject | None = None, progress_hz: float = DEFAULT_PROGRESS_HZ) -> None:
         super().__init__(parent)
         self._hz = progress_hz
-        self._thread: _JobThread | None = None
+        self._relay = _Relay(self)
+        self._relay.sig_progress.connect(self._on_progress)
+        self._relay.sig_result.connect(self._on_result)
+        self._job: Job | None = None
+        self._thread: threading.Thread | None = None
         self._waiting: Callable[[Job], Any] | None = None
         self._busy = False
         _WORKERS.add(self)
@@ -115,99 +103,98 @@ class Worker(QObject):
 
     def submit(self, fn: Callable[[Job], Any]) -> None:
         """Run `fn(job)`; a job still running is cancelled and its result dropped."""
-        if self._thread is not None:
-            self._thread.job.cancel()
+        if self._job is not None:
+            self._job.cancel()
             self._waiting = fn
             return
         self._start(fn)
 
     def cancel(self) -> None:
-        """Cancel the running job and drop any waiting request."""
+        """Cancel the running job and drop any waiting request; nothing more is delivered for them."""
         self._waiting = None
-        if self._thread is not None:
-            self._thread.job.cancel()
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            self._thread = None
+        self._set_busy(False)
 
     def is_busy(self) -> bool:
         """True while a job runs or waits."""
-        return self._thread is not None or self._waiting is not None
+        return self._job is not None or self._waiting is not None
 
     def running_job(self) -> Job | None:
-        """The running job (to change its settings or cancel it), if any."""
-        return self._thread.job if self._thread is not None else None
+        """The running job (to cancel it), if any."""
+        return self._job
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Process events until no job runs or waits (screenshots, scripts, tests); True when idle."""
         deadline = time.monotonic() + timeout
         while self.is_busy() and time.monotonic() < deadline:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
-            if self._thread is not None:
-                self._thread.wait(10)
+            thread = self._thread
+            if thread is not None:
+                thread.join(0.01)
         QCoreApplication.processEvents()
         return not self.is_busy()
 
     def shutdown(self, timeout_ms: int = 2000) -> None:
         """Cancel everything and wait (briefly) for the running thread; nothing more is delivered."""
-        self._waiting = None
-        thread, self._thread = self._thread, None
+        thread = self._thread
+        self.cancel()
         if thread is not None:
-            thread.job.cancel()
-            thread.sig_progress.disconnect()
-            thread.sig_result.disconnect()
-            thread.wait(timeout_ms)
-        self._set_busy(False)
+            thread.join(timeout_ms / 1000)
 
     # -- internals --------------------------------------------------------------------------------
 
     def _start(self, fn: Callable[[Job], Any]) -> None:
-        thread = _JobThread(fn, self._hz)
+        relay = self._relay
+        job = Job(lambda batch: relay.sig_progress.emit(job, batch), self._hz)
+
+        def body() -> None:
+            try:
+                try:
+                    result = fn(job)
+                except Exception as exc:  # noqa: BLE001 - shown to the user as one line, never a traceback
+                    job.flush()
+                    relay.sig_result.emit(job, None, one_line(exc))
+                    return
+                job.flush()
+                relay.sig_result.emit(job, result, None)
+            except RuntimeError:  # the relay is gone (its widget was deleted): nobody to tell
+                pass
+            finally:
+                _ALIVE.discard(threading.current_thread())
+
+        thread = threading.Thread(target=body, name="explorer-worker", daemon=True)
+        self._job, self._thread = job, thread
         _ALIVE.add(thread)
-        thread.sig_progress.connect(self._on_progress)
-        thread.sig_result.connect(self._on_result)
-        thread.finished.connect(self._on_thread_finished)  # a slot of ours: runs on the GUI thread
-        self._thread = thread
         self._set_busy(True)
         thread.start()
 
-    def _on_progress(self, batch: list) -> None:
-        thread = self._thread
-        if thread is not None and not thread.job.cancelled and self.sender() is thread:
+    def _on_progress(self, job: Job, batch: list) -> None:
+        if job is self._job and not job.cancelled:
             self.sig_progress.emit(batch)
 
-    def _on_result(self, result: Any, error: str | None) -> None:
-        thread = self.sender()
-        if thread is None or thread is not self._thread:
-            return  # a job that shutdown() or cancel() already let go
-        self._thread = None
-        superseded = thread.job.cancelled
+    def _on_result(self, job: Job, result: Any, error: str | None) -> None:
+        if job is not self._job:
+            return  # a job that cancel() or shutdown() already let go
+        self._job = self._thread = None
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             self._start(waiting)
         else:
             self._set_busy(False)
-        if superseded:
+        if job.cancelled:
             return
         if error is None:
             self.sig_done.emit(result)
         else:
             self.sig_failed.emit(error)
 
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        if isinstance(thread, _JobThread):
-            _release(thread)
-
     def _set_busy(self, on: bool) -> None:
         if on != self._busy:
             self._busy = on
             self.sig_busy_changed.emit(on)
-
-
-def _release(thread: _JobThread) -> None:
-    """Forget a thread once it has really ended (`finished` comes just before that)."""
-    if thread.isFinished():
-        _ALIVE.discard(thread)
-    else:
-        QTimer.singleShot(5, lambda: _release(thread))
 
 
 def shutdown_all(timeout_ms: int = 2000) -> None:
@@ -217,9 +204,9 @@ def shutdown_all(timeout_ms: int = 2000) -> None:
             worker.shutdown(timeout_ms)
         except RuntimeError:  # its QObject is already deleted
             pass
-    for thread in list(_ALIVE):  # kept until they have ended: a running QThread must never be collected
-        thread.job.cancel()
-        thread.wait(timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    for thread in list(_ALIVE):
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _connect_quit() -> None:
