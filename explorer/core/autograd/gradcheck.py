@@ -233,8 +233,9 @@ def chain_rule(tr, node_id: str, input_index: int | None = None) -> ChainRule:
 MAX_NAME = 32  # longer expressions are written by their op's label instead
 
 
-def display_name(tr, node_id: str, depth: int = 2) -> str:
-    """How a node is written in a formula: its variable name, or a short expression of its inputs."""
+def node_text(tr, node_id: str, depth: int = 2) -> str:
+    """How a node is written in every text of the app: its variable name, or a short expression of its
+    inputs such as `(w × x)` (cut to its op's label beyond MAX_NAME characters)."""
     text = _expression(tr, node_id, depth)
     if len(text) <= MAX_NAME:
         return text
@@ -260,6 +261,11 @@ def _expression(tr, node_id: str, depth: int) -> str:
     return f"{node.label}({', '.join(parts)})"
 
 
+def d_of(tr, node_id: str) -> str:
+    """`dL/dz` for a named node, `dL/d(w × x)` for an unnamed expression."""
+    return _d(node_text(tr, node_id))
+
+
 def _d(name: str) -> str:
     # "dL/da", but "dL/d(w × x)" needs no second pair of brackets
     return f"dL/d{name}" if name.startswith("(") or " " not in name else f"dL/d({name})"
@@ -273,7 +279,7 @@ def _event(tr, node_id: str):
 
 
 def _leaf_rule(tr, node) -> ChainRule:
-    name = display_name(tr, node.id)
+    name = node_text(tr, node.id)
     ev = _event(tr, node.id)
     grad = node.grad
     if grad is None:
@@ -290,8 +296,8 @@ def _leaf_rule(tr, node) -> ChainRule:
 def _op_rule(tr, node, k: int) -> ChainRule:
     input_id = node.inputs[k]
     spec = find_op(node.op) or find_op(node.torch_name)
-    names = [display_name(tr, i) for i in node.inputs]
-    out_name = display_name(tr, node.id)
+    names = [node_text(tr, i) for i in node.inputs]
+    out_name = node_text(tr, node.id)
     upstream = node.grad
     ev = _event(tr, node.id)
     result = ev.grad_inputs[k] if ev is not None and k < len(ev.grad_inputs) else None
