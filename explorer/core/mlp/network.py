@@ -20,6 +20,7 @@ from torch import nn
 
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
+from explorer.core.numbers import fmt_array, fmt_fixed, fmt_number
 
 ACTIVATIONS: dict[str, type[nn.Module] | None] = {
     "relu": nn.ReLU,
@@ -394,7 +395,8 @@ class NetSession:
         else:
             text = (
                 f"zero_grad() skipped: .grad still holds the last gradient ({name}.grad[0] = "
-                f"{first.grad.reshape(-1)[0]:.4g}). backward() will add the new gradient to it: for the "
+                f"{fmt_number(first.grad.reshape(-1)[0])}). backward() will add the new gradient to it: "
+                "for the "
                 "same batch the gradient doubles, and optimizer.step() then uses the stale sum."
             )
         return Phase("zero_grad", "zero_grad() skipped", text, dict(states))
@@ -421,7 +423,7 @@ class NetSession:
             else:
                 what = _ACT_FORMULAS.get(kind, kind)
             out = _snap_data(node.value).reshape(node.value.shape)
-            text = f"{name} = {kind}: {what}; output {tuple(out.shape)} = {_fmt(out)}"
+            text = f"{name} = {kind}: {what}; output {tuple(out.shape)} = {fmt_array(out)}"
             phases.append(Phase("forward", f"forward: {name} ({kind})", text, dict(states), name, tensor=out))
         return phases
 
@@ -431,10 +433,11 @@ class NetSession:
         target = _np(self.y)
         n = out.shape[0]
         text = (
-            f"loss = {type(self.loss_fn).__name__}(output {_fmt(out)}, target {_fmt(target)}) = {loss:.4f}"
+            f"loss = {type(self.loss_fn).__name__}(output {fmt_array(out)}, target {fmt_array(target)}) = "
+            f"{fmt_fixed(loss)}"
             f" (mean over {n} sample{'s' if n != 1 else ''})"
         )
-        return Phase("loss", f"loss = {loss:.4f}", text, dict(states), tensor=np.array(loss))
+        return Phase("loss", f"loss = {fmt_fixed(loss)}", text, dict(states), tensor=np.array(loss))
 
     def _backward_phases(self, tr: Any, states: dict[str, ParamState]) -> list[Phase]:
         params = dict(self.model.named_parameters())
@@ -450,9 +453,9 @@ class NetSession:
             label = getattr(node, "label", event.node_id)
             where = f" in {node.module}" if getattr(node, "module", None) else ""
             sent = [_snap_data(g) for g in (event.grad_inputs or [])]
-            sent_text = ", ".join(_fmt(g) for g in sent if g is not None) or "nothing"
+            sent_text = ", ".join(fmt_array(g) for g in sent if g is not None) or "nothing"
             text = (
-                f"{torch_name} for {label}{where}: receives dL/d{label} = {_fmt(incoming)} and sends "
+                f"{torch_name} for {label}{where}: receives dL/d{label} = {fmt_array(incoming)} and sends "
                 f"{sent_text} to its inputs"
             )
             phases.append(
@@ -480,7 +483,7 @@ class NetSession:
         final = _np(p.grad) if p.grad is not None else incoming
         states[pname] = ParamState(states[pname].value, final, states[pname].delta)
         if old is None:
-            text = f"AccumulateGrad: {pname}.grad = {_fmt(final)} (it was empty)"
+            text = f"AccumulateGrad: {pname}.grad = {fmt_array(final)} (it was empty)"
         else:
             # Show the sum on the element with the largest gradient: leading elements may be dead units.
             i = int(np.abs(final).reshape(-1).argmax())
@@ -488,7 +491,7 @@ class NetSession:
             was, now = old.reshape(-1)[i], final.reshape(-1)[i]
             text = (
                 f"AccumulateGrad: .grad was not cleared, so the new gradient is added to the old one: "
-                f"{pname}.grad{at} = old {was:.4g} + new {now - was:.4g} = {now:.4g}"
+                f"{pname}.grad{at} = old {fmt_number(was)} + new {fmt_number(now - was)} = {fmt_number(now)}"
             )
         module = pname.rsplit(".", 1)[0]
         return Phase(
@@ -552,7 +555,7 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
     w0, w1 = before.reshape(-1)[i], after.reshape(-1)[i]
     g0 = 0.0 if grad is None else grad.reshape(-1)[i]
     at = _index_text(i, before.shape)
-    biggest = f"largest |Δ| = {np.abs(after - before).max():.3g}"
+    biggest = f"largest |Δ| = {fmt_number(np.abs(after - before).max())}"
     state = opt.state.get(p, {})
     if isinstance(opt, torch.optim.SGD):
         buf = state.get("momentum_buffer")
@@ -575,9 +578,10 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
     if isinstance(opt, torch.optim.AdamW) and group["weight_decay"]:
         decay = f"first {name} ← {name} − lr·λ·{name} (λ = {group['weight_decay']:g}), then "
     return (
-        f"Adam (t = {t}): m ← {b1:g}·m + {1 - b1:.3g}·g, v ← {b2:g}·v + {1 - b2:.3g}·g², "
+        f"Adam (t = {t}): m ← {b1:g}·m + {fmt_number(1 - b1)}·g, v ← {b2:g}·v + {fmt_number(1 - b2)}·g², "
         f"{decay}{name} ← {name} − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), lr = {lr:g}. "
-        f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {v0:.3g}, m̂ = {mhat:.5f}, v̂ = {vhat:.3g}, "
+        f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {fmt_number(v0)}, m̂ = {mhat:.5f}, "
+        f"v̂ = {fmt_number(vhat)}, "
         f"{w0:.5f} → {w1:.5f}; {biggest}"
     )
 
@@ -611,17 +615,3 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _same(a: np.ndarray, b: torch.Tensor) -> bool:
     return a.shape == tuple(b.shape) and np.array_equal(a, _np(b))
-
-
-def _fmt(arr: np.ndarray | None, k: int = 4) -> str:
-    """A short rendering of an array: up to k leading values."""
-    if arr is None:
-        return "—"
-    flat = np.asarray(arr).reshape(-1)
-    if flat.size == 1:
-        return f"{flat[0]:.4g}"
-    head = ", ".join(f"{v:.4g}" for v in flat[:k])
-    if flat.size <= k:
-        return f"[{head}]"
-    # The leading values can all be zero (dead ReLU units): the largest magnitude says more.
-    return f"[{head}, …] (max |·| {np.abs(flat).max():.4g})"
