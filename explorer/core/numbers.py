@@ -35,6 +35,11 @@ def fmt_fixed(v: float) -> str:
     return f"{v:.3e}"
 
 
+def fmt_significant(v: float) -> str:
+    """A number to 4 significant digits (`0.08519`, `-1.089`): the graph export's labels."""
+    return f"{float(v):.4g}"
+
+
 def fmt_array(arr, k: int = 4) -> str:
     """A short rendering of an array: its number for one element, else up to `k` leading values and,
     when there are more, the largest magnitude (leading values can all be dead ReLU zeros)."""
