@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.core.numbers import fmt_fixed
+
 HELP = "Print a program's output and each param's gradient by autograd and by finite differences."
 
 
@@ -118,15 +120,11 @@ def report_json(report) -> dict:
     }
 
 
-def _number(x: float) -> str:
-    return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e5 else f"{x:.4e}"
-
-
 def _value(t: torch.Tensor) -> str:
     t = t.detach()
     if t.numel() == 1:
         value = t.reshape(-1)[0]
-        return _number(float(value)) if t.is_floating_point() else str(value.item())
+        return fmt_fixed(float(value)) if t.is_floating_point() else str(value.item())
     arr = t.to(torch.float64).numpy().round(4) + 0.0 if t.is_floating_point() else t.numpy()  # no -0.0
     text = np.array2string(arr, precision=4, suppress_small=True, max_line_width=100)
     return f"shape {tuple(t.shape)}\n" + "\n".join("    " + line for line in text.splitlines())

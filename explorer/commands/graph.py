@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from explorer.commands.grad import add_program_arguments, json_safe, load_program, program_errors
+from explorer.core.numbers import fmt_significant
 
 HELP = "Trace a program forward and backward and write its graph (json, dot, svg or png)."
 
@@ -110,7 +111,7 @@ def _short(snap) -> str:
     if snap is None:
         return "–"
     if snap.numel == 1 and snap.data is not None:
-        return f"{float(snap.item()):.4g}"
+        return fmt_significant(float(snap.item()))
     return f"{snap.dtype} {tuple(snap.shape)}"
 
 

@@ -26,6 +26,52 @@ def fmt_number(v: float, integer: bool = False) -> str:
     return f"{v:.3e}"
 
 
+def fmt_fixed(v: float) -> str:
+    """A number in a formula or a report: always 4 decimals (`0.0750`, `1.0000`) so that columns and
+    products line up, scientific outside 1e-3..1e5."""
+    v = float(v)
+    if v == 0 or 1e-3 <= abs(v) < 1e5 or not math.isfinite(v):
+        return f"{v:.4f}"
+    return f"{v:.3e}"
+
+
+def fmt_significant(v: float) -> str:
+    """A number to 4 significant digits (`0.08519`, `-1.089`): the graph export's labels."""
+    return f"{float(v):.4g}"
+
+
+def fmt_array(arr, k: int = 4) -> str:
+    """A short rendering of an array: its number for one element, else up to `k` leading values and,
+    when there are more, the largest magnitude (leading values can all be dead ReLU zeros)."""
+    if arr is None:
+        return "—"
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    if flat.size == 1:
+        return fmt_number(float(flat[0]))
+    head = ", ".join(fmt_number(float(v)) for v in flat[:k])
+    if flat.size <= k:
+        return f"[{head}]"
+    return f"[{head}, …] (max |·| {fmt_number(float(np.abs(flat).max()))})"
+
+
+def fmt_peak(arr, short: bool = False) -> str:
+    """A number as text; an array as its shape and largest |entry| (`short`: the latter only)."""
+    a = np.asarray(arr, dtype=np.float64)
+    if a.size == 1:
+        return fmt_number(float(a.reshape(-1)[0]))
+    peak = f"max |·| {fmt_number(float(np.max(np.abs(a))))}"
+    return peak if short else f"{'×'.join(map(str, a.shape))}, {peak}"
+
+
+def fmt_formula(snap) -> str:
+    """A snapshot inside a formula: its number (fixed decimals) for one element, else its shape."""
+    if snap is None:
+        return "?"
+    if snap.numel == 1 and snap.data is not None:
+        return fmt_fixed(float(snap.item()))
+    return f"[tensor {tuple(snap.shape)}]"
+
+
 def is_integer_dtype(dtype: str) -> bool:
     """True for torch/numpy integer and bool dtype names."""
     d = str(dtype).replace("torch.", "")

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.core.autograd.timeline import Timeline
 from explorer.core.mlp.network import (
     PHASE_KINDS,
     PRESETS,
+    IterationError,
     NetSession,
     NetSpec,
     NetSpecError,
@@ -57,12 +59,11 @@ def test_seed_preset_is_the_seed_network():
     assert session.optimizer.param_groups[0]["lr"] == 0.01
 
 
-@pytest.mark.parametrize("use_tracer", [True, False])
 @pytest.mark.parametrize("preset", ["seed", "mlp-50-30-20-3"])
-def test_displayed_grads_equal_torch(preset, use_tracer):
+def test_displayed_grads_equal_torch(preset):
     spec = preset_spec(preset)
     expected = torch_grads(spec)
-    iteration = NetSession(spec, use_tracer=use_tracer).run_iteration()
+    iteration = NetSession(spec).run_iteration()
     shown = grads_after_backward(iteration)
     assert set(shown) == set(expected)
     for name, grad in expected.items():
@@ -170,17 +171,37 @@ def test_every_activation_and_optimizer_runs(act, opt):
     assert sum(p.kind == "step" for p in iteration.phases) == 4
 
 
-def test_a_failing_tracer_falls_back_to_hooks_with_the_same_grads(monkeypatch):
-    import explorer.core.autograd.trace as trace_module
+def test_a_failing_tracer_fails_the_iteration_and_leaves_grads_as_they_were(monkeypatch):
+    import explorer.core.mlp.network as network_module
 
     def broken(fn, **kwargs):
         fn()[0].backward()  # it accumulates grads before failing: the session must undo that
         raise RuntimeError("tracer broke")
 
-    monkeypatch.setattr(trace_module, "trace", broken)
-    spec = preset_spec("seed")
-    iteration = NetSession(spec).run_iteration()
-    assert iteration.trace is None and "tracer broke" in iteration.trace_error
-    for name, grad in torch_grads(spec).items():
-        np.testing.assert_allclose(iteration.grads[name], grad, rtol=1e-6)
-    assert [p.module for p in iteration.phases if p.kind == "forward"] == ["fc1", "relu1", "fc2", "sigmoid2"]
+    monkeypatch.setattr(network_module, "trace", broken)
+    session = NetSession(preset_spec("seed"))
+    message = "could not record this training iteration: RuntimeError: tracer broke"
+    with pytest.raises(IterationError, match=message):
+        session.run_iteration(skip_zero_grad=True)
+    assert all(p.grad is None for p in session.model.parameters())
+    assert session.iterations == 0
+
+
+def test_graph_steps_map_each_phase_to_its_timeline_step():
+    iteration = NetSession(preset_spec("seed")).run_iteration()
+    timeline = Timeline(iteration.trace)
+    steps = iteration.graph_steps
+    assert len(steps) == len(iteration.phases) + 1 and steps[0] == 0
+    for phase, k in zip(iteration.phases, steps[1:], strict=True):
+        if phase.kind == "zero_grad":
+            assert k == 0
+        elif phase.kind == "forward":  # the layer's last op: its output is known at that step
+            direction, nid = timeline.event(k)
+            assert direction == "forward" and timeline.trace.nodes[nid].module == phase.module
+        elif phase.kind == "loss":
+            assert k == timeline.forward_length
+        elif phase.kind == "backward":
+            assert timeline.event(k) == ("backward", phase.node_id)
+        else:
+            assert k == timeline.length
+    assert steps == sorted(steps)

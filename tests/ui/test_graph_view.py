@@ -9,8 +9,9 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage, QPainter
 
+from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
-from explorer.core.graph.display import build_display, gradient_steps
+from explorer.core.graph.display import build_display
 from explorer.core.lang.program import parse
 from explorer.ui.graph.items import NodeCard, fmt_number
 from explorer.ui.graph.render import build_scene, render_trace_file
@@ -70,15 +71,15 @@ def test_values_then_gradients_fill_in_along_the_timeline(view, seed_trace):
 
 
 def test_gradient_appears_when_the_consumer_has_sent_it(view, seed_trace):
-    steps = gradient_steps(seed_trace)
+    timeline = Timeline(seed_trace)
     z, a = _by_name(seed_trace, "z"), _by_name(seed_trace, "a")
     # dL/dz is produced by SigmoidBackward0, the event of node a
-    assert steps[z] == seed_trace.backward_order.index(a) + 1
-    n_fwd = len(seed_trace.forward_order)
-    view.set_step(n_fwd + steps[z] - 1)
+    assert timeline.grad_at[z] == timeline.step_of("backward", a)
+    view.set_step(timeline.grad_at[z] - 1)
     assert not view.graph_scene.cards[z].show_grad
-    view.set_step(n_fwd + steps[z])
+    view.set_step(timeline.grad_at[z])
     assert view.graph_scene.cards[z].show_grad
+    assert view.timeline.grad_at == timeline.grad_at
 
 
 def test_stepping_back_and_forth_gives_the_same_states(view):

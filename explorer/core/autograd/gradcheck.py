@@ -18,6 +18,7 @@ import torch
 
 from explorer.core.lang.ops import OpSpec, find_op
 from explorer.core.lang.program import ExprError, Program
+from explorer.core.numbers import fmt_fixed, fmt_formula
 
 # Finite differences cost two runs per element; beyond this many elements per param, or when they would
 # take longer than this (estimated from one run), they are skipped.
@@ -233,8 +234,9 @@ def chain_rule(tr, node_id: str, input_index: int | None = None) -> ChainRule:
 MAX_NAME = 32  # longer expressions are written by their op's label instead
 
 
-def display_name(tr, node_id: str, depth: int = 2) -> str:
-    """How a node is written in a formula: its variable name, or a short expression of its inputs."""
+def node_text(tr, node_id: str, depth: int = 2) -> str:
+    """How a node is written in every text of the app: its variable name, or a short expression of its
+    inputs such as `(w × x)` (cut to its op's label beyond MAX_NAME characters)."""
     text = _expression(tr, node_id, depth)
     if len(text) <= MAX_NAME:
         return text
@@ -260,6 +262,11 @@ def _expression(tr, node_id: str, depth: int) -> str:
     return f"{node.label}({', '.join(parts)})"
 
 
+def d_of(tr, node_id: str) -> str:
+    """`dL/dz` for a named node, `dL/d(w × x)` for an unnamed expression."""
+    return _d(node_text(tr, node_id))
+
+
 def _d(name: str) -> str:
     # "dL/da", but "dL/d(w × x)" needs no second pair of brackets
     return f"dL/d{name}" if name.startswith("(") or " " not in name else f"dL/d({name})"
@@ -273,7 +280,7 @@ def _event(tr, node_id: str):
 
 
 def _leaf_rule(tr, node) -> ChainRule:
-    name = display_name(tr, node.id)
+    name = node_text(tr, node.id)
     ev = _event(tr, node.id)
     grad = node.grad
     if grad is None:
@@ -281,17 +288,18 @@ def _leaf_rule(tr, node) -> ChainRule:
         return ChainRule(node.id, None, None, "", None, None, text)
     uses = [n for n in tr.nodes.values() if node.id in n.inputs]
     summed = f"Σ over its {len(uses)} uses" if len(uses) > 1 else "the gradient sent by its one use"
-    text = f"{_d(name)} = {summed} = {_fmt(grad)}"
+    text = f"{_d(name)} = {summed} = {fmt_formula(grad)}"
     if ev is not None and ev.grad_before is not None and ev.grad_after is not None:
-        text += f"; .grad accumulates: {_fmt(ev.grad_before)} + {_fmt(grad)} = {_fmt(ev.grad_after)}"
+        text += (f"; .grad accumulates: {fmt_formula(ev.grad_before)} + {fmt_formula(grad)} = "
+                 f"{fmt_formula(ev.grad_after)}")
     return ChainRule(node.id, None, grad, "1", 1.0, grad, text)
 
 
 def _op_rule(tr, node, k: int) -> ChainRule:
     input_id = node.inputs[k]
     spec = find_op(node.op) or find_op(node.torch_name)
-    names = [display_name(tr, i) for i in node.inputs]
-    out_name = display_name(tr, node.id)
+    names = [node_text(tr, i) for i in node.inputs]
+    out_name = node_text(tr, node.id)
     upstream = node.grad
     ev = _event(tr, node.id)
     result = ev.grad_inputs[k] if ev is not None and k < len(ev.grad_inputs) else None
@@ -305,11 +313,11 @@ def _op_rule(tr, node, k: int) -> ChainRule:
     if upstream is None or result is None:
         text = f"{_d(names[k])} = {rhs} (no gradient flowed to `{names[k]}` here)"
         return ChainRule(node.id, input_id, upstream, local_formula, None, result, text)
-    text = f"{_d(names[k])} = {rhs} = {_fmt(result)}"
+    text = f"{_d(names[k])} = {rhs} = {fmt_formula(result)}"
     local, manual_result = _local_numbers(tr, node, spec, k, upstream, result)
     numbers = ""
     if isinstance(local, float) and upstream.numel == 1 and result.numel == 1:
-        numbers = f"{_fmt(upstream)} × {_num(local)} = {_fmt(result)}"
+        numbers = f"{fmt_formula(upstream)} × {fmt_fixed(local)} = {fmt_formula(result)}"
     return ChainRule(node.id, input_id, upstream, local_formula, local, result, text, numbers, manual_result)
 
 
@@ -415,18 +423,3 @@ def _snapshot(t: torch.Tensor):
     from explorer.core.autograd.trace import Snapshot
 
     return Snapshot.of(t)
-
-
-def _num(x: float) -> str:
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4f}"
-    return f"{x:.3e}"
-
-
-def _fmt(snap) -> str:
-    """A snapshot in a formula: its number when it has one element, else its shape."""
-    if snap is None:
-        return "?"
-    if snap.numel == 1 and snap.data is not None:
-        return _num(float(snap.item()))
-    return f"[tensor {tuple(snap.shape)}]"

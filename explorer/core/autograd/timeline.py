@@ -49,6 +49,24 @@ class Timeline:
         k = self.clamp(k)
         return self.events[k - 1] if k > 0 else None
 
+    def backward_event(self, k: int):
+        """The trace's BackwardEvent record of step k (what torch sent), None on forward steps."""
+        k = self.clamp(k)
+        b = k - self.forward_length
+        events = self.trace.backward_events
+        return events[b - 1] if 0 < b <= len(events) else None
+
+    def step_of(self, direction: str, node_id: str) -> int | None:
+        """The step of the event ("forward"|"backward", node id), None when the trace has no such event."""
+        return self._index.get((direction, node_id))
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], int]:
+        index: dict[tuple[str, str], int] = {}
+        for i, event in enumerate(self.events):
+            index.setdefault(event, i + 1)
+        return index
+
     def clamp(self, k: int) -> int:
         """k limited to 0..length."""
         return max(0, min(int(k), self.length))
@@ -104,7 +122,7 @@ class Timeline:
         """The status line of step k, in words and numbers."""
         from explorer.core.autograd.explain import describe_event
 
-        return describe_event(self.trace, self.clamp(k))
+        return describe_event(self, self.clamp(k))
 
     def step(self, k: int) -> Step:
         """Everything step k shows."""

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from explorer.core.numbers import fmt_number
+
 __all__ = ["BackwardEvent", "Node", "Snapshot", "Trace", "TraceError", "trace"]
 
 
@@ -472,7 +474,7 @@ def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
             inner = ", ".join(show(x) for x in a)
             return f"[{inner}]" if isinstance(a, list) else f"({inner})"
         if isinstance(a, float):
-            return f"{a:.4g}"
+            return fmt_number(a)
         if isinstance(a, torch.dtype):
             return str(a).removeprefix("torch.")
         if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
@@ -494,7 +496,7 @@ def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
 def _leaf_label(t: torch.Tensor, kind: str) -> str:
     if t.numel() == 1:
         try:
-            return f"{t.detach().reshape(-1)[0].item():.4g}"
+            return fmt_number(t.detach().reshape(-1)[0].item(), integer=not t.is_floating_point())
         except (RuntimeError, TypeError):
             pass
     if t.dim() == 1:  # "(2,)": a bare "2" would read as the number 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from explorer.core.autograd.timeline import Timeline
 from explorer.core.graph.layout import collapse, layered_layout
 from explorer.core.lang.ops import find_op
 
@@ -33,18 +34,13 @@ class DisplayModel:
     info: dict[str, dict] = field(default_factory=dict)            # display id -> card info
     edges: list[tuple[str, str]] = field(default_factory=list)
     member_of: dict[str, str] = field(default_factory=dict)        # trace node id -> display id
-    timeline: list[tuple[str, str]] = field(default_factory=list)  # ("forward"|"backward", trace id)
+    timeline: Timeline | None = None                               # the trace's steps (None: no trace)
     value_at: dict[str, int] = field(default_factory=dict)         # display id -> first step showing value
     grad_at: dict[str, int] = field(default_factory=dict)          # display id -> first step showing grad
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # scene pixels
     ports: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # edge -> port dy
     bends: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)  # long edges
     order: list[str] = field(default_factory=list)                 # display ids for keyboard navigation
-
-
-def timeline_of(trace) -> list[tuple[str, str]]:
-    """Forward events in execution order, then backward events in autograd's engine order."""
-    return [("forward", n) for n in trace.forward_order] + [("backward", n) for n in trace.backward_order]
 
 
 def _node_info(node, has_grad: bool) -> dict:
@@ -83,9 +79,15 @@ def op_short_name(node) -> str:
     return spec.name if spec else op
 
 
-def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> DisplayModel:
-    """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card."""
-    model = DisplayModel(timeline=timeline_of(trace))
+def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
+                  timeline: Timeline | None = None) -> DisplayModel:
+    """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card.
+
+    The thresholds come from the trace's `Timeline` (given, or made here): a card shows its value
+    (gradient) from the step its last member's is known.
+    """
+    timeline = timeline if timeline is not None else Timeline(trace)
+    model = DisplayModel(timeline=timeline)
     grad_ids = set(trace.backward_order)
     graph = trace.graph
     has_modules = any(getattr(n, "module", None) for n in trace.nodes.values())
@@ -100,41 +102,17 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset()) -> D
         for m in info["members"]:
             model.member_of[m] = did
     model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
-    n_fwd = len(trace.forward_order)
-    fpos = {n: i for i, n in enumerate(trace.forward_order)}
-    grad_step = gradient_steps(trace)
+    value_step, grad_step = timeline.value_at, timeline.grad_at
     for did, info in model.info.items():
-        f = [fpos[m] for m in info["members"] if m in fpos]
+        f = [value_step[m] for m in info["members"] if m in value_step]
         b = [grad_step[m] for m in info["members"] if m in grad_step]
-        model.value_at[did] = max(f) + 1 if f else 0
+        model.value_at[did] = max(f) if f else 0
         if b:
-            model.grad_at[did] = n_fwd + max(b)
+            model.grad_at[did] = max(b)
     model.positions, model.bends = _positions(graph, model)
     model.ports = _ports(model)
     model.order = sorted(model.info, key=lambda d: (model.positions[d][0], model.positions[d][1]))
     return model
-
-
-def gradient_steps(trace) -> dict[str, int]:
-    """For each node that gets a gradient: how many backward events must run before dL/d(node) is known.
-
-    That is after the last op that reads the node has sent its share (the output: after its own event).
-    """
-    bpos = {n: i for i, n in enumerate(trace.backward_order)}
-    last_consumer: dict[str, int] = {}
-    for nid, node in trace.nodes.items():
-        if nid in bpos:
-            for inp in node.inputs:
-                last_consumer[inp] = max(last_consumer.get(inp, -1), bpos[nid])
-    steps: dict[str, int] = {}
-    for nid, node in trace.nodes.items():
-        if nid not in bpos and getattr(node, "grad", None) is None:
-            continue  # no gradient ever reaches it (inputs, constants)
-        if nid in last_consumer:
-            steps[nid] = last_consumer[nid] + 1
-        elif nid in bpos:
-            steps[nid] = bpos[nid] + 1
-    return steps
 
 
 def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:

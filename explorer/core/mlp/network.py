@@ -18,6 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.core.autograd.timeline import Timeline
+from explorer.core.autograd.trace import trace
+from explorer.core.numbers import fmt_array, fmt_fixed, fmt_number
+
 ACTIVATIONS: dict[str, type[nn.Module] | None] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -33,6 +37,10 @@ LOSSES = {
     "cross-entropy": "Cross-entropy",
 }
 OPTIMIZERS = {"sgd": "SGD (momentum)", "adam": "Adam", "adamw": "AdamW"}
+
+
+class IterationError(RuntimeError):
+    """The tracer could not record a training iteration (the parameters are left as they were)."""
 
 
 class NetSpecError(ValueError):
@@ -291,26 +299,24 @@ class Iteration:
     phases: list[Phase]
     loss: float
     grads: dict[str, np.ndarray]  # every .grad right after backward()
-    trace: Any = None  # explorer.core.autograd.trace.Trace when the tracer recorded it
-    trace_error: str | None = None  # why the tracer could not be used, if it failed
+    trace: Any = None  # explorer.core.autograd.trace.Trace: the tracer records every iteration
+    trace_error: str | None = None  # kept for the panel until it reads errors from IterationError; never set
+    # for each player step (0 = before the first phase), the step of the trace's Timeline showing the
+    # same moment: zero_grad -> 0, a layer -> its last forward event, loss -> end of the forward pass,
+    # a backward phase -> its event, optimizer.step -> the end
+    graph_steps: list[int] = field(default_factory=list)
 
 
 class NetSession:
     """A model, its optimizer and loss, and one fixed batch: runs iterations and records their phases."""
 
-    def __init__(
-        self,
-        spec: NetSpec,
-        batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-        use_tracer: bool = True,
-    ):
+    def __init__(self, spec: NetSpec, batch: tuple[torch.Tensor, torch.Tensor] | None = None):
         spec.validate()
         self.spec = spec
         self.model = build_model(spec)
         self.optimizer = make_optimizer(spec, self.model)
         self.loss_fn = make_loss(spec)
         self.x, self.y = batch if batch is not None else example_batch(spec)
-        self.use_tracer = use_tracer
         self.iterations = 0
         self._last_delta: dict[str, np.ndarray] = {}
 
@@ -329,7 +335,6 @@ class NetSession:
         phases: list[Phase] = [self._zero_grad_phase(skip_zero_grad, states)]
         states = dict(phases[0].params)
 
-        recorder = _HookRecorder(self.model, params)
         captured: dict[str, torch.Tensor] = {}
 
         def forward_and_loss():
@@ -339,26 +344,18 @@ class NetSession:
             return loss, {"x": self.x, "output": out, "loss": loss}
 
         grads_before = {n: None if p.grad is None else p.grad.clone() for n, p in params.items()}
-        tr, trace_error = None, None
-        with recorder:
-            if self.use_tracer:
-                tr, trace_error = _run_traced(forward_and_loss)
-                if tr is None and trace_error is not None:
-                    # The tracer failed part-way: undo whatever it accumulated and run plainly.
-                    for n, p in params.items():
-                        p.grad = grads_before[n]
-                    recorder.clear()
-            if tr is None:
-                loss, _ = forward_and_loss()
-                loss.backward()
+        try:
+            tr = trace(forward_and_loss, max_snapshot_elems=self._largest_activation())
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the tracer, the user gets one message
+            for n, p in params.items():  # it may have run backward part-way: undo what it accumulated
+                p.grad = grads_before[n]
+            raise IterationError(f"could not record this training iteration: {type(exc).__name__}: {exc}") \
+                from exc
         loss_value = float(captured["loss"].detach())
 
-        phases += self._forward_phases(recorder, states)
+        phases += self._forward_phases(tr, states)
         phases.append(self._loss_phase(captured, states))
-        backward = self._trace_backward_phases(tr, states) if tr is not None else None
-        if not backward:
-            backward = self._hook_backward_phases(recorder, states)
-        phases += backward
+        phases += self._backward_phases(tr, states)
         final = states  # the backward phases updated `states` in place as grads arrived
         for name, p in params.items():
             if p.grad is not None and (final[name].grad is None or not _same(final[name].grad, p.grad)):
@@ -367,7 +364,15 @@ class NetSession:
         if optimizer_step:
             phases += self._step_phases(params, states)
         self.iterations += 1
-        return Iteration(self.iterations, skip_zero_grad, phases, loss_value, grads, tr, trace_error)
+        iteration = Iteration(self.iterations, skip_zero_grad, phases, loss_value, grads, tr)
+        iteration.graph_steps = graph_steps(iteration)
+        return iteration
+
+    def _largest_activation(self) -> int:
+        """Elements of the largest tensor one iteration makes, so that the trace keeps all of them."""
+        spec = self.spec
+        widths = [spec.input_size, *spec.hidden, spec.output_size]
+        return max(4096, spec.batch_size * max(widths))
 
     # -- phases ------------------------------------------------------------------------------------
 
@@ -390,14 +395,24 @@ class NetSession:
         else:
             text = (
                 f"zero_grad() skipped: .grad still holds the last gradient ({name}.grad[0] = "
-                f"{first.grad.reshape(-1)[0]:.4g}). backward() will add the new gradient to it: for the "
+                f"{fmt_number(first.grad.reshape(-1)[0])}). backward() will add the new gradient to it: "
+                "for the "
                 "same batch the gradient doubles, and optimizer.step() then uses the stale sum."
             )
         return Phase("zero_grad", "zero_grad() skipped", text, dict(states))
 
-    def _forward_phases(self, recorder: _HookRecorder, states: dict[str, ParamState]) -> list[Phase]:
+    def _forward_phases(self, tr: Any, states: dict[str, ParamState]) -> list[Phase]:
+        """One phase per layer: the value of its last op in the trace is the layer's output."""
+        last_op: dict[str, Any] = {}
+        for nid in tr.forward_order:
+            node = tr.nodes[nid]
+            if node.kind == "op" and node.module:
+                last_op[node.module.split(".", 1)[0]] = node
         phases = []
-        for name, module, out in recorder.forward:
+        for name, module in self.model.named_children():
+            node = last_op.get(name)
+            if node is None:
+                continue  # a layer that ran no op (none in the presets)
             kind = type(module).__name__
             if isinstance(module, nn.Linear):
                 what = (
@@ -407,7 +422,8 @@ class NetSession:
                 )
             else:
                 what = _ACT_FORMULAS.get(kind, kind)
-            text = f"{name} = {kind}: {what}; output {tuple(out.shape)} = {_fmt(out)}"
+            out = _snap_data(node.value).reshape(node.value.shape)
+            text = f"{name} = {kind}: {what}; output {tuple(out.shape)} = {fmt_array(out)}"
             phases.append(Phase("forward", f"forward: {name} ({kind})", text, dict(states), name, tensor=out))
         return phases
 
@@ -417,63 +433,42 @@ class NetSession:
         target = _np(self.y)
         n = out.shape[0]
         text = (
-            f"loss = {type(self.loss_fn).__name__}(output {_fmt(out)}, target {_fmt(target)}) = {loss:.4f}"
+            f"loss = {type(self.loss_fn).__name__}(output {fmt_array(out)}, target {fmt_array(target)}) = "
+            f"{fmt_fixed(loss)}"
             f" (mean over {n} sample{'s' if n != 1 else ''})"
         )
-        return Phase("loss", f"loss = {loss:.4f}", text, dict(states), tensor=np.array(loss))
+        return Phase("loss", f"loss = {fmt_fixed(loss)}", text, dict(states), tensor=np.array(loss))
 
-    def _trace_backward_phases(self, tr: Any, states: dict[str, ParamState]) -> list[Phase]:
+    def _backward_phases(self, tr: Any, states: dict[str, ParamState]) -> list[Phase]:
         params = dict(self.model.named_parameters())
         phases = []
-        try:
-            for event in tr.backward_events:
-                node = tr.nodes[event.node_id]
-                pname = _param_name(getattr(node, "name", None), params)
-                incoming = _snap_data(event.grad_outputs[0] if event.grad_outputs else None)
-                torch_name = getattr(event, "torch_name", None) or getattr(node, "torch_name", "") or ""
-                if pname is not None:
-                    phases.append(self._accumulate_phase(pname, incoming, states, node_id=event.node_id))
-                    continue
-                label = getattr(node, "label", event.node_id)
-                where = f" in {node.module}" if getattr(node, "module", None) else ""
-                sent = [_snap_data(g) for g in (event.grad_inputs or [])]
-                sent_text = ", ".join(_fmt(g) for g in sent if g is not None) or "nothing"
-                text = (
-                    f"{torch_name} for {label}{where}: receives dL/d{label} = {_fmt(incoming)} and sends "
-                    f"{sent_text} to its inputs"
-                )
-                phases.append(
-                    Phase(
-                        "backward",
-                        f"backward: {torch_name}",
-                        text,
-                        dict(states),
-                        getattr(node, "module", None),
-                        event.node_id,
-                        tensor=incoming,
-                    )
-                )
-        except (AttributeError, KeyError, IndexError, TypeError):
-            return []  # a trace shaped differently from the contract: use the hook record instead
-        return phases
-
-    def _hook_backward_phases(self, recorder: _HookRecorder, states: dict[str, ParamState]) -> list[Phase]:
-        phases = [
-            Phase(
-                "backward",
-                "backward: start at the loss",
-                "loss.backward(): autograd seeds dL/dL = 1 and walks the graph from the loss back to the "
-                "parameters, in the order printed below.",
-                dict(states),
-                tensor=np.array(1.0),
+        for event in tr.backward_events:
+            node = tr.nodes[event.node_id]
+            pname = _param_name(getattr(node, "name", None), params)
+            incoming = _snap_data(event.grad_outputs[0] if event.grad_outputs else None)
+            torch_name = getattr(event, "torch_name", None) or getattr(node, "torch_name", "") or ""
+            if pname is not None:
+                phases.append(self._accumulate_phase(pname, incoming, states, node_id=event.node_id))
+                continue
+            label = getattr(node, "label", event.node_id)
+            where = f" in {node.module}" if getattr(node, "module", None) else ""
+            sent = [_snap_data(g) for g in (event.grad_inputs or [])]
+            sent_text = ", ".join(fmt_array(g) for g in sent if g is not None) or "nothing"
+            text = (
+                f"{torch_name} for {label}{where}: receives dL/d{label} = {fmt_array(incoming)} and sends "
+                f"{sent_text} to its inputs"
             )
-        ]
-        for kind, name, grad in recorder.backward:
-            if kind == "param":
-                phases.append(self._accumulate_phase(name, grad, states))
-            else:
-                text = f"dL/d(output of {name}) = {_fmt(grad)}, shape {tuple(grad.shape)}"
-                phases.append(Phase("backward", f"backward: {name}", text, dict(states), name, tensor=grad))
+            phases.append(
+                Phase(
+                    "backward",
+                    f"backward: {torch_name}",
+                    text,
+                    dict(states),
+                    getattr(node, "module", None),
+                    event.node_id,
+                    tensor=incoming,
+                )
+            )
         return phases
 
     def _accumulate_phase(
@@ -488,7 +483,7 @@ class NetSession:
         final = _np(p.grad) if p.grad is not None else incoming
         states[pname] = ParamState(states[pname].value, final, states[pname].delta)
         if old is None:
-            text = f"AccumulateGrad: {pname}.grad = {_fmt(final)} (it was empty)"
+            text = f"AccumulateGrad: {pname}.grad = {fmt_array(final)} (it was empty)"
         else:
             # Show the sum on the element with the largest gradient: leading elements may be dead units.
             i = int(np.abs(final).reshape(-1).argmax())
@@ -496,7 +491,7 @@ class NetSession:
             was, now = old.reshape(-1)[i], final.reshape(-1)[i]
             text = (
                 f"AccumulateGrad: .grad was not cleared, so the new gradient is added to the old one: "
-                f"{pname}.grad{at} = old {was:.4g} + new {now - was:.4g} = {now:.4g}"
+                f"{pname}.grad{at} = old {fmt_number(was)} + new {fmt_number(now - was)} = {fmt_number(now)}"
             )
         module = pname.rsplit(".", 1)[0]
         return Phase(
@@ -523,64 +518,32 @@ class NetSession:
         return phases
 
 
-class _HookRecorder:
-    """Forward hooks on each child module and gradient hooks on outputs and parameters.
-
-    Tensor hooks fire when autograd's engine computes that tensor's gradient, so the backward list is in
-    engine order at the granularity of modules and parameters.
-    """
-
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]):
-        self.model, self.params = model, params
-        self.forward: list[tuple[str, nn.Module, Any]] = []  # tensors until finish() makes arrays
-        self.backward: list[tuple[str, str, Any]] = []
-        self._handles: list[Any] = []
-
-    def clear(self) -> None:
-        """Forget what was recorded (after a failed traced run)."""
-        self.forward.clear()
-        self.backward.clear()
-
-    def __enter__(self) -> _HookRecorder:
-        for name, module in self.model.named_children():
-            self._handles.append(module.register_forward_hook(self._forward_hook(name)))
-        for name, p in self.params.items():
-            self._handles.append(p.register_hook(self._grad_hook("param", name)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self.forward = [(n, m, _np(t)) for n, m, t in self.forward]
-        self.backward = [(k, n, _np(g)) for k, n, g in self.backward]
-
-    def _forward_hook(self, name: str):
-        def hook(module, inputs, output):
-            # Keep references only: running torch ops here would show up in the tracer's graph.
-            self.forward.append((name, module, output))
-            if output.requires_grad:
-                output.register_hook(self._grad_hook("module", name))
-
-        return hook
-
-    def _grad_hook(self, kind: str, name: str):
-        def hook(grad):
-            self.backward.append((kind, name, grad))
-
-        return hook
+def graph_steps(iteration: Iteration) -> list[int]:
+    """For each player step of an iteration, the step of its trace's Timeline showing the same moment."""
+    tr = iteration.trace
+    if tr is None:
+        return []
+    timeline = Timeline(tr)
+    steps = [0]
+    for phase in iteration.phases:
+        if phase.kind == "zero_grad":
+            steps.append(0)
+        elif phase.kind == "forward":
+            own = [k for nid, k in timeline.value_at.items() if _inside(tr.nodes[nid].module, phase.module)]
+            steps.append(max(own) if own else steps[-1])
+        elif phase.kind == "loss":
+            steps.append(timeline.forward_length)
+        elif phase.kind == "backward":
+            k = timeline.step_of("backward", phase.node_id) if phase.node_id else None
+            steps.append(k if k is not None else steps[-1])
+        else:
+            steps.append(timeline.length)
+    return steps
 
 
-def _run_traced(fn) -> tuple[Any, str | None]:
-    """Run fn under the tracer; (None, None) if it is missing, (None, why) on error."""
-    try:
-        from explorer.core.autograd.trace import trace
-    except ImportError:
-        return None, None
-    try:
-        return trace(fn), None
-    except Exception as exc:  # noqa: BLE001 - any tracer failure falls back to a plain run
-        return None, f"{type(exc).__name__}: {exc}"
+def _inside(module: str | None, path: str | None) -> bool:
+    """Whether module path `module` is `path` or inside it."""
+    return bool(module) and bool(path) and (module == path or module.startswith(path + "."))
 
 
 def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before, grad, after) -> str:
@@ -592,7 +555,7 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
     w0, w1 = before.reshape(-1)[i], after.reshape(-1)[i]
     g0 = 0.0 if grad is None else grad.reshape(-1)[i]
     at = _index_text(i, before.shape)
-    biggest = f"largest |Δ| = {np.abs(after - before).max():.3g}"
+    biggest = f"largest |Δ| = {fmt_number(np.abs(after - before).max())}"
     state = opt.state.get(p, {})
     if isinstance(opt, torch.optim.SGD):
         buf = state.get("momentum_buffer")
@@ -615,9 +578,10 @@ def _update_text(opt: torch.optim.Optimizer, p: torch.Tensor, name: str, before,
     if isinstance(opt, torch.optim.AdamW) and group["weight_decay"]:
         decay = f"first {name} ← {name} − lr·λ·{name} (λ = {group['weight_decay']:g}), then "
     return (
-        f"Adam (t = {t}): m ← {b1:g}·m + {1 - b1:.3g}·g, v ← {b2:g}·v + {1 - b2:.3g}·g², "
+        f"Adam (t = {t}): m ← {b1:g}·m + {fmt_number(1 - b1)}·g, v ← {b2:g}·v + {fmt_number(1 - b2)}·g², "
         f"{decay}{name} ← {name} − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), lr = {lr:g}. "
-        f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {v0:.3g}, m̂ = {mhat:.5f}, v̂ = {vhat:.3g}, "
+        f"Element {name}{at}: g = {g0:.5f}, m = {m0:.5f}, v = {fmt_number(v0)}, m̂ = {mhat:.5f}, "
+        f"v̂ = {fmt_number(vhat)}, "
         f"{w0:.5f} → {w1:.5f}; {biggest}"
     )
 
@@ -651,17 +615,3 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _same(a: np.ndarray, b: torch.Tensor) -> bool:
     return a.shape == tuple(b.shape) and np.array_equal(a, _np(b))
-
-
-def _fmt(arr: np.ndarray | None, k: int = 4) -> str:
-    """A short rendering of an array: up to k leading values."""
-    if arr is None:
-        return "—"
-    flat = np.asarray(arr).reshape(-1)
-    if flat.size == 1:
-        return f"{flat[0]:.4g}"
-    head = ", ".join(f"{v:.4g}" for v in flat[:k])
-    if flat.size <= k:
-        return f"[{head}]"
-    # The leading values can all be zero (dead ReLU units): the largest magnitude says more.
-    return f"[{head}, …] (max |·| {np.abs(flat).max():.4g})"

@@ -8,12 +8,9 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip
 
+from explorer.core.lang.ops import OPS
 from explorer.ui.common import theme as themes
 
-_FALLBACK_FUNCTIONS = {
-    "param", "sigmoid", "tanh", "relu", "exp", "log", "sum", "mean", "bce", "mse", "softmax",
-    "cross_entropy", "randn", "zeros", "ones", "reshape", "view", "to", "seed", "matmul",
-}
 _TOKEN = re.compile(
     r"(?P<comment>#.*$)|(?P<number>\b\d+(\.\d*)?([eE][-+]?\d+)?\b)|(?P<def>^\s*[A-Za-z_]\w*(?=\s*=[^=]))"
     r"|(?P<call>\b[A-Za-z_]\w*(?=\s*\())|(?P<attr>\.[A-Za-z_]\w*)"
@@ -21,31 +18,16 @@ _TOKEN = re.compile(
 
 
 def known_functions() -> set[str]:
-    """Names the language accepts as functions (the op table when it is importable)."""
-    try:
-        from explorer.core.lang.ops import OPS
-
-        return set(OPS) | {"param"}
-    except Exception:  # op table not available yet: a fixed list keeps the colours useful
-        return set(_FALLBACK_FUNCTIONS)
+    """Names the language accepts as functions: the op table's."""
+    return set(OPS)
 
 
 def op_help(word: str) -> str:
     """Rich-text help for a function of the language: signature, what it does, local derivative."""
-    if not word or not word.isidentifier():
-        return ""
-    try:
-        from explorer.core.lang.ops import OPS
-    except Exception:  # no op table: no help, the editor still works
-        return ""
-    spec = OPS.get(word)
+    spec = OPS.get(word) if word else None
     if spec is None:
         return ""
-    try:
-        signature = spec.signature()
-    except Exception:  # a spec without a printable signature still has its doc
-        signature = word
-    return (f"<b>{signature}</b><br>{spec.doc}<br><i>local derivative:</i> "
+    return (f"<b>{spec.signature()}</b><br>{spec.doc}<br><i>local derivative:</i> "
             f"<code>{spec.local_derivative}</code>")
 
 

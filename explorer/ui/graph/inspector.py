@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.numbers import fmt_peak
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
 GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
@@ -229,9 +230,9 @@ class Inspector(QScrollArea):
         self.check_table.setRowCount(len(rows))
         for r, (method, value) in enumerate(rows):
             diff = "" if method == "autograd" or auto is None else _fmt_diff(value, auto)
-            for c, text in enumerate((method, _fmt_any(value, short=True), diff)):
+            for c, text in enumerate((method, fmt_peak(_to_array(value), short=True), diff)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(_fmt_any(value) if c == 1 else text)
+                item.setToolTip(fmt_peak(_to_array(value)) if c == 1 else text)
                 self.check_table.setItem(r, c, item)
         self.check_table.resizeColumnsToContents()
         header = self.check_table.horizontalHeader()
@@ -249,15 +250,6 @@ def _to_array(v) -> np.ndarray:
     elif hasattr(v, "data") and hasattr(v, "numel") and not isinstance(v, np.ndarray):
         v = v.data
     return np.asarray(v, dtype=np.float64)
-
-
-def _fmt_any(v, short: bool = False) -> str:
-    """A number as text; a tensor as its shape and largest |entry| (`short`: the latter only)."""
-    a = _to_array(v)
-    if a.size == 1:
-        return fmt_number(float(a.reshape(-1)[0]))
-    peak = f"max |·| {fmt_number(float(np.max(np.abs(a))))}"
-    return peak if short else f"{'×'.join(map(str, a.shape))}, {peak}"
 
 
 def _fmt_diff(v, ref) -> str:

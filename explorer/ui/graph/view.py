@@ -44,7 +44,7 @@ class GraphScene(QGraphicsScene):
     @property
     def step_count(self) -> int:
         """Number of events in the timeline (the last step)."""
-        return len(self.model.timeline)
+        return self.model.timeline.length if self.model.timeline is not None else 0
 
     def set_trace(self, trace, step: int | None = None) -> None:
         """Show a new trace at `step` (None: the end, every value and gradient filled in)."""
@@ -88,9 +88,8 @@ class GraphScene(QGraphicsScene):
 
     def current_event(self) -> tuple[str, str] | None:
         """The event the player is on: ("forward"|"backward", trace node id), or None at step 0."""
-        if 0 < self.step <= self.step_count:
-            return self.model.timeline[self.step - 1]
-        return None
+        timeline = self.model.timeline
+        return timeline.event(self.step) if timeline is not None else None
 
     def set_step(self, k: int, full: bool = False) -> None:
         """Show the state after the first `k` events: values, gradients, current node and flow.
@@ -271,8 +270,8 @@ class GraphView(QGraphicsView):
         return self._scene.step_count
 
     @property
-    def timeline(self) -> list[tuple[str, str]]:
-        """("forward"|"backward", node id) events of the current trace."""
+    def timeline(self):
+        """The current trace's Timeline (None before a trace is shown)."""
         return self._scene.model.timeline
 
     @property
