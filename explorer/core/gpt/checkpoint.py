@@ -183,9 +183,21 @@ def load_model_state(model: GPT, state: dict[str, torch.Tensor]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _looks_like_safetensors(raw: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON object."""
+    if len(raw) < 9:
+        return False
+    (n,) = struct.unpack("<Q", raw[:8])
+    return 0 < n <= MAX_HEADER_BYTES and 8 + n <= len(raw) and raw[8:9] == b"{"
+
+
 def _refuse_pickles(path: Path, raw: bytes) -> None:
-    # torch.save writes a zip of pickles; older files are a bare pickle (protocol byte 0x80).
-    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":
+    # Decided by the safetensors header first: its length's low byte is 0x80 for about 1 header in 32,
+    # which a first-byte test mistook for pickle protocol 2. Then the real signatures: torch.save's zip of
+    # pickles, or a bare pickle (0x80 and a protocol number 2 to 5).
+    if _looks_like_safetensors(raw):
+        return
+    if raw[:4] == b"PK\x03\x04" or (len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5):
         raise CheckpointError(
             f"{path} is a pickle (torch.save) file, not an Autograd Explorer checkpoint; pickles can run "
             f"code when opened, so it was not loaded"
