@@ -6,21 +6,13 @@ import pytest
 
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
+from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.program import parse
-
-SEED = """x = 1.1
-y = 1.0
-w = param(2.2)
-b = param(0.0)
-z = w * x + b
-a = sigmoid(z)
-L = bce(a, y)
-"""
 
 
 @pytest.fixture(scope="module")
 def timeline():
-    return Timeline(trace(parse(SEED).callable()))
+    return Timeline(trace(parse(SEED_SOURCE).callable()))
 
 
 def _id(tl, name):
