@@ -92,8 +92,6 @@ def _make_app(argv: list[str]):
 
 
 def _run_interactive(args, argv: list[str]) -> int:
-    from PySide6.QtCore import QTimer
-
     from explorer.ui.common import theme as themes
     from explorer.ui.common.standalone import run_event_loop as qt_event_loop
     from explorer.ui.main_window import MainWindow
@@ -106,16 +104,37 @@ def _run_interactive(args, argv: list[str]) -> int:
         themes.apply_theme(app, window.theme_name)
     if args.workspace:
         window.show_workspace(args.workspace)
-    window.show()
     probe = os.environ.get("EXPLORER_STARTUP_PROBE")
-    if probe:  # used by bench/startup_bench.py: report when the window is up, then quit
-        QTimer.singleShot(0, lambda: (print(f"shown {time.time():.6f}", flush=True), app.quit()))
+    if probe:  # used by bench/startup_bench.py: report the first paint (and, with "ready", the panel)
+        _install_startup_probe(app, window, wait_for_panel=probe == "ready")
+    else:
+        # torch loads once the window is painted; the window builds its visible panel then too
+        window.sig_first_painted.connect(_preload_heavy_modules)
+    window.show()
+    if probe:
         return qt_event_loop(app)
-    _preload_heavy_modules()
-    QTimer.singleShot(0, window.ensure_current_panel)
     if args.example:
-        QTimer.singleShot(0, lambda: window.load_example(args.example))
+        window.sig_first_painted.connect(lambda: window.load_example(args.example))
     return run_event_loop(app, window)
+
+
+def _install_startup_probe(app, window, wait_for_panel: bool) -> None:
+    """Print "shown <time>" at the window's first paint, then quit (or print "ready <time>" and quit
+    once the visible workspace's panel exists)."""
+
+    def shown() -> None:
+        print(f"shown {time.time():.6f}", flush=True)
+        if not wait_for_panel:
+            app.quit()
+
+    def ready(key: str) -> None:
+        if key == window.current_key():
+            print(f"ready {time.time():.6f}", flush=True)
+            app.quit()
+
+    window.sig_first_painted.connect(shown)
+    if wait_for_panel:
+        window.sig_panel_ready.connect(ready)
 
 
 def run_event_loop(app, window) -> int:

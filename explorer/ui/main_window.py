@@ -78,6 +78,8 @@ class MainWindow(QMainWindow):
 
     sig_panel_ready = Signal(str)
     """A workspace's panel was created (or failed and shows its error): its key."""
+    sig_first_painted = Signal()
+    """The window was painted for the first time; the visible workspace's panel is built right after."""
 
     def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
         super().__init__(parent)
@@ -90,6 +92,7 @@ class MainWindow(QMainWindow):
         self._slots: dict[str, QWidget] = {}
         self._pending_state: dict[str, dict] = {}
         self._workspace_menus: dict[str, object] = {}
+        self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -111,6 +114,9 @@ class MainWindow(QMainWindow):
         self.resize(1440, 860)
         if persist:
             self._restore_window()
+        app = QApplication.instance()
+        if app is not None:  # threads must stop when the app quits, not only when the window closes
+            app.aboutToQuit.connect(self.shutdown_panels)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -238,6 +244,19 @@ class MainWindow(QMainWindow):
 
     # -- Qt events -----------------------------------------------------------------------------
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Build the visible workspace once the window is on screen (at once if it was painted before)."""
+        super().showEvent(event)
+        if self._painted:
+            QTimer.singleShot(0, self.ensure_current_panel)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        """After the first paint, build the visible workspace (a restored Network tab imports torch)."""
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self._after_first_paint)
+
     def closeEvent(self, event) -> None:  # noqa: N802
         """Save window state and session, stop the panels' workers."""
         if self.persist:
@@ -316,9 +335,16 @@ class MainWindow(QMainWindow):
         label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(label)
 
-    def _on_tab_changed(self, _index: int) -> None:
-        # create the panel once the tab is painted so the switch feels instant
+    def _after_first_paint(self) -> None:
+        self.sig_first_painted.emit()
+        # queued once more: a slot of sig_first_painted that quits (the start-up probe) ends the loop first
         QTimer.singleShot(0, self.ensure_current_panel)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        # create the panel once the tab is painted so the switch feels instant; before the window's
+        # first paint (a restored session) the first paint builds it
+        if self._painted:
+            QTimer.singleShot(0, self.ensure_current_panel)
 
     def _error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
