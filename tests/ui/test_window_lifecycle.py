@@ -154,3 +154,23 @@ def test_the_process_ends_soon_after_the_window_closes_during_a_pretraining_run(
     closing = float(next(line for line in out.stdout.splitlines() if line.startswith("closing")).split()[1])
     assert ended - closing < QUIT_BOUND_S, f"the process lived {ended - closing:.1f} s after the close"
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_launcher_paints_a_restored_network_session_first_and_exits_soon_after_close(tmp_path):
+    config = tmp_path / "config" / "AutogradExplorer"
+    config.mkdir(parents=True)
+    settings = QSettings(str(config / "autograd-explorer.ini"), QSettings.IniFormat)
+    settings.setValue("session", json.dumps({"version": mw.SESSION_VERSION, "workspace": "network",
+                                             "panels": {}}))
+    settings.sync()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), EXPLORER_STARTUP_PROBE="close")
+    out = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    ended = time.time()
+    times = dict((line.split()[0], float(line.split()[1])) for line in out.stdout.splitlines()
+                 if line.split()[:1] in (["shown"], ["ready"], ["closing"]))
+    assert set(times) == {"shown", "ready", "closing"}, out.stderr[-2000:]
+    assert times["shown"] < times["ready"]  # painted before the Network panel (torch) was built
+    assert ended - times["closing"] < QUIT_BOUND_S
+    assert out.returncode == 0, out.stderr[-2000:]
