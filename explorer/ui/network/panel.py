@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
 from explorer.core.mlp.network import NetSession, NetSpec, NetSpecError
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
@@ -51,7 +52,6 @@ class NetworkPanel(QWidget):
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(split)
         self._actions = self._make_actions()
-        self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self.apply_spec)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
         self.iteration.sig_record_failed.connect(self.form.show_error)
@@ -197,29 +197,20 @@ class NetworkPanel(QWidget):
         return guarded
 
     def _make_actions(self) -> list[QAction]:
+        # keys and texts from the one table; Space/Right/... are the shared player keys, scoped to this
+        # panel, and keys a focused input uses itself never reach them (player.install_input_key_guard)
         p = self.iteration.player
-        specs = (
-            ("Step forward", "Right", self._when_recorded(p.step_forward)),
-            ("Step back", "Left", self._when_recorded(p.step_back)),
-            ("Play / pause iteration", "Space", self._when_recorded(p.toggle_play)),
-            ("Rewind iteration", "Home", self._when_recorded(p.reset)),
-            ("Next iteration", "N", self.iteration.next_iteration),
-            ("Skip zero_grad", "Z", self.iteration.skip.toggle),
-            ("Train / pause", "Ctrl+T", self.train.train_or_pause),
-            ("Reset training", "Ctrl+R", self.train.reset),
-        )
-        actions = []
-        for text, shortcut, slot in specs:
-            action = QAction(text, self)
-            action.setShortcut(QKeySequence(shortcut))
-            # Only while the focus is in this panel; keys a focused input uses itself (Space in a
-            # combo, Right in a spin box) never reach these shortcuts (player.install_input_key_guard).
-            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
-            action.triggered.connect(lambda _=False, s=slot: s())
-            actions.append(action)
-        actions[0].setToolTip("Show the next phase of the iteration")
-        return actions
-
+        return actions.build(self, {
+            "player.step_forward": self._when_recorded(p.step_forward),
+            "player.step_back": self._when_recorded(p.step_back),
+            "player.play_pause": self._when_recorded(p.toggle_play),
+            "player.rewind": self._when_recorded(p.reset),
+            "player.end": self._when_recorded(p.go_end),
+            "network.next_iteration": self.iteration.next_iteration,
+            "network.skip_zero_grad": self.iteration.skip.toggle,
+            "network.train": self.train.train_or_pause,
+            "network.reset_training": self.train.reset,
+        })
 
 def main(argv: list[str] | None = None) -> int:
     """Open the panel alone in a window."""
