@@ -92,10 +92,7 @@ def _make_app(argv: list[str]):
 
 
 def _run_interactive(args, argv: list[str]) -> int:
-    from PySide6.QtCore import QTimer
-
     from explorer.ui.common import theme as themes
-    from explorer.ui.common.standalone import run_event_loop as qt_event_loop
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
@@ -106,23 +103,58 @@ def _run_interactive(args, argv: list[str]) -> int:
         themes.apply_theme(app, window.theme_name)
     if args.workspace:
         window.show_workspace(args.workspace)
-    window.show()
     probe = os.environ.get("EXPLORER_STARTUP_PROBE")
-    if probe:  # used by bench/startup_bench.py: report when the window is up, then quit
-        QTimer.singleShot(0, lambda: (print(f"shown {time.time():.6f}", flush=True), app.quit()))
-        return qt_event_loop(app)
-    _preload_heavy_modules()
-    QTimer.singleShot(0, window.ensure_current_panel)
-    if args.example:
-        QTimer.singleShot(0, lambda: window.load_example(args.example))
+    if probe:  # used by bench/startup_bench.py: report the first paint (with "ready"/"close", more)
+        _install_startup_probe(app, window, probe)
+    else:
+        # torch loads once the window is painted; the window builds its visible panel then too
+        window.sig_first_painted.connect(_preload_heavy_modules)
+    window.show()
+    if args.example and not probe:
+        window.sig_first_painted.connect(lambda: window.load_example(args.example))
     return run_event_loop(app, window)
 
 
+def _install_startup_probe(app, window, mode: str) -> None:
+    """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "ready <time>"
+    once the visible workspace's panel exists and quit then; with mode "close" print "closing <time>"
+    then and close the window (the bench times how long the process lives on)."""
+
+    def shown() -> None:
+        print(f"shown {time.time():.6f}", flush=True)
+        if mode not in ("ready", "close"):
+            app.quit()
+
+    def ready(key: str) -> None:
+        if key != window.current_key():
+            return
+        print(f"ready {time.time():.6f}", flush=True)
+        if mode == "close":
+            print(f"closing {time.time():.6f}", flush=True)
+            window.close()
+        else:
+            app.quit()
+
+    window.sig_first_painted.connect(shown)
+    if mode in ("ready", "close"):
+        window.sig_panel_ready.connect(ready)
+
+
 def run_event_loop(app, window) -> int:
-    """Run the app until the window closes (a seam for tests, which drive the loop themselves)."""
+    """Run the app until the window closes, then end the process at once (a seam for tests, which
+    drive the loop themselves).
+
+    When the loop ends there is nothing left to do: the window stopped its panels' workers (on close,
+    or on aboutToQuit) and synced the settings. Python's own teardown with torch loaded would still take
+    about a second (bench/startup_bench.py prints close -> exit), and would wait for a computation still
+    running on an executor thread, so the process leaves with os._exit after flushing its output.
+    """
     from explorer.ui.common.standalone import run_event_loop as qt_event_loop
 
-    return qt_event_loop(app)
+    status = qt_event_loop(app)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _screenshot(args) -> int:

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.lang.examples import list_examples
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 
 # key, tab title, module, class
@@ -33,31 +34,6 @@ WORKSPACES = [
     ("network", "Network", "explorer.ui.network.panel", "NetworkPanel"),
     ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
-
-SHORTCUTS_HTML = """
-<h3>Keyboard shortcuts</h3>
-<table cellspacing=6>
-<tr><td><b>Right</b></td><td>step forward one event</td></tr>
-<tr><td><b>Left</b></td><td>step back one event</td></tr>
-<tr><td><b>Space</b></td><td>play / pause</td></tr>
-<tr><td><b>Home</b> / <b>End</b></td><td>reset to step 0 / jump to the end</td></tr>
-<tr><td><b>Ctrl+Enter</b></td><td>run the program now</td></tr>
-<tr><td><b>Ctrl+G</b></td><td>gradient descent step</td></tr>
-<tr><td><b>Tab</b> / <b>Shift+Tab</b></td><td>select the next / previous node (graph focused)</td></tr>
-<tr><td><b>Up</b> / <b>Down</b></td><td>select the node above / below</td></tr>
-<tr><td><b>Escape</b></td><td>clear the selection: the inspector follows the player</td></tr>
-<tr><td><b>Enter</b> or double-click</td><td>expand a collapsed module</td></tr>
-<tr><td><b>F</b>, <b>Ctrl+0</b></td><td>fit the graph to the window</td></tr>
-<tr><td><b>+</b> / <b>−</b>, wheel</td><td>zoom; drag to pan</td></tr>
-<tr><td><b>Ctrl+1/2/3</b></td><td>Expression / Network / Pretraining workspace</td></tr>
-<tr><td colspan=2><i>Network workspace</i></td></tr>
-<tr><td><b>N</b></td><td>next training iteration</td></tr>
-<tr><td><b>Z</b></td><td>skip zero_grad on / off (watch .grad accumulate)</td></tr>
-<tr><td><b>Ctrl+T</b> / <b>Ctrl+R</b></td><td>train or pause / reset training</td></tr>
-</table>
-<p>While you type in a field (the program, a number, a list) the keys belong to that field: a space
-is a space. Click the graph to give the keys back to the player.</p>
-"""
 
 ABOUT_HTML = """
 <h3>Autograd Explorer</h3>
@@ -77,6 +53,8 @@ class MainWindow(QMainWindow):
 
     sig_panel_ready = Signal(str)
     """A workspace's panel was created (or failed and shows its error): its key."""
+    sig_first_painted = Signal()
+    """The window was painted for the first time; the visible workspace's panel is built right after."""
 
     def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
         super().__init__(parent)
@@ -89,6 +67,7 @@ class MainWindow(QMainWindow):
         self._slots: dict[str, QWidget] = {}
         self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
         self._workspace_menus: dict[str, object] = {}
+        self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -110,6 +89,9 @@ class MainWindow(QMainWindow):
         self.resize(1440, 860)
         if persist:
             self._restore_window()
+        app = QApplication.instance()
+        if app is not None:  # threads must stop when the app quits, not only when the window closes
+            app.aboutToQuit.connect(self.shutdown_panels)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -252,6 +234,19 @@ class MainWindow(QMainWindow):
 
     # -- Qt events -----------------------------------------------------------------------------
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Build the visible workspace once the window is on screen (at once if it was painted before)."""
+        super().showEvent(event)
+        if self._painted:
+            QTimer.singleShot(0, self.ensure_current_panel)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        """After the first paint, build the visible workspace (a restored Network tab imports torch)."""
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self._after_first_paint)
+
     def closeEvent(self, event) -> None:  # noqa: N802
         """Save window state and session, stop the panels' workers."""
         if self.persist:
@@ -297,11 +292,11 @@ class MainWindow(QMainWindow):
         self.panels[key] = panel
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
-        actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []
-        if actions:
+        panel_actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []
+        if panel_actions:
             menu = self.menuBar().addMenu(title)
             menu.setObjectName(f"{key}Menu")
-            for action in actions:
+            for action in panel_actions:
                 menu.addAction(action)
             # workspace menus stand in tab order whichever workspace opened first, then Help
             keys = [w[0] for w in WORKSPACES]
@@ -329,9 +324,16 @@ class MainWindow(QMainWindow):
         label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(label)
 
-    def _on_tab_changed(self, _index: int) -> None:
-        # create the panel once the tab is painted so the switch feels instant
+    def _after_first_paint(self) -> None:
+        self.sig_first_painted.emit()
+        # queued once more: a slot of sig_first_painted that quits (the start-up probe) ends the loop first
         QTimer.singleShot(0, self.ensure_current_panel)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        # create the panel once the tab is painted so the switch feels instant; before the window's
+        # first paint (a restored session) the first paint builds it
+        if self._painted:
+            QTimer.singleShot(0, self.ensure_current_panel)
 
     def _error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
@@ -339,51 +341,58 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Autograd Explorer", message)
 
     def _build_menus(self) -> None:
+        """File, Examples, View and Help, their actions from the one table (explorer.ui.common.actions)."""
+        handlers = {
+            "app.open_session": self._ask_open,
+            "app.save_session": self._ask_save,
+            "app.export_png": lambda: self._ask_export("png"),
+            "app.export_svg": lambda: self._ask_export("svg"),
+            "app.export_run": self.export_run,
+            "app.quit": self.close,
+            "app.fit": lambda: self._on_views("fit"),
+            "app.zoom_in": lambda: self._on_views("zoom_in"),
+            "app.zoom_out": lambda: self._on_views("zoom_out"),
+            "app.theme_light": lambda: self.set_theme("light"),
+            "app.theme_dark": lambda: self.set_theme("dark"),
+            **{f"app.workspace_{key}": (lambda k=key: self.show_workspace(k)) for key, *_ in WORKSPACES},
+            "app.shortcuts": self._show_shortcuts,
+            "app.about": self._show_about,
+        }
+        built = {a.property(actions.ACTION_ID): a for a in actions.build(self, handlers)}
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addAction(self._action("&Open session…", "Ctrl+O", self._ask_open))
-        file_menu.addAction(self._action("&Save session…", "Ctrl+S", self._ask_save))
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("Export graph as &PNG…", "Ctrl+E", lambda: self._ask_export("png")))
-        file_menu.addAction(self._action("Export graph as S&VG…", "Ctrl+Shift+E",
-                                         lambda: self._ask_export("svg")))
-        file_menu.addAction(self._action("Export &run…", None, self.export_run))
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", QKeySequence.Quit, self.close))
+        groups = (("open_session", "save_session"), ("export_png", "export_svg", "export_run"), ("quit",))
+        for group in groups:
+            if not file_menu.isEmpty():
+                file_menu.addSeparator()
+            for name in group:
+                file_menu.addAction(built[f"app.{name}"])
         examples = bar.addMenu("E&xamples")
         examples.setObjectName("examplesMenu")
-        for name, title in list_examples():
-            action = self._action(title, None, lambda _=False, n=name: self.load_example(n))
+        for name, title in list_examples():  # the example files, not actions: no table entry each
+            action = QAction(title, self)
+            action.triggered.connect(lambda _=False, n=name: self.load_example(n))
             action.setData(name)
             action.setToolTip(f"assets/examples/{name}.expr")
             examples.addAction(action)
         view = bar.addMenu("&View")
-        view.addAction(self._action("&Fit graph", "Ctrl+0", lambda: self._on_views("fit")))
-        view.addAction(self._action("Zoom &in", QKeySequence.ZoomIn, lambda: self._on_views("zoom_in")))
-        view.addAction(self._action("Zoom &out", QKeySequence.ZoomOut, lambda: self._on_views("zoom_out")))
+        for name in ("fit", "zoom_in", "zoom_out"):
+            view.addAction(built[f"app.{name}"])
         view.addSeparator()
         self._theme_actions = QActionGroup(self)
-        for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
-            action = self._action(label, None, lambda _=False, n=name: self.set_theme(n))
+        for name in ("light", "dark"):
+            action = built[f"app.theme_{name}"]
             action.setCheckable(True)
             action.setData(name)
             action.setChecked(name == self.theme_name)
             self._theme_actions.addAction(action)
             view.addAction(action)
         view.addSeparator()
-        for i, (key, title, _m, _c) in enumerate(WORKSPACES, start=1):
-            view.addAction(self._action(f"{title} workspace", f"Ctrl+{i}",
-                                        lambda _=False, k=key: self.show_workspace(k)))
+        for key, *_ in WORKSPACES:
+            view.addAction(built[f"app.workspace_{key}"])
         self._help_menu = bar.addMenu("&Help")
-        self._help_menu.addAction(self._action("&Keyboard shortcuts", "F1", self._show_shortcuts))
-        self._help_menu.addAction(self._action("&About", None, self._show_about))
-
-    def _action(self, text: str, shortcut, slot) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        return action
+        self._help_menu.addAction(built["app.shortcuts"])
+        self._help_menu.addAction(built["app.about"])
 
     def _on_views(self, what: str) -> None:
         from explorer.ui.graph.view import GraphView
@@ -415,7 +424,7 @@ class MainWindow(QMainWindow):
             self.export_graph(path, fmt)
 
     def _show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS_HTML)
+        QMessageBox.information(self, "Keyboard shortcuts", actions.shortcuts_html())
 
     def _show_about(self) -> None:
         QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)

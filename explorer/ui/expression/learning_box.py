@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QPushButton,
 )
 
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph.items import fmt_number
 
@@ -36,14 +37,12 @@ class LearningBox(QGroupBox):
         self.lr.setToolTip("Learning rate: how far each step moves the parameters against the gradient")
         self.step_button = QPushButton("Gradient descent step")
         self.step_button.setObjectName("descentButton")
-        self._step_tip = ("Update every param: p ← p − lr · dL/dp, then run forward and backward "
-                          "again (Ctrl+G)")
+        self._step_tip = actions.tooltip("expression.descent_step")
         self.step_button.setToolTip(self._step_tip)
         self.step_button.clicked.connect(lambda: self.sig_descent_requested.emit(self.lr.value()))
         self.again_button = QPushButton("Backward again without zeroing")
         self.again_button.setObjectName("backwardAgainButton")
-        self._again_tip = ("PyTorch adds new gradients to .grad instead of replacing them: call "
-                           "backward() twice without zero_grad() and .grad doubles.")
+        self._again_tip = actions.tooltip("expression.backward_again") + "."
         self.again_button.setToolTip(self._again_tip)
         self.again_button.clicked.connect(self.sig_backward_again.emit)
         self.accum_label = QLabel("")

@@ -6,7 +6,7 @@ Run on its own with `python -m explorer.ui.expression.panel`.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from explorer.core.autograd import explain as ec
 from explorer.core.workspaces import expression as ew
 from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
+from explorer.ui.common import actions
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
 from explorer.ui.expression.leaf_editor import LeafEditor
@@ -123,24 +124,15 @@ class ExpressionPanel(QWidget):
         self.workspace.state.selected = timeline.focus(self.workspace.step) or next(iter(result.trace.nodes))
 
     def menu_actions(self) -> list[QAction]:
-        """Actions for the main window's Expression menu."""
-        def act(text: str, shortcut: str, slot, tip: str) -> QAction:
-            a = QAction(text, self)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-                a.setShortcutContext(Qt.WidgetWithChildrenShortcut)
-                self.addAction(a)
-            a.setStatusTip(tip)
-            a.triggered.connect(slot)
-            return a
-
-        return [
-            act("Run program", "Ctrl+Return", self.run_program, "Parse and trace the program now"),
-            act("Reset player", "", self.player.reset, "Back to step 0"),
-            act("Gradient descent step", "Ctrl+G", lambda: self.descent_step(),
-                "p ← p − lr · dL/dp for every param"),
-            act("Backward again without zeroing", "", self.backward_again, "Watch .grad accumulate"),
-        ]
+        """Actions for the main window's Expression menu (keys and texts from the one table)."""
+        if getattr(self, "_menu_actions", None) is None:
+            self._menu_actions = actions.build(self, {
+                "expression.run": self.run_program,
+                "player.rewind": self.player.reset,
+                "expression.descent_step": lambda: self.descent_step(),
+                "expression.backward_again": self.backward_again,
+            })
+        return list(self._menu_actions)
 
     def descent_step(self, lr: float | None = None) -> None:
         """One gradient descent step on every param, then recompute (the loss goes into the plot)."""
@@ -188,10 +180,9 @@ class ExpressionPanel(QWidget):
         self.error_label.setObjectName("errorLabel")
         self.error_label.setWordWrap(True)
         self.error_label.setVisible(False)
-        self.run_button = QPushButton("Run  (Ctrl+Enter)")
+        self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")
         self.run_button.setObjectName("runButton")
-        self.run_button.setToolTip("Parse and trace the program now; it also runs by itself shortly "
-                                   "after you stop typing")
+        actions.describe_button(self.run_button, "expression.run")
         self.run_button.clicked.connect(self.run_program)
         self.timing_label = QLabel("")
         self.timing_label.setObjectName("timingLabel")

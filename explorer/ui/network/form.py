@@ -254,12 +254,14 @@ class SpecForm(QWidget):
         if self.layers.rowCount() >= MAX_LAYERS:
             self.show_error(f"at most {MAX_LAYERS} hidden layers here: keep the graph readable")
             return
-        row = self.layers.rowCount()
-        self.layers.insertRow(row)
+        # Fill the widgets before their row exists: setting a value emits, and the slot reads every
+        # row's cell widgets (a row without them yet raised AttributeError on each "+ layer").
         spin = self._spin(1, MAX_WIDTH, "Units in this hidden layer")
         spin.setValue(width)
         combo = self._activation_combo("Activation after this layer's Linear")
         _select(combo, act)
+        row = self.layers.rowCount()
+        self.layers.insertRow(row)
         self.layers.setCellWidget(row, 0, spin)
         self.layers.setCellWidget(row, 1, combo)
         self.layers.setFixedHeight(28 + 26 * max(1, self.layers.rowCount()))

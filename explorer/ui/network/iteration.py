@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
 from explorer.core.mlp.toydata import single_torch_thread
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.worker import Worker
 from explorer.ui.graph.player import Player
@@ -76,9 +77,7 @@ class IterationView(QWidget):
         self.player.sig_step_changed.connect(self._show_step)
         self.next_button = QPushButton("Next iteration")
         self.next_button.setObjectName("networkNextIteration")
-        self.next_button.setToolTip(
-            "Run another iteration on the same batch (N): zero_grad, forward, loss, backward, step"
-        )
+        actions.describe_button(self.next_button, "network.next_iteration")
         self.next_button.setFocusPolicy(Qt.NoFocus)
         self.next_button.clicked.connect(self.next_iteration)
         self.skip = QCheckBox("skip zero_grad")
@@ -86,7 +85,8 @@ class IterationView(QWidget):
         self.skip.setToolTip("Leave optimizer.zero_grad() out of the next iteration. " + SKIP_EXPLANATION)
         self.skip.setFocusPolicy(Qt.NoFocus)
         self.skip.toggled.connect(self._on_skip)
-        self.skip_note = QLabel("Takes effect from the next iteration (N). " + SKIP_EXPLANATION)
+        self.skip_note = QLabel(f"Takes effect from the next iteration "
+                                f"({actions.key_text('network.next_iteration')}). " + SKIP_EXPLANATION)
         self.skip_note.setObjectName("skipZeroGradNote")
         self.skip_note.setWordWrap(True)
         self.skip_note.hide()

@@ -8,11 +8,12 @@ and live curves). Open it alone with `python -m explorer.ui.network.panel`.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
 from explorer.core.mlp.network import NetSession, NetSpecError
 from explorer.core.workspaces.network import DatasetModel, NetworkWorkspace
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
@@ -225,29 +226,20 @@ class NetworkPanel(QWidget):
         return guarded
 
     def _make_actions(self) -> list[QAction]:
+        # keys and texts from the one table; Space/Right/... are the shared player keys, scoped to this
+        # panel, and keys a focused input uses itself never reach them (player.install_input_key_guard)
         p = self.iteration.player
-        specs = (
-            ("Step forward", "Right", self._when_recorded(p.step_forward)),
-            ("Step back", "Left", self._when_recorded(p.step_back)),
-            ("Play / pause iteration", "Space", self._when_recorded(p.toggle_play)),
-            ("Rewind iteration", "Home", self._when_recorded(p.reset)),
-            ("Next iteration", "N", self._next_iteration),
-            ("Skip zero_grad", "Z", self.iteration.skip.toggle),
-            ("Train / pause", "Ctrl+T", self.train.train_or_pause),
-            ("Reset training", "Ctrl+R", self.train.reset),
-        )
-        actions = []
-        for text, shortcut, slot in specs:
-            action = QAction(text, self)
-            action.setShortcut(QKeySequence(shortcut))
-            # Only while the focus is in this panel; keys a focused input uses itself (Space in a
-            # combo, Right in a spin box) never reach these shortcuts (player.install_input_key_guard).
-            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
-            action.triggered.connect(lambda _=False, s=slot: s())
-            actions.append(action)
-        actions[0].setToolTip("Show the next phase of the iteration")
-        return actions
-
+        return actions.build(self, {
+            "player.step_forward": self._when_recorded(p.step_forward),
+            "player.step_back": self._when_recorded(p.step_back),
+            "player.play_pause": self._when_recorded(p.toggle_play),
+            "player.rewind": self._when_recorded(p.reset),
+            "player.end": self._when_recorded(p.go_end),
+            "network.next_iteration": self._next_iteration,
+            "network.skip_zero_grad": self.iteration.skip.toggle,
+            "network.train": self.train.train_or_pause,
+            "network.reset_training": self.train.reset,
+        })
 
 def main(argv: list[str] | None = None) -> int:
     """Open the panel alone in a window."""

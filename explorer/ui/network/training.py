@@ -37,6 +37,7 @@ from explorer.core.mlp.toydata import (
     train_paced,
 )
 from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.worker import Worker
 
@@ -319,11 +320,11 @@ class TrainView(QWidget):
         self.dataset.currentIndexChanged.connect(self.regenerate)
         self.train_button = QPushButton("▶ Train")
         self.train_button.setObjectName("networkTrainButton")
-        self.train_button.setToolTip("Train / pause / resume (Ctrl+T). Training runs on a worker thread.")
+        actions.describe_button(self.train_button, "network.train")
         self.train_button.clicked.connect(self.train_or_pause)
         self.reset_button = QPushButton("Reset")
         self.reset_button.setObjectName("networkResetButton")
-        self.reset_button.setToolTip("Stop and clear all runs (Ctrl+R)")
+        actions.describe_button(self.reset_button, "network.reset_training")
         self.reset_button.clicked.connect(self.reset)
         self.steps = _int(10, 50000, 1000, "Training steps (mini-batches) per run")
         self.steps.setObjectName("networkSteps")
@@ -548,7 +549,8 @@ class TrainView(QWidget):
             return
         self._set_boundary(decision_grid(self.spec, build_model(self.spec), GRID))
         if not self.runs:
-            self._message("The colours show the untrained network's guess. Press Train (Ctrl+T).")
+            self._message("The colours show the untrained network's guess. "
+                          f"Press Train ({actions.key_text('network.train')}).")
 
     def _message(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -564,7 +566,7 @@ class TrainView(QWidget):
             fits = False
         self.train_button.setEnabled(fits or self.is_training())
         self.train_button.setToolTip(
-            "Train / pause / resume (Ctrl+T). Training runs on a worker thread." if fits else
+            actions.tooltip("network.train") if fits else
             "This network does not take 2-D points (input size 2): change it, or use the toy-2d preset."
         )
         self.use_toy_button.setVisible(not fits)

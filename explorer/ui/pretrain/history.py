@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.gpt.runs import PretrainRun, config_differences
+from explorer.ui.common import actions
 
 
 def _swatch(color: str) -> QIcon:
@@ -69,8 +70,7 @@ class RunHistory(QWidget):
         self.use_button.setToolTip("Load the selected run's hyperparameters into the form")
         self.use_button.clicked.connect(self._use_current)
         self.delete_button = QPushButton("Delete")
-        self.delete_button.setToolTip("Remove the selected run and its curves (Del)")
-        self.delete_button.setShortcut("Delete")
+        actions.describe_button(self.delete_button, "pretrain.delete_run", with_shortcut=True)
         self.delete_button.clicked.connect(self._delete_current)
         self.continue_button = QPushButton("Continue")
         self.continue_button.setObjectName("pretrainContinueButton")

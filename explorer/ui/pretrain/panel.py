@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from explorer.core.gpt import budget as info
 from explorer.core.gpt.runs import PretrainRun
 from explorer.core.workspaces.pretrain import PretrainWorkspace, sample_text
+from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
@@ -85,18 +86,10 @@ class PretrainPanel(QWidget):
         self.param_count = self.estimates.param_count
         self.fit_warning = self.estimates.fit_warning
 
-        self.train_button = self._button("Train", "pretrainTrainButton", "Ctrl+Return",
-                                         "Start a new run with these hyperparameters (Ctrl+Enter)",
-                                         self.train)
-        self.pause_button = self._button("Pause", "pretrainPauseButton", "Ctrl+P",
-                                         "Hold the run between two steps; press again to resume (Ctrl+P)",
-                                         self.toggle_pause)
-        self.stop_button = self._button("Stop", "pretrainStopButton", "Ctrl+.",
-                                        "Stop after the current step; the checkpoint is kept (Ctrl+.)",
-                                        self.stop)
-        self.retrain_button = self._button("Retrain", "pretrainRetrainButton", "Ctrl+R",
-                                           "Start again from scratch with the form's (tweaked) settings; "
-                                           "earlier runs stay on the plot for comparison (Ctrl+R)",
+        self.train_button = self._button("Train", "pretrainTrainButton", "pretrain.train", self.train)
+        self.pause_button = self._button("Pause", "pretrainPauseButton", "pretrain.pause", self.toggle_pause)
+        self.stop_button = self._button("Stop", "pretrainStopButton", "pretrain.stop", self.stop)
+        self.retrain_button = self._button("Retrain", "pretrainRetrainButton", "pretrain.retrain",
                                            self.retrain)
 
         left = QWidget()
@@ -398,17 +391,8 @@ class PretrainPanel(QWidget):
 
     # -- panel protocol ---------------------------------------------------------------------------
     def menu_actions(self) -> list[QAction]:
-        """Train, Pause, Stop, Retrain as menu actions (same shortcuts as the buttons)."""
-        out = []
-        for text, shortcut, slot in (("Train", "Ctrl+Return", self.train), ("Pause / resume", "Ctrl+P",
-                                     self.toggle_pause), ("Stop", "Ctrl+.", self.stop),
-                                     ("Retrain", "Ctrl+R", self.retrain)):
-            action = QAction(text, self)
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
-            action.triggered.connect(lambda _=False, s=slot: s())
-            out.append(action)
-        return out
+        """Train, Pause, Stop, Retrain as menu actions: they hold the keys the buttons show."""
+        return list(self._panel_actions())
 
     # -- model <-> view ---------------------------------------------------------------------------
     def _subscribe(self) -> None:
@@ -668,11 +652,21 @@ class PretrainPanel(QWidget):
         self.retrain_button.setEnabled(can_train and (running or bool(self.workspace.runs)))
         self.form.preset.setEnabled(True)
 
-    def _button(self, text: str, name: str, shortcut: str, tip: str, slot) -> QPushButton:
+    def _panel_actions(self) -> list[QAction]:
+        # the keys live on these actions (from the one table), not on the buttons: two holders of one key
+        # are ambiguous to Qt, and the button and the menu entry both had Ctrl+P
+        if getattr(self, "_actions", None) is None:
+            self._actions = actions.build(self, {"pretrain.train": self.train,
+                                                 "pretrain.pause": self.toggle_pause,
+                                                 "pretrain.stop": self.stop,
+                                                 "pretrain.retrain": self.retrain})
+        return self._actions
+
+    def _button(self, text: str, name: str, action_id: str, slot) -> QPushButton:
+        self._panel_actions()
         button = QPushButton(text)
         button.setObjectName(name)
-        button.setToolTip(tip)
-        button.setShortcut(QKeySequence(shortcut))
+        actions.describe_button(button, action_id)
         button.clicked.connect(lambda _=False: slot())
         return button
 

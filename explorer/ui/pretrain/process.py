@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from explorer.core.gpt.child_process import run_training
 
 POLL_MS = 50
+SHUTDOWN_S = 0.8  # quitting the app ends the training process within this (issue 8: it took ~5 s)
 
 
 def default_num_threads() -> int:
@@ -49,6 +50,7 @@ class TrainProcess(QObject):
         self._records = None
         self._paused = False
         self._result: dict[str, Any] = {}
+        self._join_s = 2.0  # how long _finish waits for a child that has said "exit"
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self._poll)
@@ -112,32 +114,37 @@ class TrainProcess(QObject):
         """Ask the running trainer to write its checkpoint now (a 'checkpoint' record follows)."""
         self._send("checkpoint")
 
-    def shutdown(self, timeout: float = 15.0) -> bool:
-        """Stop and wait for the process (blocking, for window close); True when it ended cleanly."""
+    def shutdown(self, timeout: float = SHUTDOWN_S) -> bool:
+        """Stop the run and end its process within about `timeout` s (window close, app quit).
+
+        On "stop" the child writes its checkpoint and says "exit"; from then on it holds nothing of
+        ours, so it is terminated instead of waited for (its interpreter's teardown alone takes about a
+        second). A child that has not said "exit" by the deadline (still importing torch, or writing a
+        large checkpoint) is terminated too: the checkpoint is written to a temporary file and renamed,
+        so the last complete one survives. True when the child said "exit" in time.
+        """
         if self._process is None:
             return True
         self._send("stop")
+        self._join_s = 0.0
         deadline = time.monotonic() + timeout
-        clean = False
-        while time.monotonic() < deadline:
-            # Keep draining: a child whose queue pipe is full cannot exit.
+        try:
+            while time.monotonic() < deadline:
+                # Keep draining: a child whose queue pipe is full cannot exit.
+                self._drain()
+                if self._process is None:
+                    return True
+                if not self._process.is_alive():
+                    break
+                self._process.join(0.02)
             self._drain()
             if self._process is None:
                 return True
-            if not self._process.is_alive():
-                clean = self._process.exitcode == 0
-                break
-            self._process.join(0.05)
-        if self._process is not None and self._process.is_alive():
-            self._process.terminate()
-            self._process.join(2.0)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(1.0)
-        self._drain()
-        if self._process is not None:
+            clean = not self._process.is_alive() and self._process.exitcode == 0
             self._finish()
-        return clean
+            return clean
+        finally:
+            self._join_s = 2.0
 
     # -- internals --------------------------------------------------------------------------------
     def _send(self, command: str) -> None:
@@ -195,10 +202,13 @@ class TrainProcess(QObject):
         self._timer.stop()
         process, self._process = self._process, None
         if process is not None and process.pid is not None:
-            process.join(2.0)
+            process.join(self._join_s)
             if process.is_alive():
                 process.terminate()
                 process.join(1.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join(1.0)
         for q in (self._commands, self._records):
             if q is not None:
                 q.cancel_join_thread()

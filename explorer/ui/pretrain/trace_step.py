@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
+from explorer.ui.common import actions
 from explorer.ui.common.worker import Worker
 
 # Above this, building and tracing the model would take much of this machine's memory for little
@@ -94,9 +95,7 @@ class TraceTab(QWidget):
         self.trace = None
         self.button = QPushButton("Trace one step")
         self.button.setObjectName("traceStepButton")
-        self.button.setToolTip("Record one training step of the selected (or latest) run's model — "
-                               "forward, loss, backward — and show it as a computational graph (Ctrl+T)")
-        self.button.setShortcut("Ctrl+T")
+        actions.describe_button(self.button, "pretrain.trace_step", with_shortcut=True)
         self.button.clicked.connect(self.trace_step)
         self.tokens = QSpinBox()
         self.tokens.setRange(2, 32)
