@@ -64,7 +64,8 @@ def restored_network_config(folder: Path) -> Path:
     path = folder / "AutogradExplorer" / "autograd-explorer.ini"
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = QSettings(str(path), QSettings.IniFormat)
-    settings.setValue("session", json.dumps({"version": 1, "workspace": "network", "panels": {}}))
+    settings.setValue("session", json.dumps({"format": "autograd-explorer-session", "version": 2,
+                                             "current": "network", "workspaces": {}}))
     settings.sync()
     return folder
 

@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
         self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
+        self._saved_session: str | None = None  # the last launch's session, applied after the first paint
         self._workspace_menus: dict[str, object] = {}
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         if key in self.errors:
             return None
         spec = next(w for w in WORKSPACES if w[0] == key)
+        self._apply_saved_session()
         try:
             module = importlib.import_module(spec[2])
             panel = getattr(module, spec[3])(workspace=self.workspaces.get(key))
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
 
     def session(self) -> dict:
         """The session as JSON-able data: every workspace's model and the current workspace."""
+        self._apply_saved_session()
         self.workspaces.current = self.current_key()
         return self.workspaces.to_json()
 
@@ -272,10 +275,23 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         raw = self.settings.value("session")
         if raw:
-            # After the first paint: validating the session imports the models (and torch).
-            QTimer.singleShot(0, lambda: self._apply_saved_session(str(raw)))
+            # The tab at once (plain JSON); the rest after the first paint, since validating the session
+            # imports the models (and torch). The panel is built after that, with the session applied.
+            try:
+                current = json.loads(str(raw)).get("current")
+            except (ValueError, AttributeError, RecursionError):
+                current = None
+            if current in [w[0] for w in WORKSPACES]:
+                self.show_workspace(current)
+            self._saved_session = str(raw)
+            self.sig_first_painted.connect(self._apply_saved_session)
 
-    def _apply_saved_session(self, raw: str) -> None:
+    def _apply_saved_session(self) -> None:
+        """Apply the session saved by the last launch, once (after the first paint, or when a panel or the
+        session is asked for before it)."""
+        raw, self._saved_session = self._saved_session, None
+        if raw is None:
+            return
         try:
             self.apply_session(raw)
         except ValueError:

@@ -56,7 +56,8 @@ def test_a_restored_network_session_paints_first_then_builds_and_restores_the_pa
     from explorer.core.mlp.network import preset_spec
 
     state = {"preset": "toy-2d", "spec": preset_spec("toy-2d").to_dict(), "skip_zero_grad": True}
-    session = {"version": mw.SESSION_VERSION, "workspace": "network", "panels": {"network": state}}
+    session = {"format": "autograd-explorer-session", "version": 2, "current": "network",
+               "workspaces": {"network": state}}
     window = mw.MainWindow(settings=_settings(tmp_path, session))
     qtbot.addWidget(window)
     order = []
@@ -67,8 +68,8 @@ def test_a_restored_network_session_paints_first_then_builds_and_restores_the_pa
     qtbot.waitUntil(lambda: "network" in window.panels, timeout=WAIT)
     assert order == ["painted", "network"]
     panel = window.panels["network"]
-    assert panel.state()["preset"] == "toy-2d"  # the saved state reached the panel built later
-    assert panel.state()["skip_zero_grad"] is True
+    assert panel.workspace.state.preset == "toy-2d"  # the saved state reached the panel built later
+    assert panel.workspace.state.skip_zero_grad is True and panel.iteration.skip.isChecked()
     window.shutdown_panels()
 
 
@@ -100,7 +101,7 @@ NETWORK_TRAINING_THEN_QUIT = """
         train = window.panels["network"].train
         train.steps.setValue(train.steps.maximum())
         train.train_or_pause()  # a run far from its end: its thread is running when the app quits
-        print("training", train.thread.isRunning(), flush=True)
+        print("training", train.is_training(), flush=True)
         # exit() ends the event loop without closing the window (quit() closes it first in Qt 6): only
         # aboutToQuit is left to stop the thread before Python exits
         QTimer.singleShot(0, lambda: app.exit(0))
@@ -160,8 +161,8 @@ def test_the_launcher_paints_a_restored_network_session_first_and_exits_soon_aft
     config = tmp_path / "config" / "AutogradExplorer"
     config.mkdir(parents=True)
     settings = QSettings(str(config / "autograd-explorer.ini"), QSettings.IniFormat)
-    settings.setValue("session", json.dumps({"version": mw.SESSION_VERSION, "workspace": "network",
-                                             "panels": {}}))
+    settings.setValue("session", json.dumps({"format": "autograd-explorer-session", "version": 2,
+                                             "current": "network", "workspaces": {}}))
     settings.sync()
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT),
                XDG_CONFIG_HOME=str(tmp_path / "config"), EXPLORER_STARTUP_PROBE="close")
