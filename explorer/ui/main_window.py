@@ -34,6 +34,7 @@ WORKSPACES = [
     ("network", "Network", "explorer.ui.network.panel", "NetworkPanel"),
     ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
+UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
 <h3>Autograd Explorer</h3>
@@ -242,6 +243,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if self._painted:
             QTimer.singleShot(0, self.ensure_current_panel)
+        else:  # a window shown but never painted (minimised at start) still gets its panel
+            QTimer.singleShot(UNPAINTED_FALLBACK_MS, self, self._paint_fallback)  # not after deletion
 
     def paintEvent(self, event) -> None:  # noqa: N802
         """After the first paint, build the visible workspace (a restored Network tab imports torch)."""
@@ -339,6 +342,11 @@ class MainWindow(QMainWindow):
         label.setAlignment(Qt.AlignCenter)
         label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(label)
+
+    def _paint_fallback(self) -> None:
+        if not self._painted and self.isVisible():
+            self._painted = True
+            self._after_first_paint()
 
     def _after_first_paint(self) -> None:
         self.sig_first_painted.emit()

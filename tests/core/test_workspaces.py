@@ -7,7 +7,6 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from explorer.core.gpt.train import Trainer, TrainSettings
 from explorer.core.workspaces import pretrain as pw
 from explorer.core.workspaces.expression import ExpressionWorkspace
 from explorer.core.workspaces.network import NetworkWorkspace
@@ -18,9 +17,9 @@ from explorer.core.workspaces.session import (
     read_session,
     write_session,
 )
+from tests.trained import TINY, trained_run
 
 SEED = "x = 1.1\ny = 1.0\nw = param(2.2)\nb = param(0.0)\nz = w * x + b\na = sigmoid(z)\nL = bce(a, y)\n"
-TINY = {"vocab_size": 64, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0}
 
 
 def test_expression_workspace_alone_gives_the_seed_numbers_step_by_step():
@@ -96,22 +95,9 @@ def test_an_edited_preset_comes_back_as_custom_not_as_the_preset():
     assert NetworkWorkspace.validate(data).preset == "custom"
 
 
-def _trained_run(ws: pw.PretrainWorkspace, steps: int, seed: int):
-    settings = TrainSettings(steps=steps, batch_size=2, eval_every=steps, sample_every=0, device="cpu",
-                             seed=seed, warmup_steps=1)
-    run = ws.new_run(TINY, settings.to_dict(), None)
-    trainer = Trainer(dict(TINY), settings)
-    records = list(trainer.run())
-    path = ws.checkpoint_path(run.run_id)
-    trainer.save_checkpoint(path)
-    ws.add_records(run.run_id, records)
-    ws.finish_run(run.run_id, "done", "", str(path))
-    return run
-
-
 def test_pretrain_runs_keep_their_files_and_survive_a_new_workspace(tmp_path):
     ws = pw.PretrainWorkspace()
-    run = _trained_run(ws, 3, 1)
+    run = trained_run(ws, 3, 1)
     folder = pw.run_folder(run.run_id)
     assert {p.name for p in folder.iterdir()} >= {"checkpoint.safetensors", "metrics.csv", "run.json"}
     assert "pydoc" in run.name  # a run names its corpus
@@ -203,8 +189,8 @@ def test_session_round_trip_of_all_three_workspaces(tmp_path):
     spec.hidden = [7]
     network.set_spec(spec)
     network.show(network.record(iterations=2), step=4)
-    _trained_run(workspaces.pretrain, 2, 1)
-    _trained_run(workspaces.pretrain, 2, 2)
+    trained_run(workspaces.pretrain, 2, 1)
+    trained_run(workspaces.pretrain, 2, 2)
     workspaces.current = "network"
     path = write_session(tmp_path / "s.json", workspaces)
     restored = Workspaces()

@@ -5,12 +5,11 @@ import json
 
 from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 
-from explorer.core.gpt.train import Trainer, TrainSettings
 from explorer.ui import main_window as mw
+from tests.trained import trained_run
 
 WAIT = 60000
 SEED = "x = 1.1\ny = 1.0\nw = param(2.2)\nb = param(0.0)\nz = w * x + b\na = sigmoid(z)\nL = bce(a, y)\n"
-TINY = {"vocab_size": 64, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0}
 
 
 def _window(qtbot):
@@ -43,18 +42,6 @@ def test_fields_set_on_the_models_show_in_the_widgets(qtbot):
     window.close()
 
 
-def _train_run(ws, seed):
-    settings = TrainSettings(steps=3, batch_size=2, eval_every=3, sample_every=0, device="cpu", seed=seed,
-                             warmup_steps=1)
-    run = ws.new_run(TINY, settings.to_dict(), None)
-    trainer = Trainer(dict(TINY), settings)
-    records = list(trainer.run())
-    path = ws.checkpoint_path(run.run_id)
-    trainer.save_checkpoint(path)
-    ws.add_records(run.run_id, records)
-    ws.finish_run(run.run_id, "done", "", str(path))
-
-
 def test_session_round_trip_in_a_fresh_window(qtbot, tmp_path):
     first = _window(qtbot)
     expression = first.panel("expression")
@@ -71,8 +58,8 @@ def test_session_round_trip_in_a_fresh_window(qtbot, tmp_path):
     network.iteration.player.set_step(9)
     form = first.panel("pretrain").form
     qtbot.waitUntil(lambda: not form.vocab_pending(), timeout=WAIT)  # the corpus fixes vocab_size
-    _train_run(first.workspaces.pretrain, 1)
-    _train_run(first.workspaces.pretrain, 2)
+    trained_run(first.workspaces.pretrain, seed=1)
+    trained_run(first.workspaces.pretrain, seed=2)
     first.show_workspace("network")
     path = tmp_path / "session.json"
     first.save_session(path)
@@ -128,7 +115,7 @@ def test_a_restored_run_samples_and_continues_into_a_new_run(qtbot):
     window = _window(qtbot)
     pretrain = window.panel("pretrain")
     ws = window.workspaces.pretrain
-    _train_run(ws, 1)
+    trained_run(ws, seed=1)
     source = ws.runs[1]
     before = source.checkpoint and open(source.checkpoint, "rb").read()
     pretrain.history.select_run(1)

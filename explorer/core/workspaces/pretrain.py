@@ -54,26 +54,24 @@ def run_folder(run_id: int) -> Path:
     return runs_dir() / f"run-{int(run_id)}"
 
 
-def _config_dict(value: dict) -> dict:
+def _checked(kind, value: dict) -> dict:
+    """`value` as a valid GPTConfig or TrainSettings dict (ValueError listing what is wrong)."""
     try:
-        config = GPTConfig.from_dict(value)
+        obj = kind.from_dict(value)
     except (ConfigError, TypeError) as exc:
         raise ValueError(str(exc)) from None
-    problems = config.problems()
+    problems = obj.problems()
     if problems:
         raise ValueError("; ".join(problems.values()))
-    return config.to_dict()
+    return obj.to_dict()
+
+
+def _config_dict(value: dict) -> dict:
+    return _checked(GPTConfig, value)
 
 
 def _settings_dict(value: dict) -> dict:
-    try:
-        settings = TrainSettings.from_dict(value)
-    except (ConfigError, TypeError) as exc:
-        raise ValueError(str(exc)) from None
-    problems = settings.problems()
-    if problems:
-        raise ValueError("; ".join(problems.values()))
-    return settings.to_dict()
+    return _checked(TrainSettings, value)
 
 
 def _corpus_path(value: str | None) -> str | None:

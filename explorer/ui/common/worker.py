@@ -2,7 +2,8 @@
 
 Long work is a plain function `fn(job)` that may call `job.progress(record)` and check `job.cancelled`
 (the Orange3 / Anki pattern); `Worker` runs it in a thread and turns the outcome into signals on the GUI
-thread. The newest request wins: submitting while a job runs cancels that job and queues the new one (only
+thread (through a plain queue, drained by a GUI-thread timer: a worker thread never touches a Qt
+object). The newest request wins: submitting while a job runs cancels that job and queues the new one (only
 the newest waiting request is kept), and a cancelled job's result is never delivered. Errors come back as
 one-line messages, never tracebacks. Progress reaches the GUI at most `progress_hz` times a second, in
 batches. Every worker stops when the application quits.
@@ -10,13 +11,14 @@ batches. Every worker stops when the application quits.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 DEFAULT_PROGRESS_HZ = 20.0
 
@@ -63,17 +65,11 @@ class Job:
             self._on_progress(batch)
 
 
-class _Relay(QObject):
-    """Lives on the GUI thread; its signals, emitted from a worker thread, are queued to the GUI thread."""
-
-    sig_progress = Signal(object, list)  # (job, records)
-    sig_result = Signal(object, object, object)  # (job, result, error message or None)
-
-
-# Threads that have not ended yet, so that quitting can wait for them (plain Python threads: no Qt object
-# has to outlive its owner, and none is ever destroyed while running).
+# Threads that have not ended yet, so that quitting can wait for them. Worker threads never touch a Qt
+# object: they put their outcome into a plain queue that the Worker drains on the GUI thread.
 _ALIVE: set[threading.Thread] = set()
 _WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
+POLL_MS = 10
 
 
 class Worker(QObject):
@@ -91,9 +87,10 @@ class Worker(QObject):
     def __init__(self, parent: QObject | None = None, progress_hz: float = DEFAULT_PROGRESS_HZ) -> None:
         super().__init__(parent)
         self._hz = progress_hz
-        self._relay = _Relay(self)
-        self._relay.sig_progress.connect(self._on_progress)
-        self._relay.sig_result.connect(self._on_result)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # (job, "progress" | "result", ...)
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._drain)
         self._job: Job | None = None
         self._thread: threading.Thread | None = None
         self._waiting: Callable[[Job], Any] | None = None
@@ -134,6 +131,7 @@ class Worker(QObject):
             thread = self._thread
             if thread is not None:
                 thread.join(0.01)
+            self._drain()
         QCoreApplication.processEvents()
         return not self.is_busy()
 
@@ -147,8 +145,8 @@ class Worker(QObject):
     # -- internals --------------------------------------------------------------------------------
 
     def _start(self, fn: Callable[[Job], Any]) -> None:
-        relay = self._relay
-        job = Job(lambda batch: relay.sig_progress.emit(job, batch), self._hz)
+        inbox = self._inbox
+        job = Job(lambda batch: inbox.put((job, "progress", batch)), self._hz)
 
         def body() -> None:
             try:
@@ -156,12 +154,10 @@ class Worker(QObject):
                     result = fn(job)
                 except Exception as exc:  # noqa: BLE001 - shown to the user as one line, never a traceback
                     job.flush()
-                    relay.sig_result.emit(job, None, one_line(exc))
+                    inbox.put((job, "result", None, one_line(exc)))
                     return
                 job.flush()
-                relay.sig_result.emit(job, result, None)
-            except RuntimeError:  # the relay is gone (its widget was deleted): nobody to tell
-                pass
+                inbox.put((job, "result", result, None))
             finally:
                 _ALIVE.discard(threading.current_thread())
 
@@ -169,11 +165,24 @@ class Worker(QObject):
         self._job, self._thread = job, thread
         _ALIVE.add(thread)
         self._set_busy(True)
+        self._timer.start()
         thread.start()
 
-    def _on_progress(self, job: Job, batch: list) -> None:
-        if job is self._job and not job.cancelled:
-            self.sig_progress.emit(batch)
+    def _drain(self) -> None:
+        """Deliver what the threads reported (GUI thread only)."""
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            job, kind = item[0], item[1]
+            if kind == "progress":
+                if job is self._job and not job.cancelled:
+                    self.sig_progress.emit(item[2])
+            else:
+                self._on_result(job, item[2], item[3])
+        if self._job is None and self._waiting is None:
+            self._timer.stop()
 
     def _on_result(self, job: Job, result: Any, error: str | None) -> None:
         if job is not self._job:
