@@ -37,6 +37,7 @@ from explorer.core.gpt.data import (
     tokenizer_from_dict,
     train_tokenizer,
 )
+from explorer.core.gpt.distributed import rank_slice
 from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss
 
 
@@ -215,8 +216,9 @@ class Trainer:
         torch.manual_seed(self.settings.seed)
         self.model = GPT(self.config).to(self.device)
         self.optimizer = self._make_optimizer()
-        # Each rank draws its own batches (same initial weights: DDP broadcasts rank 0's anyway).
-        self.batch_generator = torch.Generator().manual_seed(self.settings.seed + self.rank)
+        # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
+        # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
+        self.batch_generator = torch.Generator().manual_seed(self.settings.seed)
         self.ddp_model = None
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -357,8 +359,11 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
         for micro in range(s.grad_accum_steps):
-            x, y = self.data.batch("train", s.batch_size, self.config.context_length, self.batch_generator,
-                                   self.device)
+            x, y = self.data.batch("train", s.batch_size * self.world_size, self.config.context_length,
+                                   self.batch_generator, self.device)
+            if self.world_size > 1:
+                rows = rank_slice(s.batch_size, self.rank)
+                x, y = x[rows], y[rows]
             # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
             hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
             with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
@@ -521,8 +526,6 @@ class Trainer:
             torch.set_rng_state(ck.rng["torch"])
         if "batch" in ck.rng:
             self.batch_generator.set_state(ck.rng["batch"])
-        if self.distributed:  # only rank 0's stream was saved: give every rank its own again
-            self.batch_generator.manual_seed(self.settings.seed + self.rank + 1_000_003 * ck.step)
         if "cuda" in ck.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
         self.step, self.tokens, self.history = ck.step, ck.tokens, list(ck.history)
