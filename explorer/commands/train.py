@@ -274,7 +274,8 @@ class TextPrinter:
             print(start_line(r))
         elif kind == "step":
             print(f"step {r['step']:>6}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}  "
-                  f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s")
+                  f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s"
+                  + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") is not None else ""))
         elif kind == "eval":
             print(f"step {r['step']:>6}  train loss {r['train_loss']:.4f}  val loss {r['val_loss']:.4f}")
         elif kind == "sample":
@@ -319,8 +320,8 @@ class JsonPrinter:
         kind = r["type"]
         if kind == "step":
             self._flush()
-            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s")
-            self.pending = {"type": "step", **{k: r[k] for k in keys}, **self.initial}
+            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu")
+            self.pending = {"type": "step", **{k: r[k] for k in keys if k in r}, **self.initial}
             self.initial = {}
         elif kind == "start":
             print(start_line(r), file=sys.stderr)

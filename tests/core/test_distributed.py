@@ -140,3 +140,25 @@ def test_two_nodes_on_localhost_match_one_process():
     reference = single_process(3)
     for step, loss in max(printed, key=len).items():
         assert abs(loss - reference[step]) < 1e-5, (step, loss, reference[step])
+
+
+def test_flops_per_token_against_a_count_by_hand():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from explorer.core.gpt.model import GPT, GPTConfig, flops_per_token, mfu
+
+    cfg = GPTConfig(vocab_size=10, context_length=4, emb_dim=8, hidden_dim=32, n_heads=2, n_layers=2,
+                    drop_rate=0.0)
+    # Per block: qkv 2*8*24 = 384, projection 2*8*8 = 128, MLP 2*(2*8*32) = 1024, attention 2*(2*4*8) = 128:
+    # 1664; two blocks 3328, head 2*8*10 = 160; forward 3488 per token, training three times that.
+    assert flops_per_token(cfg) == 3 * 3488 == 10464
+    # torch's own counter agrees on the matrix multiplications (on the CPU it leaves attention out).
+    import torch
+
+    x = torch.zeros(3, 4, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        GPT(cfg).loss(x, x).backward()
+    attention = 3 * 2 * (2 * 4 * 8 * 2)  # per token, training
+    assert counter.get_total_flops() == 12 * (flops_per_token(cfg) - attention)
+    assert mfu(1000.0, cfg, 10464 * 2000.0) == 0.5
+    assert mfu(1000.0, cfg, None) is None

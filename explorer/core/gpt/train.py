@@ -38,7 +38,7 @@ from explorer.core.gpt.data import (
     train_tokenizer,
 )
 from explorer.core.gpt.distributed import rank_slice
-from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss
+from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
 
 
 @dataclass
@@ -184,6 +184,37 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return reduced.to(values.device) if host else reduced
 
 
+# Dense bf16 tensor-core peaks (FLOP/s) of common GPUs, matched against torch.cuda.get_device_name.
+GPU_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+                  "A10": 125e12, "4090": 165e12, "3090": 71e12}
+
+
+def peak_flops(device: torch.device, bf16: bool) -> float | None:
+    """An estimate of the device's peak FLOP/s for the MFU figure; None when unknown.
+
+    CPU: cores in use x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz) x FLOPs per cycle per core:
+    fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16 with avx512_bf16 twice that,
+    with AMX 1024. GPUs: the dense bf16 figure of the table above, also for fp32 runs (the ceiling
+    the GPU could reach). A rough estimate: MFU compares runs on one machine, not across machines.
+    """
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((peak for key, peak in GPU_BF16_PEAKS.items() if key in name), None)
+    if device.type != "cpu":
+        return None
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        info = ""
+    lines = info.splitlines()
+    mhz = next((float(line.split(":")[1]) for line in lines if line.startswith("cpu MHz")), 2500.0)
+    flags = set(next((line.split(":")[1].split() for line in lines if line.startswith("flags")), []))
+    per_cycle = 64 if "avx512f" in flags else 32
+    if bf16:
+        per_cycle = 1024 if "amx_bf16" in flags else 2 * per_cycle if "avx512_bf16" in flags else per_cycle
+    return torch.get_num_threads() * mhz * 1e6 * per_cycle
+
+
 class Trainer:
     """Owns tokenizer, data, model and optimizer, and trains them step by step through `run()`."""
 
@@ -227,6 +258,7 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
             torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
         self.autocast_dtype = self._autocast_dtype()
+        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None)  # per rank, an estimate
         self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
         self._compile_pending = bool(self.settings.compile)
@@ -322,9 +354,12 @@ class Trainer:
                 window_tokens += self._step_tokens()
                 if self.step % s.log_every == 0 or self.step == s.steps:
                     now = time.perf_counter()
+                    speed = window_tokens / max(now - tick, 1e-9)  # tokens of every rank: global
+                    ranks = self.world_size
                     record = {"type": "step", "step": self.step, "tokens": self.tokens, "train_loss": loss,
                               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
-                              "tokens_per_s": window_tokens / max(now - tick, 1e-9)}
+                              "tokens_per_s": speed,
+                              "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks)}
                     self.history.append(record)
                     if self.is_main:
                         yield record
