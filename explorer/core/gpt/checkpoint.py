@@ -185,7 +185,7 @@ def load_model_state(model: GPT, state: dict[str, torch.Tensor]) -> None:
 
 def _refuse_pickles(path: Path, raw: bytes) -> None:
     # torch.save writes a zip of pickles; older files are a bare pickle (protocol byte 0x80).
-    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":
+    if raw[:4] == b"PK\x03\x04" or (raw[:1] == b"\x80" and raw[8:9] != b"{"):  # safetensors: {} at byte 8
         raise CheckpointError(
             f"{path} is a pickle (torch.save) file, not an Autograd Explorer checkpoint; pickles can run "
             f"code when opened, so it was not loaded"
