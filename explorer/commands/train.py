@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import signal
+import subprocess
 import sys
 import threading
 import types
@@ -19,6 +20,7 @@ from pathlib import Path
 from explorer.cli import UserInputError
 from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.data import CorpusError
+from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
 from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help
 from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings
 
@@ -37,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.json", help="JSON object of config and setting fields")
     parser.add_argument("--json", action="store_true", help="one JSON line per logged step on stdout")
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from a checkpoint to --steps")
+    parser.add_argument("--nproc", type=int, default=None, metavar="N", help="train on N processes (one per "
+                        "GPU, or CPU ranks) through torchrun; the run also works under torchrun itself")
     add_field_flags(parser, GPTConfig, "model")
     add_field_flags(parser, TrainSettings, "training", skip={"save_every"})
     parser.add_argument("--save-every", dest="save_every", type=int, default=None, metavar="K",
@@ -121,6 +125,33 @@ def _check_save_every(settings: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and report; 0 when the run finished, 1 when it stopped on an error, 2 for bad input."""
+    if getattr(args, "nproc", None) is not None:
+        return _launch_ranks(args)
+    with process_group(getattr(args, "device", None) or "auto"):
+        return _run(args)
+
+
+def _launch_ranks(args: argparse.Namespace) -> int:
+    """`--nproc N`: run this same command on N ranks through torch.distributed.run; its exit status."""
+    if args.nproc < 1:
+        raise UserInputError(f"--nproc must be at least 1, got {args.nproc}")
+    if launched_by_torchrun():
+        raise UserInputError("--nproc cannot be used under torchrun (torchrun already chose the ranks)")
+    forwarded = []
+    for name in ("preset", "config", "resume", *(f.name for f in dataclasses.fields(GPTConfig)),
+                 *(f.name for f in dataclasses.fields(TrainSettings))):
+        value = getattr(args, name, None)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            forwarded.append(flag if value else f"--no-{name.replace('_', '-')}")
+        elif value is not None:
+            forwarded += [flag, str(value)]
+    if args.json:
+        forwarded.append("--json")
+    return subprocess.call(torchrun_argv(args.nproc, forwarded))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             trainer = _resume(args)
@@ -243,7 +274,8 @@ class TextPrinter:
             print(start_line(r))
         elif kind == "step":
             print(f"step {r['step']:>6}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}  "
-                  f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s")
+                  f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s"
+                  + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") is not None else ""))
         elif kind == "eval":
             print(f"step {r['step']:>6}  train loss {r['train_loss']:.4f}  val loss {r['val_loss']:.4f}")
         elif kind == "sample":
@@ -288,8 +320,8 @@ class JsonPrinter:
         kind = r["type"]
         if kind == "step":
             self._flush()
-            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s")
-            self.pending = {"type": "step", **{k: r[k] for k in keys}, **self.initial}
+            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu")
+            self.pending = {"type": "step", **{k: r[k] for k in keys if k in r}, **self.initial}
             self.initial = {}
         elif kind == "start":
             print(start_line(r), file=sys.stderr)

@@ -68,7 +68,7 @@ def test_records_are_small_json_and_complete():
     assert kinds.count("step") == 8 and kinds.count("sample") == 2
     assert [r["step"] for r in records if r["type"] == "eval"] == [0, 4, 8]
     step = next(r for r in records if r["type"] == "step")
-    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s"}
+    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu"}
     assert step["tokens"] == 4 * 16 and step["tokens_per_s"] > 0
     for r in records:
         assert len(json.dumps(r)) < 4000
@@ -283,7 +283,8 @@ def _rank_main(rank: int, world_size: int, folder: str) -> None:
         trainer = Trainer(cfg, settings, corpus=CORPUS[:20_000])
         peek = torch.Generator()
         peek.set_state(trainer.batch_generator.get_state())
-        first_batch = trainer.data.batch("train", 4, 16, peek, "cpu")[0][0].tolist()
+        # Every rank draws the same global batch and trains on its own rows of it.
+        first_batch = trainer.data.batch("train", 4 * world_size, 16, peek, "cpu")[0][4 * rank].tolist()
         records = records_of(trainer)
         result = {"types": [r["type"] for r in records], "first_batch": first_batch,
                   "evals": [r["val_loss"] for r in records if r["type"] == "eval"],

@@ -347,6 +347,30 @@ def count_parameters(config: GPTConfig | GPT) -> dict[str, int]:
     return counts
 
 
+def flops_per_token(config: GPTConfig | GPT, context_length: int | None = None) -> int:
+    """Training FLOPs (forward + backward) per token: 3 x the forward's matrix multiplications.
+
+    Forward, per token (E, H, T, V = emb_dim, hidden_dim, context, vocab; a multiply-add is 2 FLOPs):
+    each block does qkv 2*E*3E, output projection 2*E*E, MLP 2*E*H twice, attention scores q.k and
+    the weighted sum of v 2*T*E each (counted over the whole context, as PaLM and nanoGPT count it);
+    then the head 2*E*V. Backward costs twice the forward (gradients of inputs and of weights).
+    Embedding lookups, norms, softmax and biases are left out: they are a few percent at most.
+    """
+    cfg = config.config if isinstance(config, GPT) else config
+    E, H, L, V = cfg.emb_dim, cfg.hidden_dim, cfg.n_layers, cfg.vocab_size
+    T = min(context_length or cfg.context_length, cfg.context_length)
+    block = 2 * E * 3 * E + 2 * E * E + 2 * 2 * E * H + 2 * 2 * T * E
+    return 3 * (L * block + 2 * E * V)
+
+
+def mfu(tokens_per_s: float, config: GPTConfig | GPT, peak_flops: float | None,
+        context_length: int | None = None) -> float | None:
+    """Model FLOPs utilisation: achieved training FLOP/s over `peak_flops` (None when the peak is unknown)."""
+    if not peak_flops:
+        return None
+    return tokens_per_s * flops_per_token(config, context_length) / peak_flops
+
+
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 
 

@@ -37,7 +37,8 @@ from explorer.core.gpt.data import (
     tokenizer_from_dict,
     train_tokenizer,
 )
-from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss
+from explorer.core.gpt.distributed import rank_slice
+from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
 
 
 @dataclass
@@ -183,6 +184,37 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return reduced.to(values.device) if host else reduced
 
 
+# Dense bf16 tensor-core peaks (FLOP/s) of common GPUs, matched against torch.cuda.get_device_name.
+GPU_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+                  "A10": 125e12, "4090": 165e12, "3090": 71e12}
+
+
+def peak_flops(device: torch.device, bf16: bool) -> float | None:
+    """An estimate of the device's peak FLOP/s for the MFU figure; None when unknown.
+
+    CPU: cores in use x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz) x FLOPs per cycle per core:
+    fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16 with avx512_bf16 twice that,
+    with AMX 1024. GPUs: the dense bf16 figure of the table above, also for fp32 runs (the ceiling
+    the GPU could reach). A rough estimate: MFU compares runs on one machine, not across machines.
+    """
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((peak for key, peak in GPU_BF16_PEAKS.items() if key in name), None)
+    if device.type != "cpu":
+        return None
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        info = ""
+    lines = info.splitlines()
+    mhz = next((float(line.split(":")[1]) for line in lines if line.startswith("cpu MHz")), 2500.0)
+    flags = set(next((line.split(":")[1].split() for line in lines if line.startswith("flags")), []))
+    per_cycle = 64 if "avx512f" in flags else 32
+    if bf16:
+        per_cycle = 1024 if "amx_bf16" in flags else 2 * per_cycle if "avx512_bf16" in flags else per_cycle
+    return torch.get_num_threads() * mhz * 1e6 * per_cycle
+
+
 class Trainer:
     """Owns tokenizer, data, model and optimizer, and trains them step by step through `run()`."""
 
@@ -215,8 +247,9 @@ class Trainer:
         torch.manual_seed(self.settings.seed)
         self.model = GPT(self.config).to(self.device)
         self.optimizer = self._make_optimizer()
-        # Each rank draws its own batches (same initial weights: DDP broadcasts rank 0's anyway).
-        self.batch_generator = torch.Generator().manual_seed(self.settings.seed + self.rank)
+        # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
+        # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
+        self.batch_generator = torch.Generator().manual_seed(self.settings.seed)
         self.ddp_model = None
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -225,6 +258,7 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
             torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
         self.autocast_dtype = self._autocast_dtype()
+        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None)  # per rank, an estimate
         self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
         self._compile_pending = bool(self.settings.compile)
@@ -320,9 +354,12 @@ class Trainer:
                 window_tokens += self._step_tokens()
                 if self.step % s.log_every == 0 or self.step == s.steps:
                     now = time.perf_counter()
+                    speed = window_tokens / max(now - tick, 1e-9)  # tokens of every rank: global
+                    ranks = self.world_size
                     record = {"type": "step", "step": self.step, "tokens": self.tokens, "train_loss": loss,
                               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
-                              "tokens_per_s": window_tokens / max(now - tick, 1e-9)}
+                              "tokens_per_s": speed,
+                              "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks)}
                     self.history.append(record)
                     if self.is_main:
                         yield record
@@ -357,8 +394,11 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
         for micro in range(s.grad_accum_steps):
-            x, y = self.data.batch("train", s.batch_size, self.config.context_length, self.batch_generator,
-                                   self.device)
+            x, y = self.data.batch("train", s.batch_size * self.world_size, self.config.context_length,
+                                   self.batch_generator, self.device)
+            if self.world_size > 1:
+                rows = rank_slice(s.batch_size, self.rank)
+                x, y = x[rows], y[rows]
             # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
             hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
             with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
@@ -521,8 +561,6 @@ class Trainer:
             torch.set_rng_state(ck.rng["torch"])
         if "batch" in ck.rng:
             self.batch_generator.set_state(ck.rng["batch"])
-        if self.distributed:  # only rank 0's stream was saved: give every rank its own again
-            self.batch_generator.manual_seed(self.settings.seed + self.rank + 1_000_003 * ck.step)
         if "cuda" in ck.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
         self.step, self.tokens, self.history = ck.step, ck.tokens, list(ck.history)
