@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import os
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from explorer.core import files
 from explorer.core.gpt import checkpoint as ckpt_io
 from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.config import ConfigMixin
@@ -481,7 +483,7 @@ class Trainer:
         try:
             train_settings = TrainSettings.from_dict(saved).validate()
             tokenizer = tokenizer_from_dict(ck.tokenizer)
-        except (ConfigError, CorpusError, TypeError) as exc:
+        except (ConfigError, CorpusError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         if corpus is None and ck.extra.get("corpus") == "text" and not train_settings.corpus_path:
             raise CheckpointError(f"{path} was trained on text that is not saved with it; pass the corpus")
@@ -635,15 +637,15 @@ def write_metrics_csv(records, path: str | Path) -> Path:
             row = rows.setdefault(rec["step"], {"step": rec["step"], "tokens": rec.get("tokens", "")})
             row["val_loss"] = rec["val_loss"]
             row.setdefault("train_loss", rec.get("train_loss", ""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, restval="")
-        writer.writeheader()
-        for step in sorted(rows):
-            writer.writerow(rows[step])
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
+    writer.writeheader()
+    for step in sorted(rows):
+        writer.writerow(rows[step])
+    try:
+        path = files.write_atomic(path, buffer.getvalue())
+    except files.FileProblem as exc:
+        raise CheckpointError(str(exc)) from None
     return path
 
 
