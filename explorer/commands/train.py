@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 
 from explorer.cli import UserInputError
+from explorer.core import files
 from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help
@@ -82,20 +83,23 @@ def read_config_file(path: str | None) -> tuple[dict, dict]:
     if not path:
         return {}, {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserInputError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"config file {path} is not valid JSON: {exc}") from None
+        data = json.loads(files.read_text(path, "config"))
+    except files.FileProblem as exc:
+        raise UserInputError(f"cannot read config file {path}: {str(exc).split(': ', 1)[-1]}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UserInputError(f"config file {path} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise UserInputError(f"config file {path} must hold a JSON object")
+    for key in ("config", "settings"):
+        if not isinstance(data.get(key, {}), dict):
+            raise UserInputError(f"config file {path}: \"{key}\" must hold a JSON object")
     flat = {**data.get("config", {}), **data.get("settings", {}),
             **{k: v for k, v in data.items() if k not in ("config", "settings", "preset")}}
     model_names = {f.name for f in dataclasses.fields(GPTConfig)}
     train_names = {f.name for f in dataclasses.fields(TrainSettings)}
     unknown = sorted(set(flat) - model_names - train_names)
     if unknown:
-        raise UserInputError(f"config file {path} has unknown fields: {', '.join(unknown)}")
+        raise UserInputError(f"config file {path} has unknown fields: {', '.join(unknown)}"[:300])
     return ({k: v for k, v in flat.items() if k in model_names},
             {k: v for k, v in flat.items() if k in train_names})
 
@@ -114,6 +118,28 @@ def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
         raise UserInputError(str(exc)) from None
 
 
+def check_out_dir(out_dir: str | None) -> None:
+    """Create `--out` and prove it writable before step 1; clear what killed writes left there."""
+    if not out_dir:
+        return
+    problem = files.writable_folder_problem(out_dir)
+    if problem:
+        raise UserInputError(f"--out: {problem}")
+    files.remove_stale_temporaries(out_dir)
+
+
+def _check_not_overwriting(resume: str, out_dir: str | None) -> None:
+    """`--resume run1/step-50` never replaces run1's checkpoint and metrics: --out names another folder."""
+    if not out_dir:
+        return
+    source = Path(resume)
+    if not source.exists() and source.with_name(source.name + ".safetensors").exists():
+        source = source.with_name(source.name + ".safetensors")
+    if Path(out_dir).resolve() == source.resolve().parent:
+        raise UserInputError(f"--resume {resume} would overwrite the run it resumes from in {out_dir}; "
+                             f"give --out ANOTHER_FOLDER for the continued run")
+
+
 def _check_save_every(settings: dict) -> None:
     if settings.get("save_every") and not settings.get("out_dir"):
         raise UserInputError("--save-every needs --out DIR to know where to keep the checkpoints")
@@ -130,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             if settings.tokenizer == "char" and getattr(args, "vocab_size", None) is not None:
                 print("note: --vocab-size is ignored with the char tokenizer (the corpus decides the "
                       "vocabulary); use --tokenizer bpe to choose it", file=sys.stderr)
+            check_out_dir(settings.out_dir)
             trainer = Trainer(config, settings)
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None
@@ -220,6 +247,11 @@ def _resume(args: argparse.Namespace) -> Trainer:
         raise UserInputError(f"{args.resume} does not match the requested model: {shown}")
     overrides = {**file_train, **given_fields(args, TrainSettings)}
     _check_save_every({**saved.settings, **overrides})
+    out_dir = overrides.get("out_dir", saved.settings.get("out_dir"))
+    if out_dir is not None and not isinstance(out_dir, str):
+        raise UserInputError(f"{args.resume}: its out_dir is not a path")
+    _check_not_overwriting(args.resume, out_dir)
+    check_out_dir(out_dir)
     corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
     return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides)
 

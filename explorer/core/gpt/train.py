@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import os
+import re
 import threading
 import time
 import traceback
@@ -112,9 +113,14 @@ class TrainSettings(ConfigMixin):
             out["optimizer_impl"] = (
                 f"optimizer_impl must be auto, fused, foreach or for-loop, got {self.optimizer_impl!r}"
             )
-        devices = ("auto", "cpu", "cuda", "mps")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in devices:
-            out["device"] = f"device must be auto, cpu, cuda or mps, got {self.device!r}"
+        if not isinstance(self.device, str) or not re.fullmatch(r"(auto|cpu|cuda|mps)|(cuda|mps):\d{1,3}",
+                                                                self.device):
+            out["device"] = f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"[:200]
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            out["seed"] = f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}"[:200]
+        for name in ("corpus_path", "out_dir"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                out[name] = f"{name} must be a path (text), got {getattr(self, name)!r}"[:200]
         return out
 
 
