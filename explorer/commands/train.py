@@ -99,7 +99,8 @@ def read_config_file(path: str | None) -> tuple[dict, dict]:
     train_names = {f.name for f in dataclasses.fields(TrainSettings)}
     unknown = sorted(set(flat) - model_names - train_names)
     if unknown:
-        raise UserInputError(f"config file {path} has unknown fields: {', '.join(unknown)}"[:300])
+        shown = ", ".join(unknown).encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+        raise UserInputError(f"config file {path} has unknown fields: {shown}"[:300])
     return ({k: v for k, v in flat.items() if k in model_names},
             {k: v for k, v in flat.items() if k in train_names})
 
