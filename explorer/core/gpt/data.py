@@ -95,6 +95,10 @@ def _normalise(text: str) -> str:
 def load_corpus(path: str | Path, min_chars: int = MIN_CORPUS_CHARS) -> str:
     """Read a UTF-8 text file as a corpus; CorpusError if it is missing, empty, binary, non-UTF-8 or short."""
     p = Path(path)
+    if not p.exists():  # stat only, like is_dir: neither opens a FIFO or a device
+        raise CorpusError(f"corpus file not found: {p}")
+    if p.is_dir():
+        raise CorpusError(f"{p} is a folder; choose a text file")
     try:
         raw = files.read_bytes(p, "corpus")
     except files.FileProblem as exc:
