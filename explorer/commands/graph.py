@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
         return 0
     if args.output:
+        if not Path(args.output).parent.is_dir():  # a typo in the folder is an error, not a new folder
+            raise UserInputError(f"cannot write {args.output}: no such folder")
         try:
             files.write_atomic(args.output, text + "\n")
         except files.FileProblem as exc:

@@ -129,16 +129,31 @@ def check_out_dir(out_dir: str | None) -> None:
     files.remove_stale_temporaries(out_dir)
 
 
-def _check_not_overwriting(resume: str, out_dir: str | None) -> None:
-    """`--resume run1/step-50` never replaces run1's checkpoint and metrics: --out names another folder."""
+def _resume_out_dir(resume: str, saved_out: str | None, given_out: str | None, step: int) -> str | None:
+    """Where a resumed run writes: never the folder of the run it resumes from.
+
+    An explicit `--out` naming that folder is refused; without `--out`, a run whose saved out_dir is that
+    folder writes to a new sibling folder (RUN-resumed-STEP, then -2, -3...), and says so on stderr.
+    """
+    out_dir = given_out if given_out is not None else saved_out
     if not out_dir:
-        return
+        return out_dir
     source = Path(resume)
     if not source.exists() and source.with_name(source.name + ".safetensors").exists():
         source = source.with_name(source.name + ".safetensors")
-    if Path(out_dir).resolve() == source.resolve().parent:
+    if Path(out_dir).resolve() != source.resolve().parent:
+        return out_dir
+    if given_out is not None:
         raise UserInputError(f"--resume {resume} would overwrite the run it resumes from in {out_dir}; "
                              f"give --out ANOTHER_FOLDER for the continued run")
+    base = Path(out_dir).with_name(f"{Path(out_dir).resolve().name}-resumed-{step}")
+    fresh, n = base, 1
+    while fresh.exists():
+        n += 1
+        fresh = base.with_name(f"{base.name}-{n}")
+    print(f"note: the run continues in {fresh}, so that {out_dir} (the run it resumes from) is kept; "
+          f"--out DIR chooses another folder", file=sys.stderr, flush=True)
+    return str(fresh)
 
 
 def _check_save_every(settings: dict) -> None:
@@ -248,10 +263,12 @@ def _resume(args: argparse.Namespace) -> Trainer:
         raise UserInputError(f"{args.resume} does not match the requested model: {shown}")
     overrides = {**file_train, **given_fields(args, TrainSettings)}
     _check_save_every({**saved.settings, **overrides})
-    out_dir = overrides.get("out_dir", saved.settings.get("out_dir"))
-    if out_dir is not None and not isinstance(out_dir, str):
+    saved_out = saved.settings.get("out_dir")
+    if saved_out is not None and not isinstance(saved_out, str):
         raise UserInputError(f"{args.resume}: its out_dir is not a path")
-    _check_not_overwriting(args.resume, out_dir)
+    out_dir = _resume_out_dir(args.resume, saved_out, overrides.get("out_dir"), saved.step)
+    if out_dir != overrides.get("out_dir", saved_out):
+        overrides["out_dir"] = out_dir
     check_out_dir(out_dir)
     corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
     return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides)
