@@ -346,7 +346,7 @@ def test_fuzz_checkpoint_metadata(ckpt_bytes, tmp_path, key, inner, value):
     try:
         ck = read_checkpoint(path)
         Trainer.load_checkpoint(path, corpus=CORPUS) if ck.step <= 10 else None
-    except CheckpointError:
+    except (CheckpointError, CorpusError):  # an edited tokenizer may make the corpus too short: own error
         pass
 
 
