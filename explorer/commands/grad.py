@@ -9,11 +9,11 @@ import argparse
 import contextlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from explorer.core import files
 from explorer.core.numbers import fmt_fixed
 
 HELP = "Print a program's output and each param's gradient by autograd and by finite differences."
@@ -45,12 +45,11 @@ def load_program(args: argparse.Namespace):
         # a shell's double quotes keep `\n` as two characters; the language has no other use for them
         source = args.expr.replace("\\n", "\n")
     else:
-        path = Path(args.file)
         try:
-            source = path.read_text(encoding="utf-8-sig")  # a byte-order mark from Windows editors is fine
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable UTF-8 text"
-            raise UserInputError(f"cannot read {args.file}: {reason}") from None
+            source = files.read_text(args.file, "program")
+        except files.FileProblem as exc:
+            raise UserInputError(f"cannot read {args.file}: {str(exc).split(': ', 1)[-1]}") from None
+        source = source.removeprefix("\ufeff")  # a byte-order mark from Windows editors is fine
     with program_errors(args):
         return parse(source)
 
@@ -155,7 +154,8 @@ def report_text(report) -> str:
         else:
             lines.append(f"    finite differences agree to {check.max_abs_error:.2e} (largest |difference|)")
             if check.manual is not None:
-                diff = float((check.manual - check.autograd).abs().max())
+                gap = (check.manual - check.autograd).abs()
+                diff = float(gap.max()) if gap.numel() else 0.0  # a param with no elements
                 lines.append(f"    the manual formulas agree to {diff:.2e}")
     lines.append(f"largest difference between autograd and finite differences: {report.max_abs_error:.2e}")
     return "\n".join(lines)

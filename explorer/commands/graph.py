@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from explorer.commands.grad import add_program_arguments, json_safe, load_program, program_errors
+from explorer.core import files
 from explorer.core.numbers import fmt_significant
 
 HELP = "Trace a program forward and backward and write its graph (json, dot, svg or png)."
@@ -47,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
         return 0
     if args.output:
+        if not Path(args.output).parent.is_dir():  # a typo in the folder is an error, not a new folder
+            raise UserInputError(f"cannot write {args.output}: no such folder")
         try:
-            Path(args.output).write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise UserInputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+            files.write_atomic(args.output, text + "\n")
+        except files.FileProblem as exc:
+            raise UserInputError(f"cannot write {args.output}: {str(exc).split(': ', 1)[-1]}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text + "\n")

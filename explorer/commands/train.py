@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 
 from explorer.cli import UserInputError
+from explorer.core import files
 from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
@@ -86,20 +87,24 @@ def read_config_file(path: str | None) -> tuple[dict, dict]:
     if not path:
         return {}, {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserInputError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"config file {path} is not valid JSON: {exc}") from None
+        data = json.loads(files.read_text(path, "config"))
+    except files.FileProblem as exc:
+        raise UserInputError(f"cannot read config file {path}: {str(exc).split(': ', 1)[-1]}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UserInputError(f"config file {path} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise UserInputError(f"config file {path} must hold a JSON object")
+    for key in ("config", "settings"):
+        if not isinstance(data.get(key, {}), dict):
+            raise UserInputError(f"config file {path}: \"{key}\" must hold a JSON object")
     flat = {**data.get("config", {}), **data.get("settings", {}),
             **{k: v for k, v in data.items() if k not in ("config", "settings", "preset")}}
     model_names = {f.name for f in dataclasses.fields(GPTConfig)}
     train_names = {f.name for f in dataclasses.fields(TrainSettings)}
     unknown = sorted(set(flat) - model_names - train_names)
     if unknown:
-        raise UserInputError(f"config file {path} has unknown fields: {', '.join(unknown)}")
+        shown = ", ".join(unknown).encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+        raise UserInputError(f"config file {path} has unknown fields: {shown}"[:300])
     return ({k: v for k, v in flat.items() if k in model_names},
             {k: v for k, v in flat.items() if k in train_names})
 
@@ -116,6 +121,43 @@ def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
         return config, settings.validate()
     except ConfigError as exc:
         raise UserInputError(str(exc)) from None
+
+
+def check_out_dir(out_dir: str | None) -> None:
+    """Create `--out` and prove it writable before step 1; clear what killed writes left there."""
+    if not out_dir:
+        return
+    problem = files.writable_folder_problem(out_dir)
+    if problem:
+        raise UserInputError(f"--out: {problem}")
+    files.remove_stale_temporaries(out_dir)
+
+
+def _resume_out_dir(resume: str, saved_out: str | None, given_out: str | None, step: int) -> str | None:
+    """Where a resumed run writes: never the folder of the run it resumes from.
+
+    An explicit `--out` naming that folder is refused; without `--out`, a run whose saved out_dir is that
+    folder writes to a new sibling folder (RUN-resumed-STEP, then -2, -3...), and says so on stderr.
+    """
+    out_dir = given_out if given_out is not None else saved_out
+    if not out_dir:
+        return out_dir
+    source = Path(resume)
+    if not source.exists() and source.with_name(source.name + ".safetensors").exists():
+        source = source.with_name(source.name + ".safetensors")
+    if Path(out_dir).resolve() != source.resolve().parent:
+        return out_dir
+    if given_out is not None:
+        raise UserInputError(f"--resume {resume} would overwrite the run it resumes from in {out_dir}; "
+                             f"give --out ANOTHER_FOLDER for the continued run")
+    base = Path(out_dir).with_name(f"{Path(out_dir).resolve().name}-resumed-{step}")
+    fresh, n = base, 1
+    while fresh.exists():
+        n += 1
+        fresh = base.with_name(f"{base.name}-{n}")
+    print(f"note: the run continues in {fresh}, so that {out_dir} (the run it resumes from) is kept; "
+          f"--out DIR chooses another folder", file=sys.stderr, flush=True)
+    return str(fresh)
 
 
 def _check_save_every(settings: dict) -> None:
@@ -161,6 +203,7 @@ def _run(args: argparse.Namespace) -> int:
             if settings.tokenizer == "char" and getattr(args, "vocab_size", None) is not None:
                 print("note: --vocab-size is ignored with the char tokenizer (the corpus decides the "
                       "vocabulary); use --tokenizer bpe to choose it", file=sys.stderr)
+            check_out_dir(settings.out_dir)
             trainer = Trainer(config, settings)
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None
@@ -251,6 +294,13 @@ def _resume(args: argparse.Namespace) -> Trainer:
         raise UserInputError(f"{args.resume} does not match the requested model: {shown}")
     overrides = {**file_train, **given_fields(args, TrainSettings)}
     _check_save_every({**saved.settings, **overrides})
+    saved_out = saved.settings.get("out_dir")
+    if saved_out is not None and not isinstance(saved_out, str):
+        raise UserInputError(f"{args.resume}: its out_dir is not a path")
+    out_dir = _resume_out_dir(args.resume, saved_out, overrides.get("out_dir"), saved.step)
+    if out_dir != overrides.get("out_dir", saved_out):
+        overrides["out_dir"] = out_dir
+    check_out_dir(out_dir)
     corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
     return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides)
 

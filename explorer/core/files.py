@@ -11,6 +11,7 @@ Problems come back as `FileProblem`, whose message names the file and what is wr
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -29,6 +30,8 @@ LIMITS: dict[str, int] = {
 }
 
 TEMP_PREFIX = ".explorer-tmp-"
+# What older versions' writers left behind (".checkpoint.safetensors.tmp-1234"): removed at start too.
+_LEGACY_TEMP = re.compile(r"^\..+\.tmp-\d+$")
 
 
 class FileProblem(ValueError):
@@ -118,6 +121,26 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     return path
 
 
+def writable_folder_problem(folder: str | os.PathLike) -> str | None:
+    """Create `folder` if needed and prove a file can be written in it (then removed); why not, or None."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{folder} exists and is not a folder"
+    except OSError as exc:
+        return f"cannot create the folder {folder} ({exc.strerror or exc})"
+    if not folder.is_dir():
+        return f"{folder} exists and is not a folder"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"cannot write in the folder {folder} ({exc.strerror or exc})"
+    return None
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     """Delete temporary files that a killed write left in `folder`; returns how many."""
     removed = 0
@@ -126,7 +149,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     except OSError:
         return 0
     for entry in entries:
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_file():
+        stale = entry.name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(entry.name)
+        if stale and entry.is_symlink() is False and entry.is_file():
             try:
                 entry.unlink()
                 removed += 1

@@ -107,9 +107,26 @@ def test_train_out_save_every_and_resume(capsys, corpus, tmp_path):
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
     assert names == ["checkpoint.safetensors", "metrics.csv", "step-2.safetensors"]
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    # an explicit --out of the run's own folder would replace its final checkpoint and metrics: refused
+    code, _, err = cli(["train", "--resume", str(out_dir / "step-2"), "--steps", "6", "--json",
+                        "--out", str(out_dir)], capsys)
+    assert code == 2 and "would overwrite the run it resumes from" in err
+    assert len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    # without --out the continued run goes to a new folder beside it, and says where
     code, out, err = cli(["train", "--resume", str(out_dir / "step-2"), "--steps", "6", "--json"], capsys)
     assert code == 0, err
+    assert "run-resumed-2" in err and [r["step"] for r in json_lines(out)] == [3, 4, 5, 6]
+    assert (tmp_path / "run-resumed-2" / "checkpoint.safetensors").is_file()
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    cont = tmp_path / "continued"
+    code, out, err = cli(["train", "--resume", str(out_dir / "step-2"), "--steps", "6", "--json",
+                          "--out", str(cont)], capsys)
+    assert code == 0, err
     assert [r["step"] for r in json_lines(out)] == [3, 4, 5, 6]
+    assert (cont / "checkpoint.safetensors").is_file()
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
     final = str(out_dir / "checkpoint.safetensors")
     code, _, err = cli(["train", "--resume", final, "--n-layers", "3"], capsys)
     assert code == 2 and "n_layers is 1 in the checkpoint but 3" in err

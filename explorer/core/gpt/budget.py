@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any
 
+from explorer.core import files
 from explorer.core.gpt import model as gpt
 
 # A model above this many parameters would take hours for a few hundred steps on a CPU.
@@ -156,10 +157,17 @@ def estimated_cpu_seconds(config: dict[str, Any], batch_size: int, steps: int) -
 
 def corpus_problem(path: str) -> str | None:
     """A quick look at a corpus file: empty, binary or not UTF-8 (reads at most 64 KiB)."""
+    # stat first, never open a FIFO or a device: this runs on the GUI thread
+    problem = files.regular_file_problem(path, "corpus")
+    if problem:
+        return problem
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            head = handle.read(65536)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            head = os.read(fd, 65536)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return f"cannot read this file: {exc.strerror or exc}"
     if size == 0:

@@ -1,14 +1,16 @@
 """Checkpoints as one safetensors file: tensors (weights, AdamW state, RNG states) plus JSON metadata.
 
 Nothing is ever unpickled, so a checkpoint cannot run code when it is opened; a pickle or a
-`torch.save` zip handed in instead is recognised and refused with a clear message. Files are written
-to a temporary name and renamed, so a crash mid-write never leaves a half-written checkpoint behind.
+`torch.save` zip handed in instead is recognised by its signature and refused with a clear message.
+Files are read and written through `explorer.core.files` (regular files only, size limit, atomic
+writes), so a crash mid-write never leaves a half-written checkpoint behind.
 Every check happens before anything is returned: a bad file changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -18,12 +20,15 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from explorer.core import files
 from explorer.core.gpt.model import GPT, ConfigError, GPTConfig
 
 FORMAT = "autograd-explorer-gpt"
 VERSION = 1
 SUFFIX = ".safetensors"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a bigger claim means a corrupt file
+MAX_LAYERS = 1024  # far above any preset; a bigger claim is an edited file, refused before building
+RNG_NAMES = ("torch", "batch", "cuda")
 
 
 class CheckpointError(ValueError):
@@ -95,67 +100,50 @@ def write_checkpoint(
         "extra": extra or {},
     }
     blob = st_save(tensors, metadata={"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        return files.write_atomic(path, blob)
+    except files.FileProblem as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint; CheckpointError with a clear message for anything wrong."""
+    """Read and validate a checkpoint; CheckpointError with a clear message for anything wrong.
+
+    Only regular files are opened (a FIFO or /dev/zero is refused at once), the header is parsed and
+    checked against the metadata before any tensor is decoded or any model is built.
+    """
     path = Path(path)
     if not path.exists() and path.with_name(path.name + SUFFIX).is_file():
         path = path.with_name(path.name + SUFFIX)  # "out/step-20" names out/step-20.safetensors
-    if not path.exists():
+    if not os.path.lexists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-    raw = path.read_bytes()
-    _refuse_pickles(path, raw)
-    if len(raw) < 8:
-        raise CheckpointError(f"{path} is truncated or not a checkpoint ({len(raw)} bytes)")
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    if header_len > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{path} is not an Autograd Explorer checkpoint (unreadable header)")
-    if 8 + header_len > len(raw):
-        raise CheckpointError(
-            f"{path} is truncated: its header needs {8 + header_len} bytes, the file has {len(raw)}"
-        )
     try:
-        header = json.loads(raw[8: 8 + header_len])
-        metadata = header.get("__metadata__") or {}
-        metadata.get("format")
-    except (ValueError, AttributeError):
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint (bad header)") from None
-    if metadata.get("format") != FORMAT:
+        raw = files.read_bytes(path, "checkpoint")
+    except files.FileProblem as exc:
+        raise CheckpointError(f"checkpoint {path}: {str(exc).split(': ', 1)[-1]}") from None
+    header = _safetensors_header(path, raw)
+    metadata = header.get("__metadata__")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not an Autograd Explorer checkpoint")
+    version = metadata.get("version")
+    if version != str(VERSION):
+        raise CheckpointError(f"{path} has checkpoint format version {str(version)[:20]}; "
+                              f"this program reads {VERSION}")
     try:
-        version = int(metadata.get("version", "0"))
-    except ValueError:
-        version = -1
-    if version != VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {version}; this program reads {VERSION}")
-    try:
-        ends = [int(max(t["data_offsets"])) for k, t in header.items() if k != "__metadata__"]
-        data_end = max(ends, default=0)
-    except (TypeError, KeyError, ValueError):
-        raise CheckpointError(f"{path} is corrupt (malformed tensor table)") from None
-    if 8 + header_len + data_end > len(raw):
-        raise CheckpointError(f"{path} is truncated: {len(raw)} bytes, {8 + header_len + data_end} expected")
+        meta = json.loads(metadata.get("meta", ""))
+    except (ValueError, TypeError, RecursionError):
+        raise CheckpointError(f"{path} is corrupt: its metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is corrupt: its metadata is not a JSON object")
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    config = _config(path, meta)
+    expected = _expected_tensors(path, config, meta, table)
+    _check_table(path, raw, table, expected)
     try:
         tensors = st_load(raw)
-        meta = json.loads(metadata["meta"])
     except Exception as exc:  # safetensors raises its own error type for malformed data
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    return _build(path, meta, tensors)
+        raise CheckpointError(f"{path} is corrupt: {str(exc)[:200]}") from None
+    return _build(path, config, meta, tensors)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, object, Checkpoint]:
@@ -183,80 +171,188 @@ def load_model_state(model: GPT, state: dict[str, torch.Tensor]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _looks_like_safetensors(raw: bytes) -> bool:
-    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON object."""
-    if len(raw) < 9:
-        return False
-    (n,) = struct.unpack("<Q", raw[:8])
-    return 0 < n <= MAX_HEADER_BYTES and 8 + n <= len(raw) and raw[8:9] == b"{"
+def _safetensors_header(path: Path, raw: bytes) -> dict:
+    """The parsed safetensors header (8-byte little-endian length, then a JSON object), or a clear refusal.
 
-
-def _refuse_pickles(path: Path, raw: bytes) -> None:
-    # Decided by the safetensors header first: its length's low byte is 0x80 for about 1 header in 32,
-    # which a first-byte test mistook for pickle protocol 2. Then the real signatures: torch.save's zip of
-    # pickles, or a bare pickle (0x80 and a protocol number 2 to 5).
-    if _looks_like_safetensors(raw):
-        return
-    if raw[:4] == b"PK\x03\x04" or (len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5):
-        raise CheckpointError(
-            f"{path} is a pickle (torch.save) file, not an Autograd Explorer checkpoint; pickles can run "
-            f"code when opened, so it was not loaded"
-        )
-
-
-def _build(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Checkpoint:
-    try:
-        config = GPTConfig.from_dict(meta["config"]).validate()
-    except (ConfigError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{path} has an invalid model config: {exc}") from None
-    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
-    _check_shapes(path, config, model_state)
-    optimizer_state = _optimizer_state(path, meta.get("optimizer"), tensors)
-    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
-    try:
-        return Checkpoint(
-            config=config, settings=dict(meta["settings"]), tokenizer=dict(meta["tokenizer"]),
-            step=int(meta["step"]), tokens=int(meta["tokens"]), model_state=model_state,
-            optimizer_state=optimizer_state, rng=rng, history=list(meta.get("history", [])),
-            extra=dict(meta.get("extra", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path} is missing training state ({exc})") from None
-
-
-def _check_shapes(path: Path, config: GPTConfig, state: dict[str, torch.Tensor]) -> None:
-    with torch.device("meta"):
-        expected = model_tensors(GPT(config))
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise CheckpointError(
-            f"{path} does not match its config: missing tensors {missing[:5]}, unexpected tensors {extra[:5]}"
-        )
-    for name, ref in expected.items():
-        if tuple(state[name].shape) != tuple(ref.shape):
+    The format is decided by parsing that header, never by a first byte: a header length of 128, 384...
+    starts the file with 0x80, which is also a pickle's protocol byte.
+    """
+    if len(raw) >= 8:
+        (header_len,) = struct.unpack("<Q", raw[:8])
+        if 2 <= header_len <= MAX_HEADER_BYTES and 8 + header_len <= len(raw) and raw[8:9] == b"{":
+            try:
+                header = json.loads(raw[8: 8 + header_len])
+            except (ValueError, RecursionError):
+                header = None
+            if isinstance(header, dict):
+                return header
+            raise CheckpointError(f"{path} is corrupt or not a checkpoint (bad header)")
+        if raw[8:9] == b"{" and 8 + header_len > len(raw):
             raise CheckpointError(
-                f"{path} does not match its config: {name} has shape {tuple(state[name].shape)}, "
-                f"the config needs {tuple(ref.shape)}"
-            )
-        if not state[name].is_floating_point():
-            raise CheckpointError(f"{path}: tensor {name} is not floating point")
+                f"{path} is truncated: its header needs {8 + header_len} bytes, the file has {len(raw)}")
+    if raw[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise CheckpointError(f"{path} is a torch.save (zip of pickles) file, not an Autograd Explorer "
+                              f"checkpoint; pickles can run code when opened, so it was not loaded")
+    if len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5:
+        raise CheckpointError(f"{path} is a pickle file, not an Autograd Explorer checkpoint; pickles can "
+                              f"run code when opened, so it was not loaded")
+    if len(raw) < 8:
+        raise CheckpointError(f"{path} is truncated or not a checkpoint ({len(raw)} bytes)")
+    raise CheckpointError(f"{path} is not an Autograd Explorer checkpoint (unreadable header)")
 
 
-def _optimizer_state(path: Path, meta: dict | None, tensors: dict[str, torch.Tensor]) -> dict | None:
-    if meta is None:
-        return None
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, idx, name = key.split("/", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for idx, scalars in (meta.get("scalars") or {}).items():
-        state.setdefault(int(idx), {}).update(scalars)
-    groups = meta.get("param_groups")
-    if not isinstance(groups, list):
-        raise CheckpointError(f"{path} has a malformed optimizer state")
-    for group in groups:
-        if isinstance(group.get("betas"), list):
-            group["betas"] = tuple(group["betas"])
-    return {"state": state, "param_groups": groups}
+def _config(path: Path, meta: dict) -> GPTConfig:
+    data = meta.get("config")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} has an invalid model config: not a JSON object")
+    try:
+        config = GPTConfig.from_dict(data).validate()
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} has an invalid model config: {str(exc)[:200]}") from None
+    if config.n_layers > MAX_LAYERS:
+        raise CheckpointError(f"{path} claims {config.n_layers} layers; at most {MAX_LAYERS} are accepted")
+    return config
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _expected_tensors(path: Path, config: GPTConfig, meta: dict, table: dict) -> dict[str, tuple]:
+    """name -> (dtype, shape) of every tensor the metadata allows; required names are the model's."""
+    layers = {name.split(".")[1] for name in table if name.startswith("model/blocks.")}
+    if layers != {str(i) for i in range(config.n_layers)}:
+        raise CheckpointError(f"{path} does not match its config: {config.n_layers} layers in the config, "
+                              f"{len(layers)} in the tensors")
+    with torch.device("meta"):
+        model = GPT(config)
+    expected = {f"model/{k}": ("F32", tuple(v.shape)) for k, v in model_tensors(model).items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    ordered = [p for p in params if p.dim() >= 2] + [p for p in params if p.dim() < 2]
+    optim = meta.get("optimizer")
+    if optim is not None:
+        _check_optimizer_meta(path, optim, [len([p for p in params if p.dim() >= 2]), len(ordered)])
+        for idx, p in enumerate(ordered):
+            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                expected[f"optim/{idx}/{key}"] = ("F32", tuple(p.shape))
+            expected[f"optim/{idx}/step"] = ("F32", ())
+    for name in RNG_NAMES:
+        expected[f"rng/{name}"] = ("U8", None)  # a 1-D byte string of any length
+    return expected
+
+
+def _check_optimizer_meta(path: Path, optim, bounds: list[int]) -> None:
+    bad = f"{path} has a malformed optimizer state"
+    if not isinstance(optim, dict) or not isinstance(optim.get("param_groups"), list):
+        raise CheckpointError(bad + " (param_groups)")
+    groups = optim["param_groups"]
+    ranges = [list(range(0, bounds[0])), list(range(bounds[0], bounds[1]))]
+    if len(groups) != 2 or not all(isinstance(g, dict) for g in groups):
+        raise CheckpointError(bad + " (param_groups must be two objects)")
+    for group, want in zip(groups, ranges, strict=True):
+        if group.get("params") != want:
+            raise CheckpointError(bad + " (the parameters of a group do not match the model)")
+        for key, value in group.items():
+            if key == "params":
+                continue
+            if key == "betas":
+                ok = (isinstance(value, list) and len(value) == 2
+                      and all(_is_number(b) and 0 <= b < 1 for b in value))
+            else:
+                ok = value is None or isinstance(value, bool | str) or _is_number(value)
+            if not ok or len(key) > 64:
+                raise CheckpointError(bad + f" (param_groups field {key[:64]!r})")
+        if not (_is_number(group.get("lr")) and group["lr"] >= 0):
+            raise CheckpointError(bad + " (lr must be a number >= 0)")
+    scalars = optim.get("scalars") or {}
+    if not isinstance(scalars, dict):
+        raise CheckpointError(bad + " (scalars)")
+    for idx, values in scalars.items():
+        if not (idx.isdigit() and int(idx) < bounds[1]) or not isinstance(values, dict):
+            raise CheckpointError(bad + f" (scalars for parameter {idx[:20]!r})")
+        for key, value in values.items():
+            if key != "step" or not (_is_number(value) and value >= 0):
+                raise CheckpointError(bad + f" (scalar {key[:64]!r})")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_ITEMSIZE = {"F32": 4, "U8": 1, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I8": 1, "BOOL": 1,
+             "I16": 2, "U16": 2, "U32": 4, "U64": 8}
+
+
+def _check_table(path: Path, raw: bytes, table: dict, expected: dict[str, tuple]) -> None:
+    """Every tensor's name, dtype, shape and byte range, before anything is decoded."""
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    data_len = len(raw) - 8 - header_len
+    missing = sorted(k for k in expected if k.startswith("model/") and k not in table)
+    unexpected = sorted(k for k in table if k not in expected)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match its config: missing tensors {missing[:5]}, "
+                              f"unexpected tensors {[k[:80] for k in unexpected[:5]]}")
+    for name, info in table.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = (isinstance(dtype, str) and isinstance(shape, list) and all(_is_count(n) for n in shape)
+                  and _is_count(begin) and _is_count(end) and begin <= end)
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{path} is corrupt (malformed tensor table at {name[:80]})")
+        if end > data_len:
+            raise CheckpointError(f"{path} is truncated: {len(raw)} bytes, {8 + header_len + end} expected")
+        want_dtype, want_shape = expected[name]
+        if dtype != want_dtype:
+            raise CheckpointError(f"{path}: tensor {name} is {dtype[:10]}, "
+                                  f"checkpoints hold {want_dtype} only")
+        if want_shape is None:
+            if len(shape) != 1:
+                raise CheckpointError(f"{path}: tensor {name} must be one-dimensional")
+        elif tuple(shape) != want_shape:
+            raise CheckpointError(f"{path} does not match its config: {name} has shape {tuple(shape)}, "
+                                  f"the config needs {want_shape}")
+        if end - begin != math.prod(shape) * _ITEMSIZE.get(dtype, 0):
+            raise CheckpointError(f"{path} is corrupt (tensor {name} has the wrong number of bytes)")
+
+
+def _build(path: Path, config: GPTConfig, meta: dict, tensors: dict[str, torch.Tensor]) -> Checkpoint:
+    for key, kind in (("settings", dict), ("tokenizer", dict), ("history", list), ("extra", dict)):
+        if not isinstance(meta.get(key, kind()), kind):
+            raise CheckpointError(f"{path} has invalid metadata: {key} must be a JSON {kind.__name__}")
+    if "settings" not in meta or "tokenizer" not in meta:
+        raise CheckpointError(f"{path} is missing training state (settings or tokenizer)")
+    for key in ("step", "tokens"):
+        if not _is_count(meta.get(key)):
+            raise CheckpointError(f"{path} has invalid metadata: {key} must be a whole number >= 0, "
+                                  f"got {str(meta.get(key))[:40]}")
+    if not all(isinstance(r, dict) for r in meta.get("history", [])):
+        raise CheckpointError(f"{path} has invalid metadata: history must hold objects")
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
+    optimizer_state = None
+    optim = meta.get("optimizer")
+    if optim is not None:
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim/"):
+                _, idx, name = key.split("/", 2)
+                state.setdefault(int(idx), {})[name] = value
+        for idx, scalars in (optim.get("scalars") or {}).items():
+            state.setdefault(int(idx), {}).update(scalars)
+        for idx, entry in state.items():
+            if not {"step", "exp_avg", "exp_avg_sq"} <= set(entry):
+                raise CheckpointError(f"{path} has a malformed optimizer state "
+                                      f"(parameter {idx} is incomplete)")
+        groups = [dict(g) for g in optim["param_groups"]]
+        for group in groups:
+            if isinstance(group.get("betas"), list):
+                group["betas"] = tuple(group["betas"])
+        optimizer_state = {"state": state, "param_groups": groups}
+    return Checkpoint(
+        config=config, settings=dict(meta["settings"]), tokenizer=dict(meta["tokenizer"]),
+        step=meta["step"], tokens=meta["tokens"], model_state=model_state,
+        optimizer_state=optimizer_state, rng=rng, history=list(meta.get("history", [])),
+        extra=dict(meta.get("extra", {})),
+    )

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from explorer.core import files
+
 MIN_CORPUS_CHARS = 1000  # below this a train/validation split leaves nothing to learn from
 BINARY_SAMPLE = 8192  # bytes inspected to tell text from binary
 
@@ -93,14 +95,14 @@ def _normalise(text: str) -> str:
 def load_corpus(path: str | Path, min_chars: int = MIN_CORPUS_CHARS) -> str:
     """Read a UTF-8 text file as a corpus; CorpusError if it is missing, empty, binary, non-UTF-8 or short."""
     p = Path(path)
-    if not p.exists():
+    if not p.exists():  # stat only, like is_dir: neither opens a FIFO or a device
         raise CorpusError(f"corpus file not found: {p}")
     if p.is_dir():
         raise CorpusError(f"{p} is a folder; choose a text file")
     try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read {p}: {exc.strerror or exc}") from None
+        raw = files.read_bytes(p, "corpus")
+    except files.FileProblem as exc:
+        raise CorpusError(f"corpus {p}: {str(exc).split(': ', 1)[-1]}") from None
     if not raw.strip():
         raise CorpusError(f"{p} is empty; a corpus needs at least {min_chars} characters of text")
     if b"\x00" in raw[:BINARY_SAMPLE]:

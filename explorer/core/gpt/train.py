@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import os
+import re
 import threading
 import time
 import traceback
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from explorer.core import files
 from explorer.core.gpt import checkpoint as ckpt_io
 from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.config import ConfigMixin
@@ -111,9 +114,14 @@ class TrainSettings(ConfigMixin):
             out["optimizer_impl"] = (
                 f"optimizer_impl must be auto, fused, foreach or for-loop, got {self.optimizer_impl!r}"
             )
-        devices = ("auto", "cpu", "cuda", "mps")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in devices:
-            out["device"] = f"device must be auto, cpu, cuda or mps, got {self.device!r}"
+        if not isinstance(self.device, str) or not re.fullmatch(r"(auto|cpu|cuda|mps)|(cuda|mps):\d{1,3}",
+                                                                self.device):
+            out["device"] = f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"[:200]
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            out["seed"] = f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}"[:200]
+        for name in ("corpus_path", "out_dir"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                out[name] = f"{name} must be a path (text), got {getattr(self, name)!r}"[:200]
         return out
 
 
@@ -521,7 +529,7 @@ class Trainer:
         try:
             train_settings = TrainSettings.from_dict(saved).validate()
             tokenizer = tokenizer_from_dict(ck.tokenizer)
-        except (ConfigError, CorpusError, TypeError) as exc:
+        except (ConfigError, CorpusError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         if corpus is None and ck.extra.get("corpus") == "text" and not train_settings.corpus_path:
             raise CheckpointError(f"{path} was trained on text that is not saved with it; pass the corpus")
@@ -673,15 +681,15 @@ def write_metrics_csv(records, path: str | Path) -> Path:
             row = rows.setdefault(rec["step"], {"step": rec["step"], "tokens": rec.get("tokens", "")})
             row["val_loss"] = rec["val_loss"]
             row.setdefault("train_loss", rec.get("train_loss", ""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, restval="")
-        writer.writeheader()
-        for step in sorted(rows):
-            writer.writerow(rows[step])
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
+    writer.writeheader()
+    for step in sorted(rows):
+        writer.writerow(rows[step])
+    try:
+        path = files.write_atomic(path, buffer.getvalue())
+    except files.FileProblem as exc:
+        raise CheckpointError(str(exc)) from None
     return path
 
 
