@@ -23,3 +23,19 @@ def _isolated_settings(tmp_path_factory):
         QSettings.setPath(QSettings.IniFormat, scope, str(folder))
         QSettings.setPath(QSettings.NativeFormat, scope, str(folder))
     yield folder
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    """Each test's background jobs end with it, and its garbage goes before the next test starts.
+
+    Otherwise one test's leftover widgets are collected while the next test's worker thread runs, which
+    made runs of the whole suite hang or crash now and then in the garbage collector.
+    """
+    yield
+    import gc
+
+    from explorer.ui.common import worker
+
+    worker.shutdown_all(10000)
+    gc.collect()
