@@ -131,8 +131,14 @@ def test_two_nodes_on_localhost_match_one_process():
     # Two torchrun "nodes" (one rank each) meet at a c10d rendezvous on 127.0.0.1.
     endpoint = f"127.0.0.1:{free_port()}"
     args = ["--batch-size", "6", "--steps", "3", *FLAGS]
-    nodes = [subprocess.Popen(torchrun_argv(1, args, nnodes=2, rdzv_endpoint=endpoint), cwd=ROOT, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    def node(host: bool) -> list[str]:
+        # Both "nodes" live on 127.0.0.1: say which one hosts the rendezvous store, or both try to
+        argv = torchrun_argv(1, args, nnodes=2, rdzv_endpoint=endpoint)
+        at = argv.index(f"--rdzv-endpoint={endpoint}") + 1
+        return [*argv[:at], f"--rdzv-conf=is_host={int(host)}", *argv[at:]]
+
+    nodes = [subprocess.Popen(node(host), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for host in (True, False)]
     outputs = [node.communicate(timeout=120) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outputs]
     printed = [step_losses(out) for out, _ in outputs]
