@@ -300,7 +300,6 @@ class Iteration:
     loss: float
     grads: dict[str, np.ndarray]  # every .grad right after backward()
     trace: Any = None  # explorer.core.autograd.trace.Trace: the tracer records every iteration
-    trace_error: str | None = None  # kept for the panel until it reads errors from IterationError; never set
     # for each player step (0 = before the first phase), the step of the trace's Timeline showing the
     # same moment: zero_grad -> 0, a layer -> its last forward event, loss -> end of the forward pass,
     # a backward phase -> its event, optimizer.step -> the end

@@ -153,8 +153,7 @@ class IterationView(QWidget):
         self.skip_note.setStyleSheet(
             f"background: {theme['error_bg']}; color: {theme['error']}; padding: 4px; border-radius: 4px;"
         )
-        if self.graph is not None and hasattr(self.graph, "set_theme"):
-            self.graph.set_theme(theme)
+        self.graph.set_theme(theme)
         if self._iteration is not None:
             self._show_step(self.player.step)  # the status line's grey heading
 
@@ -205,13 +204,8 @@ class IterationView(QWidget):
         self._before = before
         self._iteration = iteration
         self._fill_phase_list()
-        self._graph_steps = self._map_graph_steps()
-        if self.graph is not None:
-            if iteration.trace is not None:
-                self.graph.set_trace(iteration.trace, step=0)
-                self.graph.show()
-            else:
-                self.graph.hide()
+        self._graph_steps = list(iteration.graph_steps)  # player step -> graph step, from the Timeline
+        self.graph.set_trace(iteration.trace, step=0)
         self.player.set_length(len(iteration.phases), step=0)
 
     def _show_error(self, message: str) -> None:
@@ -256,8 +250,7 @@ class IterationView(QWidget):
         top_box = QVBoxLayout(top)
         top_box.setContentsMargins(0, 0, 0, 0)
         split = QSplitter(Qt.Horizontal)
-        if self.graph is not None:
-            split.addWidget(self.graph)
+        split.addWidget(self.graph)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
@@ -295,33 +288,6 @@ class IterationView(QWidget):
             self.phases.addItem(item)
         self.phases.blockSignals(False)
 
-    def _map_graph_steps(self) -> list[int]:
-        """For each player step, the GraphView step that shows the same moment."""
-        tr = self._iteration.trace if self._iteration else None
-        if tr is None:
-            return []
-        n_fwd, n_bwd = len(tr.forward_order), len(tr.backward_order)
-        fpos = {nid: i + 1 for i, nid in enumerate(tr.forward_order)}
-        bpos = {nid: n_fwd + i + 1 for i, nid in enumerate(tr.backward_order)}
-        steps = [0]
-        for phase in self._iteration.phases:
-            if phase.kind == "zero_grad":
-                steps.append(0)
-            elif phase.kind == "forward":
-                own = [
-                    fpos[nid]
-                    for nid, node in tr.nodes.items()
-                    if nid in fpos and _inside(getattr(node, "module", None), phase.module)
-                ]
-                steps.append(max(own) if own else steps[-1])
-            elif phase.kind == "loss":
-                steps.append(n_fwd)
-            elif phase.kind == "backward":
-                steps.append(bpos.get(phase.node_id, steps[-1]))
-            else:
-                steps.append(n_fwd + n_bwd)
-        return steps
-
     def _show_step(self, k: int) -> None:
         if self._iteration is None:
             return
@@ -337,19 +303,13 @@ class IterationView(QWidget):
             body = f"Ready to run one training iteration{skipped}. Press Step (→) or Play (Space)."
         else:
             body = _phase_html(phase.title, phase.text)
-        if self._iteration.trace_error:
-            body += f"<br><i>The graph could not be traced ({_html(self._iteration.trace_error)}).</i>"
         muted = themes.get_theme()["muted"]
         self.status.setText(f"<span style='color:{muted}'>{head}</span><br>{body}")
-        if self.graph is not None and self._graph_steps:
+        if self._graph_steps:
             self.graph.set_step(self._graph_steps[k])
             if phase is not None and phase.node_id:
                 self.graph.select(phase.node_id)
         self.sig_phase_changed.emit(k)
-
-
-def _inside(module: str | None, path: str | None) -> bool:
-    return bool(module) and bool(path) and (module == path or module.startswith(path + "."))
 
 
 def _html(text: str) -> str:
@@ -357,11 +317,9 @@ def _html(text: str) -> str:
 
 
 def _make_graph_view():
-    """The shared graph canvas, or None when it cannot be imported (the phase list then suffices)."""
-    try:
-        from explorer.ui.graph.view import GraphView
-    except ImportError:
-        return None
+    """The shared graph canvas."""
+    from explorer.ui.graph.view import GraphView
+
     view = GraphView()
     view.setMinimumHeight(220)
     return view

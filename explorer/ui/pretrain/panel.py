@@ -672,11 +672,9 @@ class PretrainPanel(QWidget):
 
     def _add_inspection_tabs(self) -> None:
         self._inspection_tabs: list[QWidget] = []
-        try:
-            from explorer.ui.pretrain.attention import AttentionTab
-            from explorer.ui.pretrain.trace_step import TraceTab
-        except ImportError:  # inspection needs the core trainer; the training tab works without it
-            return
+        from explorer.ui.pretrain.attention import AttentionTab
+        from explorer.ui.pretrain.trace_step import TraceTab
+
         for tab_class, title in ((AttentionTab, "Attention maps"), (TraceTab, "Trace one step")):
             tab = tab_class(self)
             self._inspection_tabs.append(tab)

@@ -112,16 +112,9 @@ class TraceTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        self.view = None
-        self.player = None
-        try:
-            from explorer.ui.graph.player import Player
-            from explorer.ui.graph.view import GraphView
-        except ImportError:  # the canvas is another module; without it the tab says so
-            self.status.setText("The graph canvas is not available in this build.")
-            self.button.setEnabled(False)
-            layout.addStretch(1)
-            return
+        from explorer.ui.graph.player import Player
+        from explorer.ui.graph.view import GraphView
+
         self.view = GraphView()
         self.player = Player()
         self.player.sig_step_changed.connect(self.view.set_step)
@@ -130,12 +123,11 @@ class TraceTab(QWidget):
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the graph canvas."""
-        if self.view is not None:
-            self.view.set_theme(theme)
+        self.view.set_theme(theme)
 
     def trace_step(self) -> None:
         """Trace one step of the current model in a background thread."""
-        if self._job.is_busy() or self.view is None:
+        if self._job.is_busy():
             return
         self.button.setEnabled(False)
         if self._panel.with_fresh_checkpoint(self._start):
