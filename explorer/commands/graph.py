@@ -87,10 +87,12 @@ def _render(tr, path: str, fmt: str) -> None:
     from explorer.cli import UserInputError
 
     try:
-        from explorer.ui.graph.render import render_trace_file
+        import PySide6.QtGui  # noqa: F401  (a dependency, not one of our modules)
     except ImportError as exc:
-        raise UserInputError(f"--format {fmt} needs the app's drawing code (PySide6), which failed to "
-                             f"load: {exc}; use --format json or dot") from None
+        raise UserInputError(f"--format {fmt} needs Qt (PySide6) to draw, which failed to load: {exc}; "
+                             "use --format json or dot") from None
+    from explorer.ui.graph.render import render_trace_file
+
     target = Path(path)
     try:
         # Qt's SVG writer only warns (and draws nothing) when it cannot open the file: check first
