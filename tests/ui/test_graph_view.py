@@ -12,19 +12,13 @@ from PySide6.QtGui import QImage, QPainter
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
 from explorer.core.graph.display import build_display
+from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.program import parse
 from explorer.ui.graph.items import NodeCard, fmt_number
 from explorer.ui.graph.render import build_scene, render_trace_file
 from explorer.ui.graph.view import GraphScene, GraphView
 
-SEED = """x = 1.1
-y = 1.0
-w = param(2.2)
-b = param(0.0)
-z = w * x + b
-a = sigmoid(z)
-L = bce(a, y)
-"""
+SEED = SEED_SOURCE
 
 
 @pytest.fixture(scope="module")

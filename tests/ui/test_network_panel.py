@@ -206,7 +206,7 @@ def test_train_a_few_hundred_steps_and_stop_without_blocking(panel, qtbot):
     assert train.boundary_grid.shape == (GRID, GRID)
     assert len(run.items[0].xData) == len(run.steps)  # the full curve (the view may downsample it)
     train.reset()  # stops the thread
-    assert train.thread is None and train.runs == []
+    assert not train.is_training() and train.runs == []
     # Generous, and scaled for a loaded machine: training on the GUI thread would leave the probe silent
     # for the whole run (worst ~ elapsed); off the GUI thread it only ever waits for a redraw.
     assert len(probe.lateness) > 10
@@ -235,7 +235,7 @@ def test_a_finished_run_stays_dimmed_when_training_again(panel, qtbot):
 def test_training_a_non_2d_network_explains_why_not(panel):
     pick_preset(panel, "seed")
     panel.train.start_run()
-    assert panel.train.thread is None
+    assert not panel.train.is_training()
     assert "input size to 2" in panel.train.status.text()
 
 

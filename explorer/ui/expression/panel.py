@@ -76,7 +76,7 @@ class ExpressionPanel(QWidget):
         """The program text in the editor."""
         return self.editor.toPlainText()
 
-    def set_source(self, text: str, run_now: bool = True) -> None:
+    def set_source(self, text: str) -> None:
         """Replace the program (new parameters start from the program's own values)."""
         self.workspace.set_source(text)
         self._debounce.stop()

@@ -139,11 +139,6 @@ class TrainView(QWidget):
         """True while a run trains (not paused, not finished)."""
         return self.is_training() and not self.control.paused
 
-    @property
-    def thread(self):
-        """The running run's control, or None when no run trains (kept for the tests' checks)."""
-        return self.control if self.is_training() else None
-
     def train_or_pause(self) -> None:
         """The Train button: start a run, pause it, or resume it."""
         if self.is_training():
