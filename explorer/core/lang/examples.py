@@ -1,7 +1,11 @@
-"""The example programs of the Examples menu: `assets/examples/*.expr`, titled by their `# Title:` line."""
+"""The example programs of the Examples menu: `explorer/assets/examples/*.expr`, titled by `# Title:`.
+
+They ship inside the package, so an installed wheel finds them through `importlib.resources`.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 # The seed example, used when the examples folder is missing so the app still opens on something.
@@ -16,13 +20,14 @@ L = bce(a, y)
 """
 
 
+def assets_dir() -> Path:
+    """The package's data folder (`explorer/assets`), found through `importlib.resources` when installed."""
+    return Path(str(resources.files("explorer") / "assets"))
+
+
 def examples_dir() -> Path:
-    """The folder holding the example programs (repository `assets/examples`)."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[3] / "assets" / "examples", here.parents[2] / "assets" / "examples"):
-        if candidate.is_dir():
-            return candidate
-    return here.parents[3] / "assets" / "examples"
+    """The folder holding the example programs (`explorer/assets/examples`)."""
+    return assets_dir() / "examples"
 
 
 def _header(text: str, key: str) -> str | None:
