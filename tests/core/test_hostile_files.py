@@ -361,3 +361,93 @@ def test_fuzz_corpus_reader(tmp_path, blob):
     except CorpusError:
         pass
     assert budget.corpus_problem(str(path)) is None or isinstance(budget.corpus_problem(str(path)), str)
+
+
+def _session_skeleton() -> dict:
+    """A valid session of all three workspaces, with one toy run and one pretraining run record."""
+    from explorer.core.workspaces.session import Workspaces
+
+    ws = Workspaces()
+    ws.network.start_run(3)
+    ws.network.add_records([{"step": 1, "loss": 0.5, "accuracy": 0.5}])
+    ws.network.finish_run("done")
+    ws.pretrain.new_run(GPTConfig().to_dict(), TrainSettings().to_dict(), None)
+    return ws.to_json()
+
+
+SKELETON = None
+ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ["\u202e", "\x00", "\ud7ff", "𝔘𝔫𝔦", "../../etc/passwd", "/dev/zero", "1e999", "NaN", "-0"])
+GARBAGE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=True, allow_infinity=True)
+    | ODD_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_TEXT, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+def _paths(node, prefix=()):
+    """Every path into a JSON tree (dict keys and list indices)."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _paths(value, (*prefix, i))
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@settings(max_examples=200, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_session_reader_applies_all_or_nothing(tmp_path, data):
+    """Structured garbage anywhere in a valid session: SessionError, or a session that applies whole."""
+    import copy
+
+    from explorer.core.workspaces.session import SessionError, Workspaces, parse_session, read_session
+
+    global SKELETON
+    if SKELETON is None:
+        SKELETON = _session_skeleton()
+    doc = copy.deepcopy(SKELETON)
+    paths = [p for p in _paths(doc) if p]
+    where = data.draw(st.sampled_from(paths))
+    value = data.draw(GARBAGE | st.integers(1, 2000).map(lambda d: {"__nest__": d}))
+    parent = doc
+    for part in where[:-1]:
+        parent = parent[part]
+    parent[where[-1]] = value
+    text = json.dumps(doc)
+    if isinstance(value, dict) and "__nest__" in value:  # deep nesting, as raw text
+        text = text.replace(json.dumps(value), _nested(value["__nest__"]))
+    path = tmp_path / "fuzz.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    ws = Workspaces()
+    before = ws.to_json()
+    try:
+        session = read_session(path)
+    except SessionError as exc:
+        assert "\n" not in str(exc) and str(exc)
+        assert ws.to_json() == before
+        return
+    ws.apply(session)  # a validated session applies without an error
+    ws.expression.compute_now()
+    assert parse_session(json.dumps(ws.to_json())) is not None  # and saves back to a valid session
+
+
+def test_session_reader_survives_100k_deep_nesting_and_huge_numbers(tmp_path):
+    from explorer.core.workspaces.session import SessionError, read_session
+
+    for text in (_nested(100_000), '{"format": ' + _nested(100_000) + "}",
+                 '{"format": "autograd-explorer-session", "version": ' + "9" * 5000 + "}",
+                 '{"format": "autograd-explorer-session", "version": 2, "workspaces": {"network": '
+                 '{"spec": {"lr": 1e999}}}}'):
+        path = tmp_path / "s.json"
+        path.write_text(text, encoding="utf-8")
+        start = time.perf_counter()
+        with pytest.raises(SessionError):
+            read_session(path)
+        assert time.perf_counter() - start < 5  # generous: a hang would be caught here, not a speed check
