@@ -175,3 +175,45 @@ def test_the_launcher_paints_a_restored_network_session_first_and_exits_soon_aft
     assert times["shown"] < times["ready"]  # painted before the Network panel (torch) was built
     assert ended - times["closing"] < QUIT_BOUND_S
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+STUCK_JOB_THEN_CLOSE = """
+    import sys, threading, time
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    from explorer.ui.common.worker import Worker
+    from explorer.ui.main_window import MainWindow
+
+    app = QApplication([])
+    window = MainWindow(settings=QSettings(sys.argv[1], QSettings.IniFormat))
+    never = threading.Event()
+    worker = Worker(window)
+    started = threading.Event()
+
+    def stuck(job):  # ignores cancellation, as a read blocked in the kernel would
+        started.set()
+        never.wait()
+
+    def close():
+        print(f"stuck {started.is_set()}", flush=True)
+        print(f"closing {time.time():.6f}", flush=True)
+        window.close()
+        app.quit()
+
+    worker.submit(stuck)
+    window.show()
+    QTimer.singleShot(300, close)
+    app.exec()
+    print(f"left {time.time():.6f}", flush=True)
+"""
+
+
+def test_closing_the_window_with_a_stuck_job_ends_promptly_and_quietly(tmp_path):
+    """Issue 14: a job that never returns does not hold the window (no 10 s wait, no QThread abort)."""
+    out = _run_child(STUCK_JOB_THEN_CLOSE, tmp_path, timeout=60)
+    ended = time.time()
+    assert "stuck True" in out.stdout, out.stderr[-2000:]
+    closing = float(next(line for line in out.stdout.splitlines() if line.startswith("closing")).split()[1])
+    assert ended - closing < QUIT_BOUND_S, f"the process lived {ended - closing:.1f} s after the close"
+    assert "QThread" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -207,13 +207,17 @@ class Worker(QObject):
 
 
 def shutdown_all(timeout_ms: int = 2000) -> None:
-    """Stop every worker and wait for their threads (the application is quitting)."""
+    """Stop every worker, then wait for their threads, all within one `timeout_ms` (the app is quitting).
+
+    Every job is cancelled first, so the threads wind down together; a job stuck where it cannot see the
+    cancel (a read blocked in the kernel) is left behind after the deadline: its thread is a daemon.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
     for worker in list(_WORKERS):
         try:
-            worker.shutdown(timeout_ms)
+            worker.cancel()
         except RuntimeError:  # its QObject is already deleted
             pass
-    deadline = time.monotonic() + timeout_ms / 1000
     for thread in list(_ALIVE):
         thread.join(max(0.0, deadline - time.monotonic()))
 
