@@ -209,3 +209,20 @@ def test_a_kill_between_truncate_and_write_cannot_happen_writes_are_atomic(tmp_p
     assert path.read_text() == first
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # no temporary file left beside it
     assert parse_session(first).format == "autograd-explorer-session"
+
+
+def test_a_session_with_many_runs_overlays_only_the_newest_few():
+    """Issue 14: 1,000 runs load fast: only the newest MAX_SHOWN_RUNS are drawn, the rest are listed."""
+    from explorer.core.gpt.model import GPTConfig
+    from explorer.core.gpt.train import TrainSettings
+    from explorer.core.workspaces.pretrain import MAX_SHOWN_RUNS, PretrainWorkspace
+
+    ws = PretrainWorkspace()
+    for _ in range(MAX_SHOWN_RUNS + 8):
+        ws.new_run(GPTConfig().to_dict(), TrainSettings().to_dict(), None)
+    ws.runs[3].visible = False  # the user's own choice stays
+    again = PretrainWorkspace()
+    again.load(PretrainWorkspace.validate(ws.to_json()))
+    shown = [run_id for run_id, run in again.runs.items() if run.visible]
+    assert len(again.runs) == MAX_SHOWN_RUNS + 8
+    assert shown == sorted(again.runs)[-MAX_SHOWN_RUNS:]

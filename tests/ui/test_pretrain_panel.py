@@ -395,3 +395,24 @@ def test_trace_refuses_a_big_untrained_model_before_learning_a_bpe():
     source = {"checkpoint": None, "config": PRESETS["gpt2-124m"].to_dict(), "settings": {"tokenizer": "bpe"}}
     with pytest.raises(ValueError, match="163,009,536 parameters is too big to trace"):
         trace_one_step(source)
+
+
+def test_a_hidden_run_gets_its_curves_when_first_shown(qtbot):
+    """Hidden runs cost nothing on the plots (a 1,000-run session opens fast) and draw when ticked on."""
+    from explorer.ui.pretrain.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    run = PretrainRun(1, "Run 1", {"context_length": 8}, {"steps": 3, "batch_size": 2})
+    for step in (1, 2, 3):
+        run.add({"type": "step", "step": step, "tokens": step * 16, "train_loss": 3.0 - step / 10,
+                 "lr": 1e-3})
+    run.visible = False
+    plots.add_run(run)
+    plots.flush()
+    assert plots.run_ids() == [1] and plots.curve_count() == 0 and not plots._curves
+    plots.set_visible(1, True)
+    plots.flush()
+    assert plots.curve_count() == 1
+    x, y = plots.curves(1).train_raw.getOriginalDataset()
+    assert list(x) == [1, 2, 3] and np.allclose(y, [2.9, 2.8, 2.7])

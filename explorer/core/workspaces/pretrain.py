@@ -31,6 +31,9 @@ from explorer.core.gpt.train import TrainSettings
 DATA_ENV = "AUTOGRAD_EXPLORER_DATA"  # overrides the data folder (tests, portable installs)
 MAX_RUNS = 1000
 MAX_POINTS = 100_000  # per curve of a saved run
+# A loaded session overlays at most this many runs (the newest shown ones); more curves than this on one
+# plot cannot be told apart, and each costs the window time. The others are ticked on in the run list.
+MAX_SHOWN_RUNS = 12
 CHECKPOINT = "checkpoint.safetensors"
 
 
@@ -328,6 +331,9 @@ class PretrainWorkspace:
         for model in saved.runs:
             run = PretrainRun.from_state(model.model_dump())
             runs[run.run_id] = run
+        shown = [run for run in runs.values() if run.visible]
+        for run in shown[:-MAX_SHOWN_RUNS]:  # only the newest few overlaid; the rest stay in the run list
+            run.visible = False
         self.runs = runs
         self.state.update({k: getattr(saved.state, k) for k in PretrainState.model_fields})
         if self.state.selected is not None and self.state.selected not in self.runs:

@@ -52,6 +52,7 @@ class RunHistory(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runs: dict[int, PretrainRun] = {}
+        self._items: dict[int, QListWidgetItem] = {}
         self.list = QListWidget()
         self.list.setObjectName("pretrainRunHistory")
         self.list.setWordWrap(True)
@@ -98,6 +99,7 @@ class RunHistory(QWidget):
         item.setData(Qt.UserRole, run.run_id)
         item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
         item.setCheckState(Qt.Checked if run.visible else Qt.Unchecked)
+        self._items[run.run_id] = item
         self.list.blockSignals(True)
         self.list.addItem(item)
         self.list.blockSignals(False)
@@ -123,6 +125,7 @@ class RunHistory(QWidget):
         item = self._item(run_id)
         if item is not None:
             self.list.takeItem(self.list.row(item))
+        self._items.pop(run_id, None)
         self._runs.pop(run_id, None)
         self._update_buttons()
 
@@ -182,11 +185,7 @@ class RunHistory(QWidget):
 
     # -- internals --------------------------------------------------------------------------------
     def _item(self, run_id: int) -> QListWidgetItem | None:
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if int(item.data(Qt.UserRole)) == run_id:
-                return item
-        return None
+        return self._items.get(run_id)  # by id: a scan per run made a 1,000-run session quadratic
 
     def _on_item_changed(self, item: QListWidgetItem) -> None:
         run_id = int(item.data(Qt.UserRole))

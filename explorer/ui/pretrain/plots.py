@@ -145,15 +145,19 @@ class TrainingPlots(QWidget):
 
     # -- public API -------------------------------------------------------------------------------
     def add_run(self, run: PretrainRun) -> None:
-        """Create the curves of a run (once) and draw what it has."""
+        """Take a run onto the plots and draw what it has.
+
+        A hidden run gets its curves (and legend entry) only when it is first shown: a session of a
+        thousand runs, most of them hidden, then opens in about the time of its visible few.
+        """
         self._runs[run.run_id] = run
-        self._curves[run.run_id] = _RunCurves(run, self.loss, self.lr_plot, self.grad_plot)
-        self._curves[run.run_id].set_visible(run.visible)
+        if run.visible:
+            self._curves_of(run)
         self.mark_dirty(run.run_id)
 
     def run_ids(self) -> list[int]:
-        """The runs with curves on the plots."""
-        return list(self._curves)
+        """The runs on the plots (shown or hidden)."""
+        return list(self._runs)
 
     def remove_run(self, run_id: int) -> None:
         """Delete a run's curves and its legend entry."""
@@ -168,9 +172,13 @@ class TrainingPlots(QWidget):
 
     def set_visible(self, run_id: int, visible: bool) -> None:
         """Show or hide one run's curves."""
-        if run_id in self._curves:
-            self._runs[run_id].visible = visible
-            self._curves[run_id].set_visible(visible)
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        run.visible = visible
+        if visible or run_id in self._curves:
+            self._curves_of(run).set_visible(visible)
+            self.mark_dirty(run_id)
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour backgrounds, axes, titles and legend for a theme of explorer.ui.common.theme."""
@@ -203,8 +211,8 @@ class TrainingPlots(QWidget):
         return count
 
     def curves(self, run_id: int) -> _RunCurves:
-        """The plot items of a run (tests read their data)."""
-        return self._curves[run_id]
+        """The plot items of a run (tests read their data); created now if it had none yet."""
+        return self._curves_of(self._runs[run_id])
 
     def flush(self) -> None:
         """Redraw now what is pending (for screenshots and tests)."""
@@ -212,6 +220,14 @@ class TrainingPlots(QWidget):
         self._redraw_dirty()
 
     # -- internals --------------------------------------------------------------------------------
+    def _curves_of(self, run: PretrainRun) -> _RunCurves:
+        """The run's plot items, created on first need."""
+        curves = self._curves.get(run.run_id)
+        if curves is None:
+            curves = self._curves[run.run_id] = _RunCurves(run, self.loss, self.lr_plot, self.grad_plot)
+            curves.set_visible(run.visible)
+        return curves
+
     def _on_smoothing(self, value: int) -> None:
         self.smoothing_label.setText(f"{value / 100:.2f}")
         self._redraw_all()
@@ -263,7 +279,7 @@ class TrainingPlots(QWidget):
         weight = self.smoothing.value() / 100
         for run_id in dirty:
             run, curves = self._runs.get(run_id), self._curves.get(run_id)
-            if run is None or curves is None:
+            if run is None or curves is None:  # gone, or hidden since it came (drawn when first shown)
                 continue
             self._draw(run, curves, by_tokens, weight)
         label = "tokens seen" if by_tokens else "step"
