@@ -56,6 +56,8 @@ class MainWindow(QMainWindow):
     """A workspace's panel was created (or failed and shows its error): its key."""
     sig_first_painted = Signal()
     """The window was painted for the first time; the visible workspace's panel is built right after."""
+    sig_session_opened = Signal(bool)
+    """A session file was opened (True) or refused with a message in the status bar (False)."""
 
     def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
         super().__init__(parent)
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self._slots: dict[str, QWidget] = {}
         self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
         self._saved_session: str | None = None  # the last launch's session, applied after the first paint
+        self._session_reader = None  # the worker of File > Open (made on first use)
+        self._reading: str | Path = ""
         self._workspace_menus: dict[str, object] = {}
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
@@ -163,18 +167,50 @@ class MainWindow(QMainWindow):
         write_session(path, self.workspaces)
 
     def open_session(self, path: str | Path) -> bool:
-        """Read, validate and apply a session file; a bad one is refused with one message, changes nothing."""
+        """Read, validate and apply a session file; a bad one is refused with one message, changes nothing.
+
+        This reads on the calling thread (scripts, tests); File > Open reads in the background instead
+        (`open_session_in_background`), so a big file never freezes the window.
+        """
         from explorer.core.workspaces.session import SessionError, read_session
 
         try:
             session = read_session(path)
         except SessionError as exc:
-            self._error(f"Could not open the session {Path(path).name}: {exc}")
-            return False
-        self.workspaces.apply(session)
-        self.show_workspace(session.current)
-        self.statusBar().showMessage(f"Opened the session {Path(path).name}", 5000)
-        return True
+            return self._session_opened(path, exc)
+        return self._session_opened(path, session)
+
+    def open_session_in_background(self, path: str | Path) -> None:
+        """Read and validate a session file off the GUI thread, then apply it whole (sig_session_opened)."""
+        from explorer.core.workspaces.session import SessionError, read_session
+        from explorer.ui.common.worker import Worker
+
+        def read(_job):
+            try:
+                return read_session(path)
+            except SessionError as exc:
+                return exc
+
+        if self._session_reader is None:
+            self._session_reader = Worker(self)
+            self._session_reader.sig_done.connect(lambda result: self._session_opened(self._reading, result))
+            self._session_reader.sig_failed.connect(
+                lambda message: self._session_opened(self._reading, ValueError(message)))
+        self._reading = path
+        self.statusBar().showMessage(f"Opening the session {Path(path).name}…")
+        self._session_reader.submit(read)
+
+    def _session_opened(self, path, result) -> bool:
+        """Apply a validated session, or report why it was refused (nothing changed then)."""
+        ok = not isinstance(result, Exception)
+        if ok:
+            self.workspaces.apply(result)
+            self.show_workspace(result.current)
+            self.statusBar().showMessage(f"Opened the session {Path(path).name}", 5000)
+        else:
+            self._error(f"Could not open the session {Path(path).name}: {result}")
+        self.sig_session_opened.emit(ok)
+        return ok
 
     def export_graph(self, path: str | Path, fmt: str | None = None) -> bool:
         """Render the current workspace's graph to PNG or SVG; False (with a message) when there is none."""
@@ -431,7 +467,7 @@ class MainWindow(QMainWindow):
     def _ask_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.json)")
         if path:
-            self.open_session(path)
+            self.open_session_in_background(path)
 
     def _ask_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Sessions (*.json)")

@@ -2,6 +2,7 @@
 whole session opened in a fresh window brings every field back, every run once, trained models included."""
 
 import json
+import os
 
 from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 
@@ -108,6 +109,32 @@ def test_a_bad_session_changes_nothing_in_the_window(qtbot, tmp_path):
     assert "workspaces.network.spec" in message
     assert json.dumps(window.session(), sort_keys=True) == before
     assert expression.editor.toPlainText() == SEED
+    window.close()
+
+
+def test_file_open_reads_in_the_background_and_applies_whole_or_not_at_all(qtbot, tmp_path):
+    """Issue 14: File > Open reads and validates off the GUI thread; a refused file changes nothing."""
+    window = _window(qtbot)
+    window.panel("expression")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"format": "autograd-explorer-session", "version": 2, "current": "network",
+                                "workspaces": {"expression": {"source": "u = param(3.0)\nL = u * u"}}}))
+    with qtbot.waitSignal(window.sig_session_opened, timeout=WAIT) as opened:
+        window.open_session_in_background(good)
+        assert "Opening the session good.json" in window.statusBar().currentMessage()
+    assert opened.args == [True]
+    assert window.workspaces.expression.state.source.startswith("u = param(3.0)")
+    assert window.current_key() == "network"
+    window.panel("network")  # built now, so the session below already holds its model
+    before = json.dumps(window.session(), sort_keys=True)
+    (tmp_path / "fifo").unlink(missing_ok=True)
+    os.mkfifo(tmp_path / "fifo")  # a FIFO would block a reader forever: refused from stat, never opened
+    for bad in (tmp_path / "fifo", tmp_path / "missing.json"):
+        with qtbot.waitSignal(window.sig_session_opened, timeout=WAIT) as opened:
+            window.open_session_in_background(bad)
+        assert opened.args == [False]
+        assert f"Could not open the session {bad.name}" in window.statusBar().currentMessage()
+        assert json.dumps(window.session(), sort_keys=True) == before
     window.close()
 
 
