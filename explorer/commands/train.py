@@ -20,6 +20,7 @@ from pathlib import Path
 from explorer.cli import UserInputError
 from explorer.core import files
 from explorer.core.gpt.checkpoint import CheckpointError
+from explorer.core.gpt.child_process import clean_record
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
 from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: tiny; with --resume the checkpoint's, which must then agree)")
     parser.add_argument("--config", metavar="FILE.json", help="JSON object of config and setting fields")
     parser.add_argument("--json", action="store_true", help="one JSON line per logged step on stdout")
+    # Every record of the trainer as one JSON line (rank 0 only): how the Pretraining workspace follows a
+    # run it launched on several GPUs through torchrun (explorer.core.gpt.child_process.train_on_ranks).
+    parser.add_argument("--records", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from a checkpoint to --steps")
     parser.add_argument("--nproc", type=int, default=None, metavar="N", help="train on N processes (one per "
                         "GPU, or CPU ranks) through torchrun; the run also works under torchrun itself")
@@ -207,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
             trainer = Trainer(config, settings)
     except (ConfigError, CorpusError, CheckpointError) as exc:
         raise UserInputError(str(exc)) from None
-    printer = JsonPrinter() if args.json else TextPrinter()
+    printer = RecordPrinter() if args.records else JsonPrinter() if args.json else TextPrinter()
     if trainer.rank != 0:  # under torchrun, rank 0 speaks for the run; the others only report errors
         printer = ErrorPrinter(trainer.rank)
     interrupts = InterruptToStop(trainer)
@@ -338,6 +342,17 @@ class TextPrinter:
                 if key in r:
                     print(f"wrote {r[key]}")
         sys.stdout.flush()
+
+    def close(self) -> None:
+        """Nothing buffered."""
+
+
+class RecordPrinter:
+    """Every record as one JSON line on stdout, exactly as the trainer gave it (for a parent process)."""
+
+    def add(self, r: dict) -> None:
+        """Print one record."""
+        print(json.dumps(clean_record(r)), flush=True)
 
     def close(self) -> None:
         """Nothing buffered."""

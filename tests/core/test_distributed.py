@@ -168,3 +168,60 @@ def test_flops_per_token_against_a_count_by_hand():
     assert counter.get_total_flops() == 12 * (flops_per_token(cfg) - attention)
     assert mfu(1000.0, cfg, 10464 * 2000.0) == 0.5
     assert mfu(1000.0, cfg, None) is None
+
+
+def _relay(tmp_path, steps: int, stop_after: int | None = None, batch: int = 6):
+    """Run the Pretraining workspace's multi-GPU body (2 CPU ranks) and collect what the panel receives."""
+    import queue
+    import threading
+
+    from explorer.core.gpt.child_process import train_on_ranks
+
+    commands, records = queue.Queue(), queue.Queue()
+    checkpoint = tmp_path / "run-1" / "checkpoint.safetensors"
+    checkpoint.parent.mkdir()
+    settings = {**{k: v for k, v in COMMON.items() if k != "threads"}, "steps": steps, "batch_size": batch}
+    body = threading.Thread(target=train_on_ranks, args=(2, dict(MODEL), settings, None, str(checkpoint),
+                                                         commands, records, 1))
+    body.start()
+    got: list[dict] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            batch_records = records.get(timeout=1)
+        except queue.Empty:
+            continue
+        got += batch_records
+        if stop_after is not None and any(r["type"] == "step" and r["step"] >= stop_after for r in got):
+            commands.put("stop")
+            stop_after = None
+        if any(r["type"] == "exit" for r in got):
+            break
+    body.join(30)
+    return got, checkpoint
+
+
+@pytest.mark.slow
+def test_the_workspace_relays_a_two_rank_run_as_one_run(tmp_path, monkeypatch):
+    """Issue 11 §3: the panel's training body on 2 ranks gives one stream: global tokens, one of each step."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    got, checkpoint = _relay(tmp_path, steps=3)
+    steps = [r for r in got if r["type"] == "step"]
+    assert [r["step"] for r in steps] == [1, 2, 3], got[-5:]
+    assert steps[-1]["tokens"] == 3 * 2 * 6 * MODEL["context_length"]  # global: 2 ranks x batch 6
+    losses = single_process(3)
+    assert [r["train_loss"] for r in steps] == pytest.approx([losses[s] for s in (1, 2, 3)], abs=1e-5)
+    kinds = [r["type"] for r in got]
+    assert kinds.count("done") == 1 and kinds[-1] == "exit" and "start" in kinds
+    assert checkpoint.is_file()
+    assert any(r["type"] == "checkpoint" and r["path"] == str(checkpoint) for r in got)
+
+
+@pytest.mark.slow
+def test_stopping_a_two_rank_run_from_the_workspace_saves_and_ends(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    got, checkpoint = _relay(tmp_path, steps=400, stop_after=1)
+    kinds = [r["type"] for r in got]
+    assert "stopped" in kinds and kinds[-1] == "exit", got[-5:]
+    assert max(r["step"] for r in got if r["type"] == "step") < 400
+    assert checkpoint.is_file()

@@ -4,14 +4,24 @@
 batches its small records so the queue carries at most ~20 messages a second, obeys control
 messages (pause, resume, stop, checkpoint) from a listener thread, and always ends by writing the
 checkpoint and sending one {"type": "exit"} message.
+
+`train_on_ranks` is the same process's body for a run on several GPUs: it launches `explorer train` on
+N ranks through torchrun and relays rank 0's records (JSON lines) into the same queue, so the panel
+follows one run whichever way it trains.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import queue
+import signal
+import subprocess
 import threading
 import traceback
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 # Seconds between two batches sent to the GUI: 20 updates a second at most.
@@ -52,7 +62,7 @@ def run_training(
         )
         listener.start()
         for record in trainer.run():
-            sender.add(_clean(record))
+            sender.add(clean_record(record))
             kind = record.get("type")
             with handoff:
                 if kind == "paused":
@@ -142,7 +152,7 @@ def _trainer_step(trainer: Any) -> int | None:
     return int(step) if isinstance(step, int) else None
 
 
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
+def clean_record(record: dict[str, Any]) -> dict[str, Any]:
     """Plain picklable numbers and strings only (tensors and numpy scalars become floats)."""
     out = {}
     for key, value in record.items():
@@ -224,3 +234,107 @@ class _BatchSender:
     def _tick(self) -> None:
         while not self._closed.wait(FLUSH_INTERVAL_S):
             self.flush()
+
+
+RANKS_CONFIG = "ranks-config.json"  # the run's fields, written into its folder for the ranks to read
+
+
+def train_on_ranks(
+    nproc: int,
+    config: dict[str, Any],
+    settings: dict[str, Any],
+    corpus_path: str | None,
+    checkpoint_path: str,
+    commands: Any,
+    records: Any,
+    num_threads: int = 1,
+    resume_from: str | None = None,
+) -> None:
+    """Train on `nproc` ranks (one per GPU, or CPU ranks on gloo) and stream rank 0's records.
+
+    The ranks are `python -m explorer train --records` under torchrun, writing their checkpoint into the
+    run's folder (the folder of `checkpoint_path`). "stop" reaches them as a Ctrl-C: torchrun passes it
+    on, every rank stops after its step and rank 0 saves. Pausing needs every rank to wait together,
+    which the launcher cannot ask for: a pause or a save-now is answered with a warning.
+    """
+    from explorer.core.gpt.distributed import torchrun_argv
+
+    sender = _BatchSender(records)
+    folder = Path(checkpoint_path).parent
+    fields = {**settings, "out_dir": str(folder)}
+    if corpus_path:
+        fields["corpus_path"] = corpus_path
+    if not resume_from:
+        fields = {**config, **fields}
+    args = ["--records", "--threads", str(max(1, int(num_threads)))]
+    if resume_from:
+        args += ["--resume", resume_from]
+    status = {"terminal": None, "stopping": False}
+    errors: deque[str] = deque(maxlen=5)
+    process = None
+    try:
+        config_file = folder / RANKS_CONFIG
+        config_file.write_text(json.dumps(fields), encoding="utf-8")
+        args += ["--config", str(config_file)]
+        process = subprocess.Popen(torchrun_argv(nproc, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if threading.current_thread() is threading.main_thread():
+            # Terminated by the panel (it gave up waiting): take the ranks down too, never leave them behind.
+            signal.signal(signal.SIGTERM, lambda *_: (process.terminate(), os._exit(143)))
+        threading.Thread(target=_collect_errors, args=(process.stderr, errors), daemon=True,
+                         name="rank errors").start()
+        threading.Thread(target=_listen_ranks, args=(commands, process, sender, status), daemon=True,
+                         name="commands").start()
+        for line in process.stdout:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # something else printed on stdout: not a record
+            if not isinstance(record, dict) or "type" not in record:
+                continue
+            if record["type"] in TERMINAL_TYPES:
+                status["terminal"] = record["type"]
+            sender.add(record)
+        code = process.wait()
+        if status["terminal"] is None:  # no rank said how it ended: say it from the exit status
+            if status["stopping"]:
+                sender.add({"type": "stopped", "message": "stopped on request"})
+            else:
+                why = errors[-1] if errors else f"the ranks ended with exit status {code}"
+                sender.add({"type": "error", "message": why.removeprefix("error: ")})
+        if Path(checkpoint_path).is_file():
+            sender.add({"type": "checkpoint", "path": str(checkpoint_path), "step": None})
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
+        sender.add({"type": "error", "message": _describe(exc), "detail": traceback.format_exc(limit=4)})
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+        sender.add({"type": "exit"})
+        sender.close()
+
+
+def _collect_errors(stream, errors: deque) -> None:
+    """Keep the last error lines the ranks print (torchrun's own report is long; ours start 'error')."""
+    for line in stream:
+        line = line.strip()
+        if line.startswith("error"):
+            errors.append(line.split(": ", 1)[-1] if line.startswith("error (rank") else line)
+
+
+def _listen_ranks(commands: Any, process: subprocess.Popen, sender: _BatchSender, status: dict) -> None:
+    """Forward the panel's commands to the ranks: stop as a Ctrl-C; pause and save-now cannot be done."""
+    while process.poll() is None:
+        try:
+            command = commands.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        except (EOFError, OSError, ValueError):
+            command = "stop"
+        if command == "stop" or command is None:
+            status["stopping"] = True
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            return
+        if command in ("pause", "checkpoint"):
+            sender.add({"type": "warning", "message": "a run on several GPUs cannot pause or save midway; "
+                        "Stop ends it with a checkpoint"})

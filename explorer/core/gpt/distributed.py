@@ -27,6 +27,11 @@ def launched_by_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
 
 
+def gpu_count() -> int:
+    """How many CUDA GPUs this machine has (0 without CUDA): the Pretraining form offers ranks above 1."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def backend_for(device: str = "auto") -> str:
     """nccl when the ranks train on CUDA GPUs, gloo otherwise (CPU runs and the tests)."""
     if device.startswith("cpu") or not torch.cuda.is_available() or not torch.distributed.is_nccl_available():
@@ -85,5 +90,5 @@ def torchrun_argv(nproc: int, args: list[str], *, nnodes: int = 1, rdzv_endpoint
     return launch
 
 
-__all__ = ["COLLECTIVE_TIMEOUT", "backend_for", "launched_by_torchrun", "process_group", "rank_slice",
-           "torchrun_argv"]
+__all__ = ["COLLECTIVE_TIMEOUT", "backend_for", "gpu_count", "launched_by_torchrun", "process_group",
+           "rank_slice", "torchrun_argv"]

@@ -154,6 +154,7 @@ class PretrainState(EventedModel):
     settings: dict[str, Any] = Field(default_factory=lambda: budget.base_settings("tiny"))
     corpus: str | None = Field(None, max_length=4096)
     selected: int | None = Field(None, ge=1)
+    gpus: int = Field(1, ge=1, le=1024)  # ranks of a run on CUDA (torchrun); 1 trains in one process
 
     _config = field_validator("config")(classmethod(lambda cls, v: _config_dict(v)))
     _settings = field_validator("settings")(classmethod(lambda cls, v: _settings_dict(v)))

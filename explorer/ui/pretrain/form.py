@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from explorer.core.gpt import budget as info
-from explorer.core.gpt import data
+from explorer.core.gpt import data, distributed
 from explorer.ui.common.worker import Worker
 
 
@@ -103,6 +104,9 @@ TRAIN_FIELDS = [
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_TIP = ("Where the arithmetic runs. auto picks a CUDA GPU, then Apple's MPS, then the CPU. "
               "GPUs are tens of times faster for anything but the tiniest model.")
+GPUS_TIP = ("Train on this many GPUs at once (data parallel, through torchrun): each GPU runs a copy of "
+            "the model on its own batch-size rows, the gradients are averaged across GPUs, and every copy "
+            "takes the same step. One step then reads GPUs × batch size sequences.")
 TIE_TIP = ("Tie the output head to the token embedding: the same matrix turns tokens into vectors "
            "and vectors back into token scores. GPT-2 did this: 124,412,160 parameters instead of "
            "163,009,536.")
@@ -201,6 +205,15 @@ class HyperparameterForm(QWidget):
         self.device.setToolTip(DEVICE_TIP)
         self.device.currentTextChanged.connect(self._on_edit)
         train_form.addRow("Device", self.device)
+        # Several GPUs: the run goes through torchrun, one rank per GPU (hidden with one GPU or none).
+        self.gpus = QSpinBox()
+        self.gpus.setObjectName("pretrainGpus")
+        count = distributed.gpu_count()
+        self.gpus.setRange(1, max(1, count))
+        self.gpus.setToolTip(GPUS_TIP)
+        self.gpus.valueChanged.connect(self._on_edit)
+        train_form.addRow("GPUs", self.gpus)
+        train_form.setRowVisible(self.gpus, count > 1)
         corpus_row = QHBoxLayout()
         self.corpus = QLineEdit()
         self.corpus.setPlaceholderText("built-in corpus")
@@ -256,6 +269,8 @@ class HyperparameterForm(QWidget):
                 self.device.setCurrentText(values["device"])
             if "corpus" in values:
                 self.corpus.setText(values["corpus"] or "")
+            if isinstance(values.get("gpus"), int):
+                self.gpus.setValue(values["gpus"])
             if values.get("tokenizer") in data.TOKENIZERS:
                 self.tokenizer.setCurrentText(values["tokenizer"])
             if self.tokenizer.currentText() == "bpe" and isinstance(values.get("vocab_size"), int):

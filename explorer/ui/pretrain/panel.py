@@ -253,7 +253,8 @@ class PretrainPanel(QWidget):
         self._run_started_at = time.monotonic()
         checkpoint = str(self.workspace.checkpoint_path(run_id))
         try:
-            self._process.start(config, settings, checkpoint, corpus_path=run.corpus, resume_from=resume_from)
+            self._process.start(config, settings, checkpoint, corpus_path=run.corpus, resume_from=resume_from,
+                                nproc=self._ranks(settings))
         except (OSError, RuntimeError) as exc:
             run.status, run.message = "error", str(exc)
             self.show_message(f"Could not start training: {exc}", "error")
@@ -394,6 +395,14 @@ class PretrainPanel(QWidget):
         """Train, Pause, Stop, Retrain as menu actions: they hold the keys the buttons show."""
         return list(self._panel_actions())
 
+    def _ranks(self, settings: dict[str, Any]) -> int:
+        """How many ranks a run starts with: the GPUs field, on a device that can be CUDA, else 1."""
+        gpus = self.workspace.state.gpus
+        cuda_possible = str(settings.get("device", "auto")) in ("auto", "cuda")
+        if gpus > 1 and cuda_possible and self.form.gpus.maximum() > 1:
+            return gpus
+        return 1
+
     # -- model <-> view ---------------------------------------------------------------------------
     def _subscribe(self) -> None:
         ws = self.workspace
@@ -401,7 +410,7 @@ class PretrainPanel(QWidget):
         ws.events.run_changed.connect(self._on_run_changed)
         ws.events.run_removed.connect(self._on_run_removed)
         ws.events.runs_reset.connect(self._show_runs)
-        for name in ("preset", "config", "settings", "corpus"):
+        for name in ("preset", "config", "settings", "corpus", "gpus"):
             getattr(ws.state.events, name).connect(lambda _v: self._model_to_form())
         ws.state.events.selected.connect(self._on_model_selected)
         self.form.sig_changed.connect(self._form_to_model)
@@ -416,7 +425,8 @@ class PretrainPanel(QWidget):
             self.workspace.state.update({"preset": self.form.preset.currentText(),
                                          "config": self.form.config_dict(),
                                          "settings": self.form.settings_dict(),
-                                         "corpus": self.form.corpus_path()})
+                                         "corpus": self.form.corpus_path(),
+                                         "gpus": self.form.gpus.value()})
         except ValueError:
             pass  # the form shows the problem itself
         finally:
@@ -431,7 +441,8 @@ class PretrainPanel(QWidget):
         try:
             if state.preset in info.preset_names():
                 self.form.apply_preset(state.preset)
-            self.form.set_values({**state.config, **state.settings, "corpus": state.corpus or ""})
+            self.form.set_values({**state.config, **state.settings, "corpus": state.corpus or "",
+                                  "gpus": state.gpus})
             self.form.show_preset(state.preset)
         finally:
             self._syncing = False

@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from explorer.core.gpt.child_process import run_training
+from explorer.core.gpt.child_process import run_training, train_on_ranks
 
 POLL_MS = 50
 SHUTDOWN_S = 0.8  # quitting the app ends the training process within this (issue 8: it took ~5 s)
@@ -64,8 +64,13 @@ class TrainProcess(QObject):
         corpus_path: str | None = None,
         num_threads: int | None = None,
         resume_from: str | None = None,
+        nproc: int = 1,
     ) -> None:
-        """Spawn the training process (returns at once; records arrive through `sig_records`)."""
+        """Spawn the training process (returns at once; records arrive through `sig_records`).
+
+        With `nproc` > 1 the process launches the run on that many ranks through torchrun and relays
+        rank 0's records (core.gpt.child_process.train_on_ranks).
+        """
         if self.is_running():
             raise RuntimeError("a training run is already going")
         threaded = self._backend == "thread"
@@ -77,6 +82,9 @@ class TrainProcess(QObject):
                 self._commands, self._records, num_threads or default_num_threads(), resume_from)
         if threaded:
             self._process = _ThreadHandle(args)
+        elif nproc > 1:
+            self._process = self._ctx.Process(target=train_on_ranks, args=(int(nproc), *args),
+                                              name="explorer-train-ranks", daemon=True)
         else:
             self._process = self._ctx.Process(target=run_training, args=args, name="explorer-train",
                                               daemon=True)
