@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QPushButton, QTextBrowser, QTreeWidget
 
 from explorer.core.autograd.predict import questions
 from explorer.core.lang.examples import SEED_SOURCE
@@ -72,3 +74,173 @@ def test_predict_then_reveal_asks_before_each_gradient_and_keeps_score(qtbot, ex
     panel.player.reset()
     panel.player.go_end()
     assert panel.workspace.step == timeline.length
+
+
+# -- the Learn panel ---------------------------------------------------------------------------------
+
+
+def _window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    qtbot.waitUntil(window.is_painted, timeout=WAIT)
+    return window
+
+
+def _close(window):
+    window.close()
+    window.shutdown_panels()
+
+
+def _learn(qtbot, window):
+    from PySide6.QtWidgets import QDockWidget
+
+    dock = window.findChild(QDockWidget, "lessonPanel")
+    assert dock is window.learn
+    dock.ensure_built()
+    return dock
+
+
+def _item_text(dock, lesson_index, step_index=None):
+    top = dock.findChild(QTreeWidget, "lessonList").topLevelItem(lesson_index)
+    return top.text(0) if step_index is None else top.child(step_index).text(0)
+
+
+def _wrong_answer(step, exp) -> str:
+    if step.exercise.kind == "number":
+        return str(float(exp.value) * 3 + 7)
+    if step.exercise.kind == "shape":
+        return str(tuple(d + 1 for d in exp.value) or (9,))
+    return next(c for c in step.exercise.choices if c != exp.text)
+
+
+def _right_answer(step, exp) -> str:
+    if step.exercise.kind == "number":
+        return repr(float(exp.value))
+    if step.exercise.kind == "shape":
+        return str(tuple(exp.value))
+    return exp.text
+
+
+def _answer(qtbot, dock, text):
+    from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
+
+    widget = dock.findChild(QWidget, "lessonAnswer")
+    assert widget is not None and widget.isVisible()
+    if isinstance(widget, QComboBox):
+        widget.setCurrentIndex(widget.findText(text))
+        qtbot.mouseClick(dock.findChild(QPushButton, "lessonCheck"), Qt.LeftButton)
+    else:
+        assert isinstance(widget, QLineEdit)
+        widget.clear()
+        qtbot.keyClicks(widget, text)
+        qtbot.keyClick(widget, Qt.Key_Return)  # Enter checks
+
+
+def _feedback(dock) -> str:
+    return dock.findChild(QLabel, "lessonFeedback").text()
+
+
+def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbot, tmp_path):
+    from explorer.core.lessons import expected
+
+    window = _window(qtbot, tmp_path)
+    dock = _learn(qtbot, window)
+    qtbot.waitUntil(lambda: dock.isVisible(), timeout=WAIT)  # a first start offers the lessons
+    assert "Welcome" in dock.findChild(QTextBrowser, "lessonText").toPlainText()
+    tree = dock.findChild(QTreeWidget, "lessonList")
+    lessons = dock.catalog.lessons
+    assert lessons and tree.topLevelItemCount() == len(lessons)
+    index = next(i for i, lesson in enumerate(lessons) if lesson.id == "gradients-three-ways")
+    lesson = lessons[index]
+    # choose the lesson's first step in the list
+    first = tree.topLevelItem(index).child(0)
+    tree.scrollToItem(first)
+    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=tree.visualItemRect(first).center())
+    assert dock.step is lesson.steps[0] and window.current_key() == lesson.steps[0].workspace
+    next_button = dock.findChild(QPushButton, "lessonNext")
+    exercises = 0
+    for j, step in enumerate(lesson.steps):
+        assert dock.step is step, (j, dock.step.id)
+        assert not _item_text(dock, index, j).startswith("✓")
+        if step.exercise is not None:
+            exercises += 1
+            if step.exercise.kind == "do":
+                qtbot.mouseClick(dock.findChild(QPushButton, "lessonCheck"), Qt.LeftButton)
+                assert "Not yet" in _feedback(dock) and "Hint" in _feedback(dock)
+                panel = window.panel("expression")  # this lesson's "do" is: step the player to the end
+                qtbot.waitUntil(lambda p=panel: p.player.length > 0, timeout=WAIT)
+                panel.graph.setFocus()
+                qtbot.keyClick(panel.graph, Qt.Key_End)
+                qtbot.mouseClick(dock.findChild(QPushButton, "lessonCheck"), Qt.LeftButton)
+            else:
+                exp = expected(step, window.workspaces)
+                _answer(qtbot, dock, _wrong_answer(step, exp))
+                assert "Hint" in _feedback(dock), _feedback(dock)
+                assert not _item_text(dock, index, j).startswith("✓")
+                _answer(qtbot, dock, _right_answer(step, exp))
+            assert _feedback(dock).startswith("✓"), _feedback(dock)
+            assert _item_text(dock, index, j).startswith("✓")
+        qtbot.mouseClick(next_button, Qt.LeftButton)
+    assert exercises >= 3
+    assert _item_text(dock, index).startswith("✓")
+    assert f"({len(lesson.steps)}/{len(lesson.steps)})" in _item_text(dock, index)
+    _close(window)
+
+    # a restart with the same data folder shows the same ticks; the lessons are not offered again
+    window = _window(qtbot, tmp_path)
+    dock = _learn(qtbot, window)
+    assert dock.isVisible()  # it was open when the window closed: the window state restores it
+    for j in range(len(lesson.steps)):
+        assert _item_text(dock, index, j).startswith("✓")
+    _close(window)
+
+
+def test_the_first_start_offers_the_lessons_once_and_f2_toggles_them(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    dock = window.learn
+    qtbot.waitUntil(lambda: dock.isVisible(), timeout=WAIT)
+    action = next(a for a in window.findChildren(QAction) if a.property("actionId") == "app.learn")
+    assert action.isChecked() and action.shortcut().toString() == "F2"
+    assert action in window._help_menu.actions()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key_F2)
+    assert dock.isHidden() and not action.isChecked()
+    _close(window)
+    window = _window(qtbot, tmp_path)  # declined (hidden) on the first start: not offered again
+    dock = window.learn
+    qtbot.wait(50)  # the first paint's slots have run (sig_first_painted is emitted from a 0 ms timer)
+    assert dock.isHidden()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key_F2)
+    assert dock.isVisible() and action is not None
+    qtbot.keyClick(window, Qt.Key_F2)
+    assert dock.isHidden()
+    _close(window)
+
+
+def test_bad_lesson_files_are_listed_and_a_failing_action_shows_in_the_panel(qtbot, tmp_path, monkeypatch):
+    from explorer.core import lessons as core
+
+    catalog = core.load_catalog()
+    catalog.problems.append(core.LessonProblem("broken.toml", "steps[0].title: field required"))
+    monkeypatch.setattr(core, "load_catalog", lambda folder=None: catalog)
+
+    def refuse(step, workspaces):
+        raise core.LessonError("load_example: no example 'nope'")
+
+    monkeypatch.setattr(core, "run_step", refuse)
+    window = _window(qtbot, tmp_path)
+    dock = _learn(qtbot, window)
+    problems = dock.findChild(QLabel, "lessonProblems")
+    assert problems.isVisible() and "broken.toml: steps[0].title: field required" in problems.text()
+    dock.open_step(0, 0)
+    error = dock.findChild(QLabel, "lessonError")
+    assert error.isVisible() and "no example 'nope'" in error.text()
+    assert dock.findChild(QTextBrowser, "lessonText").toPlainText().strip()  # the text still shows
+    _close(window)
