@@ -39,8 +39,8 @@ class PredictBar(QWidget):
         self.prompt.setObjectName("predictPrompt")
         self.answer = QLineEdit()
         self.answer.setObjectName("predictAnswer")
-        self.answer.setPlaceholderText("your prediction, e.g. -0.09")
-        self.answer.setMaximumWidth(180)
+        self.answer.setPlaceholderText("e.g. -0.09")
+        self.answer.setMaximumWidth(160)
         self.answer.returnPressed.connect(self.check)
         self.check_button = QPushButton("Check")
         self.check_button.setObjectName("predictCheck")
@@ -102,7 +102,9 @@ class PredictBar(QWidget):
         """Show the question and give its field the keyboard."""
         self.pending = question
         self.answer.clear()
-        self.feedback.setText("Predict the gradient this backward step reveals, then press Enter.")
+        ask = f"Predict {question.label}, the gradient this backward step reveals, then press Enter."
+        last = self.feedback.text() if self.feedback.text().startswith(("✓", "✗", "Revealed")) else ""
+        self.feedback.setText(f"{last}   Next: {ask[0].lower()}{ask[1:]}" if last else ask)
         self._sync()
         self.answer.setFocus(Qt.OtherFocusReason)
 

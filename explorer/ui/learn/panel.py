@@ -30,7 +30,7 @@ from explorer.ui.common import actions
 WELCOME_MD = """\
 ## Welcome to the lessons
 
-These lessons walk through the material of the seed, chapter by chapter: tensors, the chain rule,
+These lessons walk, chapter by chapter, through tensors, the chain rule and the computational graph,
 gradients three ways, backprop through a small network, the GPT configuration, and pretraining.
 
 Each step sets up a workspace for you and explains what you see. Many steps ask you to **predict a
@@ -41,6 +41,7 @@ Pick a lesson in the list above to start. **F2** hides and shows this panel; you
 """
 
 TICK, OPEN = "✓", "○"
+EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
 
 
@@ -226,6 +227,8 @@ class LearnPanel(QDockWidget):
         self.figure.setObjectName("lessonFigure")
         self.figure.setMinimumHeight(180)
         self.figure.showGrid(x=True, y=True, alpha=0.3)
+        for axis in ("left", "bottom"):
+            self.figure.getAxis(axis).enableAutoSIPrefix(False)
         self._figure_curve = self.figure.plot([], [], symbol="o", symbolSize=5)
         self._figure_title = ""
         self.figure_note = QLabel("")
@@ -319,10 +322,10 @@ class LearnPanel(QDockWidget):
         top = self.tree.topLevelItem(i)
         done = self._completed(lesson)
         mark = TICK if done == len(lesson.steps) and lesson.steps else " "
-        top.setText(0, f"{mark} {i + 1}. {lesson.title}  ({done}/{len(lesson.steps)})")
+        top.setText(0, f"{mark} {lesson.title}  ({done}/{len(lesson.steps)})")
         for j, step in enumerate(lesson.steps):
             ticked = self.progress is not None and self.progress.done(lesson.id, step.id)
-            kind = f"  [{step.exercise.kind}]" if step.exercise is not None else ""
+            kind = f"  · {EXERCISE_TAGS[step.exercise.kind]}" if step.exercise is not None else ""
             top.child(j).setText(0, f"{TICK if ticked else OPEN} {step.title}{kind}")
 
     def _completed(self, lesson) -> int:
