@@ -73,7 +73,7 @@ def _fact_value(answer, workspaces) -> Expected:
     value = _number(_element(node.value, answer.index, answer.node), node.value.dtype)
     where = f"{answer.node}{answer.index}" if answer.index else answer.node
     worked = f"{where} = {fmt_number(value)}"
-    if node.kind == "op":
+    if node.op is not None:
         from explorer.core.autograd.gradcheck import node_text
 
         inputs = ", ".join(node_text(tr, i) for i in node.inputs)
@@ -102,26 +102,29 @@ def _fact_grad(answer, workspaces) -> Expected:
     value = _element(node.grad, answer.index, f"the gradient of {answer.node}")
     output = tr.nodes[tr.output_id].name or "L"
     worked = f"d{output}/d{answer.node} = {fmt_number(value)}"
-    rule = _rule_into(tr, node.id)
-    if rule is not None:
-        worked = f"{rule.text}\n{rule.numbers}" if rule.numbers else rule.text
-    elif node.kind != "op":
+    rules = _rules_into(tr, node.id)
+    if len(rules) == 1:
+        worked = f"{rules[0].text}\n{rules[0].numbers}".strip()
+    elif rules:
+        shares = "\n".join(r.numbers or r.text for r in rules)
+        worked = (f"{answer.node} is used {len(rules)} times: its gradient is the sum of the shares\n"
+                  f"{shares}\nsum: {fmt_number(value)}")
+    else:
         leaf = chain_rule(tr, node.id)
         worked = f"{leaf.text}\n{leaf.numbers}".strip()
     return Expected(value, fmt_number(value), worked)
 
 
-def _rule_into(tr, nid: str):
-    """The chain rule of the op that sent `nid` its gradient (its only consumer), or None."""
+def _rules_into(tr, nid: str) -> list:
+    """The chain rules of the ops that sent `nid` a share of its gradient, one per use."""
     from explorer.core.autograd.gradcheck import chain_rules
 
-    consumers = [n for n in tr.nodes.values() if nid in n.inputs]
-    if len(consumers) != 1:
-        return None
-    for rule in chain_rules(tr, consumers[0].id):
-        if rule.input_id == nid:
-            return rule
-    return None
+    rules = []
+    for consumer in (n for n in tr.nodes.values() if nid in n.inputs):
+        for k, rule in enumerate(chain_rules(tr, consumer.id)):
+            if consumer.inputs[k] == nid and rule.result is not None:
+                rules.append(rule)
+    return rules
 
 
 def _fact_local(answer, workspaces) -> Expected:
