@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QHBoxLayout,
@@ -108,10 +109,13 @@ class LearnPanel(QDockWidget):
             self.main_window.show_workspace(step.workspace)
         from explorer.core.lessons import run_step
 
+        QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         try:
             run_step(step, self.main_window.workspaces)
         except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
+        finally:
+            QApplication.restoreOverrideCursor()
         self._show_exercise(step)
         self._show_figure(step)
         self.sig_step_shown.emit(lesson.id, step.id)
