@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QPushButton, QTextBrowser, QTreeWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QTextBrowser, QTreeWidget, QWidget
 
 from explorer.core.autograd.predict import questions
 from explorer.core.lang.examples import SEED_SOURCE
@@ -87,8 +87,8 @@ def _window(qtbot, tmp_path):
     window = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
     qtbot.addWidget(window)
     window.resize(1500, 900)
-    window.show()
-    qtbot.waitUntil(window.is_painted, timeout=WAIT)
+    with qtbot.waitSignal(window.sig_first_painted, timeout=WAIT):  # its slots (the first-start offer) ran
+        window.show()
     return window
 
 
@@ -151,7 +151,7 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
 
     window = _window(qtbot, tmp_path)
     dock = _learn(qtbot, window)
-    qtbot.waitUntil(lambda: dock.isVisible(), timeout=WAIT)  # a first start offers the lessons
+    assert dock.isVisible()  # a first start offers the lessons
     assert "Welcome" in dock.findChild(QTextBrowser, "lessonText").toPlainText()
     tree = dock.findChild(QTreeWidget, "lessonList")
     lessons = dock.catalog.lessons
@@ -164,10 +164,16 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
     qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=tree.visualItemRect(first).center())
     assert dock.step is lesson.steps[0] and window.current_key() == lesson.steps[0].workspace
     next_button = dock.findChild(QPushButton, "lessonNext")
-    exercises = 0
+    exercises = figures = 0
     for j, step in enumerate(lesson.steps):
         assert dock.step is step, (j, dock.step.id)
         assert not _item_text(dock, index, j).startswith("✓")
+        figure = dock.findChild(QWidget, "lessonFigure")
+        assert figure.isVisible() == bool(step.figure)
+        if step.figure:  # the finite-difference error against the step size, drawn from the state
+            figures += 1
+            xs, ys = dock._figure_curve.getData()
+            assert len(xs) == len(ys) > 5
         if step.exercise is not None:
             exercises += 1
             if step.exercise.kind == "do":
@@ -187,7 +193,7 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
             assert _feedback(dock).startswith("✓"), _feedback(dock)
             assert _item_text(dock, index, j).startswith("✓")
         qtbot.mouseClick(next_button, Qt.LeftButton)
-    assert exercises >= 3
+    assert exercises >= 3 and figures == 1
     assert _item_text(dock, index).startswith("✓")
     assert f"({len(lesson.steps)}/{len(lesson.steps)})" in _item_text(dock, index)
     _close(window)
@@ -204,7 +210,7 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
 def test_the_first_start_offers_the_lessons_once_and_f2_toggles_them(qtbot, tmp_path):
     window = _window(qtbot, tmp_path)
     dock = window.learn
-    qtbot.waitUntil(lambda: dock.isVisible(), timeout=WAIT)
+    assert dock.isVisible()
     action = next(a for a in window.findChildren(QAction) if a.property("actionId") == "app.learn")
     assert action.isChecked() and action.shortcut().toString() == "F2"
     assert action in window._help_menu.actions()
@@ -214,7 +220,6 @@ def test_the_first_start_offers_the_lessons_once_and_f2_toggles_them(qtbot, tmp_
     _close(window)
     window = _window(qtbot, tmp_path)  # declined (hidden) on the first start: not offered again
     dock = window.learn
-    qtbot.wait(50)  # the first paint's slots have run (sig_first_painted is emitted from a 0 ms timer)
     assert dock.isHidden()
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key_F2)
