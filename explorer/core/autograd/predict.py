@@ -1,9 +1,10 @@
 """Predict, then reveal: before a backward step shows a gradient, the student says what it will be.
 
 Qt-free. `question_at(timeline, k)` is the gradient that step k of a Timeline reveals (when it is one new
-number); `parse_answer` reads the student's text (never evaluated: a plain number only); `within_tolerance`
-is the check; `PredictGame` keeps the score and which questions of the timeline on screen were answered,
-and tells a player how far it may go before it must ask (`stop_before`).
+number); `parse_answer` reads the student's text (never evaluated: a plain number only) and
+`within_tolerance` checks it, both with the lessons' own reader and tolerance (one way to read and check an
+answer); `PredictGame` keeps the score and which questions of the timeline on screen were answered, and
+tells a player how far it may go before it must ask (`stop_before`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import math
 from dataclasses import dataclass, field
 
 from explorer.core.autograd.explain import d_of
+from explorer.core.lessons.runner import parse_number, within
 from explorer.core.numbers import fmt_number
 
-REL_TOL = 0.01  # an answer within 1 % of torch's gradient is right ...
-ABS_TOL = 5e-4  # ... or within half a unit of the 4th decimal the app shows (for gradients near 0)
 MAX_ANSWER_CHARS = 40
 
 
@@ -74,26 +74,21 @@ def questions(timeline) -> list[Question]:
 
 
 def parse_answer(text: str) -> float:
-    """The number the student typed ("-0.09", "−1.089", "1e-3", "0,5"); ValueError with one line if not."""
-    cleaned = str(text).strip().replace("−", "-").replace(" ", "")
-    if not cleaned:
-        raise ValueError("type a number first")
-    if len(cleaned) > MAX_ANSWER_CHARS:
+    """The number the student typed ("-0.09", "−1.089", "1e-3"), read as the lessons read answers (never
+    evaluated); ValueError with one line when it is no number."""
+    value = parse_number(str(text)[:MAX_ANSWER_CHARS + 1])
+    if len(str(text).strip()) > MAX_ANSWER_CHARS:
         raise ValueError("that is too long for a number")
-    if cleaned.count(",") == 1 and "." not in cleaned:
-        cleaned = cleaned.replace(",", ".")  # a decimal comma
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise ValueError(f"{text.strip()!r} is not a number (write it like -0.09 or 1e-3)") from None
-    if not math.isfinite(value):
-        raise ValueError("give a finite number")
+    if value is None:
+        shown = str(text).strip()
+        raise ValueError(f"{shown!r} is not a number (write it like -0.09 or 1e-3)" if shown
+                         else "type a number first")
     return value
 
 
-def within_tolerance(answer: float, expected: float, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:
-    """True when `answer` is within `rel` of `expected` (relative) or within `abs_` of it."""
-    return abs(answer - expected) <= max(abs_, rel * abs(expected))
+def within_tolerance(answer: float, expected: float) -> bool:
+    """The lessons' check of a computed number: within 1 % of it, or within 5e-4 of it near zero."""
+    return within(answer, expected, tolerance=None, relative=False, whole=False)
 
 
 @dataclass
