@@ -134,7 +134,7 @@ def _answer(qtbot, dock, text):
     assert widget is not None and widget.isVisible()
     if isinstance(widget, QComboBox):
         widget.setCurrentIndex(widget.findText(text))
-        qtbot.mouseClick(dock.findChild(QPushButton, "lessonCheck"), Qt.LeftButton)
+        qtbot.keyClick(widget, Qt.Key_Return)  # Enter checks on the chooser too
     else:
         assert isinstance(widget, QLineEdit)
         widget.clear()
@@ -249,3 +249,19 @@ def test_bad_lesson_files_are_listed_and_a_failing_action_shows_in_the_panel(qtb
     assert error.isVisible() and "no example 'nope'" in error.text()
     assert dock.findChild(QTextBrowser, "lessonText").toPlainText().strip()  # the text still shows
     _close(window)
+
+
+def test_the_lesson_screenshot_writes_a_png_and_refuses_an_unknown_step_in_one_line(qtbot, tmp_path, capsys):
+    from PySide6.QtGui import QImage
+
+    from explorer.ui.learn import screenshot
+
+    out = tmp_path / "lesson.png"
+    assert screenshot.main([str(out)]) == 0
+    image = QImage(str(out))
+    assert image.width() == 1600 and image.height() == 900
+    capsys.readouterr()
+    assert screenshot.main([str(tmp_path / "x.png"), "--step", "no-such-step"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no-such-step" in err[0]
+    assert not (tmp_path / "x.png").exists()

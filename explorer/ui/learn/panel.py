@@ -247,7 +247,8 @@ class LearnPanel(QDockWidget):
         self.answer_edit = QLineEdit()
         self.answer_edit.setPlaceholderText("your answer, then Enter")
         self.answer_edit.returnPressed.connect(self.check_answer)
-        self.answer_choice = QComboBox()
+        self.answer_choice = _ChoiceBox()
+        self.answer_choice.sig_enter.connect(self.check_answer)
         self.check_button = QPushButton("Check")
         self.check_button.setObjectName("lessonCheck")
         self.check_button.setToolTip("Check your answer against the value the app computes from the state")
@@ -434,6 +435,21 @@ class LearnPanel(QDockWidget):
             return
         self.error.setText(f"⚠ {message}" if message else "")
         self.error.setVisible(bool(message))
+
+
+class _ChoiceBox(QComboBox):
+    """The chooser of a choice exercise: Enter checks, as in the answer field."""
+
+    sig_enter = Signal()
+    """Enter was pressed on the closed chooser."""
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Enter or Return checks the chosen option; other keys choose as usual."""
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter):
+            event.accept()
+            self.sig_enter.emit()
+            return
+        super().keyPressEvent(event)
 
 
 def _one_line(exc: Exception) -> str:
