@@ -314,3 +314,27 @@ def test_a_broken_progress_file_starts_empty(tmp_path, content):
     progress.mark("tensors", "rank")
     progress.save()
     assert Progress.load(path).done("tensors", "rank")
+
+
+def _doc() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[2] / "docs" / "lessons.md").read_text(encoding="utf-8")
+
+
+def test_the_documented_example_lesson_loads_and_runs():
+    doc = _doc()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    lesson = parse_lesson(example)
+    ws = Workspaces()
+    for step in lesson.steps:
+        run_step(step, ws)
+    assert expected(lesson.steps[-1], ws).value == pytest.approx(-0.0898263, abs=1e-6)
+
+
+def test_every_action_and_fact_is_documented():
+    from explorer.core.lessons.model import ACTIONS, FACT_KINDS
+
+    doc = _doc()
+    for name in {a for names in ACTIONS.values() for a in names} | set(FACT_KINDS):
+        assert f"`{name}`" in doc, name
