@@ -164,6 +164,8 @@ def test_pretraining_lesson_checks_against_real_runs(catalog, tmp_path):
     assert not check(steps["train"], ws, "", 1).correct  # no run yet
     with pytest.raises(LessonError, match="train a run first"):
         expected(steps["curves"], ws)
+    early = check(steps["curves"], ws, "the train loss", 1)
+    assert not early.correct and not early.counted and "Train a run first" in early.message
     run = trained_run(ws.pretrain, steps=4, sample_every=2, sample_tokens=8, eval_every=2)
     assert check(steps["train"], ws, "", 1).correct
     assert check(steps["samples"], ws, "", 1).correct
@@ -226,7 +228,8 @@ def test_check_gives_a_hint_then_the_worked_answer(catalog):
     assert check(step, ws, "−0.0817", 3).correct
     assert check(step, ws, "-0.08166", 1).correct
     not_a_number = check(step, ws, "minus a bit", 1)
-    assert not not_a_number.correct and not_a_number.hint is None
+    assert not not_a_number.correct and not_a_number.hint is None and not not_a_number.counted
+    assert first.counted and second.counted
 
 
 def test_fd_error_figure_shows_truncation_and_rounding(catalog):

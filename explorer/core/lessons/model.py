@@ -310,6 +310,9 @@ class Feedback:
     message: str  # what the panel shows in lessonFeedback
     hint: str | None = None  # after the first wrong answer
     worked: str | None = None  # after the second wrong answer
+    # False when the answer was no answer at all (no number in it), or the state lacks what the exercise
+    # needs (no finished run yet): the message says what to do, and the try does not count
+    counted: bool = True
 
 
 @dataclass
