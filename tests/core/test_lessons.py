@@ -346,3 +346,33 @@ def test_every_action_and_fact_is_documented():
     doc = _doc()
     for name in {a for names in ACTIONS.values() for a in names} | set(FACT_KINDS):
         assert f"`{name}`" in doc, name
+
+
+@pytest.mark.parametrize("action, message", [
+    ('{ do = "set_preset", name = "gpt5" }', "unknown name 'gpt5'"),
+    ('{ do = "set_config", fields = { layers = 3 } }', "unknown name 'layers'"),
+    ('{ do = "set_settings", fields = { step = 3 } }', "unknown name 'step'"),
+])
+def test_unknown_names_in_actions_are_refused_at_load_time(action, message):
+    from explorer.core.lessons import LessonError
+
+    source = ('id = "x"\ntitle = "X"\n[[steps]]\nid = "a"\ntitle = "A"\ntext = "t"\nworkspace = "pretrain"\n'
+              f'actions = [{action}]\n')
+    with pytest.raises(LessonError, match=message):
+        parse_lesson(source)
+
+
+def test_hostile_lesson_files_become_problems(tmp_path):
+    import os
+
+    (tmp_path / "01-deep.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    (tmp_path / "02-huge.toml").write_bytes(b"# " + b"x" * (2 * 1024 * 1024) + b"\n")
+    (tmp_path / "03-binary.toml").write_bytes(b"\xff\xfe\x00garbage")
+    os.mkfifo(tmp_path / "04-fifo.toml")  # would block a naive open() forever
+    (tmp_path / "05-folder.toml").mkdir()
+    catalog = load_catalog(tmp_path)
+    assert catalog.lessons == []
+    problems = {p.file: p.message for p in catalog.problems}
+    assert sorted(problems) == ["01-deep.toml", "02-huge.toml", "03-binary.toml", "04-fifo.toml",
+                                "05-folder.toml"]
+    assert all(m and "\n" not in m for m in problems.values())

@@ -43,10 +43,14 @@ def parse_lesson(text: str) -> Lesson:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LessonError(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise LessonError("not valid TOML: nested too deeply") from None
     try:
         return Lesson.model_validate(data)
     except ValidationError as exc:
         raise LessonError(describe_lesson_error(exc)) from None
+    except RecursionError:
+        raise LessonError("nested too deeply") from None
 
 
 def describe_lesson_error(exc: ValidationError) -> str:
