@@ -588,16 +588,32 @@ def _fact_finetune_done(answer, workspaces) -> Expected:
     return Expected(True, f"run {run.run_id} continued run {source.run_id} on another text", "")
 
 
+def corpus_loss(checkpoint: str, corpus_path: str | None) -> float:
+    """The validation loss of a run's checkpoint on a corpus (a text file; None: the built-in corpus)."""
+    from explorer.core.gpt.train import Trainer
+
+    settings = {"corpus_path": corpus_path or None, "device": "cpu", "compile": False, "dtype": "float32"}
+    try:
+        return float(Trainer.load_checkpoint(checkpoint, settings=settings).evaluate()["val_loss"])
+    except (OSError, ValueError) as exc:  # CorpusError, CheckpointError: a file moved or changed
+        raise LessonError(f"cannot measure the loss: {str(exc).splitlines()[0]}") from None
+
+
 def _fact_finetune_compare(answer, workspaces) -> Expected:
     run, source = _finetuned(workspaces)
     if run is None:
         raise LessonError("fine-tune first: continue a finished run on a text of your own")
-    before, after = source.final_losses()[1], run.final_losses()[1]
-    if before is None or after is None:
-        raise LessonError("both runs need a validation loss")
-    word = "lower" if after < before else "higher"
-    return Expected(word, word, f"validation loss of run {source.run_id} on its corpus {fmt_number(before)}; "
-                                f"of run {run.run_id} on your text {fmt_number(after)}")
+    own = corpus_loss(run.checkpoint, run.corpus)
+    original = corpus_loss(run.checkpoint, source.corpus)
+    before = corpus_loss(source.checkpoint, source.corpus)
+    word = "lower" if own < original else "higher"
+    from explorer.core.workspaces.pretrain import corpus_label
+
+    worked = (f"validation loss of the fine-tuned run {run.run_id}: {fmt_number(own)} on your text "
+              f"({corpus_label(run.corpus)}), {fmt_number(original)} on the pretraining corpus "
+              f"({corpus_label(source.corpus)}); the pretrained run {source.run_id} had {fmt_number(before)} "
+              f"there")
+    return Expected(word, word, worked)
 
 
 _HANDLERS = {

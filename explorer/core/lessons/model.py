@@ -46,7 +46,7 @@ class SetParam(_Strict):
 
     do: Literal["set_param"]
     name: str = Field(max_length=64)
-    value: float | list
+    value: float | list[float] | list[list[float]] | list[list[list[float]]]
 
 
 class SetStep(_Strict):
@@ -252,9 +252,43 @@ class Step(BaseModel):
             if action.do not in ACTIONS[self.workspace]:
                 raise ValueError(f"actions.{i}: the {self.workspace} workspace has no action {action.do!r}; "
                                  f"it has {', '.join(ACTIONS[self.workspace])}")
+            problem = _name_problem(self.workspace, action)
+            if problem:
+                raise ValueError(f"actions.{i}: {problem}")
         if self.figure == "fd_error" and self.workspace != "expression":
             raise ValueError("figure fd_error plots the expression workspace's program: set workspace")
         return self
+
+
+def _name_problem(workspace: str, action) -> str | None:
+    """An unknown preset, example or field name in an action (the models would refuse it later)."""
+    import dataclasses
+
+    known: list[str] | None = None
+    if action.do == "load_example":
+        from explorer.core.lang.examples import list_examples
+
+        known, given = [name for name, _title in list_examples()], [action.name]
+    elif action.do == "set_preset" and workspace == "network":
+        from explorer.core.mlp.network import PRESETS
+
+        known, given = list(PRESETS), [action.name]
+    elif action.do == "set_preset":
+        from explorer.core.gpt.budget import preset_names
+
+        known, given = preset_names(), [action.name]
+    elif action.do in ("set_spec", "set_config", "set_settings"):
+        if action.do == "set_spec":
+            from explorer.core.mlp.network import NetSpec as kind
+        elif action.do == "set_config":
+            from explorer.core.gpt.model import GPTConfig as kind
+        else:
+            from explorer.core.gpt.train import TrainSettings as kind
+        known, given = [f.name for f in dataclasses.fields(kind)], list(action.fields)
+    for name in given if known is not None else []:
+        if name not in known:
+            return f"{action.do}: unknown name {name!r}; choose one of {', '.join(known)}"
+    return None
 
 
 class Lesson(BaseModel):
@@ -310,6 +344,9 @@ class Feedback:
     message: str  # what the panel shows in lessonFeedback
     hint: str | None = None  # after the first wrong answer
     worked: str | None = None  # after the second wrong answer
+    # False when the answer was no answer at all (no number in it), or the state lacks what the exercise
+    # needs (no finished run yet): the message says what to do, and the try does not count
+    counted: bool = True
 
 
 @dataclass

@@ -43,10 +43,14 @@ def parse_lesson(text: str) -> Lesson:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LessonError(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise LessonError("not valid TOML: nested too deeply") from None
     try:
         return Lesson.model_validate(data)
     except ValidationError as exc:
         raise LessonError(describe_lesson_error(exc)) from None
+    except RecursionError:
+        raise LessonError("nested too deeply") from None
 
 
 def describe_lesson_error(exc: ValidationError) -> str:
@@ -254,11 +258,17 @@ def expected(step: Step, workspaces) -> Expected:
 
 
 def check(step: Step, workspaces, answer: str, attempt: int) -> Feedback:
-    """Check `answer` (the student's text; ignored for "do" exercises) on try number `attempt` (from 1)."""
+    """Check `answer` (the student's text; ignored for "do" exercises) on try number `attempt` (from 1).
+
+    Never raises for a state that lacks what the exercise needs: the Feedback says so (counted=False).
+    """
     exercise = step.exercise
     if exercise is None:
         return Feedback(True, "Nothing to answer here: go on to the next step.")
-    exp = expected(step, workspaces)
+    try:
+        exp = expected(step, workspaces)
+    except LessonError as exc:  # e.g. no finished run yet: say what is missing, do not count the try
+        return Feedback(False, f"{str(exc)[:1].upper()}{str(exc)[1:]}.", counted=False)
     if exercise.kind == "do":
         correct, problem = bool(exp.value), None
     else:
@@ -269,7 +279,7 @@ def check(step: Step, workspaces, answer: str, attempt: int) -> Feedback:
             message += f"\n\n{exp.worked}"
         return Feedback(True, message)
     if problem:  # not an answer at all (no number in it): this try does not count against the student
-        return Feedback(False, problem)
+        return Feedback(False, problem, counted=False)
     if exercise.kind == "do":
         message = f"Not yet: {exp.text}."
     else:
