@@ -135,7 +135,7 @@ class LearnPanel(QDockWidget):
             self.attempt -= 1
             self.feedback.setText(f"⚠ Could not check this: {_one_line(exc)}")
             return
-        if not (feedback.correct or feedback.hint or feedback.worked):
+        if not feedback.counted:
             self.attempt -= 1  # not an answer at all (no number in it): the try does not count
         # the core's message carries the hint after the first wrong try and the worked answer after the second
         self.feedback.setText(("✓ " if feedback.correct else "✗ ") + feedback.message)
