@@ -177,7 +177,7 @@ class LearnPanel(QDockWidget):
         """Recolour the figure (the widgets follow the application's style sheet)."""
         self._theme = theme
         if self._built:
-            self._style_plot()
+            self._apply_theme()
 
     # -- Qt events -----------------------------------------------------------------------------
 
@@ -289,7 +289,7 @@ class LearnPanel(QDockWidget):
         split.setSizes([220, 600])
         self.setWidget(split)
         self._placeholder.deleteLater()
-        self._style_plot()
+        self._apply_theme()
 
     def _load(self) -> None:
         from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
@@ -356,8 +356,10 @@ class LearnPanel(QDockWidget):
 
     def _on_item_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         i, j = item.data(0, LESSON_ROLE)
-        if (i, max(j, 0)) != (self.lesson_index, self.step_index):
-            self.open_step(i, max(j, 0))
+        if j >= 0:
+            self.open_step(i, j)  # a step picked again runs its action again: a fresh start of the step
+        elif i != self.lesson_index:
+            self.open_step(i, 0)  # a lesson: its first step (within the lesson, a click only folds it)
 
     def _show_exercise(self, step) -> None:
         exercise = step.exercise if step is not None else None
@@ -412,12 +414,14 @@ class LearnPanel(QDockWidget):
         self.figure_note.setText(fig.note or "")
         self.figure.setVisible(True)
         self.figure_note.setVisible(bool(fig.note))
-        self._style_plot()
+        self._apply_theme()
 
-    def _style_plot(self) -> None:
+    def _apply_theme(self) -> None:
         import pyqtgraph as pg
 
         theme = self._theme
+        for label in (self.error, self.problems):
+            label.setStyleSheet(f"color: {theme['error']};")
         self.figure.setBackground(theme["panel"])
         for axis in ("left", "bottom"):
             ax = self.figure.getAxis(axis)
