@@ -194,6 +194,7 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
             assert _item_text(dock, index, j).startswith("✓")
         qtbot.mouseClick(next_button, Qt.LeftButton)
     assert exercises >= 3 and figures == 1
+    assert dock.lesson is lessons[index + 1] and dock.step_index == 0  # Next went on to the next lesson
     assert _item_text(dock, index).startswith("✓")
     assert f"({len(lesson.steps)}/{len(lesson.steps)})" in _item_text(dock, index)
     _close(window)
