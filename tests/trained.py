@@ -5,10 +5,12 @@ from explorer.core.gpt.train import Trainer, TrainSettings
 TINY = {"vocab_size": 64, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0}
 
 
-def trained_run(ws, steps: int = 3, seed: int = 1):
-    """Train a tiny model in-process and register it in `ws` with its checkpoint in the run's folder."""
-    settings = TrainSettings(steps=steps, batch_size=2, eval_every=steps, sample_every=0, device="cpu",
-                             seed=seed, warmup_steps=1)
+def trained_run(ws, steps: int = 3, seed: int = 1, **changes):
+    """Train a tiny model in-process and register it in `ws` with its checkpoint in the run's folder.
+
+    `changes` are other training settings (sample_every=3, say)."""
+    base = {"eval_every": steps, "sample_every": 0, **changes}
+    settings = TrainSettings(steps=steps, batch_size=2, device="cpu", seed=seed, warmup_steps=1, **base)
     run = ws.new_run(TINY, settings.to_dict(), None)
     trainer = Trainer(dict(TINY), settings)
     records = list(trainer.run())

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.learn.panel import LearnPanel
 
 # key, tab title, module, class
 WORKSPACES = [
@@ -34,6 +35,7 @@ WORKSPACES = [
     ("network", "Network", "explorer.ui.network.panel", "NetworkPanel"),
     ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
+LESSONS_OFFERED = "learn/offered"  # the settings flag: the Learn panel offered itself on a first start
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -90,11 +92,17 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(slot, title)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.setCentralWidget(self.tabs)
+        self.learn = LearnPanel(self)  # the Learn dock (F2); its contents are built when first shown
+        self.addDockWidget(Qt.RightDockWidgetArea, self.learn)
+        self.learn.hide()
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self.resize(1440, 860)
         if persist:
             self._restore_window()
+            if not self.settings.value(LESSONS_OFFERED, False, type=bool):  # first start: offer the lessons
+                self.settings.setValue(LESSONS_OFFERED, True)
+                self.sig_first_painted.connect(self.learn.show)
         app = QApplication.instance()
         if app is not None:  # threads must stop when the app quits, not only when the window closes
             app.aboutToQuit.connect(self.shutdown_panels)
@@ -130,6 +138,16 @@ class MainWindow(QMainWindow):
         self._install(key, spec[1], panel)
         self.sig_panel_ready.emit(key)
         return panel
+
+    def is_painted(self) -> bool:
+        """Whether the window was painted (panels that import torch wait for that)."""
+        return self._painted
+
+    def toggle_learn(self) -> None:
+        """Show or hide the Learn panel (F2)."""
+        self.learn.setVisible(self.learn.isHidden())
+        if not self.learn.isHidden():
+            self.learn.raise_()
 
     def ensure_current_panel(self) -> None:
         """Create the visible workspace's panel if it does not exist yet."""
@@ -251,6 +269,7 @@ class MainWindow(QMainWindow):
                     view.set_theme(theme)
         for action in self._theme_actions.actions():
             action.setChecked(action.data() == self.theme_name)
+        self.learn.set_theme(theme)
 
     def load_example(self, name: str) -> None:
         """Open example `name` in the expression workspace."""
@@ -417,6 +436,7 @@ class MainWindow(QMainWindow):
             **{f"app.workspace_{key}": (lambda k=key: self.show_workspace(k)) for key, *_ in WORKSPACES},
             "app.shortcuts": self._show_shortcuts,
             "app.about": self._show_about,
+            "app.learn": self.toggle_learn,
         }
         built = {a.property(actions.ACTION_ID): a for a in actions.build(self, handlers)}
         bar = self.menuBar()
@@ -451,6 +471,10 @@ class MainWindow(QMainWindow):
         for key, *_ in WORKSPACES:
             view.addAction(built[f"app.workspace_{key}"])
         self._help_menu = bar.addMenu("&Help")
+        learn = built["app.learn"]
+        learn.setCheckable(True)
+        self.learn.visibilityChanged.connect(lambda _v: learn.setChecked(not self.learn.isHidden()))
+        self._help_menu.addAction(learn)
         self._help_menu.addAction(built["app.shortcuts"])
         self._help_menu.addAction(built["app.about"])
 

@@ -95,8 +95,8 @@ def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path:
     from explorer.core.gpt.train import Trainer, TrainSettings
 
     if resume_from:
-        return Trainer.load_checkpoint(resume_from, corpus=corpus_path or None,
-                                       settings={k: v for k, v in settings.items() if k != "corpus_path"})
+        # The corpus goes in as a file to read (`corpus=` would take the path itself as the text).
+        return Trainer.load_checkpoint(resume_from, settings={**settings, "corpus_path": corpus_path or None})
 
     train_settings = TrainSettings.from_dict({**settings, "corpus_path": corpus_path or None})
     return Trainer(dict(config), train_settings)

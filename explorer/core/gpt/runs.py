@@ -82,6 +82,7 @@ class PretrainRun:
     steps: dict[str, Series] = field(default_factory=lambda: {k: Series() for k in STEP_KEYS})
     evals: dict[str, Series] = field(default_factory=lambda: {k: Series() for k in EVAL_KEYS})
     last_step: dict[str, Any] = field(default_factory=dict)
+    continues: int | None = None  # the run whose checkpoint this one resumed (fine-tuning on another text)
 
     def add(self, record: dict[str, Any]) -> None:
         """Take one trainer record into the run."""
@@ -134,7 +135,8 @@ class PretrainRun:
 
         return {"run_id": self.run_id, "name": self.name, "config": self.config, "settings": self.settings,
                 "corpus": self.corpus, "color": self.color, "status": self.status, "message": self.message,
-                "checkpoint": self.checkpoint, "visible": self.visible, "samples": self.samples[-20:],
+                "checkpoint": self.checkpoint, "visible": self.visible, "continues": self.continues,
+                "samples": self.samples[-20:],
                 "steps": thin(self.steps), "evals": thin(self.evals)}
 
     @classmethod
@@ -144,6 +146,8 @@ class PretrainRun:
                   data.get("corpus"), str(data.get("color", PALETTE[0])), str(data.get("status", "done")),
                   str(data.get("message", "")), data.get("checkpoint"),
                   visible=bool(data.get("visible", True)))
+        continues = data.get("continues")
+        run.continues = int(continues) if continues is not None else None
         run.samples = [(int(s), str(t)) for s, t in data.get("samples", [])]
         for target, saved in ((run.steps, data.get("steps", {})), (run.evals, data.get("evals", {}))):
             for key, values in saved.items():

@@ -19,6 +19,9 @@ THE CONTRACT between the lessons core and the Learn panel (ui/learn). The panel 
     progress.done(lesson_id, step_id) -> bool; progress.mark(lesson_id, step_id); progress.save()
     progress.completed(lesson) -> int         # how many of its steps are ticked
 
+    step.figure: str | None ("fd_error")      # a plot the step shows
+    figure_data(step, workspaces) -> Figure   # title, x, y, xlabel, ylabel, logx, logy, note
+
 `workspaces` is explorer.core.workspaces.session.Workspaces. Expected answers are never typed into a lesson
 file: they are computed from the workspace state (a node's gradient, a config's parameter count, a product's
 shape). The implementations live in the submodules; this module re-exports them.
@@ -29,10 +32,11 @@ from explorer.core.lessons.model import (  # noqa: F401
     Exercise,
     Expected,
     Feedback,
+    Figure,
     Lesson,
     LessonError,
     LessonProblem,
     Step,
 )
 from explorer.core.lessons.progress import Progress  # noqa: F401
-from explorer.core.lessons.runner import check, expected, load_catalog, run_step  # noqa: F401
+from explorer.core.lessons.runner import check, expected, figure_data, load_catalog, run_step  # noqa: F401

@@ -101,6 +101,7 @@ class RunModel(BaseModel):
     message: str = Field("", max_length=2000)
     checkpoint: str | None = Field(None, max_length=4096)
     visible: bool = True
+    continues: int | None = Field(None, ge=1, le=10**7)  # the run this one resumed
     samples: list[tuple[int, str]] = Field(default_factory=list, max_length=100)
     steps: dict[str, list[float | None]] = Field(default_factory=dict)
     evals: dict[str, list[float | None]] = Field(default_factory=dict)
@@ -237,6 +238,7 @@ class PretrainWorkspace:
         folder = run_folder(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         run.checkpoint = None
+        run.continues = continues
         self.runs[run_id] = run
         self.state.selected = run_id
         self.events.run_added.emit(run_id)

@@ -70,6 +70,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
        "Build a small network and step through one training iteration, then train it on toy data", "View"),
     _a("app.workspace_pretrain", "app", "Pretraining workspace", "Ctrl+3",
        "Configure and train a tiny GPT, compare runs, look at its attention", "View"),
+    _a("app.learn", "app", "&Learn: guided lessons", "F2",
+       "Show or hide the Learn panel: lessons that walk the seed chapter by chapter, with exercises the "
+       "app checks", "Help"),
     _a("app.shortcuts", "app", "&Keyboard shortcuts", "F1", "Every key of the app, by workspace", "Help"),
     _a("app.about", "app", "&About", "", "What Autograd Explorer is", "Help"),
     # -- the player of a trace (expression, network iteration), scoped to the workspace on screen
@@ -96,6 +99,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
        "Parse and trace the program now; it also runs by itself shortly after you stop typing"),
     _a("expression.descent_step", "expression", "Gradient descent step", "Ctrl+G",
        "Update every param: p ← p − lr · dL/dp, then run forward and backward again"),
+    _a("expression.predict", "expression", "&Predict, then reveal", "Ctrl+Shift+P",
+       "Before each backward step shows a gradient, type what you expect it to be; the app checks it "
+       "within 1 % and keeps a score"),
     _a("expression.backward_again", "expression", "Backward again without zeroing", "",
        "PyTorch adds new gradients to .grad instead of replacing them: call backward() twice without "
        "zero_grad() and .grad doubles"),

@@ -25,6 +25,7 @@ from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
 from explorer.ui.expression.leaf_editor import LeafEditor
 from explorer.ui.expression.learning_box import LearningBox
+from explorer.ui.expression.predict import PredictBar
 from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import PLAYER_KEYS, Player, buttons_keep_player_keys
 from explorer.ui.graph.view import GraphView
@@ -131,7 +132,12 @@ class ExpressionPanel(QWidget):
                 "player.rewind": self.player.reset,
                 "expression.descent_step": lambda: self.descent_step(),
                 "expression.backward_again": self.backward_again,
+                "expression.predict": lambda: self.predict.set_on(self._predict_action().isChecked()),
             })
+            predict = self._predict_action()
+            predict.setCheckable(True)
+            predict.setChecked(self.predict.is_on())
+            self.predict.sig_toggled.connect(predict.setChecked)
         return list(self._menu_actions)
 
     def descent_step(self, lr: float | None = None) -> None:
@@ -227,6 +233,10 @@ class ExpressionPanel(QWidget):
         cv.addWidget(self.graph, 1)
         cv.addWidget(self.player)
         cv.addWidget(self.status)
+        self.predict = PredictBar()
+        self.predict.sig_reveal.connect(self._on_reveal)
+        self.predict.sig_toggled.connect(self._on_predict_toggled)
+        cv.addWidget(self.predict)
 
         self.inspector = Inspector()
         split = QSplitter(Qt.Horizontal)
@@ -315,6 +325,7 @@ class ExpressionPanel(QWidget):
         self.timing_label.setWordWrap(True)
         timeline = self.workspace.timeline
         step = self.workspace.step
+        self.predict.set_timeline(timeline)
         self.graph.set_trace(result.trace, step=step, keep_view=same_program)
         self.player.set_length(timeline.length, step)
         values = ew.param_values(result)
@@ -337,10 +348,27 @@ class ExpressionPanel(QWidget):
         timeline = self.workspace.timeline
         if timeline is None:
             return
+        allowed = self.predict.stop_before(self.workspace.step, k)
+        if allowed != k:  # predict mode: the player stops before the gradient it would reveal
+            self.player.pause()
+            self.player.set_step(allowed)
+            return
         self.workspace.set_step(k if k < timeline.length else timeline.length)
         if k >= timeline.length:
             self.workspace.state.step = None  # at the end: stay at the end when the program changes
         self._show_step()
+
+    def _predict_action(self) -> QAction:
+        return next(a for a in self._menu_actions if a.property(actions.ACTION_ID) == "expression.predict")
+
+    def _on_predict_toggled(self, on: bool) -> None:
+        timeline = self.workspace.timeline
+        if on and timeline is not None and self.workspace.step > timeline.forward_length:
+            self.workspace.set_step(timeline.forward_length)  # back to where the first gradient is asked
+
+    def _on_reveal(self, k: int) -> None:
+        self.workspace.set_step(k)
+        self.graph.setFocus(Qt.OtherFocusReason)  # the player keys work again
 
     def _show_step(self) -> None:
         timeline = self.workspace.timeline

@@ -1,0 +1,467 @@
+"""The Learn panel: guided lessons in a side dock of the main window (F2, Help > Learn).
+
+It lists the lessons and their steps with ticks, shows a step's text (Markdown), runs the step's action
+on the window's workspace models (explorer.core.lessons.run_step, never through widgets), shows the
+step's workspace, and checks the student's answers (a hint after the first wrong try, the worked answer
+after the second). Ticks are the core's Progress, saved on each tick. The lessons core is imported when
+the panel is first shown (it loads the workspace models, and with them torch).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.ui.common import actions
+
+WELCOME_MD = """\
+## Welcome to the lessons
+
+These lessons walk, chapter by chapter, through tensors, the chain rule and the computational graph,
+gradients three ways, backprop through a small network, the GPT configuration, and pretraining.
+
+Each step sets up a workspace for you and explains what you see. Many steps ask you to **predict a
+number before the app reveals it**: type it below and press Enter. A wrong answer earns a hint, a
+second one the worked answer.
+
+Pick a lesson in the list above to start. **F2** hides and shows this panel; your ticks are kept.
+"""
+
+TICK, OPEN = "✓", "○"
+EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
+LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
+
+
+class LearnPanel(QDockWidget):
+    """The dock of the lessons (objectName `lessonPanel`); `window` is the MainWindow it drives."""
+
+    sig_step_shown = Signal(str, str)
+    """A step is on screen (its action ran): lesson id, step id."""
+
+    sig_checked = Signal(bool)
+    """An answer was checked: whether it was right."""
+
+    def __init__(self, window, parent=None):
+        super().__init__("Learn", parent or window)
+        self.setObjectName("lessonPanel")
+        self.setAllowedAreas(Qt.LeftDockWidgetArea | Qt.RightDockWidgetArea)
+        self.setToolTip(actions.tooltip("app.learn"))
+        self.main_window = window
+        self.catalog = None
+        self.progress = None
+        self.lesson_index: int | None = None
+        self.step_index: int | None = None
+        self.attempt = 0
+        self._built = False
+        self._placeholder = QLabel("Loading the lessons…")
+        self._placeholder.setAlignment(Qt.AlignCenter)
+        self.setWidget(self._placeholder)
+        self.setMinimumWidth(340)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def ensure_built(self) -> None:
+        """Build the widgets and load the catalog and the progress (once; done when first shown)."""
+        if self._built:
+            return
+        self._built = True
+        self._build()
+        self._load()
+
+    @property
+    def lesson(self):
+        """The lesson on screen (None on the welcome page)."""
+        return None if self.lesson_index is None else self.catalog.lessons[self.lesson_index]
+
+    @property
+    def step(self):
+        """The step on screen (None on the welcome page)."""
+        return None if self.lesson is None or self.step_index is None else self.lesson.steps[self.step_index]
+
+    def open_step(self, lesson_index: int, step_index: int) -> None:
+        """Show a step: run its action on the workspace models, bring its workspace forward, ask its
+        exercise. An action that fails says so in the panel; the text still shows."""
+        self.ensure_built()
+        lesson = self.catalog.lessons[lesson_index]
+        step = lesson.steps[step_index]
+        self.lesson_index, self.step_index, self.attempt = lesson_index, step_index, 0
+        self._select_item(lesson_index, step_index)
+        self.title.setText(f"<b>{_escape(lesson.title)}</b> · step {step_index + 1} of {len(lesson.steps)}: "
+                           f"{_escape(step.title)}")
+        self.text.setMarkdown(step.text)
+        self.feedback.setText("")
+        self._show_error("")
+        if step.workspace:
+            self.main_window.show_workspace(step.workspace)
+        from explorer.core.lessons import run_step
+
+        QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
+        try:
+            run_step(step, self.main_window.workspaces)
+        except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
+            self._show_error(f"This step's action could not run: {_one_line(exc)}")
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._show_exercise(step)
+        self._show_figure(step)
+        self.sig_step_shown.emit(lesson.id, step.id)
+
+    def check_answer(self) -> None:
+        """Check the answer (or, for a "do" exercise, the state): right ticks the step; wrong gives the
+        hint after the first try and the worked answer after the second."""
+        step, lesson = self.step, self.lesson
+        if step is None or step.exercise is None:
+            return
+        from explorer.core.lessons import check
+
+        self.attempt += 1
+        try:
+            feedback = check(step, self.main_window.workspaces, self._answer_text(), self.attempt)
+        except Exception as exc:  # noqa: BLE001 - say what went wrong, in the panel
+            self.attempt -= 1
+            self.feedback.setText(f"⚠ Could not check this: {_one_line(exc)}")
+            return
+        if not feedback.counted:
+            self.attempt -= 1  # not an answer at all (no number in it): the try does not count
+        # the core's message carries the hint after the first wrong try and the worked answer after the second
+        self.feedback.setText(("✓ " if feedback.correct else "✗ ") + feedback.message)
+        if feedback.correct:
+            self._tick(lesson, step)
+        self.sig_checked.emit(bool(feedback.correct))
+
+    def next_step(self) -> None:
+        """The next step, or the first step of the next lesson; a step without an exercise is ticked
+        when the student moves on from it."""
+        self.ensure_built()
+        lessons = self.catalog.lessons
+        if not lessons:
+            return
+        if self.step is not None and self.step.exercise is None:
+            self._tick(self.lesson, self.step)
+        if self.lesson_index is None:
+            self.open_step(0, 0)
+            return
+        if self.step_index + 1 < len(self.lesson.steps):
+            self.open_step(self.lesson_index, self.step_index + 1)
+        elif self.lesson_index + 1 < len(lessons):
+            self.open_step(self.lesson_index + 1, 0)
+        else:
+            self.feedback.setText("🎉 That was the last step of the last lesson. Well done!")
+
+    def show_welcome(self) -> None:
+        """The welcome page: what the lessons are and how to use them."""
+        self.ensure_built()
+        self.lesson_index = self.step_index = None
+        self.title.setText("<b>Learn</b>")
+        self.text.setMarkdown(WELCOME_MD)
+        self._show_exercise(None)
+        self._show_figure(None)
+        self.feedback.setText("")
+        self.next_button.setText("Start ▶")
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the figure (the widgets follow the application's style sheet)."""
+        self._theme = theme
+        if self._built:
+            self._apply_theme()
+
+    # -- Qt events -----------------------------------------------------------------------------
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Build the contents once the dock is on screen, after the window's first paint (the lessons
+        core loads the workspace models, and torch)."""
+        super().showEvent(event)
+        if self._built:
+            return
+        if self.main_window.is_painted():
+            QTimer.singleShot(0, self.ensure_built)
+        else:
+            self.main_window.sig_first_painted.connect(self.ensure_built, Qt.SingleShotConnection)
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        import pyqtgraph as pg
+
+        from explorer.ui.common import theme as themes
+
+        self._theme = getattr(self, "_theme", None) or themes.get_theme()
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("lessonList")
+        self.tree.setHeaderHidden(True)
+        self.tree.setToolTip("The lessons and their steps; ✓ marks what you have done")
+        self.tree.itemActivated.connect(self._on_item_activated)
+        self.tree.itemClicked.connect(self._on_item_activated)
+        self.problems = QLabel("")
+        self.problems.setObjectName("lessonProblems")
+        self.problems.setWordWrap(True)
+        self.problems.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.problems.setVisible(False)
+        top = QWidget()
+        tv = QVBoxLayout(top)
+        tv.setContentsMargins(4, 4, 4, 0)
+        tv.addWidget(self.tree, 1)
+        tv.addWidget(self.problems)
+
+        self.title = QLabel("")
+        self.title.setObjectName("lessonStepTitle")
+        self.title.setWordWrap(True)
+        self.text = QTextBrowser()
+        self.text.setObjectName("lessonText")
+        self.text.setOpenExternalLinks(False)
+        self.error = QLabel("")
+        self.error.setObjectName("lessonError")
+        self.error.setWordWrap(True)
+        self.error.setVisible(False)
+        self.figure = pg.PlotWidget()
+        self.figure.setObjectName("lessonFigure")
+        self.figure.setMinimumHeight(180)
+        self.figure.showGrid(x=True, y=True, alpha=0.3)
+        for axis in ("left", "bottom"):
+            self.figure.getAxis(axis).enableAutoSIPrefix(False)
+        self._figure_curve = self.figure.plot([], [], symbol="o", symbolSize=5)
+        self._figure_title = ""
+        self.figure_note = QLabel("")
+        self.figure_note.setObjectName("lessonFigureNote")
+        self.figure_note.setWordWrap(True)
+        self.figure.setVisible(False)
+        self.figure_note.setVisible(False)
+        self.prompt = QLabel("")
+        self.prompt.setObjectName("lessonPrompt")
+        self.prompt.setWordWrap(True)
+        self.prompt.setTextFormat(Qt.MarkdownText)
+        self.answer_edit = QLineEdit()
+        self.answer_edit.setPlaceholderText("your answer, then Enter")
+        self.answer_edit.returnPressed.connect(self.check_answer)
+        self.answer_choice = _ChoiceBox()
+        self.answer_choice.sig_enter.connect(self.check_answer)
+        self.check_button = QPushButton("Check")
+        self.check_button.setObjectName("lessonCheck")
+        self.check_button.setToolTip("Check your answer against the value the app computes from the state")
+        self.check_button.clicked.connect(self.check_answer)
+        self.feedback = QLabel("")
+        self.feedback.setObjectName("lessonFeedback")
+        self.feedback.setWordWrap(True)
+        self.feedback.setTextFormat(Qt.MarkdownText)
+        self.feedback.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.next_button = QPushButton("Next ▶")
+        self.next_button.setObjectName("lessonNext")
+        self.next_button.setToolTip("The next step (after the last step of a lesson: the next lesson)")
+        self.next_button.clicked.connect(self.next_step)
+        answer_row = QHBoxLayout()
+        answer_row.addWidget(self.answer_edit, 1)
+        answer_row.addWidget(self.answer_choice, 1)
+        answer_row.addWidget(self.check_button)
+        bottom = QWidget()
+        bv = QVBoxLayout(bottom)
+        bv.setContentsMargins(4, 0, 4, 4)
+        bv.addWidget(self.title)
+        bv.addWidget(self.text, 3)
+        bv.addWidget(self.error)
+        bv.addWidget(self.figure, 2)
+        bv.addWidget(self.figure_note)
+        bv.addWidget(self.prompt)
+        bv.addLayout(answer_row)
+        bv.addWidget(self.feedback)
+        nav = QHBoxLayout()
+        nav.addStretch(1)
+        nav.addWidget(self.next_button)
+        bv.addLayout(nav)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+        split.setSizes([220, 600])
+        self.setWidget(split)
+        self._placeholder.deleteLater()
+        self._apply_theme()
+
+    def _load(self) -> None:
+        from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
+
+        try:
+            self.catalog = load_catalog()
+        except Exception as exc:  # noqa: BLE001 - no lessons at all is still a panel that says why
+            self.catalog = Catalog(problems=[LessonProblem("lessons", _one_line(exc))])
+        try:
+            self.progress = Progress.load()
+        except Exception as exc:  # noqa: BLE001 - a broken progress file must not close the lessons
+            self.progress = None
+            self._show_error(f"Your progress could not be read: {_one_line(exc)}")
+        problems = [f"⚠ {p.file}: {p.message}" for p in self.catalog.problems]
+        self.problems.setText("Lesson files that could not be loaded:\n" + "\n".join(problems))
+        self.problems.setVisible(bool(problems))
+        self._fill_tree()
+        self.show_welcome()
+
+    def _fill_tree(self) -> None:
+        self.tree.clear()
+        for i, lesson in enumerate(self.catalog.lessons):
+            top = QTreeWidgetItem([""])
+            top.setData(0, LESSON_ROLE, (i, -1))
+            top.setToolTip(0, lesson.summary or lesson.title)
+            for j in range(len(lesson.steps)):
+                child = QTreeWidgetItem([""])
+                child.setData(0, LESSON_ROLE, (i, j))
+                top.addChild(child)
+            self.tree.addTopLevelItem(top)
+            self._refresh_lesson_item(i)
+
+    def _refresh_lesson_item(self, i: int) -> None:
+        lesson = self.catalog.lessons[i]
+        top = self.tree.topLevelItem(i)
+        done = self._completed(lesson)
+        mark = TICK if done == len(lesson.steps) and lesson.steps else " "
+        top.setText(0, f"{mark} {lesson.title}  ({done}/{len(lesson.steps)})")
+        for j, step in enumerate(lesson.steps):
+            ticked = self.progress is not None and self.progress.done(lesson.id, step.id)
+            kind = f"  · {EXERCISE_TAGS[step.exercise.kind]}" if step.exercise is not None else ""
+            top.child(j).setText(0, f"{TICK if ticked else OPEN} {step.title}{kind}")
+
+    def _completed(self, lesson) -> int:
+        return self.progress.completed(lesson) if self.progress is not None else 0
+
+    def _tick(self, lesson, step) -> None:
+        if self.progress is None or self.progress.done(lesson.id, step.id):
+            return
+        self.progress.mark(lesson.id, step.id)
+        try:
+            self.progress.save()
+        except Exception as exc:  # noqa: BLE001 - the tick stays on screen; say it was not kept
+            self._show_error(f"Your progress could not be saved: {_one_line(exc)}")
+        self._refresh_lesson_item(self.catalog.lessons.index(lesson))
+
+    def _select_item(self, i: int, j: int) -> None:
+        item = self.tree.topLevelItem(i).child(j)
+        self.tree.blockSignals(True)
+        self.tree.topLevelItem(i).setExpanded(True)
+        self.tree.setCurrentItem(item)
+        self.tree.blockSignals(False)
+        self.next_button.setText("Next ▶")
+
+    def _on_item_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        i, j = item.data(0, LESSON_ROLE)
+        if j >= 0:
+            self.open_step(i, j)  # a step picked again runs its action again: a fresh start of the step
+        elif i != self.lesson_index:
+            self.open_step(i, 0)  # a lesson: its first step (within the lesson, a click only folds it)
+
+    def _show_exercise(self, step) -> None:
+        exercise = step.exercise if step is not None else None
+        kind = exercise.kind if exercise is not None else None
+        self.prompt.setText(exercise.prompt if exercise is not None else "")
+        self.prompt.setVisible(exercise is not None)
+        self.answer_edit.clear()
+        self.answer_choice.clear()
+        is_choice = kind == "choice"
+        # the widget the student answers in carries the name lessonAnswer, the other one does not
+        self.answer_edit.setObjectName("lessonAnswer" if not is_choice else "lessonAnswerText")
+        self.answer_choice.setObjectName("lessonAnswer" if is_choice else "lessonAnswerChoice")
+        if is_choice:
+            self.answer_choice.addItems(list(exercise.choices))
+        self.answer_edit.setVisible(kind in ("number", "shape"))
+        self.answer_edit.setPlaceholderText("a shape such as (2, 3), then Enter" if kind == "shape"
+                                            else "your answer, then Enter")
+        self.answer_choice.setVisible(is_choice)
+        self.check_button.setVisible(exercise is not None)
+        self.check_button.setText("Check what I did" if kind == "do" else "Check")
+        if kind in ("number", "shape"):
+            self.answer_edit.setFocus(Qt.OtherFocusReason)
+
+    def _answer_text(self) -> str:
+        kind = self.step.exercise.kind
+        if kind == "choice":
+            return self.answer_choice.currentText()
+        return "" if kind == "do" else self.answer_edit.text()
+
+    def _show_figure(self, step) -> None:
+        name = getattr(step, "figure", None) if step is not None else None
+        if not name:
+            self.figure.setVisible(False)
+            self.figure_note.setVisible(False)
+            return
+        from explorer.core import lessons
+
+        try:
+            fig = lessons.figure_data(step, self.main_window.workspaces)
+        except Exception as exc:  # noqa: BLE001 - the step still reads without its figure
+            self.figure.setVisible(False)
+            self.figure_note.setText(f"⚠ The figure could not be drawn: {_one_line(exc)}")
+            self.figure_note.setVisible(True)
+            return
+        plot = self.figure.getPlotItem()
+        plot.setLogMode(x=bool(fig.logx), y=bool(fig.logy))
+        self._figure_curve.setData(list(fig.x), list(fig.y))
+        self._figure_title = fig.title
+        plot.setLabel("bottom", fig.xlabel)
+        plot.setLabel("left", fig.ylabel)
+        plot.enableAutoRange()
+        self.figure_note.setText(fig.note or "")
+        self.figure.setVisible(True)
+        self.figure_note.setVisible(bool(fig.note))
+        self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        import pyqtgraph as pg
+
+        theme = self._theme
+        for label in (self.error, self.problems):
+            label.setStyleSheet(f"color: {theme['error']};")
+        self.figure.setBackground(theme["panel"])
+        for axis in ("left", "bottom"):
+            ax = self.figure.getAxis(axis)
+            ax.setPen(theme["muted"])
+            ax.setTextPen(theme["muted"])
+            ax.label.setDefaultTextColor(pg.mkColor(theme["muted"]))
+        self.figure.getPlotItem().setTitle(self._figure_title or None, color=theme["text"])
+        colour = theme["grad"]
+        self._figure_curve.setPen(pg.mkPen(colour, width=2))
+        self._figure_curve.setSymbolBrush(colour)
+        self._figure_curve.setSymbolPen(colour)
+
+    def _show_error(self, message: str) -> None:
+        if not self._built:
+            return
+        self.error.setText(f"⚠ {message}" if message else "")
+        self.error.setVisible(bool(message))
+
+
+class _ChoiceBox(QComboBox):
+    """The chooser of a choice exercise: Enter checks, as in the answer field."""
+
+    sig_enter = Signal()
+    """Enter was pressed on the closed chooser."""
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Enter or Return checks the chosen option; other keys choose as usual."""
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter):
+            event.accept()
+            self.sig_enter.emit()
+            return
+        super().keyPressEvent(event)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(str(text))
