@@ -99,7 +99,7 @@ def _answers(catalog, lesson_id):
 def test_tensor_lesson_reference_numbers(catalog):
     a = _answers(catalog, "tensors")
     assert a["rank"].value == 3 and a["shape"].value == (2, 2, 2)
-    assert a["dtype-int"].text == "int64" and a["dtype-float"].text == "float32"
+    assert a["dtype-int"].text == "int64" and a["dtype-float"].text == "float32" and a["to"].text == "float64"
     assert a["transpose-stride"].value == (1, 3) and a["contiguous"].value is False
     assert a["view-fails"].value is False
     assert a["matmul-shape"].value == (2, 2)
