@@ -87,9 +87,16 @@ def test_every_step_runs_headless_and_its_own_answer_checks(catalog, lesson_id):
         exp = expected(step, ws)
         assert exp.text and exp.worked, step.id
         assert check(step, ws, exp.text, 1).correct, step.id
-        if step.exercise.kind == "choice":
+        kind = step.exercise.kind
+        if kind == "choice":
             wrong = next(c for c in step.exercise.choices if c != exp.text)
-            assert not check(step, ws, wrong, 1).correct, step.id
+        elif kind == "shape":
+            wrong = str(tuple(n + 1 for n in exp.value) or (1,))
+        else:
+            wrong = str(float(exp.value) * 1.5 + 1)
+        first, second = check(step, ws, wrong, 1), check(step, ws, wrong, 2)
+        assert not first.correct and first.hint and not first.worked, step.id
+        assert not second.correct and exp.text in second.worked and exp.worked in second.worked, step.id
 
 
 def _answers(catalog, lesson_id):
