@@ -325,18 +325,22 @@ def _fact_net_grad(answer, workspaces) -> Expected:
     value = float(g[tuple(answer.index)] if answer.index else g.reshape(-1)[0])
     worked = f"{answer.param}.grad = {fmt_number(value)} after loss.backward()"
     out = [p for p in ws.iteration.phases if p.kind == "loss"]
-    if answer.param.endswith("bias") and ws.spec().loss == "bce" and ws.spec().output_activation == "sigmoid":
-        a = _network_output(ws)
-        if a is not None and answer.param == _last_bias(ws):
-            worked = (f"for a sigmoid output a with BCE, dL/dz = a − y; the last bias adds straight into z, "
-                      f"so its gradient is a − y = {fmt_number(a)} − 1 = {fmt_number(value)}")
+    spec = ws.spec()
+    one_example = spec.batch_size == 1 and spec.loss == "bce" and spec.output_activation == "sigmoid"
+    if one_example and answer.param == _last_bias(ws) and _network_output(ws) is not None:
+        from explorer.core.mlp.network import example_batch
+
+        a, y = _network_output(ws), float(example_batch(spec)[1].reshape(-1)[0])
+        worked = (f"for a sigmoid output a with BCE, dL/dz = a − y; the last bias adds straight into z, "
+                  f"so its gradient is a − y = {fmt_number(a)} − {fmt_number(y)} = {fmt_number(value)}")
     elif out:
         worked += f" ({out[0].title})"
     return Expected(value, fmt_number(value), worked)
 
 
-def _last_bias(ws) -> str:
-    return [n for n in ws.iteration.grads if n.endswith("bias")][-1]
+def _last_bias(ws) -> str | None:
+    biases = [n for n in ws.iteration.grads if n.endswith("bias")]
+    return biases[-1] if biases else None
 
 
 def _network_output(ws) -> float | None:
@@ -353,6 +357,9 @@ def _fact_net_value(answer, workspaces) -> Expected:
     """A parameter's value after optimizer.step(), with the update written out."""
     ws = _network(workspaces)
     phases = ws.iteration.phases
+    if answer.param not in phases[0].params:
+        names = ", ".join(phases[0].params)
+        raise LessonError(f"the network has no parameter {answer.param!r}; it has {names}")
     before = phases[0].params[answer.param]
     after = phases[-1].params[answer.param]
     pick = (lambda a: float(np.asarray(a)[tuple(answer.index)])) if answer.index else \
@@ -390,7 +397,7 @@ def _fact_grad_accumulated(answer, workspaces) -> Expected:
     it = ws.iteration
     if it is None or not it.skip_zero_grad or it.index < 2:
         return Expected(False, "turn on “skip zero_grad” and record a second iteration", "")
-    name = _last_bias(ws) if any(n.endswith("bias") for n in it.grads) else next(iter(it.grads))
+    name = _last_bias(ws) or next(iter(it.grads))
     left = it.phases[0].params[name].grad
     total = np.asarray(it.grads[name], dtype=np.float64).reshape(-1)
     if left is None:
