@@ -20,7 +20,14 @@ def compute(answer: Answer, workspaces) -> Expected:
     handler = _HANDLERS.get(answer.fact)
     if handler is None:
         raise LessonError(f"unknown fact {answer.fact!r}")
-    return handler(answer, workspaces)
+    try:
+        return handler(answer, workspaces)
+    except LessonError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:  # a teacher's lesson asks for
+        # something this state does not have (an index out of range, a file gone): one line, no traceback
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LessonError(f"{answer.fact}: {text}") from None
 
 
 # ------------------------------------------------------------------------------------ expression
