@@ -383,3 +383,18 @@ def test_hostile_lesson_files_become_problems(tmp_path):
     assert sorted(problems) == ["01-deep.toml", "02-huge.toml", "03-binary.toml", "04-fifo.toml",
                                 "05-folder.toml"]
     assert all(m and "\n" not in m for m in problems.values())
+
+
+def test_an_action_that_cannot_run_on_the_state_says_so_in_one_line():
+    from explorer.core.lessons import LessonError
+
+    lesson = parse_lesson('id = "x"\ntitle = "X"\n[[steps]]\nid = "a"\ntitle = "A"\ntext = "t"\n'
+                          'workspace = "expression"\n'
+                          'actions = [{ do = "load_example", name = "seed_sigmoid_bce" },'
+                          ' { do = "set_step", event = "backward", node = "nowhere" }]\n')
+    with pytest.raises(LessonError, match="no variable 'nowhere'") as info:
+        run_step(lesson.steps[0], Workspaces())
+    assert "\n" not in str(info.value)
+    with pytest.raises(LessonError, match="`phase` is for the network"):
+        parse_lesson('id = "x"\ntitle = "X"\n[[steps]]\nid = "a"\ntitle = "A"\ntext = "t"\n'
+                     'workspace = "expression"\nactions = [{ do = "set_step", phase = "loss" }]\n')
