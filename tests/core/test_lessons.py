@@ -87,9 +87,16 @@ def test_every_step_runs_headless_and_its_own_answer_checks(catalog, lesson_id):
         exp = expected(step, ws)
         assert exp.text and exp.worked, step.id
         assert check(step, ws, exp.text, 1).correct, step.id
-        if step.exercise.kind == "choice":
+        kind = step.exercise.kind
+        if kind == "choice":
             wrong = next(c for c in step.exercise.choices if c != exp.text)
-            assert not check(step, ws, wrong, 1).correct, step.id
+        elif kind == "shape":
+            wrong = str(tuple(n + 1 for n in exp.value) or (1,))
+        else:
+            wrong = str(float(exp.value) * 1.5 + 1)
+        first, second = check(step, ws, wrong, 1), check(step, ws, wrong, 2)
+        assert not first.correct and first.hint and not first.worked, step.id
+        assert not second.correct and exp.text in second.worked and exp.worked in second.worked, step.id
 
 
 def _answers(catalog, lesson_id):
@@ -99,7 +106,7 @@ def _answers(catalog, lesson_id):
 def test_tensor_lesson_reference_numbers(catalog):
     a = _answers(catalog, "tensors")
     assert a["rank"].value == 3 and a["shape"].value == (2, 2, 2)
-    assert a["dtype-int"].text == "int64" and a["dtype-float"].text == "float32"
+    assert a["dtype-int"].text == "int64" and a["dtype-float"].text == "float32" and a["to"].text == "float64"
     assert a["transpose-stride"].value == (1, 3) and a["contiguous"].value is False
     assert a["view-fails"].value is False
     assert a["matmul-shape"].value == (2, 2)
@@ -376,3 +383,18 @@ def test_hostile_lesson_files_become_problems(tmp_path):
     assert sorted(problems) == ["01-deep.toml", "02-huge.toml", "03-binary.toml", "04-fifo.toml",
                                 "05-folder.toml"]
     assert all(m and "\n" not in m for m in problems.values())
+
+
+def test_an_action_that_cannot_run_on_the_state_says_so_in_one_line():
+    from explorer.core.lessons import LessonError
+
+    lesson = parse_lesson('id = "x"\ntitle = "X"\n[[steps]]\nid = "a"\ntitle = "A"\ntext = "t"\n'
+                          'workspace = "expression"\n'
+                          'actions = [{ do = "load_example", name = "seed_sigmoid_bce" },'
+                          ' { do = "set_step", event = "backward", node = "nowhere" }]\n')
+    with pytest.raises(LessonError, match="no variable 'nowhere'") as info:
+        run_step(lesson.steps[0], Workspaces())
+    assert "\n" not in str(info.value)
+    with pytest.raises(LessonError, match="`phase` is for the network"):
+        parse_lesson('id = "x"\ntitle = "X"\n[[steps]]\nid = "a"\ntitle = "A"\ntext = "t"\n'
+                     'workspace = "expression"\nactions = [{ do = "set_step", phase = "loss" }]\n')

@@ -24,6 +24,10 @@ def test_wheel_contains_the_examples(tmp_path):
     assert examples, "no examples in the source tree"
     for name in examples:
         assert f"explorer/assets/examples/{name}" in names, name
+    lessons = {p.name for p in (ROOT / "explorer" / "assets" / "lessons").glob("*.toml")}
+    assert len(lessons) >= 6, "fewer than six lessons in the source tree"
+    for name in lessons:
+        assert f"explorer/assets/lessons/{name}" in names, name
     # Only our package goes in: no tests, no benches.
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     print(f"{wheel.name}: {len(names)} files")
@@ -34,3 +38,10 @@ def test_examples_found_through_importlib_resources():
 
     assert examples_dir().is_dir()
     assert len(list_examples()) >= 6
+
+
+def test_lessons_found_through_importlib_resources():
+    from explorer.core.lessons.runner import lessons_dir
+
+    assert lessons_dir().is_dir()
+    assert len(list(lessons_dir().glob("*.toml"))) >= 6

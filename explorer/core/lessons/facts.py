@@ -20,7 +20,14 @@ def compute(answer: Answer, workspaces) -> Expected:
     handler = _HANDLERS.get(answer.fact)
     if handler is None:
         raise LessonError(f"unknown fact {answer.fact!r}")
-    return handler(answer, workspaces)
+    try:
+        return handler(answer, workspaces)
+    except LessonError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:  # a teacher's lesson asks for
+        # something this state does not have (an index out of range, a file gone): one line, no traceback
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LessonError(f"{answer.fact}: {text}") from None
 
 
 # ------------------------------------------------------------------------------------ expression
@@ -290,7 +297,8 @@ def figure(name: str, workspaces) -> Figure:
     note = (f"Central difference (L(p + h) − L(p − h)) / 2h for dL/d{param}, the program run in float32, "
             f"against autograd's exact {fmt_number(exact)} (float64). Large h: truncation error, about "
             f"h² × L‴/6, falls as h shrinks. Small h: float32 rounds L to about 7 digits, and that rounding "
-            f"divided by 2h grows as h shrinks. The error is smallest near h = {best:.0e}.")
+            f"divided by 2h grows as h shrinks; once h is below about 1e-7 × |p|, p ± h rounds back to p "
+            f"itself and the estimate is 0. The error is smallest near h = {best:.0e}.")
     return Figure(f"Finite-difference error of dL/d{param} against the step h", hs, errors, "step h",
                   "|estimate − exact|", logx=True, logy=True, note=note)
 
@@ -324,18 +332,22 @@ def _fact_net_grad(answer, workspaces) -> Expected:
     value = float(g[tuple(answer.index)] if answer.index else g.reshape(-1)[0])
     worked = f"{answer.param}.grad = {fmt_number(value)} after loss.backward()"
     out = [p for p in ws.iteration.phases if p.kind == "loss"]
-    if answer.param.endswith("bias") and ws.spec().loss == "bce" and ws.spec().output_activation == "sigmoid":
-        a = _network_output(ws)
-        if a is not None and answer.param == _last_bias(ws):
-            worked = (f"for a sigmoid output a with BCE, dL/dz = a − y; the last bias adds straight into z, "
-                      f"so its gradient is a − y = {fmt_number(a)} − 1 = {fmt_number(value)}")
+    spec = ws.spec()
+    one_example = spec.batch_size == 1 and spec.loss == "bce" and spec.output_activation == "sigmoid"
+    if one_example and answer.param == _last_bias(ws) and _network_output(ws) is not None:
+        from explorer.core.mlp.network import example_batch
+
+        a, y = _network_output(ws), float(example_batch(spec)[1].reshape(-1)[0])
+        worked = (f"for a sigmoid output a with BCE, dL/dz = a − y; the last bias adds straight into z, "
+                  f"so its gradient is a − y = {fmt_number(a)} − {fmt_number(y)} = {fmt_number(value)}")
     elif out:
         worked += f" ({out[0].title})"
     return Expected(value, fmt_number(value), worked)
 
 
-def _last_bias(ws) -> str:
-    return [n for n in ws.iteration.grads if n.endswith("bias")][-1]
+def _last_bias(ws) -> str | None:
+    biases = [n for n in ws.iteration.grads if n.endswith("bias")]
+    return biases[-1] if biases else None
 
 
 def _network_output(ws) -> float | None:
@@ -352,6 +364,9 @@ def _fact_net_value(answer, workspaces) -> Expected:
     """A parameter's value after optimizer.step(), with the update written out."""
     ws = _network(workspaces)
     phases = ws.iteration.phases
+    if answer.param not in phases[0].params:
+        names = ", ".join(phases[0].params)
+        raise LessonError(f"the network has no parameter {answer.param!r}; it has {names}")
     before = phases[0].params[answer.param]
     after = phases[-1].params[answer.param]
     pick = (lambda a: float(np.asarray(a)[tuple(answer.index)])) if answer.index else \
@@ -389,7 +404,7 @@ def _fact_grad_accumulated(answer, workspaces) -> Expected:
     it = ws.iteration
     if it is None or not it.skip_zero_grad or it.index < 2:
         return Expected(False, "turn on “skip zero_grad” and record a second iteration", "")
-    name = _last_bias(ws) if any(n.endswith("bias") for n in it.grads) else next(iter(it.grads))
+    name = _last_bias(ws) or next(iter(it.grads))
     left = it.phases[0].params[name].grad
     total = np.asarray(it.grads[name], dtype=np.float64).reshape(-1)
     if left is None:

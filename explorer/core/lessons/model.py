@@ -253,6 +253,10 @@ class Step(BaseModel):
                 raise ValueError(f"actions.{i}: the {self.workspace} workspace has no action {action.do!r}; "
                                  f"it has {', '.join(ACTIONS[self.workspace])}")
             problem = _name_problem(self.workspace, action)
+            if action.do == "set_step" and self.workspace == "expression" and action.phase is not None:
+                problem = "set_step: `phase` is for the network workspace; use `to` or `event` and `node`"
+            if action.do == "set_step" and self.workspace == "network" and action.event is not None:
+                problem = "set_step: `event` is for the expression workspace; use `to` or `phase`"
             if problem:
                 raise ValueError(f"actions.{i}: {problem}")
         if self.figure == "fd_error" and self.workspace != "expression":
