@@ -7,6 +7,7 @@ so one value never reads differently in two places.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -118,3 +119,32 @@ def max_abs_text(snap) -> str:
         return "?"
     peak = float(np.max(np.abs(m)))
     return f"{peak:.3g}" if 1e-3 <= peak < 1e4 else fmt_number(peak)
+
+
+# -- numbers a person typed (lessons, predict-then-reveal) ----------------------------------------
+
+def within(value: float, target: float, tolerance: float | None, relative: bool, whole: bool) -> bool:
+    """Whether `value` is close enough to `target` (exact for whole-number facts without a tolerance)."""
+    if not math.isfinite(value):
+        return False
+    if tolerance is None:
+        if whole:
+            return value == target
+        return abs(value - target) <= max(0.01 * abs(target), 5e-4)
+    limit = tolerance * abs(target) if relative else tolerance
+    return abs(value - target) <= limit
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_number(text: str) -> float | None:
+    """A number a student typed: `-0.0898`, `−0.09`, `163,009,536`, `1.6e8`, `3 %`; None when it is none."""
+    t = (text or "").strip().replace("−", "-").replace("\u2009", "").replace("_", "").replace(" ", "")
+    t = t.replace(",", "")
+    percent = t.endswith("%")
+    t = t.rstrip("%")
+    if not _NUMBER.match(t):
+        return None
+    value = float(t)
+    return value / 100 if percent else value

@@ -42,6 +42,10 @@ def _preload_heavy_modules() -> threading.Thread:
         try:
             import networkx  # noqa: F401
             import torch  # noqa: F401
+
+            # The first optimizer torch builds imports torch._dynamo (~3 s here): the network workspace or
+            # a lesson step that makes one would otherwise freeze the window that long.
+            import torch._dynamo  # noqa: F401
         except Exception:  # the panel reports a missing dependency itself, in its tab
             pass
 

@@ -16,8 +16,8 @@ from explorer.core.lessons import (
     load_catalog,
     run_step,
 )
-from explorer.core.lessons.runner import lessons_dir, parse_lesson, parse_number, parse_shape
-from explorer.core.numbers import fmt_number
+from explorer.core.lessons.runner import lessons_dir, parse_lesson, parse_shape
+from explorer.core.numbers import fmt_number, parse_number
 from explorer.core.workspaces.session import Workspaces
 
 

@@ -13,8 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from explorer.core.autograd.explain import d_of
-from explorer.core.lessons.runner import parse_number, within
-from explorer.core.numbers import fmt_number
+from explorer.core.numbers import fmt_number, parse_number, within
 
 MAX_ANSWER_CHARS = 40
 

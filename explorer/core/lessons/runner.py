@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from explorer.core import files
 from explorer.core.lessons import facts
 from explorer.core.lessons.model import Catalog, Expected, Feedback, Lesson, LessonError, LessonProblem, Step
+from explorer.core.numbers import parse_number, within
 
 
 def lessons_dir() -> Path:
@@ -346,33 +347,6 @@ def _same_meaning(meaning, value, exercise) -> bool:
 
 def _is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def within(value: float, target: float, tolerance: float | None, relative: bool, whole: bool) -> bool:
-    """Whether `value` is close enough to `target` (exact for whole-number facts without a tolerance)."""
-    if not math.isfinite(value):
-        return False
-    if tolerance is None:
-        if whole:
-            return value == target
-        return abs(value - target) <= max(0.01 * abs(target), 5e-4)
-    limit = tolerance * abs(target) if relative else tolerance
-    return abs(value - target) <= limit
-
-
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def parse_number(text: str) -> float | None:
-    """A number a student typed: `-0.0898`, `−0.09`, `163,009,536`, `1.6e8`, `3 %`; None when it is none."""
-    t = (text or "").strip().replace("−", "-").replace("\u2009", "").replace("_", "").replace(" ", "")
-    t = t.replace(",", "")
-    percent = t.endswith("%")
-    t = t.rstrip("%")
-    if not _NUMBER.match(t):
-        return None
-    value = float(t)
-    return value / 100 if percent else value
 
 
 def parse_shape(text: str) -> tuple[int, ...] | None:
