@@ -12,6 +12,8 @@ THE CONTRACT between the lessons core and the Learn panel (ui/learn). The panel 
     exercise.kind: "number" | "shape" | "choice" | "do"; exercise.prompt; exercise.choices: list[str]
 
     run_step(step, workspaces)                # applies the step's action through the models (never widgets)
+    open_step(lesson, index, workspaces, after)  # the same, after the lesson's earlier steps unless `after`
+                                              # (the step opened just before) is index - 1
     check(step, workspaces, answer, attempt)  # -> Feedback; attempt from 1 (hint after 1, worked after 2)
     expected(step, workspaces)                # -> Expected: the answer computed from the state at that step
 
@@ -39,4 +41,11 @@ from explorer.core.lessons.model import (  # noqa: F401
     Step,
 )
 from explorer.core.lessons.progress import Progress  # noqa: F401
-from explorer.core.lessons.runner import check, expected, figure_data, load_catalog, run_step  # noqa: F401
+from explorer.core.lessons.runner import (  # noqa: F401
+    check,
+    expected,
+    figure_data,
+    load_catalog,
+    open_step,
+    run_step,
+)

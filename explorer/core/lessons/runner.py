@@ -111,6 +111,18 @@ def run_step(step: Step, workspaces) -> None:
             raise LessonError(f"{action.do}: {message.strip(chr(39))}") from None
 
 
+def open_step(lesson: Lesson, index: int, workspaces, after: int | None = None) -> None:
+    """Open step `index` of `lesson`: run its action, after those of the lesson's earlier steps.
+
+    A student may pick any step from the list, and a step builds on the state its predecessors set (the
+    tensor lesson's program, the GPT lesson's preset). `after` is the step of this lesson opened just
+    before: when it is the previous one (or this one), only this step's action runs.
+    """
+    first = index if after is not None and after in (index - 1, index) else 0
+    for step in lesson.steps[first:index + 1]:
+        run_step(step, workspaces)
+
+
 def _expression_action(ws, action) -> None:
     do = action.do
     if do == "load_example":

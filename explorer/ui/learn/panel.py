@@ -66,6 +66,7 @@ class LearnPanel(QDockWidget):
         self.lesson_index: int | None = None
         self.step_index: int | None = None
         self.attempt = 0
+        self._opened: tuple[int, int] | None = None  # (lesson, step) whose action ran last
         self._built = False
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
@@ -107,11 +108,13 @@ class LearnPanel(QDockWidget):
         self._show_error("")
         if step.workspace:
             self.main_window.show_workspace(step.workspace)
-        from explorer.core.lessons import run_step
+        from explorer.core.lessons import open_step
 
+        after = self._opened[1] if self._opened is not None and self._opened[0] == lesson_index else None
+        self._opened = (lesson_index, step_index)
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         try:
-            run_step(step, self.main_window.workspaces)
+            open_step(lesson, step_index, self.main_window.workspaces, after)
         except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:
