@@ -237,10 +237,10 @@ def test_bad_lesson_files_are_listed_and_a_failing_action_shows_in_the_panel(qtb
     catalog.problems.append(core.LessonProblem("broken.toml", "steps[0].title: field required"))
     monkeypatch.setattr(core, "load_catalog", lambda folder=None: catalog)
 
-    def refuse(step, workspaces):
+    def refuse(lesson, index, workspaces, after=None):
         raise core.LessonError("load_example: no example 'nope'")
 
-    monkeypatch.setattr(core, "run_step", refuse)
+    monkeypatch.setattr(core, "open_step", refuse)
     window = _window(qtbot, tmp_path)
     dock = _learn(qtbot, window)
     problems = dock.findChild(QLabel, "lessonProblems")
