@@ -178,7 +178,7 @@ class _Writer:
             f'        print(f"{GRAD_PREFIX}{grad}{{name}} =", grads[name].tolist())',
             "",
             "    # Finite differences: nudge one element of one param by ±eps, rerun the whole program in",
-            "    # float64 and see how the output moves: (f(p + eps) - f(p - eps)) / 2eps should match autograd.",
+            "    # float64 and see the output move: (f(p + eps) - f(p - eps)) / 2eps should match autograd.",
             "    eps = 1e-6",
             "    with torch.no_grad():",
             "        start = {name: p.detach().clone() for name, p in program(torch.float64)[1].items()}",
