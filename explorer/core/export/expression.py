@@ -13,6 +13,7 @@ import keyword
 import math
 import re
 
+from explorer.core.export.notebook import Document, Section, to_script
 from explorer.core.lang.ops import ATTRIBUTES, DTYPES, METHODS, OPS
 from explorer.core.lang.program import Program, parse
 from explorer.core.lang.syntax import _BINOPS
@@ -33,10 +34,15 @@ _OURS = ("torch", "F", "dtype", "values", "leaf", "initial", "dropout", "START_V
 _FLOAT_TARGET_LOSSES = ("bce", "bce_with_logits", "mse")
 
 
-def export_expression(source: str, overrides: dict | None = None, title: str | None = None) -> str:
-    """The program `source` (with the params' values `overrides`, as the app holds them) as a script."""
+def expression_document(source: str, overrides: dict | None = None, title: str | None = None) -> Document:
+    """The program `source` (with the params' values `overrides`, as the app holds them) as a Document."""
     program = parse(source)
-    return _Writer(program, dict(overrides or {}), title).script()
+    return _Writer(program, dict(overrides or {}), title).document()
+
+
+def export_expression(source: str, overrides: dict | None = None, title: str | None = None) -> str:
+    """The program `source` as a Python script."""
+    return to_script(expression_document(source, overrides, title))
 
 
 def fill_template(template: str, fields: dict[str, str | None]) -> str:
@@ -88,25 +94,28 @@ class _Writer:
 
     # -- the script ---------------------------------------------------------------------------------
 
-    def script(self) -> str:
+    def document(self) -> Document:
+        """The script as a Document: imports, the program, backward and its printout, the check."""
         n = self.names
         body = self._body()
-        steps = self.program._steps
         has_params = bool(self.program.param_names)
-        lines = [
-            f'"""{self.title}: exported from Autograd Explorer as plain PyTorch.',
-            "",
-            "Run it with `python <this file>`. It runs the program's lines as torch calls, then",
-            "backward(), and prints the output and the gradient in every param's .grad; a finite-difference",
-            'check in float64 follows. The numbers are the ones the app shows.\n"""',
-            "",
-        ]
+        doc = Document(
+            f"{self.title}: exported from Autograd Explorer",
+            "The program of the Expression workspace as plain PyTorch. Run it with `python <this file>`: it "
+            "runs the program's lines as torch calls, calls `backward()` and prints the output and the "
+            "gradient in every param's `.grad` (the numbers the app shows), then checks them with finite "
+            "differences in float64.",
+        )
+        imports = []
         if n["torch"] != "torch" or n["F"] != "F":
-            lines.append("# The program has its own variables named " + ", ".join(
+            imports.append("# The program has its own variables named " + " and ".join(
                 f"`{k}`" for k in ("torch", "F") if n[k] != k) + ", so the imports go by other names.")
-        lines.append("import torch" if n["torch"] == "torch" else f"import torch as {n['torch']}")
-        lines.append(f"import torch.nn.functional as {n['F']}")
-        lines += ["", ""]
+        imports.append("import torch" if n["torch"] == "torch" else f"import torch as {n['torch']}")
+        imports.append(f"import torch.nn.functional as {n['F']}")
+        doc.sections.append(Section("Imports", "torch alone; `F` holds the functional forms of the losses.",
+                                    "\n".join(imports)))
+
+        lines = []
         others = [k for k in self.renamed if k not in ("torch", "F")]
         if others:
             lines.append("# The program uses the names " + ", ".join(f"`{k}`" for k in others)
@@ -146,64 +155,70 @@ class _Writer:
                 "        return value.detach()",
                 "",
             ]
-        if any(s.kind == "seed" or self._uses_rng(s.value) for s in steps):
+        if any(s.kind == "seed" or self._uses_rng(s.value) for s in self.program._steps):
             lines.append(f"    {n['torch']}.manual_seed(0)  # the app starts its random numbers from seed 0")
         lines += ["    " + line if line else "" for line in body]
         params = ", ".join(f'"{p}": {p}' for p in self.program.param_names)
         lines.append(f"    return {self.program.output_name}, {{{params}}}")
-        lines += ["", ""]
-        lines += self._main(has_params)
-        return "\n".join(lines).rstrip() + "\n"
+        doc.sections.append(Section(
+            "The program",
+            "Each line of the program is one line of torch, with the same names. `param(...)` makes a leaf "
+            "tensor with `requires_grad=True`: `backward()` fills its `.grad`. The function can run again "
+            "in float64 from other starting values, which the finite-difference check needs.",
+            "\n".join(lines)))
+        doc.sections += self._main(has_params)
+        return doc
 
-    def _main(self, has_params: bool) -> list[str]:
+    def _main(self, has_params: bool) -> list[Section]:
         out = self.program.output_name
-        lines = [
-            'if __name__ == "__main__":',
-            "    output, params = program()",
-        ]
+        t = self.names["torch"]  # at module level `torch` is the import's name
         if not has_params:
-            lines += [
-                "    # no param(...) in the program: nothing to differentiate, the output is the whole story",
-                f'    print("{OUTPUT_PREFIX}{out} =", output.tolist())',
-            ]
-            return lines
+            return [Section(
+                "Forward",
+                "There is no `param(...)` in the program: nothing to differentiate, the output is the whole "
+                "story.",
+                f'output, params = program()\nprint("{OUTPUT_PREFIX}{out} =", output.tolist())')]
         grad = "dL/d" if out == "L" else f"d{out}/d"
-        lines += [
-            "    if output.requires_grad:  # a conversion to int64 can cut the graph: every gradient is 0",
-            "        output.backward()",
-            f'    print("{OUTPUT_PREFIX}{out} =", output.tolist())',
-            "    grads = {}",
-            "    for name, p in params.items():",
-            "        grads[name] = p.grad if p.grad is not None else torch.zeros_like(p)  # an unused param",
-            f'        print(f"{GRAD_PREFIX}{grad}{{name}} =", grads[name].tolist())',
-            "",
-            "    # Finite differences: nudge one element of one param by ±eps, rerun the whole program in",
-            "    # float64 and see the output move: (f(p + eps) - f(p - eps)) / 2eps should match autograd.",
-            "    eps = 1e-6",
-            "    with torch.no_grad():",
-            "        start = {name: p.detach().clone() for name, p in program(torch.float64)[1].items()}",
-            "        for name, value in start.items():",
-            f"            if value.numel() > {_fd_limit()}:",
-            '                print(f"finite differences of {name}: skipped ({value.numel():,} elements)")',
-            "                continue",
-            "            numeric = torch.zeros_like(value)",
-            "            flat = value.view(-1)",
-            "            for i in range(flat.numel()):",
-            "                original = flat[i].item()",
-            "                flat[i] = original + eps",
-            "                plus = program(torch.float64, start)[0].item()",
-            "                flat[i] = original - eps",
-            "                minus = program(torch.float64, start)[0].item()",
-            "                flat[i] = original",
-            "                numeric.view(-1)[i] = (plus - minus) / (2 * eps)",
-            "            gap = (grads[name].to(torch.float64) - numeric).abs()",
-            "            gap = gap.max().item() if gap.numel() else 0.0",
-            '            print(f"finite differences of {name}: largest |autograd - numeric| = {gap:.2e}")',
+        backward = "\n".join([
+            "output, params = program()",
+            "if output.requires_grad:  # a conversion to int64 can cut the graph: then every gradient is 0",
+            "    output.backward()",
+            f'print("{OUTPUT_PREFIX}{out} =", output.tolist())',
+            "grads = {}",
+            "for name, p in params.items():",
+            f"    grads[name] = p.grad if p.grad is not None else {t}.zeros_like(p)  # an unused param",
+            f'    print(f"{GRAD_PREFIX}{grad}{{name}} =", grads[name].tolist())',
+        ])
+        check = "\n".join([
+            "eps = 1e-6",
+            f"with {t}.no_grad():",
+            f"    start = {{name: p.detach().clone() for name, p in program({t}.float64)[1].items()}}",
+            "    for name, value in start.items():",
+            f"        if value.numel() > {_fd_limit()}:",
+            '            print(f"finite differences of {name}: skipped ({value.numel():,} elements)")',
+            "            continue",
+            f"        numeric = {t}.zeros_like(value)",
+            "        flat = value.view(-1)",
+            "        for i in range(flat.numel()):",
+            "            original = flat[i].item()",
+            "            flat[i] = original + eps",
+            f"            plus = program({t}.float64, start)[0].item()",
+            "            flat[i] = original - eps",
+            f"            minus = program({t}.float64, start)[0].item()",
+            "            flat[i] = original",
+            "            numeric.view(-1)[i] = (plus - minus) / (2 * eps)",
+            f"        gap = (grads[name].to({t}.float64) - numeric).abs()",
+            "        gap = gap.max().item() if gap.numel() else 0.0",
+            '        print(f"finite differences of {name}: largest |autograd - numeric| = {gap:.2e}")',
+        ])
+        return [
+            Section("Forward and backward",
+                    "Run the program, then `backward()`: autograd walks the graph from the output back to "
+                    "the params and leaves dL/dparam in each `.grad`.", backward),
+            Section("Finite differences",
+                    "Nudge one element of one param by ±eps, rerun the whole program in float64 and see "
+                    "how the output moves: (f(p + eps) − f(p − eps)) / 2eps should match autograd.", check),
         ]
-        if self.names["torch"] != "torch":
-            # the main block runs at module level, where `torch` is the import's alias
-            lines = [line.replace("torch.", f"{self.names['torch']}.") for line in lines]
-        return lines
 
     def _dropout_helper(self) -> list[str]:
         t, f = self.names["torch"], self.names["F"]
@@ -427,4 +442,4 @@ def _literal_dict(values: dict) -> str:
     return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in values.items()) + "}"
 
 
-__all__ = ["GRAD_PREFIX", "OUTPUT_PREFIX", "export_expression", "fill_template"]
+__all__ = ["GRAD_PREFIX", "OUTPUT_PREFIX", "export_expression", "expression_document", "fill_template"]
