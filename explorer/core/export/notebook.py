@@ -35,13 +35,14 @@ class Document:
 
 def to_script(doc: Document) -> str:
     """The document as one Python file: a docstring, then each section under its comment."""
-    intro = _plain(doc.intro).replace('"""', "'''")
+    intro = "\n\n".join(textwrap.fill(part, 100, break_on_hyphens=False)
+                          for part in _plain(doc.intro).replace('"""', "'''").split("\n\n"))
     parts = [f'"""{_plain(doc.title)}\n\n{intro}\n"""']
     for section in doc.sections:
         comment = "\n".join(textwrap.wrap(_plain(f"{section.heading}. {section.text}"), 100,
                                           initial_indent="# ", subsequent_indent="# ",
                                           break_on_hyphens=False))
-        parts.append(f"{comment}\n{section.code.strip()}")
+        parts.append(f"{comment}\n\n{section.code.strip()}")
     return "\n\n\n".join(parts) + "\n"
 
 
