@@ -355,7 +355,10 @@ class _Writer:
             elif node_of is None:
                 fields[arg.name] = None if arg.default is None else _number(arg.default)
             elif arg.kind == "tensor":
-                fields[arg.name] = self._expr(node_of, tensor=True).at(_ATOM)
+                code = self._expr(node_of, tensor=True)
+                # an argument alone between the call's brackets and commas needs no brackets of its own
+                alone = re.search(r"[(,]\s*\{" + arg.name + r"\}\s*[,)]", spec.torch_code)
+                fields[arg.name] = code.text if alone else code.at(_ATOM)
             elif arg.kind == "int":
                 fields[arg.name] = self._int_arg(node_of)
             elif arg.kind == "float":

@@ -264,8 +264,8 @@ def _training_code(spec: NetSpec, dataset: dict) -> str:
         "",
         "train_loss, train_acc = evaluate(model, x_train, y_train)",
         "test_loss, test_acc = evaluate(model, x_test, y_test)",
-        'print(f"after {STEPS} steps: train loss {train_loss:.4f}, accuracy {train_acc:.3f}; "',
-        '      f"test loss {test_loss:.4f}, accuracy {test_acc:.3f}")',
+        'print(f"after {STEPS} steps: train loss {train_loss:.6f}, accuracy {train_acc:.3f}; "',
+        '      f"test loss {test_loss:.6f}, accuracy {test_acc:.3f}")',
     ])
 
 
