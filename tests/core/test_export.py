@@ -333,3 +333,8 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ExportError, match="unknown kind"):
         export_document("video", "x")
+
+
+def test_a_title_with_quotes_and_backslashes_stays_a_docstring():
+    code = export_script("expression", '# Title: a \\d """ b\nw = param(1.0)\nL = w * 2')
+    assert ast.get_docstring(ast.parse(code)).startswith("a \\d ''' b: exported from Autograd Explorer")

@@ -20,7 +20,7 @@ from explorer.core.gpt.train import TrainSettings
 # the training settings the script uses (the others are the app's: logging, files, threads, compile)
 SCRIPT_SETTINGS = ("steps", "batch_size", "grad_accum_steps", "lr", "min_lr", "warmup_steps", "weight_decay",
                    "beta1", "beta2", "grad_clip", "eval_every", "eval_batches", "sample_tokens",
-                   "sample_prompt", "temperature", "top_k", "seed", "tokenizer", "val_fraction", "device",
+                   "sample_prompt", "temperature", "top_k", "seed", "val_fraction", "device",
                    "dtype", "optimizer_impl")
 
 

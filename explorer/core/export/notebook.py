@@ -36,8 +36,8 @@ class Document:
 def to_script(doc: Document) -> str:
     """The document as one Python file: a docstring, then each section under its comment."""
     intro = "\n\n".join(textwrap.fill(part, 100, break_on_hyphens=False)
-                          for part in _plain(doc.intro).replace('"""', "'''").split("\n\n"))
-    parts = [f'"""{_plain(doc.title)}\n\n{intro}\n"""']
+                          for part in _docstring_safe(_plain(doc.intro)).split("\n\n"))
+    parts = [f'"""{_docstring_safe(_plain(doc.title))}\n\n{intro}\n"""']
     for section in doc.sections:
         comment = "\n".join(textwrap.wrap(_plain(f"{section.heading}. {section.text}"), 100,
                                           initial_indent="# ", subsequent_indent="# ",
@@ -63,6 +63,11 @@ def to_notebook(doc: Document) -> nbformat.NotebookNode:
 def notebook_code(nb: nbformat.NotebookNode) -> str:
     """The code cells of a notebook joined in order: the script a notebook runs."""
     return "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "code") + "\n"
+
+
+def _docstring_safe(text: str) -> str:
+    """Text that reads the same inside a triple-quoted docstring (a title may hold quotes or backslashes)."""
+    return text.replace("\\", "\\\\").replace('"""', "'''")
 
 
 def _plain(markdown: str) -> str:
