@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import textwrap
 
 from explorer.core.export.notebook import Document, Section
 from explorer.core.gpt import data as gpt_data
@@ -38,7 +39,7 @@ def gpt_document(config: GPTConfig, settings: TrainSettings, corpus_path: str | 
         "at the end. With the same seed, on the CPU, the losses are the ones the app's trainer "
         "reports.",
     )
-    doc.sections.append(Section("Imports", "torch alone (and the standard library).", _IMPORTS))
+    doc.sections.append(Section("Imports", "torch alone, and the standard library.", _IMPORTS))
     doc.sections.append(Section("Configuration", "The model's shape and how to train it, as set in the "
                                 "app. `vocab_size` follows the tokenizer.", _config_code(config, settings)))
     doc.sections.append(Section("Corpus and tokenizer", _corpus_text(corpus_path, settings),
@@ -69,6 +70,7 @@ def workspace_document(ws) -> Document:
 
 _IMPORTS = """\
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -81,22 +83,26 @@ def _config_code(config: GPTConfig, settings: TrainSettings) -> str:
     train_help = field_help(TrainSettings)
     lines = ["@dataclass", "class GPTConfig:", '    """The shape of the model."""', ""]
     for f in dataclasses.fields(GPTConfig):
-        lines.append(f"    {f.name}: {_type_name(f.type)} = {getattr(config, f.name)!r}  "
-                     f"# {model_help.get(f.name, '')}".rstrip(" #"))
+        value = getattr(config, f.name)
+        if f.name == "hidden_dim" and value == 4 * config.emb_dim:
+            value = None  # then it follows emb_dim, as in the app
+        lines += _field(f.name, _type_name(f.type), value, model_help.get(f.name, ""))
     lines += ["", "", "@dataclass", "class TrainSettings:", '    """How to train it."""', ""]
     for name in SCRIPT_SETTINGS:
         f = next(f for f in dataclasses.fields(TrainSettings) if f.name == name)
-        lines.append(f"    {name}: {_type_name(f.type)} = {getattr(settings, name)!r}  "
-                     f"# {train_help.get(name, '')}".rstrip(" #"))
+        lines += _field(name, _type_name(f.type), getattr(settings, name), train_help.get(name, ""))
     lines += ["", "", "config = GPTConfig()", "settings = TrainSettings()"]
-    return "\n".join(_fit(line) for line in lines)
+    return "\n".join(lines)
 
 
-def _fit(line: str, width: int = 110) -> str:
-    """A config line with its comment cut to the width (the comment is the field's help)."""
-    if len(line) <= width or "  # " not in line:
-        return line
-    return line[: width - 3].rstrip() + "..."
+def _field(name: str, kind: str, value, help_text: str, width: int = 100) -> list[str]:
+    """A dataclass field with its help as a comment: beside it when it fits, else on the lines above."""
+    line = f"    {name}: {kind} = {value!r}"
+    if not help_text:
+        return [line]
+    if len(line) + 4 + len(help_text) <= width:
+        return [f"{line}  # {help_text}"]
+    return [*textwrap.wrap(help_text, width, initial_indent="    # ", subsequent_indent="    # "), line]
 
 
 def _type_name(hint) -> str:
@@ -139,8 +145,6 @@ def _corpus_code(corpus_path: str | None, settings: TrainSettings) -> str:
     else:
         prose = inspect.getsource(gpt_data._prose_only).replace("def _prose_only", "def prose_only")
         read = "\n".join([
-            "import re",
-            "",
             "from pydoc_data.topics import topics  # the Python Language Reference's prose, for help()",
             "",
             "",
@@ -237,9 +241,10 @@ class MLP(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.fc = nn.Linear(cfg.emb_dim, cfg.hidden_dim)
+        hidden = cfg.hidden_dim or 4 * cfg.emb_dim
+        self.fc = nn.Linear(cfg.emb_dim, hidden)
         self.act = nn.GELU()
-        self.proj = nn.Linear(cfg.hidden_dim, cfg.emb_dim)
+        self.proj = nn.Linear(hidden, cfg.emb_dim)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x):
