@@ -29,6 +29,7 @@ from explorer.core.export.notebook import notebook_code, to_script
 from explorer.core.lang import ops
 from explorer.core.lang.examples import list_examples, load_example
 from explorer.core.lang.program import parse
+from explorer.core.mlp.network import NetSpec
 from explorer.core.mlp.toydata import make_dataset, train_toy
 from explorer.core.workspaces.expression import ExpressionWorkspace
 from explorer.core.workspaces.network import NetworkWorkspace
@@ -81,9 +82,21 @@ print(json.dumps(results))
 """
 
 
+# specs beyond the presets: no hidden layer, MSE, AdamW's own decay; SGD with momentum and GELU
+CUSTOM_SPECS = {
+    "custom-linear": NetSpec(3, [], [], 1, "sigmoid", "mse", "adamw", 0.05, 0.0, 0.0, 5, 7),
+    "custom-sgd": NetSpec(4, [6, 3], ["gelu", "sigmoid"], 2, "none", "cross-entropy", "sgd", 0.1, 0.9, 0.01,
+                          6, 3),
+}
+NETWORKS = ["seed", "mlp-50-30-20-3", "toy-2d", *CUSTOM_SPECS]
+
+
 def _network_workspace(preset: str) -> NetworkWorkspace:
     ws = NetworkWorkspace()
-    ws.set_preset(preset)
+    if preset in CUSTOM_SPECS:
+        ws.set_spec(NetSpec.from_dict(CUSTOM_SPECS[preset].to_dict()))
+    else:
+        ws.set_preset(preset)
     ws.state.iterations = 2
     ws.state.skip_zero_grad = preset == "seed"  # the second iteration adds to the first's .grad
     ws.state.dataset = ws.state.dataset.model_copy(update={"steps": 30, "count": 80, "name": "xor"})
@@ -99,7 +112,7 @@ def _scripts() -> dict[str, str]:
     out["expr_overrides"] = export_script("expression", ws)
     out["nb_expr_one_hidden_layer"] = notebook_code(export_notebook("expression",
                                                                     load_example("one_hidden_layer")))
-    for preset in ("seed", "mlp-50-30-20-3", "toy-2d"):
+    for preset in NETWORKS:
         out[f"net_{preset}"] = export_script("network", _network_workspace(preset))
     out["nb_net_toy-2d"] = notebook_code(export_notebook("network", _network_workspace("toy-2d")))
     # the built-in corpus, read by the script's own code: the imports, config and corpus sections
@@ -236,7 +249,7 @@ def test_a_program_with_an_error_is_refused():
 # -- networks -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["seed", "mlp-50-30-20-3", "toy-2d"])
+@pytest.mark.parametrize("preset", NETWORKS)
 def test_the_exported_iteration_has_the_workspaces_grads_and_updates(batch, preset):
     stdout = _ran(batch, f"net_{preset}")
     ws = _network_workspace(preset)
