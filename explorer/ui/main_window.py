@@ -220,6 +220,11 @@ class MainWindow(QMainWindow):
         except ExportError as exc:
             self._error(f"Could not export this workspace: {exc}")
             return False
+        except Exception as exc:  # noqa: BLE001 -- a bug of ours still reaches the user as one line
+            from explorer.ui.common.worker import one_line
+
+            self._error(f"Could not export this workspace: {one_line(exc)}")
+            return False
         what = "Notebook" if to == "notebook" else "Script"
         self._code_worker().submit(lambda job: str(_write_code(path, text)))
         self.statusBar().showMessage(f"Writing the {what.lower()} to {Path(path).name}…", 5000)

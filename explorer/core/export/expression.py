@@ -77,7 +77,7 @@ class _Writer:
 
     def __init__(self, program: Program, overrides: dict, title: str | None):
         self.program = program
-        self.overrides = overrides
+        self.overrides = {k: v for k, v in overrides.items() if k in program.param_names}  # stale names go
         self.title = title or _title(program.source)
         self.user_names = {s.name for s in program.statements}
         taken = set(self.user_names)
