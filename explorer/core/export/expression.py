@@ -155,7 +155,8 @@ class _Writer:
                 "        return value.detach()",
                 "",
             ]
-        if any(s.kind == "seed" or self._uses_rng(s.value) for s in self.program._steps):
+        steps = self.program._steps
+        if steps[0].kind != "seed" and any(s.kind == "seed" or self._uses_rng(s.value) for s in steps):
             lines.append(f"    {n['torch']}.manual_seed(0)  # the app starts its random numbers from seed 0")
         lines += ["    " + line if line else "" for line in body]
         params = ", ".join(f'"{p}": {p}' for p in self.program.param_names)
@@ -254,7 +255,9 @@ class _Writer:
                     self._plain(step.value).text if raw else self._expr(step.value, tensor=True).text)
                 start = f'{self.names["initial"]}("{step.name}", {value})'
                 code = self._fill(OPS["param"].torch_code, {"value": start})
-                lines.append(f"{step.name} = {code}  # a param: backward() fills its .grad")
+                if step.name == self.program.param_names[0]:
+                    lines.append("# a param is a leaf tensor with requires_grad: backward() fills its .grad")
+                lines.append(f"{step.name} = {code}")
                 continue
             lines.append(f"{step.name} = {self._expr(step.value, tensor=True).text}")
         return lines
