@@ -1,6 +1,6 @@
 """Command-line entry point shared by `python main.py`, `python -m explorer` and `autograd-explorer`.
 
-With a headless command as the first argument (grad, graph, params, train) it runs that command
+With a headless command as the first argument (grad, graph, params, train, export) it runs that command
 without importing Qt; with anything else it starts the desktop app and hands it the arguments.
 """
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "graph": "explorer.commands.graph",
     "params": "explorer.commands.params",
     "train": "explorer.commands.train",
+    "export": "explorer.commands.export",
 }
 
 

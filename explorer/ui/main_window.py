@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
         self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
+        self._export_worker = None  # writes exported scripts and notebooks (File > Export as ...)
         self._saved_session: str | None = None  # the last launch's session, applied after the first paint
         self._session_reader = None  # the worker of File > Open (made on first use)
         self._reading: str | Path = ""
@@ -255,6 +256,43 @@ class MainWindow(QMainWindow):
         panel = self.panel("pretrain")
         return panel.export_run(folder=folder) if panel is not None else []
 
+    def export_code(self, path: str | Path, to: str = "script") -> bool:
+        """File > Export as Python script / notebook: the current workspace's model as runnable code.
+
+        The code is generated here from the workspace model (quick: text from the model and the op table)
+        and written on a background worker; the status bar says where it went, or why it could not.
+        False (with a message) when the workspace cannot be exported as it stands.
+        """
+        from explorer.core.export import ExportError, export_notebook, export_script, notebook_text
+
+        key = self.current_key()
+        try:
+            if to == "notebook":
+                text = notebook_text(export_notebook(key, self.workspaces.get(key)))
+            else:
+                text = export_script(key, self.workspaces.get(key))
+        except ExportError as exc:
+            self._error(f"Could not export this workspace: {exc}")
+            return False
+        except Exception as exc:  # noqa: BLE001 -- a bug of ours still reaches the user as one line
+            from explorer.ui.common.worker import one_line
+
+            self._error(f"Could not export this workspace: {one_line(exc)}")
+            return False
+        what = "Notebook" if to == "notebook" else "Script"
+        self._code_worker().submit(lambda job: str(_write_code(path, text)))
+        self.statusBar().showMessage(f"Writing the {what.lower()} to {Path(path).name}…", 5000)
+        return True
+
+    def _code_worker(self):
+        from explorer.ui.common.worker import Worker
+
+        if self._export_worker is None:
+            worker = self._export_worker = Worker(self)
+            worker.sig_done.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 8000))
+            worker.sig_failed.connect(lambda message: self._error(f"Could not export: {message}"))
+        return self._export_worker
+
     def set_theme(self, name: str) -> None:
         """Switch between the light and dark theme."""
         self.theme_name = name if name in themes.THEMES else "light"
@@ -427,6 +465,8 @@ class MainWindow(QMainWindow):
             "app.export_png": lambda: self._ask_export("png"),
             "app.export_svg": lambda: self._ask_export("svg"),
             "app.export_run": self.export_run,
+            "app.export_script": lambda: self._ask_export_code("script"),
+            "app.export_notebook": lambda: self._ask_export_code("notebook"),
             "app.quit": self.close,
             "app.fit": lambda: self._on_views("fit"),
             "app.zoom_in": lambda: self._on_views("zoom_in"),
@@ -441,7 +481,8 @@ class MainWindow(QMainWindow):
         built = {a.property(actions.ACTION_ID): a for a in actions.build(self, handlers)}
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        groups = (("open_session", "save_session"), ("export_png", "export_svg", "export_run"), ("quit",))
+        groups = (("open_session", "save_session"), ("export_png", "export_svg", "export_run"),
+                  ("export_script", "export_notebook"), ("quit",))
         for group in groups:
             if not file_menu.isEmpty():
                 file_menu.addSeparator()
@@ -507,8 +548,24 @@ class MainWindow(QMainWindow):
         if path:
             self.export_graph(path, fmt)
 
+    def _ask_export_code(self, to: str) -> None:
+        suffix = "ipynb" if to == "notebook" else "py"
+        name = {"expression": "program", "network": "network", "pretrain": "train_gpt"}[self.current_key()]
+        title = "Export as notebook" if to == "notebook" else "Export as Python script"
+        kind = "Notebooks (*.ipynb)" if to == "notebook" else "Python scripts (*.py)"
+        path, _ = QFileDialog.getSaveFileName(self, title, f"{name}.{suffix}", kind)
+        if path:
+            self.export_code(path, to)
+
     def _show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", actions.shortcuts_html())
 
     def _show_about(self) -> None:
         QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)
+
+
+def _write_code(path: str | Path, text: str) -> Path:
+    """Write exported code atomically (on the export worker); FileProblem says what went wrong."""
+    from explorer.core import files
+
+    return files.write_atomic(path, text)
