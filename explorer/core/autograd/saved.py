@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total"]
+__all__ = [
+    "SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total", "node_bytes",
+    "saved_by_module",
+]
 
 
 @dataclass
@@ -244,6 +247,36 @@ def alive_by_step(timeline) -> list[int]:
     for k in range(timeline.length + 1):
         alive += deltas[k]
         out.append(alive)
+    return out
+
+
+def node_bytes(node) -> int:
+    """Bytes a node's grad_fn keeps beyond the weights (each storage once; 0 when nothing)."""
+    seen: dict[int, int] = {}
+    for s in node.saved or ():
+        if not s.recomputed and not s.param:
+            seen[s.storage] = max(seen.get(s.storage, 0), s.bytes)
+    return sum(seen.values())
+
+
+def saved_by_module(tr, depth: int = 2) -> dict[str, int]:
+    """Activation bytes saved for backward per module, grouped by the first ``depth`` parts of the module
+    path ("blocks.0"); a storage counts in the group of the first node that saved it, so the groups add
+    up to the trace's activations. Ops outside any module are under "(top level)"."""
+    memory: SavedMemory | None = getattr(tr, "saved_memory", None)
+    out: dict[str, int] = {}
+    if memory is None:
+        return out
+    counted: set[int] = set()
+    for nid in tr.forward_order:
+        node = tr.nodes[nid]
+        group = ".".join(node.module.split(".")[:depth]) if node.module else "(top level)"
+        for s in node.saved or ():
+            if s.recomputed or s.storage in memory.param_storages or s.storage in counted:
+                out.setdefault(group, 0)
+                continue
+            counted.add(s.storage)
+            out[group] = out.get(group, 0) + memory.storage_bytes[s.storage]
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from explorer.core.gpt.config import ConfigError, ConfigMixin
@@ -192,9 +193,20 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.norm2 = nn.LayerNorm(cfg.emb_dim)
         self.mlp = MLP(cfg)
+        # Activation checkpointing: keep only the block's input for backward and run its forward again
+        # during backward, trading compute for the memory of everything inside the block.
+        self.checkpointed = False
+        self.recomputations = 0  # forwards run again during backward (counted for the trace view)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, T, C)."""
+        if self.checkpointed and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch._C._current_graph_task_id() != -1:  # inside backward: checkpointing recomputes
+            self.recomputations += 1
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -219,6 +231,12 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
         self.reset_parameters()
+
+    def set_checkpointing(self, blocks=True) -> None:
+        """Checkpoint the activations of some blocks: True or False for all, or an iterable of indices."""
+        chosen = set(range(len(self.blocks))) if blocks is True else set() if not blocks else set(blocks)
+        for i, block in enumerate(self.blocks):
+            block.checkpointed = i in chosen
 
     def reset_parameters(self) -> None:
         """GPT-2 initialisation: N(0, 0.02), residual projections scaled down by sqrt(2 * n_layers)."""
