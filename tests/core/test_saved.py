@@ -194,3 +194,21 @@ def test_every_op_that_saves_has_a_reason():
     assert not missing, f"ops that save tensors but give no reason: {missing}"
     assert not claiming, f"ops that keep nothing but give a reason: {claiming}"
     assert OPS["sigmoid"].saved_reason == "sigmoid keeps its output a: the backward needs a(1 − a)"
+
+
+def test_training_with_checkpointed_blocks_matches_plain_training():
+    """The training setting reaches the model through the child process's trainer factory, the step
+    records carry time per step and peak memory, and the losses are those of plain training."""
+    from explorer.core.gpt.child_process import _make_trainer
+
+    cfg = small_gpt(vocab_size=128).to_dict()
+    settings = {"steps": 2, "batch_size": 2, "eval_every": 0, "sample_every": 0, "seed": 3}
+    losses = {}
+    for ckpt in (False, True):
+        trainer = _make_trainer(cfg, {**settings, "checkpoint_blocks": ckpt}, None)
+        steps = [r for r in trainer.run() if r["type"] == "step"]
+        assert all(b.checkpointed is ckpt for b in trainer.model.blocks)
+        assert all(b.recomputations == (2 if ckpt else 0) for b in trainer.model.blocks)
+        assert all(r["step_s"] > 0 and r["peak_memory_kind"] in ("rss", "allocated", None) for r in steps)
+        losses[ckpt] = [r["train_loss"] for r in steps]
+    assert losses[True] == pytest.approx(losses[False], abs=1e-5)
