@@ -22,7 +22,7 @@ import torch
 
 __all__ = [
     "SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total", "node_bytes",
-    "saved_by_module",
+    "param_bytes", "reason_for", "saved_by_module",
 ]
 
 
@@ -278,6 +278,31 @@ def saved_by_module(tr, depth: int = 2) -> dict[str, int]:
             counted.add(s.storage)
             out[group] = out.get(group, 0) + memory.storage_bytes[s.storage]
     return out
+
+
+def param_bytes(tr) -> tuple[int, int]:
+    """(bytes of the traced graph's weights, bytes of their gradients once backward has run)."""
+    weights = grads = 0
+    for node in tr.nodes.values():
+        if node.kind != "param":
+            continue
+        size = node.value.numel * _itemsize(node.value.dtype)
+        weights += size
+        grads += size if node.grad is not None else 0
+    return weights, grads
+
+
+def reason_for(node) -> str:
+    """The op table's one line on why this op's backward keeps what it keeps ("" when unknown)."""
+    from explorer.core.lang.ops import find_op
+
+    spec = find_op(node.op) or find_op(node.torch_name)
+    return spec.saved_reason if spec is not None else ""
+
+
+def _itemsize(dtype: str) -> int:
+    t = getattr(torch, dtype, None)
+    return t.itemsize if isinstance(t, torch.dtype) else 4
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -1,0 +1,105 @@
+"""The memory overlay: badges of what each node keeps, freed as backward runs, the legend, the inspector."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtGui import QImage, QPainter
+
+from explorer.core.autograd.trace import trace
+from explorer.core.lang.examples import SEED_SOURCE
+from explorer.core.lang.program import parse
+from explorer.ui.common import actions
+from explorer.ui.common import theme as themes
+from explorer.ui.graph import memory
+from explorer.ui.graph.inspector import Inspector
+from explorer.ui.graph.view import GraphView
+
+
+@pytest.fixture
+def overlay_on():
+    switch = memory.setting()
+    switch.set_enabled(True)
+    yield switch
+    switch.set_enabled(False)
+
+
+@pytest.fixture
+def view(qtbot):
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(1000, 560)
+    v.show()
+    v.set_trace(trace(parse(SEED_SOURCE).callable()), step=0)
+    return v
+
+
+def _by_name(tr, name):
+    return next(n.id for n in tr.nodes.values() if n.name == name)
+
+
+def test_badges_appear_with_the_switch_and_are_freed_in_backward(qtbot, view, overlay_on):
+    tr = view.graph_scene.trace
+    a = _by_name(tr, "a")  # sigmoid keeps its output
+    badge = view.memory.badges[a]
+    assert badge.text == "4 B: output"
+    timeline = view.timeline
+    view.set_step(0)
+    assert not badge.isVisible()
+    view.set_step(timeline.forward_length)
+    assert badge.isVisible() and not badge.freed
+    view.set_step(timeline.step_of("backward", a))
+    assert badge.freed
+    overlay_on.set_enabled(False)
+    assert view.memory.badges == {} and badge.scene() is None
+
+
+def test_legend_text_gives_the_total_beside_weights_and_grads(view, overlay_on):
+    tr = view.graph_scene.trace
+    weights, grads = memory.param_bytes(tr)
+    assert weights == 8 and grads == 8  # w and b, float32 scalars
+    lines = memory.legend_lines(tr.saved_memory, weights, grads, view.timeline.saved_bytes_at(0))
+    assert lines[0] == "Saved for backward: 12 B"
+    assert "weights 8 B · their grads 8 B" in lines
+
+
+def test_inspector_lists_saved_tensors_and_the_reason(qtbot, view):
+    inspector = Inspector()
+    qtbot.addWidget(inspector)
+    tr = view.graph_scene.trace
+    inspector.show_node(tr.nodes[_by_name(tr, "a")], title="a")
+    text = inspector.saved_label.text()
+    assert "sigmoid keeps its output a: the backward needs a(1 − a)" in text
+    assert "output" in text and "SigmoidBackward0._saved_result" in text
+    assert not inspector.saved_box.isHidden()
+    inspector.show_node(tr.nodes[_by_name(tr, "w")], title="w")  # a parameter keeps nothing
+    assert inspector.saved_box.isHidden()
+
+
+def test_the_menu_action_comes_from_the_table_and_switches_every_view(qtbot, view, overlay_on):
+    spec = actions.spec("app.memory_overlay")
+    assert spec.menu == "View" and "backward" in spec.tooltip
+    overlay_on.set_enabled(False)
+    assert not view.memory.badges
+    overlay_on.set_enabled(True)
+    assert view.memory.badges
+
+
+@pytest.mark.parametrize("name", ["light", "dark"])
+def test_overlay_draws_in_both_themes(qtbot, view, overlay_on, name, tmp_path):
+    view.set_theme(themes.get_theme(name))
+    view.set_step(view.timeline.forward_length + 2)
+    image = QImage(view.viewport().size(), QImage.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    view.render(painter)
+    painter.end()
+    keyword = themes.get_theme(name)["keyword"].lstrip("#").lower()
+    # the legend's plot and the badges are drawn in the theme's memory colour
+    found = any(f"{image.pixelColor(x, y).name()[1:]}" == keyword
+                for x in range(0, image.width(), 2) for y in range(0, 160, 2))
+    assert found
+    out = os.environ.get("EXPLORER_SHOT_DIR")
+    if out:  # a picture to look at: EXPLORER_SHOT_DIR=folder pytest tests/ui/test_memory_overlay.py
+        image.save(os.path.join(out, f"memory-overlay-{name}.png"))
