@@ -97,7 +97,7 @@ def _storage_of(t: torch.Tensor) -> tuple[tuple, int, int]:
     """(key, bytes, data pointer) of the memory behind ``t``; its own id for tensors without storage."""
     try:
         s = t.untyped_storage()
-        return (t.device.type, t.device.index, s.data_ptr()), s.nbytes(), t.data_ptr()
+        return (t.device.type, t.device.index, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
     except (RuntimeError, NotImplementedError, TypeError):
         return ("id", id(t)), t.numel() * t.element_size(), id(t)
 

@@ -414,6 +414,27 @@ def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
     return total
 
 
+def measured_activation_bytes(cfg: GPTConfig, batch_size: int, context_length: int | None = None,
+                              checkpoint_blocks: bool = False, device: str = "meta") -> int:
+    """What the tracer measures autograd saving for backward (weights left out) in one training forward
+    of a batch: the check on `activation_bytes`.
+
+    On the "meta" device the model has shapes without data, so even GPT-2 at its full context costs no
+    memory and well under a second; but attention there runs its unfused reference kernel, which keeps
+    the (B, nh, T, T) attention matrix that the CPU's and GPUs' fused kernels do not (they keep a
+    (B, nh, T) log-sum-exp). "cpu" runs the real kernels: exact for this machine, but it computes."""
+    from explorer.core.autograd.trace import trace
+
+    T = min(context_length or cfg.context_length, cfg.context_length)
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # the caller's random state stays
+        torch.manual_seed(0)
+        model = GPT(cfg).train()
+        idx = torch.randint(0, cfg.vocab_size, (batch_size, T))
+    model.set_checkpointing(checkpoint_blocks)
+    tr = trace(lambda: model.loss(idx, idx), backward=False, max_snapshot_elems=0)
+    return tr.saved_memory.activations if tr.saved_memory is not None else 0
+
+
 def memory_estimate(
     config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None
 ) -> dict[str, int]:
