@@ -103,3 +103,20 @@ def test_overlay_draws_in_both_themes(qtbot, view, overlay_on, name, tmp_path):
     out = os.environ.get("EXPLORER_SHOT_DIR")
     if out:  # a picture to look at: EXPLORER_SHOT_DIR=folder pytest tests/ui/test_memory_overlay.py
         image.save(os.path.join(out, f"memory-overlay-{name}.png"))
+
+
+def test_trace_one_step_with_checkpointed_blocks_keeps_less_and_recomputes(qtbot, overlay_on):
+    from explorer.core.gpt.model import GPTConfig
+    from explorer.ui.pretrain.trace_step import trace_one_step
+
+    cfg = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+    source = {"checkpoint": None, "config": cfg.to_dict(), "settings": {"tokenizer": "char"}}
+    plain, _ = trace_one_step(source, 6)
+    ckpt, _ = trace_one_step(source, 6, checkpoint_blocks=True)
+    assert ckpt.saved_memory.activations < plain.saved_memory.activations
+    assert "recomputed 1× in backward at step" in ckpt.memory_text
+    assert "per block: blocks.0" in plain.memory_text and "recomputed" not in plain.memory_text
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.set_trace(ckpt)
+    assert any(b.text == "nothing: recomputed in backward" for b in view.memory.badges.values())

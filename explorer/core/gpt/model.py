@@ -393,7 +393,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 
 
 def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
-                     context_length: int | None = None) -> int:
+                     context_length: int | None = None, checkpoint_blocks: bool = False) -> int:
     """Bytes of the tensors autograd keeps for backward in one forward pass of a batch.
 
     Per block (B, T, E, H = batch, context, emb_dim, hidden_dim): the inputs of both LayerNorms and of
@@ -402,13 +402,17 @@ def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
     With dropout on, the 1-byte dropout masks, and the (B, nh, T, T) attention matrices that the
     unfused attention (PyTorch's CPU path when attention dropout is on) keeps: probabilities before and
     after dropout, the dropout scale, and its mask. Matches what autograd saves on a CPU within ~10%.
+    With `checkpoint_blocks` a block keeps only its input (B x T x E): the rest is recomputed in backward.
     """
     T = min(context_length or cfg.context_length, cfg.context_length)
     B, E, H, L = batch_size, cfg.emb_dim, cfg.hidden_dim, cfg.n_layers
     bte = B * T * E
-    values = L * (9 * bte + 2 * B * T * H) + 2 * bte + B * T * cfg.vocab_size
+    per_block = bte if checkpoint_blocks else 9 * bte + 2 * B * T * H
+    values = L * per_block + 2 * bte + B * T * cfg.vocab_size
     total = values * dtype_bytes
-    if cfg.drop_rate > 0:
+    if cfg.drop_rate > 0 and checkpoint_blocks:
+        total += bte  # the embedding's dropout mask, outside the blocks
+    elif cfg.drop_rate > 0:
         attention = B * cfg.n_heads * T * T
         total += (2 * L + 1) * bte + L * attention * (3 * dtype_bytes + 1)
     return total
@@ -436,7 +440,8 @@ def measured_activation_bytes(cfg: GPTConfig, batch_size: int, context_length: i
 
 
 def memory_estimate(
-    config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None
+    config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None,
+    checkpoint_blocks: bool = False,
 ) -> dict[str, int]:
     """Bytes for weights, gradients, AdamW state (two moments) and activations of one batch, plus `total`.
 
@@ -451,7 +456,7 @@ def memory_estimate(
         "weights": n * size,
         "gradients": n * size,
         "optimizer": 2 * n * size,
-        "activations": activation_bytes(config, batch_size, size, context_length),
+        "activations": activation_bytes(config, batch_size, size, context_length, checkpoint_blocks),
     }
     out["total"] = sum(out.values())
     return out

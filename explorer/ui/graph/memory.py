@@ -103,7 +103,7 @@ class MemoryBadge(QGraphicsItem):
         font.setPointSizeF(8.5)
         painter.setFont(font)
         painter.setPen(QColor(t["muted"] if self.freed else t["text"]))
-        text = ("freed " if self.freed else "keeps ") + self.text
+        text = self.text if not self.nbytes else ("freed " if self.freed else "keeps ") + self.text
         shown = painter.fontMetrics().elidedText(text, Qt.ElideRight, int(rect.width() - 8))
         painter.drawText(rect.adjusted(4, 0, -4, 0), Qt.AlignVCenter | Qt.AlignLeft, shown)
         if self.freed:
@@ -145,16 +145,19 @@ class MemoryOverlay:
             for did, card in scene.cards.items():
                 members = [tr.nodes[m] for m in card.info.get("members", []) if m in tr.nodes]
                 nbytes = sum(node_bytes(n) for n in members)
-                if not nbytes:
+                recomputed = any(s.recomputed for n in members for s in n.saved or ())
+                if not nbytes and not recomputed:
                     continue
-                badge = MemoryBadge(badge_text(members, nbytes), nbytes, scene.theme)
+                text = badge_text(members, nbytes) if nbytes else "nothing: recomputed in backward"
+                badge = MemoryBadge(text, nbytes, scene.theme)
                 badge.setPos(card.pos() + QPointF(0, CARD_H / 2 + 2))
                 scene.addItem(badge)
                 self.badges[did] = badge
-                steps = [timeline.step_of("backward", n.id) for n in members if node_bytes(n)]
-                if steps and None not in steps:
+                keeping = [n for n in members if node_bytes(n)] or members
+                steps = [timeline.step_of("backward", n.id) for n in keeping]
+                if nbytes and steps and None not in steps:
                     self._free_step[did] = max(steps)
-                self._born_step[did] = min(timeline.value_at.get(n.id, 0) for n in members if node_bytes(n))
+                self._born_step[did] = min(timeline.value_at.get(n.id, 0) for n in keeping)
             self.on_step()
         self.view.viewport().update()
 
