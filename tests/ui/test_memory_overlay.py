@@ -120,3 +120,34 @@ def test_trace_one_step_with_checkpointed_blocks_keeps_less_and_recomputes(qtbot
     qtbot.addWidget(view)
     view.set_trace(ckpt)
     assert any(b.text == "nothing: recomputed in backward" for b in view.memory.badges.values())
+
+
+def test_estimates_show_the_traced_activations_beside_the_estimate(qtbot):
+    from explorer.core.gpt.model import GPTConfig, measured_activation_bytes, memory_estimate
+    from explorer.ui.pretrain.estimates import ModelEstimates
+
+    estimates = ModelEstimates()
+    qtbot.addWidget(estimates)
+    cfg = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+    for checkpointed in (False, True):
+        with qtbot.waitSignal(estimates._measure_job.sig_done, timeout=120_000):
+            estimates.update_from(cfg.to_dict(), {"batch_size": 4, "device": "cpu",
+                                                  "checkpoint_blocks": checkpointed}, {})
+        text = estimates.activation_check.text()
+        estimate = memory_estimate(cfg, 4, checkpoint_blocks=checkpointed)["activations"]
+        traced = measured_activation_bytes(cfg, 4, checkpoint_blocks=checkpointed, device="cpu")
+        assert f"estimate {memory.format_bytes(estimate)} · traced {memory.format_bytes(traced)}" in text
+        assert "this machine's kernels" in text
+        assert ("blocks checkpointed" in text) is checkpointed
+
+
+def test_the_form_carries_the_checkpointing_setting(qtbot):
+    from explorer.ui.pretrain.form import HyperparameterForm
+
+    form = HyperparameterForm()
+    qtbot.addWidget(form)
+    assert form.settings_dict()["checkpoint_blocks"] is False
+    form.checkpoint_blocks.setChecked(True)
+    assert form.settings_dict()["checkpoint_blocks"] is True and form.values()["checkpoint_blocks"] is True
+    form.set_values({"checkpoint_blocks": False})
+    assert form.settings_dict()["checkpoint_blocks"] is False
