@@ -187,8 +187,11 @@ class MemoryOverlay:
         font = QFont()
         font.setPointSizeF(8.5)
         painter.setFont(font)
-        line_h = painter.fontMetrics().height() + 2
-        box = QRectF(self.view.viewport().width() - LEGEND_W - 10, 10, LEGEND_W,
+        metrics = painter.fontMetrics()
+        line_h = metrics.height() + 2
+        width = max(LEGEND_W, 24 + max(metrics.horizontalAdvance(text) for text in lines))
+        width = min(width, max(LEGEND_W, self.view.viewport().width() - 20))
+        box = QRectF(self.view.viewport().width() - width - 10, 10, width,
                      12 + line_h * len(lines) + PLOT_H + 10)
         bg = QColor(t["panel"])
         bg.setAlpha(235)
@@ -252,9 +255,9 @@ def legend_lines(memory, weights: int, grads: int, alive: int) -> list[str]:
              f"alive at this step: {format_bytes(alive)}",
              f"weights {format_bytes(weights)} · their grads {format_bytes(grads)}"]
     if memory.params:
-        lines.append(f"(weights saved as well: {format_bytes(memory.params)}, no extra memory)")
+        lines.append(f"(it also refers to {format_bytes(memory.params)} of weights: no extra memory)")
     if memory.recomputed:
-        lines.append(f"{memory.recomputed} tensors left to checkpointing: recomputed in backward")
+        lines.append(f"{memory.recomputed} tensors not kept: checkpointing recomputes them")
     return lines
 
 
