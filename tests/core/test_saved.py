@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.core.autograd.saved import hooks_total, saved_by_module
+from explorer.core.autograd.saved import hooks_total, recompute_steps, saved_by_module
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
 from explorer.core.gpt.model import GPT, GPTConfig, memory_estimate
@@ -136,6 +136,10 @@ def test_checkpointing_a_block_lowers_saved_bytes_and_keeps_gradients():
     for k, g in plain[1].items():
         torch.testing.assert_close(ckpt[1][k], g, rtol=0, atol=1e-6)
     assert any(s.recomputed for n in ckpt[0].nodes.values() for s in n.saved or ())
+    timeline = Timeline(ckpt[0])
+    at = recompute_steps(timeline)
+    assert set(at) == {"blocks.0"} and timeline.event(at["blocks.0"])[0] == "backward"
+    assert recompute_steps(Timeline(plain[0])) == {}
 
 
 @pytest.mark.parametrize("cfg, batch", [

@@ -22,7 +22,7 @@ import torch
 
 __all__ = [
     "SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total", "node_bytes",
-    "param_bytes", "reason_for", "saved_by_module",
+    "param_bytes", "reason_for", "recompute_steps", "saved_by_module",
 ]
 
 
@@ -277,6 +277,20 @@ def saved_by_module(tr, depth: int = 2) -> dict[str, int]:
                 continue
             counted.add(s.storage)
             out[group] = out.get(group, 0) + memory.storage_bytes[s.storage]
+    return out
+
+
+def recompute_steps(timeline, depth: int = 2) -> dict[str, int]:
+    """Module group ("blocks.0") -> the Timeline step at which backward first reaches one of its nodes
+    whose saved tensors were left to activation checkpointing: the moment torch runs that part of the
+    forward again to get them back."""
+    tr = timeline.trace
+    out: dict[str, int] = {}
+    for k, (direction, nid) in enumerate(timeline.events, start=1):
+        node = tr.nodes[nid]
+        if direction == "backward" and any(s.recomputed for s in node.saved or ()):
+            group = ".".join(node.module.split(".")[:depth]) if node.module else "(top level)"
+            out.setdefault(group, k)
     return out
 
 

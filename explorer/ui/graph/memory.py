@@ -23,7 +23,7 @@ from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QGroupBox, QLabel, QVBoxLayout
 from shiboken6 import isValid
 
-from explorer.core.autograd.saved import node_bytes, param_bytes, reason_for
+from explorer.core.autograd.saved import node_bytes, param_bytes, reason_for, recompute_steps
 from explorer.core.gpt.model import format_bytes
 from explorer.core.graph.display import CARD_H, CARD_W
 
@@ -228,12 +228,17 @@ class MemoryOverlay:
             path.lineTo(QPointF(x_of(i), y_of(alive[i])))
         painter.setPen(QPen(QColor(t["keyword"]), 1.8))
         painter.drawPath(path)
-        painter.setPen(QPen(QColor(t["current"]), 2.0))
-        x = x_of(max(0, min(k, n)))
-        painter.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
         font = QFont()
         font.setPointSizeF(7.5)
         painter.setFont(font)
+        for group, step in recompute_steps(timeline).items():  # checkpointing runs the forward again here
+            painter.setPen(QPen(QColor(t["edge_forward"]), 1.0, Qt.DashLine))
+            painter.drawLine(QPointF(x_of(step), plot.top() + 12), QPointF(x_of(step), plot.bottom()))
+            painter.drawText(QRectF(x_of(step) - 30, plot.bottom() - 12, 60, 12), Qt.AlignCenter,
+                             "↻ " + group.rpartition(".")[2])
+        painter.setPen(QPen(QColor(t["current"]), 2.0))
+        x = x_of(max(0, min(k, n)))
+        painter.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
         painter.setPen(QColor(t["muted"]))
         painter.drawText(QRectF(plot.left() + 2, plot.top(), plot.width() / 2, 12),
                          Qt.AlignLeft | Qt.AlignTop, "forward")
@@ -257,7 +262,7 @@ def legend_lines(memory, weights: int, grads: int, alive: int) -> list[str]:
     if memory.params:
         lines.append(f"(it also refers to {format_bytes(memory.params)} of weights: no extra memory)")
     if memory.recomputed:
-        lines.append(f"{memory.recomputed} tensors not kept: checkpointing recomputes them")
+        lines.append(f"{memory.recomputed} tensors not kept: checkpointing recomputes them (↻ block)")
     return lines
 
 

@@ -76,20 +76,18 @@ def trace_one_step(source: dict, n_tokens: int = 8, checkpoint_blocks: bool = Fa
 
 def memory_summary(trace, model) -> str:
     """What each block kept for backward and, for checkpointed blocks, when backward recomputed it."""
-    from explorer.core.autograd.saved import saved_by_module
+    from explorer.core.autograd.saved import recompute_steps, saved_by_module
     from explorer.core.autograd.timeline import Timeline
     from explorer.core.gpt.model import format_bytes
 
     per_module = saved_by_module(trace)
-    timeline = Timeline(trace)
+    recomputed_at = recompute_steps(Timeline(trace))
     parts = []
     for i, block in enumerate(model.blocks):
         path = f"blocks.{i}"
         text = f"{path} {format_bytes(per_module.get(path, 0))}"
         if block.checkpointed:
-            first = next((k for k, (d, nid) in enumerate(timeline.events, start=1) if d == "backward"
-                          and (trace.nodes[nid].module or "").startswith(path + ".")), None)
-            when = f" at step {first}" if first else ""
+            when = f" at step {recomputed_at[path]}" if path in recomputed_at else ""
             text += f" (forward recomputed {block.recomputations}× in backward{when})"
         parts.append(text)
     memory = trace.saved_memory
