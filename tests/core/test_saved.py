@@ -94,6 +94,8 @@ def test_a_storage_saved_twice_counts_once():
     tr = trace(run, backward=False)
     saved = [s for n in tr.nodes.values() for s in n.saved or ()]
     assert len(saved) == 3 and all(s.shared for s in saved)
+    square = next(n for n in tr.nodes.values() if n.op == "mul")
+    assert {s.role for s in square.saved} == {"inputs 0, 1 (one tensor)"}
     assert tr.saved_memory.total == 24  # x itself is not saved: one 6-float storage
 
 

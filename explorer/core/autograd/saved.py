@@ -183,9 +183,10 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
                 is_param = r.storage_key in param_keys
                 if is_param:
                     memory.param_storages.add(number)
+                role = _role(rec, node, nid, r, attr)
                 node.saved.append(SavedTensor(
-                    role=_role(rec, node, nid, r, attr), attr=attr, grad_fn=type(fn).__name__, shape=r.shape,
-                    dtype=r.dtype, bytes=r.nbytes, storage=number, param=is_param,
+                    role=role, attr=attr, grad_fn=type(fn).__name__, shape=r.shape, dtype=r.dtype,
+                    bytes=r.nbytes, storage=number, param=is_param,
                 ))  # fmt: skip
     for nid in rec.order:
         for s in getattr(rec.nodes[nid], "saved", None) or ():
@@ -194,7 +195,7 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
     memory.total = sum(all_storages.values())
     memory.params = sum(all_storages[k] for k in param_keys if k in all_storages)
     memory.activations = memory.total - memory.params
-    attributed = {k for k in numbers}
+    attributed = set(numbers)
     memory.unattributed = sum(b for k, b in all_storages.items() if k not in attributed)
     return memory
 
@@ -358,11 +359,15 @@ def _raw_saved(fn) -> list[tuple[str, object]]:
 
 def _role(rec, node, nid: str, r: _Record, attr: str) -> str:
     """How the saved tensor relates to the node: its output, one of its inputs, a view of one, or
-    (an intermediate of the op) torch's attribute name."""
+    (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
+    is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
     candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
-    for role, other in candidates:
-        if rec.tensor_of[other] is r.ref():
-            return role
+    same = [role for role, other in candidates if rec.tensor_of[other] is r.ref()]
+    positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
+    if len(positions) > 1 and "output" not in same:
+        return f"inputs {', '.join(positions)} (one tensor)"
+    if same:
+        return same[0]
     for role, other in candidates:
         t = rec.tensor_of[other]
         key, _, ptr = _storage_of(t)
