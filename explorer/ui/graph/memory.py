@@ -120,6 +120,7 @@ class MemoryOverlay:
         self.badges: dict[str, MemoryBadge] = {}  # display id -> badge
         self._free_step: dict[str, int] = {}  # display id -> step after which its members' saves are freed
         self._born_step: dict[str, int] = {}  # display id -> the step its first member saves something
+        self._totals = None  # (trace, (weight bytes, grad bytes), recompute steps) for the legend
         switch = setting()
         self.enabled = switch.enabled
         switch.sig_changed.connect(self.set_enabled)
@@ -139,6 +140,7 @@ class MemoryOverlay:
         self.badges = {}
         self._free_step = {}
         self._born_step = {}
+        self._totals = None
         tr = scene.trace
         if self.enabled and tr is not None and getattr(tr, "saved_memory", None) is not None:
             timeline = scene.model.timeline
@@ -181,7 +183,9 @@ class MemoryOverlay:
             return
         t = scene.theme
         memory = tr.saved_memory
-        weights, grads = param_bytes(tr)
+        if self._totals is None or self._totals[0] is not tr:  # computed once per trace, not per paint
+            self._totals = (tr, param_bytes(tr), recompute_steps(timeline))
+        (weights, grads), recomputes = self._totals[1], self._totals[2]
         k = self.view.step
         lines = legend_lines(memory, weights, grads, timeline.saved_bytes_at(k))
         font = QFont()
@@ -205,9 +209,10 @@ class MemoryOverlay:
                              Qt.AlignVCenter | Qt.AlignLeft, text)
             y += line_h
         plot = QRectF(box.left() + 10, y + 4, box.width() - 20, PLOT_H)
-        self._paint_plot(painter, plot, timeline, k, t)
+        self._paint_plot(painter, plot, timeline, k, t, recomputes)
 
-    def _paint_plot(self, painter, plot: QRectF, timeline, k: int, t: dict[str, str]) -> None:
+    def _paint_plot(self, painter, plot: QRectF, timeline, k: int, t: dict[str, str],
+                    recomputes: dict[str, int]) -> None:
         alive = timeline.saved_alive
         n = len(alive) - 1
         peak = max(alive) or 1
@@ -231,7 +236,7 @@ class MemoryOverlay:
         font = QFont()
         font.setPointSizeF(7.5)
         painter.setFont(font)
-        for group, step in recompute_steps(timeline).items():  # checkpointing runs the forward again here
+        for group, step in recomputes.items():  # checkpointing runs the forward again here
             painter.setPen(QPen(QColor(t["edge_forward"]), 1.0, Qt.DashLine))
             painter.drawLine(QPointF(x_of(step), plot.top() + 12), QPointF(x_of(step), plot.bottom()))
             painter.drawText(QRectF(x_of(step) - 30, plot.bottom() - 12, 60, 12), Qt.AlignCenter,
