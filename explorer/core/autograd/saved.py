@@ -155,7 +155,6 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
     numbers: dict[tuple, int] = {}
     memory = SavedMemory()
     param_keys = {_storage_of(rec.tensor_of[n])[0] for n in rec.order if rec.nodes[n].kind == "param"}
-    seen_records: set[int] = set()
     holders: dict[int, set[str]] = {}  # storage number -> nodes saving it
     claimed: set[int] = set()
     for nid in rec.order:
@@ -173,10 +172,10 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
                                                   dtype="", bytes=0, recomputed=True))
                     memory.recomputed += 1
                     continue
-                if hook is None:
+                packed = raw.data if hook is not None else None
+                if not isinstance(packed, _Packed):
                     continue  # an undefined optional tensor (no bias), or saved before the trace began
-                r = log.records[raw.data.index]
-                seen_records.add(raw.data.index)
+                r = log.records[packed.index]
                 number = numbers.setdefault(r.storage_key, len(numbers))
                 memory.storage_bytes[number] = r.storage_nbytes
                 holders.setdefault(number, set()).add(nid)
