@@ -151,3 +151,25 @@ def test_the_form_carries_the_checkpointing_setting(qtbot):
     assert form.settings_dict()["checkpoint_blocks"] is True and form.values()["checkpoint_blocks"] is True
     form.set_values({"checkpoint_blocks": False})
     assert form.settings_dict()["checkpoint_blocks"] is False
+
+
+def test_the_trace_tab_checkpoints_the_blocks_it_is_told(qtbot):
+    from explorer.core.gpt.model import GPTConfig
+    from explorer.ui.pretrain.trace_step import TraceTab, trace_one_step
+
+    tab = TraceTab(None)
+    qtbot.addWidget(tab)
+    assert tab.checkpoint_choice() is False and not tab.checkpoint_which.isEnabled()
+    tab.checkpoint.setChecked(True)
+    assert tab.checkpoint_choice() is True and tab.checkpoint_which.isEnabled()
+    tab.checkpoint_which.setText("1")
+    assert tab.checkpoint_choice() == [1]
+    tab.checkpoint_which.setText("one")
+    assert tab.checkpoint_choice() is None
+    cfg = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+    source = {"checkpoint": None, "config": cfg.to_dict(), "settings": {"tokenizer": "char"}}
+    tr, _ = trace_one_step(source, 6, checkpoint_blocks=[1])
+    assert "blocks.1 0 B (forward recomputed 1×" in tr.memory_text
+    assert "blocks.0 0 B" not in tr.memory_text
+    with pytest.raises(ValueError, match="no block 5"):
+        trace_one_step(source, 6, checkpoint_blocks=[5])

@@ -9,7 +9,16 @@ expands a module down to its ops. The player replays forward, then backward in a
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.ui.common import actions
 from explorer.ui.common.worker import Worker
@@ -19,11 +28,12 @@ from explorer.ui.common.worker import Worker
 MAX_TRACE_PARAMETERS = 60_000_000
 
 
-def trace_one_step(source: dict, n_tokens: int = 8, checkpoint_blocks: bool = False):
+def trace_one_step(source: dict, n_tokens: int = 8, checkpoint_blocks: bool | list[int] = False):
     """Trace forward + loss + backward of one short batch; returns (Trace, a one-line description).
 
-    With `checkpoint_blocks` every block keeps only its input and recomputes its forward in backward;
-    the description then says what each block kept (`memory_summary`)."""
+    `checkpoint_blocks` (True: all, or a list of block indices): those blocks keep only their input
+    and recompute their forward in backward. The trace's `memory_text` says what each block kept
+    (`memory_summary`)."""
     import torch
 
     from explorer.core.autograd.trace import trace
@@ -62,6 +72,9 @@ def trace_one_step(source: dict, n_tokens: int = 8, checkpoint_blocks: bool = Fa
     y = torch.tensor([ids[1:T + 1]], dtype=torch.long)  # (1, T): each next token
     model.train()
     model.zero_grad(set_to_none=True)
+    if isinstance(checkpoint_blocks, list) and any(not 0 <= i < len(model.blocks) for i in checkpoint_blocks):
+        raise ValueError(f"the model has blocks 0 to {len(model.blocks) - 1}: no block "
+                         f"{max(checkpoint_blocks) if checkpoint_blocks else '?'} to checkpoint")
     model.set_checkpointing(checkpoint_blocks)
 
     def step():
@@ -133,6 +146,13 @@ class TraceTab(QWidget):
                                    "and runs its forward again when backward reaches it. Turn on the View "
                                    "menu's memory overlay to see the saved bytes fall and the blocks keep "
                                    "nothing.")
+        self.checkpoint_which = QLineEdit()
+        self.checkpoint_which.setObjectName("traceCheckpointWhich")
+        self.checkpoint_which.setPlaceholderText("all blocks")
+        self.checkpoint_which.setMaximumWidth(110)
+        self.checkpoint_which.setToolTip("Which blocks to checkpoint, by index (\"0, 2\"); empty: all")
+        self.checkpoint_which.setEnabled(False)
+        self.checkpoint.toggled.connect(self.checkpoint_which.setEnabled)
         self.memory_label = QLabel("")
         self.memory_label.setObjectName("traceMemory")
         self.memory_label.setWordWrap(True)
@@ -144,6 +164,7 @@ class TraceTab(QWidget):
         row.addWidget(QLabel("tokens"))
         row.addWidget(self.tokens)
         row.addWidget(self.checkpoint)
+        row.addWidget(self.checkpoint_which)
         row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
@@ -176,10 +197,22 @@ class TraceTab(QWidget):
             return
         source = self._panel.model_source()
         n_tokens = self.tokens.value()
-        checkpointed = self.checkpoint.isChecked()
+        checkpointed = self.checkpoint_choice()
+        if checkpointed is None:
+            self.status.setText("Which blocks to checkpoint: whole numbers separated by commas (\"0, 2\")")
+            return
         self.status.setText("Tracing one training step…")
         self.button.setEnabled(False)
         self._job.submit(lambda _job: trace_one_step(source, n_tokens, checkpointed))
+
+    def checkpoint_choice(self) -> bool | list[int] | None:
+        """False, True (every block) or the block indices typed; None when the text is not indices."""
+        if not self.checkpoint.isChecked():
+            return False
+        text = self.checkpoint_which.text().replace(",", " ").split()
+        if not text:
+            return True
+        return [int(t) for t in text] if all(t.isdigit() and len(t) < 4 for t in text) else None
 
     def shutdown(self) -> None:
         """Wait for a running trace."""
