@@ -23,7 +23,7 @@ from explorer.core.gpt.checkpoint import CheckpointError
 from explorer.core.gpt.child_process import clean_record
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
-from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help
+from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help, format_bytes
 from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings
 
 HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
@@ -329,7 +329,9 @@ class TextPrinter:
         elif kind == "step":
             print(f"step {r['step']:>6}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}  "
                   f"grad norm {r['grad_norm']:.3f}  {r['tokens_per_s']:,.0f} tokens/s"
-                  + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") is not None else ""))
+                  + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") is not None else "")
+                  + (f"  {r['step_s'] * 1000:.0f} ms/step" if r.get("step_s") is not None else "")
+                  + (f"  peak {format_bytes(r['peak_memory'])}" if r.get("peak_memory") else ""))
         elif kind == "eval":
             print(f"step {r['step']:>6}  train loss {r['train_loss']:.4f}  val loss {r['val_loss']:.4f}")
         elif kind == "sample":
@@ -385,7 +387,8 @@ class JsonPrinter:
         kind = r["type"]
         if kind == "step":
             self._flush()
-            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu")
+            keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "step_s",
+                    "peak_memory", "peak_memory_kind")
             self.pending = {"type": "step", **{k: r[k] for k in keys if k in r}, **self.initial}
             self.initial = {}
         elif kind == "start":

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.graph import memory
 from explorer.ui.learn.panel import LearnPanel
 
 # key, tab title, module, class
@@ -471,6 +472,7 @@ class MainWindow(QMainWindow):
             "app.fit": lambda: self._on_views("fit"),
             "app.zoom_in": lambda: self._on_views("zoom_in"),
             "app.zoom_out": lambda: self._on_views("zoom_out"),
+            "app.memory_overlay": lambda: memory.setting().set_enabled(not memory.setting().enabled),
             "app.theme_light": lambda: self.set_theme("light"),
             "app.theme_dark": lambda: self.set_theme("dark"),
             **{f"app.workspace_{key}": (lambda k=key: self.show_workspace(k)) for key, *_ in WORKSPACES},
@@ -499,6 +501,8 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         for name in ("fit", "zoom_in", "zoom_out"):
             view.addAction(built[f"app.{name}"])
+        memory.bind_menu_action(built["app.memory_overlay"])
+        view.addAction(built["app.memory_overlay"])
         view.addSeparator()
         self._theme_actions = QActionGroup(self)
         for name in ("light", "dark"):

@@ -68,7 +68,8 @@ def test_records_are_small_json_and_complete():
     assert kinds.count("step") == 8 and kinds.count("sample") == 2
     assert [r["step"] for r in records if r["type"] == "eval"] == [0, 4, 8]
     step = next(r for r in records if r["type"] == "step")
-    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu"}
+    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu",
+                         "step_s", "peak_memory", "peak_memory_kind"}
     assert step["tokens"] == 4 * 16 and step["tokens_per_s"] > 0
     for r in records:
         assert len(json.dumps(r)) < 4000

@@ -97,6 +97,18 @@ class Timeline:
                 steps[nid] = n_fwd + bpos[nid] + 1
         return steps
 
+    @cached_property
+    def saved_alive(self) -> list[int]:
+        """Bytes of activations saved for backward alive at each step 0..length (see saved.py)."""
+        from explorer.core.autograd.saved import alive_by_step
+
+        return alive_by_step(self)
+
+    def saved_bytes_at(self, k: int) -> int:
+        """Bytes autograd keeps for backward at step k: rising in the forward, freed node by node in
+        the backward (the model's weights left out)."""
+        return self.saved_alive[self.clamp(k)]
+
     def value_known(self, node_id: str, k: int) -> bool:
         """Whether step k shows the node's value."""
         return k >= self.value_at.get(node_id, 0)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from explorer.core.autograd.saved import SavedLog, SavedMemory, SavedTensor, attach_saved
 from explorer.core.numbers import fmt_number
 
 __all__ = ["BackwardEvent", "Node", "Snapshot", "Trace", "TraceError", "trace"]
@@ -151,6 +152,7 @@ class Node:
     value: Snapshot
     grad: Snapshot | None = None
     call: str | None = None  # the call with its settings, tensors as "·": "transpose(·, 1, 2)"
+    saved: list[SavedTensor] | None = None  # op nodes: what its grad_fn keeps for backward (saved.py)
 
     def to_json(self) -> dict:
         """A JSON-able dict of every field, snapshots included."""
@@ -167,6 +169,7 @@ class Node:
             "value": self.value.to_json(),
             "grad": None if self.grad is None else self.grad.to_json(),
             "call": self.call,
+            "saved": None if self.saved is None else [s.to_json() for s in self.saved],
         }
 
 
@@ -208,6 +211,7 @@ class Trace:
     output_id: str
     graph: nx.DiGraph
     modules: dict[str, str] = field(default_factory=dict)  # module path -> class name
+    saved_memory: SavedMemory | None = None  # bytes autograd kept for backward (saved.py)
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that carry a user variable or parameter name, by that name (the latest value wins)."""
@@ -233,6 +237,8 @@ class Trace:
             "backward_events": [e.to_json() for e in self.backward_events],
             "output": self.output_id,
             "modules": dict(self.modules),
+            "saved_bytes": None if self.saved_memory is None else self.saved_memory.total,
+            "saved_memory": None if self.saved_memory is None else self.saved_memory.to_json(),
         }
 
 
@@ -642,8 +648,9 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
         post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook, always_call=True)
     except TypeError:  # older torch without always_call
         post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
+    saved_log = SavedLog()
     try:
-        with rec:
+        with rec, saved_log:
             result = fn()
     finally:
         pre.remove()
@@ -653,6 +660,7 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
     out_id = rec.node_for(output)
     _apply_names(rec, names)
     rec.nodes[out_id].is_output = True
+    saved_memory = attach_saved(rec, saved_log)  # before backward frees what was saved
 
     events: list[BackwardEvent] = []
     if backward and output.requires_grad:
@@ -664,6 +672,7 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
     tr = Trace(
         nodes=rec.nodes, forward_order=list(rec.order), backward_order=[e.node_id for e in events],
         backward_events=events, output_id=out_id, graph=graph, modules=dict(rec.modules),
+        saved_memory=saved_memory,
     )  # fmt: skip
     rec.keep.clear()
     rec.tensor_of.clear()

@@ -69,9 +69,11 @@ def parameter_counts(config: dict[str, Any]) -> dict[str, int]:
     return gpt.count_parameters(make_config(config))
 
 
-def memory_needed(config: dict[str, Any], batch_size: int, dtype: str = "float32") -> dict[str, int]:
+def memory_needed(config: dict[str, Any], batch_size: int, dtype: str = "float32",
+                  checkpoint_blocks: bool = False) -> dict[str, int]:
     """Bytes for weights, gradients, AdamW state, activations and `total` of one training step."""
-    return gpt.memory_estimate(make_config(config), batch_size=batch_size, dtype=dtype)
+    return gpt.memory_estimate(make_config(config), batch_size=batch_size, dtype=dtype,
+                               checkpoint_blocks=checkpoint_blocks)
 
 
 def format_bytes(n: float) -> str:

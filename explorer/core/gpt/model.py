@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from explorer.core.gpt.config import ConfigError, ConfigMixin
@@ -192,9 +193,20 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.norm2 = nn.LayerNorm(cfg.emb_dim)
         self.mlp = MLP(cfg)
+        # Activation checkpointing: keep only the block's input for backward and run its forward again
+        # during backward, trading compute for the memory of everything inside the block.
+        self.checkpointed = False
+        self.recomputations = 0  # forwards run again during backward (counted for the trace view)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, T, C)."""
+        if self.checkpointed and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch._C._current_graph_task_id() != -1:  # inside backward: checkpointing recomputes
+            self.recomputations += 1
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -219,6 +231,12 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
         self.reset_parameters()
+
+    def set_checkpointing(self, blocks=True) -> None:
+        """Checkpoint the activations of some blocks: True or False for all, or an iterable of indices."""
+        chosen = set(range(len(self.blocks))) if blocks is True else set() if not blocks else set(blocks)
+        for i, block in enumerate(self.blocks):
+            block.checkpointed = i in chosen
 
     def reset_parameters(self) -> None:
         """GPT-2 initialisation: N(0, 0.02), residual projections scaled down by sqrt(2 * n_layers)."""
@@ -375,7 +393,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 
 
 def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
-                     context_length: int | None = None) -> int:
+                     context_length: int | None = None, checkpoint_blocks: bool = False) -> int:
     """Bytes of the tensors autograd keeps for backward in one forward pass of a batch.
 
     Per block (B, T, E, H = batch, context, emb_dim, hidden_dim): the inputs of both LayerNorms and of
@@ -384,20 +402,46 @@ def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
     With dropout on, the 1-byte dropout masks, and the (B, nh, T, T) attention matrices that the
     unfused attention (PyTorch's CPU path when attention dropout is on) keeps: probabilities before and
     after dropout, the dropout scale, and its mask. Matches what autograd saves on a CPU within ~10%.
+    With `checkpoint_blocks` a block keeps only its input (B x T x E): the rest is recomputed in backward.
     """
     T = min(context_length or cfg.context_length, cfg.context_length)
     B, E, H, L = batch_size, cfg.emb_dim, cfg.hidden_dim, cfg.n_layers
     bte = B * T * E
-    values = L * (9 * bte + 2 * B * T * H) + 2 * bte + B * T * cfg.vocab_size
+    per_block = bte if checkpoint_blocks else 9 * bte + 2 * B * T * H
+    values = L * per_block + 2 * bte + B * T * cfg.vocab_size
     total = values * dtype_bytes
-    if cfg.drop_rate > 0:
+    if cfg.drop_rate > 0 and checkpoint_blocks:
+        total += bte  # the embedding's dropout mask, outside the blocks
+    elif cfg.drop_rate > 0:
         attention = B * cfg.n_heads * T * T
         total += (2 * L + 1) * bte + L * attention * (3 * dtype_bytes + 1)
     return total
 
 
+def measured_activation_bytes(cfg: GPTConfig, batch_size: int, context_length: int | None = None,
+                              checkpoint_blocks: bool = False, device: str = "meta") -> int:
+    """What the tracer measures autograd saving for backward (weights left out) in one training forward
+    of a batch: the check on `activation_bytes`.
+
+    On the "meta" device the model has shapes without data, so even GPT-2 at its full context costs no
+    memory and well under a second; but attention there runs its unfused reference kernel, which keeps
+    the (B, nh, T, T) attention matrix that the CPU's and GPUs' fused kernels do not (they keep a
+    (B, nh, T) log-sum-exp). "cpu" runs the real kernels: exact for this machine, but it computes."""
+    from explorer.core.autograd.trace import trace
+
+    T = min(context_length or cfg.context_length, cfg.context_length)
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # the caller's random state stays
+        torch.manual_seed(0)
+        model = GPT(cfg).train()
+        idx = torch.randint(0, cfg.vocab_size, (batch_size, T))
+    model.set_checkpointing(checkpoint_blocks)
+    tr = trace(lambda: model.loss(idx, idx), backward=False, max_snapshot_elems=0)
+    return tr.saved_memory.activations if tr.saved_memory is not None else 0
+
+
 def memory_estimate(
-    config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None
+    config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None,
+    checkpoint_blocks: bool = False,
 ) -> dict[str, int]:
     """Bytes for weights, gradients, AdamW state (two moments) and activations of one batch, plus `total`.
 
@@ -412,7 +456,7 @@ def memory_estimate(
         "weights": n * size,
         "gradients": n * size,
         "optimizer": 2 * n * size,
-        "activations": activation_bytes(config, batch_size, size, context_length),
+        "activations": activation_bytes(config, batch_size, size, context_length, checkpoint_blocks),
     }
     out["total"] = sum(out.values())
     return out

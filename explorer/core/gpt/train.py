@@ -19,6 +19,7 @@ import io
 import math
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -79,6 +80,9 @@ class TrainSettings(ConfigMixin):
     save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
+    # Activation checkpointing of every block: keep only each block's input for backward and recompute
+    # the rest during backward (less memory, about a third more compute per step).
+    checkpoint_blocks: bool = False
 
     def problems(self) -> dict[str, str]:
         """Field name -> message for every invalid setting (empty when valid)."""
@@ -110,6 +114,9 @@ class TrainSettings(ConfigMixin):
             out["dtype"] = f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}"
         if self.tokenizer not in ("char", "bpe"):
             out["tokenizer"] = f"tokenizer must be char or bpe, got {self.tokenizer!r}"
+        if not isinstance(self.checkpoint_blocks, bool):
+            got = repr(self.checkpoint_blocks)[:100]
+            out["checkpoint_blocks"] = f"checkpoint_blocks must be true or false, got {got}"
         if self.optimizer_impl not in ("auto", "fused", "foreach", "for-loop"):
             out["optimizer_impl"] = (
                 f"optimizer_impl must be auto, fused, foreach or for-loop, got {self.optimizer_impl!r}"
@@ -254,6 +261,7 @@ class Trainer:
             self.data = self.data.to(self.device)
         torch.manual_seed(self.settings.seed)
         self.model = GPT(self.config).to(self.device)
+        self.model.set_checkpointing(self.settings.checkpoint_blocks)
         self.optimizer = self._make_optimizer()
         # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
         # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
@@ -342,6 +350,7 @@ class Trainer:
                     yield {"type": "resumed", "step": self.step}
                     tick, window_tokens = time.perf_counter(), 0
                     continue
+                step_started = time.perf_counter()
                 try:
                     loss, grad_norm = self._train_step()
                 except torch.OutOfMemoryError:
@@ -367,7 +376,8 @@ class Trainer:
                     record = {"type": "step", "step": self.step, "tokens": self.tokens, "train_loss": loss,
                               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
                               "tokens_per_s": speed,
-                              "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks)}
+                              "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks),
+                              "step_s": now - step_started, **self._peak_memory()}
                     self.history.append(record)
                     if self.is_main:
                         yield record
@@ -438,6 +448,22 @@ class Trainer:
             self._updating = False
         self.optimizer.zero_grad(set_to_none=True)
         return loss_value, norm_value
+
+    def _peak_memory(self) -> dict:
+        """The step record's peak memory: what the allocator held at most since the last record on
+        CUDA (then reset), the process's peak resident size elsewhere (it never falls)."""
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return {"peak_memory": int(peak), "peak_memory_kind": "allocated"}
+        try:
+            import resource
+
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        except (ImportError, OSError):  # no resource module on Windows
+            return {"peak_memory": None, "peak_memory_kind": None}
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+        return {"peak_memory": int(rss) * scale, "peak_memory_kind": "rss"}
 
     def _step_tokens(self) -> int:
         s = self.settings

@@ -82,6 +82,9 @@ class OpSpec:
     # "{a} @ {b}"), each argument already written as an atom (parenthesised when it is an expression);
     # a variadic argument is its values joined by ", "; "⟦...⟧" is left out when its argument is None
     torch_code: str = ""
+    # why its backward keeps the tensors it saves, in one line (the inspector's memory section); empty
+    # for ops that keep nothing. What is kept is never listed here: the tracer reads it from torch.
+    saved_reason: str = ""
 
     @property
     def arity(self) -> tuple[int, int | None]:
@@ -390,6 +393,7 @@ _SPECS: list[OpSpec] = [
         "Sigmoid σ(z) = 1 / (1 + e^−z): squashes any number into (0, 1).",
         _d_sigmoid,
         chain=("σ({0})(1 − σ({0}))",),
+        saved_reason="sigmoid keeps its output a: the backward needs a(1 − a)",
         torch_code="torch.sigmoid({x})",
     ),
     _unary(
@@ -400,6 +404,7 @@ _SPECS: list[OpSpec] = [
         "Hyperbolic tangent: squashes into (−1, 1), steepest at 0.",
         lambda z: [1 - torch.tanh(z) ** 2],
         chain=("(1 − tanh²({0}))",),
+        saved_reason="tanh keeps its output t: the backward needs 1 − t²",
         torch_code="torch.tanh({x})",
     ),
     _unary(
@@ -410,20 +415,24 @@ _SPECS: list[OpSpec] = [
         "ReLU max(0, z): passes positives, zeroes negatives; its gradient is 0 or 1.",
         lambda z: [(z > 0).to(z.dtype)],
         chain=("[{0} > 0]",),
+        saved_reason="ReLU keeps its output: the gradient passes where it is positive and is 0 elsewhere",
         torch_code="torch.relu({x})",
     ),
     _unary(
         "gelu", F.gelu, "GELU", "Φ(z) + z·φ(z)", "GELU z·Φ(z): a smooth ReLU used in transformers.", _d_gelu,
         chain=("(Φ({0}) + {0}·φ({0}))",),
+        saved_reason="GELU keeps its input z: the backward needs Φ(z) + z·φ(z)",
         torch_code="F.gelu({x})",
     ),
     _unary(
         "exp", torch.exp, "exp", "exp(z)", "e to the power z; its own derivative.", lambda z: [torch.exp(z)],
         chain=("exp({0})",),
+        saved_reason="exp keeps its output: the derivative of eᶻ is eᶻ itself",
         torch_code="torch.exp({x})",
     ),
     _unary("log", torch.log, "log", "1 / z", "Natural logarithm (defined for z > 0).", lambda z: [1 / z],
-           chain=("1/{0}",), torch_code="torch.log({x})"),
+           chain=("1/{0}",),
+           saved_reason="log keeps its input z: the backward divides by z", torch_code="torch.log({x})"),
     _unary(
         "sqrt",
         torch.sqrt,
@@ -432,6 +441,7 @@ _SPECS: list[OpSpec] = [
         "Square root (defined for z ≥ 0).",
         lambda z: [0.5 / torch.sqrt(z)],
         chain=("1/(2√{0})",),
+        saved_reason="sqrt keeps its output √z: the backward divides by 2√z",
         torch_code="torch.sqrt({x})",
     ),
     _unary(
@@ -442,12 +452,15 @@ _SPECS: list[OpSpec] = [
         "Absolute value; its derivative is the sign.",
         lambda z: [torch.sign(z)],
         chain=("sign({0})",),
+        saved_reason="abs keeps its input: the backward needs its sign",
         torch_code="torch.abs({x})",
     ),
     _unary("sin", torch.sin, "sin", "cos(z)", "Sine.", lambda z: [torch.cos(z)],
-           chain=("cos({0})",), torch_code="torch.sin({x})"),
+           chain=("cos({0})",),
+           saved_reason="sin keeps its input z: the backward needs cos(z)", torch_code="torch.sin({x})"),
     _unary("cos", torch.cos, "cos", "−sin(z)", "Cosine.", lambda z: [-torch.sin(z)],
-           chain=("(−sin({0}))",), torch_code="torch.cos({x})"),
+           chain=("(−sin({0}))",),
+           saved_reason="cos keeps its input z: the backward needs −sin(z)", torch_code="torch.cos({x})"),
     # along a dimension
     OpSpec(
         "softmax",
@@ -458,6 +471,7 @@ _SPECS: list[OpSpec] = [
         "Softmax: exponentiates and normalises along `dim` so the values sum to 1.",
         chain=("s ⊙ ({up} − Σ {up}·s), s = softmax({0})",),
         manual_vjp=_vjp_softmax(log=False),
+        saved_reason="softmax keeps its output s: the backward needs s ⊙ (g − Σ g·s)",
         torch_code="torch.softmax({x}, dim={dim})",
     ),
     OpSpec(
@@ -469,6 +483,7 @@ _SPECS: list[OpSpec] = [
         "Log of the softmax, computed stably; pairs with nll() to make cross-entropy.",
         chain=("{up} − softmax({0})·Σ {up}",),
         manual_vjp=_vjp_softmax(log=True),
+        saved_reason="log softmax keeps its output: the backward needs the softmax, exp of it",
         torch_code="torch.log_softmax({x}, dim={dim})",
     ),
     OpSpec(
@@ -504,6 +519,7 @@ _SPECS: list[OpSpec] = [
         "Largest element: only that element receives gradient.",
         chain=("[{0} is the largest]",),
         manual_vjp=_vjp_extreme,
+        saved_reason="max keeps its input and the maximum: the gradient goes to the elements equal to it",
         torch_code="torch.max({x})",
     ),
     OpSpec(
@@ -515,6 +531,7 @@ _SPECS: list[OpSpec] = [
         "Smallest element: only that element receives gradient.",
         chain=("[{0} is the smallest]",),
         manual_vjp=_vjp_extreme,
+        saved_reason="min keeps its input and the minimum: the gradient goes to the elements equal to it",
         torch_code="torch.min({x})",
     ),
     # linear algebra and shapes
@@ -529,6 +546,7 @@ _SPECS: list[OpSpec] = [
         chain=("{up} @ {1}ᵀ", "{0}ᵀ @ {up}"),
         manual_vjp=_vjp_matmul,
         method="matmul",
+        saved_reason="matmul keeps A and B: the gradient of each needs the other (dA = g·Bᵀ, dB = Aᵀ·g)",
         torch_code="{a} @ {b}",
     ),
     OpSpec(
@@ -637,6 +655,7 @@ _SPECS: list[OpSpec] = [
         aliases=("addmm",),
         chain=("{up} @ {1}", "{up}ᵀ @ {0}", "Σ_rows {up}"),
         manual_vjp=_vjp_linear,
+        saved_reason="linear keeps its input x and weight W: dW = gᵀ·x needs x, dx = g·W needs W",
         torch_code="F.linear({x}, {W}, {b})",
     ),
     OpSpec(
@@ -647,7 +666,11 @@ _SPECS: list[OpSpec] = [
         "(1/σ)(I − 1/n − x̂x̂ᵀ/n)",
         "Normalises the last dimension to mean 0 and variance 1 (then scales and shifts).",
         chain=("(1/σ)(I − 1/n − x̂x̂ᵀ/n) applied to {up}", "{up} ⊙ x̂", "{up}"),
-        torch_code="F.layer_norm({x}, {x}.shape[-1:], {weight}, {bias})",
+        saved_reason=(
+            "layer_norm keeps its input, weight, bias and each row's mean and 1/σ (result1, "
+            "result2): the backward normalises again with them"
+        ),
+                torch_code="F.layer_norm({x}, {x}.shape[-1:], {weight}, {bias})",
     ),
     OpSpec(
         "dropout",
@@ -659,7 +682,11 @@ _SPECS: list[OpSpec] = [
         needs_rng=True,
         aliases=("native_dropout",),
         chain=("mask/(1 − p)",),
-        torch_code="F.dropout({x}, {p})",
+        saved_reason=(
+            "dropout keeps its mask: the gradient passes only where the value was kept, "
+            "times 1/(1 − p)"
+        ),
+                torch_code="F.dropout({x}, {p})",
     ),
     # losses
     OpSpec(
@@ -673,6 +700,7 @@ _SPECS: list[OpSpec] = [
         manual=_d_bce,
         aliases=("binary_cross_entropy",),
         chain=("({0} − {1}) / ({0}(1 − {0})){/n}",),
+        saved_reason="bce keeps the prediction p and the target y: the backward needs (p − y) / (p(1 − p))",
         torch_code="F.binary_cross_entropy({p}, {y})",
     ),
     OpSpec(
@@ -686,6 +714,7 @@ _SPECS: list[OpSpec] = [
         manual=_d_bce_logits,
         aliases=("binary_cross_entropy_with_logits",),
         chain=("(σ({0}) − {1}){/n}",),
+        saved_reason="bce_with_logits keeps the logits z and the target y: the backward needs σ(z) − y",
         torch_code="F.binary_cross_entropy_with_logits({z}, {y})",
     ),
     OpSpec(
@@ -699,6 +728,7 @@ _SPECS: list[OpSpec] = [
         manual=_d_mse,
         aliases=("mse_loss",),
         chain=("2({0} − {1}){/n}",),
+        saved_reason="mse keeps the prediction p and the target y: the backward needs 2(p − y)/n",
         torch_code="F.mse_loss({p}, {y})",
     ),
     OpSpec(
@@ -712,7 +742,11 @@ _SPECS: list[OpSpec] = [
         aliases=("cross_entropy_loss",),
         chain=("(softmax({0}) − onehot({1})){/n}",),
         manual_vjp=_vjp_cross_entropy,
-        torch_code="F.cross_entropy({logits}, {target})",
+        saved_reason=(
+            "cross_entropy keeps the log-softmax of the logits and the targets: the backward needs "
+            "softmax − one-hot"
+        ),
+                torch_code="F.cross_entropy({logits}, {target})",
     ),
     OpSpec(
         "nll",
@@ -725,6 +759,7 @@ _SPECS: list[OpSpec] = [
         aliases=("nll_loss", "nll_loss_nd"),
         chain=("(−onehot({1})){/n}",),
         manual_vjp=_vjp_nll,
+        saved_reason="nll keeps its input, the targets and their count: the gradient is −1/n at each target",
         torch_code="F.nll_loss({logp}, {target})",
     ),
     # constructors
@@ -849,6 +884,7 @@ _SPECS: list[OpSpec] = [
         elementwise=True,
         manual=lambda a, b: [b * _ones(a), a * _ones(b)],
         chain=("{1}", "{0}"),
+        saved_reason="mul keeps each input the other's gradient needs: d(a·b)/da = b, d(a·b)/db = a",
         torch_code="{a} * {b}",
     ),
     OpSpec(
@@ -862,6 +898,7 @@ _SPECS: list[OpSpec] = [
         elementwise=True,
         manual=lambda a, b: [1 / b * _ones(a), -a / b**2 * _ones(b)],
         chain=("1/{1}", "(−{0}/{1}²)"),
+        saved_reason="div keeps b, and a when b needs a gradient: d(a/b)/da = 1/b, d(a/b)/db = −a/b²",
         torch_code="{a} / {b}",
     ),
     OpSpec(
@@ -875,6 +912,7 @@ _SPECS: list[OpSpec] = [
         elementwise=True,
         manual=_d_pow,
         chain=("{1}·{0}^({1} − 1)", "{0}^{1}·ln {0}"),
+        saved_reason="pow keeps the base, the exponent and the result: d(aᵇ)/da = b·aᵇ⁻¹, d(aᵇ)/db = aᵇ·ln a",
         torch_code="{a} ** {b}",
     ),
     OpSpec(

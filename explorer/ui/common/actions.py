@@ -66,6 +66,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _a("app.fit", "app", "&Fit graph", "Ctrl+0", "Zoom the graph so that all of it fits the view", "View"),
     _a("app.zoom_in", "app", "Zoom &in", "Ctrl++", "Zoom into the graph", "View"),
     _a("app.zoom_out", "app", "Zoom &out", "Ctrl+-", "Zoom out of the graph", "View"),
+    _a("app.memory_overlay", "app", "&Memory overlay", "Ctrl+M",
+       "What autograd keeps for backward: each op's saved tensors and their bytes on its card, the total "
+       "beside the weights and their grads, and the memory freed node by node as backward runs", "View"),
     _a("app.theme_light", "app", "&Light theme", "", "Dark text on a light background", "View"),
     _a("app.theme_dark", "app", "&Dark theme", "", "Light text on a dark background", "View"),
     _a("app.workspace_expression", "app", "Expression workspace", "Ctrl+1",

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.numbers import fmt_peak
+from explorer.ui.graph import memory
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
 GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
@@ -110,8 +111,9 @@ class Inspector(QScrollArea):
         check_layout.addWidget(self.check_table)
         for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
             box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        memory.add_inspector_section(self)  # saved_box: what the node keeps for backward
         for w in (self.summary, self.follow_hint, self.title, self.grad_label, self.chain_box,
-                  self.value_box, self.grad_box, self.check_box, self.meta_box):
+                  self.value_box, self.grad_box, self.check_box, self.saved_box, self.meta_box):
             self._layout.addWidget(w)
         self._layout.addStretch(1)
         self.setWidget(body)
@@ -127,7 +129,8 @@ class Inspector(QScrollArea):
         self.follow_hint.setVisible(False)
         self.title.setText(message)
         self.grad_label.setText("")
-        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
+        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box,
+                    self.saved_box):
             box.setVisible(False)
 
     def show_node(self, node, *, title: str, chain: str = "", check: dict | None = None,
@@ -160,6 +163,7 @@ class Inspector(QScrollArea):
         self.chain_box.setVisible(bool(chain) and grad is not None)
         self.chain_label.setText(chain)
         self._show_check(check if grad is not None else None)
+        memory.show_saved(self, node)
 
     # -- private -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
 from explorer.core.graph.display import DisplayModel, build_display
 from explorer.ui.common import theme as themes
+from explorer.ui.graph import memory
 from explorer.ui.graph.items import EdgeBundle, FlowEdge, NodeCard, Overview, edge_path
 
 EDGES_PER_BUNDLE = 40
@@ -256,6 +257,7 @@ class GraphView(QGraphicsView):
         self._flow_timer.timeout.connect(self._animate_flow)
         self.setAccessibleName("Computational graph")
         self.show_legend = True
+        self.memory = memory.MemoryOverlay(self)  # the "memory" overlay (View menu)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -292,6 +294,7 @@ class GraphView(QGraphicsView):
     def set_step(self, k: int) -> None:
         """Show the player's state after `k` events."""
         self._scene.set_step(k)
+        self.memory.on_step()
         self._update_flow_timer()
 
     def select(self, node_id: str | None, center: bool = False) -> None:
@@ -406,11 +409,12 @@ class GraphView(QGraphicsView):
     def drawForeground(self, painter, rect: QRectF) -> None:  # noqa: N802
         """A colour legend over the graph, or a hint in the empty canvas."""
         if self._scene.cards:
+            painter.save()
+            painter.resetTransform()
             if self.show_legend:
-                painter.save()
-                painter.resetTransform()
                 self._draw_legend(painter)
-                painter.restore()
+            self.memory.paint_legend(painter)
+            painter.restore()
             return
         painter.save()
         painter.resetTransform()

@@ -12,10 +12,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from explorer.core.gpt import budget as info
+from explorer.core.gpt.model import measured_activation_bytes
+from explorer.ui.common.worker import Worker
 
 MODEL_KEYS = {"vocab_size", "context_length", "emb_dim", "hidden_dim", "n_layers", "n_heads", "drop_rate",
               "config"}
 WHERE = {"cpu": "RAM", "cuda": "GPU memory", "mps": "unified memory"}
+# Up to these sizes the activation check traces a forward with the CPU's real kernels; beyond, shapes
+# only on the meta device (no memory, no compute).
+REAL_TRACE_ACTIVATIONS = 64 * 2**20
+REAL_TRACE_PARAMETERS = 20_000_000
 
 
 class ModelEstimates(QWidget):
@@ -44,6 +50,19 @@ class ModelEstimates(QWidget):
         self.memory_bar.setTextVisible(False)
         self.memory_bar.setFixedHeight(8)
         self.memory_bar.setToolTip(self.memory.toolTip())
+        self.activation_check = QLabel()
+        self.activation_check.setObjectName("activationCheck")
+        self.activation_check.setWordWrap(True)
+        self.activation_check.setStyleSheet("color:#6b7280; font-size:11px;")
+        self.activation_check.setToolTip(
+            "The activation estimate is a formula; the tracer checks it by running one training forward "
+            "of this configuration and batch and adding up what torch's saved-tensor hooks see autograd "
+            "keep for backward (the weights left out).")
+        self._measure_job = Worker(self)
+        self._measure_job.sig_done.connect(self._on_measured)
+        self._measure_job.sig_failed.connect(lambda m: self.activation_check.setText(f"not traced: {m}"))
+        self._measure_key = None
+        self._estimate = 0
         self.fit_warning = QLabel()
         self.fit_warning.setObjectName("pretrainFitWarning")
         self.fit_warning.setWordWrap(True)
@@ -52,7 +71,8 @@ class ModelEstimates(QWidget):
         """True when the configuration cannot train on this machine (Train is disabled)."""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.param_count, self.param_parts, self.memory, self.memory_bar, self.fit_warning):
+        for widget in (self.param_count, self.param_parts, self.memory, self.memory_bar,
+                       self.activation_check, self.fit_warning):
             layout.addWidget(widget)
 
     def set_warning_style(self, style: str) -> None:
@@ -80,7 +100,9 @@ class ModelEstimates(QWidget):
             parts += "  (provisional: the tokenizer's vocabulary is still being counted)"
         self.param_parts.setText(parts)
         batch = settings.get("batch_size") if "batch_size" not in messages else None
-        need = info.memory_needed(config, batch or 1)
+        checkpointed = bool(settings.get("checkpoint_blocks"))
+        need = info.memory_needed(config, batch or 1, checkpoint_blocks=checkpointed)
+        self._check_activations(config, batch or 1, checkpointed, need["activations"], counts["total"])
         device, capacity, problem = info.device_memory(settings.get("device", "auto"))
         self._show_memory(need, capacity, WHERE.get(device, device))
         warning, self.refuse = problem, problem is not None
@@ -105,3 +127,35 @@ class ModelEstimates(QWidget):
                             f"{where} ({share:.1%})<br>"
                             f"<span style='color:#6b7280; font-size:11px'>{parts}</span>")
         self.memory_bar.setValue(int(min(1.0, share) * 1000))
+
+    def _check_activations(self, config: dict[str, Any], batch: int, checkpointed: bool, estimate: int,
+                           parameters: int) -> None:
+        """Trace one forward of this configuration in the background and show it beside the estimate."""
+        real = estimate <= REAL_TRACE_ACTIVATIONS and parameters <= REAL_TRACE_PARAMETERS
+        key = (tuple(sorted(config.items())), batch, checkpointed, real)
+        self._estimate = estimate
+        if key == self._measure_key:
+            return
+        self._measure_key = key
+        self.activation_check.setText(f"Activations: estimate {info.format_bytes(estimate)} · tracing…")
+        cfg = info.make_config(config)
+        device = "cpu" if real else "meta"
+        self._measure_job.submit(lambda _job: (key, measured_activation_bytes(
+            cfg, batch, checkpoint_blocks=checkpointed, device=device)))
+
+    def _on_measured(self, result) -> None:
+        key, measured = result
+        if key != self._measure_key:
+            return  # a newer configuration is being traced
+        where = ("one forward with this machine's kernels" if key[3] else
+                 "one forward on the meta device (shapes only: its attention keeps the T×T matrix that "
+                 "fused kernels do not)")
+        ratio = f" ({self._estimate / measured - 1:+.0%})" if measured else ""
+        self.activation_check.setText(
+            f"Activations kept for backward: estimate {info.format_bytes(self._estimate)} · traced "
+            f"{info.format_bytes(measured)}{ratio}, {where}"
+            + (" · blocks checkpointed" if key[2] else ""))
+
+    def shutdown(self) -> None:
+        """Wait for a trace still running (the window is closing)."""
+        self._measure_job.shutdown()

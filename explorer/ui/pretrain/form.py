@@ -112,6 +112,9 @@ TIE_TIP = ("Tie the output head to the token embedding: the same matrix turns to
            "163,009,536.")
 QKV_TIP = ("Give the query, key and value projections of attention a bias vector. GPT-2's original "
            "weights have one; most modern LLMs (and the seed's config) leave it out.")
+CHECKPOINT_TIP = ("Activation checkpointing: each transformer block keeps only its input for backward and "
+                  "runs its forward again during backward. Far less memory for activations, about a "
+                  "third more compute per step (see the time per step and peak memory while it trains).")
 CORPUS_TIP = ("The text to pretrain on. Empty: the built-in corpus (English text that ships with "
               "Python, no download). Or any UTF-8 text file; its last tenth is held out as "
               "validation text.")
@@ -214,6 +217,11 @@ class HyperparameterForm(QWidget):
         self.gpus.valueChanged.connect(self._on_edit)
         train_form.addRow("GPUs", self.gpus)
         train_form.setRowVisible(self.gpus, count > 1)
+        self.checkpoint_blocks = QCheckBox("checkpoint blocks (recompute in backward)")
+        self.checkpoint_blocks.setObjectName("pretrainCheckpointBlocks")
+        self.checkpoint_blocks.setToolTip(CHECKPOINT_TIP)
+        self.checkpoint_blocks.toggled.connect(self._on_edit)
+        train_form.addRow(self.checkpoint_blocks)
         corpus_row = QHBoxLayout()
         self.corpus = QLineEdit()
         self.corpus.setPlaceholderText("built-in corpus")
@@ -265,6 +273,8 @@ class HyperparameterForm(QWidget):
                 self.qkv_bias.setChecked(bool(values["qkv_bias"]))
             if "tie_weights" in values:
                 self.tie_weights.setChecked(bool(values["tie_weights"]))
+            if "checkpoint_blocks" in values:
+                self.checkpoint_blocks.setChecked(bool(values["checkpoint_blocks"]))
             if "device" in values and values["device"] in DEVICES:
                 self.device.setCurrentText(values["device"])
             if "corpus" in values:
@@ -289,6 +299,7 @@ class HyperparameterForm(QWidget):
         out.update(self._values)
         out.update(qkv_bias=self.qkv_bias.isChecked(), tie_weights=self.tie_weights.isChecked(),
                    device=self.device.currentText(), corpus=self.corpus.text().strip(),
+                   checkpoint_blocks=self.checkpoint_blocks.isChecked(),
                    tokenizer=self.tokenizer.currentText(), preset=self.preset.currentText())
         return out
 
@@ -313,6 +324,7 @@ class HyperparameterForm(QWidget):
         out.update({spec.key: self._values.get(spec.key) for spec in TRAIN_FIELDS})
         out["device"] = self.device.currentText()
         out["tokenizer"] = self.tokenizer.currentText()
+        out["checkpoint_blocks"] = self.checkpoint_blocks.isChecked()
         return out
 
     def vocab_pending(self) -> bool:

@@ -530,6 +530,7 @@ class PretrainPanel(QWidget):
         self._process.shutdown()
         self._sampler.shutdown()
         self.form.shutdown()
+        self.estimates.shutdown()
         for tab in self._inspection_tabs:
             if hasattr(tab, "shutdown"):
                 tab.shutdown()
@@ -626,6 +627,10 @@ class PretrainPanel(QWidget):
                  f"ETA {_duration(eta)}" if eta is not None else "",
                  f"loss {loss:.3f}" if isinstance(loss, float) else "",
                  f"{int(record.get('tokens', 0) or 0):,} tokens seen",
+                 f"{record['step_s'] * 1000:,.0f} ms/step" if record.get("step_s") else "",
+                 f"peak {info.format_bytes(record['peak_memory'])}"
+                 + (" (process)" if record.get("peak_memory_kind") == "rss" else "")
+                 if record.get("peak_memory") else "",
                  f"on {run.device}" if run.device else ""]
         text = "  ·  ".join(p for p in parts if p)
         if run.status == "paused":

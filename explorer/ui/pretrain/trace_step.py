@@ -9,7 +9,16 @@ expands a module down to its ops. The player replays forward, then backward in a
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.ui.common import actions
 from explorer.ui.common.worker import Worker
@@ -19,8 +28,12 @@ from explorer.ui.common.worker import Worker
 MAX_TRACE_PARAMETERS = 60_000_000
 
 
-def trace_one_step(source: dict, n_tokens: int = 8):
-    """Trace forward + loss + backward of one short batch; returns (Trace, a one-line description)."""
+def trace_one_step(source: dict, n_tokens: int = 8, checkpoint_blocks: bool | list[int] = False):
+    """Trace forward + loss + backward of one short batch; returns (Trace, a one-line description).
+
+    `checkpoint_blocks` (True: all, or a list of block indices): those blocks keep only their input
+    and recompute their forward in backward. The trace's `memory_text` says what each block kept
+    (`memory_summary`)."""
     import torch
 
     from explorer.core.autograd.trace import trace
@@ -59,6 +72,10 @@ def trace_one_step(source: dict, n_tokens: int = 8):
     y = torch.tensor([ids[1:T + 1]], dtype=torch.long)  # (1, T): each next token
     model.train()
     model.zero_grad(set_to_none=True)
+    if isinstance(checkpoint_blocks, list) and any(not 0 <= i < len(model.blocks) for i in checkpoint_blocks):
+        raise ValueError(f"the model has blocks 0 to {len(model.blocks) - 1}: no block "
+                         f"{max(checkpoint_blocks) if checkpoint_blocks else '?'} to checkpoint")
+    model.set_checkpointing(checkpoint_blocks)
 
     def step():
         loss = model.loss(x, y)
@@ -66,7 +83,29 @@ def trace_one_step(source: dict, n_tokens: int = 8):
 
     result = trace(step, max_snapshot_elems=2048)
     shown = tokenizer.decode(ids[:T]).replace("\n", "↵")
+    result.memory_text = memory_summary(result, model)
     return result, f"{what}: one sequence of {T} tokens ({shown!r}) → next-token loss → backward"
+
+
+def memory_summary(trace, model) -> str:
+    """What each block kept for backward and, for checkpointed blocks, when backward recomputed it."""
+    from explorer.core.autograd.saved import recompute_steps, saved_by_module
+    from explorer.core.autograd.timeline import Timeline
+    from explorer.core.gpt.model import format_bytes
+
+    per_module = saved_by_module(trace)
+    recomputed_at = recompute_steps(Timeline(trace))
+    parts = []
+    for i, block in enumerate(model.blocks):
+        path = f"blocks.{i}"
+        text = f"{path} {format_bytes(per_module.get(path, 0))}"
+        if block.checkpointed:
+            when = f" at step {recomputed_at[path]}" if path in recomputed_at else ""
+            text += f" (forward recomputed {block.recomputations}× in backward{when})"
+        parts.append(text)
+    memory = trace.saved_memory
+    total = format_bytes(memory.activations) if memory is not None else "?"
+    return f"Saved for backward: {total} in all; per block: " + ", ".join(parts)
 
 
 def _check_traceable(config) -> None:
@@ -101,6 +140,22 @@ class TraceTab(QWidget):
         self.tokens.setRange(2, 32)
         self.tokens.setValue(8)
         self.tokens.setToolTip("Tokens in the traced sequence: every op works on all of them at once")
+        self.checkpoint = QCheckBox("checkpoint blocks")
+        self.checkpoint.setObjectName("traceCheckpointBlocks")
+        self.checkpoint.setToolTip("Activation checkpointing: each block keeps only its input for backward "
+                                   "and runs its forward again when backward reaches it. Turn on the View "
+                                   "menu's memory overlay to see the saved bytes fall and the blocks keep "
+                                   "nothing.")
+        self.checkpoint_which = QLineEdit()
+        self.checkpoint_which.setObjectName("traceCheckpointWhich")
+        self.checkpoint_which.setPlaceholderText("all blocks")
+        self.checkpoint_which.setMaximumWidth(110)
+        self.checkpoint_which.setToolTip("Which blocks to checkpoint, by index (\"0, 2\"); empty: all")
+        self.checkpoint_which.setEnabled(False)
+        self.checkpoint.toggled.connect(self.checkpoint_which.setEnabled)
+        self.memory_label = QLabel("")
+        self.memory_label.setObjectName("traceMemory")
+        self.memory_label.setWordWrap(True)
         self.status = QLabel("Blocks are collapsed by module; double-click a module to expand it to its ops.")
         self.status.setObjectName("traceStatus")
         self.status.setWordWrap(True)
@@ -108,10 +163,13 @@ class TraceTab(QWidget):
         row.addWidget(self.button)
         row.addWidget(QLabel("tokens"))
         row.addWidget(self.tokens)
+        row.addWidget(self.checkpoint)
+        row.addWidget(self.checkpoint_which)
         row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.memory_label)
         from explorer.ui.graph.player import Player
         from explorer.ui.graph.view import GraphView
 
@@ -139,9 +197,22 @@ class TraceTab(QWidget):
             return
         source = self._panel.model_source()
         n_tokens = self.tokens.value()
+        checkpointed = self.checkpoint_choice()
+        if checkpointed is None:
+            self.status.setText("Which blocks to checkpoint: whole numbers separated by commas (\"0, 2\")")
+            return
         self.status.setText("Tracing one training step…")
         self.button.setEnabled(False)
-        self._job.submit(lambda _job: trace_one_step(source, n_tokens))
+        self._job.submit(lambda _job: trace_one_step(source, n_tokens, checkpointed))
+
+    def checkpoint_choice(self) -> bool | list[int] | None:
+        """False, True (every block) or the block indices typed; None when the text is not indices."""
+        if not self.checkpoint.isChecked():
+            return False
+        text = self.checkpoint_which.text().replace(",", " ").split()
+        if not text:
+            return True
+        return [int(t) for t in text] if all(t.isdigit() and len(t) < 4 for t in text) else None
 
     def shutdown(self) -> None:
         """Wait for a running trace."""
@@ -162,4 +233,5 @@ class TraceTab(QWidget):
         self.status.setText(f"{description}. {len(trace.nodes)} nodes, {len(trace.backward_order)} backward "
                             "events. Modules are collapsed (repeated blocks as × N): double-click one to "
                             "expand it; use the player to replay forward, then backward.")
+        self.memory_label.setText(getattr(trace, "memory_text", ""))
         self.sig_traced.emit()

@@ -1,0 +1,375 @@
+"""What autograd keeps for backward: the tensors each node's ``grad_fn`` saved, and what they cost.
+
+Nothing here knows which op saves what. During the traced forward, torch's own
+``torch.autograd.graph.saved_tensors_hooks`` hand us every tensor autograd saves (its pack hook); after
+the forward, each op node's ``grad_fn`` (and the hidden autograd nodes only it reaches, such as the
+transpose inside ``linear``) is asked for its ``_raw_saved_*`` attributes, and the ones packed by our hook
+name the role of each saved tensor ("input 0", "output", or torch's own name: "mat2", "result1").
+
+A saved tensor whose pack hook is someone else's (``torch.utils.checkpoint``'s) is not kept: its
+region of the forward is recomputed during backward. It is listed with ``recomputed=True`` and 0 bytes.
+
+Memory counts storages: the same storage saved by two nodes (or as two views) counts once. A saved
+tensor that is a model weight (a view of a trainable leaf) costs nothing extra: it is flagged ``param``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = [
+    "SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total", "node_bytes",
+    "param_bytes", "reason_for", "recompute_steps", "saved_by_module",
+]
+
+
+@dataclass
+class SavedTensor:
+    """One tensor a node's ``grad_fn`` keeps for its backward."""
+
+    role: str  # "input 0" | "output" | "input 1 (view)" | torch's attribute name ("mat2", "result1")
+    attr: str  # the grad_fn attribute without "_saved_": "self", "result", "mat2"
+    grad_fn: str  # the autograd node that holds it: "MmBackward0"
+    shape: tuple
+    dtype: str
+    bytes: int  # elements x element size of this tensor (the storage behind it may be larger)
+    storage: int = -1  # equal numbers: one block of memory (renumbered 0.. per trace)
+    param: bool = False  # a model weight (or a view of one): kept anyway, costs nothing extra
+    shared: bool = False  # the same storage is saved by another node too (counted once)
+    recomputed: bool = False  # saved by another hook (activation checkpointing): not kept, recomputed
+
+    def to_json(self) -> dict:
+        """The JSON form: role, shape, dtype, bytes, then the details."""
+        return {
+            "role": self.role, "shape": list(self.shape), "dtype": self.dtype, "bytes": self.bytes,
+            "attr": self.attr, "grad_fn": self.grad_fn, "storage": self.storage, "param": self.param,
+            "shared": self.shared, "recomputed": self.recomputed,
+        }  # fmt: skip
+
+
+@dataclass
+class SavedMemory:
+    """What a trace's graph keeps for backward, in bytes of distinct storages."""
+
+    total: int = 0  # every storage autograd keeps (the saved_tensors_hooks count)
+    activations: int = 0  # those that are not model weights: the memory training needs beyond inference
+    params: int = 0  # weights saved (kept anyway)
+    unattributed: int = 0  # packed, but no recorded node's grad_fn names it
+    recomputed: int = 0  # saved tensors left to checkpointing (how many, not bytes)
+    storage_bytes: dict[int, int] = field(default_factory=dict)  # storage number -> bytes
+    param_storages: set[int] = field(default_factory=set)
+
+    def to_json(self) -> dict:
+        """Totals as a JSON dict."""
+        return {
+            "total": self.total, "activations": self.activations, "params": self.params,
+            "unattributed": self.unattributed, "recomputed": self.recomputed,
+        }  # fmt: skip
+
+
+class _Packed:
+    """What our pack hook returns: the saved tensor (detached, so an output does not keep its own
+    grad_fn alive in a cycle), its version for torch's in-place check, and its record number."""
+
+    __slots__ = ("index", "tensor", "version")
+
+    def __init__(self, tensor: torch.Tensor, index: int):
+        self.tensor = tensor.detach()
+        self.version = tensor._version
+        self.index = index
+
+
+@dataclass
+class _Record:
+    ref: weakref.ref  # the tensor torch passed to the pack hook
+    shape: tuple
+    dtype: str
+    nbytes: int
+    storage_key: tuple
+    storage_nbytes: int
+    data_ptr: int
+
+
+def _storage_of(t: torch.Tensor) -> tuple[tuple, int, int]:
+    """(key, bytes, data pointer) of the memory behind ``t``; its own id for tensors without storage."""
+    try:
+        s = t.untyped_storage()
+        return (t.device.type, t.device.index, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
+    except (RuntimeError, NotImplementedError, TypeError):
+        return ("id", id(t)), t.numel() * t.element_size(), id(t)
+
+
+class SavedLog:
+    """Context manager: torch's saved-tensor hooks for the traced forward, recording every save."""
+
+    def __init__(self) -> None:
+        self.records: list[_Record] = []
+        self._ctx = None
+        self.active = False
+
+    def pack(self, t: torch.Tensor) -> _Packed:
+        """Pack hook: note the tensor, keep it as autograd would."""
+        key, snbytes, ptr = _storage_of(t)
+        self.records.append(_Record(
+            ref=weakref.ref(t), shape=tuple(t.shape), dtype=str(t.dtype).removeprefix("torch."),
+            nbytes=t.numel() * t.element_size(), storage_key=key, storage_nbytes=snbytes, data_ptr=ptr,
+        ))  # fmt: skip
+        return _Packed(t, len(self.records) - 1)
+
+    def unpack(self, p: _Packed) -> torch.Tensor:
+        """Unpack hook: the tensor, after torch's own check that no in-place op changed it since."""
+        if p.tensor._version != p.version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: a tensor of shape {list(p.tensor.shape)} is at version {p.tensor._version}; "
+                f"expected version {p.version} instead"
+            )
+        return p.tensor
+
+    def __enter__(self):
+        if torch._C._autograd._saved_tensors_hooks_is_enabled():  # some transforms forbid hooks
+            self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
+            self._ctx.__enter__()
+            self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+            self._ctx = None
+        return False
+
+
+def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
+    """Fill ``node.saved`` for every op node of the forward recorder ``rec`` from ``log`` (call it after
+    the forward, before backward frees what was saved); return the totals (None when hooks were off)."""
+    if not log.active:
+        return None
+    owner_of_fn: dict[int, str] = {}  # id(grad_fn) -> node id; the first node made by it owns it
+    for nid in rec.order:
+        if nid in rec.edge_of:
+            owner_of_fn.setdefault(id(rec.edge_of[nid][0]), nid)
+    numbers: dict[tuple, int] = {}
+    memory = SavedMemory()
+    param_keys = {_storage_of(rec.tensor_of[n])[0] for n in rec.order if rec.nodes[n].kind == "param"}
+    holders: dict[int, set[str]] = {}  # storage number -> nodes saving it
+    claimed: set[int] = set()
+    for nid in rec.order:
+        node = rec.nodes[nid]
+        if node.kind != "op":
+            continue
+        node.saved = []
+        if nid not in rec.edge_of or owner_of_fn.get(id(rec.edge_of[nid][0])) != nid:
+            continue
+        for fn in _owned_fns(rec.edge_of[nid][0], owner_of_fn, claimed):
+            for attr, raw in _raw_saved(fn):
+                hook = raw.unpack_hook
+                if hook is not None and getattr(hook, "__self__", None) is not log:
+                    node.saved.append(SavedTensor(role=attr, attr=attr, grad_fn=type(fn).__name__, shape=(),
+                                                  dtype="", bytes=0, recomputed=True))
+                    memory.recomputed += 1
+                    continue
+                packed = raw.data if hook is not None else None
+                if not isinstance(packed, _Packed):
+                    continue  # an undefined optional tensor (no bias), or saved before the trace began
+                r = log.records[packed.index]
+                number = numbers.setdefault(r.storage_key, len(numbers))
+                memory.storage_bytes[number] = r.storage_nbytes
+                holders.setdefault(number, set()).add(nid)
+                is_param = r.storage_key in param_keys
+                if is_param:
+                    memory.param_storages.add(number)
+                role = _role(rec, node, nid, r, attr)
+                node.saved.append(SavedTensor(
+                    role=role, attr=attr, grad_fn=type(fn).__name__, shape=r.shape, dtype=r.dtype,
+                    bytes=r.nbytes, storage=number, param=is_param,
+                ))  # fmt: skip
+    for nid in rec.order:
+        for s in getattr(rec.nodes[nid], "saved", None) or ():
+            s.shared = not s.recomputed and len(holders.get(s.storage, ())) > 1
+    all_storages = {r.storage_key: r.storage_nbytes for r in log.records}
+    memory.total = sum(all_storages.values())
+    memory.params = sum(all_storages[k] for k in param_keys if k in all_storages)
+    memory.activations = memory.total - memory.params
+    attributed = set(numbers)
+    memory.unattributed = sum(b for k, b in all_storages.items() if k not in attributed)
+    return memory
+
+
+def hooks_total(fn) -> int:
+    """Run ``fn()`` under a bare ``saved_tensors_hooks`` and return the bytes of the distinct storages it
+    saved: the reference count the tracer's total must equal (kept alive until the count is taken)."""
+    sizes: dict[tuple, int] = {}
+    kept = []
+
+    def pack(t):
+        key, nbytes, _ = _storage_of(t)
+        sizes[key] = nbytes
+        kept.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(sizes.values())
+
+
+def alive_by_step(timeline) -> list[int]:
+    """Bytes of saved activations (weights left out) alive at each step 0..length of a Timeline: a
+    storage is alive from the forward step of the first node that saved it until the backward step of
+    the last of them (autograd frees what a node saved once that node's backward has run)."""
+    tr = timeline.trace
+    memory: SavedMemory | None = getattr(tr, "saved_memory", None)
+    deltas = [0] * (timeline.length + 2)
+    if memory is None:
+        return [0] * (timeline.length + 1)
+    born: dict[int, int] = {}
+    freed: dict[int, int] = {}
+    never_freed: set[int] = set()
+    for nid in tr.forward_order:
+        node = tr.nodes[nid]
+        for s in node.saved or ():
+            if s.recomputed or s.storage in memory.param_storages:
+                continue
+            born[s.storage] = min(born.get(s.storage, 10**12), timeline.value_at[nid])
+            step = timeline.step_of("backward", nid)
+            if step is None:
+                never_freed.add(s.storage)
+            else:
+                freed[s.storage] = max(freed.get(s.storage, 0), step)
+    for number, at in born.items():
+        deltas[at] += memory.storage_bytes[number]
+        if number not in never_freed and number in freed:
+            deltas[freed[number]] -= memory.storage_bytes[number]
+    out, alive = [], 0
+    for k in range(timeline.length + 1):
+        alive += deltas[k]
+        out.append(alive)
+    return out
+
+
+def node_bytes(node) -> int:
+    """Bytes a node's grad_fn keeps beyond the weights (each storage once; 0 when nothing)."""
+    seen: dict[int, int] = {}
+    for s in node.saved or ():
+        if not s.recomputed and not s.param:
+            seen[s.storage] = max(seen.get(s.storage, 0), s.bytes)
+    return sum(seen.values())
+
+
+def saved_by_module(tr, depth: int = 2) -> dict[str, int]:
+    """Activation bytes saved for backward per module, grouped by the first ``depth`` parts of the module
+    path ("blocks.0"); a storage counts in the group of the first node that saved it, so the groups add
+    up to the trace's activations. Ops outside any module are under "(top level)"."""
+    memory: SavedMemory | None = getattr(tr, "saved_memory", None)
+    out: dict[str, int] = {}
+    if memory is None:
+        return out
+    counted: set[int] = set()
+    for nid in tr.forward_order:
+        node = tr.nodes[nid]
+        group = ".".join(node.module.split(".")[:depth]) if node.module else "(top level)"
+        for s in node.saved or ():
+            if s.recomputed or s.storage in memory.param_storages or s.storage in counted:
+                out.setdefault(group, 0)
+                continue
+            counted.add(s.storage)
+            out[group] = out.get(group, 0) + memory.storage_bytes[s.storage]
+    return out
+
+
+def recompute_steps(timeline, depth: int = 2) -> dict[str, int]:
+    """Module group ("blocks.0") -> the Timeline step at which backward first reaches one of its nodes
+    whose saved tensors were left to activation checkpointing: the moment torch runs that part of the
+    forward again to get them back."""
+    tr = timeline.trace
+    out: dict[str, int] = {}
+    for k, (direction, nid) in enumerate(timeline.events, start=1):
+        node = tr.nodes[nid]
+        if direction == "backward" and any(s.recomputed for s in node.saved or ()):
+            group = ".".join(node.module.split(".")[:depth]) if node.module else "(top level)"
+            out.setdefault(group, k)
+    return out
+
+
+def param_bytes(tr) -> tuple[int, int]:
+    """(bytes of the traced graph's weights, bytes of their gradients once backward has run)."""
+    weights = grads = 0
+    for node in tr.nodes.values():
+        if node.kind != "param":
+            continue
+        size = node.value.numel * _itemsize(node.value.dtype)
+        weights += size
+        grads += size if node.grad is not None else 0
+    return weights, grads
+
+
+def reason_for(node) -> str:
+    """The op table's one line on why this op's backward keeps what it keeps ("" when unknown)."""
+    from explorer.core.lang.ops import find_op
+
+    spec = find_op(node.op) or find_op(node.torch_name)
+    return spec.saved_reason if spec is not None else ""
+
+
+def _itemsize(dtype: str) -> int:
+    t = getattr(torch, dtype, None)
+    return t.itemsize if isinstance(t, torch.dtype) else 4
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _owned_fns(fn, owner_of_fn: dict[int, str], claimed: set[int]) -> list:
+    """``fn`` and the hidden autograd nodes reached from it before any recorded node's own grad_fn."""
+    out, stack = [], [fn]
+    while stack:
+        f = stack.pop()
+        if id(f) in claimed:
+            continue
+        claimed.add(id(f))
+        out.append(f)
+        for nf, _ in f.next_functions:
+            if nf is not None and id(nf) not in owner_of_fn and id(nf) not in claimed:
+                if type(nf).__name__ != "AccumulateGrad":
+                    stack.append(nf)
+    return out
+
+
+def _raw_saved(fn) -> list[tuple[str, object]]:
+    """(attribute name, SavedTensor) for each tensor slot ``fn`` saved, in attribute order."""
+    out = []
+    for name in dir(fn):
+        if not name.startswith("_raw_saved_"):
+            continue
+        try:
+            raw = getattr(fn, name)
+        except RuntimeError:  # freed already
+            continue
+        attr = name.removeprefix("_raw_saved_")
+        if isinstance(raw, (list, tuple)):  # custom Functions, ops saving a list of tensors
+            out.extend((f"{attr}[{i}]", r) for i, r in enumerate(raw))
+        else:
+            out.append((attr, raw))
+    return out
+
+
+def _role(rec, node, nid: str, r: _Record, attr: str) -> str:
+    """How the saved tensor relates to the node: its output, one of its inputs, a view of one, or
+    (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
+    is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
+    candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
+    same = [role for role, other in candidates if rec.tensor_of[other] is r.ref()]
+    positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
+    if len(positions) > 1 and "output" not in same:
+        return f"inputs {', '.join(positions)} (one tensor)"
+    if same:
+        return same[0]
+    for role, other in candidates:
+        t = rec.tensor_of[other]
+        key, _, ptr = _storage_of(t)
+        if key == r.storage_key and ptr == r.data_ptr:
+            return f"{role} (view)"
+    return attr
