@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+from explorer.ui.common import qt_libs
+
 WORKSPACE_KEYS = ("expression", "network", "pretrain")
 
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
-    problem = _no_display_problem()
+    problem = _no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
