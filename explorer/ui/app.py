@@ -87,7 +87,10 @@ def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str
 def _make_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
+    from explorer.ui.common.forms import install_wheel_guard
+
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    install_wheel_guard(app)
     app.setApplicationName("Autograd Explorer")
     app.setOrganizationName("AutogradExplorer")
     return app
