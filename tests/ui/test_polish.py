@@ -92,3 +92,64 @@ def test_the_wheel_over_the_pretraining_form_leaves_device_alone(qtbot):
     assert device.currentText() == before
     assert area.verticalScrollBar().value() > 0
     panel.shutdown()
+
+
+# -- point 8: every plot's legend and axes are readable in both themes ---------------------------------
+def _darkest_contrast_in(widget, rect, background: str) -> float:
+    """The highest contrast against `background` among the pixels of `rect` of the widget's picture."""
+    from explorer.ui.common.theme import contrast_ratio
+
+    image = widget.grab().toImage()
+    best = 1.0
+    for x in range(max(0, rect.left()), min(image.width(), rect.right())):
+        for y in range(max(0, rect.top()), min(image.height(), rect.bottom())):
+            best = max(best, contrast_ratio(image.pixelColor(x, y).name(), background))
+    return best
+
+
+def _legend_text_contrast(plot_widget, background: str) -> float:
+    legend = plot_widget.getPlotItem().legend
+    assert legend.items, "the legend has a label to read"
+    worst = 21.0
+    for _sample, label in legend.items:
+        rect = plot_widget.mapFromScene(label.mapRectToScene(label.boundingRect())).boundingRect()
+        worst = min(worst, _darkest_contrast_in(plot_widget, rect, background))
+    return worst
+
+
+def _plots_with_legends(qtbot):
+    """(owner with set_theme, its PlotWidgets) for every plot of the app that has a legend."""
+    from explorer.core.gpt.runs import PretrainRun
+    from explorer.ui.network.training import TrainView
+    from explorer.ui.pretrain.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    plots.add_run(PretrainRun(1, "Run 1 · tiny · shakespeare", {}, {}))
+    toy = TrainView()
+    toy.loss_plot.plot([0, 1], [1, 0], name="run 1: adam lr 0.03, 16-16")
+    owners = []
+    for owner, widgets in ((plots, [plots.loss_widget, plots.lr_widget, plots.grad_widget]),
+                           (toy, [toy.loss_plot, toy.acc_plot, toy.boundary_plot])):
+        qtbot.addWidget(owner)
+        owner.resize(900, 700)
+        owner.show()
+        owners.append((owner, widgets))
+    qtbot.waitExposed(toy)
+    return owners
+
+
+@pytest.mark.parametrize("first,second", [("light", "dark"), ("dark", "light")])
+def test_legend_and_axis_text_stay_readable_after_a_theme_switch(qtbot, first, second):
+    from explorer.ui.common.theme import contrast_ratio, get_theme
+
+    owners = _plots_with_legends(qtbot)
+    for theme_name in (first, second):
+        theme = get_theme(theme_name)
+        for owner, widgets in owners:
+            owner.set_theme(theme)
+            for widget in widgets:
+                for side in ("left", "bottom"):
+                    tick_colour = widget.getPlotItem().getAxis(side).textPen().color().name()
+                    assert contrast_ratio(tick_colour, theme["panel"]) >= 4.5, (widget, side, theme_name)
+                if widget.getPlotItem().legend is not None:
+                    assert _legend_text_contrast(widget, theme["panel"]) >= 4.5, (widget, theme_name)

@@ -244,14 +244,7 @@ class TrainView(QWidget):
             self.acc_plot: "accuracy (solid: train, dashed: test)",
         }
         for plot in (self.boundary_plot, self.loss_plot, self.acc_plot):
-            plot.setBackground(theme["panel"])
-            for side in ("left", "bottom"):
-                axis = plot.getAxis(side)
-                axis.setPen(theme["muted"])
-                axis.setTextPen(theme["muted"])
-            if plot in titles:
-                plot.setTitle(titles[plot], color=theme["text"], size="10pt")
-        self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
+            themes.style_plot(plot, plot.getPlotItem(), theme, titles.get(plot), "10pt")
         self._error_colour = theme["error"]
         self._apply_boundary_colours(theme)
         if self.status.property("error"):
