@@ -153,3 +153,122 @@ def test_legend_and_axis_text_stay_readable_after_a_theme_switch(qtbot, first, s
                     assert contrast_ratio(tick_colour, theme["panel"]) >= 4.5, (widget, side, theme_name)
                 if widget.getPlotItem().legend is not None:
                     assert _legend_text_contrast(widget, theme["panel"]) >= 4.5, (widget, theme_name)
+
+
+# -- point 5: status lines and banners have fixed heights; nothing moves under the cursor --------------
+LONG = ("A very long status line that goes on and on, far wider than any panel of the window, " * 8).strip()
+
+
+def _geometry(panel, widgets) -> list[tuple[int, int, int, int]]:
+    QApplication.processEvents()
+    out = []
+    for widget in widgets:
+        corner = widget.mapTo(panel, QPoint(0, 0))
+        out.append((corner.x(), corner.y(), widget.width(), widget.height()))
+    return out
+
+
+def test_an_elided_label_keeps_its_height_and_tells_all_in_its_tooltip(qtbot):
+    from explorer.ui.common.labels import ElidedLabel
+
+    label = ElidedLabel("short", lines=2)
+    label.setToolTip("what this line is for")
+    qtbot.addWidget(label)
+    label.resize(300, label.height())
+    label.show()
+    height = label.height()
+    assert not label.is_elided() and label.toolTip() == "what this line is for"
+    label.setText(LONG)
+    assert label.height() == height
+    assert label.is_elided() and label.shown_text().endswith("…")
+    assert label.shown_text().count("\n") == 1  # two lines, no more
+    assert label.text() == LONG and label.toolTip().startswith(LONG)
+    assert "what this line is for" in label.toolTip()
+    label.setText("short again")
+    assert label.height() == height and not label.is_elided()
+
+
+def test_pretraining_buttons_stay_put_when_a_banner_or_a_long_status_comes_and_goes(qtbot):
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1400, 860)
+    panel.show()
+    qtbot.waitExposed(panel)
+    watched = [panel.train_button, panel.pause_button, panel.stop_button, panel.retrain_button,
+               panel.plots.x_axis, panel.plots.loss_widget, panel.sample_button]
+    before = _geometry(panel, watched)
+    panel.show_message(LONG, "error")
+    assert panel.banner.isVisible()
+    assert _geometry(panel, watched) == before
+    panel.progress_label.setText(LONG)
+    assert _geometry(panel, watched) == before
+    panel.hide_message()
+    assert _geometry(panel, watched) == before
+    assert panel.banner.isHidden() and panel.progress_label.toolTip().startswith(LONG)
+    panel.shutdown()
+
+
+def test_expression_run_button_and_player_stay_put_under_an_error_and_a_long_status(qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    from explorer.ui.expression.panel import ExpressionPanel
+
+    panel = ExpressionPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1600, 1000)
+    panel.show()
+    qtbot.waitExposed(panel)
+    watched = [panel.run_button, panel.leaves, panel.graph, *panel.player.findChildren(QPushButton)]
+    before = _geometry(panel, watched)
+    panel.error_label.setText("⚠ " + LONG + "\nThe graph shows the last valid program.")
+    panel.error_label.setVisible(True)
+    panel.status.setText(LONG)
+    panel.timing_label.setText("traced in 3 ms\n" + LONG)
+    assert _geometry(panel, watched) == before
+    panel.error_label.setVisible(False)
+    assert _geometry(panel, watched) == before
+
+
+def test_toy_training_plots_and_buttons_stay_put_under_a_long_status(qtbot):
+    from explorer.ui.network.training import TrainView
+
+    view = TrainView()
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    qtbot.waitExposed(view)
+    watched = [view.train_button, view.loss_plot, view.boundary_plot]
+    before = _geometry(view, watched)
+    view._message(LONG, error=True)
+    assert _geometry(view, watched) == before
+    assert view.status.toolTip().startswith(LONG)
+
+
+# -- point 9: Train and Retrain are distinct; a disabled Train says why beside it ----------------------
+def test_a_disabled_train_says_why_next_to_the_button(qtbot):
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1400, 860)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.train_button.isEnabled() and not panel.retrain_button.isEnabled()  # nothing to restart
+    assert panel.train_reason.text() == ""
+    panel.workspace.set_preset("gpt2-124m")
+    panel.form.set_values({"device": "cpu"})  # 124M parameters never train on a CPU, on any machine
+    qtbot.waitUntil(lambda: not panel.train_button.isEnabled())
+    reason = panel.train_reason
+    assert reason.isVisible() and "Cannot train here" in reason.text() and "CPU" in reason.text()
+    QApplication.processEvents()
+    button = panel.train_button.geometry()
+    beside = reason.geometry()
+    assert reason.parentWidget() is panel.train_button.parentWidget()
+    assert beside.left() > panel.retrain_button.geometry().right()
+    assert button.top() <= beside.center().y() <= button.bottom()
+    panel.workspace.set_preset("tiny")
+    qtbot.waitUntil(panel.train_button.isEnabled)
+    assert panel.train_reason.text() == ""
+    panel.shutdown()
