@@ -272,3 +272,86 @@ def test_a_disabled_train_says_why_next_to_the_button(qtbot):
     qtbot.waitUntil(panel.train_button.isEnabled)
     assert panel.train_reason.text() == ""
     panel.shutdown()
+
+
+# -- point 6: attention maps: labels always, prompts up to the context length, colour bar, hover -------
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint of 2 steps of a 2-layer, 2-head model with a 16-token context (character tokens)."""
+    from explorer.core.gpt.train import Trainer, TrainSettings
+
+    folder = tmp_path_factory.mktemp("attention")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    config = {"vocab_size": 64, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,
+              "drop_rate": 0.0}
+    trainer = Trainer(config, TrainSettings(steps=2, batch_size=2, eval_every=0, sample_every=0,
+                                            device="cpu", corpus_path=str(corpus)))
+    for _ in trainer.run():
+        pass
+    path = folder / "checkpoint.safetensors"
+    trainer.save_checkpoint(path)
+    return str(path)
+
+
+def _attention_tab(qtbot, size):
+    from explorer.ui.pretrain.attention import AttentionTab
+
+    tab = AttentionTab(panel=None)
+    qtbot.addWidget(tab)
+    tab.resize(*size)
+    tab.show()
+    qtbot.waitExposed(tab)
+    return tab
+
+
+def test_a_prompt_longer_than_the_context_is_cut_with_a_visible_note(qtbot, tiny_checkpoint):
+    from explorer.ui.pretrain.attention import compute_attention
+
+    prompt = "the lazy dog jumps over the quick brown fox"  # 43 characters, context 16
+    result = compute_attention(tiny_checkpoint, prompt, "Run 1")
+    assert len(result.tokens) == 16 and "".join(result.tokens) == prompt[-16:]
+    assert result.maps.shape == (2, 2, 16, 16)
+    assert result.cut == 27 and "43 tokens" in result.cut_note() and "first 27" in result.cut_note()
+    tab = _attention_tab(qtbot, (1200, 800))
+    tab.show_result(result)
+    assert tab.cut_note.isVisible() and tab.cut_note.text() == result.cut_note()
+    short = compute_attention(tiny_checkpoint, "the fox", "Run 1")
+    assert short.cut == 0 and len(short.tokens) == 7
+    tab.show_result(short)
+    assert tab.cut_note.isHidden()
+
+
+def test_token_labels_thin_out_in_a_small_window_but_never_vanish(qtbot, tiny_checkpoint):
+    from explorer.ui.pretrain.attention import compute_attention, token_ticks
+
+    result = compute_attention(tiny_checkpoint, "over the lazy dog, the fox", "Run 1")
+    big = _attention_tab(qtbot, (1600, 1000))
+    big.show_result(result)
+    assert [label for _x, label in big.axis_ticks("left")] == [t.replace(" ", "␣") for t in result.tokens]
+    small = _attention_tab(qtbot, (420, 360))
+    small.show_result(result)
+    QApplication.processEvents()
+    for side in ("left", "bottom"):
+        ticks = small.axis_ticks(side)
+        assert 2 <= len(ticks) < len(result.tokens), (side, ticks)
+    assert token_ticks(["a"] * 100, 100, 10) == [(i + 0.5, "a") for i in range(0, 100, 10)]
+    assert token_ticks(["a_very_long_token"], 100, 10)[0][1] == "a_ver…"
+
+
+def test_hover_reads_out_the_weight_and_a_colour_bar_gives_the_scale(qtbot, tiny_checkpoint):
+    from explorer.core.numbers import fmt_number
+    from explorer.ui.pretrain.attention import compute_attention
+
+    result = compute_attention(tiny_checkpoint, "the quick fox", "Run 1")
+    tab = _attention_tab(qtbot, (1200, 800))
+    tab.show_result(result)
+    assert len(tab.canvas.ci.items) == 4  # the grid holds the heatmaps only; the bar is beside it
+    assert tab.scale_view.isVisible() and tuple(tab.colour_bar.levels()) == (0.0, 1.0)
+    # cell (query 5, key 2) of layer 0, head 1: the second heatmap
+    tab.canvas.scene().sigMouseMoved.emit(tab.cell_centre(1, 5, 2))
+    weight = fmt_number(float(result.maps[0, 1, 5, 2]))
+    assert tab.hover.text() == f"layer 0 · head 1: query 5 ('u') attends to key 2 ('e'): {weight}"
+    tab.canvas.scene().sigMouseMoved.emit(tab.cell_centre(3, 1, 4))  # layer 1, head 1, a masked cell
+    assert tab.hover.text().startswith("layer 1 · head 1: query 1 ('h') attends to key 4") and \
+        tab.hover.text().endswith(": 0")
