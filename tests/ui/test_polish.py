@@ -355,3 +355,42 @@ def test_hover_reads_out_the_weight_and_a_colour_bar_gives_the_scale(qtbot, tiny
     tab.canvas.scene().sigMouseMoved.emit(tab.cell_centre(3, 1, 4))  # layer 1, head 1, a masked cell
     assert tab.hover.text().startswith("layer 1 · head 1: query 1 ('h') attends to key 4") and \
         tab.hover.text().endswith(": 0")
+
+
+def test_the_wheel_over_the_network_form_scrolls_it_and_changes_nothing(qtbot):
+    from explorer.ui.network.panel import NetworkPanel
+
+    install_wheel_guard()
+    panel = NetworkPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1200, 300)  # short: the form scrolls
+    panel.show()
+    qtbot.waitExposed(panel)
+    form = panel.form
+    before = (form.optimizer.currentText(), form.loss.currentText(), form.lr.value(), form.batch.value())
+    area = next(a for a in panel.findChildren(QScrollArea) if a.isAncestorOf(form.optimizer))
+    for field in (form.optimizer, form.loss, form.lr, form.batch):
+        wheel(field, -1)
+    assert (form.optimizer.currentText(), form.loss.currentText(), form.lr.value(),
+            form.batch.value()) == before
+    assert area.verticalScrollBar().value() > 0
+
+
+def test_runs_are_named_with_their_corpus_in_the_list_the_legend_and_the_export(qtbot, tmp_path):
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    corpus = tmp_path / "shakespeare.txt"
+    corpus.write_text("to be or not to be " * 50, encoding="utf-8")
+    run = panel.workspace.new_run(panel.form.config_dict(), panel.form.settings_dict(), str(corpus))
+    builtin = panel.workspace.new_run(panel.form.config_dict(), panel.form.settings_dict(), None)
+    items = [panel.history.list.item(i) for i in range(panel.history.list.count())]
+    assert any("shakespeare.txt" in item.text() for item in items)
+    assert any("pydoc" in item.text() for item in items)
+    legend = [label.text for _sample, label in panel.plots.loss.legend.items]
+    assert any("shakespeare.txt" in text for text in legend) and any("pydoc" in text for text in legend)
+    panel.export_run(run.run_id, str(tmp_path / "out"))
+    assert "shakespeare.txt" in panel.banner.text()
+    assert builtin.name.endswith("pydoc")
+    panel.shutdown()

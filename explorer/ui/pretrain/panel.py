@@ -198,7 +198,8 @@ class PretrainPanel(QWidget):
         self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
                            f"border-color: {theme['grid']}; }}")
         self.estimates.set_warning_style(self._styles["warning"])
-        self.train_reason.setStyleSheet(f"color: {theme['error']};")
+        self._theme = theme
+        self._colour_train_reason()
         if self.banner.isVisible():
             self.show_message(self.banner.text(), self.banner.property("kind") or "info")
         else:  # the same box (padding, border) as a shown banner, so that its reserved height is right
@@ -352,7 +353,8 @@ class PretrainPanel(QWidget):
         except (OSError, ValueError) as exc:
             self.show_message(f"Could not export the run: {exc}", "error")
             return []
-        self.show_message(f"Exported {len(written)} files to {folder}.", "info")
+        self.show_message(f"Exported {len(written)} files of {self.workspace.runs[run_id].name} to {folder}.",
+                          "info")
         return written
 
     def use_run_config(self, run_id: int) -> None:
@@ -663,7 +665,14 @@ class PretrainPanel(QWidget):
         self.stop_button.setEnabled(running)
         self.retrain_button.setEnabled(running and can_train)
         self.train_reason.setText(self.train_disabled_reason())
+        self._colour_train_reason()
         self.form.preset.setEnabled(True)
+
+    def _colour_train_reason(self) -> None:
+        """A reason that needs the user to act in the error colour; "a run is going" in the muted one."""
+        theme = getattr(self, "_theme", themes.get_theme())
+        colour = theme["muted"] if self._process.is_running() else theme["error"]
+        self.train_reason.setStyleSheet(f"color: {colour};")
 
     def train_disabled_reason(self) -> str:
         """Why Train cannot be pressed now, in a few words ("" when it can)."""
