@@ -23,11 +23,15 @@ def _field_of(obj: QObject) -> QWidget | None:
     return parent if isinstance(parent, FIELD_TYPES) else None
 
 
-def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+def _scroll_bar_for(widget: QWidget, horizontal: bool):
+    """The scroll bar of the nearest enclosing scroll area that can scroll that way (a field inside a
+    short table inside a long form scrolls the form), or None."""
     parent = widget.parentWidget()
     while parent is not None:
         if isinstance(parent, QAbstractScrollArea):
-            return parent
+            bar = parent.horizontalScrollBar() if horizontal else parent.verticalScrollBar()
+            if bar.maximum() > bar.minimum():
+                return bar
         parent = parent.parentWidget()
     return None
 
@@ -47,10 +51,9 @@ class WheelGuard(QObject):
         field = _field_of(obj)
         if field is None or field.hasFocus():
             return False
-        area = _scroll_area_of(field)
-        if area is not None:
-            horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
-            bar = area.horizontalScrollBar() if horizontal else area.verticalScrollBar()
+        horizontal = abs(event.angleDelta().x()) > abs(event.angleDelta().y())
+        bar = _scroll_bar_for(field, horizontal)
+        if bar is not None:
             QCoreApplication.sendEvent(bar, event)
         return True  # the field itself never sees it
 
