@@ -3,10 +3,13 @@ apt line. Pure functions only: no Qt is imported here."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from explorer.ui.common import qt_libs
 
@@ -66,3 +69,19 @@ def test_the_detection_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
+def test_the_app_prints_one_line_and_exits_2_before_any_qt_loads():
+    code = ("import sys; from explorer.ui.common import qt_libs; "
+            "qt_libs.find_missing_xcb_libraries = lambda: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
+            "from explorer.ui import app; status = app.main([]); "
+            "print(status, sorted(m for m in sys.modules if m.startswith('PySide6')))")
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env["DISPLAY"] = ":0"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "2 []"
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Qt's xcb platform plugin cannot load")
+    assert lines[0].endswith("sudo apt install libxcb-icccm4 libxcb-keysyms1")
