@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+from explorer.ui.common import qt_libs
+
 WORKSPACE_KEYS = ("expression", "network", "pretrain")
 
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
-    problem = _no_display_problem()
+    problem = _no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -89,7 +91,10 @@ def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str
 def _make_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
+    from explorer.ui.common.forms import install_wheel_guard
+
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    install_wheel_guard(app)
     app.setApplicationName("Autograd Explorer")
     app.setOrganizationName("AutogradExplorer")
     return app

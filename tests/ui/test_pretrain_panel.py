@@ -118,11 +118,14 @@ def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
     assert first.checkpoint and os.path.exists(first.checkpoint)
     assert read_checkpoint(first.checkpoint).step == first.last_step["step"]
 
-    # Tweak one hyperparameter, retrain with one click: a second run, a second curve.
+    # Tweak one hyperparameter, train again: a second run, a second curve. Retrain is for a run that
+    # is going (stop it and start anew), so with none going only Train can be pressed.
     lr = panel.form.edit("lr")
     lr.clear()
     qtbot.keyClicks(lr, "0.003")
-    qtbot.mouseClick(panel.retrain_button, Qt.LeftButton)
+    assert not panel.retrain_button.isEnabled() and panel.train_button.isEnabled()
+    qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    assert panel.retrain_button.isEnabled() and not panel.train_button.isEnabled()
     assert len(panel.runs()) == 2
     second = panel.runs()[1]
     assert second.settings["lr"] == 0.003 and first.settings["lr"] == 0.001
@@ -342,7 +345,7 @@ def test_error_records_become_a_message_and_the_panel_stays_usable(panel, kind, 
     assert panel.banner.isVisible()
     assert message in panel.banner.text() and "Traceback" not in panel.banner.text()
     assert run.status == "error"
-    assert panel.train_button.isEnabled() and panel.retrain_button.isEnabled()
+    assert panel.train_button.isEnabled() and not panel.retrain_button.isEnabled()
     assert not panel.stop_button.isEnabled()
 
 

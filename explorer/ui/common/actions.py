@@ -127,8 +127,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
        "Hold the run between two steps; press again to resume"),
     _a("pretrain.stop", "pretrain", "Stop", "Ctrl+.", "Stop after the current step; the checkpoint is kept"),
     _a("pretrain.retrain", "pretrain", "Retrain", "Ctrl+Shift+R",
-       "Start again from scratch with the form's (tweaked) settings; earlier runs stay on the plot for "
-       "comparison"),
+       "While a run is going: stop it (its checkpoint is kept) and start a new run from scratch with the "
+       "form's (tweaked) settings, in one click; earlier runs stay on the plot for comparison"),
     _a("pretrain.trace_step", "pretrain", "Trace one step", "Ctrl+Shift+T",
        "Record one training step of the selected (or latest) run's model (forward, loss, backward) and "
        "show it as a computational graph", None),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from PySide6.QtWidgets import QApplication, QWidget
 
 from explorer.ui.common import theme as themes
+from explorer.ui.common.forms import install_wheel_guard
 
 
 def run_standalone(
@@ -28,6 +29,7 @@ def run_standalone(
     """
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
     themes.apply_theme(app, theme)
+    install_wheel_guard(app)
     panel = panel_factory()
     panel.setWindowTitle(title)
     panel.resize(*size)

@@ -158,3 +158,45 @@ def apply_theme(app, name: str) -> dict[str, str]:
     theme = set_current(name)
     app.setStyleSheet(stylesheet(theme))
     return theme
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG contrast ratio of two "#rrggbb" colours: 1 (same) to 21 (black on white); text wants >= 4.5."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def style_plot(widget, plot, theme: dict[str, str], title: str | None = None,
+               title_size: str = "9pt") -> None:
+    """Colour one pyqtgraph plot for `theme`: background, axes (ticks and labels), title and legend.
+
+    pyqtgraph takes none of this from the Qt palette or stylesheet, so every plot of the app goes through
+    here when it is made and when the theme changes. `widget` is the PlotWidget (or None when the plot
+    sits in a GraphicsLayoutWidget whose background the caller sets); `plot` is its PlotItem.
+    """
+    if widget is not None:
+        widget.setBackground(theme["panel"])
+    for side in ("left", "bottom", "right", "top"):
+        axis = plot.getAxis(side)
+        axis.setPen(theme["muted"])
+        axis.setTextPen(theme["muted"])
+    if title is not None:
+        plot.setTitle(title, color=theme["muted"], size=title_size)
+    if plot.legend is not None:
+        recolour_legend(plot.legend, theme["text"])
+
+
+def recolour_legend(legend, colour: str) -> None:
+    """Set a pyqtgraph legend's label colour, for the labels already there too.
+
+    LegendItem.setLabelTextColor only records the colour for labels added later: a label drawn before a
+    theme switch kept its old colour (dark text on the dark background), so each label is re-set here.
+    """
+    legend.setLabelTextColor(colour)
+    for _sample, label in legend.items:
+        label.setText(label.text, color=colour)

@@ -21,6 +21,7 @@ from explorer.core.autograd import explain as ec
 from explorer.core.workspaces import expression as ew
 from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
 from explorer.ui.common import actions
+from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
 from explorer.ui.expression.leaf_editor import LeafEditor
@@ -182,15 +183,15 @@ class ExpressionPanel(QWidget):
         self.editor = ProgramEditor()
         self.editor.textChanged.connect(self._debounce.start)
         self.editor.sig_run_requested.connect(self.run_program)
-        self.error_label = QLabel("")
+        # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
+        self.error_label = keep_space_when_hidden(ElidedLabel("", lines=2))
         self.error_label.setObjectName("errorLabel")
-        self.error_label.setWordWrap(True)
         self.error_label.setVisible(False)
         self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")
         self.run_button.setObjectName("runButton")
         actions.describe_button(self.run_button, "expression.run")
         self.run_button.clicked.connect(self.run_program)
-        self.timing_label = QLabel("")
+        self.timing_label = ElidedLabel("", lines=2)
         self.timing_label.setObjectName("timingLabel")
         self.leaves = LeafEditor()
         self.leaves.sig_value_changed.connect(self._on_leaf_changed)
@@ -222,9 +223,8 @@ class ExpressionPanel(QWidget):
         self.graph.sig_graph_changed.connect(self._refresh_inspector)
         self.player = Player()
         self.player.sig_step_changed.connect(self._on_step)
-        self.status = QLabel("")
+        self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("stepStatus")
-        self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setToolTip("What the current step does, in words and numbers")
         center = QWidget()
@@ -322,7 +322,6 @@ class ExpressionPanel(QWidget):
         self.learning.accum_label.setText("")
         self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms"
                                   + (f"\n{result.note}" if result.note else ""))
-        self.timing_label.setWordWrap(True)
         timeline = self.workspace.timeline
         step = self.workspace.step
         self.predict.set_timeline(timeline)

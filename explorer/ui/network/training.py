@@ -39,6 +39,7 @@ from explorer.core.mlp.toydata import (
 from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
@@ -244,14 +245,7 @@ class TrainView(QWidget):
             self.acc_plot: "accuracy (solid: train, dashed: test)",
         }
         for plot in (self.boundary_plot, self.loss_plot, self.acc_plot):
-            plot.setBackground(theme["panel"])
-            for side in ("left", "bottom"):
-                axis = plot.getAxis(side)
-                axis.setPen(theme["muted"])
-                axis.setTextPen(theme["muted"])
-            if plot in titles:
-                plot.setTitle(titles[plot], color=theme["text"], size="10pt")
-        self.loss_plot.plotItem.legend.setLabelTextColor(theme["text"])
+            themes.style_plot(plot, plot.getPlotItem(), theme, titles.get(plot), "10pt")
         self._error_colour = theme["error"]
         self._apply_boundary_colours(theme)
         if self.status.property("error"):
@@ -332,9 +326,8 @@ class TrainView(QWidget):
         self.speed.setToolTip("How fast to train: slow enough to watch the boundary move, or flat out")
         self.speed.currentIndexChanged.connect(self._apply_speed)
         self.speed.currentIndexChanged.connect(self._settings_edited)
-        self.status = QLabel("")
+        self.status = ElidedLabel("", lines=2)  # a fixed height: a long message moves no plot
         self.status.setObjectName("trainStatus")
-        self.status.setWordWrap(True)
         self.use_toy_button = QPushButton("Use the toy-2d preset")
         self.use_toy_button.setObjectName("useToyPresetButton")
         self.use_toy_button.setToolTip("Switch the network on the left to the toy-2d preset: 2 inputs "

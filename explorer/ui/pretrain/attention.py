@@ -1,21 +1,28 @@
 """Attention maps of a trained run: for a prompt, one heatmap per layer and head.
 
 The checkpoint the training process wrote is loaded here, in the UI process, and the maps are
-computed in a background thread; only the finished numpy array reaches the GUI thread.
+computed in a background thread; only the finished numpy array reaches the GUI thread. A prompt is read
+up to the model's context length (a note says so when it is cut); every map names its tokens (thinned
+to what fits), one colour bar gives the scale, and the pointer over a cell reads out its weight.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QPointF, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from explorer.core.numbers import fmt_number
+from explorer.ui.common import theme as themes
+from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 
-MAX_PROMPT_TOKENS = 32  # more than this and the per-token labels become unreadable
+LABEL_CHARS = 6  # a token's axis label is cut to this many characters (BPE tokens can be long)
 MAX_CELLS_AT_ONCE = 48  # above this many layer x head maps, one layer is shown at a time
 EXPLANATION = ("Each square is one head: row = the token that is looking (query), column = the token it "
                "looks at (key); a row's colours sum to 1 (softmax). The upper-right triangle stays empty: "
@@ -24,12 +31,27 @@ EXPLANATION = ("Each square is one head: row = the token that is looking (query)
 
 @dataclass
 class AttentionResult:
-    """Attention weights (n_layers, n_heads, T, T), the prompt's tokens as text, the checkpoint step."""
+    """Attention weights (n_layers, n_heads, T, T), the prompt's tokens as text, the checkpoint step;
+    `prompt_tokens` counts the prompt's tokens before it was cut to the context length."""
 
     maps: np.ndarray
     tokens: list[str]
     step: int
     name: str
+    prompt_tokens: int = 0
+    context_length: int = 0
+
+    @property
+    def cut(self) -> int:
+        """How many tokens at the start of the prompt the model did not read (0: none)."""
+        return max(0, self.prompt_tokens - len(self.tokens))
+
+    def cut_note(self) -> str:
+        """The note shown when the prompt was longer than the context length ("" when it was not)."""
+        if not self.cut:
+            return ""
+        return (f"The prompt has {self.prompt_tokens} tokens but the model reads at most "
+                f"{self.context_length} (its context length): the first {self.cut} are left out.")
 
 
 def compute_attention(checkpoint: str, prompt: str, name: str = "") -> AttentionResult:
@@ -42,14 +64,35 @@ def compute_attention(checkpoint: str, prompt: str, name: str = "") -> Attention
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("none of the prompt's characters occur in this model's corpus: type other text")
-    ids = ids[-min(MAX_PROMPT_TOKENS, model.config.context_length):]
+    context = int(model.config.context_length)
+    prompt_tokens = len(ids)
+    ids = ids[-context:]
     maps = model.attention_maps(torch.tensor(ids, dtype=torch.long)).numpy()
     tokens = [tokenizer.decode([i]) for i in ids]
-    return AttentionResult(maps, tokens, int(ckpt.step), name)
+    return AttentionResult(maps, tokens, int(ckpt.step), name, prompt_tokens, context)
 
 
-def _token_label(token: str) -> str:
-    return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(token, token.replace("\n", "↵"))
+def token_label(token: str, chars: int = LABEL_CHARS) -> str:
+    """A token as an axis label: whitespace made visible, cut to `chars` characters with "…"."""
+    text = {"\n": "↵", " ": "␣", "\t": "⇥"}.get(token, token.replace("\n", "↵").replace("\t", "⇥"))
+    return text if len(text) <= chars else text[:chars - 1] + "…"
+
+
+def token_ticks(tokens: list[str], room_px: float, label_px: float) -> list[tuple[float, str]]:
+    """Axis ticks naming the tokens at their cells' centres: every one when they fit in `room_px`, else
+    every k-th (k as small as lets each label have `label_px`), so a long prompt keeps labels."""
+    if not tokens:
+        return []
+    every = max(1, math.ceil(len(tokens) * label_px / max(room_px, 1.0)))
+    return [(i + 0.5, token_label(tok)) for i, tok in enumerate(tokens) if i % every == 0]
+
+
+def hover_text(result: AttentionResult, layer: int, head: int, query: int, key: int) -> str:
+    """What the pointer over one cell reads, e.g. "layer 0 · head 1: query 5 ('o') attends to key 2
+    ('e'): 0.2345"."""
+    weight = float(result.maps[layer, head, query, key])
+    return (f"layer {layer} · head {head}: query {query} ({token_label(result.tokens[query], 12)!r}) "
+            f"attends to key {key} ({token_label(result.tokens[key], 12)!r}): {fmt_number(weight)}")
 
 
 class AttentionTab(QWidget):
@@ -62,6 +105,9 @@ class AttentionTab(QWidget):
         super().__init__()
         self.setObjectName("pretrainAttention")
         self._panel = panel
+        self._theme = themes.get_theme()
+        self._cells: list[tuple[pg.PlotItem, int, int]] = []  # (plot, layer, head) of each heatmap
+        self._images: list[pg.ImageItem] = []
         self._job = Worker(self)
         self._job.sig_done.connect(self._on_done)
         self._job.sig_failed.connect(self._on_failed)
@@ -69,8 +115,8 @@ class AttentionTab(QWidget):
         self.result: AttentionResult | None = None
         self.prompt = QLineEdit("The quick brown fox jumps over the lazy dog.")
         self.prompt.setObjectName("attentionPrompt")
-        self.prompt.setToolTip("Text to feed the trained model (at most the context length, and "
-                               f"{MAX_PROMPT_TOKENS} tokens here)")
+        self.prompt.setToolTip("Text to feed the trained model: up to its context length in tokens (a "
+                               "longer prompt is cut at the start, and a note says so)")
         self.prompt.returnPressed.connect(self.show_attention)
         self.button = QPushButton("Show attention")
         self.button.setObjectName("attentionButton")
@@ -80,34 +126,59 @@ class AttentionTab(QWidget):
         self.layer = QComboBox()
         self.layer.setToolTip("Which layer's heads to show")
         self.layer.currentIndexChanged.connect(self._draw)
-        self.status = QLabel("Train (or stop) a run, then press Show attention.")
+        self.status = ElidedLabel("Train (or stop) a run, then press Show attention.", lines=1)
         self.status.setObjectName("attentionStatus")
-        self.status.setWordWrap(True)
-        explanation = QLabel(EXPLANATION)
-        explanation.setWordWrap(True)
-        explanation.setStyleSheet("color:#6b7280;")
+        self.cut_note = keep_space_when_hidden(ElidedLabel("", lines=1))
+        self.cut_note.setObjectName("attentionCutNote")
+        self.cut_note.hide()
+        self.explanation = ElidedLabel(EXPLANATION, lines=2)
+        self.hover = ElidedLabel("Point at a cell to read its weight.", lines=1)
+        self.hover.setObjectName("attentionHover")
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
         self.canvas.setToolTip(EXPLANATION)
+        self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        # the colour scale beside the maps (its own view, so the map grid holds only heatmaps)
+        self.scale_view = pg.GraphicsLayoutWidget()
+        self.scale_view.setObjectName("attentionColourBar")
+        self.scale_view.setFixedWidth(86)
+        self.scale_view.setToolTip("Attention weight: 0 (ignored) to 1 (all of the query's attention)")
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"),
+                                          interactive=False, width=14, label="attention weight",
+                                          colorMapMenu=False)
+        self.scale_view.addItem(self.colour_bar)
         row = QHBoxLayout()
         row.addWidget(QLabel("Prompt"))
         row.addWidget(self.prompt, 1)
         row.addWidget(self.button)
         row.addWidget(QLabel("Layer"))
         row.addWidget(self.layer)
+        maps = QHBoxLayout()
+        maps.addWidget(self.canvas, 1)
+        maps.addWidget(self.scale_view)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        layout.addWidget(explanation)
-        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.cut_note)
+        layout.addWidget(self.explanation)
+        layout.addLayout(maps, 1)
+        layout.addWidget(self.hover)
+        self.set_theme(self._theme)
 
     def is_busy(self) -> bool:
         """True while maps are being computed (the button is disabled meanwhile)."""
         return self._job.is_busy()
 
     def set_theme(self, theme: dict[str, str]) -> None:
-        """Recolour the heatmap canvas."""
-        self.canvas.setBackground(theme["panel"])
+        """Recolour the canvas, colour bar, notes and every heatmap's title and axes."""
+        self._theme = theme
+        for view in (self.canvas, self.scale_view):
+            view.setBackground(theme["panel"])
+        self.colour_bar.axis.setPen(theme["muted"])
+        self.colour_bar.axis.setTextPen(theme["muted"])
+        self.explanation.setStyleSheet(f"color:{theme['muted']};")
+        self.cut_note.setStyleSheet(f"color:{theme['number']}; font-weight:600;")
+        for plot, layer, head in self._cells:
+            themes.style_plot(None, plot, theme, f"layer {layer} · head {head}", "8pt")
 
     def show_attention(self) -> None:
         """Compute the maps for the prompt in a background thread (a running run saves its weights first)."""
@@ -116,6 +187,19 @@ class AttentionTab(QWidget):
         self.button.setEnabled(False)
         if self._panel.with_fresh_checkpoint(self._start):
             self.status.setText("Asking the training run for its current weights…")
+
+    def show_result(self, result: AttentionResult) -> None:
+        """Draw finished maps (what a background computation hands over)."""
+        self._on_done(result)
+
+    def axis_ticks(self, side: str) -> list[tuple[float, str]]:
+        """The token labels on the left axis of the first column or the bottom axis of the last row."""
+        return list(getattr(self, "_ticks", {}).get(side, []))
+
+    def cell_centre(self, index: int, query: int, key: int) -> QPointF:
+        """Where cell (query, key) of the index-th heatmap is, in the canvas scene (for tests)."""
+        plot = self._cells[index][0]
+        return plot.getViewBox().mapViewToScene(QPointF(key + 0.5, query + 0.5))
 
     def _start(self) -> None:
         self.button.setEnabled(True)
@@ -138,6 +222,10 @@ class AttentionTab(QWidget):
         """Wait for a running computation (it is short)."""
         self._job.shutdown()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._label_axes()
+
     def _on_job_finished(self) -> None:
         self.button.setEnabled(True)
 
@@ -155,12 +243,15 @@ class AttentionTab(QWidget):
         self.layer.blockSignals(False)
         self.status.setText(f"{result.name} at step {result.step}: {len(result.tokens)} tokens, "
                             f"{n_layers} layers × {result.maps.shape[1]} heads.")
+        self.cut_note.setText(result.cut_note())
+        self.cut_note.setVisible(bool(result.cut))
         self._draw()
         self.sig_shown.emit()
 
     def _draw(self, *_: object) -> None:
         result = self.result
         self.canvas.clear()
+        self._cells, self._images = [], []
         if result is None:
             return
         text = self.layer.currentText()
@@ -170,12 +261,10 @@ class AttentionTab(QWidget):
             layers = list(range(result.maps.shape[0]))
         n_heads = result.maps.shape[1]
         T = len(result.tokens)
-        labels = [(i, _token_label(tok)) for i, tok in enumerate(result.tokens)]
         cmap = pg.colormap.get("viridis")
         for r, layer in enumerate(layers):
             for h in range(n_heads):
                 plot = self.canvas.addPlot(row=r, col=h)
-                plot.setTitle(f"layer {layer} · head {h}", size="8pt")
                 image = pg.ImageItem(result.maps[layer, h], axisOrder="row-major")
                 image.setColorMap(cmap)
                 image.setLevels((0.0, 1.0))
@@ -184,12 +273,46 @@ class AttentionTab(QWidget):
                 plot.setMouseEnabled(False, False)
                 plot.hideButtons()
                 plot.setRange(xRange=(0, T), yRange=(0, T), padding=0)
-                small = T <= 20
-                for side, show in (("left", h == 0), ("bottom", r == len(layers) - 1)):
-                    axis = plot.getAxis(side)
-                    if not small:
-                        plot.hideAxis(side)
-                    else:
-                        # Every cell keeps its axes (so all heatmaps get the same size); only the
-                        # first column and the last row name the tokens.
-                        axis.setTicks([[(i + 0.5, label) for i, label in labels] if show else []])
+                # Every cell keeps its axes (so all heatmaps get the same size); only the first column
+                # and the last row name the tokens.
+                for side in ("left", "bottom"):
+                    plot.getAxis(side).setStyle(tickLength=-3)
+                self._cells.append((plot, layer, h))
+                self._images.append(image)
+        self.colour_bar.setImageItem(self._images)
+        self.set_theme(self._theme)
+        self._label_axes()
+
+    def _label_axes(self) -> None:
+        """Token labels thinned to what the current cell size holds (again after each resize)."""
+        result = self.result
+        if result is None or not self._cells:
+            return
+        layers = sorted({layer for _p, layer, _h in self._cells})
+        heads = len({h for _p, _l, h in self._cells})
+        rows = len(layers)
+        metrics = QFontMetrics(self.canvas.font())
+        width = max(1, self.canvas.width() - 60) / max(heads, 1)
+        height = max(1, self.canvas.height() - 30 * rows) / max(rows, 1)
+        widest = max(metrics.horizontalAdvance(token_label(t)) for t in result.tokens) + 6
+        self._ticks = {"left": token_ticks(result.tokens, height - 20, metrics.height()),
+                       "bottom": token_ticks(result.tokens, width - 40, widest)}
+        for plot, layer, head in self._cells:
+            first_column, last_row = head == 0, layer == layers[-1]
+            plot.getAxis("left").setTicks([self._ticks["left"] if first_column else []])
+            plot.getAxis("bottom").setTicks([self._ticks["bottom"] if last_row else []])
+
+    def _on_mouse_moved(self, position) -> None:
+        result = self.result
+        if result is None:
+            return
+        T = len(result.tokens)
+        for plot, layer, head in self._cells:
+            box = plot.getViewBox()
+            if not box.sceneBoundingRect().contains(position):
+                continue
+            point = box.mapSceneToView(position)
+            key, query = int(math.floor(point.x())), int(math.floor(point.y()))
+            if 0 <= query < T and 0 <= key < T:
+                self.hover.setText(hover_text(result, layer, head, query, key))
+            return

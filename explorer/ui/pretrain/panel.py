@@ -38,6 +38,7 @@ from explorer.core.gpt.runs import PretrainRun
 from explorer.core.workspaces.pretrain import PretrainWorkspace, sample_text
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
@@ -53,6 +54,9 @@ def banner_styles(theme: dict[str, str]) -> dict[str, str]:
 
     return {"error": style("error_bg", "error", "error"), "warning": style("status_bg", "number", "number"),
             "info": style("status_bg", "text", "card_border")}
+
+
+BANNER_BOX = "padding:6px; border-radius:4px;"
 
 
 class PretrainPanel(QWidget):
@@ -104,20 +108,23 @@ class PretrainPanel(QWidget):
         scroll.setMinimumWidth(330)
         scroll.setMaximumWidth(400)
 
+        # Why Train is disabled, right beside it (not at the bottom of the scrolled form)
+        self.train_reason = ElidedLabel("", lines=1)
+        self.train_reason.setObjectName("pretrainTrainReason")
         buttons = QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.stop_button, self.retrain_button):
             buttons.addWidget(button)
-        buttons.addStretch(1)
-        self.banner = QLabel()
+        buttons.addWidget(self.train_reason, 1)
+        # the banner and the progress line keep their height: showing a message moves nothing below
+        self.banner = keep_space_when_hidden(ElidedLabel("", lines=2))
         self.banner.setObjectName("pretrainMessage")
-        self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.banner.hide()
         self.progress = QProgressBar()
         self.progress.setObjectName("pretrainProgress")
         self.progress.setFormat("%v / %m steps")
         self.progress.setValue(0)
-        self.progress_label = QLabel("Press Train to pretrain the model on the corpus.")
+        self.progress_label = ElidedLabel("Press Train to pretrain the model on the corpus.", lines=1)
         self.progress_label.setObjectName("pretrainProgressLabel")
 
         self.plots = TrainingPlots()
@@ -191,8 +198,12 @@ class PretrainPanel(QWidget):
         self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
                            f"border-color: {theme['grid']}; }}")
         self.estimates.set_warning_style(self._styles["warning"])
+        self._theme = theme
+        self._colour_train_reason()
         if self.banner.isVisible():
             self.show_message(self.banner.text(), self.banner.property("kind") or "info")
+        else:  # the same box (padding, border) as a shown banner, so that its reserved height is right
+            self.banner.setStyleSheet(self._styles["info"] + BANNER_BOX)
         self.plots.set_theme(theme)
         for tab in self._inspection_tabs:
             tab.set_theme(theme)
@@ -343,7 +354,8 @@ class PretrainPanel(QWidget):
         except (OSError, ValueError) as exc:
             self.show_message(f"Could not export the run: {exc}", "error")
             return []
-        self.show_message(f"Exported {len(written)} files to {folder}.", "info")
+        self.show_message(f"Exported {len(written)} files of {self.workspace.runs[run_id].name} to {folder}.",
+                          "info")
         return written
 
     def use_run_config(self, run_id: int) -> None:
@@ -382,7 +394,7 @@ class PretrainPanel(QWidget):
         self.banner.setText(text)
         self.banner.setProperty("kind", kind)
         style = self._styles.get(kind, self._styles["info"])
-        self.banner.setStyleSheet(style + "padding:6px; border-radius:4px;")
+        self.banner.setStyleSheet(style + BANNER_BOX)
         self.banner.show()
 
     def hide_message(self) -> None:
@@ -659,14 +671,37 @@ class PretrainPanel(QWidget):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
+        # Train starts a new run when none is going; Retrain only exists for a run that is going: it
+        # stops that run (checkpoint kept) and starts a new one with the form's settings in one click.
         running = self._process.is_running()
         can_train = self.form.is_valid() and not self._refuse
         self.train_button.setEnabled(not running and can_train)
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Resume" if self._process.is_paused() else "Pause")
         self.stop_button.setEnabled(running)
-        self.retrain_button.setEnabled(can_train and (running or bool(self.workspace.runs)))
+        self.retrain_button.setEnabled(running and can_train)
+        self.train_reason.setText(self.train_disabled_reason())
+        self._colour_train_reason()
         self.form.preset.setEnabled(True)
+
+    def _colour_train_reason(self) -> None:
+        """A reason that needs the user to act in the error colour; "a run is going" in the muted one."""
+        theme = getattr(self, "_theme", themes.get_theme())
+        colour = theme["muted"] if self._process.is_running() else theme["error"]
+        self.train_reason.setStyleSheet(f"color: {colour};")
+
+    def train_disabled_reason(self) -> str:
+        """Why Train cannot be pressed now, in a few words ("" when it can)."""
+        if self._process.is_running():
+            return ("A run is going: Pause or Stop it, or Retrain to restart it with the form's settings."
+                    if self.form.is_valid() and not self._refuse else "A run is going.")
+        messages = self.form.messages()
+        if messages:
+            return f"Fix the form first: {next(iter(messages.values()))}"
+        if self._refuse:
+            warning = self.fit_warning.text().lstrip("⚠ ").strip()
+            return f"Cannot train here: {warning}" if warning else "This configuration cannot train here."
+        return ""
 
     def _panel_actions(self) -> list[QAction]:
         # the keys live on these actions (from the one table), not on the buttons: two holders of one key

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from explorer.core.gpt.runs import PretrainRun, ema
+from explorer.ui.common import theme as themes
 
 # At most 10 redraws a second: a loss curve looks live at that rate, and each redraw repaints three
 # plots whose growing ranges make pyqtgraph regenerate axis labels (the bulk of a repaint's cost).
@@ -187,13 +188,7 @@ class TrainingPlots(QWidget):
                   self.grad_plot: "Gradient norm (before clipping)"}
         for widget, plot in ((self.loss_widget, self.loss), (self.lr_widget, self.lr_plot),
                              (self.grad_widget, self.grad_plot)):
-            widget.setBackground(theme["panel"])
-            for side in ("left", "bottom"):
-                axis = plot.getAxis(side)
-                axis.setPen(theme["muted"])
-                axis.setTextPen(theme["muted"])
-            plot.setTitle(titles[plot], color=theme["muted"], size="10pt" if plot is self.loss else "9pt")
-        self.loss.legend.setLabelTextColor(theme["text"])
+            themes.style_plot(widget, plot, theme, titles[plot], "10pt" if plot is self.loss else "9pt")
 
     def mark_dirty(self, run_id: int) -> None:
         """New data for a run: it is redrawn at the next tick (at most ~30 a second)."""

@@ -1,0 +1,141 @@
+"""Status lines and banners that never move the buttons around them.
+
+A word-wrapped QLabel grows by a line when its text gets longer, and a banner that appears pushes
+everything below it down: the buttons moved under the cursor and a new user misclicked. An ElidedLabel
+has a fixed number of lines, cuts what does not fit with an ellipsis and shows the whole text as its
+tooltip; `keep_space_when_hidden` makes a banner hold its place while it is hidden.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+ELLIPSIS = "…"
+
+
+def fit_lines(text: str, width: int, lines: int, advance) -> tuple[list[str], bool]:
+    """`text` wrapped at word boundaries into at most `lines` lines of at most `width` pixels.
+
+    `advance(s)` gives the width of string s. Returns the lines and whether anything was cut (the cut
+    line then ends with an ellipsis). Explicit newlines start a new line.
+    """
+    wrapped: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if not line or advance(candidate) <= width:
+                line = candidate
+            else:
+                wrapped.append(line)
+                line = word
+        wrapped.append(line)
+    while len(wrapped) > 1 and not wrapped[-1].strip():
+        wrapped.pop()
+    cut = len(wrapped) > lines
+    shown = wrapped[:lines]
+    if cut:
+        shown[-1] = " ".join([shown[-1], *wrapped[lines:]])
+    out = []
+    for i, line in enumerate(shown):
+        if (cut and i == len(shown) - 1) or advance(line) > width:
+            cut = True
+            line = _elide(line, width, advance)
+        out.append(line)
+    return out, cut
+
+
+def _elide(line: str, width: int, advance) -> str:
+    """The longest start of `line` that fits in `width` with an ellipsis after it."""
+    lo, hi = 0, len(line)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if advance(line[:mid].rstrip() + ELLIPSIS) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return line[:lo].rstrip() + ELLIPSIS
+
+
+class ElidedLabel(QLabel):
+    """A plain-text label of a fixed height of `lines` lines; cut text ends in "…", the tooltip has it all.
+
+    `text()` returns the full text, as with a QLabel. Horizontally it takes what the layout gives it and
+    never asks for more, so a long status cannot widen its panel either.
+    """
+
+    def __init__(self, text: str = "", lines: int = 1, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lines = max(1, int(lines))
+        self._full = ""
+        self._base_tip = ""
+        self.setTextFormat(Qt.PlainText)
+        self.setWordWrap(False)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.setMinimumWidth(40)
+        self._fix_height()
+        self.setText(text)
+
+    # QLabel's API, with the full text
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        """Show `text` (cut to the label's lines; the tooltip then holds all of it)."""
+        self._full = str(text)
+        self._refresh()
+
+    def text(self) -> str:
+        """The full text, not the cut one on screen."""
+        return self._full
+
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 (Qt's name)
+        """The tooltip shown when nothing is cut (the full text comes first when something is)."""
+        self._base_tip = tip
+        self._refresh()
+
+    def shown_text(self) -> str:
+        """What the label draws now (with the ellipsis if cut)."""
+        return super().text()
+
+    def is_elided(self) -> bool:
+        """Whether part of the text is hidden behind the ellipsis."""
+        return self._elided
+
+    def line_count(self) -> int:
+        """The fixed number of lines."""
+        return self._lines
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._refresh()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() in (QEvent.FontChange, QEvent.StyleChange):
+            self._fix_height()
+            self._refresh()
+
+    def _fix_height(self) -> None:
+        metrics = QFontMetrics(self.font())
+        chrome = self.height() - self.contentsRect().height()  # frame, margins and style-sheet padding
+        self.setFixedHeight(metrics.lineSpacing() * self._lines + chrome + 2)
+
+    def _refresh(self) -> None:
+        metrics = QFontMetrics(self.font())
+        width = max(10, self.contentsRect().width() - 2)
+        lines, self._elided = fit_lines(self._full, width, self._lines, metrics.horizontalAdvance)
+        super().setText("\n".join(lines))
+        if self._elided:
+            tip = self._full if not self._base_tip else f"{self._full}\n\n{self._base_tip}"
+        else:
+            tip = self._base_tip
+        super().setToolTip(tip)
+
+
+def keep_space_when_hidden(widget: QWidget) -> QWidget:
+    """Make a banner keep its place in the layout while hidden, so showing it moves nothing; returns it."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+    return widget
