@@ -96,10 +96,11 @@ def _manual_sum(trace, node_id: str):
 def _describe_forward(trace, nid: str) -> str:
     node = trace.nodes[nid]
     value = snapshot_summary(node.value)
-    if node.kind == "op":
+    if node.kind == "op" or (node.kind == "const" and node.op and node.inputs):
         args = ", ".join(node_text(trace, i) for i in node.inputs)
-        call = f"{op_short_name(node)}({args})"
-        return f"{node.name} = {call} = {value}" if node.name else f"{call} = {value}"
+        call = f"{args}ᵀ" if node.op == "T" else f"{op_short_name(node)}({args})"
+        text = f"{node.name} = {call} = {value}" if node.name else f"{call} = {value}"
+        return text if node.kind == "op" else text + "  (no grad: autograd records no backward)"
     if node.kind == "param":
         return f"leaf {node_text(trace, nid)} = {value}  (param: requires_grad=True, will receive .grad)"
     if node.kind == "const":

@@ -23,6 +23,7 @@ _KIND_HELP = {
     "param": "a parameter: a leaf with requires_grad=True; backward stores dL/d{name} in its .grad",
     "const": "a constant: a fixed tensor, no gradient flows into it",
     "op": "an operation; in the backward pass autograd runs {torch} for it",
+    "no_grad": "an operation on tensors that need no gradient: autograd records no backward for it",
     "module": "a module with {n} nodes folded into one card; double-click to expand it",
 }
 
@@ -50,12 +51,19 @@ def _node_info(node, has_grad: bool) -> dict:
     kind = getattr(node, "kind", "op")
     torch_name = getattr(node, "torch_name", None)
     title = name or label
+    no_grad = kind == "const" and bool(getattr(node, "op", None)) and bool(getattr(node, "inputs", None))
     if kind == "op":
         subtitle = op_short_name(node) if name else (op_short_name(node) if label != node.op else "")
+    elif no_grad:  # transpose, view, to ... of tensors without grad: an op all the same, not a constant
+        subtitle = f"{op_short_name(node)} · no grad" if name else "no grad"
     else:
         subtitle = kind
-    helptext = _KIND_HELP.get(kind, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
-    lines = [f"<b>{title}</b>: {helptext}"]
+    help_key = "no_grad" if no_grad else kind
+    helptext = _KIND_HELP.get(help_key, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
+    lines = [f"<b>{html.escape(title)}</b>: {helptext}"]
+    facts = tensor_facts(node.value)
+    if facts:
+        lines.append(facts)
     if getattr(node, "call", None):
         lines.append(f"torch call: <code>{html.escape(node.call)}</code>")
     if torch_name:
@@ -68,8 +76,22 @@ def _node_info(node, has_grad: bool) -> dict:
         "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
         "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
-        "torch_name": torch_name,
+        "torch_name": torch_name, "no_grad": no_grad, "facts": facts,
     }
+
+
+def tensor_facts(value) -> str:
+    """Shape, dtype, stride and contiguity of a tensor snapshot in one short line ("" for scalars)."""
+    if value is None or int(getattr(value, "numel", 1) or 0) <= 1 and not getattr(value, "shape", ()):
+        return ""
+    shape = "×".join(str(s) for s in value.shape) or "scalar"
+    parts = [shape, str(value.dtype)]
+    stride = getattr(value, "stride", ())
+    if stride:
+        parts.append("stride " + ",".join(str(s) for s in stride))
+    if not getattr(value, "is_contiguous", True):
+        parts.append("non-contiguous")
+    return " · ".join(parts)
 
 
 def op_short_name(node) -> str:

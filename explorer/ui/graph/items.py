@@ -208,6 +208,9 @@ class NodeCard(QGraphicsItem):
         elif self.info.get("has_grad"):
             painter.setPen(QColor(t["muted"]))
             _draw_fitted(painter, line2, "∇ …", font, boost)
+        elif self.info.get("facts"):  # no gradient will come: the line tells the tensor's layout instead
+            painter.setPen(QColor(t["muted"]))
+            _draw_fitted(painter, line2, self.info["facts"], _SMALL_FONT, boost)
         if is_tensor:
             box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
             self._paint_heatmaps(painter, box, value, grad)
