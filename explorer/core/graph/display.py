@@ -76,7 +76,7 @@ def _node_info(node, has_grad: bool) -> dict:
         "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
         "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
-        "torch_name": torch_name, "no_grad": no_grad, "facts": facts,
+        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": tensor_layout(node.value),
     }
 
 
@@ -92,6 +92,15 @@ def tensor_facts(value) -> str:
     if not getattr(value, "is_contiguous", True):
         parts.append("non-contiguous")
     return " · ".join(parts)
+
+
+def tensor_layout(value) -> str:
+    """Stride and contiguity, the facts the card's value line ("2×3 i64") does not already say."""
+    stride = getattr(value, "stride", ()) if value is not None else ()
+    if not stride or int(getattr(value, "numel", 1) or 0) <= 1:
+        return ""
+    contiguous = "contiguous" if getattr(value, "is_contiguous", True) else "non-contiguous"
+    return f"stride {','.join(str(s) for s in stride)} · {contiguous}"
 
 
 def op_short_name(node) -> str:

@@ -68,6 +68,32 @@ def _boosted(font: QFont, boost: float) -> QFont:
     return _BOOSTED[key]
 
 
+def body_lines(info: dict, show_value: bool, show_grad: bool) -> list[tuple[str, str]]:
+    """The card's two body lines as (role, text), role "value", "grad", "muted" or "facts": the value, then
+    the gradient (or, for a value no gradient will reach, its tensor facts). Shared by the canvas and the
+    SVG writer; `line_color` turns a role into the theme's colour."""
+    value, grad = info.get("value"), info.get("grad")
+    if show_value and value is not None:
+        lines = [("value", snapshot_summary(value))]
+    else:
+        lines = [("muted", "value …")]
+    if show_grad and grad is not None:
+        if int(getattr(grad, "numel", 1) or 0) == 1:
+            lines.append(("grad", "∇ " + snapshot_summary(grad)))
+        else:
+            lines.append(("grad", f"∇ max {max_abs_text(grad)}"))
+    elif info.get("has_grad"):
+        lines.append(("muted", "∇ …"))
+    elif info.get("layout"):  # no gradient will come: the line tells the tensor's layout instead
+        lines.append(("facts", info["layout"]))
+    return lines
+
+
+def line_color(theme: dict[str, str], role: str) -> str:
+    """The theme colour of a body line's role."""
+    return theme["muted"] if role == "facts" else theme[role]
+
+
 def heatmap_image(matrix: np.ndarray) -> QImage:
     """A diverging blue-white-red image of a matrix, symmetric around zero."""
     m = np.nan_to_num(np.asarray(matrix, dtype=np.float64))
@@ -189,28 +215,14 @@ class NodeCard(QGraphicsItem):
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
         font = _TENSOR_FONT if is_tensor else _VALUE_FONT
-        if self.show_value and value is not None:
-            painter.setPen(QColor(t["value"]))
-            _draw_fitted(painter, line1, snapshot_summary(value), font, boost)
-        else:
-            painter.setPen(QColor(t["muted"]))
-            _draw_fitted(painter, line1, "value …", font, boost)
-        if self.show_grad and grad is not None:
-            painter.setPen(QColor(t["grad"]))
-            if int(getattr(grad, "numel", 1) or 0) == 1:
-                text = "∇ " + snapshot_summary(grad)
-            else:  # "every entry within ±m" says the same as "max |g| = m" in less room
-                peak = max_abs_text(grad)
-                text = f"∇ max {peak}"
-                if QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > line2.width():
+        for box, (role, text) in zip((line1, line2), body_lines(self.info, self.show_value, self.show_grad),
+                                     strict=False):
+            if role == "grad" and not text.startswith("∇ …") and int(getattr(grad, "numel", 1) or 0) > 1:
+                peak = text.removeprefix("∇ max ")  # "every entry within ±m" says the same in less room
+                if QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > box.width():
                     text = f"∇ ±{peak}"
-            _draw_fitted(painter, line2, text, font, boost)
-        elif self.info.get("has_grad"):
-            painter.setPen(QColor(t["muted"]))
-            _draw_fitted(painter, line2, "∇ …", font, boost)
-        elif self.info.get("facts"):  # no gradient will come: the line tells the tensor's layout instead
-            painter.setPen(QColor(t["muted"]))
-            _draw_fitted(painter, line2, self.info["facts"], _SMALL_FONT, boost)
+            painter.setPen(QColor(line_color(t, role)))
+            _draw_fitted(painter, box, text, _SMALL_FONT if role == "facts" else font, boost)
         if is_tensor:
             box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
             self._paint_heatmaps(painter, box, value, grad)
@@ -244,25 +256,37 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
 
     `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point;
     `bends` are points the layout reserved for an edge that spans several layers, so it runs between
-    the cards instead of across them.
+    the cards instead of across them. The geometry is `edge_geometry`'s.
     """
-    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
-    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
-    if b.x() < a.x():  # a back edge (rare in a DAG layout): leave and enter from the sides
-        a, b = QPointF(src.x() - CARD_W / 2, src.y()), QPointF(dst.x() + CARD_W / 2, dst.y())
-        bends = None
-    sign = 1.0 if b.x() >= a.x() else -1.0
-    points = [a, *(QPointF(x, y) for x, y in (bends or ())), b]
-    path = QPainterPath(a)
-    for p, q in zip(points, points[1:], strict=False):
-        dx = max(20.0, abs(q.x() - p.x()) * 0.5)
-        path.cubicTo(QPointF(p.x() + sign * dx, p.y()), QPointF(q.x() - sign * dx, q.y()), q)
+    start, curves, head = edge_geometry((src.x(), src.y()), (dst.x(), dst.y()), dy_src, dy_dst, bends)
+    path = QPainterPath(QPointF(*start))
+    for c1, c2, q in curves:
+        path.cubicTo(QPointF(*c1), QPointF(*c2), QPointF(*q))
     if arrow:
-        size = 7.0
-        path.moveTo(QPointF(b.x() - sign * size, b.y() - size * 0.6))
-        path.lineTo(b)
-        path.lineTo(QPointF(b.x() - sign * size, b.y() + size * 0.6))
+        path.moveTo(QPointF(*head[0]))
+        path.lineTo(QPointF(*head[1]))
+        path.lineTo(QPointF(*head[2]))
     return path
+
+
+def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
+                  dy_dst: float = 0.0, bends=None):
+    """An edge as plain numbers: (start point, [(control 1, control 2, end) per cubic], arrow head's
+    three points). The canvas and the SVG writer draw the same curve from it."""
+    a = (src[0] + CARD_W / 2, src[1] + dy_src)
+    b = (dst[0] - CARD_W / 2, dst[1] + dy_dst)
+    if b[0] < a[0]:  # a back edge (rare in a DAG layout): leave and enter from the sides
+        a, b = (src[0] - CARD_W / 2, src[1]), (dst[0] + CARD_W / 2, dst[1])
+        bends = None
+    sign = 1.0 if b[0] >= a[0] else -1.0
+    points = [a, *((float(x), float(y)) for x, y in (bends or ())), b]
+    curves = []
+    for p, q in zip(points, points[1:], strict=False):
+        dx = max(20.0, abs(q[0] - p[0]) * 0.5)
+        curves.append(((p[0] + sign * dx, p[1]), (q[0] - sign * dx, q[1]), q))
+    size = 7.0
+    head = ((b[0] - sign * size, b[1] - size * 0.6), b, (b[0] - sign * size, b[1] + size * 0.6))
+    return a, curves, head
 
 
 class EdgeBundle(QGraphicsPathItem):
