@@ -161,6 +161,44 @@ class Inspector(QScrollArea):
         self.chain_label.setText(chain)
         self._show_check(check if grad is not None else None)
 
+    def show_selection(self, view, display_id: str | None = None) -> None:
+        """Show the card selected in a GraphView (default: its selection) at the view's step.
+
+        Serves every graph alike (expression, network iteration, GPT trace): a module card shows its
+        output, the last of its members; values and gradients appear once the player has reached them.
+        """
+        from explorer.core.autograd import explain
+
+        scene = view.graph_scene
+        did = display_id if display_id is not None else scene.selected
+        info = scene.model.info.get(did) if did else None
+        trace, timeline = scene.trace, scene.model.timeline
+        if info is None or trace is None or timeline is None:
+            self.clear()
+            return
+        members = [m for m in trace.forward_order if m in set(info["members"])]
+        if not members:
+            self.clear()
+            return
+        nid, step = members[-1], view.step
+        if not timeline.value_known(nid, step):
+            self.clear(f"{info['title']}: not computed yet at this step of the player.")
+            return
+        show_grad = timeline.grad_known(nid, step)
+        if info["kind"] == "module":
+            title = f"{info['title']} ({info.get('path', did)})"
+            chain = (f"module of {len(members)} nodes; its output is {explain.node_text(trace, nid)}:\n"
+                     + explain.chain_rule_text(trace, nid)) if show_grad else ""
+        else:
+            title = explain.node_text(trace, nid)
+            chain = explain.chain_rule_text(trace, nid) if show_grad else ""
+        self.show_node(trace.nodes[nid], title=title, chain=chain, show_grad=show_grad)
+
+    def follow(self, view) -> None:
+        """Show whatever `view` selects, and refresh when its graph is rebuilt (one call wires a graph)."""
+        view.sig_node_selected.connect(lambda did: self.show_selection(view, did or None))
+        view.sig_graph_changed.connect(lambda: self.show_selection(view))
+
     # -- private -----------------------------------------------------------------------------
 
     def _grad_sentence(self, title: str, grad) -> str:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
-from explorer.core.graph.display import DisplayModel, build_display
+from explorer.core.graph.display import CARD_H, CARD_W, DisplayModel, build_display
 from explorer.ui.common import theme as themes
 from explorer.ui.graph.items import EdgeBundle, FlowEdge, NodeCard, Overview, edge_path
 
@@ -463,6 +463,11 @@ class GraphView(QGraphicsView):
         for item in self.items(pos):
             if isinstance(item, NodeCard):
                 return item
+        if self._scene.overview_mode:  # the cards are hidden behind one batch of blocks: hit-test those
+            p = self.mapToScene(pos)
+            for did, (x, y) in self._scene.model.positions.items():
+                if abs(p.x() - x) <= CARD_W / 2 and abs(p.y() - y) <= CARD_H / 2:
+                    return self._scene.cards.get(did)
         return None
 
     def _walk(self, direction: int) -> None:
