@@ -24,7 +24,7 @@ def test_no_grad_ops_show_their_op_and_tensor_facts_never_const():
     assert named_t["subtitle"] == "T · no grad"
     assert "stride 1,3" in named_t["facts"] and "non-contiguous" in named_t["facts"]
     assert named_t["facts"].startswith("3×2 · int64")
-    assert named_t["layout"] == "stride 1,3 · non-contiguous"
+    assert named_t["layout"] == "stride 1,3 · non-contig."
     assert "float32" in next(i for d, i in ops.items() if tr.nodes[d].name == "F")["facts"]
 
 

@@ -62,6 +62,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _a("app.fit", "app", "&Fit graph", "Ctrl+0", "Zoom the graph so that all of it fits the view", "View"),
     _a("app.zoom_in", "app", "Zoom &in", "Ctrl++", "Zoom into the graph", "View"),
     _a("app.zoom_out", "app", "Zoom &out", "Ctrl+-", "Zoom out of the graph", "View"),
+    _a("app.find_node", "app", "&Find node…", "Ctrl+F",
+       "Find a node of the graph by its name (or op, or module path): Enter for the next match", "View"),
     _a("app.theme_light", "app", "&Light theme", "", "Dark text on a light background", "View"),
     _a("app.theme_dark", "app", "&Dark theme", "", "Light text on a dark background", "View"),
     _a("app.workspace_expression", "app", "Expression workspace", "Ctrl+1",
