@@ -12,6 +12,173 @@ from explorer.core.lang.program import parse
 from explorer.ui.graph.render import build_scene, render_scene_file
 
 SVG = "{http://www.w3.org/2000/svg}"
+CANVAS = (1100, 760)  # the graph canvas of a 1600x1000 window
+
+
+@pytest.fixture(scope="module")
+def gpt_trace():
+    """The "Trace one step" graph of the tiny preset: 158 traced nodes."""
+    from explorer.core.gpt.model import PRESETS
+    from explorer.ui.pretrain.trace_step import trace_one_step
+
+    source = {"checkpoint": None, "config": PRESETS["tiny"].to_dict(), "settings": {"tokenizer": "char"}}
+    return trace_one_step(source, 8)[0]
+
+
+def _example(name: str):
+    from explorer.commands.graph import trace_program
+    from explorer.core.lang.examples import load_example
+
+    return trace_program(parse(load_example(name)))
+
+
+def _shown(qtbot, tr, expanded=()):
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(*CANVAS)
+    view.show()
+    qtbot.waitExposed(view)
+    view.graph_scene.expanded = set(expanded)
+    view.set_trace(tr)
+    view.viewport().grab()  # paint every card once, at the default (fitted) zoom
+    return view
+
+
+def _every_module(tr) -> set[str]:
+    from explorer.core.graph.display import build_display
+
+    expanded: set[str] = set()
+    while True:  # expand until no module card is left (roll-ups open one level at a time)
+        model = build_display(tr, expanded)
+        paths = {i["path"] for i in model.info.values() if i["kind"] == "module"}
+        if not paths - expanded:
+            return expanded
+        expanded |= paths
+
+
+@pytest.mark.parametrize("case", ["seed", "tensors_basics", "gpt", "gpt-expanded"])
+def test_card_text_is_at_least_9_pt_on_screen_at_the_default_zoom(qtbot, seed_trace, gpt_trace, case):
+    from explorer.ui.graph.items import MIN_SCREEN_PT
+
+    tr = {"seed": seed_trace, "tensors_basics": _example("tensors_basics")}.get(case, gpt_trace)
+    view = _shown(qtbot, tr, _every_module(tr) if case == "gpt-expanded" else ())
+    cards = view.graph_scene.cards
+    if case == "gpt-expanded":
+        assert len(cards) > 60  # every op of the step: the graph the user could not read
+    assert not view.graph_scene.overview_mode
+    painted = [c for c in cards.values() if c.painted]
+    assert len(painted) >= min(len(cards), 30)
+    sizes = [pt for c in painted for _text, pt in c.painted]
+    assert min(sizes) >= MIN_SCREEN_PT - 0.05, (case, min(sizes), view.transform().m11())
+    titles = {c.info["title"]: c.painted[0][0] for c in painted}
+    if case in ("seed", "tensors_basics"):  # small graphs: every name whole, and the numbers shown
+        assert all(shown == title for title, shown in titles.items()), titles
+        assert all(len(c.painted) >= 2 for c in painted)
+
+
+def test_a_long_graph_wraps_into_rows_and_fills_the_canvas(qtbot, gpt_trace):
+    view = _shown(qtbot, gpt_trace)
+    model = view.graph_scene.model
+    assert model.bands >= 2
+    used = view.mapFromScene(view.graph_scene.itemsBoundingRect()).boundingRect()
+    assert used.width() > 0.7 * CANVAS[0] and used.height() > 0.45 * CANVAS[1]
+    # one row per band: every edge still runs left to right except the turns between rows
+    rows = {model.row_of(d) for d in model.info}
+    assert rows == set(range(model.bands))
+
+
+def test_long_names_are_elided_with_an_ellipsis_and_a_tooltip(qtbot, gpt_trace):
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace) - {"blocks.0.attn"})
+    cards = view.graph_scene.cards
+    attn = next(c for c in cards.values() if c.info["title"] == "CausalSelfAttention")
+    shown = attn.painted[0][0]
+    assert shown == "CausalSelfAttention" or (shown.endswith("…") and "CausalSelfAttention".startswith(
+        shown[:-1])), shown
+    assert "CausalSelfAttention" in attn.toolTip()
+
+
+def test_bce_with_logits_loss_is_never_cut_mid_word_without_an_ellipsis(qtbot):
+    import torch
+    import torch.nn as nn
+
+    from explorer.core.autograd.trace import trace as trace_fn
+
+    torch.manual_seed(0)
+    model, loss = nn.Linear(3, 1), nn.BCEWithLogitsLoss()
+    x, y = torch.randn(4, 3), torch.ones(4, 1)
+    view = _shown(qtbot, trace_fn(lambda: loss(model(x), y)))
+    view.zoom_by(0.5)  # zoomed out: the names are drawn large, so they are elided earlier
+    view.viewport().grab()
+    for card in view.graph_scene.cards.values():
+        title, shown = card.info["title"], card.painted[0][0]
+        assert shown == title or (shown.endswith("…") and title.startswith(shown[:-1])), (title, shown)
+        assert title in card.toolTip()
+    assert any(c.info["title"] == "BCEWithLogitsLoss" for c in view.graph_scene.cards.values())
+
+
+def test_expanded_modules_are_framed_and_labelled(qtbot, gpt_trace):
+    view = _shown(qtbot, gpt_trace, {"blocks", "blocks.0", "blocks.0.attn"})
+    scene = view.graph_scene
+    frames = {f.path: f for f in scene.frames if not f.label.endswith("(cont.)")}
+    assert {"blocks.0", "blocks.0.attn"} <= set(frames)
+    assert frames["blocks.0"].label == "blocks.0 · Block"
+    assert frames["blocks.0.attn"].label == "blocks.0.attn · CausalSelfAttention"
+    members = [d for path, _label, ids in scene.model.frames if path == "blocks.0.attn" for d in ids]
+    boxes = [f.rect for f in scene.frames if f.path == "blocks.0.attn"]
+    for did in members:
+        assert any(b.contains(scene.cards[did].sceneBoundingRect()) for b in boxes), did
+    outside = [d for d in scene.cards if d not in members and scene.model.info[d]["kind"] != "module"]
+    assert outside and not any(b.contains(scene.cards[d].sceneBoundingRect()) for b in boxes for d in outside)
+    # the labels of nested frames that start at one corner do not overlap
+    labels = sorted((f.rect.left() + f.label_offset, f.label_width()) for f in frames.values()
+                    if abs(f.rect.top() - frames["blocks.0"].rect.top()) < 60)
+    assert all(a + w <= b + 0.5 for (a, w), (b, _w) in zip(labels, labels[1:], strict=False))
+
+
+def test_find_selects_and_centres_a_node(qtbot, gpt_trace):
+    from PySide6.QtCore import Qt
+
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.zoom_by(2.0)
+    view.show_find()
+    assert view.find_bar.isVisible()
+    qtbot.keyClicks(view.find_bar, "scaled_dot")
+    did = view.selected()
+    assert did is not None and view.graph_scene.model.info[did]["title"].startswith("scaled_dot")
+    centre = view.mapToScene(view.viewport().rect().center())
+    card = view.graph_scene.cards[did].sceneBoundingRect()
+    assert view.viewport().rect().contains(view.mapFromScene(card).boundingRect())
+    assert abs(centre.x() - card.center().x()) < 5  # centred (as far as the graph's edge allows)
+    view.find_bar.setText("")
+    qtbot.keyClicks(view.find_bar, "view")
+    first = view.selected()
+    qtbot.keyClick(view.find_bar, Qt.Key_Return)  # Enter: the next match
+    assert view.selected() != first and "view" in view.graph_scene.model.info[view.selected()]["title"]
+    qtbot.keyClick(view.find_bar, Qt.Key_Escape)
+    assert not view.find_bar.isVisible()
+    assert view.find("no such node") is None
+
+
+def test_ctrl_f_opens_the_find_bar_of_the_window(qtbot):
+    from explorer.ui.common import actions
+
+    assert actions.spec("app.find_node").shortcut == "Ctrl+F"
+
+
+def test_a_minimap_appears_when_the_graph_is_larger_than_the_view(qtbot, seed_trace, gpt_trace):
+    small = _shown(qtbot, seed_trace)
+    assert not small.minimap.isVisible()
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.zoom_by(3.0)
+    assert view.minimap.isVisible()
+    before = view.mapToScene(view.viewport().rect().center())
+    from PySide6.QtCore import QPoint, Qt
+
+    qtbot.mouseClick(view.minimap, Qt.LeftButton, pos=QPoint(3, 3))
+    after = view.mapToScene(view.viewport().rect().center())
+    assert after.x() < before.x()  # the view moved to the graph's start
 
 
 @pytest.fixture(scope="module")

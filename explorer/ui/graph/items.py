@@ -6,6 +6,8 @@ zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
@@ -67,7 +69,7 @@ def _boosted(font: QFont, boost: float) -> QFont:
     """`font` scaled by `boost` (cached per font and 0.05 step: paint runs for every card)."""
     if abs(boost - 1.0) < 0.025:
         return font
-    key = (id(font), round(boost * 20) / 20)
+    key = (id(font), math.ceil(boost * 20 - 1e-6) / 20)  # rounded up: never under the size asked for
     if key not in _BOOSTED:
         big = QFont(font)
         big.setPointSizeF(font.pointSizeF() * key[1])
