@@ -290,3 +290,50 @@ def test_a_click_in_the_gpt_trace_graph_fills_the_inspector(qtbot):
         assert "not computed yet" in tab.inspector.title.text()
     finally:
         tab.shutdown()
+
+
+def test_the_inspector_shows_a_tensors_chain_rule_as_grids_and_an_elements_own_chain(qtbot):
+    import torch
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QTableWidget
+
+    from explorer.core.autograd import explain
+    from explorer.ui.graph.inspector import Inspector
+    from explorer.ui.graph.view import GraphView
+
+    W = torch.tensor([[0.5, -1.0], [2.0, 0.25], [1.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([[1.0, 2.0], [-0.5, 0.3]], dtype=torch.float64)
+
+    def fn():
+        A = W @ x
+        B = torch.sigmoid(A) * W
+        return B.sum(), {"W": W, "A": A, "B": B}
+
+    tr = trace(fn)
+    view, inspector = GraphView(), Inspector()
+    for w in (view, inspector):
+        qtbot.addWidget(w)
+        w.show()
+    inspector.follow(view)
+    view.resize(*CANVAS)
+    view.set_trace(tr)
+    wid = next(i for i, n in tr.nodes.items() if n.name == "W")
+    view.select(wid)
+    assert inspector.tensor_box.isVisible()
+    grids = inspector.tensor_box.findChildren(QTableWidget)
+    assert len(grids) >= 5  # two paths (upstream, [local,] term each) and their sum
+    texts = " ".join(lbl.text() for lbl in inspector.tensor_box.findChildren(QLabel))
+    assert "path 1 of 2" in texts and "path 2 of 2" in texts and "sum over the 2 paths" in texts
+    total = grids[-1]
+    assert total.item(1, 0).text() == fmt(float(W.grad[1, 0]))  # the sum is torch's .grad
+    rect = total.visualItemRect(total.item(1, 0))
+    qtbot.mouseClick(total.viewport(), Qt.LeftButton, pos=rect.center())
+    assert inspector.element_label.isVisible()
+    assert inspector.element_label.text() == "\n".join(explain.element_chain(tr, wid, (1, 0)))
+    assert "sum over the 2 paths: dL/dW[1, 0]" in inspector.element_label.text()
+
+
+def fmt(v: float) -> str:
+    from explorer.core.numbers import fmt_number
+
+    return fmt_number(v)
