@@ -317,7 +317,6 @@ class GraphView(QGraphicsView):
         self.find_bar.setPlaceholderText("find a node: name, op or module")
         self.find_bar.setToolTip("Type part of a node's name, op or module path; Enter: next match, "
                                  "Escape: close")
-        self.find_bar.setClearButtonEnabled(True)
         self.find_bar.setFixedWidth(260)
         self.find_bar.hide()
         self.find_bar.textEdited.connect(lambda text: self.find(text))
