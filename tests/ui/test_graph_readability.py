@@ -245,7 +245,8 @@ def test_a_click_in_the_network_iteration_graph_fills_the_inspector(qtbot):
         inspector = panel.findChild(QWidget, "networkInspector")
         assert isinstance(inspector, Inspector)
         scene = view.graph.graph_scene
-        module = next(d for d, i in scene.model.info.items() if i["kind"] == "module" and i["has_grad"])
+        module = next(d for d, i in scene.model.info.items()
+                      if i["kind"] == "module" and i["has_grad"] and len(i["members"]) > 1)
         _click_card(qtbot, view.graph, module)
         assert scene.model.info[module]["title"] in inspector.title.text()
         assert inspector.value_box.isVisible() and inspector.grad_box.isVisible()
@@ -337,3 +338,12 @@ def fmt(v: float) -> str:
     from explorer.core.numbers import fmt_number
 
     return fmt_number(v)
+
+
+def test_the_svg_of_an_expanded_model_frames_its_modules(qapp, tmp_path, gpt_trace):
+    scene = build_scene(gpt_trace, expanded={"blocks", "blocks.0"})
+    root = ET.parse(render_scene_file(scene, tmp_path / "g.svg")).getroot()
+    frames = [g for g in root.iter(SVG + "g") if g.get("class") == "frame"]
+    labels = {"".join(t.itertext()) for g in frames for t in g.iter(SVG + "text")}
+    assert "blocks.0 · Block" in labels
+    assert len([g for g in root.iter(SVG + "g") if g.get("class") == "node"]) == len(scene.cards)

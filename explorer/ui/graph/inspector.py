@@ -216,8 +216,9 @@ class Inspector(QScrollArea):
         show_grad = timeline.grad_known(nid, step)
         if info["kind"] == "module":
             title = f"{info['title']} ({info.get('path', did)})"
-            chain = (f"module of {len(members)} nodes; its output is {explain.node_text(trace, nid)}:\n"
-                     + explain.chain_rule_text(trace, nid)) if show_grad else ""
+            head = (f"module of {len(members)} nodes; its output is {explain.node_text(trace, nid)}:\n"
+                    if len(members) > 1 else "")
+            chain = head + explain.chain_rule_text(trace, nid) if show_grad else ""
         else:
             title = explain.node_text(trace, nid)
             chain = explain.chain_rule_text(trace, nid) if show_grad else ""

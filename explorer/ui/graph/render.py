@@ -111,8 +111,16 @@ def scene_svg(scene) -> str:
         f".facts{{font-size:{px['small']}px;fill:{t['muted']}}}"
         "</style>",
         f'<rect x="{ox:.1f}" y="{oy:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{t["canvas"]}"/>',
-        '<g class="edges">',
     ]
+    for frame in getattr(scene, "frames", []):  # expanded modules: a tinted frame with its label
+        r, label_x = frame.rect, frame.rect.left() + frame.label_offset + 8
+        out.append(f'<g class="frame"><rect x="{r.left():.1f}" y="{r.top():.1f}" width="{r.width():.1f}" '
+                   f'height="{r.height():.1f}" rx="12" fill="{t["module"]}" fill-opacity="0.09" '
+                   f'stroke="{t["module"]}" stroke-width="1.5"/>'
+                   f'<text x="{label_x:.1f}" y="{r.top() - 4:.1f}" '
+                   f'font-size="{px["small"] + 3}px" font-weight="bold" '
+                   f'fill="{t["module"]}">{escape(frame.label)}</text></g>')
+    out.append('<g class="edges">')
     pos = model.positions
     for u, v in model.edges:
         start, curves, head = items.edge_geometry(pos[u], pos[v], *model.ports[(u, v)],

@@ -273,7 +273,7 @@ class IterationView(QWidget):
         bottom.addWidget(self.inspector)
         bottom.setStretchFactor(0, 3)
         bottom.setStretchFactor(1, 2)
-        bottom.setSizes([700, 420])
+        bottom.setSizes([780, 400])
         vertical.addWidget(bottom)
         vertical.setStretchFactor(0, 3)
         vertical.setStretchFactor(1, 2)
