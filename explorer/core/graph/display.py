@@ -215,12 +215,19 @@ def _positions(graph, model: DisplayModel):
 
 def _extent(positions, bands: int) -> tuple[float, float]:
     """Width and height (scene pixels, cards included) of the layers wrapped into `bands` rows."""
-    xs = sorted({round(x, 3) for x, _y in positions.values()})
+    n_layers, span = _shape(positions)
+    return _wrapped_extent(n_layers, span, bands)
+
+
+def _shape(positions) -> tuple[int, float]:
+    """(number of layers, vertical span of the card centres)."""
     ys = [y for _x, y in positions.values()]
-    per_band = -(-len(xs) // bands)
-    width = per_band * (CARD_W + GAP_X) - GAP_X
-    height = bands * (max(ys) - min(ys) + CARD_H) + (bands - 1) * BAND_GAP
-    return width, height
+    return len({round(x, 3) for x, _y in positions.values()}), (max(ys) - min(ys)) if ys else 0.0
+
+
+def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, float]:
+    per_band = -(-n_layers // bands)
+    return per_band * (CARD_W + GAP_X) - GAP_X, bands * (span + CARD_H) + (bands - 1) * BAND_GAP
 
 
 def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
@@ -228,12 +235,12 @@ def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
     (width / height); 1 unless wrapping gains at least WRAP_GAIN."""
     if not positions:
         return 1
-    n_layers = len({round(x, 3) for x, _y in positions.values()})
+    n_layers, span = _shape(positions)
     if n_layers < WRAP_MIN_LAYERS:
         return 1
 
     def scale(bands: int) -> float:
-        w, h = _extent(positions, bands)
+        w, h = _wrapped_extent(n_layers, span, bands)
         return min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
 
     best = max(range(1, n_layers + 1), key=scale)
@@ -298,18 +305,27 @@ def _in_module(path: str | None, module: str) -> bool:
 
 def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, str, list[str]]]:
     """A labelled frame for each expanded module that still shows cards: its path, label and members."""
-    frames = []
     classes = getattr(trace, "modules", {}) or {}
+    members: dict[str, list[str]] = {path: [] for path in expanded}
+    rollups = [p for p in expanded if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to blocks.3
+    for did, info in model.info.items():
+        node = trace.nodes.get(did)
+        where = info.get("path") if info["kind"] == "module" else getattr(node, "module", None)
+        if not where:
+            continue
+        prefix = ""
+        for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
+            prefix = f"{prefix}.{part}" if prefix else part
+            if prefix in members:
+                members[prefix].append(did)
+        for path in rollups:
+            if _in_module(where, path) and not where.startswith(path):
+                members[path].append(did)
+    frames = []
     for path in sorted(expanded, key=lambda p: (p.count("."), p)):
-        members = []
-        for did, info in model.info.items():
-            node = trace.nodes.get(did)
-            where = info.get("path") if info["kind"] == "module" else getattr(node, "module", None)
-            if _in_module(where, path):
-                members.append(did)
-        if len(members) > 1:  # a frame around one card would say no more than the card
+        if len(members[path]) > 1:  # a frame around one card would say no more than the card
             cls = classes.get(path)
-            frames.append((path, f"{path} · {cls}" if cls else path, members))
+            frames.append((path, f"{path} · {cls}" if cls else path, members[path]))
     return frames
 
 
