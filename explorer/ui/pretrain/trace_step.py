@@ -128,6 +128,7 @@ class TraceTab(QWidget):
         split.addWidget(self.inspector)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
+        split.setSizes([1000, 380])  # the graph first: the inspector's size hint would take most
         layout.addWidget(split, 1)
 
     def _on_step(self, k: int) -> None:
