@@ -161,10 +161,33 @@ def test_find_selects_and_centres_a_node(qtbot, gpt_trace):
     assert view.find("no such node") is None
 
 
-def test_ctrl_f_opens_the_find_bar_of_the_window(qtbot):
+def test_ctrl_f_opens_the_find_bar_of_the_window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtGui import QAction
+
+    from explorer.ui import main_window as mw
     from explorer.ui.common import actions
+    from explorer.ui.graph.view import GraphView
 
     assert actions.spec("app.find_node").shortcut == "Ctrl+F"
+    window = mw.MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        panel = window.panel("expression")
+        qtbot.waitUntil(lambda: panel.result is not None, timeout=20_000)
+        find = next(a for a in window.findChildren(QAction)
+                    if a.property(actions.ACTION_ID) == "app.find_node")
+        assert find.shortcut().toString() == "Ctrl+F"
+        find.trigger()
+        view = panel.findChild(GraphView)
+        assert view.find_bar.isVisible()
+        qtbot.keyClicks(view.find_bar, "sigmoid")
+        assert view.graph_scene.model.info[view.selected()]["subtitle"] == "sigmoid"
+        qtbot.keyClick(view.find_bar, Qt.Key_Escape)
+        assert not view.find_bar.isVisible()
+    finally:
+        window.shutdown_panels()
 
 
 def test_a_minimap_appears_when_the_graph_is_larger_than_the_view(qtbot, seed_trace, gpt_trace):
