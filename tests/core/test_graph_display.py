@@ -21,7 +21,7 @@ def test_no_grad_ops_show_their_op_and_tensor_facts_never_const():
         assert "no grad" in info["subtitle"] and "const" not in info["subtitle"], info
         assert info["no_grad"] and info["facts"], info
     named_t = next(i for d, i in ops.items() if tr.nodes[d].name == "T")
-    assert named_t["subtitle"] == "T · no grad"
+    assert named_t["subtitle"] == "transpose · no grad"
     assert "stride 1,3" in named_t["facts"] and "non-contiguous" in named_t["facts"]
     assert named_t["facts"].startswith("3×2 · int64")
     assert named_t["layout"] == "stride 1,3 · non-contig."
@@ -34,6 +34,7 @@ def test_an_unnamed_op_is_labelled_by_its_op_not_by_a_variable_name():
     assert len(titles) == len(set(titles)), titles  # the bug: two cards both named "T"
     unnamed = [did for did in model.info if tr.nodes[did].inputs and not tr.nodes[did].name]
     assert unnamed and all(model.info[d]["title"] == ".T" for d in unnamed)
+    assert all(model.info[d]["subtitle"] == "transpose · no grad" for d in unnamed)
 
 
 def test_the_status_line_names_the_op_of_a_no_grad_value():

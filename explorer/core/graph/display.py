@@ -30,6 +30,8 @@ _KIND_HELP = {
     "no_grad": "an operation on tensors that need no gradient: autograd records no backward for it",
     "module": "a module with {n} nodes folded into one card; double-click to expand it",
 }
+# a property op reads as what it does beside a card named after a variable ("T" = A.T: "transpose")
+_OP_WORDS = {"T": "transpose", "mT": "transpose", "H": "conj. transpose", "mH": "conj. transpose"}
 
 
 @dataclass
@@ -65,10 +67,11 @@ def _node_info(node, has_grad: bool) -> dict:
     torch_name = getattr(node, "torch_name", None)
     title = name or label
     no_grad = kind == "const" and bool(getattr(node, "op", None)) and bool(getattr(node, "inputs", None))
+    word = _OP_WORDS.get(op_short_name(node), op_short_name(node))
     if kind == "op":
-        subtitle = op_short_name(node) if name else (op_short_name(node) if label != node.op else "")
+        subtitle = word if name else (word if label not in (node.op, f".{node.op}") else "")
     elif no_grad:  # transpose, view, to ... of tensors without grad: an op all the same, not a constant
-        subtitle = f"{op_short_name(node)} · no grad" if name else "no grad"
+        subtitle = f"{word} · no grad" if name or label != word else "no grad"
     else:
         subtitle = kind
     help_key = "no_grad" if no_grad else kind
