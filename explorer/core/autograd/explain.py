@@ -66,8 +66,8 @@ def chain_rule_text(trace, node_id: str) -> str:
 
 
 def _numbers_of(snap) -> str:
-    """A tensor's numbers for a formula line ("[0.23, 0.0041, 1.5, -0.5, …] (max |·| 1.5)"), its summary
-    beyond MAX_GRID elements."""
+    """A tensor's numbers for a formula line ("3×2 [0.23, 0.0041, 1.5, -0.5, …] (max |·| 1.5)"), its
+    summary ("1×8×128 f32") beyond MAX_GRID elements."""
     data = _array(snap) if snap is not None and 1 < snap.numel <= MAX_GRID else None
     if data is None:
         return snapshot_summary(snap)
