@@ -251,6 +251,25 @@ def _click_card(qtbot, view, did: str) -> None:
     assert view.selected() == did
 
 
+def test_a_click_in_the_expression_graph_fills_the_same_inspector(qtbot):
+    from explorer.ui.expression.panel import ExpressionPanel
+    from explorer.ui.graph.inspector import Inspector
+
+    panel = ExpressionPanel(source=SEED_SOURCE)
+    qtbot.addWidget(panel)
+    panel.resize(1600, 1000)
+    panel.show()
+    try:
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.ok, timeout=20_000)
+        assert type(panel.inspector) is Inspector
+        scene = panel.graph.graph_scene
+        w = next(d for d, i in scene.model.info.items() if i["title"] == "w")
+        _click_card(qtbot, panel.graph, w)
+        assert "w" in panel.inspector.title.text() and panel.inspector.check_box.isVisible()
+    finally:
+        panel.shutdown()
+
+
 def test_a_click_in_the_network_iteration_graph_fills_the_inspector(qtbot):
     from PySide6.QtWidgets import QWidget
 
