@@ -42,6 +42,8 @@ MIN_SCREEN_PT = 9.0  # no card text is drawn smaller than this on screen (at the
 NAME_LOD = 0.6       # below this zoom a card shows its name large (and its value when there is room)
 NAME_PT = 12.0       # ... at this size on screen
 _BOOSTED: dict[tuple[int, float], QFont] = {}
+_METRICS: dict[int, QFontMetricsF] = {}  # keyed by id() of fonts that live for the whole session
+_FITTED: dict[tuple, tuple[QFont, str]] = {}
 
 
 def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: float = 1.0
@@ -53,10 +55,29 @@ def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: floa
     name cut mid-word ("CausalSelfAtter") as another name.
     """
     min_boost = min(boost, min_boost)
-    while boost > min_boost and QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > width:
-        boost = max(min_boost, boost - 0.1)
+    key = (text, id(font), round(boost, 3), round(width, 1), round(min_boost, 3))
+    hit = _FITTED.get(key)
+    if hit is not None:
+        return hit
+    advance = _metrics(_boosted(font, boost)).horizontalAdvance(text)
+    if advance > width and boost > min_boost:  # text width grows with the font size: shrink just enough
+        boost = max(min_boost, boost * width / advance)
+        while boost > min_boost and _metrics(_boosted(font, boost)).horizontalAdvance(text) > width:
+            boost = max(min_boost, boost - 0.05)  # hinting can make the scaled text a little wider
     chosen = _boosted(font, boost)
-    return chosen, QFontMetricsF(chosen).elidedText(text, Qt.ElideRight, width)
+    hit = chosen, _metrics(chosen).elidedText(text, Qt.ElideRight, width)
+    if len(_FITTED) > 20_000:  # a cache for repaints, not a record of every text ever shown
+        _FITTED.clear()
+    _FITTED[key] = hit
+    return hit
+
+
+def _metrics(font: QFont) -> QFontMetricsF:
+    """Font metrics, one object per font (paint asks for them for every text of every card)."""
+    metrics = _METRICS.get(id(font))
+    if metrics is None:
+        metrics = _METRICS[id(font)] = QFontMetricsF(font)
+    return metrics
 
 
 def _boost_range(font: QFont, lod: float) -> tuple[float, float]:
@@ -212,7 +233,7 @@ class NodeCard(QGraphicsItem):
         room = title_rect.width() - title_w - 10
         if boost <= 1.0 and sub and room > 20:  # the op's name beside the title, when there is room
             painter.setPen(QColor(t["muted"]))
-            shown = QFontMetricsF(_SMALL_FONT).elidedText(sub, Qt.ElideRight, room)
+            shown = _metrics(_SMALL_FONT).elidedText(sub, Qt.ElideRight, room)
             painter.setFont(_SMALL_FONT)
             painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, shown)
             self.painted.append((shown, _SMALL_FONT.pointSizeF() * lod))
@@ -225,16 +246,16 @@ class NodeCard(QGraphicsItem):
         painter.setFont(chosen)
         painter.drawText(rect, align, shown)
         self.painted.append((shown, chosen.pointSizeF() * lod))
-        return QFontMetricsF(chosen).horizontalAdvance(shown)
+        return _metrics(chosen).horizontalAdvance(shown)
 
     def _paint_name(self, painter, rect: QRectF, lod: float) -> None:
         """Zoomed out: the name large, and the value under it while both fit at a readable size."""
         inner = rect.adjusted(10, 4, -6, -4)
         name_font = _boosted(_TITLE_FONT, NAME_PT / (_TITLE_FONT.pointSizeF() * lod))
-        name_h = QFontMetricsF(name_font).height()
+        name_h = _metrics(name_font).height()
         value = self.info.get("value")
         value_font = _boosted(_VALUE_FONT, MIN_SCREEN_PT / (_VALUE_FONT.pointSizeF() * lod))
-        value_h = QFontMetricsF(value_font).height()
+        value_h = _metrics(value_font).height()
         with_value = self.show_value and value is not None and name_h + value_h + 4 <= inner.height()
         top = inner.top() + (inner.height() - name_h - (value_h + 4 if with_value else 0)) / 2
         painter.setPen(QColor(self.theme["text"]))
@@ -262,7 +283,7 @@ class NodeCard(QGraphicsItem):
             boost, least = _boost_range(line_font, lod)
             if role == "grad" and not text.startswith("∇ …") and int(getattr(grad, "numel", 1) or 0) > 1:
                 peak = text.removeprefix("∇ max ")  # "every entry within ±m" says the same in less room
-                if QFontMetricsF(_boosted(line_font, least)).horizontalAdvance(text) > box.width():
+                if _metrics(_boosted(line_font, least)).horizontalAdvance(text) > box.width():
                     text = f"∇ ±{peak}"
             painter.setPen(QColor(line_color(t, role)))
             self._draw(painter, box, text, line_font, boost, least, lod)
@@ -417,7 +438,7 @@ class ModuleFrame(QGraphicsItem):
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
         boost = self.MAX_LABEL_BOOST if boost is None else boost
-        return QFontMetricsF(_boosted(_FRAME_FONT, boost)).horizontalAdvance(self.label) + 16
+        return _metrics(_boosted(_FRAME_FONT, boost)).horizontalAdvance(self.label) + 16
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
@@ -439,7 +460,7 @@ class ModuleFrame(QGraphicsItem):
         font = _boosted(_FRAME_FONT, boost)
         painter.setFont(font)
         painter.setPen(color)
-        h = QFontMetricsF(font).height() + 2
+        h = _metrics(font).height() + 2
         left = self.rect.left() + self.label_offset + 8
         box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
         painter.drawText(box, Qt.AlignLeft | Qt.AlignBottom, self.label)
