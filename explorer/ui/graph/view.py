@@ -220,6 +220,7 @@ class GraphScene(QGraphicsScene):
                                        bends=self.model.bends.get((u, v))))
             self.addItem(EdgeBundle(path, self.theme))
         self.frames = []
+        by_band: dict[int, list[ModuleFrame]] = {}  # frames by their top edge, to place labels fast
         for path, label, members in self.model.frames:
             rows: dict[int, QRectF] = {}  # a module wrapped over two rows gets a frame in each
             for did in members:
@@ -230,12 +231,16 @@ class GraphScene(QGraphicsScene):
             for i, (_row, box) in enumerate(sorted(rows.items())):
                 text = label if i == 0 else f"{label} (cont.)"
                 frame = ModuleFrame(path, text, box.adjusted(-pad, -pad, pad, pad), self.theme, depth)
-                for other in self.frames:  # labels of frames that start at one corner go side by side
+                band = int(frame.rect.top() // 60)
+                near = [f for b in (band - 1, band, band + 1) for f in by_band.get(b, ())]
+                for other in sorted(near, key=lambda f: f.rect.left() + f.label_offset):
+                    # labels of frames that start at one corner go side by side
                     if abs(other.rect.top() - frame.rect.top()) < 60 and \
                             other.rect.left() - 1 <= frame.rect.left() + frame.label_offset < \
                             other.rect.left() + other.label_offset + other.label_width():
                         frame.label_offset = other.rect.left() + other.label_offset + other.label_width() \
                             - frame.rect.left()
+                by_band.setdefault(band, []).append(frame)
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
