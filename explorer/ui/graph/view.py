@@ -421,7 +421,8 @@ class GraphView(QGraphicsView):
         `next_match`): exact name first, then names starting with it, then any name, op or module path
         containing it. Returns its display id (None: no match; the find bar turns red)."""
         matches = self.matches(text)
-        self.find_bar.setStyleSheet("" if matches or not text else "QLineEdit { color: #dc2626; }")
+        error = self._scene.theme["error"]
+        self.find_bar.setStyleSheet("" if matches or not text else f"QLineEdit {{ color: {error}; }}")
         if not matches:
             return None
         cur = self._scene.selected
