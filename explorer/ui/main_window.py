@@ -473,6 +473,7 @@ class MainWindow(QMainWindow):
             "app.zoom_in": lambda: self._on_views("zoom_in"),
             "app.zoom_out": lambda: self._on_views("zoom_out"),
             "app.memory_overlay": lambda: memory.setting().set_enabled(not memory.setting().enabled),
+            "app.find_node": lambda: self._on_views("find"),
             "app.theme_light": lambda: self.set_theme("light"),
             "app.theme_dark": lambda: self.set_theme("dark"),
             **{f"app.workspace_{key}": (lambda k=key: self.show_workspace(k)) for key, *_ in WORKSPACES},
@@ -499,7 +500,7 @@ class MainWindow(QMainWindow):
             action.setToolTip(f"explorer/assets/examples/{name}.expr")
             examples.addAction(action)
         view = bar.addMenu("&View")
-        for name in ("fit", "zoom_in", "zoom_out"):
+        for name in ("fit", "zoom_in", "zoom_out", "find_node"):
             view.addAction(built[f"app.{name}"])
         memory.bind_menu_action(built["app.memory_overlay"])
         view.addAction(built["app.memory_overlay"])
@@ -531,7 +532,9 @@ class MainWindow(QMainWindow):
             if not view.isVisible():
                 continue
             {"fit": view.fit, "zoom_in": lambda v=view: v.zoom_by(1.25),
-             "zoom_out": lambda v=view: v.zoom_by(0.8)}[what]()
+             "zoom_out": lambda v=view: v.zoom_by(0.8), "find": view.show_find}[what]()
+            if what == "find":
+                return  # one find bar, in the first graph on screen
 
     def _ask_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.json)")

@@ -248,7 +248,7 @@ def _expression(tr, node_id: str, depth: int) -> str:
     node = tr.nodes[node_id]
     if node.name:
         return node.name
-    if node.kind != "op" or not node.inputs:
+    if node.kind not in ("op", "const") or not node.inputs:  # a no-grad op reads as an op all the same
         return node.label
     if depth <= 0:
         return "…"

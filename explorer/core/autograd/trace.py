@@ -404,7 +404,8 @@ class _Recorder(TorchFunctionMode):
                 return
         input_ids = [nid if nid is not None else self.node_for(t) for t, nid in zip(ins, before, strict=True)]
         base = op.rstrip("_") if inplace else op
-        label = _SYMBOLS.get(base, op)
+        # a property reads as an attribute (".T"): a bare "T" would look like a variable named T
+        label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
         # x.__rsub__(1) computes 1 - x: show the operands in the order the program wrote them.
         reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
         call = _call_text(op, args[::-1] if reflected else args, kwargs)

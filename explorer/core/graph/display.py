@@ -17,14 +17,21 @@ CARD_W = 156.0
 CARD_H = 84.0
 GAP_X = 70.0   # free space between layers
 GAP_Y = 30.0   # free space between cards of one layer
+BAND_GAP = 70.0  # free space between the rows of a wrapped graph (room for the edges turning back)
+WRAP_MIN_LAYERS = 8  # shorter graphs always read left to right in one row
+WRAP_GAIN = 1.15  # wrap a long graph into rows only when that shows it at least this much larger
+FRAME_PAD = 10.0  # room between an expanded module's frame and its members' cards
 
 _KIND_HELP = {
     "leaf": "an input: a leaf tensor that no operation produced; it needs no gradient",
     "param": "a parameter: a leaf with requires_grad=True; backward stores dL/d{name} in its .grad",
     "const": "a constant: a fixed tensor, no gradient flows into it",
     "op": "an operation; in the backward pass autograd runs {torch} for it",
+    "no_grad": "an operation on tensors that need no gradient: autograd records no backward for it",
     "module": "a module with {n} nodes folded into one card; double-click to expand it",
 }
+# a property op reads as what it does beside a card named after a variable ("T" = A.T: "transpose")
+_OP_WORDS = {"T": "transpose", "mT": "transpose", "H": "conj. transpose", "mH": "conj. transpose"}
 
 
 @dataclass
@@ -41,6 +48,15 @@ class DisplayModel:
     ports: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # edge -> port dy
     bends: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)  # long edges
     order: list[str] = field(default_factory=list)                 # display ids for keyboard navigation
+    bands: int = 1                                                 # rows the layers are wrapped into
+    flat: tuple[dict, dict] = field(default_factory=lambda: ({}, {}))  # positions, bends before wrapping
+    row_h: float = 0.0                                             # height of one wrapped row (0: one row)
+    # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
+    frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+    def row_of(self, display_id: str) -> int:
+        """The wrapped row a card sits in (0 when the graph is one row)."""
+        return int(self.positions[display_id][1] // self.row_h) if self.row_h else 0
 
 
 def _node_info(node, has_grad: bool) -> dict:
@@ -50,12 +66,20 @@ def _node_info(node, has_grad: bool) -> dict:
     kind = getattr(node, "kind", "op")
     torch_name = getattr(node, "torch_name", None)
     title = name or label
+    no_grad = kind == "const" and bool(getattr(node, "op", None)) and bool(getattr(node, "inputs", None))
+    word = _OP_WORDS.get(op_short_name(node), op_short_name(node))
     if kind == "op":
-        subtitle = op_short_name(node) if name else (op_short_name(node) if label != node.op else "")
+        subtitle = word if name else (word if label not in (node.op, f".{node.op}") else "")
+    elif no_grad:  # transpose, view, to ... of tensors without grad: an op all the same, not a constant
+        subtitle = f"{word} · no grad" if name or label != word else "no grad"
     else:
         subtitle = kind
-    helptext = _KIND_HELP.get(kind, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
-    lines = [f"<b>{title}</b>: {helptext}"]
+    help_key = "no_grad" if no_grad else kind
+    helptext = _KIND_HELP.get(help_key, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
+    lines = [f"<b>{html.escape(title)}</b>: {helptext}"]
+    facts = tensor_facts(node.value)
+    if facts:
+        lines.append(facts)
     if getattr(node, "call", None):
         lines.append(f"torch call: <code>{html.escape(node.call)}</code>")
     if torch_name:
@@ -68,8 +92,31 @@ def _node_info(node, has_grad: bool) -> dict:
         "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
         "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
-        "torch_name": torch_name,
+        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": tensor_layout(node.value),
     }
+
+
+def tensor_facts(value) -> str:
+    """Shape, dtype, stride and contiguity of a tensor snapshot in one short line ("" for scalars)."""
+    if value is None or int(getattr(value, "numel", 1) or 0) <= 1 and not getattr(value, "shape", ()):
+        return ""
+    shape = "×".join(str(s) for s in value.shape) or "scalar"
+    parts = [shape, str(value.dtype)]
+    stride = getattr(value, "stride", ())
+    if stride:
+        parts.append("stride " + ",".join(str(s) for s in stride))
+    if not getattr(value, "is_contiguous", True):
+        parts.append("non-contiguous")
+    return " · ".join(parts)
+
+
+def tensor_layout(value) -> str:
+    """Stride and contiguity, the facts the card's value line ("2×3 i64") does not already say."""
+    stride = getattr(value, "stride", ()) if value is not None else ()
+    if not stride or int(getattr(value, "numel", 1) or 0) <= 1:
+        return ""
+    text = f"stride {','.join(str(s) for s in stride)}"
+    return text if getattr(value, "is_contiguous", True) else text + " · non-contig."
 
 
 def op_short_name(node) -> str:
@@ -80,11 +127,12 @@ def op_short_name(node) -> str:
 
 
 def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
-                  timeline: Timeline | None = None) -> DisplayModel:
+                  timeline: Timeline | None = None, aspect: float | None = None) -> DisplayModel:
     """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card.
 
     The thresholds come from the trace's `Timeline` (given, or made here): a card shows its value
-    (gradient) from the step its last member's is known.
+    (gradient) from the step its last member's is known. With `aspect` (the canvas's width / height),
+    a long graph wraps its layers into rows when that lets it be shown larger.
     """
     timeline = timeline if timeline is not None else Timeline(trace)
     model = DisplayModel(timeline=timeline)
@@ -109,10 +157,23 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
         model.value_at[did] = max(f) if f else 0
         if b:
             model.grad_at[did] = max(b)
-    model.positions, model.bends = _positions(graph, model)
-    model.ports = _ports(model)
-    model.order = sorted(model.info, key=lambda d: (model.positions[d][0], model.positions[d][1]))
+    model.flat = _positions(graph, model)
+    model.frames = _frames(trace, model, set(expanded)) if has_modules else []
+    set_bands(model, best_bands(model.flat[0], aspect) if aspect else 1)
     return model
+
+
+def set_bands(model: DisplayModel, bands: int) -> None:
+    """Lay the model's layers out in `bands` rows (1: one left-to-right run): positions, bends, ports."""
+    model.bands = max(1, int(bands))
+    positions, bends = model.flat
+    if model.bands > 1:
+        positions, bends = _wrap(positions, bends, model.edges, model.bands)
+    model.positions, model.bends = positions, bends
+    model.ports = _ports(model)
+    # keyboard order: row by row, then left to right, then top to bottom within a layer
+    model.row_h = _extent(model.flat[0], 1)[1] + BAND_GAP if model.bands > 1 else 0.0
+    model.order = sorted(model.info, key=lambda d: (model.row_of(d), positions[d][0], positions[d][1]))
 
 
 def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:
@@ -153,6 +214,122 @@ def _positions(graph, model: DisplayModel):
     positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
     bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
     return positions, bends
+
+
+def _extent(positions, bands: int) -> tuple[float, float]:
+    """Width and height (scene pixels, cards included) of the layers wrapped into `bands` rows."""
+    n_layers, span = _shape(positions)
+    return _wrapped_extent(n_layers, span, bands)
+
+
+def _shape(positions) -> tuple[int, float]:
+    """(number of layers, vertical span of the card centres)."""
+    ys = [y for _x, y in positions.values()]
+    return len({round(x, 3) for x, _y in positions.values()}), (max(ys) - min(ys)) if ys else 0.0
+
+
+def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, float]:
+    per_band = -(-n_layers // bands)
+    return per_band * (CARD_W + GAP_X) - GAP_X, bands * (span + CARD_H) + (bands - 1) * BAND_GAP
+
+
+def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
+    """How many rows to wrap the layers into so that the graph shows largest in a canvas of `aspect`
+    (width / height); 1 unless wrapping gains at least WRAP_GAIN."""
+    if not positions:
+        return 1
+    n_layers, span = _shape(positions)
+    if n_layers < WRAP_MIN_LAYERS:
+        return 1
+
+    def scale(bands: int) -> float:
+        w, h = _wrapped_extent(n_layers, span, bands)
+        return min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
+
+    best = max(range(1, n_layers + 1), key=scale)
+    return best if scale(best) >= WRAP_GAIN * scale(1) else 1
+
+
+def _wrap(positions, bends, edges, bands: int):
+    """Positions and bends with the layers cut into `bands` rows stacked top to bottom.
+
+    An edge that runs from the end of one row to the start of the next turns back through the gap
+    under the row: right, down, left along the gap, down, right into its target.
+    """
+    xs = sorted({round(x, 3) for x, _y in positions.values()})
+    sx = CARD_W + GAP_X
+    per_band = -(-len(xs) // bands)
+    ys = [y for _x, y in positions.values()]
+    top, row_h = min(ys), max(ys) - min(ys) + CARD_H + BAND_GAP
+
+    def place(x: float, y: float) -> tuple[float, float]:
+        layer = round(x / sx)
+        band = min(bands - 1, layer // per_band)
+        return (layer - band * per_band) * sx, y - top + band * row_h
+
+    def band_of(x: float) -> int:
+        return min(bands - 1, round(x / sx) // per_band)
+
+    new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
+    new_bends = {}
+    for u, v in edges:
+        raw = [positions[u], *bends.get((u, v), []), positions[v]]
+        out: list[tuple[float, float]] = []
+        for i, (x, y) in enumerate(raw):
+            p = place(x, y)
+            if i and band_of(x) != band_of(raw[i - 1][0]):  # the turn back into the next row
+                q = place(*raw[i - 1])
+                turn_x = q[0] + CARD_W / 2 + GAP_X / 2  # right of the previous column's cards
+                back_x = p[0] - CARD_W / 2 - GAP_X / 2  # left of the next row's first column
+                gap_y = (band_of(raw[i - 1][0]) + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
+                out += [(turn_x, q[1]), (turn_x, gap_y), (back_x, gap_y), (back_x, p[1])]
+            if 0 < i < len(raw) - 1:
+                out.append(p)
+        if out:
+            new_bends[(u, v)] = out
+    return new_pos, new_bends
+
+
+def _in_module(path: str | None, module: str) -> bool:
+    """Whether `path` lies inside the module `module` (a rolled-up "blocks.0-3" holds blocks.0 to 3)."""
+    if not path:
+        return False
+    if path == module or path.startswith(module + "."):
+        return True
+    head, _dot, span = module.rpartition(".")
+    lo, dash, hi = span.partition("-")
+    if dash and lo.isdigit() and hi.isdigit():
+        prefix = head + "." if head else ""
+        rest = path[len(prefix):] if path.startswith(prefix) else ""
+        index = rest.split(".", 1)[0].split("#", 1)[0]
+        return index.isdigit() and int(lo) <= int(index) <= int(hi)
+    return False
+
+
+def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, str, list[str]]]:
+    """A labelled frame for each expanded module that still shows cards: its path, label and members."""
+    classes = getattr(trace, "modules", {}) or {}
+    members: dict[str, list[str]] = {path: [] for path in expanded}
+    rollups = [p for p in expanded if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to blocks.3
+    for did, info in model.info.items():
+        node = trace.nodes.get(did)
+        where = info.get("path") if info["kind"] == "module" else getattr(node, "module", None)
+        if not where:
+            continue
+        prefix = ""
+        for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
+            prefix = f"{prefix}.{part}" if prefix else part
+            if prefix in members:
+                members[prefix].append(did)
+        for path in rollups:
+            if _in_module(where, path) and not where.startswith(path):
+                members[path].append(did)
+    frames = []
+    for path in sorted(expanded, key=lambda p: (p.count("."), p)):
+        if len(members[path]) > 1:  # a frame around one card would say no more than the card
+            cls = classes.get(path)
+            frames.append((path, f"{path} · {cls}" if cls else path, members[path]))
+    return frames
 
 
 def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:

@@ -69,6 +69,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _a("app.memory_overlay", "app", "&Memory overlay", "Ctrl+M",
        "What autograd keeps for backward: each op's saved tensors and their bytes on its card, the total "
        "beside the weights and their grads, and the memory freed node by node as backward runs", "View"),
+    _a("app.find_node", "app", "&Find node…", "Ctrl+F",
+       "Find a node of the graph by its name (or op, or module path): Enter for the next match", "View"),
     _a("app.theme_light", "app", "&Light theme", "", "Dark text on a light background", "View"),
     _a("app.theme_dark", "app", "&Dark theme", "", "Light text on a dark background", "View"),
     _a("app.workspace_expression", "app", "Expression workspace", "Ctrl+1",

@@ -409,7 +409,7 @@ class ExpressionPanel(QWidget):
                     self._checks = {}
             check = self._checks.get(node.name)
         self.inspector.show_node(node, title=ec.node_text(trace, did), chain=chain, check=check,
-                                 show_grad=show_grad)
+                                 show_grad=show_grad, trace=trace)
         if following:
             self.inspector.follow_hint.setVisible(True)
 

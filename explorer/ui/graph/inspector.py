@@ -12,6 +12,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QScrollArea,
@@ -109,11 +110,27 @@ class Inspector(QScrollArea):
                                     "(L(p + ε) − L(p − ε)) / 2ε in float64. manual formula: the op "
                                     "table's derivative by hand. max |diff|: largest gap to autograd.")
         check_layout.addWidget(self.check_table)
-        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box):
+        self.tensor_box = QGroupBox("Chain rule in numbers")
+        self.tensor_box.setObjectName("tensorChain")
+        self.tensor_box.setToolTip("Each path: the upstream gradient, the op's local derivative and the term "
+                                   "it sends back; a value read by several ops sums its paths. Click an "
+                                   "element of a result to see its own scalar chain.")
+        self._tensor_layout = QVBoxLayout(self.tensor_box)
+        self.element_label = QLabel("")
+        self.element_label.setObjectName("elementChain")
+        self.element_label.setWordWrap(True)
+        self.element_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.element_label.setStyleSheet("font-family: monospace;")
+        self._tensor_parts: list[QWidget] = []
+        self._trace = None
+        self._node_id: str | None = None
+        for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box,
+                    self.tensor_box):
             box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
         memory.add_inspector_section(self)  # saved_box: what the node keeps for backward
         for w in (self.summary, self.follow_hint, self.title, self.grad_label, self.chain_box,
-                  self.value_box, self.grad_box, self.check_box, self.saved_box, self.meta_box):
+                  self.tensor_box, self.value_box, self.grad_box, self.check_box, self.saved_box,
+                  self.meta_box):
             self._layout.addWidget(w)
         self._layout.addStretch(1)
         self.setWidget(body)
@@ -130,12 +147,14 @@ class Inspector(QScrollArea):
         self.title.setText(message)
         self.grad_label.setText("")
         for box in (self.meta_box, self.value_box, self.grad_box, self.chain_box, self.check_box,
-                    self.saved_box):
+                    self.saved_box, self.tensor_box):
             box.setVisible(False)
 
     def show_node(self, node, *, title: str, chain: str = "", check: dict | None = None,
-                  show_grad: bool = True) -> None:
-        """Fill the inspector for a trace node; `check` holds the gradient comparison of a param."""
+                  show_grad: bool = True, trace=None) -> None:
+        """Fill the inspector for a trace node; `check` holds the gradient comparison of a param.
+
+        With `trace`, a tensor of up to explain.MAX_GRID elements gets its chain rule as grids."""
         self.follow_hint.setVisible(False)
         kind = "output" if node.is_output else node.kind
         torch_name = f" · <code>{node.torch_name}</code>" if node.torch_name else ""
@@ -164,8 +183,109 @@ class Inspector(QScrollArea):
         self.chain_label.setText(chain)
         self._show_check(check if grad is not None else None)
         memory.show_saved(self, node)
+        self._show_tensor_chain(trace if grad is not None else None, node.id)
+
+    def show_element(self, index: tuple[int, ...]) -> None:
+        """The scalar chain rule of one element of the shown tensor (what a click on a grid cell shows)."""
+        from explorer.core.autograd import explain
+
+        if self._trace is None or self._node_id is None:
+            return
+        self.element_label.setText("\n".join(explain.element_chain(self._trace, self._node_id, index)))
+        self.element_label.setVisible(True)
+
+    def show_selection(self, view, display_id: str | None = None) -> None:
+        """Show the card selected in a GraphView (default: its selection) at the view's step.
+
+        Serves every graph alike (expression, network iteration, GPT trace): a module card shows its
+        output, the last of its members; values and gradients appear once the player has reached them.
+        """
+        from explorer.core.autograd import explain
+
+        scene = view.graph_scene
+        did = display_id if display_id is not None else scene.selected
+        info = scene.model.info.get(did) if did else None
+        trace, timeline = scene.trace, scene.model.timeline
+        if info is None or trace is None or timeline is None:
+            self.clear()
+            return
+        members = [m for m in trace.forward_order if m in set(info["members"])]
+        if not members:
+            self.clear()
+            return
+        nid, step = members[-1], view.step
+        if not timeline.value_known(nid, step):
+            self.clear(f"{info['title']}: not computed yet at this step of the player.")
+            return
+        show_grad = timeline.grad_known(nid, step)
+        if info["kind"] == "module":
+            title = f"{info['title']} ({info.get('path', did)})"
+            head = (f"module of {len(members)} nodes; its output is {explain.node_text(trace, nid)}:\n"
+                    if len(members) > 1 else "")
+            chain = head + explain.chain_rule_text(trace, nid) if show_grad else ""
+        else:
+            title = explain.node_text(trace, nid)
+            chain = explain.chain_rule_text(trace, nid) if show_grad else ""
+        self.show_node(trace.nodes[nid], title=title, chain=chain, show_grad=show_grad, trace=trace)
+
+    def follow(self, view) -> None:
+        """Show whatever `view` selects, and refresh when its graph is rebuilt (one call wires a graph)."""
+        view.sig_node_selected.connect(lambda did: self.show_selection(view, did or None))
+        view.sig_graph_changed.connect(lambda: self.show_selection(view))
 
     # -- private -----------------------------------------------------------------------------
+
+    def _show_tensor_chain(self, trace, node_id: str) -> None:
+        """Per path: upstream grid × local derivative (grid or formula) = term grid; then their sum."""
+        from explorer.core.autograd import explain
+
+        for w in self._tensor_parts:
+            self._tensor_layout.removeWidget(w)
+            w.deleteLater()
+        self._tensor_parts = []
+        self._trace, self._node_id = trace, node_id
+        tc = explain.tensor_chain(trace, node_id) if trace is not None else None
+        self.tensor_box.setVisible(tc is not None and bool(tc.terms))
+        if tc is None or not tc.terms:
+            return
+        for i, term in enumerate(tc.terms, 1):
+            consumer = explain.node_text(trace, term.consumer_id)
+            head = f"path {i} of {len(tc.terms)}, via {consumer}: " if len(tc.terms) > 1 else ""
+            self._add_part(QLabel(f"<b>{head}</b>{_esc(term.text)}"))
+            row = QWidget()
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            upstream = f"upstream {explain.d_of(trace, term.consumer_id)}"
+            line.addWidget(_captioned(upstream, _grid(term.upstream)))
+            if term.local is not None:
+                line.addWidget(QLabel("×"))
+                line.addWidget(_captioned(f"local {term.local_formula}", _grid(term.local)))
+            else:
+                line.addWidget(QLabel(f"⟶ {_esc(term.local_formula)} ⟶"))
+            line.addWidget(QLabel("="))
+            result = self._clickable(_grid(term.result))
+            line.addWidget(_captioned("term" if len(tc.terms) > 1 else tc.name, result))
+            line.addStretch(1)
+            self._add_part(row)
+        if len(tc.terms) > 1:
+            self._add_part(_captioned(f"sum over the {len(tc.terms)} paths = {tc.name}",
+                                      self._clickable(_grid(tc.total))))
+        hint = QLabel(f"click an element for its own chain: {tc.name}[i, j] = Σ upstream × local")
+        hint.setStyleSheet("color: gray; font-size: 8pt;")
+        self._add_part(hint)
+        self.element_label.setText("")
+        self.element_label.setVisible(False)
+        self._add_part(self.element_label, keep=True)
+
+    def _add_part(self, widget: QWidget, keep: bool = False) -> None:
+        self._tensor_layout.addWidget(widget)
+        if not keep:
+            self._tensor_parts.append(widget)
+
+    def _clickable(self, table: QTableWidget) -> QTableWidget:
+        shape = table.property("shape")
+        table.cellClicked.connect(lambda r, c: self.show_element(_index_of(shape, r, c)))
+        return table
 
     def _grad_sentence(self, title: str, grad) -> str:
         if grad.numel == 1:
@@ -246,6 +366,63 @@ class Inspector(QScrollArea):
         height = self.check_table.horizontalHeader().height() + 2 * self.check_table.frameWidth()
         height += sum(self.check_table.rowHeight(r) for r in range(len(rows)))
         self.check_table.setFixedHeight(height)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _as_rows(arr: np.ndarray) -> np.ndarray:
+    """A tensor as a 2-D grid: the last dimension across, every other one down."""
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    return arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(-1, arr.shape[-1])
+
+
+def _index_of(shape: tuple, row: int, col: int) -> tuple[int, ...]:
+    """The tensor index of a cell of `_as_rows`'s grid."""
+    if len(shape) <= 1:
+        return (col,) if shape else ()
+    return tuple(int(i) for i in np.unravel_index(row * shape[-1] + col, shape))
+
+
+def _grid(arr: np.ndarray) -> QTableWidget:
+    """A compact read-only grid of numbers (explorer.core.numbers formats them)."""
+    arr = np.asarray(arr, dtype=np.float64)
+    rows = _as_rows(arr)
+    table = QTableWidget(rows.shape[0], rows.shape[1])
+    table.setProperty("shape", tuple(arr.shape))
+    table.setEditTriggers(QTableWidget.NoEditTriggers)
+    table.horizontalHeader().setVisible(False)
+    table.verticalHeader().setVisible(False)
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+    for r in range(rows.shape[0]):
+        for c in range(rows.shape[1]):
+            item = QTableWidgetItem(fmt_number(float(rows[r, c])))
+            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            table.setItem(r, c, item)
+    table.resizeColumnsToContents()
+    table.verticalHeader().setDefaultSectionSize(20)
+    height = 20 * rows.shape[0] + 2 * table.frameWidth() + 2
+    width = sum(table.columnWidth(c) for c in range(rows.shape[1])) + 2 * table.frameWidth() + 2
+    table.setFixedHeight(height + (16 if width > 300 else 0))
+    table.setMaximumWidth(min(width, 300))
+    table.setMinimumWidth(min(width, 300))
+    return table
+
+
+def _captioned(caption: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(1)
+    label = QLabel(_esc(caption))
+    label.setStyleSheet("color: gray; font-size: 8pt;")
+    layout.addWidget(label)
+    layout.addWidget(widget)
+    return box
 
 
 def _to_array(v) -> np.ndarray:

@@ -6,6 +6,8 @@ zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
@@ -33,39 +35,93 @@ _VALUE_FONT.setStyleHint(QFont.Monospace)
 _VALUE_FONT.setPointSizeF(11.0)
 _TENSOR_FONT = QFont(_VALUE_FONT)
 _TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
-READABLE_LOD = 0.8     # below this zoom the card text is enlarged ...
-MAX_TEXT_BOOST = 1.5   # ... by at most this factor (the lines still fit the card)
+_FRAME_FONT = QFont()
+_FRAME_FONT.setPointSizeF(10.0)
+_FRAME_FONT.setBold(True)
+MIN_SCREEN_PT = 9.0  # no card text is drawn smaller than this on screen (at the view's zoom)
+NAME_LOD = 0.6       # below this zoom a card shows its name large (and its value when there is room)
+NAME_PT = 12.0       # ... at this size on screen
 _BOOSTED: dict[tuple[int, float], QFont] = {}
+_METRICS: dict[int, QFontMetricsF] = {}  # keyed by id() of fonts that live for the whole session
+_FITTED: dict[tuple, tuple[QFont, str]] = {}
 
 
-def fit_text(text: str, font: QFont, boost: float, width: float) -> tuple[QFont, str]:
-    """The font (enlarged by up to `boost` while the text fits `width`) and the text to draw in it,
-    elided with "…" when even the plain font is too wide.
+def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: float = 1.0
+             ) -> tuple[QFont, str]:
+    """The font (enlarged by up to `boost`, shrunk towards `min_boost` while the text does not fit
+    `width`) and the text to draw in it, elided with "…" when even the smallest font is too wide.
 
-    A number cut off at the card's edge ("max 0.1" for 0.1177) would read as a different number.
+    A number cut off at the card's edge ("max 0.1" for 0.1177) would read as a different number, and a
+    name cut mid-word ("CausalSelfAtter") as another name.
     """
-    while boost > 1.0 and QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > width:
-        boost -= 0.1
+    min_boost = min(boost, min_boost)
+    key = (text, id(font), round(boost, 3), round(width, 1), round(min_boost, 3))
+    hit = _FITTED.get(key)
+    if hit is not None:
+        return hit
+    advance = _metrics(_boosted(font, boost)).horizontalAdvance(text)
+    if advance > width and boost > min_boost:  # text width grows with the font size: shrink just enough
+        boost = max(min_boost, boost * width / advance)
+        while boost > min_boost and _metrics(_boosted(font, boost)).horizontalAdvance(text) > width:
+            boost = max(min_boost, boost - 0.05)  # hinting can make the scaled text a little wider
     chosen = _boosted(font, boost)
-    return chosen, QFontMetricsF(chosen).elidedText(text, Qt.ElideRight, width)
+    hit = chosen, _metrics(chosen).elidedText(text, Qt.ElideRight, width)
+    if len(_FITTED) > 20_000:  # a cache for repaints, not a record of every text ever shown
+        _FITTED.clear()
+    _FITTED[key] = hit
+    return hit
 
 
-def _draw_fitted(painter, rect: QRectF, text: str, font: QFont, boost: float) -> None:
-    chosen, shown = fit_text(text, font, boost, rect.width())
-    painter.setFont(chosen)
-    painter.drawText(rect, Qt.AlignVCenter | Qt.AlignLeft, shown)
+def _metrics(font: QFont) -> QFontMetricsF:
+    """Font metrics, one object per font (paint asks for them for every text of every card)."""
+    metrics = _METRICS.get(id(font))
+    if metrics is None:
+        metrics = _METRICS[id(font)] = QFontMetricsF(font)
+    return metrics
+
+
+def _boost_range(font: QFont, lod: float) -> tuple[float, float]:
+    """(boost that shows `font` at its own size on screen, the least boost that keeps MIN_SCREEN_PT)."""
+    lod = max(lod, 1e-3)
+    return max(1.0, 1.0 / lod), MIN_SCREEN_PT / (font.pointSizeF() * lod)
 
 
 def _boosted(font: QFont, boost: float) -> QFont:
-    """`font` enlarged by `boost` (cached per font and 0.05 step: paint runs for every card)."""
-    if boost <= 1.0:
+    """`font` scaled by `boost` (cached per font and 0.05 step: paint runs for every card)."""
+    if abs(boost - 1.0) < 0.025:
         return font
-    key = (id(font), round(boost * 20) / 20)
+    key = (id(font), math.ceil(boost * 20 - 1e-6) / 20)  # rounded up: never under the size asked for
     if key not in _BOOSTED:
         big = QFont(font)
         big.setPointSizeF(font.pointSizeF() * key[1])
         _BOOSTED[key] = big
     return _BOOSTED[key]
+
+
+def body_lines(info: dict, show_value: bool, show_grad: bool) -> list[tuple[str, str]]:
+    """The card's two body lines as (role, text), role "value", "grad", "muted" or "facts": the value, then
+    the gradient (or, for a value no gradient will reach, its tensor facts). Shared by the canvas and the
+    SVG writer; `line_color` turns a role into the theme's colour."""
+    value, grad = info.get("value"), info.get("grad")
+    if show_value and value is not None:
+        lines = [("value", snapshot_summary(value))]
+    else:
+        lines = [("muted", "value …")]
+    if show_grad and grad is not None:
+        if int(getattr(grad, "numel", 1) or 0) == 1:
+            lines.append(("grad", "∇ " + snapshot_summary(grad)))
+        else:
+            lines.append(("grad", f"∇ max {max_abs_text(grad)}"))
+    elif info.get("has_grad"):
+        lines.append(("muted", "∇ …"))
+    elif info.get("layout"):  # no gradient will come: the line tells the tensor's layout instead
+        lines.append(("facts", info["layout"]))
+    return lines
+
+
+def line_color(theme: dict[str, str], role: str) -> str:
+    """The theme colour of a body line's role."""
+    return theme["muted"] if role == "facts" else theme[role]
 
 
 def heatmap_image(matrix: np.ndarray) -> QImage:
@@ -101,6 +157,7 @@ class NodeCard(QGraphicsItem):
         self.selected = False
         self._value_img: QImage | None = None
         self._grad_img: QImage | None = None
+        self.painted: list[tuple[str, float]] = []  # (text, point size on screen) of the last paint
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
 
@@ -159,29 +216,60 @@ class NodeCard(QGraphicsItem):
         clip.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
         painter.save()
         painter.setClipPath(clip)
-        painter.fillRect(header, tint)
+        painter.fillRect(header if lod >= NAME_LOD else rect, tint)
         painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
         painter.restore()
-        # A fitted graph of a dozen nodes is often drawn at half size: grow the text (up to 1.5x, it
-        # still fits the card) so a student reads names and numbers without zooming in.
-        boost = min(MAX_TEXT_BOOST, max(1.0, READABLE_LOD / lod))
-        painter.setPen(QColor(t["text"]))
-        painter.setFont(_boosted(_TITLE_FONT, boost))
-        title_rect = header.adjusted(10, 0, -6, 0)
-        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignLeft, self.info["title"])
-        if boost > 1.0:  # no room for the op's subtitle next to the enlarged title
-            self._paint_body(painter, rect, boost)
+        self.painted = []
+        if lod < NAME_LOD:
+            self._paint_name(painter, rect, lod)
             return
-        painter.setFont(_SMALL_FONT)
-        painter.setPen(QColor(t["muted"]))
-        title_w = QFontMetricsF(_TITLE_FONT).horizontalAdvance(self.info["title"]) + 10
-        sub = QFontMetricsF(_SMALL_FONT).elidedText(self.info.get("subtitle", ""), Qt.ElideRight,
-                                                    max(0.0, title_rect.width() - title_w))
-        painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, sub)
-        self._paint_body(painter, rect)
+        # A fitted graph is often drawn below 100%: grow the text back to its own size on screen (it
+        # shrinks to fit, never below MIN_SCREEN_PT, and is elided with "…" beyond that).
+        title_rect = header.adjusted(10, 0, -6, 0)
+        painter.setPen(QColor(t["text"]))
+        boost, least = _boost_range(_TITLE_FONT, lod)
+        title_w = self._draw(painter, title_rect, self.info["title"], _TITLE_FONT, boost, least, lod)
+        sub = self.info.get("subtitle", "")
+        room = title_rect.width() - title_w - 10
+        if boost <= 1.0 and sub and room > 20:  # the op's name beside the title, when there is room
+            painter.setPen(QColor(t["muted"]))
+            shown = _metrics(_SMALL_FONT).elidedText(sub, Qt.ElideRight, room)
+            painter.setFont(_SMALL_FONT)
+            painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, shown)
+            self.painted.append((shown, _SMALL_FONT.pointSizeF() * lod))
+        self._paint_body(painter, rect, lod)
 
-    def _paint_body(self, painter, rect: QRectF, boost: float = 1.0) -> None:
-        """Value and gradient lines (fonts grown by `boost`), with mini heatmaps for tensors."""
+    def _draw(self, painter, rect: QRectF, text: str, font: QFont, boost: float, least: float, lod: float,
+              align=Qt.AlignVCenter | Qt.AlignLeft) -> float:
+        """Draw `text` fitted into `rect`; records it with its size on screen; returns its width."""
+        chosen, shown = fit_text(text, font, boost, rect.width(), least)
+        painter.setFont(chosen)
+        painter.drawText(rect, align, shown)
+        self.painted.append((shown, chosen.pointSizeF() * lod))
+        return _metrics(chosen).horizontalAdvance(shown)
+
+    def _paint_name(self, painter, rect: QRectF, lod: float) -> None:
+        """Zoomed out: the name large, and the value under it while both fit at a readable size."""
+        inner = rect.adjusted(10, 4, -6, -4)
+        name_font = _boosted(_TITLE_FONT, NAME_PT / (_TITLE_FONT.pointSizeF() * lod))
+        name_h = _metrics(name_font).height()
+        value = self.info.get("value")
+        value_font = _boosted(_VALUE_FONT, MIN_SCREEN_PT / (_VALUE_FONT.pointSizeF() * lod))
+        value_h = _metrics(value_font).height()
+        with_value = self.show_value and value is not None and name_h + value_h + 4 <= inner.height()
+        top = inner.top() + (inner.height() - name_h - (value_h + 4 if with_value else 0)) / 2
+        painter.setPen(QColor(self.theme["text"]))
+        boost = NAME_PT / (_TITLE_FONT.pointSizeF() * lod)
+        self._draw(painter, QRectF(inner.left(), top, inner.width(), name_h), self.info["title"], _TITLE_FONT,
+                   boost, _boost_range(_TITLE_FONT, lod)[1], lod)
+        if with_value:
+            painter.setPen(QColor(self.theme["value"]))
+            least = _boost_range(_VALUE_FONT, lod)[1]
+            self._draw(painter, QRectF(inner.left(), top + name_h + 4, inner.width(), value_h),
+                       snapshot_summary(value), _VALUE_FONT, least, least, lod)
+
+    def _paint_body(self, painter, rect: QRectF, lod: float = 1.0) -> None:
+        """Value and gradient lines (grown back to their size on screen), with mini heatmaps for tensors."""
         t = self.theme
         value, grad = self.info.get("value"), self.info.get("grad")
         is_tensor = value is not None and int(getattr(value, "numel", 1) or 0) > 1
@@ -189,25 +277,16 @@ class NodeCard(QGraphicsItem):
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
         font = _TENSOR_FONT if is_tensor else _VALUE_FONT
-        if self.show_value and value is not None:
-            painter.setPen(QColor(t["value"]))
-            _draw_fitted(painter, line1, snapshot_summary(value), font, boost)
-        else:
-            painter.setPen(QColor(t["muted"]))
-            _draw_fitted(painter, line1, "value …", font, boost)
-        if self.show_grad and grad is not None:
-            painter.setPen(QColor(t["grad"]))
-            if int(getattr(grad, "numel", 1) or 0) == 1:
-                text = "∇ " + snapshot_summary(grad)
-            else:  # "every entry within ±m" says the same as "max |g| = m" in less room
-                peak = max_abs_text(grad)
-                text = f"∇ max {peak}"
-                if QFontMetricsF(_boosted(font, boost)).horizontalAdvance(text) > line2.width():
+        for box, (role, text) in zip((line1, line2), body_lines(self.info, self.show_value, self.show_grad),
+                                     strict=False):
+            line_font = _SMALL_FONT if role == "facts" else font
+            boost, least = _boost_range(line_font, lod)
+            if role == "grad" and not text.startswith("∇ …") and int(getattr(grad, "numel", 1) or 0) > 1:
+                peak = text.removeprefix("∇ max ")  # "every entry within ±m" says the same in less room
+                if _metrics(_boosted(line_font, least)).horizontalAdvance(text) > box.width():
                     text = f"∇ ±{peak}"
-            _draw_fitted(painter, line2, text, font, boost)
-        elif self.info.get("has_grad"):
-            painter.setPen(QColor(t["muted"]))
-            _draw_fitted(painter, line2, "∇ …", font, boost)
+            painter.setPen(QColor(line_color(t, role)))
+            self._draw(painter, box, text, line_font, boost, least, lod)
         if is_tensor:
             box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)
             self._paint_heatmaps(painter, box, value, grad)
@@ -241,25 +320,39 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
 
     `dy_src`/`dy_dst` shift the ports so that several edges at one card do not meet in one point;
     `bends` are points the layout reserved for an edge that spans several layers, so it runs between
-    the cards instead of across them.
+    the cards instead of across them. The geometry is `edge_geometry`'s.
     """
-    a = QPointF(src.x() + CARD_W / 2, src.y() + dy_src)
-    b = QPointF(dst.x() - CARD_W / 2, dst.y() + dy_dst)
-    if b.x() < a.x():  # a back edge (rare in a DAG layout): leave and enter from the sides
-        a, b = QPointF(src.x() - CARD_W / 2, src.y()), QPointF(dst.x() + CARD_W / 2, dst.y())
-        bends = None
-    sign = 1.0 if b.x() >= a.x() else -1.0
-    points = [a, *(QPointF(x, y) for x, y in (bends or ())), b]
-    path = QPainterPath(a)
-    for p, q in zip(points, points[1:], strict=False):
-        dx = max(20.0, abs(q.x() - p.x()) * 0.5)
-        path.cubicTo(QPointF(p.x() + sign * dx, p.y()), QPointF(q.x() - sign * dx, q.y()), q)
+    start, curves, head = edge_geometry((src.x(), src.y()), (dst.x(), dst.y()), dy_src, dy_dst, bends)
+    path = QPainterPath(QPointF(*start))
+    for c1, c2, q in curves:
+        path.cubicTo(QPointF(*c1), QPointF(*c2), QPointF(*q))
     if arrow:
-        size = 7.0
-        path.moveTo(QPointF(b.x() - sign * size, b.y() - size * 0.6))
-        path.lineTo(b)
-        path.lineTo(QPointF(b.x() - sign * size, b.y() + size * 0.6))
+        path.moveTo(QPointF(*head[0]))
+        path.lineTo(QPointF(*head[1]))
+        path.lineTo(QPointF(*head[2]))
     return path
+
+
+def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
+                  dy_dst: float = 0.0, bends=None):
+    """An edge as plain numbers: (start point, [(control 1, control 2, end) per cubic], arrow head's
+    three points). The canvas and the SVG writer draw the same curve from it."""
+    a = (src[0] + CARD_W / 2, src[1] + dy_src)
+    b = (dst[0] - CARD_W / 2, dst[1] + dy_dst)
+    if b[0] < a[0] and not bends:  # a back edge (rare in a DAG layout): leave and enter from the sides
+        a, b = (src[0] - CARD_W / 2, src[1]), (dst[0] + CARD_W / 2, dst[1])
+    sign = 1.0 if b[0] >= a[0] else -1.0
+    points = [a, *((float(x), float(y)) for x, y in (bends or ())), b]
+    curves = []
+    for p, q in zip(points, points[1:], strict=False):
+        if q[0] <= p[0] and sign > 0:  # the turn of a wrapped row (down, back left, down): straight runs
+            curves.append((p, q, q))
+            continue
+        dx = max(20.0, abs(q[0] - p[0]) * 0.5)
+        curves.append(((p[0] + sign * dx, p[1]), (q[0] - sign * dx, q[1]), q))
+    size = 7.0
+    head = ((b[0] - sign * size, b[1] - size * 0.6), b, (b[0] - sign * size, b[1] + size * 0.6))
+    return a, curves, head
 
 
 class EdgeBundle(QGraphicsPathItem):
@@ -320,6 +413,57 @@ __all__ = [
     "CARD_W", "CARD_H", "NodeCard", "EdgeBundle", "FlowEdge", "edge_path", "fmt_number",
     "snapshot_summary", "snapshot_matrix", "heatmap_image", "is_integer_dtype",
 ]
+
+
+class ModuleFrame(QGraphicsItem):
+    """A labelled, tinted frame around the cards of an expanded module ("blocks.0 · Block").
+
+    The label keeps a readable size on screen as the view zooms out (it grows in the scene, up to
+    MAX_LABEL_BOOST); `label_offset` moves it right of the labels of frames that share its corner.
+    """
+
+    LABEL_PT = 10.0
+    MAX_LABEL_BOOST = 2.5
+
+    def __init__(self, path: str, label: str, rect: QRectF, theme: dict[str, str], depth: int = 0):
+        super().__init__()
+        self.path = path
+        self.label = label
+        self.rect = rect
+        self.theme = theme
+        self.label_offset = 0.0
+        self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
+        self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
+
+    def label_width(self, boost: float | None = None) -> float:
+        """The label's width in scene units at `boost` (default: the largest)."""
+        boost = self.MAX_LABEL_BOOST if boost is None else boost
+        return _metrics(_boosted(_FRAME_FONT, boost)).horizontalAdvance(self.label) + 16
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """The frame with room for its label above it (at the largest label size)."""
+        h = self.LABEL_PT * 4 / 3 * self.MAX_LABEL_BOOST + 8
+        right = max(self.rect.right(), self.rect.left() + self.label_offset + self.label_width())
+        return QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
+                      self.rect.height() + h + 4)
+
+    def paint(self, painter, option, widget=None) -> None:
+        """Tinted rounded frame and its label above the top-left corner."""
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        color = QColor(self.theme["module"])
+        fill = QColor(color)
+        fill.setAlpha(22)
+        painter.setPen(QPen(color, 1.5))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(self.rect, 12, 12)
+        boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
+        font = _boosted(_FRAME_FONT, boost)
+        painter.setFont(font)
+        painter.setPen(color)
+        h = _metrics(font).height() + 2
+        left = self.rect.left() + self.label_offset + 8
+        box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
+        painter.drawText(box, Qt.AlignLeft | Qt.AlignBottom, self.label)
 
 
 class Overview(QGraphicsItem):

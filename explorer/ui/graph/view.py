@@ -12,15 +12,26 @@ import bisect
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
-from explorer.core.graph.display import DisplayModel, build_display
+from explorer.core.graph.display import (
+    CARD_H,
+    CARD_W,
+    FRAME_PAD,
+    DisplayModel,
+    best_bands,
+    build_display,
+    set_bands,
+)
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.graph.items import EdgeBundle, FlowEdge, NodeCard, Overview, edge_path
+from explorer.ui.graph.items import EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
 
 EDGES_PER_BUNDLE = 40
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
+MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
+READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
+REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
 
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
@@ -31,12 +42,14 @@ class GraphScene(QGraphicsScene):
         self.trace = None
         self.model = DisplayModel()
         self.cards: dict[str, NodeCard] = {}
+        self.frames: list[ModuleFrame] = []
         self.expanded: set[str] = set()
         self.step = 0
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
         self.overview_mode = False
+        self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
         self._value_keys: tuple[list[int], list[str]] = ([], [])
         self._grad_keys: tuple[list[int], list[str]] = ([], [])
@@ -161,6 +174,7 @@ class GraphScene(QGraphicsScene):
     # -- private -----------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        self.frames = []
         self._flow = []
         self.clear()
         self._overview = None
@@ -169,7 +183,29 @@ class GraphScene(QGraphicsScene):
         if self.trace is None:
             self.model = DisplayModel()
             return
-        self.model = build_display(self.trace, frozenset(self.expanded))
+        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
+        self._build_items()
+
+    def rewrap(self, aspect: float) -> bool:
+        """Wrap the graph's layers for a canvas of `aspect` (width / height); True when the rows changed."""
+        self.aspect = aspect
+        if self.trace is None or not self.model.info:
+            return False
+        bands = best_bands(self.model.flat[0], aspect)
+        if bands == self.model.bands:
+            return False
+        step = self.step
+        set_bands(self.model, bands)
+        self._build_items()
+        self.set_step(step)
+        return True
+
+    def _build_items(self) -> None:
+        """Cards, edge bundles, module frames and the overview item of the current display model."""
+        self._flow = []
+        self.clear()
+        self._overview = None
+        self.cards = {}
         pos = self.model.positions
         for did, info in self.model.info.items():
             card = NodeCard(info, self.theme)
@@ -184,6 +220,30 @@ class GraphScene(QGraphicsScene):
                 path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)],
                                        bends=self.model.bends.get((u, v))))
             self.addItem(EdgeBundle(path, self.theme))
+        self.frames = []
+        by_band: dict[int, list[ModuleFrame]] = {}  # frames by their top edge, to place labels fast
+        for path, label, members in self.model.frames:
+            rows: dict[int, QRectF] = {}  # a module wrapped over two rows gets a frame in each
+            for did in members:
+                row = self.model.row_of(did)
+                rows[row] = rows.get(row, QRectF()).united(self.cards[did].sceneBoundingRect())
+            depth = path.count(".")
+            pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
+            for i, (_row, box) in enumerate(sorted(rows.items())):
+                text = label if i == 0 else f"{label} (cont.)"
+                frame = ModuleFrame(path, text, box.adjusted(-pad, -pad, pad, pad), self.theme, depth)
+                band = int(frame.rect.top() // 60)
+                near = [f for b in (band - 1, band, band + 1) for f in by_band.get(b, ())]
+                for other in sorted(near, key=lambda f: f.rect.left() + f.label_offset):
+                    # labels of frames that start at one corner go side by side
+                    if abs(other.rect.top() - frame.rect.top()) < 60 and \
+                            other.rect.left() - 1 <= frame.rect.left() + frame.label_offset < \
+                            other.rect.left() + other.label_offset + other.label_width():
+                        frame.label_offset = other.rect.left() + other.label_offset + other.label_width() \
+                            - frame.rect.left()
+                by_band.setdefault(band, []).append(frame)
+                self.addItem(frame)
+                self.frames.append(frame)
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
         self._overview = Overview(self.cards, self.theme)
@@ -258,6 +318,17 @@ class GraphView(QGraphicsView):
         self.setAccessibleName("Computational graph")
         self.show_legend = True
         self.memory = memory.MemoryOverlay(self)  # the "memory" overlay (View menu)
+        self.minimap = Minimap(self)
+        self.find_bar = QLineEdit(self)
+        self.find_bar.setObjectName("graphFind")
+        self.find_bar.setPlaceholderText("find a node: name, op or module")
+        self.find_bar.setToolTip("Type part of a node's name, op or module path; Enter: next match, "
+                                 "Escape: close")
+        self.find_bar.setFixedWidth(260)
+        self.find_bar.hide()
+        self.find_bar.textEdited.connect(lambda text: self.find(text))
+        self.find_bar.returnPressed.connect(lambda: self.find(self.find_bar.text(), next_match=True))
+        self.find_bar.installEventFilter(self)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -283,11 +354,13 @@ class GraphView(QGraphicsView):
 
     def set_trace(self, trace, step: int | None = None, keep_view: bool = False) -> None:
         """Show a trace; fits it to the window unless `keep_view` and the user has zoomed."""
+        self._scene.aspect = self._aspect()
         self._scene.set_trace(trace, step)
         if not keep_view:
             self._auto_fit = True
         if self._auto_fit:
             self.fit()
+        self._place_overlays()
         self._update_flow_timer()
         self.sig_graph_changed.emit()
 
@@ -312,17 +385,80 @@ class GraphView(QGraphicsView):
         return self._scene.selected
 
     def fit(self) -> None:
-        """Fit the whole graph in the window, never enlarging small graphs beyond 1.25x."""
+        """Fit the graph to the window: long graphs wrap into rows to fill it, small graphs are never
+        enlarged beyond 1.25x, and graphs of up to READABLE_CARDS cards never shrink below
+        MIN_FIT_SCALE (the view then starts at the graph's inputs and scrolls)."""
+        aspect = self._aspect()
+        if aspect and len(self._scene.cards) <= REWRAP_CARDS and self._scene.rewrap(aspect):
+            self.sig_graph_changed.emit()
         rect = self._scene.sceneRect()
         if rect.isEmpty():
             return
-        self.fitInView(rect, Qt.KeepAspectRatio)
-        if self.transform().m11() > 1.25:
-            self.resetTransform()
-            self.scale(1.25, 1.25)
+        vp = self.viewport().rect()
+        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), 1.25)
+        self.resetTransform()
+        if scale < MIN_FIT_SCALE and len(self._scene.cards) <= READABLE_CARDS:
+            self.scale(MIN_FIT_SCALE, MIN_FIT_SCALE)
+            half_w, half_h = vp.width() / 2 / MIN_FIT_SCALE, vp.height() / 2 / MIN_FIT_SCALE
+            self.centerOn(QPointF(rect.left() + half_w, min(rect.center().y(), rect.top() + half_h)))
+        else:
+            self.scale(scale, scale)
             self.centerOn(rect.center())
         self._auto_fit = True
         self._update_detail()
+
+    def _aspect(self) -> float | None:
+        vp = self.viewport().rect()
+        return vp.width() / vp.height() if vp.width() > 50 and vp.height() > 50 else None
+
+    def show_find(self) -> None:
+        """Open the find bar (Ctrl+F) over the top-right corner of the canvas."""
+        self._place_overlays()
+        self.find_bar.show()
+        self.find_bar.raise_()
+        self.find_bar.setFocus()
+        self.find_bar.selectAll()
+
+    def find(self, text: str, next_match: bool = False) -> str | None:
+        """Select and centre the first card matching `text` (the next one after the selection when
+        `next_match`): exact name first, then names starting with it, then any name, op or module path
+        containing it. Returns its display id (None: no match; the find bar turns red)."""
+        matches = self.matches(text)
+        error = self._scene.theme["error"]
+        self.find_bar.setStyleSheet("" if matches or not text else f"QLineEdit {{ color: {error}; }}")
+        if not matches:
+            return None
+        cur = self._scene.selected
+        at = matches.index(cur) + 1 if next_match and cur in matches else 0
+        did = matches[at % len(matches)]
+        self.select(did)
+        if self.transform().m11() < 0.6:  # zoom in far enough to read the card found
+            self.zoom_by(0.6 / self.transform().m11())
+        self.centerOn(self._scene.cards[did])
+        self.minimap.update()
+        return did
+
+    def matches(self, text: str) -> list[str]:
+        """Display ids whose card matches `text` (case-insensitive), best matches first."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        trace = self._scene.trace
+        ranked = []
+        for rank, did in enumerate(self._scene.model.order):
+            info = self._scene.model.info[did]
+            node = trace.nodes.get(did) if trace is not None else None
+            names = [info["title"], getattr(node, "name", None) or ""]
+            others = [info.get("subtitle", ""), info.get("path", ""), getattr(node, "op", None) or "",
+                      getattr(node, "module", None) or ""]
+            low = [n.lower() for n in names if n]
+            if needle in low:
+                ranked.append((0, rank, did))
+            elif any(n.startswith(needle) for n in low):
+                ranked.append((1, rank, did))
+            elif any(needle in n.lower() for n in names + others if n):
+                ranked.append((2, rank, did))
+        return [did for *_r, did in sorted(ranked)]
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
@@ -405,6 +541,7 @@ class GraphView(QGraphicsView):
         super().resizeEvent(event)
         if self._auto_fit:
             self.fit()
+        self._place_overlays()
 
     def drawForeground(self, painter, rect: QRectF) -> None:  # noqa: N802
         """A colour legend over the graph, or a hint in the empty canvas."""
@@ -467,6 +604,11 @@ class GraphView(QGraphicsView):
         for item in self.items(pos):
             if isinstance(item, NodeCard):
                 return item
+        if self._scene.overview_mode:  # the cards are hidden behind one batch of blocks: hit-test those
+            p = self.mapToScene(pos)
+            for did, (x, y) in self._scene.model.positions.items():
+                if abs(p.x() - x) <= CARD_W / 2 and abs(p.y() - y) <= CARD_H / 2:
+                    return self._scene.cards.get(did)
         return None
 
     def _walk(self, direction: int) -> None:
@@ -491,6 +633,26 @@ class GraphView(QGraphicsView):
     def _update_detail(self) -> None:
         # below this scale a card would paint as a bare block anyway: batch them all in one item
         self._scene.set_overview(self.transform().m11() < OVERVIEW_SCALE)
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        """Find bar top-right; minimap bottom-right, shown only while the graph is larger than the view."""
+        vp = self.viewport().geometry()
+        self.find_bar.move(vp.right() - self.find_bar.width() - 8, vp.top() + 8)
+        self.minimap.place()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        """Escape in the find bar closes it and gives the focus back to the canvas."""
+        if obj is self.find_bar and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Escape:
+            self.find_bar.hide()
+            self.setFocus()
+            return True
+        return super().eventFilter(obj, event)
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
+        """Scrolling moves the minimap's view rectangle too."""
+        super().scrollContentsBy(dx, dy)
+        self.minimap.update()
 
     def _update_flow_timer(self) -> None:
         if self._scene._flow and self.isVisible():
@@ -511,3 +673,93 @@ class GraphView(QGraphicsView):
         """No animation for a hidden canvas."""
         super().hideEvent(event)
         self._flow_timer.stop()
+
+
+class Minimap(QWidget):
+    """The whole graph in miniature with the part on screen outlined; click or drag to go there.
+
+    Shown over the canvas's bottom-right corner while the graph is larger than the view.
+    """
+
+    SIZE = 200.0  # longest side, pixels
+
+    def __init__(self, view: GraphView):
+        super().__init__(view)
+        self.view = view
+        self.setObjectName("graphMinimap")
+        self.setToolTip("The whole graph: the outlined part is on screen; click or drag to move there")
+        self.setCursor(Qt.PointingHandCursor)
+        self.hide()
+
+    def needed(self) -> bool:
+        """Whether the graph overflows the view at its current zoom."""
+        scene = self.view.graph_scene
+        if not scene.cards:
+            return False
+        shown = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        rect = scene.sceneRect()
+        return rect.width() > shown.width() * 1.05 or rect.height() > shown.height() * 1.05
+
+    def place(self) -> None:
+        """Size to the graph's aspect, sit in the bottom-right corner, show only when needed."""
+        if not self.needed():
+            self.hide()
+            return
+        rect = self.view.graph_scene.sceneRect()
+        k = self.SIZE / max(rect.width(), rect.height())
+        w, h = max(40, int(rect.width() * k)), max(30, int(rect.height() * k))
+        vp = self.view.viewport().geometry()
+        self.setGeometry(vp.right() - w - 10, vp.bottom() - h - 10, w, h)
+        self.show()
+        self.raise_()
+        self.update()
+
+    def _transform(self) -> tuple[float, QRectF]:
+        rect = self.view.graph_scene.sceneRect()
+        return min(self.width() / rect.width(), self.height() / rect.height()), rect
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        """Blocks per card in their colours, and the view's rectangle."""
+        scene = self.view.graph_scene
+        t = scene.theme
+        painter = QPainter(self)
+        bg = QColor(t["panel"])
+        bg.setAlpha(235)
+        painter.fillRect(self.rect(), bg)
+        painter.setPen(QColor(t["card_border"]))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        k, rect = self._transform()
+        groups: dict[str, list[QRectF]] = {}
+        for did, card in scene.cards.items():
+            x, y = scene.model.positions[did]
+            color = t["selected"] if did == scene.selected else card.accent().name()
+            groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
+                                                       (y - CARD_H / 2 - rect.top()) * k,
+                                                       max(1.5, CARD_W * k), max(1.5, CARD_H * k)))
+        painter.setPen(Qt.NoPen)
+        for color, rects in groups.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(rects)
+        shown = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        painter.setBrush(Qt.NoBrush)
+        painter.setPen(QPen(QColor(t["selected"]), 1.5))
+        painter.drawRect(QRectF((shown.left() - rect.left()) * k, (shown.top() - rect.top()) * k,
+                                shown.width() * k, shown.height() * k).intersected(QRectF(self.rect())))
+        painter.end()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        """Centre the view on the point clicked."""
+        self._go(event.position())
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        """Dragging moves the view along."""
+        if event.buttons() & Qt.LeftButton:
+            self._go(event.position())
+        event.accept()
+
+    def _go(self, pos) -> None:
+        k, rect = self._transform()
+        self.view._auto_fit = False
+        self.view.centerOn(QPointF(rect.left() + pos.x() / k, rect.top() + pos.y() / k))
+        self.update()

@@ -27,6 +27,7 @@ from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.worker import Worker
+from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import Player
 from explorer.ui.network.params import ParamTable
 
@@ -92,6 +93,9 @@ class IterationView(QWidget):
         self.skip_note.hide()
 
         self.graph = _make_graph_view()
+        self.inspector = Inspector()  # the same inspector as the expression workspace's
+        self.inspector.setObjectName("networkInspector")
+        self.inspector.follow(self.graph)
         self.phases = QListWidget()
         self.phases.setObjectName("networkPhaseList")
         self.phases.setToolTip("The phases of one training iteration; click one to jump to it.")
@@ -264,7 +268,13 @@ class IterationView(QWidget):
         table_box.setContentsMargins(0, 0, 0, 0)
         table_box.addWidget(self.params, 1)
         table_box.addWidget(self.total)
-        vertical.addWidget(table)
+        bottom = QSplitter(Qt.Horizontal)
+        bottom.addWidget(table)
+        bottom.addWidget(self.inspector)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 2)
+        bottom.setSizes([780, 400])
+        vertical.addWidget(bottom)
         vertical.setStretchFactor(0, 3)
         vertical.setStretchFactor(1, 2)
         box = QVBoxLayout(self)
@@ -309,6 +319,8 @@ class IterationView(QWidget):
             self.graph.set_step(self._graph_steps[k])
             if phase is not None and phase.node_id:
                 self.graph.select(phase.node_id)
+            else:
+                self.inspector.show_selection(self.graph)  # the values it shows depend on the step
         self.sig_phase_changed.emit(k)
 
 

@@ -8,7 +8,7 @@ expands a module down to its ops. The player replays forward, then backward in a
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -170,14 +171,28 @@ class TraceTab(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(self.memory_label)
+        from explorer.ui.graph.inspector import Inspector
         from explorer.ui.graph.player import Player
         from explorer.ui.graph.view import GraphView
 
         self.view = GraphView()
+        self.inspector = Inspector()  # the same inspector as every graph's
+        self.inspector.setObjectName("traceInspector")
+        self.inspector.follow(self.view)
         self.player = Player()
-        self.player.sig_step_changed.connect(self.view.set_step)
+        self.player.sig_step_changed.connect(self._on_step)
         layout.addWidget(self.player)
-        layout.addWidget(self.view, 1)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.view)
+        split.addWidget(self.inspector)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([1000, 380])  # the graph first: the inspector's size hint would take most
+        layout.addWidget(split, 1)
+
+    def _on_step(self, k: int) -> None:
+        self.view.set_step(k)
+        self.inspector.show_selection(self.view)
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the graph canvas."""
