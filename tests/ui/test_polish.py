@@ -246,6 +246,45 @@ def test_toy_training_plots_and_buttons_stay_put_under_a_long_status(qtbot):
     assert view.status.toolTip().startswith(LONG)
 
 
+def test_network_iteration_graph_and_player_stay_put_under_a_long_phase_text_and_the_skip_note(qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    from explorer.ui.network.iteration import IterationView
+
+    view = IterationView()
+    qtbot.addWidget(view)
+    view.resize(1400, 860)
+    view.show()
+    qtbot.waitExposed(view)
+    watched = [view.graph, view.phases, view.params, *view.player.findChildren(QPushButton)]
+    before = _geometry(view, watched)
+    view.status.setText("<span>Iteration 1 · step 3/12</span><br>" + LONG + " " + LONG)
+    assert _geometry(view, watched) == before
+    view.skip_note.setVisible(True)
+    assert _geometry(view, watched) == before
+
+
+def test_trace_tab_graph_stays_put_under_long_status_and_memory_lines(qtbot):
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1400, 860)
+    panel.show()
+    from explorer.ui.pretrain.trace_step import TraceTab
+
+    tab = panel.findChild(TraceTab)
+    panel.tabs.setCurrentWidget(tab)
+    qtbot.waitExposed(panel)
+    watched = [tab.button, tab.view, tab.player]
+    before = _geometry(tab, watched)
+    tab.status.setText(LONG)
+    tab.memory_label.setText(LONG)
+    assert _geometry(tab, watched) == before
+    assert tab.status.toolTip().startswith(LONG)
+    panel.shutdown()
+
+
 # -- point 9: Train and Retrain are distinct; a disabled Train says why beside it ----------------------
 def test_a_disabled_train_says_why_next_to_the_button(qtbot):
     from explorer.ui.pretrain.panel import PretrainPanel

@@ -26,6 +26,7 @@ from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
 from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.labels import keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import Player
@@ -90,6 +91,7 @@ class IterationView(QWidget):
                                 f"({actions.key_text('network.next_iteration')}). " + SKIP_EXPLANATION)
         self.skip_note.setObjectName("skipZeroGradNote")
         self.skip_note.setWordWrap(True)
+        keep_space_when_hidden(self.skip_note)  # appearing, it moves nothing below it
         self.skip_note.hide()
 
         self.graph = _make_graph_view()
@@ -105,7 +107,10 @@ class IterationView(QWidget):
         self.status.setObjectName("stepStatus")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.status.setMinimumHeight(48)
+        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # A fixed height (a heading and three lines): a longer phase text never moves the graph or the
+        # buttons under the cursor; the tooltip holds the whole text.
+        self.status.setFixedHeight(self.status.fontMetrics().lineSpacing() * 4 + 6)
         self.params = ParamTable()
         self.total = QLabel("")
         self.total.setObjectName("paramTotal")
@@ -315,6 +320,7 @@ class IterationView(QWidget):
             body = _phase_html(phase.title, phase.text)
         muted = themes.get_theme()["muted"]
         self.status.setText(f"<span style='color:{muted}'>{head}</span><br>{body}")
+        self.status.setToolTip(f"<span style='color:{muted}'>{head}</span><br>{body}")
         if self._graph_steps:
             self.graph.set_step(self._graph_steps[k])
             if phase is not None and phase.node_id:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui.common import actions
+from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
 
 # Above this, building and tracing the model would take much of this machine's memory for little
@@ -154,12 +155,12 @@ class TraceTab(QWidget):
         self.checkpoint_which.setToolTip("Which blocks to checkpoint, by index (\"0, 2\"); empty: all")
         self.checkpoint_which.setEnabled(False)
         self.checkpoint.toggled.connect(self.checkpoint_which.setEnabled)
-        self.memory_label = QLabel("")
+        # Fixed heights with an ellipsis (the whole text in the tooltip): nothing below moves.
+        self.memory_label = ElidedLabel("", lines=2)
         self.memory_label.setObjectName("traceMemory")
-        self.memory_label.setWordWrap(True)
-        self.status = QLabel("Blocks are collapsed by module; double-click a module to expand it to its ops.")
+        self.status = ElidedLabel("Blocks are collapsed by module; double-click a module to expand it to its "
+                                  "ops.", lines=2)
         self.status.setObjectName("traceStatus")
-        self.status.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.button)
         row.addWidget(QLabel("tokens"))
