@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -129,12 +130,17 @@ def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
 
 def check_out_dir(out_dir: str | None) -> None:
     """Create `--out` and prove it writable before step 1; clear what killed writes left there."""
-    if not out_dir:
+    if not out_dir or not _is_rank_zero():  # under torchrun only rank 0 writes
         return
     problem = files.writable_folder_problem(out_dir)
     if problem:
         raise UserInputError(f"--out: {problem}")
     files.remove_stale_temporaries(out_dir)
+
+
+def _is_rank_zero() -> bool:
+    """True outside torchrun, and on its rank 0 (the one rank that prints and writes)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _resume_out_dir(resume: str, saved_out: str | None, given_out: str | None, step: int) -> str | None:
@@ -155,6 +161,8 @@ def _resume_out_dir(resume: str, saved_out: str | None, given_out: str | None, s
         raise UserInputError(f"--resume {resume} would overwrite the run it resumes from in {out_dir}; "
                              f"give --out ANOTHER_FOLDER for the continued run")
     base = Path(out_dir).with_name(f"{Path(out_dir).resolve().name}-resumed-{step}")
+    if not _is_rank_zero():  # only rank 0 writes: the others must not race it for a folder of their own
+        return str(base)
     fresh, n = base, 1
     while fresh.exists():
         n += 1
@@ -173,8 +181,10 @@ def run(args: argparse.Namespace) -> int:
     """Train and report; 0 when the run finished, 1 when it stopped on an error, 2 for bad input."""
     if getattr(args, "nproc", None) is not None:
         return _launch_ranks(args)
-    with process_group(getattr(args, "device", None) or "auto"):
-        return _run(args)
+    with process_group(getattr(args, "device", None) or "auto") as group:
+        code = _run(args)
+        group.ended_together = code == 0  # every rank finished its steps: they meet before the teardown
+        return code
 
 
 def _launch_ranks(args: argparse.Namespace) -> int:

@@ -39,22 +39,43 @@ def backend_for(device: str = "auto") -> str:
     return "nccl"
 
 
+class Group:
+    """What `process_group` yields: whether a process group is up, and how the body ended."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        # Set by the body when every rank finished the same work (a run that completed): only then do the
+        # ranks meet at a barrier before tearing the group down. A rank that failed must not wait there.
+        self.ended_together = False
+
+    def __bool__(self) -> bool:
+        return self.active
+
+
 @contextlib.contextmanager
 def process_group(device: str = "auto"):
     """Initialise the process group from torchrun's environment, and always destroy it on the way out
-    (normal end, Ctrl-C, error). Outside torchrun, or with an already initialised group, it does nothing."""
+    (normal end, Ctrl-C, error). Outside torchrun, or with an already initialised group, it does nothing.
+
+    Yields a `Group`; a body that set `group.ended_together` has every rank meet before the teardown, so
+    that no rank's transport threads go away while a peer still talks to them (seen here as a rank
+    aborting with "terminate called without an active exception" after "done")."""
     import torch.distributed as dist
 
     if not launched_by_torchrun() or dist.is_initialized():
-        yield False
+        yield Group(False)
         return
     backend = backend_for(device)
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # each rank takes its own GPU
     dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+    group = Group(True)
     try:
-        yield True
+        yield group
     finally:
+        if group.ended_together:
+            with contextlib.suppress(Exception):
+                dist.barrier()
         with contextlib.suppress(Exception):  # a peer that died already must not turn a clean end into a hang
             dist.destroy_process_group()
 
