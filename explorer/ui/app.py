@@ -167,7 +167,7 @@ def run_event_loop(app, window) -> int:
 
 
 def _screenshot(args) -> int:
-    with _quiet_offscreen_noise():
+    with quiet_offscreen_noise():
         return _render_screenshot(args)
 
 
@@ -196,17 +196,22 @@ def _render_screenshot(args) -> int:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         window.close()
         return 2
+    return save_window_png(app, window, panel, args.screenshot)
+
+
+def save_window_png(app, window, panel, path: str) -> int:
+    """Settle the layouts, fit the panel's graphs, grab the window to a PNG and close it; exit status."""
     for _ in range(3):  # let layouts settle and the graph fit its final size
         app.processEvents()
-    for view in _graph_views(panel):
+    for view in _graph_views(panel) if panel is not None else []:
         view.fit()
     app.processEvents()
-    ok = window.grab().save(args.screenshot)
+    ok = window.grab().save(path)
     window.close()
     if not ok:
-        print(f"error: could not write {args.screenshot}", file=sys.stderr)
+        print(f"error: could not write {path}", file=sys.stderr)
         return 1
-    print(f"wrote {args.screenshot}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -216,7 +221,7 @@ _OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
 
 
 @contextlib.contextmanager
-def _quiet_offscreen_noise():
+def quiet_offscreen_noise():
     """Drop the offscreen plugin's known warnings meanwhile; other Qt messages go where they went."""
     from PySide6.QtCore import qInstallMessageHandler
 

@@ -220,6 +220,7 @@ def test_expression_run_button_and_player_stay_put_under_an_error_and_a_long_sta
     panel.resize(1600, 1000)
     panel.show()
     qtbot.waitExposed(panel)
+    panel.wait_computed()  # the program's params fill the leaf editor first: that may move things
     watched = [panel.run_button, panel.leaves, panel.graph, *panel.player.findChildren(QPushButton)]
     before = _geometry(panel, watched)
     panel.error_label.setText("⚠ " + LONG + "\nThe graph shows the last valid program.")

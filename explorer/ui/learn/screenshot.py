@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--theme", choices=("light", "dark"), default="light")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from explorer.ui.app import _quiet_offscreen_noise  # the offscreen plugin's known warnings
+    from explorer.ui.app import quiet_offscreen_noise  # the offscreen plugin's known warnings
 
-    with _quiet_offscreen_noise():
+    with quiet_offscreen_noise():
         return _render(args)
 
 
@@ -40,8 +40,8 @@ def _render(args) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from explorer.ui.app import save_window_png
     from explorer.ui.common import theme as themes
-    from explorer.ui.graph.view import GraphView
     from explorer.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -71,18 +71,7 @@ def _render(args) -> int:
     if args.answer and dock.step.exercise is not None and dock.step.exercise.kind in ("number", "shape"):
         dock.answer_edit.setText(args.answer)
         dock.check_answer()
-    for _ in range(3):  # let the layouts settle
-        app.processEvents()
-    for view in panel.findChildren(GraphView) if panel is not None else []:
-        view.fit()
-    app.processEvents()
-    ok = window.grab().save(args.out)
-    window.close()
-    if not ok:
-        print(f"error: could not write {args.out}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out}")
-    return 0
+    return save_window_png(app, window, panel, args.out)
 
 
 if __name__ == "__main__":
