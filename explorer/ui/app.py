@@ -167,8 +167,20 @@ def run_event_loop(app, window) -> int:
 
 
 def _screenshot(args) -> int:
-    with quiet_offscreen_noise():
-        return _render_screenshot(args)
+    import tempfile
+
+    from explorer.core.workspaces.pretrain import DATA_ENV
+
+    # A screenshot neither shows nor adds to the user's runs: they go to a scratch data folder (unless
+    # one is given), so the picture reads "Run 1" wherever it is made.
+    with tempfile.TemporaryDirectory(prefix="explorer-screenshot-") as scratch, quiet_offscreen_noise():
+        if not os.environ.get(DATA_ENV):
+            os.environ[DATA_ENV] = scratch
+        try:
+            return _render_screenshot(args)
+        finally:
+            if os.environ.get(DATA_ENV) == scratch:
+                del os.environ[DATA_ENV]
 
 
 def _render_screenshot(args) -> int:
