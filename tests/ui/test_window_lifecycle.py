@@ -214,8 +214,9 @@ def test_closing_the_window_with_a_stuck_job_ends_promptly_and_quietly(tmp_path)
     assert "stuck True" in out.stdout, out.stderr[-2000:]
     times = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()
              if line.split()[:1] in (["closing"], ["left"])}
-    # The close waits for the stuck job at most the workers' one shared deadline (2 s), then the event
-    # loop ends; the stuck daemon thread does not keep the process (the run above has a 60 s timeout).
-    assert times["left"] - times["closing"] < 3.0, f"the close took {times['left'] - times['closing']:.1f} s"
+    # The close waits for the stuck job at most the workers' one shared deadline (1 s), then the event
+    # loop ends (the rest of the bound is the close's own work on a loaded machine); the stuck daemon
+    # thread does not keep the process (the run above has a 60 s timeout). It took 10 s, then aborted.
+    assert times["left"] - times["closing"] < 3.5, f"the close took {times['left'] - times['closing']:.1f} s"
     assert "QThread" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.returncode == 0, out.stderr[-2000:]
