@@ -1,6 +1,6 @@
 """Launch Autograd Explorer: `python main.py` (see `python main.py --help`)."""
 
-from explorer.cli import main
+from explorer.cli import run_as_program
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_as_program()

@@ -1,5 +1,5 @@
 """`python -m explorer [COMMAND ...]`: the app, or a headless command."""
 
-from explorer.cli import main
+from explorer.cli import run_as_program
 
-raise SystemExit(main())
+run_as_program()

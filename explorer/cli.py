@@ -76,3 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.ui.app import main as app_main
 
     return app_main(argv)
+
+
+def run_as_program() -> None:
+    """`python -m explorer` and `python main.py`: run `main` and end the process with its status.
+
+    A background job still inside a torch call when the app quits (its thread was left behind after the
+    workers' deadline) would make the interpreter's teardown abort ("terminate called without an active
+    exception", status -6) after a clean run: then the process ends at once, with the app's own status.
+    """
+    code = main()
+    worker = sys.modules.get("explorer.ui.common.worker")
+    if worker is not None and worker.left_behind():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

@@ -179,6 +179,9 @@ def _screenshot(args) -> int:
         try:
             return _render_screenshot(args)
         finally:
+            from explorer.ui.common.worker import shutdown_all
+
+            shutdown_all()  # no event loop ran, so nothing else stops the panels' background jobs
             if os.environ.get(DATA_ENV) == scratch:
                 del os.environ[DATA_ENV]
 

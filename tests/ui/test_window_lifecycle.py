@@ -220,3 +220,36 @@ def test_closing_the_window_with_a_stuck_job_ends_promptly_and_quietly(tmp_path)
     assert times["left"] - times["closing"] < 3.5, f"the close took {times['left'] - times['closing']:.1f} s"
     assert "QThread" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+LEFT_BEHIND_THEN_EXIT = """
+    import sys, threading
+    from PySide6.QtWidgets import QApplication
+    from explorer import cli
+    from explorer.ui.common import worker
+
+    app = QApplication([])
+    job_worker = worker.Worker()
+    started = threading.Event()
+
+    def stuck(job):
+        started.set()
+        threading.Event().wait()  # never returns, whatever the cancel says
+
+    def fake_main():
+        job_worker.submit(stuck)
+        started.wait(10)
+        worker.shutdown_all(200)
+        print("left behind", len(worker.left_behind()), flush=True)
+        return 3
+
+    cli.main = fake_main
+    cli.run_as_program()
+"""
+
+
+def test_a_job_left_behind_at_exit_ends_the_process_with_the_apps_status(tmp_path):
+    """The app's exit status survives a job stuck past the deadline (no teardown abort, no hang)."""
+    out = _run_child(LEFT_BEHIND_THEN_EXIT, tmp_path, timeout=60)
+    assert "left behind 1" in out.stdout, out.stderr[-2000:]
+    assert out.returncode == 3, out.stderr[-2000:]

@@ -223,6 +223,11 @@ def shutdown_all(timeout_ms: int = 1000) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def left_behind() -> list[threading.Thread]:
+    """Worker threads still running (after `shutdown_all`: jobs stuck past the deadline)."""
+    return [thread for thread in list(_ALIVE) if thread.is_alive()]
+
+
 def _connect_quit() -> None:
     app = QCoreApplication.instance()
     if app is not None and not app.property("explorerWorkersOnQuit"):
