@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.gpt import budget as info
+from explorer.core.gpt import distributed
 from explorer.core.gpt.runs import PretrainRun
 from explorer.core.workspaces.pretrain import PretrainWorkspace, sample_text
 from explorer.ui.common import actions
@@ -411,7 +412,7 @@ class PretrainPanel(QWidget):
         """How many ranks a run starts with: the GPUs field, on a device that can be CUDA, else 1."""
         gpus = self.workspace.state.gpus
         cuda_possible = str(settings.get("device", "auto")) in ("auto", "cuda")
-        if gpus > 1 and cuda_possible and self.form.gpus.maximum() > 1:
+        if gpus > 1 and cuda_possible and distributed.gpu_count() > 1:
             return gpus
         return 1
 
