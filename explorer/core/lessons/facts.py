@@ -556,15 +556,15 @@ def _fact_val_trend(answer, workspaces) -> Expected:
 
 
 def attention_maps(workspaces, prompt: str = "the model"):
-    """The attention weights (layers, heads, T, T) of the latest finished run on `prompt`."""
-    import torch
-
-    from explorer.core.gpt.checkpoint import load_model
+    """The attention weights (layers, heads, T, T) of the latest finished run on `prompt`: the maps the
+    Attention tab shows (explorer.core.workspaces.pretrain.compute_attention)."""
+    from explorer.core.workspaces.pretrain import compute_attention
 
     run = _latest_run(workspaces)
-    model, tokenizer, _ckpt = load_model(run.checkpoint, "cpu")
-    ids = [i for i in tokenizer.encode(prompt)][: model.config.context_length] or [0]
-    return run, model.attention_maps(torch.tensor(ids, dtype=torch.long)).numpy()
+    try:
+        return run, compute_attention(run.checkpoint, prompt, run.name).maps
+    except ValueError as exc:  # none of the prompt's characters are in the run's corpus
+        raise LessonError(str(exc)) from None
 
 
 def _fact_attention_zero(answer, workspaces) -> Expected:

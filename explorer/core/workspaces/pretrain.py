@@ -16,9 +16,11 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -360,6 +362,49 @@ def sample_text(checkpoint: str, prompt: str, max_new_tokens: int = 200, tempera
         out = model.generate(torch.tensor([ids], dtype=torch.long), max_new_tokens, temperature=temperature,
                              generator=generator)
     return tokenizer.decode(out[0].tolist())
+
+
+@dataclass
+class AttentionResult:
+    """Attention weights (n_layers, n_heads, T, T), the prompt's tokens as text, the checkpoint step;
+    `prompt_tokens` counts the prompt's tokens before it was cut to the context length."""
+
+    maps: np.ndarray
+    tokens: list[str]
+    step: int
+    name: str
+    prompt_tokens: int = 0
+    context_length: int = 0
+
+    @property
+    def cut(self) -> int:
+        """How many tokens at the start of the prompt the model did not read (0: none)."""
+        return max(0, self.prompt_tokens - len(self.tokens))
+
+    def cut_note(self) -> str:
+        """The note shown when the prompt was longer than the context length ("" when it was not)."""
+        if not self.cut:
+            return ""
+        return (f"The prompt has {self.prompt_tokens} tokens but the model reads at most "
+                f"{self.context_length} (its context length): the first {self.cut} are left out.")
+
+
+def compute_attention(checkpoint: str, prompt: str, name: str = "") -> AttentionResult:
+    """Load a checkpoint on the CPU and run the prompt through it, keeping every attention pattern."""
+    import torch
+
+    from explorer.core.gpt.checkpoint import load_model
+
+    model, tokenizer, ckpt = load_model(checkpoint, "cpu")
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("none of the prompt's characters occur in this model's corpus: type other text")
+    context = int(model.config.context_length)
+    prompt_tokens = len(ids)
+    ids = ids[-context:]
+    maps = model.attention_maps(torch.tensor(ids, dtype=torch.long)).numpy()
+    tokens = [tokenizer.decode([i]) for i in ids]
+    return AttentionResult(maps, tokens, int(ckpt.step), name, prompt_tokens, context)
 
 
 def corpus_label(corpus: str | None) -> str:

@@ -9,15 +9,14 @@ to what fits), one colour bar gives the scale, and the pointer over a cell reads
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from explorer.core.numbers import fmt_number
+from explorer.core.workspaces.pretrain import AttentionResult, compute_attention
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
@@ -27,49 +26,6 @@ MAX_CELLS_AT_ONCE = 48  # above this many layer x head maps, one layer is shown 
 EXPLANATION = ("Each square is one head: row = the token that is looking (query), column = the token it "
                "looks at (key); a row's colours sum to 1 (softmax). The upper-right triangle stays empty: "
                "the causal mask forbids looking at future tokens.")
-
-
-@dataclass
-class AttentionResult:
-    """Attention weights (n_layers, n_heads, T, T), the prompt's tokens as text, the checkpoint step;
-    `prompt_tokens` counts the prompt's tokens before it was cut to the context length."""
-
-    maps: np.ndarray
-    tokens: list[str]
-    step: int
-    name: str
-    prompt_tokens: int = 0
-    context_length: int = 0
-
-    @property
-    def cut(self) -> int:
-        """How many tokens at the start of the prompt the model did not read (0: none)."""
-        return max(0, self.prompt_tokens - len(self.tokens))
-
-    def cut_note(self) -> str:
-        """The note shown when the prompt was longer than the context length ("" when it was not)."""
-        if not self.cut:
-            return ""
-        return (f"The prompt has {self.prompt_tokens} tokens but the model reads at most "
-                f"{self.context_length} (its context length): the first {self.cut} are left out.")
-
-
-def compute_attention(checkpoint: str, prompt: str, name: str = "") -> AttentionResult:
-    """Load a checkpoint on the CPU and run the prompt through it, keeping every attention pattern."""
-    import torch
-
-    from explorer.core.gpt.checkpoint import load_model
-
-    model, tokenizer, ckpt = load_model(checkpoint, "cpu")
-    ids = tokenizer.encode(prompt)
-    if not ids:
-        raise ValueError("none of the prompt's characters occur in this model's corpus: type other text")
-    context = int(model.config.context_length)
-    prompt_tokens = len(ids)
-    ids = ids[-context:]
-    maps = model.attention_maps(torch.tensor(ids, dtype=torch.long)).numpy()
-    tokens = [tokenizer.decode([i]) for i in ids]
-    return AttentionResult(maps, tokens, int(ckpt.step), name, prompt_tokens, context)
 
 
 def token_label(token: str, chars: int = LABEL_CHARS) -> str:
