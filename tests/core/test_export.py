@@ -322,8 +322,8 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
     """20 CPU steps, same seed: the script draws weights, batches and dropout masks in the Trainer's order.
 
     Parity is exact here (float32 rounding apart), for the character tokenizer with dropout and gradient
-    accumulation and for a byte-level BPE (trained by the same library call as the app's); both scripts
-    run in one subprocess.
+    accumulation, for a byte-level BPE (trained by the same library call as the app's) and under bf16
+    autocast; the scripts run in one subprocess.
     """
     from explorer.core.gpt.model import preset
     from explorer.core.gpt.train import TRAIN_PRESETS, Trainer
@@ -338,6 +338,9 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
                  base.replace(steps=20, batch_size=4, grad_accum_steps=2, warmup_steps=5, eval_every=10)),
         "bpe": (preset("tiny", vocab_size=300, context_length=16, emb_dim=32, n_layers=1, n_heads=2),
                 base.replace(steps=5, batch_size=2, eval_every=0, tokenizer="bpe")),
+        # bf16 autocast on a CPU: both run the attention itself in float32 (model.attend)
+        "bf16": (preset("tiny", context_length=16, emb_dim=128, n_layers=1, n_heads=4),
+                 base.replace(steps=5, batch_size=2, eval_every=0, dtype="bfloat16")),
     }
     scripts = {}
     for name, (config, settings) in runs.items():

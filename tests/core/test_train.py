@@ -86,6 +86,55 @@ def test_bf16_autocast_runs_where_asked():
     assert trainer.model.tok_emb.weight.dtype == torch.float32  # autocast keeps float32 master weights
 
 
+@pytest.mark.parametrize(("amx", "width", "device", "want"), [
+    (True, 128, "cpu", "bfloat16"),  # AMX and wide enough: bf16 is the faster precision
+    (True, 32, "cpu", "float32"),  # too narrow: the casts cost more than the faster products save
+    (False, 128, "cpu", "float32"),  # no AMX: bf16 products are slower than float32
+])
+def test_auto_dtype_takes_bf16_on_a_cpu_only_where_it_is_faster(monkeypatch, amx, width, device, want):
+    monkeypatch.setattr(train_mod, "cpu_bf16_is_fast", lambda: amx)
+    cfg, settings = micro(emb_dim=width, steps=1, sample_every=0, eval_every=0, device=device)
+    assert next(Trainer(cfg, settings, corpus=CORPUS).run())["dtype"] == want
+    assert Trainer(cfg, settings.replace(dtype="float32"), corpus=CORPUS).autocast_dtype is None
+    assert Trainer(cfg, settings.replace(dtype="bfloat16"), corpus=CORPUS).autocast_dtype == torch.bfloat16
+
+
+def test_cpu_bf16_probe_answers_without_raising():
+    assert isinstance(train_mod.cpu_bf16_is_fast(), bool)
+
+
+def test_bf16_loss_curve_follows_float32():
+    # The same run (seed, weights, batches) in both precisions: bf16 products with float32 weights,
+    # optimizer and loss must learn the same curve. bench/precision_bench.py runs it for 2,000 steps.
+    cfg = preset("tiny", n_layers=2, emb_dim=128, context_length=32)
+    settings = TRAIN_PRESETS["tiny"].replace(steps=120, batch_size=8, lr=3e-3, warmup_steps=10,
+                                             eval_every=60, eval_batches=4, sample_every=0, seed=0)
+    curves = {}
+    for dtype in ("float32", "bfloat16"):
+        records = list(Trainer(cfg, settings.replace(dtype=dtype), corpus=CORPUS).run())
+        assert records[0]["dtype"] == dtype
+        curves[dtype] = [r["val_loss"] for r in records if r["type"] == "eval"]
+    fp32, bf16 = curves["float32"], curves["bfloat16"]
+    assert fp32[-1] < 0.75 * fp32[0]  # it learned, so the comparison means something
+    for a, b in zip(fp32, bf16, strict=True):
+        assert abs(a - b) < 0.01 * a, (fp32, bf16)
+
+
+def test_attention_runs_in_float32_under_cpu_bf16():
+    from explorer.core.gpt.model import attend
+
+    q, k, v = (torch.randn(2, 2, 8, 16).bfloat16().requires_grad_() for _ in range(3))
+    y = attend(q, k, v)
+    assert y.dtype == torch.bfloat16
+    want = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    assert torch.equal(y, want.bfloat16())
+    y.float().sum().backward()
+    assert q.grad is not None and q.grad.dtype == torch.bfloat16
+    x = torch.randn(2, 2, 8, 16)  # float32 passes straight through
+    plain = torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True)
+    assert torch.equal(attend(x, x, x), plain)
+
+
 def test_lr_schedule_warms_up_then_decays_to_min():
     trainer = Trainer(*micro(steps=100, warmup_steps=10, lr=1e-3), corpus=CORPUS)
     lrs = [trainer.lr_at(s) for s in range(100)]

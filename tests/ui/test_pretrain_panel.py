@@ -453,3 +453,14 @@ def test_the_gpus_field_trains_one_run_on_two_ranks(qtbot, monkeypatch):
         assert run.checkpoint and os.path.exists(run.checkpoint)
     finally:
         panel.shutdown()
+
+
+def test_start_line_names_the_precision(panel):
+    # bf16 autocast is picked automatically on some CPUs and GPUs: the user must see which one runs.
+    run = _fake_run(1, 1e-3)
+    start = {"type": "start", "step": 0, "device": "cpu", "parameters": 1234, "vocab_size": 60}
+    panel._show_start(run, {**start, "dtype": "bfloat16"})
+    assert "cpu in mixed precision (bf16 products, float32 weights)" in panel.progress_label.text()
+    panel._show_start(run, {**start, "dtype": "float32"})
+    text = panel.progress_label.text()
+    assert "precision" not in text and "cpu: 1,234 parameters" in text

@@ -16,7 +16,7 @@ import textwrap
 from explorer.core.export.notebook import Document, Section
 from explorer.core.gpt import data as gpt_data
 from explorer.core.gpt.model import GPTConfig, field_help
-from explorer.core.gpt.train import TrainSettings
+from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, TrainSettings
 
 # the training settings the script uses (the others are the app's: logging, files, threads, compile)
 SCRIPT_SETTINGS = ("steps", "batch_size", "grad_accum_steps", "lr", "min_lr", "warmup_steps", "weight_decay",
@@ -51,7 +51,8 @@ def gpt_document(config: GPTConfig, settings: TrainSettings, corpus_path: str | 
                                 _MODEL))
     doc.sections.append(Section("Training", "AdamW (weight decay on matrices and embeddings only), a "
                                 "linear warm-up then a cosine decay of the learning rate, gradients "
-                                "accumulated over micro-batches and clipped to a global norm.", _TRAIN))
+                                "accumulated over micro-batches and clipped to a global norm.",
+                                _TRAIN.replace("CPU_BF16_MIN_WIDTH", str(CPU_BF16_MIN_WIDTH))))
     doc.sections.append(Section("A sample", "The trained model continues the prompt one token at a time, "
                                 "sampling from its softmax at the chosen temperature.", _SAMPLE))
     return doc
@@ -231,7 +232,13 @@ class CausalSelfAttention(nn.Module):
         # (B, T, C) -> (B, nh, T, hs)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
         drop = self.drop_rate if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B, nh, T, hs)
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+            # PyTorch's CPU attention kernel is slow in bf16 (its backward above all): run it in float32
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=drop,
+                                                   is_causal=True).to(q.dtype)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -310,9 +317,13 @@ if settings.device == "auto":
                           "mps" if torch.backends.mps.is_available() else "cpu")
 else:
     device = torch.device(settings.device)
-# bf16 autocast on a GPU that has it (dtype "auto"), else float32
-use_bf16 = settings.dtype == "bfloat16" or (settings.dtype == "auto" and device.type == "cuda"
-                                            and torch.cuda.is_bf16_supported())
+# dtype "auto": bf16 autocast on a GPU that has it, and on a CPU with AMX tiles (there bf16 matrix
+# products are several times faster than float32; without AMX they are slower), once the model is
+# at least CPU_BF16_MIN_WIDTH wide (narrower, the casts cost more than the products save); else float32
+amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+cpu_bf16 = device.type == "cpu" and config.emb_dim >= CPU_BF16_MIN_WIDTH and amx()
+use_bf16 = settings.dtype == "bfloat16" or settings.dtype == "auto" and (
+    (device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16)
 
 torch.manual_seed(settings.seed)  # the initial weights, then the dropout masks
 model = GPT(config).to(device)

@@ -612,6 +612,8 @@ class PretrainPanel(QWidget):
         tokenizer = record.get("tokenizer", "char")
         unit = "distinct characters" if tokenizer == "char" else "BPE tokens"
         text = f"Training on {record.get('device', '?')}"
+        if record.get("dtype") == "bfloat16":
+            text += " in mixed precision (bf16 products, float32 weights)"
         if isinstance(params, int):
             text += f": {params:,} parameters"
         if isinstance(vocab, int):
