@@ -12,9 +12,11 @@ The ladder, each rung adding one idea to the one before:
   nanogpt-style   the stand-in for nanoGPT's train.py in its CPU baby-GPT command: float32 (nanoGPT
                   autocasts only on CUDA), numpy batches built per step from a uint16 token array,
                   AdamW with its decay groups and torch's default kernel (nanoGPT asks for fused only
-                  on CUDA), clipping at 1.0, loss.item() every step (log_interval=1)
-  +tensor-batches the batches drawn from the corpus kept as one int64 tensor (no numpy, no per-row copies)
-  +fused-adamw    AdamW's fused CPU kernel
+                  on CUDA), clipping at 1.0, loss.item() every step (log_interval=1). On CUDA, as
+                  nanoGPT there: bf16 autocast, fused AdamW, batches through pinned memory
+  +tensor-batches the batches drawn from the corpus kept as one int64 tensor (no numpy, no per-row
+                  copies; on CUDA the trainer keeps the whole corpus on the GPU)
+  +fused-adamw    AdamW's fused CPU kernel (CPU only: nanoGPT's CUDA loop has it already)
   +bf16-autocast  bf16 autocast with PyTorch's own bf16 attention kernel (only when ours autocasts)
   bare            + the attention run in float32 inside bf16 autocast (model.attend): our step, no loop
   ours            Trainer.run() consumed as the UI would: warm-up/cosine lr, one sync per step for loss
@@ -78,6 +80,9 @@ class BareLoop:
         ix = torch.randint(len(self.np_train) - self.T, (BATCH,))
         x = torch.stack([torch.from_numpy(self.np_train[i:i + self.T].astype(np.int64)) for i in ix])
         y = torch.stack([torch.from_numpy(self.np_train[i + 1:i + 1 + self.T].astype(np.int64)) for i in ix])
+        if self.device.type == "cuda":  # as nanoGPT does: pinned host memory, copied asynchronously
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device,
+                                                                                     non_blocking=True)
         return x.to(self.device), y.to(self.device)
 
     def steps(self, n: int) -> None:
@@ -151,11 +156,18 @@ def main(argv=None) -> int:
     base = make_trainer(args)
     low = base.autocast_dtype  # what our trainer autocasts to here (None: float32)
     fused = "fused" if base.device.type in ("cpu", "cuda") else "foreach"
+    # nanoGPT's train.py on CUDA autocasts to bf16 (where supported) and asks for fused AdamW; on a CPU
+    # it does neither. The first rungs follow it on the device at hand.
+    cuda = base.device.type == "cuda"
+    nano_autocast = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    nano_adamw = "fused" if cuda else "default"
     variants: dict[str, object] = {
-        "nanogpt-style": BareLoop(base, numpy_batches=True, adamw="default", item_every_step=True),
-        "+tensor-batches": BareLoop(base, adamw="default", item_every_step=True),
-        "+fused-adamw": BareLoop(base, adamw=fused, item_every_step=True),
+        "nanogpt-style": BareLoop(base, numpy_batches=True, adamw=nano_adamw, item_every_step=True,
+                                  autocast=nano_autocast),
+        "+tensor-batches": BareLoop(base, adamw=nano_adamw, item_every_step=True, autocast=nano_autocast),
     }
+    if not cuda:
+        variants["+fused-adamw"] = BareLoop(base, adamw=fused, item_every_step=True)
     if low is not None and base.device.type == "cpu":
         variants["+bf16-autocast"] = BareLoop(base, adamw=fused, item_every_step=True, autocast=low,
                                               pytorch_bf16_attention=True)
