@@ -359,3 +359,21 @@ def test_two_ranks_share_the_work_and_only_rank_0_writes(tmp_path):
     assert zero["types"][-1] == one["types"][-1] == "done"
     assert (tmp_path / "out-0" / "checkpoint.safetensors").exists()
     assert not (tmp_path / "out-1").exists()  # rank 1 wrote nothing
+
+
+@pytest.mark.slow
+def test_train_bench_runs_every_rung_and_reports_the_ratio(capsys):
+    # The bench is how the speed goal is measured: it must keep running as the trainer changes.
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "train_bench.py"
+    spec = importlib.util.spec_from_file_location("train_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    names = set(result["variants"])
+    assert {"nanogpt-style", "+tensor-batches", "+fused-adamw", "bare", "ours"} <= names
+    assert ("+bf16-autocast" in names) == (result["autocast"] != "None")
+    assert result["variants"]["nanogpt-style"]["vs_nanogpt"] == 1.0
+    assert all(v["median_tokens_per_s"] > 0 for v in result["variants"].values())
