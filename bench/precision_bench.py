@@ -1,10 +1,17 @@
 """bf16 autocast against float32 on the same run: the loss curves side by side, and the speed of each.
 
     python bench/precision_bench.py [--steps 1500] [--eval-every 250] [--threads 1] [--device cpu]
+    python bench/precision_bench.py --kernels      (CPU: why "auto" picks what it picks; no training)
 
 Both runs start from the same seed, weights and batches (nanoGPT's CPU baby GPT on the built-in corpus,
 batch 12), so the only difference is the precision of the matrix products. Printed: train loss (mean
 of the last 50 steps) and validation loss at each evaluation, their differences, and tokens/s.
+
+--kernels prints the two measurements behind the CPU rule of dtype "auto" (train.cpu_bf16_is_fast and
+train.CPU_BF16_MIN_WIDTH): bf16 against float32 matrix products at the baby GPT's shapes, and one
+training step of models of growing width in both precisions. Run it again with oneDNN held to an older
+instruction set to see a CPU without AMX: ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (avx512_bf16 only) or
+ONEDNN_MAX_CPU_ISA=AVX512_CORE (no bf16 instructions).
 """
 
 from __future__ import annotations
@@ -47,6 +54,58 @@ def train(dtype: str, args) -> dict:
             "tokens_per_s": statistics.median(speeds), "wall_s": time.perf_counter() - started}
 
 
+def _median_s(fn, repeats: int = 5, number: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def kernels() -> None:
+    """bf16 against float32: matrix products at the baby GPT's shapes, then a training step per width."""
+    from explorer.core.gpt.model import GPT
+    from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, cpu_bf16_is_fast
+
+    print(f"{torch.get_num_threads()} thread(s); AMX tiles: {cpu_bf16_is_fast()}; "
+          f"auto picks bf16 from width {CPU_BF16_MIN_WIDTH} on a CPU with AMX")
+    print(f"{'matrix product':<24}{'fp32 GF/s':>11}{'bf16 GF/s':>11}{'bf16/fp32':>11}")
+    for m, k, n in ((768, 128, 384), (768, 128, 512), (768, 512, 128)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        t32, t16 = _median_s(lambda: a @ b), _median_s(lambda: a16 @ b16)  # noqa: B023
+        flops = 2 * m * k * n
+        print(f"{f'{m}x{k} @ {k}x{n}':<24}{flops / t32 / 1e9:>11.1f}{flops / t16 / 1e9:>11.1f}"
+              f"{t32 / t16:>10.2f}x")
+    print(f"{'training step (batch 12)':<32}{'fp32 ms':>9}{'bf16 ms':>9}{'speed-up':>10}")
+    for width, layers, context, heads in ((16, 1, 16, 2), (32, 2, 32, 2), (64, 2, 64, 4), (128, 4, 64, 4),
+                                          (256, 4, 64, 4)):
+        cfg = preset("tiny", vocab_size=100, emb_dim=width, n_layers=layers, context_length=context,
+                     n_heads=heads)
+        x = torch.randint(0, 100, (12, context))
+        step_s = {}
+        for low in (False, True):
+            torch.manual_seed(0)
+            model = GPT(cfg)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+
+            def step(model=model, opt=opt, low=low, x=x):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                    loss = model.loss(x, x)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            step_s[low] = _median_s(step, number=5)
+        label = f"width {width}, {layers} layer(s), context {context}"
+        print(f"{label:<32}{step_s[False] * 1e3:>9.2f}{step_s[True] * 1e3:>9.2f}"
+              f"{step_s[False] / step_s[True]:>9.2f}x")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -54,7 +113,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--kernels", action="store_true", help="the CPU measurements behind dtype auto")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.kernels:
+        kernels()
+        return 0
     runs = {name: train(name, args) for name in ("float32", "bfloat16")}
     if args.json:
         print(json.dumps(runs))

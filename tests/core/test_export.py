@@ -64,7 +64,7 @@ MORE_PROGRAMS = {
 }
 EXAMPLES = [name for name, _ in list_examples()]
 OVERRIDES = {"w": 1.25}  # the seed example with a value set in the app
-ALLOWED_IMPORTS = {"torch", "math", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers"}
+ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers"}
 
 DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback

@@ -99,8 +99,17 @@ def test_auto_dtype_takes_bf16_on_a_cpu_only_where_it_is_faster(monkeypatch, amx
     assert Trainer(cfg, settings.replace(dtype="bfloat16"), corpus=CORPUS).autocast_dtype == torch.bfloat16
 
 
-def test_cpu_bf16_probe_answers_without_raising():
+def test_cpu_bf16_probe_answers_without_raising(monkeypatch):
     assert isinstance(train_mod.cpu_bf16_is_fast(), bool)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert train_mod.cpu_bf16_is_fast() is torch.backends.mkldnn.is_available()
+    # oneDNN held below AMX multiplies bf16 slower than float32 (bench/precision_bench.py --kernels)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert train_mod.cpu_bf16_is_fast() is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert train_mod.cpu_bf16_is_fast() is torch.backends.mkldnn.is_available()
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert train_mod.cpu_bf16_is_fast() is False
 
 
 def test_bf16_loss_curve_follows_float32():

@@ -71,6 +71,7 @@ def workspace_document(ws) -> Document:
 
 _IMPORTS = """\
 import math
+import os
 import re
 from dataclasses import dataclass
 
@@ -320,8 +321,10 @@ else:
 # dtype "auto": bf16 autocast on a GPU that has it, and on a CPU with AMX tiles (there bf16 matrix
 # products are several times faster than float32; without AMX they are slower), once the model is
 # at least CPU_BF16_MIN_WIDTH wide (narrower, the casts cost more than the products save); else float32
-amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-cpu_bf16 = device.type == "cpu" and config.emb_dim >= CPU_BF16_MIN_WIDTH and amx()
+isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # oneDNN may be told to keep off AMX
+amx_tiles = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+amx = amx_tiles and (not isa or isa == "ALL" or "AMX" in isa)
+cpu_bf16 = device.type == "cpu" and config.emb_dim >= CPU_BF16_MIN_WIDTH and amx
 use_bf16 = settings.dtype == "bfloat16" or settings.dtype == "auto" and (
     (device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16)
 

@@ -201,9 +201,10 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return reduced.to(values.device) if host else reduced
 
 
-# Narrowest model (emb_dim) for which "auto" picks bf16 on a CPU with AMX. Measured per training step
-# with one thread (batch 12): width 16 0.70x, 32 0.55x, 64 1.05x, 96 1.16x, 128 1.1-1.9x, 256 1.8x,
-# 384 2.1x against float32: below it the casts cost more than the faster products save.
+# Narrowest model (emb_dim) for which "auto" picks bf16 on a CPU with AMX. bf16 against float32 per
+# training step with one thread (batch 12; `bench/precision_bench.py --kernels`): width 16 0.7x, 32
+# 0.55-0.7x, 64 1.05-1.25x, 128 1.1-1.9x, 256 1.6-1.8x: narrower, the casts cost about what the faster
+# products save, and the float32 result is the one to compare with.
 CPU_BF16_MIN_WIDTH = 128
 
 
@@ -211,10 +212,13 @@ def cpu_bf16_is_fast() -> bool:
     """Whether this CPU multiplies bf16 matrices faster than float32: only with AMX tiles.
 
     Measured with one thread on a Xeon with AMX, on the baby GPT's matrix shapes (768 x 128 by
-    128 x 384, 512 or 128): bf16 runs about 6x faster than float32. With oneDNN limited to
-    avx512_bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) bf16 runs at half float32's speed, and at a
-    sixth with plain AVX-512: there autocast would only slow training down.
+    128 x 384, 512 or 128; `bench/precision_bench.py --kernels`): bf16 runs 5.5-6.4x faster than
+    float32. With oneDNN limited to avx512_bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) bf16 runs at
+    half float32's speed, and at a sixth with plain AVX-512: there autocast would only slow training.
     """
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # oneDNN told to keep off AMX
+    if isa and isa != "ALL" and "AMX" not in isa:
+        return False
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, but in torch since 2.3
     try:
         return bool(probe and probe() and torch.backends.mkldnn.is_available())
