@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.gpt import budget as info
 from explorer.core.gpt import data, distributed
+from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH
 from explorer.ui.common.worker import Worker
 
 
@@ -103,7 +104,10 @@ TRAIN_FIELDS = [
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_TIP = ("Where the arithmetic runs. auto picks a CUDA GPU, then Apple's MPS, then the CPU. "
-              "GPUs are tens of times faster for anything but the tiniest model.")
+              "GPUs are tens of times faster for anything but the tiniest model. Where it is faster (GPUs "
+              f"with bf16, and CPUs with AMX for models at least {CPU_BF16_MIN_WIDTH} wide) the matrix "
+              "products run in bf16 while weights, optimizer and loss stay float32: mixed precision, "
+              "named when a run starts.")
 GPUS_TIP = ("Train on this many GPUs at once (data parallel, through torchrun): each GPU runs a copy of "
             "the model on its own batch-size rows, the gradients are averaged across GPUs, and every copy "
             "takes the same step. One step then reads GPUs × batch size sequences.")
