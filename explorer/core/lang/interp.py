@@ -753,7 +753,7 @@ class Interpreter:
         except RuntimeError:
             self.fail(node, f"shapes {shapes[0]} and {shapes[1]} do not broadcast for `{symbol}`: sizes must "
                             "match or be 1, compared from the right")
-        self.check_elements(math.prod(out), node)
+        self.check_elements(math.prod(out), node, f"`{symbol}` of shape {tuple(out)}")
 
     def expr_UnaryOp(self, node: ast.UnaryOp, scope):  # noqa: N802
         value = self.eval(node.operand, scope)
@@ -918,7 +918,7 @@ class Interpreter:
     def check_elements(self, n: int, node, what: str = "a tensor") -> None:
         """Refuse a tensor of more elements than the limit, before it is made."""
         if n > self.limits.elements:
-            self.fail(node, f"{what} of {n:,} elements is over the limit of {self.limits.elements:,} per tensor")
+            self.fail(node, f"{what} would hold {n:,} elements; the limit is {self.limits.elements:,} per tensor")
 
     def _count_products(self, work: int, node) -> None:
         self.products += int(work)
@@ -1586,7 +1586,7 @@ class Interpreter:
             return
         for r in _flat([result], {}):
             if isinstance(r, torch.Tensor):
-                self.check_elements(r.numel(), node, f"`{name}` would make a tensor that")
+                self.check_elements(r.numel(), node, f"`{name}` of shape {tuple(r.shape)}")
 
 
 # ---------------------------------------------------------------------------------------- builtins
@@ -2000,8 +2000,35 @@ def explain_error(exc: BaseException) -> str:
         return "this needs a one-element tensor: index one element first, or reduce with `.sum()`"
     if "view size is not compatible" in text:
         return "`view` needs a contiguous tensor (this one is a transposed view): use reshape(...) instead"
+    if "is invalid for input of size" in text:
+        shape = text.split("'")[1] if "'" in text else "?"
+        dims = shape.strip("[]").replace(" ", "").split(",")
+        shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+        return f"shape {shape} does not fit a tensor of {text.rsplit(' ', 1)[-1]} elements"
     if "Dimension out of range" in text:
+        found = re.search(r"range of \[(-?\d+), (-?\d+)\], but got (-?\d+)", text)
+        if found:
+            low, high, got = found.groups()
+            return f"dimension {got} does not exist here (the dimensions go from {low} to {high})"
         return f"a dimension is out of range: {text}"
+    target = re.search(r"Target (-?\d+) is out of bounds", text)
+    if target:
+        return f"target class {target.group(1)} does not exist: the classes go from 0 to the number of logits − 1"
+    if "expected target dtype to be Long" in text or "expected scalar type Long" in text:
+        return "the target needs class indices as whole numbers (e.g. [0, 2]), or probabilities shaped like the logits"
+    if "all elements of input should be between 0 and 1" in text:
+        return "binary cross-entropy needs probabilities between 0 and 1: apply sigmoid first, or use the with-logits loss"
+    if ("not implemented for" in text or "could not infer output dtype" in text
+            or "Float but found" in text or "found dtype Long" in text):
+        got = re.search(r"(Long|Int|Bool)", text)
+        kind = {"Long": "int64", "Int": "int32", "Bool": "bool"}.get(got.group(1), "") if got else ""
+        return (f"this needs floating-point tensors{f' (got {kind})' if kind else ''}: write numbers with a "
+                "decimal point (1.0) or convert with x.float()")
+    if "must have the same dtype" in text:
+        names = {"Double": "float64", "Float": "float32", "Half": "float16", "Long": "int64", "BFloat16": "bfloat16"}
+        found = sorted({names.get(w, w) for w in re.findall(r"\b(Double|Float|Half|Long|BFloat16)\b", text)})
+        return (f"the tensors have different dtypes ({' and '.join(found)}): convert one, e.g. x.float() or "
+                "x.double()")
     if "must match the size of tensor" in text or "mat1 and mat2 shapes cannot be multiplied" in text:
         return f"the shapes do not fit together: {text}"
     if "expected scalar type" in text or "Found dtype" in text or "expected both vectors to have same dtype" in text:

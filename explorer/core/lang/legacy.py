@@ -76,6 +76,7 @@ def call(interp, name: str, args: list, kwargs: dict, node):
     if spec.kind == "constructor":
         interp._check_sizes(bound if spec.name != "eye" else bound[:1], node, spec.name)
     if spec.name in ("matmul", "linear"):
+        _check_matrix(interp, spec.name, bound, node)
         interp._check_product(spec.name, bound, node)
     if spec.needs_rng:
         result = spec.fn(torch.default_generator, *bound)
@@ -115,6 +116,19 @@ def literal(interp, node, scope) -> torch.Tensor:
 
 def _count(data) -> int:
     return sum(_count(d) for d in data) if isinstance(data, list) else 1
+
+
+def _check_matrix(interp, name: str, args: list, node) -> None:
+    a, b = args[0], args[1]
+    if a.dim() == 0 or b.dim() == 0:
+        interp.fail(node, f"`{name}` needs tensors with at least one dimension, got shapes {tuple(a.shape)} and "
+                          f"{tuple(b.shape)}: use `*` for scalars")
+    if name == "linear" and a.shape[-1] != b.shape[-1]:
+        interp.fail(node, f"linear needs x's last size to equal W's last size: x {tuple(a.shape)}, "
+                          f"W {tuple(b.shape)} (W is shaped (out, in))")
+    if a.is_floating_point() and b.is_floating_point() and a.dtype != b.dtype:
+        names = " and ".join(sorted(str(d).removeprefix("torch.") for d in (a.dtype, b.dtype)))
+        interp.fail(node, f"`{name}` needs tensors of one dtype, got {names}: convert with to(x, float32)")
 
 
 def _param(interp, args, kwargs, node) -> torch.Tensor:

@@ -36,6 +36,7 @@ from explorer.core.lang.syntax import (  # noqa: F401 -- limits re-exported as p
     Statement,
     check,
     fold_numbers,
+    suggest,
 )
 
 __all__ = ["ExprError", "Program", "RunResult", "Statement", "fold_numbers", "parse"]
@@ -125,7 +126,7 @@ class Program:
             names = self._leaf_indices()
             for name, value in overrides.items():
                 if name not in names:
-                    raise ExprError(f"`{name}` is not a param of this program")
+                    raise ExprError(f"`{name}` is not a param of this program{suggest(name, names)}")
                 by_index[names[name]] = value
         interp = Interpreter(self.source, self.tree, hooks, by_index, dtype, self.limits, cancelled)
         interp.run()
