@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from explorer.core.autograd.gradcheck import compare_grads
 from explorer.core.lang.program import ExprError, parse
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "explorer" / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 REQUIRED = ["seed_sigmoid_bce", "tensors_basics", "one_hidden_layer", "softmax_cross_entropy"]
 
 

@@ -271,7 +271,7 @@ class ExpressionWorkspace:
                            "backward_again": 0, "selected": None})
 
     def load_example(self, name: str) -> None:
-        """Example `name` of explorer/assets/examples, with the learning rate it suggests."""
+        """Example `name` of assets/examples, with the learning rate it suggests."""
         from explorer.core.lang.examples import example_learning_rate, load_example
 
         source = load_example(name)
