@@ -1990,6 +1990,10 @@ def _step_text(optimizer, params, before) -> str:
 def explain_error(exc: BaseException) -> str:
     """A torch or Python error as one line for a learner, with what autograd needed where it applies."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "target with class probabilities" in text:
+        return ("a target shaped like the logits is read as class probabilities and must be floating-point "
+                "(e.g. [[0.0, 1.0]]); for class indices give one whole number per row of logits, which need "
+                "one score per class (e.g. cross_entropy([[2.0, 0.5]], [0]))")
     if "modified by an inplace operation" in text:
         found = re.search(r"is at version (\d+); expected version (\d+)", text)
         versions = f" (saved at version {found.group(2)}, now at version {found.group(1)})" if found else ""

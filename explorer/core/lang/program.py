@@ -166,8 +166,11 @@ def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int]:
         chosen = interp.shown
     if chosen is None and interp.last_assigned is None and interp.last_number is not None:
         # a program of plain numbers: its last number, as a tensor, so there is something to show
-        with interp.hooks.paused():
-            chosen = torch.tensor(env[interp.last_number])
+        try:
+            with interp.hooks.paused():
+                chosen = torch.tensor(env[interp.last_number])
+        except (RuntimeError, OverflowError, ValueError):
+            raise ExprError(f"`{interp.last_number}` is too large for a tensor", interp.line) from None
         return chosen, interp.last_number, 1
     if chosen is None and interp.last_assigned is not None:
         value = env.get(interp.last_assigned)

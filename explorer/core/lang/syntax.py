@@ -277,6 +277,11 @@ class _Checker:
             if name in REFUSED_BUILTINS and isinstance(node.ctx, ast.Load):
                 self.fail(node, f"`{name}` is not allowed: {REFUSED_BUILTINS[name]}")
         elif isinstance(node, ast.Attribute):
+            chain = [node]
+            while isinstance(chain[-1].value, ast.Attribute):
+                chain.append(chain[-1].value)
+            for inner in reversed(chain[1:]):  # the leftmost offending attribute of a chain goes first
+                self._node(inner, None)
             attr = node.attr
             is_super_init = (attr == "__init__" and isinstance(node.value, ast.Call)
                              and isinstance(node.value.func, ast.Name) and node.value.func.id == "super")
