@@ -71,7 +71,7 @@ def test_type_seed_step_to_end_and_read_the_gradients(qtbot, panel):
     while panel.player.step < panel.player.length:
         qtbot.mouseClick(step, Qt.LeftButton)
         texts.append(status.text())
-    assert panel.player.step == 14
+    assert panel.player.step == 13  # x and y are plain numbers: 7 forward events, 6 backward
     joined = "\n".join(texts)
     assert "SigmoidBackward0" in joined and "dL/dz" in joined
     assert "dL/dw" in joined and "-0.0898" in joined
@@ -149,6 +149,10 @@ def test_unknown_name_error_is_underlined_at_its_column(qtbot, panel):
 @pytest.mark.parametrize("name", [n for n, _ in list_examples()])
 def test_every_example_loads_and_steps_to_the_end(qtbot, panel, name):
     _run(qtbot, panel, lambda: panel.load_example(name))
+    if name.startswith("error_") and name != "error_nonleaf_grad":
+        # the examples of autograd's errors stop on their line, with what autograd needed
+        assert "line " in panel.error_label.text() and panel.editor.error_position()[0] > 1
+        return
     assert panel.result is not None and panel.result.ok, panel.error_label.text()
     panel.player.reset()
     while panel.player.step < panel.player.length:
@@ -257,7 +261,7 @@ def test_inspector_follows_the_player_and_sums_up_param_gradients(qtbot, panel):
     inspector = panel.findChild(Inspector, "inspector")
     panel.player.reset()
     assert "dL/dw = not yet" in inspector.summary.text() and "dL/db = not yet" in inspector.summary.text()
-    for _ in range(10):  # up to SigmoidBackward0, which produces dL/dz
+    for _ in range(9):  # up to SigmoidBackward0, which produces dL/dz
         qtbot.mouseClick(panel.findChild(QPushButton, "stepButton"), Qt.LeftButton)
     assert "dL/dz = -0.0817" in inspector.grad_label.text()
     assert inspector.follow_hint.isVisible()
