@@ -1210,6 +1210,8 @@ class Interpreter:
             return optimizer
         if cls in micrograd.CLASSES:
             return cls(*args, **kwargs)
+        if cls in _GRAD_MODES:  # torch.no_grad(), torch.enable_grad(), ... for `with`
+            return cls(*args, **kwargs)
         if cls in (torch.Tensor,):
             return self.call_torch("Tensor", torch.Tensor, args, kwargs, node)
         if cls in (torch.Size,):
@@ -1633,6 +1635,7 @@ _METHOD_HINTS = {
 }
 
 _CONVERSIONS = (int, float, bool, str, list, tuple, dict)
+_GRAD_MODES = (torch.no_grad, torch.enable_grad, torch.set_grad_enabled, torch.inference_mode)
 
 
 def _python_builtins(interp: Interpreter) -> dict[str, object]:
