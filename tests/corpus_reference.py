@@ -11,10 +11,11 @@ runs a program this way. The record holds:
 - ``output``: {"name", "value"}: the tensor (or micrograd Value) ``backward()`` was last called on, named by
   the module-level variable bound to it (None when no variable is); a program that never calls backward
   reports its last assigned scalar instead.
-- ``grads``: every leaf that requires grad, with its final ``.grad``: plain tensors by variable name,
-  ``nn.Module`` parameters as ``variable.named_parameters path``, micrograd leaf Values by variable name and
-  the Values inside micrograd's Neuron/Layer/MLP by attribute path (``model.layers.0.neurons.1.w.2``). A
-  tensor reachable by two names keeps the first (module-level variables in order of first assignment).
+- ``grads``: every leaf that requires grad, with its final ``.grad``: ``nn.Module`` parameters as
+  ``variable.named_parameters path``, the Values inside micrograd's Neuron/Layer/MLP by the expression that
+  reaches them (``model.layers[0].neurons[1].w[2]``), plain tensors and micrograd leaf Values by variable
+  name, and leaves held in a module-level list or tuple as ``name[i]``; a leaf reachable several ways gets
+  the first of these (a module parameter keeps its module path even when a loop variable still holds it).
 - ``saved_bytes``: bytes of the distinct storages torch's ``saved_tensors_hooks`` packed while the program
   ran (``explorer.core.autograd.saved.hooks_total``, the count the tracer's total must equal);
   ``roots``: how many distinct tensors backward or ``torch.autograd.grad`` started from; ``single_iteration``:
@@ -103,44 +104,52 @@ def _is_micrograd_module(v) -> bool:
     return type(v).__module__ == "micrograd.nn"
 
 
-def _micrograd_leaves(prefix: str, obj, out: dict, seen: set) -> None:
-    """Values inside micrograd's Neuron/Layer/MLP by attribute path (lists by index)."""
-    if _is_value(obj):
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            out[prefix] = float(obj.grad)
-        return
-    if isinstance(obj, list | tuple):
-        for i, item in enumerate(obj):
-            _micrograd_leaves(f"{prefix}.{i}", item, out, seen)
-        return
-    if _is_micrograd_module(obj):
-        for key, item in vars(obj).items():
-            _micrograd_leaves(f"{prefix}.{key}", item, out, seen)
+def _micrograd_params(obj) -> list[tuple[str, object]]:
+    """(path, Value) of micrograd's Neuron/Layer/MLP parameters: ``.layers[0].neurons[1].w[2]``, ``.b``."""
+    out: list[tuple[str, object]] = []
+    for key, item in vars(obj).items():
+        if _is_value(item):
+            out.append((f".{key}", item))
+        elif isinstance(item, list):
+            for i, x in enumerate(item):
+                if _is_value(x):
+                    out.append((f".{key}[{i}]", x))
+                elif _is_micrograd_module(x):
+                    out.extend((f".{key}[{i}]{p}", v) for p, v in _micrograd_params(x))
+    return out
 
 
 def collect_grads(ns: dict) -> dict:
-    """Every leaf that requires grad, by name (see the module docstring), with its final gradient."""
+    """Every leaf that requires grad, by name, with its final gradient. A leaf reachable several ways gets
+    the first of: its module path (``model.fc1.weight``, ``model.layers[0].neurons[1].w[2]``), a plain
+    variable bound to it, an item of a module-level list or tuple (``inputs[0]``)."""
     out: dict = {}
     seen: set[int] = set()
-    for name, v in ns.items():
-        if name.startswith("__"):
-            continue
-        if isinstance(v, torch.Tensor):
-            if v.requires_grad and v.is_leaf and id(v) not in seen:
-                seen.add(id(v))
-                out[name] = to_plain(v.grad)
-        elif isinstance(v, torch.nn.Module):
+
+    def add(name: str, v) -> None:
+        if id(v) in seen:
+            return
+        if isinstance(v, torch.Tensor) and v.requires_grad and v.is_leaf:
+            seen.add(id(v))
+            out[name] = to_plain(v.grad)
+        elif _is_value(v) and not v._prev:
+            seen.add(id(v))
+            out[name] = float(v.grad)
+
+    names = [(n, v) for n, v in ns.items() if not n.startswith("__")]
+    for name, v in names:
+        if isinstance(v, torch.nn.Module):
             for path, p in v.named_parameters():
-                if p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
-                    out[f"{name}.{path}"] = to_plain(p.grad)
-        elif _is_value(v):
-            if not v._prev and id(v) not in seen:
-                seen.add(id(v))
-                out[name] = float(v.grad)
+                add(f"{name}.{path}", p)
         elif _is_micrograd_module(v):
-            _micrograd_leaves(name, v, out, seen)
+            for path, p in _micrograd_params(v):
+                add(f"{name}{path}", p)
+    for name, v in names:
+        add(name, v)
+    for name, v in names:
+        if isinstance(v, list | tuple):
+            for i, item in enumerate(v):
+                add(f"{name}[{i}]", item)
     return out
 
 

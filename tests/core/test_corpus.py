@@ -226,7 +226,11 @@ def test_corpus_reference_knows_torch_and_micrograd_facts():
     assert ref["micrograd_lecture_neuron"]["grads"]["w1"] == pytest.approx(
         ref["lecture_torch_neuron"]["grads"]["w1"][0], rel=1e-6)  # torch.Tensor rounds to float32 first
     mlp = ref["micrograd_lecture_mlp"]["grads"]
-    assert len(mlp) == 4 * 4 + 4 * 5 + 1 * 5 and "model.layers.2.neurons.0.b" in mlp
+    assert len(mlp) == 4 * 4 + 4 * 5 + 1 * 5 and "model.layers[2].neurons[0].b" in mlp
+    assert set(ref["micrograd_neuron_module"]["grads"]) >= {"unit.w[1]", "layer.neurons[2].b", "inputs[0]"}
+    # a module parameter keeps its path though the loop variable `param` still holds the last one
+    assert "net.2.bias" in ref["bce_with_logits_module"]["grads"] and "param" not in ref[
+        "bce_with_logits_module"]["grads"]
     assert set(ref["seed_nn_module"]["grads"]) == {f"model.{m}.{p}" for m in ("hidden", "out")
                                                    for p in ("weight", "bias")}
     assert ref["seed_sigmoid_bce"]["output"] == {"name": "loss", "value": pytest.approx(0.0852, abs=1e-4)}
