@@ -16,8 +16,10 @@ runs a program this way. The record holds:
   reaches them (``model.layers[0].neurons[1].w[2]``), plain tensors and micrograd leaf Values by variable
   name, and leaves held in a module-level list or tuple as ``name[i]``; a leaf reachable several ways gets
   the first of these (a module parameter keeps its module path even when a loop variable still holds it).
-- ``saved_bytes``: bytes of the distinct storages torch's ``saved_tensors_hooks`` packed while the program
-  ran (``explorer.core.autograd.saved.hooks_total``, the count the tracer's total must equal);
+- ``saved_bytes``: bytes of the distinct storages torch's ``saved_tensors_hooks`` packed before the program's
+  first pass (backward or ``torch.autograd.grad``) began: what the graph that pass walks keeps, counted as
+  ``explorer/core/autograd/saved.py`` counts (each storage once); ``saved_bytes_all``: the same over the
+  whole run (ops after the last backward, such as a print of ``d / a``, save too but no pass walks them);
   ``roots``: how many distinct tensors backward or ``torch.autograd.grad`` started from; ``single_iteration``:
   a torch program (not micrograd) whose passes all start from one tensor, the programs whose saved bytes
   the tests compare.
@@ -182,11 +184,19 @@ def last_assigned_scalar(source: str, ns: dict) -> str | None:
     return found
 
 
+def storage_key(t: torch.Tensor) -> tuple[tuple, int]:
+    """(key, bytes) of the memory behind ``t``, the way explorer/core/autograd/saved.py counts a saved
+    tensor: one key per storage (two views of it count once), its whole size in bytes."""
+    try:
+        s = t.untyped_storage()
+        return (t.device.type, t.device.index, s._cdata), s.nbytes()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return ("id", id(t)), t.numel() * t.element_size()
+
+
 def run_snippet(path: str | Path) -> dict:
     """Run the snippet under CPython with backward, torch.autograd.grad and micrograd's backward
     watched and torch's saved-tensor hooks counting; return the reference record."""
-    from explorer.core.autograd.saved import hooks_total
-
     path = Path(path)
     source = path.read_text()
     uses_micrograd = "from micrograd" in source or "import micrograd" in source
@@ -222,9 +232,21 @@ def run_snippet(path: str | Path) -> dict:
         engine.Value.backward = micrograd_backward
     ns: dict = {}
     printed = io.StringIO()
+    before_first_pass: dict[tuple, int] = {}  # storage key -> bytes, packed before the first pass began
+    everything: dict[tuple, int] = {}
+    kept = []  # every packed tensor stays alive until counted, so no storage key is reused meanwhile
+
+    def pack(t):
+        key, nbytes = storage_key(t)
+        everything[key] = nbytes
+        if not roots:
+            before_first_pass[key] = nbytes
+        kept.append(t)
+        return t
+
     try:
-        with contextlib.redirect_stdout(printed):
-            saved = hooks_total(lambda: ns.update(runpy.run_path(str(path), run_name="__main__")))
+        with contextlib.redirect_stdout(printed), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            ns.update(runpy.run_path(str(path), run_name="__main__"))
     finally:
         torch.Tensor.backward = tensor_backward
         torch.autograd.grad = autograd_grad
@@ -242,7 +264,8 @@ def run_snippet(path: str | Path) -> dict:
     return {
         "output": {"name": name, "value": value},
         "grads": collect_grads(ns),
-        "saved_bytes": None if uses_micrograd else saved,
+        "saved_bytes": None if uses_micrograd else sum(before_first_pass.values()),
+        "saved_bytes_all": None if uses_micrograd else sum(everything.values()),
         "roots": distinct,
         "backward_calls": len(called),
         "single_iteration": not uses_micrograd and distinct == 1,
