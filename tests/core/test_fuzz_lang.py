@@ -20,6 +20,16 @@ from explorer.core.lang.program import ExprError, parse
 from explorer.core.workspaces.expression import compute
 
 HEAD = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+# every name the grammar uses is defined first, so most programs get past their first line
+PRELUDE = HEAD + (
+    "a = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)\n"
+    "b = torch.tensor(1.5, requires_grad=True)\n"
+    "w = torch.randn(3, 3, requires_grad=True)\n"
+    "x = torch.ones(3)\n"
+    "loss = (a * x).sum() + b\n"
+    "def f(v):\n"
+    "    return v * 2\n"
+)
 NAMES = ["a", "b", "w", "x", "loss"]
 ALARM_S = 60  # one program: far beyond the interpreter's own wall-time limit
 MAX_GROWTH_KB = 1_500_000  # peak resident memory the whole fuzz run may add (ru_maxrss is in KiB)
@@ -101,7 +111,8 @@ def statements(depth: int = 0):
         st.builds(lambda n, b: [f"for i in range({n}):", block(b)], st.integers(0, 5), body),
         st.builds(lambda c, b, e: [f"if {c}:", block(b), "else:", block(e)], expr, body, body),
         st.builds(lambda b: ["k = 0", "while k < 3:", block(b), "    k += 1"], body),
-        st.builds(lambda c, b: [f"while {c}:", block(b)], expr, body),  # may never end: the limits must
+        # a condition drawn at random, bounded so that the fuzz stays fast (test_hostile_lang has the endless)
+        st.builds(lambda c, b: ["k = 0", f"while {c} and k < 4:", block(b), "    k += 1"], expr, body),
         st.builds(lambda e: ["def f(v):", f"    return {e}"], expr),
         st.builds(lambda b: ["with torch.no_grad():", block(b)], body),
     )
@@ -111,7 +122,7 @@ def statements(depth: int = 0):
 @functools.cache
 def programs():
     body = st.lists(statements(), min_size=1, max_size=6).map(lambda ls: [s for b in ls for s in b])
-    return body.map(lambda lines: HEAD + "\n".join(lines) + "\n")
+    return body.map(lambda lines: PRELUDE + "\n".join(lines) + "\n")
 
 
 @st.composite
