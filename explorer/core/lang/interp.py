@@ -369,7 +369,14 @@ class Interpreter:
         method = getattr(self, "stmt_" + type(stmt).__name__, None)
         if method is None:
             self.fail(stmt, f"{type(stmt).__name__} statements are not allowed")
-        method(stmt, scope)
+        try:
+            method(stmt, scope)
+        except (ExprError, _Flow, KeyboardInterrupt, SystemExit, RecursionError):
+            raise
+        except MemoryError:
+            self.fail(stmt, "the program ran out of memory")
+        except Exception as exc:  # noqa: BLE001 -- an error of the statement itself (`w -= ...` on a leaf)
+            self.fail(stmt, explain_error(exc))
 
     def stmt_Expr(self, stmt: ast.Expr, scope: Scope) -> None:  # noqa: N802
         value = self.eval(stmt.value, scope)
@@ -951,7 +958,7 @@ class Interpreter:
         if self.output_chars > self.limits.output_chars:
             self.fail(node, f"the program printed more than {self.limits.output_chars:,} characters")
         self.output_parts.append(text)
-        self.hooks.event(Event("print", self.line, text))
+        self._event(Event("print", self.line, text))
 
     def warn(self, text: str) -> None:
         """A warning torch gives (e.g. `.grad` of a non-leaf), in the output with its line."""
@@ -1008,10 +1015,15 @@ class Interpreter:
         self.passes.append(Pass("backward", tensor, line, gradient is not None, value))
         return self.hooks.backward(run, tensor, "backward", line)
 
+    def _event(self, event: Event) -> None:
+        if event.kind != "print":
+            self.events.append(event)
+        self.hooks.event(event)
+
     def show_graph(self, tensor: torch.Tensor) -> None:
         """micrograd's draw_dot: the graph of `tensor` is the one to show."""
         self.shown = tensor
-        self.hooks.event(Event("show", self.line, "draw_dot"))
+        self._event(Event("show", self.line, "draw_dot"))
 
     # -- attributes ------------------------------------------------------------------------------------
 
@@ -1190,7 +1202,12 @@ class Interpreter:
             self._check_module_size(cls, args, kwargs, node)
             return self.register_module(cls(*args, **kwargs))
         if torchapi.is_optimizer_class(cls):
-            return cls(*args, **kwargs)
+            started = time.monotonic()
+            optimizer = cls(*args, **kwargs)
+            # torch imports its compiler machinery on the first optimizer of a process (seconds on a busy
+            # machine): that is not the program's time
+            self.deadline += time.monotonic() - started
+            return optimizer
         if cls in micrograd.CLASSES:
             return cls(*args, **kwargs)
         if cls in (torch.Tensor,):
@@ -1377,7 +1394,7 @@ class Interpreter:
     def _module_method(self, module: nn.Module, name: str, args, kwargs, node):
         if name == "zero_grad":
             result = module.zero_grad(*args, **kwargs)
-            self.hooks.event(Event("zero_grad", self.line, f"{type(module).__name__}.zero_grad()"))
+            self._event(Event("zero_grad", self.line, f"{type(module).__name__}.zero_grad()"))
             return result
         if name in ("double", "float"):
             return getattr(module, name)() if self.dtype is None else module.to(self.dtype)
@@ -1393,7 +1410,7 @@ class Interpreter:
     def _optimizer_method(self, optimizer, name: str, args, kwargs, node):
         if name == "zero_grad":
             result = optimizer.zero_grad(*args, **kwargs)
-            self.hooks.event(Event("zero_grad", self.line, "optimizer.zero_grad()"))
+            self._event(Event("zero_grad", self.line, "optimizer.zero_grad()"))
             return result
         if args or kwargs:
             self.fail(node, "optimizer.step() takes no arguments here")
@@ -1401,7 +1418,7 @@ class Interpreter:
         before = [p.detach().clone() for p in params]
         with self.hooks.paused():
             optimizer.step()
-        self.hooks.event(Event("step", self.line, _step_text(optimizer, params, before)))
+        self._event(Event("step", self.line, _step_text(optimizer, params, before)))
         return None
 
     def call_method(self, t: torch.Tensor, name: str, args, kwargs, node):

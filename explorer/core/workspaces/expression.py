@@ -149,6 +149,10 @@ def accumulated_grads(result: ComputeResult, times: int) -> dict[str, list[objec
     ov = {k: _as_tensor_value(v) for k, v in result.overrides.items() if k in set(program.param_names)}
     run = program.run(overrides=ov or None)
     history: dict[str, list[object]] = {name: [] for name in run.params}
+    if run.passes:  # the program runs its own backward(): its graph is spent, and .grad is what it left
+        for name, p in run.params.items():
+            history[name].append(None if p.grad is None else _tensor_value(p.grad.detach()))
+        return history
     for _ in range(max(1, times)):
         run.output.backward(retain_graph=True)
         for name, p in run.params.items():
@@ -271,7 +275,7 @@ class ExpressionWorkspace:
                            "backward_again": 0, "selected": None})
 
     def load_example(self, name: str) -> None:
-        """Example `name` of explorer/assets/examples, with the learning rate it suggests."""
+        """Example `name` of assets/examples, with the learning rate it suggests."""
         from explorer.core.lang.examples import example_learning_rate, load_example
 
         source = load_example(name)
