@@ -292,7 +292,7 @@ class Interpreter:
         self.owners: list[type | None] = []  # the class of each method call in progress (for super())
         from explorer.core.lang import legacy
 
-        self.lists_are_tensors = legacy.is_formula(tree)  # the first language's list literals
+        self.lists_are_tensors = legacy.is_formula(tree)  # the first language's list literals (cached)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -301,7 +301,7 @@ class Interpreter:
         self.deadline = time.monotonic() + self.limits.seconds
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.random.fork_rng(devices=[]))
-            torch.manual_seed(0)
+            torch.default_generator.manual_seed(0)  # the CPU stream only: torch.manual_seed costs ms
             stack.enter_context(micrograd.activated(self, self.random))
             stack.enter_context(torch.enable_grad())
             stack.enter_context(warnings.catch_warnings(record=True))
@@ -366,11 +366,11 @@ class Interpreter:
         self._tick(stmt)
         self.line = stmt.lineno
         self.hooks.at_line(stmt.lineno)
-        method = getattr(self, "stmt_" + type(stmt).__name__, None)
+        method = _STMT.get(type(stmt))
         if method is None:
             self.fail(stmt, f"{type(stmt).__name__} statements are not allowed")
         try:
-            method(stmt, scope)
+            method(self, stmt, scope)
         except (ExprError, _Flow, KeyboardInterrupt, SystemExit, RecursionError):
             raise
         except MemoryError:
@@ -597,11 +597,11 @@ class Interpreter:
 
     def eval(self, node: ast.expr, scope: Scope):
         """The value of an expression; any error becomes an ExprError at the innermost node."""
-        method = getattr(self, "expr_" + type(node).__name__, None)
+        method = _EXPR.get(type(node))
         if method is None:
             self.fail(node, f"{type(node).__name__} is not allowed here")
         try:
-            return method(node, scope)
+            return method(self, node, scope)
         except (ExprError, _Flow, KeyboardInterrupt, SystemExit):
             raise
         except RecursionError:
@@ -1607,6 +1607,12 @@ class Interpreter:
             if isinstance(r, torch.Tensor):
                 self.check_elements(r.numel(), node, f"`{name}` of shape {tuple(r.shape)}")
 
+
+# one method per node type, looked up once per node (no string building on the hot path)
+_STMT = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
+         if name.startswith("stmt_") and hasattr(ast, name[5:])}
+_EXPR = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
+         if name.startswith("expr_") and hasattr(ast, name[5:])}
 
 # ---------------------------------------------------------------------------------------- builtins
 
