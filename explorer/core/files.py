@@ -24,6 +24,7 @@ LIMITS: dict[str, int] = {
     "config": 1 * MiB,
     "program": 1 * MiB,
     "lesson": 1 * MiB,
+    "image": 2 * MiB,  # a lesson's picture
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
     "corpus": 256 * MiB,
