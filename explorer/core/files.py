@@ -74,10 +74,15 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise FileProblem(f"{name}: not a regular file")
-        chunks, total = [], 0
-        while True:
+        # One read of the size the file has: a large file is held once, not as chunks plus their join.
+        first = os.read(fd, (st.st_size if limit is None else min(st.st_size, limit)) + 1)
+        chunks, total = [first], len(first)
+        if limit is not None and total > limit:
+            raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
+        while first:  # the file grew since fstat: the rest, a MiB at a time
             chunk = os.read(fd, MiB)
             if not chunk:
                 break
@@ -85,7 +90,7 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
             if limit is not None and total > limit:
                 raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     finally:
