@@ -163,6 +163,7 @@ def test_only_the_checked_images_are_handed_to_qt(qtbot, tmp_path):
     from explorer.ui.learn.lesson_text import LessonText
 
     (tmp_path / "fig.png").write_bytes(png(5, 2))
+    (tmp_path / "in sub.png").write_bytes(png(3, 1))
     view = LessonText()
     qtbot.addWidget(view)
     view.resize(500, 400)
@@ -173,6 +174,9 @@ def test_only_the_checked_images_are_handed_to_qt(qtbot, tmp_path):
     assert set(view.resources_asked) >= {"fig.png", "notes.png", "http://127.0.0.1:9/x.png"}
     # every answer is non-null (None would make Qt read the file itself); only fig.png has pixels
     assert view.loadResource(QTextDocument.ImageResource, QUrl("fig.png")).size().toTuple() == (5, 2)
+    view.show_lesson_text("![a](in%20sub.png)", tmp_path)
+    assert view.loadResource(QTextDocument.ImageResource, QUrl("in%20sub.png")).size().toTuple() == (3, 1)
+    view.show_lesson_text("![a](fig.png) ![b](notes.png) ![c](http://127.0.0.1:9/x.png)", tmp_path)
     for name in ("notes.png", "/etc/passwd", "data:image/png;base64,AAAA"):
         assert view.loadResource(QTextDocument.ImageResource, QUrl(name)) is not None
     assert view.loadResource(QTextDocument.StyleSheetResource, QUrl("/etc/passwd")) == ""

@@ -50,7 +50,9 @@ class LessonText(QTextBrowser):
         from explorer.core.lessons import markup  # the lessons core loads with the panel's contents
 
         prepared = markup.prepare(text, folder)
-        self._images, self._decoded = prepared.images, {}
+        # by the name as written and as Qt hands it back (`in%20sub.png` comes back as `in sub.png`)
+        self._images = {**{QUrl(k).toString(): v for k, v in prepared.images.items()}, **prepared.images}
+        self._decoded = {}
         self.document().clear()  # drops the resources Qt cached for the previous step
         self.document().setMarkdown(prepared.markdown, MARKDOWN_FEATURES)
         if prepared.refused:
