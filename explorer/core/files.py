@@ -24,6 +24,7 @@ LIMITS: dict[str, int] = {
     "config": 1 * MiB,
     "program": 1 * MiB,
     "lesson": 1 * MiB,
+    "image": 2 * MiB,  # a lesson's picture
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
     "corpus": 256 * MiB,
@@ -62,7 +63,7 @@ def regular_file_problem(path: str | os.PathLike, kind: str) -> str | None:
 
 def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
     """The contents of a regular file of `kind`, at most LIMITS[kind] bytes; else FileProblem."""
-    name = Path(path).name or str(path)
+    name = display_name(path)
     problem = regular_file_problem(path, kind)
     if problem:
         raise FileProblem(f"{name}: {problem}")
@@ -73,10 +74,15 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise FileProblem(f"{name}: not a regular file")
-        chunks, total = [], 0
-        while True:
+        # One read of the size the file has: a large file is held once, not as chunks plus their join.
+        first = os.read(fd, (st.st_size if limit is None else min(st.st_size, limit)) + 1)
+        chunks, total = [first], len(first)
+        if limit is not None and total > limit:
+            raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
+        while first:  # the file grew since fstat: the rest, a MiB at a time
             chunk = os.read(fd, MiB)
             if not chunk:
                 break
@@ -84,7 +90,7 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
             if limit is not None and total > limit:
                 raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     finally:
@@ -92,24 +98,46 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
 
 
 def read_text(path: str | os.PathLike, kind: str) -> str:
-    """A UTF-8 text file of `kind` (see `read_bytes`); FileProblem when it is not UTF-8."""
-    data = read_bytes(path, kind)
+    """A UTF-8 text file of `kind` (see `read_bytes`), without the byte-order mark some Windows editors
+    write first; FileProblem when it is not UTF-8."""
+    raw = read_bytes(path, kind)
+    data = strip_bom(raw)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileProblem(f"{Path(path).name}: not UTF-8 text (byte {exc.start})") from None
+        where = exc.start + len(raw) - len(data)  # counted in the file, with its mark
+        raise FileProblem(f"{display_name(path)}: not UTF-8 text (byte {where})") from None
+
+
+def strip_bom(data: bytes | str) -> bytes | str:
+    """`data` without a leading UTF-8 byte-order mark: every text the app reads accepts one."""
+    if isinstance(data, bytes):
+        return data.removeprefix(b"\xef\xbb\xbf")
+    return data.removeprefix("\ufeff")
+
+
+def display_name(path: str | os.PathLike, whole: bool = False) -> str:
+    """The file name of `path` (all of `path` when `whole`) as a message can show it: bytes that are not
+    UTF-8 (a name made on another system) read as U+FFFD instead of breaking the message or the file that
+    quotes it."""
+    name = os.fsdecode(os.fspath(path) if whole else (Path(path).name or os.fspath(path)))
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write `data` to `path` through a temporary file in the same folder, fsync and rename."""
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError as exc:  # text holding a file name that is not UTF-8, say
+        raise FileProblem(f"{display_name(path)}: the text to write is not valid Unicode "
+                          f"(character {exc.start})") from None
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     except OSError as exc:
-        raise FileProblem(f"{path.name}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise FileProblem(f"{display_name(path)}: cannot write in {folder} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -118,7 +146,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise FileProblem(f"{path.name}: cannot be written ({exc.strerror or exc})") from None
+        raise FileProblem(f"{display_name(path)}: cannot be written ({exc.strerror or exc})") from None
     return path
 
 

@@ -282,7 +282,7 @@ def test_bad_flags_are_one_line(capsys, argv, needle):
     ('{"vocab_size": [1]}', "vocab_size must be a whole number"),
     ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
     ('{"\\ud800": 1}', "unknown fields"),
-    ("\ufeff{}", "not valid JSON"),
+    ("\ufeff\ufeff{}", "not valid JSON"),  # one mark is fine, two are not
 ])
 def test_hostile_config_files_are_one_line(capsys, tmp_path, content, needle):
     path = tmp_path / "c.json"

@@ -8,9 +8,10 @@ action, told apart by `do`), and an exercise names the FACT the app computes fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 MAX_TEXT = 20_000
 
@@ -304,6 +305,18 @@ class Lesson(BaseModel):
     title: str
     summary: str = ""
     steps: list[Step] = Field(min_length=1, max_length=200)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the lesson's file, the only place its images come from (None: made from text,
+        no images). Never read from the file itself: a lesson cannot point it elsewhere."""
+        return self._folder
+
+    def located_in(self, folder: str | Path) -> Lesson:
+        """This lesson, read from a file in `folder`."""
+        self._folder = Path(folder)
+        return self
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Lesson:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui.common import actions
+from explorer.ui.learn.lesson_text import LessonText, label_markdown
 
 WELCOME_MD = """\
 ## Welcome to the lessons
@@ -103,9 +103,9 @@ class LearnPanel(QDockWidget):
         self._select_item(lesson_index, step_index)
         self.title.setText(f"<b>{_escape(lesson.title)}</b> · step {step_index + 1} of {len(lesson.steps)}: "
                            f"{_escape(step.title)}")
-        self.text.setMarkdown(step.text)
+        note = self.text.show_lesson_text(step.text, lesson.folder)  # inert: see lesson_text.py
         self.feedback.setText("")
-        self._show_error("")
+        self._show_error(note)
         if step.workspace:
             self.main_window.show_workspace(step.workspace)
         from explorer.core.lessons import open_step
@@ -136,12 +136,12 @@ class LearnPanel(QDockWidget):
             feedback = check(step, self.main_window.workspaces, self._answer_text(), self.attempt)
         except Exception as exc:  # noqa: BLE001 - say what went wrong, in the panel
             self.attempt -= 1
-            self.feedback.setText(f"⚠ Could not check this: {_one_line(exc)}")
+            self.feedback.setText(label_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
             return
         if not feedback.counted:
             self.attempt -= 1  # not an answer at all (no number in it): the try does not count
         # the core's message carries the hint after the first wrong try and the worked answer after the second
-        self.feedback.setText(("✓ " if feedback.correct else "✗ ") + feedback.message)
+        self.feedback.setText(label_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
         if feedback.correct:
             self._tick(lesson, step)
         self.sig_checked.emit(bool(feedback.correct))
@@ -212,6 +212,7 @@ class LearnPanel(QDockWidget):
         self.problems = QLabel("")
         self.problems.setObjectName("lessonProblems")
         self.problems.setWordWrap(True)
+        self.problems.setTextFormat(Qt.PlainText)  # names and messages from lesson files: never HTML
         self.problems.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.problems.setVisible(False)
         top = QWidget()
@@ -223,12 +224,12 @@ class LearnPanel(QDockWidget):
         self.title = QLabel("")
         self.title.setObjectName("lessonStepTitle")
         self.title.setWordWrap(True)
-        self.text = QTextBrowser()
-        self.text.setObjectName("lessonText")
-        self.text.setOpenExternalLinks(False)
+        self.text = LessonText()  # objectName lessonText; renders lesson text inert
+        self.text.sig_note.connect(self._show_error)
         self.error = QLabel("")
         self.error.setObjectName("lessonError")
         self.error.setWordWrap(True)
+        self.error.setTextFormat(Qt.PlainText)  # messages may quote a lesson: never HTML
         self.error.setVisible(False)
         self.figure = pg.PlotWidget()
         self.figure.setObjectName("lessonFigure")
@@ -317,7 +318,7 @@ class LearnPanel(QDockWidget):
         for i, lesson in enumerate(self.catalog.lessons):
             top = QTreeWidgetItem([""])
             top.setData(0, LESSON_ROLE, (i, -1))
-            top.setToolTip(0, lesson.summary or lesson.title)
+            top.setToolTip(0, f"<p>{_escape(lesson.summary or lesson.title)}</p>")  # rich text, escaped
             for j in range(len(lesson.steps)):
                 child = QTreeWidgetItem([""])
                 child.setData(0, LESSON_ROLE, (i, j))
@@ -367,7 +368,7 @@ class LearnPanel(QDockWidget):
     def _show_exercise(self, step) -> None:
         exercise = step.exercise if step is not None else None
         kind = exercise.kind if exercise is not None else None
-        self.prompt.setText(exercise.prompt if exercise is not None else "")
+        self.prompt.setText(label_markdown(exercise.prompt) if exercise is not None else "")
         self.prompt.setVisible(exercise is not None)
         self.answer_edit.clear()
         self.answer_choice.clear()
