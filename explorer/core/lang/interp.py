@@ -755,9 +755,8 @@ class Interpreter:
             self.check_elements(math.prod(out), node)
             self._count_products(math.prod(out) * a[-1], node)
             return
-        try:
-            out = torch.broadcast_shapes(*shapes)
-        except RuntimeError:
+        out = _broadcast(shapes[0], shapes[1])
+        if out is None:
             self.fail(node, f"shapes {shapes[0]} and {shapes[1]} do not broadcast for `{symbol}`: sizes must "
                             "match or be 1, compared from the right")
         self.check_elements(math.prod(out), node, f"`{symbol}` of shape {tuple(out)}")
@@ -1965,6 +1964,21 @@ def _nested_count(data, cap: int) -> int:
         else:
             count += 1
     return count
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    """The broadcast shape of two shapes, or None when they do not broadcast (torch's rule, in Python:
+    torch.broadcast_shapes goes through its reference implementation, 0.25 ms a call)."""
+    if a == b:
+        return a
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
 
 
 def _matmul_shape(a: tuple, b: tuple) -> tuple:
