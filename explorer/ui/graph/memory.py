@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsItem, QGroupBox, QLabel, QV
 from shiboken6 import isValid
 
 from explorer.core.autograd.saved import node_bytes, param_bytes, reason_for, recompute_steps
-from explorer.core.gpt.model import format_bytes
+from explorer.core.numbers import format_bytes
 from explorer.core.graph.display import CARD_H, CARD_W
 
 BADGE_H = 18.0
