@@ -11,7 +11,7 @@ from explorer.core.autograd.predict import questions
 from explorer.core.lang.examples import SEED_SOURCE
 from explorer.ui.expression.panel import ExpressionPanel
 
-WAIT = 20000
+WAIT = 60000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
 
 
 @pytest.fixture
