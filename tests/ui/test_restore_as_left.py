@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QSettings
 
 from explorer.ui import main_window as mw
@@ -79,3 +80,46 @@ def test_the_session_keeps_the_boundary_small_and_valid(qtbot, tmp_path):
         assert "probabilities" in str(exc)
     else:
         raise AssertionError("a boundary value outside 0..1 was accepted")
+
+
+@pytest.mark.parametrize("click", [False, True], ids=["player", "click"])
+def test_the_network_selection_comes_back_with_its_inspector(qtbot, tmp_path, click):
+    first = _window(qtbot, tmp_path)
+    first.show_workspace("network")
+    qtbot.waitUntil(lambda: "network" in first.panels, timeout=WAIT)
+    iteration = first.panels["network"].iteration
+    iteration.wait_recorded()
+    iteration.player.set_step(9)
+    view = iteration.graph
+    if click:  # a card the user clicked, not the one the player's step selected
+        other = next(did for did in view.graph_scene.cards if did != view.selected())
+        view.select(other)
+    selected = view.selected()
+    assert selected, "the player's step selects the card of its node"
+    title = iteration.inspector.title.text()
+    assert title
+    second = _restart(qtbot, tmp_path, first)
+    qtbot.waitUntil(lambda: "network" in second.panels, timeout=WAIT)
+    again = second.panels["network"].iteration
+    again.wait_recorded()
+    qtbot.waitUntil(lambda: again.graph.selected() == selected, timeout=WAIT)
+    assert again.inspector.title.text() == title
+    assert "Click a node" not in again.inspector.title.text()
+    second.close()
+
+
+def test_the_expression_selection_comes_back_with_its_inspector(qtbot, tmp_path):
+    first = _window(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: "expression" in first.panels, timeout=WAIT)
+    panel = first.panels["expression"]
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=WAIT)
+    node = next(nid for nid, n in panel.result.trace.nodes.items() if n.name == "w")
+    panel.graph.select(node)
+    title = panel.inspector.title.text()
+    assert ">w</b>" in title
+    second = _restart(qtbot, tmp_path, first)
+    qtbot.waitUntil(lambda: "expression" in second.panels, timeout=WAIT)
+    again = second.panels["expression"]
+    qtbot.waitUntil(lambda: again.result is not None and bool(again.graph.selected()), timeout=WAIT)
+    assert again.inspector.title.text() == title
+    second.close()

@@ -185,6 +185,7 @@ class NetworkState(EventedModel):
     iterations: int = Field(1, ge=0, le=MAX_ITERATIONS)  # iterations recorded on this spec so far
     step: int = Field(0, ge=0)  # the phase player's step in the last iteration
     tab: int = Field(0, ge=0, le=1)  # 0: one iteration, 1: train on toy data
+    selected: str | None = Field(None, max_length=200)  # the graph card shown in the inspector
     dataset: DatasetModel = Field(default_factory=DatasetModel)
     runs: list[ToyRun] = Field(default_factory=list, max_length=MAX_RUNS)
 
