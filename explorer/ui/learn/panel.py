@@ -67,6 +67,8 @@ class LearnPanel(QDockWidget):
         self.step_index: int | None = None
         self.attempt = 0
         self._opened: tuple[int, int] | None = None  # (lesson, step) whose action ran last
+        self.keeper = None  # explorer.core.lessons.snapshot.WorkKeeper: the work a lesson was about to change
+        self.complete_index: int | None = None  # the lesson whose "complete" page is on screen
         self._built = False
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
@@ -112,13 +114,24 @@ class LearnPanel(QDockWidget):
 
         after = self._opened[1] if self._opened is not None and self._opened[0] == lesson_index else None
         self._opened = (lesson_index, step_index)
+        workspaces = self.main_window.workspaces
+        first = step_index if after is not None and after in (step_index - 1, step_index) else 0
+        touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
+                                     if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         try:
-            open_step(lesson, step_index, self.main_window.workspaces, after)
+            for key in touched:  # the user's own work is kept before the step changes it
+                self.keeper.before_step(workspaces, key, lesson.id)
+            open_step(lesson, step_index, workspaces, after)
+            for key in touched:
+                self.keeper.after_step(workspaces, key)
         except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:
             QApplication.restoreOverrideCursor()
+        self.complete_index = None
+        self.next_button.setText("Next ▶")
+        self._show_restore_offer()
         self._show_exercise(step)
         self._show_figure(step)
         self.sig_step_shown.emit(lesson.id, step.id)
@@ -155,26 +168,74 @@ class LearnPanel(QDockWidget):
             return
         if self.step is not None and self.step.exercise is None:
             self._tick(self.lesson, self.step)
+        if self.complete_index is not None:  # the "lesson complete" page: on to the next lesson
+            following = self.complete_index + 1
+            if following < len(lessons):
+                self.open_step(following, 0)
+            return
         if self.lesson_index is None:
             self.open_step(0, 0)
             return
         if self.step_index + 1 < len(self.lesson.steps):
             self.open_step(self.lesson_index, self.step_index + 1)
-        elif self.lesson_index + 1 < len(lessons):
-            self.open_step(self.lesson_index + 1, 0)
         else:
-            self.feedback.setText("🎉 That was the last step of the last lesson. Well done!")
+            self.show_complete(self.lesson_index)
+
+    def show_complete(self, lesson_index: int) -> None:
+        """The "lesson complete" page: what was done, the next lesson (never entered silently), and the
+        offer to restore the work the lesson changed."""
+        self.ensure_built()
+        lessons = self.catalog.lessons
+        lesson = lessons[lesson_index]
+        self.lesson_index = self.step_index = None
+        self.complete_index = lesson_index
+        done = self.progress.completed(lesson) if self.progress is not None else 0
+        self.title.setText(f"<b>Lesson complete: {_escape(lesson.title)}</b>")
+        following = lessons[lesson_index + 1] if lesson_index + 1 < len(lessons) else None
+        text = f"You have done **{done} of {len(lesson.steps)}** steps of this lesson. "
+        if following is not None:
+            text += (f"The next lesson is **{_escape(following.title)}**: press *Next lesson* when you are "
+                     "ready, or pick any lesson or step in the list above.")
+        else:
+            text += "🎉 That was the last lesson. Well done! Pick any step in the list to revisit it."
+        self.text.setMarkdown(text)
+        self._show_exercise(None)
+        self._show_figure(None)
+        self._show_error("")
+        self.feedback.setText("")
+        self.next_button.setText("Next lesson ▶")
+        self.next_button.setEnabled(following is not None)
+        self._show_restore_offer()
+
+    def restore_work(self) -> list[str]:
+        """Put back the work the lessons changed (the snapshots taken before their steps); the titles of
+        the workspaces restored."""
+        if self.keeper is None:
+            return []
+        restored = self.keeper.restore(self.main_window.workspaces)
+        self._show_restore_offer()
+        if restored:
+            self.feedback.setText(f"Your work is back in: {', '.join(restored)}.")
+        return restored
+
+    def keep_lesson_state(self) -> None:
+        """Forget the snapshots: the workspaces stay as the lesson left them."""
+        if self.keeper is not None:
+            self.keeper.discard()
+        self._show_restore_offer()
 
     def show_welcome(self) -> None:
         """The welcome page: what the lessons are and how to use them."""
         self.ensure_built()
-        self.lesson_index = self.step_index = None
+        self.lesson_index = self.step_index = self.complete_index = None
         self.title.setText("<b>Learn</b>")
         self.text.setMarkdown(WELCOME_MD)
         self._show_exercise(None)
         self._show_figure(None)
         self.feedback.setText("")
         self.next_button.setText("Start ▶")
+        self.next_button.setEnabled(True)
+        self._show_restore_offer()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the figure (the widgets follow the application's style sheet)."""
@@ -280,6 +341,30 @@ class LearnPanel(QDockWidget):
         bv.addWidget(self.prompt)
         bv.addLayout(answer_row)
         bv.addWidget(self.feedback)
+        from explorer.core.lessons.snapshot import WorkKeeper
+
+        self.keeper = WorkKeeper()
+        self.restore_note = QLabel("")
+        self.restore_note.setObjectName("lessonRestoreNote")
+        self.restore_note.setWordWrap(True)
+        self.restore_button = QPushButton("Restore my work")
+        self.restore_button.setObjectName("lessonRestoreWork")
+        self.restore_button.setToolTip("Put back the program, network or form you had before the lesson "
+                                       "changed it (kept when its step opened)")
+        self.restore_button.clicked.connect(self.restore_work)
+        self.keep_button = QPushButton("Keep the lesson's")
+        self.keep_button.setObjectName("lessonKeepState")
+        self.keep_button.setToolTip("Forget the kept work: the workspaces stay as the lesson left them")
+        self.keep_button.clicked.connect(self.keep_lesson_state)
+        restore_row = QHBoxLayout()
+        restore_row.addWidget(self.restore_note, 1)
+        restore_row.addWidget(self.restore_button)
+        restore_row.addWidget(self.keep_button)
+        self.restore_bar = QWidget()
+        self.restore_bar.setObjectName("lessonRestoreBar")
+        self.restore_bar.setLayout(restore_row)
+        self.restore_bar.setVisible(False)
+        bv.addWidget(self.restore_bar)
         nav = QHBoxLayout()
         nav.addStretch(1)
         nav.addWidget(self.next_button)
@@ -436,6 +521,16 @@ class LearnPanel(QDockWidget):
         self._figure_curve.setPen(pg.mkPen(colour, width=2))
         self._figure_curve.setSymbolBrush(colour)
         self._figure_curve.setSymbolPen(colour)
+
+    def _show_restore_offer(self) -> None:
+        """The offer to restore the user's work, once the lesson that changed it ended or was left."""
+        if not self._built or self.keeper is None:
+            return
+        inside = self.lesson is not None and self.lesson.id == self.keeper.lesson_id
+        names = self.keeper.names()
+        self.restore_bar.setVisible(bool(names) and not inside)
+        self.restore_note.setText(f"The lesson changed your work in {', '.join(names)}. Restore it?"
+                                  if names else "")
 
     def _show_error(self, message: str) -> None:
         if not self._built:
