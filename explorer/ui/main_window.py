@@ -28,7 +28,7 @@ from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.learn.panel import LearnPanel
+from explorer.ui.learn.panel import POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
 WORKSPACES = [
@@ -366,6 +366,9 @@ class MainWindow(QMainWindow):
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState())
             self.settings.setValue("theme", self.theme_name)
+            position = self.learn.position()
+            if position is not None:  # the lessons were loaded: where the student was, for the next start
+                self.settings.setValue(POSITION_KEY, position)
             # No model was made (closed while they loaded): the saved session stands as it was, and the
             # close does not wait for the models' import (torch) on the loader's thread.
             if self._workspaces is not None:

@@ -123,3 +123,24 @@ def test_the_expression_selection_comes_back_with_its_inspector(qtbot, tmp_path)
     qtbot.waitUntil(lambda: again.result is not None and bool(again.graph.selected()), timeout=WAIT)
     assert again.inspector.title.text() == title
     second.close()
+
+
+def test_the_lesson_position_comes_back_without_rerunning_its_step(qtbot, tmp_path):
+    first = _window(qtbot, tmp_path)
+    dock = first.learn
+    dock.show()
+    dock.ensure_built()
+    lessons = dock.catalog.lessons
+    index = next(i for i, lesson in enumerate(lessons) if lesson.id == "gradients-three-ways")
+    dock.open_step(index, 2)
+    position = dock.position()
+    assert position == f"gradients-three-ways/{lessons[index].steps[2].id}"
+    first.workspaces.expression.set_source("q = param(0.25)\nL = q * q")  # edited after the step opened
+    second = _restart(qtbot, tmp_path, first)
+    again = second.learn
+    qtbot.waitUntil(lambda: again.position() == position, timeout=WAIT)
+    assert again.lesson_index == index and again.step_index == 2
+    # the step's actions did not run again over the restored session
+    qtbot.waitUntil(lambda: "expression" in second.panels, timeout=WAIT)
+    assert second.workspaces.expression.state.source.startswith("q = param(0.25)")
+    second.close()

@@ -42,6 +42,7 @@ Pick a lesson in the list above to start. **F2** hides and shows this panel; you
 """
 
 TICK, OPEN = "✓", "○"
+POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
 
@@ -95,9 +96,10 @@ class LearnPanel(QDockWidget):
         """The step on screen (None on the welcome page)."""
         return None if self.lesson is None or self.step_index is None else self.lesson.steps[self.step_index]
 
-    def open_step(self, lesson_index: int, step_index: int) -> None:
+    def open_step(self, lesson_index: int, step_index: int, act: bool = True) -> None:
         """Show a step: run its action on the workspace models, bring its workspace forward, ask its
-        exercise. An action that fails says so in the panel; the text still shows."""
+        exercise. An action that fails says so in the panel; the text still shows. `act=False` shows the
+        step over the workspaces as they are (the position a restart brings back, with its session)."""
         self.ensure_built()
         lesson = self.catalog.lessons[lesson_index]
         step = lesson.steps[step_index]
@@ -108,10 +110,14 @@ class LearnPanel(QDockWidget):
         self.text.setMarkdown(step.text)
         self.feedback.setText("")
         self._show_error("")
-        if step.workspace:
+        if step.workspace and act:
             self.main_window.show_workspace(step.workspace)
         from explorer.core.lessons import open_step
 
+        if not act:
+            self._opened = (lesson_index, step_index)  # Next runs only the next step's actions
+            self._show_step_end(lesson, step)
+            return
         after = self._opened[1] if self._opened is not None and self._opened[0] == lesson_index else None
         self._opened = (lesson_index, step_index)
         workspaces = self.main_window.workspaces
@@ -129,12 +135,44 @@ class LearnPanel(QDockWidget):
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:
             QApplication.restoreOverrideCursor()
+        self._show_step_end(lesson, step)
+
+    def _show_step_end(self, lesson, step) -> None:
         self.complete_index = None
         self.next_button.setText("Next ▶")
+        self.next_button.setEnabled(True)
         self._show_restore_offer()
         self._show_exercise(step)
         self._show_figure(step)
         self.sig_step_shown.emit(lesson.id, step.id)
+
+    def position(self) -> str | None:
+        """Where the student is, for the next start: "" (welcome), "lesson-id/step-id" or
+        "lesson-id/complete"; None before the lessons were loaded (nothing to save)."""
+        if not self._built or self.catalog is None:
+            return None
+        if self.complete_index is not None:
+            return f"{self.catalog.lessons[self.complete_index].id}/complete"
+        if self.lesson is None or self.step is None:
+            return ""
+        return f"{self.lesson.id}/{self.step.id}"
+
+    def restore_position(self, text: str) -> bool:
+        """Show the page `position()` wrote, over the restored workspaces (no step action runs); False
+        when the lesson or step no longer exists (the welcome page stays)."""
+        self.ensure_built()
+        lesson_id, _, step_id = str(text).partition("/")
+        for i, lesson in enumerate(self.catalog.lessons):
+            if lesson.id != lesson_id:
+                continue
+            if step_id == "complete":
+                self.show_complete(i)
+                return True
+            for j, step in enumerate(lesson.steps):
+                if step.id == step_id:
+                    self.open_step(i, j, act=False)
+                    return True
+        return False
 
     def check_answer(self) -> None:
         """Check the answer (or, for a "do" exercise, the state): right ticks the step; wrong gives the
@@ -396,6 +434,11 @@ class LearnPanel(QDockWidget):
         self.problems.setVisible(bool(problems))
         self._fill_tree()
         self.show_welcome()
+        settings = getattr(self.main_window, "settings", None)
+        if settings is not None and getattr(self.main_window, "persist", False):
+            saved = settings.value(POSITION_KEY, "")
+            if saved:
+                self.restore_position(str(saved))
 
     def _fill_tree(self) -> None:
         self.tree.clear()
