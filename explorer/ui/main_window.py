@@ -43,10 +43,8 @@ LESSONS_OFFERED = "learn/offered"  # the settings flag: the Learn panel offered 
 CORE_MODULES = {
     "expression": ("explorer.core.workspaces.session", "explorer.core.autograd.explain",
                    "explorer.core.autograd.predict", "explorer.core.lang.ops", "explorer.core.graph.display"),
-    # the network panel builds an optimizer at once, and torch's first optimizer imports torch._dynamo
-    # (9 of the 11.5 s its first visit froze the window for on a busy machine)
     "network": ("explorer.core.workspaces.session", "explorer.core.mlp.network", "explorer.core.mlp.toydata",
-                "explorer.core.graph.display", "explorer.core.autograd.explain", "torch._dynamo"),
+                "explorer.core.graph.display", "explorer.core.autograd.explain"),
     "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }
