@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.graph.layout import collapse, layered_layout
-from explorer.core.lang.ops import find_op
 
 CARD_W = 156.0
 CARD_H = 84.0
@@ -121,6 +120,8 @@ def tensor_layout(value) -> str:
 
 def op_short_name(node) -> str:
     """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
+    from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
+
     op = getattr(node, "op", None) or ""
     spec = find_op(op) or find_op(getattr(node, "torch_name", None))
     return spec.name if spec else op

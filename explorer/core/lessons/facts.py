@@ -296,13 +296,12 @@ def figure(name: str, workspaces) -> Figure:
     if name != "fd_error":
         raise LessonError(f"unknown figure {name!r}")
     param, hs, errors, exact = fd_errors(workspaces)
-    best = hs[int(np.argmin(errors))]
     note = (f"Central difference (L(p + h) − L(p − h)) / 2h for dL/d{param}, the program run in float32, "
             f"against autograd's exact {fmt_number(exact)} (float64). Large h: truncation error, about "
             f"h² × L‴/6, falls as h shrinks. Small h: float32 rounds L to about 7 digits, and that rounding "
             f"divided by 2h grows as h shrinks; once h is below about 1e-7 × |p|, p ± h rounds back to p "
-            f"itself and the estimate is 0. The error is smallest near h = {best:.0e}.")
-    return Figure(f"Finite-difference error of dL/d{param} against the step h", hs, errors, "step h",
+            f"itself and the estimate is 0.")  # where the error is smallest is the step's question
+    return Figure(f"Error of the estimate of dL/d{param}", hs, errors, "step h",
                   "|estimate − exact|", logx=True, logy=True, note=note)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -103,6 +104,9 @@ class DatasetModel(BaseModel):
         return value
 
 
+MAX_BOUNDARY = 128  # cells per side of a saved decision boundary
+
+
 def _finite_list(values: list[float]) -> list[float]:
     if any(not math.isfinite(v) for v in values):
         raise ValueError("curve values must be finite numbers")
@@ -125,9 +129,28 @@ class ToyRun(BaseModel):
     test_loss: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
     train_acc: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
     test_acc: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    # the last decision boundary drawn: P(class 1) on a square grid over the plot (rows: y), to 3 decimals
+    boundary: list[list[float]] | None = Field(None, max_length=MAX_BOUNDARY)
 
     _finite = field_validator("train_loss", "test_loss", "train_acc", "test_acc")(
         classmethod(lambda cls, v: _finite_list(v)))
+
+    @field_validator("boundary")
+    @classmethod
+    def _square_probabilities(cls, grid: list[list[float]] | None) -> list[list[float]] | None:
+        if grid is None:
+            return None
+        if any(len(row) != len(grid) for row in grid):
+            raise ValueError("a decision boundary is a square grid")
+        if any(not (0.0 <= v <= 1.0) for row in grid for v in row):  # NaN fails too
+            raise ValueError("a decision boundary holds probabilities between 0 and 1")
+        return grid
+
+    def set_boundary(self, grid) -> None:
+        """Keep the newest boundary grid (a square array of probabilities), rounded to 3 decimals."""
+        array = np.clip(np.round(np.asarray(grid, dtype=np.float64), 3), 0.0, 1.0)
+        square = array.ndim == 2 and 0 < array.shape[0] == array.shape[1] <= MAX_BOUNDARY
+        self.boundary = array.tolist() if square and np.isfinite(array).all() else None
 
     @model_validator(mode="after")
     def _same_lengths(self) -> ToyRun:
@@ -162,6 +185,7 @@ class NetworkState(EventedModel):
     iterations: int = Field(1, ge=0, le=MAX_ITERATIONS)  # iterations recorded on this spec so far
     step: int = Field(0, ge=0)  # the phase player's step in the last iteration
     tab: int = Field(0, ge=0, le=1)  # 0: one iteration, 1: train on toy data
+    selected: str | None = Field(None, max_length=200)  # the graph card shown in the inspector
     dataset: DatasetModel = Field(default_factory=DatasetModel)
     runs: list[ToyRun] = Field(default_factory=list, max_length=MAX_RUNS)
 
@@ -273,6 +297,8 @@ class NetworkWorkspace:
         for record in records:
             if record.get("type") == "step":
                 run.add(record)
+            elif record.get("type") == "boundary" and record.get("grid") is not None:
+                run.set_boundary(record["grid"])
         self.events.runs_changed.emit()
 
     def finish_run(self, status: str) -> None:

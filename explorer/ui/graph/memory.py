@@ -23,9 +23,8 @@ from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QGroupBox, QLabel, QVBoxLayout
 from shiboken6 import isValid
 
-from explorer.core.autograd.saved import node_bytes, param_bytes, reason_for, recompute_steps
-from explorer.core.gpt.model import format_bytes
-from explorer.core.graph.display import CARD_H, CARD_W
+# The core modules below load numpy and networkx (seconds on a busy machine): this module is imported by
+# the main window before its first paint, so they are imported where a graph is drawn.
 
 BADGE_H = 18.0
 LEGEND_W = 260.0
@@ -81,6 +80,8 @@ class MemoryBadge(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """A strip as wide as the card."""
+        from explorer.core.graph.display import CARD_W
+
         return QRectF(-CARD_W / 2, 0, CARD_W, BADGE_H)
 
     def set_freed(self, freed: bool) -> None:
@@ -143,6 +144,9 @@ class MemoryOverlay:
         self._totals = None
         tr = scene.trace
         if self.enabled and tr is not None and getattr(tr, "saved_memory", None) is not None:
+            from explorer.core.autograd.saved import node_bytes
+            from explorer.core.graph.display import CARD_H
+
             timeline = scene.model.timeline
             for did, card in scene.cards.items():
                 members = [tr.nodes[m] for m in card.info.get("members", []) if m in tr.nodes]
@@ -184,6 +188,8 @@ class MemoryOverlay:
         t = scene.theme
         memory = tr.saved_memory
         if self._totals is None or self._totals[0] is not tr:  # computed once per trace, not per paint
+            from explorer.core.autograd.saved import param_bytes, recompute_steps
+
             self._totals = (tr, param_bytes(tr), recompute_steps(timeline))
         (weights, grads), recomputes = self._totals[1], self._totals[2]
         k = self.view.step
@@ -253,6 +259,8 @@ class MemoryOverlay:
 
 def badge_text(members: list, nbytes: int) -> str:
     """"48 B: output" for one node with one saved tensor, "1.5 KiB in 3 tensors" otherwise."""
+    from explorer.core.numbers import format_bytes
+
     saved = [s for n in members for s in n.saved or () if not s.recomputed and not s.param]
     if len(saved) == 1:
         return f"{format_bytes(nbytes)}: {saved[0].role}"
@@ -261,6 +269,8 @@ def badge_text(members: list, nbytes: int) -> str:
 
 def legend_lines(memory, weights: int, grads: int, alive: int) -> list[str]:
     """The legend's text: the total saved for backward, what is alive at this step, weights and grads."""
+    from explorer.core.numbers import format_bytes
+
     lines = [f"Saved for backward: {format_bytes(memory.activations)}",
              f"alive at this step: {format_bytes(alive)}",
              f"weights {format_bytes(weights)} · their grads {format_bytes(grads)}"]
@@ -300,6 +310,9 @@ def show_saved(inspector, node) -> None:
 
 def saved_html(node) -> str:
     """Rich text listing a node's saved tensors (role, shape, dtype, bytes, sharing) and why; "" if none."""
+    from explorer.core.autograd.saved import reason_for
+    from explorer.core.numbers import format_bytes
+
     saved = getattr(node, "saved", None)
     if not saved:
         return ""

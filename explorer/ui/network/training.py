@@ -436,12 +436,25 @@ class TrainView(QWidget):
             if self.runs:
                 # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
                 self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+                self._show_ended_run(model_runs[-1])
             else:
                 self._show_untrained_boundary()
         for curves in self.runs[-1:]:
             x = np.asarray(curves.steps, dtype=float)
             for item, ys in zip(curves.items, curves.curves(), strict=True):
                 item.setData(x, np.asarray(ys, dtype=float))
+
+    def _show_ended_run(self, run: ToyRun) -> None:
+        """A run brought back by a session: its last boundary and its last status line, as it was left."""
+        if run.status == "running" or self.control is not None or not run.steps:
+            return
+        if run.boundary is not None:
+            self._set_boundary(np.asarray(run.boundary, dtype=float))
+        last = {"step": run.steps[-1], "train_loss": run.train_loss[-1], "test_loss": run.test_loss[-1],
+                "train_acc": run.train_acc[-1], "test_acc": run.test_acc[-1]}
+        verb = {"done": "finished", "error": "failed"}.get(run.status, "stopped")
+        self._message(f"{self._progress_text(run.number, last)} · {verb}. Change a setting and press Train "
+                      "to compare a new run.")
 
     def _make_curves(self, run: ToyRun) -> RunCurves:
         color = RUN_COLORS[(run.number - 1) % len(RUN_COLORS)]

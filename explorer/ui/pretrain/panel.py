@@ -465,9 +465,17 @@ class PretrainPanel(QWidget):
         for run_id in list(self.plots.run_ids()):
             self.plots.remove_run(run_id)
             self.history.remove_run(run_id)
+        self.samples.clear()
         for run in self.workspace.runs.values():
             self.plots.add_run(run)
             self.history.add_run(run)
+            # what the panel showed when the run ended: its heading and its samples (a session keeps them)
+            self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
+            for step, text in run.samples:
+                self._append_sample(run, {"step": step, "text": text})
+        last = list(self.workspace.runs.values())[-1:]
+        if last and last[0].status in ("done", "stopped", "error"):
+            self.progress_label.setText(finished_text(last[0]))
         self._model_to_form()
         self._update_buttons()
 
@@ -592,13 +600,7 @@ class PretrainPanel(QWidget):
                 self.show_message(f"Training stopped: {run.message}", "error")
             self.history.update_run(run.run_id)
             self.plots.mark_dirty(run.run_id)
-            train, val = run.final_losses()
-            summary = {"done": "Finished", "stopped": "Stopped", "error": "Failed"}.get(run.status,
-                                                                                         run.status)
-            losses = f"train loss {train:.3f}" if train is not None else "no step finished"
-            if val is not None:
-                losses += f", validation loss {val:.3f}"
-            self.progress_label.setText(f"{summary}: {run.name} — {losses}.")
+            self.progress_label.setText(finished_text(run))
             self.sig_run_finished.emit(run.run_id, run.status)
         self._update_buttons()
         if self._retrain_pending:
@@ -765,3 +767,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def finished_text(run: PretrainRun) -> str:
+    """The status line of an ended run ("Finished: Run 1 — train loss 2.310, validation loss 2.402."), as the
+    panel writes it when the run ends and again when a session brings the run back."""
+    train, val = run.final_losses()
+    summary = {"done": "Finished", "stopped": "Stopped", "error": "Failed"}.get(run.status, run.status)
+    losses = f"train loss {train:.3f}" if train is not None else "no step finished"
+    if val is not None:
+        losses += f", validation loss {val:.3f}"
+    return f"{summary}: {run.name} — {losses}."
