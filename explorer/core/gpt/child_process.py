@@ -42,12 +42,20 @@ def run_training(
     """Train a GPT from plain dicts and stream record batches (lists of dicts) into `records`."""
     sender = _BatchSender(records)
     trainer = None
+    lock = None
     try:
+        from explorer.core import files
+
+        # The run's folder is this process's while it lives (the kernel drops the lock when it ends, even
+        # by kill -9): other windows see the run as training and never clean or delete its folder.
+        lock = files.FolderLock(Path(checkpoint_path).parent)
         import torch
 
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
         trainer = _make_trainer(config, settings, corpus_path, resume_from)
+        # `checkpoint_every` rewrites the run's own checkpoint (atomically) as it trains.
+        trainer.checkpoint_target = Path(checkpoint_path)
         wants_checkpoint = threading.Event()
         # Set between the trainer's "paused" and "resumed" records: the loop is blocked and the model
         # is not changing, so the listener may write a checkpoint itself.
@@ -81,6 +89,8 @@ def run_training(
     finally:
         if trainer is not None:
             _save(trainer, checkpoint_path, sender)
+        if lock is not None:
+            lock.release()
         sender.add({"type": "exit"})
         sender.close()
 
