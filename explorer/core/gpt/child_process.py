@@ -26,6 +26,7 @@ from typing import Any
 
 # Seconds between two batches sent to the GUI: 20 updates a second at most.
 FLUSH_INTERVAL_S = 0.05
+PARENT_CHECK_S = 0.5  # how often the training process looks whether the GUI process still lives
 TERMINAL_TYPES = ("done", "stopped", "error")
 
 
@@ -93,6 +94,8 @@ def run_training(
             lock.release()
         sender.add({"type": "exit"})
         sender.close()
+        if not parent_alive() and hasattr(records, "cancel_join_thread"):
+            records.cancel_join_thread()  # nobody reads the queue: never wait on a full pipe to exit
 
 
 def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
@@ -114,13 +117,17 @@ def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path:
 
 def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paused: threading.Event,
             handoff: threading.Lock, checkpoint_path: str, sender: _BatchSender) -> None:
-    """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies)."""
+    """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies, or the GUI
+    process is gone: killed, its run then stops after its step and writes its checkpoint)."""
     while True:
         try:
-            command = commands.get()
-        except (EOFError, OSError):
-            trainer.request_stop()
-            return
+            command = commands.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if parent_alive():
+                continue
+            command = "stop"
+        except (EOFError, OSError, ValueError):
+            command = "stop"
         if command == "pause":
             trainer.pause()
         elif command == "resume":
@@ -138,6 +145,14 @@ def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paus
             if hasattr(trainer, "resume"):
                 trainer.resume()
             return
+
+
+def parent_alive() -> bool:
+    """Whether the process that spawned this one still runs (True where that cannot be told)."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
 
 
 def _save(trainer: Any, path: str, sender: _BatchSender) -> None:
