@@ -266,8 +266,8 @@ def test_out_refuses_a_folder_holding_another_run_unless_overwrite(capsys, corpu
 def test_an_input_error_in_the_middle_of_a_run_is_printed_once(capsys, corpus, tmp_path):
     out_dir = tmp_path / "run"
     (out_dir / "step-1.safetensors").mkdir(parents=True)  # the first periodic checkpoint cannot be written
-    code, _, err = cli(["train", "--steps", "3", "--corpus", corpus, "--out", str(out_dir), "--save-every", "1",
-                        *SMALL], capsys)
+    code, _, err = cli(["train", "--steps", "3", "--corpus", corpus, "--out", str(out_dir),
+                        "--save-every", "1", *SMALL], capsys)
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "step-1.safetensors" in errors[0], err
