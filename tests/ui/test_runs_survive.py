@@ -92,8 +92,7 @@ def test_two_windows_training_at_once_share_no_folder_and_see_each_others_runs(q
         assert read_checkpoint(run.checkpoint).settings["seed"] == seed  # each checkpoint is its own
         assert os.path.dirname(run.checkpoint) == str(run_folder(run.run_id))
     both = {mine.run_id, theirs.run_id}
-    for panel in panels:  # each window lists the other's run too (the folder is watched)
-        panel.scan_runs_folder()
+    for panel in panels:  # each window lists the other's run too, as the folder changes (it is watched)
         qtbot.waitUntil(lambda p=panel: both <= set(p.workspace.runs), timeout=WAIT_MS)
         qtbot.waitUntil(lambda p=panel: all(p.workspace.runs[r.run_id].checkpoint for r in (mine, theirs)),
                         timeout=WAIT_MS)
