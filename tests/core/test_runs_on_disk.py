@@ -216,3 +216,59 @@ def test_a_run_whose_folder_was_deleted_says_so(tmp_path):
     assert not (tmp_path / "out").exists()
     ws.finish_run(run.run_id, "done")
     assert not run_folder(run.run_id).exists()  # never made again by a late write
+
+
+ORPHAN = """
+    import sys, time
+    import multiprocessing as mp
+    from explorer.core.gpt.child_process import run_training
+
+    if __name__ == "__main__":
+        config = {"vocab_size": 64, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1}
+        settings = {"steps": 10**6, "batch_size": 2, "device": "cpu", "eval_every": 0, "sample_every": 0,
+                    "checkpoint_every": 0}
+        ctx = mp.get_context("spawn")
+        commands, records = ctx.Queue(), ctx.Queue()
+        args = (config, settings, None, sys.argv[1], commands, records)
+        child = ctx.Process(target=run_training, args=args)
+        child.start()
+        print("child", child.pid, flush=True)
+        while True:
+            if any(r.get("type") == "step" and r["step"] >= 3 for r in records.get()):
+                print("trained", flush=True)
+                time.sleep(600)  # killed here, as a GUI killed with -9 mid-run
+"""
+
+
+@pytest.mark.timeout(240)
+def test_the_training_process_of_a_killed_gui_stops_and_saves_its_checkpoint(tmp_path):
+    """kill -9 of the window's process: its training process notices, stops after its step, saves, ends."""
+    folder = tmp_path / "run-1"
+    folder.mkdir()
+    checkpoint = folder / "checkpoint.safetensors"
+    parent = _spawn(ORPHAN, str(checkpoint))
+    assert parent.stdout.readline().startswith("child")
+    try:
+        assert parent.stdout.readline().strip() == "trained", parent.stderr.read()[-2000:]
+        assert files.folder_busy(folder)  # the training process holds its run folder
+    finally:
+        parent.kill()
+        parent.wait()
+    # it stops by itself (it looks for its parent every PARENT_CHECK_S), saves, and lets its folder go
+    assert _released(folder), "the training process of a killed window kept training"
+    from explorer.core.gpt.checkpoint import read_checkpoint
+
+    assert read_checkpoint(checkpoint).step >= 3
+    assert not [p for p in folder.iterdir() if p.name.startswith(files.TEMP_PREFIX)]
+
+
+def _released(folder: Path, limit_s: float = 120.0) -> bool:
+    """Wait (polling: no signal reaches this test) until no process holds `folder`'s lock."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if not files.folder_busy(folder):
+            return True
+        time.sleep(0.2)
+    return False
