@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 try:
@@ -182,7 +183,8 @@ class FolderLock:
     is then the user's care.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, wait_s: float = 1.0) -> None:
+        """`wait_s`: how long to retry while the lock is held (`folder_busy` probes hold it for a moment)."""
         self.folder = Path(folder)
         self._fd: int | None = None
         if fcntl is None:
@@ -191,11 +193,16 @@ class FolderLock:
             fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as exc:
             raise FileProblem(f"{self.folder.name}: cannot be opened ({exc.strerror or exc})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise FolderBusy(f"{self.folder}: another process is writing in this folder") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise FolderBusy(f"{self.folder}: another process is writing in this folder") from None
+                time.sleep(0.01)
         self._fd = fd
 
     def release(self) -> None:
@@ -215,7 +222,7 @@ def folder_busy(folder: str | os.PathLike) -> bool:
     """True when another process holds a FolderLock on `folder` (a live writer); False when nobody does,
     or the folder cannot be opened."""
     try:
-        FolderLock(folder).release()
+        FolderLock(folder, wait_s=0.0).release()
     except FolderBusy:
         return True
     except FileProblem:
