@@ -6,6 +6,10 @@ or a folder, which could block or never end), opened without blocking, and at mo
 kind of file. Every file it writes goes through `write_atomic`: a temporary file in the same folder,
 fsync, then a rename, so a kill mid-write leaves the old file or the new one, never half of one.
 Problems come back as `FileProblem`, whose message names the file and what is wrong.
+
+`FolderLock` marks a folder as being written by one process (a training run's folder): an advisory lock
+on the folder itself that the kernel drops when its owner ends, even by kill -9, so a crash never leaves a
+stale lock behind and no lock file is ever added to the folder.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks on folders (see FolderLock)
+    fcntl = None
 
 MiB = 1024 * 1024
 
@@ -186,6 +196,66 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
             except OSError:
                 continue
     return removed
+
+
+class FolderBusy(FileProblem):
+    """The folder is locked by another process that is writing in it."""
+
+
+class FolderLock:
+    """An exclusive advisory lock on a folder (flock on the folder's own descriptor), held until `release`
+    or the end of the owning process (the kernel drops it then, whatever killed the process).
+
+    `FolderLock(path)` raises FolderBusy when another process holds it and FileProblem when the folder
+    cannot be opened. Where the platform has no flock (Windows) the lock is a no-op: one writer per folder
+    is then the user's care.
+    """
+
+    def __init__(self, folder: str | os.PathLike, wait_s: float = 1.0) -> None:
+        """`wait_s`: how long to retry while the lock is held (`folder_busy` probes hold it for a moment)."""
+        self.folder = Path(folder)
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise FileProblem(f"{self.folder.name}: cannot be opened ({exc.strerror or exc})") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise FolderBusy(f"{self.folder}: another process is writing in this folder") from None
+                time.sleep(0.01)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (also done by the kernel when the process ends)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor of the lock releases it
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def folder_busy(folder: str | os.PathLike) -> bool:
+    """True when another process holds a FolderLock on `folder` (a live writer); False when nobody does,
+    or the folder cannot be opened."""
+    try:
+        FolderLock(folder, wait_s=0.0).release()
+    except FolderBusy:
+        return True
+    except FileProblem:
+        return False
+    return False
 
 
 def _size(n: int) -> str:

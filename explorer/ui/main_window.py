@@ -361,7 +361,16 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._after_first_paint)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        """Save window state and session, stop the panels' workers."""
+        """Stop the panels' workers, then save window state and session.
+
+        The panels stop first: a pretraining run stops after its step and writes its checkpoint (the panel
+        says so while it waits), so the saved session names the run with that checkpoint.
+        """
+        pretrain = self.panels.get("pretrain")
+        if pretrain is not None and pretrain.is_training():
+            self.show_workspace("pretrain")  # where the note about the wait is
+            self.statusBar().showMessage("Saving the training run's checkpoint before closing…")
+        self.shutdown_panels()
         if self.persist:
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState())
@@ -377,7 +386,6 @@ class MainWindow(QMainWindow):
                 except (TypeError, ValueError):  # an unserialisable state is skipped, not fatal
                     pass
             self.settings.sync()
-        self.shutdown_panels()
         super().closeEvent(event)
 
     # -- private -----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class PretrainRun:
     evals: dict[str, Series] = field(default_factory=lambda: {k: Series() for k in EVAL_KEYS})
     last_step: dict[str, Any] = field(default_factory=dict)
     continues: int | None = None  # the run whose checkpoint this one resumed (fine-tuning on another text)
+    uid: str | None = None  # the identity written in the run's folder when it was made (None: older runs)
 
     def add(self, record: dict[str, Any]) -> None:
         """Take one trainer record into the run."""
@@ -115,6 +116,13 @@ class PretrainRun:
             self.status = kind
             self.message = str(record.get("message", "") or "")
 
+    def take_records_of(self, other: PretrainRun) -> None:
+        """Take what another copy of this run (read from its folder) knows: status, curves, checkpoint;
+        the user's view of it (name, colour, visibility) stays."""
+        for name in ("config", "settings", "corpus", "status", "message", "checkpoint", "device", "samples",
+                     "steps", "evals", "last_step", "continues"):
+            setattr(self, name, getattr(other, name))
+
     def steps_done(self) -> int:
         """The last optimizer step the run recorded (0 before its first)."""
         steps = self.steps["step"].view()
@@ -136,7 +144,7 @@ class PretrainRun:
         return {"run_id": self.run_id, "name": self.name, "config": self.config, "settings": self.settings,
                 "corpus": self.corpus, "color": self.color, "status": self.status, "message": self.message,
                 "checkpoint": self.checkpoint, "visible": self.visible, "continues": self.continues,
-                "samples": self.samples[-20:],
+                "uid": self.uid, "samples": self.samples[-20:],
                 "steps": thin(self.steps), "evals": thin(self.evals)}
 
     @classmethod
@@ -148,6 +156,7 @@ class PretrainRun:
                   visible=bool(data.get("visible", True)))
         continues = data.get("continues")
         run.continues = int(continues) if continues is not None else None
+        run.uid = str(data["uid"]) if data.get("uid") else None
         run.samples = [(int(s), str(t)) for s, t in data.get("samples", [])]
         for target, saved in ((run.steps, data.get("steps", {})), (run.evals, data.get("evals", {}))):
             for key, values in saved.items():

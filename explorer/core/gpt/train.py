@@ -80,6 +80,9 @@ class TrainSettings(ConfigMixin):
     corpus_path: str | None = None  # UTF-8 text file to train on; None: the built-in corpus
     out_dir: str | None = None  # where the final checkpoint and metrics.csv go; None: nowhere
     save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
+    # Rewrite the run's one checkpoint every this many steps (out_dir/checkpoint.safetensors, or the path
+    # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
+    checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
@@ -91,7 +94,7 @@ class TrainSettings(ConfigMixin):
         out: dict[str, str] = {}
         positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
         non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
-                        "threads")
+                        "checkpoint_every", "threads")
         for name in positive + non_negative:
             value = getattr(self, name)
             low = 1 if name in positive else 0
@@ -140,11 +143,12 @@ MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GP
 TRAIN_PRESETS: dict[str, TrainSettings] = {
     # A higher peak lr than nanoGPT's 1e-3 (meant for 2000 steps) so 500 steps show clear progress.
     "tiny": TrainSettings(steps=500, batch_size=12, lr=3e-3, warmup_steps=20, eval_every=50,
-                          sample_every=100),
+                          sample_every=100, checkpoint_every=100),
     "small": TrainSettings(steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, eval_every=250,
-                           sample_every=500),
+                           sample_every=500, checkpoint_every=250),
     "gpt2-124m": TrainSettings(steps=5000, batch_size=8, grad_accum_steps=8, lr=6e-4, warmup_steps=200,
-                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe"),
+                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe",
+                               checkpoint_every=250),
 }
 
 
@@ -313,6 +317,10 @@ class Trainer:
         self.step = 0
         self.tokens = 0
         self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
+        # Where `checkpoint_every` rewrites the checkpoint: out_dir's, or one the caller sets (the GUI's
+        # training process points it at the run's folder); None: nowhere.
+        out = self.settings.out_dir
+        self.checkpoint_target: Path | None = Path(out) / "checkpoint.safetensors" if out else None
         self._stop = threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
@@ -504,6 +512,11 @@ class Trainer:
             yield {"type": "sample", "step": self.step, "text": self.sample()}
         if s.save_every and s.out_dir and self.step % s.save_every == 0 and self.step < s.steps:
             path = self.save_checkpoint(Path(s.out_dir) / f"step-{self.step}.safetensors")
+            if path is not None:
+                yield {"type": "checkpoint", "step": self.step, "path": str(path)}
+        every, target = s.checkpoint_every, self.checkpoint_target
+        if every and target is not None and self.step % every == 0 and self.step < s.steps:
+            path = self.save_checkpoint(target)
             if path is not None:
                 yield {"type": "checkpoint", "step": self.step, "path": str(path)}
 
