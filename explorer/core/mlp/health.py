@@ -29,10 +29,18 @@ import torch
 from torch import nn
 
 from explorer.core.gpt.runs import ema
-from explorer.core.mlp.network import NetSpec, layer_names
+from explorer.core.mlp.network import (
+    NetSpec,
+    build_model,
+    layer_names,
+    make_loss,
+    make_optimizer,
+    targets_for,
+)
 
 GUIDE_RATIO = 1e-3
 SATURATION = {"tanh": 0.97, "sigmoid": 0.0153}  # |a| above / min(a, 1 - a) below: derivative < 6 % of peak
+LR_RANGE = (1e-5, 10.0)  # the toy lr range test's sweep (the form's learning rate goes up to 10)
 HEALTH_KEYS = ("grad_norms", "update_ratios", "act_mean", "act_std", "saturated", "dead")
 
 
@@ -247,3 +255,24 @@ def suggest_lr(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:
     if not np.isfinite(slope).any() or np.nanmin(slope) >= 0:
         return None
     return float(lrs[int(np.nanargmin(slope))])
+
+
+def toy_lr_test(spec: NetSpec, data, steps: int = 100, progress=None, cancelled=None) -> LRTest | None:
+    """The lr range test of `spec` on a toy dataset's train split (mini-batches in a seeded order), from a
+    copy of the spec's starting weights (the weights Train starts from), over LR_RANGE."""
+    model = build_model(spec)
+    x, y = data.x_train, targets_for(spec, data.y_train)
+    loss_fn = make_loss(spec)
+    batch = min(spec.batch_size, len(x))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(spec.seed))
+
+    def loss_of(m: nn.Module, i: int) -> torch.Tensor:
+        start = (i * batch) % max(1, len(x) - batch + 1)
+        idx = order[start:start + batch]
+        return loss_fn(m(x[idx]), y[idx])
+
+    def optimizer(m: nn.Module, lr: float) -> torch.optim.Optimizer:
+        return make_optimizer(NetSpec.from_dict({**spec.to_dict(), "lr": lr}), m)
+
+    return lr_range_test(model, optimizer, loss_of, *LR_RANGE, steps=steps, progress=progress,
+                         cancelled=cancelled)
