@@ -26,6 +26,7 @@ LIMITS: dict[str, int] = {
     "lesson": 1 * MiB,
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
+    "health records": 32 * MiB,  # a pretraining run's health.csv
     "corpus": 256 * MiB,
     "checkpoint": 8 * 1024 * MiB,
 }

@@ -134,3 +134,54 @@ def test_cli_json_lines_carry_the_keys(capsys):
     measured = [line for line in lines if "block_grad_norms" in line]
     assert [line["step"] for line in measured] == [1, 10]  # the default interval: the first, every 10th
     assert all(len(line["block_grad_norms"]) == len(line["update_ratios"]) == 2 for line in measured)
+
+
+# -- the pretraining workspace keeps them in the run's folder ----------------------------------------
+
+
+def test_runs_keep_health_and_their_folder_restores_it(tmp_path, monkeypatch):
+    from explorer.core.gpt.runs import PretrainRun, health_arrays
+    from explorer.core.workspaces import pretrain as ws_mod
+
+    monkeypatch.setenv(ws_mod.DATA_ENV, str(tmp_path))
+    ws = ws_mod.PretrainWorkspace()
+    trainer = micro_trainer(steps=10)
+    run = ws.new_run(trainer.config.to_dict(), trainer.settings.to_dict(), None)
+    records = [r for r in trainer.run() if r["type"] in ("step", "start")]
+    ws.add_records(run.run_id, records)
+    assert [e["step"] for e in run.health] == [1, 5, 10]
+    ws.finish_run(run.run_id, "done")
+    text = (ws_mod.run_folder(run.run_id) / ws_mod.HEALTH_CSV).read_text()
+    assert text.splitlines()[0] == "step,grad_norm,block_grad_norms,update_ratios"
+    restored = ws_mod.PretrainWorkspace()
+    restored.load(ws_mod.PretrainWorkspace.validate(json.loads(json.dumps(ws.to_json()))))
+    again = restored.runs[run.run_id]
+    assert again.health == run.health
+    steps, norms, grads, ratios = health_arrays(again.health)
+    assert steps.tolist() == [1, 5, 10] and grads.shape == ratios.shape == (3, 2)
+    assert isinstance(again, PretrainRun)
+
+
+HEADER = "step,grad_norm,block_grad_norms,update_ratios\n"
+
+
+@pytest.mark.parametrize("text", ["", "nonsense\n1,2,3,4\n", HEADER + "x,1,[],[]\n", HEADER + "1,1,{,[]\n",
+                                  HEADER + "1,1,3,[]\n", HEADER + "1,1,[]\n"])
+def test_a_broken_health_file_gives_nothing(text):
+    from explorer.core.workspaces.pretrain import parse_health_csv
+
+    assert parse_health_csv(text) == []
+
+
+def test_hostile_health_values_become_none():
+    from explorer.core.gpt.runs import health_entry
+    from explorer.core.workspaces.pretrain import health_csv, parse_health_csv
+
+    entry = health_entry({"step": 3, "grad_norm": math.inf, "block_grad_norms": [1.0, math.nan, "x"],
+                          "update_ratios": [math.inf, None]})
+    assert entry == {"step": 3, "grad_norm": None, "block_grad_norms": [1.0, None, None],
+                     "update_ratios": [None, None]}
+    text = health_csv([entry]) + '4,NaN,"[NaN,Infinity]",[1e-3]\n'
+    parsed = parse_health_csv(text)
+    assert parsed[0] == entry and parsed[1]["block_grad_norms"] == [None, None]
+    assert parsed[1]["update_ratios"] == [1e-3]
