@@ -10,10 +10,11 @@ Worker class (its own instance, so the test never cancels a training run) and of
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -36,6 +37,7 @@ from explorer.ui.common.worker import Worker
 # Input side to output side: a layer's colour says how deep it is.
 DEPTH_COLOURS = ("#2563eb", "#0891b2", "#059669", "#65a30d", "#ca8a04", "#ea580c", "#dc2626")
 LR_TEST_STEPS = 100
+REDRAW_S = 0.25  # at most four redraws a second of a live run's health (some 40 curves)
 
 PLOTS = (
     # objectName, title, figure keys, log y, tooltip
@@ -80,6 +82,14 @@ class HealthView(QWidget):
         self.plots: dict[str, pg.PlotWidget] = {}
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
         self._names: tuple[list[str], list[str]] = ([], [])
+        self._cache: dict[str, tuple[ToyRun, np.ndarray]] = {}
+        self._run: ToyRun | None = None
+        self._dirty = False
+        self._last_draw = 0.0
+        self._x_max = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._draw)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
@@ -116,25 +126,72 @@ class HealthView(QWidget):
         self._show_key()
 
     def show_run(self, run: ToyRun | None) -> None:
-        """Draw `run`'s health curves (None or a run without them clears the plots)."""
+        """Draw `run`'s health curves (None or a run without them clears the plots).
+
+        A live run calls this for every batch of records: it draws at once when the last drawing is
+        older than REDRAW_S, else once when that time is up (and while hidden, when shown again).
+        """
+        same, self._run = run is self._run, run
+        if not self.isVisible() and not self.empty:
+            self._dirty = True
+            return
+        wait = self._last_draw + REDRAW_S - time.monotonic()
+        if same and run is not None and wait > 0:
+            if not self._timer.isActive():
+                self._timer.start(int(wait * 1000) + 1)
+            return
+        self._draw()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._dirty:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._timer.stop()
+        self._dirty = False
+        self._last_draw = time.monotonic()
+        run = self._run
         if run is None or not run.grad_norms:
             self._ensure_lines([], [])
             self.empty = True
             return
         linears, acts = health_names(run.spec.spec())
         self._ensure_lines(linears, acts)
-        x = np.asarray(run.steps, dtype=float)
-        for plot in self.plots.values():  # the loss plot's step axis (side by side, so not x-linked)
-            plot.setXRange(0, run.planned_steps, padding=0.02)
+        n = min(len(run.steps), len(run.grad_norms))
+        x = np.asarray(run.steps[:n], dtype=float)
+        if self._x_max != run.planned_steps:  # the loss plot's step axis (side by side: not x-linked)
+            self._x_max = run.planned_steps
+            for plot in self.plots.values():
+                plot.setXRange(0, run.planned_steps, padding=0.02)
         for name, _title, keys, log, _tip in PLOTS:
             items = iter(self.curves[name])
             for key in keys:
-                table = run.health(key)
+                table = self._table(run, key, n)
                 for col in range(table.shape[1]):
                     item = next(items, None)
                     if item is not None:
                         item.setData(x, plottable(table[:, col], log), connect="finite")
         self.empty = False
+
+    def _table(self, run: ToyRun, key: str, n: int) -> np.ndarray:
+        """run.health(key)'s first n rows, converting only the rows added since the last redraw (a live
+        run grows by a few rows per redraw; converting all of them each time would grow without bound)."""
+        cached = self._cache.get(key)
+        if cached is None or cached[0] is not run or len(cached[1]) > n:
+            cached = (run, np.zeros((0, 0)))
+        table = cached[1]
+        rows = getattr(run, key)[len(table):n]
+        if rows:
+            width = max(table.shape[1] if len(table) else 0, max(len(r) for r in rows))
+            new = np.full((len(rows), width), np.nan)
+            for i, row in enumerate(rows):
+                new[i, : len(row)] = [np.nan if v is None else v for v in row]
+            if len(table) and table.shape[1] != width:
+                table = run.health(key)[: len(table)]
+            table = np.concatenate([table.reshape(-1, width), new]) if len(table) else new
+        self._cache[key] = (run, table)
+        return table
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the plots for a theme."""
