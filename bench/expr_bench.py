@@ -22,7 +22,7 @@ from explorer.core.autograd.gradcheck import chain_rules, compare_grads  # noqa:
 from explorer.core.autograd.trace import trace  # noqa: E402
 from explorer.core.lang.program import ExprError, parse  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "explorer" / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 HOSTILE = {
     "__import__('os')...": "x = __import__('os').system('true')",

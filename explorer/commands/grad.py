@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import math
+import sys
 
 import numpy as np
 import torch
@@ -77,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(json_safe(report_json(report)), allow_nan=False))
     else:
+        if report.printed:
+            sys.stdout.write(report.printed if report.printed.endswith("\n") else report.printed + "\n")
         print(report_text(report))
     return 0
 
@@ -116,6 +119,8 @@ def report_json(report) -> dict:
         "max_rel_error": report.max_rel_error,
         # the op table's hand-written local derivatives chained along the trace (null where one is missing)
         "manual_grads": {n: to_plain(c.manual) for n, c in report.params.items()},
+        # what the program printed (print(...) and bare expression lines), in order
+        "printed": report.printed,
     }
 
 
@@ -133,7 +138,7 @@ def report_text(report) -> str:
     """Human-readable lines: the output, each param's gradient two ways, the largest difference."""
     lines = [f"{report.output_name} = {_value(report.output)}"]
     if not report.params:
-        lines.append("no param(...) in the program: nothing to differentiate")
+        lines.append("no leaf requires grad in the program: nothing to differentiate")
         return "\n".join(lines)
     if not report.differentiable:
         lines.append(f"note: `{report.output_name}` does not depend on any param through differentiable ops "

@@ -61,18 +61,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def trace_program(program):
-    """Trace a program forward and (when it has params) backward; errors come back as ExprError."""
-    from explorer.core.autograd.trace import TraceError, trace
+    """Trace a program (its last iteration: the graph its last backward pass ran through); errors come
+    back as ExprError."""
+    from explorer.core.autograd import trace as tracing
     from explorer.core.lang.program import ExprError
 
-    fn = program.callable()
-    has_params = bool(program.param_names)
-    if has_params:
+    run = program.run()
+    if program.param_names and not run.passes:
         # the tracer's own message would not say where: check the output first, with its line:col
-        program.run().require_scalar()
+        run.require_scalar()
     try:
-        return trace(fn, backward=has_params)
-    except TraceError as exc:
+        return tracing.trace_program(program).last
+    except tracing.TraceError as exc:
         raise ExprError(str(exc)) from None
 
 

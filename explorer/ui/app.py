@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", choices=WORKSPACE_KEYS, default=None,
                    help="workspace to show (default: expression, or the last one used)")
     p.add_argument("--example", metavar="NAME", help="expression example to load (file stem in "
-                   "explorer/assets/examples, e.g. seed_sigmoid_bce)")
+                   "assets/examples, e.g. seed_sigmoid_bce)")
     p.add_argument("--preset", metavar="NAME", help="network or pretraining preset to load")
     p.add_argument("--step", metavar="K", type=int, default=None,
                    help="player step for the screenshot (default: the end)")

@@ -497,7 +497,7 @@ class MainWindow(QMainWindow):
             action = QAction(title, self)
             action.triggered.connect(lambda _=False, n=name: self.load_example(n))
             action.setData(name)
-            action.setToolTip(f"explorer/assets/examples/{name}.expr")
+            action.setToolTip(f"assets/examples/{name}.expr")
             examples.addAction(action)
         view = bar.addMenu("&View")
         for name in ("fit", "zoom_in", "zoom_out", "find_node"):

@@ -64,7 +64,7 @@ MORE_PROGRAMS = {
 }
 EXAMPLES = [name for name, _ in list_examples()]
 OVERRIDES = {"w": 1.25}  # the seed example with a value set in the app
-ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers"}
+ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers", "builtins"}
 
 DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback
@@ -187,9 +187,10 @@ def _check_against_grad(stdout: str, reference: dict) -> None:
     assert set(grads) == {d + p for p in reference["grads"]}
     for param, value in reference["grads"].items():
         assert _close(grads[d + param], value), param
-    gaps = dict(re.findall(r"finite differences of (\S+): largest \|autograd - numeric\| = (\S+)", stdout))
-    assert set(gaps) == set(reference["grads"])
-    assert all(float(g) < 1e-3 for g in gaps.values()), gaps
+    # torch.autograd.gradcheck in float64 agrees with autograd for every leaf
+    checks = dict(re.findall(r"gradcheck of (\S+): (\w+)", stdout))
+    assert set(checks) == set(reference["grads"])
+    assert all(v == "True" for v in checks.values()), checks
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -226,9 +227,9 @@ def test_names_that_shadow_torch_rename_the_imports():
     code = export_script("expression", MORE_PROGRAMS["shadow_torch"])
     ast.parse(code)
     assert "import torch as torch_" in code and "import torch.nn.functional as F_" in code
-    assert "torch = torch_.as_tensor(" in code  # the user's name stays, the module goes by another
+    assert "torch = torch_.tensor(2.0, requires_grad=True)" in code  # the user's name stays, the module's goes
     helpers = export_script("expression", MORE_PROGRAMS["shadow_helpers"])
-    assert "def program(dtype_=None, values_=None):" in helpers and "print = " in helpers
+    assert "builtins.print(" in helpers and "print = " in helpers  # a program's own `print` is left alone
 
 
 def test_each_op_is_written_from_its_op_table_entry(monkeypatch):
@@ -243,7 +244,7 @@ def test_program_comments_come_along_and_the_statements_read_as_written():
     assert "# the input" in code and "# the weight" in code
     assert "L = torch.tanh(w * x)" in code
     seed = export_script("expression", load_example("seed_sigmoid_bce"))
-    assert "z = w * x + b" in seed and "L = F.binary_cross_entropy(a, y)" in seed
+    assert "z = w * x + b" in seed and "L = F.binary_cross_entropy(a, torch.full_like(a, y))" in seed
 
 
 def test_a_program_with_an_error_is_refused():

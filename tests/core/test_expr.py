@@ -99,7 +99,7 @@ def test_overrides_and_float64_runs():
     program = parse(SEED)
     run = program.run(overrides={"w": 1.0}, dtype=torch.float64)
     assert run.params["w"].dtype == torch.float64 and run.params["w"].item() == 1.0
-    assert run.env["x"].dtype == torch.float64
+    assert run.env["x"] == 1.1  # a plain number stays a number, as in Python
     values = program.param_values()
     assert set(values) == {"w", "b"} and not values["w"].requires_grad
     with pytest.raises(ExprError, match="did you mean `w`"):
@@ -121,25 +121,18 @@ def test_dropout_is_deterministic_per_program():
 @pytest.mark.parametrize(
     "source, line, col, needle",
     [
-        ("x = sigmod(2.0)", 1, 5, "`sigmod` is not a function here; did you mean `sigmoid`?"),
-        ("x = 1.0\ny = xx + 1", 2, 5, "`xx` is not defined here; did you mean `x`?"),
-        ("x = 1.0\ny = x.sums()", 2, 6, "did you mean `sum`?"),
-        ("x = 1.0\ny = x.__class__", 2, 6, "`.__class__` is not available here"),
-        ("x = 1.0\nx = 2.0", 2, 1, "already assigned on line 1"),
-        ("sum = 3", 1, 1, "name of a function"),
-        ("y = sigmoid", 1, 5, "is a function: call it"),
-        ("y = 3 // 2", 1, 5, "`//` is not supported"),
-        ("y = 2 + param(1.0)", 1, 9, "whole right-hand side"),
-        ("y = softmax(1.0, axis=0)", 1, 18, "has no argument `axis`"),
-        ("y = sigmoid(1.0, 2.0)", 1, 5, "`sigmoid` takes 1 argument, got 2"),
-        ("y = randn(2, 3)[0]", 1, 5, "indexing"),
-        ("y = 1.0\n3 + y", 2, 1, "must assign a name"),
+        ("x = 1.0\ny = x.__class__", 2, 6, "`.__class__`: attributes starting with `_` are not allowed"),
         ("y = 1 +", 1, 8, "invalid syntax"),
-        ("# nothing here", 1, 1, "assigns nothing"),
-        ("y = 'text'", 1, 5, "quoted text is not allowed"),
-        ("y = True", 1, 5, "not a number"),
-        ("y = torch.sigmoid(2.0)", 1, 5, "write `sigmoid(...)` without `torch.`"),
+        ("# nothing here", 1, 1, "the program is empty"),
         ("y = 10 ** 400 * 1.0", 1, 5, "`a 401-digit number * 1.0` is too large"),
+        ("import os", 1, 1, "`import os` is not allowed"),
+        ("import numpy as np", 1, 1, "numpy is not available"),
+        ("x = eval('1 + 1')", 1, 5, "`eval` is not allowed"),
+        ("f = lambda x: x", 1, 5, "lambdas are not supported: define a function with `def`"),
+        ("import torch\nx = torch.load('model.pt')", 2, 10, "`torch.load` is not allowed"),
+        ("class A:\n    pass", 1, 1, "needs exactly one base class, nn.Module"),
+        ("try:\n    x = 1\nexcept ValueError:\n    x = 2", 1, 1, "`try` is not supported"),
+        ("x = 1\ndel x", 2, 1, "`del` is not supported"),
     ],
 )
 def test_parse_errors_say_where_and_what(source, line, col, needle):
@@ -158,18 +151,26 @@ def test_parse_errors_say_where_and_what(source, line, col, needle):
         ("w = param(ones(3))\ny = w * 2", 2, 1, ["backward needs a scalar output: try `.sum()`", "(3,)"]),
         ("a = ones(2, 3)\nb = a.T.view(6)", 2, 8, ["contiguous", "reshape"]),
         ("a = ones(2, 3)\nb = a.reshape(4, 4)", 2, 6, ["(4, 4)", "6 elements"]),
-        ("a = [1, 2, 3]\nm = mean(a)", 2, 5, ["floating-point", "int64", "to(x, float32)"]),
+        ("a = [1, 2, 3]\nm = mean(a)", 2, 5, ["floating-point", "int64"]),
         ("p = [2.0]\nL = bce(p, 1.0)", 2, 5, ["between 0 and 1"]),
         ("a = [[1.0, 2.0], [3.0]]", 1, 5, ["same length"]),
-        ("a = ones(2, 2)\nb = [1, 2]\nc = a @ to(b, float64)", 3, 5, ["one dtype", "float32", "float64"]),
+        ("a = ones(2, 2)\nb = [1, 2]\nc = a @ to(b, float64)", 3, 5, ["dtypes", "float32", "float64"]),
         ("x = 1 / 0", 1, 5, ["division by zero"]),
-        ("z = randn(2, 3)\nL = cross_entropy(z, [0, 5])", 2, 5, ["class 5 does not exist", "3 classes"]),
+        ("z = randn(2, 3)\nL = cross_entropy(z, [0, 5])", 2, 5, ["class 5 does not exist"]),
         ("z = randn(2, 3)\nL = cross_entropy(z, [0.0, 1.0])", 2, 5, ["class indices as whole numbers"]),
         ("p = sigmoid(randn(3))\nL = bce(p, [1, 0])", 2, 5, ["target's shape (2,)", "(3,)"]),
         ("x = ones(6)\ny = reshape(x)", 2, 5, ["needs the new shape"]),
         ("x = (-8) ** 0.5", 1, 5, ["not a real number"]),
-        ("x = ones(3)\ny = softmax(x, 4)", 2, 5, ["dimension 4 does not exist", "(3,)", "-1 to 0"]),
-        ("x = ones(2, 3)\ny = x.T.T.transpose(0, 5)", 2, 10, ["dimension 5 does not exist", "(2, 3)"]),
+        ("x = ones(3)\ny = softmax(x, 4)", 2, 5, ["dimension 4 does not exist", "-1 to 0"]),
+        ("x = ones(2, 3)\ny = x.T.T.transpose(0, 5)", 2, 10, ["dimension 5 does not exist"]),
+        ("x = sigmod(2.0)", 1, 5, ["`sigmod` is not defined; did you mean `sigmoid`?"]),
+        ("x = 1.0\ny = xx + 1", 2, 5, ["`xx` is not defined; did you mean `x`?"]),
+        ("x = ones(2)\ny = x.sums()", 2, 6, ["did you mean `sum`?"]),
+        ("y = softmax(1.0, axis=0)", 1, 5, ["has no argument `axis`"]),
+        ("y = sigmoid(1.0, 2.0)", 1, 5, ["`sigmoid` takes fewer arguments"]),
+        ("y = torch.sigmoid(2.0)", 1, 5, ["`torch` is not defined: add `import torch` at the top"]),
+        ("import torch\nw = torch.ones(3, requires_grad=True)\ny = w * 2\ny.backward()", 4, 2,
+         ["needs `gradient=`", "`.sum()`"]),  # at the dot of `.backward()`
     ],
 )
 def test_runtime_errors_say_where_and_what(source, line, col, needles):
@@ -279,10 +280,14 @@ def test_every_dtype_converts_and_float64_runs_keep_precision_through_casts():
     assert run.env["h"].dtype == torch.float64  # finite differences are not spoiled by a float16 cast
 
 
-def test_matrix_products_have_a_budget(monkeypatch):
-    from explorer.core.lang import program as expr_module
+def test_matrix_products_have_a_budget():
+    from explorer.core.lang.interp import Limits
 
-    monkeypatch.setattr(expr_module, "MAX_PRODUCTS", 1_500)
-    assert parse("a = ones(10, 10); b = a @ a").run().output.shape == (10, 10)  # 1,000 multiply-adds
-    err = error_of("a = ones(10, 10); b = a @ a; c = linear(b, a)", run=True)
-    assert err.col == 34 and "multiply-adds" in err.message
+    program = parse("a = ones(10, 10); b = a @ a")
+    program.limits = Limits(products=1_500)
+    assert program.run().output.shape == (10, 10)  # 1,000 multiply-adds
+    program = parse("a = ones(10, 10); b = a @ a; c = linear(b, a)")
+    program.limits = Limits(products=1_500)
+    with pytest.raises(ExprError) as info:
+        program.run()
+    assert info.value.col == 34 and "multiply-adds" in info.value.message

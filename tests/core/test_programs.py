@@ -147,7 +147,8 @@ def test_program_gradients(name):
     assert program.param_names, "every program here differentiates something"
     report = compare_grads(program)
     run = program.run()
-    data = {k: v.detach() for k, v in run.env.items() if k not in program.param_names}
+    data = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in run.env.items()
+            if k not in program.param_names}
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in program.param_values().items()}
     expected_out = reference(leaves, data)
     expected = torch.autograd.grad(expected_out, list(leaves.values()))

@@ -9,6 +9,7 @@ from explorer.core.autograd.timeline import Timeline
 from explorer.core.autograd.trace import trace
 from explorer.core.gpt.model import GPT, GPTConfig, memory_estimate
 from explorer.core.lang.ops import OPS
+from explorer.core.lang.program import parse
 
 
 def torch_saved(out: torch.Tensor) -> list[tuple[str, tuple, int]]:
@@ -240,3 +241,56 @@ def test_measuring_on_the_meta_device_costs_nothing_and_differs_only_in_attentio
     # attn·v: one storage) where the fused one keeps the log-sum-exp (B nh T); q, k, v are kept by both
     assert on_meta - cpu == L * (B * nh * T * T - B * nh * T) * 4
     assert measured_activation_bytes(small, B, checkpoint_blocks=True) < on_meta / 2
+
+
+# -- the same code in plain torch saves the same bytes (issue 19: a number stays a number) ----------
+
+def _plain_saved_bytes(fn) -> int:
+    """Bytes of the distinct storages torch packs for backward while `fn` runs (its own hooks)."""
+    storages: dict = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+SAME_CODE = {
+    "a ** 3 - 2 * a ** 2": lambda: _pow(),
+    "sigmoid neuron": lambda: _neuron(),
+}
+
+
+def _pow():
+    a = torch.tensor(2.0, requires_grad=True)
+    return a**3 - 2 * a**2
+
+
+def _neuron():
+    w = torch.tensor(2.2, requires_grad=True)
+    b = torch.tensor(0.0, requires_grad=True)
+    return torch.nn.functional.binary_cross_entropy(torch.sigmoid(w * 1.1 + b), torch.tensor(1.0))
+
+
+PROGRAMS_AS_TEXT = {
+    "a ** 3 - 2 * a ** 2": "import torch\na = torch.tensor(2.0, requires_grad=True)\ny = a ** 3 - 2 * a ** 2",
+    "sigmoid neuron": ("import torch\nimport torch.nn.functional as F\nw = torch.tensor(2.2, requires_grad=True)\n"
+                       "b = torch.tensor(0.0, requires_grad=True)\n"
+                       "L = F.binary_cross_entropy(torch.sigmoid(w * 1.1 + b), torch.tensor(1.0))"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAME_CODE))
+def test_saved_bytes_equal_plain_torch_on_the_same_code(name):
+    from explorer.core.autograd.trace import trace_program
+
+    tr = trace_program(parse(PROGRAMS_AS_TEXT[name])).last
+    assert tr.saved_memory.total == _plain_saved_bytes(SAME_CODE[name])
+    if name.startswith("a **"):
+        pows = [n for n in tr.nodes.values() if n.torch_name and n.torch_name.startswith("Pow")]
+        assert {n.torch_name for n in pows} == {"PowBackward0"}  # the exponent stays a number
+        assert tr.saved_memory.total == 4  # one float32 `a`, saved by both powers

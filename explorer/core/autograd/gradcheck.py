@@ -18,7 +18,7 @@ import torch
 
 from explorer.core.lang.ops import OpSpec, find_op
 from explorer.core.lang.program import ExprError, Program
-from explorer.core.numbers import fmt_fixed, fmt_formula
+from explorer.core.numbers import fmt_fixed, fmt_formula, fmt_number
 
 # Finite differences cost two runs per element; beyond this many elements per param, or when they would
 # take longer than this (estimated from one run), they are skipped.
@@ -49,6 +49,7 @@ class GradReport:
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     differentiable: bool = True  # False when the output does not require grad although there are params
+    printed: str = ""  # what the program printed
 
 
 def finite_difference_grads(
@@ -69,7 +70,7 @@ def finite_difference_grads(
         program = program_or_fn
 
         def f(values):
-            return program.run(overrides=values, dtype=torch.float64).require_scalar()
+            return differentiated(program.run(overrides=values, dtype=torch.float64))
 
         if params is None:
             params = program.param_values(dtype=torch.float64)
@@ -112,6 +113,27 @@ def _scalar(value) -> float:
     return float(value)
 
 
+def differentiated(run) -> torch.Tensor:
+    """The scalar a run's gradients are of: its output, or Σ output·gradient when the program's one
+    backward pass was given `gradient=`."""
+    if run.passes and run.backward_count == 1:
+        p = next(p for p in run.passes if p.kind == "backward")
+        if p.gradient and p.gradient_value is not None:
+            return (run.output * p.gradient_value.to(run.output.dtype)).sum()
+    return run.require_scalar()
+
+
+def finite_differences_apply(run) -> str | None:
+    """None when finite differences of the output reproduce the leaves' `.grad`; else why not."""
+    if run.steps:
+        return "the program updates its parameters (optimizer.step), so .grad is not d(output)/d(start)"
+    if run.backward_count > 1:
+        return "the program calls backward() more than once, so .grad sums several passes"
+    if any(e.kind == "zero_grad" for e in run.events):
+        return "the program zeroes gradients"
+    return None
+
+
 def compare_grads(
     program: Program,
     overrides: dict | None = None,
@@ -119,25 +141,40 @@ def compare_grads(
     max_fd_elements: int = MAX_FD_ELEMENTS,
     max_fd_seconds: float = MAX_FD_SECONDS,
 ) -> GradReport:
-    """Autograd (in the program's own dtypes) against float64 finite differences, per param."""
+    """Autograd (in the program's own dtypes) against float64 finite differences, per named leaf.
+
+    A program that calls backward() itself is reported with each leaf's `.grad` after the run (it
+    accumulates across calls, as in torch); one that does not gets the implicit backward of its scalar
+    output. Finite differences are computed where they can reproduce `.grad` (one pass, no updates)."""
     run = program.run(overrides=overrides)
     names = list(run.params)
     if not names:  # nothing to differentiate: any output shape is fine
-        return GradReport(run.output_name, run.output.detach())
-    output = run.require_scalar()
-    report = GradReport(run.output_name, output.detach(), differentiable=output.requires_grad)
-    if output.requires_grad:
-        grads = torch.autograd.grad(output, [run.params[n] for n in names], allow_unused=True)
+        return GradReport(run.output_name, run.output.detach(), printed=run.printed)
+    if run.backward_count:
+        output = run.output
+        grads = [run.params[n].grad for n in names]
+        why_not = finite_differences_apply(run)
     else:
-        grads = [None] * len(names)
-    base = program.param_values(overrides, dtype=torch.float64)
-    numeric = finite_difference_grads(program, base, eps=eps, max_elements=max_fd_elements,
-                                      max_seconds=max_fd_seconds)
+        output = run.require_scalar()
+        why_not = None
+        if output.requires_grad:
+            grads = torch.autograd.grad(output, [run.params[n] for n in names], allow_unused=True)
+        else:
+            grads = [None] * len(names)
+    report = GradReport(run.output_name, output.detach(), differentiable=output.requires_grad,
+                        printed=run.printed)
+    numeric: dict = {}
+    if why_not is None:
+        base = program.param_values(overrides, dtype=torch.float64)
+        numeric = finite_difference_grads(program, base, eps=eps, max_elements=max_fd_elements,
+                                          max_seconds=max_fd_seconds)
     for name, g in zip(names, grads, strict=True):
         param = run.params[name]
         auto = torch.zeros(param.shape, dtype=torch.float64) if g is None else g.detach().to(torch.float64)
         check = ParamCheck(name, auto, numeric.get(name))
-        if check.numeric is None:
+        if why_not is not None:
+            check.skipped = why_not
+        elif check.numeric is None:
             if param.numel() > max_fd_elements:
                 check.skipped = f"{param.numel():,} elements (finite differences stop at {max_fd_elements:,})"
             else:
@@ -165,12 +202,15 @@ def _worst(a: float, b: float) -> float:
 def _add_manual(program: Program, overrides, report: GradReport) -> None:
     """Each param's gradient from the op table's own local derivatives: Σ over the ops that read it of
     (torch's upstream at that op × the table's local derivative). Left None where a use has no formula."""
-    from explorer.core.autograd.trace import TraceError, trace
+    from explorer.core.autograd.trace import TraceError, trace_program
 
     try:
-        tr = trace(program.callable(overrides))
+        pt = trace_program(program, overrides)
     except (ExprError, TraceError):
         return
+    if len(pt.iterations) != 1 or len(pt.last.passes) != 1:
+        return
+    tr = pt.last
     for nid, node in tr.nodes.items():
         check = report.params.get(node.name) if node.kind == "param" else None
         if check is None:
@@ -252,7 +292,8 @@ def _expression(tr, node_id: str, depth: int) -> str:
         return node.label
     if depth <= 0:
         return "…"
-    parts = [_expression(tr, i, depth - 1) for i in node.inputs]
+    parts = [_expression(tr, node.inputs[v], depth - 1) if kind == "in" else fmt_number(v)
+             for kind, v in operand_slots(node)]
     spec = find_op(node.op) or find_op(node.torch_name)
     infix = spec is not None and (spec.kind == "operator" or spec.name == "matmul")
     if infix and len(parts) == 2:
@@ -295,26 +336,51 @@ def _leaf_rule(tr, node) -> ChainRule:
     return ChainRule(node.id, None, grad, "1", 1.0, grad, text)
 
 
+def operand_slots(node) -> list[tuple[str, object]]:
+    """The op's operands in the order it was written: ("in", k) for its k-th input node, ("const", x) for
+    a plain number written beside a tensor (`a ** 3`, `2 * x`)."""
+    if getattr(node, "operands", None):
+        slots = [("in", o) if isinstance(o, int) else ("const", o) for o in node.operands]
+        seen = {v for kind, v in slots if kind == "in"}
+        return slots + [("in", k) for k in range(len(node.inputs)) if k not in seen]
+    return [("in", k) for k in range(len(node.inputs))]
+
+
+def operand_values(tr, node) -> list:
+    """Snapshots of the inputs and 0-d float64 tensors of the constants, in operand order."""
+    out = []
+    for kind, v in operand_slots(node):
+        out.append(tr.nodes[node.inputs[v]].value if kind == "in" else torch.tensor(float(v), dtype=torch.float64))
+    return out
+
+
+def _slot_of(node, k: int) -> int:
+    return operand_slots(node).index(("in", k))
+
+
 def _op_rule(tr, node, k: int) -> ChainRule:
     input_id = node.inputs[k]
     spec = find_op(node.op) or find_op(node.torch_name)
-    names = [node_text(tr, i) for i in node.inputs]
+    slots = operand_slots(node)
+    names = [node_text(tr, node.inputs[v]) if kind == "in" else fmt_number(v) for kind, v in slots]
+    k_slot = _slot_of(node, k)
     out_name = node_text(tr, node.id)
     upstream = node.grad
     ev = _event(tr, node.id)
     result = ev.grad_inputs[k] if ev is not None and k < len(ev.grad_inputs) else None
     up_text = _d(out_name)
-    template = spec.chain[k] if spec is not None and k < len(spec.chain) else ""
-    local_formula = _fill(template, names, "upstream", tr, node) if template else f"∂{out_name}/∂{names[k]}"
+    template = spec.chain[k_slot] if spec is not None and k_slot < len(spec.chain) else ""
+    name = names[k_slot]
+    local_formula = _fill(template, names, "upstream", tr, node) if template else f"∂{out_name}/∂{name}"
     if "{up}" in template:
         rhs = _fill(template, names, up_text, tr, node)
     else:
         rhs = f"{up_text} × {local_formula}"
     if upstream is None or result is None:
-        text = f"{_d(names[k])} = {rhs} (no gradient flowed to `{names[k]}` here)"
+        text = f"{_d(name)} = {rhs} (no gradient flowed to `{name}` here)"
         return ChainRule(node.id, input_id, upstream, local_formula, None, result, text)
-    text = f"{_d(names[k])} = {rhs} = {fmt_formula(result)}"
-    local, manual_result = _local_numbers(tr, node, spec, k, upstream, result)
+    text = f"{_d(name)} = {rhs} = {fmt_formula(result)}"
+    local, manual_result = _local_numbers(tr, node, spec, k_slot, upstream, result)
     numbers = ""
     if isinstance(local, float) and upstream.numel == 1 and result.numel == 1:
         numbers = f"{fmt_formula(upstream)} × {fmt_fixed(local)} = {fmt_formula(result)}"
@@ -348,7 +414,8 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
     """(local derivative, upstream × manual local) where they can be computed; else (ratio, None)."""
     local = None
     manual_result = None
-    inputs = [tr.nodes[i].value for i in node.inputs]
+    operands = operand_values(tr, node)
+    inputs = [_as_snapshot(v) for v in operands]
     tensor_args = [a for a in spec.args if a.kind == "tensor"] if spec is not None else []
     complete = (
         spec is not None and len(inputs) <= len(tensor_args)
@@ -390,6 +457,11 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
         if u != 0:
             local = result.item() / u
     return local, manual_result
+
+
+def _as_snapshot(value):
+    """A constant operand (a 0-d tensor) as a Snapshot; a Snapshot as itself."""
+    return _snapshot(value) if isinstance(value, torch.Tensor) else value
 
 
 def _settings(node) -> tuple[int, ...]:

@@ -143,21 +143,26 @@ class SavedLog:
         return False
 
 
-def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
+def attach_saved(rec, log: SavedLog, order: list[str] | None = None,
+                 first_record: int = 0) -> SavedMemory | None:
     """Fill ``node.saved`` for every op node of the forward recorder ``rec`` from ``log`` (call it after
-    the forward, before backward frees what was saved); return the totals (None when hooks were off)."""
+    the forward, before backward frees what was saved); return the totals (None when hooks were off).
+
+    ``order`` limits it to some nodes and ``first_record`` to the saves from that record on: a program
+    that runs backward several times attaches each pass's part of the graph before that pass."""
     if not log.active:
         return None
+    order = rec.order if order is None else order
     owner_of_fn: dict[int, str] = {}  # id(grad_fn) -> node id; the first node made by it owns it
-    for nid in rec.order:
+    for nid in order:
         if nid in rec.edge_of:
             owner_of_fn.setdefault(id(rec.edge_of[nid][0]), nid)
     numbers: dict[tuple, int] = {}
     memory = SavedMemory()
-    param_keys = {_storage_of(rec.tensor_of[n])[0] for n in rec.order if rec.nodes[n].kind == "param"}
+    param_keys = {_storage_of(rec.tensor_of[n])[0] for n in order if rec.nodes[n].kind == "param"}
     holders: dict[int, set[str]] = {}  # storage number -> nodes saving it
     claimed: set[int] = set()
-    for nid in rec.order:
+    for nid in order:
         node = rec.nodes[nid]
         if node.kind != "op":
             continue
@@ -173,7 +178,7 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
                     memory.recomputed += 1
                     continue
                 packed = raw.data if hook is not None else None
-                if not isinstance(packed, _Packed):
+                if not isinstance(packed, _Packed) or packed.index < first_record:
                     continue  # an undefined optional tensor (no bias), or saved before the trace began
                 r = log.records[packed.index]
                 number = numbers.setdefault(r.storage_key, len(numbers))
@@ -187,10 +192,10 @@ def attach_saved(rec, log: SavedLog) -> SavedMemory | None:
                     role=role, attr=attr, grad_fn=type(fn).__name__, shape=r.shape, dtype=r.dtype,
                     bytes=r.nbytes, storage=number, param=is_param,
                 ))  # fmt: skip
-    for nid in rec.order:
+    for nid in order:
         for s in getattr(rec.nodes[nid], "saved", None) or ():
             s.shared = not s.recomputed and len(holders.get(s.storage, ())) > 1
-    all_storages = {r.storage_key: r.storage_nbytes for r in log.records}
+    all_storages = {r.storage_key: r.storage_nbytes for r in log.records[first_record:]}
     memory.total = sum(all_storages.values())
     memory.params = sum(all_storages[k] for k in param_keys if k in all_storages)
     memory.activations = memory.total - memory.params

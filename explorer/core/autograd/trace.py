@@ -14,6 +14,7 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from explorer.core.autograd.saved import SavedLog, SavedMemory, SavedTensor, attach_saved
+from explorer.core.lang.interp import Hooks
 from explorer.core.numbers import fmt_number
 
-__all__ = ["BackwardEvent", "Node", "Snapshot", "Trace", "TraceError", "trace"]
+__all__ = ["BackwardEvent", "Node", "PassInfo", "ProgramTrace", "Snapshot", "Trace", "TraceError", "trace",
+           "trace_program", "unrecorded"]
 
 
 class TraceError(ValueError):
@@ -153,10 +156,16 @@ class Node:
     grad: Snapshot | None = None
     call: str | None = None  # the call with its settings, tensors as "·": "transpose(·, 1, 2)"
     saved: list[SavedTensor] | None = None  # op nodes: what its grad_fn keeps for backward (saved.py)
+    line: int | None = None  # the program line that made it (programs of the expression language)
+    # operands as written when a plain number stood beside a tensor: input index (int) or the number
+    # (float), e.g. `a ** 3` is [0, 3.0] and `1 - x` is [1.0, 0]; None when every operand is an input
+    operands: list | None = None
 
     def to_json(self) -> dict:
         """A JSON-able dict of every field, snapshots included."""
         return {
+            "line": self.line,
+            "operands": self.operands,
             "id": self.id,
             "kind": self.kind,
             "label": self.label,
@@ -212,6 +221,10 @@ class Trace:
     graph: nx.DiGraph
     modules: dict[str, str] = field(default_factory=dict)  # module path -> class name
     saved_memory: SavedMemory | None = None  # bytes autograd kept for backward (saved.py)
+    # the backward passes of a program's iteration, in order: each one's events are a slice of
+    # backward_events; one implicit pass when the program called no backward itself
+    passes: list[PassInfo] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)  # optimizer steps, zero_grad: {"kind", "line", "text"}
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that carry a user variable or parameter name, by that name (the latest value wins)."""
@@ -239,7 +252,25 @@ class Trace:
             "modules": dict(self.modules),
             "saved_bytes": None if self.saved_memory is None else self.saved_memory.total,
             "saved_memory": None if self.saved_memory is None else self.saved_memory.to_json(),
+            "passes": [p.to_json() for p in self.passes],
+            "events": list(self.events),
         }
+
+
+@dataclass
+class PassInfo:
+    """One backward pass of a program: `x.backward()`, `torch.autograd.grad(...)`, or the implicit one."""
+
+    kind: str  # "backward" | "grad" | "implicit"
+    root: str  # the node it differentiated
+    first: int  # index of its first event in the trace's backward_events
+    count: int  # how many events it has
+    line: int | None = None
+
+    def to_json(self) -> dict:
+        """A JSON-able dict."""
+        return {"kind": self.kind, "root": self.root, "first": self.first, "count": self.count,
+                "line": self.line}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -291,8 +322,27 @@ def _is_inplace(op: str) -> bool:
     return op == "setitem" or (op.endswith("_") and not op.startswith("_"))
 
 
+_ACTIVE = threading.local()  # the recorder of the trace running on this thread, if any
+
+
+def unrecorded():
+    """A context in which the torch calls of this thread are not recorded by a running trace (a program's
+    initialisers, size checks and the interpreter's own bookkeeping); a no-op when nothing is traced."""
+    rec = getattr(_ACTIVE, "recorder", None)
+    return _Paused(rec) if rec is not None else contextlib.nullcontext()
+
+
 class _Recorder(TorchFunctionMode):
     """Sees each torch call of the traced callable and turns it into nodes (forward half of ``trace``)."""
+
+    def __enter__(self):
+        self._outer = getattr(_ACTIVE, "recorder", None)
+        _ACTIVE.recorder = self
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _ACTIVE.recorder = self._outer
+        return super().__exit__(*exc)
 
     def __init__(self, max_snapshot_elems: int):
         super().__init__()
@@ -312,6 +362,10 @@ class _Recorder(TorchFunctionMode):
         self.modules: dict[str, str] = {}  # path -> class name
         self.param_names: dict[int, str] = {}  # id(param or buffer) -> dotted path
         self.roots = 0
+        self.paused = False  # calls while paused are not part of the graph (initialisers, size checks)
+        self.line: int | None = None  # the program line now running (set by the interpreter)
+        self.index: dict[str, int] = {}  # node id -> its position in order
+        self.leaf_keys: list[int] = []  # id(tensor) of leaf nodes made since the last segment
 
     # -- modules --------------------------------------------------------------------------------------
     def pre_hook(self, module, _args):
@@ -370,6 +424,8 @@ class _Recorder(TorchFunctionMode):
     # -- ops ------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.paused:
+            return func(*args, **kwargs)
         try:
             op = _op_name(func)
             ins = _flat_tensors(kwargs, _flat_tensors(args, [])) if op is not None else []
@@ -408,13 +464,16 @@ class _Recorder(TorchFunctionMode):
         label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
         # x.__rsub__(1) computes 1 - x: show the operands in the order the program wrote them.
         reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
-        call = _call_text(op, args[::-1] if reflected else args, kwargs)
+        shown = args[::-1] if reflected else args
+        call = _call_text(op, shown, kwargs)
+        operands = _operands(shown, ins)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
             nid = self._add_node(
                 t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op, inputs=input_ids
             )
             self.nodes[nid].call = call
+            self.nodes[nid].operands = operands
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
@@ -423,7 +482,10 @@ class _Recorder(TorchFunctionMode):
             fn = t.grad_fn
             if fn is not None and self.edge_of.get(nid, (None, 0))[0] is not fn:
                 return self._add_unseen_op(t, fn)
-            return nid
+            if fn is not None or not t.requires_grad or self.nodes[nid].kind != "const":
+                return nid
+            # a value that became a leaf requiring grad after it was made (`w = randn(3) * 0.1`, then
+            # `w.requires_grad_()`): from now on it is a parameter
         pname = self.param_names.get(id(t))
         # Only a leaf that requires grad is a parameter; a tensor computed before the traced call
         # (it has a grad_fn) is an input from outside, though gradients still flow through it.
@@ -432,7 +494,14 @@ class _Recorder(TorchFunctionMode):
         # A parameter or buffer belongs to the module that owns it; a plain input belongs to none,
         # even when it is first read inside a module.
         module = (pname.rpartition(".")[0] or None) if pname else None
+        self.leaf_keys.append(id(t))
         return self._add_node(t, kind=kind, label=label, op=None, inputs=[], name=pname, module=module)
+
+    def new_segment(self) -> None:
+        """Leaves used from now on get new nodes holding their values then (an optimizer changed them)."""
+        for key in self.leaf_keys:
+            self.producer.pop(key, None)
+        self.leaf_keys.clear()
 
     def _add_unseen_op(self, t: torch.Tensor, fn) -> str:
         """A value whose autograd node no recorded call made: a custom ``autograd.Function`` (its
@@ -459,8 +528,9 @@ class _Recorder(TorchFunctionMode):
             id=nid, kind=kind, label=label, name=name, op=op,
             torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
             module=self.current_module if module == "" else module, inputs=list(inputs), is_output=False,
-            value=Snapshot.of(t, self.max_elems),
+            value=Snapshot.of(t, self.max_elems), line=self.line,
         )  # fmt: skip
+        self.index[nid] = len(self.order)
         self.order.append(nid)
         self.producer[id(t)] = nid
         self.keep.append(t)
@@ -469,6 +539,28 @@ class _Recorder(TorchFunctionMode):
             self.edge_of[nid] = (grad_fn, t.output_nr)
             self.by_edge[(id(grad_fn), t.output_nr)] = nid
         return nid
+
+
+def _operands(args, ins: list) -> list | None:
+    """The call's leading operands as written: an int (which input) or a plain number (a constant), for
+    ops such as `a ** 3` or `2 * x` that take a Python number beside a tensor; None when every operand is
+    an input."""
+    if not any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args[:2]):
+        return None
+    out: list = []
+    used: set[int] = set()
+    for a in args[:2]:
+        if isinstance(a, torch.Tensor):
+            position = next((i for i, t in enumerate(ins) if t is a and i not in used), None)
+            if position is None:
+                return None
+            used.add(position)
+            out.append(position)
+        elif isinstance(a, (int, float)) and not isinstance(a, bool):
+            out.append(float(a))
+        else:
+            return None
+    return out
 
 
 def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
@@ -518,8 +610,9 @@ def _leaf_label(t: torch.Tensor, kind: str) -> str:
 class _BackwardRecorder:
     """Registers hooks on the real autograd nodes and records events in the engine's order."""
 
-    def __init__(self, rec: _Recorder):
+    def __init__(self, rec: _Recorder, order: list[str] | None = None):
         self.rec = rec
+        self.order = rec.order if order is None else order
         self.max_elems = rec.max_elems
         self.events: list[BackwardEvent] = []
         self.handles: list = []
@@ -527,15 +620,15 @@ class _BackwardRecorder:
         self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
         self.fn_of: dict[str, Any] = {}  # node id -> autograd node
         self.uses: dict[str, int] = {}  # node id -> how many op inputs read it
-        for node in rec.nodes.values():
-            for i in node.inputs:
+        for nid in self.order:
+            for i in rec.nodes[nid].inputs:
                 self.uses[i] = self.uses.get(i, 0) + 1
 
     def install(self):
         """Map each node to its autograd node and hook every one of them once."""
         rec = self.rec
         by_fn: dict[int, Any] = {}
-        for nid in rec.order:
+        for nid in self.order:
             node = rec.nodes[nid]
             t = rec.tensor_of[nid]
             if nid in rec.edge_of:
@@ -726,12 +819,12 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
     return bw.events
 
 
-def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent]):
+def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent], order: list[str] | None = None):
     """Where autograd routed a gradient through a hidden internal node (the transpose inside ``linear``),
     the gradient sent to an input that has only this consumer equals that input's total gradient."""
     uses: dict[str, int] = {}
-    for node in rec.nodes.values():
-        for i in node.inputs:
+    for nid in rec.order if order is None else order:
+        for i in rec.nodes[nid].inputs:
             uses[i] = uses.get(i, 0) + 1
     for ev in events:
         node = rec.nodes[ev.node_id]
@@ -757,3 +850,249 @@ def _build_graph(rec: _Recorder) -> nx.DiGraph:
     g.add_edges_from((u, v, {"arg": pos}) for (u, v), pos in edges.items())
     g.graph["modules"] = dict(rec.modules)
     return g
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Programs: the interpreter runs the program under recording; each backward() it calls is a pass
+
+
+@dataclass
+class ProgramTrace:
+    """A program traced: one Trace per iteration (a new graph that a backward pass ran through), the run's
+    printed text and events, and each iteration's output value (the loss over iterations)."""
+
+    iterations: list[Trace]
+    run: Any  # the interpreter's RunResult (output, params, printed text, passes)
+    losses: list[float | None]
+    lines: list[int | None]  # the line of each iteration's last pass (None: implicit or forward only)
+
+    @property
+    def last(self) -> Trace:
+        """The last iteration's trace."""
+        return self.iterations[-1]
+
+
+class _Group:
+    """Nodes [start, end) of the recorder and the passes that ran through them: one iteration."""
+
+    def __init__(self, start: int):
+        self.start = start
+        self.end = start
+        self.passes: list[PassInfo] = []
+        self.events: list[BackwardEvent] = []
+        self.notes: list[dict] = []
+        self.saved: SavedMemory | None = None
+        self.roots: list[str] = []
+
+
+class ProgramRecorder(Hooks):
+    """The interpreter's hooks while tracing: lines, names, passes and events go into the recorder."""
+
+    def __init__(self, rec: _Recorder, log: SavedLog):
+        self.rec = rec
+        self.log = log
+        self.groups: list[_Group] = []
+        self.segment = 0  # where the nodes of the next iteration start
+        self.attached = 0  # nodes before this index have their saved tensors attached
+        self.records = 0  # saved-tensor records before this index are attached
+        self.versions: dict[str, int] = {}
+        self.pending_notes: list[dict] = []
+
+    def at_line(self, line: int) -> None:
+        """Ops recorded from now on belong to `line`."""
+        self.rec.line = line
+
+    def bind(self, name: str, tensor) -> None:
+        """Name the node holding `tensor` (c, c′, c″ for the versions of one name within an iteration)."""
+        with _Paused(self.rec):  # the recorder's own torch calls are not the program's
+            self._bind(name, tensor)
+
+    def _bind(self, name: str, tensor) -> None:
+        rec = self.rec
+        nid = rec.producer.get(id(tensor))
+        if nid is None or rec.index.get(nid, 0) < self.segment:
+            nid = rec.node_for(tensor)
+        node = rec.nodes[nid]
+        if node.name and rec.index.get(nid, 0) >= self.segment:
+            return  # an alias of a named value keeps its first name
+        if id(tensor) in rec.param_names:
+            return  # a module's parameter keeps its path
+        count = self.versions.get(name, 0)
+        self.versions[name] = count + 1
+        label = name + ("′" * count if count < 4 else f"⁽{count}⁾")
+        node.name = node.label = label
+
+
+    def backward(self, run, root, kind: str, line: int):
+        """Record one backward pass through the graph recorded so far."""
+        with _Paused(self.rec):  # the pass and the recorder's own torch calls are not forward ops
+            return self._backward(run, root, kind, line)
+
+    def _backward(self, run, root, kind: str, line: int):
+        rec = self.rec
+        root_id = rec.node_for(root)
+        root_index = rec.index[root_id]
+        if self.groups and root_index < self.groups[-1].end:
+            group = self.groups[-1]  # the same graph again (retain_graph): one more pass of that iteration
+        else:
+            group = _Group(self.segment)
+            self.groups.append(group)
+        group.end = len(rec.order)
+        window = rec.order[group.start:group.end]
+        if self.attached < group.end:
+            memory = attach_saved(rec, self.log, rec.order[self.attached:group.end], self.records)
+            if memory is not None:
+                group.saved = memory if group.saved is None else group.saved
+            self.attached = group.end
+            self.records = len(self.log.records)
+        bw = _BackwardRecorder(rec, window)
+        bw.install()
+        try:
+            result = run()
+        finally:
+            bw.remove()
+        _fill_sole_consumer_grads(rec, bw.events, window)
+        group.passes.append(PassInfo(kind, root_id, len(group.events), len(bw.events), line))
+        group.events.extend(bw.events)
+        group.roots.append(root_id)
+        group.notes.extend(self.pending_notes)
+        self.pending_notes = []
+        self.segment = len(rec.order)
+        rec.new_segment()
+        self.versions = {}
+        return result
+
+    def event(self, event) -> None:
+        """An optimizer step or zero_grad belongs to the iteration of the last pass."""
+        if event.kind in ("step", "zero_grad"):
+            note = {"kind": event.kind, "line": event.line, "text": event.text}
+            if self.groups and self.segment == len(self.rec.order):
+                self.groups[-1].notes.append(note)
+            else:
+                self.pending_notes.append(note)
+
+
+class _Paused:
+    def __init__(self, rec: _Recorder):
+        self.rec = rec
+
+    def __enter__(self):
+        self.was = self.rec.paused
+        self.rec.paused = True
+
+    def __exit__(self, *exc):
+        self.rec.paused = self.was
+        return False
+
+
+def trace_program(program, overrides: dict | None = None, *, max_snapshot_elems: int = 4096,
+                  cancelled=None) -> ProgramTrace:
+    """Run a Program of the expression language under recording.
+
+    Every backward pass the program runs (`backward()`, `torch.autograd.grad`) is recorded where it
+    happens. A pass through a graph recorded after the previous pass starts a new iteration, so a training
+    loop is N small graphs, not one N-fold graph. A program that calls no backward gets the implicit one
+    of its scalar output, as a formula does. Raises ExprError for the program's errors.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _trace_program(program, overrides, max_snapshot_elems, cancelled)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> ProgramTrace:
+    rec = _Recorder(max_snapshot_elems)
+    log = SavedLog()
+    hooks = ProgramRecorder(rec, log)
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
+    post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook, always_call=True)
+    try:
+        with rec, log:
+            result = program.run(overrides=overrides, hooks=hooks, cancelled=cancelled)
+    finally:
+        pre.remove()
+        post.remove()
+    groups = hooks.groups
+    output = result.output
+    out_id = rec.node_for(output) if isinstance(output, torch.Tensor) else None
+    tail = len(rec.order) > hooks.segment
+    if not groups:
+        group = _Group(0)
+        group.end = len(rec.order)
+        group.saved = attach_saved(rec, log)
+        if out_id is not None and output.requires_grad and output.numel() == 1:
+            events = _run_backward(rec, output, out_id, None)
+            group.passes.append(PassInfo("implicit", out_id, 0, len(events), None))
+            group.events = events
+            group.roots.append(out_id)
+        elif out_id is not None:
+            group.roots.append(out_id)
+        group.notes.extend(hooks.pending_notes)
+        groups = [group]
+    elif tail and out_id is not None and rec.index[out_id] >= hooks.segment:
+        group = _Group(hooks.segment)  # a forward after the last backward pass (an evaluation, say)
+        group.end = len(rec.order)
+        group.roots.append(out_id)
+        group.notes.extend(hooks.pending_notes)
+        groups.append(group)
+    if out_id is not None:
+        rec.nodes[out_id].is_output = True
+    traces = [_group_trace(rec, g) for g in groups]
+    losses = [_loss_of(rec, g) for g in groups]
+    lines = [g.passes[-1].line if g.passes else None for g in groups]
+    rec.keep.clear()
+    rec.tensor_of.clear()
+    rec.edge_of.clear()
+    return ProgramTrace(traces, result, losses, lines)
+
+
+def _group_trace(rec: _Recorder, group: _Group) -> Trace:
+    """The Trace of one iteration: its window's named values and everything its passes ran through."""
+    window = rec.order[group.start:group.end]
+    targets = list(group.roots) + [n for n in window if rec.nodes[n].name]
+    keep: set[str] = set()
+    stack = list(targets)
+    while stack:
+        nid = stack.pop()
+        if nid in keep:
+            continue
+        keep.add(nid)
+        stack.extend(rec.nodes[nid].inputs)
+    order = [n for n in rec.order if n in keep]
+    nodes = {n: rec.nodes[n] for n in order}
+    root = group.roots[-1] if group.roots else (order[-1] if order else "")
+    for nid in order:
+        nodes[nid].is_output = nid == root
+    graph = nx.DiGraph()
+    graph.add_nodes_from((nid, {k: getattr(nodes[nid], k) for k in _GRAPH_FIELDS}) for nid in order)
+    edges = {}
+    for nid in order:
+        for pos, src in enumerate(nodes[nid].inputs):
+            if src in keep:
+                edges.setdefault((src, nid), pos)
+    graph.add_edges_from((u, v, {"arg": pos}) for (u, v), pos in edges.items())
+    graph.graph["modules"] = dict(rec.modules)
+    events: list[BackwardEvent] = []
+    passes = []
+    for p in group.passes:
+        chunk = [e for e in group.events[p.first:p.first + p.count] if e.node_id in keep]
+        passes.append(PassInfo(p.kind, p.root, len(events), len(chunk), p.line))
+        events.extend(chunk)
+    return Trace(
+        nodes=nodes, forward_order=order, backward_order=[e.node_id for e in events], backward_events=events,
+        output_id=root, graph=graph, modules=dict(rec.modules), saved_memory=group.saved, passes=passes,
+        events=list(group.notes),
+    )  # fmt: skip
+
+
+def _loss_of(rec: _Recorder, group: _Group) -> float | None:
+    if not group.roots:
+        return None
+    value = rec.nodes[group.roots[-1]].value
+    if value.numel != 1 or value.data is None:
+        return None
+    v = float(value.data.reshape(-1)[0])
+    return v if np.isfinite(v) else None

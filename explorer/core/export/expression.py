@@ -1,41 +1,39 @@
-"""An expression program as a plain PyTorch script: the same tensors, the same statements, the same numbers.
+"""An expression program as the PyTorch script a person would write: module level, the user's names.
 
-Each op is written from its `torch_code` template in the op table (`explorer.core.lang.ops`), so the table
-stays the one place that knows how an op reads as torch. The script defines `program(dtype, values)`,
-which runs the user's lines with the user's names, then calls `backward()`, prints the output and every
-param's `.grad`, and checks them against float64 central differences.
+A program already written in PyTorch exports as itself: its imports, lines, comments, `backward()` and
+prints. A program in the app's first language (`w = param(2.2)`, `a = sigmoid(z)`, `L = bce(a, y)`) is
+translated line by line into torch (`w = torch.tensor(2.2, requires_grad=True)`, `torch.sigmoid(z)`,
+`F.binary_cross_entropy(...)`), each op from its `torch_code` template in the op table
+(`explorer.core.lang.ops`), so the table stays the one place that knows how an op reads as torch. Values set
+in the app (the leaves' sliders) come along. The script then prints the output and every leaf's `.grad`
+(the numbers the app shows) and, for a program that is one forward and one backward pass, checks them with
+`torch.autograd.gradcheck` in float64.
 """
 
 from __future__ import annotations
 
 import ast
 import keyword
-import math
 import re
 
 from explorer.core.export.notebook import Document, Section, to_script
-from explorer.core.lang.ops import ATTRIBUTES, DTYPES, METHODS, OPS
+from explorer.core.lang import legacy
+from explorer.core.lang.ops import DTYPES, OPS
 from explorer.core.lang.program import Program, parse
-from explorer.core.lang.syntax import _BINOPS
 
 # Each printed line of a run reads `<label> = <value as a Python literal>`; the labels start with these.
 OUTPUT_PREFIX = "output "
 GRAD_PREFIX = "grad "
 
-# precedence levels of the code we write, so brackets appear only where Python needs them
-_SUM, _PRODUCT, _UNARY, _POWER, _ATOM = 1, 2, 3, 4, 5
-_LEVEL = {"add": _SUM, "sub": _SUM, "mul": _PRODUCT, "div": _PRODUCT, "matmul": _PRODUCT, "pow": _POWER}
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**"}
-
-# names the script itself uses inside `program`; a user's name equal to one of them renames ours
-_OURS = ("torch", "F", "dtype", "values", "leaf", "initial", "dropout", "START_VALUES")
-
-# losses whose target the language converts to the prediction's dtype and shape
+# losses whose target the first language converts to the prediction's dtype and shape
 _FLOAT_TARGET_LOSSES = ("bce", "bce_with_logits", "mse")
+
+# names the script itself uses at module level; a program's own name equal to one renames ours
+_OURS = ("torch", "F", "builtins", "dropout")
 
 
 def expression_document(source: str, overrides: dict | None = None, title: str | None = None) -> Document:
-    """The program `source` (with the params' values `overrides`, as the app holds them) as a Document."""
+    """The program `source` (with the leaves' values `overrides`, as the app holds them) as a Document."""
     program = parse(source)
     return _Writer(program, dict(overrides or {}), title).document()
 
@@ -56,174 +54,299 @@ def fill_template(template: str, fields: dict[str, str | None]) -> str:
     return text.format(**{k: "None" if v is None else v for k, v in fields.items()})
 
 
-def _number(value) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f'float("{value}")'
-    return repr(value)
-
-
-class _Code:
-    """A piece of generated code and its precedence."""
-
-    def __init__(self, text: str, level: int = _ATOM, number: bool = False):
-        self.text, self.level, self.number = text, level, number
-
-    def at(self, level: int) -> str:
-        return self.text if self.level >= level else f"({self.text})"
-
-
 class _Writer:
-    """Writes one program; `names` maps each identifier the script needs to the one it can use."""
+    """Writes one program; `names` maps each module-level name the script needs to the one it can use."""
 
     def __init__(self, program: Program, overrides: dict, title: str | None):
         self.program = program
-        self.overrides = {k: v for k, v in overrides.items() if k in program.param_names}  # stale names go
+        self.run = program.run()
+        self.overrides = {k: v for k, v in overrides.items() if k in self.run.params}  # stale names go
         self.title = title or _title(program.source)
-        self.user_names = {s.name for s in program.statements}
-        taken = set(self.user_names)
+        self.formula = legacy.is_formula(program.tree)
+        assigned = {n.id for n in ast.walk(program.tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         self.names: dict[str, str] = {}
         for name in _OURS:
             alias = name
-            while alias in taken or keyword.iskeyword(alias):
+            while alias in assigned or keyword.iskeyword(alias):
                 alias += "_"
-            taken.add(alias)
             self.names[name] = alias
-        self.renamed = [n for n in _OURS if self.names[n] != n]
+        self.lines = program.source.splitlines()
+        self.offsets = _line_offsets(program.source)
         self.uses_dropout = False
-        self._values = None  # values of subexpressions, computed on demand by the language's own runner
 
     # -- the script ---------------------------------------------------------------------------------
 
     def document(self) -> Document:
-        """The script as a Document: imports, the program, backward and its printout, the check."""
-        n = self.names
-        body = self._body()
-        has_params = bool(self.program.param_names)
+        """Imports, the program, the printout, the gradcheck."""
         doc = Document(
             f"{self.title}: exported from Autograd Explorer",
             "The program of the Expression workspace as plain PyTorch. Run it with `python <this file>`: it "
-            "runs the program's lines as torch calls, calls `backward()` and prints the output and the "
-            "gradient in every param's `.grad` (the numbers the app shows), then checks them with finite "
-            "differences in float64.",
+            "runs the program, prints the output and the gradient in every leaf's `.grad` (the numbers the "
+            "app shows), then checks them with torch.autograd.gradcheck in float64.",
         )
-        imports = []
-        if n["torch"] != "torch" or n["F"] != "F":
-            imports.append("# The program has its own variables named " + " and ".join(
-                f"`{k}`" for k in ("torch", "F") if n[k] != k) + ", so the imports go by other names.")
-        imports.append("import torch" if n["torch"] == "torch" else f"import torch as {n['torch']}")
-        imports.append(f"import torch.nn.functional as {n['F']}")
+        body = self._body()
         doc.sections.append(Section("Imports", "torch alone; `F` holds the functional forms of the losses.",
-                                    "\n".join(imports)))
-
-        lines = []
-        others = [k for k in self.renamed if k not in ("torch", "F")]
-        if others:
-            lines.append("# The program uses the names " + ", ".join(f"`{k}`" for k in others)
-                         + " itself, so the script's own helpers carry a trailing underscore.")
-        lines.append("# The params' values set in the app (they replace the program's starting values).")
-        lines.append(f"{n['START_VALUES']} = {_literal_dict(self.overrides)}")
-        lines += ["", ""]
-        if self.uses_dropout:
-            lines += self._dropout_helper() + ["", ""]
-        lines += [
-            f"def program({n['dtype']}=None, {n['values']}=None):",
-            '    """The program\'s lines in order; returns the output and {name: param}.',
-            "",
-            f"    `{n['dtype']}`: None keeps torch's own dtypes (float32 from numbers with a decimal point,",
-            f"    int64 from whole numbers); {n['torch']}.float64 converts every floating-point value, as",
-            f"    the finite-difference check needs. `{n['values']}`: params' starting values by name.",
-            '    """',
-            f"    {n['values']} = {n['START_VALUES']} if {n['values']} is None else {n['values']}",
-            "",
-            f"    def {n['leaf']}(t):",
-            "        # a value the program makes, at the precision of this run",
-            f"        return t.to({n['dtype']}) if {n['dtype']} is not None and t.is_floating_point() else t",
-            "",
-        ]
-        if has_params:
-            t, d, v = n["torch"], n["dtype"], n["values"]
-            lines += [
-                f"    def {n['initial']}(name, value):",
-                "        # a param's starting value: the program's own or the one given by name, as a",
-                "        # floating-point tensor (only those can require grad), detached from any graph",
-                f"        value = {n['leaf']}({t}.as_tensor(value))",
-                f"        if name in {v}:",
-                f"            floating = value.dtype if value.is_floating_point() else {d}",
-                f"            value = {t}.as_tensor({v}[name], dtype=floating)",
-                "        if not value.is_floating_point():",
-                f"            value = value.to({d} or {t}.float32)",
-                "        return value.detach()",
-                "",
-            ]
-        steps = self.program._steps
-        if steps[0].kind != "seed" and any(s.kind == "seed" or self._uses_rng(s.value) for s in steps):
-            lines.append(f"    {n['torch']}.manual_seed(0)  # the app starts its random numbers from seed 0")
-        lines += ["    " + line if line else "" for line in body]
-        params = ", ".join(f'"{p}": {p}' for p in self.program.param_names)
-        lines.append(f"    return {self.program.output_name}, {{{params}}}")
-        doc.sections.append(Section(
-            "The program",
-            "Each line of the program is one line of torch, with the same names. `param(...)` makes a leaf "
-            "tensor with `requires_grad=True`: `backward()` fills its `.grad`. The function can run again "
-            "in float64 from other starting values, which the finite-difference check needs.",
-            "\n".join(lines)))
-        doc.sections += self._main(has_params)
+                                    "\n".join(self._imports())))
+        doc.sections.append(Section("The program", "The program's own lines; the app starts torch's random "
+                                    "numbers from seed 0, and so does this script.", "\n".join(body)))
+        doc.sections += self._report()
         return doc
 
-    def _main(self, has_params: bool) -> list[Section]:
-        out = self.program.output_name
-        t = self.names["torch"]  # at module level `torch` is the import's name
-        if not has_params:
-            return [Section(
-                "Forward",
-                "There is no `param(...)` in the program: nothing to differentiate, the output is the whole "
-                "story.",
-                f'output, params = program()\nprint("{OUTPUT_PREFIX}{out} =", output.tolist())')]
+    def _imports(self) -> list[str]:
+        n = self.names
+        lines = []
+        if n["torch"] != "torch" or n["F"] != "F":
+            lines.append("# The program has its own variables named " + " and ".join(
+                f"`{k}`" for k in ("torch", "F") if n[k] != k) + ", so the imports go by other names.")
+        lines.append("import builtins" if n["builtins"] == "builtins" else f"import builtins as {n['builtins']}")
+        lines.append("import torch" if n["torch"] == "torch" else f"import torch as {n['torch']}")
+        lines.append(f"import torch.nn.functional as {n['F']}")
+        lines.append(f"{n['torch']}.manual_seed(0)  # the app runs every program from seed 0")
+        return lines
+
+    def _body(self) -> list[str]:
+        out: list[str] = []
+        if self.uses_dropout_anywhere():
+            out += self._dropout_helper()
+        previous = 0
+        statements = self.program.tree.body
+        leaves = self._leaf_statements()
+        for stmt in statements:
+            start, end = stmt.lineno, stmt.end_lineno or stmt.lineno
+            for line in self.lines[previous:start - 1]:  # comments and blank lines between statements
+                if not _is_header(line):
+                    out.append(line)
+            text = self._statement(stmt)
+            trailing = self.lines[end - 1][_char_col(self.lines[end - 1], stmt.end_col_offset or 0):]
+            out.append(text + trailing)
+            for name in leaves.get(id(stmt), ()):
+                if name in self.overrides and not self.formula:
+                    t = self.names["torch"]
+                    out.append(f"with {t}.no_grad():  # the value set in the app")
+                    out.append(f"    {name}.copy_({t}.as_tensor({self.overrides[name]!r}))")
+            previous = end
+        while out and not out[-1].strip():
+            out.pop()
+        return out
+
+    def _leaf_statements(self) -> dict[int, list[str]]:
+        """id(top-level statement) -> the named leaves it creates (the first assignment of each name)."""
+        out: dict[int, list[str]] = {}
+        seen: set[str] = set()
+        for stmt in self.program.tree.body:
+            if isinstance(stmt, ast.Assign):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Name) and target.id in self.run.params and target.id not in seen:
+                        seen.add(target.id)
+                        out.setdefault(id(stmt), []).append(target.id)
+        return out
+
+    def _report(self) -> list[Section]:
+        run = self.run
+        out = run.output_name
+        b, t = self.names["builtins"], self.names["torch"]
+        target = out if out.isidentifier() and out in run.env else None
+        lines = []
+        if target is None:
+            return [Section("Output", "", f'{b}.print("{OUTPUT_PREFIX}output = (see above)")')]
+        if run.params and not run.passes and run.output.requires_grad:
+            lines.append(f"{target}.backward()  # autograd fills every leaf's .grad")
+        lines.append(f'{b}.print("{OUTPUT_PREFIX}{out} =", {target}.tolist())')
         grad = "dL/d" if out == "L" else f"d{out}/d"
-        backward = "\n".join([
-            "output, params = program()",
-            "if output.requires_grad:  # a conversion to int64 can cut the graph: then every gradient is 0",
-            "    output.backward()",
-            f'print("{OUTPUT_PREFIX}{out} =", output.tolist())',
-            "grads = {}",
-            "for name, p in params.items():",
-            f"    grads[name] = p.grad if p.grad is not None else {t}.zeros_like(p)  # an unused param",
-            f'    print(f"{GRAD_PREFIX}{grad}{{name}} =", grads[name].tolist())',
-        ])
-        check = "\n".join([
-            "eps = 1e-6",
-            f"with {t}.no_grad():",
-            f"    start = {{name: p.detach().clone() for name, p in program({t}.float64)[1].items()}}",
-            "    for name, value in start.items():",
-            f"        if value.numel() > {_fd_limit()}:",
-            '            print(f"finite differences of {name}: skipped ({value.numel():,} elements)")',
-            "            continue",
-            f"        numeric = {t}.zeros_like(value)",
-            "        flat = value.view(-1)",
-            "        for i in range(flat.numel()):",
-            "            original = flat[i].item()",
-            "            flat[i] = original + eps",
-            f"            plus = program({t}.float64, start)[0].item()",
-            "            flat[i] = original - eps",
-            f"            minus = program({t}.float64, start)[0].item()",
-            "            flat[i] = original",
-            "            numeric.view(-1)[i] = (plus - minus) / (2 * eps)",
-            f"        gap = (grads[name].to({t}.float64) - numeric).abs()",
-            "        gap = gap.max().item() if gap.numel() else 0.0",
-            '        print(f"finite differences of {name}: largest |autograd - numeric| = {gap:.2e}")',
-        ])
-        return [
-            Section("Forward and backward",
-                    "Run the program, then `backward()`: autograd walks the graph from the output back to "
-                    "the params and leaves dL/dparam in each `.grad`.", backward),
-            Section("Finite differences",
-                    "Nudge one element of one param by ±eps, rerun the whole program in float64 and see "
-                    "how the output moves: (f(p + eps) − f(p − eps)) / 2eps should match autograd.", check),
+        for name in run.params:
+            code = _leaf_code(name)
+            if code is None:
+                continue
+            lines.append(f'{b}.print("{GRAD_PREFIX}{grad}{name} =", '
+                         f'({code}.grad if {code}.grad is not None else {t}.zeros_like({code})).tolist())')
+        sections = [Section("The numbers the app shows",
+                            "The output, then dL/d(leaf) in each leaf's `.grad`.", "\n".join(lines))]
+        check = self._gradcheck()
+        if check:
+            sections.append(Section(
+                "gradcheck",
+                "torch.autograd.gradcheck nudges each element of each leaf by a small eps in float64 and "
+                "compares how the output moves with autograd's gradient: True means they agree.", check))
+        return sections
+
+    def _gradcheck(self) -> str:
+        """A float64 gradcheck of the output against each named leaf, for one forward and one backward."""
+        from explorer.core.autograd.gradcheck import finite_differences_apply
+
+        run = self.run
+        b, t = self.names["builtins"], self.names["torch"]
+        plain = [n for n in run.params if n.isidentifier()]
+        why = finite_differences_apply(run) if run.passes else None
+        simple = all(isinstance(s, ast.Assign | ast.Expr | ast.Import | ast.ImportFrom | ast.AugAssign)
+                     for s in self.program.tree.body)
+        if not plain or why is not None or not simple or run.output_name not in run.env:
+            reason = why or "the program is more than one forward and backward pass"
+            return f'{b}.print("gradcheck: skipped ({reason})")' if plain else ""
+        leaves = self._leaf_statements()
+        body = []
+        for stmt in self.program.tree.body:
+            if id(stmt) in leaves or isinstance(stmt, ast.Import | ast.ImportFrom) or _is_report(stmt):
+                continue
+            body.append("    " + self._statement(stmt).replace("\n", "\n    "))
+        args = ", ".join(plain)
+        lines = [
+            f"def output_of({args}):",
+            "    # the program again, as a function of its leaves (what gradcheck differentiates)",
+            f"    {t}.manual_seed(0)",
+            *body,
+            f"    return {run.output_name}",
+            "",
+            f"{t}.set_default_dtype({t}.float64)  # gradcheck's finite differences need float64",
+            f"start = [{t}.as_tensor(v.detach(), dtype={t}.float64).requires_grad_() for v in ({args},)]",
+            "for k, name in enumerate([" + ", ".join(repr(n) for n in plain) + "]):",
+            "    def only_k(x, k=k):",
+            "        return output_of(*[x if i == k else v.detach() for i, v in enumerate(start)])",
+            f"    ok = {t}.autograd.gradcheck(only_k, (start[k],), eps=1e-6, atol=1e-4, raise_exception=False)",
+            f'    {b}.print(f"gradcheck of {{name}}: {{ok}}")',
         ]
+        return "\n".join(lines)
+
+    # -- one statement ------------------------------------------------------------------------------
+
+    def _statement(self, stmt: ast.stmt) -> str:
+        """The statement's source, with the first language's calls (and list literals) as torch code."""
+        return self._code(stmt, top=True)
+
+    def _code(self, node: ast.AST, top: bool = False) -> str:
+        """Source of `node` with its translated parts replaced (outermost first, recursively)."""
+        if not top and self._is_legacy(node):
+            return self._translate(node)
+        start, end = self._span(node)
+        text = self.program.source[start:end]
+        parts = []
+        for child in self._outermost(node):
+            c_start, c_end = self._span(child)
+            code = self._translate(child)
+            if not _is_atom(code) and not _alone(self.program.source, c_start, c_end):
+                code = f"({code})"
+            parts.append((c_start - start, c_end - start, code))
+        for a, z, code in sorted(parts, reverse=True):
+            text = text[:a] + code + text[z:]
+        return text
+
+    def _outermost(self, node: ast.AST) -> list[ast.AST]:
+        found = []
+        stack = list(ast.iter_child_nodes(node))
+        while stack:
+            child = stack.pop()
+            if self._is_legacy(child):
+                found.append(child)
+            else:
+                stack.extend(ast.iter_child_nodes(child))
+        return found
+
+    def _is_legacy(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.List) and self.formula:
+            return True
+        if isinstance(node, ast.Name) and node.id in DTYPES and isinstance(node.ctx, ast.Load) and self.formula:
+            return True
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in OPS
+                and self._is_legacy_name(node))
+
+    def _is_legacy_name(self, node: ast.Call) -> bool:
+        name = node.func.id
+        if name in self.run.env and not self.formula:
+            return False  # the program's own variable or def of that name
+        if name in legacy.SHARED_WITH_PYTHON:
+            return self.formula and len(node.args) >= 1 and not node.keywords
+        return OPS[name].kind != "operator"
+
+    def _translate(self, node: ast.AST) -> str:
+        t, f = self.names["torch"], self.names["F"]
+        if isinstance(node, ast.List):
+            return f"{t}.tensor({self._literal(node)})"
+        if isinstance(node, ast.Name):
+            return f"{t}.{node.id}"
+        name = node.func.id
+        spec = OPS[name]
+        if name == "param":
+            value = node.args[0] if node.args else node.keywords[0].value
+            target = self._target_of(node)
+            if target in self.overrides:
+                return f"{t}.tensor({self.overrides[target]!r}, requires_grad=True)  # set in the app"
+            if isinstance(value, ast.Constant) and isinstance(value.value, float):
+                return f"{t}.tensor({self._code(value)}, requires_grad=True)"
+            if isinstance(value, ast.List | ast.Constant | ast.UnaryOp):
+                return f"{t}.tensor({self._literal(value)}, dtype={t}.float32, requires_grad=True)"
+            code = self._code(value)
+            code = code if _is_atom(code) else f"({code})"
+            whole = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("arange",)
+                        for n in ast.walk(value))
+            return f"{code}.float().requires_grad_()" if whole else f"{code}.requires_grad_()"
+        if name == "seed":
+            return f"{t}.manual_seed({self._code(node.args[0])})"
+        bound = _bind(spec, node)
+        fields: dict[str, str | None] = {}
+        for arg in spec.args:
+            value = bound.get(arg.name)
+            if arg.variadic:
+                fields[arg.name] = ", ".join(self._code(v) for v in value or [])
+            elif value is None:
+                fields[arg.name] = None if arg.default is None else repr(arg.default)
+            elif arg.kind == "tensor":
+                code = self._code(value)
+                if isinstance(value, ast.Constant | ast.UnaryOp) and not isinstance(value, ast.List):
+                    code = f"{t}.tensor({code})"  # the first language made a tensor of a number here
+                # an argument alone between the call's brackets and commas needs no brackets of its own
+                alone = re.search(r"[(,]\s*\{" + arg.name + r"\}\s*[,)]", spec.torch_code)
+                fields[arg.name] = code if alone or _is_atom(code) else f"({code})"
+            elif arg.kind == "dtype":
+                fields[arg.name] = self._code(value) if not isinstance(value, ast.Name) else f"{t}.{value.id}"
+            else:
+                fields[arg.name] = self._code(value)
+        if name in _FLOAT_TARGET_LOSSES:
+            first, second = spec.args[0].name, spec.args[1].name
+            target_node = bound.get(second)
+            if self._is_number(target_node):
+                fields[second] = f"{t}.full_like({fields[first]}, {self._code(target_node)})"
+            elif isinstance(target_node, ast.List):
+                fields[second] = f"{t}.as_tensor({self._literal(target_node)}, dtype={fields[first]}.dtype)" \
+                                 f".expand_as({fields[first]})"
+        if name in ("cross_entropy", "nll") and isinstance(bound.get(spec.args[1].name), ast.List):
+            fields[spec.args[1].name] = f"{t}.tensor({self._literal(bound[spec.args[1].name])})"
+        if name == "dropout":
+            self.uses_dropout = True
+            return f"{self.names['dropout']}({fields['x']}, {fields['p'] or 0.5})"
+        code = fill_template(spec.torch_code, fields)
+        code = re.sub(r"\btorch\.", f"{t}.", code)
+        return re.sub(r"(?<![\w.])F\.", f"{f}.", code)
+
+    def _is_number(self, node) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return True
+        if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            return True
+        return isinstance(node, ast.Name) and isinstance(self.run.env.get(node.id), int | float)
+
+    def _literal(self, node: ast.AST) -> str:
+        start, end = self._span(node)
+        return self.program.source[start:end]
+
+    def _target_of(self, call: ast.Call) -> str | None:
+        for stmt in self.program.tree.body:
+            if isinstance(stmt, ast.Assign) and stmt.value is call and isinstance(stmt.targets[0], ast.Name):
+                return stmt.targets[0].id
+        return None
+
+    def _span(self, node: ast.AST) -> tuple[int, int]:
+        start = self.offsets[node.lineno - 1] + _char_col(self.lines[node.lineno - 1], node.col_offset)
+        end_line = node.end_lineno or node.lineno
+        end = self.offsets[end_line - 1] + _char_col(self.lines[end_line - 1], node.end_col_offset or 0)
+        return start, end
+
+    def uses_dropout_anywhere(self) -> bool:
+        """Whether the first language's dropout(...) appears (the script needs its helper)."""
+        return self.formula and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                                    and n.func.id == "dropout" for n in ast.walk(self.program.tree))
 
     def _dropout_helper(self) -> list[str]:
-        t, f = self.names["torch"], self.names["F"]
-        call = fill_template(OPS["dropout"].torch_code, {"x": "x", "p": "p"}).replace("F.", f"{f}.", 1)
+        t = self.names["torch"]
+        call = fill_template(OPS["dropout"].torch_code, {"x": "x", "p": "p"}).replace("F.", f"{self.names['F']}.", 1)
         return [
             f"def {self.names['dropout']}(x, p):",
             "    # the app draws each dropout mask from the program's own random numbers: one draw seeds",
@@ -232,204 +355,66 @@ class _Writer:
             f"    with {t}.random.fork_rng(devices=[]):",
             f"        {t}.manual_seed(seed)",
             f"        return {call}",
+            "",
         ]
 
-    # -- the statements -----------------------------------------------------------------------------
 
-    def _body(self) -> list[str]:
-        lines: list[str] = []
-        source_lines = self.program.source.splitlines()
-        previous_end = 0
-        for step in self.program._steps:
-            comments = [ln.strip() for ln in source_lines[previous_end:step.line - 1]
-                        if ln.strip().startswith("#") and not _is_header(ln)]
-            previous_end = step.line
-            lines += comments
-            if step.kind == "seed":
-                lines.append(self._fill(OPS["seed"].torch_code, {"n": self._int_arg(step.value)}))
-                continue
-            if step.is_param:
-                # a plain number or list goes to torch.as_tensor as it is
-                raw = isinstance(step.value, ast.List) or self._plain(step.value).number
-                value = self._list(step.value) if isinstance(step.value, ast.List) else (
-                    self._plain(step.value).text if raw else self._expr(step.value, tensor=True).text)
-                start = f'{self.names["initial"]}("{step.name}", {value})'
-                code = self._fill(OPS["param"].torch_code, {"value": start})
-                if step.name == self.program.param_names[0]:
-                    lines.append("# a param is a leaf tensor with requires_grad: backward() fills its .grad")
-                lines.append(f"{step.name} = {code}")
-                continue
-            lines.append(f"{step.name} = {self._expr(step.value, tensor=True).text}")
-        return lines
-
-    def _fill(self, template: str, fields: dict) -> str:
-        """An op table template, with the script's import aliases, filled with the arguments' code."""
-        return fill_template(self._torch(template), fields)
-
-    def _torch(self, code: str) -> str:
-        """Template text with the import aliases the script uses."""
-        code = re.sub(r"\btorch\.", f"{self.names['torch']}.", code)
-        return re.sub(r"(?<![\w.])F\.", f"{self.names['F']}.", code)
-
-    def _expr(self, node: ast.expr, tensor: bool = False) -> _Code:
-        """The code of `node`; `tensor`: the language makes a tensor of a plain number here."""
-        code = self._plain(node)
-        if tensor and code.number:
-            return self._new_tensor(code.text)
-        return code
-
-    def _new_tensor(self, inner: str) -> _Code:
-        return _Code(f"{self.names['leaf']}({self.names['torch']}.tensor({inner}))")
-
-    def _plain(self, node: ast.expr) -> _Code:
-        if isinstance(node, ast.Constant):
-            negative = isinstance(node.value, int | float) and node.value < 0
-            return _Code(_number(node.value), _UNARY if negative else _ATOM, number=True)
-        if isinstance(node, ast.Name):
-            if node.id in DTYPES:
-                return _Code(f"{self.names['torch']}.{node.id}")
-            return _Code(node.id)
-        if isinstance(node, ast.List):
-            return self._new_tensor(self._list(node))
-        if isinstance(node, ast.Tuple):
-            return _Code("(" + ", ".join(self._expr(e).text for e in node.elts) + ("," if len(node.elts) == 1
-                                                                                    else "") + ")")
-        if isinstance(node, ast.UnaryOp):
-            operand = self._plain(node.operand)
-            if isinstance(node.op, ast.UAdd):
-                return operand
-            if operand.number:
-                return _Code(f"-{operand.at(_UNARY)}", _UNARY, number=True)
-            return _Code(self._fill(OPS["neg"].torch_code, {"a": operand.at(_UNARY)}), _UNARY)
-        if isinstance(node, ast.BinOp):
-            return self._binop(node)
-        if isinstance(node, ast.Attribute):
-            spec = OPS[ATTRIBUTES[node.attr]]
-            receiver = self._expr(node.value, tensor=True)
-            return _Code(self._fill(spec.torch_code, {"x": receiver.at(_ATOM)}))
-        if isinstance(node, ast.Call):
-            return self._call(node)
-        raise ValueError(f"cannot export {type(node).__name__}")  # the language's checks let none through
-
-    def _list(self, node: ast.List) -> str:
-        return "[" + ", ".join(self._list(e) if isinstance(e, ast.List) else self._plain(e).text
-                               for e in node.elts) + "]"
-
-    def _binop(self, node: ast.BinOp) -> _Code:
-        name = _BINOPS[type(node.op)]
-        left, right = self._plain(node.left), self._plain(node.right)
-        level = _LEVEL[name]
-        if name == "pow":
-            left_text, right_text = left.at(_POWER + 1), right.at(_UNARY)
+def _bind(spec, node: ast.Call) -> dict:
+    """The call's argument nodes by the op table's argument names."""
+    rest = list(node.args)
+    keywords = {kw.arg: kw.value for kw in node.keywords}
+    bound: dict = {}
+    for arg in spec.args:
+        if arg.variadic:
+            bound[arg.name] = list(rest[0].elts) if len(rest) == 1 and isinstance(rest[0], ast.Tuple) else rest
+            rest = []
+        elif rest:
+            bound[arg.name] = rest.pop(0)
         else:
-            left_text, right_text = left.at(level), right.at(level + 1)
-        if name == "matmul":  # `@` never folds numbers: the language makes them tensors
-            if left.number:
-                left_text = self._new_tensor(left.text).text
-            if right.number:
-                right_text = self._new_tensor(right.text).text
-        text = self._fill(OPS[name].torch_code, {"a": left_text, "b": right_text})
-        return _Code(text, level, number=left.number and right.number and name != "matmul")
-
-    def _call(self, node: ast.Call) -> _Code:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            spec = OPS[METHODS[func.attr]]
-            positional = [func.value, *node.args]
-        else:
-            spec = OPS[func.id]
-            positional = list(node.args)
-        keywords = {kw.arg: kw.value for kw in node.keywords}
-        bound: dict[str, ast.expr | list | None] = {}
-        rest = list(positional)
-        for arg in spec.args:
-            if arg.variadic:
-                bound[arg.name] = rest
-                rest = []
-            elif rest:
-                bound[arg.name] = rest.pop(0)
-            else:
-                bound[arg.name] = keywords.get(arg.name)
-        fields: dict[str, str | None] = {}
-        for arg in spec.args:
-            node_of = bound[arg.name]
-            if arg.variadic:
-                fields[arg.name] = self._shape(node_of)
-            elif node_of is None:
-                fields[arg.name] = None if arg.default is None else _number(arg.default)
-            elif arg.kind == "tensor":
-                code = self._expr(node_of, tensor=True)
-                # an argument alone between the call's brackets and commas needs no brackets of its own
-                alone = re.search(r"[(,]\s*\{" + arg.name + r"\}\s*[,)]", spec.torch_code)
-                fields[arg.name] = code.text if alone else code.at(_ATOM)
-            elif arg.kind == "int":
-                fields[arg.name] = self._int_arg(node_of)
-            elif arg.kind == "float":
-                code = self._plain(node_of)
-                fields[arg.name] = code.text if code.number else f"{code.at(_ATOM)}.item()"
-            elif arg.kind == "dtype":
-                code = self._plain(node_of)
-                floating = isinstance(node_of, ast.Name) and DTYPES[node_of.id].is_floating_point
-                # a floating dtype follows the run's precision, as the app does in its float64 checks
-                fields[arg.name] = f"{self.names['dtype']} or {code.text}" if floating else code.text
-        if spec.name in _FLOAT_TARGET_LOSSES:
-            fields = self._float_target(spec, bound, fields)
-        if spec.name == "dropout":
-            self.uses_dropout = True
-            return _Code(f"{self.names['dropout']}({fields['x']}, {fields['p']})")
-        code = self._fill(spec.torch_code, fields)
-        if spec.kind == "constructor" and spec.name not in ("param", "seed"):
-            code = f"{self.names['leaf']}({code})"  # made at the run's precision, as the app makes it
-        return _Code(code)
-
-    def _int_arg(self, node: ast.expr) -> str:
-        code = self._plain(node)
-        return code.text if code.number else f"{code.at(_ATOM)}.item()"
-
-    def _shape(self, nodes: list[ast.expr]) -> str:
-        if len(nodes) == 1 and isinstance(nodes[0], ast.Tuple | ast.List):
-            nodes = nodes[0].elts
-        elif len(nodes) == 1 and not self._plain(nodes[0]).number:
-            return f"*{self._plain(nodes[0]).at(_ATOM)}.tolist()"  # a 1-D tensor of sizes
-        return ", ".join(self._int_arg(n) for n in nodes)
-
-    def _float_target(self, spec, bound: dict, fields: dict) -> dict:
-        """bce and mse read a target as the prediction's dtype and shape: convert where they differ."""
-        first, second = spec.args[0].name, spec.args[1].name
-        prediction, target = self._value(bound[first]), self._value(bound[second])
-        import torch
-
-        if (isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)
-                and prediction.dtype == target.dtype and prediction.shape == target.shape):
-            return fields
-        p = fields[first]
-        t = self.names["torch"]
-        fields = dict(fields)
-        fields[second] = f"{t}.as_tensor({fields[second]}, dtype={p}.dtype).expand_as({p})"
-        return fields
-
-    def _value(self, node: ast.expr):
-        """The value the language gives `node`, by its own evaluator over a run of the program."""
-        from explorer.core.lang.program import _Runner
-
-        if self._values is None:
-            run = self.program.run(self.overrides or None)
-            self._values = _Runner(self.program, None, None)
-            self._values.env = dict(run.env)
-        try:
-            return self._values._eval(node)
-        except Exception:  # noqa: BLE001 -- a program that fails to run exports as written
-            return None
-
-    def _uses_rng(self, node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in OPS
-                   and OPS[n.func.id].needs_rng for n in ast.walk(node))
+            bound[arg.name] = keywords.get(arg.name)
+    return bound
 
 
-def _fd_limit() -> str:
-    from explorer.core.autograd.gradcheck import MAX_FD_ELEMENTS
+def _leaf_code(name: str) -> str | None:
+    """How the script reaches a leaf the app names: `w`, `model.fc1.weight`, `params[0]`."""
+    if re.fullmatch(r"[A-Za-z_][\w]*((\.[A-Za-z_]\w*)|(\[\d+\]))*", name):
+        return name
+    return None
 
-    return f"{MAX_FD_ELEMENTS:_}"
+
+def _is_report(stmt: ast.stmt) -> bool:
+    """A line that only shows or differentiates (print, backward, .grad): left out of the gradcheck function."""
+    text = ast.dump(stmt)
+    return isinstance(stmt, ast.Expr) and ("backward" in text or "'print'" in text) or "attr='grad'" in text
+
+
+def _is_atom(code: str) -> bool:
+    """True when `code` needs no brackets next to an operator (a name, a call, a literal)."""
+    try:
+        node = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, ast.Name | ast.Call | ast.Attribute | ast.Subscript | ast.List | ast.Constant
+                      | ast.Tuple) and not (isinstance(node, ast.Constant) and str(node.value).startswith("-"))
+
+
+def _alone(source: str, start: int, end: int) -> bool:
+    """True when the text at [start, end) stands alone: the whole right-hand side, or an argument."""
+    before = source[:start].rstrip()
+    after = source[end:].lstrip()
+    return (before.endswith(("=", "(", ",")) or not before or before.endswith("\n")) and (
+        not after or after[0] in ",)\n#" or after.startswith(("\n",)))
+
+
+def _line_offsets(source: str) -> list[int]:
+    offsets = [0]
+    for line in source.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(line))
+    return offsets
+
+
+def _char_col(line: str, byte_col: int) -> int:
+    return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
 
 
 def _is_header(line: str) -> bool:
@@ -440,12 +425,6 @@ def _title(source: str) -> str:
     from explorer.core.lang.examples import example_title
 
     return example_title(source, "Expression").replace('"""', "'''")
-
-
-def _literal_dict(values: dict) -> str:
-    if not values:
-        return "{}"
-    return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in values.items()) + "}"
 
 
 __all__ = ["GRAD_PREFIX", "OUTPUT_PREFIX", "export_expression", "expression_document", "fill_template"]

@@ -1,12 +1,14 @@
-"""The example programs of the Examples menu: `explorer/assets/examples/*.expr`, titled by `# Title:`.
+"""The example programs of the Examples menu: `assets/examples/*.expr`, titled by `# Title:`.
 
-They ship inside the package, so an installed wheel finds them through `importlib.resources`.
+They ship inside the package (`explorer/assets/examples` in the wheel), so an installed app finds them
+through `importlib.resources`; a source checkout finds the top-level `assets/` (`explorer.core.assets`).
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
+
+from explorer.core.assets import assets_dir
 
 # The seed example, used when the examples folder is missing so the app still opens on something.
 SEED_SOURCE = """# Title: Sigmoid neuron with binary cross-entropy
@@ -20,13 +22,8 @@ L = bce(a, y)
 """
 
 
-def assets_dir() -> Path:
-    """The package's data folder (`explorer/assets`), found through `importlib.resources` when installed."""
-    return Path(str(resources.files("explorer") / "assets"))
-
-
 def examples_dir() -> Path:
-    """The folder holding the example programs (`explorer/assets/examples`)."""
+    """The folder of the example programs (`assets/examples`; `explorer/assets/examples` in the wheel)."""
     return assets_dir() / "examples"
 
 

@@ -1,7 +1,8 @@
-"""Parse-time half of the expression language: cheap text checks, the allow-list walk, safe folding.
+"""Parse-time half of the language: cheap text checks, the allow-list walk of the syntax tree, safe folding.
 
-`check(source)` returns the steps of a program or raises `ExprError`; nothing here runs torch code.
-`explorer.core.lang.program` is the public face (parse, Program); this module holds what it relies on.
+`check(source)` returns the syntax tree of a program or raises `ExprError`, in source order: the first
+offending line is the one reported. Nothing here runs torch code. `explorer.core.lang.program` is the
+public face (parse, Program); `explorer.core.lang.interp` runs the tree.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import difflib
 import math
 from dataclasses import dataclass
 
-from explorer.core.lang import ops
-from explorer.core.lang.ops import ATTRIBUTES, DTYPES, FUNCTIONS, MAX_ELEMENTS, METHODS, OPS
+from explorer.core.lang.ops import MAX_ELEMENTS, OPS
 
 # Limits that make hostile input cheap to reject before any work is done.
-MAX_SOURCE_CHARS = 20_000
+MAX_SOURCE_CHARS = 40_000
 MAX_BRACKET_DEPTH = 64  # ( [ { nesting, checked on the raw text before ast.parse
 MAX_TREE_DEPTH = 100  # syntax-tree depth (catches `- - - - x` and long chains without brackets)
-MAX_NODES = 5_000
+MAX_NODES = 20_000
 MAX_INT_BITS = 4_096  # constant arithmetic on whole numbers stays below this size
 MAX_TOTAL_ELEMENTS = 20 * MAX_ELEMENTS  # all tensors one run creates, together
 
@@ -46,21 +46,12 @@ class Statement:
     source_text: str
 
 
-@dataclass(frozen=True)
-class _Step:
-    kind: str  # "assign" | "seed"
-    name: str | None
-    value: ast.expr  # for param statements: the argument of param(...)
-    line: int
-    col: int
-    is_param: bool = False
-
-
 # ------------------------------------------------------------------------------------------ check
 
 
-def check(source: str) -> tuple[list[_Step], list[Statement]]:
-    """The steps and statements of `source`, or ExprError for anything outside the language."""
+def check(source: str) -> tuple[ast.Module, list[Statement]]:
+    """The syntax tree and top-level assignments of `source`, or ExprError for anything outside the
+    language."""
     if not isinstance(source, str):
         raise ExprError("a program is text")
     _prescan(source)
@@ -71,37 +62,31 @@ def check(source: str) -> tuple[list[_Step], list[Statement]]:
     except (MemoryError, RecursionError, ValueError, OverflowError):
         raise ExprError("the program is nested too deeply or is too large to read") from None
     checker = _Checker(source)
-    steps = checker.check(tree)
-    return steps, checker.statements
+    checker.check(tree)
+    return tree, checker.statements
 
 
 def _prescan(source: str) -> None:
-    """Reject what is cheap to see on the raw text: size, quotes, NUL bytes, deep brackets."""
+    """Reject what is cheap to see on the raw text: size, NUL bytes, bytes that are not text, deep brackets.
+
+    Brackets inside quoted text count too: the scan is deliberately crude (it bounds the parser's work,
+    it does not parse)."""
     depth = 0
     line, col = 1, 0
     in_comment = False
-    previous = ""
     # the scan stops at the size limit, so the cost is bounded however long the text is; it runs before
     # the size check so that 10,000 nested brackets are reported as what they are
     for ch in source[: MAX_SOURCE_CHARS + 1]:
         if ch == "\n":
             line, col, in_comment = line + 1, 0, False
-            previous = ch
             continue
         col += 1
+        if "\ud800" <= ch <= "\udfff":
+            raise ExprError("the program contains bytes that are not UTF-8 text: save it as UTF-8", line, col)
         if in_comment:
             continue
         if ch == "#":
             in_comment = True
-        elif ch in "\"'":
-            if previous.lower() in ("f", "r", "b", "u"):
-                kind = "f-strings are" if previous.lower() == "f" else "quoted strings are"
-                raise ExprError(
-                    f"{kind} not allowed: the language has numbers and tensors only", line, col - 1
-                )
-            raise ExprError(
-                "quoted text is not allowed: the language has numbers and tensors only", line, col
-            )
         elif ch in "([{":
             depth += 1
             if depth > MAX_BRACKET_DEPTH:
@@ -110,7 +95,6 @@ def _prescan(source: str) -> None:
             depth = max(depth - 1, 0)
         elif ch == "\x00":
             raise ExprError("the program contains a NUL character", line, col)
-        previous = ch
     if len(source) > MAX_SOURCE_CHARS:
         raise ExprError(f"the program is {len(source):,} characters long; the limit is {MAX_SOURCE_CHARS:,}")
 
@@ -118,86 +102,48 @@ def _prescan(source: str) -> None:
 def _syntax_message(exc: SyntaxError) -> str:
     msg = (exc.msg or "invalid syntax").strip()
     if msg.startswith("invalid syntax"):
-        text = (exc.text or "").strip()
-        if text.count("=") == 0 and text:
-            return "invalid syntax: each line should look like `name = expression`"
-        return "invalid syntax: check for a missing operator, bracket or comma"
-    return msg
+        return "invalid syntax: check for a missing operator, bracket, comma or colon"
+    return f"Python cannot read this line: {msg}"
 
 
 _FORBIDDEN: dict[type, str] = {
-    ast.Lambda: "lambdas are not allowed here",
-    ast.ListComp: "comprehensions are not allowed here",
-    ast.SetComp: "comprehensions are not allowed here",
-    ast.DictComp: "comprehensions are not allowed here",
-    ast.GeneratorExp: "generator expressions are not allowed here",
-    ast.JoinedStr: "f-strings are not allowed here",
-    ast.FormattedValue: "f-strings are not allowed here",
-    ast.Subscript: "indexing with [...] is not supported here: use sum, mean, max, reshape or transpose",
-    ast.Slice: "slices are not supported here",
-    ast.Starred: "`*` unpacking is not allowed here: pass sizes one by one, e.g. randn(2, 3)",
-    ast.Dict: "dictionaries are not allowed here",
-    ast.Set: "sets are not allowed here",
-    ast.Compare: "comparisons are not supported here",
-    ast.BoolOp: "`and` / `or` are not supported here",
-    ast.IfExp: "`... if ... else ...` is not supported here",
-    ast.NamedExpr: "`:=` is not allowed here: write `name = expression` on its own line",
-    ast.Await: "`await` is not allowed here",
-    ast.Yield: "`yield` is not allowed here",
-    ast.YieldFrom: "`yield` is not allowed here",
-    ast.Import: "`import` is not allowed here",
-    ast.ImportFrom: "`import` is not allowed here",
-    ast.FunctionDef: "defining functions is not allowed here",
-    ast.AsyncFunctionDef: "defining functions is not allowed here",
-    ast.ClassDef: "classes are not allowed here",
-    ast.For: "loops are not allowed here",
-    ast.AsyncFor: "loops are not allowed here",
-    ast.While: "loops are not allowed here",
-    ast.If: "`if` statements are not allowed here",
-    ast.With: "`with` is not allowed here",
-    ast.AsyncWith: "`with` is not allowed here",
-    ast.Try: "`try` is not allowed here",
-    ast.Raise: "`raise` is not allowed here",
-    ast.Assert: "`assert` is not allowed here",
-    ast.Delete: "`del` is not allowed here",
-    ast.Global: "`global` is not allowed here",
-    ast.Nonlocal: "`nonlocal` is not allowed here",
-    ast.Return: "`return` is not allowed here: the output is the last assigned name",
-    ast.AugAssign: "`+=` and friends are not supported: write `new_name = old_name + ...`",
-    ast.AnnAssign: "type annotations are not supported: write `name = expression`",
-    ast.Pass: "`pass` is not needed here",
-    ast.Break: "`break` is not allowed here",
-    ast.Continue: "`continue` is not allowed here",
+    ast.Lambda: "lambdas are not supported: define a function with `def`",
+    ast.SetComp: "set comprehensions are not supported: use a list",
+    ast.Set: "sets are not supported: use a list",
+    ast.NamedExpr: "`:=` is not supported: assign on a line of its own",
+    ast.Await: "`await` is not supported",
+    ast.Yield: "`yield` is not supported: return a list",
+    ast.YieldFrom: "`yield` is not supported: return a list",
+    ast.AsyncFunctionDef: "`async def` is not supported",
+    ast.AsyncFor: "`async for` is not supported",
+    ast.AsyncWith: "`async with` is not supported",
+    ast.Try: "`try` is not supported: a program that fails shows its error on its line",
+    ast.Raise: "`raise` is not supported: use `assert condition, \"message\"`",
+    ast.Delete: "`del` is not supported: assign a new value instead",
+    ast.Global: "`global` is not supported: return the value from the function",
+    ast.Nonlocal: "`nonlocal` is not supported: return the value from the function",
 }
 if hasattr(ast, "TryStar"):
-    _FORBIDDEN[ast.TryStar] = "`try` is not allowed here"
+    _FORBIDDEN[ast.TryStar] = "`try` is not supported"
 if hasattr(ast, "Match"):
-    _FORBIDDEN[ast.Match] = "`match` is not allowed here"
+    _FORBIDDEN[ast.Match] = "`match` is not supported: use if/elif/else"
 
 _ALLOWED = (
-    ast.Module,
-    ast.Assign,
-    ast.Expr,
-    ast.Name,
-    ast.Load,
-    ast.Store,
-    ast.Constant,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Call,
-    ast.Attribute,
-    ast.List,
-    ast.Tuple,
-    ast.keyword,
-    ast.Add,
-    ast.Sub,
-    ast.Mult,
-    ast.Div,
-    ast.Pow,
-    ast.MatMult,
-    ast.USub,
-    ast.UAdd,
-)
+    # statements
+    ast.Module, ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.If, ast.For, ast.While, ast.Break,
+    ast.Continue, ast.Pass, ast.FunctionDef, ast.Return, ast.ClassDef, ast.With, ast.withitem, ast.Import,
+    ast.ImportFrom, ast.alias, ast.Assert, ast.arguments, ast.arg,
+    # expressions
+    ast.Name, ast.Load, ast.Store, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call,
+    ast.Attribute, ast.Subscript, ast.Slice, ast.List, ast.Tuple, ast.Dict, ast.keyword, ast.Starred,
+    ast.IfExp, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.comprehension, ast.JoinedStr,
+    ast.FormattedValue,
+    # operators
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult, ast.BitAnd, ast.BitOr,
+    ast.BitXor, ast.LShift, ast.RShift, ast.USub, ast.UAdd, ast.Not, ast.Invert, ast.And, ast.Or, ast.Eq,
+    ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)  # fmt: skip
+
 _BINOPS = {
     ast.Add: "add",
     ast.Sub: "sub",
@@ -206,27 +152,48 @@ _BINOPS = {
     ast.Pow: "pow",
     ast.MatMult: "matmul",
 }
-_OP_SYMBOLS = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.Pow: "**",
-    ast.MatMult: "@",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.LShift: "<<",
-    ast.RShift: ">>",
-    ast.BitOr: "|",
-    ast.BitAnd: "&",
-    ast.BitXor: "^",
-    ast.Invert: "~",
-    ast.Not: "not",
+
+# Python builtins that reach the interpreter itself, files or the network; refused by name.
+REFUSED_BUILTINS = {
+    "eval": "a program never runs text as code",
+    "exec": "a program never runs text as code",
+    "compile": "a program never compiles code",
+    "open": "a program never reads or writes files",
+    "__import__": "import what you need with `import torch` (torch, math, random and micrograd)",
+    "getattr": "write the attribute itself (`x.grad`), so the allow-list can check it",
+    "setattr": "assign the attribute itself (`x.grad = None`)",
+    "delattr": "attributes cannot be deleted",
+    "globals": "a program cannot reach the interpreter's variables",
+    "locals": "a program cannot reach the interpreter's variables",
+    "vars": "a program cannot reach the interpreter's variables",
+    "dir": "a program cannot list an object's insides",
+    "input": "a program cannot ask for input",
+    "breakpoint": "a program cannot start a debugger",
+    "help": "a program cannot open help",
+    "memoryview": "a program cannot reach raw memory",
+    "bytearray": "a program works with numbers, text and tensors",
+    "bytes": "a program works with numbers, text and tensors",
+    "object": "a program's classes subclass nn.Module",
+    "classmethod": "decorators are not supported",
+    "staticmethod": "decorators are not supported",
+    "property": "decorators are not supported",
+    "id": "a program cannot see memory addresses",
+    "iter": "loop with `for`",
+    "next": "loop with `for`",
+    "exit": "a program ends at its last line",
+    "quit": "a program ends at its last line",
 }
 
+# `torch.<name>` refused at parse time (the same names are missing from the namespace at run time)
+TORCH_REFUSED = ("load", "save", "hub", "jit", "compile", "ops", "classes", "utils", "distributed",
+                 "multiprocessing", "cuda", "backends", "from_numpy", "from_file", "frombuffer")
 
-def _position(lines: list[str], node) -> tuple[int, int]:
-    """1-based line and character column (ast counts UTF-8 bytes). A method call or `.T` is located at
+ALLOWED_IMPORTS = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.nn.init",
+                   "math", "random", "micrograd", "micrograd.engine", "micrograd.nn")
+
+
+def position(lines: list[str], node) -> tuple[int, int]:
+    """1-based line and character column (ast counts UTF-8 bytes). A method call or attribute is located at
     its dot, so that in `a.T.sum(1)` an error of `sum` points at `.sum`, not at `a`."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         node = node.func
@@ -238,41 +205,48 @@ def _position(lines: list[str], node) -> tuple[int, int]:
     return line, len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace")) + 1
 
 
-def _suggest(word: str, candidates) -> str:
+def suggest(word: str, candidates) -> str:
+    """`; did you mean `x`?` for the closest candidate, or ''."""
     close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
 class _Checker:
-    """Walks the syntax tree once: allow-list of node types, sizes, names defined before use, arity."""
+    """Walks the syntax tree once, in source order: node types, sizes, names and attributes."""
 
     def __init__(self, source: str):
         self.lines = source.splitlines()
         self.source = source
-        self.defined: dict[str, int] = {}  # name -> line it was assigned on
         self.statements: list[Statement] = []
 
     def pos(self, node) -> tuple[int, int]:
-        """1-based line and character column of a node (of the `.` for methods and `.T`)."""
-        return _position(self.lines, node)
+        """1-based line and character column of a node (of the `.` for attributes)."""
+        return position(self.lines, node)
 
     def fail(self, node, message: str):
         raise ExprError(message, *self.pos(node))
 
-    def check(self, tree: ast.Module) -> list[_Step]:
-        self._check_shape_of_tree(tree)
-        steps = []
+    def check(self, tree: ast.Module) -> None:
+        self._walk(tree)
         for stmt in tree.body:
-            steps.append(self._statement(stmt))
-        if not self.statements:
-            raise ExprError("the program assigns nothing: write lines like `y = sigmoid(2.0)`")
-        return steps
+            targets = []
+            if isinstance(stmt, ast.Assign):
+                targets = stmt.targets
+            elif isinstance(stmt, ast.AugAssign | ast.AnnAssign):
+                targets = [stmt.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    line, col = self.pos(stmt)
+                    text = ast.get_source_segment(self.source, stmt) or target.id
+                    self.statements.append(Statement(target.id, line, col, text))
+        if not tree.body:
+            raise ExprError("the program is empty: write some lines such as `y = torch.sigmoid(torch.tensor(2.0))`")
 
-    def _check_shape_of_tree(self, tree: ast.AST) -> None:
+    def _walk(self, tree: ast.AST) -> None:
         count = 0
-        stack = [(tree, 0, tree)]  # (node, depth, nearest node with a position, for error messages)
+        stack = [(tree, 0, tree, None)]  # (node, depth, nearest node with a position, parent)
         while stack:
-            node, depth, where = stack.pop()
+            node, depth, where, parent = stack.pop()
             if hasattr(node, "lineno"):
                 where = node
             count += 1
@@ -287,160 +261,71 @@ class _Checker:
                     f"the expression is nested more than {MAX_TREE_DEPTH} levels deep (each operator of a "
                     "long chain such as a + b + c + ... counts): split it over several statements",
                 )
+            if type(node) in _FORBIDDEN:
+                self.fail(where, _FORBIDDEN[type(node)])
             if not isinstance(node, _ALLOWED):
-                self.fail(where, self._forbidden_message(node))
+                self.fail(where, f"{type(node).__name__} is not supported here")
+            self._node(node, parent)
             # reversed, so that the walk goes left to right and reports the first problem in the text
-            stack.extend((child, depth + 1, where) for child in reversed(list(ast.iter_child_nodes(node))))
+            stack.extend((child, depth + 1, where, node) for child in reversed(list(ast.iter_child_nodes(node))))
 
-    @staticmethod
-    def _forbidden_message(node: ast.AST) -> str:
-        if type(node) in _FORBIDDEN:
-            return _FORBIDDEN[type(node)]
-        if type(node) in _OP_SYMBOLS:
-            return f"the operator `{_OP_SYMBOLS[type(node)]}` is not supported here: use + - * / ** @"
-        return f"{type(node).__name__} is not allowed here"
-
-    # statements
-
-    def _statement(self, stmt: ast.stmt) -> _Step:
-        line, col = self.pos(stmt)
-        if isinstance(stmt, ast.Expr):
-            call = stmt.value
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "seed":
-                self._call(call, allow_special=True)
-                return _Step("seed", None, call.args[0] if call.args else call.keywords[0].value, line, col)
-            self.fail(stmt, "each line must assign a name, e.g. `y = ...` (or call `seed(n)`)")
-        assert isinstance(stmt, ast.Assign)  # the allow-list leaves only these two statement kinds
-        if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
-            self.fail(stmt, "assign exactly one name per line, e.g. `z = w * x + b`")
-        name = stmt.targets[0].id
-        self._check_new_name(stmt.targets[0], name)
-        value = stmt.value
-        is_param = (
-            isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "param"
-        )
-        if is_param:
-            self._call(value, allow_special=True)
-            value = value.args[0] if value.args else value.keywords[0].value
-        else:
-            self._expr(value)
-        self.defined[name] = line
-        text = ast.get_source_segment(self.source, stmt) or name
-        self.statements.append(Statement(name, line, col, text))
-        return _Step("assign", name, value, line, col, is_param)
-
-    def _check_new_name(self, node, name: str) -> None:
-        if name.startswith("_"):
-            self.fail(node, f"`{name}`: names may not start with `_`")
-        if name in FUNCTIONS or name in DTYPES:
-            self.fail(node, f"`{name}` is the name of a function or dtype; choose another name")
-        if name in self.defined:
-            self.fail(
-                node,
-                f"`{name}` is already assigned on line {self.defined[name]}; "
-                "use a new name so every value keeps its own node",
-            )
-
-    # expressions
-
-    def _expr(self, node: ast.expr) -> None:
-        if isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, bool) or value is None or value is Ellipsis:
-                self.fail(node, f"`{value}` is not a number: use numbers and tensors")
-            if isinstance(value, complex):
-                self.fail(node, "complex numbers are not supported")
-            if not isinstance(value, int | float):
-                self.fail(node, "only numbers are allowed as constants")
-        elif isinstance(node, ast.Name):
-            self._name(node)
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINOPS:
-                self.fail(node, self._forbidden_message(node.op))
-            self._expr(node.left)
-            self._expr(node.right)
-            self._constant(node)  # refuses `9**9**9**9` here, before anything runs
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                self.fail(node, self._forbidden_message(node.op))
-            self._expr(node.operand)
-        elif isinstance(node, ast.Call):
-            self._call(node)
+    def _node(self, node, parent) -> None:
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name.startswith("__") and name != "__name__":
+                self.fail(node, f"`{name}`: names starting with `__` are not allowed")
+            if name in REFUSED_BUILTINS and isinstance(node.ctx, ast.Load):
+                self.fail(node, f"`{name}` is not allowed: {REFUSED_BUILTINS[name]}")
         elif isinstance(node, ast.Attribute):
-            self._attribute(node)
-        elif isinstance(node, ast.List | ast.Tuple):
-            for elt in node.elts:
-                self._expr(elt)
-        else:
-            self.fail(node, self._forbidden_message(node))
-
-    def _name(self, node: ast.Name) -> None:
-        name = node.id
-        if name in self.defined or name in DTYPES:
-            return
-        if name in FUNCTIONS:
-            self.fail(node, f"`{name}` is a function: call it, e.g. `{OPS[name].signature()}`")
-        hint = _suggest(name, list(self.defined) + list(DTYPES) + list(FUNCTIONS))
-        self.fail(node, f"`{name}` is not defined here{hint}")
-
-    def _attribute(self, node: ast.Attribute) -> None:
-        self._expr(node.value)  # the leftmost problem is reported first
-        attr = node.attr
-        if attr not in ATTRIBUTES:
-            if attr in METHODS:
-                self.fail(node, f"`.{attr}` is a method: call it, e.g. `.{attr}()`")
-            allowed = " ".join(f".{a}" for a in ATTRIBUTES) + " " + " ".join(f".{m}()" for m in METHODS)
-            hint = _suggest(attr, list(ATTRIBUTES) + list(METHODS)) if not attr.startswith("_") else ""
-            self.fail(node, f"`.{attr}` is not available here{hint} (allowed: {allowed})")
-
-    def _call(self, node: ast.Call, allow_special: bool = False) -> None:
-        func = node.func
-        if isinstance(func, ast.Name):
-            name = func.id
-            if name not in FUNCTIONS:
-                if name in self.defined:
-                    self.fail(func, f"`{name}` is a value, not a function")
-                hint = _suggest(name, FUNCTIONS - {"T"})
-                self.fail(func, f"`{name}` is not a function here{hint}")
-            if name in ("param", "seed") and not allow_special:
-                if name == "param":
-                    self.fail(func, "param(...) must be the whole right-hand side, e.g. `w = param(2.2)`")
-                self.fail(func, "seed(n) goes on a line of its own")
-            spec, receiver = OPS[name], 0
-        elif isinstance(func, ast.Attribute):
-            owner = func.value.id if isinstance(func.value, ast.Name) else None
-            if owner is not None and owner not in self.defined and func.attr in FUNCTIONS:
-                # torch.sigmoid(x), F.relu(x), np.exp(x): the language calls its functions by plain name
-                self.fail(
-                    func.value,
-                    f"write `{func.attr}(...)` without `{owner}.`: functions are called "
-                    "by their plain name here",
-                )
-            if func.attr not in METHODS:
-                if func.attr in ATTRIBUTES:
-                    self.fail(func, f"`.{func.attr}` is not a method: write `x.{func.attr}` without brackets")
-                hint = _suggest(func.attr, METHODS) if not func.attr.startswith("_") else ""
-                methods = " ".join(f".{m}()" for m in METHODS)
-                self.fail(
-                    func, f"`.{func.attr}()` is not an allowed method{hint} (allowed: {methods} and .T)"
-                )
-            self._expr(func.value)
-            spec, receiver = OPS[METHODS[func.attr]], 1
-        else:
-            self.fail(node, "only named functions can be called, e.g. `sigmoid(x)`")
-        for arg in node.args:
-            self._expr(arg)
-        names = {a.name for a in spec.args[receiver:] if not a.variadic}
-        for kw in node.keywords:
-            if kw.arg is None:
-                self.fail(kw, "`**` arguments are not allowed here")
-            if kw.arg not in names:
-                hint = _suggest(kw.arg, names)
-                self.fail(kw, f"`{spec.name}` has no argument `{kw.arg}`{hint}: {spec.signature()}")
-            self._expr(kw.value)
-        self._arity(node, spec, receiver)
-        if spec.name in ("randn", "rand", "zeros", "ones", "eye", "arange"):
-            self._check_size(node, spec)
+            chain = [node]
+            while isinstance(chain[-1].value, ast.Attribute):
+                chain.append(chain[-1].value)
+            for inner in reversed(chain[1:]):  # the leftmost offending attribute of a chain goes first
+                self._node(inner, None)
+            attr = node.attr
+            is_super_init = (attr == "__init__" and isinstance(node.value, ast.Call)
+                             and isinstance(node.value.func, ast.Name) and node.value.func.id == "super")
+            if attr.startswith("_") and not is_super_init:
+                self.fail(node, f"`.{attr}`: attributes starting with `_` are not allowed")
+            if isinstance(node.value, ast.Name) and node.value.id == "torch" and attr in TORCH_REFUSED:
+                self.fail(node, f"`torch.{attr}` is not allowed: programs are interpreted, and never reach "
+                                "files, the network or torch's internals")
+        elif isinstance(node, ast.Constant):
+            if isinstance(node.value, bytes):
+                self.fail(node, "bytes are not supported: use text, numbers and tensors")
+            if isinstance(node.value, complex):
+                self.fail(node, "complex numbers are not supported")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level:
+                self.fail(node, "relative imports are not supported")
+            for name in names:
+                if name not in ALLOWED_IMPORTS:
+                    why = " (numpy is not available: use torch)" if name.split(".")[0] == "numpy" else ""
+                    self.fail(node, f"`import {name}` is not allowed{why}: a program can import torch, "
+                                    "torch.nn, torch.nn.functional, torch.optim, torch.autograd, math, random "
+                                    "and micrograd")
+        elif isinstance(node, ast.FunctionDef):
+            if node.decorator_list:
+                self.fail(node.decorator_list[0], "decorators are not supported")
+            if node.name.startswith("__") or (node.name.startswith("_") and not isinstance(parent, ast.Module)):
+                if not (node.name == "__init__" and isinstance(parent, ast.ClassDef)):
+                    self.fail(node, f"`{node.name}`: a method may not start with `_` (only `__init__`)")
+        elif isinstance(node, ast.ClassDef):
+            if node.decorator_list:
+                self.fail(node.decorator_list[0], "decorators are not supported")
+            if len(node.bases) != 1 or node.keywords:
+                self.fail(node, f"class `{node.name}` needs exactly one base class, nn.Module: "
+                                f"`class {node.name}(nn.Module):`")
+            for item in node.body:
+                ok = isinstance(item, ast.FunctionDef | ast.Pass) or (
+                    isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)) or (
+                    isinstance(item, ast.Assign) and all(isinstance(t, ast.Name) for t in item.targets)) or (
+                    isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name))
+                if not ok:
+                    self.fail(item, "a class body holds methods (def) and simple assignments")
+        elif isinstance(node, ast.BinOp):
+            self._constant(node)  # refuses `9**9**9**9` here, before anything runs
 
     def _constant(self, node):
         """The value of a numbers-only expression (folded safely), or None when it is not one."""
@@ -459,43 +344,6 @@ class _Checker:
             except ExprError as exc:
                 self.fail(node, exc.message)
         return None
-
-    def _check_size(self, node: ast.Call, spec: ops.OpSpec) -> None:
-        """Constructors with constant sizes are checked against the element limit before running."""
-        args = node.args
-        if len(args) == 1 and isinstance(args[0], ast.Tuple | ast.List):
-            args = args[0].elts
-        sizes = [self._constant(a) for a in args]
-        if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
-            return
-        if any(v < 0 for v in sizes):
-            self.fail(node, f"a size cannot be negative (got {min(sizes)})")
-        if spec.name == "eye":
-            sizes = sizes * 2
-        n = math.prod(sizes)
-        if n > MAX_ELEMENTS:
-            self.fail(
-                node, f"{spec.name}{tuple(sizes)} would hold {n:,} elements; the limit is {MAX_ELEMENTS:,}"
-            )
-
-    def _arity(self, node: ast.Call, spec: ops.OpSpec, receiver: int) -> None:
-        low, high = spec.arity
-        given = len(node.args) + len(node.keywords) + receiver
-        if given < low or (high is not None and len(node.args) + receiver > high):
-            self.fail(
-                node,
-                f"`{spec.name}` takes {_count_text(low - receiver, high, receiver)}, "
-                f"got {given - receiver}: {spec.signature()}",
-            )
-
-
-def _count_text(low: int, high: int | None, receiver: int) -> str:
-    if high is None:
-        return f"at least {low} argument{'s' * (low != 1)}"
-    high -= receiver
-    if low == high:
-        return f"{low} argument{'s' * (low != 1)}"
-    return f"{low} to {high} arguments"
 
 
 def _short(x) -> str:

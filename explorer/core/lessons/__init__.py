@@ -1,4 +1,4 @@
-"""Guided lessons: data files (explorer/assets/lessons) that drive the workspace models step by step.
+"""Guided lessons: data files (assets/lessons) that drive the workspace models step by step.
 
 THE CONTRACT between the lessons core and the Learn panel (ui/learn). The panel uses only these names:
 

@@ -253,7 +253,7 @@ def fd_errors(workspaces, param: str | None = None) -> tuple[str, list[float], l
     """
     import torch
 
-    from explorer.core.autograd.gradcheck import finite_difference_grads
+    from explorer.core.autograd.gradcheck import differentiated, finite_difference_grads
 
     ws = _expression(workspaces)
     program = ws.result.program
@@ -262,13 +262,16 @@ def fd_errors(workspaces, param: str | None = None) -> tuple[str, list[float], l
         raise LessonError("the program has no param to differentiate")
     param = param or names[0]
     exact_run = program.run(overrides=_overrides(ws, torch.float64), dtype=torch.float64)
-    output = exact_run.require_scalar()
-    exact = float(torch.autograd.grad(output, exact_run.params[param])[0].reshape(-1)[0])
+    if exact_run.backward_count:  # the program ran its own backward(): .grad holds the gradient
+        exact = float(exact_run.params[param].grad.reshape(-1)[0])
+    else:
+        output = exact_run.require_scalar()
+        exact = float(torch.autograd.grad(output, exact_run.params[param])[0].reshape(-1)[0])
     base = program.param_values(_overrides(ws, torch.float64), dtype=torch.float64)
 
     def in_float32(values):
-        return program.run(overrides={k: v.to(torch.float32) for k, v in values.items()},
-                           dtype=torch.float32).require_scalar()
+        return differentiated(program.run(overrides={k: v.to(torch.float32) for k, v in values.items()},
+                                          dtype=torch.float32))
 
     errors = []
     for h in FD_STEPS:

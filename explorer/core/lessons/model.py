@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 
 
 class LoadExample(_Strict):
-    """expression: load an example program of explorer/assets/examples by its file stem."""
+    """expression: load an example program of assets/examples by its file stem."""
 
     do: Literal["load_example"]
     name: str = Field(max_length=100)

@@ -16,15 +16,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from explorer.core import files
+from explorer.core.assets import assets_dir
 from explorer.core.lessons import facts
 from explorer.core.lessons.model import Catalog, Expected, Feedback, Lesson, LessonError, LessonProblem, Step
 from explorer.core.numbers import parse_number, within
 
 
 def lessons_dir() -> Path:
-    """The package's lesson folder (explorer/assets/lessons), found through importlib.resources."""
-    from explorer.core.lang.examples import assets_dir
-
+    """The lesson folder (assets/lessons; explorer/assets/lessons in the wheel), via importlib.resources."""
     return assets_dir() / "lessons"
 
 

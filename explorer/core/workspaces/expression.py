@@ -37,6 +37,9 @@ class ComputeResult:
     error_pos: tuple[int, int] | None = None          # 1-based line, col of a language error
     note: str = ""                                    # e.g. why there is no backward pass
     elapsed_ms: float = 0.0
+    printed: str = ""                                 # what the program printed (the output pane)
+    program_trace: object | None = None               # every iteration (core.autograd.trace.ProgramTrace)
+    iteration: int = 0                                # which iteration `trace` is
 
     @property
     def ok(self) -> bool:
@@ -44,9 +47,11 @@ class ComputeResult:
         return self.trace is not None and self.error is None
 
 
-def compute(source: str, overrides: dict | None = None) -> ComputeResult:
-    """Parse and trace `source` (forward and backward), with param values from `overrides`."""
-    from explorer.core.autograd.trace import TraceError, trace
+def compute(source: str, overrides: dict | None = None, iteration: int | None = None,
+            cancelled=None) -> ComputeResult:
+    """Parse and trace `source` (the program's own backward passes, or the implicit one), with leaf values
+    from `overrides`; `trace` is iteration `iteration` of it (None: the last)."""
+    from explorer.core.autograd.trace import TraceError, trace_program
     from explorer.core.lang.program import ExprError, parse
 
     start = time.perf_counter()
@@ -54,19 +59,23 @@ def compute(source: str, overrides: dict | None = None) -> ComputeResult:
     try:
         program = parse(source)
         result.program = program
-        known = set(program.param_names)
+        known = set(program.param_names) if result.overrides else set()
         ov = {k: _as_tensor_value(v) for k, v in result.overrides.items() if k in known}
-        try:
-            result.trace = prune_unused(trace(program.callable(ov or None)))
-        except TraceError:
-            if program.param_names:
-                raise
-            # nothing requires a gradient: the forward pass alone is still worth seeing
-            result.trace = prune_unused(trace(program.callable(ov or None), backward=False))
-            result.note = "forward only: nothing here requires a gradient (make a leaf with param(...))"
+        pt = trace_program(program, ov or None, cancelled=cancelled)
+        result.program_trace = pt
+        result.printed = pt.run.printed
+        count = len(pt.iterations)
+        index = count - 1 if iteration is None else max(0, min(int(iteration), count - 1))
+        result.iteration = index
+        result.trace = prune_unused(pt.iterations[index])
+        if not result.trace.passes and not result.trace.backward_events:
+            result.note = ("forward only: nothing here requires a gradient (create a leaf with "
+                           "requires_grad=True)")
     except ExprError as exc:
         result.error = f"line {exc.line}:{exc.col}: {exc.message}"
         result.error_pos = (exc.line, exc.col)
+    except TraceError as exc:
+        result.error = str(exc)
     except Exception as exc:  # torch errors (shape mismatch ...) are the user's to fix: show them
         result.error = _short_error(exc)
         line = _statement_line_of(exc)
@@ -140,6 +149,10 @@ def accumulated_grads(result: ComputeResult, times: int) -> dict[str, list[objec
     ov = {k: _as_tensor_value(v) for k, v in result.overrides.items() if k in set(program.param_names)}
     run = program.run(overrides=ov or None)
     history: dict[str, list[object]] = {name: [] for name in run.params}
+    if run.passes:  # the program runs its own backward(): its graph is spent, and .grad is what it left
+        for name, p in run.params.items():
+            history[name].append(None if p.grad is None else _tensor_value(p.grad.detach()))
+        return history
     for _ in range(max(1, times)):
         run.output.backward(retain_graph=True)
         for name, p in run.params.items():
@@ -262,7 +275,7 @@ class ExpressionWorkspace:
                            "backward_again": 0, "selected": None})
 
     def load_example(self, name: str) -> None:
-        """Example `name` of explorer/assets/examples, with the learning rate it suggests."""
+        """Example `name` of assets/examples, with the learning rate it suggests."""
         from explorer.core.lang.examples import example_learning_rate, load_example
 
         source = load_example(name)

@@ -84,7 +84,7 @@ class ExpressionPanel(QWidget):
         self._debounce.stop()
 
     def load_example(self, name: str) -> None:
-        """Load example `name` (a file stem in explorer/assets/examples) and run it, with its suggested lr."""
+        """Load example `name` (a file stem in assets/examples) and run it, with its suggested lr."""
         self.workspace.load_example(name)
 
     def run_program(self) -> None:
