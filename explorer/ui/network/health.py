@@ -131,12 +131,12 @@ class HealthView(QWidget):
         A live run calls this for every batch of records: it draws at once when the last drawing is
         older than REDRAW_S, else once when that time is up (and while hidden, when shown again).
         """
-        same, self._run = run is self._run, run
-        if not self.isVisible() and not self.empty:
+        same, self._run = run is self._run and run is not None, run
+        if same and not self.isVisible() and not self.empty:
             self._dirty = True
             return
         wait = self._last_draw + REDRAW_S - time.monotonic()
-        if same and run is not None and wait > 0:
+        if same and wait > 0:
             if not self._timer.isActive():
                 self._timer.start(int(wait * 1000) + 1)
             return
