@@ -459,7 +459,7 @@ class JsonPrinter:
         if kind == "step":
             self._flush()
             keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "step_s",
-                    "peak_memory", "peak_memory_kind")
+                    "peak_memory", "peak_memory_kind", "block_grad_norms", "update_ratios")
             self.pending = {"type": "step", **{k: r[k] for k in keys if k in r}, **self.initial}
             self.initial = {}
         elif kind == "start":

@@ -37,6 +37,7 @@ LIMITS: dict[str, int] = {
     "image": 2 * MiB,  # a lesson's picture
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
+    "health records": 32 * MiB,  # a pretraining run's health.csv
     "corpus": 256 * MiB,
     "checkpoint": 8 * 1024 * MiB,
 }

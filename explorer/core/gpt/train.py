@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -42,6 +43,7 @@ from explorer.core.gpt.data import (
     train_tokenizer,
 )
 from explorer.core.gpt.distributed import rank_slice
+from explorer.core.gpt.health import BlockHealth
 from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
 
 
@@ -69,6 +71,9 @@ class TrainSettings(ConfigMixin):
     temperature: float = 0.8  # sampling temperature: lower is more conservative
     top_k: int = 0  # sample only among the k likeliest tokens; 0 means all
     log_every: int = 1  # emit a "step" record every this many steps
+    # Record per-block gradient norms and update ratios (block_grad_norms, update_ratios) on the first
+    # step and every this many steps, when the step is logged; 0: never (explorer/core/gpt/health.py).
+    health_every: int = 10
     device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
     # auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with AMX (Intel Xeon since Sapphire
     # Rapids) for models at least 128 wide, where it trains faster; float32 elsewhere. Or float32 / bfloat16.
@@ -94,7 +99,7 @@ class TrainSettings(ConfigMixin):
         out: dict[str, str] = {}
         positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
         non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
-                        "checkpoint_every", "threads")
+                        "checkpoint_every", "threads", "health_every")
         for name in positive + non_negative:
             value = getattr(self, name)
             low = 1 if name in positive else 0
@@ -294,6 +299,7 @@ class Trainer:
         self.model = GPT(self.config).to(self.device)
         self.model.set_checkpointing(self.settings.checkpoint_blocks)
         self.optimizer = self._make_optimizer()
+        self.health = BlockHealth(self.model.blocks, self.optimizer, self.settings, lambda: self.step)
         # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
         # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
         self.batch_generator = torch.Generator().manual_seed(self.settings.seed)
@@ -412,7 +418,8 @@ class Trainer:
                               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
                               "tokens_per_s": speed,
                               "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks),
-                              "step_s": now - step_started, **self._peak_memory()}
+                              "step_s": now - step_started, **self._peak_memory(),
+                              **self.health.fields(self.step, grad_norm)}
                     self.history.append(record)
                     if self.is_main:
                         yield record
@@ -738,6 +745,9 @@ class Trainer:
 
 
 CSV_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
+# Per-block health (explorer/core/gpt/health.py), on the steps that measured it: each cell a JSON list,
+# one number per transformer block in order, null where not finite, e.g. "[0.21,0.13]"; empty elsewhere.
+HEALTH_COLUMNS = ("block_grad_norms", "update_ratios")
 
 
 def write_metrics_csv(records, path: str | Path) -> Path:
@@ -745,13 +755,15 @@ def write_metrics_csv(records, path: str | Path) -> Path:
     rows: dict[int, dict] = {}
     for rec in records:
         if rec.get("type") == "step":
-            rows.setdefault(rec["step"], {}).update({k: rec[k] for k in CSV_COLUMNS if k in rec})
+            row = rows.setdefault(rec["step"], {})
+            row.update({k: rec[k] for k in CSV_COLUMNS if k in rec})
+            row.update({k: json.dumps(rec[k], separators=(",", ":")) for k in HEALTH_COLUMNS if k in rec})
         elif rec.get("type") == "eval":
             row = rows.setdefault(rec["step"], {"step": rec["step"], "tokens": rec.get("tokens", "")})
             row["val_loss"] = rec["val_loss"]
             row.setdefault("train_loss", rec.get("train_loss", ""))
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS + HEALTH_COLUMNS, restval="")
     writer.writeheader()
     for step in sorted(rows):
         writer.writerow(rows[step])

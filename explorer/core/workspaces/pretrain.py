@@ -36,7 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from explorer.core import files
 from explorer.core.gpt import budget
 from explorer.core.gpt.model import ConfigError, GPTConfig
-from explorer.core.gpt.runs import EVAL_KEYS, PALETTE, STEP_KEYS, PretrainRun, describe_config
+from explorer.core.gpt.runs import (
+    EVAL_KEYS,
+    PALETTE,
+    STEP_KEYS,
+    PretrainRun,
+    describe_config,
+    health_entry,
+)
 from explorer.core.gpt.train import TrainSettings
 
 DATA_ENV = "AUTOGRAD_EXPLORER_DATA"  # overrides the data folder (tests, portable installs)
@@ -415,6 +422,8 @@ class PretrainWorkspace:
             files.write_atomic(folder / RUN_JSON, json.dumps(run.to_state(max_points=max(1, max_points))))
             if max_points:
                 files.write_atomic(folder / "metrics.csv", metrics_csv(run))
+            if run.health:
+                files.write_atomic(folder / HEALTH_CSV, health_csv(run.health))
         except files.FileProblem:
             return False  # the run stays in the session; its folder just lacks the summary
         return True
@@ -519,6 +528,7 @@ class PretrainWorkspace:
         runs = {}
         for model in saved.runs:
             run = PretrainRun.from_state(model.model_dump())
+            run.health = read_health(run_folder(run.run_id) / HEALTH_CSV)
             runs[run.run_id] = run
         for run_id in self.training:  # a run training now stays (its records keep coming here)
             if run_id in self.runs:
@@ -619,6 +629,52 @@ def metrics_csv(run: PretrainRun) -> str:
         val = evals.get(row[0])
         writer.writerow([_cell(v) for v in (*row, val)])
     return out.getvalue()
+
+
+HEALTH_CSV = "health.csv"
+HEALTH_HEADER = ("step", "grad_norm", "block_grad_norms", "update_ratios")
+
+
+def health_csv(entries: list[dict]) -> str:
+    """The run's per-block health as CSV text: one row per measured step; the list cells are JSON
+    (`[0.21,0.13]`, one number per block in order, null where not finite), as in the trainer's metrics.csv."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEALTH_HEADER)
+    for e in entries:
+        writer.writerow([e["step"], _cell(e["grad_norm"]),
+                         json.dumps(e["block_grad_norms"], separators=(",", ":")),
+                         json.dumps(e["update_ratios"], separators=(",", ":"))])
+    return out.getvalue()
+
+
+def parse_health_csv(text: str) -> list[dict]:
+    """Entries from `health_csv` text; a file that is not one (wrong header, bad cells) gives []."""
+    rows = csv.reader(io.StringIO(text))
+    if tuple(next(rows, ())) != HEALTH_HEADER:
+        return []
+    entries = []
+    try:
+        for step, grad_norm, grads, ratios in rows:
+            lists = [json.loads(grads, parse_constant=lambda _c: None),
+                     json.loads(ratios, parse_constant=lambda _c: None)]
+            if not all(isinstance(v, list) for v in lists):
+                return []
+            entries.append(health_entry({"step": int(step), "grad_norm": grad_norm or None,
+                                         "block_grad_norms": lists[0], "update_ratios": lists[1]}))
+    except (ValueError, TypeError, RecursionError):
+        return []
+    return entries
+
+
+def read_health(path: Path) -> list[dict]:
+    """A run folder's health.csv ([] when it is missing, too large, not a regular file or not valid)."""
+    if not path.exists():
+        return []
+    try:
+        return parse_health_csv(files.read_text(path, "health records"))
+    except files.FileProblem:
+        return []
 
 
 def _cell(value) -> str:

@@ -7,6 +7,8 @@ and live curves). Open it alone with `python -m explorer.ui.network.panel`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
@@ -58,6 +60,7 @@ class NetworkPanel(QWidget):
         self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self._on_form_changed)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
+        self.train.lr_test.sig_use_lr.connect(self.use_lr)
         self.iteration.sig_record_failed.connect(self.form.show_error)
         self.iteration.sig_recorded.connect(self._on_recorded)
         self.iteration.player.sig_step_changed.connect(self._on_player_step)
@@ -208,6 +211,13 @@ class NetworkPanel(QWidget):
     def _show_model_step(self, k: int) -> None:
         if not self._syncing and self.iteration.player.step != k and not self.iteration.is_recording():
             self.iteration.player.set_step(k)
+
+    def use_lr(self, lr: float) -> None:
+        """Make `lr` the network's learning rate (the lr range test's "Use it"); the form follows."""
+        try:
+            self.workspace.set_spec(dataclasses.replace(self.workspace.spec(), lr=float(lr)))
+        except NetSpecError as exc:
+            self.form.show_error(str(exc))
 
     def _use_toy_preset(self) -> None:
         self.workspace.set_preset("toy-2d")

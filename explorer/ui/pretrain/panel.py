@@ -539,6 +539,7 @@ class PretrainPanel(QWidget):
         last = list(self.workspace.runs.values())[-1:]
         if last and last[0].status in ("done", "stopped", "error"):
             self.progress_label.setText(finished_text(last[0]))
+        self._show_health_run()
         self._model_to_form()
         self._update_buttons()
         if hasattr(self, "_scan_timer"):  # a session was opened: the folder adds the runs it does not name
@@ -555,13 +556,26 @@ class PretrainPanel(QWidget):
     def _on_run_changed(self, run_id: int) -> None:
         self.plots.mark_dirty(run_id)
         self.history.update_run(run_id)
+        run = self.workspace.runs.get(run_id)
+        if run is not None:
+            if self.health_tab.run is None or not self.health_tab.run.health:
+                self._show_health_run()
+            self.health_tab.run_changed(run)
+
+    def _show_health_run(self) -> None:
+        """The Network health tab follows the selected run, else the newest."""
+        runs = self.workspace.runs
+        run = runs.get(self.history.current_run_id()) if self.history.current_run_id() is not None else None
+        self.health_tab.show_run(run or (runs[max(runs)] if runs else None))
 
     def _on_run_removed(self, run_id: int) -> None:
         self.plots.remove_run(run_id)
         self.history.remove_run(run_id)
+        self._show_health_run()
         self._update_buttons()
 
     def _selection_to_model(self) -> None:
+        self._show_health_run()
         if not self._syncing:
             self._syncing = True
             try:
@@ -811,9 +825,15 @@ class PretrainPanel(QWidget):
         return button
 
     def _add_inspection_tabs(self) -> None:
-        self._inspection_tabs: list[QWidget] = []
         from explorer.ui.pretrain.attention import AttentionTab
+        from explorer.ui.pretrain.health import HealthTab
         from explorer.ui.pretrain.trace_step import TraceTab
+
+        self.health_tab = HealthTab(self)
+        self._inspection_tabs: list[QWidget] = [self.health_tab]
+        self.tabs.addTab(self.health_tab, "Network health")
+        self.tabs.setTabToolTip(1, "Why a run trains well or badly: each block's gradient norm and "
+                                   "update size over the steps, with the steps where clipping acted")
 
         for tab_class, title in ((AttentionTab, "Attention maps"), (TraceTab, "Trace one step")):
             tab = tab_class(self)
