@@ -44,6 +44,8 @@ NAME_PT = 12.0       # ... at this size on screen
 _BOOSTED: dict[tuple[int, float], QFont] = {}
 _METRICS: dict[int, QFontMetricsF] = {}  # keyed by id() of fonts that live for the whole session
 _FITTED: dict[tuple, tuple[QFont, str]] = {}
+_WIDTHS: dict[tuple[int, str], float] = {}
+METRIC_CALLS = [0]  # text_width calls so far (a list: a counter tests can read and reset)
 
 
 def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: float = 1.0
@@ -70,6 +72,22 @@ def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: floa
         _FITTED.clear()
     _FITTED[key] = hit
     return hit
+
+
+def text_width(font: QFont, text: str) -> float:
+    """The width of `text` in `font` (a font that lives for the whole session), measured once per pair.
+
+    Every measurement made while building a scene goes through here, and `METRIC_CALLS` counts the
+    calls: a test checks that they grow in proportion to the graph, not faster.
+    """
+    METRIC_CALLS[0] += 1
+    key = (id(font), text)
+    width = _WIDTHS.get(key)
+    if width is None:
+        if len(_WIDTHS) > 50_000:
+            _WIDTHS.clear()
+        width = _WIDTHS[key] = _metrics(font).horizontalAdvance(text)
+    return width
 
 
 def _metrics(font: QFont) -> QFontMetricsF:
@@ -161,9 +179,12 @@ class NodeCard(QGraphicsItem):
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
 
+    HALO = 6.0  # room around the card for the current-node halo
+
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Card rectangle plus room for the current-node halo."""
-        return QRectF(-CARD_W / 2 - 6, -CARD_H / 2 - 6, CARD_W + 12, CARD_H + 12)
+        return QRectF(-CARD_W / 2 - self.HALO, -CARD_H / 2 - self.HALO, CARD_W + 2 * self.HALO,
+                      CARD_H + 2 * self.HALO)
 
     def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
         """Update what the card shows; returns True (and repaints) when anything changed."""
@@ -438,7 +459,7 @@ class ModuleFrame(QGraphicsItem):
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
         boost = self.MAX_LABEL_BOOST if boost is None else boost
-        return _metrics(_boosted(_FRAME_FONT, boost)).horizontalAdvance(self.label) + 16
+        return text_width(_boosted(_FRAME_FONT, boost), self.label) + 16
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""

@@ -23,6 +23,7 @@ from explorer.core.graph.display import (
     build_display,
     set_bands,
 )
+from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
@@ -32,6 +33,46 @@ OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of b
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
+
+class LabelShelf:
+    """Places frame labels: the labels of frames that start at one corner go side by side.
+
+    A label starting at x moves right past every label already placed whose frame starts at or left of
+    x (within a pixel), whose label reaches beyond x and whose frame's top is within `BAND` pixels of
+    this one's (in the order of their starts). Placed labels are kept in buckets by band and by x, so
+    one placement looks at the few labels near its corner, not at every frame in the band.
+    """
+
+    BAND = 60.0
+    BUCKET = 256.0
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+        self.looked_at = 0  # labels compared so far (the complexity test counts them)
+
+    def place(self, left: float, top: float, width: float) -> float:
+        """The offset from `left` of a new label `width` wide on a frame at (`left`, `top`); records it."""
+        band = int(top // self.BAND)
+        start, last = left, None
+        while True:
+            cell = int(start // self.BUCKET)
+            best = None
+            for b in (band - 1, band, band + 1):
+                for item in self._cells.get((b, cell), ()):
+                    self.looked_at += 1
+                    o_left, o_top, o_start, o_end = item
+                    if abs(o_top - top) < self.BAND and o_left - 1 <= start < o_end and \
+                            (last is None or (o_start, o_end) > last) and \
+                            (best is None or (o_start, o_end) < best[:2]):
+                        best = (o_start, o_end)
+            if best is None:
+                break
+            last, start = best, best[1]
+        item = (left, top, start, start + width)
+        for cell in range(int((left - 1) // self.BUCKET), int((start + width) // self.BUCKET) + 1):
+            self._cells.setdefault((band, cell), []).append(item)
+        return start - left
+
 
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
@@ -174,6 +215,10 @@ class GraphScene(QGraphicsScene):
     # -- private -----------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        with no_gc():
+            self._rebuild_items()
+
+    def _rebuild_items(self) -> None:
         self.frames = []
         self._flow = []
         self.clear()
@@ -196,7 +241,8 @@ class GraphScene(QGraphicsScene):
             return False
         step = self.step
         set_bands(self.model, bands)
-        self._build_items()
+        with no_gc():
+            self._build_items()
         self.set_step(step)
         return True
 
@@ -221,27 +267,27 @@ class GraphScene(QGraphicsScene):
                                        bends=self.model.bends.get((u, v))))
             self.addItem(EdgeBundle(path, self.theme))
         self.frames = []
-        by_band: dict[int, list[ModuleFrame]] = {}  # frames by their top edge, to place labels fast
+        labels = LabelShelf()
+        halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
+        half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
         for path, label, members in self.model.frames:
-            rows: dict[int, QRectF] = {}  # a module wrapped over two rows gets a frame in each
+            rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
             for did in members:
-                row = self.model.row_of(did)
-                rows[row] = rows.get(row, QRectF()).united(self.cards[did].sceneBoundingRect())
+                x, y = pos[did]
+                box = rows.get(self.model.row_of(did))
+                if box is None:
+                    rows[self.model.row_of(did)] = [x, y, x, y]
+                else:
+                    box[0], box[1] = min(box[0], x), min(box[1], y)
+                    box[2], box[3] = max(box[2], x), max(box[3], y)
             depth = path.count(".")
             pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
-            for i, (_row, box) in enumerate(sorted(rows.items())):
+            for i, (_row, (x0, y0, x1, y1)) in enumerate(sorted(rows.items())):
                 text = label if i == 0 else f"{label} (cont.)"
-                frame = ModuleFrame(path, text, box.adjusted(-pad, -pad, pad, pad), self.theme, depth)
-                band = int(frame.rect.top() // 60)
-                near = [f for b in (band - 1, band, band + 1) for f in by_band.get(b, ())]
-                for other in sorted(near, key=lambda f: f.rect.left() + f.label_offset):
-                    # labels of frames that start at one corner go side by side
-                    if abs(other.rect.top() - frame.rect.top()) < 60 and \
-                            other.rect.left() - 1 <= frame.rect.left() + frame.label_offset < \
-                            other.rect.left() + other.label_offset + other.label_width():
-                        frame.label_offset = other.rect.left() + other.label_offset + other.label_width() \
-                            - frame.rect.left()
-                by_band.setdefault(band, []).append(frame)
+                rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
+                              y1 - y0 + 2 * (half_h + pad))
+                frame = ModuleFrame(path, text, rect, self.theme, depth)
+                frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
