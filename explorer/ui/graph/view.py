@@ -26,7 +26,16 @@ from explorer.core.graph.display import (
 from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.graph.items import EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
+from explorer.ui.graph.items import (
+    EdgeBundle,
+    FlowEdge,
+    Layer,
+    ModuleFrame,
+    NodeCard,
+    Overview,
+    edge_lines,
+    edge_path,
+)
 
 EDGES_PER_BUNDLE = 40
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
@@ -89,6 +98,8 @@ class GraphScene(QGraphicsScene):
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
+        self._layers: list[Layer] = []  # cards, edges, frames: hidden together for the overview
+        self.has_module_cards = False  # the legend explains module cards only when there are some
         self.overview_mode = False
         self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
@@ -174,8 +185,8 @@ class GraphScene(QGraphicsScene):
                                       grad_at is not None and k >= grad_at,
                                       event[0] if did == current else None)
         self._current = current
-        if changed and self._overview is not None and self.overview_mode:
-            self._overview.update()
+        if changed and self._overview is not None:
+            self._overview.invalidate()
         self._set_flow(event)
 
     def clear_current(self) -> None:
@@ -192,8 +203,8 @@ class GraphScene(QGraphicsScene):
             self.overview_mode = on and self._overview is not None
             return
         self.overview_mode = on
-        for card in self.cards.values():
-            card.setVisible(not on)
+        for layer in self._layers:
+            layer.setVisible(not on)
         self._overview.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
@@ -204,6 +215,8 @@ class GraphScene(QGraphicsScene):
         self.selected = did
         if did in self.cards:
             self.cards[did].set_selected(True)
+        if self._overview is not None:
+            self._overview.invalidate()
         return did
 
     def advance_flow(self, amount: float = 1.0) -> bool:
@@ -223,12 +236,15 @@ class GraphScene(QGraphicsScene):
         self._flow = []
         self.clear()
         self._overview = None
+        self._layers = []
         self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
             self.model = DisplayModel()
+            self.has_module_cards = False
             return
         self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
+        self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
         self._build_items()
 
     def rewrap(self, aspect: float) -> bool:
@@ -253,19 +269,26 @@ class GraphScene(QGraphicsScene):
         self._overview = None
         self.cards = {}
         pos = self.model.positions
+        card_layer, edge_layer, frame_layer = Layer(0.0), Layer(-2.0), Layer(-3.0)
+        self._layers = [card_layer, edge_layer, frame_layer]
+        for layer in self._layers:
+            self.addItem(layer)
         for did, info in self.model.info.items():
             card = NodeCard(info, self.theme)
             card.setPos(*pos[did])
-            self.addItem(card)
+            card.setParentItem(card_layer)
             self.cards[did] = card
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
+        segments = []  # the overview's straight edges: port to port through the bends
         for start in range(0, len(edges), EDGES_PER_BUNDLE):
             path = QPainterPath()
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
-                path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)],
-                                       bends=self.model.bends.get((u, v))))
-            self.addItem(EdgeBundle(path, self.theme))
+                (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
+                bends = self.model.bends.get((u, v))
+                path.addPath(edge_path(QPointF(xu, yu), QPointF(xv, yv), True, dy_u, dy_v, bends=bends))
+                segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
+            EdgeBundle(path, self.theme).setParentItem(edge_layer)
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -288,11 +311,11 @@ class GraphScene(QGraphicsScene):
                               y1 - y0 + 2 * (half_h + pad))
                 frame = ModuleFrame(path, text, rect, self.theme, depth)
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                self.addItem(frame)
+                frame.setParentItem(frame_layer)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
-        self._overview = Overview(self.cards, self.theme)
+        self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
         self._overview.setVisible(False)
         self.addItem(self._overview)
         if self.overview_mode:
@@ -616,7 +639,7 @@ class GraphView(QGraphicsView):
         entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
                    ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
                    ("backward", t["edge_backward"], "line")]
-        if any(info["kind"] == "module" for info in self._scene.model.info.values()):
+        if self._scene.has_module_cards:
             entries.insert(4, ("module (double-click)", t["module"], "box"))
         font = QFont()
         font.setPointSizeF(8.5)
