@@ -566,7 +566,9 @@ class Overview(QGraphicsItem):
         if self.frames:
             fill = QColor(module)
             fill.setAlpha(22)
-            pen = QPen(module, 1.0)
+            outline = QColor(module)
+            outline.setAlpha(110)  # a hairline at any zoom: full colour would outweigh the cards
+            pen = QPen(outline, 1.0)
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.setBrush(fill)
