@@ -184,10 +184,11 @@ class NodeCard(QGraphicsItem):
 
     HALO = 6.0  # room around the card for the current-node halo
 
+    _BOUNDS = QRectF(-CARD_W / 2 - HALO, -CARD_H / 2 - HALO, CARD_W + 2 * HALO, CARD_H + 2 * HALO)
+
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Card rectangle plus room for the current-node halo."""
-        return QRectF(-CARD_W / 2 - self.HALO, -CARD_H / 2 - self.HALO, CARD_W + 2 * self.HALO,
-                      CARD_H + 2 * self.HALO)
+        return self._BOUNDS
 
     def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
         """Update what the card shows; returns True (and repaints) when anything changed."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
 from explorer.core.graph.display import (
@@ -100,6 +100,7 @@ class GraphScene(QGraphicsScene):
         self._overview: Overview | None = None
         self._layers: list[Layer] = []  # cards, edges, frames: hidden together for the overview
         self.has_module_cards = False  # the legend explains module cards only when there are some
+        self.generation = 0  # counts item rebuilds (the minimap redraws its blocks when it changes)
         self.overview_mode = False
         self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
@@ -268,6 +269,7 @@ class GraphScene(QGraphicsScene):
         self.clear()
         self._overview = None
         self.cards = {}
+        self.generation += 1
         pos = self.model.positions
         card_layer, edge_layer, frame_layer = Layer(0.0), Layer(-2.0), Layer(-3.0)
         self._layers = [card_layer, edge_layer, frame_layer]
@@ -758,6 +760,8 @@ class Minimap(QWidget):
         self.setObjectName("graphMinimap")
         self.setToolTip("The whole graph: the outlined part is on screen; click or drag to move there")
         self.setCursor(Qt.PointingHandCursor)
+        self._cache = QPixmap()
+        self._cache_key: tuple | None = None
         self.hide()
 
     def needed(self) -> bool:
@@ -788,33 +792,48 @@ class Minimap(QWidget):
         return min(self.width() / rect.width(), self.height() / rect.height()), rect
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        """Blocks per card in their colours, and the view's rectangle."""
+        """Blocks per card in their colours (drawn once per graph, selection and size), and the view's
+        rectangle."""
         scene = self.view.graph_scene
         t = scene.theme
+        key = (scene.generation, scene.selected, self.width(), self.height(), id(t))
+        if self._cache_key != key:
+            self._cache = self._blocks(scene)
+            self._cache_key = key
         painter = QPainter(self)
-        bg = QColor(t["panel"])
-        bg.setAlpha(235)
-        painter.fillRect(self.rect(), bg)
-        painter.setPen(QColor(t["card_border"]))
-        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        painter.drawPixmap(0, 0, self._cache)
         k, rect = self._transform()
-        groups: dict[str, list[QRectF]] = {}
-        for did, card in scene.cards.items():
-            x, y = scene.model.positions[did]
-            color = t["selected"] if did == scene.selected else card.accent().name()
-            groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
-                                                       (y - CARD_H / 2 - rect.top()) * k,
-                                                       max(1.5, CARD_W * k), max(1.5, CARD_H * k)))
-        painter.setPen(Qt.NoPen)
-        for color, rects in groups.items():
-            painter.setBrush(QColor(color))
-            painter.drawRects(rects)
         shown = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
         painter.setBrush(Qt.NoBrush)
         painter.setPen(QPen(QColor(t["selected"]), 1.5))
         painter.drawRect(QRectF((shown.left() - rect.left()) * k, (shown.top() - rect.top()) * k,
                                 shown.width() * k, shown.height() * k).intersected(QRectF(self.rect())))
         painter.end()
+
+    def _blocks(self, scene) -> QPixmap:
+        t = scene.theme
+        pixmap = QPixmap(self.size())
+        bg = QColor(t["panel"])
+        bg.setAlpha(235)
+        pixmap.fill(Qt.transparent)
+        painter = QPainter(pixmap)
+        painter.fillRect(self.rect(), bg)
+        painter.setPen(QColor(t["card_border"]))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        k, rect = self._transform()
+        groups: dict[str, list[QRectF]] = {}
+        w, h = max(1.5, CARD_W * k), max(1.5, CARD_H * k)
+        for did, card in scene.cards.items():
+            x, y = scene.model.positions[did]
+            color = t["selected"] if did == scene.selected else card.accent_name
+            groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
+                                                       (y - CARD_H / 2 - rect.top()) * k, w, h))
+        painter.setPen(Qt.NoPen)
+        for color, rects in groups.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(rects)
+        painter.end()
+        return pixmap
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         """Centre the view on the point clicked."""
