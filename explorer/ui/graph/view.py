@@ -113,6 +113,12 @@ class GraphScene(QGraphicsScene):
         """Number of events in the timeline (the last step)."""
         return self.model.timeline.length if self.model.timeline is not None else 0
 
+    @property
+    def card_layer(self):
+        """The parent item of the cards (None before a graph is shown): items added under it, such as the
+        memory overlay's badges, are hidden with the cards in the far-out overview."""
+        return self._layers[0] if self._layers else None
+
     def set_trace(self, trace, step: int | None = None) -> None:
         """Show a new trace at `step` (None: the end, every value and gradient filled in)."""
         self.trace = trace
