@@ -239,6 +239,7 @@ class GraphScene(QGraphicsScene):
             self._rebuild_items()
 
     def _rebuild_items(self) -> None:
+        self.generation += 1
         self.frames = []
         self._flow = []
         self.clear()
@@ -406,6 +407,7 @@ class GraphView(QGraphicsView):
         self.find_bar.textEdited.connect(lambda text: self.find(text))
         self.find_bar.returnPressed.connect(lambda: self.find(self.find_bar.text(), next_match=True))
         self.find_bar.installEventFilter(self)
+        self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -520,22 +522,34 @@ class GraphView(QGraphicsView):
         needle = text.strip().lower()
         if not needle:
             return []
-        trace = self._scene.trace
         ranked = []
-        for rank, did in enumerate(self._scene.model.order):
-            info = self._scene.model.info[did]
-            node = trace.nodes.get(did) if trace is not None else None
-            names = [info["title"], getattr(node, "name", None) or ""]
-            others = [info.get("subtitle", ""), info.get("path", ""), getattr(node, "op", None) or "",
-                      getattr(node, "module", None) or ""]
-            low = [n.lower() for n in names if n]
-            if needle in low:
+        for rank, (did, names, others) in enumerate(self._search_index()):
+            if needle in names:
                 ranked.append((0, rank, did))
-            elif any(n.startswith(needle) for n in low):
+            elif any(n.startswith(needle) for n in names):
                 ranked.append((1, rank, did))
-            elif any(needle in n.lower() for n in names + others if n):
+            elif needle in others:
                 ranked.append((2, rank, did))
         return [did for *_r, did in sorted(ranked)]
+
+    def _search_index(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """Per card in keyboard order: (display id, its names lowercased, every searchable text in one
+        lowercased string), made once per graph so that a keystroke in the find bar is one pass of
+        substring tests."""
+        scene = self._scene
+        if self._search[0] != scene.generation:
+            trace = scene.trace
+            index = []
+            for did in scene.model.order:
+                info = scene.model.info[did]
+                node = trace.nodes.get(did) if trace is not None else None
+                names = [info["title"], getattr(node, "name", None) or ""]
+                others = [info.get("subtitle", ""), info.get("path", ""), getattr(node, "op", None) or "",
+                          getattr(node, "module", None) or ""]
+                index.append((did, tuple(n.lower() for n in names if n),
+                              "\n".join(n.lower() for n in names + others if n)))
+            self._search = (scene.generation, index)
+        return self._search[1]
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
