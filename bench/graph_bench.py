@@ -288,11 +288,12 @@ def pipeline_row(layers: int, use_dot: bool, repeat: int) -> dict:
             view.show()
             app.processEvents()
             view.graph_scene.expanded = set(expanded)
-            calls = items.METRIC_CALLS[0]
+            counter = getattr(items, "METRIC_CALLS", [0])  # (older checkouts have no counter)
+            calls = counter[0]
             t0 = time.perf_counter()
             view.set_trace(tr)
             spent["items"].append(time.perf_counter() - t0 - spent["display"][-1])
-            calls = items.METRIC_CALLS[0] - calls
+            calls = counter[0] - calls
             t0 = time.perf_counter()
             view.viewport().repaint()
             spent["paint"].append(time.perf_counter() - t0)
@@ -389,7 +390,8 @@ def interaction(tr, expanded, app) -> None:
     view.close()
 
 
-def every_size(sizes: list[int], dot_sizes: list[int], use_dot: bool, repeat: int) -> None:
+def every_size(sizes: list[int], dot_sizes: list[int], use_dot: bool, repeat: int,
+               with_interaction: bool = True) -> None:
     """The table of stage times at every size, the growth ratio and the ratio to dot."""
     from explorer.ui.graph.render import ensure_app
 
@@ -417,7 +419,7 @@ def every_size(sizes: list[int], dot_sizes: list[int], use_dot: bool, repeat: in
         quarter = min(rows, key=lambda r: abs(r["nodes"] - big["nodes"] / 4))
         print(f"growth: {big['nodes']:,} nodes take {big['all in'] / quarter['all in']:.1f}x the time of "
               f"{quarter['nodes']:,} ({big['nodes'] / quarter['nodes']:.1f}x the nodes; goal <= 5x)")
-    if rows:
+    if rows and with_interaction:
         interaction(rows[-1]["trace_obj"], rows[-1]["expanded"], app)
 
 
@@ -512,6 +514,8 @@ def main(argv=None):
                     help="node counts of the GPT steps in the first table (comma-separated; empty: skip it)")
     ap.add_argument("--dot-sizes", default="2500,10000", help="sizes at which dot -Tsvg runs once")
     ap.add_argument("--sizes-only", action="store_true", help="only the first table")
+    ap.add_argument("--no-interaction", action="store_true",
+                    help="skip the repaint and expand figures on the largest graph")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     build_scene = None if args.no_scene else scene_builder()
@@ -522,7 +526,8 @@ def main(argv=None):
     if args.sizes.strip():
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
         dot_sizes = [int(x) for x in args.dot_sizes.split(",") if x.strip()]
-        every_size(sizes, dot_sizes, use_dot and build_scene is not None, min(args.repeat, 3))
+        every_size(sizes, dot_sizes, use_dot and build_scene is not None, min(args.repeat, 3),
+                   not args.no_interaction)
         if args.sizes_only:
             return 0
         print()
