@@ -7,11 +7,12 @@ The first table ("at every size") traces one training step of ``explorer.core.gp
 trace tab does, with every module expanded, at about 100 to 10,000 nodes (``--sizes``), and times each
 stage of the path to the trace tab's canvas: ``trace``; ``display`` = the display model (collapse,
 layout, wrapping, ports); ``items`` = the cards, edges and frames; ``paint`` = the first paint of a
-1000x700 canvas fitted to the graph; ``all in`` = their sum. ``dot`` = ``dot -Tsvg`` on our own DOT
-export (``python -m explorer graph --format dot``) of the same trace, run once per graph at the sizes in
-``--dot-sizes`` (a minute at 10,000 nodes). Then the growth ratio (largest / a quarter of its size) and,
-on the largest graph, the repaint per frame at several zoom levels, panning, a player step, and
-expanding one module of the collapsed graph. ``--sizes-only`` stops after that table.
+1000x700 canvas fitted to the graph; ``all in`` = their sum. At the sizes of ``--dot-sizes``: ``dot`` =
+``dot -Tsvg`` on our own DOT export (``python -m explorer graph --format dot``) of the same trace, run
+once (a minute at 10,000 nodes), and ``file scene`` = ``render.build_scene``, the scene that
+``graph --format png`` and File > Export draw (one row, no wrapping). Then the growth ratio (largest /
+a quarter of its size) and, on the largest graph, the repaint per frame at several zoom levels, panning,
+a player step, and expanding one module. ``--sizes-only`` stops after that table.
 
 The second table compares layouts. Prints one row per graph: node/edge counts, median times in ms and edge
 crossings, all counted by ``explorer.core.graph.layout.count_crossings`` on each method's own drawing
@@ -255,13 +256,14 @@ def layers_for(nodes: int) -> int:
     return max(1, round((nodes - (small - per_block)) / per_block))
 
 
-def pipeline_row(layers: int, use_dot: bool, repeat: int) -> dict:
+def pipeline_row(layers: int, use_dot: bool, repeat: int, file_scene: bool = False) -> dict:
     """Median stage times (seconds) of one GPT step from a callable to the trace tab's first paint."""
     from PySide6.QtWidgets import QApplication
 
     from explorer.commands.graph import to_dot
     from explorer.ui.graph import items
     from explorer.ui.graph import view as view_module
+    from explorer.ui.graph.render import build_scene
     from explorer.ui.graph.view import GraphView
 
     app = QApplication.instance()
@@ -298,10 +300,14 @@ def pipeline_row(layers: int, use_dot: bool, repeat: int) -> dict:
             view.viewport().repaint()
             spent["paint"].append(time.perf_counter() - t0)
             view.close()
+            if file_scene:  # the path of `graph --format png` and File > Export: one row, no wrapping
+                t0 = time.perf_counter()
+                build_scene(tr, expanded=expanded)
+                spent.setdefault("file scene", []).append(time.perf_counter() - t0)
     finally:
         view_module.build_display = real_build
     row = {k: statistics.median(v) for k, v in spent.items()}
-    row["all in"] = sum(row.values())
+    row["all in"] = sum(v for k, v in row.items() if k != "file scene")
     row["nodes"], row["cards"], row["frames"] = len(tr.nodes), len(view.graph_scene.cards), \
         len(view.graph_scene.frames)
     row["metric calls"] = calls
@@ -400,19 +406,21 @@ def every_size(sizes: list[int], dot_sizes: list[int], use_dot: bool, repeat: in
     print(f"\nat every size: one GPT training step, every module expanded, to the trace tab's first paint "
           f"(median of {repeat}, ms; dot once; load average {load:.1f} on {os.cpu_count()} cpus)")
     cols = ["nodes", "blocks", "frames", "trace", "display", "items", "paint", "all in", "dot -Tsvg",
-            "/ dot", "metric calls/node"]
+            "/ dot", "metric calls/node", "file scene"]
     print(" | ".join(f"{c:>9}" for c in cols))
     rows = []
     for target in sizes:
         layers = layers_for(target)
-        row = pipeline_row(layers, use_dot and any(abs(target - d) <= d * 0.05 for d in dot_sizes), repeat)
+        with_dot = any(abs(target - d) <= d * 0.05 for d in dot_sizes)
+        row = pipeline_row(layers, use_dot and with_dot, repeat, file_scene=with_dot)
         row["blocks"] = layers
         rows.append(row)
         ms = {k: f"{1000 * row[k]:.0f}" for k in ("trace", "display", "items", "paint", "all in")}
         dot = f"{1000 * row['dot']:.0f}" if row["dot"] else "-"
         ratio = f"{row['all in'] / row['dot']:.2f}x" if row["dot"] else "-"
+        file_scene = f"{1000 * row['file scene']:.0f}" if "file scene" in row else "-"
         cells = [f"{row['nodes']:,}", layers, row["frames"], *ms.values(), dot, ratio,
-                 f"{row['metric calls'] / row['nodes']:.2f}"]
+                 f"{row['metric calls'] / row['nodes']:.2f}", file_scene]
         print(" | ".join(f"{c!s:>9}" for c in cells), flush=True)
     if len(rows) >= 2:
         big = rows[-1]
