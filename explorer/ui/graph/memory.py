@@ -140,7 +140,6 @@ class MemoryOverlay:
         scene = self.view.graph_scene
         for badge in self.badges.values():
             if isValid(badge) and badge.scene() is scene:  # a rebuild's scene.clear() deleted the others
-                badge.setParentItem(None)
                 scene.removeItem(badge)
         self.badges = {}
         self._free_step = {}
@@ -149,7 +148,6 @@ class MemoryOverlay:
         tr = scene.trace
         if self.enabled and tr is not None and getattr(tr, "saved_memory", None) is not None:
             timeline = scene.model.timeline
-            layer = scene.card_layer
             for did, card in scene.cards.items():
                 members = [tr.nodes[m] for m in card.info.get("members", []) if m in tr.nodes]
                 nbytes = sum(node_bytes(n) for n in members)
@@ -159,10 +157,7 @@ class MemoryOverlay:
                 text = badge_text(members, nbytes) if nbytes else "nothing: recomputed in backward"
                 badge = MemoryBadge(text, nbytes, scene.theme)
                 badge.setPos(card.pos() + QPointF(0, CARD_H / 2 + 2))
-                if layer is not None:  # with the cards: hidden with them far out (the overview)
-                    badge.setParentItem(layer)
-                else:
-                    scene.addItem(badge)
+                scene.addItem(badge)
                 self.badges[did] = badge
                 keeping = [n for n in members if node_bytes(n)] or members
                 steps = [timeline.step_of("backward", n.id) for n in keeping]

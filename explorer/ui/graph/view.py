@@ -29,7 +29,6 @@ from explorer.ui.graph import memory
 from explorer.ui.graph.items import (
     EdgeBundle,
     FlowEdge,
-    Layer,
     ModuleFrame,
     NodeCard,
     Overview,
@@ -98,7 +97,9 @@ class GraphScene(QGraphicsScene):
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
-        self._layers: list[Layer] = []  # cards, edges, frames: hidden together for the overview
+        # cards, edge bundles and frames, hidden for the overview. They stay top-level items: children of a
+        # common parent would be visited on every paint (Qt culls only top-level items by its index)
+        self._detail: list = []
         self.has_module_cards = False  # the legend explains module cards only when there are some
         self.generation = 0  # counts item rebuilds (the minimap redraws its blocks when it changes)
         self.overview_mode = False
@@ -112,12 +113,6 @@ class GraphScene(QGraphicsScene):
     def step_count(self) -> int:
         """Number of events in the timeline (the last step)."""
         return self.model.timeline.length if self.model.timeline is not None else 0
-
-    @property
-    def card_layer(self):
-        """The parent item of the cards (None before a graph is shown): items added under it, such as the
-        memory overlay's badges, are hidden with the cards in the far-out overview."""
-        return self._layers[0] if self._layers else None
 
     def set_trace(self, trace, step: int | None = None) -> None:
         """Show a new trace at `step` (None: the end, every value and gradient filled in)."""
@@ -210,8 +205,8 @@ class GraphScene(QGraphicsScene):
             self.overview_mode = on and self._overview is not None
             return
         self.overview_mode = on
-        for layer in self._layers:
-            layer.setVisible(not on)
+        for item in self._detail:
+            item.setVisible(not on)
         self._overview.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
@@ -244,7 +239,7 @@ class GraphScene(QGraphicsScene):
         self._flow = []
         self.clear()
         self._overview = None
-        self._layers = []
+        self._detail = []
         self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
@@ -278,18 +273,15 @@ class GraphScene(QGraphicsScene):
         self.cards = {}
         self.generation += 1
         pos = self.model.positions
-        card_layer, edge_layer, frame_layer = Layer(0.0), Layer(-2.0), Layer(-3.0)
-        self._layers = [card_layer, edge_layer, frame_layer]
-        for layer in self._layers:
-            self.addItem(layer)
         for did, info in self.model.info.items():
             card = NodeCard(info, self.theme)
             card.setPos(*pos[did])
-            card.setParentItem(card_layer)
+            self.addItem(card)
             self.cards[did] = card
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
         segments = []  # the overview's straight edges: port to port through the bends
+        bundles = []
         for start in range(0, len(edges), EDGES_PER_BUNDLE):
             path = QPainterPath()
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
@@ -297,7 +289,9 @@ class GraphScene(QGraphicsScene):
                 bends = self.model.bends.get((u, v))
                 path.addPath(edge_path(QPointF(xu, yu), QPointF(xv, yv), True, dy_u, dy_v, bends=bends))
                 segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
-            EdgeBundle(path, self.theme).setParentItem(edge_layer)
+            bundle = EdgeBundle(path, self.theme)
+            self.addItem(bundle)
+            bundles.append(bundle)
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -320,11 +314,12 @@ class GraphScene(QGraphicsScene):
                               y1 - y0 + 2 * (half_h + pad))
                 frame = ModuleFrame(path, text, rect, self.theme, depth)
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                frame.setParentItem(frame_layer)
+                self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
         self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
+        self._detail = [*self.cards.values(), *bundles, *self.frames]
         self._overview.setVisible(False)
         self.addItem(self._overview)
         if self.overview_mode:
