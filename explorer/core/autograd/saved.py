@@ -351,12 +351,16 @@ def _owned_fns(fn, owner_of_fn: dict[int, str], claimed: set[int]) -> list:
     return out
 
 
+_SAVED_SLOTS: dict[type, tuple[str, ...]] = {}  # autograd node type -> its "_raw_saved_*" attributes
+
+
 def _raw_saved(fn) -> list[tuple[str, object]]:
     """(attribute name, SavedTensor) for each tensor slot ``fn`` saved, in attribute order."""
     out = []
-    for name in dir(fn):
-        if not name.startswith("_raw_saved_"):
-            continue
+    names = _SAVED_SLOTS.get(type(fn))
+    if names is None:  # dir() is slow and the same for every node of one type: once per type
+        names = _SAVED_SLOTS[type(fn)] = tuple(n for n in dir(fn) if n.startswith("_raw_saved_"))
+    for name in names:
         try:
             raw = getattr(fn, name)
         except RuntimeError:  # freed already
