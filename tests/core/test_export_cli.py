@@ -81,3 +81,24 @@ def test_no_output_path_and_an_unwritable_one_are_one_line_each(tmp_path, capsys
     assert main(["export", "--network", "seed", "-o", str(blocker / "sub" / "x.py")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write") and err.count("\n") == 1
+
+
+def test_a_program_naming_float_and_using_1e999_exports_and_runs(tmp_path):
+    # issue 24: the old exporter wrote `float("inf")`, which broke once the program had its own `float`
+    source = tmp_path / "shadow.expr"
+    source.write_text("import torch\nfloat = torch.tensor(2.0, requires_grad=True)\nbig = 1e999\n"
+                      "y = float * 3\ny.backward()\n", encoding="utf-8")
+    out = tmp_path / "shadow.py"
+    assert main(["export", str(source), "-o", str(out)]) == 0
+    done = subprocess.run([sys.executable, str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "output y = 6.0" in done.stdout and "grad dy/dfloat = 3.0" in done.stdout
+
+
+def test_a_program_whose_bytes_are_not_utf8_is_one_clear_line(tmp_path, capsys):
+    # issue 24: this was reported as "nested too deeply or is too large to read"
+    source = tmp_path / "bad.expr"
+    source.write_bytes(b"x = 1.0\ny = \xff\xfe 2\n")
+    assert main(["grad", str(source)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not UTF-8" in err[0] and "nested" not in err[0]
