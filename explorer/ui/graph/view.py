@@ -21,17 +21,22 @@ from explorer.core.graph.display import (
     DisplayModel,
     best_bands,
     build_display,
+    fit_bands,
     set_bands,
 )
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.graph.items import EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
+from explorer.ui.graph.items import NAME_LOD, EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
 
 EDGES_PER_BUNDLE = 40
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
+READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
+# cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
+MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
+SCENE_MARGIN = 60.0  # free scene pixels around the cards on each side (the scene rectangle's margin)
 
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
@@ -186,12 +191,14 @@ class GraphScene(QGraphicsScene):
         self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
         self._build_items()
 
-    def rewrap(self, aspect: float) -> bool:
-        """Wrap the graph's layers for a canvas of `aspect` (width / height); True when the rows changed."""
+    def rewrap(self, aspect: float, bands: int | None = None) -> bool:
+        """Wrap the graph's layers for a canvas of `aspect` (width / height) into `bands` rows (default:
+        as many as `best_bands` says); True when the rows changed."""
         self.aspect = aspect
         if self.trace is None or not self.model.info:
             return False
-        bands = best_bands(self.model.flat[0], aspect)
+        if bands is None:
+            bands = best_bands(self.model.flat[0], aspect)
         if bands == self.model.bands:
             return False
         step = self.step
@@ -245,7 +252,7 @@ class GraphScene(QGraphicsScene):
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
-        self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
+        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
         self._overview = Overview(self.cards, self.theme)
         self._overview.setVisible(False)
         self.addItem(self._overview)
@@ -385,17 +392,21 @@ class GraphView(QGraphicsView):
         return self._scene.selected
 
     def fit(self) -> None:
-        """Fit the graph to the window: long graphs wrap into rows to fill it, small graphs are never
-        enlarged beyond 1.25x, and graphs of up to READABLE_CARDS cards never shrink below
-        MIN_FIT_SCALE (the view then starts at the graph's inputs and scrolls)."""
+        """Fit the graph to the window: graphs wrap into rows where that shows them larger (`fit_bands`),
+        small graphs grow to fill the canvas up to MAX_FIT_SCALE, and graphs of up to READABLE_CARDS
+        cards never shrink below MIN_FIT_SCALE (the view then starts at the graph's inputs and scrolls)."""
         aspect = self._aspect()
-        if aspect and len(self._scene.cards) <= REWRAP_CARDS and self._scene.rewrap(aspect):
-            self.sig_graph_changed.emit()
+        if aspect and len(self._scene.cards) <= REWRAP_CARDS:
+            vp = self.viewport().rect()
+            bands = fit_bands(self._scene.model.flat[0], vp.width(), vp.height(), MAX_FIT_SCALE,
+                              2 * SCENE_MARGIN, readable=READABLE_ZOOM)
+            if self._scene.rewrap(aspect, bands):
+                self.sig_graph_changed.emit()
         rect = self._scene.sceneRect()
         if rect.isEmpty():
             return
         vp = self.viewport().rect()
-        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), 1.25)
+        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), MAX_FIT_SCALE)
         self.resetTransform()
         if scale < MIN_FIT_SCALE and len(self._scene.cards) <= READABLE_CARDS:
             self.scale(MIN_FIT_SCALE, MIN_FIT_SCALE)

@@ -41,6 +41,8 @@ second one the worked answer.
 Pick a lesson in the list above to start. **F2** hides and shows this panel; your ticks are kept.
 """
 
+LEARN_MIN_W = 260  # the dock can be narrowed this far (or floated, or closed with F2) to give the graph room
+LEARN_DEFAULT_W = 280  # its width when it first docks beside the workspaces
 TICK, OPEN = "✓", "○"
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
@@ -71,7 +73,7 @@ class LearnPanel(QDockWidget):
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
         self.setWidget(self._placeholder)
-        self.setMinimumWidth(340)
+        self.setMinimumWidth(LEARN_MIN_W)
 
     # -- public API ------------------------------------------------------------------------
 
