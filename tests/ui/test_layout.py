@@ -92,3 +92,124 @@ def test_dark_theme_draws_no_light_line_between_the_menus_and_the_tabs(qtbot, tm
     finally:
         themes.set_current("light")
         app.setStyleSheet(before)
+
+
+# -- the graph gets the room (item 1) ------------------------------------------------------------------
+
+
+def _window(qtbot, tmp_path, persist=False):
+    from explorer.ui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    window = MainWindow(settings=settings, persist=persist)
+    qtbot.addWidget(window)
+    return window
+
+
+def _settle(qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(4):
+        QApplication.processEvents()
+
+
+def test_every_graph_draws_its_values_at_both_sizes_with_the_dock_open_and_closed(qtbot, tmp_path):
+    from explorer.ui.graph.items import NAME_LOD
+    from explorer.ui.graph.view import GraphView
+
+    window = _window(qtbot, tmp_path)
+    window.show()
+    qtbot.waitExposed(window)
+    expression = window.panel("expression")
+    expression.prepare_screenshot(example="seed_sigmoid_bce")
+    window.show_workspace("network")
+    network = window.panel("network")
+    network.prepare_screenshot(preset="seed", step=12)
+    seen = []
+    for key, panel in (("expression", expression), ("network", network)):
+        window.show_workspace(key)
+        for width, height in SIZES:
+            for dock in (True, False):
+                window.resize(width, height)
+                window.learn.setVisible(dock)
+                _settle(qtbot)
+                assert window.width() == width, (key, width, window.minimumSizeHint().width())
+                views = [v for v in panel.findChildren(GraphView) if v.isVisible() and v.graph_scene.cards]
+                assert views, key
+                for view in views:
+                    zoom = view.transform().m11()
+                    seen.append((key, width, dock, round(zoom, 2)))
+                    # cards draw their values and gradients from NAME_LOD on
+                    assert zoom >= NAME_LOD, seen
+                    # the whole graph is on screen (fit, not a scrolled corner of it)
+                    shown = view.mapToScene(view.viewport().rect()).boundingRect()
+                    assert shown.contains(view.graph_scene.itemsBoundingRect()), (key, width, dock)
+
+
+def test_fit_grows_a_small_graph_to_fill_the_canvas(qtbot):
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.view import MAX_FIT_SCALE, GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(900, 660)
+    view.show()
+    qtbot.waitExposed(view)
+    result = compute("x = param(2.0)\ny = x * 3\nz = y + 1\nw = z * z\nL = w * 2")
+    view.set_trace(result.trace)
+    view.fit()
+    items = view.graph_scene.itemsBoundingRect()
+    drawn = view.mapFromScene(items).boundingRect()
+    # wrapped into rows where that draws it larger: it fills most of the canvas's height or width
+    assert view.graph_scene.model.bands >= 1
+    assert drawn.height() > 0.5 * view.viewport().height() or drawn.width() > 0.8 * view.viewport().width()
+    assert view.transform().m11() <= MAX_FIT_SCALE + 1e-9
+
+
+def test_side_panels_can_be_narrowed_and_remember_it(qtbot, tmp_path):
+    from PySide6.QtWidgets import QSplitter
+
+    from explorer.ui.learn.panel import LEARN_MIN_W
+
+    window = _window(qtbot, tmp_path, persist=True)
+    window.show()
+    qtbot.waitExposed(window)
+    window.learn.show()
+    _settle(qtbot)
+    assert window.learn.minimumSizeHint().width() <= LEARN_MIN_W + 20
+    panel = window.panel("expression")
+    split = panel.findChild(QSplitter, "expressionSplitter")
+    assert split.isCollapsible(2) and not split.isCollapsible(1)  # the inspector folds away, not the graph
+    sizes = split.sizes()
+    split.setSizes([sizes[0], sizes[1] + sizes[2], 0])  # the user folds the inspector
+    _settle(qtbot)
+    folded = split.sizes()
+    assert folded[2] == 0
+    window.close()
+
+    again = _window(qtbot, tmp_path, persist=True)
+    again.show()
+    qtbot.waitExposed(again)
+    panel = again.panel("expression")
+    _settle(qtbot)
+    assert panel.findChild(QSplitter, "expressionSplitter").sizes()[2] == 0
+
+
+def test_the_step_slider_never_shrinks_to_a_square(qtbot):
+    from explorer.ui.graph.player import TIMELINE_MIN_W, Player
+
+    player = Player()
+    qtbot.addWidget(player)
+    player.set_length(14)
+    player.show()
+    for width in (1000, 520, 420):
+        player.resize(width, player.sizeHint().height())
+        _settle(qtbot)
+        player.resize(width, player.heightForWidth(width) if player.hasHeightForWidth() else
+                      player.minimumSizeHint().height())
+        _settle(qtbot)
+        assert player.timeline.width() >= TIMELINE_MIN_W, (width, player.timeline.width())
+    assert player.is_two_rows()  # narrow: the timeline took a row of its own
+    player.resize(1000, 40)
+    _settle(qtbot)
+    assert not player.is_two_rows()

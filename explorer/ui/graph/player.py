@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -149,6 +150,7 @@ class Player(QWidget):
         self._rows = QVBoxLayout(self)
         self._rows.setContentsMargins(0, 0, 0, 0)
         self._rows.setSpacing(2)
+        self._rows.setSizeConstraint(QLayout.SetNoConstraint)  # minimumSizeHint below decides, alone too
         self._buttons_row = QHBoxLayout()
         for w in (self.reset_button, self.back_button, self.play_button, self.step_button):
             self._buttons_row.addWidget(w)
