@@ -213,3 +213,74 @@ def test_the_step_slider_never_shrinks_to_a_square(qtbot):
     player.resize(1000, 40)
     _settle(qtbot)
     assert not player.is_two_rows()
+
+
+# -- no text cut off (item 3) ---------------------------------------------------------------------------
+
+
+def _cut_labels(root) -> list[str]:
+    from PySide6.QtWidgets import QLabel
+
+    from explorer.ui.common.labels import text_is_cut
+
+    return [f"{label.objectName() or type(label).__name__}: {label.text()[:80]!r}"
+            for label in root.findChildren(QLabel) if label.isVisible() and text_is_cut(label)]
+
+
+@pytest.fixture
+def default_window(qtbot, tmp_path):
+    """The first-start window: 1440x860 with the Learn dock beside the workspaces."""
+    window = _window(qtbot, tmp_path)
+    window.resize(1440, 860)
+    window.show()
+    window.learn.show()
+    window.learn.ensure_built()
+    qtbot.waitExposed(window)
+    yield window
+    window.shutdown_panels()
+
+
+def test_expression_panel_cuts_no_text_at_the_default_size(default_window, qtbot):
+    panel = default_window.panel("expression")
+    panel.prepare_screenshot(example="seed_sigmoid_bce", step=0)
+    for step in range(panel.player.length + 1):  # every step's status line, and the inspector beside it
+        panel.player.set_step(step)
+        _settle(qtbot)
+        assert not _cut_labels(panel), (step, _cut_labels(panel))
+        body = panel.inspector.widget()
+        assert body.width() <= panel.inspector.viewport().width(), step  # no sideways scrolling
+    panel.set_source("x = param(2.0)\nL = x * * 3")  # an error: the message and its hint both fit
+    with qtbot.waitSignal(panel.sig_computed, timeout=20000):
+        panel.run_program()
+    _settle(qtbot)
+    assert panel.error_label.isVisible() and "last valid" in panel.error_label.text()
+    assert not _cut_labels(panel), _cut_labels(panel)
+
+
+def test_network_panel_cuts_no_text_at_the_default_size(default_window, qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    default_window.show_workspace("network")
+    panel = default_window.panel("network")
+    panel.prepare_screenshot(preset="seed", step=0)
+    view = panel.iteration
+    for step in range(view.player.length + 1):
+        view.player.set_step(step)
+        _settle(qtbot)
+        assert not _cut_labels(panel), (step, _cut_labels(panel))
+    table = view.params
+    metrics = QFontMetrics(table.font())
+    for row in range(table.rowCount()):  # the parameter names are whole ("fc1.weight", not "f…")
+        name = table.item(row, 0).text()
+        assert table.columnWidth(0) >= metrics.horizontalAdvance(name) + 8, name
+
+
+def test_pretrain_reason_is_whole_at_the_default_size(default_window, qtbot):
+    default_window.show_workspace("pretrain")
+    panel = default_window.panel("pretrain")
+    _settle(qtbot)
+    panel.train_reason.setText("A run is going: Pause or Stop it, or Retrain to restart it with the form's "
+                               "settings.")
+    _settle(qtbot)
+    assert not panel.train_reason.is_elided()
+    assert not _cut_labels(panel), _cut_labels(panel)

@@ -184,7 +184,7 @@ class ExpressionPanel(QWidget):
         self.editor.textChanged.connect(self._debounce.start)
         self.editor.sig_run_requested.connect(self.run_program)
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
-        self.error_label = keep_space_when_hidden(ElidedLabel("", lines=2))
+        self.error_label = keep_space_when_hidden(ElidedLabel("", lines=4))  # the message and the hint
         self.error_label.setObjectName("errorLabel")
         self.error_label.setVisible(False)
         self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")

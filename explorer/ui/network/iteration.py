@@ -26,12 +26,13 @@ from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
 from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
-from explorer.ui.common.labels import keep_space_when_hidden
+from explorer.ui.common.labels import FixedLinesLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import Player
 from explorer.ui.network.params import ParamTable
 
+STATUS_LINES = 5  # the phase line under the graph: a heading and up to four lines of text
 SKIP_EXPLANATION = (
     "Without zero_grad(), backward() adds each new gradient to the one already in .grad. The next "
     "step then uses the sum of this and all earlier gradients: for the same batch it is twice as "
@@ -106,14 +107,11 @@ class IterationView(QWidget):
         self.phases.setToolTip("The phases of one training iteration; click one to jump to it.")
         self.phases.setFocusPolicy(Qt.NoFocus)
         self.phases.currentRowChanged.connect(lambda row: self.player.set_step(row))
-        self.status = QLabel("")
+        # A fixed height (a heading and four lines, in the font the style sheet gives it): a longer phase
+        # text never moves the graph or the buttons under the cursor, and the longest one still fits
+        self.status = FixedLinesLabel("", lines=STATUS_LINES)
         self.status.setObjectName("stepStatus")
-        self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        # A fixed height (a heading and three lines): a longer phase text never moves the graph or the
-        # buttons under the cursor; the tooltip holds the whole text.
-        self.status.setFixedHeight(self.status.fontMetrics().lineSpacing() * 4 + 6)
         self.params = ParamTable()
         self.total = QLabel("")
         self.total.setObjectName("paramTotal")
