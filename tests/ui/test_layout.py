@@ -284,3 +284,26 @@ def test_pretrain_reason_is_whole_at_the_default_size(default_window, qtbot):
     _settle(qtbot)
     assert not panel.train_reason.is_elided()
     assert not _cut_labels(panel), _cut_labels(panel)
+
+
+# -- nothing jumps (item 4) -------------------------------------------------------------------------------
+
+
+def test_editing_the_learning_rate_moves_no_field_of_the_network_form(default_window, qtbot):
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QPushButton
+
+    default_window.show_workspace("network")
+    panel = default_window.panel("network")
+    panel.prepare_screenshot(preset="seed", step=0)
+    _settle(qtbot)
+    form = panel.form
+    fields = [w for w in form.findChildren(QAbstractSpinBox) + form.findChildren(QComboBox) +
+              form.findChildren(QPushButton) if w.isVisible()]
+    before = {id(w): w.mapTo(form, w.rect().topLeft()) for w in fields}
+    assert form.preset.currentData() == "seed"
+    form.lr.setValue(0.02)  # the preset becomes "custom" and its description a line
+    _settle(qtbot)
+    assert form.preset.currentData() == "custom"
+    moved = [w.objectName() or type(w).__name__ for w in fields if w.mapTo(form, w.rect().topLeft()) !=
+             before[id(w)]]
+    assert not moved, moved

@@ -193,6 +193,44 @@ class FixedLinesLabel(QLabel):
         self.setFixedHeight(metrics.lineSpacing() * self._lines + max(chrome, 0) + 4)
 
 
+class RoomForLongest(QLabel):
+    """A word-wrapped label as high as the longest of the texts it may show (at its current width), so
+    switching between them (a preset's description, "Your own network.") moves nothing below it."""
+
+    def __init__(self, texts: list[str] | tuple[str, ...] = (), parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._texts = [str(t) for t in texts]
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+
+    def set_candidates(self, texts) -> None:
+        """Every text this label may show."""
+        self._texts = [str(t) for t in texts]
+        self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        """The height of the longest candidate (or of the text shown) at `width`."""
+        probe = QLabel()
+        probe.setWordWrap(True)
+        probe.setFont(self.font())
+        probe.setMargin(self.margin())
+        tallest = super().heightForWidth(width)
+        for text in self._texts:
+            probe.setText(text)
+            tallest = max(tallest, probe.heightForWidth(width))
+        return tallest
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setHeight(self.heightForWidth(max(hint.width(), self.width())))
+        return hint
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        hint.setHeight(self.heightForWidth(max(self.width(), hint.width())))
+        return hint
+
+
 def keep_space_when_hidden(widget: QWidget) -> QWidget:
     """Make a banner keep its place in the layout while hidden, so showing it moves nothing; returns it."""
     policy = widget.sizePolicy()
