@@ -307,3 +307,28 @@ def test_editing_the_learning_rate_moves_no_field_of_the_network_form(default_wi
     moved = [w.objectName() or type(w).__name__ for w in fields if w.mapTo(form, w.rect().topLeft()) !=
              before[id(w)]]
     assert not moved, moved
+
+
+def test_the_check_button_keeps_its_place_as_feedback_grows(default_window, qtbot):
+    dock = default_window.learn
+    lessons = dock.catalog.lessons
+    i = next(i for i, lesson in enumerate(lessons) if lesson.id == "gradients-three-ways")
+    j = next(j for j, step in enumerate(lessons[i].steps) if step.id == "by-hand")
+    dock.open_step(i, j)
+    panel = default_window.panel(default_window.current_key())
+    if hasattr(panel, "wait_computed"):
+        panel.wait_computed()
+    _settle(qtbot)
+    button = dock.check_button
+
+    def place():
+        return button.mapTo(dock, button.rect().topLeft()), button.size()
+
+    before = place()
+    for _ in range(2):  # a hint, then the worked answer: the feedback grows by lines
+        dock.answer_edit.setText("12345")
+        dock.check_answer()
+        _settle(qtbot)
+        assert place() == before
+    assert dock.feedback.text()
+    assert dock.feedback_area.height() == dock.feedback_area.minimumHeight()  # fixed: a long text scrolls

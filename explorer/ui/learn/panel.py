@@ -14,10 +14,12 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTextBrowser,
     QTreeWidget,
@@ -43,6 +45,7 @@ Pick a lesson in the list above to start. **F2** hides and shows this panel; you
 
 LEARN_MIN_W = 260  # the dock can be narrowed this far (or floated, or closed with F2) to give the graph room
 LEARN_DEFAULT_W = 280  # its width when it first docks beside the workspaces
+FEEDBACK_LINES = 6  # the feedback's fixed height in lines (a longer worked answer scrolls)
 TICK, OPEN = "✓", "○"
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
@@ -281,7 +284,16 @@ class LearnPanel(QDockWidget):
         bv.addWidget(self.figure_note)
         bv.addWidget(self.prompt)
         bv.addLayout(answer_row)
-        bv.addWidget(self.feedback)
+        # The feedback scrolls inside a fixed height: a long worked answer never pushes the Check button
+        # (or anything else) to another place, so a second click lands where the first did.
+        self.feedback_area = QScrollArea()
+        self.feedback_area.setObjectName("lessonFeedbackArea")
+        self.feedback_area.setWidget(self.feedback)
+        self.feedback_area.setWidgetResizable(True)
+        self.feedback_area.setFrameShape(QFrame.NoFrame)
+        self.feedback_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.feedback_area.setFixedHeight(self.feedback.fontMetrics().lineSpacing() * FEEDBACK_LINES + 8)
+        bv.addWidget(self.feedback_area)
         nav = QHBoxLayout()
         nav.addStretch(1)
         nav.addWidget(self.next_button)
