@@ -332,3 +332,25 @@ def test_the_check_button_keeps_its_place_as_feedback_grows(default_window, qtbo
         assert place() == before
     assert dock.feedback.text()
     assert dock.feedback_area.height() == dock.feedback_area.minimumHeight()  # fixed: a long text scrolls
+
+
+def test_the_minimap_leaves_the_legend_free_after_zooming_in(qtbot):
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(620, 480)
+    view.show()
+    qtbot.waitExposed(view)
+    with open("explorer/assets/examples/seed_sigmoid_bce.expr", encoding="utf-8") as f:
+        view.set_trace(compute(f.read()).trace)
+    for _ in range(4):
+        view.zoom_by(1.25)
+    _settle(qtbot)
+    assert view.minimap.isVisible()
+    legend_band = view.viewport().height() - 40  # the legend runs along the bottom edge
+    assert view.minimap.geometry().bottom() < legend_band
+    view.show_find()  # the open find bar pushes the minimap down, never under it
+    _settle(qtbot)
+    assert not view.minimap.geometry().intersects(view.find_bar.geometry())

@@ -424,8 +424,8 @@ class GraphView(QGraphicsView):
 
     def show_find(self) -> None:
         """Open the find bar (Ctrl+F) over the top-right corner of the canvas."""
-        self._place_overlays()
         self.find_bar.show()
+        self._place_overlays()  # the minimap moves under the open find bar
         self.find_bar.raise_()
         self.find_bar.setFocus()
         self.find_bar.selectAll()
@@ -647,7 +647,7 @@ class GraphView(QGraphicsView):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        """Find bar top-right; minimap bottom-right, shown only while the graph is larger than the view."""
+        """Find bar top-right; the minimap top-right under it, shown while the graph overflows the view."""
         vp = self.viewport().geometry()
         self.find_bar.move(vp.right() - self.find_bar.width() - 8, vp.top() + 8)
         self.minimap.place()
@@ -656,6 +656,7 @@ class GraphView(QGraphicsView):
         """Escape in the find bar closes it and gives the focus back to the canvas."""
         if obj is self.find_bar and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Escape:
             self.find_bar.hide()
+            self.minimap.place()
             self.setFocus()
             return True
         return super().eventFilter(obj, event)
@@ -689,7 +690,8 @@ class GraphView(QGraphicsView):
 class Minimap(QWidget):
     """The whole graph in miniature with the part on screen outlined; click or drag to go there.
 
-    Shown over the canvas's bottom-right corner while the graph is larger than the view.
+    Shown over the canvas's top-right corner while the graph is larger than the view (the colour legend
+    runs along the bottom edge, which it would cover after zooming in).
     """
 
     SIZE = 200.0  # longest side, pixels
@@ -712,7 +714,8 @@ class Minimap(QWidget):
         return rect.width() > shown.width() * 1.05 or rect.height() > shown.height() * 1.05
 
     def place(self) -> None:
-        """Size to the graph's aspect, sit in the bottom-right corner, show only when needed."""
+        """Size to the graph's aspect, sit in the top-right corner (under the find bar when it is open; the
+        legend has the bottom edge), show only when needed."""
         if not self.needed():
             self.hide()
             return
@@ -720,7 +723,9 @@ class Minimap(QWidget):
         k = self.SIZE / max(rect.width(), rect.height())
         w, h = max(40, int(rect.width() * k)), max(30, int(rect.height() * k))
         vp = self.view.viewport().geometry()
-        self.setGeometry(vp.right() - w - 10, vp.bottom() - h - 10, w, h)
+        bar = self.view.find_bar
+        top = vp.top() + 10 + (bar.height() + 8 if bar.isVisible() else 0)
+        self.setGeometry(vp.right() - w - 10, top, w, h)
         self.show()
         self.raise_()
         self.update()
