@@ -110,12 +110,12 @@ class PretrainPanel(QWidget):
         scroll.setMaximumWidth(400)
 
         # Why Train is disabled, right beside it (not at the bottom of the scrolled form)
-        self.train_reason = ElidedLabel("", lines=2)  # its own row under the buttons: room for a sentence
+        self.train_reason = ElidedLabel("", lines=2)  # two lines beside the buttons: room for a sentence
         self.train_reason.setObjectName("pretrainTrainReason")
         buttons = QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.stop_button, self.retrain_button):
             buttons.addWidget(button)
-        buttons.addStretch(1)
+        buttons.addWidget(self.train_reason, 1)
         # the banner and the progress line keep their height: showing a message moves nothing below
         self.banner = keep_space_when_hidden(ElidedLabel("", lines=2))
         self.banner.setObjectName("pretrainMessage")
@@ -169,7 +169,6 @@ class PretrainPanel(QWidget):
         training_tab = QWidget()
         training_layout = QVBoxLayout(training_tab)
         training_layout.addLayout(buttons)
-        training_layout.addWidget(self.train_reason)
         training_layout.addWidget(self.banner)
         training_layout.addWidget(self.progress)
         training_layout.addWidget(self.progress_label)
