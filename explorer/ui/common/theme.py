@@ -41,6 +41,7 @@ LIGHT: dict[str, str] = {
     "disabled_text": "#a8afbd",   # greyed-out labels and buttons that cannot be used right now
     "disabled_bg": "#eceef3",
     "disabled_border": "#dde1e8",
+    "spin_button": "#eef0f4",
 }
 
 DARK: dict[str, str] = {
@@ -78,9 +79,13 @@ DARK: dict[str, str] = {
     "disabled_text": "#5c6370",
     "disabled_bg": "#1a1c22",
     "disabled_border": "#2a2e37",
+    "spin_button": "#9ca3af",
 }
 
 THEMES = {"light": LIGHT, "dark": DARK}
+# Qt's own arrow pictures (dark arrows, compiled into QtWidgets; nothing is read from disk): on the
+# spin boxes' buttons, which are pale in both themes ("spin_button") so the arrows always show
+ARROWS = ":/qt-project.org/styles/commonstyle/images"
 
 _current = LIGHT
 
@@ -113,6 +118,15 @@ def stylesheet(theme: dict[str, str]) -> str:
     QAbstractSpinBox, QLineEdit, QComboBox {{ background: {t['panel']}; color: {t['text']};
         border: 1px solid {t['card_border']}; border-radius: 3px; padding: 1px 4px; min-height: 18px; }}
     QAbstractSpinBox:focus, QLineEdit:focus, QComboBox:focus {{ border-color: {t['selected']}; }}
+    QAbstractSpinBox {{ padding-right: 18px; }}
+    QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ subcontrol-origin: border; width: 16px;
+        border-left: 1px solid {t['card_border']}; background: {t['spin_button']}; }}
+    QAbstractSpinBox::up-button {{ subcontrol-position: top right; border-top-right-radius: 3px; }}
+    QAbstractSpinBox::down-button {{ subcontrol-position: bottom right; border-bottom-right-radius: 3px; }}
+    QAbstractSpinBox::up-button:hover, QAbstractSpinBox::down-button:hover {{ background: {t['selected']}; }}
+    QAbstractSpinBox::up-arrow {{ image: url({ARROWS}/arrow-up-16.png); width: 9px; height: 9px; }}
+    QAbstractSpinBox::down-arrow {{ image: url({ARROWS}/arrow-down-16.png); width: 9px; height: 9px; }}
+    QAbstractSpinBox::up-arrow:disabled, QAbstractSpinBox::down-arrow:disabled {{ image: none; }}
     QAbstractSpinBox:disabled, QLineEdit:disabled, QComboBox:disabled {{ background: {t['disabled_bg']};
         border-color: {t['disabled_border']}; }}
     QPlainTextEdit, QTableWidget, QTextBrowser {{

@@ -286,10 +286,10 @@ class IterationView(QWidget):
         bottom.setStretchFactor(1, 2)
         bottom.setSizes([780, 400])
         vertical.addWidget(bottom)
-        vertical.setStretchFactor(0, 5)
-        vertical.setStretchFactor(1, 2)
+        vertical.setStretchFactor(0, 3)
+        vertical.setStretchFactor(1, 1)
         vertical.setCollapsible(0, False)
-        vertical.setSizes([700, 280])  # the graph first: at 1280x800 it still draws its values
+        vertical.setSizes([760, 220])  # the graph first: at 1280x800 it still draws its values
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(controls)
