@@ -118,8 +118,8 @@ def stylesheet(theme: dict[str, str]) -> str:
     QAbstractSpinBox, QLineEdit, QComboBox {{ background: {t['panel']}; color: {t['text']};
         border: 1px solid {t['card_border']}; border-radius: 3px; padding: 1px 4px; min-height: 18px; }}
     QAbstractSpinBox:focus, QLineEdit:focus, QComboBox:focus {{ border-color: {t['selected']}; }}
-    QAbstractSpinBox {{ padding-right: 18px; }}
-    QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ subcontrol-origin: border; width: 16px;
+    QAbstractSpinBox {{ padding: 1px 14px 1px 2px; }}
+    QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ subcontrol-origin: border; width: 13px;
         border-left: 1px solid {t['card_border']}; background: {t['spin_button']}; }}
     QAbstractSpinBox::up-button {{ subcontrol-position: top right; border-top-right-radius: 3px; }}
     QAbstractSpinBox::down-button {{ subcontrol-position: bottom right; border-bottom-right-radius: 3px; }}

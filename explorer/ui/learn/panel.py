@@ -43,7 +43,7 @@ second one the worked answer.
 Pick a lesson in the list above to start. **F2** hides and shows this panel; your ticks are kept.
 """
 
-LEARN_MIN_W = 260  # the dock can be narrowed this far (or floated, or closed with F2) to give the graph room
+LEARN_MIN_W = 248  # the dock can be narrowed this far (or floated, or closed with F2) to give the graph room
 LEARN_DEFAULT_W = 280  # its width when it first docks beside the workspaces
 FEEDBACK_LINES = 6  # the feedback's fixed height in lines (a longer worked answer scrolls)
 TICK, OPEN = "✓", "○"

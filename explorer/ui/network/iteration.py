@@ -267,7 +267,7 @@ class IterationView(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setCollapsible(0, False)
-        split.setSizes([800, 180])
+        split.setSizes([800, 170])
         top_box.addWidget(split, 1)
         top_box.addWidget(self.status)
         vertical = QSplitter(Qt.Vertical)
