@@ -250,11 +250,12 @@ class IterationView(QWidget):
         side = QWidget()
         side_box = QVBoxLayout(side)
         side_box.setContentsMargins(0, 0, 0, 0)
+        # the button over the check box: a narrow column, so the graph beside it gets the width
         iteration_row = QHBoxLayout()
         iteration_row.addWidget(self.next_button)
-        iteration_row.addWidget(self.skip)
         iteration_row.addStretch(1)
         side_box.addLayout(iteration_row)
+        side_box.addWidget(self.skip)
         side_box.addWidget(self.skip_note)
         side_box.addWidget(self.phases, 1)
         top = QWidget()
