@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -28,7 +29,7 @@ from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.learn.panel import POSITION_KEY, LearnPanel
+from explorer.ui.learn.panel import LEARN_DEFAULT_W, POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
 WORKSPACES = [
@@ -48,6 +49,7 @@ CORE_MODULES = {
     "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }
+SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.learn = LearnPanel(self)  # the Learn dock (F2); its contents are built when first shown
         self.addDockWidget(Qt.RightDockWidgetArea, self.learn)
+        self.resizeDocks([self.learn], [LEARN_DEFAULT_W], Qt.Horizontal)  # a saved state overrides it
         self.learn.hide()
         self._build_menus()
         self.statusBar().showMessage("Ready")
@@ -343,6 +346,19 @@ class MainWindow(QMainWindow):
                 except Exception:  # keep closing the others
                     traceback.print_exc()
 
+    def save_splitters(self) -> None:
+        """Remember how wide the user made (or folded) each workspace's columns (restored with the panel)."""
+        for panel in self.panels.values():
+            for split in panel.findChildren(QSplitter):
+                if split.objectName():
+                    self.settings.setValue(f"{SPLITTERS}/{split.objectName()}", split.saveState())
+
+    def _restore_splitters(self, panel: QWidget) -> None:
+        for split in panel.findChildren(QSplitter):
+            state = self.settings.value(f"{SPLITTERS}/{split.objectName()}") if split.objectName() else None
+            if isinstance(state, QByteArray):
+                split.restoreState(state)
+
     # -- Qt events -----------------------------------------------------------------------------
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -374,6 +390,7 @@ class MainWindow(QMainWindow):
         if self.persist:
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState())
+            self.save_splitters()
             self.settings.setValue("theme", self.theme_name)
             position = self.learn.position()
             if position is not None:  # the lessons were loaded: where the student was, for the next start
@@ -429,6 +446,8 @@ class MainWindow(QMainWindow):
                 w.deleteLater()
         layout.addWidget(panel)
         self.panels[key] = panel
+        if self.persist:
+            self._restore_splitters(panel)
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
         panel_actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []

@@ -430,3 +430,14 @@ def _same(a, b) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return torch.equal(torch.as_tensor(a), torch.as_tensor(b))
     return a == b
+
+
+def test_a_worked_chain_rule_says_each_number_once():
+    from explorer.core.autograd.gradcheck import ChainRule
+    from explorer.core.lessons.facts import rule_line
+
+    rule = ChainRule(node_id="b", input_id=None, upstream=None, local_formula="1", local=1.0, result=None,
+                     text="dL/db = dL/dz × 1 = -0.0817", numbers="-0.0817 × 1.0000 = -0.0817")
+    line = rule_line(rule)
+    assert line == "dL/db = dL/dz × 1 = -0.0817 × 1.0000 = -0.0817"
+    assert "-0.0817 -0.0817" not in line

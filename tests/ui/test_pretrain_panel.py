@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.gpt.checkpoint import read_checkpoint  # noqa: E402
 from explorer.core.gpt.child_process import _BatchSender  # noqa: E402
@@ -464,3 +464,32 @@ def test_start_line_names_the_precision(panel):
     panel._show_start(run, {**start, "dtype": "float32"})
     text = panel.progress_label.text()
     assert "precision" not in text and "cpu: 1,234 parameters" in text
+
+
+def test_attention_maps_keep_square_cells_and_read_the_pointer_without_a_tooltip(panel, qtbot,
+                                                                                   trained_checkpoint):
+    _load(panel, {"runs": [trained_checkpoint.to_state()]})
+    tab = panel.findChild(QWidget, "pretrainAttention")
+    panel.tabs.setCurrentWidget(tab)
+    tab.prompt.setText("the fox")
+    with qtbot.waitSignal(tab.sig_shown, timeout=WAIT_MS):
+        qtbot.mouseClick(tab.button, Qt.LeftButton)
+    QApplication.processEvents()
+    for index in range(len(tab.canvas.ci.items)):  # a cell is as wide as it is tall, on screen
+        corner, far = tab.cell_centre(index, 0, 0), tab.cell_centre(index, 1, 1)
+        dx, dy = far.x() - corner.x(), far.y() - corner.y()
+        assert dx > 2 and dy == pytest.approx(dx, rel=0.02), (index, dx, dy)
+    assert tab.canvas.toolTip() == ""  # the big tooltip over the maps is gone ...
+    tab._on_mouse_moved(tab.cell_centre(0, 3, 1))  # ... the readout names the cell under the pointer
+    assert tab.hover.text().startswith("layer 0 · head 0: query 3")
+
+
+def test_attention_hint_follows_a_finished_run(panel, qtbot, trained_checkpoint):
+    from explorer.ui.pretrain.attention import NO_MODEL_HINT
+
+    tab = panel.findChild(QWidget, "pretrainAttention")
+    panel.tabs.setCurrentWidget(tab)
+    assert tab.status.text() == NO_MODEL_HINT
+    _load(panel, {"runs": [trained_checkpoint.to_state()]})
+    panel.sig_run_finished.emit(1, "done")
+    assert tab.status.text() != NO_MODEL_HINT and "Show attention" in tab.status.text()

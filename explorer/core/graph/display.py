@@ -20,6 +20,10 @@ GAP_Y = 30.0   # free space between cards of one layer
 BAND_GAP = 70.0  # free space between the rows of a wrapped graph (room for the edges turning back)
 WRAP_MIN_LAYERS = 8  # shorter graphs always read left to right in one row
 WRAP_GAIN = 1.15  # wrap a long graph into rows only when that shows it at least this much larger
+SHORT_WRAP_MIN_LAYERS = 4  # a shorter graph wraps too, on a canvas of known size, when that pays off ...
+SHORT_WRAP_GAIN = 1.3      # ... by showing it at least this much larger (at most at the canvas's zoom cap),
+TURN_W = 55.0  # how far an edge turning back to the next row reaches beside the cards, each side
+SHORT_WRAP_NEAR = 0.8      # ... in the fewest rows that show it at least this fraction of its largest
 FRAME_PAD = 10.0  # room between an expanded module's frame and its members' cards
 
 _KIND_HELP = {
@@ -257,6 +261,41 @@ def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
 
     best = max(range(1, n_layers + 1), key=scale)
     return best if scale(best) >= WRAP_GAIN * scale(1) else 1
+
+
+def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: float, max_scale: float,
+              margin: float = 0.0, readable: float = 0.0) -> int:
+    """How many rows to wrap the layers into for a canvas of `width` x `height` pixels, drawn at most at
+    `max_scale` with `margin` scene pixels around the graph.
+
+    Long graphs (WRAP_MIN_LAYERS layers or more) wrap as `best_bands` says. Shorter graphs of at least
+    SHORT_WRAP_MIN_LAYERS layers wrap into the fewest rows that show them largest, when that is at least
+    SHORT_WRAP_GAIN times as large as one row, or when one row is drawn below the `readable` zoom and
+    rows reach it: a 5-layer program in a tall canvas then fills it instead of a strip across its middle.
+    Of the wrappings, the fewest rows within SHORT_WRAP_NEAR of the largest drawing, and readable where
+    any is, win (each row break is an edge turning back). The zoom cap counts: a graph already drawn at
+    `max_scale` stays in one row.
+    """
+    if not positions or width <= 0 or height <= 0:
+        return 1
+    n_layers, span = _shape(positions)
+    if n_layers >= WRAP_MIN_LAYERS:
+        return best_bands(positions, width / height)
+    if n_layers < SHORT_WRAP_MIN_LAYERS:
+        return 1
+
+    def scale(bands: int) -> float:
+        w, h = _wrapped_extent(n_layers, span, bands)
+        turns = 2 * TURN_W if bands > 1 else 0.0  # edges turning back to the next row pass the cards
+        return min(width / (w + turns + margin), height / (h + margin), max_scale)
+
+    options = range(1, -(-n_layers // 2) + 1)
+    largest = max(scale(b) for b in options)
+    enough = max(SHORT_WRAP_NEAR * largest, min(readable, largest))  # readable when rows can be
+    best = next(b for b in options if scale(b) >= enough)
+    if scale(1) < readable <= scale(best):
+        return best
+    return best if scale(best) >= SHORT_WRAP_GAIN * scale(1) else 1
 
 
 def _wrap(positions, bends, edges, bands: int):

@@ -111,15 +111,28 @@ def _fact_grad(answer, workspaces) -> Expected:
     worked = f"d{output}/d{answer.node} = {fmt_number(value)}"
     rules = _rules_into(tr, node.id)
     if len(rules) == 1:
-        worked = f"{rules[0].text}\n{rules[0].numbers}".strip()
+        worked = rule_line(rules[0])
     elif rules:
         shares = "\n".join(r.numbers or r.text for r in rules)
         worked = (f"{answer.node} is used {len(rules)} times: its gradient is the sum of the shares\n"
                   f"{shares}\nsum: {fmt_number(value)}")
     else:
         leaf = chain_rule(tr, node.id)
-        worked = f"{leaf.text}\n{leaf.numbers}".strip()
+        worked = rule_line(leaf)
     return Expected(value, fmt_number(value), worked)
+
+
+def rule_line(rule) -> str:
+    """One chain rule as one equation, each number once: "dL/db = dL/dz × 1 = -0.0817 × 1.0000 = -0.0817".
+
+    The rule's text ends in its result and its numbers end in it too; written one after the other they
+    read as a number said twice ("= -0.0817 -0.0817 × 1.0000"), so the text's result gives way to the
+    numbers that produce it."""
+    text, numbers = rule.text.strip(), (rule.numbers or "").strip()
+    if not numbers:
+        return text
+    head, sep, _result = text.rpartition(" = ")
+    return f"{head if sep else text} = {numbers}"
 
 
 def _rules_into(tr, nid: str) -> list:

@@ -9,7 +9,8 @@ tooltip; `keep_space_when_hidden` makes a banner hold its place while it is hidd
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QTextDocument
+from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 ELLIPSIS = "…"
@@ -131,6 +132,103 @@ class ElidedLabel(QLabel):
         else:
             tip = self._base_tip
         super().setToolTip(tip)
+
+
+def text_is_cut(label: QLabel) -> bool:
+    """Whether part of a label's text is not on screen: an ElidedLabel's ellipsis, a word-wrapped label
+    whose lines need more height than it has, or a one-line label narrower than its text (tests use this
+    to find text a user cannot read)."""
+    if isinstance(label, ElidedLabel):
+        return label.is_elided()
+    text = label.text()
+    if not text:
+        return False
+    rect = label.contentsRect()
+    margin = 2 * label.margin()
+    width, height = rect.width() - margin, rect.height() - margin
+    fmt = label.textFormat()
+    rich = fmt == Qt.RichText or (fmt == Qt.AutoText and GuiQt.mightBeRichText(text))
+    if label.wordWrap() or rich:
+        doc = QTextDocument()
+        doc.setDefaultFont(label.font())
+        doc.setDocumentMargin(0)
+        if rich:
+            doc.setHtml(text)
+        else:
+            doc.setPlainText(text)
+        if label.wordWrap():
+            doc.setTextWidth(max(1, width))
+        size = doc.size()
+        return size.height() > height + 2 or (not label.wordWrap() and size.width() > width + 2)
+    metrics = QFontMetrics(label.font())
+    lines = text.split("\n")
+    return max(metrics.horizontalAdvance(line) for line in lines) > width + 1 or \
+        metrics.lineSpacing() * len(lines) > height + 2
+
+
+class FixedLinesLabel(QLabel):
+    """A word-wrapped (rich-text) label `lines` lines high in its own font, also after a style sheet
+    changes that font: a longer text never moves what is below it, and the height follows the font."""
+
+    def __init__(self, text: str = "", lines: int = 4, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._lines = max(1, int(lines))
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self._fix_height()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() in (QEvent.FontChange, QEvent.StyleChange, QEvent.PolishRequest):
+            self._fix_height()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.ensurePolished()
+        self._fix_height()
+        super().showEvent(event)
+
+    def _fix_height(self) -> None:
+        metrics = QFontMetrics(self.font())
+        chrome = self.height() - self.contentsRect().height() + 2 * self.margin()
+        self.setFixedHeight(metrics.lineSpacing() * self._lines + max(chrome, 0) + 4)
+
+
+class RoomForLongest(QLabel):
+    """A word-wrapped label as high as the longest of the texts it may show (at its current width), so
+    switching between them (a preset's description, "Your own network.") moves nothing below it."""
+
+    def __init__(self, texts: list[str] | tuple[str, ...] = (), parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._texts = [str(t) for t in texts]
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+
+    def set_candidates(self, texts) -> None:
+        """Every text this label may show."""
+        self._texts = [str(t) for t in texts]
+        self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        """The height of the longest candidate (or of the text shown) at `width`."""
+        probe = QLabel()
+        probe.setWordWrap(True)
+        probe.setFont(self.font())
+        probe.setMargin(self.margin())
+        tallest = super().heightForWidth(width)
+        for text in self._texts:
+            probe.setText(text)
+            tallest = max(tallest, probe.heightForWidth(width))
+        return tallest
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setHeight(self.heightForWidth(max(hint.width(), self.width())))
+        return hint
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        hint.setHeight(self.heightForWidth(max(self.width(), hint.width())))
+        return hint
 
 
 def keep_space_when_hidden(widget: QWidget) -> QWidget:

@@ -41,6 +41,7 @@ LIGHT: dict[str, str] = {
     "disabled_text": "#a8afbd",   # greyed-out labels and buttons that cannot be used right now
     "disabled_bg": "#eceef3",
     "disabled_border": "#dde1e8",
+    "spin_button": "#eef0f4",
 }
 
 DARK: dict[str, str] = {
@@ -78,9 +79,13 @@ DARK: dict[str, str] = {
     "disabled_text": "#5c6370",
     "disabled_bg": "#1a1c22",
     "disabled_border": "#2a2e37",
+    "spin_button": "#9ca3af",
 }
 
 THEMES = {"light": LIGHT, "dark": DARK}
+# Qt's own arrow pictures (dark arrows, compiled into QtWidgets; nothing is read from disk): on the
+# spin boxes' buttons, which are pale in both themes ("spin_button") so the arrows always show
+ARROWS = ":/qt-project.org/styles/commonstyle/images"
 
 _current = LIGHT
 
@@ -108,6 +113,22 @@ def stylesheet(theme: dict[str, str]) -> str:
     t = theme
     return f"""
     QMainWindow, QWidget {{ background: {t['window']}; color: {t['text']}; }}
+    QMenuBar {{ background: {t['window']}; border: none; }}
+    QTabBar {{ qproperty-drawBase: 0; }}
+    QAbstractSpinBox, QLineEdit, QComboBox {{ background: {t['panel']}; color: {t['text']};
+        border: 1px solid {t['card_border']}; border-radius: 3px; padding: 1px 4px; min-height: 18px; }}
+    QAbstractSpinBox:focus, QLineEdit:focus, QComboBox:focus {{ border-color: {t['selected']}; }}
+    QAbstractSpinBox {{ padding: 1px 14px 1px 2px; }}
+    QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ subcontrol-origin: border; width: 13px;
+        border-left: 1px solid {t['card_border']}; background: {t['spin_button']}; }}
+    QAbstractSpinBox::up-button {{ subcontrol-position: top right; border-top-right-radius: 3px; }}
+    QAbstractSpinBox::down-button {{ subcontrol-position: bottom right; border-bottom-right-radius: 3px; }}
+    QAbstractSpinBox::up-button:hover, QAbstractSpinBox::down-button:hover {{ background: {t['selected']}; }}
+    QAbstractSpinBox::up-arrow {{ image: url({ARROWS}/arrow-up-16.png); width: 9px; height: 9px; }}
+    QAbstractSpinBox::down-arrow {{ image: url({ARROWS}/arrow-down-16.png); width: 9px; height: 9px; }}
+    QAbstractSpinBox::up-arrow:disabled, QAbstractSpinBox::down-arrow:disabled {{ image: none; }}
+    QAbstractSpinBox:disabled, QLineEdit:disabled, QComboBox:disabled {{ background: {t['disabled_bg']};
+        border-color: {t['disabled_border']}; }}
     QPlainTextEdit, QTableWidget, QTextBrowser {{
         background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
         border-radius: 4px; }}
@@ -162,13 +183,37 @@ def apply_theme(app, name: str) -> dict[str, str]:
 
 def contrast_ratio(first: str, second: str) -> float:
     """WCAG contrast ratio of two "#rrggbb" colours: 1 (same) to 21 (black on white); text wants >= 4.5."""
-    def luminance(colour: str) -> float:
-        channels = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
-        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    high, low = sorted((_luminance(first), _luminance(second)), reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+MIN_PLOT_CONTRAST = 3.0  # a curve's colour against its plot's background (WCAG's figure for graphics)
+PLOT_CONTRAST_AIM = 3.6  # what a run colour is lifted to when it falls short (a margin over the minimum)
+
+
+def plot_colour(colour: str, theme: dict[str, str], background: str | None = None) -> str:
+    """`colour` ("#rrggbb", a run's own) as drawn on a plot of `theme`: the same hue, mixed toward white
+    on a dark background (toward black on a light one) until its contrast ratio against the plot's
+    background (default: the theme's panel) is at least PLOT_CONTRAST_AIM (so always over
+    MIN_PLOT_CONTRAST). Colours that already reach the aim are kept as they are."""
+    back = background or theme["panel"]
+    if contrast_ratio(colour, back) >= PLOT_CONTRAST_AIM:
+        return colour.lower()
+    rgb = [int(colour.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)]
+    towards = 255 if _luminance(back) < 0.5 else 0
+    mixed = colour
+    for step in range(1, 21):
+        k = step / 20
+        mixed = "#" + "".join(f"{round(c + (towards - c) * k):02x}" for c in rgb)
+        if contrast_ratio(mixed, back) >= PLOT_CONTRAST_AIM:
+            break
+    return mixed
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def style_plot(widget, plot, theme: dict[str, str], title: str | None = None,

@@ -184,7 +184,7 @@ class ExpressionPanel(QWidget):
         self.editor.textChanged.connect(self._debounce.start)
         self.editor.sig_run_requested.connect(self.run_program)
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
-        self.error_label = keep_space_when_hidden(ElidedLabel("", lines=2))
+        self.error_label = keep_space_when_hidden(ElidedLabel("", lines=4))  # the message and the hint
         self.error_label.setObjectName("errorLabel")
         self.error_label.setVisible(False)
         self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")
@@ -216,7 +216,7 @@ class ExpressionPanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        left_scroll.setMinimumWidth(300)
+        left_scroll.setMinimumWidth(270)
 
         self.graph = GraphView()
         self.graph.sig_node_selected.connect(self._on_selected)
@@ -240,13 +240,15 @@ class ExpressionPanel(QWidget):
 
         self.inspector = Inspector()
         split = QSplitter(Qt.Horizontal)
+        split.setObjectName("expressionSplitter")  # its sizes are saved with the window (main_window)
         split.addWidget(left_scroll)
         split.addWidget(center)
         split.addWidget(self.inspector)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([330, 900, 300])
+        split.setCollapsible(1, False)  # the canvas never folds away; the side columns may
+        split.setSizes([280, 900, 290])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)

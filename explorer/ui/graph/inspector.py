@@ -27,6 +27,7 @@ from explorer.core.numbers import fmt_peak
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
+INSPECTOR_MIN_W = 230  # narrow enough to leave the graph its room; wide enough for the check table
 GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
 
 _META_HELP = {
@@ -48,7 +49,8 @@ class Inspector(QScrollArea):
         super().__init__(parent)
         self.setObjectName("inspector")
         self.setWidgetResizable(True)
-        self.setMinimumWidth(320)
+        self.setMinimumWidth(INSPECTOR_MIN_W)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # its text wraps to the column instead
         body = QWidget()
         self._layout = QVBoxLayout(body)
         self.summary = QLabel("")

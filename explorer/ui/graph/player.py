@@ -15,14 +15,17 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSlider,
     QTextEdit,
+    QVBoxLayout,
     QWidget,
 )
 
+TIMELINE_MIN_W = 120  # the step slider never gets narrower than this (it moves to a row of its own)
 PLAYER_KEYS = (Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Home, Qt.Key_End)
 
 _COMBO_KEYS = {Qt.Key_Space, Qt.Key_Up, Qt.Key_Down, Qt.Key_Home, Qt.Key_End, Qt.Key_PageUp, Qt.Key_PageDown}
@@ -141,18 +144,60 @@ class Player(QWidget):
         self.speed.valueChanged.connect(self._apply_speed)
         speed_label = QLabel("speed")
         speed_label.setToolTip(self.speed.toolTip())
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        # One row when there is room; in a narrow column the timeline takes a row of its own, so it never
+        # shrinks to a square that looks like an unticked check box (TIMELINE_MIN_W).
+        self.timeline.setMinimumWidth(TIMELINE_MIN_W)
+        self._rows = QVBoxLayout(self)
+        self._rows.setContentsMargins(0, 0, 0, 0)
+        self._rows.setSpacing(2)
+        self._rows.setSizeConstraint(QLayout.SetNoConstraint)  # minimumSizeHint below decides, alone too
+        self._buttons_row = QHBoxLayout()
         for w in (self.reset_button, self.back_button, self.play_button, self.step_button):
-            row.addWidget(w)
-        row.addWidget(self.timeline, 1)
-        row.addWidget(self.position)
-        row.addWidget(speed_label)
-        row.addWidget(self.speed)
+            self._buttons_row.addWidget(w)
+        self._buttons_row.addWidget(self.timeline, 1)
+        self._buttons_row.addWidget(self.position)
+        self._buttons_row.addWidget(speed_label)
+        self._buttons_row.addWidget(self.speed)
+        self._timeline_row = QHBoxLayout()
+        self._rows.addLayout(self._buttons_row)
+        self._rows.addLayout(self._timeline_row)
+        self._speed_label = speed_label
+        self._two_rows = False
         self._apply_speed()
         self._sync()
 
     # -- public API ------------------------------------------------------------------------
+
+    def is_two_rows(self) -> bool:
+        """Whether the timeline sits on a row of its own (a narrow player)."""
+        return self._two_rows
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt's name)
+        """Narrow enough for the buttons and the speed: the timeline then moves to a row of its own."""
+        hint = super().minimumSizeHint()
+        if not self._two_rows:
+            hint.setWidth(hint.width() - TIMELINE_MIN_W - self.position.minimumWidth())
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Put the timeline on its own row below the buttons when one row would squeeze it."""
+        super().resizeEvent(event)
+        buttons = sum(w.sizeHint().width() for w in (self.reset_button, self.back_button, self.play_button,
+                                                     self.step_button, self._speed_label, self.speed))
+        one_row = buttons + TIMELINE_MIN_W + self.position.minimumWidth() + 8 * self._buttons_row.spacing()
+        two = event.size().width() < one_row
+        if two == self._two_rows:
+            return
+        self._two_rows = two
+        for w in (self.timeline, self.position):
+            (self._buttons_row if two else self._timeline_row).removeWidget(w)
+        if two:
+            self._timeline_row.addWidget(self.timeline, 1)
+            self._timeline_row.addWidget(self.position)
+        else:
+            self._buttons_row.insertWidget(4, self.timeline, 1)
+            self._buttons_row.insertWidget(5, self.position)
+        self.updateGeometry()
 
     @property
     def step(self) -> int:

@@ -21,12 +21,14 @@ from explorer.core.graph.display import (
     DisplayModel,
     best_bands,
     build_display,
+    fit_bands,
     set_bands,
 )
 from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import (
+    NAME_LOD,
     EdgeBundle,
     FlowEdge,
     ModuleFrame,
@@ -41,6 +43,10 @@ OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of b
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
+READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
+# cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
+MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
+SCENE_MARGIN = 60.0  # free scene pixels around the cards on each side (the scene rectangle's margin)
 
 class LabelShelf:
     """Places frame labels: the labels of frames that start at one corner go side by side.
@@ -250,12 +256,14 @@ class GraphScene(QGraphicsScene):
         self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
         self._build_items()
 
-    def rewrap(self, aspect: float) -> bool:
-        """Wrap the graph's layers for a canvas of `aspect` (width / height); True when the rows changed."""
+    def rewrap(self, aspect: float, bands: int | None = None) -> bool:
+        """Wrap the graph's layers for a canvas of `aspect` (width / height) into `bands` rows (default:
+        as many as `best_bands` says); True when the rows changed."""
         self.aspect = aspect
         if self.trace is None or not self.model.info:
             return False
-        bands = best_bands(self.model.flat[0], aspect)
+        if bands is None:
+            bands = best_bands(self.model.flat[0], aspect)
         if bands == self.model.bands:
             return False
         step = self.step
@@ -317,7 +325,7 @@ class GraphScene(QGraphicsScene):
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
-        self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
+        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
         self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
         self._detail = [*self.cards.values(), *bundles, *self.frames]
         self._overview.setVisible(False)
@@ -459,17 +467,21 @@ class GraphView(QGraphicsView):
         return self._scene.selected
 
     def fit(self) -> None:
-        """Fit the graph to the window: long graphs wrap into rows to fill it, small graphs are never
-        enlarged beyond 1.25x, and graphs of up to READABLE_CARDS cards never shrink below
-        MIN_FIT_SCALE (the view then starts at the graph's inputs and scrolls)."""
+        """Fit the graph to the window: graphs wrap into rows where that shows them larger (`fit_bands`),
+        small graphs grow to fill the canvas up to MAX_FIT_SCALE, and graphs of up to READABLE_CARDS
+        cards never shrink below MIN_FIT_SCALE (the view then starts at the graph's inputs and scrolls)."""
         aspect = self._aspect()
-        if aspect and len(self._scene.cards) <= REWRAP_CARDS and self._scene.rewrap(aspect):
-            self.sig_graph_changed.emit()
+        if aspect and len(self._scene.cards) <= REWRAP_CARDS:
+            vp = self.viewport().rect()
+            bands = fit_bands(self._scene.model.flat[0], vp.width(), vp.height(), MAX_FIT_SCALE,
+                              2 * SCENE_MARGIN, readable=READABLE_ZOOM)
+            if self._scene.rewrap(aspect, bands):
+                self.sig_graph_changed.emit()
         rect = self._scene.sceneRect()
         if rect.isEmpty():
             return
         vp = self.viewport().rect()
-        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), 1.25)
+        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), MAX_FIT_SCALE)
         self.resetTransform()
         if scale < MIN_FIT_SCALE and len(self._scene.cards) <= READABLE_CARDS:
             self.scale(MIN_FIT_SCALE, MIN_FIT_SCALE)
@@ -487,8 +499,8 @@ class GraphView(QGraphicsView):
 
     def show_find(self) -> None:
         """Open the find bar (Ctrl+F) over the top-right corner of the canvas."""
-        self._place_overlays()
         self.find_bar.show()
+        self._place_overlays()  # the minimap moves under the open find bar
         self.find_bar.raise_()
         self.find_bar.setFocus()
         self.find_bar.selectAll()
@@ -722,7 +734,7 @@ class GraphView(QGraphicsView):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        """Find bar top-right; minimap bottom-right, shown only while the graph is larger than the view."""
+        """Find bar top-right; the minimap top-right under it, shown while the graph overflows the view."""
         vp = self.viewport().geometry()
         self.find_bar.move(vp.right() - self.find_bar.width() - 8, vp.top() + 8)
         self.minimap.place()
@@ -731,6 +743,7 @@ class GraphView(QGraphicsView):
         """Escape in the find bar closes it and gives the focus back to the canvas."""
         if obj is self.find_bar and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Escape:
             self.find_bar.hide()
+            self.minimap.place()
             self.setFocus()
             return True
         return super().eventFilter(obj, event)
@@ -764,7 +777,8 @@ class GraphView(QGraphicsView):
 class Minimap(QWidget):
     """The whole graph in miniature with the part on screen outlined; click or drag to go there.
 
-    Shown over the canvas's bottom-right corner while the graph is larger than the view.
+    Shown over the canvas's top-right corner while the graph is larger than the view (the colour legend
+    runs along the bottom edge, which it would cover after zooming in).
     """
 
     SIZE = 200.0  # longest side, pixels
@@ -789,7 +803,8 @@ class Minimap(QWidget):
         return rect.width() > shown.width() * 1.05 or rect.height() > shown.height() * 1.05
 
     def place(self) -> None:
-        """Size to the graph's aspect, sit in the bottom-right corner, show only when needed."""
+        """Size to the graph's aspect, sit in the top-right corner (under the find bar when it is open; the
+        legend has the bottom edge), show only when needed."""
         if not self.needed():
             self.hide()
             return
@@ -797,7 +812,9 @@ class Minimap(QWidget):
         k = self.SIZE / max(rect.width(), rect.height())
         w, h = max(40, int(rect.width() * k)), max(30, int(rect.height() * k))
         vp = self.view.viewport().geometry()
-        self.setGeometry(vp.right() - w - 10, vp.bottom() - h - 10, w, h)
+        bar = self.view.find_bar
+        top = vp.top() + 10 + (bar.height() + 8 if bar.isVisible() else 0)
+        self.setGeometry(vp.right() - w - 10, top, w, h)
         self.show()
         self.raise_()
         self.update()

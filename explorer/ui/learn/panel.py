@@ -14,10 +14,12 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
@@ -41,6 +43,9 @@ second one the worked answer.
 Pick a lesson in the list above to start. **F2** hides and shows this panel; your ticks are kept.
 """
 
+LEARN_MIN_W = 248  # the dock can be narrowed this far (or floated, or closed with F2) to give the graph room
+LEARN_DEFAULT_W = 280  # its width when it first docks beside the workspaces
+FEEDBACK_LINES = 6  # the feedback's fixed height in lines (a longer worked answer scrolls)
 TICK, OPEN = "✓", "○"
 POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
@@ -74,7 +79,7 @@ class LearnPanel(QDockWidget):
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
         self.setWidget(self._placeholder)
-        self.setMinimumWidth(340)
+        self.setMinimumWidth(LEARN_MIN_W)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -379,7 +384,16 @@ class LearnPanel(QDockWidget):
         bv.addWidget(self.figure_note)
         bv.addWidget(self.prompt)
         bv.addLayout(answer_row)
-        bv.addWidget(self.feedback)
+        # The feedback scrolls inside a fixed height: a long worked answer never pushes the Check button
+        # (or anything else) to another place, so a second click lands where the first did.
+        self.feedback_area = QScrollArea()
+        self.feedback_area.setObjectName("lessonFeedbackArea")
+        self.feedback_area.setWidget(self.feedback)
+        self.feedback_area.setWidgetResizable(True)
+        self.feedback_area.setFrameShape(QFrame.NoFrame)
+        self.feedback_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.feedback_area.setFixedHeight(self.feedback.fontMetrics().lineSpacing() * FEEDBACK_LINES + 8)
+        bv.addWidget(self.feedback_area)
         from explorer.core.lessons.snapshot import WorkKeeper
 
         self.keeper = WorkKeeper()

@@ -33,8 +33,10 @@ from explorer.core.mlp.network import (
     parameter_count,
     preset_spec,
 )
+from explorer.ui.common.labels import RoomForLongest
 
 CUSTOM = "custom"
+CUSTOM_TEXT = "Your own network."
 MAX_LAYERS = 6
 MAX_WIDTH = 256
 
@@ -82,8 +84,8 @@ class SpecForm(QWidget):
         self.preset.addItem(CUSTOM, CUSTOM)
         self.preset.setToolTip("Ready-made networks. Editing any field below makes the spec 'custom'.")
         self.preset.currentIndexChanged.connect(self._on_preset)
-        self.description = QLabel()
-        self.description.setWordWrap(True)
+        # as high as the longest description: switching to "custom" moves none of the fields below
+        self.description = RoomForLongest([p.description for p in PRESETS.values()] + [CUSTOM_TEXT])
         self.description.setObjectName("presetDescription")
 
         self.input_size = self._spin(1, 512, "Input size: features per sample (2 for the toy data).")
@@ -312,7 +314,7 @@ class SpecForm(QWidget):
 
     def _refresh(self) -> None:
         name = self.preset.currentData()
-        self.description.setText(PRESETS[name].description if name in PRESETS else "Your own network.")
+        self.description.setText(PRESETS[name].description if name in PRESETS else CUSTOM_TEXT)
         spec = self.spec()
         self.momentum.setEnabled(spec.optimizer == "sgd")
         self.count.setText(f"<b>{parameter_count(spec):,}</b> trainable parameters (weights + biases)")

@@ -26,12 +26,13 @@ from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
 from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
-from explorer.ui.common.labels import keep_space_when_hidden
+from explorer.ui.common.labels import FixedLinesLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import Player
 from explorer.ui.network.params import ParamTable
 
+STATUS_LINES = 5  # the phase line under the graph: a heading and up to four lines of text
 SKIP_EXPLANATION = (
     "Without zero_grad(), backward() adds each new gradient to the one already in .grad. The next "
     "step then uses the sum of this and all earlier gradients: for the same batch it is twice as "
@@ -87,8 +88,11 @@ class IterationView(QWidget):
         self.skip.setToolTip("Leave optimizer.zero_grad() out of the next iteration. " + SKIP_EXPLANATION)
         self.skip.setFocusPolicy(Qt.NoFocus)
         self.skip.toggled.connect(self._on_skip)
+        # short beside the phases (the graph keeps its height); the whole explanation is its tooltip
         self.skip_note = QLabel(f"Takes effect from the next iteration "
-                                f"({actions.key_text('network.next_iteration')}). " + SKIP_EXPLANATION)
+                                f"({actions.key_text('network.next_iteration')}): without zero_grad(), "
+                                "each backward() adds to .grad.")
+        self.skip_note.setToolTip(SKIP_EXPLANATION)
         self.skip_note.setObjectName("skipZeroGradNote")
         self.skip_note.setWordWrap(True)
         keep_space_when_hidden(self.skip_note)  # appearing, it moves nothing below it
@@ -103,14 +107,11 @@ class IterationView(QWidget):
         self.phases.setToolTip("The phases of one training iteration; click one to jump to it.")
         self.phases.setFocusPolicy(Qt.NoFocus)
         self.phases.currentRowChanged.connect(lambda row: self.player.set_step(row))
-        self.status = QLabel("")
+        # A fixed height (a heading and four lines, in the font the style sheet gives it): a longer phase
+        # text never moves the graph or the buttons under the cursor, and the longest one still fits
+        self.status = FixedLinesLabel("", lines=STATUS_LINES)
         self.status.setObjectName("stepStatus")
-        self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        # A fixed height (a heading and three lines): a longer phase text never moves the graph or the
-        # buttons under the cursor; the tooltip holds the whole text.
-        self.status.setFixedHeight(self.status.fontMetrics().lineSpacing() * 4 + 6)
         self.params = ParamTable()
         self.total = QLabel("")
         self.total.setObjectName("paramTotal")
@@ -249,24 +250,29 @@ class IterationView(QWidget):
         side = QWidget()
         side_box = QVBoxLayout(side)
         side_box.setContentsMargins(0, 0, 0, 0)
+        # the button over the check box: a narrow column, so the graph beside it gets the width
         iteration_row = QHBoxLayout()
         iteration_row.addWidget(self.next_button)
-        iteration_row.addWidget(self.skip)
         iteration_row.addStretch(1)
         side_box.addLayout(iteration_row)
+        side_box.addWidget(self.skip)
+        side_box.addWidget(self.skip_note)
         side_box.addWidget(self.phases, 1)
         top = QWidget()
         top_box = QVBoxLayout(top)
         top_box.setContentsMargins(0, 0, 0, 0)
         split = QSplitter(Qt.Horizontal)
+        split.setObjectName("iterationGraphSplitter")  # sizes saved with the window (main_window)
         split.addWidget(self.graph)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
-        split.setSizes([700, 260])
+        split.setCollapsible(0, False)
+        split.setSizes([800, 170])
         top_box.addWidget(split, 1)
         top_box.addWidget(self.status)
         vertical = QSplitter(Qt.Vertical)
+        vertical.setObjectName("iterationSplitter")
         vertical.addWidget(top)
         table = QWidget()
         table_box = QVBoxLayout(table)
@@ -274,6 +280,7 @@ class IterationView(QWidget):
         table_box.addWidget(self.params, 1)
         table_box.addWidget(self.total)
         bottom = QSplitter(Qt.Horizontal)
+        bottom.setObjectName("iterationTableSplitter")
         bottom.addWidget(table)
         bottom.addWidget(self.inspector)
         bottom.setStretchFactor(0, 3)
@@ -281,11 +288,12 @@ class IterationView(QWidget):
         bottom.setSizes([780, 400])
         vertical.addWidget(bottom)
         vertical.setStretchFactor(0, 3)
-        vertical.setStretchFactor(1, 2)
+        vertical.setStretchFactor(1, 1)
+        vertical.setCollapsible(0, False)
+        vertical.setSizes([760, 220])  # the graph first: at 1280x800 it still draws its values
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(controls)
-        box.addWidget(self.skip_note)
         box.addWidget(vertical, 1)
 
     def _on_skip(self, on: bool) -> None:

@@ -74,7 +74,8 @@ class ParamTable(QTableWidget):
         self.verticalHeader().setDefaultSectionSize(HEAT_H + 8)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeToContents)  # a name is never cut ("f…")
+        header.setStretchLastSection(True)
         for col in (3, 4, 5):
             header.setSectionResizeMode(col, QHeaderView.Fixed)
             self.setColumnWidth(col, HEAT_W + 110)

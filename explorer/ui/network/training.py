@@ -54,6 +54,13 @@ SPEEDS = (
 )
 RUN_COLORS = ((220, 38, 38), (37, 99, 235), (22, 163, 74), (147, 51, 234), (202, 138, 4), (8, 145, 178))
 MAX_OLD_RUNS = 5
+
+
+def run_colour(number: int, theme: dict[str, str]) -> tuple[int, int, int]:
+    """Run `number`'s curve colour as it reads on `theme`'s plots (contrast at least 3, theme.plot_colour)."""
+    r, g, b = RUN_COLORS[(number - 1) % len(RUN_COLORS)]
+    shown = themes.plot_colour(f"#{r:02x}{g:02x}{b:02x}", theme).lstrip("#")
+    return int(shown[0:2], 16), int(shown[2:4], 16), int(shown[4:6], 16)
 GRID = 96  # decision-boundary image resolution (cells per side)
 
 
@@ -255,6 +262,11 @@ class TrainView(QWidget):
         self.health.set_theme(theme)
         self.lr_test.set_theme(theme)
         self._apply_boundary_colours(theme)
+        if self.runs:  # the runs' curves again, in their colours as they read on this theme
+            for curves in self.runs:
+                self._remove_run(curves)
+            self.runs = []
+            self._sync_runs()
         if self.status.property("error"):
             self.status.setStyleSheet(f"color: {self._error_colour};")
 
@@ -487,7 +499,7 @@ class TrainView(QWidget):
                       "to compare a new run.")
 
     def _make_curves(self, run: ToyRun) -> RunCurves:
-        color = RUN_COLORS[(run.number - 1) % len(RUN_COLORS)]
+        color = run_colour(run.number, themes.get_theme())
         curves = RunCurves(run, color)
         solid, dashed = pg.mkPen(color, width=2), pg.mkPen(color, width=2, style=Qt.DashLine)
         curves.items = [

@@ -23,6 +23,7 @@ from explorer.ui.common.worker import Worker
 
 LABEL_CHARS = 6  # a token's axis label is cut to this many characters (BPE tokens can be long)
 MAX_CELLS_AT_ONCE = 48  # above this many layer x head maps, one layer is shown at a time
+NO_MODEL_HINT = "Train (or stop) a run, then press Show attention."
 EXPLANATION = ("Each square is one head: row = the token that is looking (query), column = the token it "
                "looks at (key); a row's colours sum to 1 (softmax). The upper-right triangle stays empty: "
                "the causal mask forbids looking at future tokens.")
@@ -82,7 +83,7 @@ class AttentionTab(QWidget):
         self.layer = QComboBox()
         self.layer.setToolTip("Which layer's heads to show")
         self.layer.currentIndexChanged.connect(self._draw)
-        self.status = ElidedLabel("Train (or stop) a run, then press Show attention.", lines=1)
+        self.status = ElidedLabel(NO_MODEL_HINT, lines=1)
         self.status.setObjectName("attentionStatus")
         self.cut_note = keep_space_when_hidden(ElidedLabel("", lines=1))
         self.cut_note.setObjectName("attentionCutNote")
@@ -91,7 +92,8 @@ class AttentionTab(QWidget):
         self.hover = ElidedLabel("Point at a cell to read its weight.", lines=1)
         self.hover.setObjectName("attentionHover")
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setToolTip(EXPLANATION)
+        # no tooltip over the maps (a big one covered a row of them): the explanation is the line above
+        # and the readout below names the cell under the pointer
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         # the colour scale beside the maps (its own view, so the map grid holds only heatmaps)
         self.scale_view = pg.GraphicsLayoutWidget()
@@ -119,6 +121,28 @@ class AttentionTab(QWidget):
         layout.addLayout(maps, 1)
         layout.addWidget(self.hover)
         self.set_theme(self._theme)
+        finished = getattr(panel, "sig_run_finished", None)
+        if finished is not None:  # the hint says when a finished run has left weights to look at
+            finished.connect(lambda *_: self.refresh_hint())
+
+    def refresh_hint(self) -> None:
+        """Before any maps: say whether there is a checkpoint to look at (which run), or how to get one."""
+        if self.result is not None or self.is_busy() or not hasattr(self._panel, "model_source"):
+            return
+        try:
+            source = self._panel.model_source()
+        except Exception:  # noqa: BLE001 - a hint is never worth an error dialog
+            return
+        if source.get("checkpoint"):
+            self.status.setText(f"{source.get('name') or 'The run'} has trained weights: press Show "
+                                "attention to see where each token looks.")
+        else:
+            self.status.setText(NO_MODEL_HINT)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """The hint is brought up to date whenever the tab comes into view."""
+        super().showEvent(event)
+        self.refresh_hint()
 
     def is_busy(self) -> bool:
         """True while maps are being computed (the button is disabled meanwhile)."""
@@ -226,6 +250,7 @@ class AttentionTab(QWidget):
                 image.setLevels((0.0, 1.0))
                 plot.addItem(image)
                 plot.invertY(True)
+                plot.setAspectLocked(True)  # square cells: a T x T map stays square in any layout
                 plot.setMouseEnabled(False, False)
                 plot.hideButtons()
                 plot.setRange(xRange=(0, T), yRange=(0, T), padding=0)

@@ -119,7 +119,7 @@ class PretrainPanel(QWidget):
         scroll.setMaximumWidth(400)
 
         # Why Train is disabled, right beside it (not at the bottom of the scrolled form)
-        self.train_reason = ElidedLabel("", lines=1)
+        self.train_reason = ElidedLabel("", lines=2)  # two lines beside the buttons: room for a sentence
         self.train_reason.setObjectName("pretrainTrainReason")
         buttons = QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.stop_button, self.retrain_button):

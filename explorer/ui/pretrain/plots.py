@@ -26,8 +26,10 @@ class _RunCurves:
     """The plot items of one run (raw and smoothed train loss, validation, lr, grad norm)."""
 
     def __init__(self, run: PretrainRun, loss: pg.PlotItem, lr: pg.PlotItem, grad: pg.PlotItem) -> None:
-        color = pg.mkColor(run.color)
-        faint = pg.mkColor(run.color)
+        self.run_colour = run.color
+        self.shown_colour = themes.plot_colour(run.color, themes.get_theme())  # readable on the plot
+        color = pg.mkColor(self.shown_colour)
+        faint = pg.mkColor(self.shown_colour)
         faint.setAlpha(55)
         # Antialiasing per curve, not pyqtgraph's global option, which would change other panels' plots.
         self.train_raw = loss.plot(pen=pg.mkPen(faint, width=1), antialias=True)
@@ -45,6 +47,18 @@ class _RunCurves:
             item.setDownsampling(auto=True, method="peak")
         self.smoothed: np.ndarray | None = None
         self.smoothed_weight = -1.0
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Redraw the run's curves in its colour as it reads on this theme's plots."""
+        self.shown_colour = themes.plot_colour(self.run_colour, theme)
+        color = pg.mkColor(self.shown_colour)
+        faint = pg.mkColor(self.shown_colour)
+        faint.setAlpha(55)
+        self.train_raw.setPen(pg.mkPen(faint, width=1))
+        for item in (self.train, self.lr, self.grad):
+            item.setPen(pg.mkPen(color, width=1))
+        self.val.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+        self.val.setSymbolBrush(color)
 
     def set_visible(self, visible: bool) -> None:
         """Show or hide every curve of the run."""
@@ -189,6 +203,8 @@ class TrainingPlots(QWidget):
         for widget, plot in ((self.loss_widget, self.loss), (self.lr_widget, self.lr_plot),
                              (self.grad_widget, self.grad_plot)):
             themes.style_plot(widget, plot, theme, titles[plot], "10pt" if plot is self.loss else "9pt")
+        for curves in self._curves.values():
+            curves.set_theme(theme)
 
     def mark_dirty(self, run_id: int) -> None:
         """New data for a run: it is redrawn at the next tick (at most ~30 a second)."""
