@@ -64,7 +64,8 @@ MORE_PROGRAMS = {
 }
 EXAMPLES = [name for name, _ in list_examples()]
 OVERRIDES = {"w": 1.25}  # the seed example with a value set in the app
-ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers", "builtins"}
+ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers",
+                   "builtins"}
 
 DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback
@@ -227,7 +228,8 @@ def test_names_that_shadow_torch_rename_the_imports():
     code = export_script("expression", MORE_PROGRAMS["shadow_torch"])
     ast.parse(code)
     assert "import torch as torch_" in code and "import torch.nn.functional as F_" in code
-    assert "torch = torch_.tensor(2.0, requires_grad=True)" in code  # the user's name stays, the module's goes
+    # the user's name stays, the module's goes by another
+    assert "torch = torch_.tensor(2.0, requires_grad=True)" in code
     helpers = export_script("expression", MORE_PROGRAMS["shadow_helpers"])
     assert "builtins.print(" in helpers and "print = " in helpers  # a program's own `print` is left alone
 

@@ -296,9 +296,11 @@ def test_matrix_products_have_a_budget():
 @pytest.mark.parametrize(
     "source, needle",
     [
-        ("import torch\nx = torch.ones(2, 3)\ny = x.numpy()", "numpy is not available to programs: use .tolist() or .item()"),
+        ("import torch\nx = torch.ones(2, 3)\ny = x.numpy()",
+         "numpy is not available to programs: use .tolist() or .item()"),
         ("import torch\nx = torch.ones(2, 3)\ny = x.transpos(0, 1)", "did you mean `transpose`?"),
-        ("import torch.nn.functional as F\nimport torch\nL = F.binary_cross_entrpy(torch.ones(1), torch.ones(1))",
+        ("import torch.nn.functional as F\nimport torch\n"
+         "L = F.binary_cross_entrpy(torch.ones(1), torch.ones(1))",
          "did you mean `binary_cross_entropy`?"),
         ("import torch\nx = torch.sigmoidd(torch.ones(1))", "did you mean `sigmoid`?"),
         ("import torch\nx = torch.load('w.pt')", "`torch.load` is not allowed"),

@@ -278,7 +278,8 @@ def _neuron():
 
 PROGRAMS_AS_TEXT = {
     "a ** 3 - 2 * a ** 2": "import torch\na = torch.tensor(2.0, requires_grad=True)\ny = a ** 3 - 2 * a ** 2",
-    "sigmoid neuron": ("import torch\nimport torch.nn.functional as F\nw = torch.tensor(2.2, requires_grad=True)\n"
+    "sigmoid neuron": ("import torch\nimport torch.nn.functional as F\n"
+                       "w = torch.tensor(2.2, requires_grad=True)\n"
                        "b = torch.tensor(0.0, requires_grad=True)\n"
                        "L = F.binary_cross_entropy(torch.sigmoid(w * 1.1 + b), torch.tensor(1.0))"),
 }

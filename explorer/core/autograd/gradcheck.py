@@ -350,7 +350,8 @@ def operand_values(tr, node) -> list:
     """Snapshots of the inputs and 0-d float64 tensors of the constants, in operand order."""
     out = []
     for kind, v in operand_slots(node):
-        out.append(tr.nodes[node.inputs[v]].value if kind == "in" else torch.tensor(float(v), dtype=torch.float64))
+        constant = torch.tensor(float(v), dtype=torch.float64) if kind == "const" else None
+        out.append(tr.nodes[node.inputs[v]].value if kind == "in" else constant)
     return out
 
 

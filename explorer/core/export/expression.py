@@ -63,7 +63,9 @@ class _Writer:
         self.overrides = {k: v for k, v in overrides.items() if k in self.run.params}  # stale names go
         self.title = title or _title(program.source)
         self.formula = legacy.is_formula(program.tree)
-        assigned = {n.id for n in ast.walk(program.tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        assigned = {
+            n.id for n in ast.walk(program.tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
         self.names: dict[str, str] = {}
         for name in _OURS:
             alias = name
@@ -85,10 +87,21 @@ class _Writer:
             "app shows), then checks them with torch.autograd.gradcheck in float64.",
         )
         body = self._body()
-        doc.sections.append(Section("Imports", "torch alone; `F` holds the functional forms of the losses.",
-                                    "\n".join(self._imports())))
-        doc.sections.append(Section("The program", "The program's own lines; the app starts torch's random "
-                                    "numbers from seed 0, and so does this script.", "\n".join(body)))
+        doc.sections.append(
+            Section(
+                "Imports",
+                "torch alone; `F` holds the functional forms of the losses.",
+                "\n".join(self._imports()),
+            )
+        )
+        doc.sections.append(
+            Section(
+                "The program",
+                "The program's own lines; the app starts torch's random "
+                "numbers from seed 0, and so does this script.",
+                "\n".join(body),
+            )
+        )
         doc.sections += self._report()
         return doc
 
@@ -96,9 +109,14 @@ class _Writer:
         n = self.names
         lines = []
         if n["torch"] != "torch" or n["F"] != "F":
-            lines.append("# The program has its own variables named " + " and ".join(
-                f"`{k}`" for k in ("torch", "F") if n[k] != k) + ", so the imports go by other names.")
-        lines.append("import builtins" if n["builtins"] == "builtins" else f"import builtins as {n['builtins']}")
+            lines.append(
+                "# The program has its own variables named "
+                + " and ".join(f"`{k}`" for k in ("torch", "F") if n[k] != k)
+                + ", so the imports go by other names."
+            )
+        lines.append(
+            "import builtins" if n["builtins"] == "builtins" else f"import builtins as {n['builtins']}"
+        )
         lines.append("import torch" if n["torch"] == "torch" else f"import torch as {n['torch']}")
         lines.append(f"import torch.nn.functional as {n['F']}")
         lines.append(f"{n['torch']}.manual_seed(0)  # the app runs every program from seed 0")
@@ -113,11 +131,11 @@ class _Writer:
         leaves = self._leaf_statements()
         for stmt in statements:
             start, end = stmt.lineno, stmt.end_lineno or stmt.lineno
-            for line in self.lines[previous:start - 1]:  # comments and blank lines between statements
+            for line in self.lines[previous : start - 1]:  # comments and blank lines between statements
                 if not _is_header(line):
                     out.append(line)
             text = self._statement(stmt)
-            trailing = self.lines[end - 1][_char_col(self.lines[end - 1], stmt.end_col_offset or 0):]
+            trailing = self.lines[end - 1][_char_col(self.lines[end - 1], stmt.end_col_offset or 0) :]
             out.append(text + trailing)
             for name in leaves.get(id(stmt), ()):
                 if name in self.overrides and not self.formula:
@@ -136,7 +154,11 @@ class _Writer:
         for stmt in self.program.tree.body:
             if isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
-                    if isinstance(target, ast.Name) and target.id in self.run.params and target.id not in seen:
+                    if (
+                        isinstance(target, ast.Name)
+                        and target.id in self.run.params
+                        and target.id not in seen
+                    ):
                         seen.add(target.id)
                         out.setdefault(id(stmt), []).append(target.id)
         return out
@@ -157,16 +179,27 @@ class _Writer:
             code = _leaf_code(name)
             if code is None:
                 continue
-            lines.append(f'{b}.print("{GRAD_PREFIX}{grad}{name} =", '
-                         f'({code}.grad if {code}.grad is not None else {t}.zeros_like({code})).tolist())')
-        sections = [Section("The numbers the app shows",
-                            "The output, then dL/d(leaf) in each leaf's `.grad`.", "\n".join(lines))]
+            lines.append(
+                f'{b}.print("{GRAD_PREFIX}{grad}{name} =", '
+                f"({code}.grad if {code}.grad is not None else {t}.zeros_like({code})).tolist())"
+            )
+        sections = [
+            Section(
+                "The numbers the app shows",
+                "The output, then dL/d(leaf) in each leaf's `.grad`.",
+                "\n".join(lines),
+            )
+        ]
         check = self._gradcheck()
         if check:
-            sections.append(Section(
-                "gradcheck",
-                "torch.autograd.gradcheck nudges each element of each leaf by a small eps in float64 and "
-                "compares how the output moves with autograd's gradient: True means they agree.", check))
+            sections.append(
+                Section(
+                    "gradcheck",
+                    "torch.autograd.gradcheck nudges each element of each leaf by a small eps in float64 and "
+                    "compares how the output moves with autograd's gradient: True means they agree.",
+                    check,
+                )
+            )
         return sections
 
     def _gradcheck(self) -> str:
@@ -177,8 +210,10 @@ class _Writer:
         b, t = self.names["builtins"], self.names["torch"]
         plain = [n for n in run.params if n.isidentifier()]
         why = finite_differences_apply(run) if run.passes else None
-        simple = all(isinstance(s, ast.Assign | ast.Expr | ast.Import | ast.ImportFrom | ast.AugAssign)
-                     for s in self.program.tree.body)
+        simple = all(
+            isinstance(s, ast.Assign | ast.Expr | ast.Import | ast.ImportFrom | ast.AugAssign)
+            for s in self.program.tree.body
+        )
         if not plain or why is not None or not simple or run.output_name not in run.env:
             reason = why or "the program is more than one forward and backward pass"
             return f'{b}.print("gradcheck: skipped ({reason})")' if plain else ""
@@ -201,7 +236,8 @@ class _Writer:
             "for k, name in enumerate([" + ", ".join(repr(n) for n in plain) + "]):",
             "    def only_k(x, k=k):",
             "        return output_of(*[x if i == k else v.detach() for i, v in enumerate(start)])",
-            f"    ok = {t}.autograd.gradcheck(only_k, (start[k],), eps=1e-6, atol=1e-4, raise_exception=False)",
+            f"    ok = {t}.autograd.gradcheck(only_k, (start[k],), eps=1e-6, atol=1e-4,",
+            "                               raise_exception=False)",
             f'    {b}.print(f"gradcheck of {{name}}: {{ok}}")',
         ]
         return "\n".join(lines)
@@ -243,10 +279,19 @@ class _Writer:
     def _is_legacy(self, node: ast.AST) -> bool:
         if isinstance(node, ast.List) and self.formula:
             return True
-        if isinstance(node, ast.Name) and node.id in DTYPES and isinstance(node.ctx, ast.Load) and self.formula:
+        if (
+            isinstance(node, ast.Name)
+            and node.id in DTYPES
+            and isinstance(node.ctx, ast.Load)
+            and self.formula
+        ):
             return True
-        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in OPS
-                and self._is_legacy_name(node))
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in OPS
+            and self._is_legacy_name(node)
+        )
 
     def _is_legacy_name(self, node: ast.Call) -> bool:
         name = node.func.id
@@ -275,8 +320,10 @@ class _Writer:
                 return f"{t}.tensor({self._literal(value)}, dtype={t}.float32, requires_grad=True)"
             code = self._code(value)
             code = code if _is_atom(code) else f"({code})"
-            whole = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("arange",)
-                        for n in ast.walk(value))
+            whole = any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("arange",)
+                for n in ast.walk(value)
+            )
             return f"{code}.float().requires_grad_()" if whole else f"{code}.requires_grad_()"
         if name == "seed":
             return f"{t}.manual_seed({self._code(node.args[0])})"
@@ -305,8 +352,10 @@ class _Writer:
             if self._is_number(target_node):
                 fields[second] = f"{t}.full_like({fields[first]}, {self._code(target_node)})"
             elif isinstance(target_node, ast.List):
-                fields[second] = f"{t}.as_tensor({self._literal(target_node)}, dtype={fields[first]}.dtype)" \
-                                 f".expand_as({fields[first]})"
+                fields[second] = (
+                    f"{t}.as_tensor({self._literal(target_node)}, dtype={fields[first]}.dtype)"
+                    f".expand_as({fields[first]})"
+                )
         if name in ("cross_entropy", "nll") and isinstance(bound.get(spec.args[1].name), ast.List):
             fields[spec.args[1].name] = f"{t}.tensor({self._literal(bound[spec.args[1].name])})"
         if name == "dropout":
@@ -341,12 +390,16 @@ class _Writer:
 
     def uses_dropout_anywhere(self) -> bool:
         """Whether the first language's dropout(...) appears (the script needs its helper)."""
-        return self.formula and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                                    and n.func.id == "dropout" for n in ast.walk(self.program.tree))
+        return self.formula and any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "dropout"
+            for n in ast.walk(self.program.tree)
+        )
 
     def _dropout_helper(self) -> list[str]:
         t = self.names["torch"]
-        call = fill_template(OPS["dropout"].torch_code, {"x": "x", "p": "p"}).replace("F.", f"{self.names['F']}.", 1)
+        call = fill_template(OPS["dropout"].torch_code, {"x": "x", "p": "p"}).replace(
+            "F.", f"{self.names['F']}.", 1
+        )
         return [
             f"def {self.names['dropout']}(x, p):",
             "    # the app draws each dropout mask from the program's own random numbers: one draw seeds",
@@ -366,7 +419,9 @@ def _bind(spec, node: ast.Call) -> dict:
     bound: dict = {}
     for arg in spec.args:
         if arg.variadic:
-            bound[arg.name] = list(rest[0].elts) if len(rest) == 1 and isinstance(rest[0], ast.Tuple) else rest
+            bound[arg.name] = (
+                list(rest[0].elts) if len(rest) == 1 and isinstance(rest[0], ast.Tuple) else rest
+            )
             rest = []
         elif rest:
             bound[arg.name] = rest.pop(0)
@@ -383,7 +438,8 @@ def _leaf_code(name: str) -> str | None:
 
 
 def _is_report(stmt: ast.stmt) -> bool:
-    """A line that only shows or differentiates (print, backward, .grad): left out of the gradcheck function."""
+    """A line that only shows or differentiates (print, backward, .grad): not part of the gradcheck's
+    function."""
     text = ast.dump(stmt)
     return isinstance(stmt, ast.Expr) and ("backward" in text or "'print'" in text) or "attr='grad'" in text
 
@@ -394,8 +450,9 @@ def _is_atom(code: str) -> bool:
         node = ast.parse(code, mode="eval").body
     except SyntaxError:
         return False
-    return isinstance(node, ast.Name | ast.Call | ast.Attribute | ast.Subscript | ast.List | ast.Constant
-                      | ast.Tuple) and not (isinstance(node, ast.Constant) and str(node.value).startswith("-"))
+    return isinstance(
+        node, ast.Name | ast.Call | ast.Attribute | ast.Subscript | ast.List | ast.Constant | ast.Tuple
+    ) and not (isinstance(node, ast.Constant) and str(node.value).startswith("-"))
 
 
 def _alone(source: str, start: int, end: int) -> bool:
@@ -403,7 +460,8 @@ def _alone(source: str, start: int, end: int) -> bool:
     before = source[:start].rstrip()
     after = source[end:].lstrip()
     return (before.endswith(("=", "(", ",")) or not before or before.endswith("\n")) and (
-        not after or after[0] in ",)\n#" or after.startswith(("\n",)))
+        not after or after[0] in ",)\n#" or after.startswith(("\n",))
+    )
 
 
 def _line_offsets(source: str) -> list[int]:

@@ -60,8 +60,13 @@ LIMITS = Limits()
 class Namespace:
     """A module as a program sees it: `torch`, `nn`, `F`, `math`, ... with only its allowed members."""
 
-    def __init__(self, name: str, lookup: Callable[[str], object], refused: dict | None = None,
-                 members: Iterable[str] = ()):
+    def __init__(
+        self,
+        name: str,
+        lookup: Callable[[str], object],
+        refused: dict | None = None,
+        members: Iterable[str] = (),
+    ):
         self.name = name
         self.lookup = lookup
         self.refused = refused or {}
@@ -228,8 +233,10 @@ _PY_METHODS = {
     list: frozenset("append extend pop insert index count reverse copy clear remove".split()),
     tuple: frozenset("index count".split()),
     dict: frozenset("keys values items get copy update pop setdefault".split()),
-    str: frozenset("""upper lower strip lstrip rstrip split join replace startswith endswith title
-                    capitalize count find index isdigit isalpha format splitlines""".split()),
+    str: frozenset(
+        """upper lower strip lstrip rstrip split join replace startswith endswith title
+                    capitalize count find index isdigit isalpha format splitlines""".split()
+    ),
     torch.Size: frozenset("numel index count".split()),
 }
 
@@ -258,9 +265,16 @@ class Interpreter:
     order the program creates them); `dtype` (float64 for finite differences) converts every floating
     tensor the program creates."""
 
-    def __init__(self, source: str, tree: ast.Module, hooks: Hooks | None = None,
-                 overrides: dict[int, object] | None = None, dtype: torch.dtype | None = None,
-                 limits: Limits = LIMITS, cancelled: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        source: str,
+        tree: ast.Module,
+        hooks: Hooks | None = None,
+        overrides: dict[int, object] | None = None,
+        dtype: torch.dtype | None = None,
+        limits: Limits = LIMITS,
+        cancelled: Callable[[], bool] | None = None,
+    ):
         self.source = source
         self.tree = tree
         self.lines = source.splitlines()
@@ -327,8 +341,10 @@ class Interpreter:
     def _tick(self, node) -> None:
         self.statements += 1
         if self.statements > self.limits.statements:
-            self.fail(node, f"the program ran more than {self.limits.statements:,} statements (a loop that "
-                            "never ends?)")
+            self.fail(
+                node,
+                f"the program ran more than {self.limits.statements:,} statements (a loop that never ends?)",
+            )
         if self.statements % 64 == 0:
             self._check_time(node)
 
@@ -352,7 +368,9 @@ class Interpreter:
             rows = x.numel() // max(x.shape[-1], 1) if x.dim() else 1
             self._count_products(rows * module.in_features * module.out_features, None)
         if time.monotonic() > self.deadline:
-            raise ExprError(f"the program ran longer than {self.limits.seconds:g} s and was stopped", self.line)
+            raise ExprError(
+                f"the program ran longer than {self.limits.seconds:g} s and was stopped", self.line
+            )
 
     # -- statements ----------------------------------------------------------------------------------
 
@@ -383,7 +401,8 @@ class Interpreter:
         # a bare expression line of the module shows its value, as a notebook does (docstrings and calls
         # made for what they do, such as print(...) or x.backward(), show nothing)
         shown = not isinstance(stmt.value, ast.Constant) and (
-            not isinstance(stmt.value, ast.Call) or _is_display_worthy(stmt.value))
+            not isinstance(stmt.value, ast.Call) or _is_display_worthy(stmt.value)
+        )
         if scope is self.globals and value is not None and shown:
             self.write(_display(value) + "\n", stmt)
 
@@ -465,8 +484,11 @@ class Interpreter:
             for item in stmt.items:
                 manager = self.eval(item.context_expr, scope)
                 if not _is_grad_mode(manager):
-                    self.fail(item.context_expr, "`with` works with torch.no_grad(), torch.enable_grad(), "
-                                                 "torch.set_grad_enabled(...) and torch.inference_mode()")
+                    self.fail(
+                        item.context_expr,
+                        "`with` works with torch.no_grad(), torch.enable_grad(), "
+                        "torch.set_grad_enabled(...) and torch.inference_mode()",
+                    )
                 value = stack.enter_context(manager)
                 if item.optional_vars is not None:
                     self.assign(item.optional_vars, value, scope)
@@ -485,10 +507,16 @@ class Interpreter:
     def stmt_ClassDef(self, stmt: ast.ClassDef, scope: Scope) -> None:  # noqa: N802
         bases = [self.eval(b, scope) for b in stmt.bases]
         base = bases[0] if len(bases) == 1 else None
-        if not (isinstance(base, type) and issubclass(base, nn.Module) and
-                (base is nn.Module or base in self.user_classes or torchapi.is_allowed_module_class(base))):
-            self.fail(stmt, f"class `{stmt.name}`: a program's classes must subclass nn.Module "
-                            "(e.g. `class Net(nn.Module):`)")
+        if not (
+            isinstance(base, type)
+            and issubclass(base, nn.Module)
+            and (base is nn.Module or base in self.user_classes or torchapi.is_allowed_module_class(base))
+        ):
+            self.fail(
+                stmt,
+                f"class `{stmt.name}`: a program's classes must subclass nn.Module "
+                "(e.g. `class Net(nn.Module):`)",
+            )
         namespace: dict[str, object] = {}
         methods: dict[str, UserFunction] = {}
         attributes: dict[str, object] = {}
@@ -563,13 +591,16 @@ class Interpreter:
                 s = starred[0]
                 after = len(target.elts) - s - 1
                 if len(items) < len(target.elts) - 1:
-                    self.fail(target, f"not enough values to unpack (expected at least {len(target.elts) - 1}, "
-                                      f"got {len(items)})")
-                head, middle, tail = items[:s], items[s:len(items) - after], items[len(items) - after:]
+                    self.fail(
+                        target,
+                        f"not enough values to unpack (expected at least {len(target.elts) - 1}, "
+                        f"got {len(items)})",
+                    )
+                head, middle, tail = items[:s], items[s : len(items) - after], items[len(items) - after :]
                 for e, v in zip(target.elts[:s], head, strict=True):
                     self.assign(e, v, scope)
                 self.assign(target.elts[s].value, list(middle), scope)
-                for e, v in zip(target.elts[s + 1:], tail, strict=True):
+                for e, v in zip(target.elts[s + 1 :], tail, strict=True):
                     self.assign(e, v, scope)
                 return
             if len(items) != len(target.elts):
@@ -692,7 +723,9 @@ class Interpreter:
         """format(value, spec) with the widths and precisions a program may ask for kept small."""
         found = _FORMAT_SPEC.match(spec)
         if spec and (found is None or int(found.group(1) or 0) > 200 or int(found.group(2) or 0) > 50):
-            self.fail(node, f"the format `{spec[:20]}` is not supported (widths up to 200, precision up to 50)")
+            self.fail(
+                node, f"the format `{spec[:20]}` is not supported (widths up to 200, precision up to 50)"
+            )
         if isinstance(value, micrograd.Value):
             value = value.data
         return format(value, spec)
@@ -745,20 +778,29 @@ class Interpreter:
                 self.fail(node, "`@` needs two tensors: use `*` to multiply by a number")
             a, b = shapes
             if not a or not b:
-                self.fail(node, f"`@` needs tensors with at least one dimension, got shapes {a} and {b}: "
-                                "use `*` for scalars")
+                self.fail(
+                    node,
+                    f"`@` needs tensors with at least one dimension, got shapes {a} and {b}: "
+                    "use `*` for scalars",
+                )
             inner = b[-2] if len(b) >= 2 else b[0]
             if a[-1] != inner:
-                self.fail(node, f"matmul needs matching inner sizes: {a} @ {b} pairs {a[-1]} with {inner}; "
-                                "try `.T` on one side")
+                self.fail(
+                    node,
+                    f"matmul needs matching inner sizes: {a} @ {b} pairs {a[-1]} with {inner}; "
+                    "try `.T` on one side",
+                )
             out = _matmul_shape(a, b)
             self.check_elements(math.prod(out), node)
             self._count_products(math.prod(out) * a[-1], node)
             return
         out = _broadcast(shapes[0], shapes[1])
         if out is None:
-            self.fail(node, f"shapes {shapes[0]} and {shapes[1]} do not broadcast for `{symbol}`: sizes must "
-                            "match or be 1, compared from the right")
+            self.fail(
+                node,
+                f"shapes {shapes[0]} and {shapes[1]} do not broadcast for `{symbol}`: sizes must "
+                "match or be 1, compared from the right",
+            )
         self.check_elements(math.prod(out), node, f"`{symbol}` of shape {tuple(out)}")
 
     def expr_UnaryOp(self, node: ast.UnaryOp, scope):  # noqa: N802
@@ -788,8 +830,9 @@ class Interpreter:
         result = True
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.eval(right_node, scope)
-            if isinstance(op, ast.In | ast.NotIn) and not isinstance(right, list | tuple | dict | str | range
-                                                                      | torch.Tensor | torch.Size):
+            if isinstance(op, ast.In | ast.NotIn) and not isinstance(
+                right, list | tuple | dict | str | range | torch.Tensor | torch.Size
+            ):
                 self.fail(node, f"`in` needs a list, tuple, dict, string or tensor, not {_kind(right)}")
             result = _COMPARE[type(op)](left, right)
             if isinstance(result, torch.Tensor):
@@ -817,8 +860,9 @@ class Interpreter:
 
     def expr_ListComp(self, node: ast.ListComp, scope):  # noqa: N802
         out: list = []
-        self._comprehension(node.generators, 0, Scope(scope), lambda s: out.append(self.eval(node.elt, s)),
-                            node)
+        self._comprehension(
+            node.generators, 0, Scope(scope), lambda s: out.append(self.eval(node.elt, s)), node
+        )
         return out
 
     def expr_GeneratorExp(self, node: ast.GeneratorExp, scope):  # noqa: N802
@@ -880,8 +924,11 @@ class Interpreter:
     def truth(self, value, node) -> bool:
         """bool(value), with torch's error for a tensor of many elements explained."""
         if isinstance(value, torch.Tensor) and value.numel() != 1:
-            self.fail(node, f"a tensor of {value.numel()} elements is not True or False: use `.all()`, "
-                            "`.any()` or compare one element")
+            self.fail(
+                node,
+                f"a tensor of {value.numel()} elements is not True or False: use `.all()`, "
+                "`.any()` or compare one element",
+            )
         if isinstance(value, micrograd.Value):
             return bool(value.data)
         return bool(value)
@@ -896,8 +943,13 @@ class Interpreter:
             if value.dim() == 0:
                 self.fail(node, "a 0-d tensor cannot be iterated")
             return iter(value)
-        if isinstance(value, Iterable) and type(value).__name__ in ("generator", "dict_keys", "dict_values",
-                                                                     "dict_items", "list_iterator"):
+        if isinstance(value, Iterable) and type(value).__name__ in (
+            "generator",
+            "dict_keys",
+            "dict_values",
+            "dict_items",
+            "list_iterator",
+        ):
             return iter(value)
         if isinstance(value, nn.Sequential | nn.ModuleList):
             return iter(value)
@@ -924,13 +976,17 @@ class Interpreter:
     def check_elements(self, n: int, node, what: str = "a tensor") -> None:
         """Refuse a tensor of more elements than the limit, before it is made."""
         if n > self.limits.elements:
-            self.fail(node, f"{what} would hold {n:,} elements; the limit is {self.limits.elements:,} per tensor")
+            self.fail(
+                node, f"{what} would hold {n:,} elements; the limit is {self.limits.elements:,} per tensor"
+            )
 
     def _count_products(self, work: int, node) -> None:
         self.products += int(work)
         if self.products > self.limits.products:
-            message = (f"the matrix products of this program need more than {self.limits.products:,} "
-                       "multiply-adds; use smaller tensors")
+            message = (
+                f"the matrix products of this program need more than {self.limits.products:,} "
+                "multiply-adds; use smaller tensors"
+            )
             if node is None:
                 raise ExprError(message, self.line)
             self.fail(node, message)
@@ -942,8 +998,9 @@ class Interpreter:
             self.check_elements(n, node)
             self.total_elements += n
             if self.total_elements > self.limits.total_elements:
-                self.fail(node, f"the program made more than {self.limits.total_elements:,} tensor elements "
-                                "in all")
+                self.fail(
+                    node, f"the program made more than {self.limits.total_elements:,} tensor elements in all"
+                )
         elif isinstance(value, tuple | list) and value and isinstance(value[0], torch.Tensor):
             for v in value:
                 self.account(v, node)
@@ -985,8 +1042,11 @@ class Interpreter:
                 if value.numel() == t.numel():
                     value = value.reshape(t.shape)
                 else:
-                    raise ExprError(f"the value given for a leaf has shape {tuple(value.shape)}, the program's "
-                                    f"has {tuple(t.shape)}", self.line)
+                    raise ExprError(
+                        f"the value given for a leaf has shape {tuple(value.shape)}, the program's "
+                        f"has {tuple(t.shape)}",
+                        self.line,
+                    )
             with torch.no_grad(), self.hooks.paused():
                 t.copy_(value)
         with torch.no_grad(), self.hooks.paused():
@@ -1010,7 +1070,9 @@ class Interpreter:
         def run():
             return torch.autograd.backward(tensor, gradient, retain_graph, create_graph, inputs)
 
-        value = torch.as_tensor(gradient).detach() if isinstance(gradient, torch.Tensor | float | int) else None
+        value = (
+            torch.as_tensor(gradient).detach() if isinstance(gradient, torch.Tensor | float | int) else None
+        )
         self.passes.append(Pass("backward", tensor, line, gradient is not None, value))
         return self.hooks.backward(run, tensor, "backward", line)
 
@@ -1043,14 +1105,19 @@ class Interpreter:
                 if name == "param_groups":
                     return owner.param_groups
                 return Builtin(name, None, "optimizer", owner)
-            self.fail(node, f"`.{name}` is not available on an optimizer (allowed: .step() .zero_grad() "
-                            ".param_groups)")
+            self.fail(
+                node,
+                f"`.{name}` is not available on an optimizer (allowed: .step() .zero_grad() .param_groups)",
+            )
         if isinstance(owner, micrograd.CLASSES):
             if name in type(owner).PUBLIC:
                 value = getattr(owner, name)
                 return Builtin(name, value, "python") if callable(value) else value
-            self.fail(node, f"`.{name}` is not available on a micrograd {type(owner).__name__}"
-                            f"{suggest(name, type(owner).PUBLIC)}")
+            self.fail(
+                node,
+                f"`.{name}` is not available on a micrograd {type(owner).__name__}"
+                f"{suggest(name, type(owner).PUBLIC)}",
+            )
         if isinstance(owner, torch.dtype):
             if name in ("is_floating_point", "itemsize"):
                 return getattr(owner, name)
@@ -1064,8 +1131,9 @@ class Interpreter:
             if type(owner) is kind or (kind is torch.Size and isinstance(owner, torch.Size)):
                 if name in methods:
                     return Builtin(name, getattr(owner, name), "pymethod", owner)
-                self.fail(node, f"`.{name}` is not available on a {type(owner).__name__}"
-                                f"{suggest(name, methods)}")
+                self.fail(
+                    node, f"`.{name}` is not available on a {type(owner).__name__}{suggest(name, methods)}"
+                )
         if isinstance(owner, float | int) and name in ("real", "imag", "is_integer", "conjugate"):
             return getattr(owner, name)
         if isinstance(owner, UserFunction | Builtin):
@@ -1088,13 +1156,18 @@ class Interpreter:
     def _tensor_attr(self, t: torch.Tensor, name: str, node):
         if name in torchapi.TENSOR_ATTRIBUTES:
             if name == "grad" and not t.is_leaf and not t.retains_grad:
-                self.warn("`.grad` of a non-leaf tensor is None: autograd keeps gradients only for leaves "
-                          "(call `.retain_grad()` before backward to keep this one)")
+                self.warn(
+                    "`.grad` of a non-leaf tensor is None: autograd keeps gradients only for leaves "
+                    "(call `.retain_grad()` before backward to keep this one)"
+                )
                 return None
             if name in ("T", "mT", "H") and t.dim() != 2 and name == "T":
                 if t.dim() > 2:
-                    self.fail(node, f"`.T` needs at most 2 dimensions, got shape {tuple(t.shape)}: use "
-                                    "`.transpose(d0, d1)` or `.permute(...)`")
+                    self.fail(
+                        node,
+                        f"`.T` needs at most 2 dimensions, got shape {tuple(t.shape)}: use "
+                        "`.transpose(d0, d1)` or `.permute(...)`",
+                    )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     return t.T
@@ -1103,7 +1176,9 @@ class Interpreter:
             return Builtin(name, None, "method", t)
         if name in torchapi.REFUSED:
             self.fail(node, f"`.{name}` is not allowed: {torchapi.REFUSED[name]}")
-        hint = _METHOD_HINTS.get(name) or suggest(name, torchapi.tensor_methods() | torchapi.TENSOR_ATTRIBUTES)
+        hint = _METHOD_HINTS.get(name) or suggest(
+            name, torchapi.tensor_methods() | torchapi.TENSOR_ATTRIBUTES
+        )
         self.fail(node, f"`.{name}` is not a tensor method or attribute here{hint}")
 
     def _module_attr(self, module: nn.Module, name: str, node):
@@ -1221,8 +1296,11 @@ class Interpreter:
 
     def _check_module_size(self, cls, args, kwargs, node) -> None:
         ints = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
-        ints += [v for k, v in kwargs.items() if k in ("in_features", "out_features", "num_embeddings",
-                                                         "embedding_dim") and isinstance(v, int)]
+        ints += [
+            v
+            for k, v in kwargs.items()
+            if k in ("in_features", "out_features", "num_embeddings", "embedding_dim") and isinstance(v, int)
+        ]
         if cls in (nn.Linear, nn.Embedding) and len(ints) >= 2:
             if min(ints[:2]) < 0:
                 self.fail(node, "a size cannot be negative")
@@ -1272,7 +1350,7 @@ class Interpreter:
             else:
                 self.fail(node, f"`{name}` is missing the argument `{p}`")
         if spec.vararg is not None:
-            scope.vars[spec.vararg.arg] = tuple(args[len(params):])
+            scope.vars[spec.vararg.arg] = tuple(args[len(params) :])
         for kwonly, default in zip(spec.kwonlyargs, spec.kw_defaults, strict=True):
             if kwonly.arg in kwargs:
                 scope.vars[kwonly.arg] = kwargs.pop(kwonly.arg)
@@ -1310,15 +1388,7 @@ class Interpreter:
             if c in self.user_classes and name in c.program_methods:
                 return BoundMethod(c.program_methods[name], proxy.instance)
             if name == "__init__" and c not in self.user_classes:
-                base_init = c.__init__
-                instance = proxy.instance
-
-                def init(*args, **kwargs):
-                    if c is nn.Module:
-                        return base_init(instance)
-                    return base_init(instance, *args, **kwargs)
-
-                return Builtin("__init__", init, "python")
+                return Builtin("__init__", _base_init(c, proxy.instance), "python")
         self.fail(node, f"`super().{name}` is not available here")
 
     # builtins of ours, torch functions, methods
@@ -1442,8 +1512,11 @@ class Interpreter:
             if isinstance(kwargs.get("dtype"), torch.dtype) and kwargs["dtype"].is_floating_point:
                 kwargs = {**kwargs, "dtype": self.dtype}
         if name in ("item", "tolist") and t.numel() > 1 and name == "item":
-            self.fail(node, f"`.item()` needs a one-element tensor; this one has {t.numel()} elements "
-                            f"(shape {tuple(t.shape)})")
+            self.fail(
+                node,
+                f"`.item()` needs a one-element tensor; this one has {t.numel()} elements "
+                f"(shape {tuple(t.shape)})",
+            )
         if name in torchapi.GROWERS:
             self._precheck(lambda *a, **k: getattr(a[0], name)(*a[1:], **k), [t, *args], kwargs, node, name)
         if name in torchapi.PRODUCTS:
@@ -1461,17 +1534,33 @@ class Interpreter:
             bound[k] = v
         gradient = bound.get("gradient")
         if gradient is None and t.numel() != 1:
-            self.fail(node, f"backward() of a tensor with {t.numel()} elements needs `gradient=` (a tensor "
-                            f"of shape {tuple(t.shape)}, the upstream dL/d{{this}}), or reduce it first "
-                            "with `.sum()` or `.mean()`")
+            self.fail(
+                node,
+                f"backward() of a tensor with {t.numel()} elements needs `gradient=` (a tensor "
+                f"of shape {tuple(t.shape)}, the upstream dL/d{{this}}), or reduce it first "
+                "with `.sum()` or `.mean()`",
+            )
         if not t.requires_grad:
-            self.fail(node, "this tensor does not require grad and has no grad_fn: nothing it depends on "
-                            "was created with `requires_grad=True`")
-        return self.backward(t, gradient, bound.get("retain_graph"), bound.get("create_graph", False),
-                             bound.get("inputs"))
+            self.fail(
+                node,
+                "this tensor does not require grad and has no grad_fn: nothing it depends on "
+                "was created with `requires_grad=True`",
+            )
+        return self.backward(
+            t, gradient, bound.get("retain_graph"), bound.get("create_graph", False), bound.get("inputs")
+        )
 
-    def autograd_grad(self, node, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-                      allow_unused=None, **rest):
+    def autograd_grad(
+        self,
+        node,
+        outputs,
+        inputs,
+        grad_outputs=None,
+        retain_graph=None,
+        create_graph=False,
+        allow_unused=None,
+        **rest,
+    ):
         """`torch.autograd.grad(...)`: gradients returned, `.grad` left alone; one pass on the timeline."""
         if rest:
             key = next(iter(rest))
@@ -1480,14 +1569,16 @@ class Interpreter:
         line = self.line
 
         def run():
-            return torch.autograd.grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
-                                       allow_unused=allow_unused)
+            return torch.autograd.grad(
+                outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused
+            )
 
         self.passes.append(Pass("grad", root, line, grad_outputs is not None))
         return self.hooks.backward(run, root, "grad", line)
 
-    def autograd_backward(self, node, tensors, grad_tensors=None, retain_graph=None, create_graph=False,
-                          inputs=None):
+    def autograd_backward(
+        self, node, tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None
+    ):
         """`torch.autograd.backward(...)`: the same as `tensors.backward(...)`."""
         t = tensors[0] if isinstance(tensors, list | tuple) else tensors
         grad = grad_tensors[0] if isinstance(grad_tensors, list | tuple) else grad_tensors
@@ -1523,13 +1614,17 @@ class Interpreter:
             self.fail(node, "`out=` is not supported here")
         requires_grad = bool(kwargs.pop("requires_grad", False))
         if name in ("ones", "zeros", "rand", "randn", "full", "randint", "randperm", "eye", "Tensor"):
-            self._check_sizes(args if name != "full" else (args[0] if args else kwargs.get("size")), node,
-                              name)
+            self._check_sizes(
+                args if name != "full" else (args[0] if args else kwargs.get("size")), node, name
+            )
         if name in ("arange",):
             numbers = [a for a in args if _is_number(a)]
             if numbers:
-                start, end, step = (0, numbers[0], 1) if len(numbers) == 1 else (
-                    numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 1)
+                start, end, step = (
+                    (0, numbers[0], 1)
+                    if len(numbers) == 1
+                    else (numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 1)
+                )
                 if step == 0:
                     self.fail(node, "arange's step cannot be 0")
                 self.check_elements(max(0, math.ceil((end - start) / step)), node)
@@ -1539,7 +1634,11 @@ class Interpreter:
                 self.check_elements(steps, node)
         if name in ("tensor", "as_tensor", "Tensor") and args and isinstance(args[0], list | tuple):
             self.check_elements(_nested_count(args[0], self.limits.elements + 1), node)
-        if self.dtype is not None and isinstance(kwargs.get("dtype"), torch.dtype) and kwargs["dtype"].is_floating_point:
+        if (
+            self.dtype is not None
+            and isinstance(kwargs.get("dtype"), torch.dtype)
+            and kwargs["dtype"].is_floating_point
+        ):
             kwargs["dtype"] = self.dtype
         if name in ("tensor", "as_tensor") and args and isinstance(args[0], torch.Tensor):
             if name == "tensor":
@@ -1553,9 +1652,12 @@ class Interpreter:
             t = t.to(self.dtype)
         if requires_grad:
             if not (t.is_floating_point() or t.is_complex()):
-                self.fail(node, f"only floating-point tensors can require gradients, this one is "
-                                f"{str(t.dtype).removeprefix('torch.')}: write numbers with a decimal point "
-                                "(2.0) or pass dtype=torch.float32")
+                self.fail(
+                    node,
+                    f"only floating-point tensors can require gradients, this one is "
+                    f"{str(t.dtype).removeprefix('torch.')}: write numbers with a decimal point "
+                    "(2.0) or pass dtype=torch.float32",
+                )
             t.requires_grad_(True)
             self.register_leaf(t)
         return self.account(t, node)
@@ -1563,8 +1665,11 @@ class Interpreter:
     def _check_sizes(self, sizes, node, what: str = "the tensor") -> None:
         if sizes is None:
             return
-        if isinstance(sizes, list | tuple | torch.Size) and len(sizes) == 1 and isinstance(sizes[0], list | tuple
-                                                                                          | torch.Size):
+        if (
+            isinstance(sizes, list | tuple | torch.Size)
+            and len(sizes) == 1
+            and isinstance(sizes[0], list | tuple | torch.Size)
+        ):
             sizes = sizes[0]
         if isinstance(sizes, int):
             sizes = [sizes]
@@ -1608,10 +1713,16 @@ class Interpreter:
 
 
 # one method per node type, looked up once per node (no string building on the hot path)
-_STMT = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
-         if name.startswith("stmt_") and hasattr(ast, name[5:])}
-_EXPR = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
-         if name.startswith("expr_") and hasattr(ast, name[5:])}
+_STMT = {
+    getattr(ast, name[5:]): fn
+    for name, fn in vars(Interpreter).items()
+    if name.startswith("stmt_") and hasattr(ast, name[5:])
+}
+_EXPR = {
+    getattr(ast, name[5:]): fn
+    for name, fn in vars(Interpreter).items()
+    if name.startswith("expr_") and hasattr(ast, name[5:])
+}
 
 # ---------------------------------------------------------------------------------------- builtins
 
@@ -1692,7 +1803,9 @@ def _python_builtins(interp: Interpreter) -> dict[str, object]:
 
     def _round(node, x, ndigits=None):
         if isinstance(x, torch.Tensor):
-            return interp.account(torch.round(x) if ndigits is None else torch.round(x, decimals=ndigits), node)
+            return interp.account(
+                torch.round(x) if ndigits is None else torch.round(x, decimals=ndigits), node
+            )
         return round(x, ndigits) if ndigits is not None else round(x)
 
     def _isinstance(node, x, kinds):
@@ -1771,14 +1884,32 @@ def _python_builtins(interp: Interpreter) -> dict[str, object]:
     return table
 
 
-_TYPE_BUILTINS = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "tuple": tuple,
-                  "dict": dict}
+_TYPE_BUILTINS = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+}
 
 
 # ---------------------------------------------------------------------------------------- namespaces
 
-_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.nn.init",
-            "math", "random", "micrograd", "micrograd.engine", "micrograd.nn")
+_MODULES = (
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.optim",
+    "torch.autograd",
+    "torch.nn.init",
+    "math",
+    "random",
+    "micrograd",
+    "micrograd.engine",
+    "micrograd.nn",
+)
 
 
 def _module(interp: Interpreter, name: str, node) -> Namespace:
@@ -1787,7 +1918,9 @@ def _module(interp: Interpreter, name: str, node) -> Namespace:
     if name in cache:
         return cache[name]
     if name not in _MODULES:
-        allowed = "torch, torch.nn, torch.nn.functional, torch.optim, torch.autograd, math, random and micrograd"
+        allowed = (
+            "torch, torch.nn, torch.nn.functional, torch.optim, torch.autograd, math, random and micrograd"
+        )
         top = name.split(".")[0]
         why = " (numpy is not available: use torch)" if top == "numpy" else ""
         interp.fail(node, f"`import {name}` is not allowed{why}: a program can import {allowed}")
@@ -1818,9 +1951,14 @@ def _torch_lookup(interp: Interpreter):
 
 def _make_namespace(interp: Interpreter, name: str) -> Namespace:
     if name == "torch":
-        return Namespace("torch", _torch_lookup(interp), torchapi.REFUSED,
-                         torchapi.torch_functions() | torchapi.DTYPE_NAMES | {"nn", "optim", "autograd"})
+        return Namespace(
+            "torch",
+            _torch_lookup(interp),
+            torchapi.REFUSED,
+            torchapi.torch_functions() | torchapi.DTYPE_NAMES | {"nn", "optim", "autograd"},
+        )
     if name == "torch.nn":
+
         def nn_lookup(attr):
             if attr == "functional":
                 return _module(interp, "torch.nn.functional", None)
@@ -1830,23 +1968,27 @@ def _make_namespace(interp: Interpreter, name: str) -> Namespace:
 
         return Namespace("nn", nn_lookup, {}, torchapi.NN_CLASSES | {"functional", "init"})
     if name == "torch.nn.functional":
+
         def f_lookup(attr):
             fn = torchapi.functional_attribute(attr)
             return None if fn is None else Builtin(attr, fn, "functional")
 
         return Namespace("F", f_lookup, {}, torchapi.F_FUNCTIONS)
     if name == "torch.nn.init":
+
         def init_lookup(attr):
             fn = getattr(nn.init, attr, None) if attr in torchapi.INIT_FUNCTIONS else None
             return None if fn is None else Builtin(attr, fn, "init")
 
         return Namespace("nn.init", init_lookup, {}, torchapi.INIT_FUNCTIONS)
     if name == "torch.optim":
+
         def optim_lookup(attr):
             return getattr(torch.optim, attr) if attr in torchapi.OPTIMIZERS else None
 
         return Namespace("optim", optim_lookup, {}, torchapi.OPTIMIZERS)
     if name == "torch.autograd":
+
         def autograd_lookup(attr):
             if attr == "grad":
                 return Builtin("grad", interp.autograd_grad, "ours")
@@ -1854,8 +1996,12 @@ def _make_namespace(interp: Interpreter, name: str) -> Namespace:
                 return Builtin("backward", interp.autograd_backward, "ours")
             return None
 
-        return Namespace("torch.autograd", autograd_lookup, {"functional": "not available to programs"},
-                         {"grad", "backward"})
+        return Namespace(
+            "torch.autograd",
+            autograd_lookup,
+            {"functional": "not available to programs"},
+            {"grad", "backward"},
+        )
     if name == "math":
         names = torchapi.math_names()
 
@@ -1865,9 +2011,14 @@ def _make_namespace(interp: Interpreter, name: str) -> Namespace:
             value = getattr(math, attr)
             return Builtin(attr, value, "python") if callable(value) else value
 
-        return Namespace("math", math_lookup, {n: "whole numbers this large take too long" for n in
-                                               torchapi.MATH_REFUSED}, names)
+        return Namespace(
+            "math",
+            math_lookup,
+            {n: "whole numbers this large take too long" for n in torchapi.MATH_REFUSED},
+            names,
+        )
     if name == "random":
+
         def random_lookup(attr):
             if attr not in torchapi.RANDOM_FUNCTIONS:
                 return None
@@ -1878,6 +2029,7 @@ def _make_namespace(interp: Interpreter, name: str) -> Namespace:
 
         return Namespace("random", random_lookup, {}, torchapi.RANDOM_FUNCTIONS)
     if name == "micrograd":
+
         def mg_lookup(attr):
             if attr in ("engine", "nn"):
                 return _module(interp, f"micrograd.{attr}", None)
@@ -1887,6 +2039,7 @@ def _make_namespace(interp: Interpreter, name: str) -> Namespace:
     if name == "micrograd.engine":
         return Namespace("micrograd.engine", micrograd.ENGINE.get, {}, micrograd.ENGINE)
     if name == "micrograd.nn":
+
         def mgnn_lookup(attr):
             if attr == "draw_dot":
                 return Builtin("draw_dot", micrograd.draw_dot, "python")
@@ -1910,13 +2063,33 @@ def _is_display_worthy(call: ast.Call) -> bool:
     """A bare call line whose value a notebook would show (not print(...) or x.backward())."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    return name not in ("print", "backward", "step", "zero_grad", "zero_", "append", "extend", "seed",
-                        "manual_seed", "draw_dot", "requires_grad_", "retain_grad", "insert", "update",
-                        "shuffle", "fill_", "copy_", "uniform_", "normal_")
+    return name not in (
+        "print",
+        "backward",
+        "step",
+        "zero_grad",
+        "zero_",
+        "append",
+        "extend",
+        "seed",
+        "manual_seed",
+        "draw_dot",
+        "requires_grad_",
+        "retain_grad",
+        "insert",
+        "update",
+        "shuffle",
+        "fill_",
+        "copy_",
+        "uniform_",
+        "normal_",
+    )
 
 
 def _is_grad_mode(manager) -> bool:
-    return isinstance(manager, torch.no_grad | torch.enable_grad | torch.set_grad_enabled | torch.inference_mode)
+    return isinstance(
+        manager, torch.no_grad | torch.enable_grad | torch.set_grad_enabled | torch.inference_mode
+    )
 
 
 def _index(index):
@@ -1964,6 +2137,17 @@ def _nested_count(data, cap: int) -> int:
         else:
             count += 1
     return count
+
+
+def _base_init(cls: type, instance):
+    """`super().__init__` of a program's class whose base is torch's: nn.Module takes no arguments."""
+
+    def init(*args, **kwargs):
+        if cls is nn.Module:
+            return cls.__init__(instance)
+        return cls.__init__(instance, *args, **kwargs)
+
+    return init
 
 
 def _broadcast(a: tuple, b: tuple) -> tuple | None:
@@ -2014,30 +2198,47 @@ def explain_error(exc: BaseException) -> str:
     """A torch or Python error as one line for a learner, with what autograd needed where it applies."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "target with class probabilities" in text:
-        return ("a target shaped like the logits is read as class probabilities and must be floating-point "
-                "(e.g. [[0.0, 1.0]]); for class indices give one whole number per row of logits, which need "
-                "one score per class (e.g. cross_entropy([[2.0, 0.5]], [0]))")
+        return (
+            "a target shaped like the logits is read as class probabilities and must be floating-point "
+            "(e.g. [[0.0, 1.0]]); for class indices give one whole number per row of logits, which need "
+            "one score per class (e.g. cross_entropy([[2.0, 0.5]], [0]))"
+        )
     if "modified by an inplace operation" in text:
         found = re.search(r"is at version (\d+); expected version (\d+)", text)
         versions = f" (saved at version {found.group(2)}, now at version {found.group(1)})" if found else ""
-        return ("a tensor autograd saved for the backward pass was changed in place afterwards"
-                f"{versions}: autograd needs the values it saved, so compute a new tensor instead "
-                "(`x = x * 2`, not `x *= 2` or `x.add_(...)`)")
-    if "backward through the graph a second time" in text or "saved tensors after they have already been freed" in text:
-        return ("backward already ran through this graph and freed what it saved: pass `retain_graph=True` "
-                "to the first backward() to run it twice, or compute the forward pass again")
+        return (
+            "a tensor autograd saved for the backward pass was changed in place afterwards"
+            f"{versions}: autograd needs the values it saved, so compute a new tensor instead "
+            "(`x = x * 2`, not `x *= 2` or `x.add_(...)`)"
+        )
+    if (
+        "backward through the graph a second time" in text
+        or "saved tensors after they have already been freed" in text
+    ):
+        return (
+            "backward already ran through this graph and freed what it saved: pass `retain_graph=True` "
+            "to the first backward() to run it twice, or compute the forward pass again"
+        )
     if "grad can be implicitly created only for scalar outputs" in text:
-        return ("backward() of a tensor with more than one element needs `gradient=` (a tensor of its "
-                "shape), or reduce it first with `.sum()` or `.mean()`")
+        return (
+            "backward() of a tensor with more than one element needs `gradient=` (a tensor of its "
+            "shape), or reduce it first with `.sum()` or `.mean()`"
+        )
     if "leaf Variable that requires grad is being used in an in-place operation" in text:
-        return ("this tensor is a leaf that requires grad, and changing it in place would break its graph: "
-                "update it inside `with torch.no_grad():` (as an optimizer does), or work on `.data`")
+        return (
+            "this tensor is a leaf that requires grad, and changing it in place would break its graph: "
+            "update it inside `with torch.no_grad():` (as an optimizer does), or work on `.data`"
+        )
     if "does not require grad and does not have a grad_fn" in text:
-        return ("this tensor does not require grad: nothing it depends on was created with "
-                "`requires_grad=True`, so there is no graph to run backward through")
+        return (
+            "this tensor does not require grad: nothing it depends on was created with "
+            "`requires_grad=True`, so there is no graph to run backward through"
+        )
     if "appears to not have been used in the graph" in text:
-        return ("one of the inputs was not used to compute the output: pass `allow_unused=True` to get None "
-                "for it")
+        return (
+            "one of the inputs was not used to compute the output: pass `allow_unused=True` to get None "
+            "for it"
+        )
     if "Boolean value of Tensor with more than one value is ambiguous" in text:
         return "a tensor of many elements is not True or False: use `.all()`, `.any()` or compare one element"
     if "only one element tensors can be converted" in text or "cannot be converted to Scalar" in text:
@@ -2057,27 +2258,50 @@ def explain_error(exc: BaseException) -> str:
         return f"a dimension is out of range: {text}"
     target = re.search(r"Target (-?\d+) is out of bounds", text)
     if target:
-        return f"target class {target.group(1)} does not exist: the classes go from 0 to the number of logits − 1"
+        return (f"target class {target.group(1)} does not exist: the classes go from 0 to the number of "
+                "logits − 1")
     if "expected target dtype to be Long" in text or "expected scalar type Long" in text:
-        return "the target needs class indices as whole numbers (e.g. [0, 2]), or probabilities shaped like the logits"
+        return ("the target needs class indices as whole numbers (e.g. [0, 2]), or probabilities shaped "
+                "like the logits")
     if "all elements of input should be between 0 and 1" in text:
-        return "binary cross-entropy needs probabilities between 0 and 1: apply sigmoid first, or use the with-logits loss"
-    if ("not implemented for" in text or "could not infer output dtype" in text
-            or "Float but found" in text or "found dtype Long" in text):
+        return ("binary cross-entropy needs probabilities between 0 and 1: apply sigmoid first, or use the "
+                "with-logits loss")
+    if (
+        "not implemented for" in text
+        or "could not infer output dtype" in text
+        or "Float but found" in text
+        or "found dtype Long" in text
+    ):
         got = re.search(r"(Long|Int|Bool)", text)
         kind = {"Long": "int64", "Int": "int32", "Bool": "bool"}.get(got.group(1), "") if got else ""
-        return (f"this needs floating-point tensors{f' (got {kind})' if kind else ''}: write numbers with a "
-                "decimal point (1.0) or convert with x.float()")
+        return (
+            f"this needs floating-point tensors{f' (got {kind})' if kind else ''}: write numbers with a "
+            "decimal point (1.0) or convert with x.float()"
+        )
     if "must have the same dtype" in text:
-        names = {"Double": "float64", "Float": "float32", "Half": "float16", "Long": "int64", "BFloat16": "bfloat16"}
+        names = {
+            "Double": "float64",
+            "Float": "float32",
+            "Half": "float16",
+            "Long": "int64",
+            "BFloat16": "bfloat16",
+        }
         found = sorted({names.get(w, w) for w in re.findall(r"\b(Double|Float|Half|Long|BFloat16)\b", text)})
-        return (f"the tensors have different dtypes ({' and '.join(found)}): convert one, e.g. x.float() or "
-                "x.double()")
+        return (
+            f"the tensors have different dtypes ({' and '.join(found)}): convert one, e.g. x.float() or "
+            "x.double()"
+        )
     if "must match the size of tensor" in text or "mat1 and mat2 shapes cannot be multiplied" in text:
         return f"the shapes do not fit together: {text}"
-    if "expected scalar type" in text or "Found dtype" in text or "expected both vectors to have same dtype" in text:
-        return (f"the tensors have different dtypes ({text}): convert one, e.g. `x.float()`, or write numbers "
-                "with a decimal point (1.0)")
+    if (
+        "expected scalar type" in text
+        or "Found dtype" in text
+        or "expected both vectors to have same dtype" in text
+    ):
+        return (
+            f"the tensors have different dtypes ({text}): convert one, e.g. `x.float()`, or write numbers "
+            "with a decimal point (1.0)"
+        )
     if isinstance(exc, ZeroDivisionError):
         return "division by zero"
     if isinstance(exc, IndexError):
@@ -2088,4 +2312,6 @@ def explain_error(exc: BaseException) -> str:
         return text
     if len(text) > 240:
         text = text[:237] + "..."
-    return f"{type(exc).__name__}: {text}" if isinstance(exc, TypeError | ValueError | AttributeError) else text
+    return (
+        f"{type(exc).__name__}: {text}" if isinstance(exc, TypeError | ValueError | AttributeError) else text
+    )

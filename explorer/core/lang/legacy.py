@@ -32,8 +32,18 @@ def _is_formula(tree) -> bool:
     import ast
 
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.ClassDef | ast.For | ast.While
-                      | ast.If | ast.With | ast.JoinedStr):
+        if isinstance(
+            node,
+            ast.Import
+            | ast.ImportFrom
+            | ast.FunctionDef
+            | ast.ClassDef
+            | ast.For
+            | ast.While
+            | ast.If
+            | ast.With
+            | ast.JoinedStr,
+        ):
             return False
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return False
@@ -128,11 +138,17 @@ def _count(data) -> int:
 def _check_matrix(interp, name: str, args: list, node) -> None:
     a, b = args[0], args[1]
     if a.dim() == 0 or b.dim() == 0:
-        interp.fail(node, f"`{name}` needs tensors with at least one dimension, got shapes {tuple(a.shape)} and "
-                          f"{tuple(b.shape)}: use `*` for scalars")
+        interp.fail(
+            node,
+            f"`{name}` needs tensors with at least one dimension, got shapes {tuple(a.shape)} and "
+            f"{tuple(b.shape)}: use `*` for scalars",
+        )
     if name == "linear" and a.shape[-1] != b.shape[-1]:
-        interp.fail(node, f"linear needs x's last size to equal W's last size: x {tuple(a.shape)}, "
-                          f"W {tuple(b.shape)} (W is shaped (out, in))")
+        interp.fail(
+            node,
+            f"linear needs x's last size to equal W's last size: x {tuple(a.shape)}, "
+            f"W {tuple(b.shape)} (W is shaped (out, in))",
+        )
     if a.is_floating_point() and b.is_floating_point() and a.dtype != b.dtype:
         names = " and ".join(sorted(str(d).removeprefix("torch.") for d in (a.dtype, b.dtype)))
         interp.fail(node, f"`{name}` needs tensors of one dtype, got {names}: convert with to(x, float32)")

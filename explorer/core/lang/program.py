@@ -117,8 +117,13 @@ class Program:
 
     # -- running -------------------------------------------------------------------------------------
 
-    def run(self, overrides: dict | None = None, dtype: torch.dtype | None = None, hooks: Hooks | None = None,
-            cancelled: Callable[[], bool] | None = None) -> RunResult:
+    def run(
+        self,
+        overrides: dict | None = None,
+        dtype: torch.dtype | None = None,
+        hooks: Hooks | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> RunResult:
         """Interpret the program once. `overrides` ({leaf name: value}) replace leaves' values as they are
         made; `dtype` (float64 for finite differences) converts every floating tensor the program makes."""
         by_index = {}
@@ -148,9 +153,17 @@ class Program:
             self._names = {name: index for index, name in sorted((i, n) for n, i in names.items())}
         params = {name: interp.leaves[i] for name, i in sorted(names.items(), key=lambda kv: kv[1])}
         output, output_name, line = _output(interp, env)
-        return RunResult(env=env, output=output, params=params, output_name=output_name, output_line=line,
-                         printed=interp.output_text, passes=list(interp.passes), events=list(interp.events),
-                         initial={n: initial[i] for n, i in names.items() if i in initial})
+        return RunResult(
+            env=env,
+            output=output,
+            params=params,
+            output_name=output_name,
+            output_line=line,
+            printed=interp.output_text,
+            passes=list(interp.passes),
+            events=list(interp.events),
+            initial={n: initial[i] for n, i in names.items() if i in initial},
+        )
 
 
 def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int]:
@@ -175,12 +188,24 @@ def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int]:
     if chosen is None and interp.last_assigned is not None:
         value = env.get(interp.last_assigned)
         chosen = value.t if isinstance(value, micrograd.Value) else value
-        line = next((s.lineno for s in interp.tree.body if isinstance(s, ast.Assign | ast.AugAssign)
-                     and any(isinstance(t, ast.Name) and t.id == interp.last_assigned
-                             for t in getattr(s, "targets", [getattr(s, "target", None)]))), 1)
+        line = next(
+            (
+                s.lineno
+                for s in interp.tree.body
+                if isinstance(s, ast.Assign | ast.AugAssign)
+                and any(
+                    isinstance(t, ast.Name) and t.id == interp.last_assigned
+                    for t in getattr(s, "targets", [getattr(s, "target", None)])
+                )
+            ),
+            1,
+        )
     if not isinstance(chosen, torch.Tensor):
-        raise ExprError("the program computes no tensor: assign one, e.g. `y = torch.sigmoid(x)`, or call "
-                        "backward() on one", interp.line)
+        raise ExprError(
+            "the program computes no tensor: assign one, e.g. `y = torch.sigmoid(x)`, or call "
+            "backward() on one",
+            interp.line,
+        )
     for name, value in env.items():
         if value is chosen or (isinstance(value, micrograd.Value) and value.t is chosen):
             return chosen, name, line
@@ -223,8 +248,13 @@ def _micrograd_params(module) -> list[tuple[str, object]]:
     if isinstance(module, micrograd.Neuron):
         return [(f".w[{i}]", w) for i, w in enumerate(module.w)] + [(".b", module.b)]
     if isinstance(module, micrograd.Layer):
-        return [(f".neurons[{i}]{p}", v) for i, n in enumerate(module.neurons) for p, v in _micrograd_params(n)]
+        return [
+            (f".neurons[{i}]{p}", v) for i, n in enumerate(module.neurons) for p, v in _micrograd_params(n)
+        ]
     if isinstance(module, micrograd.MLP):
-        return [(f".layers[{i}]{p}", v) for i, layer in enumerate(module.layers)
-                for p, v in _micrograd_params(layer)]
+        return [
+            (f".layers[{i}]{p}", v)
+            for i, layer in enumerate(module.layers)
+            for p, v in _micrograd_params(layer)
+        ]
     return []

@@ -188,7 +188,8 @@ REFUSED_BUILTINS = {
 TORCH_REFUSED = ("load", "save", "hub", "jit", "compile", "ops", "classes", "utils", "distributed",
                  "multiprocessing", "cuda", "backends", "from_numpy", "from_file", "frombuffer")
 
-ALLOWED_IMPORTS = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.nn.init",
+ALLOWED_IMPORTS = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd",
+                   "torch.nn.init",
                    "math", "random", "micrograd", "micrograd.engine", "micrograd.nn")
 
 
@@ -239,7 +240,8 @@ class _Checker:
                     line, col = self.pos(stmt)
                     self.statements.append(Statement(target.id, line, col, self._text(stmt) or target.id))
         if not tree.body:
-            raise ExprError("the program is empty: write some lines such as `y = torch.sigmoid(torch.tensor(2.0))`")
+            raise ExprError("the program is empty: write some lines such as "
+                            "`y = torch.sigmoid(torch.tensor(2.0))`")
 
     def _text(self, stmt: ast.stmt) -> str:
         """The statement's source text (ast.get_source_segment splits the whole source every call)."""
@@ -277,7 +279,8 @@ class _Checker:
                 self.fail(where, f"{type(node).__name__} is not supported here")
             self._node(node, parent)
             # reversed, so that the walk goes left to right and reports the first problem in the text
-            stack.extend((child, depth + 1, where, node) for child in reversed(list(ast.iter_child_nodes(node))))
+            children = reversed(list(ast.iter_child_nodes(node)))
+            stack.extend((child, depth + 1, where, node) for child in children)
 
     def _node(self, node, parent) -> None:
         if isinstance(node, ast.Name):
@@ -313,12 +316,14 @@ class _Checker:
                 if name not in ALLOWED_IMPORTS:
                     why = " (numpy is not available: use torch)" if name.split(".")[0] == "numpy" else ""
                     self.fail(node, f"`import {name}` is not allowed{why}: a program can import torch, "
-                                    "torch.nn, torch.nn.functional, torch.optim, torch.autograd, math, random "
+                                    "torch.nn, torch.nn.functional, torch.optim, torch.autograd, math, "
+                                    "random "
                                     "and micrograd")
         elif isinstance(node, ast.FunctionDef):
             if node.decorator_list:
                 self.fail(node.decorator_list[0], "decorators are not supported")
-            if node.name.startswith("__") or (node.name.startswith("_") and not isinstance(parent, ast.Module)):
+            private = node.name.startswith("_") and not isinstance(parent, ast.Module)
+            if node.name.startswith("__") or private:
                 if not (node.name == "__init__" and isinstance(parent, ast.ClassDef)):
                     self.fail(node, f"`{node.name}`: a method may not start with `_` (only `__init__`)")
         elif isinstance(node, ast.ClassDef):

@@ -59,53 +59,73 @@ REFUSED = {
 
 # -------------------------------------------------------------------------------------- torch, by category
 
-REDUCTIONS = frozenset("""
+REDUCTIONS = frozenset(
+    """
 sum mean prod max min amax amin argmax argmin std var norm logsumexp cumsum cumprod all any median
 count_nonzero dist aminmax nansum nanmean std_mean var_mean cummax cummin
-""".split())
+""".split()
+)
 
-SHAPES = frozenset("""
+SHAPES = frozenset(
+    """
 reshape flatten squeeze unsqueeze transpose permute cat concat concatenate stack hstack vstack split
 chunk narrow t movedim moveaxis flip fliplr flipud roll gather index_select masked_select where tril
 triu diag diagonal broadcast_to tile repeat_interleave unbind take take_along_dim select swapaxes
 swapdims sort argsort topk kthvalue unique searchsorted bucketize scatter scatter_add index_add
 index_copy index_fill masked_scatter tensor_split atleast_1d atleast_2d cumulative_trapezoid trapezoid
 diag_embed block_diag column_stack row_stack
-""".split())
+""".split()
+)
 
-LINALG = frozenset("matmul mm bmm mv dot vdot outer ger inner addmm addmv addbmm baddbmm einsum kron trace cross".split())
+LINALG = frozenset(
+    "matmul mm bmm mv dot vdot outer ger inner addmm addmv addbmm baddbmm einsum kron trace cross".split()
+)
 
-CONSTRUCTORS = frozenset("""
+CONSTRUCTORS = frozenset(
+    """
 tensor as_tensor ones zeros full eye arange linspace logspace rand randn randint randperm rand_like
 randn_like randint_like ones_like zeros_like full_like normal bernoulli multinomial poisson
-""".split())
+""".split()
+)
 
-COMPARISONS = frozenset("eq ne gt lt ge le allclose isclose equal greater less greater_equal less_equal not_equal".split())
+COMPARISONS = frozenset(
+    "eq ne gt lt ge le allclose isclose equal greater less greater_equal less_equal not_equal".split()
+)
 
-ELEMENTWISE_EXTRA = frozenset("add sub subtract mul multiply div divide pow remainder fmod floor_divide".split())
+ELEMENTWISE_EXTRA = frozenset(
+    "add sub subtract mul multiply div divide pow remainder fmod floor_divide".split()
+)
 
 NN_LIKE = frozenset("softmax log_softmax dropout layer_norm relu sigmoid tanh".split())
 
 GRAD_MODE = frozenset("no_grad enable_grad set_grad_enabled is_grad_enabled inference_mode".split())
 
-OTHER = frozenset("manual_seed seed is_tensor is_floating_point numel clone detach result_type promote_types".split())
+OTHER = frozenset(
+    "manual_seed seed is_tensor is_floating_point numel clone detach result_type promote_types".split()
+)
 
-DTYPE_NAMES = frozenset("""
+DTYPE_NAMES = frozenset(
+    """
 float32 float float64 double float16 half bfloat16 int64 long int32 int int16 int8 uint8 bool
-""".split())
+""".split()
+)
 
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 
 # Calls whose result can be much larger than their inputs: their output shape is computed on meta tensors
 # before they run, and refused above the element limit.
-GROWERS = frozenset("""
+GROWERS = frozenset(
+    """
 repeat tile repeat_interleave outer ger kron cartesian_prod combinations cdist einsum diag diag_embed
 block_diag broadcast_to expand expand_as new_ones new_zeros new_full new_tensor one_hot pad meshgrid
 index_put index_add scatter unique_consecutive vander tril_indices triu_indices
-""".split())
+""".split()
+)
 
 # Products whose multiply-adds count against the program's budget.
-PRODUCTS = frozenset("matmul mm bmm mv dot vdot outer ger inner addmm addmv addbmm baddbmm einsum linear kron".split())
+PRODUCTS = frozenset(
+    "matmul mm bmm mv dot vdot outer ger inner addmm addmv addbmm baddbmm einsum linear kron".split()
+)
 
 
 @cache
@@ -130,13 +150,25 @@ def pointwise() -> frozenset[str]:
 @cache
 def torch_functions() -> frozenset[str]:
     """Every `torch.<name>` function a program may call."""
-    wanted = (pointwise() | REDUCTIONS | SHAPES | LINALG | CONSTRUCTORS | COMPARISONS | ELEMENTWISE_EXTRA
-              | NN_LIKE | GRAD_MODE | OTHER)
+    wanted = (
+        pointwise()
+        | REDUCTIONS
+        | SHAPES
+        | LINALG
+        | CONSTRUCTORS
+        | COMPARISONS
+        | ELEMENTWISE_EXTRA
+        | NN_LIKE
+        | GRAD_MODE
+        | OTHER
+    )
     return frozenset(n for n in wanted if n not in REFUSED and callable(getattr(torch, n, None)))
 
 
 # The tensor's own methods beside the torch functions (conversions, bookkeeping, in-place fills).
-TENSOR_METHODS = frozenset("""
+TENSOR_METHODS = (
+    frozenset(
+        """
 item tolist backward detach detach_ requires_grad_ retain_grad zero_ fill_ copy_ clone contiguous numel size
 dim view view_as reshape_as expand expand_as double float half bfloat16 long int bool to type_as cpu
 new_tensor new_zeros new_ones new_full is_contiguous stride element_size nelement normal_ uniform_
@@ -144,10 +176,15 @@ masked_fill masked_fill_ index_put_ index_put scatter_ scatter_add_ index_add_ i
 div_ pow_ clamp_ clip_ exp_ log_ neg_ abs_ sqrt_ sigmoid_ tanh_ relu_ round_ floor_ ceil_ sum_to_size
 unfold all any argmax argmin max min sum mean std var norm softmax log_softmax apply_ is_floating_point
 unsqueeze_ squeeze_ t_ transpose_ bernoulli_ exponential_ random_ abs type logsumexp square
-""".split()) - REFUSED.keys()
+""".split()
+    )
+    - REFUSED.keys()
+)
 
 # Attributes that are values, not methods; the settable ones a program may assign.
-TENSOR_ATTRIBUTES = frozenset("grad data requires_grad grad_fn is_leaf shape dtype T mT H ndim device layout".split())
+TENSOR_ATTRIBUTES = frozenset(
+    "grad data requires_grad grad_fn is_leaf shape dtype T mT H ndim device layout".split()
+)
 TENSOR_SETTABLE = frozenset("grad data requires_grad".split())
 
 
@@ -167,31 +204,39 @@ def tensor_methods() -> frozenset[str]:
 
 # ------------------------------------------------------------------------------------------- torch.nn
 
-NN_CLASSES = frozenset("""
+NN_CLASSES = frozenset(
+    """
 Module Linear ReLU Sigmoid Tanh GELU LeakyReLU ELU SiLU Softplus Softmax LogSoftmax Identity Flatten
 Sequential ModuleList ModuleDict Embedding LayerNorm Dropout MSELoss BCELoss BCEWithLogitsLoss
 CrossEntropyLoss NLLLoss L1Loss SmoothL1Loss HuberLoss Parameter
-""".split())
+""".split()
+)
 
 # Methods of nn.Module instances a program may call (attributes set by the module itself, parameters,
 # buffers and submodules are reachable too).
-MODULE_METHODS = frozenset("""
+MODULE_METHODS = frozenset(
+    """
 parameters named_parameters children named_children modules named_modules zero_grad train eval forward
 double float requires_grad_ register_buffer register_parameter add_module state_dict append extend
 insert keys values items
-""".split())
+""".split()
+)
 
-F_FUNCTIONS = frozenset("""
+F_FUNCTIONS = frozenset(
+    """
 relu relu6 leaky_relu elu selu celu gelu silu mish softplus softsign sigmoid tanh hardtanh logsigmoid
 tanhshrink threshold glu softmax log_softmax softmin normalize linear dropout layer_norm embedding
 one_hot binary_cross_entropy binary_cross_entropy_with_logits cross_entropy nll_loss mse_loss l1_loss
 smooth_l1_loss huber_loss kl_div cosine_similarity pairwise_distance pad
-""".split())
+""".split()
+)
 
-INIT_FUNCTIONS = frozenset("""
+INIT_FUNCTIONS = frozenset(
+    """
 uniform_ normal_ constant_ ones_ zeros_ eye_ xavier_uniform_ xavier_normal_ kaiming_uniform_
 kaiming_normal_ trunc_normal_ orthogonal_ calculate_gain
-""".split())
+""".split()
+)
 
 OPTIMIZERS = frozenset("SGD Adam AdamW RMSprop Adagrad".split())
 
@@ -201,7 +246,9 @@ OPTIMIZER_ATTRIBUTES = frozenset("step zero_grad param_groups".split())
 
 MATH_REFUSED = frozenset("factorial comb perm".split())  # whole numbers that can take minutes to compute
 
-RANDOM_FUNCTIONS = frozenset("random uniform gauss normalvariate seed randint randrange choice shuffle sample".split())
+RANDOM_FUNCTIONS = frozenset(
+    "random uniform gauss normalvariate seed randint randrange choice shuffle sample".split()
+)
 
 
 def math_names() -> frozenset[str]:
@@ -235,4 +282,8 @@ def is_allowed_module_class(cls) -> bool:
 
 def is_optimizer_class(cls) -> bool:
     """True for the optimizers of the allow-list."""
-    return isinstance(cls, type) and cls.__name__ in OPTIMIZERS and getattr(torch.optim, cls.__name__, None) is cls
+    return (
+        isinstance(cls, type)
+        and cls.__name__ in OPTIMIZERS
+        and getattr(torch.optim, cls.__name__, None) is cls
+    )
