@@ -6,10 +6,11 @@ Run on its own with `python -m explorer.ui.expression.panel`.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -32,6 +33,7 @@ from explorer.ui.graph.player import PLAYER_KEYS, Player, buttons_keep_player_ke
 from explorer.ui.graph.view import GraphView
 
 DEBOUNCE_MS = 450
+OUTPUT_MAX_LINES = 2000  # the output pane keeps the last lines of what a program printed
 
 
 class ExpressionPanel(QWidget):
@@ -156,6 +158,14 @@ class ExpressionPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - show the problem; never leave a traceback to the user
             self.learning.accum_label.setText(f"could not run backward again: {exc}")
 
+    def show_output(self, text: str) -> None:
+        """Replace the output pane's text with what the program printed (scrolled to the end)."""
+        lines = text.splitlines()
+        if len(lines) > OUTPUT_MAX_LINES:
+            lines = [f"… {len(lines) - OUTPUT_MAX_LINES} earlier lines not shown"] + lines[-OUTPUT_MAX_LINES:]
+        self.output.setPlainText("\n".join(lines))
+        self.output.moveCursor(QTextCursor.End)
+
     def shutdown(self) -> None:
         """Stop timers and the worker thread (the window is closing)."""
         self._debounce.stop()
@@ -193,6 +203,17 @@ class ExpressionPanel(QWidget):
         self.run_button.clicked.connect(self.run_program)
         self.timing_label = ElidedLabel("", lines=2)
         self.timing_label.setObjectName("timingLabel")
+        self.output = QPlainTextEdit()
+        self.output.setObjectName("outputPane")
+        self.output.setReadOnly(True)
+        self.output.setMaximumBlockCount(OUTPUT_MAX_LINES)
+        self.output.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.output.setPlaceholderText("print(...) output appears here")
+        self.output.setMinimumHeight(60)
+        self.output.setMaximumHeight(160)
+        self.output.setToolTip(
+            "What the program printed: print(...) calls and bare expression lines, as a notebook shows\n"
+            "them. Replaced on every run; the last lines are kept. Errors appear in the line above.")
         self.leaves = LeafEditor()
         self.leaves.sig_value_changed.connect(self._on_leaf_changed)
         self.learning = LearningBox()
@@ -210,6 +231,7 @@ class ExpressionPanel(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.timing_label, 1)
         lv.addLayout(row)
+        lv.addWidget(self.output, 1)
         lv.addWidget(self.leaves)
         lv.addWidget(self.learning)
         lv.addStretch(0)
@@ -267,7 +289,7 @@ class ExpressionPanel(QWidget):
     def _submit(self, reason: str) -> None:
         source, overrides = self.workspace.state.source, dict(self.workspace.state.overrides)
         self._reason = reason
-        self._worker.submit(lambda _job: ew.compute(source, overrides))
+        self._worker.submit(lambda job: ew.compute(source, overrides, cancelled=lambda: job.cancelled))
 
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
@@ -315,6 +337,7 @@ class ExpressionPanel(QWidget):
         self.error_label.setText("")
         self.error_label.setVisible(False)
         self.editor.clear_error()
+        self.show_output(result.printed)
         previous = self.graph.graph_scene.trace
         same_program = previous is not None and self._shown_source == result.source
         self._shown_source = result.source

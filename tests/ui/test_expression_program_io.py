@@ -1,0 +1,57 @@
+"""The expression workspace shows what a pasted PyTorch program did: its printed output, its iterations."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QPlainTextEdit
+
+from explorer.ui.expression.panel import OUTPUT_MAX_LINES, ExpressionPanel
+
+WAIT = 30000
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = ExpressionPanel(source="")
+    qtbot.addWidget(p)
+    p.resize(1440, 860)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def _set(qtbot, panel, source):
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        panel.set_source(source)
+    return panel.workspace.last
+
+
+def test_print_output_appears_in_the_read_only_pane_and_is_replaced(qtbot, panel):
+    out = panel.findChild(QPlainTextEdit, "outputPane")
+    assert out is not None and out.isReadOnly() and out.toolTip()
+    result = _set(qtbot, panel, "import torch\na = torch.tensor(2.0, requires_grad=True)\n"
+                                "b = a * 3\nb.backward()\nprint('grad', a.grad.item())\n")
+    assert result.ok
+    assert out.toPlainText().strip() == "grad 3.0"
+    _set(qtbot, panel, "import torch\na = torch.tensor(1.0, requires_grad=True)\nprint('hello')\n"
+                       "(a * a).backward()\n")
+    assert out.toPlainText().strip() == "hello"  # replaced, not appended
+
+
+def test_an_error_keeps_the_error_line_not_the_output_pane(qtbot, panel):
+    out = panel.findChild(QPlainTextEdit, "outputPane")
+    _set(qtbot, panel, "import torch\na = torch.tensor(1.0, requires_grad=True)\nprint('ok')\n"
+                       "(a * 2).backward()\n")
+    assert out.toPlainText().strip() == "ok"
+    result = _set(qtbot, panel, "import torch\na = torch.tensor(1.0, requires_grad=True)\nb = a +\n")
+    assert not result.ok
+    assert panel.error_label.isVisibleTo(panel)
+    assert "error" not in out.toPlainText().lower()
+
+
+def test_the_output_pane_is_bounded(qtbot, panel):
+    text = "\n".join(f"line {i}" for i in range(OUTPUT_MAX_LINES + 500))
+    panel.show_output(text)
+    out = panel.findChild(QPlainTextEdit, "outputPane")
+    assert out.document().blockCount() <= OUTPUT_MAX_LINES + 1
+    assert out.toPlainText().endswith(f"line {OUTPUT_MAX_LINES + 499}")
