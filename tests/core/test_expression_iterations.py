@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from explorer.core.workspaces.expression import compute
+from explorer.core.workspaces.expression import ExpressionWorkspace, compute
 
 LOOP = """import torch
 w = torch.tensor(2.0, requires_grad=True)
@@ -20,3 +20,42 @@ def test_a_cancelled_run_stops_with_a_clear_error():
     result = compute(LOOP.replace("range(4)", "range(100)"), cancelled=lambda: True)
     assert not result.ok
     assert "cancel" in result.error
+
+
+def test_switching_iterations_does_not_run_the_program_again(monkeypatch):
+    ws = ExpressionWorkspace(LOOP)
+    ws.compute_now()
+    assert ws.iteration_count == 4 and ws.result.iteration == 3 and ws.state.iteration is None
+    losses = ws.iteration_losses()
+    assert losses[0] == 25.0 and losses[0] > losses[1] > losses[2] > losses[3]
+    seen = []
+    ws.events.computed.connect(seen.append)
+    import explorer.core.lang.program as program_module
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the program ran again")
+
+    monkeypatch.setattr(program_module.Program, "run", refuse)
+    ws.set_iteration(0)
+    assert ws.state.iteration == 0 and ws.result.iteration == 0 and len(seen) == 1
+    out = ws.result.trace.nodes[ws.result.trace.output_id]
+    assert float(out.value.item()) == 25.0  # the first iteration's graph, not the last one's
+    assert ws.timeline.trace is ws.result.trace
+    ws.set_iteration(99)  # clamped to the last, saved as None
+    assert ws.state.iteration is None and ws.result.iteration == 3
+
+
+def test_the_iteration_is_saved_and_old_sessions_still_load():
+    ws = ExpressionWorkspace(LOOP)
+    ws.compute_now()
+    ws.set_iteration(1)
+    data = ws.to_json()
+    assert data["iteration"] == 1
+    restored = ExpressionWorkspace()
+    restored.load(ExpressionWorkspace.validate(data))
+    restored.compute_now()
+    assert restored.result.iteration == 1
+    old = {k: v for k, v in data.items() if k != "iteration"}
+    assert ExpressionWorkspace.validate(old).iteration is None
+    ws.set_source(LOOP + "\n")
+    assert ws.state.iteration is None

@@ -288,8 +288,10 @@ class ExpressionPanel(QWidget):
 
     def _submit(self, reason: str) -> None:
         source, overrides = self.workspace.state.source, dict(self.workspace.state.overrides)
+        iteration = self.workspace.state.iteration
         self._reason = reason
-        self._worker.submit(lambda job: ew.compute(source, overrides, cancelled=lambda: job.cancelled))
+        self._worker.submit(lambda job: ew.compute(source, overrides, iteration=iteration,
+                                                   cancelled=lambda: job.cancelled))
 
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
