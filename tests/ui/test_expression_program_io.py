@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QPlainTextEdit
+from PySide6.QtWidgets import QPlainTextEdit, QSlider, QWidget
 
+from explorer.core.workspaces import expression as ew
 from explorer.ui.expression.panel import OUTPUT_MAX_LINES, ExpressionPanel
 
 WAIT = 30000
@@ -55,3 +56,38 @@ def test_the_output_pane_is_bounded(qtbot, panel):
     out = panel.findChild(QPlainTextEdit, "outputPane")
     assert out.document().blockCount() <= OUTPUT_MAX_LINES + 1
     assert out.toPlainText().endswith(f"line {OUTPUT_MAX_LINES + 499}")
+
+
+LOOP = """import torch
+w = torch.tensor(2.0, requires_grad=True)
+opt = torch.optim.SGD([w], lr=0.01)
+for i in range(4):
+    opt.zero_grad()
+    loss = (w * 3.0 - 1.0) ** 2
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_a_loop_offers_its_iterations_with_a_slider_and_a_loss_plot(qtbot, panel, monkeypatch):
+    slider = panel.findChild(QSlider, "iterationSlider")
+    plot = panel.findChild(QWidget, "iterationLossPlot")
+    _set(qtbot, panel, "import torch\na = torch.tensor(2.0, requires_grad=True)\n(a * 3).backward()\n")
+    assert slider is not None and plot is not None
+    assert not slider.isVisibleTo(panel) and not plot.isVisibleTo(panel)  # one iteration: nothing to pick
+    result = _set(qtbot, panel, LOOP)
+    assert result.ok and slider.isVisibleTo(panel) and plot.isVisibleTo(panel)
+    assert slider.maximum() == 3 and slider.value() == 3
+    assert panel.iterations.label.text().startswith("iteration 4 of 4")
+    curve = plot.getPlotItem().listDataItems()[0]
+    assert list(curve.getData()[1])[0] == 25.0 and len(curve.getData()[1]) == 4
+    runs = []
+    monkeypatch.setattr(ew, "compute", lambda *a, **k: runs.append(a))  # a switch must not run it again
+    with qtbot.waitSignal(panel.sig_computed, timeout=WAIT):
+        slider.setValue(0)
+    assert panel.workspace.state.iteration == 0
+    assert panel.iterations.label.text().startswith("iteration 1 of 4")
+    trace = panel.graph.graph_scene.trace
+    assert float(trace.nodes[trace.output_id].value.item()) == 25.0
+    assert panel.findChild(QWidget, "iterationLossPlot") is plot  # created once
+    assert runs == []

@@ -25,6 +25,7 @@ from explorer.ui.common import actions
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
+from explorer.ui.expression.iterations import IterationBar
 from explorer.ui.expression.leaf_editor import LeafEditor
 from explorer.ui.expression.learning_box import LearningBox
 from explorer.ui.expression.predict import PredictBar
@@ -177,6 +178,7 @@ class ExpressionPanel(QWidget):
         self.graph.set_theme(theme)
         self.editor.set_theme(theme)
         self.learning.set_theme(theme)
+        self.iterations.set_theme(theme)
 
     # -- Qt events -----------------------------------------------------------------------------
 
@@ -252,7 +254,10 @@ class ExpressionPanel(QWidget):
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 6, 0, 6)
+        self.iterations = IterationBar()
+        self.iterations.sig_iteration.connect(self.workspace.set_iteration)
         cv.addWidget(self.graph, 1)
+        cv.addWidget(self.iterations)
         cv.addWidget(self.player)
         cv.addWidget(self.status)
         self.predict = PredictBar()
@@ -349,6 +354,7 @@ class ExpressionPanel(QWidget):
                                   + (f"\n{result.note}" if result.note else ""))
         timeline = self.workspace.timeline
         step = self.workspace.step
+        self.iterations.set_iterations(self.workspace.iteration_losses(), result.iteration)
         self.predict.set_timeline(timeline)
         self.graph.set_trace(result.trace, step=step, keep_view=same_program)
         self.player.set_length(timeline.length, step)
