@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCharFormat
 from PySide6.QtWidgets import QPlainTextEdit, QSlider, QWidget
 
 from explorer.core.workspaces import expression as ew
@@ -91,3 +93,42 @@ def test_a_loop_offers_its_iterations_with_a_slider_and_a_loss_plot(qtbot, panel
     assert float(trace.nodes[trace.output_id].value.item()) == 25.0
     assert panel.findChild(QWidget, "iterationLossPlot") is plot  # created once
     assert runs == []
+
+
+LINKED = """import torch
+a = torch.tensor(2.0, requires_grad=True)
+b = a * 3
+c = b + 1
+c.backward()
+"""
+
+
+def test_stepping_highlights_the_line_and_clicking_a_line_pins_its_node(qtbot, panel):
+    result = _set(qtbot, panel, LINKED)
+    assert result.ok
+    ws, trace = panel.workspace, result.trace
+    for k in range(ws.timeline.length + 1):
+        ws.set_step(k)
+        focus = ws.focus()
+        expected = trace.nodes[focus].line if focus is not None else None
+        assert panel.editor.highlighted_line() == expected
+    assert {trace.nodes[n].line for n in trace.forward_order} >= {2, 3, 4}
+    editor = panel.findChild(QPlainTextEdit, "programEditor")
+    block = editor.document().findBlockByNumber(2)  # line 3: b = a * 3
+    rect = editor.blockBoundingGeometry(block).translated(editor.contentOffset()).toRect()
+    qtbot.mouseClick(editor.viewport(), Qt.LeftButton, pos=rect.center())
+    selected = ws.state.selected
+    assert selected is not None and trace.nodes[selected].line == 3
+    assert panel.editor.highlighted_line() == 3
+
+
+def test_an_error_underlines_its_line_until_it_is_fixed(qtbot, panel):
+    result = _set(qtbot, panel, "import torch\na = torch.tensor(2.0, requires_grad=True)\nb = a.t(\n")
+    assert not result.ok and result.error_pos is not None
+    assert panel.editor.error_position() == result.error_pos
+    marks = panel.editor.extraSelections()
+    assert any(m.format.underlineStyle() == QTextCharFormat.WaveUnderline for m in marks)
+    _set(qtbot, panel, LINKED)
+    assert panel.editor.error_position() is None
+    assert not any(m.format.underlineStyle() == QTextCharFormat.WaveUnderline
+                   for m in panel.editor.extraSelections())

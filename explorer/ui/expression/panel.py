@@ -159,6 +159,16 @@ class ExpressionPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - show the problem; never leave a traceback to the user
             self.learning.accum_label.setText(f"could not run backward again: {exc}")
 
+    def select_line(self, line: int) -> None:
+        """Pin the last node that program line `line` made (nothing when the line made none)."""
+        if self.result is None or not self.result.ok:
+            return
+        trace = self.result.trace
+        made = [nid for nid in trace.forward_order if getattr(trace.nodes[nid], "line", None) == line]
+        if made:
+            self.workspace.state.selected = made[-1]
+            self.editor.highlight_line(line)
+
     def show_output(self, text: str) -> None:
         """Replace the output pane's text with what the program printed (scrolled to the end)."""
         lines = text.splitlines()
@@ -195,6 +205,7 @@ class ExpressionPanel(QWidget):
         self.editor = ProgramEditor()
         self.editor.textChanged.connect(self._debounce.start)
         self.editor.sig_run_requested.connect(self.run_program)
+        self.editor.sig_line_clicked.connect(self.select_line)
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
         self.error_label = keep_space_when_hidden(ElidedLabel("", lines=2))
         self.error_label.setObjectName("errorLabel")
@@ -332,6 +343,7 @@ class ExpressionPanel(QWidget):
         if (self.graph.selected() or None) != node_id:
             self.graph.select(node_id)
         self._refresh_inspector()
+        self._highlight_focus_line()
 
     def _apply(self, result: ComputeResult) -> None:
         if not result.ok:
@@ -367,6 +379,7 @@ class ExpressionPanel(QWidget):
             self.graph.select(selected)
         else:
             self._refresh_inspector()
+        self._highlight_focus_line()
         self.sig_computed.emit(result)
 
     def _on_leaf_changed(self, name: str, value) -> None:
@@ -410,6 +423,18 @@ class ExpressionPanel(QWidget):
         self.graph.set_step(k)
         self.status.setText(timeline.status(k))
         self._refresh_inspector()
+        self._highlight_focus_line()
+
+    def _highlight_focus_line(self) -> None:
+        """Tint the editor line that made the node in focus (the pinned one, else the player's)."""
+        focus = self.workspace.focus()
+        trace = self.result.trace if self.result is not None and self.result.ok else None
+        node = trace.nodes.get(focus) if trace is not None and focus is not None else None
+        line = getattr(node, "line", None) if node is not None else None
+        if self.result is not None and self._shown_source == self.editor.toPlainText():
+            self.editor.highlight_line(line)
+        else:  # the text changed since: the line numbers may be stale
+            self.editor.highlight_line(None)
 
     def _on_selected(self, node_id: str) -> None:
         self.workspace.state.selected = node_id or None
