@@ -59,3 +59,28 @@ def test_the_iteration_is_saved_and_old_sessions_still_load():
     assert ExpressionWorkspace.validate(old).iteration is None
     ws.set_source(LOOP + "\n")
     assert ws.state.iteration is None
+
+
+def test_the_status_of_a_backward_step_names_its_pass_when_there_are_several():
+    from explorer.core.autograd.timeline import Timeline
+
+    twice = compute("import torch\na = torch.tensor(2.0, requires_grad=True)\ny = a * a\n"
+                    "y.backward(retain_graph=True)\ny.backward()\n")
+    tl = Timeline(twice.trace)
+    texts = [tl.status(k) for k in range(tl.forward_length + 1, tl.length + 1)]
+    assert all(t.startswith("backward pass 1 of 2 (line 4)") for t in texts[:2])
+    assert all(t.startswith("backward pass 2 of 2 (line 5): .grad accumulates") for t in texts[2:])
+    once = compute("import torch\na = torch.tensor(2.0, requires_grad=True)\ny = a * a\ny.backward()\n")
+    tl1 = Timeline(once.trace)
+    assert all("pass" not in tl1.status(k) for k in range(tl1.length + 1))  # one pass: texts unchanged
+    assert all(tl1.status(k).startswith(("Ready", "forward", "backward ")) for k in range(tl1.length + 1))
+
+
+def test_the_last_step_lists_the_optimizer_events():
+    from explorer.core.autograd.timeline import Timeline
+
+    result = compute(LOOP)
+    tl = Timeline(result.trace)
+    assert result.trace.events
+    last = tl.status(tl.length)
+    assert "SGD.step()" in last and "step()" not in tl.status(tl.length - 1)

@@ -99,12 +99,18 @@ def prune_unused(tr):
             keep |= {t} | nx.ancestors(tr.graph, t)
     if len(keep) == len(tr.nodes):
         return tr
+    kept = [e.node_id in keep for e in tr.backward_events]
+    passes = []  # each pass's slice of backward_events, counted again over the kept events
+    for p in getattr(tr, "passes", None) or []:
+        first = sum(kept[:p.first])
+        passes.append(replace(p, first=first, count=sum(kept[p.first:p.first + p.count])))
+    extra = {"passes": passes} if hasattr(tr, "passes") else {}
     return replace(
         tr, nodes={k: v for k, v in tr.nodes.items() if k in keep},
         forward_order=[n for n in tr.forward_order if n in keep],
         backward_order=[n for n in tr.backward_order if n in keep],
-        backward_events=[e for e in tr.backward_events if e.node_id in keep],
-        graph=tr.graph.subgraph(keep).copy(),
+        backward_events=[e for e, k in zip(tr.backward_events, kept, strict=True) if k],
+        graph=tr.graph.subgraph(keep).copy(), **extra,
     )
 
 
