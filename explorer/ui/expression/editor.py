@@ -136,6 +136,9 @@ class ProgramEditor(QPlainTextEdit):
             mark.format.setBackground(QColor(themes.get_theme()["status_bg"]))
             mark.format.setProperty(QTextFormat.FullWidthSelection, True)
             self._line_marks = [mark]
+            if not self.hasFocus():  # not typing: scroll the line into view (the cursor goes with it)
+                self.setTextCursor(QTextCursor(block))
+                self.ensureCursorVisible()
         self._show_marks()
 
     def highlighted_line(self) -> int | None:

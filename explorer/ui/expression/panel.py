@@ -223,7 +223,7 @@ class ExpressionPanel(QWidget):
         self.output.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
         self.output.setPlaceholderText("print(...) output appears here")
         self.output.setMinimumHeight(60)
-        self.output.setMaximumHeight(160)
+        self.output.setMaximumHeight(110)
         self.output.setToolTip(
             "What the program printed: print(...) calls and bare expression lines, as a notebook shows\n"
             "them. Replaced on every run; the last lines are kept. Errors appear in the line above.")
@@ -244,7 +244,7 @@ class ExpressionPanel(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.timing_label, 1)
         lv.addLayout(row)
-        lv.addWidget(self.output, 1)
+        lv.addWidget(self.output)
         lv.addWidget(self.leaves)
         lv.addWidget(self.learning)
         lv.addStretch(0)
