@@ -379,7 +379,7 @@ class ExpressionPanel(QWidget):
             self.graph.select(selected)
         else:
             self._refresh_inspector()
-        self._highlight_focus_line()
+        self._highlight_focus_line(fresh=True)
         self.sig_computed.emit(result)
 
     def _on_leaf_changed(self, name: str, value) -> None:
@@ -425,9 +425,12 @@ class ExpressionPanel(QWidget):
         self._refresh_inspector()
         self._highlight_focus_line()
 
-    def _highlight_focus_line(self) -> None:
-        """Tint the editor line that made the node in focus (the pinned one, else the player's)."""
-        focus = self.workspace.focus()
+    def _highlight_focus_line(self, fresh: bool = False) -> None:
+        """Tint the editor line that made the node in focus (the pinned one, else the player's); a `fresh`
+        run left at the end of its timeline with nothing pinned tints nothing."""
+        state = self.workspace.state
+        idle = fresh and state.step is None and state.selected is None
+        focus = None if idle else self.workspace.focus()
         trace = self.result.trace if self.result is not None and self.result.ok else None
         node = trace.nodes.get(focus) if trace is not None and focus is not None else None
         line = getattr(node, "line", None) if node is not None else None
