@@ -133,7 +133,9 @@ class ProgramEditor(QPlainTextEdit):
         if block is not None and block.isValid():
             mark = QTextEdit.ExtraSelection()
             mark.cursor = QTextCursor(block)
-            mark.format.setBackground(QColor(themes.get_theme()["status_bg"]))
+            colour = QColor(themes.get_theme()["selected"])
+            colour.setAlpha(56)  # a light wash of the selection colour, readable in both themes
+            mark.format.setBackground(colour)
             mark.format.setProperty(QTextFormat.FullWidthSelection, True)
             self._line_marks = [mark]
             if not self.hasFocus():  # not typing: scroll the line into view (the cursor goes with it)
