@@ -1,7 +1,20 @@
 """Benchmark of the graph pipeline: trace, layout, (optionally) scene build, against Graphviz dot.
 
 Run: ``.venv/bin/python bench/graph_bench.py`` (``--repeat N`` for more samples, ``--no-dot`` to skip dot,
-``--stress`` to add random DAGs). Prints one row per graph: node/edge counts, median times in ms and edge
+``--stress`` to add random DAGs).
+
+The first table ("at every size") traces one training step of ``explorer.core.gpt.model.GPT`` as the
+trace tab does, with every module expanded, at about 100 to 10,000 nodes (``--sizes``), and times each
+stage of the path to the trace tab's canvas: ``trace``; ``display`` = the display model (collapse,
+layout, wrapping, ports); ``items`` = the cards, edges and frames; ``paint`` = the first paint of a
+1000x700 canvas fitted to the graph; ``all in`` = their sum. At the sizes of ``--dot-sizes``: ``dot`` =
+``dot -Tsvg`` on our own DOT export (``python -m explorer graph --format dot``) of the same trace, run
+once (a minute at 10,000 nodes), and ``file scene`` = ``render.build_scene``, the scene that
+``graph --format png`` and File > Export draw (one row, no wrapping). Then the growth ratio (largest /
+a quarter of its size) and, on the largest graph, the repaint per frame at several zoom levels, panning,
+a player step, and expanding one module. ``--sizes-only`` stops after that table.
+
+The second table compares layouts. Prints one row per graph: node/edge counts, median times in ms and edge
 crossings, all counted by ``explorer.core.graph.layout.count_crossings`` on each method's own drawing
 (dot's splines sampled at its ranks, ogdf's bends read back from GML). Columns: ``trace`` = ``trace(fn)``
 (forward + backward recorded); ``layout`` = ``layered_layout(trace.graph)``; ``scene`` =
@@ -120,6 +133,26 @@ def core_gpt_fn(layers):
     return lambda: F.cross_entropy(model(idx).flatten(0, 1), torch.roll(idx, -1, 1).flatten())
 
 
+def gpt_step_fn(layers: int, emb_dim: int = 16):
+    """One training step (loss, then backward) of ``explorer.core.gpt.model.GPT``, traced as the trace tab
+    traces it (one sequence of 8 tokens, snapshots of up to 2,048 numbers), or None without the module."""
+    try:
+        from explorer.core.gpt.model import GPT, GPTConfig
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=32, context_length=8, emb_dim=emb_dim, n_heads=2, n_layers=layers,
+                    drop_rate=0.0)
+    model = GPT(cfg)
+    idx = torch.randint(0, 32, (1, 8))
+    targets = torch.roll(idx, -1, 1)
+
+    def step():
+        loss = model.loss(idx, targets)
+        return loss, {"loss": loss}
+    return step
+
+
 def cases():
     """(name, zero-argument callable) for graphs of about 10, 100, 400, 1,000 and 3,000 nodes."""
     rows = [
@@ -213,6 +246,211 @@ def all_expanded(tr):
         expanded |= paths
 
 
+# ------------------------------------------------------------------------------------------ every size
+
+
+def now() -> float:
+    """The clock of the first table: CPU seconds of this process by default (``--clock cpu``: on a shared
+    machine wall time swings with the load; the stages run on one thread), or wall seconds."""
+    return CLOCK[0]()
+
+
+CLOCK = [time.process_time]
+
+
+def child_seconds() -> float:
+    """CPU seconds of finished child processes (dot), or wall time with ``--clock wall``."""
+    if CLOCK[0] is time.perf_counter:
+        return time.perf_counter()
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def layers_for(nodes: int) -> int:
+    """Blocks of the bench's GPT that give about ``nodes`` traced nodes (measured on 1 and 3 blocks)."""
+    small, big = (len(trace(gpt_step_fn(k), max_snapshot_elems=16).nodes) for k in (1, 3))
+    per_block = (big - small) / 2
+    return max(1, round((nodes - (small - per_block)) / per_block))
+
+
+def pipeline_row(layers: int, use_dot: bool, repeat: int, file_scene: bool = False) -> dict:
+    """Median stage times (seconds) of one GPT step from a callable to the trace tab's first paint."""
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.commands.graph import to_dot
+    from explorer.ui.graph import items
+    from explorer.ui.graph import view as view_module
+    from explorer.ui.graph.render import build_scene
+    from explorer.ui.graph.view import GraphView
+
+    app = QApplication.instance()
+    fn = gpt_step_fn(layers)
+    trace(fn, max_snapshot_elems=64)  # warm-up
+    spent: dict[str, list[float]] = {"trace": [], "display": [], "items": [], "paint": []}
+    real_build = view_module.build_display
+
+    def timed_build(*args, **kwargs):
+        t0 = now()
+        out = real_build(*args, **kwargs)
+        spent["display"].append(now() - t0)
+        return out
+
+    view_module.build_display = timed_build  # the display model's share of set_trace
+    try:
+        for _ in range(repeat):
+            t0 = now()
+            tr = trace(fn, max_snapshot_elems=2048)
+            spent["trace"].append(now() - t0)
+            expanded = all_expanded(tr)
+            view = GraphView()
+            view.resize(1000, 700)
+            view.show()
+            app.processEvents()
+            view.graph_scene.expanded = set(expanded)
+            counter = getattr(items, "METRIC_CALLS", [0])  # (older checkouts have no counter)
+            calls = counter[0]
+            t0 = now()
+            view.set_trace(tr)
+            spent["items"].append(now() - t0 - spent["display"][-1])
+            calls = counter[0] - calls
+            t0 = now()
+            view.viewport().repaint()
+            spent["paint"].append(now() - t0)
+            view.close()
+            if file_scene:  # the path of `graph --format png` and File > Export: one row, no wrapping
+                t0 = now()
+                build_scene(tr, expanded=expanded)
+                spent.setdefault("file scene", []).append(now() - t0)
+    finally:
+        view_module.build_display = real_build
+    row = {k: statistics.median(v) for k, v in spent.items()}
+    row["all in"] = sum(v for k, v in row.items() if k != "file scene")
+    row["nodes"], row["cards"], row["frames"] = len(tr.nodes), len(view.graph_scene.cards), \
+        len(view.graph_scene.frames)
+    row["metric calls"] = calls
+    row["dot"] = None
+    if use_dot:
+        text = to_dot(tr)
+        t0 = child_seconds()
+        subprocess.run([shutil.which("dot"), "-Tsvg"], input=text, capture_output=True, text=True, check=True)
+        row["dot"] = child_seconds() - t0
+    row["trace_obj"], row["expanded"] = tr, expanded
+    return row
+
+
+def interaction(tr, expanded, app) -> None:
+    """Repaint per frame of the largest graph's canvas at several zooms, panning and stepping; then the
+    collapsed graph and one module expanded."""
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    view.resize(1000, 700)
+    view.show()
+    app.processEvents()
+    view.graph_scene.expanded = set(expanded)
+    view.set_trace(tr)
+    view.fit()
+    fit_scale = view.transform().m11()
+
+    def frame_ms(action, frames=7) -> float:
+        samples = []
+        for i in range(frames):
+            action(i)
+            t0 = now()
+            view.viewport().repaint()
+            samples.append(now() - t0)
+        return 1000 * statistics.median(samples)
+
+    print(f"\nrepaint per frame, {len(view.graph_scene.cards):,} cards, 1000x700 canvas "
+          f"(median of 7 frames, ms of the same clock; goal <= 16):")
+    center = view.graph_scene.sceneRect().center()
+    for scale in (fit_scale, 0.05, 0.15, 0.3, 0.6, 1.0, 2.0):
+        view.resetTransform()
+        view.zoom_by(scale)
+        view.centerOn(center)
+        app.processEvents()
+        still = frame_ms(lambda i: view.viewport().update())
+        pan = frame_ms(lambda i: view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() + 40))
+        zoom = frame_ms(lambda i: view.zoom_by(1.1 if i % 2 else 1 / 1.1))
+        view.resetTransform()
+        view.zoom_by(scale)
+        view.centerOn(center)
+        shown = view.transform().m11()
+        steps = [(i * 7919) % (view.step_count + 1) for i in range(7)]
+        step = frame_ms(lambda i: view.set_step(steps[i]))  # noqa: B023 - used at once
+        label = "fit" if scale == fit_scale else f"{scale:g}"
+        print(f"  zoom {label:>5} ({shown:.3f}): still {still:6.1f} | pan {pan:6.1f} | "
+              f"zoom {zoom:6.1f} | player step {step:6.1f}", flush=True)
+    view.close()
+    # collapsed first (as the trace tab opens), then one module expanded; then the other way round: every
+    # module expanded but one block, which is then expanded too
+    view = GraphView()
+    view.resize(1000, 700)
+    view.show()
+    app.processEvents()
+    t0 = now()
+    view.set_trace(tr)
+    collapsed = now() - t0
+    info = view.graph_scene.model.info
+    biggest = max((d for d in info if info[d]["kind"] == "module"), key=lambda d: len(info[d]["members"]))
+    t0 = now()
+    view.graph_scene.toggle_module(biggest)
+    expand = now() - t0
+    print(f"\ncollapsed, as the trace tab opens: {len(info)} cards in {1000 * collapsed:.0f} ms; expanding "
+          f"its largest module ({info[biggest]['title']}): {1000 * expand:.0f} ms -> "
+          f"{len(view.graph_scene.cards)} cards")
+    blocks = sorted(p for p in expanded if p.count(".") == 1 and p.startswith("blocks."))
+    if blocks:
+        last = blocks[len(blocks) // 2]
+        view.graph_scene.expanded = {p for p in expanded if p != last and not p.startswith(last + ".")}
+        view.set_trace(tr)
+        card = next(d for d, i in view.graph_scene.model.info.items() if i.get("path") == last)
+        t0 = now()
+        view.graph_scene.toggle_module(card)
+        expand = now() - t0
+        print(f"every module expanded but {last}: expanding it takes {1000 * expand:.0f} ms "
+              f"({len(view.graph_scene.cards):,} cards; goal <= 100 ms)")
+    view.close()
+
+
+def every_size(sizes: list[int], dot_sizes: list[int], use_dot: bool, repeat: int,
+               with_interaction: bool = True) -> None:
+    """The table of stage times at every size, the growth ratio and the ratio to dot."""
+    from explorer.ui.graph.render import ensure_app
+
+    app = ensure_app()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nat every size: one GPT training step, every module expanded, to the trace tab's first paint "
+          f"(median of {repeat}, ms of {'CPU' if CLOCK[0] is time.process_time else 'wall'} time; dot once; "
+          f"load average {load:.1f} on {os.cpu_count()} cpus)")
+    cols = ["nodes", "blocks", "frames", "trace", "display", "items", "paint", "all in", "dot -Tsvg",
+            "/ dot", "metric calls/node", "file scene"]
+    print(" | ".join(f"{c:>9}" for c in cols))
+    rows = []
+    for target in sizes:
+        layers = layers_for(target)
+        with_dot = any(abs(target - d) <= d * 0.05 for d in dot_sizes)
+        row = pipeline_row(layers, use_dot and with_dot, repeat, file_scene=with_dot)
+        row["blocks"] = layers
+        rows.append(row)
+        ms = {k: f"{1000 * row[k]:.0f}" for k in ("trace", "display", "items", "paint", "all in")}
+        dot = f"{1000 * row['dot']:.0f}" if row["dot"] else "-"
+        ratio = f"{row['all in'] / row['dot']:.2f}x" if row["dot"] else "-"
+        file_scene = f"{1000 * row['file scene']:.0f}" if "file scene" in row else "-"
+        cells = [f"{row['nodes']:,}", layers, row["frames"], *ms.values(), dot, ratio,
+                 f"{row['metric calls'] / row['nodes']:.2f}", file_scene]
+        print(" | ".join(f"{c!s:>9}" for c in cells), flush=True)
+    if len(rows) >= 2:
+        big = rows[-1]
+        quarter = min(rows, key=lambda r: abs(r["nodes"] - big["nodes"] / 4))
+        print(f"growth: {big['nodes']:,} nodes take {big['all in'] / quarter['all in']:.1f}x the time of "
+              f"{quarter['nodes']:,} ({big['nodes'] / quarter['nodes']:.1f}x the nodes; goal <= 5x)")
+    if rows and with_interaction:
+        interaction(rows[-1]["trace_obj"], rows[-1]["expanded"], app)
+
+
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -300,6 +538,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: these tensors are tiny, and spare threads "
                          "only wait on a busy machine)")
+    ap.add_argument("--sizes", default="100,500,1000,2500,5000,10000",
+                    help="node counts of the GPT steps in the first table (comma-separated; empty: skip it)")
+    ap.add_argument("--dot-sizes", default="2500,10000", help="sizes at which dot -Tsvg runs once")
+    ap.add_argument("--sizes-only", action="store_true", help="only the first table")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="first table: CPU time of this process and of dot (default), or wall time")
+    ap.add_argument("--no-interaction", action="store_true",
+                    help="skip the repaint and expand figures on the largest graph")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     build_scene = None if args.no_scene else scene_builder()
@@ -307,6 +553,15 @@ def main(argv=None):
     print(f"torch {torch.__version__}, {os.cpu_count()} cpus, {args.threads} torch thread(s); "
           f"dot: {'yes' if use_dot else 'not found'}; "
           f"scene: {'ui.graph.render.build_scene' if build_scene else 'n/a'}; median of {args.repeat}, ms")
+    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.sizes.strip():
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+        dot_sizes = [int(x) for x in args.dot_sizes.split(",") if x.strip()]
+        every_size(sizes, dot_sizes, use_dot and build_scene is not None, min(args.repeat, 3),
+                   not args.no_interaction)
+        if args.sizes_only:
+            return 0
+        print()
     cols = ["graph", "nodes", "edges", "trace", "layout", "crossings", "scene"]
     cols += ["dot", "dot cr", "ogdf", "ogdf cr"]
     print(" | ".join(f"{c:>11}" for c in cols))

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             if args.file:
                 from explorer.core.lang.examples import example_title
 
-                title = example_title(program.source, Path(args.file).stem)
+                title = example_title(program.source, Path(files.display_name(args.file)).stem)
             doc = export_document("expression", program.source, title=title)
     except ExportError as exc:
         raise UserInputError(str(exc)) from None
@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = files.write_atomic(args.output, text)
     except files.FileProblem as exc:
-        raise UserInputError(f"cannot write {args.output}: {str(exc).split(': ', 1)[-1]}") from None
-    print(f"wrote {path} ({args.to}, {len(text.splitlines())} lines)")
+        where = files.display_name(args.output, whole=True)
+        raise UserInputError(f"cannot write {where}: {str(exc).split(': ', 1)[-1]}") from None
+    print(f"wrote {files.display_name(path, whole=True)} ({args.to}, {len(text.splitlines())} lines)")
     return 0
 
 

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # run it launched on several GPUs through torchrun (explorer.core.gpt.child_process.train_on_ranks).
     parser.add_argument("--records", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from a checkpoint to --steps")
+    parser.add_argument("--overwrite", action="store_true", help="let --out name a folder that already "
+                        "holds a run: its checkpoints and metrics are replaced (without it, refused)")
     parser.add_argument("--nproc", type=int, default=None, metavar="N", help="train on N processes (one per "
                         "GPU, or CPU ranks) through torchrun; the run also works under torchrun itself")
     add_field_flags(parser, GPTConfig, "model")
@@ -128,14 +130,52 @@ def build(args: argparse.Namespace) -> tuple[GPTConfig, TrainSettings]:
         raise UserInputError(str(exc)) from None
 
 
-def check_out_dir(out_dir: str | None) -> None:
-    """Create `--out` and prove it writable before step 1; clear what killed writes left there."""
+def check_out_dir(out_dir: str | None, overwrite: bool = False,
+                  resuming: bool = False) -> files.FolderLock | None:
+    """Create `--out`, prove it writable and take it for this process before step 1; clear what killed
+    writes left there. Returns the folder's lock (held until this process ends; None without --out).
+
+    Refused with one line: a folder another process is writing (its lock is held: a lock the kernel drops
+    when that process ends, however it ends), and, unless `overwrite` or `resuming`, a folder that already
+    holds a run (a checkpoint or metrics): a second run would silently replace the first one's files.
+    With `overwrite` the earlier run's checkpoints and metrics are removed first.
+    """
     if not out_dir or not _is_rank_zero():  # under torchrun only rank 0 writes
-        return
+        return None
     problem = files.writable_folder_problem(out_dir)
     if problem:
         raise UserInputError(f"--out: {problem}")
+    try:
+        lock = files.FolderLock(out_dir)
+    except files.FolderBusy:
+        raise UserInputError(f"--out {out_dir}: another process is writing in this folder (a run still "
+                             "training there?); wait for it to end or choose another folder") from None
+    except files.FileProblem as exc:
+        raise UserInputError(f"--out: {exc}") from None
+    earlier = run_files(out_dir)
+    if earlier and not (overwrite or resuming):
+        lock.release()
+        resume = Path(out_dir) / "checkpoint.safetensors"
+        raise UserInputError(f"--out {out_dir} already holds a run ({earlier[0].name}); give --overwrite "
+                             f"to replace it, --resume {resume} to continue it, or another folder")
+    if overwrite:
+        for path in earlier:
+            path.unlink(missing_ok=True)
     files.remove_stale_temporaries(out_dir)
+    return lock
+
+
+def run_files(out_dir: str | os.PathLike) -> list[Path]:
+    """The files of a run that `train --out` writes (checkpoints and metrics) already in `out_dir`."""
+    try:
+        entries = sorted(Path(out_dir).iterdir())
+    except OSError:
+        return []
+    def written_by_a_run(p: Path) -> bool:
+        step = p.name.startswith("step-") and p.suffix == ".safetensors"
+        return p.is_file() and (step or p.name in ("checkpoint.safetensors", "metrics.csv"))
+
+    return [p for p in entries if written_by_a_run(p)]
 
 
 def _is_rank_zero() -> bool:
@@ -204,23 +244,36 @@ def _launch_ranks(args: argparse.Namespace) -> int:
             forwarded += [flag, str(value)]
     if args.json:
         forwarded.append("--json")
+    if getattr(args, "overwrite", False):
+        forwarded.append("--overwrite")
     return subprocess.call(torchrun_argv(args.nproc, forwarded))
 
 
 def _run(args: argparse.Namespace) -> int:
+    lock = None
     try:
         if args.resume:
-            trainer = _resume(args)
+            trainer, lock = _resume(args)
         else:
             config, settings = build(args)
             _check_save_every(settings.to_dict())
             if settings.tokenizer == "char" and getattr(args, "vocab_size", None) is not None:
                 print("note: --vocab-size is ignored with the char tokenizer (the corpus decides the "
                       "vocabulary); use --tokenizer bpe to choose it", file=sys.stderr)
-            check_out_dir(settings.out_dir)
+            lock = check_out_dir(settings.out_dir, overwrite=getattr(args, "overwrite", False))
             trainer = Trainer(config, settings)
     except (ConfigError, CorpusError, CheckpointError) as exc:
+        if lock is not None:
+            lock.release()
         raise UserInputError(str(exc)) from None
+    try:
+        return _train(args, trainer)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(args: argparse.Namespace, trainer: Trainer) -> int:
     printer = RecordPrinter() if args.records else JsonPrinter() if args.json else TextPrinter()
     if trainer.rank != 0:  # under torchrun, rank 0 speaks for the run; the others only report errors
         printer = ErrorPrinter(trainer.rank)
@@ -228,6 +281,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with interrupts:
             for record in trainer.run():
+                if record["type"] == "error" and record.get("kind") == "input" and not args.records:
+                    printer.close()  # said once, by the CLI's "error:" line (the printer would say it too)
+                    raise UserInputError(record["message"])
                 printer.add(record)
                 if record["type"] == "error":
                     printer.close()
@@ -291,7 +347,7 @@ def _report_interrupt(trainer: Trainer, record: dict) -> None:
               file=sys.stderr, flush=True)
 
 
-def _resume(args: argparse.Namespace) -> Trainer:
+def _resume(args: argparse.Namespace) -> tuple[Trainer, files.FolderLock | None]:
     """The checkpoint's trainer; flags may change training settings, model flags must agree with it."""
     from explorer.core.gpt.checkpoint import read_checkpoint
     from explorer.core.gpt.data import load_corpus
@@ -314,9 +370,14 @@ def _resume(args: argparse.Namespace) -> Trainer:
     out_dir = _resume_out_dir(args.resume, saved_out, overrides.get("out_dir"), saved.step)
     if out_dir != overrides.get("out_dir", saved_out):
         overrides["out_dir"] = out_dir
-    check_out_dir(out_dir)
-    corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
-    return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides)
+    lock = check_out_dir(out_dir, overwrite=getattr(args, "overwrite", False), resuming=True)
+    try:
+        corpus = load_corpus(overrides["corpus_path"]) if overrides.get("corpus_path") else None
+        return Trainer.load_checkpoint(args.resume, corpus=corpus, settings=overrides), lock
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def start_line(r: dict) -> str:
@@ -398,7 +459,7 @@ class JsonPrinter:
         if kind == "step":
             self._flush()
             keys = ("step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "step_s",
-                    "peak_memory", "peak_memory_kind")
+                    "peak_memory", "peak_memory_kind", "block_grad_norms", "update_ratios")
             self.pending = {"type": "step", **{k: r[k] for k in keys if k in r}, **self.initial}
             self.initial = {}
         elif kind == "start":

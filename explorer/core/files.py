@@ -6,6 +6,10 @@ or a folder, which could block or never end), opened without blocking, and at mo
 kind of file. Every file it writes goes through `write_atomic`: a temporary file in the same folder,
 fsync, then a rename, so a kill mid-write leaves the old file or the new one, never half of one.
 Problems come back as `FileProblem`, whose message names the file and what is wrong.
+
+`FolderLock` marks a folder as being written by one process (a training run's folder): an advisory lock
+on the folder itself that the kernel drops when its owner ends, even by kill -9, so a crash never leaves a
+stale lock behind and no lock file is ever added to the folder.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks on folders (see FolderLock)
+    fcntl = None
 
 MiB = 1024 * 1024
 
@@ -24,8 +34,10 @@ LIMITS: dict[str, int] = {
     "config": 1 * MiB,
     "program": 1 * MiB,
     "lesson": 1 * MiB,
+    "image": 2 * MiB,  # a lesson's picture
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
+    "health records": 32 * MiB,  # a pretraining run's health.csv
     "corpus": 256 * MiB,
     "checkpoint": 8 * 1024 * MiB,
 }
@@ -62,7 +74,7 @@ def regular_file_problem(path: str | os.PathLike, kind: str) -> str | None:
 
 def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
     """The contents of a regular file of `kind`, at most LIMITS[kind] bytes; else FileProblem."""
-    name = Path(path).name or str(path)
+    name = display_name(path)
     problem = regular_file_problem(path, kind)
     if problem:
         raise FileProblem(f"{name}: {problem}")
@@ -73,10 +85,15 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise FileProblem(f"{name}: not a regular file")
-        chunks, total = [], 0
-        while True:
+        # One read of the size the file has: a large file is held once, not as chunks plus their join.
+        first = os.read(fd, (st.st_size if limit is None else min(st.st_size, limit)) + 1)
+        chunks, total = [first], len(first)
+        if limit is not None and total > limit:
+            raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
+        while first:  # the file grew since fstat: the rest, a MiB at a time
             chunk = os.read(fd, MiB)
             if not chunk:
                 break
@@ -84,7 +101,7 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
             if limit is not None and total > limit:
                 raise FileProblem(f"{name}: more than the {_size(limit)} a {kind} file may have")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise FileProblem(f"{name}: cannot be read ({exc.strerror or exc})") from None
     finally:
@@ -92,24 +109,46 @@ def read_bytes(path: str | os.PathLike, kind: str) -> bytes:
 
 
 def read_text(path: str | os.PathLike, kind: str) -> str:
-    """A UTF-8 text file of `kind` (see `read_bytes`); FileProblem when it is not UTF-8."""
-    data = read_bytes(path, kind)
+    """A UTF-8 text file of `kind` (see `read_bytes`), without the byte-order mark some Windows editors
+    write first; FileProblem when it is not UTF-8."""
+    raw = read_bytes(path, kind)
+    data = strip_bom(raw)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileProblem(f"{Path(path).name}: not UTF-8 text (byte {exc.start})") from None
+        where = exc.start + len(raw) - len(data)  # counted in the file, with its mark
+        raise FileProblem(f"{display_name(path)}: not UTF-8 text (byte {where})") from None
+
+
+def strip_bom(data: bytes | str) -> bytes | str:
+    """`data` without a leading UTF-8 byte-order mark: every text the app reads accepts one."""
+    if isinstance(data, bytes):
+        return data.removeprefix(b"\xef\xbb\xbf")
+    return data.removeprefix("\ufeff")
+
+
+def display_name(path: str | os.PathLike, whole: bool = False) -> str:
+    """The file name of `path` (all of `path` when `whole`) as a message can show it: bytes that are not
+    UTF-8 (a name made on another system) read as U+FFFD instead of breaking the message or the file that
+    quotes it."""
+    name = os.fsdecode(os.fspath(path) if whole else (Path(path).name or os.fspath(path)))
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write `data` to `path` through a temporary file in the same folder, fsync and rename."""
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError as exc:  # text holding a file name that is not UTF-8, say
+        raise FileProblem(f"{display_name(path)}: the text to write is not valid Unicode "
+                          f"(character {exc.start})") from None
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     except OSError as exc:
-        raise FileProblem(f"{path.name}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise FileProblem(f"{display_name(path)}: cannot write in {folder} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -118,7 +157,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise FileProblem(f"{path.name}: cannot be written ({exc.strerror or exc})") from None
+        raise FileProblem(f"{display_name(path)}: cannot be written ({exc.strerror or exc})") from None
     return path
 
 
@@ -158,6 +197,66 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
             except OSError:
                 continue
     return removed
+
+
+class FolderBusy(FileProblem):
+    """The folder is locked by another process that is writing in it."""
+
+
+class FolderLock:
+    """An exclusive advisory lock on a folder (flock on the folder's own descriptor), held until `release`
+    or the end of the owning process (the kernel drops it then, whatever killed the process).
+
+    `FolderLock(path)` raises FolderBusy when another process holds it and FileProblem when the folder
+    cannot be opened. Where the platform has no flock (Windows) the lock is a no-op: one writer per folder
+    is then the user's care.
+    """
+
+    def __init__(self, folder: str | os.PathLike, wait_s: float = 1.0) -> None:
+        """`wait_s`: how long to retry while the lock is held (`folder_busy` probes hold it for a moment)."""
+        self.folder = Path(folder)
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise FileProblem(f"{self.folder.name}: cannot be opened ({exc.strerror or exc})") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise FolderBusy(f"{self.folder}: another process is writing in this folder") from None
+                time.sleep(0.01)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (also done by the kernel when the process ends)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor of the lock releases it
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def folder_busy(folder: str | os.PathLike) -> bool:
+    """True when another process holds a FolderLock on `folder` (a live writer); False when nobody does,
+    or the folder cannot be opened."""
+    try:
+        FolderLock(folder, wait_s=0.0).release()
+    except FolderBusy:
+        return True
+    except FileProblem:
+        return False
+    return False
 
 
 def _size(n: int) -> str:

@@ -27,6 +27,15 @@ def fmt_number(v: float, integer: bool = False) -> str:
     return f"{v:.3e}"
 
 
+def format_bytes(n: float) -> str:
+    """Human-readable size with binary units: 1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def fmt_fixed(v: float) -> str:
     """A number in a formula or a report: always 4 decimals (`0.0750`, `1.0000`) so that columns and
     products line up, scientific outside 1e-3..1e5."""

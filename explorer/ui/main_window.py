@@ -28,7 +28,7 @@ from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.learn.panel import LearnPanel
+from explorer.ui.learn.panel import POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
 WORKSPACES = [
@@ -37,6 +37,17 @@ WORKSPACES = [
     ("pretrain", "Pretraining", "explorer.ui.pretrain.panel", "PretrainPanel"),
 ]
 LESSONS_OFFERED = "learn/offered"  # the settings flag: the Learn panel offered itself on a first start
+# The Qt-free modules the workspaces build on (torch, numpy, networkx, pydantic among them): imported on a
+# Worker after the first paint, so that the window answers while they load (seconds on a busy machine);
+# the session is applied and the panel built on the GUI thread once they are in.
+CORE_MODULES = {
+    "expression": ("explorer.core.workspaces.session", "explorer.core.autograd.explain",
+                   "explorer.core.autograd.predict", "explorer.core.lang.ops", "explorer.core.graph.display"),
+    "network": ("explorer.core.workspaces.session", "explorer.core.mlp.network", "explorer.core.mlp.toydata",
+                "explorer.core.graph.display", "explorer.core.autograd.explain"),
+    "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
+                 "explorer.core.gpt.train", "explorer.core.gpt.runs"),
+}
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -73,11 +84,13 @@ class MainWindow(QMainWindow):
         self._slots: dict[str, QWidget] = {}
         self._workspaces = None  # explorer.core.workspaces.session.Workspaces, made on first use
         self._export_worker = None  # writes exported scripts and notebooks (File > Export as ...)
-        self._saved_session: str | None = None  # the last launch's session, applied after the first paint
+        self._saved_session: str | None = None  # the last launch's session, applied once its models load
         self._session_reader = None  # the worker of File > Open (made on first use)
         self._reading: str | Path = ""
         self._workspace_menus: dict[str, object] = {}
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
+        self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
+        self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -348,17 +361,31 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._after_first_paint)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        """Save window state and session, stop the panels' workers."""
+        """Stop the panels' workers, then save window state and session.
+
+        The panels stop first: a pretraining run stops after its step and writes its checkpoint (the panel
+        says so while it waits), so the saved session names the run with that checkpoint.
+        """
+        pretrain = self.panels.get("pretrain")
+        if pretrain is not None and pretrain.is_training():
+            self.show_workspace("pretrain")  # where the note about the wait is
+            self.statusBar().showMessage("Saving the training run's checkpoint before closing…")
+        self.shutdown_panels()
         if self.persist:
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState())
             self.settings.setValue("theme", self.theme_name)
-            try:
-                self.settings.setValue("session", json.dumps(self.session()))
-            except (TypeError, ValueError):  # an unserialisable state is skipped, not fatal
-                pass
+            position = self.learn.position()
+            if position is not None:  # the lessons were loaded: where the student was, for the next start
+                self.settings.setValue(POSITION_KEY, position)
+            # No model was made (closed while they loaded): the saved session stands as it was, and the
+            # close does not wait for the models' import (torch) on the loader's thread.
+            if self._workspaces is not None:
+                try:
+                    self.settings.setValue("session", json.dumps(self.session()))
+                except (TypeError, ValueError):  # an unserialisable state is skipped, not fatal
+                    pass
             self.settings.sync()
-        self.shutdown_panels()
         super().closeEvent(event)
 
     # -- private -----------------------------------------------------------------------------
@@ -380,8 +407,7 @@ class MainWindow(QMainWindow):
                 current = None
             if current in [w[0] for w in WORKSPACES]:
                 self.show_workspace(current)
-            self._saved_session = str(raw)
-            self.sig_first_painted.connect(self._apply_saved_session)
+            self._saved_session = str(raw)  # applied once the models are imported (or asked for)
 
     def _apply_saved_session(self) -> None:
         """Apply the session saved by the last launch, once (after the first paint, or when a panel or the
@@ -445,13 +471,47 @@ class MainWindow(QMainWindow):
     def _after_first_paint(self) -> None:
         self.sig_first_painted.emit()
         # queued once more: a slot of sig_first_painted that quits (the start-up probe) ends the loop first
-        QTimer.singleShot(0, self.ensure_current_panel)
+        QTimer.singleShot(0, self._load_current_panel)
 
     def _on_tab_changed(self, _index: int) -> None:
         # create the panel once the tab is painted so the switch feels instant; before the window's
         # first paint (a restored session) the first paint builds it
         if self._painted:
-            QTimer.singleShot(0, self.ensure_current_panel)
+            QTimer.singleShot(0, self._load_current_panel)
+
+    def _load_current_panel(self) -> None:
+        """Build the visible workspace's panel; first import its core modules on a Worker (the window
+        keeps answering meanwhile: its "Loading the … workspace…" line stays up)."""
+        key = self.current_key()
+        if key in self.panels or key in self.errors:
+            return
+        if key in self._core_loaded:
+            self.ensure_current_panel()
+            return
+        if self._core_loader is None:
+            from explorer.ui.common.worker import Worker
+
+            self._core_loader = Worker(self)
+            self._core_loader.sig_done.connect(self._core_imported)
+            self._core_loader.sig_failed.connect(lambda _msg: self._core_imported(None))
+        elif self._core_loader.is_busy():
+            return  # the job running now calls back; it then builds whatever tab is visible
+
+        def load(_job, key=key):
+            for name in CORE_MODULES.get(key, ()):
+                importlib.import_module(name)
+            return key
+
+        self._core_loader.submit(load)
+
+    def _core_imported(self, key: str | None) -> None:
+        """The core modules are in (or failed: the panel's own import then reports the error in its tab)."""
+        if key is not None:
+            self._core_loaded.add(key)
+        else:  # build at once: a failing import shows its error in the tab
+            self._core_loaded.add(self.current_key())
+        self._apply_saved_session()
+        self._load_current_panel()
 
     def _error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)

@@ -227,3 +227,47 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(corpus, tmp_path):
     assert f"checkpoint written to {checkpoint}" in stderr and "Traceback" not in stderr
     assert (out / "metrics.csv").exists()
     assert not list(out.glob(".*tmp*"))  # written atomically: no temporary file left behind
+
+
+# -- issue 24: --out is one run's, and a mid-run input error is said once -------------------------------
+
+
+def test_out_refuses_a_folder_another_process_is_writing(capsys, corpus, tmp_path):
+    """Before: two `train --out DIR` at once both exited 0, the later replacing the earlier's files."""
+    from explorer.core import files
+
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    with files.FolderLock(out_dir):  # what a train still writing there holds (it dies with its process)
+        code, out, err = cli(["train", "--steps", "2", "--corpus", corpus, "--out", str(out_dir), *SMALL],
+                             capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "another process is writing" in err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_out_refuses_a_folder_holding_another_run_unless_overwrite(capsys, corpus, tmp_path):
+    out_dir = tmp_path / "run"
+    argv = ["train", "--steps", "2", "--corpus", corpus, "--out", str(out_dir), *SMALL]
+    code, _, err = cli([*argv, "--save-every", "1"], capsys)
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    assert "step-1.safetensors" in before
+    code, out, err = cli([*argv, "--seed", "9"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "already holds a run" in err
+    assert "--overwrite" in err and {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    code, _, err = cli([*argv, "--seed", "9", "--overwrite"], capsys)
+    assert code == 0, err
+    after = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    assert sorted(after) == ["checkpoint.safetensors", "metrics.csv"]  # the earlier run's step-1 went too
+    assert after["checkpoint.safetensors"] != before["checkpoint.safetensors"]
+
+
+def test_an_input_error_in_the_middle_of_a_run_is_printed_once(capsys, corpus, tmp_path):
+    out_dir = tmp_path / "run"
+    (out_dir / "step-1.safetensors").mkdir(parents=True)  # the first periodic checkpoint cannot be written
+    code, _, err = cli(["train", "--steps", "3", "--corpus", corpus, "--out", str(out_dir),
+                        "--save-every", "1", *SMALL], capsys)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "step-1.safetensors" in errors[0], err

@@ -87,8 +87,13 @@ CUSTOM_SPECS = {
     "custom-linear": NetSpec(3, [], [], 1, "sigmoid", "mse", "adamw", 0.05, 0.0, 0.0, 5, 7),
     "custom-sgd": NetSpec(4, [6, 3], ["gelu", "sigmoid"], 2, "none", "cross-entropy", "sgd", 0.1, 0.9, 0.01,
                           6, 3),
+    "custom-xavier": NetSpec(2, [4], ["tanh"], 1, "none", "bce-logits", "adam", 0.01, 0.0, 0.0, 4, 5,
+                             "xavier"),
+    "custom-zeros": NetSpec(2, [3], ["sigmoid"], 1, "none", "bce-logits", "sgd", 0.1, 0.0, 0.0, 4, 5,
+                            "zeros"),
 }
-NETWORKS = ["seed", "mlp-50-30-20-3", "toy-2d", *CUSTOM_SPECS]
+# deep-relu-he: He initialisation, drawn after torch's default init from the same seed in app and script
+NETWORKS = ["seed", "mlp-50-30-20-3", "toy-2d", "deep-relu-he", *CUSTOM_SPECS]
 
 
 def _network_workspace(preset: str) -> NetworkWorkspace:

@@ -291,3 +291,35 @@ def test_matrix_products_have_a_budget():
     with pytest.raises(ExprError) as info:
         program.run()
     assert info.value.col == 34 and "multiply-adds" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "source, needle",
+    [
+        ("import torch\nx = torch.ones(2, 3)\ny = x.numpy()", "numpy is not available to programs: use .tolist() or .item()"),
+        ("import torch\nx = torch.ones(2, 3)\ny = x.transpos(0, 1)", "did you mean `transpose`?"),
+        ("import torch.nn.functional as F\nimport torch\nL = F.binary_cross_entrpy(torch.ones(1), torch.ones(1))",
+         "did you mean `binary_cross_entropy`?"),
+        ("import torch\nx = torch.sigmoidd(torch.ones(1))", "did you mean `sigmoid`?"),
+        ("import torch\nx = torch.load('w.pt')", "`torch.load` is not allowed"),
+        ("import torch\nt = torch\nx = t.save", "`torch.save` is not allowed"),
+        ("x = 1\nx.backward()", "`.backward` is not available on a int"),
+    ],
+)
+def test_pasted_code_gets_the_spelling_that_works(source, needle):
+    err = error_of(source, run=True)
+    assert needle in err.message, err.message
+
+
+def test_what_used_to_be_refused_in_pasted_code_now_runs():
+    # print, .t(), torch names, backward() on its own line, re-assignment, += (issue 19's list)
+    run = parse(
+        "import torch\nimport torch.nn.functional as F\n"
+        "W = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)\n"
+        "x = torch.tensor([1.0, -1.0])\n"
+        "h = W.t() @ x\nh = h.relu()\nc = h.sum() * 2\nc += 1\n"
+        "loss = F.binary_cross_entropy(torch.sigmoid(c), torch.tensor(1.0))\n"
+        "loss.backward()\nprint(f'{loss.item():.3f}', W.grad.shape)\n"
+    ).run()
+    assert run.printed.startswith("0.") and "torch.Size([2, 2])" in run.printed
+    assert run.output_name == "loss" and list(run.params) == ["W"]

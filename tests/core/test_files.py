@@ -15,7 +15,7 @@ def fifo(tmp_path):
     return path
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["session", "config", "corpus", "checkpoint", "program"])
 def test_a_fifo_is_refused_without_blocking(fifo, kind):
     assert "not a regular file" in files.regular_file_problem(fifo, kind)
@@ -23,14 +23,14 @@ def test_a_fifo_is_refused_without_blocking(fifo, kind):
         files.read_bytes(fifo, kind)
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["session", "config", "corpus", "checkpoint", "metadata"])
 def test_dev_zero_is_refused_without_reading(kind):
     with pytest.raises(FileProblem, match="not a regular file"):
         files.read_text("/dev/zero", kind)
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 def test_a_link_to_dev_zero_is_refused(tmp_path):
     link = tmp_path / "corpus.txt"
     link.symlink_to("/dev/zero")
@@ -38,7 +38,7 @@ def test_a_link_to_dev_zero_is_refused(tmp_path):
         files.read_bytes(link, "corpus")
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 def test_a_50_mb_session_is_refused_from_its_size(tmp_path):
     path = tmp_path / "big.json"
     with open(path, "wb") as handle:  # sparse: 50 MB on paper, nothing on disk

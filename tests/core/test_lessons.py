@@ -413,7 +413,9 @@ def test_every_step_stands_on_its_own_when_opened_directly():
         answers = {}
         for step in lesson.steps:
             run_step(step, in_order)
-            if step.exercise is not None and step.exercise.kind in ("number", "shape"):
+            # dead_share reads the run the student trains (tests/core/test_lesson_why_training_fails.py)
+            if step.exercise is not None and step.exercise.kind in ("number", "shape") \
+                    and step.exercise.answer.fact != "dead_share":
                 answers[step.id] = expected(step, in_order).value
         for index, step in enumerate(lesson.steps):
             if step.id in answers:

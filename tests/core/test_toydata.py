@@ -1,6 +1,7 @@
 """Toy datasets and seeded training on them."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -98,7 +99,10 @@ def test_pause_holds_the_loop_until_resumed():
     out = []
     worker = threading.Thread(target=lambda: out.extend(train_toy(spec, data, 10, control=control)))
     worker.start()
-    worker.join(timeout=0.2)
+    deadline = time.monotonic() + 60  # the first record may come late on a loaded machine
+    while not out and time.monotonic() < deadline:
+        worker.join(timeout=0.05)
+    worker.join(timeout=0.2)  # paused: however long it waits, no step follows
     assert worker.is_alive() and len(out) == 1  # only the initial boundary before the first step
     control.resume()
     worker.join(timeout=30)

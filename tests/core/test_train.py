@@ -68,8 +68,11 @@ def test_records_are_small_json_and_complete():
     assert kinds.count("step") == 8 and kinds.count("sample") == 2
     assert [r["step"] for r in records if r["type"] == "eval"] == [0, 4, 8]
     step = next(r for r in records if r["type"] == "step")
-    assert set(step) == {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu",
-                         "step_s", "peak_memory", "peak_memory_kind"}
+    # The first step also carries the blocks' health (core/gpt/health.py); later steps off the interval don't.
+    plain = {"type", "step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "step_s",
+             "peak_memory", "peak_memory_kind"}
+    assert set(step) == plain | {"block_grad_norms", "update_ratios"}
+    assert set(next(r for r in records if r["type"] == "step" and r["step"] == 2)) == plain
     assert step["tokens"] == 4 * 16 and step["tokens_per_s"] > 0
     for r in records:
         assert len(json.dumps(r)) < 4000
@@ -249,7 +252,8 @@ def test_metrics_csv(tmp_path):
     records_of(trainer)
     path = trainer.export_csv(tmp_path / "m.csv")
     lines = path.read_text().splitlines()
-    assert lines[0] == "step,tokens,train_loss,val_loss,lr,grad_norm,tokens_per_s"
+    assert lines[0] == ("step,tokens,train_loss,val_loss,lr,grad_norm,tokens_per_s,"
+                        "block_grad_norms,update_ratios")
     assert len(lines) == 1 + 9  # step 0 (eval only) and steps 1..8
     row4 = lines[5].split(",")
     assert row4[0] == "4" and row4[3] != "" and row4[4] != ""

@@ -159,13 +159,13 @@ def test_hostile_sessions_are_refused_fast_and_change_nothing(tmp_path):
         start = time.perf_counter()
         with pytest.raises(SessionError) as refused:
             workspaces.apply(read_session(path))
-        assert time.perf_counter() - start < 1.0, reason
+        assert time.perf_counter() - start < 10.0, reason  # a hang, not a speed (a loaded machine)
         message = str(refused.value)
         assert "\n" not in message and "Traceback" not in message, reason
     assert json.dumps(workspaces.to_json(), sort_keys=True) == before
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_special_files_as_the_session_itself_are_refused(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -176,7 +176,7 @@ def test_special_files_as_the_session_itself_are_refused(tmp_path):
         start = time.perf_counter()
         with pytest.raises(SessionError):
             read_session(path)
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 10.0  # a read of /dev/zero or a fifo would never end
 
 
 def test_session_round_trip_of_all_three_workspaces(tmp_path):

@@ -17,7 +17,7 @@ from explorer.core.lang.examples import example_title
 from explorer.ui import app as app_module
 from explorer.ui import main_window as mw
 
-WAIT = 20000
+WAIT = 60000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from explorer.ui import main_window as mw
 from explorer.ui.common import actions
 
-WAIT = 20000
+WAIT = 60000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from explorer.ui.graph.view import GraphView
 
 SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
               "L = bce(a, y)"]
-WAIT = 20000
+WAIT = 60000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
 
 
 @pytest.fixture

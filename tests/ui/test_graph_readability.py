@@ -175,7 +175,7 @@ def test_ctrl_f_opens_the_find_bar_of_the_window(qtbot, tmp_path):
     window.show()
     try:
         panel = window.panel("expression")
-        qtbot.waitUntil(lambda: panel.result is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
         find = next(a for a in window.findChildren(QAction)
                     if a.property(actions.ACTION_ID) == "app.find_node")
         assert find.shortcut().toString() == "Ctrl+F"
@@ -260,7 +260,7 @@ def test_a_click_in_the_expression_graph_fills_the_same_inspector(qtbot):
     panel.resize(1600, 1000)
     panel.show()
     try:
-        qtbot.waitUntil(lambda: panel.result is not None and panel.result.ok, timeout=20_000)
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.ok, timeout=60_000)
         assert type(panel.inspector) is Inspector
         scene = panel.graph.graph_scene
         w = next(d for d, i in scene.model.info.items() if i["title"] == "w")

@@ -7,9 +7,11 @@ import os
 import pytest
 from PySide6.QtGui import QImage, QPainter
 
+from explorer.core.autograd import saved
 from explorer.core.autograd.trace import trace
 from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.program import parse
+from explorer.core.numbers import format_bytes
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
@@ -57,7 +59,7 @@ def test_badges_appear_with_the_switch_and_are_freed_in_backward(qtbot, view, ov
 
 def test_legend_text_gives_the_total_beside_weights_and_grads(view, overlay_on):
     tr = view.graph_scene.trace
-    weights, grads = memory.param_bytes(tr)
+    weights, grads = saved.param_bytes(tr)
     assert weights == 8 and grads == 8  # w and b, float32 scalars
     lines = memory.legend_lines(tr.saved_memory, weights, grads, view.timeline.saved_bytes_at(0))
     assert lines[0] == "Saved for backward: 12 B"
@@ -136,7 +138,7 @@ def test_estimates_show_the_traced_activations_beside_the_estimate(qtbot):
         text = estimates.activation_check.text()
         estimate = memory_estimate(cfg, 4, checkpoint_blocks=checkpointed)["activations"]
         traced = measured_activation_bytes(cfg, 4, checkpoint_blocks=checkpointed, device="cpu")
-        assert f"estimate {memory.format_bytes(estimate)} · traced {memory.format_bytes(traced)}" in text
+        assert f"estimate {format_bytes(estimate)} · traced {format_bytes(traced)}" in text
         assert "this machine's kernels" in text
         assert ("blocks checkpointed" in text) is checkpointed
 

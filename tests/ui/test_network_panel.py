@@ -176,7 +176,7 @@ def test_skip_zero_grad_adds_the_new_gradient_to_the_old(panel):
 def test_invalid_spec_shows_an_error_and_keeps_working(panel, qtbot):
     pick_preset(panel, "seed")
     form = panel.form
-    with qtbot.waitSignal(form.sig_spec_changed, timeout=3000):
+    with qtbot.waitSignal(form.sig_spec_changed, timeout=60000):
         form.output_act.setCurrentIndex(form.output_act.findData("none"))
     assert form.error.isVisibleTo(panel) and "Sigmoid" in form.error.text()
     pick_preset(panel, "toy-2d")
@@ -195,7 +195,7 @@ def test_train_a_few_hundred_steps_and_stop_without_blocking(panel, qtbot):
     probe.start()
     qtbot.mouseClick(train.train_button, Qt.LeftButton)
     assert "Pause" in train.train_button.text()
-    qtbot.waitUntil(lambda: train.last_record is not None and train.last_record["step"] >= 300, timeout=30000)
+    qtbot.waitUntil(lambda: train.last_record is not None and train.last_record["step"] >= 300, timeout=60000)
     worst = probe.stop()
     elapsed = clock.elapsed() / 1000.0
     qtbot.mouseClick(train.train_button, Qt.LeftButton)  # pause
@@ -218,12 +218,12 @@ def test_a_finished_run_stays_dimmed_when_training_again(panel, qtbot):
     train = panel.train
     train.speed.setCurrentIndex(train.speed.count() - 1)
     train.steps.setValue(60)
-    with qtbot.waitSignal(train.sig_running_changed, check_params_cb=lambda on: not on, timeout=30000):
+    with qtbot.waitSignal(train.sig_running_changed, check_params_cb=lambda on: not on, timeout=60000):
         train.start_run()
     assert "finished" in train.status.text()
-    with qtbot.waitSignal(panel.form.sig_spec_changed, timeout=3000):
+    with qtbot.waitSignal(panel.form.sig_spec_changed, timeout=60000):
         panel.form.lr.setValue(0.01)
-    with qtbot.waitSignal(train.sig_running_changed, check_params_cb=lambda on: not on, timeout=30000):
+    with qtbot.waitSignal(train.sig_running_changed, check_params_cb=lambda on: not on, timeout=60000):
         train.train_or_pause()
     assert [r.number for r in train.runs] == [1, 2]
     old_pen = train.runs[0].items[0].opts["pen"]
@@ -325,7 +325,7 @@ def test_iteration_is_recorded_off_the_gui_thread_and_shown_after_the_signal(pan
 
     monkeypatch.setattr(NetSession, "run_iteration", spy)
     view.player.go_end()
-    with qtbot.waitSignal(view.sig_recorded, timeout=30000) as blocker:
+    with qtbot.waitSignal(view.sig_recorded, timeout=60000) as blocker:
         view.next_iteration()
         # busy until the signal: nothing shown yet, the player and Next wait
         assert view.is_recording() and "Recording" in view.status.text()
@@ -346,7 +346,7 @@ def test_a_newer_recording_supersedes_an_older_one(panel, qtbot):
     shown = []
     view.sig_recorded.connect(shown.append)
     combo = panel.form.preset
-    with qtbot.waitSignal(view.sig_busy_changed, check_params_cb=lambda busy: not busy, timeout=30000):
+    with qtbot.waitSignal(view.sig_busy_changed, check_params_cb=lambda busy: not busy, timeout=60000):
         combo.setCurrentIndex(combo.findData("mlp-50-30-20-3"))
         combo.setCurrentIndex(combo.findData("seed"))
         assert view.is_recording()

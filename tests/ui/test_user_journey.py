@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from explorer.ui.main_window import MainWindow
 
-WAIT = 20_000  # ms: a generous bound for a signal, never a timing assertion
+WAIT = 60_000  # ms: a generous bound for a signal, never a timing assertion
 
 SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
               "L = bce(a, y)"]

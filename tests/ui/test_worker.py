@@ -4,7 +4,7 @@ import threading
 
 from explorer.ui.common.worker import Worker
 
-WAIT_MS = 30000
+WAIT_MS = 60000
 
 
 def test_results_errors_and_busy(qtbot):

@@ -49,7 +49,7 @@ def chain_rule_text(trace, node_id: str) -> str:
         return f"{d_of(trace, node_id)} = 1 (backward starts at the output)"
     if node.grad is None:
         return f"{node_text(trace, node_id)} does not require a gradient: nothing flows into it"
-    rules = _consumer_rules(trace, node_id)
+    rules = consumer_rules(trace, node_id)
     if not rules:
         return f"{d_of(trace, node_id)} = {snapshot_summary(node.grad)}"
     lines = [_with_numbers(rule_line(r), r.result) for r in rules]
@@ -89,19 +89,23 @@ def rule_line(rule) -> str:
     return text
 
 
-def _consumer_rules(trace, node_id: str) -> list:
+def consumer_rules(trace, node_id: str) -> list:
+    """The rule of every input slot that reads the node and sent it a gradient (`x * x`: two)."""
     done = set(trace.backward_order)
     rules = []
     for cid, consumer in trace.nodes.items():
-        if node_id in consumer.inputs and cid in done:
-            rule = chain_rules(trace, cid)[consumer.inputs.index(node_id)]
+        if node_id not in consumer.inputs or cid not in done:
+            continue
+        consumer_rules = chain_rules(trace, cid)
+        for k, inp in enumerate(consumer.inputs):
+            rule = consumer_rules[k] if inp == node_id and k < len(consumer_rules) else None
             if getattr(rule, "result", None) is not None:
                 rules.append(rule)
     return rules
 
 
 def _manual_sum(trace, node_id: str):
-    parts = [r.manual_result for r in _consumer_rules(trace, node_id)]
+    parts = [r.manual_result for r in consumer_rules(trace, node_id)]
     if not parts or any(p is None for p in parts):
         return None
     return sum(np.asarray(p, dtype=np.float64) for p in parts)
@@ -221,10 +225,12 @@ def element_chain(trace, node_id: str, index: tuple[int, ...]) -> list[str]:
         if up is None or sent is None:
             continue
         out = d_of(trace, cid)
+        via = (f"via input {k + 1} of {node_text(trace, cid)}" if consumer.inputs.count(node_id) > 1
+               else f"via {node_text(trace, cid)}")
         column = _jacobian_column(trace, cid, k, index, up.shape)
         torch_term = float(sent[index])
         if column is None:  # no formula of its own for this op: torch's number only
-            lines.append(f"via {node_text(trace, cid)}: {fmt_number(torch_term)} "
+            lines.append(f"{via}: {fmt_number(torch_term)} "
                          "(autograd's number: the op table has no formula for it)")
             total += torch_term
             complete = False
@@ -232,7 +238,7 @@ def element_chain(trace, node_id: str, index: tuple[int, ...]) -> list[str]:
         parts = [(m, float(up[m]), float(column[m])) for m in np.ndindex(up.shape) if column[m] != 0.0]
         term = sum(u * d for _m, u, d in parts)
         if not parts:
-            lines.append(f"via {node_text(trace, cid)}: 0 (no output element depends on {name}{where})")
+            lines.append(f"{via}: 0 (no output element depends on {name}{where})")
             continue
         out_at = out
         factors = " + ".join(f"{fmt_number(u)} × {fmt_number(d)}" for _m, u, d in parts[:8])
@@ -240,7 +246,7 @@ def element_chain(trace, node_id: str, index: tuple[int, ...]) -> list[str]:
             factors += f" + … ({len(parts)} terms)"
         head = (f"{out_at}{_at(parts[0][0])} × ∂{node_text(trace, cid)}{_at(parts[0][0])}/∂{name}{where}"
                 if len(parts) == 1 else f"Σ_m {out_at}[m] × ∂{node_text(trace, cid)}[m]/∂{name}{where}")
-        lines.append(f"via {node_text(trace, cid)}: {head} = {factors} = {fmt_number(term)}")
+        lines.append(f"{via}: {head} = {factors} = {fmt_number(term)}")
         total += term
     if len(uses) > 1 or not lines:
         lines.append(f"sum over the {len(uses)} paths: {d_of(trace, node_id)}{where} = {fmt_number(total)}")

@@ -327,8 +327,8 @@ def _leaf_rule(tr, node) -> ChainRule:
     if grad is None:
         text = f"no gradient reaches `{name}`: nothing it feeds needs one"
         return ChainRule(node.id, None, None, "", None, None, text)
-    uses = [n for n in tr.nodes.values() if node.id in n.inputs]
-    summed = f"Σ over its {len(uses)} uses" if len(uses) > 1 else "the gradient sent by its one use"
+    uses = sum(n.inputs.count(node.id) for n in tr.nodes.values())  # an op reading it twice: two uses
+    summed = f"Σ over its {uses} uses" if uses > 1 else "the gradient sent by its one use"
     text = f"{_d(name)} = {summed} = {fmt_formula(grad)}"
     if ev is not None and ev.grad_before is not None and ev.grad_after is not None:
         text += (f"; .grad accumulates: {fmt_formula(ev.grad_before)} + {fmt_formula(grad)} = "
@@ -371,20 +371,31 @@ def _op_rule(tr, node, k: int) -> ChainRule:
     up_text = _d(out_name)
     template = spec.chain[k_slot] if spec is not None and k_slot < len(spec.chain) else ""
     name = names[k_slot]
+    head = _d(name) + slot_tag(tr, node.id, k)
     local_formula = _fill(template, names, "upstream", tr, node) if template else f"∂{out_name}/∂{name}"
     if "{up}" in template:
         rhs = _fill(template, names, up_text, tr, node)
     else:
         rhs = f"{up_text} × {local_formula}"
     if upstream is None or result is None:
-        text = f"{_d(name)} = {rhs} (no gradient flowed to `{name}` here)"
+        text = f"{head} = {rhs} (no gradient flowed to `{name}` here)"
         return ChainRule(node.id, input_id, upstream, local_formula, None, result, text)
-    text = f"{_d(name)} = {rhs} = {fmt_formula(result)}"
+    text = f"{head} = {rhs} = {fmt_formula(result)}"
     local, manual_result = _local_numbers(tr, node, spec, k_slot, upstream, result)
     numbers = ""
     if isinstance(local, float) and upstream.numel == 1 and result.numel == 1:
         numbers = f"{fmt_formula(upstream)} × {fmt_fixed(local)} = {fmt_formula(result)}"
     return ChainRule(node.id, input_id, upstream, local_formula, local, result, text, numbers, manual_result)
+
+
+def slot_tag(tr, node_id: str, k: int) -> str:
+    """" (input 2 of (x × x))" when op `node_id` reads its input `k` in more than one slot, else "".
+
+    Each slot is a use of its own: `x * x` sends x one term per factor, and the terms add up."""
+    node = tr.nodes[node_id]
+    if node.inputs.count(node.inputs[k]) < 2:
+        return ""
+    return f" (input {k + 1} of {node_text(tr, node_id)})"
 
 
 def _fill(template: str, names: list[str], up: str, tr, node) -> str:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use: the window's import must not wait for it
+    import torch
 
 __all__ = [
     "SavedLog", "SavedMemory", "SavedTensor", "alive_by_step", "attach_saved", "hooks_total", "node_bytes",
@@ -130,6 +132,8 @@ class SavedLog:
         return p.tensor
 
     def __enter__(self):
+        import torch
+
         if torch._C._autograd._saved_tensors_hooks_is_enabled():  # some transforms forbid hooks
             self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
             self._ctx.__enter__()
@@ -215,6 +219,8 @@ def hooks_total(fn) -> int:
         sizes[key] = nbytes
         kept.append(t)
         return t
+
+    import torch
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
@@ -320,6 +326,8 @@ def reason_for(node) -> str:
 
 
 def _itemsize(dtype: str) -> int:
+    import torch
+
     t = getattr(torch, dtype, None)
     return t.itemsize if isinstance(t, torch.dtype) else 4
 
@@ -343,12 +351,16 @@ def _owned_fns(fn, owner_of_fn: dict[int, str], claimed: set[int]) -> list:
     return out
 
 
+_SAVED_SLOTS: dict[type, tuple[str, ...]] = {}  # autograd node type -> its "_raw_saved_*" attributes
+
+
 def _raw_saved(fn) -> list[tuple[str, object]]:
     """(attribute name, SavedTensor) for each tensor slot ``fn`` saved, in attribute order."""
     out = []
-    for name in dir(fn):
-        if not name.startswith("_raw_saved_"):
-            continue
+    names = _SAVED_SLOTS.get(type(fn))
+    if names is None:  # dir() is slow and the same for every node of one type: once per type
+        names = _SAVED_SLOTS[type(fn)] = tuple(n for n in dir(fn) if n.startswith("_raw_saved_"))
+    for name in names:
         try:
             raw = getattr(fn, name)
         except RuntimeError:  # freed already

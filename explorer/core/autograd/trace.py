@@ -15,7 +15,6 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 from explorer.core.autograd.saved import SavedLog, SavedMemory, SavedTensor, attach_saved
 from explorer.core.lang.interp import Hooks
 from explorer.core.numbers import fmt_number
+from explorer.core.speed import no_gc
 
 __all__ = ["BackwardEvent", "Node", "PassInfo", "ProgramTrace", "Snapshot", "Trace", "TraceError", "trace",
            "trace_program", "unrecorded"]
@@ -60,20 +60,24 @@ class Snapshot:
     def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
-        data, truncated = _tensor_data(t, max_elems)
+        data, truncated = _tensor_data(t, max_elems, numel)
         try:
             stride = tuple(t.stride())
             contiguous = bool(t.is_contiguous())
         except (RuntimeError, NotImplementedError):  # sparse and other layouts have no strides
             stride, contiguous = (), False
+        dtype = _DTYPE_NAMES.get(t.dtype)
+        if dtype is None:
+            dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
+        grad_fn = t.grad_fn
         return cls(
             shape=tuple(t.shape),
-            dtype=str(t.dtype).removeprefix("torch."),
+            dtype=dtype,
             stride=stride,
             is_contiguous=contiguous,
-            requires_grad=bool(t.requires_grad),
-            is_leaf=bool(t.is_leaf),
-            grad_fn=type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+            requires_grad=t.requires_grad,
+            is_leaf=t.is_leaf,
+            grad_fn=type(grad_fn).__name__ if grad_fn is not None else None,
             data=data,
             numel=numel,
             truncated=truncated,
@@ -113,18 +117,24 @@ def _json_data(data: np.ndarray):
     return out.tolist()
 
 
-def _tensor_data(t: torch.Tensor, max_elems: int) -> tuple[np.ndarray | None, bool]:
+_DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() of a dtype is slow
+_NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
+
+
+def _tensor_data(t: torch.Tensor, max_elems: int, numel: int | None = None) -> tuple[np.ndarray | None, bool]:
     """Return (numpy copy of at most max_elems elements, truncated?) of t; None for odd layouts."""
     try:
         d = t.detach()
-        if d.layout != torch.strided or d.device.type == "meta":
+        if d.layout is not torch.strided or d.is_meta:
             return None, False
-        truncated = d.numel() > max_elems
+        truncated = (d.numel() if numel is None else numel) > max_elems
         if truncated:
             d = d.reshape(-1)[:max_elems]
-        d = d.cpu()
+        if not d.is_cpu:
+            d = d.cpu()
         # Copies in every branch: in-place ops later in the program must not change the snapshot.
-        if d.dtype in (torch.float32, torch.float64, torch.float16):
+        dtype = d.dtype
+        if dtype in _NUMPY_FLOATS:
             return d.numpy().astype(np.float64), truncated  # numpy converts small arrays faster
         if d.is_floating_point():
             return d.to(torch.float64).numpy(), truncated  # bfloat16 and float8 have no numpy type
@@ -726,13 +736,8 @@ def trace(fn, *, backward: bool = True, grad_seed=None, max_snapshot_elems: int 
     """
     # The trace allocates many small objects that all live until it ends: collecting garbage meanwhile
     # only rescans them (measured: a third of the time on a 3,000-node graph).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with no_gc():
         return _trace(fn, backward, grad_seed, max_snapshot_elems)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
@@ -994,13 +999,8 @@ def trace_program(program, overrides: dict | None = None, *, max_snapshot_elems:
     loop is N small graphs, not one N-fold graph. A program that calls no backward gets the implicit one
     of its scalar output, as a formula does. Raises ExprError for the program's errors.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with no_gc():
         return _trace_program(program, overrides, max_snapshot_elems, cancelled)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> ProgramTrace:

@@ -122,8 +122,25 @@ def _module_code(spec: NetSpec) -> str:
         "def make_model():",
         '    """A network with the app\'s initial weights."""',
         "    torch.manual_seed(SEED)",
-        "    return Net()",
+        *(["    return Net()"] if spec.init == "default" else [
+            "    model = Net()",
+            f"    # {INIT_COMMENTS[spec.init]}",
+            "    with torch.no_grad():",
+            "        for layer in model.modules():",
+            "            if isinstance(layer, nn.Linear):",
+            f"                {INIT_CALLS[spec.init]}",
+            "                nn.init.zeros_(layer.bias)",
+            "    return model",
+        ]),
     ])
+
+
+INIT_CALLS = {"xavier": "nn.init.xavier_uniform_(layer.weight)",
+              "he": 'nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
+              "zeros": "nn.init.zeros_(layer.weight)"}
+INIT_COMMENTS = {"xavier": "Xavier (Glorot) initialisation: uniform, variance 2 / (fan_in + fan_out)",
+                 "he": "He (Kaiming) initialisation for ReLU: normal, variance 2 / fan_in",
+                 "zeros": "every weight 0: the units of a layer stay identical (the symmetry problem)"}
 
 
 def _optimizer_code(spec: NetSpec) -> str:

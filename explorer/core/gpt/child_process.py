@@ -26,6 +26,7 @@ from typing import Any
 
 # Seconds between two batches sent to the GUI: 20 updates a second at most.
 FLUSH_INTERVAL_S = 0.05
+PARENT_CHECK_S = 0.5  # how often the training process looks whether the GUI process still lives
 TERMINAL_TYPES = ("done", "stopped", "error")
 
 
@@ -42,12 +43,20 @@ def run_training(
     """Train a GPT from plain dicts and stream record batches (lists of dicts) into `records`."""
     sender = _BatchSender(records)
     trainer = None
+    lock = None
     try:
+        from explorer.core import files
+
+        # The run's folder is this process's while it lives (the kernel drops the lock when it ends, even
+        # by kill -9): other windows see the run as training and never clean or delete its folder.
+        lock = files.FolderLock(Path(checkpoint_path).parent)
         import torch
 
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
         trainer = _make_trainer(config, settings, corpus_path, resume_from)
+        # `checkpoint_every` rewrites the run's own checkpoint (atomically) as it trains.
+        trainer.checkpoint_target = Path(checkpoint_path)
         wants_checkpoint = threading.Event()
         # Set between the trainer's "paused" and "resumed" records: the loop is blocked and the model
         # is not changing, so the listener may write a checkpoint itself.
@@ -81,8 +90,12 @@ def run_training(
     finally:
         if trainer is not None:
             _save(trainer, checkpoint_path, sender)
+        if lock is not None:
+            lock.release()
         sender.add({"type": "exit"})
         sender.close()
+        if not parent_alive() and hasattr(records, "cancel_join_thread"):
+            records.cancel_join_thread()  # nobody reads the queue: never wait on a full pipe to exit
 
 
 def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
@@ -104,13 +117,17 @@ def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path:
 
 def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paused: threading.Event,
             handoff: threading.Lock, checkpoint_path: str, sender: _BatchSender) -> None:
-    """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies)."""
+    """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies, or the GUI
+    process is gone: killed, its run then stops after its step and writes its checkpoint)."""
     while True:
         try:
-            command = commands.get()
-        except (EOFError, OSError):
-            trainer.request_stop()
-            return
+            command = commands.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if parent_alive():
+                continue
+            command = "stop"
+        except (EOFError, OSError, ValueError):
+            command = "stop"
         if command == "pause":
             trainer.pause()
         elif command == "resume":
@@ -128,6 +145,14 @@ def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paus
             if hasattr(trainer, "resume"):
                 trainer.resume()
             return
+
+
+def parent_alive() -> bool:
+    """Whether the process that spawned this one still runs (True where that cannot be told)."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
 
 
 def _save(trainer: Any, path: str, sender: _BatchSender) -> None:

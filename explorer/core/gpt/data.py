@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from explorer.core import files
 
 MIN_CORPUS_CHARS = 1000  # below this a train/validation split leaves nothing to learn from
 BINARY_SAMPLE = 8192  # bytes inspected to tell text from binary
+CHUNK = 256 * 1024  # corpora are decoded and hashed this many bytes or characters at a time
+ENCODE_CHUNK = 256 * 1024  # and tokenised this many characters at a time (a list of ids each, 8 bytes an id)
+# The line ends of str.splitlines: _lines streams the lines that it would list.
+_ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(f"[^{_ENDS}]*(?:\r\n|[{_ENDS}])?")
 
 
 class CorpusError(ValueError):
@@ -93,7 +99,11 @@ def _normalise(text: str) -> str:
 
 
 def load_corpus(path: str | Path, min_chars: int = MIN_CORPUS_CHARS) -> str:
-    """Read a UTF-8 text file as a corpus; CorpusError if it is missing, empty, binary, non-UTF-8 or short."""
+    """Read a UTF-8 text file as a corpus; CorpusError if it is missing, empty, binary, non-UTF-8 or short.
+
+    Decoded and normalised 256 KiB of whole lines at a time, so reading peaks at the file's bytes plus
+    the text (one to four bytes a character, as Python stores it), not at several copies of it.
+    """
     p = Path(path)
     if not p.exists():  # stat only, like is_dir: neither opens a FIFO or a device
         raise CorpusError(f"corpus file not found: {p}")
@@ -103,29 +113,49 @@ def load_corpus(path: str | Path, min_chars: int = MIN_CORPUS_CHARS) -> str:
         raw = files.read_bytes(p, "corpus")
     except files.FileProblem as exc:
         raise CorpusError(f"corpus {p}: {str(exc).split(': ', 1)[-1]}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # no copy, unlike raw.strip()
         raise CorpusError(f"{p} is empty; a corpus needs at least {min_chars} characters of text")
     if b"\x00" in raw[:BINARY_SAMPLE]:
         raise CorpusError(f"{p} looks like a binary file (it contains NUL bytes); choose a UTF-8 text file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"{p} is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            f"save it as UTF-8 and try again"
-        ) from None
-    controls = sum(1 for ch in text[:BINARY_SAMPLE] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > 0.05 * min(len(text), BINARY_SAMPLE):
+    head = raw[:BINARY_SAMPLE].removeprefix(b"\xef\xbb\xbf").decode("utf-8", "ignore")
+    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 0.05 * min(len(head), BINARY_SAMPLE):
         raise CorpusError(f"{p} looks like a binary file (many control characters); choose a text file")
-    text = _normalise(text)
+    pieces, start, view = [], 3 if raw.startswith(b"\xef\xbb\xbf") else 0, memoryview(raw)
+    while start < len(raw):
+        end = raw.find(b"\n", start + CHUNK)  # cut after a newline: never inside a character or a line
+        end = len(raw) if end < 0 else end + 1
+        try:
+            piece = str(view[start:end], "utf-8")  # decoded from the buffer itself: no copy of the bytes
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            raise CorpusError(
+                f"{p} is not UTF-8 text (invalid byte 0x{raw[at]:02x} at offset {at}); "
+                f"save it as UTF-8 and try again"
+            ) from None
+        # Whole lines, so the pieces normalise as the whole text would; kept as UTF-8, which is smaller
+        # than a str holding one character beyond Latin-1 (two or four bytes for every character).
+        pieces.append(_normalise(piece).encode("utf-8"))
+        start = end
+    view.release()
+    del raw
+    joined = b"".join(pieces)
+    del pieces
+    text = joined.decode("utf-8")
+    del joined
     if len(text) < min_chars:
         raise CorpusError(f"{p} is too short: {len(text)} characters, at least {min_chars} are needed")
     return text
 
 
 def fingerprint(text: str) -> str:
-    """Short stable hash of a corpus, stored in checkpoints to notice a different corpus on resume."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """Short stable hash of a corpus, stored in checkpoints to notice a different corpus on resume.
+
+    The SHA-256 of its UTF-8 bytes, encoded a chunk at a time (no copy of a large corpus)."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), CHUNK):
+        digest.update(text[start:start + CHUNK].encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +224,9 @@ class BPETokenizer:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet, show_progress=False)
-        # Chunks by line so the trainer's word counting sees a stream, not one huge string.
-        tok.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+        # Line by line, as a stream: the trainer's word counting never sees one huge string, and no list
+        # of every line is held beside the text.
+        tok.train_from_iterator(_lines(text), trainer=trainer, length=text.count("\n") + 1)
         return cls(tok)
 
     @property
@@ -217,6 +248,14 @@ class BPETokenizer:
 
 
 TOKENIZERS = ("char", "bpe")
+
+
+def _lines(text: str):
+    """The lines of `text`, each with its line end, one at a time: text.splitlines(keepends=True)
+    without a list of them all."""
+    for match in _LINE.finditer(text):
+        if match.end() > match.start():
+            yield match.group()
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int = 1024):
@@ -275,19 +314,78 @@ def tokenizer_to_json(tokenizer) -> str:
 # Token data and batches
 
 
+def token_dtype(vocab_size: int | None) -> np.dtype:
+    """The smallest integer type that holds every id of a vocabulary: uint8 up to 256 tokens (most
+    character vocabularies), int16 up to 32,768, int32 beyond."""
+    if vocab_size is not None and vocab_size <= 256:
+        return np.dtype(np.uint8)
+    if vocab_size is not None and vocab_size <= np.iinfo(np.int16).max + 1:
+        return np.dtype(np.int16)
+    if vocab_size is not None and vocab_size <= np.iinfo(np.int32).max + 1:
+        return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
+def encode_ids(tokenizer, text: str, chunk: int = ENCODE_CHUNK) -> np.ndarray:
+    """`tokenizer.encode(text)` as one compact array (token_dtype), encoded `chunk` characters at a time.
+
+    Chunks end where a byte-level BPE's pre-tokenizer splits anyway (after a newline with a non-space on
+    each side, or before a space between a non-space and a letter: a whitespace run of one character,
+    which that pre-tokenizer never joins to what is across the cut), so the ids equal those of encoding
+    the whole text;
+    only a stretch of `chunk` characters with no such place is cut where it stands. The array grows by
+    doubling, so untouched capacity costs no memory and the result is copied once at most."""
+    dtype = token_dtype(getattr(tokenizer, "vocab_size", None))
+    out = np.empty(max(16, len(text)), dtype=dtype)  # one id per character at most for char, usually for BPE
+    used = start = 0
+    while start < len(text):
+        end = _chunk_end(text, start, chunk)
+        ids = np.asarray(tokenizer.encode(text[start:end]), dtype=dtype)
+        if used + len(ids) > len(out):
+            grown = np.empty(max(2 * len(out), used + len(ids)), dtype=dtype)
+            grown[:used] = out[:used]
+            out = grown
+        out[used:used + len(ids)] = ids
+        used += len(ids)
+        start = end
+    return out[:used] if used == len(out) else out[:used].copy()
+
+
+def _chunk_end(text: str, start: int, chunk: int) -> int:
+    """Where the chunk of `text` that begins at `start` ends: a place no BPE pre-token spans."""
+    limit = start + chunk
+    if limit >= len(text):
+        return len(text)
+    low = start + chunk // 2
+    at = text.rfind("\n", low, limit)
+    while at > low:  # after a lone newline: a non-space before it and after it
+        if not text[at + 1].isspace() and not text[at - 1].isspace():
+            return at + 1
+        at = text.rfind("\n", low, at)
+    at = text.rfind(" ", low, limit)
+    while at > low:  # before " word", after a non-space
+        if text[at + 1].isalpha() and not text[at - 1].isspace():
+            return at
+        at = text.rfind(" ", low, at)
+    return limit
+
+
 @dataclass
 class TokenData:
     """A corpus encoded once and split into a training head and a validation tail."""
 
-    train: torch.Tensor  # (N_train,) int64 token ids
-    val: torch.Tensor  # (N_val,) int64 token ids
+    train: torch.Tensor  # (N_train,) token ids: uint8, int16 or int32, as the vocabulary allows (token_dtype)
+    val: torch.Tensor  # (N_val,) token ids, the same dtype; batches come out as int64
 
     @classmethod
     def from_text(cls, text: str, tokenizer, val_fraction: float = 0.1, context_length: int = 1) -> TokenData:
-        """Encode `text` and split it; CorpusError if either part is too short for `context_length`."""
+        """Encode `text` and split it; CorpusError if either part is too short for `context_length`.
+
+        Encoded a chunk at a time into one compact array (encode_ids), so a char-level corpus of N
+        characters costs N or 2N bytes of ids beside its text, not a Python list of 8N."""
         if not 0.0 < val_fraction < 1.0:
             raise CorpusError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-        ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+        ids = torch.from_numpy(encode_ids(tokenizer, text))
         n_val = int(len(ids) * val_fraction)
         data = cls(train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val :])
         for name, part in (("training", data.train), ("validation", data.val)):
@@ -314,7 +412,7 @@ class TokenData:
         index = starts[:, None] + torch.arange(context_length + 1)  # (B, T + 1)
         if data.device.type != "cpu":
             index = index.to(data.device, non_blocking=True)
-        windows = data[index]
+        windows = data[index].long()  # ids are stored compact; the model takes int64
         x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
         device = torch.device(device)
         if x.device.type == "cpu" and device.type == "cuda":

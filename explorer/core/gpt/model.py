@@ -18,6 +18,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from explorer.core.gpt.config import ConfigError, ConfigMixin
+from explorer.core.numbers import format_bytes as format_bytes  # the one formatter; kept here for callers
 
 
 @dataclass
@@ -476,15 +477,6 @@ def memory_estimate(
     }
     out["total"] = sum(out.values())
     return out
-
-
-def format_bytes(n: float) -> str:
-    """Human-readable size with binary units: 1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def field_help(cls) -> dict[str, str]:

@@ -83,6 +83,10 @@ class PretrainRun:
     evals: dict[str, Series] = field(default_factory=lambda: {k: Series() for k in EVAL_KEYS})
     last_step: dict[str, Any] = field(default_factory=dict)
     continues: int | None = None  # the run whose checkpoint this one resumed (fine-tuning on another text)
+    uid: str | None = None  # the identity written in the run's folder when it was made (None: older runs)
+    # Per-block health of the steps that measured it (explorer/core/gpt/health.py): dicts with "step",
+    # "grad_norm" (global, before clipping), "block_grad_norms", "update_ratios" (lists, None: not finite).
+    health: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, record: dict[str, Any]) -> None:
         """Take one trainer record into the run."""
@@ -91,6 +95,8 @@ class PretrainRun:
             for key in STEP_KEYS:
                 self.steps[key].append(record.get(key))
             self.last_step = record
+            if "block_grad_norms" in record:
+                self.health.append(health_entry(record))
             if self.status == "starting":
                 self.status = "running"
         elif kind == "eval":
@@ -115,6 +121,13 @@ class PretrainRun:
             self.status = kind
             self.message = str(record.get("message", "") or "")
 
+    def take_records_of(self, other: PretrainRun) -> None:
+        """Take what another copy of this run (read from its folder) knows: status, curves, checkpoint;
+        the user's view of it (name, colour, visibility) stays."""
+        for name in ("config", "settings", "corpus", "status", "message", "checkpoint", "device", "samples",
+                     "steps", "evals", "last_step", "continues"):
+            setattr(self, name, getattr(other, name))
+
     def steps_done(self) -> int:
         """The last optimizer step the run recorded (0 before its first)."""
         steps = self.steps["step"].view()
@@ -136,7 +149,7 @@ class PretrainRun:
         return {"run_id": self.run_id, "name": self.name, "config": self.config, "settings": self.settings,
                 "corpus": self.corpus, "color": self.color, "status": self.status, "message": self.message,
                 "checkpoint": self.checkpoint, "visible": self.visible, "continues": self.continues,
-                "samples": self.samples[-20:],
+                "uid": self.uid, "samples": self.samples[-20:],
                 "steps": thin(self.steps), "evals": thin(self.evals)}
 
     @classmethod
@@ -148,6 +161,7 @@ class PretrainRun:
                   visible=bool(data.get("visible", True)))
         continues = data.get("continues")
         run.continues = int(continues) if continues is not None else None
+        run.uid = str(data["uid"]) if data.get("uid") else None
         run.samples = [(int(s), str(t)) for s, t in data.get("samples", [])]
         for target, saved in ((run.steps, data.get("steps", {})), (run.evals, data.get("evals", {}))):
             for key, values in saved.items():
@@ -157,6 +171,40 @@ class PretrainRun:
         if run.status in ("starting", "running", "paused"):
             run.status = "stopped"
         return run
+
+
+MAX_BLOCKS = 1024  # a health row longer than this is refused (no model here has more blocks)
+
+
+def health_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """The health part of a step record, with every value a finite float or None."""
+    def number(v) -> float | None:
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return None
+        return v if math.isfinite(v) else None
+
+    def row(values) -> list[float | None]:
+        return [number(v) for v in list(values or [])[:MAX_BLOCKS]]
+
+    return {"step": int(record["step"]), "grad_norm": number(record.get("grad_norm")),
+            "block_grad_norms": row(record.get("block_grad_norms")),
+            "update_ratios": row(record.get("update_ratios"))}
+
+
+def health_arrays(entries: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, global grad norms, block grad norms (n x blocks), update ratios (n x blocks)), NaN gaps."""
+    n = len(entries)
+    width = max((len(e["block_grad_norms"]) for e in entries), default=0)
+    steps = np.array([e["step"] for e in entries], dtype=float)
+    norms = np.array([np.nan if e["grad_norm"] is None else e["grad_norm"] for e in entries], dtype=float)
+    grads, ratios = np.full((n, width), np.nan), np.full((n, width), np.nan)
+    for i, e in enumerate(entries):
+        for table, key in ((grads, "block_grad_norms"), (ratios, "update_ratios")):
+            values = [np.nan if v is None else v for v in e[key]][:width]
+            table[i, : len(values)] = values
+    return steps, norms, grads, ratios
 
 
 def describe_config(config: dict[str, Any], settings: dict[str, Any]) -> str:

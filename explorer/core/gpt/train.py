@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -42,6 +43,7 @@ from explorer.core.gpt.data import (
     train_tokenizer,
 )
 from explorer.core.gpt.distributed import rank_slice
+from explorer.core.gpt.health import BlockHealth
 from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
 
 
@@ -69,6 +71,9 @@ class TrainSettings(ConfigMixin):
     temperature: float = 0.8  # sampling temperature: lower is more conservative
     top_k: int = 0  # sample only among the k likeliest tokens; 0 means all
     log_every: int = 1  # emit a "step" record every this many steps
+    # Record per-block gradient norms and update ratios (block_grad_norms, update_ratios) on the first
+    # step and every this many steps, when the step is logged; 0: never (explorer/core/gpt/health.py).
+    health_every: int = 10
     device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
     # auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with AMX (Intel Xeon since Sapphire
     # Rapids) for models at least 128 wide, where it trains faster; float32 elsewhere. Or float32 / bfloat16.
@@ -80,6 +85,9 @@ class TrainSettings(ConfigMixin):
     corpus_path: str | None = None  # UTF-8 text file to train on; None: the built-in corpus
     out_dir: str | None = None  # where the final checkpoint and metrics.csv go; None: nowhere
     save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
+    # Rewrite the run's one checkpoint every this many steps (out_dir/checkpoint.safetensors, or the path
+    # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
+    checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
@@ -91,7 +99,7 @@ class TrainSettings(ConfigMixin):
         out: dict[str, str] = {}
         positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
         non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
-                        "threads")
+                        "checkpoint_every", "threads", "health_every")
         for name in positive + non_negative:
             value = getattr(self, name)
             low = 1 if name in positive else 0
@@ -140,11 +148,12 @@ MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GP
 TRAIN_PRESETS: dict[str, TrainSettings] = {
     # A higher peak lr than nanoGPT's 1e-3 (meant for 2000 steps) so 500 steps show clear progress.
     "tiny": TrainSettings(steps=500, batch_size=12, lr=3e-3, warmup_steps=20, eval_every=50,
-                          sample_every=100),
+                          sample_every=100, checkpoint_every=100),
     "small": TrainSettings(steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, eval_every=250,
-                           sample_every=500),
+                           sample_every=500, checkpoint_every=250),
     "gpt2-124m": TrainSettings(steps=5000, batch_size=8, grad_accum_steps=8, lr=6e-4, warmup_steps=200,
-                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe"),
+                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe",
+                               checkpoint_every=250),
 }
 
 
@@ -290,6 +299,7 @@ class Trainer:
         self.model = GPT(self.config).to(self.device)
         self.model.set_checkpointing(self.settings.checkpoint_blocks)
         self.optimizer = self._make_optimizer()
+        self.health = BlockHealth(self.model.blocks, self.optimizer, self.settings, lambda: self.step)
         # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
         # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
         self.batch_generator = torch.Generator().manual_seed(self.settings.seed)
@@ -313,6 +323,10 @@ class Trainer:
         self.step = 0
         self.tokens = 0
         self.history: list[dict] = []  # step and eval records, for CSV export and checkpoints
+        # Where `checkpoint_every` rewrites the checkpoint: out_dir's, or one the caller sets (the GUI's
+        # training process points it at the run's folder); None: nowhere.
+        out = self.settings.out_dir
+        self.checkpoint_target: Path | None = Path(out) / "checkpoint.safetensors" if out else None
         self._stop = threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
@@ -404,7 +418,8 @@ class Trainer:
                               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
                               "tokens_per_s": speed,
                               "mfu": mfu(speed, self.config, self.peak_flops and self.peak_flops * ranks),
-                              "step_s": now - step_started, **self._peak_memory()}
+                              "step_s": now - step_started, **self._peak_memory(),
+                              **self.health.fields(self.step, grad_norm)}
                     self.history.append(record)
                     if self.is_main:
                         yield record
@@ -504,6 +519,11 @@ class Trainer:
             yield {"type": "sample", "step": self.step, "text": self.sample()}
         if s.save_every and s.out_dir and self.step % s.save_every == 0 and self.step < s.steps:
             path = self.save_checkpoint(Path(s.out_dir) / f"step-{self.step}.safetensors")
+            if path is not None:
+                yield {"type": "checkpoint", "step": self.step, "path": str(path)}
+        every, target = s.checkpoint_every, self.checkpoint_target
+        if every and target is not None and self.step % every == 0 and self.step < s.steps:
+            path = self.save_checkpoint(target)
             if path is not None:
                 yield {"type": "checkpoint", "step": self.step, "path": str(path)}
 
@@ -725,6 +745,9 @@ class Trainer:
 
 
 CSV_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
+# Per-block health (explorer/core/gpt/health.py), on the steps that measured it: each cell a JSON list,
+# one number per transformer block in order, null where not finite, e.g. "[0.21,0.13]"; empty elsewhere.
+HEALTH_COLUMNS = ("block_grad_norms", "update_ratios")
 
 
 def write_metrics_csv(records, path: str | Path) -> Path:
@@ -732,13 +755,15 @@ def write_metrics_csv(records, path: str | Path) -> Path:
     rows: dict[int, dict] = {}
     for rec in records:
         if rec.get("type") == "step":
-            rows.setdefault(rec["step"], {}).update({k: rec[k] for k in CSV_COLUMNS if k in rec})
+            row = rows.setdefault(rec["step"], {})
+            row.update({k: rec[k] for k in CSV_COLUMNS if k in rec})
+            row.update({k: json.dumps(rec[k], separators=(",", ":")) for k in HEALTH_COLUMNS if k in rec})
         elif rec.get("type") == "eval":
             row = rows.setdefault(rec["step"], {"step": rec["step"], "tokens": rec.get("tokens", "")})
             row["val_loss"] = rec["val_loss"]
             row.setdefault("train_loss", rec.get("train_loss", ""))
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS + HEALTH_COLUMNS, restval="")
     writer.writeheader()
     for step in sorted(rows):
         writer.writerow(rows[step])

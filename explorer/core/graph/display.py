@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.graph.layout import collapse, layered_layout
-from explorer.core.lang.ops import find_op
+from explorer.core.speed import no_gc
 
 CARD_W = 156.0
 CARD_H = 84.0
@@ -121,6 +121,8 @@ def tensor_layout(value) -> str:
 
 def op_short_name(node) -> str:
     """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
+    from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
+
     op = getattr(node, "op", None) or ""
     spec = find_op(op) or find_op(getattr(node, "torch_name", None))
     return spec.name if spec else op
@@ -134,10 +136,16 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
     (gradient) from the step its last member's is known. With `aspect` (the canvas's width / height),
     a long graph wraps its layers into rows when that lets it be shown larger.
     """
+    with no_gc():  # every object made here lives as long as the model: nothing for the collector to find
+        return _build_display(trace, expanded, timeline, aspect)
+
+
+def _build_display(trace, expanded, timeline, aspect) -> DisplayModel:
     timeline = timeline if timeline is not None else Timeline(trace)
     model = DisplayModel(timeline=timeline)
     grad_ids = set(trace.backward_order)
     graph = trace.graph
+    forward_index = {nid: i for i, nid in enumerate(trace.forward_order)}
     has_modules = any(getattr(n, "module", None) for n in trace.nodes.values())
     if has_modules:
         graph = collapse(trace, set(expanded))
@@ -145,7 +153,7 @@ def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
         if did in trace.nodes:
             info = _node_info(trace.nodes[did], did in grad_ids)
         else:
-            info = _module_info(did, attrs, trace, grad_ids)
+            info = _module_info(did, attrs, trace, grad_ids, forward_index)
         model.info[did] = info
         for m in info["members"]:
             model.member_of[m] = did
@@ -176,12 +184,13 @@ def set_bands(model: DisplayModel, bands: int) -> None:
     model.order = sorted(model.info, key=lambda d: (model.row_of(d), positions[d][0], positions[d][1]))
 
 
-def _module_info(did: str, attrs: dict, trace, grad_ids: set[str]) -> dict:
+def _module_info(did: str, attrs: dict, trace, grad_ids: set[str],
+                 forward_index: dict[str, int]) -> dict:
     """Card info for a collapsed module group."""
     members = [m for m in attrs.get("members", []) if m in trace.nodes]
     path = attrs.get("module") or attrs.get("path") or did
-    ordered = [m for m in trace.forward_order if m in set(members)]
-    last = trace.nodes[ordered[-1]] if ordered else None
+    ordered = [m for m in members if m in forward_index]  # the module's value: its last member's
+    last = trace.nodes[max(ordered, key=forward_index.__getitem__)] if ordered else None
     label = attrs.get("label", "module")
     tip = _KIND_HELP["module"].format(n=len(members))
     return {

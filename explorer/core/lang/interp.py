@@ -292,7 +292,7 @@ class Interpreter:
         self.owners: list[type | None] = []  # the class of each method call in progress (for super())
         from explorer.core.lang import legacy
 
-        self.lists_are_tensors = legacy.is_formula(tree)  # the first language's list literals
+        self.lists_are_tensors = legacy.is_formula(tree)  # the first language's list literals (cached)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -301,7 +301,7 @@ class Interpreter:
         self.deadline = time.monotonic() + self.limits.seconds
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.random.fork_rng(devices=[]))
-            torch.manual_seed(0)
+            torch.default_generator.manual_seed(0)  # the CPU stream only: torch.manual_seed costs ms
             stack.enter_context(micrograd.activated(self, self.random))
             stack.enter_context(torch.enable_grad())
             stack.enter_context(warnings.catch_warnings(record=True))
@@ -366,11 +366,11 @@ class Interpreter:
         self._tick(stmt)
         self.line = stmt.lineno
         self.hooks.at_line(stmt.lineno)
-        method = getattr(self, "stmt_" + type(stmt).__name__, None)
+        method = _STMT.get(type(stmt))
         if method is None:
             self.fail(stmt, f"{type(stmt).__name__} statements are not allowed")
         try:
-            method(stmt, scope)
+            method(self, stmt, scope)
         except (ExprError, _Flow, KeyboardInterrupt, SystemExit, RecursionError):
             raise
         except MemoryError:
@@ -597,11 +597,11 @@ class Interpreter:
 
     def eval(self, node: ast.expr, scope: Scope):
         """The value of an expression; any error becomes an ExprError at the innermost node."""
-        method = getattr(self, "expr_" + type(node).__name__, None)
+        method = _EXPR.get(type(node))
         if method is None:
             self.fail(node, f"{type(node).__name__} is not allowed here")
         try:
-            return method(node, scope)
+            return method(self, node, scope)
         except (ExprError, _Flow, KeyboardInterrupt, SystemExit):
             raise
         except RecursionError:
@@ -755,9 +755,8 @@ class Interpreter:
             self.check_elements(math.prod(out), node)
             self._count_products(math.prod(out) * a[-1], node)
             return
-        try:
-            out = torch.broadcast_shapes(*shapes)
-        except RuntimeError:
+        out = _broadcast(shapes[0], shapes[1])
+        if out is None:
             self.fail(node, f"shapes {shapes[0]} and {shapes[1]} do not broadcast for `{symbol}`: sizes must "
                             "match or be 1, compared from the right")
         self.check_elements(math.prod(out), node, f"`{symbol}` of shape {tuple(out)}")
@@ -1210,6 +1209,8 @@ class Interpreter:
             return optimizer
         if cls in micrograd.CLASSES:
             return cls(*args, **kwargs)
+        if cls in _GRAD_MODES:  # torch.no_grad(), torch.enable_grad(), ... for `with`
+            return cls(*args, **kwargs)
         if cls in (torch.Tensor,):
             return self.call_torch("Tensor", torch.Tensor, args, kwargs, node)
         if cls in (torch.Size,):
@@ -1606,6 +1607,12 @@ class Interpreter:
                 self.check_elements(r.numel(), node, f"`{name}` of shape {tuple(r.shape)}")
 
 
+# one method per node type, looked up once per node (no string building on the hot path)
+_STMT = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
+         if name.startswith("stmt_") and hasattr(ast, name[5:])}
+_EXPR = {getattr(ast, name[5:]): fn for name, fn in vars(Interpreter).items()
+         if name.startswith("expr_") and hasattr(ast, name[5:])}
+
 # ---------------------------------------------------------------------------------------- builtins
 
 _MISSING = object()
@@ -1633,6 +1640,7 @@ _METHOD_HINTS = {
 }
 
 _CONVERSIONS = (int, float, bool, str, list, tuple, dict)
+_GRAD_MODES = (torch.no_grad, torch.enable_grad, torch.set_grad_enabled, torch.inference_mode)
 
 
 def _python_builtins(interp: Interpreter) -> dict[str, object]:
@@ -1956,6 +1964,21 @@ def _nested_count(data, cap: int) -> int:
         else:
             count += 1
     return count
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    """The broadcast shape of two shapes, or None when they do not broadcast (torch's rule, in Python:
+    torch.broadcast_shapes goes through its reference implementation, 0.25 ms a call)."""
+    if a == b:
+        return a
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
 
 
 def _matmul_shape(a: tuple, b: tuple) -> tuple:

@@ -21,7 +21,14 @@ SHARED_WITH_PYTHON = frozenset({"sum", "max", "min", "abs"})
 def is_formula(tree) -> bool:
     """True for a program in the first language's style: no imports, definitions, loops, conditions or
     text, and only its functions called by name. In such a program a list literal is a tensor, as it
-    always was there (`W @ [[1.0], [2.0]]`); elsewhere lists are Python lists."""
+    always was there (`W @ [[1.0], [2.0]]`); elsewhere lists are Python lists. (Remembered on the tree.)"""
+    known = getattr(tree, "is_formula", None)
+    if known is None:
+        known = tree.is_formula = _is_formula(tree)
+    return known
+
+
+def _is_formula(tree) -> bool:
     import ast
 
     for node in ast.walk(tree):

@@ -200,9 +200,7 @@ def _leaf_names(env: dict, leaves: list[torch.Tensor]) -> dict[str, int]:
             taken.add(id(t))
             names[name] = index[id(t)]
 
-    for name, value in env.items():
-        if isinstance(value, torch.Tensor | micrograd.Value):
-            add(name, value)
+    # a module's path names its parameters first (a loop variable left holding one is not its name)
     for name, value in env.items():
         if isinstance(value, nn.Module):
             for path, p in value.named_parameters():
@@ -210,7 +208,11 @@ def _leaf_names(env: dict, leaves: list[torch.Tensor]) -> dict[str, int]:
         elif isinstance(value, micrograd.Module):
             for path, v in _micrograd_params(value):
                 add(f"{name}{path}", v)
-        elif isinstance(value, list | tuple) and len(value) <= 10_000:
+    for name, value in env.items():
+        if isinstance(value, torch.Tensor | micrograd.Value):
+            add(name, value)
+    for name, value in env.items():
+        if isinstance(value, list | tuple) and len(value) <= 10_000:
             for i, item in enumerate(value):
                 add(f"{name}[{i}]", item)
     return names

@@ -237,10 +237,20 @@ class _Checker:
             for target in targets:
                 if isinstance(target, ast.Name):
                     line, col = self.pos(stmt)
-                    text = ast.get_source_segment(self.source, stmt) or target.id
-                    self.statements.append(Statement(target.id, line, col, text))
+                    self.statements.append(Statement(target.id, line, col, self._text(stmt) or target.id))
         if not tree.body:
             raise ExprError("the program is empty: write some lines such as `y = torch.sigmoid(torch.tensor(2.0))`")
+
+    def _text(self, stmt: ast.stmt) -> str:
+        """The statement's source text (ast.get_source_segment splits the whole source every call)."""
+        first, last = stmt.lineno - 1, (stmt.end_lineno or stmt.lineno) - 1
+        lines = self.lines[first:last + 1]
+        if not lines:
+            return ""
+        end = stmt.end_col_offset or 0
+        lines[-1] = lines[-1].encode("utf-8")[:end].decode("utf-8", errors="replace")
+        lines[0] = lines[0].encode("utf-8")[stmt.col_offset:].decode("utf-8", errors="replace")
+        return "\n".join(lines)
 
     def _walk(self, tree: ast.AST) -> None:
         count = 0

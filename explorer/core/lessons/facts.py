@@ -296,13 +296,12 @@ def figure(name: str, workspaces) -> Figure:
     if name != "fd_error":
         raise LessonError(f"unknown figure {name!r}")
     param, hs, errors, exact = fd_errors(workspaces)
-    best = hs[int(np.argmin(errors))]
     note = (f"Central difference (L(p + h) − L(p − h)) / 2h for dL/d{param}, the program run in float32, "
             f"against autograd's exact {fmt_number(exact)} (float64). Large h: truncation error, about "
             f"h² × L‴/6, falls as h shrinks. Small h: float32 rounds L to about 7 digits, and that rounding "
             f"divided by 2h grows as h shrinks; once h is below about 1e-7 × |p|, p ± h rounds back to p "
-            f"itself and the estimate is 0. The error is smallest near h = {best:.0e}.")
-    return Figure(f"Finite-difference error of dL/d{param} against the step h", hs, errors, "step h",
+            f"itself and the estimate is 0.")  # where the error is smallest is the step's question
+    return Figure(f"Error of the estimate of dL/d{param}", hs, errors, "step h",
                   "|estimate − exact|", logx=True, logy=True, note=note)
 
 
@@ -418,6 +417,118 @@ def _fact_grad_accumulated(answer, workspaces) -> Expected:
               f"{fmt_number(total[0])}: backward adds into .grad, so without zero_grad the previous "
               f"iteration's gradient stays in")
     return Expected(True, f".grad of {name} accumulated across two iterations", worked)
+
+
+# ------------------------------------------------------------------------------------ network health
+
+
+def _toy_data(ws):
+    from explorer.core.mlp.toydata import make_dataset
+
+    d = ws.state.dataset
+    return make_dataset(d.name, d.count, d.noise, d.test_fraction, d.seed)
+
+
+def start_grad_norms(ws) -> tuple[list[str], list[float]]:
+    """(layer names, gradient norms) of one backward from the spec's starting weights on the first
+    mini-batch of the workspace's toy data: what the Layer health plot shows at step 1."""
+    import torch
+
+    from explorer.core.mlp.health import LayerProbe
+    from explorer.core.mlp.network import build_model, make_loss, targets_for
+    from explorer.core.mlp.toydata import check_toy_spec
+
+    spec = ws.spec()
+    check_toy_spec(spec)
+    data = _toy_data(ws)
+    model = build_model(spec)
+    probe = LayerProbe(model)
+    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(spec.seed))
+    idx = order[: min(spec.batch_size, len(order))]
+    make_loss(spec)(model(data.x_train[idx]), targets_for(spec, data.y_train[idx])).backward()
+    probe.before_update(True)
+    probe.after_update(True)
+    return probe.layer_names, probe.fields()["grad_norms"]
+
+
+def _fact_smallest_grad_layer(answer, workspaces) -> Expected:
+    names, norms = start_grad_norms(workspaces.network)
+    values = [np.inf if v is None else v for v in norms]
+    k = int(np.argmin(values))
+    listed = ", ".join(f"{n} {fmt_number(v)}" for n, v in zip(names, values, strict=True))
+    return Expected(k + 1, f"{names[k]} (layer {k + 1} of {len(names)})",
+                    f"gradient norms at the first step: {listed}. The smallest is {names[k]}'s.")
+
+
+def _fact_grad_spread(answer, workspaces) -> Expected:
+    names, norms = start_grad_norms(workspaces.network)
+    pairs = [(n, v) for n, v in zip(names, norms, strict=True) if v is not None and v > 0]
+    if len(pairs) < 2:
+        raise LessonError("the layers' gradients are zero: no ratio to read")
+    (low_name, low), (high_name, high) = min(pairs, key=lambda p: p[1]), max(pairs, key=lambda p: p[1])
+    value = high / low
+    return Expected(value, f"{value:,.3g}×",
+                    f"largest {high_name} {fmt_number(high)} / smallest {low_name} {fmt_number(low)} = "
+                    f"{value:,.3g}")
+
+
+def _fact_lr_suggested(answer, workspaces) -> Expected:
+    from explorer.core.mlp.health import toy_lr_test
+    from explorer.core.mlp.toydata import check_toy_spec
+
+    ws = workspaces.network
+    spec = ws.spec()
+    check_toy_spec(spec)
+    result = toy_lr_test(spec, _toy_data(ws))
+    if result is None or result.suggested is None:
+        raise LessonError("the range test found no learning rate where the loss falls steadily")
+    value = result.suggested
+    return Expected(value, fmt_number(value),
+                    f"the smoothed loss falls fastest at lr {fmt_number(value)} (of {len(result.lrs)} rates "
+                    f"from {fmt_number(result.lrs[0])} up to {fmt_number(result.lrs[-1])})")
+
+
+def _newest_toy_run(ws):
+    runs = [r for r in ws.state.runs if r.steps]
+    if not runs:
+        raise LessonError("no training run yet: press Train in the Train on toy data tab")
+    return runs[-1]
+
+
+def _fact_dead_share(answer, workspaces) -> Expected:
+    from explorer.core.mlp.health import health_names
+
+    run = _newest_toy_run(workspaces.network)
+    if not run.dead:
+        raise LessonError("this run has no layer health records: train it again")
+    _linears, acts = health_names(run.spec.spec())
+    row = run.dead[-1]
+    pairs = [(name, v) for name, v in zip(acts, row, strict=False) if v is not None]
+    if not pairs:
+        raise LessonError("this network has no ReLU layer, so no unit can die: use ReLU activations")
+    name, value = max(pairs, key=lambda p: p[1])
+    listed = ", ".join(f"{n} {v:.0%}" for n, v in pairs)
+    return Expected(float(value), f"{value:.0%} ({name})",
+                    f"at step {run.steps[-1]}, the share of units that were 0 for the whole batch: {listed}")
+
+
+def _fact_run_trains(answer, workspaces) -> Expected:
+    from explorer.core.mlp.network import preset_spec
+
+    run = _newest_toy_run(workspaces.network)
+    spec = run.spec.spec().to_dict()
+    base = preset_spec(answer.base or "toy-2d").to_dict()
+    changed = [k for k in spec if spec[k] != base.get(k)]
+    acc = run.train_acc[-1]
+    if run.status != "done":
+        return Expected(False, "train the run to its last step", "")
+    if len(changed) != 1:
+        what = ", ".join(changed) if changed else "nothing"
+        return Expected(False, f"change exactly one setting of {answer.base} (you changed {what})", "")
+    if acc < 0.9:
+        return Expected(False, f"the run reached {acc:.0%} accuracy: it needs 90 %", "")
+    return Expected(True, f"changing {changed[0]} to {spec[changed[0]]} trained it to {acc:.0%} accuracy",
+                    f"{changed[0]}: {base[changed[0]]} -> {spec[changed[0]]}; final train accuracy {acc:.0%}")
 
 
 # ------------------------------------------------------------------------------------ GPT configuration
@@ -646,5 +757,7 @@ _HANDLERS = {
     "run_done": _fact_run_done, "samples_seen": _fact_samples_seen, "lower_loss": _fact_lower_loss,
     "val_trend": _fact_val_trend, "attention_zero": _fact_attention_zero,
     "attention_row_sum": _fact_attention_row_sum, "finetune_done": _fact_finetune_done,
-    "finetune_compare": _fact_finetune_compare,
+    "finetune_compare": _fact_finetune_compare, "smallest_grad_layer": _fact_smallest_grad_layer,
+    "lr_suggested": _fact_lr_suggested, "grad_spread": _fact_grad_spread, "dead_share": _fact_dead_share,
+    "run_trains": _fact_run_trains,
 }

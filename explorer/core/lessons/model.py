@@ -8,9 +8,10 @@ action, told apart by `do`), and an exercise names the FACT the app computes fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 MAX_TEXT = 20_000
 
@@ -156,11 +157,13 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 # What the app computes for an exercise, and which exercise kinds may ask for it.
 
 NUMBER_FACTS = ("value", "grad", "local", "rank", "net_grad", "net_value", "net_loss", "net_parameters",
-                "parameters", "parameters_change", "attention_row_sum")
+                "parameters", "parameters_change", "attention_row_sum", "smallest_grad_layer", "lr_suggested",
+                "dead_share", "grad_spread")
 SHAPE_FACTS = ("shape", "stride", "grad_shape")
 CHOICE_FACTS = ("dtype", "contiguous", "program_ok", "fd_best_h", "parameters_trend", "lower_loss",
                 "val_trend", "attention_zero", "finetune_compare")
-DO_FACTS = ("run_done", "samples_seen", "finetune_done", "grad_accumulated", "player_at", "selected")
+DO_FACTS = ("run_done", "samples_seen", "finetune_done", "grad_accumulated", "player_at", "selected",
+            "run_trains")
 FACT_KINDS: dict[str, str] = {
     **{f: "number" for f in NUMBER_FACTS}, **{f: "shape" for f in SHAPE_FACTS},
     **{f: "choice" for f in CHOICE_FACTS}, **{f: "do" for f in DO_FACTS},
@@ -192,7 +195,7 @@ class Answer(_Strict):
             raise ValueError(f"fact {self.fact!r} needs `node` (a variable name of the program)")
         if self.fact in ("net_grad", "net_value") and not self.param:
             raise ValueError(f"fact {self.fact!r} needs `param` (a parameter name such as fc2.bias)")
-        if self.fact in ("parameters_change", "parameters_trend") and not self.base:
+        if self.fact in ("parameters_change", "parameters_trend", "run_trains") and not self.base:
             raise ValueError(f"fact {self.fact!r} needs `base` (the preset to compare with)")
         return self
 
@@ -304,6 +307,18 @@ class Lesson(BaseModel):
     title: str
     summary: str = ""
     steps: list[Step] = Field(min_length=1, max_length=200)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the lesson's file, the only place its images come from (None: made from text,
+        no images). Never read from the file itself: a lesson cannot point it elsewhere."""
+        return self._folder
+
+    def located_in(self, folder: str | Path) -> Lesson:
+        """This lesson, read from a file in `folder`."""
+        self._folder = Path(folder)
+        return self
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Lesson:

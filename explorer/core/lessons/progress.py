@@ -53,7 +53,7 @@ class Progress:
                 progress.problem = str(exc)
             return progress
         try:
-            saved = _ProgressFile.model_validate_json(data)
+            saved = _ProgressFile.model_validate_json(files.strip_bom(data))
         except (ValidationError, ValueError, RecursionError) as exc:
             progress.problem = f"{progress.path.name}: not a progress file ({str(exc).splitlines()[0][:200]})"
             return progress

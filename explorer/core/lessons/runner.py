@@ -33,7 +33,7 @@ def load_lesson(path: str | Path) -> Lesson:
         text = files.read_text(path, "lesson")
     except files.FileProblem as exc:
         raise LessonError(str(exc).split(": ", 1)[-1]) from None
-    return parse_lesson(text)
+    return parse_lesson(text).located_in(Path(path).parent)
 
 
 def parse_lesson(text: str) -> Lesson:

@@ -37,6 +37,8 @@ LOSSES = {
     "cross-entropy": "Cross-entropy",
 }
 OPTIMIZERS = {"sgd": "SGD (momentum)", "adam": "Adam", "adamw": "AdamW"}
+# How the Linear layers' weights start (biases start at zero except with PyTorch's default).
+INITS = {"default": "PyTorch default", "xavier": "Xavier (Glorot)", "he": "He (Kaiming)", "zeros": "zeros"}
 
 
 class IterationError(RuntimeError):
@@ -63,6 +65,7 @@ class NetSpec:
     weight_decay: float = 0.0  # L2 for SGD/Adam, decoupled for AdamW
     batch_size: int = 32  # samples per step
     seed: int = 0  # initial weights and example inputs
+    init: str = "default"  # a key of INITS: how the Linear layers' weights start
 
     def validate(self) -> None:
         """Raise NetSpecError with a readable message if the spec does not make sense."""
@@ -79,6 +82,8 @@ class NetSpec:
             raise NetSpecError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.optimizer not in OPTIMIZERS:
             raise NetSpecError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.init not in INITS:
+            raise NetSpecError(f"unknown initialisation {self.init!r}; choose one of {', '.join(INITS)}")
         if not self.lr > 0:
             raise NetSpecError("the learning rate must be positive")
         if self.batch_size < 1:
@@ -143,6 +148,24 @@ PRESETS: dict[str, Preset] = {
             NetSpec(2, [16, 16], ["tanh", "tanh"], 1, "none", "bce-logits", "adam", 0.03, 0.0, 0.0, 32, 0),
             "A 2-D classifier for the toy datasets: 2 -> 16 -> 16 -> 1 with Tanh, BCE with logits, Adam.",
         ),
+        Preset(
+            "deep-sigmoid",
+            NetSpec(2, [16] * 6, ["sigmoid"] * 6, 1, "none", "bce-logits", "sgd", 0.1, 0.0, 0.0, 32, 0),
+            "Six Sigmoid layers on the toy data, SGD: each sigmoid passes back at most a quarter of the "
+            "gradient, so the first layers' gradients vanish and the loss stays near ln 2 = 0.693.",
+        ),
+        Preset(
+            "deep-relu-he",
+            NetSpec(2, [16] * 6, ["relu"] * 6, 1, "none", "bce-logits", "sgd", 0.1, 0.0, 0.0, 32, 0, "he"),
+            "The same six layers with ReLU and He initialisation: the gradient reaches the first layer "
+            "undiminished and the network trains.",
+        ),
+        Preset(
+            "lr-too-high",
+            NetSpec(2, [16, 16], ["tanh", "tanh"], 1, "none", "bce-logits", "sgd", 3.0, 0.9, 0.0, 32, 0),
+            "The toy network with SGD at learning rate 3 and momentum 0.9: each update is far larger than "
+            "its weight, the Tanh units saturate and the loss climbs. Learning rate 0.3 trains it.",
+        ),
     )
 }
 
@@ -179,10 +202,36 @@ def build_model(spec: NetSpec) -> nn.Sequential:
             cls = ACTIVATIONS[act]
             if cls is not None:
                 layers[f"{act}{i}"] = cls()
-        return nn.Sequential(layers)
+        model = nn.Sequential(layers)
+        initialise(model, spec.init)
+        return model
     finally:
         # Building a model should not disturb the caller's random stream.
         torch.random.set_rng_state(gen_state)
+
+
+def initialise(model: nn.Module, init: str) -> None:
+    """Re-draw every Linear layer's weights by `init` (a key of INITS), in module order, from torch's
+    global generator; "default" keeps what nn.Linear drew (uniform in ±1/sqrt(fan_in), biases too).
+
+    xavier: uniform with variance 2 / (fan_in + fan_out) (Glorot and Bengio 2010); he: normal with
+    variance 2 / fan_in, for ReLU (He et al. 2015); zeros: every weight 0, so every unit of a layer
+    computes the same thing and gets the same gradient: they never become different (the symmetry
+    problem). Biases start at 0 with all three.
+    """
+    if init == "default":
+        return
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                if init == "xavier":
+                    nn.init.xavier_uniform_(module.weight)
+                elif init == "he":
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                else:
+                    nn.init.zeros_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
 
 def parameter_count(spec_or_model: NetSpec | nn.Module) -> int:

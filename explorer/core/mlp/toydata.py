@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.core.mlp.health import LayerProbe
 from explorer.core.mlp.network import (
     NetSpec,
     NetSpecError,
@@ -229,8 +230,10 @@ def train_toy(
 ) -> Iterator[dict]:
     """Train on the dataset's train split for `steps` mini-batch steps, yielding small records.
 
-    Records: {"type": "step", "step", "train_loss", "train_acc", "test_loss", "test_acc"} every
-    `record_every` steps, {"type": "boundary", "step", "grid", "extent"} every `boundary_every` steps,
+    Records: {"type": "step", "step", "train_loss", "train_acc", "test_loss", "test_acc", and the
+    per-layer health lists of explorer.core.mlp.health (grad_norms, update_ratios, act_mean, act_std,
+    saturated, dead)} every `record_every` steps, {"type": "boundary", "step", "grid", "extent"} every
+    `boundary_every` steps,
     and one final {"type": "done" | "stopped" | "error", "step", "message"}.
     """
     check_toy_spec(spec)
@@ -238,6 +241,7 @@ def train_toy(
     model = model if model is not None else build_model(spec)
     optimizer = make_optimizer(spec, model)
     loss_fn = make_loss(spec)
+    probe = LayerProbe(model)
     x, labels = data.x_train, data.y_train
     targets = targets_for(spec, labels)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -256,7 +260,9 @@ def train_toy(
         idx = order[cursor : cursor + batch]
         cursor += batch
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[idx]), targets[idx])
+        measure = step % record_every == 0 or step == steps
+        with probe.watch(measure):
+            loss = loss_fn(model(x[idx]), targets[idx])
         if not torch.isfinite(loss):
             yield {
                 "type": "error",
@@ -265,9 +271,11 @@ def train_toy(
             }
             return
         loss.backward()
+        probe.before_update(measure)
         optimizer.step()
-        if step % record_every == 0 or step == steps:
-            yield _step_record(step, spec, model, data)
+        probe.after_update(measure)
+        if measure:
+            yield {**_step_record(step, spec, model, data), **probe.fields()}
         if step % boundary_every == 0 or step == steps:
             yield _boundary_record(step, spec, model, grid_size)
     yield {"type": "done", "step": step, "message": f"finished {step} steps"}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from explorer.core.mlp.health import HEALTH_KEYS
 from explorer.core.mlp.network import (
     ACTIVATIONS,
+    INITS,
     LOSSES,
     OPTIMIZERS,
     PRESETS,
@@ -51,6 +54,7 @@ class SpecModel(BaseModel):
     weight_decay: float = Field(0.0, ge=0, le=10)
     batch_size: int = Field(32, ge=1, le=512)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    init: str = "default"  # a key of INITS (sessions saved before it existed load as the default)
 
     @field_validator("hidden")
     @classmethod
@@ -64,6 +68,8 @@ class SpecModel(BaseModel):
         for act in [*self.activations, self.output_activation]:
             if act not in ACTIVATIONS:
                 raise ValueError(f"unknown activation {act!r}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown initialisation {self.init!r}")
         if self.loss not in LOSSES or self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown loss or optimizer ({self.loss!r}, {self.optimizer!r})")
         try:
@@ -103,6 +109,9 @@ class DatasetModel(BaseModel):
         return value
 
 
+MAX_BOUNDARY = 128  # cells per side of a saved decision boundary
+
+
 def _finite_list(values: list[float]) -> list[float]:
     if any(not math.isfinite(v) for v in values):
         raise ValueError("curve values must be finite numbers")
@@ -125,15 +134,51 @@ class ToyRun(BaseModel):
     test_loss: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
     train_acc: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
     test_acc: list[float] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    # the last decision boundary drawn: P(class 1) on a square grid over the plot (rows: y), to 3 decimals
+    boundary: list[list[float]] | None = Field(None, max_length=MAX_BOUNDARY)
+
+    # Per-layer health (explorer/core/mlp/health.py): per recorded step, one value per layer (None where
+    # not finite or not applicable); empty for runs saved before it was measured.
+    grad_norms: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    update_ratios: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    act_mean: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    act_std: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    saturated: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
+    dead: list[list[float | None]] = Field(default_factory=list, max_length=MAX_POINTS * 30)
 
     _finite = field_validator("train_loss", "test_loss", "train_acc", "test_acc")(
         classmethod(lambda cls, v: _finite_list(v)))
+
+    @field_validator("boundary")
+    @classmethod
+    def _square_probabilities(cls, grid: list[list[float]] | None) -> list[list[float]] | None:
+        if grid is None:
+            return None
+        if any(len(row) != len(grid) for row in grid):
+            raise ValueError("a decision boundary is a square grid")
+        if any(not (0.0 <= v <= 1.0) for row in grid for v in row):  # NaN fails too
+            raise ValueError("a decision boundary holds probabilities between 0 and 1")
+        return grid
+
+    def set_boundary(self, grid) -> None:
+        """Keep the newest boundary grid (a square array of probabilities), rounded to 3 decimals."""
+        array = np.clip(np.round(np.asarray(grid, dtype=np.float64), 3), 0.0, 1.0)
+        square = array.ndim == 2 and 0 < array.shape[0] == array.shape[1] <= MAX_BOUNDARY
+        self.boundary = array.tolist() if square and np.isfinite(array).all() else None
+    @field_validator(*HEALTH_KEYS)
+    @classmethod
+    def _health_rows(cls, value: list[list[float | None]]) -> list[list[float | None]]:
+        if any(len(row) > MAX_LAYERS + 1 for row in value):
+            raise ValueError(f"a health row has at most {MAX_LAYERS + 1} values")
+        return [[v if v is None or math.isfinite(v) else None for v in row] for row in value]
 
     @model_validator(mode="after")
     def _same_lengths(self) -> ToyRun:
         n = len(self.steps)
         if any(len(c) != n for c in (self.train_loss, self.test_loss, self.train_acc, self.test_acc)):
             raise ValueError("every curve of a run has one value per recorded step")
+        if any(len(getattr(self, k)) not in (0, n) for k in HEALTH_KEYS):
+            raise ValueError("every health curve of a run has one row per recorded step")
         return self
 
     def add(self, record: dict) -> None:
@@ -141,14 +186,27 @@ class ToyRun(BaseModel):
         self.steps.append(int(record["step"]))
         for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
             getattr(self, key).append(float(record[key]))
+        for key in HEALTH_KEYS:
+            rows = getattr(self, key)
+            if len(rows) == len(self.steps) - 1:
+                rows.append(list(record.get(key) or []))
 
     def thinned(self) -> ToyRun:
         """A copy with at most MAX_POINTS points per curve (for saving)."""
         stride = max(1, math.ceil(len(self.steps) / MAX_POINTS))
         data = self.model_dump()
-        for key in ("steps", "train_loss", "test_loss", "train_acc", "test_acc"):
+        for key in ("steps", "train_loss", "test_loss", "train_acc", "test_acc", *HEALTH_KEYS):
             data[key] = data[key][::stride]
         return ToyRun.model_validate(data)
+
+    def health(self, key: str) -> np.ndarray:
+        """One health figure as an array (recorded steps x layers), NaN where there is no value."""
+        rows = getattr(self, key)
+        width = max((len(r) for r in rows), default=0)
+        out = np.full((len(rows), width), np.nan)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = [np.nan if v is None else v for v in row]
+        return out
 
 
 class NetworkState(EventedModel):
@@ -162,6 +220,7 @@ class NetworkState(EventedModel):
     iterations: int = Field(1, ge=0, le=MAX_ITERATIONS)  # iterations recorded on this spec so far
     step: int = Field(0, ge=0)  # the phase player's step in the last iteration
     tab: int = Field(0, ge=0, le=1)  # 0: one iteration, 1: train on toy data
+    selected: str | None = Field(None, max_length=200)  # the graph card shown in the inspector
     dataset: DatasetModel = Field(default_factory=DatasetModel)
     runs: list[ToyRun] = Field(default_factory=list, max_length=MAX_RUNS)
 
@@ -273,6 +332,8 @@ class NetworkWorkspace:
         for record in records:
             if record.get("type") == "step":
                 run.add(record)
+            elif record.get("type") == "boundary" and record.get("grid") is not None:
+                run.set_boundary(record["grid"])
         self.events.runs_changed.emit()
 
     def finish_run(self, status: str) -> None:

@@ -114,9 +114,10 @@ class Workspaces:
 
 
 def parse_session(text: str | bytes) -> SessionFile:
-    """A validated session from JSON text (SessionError naming the bad field otherwise)."""
+    """A validated session from JSON text (SessionError naming the bad field otherwise); a leading
+    byte-order mark is fine, as in every text file the app reads."""
     try:
-        return SessionFile.model_validate_json(text)
+        return SessionFile.model_validate_json(files.strip_bom(text))
     except ValidationError as exc:
         raise SessionError(describe_validation_error(exc)) from None
     except (ValueError, RecursionError) as exc:  # e.g. nesting deeper than the parser allows

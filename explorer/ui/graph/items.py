@@ -44,6 +44,8 @@ NAME_PT = 12.0       # ... at this size on screen
 _BOOSTED: dict[tuple[int, float], QFont] = {}
 _METRICS: dict[int, QFontMetricsF] = {}  # keyed by id() of fonts that live for the whole session
 _FITTED: dict[tuple, tuple[QFont, str]] = {}
+_WIDTHS: dict[tuple[int, str], float] = {}
+METRIC_CALLS = [0]  # text_width calls so far (a list: a counter tests can read and reset)
 
 
 def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: float = 1.0
@@ -70,6 +72,22 @@ def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: floa
         _FITTED.clear()
     _FITTED[key] = hit
     return hit
+
+
+def text_width(font: QFont, text: str) -> float:
+    """The width of `text` in `font` (a font that lives for the whole session), measured once per pair.
+
+    Every measurement made while building a scene goes through here, and `METRIC_CALLS` counts the
+    calls: a test checks that they grow in proportion to the graph, not faster.
+    """
+    METRIC_CALLS[0] += 1
+    key = (id(font), text)
+    width = _WIDTHS.get(key)
+    if width is None:
+        if len(_WIDTHS) > 50_000:
+            _WIDTHS.clear()
+        width = _WIDTHS[key] = _metrics(font).horizontalAdvance(text)
+    return width
 
 
 def _metrics(font: QFont) -> QFontMetricsF:
@@ -158,12 +176,19 @@ class NodeCard(QGraphicsItem):
         self._value_img: QImage | None = None
         self._grad_img: QImage | None = None
         self.painted: list[tuple[str, float]] = []  # (text, point size on screen) of the last paint
+        kind = "output" if info.get("is_output") else info.get("kind", "op")
+        self.accent_name = theme.get(kind, theme["op"])  # the colour of the node's kind, as text
+        self._accent = QColor(self.accent_name)
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
 
+    HALO = 6.0  # room around the card for the current-node halo
+
+    _BOUNDS = QRectF(-CARD_W / 2 - HALO, -CARD_H / 2 - HALO, CARD_W + 2 * HALO, CARD_H + 2 * HALO)
+
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Card rectangle plus room for the current-node halo."""
-        return QRectF(-CARD_W / 2 - 6, -CARD_H / 2 - 6, CARD_W + 12, CARD_H + 12)
+        return self._BOUNDS
 
     def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
         """Update what the card shows; returns True (and repaints) when anything changed."""
@@ -181,8 +206,7 @@ class NodeCard(QGraphicsItem):
 
     def accent(self) -> QColor:
         """The colour of the node's kind (output wins over op)."""
-        kind = "output" if self.info.get("is_output") else self.info.get("kind", "op")
-        return QColor(self.theme.get(kind, self.theme["op"]))
+        return QColor(self._accent)
 
     def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         """Draw the card with as much detail as the zoom level allows."""
@@ -438,7 +462,7 @@ class ModuleFrame(QGraphicsItem):
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
         boost = self.MAX_LABEL_BOOST if boost is None else boost
-        return _metrics(_boosted(_FRAME_FONT, boost)).horizontalAdvance(self.label) + 16
+        return text_width(_boosted(_FRAME_FONT, boost), self.label) + 16
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
@@ -467,41 +491,106 @@ class ModuleFrame(QGraphicsItem):
 
 
 class Overview(QGraphicsItem):
-    """All cards as plain coloured blocks in one paint call, shown instead of the cards when zoomed far out.
+    """The whole graph far zoomed out in one item: module frames as tinted boxes, every edge as one path of
+    straight segments, cards as plain coloured blocks, frame labels only where they can be read.
 
-    Thousands of separate card paints cost ~30 µs each in Python; one drawRects per colour keeps a
-    3,000-node graph smooth at overview scale.
+    Shown instead of the cards, edges and frames (which are hidden) below OVERVIEW_SCALE: a
+    separate paint per card costs ~30 µs in Python, while these few batched calls keep a 10,000-node
+    graph within a frame. The blocks are grouped by colour once per player step (`invalidate`).
     """
 
-    def __init__(self, cards: dict, theme: dict[str, str]):
+    LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
+
+    def __init__(self, cards: dict, theme: dict[str, str], frames=(), edges=None):
         super().__init__()
         self.cards = cards
         self.theme = theme
+        self.frames = list(frames)
         self.setZValue(-1.5)
+        self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: labels culled
+        xs = [c.pos().x() for c in cards.values()]
+        ys = [c.pos().y() for c in cards.values()]
         self._rect = QRectF()
-        for card in cards.values():
-            self._rect = self._rect.united(card.sceneBoundingRect())
+        if xs:
+            self._rect = QRectF(min(xs) - CARD_W / 2, min(ys) - CARD_H / 2, max(xs) - min(xs) + CARD_W,
+                                max(ys) - min(ys) + CARD_H)
+        for frame in self.frames:
+            self._rect = self._rect.united(frame.rect)
+        self._edges = edges if edges is not None else QPainterPath()
+        self._groups: dict[str, list[QRectF]] | None = None
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
-        """Union of every card."""
+        """Union of every card and frame."""
         return self._rect
 
+    def invalidate(self) -> None:
+        """The cards' states changed: regroup the blocks by colour at the next paint."""
+        self._groups = None
+        self.update()
+
+    def _block_groups(self) -> dict[str, list[QRectF]]:
+        if self._groups is None:
+            groups: dict[str, list[QRectF]] = {}
+            t = self.theme
+            current, selected, pending = t["current"], t["selected"], t["card_border"]
+            for card in self.cards.values():
+                key = current if card.current else selected if card.selected else \
+                    card.accent_name if card.show_value else pending
+                p = card.pos()
+                block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
+                groups.setdefault(key, []).append(block)
+            self._groups = groups
+        return self._groups
+
     def paint(self, painter, option, widget=None) -> None:
-        """One batch of rectangles per colour."""
-        groups: dict[str, list[QRectF]] = {}
-        pending = self.theme["card_border"]
-        for card in self.cards.values():
-            if card.current:
-                key = self.theme["current"]
-            elif card.selected:
-                key = self.theme["selected"]
-            elif card.show_value:
-                key = card.accent().name()
-            else:
-                key = pending
-            p = card.pos()
-            groups.setdefault(key, []).append(QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H))
+        """Frames, edges, then blocks, each colour in one call; labels of frames in view when readable."""
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        module = QColor(self.theme["module"])
+        if self.frames:
+            fill = QColor(module)
+            fill.setAlpha(22)
+            # a hairline at any zoom, the module colour 43% over the canvas (full colour would outweigh the
+            # cards); mixed here since an opaque hairline strokes ~8x faster than a translucent one
+            canvas, k = QColor(self.theme["canvas"]), 110 / 255
+            outline = QColor(round(module.red() * k + canvas.red() * (1 - k)),
+                             round(module.green() * k + canvas.green() * (1 - k)),
+                             round(module.blue() * k + canvas.blue() * (1 - k)))
+            pen = QPen(outline, 1.0)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(fill)
+            painter.drawRects([f.rect for f in self.frames])
+        pen = QPen(QColor(self.theme["edge"]), 1.0)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.setBrush(Qt.NoBrush)
+        painter.drawPath(self._edges)
         painter.setPen(Qt.NoPen)
-        for color, rects in groups.items():
+        for color, rects in self._block_groups().items():
             painter.setBrush(QColor(color))
             painter.drawRects(rects)
+        boost = ModuleFrame.MAX_LABEL_BOOST
+        if self.frames and ModuleFrame.LABEL_PT * boost * lod >= self.LABEL_MIN_PT:
+            font = _boosted(_FRAME_FONT, boost)
+            painter.setFont(font)
+            painter.setPen(module)
+            h = _metrics(font).height() + 2
+            shown = option.exposedRect
+            for f in self.frames:
+                r = f.rect
+                if r.bottom() < shown.top() or r.top() - h > shown.bottom() or r.right() < shown.left() or \
+                        r.left() > shown.right():
+                    continue
+                painter.drawText(QRectF(r.left() + f.label_offset + 8, r.top() - h, f.label_width(boost), h),
+                                 Qt.AlignLeft | Qt.AlignBottom, f.label)
+
+
+def edge_lines(segments) -> QPainterPath:
+    """One path of straight segments through `segments` (point lists): the edges of the overview."""
+    path = QPainterPath()
+    for points in segments:
+        path.moveTo(QPointF(*points[0]))
+        for p in points[1:]:
+            path.lineTo(QPointF(*p))
+    return path

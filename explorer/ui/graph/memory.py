@@ -16,6 +16,7 @@ The overlay is switched for every graph at once by the View menu's "Memory overl
 
 from __future__ import annotations
 
+import bisect
 import html
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
@@ -23,9 +24,8 @@ from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QGroupBox, QLabel, QVBoxLayout
 from shiboken6 import isValid
 
-from explorer.core.autograd.saved import node_bytes, param_bytes, reason_for, recompute_steps
-from explorer.core.gpt.model import format_bytes
-from explorer.core.graph.display import CARD_H, CARD_W
+# The core modules below load numpy and networkx (seconds on a busy machine): this module is imported by
+# the main window before its first paint, so they are imported where a graph is drawn.
 
 BADGE_H = 18.0
 LEGEND_W = 260.0
@@ -81,6 +81,8 @@ class MemoryBadge(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """A strip as wide as the card."""
+        from explorer.core.graph.display import CARD_W
+
         return QRectF(-CARD_W / 2, 0, CARD_W, BADGE_H)
 
     def set_freed(self, freed: bool) -> None:
@@ -121,6 +123,9 @@ class MemoryOverlay:
         self._free_step: dict[str, int] = {}  # display id -> step after which its members' saves are freed
         self._born_step: dict[str, int] = {}  # display id -> the step its first member saves something
         self._totals = None  # (trace, (weight bytes, grad bytes), recompute steps) for the legend
+        self._shown = 0  # the step the badges show
+        self._changes: tuple[list[int], list[str]] = ([], [])  # steps where a badge changes, sorted; ids
+        self._plot: tuple | None = None  # (key, path) of the legend's plot: drawn once per trace and size
         switch = setting()
         self.enabled = switch.enabled
         switch.sig_changed.connect(self.set_enabled)
@@ -143,6 +148,9 @@ class MemoryOverlay:
         self._totals = None
         tr = scene.trace
         if self.enabled and tr is not None and getattr(tr, "saved_memory", None) is not None:
+            from explorer.core.autograd.saved import node_bytes
+            from explorer.core.graph.display import CARD_H
+
             timeline = scene.model.timeline
             for did, card in scene.cards.items():
                 members = [tr.nodes[m] for m in card.info.get("members", []) if m in tr.nodes]
@@ -160,20 +168,33 @@ class MemoryOverlay:
                 if nbytes and steps and None not in steps:
                     self._free_step[did] = max(steps)
                 self._born_step[did] = min(timeline.value_at.get(n.id, 0) for n in keeping)
-            self.on_step()
+            pairs = sorted([(k, d) for d, k in self._free_step.items()] + [(k, d) for d, k in
+                                                                           self._born_step.items()])
+            self._changes = ([k for k, _d in pairs], [d for _k, d in pairs])
+            self._update_badges(self.badges)
         self.view.viewport().update()
 
     def on_step(self) -> None:
-        """Mark the badges of nodes whose backward has run as freed; redraw the legend's marker."""
+        """Mark the badges of nodes whose backward has run as freed; redraw the legend's marker.
+
+        Only badges with a change between the old and the new step are touched (found by bisection), so a
+        player step costs the same on 10 or 10,000 cards."""
         k = self.view.step
-        for did, badge in self.badges.items():
+        steps, ids = self._changes
+        lo, hi = min(self._shown, k), max(self._shown, k)
+        touched = ids[bisect.bisect_right(steps, lo):bisect.bisect_right(steps, hi)]
+        self._update_badges({d: self.badges[d] for d in touched if d in self.badges})
+        if self.enabled:
+            self.view.viewport().update()
+
+    def _update_badges(self, badges: dict[str, MemoryBadge]) -> None:
+        k = self._shown = self.view.step
+        for did, badge in badges.items():
             if not isValid(badge):  # the scene is being rebuilt: refresh() follows
                 continue
             at = self._free_step.get(did)
             badge.set_freed(at is not None and k >= at)
             badge.setVisible(k >= self._born_step.get(did, 0))
-        if self.enabled:
-            self.view.viewport().update()
 
     def paint_legend(self, painter) -> None:
         """The totals and the plot of saved bytes alive per step, in the viewport's top-right corner."""
@@ -184,6 +205,8 @@ class MemoryOverlay:
         t = scene.theme
         memory = tr.saved_memory
         if self._totals is None or self._totals[0] is not tr:  # computed once per trace, not per paint
+            from explorer.core.autograd.saved import param_bytes, recompute_steps
+
             self._totals = (tr, param_bytes(tr), recompute_steps(timeline))
         (weights, grads), recomputes = self._totals[1], self._totals[2]
         k = self.view.step
@@ -227,12 +250,16 @@ class MemoryOverlay:
         split = QPen(QColor(t["muted"]), 1.0, Qt.DotLine)
         painter.setPen(split)
         painter.drawLine(QPointF(x_of(fwd), plot.top()), QPointF(x_of(fwd), plot.bottom()))
-        path = QPainterPath(QPointF(x_of(0), y_of(alive[0])))
-        for i in range(1, n + 1):  # a step function: memory changes at events
-            path.lineTo(QPointF(x_of(i), y_of(alive[i - 1])))
-            path.lineTo(QPointF(x_of(i), y_of(alive[i])))
+        key = (n, plot.left(), plot.top(), plot.width(), plot.height())
+        if self._plot is None or self._plot[0] is not alive or self._plot[1] != key:  # every paint draws
+            # the legend: its plot is built once per trace and size
+            path = QPainterPath(QPointF(x_of(0), y_of(alive[0])))
+            for i in range(1, n + 1):  # a step function: memory changes at events
+                path.lineTo(QPointF(x_of(i), y_of(alive[i - 1])))
+                path.lineTo(QPointF(x_of(i), y_of(alive[i])))
+            self._plot = (alive, key, path)
         painter.setPen(QPen(QColor(t["keyword"]), 1.8))
-        painter.drawPath(path)
+        painter.drawPath(self._plot[2])
         font = QFont()
         font.setPointSizeF(7.5)
         painter.setFont(font)
@@ -253,6 +280,8 @@ class MemoryOverlay:
 
 def badge_text(members: list, nbytes: int) -> str:
     """"48 B: output" for one node with one saved tensor, "1.5 KiB in 3 tensors" otherwise."""
+    from explorer.core.numbers import format_bytes
+
     saved = [s for n in members for s in n.saved or () if not s.recomputed and not s.param]
     if len(saved) == 1:
         return f"{format_bytes(nbytes)}: {saved[0].role}"
@@ -261,6 +290,8 @@ def badge_text(members: list, nbytes: int) -> str:
 
 def legend_lines(memory, weights: int, grads: int, alive: int) -> list[str]:
     """The legend's text: the total saved for backward, what is alive at this step, weights and grads."""
+    from explorer.core.numbers import format_bytes
+
     lines = [f"Saved for backward: {format_bytes(memory.activations)}",
              f"alive at this step: {format_bytes(alive)}",
              f"weights {format_bytes(weights)} · their grads {format_bytes(grads)}"]
@@ -300,6 +331,9 @@ def show_saved(inspector, node) -> None:
 
 def saved_html(node) -> str:
     """Rich text listing a node's saved tensors (role, shape, dtype, bytes, sharing) and why; "" if none."""
+    from explorer.core.autograd.saved import reason_for
+    from explorer.core.numbers import format_bytes
+
     saved = getattr(node, "saved", None)
     if not saved:
         return ""

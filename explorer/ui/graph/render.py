@@ -62,8 +62,15 @@ def render_scene_file(scene, path: str | os.PathLike, fmt: str | None = None, sc
         painter = QPainter(image)
         painter.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing |
                                QPainter.SmoothPixmapTransform)
-        scene.render(painter, QRectF(image.rect()), source, Qt.KeepAspectRatio)
-        painter.end()
+        overview = getattr(scene, "overview_mode", False)  # a file shows the cards, however far out the view
+        if overview:
+            scene.set_overview(False)
+        try:
+            scene.render(painter, QRectF(image.rect()), source, Qt.KeepAspectRatio)
+        finally:
+            painter.end()
+            if overview:
+                scene.set_overview(True)
         if not image.save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
     return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
 from explorer.core.graph.display import (
@@ -23,15 +23,64 @@ from explorer.core.graph.display import (
     build_display,
     set_bands,
 )
+from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
-from explorer.ui.graph.items import EdgeBundle, FlowEdge, ModuleFrame, NodeCard, Overview, edge_path
+from explorer.ui.graph.items import (
+    EdgeBundle,
+    FlowEdge,
+    ModuleFrame,
+    NodeCard,
+    Overview,
+    edge_lines,
+    edge_path,
+)
 
 EDGES_PER_BUNDLE = 40
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
+
+class LabelShelf:
+    """Places frame labels: the labels of frames that start at one corner go side by side.
+
+    A label starting at x moves right past every label already placed whose frame starts at or left of
+    x (within a pixel), whose label reaches beyond x and whose frame's top is within `BAND` pixels of
+    this one's (in the order of their starts). Placed labels are kept in buckets by band and by x, so
+    one placement looks at the few labels near its corner, not at every frame in the band.
+    """
+
+    BAND = 60.0
+    BUCKET = 256.0
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+        self.looked_at = 0  # labels compared so far (the complexity test counts them)
+
+    def place(self, left: float, top: float, width: float) -> float:
+        """The offset from `left` of a new label `width` wide on a frame at (`left`, `top`); records it."""
+        band = int(top // self.BAND)
+        start, last = left, None
+        while True:
+            cell = int(start // self.BUCKET)
+            best = None
+            for b in (band - 1, band, band + 1):
+                for item in self._cells.get((b, cell), ()):
+                    self.looked_at += 1
+                    o_left, o_top, o_start, o_end = item
+                    if abs(o_top - top) < self.BAND and o_left - 1 <= start < o_end and \
+                            (last is None or (o_start, o_end) > last) and \
+                            (best is None or (o_start, o_end) < best[:2]):
+                        best = (o_start, o_end)
+            if best is None:
+                break
+            last, start = best, best[1]
+        item = (left, top, start, start + width)
+        for cell in range(int((left - 1) // self.BUCKET), int((start + width) // self.BUCKET) + 1):
+            self._cells.setdefault((band, cell), []).append(item)
+        return start - left
+
 
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
@@ -48,6 +97,11 @@ class GraphScene(QGraphicsScene):
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
+        # cards, edge bundles and frames, hidden for the overview. They stay top-level items: children of a
+        # common parent would be visited on every paint (Qt culls only top-level items by its index)
+        self._detail: list = []
+        self.has_module_cards = False  # the legend explains module cards only when there are some
+        self.generation = 0  # counts item rebuilds (the minimap redraws its blocks when it changes)
         self.overview_mode = False
         self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
@@ -133,8 +187,8 @@ class GraphScene(QGraphicsScene):
                                       grad_at is not None and k >= grad_at,
                                       event[0] if did == current else None)
         self._current = current
-        if changed and self._overview is not None and self.overview_mode:
-            self._overview.update()
+        if changed and self._overview is not None:
+            self._overview.invalidate()
         self._set_flow(event)
 
     def clear_current(self) -> None:
@@ -151,8 +205,8 @@ class GraphScene(QGraphicsScene):
             self.overview_mode = on and self._overview is not None
             return
         self.overview_mode = on
-        for card in self.cards.values():
-            card.setVisible(not on)
+        for item in self._detail:
+            item.setVisible(not on)
         self._overview.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
@@ -163,6 +217,8 @@ class GraphScene(QGraphicsScene):
         self.selected = did
         if did in self.cards:
             self.cards[did].set_selected(True)
+        if self._overview is not None:
+            self._overview.invalidate()
         return did
 
     def advance_flow(self, amount: float = 1.0) -> bool:
@@ -174,16 +230,24 @@ class GraphScene(QGraphicsScene):
     # -- private -----------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        with no_gc():
+            self._rebuild_items()
+
+    def _rebuild_items(self) -> None:
+        self.generation += 1
         self.frames = []
         self._flow = []
         self.clear()
         self._overview = None
+        self._detail = []
         self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
             self.model = DisplayModel()
+            self.has_module_cards = False
             return
         self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
+        self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
         self._build_items()
 
     def rewrap(self, aspect: float) -> bool:
@@ -196,7 +260,8 @@ class GraphScene(QGraphicsScene):
             return False
         step = self.step
         set_bands(self.model, bands)
-        self._build_items()
+        with no_gc():
+            self._build_items()
         self.set_step(step)
         return True
 
@@ -206,6 +271,7 @@ class GraphScene(QGraphicsScene):
         self.clear()
         self._overview = None
         self.cards = {}
+        self.generation += 1
         pos = self.model.positions
         for did, info in self.model.info.items():
             card = NodeCard(info, self.theme)
@@ -214,39 +280,46 @@ class GraphScene(QGraphicsScene):
             self.cards[did] = card
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
+        segments = []  # the overview's straight edges: port to port through the bends
+        bundles = []
         for start in range(0, len(edges), EDGES_PER_BUNDLE):
             path = QPainterPath()
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
-                path.addPath(edge_path(QPointF(*pos[u]), QPointF(*pos[v]), True, *self.model.ports[(u, v)],
-                                       bends=self.model.bends.get((u, v))))
-            self.addItem(EdgeBundle(path, self.theme))
+                (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
+                bends = self.model.bends.get((u, v))
+                path.addPath(edge_path(QPointF(xu, yu), QPointF(xv, yv), True, dy_u, dy_v, bends=bends))
+                segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
+            bundle = EdgeBundle(path, self.theme)
+            self.addItem(bundle)
+            bundles.append(bundle)
         self.frames = []
-        by_band: dict[int, list[ModuleFrame]] = {}  # frames by their top edge, to place labels fast
+        labels = LabelShelf()
+        halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
+        half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
         for path, label, members in self.model.frames:
-            rows: dict[int, QRectF] = {}  # a module wrapped over two rows gets a frame in each
+            rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
             for did in members:
-                row = self.model.row_of(did)
-                rows[row] = rows.get(row, QRectF()).united(self.cards[did].sceneBoundingRect())
+                x, y = pos[did]
+                box = rows.get(self.model.row_of(did))
+                if box is None:
+                    rows[self.model.row_of(did)] = [x, y, x, y]
+                else:
+                    box[0], box[1] = min(box[0], x), min(box[1], y)
+                    box[2], box[3] = max(box[2], x), max(box[3], y)
             depth = path.count(".")
             pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
-            for i, (_row, box) in enumerate(sorted(rows.items())):
+            for i, (_row, (x0, y0, x1, y1)) in enumerate(sorted(rows.items())):
                 text = label if i == 0 else f"{label} (cont.)"
-                frame = ModuleFrame(path, text, box.adjusted(-pad, -pad, pad, pad), self.theme, depth)
-                band = int(frame.rect.top() // 60)
-                near = [f for b in (band - 1, band, band + 1) for f in by_band.get(b, ())]
-                for other in sorted(near, key=lambda f: f.rect.left() + f.label_offset):
-                    # labels of frames that start at one corner go side by side
-                    if abs(other.rect.top() - frame.rect.top()) < 60 and \
-                            other.rect.left() - 1 <= frame.rect.left() + frame.label_offset < \
-                            other.rect.left() + other.label_offset + other.label_width():
-                        frame.label_offset = other.rect.left() + other.label_offset + other.label_width() \
-                            - frame.rect.left()
-                by_band.setdefault(band, []).append(frame)
+                rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
+                              y1 - y0 + 2 * (half_h + pad))
+                frame = ModuleFrame(path, text, rect, self.theme, depth)
+                frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self.itemsBoundingRect()
         self.setSceneRect(rect.adjusted(-60, -60, 60, 60))
-        self._overview = Overview(self.cards, self.theme)
+        self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
+        self._detail = [*self.cards.values(), *bundles, *self.frames]
         self._overview.setVisible(False)
         self.addItem(self._overview)
         if self.overview_mode:
@@ -329,6 +402,7 @@ class GraphView(QGraphicsView):
         self.find_bar.textEdited.connect(lambda text: self.find(text))
         self.find_bar.returnPressed.connect(lambda: self.find(self.find_bar.text(), next_match=True))
         self.find_bar.installEventFilter(self)
+        self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -443,22 +517,34 @@ class GraphView(QGraphicsView):
         needle = text.strip().lower()
         if not needle:
             return []
-        trace = self._scene.trace
         ranked = []
-        for rank, did in enumerate(self._scene.model.order):
-            info = self._scene.model.info[did]
-            node = trace.nodes.get(did) if trace is not None else None
-            names = [info["title"], getattr(node, "name", None) or ""]
-            others = [info.get("subtitle", ""), info.get("path", ""), getattr(node, "op", None) or "",
-                      getattr(node, "module", None) or ""]
-            low = [n.lower() for n in names if n]
-            if needle in low:
+        for rank, (did, names, others) in enumerate(self._search_index()):
+            if needle in names:
                 ranked.append((0, rank, did))
-            elif any(n.startswith(needle) for n in low):
+            elif any(n.startswith(needle) for n in names):
                 ranked.append((1, rank, did))
-            elif any(needle in n.lower() for n in names + others if n):
+            elif needle in others:
                 ranked.append((2, rank, did))
         return [did for *_r, did in sorted(ranked)]
+
+    def _search_index(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """Per card in keyboard order: (display id, its names lowercased, every searchable text in one
+        lowercased string), made once per graph so that a keystroke in the find bar is one pass of
+        substring tests."""
+        scene = self._scene
+        if self._search[0] != scene.generation:
+            trace = scene.trace
+            index = []
+            for did in scene.model.order:
+                info = scene.model.info[did]
+                node = trace.nodes.get(did) if trace is not None else None
+                names = [info["title"], getattr(node, "name", None) or ""]
+                others = [info.get("subtitle", ""), info.get("path", ""), getattr(node, "op", None) or "",
+                          getattr(node, "module", None) or ""]
+                index.append((did, tuple(n.lower() for n in names if n),
+                              "\n".join(n.lower() for n in names + others if n)))
+            self._search = (scene.generation, index)
+        return self._search[1]
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
@@ -570,7 +656,7 @@ class GraphView(QGraphicsView):
         entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
                    ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
                    ("backward", t["edge_backward"], "line")]
-        if any(info["kind"] == "module" for info in self._scene.model.info.values()):
+        if self._scene.has_module_cards:
             entries.insert(4, ("module (double-click)", t["module"], "box"))
         font = QFont()
         font.setPointSizeF(8.5)
@@ -689,6 +775,8 @@ class Minimap(QWidget):
         self.setObjectName("graphMinimap")
         self.setToolTip("The whole graph: the outlined part is on screen; click or drag to move there")
         self.setCursor(Qt.PointingHandCursor)
+        self._cache = QPixmap()
+        self._cache_key: tuple | None = None
         self.hide()
 
     def needed(self) -> bool:
@@ -719,33 +807,48 @@ class Minimap(QWidget):
         return min(self.width() / rect.width(), self.height() / rect.height()), rect
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        """Blocks per card in their colours, and the view's rectangle."""
+        """Blocks per card in their colours (drawn once per graph, selection and size), and the view's
+        rectangle."""
         scene = self.view.graph_scene
         t = scene.theme
+        key = (scene.generation, scene.selected, self.width(), self.height(), id(t))
+        if self._cache_key != key:
+            self._cache = self._blocks(scene)
+            self._cache_key = key
         painter = QPainter(self)
-        bg = QColor(t["panel"])
-        bg.setAlpha(235)
-        painter.fillRect(self.rect(), bg)
-        painter.setPen(QColor(t["card_border"]))
-        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        painter.drawPixmap(0, 0, self._cache)
         k, rect = self._transform()
-        groups: dict[str, list[QRectF]] = {}
-        for did, card in scene.cards.items():
-            x, y = scene.model.positions[did]
-            color = t["selected"] if did == scene.selected else card.accent().name()
-            groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
-                                                       (y - CARD_H / 2 - rect.top()) * k,
-                                                       max(1.5, CARD_W * k), max(1.5, CARD_H * k)))
-        painter.setPen(Qt.NoPen)
-        for color, rects in groups.items():
-            painter.setBrush(QColor(color))
-            painter.drawRects(rects)
         shown = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
         painter.setBrush(Qt.NoBrush)
         painter.setPen(QPen(QColor(t["selected"]), 1.5))
         painter.drawRect(QRectF((shown.left() - rect.left()) * k, (shown.top() - rect.top()) * k,
                                 shown.width() * k, shown.height() * k).intersected(QRectF(self.rect())))
         painter.end()
+
+    def _blocks(self, scene) -> QPixmap:
+        t = scene.theme
+        pixmap = QPixmap(self.size())
+        bg = QColor(t["panel"])
+        bg.setAlpha(235)
+        pixmap.fill(Qt.transparent)
+        painter = QPainter(pixmap)
+        painter.fillRect(self.rect(), bg)
+        painter.setPen(QColor(t["card_border"]))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        k, rect = self._transform()
+        groups: dict[str, list[QRectF]] = {}
+        w, h = max(1.5, CARD_W * k), max(1.5, CARD_H * k)
+        for did, card in scene.cards.items():
+            x, y = scene.model.positions[did]
+            color = t["selected"] if did == scene.selected else card.accent_name
+            groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
+                                                       (y - CARD_H / 2 - rect.top()) * k, w, h))
+        painter.setPen(Qt.NoPen)
+        for color, rects in groups.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(rects)
+        painter.end()
+        return pixmap
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         """Centre the view on the point clicked."""

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui.common import actions
+from explorer.ui.learn.lesson_text import LessonText, label_markdown
 
 WELCOME_MD = """\
 ## Welcome to the lessons
@@ -42,6 +42,7 @@ Pick a lesson in the list above to start. **F2** hides and shows this panel; you
 """
 
 TICK, OPEN = "✓", "○"
+POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
 
@@ -67,6 +68,8 @@ class LearnPanel(QDockWidget):
         self.step_index: int | None = None
         self.attempt = 0
         self._opened: tuple[int, int] | None = None  # (lesson, step) whose action ran last
+        self.keeper = None  # explorer.core.lessons.snapshot.WorkKeeper: the work a lesson was about to change
+        self.complete_index: int | None = None  # the lesson whose "complete" page is on screen
         self._built = False
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
@@ -93,9 +96,10 @@ class LearnPanel(QDockWidget):
         """The step on screen (None on the welcome page)."""
         return None if self.lesson is None or self.step_index is None else self.lesson.steps[self.step_index]
 
-    def open_step(self, lesson_index: int, step_index: int) -> None:
+    def open_step(self, lesson_index: int, step_index: int, act: bool = True) -> None:
         """Show a step: run its action on the workspace models, bring its workspace forward, ask its
-        exercise. An action that fails says so in the panel; the text still shows."""
+        exercise. An action that fails says so in the panel; the text still shows. `act=False` shows the
+        step over the workspaces as they are (the position a restart brings back, with its session)."""
         self.ensure_built()
         lesson = self.catalog.lessons[lesson_index]
         step = lesson.steps[step_index]
@@ -103,25 +107,72 @@ class LearnPanel(QDockWidget):
         self._select_item(lesson_index, step_index)
         self.title.setText(f"<b>{_escape(lesson.title)}</b> · step {step_index + 1} of {len(lesson.steps)}: "
                            f"{_escape(step.title)}")
-        self.text.setMarkdown(step.text)
+        note = self.text.show_lesson_text(step.text, lesson.folder)  # inert: see lesson_text.py
         self.feedback.setText("")
-        self._show_error("")
-        if step.workspace:
+        self._show_error(note)
+        if step.workspace and act:
             self.main_window.show_workspace(step.workspace)
         from explorer.core.lessons import open_step
 
+        if not act:
+            self._opened = (lesson_index, step_index)  # Next runs only the next step's actions
+            self._show_step_end(lesson, step)
+            return
         after = self._opened[1] if self._opened is not None and self._opened[0] == lesson_index else None
         self._opened = (lesson_index, step_index)
+        workspaces = self.main_window.workspaces
+        first = step_index if after is not None and after in (step_index - 1, step_index) else 0
+        touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
+                                     if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         try:
-            open_step(lesson, step_index, self.main_window.workspaces, after)
+            for key in touched:  # the user's own work is kept before the step changes it
+                self.keeper.before_step(workspaces, key, lesson.id)
+            open_step(lesson, step_index, workspaces, after)
+            for key in touched:
+                self.keeper.after_step(workspaces, key)
         except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:
             QApplication.restoreOverrideCursor()
+        self._show_step_end(lesson, step)
+
+    def _show_step_end(self, lesson, step) -> None:
+        self.complete_index = None
+        self.next_button.setText("Next ▶")
+        self.next_button.setEnabled(True)
+        self._show_restore_offer()
         self._show_exercise(step)
         self._show_figure(step)
         self.sig_step_shown.emit(lesson.id, step.id)
+
+    def position(self) -> str | None:
+        """Where the student is, for the next start: "" (welcome), "lesson-id/step-id" or
+        "lesson-id/complete"; None before the lessons were loaded (nothing to save)."""
+        if not self._built or self.catalog is None:
+            return None
+        if self.complete_index is not None:
+            return f"{self.catalog.lessons[self.complete_index].id}/complete"
+        if self.lesson is None or self.step is None:
+            return ""
+        return f"{self.lesson.id}/{self.step.id}"
+
+    def restore_position(self, text: str) -> bool:
+        """Show the page `position()` wrote, over the restored workspaces (no step action runs); False
+        when the lesson or step no longer exists (the welcome page stays)."""
+        self.ensure_built()
+        lesson_id, _, step_id = str(text).partition("/")
+        for i, lesson in enumerate(self.catalog.lessons):
+            if lesson.id != lesson_id:
+                continue
+            if step_id == "complete":
+                self.show_complete(i)
+                return True
+            for j, step in enumerate(lesson.steps):
+                if step.id == step_id:
+                    self.open_step(i, j, act=False)
+                    return True
+        return False
 
     def check_answer(self) -> None:
         """Check the answer (or, for a "do" exercise, the state): right ticks the step; wrong gives the
@@ -136,12 +187,12 @@ class LearnPanel(QDockWidget):
             feedback = check(step, self.main_window.workspaces, self._answer_text(), self.attempt)
         except Exception as exc:  # noqa: BLE001 - say what went wrong, in the panel
             self.attempt -= 1
-            self.feedback.setText(f"⚠ Could not check this: {_one_line(exc)}")
+            self.feedback.setText(label_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
             return
         if not feedback.counted:
             self.attempt -= 1  # not an answer at all (no number in it): the try does not count
         # the core's message carries the hint after the first wrong try and the worked answer after the second
-        self.feedback.setText(("✓ " if feedback.correct else "✗ ") + feedback.message)
+        self.feedback.setText(label_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
         if feedback.correct:
             self._tick(lesson, step)
         self.sig_checked.emit(bool(feedback.correct))
@@ -155,26 +206,74 @@ class LearnPanel(QDockWidget):
             return
         if self.step is not None and self.step.exercise is None:
             self._tick(self.lesson, self.step)
+        if self.complete_index is not None:  # the "lesson complete" page: on to the next lesson
+            following = self.complete_index + 1
+            if following < len(lessons):
+                self.open_step(following, 0)
+            return
         if self.lesson_index is None:
             self.open_step(0, 0)
             return
         if self.step_index + 1 < len(self.lesson.steps):
             self.open_step(self.lesson_index, self.step_index + 1)
-        elif self.lesson_index + 1 < len(lessons):
-            self.open_step(self.lesson_index + 1, 0)
         else:
-            self.feedback.setText("🎉 That was the last step of the last lesson. Well done!")
+            self.show_complete(self.lesson_index)
+
+    def show_complete(self, lesson_index: int) -> None:
+        """The "lesson complete" page: what was done, the next lesson (never entered silently), and the
+        offer to restore the work the lesson changed."""
+        self.ensure_built()
+        lessons = self.catalog.lessons
+        lesson = lessons[lesson_index]
+        self.lesson_index = self.step_index = None
+        self.complete_index = lesson_index
+        done = self.progress.completed(lesson) if self.progress is not None else 0
+        self.title.setText(f"<b>Lesson complete: {_escape(lesson.title)}</b>")
+        following = lessons[lesson_index + 1] if lesson_index + 1 < len(lessons) else None
+        text = f"You have done **{done} of {len(lesson.steps)}** steps of this lesson. "
+        if following is not None:
+            text += (f"The next lesson is **{_escape(following.title)}**: press *Next lesson* when you are "
+                     "ready, or pick any lesson or step in the list above.")
+        else:
+            text += "🎉 That was the last lesson. Well done! Pick any step in the list to revisit it."
+        self.text.setMarkdown(text)
+        self._show_exercise(None)
+        self._show_figure(None)
+        self._show_error("")
+        self.feedback.setText("")
+        self.next_button.setText("Next lesson ▶")
+        self.next_button.setEnabled(following is not None)
+        self._show_restore_offer()
+
+    def restore_work(self) -> list[str]:
+        """Put back the work the lessons changed (the snapshots taken before their steps); the titles of
+        the workspaces restored."""
+        if self.keeper is None:
+            return []
+        restored = self.keeper.restore(self.main_window.workspaces)
+        self._show_restore_offer()
+        if restored:
+            self.feedback.setText(f"Your work is back in: {', '.join(restored)}.")
+        return restored
+
+    def keep_lesson_state(self) -> None:
+        """Forget the snapshots: the workspaces stay as the lesson left them."""
+        if self.keeper is not None:
+            self.keeper.discard()
+        self._show_restore_offer()
 
     def show_welcome(self) -> None:
         """The welcome page: what the lessons are and how to use them."""
         self.ensure_built()
-        self.lesson_index = self.step_index = None
+        self.lesson_index = self.step_index = self.complete_index = None
         self.title.setText("<b>Learn</b>")
         self.text.setMarkdown(WELCOME_MD)
         self._show_exercise(None)
         self._show_figure(None)
         self.feedback.setText("")
         self.next_button.setText("Start ▶")
+        self.next_button.setEnabled(True)
+        self._show_restore_offer()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the figure (the widgets follow the application's style sheet)."""
@@ -212,6 +311,7 @@ class LearnPanel(QDockWidget):
         self.problems = QLabel("")
         self.problems.setObjectName("lessonProblems")
         self.problems.setWordWrap(True)
+        self.problems.setTextFormat(Qt.PlainText)  # names and messages from lesson files: never HTML
         self.problems.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.problems.setVisible(False)
         top = QWidget()
@@ -223,12 +323,12 @@ class LearnPanel(QDockWidget):
         self.title = QLabel("")
         self.title.setObjectName("lessonStepTitle")
         self.title.setWordWrap(True)
-        self.text = QTextBrowser()
-        self.text.setObjectName("lessonText")
-        self.text.setOpenExternalLinks(False)
+        self.text = LessonText()  # objectName lessonText; renders lesson text inert
+        self.text.sig_note.connect(self._show_error)
         self.error = QLabel("")
         self.error.setObjectName("lessonError")
         self.error.setWordWrap(True)
+        self.error.setTextFormat(Qt.PlainText)  # messages may quote a lesson: never HTML
         self.error.setVisible(False)
         self.figure = pg.PlotWidget()
         self.figure.setObjectName("lessonFigure")
@@ -280,6 +380,33 @@ class LearnPanel(QDockWidget):
         bv.addWidget(self.prompt)
         bv.addLayout(answer_row)
         bv.addWidget(self.feedback)
+        from explorer.core.lessons.snapshot import WorkKeeper
+
+        self.keeper = WorkKeeper()
+        self.restore_note = QLabel("")
+        self.restore_note.setObjectName("lessonRestoreNote")
+        self.restore_note.setWordWrap(True)
+        self.restore_button = QPushButton("Restore my work")
+        self.restore_button.setObjectName("lessonRestoreWork")
+        self.restore_button.setToolTip("Put back the program, network or form you had before the lesson "
+                                       "changed it (kept when its step opened)")
+        self.restore_button.clicked.connect(self.restore_work)
+        self.keep_button = QPushButton("Keep the lesson's")
+        self.keep_button.setObjectName("lessonKeepState")
+        self.keep_button.setToolTip("Forget the kept work: the workspaces stay as the lesson left them")
+        self.keep_button.clicked.connect(self.keep_lesson_state)
+        restore_row = QHBoxLayout()
+        restore_row.addStretch(1)
+        restore_row.addWidget(self.restore_button)
+        restore_row.addWidget(self.keep_button)
+        self.restore_bar = QWidget()
+        self.restore_bar.setObjectName("lessonRestoreBar")
+        restore_layout = QVBoxLayout(self.restore_bar)  # the sentence on its own line, the buttons under it
+        restore_layout.setContentsMargins(0, 4, 0, 4)
+        restore_layout.addWidget(self.restore_note)
+        restore_layout.addLayout(restore_row)
+        self.restore_bar.setVisible(False)
+        bv.addWidget(self.restore_bar)
         nav = QHBoxLayout()
         nav.addStretch(1)
         nav.addWidget(self.next_button)
@@ -311,13 +438,18 @@ class LearnPanel(QDockWidget):
         self.problems.setVisible(bool(problems))
         self._fill_tree()
         self.show_welcome()
+        settings = getattr(self.main_window, "settings", None)
+        if settings is not None and getattr(self.main_window, "persist", False):
+            saved = settings.value(POSITION_KEY, "")
+            if saved:
+                self.restore_position(str(saved))
 
     def _fill_tree(self) -> None:
         self.tree.clear()
         for i, lesson in enumerate(self.catalog.lessons):
             top = QTreeWidgetItem([""])
             top.setData(0, LESSON_ROLE, (i, -1))
-            top.setToolTip(0, lesson.summary or lesson.title)
+            top.setToolTip(0, f"<p>{_escape(lesson.summary or lesson.title)}</p>")  # rich text, escaped
             for j in range(len(lesson.steps)):
                 child = QTreeWidgetItem([""])
                 child.setData(0, LESSON_ROLE, (i, j))
@@ -367,7 +499,7 @@ class LearnPanel(QDockWidget):
     def _show_exercise(self, step) -> None:
         exercise = step.exercise if step is not None else None
         kind = exercise.kind if exercise is not None else None
-        self.prompt.setText(exercise.prompt if exercise is not None else "")
+        self.prompt.setText(label_markdown(exercise.prompt) if exercise is not None else "")
         self.prompt.setVisible(exercise is not None)
         self.answer_edit.clear()
         self.answer_choice.clear()
@@ -436,6 +568,16 @@ class LearnPanel(QDockWidget):
         self._figure_curve.setPen(pg.mkPen(colour, width=2))
         self._figure_curve.setSymbolBrush(colour)
         self._figure_curve.setSymbolPen(colour)
+
+    def _show_restore_offer(self) -> None:
+        """The offer to restore the user's work, once the lesson that changed it ended or was left."""
+        if not self._built or self.keeper is None:
+            return
+        inside = self.lesson is not None and self.lesson.id == self.keeper.lesson_id
+        names = self.keeper.names()
+        self.restore_bar.setVisible(bool(names) and not inside)
+        self.restore_note.setText(f"The lesson changed your work in {', '.join(names)}. Restore it?"
+                                  if names else "")
 
     def _show_error(self, message: str) -> None:
         if not self._built:

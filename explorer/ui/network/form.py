@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.mlp.network import (
     ACTIVATION_LABELS,
+    INITS,
     LOSSES,
     OPTIMIZERS,
     PRESETS,
@@ -42,6 +43,15 @@ _LOSS_TIPS = {
     "bce-logits": "Binary cross-entropy on raw scores (logits): applies the sigmoid inside, more stable.",
     "mse": "Mean squared error: the mean of (output − target)².",
     "cross-entropy": "Softmax over one output per class, then −log of the true class's probability.",
+}
+_INIT_TIPS = {
+    "default": "nn.Linear's own: weights and biases uniform in ±1/√fan_in.",
+    "xavier": "Xavier (Glorot): weights uniform with variance 2/(fan_in + fan_out), biases 0. Keeps the "
+              "spread of signals about the same through Tanh or Sigmoid layers.",
+    "he": "He (Kaiming): weights normal with variance 2/fan_in, biases 0. Made for ReLU, which zeroes "
+          "half of its inputs: the doubled variance keeps the signal from shrinking layer by layer.",
+    "zeros": "Every weight and bias 0: all units of a layer compute the same value and get the same "
+             "gradient, so they stay identical for ever (the symmetry problem). Shown to see it fail.",
 }
 _OPT_TIPS = {
     "sgd": "Stochastic gradient descent: w ← w − lr·grad (with momentum: a running sum of past grads).",
@@ -81,6 +91,10 @@ class SpecForm(QWidget):
             1, 64, "Output size: 1 for a binary loss, one per class for cross-entropy."
         )
         self.output_act = self._activation_combo("Activation after the last Linear layer.")
+        self.init = self._combo(INITS, _INIT_TIPS, "Initialisation: how the Linear layers' weights start. "
+                                "Deep networks train only when the start keeps signals and gradients "
+                                "from shrinking or growing layer by layer.")
+        self.init.setObjectName("networkInit")
         self.layers = QTableWidget(0, 2)
         self.layers.setObjectName("layerTable")
         self.layers.setHorizontalHeaderLabels(["width", "activation"])
@@ -147,6 +161,7 @@ class SpecForm(QWidget):
             momentum=self.momentum.value(),
             batch_size=self.batch.value(),
             seed=self.seed.value(),
+            init=self.init.currentData(),
         )
 
     def preset_name(self) -> str:
@@ -179,6 +194,7 @@ class SpecForm(QWidget):
             self.momentum.setValue(spec.momentum)
             self.batch.setValue(spec.batch_size)
             self.seed.setValue(spec.seed)
+            _select(self.init, spec.init)
             self.preset.blockSignals(True)
             self.preset.setCurrentIndex(max(0, self.preset.findData(preset)))
             self.preset.blockSignals(False)
@@ -209,6 +225,7 @@ class SpecForm(QWidget):
         form.addRow(buttons)
         form.addRow("Outputs", self.output_size)
         form.addRow("Output activation", self.output_act)
+        form.addRow("Initialisation", self.init)
         training = QGroupBox("Training")
         tform = QFormLayout(training)
         tform.addRow("Loss", self.loss)
@@ -218,8 +235,8 @@ class SpecForm(QWidget):
         tform.addRow("Batch size", self.batch)
         tform.addRow("Seed", self.seed)
         for layout in (form, tform):  # a row's label explains its field like the field does
-            for field in (self.preset, self.input_size, self.output_size, self.output_act, self.loss,
-                          self.optimizer, self.lr, self.momentum, self.batch, self.seed):
+            for field in (self.preset, self.input_size, self.output_size, self.output_act, self.init,
+                          self.loss, self.optimizer, self.lr, self.momentum, self.batch, self.seed):
                 label = layout.labelForField(field)
                 if label is not None:
                     label.setToolTip(field.toolTip())

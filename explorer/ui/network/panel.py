@@ -7,6 +7,8 @@ and live curves). Open it alone with `python -m explorer.ui.network.panel`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
@@ -32,6 +34,7 @@ class NetworkPanel(QWidget):
         self.workspace = workspace or NetworkWorkspace()
         self._syncing = False  # the view is writing the model itself: do not echo it back
         self._restore_step: int | None = None
+        self._restore_selected: str | None = None  # the card to select once the iteration is shown
         self.form = SpecForm()
         self.iteration = IterationView()
         self.train = TrainView()
@@ -57,9 +60,11 @@ class NetworkPanel(QWidget):
         self.addActions(self._actions)
         self.form.sig_spec_changed.connect(self._on_form_changed)
         self.train.sig_use_toy_preset.connect(self._use_toy_preset)
+        self.train.lr_test.sig_use_lr.connect(self.use_lr)
         self.iteration.sig_record_failed.connect(self.form.show_error)
         self.iteration.sig_recorded.connect(self._on_recorded)
         self.iteration.player.sig_step_changed.connect(self._on_player_step)
+        self.iteration.graph.sig_node_selected.connect(self._on_node_selected)
         self.iteration.skip.toggled.connect(lambda on: self._write(skip_zero_grad=on))
         self.tabs.currentChanged.connect(lambda i: self._write(tab=i))
         self.train.sig_dataset_changed.connect(lambda d: self._write(dataset=DatasetModel.model_validate(d)))
@@ -151,6 +156,7 @@ class NetworkPanel(QWidget):
         finally:
             self._syncing = False
         self._restore_step = state.step
+        self._restore_selected = state.selected
         try:
             session = NetSession(spec)
             self.iteration.set_session(session, iterations=state.iterations)
@@ -189,6 +195,14 @@ class NetworkPanel(QWidget):
             self._syncing = False
         if step:
             self.iteration.player.set_step(step)
+        selected, self._restore_selected = self._restore_selected, None
+        graph = self.iteration.graph
+        if selected and selected in graph.graph_scene.cards and graph.selected() != selected:
+            graph.select(selected)  # the card the user had open, with its inspector
+
+    def _on_node_selected(self, display_id: str) -> None:
+        if not self.iteration.is_recording():
+            self._write(selected=display_id or None)
 
     def _on_player_step(self, k: int) -> None:
         if self.workspace.iteration is not None:
@@ -197,6 +211,13 @@ class NetworkPanel(QWidget):
     def _show_model_step(self, k: int) -> None:
         if not self._syncing and self.iteration.player.step != k and not self.iteration.is_recording():
             self.iteration.player.set_step(k)
+
+    def use_lr(self, lr: float) -> None:
+        """Make `lr` the network's learning rate (the lr range test's "Use it"); the form follows."""
+        try:
+            self.workspace.set_spec(dataclasses.replace(self.workspace.spec(), lr=float(lr)))
+        except NetSpecError as exc:
+            self.form.show_error(str(exc))
 
     def _use_toy_preset(self) -> None:
         self.workspace.set_preset("toy-2d")

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +43,7 @@ from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
+from explorer.ui.network.health import HealthView, LRTestView
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
 SPEEDS = (
@@ -125,6 +128,7 @@ class TrainView(QWidget):
         """The network to train next; a change makes the next Train press start a new run."""
         self.spec = spec
         self._stale = True
+        self.lr_test.set_problem(spec, self.data)
         if self.is_training():
             self._stop_thread()
             self._message("The settings changed, so this run stopped. Press Train to start a new run.")
@@ -235,6 +239,7 @@ class TrainView(QWidget):
             self._message(str(exc), error=True)
             return
         self._stale = True
+        self.lr_test.set_problem(self.spec, self.data)
         self._draw_points()
         self._show_untrained_boundary()
 
@@ -247,6 +252,8 @@ class TrainView(QWidget):
         for plot in (self.boundary_plot, self.loss_plot, self.acc_plot):
             themes.style_plot(plot, plot.getPlotItem(), theme, titles.get(plot), "10pt")
         self._error_colour = theme["error"]
+        self.health.set_theme(theme)
+        self.lr_test.set_theme(theme)
         self._apply_boundary_colours(theme)
         if self.status.property("error"):
             self.status.setStyleSheet(f"color: {self._error_colour};")
@@ -266,8 +273,9 @@ class TrainView(QWidget):
             self.contour.setPen(pg.mkPen(line, width=2))
 
     def stop(self, wait_ms: int = 5000) -> None:
-        """Stop the worker thread (used by shutdown)."""
+        """Stop the worker threads (used by shutdown)."""
         self._stop_thread(wait_ms)
+        self.lr_test.stop(wait_ms)
 
     def train_blocking(self, steps: int) -> None:
         """Train a new run to the end on the calling thread (headless screenshots only)."""
@@ -380,6 +388,18 @@ class TrainView(QWidget):
         self.acc_plot.setMouseEnabled(x=True, y=False)
         self.loss_plot.enableAutoRange(x=False, y=True)
         self.acc_plot.setToolTip("Fraction of points classified correctly, train and test")
+        self.health = HealthView()
+        self.health.setObjectName("layerHealth")
+        self.health.plots["layerGradPlot"].setXLink(self.loss_plot)
+        self.lr_test = LRTestView()
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setObjectName("networkHealthTabs")
+        self.side_tabs.addTab(self.health, "Layer health")
+        self.side_tabs.addTab(self.lr_test, "LR range test")
+        self.side_tabs.setTabToolTip(0, "Why a run trains well or badly: per-layer gradients, update sizes "
+                                        "and activations of the newest run, one line per layer")
+        self.side_tabs.setTabToolTip(1, "Find a learning rate before training: sweep it on a copy of the "
+                                        "weights and read where the loss falls fastest")
 
     def _layout(self) -> None:
         data_box = QGroupBox("Toy data")
@@ -397,11 +417,20 @@ class TrainView(QWidget):
         run_row.addWidget(self.speed)
         run_row.addStretch(1)
         plots = QGridLayout()
-        plots.addWidget(self.boundary_plot, 0, 0, 2, 1)
-        plots.addWidget(self.loss_plot, 0, 1)
-        plots.addWidget(self.acc_plot, 1, 1)
-        plots.setColumnStretch(0, 1)
-        plots.setColumnStretch(1, 1)
+        # The data and the curves on top, each layer's health below them across the whole width; the
+        # user can move the line between them.
+        top = QWidget()
+        top_row = QHBoxLayout(top)
+        top_row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.boundary_plot, self.loss_plot, self.acc_plot):
+            top_row.addWidget(widget, 1)
+        self.plot_splitter = QSplitter(Qt.Vertical)
+        self.plot_splitter.setObjectName("networkPlotSplitter")
+        self.plot_splitter.setChildrenCollapsible(False)
+        self.plot_splitter.addWidget(top)
+        self.plot_splitter.addWidget(self.side_tabs)
+        self.plot_splitter.setSizes([1000, 1100])
+        plots.addWidget(self.plot_splitter, 0, 0)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(data_box)
@@ -436,12 +465,26 @@ class TrainView(QWidget):
             if self.runs:
                 # A fixed step axis per run: re-ranging x on every update would redraw the axes each time.
                 self.loss_plot.setXRange(0, max(r.planned_steps for r in self.runs), padding=0.02)
+                self._show_ended_run(model_runs[-1])
             else:
                 self._show_untrained_boundary()
         for curves in self.runs[-1:]:
             x = np.asarray(curves.steps, dtype=float)
             for item, ys in zip(curves.items, curves.curves(), strict=True):
                 item.setData(x, np.asarray(ys, dtype=float))
+        self.health.show_run(self.runs[-1].run if self.runs else None)
+
+    def _show_ended_run(self, run: ToyRun) -> None:
+        """A run brought back by a session: its last boundary and its last status line, as it was left."""
+        if run.status == "running" or self.control is not None or not run.steps:
+            return
+        if run.boundary is not None:
+            self._set_boundary(np.asarray(run.boundary, dtype=float))
+        last = {"step": run.steps[-1], "train_loss": run.train_loss[-1], "test_loss": run.test_loss[-1],
+                "train_acc": run.train_acc[-1], "test_acc": run.test_acc[-1]}
+        verb = {"done": "finished", "error": "failed"}.get(run.status, "stopped")
+        self._message(f"{self._progress_text(run.number, last)} · {verb}. Change a setting and press Train "
+                      "to compare a new run.")
 
     def _make_curves(self, run: ToyRun) -> RunCurves:
         color = RUN_COLORS[(run.number - 1) % len(RUN_COLORS)]

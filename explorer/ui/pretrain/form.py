@@ -97,6 +97,12 @@ TRAIN_FIELDS = [
     FieldSpec("sample_every", "Sample every", int,
               "Every this many steps the model writes a short text by itself (shown under Samples): "
               "watch it go from random characters to words. 0: never.", 0),
+    FieldSpec("checkpoint_every", "Checkpoint every", int,
+              "Every this many steps the training process saves the model, its optimizer and its place in "
+              "the data to the run's checkpoint file (written beside it, then renamed over it, so a "
+              "half-written file never replaces a good one). If the app or the computer stops mid-run, "
+              "Continue resumes from the last of these saves: at most this many steps are lost. Saving "
+              "a big model takes a moment; 0 saves only when the run ends.", 0),
     FieldSpec("seed", "Seed", int,
               "The random seed: the same seed, config and corpus give the same run on the CPU, so "
               "two runs differ only by what you changed.", 0),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -33,10 +33,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core import files
 from explorer.core.gpt import budget as info
 from explorer.core.gpt import distributed
 from explorer.core.gpt.runs import PretrainRun
-from explorer.core.workspaces.pretrain import PretrainWorkspace, sample_text
+from explorer.core.workspaces.pretrain import (
+    PretrainWorkspace,
+    run_folder,
+    runs_dir,
+    sample_text,
+    scan_folder,
+)
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
@@ -45,7 +52,9 @@ from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
 from explorer.ui.pretrain.history import RunHistory
 from explorer.ui.pretrain.plots import TrainingPlots
-from explorer.ui.pretrain.process import TrainProcess
+from explorer.ui.pretrain.process import CLOSE_WAIT_S, TrainProcess
+
+SCAN_DELAY_MS = 300  # a change in the runs folder is read this long after the last one (they come in bursts)
 
 
 def banner_styles(theme: dict[str, str]) -> dict[str, str]:
@@ -152,6 +161,20 @@ class PretrainPanel(QWidget):
         self._sampler = Worker(self)
         self._sampler.sig_done.connect(self._show_sample)
         self._sampler.sig_failed.connect(lambda m: self.show_message(f"Could not sample: {m}", "error"))
+        # The runs folder is shared with other windows and commands: read it off the GUI thread when it
+        # changes, when the app comes to the front, and after a session was opened.
+        self._scanner = Worker(self)
+        self._scanner.sig_done.connect(self._on_folder_scanned)
+        self._scan_timer = QTimer(self)
+        self._scan_timer.setSingleShot(True)
+        self._scan_timer.setInterval(SCAN_DELAY_MS)
+        self._scan_timer.timeout.connect(self.scan_runs_folder)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(lambda _path: self._scan_timer.start())
+        app = QCoreApplication.instance()
+        if app is not None and hasattr(app, "applicationStateChanged"):
+            app.applicationStateChanged.connect(
+                lambda state: state == Qt.ApplicationActive and self._scan_timer.start())
 
         lower = QSplitter(Qt.Horizontal)
         samples_box = QWidget()
@@ -191,6 +214,7 @@ class PretrainPanel(QWidget):
         self._show_runs()
         self._update_estimates()
         self._update_buttons()
+        self.scan_runs_folder()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour plots, heatmaps, graph and message lines (the main window calls this on a switch)."""
@@ -220,6 +244,9 @@ class PretrainPanel(QWidget):
         files are only read, never overwritten."""
         run_id = run_id if run_id is not None else self.history.current_run_id()
         source = self.workspace.runs.get(run_id) if run_id is not None else None
+        if source is not None and self.workspace.folder_gone(source.run_id):
+            self.show_message(self.workspace.gone_message(source.run_id), "error")
+            return False
         if source is None or not source.checkpoint or not Path(source.checkpoint).exists():
             self.show_message("Select a finished run with a checkpoint to continue it.", "info")
             return False
@@ -254,8 +281,12 @@ class PretrainPanel(QWidget):
             self.show_message(warning or "This configuration cannot train here.", "error")
             return False
         self._form_to_model()
-        run = self.workspace.new_run(config, settings, self.form.corpus_path(),
-                                     continues=source.run_id if source else None)  # shown by run_added
+        try:
+            run = self.workspace.new_run(config, settings, self.form.corpus_path(),
+                                         continues=source.run_id if source else None)  # shown by run_added
+        except files.FileProblem as exc:  # a read-only or full data folder
+            self.show_message(f"Could not start training: {exc}", "error")
+            return False
         run_id = run.run_id
         self._active = run
         self.progress.setRange(0, int(settings["steps"]))
@@ -276,7 +307,11 @@ class PretrainPanel(QWidget):
 
     def sample(self) -> None:
         """Generate text from the selected (or latest) run's checkpoint, off the GUI thread."""
-        source = self.workspace.model_source(self.history.current_run_id())
+        selected = self.history.current_run_id()
+        if selected in self.workspace.runs and self.workspace.folder_gone(selected):
+            self.show_message(self.workspace.gone_message(selected), "error")
+            return
+        source = self.workspace.model_source(selected)
         if not source["checkpoint"]:
             self.show_message("No trained model yet: train a run (or stop one), then sample it.", "info")
             return
@@ -334,7 +369,11 @@ class PretrainPanel(QWidget):
         if confirm and not self._confirm(f"Delete {run.name}?\n\nIts curves, its checkpoint and its metrics "
                                          "are removed from disk. This cannot be undone."):
             return False
-        self.workspace.delete_run(run_id)
+        try:
+            self.workspace.delete_run(run_id)
+        except files.FileProblem as exc:  # training in another window
+            self.show_message(str(exc), "info")
+            return False
         return True
 
     def export_run(self, run_id: int | None = None, folder: str | None = None) -> list[str]:
@@ -381,6 +420,30 @@ class PretrainPanel(QWidget):
         if len(self._checkpoint_waiters) == 1:
             self._process.request_checkpoint()
         return True
+
+    def scan_runs_folder(self) -> None:
+        """Read the runs folder in the background; runs other windows or commands made join the list."""
+        if getattr(self, "_closed", False):
+            return
+        self._scanner.submit(lambda _job: scan_folder())
+
+    def _on_folder_scanned(self, found: list[PretrainRun]) -> None:
+        self.workspace.merge_folder(found)
+        self._watch_folders()
+
+    def _watch_folders(self) -> None:
+        """Watch the runs folder (runs made or deleted) and the folders of runs trained elsewhere (their
+        record is rewritten when they end)."""
+        wanted = [str(runs_dir())] if runs_dir().is_dir() else []
+        wanted += [str(run_folder(run_id)) for run_id, run in self.workspace.runs.items()
+                   if run_id not in self.workspace.training and run.status == "running"]
+        watched = set(self._watcher.directories())
+        stale = [path for path in watched if path not in wanted]
+        if stale:
+            self._watcher.removePaths(stale)
+        fresh = [path for path in wanted if path not in watched and Path(path).is_dir()]
+        if fresh:
+            self._watcher.addPaths(fresh)
 
     def runs(self) -> list[PretrainRun]:
         """All runs, oldest first."""
@@ -465,28 +528,54 @@ class PretrainPanel(QWidget):
         for run_id in list(self.plots.run_ids()):
             self.plots.remove_run(run_id)
             self.history.remove_run(run_id)
+        self.samples.clear()
         for run in self.workspace.runs.values():
             self.plots.add_run(run)
             self.history.add_run(run)
+            # what the panel showed when the run ended: its heading and its samples (a session keeps them)
+            self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
+            for step, text in run.samples:
+                self._append_sample(run, {"step": step, "text": text})
+        last = list(self.workspace.runs.values())[-1:]
+        if last and last[0].status in ("done", "stopped", "error"):
+            self.progress_label.setText(finished_text(last[0]))
+        self._show_health_run()
         self._model_to_form()
         self._update_buttons()
+        if hasattr(self, "_scan_timer"):  # a session was opened: the folder adds the runs it does not name
+            self._scan_timer.start()
 
     def _on_run_added(self, run_id: int) -> None:
         run = self.workspace.runs[run_id]
         self.plots.add_run(run)
         self.history.add_run(run)
-        self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
+        if run_id in self.workspace.training:  # started here (not found in the folder): its samples follow
+            self.samples.append(f'<p style="color:{run.color}"><b>{html.escape(run.name)}</b></p>')
+            self._watch_folders()
 
     def _on_run_changed(self, run_id: int) -> None:
         self.plots.mark_dirty(run_id)
         self.history.update_run(run_id)
+        run = self.workspace.runs.get(run_id)
+        if run is not None:
+            if self.health_tab.run is None or not self.health_tab.run.health:
+                self._show_health_run()
+            self.health_tab.run_changed(run)
+
+    def _show_health_run(self) -> None:
+        """The Network health tab follows the selected run, else the newest."""
+        runs = self.workspace.runs
+        run = runs.get(self.history.current_run_id()) if self.history.current_run_id() is not None else None
+        self.health_tab.show_run(run or (runs[max(runs)] if runs else None))
 
     def _on_run_removed(self, run_id: int) -> None:
         self.plots.remove_run(run_id)
         self.history.remove_run(run_id)
+        self._show_health_run()
         self._update_buttons()
 
     def _selection_to_model(self) -> None:
+        self._show_health_run()
         if not self._syncing:
             self._syncing = True
             try:
@@ -537,10 +626,27 @@ class PretrainPanel(QWidget):
             time.sleep(0.01)
         return not self._process.is_running()
 
-    def shutdown(self) -> None:
-        """Stop training (checkpoint kept) and background jobs; called when the window closes."""
+    def shutdown(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Stop training and background jobs; called when the window closes and when the app quits.
+
+        A run that has trained steps stops after its current one and writes its checkpoint, waited for up
+        to `wait_s` seconds with a note in the panel, so the next start lists it and Continue resumes it.
+        A run still starting (nothing trained) ends at once.
+        """
         self._retrain_pending = False
-        self._process.shutdown()
+        self._closed = True
+        self._scan_timer.stop()
+        run = self._active
+        if self._process.is_running() and run is not None and run.steps_done() > 0:
+            label = run.name.split(" · ")[0]
+            note = (f"Saving {label}'s checkpoint before closing: it stops after its current step (waiting "
+                    f"at most {wait_s:.0f} s)…")
+            self.show_message(note, "info")
+            self.progress_label.setText(note)
+            self._process.shutdown(timeout=wait_s, paint=True)
+        else:
+            self._process.shutdown()
+        self._scanner.shutdown()
         self._sampler.shutdown()
         self.form.shutdown()
         self.estimates.shutdown()
@@ -592,13 +698,7 @@ class PretrainPanel(QWidget):
                 self.show_message(f"Training stopped: {run.message}", "error")
             self.history.update_run(run.run_id)
             self.plots.mark_dirty(run.run_id)
-            train, val = run.final_losses()
-            summary = {"done": "Finished", "stopped": "Stopped", "error": "Failed"}.get(run.status,
-                                                                                         run.status)
-            losses = f"train loss {train:.3f}" if train is not None else "no step finished"
-            if val is not None:
-                losses += f", validation loss {val:.3f}"
-            self.progress_label.setText(f"{summary}: {run.name} — {losses}.")
+            self.progress_label.setText(finished_text(run))
             self.sig_run_finished.emit(run.run_id, run.status)
         self._update_buttons()
         if self._retrain_pending:
@@ -725,9 +825,15 @@ class PretrainPanel(QWidget):
         return button
 
     def _add_inspection_tabs(self) -> None:
-        self._inspection_tabs: list[QWidget] = []
         from explorer.ui.pretrain.attention import AttentionTab
+        from explorer.ui.pretrain.health import HealthTab
         from explorer.ui.pretrain.trace_step import TraceTab
+
+        self.health_tab = HealthTab(self)
+        self._inspection_tabs: list[QWidget] = [self.health_tab]
+        self.tabs.addTab(self.health_tab, "Network health")
+        self.tabs.setTabToolTip(1, "Why a run trains well or badly: each block's gradient norm and "
+                                   "update size over the steps, with the steps where clipping acted")
 
         for tab_class, title in ((AttentionTab, "Attention maps"), (TraceTab, "Trace one step")):
             tab = tab_class(self)
@@ -765,3 +871,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def finished_text(run: PretrainRun) -> str:
+    """The status line of an ended run ("Finished: Run 1 — train loss 2.310, validation loss 2.402."), as the
+    panel writes it when the run ends and again when a session brings the run back."""
+    train, val = run.final_losses()
+    summary = {"done": "Finished", "stopped": "Stopped", "error": "Failed"}.get(run.status, run.status)
+    losses = f"train loss {train:.3f}" if train is not None else "no step finished"
+    if val is not None:
+        losses += f", validation loss {val:.3f}"
+    return f"{summary}: {run.name} — {losses}."

@@ -16,12 +16,15 @@ import threading
 import time
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from explorer.core.gpt.child_process import run_training, train_on_ranks
 
 POLL_MS = 50
-SHUTDOWN_S = 0.8  # quitting the app ends the training process within this (issue 8: it took ~5 s)
+SHUTDOWN_S = 0.8  # a run with nothing to save (still starting) ends within this on quit (issue 8: ~5 s)
+# Closing the window while a run trains: it stops after its step and writes its checkpoint, waited for up to
+# this long (the window says so); then the process is ended and the last periodic checkpoint is the run's.
+CLOSE_WAIT_S = 30.0
 
 
 def default_num_threads() -> int:
@@ -122,14 +125,15 @@ class TrainProcess(QObject):
         """Ask the running trainer to write its checkpoint now (a 'checkpoint' record follows)."""
         self._send("checkpoint")
 
-    def shutdown(self, timeout: float = SHUTDOWN_S) -> bool:
+    def shutdown(self, timeout: float = SHUTDOWN_S, paint: bool = False) -> bool:
         """Stop the run and end its process within about `timeout` s (window close, app quit).
 
         On "stop" the child writes its checkpoint and says "exit"; from then on it holds nothing of
         ours, so it is terminated instead of waited for (its interpreter's teardown alone takes about a
         second). A child that has not said "exit" by the deadline (still importing torch, or writing a
         large checkpoint) is terminated too: the checkpoint is written to a temporary file and renamed,
-        so the last complete one survives. True when the child said "exit" in time.
+        so the last complete one survives. True when the child said "exit" in time. With `paint`, the
+        wait lets the window repaint (a note about the wait stays visible; user input waits).
         """
         if self._process is None:
             return True
@@ -144,6 +148,10 @@ class TrainProcess(QObject):
                     return True
                 if not self._process.is_alive():
                     break
+                if paint:
+                    QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents, 20)
+                    if self._process is None:
+                        return True
                 self._process.join(0.02)
             self._drain()
             if self._process is None:

@@ -93,7 +93,7 @@ def memory_summary(trace, model) -> str:
     """What each block kept for backward and, for checkpointed blocks, when backward recomputed it."""
     from explorer.core.autograd.saved import recompute_steps, saved_by_module
     from explorer.core.autograd.timeline import Timeline
-    from explorer.core.gpt.model import format_bytes
+    from explorer.core.numbers import format_bytes
 
     per_module = saved_by_module(trace)
     recomputed_at = recompute_steps(Timeline(trace))

@@ -1,0 +1,184 @@
+"""Does the GUI thread freeze? The lateness of a 10 ms timer during each user action, against idle.
+
+One process, one main window (temporary settings and data folder). A QTimer of 10 ms runs on the GUI
+thread the whole time; each tick notes how late it fired (interval - 10 ms). Per action the window of
+ticks from the action's start until the app has been quiet again is kept, and the bench prints the
+worst and the p99 lateness of that window beside the same figures for an idle stretch measured in the
+same run (the machine's own noise). The goal (issue 20): no action's worst lateness over 100 ms.
+
+Actions: switching the theme (View menu: both ways), switching workspaces (first visit: the panel is
+built; then a visit to a built one), opening a lesson step (Learn panel), and the end of a short
+pretraining run (tiny model, a few steps).
+
+    python bench/freeze_bench.py [--rounds 2] [--settle 1.5]
+
+Offscreen unless DISPLAY is set (then a real X window: e.g. `Xvfb :1 & DISPLAY=:1 python ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# a pretraining run small enough to end in a few seconds (its end is what is measured)
+TINY_RUN = {"context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
+            "batch_size": 4, "steps": 30, "warmup_steps": 2, "eval_every": 10, "sample_every": 15,
+            "lr": 0.001, "sample_tokens": 30, "eval_batches": 2}
+
+
+class Pinger:
+    """A 10 ms QTimer on the GUI thread: (time, lateness in ms) of every tick."""
+
+    def __init__(self, interval_ms: int = 10):
+        from PySide6.QtCore import Qt, QTimer
+
+        self.interval = interval_ms / 1000.0
+        self.ticks: list[tuple[float, float]] = []
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.ticks.append((now, max(0.0, (now - self._last - self.interval) * 1000.0)))
+        self._last = now
+
+    def since(self, start: float) -> list[float]:
+        """Lateness (ms) of the ticks after `start` (the first tick after it carries any stall)."""
+        return [late for t, late in self.ticks if t > start]
+
+
+def spin(seconds: float) -> None:
+    """Run the event loop for `seconds`."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def spin_until(predicate, timeout: float) -> bool:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if predicate():
+            return True
+        spin(0.02)
+    return predicate()
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2, help="how often each action is repeated")
+    ap.add_argument("--settle", type=float, default=1.5, help="seconds measured after each action")
+    ap.add_argument("--no-train", action="store_true", help="leave out the end of a pretraining run")
+    args = ap.parse_args(argv)
+
+    scratch = tempfile.mkdtemp(prefix="freeze-bench-")
+    os.environ["AUTOGRAD_EXPLORER_DATA"] = scratch
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.ui.common import theme as themes
+    from explorer.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(settings=QSettings(str(Path(scratch) / "settings.ini"), QSettings.IniFormat))
+    themes.apply_theme(app, window.theme_name)
+    window.show()
+    pinger = Pinger()
+    spin_until(lambda: "expression" in window.panels, 300)
+    expression = window.panels["expression"]
+    spin_until(lambda: getattr(expression, "result", None) is not None, 120)
+    spin(2.0)  # let start-up work (preloads, the first layout) finish
+
+    results: dict[str, list[list[float]]] = {}
+
+    def measure(name: str, action, done=lambda: True, timeout: float = 120.0) -> None:
+        start = time.perf_counter()
+        action()
+        spin_until(done, timeout)
+        spin(args.settle)
+        results.setdefault(name, []).append(pinger.since(start))
+
+    for _ in range(args.rounds):
+        measure("idle (baseline)", lambda: None)
+        measure("theme: light -> dark", lambda: window.set_theme("dark"))
+        measure("theme: dark -> light", lambda: window.set_theme("light"))
+
+    def visit(key: str):
+        return lambda: window.show_workspace(key)
+
+    measure("workspace: Network, first visit", visit("network"), lambda: "network" in window.panels)
+    measure("workspace: Pretraining, first visit", visit("pretrain"), lambda: "pretrain" in window.panels)
+    for _ in range(args.rounds):
+        measure("workspace: Expression (built)", visit("expression"))
+        measure("workspace: Network (built)", visit("network"))
+
+    learn = window.learn
+    window.toggle_learn() if learn.isHidden() else None
+    learn.ensure_built()
+    for _ in range(args.rounds):
+        for lesson, step in ((0, 0), (1, 1), (2, 2), (3, 0)):
+            measure(f"lesson step {lesson + 1}.{step + 1}", lambda lesson=lesson, step=step:
+                    learn.open_step(lesson, step))
+
+    if not args.no_train:
+        window.show_workspace("pretrain")
+        panel = window.panels["pretrain"]
+        for _ in range(args.rounds):
+            panel.form.set_values(dict(TINY_RUN))
+            spin(0.5)
+            finished: list[int] = []
+            panel.sig_run_finished.connect(lambda run_id, _status, into=finished: into.append(run_id))
+            if not panel.train():
+                print("the pretraining run did not start:", panel.train_disabled_reason())
+                break
+            spin_until(lambda: panel.is_training(), 120)
+            # from the last progress on: the window in which the run ends and its results are shown
+            spin_until(lambda: not panel.is_training() or _steps_left(panel) <= 3, 300)
+            measure("end of a pretraining run", lambda: None, lambda into=finished: bool(into), 300)
+            panel.sig_run_finished.disconnect()
+
+    platform = QApplication.platformName()
+    print(f"platform {platform}, {args.rounds} rounds, {args.settle:.1f} s after each action; lateness of a "
+          "10 ms timer in ms")
+    print(f"{'action':38s} {'worst':>8s} {'p99':>8s} {'ticks':>6s}")
+    for name, windows in results.items():
+        worst = max(max(w, default=0.0) for w in windows)
+        ticks = [late for w in windows for late in w]
+        print(f"{name:38s} {worst:8.1f} {p99(ticks):8.1f} {len(ticks):6d}")
+    idle = [late for w in results["idle (baseline)"] for late in w]
+    print(f"idle median lateness {statistics.median(idle):.1f} ms; goal: every action's worst < 100 ms "
+          "(compare with the idle worst: the machine's own noise)")
+    window.shutdown_panels()
+    window.close()
+    return 0
+
+
+def _steps_left(panel) -> int:
+    run = next((r for r in reversed(panel.runs()) if r.status == "running"), None)
+    steps = run.steps.get("step") if run is not None else None
+    if steps is None or not len(steps):
+        return 10**9
+    return int(run.settings.get("steps") or 0) - int(steps.view()[-1])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The canvas stays linear as graphs grow: counts of work per node, not stopwatches (speed is in
+bench/graph_bench.py)."""
+
+from __future__ import annotations
+
+import torch
+
+from explorer.core.autograd.trace import trace
+from explorer.core.gpt.model import GPT, GPTConfig
+from explorer.core.graph.layout import collapse
+from explorer.ui.graph import items
+from explorer.ui.graph.view import GraphView, LabelShelf
+
+
+def _gpt_step_trace(layers: int):
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=layers, drop_rate=0.0)
+    model = GPT(cfg)
+    idx = torch.randint(0, 16, (1, 4))
+    return trace(lambda: model.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
+
+
+def _all_expanded(tr) -> set[str]:
+    expanded: set[str] = set()
+    while True:
+        paths = {d["path"] for _, d in collapse(tr, expanded).nodes(data=True) if d.get("kind") == "module"}
+        if not paths - expanded:
+            return expanded
+        expanded |= paths
+
+
+def _work(qtbot, monkeypatch, layers: int) -> tuple[int, float, float, int]:
+    """(nodes, font-metric calls per card, labels compared per frame, frames) of one scene build in a
+    wrapped canvas, the shape that once put hundreds of frames side by side in one band."""
+    looked = []
+    place = LabelShelf.place
+
+    def counting_place(self, left, top, width):
+        offset = place(self, left, top, width)
+        looked.append(self.looked_at)
+        return offset
+
+    monkeypatch.setattr(LabelShelf, "place", counting_place)
+    tr = _gpt_step_trace(layers)
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    view.graph_scene.expanded = _all_expanded(tr)
+    before = items.METRIC_CALLS[0]
+    view.set_trace(tr)
+    calls = items.METRIC_CALLS[0] - before
+    frames = len(view.graph_scene.frames)
+    cards = len(view.graph_scene.cards)
+    assert cards == len(tr.nodes) and view.graph_scene.model.bands > 1  # every node drawn, rows wrapped
+    return cards, calls / cards, (looked[-1] if looked else 0) / max(1, frames), frames
+
+
+def test_scene_work_per_node_does_not_grow_with_the_graph(qtbot, monkeypatch):
+    small = _work(qtbot, monkeypatch, 6)
+    big = _work(qtbot, monkeypatch, 24)
+    assert big[0] > 3 * small[0] and big[3] > 3 * small[3]
+    # placing frame labels once compared every frame with every frame of its band: quadratic
+    assert big[1] <= small[1] * 1.2 + 0.05, (small, big)
+    assert big[2] <= small[2] * 1.5 + 1.0, (small, big)
+
+
+def test_labels_at_one_corner_go_side_by_side():
+    shelf = LabelShelf()
+    assert shelf.place(0, 0, 50) == 0
+    assert shelf.place(0, 10, 30) == 50  # the second label starts where the first ends
+    assert shelf.place(0, 20, 10) == 80
+    assert shelf.place(500, 0, 40) == 0  # another corner: its own place
+    assert shelf.place(0, 200, 40) == 0  # another band
+    assert shelf.place(60, 0, 10) == 30  # starts inside the stack of labels: moves past its end (90)
