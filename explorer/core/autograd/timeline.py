@@ -134,7 +134,33 @@ class Timeline:
         """The status line of step k, in words and numbers."""
         from explorer.core.autograd.explain import describe_event
 
-        return describe_event(self, self.clamp(k))
+        k = self.clamp(k)
+        text = describe_event(self, k)
+        head = self.pass_text(k)
+        if head:
+            text = f"{head} · {text}"
+        events = getattr(self.trace, "events", None) or []
+        if k == self.length and k > 0 and events:
+            text += " · then " + "; ".join(e.get("text", e.get("kind", "")) for e in events)
+        return text
+
+    def pass_text(self, k: int) -> str:
+        """Which backward pass step k belongs to, when the trace has more than one ("" otherwise)."""
+        passes = getattr(self.trace, "passes", None) or []
+        if len(passes) < 2:
+            return ""
+        b = self.clamp(k) - self.forward_length - 1  # index into backward_events
+        if b < 0:
+            return ""
+        for i, p in enumerate(passes):
+            if p.first <= b < p.first + p.count:
+                where = f" (line {p.line})" if p.line else ""
+                if p.kind == "grad":
+                    return f"torch.autograd.grad pass {i + 1} of {len(passes)}{where}: .grad is left alone"
+                earlier = any(q.kind == "backward" for q in passes[:i])
+                note = ": .grad accumulates" if earlier else ": .grad starts from None"
+                return f"backward pass {i + 1} of {len(passes)}{where}{note}"
+        return ""
 
     def step(self, k: int) -> Step:
         """Everything step k shows."""

@@ -99,12 +99,18 @@ def prune_unused(tr):
             keep |= {t} | nx.ancestors(tr.graph, t)
     if len(keep) == len(tr.nodes):
         return tr
+    kept = [e.node_id in keep for e in tr.backward_events]
+    passes = []  # each pass's slice of backward_events, counted again over the kept events
+    for p in getattr(tr, "passes", None) or []:
+        first = sum(kept[:p.first])
+        passes.append(replace(p, first=first, count=sum(kept[p.first:p.first + p.count])))
+    extra = {"passes": passes} if hasattr(tr, "passes") else {}
     return replace(
         tr, nodes={k: v for k, v in tr.nodes.items() if k in keep},
         forward_order=[n for n in tr.forward_order if n in keep],
         backward_order=[n for n in tr.backward_order if n in keep],
-        backward_events=[e for e in tr.backward_events if e.node_id in keep],
-        graph=tr.graph.subgraph(keep).copy(),
+        backward_events=[e for e, k in zip(tr.backward_events, kept, strict=True) if k],
+        graph=tr.graph.subgraph(keep).copy(), **extra,
     )
 
 
@@ -230,6 +236,7 @@ class ExpressionState(EventedModel):
     lr: float = Field(0.1, gt=0, le=1000)  # learning rate of the descent step
     losses: list[float] = Field(default_factory=list, max_length=10_000)  # loss after each descent step
     backward_again: int = Field(0, ge=0, le=1000)  # extra backward calls without zeroing
+    iteration: int | None = Field(None, ge=0)  # which loop iteration the player shows; None: the last
 
     @field_validator("overrides")
     @classmethod
@@ -266,13 +273,14 @@ class ExpressionWorkspace:
         self.last: ComputeResult | None = None  # the last run, valid or not (the error line)
         self.timeline: Timeline | None = None
         self._restoring = False  # the next result comes from a loaded state: keep its history
+        self.state.events.iteration.connect(self._on_iteration)
 
     # -- the program ------------------------------------------------------------------------------
 
     def set_source(self, text: str) -> None:
         """A new program: its params start from the program's own values, the descent history restarts."""
         self.state.update({"source": text, "overrides": {}, "losses": [], "step": None,
-                           "backward_again": 0, "selected": None})
+                           "backward_again": 0, "selected": None, "iteration": None})
 
     def load_example(self, name: str) -> None:
         """Example `name` of assets/examples, with the learning rate it suggests."""
@@ -291,7 +299,7 @@ class ExpressionWorkspace:
 
     def compute_now(self, reason: str = "program") -> ComputeResult:
         """Compute the current state in the calling thread and apply it (tests, lessons, screenshots)."""
-        result = compute(self.state.source, dict(self.state.overrides))
+        result = compute(self.state.source, dict(self.state.overrides), iteration=self.state.iteration)
         self.apply(result, reason)
         return result
 
@@ -318,6 +326,44 @@ class ExpressionWorkspace:
                 self.state.step = None
             if self.state.selected is not None and self.state.selected not in result.trace.nodes:
                 self.state.selected = None
+        self.events.computed.emit(result)
+
+    # -- iterations of a training loop ------------------------------------------------------------
+
+    @property
+    def iteration_count(self) -> int:
+        """How many backward iterations the program on screen ran (1 without a loop)."""
+        pt = self.result.program_trace if self.result is not None else None
+        return len(pt.iterations) if pt is not None else (1 if self.result is not None else 0)
+
+    def iteration_losses(self) -> list[float | None]:
+        """Each iteration's output value (None where it was not a finite number)."""
+        pt = self.result.program_trace if self.result is not None else None
+        if pt is None:
+            return []
+        return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in pt.losses]
+
+    def set_iteration(self, k: int | None) -> None:
+        """Show iteration `k` of the loop (clamped; None: the last) without running the program again."""
+        count = self.iteration_count
+        if k is not None and count:
+            k = max(0, min(int(k), count - 1))
+            if k == count - 1:
+                k = None
+        self.state.iteration = k
+
+    def _on_iteration(self, k: int | None) -> None:
+        result = self.result
+        if result is None or result.program_trace is None:
+            return
+        count = len(result.program_trace.iterations)
+        index = count - 1 if k is None else max(0, min(int(k), count - 1))
+        if index == result.iteration:
+            return
+        result.iteration = index
+        result.trace = prune_unused(result.program_trace.iterations[index])
+        self.timeline = Timeline(result.trace)
+        self.state.update({"step": None, "selected": None})
         self.events.computed.emit(result)
 
     # -- the player -------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ class ProgramEditor(QPlainTextEdit):
 
     sig_run_requested = Signal()
     """The user pressed Ctrl+Enter."""
+    sig_line_clicked = Signal(int)
+    """The user clicked (without selecting text) on 1-based line n."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -87,6 +89,9 @@ class ProgramEditor(QPlainTextEdit):
         self.setAccessibleName("Program editor")
         self.highlighter = ProgramHighlighter(self.document())
         self._error: tuple[int, int] | None = None
+        self._error_marks: list = []
+        self._line: int | None = None  # the line that made the node the player is on
+        self._line_marks: list = []
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         """Ctrl+Enter runs; everything else edits."""
@@ -112,6 +117,38 @@ class ProgramEditor(QPlainTextEdit):
         self.highlighter.set_theme(theme)
         if self._error:
             self.mark_error(*self._error)
+        self.highlight_line(self._line)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        """A plain click on a line asks for the node that line made."""
+        super().mouseReleaseEvent(event)
+        if event.button() == Qt.LeftButton and not self.textCursor().hasSelection():
+            self.sig_line_clicked.emit(self.textCursor().blockNumber() + 1)
+
+    def highlight_line(self, line: int | None) -> None:
+        """Tint 1-based `line` (the line that made the node the player is on); None clears it."""
+        self._line = line
+        self._line_marks = []
+        block = self.document().findBlockByNumber(line - 1) if line else None
+        if block is not None and block.isValid():
+            mark = QTextEdit.ExtraSelection()
+            mark.cursor = QTextCursor(block)
+            colour = QColor(themes.get_theme()["selected"])
+            colour.setAlpha(56)  # a light wash of the selection colour, readable in both themes
+            mark.format.setBackground(colour)
+            mark.format.setProperty(QTextFormat.FullWidthSelection, True)
+            self._line_marks = [mark]
+            if not self.hasFocus():  # not typing: scroll the line into view (the cursor goes with it)
+                self.setTextCursor(QTextCursor(block))
+                self.ensureCursorVisible()
+        self._show_marks()
+
+    def highlighted_line(self) -> int | None:
+        """The 1-based line tinted for the player, or None."""
+        return self._line if self._line_marks else None
+
+    def _show_marks(self) -> None:
+        self.setExtraSelections(self._line_marks + self._error_marks)
 
     def mark_error(self, line: int, col: int) -> None:
         """Underline (wavy, red) the token at 1-based line:col and tint its line."""
@@ -136,12 +173,14 @@ class ProgramEditor(QPlainTextEdit):
         line_sel.cursor = QTextCursor(block)
         line_sel.format.setBackground(QColor(theme["error_bg"]))
         line_sel.format.setProperty(QTextFormat.FullWidthSelection, True)
-        self.setExtraSelections([line_sel, under])
+        self._error_marks = [line_sel, under]
+        self._show_marks()
 
     def clear_error(self) -> None:
         """Remove the error marks."""
         self._error = None
-        self.setExtraSelections([])
+        self._error_marks = []
+        self._show_marks()
 
     def error_position(self) -> tuple[int, int] | None:
         """The 1-based (line, col) currently marked, or None."""

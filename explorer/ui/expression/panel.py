@@ -6,10 +6,11 @@ Run on its own with `python -m explorer.ui.expression.panel`.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -24,6 +25,7 @@ from explorer.ui.common import actions
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
+from explorer.ui.expression.iterations import IterationBar
 from explorer.ui.expression.leaf_editor import LeafEditor
 from explorer.ui.expression.learning_box import LearningBox
 from explorer.ui.expression.predict import PredictBar
@@ -32,6 +34,7 @@ from explorer.ui.graph.player import PLAYER_KEYS, Player, buttons_keep_player_ke
 from explorer.ui.graph.view import GraphView
 
 DEBOUNCE_MS = 450
+OUTPUT_MAX_LINES = 2000  # the output pane keeps the last lines of what a program printed
 
 
 class ExpressionPanel(QWidget):
@@ -156,6 +159,24 @@ class ExpressionPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - show the problem; never leave a traceback to the user
             self.learning.accum_label.setText(f"could not run backward again: {exc}")
 
+    def select_line(self, line: int) -> None:
+        """Pin the last node that program line `line` made (nothing when the line made none)."""
+        if self.result is None or not self.result.ok:
+            return
+        trace = self.result.trace
+        made = [nid for nid in trace.forward_order if getattr(trace.nodes[nid], "line", None) == line]
+        if made:
+            self.workspace.state.selected = made[-1]
+            self.editor.highlight_line(line)
+
+    def show_output(self, text: str) -> None:
+        """Replace the output pane's text with what the program printed (scrolled to the end)."""
+        lines = text.splitlines()
+        if len(lines) > OUTPUT_MAX_LINES:
+            lines = [f"… {len(lines) - OUTPUT_MAX_LINES} earlier lines not shown"] + lines[-OUTPUT_MAX_LINES:]
+        self.output.setPlainText("\n".join(lines))
+        self.output.moveCursor(QTextCursor.End)
+
     def shutdown(self) -> None:
         """Stop timers and the worker thread (the window is closing)."""
         self._debounce.stop()
@@ -167,6 +188,7 @@ class ExpressionPanel(QWidget):
         self.graph.set_theme(theme)
         self.editor.set_theme(theme)
         self.learning.set_theme(theme)
+        self.iterations.set_theme(theme)
 
     # -- Qt events -----------------------------------------------------------------------------
 
@@ -183,6 +205,7 @@ class ExpressionPanel(QWidget):
         self.editor = ProgramEditor()
         self.editor.textChanged.connect(self._debounce.start)
         self.editor.sig_run_requested.connect(self.run_program)
+        self.editor.sig_line_clicked.connect(self.select_line)
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
         self.error_label = keep_space_when_hidden(ElidedLabel("", lines=4))  # the message and the hint
         self.error_label.setObjectName("errorLabel")
@@ -193,6 +216,17 @@ class ExpressionPanel(QWidget):
         self.run_button.clicked.connect(self.run_program)
         self.timing_label = ElidedLabel("", lines=2)
         self.timing_label.setObjectName("timingLabel")
+        self.output = QPlainTextEdit()
+        self.output.setObjectName("outputPane")
+        self.output.setReadOnly(True)
+        self.output.setMaximumBlockCount(OUTPUT_MAX_LINES)
+        self.output.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.output.setPlaceholderText("print(...) output appears here")
+        self.output.setMinimumHeight(60)
+        self.output.setMaximumHeight(110)
+        self.output.setToolTip(
+            "What the program printed: print(...) calls and bare expression lines, as a notebook shows\n"
+            "them. Replaced on every run; the last lines are kept. Errors appear in the line above.")
         self.leaves = LeafEditor()
         self.leaves.sig_value_changed.connect(self._on_leaf_changed)
         self.learning = LearningBox()
@@ -210,6 +244,7 @@ class ExpressionPanel(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.timing_label, 1)
         lv.addLayout(row)
+        lv.addWidget(self.output)
         lv.addWidget(self.leaves)
         lv.addWidget(self.learning)
         lv.addStretch(0)
@@ -230,7 +265,10 @@ class ExpressionPanel(QWidget):
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 6, 0, 6)
+        self.iterations = IterationBar()
+        self.iterations.sig_iteration.connect(self.workspace.set_iteration)
         cv.addWidget(self.graph, 1)
+        cv.addWidget(self.iterations)
         cv.addWidget(self.player)
         cv.addWidget(self.status)
         self.predict = PredictBar()
@@ -268,8 +306,10 @@ class ExpressionPanel(QWidget):
 
     def _submit(self, reason: str) -> None:
         source, overrides = self.workspace.state.source, dict(self.workspace.state.overrides)
+        iteration = self.workspace.state.iteration
         self._reason = reason
-        self._worker.submit(lambda _job: ew.compute(source, overrides))
+        self._worker.submit(lambda job: ew.compute(source, overrides, iteration=iteration,
+                                                   cancelled=lambda: job.cancelled))
 
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
@@ -305,6 +345,7 @@ class ExpressionPanel(QWidget):
         if (self.graph.selected() or None) != node_id:
             self.graph.select(node_id)
         self._refresh_inspector()
+        self._highlight_focus_line()
 
     def _apply(self, result: ComputeResult) -> None:
         if not result.ok:
@@ -317,6 +358,7 @@ class ExpressionPanel(QWidget):
         self.error_label.setText("")
         self.error_label.setVisible(False)
         self.editor.clear_error()
+        self.show_output(result.printed)
         previous = self.graph.graph_scene.trace
         same_program = previous is not None and self._shown_source == result.source
         self._shown_source = result.source
@@ -326,6 +368,7 @@ class ExpressionPanel(QWidget):
                                   + (f"\n{result.note}" if result.note else ""))
         timeline = self.workspace.timeline
         step = self.workspace.step
+        self.iterations.set_iterations(self.workspace.iteration_losses(), result.iteration)
         self.predict.set_timeline(timeline)
         self.graph.set_trace(result.trace, step=step, keep_view=same_program)
         self.player.set_length(timeline.length, step)
@@ -338,6 +381,7 @@ class ExpressionPanel(QWidget):
             self.graph.select(selected)
         else:
             self._refresh_inspector()
+        self._highlight_focus_line(fresh=True)
         self.sig_computed.emit(result)
 
     def _on_leaf_changed(self, name: str, value) -> None:
@@ -381,6 +425,21 @@ class ExpressionPanel(QWidget):
         self.graph.set_step(k)
         self.status.setText(timeline.status(k))
         self._refresh_inspector()
+        self._highlight_focus_line()
+
+    def _highlight_focus_line(self, fresh: bool = False) -> None:
+        """Tint the editor line that made the node in focus (the pinned one, else the player's); a `fresh`
+        run left at the end of its timeline with nothing pinned tints nothing."""
+        state = self.workspace.state
+        idle = fresh and state.step is None and state.selected is None
+        focus = None if idle else self.workspace.focus()
+        trace = self.result.trace if self.result is not None and self.result.ok else None
+        node = trace.nodes.get(focus) if trace is not None and focus is not None else None
+        line = getattr(node, "line", None) if node is not None else None
+        if self.result is not None and self._shown_source == self.editor.toPlainText():
+            self.editor.highlight_line(line)
+        else:  # the text changed since: the line numbers may be stale
+            self.editor.highlight_line(None)
 
     def _on_selected(self, node_id: str) -> None:
         self.workspace.state.selected = node_id or None

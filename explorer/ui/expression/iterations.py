@@ -1,0 +1,113 @@
+"""The iterations of a training loop: a slider over the backward() calls and the loss over iterations.
+
+Shown only when a program's loop ran backward more than once; each iteration has its own graph and passes.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from explorer.core.numbers import fmt_number
+from explorer.ui.common import theme as themes
+
+
+class IterationBar(QWidget):
+    """Slider "iteration k of N" and a small loss-over-iterations plot with a marker at k."""
+
+    sig_iteration = Signal(int)
+    """The user picked iteration k (0-based)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("iterationBar")
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setObjectName("iterationSlider")
+        self.slider.setToolTip(
+            "Each backward() call of the program's loop made a new graph: pick which iteration the player\n"
+            "shows. The program is not run again; every iteration was recorded in the one run.")
+        self.slider.setPageStep(1)
+        self.slider.setFocusPolicy(Qt.ClickFocus)  # the player keys stay with the graph
+        self.label = QLabel("")
+        self.label.setObjectName("iterationLabel")
+        self.label.setMinimumWidth(150)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.plot = self._make_plot()
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label)
+        row.addWidget(self.slider, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 2, 6, 2)
+        lay.addLayout(row)
+        if self.plot is not None:
+            lay.addWidget(self.plot)
+        self._losses: list[float | None] = []
+        self.setVisible(False)
+
+    def set_iterations(self, losses: list[float | None], index: int) -> None:
+        """N iterations with their losses, iteration `index` selected; hidden for one iteration."""
+        self._losses = list(losses)
+        n = len(self._losses)
+        self.setVisible(n > 1)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, n - 1))
+        self.slider.setValue(max(0, min(index, n - 1)))
+        self.slider.blockSignals(False)
+        if self.plot is not None:
+            xs = [i + 1 for i, v in enumerate(self._losses) if v is not None]
+            ys = [v for v in self._losses if v is not None]
+            self._curve.setData(xs, ys)
+        self._show(self.slider.value())
+
+    def index(self) -> int:
+        """The selected iteration (0-based)."""
+        return self.slider.value()
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour the plot."""
+        if self.plot is None:
+            return
+        import pyqtgraph as pg
+
+        self.plot.setBackground(theme["panel"])
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setPen(theme["muted"])
+            self.plot.getAxis(axis).setTextPen(theme["muted"])
+        self._curve.setPen(pg.mkPen(theme["output"], width=2))
+        self._marker.setPen(pg.mkPen(theme["muted"], width=1))
+
+    def _on_slider(self, k: int) -> None:
+        self._show(k)
+        self.sig_iteration.emit(k)
+
+    def _show(self, k: int) -> None:
+        n = len(self._losses)
+        text = f"iteration {k + 1} of {n}"
+        if 0 <= k < n and self._losses[k] is not None:
+            text += f"\nloss {fmt_number(self._losses[k])}"
+        self.label.setText(text)
+        if self.plot is not None:
+            self._marker.setValue(k + 1)
+
+    def _make_plot(self):
+        try:
+            import pyqtgraph as pg
+        except Exception:  # the plot is a bonus: the label shows the loss
+            return None
+        theme = themes.get_theme()
+        plot = pg.PlotWidget(background=theme["panel"])
+        plot.setObjectName("iterationLossPlot")
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).setPen(theme["muted"])
+            plot.getAxis(axis).setTextPen(theme["muted"])
+            plot.getAxis(axis).enableAutoSIPrefix(False)
+        plot.setFixedHeight(90)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        plot.setToolTip("The program's output (its loss) at each backward() call of the loop; the line marks "
+                        "the iteration shown")
+        self._curve = plot.plot([], [], pen=pg.mkPen(theme["output"], width=2))
+        self._marker = pg.InfiniteLine(pos=1, angle=90, movable=False, pen=pg.mkPen(theme["muted"], width=1))
+        plot.addItem(self._marker)
+        return plot
