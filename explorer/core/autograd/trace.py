@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -376,6 +376,7 @@ class _Recorder(TorchFunctionMode):
         self.line: int | None = None  # the program line now running (set by the interpreter)
         self.index: dict[str, int] = {}  # node id -> its position in order
         self.leaf_keys: list[int] = []  # id(tensor) of leaf nodes made since the last segment
+        self.carried: dict[int, str] = {}  # id(tensor) -> the name its leaf node had before the segment
 
     # -- modules --------------------------------------------------------------------------------------
     def pre_hook(self, module, _args):
@@ -496,21 +497,25 @@ class _Recorder(TorchFunctionMode):
                 return nid
             # a value that became a leaf requiring grad after it was made (`w = randn(3) * 0.1`, then
             # `w.requires_grad_()`): from now on it is a parameter
-        pname = self.param_names.get(id(t))
+        path = self.param_names.get(id(t))
+        pname = path or self.carried.get(id(t))
         # Only a leaf that requires grad is a parameter; a tensor computed before the traced call
         # (it has a grad_fn) is an input from outside, though gradients still flow through it.
         kind = "param" if t.requires_grad and t.is_leaf else "leaf"
         label = pname or _leaf_label(t, kind)
         # A parameter or buffer belongs to the module that owns it; a plain input belongs to none,
         # even when it is first read inside a module.
-        module = (pname.rpartition(".")[0] or None) if pname else None
+        module = (path.rpartition(".")[0] or None) if path else None
         self.leaf_keys.append(id(t))
         return self._add_node(t, kind=kind, label=label, op=None, inputs=[], name=pname, module=module)
 
     def new_segment(self) -> None:
-        """Leaves used from now on get new nodes holding their values then (an optimizer changed them)."""
+        """Leaves used from now on get new nodes holding their values then (an optimizer changed them);
+        a named leaf keeps its name on its new node."""
         for key in self.leaf_keys:
-            self.producer.pop(key, None)
+            nid = self.producer.pop(key, None)
+            if nid is not None and self.nodes[nid].name:
+                self.carried[key] = self.nodes[nid].name
         self.leaf_keys.clear()
 
     def _add_unseen_op(self, t: torch.Tensor, fn) -> str:
@@ -1054,15 +1059,21 @@ def _group_trace(rec: _Recorder, group: _Group) -> Trace:
     window = rec.order[group.start:group.end]
     targets = list(group.roots) + [n for n in window if rec.nodes[n].name]
     keep: set[str] = set()
+    outside: set[str] = set()  # values made before this iteration: inputs from outside, shown as leaves
     stack = list(targets)
     while stack:
         nid = stack.pop()
         if nid in keep:
             continue
         keep.add(nid)
+        if rec.index[nid] < group.start and rec.nodes[nid].inputs:
+            outside.add(nid)  # its history belongs to an earlier iteration's graph
+            continue
         stack.extend(rec.nodes[nid].inputs)
     order = [n for n in rec.order if n in keep]
     nodes = {n: rec.nodes[n] for n in order}
+    for nid in outside:
+        nodes[nid] = replace(nodes[nid], inputs=[], kind="leaf", operands=None)
     root = group.roots[-1] if group.roots else (order[-1] if order else "")
     for nid in order:
         nodes[nid].is_output = nid == root
