@@ -44,6 +44,18 @@ def test_split_steps_equal_the_unsplit_ones(threads, n):
     assert again == losses  # a seeded split run repeats exactly
 
 
+def test_split_evaluation_equals_the_unsplit_one(threads):
+    threads(2)
+    _, _, split = run("auto", steps=2)
+    _, _, whole = run("off", steps=2)
+    assert split.batch_parts == 2
+    with torch.no_grad():
+        for a, b in zip(split.model.parameters(), whole.model.parameters(), strict=True):
+            a.copy_(b)  # the same weights: only the split differs
+    got, want = split.evaluate(), whole.evaluate()
+    assert got == pytest.approx(want, rel=1e-5)
+
+
 def test_split_with_gradient_accumulation(threads):
     threads(2)
     losses, _, _ = run("auto", grad_accum_steps=3)

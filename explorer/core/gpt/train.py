@@ -601,8 +601,7 @@ class Trainer:
                 total = torch.zeros((), device=self.device)
                 for _ in range(s.eval_batches):
                     x, y = self.data.batch(split, s.batch_size, self.config.context_length, gen, self.device)
-                    with self._autocast():
-                        total += self.model.loss(x, y).float()
+                    total += self._eval_loss(x, y)
                 out[f"{split}_loss"] = total / s.eval_batches
             losses = torch.stack([out["train_loss"], out["val_loss"]])
             if self.distributed:
@@ -623,6 +622,23 @@ class Trainer:
         out = self.model.generate(idx, max_new_tokens or s.sample_tokens, temperature=s.temperature,
                                   top_k=s.top_k or None, generator=gen)
         return (prompt or "") + self.tokenizer.decode(out[0, len(ids):].tolist())
+
+    def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean loss of one evaluation batch (float32), split over the part threads like training."""
+        if self.batch_parts <= 1:
+            with self._autocast():
+                return self.model.loss(x, y).float()
+        if self._part_pool is None:
+            self._part_pool = one_thread_pool(self.batch_parts)
+        parts = zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True)
+        futures = [self._part_pool.submit(self._part_eval_loss, xp, yp, len(xp) / len(x)) for xp, yp in parts]
+        wait(futures)
+        return torch.stack([f.result() for f in futures]).sum()
+
+    @torch.no_grad()  # grad mode, like autocast, belongs to the thread
+    def _part_eval_loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
+        with self._autocast():
+            return self.model.loss(x, y).float() * weight
 
     def _eval_record(self) -> dict:
         record = {"type": "eval", "step": self.step, "tokens": self.tokens, **self.evaluate()}
