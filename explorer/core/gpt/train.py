@@ -83,8 +83,8 @@ class TrainSettings(ConfigMixin):
     save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
     # auto: on a CPU with several threads, split each micro-batch into one part per thread, each part's
-    # forward and backward on its own thread with one-thread kernels (see cpu_batch_parts); off: every
-    # kernel spread over all threads instead.
+    # forward and backward on its own thread with one-thread kernels (not with dropout, compile, block
+    # checkpointing or several ranks); off: every kernel spread over all threads instead.
     batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
