@@ -239,15 +239,16 @@ def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.de
 
     With `batch_split="auto"` on a CPU and N > 1 torch threads, each micro-batch of B sequences is cut
     into min(N, B) parts; each part's forward and backward run on a thread of their own with one-thread
-    kernels, and their gradients add up in the shared parameters (scaled so the sum is the whole batch's
-    mean). The arithmetic is the same as one pass over the batch, up to rounding. What changes is how the
-    cores share the work: instead of every matrix product and every small element-wise kernel being cut
-    between the threads, with a fork and a join each (hundreds a step), each core runs whole kernels on
-    its own rows, and the threads meet once a step. Small products (the baby GPT's are 768 x 128 by
-    128 x 384) split poorly, above all bf16 ones on AMX, and every join waits for the slowest thread,
-    which on a busy machine may not be running at all. Not split: CUDA/MPS, torch.distributed ranks,
-    torch.compile, activation checkpointing, and dropout (the parts would draw its masks from the one
-    random generator in a racing order, and a seeded run would no longer repeat).
+    kernels, and their gradients are summed in part order (scaled so the sum is the whole batch's mean,
+    and a seeded run repeats exactly). The arithmetic is the same as one pass over the batch, up to
+    rounding. What changes is how the cores share the work: instead of every matrix product and every
+    small element-wise kernel being cut between the threads, with a fork and a join each (hundreds a
+    step), each core runs whole kernels on its own rows, and the threads meet once a step. Small
+    products (the baby GPT's are 768 x 128 by 128 x 384) split poorly, above all bf16 ones on AMX, and
+    every join waits for the slowest thread, which on a busy machine may not be running at all.
+    Not split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
+    (the parts would draw its masks from the one random generator in a racing order, and a seeded run
+    would no longer repeat).
     """
     if settings.batch_split != "auto" or device.type != "cpu" or distributed or settings.compile:
         return 1
@@ -539,19 +540,32 @@ class Trainer:
         if self._part_pool is None:
             self._part_pool = one_thread_pool(self.batch_parts)
         parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
-        futures = [self._part_pool.submit(self._part_forward_backward, xp, yp, len(xp) / len(x) / accum,
-                                          len(xp) / len(x)) for xp, yp in parts]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        futures = [self._part_pool.submit(self._part_forward_backward, xp, yp, params,
+                                          len(xp) / len(x) / accum, len(xp) / len(x)) for xp, yp in parts]
         wait(futures)  # every part done before an error of one is raised
-        return torch.stack([f.result() for f in futures]).sum()
+        results = [f.result() for f in futures]
+        # The parts' gradients are added here in part order, not as they finish: the same sum every run.
+        with torch.no_grad():
+            for i, param in enumerate(params):
+                found = [part[i] for _, part in results if part[i] is not None]
+                if not found:
+                    continue
+                total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
+                if param.grad is None:
+                    param.grad = total
+                else:
+                    param.grad += total
+        return torch.stack([loss for loss, _ in results]).sum()
 
-    def _part_forward_backward(self, x: torch.Tensor, y: torch.Tensor, scale: float,
-                               weight: float) -> torch.Tensor:
-        # One part on a pool thread: its loss x `scale` backward, its loss x `weight` (its share) back.
-        # Autocast is per thread, so it is entered here, in the thread that runs the forward.
+    def _part_forward_backward(self, x: torch.Tensor, y: torch.Tensor, params: list, scale: float,
+                               weight: float) -> tuple[torch.Tensor, tuple]:
+        # One part on a pool thread: the gradients of its loss x `scale`, and its loss x `weight` (its
+        # share). Autocast is per thread, so it is entered here, in the thread that runs the forward.
         with self._autocast():
             loss = self._loss_fn(x, y)
-        (loss * scale).backward()
-        return loss.detach() * weight
+        grads = torch.autograd.grad(loss * scale, params, allow_unused=True)
+        return loss.detach() * weight, grads
 
     def _peak_memory(self) -> dict:
         """The step record's peak memory: what the allocator held at most since the last record on
