@@ -2,10 +2,14 @@
 
     python bench/precision_bench.py [--steps 1500] [--eval-every 250] [--threads 1] [--device cpu]
     python bench/precision_bench.py --kernels      (CPU: why "auto" picks what it picks; no training)
+    python bench/precision_bench.py --split        (float32 on one thread against the defaults on all cores)
 
 Both runs start from the same seed, weights and batches (nanoGPT's CPU baby GPT on the built-in corpus,
 batch 12), so the only difference is the precision of the matrix products. Printed: train loss (mean
 of the last 50 steps) and validation loss at each evaluation, their differences, and tokens/s.
+
+--split compares float32 in one pass on one thread with what a user gets on every core: dtype auto, and
+each batch split into one part per thread (TrainSettings.batch_split).
 
 --kernels prints the two measurements behind the CPU rule of dtype "auto" (train.cpu_bf16_is_fast and
 train.CPU_BF16_MIN_WIDTH): bf16 against float32 matrix products at the baby GPT's shapes, and one
@@ -33,11 +37,12 @@ from explorer.core.gpt.train import Trainer, TrainSettings  # noqa: E402
 BABY_GPT = {"n_layers": 4, "n_heads": 4, "emb_dim": 128, "context_length": 64, "drop_rate": 0.0}
 
 
-def train(dtype: str, args) -> dict:
+def train(dtype: str, args, split: str = "off", threads: int | None = None) -> dict:
     """One run: its eval records, a smoothed train loss at each eval, and its median tokens/s."""
     settings = TrainSettings(steps=args.steps, batch_size=12, lr=1e-3, warmup_steps=100,
                              eval_every=args.eval_every, eval_batches=20, sample_every=0,
-                             device=args.device, dtype=dtype, seed=1337, threads=args.threads)
+                             device=args.device, dtype=dtype, seed=1337,
+                             threads=args.threads if threads is None else threads, batch_split=split)
     trainer = Trainer(preset("tiny", **BABY_GPT), settings)
     losses: list[float] = []
     speeds: list[float] = []
@@ -50,7 +55,8 @@ def train(dtype: str, args) -> dict:
         elif record["type"] == "eval":
             evals[record["step"]] = {"val_loss": record["val_loss"],
                                      "train_loss": statistics.fmean(losses[-50:]) if losses else None}
-    return {"dtype": str(trainer.autocast_dtype or "float32"), "evals": evals,
+    return {"dtype": str(trainer.autocast_dtype or "float32"), "batch_parts": trainer.batch_parts,
+            "threads": torch.get_num_threads(), "evals": evals,
             "tokens_per_s": statistics.median(speeds), "wall_s": time.perf_counter() - started}
 
 
@@ -114,21 +120,36 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--kernels", action="store_true", help="the CPU measurements behind dtype auto")
+    parser.add_argument("--split", action="store_true",
+                        help="compare float32 in one pass on one thread with the trainer's defaults on every "
+                             "core (dtype auto, each batch split across the threads)")
     args = parser.parse_args(argv)
+    cores = torch.get_num_threads()  # torch's own choice, before a run sets its count
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.kernels:
         kernels()
         return 0
-    runs = {name: train(name, args) for name in ("float32", "bfloat16")}
+    if args.split:
+        runs = {"float32": train("float32", args, split="off", threads=1),
+                "default": train("auto", args, split="auto", threads=cores)}
+        other = "default"
+    else:
+        runs = {name: train(name, args) for name in ("float32", "bfloat16")}
+        other = "bfloat16"
     if args.json:
         print(json.dumps(runs))
         return 0
-    ref, low = runs["float32"], runs["bfloat16"]
+    ref, low = runs["float32"], runs[other]
+    label = (f"{low['dtype'].replace('torch.', '')} in {low['batch_parts']} part(s) on "
+             f"{low['threads']} thread(s)") if args.split else "bf16"
     print(f"baby GPT {BABY_GPT}, batch 12, {args.steps} steps, {torch.get_num_threads()} thread(s), "
           f"device {args.device}, torch {torch.__version__}")
-    print(f"{'step':>6}{'fp32 val':>10}{'bf16 val':>10}{'diff':>9}"
-          f"{'fp32 train':>12}{'bf16 train':>12}{'diff':>9}")
+    if args.split:
+        print(f"fp32: float32, one pass, {ref['threads']} thread(s); new: {label}")
+    new = "new" if args.split else "bf16"
+    print(f"{'step':>6}{'fp32 val':>10}{new + ' val':>10}{'diff':>9}"
+          f"{'fp32 train':>12}{new + ' train':>12}{'diff':>9}")
     worst = 0.0
     for step, r in ref["evals"].items():
         b = low["evals"][step]
@@ -140,7 +161,7 @@ def main(argv=None) -> int:
         print(f"{step:>6}{r['val_loss']:>10.4f}{b['val_loss']:>10.4f}{dv:>+9.4f}{tr}")
     print(f"largest relative difference of the validation loss after step 0: {worst:.2%}")
     print(f"tokens/s (median of the step records): float32 {ref['tokens_per_s']:,.0f}, "
-          f"bfloat16 {low['tokens_per_s']:,.0f} ({low['tokens_per_s'] / ref['tokens_per_s']:.2f}x)")
+          f"{label} {low['tokens_per_s']:,.0f} ({low['tokens_per_s'] / ref['tokens_per_s']:.2f}x)")
     return 0
 
 

@@ -20,7 +20,10 @@ The ladder, each rung adding one idea to the one before:
   +bf16-autocast  bf16 autocast with PyTorch's own bf16 attention kernel (only when ours autocasts)
   bare            + the attention run in float32 inside bf16 autocast (model.attend): our step, no loop
   ours            Trainer.run() consumed as the UI would: warm-up/cosine lr, one sync per step for loss
-                  and grad norm, a JSON record every step, a 120-token sample every 100 steps
+                  and grad norm, a JSON record every step, a 120-token sample every 100 steps; with
+                  several threads on a CPU each batch is split into one part per thread (batch_split)
+  ours-no-split   (several threads on a CPU) ours with batch_split=off: every kernel spread over all
+                  threads, as the loops above do
   ours-N-threads  ours with every core (--threads 1 only, on a machine with more than one)
   *-compiled      with --compile: torch.compile of the loss (compile time reported apart)
 """
@@ -128,11 +131,11 @@ class OurLoop:
             torch.set_num_threads(before)
 
 
-def make_trainer(args, compiled: bool = False) -> Trainer:
+def make_trainer(args, compiled: bool = False, split: str = "auto") -> Trainer:
     cfg = preset("tiny", **BABY_GPT)
     settings = TrainSettings(steps=10**6, batch_size=BATCH, lr=1e-3, warmup_steps=100, eval_every=0,
                              sample_every=100, sample_tokens=120, device=args.device, compile=compiled,
-                             seed=1337, optimizer_impl=args.optimizer, dtype=args.dtype)
+                             seed=1337, optimizer_impl=args.optimizer, dtype=args.dtype, batch_split=split)
     return Trainer(cfg, settings)
 
 
@@ -173,9 +176,13 @@ def main(argv=None) -> int:
                                               pytorch_bf16_attention=True)
     variants["bare"] = BareLoop(base, adamw=fused, item_every_step=True, autocast=low)
     variants["ours"] = OurLoop(base)
+    if base.batch_parts > 1:
+        variants["ours-no-split"] = OurLoop(make_trainer(args, split="off"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if args.threads == 1 and cores > 1 and base.device.type == "cpu":
+        torch.set_num_threads(cores)  # the trainer decides its batch split from the count it is built with
         variants[f"ours-{cores}-threads"] = OurLoop(make_trainer(args), threads=cores)
+        torch.set_num_threads(args.threads)
     compile_s = {}
     if args.compile:
         for name, build in (("bare-compiled", lambda: BareLoop(base, adamw=fused, item_every_step=True,
@@ -212,16 +219,25 @@ def main(argv=None) -> int:
                       "median_tokens_per_cpu_s": statistics.median(cpu_rates[name]),
                       "cpu_vs_nanogpt": paired(cpu_rates, name)}
                for name, r in rates.items()}
-    overhead = {"wall": 1 - paired(rates, "ours", "bare"), "cpu": 1 - paired(cpu_rates, "ours", "bare")}
+    # The loop's own cost: ours against the bare step with the same kernels (unsplit when ours splits).
+    same = "ours-no-split" if "ours-no-split" in rates else "ours"
+    overhead = {"wall": 1 - paired(rates, same, "bare"), "cpu": 1 - paired(cpu_rates, same, "bare")}
     result = {"device": str(base.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "autocast": str(low), "steps": args.steps, "repeats": args.repeats, "batch": BATCH,
+              "autocast": str(low), "batch_parts": base.batch_parts,
+              "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "steps": args.steps,
+              "repeats": args.repeats, "batch": BATCH,
               "config": BABY_GPT, "variants": summary, "loop_overhead": overhead, "compile_s": compile_s}
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"device {result['device']} (ours autocasts to {result['autocast']}), {result['threads']} torch "
-          f"thread(s), torch {result['torch']}; baby GPT {BABY_GPT}, batch {BATCH}; "
-          f"{args.repeats} repeats x {args.steps} steps")
+          f"thread(s), ours splits each batch in {base.batch_parts}, torch {result['torch']}; baby GPT "
+          f"{BABY_GPT}, batch {BATCH}; {args.repeats} repeats x {args.steps} steps")
+    if result["load_average"] is not None:
+        # Other jobs on the machine: with more runnable threads than cores, every fork/join of a
+        # multi-threaded kernel may wait a scheduler slice for a descheduled thread.
+        load = ", ".join(f"{x:.1f}" for x in result["load_average"])
+        print(f"load average at the end (1, 5, 15 min): {load} on {cores} core(s)")
     print(f"{'variant':<18}{'tok/s':>9}{'vs nanoGPT*':>13}{'min':>9}{'max':>9}{'tok/CPU-s':>12}"
           f"{'vs nanoGPT*':>13}")
     for name, v in result["variants"].items():
@@ -231,10 +247,11 @@ def main(argv=None) -> int:
           "threads")
     for label, key in (("wall", "vs_nanogpt"), ("CPU", "cpu_vs_nanogpt")):
         print(f"ours / nanogpt-style by {label} time: {result['variants']['ours'][key]:.2f}x "
-              f"(goal: at least 1.2x)")
+              f"(goal: at least 1.5x)")
     for label, key in (("wall", "wall"), ("CPU", "cpu")):
         print(f"our loop's overhead over bare by {label} time (a record every step, a sample every 100 "
-              f"steps): {overhead[key]:+.1%} ({'within' if overhead[key] < 0.05 else 'OVER'} the 5% budget)")
+              f"steps; {same}): {overhead[key]:+.1%} "
+              f"({'within' if overhead[key] < 0.05 else 'OVER'} the 5% budget)")
     for name, secs in compile_s.items():
         print(f"{name}: compile + 2 steps took {secs:.1f} s")
     return 0

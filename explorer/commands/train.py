@@ -32,7 +32,7 @@ HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or
 # Flags with a shorter name than their setting; the long spelling works too.
 ALIASES = {"corpus_path": ["--corpus"], "out_dir": ["--out"]}
 CHOICES = {"device": None, "dtype": ["auto", "float32", "bfloat16"], "tokenizer": ["char", "bpe"],
-           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"]}
+           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"], "batch_split": ["auto", "off"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

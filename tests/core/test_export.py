@@ -361,7 +361,9 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
     for name, (config, settings) in runs.items():
         result = results[str(scripts[name])]
         assert result["ok"], result["error"]
-        ours = [r["train_loss"] for r in Trainer(config, settings).run() if r["type"] == "step"]
+        # The script takes each batch in one pass; so does the trainer here (no split over threads).
+        whole = settings.replace(batch_split="off")
+        ours = [r["train_loss"] for r in Trainer(config, whole).run() if r["type"] == "step"]
         theirs = [float(v) for v in re.findall(r"train loss ([0-9.e+-]+),", result["stdout"])]
         assert len(theirs) == len(ours) == settings.steps, name
         assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-4, name

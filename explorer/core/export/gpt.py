@@ -18,7 +18,8 @@ from explorer.core.gpt import data as gpt_data
 from explorer.core.gpt.model import GPTConfig, field_help
 from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, TrainSettings
 
-# the training settings the script uses (the others are the app's: logging, files, threads, compile)
+# the training settings the script uses (the others are the app's: logging, files, threads, batch split,
+# compile)
 SCRIPT_SETTINGS = ("steps", "batch_size", "grad_accum_steps", "lr", "min_lr", "warmup_steps", "weight_decay",
                    "beta1", "beta2", "grad_clip", "eval_every", "eval_batches", "sample_tokens",
                    "sample_prompt", "temperature", "top_k", "seed", "val_fraction", "device",

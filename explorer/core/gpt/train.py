@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,10 @@ class TrainSettings(ConfigMixin):
     # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
     checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
+    # auto: on a CPU with several threads, split each micro-batch into one part per thread, each part's
+    # forward and backward on its own thread with one-thread kernels (not with dropout, compile, block
+    # checkpointing or several ranks); off: every kernel spread over all threads instead.
+    batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
     # the rest during backward (less memory, about a third more compute per step).
@@ -122,6 +127,8 @@ class TrainSettings(ConfigMixin):
             out["val_fraction"] = f"val_fraction must be between 0 and 0.9, got {self.val_fraction!r}"
         if self.dtype not in ("auto", "float32", "bfloat16"):
             out["dtype"] = f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}"
+        if self.batch_split not in ("auto", "off"):
+            out["batch_split"] = f"batch_split must be auto or off, got {self.batch_split!r}"[:200]
         if self.tokenizer not in ("char", "bpe"):
             out["tokenizer"] = f"tokenizer must be char or bpe, got {self.tokenizer!r}"
         if not isinstance(self.checkpoint_blocks, bool):
@@ -235,6 +242,51 @@ def cpu_bf16_is_fast() -> bool:
         return False
 
 
+def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.device, *,
+                    distributed: bool = False) -> int:
+    """Into how many parts a training micro-batch is split on a CPU, one thread each (1: no split).
+
+    With `batch_split="auto"` on a CPU and N > 1 torch threads, each micro-batch of B sequences is cut
+    into min(N, B) parts; each part's forward and backward run on a thread of their own with one-thread
+    kernels, and their gradients are summed in part order (scaled so the sum is the whole batch's mean,
+    and a seeded run repeats exactly). The arithmetic is the same as one pass over the batch, up to
+    rounding. What changes is how the cores share the work: instead of every matrix product and every
+    small element-wise kernel being cut between the threads, with a fork and a join each (hundreds a
+    step), each core runs whole kernels on its own rows, and the threads meet once a step. Small
+    products (the baby GPT's are 768 x 128 by 128 x 384) split poorly, above all bf16 ones on AMX, and
+    every join waits for the slowest thread, which on a busy machine may not be running at all.
+    Not split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
+    (the parts would draw its masks from the one random generator in a racing order, and a seeded run
+    would no longer repeat).
+    """
+    if settings.batch_split != "auto" or device.type != "cpu" or distributed or settings.compile:
+        return 1
+    if settings.checkpoint_blocks or config.drop_rate > 0:
+        return 1
+    return max(1, min(torch.get_num_threads(), settings.batch_size))
+
+
+def one_thread_pool(workers: int) -> ThreadPoolExecutor:
+    """`workers` threads whose torch kernels each run on one thread; the caller's thread count is kept.
+
+    torch.set_num_threads sets the calling thread's OpenMP count and also a process-wide default that
+    threads not yet started take; so every worker first takes its own count, then sets 1, all of them
+    before the caller puts the process-wide default back (a barrier makes sure none is left to start).
+    """
+    caller = torch.get_num_threads()
+    ready = threading.Barrier(workers)
+
+    def start() -> None:
+        torch.get_num_threads()  # this thread's count is read now, not at its first kernel
+        torch.set_num_threads(1)
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="batch-part", initializer=start)
+    for future in [pool.submit(ready.wait, 60) for _ in range(workers)]:
+        future.result()
+    torch.set_num_threads(caller)
+    return pool
+
+
 # Dense bf16 tensor-core peaks (FLOP/s) of common GPUs, matched against torch.cuda.get_device_name.
 GPU_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
                   "A10": 125e12, "4090": 165e12, "3090": 71e12}
@@ -311,6 +363,9 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
             torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
         self.autocast_dtype = self._autocast_dtype()
+        self.batch_parts = cpu_batch_parts(self.settings, self.config, self.device,
+                                           distributed=self.distributed)
+        self._part_pool: ThreadPoolExecutor | None = None  # made at the first split step
         self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None)  # per rank, an estimate
         self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
@@ -462,10 +517,7 @@ class Trainer:
             # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
             hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
             with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
-                with self._autocast():
-                    loss = self._loss_fn(x, y)
-                (loss / s.grad_accum_steps).backward()
-            total += loss.detach()
+                total += self._forward_backward(x, y, s.grad_accum_steps)
         clip = s.grad_clip if s.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         stats = [total / s.grad_accum_steps, grad_norm.float()]
@@ -490,6 +542,45 @@ class Trainer:
             self._updating = False
         self.optimizer.zero_grad(set_to_none=True)
         return loss_value, norm_value
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, accum: int) -> torch.Tensor:
+        """Add the gradient of the micro-batch's mean loss / `accum`; returns that loss (detached).
+
+        Split into `batch_parts` parts on as many threads (cpu_batch_parts), else one pass here."""
+        if self.batch_parts <= 1:
+            with self._autocast():
+                loss = self._loss_fn(x, y)
+            (loss / accum).backward()
+            return loss.detach()
+        if self._part_pool is None:
+            self._part_pool = one_thread_pool(self.batch_parts)
+        parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        futures = [self._part_pool.submit(self._part_forward_backward, xp, yp, params,
+                                          len(xp) / len(x) / accum, len(xp) / len(x)) for xp, yp in parts]
+        wait(futures)  # every part done before an error of one is raised
+        results = [f.result() for f in futures]
+        # The parts' gradients are added here in part order, not as they finish: the same sum every run.
+        with torch.no_grad():
+            for i, param in enumerate(params):
+                found = [part[i] for _, part in results if part[i] is not None]
+                if not found:
+                    continue
+                total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
+                if param.grad is None:
+                    param.grad = total
+                else:
+                    param.grad += total
+        return torch.stack([loss for loss, _ in results]).sum()
+
+    def _part_forward_backward(self, x: torch.Tensor, y: torch.Tensor, params: list, scale: float,
+                               weight: float) -> tuple[torch.Tensor, tuple]:
+        # One part on a pool thread: the gradients of its loss x `scale`, and its loss x `weight` (its
+        # share). Autocast is per thread, so it is entered here, in the thread that runs the forward.
+        with self._autocast():
+            loss = self._loss_fn(x, y)
+        grads = torch.autograd.grad(loss * scale, params, allow_unused=True)
+        return loss.detach() * weight, grads
 
     def _peak_memory(self) -> dict:
         """The step record's peak memory: what the allocator held at most since the last record on
@@ -544,8 +635,7 @@ class Trainer:
                 total = torch.zeros((), device=self.device)
                 for _ in range(s.eval_batches):
                     x, y = self.data.batch(split, s.batch_size, self.config.context_length, gen, self.device)
-                    with self._autocast():
-                        total += self.model.loss(x, y).float()
+                    total += self._eval_loss(x, y)
                 out[f"{split}_loss"] = total / s.eval_batches
             losses = torch.stack([out["train_loss"], out["val_loss"]])
             if self.distributed:
@@ -566,6 +656,23 @@ class Trainer:
         out = self.model.generate(idx, max_new_tokens or s.sample_tokens, temperature=s.temperature,
                                   top_k=s.top_k or None, generator=gen)
         return (prompt or "") + self.tokenizer.decode(out[0, len(ids):].tolist())
+
+    def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean loss of one evaluation batch (float32), split over the part threads like training."""
+        if self.batch_parts <= 1:
+            with self._autocast():
+                return self.model.loss(x, y).float()
+        if self._part_pool is None:
+            self._part_pool = one_thread_pool(self.batch_parts)
+        parts = zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True)
+        futures = [self._part_pool.submit(self._part_eval_loss, xp, yp, len(xp) / len(x)) for xp, yp in parts]
+        wait(futures)
+        return torch.stack([f.result() for f in futures]).sum()
+
+    @torch.no_grad()  # grad mode, like autocast, belongs to the thread
+    def _part_eval_loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
+        with self._autocast():
+            return self.model.loss(x, y).float() * weight
 
     def _eval_record(self) -> dict:
         record = {"type": "eval", "step": self.step, "tokens": self.tokens, **self.evaluate()}
@@ -711,6 +818,7 @@ class Trainer:
         return {"type": "start", "step": self.step, "config": self.config.to_dict(),
                 "settings": self.settings.to_dict(), "device": str(self.device),
                 "dtype": "bfloat16" if self.autocast_dtype else "float32",
+                "batch_parts": self.batch_parts,
                 "parameters": count_parameters(self.config)["total"], "tokenizer": self.tokenizer.kind,
                 "vocab_size": self.config.vocab_size, "train_tokens": len(self.data.train),
                 "val_tokens": len(self.data.val), "rank": self.rank, "world_size": self.world_size}
