@@ -29,7 +29,8 @@ def _lesson_sources() -> list[tuple[str, str]]:
 
 
 PROGRAMS = ([("issue", ISSUE), ("tensor", TENSOR), ("square", SQUARE)]
-            + [(f"example {name}", load_example(name)) for name, _title in list_examples()]
+            + [(f"example {name}", load_example(name)) for name, _title in list_examples()
+               if not name.startswith("error_")]
             + [(f"lesson {where}", src) for where, src in _lesson_sources()])
 
 

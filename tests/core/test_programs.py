@@ -12,7 +12,7 @@ from explorer.core.lang.program import parse
 PROGRAMS = {
     "seed": (
         "x = 1.1\ny = 1.0\nw = param(2.2)\nb = param(0.0)\nz = w * x + b\na = sigmoid(z)\nL = bce(a, y)",
-        lambda P, E: F.binary_cross_entropy(torch.sigmoid(P["w"] * E["x"] + P["b"]), E["y"]),
+        lambda P, E: F.binary_cross_entropy(torch.sigmoid(P["w"] * E["x"] + P["b"]), torch.tensor(E["y"])),
     ),
     "polynomial": (
         "x = param(1.5); y = 3 * x ** 3 - 2 * x + 1",

@@ -79,7 +79,7 @@ def test_when_the_batch_is_split():
     cpu, before = torch.device("cpu"), torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        settings = TrainSettings(batch_size=4)
+        settings = TrainSettings(batch_size=4, batch_split="auto")
         assert cpu_batch_parts(settings, cfg, cpu) == 2
         assert cpu_batch_parts(settings.replace(batch_size=1), cfg, cpu) == 1
         assert cpu_batch_parts(settings.replace(batch_split="off"), cfg, cpu) == 1
@@ -115,6 +115,9 @@ def test_part_threads_run_one_thread_kernels_and_leave_the_rest_alone(threads):
 def test_start_record_says_how_the_batch_is_split(threads):
     threads(2)
     cfg = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
-    trainer = Trainer(cfg, TrainSettings(steps=1, batch_size=4, eval_every=0, sample_every=0), CORPUS)
+    trainer = Trainer(cfg, TrainSettings(steps=1, batch_size=4, eval_every=0, sample_every=0,
+                                         batch_split="auto"), CORPUS)
     start = next(trainer.run())
     assert start["type"] == "start" and start["batch_parts"] == 2
+    default = Trainer(cfg, TrainSettings(steps=1, batch_size=4, eval_every=0, sample_every=0), CORPUS)
+    assert next(default.run())["batch_parts"] == 1  # off by default

@@ -149,7 +149,7 @@ def test_unknown_name_error_is_underlined_at_its_column(qtbot, panel):
 @pytest.mark.parametrize("name", [n for n, _ in list_examples()])
 def test_every_example_loads_and_steps_to_the_end(qtbot, panel, name):
     _run(qtbot, panel, lambda: panel.load_example(name))
-    if name.startswith("error_") and name != "error_nonleaf_grad":
+    if name.startswith("error_"):
         # the examples of autograd's errors stop on their line, with what autograd needed
         assert "line " in panel.error_label.text() and panel.editor.error_position()[0] > 1
         return

@@ -328,6 +328,9 @@ def test_every_example_of_the_menu_loads_and_steps_to_the_end(qtbot, window):
     assert {"seed_sigmoid_bce", "tensors_basics", "one_hidden_layer", "softmax_cross_entropy"} <= set(names)
     for action in menu.actions():
         result = wait_computed(qtbot, panel, action.trigger)
+        if str(action.data()).startswith("error_"):  # the examples of autograd's errors stop on their line
+            assert not result.ok and one(panel, "errorLabel").isVisible(), action.data()
+            continue
         assert result.ok, (action.data(), result.error)
         assert not one(panel, "errorLabel").isVisible()
         click(qtbot, one(panel, "resetButton", QAbstractButton))

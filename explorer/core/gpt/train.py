@@ -90,10 +90,11 @@ class TrainSettings(ConfigMixin):
     # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
     checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
+    # off (the default until it is measured on a quiet machine): every kernel spread over all threads;
     # auto: on a CPU with several threads, split each micro-batch into one part per thread, each part's
     # forward and backward on its own thread with one-thread kernels (not with dropout, compile, block
     # checkpointing or several ranks); off: every kernel spread over all threads instead.
-    batch_split: str = "auto"
+    batch_split: str = "off"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
     # the rest during backward (less memory, about a third more compute per step).

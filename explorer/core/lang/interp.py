@@ -1486,10 +1486,13 @@ class Interpreter:
         if args or kwargs:
             self.fail(node, "optimizer.step() takes no arguments here")
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        before = [p.detach().clone() for p in params]
-        with self.hooks.paused():
+        # the step, and the copies that write it out, are no part of the graph: recorded, the copies would
+        # make the parameters' nodes of the next iteration before the update (showing the old values)
+        with self.hooks.paused(), torch.no_grad():
+            before = [p.detach().clone() for p in params]
             optimizer.step()
-        self._event(Event("step", self.line, _step_text(optimizer, params, before)))
+            text = _step_text(optimizer, params, before)
+        self._event(Event("step", self.line, text))
         return None
 
     def call_method(self, t: torch.Tensor, name: str, args, kwargs, node):
