@@ -89,8 +89,8 @@ def test_seed_human_output_with_semicolons(capsys):
 @pytest.mark.parametrize(
     "program, message",
     [
-        ("x = 1.0\ny = sigmod(x)", "error: line 2:5: `sigmod` is not a function here; did you mean"),
-        ("x = __import__(1)", "error: line 1:5: `__import__` is not a function here"),
+        ("x = 1.0\ny = sigmod(x)", "error: line 2:5: `sigmod` is not defined; did you mean"),
+        ("x = __import__(1)", "error: line 1:5: `__import__`: names starting with `__` are not allowed"),
         # a literal backslash-n typed in a shell counts as a newline
         ("x = 1.0\\ny = x.sums()", "error: line 2:6: "),
     ],
@@ -152,7 +152,7 @@ def test_graph_dot_holds_values_and_grads(tmp_path, capsys):
     text = out.read_text(encoding="utf-8")
     assert text.startswith("digraph") and text.rstrip().endswith("}")
     assert "value 0.08519" in text and "grad -0.08983" in text
-    assert text.count("->") == 7
+    assert text.count("->") == 6  # x and y are plain numbers inside the ops, as in torch
 
 
 def test_graph_without_params_traces_forward_only(capsys):

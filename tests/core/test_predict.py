@@ -25,7 +25,7 @@ def test_the_seed_asks_each_new_gradient_once_in_the_engines_order(seed_timeline
     asked = [(q.label, round(q.value, 4)) for q in questions(seed_timeline)]
     # BCE sends dL/da, sigmoid dL/dz, the sum dL/d(w × x) (and dL/db on the same step), the product dL/dw;
     # the AccumulateGrad steps store what was already sent and ask nothing
-    assert asked == [("dL/da", -1.0889), ("dL/dz", -0.0817), ("dL/d(w × x)", -0.0817), ("dL/dw", -0.0898)]
+    assert asked == [("dL/da", -1.0889), ("dL/dz", -0.0817), ("dL/d(w × 1.1)", -0.0817), ("dL/dw", -0.0898)]
     steps = [q.step for q in questions(seed_timeline)]
     assert all(seed_timeline.event(k)[0] == "backward" for k in steps)
     assert question_at(seed_timeline, 0) is None

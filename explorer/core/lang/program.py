@@ -36,6 +36,7 @@ from explorer.core.lang.syntax import (  # noqa: F401 -- limits re-exported as p
     Statement,
     check,
     fold_numbers,
+    position,
     suggest,
 )
 
@@ -152,13 +153,15 @@ class Program:
         if self._names is None and interp.dtype is None and not interp.overrides:
             self._names = {name: index for index, name in sorted((i, n) for n, i in names.items())}
         params = {name: interp.leaves[i] for name, i in sorted(names.items(), key=lambda kv: kv[1])}
-        output, output_name, line = _output(interp, env)
+        output, output_name, where = _output(interp, env)
+        line, col = (where, 1) if isinstance(where, int) else position(interp.lines, where)
         return RunResult(
             env=env,
             output=output,
             params=params,
             output_name=output_name,
             output_line=line,
+            output_col=col,
             printed=interp.output_text,
             passes=list(interp.passes),
             events=list(interp.events),
@@ -166,8 +169,8 @@ class Program:
         )
 
 
-def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int]:
-    """The run's output tensor, its name and line."""
+def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int | ast.stmt]:
+    """The run's output tensor, its name and its line (or the statement that assigned it)."""
     chosen = None
     line = 1
     for kind in ("backward", "grad"):
@@ -190,8 +193,8 @@ def _output(interp: Interpreter, env: dict) -> tuple[torch.Tensor, str, int]:
         chosen = value.t if isinstance(value, micrograd.Value) else value
         line = next(
             (
-                s.lineno
-                for s in interp.tree.body
+                s
+                for s in reversed(interp.tree.body)
                 if isinstance(s, ast.Assign | ast.AugAssign)
                 and any(
                     isinstance(t, ast.Name) and t.id == interp.last_assigned
