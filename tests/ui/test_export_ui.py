@@ -38,7 +38,7 @@ def test_the_menu_action_writes_the_workspaces_program_as_a_script(qtbot, window
     qtbot.waitUntil(target.exists, timeout=WAIT)
     code = target.read_text(encoding="utf-8")
     ast.parse(code)
-    assert 'w = torch.as_tensor(initial("w", 3.0)).requires_grad_()' in code
+    assert "w = torch.tensor(3.0, requires_grad=True)" in code
     qtbot.waitUntil(lambda: "Exported to" in window.statusBar().currentMessage(), timeout=WAIT)
 
 

@@ -53,12 +53,18 @@ def test_the_init_choice_reaches_the_spec(panel, qtbot):
     assert combo.currentData() == "he"
 
 
-def test_a_deep_sigmoid_run_draws_one_line_per_layer(panel):
+def test_a_deep_sigmoid_run_draws_one_line_per_layer(qtbot, panel):
     pick(panel, "deep-sigmoid")
     panel.tabs.setCurrentIndex(TRAIN_TAB)
     panel.train.train_blocking(40)
     view = panel.train.health
-    assert not view.empty
+    run_steps = len(panel.workspace.state.runs[-1].steps)
+
+    def drawn() -> bool:  # redraws are paced (REDRAW_S): wait for the drawing of the whole run
+        curves = view.curves.get("layerGradPlot") or []
+        return not view.empty and bool(curves) and len(curves[0].getData()[1] or []) == run_steps
+
+    qtbot.waitUntil(drawn, timeout=60000)
     grads = view.curves["layerGradPlot"]
     assert len(grads) == 7 and len(view.curves["activationSharePlot"]) == 2 * 6
     run = panel.workspace.state.runs[-1]

@@ -224,6 +224,8 @@ class ExpressionPanel(QWidget):
         self.output.setPlaceholderText("print(...) output appears here")
         self.output.setMinimumHeight(60)
         self.output.setMaximumHeight(110)
+        self.output.setMinimumWidth(80)  # the program column may narrow: the canvas gets the space
+        self.output.setLineWrapMode(QPlainTextEdit.WidgetWidth)
         self.output.setToolTip(
             "What the program printed: print(...) calls and bare expression lines, as a notebook shows\n"
             "them. Replaced on every run; the last lines are kept. Errors appear in the line above.")
