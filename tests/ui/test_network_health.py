@@ -62,7 +62,8 @@ def test_a_deep_sigmoid_run_draws_one_line_per_layer(qtbot, panel):
 
     def drawn() -> bool:  # redraws are paced (REDRAW_S): wait for the drawing of the whole run
         curves = view.curves.get("layerGradPlot") or []
-        return not view.empty and bool(curves) and len(curves[0].getData()[1] or []) == run_steps
+        ys = curves[0].getData()[1] if curves else None
+        return not view.empty and ys is not None and len(ys) == run_steps
 
     qtbot.waitUntil(drawn, timeout=60000)
     grads = view.curves["layerGradPlot"]
