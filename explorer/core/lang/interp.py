@@ -458,12 +458,8 @@ class Interpreter:
     def stmt_While(self, stmt: ast.While, scope: Scope) -> None:  # noqa: N802
         while self.truth(self.eval(stmt.test, scope), stmt.test):
             self._loop_pass(stmt)
-            try:
-                self.exec_block(stmt.body, scope)
-            except _Break:
+            if not self._loop_body(stmt, scope):
                 return
-            except _Continue:
-                continue
         self.exec_block(stmt.orelse, scope)
 
     def stmt_For(self, stmt: ast.For, scope: Scope) -> None:  # noqa: N802
@@ -471,13 +467,19 @@ class Interpreter:
         for item in self.iterate(iterable, stmt.iter):
             self._loop_pass(stmt)
             self.assign(stmt.target, item, scope)
-            try:
-                self.exec_block(stmt.body, scope)
-            except _Break:
+            if not self._loop_body(stmt, scope):
                 return
-            except _Continue:
-                continue
         self.exec_block(stmt.orelse, scope)
+
+    def _loop_body(self, stmt: ast.For | ast.While, scope: Scope) -> bool:
+        """Run a loop's body once; False when it breaks out of the loop."""
+        try:
+            self.exec_block(stmt.body, scope)
+        except _Break:
+            return False
+        except _Continue:
+            pass
+        return True
 
     def stmt_With(self, stmt: ast.With, scope: Scope) -> None:  # noqa: N802
         with contextlib.ExitStack() as stack:
