@@ -66,7 +66,7 @@ MORE_PROGRAMS = {
 EXAMPLES = [name for name, _ in list_examples() if not name.startswith("error_")]
 OVERRIDES = {"w": 1.25}  # the seed example with a value set in the app
 ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers",
-                   "builtins"}
+                   "builtins", "contextlib", "threading", "random"}
 
 DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback
@@ -189,7 +189,10 @@ def _check_against_grad(stdout: str, reference: dict) -> None:
     assert set(grads) == {d + p for p in reference["grads"]}
     for param, value in reference["grads"].items():
         assert _close(grads[d + param], value), param
-    # torch.autograd.gradcheck in float64 agrees with autograd for every leaf
+    # torch.autograd.gradcheck in float64 agrees with autograd for every leaf (a loop, an optimizer or
+    # micrograd's values: the script says why it skips it)
+    if "gradcheck: skipped (" in stdout:
+        return
     checks = dict(re.findall(r"gradcheck of (\S+): (\w+)", stdout))
     assert set(checks) == set(reference["grads"])
     assert all(v == "True" for v in checks.values()), checks

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
+from explorer.core.lang.examples import examples_dir
 from explorer.ui.common import theme as themes
 
 SIZES = [(1440, 860), (1280, 800)]
@@ -346,7 +347,7 @@ def test_the_minimap_leaves_the_legend_free_after_zooming_in(qtbot):
     view.resize(620, 480)
     view.show()
     qtbot.waitExposed(view)
-    with open("explorer/assets/examples/seed_sigmoid_bce.expr", encoding="utf-8") as f:
+    with open(examples_dir() / "seed_sigmoid_bce.expr", encoding="utf-8") as f:
         view.set_trace(compute(f.read()).trace)
     for _ in range(4):
         view.zoom_by(1.25)

@@ -477,7 +477,7 @@ class _Recorder(TorchFunctionMode):
         reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
         shown = args[::-1] if reflected else args
         call = _call_text(op, shown, kwargs)
-        operands = _operands(shown, ins)
+        operands = _operands(op, shown, ins)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
             nid = self._add_node(
@@ -556,11 +556,15 @@ class _Recorder(TorchFunctionMode):
         return nid
 
 
-def _operands(args, ins: list) -> list | None:
+_OPERAND_OPS = {"add", "sub", "mul", "div", "pow", "rsub", "true_divide", "multiply", "subtract", "divide"}
+
+
+def _operands(op: str, args, ins: list) -> list | None:
     """The call's leading operands as written: an int (which input) or a plain number (a constant), for
     ops such as `a ** 3` or `2 * x` that take a Python number beside a tensor; None when every operand is
     an input."""
-    if not any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args[:2]):
+    if op not in _OPERAND_OPS or not any(isinstance(a, (int, float)) and not isinstance(a, bool)
+                                         for a in args[:2]):
         return None
     out: list = []
     used: set[int] = set()

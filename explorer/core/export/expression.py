@@ -75,6 +75,10 @@ class _Writer:
         self.lines = program.source.splitlines()
         self.offsets = _line_offsets(program.source)
         self.uses_dropout = False
+        self.micrograd = any(
+            isinstance(n, ast.ImportFrom) and (n.module or "").startswith("micrograd")
+            for n in program.tree.body
+        )
 
     # -- the script ---------------------------------------------------------------------------------
 
@@ -94,6 +98,17 @@ class _Writer:
                 "\n".join(self._imports()),
             )
         )
+        if self.micrograd:
+            doc.sections.append(
+                Section(
+                    "micrograd",
+                    "The program imports micrograd. Its Value, Neuron, Layer and MLP are defined here "
+                    "as the app runs them: each value a float64 torch scalar, `label=`, `.tanh()` and "
+                    "`.exp()` "
+                    "as in the micrograd lecture.",
+                    _micrograd_source(),
+                )
+            )
         doc.sections.append(
             Section(
                 "The program",
@@ -134,6 +149,15 @@ class _Writer:
             for line in self.lines[previous : start - 1]:  # comments and blank lines between statements
                 if not _is_header(line):
                     out.append(line)
+            if (
+                self.micrograd
+                and isinstance(stmt, ast.ImportFrom)
+                and (stmt.module or "").startswith("micrograd")
+            ):
+                names = ", ".join(a.name for a in stmt.names)
+                out.append(f"# from {stmt.module} import {names}: defined above, as the app runs them")
+                previous = stmt.end_lineno or stmt.lineno
+                continue
             text = self._statement(stmt)
             trailing = self.lines[end - 1][_char_col(self.lines[end - 1], stmt.end_col_offset or 0) :]
             out.append(text + trailing)
@@ -173,11 +197,15 @@ class _Writer:
             return [Section("Output", "", f'{b}.print("{OUTPUT_PREFIX}output = (see above)")')]
         if run.params and not run.passes and run.output.requires_grad:
             lines.append(f"{target}.backward()  # autograd fills every leaf's .grad")
-        lines.append(f'{b}.print("{OUTPUT_PREFIX}{out} =", {target}.tolist())')
+        value = ".data" if self._is_value(out) else ".tolist()"
+        lines.append(f'{b}.print("{OUTPUT_PREFIX}{out} =", {target}{value})')
         grad = "dL/d" if out == "L" else f"d{out}/d"
         for name in run.params:
             code = _leaf_code(name)
             if code is None:
+                continue
+            if self._is_value(name):  # a micrograd Value: its .grad is a float
+                lines.append(f'{b}.print("{GRAD_PREFIX}{grad}{name} =", {code}.grad)')
                 continue
             lines.append(
                 f'{b}.print("{GRAD_PREFIX}{grad}{name} =", '
@@ -214,9 +242,12 @@ class _Writer:
             isinstance(s, ast.Assign | ast.Expr | ast.Import | ast.ImportFrom | ast.AugAssign)
             for s in self.program.tree.body
         )
+        if self.micrograd:
+            why = "micrograd's values are checked against finite differences in the app"
         if not plain or why is not None or not simple or run.output_name not in run.env:
-            reason = why or "the program is more than one forward and backward pass"
-            return f'{b}.print("gradcheck: skipped ({reason})")' if plain else ""
+            reason = why or ("the leaves are module parameters" if not plain
+                             else "the program is more than one forward and backward pass")
+            return f'{b}.print("gradcheck: skipped ({reason})")' if run.params else ""
         leaves = self._leaf_statements()
         body = []
         for stmt in self.program.tree.body:
@@ -231,6 +262,7 @@ class _Writer:
             *body,
             f"    return {run.output_name}",
             "",
+            f"default_dtype = {t}.get_default_dtype()",
             f"{t}.set_default_dtype({t}.float64)  # gradcheck's finite differences need float64",
             f"start = [{t}.as_tensor(v.detach(), dtype={t}.float64).requires_grad_() for v in ({args},)]",
             "for k, name in enumerate([" + ", ".join(repr(n) for n in plain) + "]):",
@@ -239,10 +271,18 @@ class _Writer:
             f"    ok = {t}.autograd.gradcheck(only_k, (start[k],), eps=1e-6, atol=1e-4,",
             "                               raise_exception=False)",
             f'    {b}.print(f"gradcheck of {{name}}: {{ok}}")',
+            f"{t}.set_default_dtype(default_dtype)",
         ]
         return "\n".join(lines)
 
     # -- one statement ------------------------------------------------------------------------------
+
+    def _is_value(self, name: str) -> bool:
+        """Whether the leaf or output `name` is a micrograd Value (its root variable is not torch's)."""
+        import torch
+
+        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        return self.micrograd and not isinstance(self.run.env.get(root), torch.Tensor | torch.nn.Module)
 
     def _statement(self, stmt: ast.stmt) -> str:
         """The statement's source, with the first language's calls (and list literals) as torch code."""
@@ -412,6 +452,17 @@ class _Writer:
         ]
 
 
+def _micrograd_source() -> str:
+    """The app's micrograd module as script text (our own code: Value, Neuron, Layer, MLP, draw_dot)."""
+    from pathlib import Path
+
+    from explorer.core.lang import micrograd
+
+    text = Path(micrograd.__file__).read_text(encoding="utf-8")
+    text = text.replace("from __future__ import annotations\n", "")
+    return text.replace("-> Value:", '-> "Value":').strip()
+
+
 def _bind(spec, node: ast.Call) -> dict:
     """The call's argument nodes by the op table's argument names."""
     rest = list(node.args)
@@ -432,7 +483,7 @@ def _bind(spec, node: ast.Call) -> dict:
 
 def _leaf_code(name: str) -> str | None:
     """How the script reaches a leaf the app names: `w`, `model.fc1.weight`, `params[0]`."""
-    if re.fullmatch(r"[A-Za-z_][\w]*((\.[A-Za-z_]\w*)|(\[\d+\]))*", name):
+    if re.fullmatch(r"[^\W\d]\w*((\.[^\W\d]\w*)|(\[\d+\]))*", name):
         return name
     return None
 
@@ -441,7 +492,12 @@ def _is_report(stmt: ast.stmt) -> bool:
     """A line that only shows or differentiates (print, backward, .grad): not part of the gradcheck's
     function."""
     text = ast.dump(stmt)
-    return isinstance(stmt, ast.Expr) and ("backward" in text or "'print'" in text) or "attr='grad'" in text
+    return (
+        isinstance(stmt, ast.Expr)
+        and ("backward" in text or "'print'" in text)
+        or "attr='grad'" in text
+        or "id='grad'" in text
+    )
 
 
 def _is_atom(code: str) -> bool:

@@ -132,9 +132,11 @@ class MemoryOverlay:
         view.sig_graph_changed.connect(self.refresh)
 
     def set_enabled(self, on: bool) -> None:
-        """Show or hide the overlay on this view."""
+        """Show or hide the overlay on this view (the app-wide switch outlives views: a deleted one is
+        left alone)."""
         self.enabled = bool(on)
-        self.refresh()
+        if isValid(self.view):
+            self.refresh()
 
     def refresh(self) -> None:
         """Put the badges back after the scene was rebuilt (or remove them when off)."""
