@@ -1525,9 +1525,9 @@ class Interpreter:
         if name in torchapi.GROWERS:
             self._precheck(lambda *a, **k: getattr(a[0], name)(*a[1:], **k), [t, *args], kwargs, node, name)
         if name in torchapi.PRODUCTS:
-            self._check_product(name, [t, *args], node)
+            self.check_product(name, [t, *args], node)
         if name in ("new_tensor", "new_zeros", "new_ones", "new_full"):
-            self._check_sizes(args[0] if name != "new_tensor" and args else None, node)
+            self.check_sizes(args[0] if name != "new_tensor" and args else None, node)
         return self.account(getattr(t, name)(*args, **kwargs), node)
 
     def _backward(self, t: torch.Tensor, args, kwargs, node):
@@ -1597,7 +1597,7 @@ class Interpreter:
             with self.hooks.paused():
                 return fn(*args, **kwargs)
         if name in torchapi.PRODUCTS:
-            self._check_product(name, args, node)
+            self.check_product(name, args, node)
         if name in torchapi.GROWERS or name in torchapi.SHAPES or name in torchapi.LINALG:
             self._precheck(fn, args, kwargs, node, name)
         elif len([a for a in args if isinstance(a, torch.Tensor)]) > 1:
@@ -1619,7 +1619,7 @@ class Interpreter:
             self.fail(node, "`out=` is not supported here")
         requires_grad = bool(kwargs.pop("requires_grad", False))
         if name in ("ones", "zeros", "rand", "randn", "full", "randint", "randperm", "eye", "Tensor"):
-            self._check_sizes(
+            self.check_sizes(
                 args if name != "full" else (args[0] if args else kwargs.get("size")), node, name
             )
         if name in ("arange",):
@@ -1667,7 +1667,8 @@ class Interpreter:
             self.register_leaf(t)
         return self.account(t, node)
 
-    def _check_sizes(self, sizes, node, what: str = "the tensor") -> None:
+    def check_sizes(self, sizes, node, what: str = "the tensor") -> None:
+        """Refuse a constructor's sizes (ints, or one tuple of them) that would make too many elements."""
         if sizes is None:
             return
         if (
@@ -1689,7 +1690,8 @@ class Interpreter:
             ints = ints * 2
         self.check_elements(math.prod(ints), node, f"{what}{tuple(ints)}")
 
-    def _check_product(self, name: str, args, node) -> None:
+    def check_product(self, name: str, args, node) -> None:
+        """Count a matrix product's multiply-adds against the program's budget."""
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         if len(tensors) >= 2:
             a, b = tensors[0], tensors[1]

@@ -91,10 +91,10 @@ def call(interp, name: str, args: list, kwargs: dict, node):
         if bound[1].is_floating_point:
             bound[1] = interp.dtype  # a float64 run keeps its precision through casts
     if spec.kind == "constructor":
-        interp._check_sizes(bound if spec.name != "eye" else bound[:1], node, spec.name)
+        interp.check_sizes(bound if spec.name != "eye" else bound[:1], node, spec.name)
     if spec.name in ("matmul", "linear"):
         _check_matrix(interp, spec.name, bound, node)
-        interp._check_product(spec.name, bound, node)
+        interp.check_product(spec.name, bound, node)
     if spec.needs_rng:
         result = spec.fn(torch.default_generator, *bound)
     else:
