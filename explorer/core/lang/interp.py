@@ -397,7 +397,7 @@ class Interpreter:
             self.fail(stmt, explain_error(exc))
 
     def stmt_Expr(self, stmt: ast.Expr, scope: Scope) -> None:  # noqa: N802
-        value = self.eval(stmt.value, scope)
+        value = self.evaluate(stmt.value, scope)
         # a bare expression line of the module shows its value, as a notebook does (docstrings and calls
         # made for what they do, such as print(...) or x.backward(), show nothing)
         shown = not isinstance(stmt.value, ast.Constant) and (
@@ -416,31 +416,31 @@ class Interpreter:
         raise _Continue()
 
     def stmt_Return(self, stmt: ast.Return, scope: Scope) -> None:  # noqa: N802
-        raise _Return(None if stmt.value is None else self.eval(stmt.value, scope))
+        raise _Return(None if stmt.value is None else self.evaluate(stmt.value, scope))
 
     def stmt_Assign(self, stmt: ast.Assign, scope: Scope) -> None:  # noqa: N802
-        value = self.eval(stmt.value, scope)
+        value = self.evaluate(stmt.value, scope)
         for target in stmt.targets:
             self.assign(target, value, scope)
 
     def stmt_AnnAssign(self, stmt: ast.AnnAssign, scope: Scope) -> None:  # noqa: N802
         if stmt.value is not None:
-            self.assign(stmt.target, self.eval(stmt.value, scope), scope)
+            self.assign(stmt.target, self.evaluate(stmt.value, scope), scope)
 
     def stmt_AugAssign(self, stmt: ast.AugAssign, scope: Scope) -> None:  # noqa: N802
         target = stmt.target
         if isinstance(target, ast.Name):
             old = self.load_name(target, scope)
         elif isinstance(target, ast.Attribute):
-            owner = self.eval(target.value, scope)
+            owner = self.evaluate(target.value, scope)
             old = self.get_attr(owner, target.attr, target)
         elif isinstance(target, ast.Subscript):
-            owner = self.eval(target.value, scope)
-            index = self.eval(target.slice, scope)
+            owner = self.evaluate(target.value, scope)
+            index = self.evaluate(target.slice, scope)
             old = self.get_item(owner, index, target)
         else:
             self.fail(target, "this target cannot take `+=`")
-        right = self.eval(stmt.value, scope)
+        right = self.evaluate(stmt.value, scope)
         new = self.binop(stmt.op, old, right, stmt, inplace=True)
         if isinstance(target, ast.Name):
             self.assign(target, new, scope)
@@ -450,20 +450,20 @@ class Interpreter:
             self.set_item(owner, index, new, target)
 
     def stmt_If(self, stmt: ast.If, scope: Scope) -> None:  # noqa: N802
-        if self.truth(self.eval(stmt.test, scope), stmt.test):
+        if self.truth(self.evaluate(stmt.test, scope), stmt.test):
             self.exec_block(stmt.body, scope)
         else:
             self.exec_block(stmt.orelse, scope)
 
     def stmt_While(self, stmt: ast.While, scope: Scope) -> None:  # noqa: N802
-        while self.truth(self.eval(stmt.test, scope), stmt.test):
+        while self.truth(self.evaluate(stmt.test, scope), stmt.test):
             self._loop_pass(stmt)
             if not self._loop_body(stmt, scope):
                 return
         self.exec_block(stmt.orelse, scope)
 
     def stmt_For(self, stmt: ast.For, scope: Scope) -> None:  # noqa: N802
-        iterable = self.eval(stmt.iter, scope)
+        iterable = self.evaluate(stmt.iter, scope)
         for item in self.iterate(iterable, stmt.iter):
             self._loop_pass(stmt)
             self.assign(stmt.target, item, scope)
@@ -484,7 +484,7 @@ class Interpreter:
     def stmt_With(self, stmt: ast.With, scope: Scope) -> None:  # noqa: N802
         with contextlib.ExitStack() as stack:
             for item in stmt.items:
-                manager = self.eval(item.context_expr, scope)
+                manager = self.evaluate(item.context_expr, scope)
                 if not _is_grad_mode(manager):
                     self.fail(
                         item.context_expr,
@@ -497,17 +497,17 @@ class Interpreter:
             self.exec_block(stmt.body, scope)
 
     def stmt_Assert(self, stmt: ast.Assert, scope: Scope) -> None:  # noqa: N802
-        if not self.truth(self.eval(stmt.test, scope), stmt.test):
+        if not self.truth(self.evaluate(stmt.test, scope), stmt.test):
             detail = ""
             if stmt.msg is not None:
-                detail = ": " + str(self.eval(stmt.msg, scope))[:200]
+                detail = ": " + str(self.evaluate(stmt.msg, scope))[:200]
             self.fail(stmt, f"assertion failed{detail}")
 
     def stmt_FunctionDef(self, stmt: ast.FunctionDef, scope: Scope) -> None:  # noqa: N802
         scope.vars[stmt.name] = UserFunction(stmt, scope)
 
     def stmt_ClassDef(self, stmt: ast.ClassDef, scope: Scope) -> None:  # noqa: N802
-        bases = [self.eval(b, scope) for b in stmt.bases]
+        bases = [self.evaluate(b, scope) for b in stmt.bases]
         base = bases[0] if len(bases) == 1 else None
         if not (
             isinstance(base, type)
@@ -528,7 +528,7 @@ class Interpreter:
                 methods[item.name] = UserFunction(item, scope)
             elif isinstance(item, ast.Assign | ast.AnnAssign):
                 targets = item.targets if isinstance(item, ast.Assign) else [item.target]
-                value = self.eval(item.value, class_scope) if item.value is not None else None
+                value = self.evaluate(item.value, class_scope) if item.value is not None else None
                 for t in targets:
                     attributes[t.id] = value
             # docstrings and `pass` need nothing
@@ -610,9 +610,10 @@ class Interpreter:
             for e, v in zip(target.elts, items, strict=True):
                 self.assign(e, v, scope)
         elif isinstance(target, ast.Attribute):
-            self.set_attr(self.eval(target.value, scope), target.attr, value, target)
+            self.set_attr(self.evaluate(target.value, scope), target.attr, value, target)
         elif isinstance(target, ast.Subscript):
-            self.set_item(self.eval(target.value, scope), self.eval(target.slice, scope), value, target)
+            owner = self.evaluate(target.value, scope)
+            self.set_item(owner, self.evaluate(target.slice, scope), value, target)
         else:
             self.fail(target, "this cannot be assigned to")
 
@@ -628,7 +629,7 @@ class Interpreter:
 
     # -- expressions ---------------------------------------------------------------------------------
 
-    def eval(self, node: ast.expr, scope: Scope):
+    def evaluate(self, node: ast.expr, scope: Scope):
         """The value of an expression; any error becomes an ExprError at the innermost node."""
         method = _EXPR.get(type(node))
         if method is None:
@@ -680,9 +681,9 @@ class Interpreter:
         out = []
         for e in node.elts:
             if isinstance(e, ast.Starred):
-                out.extend(self.bounded_list(self.eval(e.value, scope), e))
+                out.extend(self.bounded_list(self.evaluate(e.value, scope), e))
             else:
-                out.append(self.eval(e, scope))
+                out.append(self.evaluate(e, scope))
         self.check_size(len(out), node)
         return out
 
@@ -690,14 +691,14 @@ class Interpreter:
         out = {}
         for k, v in zip(node.keys, node.values, strict=True):
             if k is None:
-                out.update(self.eval(v, scope))
+                out.update(self.evaluate(v, scope))
             else:
-                out[self.eval(k, scope)] = self.eval(v, scope)
+                out[self.evaluate(k, scope)] = self.evaluate(v, scope)
         return out
 
     def expr_Slice(self, node: ast.Slice, scope):  # noqa: N802
         def part(n):
-            return None if n is None else self.eval(n, scope)
+            return None if n is None else self.evaluate(n, scope)
 
         return slice(part(node.lower), part(node.upper), part(node.step))
 
@@ -713,12 +714,12 @@ class Interpreter:
         return text
 
     def expr_FormattedValue(self, node: ast.FormattedValue, scope):  # noqa: N802
-        value = self.eval(node.value, scope)
+        value = self.evaluate(node.value, scope)
         if node.conversion == ord("r"):
             value = repr(value)
         elif node.conversion == ord("s"):
             value = str(value)
-        spec = "" if node.format_spec is None else self.eval(node.format_spec, scope)
+        spec = "" if node.format_spec is None else self.evaluate(node.format_spec, scope)
         return self.format_value(value, spec, node)
 
     def format_value(self, value, spec: str, node) -> str:
@@ -733,7 +734,7 @@ class Interpreter:
         return format(value, spec)
 
     def expr_BinOp(self, node: ast.BinOp, scope):  # noqa: N802
-        return self.binop(node.op, self.eval(node.left, scope), self.eval(node.right, scope), node)
+        return self.binop(node.op, self.evaluate(node.left, scope), self.evaluate(node.right, scope), node)
 
     def binop(self, op: ast.operator, left, right, node, inplace: bool = False):
         """`left op right` as Python does it, after size checks."""
@@ -806,7 +807,7 @@ class Interpreter:
         self.check_elements(math.prod(out), node, f"`{symbol}` of shape {tuple(out)}")
 
     def expr_UnaryOp(self, node: ast.UnaryOp, scope):  # noqa: N802
-        value = self.eval(node.operand, scope)
+        value = self.evaluate(node.operand, scope)
         if isinstance(node.op, ast.Not):
             return not self.truth(value, node.operand)
         if isinstance(node.op, ast.USub):
@@ -821,17 +822,17 @@ class Interpreter:
         is_and = isinstance(node.op, ast.And)
         value = None
         for e in node.values:
-            value = self.eval(e, scope)
+            value = self.evaluate(e, scope)
             truth = self.truth(value, e)
             if is_and and not truth or not is_and and truth:
                 return value
         return value
 
     def expr_Compare(self, node: ast.Compare, scope):  # noqa: N802
-        left = self.eval(node.left, scope)
+        left = self.evaluate(node.left, scope)
         result = True
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = self.eval(right_node, scope)
+            right = self.evaluate(right_node, scope)
             if isinstance(op, ast.In | ast.NotIn) and not isinstance(
                 right, list | tuple | dict | str | range | torch.Tensor | torch.Size
             ):
@@ -847,23 +848,23 @@ class Interpreter:
         return result
 
     def expr_IfExp(self, node: ast.IfExp, scope):  # noqa: N802
-        if self.truth(self.eval(node.test, scope), node.test):
-            return self.eval(node.body, scope)
-        return self.eval(node.orelse, scope)
+        if self.truth(self.evaluate(node.test, scope), node.test):
+            return self.evaluate(node.body, scope)
+        return self.evaluate(node.orelse, scope)
 
     def expr_Attribute(self, node: ast.Attribute, scope):  # noqa: N802
-        owner = self.eval(node.value, scope)
+        owner = self.evaluate(node.value, scope)
         return self.get_attr(owner, node.attr, node)
 
     def expr_Subscript(self, node: ast.Subscript, scope):  # noqa: N802
-        owner = self.eval(node.value, scope)
-        index = self.eval(node.slice, scope)
+        owner = self.evaluate(node.value, scope)
+        index = self.evaluate(node.slice, scope)
         return self.get_item(owner, index, node)
 
     def expr_ListComp(self, node: ast.ListComp, scope):  # noqa: N802
         out: list = []
         self._comprehension(
-            node.generators, 0, Scope(scope), lambda s: out.append(self.eval(node.elt, s)), node
+            node.generators, 0, Scope(scope), lambda s: out.append(self.evaluate(node.elt, s)), node
         )
         return out
 
@@ -875,7 +876,7 @@ class Interpreter:
         out: dict = {}
 
         def put(s):
-            out[self.eval(node.key, s)] = self.eval(node.value, s)
+            out[self.evaluate(node.key, s)] = self.evaluate(node.value, s)
 
         self._comprehension(node.generators, 0, Scope(scope), put, node)
         return out
@@ -885,14 +886,14 @@ class Interpreter:
             emit(scope)
             return
         gen = generators[index]
-        for item in self.iterate(self.eval(gen.iter, scope), gen.iter):
+        for item in self.iterate(self.evaluate(gen.iter, scope), gen.iter):
             self._loop_pass(node)
             self.assign(gen.target, item, scope)
-            if all(self.truth(self.eval(cond, scope), cond) for cond in gen.ifs):
+            if all(self.truth(self.evaluate(cond, scope), cond) for cond in gen.ifs):
                 self._comprehension(generators, index + 1, scope, emit, node)
 
     def expr_Call(self, node: ast.Call, scope):  # noqa: N802
-        func = self.eval(node.func, scope)
+        func = self.evaluate(node.func, scope)
         if isinstance(func, Builtin) and func.name == "param" and func.kind == "ours":
             # the first language's param(value): its initial value is made off the graph, as a leaf is
             with torch.no_grad(), self.hooks.paused():
@@ -903,18 +904,18 @@ class Interpreter:
         args: list = []
         for a in node.args:
             if isinstance(a, ast.Starred):
-                args.extend(self.bounded_list(self.eval(a.value, scope), a))
+                args.extend(self.bounded_list(self.evaluate(a.value, scope), a))
             else:
-                args.append(self.eval(a, scope))
+                args.append(self.evaluate(a, scope))
         kwargs: dict = {}
         for kw in node.keywords:
             if kw.arg is None:
-                extra = self.eval(kw.value, scope)
+                extra = self.evaluate(kw.value, scope)
                 if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
                     self.fail(kw, "`**` needs a dict with text keys")
                 kwargs.update(extra)
             else:
-                kwargs[kw.arg] = self.eval(kw.value, scope)
+                kwargs[kw.arg] = self.evaluate(kw.value, scope)
         if isinstance(func, SuperProxy):
             self.fail(node, "use `super().__init__()` or `super().method(...)`")
         if func is _SUPER:
@@ -1348,7 +1349,7 @@ class Interpreter:
             elif p in kwargs:
                 scope.vars[p] = kwargs.pop(p)
             elif i >= first_default:
-                scope.vars[p] = self.eval(defaults[i - first_default], function.scope)
+                scope.vars[p] = self.evaluate(defaults[i - first_default], function.scope)
             else:
                 self.fail(node, f"`{name}` is missing the argument `{p}`")
         if spec.vararg is not None:
@@ -1357,7 +1358,7 @@ class Interpreter:
             if kwonly.arg in kwargs:
                 scope.vars[kwonly.arg] = kwargs.pop(kwonly.arg)
             elif default is not None:
-                scope.vars[kwonly.arg] = self.eval(default, function.scope)
+                scope.vars[kwonly.arg] = self.evaluate(default, function.scope)
             else:
                 self.fail(node, f"`{name}` is missing the argument `{kwonly.arg}`")
         leftover = {k: v for k, v in kwargs.items() if k not in params}

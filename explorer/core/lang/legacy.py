@@ -111,7 +111,7 @@ def literal(interp, node, scope) -> torch.Tensor:
     def nested(n):
         if isinstance(n, ast.List):
             return [nested(e) for e in n.elts]
-        v = interp.eval(n, scope)
+        v = interp.evaluate(n, scope)
         if isinstance(v, torch.Tensor) and v.numel() == 1:
             return v.item()
         if isinstance(v, bool) or not isinstance(v, int | float):
