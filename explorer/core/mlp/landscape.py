@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from explorer.core.mlp.network import NetSpec, build_model, make_loss, targets_for
-from explorer.core.mlp.toydata import ToyDataset, TrainControl, make_dataset, train_toy
+from explorer.core.mlp.toydata import ToyDataset, TrainControl, make_dataset, single_torch_thread, train_toy
 
 GRID_SIZE = 31  # points per side of the default grid
 SPAN = 1.0  # the random directions' grid reaches ±SPAN
@@ -204,7 +204,7 @@ def loss_landscape(model: nn.Module, loss_of: Callable[[nn.Module], torch.Tensor
     losses = np.full((len(ys), len(xs)), np.nan)
     base = torch.as_tensor(centre, dtype=torch.float64)
     t1, t2 = torch.as_tensor(d1, dtype=torch.float64), torch.as_tensor(d2, dtype=torch.float64)
-    with torch.no_grad():
+    with torch.no_grad(), single_torch_thread():
         for j, b in enumerate(ys):
             if cancelled is not None and cancelled():
                 return None
@@ -273,23 +273,23 @@ def replay_toy_run(spec: NetSpec, data: ToyDataset, steps: int, cap: int = MAX_S
     recorder.offer(0, model)
     every = max(1, math.ceil(steps / max(1, cap - 2)))  # about cap snapshots, no thinning needed
     control = TrainControl()
-    if steps > 0:
+    with single_torch_thread():  # as the app trains: the same arithmetic, the same weights
         records = train_toy(spec, data, steps, control, record_every=every, boundary_every=steps + 1,
-                            grid_size=2, model=model)
+                            grid_size=2, model=model) if steps > 0 else ()
         for record in records:
-            if cancelled is not None and cancelled():
-                control.request_stop()
-                return None
-            if record["type"] == "step":
-                recorder.offer(record["step"], model)
-                if progress is not None:
-                    progress(record["step"])
-            elif record["type"] in ("done", "stopped", "error"):
-                # an error record names the step whose loss was not finite: no update was made in it
-                end = int(record["step"]) - (record["type"] == "error")
-                if end > 0:
-                    recorder.offer(end, model)
-                break
+                if cancelled is not None and cancelled():
+                    control.request_stop()
+                    return None
+                if record["type"] == "step":
+                    recorder.offer(record["step"], model)
+                    if progress is not None:
+                        progress(record["step"])
+                elif record["type"] in ("done", "stopped", "error"):
+                    # an error record names the step whose loss was not finite: no update was made in it
+                    end = int(record["step"]) - (record["type"] == "error")
+                    if end > 0:
+                        recorder.offer(end, model)
+                    break
     path_steps, vectors = recorder.snapshots()
     return model, path_steps, vectors
 
