@@ -72,6 +72,9 @@ class NetworkPanel(QWidget):
         self.tabs.currentChanged.connect(lambda i: self._write(tab=i))
         self.train.sig_dataset_changed.connect(lambda d: self._write(dataset=DatasetModel.model_validate(d)))
         self.train.bind(self.workspace)
+        sync = getattr(self, "step_sync", None)  # the workspace's StepSync, where it has one
+        if sync is not None:
+            sync.register(self.train.landscape)
         self._subscribe()
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)
