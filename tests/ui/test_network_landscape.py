@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.mlp.landscape import GRID_SIZE, Landscape, toy_dataset, toy_landscape  # noqa: E402
 from explorer.ui.common.step_sync import StepSync  # noqa: E402
-from explorer.ui.network.landscape import LandscapeView, colour_values  # noqa: E402
+from explorer.ui.network.landscape import LandscapeView, colour_values, loss_ticks  # noqa: E402
 from explorer.ui.network.panel import TRAIN_TAB, NetworkPanel  # noqa: E402
 
 
@@ -144,3 +144,15 @@ def test_colour_values_are_log_with_gaps():
     assert values[0, 0] == 0.0 and values[0, 1] == 1.0 and np.isnan(values[1, 0])
     assert values[1, 1] == 0.0  # 0 has no log: drawn at the smallest positive loss
     assert np.isnan(colour_values(np.array([[np.inf]]))).all()
+
+
+def test_the_colour_bar_is_labelled_in_losses():
+    wide = loss_ticks(math.log10(0.002), math.log10(3.0))
+    assert [label for _, label in wide] == ["0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5",
+                                            "1", "2"]
+    assert all(pos == pytest.approx(math.log10(float(label))) for pos, label in wide)
+    narrow = loss_ticks(math.log10(0.6931), math.log10(0.7001))
+    labels = [label for _, label in narrow]
+    assert len(narrow) == 5 and len(set(labels)) == 5
+    assert float(labels[0]) == pytest.approx(0.6931, rel=1e-3)
+    assert float(labels[-1]) == pytest.approx(0.7001, rel=1e-3)

@@ -36,7 +36,7 @@ from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
 
 CONTOURS = 9  # contour lines between the lowest and the highest loss (evenly on the log scale)
-TITLE = "loss around the weights (colour: log₁₀ loss; ○ start, ● end of the path, ◆ the chosen step)"
+TITLE = "loss around the weights (colours on a log scale; ○ start, ● end of the path, ◆ the chosen step)"
 COLOUR_MAP = "viridis"  # low loss dark blue, high loss yellow: ordered, and readable in both themes
 
 CONCEPT = (
@@ -219,6 +219,7 @@ class LandscapeView(QWidget):
         self.image.setRect(QRectF(xs[0] - dx / 2, ys[0] - dy / 2, xs[-1] - xs[0] + dx, ys[-1] - ys[0] + dy))
         self.colour_bar.show()
         self.colour_bar.setLevels((low, high))
+        self.colour_bar.axis.setTicks([loss_ticks(low, high)])  # losses, not their logs
         filled = np.where(finite, shown, high)  # gaps count as high ground for the contours
         for k, iso in enumerate(self.contours):
             iso.setData(filled.T if finite.any() else None)  # IsocurveItem reads [x, y]
@@ -359,3 +360,23 @@ def colour_values(losses: np.ndarray) -> np.ndarray:
     floor = float(positive.min())
     with np.errstate(invalid="ignore"):
         return np.log10(np.where(np.isfinite(out), np.maximum(out, floor), np.nan))
+
+
+def loss_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Colour-bar ticks for log10 levels from `low` to `high`, labelled with the losses themselves: 1, 2, 5
+    times powers of ten over a wide range, else five evenly spaced losses with as many digits as it takes
+    to tell them apart."""
+    ticks = []
+    for exponent in range(math.floor(low), math.ceil(high) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if low - 1e-9 <= math.log10(value) <= high + 1e-9:
+                ticks.append((math.log10(value), f"{value:g}"))
+    if len(ticks) >= 3:
+        return ticks
+    values = np.linspace(10.0**low, 10.0**high, 5)
+    for digits in range(2, 8):
+        labels = [f"{v:.{digits}g}" for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return [(math.log10(v), label) for v, label in zip(values, labels, strict=True) if v > 0]
