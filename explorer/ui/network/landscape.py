@@ -119,8 +119,8 @@ class LandscapeView(QWidget):
             iso.setParentItem(self.image)
             iso.setZValue(5)
             self.contours.append(iso)
-        self.path_shadow = pg.PlotDataItem([], [], pen=pg.mkPen((15, 23, 42, 200), width=4))
-        self.path = pg.PlotDataItem([], [], pen=pg.mkPen((248, 250, 252), width=2))
+        self.path_shadow = pg.PlotDataItem([], [], pen=pg.mkPen((15, 23, 42, 200), width=3))
+        self.path = pg.PlotDataItem([], [], pen=pg.mkPen((248, 250, 252), width=1.5))
         self.ends = pg.ScatterPlotItem([], [], size=11)
         self.marker = pg.ScatterPlotItem([], [], symbol="d", size=14,
                                          brush=pg.mkBrush(239, 68, 68), pen=pg.mkPen("w", width=1.5))
