@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.mlp.landscape import GRID_SIZE, Landscape, toy_dataset, toy_landscape  # noqa: E402
 from explorer.ui.common.step_sync import StepSync  # noqa: E402
-from explorer.ui.network.landscape import LandscapeView, colour_values, loss_ticks  # noqa: E402
+from explorer.ui.network.landscape import LandscapeView, colour_values, loss_ticks, readout_text  # noqa: E402
 from explorer.ui.network.panel import TRAIN_TAB, NetworkPanel  # noqa: E402
 
 
@@ -129,6 +129,9 @@ def test_hostile_values_are_gaps_not_a_crash(qtbot):
     assert np.isnan(shown[0, 0]) and np.isnan(shown[1, 1]) and np.isfinite(shown[2, 3])
     assert view.path.getData()[0] is None or len(view.path.getData()[0]) == 0  # a NaN path is not drawn
     view.show_step(3)
+    assert readout_text(land, 0.49, -0.02) == "a = 0.5, b = 0: loss 0"
+    assert readout_text(land, -1.0, -1.0).endswith("not finite (a gap)")
+    assert readout_text(land, 2.0, 0.0) == ""
     all_nan = Landscape(xs=xs, ys=xs, losses=np.full((5, 5), np.nan), centre_loss=math.nan,
                         directions="random", seed=0)
     view.show_landscape(all_nan, "a test")

@@ -144,6 +144,12 @@ class LandscapeView(QWidget):
         row.addWidget(seed_label)
         row.addWidget(self.seed)
         row.addStretch(1)
+        self.readout = QLabel("")
+        self.readout.setObjectName("landscapeReadout")
+        self.readout.setToolTip("The loss at the grid point under the pointer: a and b are the steps along "
+                                "the two directions from the weights")
+        row.addWidget(self.readout)
+        self.plot.scene().sigMouseMoved.connect(self._hover)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(row)
@@ -332,6 +338,13 @@ class LandscapeView(QWidget):
         return (f"The replay's loss differs from the run's ({fmt_number(recorded)}): the weights shown "
                 "may not be the run's.")
 
+    def _hover(self, scene_pos) -> None:
+        land = self.landscape
+        if land is None:
+            return
+        point = self.plot.getPlotItem().vb.mapSceneToView(scene_pos)
+        self.readout.setText(readout_text(land, point.x(), point.y()))
+
     def _label_axes(self, directions: str) -> None:
         unit = "filter-normalised" if directions == "random" else "parameter units"
         name = "direction" if directions == "random" else "principal direction"
@@ -360,6 +373,19 @@ def colour_values(losses: np.ndarray) -> np.ndarray:
     floor = float(positive.min())
     with np.errstate(invalid="ignore"):
         return np.log10(np.where(np.isfinite(out), np.maximum(out, floor), np.nan))
+
+
+def readout_text(land: Landscape, a: float, b: float) -> str:
+    """"a = …, b = …: loss …" for the grid point nearest (a, b); "" outside the grid."""
+    xs, ys = land.xs, land.ys
+    half_x = (xs[-1] - xs[0]) / max(1, len(xs) - 1) / 2
+    half_y = (ys[-1] - ys[0]) / max(1, len(ys) - 1) / 2
+    if not (xs[0] - half_x <= a <= xs[-1] + half_x and ys[0] - half_y <= b <= ys[-1] + half_y):
+        return ""
+    i, j = int(np.argmin(np.abs(xs - a))), int(np.argmin(np.abs(ys - b)))
+    value = land.losses[j, i]
+    loss = fmt_number(float(value)) if np.isfinite(value) else "not finite (a gap)"
+    return f"a = {fmt_number(float(xs[i]))}, b = {fmt_number(float(ys[j]))}: loss {loss}"
 
 
 def loss_ticks(low: float, high: float) -> list[tuple[float, str]]:
