@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from explorer.core.mlp.landscape import (
+    MAX_SNAPSHOT_BYTES,
     MAX_SNAPSHOTS,
     SnapshotRecorder,
     filter_normalised_direction,
@@ -15,6 +16,7 @@ from explorer.core.mlp.landscape import (
     loss_landscape,
     project,
     replay_toy_run,
+    snapshot_cap,
     symmetric_grid,
     toy_dataset,
     toy_landscape,
@@ -152,6 +154,14 @@ def test_a_long_replay_keeps_at_most_the_cap(data):
     assert len(steps) <= 20 and steps[-1] == 450 and vectors.shape[0] == len(steps)
     assert np.array_equal(vectors[-1], flat_weights(model))
     assert len(replay_toy_run(spec, data, 450)[1]) <= MAX_SNAPSHOTS
+
+
+def test_the_widest_network_keeps_fewer_snapshots_within_the_memory_cap():
+    small, wide = build_model(preset_spec("toy-2d")), nn.Sequential(*[nn.Linear(256, 256) for _ in range(6)])
+    assert snapshot_cap(small) == MAX_SNAPSHOTS
+    wide_bytes = sum(p.numel() * 4 for p in wide.parameters())
+    assert 2 <= snapshot_cap(wide) < MAX_SNAPSHOTS
+    assert snapshot_cap(wide) * wide_bytes <= MAX_SNAPSHOT_BYTES
 
 
 def test_a_failed_run_is_replayed_to_its_last_good_step(data):

@@ -23,7 +23,8 @@ a·d1 + b·d2 closest to θ_k − θ); `in_plane` says how much of its length th
 
 The toy runs do not keep their weights: `toy_landscape` replays a run on its own spec and data (the
 trainer is seeded and deterministic, single-threaded as the app trains) to the step shown, recording
-flattened parameter snapshots on the way, at most MAX_SNAPSHOTS of them (evenly thinned). Everything
+flattened parameter snapshots on the way, at most MAX_SNAPSHOTS of them and MAX_SNAPSHOT_BYTES in all
+(evenly thinned). Everything
 runs on copies: the model given is never changed. A loss that is not finite stays NaN in the grid.
 """
 
@@ -45,6 +46,7 @@ from explorer.core.mlp.toydata import ToyDataset, TrainControl, make_dataset, si
 GRID_SIZE = 31  # points per side of the default grid
 SPAN = 1.0  # the random directions' grid reaches ±SPAN
 MAX_SNAPSHOTS = 200  # weights kept along a replayed path
+MAX_SNAPSHOT_BYTES = 48 * 2**20  # and at most this much memory for them (the widest networks keep fewer)
 PCA_MARGIN = 1.25  # the PCA grid spans the path's extent times this
 DIRECTIONS = {"random": "random, filter-normalised", "pca": "the path's principal directions (PCA)"}
 
@@ -95,7 +97,8 @@ class SnapshotRecorder:
 
     def offer(self, step: int, model: nn.Module) -> None:
         """Consider the model's weights after `step` (steps offered in increasing order)."""
-        vector = flat_weights(model)
+        # in the parameters' own dtype (float32): exact, and half the memory of float64
+        vector = parameters_to_vector([p.detach() for p in model.parameters()]).cpu().numpy().copy()
         self._last = (int(step), vector)
         if step % self.stride or (self._steps and self._steps[-1] >= step):
             return
@@ -114,6 +117,12 @@ class SnapshotRecorder:
         if not steps:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
         return np.asarray(steps, dtype=np.int64), np.stack(vectors)
+
+
+def snapshot_cap(model: nn.Module) -> int:
+    """How many snapshots of this model fit MAX_SNAPSHOTS and MAX_SNAPSHOT_BYTES (at least 2)."""
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return max(2, min(MAX_SNAPSHOTS, MAX_SNAPSHOT_BYTES // max(1, size)))
 
 
 def flat_weights(model: nn.Module) -> np.ndarray:
@@ -261,14 +270,16 @@ def toy_train_loss(spec: NetSpec, data: ToyDataset) -> Callable[[nn.Module], tor
     return lambda m: loss_fn(m(x), y)
 
 
-def replay_toy_run(spec: NetSpec, data: ToyDataset, steps: int, cap: int = MAX_SNAPSHOTS,
+def replay_toy_run(spec: NetSpec, data: ToyDataset, steps: int, cap: int | None = None,
                    progress: Callable[[int], None] | None = None,
                    cancelled: Callable[[], bool] | None = None
                    ) -> tuple[nn.Module, np.ndarray, np.ndarray] | None:
     """Train `spec` on `data` for `steps` steps as the app does, and return (the model after them, the
     snapshot steps, the snapshot vectors), or None when cancelled. A run that failed on a loss that was
-    not finite ends at the last step before it, as the recorded run did."""
+    not finite ends at the last step before it, as the recorded run did. `cap` (default: snapshot_cap)
+    bounds the snapshots kept."""
     model = build_model(spec)
+    cap = snapshot_cap(model) if cap is None else cap
     recorder = SnapshotRecorder(cap)
     recorder.offer(0, model)
     every = max(1, math.ceil(steps / max(1, cap - 2)))  # about cap snapshots, no thinning needed
