@@ -93,6 +93,22 @@ def test_without_a_run_it_shows_the_starting_weights(qtbot, panel):
     assert len(view.path.getData()[0] if view.path.getData()[0] is not None else []) <= 1
 
 
+def test_a_picture_of_what_is_gone_is_cleared(qtbot, panel):
+    view = trained(panel, steps=20)
+    with qtbot.waitSignal(view._worker.sig_done, timeout=120000):
+        view.button.click()
+    assert view.landscape is not None
+    panel.train.reset()  # the runs are forgotten: so is the picture of run 1
+    assert view.landscape is None and view.status.text().startswith("The runs were cleared")
+    with qtbot.waitSignal(view._worker.sig_done, timeout=120000):
+        view.button.click()
+    assert view.landscape.step == 0  # the starting weights now
+    combo = panel.form.preset
+    combo.setCurrentIndex(combo.findData("deep-sigmoid"))  # another network: not its starting weights
+    panel.iteration.wait_recorded()
+    assert view.landscape is None and view.status.text().startswith("The network changed")
+
+
 def test_pca_needs_a_path_and_says_so_in_one_line(qtbot, panel):
     combo = panel.form.preset
     combo.setCurrentIndex(combo.findData("toy-2d"))

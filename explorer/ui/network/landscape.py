@@ -159,16 +159,36 @@ class LandscapeView(QWidget):
             lambda _i: self.seed.setEnabled(self.directions.currentData() == "random"))
         self._label_axes("random")
         self._pending_subject = ""
+        # what the picture (and the job running) is of: a ToyRun, or ("start", spec, data)
+        self._source: object = None
+        self._pending_source: object = None
 
     # -- public API ----------------------------------------------------------------------------------
 
     def set_problem(self, spec: NetSpec | None, data: ToyDataset | None) -> None:
-        """The form's network and the data: what the landscape shows before any run (starting weights)."""
+        """The form's network and the data: what the landscape shows before any run (starting weights).
+
+        A picture of the starting weights of another network or data is cleared (and its job cancelled)."""
         self.spec, self.data = spec, data
+        self._forget(lambda source: isinstance(source, tuple)
+                     and (source[1] != spec or source[2] is not data), "The network changed")
 
     def show_run(self, run: ToyRun | None) -> None:
-        """The newest toy run: the next Compute shows the weights it has reached."""
+        """The newest toy run: the next Compute shows the weights it has reached. When the runs are
+        cleared (None), a picture of a run is cleared too."""
         self.run = run
+        if run is None:
+            self._forget(lambda source: isinstance(source, ToyRun), "The runs were cleared")
+
+    def _forget(self, stale, why: str) -> None:
+        """Clear the picture and cancel the job when `stale(source)` says they show what is gone."""
+        if self._worker.is_busy() and stale(self._pending_source):
+            self._worker.cancel()
+            self._finish(f"{why}: press Compute landscape again.")
+        if self.landscape is not None and stale(self._source):
+            self.show_landscape(None)
+            self._source = None
+            self._finish(f"{why}: press Compute landscape again.")
 
     def is_running(self) -> bool:
         """True while a landscape is computed."""
@@ -284,10 +304,12 @@ class LandscapeView(QWidget):
             check_toy_spec(spec)
             steps = run.planned_steps if run.status == "done" else run.steps[-1]
             subject = f"run {run.number}'s weights after step {steps}"
+            self._pending_source = run
             return spec, toy_dataset(run.dataset), int(steps), subject
         if self.spec is None or self.data is None:
             raise ValueError("no network yet")
         check_toy_spec(self.spec)
+        self._pending_source = ("start", self.spec, self.data)
         return self.spec, self.data, 0, "the starting weights (no run yet)"
 
     def _on_progress(self, batch: list) -> None:
@@ -300,6 +322,7 @@ class LandscapeView(QWidget):
             self._finish("Cancelled.")
             return
         subject = self._pending_subject
+        self._source = self._pending_source
         self.show_landscape(landscape, subject)
         self._finish(self._summary(landscape, subject), error=not math.isfinite(landscape.centre_loss))
 
