@@ -143,12 +143,11 @@ class LandscapeView(QWidget):
         seed_label.setToolTip(self.seed.toolTip())
         row.addWidget(seed_label)
         row.addWidget(self.seed)
-        row.addStretch(1)
-        self.readout = QLabel("")
+        self.readout = ElidedLabel("")  # takes the room left, never widens the panel
         self.readout.setObjectName("landscapeReadout")
         self.readout.setToolTip("The loss at the grid point under the pointer: a and b are the steps along "
                                 "the two directions from the weights")
-        row.addWidget(self.readout)
+        row.addWidget(self.readout, 1)
         self.plot.scene().sigMouseMoved.connect(self._hover)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
