@@ -175,3 +175,15 @@ def test_the_colour_bar_is_labelled_in_losses():
     assert len(narrow) == 5 and len(set(labels)) == 5
     assert float(labels[0]) == pytest.approx(0.6931, rel=1e-3)
     assert float(labels[-1]) == pytest.approx(0.7001, rel=1e-3)
+
+
+def test_the_view_joins_the_workspace_step_sync_where_the_panel_has_one(qtbot, monkeypatch):
+    sync = StepSync()
+    monkeypatch.setattr(NetworkPanel, "step_sync", sync, raising=False)
+    widget = NetworkPanel()
+    qtbot.addWidget(widget)
+    sync.choose(5)
+    assert widget.train.landscape.shown_step == 5
+    sync.choose(None)
+    assert widget.train.landscape.shown_step is None
+    widget.shutdown()
