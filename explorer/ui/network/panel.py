@@ -72,13 +72,13 @@ class NetworkPanel(QWidget):
         self.tabs.currentChanged.connect(lambda i: self._write(tab=i))
         self.train.sig_dataset_changed.connect(lambda d: self._write(dataset=DatasetModel.model_validate(d)))
         self.train.bind(self.workspace)
+        self._subscribe()
+        self.set_theme(themes.get_theme())
+        buttons_keep_player_keys(self)
         # the workspace's StepSync, where it has one (on the panel or its training view)
         sync = getattr(self, "step_sync", None) or getattr(self.train, "step_sync", None)
         if sync is not None:
             sync.register(self.train.landscape)
-        self._subscribe()
-        self.set_theme(themes.get_theme())
-        buttons_keep_player_keys(self)
         self._show_state()
 
     # -- panel protocol ----------------------------------------------------------------------------
