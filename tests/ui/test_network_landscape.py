@@ -178,10 +178,11 @@ def test_the_colour_bar_is_labelled_in_losses():
 
 
 def test_the_view_joins_the_workspace_step_sync_where_the_panel_has_one(qtbot, monkeypatch):
-    sync = StepSync()
-    monkeypatch.setattr(NetworkPanel, "step_sync", sync, raising=False)
+    # a fallback for a panel without a StepSync of its own; the panel's own wins once it has one
+    monkeypatch.setattr(NetworkPanel, "step_sync", StepSync(), raising=False)
     widget = NetworkPanel()
     qtbot.addWidget(widget)
+    sync = widget.step_sync
     sync.choose(5)
     assert widget.train.landscape.shown_step == 5
     sync.choose(None)
