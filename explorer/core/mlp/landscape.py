@@ -9,9 +9,9 @@ current weights and d1, d2 are two directions:
             "filter" of an MLP) is drawn from a standard normal, then scaled to the norm of the same row
             of the weights. A step of 1 along the direction moves every unit by as much as its weights
             are long, so layers and units of different scales are compared fairly, and one grid span
-            (default ±1) means the same for every network. Biases get a zero direction (the paper's
-            choice: its directions leave biases and batch-norm parameters alone), so the slice moves the
-            weight matrices only. Units whose weights are all zero get no length at all (zeros init).
+            (default ±1) means the same for every network. Biases get a zero direction (the option the
+            paper's code offers for biases and batch-norm parameters), so the slice moves the weight
+            matrices only. Units whose weights are all zero get no length at all (zeros init).
     pca     The two principal directions of the training path (the paper's Section 7): the top two
             right singular vectors of the matrix of (θ_k − θ) over the recorded snapshots θ_k. Random
             directions in a space of hundreds of dimensions are nearly orthogonal to the path, which
