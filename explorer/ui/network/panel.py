@@ -75,6 +75,10 @@ class NetworkPanel(QWidget):
         self._subscribe()
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)
+        # the workspace's StepSync, where it has one (on the panel or its training view)
+        sync = getattr(self, "step_sync", None) or getattr(self.train, "step_sync", None)
+        if sync is not None:
+            sync.register(self.train.landscape)
         self._show_state()
 
     # -- panel protocol ----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
 from explorer.ui.network.health import HealthView, LRTestView
+from explorer.ui.network.landscape import LandscapeView
 
 CLASS_COLORS = ((37, 99, 235), (234, 88, 12))  # class 0 blue, class 1 orange
 SPEEDS = (
@@ -136,6 +137,7 @@ class TrainView(QWidget):
         self.spec = spec
         self._stale = True
         self.lr_test.set_problem(spec, self.data)
+        self.landscape.set_problem(spec, self.data)
         if self.is_training():
             self._stop_thread()
             self._message("The settings changed, so this run stopped. Press Train to start a new run.")
@@ -247,6 +249,7 @@ class TrainView(QWidget):
             return
         self._stale = True
         self.lr_test.set_problem(self.spec, self.data)
+        self.landscape.set_problem(self.spec, self.data)
         self._draw_points()
         self._show_untrained_boundary()
 
@@ -261,6 +264,7 @@ class TrainView(QWidget):
         self._error_colour = theme["error"]
         self.health.set_theme(theme)
         self.lr_test.set_theme(theme)
+        self.landscape.set_theme(theme)
         self._apply_boundary_colours(theme)
         if self.runs:  # the runs' curves again, in their colours as they read on this theme
             for curves in self.runs:
@@ -288,6 +292,7 @@ class TrainView(QWidget):
         """Stop the worker threads (used by shutdown)."""
         self._stop_thread(wait_ms)
         self.lr_test.stop(wait_ms)
+        self.landscape.stop(wait_ms)
 
     def train_blocking(self, steps: int) -> None:
         """Train a new run to the end on the calling thread (headless screenshots only)."""
@@ -408,6 +413,11 @@ class TrainView(QWidget):
         self.side_tabs.setObjectName("networkHealthTabs")
         self.side_tabs.addTab(self.health, "Layer health")
         self.side_tabs.addTab(self.lr_test, "LR range test")
+        self.landscape = LandscapeView()
+        self.landscape.setObjectName("lossLandscape")
+        self.side_tabs.addTab(self.landscape, "Loss landscape")
+        self.side_tabs.setTabToolTip(2, "The loss on a plane through the newest run's weights, with the path "
+                                        "training took: a slice of a surface over hundreds of dimensions")
         self.side_tabs.setTabToolTip(0, "Why a run trains well or badly: per-layer gradients, update sizes "
                                         "and activations of the newest run, one line per layer")
         self.side_tabs.setTabToolTip(1, "Find a learning rate before training: sweep it on a copy of the "
@@ -485,6 +495,7 @@ class TrainView(QWidget):
             for item, ys in zip(curves.items, curves.curves(), strict=True):
                 item.setData(x, np.asarray(ys, dtype=float))
         self.health.show_run(self.runs[-1].run if self.runs else None)
+        self.landscape.show_run(self.runs[-1].run if self.runs else None)
 
     def _show_ended_run(self, run: ToyRun) -> None:
         """A run brought back by a session: its last boundary and its last status line, as it was left."""
