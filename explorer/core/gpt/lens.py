@@ -55,8 +55,10 @@ class LensResult:
     top_probs: np.ndarray  # (n_layers + 1, T, k) float32
     clipped: int = 0  # tokens left out at the start because the prompt was longer than the context
     tokens: list[str] = field(default_factory=list)  # each id as text (filled by compute_logit_lens)
+    names: dict[int, str] = field(default_factory=dict)  # text of every id in ids and top_ids (likewise)
     step: int = 0
     name: str = ""
+    vocab_size: int = 0
 
     @property
     def n_layers(self) -> int:
@@ -79,8 +81,10 @@ class TokenLosses:
     top_probs: np.ndarray  # (N - 1, k) float32
     window_starts: list[int]  # index in `ids` where each context window begins
     tokens: list[str] = field(default_factory=list)  # each id as text (filled by compute_token_losses)
+    names: dict[int, str] = field(default_factory=dict)  # text of every id in ids and top_ids (likewise)
     step: int = 0
     name: str = ""
+    vocab_size: int = 0
     note: str = ""  # where the passage comes from, and any caveat
 
     @property
@@ -239,6 +243,14 @@ def token_text(tokenizer, token_id: int) -> str:
     return tokenizer.decode([int(token_id)])
 
 
+def _name_tokens(result, tokenizer, model: GPT) -> None:
+    """Fill a result's `tokens`, `names` (every id it shows) and `vocab_size` from the tokenizer."""
+    shown = set(result.ids) | set(np.unique(result.top_ids).tolist())
+    result.names = {int(i): token_text(tokenizer, i) for i in sorted(shown)}
+    result.tokens = [result.names[i] for i in result.ids]
+    result.vocab_size = int(model.config.vocab_size)
+
+
 def compute_logit_lens(checkpoint: str, prompt: str, name: str = "",
                        top_k: int = DEFAULT_TOP_K) -> LensResult:
     """Load a checkpoint on the CPU and read the prompt through every layer (see `logit_lens`)."""
@@ -251,7 +263,7 @@ def compute_logit_lens(checkpoint: str, prompt: str, name: str = "",
     if not ids:
         raise LensError("none of the prompt's characters occur in this model's corpus: type other text")
     result = logit_lens(model, ids, top_k)
-    result.tokens = [token_text(tokenizer, i) for i in result.ids]
+    _name_tokens(result, tokenizer, model)
     result.step, result.name = int(ckpt.step), name
     return result
 
@@ -303,6 +315,6 @@ def compute_token_losses(checkpoint: str, name: str = "", n_tokens: int = PASSAG
     if len(ids) < 2:
         raise LensError("the run's validation text is too short to score")
     result = token_losses(model, ids, top_k, progress=progress, cancelled=cancelled)
-    result.tokens = [token_text(tokenizer, i) for i in result.ids]
+    _name_tokens(result, tokenizer, model)
     result.step, result.name, result.note = int(ckpt.step), name, note
     return result
