@@ -178,3 +178,11 @@ def test_on_a_runs_checkpoint(tmp_path):
     assert losses.tokens[:3] == [tokenizer.decode([i]) for i in losses.ids[:3]]
     with pytest.raises(LensError, match="passage length"):
         compute_token_losses(run.checkpoint, n_tokens=1)
+
+
+@pytest.mark.parametrize("p, text", [(0.6018, "60%"), (1.0, "100%"), (0.0996, "10%"), (0.025, "2.5%"),
+                                     (0.0004, "<0.1%"), (0.0, "0%"), (float("nan"), "nan")])
+def test_the_lens_cells_percentages(p, text):
+    from explorer.core.numbers import fmt_percent
+
+    assert fmt_percent(p) == text

@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.gpt.lens import compute_logit_lens, compute_token_losses  # noqa: E402
-from explorer.core.numbers import fmt_number  # noqa: E402
+from explorer.core.numbers import fmt_number, fmt_percent  # noqa: E402
 from explorer.core.workspaces.pretrain import PretrainWorkspace  # noqa: E402
 from explorer.ui.common import theme as themes  # noqa: E402
 from explorer.ui.common.labels import ElidedLabel  # noqa: E402
@@ -75,7 +75,7 @@ def test_the_lens_table_shows_the_cores_predictions(trained, qtbot):
         for t in range(T):
             top, p = int(core.top_ids[layer, t, 0]), float(core.top_probs[layer, t, 0])
             item = tab.cell(layer, t)
-            assert item.text() == f"{token_label(core.names[top])}\n{fmt_number(p)}"
+            assert item.text() == f"{token_label(core.names[top])}\n{fmt_percent(p)}"
             assert item.background().color().name() == mix(theme["panel"], SURE["light"], p)
             assert item.font().bold() == (t + 1 < T and top == core.ids[t + 1])
     assert "Run 1 at step 3: 11 tokens" in tab.status.text()

@@ -46,24 +46,24 @@ from explorer.core.gpt.lens import (
     compute_logit_lens,
     compute_token_losses,
 )
-from explorer.core.numbers import fmt_number
+from explorer.core.numbers import fmt_number, fmt_percent
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
 from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.attention import token_label
 
 LENS_EXPLANATION = (
-    "Each row is the residual stream after one layer (the embedding at the bottom, the last block at the "
-    "top) read through the model's final LayerNorm and output head: the token it would predict next and "
-    "its probability. The top row is the model's own prediction; bold: the prompt's actual next token.")
+    "Each row reads one layer's residual stream through the final norm and the head (the embedding at the "
+    "bottom, the model's own output on top): its guess for the next token, and how sure. Bold: the "
+    "prompt's real next token.")
 LOSS_EXPLANATION = (
-    "Text of the run's validation split, which it never trained on. Each token is coloured by its loss, "
-    "−ln p(token | the tokens before it): pale is expected, full red as surprising as a uniform guess (ln of "
-    "the vocabulary size). It is read in windows of the context length, as in training; a grey bar marks "
-    "where a window starts.")
+    "The run's validation text (never trained on), each token coloured by its loss −ln p(token | the tokens "
+    "before it): pale was expected, full red as surprising as a uniform guess. Read in windows of the "
+    "context length as in training; a grey bar starts each window.")
 NO_RUN = "No trained run yet: train a run (or stop one) so that it leaves a checkpoint, then press {button}."
-CELL_WIDTH = 58
-ROW_HEIGHT = 40
+CELL_WIDTH = 50
+ROW_HEIGHT = 40  # a lens row's least height (two lines of text); rows grow to fill the view up to
+MAX_ROW_HEIGHT = 72
 BAR_WIDTH = 140  # the colour scale's bar in the legends
 HOT = {"light": "#dc2626", "dark": "#ef4444"}  # the loss colour at the top of its scale
 SURE = {"light": "#2563eb", "dark": "#3b82f6"}  # the probability colour at 1
@@ -272,7 +272,7 @@ class LogitLensTab(QWidget):
         """Recolour the explanation, the legend and every cell."""
         self._theme = theme
         self.explanation.setStyleSheet(f"color:{theme['muted']};")
-        self.legend.set_scale(theme["panel"], SURE.get(theme["name"], SURE["light"]), "0", "1", theme)
+        self.legend.set_scale(theme["panel"], SURE.get(theme["name"], SURE["light"]), "0%", "100%", theme)
         self._colour_cells()
 
     def shutdown(self) -> None:
@@ -321,14 +321,29 @@ class LogitLensTab(QWidget):
             for t in range(T):
                 top = int(result.top_ids[layer, t, 0])
                 item = QTableWidgetItem(f"{token_label(self._token(top))}\n"
-                                        f"{fmt_number(float(result.top_probs[layer, t, 0]))}")
+                                        f"{fmt_percent(float(result.top_probs[layer, t, 0]))}")
                 item.setTextAlignment(Qt.AlignCenter)
                 if t + 1 < T and top == result.ids[t + 1]:
                     item.setFont(bold)
                 table.setItem(n - 1 - layer, t, item)
         self._colour_cells()
+        self._fit_rows()
         self.readout.setText("Point at a cell to read its top predictions.")
         self.sig_shown.emit()
+
+    def _fit_rows(self) -> None:
+        """Rows share the view's height (between ROW_HEIGHT and MAX_ROW_HEIGHT each)."""
+        rows = self.table.rowCount()
+        if not rows:
+            return
+        room = self.table.viewport().height()
+        height = max(ROW_HEIGHT, min(MAX_ROW_HEIGHT, room // rows))
+        for row in range(rows):
+            self.table.setRowHeight(row, height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_rows()
 
     def _row_name(self, layer: int) -> str:
         assert self.result is not None
