@@ -57,9 +57,9 @@ LENS_EXPLANATION = (
     "bottom, the model's own output on top): its guess for the next token, and how sure. Bold: the "
     "prompt's real next token.")
 LOSS_EXPLANATION = (
-    "The run's validation text (never trained on), each token coloured by its loss −ln p(token | the tokens "
-    "before it): pale was expected, full red as surprising as a uniform guess. Read in windows of the "
-    "context length as in training; a grey bar starts each window.")
+    "The run's validation text (never trained on), each token coloured by its loss −ln p(token | what came "
+    "before): pale was expected, full red as surprising as a uniform guess. Read in context-length windows "
+    "as in training (a grey bar starts each).")
 NO_RUN = "No trained run yet: train a run (or stop one) so that it leaves a checkpoint, then press {button}."
 CELL_WIDTH = 50
 ROW_HEIGHT = 40  # a lens row's least height (two lines of text); rows grow to fill the view up to
@@ -204,7 +204,7 @@ class LogitLensTab(QWidget):
         self.button.clicked.connect(self.show_lens)
         self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("logitLensStatus")
-        self.explanation = ElidedLabel(LENS_EXPLANATION, lines=2)
+        self.explanation = ElidedLabel(LENS_EXPLANATION, lines=3)
         self.table = QTableWidget()
         self.table.setObjectName("logitLensView")
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -523,7 +523,7 @@ class TokenLossTab(QWidget):
         self.progress.setValue(0)
         self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("tokenLossStatus")
-        self.explanation = ElidedLabel(LOSS_EXPLANATION, lines=2)
+        self.explanation = ElidedLabel(LOSS_EXPLANATION, lines=3)
         self.view = TokenTextView()
         self.view.sig_hovered.connect(self.point_at)
         self.scroll = QScrollArea()
@@ -595,7 +595,7 @@ class TokenLossTab(QWidget):
         self.explanation.setStyleSheet(f"color:{theme['muted']};")
         self.view.set_theme(theme)
         self.legend.set_scale(theme["panel"], HOT.get(theme["name"], HOT["light"]), "0",
-                              f"{fmt_number(self.scale_top)} (a uniform guess) or more", theme)
+                              f"{fmt_number(self.scale_top)}+ (a uniform guess)", theme)
         if self.result is not None:
             self._paint_tokens()
 
