@@ -186,3 +186,17 @@ def test_the_lens_cells_percentages(p, text):
     from explorer.core.numbers import fmt_percent
 
     assert fmt_percent(p) == text
+
+
+def test_fewer_windows_at_once_give_the_same_losses(monkeypatch):
+    """A big vocabulary scores one window at a time (bounded memory); the numbers do not change."""
+    import explorer.core.gpt.lens as lens
+
+    model = random_model(seed=8)
+    ids = ids_of(5 * CONFIG.context_length + 3, seed=9)
+    batched = token_losses(model, ids)
+    seen = []
+    monkeypatch.setattr(lens, "LOGITS_AT_ONCE", 1)
+    alone = token_losses(model, ids, progress=lambda done, total: seen.append(done))
+    assert len(seen) == 6 and np.allclose(batched.losses, alone.losses, atol=1e-6)
+    assert np.array_equal(batched.top_ids, alone.top_ids)

@@ -31,7 +31,8 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 50
 PASSAGE_TOKENS = 512  # default length of the validation passage the UI scores
 MAX_PASSAGE_TOKENS = 8192
-WINDOWS_AT_ONCE = 8  # context-length windows evaluated in one batch
+WINDOWS_AT_ONCE = 8  # context-length windows evaluated in one batch at most
+LOGITS_AT_ONCE = 1 << 24  # ... and fewer when their logits would pass this many numbers (64 MiB)
 
 
 class LensError(ValueError):
@@ -210,7 +211,8 @@ def token_losses(model: GPT, token_ids, top_k: int = DEFAULT_TOP_K,
     top_ids = np.empty((n, k), dtype=np.int64)
     top_probs = np.empty((n, k), dtype=np.float32)
     full = [s for s in starts if s + context <= n]
-    groups = [full[i:i + WINDOWS_AT_ONCE] for i in range(0, len(full), WINDOWS_AT_ONCE)]
+    at_once = max(1, min(WINDOWS_AT_ONCE, LOGITS_AT_ONCE // (context * model.config.vocab_size)))
+    groups = [full[i:i + at_once] for i in range(0, len(full), at_once)]
     groups += [[s] for s in starts if s + context > n]  # the shorter last window, alone
     done = 0
     device = _device(model)

@@ -406,6 +406,7 @@ class TokenTextView(QWidget):
         self.colours: list[str | None] = []
         self.marks: set[int] = set()  # tokens that start a context window
         self.rects: list[QRectF] = []
+        self._widths: list[float] = []  # each token's drawn width (measured once per passage)
         self.hovered = -1
         self._theme = themes.get_theme()
         font = QFont(self.font())
@@ -416,6 +417,8 @@ class TokenTextView(QWidget):
     def set_tokens(self, tokens: list[str], colours: list[str | None], marks: set[int]) -> None:
         """Show `tokens`, the i-th on `colours[i]` (None: no colour), a bar before each of `marks`."""
         self.tokens, self.colours, self.marks = [shown_token(t) for t in tokens], list(colours), set(marks)
+        metrics = QFontMetricsF(self.font())
+        self._widths = [max(metrics.horizontalAdvance(t), 4.0) + 1 for t in self.tokens]
         self.hovered = -1
         self._layout()
         self.update()
@@ -438,8 +441,7 @@ class TokenTextView(QWidget):
         width = max(100.0, self.width() - 12.0)
         x, y = 6.0, 4.0
         self.rects = []
-        for token in self.tokens:
-            w = max(metrics.horizontalAdvance(token), 4.0) + 1
+        for token, w in zip(self.tokens, self._widths, strict=True):
             if x + w > width + 6 and x > 6.0:
                 x, y = 6.0, y + line
             self.rects.append(QRectF(x, y, w, line - 2))
@@ -457,8 +459,11 @@ class TokenTextView(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         painter = QPainter(self)
         theme = self._theme
-        painter.fillRect(self.rect(), QColor(theme["panel"]))
+        exposed = QRectF(event.rect())
+        painter.fillRect(exposed, QColor(theme["panel"]))
         for i, (token, rect) in enumerate(zip(self.tokens, self.rects, strict=True)):
+            if not rect.intersects(exposed):  # a long passage: only what the scroll area shows is drawn
+                continue
             colour = self.colours[i] if i < len(self.colours) else None
             if colour is not None:
                 painter.fillRect(rect, QColor(colour))
