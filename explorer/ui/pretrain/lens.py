@@ -9,16 +9,18 @@ computed off the GUI thread by a Worker (explorer/core/gpt/lens.py does the work
 - **Per-token loss** (pretrainTokenLoss): a passage of the run's validation text, each token coloured by
   its loss, with a legend; the pointer's token reads out what the model expected there.
 
-Corpus text is untrusted: tokens are shown through table items and QPainter.drawText (plain text), never
-as HTML, and nothing is loaded.
+Corpus text is untrusted: tokens are shown as a table model's plain display text and through
+QPainter.drawText, never as HTML, and nothing is loaded.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,8 +33,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -69,6 +70,21 @@ HOT = {"light": "#dc2626", "dark": "#ef4444"}  # the loss colour at the top of i
 SURE = {"light": "#2563eb", "dark": "#3b82f6"}  # the probability colour at 1
 
 
+SHADES = 64  # colour steps of a scale (cells and tokens take the nearest: colours are computed once)
+
+
+def shade(low: str, high: str, t: float) -> str:
+    """The colour of a scale from `low` to `high` at `t` (0..1, clipped; NaN as 0), to the nearest of
+    SHADES steps."""
+    t = 0.0 if not t == t else min(1.0, max(0.0, float(t)))
+    return _shade(low, high, round(t * SHADES))
+
+
+@lru_cache(maxsize=4096)
+def _shade(low: str, high: str, step: int) -> str:
+    return mix(low, high, step / SHADES)
+
+
 def mix(low: str, high: str, t: float) -> str:
     """The colour a share `t` (0..1, clipped; NaN counts as 0) of the way from `low` to `high` ("#rrggbb")."""
     t = 0.0 if not t == t else min(1.0, max(0.0, float(t)))
@@ -80,12 +96,18 @@ def mix(low: str, high: str, t: float) -> str:
 def text_on(background: str, theme: dict[str, str]) -> str:
     """A text colour that reads on `background` (contrast ratio at least 4.5): the theme's text or panel
     colour, whichever reads better, else black or white (one of them always does)."""
-    best = max((theme["text"], theme["panel"]), key=lambda c: themes.contrast_ratio(c, background))
+    return _text_on(background, theme["text"], theme["panel"])
+
+
+@lru_cache(maxsize=4096)
+def _text_on(background: str, text: str, panel: str) -> str:
+    best = max((text, panel), key=lambda c: themes.contrast_ratio(c, background))
     if themes.contrast_ratio(best, background) >= 4.5:
         return best
     return max(("#000000", "#ffffff"), key=lambda c: themes.contrast_ratio(c, background))
 
 
+@lru_cache(maxsize=65536)
 def shown_token(token: str) -> str:
     """A token as the loss view draws it: line ends and tabs as visible marks, other control characters
     as "·" (so nothing moves the text around)."""
@@ -170,6 +192,99 @@ class ColourLegend(QWidget):
 # Logit lens
 
 
+def _role(role) -> int:
+    return role if isinstance(role, int) else int(role.value)
+
+
+# The roles a lens cell answers, and where each sits in its cached tuple.
+_CELL_ROLES = {_role(r): i for i, r in enumerate((Qt.DisplayRole, Qt.BackgroundRole, Qt.ForegroundRole,
+                                                     Qt.FontRole, Qt.TextAlignmentRole))}
+
+
+class LensModel(QAbstractTableModel):
+    """The lens as a table: row 0 the last layer (the model's output), the last row the embedding; one
+    column per prompt position. Cells are computed when the view asks (only the visible ones)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.result: LensResult | None = None
+        self.theme = themes.get_theme()
+        self.bold = QFont()
+        self.bold.setBold(True)
+        self._cells: dict[tuple[int, int], tuple] = {}  # (row, column) -> what data() answers, as asked
+
+    def set_result(self, result: LensResult | None) -> None:
+        """Show another lens."""
+        self.beginResetModel()
+        self.result = result
+        self._cells.clear()
+        self.endResetModel()
+
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """Recolour every cell."""
+        self.theme = theme
+        self._cells.clear()
+        if self.result is not None and self.rowCount() and self.columnCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 (Qt's names)
+        return 0 if self.result is None or parent.isValid() else self.result.n_layers
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 (Qt's names)
+        return 0 if self.result is None or parent.isValid() else len(self.result.ids)
+
+    def layer_of(self, row: int) -> int:
+        """The layer a row shows (0: the embedding)."""
+        assert self.result is not None
+        return self.result.n_layers - 1 - row
+
+    def layer_name(self, layer: int) -> str:
+        """How a row is headed: "embedding", "block 1", ..., "block N (output)"."""
+        assert self.result is not None
+        if layer == 0:
+            return "embedding"
+        return f"block {layer} (output)" if layer == self.result.n_layers - 1 else f"block {layer}"
+
+    def token(self, token_id: int) -> str:
+        """A token's text (the core named every token the result shows)."""
+        result = self.result
+        return "?" if result is None else result.names.get(int(token_id), f"#{token_id}")
+
+    def colour(self, probability: float) -> str:
+        """A cell's background for the probability of its top token."""
+        return shade(self.theme["panel"], SURE.get(self.theme["name"], SURE["light"]), probability)
+
+    def data(self, index, role=Qt.DisplayRole):  # noqa: D102 (Qt's)
+        role = _role(role)
+        if role not in _CELL_ROLES or self.result is None or not index.isValid():
+            return None
+        key = (index.row(), index.column())
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = self._cell(*key)
+        return cell[_CELL_ROLES[role]]
+
+    def _cell(self, row: int, t: int) -> tuple:
+        """(text, background, foreground, font, alignment) of one cell, in the order of _CELL_ROLES."""
+        result = self.result
+        layer = self.layer_of(row)
+        top, p = int(result.top_ids[layer, t, 0]), float(result.top_probs[layer, t, 0])
+        colour = self.colour(p)
+        bold = self.bold if t + 1 < len(result.ids) and top == result.ids[t + 1] else None
+        return (f"{token_label(self.token(top))}\n{fmt_percent(p)}", QColor(colour),
+                QColor(text_on(colour, self.theme)), bold, int(Qt.AlignCenter))
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802 (Qt's name)
+        result = self.result
+        if result is None or role != Qt.DisplayRole:
+            return None
+        if orientation == Qt.Horizontal:
+            if section >= len(result.tokens):
+                return None
+            return f"{section}\n{token_label(result.tokens[section])}"
+        return self.layer_name(self.layer_of(section)) if section < result.n_layers else None
+
+
 class LogitLensTab(QWidget):
     """Prompt, button, the layers x positions grid (logitLensView) and its readout (logitLensReadout)."""
 
@@ -205,8 +320,10 @@ class LogitLensTab(QWidget):
         self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("logitLensStatus")
         self.explanation = ElidedLabel(LENS_EXPLANATION, lines=3)
-        self.table = QTableWidget()
+        self.model = LensModel(self)
+        self.table = QTableView()
         self.table.setObjectName("logitLensView")
+        self.table.setModel(self.model)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setMouseTracking(True)
@@ -215,8 +332,9 @@ class LogitLensTab(QWidget):
         self.table.horizontalHeader().setDefaultSectionSize(CELL_WIDTH)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-        self.table.cellEntered.connect(self.point_at)
-        self.table.currentCellChanged.connect(lambda row, col, *_: self.point_at(row, col))
+        self.table.entered.connect(lambda index: self.point_at(index.row(), index.column()))
+        self.table.selectionModel().currentChanged.connect(
+            lambda index, _previous: self.point_at(index.row(), index.column()))
         self.legend = ColourLegend("probability of the top token")
         self.legend.setObjectName("logitLensLegend")
         self.readout = ElidedLabel("Point at a cell to read its top predictions.", lines=2)
@@ -254,11 +372,16 @@ class LogitLensTab(QWidget):
         """True while a lens is being computed."""
         return self._job.is_busy()
 
-    def cell(self, layer: int, position: int) -> QTableWidgetItem | None:
-        """The table item of `layer` (0: the embedding) at `position` (tests and the readout)."""
+    def cell(self, layer: int, position: int) -> dict | None:
+        """What the cell of `layer` (0: the embedding) at `position` shows: text, background, foreground
+        (colour names) and bold (tests and scripts)."""
         if self.result is None:
             return None
-        return self.table.item(self.result.n_layers - 1 - layer, position)
+        index = self.model.index(self.result.n_layers - 1 - layer, position)
+        data = self.model.data
+        return {"text": data(index), "background": data(index, Qt.BackgroundRole).name(),
+                "foreground": data(index, Qt.ForegroundRole).name(),
+                "bold": self.model.data(index, Qt.FontRole) is not None}
 
     def refresh_hint(self) -> None:
         """Before any lens: say which run would be read, or how to get one."""
@@ -273,7 +396,7 @@ class LogitLensTab(QWidget):
         self._theme = theme
         self.explanation.setStyleSheet(f"color:{theme['muted']};")
         self.legend.set_scale(theme["panel"], SURE.get(theme["name"], SURE["light"]), "0%", "100%", theme)
-        self._colour_cells()
+        self.model.set_theme(theme)
 
     def shutdown(self) -> None:
         """Stop a running computation."""
@@ -309,67 +432,22 @@ class LogitLensTab(QWidget):
             text += (f" The prompt has {T + result.clipped} tokens; the model reads at most {T} (its context "
                      f"length), so the first {result.clipped} are left out.")
         self.status.setText(text)
-        table = self.table
-        table.clear()
-        table.setRowCount(n)
-        table.setColumnCount(T)
-        table.setVerticalHeaderLabels([self._row_name(layer) for layer in reversed(range(n))])
-        table.setHorizontalHeaderLabels([f"{t}\n{token_label(tok)}" for t, tok in enumerate(result.tokens)])
-        bold = QFont(table.font())
-        bold.setBold(True)
-        for layer in range(n):
-            for t in range(T):
-                top = int(result.top_ids[layer, t, 0])
-                item = QTableWidgetItem(f"{token_label(self._token(top))}\n"
-                                        f"{fmt_percent(float(result.top_probs[layer, t, 0]))}")
-                item.setTextAlignment(Qt.AlignCenter)
-                if t + 1 < T and top == result.ids[t + 1]:
-                    item.setFont(bold)
-                table.setItem(n - 1 - layer, t, item)
-        self._colour_cells()
+        self.model.set_result(result)
         self._fit_rows()
         self.readout.setText("Point at a cell to read its top predictions.")
         self.sig_shown.emit()
 
     def _fit_rows(self) -> None:
         """Rows share the view's height (between ROW_HEIGHT and MAX_ROW_HEIGHT each)."""
-        rows = self.table.rowCount()
+        rows = self.model.rowCount()
         if not rows:
             return
         room = self.table.viewport().height()
-        height = max(ROW_HEIGHT, min(MAX_ROW_HEIGHT, room // rows))
-        for row in range(rows):
-            self.table.setRowHeight(row, height)
+        self.table.verticalHeader().setDefaultSectionSize(max(ROW_HEIGHT, min(MAX_ROW_HEIGHT, room // rows)))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         self._fit_rows()
-
-    def _row_name(self, layer: int) -> str:
-        assert self.result is not None
-        if layer == 0:
-            return "embedding"
-        return f"block {layer} (output)" if layer == self.result.n_layers - 1 else f"block {layer}"
-
-    def _token(self, token_id: int) -> str:
-        """A token's text (the core named every token the result shows)."""
-        result = self.result
-        return "?" if result is None else result.names.get(int(token_id), f"#{token_id}")
-
-    def _colour_cells(self) -> None:
-        result = self.result
-        if result is None:
-            return
-        theme = self._theme
-        high = SURE.get(theme["name"], SURE["light"])
-        for layer in range(result.n_layers):
-            for t in range(len(result.ids)):
-                item = self.cell(layer, t)
-                if item is None:
-                    continue
-                colour = mix(theme["panel"], high, float(result.top_probs[layer, t, 0]))
-                item.setBackground(QColor(colour))
-                item.setForeground(QColor(text_on(colour, theme)))
 
     def point_at(self, row: int, column: int) -> None:
         """Read out the top-k of the cell at (row, column) of the table."""
@@ -377,9 +455,9 @@ class LogitLensTab(QWidget):
         if result is None or not (0 <= row < result.n_layers and 0 <= column < len(result.ids)):
             return
         layer = result.n_layers - 1 - row
-        tokens = [self._token(int(i)) for i in result.top_ids[layer, column]]
+        tokens = [self.model.token(int(i)) for i in result.top_ids[layer, column]]
         reading = token_label(result.tokens[column], 12)
-        text = (f"{self._row_name(layer)} · position {column}, after ‘{reading}’: "
+        text = (f"{self.model.layer_name(layer)} · position {column}, after ‘{reading}’: "
                 + top_text(tokens, result.top_probs[layer, column]))
         if column + 1 < len(result.ids):
             text += f"   (the prompt goes on with ‘{token_label(result.tokens[column + 1], 12)}’)"
@@ -418,7 +496,11 @@ class TokenTextView(QWidget):
         """Show `tokens`, the i-th on `colours[i]` (None: no colour), a bar before each of `marks`."""
         self.tokens, self.colours, self.marks = [shown_token(t) for t in tokens], list(colours), set(marks)
         metrics = QFontMetricsF(self.font())
-        self._widths = [max(metrics.horizontalAdvance(t), 4.0) + 1 for t in self.tokens]
+        measured: dict[str, float] = {}  # a passage repeats few distinct tokens: each is measured once
+        for token in self.tokens:
+            if token not in measured:
+                measured[token] = max(metrics.horizontalAdvance(token), 4.0) + 1
+        self._widths = [measured[t] for t in self.tokens]
         self.hovered = -1
         self._layout()
         self.update()
@@ -592,7 +674,7 @@ class TokenLossTab(QWidget):
         """The background of a token with this loss (None: the first token, which nothing predicts)."""
         if loss is None or not math.isfinite(loss):
             return None
-        return mix(self._theme["panel"], HOT.get(self._theme["name"], HOT["light"]), loss / self.scale_top)
+        return shade(self._theme["panel"], HOT.get(self._theme["name"], HOT["light"]), loss / self.scale_top)
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the text, the legend and the explanation."""
@@ -664,7 +746,14 @@ class TokenLossTab(QWidget):
     def _paint_tokens(self) -> None:
         result = self.result
         assert result is not None
-        colours = [self.colour_of(result.loss_of_token(i)) for i in range(len(result.ids))]
+        # every token's step of the colour scale at once (what colour_of gives one token)
+        losses = np.asarray(result.losses, dtype=np.float64)
+        finite = np.isfinite(losses)
+        share = np.clip(np.where(finite, losses, 0.0) / self.scale_top, 0.0, 1.0)
+        steps = np.rint(share * SHADES).astype(int).tolist()
+        low, high = self._theme["panel"], HOT.get(self._theme["name"], HOT["light"])
+        palette = [_shade(low, high, k) for k in range(SHADES + 1)]
+        colours = [None] + [palette[k] if ok else None for k, ok in zip(steps, finite.tolist(), strict=True)]
         self.view.set_tokens(result.tokens, colours, set(result.window_starts))
 
     def point_at(self, index: int) -> None:
