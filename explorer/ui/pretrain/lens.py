@@ -372,6 +372,10 @@ class LogitLensTab(QWidget):
         """True while a lens is being computed."""
         return self._job.is_busy()
 
+    def show_result(self, result: LensResult) -> None:
+        """Show a finished lens (what the background computation hands over)."""
+        self._on_done(result)
+
     def cell(self, layer: int, position: int) -> dict | None:
         """What the cell of `layer` (0: the embedding) at `position` shows: text, background, foreground
         (colour names) and bold (tests and scripts)."""
@@ -661,6 +665,10 @@ class TokenLossTab(QWidget):
     def is_busy(self) -> bool:
         """True while a passage is being scored."""
         return self._job.is_busy()
+
+    def show_result(self, result: TokenLosses) -> None:
+        """Show a scored passage (what the background computation hands over)."""
+        self._on_done(result)
 
     def refresh_hint(self) -> None:
         """Before any scores: say which run would be read, or how to get one."""
