@@ -156,6 +156,13 @@ def test_without_a_run_or_its_checkpoint_each_tab_says_so(qtbot):
 
         run = trained_run(panel.workspace)
         panel.history.select_run(run.run_id)
+        Path(run.checkpoint).write_bytes(b"\x80\x04 not a checkpoint")  # a corrupt (pickle-like) file
+        panel.lens_tab.show_lens()
+        panel.token_loss_tab.score()
+        for tab in (panel.lens_tab, panel.token_loss_tab):
+            qtbot.waitUntil(lambda tab=tab: not tab.is_busy(), timeout=WAIT_MS)
+            assert tab.status.text().startswith("Could not") and "pickle" in tab.status.text()
+            assert "\n" not in tab.status.text() and tab.result is None
         Path(run.checkpoint).unlink()
         panel.lens_tab.show_lens()
         panel.token_loss_tab.score()
