@@ -129,8 +129,13 @@ def test_the_loss_view_colours_the_cores_losses_and_reads_out_the_pointers_token
     assert f"loss {fmt_number(core.loss_of_token(10))} nats" in readout
     tokens = [core.names[int(i)] for i in core.top_ids[9]]
     assert top_text(tokens, core.top_probs[9]) in readout
-    # a place between lines holds no token: the readout stays
-    assert view.token_at(view.rects[-1].bottomRight() + QPointF(50, 50)) == -1
+    # the pointer finds every token (lines, then a bisection) and nothing past the text
+    rects = view.rects
+    assert all(view.token_at(rect.center()) == i for i, rect in enumerate(rects))
+    assert all(view.token_at(rect.topLeft() + QPointF(0.2, 0.2)) == i for i, rect in enumerate(rects))
+    assert view.token_at(rects[-1].bottomRight() + QPointF(50, 50)) == -1
+    assert view.token_at(QPointF(view.width() - 2, rects[0].center().y())) == -1  # right of a short line
+    assert len({round(r.top()) for r in rects}) > 1  # the passage took several lines
 
 
 def test_cancel_leaves_nothing_half_drawn(trained, qtbot):

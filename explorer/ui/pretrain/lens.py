@@ -15,6 +15,7 @@ QPainter.drawText, never as HTML, and nothing is loaded.
 
 from __future__ import annotations
 
+import bisect
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,7 @@ CELL_WIDTH = 50
 ROW_HEIGHT = 40  # a lens row's least height (two lines of text); rows grow to fill the view up to
 MAX_ROW_HEIGHT = 72
 BAR_WIDTH = 140  # the colour scale's bar in the legends
+LEFT, TOP = 6.0, 4.0  # the loss view's margins
 HOT = {"light": "#dc2626", "dark": "#ef4444"}  # the loss colour at the top of its scale
 SURE = {"light": "#2563eb", "dark": "#3b82f6"}  # the probability colour at 1
 
@@ -487,8 +489,11 @@ class TokenTextView(QWidget):
         self.tokens: list[str] = []
         self.colours: list[str | None] = []
         self.marks: set[int] = set()  # tokens that start a context window
-        self.rects: list[QRectF] = []
         self._widths: list[float] = []  # each token's drawn width (measured once per passage)
+        self._xs: list[float] = []  # each token's left edge
+        self._lines: list[int] = []  # each token's line
+        self._line_starts: list[int] = [0]  # the first token of each line, then len(tokens)
+        self._line_height = 0.0
         self.hovered = -1
         self._theme = themes.get_theme()
         font = QFont(self.font())
@@ -515,26 +520,47 @@ class TokenTextView(QWidget):
         self.update()
 
     def token_at(self, point: QPointF) -> int:
-        """Index of the token drawn at `point` (-1: none)."""
-        for i, rect in enumerate(self.rects):
-            if rect.contains(point):
-                return i
-        return -1
+        """Index of the token drawn at `point` (-1: none): its line, then a bisection along the line."""
+        line = math.floor((point.y() - TOP) / self._line_height) if self._line_height else -1
+        if not 0 <= line < len(self._line_starts) - 1 or point.y() > self.rect_of_line(line).bottom():
+            return -1
+        first, end = self._line_starts[line], self._line_starts[line + 1]
+        i = bisect.bisect_right(self._xs, point.x(), first, end) - 1
+        return i if i >= first and point.x() < self._xs[i] + self._widths[i] else -1
+
+    def rect_of_line(self, line: int) -> QRectF:
+        """Where line `line` of tokens is drawn."""
+        return QRectF(LEFT, TOP + line * self._line_height, self.width(), self._line_height - 2)
+
+    def token_rect(self, index: int) -> QRectF:
+        """Where token `index` is drawn."""
+        y = TOP + self._lines[index] * self._line_height
+        return QRectF(self._xs[index], y, self._widths[index], self._line_height - 2)
+
+    @property
+    def rects(self) -> list[QRectF]:
+        """Every token's rectangle, in order (tests and scripts)."""
+        return [self.token_rect(i) for i in range(len(self.tokens))]
 
     def _layout(self) -> None:
-        metrics = QFontMetricsF(self.font())
-        line = metrics.height() + 6
-        width = max(100.0, self.width() - 12.0)
-        x, y = 6.0, 4.0
-        self.rects = []
-        for token, w in zip(self.tokens, self._widths, strict=True):
-            if x + w > width + 6 and x > 6.0:
-                x, y = 6.0, y + line
-            self.rects.append(QRectF(x, y, w, line - 2))
+        """Place the tokens in lines (greedy, a line end breaks): x and line of each, first of each line."""
+        self._line_height = line_height = QFontMetricsF(self.font()).height() + 6
+        right = max(100.0, self.width() - 12.0) + LEFT
+        xs, lines, starts = [], [], [0]
+        x, line = LEFT, 0
+        for i, (token, w) in enumerate(zip(self.tokens, self._widths, strict=True)):
+            if x + w > right and x > LEFT:
+                x, line = LEFT, line + 1
+                starts.append(i)
+            xs.append(x)
+            lines.append(line)
             x += w
-            if token.endswith("↵"):
-                x, y = 6.0, y + line
-        height = int(y + line + 8)
+            if token.endswith("↵") and i + 1 < len(self.tokens):
+                x, line = LEFT, line + 1
+                starts.append(i + 1)
+        starts.append(len(self.tokens))
+        self._xs, self._lines, self._line_starts = xs, lines, starts
+        height = int(TOP + (line + 1) * line_height + 8)
         if self.minimumHeight() != height:
             self.setMinimumHeight(height)
 
@@ -547,9 +573,15 @@ class TokenTextView(QWidget):
         theme = self._theme
         exposed = QRectF(event.rect())
         painter.fillRect(exposed, QColor(theme["panel"]))
-        for i, (token, rect) in enumerate(zip(self.tokens, self.rects, strict=True)):
-            if not rect.intersects(exposed):  # a long passage: only what the scroll area shows is drawn
-                continue
+        if not self.tokens or not self._line_height:
+            painter.end()
+            return
+        # a long passage: only the lines the scroll area shows are drawn
+        lines = len(self._line_starts) - 1
+        first = max(0, min(lines - 1, math.floor((exposed.top() - TOP) / self._line_height)))
+        last = max(0, min(lines - 1, math.floor((exposed.bottom() - TOP) / self._line_height)))
+        for i in range(self._line_starts[first], self._line_starts[last + 1]):
+            token, rect = self.tokens[i], self.token_rect(i)
             colour = self.colours[i] if i < len(self.colours) else None
             if colour is not None:
                 painter.fillRect(rect, QColor(colour))
