@@ -68,6 +68,7 @@ ROW_HEIGHT = 40  # a lens row's least height (two lines of text); rows grow to f
 MAX_ROW_HEIGHT = 72
 BAR_WIDTH = 140  # the colour scale's bar in the legends
 LEFT, TOP = 6.0, 4.0  # the loss view's margins
+TEXT_FLAGS = int((Qt.AlignCenter | Qt.TextSingleLine).value)  # combined once: enum arithmetic is slow
 HOT = {"light": "#dc2626", "dark": "#ef4444"}  # the loss colour at the top of its scale
 SURE = {"light": "#2563eb", "dark": "#3b82f6"}  # the probability colour at 1
 
@@ -580,17 +581,29 @@ class TokenTextView(QWidget):
         lines = len(self._line_starts) - 1
         first = max(0, min(lines - 1, math.floor((exposed.top() - TOP) / self._line_height)))
         last = max(0, min(lines - 1, math.floor((exposed.bottom() - TOP) / self._line_height)))
+        brushes: dict[str, QColor] = {}  # one QColor per colour of the scale, not one per token
+        pens: dict[str | None, QColor] = {}
+        pen = None
         for i in range(self._line_starts[first], self._line_starts[last + 1]):
             token, rect = self.tokens[i], self.token_rect(i)
             colour = self.colours[i] if i < len(self.colours) else None
             if colour is not None:
-                painter.fillRect(rect, QColor(colour))
-            painter.setPen(QColor(text_on(colour, theme) if colour else theme["muted"]))
-            painter.drawText(rect, Qt.AlignCenter | Qt.TextSingleLine, token)
+                brush = brushes.get(colour)
+                if brush is None:
+                    brush = brushes[colour] = QColor(colour)
+                painter.fillRect(rect, brush)
+            if colour not in pens:
+                pens[colour] = QColor(text_on(colour, theme) if colour else theme["muted"])
+            if pens[colour] is not pen:
+                pen = pens[colour]
+                painter.setPen(pen)
+            painter.drawText(rect, TEXT_FLAGS, token)
             if i in self.marks and i:
+                pen = None
                 painter.setPen(QPen(QColor(theme["muted"]), 2))
                 painter.drawLine(rect.topLeft() + QPointF(-1, 0), rect.bottomLeft() + QPointF(-1, 0))
             if i == self.hovered:
+                pen = None
                 painter.setPen(QPen(QColor(theme["text"]), 1.5))
                 painter.drawRect(rect.adjusted(0.5, 0.5, -0.5, -0.5))
         painter.end()
