@@ -36,6 +36,19 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def fmt_percent(p: float) -> str:
+    """A probability or share as a short percentage for a small cell: `60%`, `2.5%`, `<0.1%` (NaN as is)."""
+    p = float(p)
+    if not math.isfinite(p):
+        return str(p)
+    percent = 100.0 * p
+    if percent >= 9.95:
+        return f"{percent:.0f}%"
+    if percent >= 0.05:
+        return f"{percent:.1f}%"
+    return "0%" if percent <= 0 else "<0.1%"
+
+
 def fmt_fixed(v: float) -> str:
     """A number in a formula or a report: always 4 decimals (`0.0750`, `1.0000`) so that columns and
     products line up, scientific outside 1e-3..1e5."""

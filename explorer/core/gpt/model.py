@@ -288,7 +288,22 @@ class GPT(nn.Module):
         x = self._embed(idx)
         for block in self.blocks:
             x = block(x)
+        return self.read_out(x)
+
+    def read_out(self, x: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, vocab_size) of a residual stream (B, T, C): the final LayerNorm, then the
+        output head. `forward` ends with it; the logit lens applies it to every layer's stream."""
         return self.out_head(self.final_norm(x))
+
+    def residual_streams(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """The residual stream (B, T, C) after the embeddings and after each block: n_layers + 1 tensors,
+        the last being what `forward` reads out. Runs in the model's current mode (call it in eval)."""
+        x = self._embed(idx)
+        streams = [x]
+        for block in self.blocks:
+            x = block(x)
+            streams.append(x)
+        return streams
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting `targets` (B, T) from `idx` (B, T)."""

@@ -8,6 +8,8 @@ tooltip; `keep_space_when_hidden` makes a banner hold its place while it is hidd
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFontMetrics, QTextDocument
 from PySide6.QtGui import Qt as GuiQt
@@ -131,7 +133,15 @@ class ElidedLabel(QLabel):
             tip = self._full if not self._base_tip else f"{self._full}\n\n{self._base_tip}"
         else:
             tip = self._base_tip
-        super().setToolTip(tip)
+        super().setToolTip(plain_tooltip(tip))
+
+
+def plain_tooltip(text: str) -> str:
+    """`text` as a tooltip that Qt shows as plain text: Qt renders a tooltip that looks like HTML as HTML
+    (images, links), so such text (corpus tokens, file names) is escaped inside a rich-text wrapper."""
+    if not GuiQt.mightBeRichText(text):
+        return text
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
 
 
 def text_is_cut(label: QLabel) -> bool:

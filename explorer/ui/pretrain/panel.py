@@ -839,6 +839,20 @@ class PretrainPanel(QWidget):
             tab = tab_class(self)
             self._inspection_tabs.append(tab)
             self.tabs.addTab(tab, title)
+        self._add_lens_tabs()
+
+    def _add_lens_tabs(self) -> None:
+        """The logit lens and the per-token loss (ui/pretrain/lens.py), after the other tabs."""
+        from explorer.ui.pretrain.lens import LogitLensTab, TokenLossTab
+
+        self.lens_tab, self.token_loss_tab = LogitLensTab(self), TokenLossTab(self)
+        for tab, title, tip in (
+                (self.lens_tab, "Logit lens", "What each layer's residual stream would predict, read through "
+                 "the final norm and the output head: how the prediction forms block by block"),
+                (self.token_loss_tab, "Per-token loss", "The run's validation text coloured by each token's "
+                 "loss, with what the model expected under the pointer")):
+            self._inspection_tabs.append(tab)
+            self.tabs.setTabToolTip(self.tabs.addTab(tab, title), tip)
 
     def model_source(self) -> dict[str, Any]:
         """What the inspection tabs should look at: the selected (else latest) run with a checkpoint."""
