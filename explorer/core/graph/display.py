@@ -71,7 +71,8 @@ def _node_info(node, has_grad: bool) -> dict:
     torch_name = getattr(node, "torch_name", None)
     title = name or label
     no_grad = kind == "const" and bool(getattr(node, "op", None)) and bool(getattr(node, "inputs", None))
-    word = _OP_WORDS.get(op_short_name(node), op_short_name(node))
+    short = op_short_name(node)
+    word = _OP_WORDS.get(short, short)
     if kind == "op":
         subtitle = word if name else (word if label not in (node.op, f".{node.op}") else "")
     elif no_grad:  # transpose, view, to ... of tensors without grad: an op all the same, not a constant
@@ -125,11 +126,19 @@ def tensor_layout(value) -> str:
 
 def op_short_name(node) -> str:
     """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
-    from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
-
     op = getattr(node, "op", None) or ""
-    spec = find_op(op) or find_op(getattr(node, "torch_name", None))
-    return spec.name if spec else op
+    torch_name = getattr(node, "torch_name", None)
+    key = (op, torch_name)
+    name = _SHORT_NAMES.get(key)
+    if name is None:
+        from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
+
+        spec = find_op(op) or find_op(torch_name)
+        name = _SHORT_NAMES[key] = spec.name if spec else op
+    return name
+
+
+_SHORT_NAMES: dict[tuple[str, str | None], str] = {}  # (op, torch_name) -> short name: a graph repeats few ops
 
 
 def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),

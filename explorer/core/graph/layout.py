@@ -601,6 +601,13 @@ def _promote(layer, topo, preds, succs, max_moves: int = 16, rounds: int = 6):
 def _shift(v, step, layer, preds, succs, behind, max_moves):
     """Shift v by step (-1: towards its inputs) with every neighbour in that direction that would touch
     it; returns (moved nodes, edge length saved)."""
+    target = layer[v] + step
+    for u in behind[v]:
+        if layer[u] >= target if step < 0 else layer[u] <= target:
+            break
+    else:  # nothing in the way (the usual case): v moves alone, every one of its edges changes length
+        layer[v] = target
+        return [v], step * (len(succs[v]) - len(preds[v]))
     moved: list[int] = []
     seen = {v}
     stack = [v]
