@@ -57,6 +57,7 @@ class DisplayModel:
     row_h: float = 0.0                                             # height of one wrapped row (0: one row)
     # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
     frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    source: object = None  # the trace drawn (a rebuild of the same trace reuses the cards' info)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
@@ -138,24 +139,29 @@ def op_short_name(node) -> str:
     return name
 
 
-_SHORT_NAMES: dict[tuple[str, str | None], str] = {}  # (op, torch_name) -> short name: a graph repeats few ops
+_SHORT_NAMES: dict[tuple[str, str | None], str] = {}  # (op, torch_name) -> short name (few per graph)
 
 
 def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
-                  timeline: Timeline | None = None, aspect: float | None = None) -> DisplayModel:
+                  timeline: Timeline | None = None, aspect: float | None = None,
+                  reuse: DisplayModel | None = None) -> DisplayModel:
     """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card.
 
     The thresholds come from the trace's `Timeline` (given, or made here): a card shows its value
     (gradient) from the step its last member's is known. With `aspect` (the canvas's width / height),
-    a long graph wraps its layers into rows when that lets it be shown larger.
+    a long graph wraps its layers into rows when that lets it be shown larger. `reuse`: an earlier model
+    of the same trace (a module expanded or collapsed since): its timeline and the info of its node
+    cards are taken over as they are (the same dicts), so only the changed cards get new info.
     """
     with no_gc():  # every object made here lives as long as the model: nothing for the collector to find
-        return _build_display(trace, expanded, timeline, aspect)
+        return _build_display(trace, expanded, timeline, aspect, reuse)
 
 
-def _build_display(trace, expanded, timeline, aspect) -> DisplayModel:
-    timeline = timeline if timeline is not None else Timeline(trace)
-    model = DisplayModel(timeline=timeline)
+def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayModel:
+    earlier = reuse.info if reuse is not None and reuse.source is trace else {}
+    if timeline is None:
+        timeline = reuse.timeline if earlier and reuse.timeline is not None else Timeline(trace)
+    model = DisplayModel(timeline=timeline, source=trace)
     grad_ids = set(trace.backward_order)
     graph = trace.graph
     forward_index = {nid: i for i, nid in enumerate(trace.forward_order)}
@@ -164,7 +170,9 @@ def _build_display(trace, expanded, timeline, aspect) -> DisplayModel:
         graph = collapse(trace, set(expanded))
     for did, attrs in graph.nodes(data=True):
         if did in trace.nodes:
-            info = _node_info(trace.nodes[did], did in grad_ids)
+            info = earlier.get(did)
+            if info is None or info["kind"] == "module":
+                info = _node_info(trace.nodes[did], did in grad_ids)
         else:
             info = _module_info(did, attrs, trace, grad_ids, forward_index)
         model.info[did] = info

@@ -46,7 +46,9 @@ REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas 
 READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
+CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
 SCENE_MARGIN = 60.0  # free scene pixels around the cards on each side (the scene rectangle's margin)
+
 
 class LabelShelf:
     """Places frame labels: the labels of frames that start at one corner go side by side.
@@ -142,7 +144,7 @@ class GraphScene(QGraphicsScene):
             return False
         self.expanded.add(info["path"])
         step = self.step
-        self._rebuild()
+        self._rebuild(reuse=True)
         self.set_step(step)
         return True
 
@@ -151,7 +153,7 @@ class GraphScene(QGraphicsScene):
         self.expanded.clear()
         if self.trace is not None:
             step = self.step
-            self._rebuild()
+            self._rebuild(reuse=True)
             self.set_step(step)
 
     def display_id(self, node_id: str | None) -> str | None:
@@ -235,26 +237,29 @@ class GraphScene(QGraphicsScene):
 
     # -- private -----------------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, reuse: bool = False) -> None:
+        """Build the display model and the items anew; `reuse` (a module expanded or collapsed, same
+        trace and theme): keep the info and the card of every node that is still drawn as it was."""
         with no_gc():
-            self._rebuild_items()
+            self._rebuild_items(reuse)
 
-    def _rebuild_items(self) -> None:
+    def _rebuild_items(self, reuse: bool = False) -> None:
         self.generation += 1
-        self.frames = []
-        self._flow = []
-        self.clear()
-        self._overview = None
-        self._detail = []
-        self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
+            self.frames = []
+            self._flow = []
+            self.clear()
+            self._overview = None
+            self._detail = []
+            self.cards = {}
             self.model = DisplayModel()
             self.has_module_cards = False
             return
-        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
+        earlier = self.model if reuse else None
+        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
         self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
-        self._build_items()
+        self._build_items(reuse)
 
     def rewrap(self, aspect: float, bands: int | None = None) -> bool:
         """Wrap the graph's layers for a canvas of `aspect` (width / height) into `bands` rows (default:
@@ -269,22 +274,28 @@ class GraphScene(QGraphicsScene):
         step = self.step
         set_bands(self.model, bands)
         with no_gc():
-            self._build_items()
+            self._build_items(reuse=True)
         self.set_step(step)
         return True
 
-    def _build_items(self) -> None:
-        """Cards, edge bundles, module frames and the overview item of the current display model."""
-        self._flow = []
-        self.clear()
-        self._overview = None
+    def _build_items(self, reuse: bool = False) -> None:
+        """Cards, edge bundles, module frames and the overview item of the current display model.
+
+        `reuse`: a card whose info is the very dict the new model shows (`build_display(reuse=...)`) stays
+        and only moves; every other item is made anew (so an expanded module costs its own cards)."""
+        kept = self._clear_items(reuse)
         self.cards = {}
         self.generation += 1
         pos = self.model.positions
         for did, info in self.model.info.items():
-            card = NodeCard(info, self.theme)
-            card.setPos(*pos[did])
-            self.addItem(card)
+            card = kept.get(did)
+            if card is None:
+                card = NodeCard(info, self.theme)
+                card.setPos(*pos[did])
+                self.addItem(card)
+                CARDS_MADE[0] += 1
+            else:
+                card.setPos(*pos[did])
             self.cards[did] = card
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
@@ -345,6 +356,20 @@ class GraphScene(QGraphicsScene):
             self.selected = None
         elif self.selected:
             self.cards[self.selected].set_selected(True)
+
+    def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
+        """Empty the scene, all but the cards `_build_items` may keep (display id -> card)."""
+        old, self._flow, self._overview, self._detail, self.frames = self.cards, [], None, [], []
+        info = self.model.info
+        kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
+        if not kept:
+            self.clear()
+            return {}
+        keep = {id(card) for card in kept.values()}
+        for item in self.items():
+            if item.parentItem() is None and id(item) not in keep:
+                self.removeItem(item)
+        return kept
 
     def _set_flow(self, event: tuple[str, str] | None) -> None:
         for edge in self._flow:
