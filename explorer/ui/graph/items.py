@@ -508,6 +508,9 @@ class Overview(QGraphicsItem):
         self.frames = list(frames)
         self.setZValue(-1.5)
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: labels culled
+        # drawn once per zoom into a pixmap of the screen's pixels: a pan or a repaint of the same zoom
+        # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         xs = [c.pos().x() for c in cards.values()]
         ys = [c.pos().y() for c in cards.values()]
         self._rect = QRectF()
