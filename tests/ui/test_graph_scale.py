@@ -136,4 +136,12 @@ def test_an_expanded_module_draws_as_a_fresh_build_does(qtbot, monkeypatch):
         assert (card.show_value, card.show_grad, card.current) == (twin.show_value, twin.show_grad,
                                                                    twin.current)
     assert len(scene.frames) == len(other.frames)
+    from explorer.ui.graph.view import SCENE_MARGIN
+
+    for sc in (scene, other):  # the scene's rectangle, worked out from the model, is Qt's bounding rect
+        m = SCENE_MARGIN
+        want = sc.itemsBoundingRect().adjusted(-m, -m, m, m)
+        got = sc.sceneRect()
+        assert max(abs(got.left() - want.left()), abs(got.top() - want.top()), abs(got.right() - want.right()),
+                   abs(got.bottom() - want.bottom())) < 1e-6, (got, want)
     assert sorted(type(i).__name__ for i in scene.items()) == sorted(type(i).__name__ for i in other.items())

@@ -621,7 +621,7 @@ def _shift(v, step, layer, preds, succs, behind, max_moves):
             if u not in seen and (layer[u] >= layer[w] if step < 0 else layer[u] <= layer[w]):
                 seen.add(u)
                 stack.append(u)
-    group = set(moved)
+    group = seen  # every node pushed was moved: the stack ran empty
     saved = 0
     for w in moved:  # only edges leaving the moved group change length
         for u in preds[w]:

@@ -190,6 +190,11 @@ class NodeCard(QGraphicsItem):
         """Card rectangle plus room for the current-node halo."""
         return self._BOUNDS
 
+    @classmethod
+    def bounds(cls) -> QRectF:
+        """Every card's `boundingRect` (around its centre, the card's position)."""
+        return QRectF(cls._BOUNDS)
+
     def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
         """Update what the card shows; returns True (and repaints) when anything changed."""
         if (show_value, show_grad, current) == (self.show_value, self.show_grad, self.current):
@@ -355,6 +360,18 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
         path.lineTo(QPointF(*head[1]))
         path.lineTo(QPointF(*head[2]))
     return path
+
+
+def add_edge(path: QPainterPath, src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
+             dy_dst: float = 0.0, bends=None) -> None:
+    """Append `edge_path`'s curve and arrow head to `path` (many edges in one path: an `EdgeBundle`)."""
+    start, curves, head = edge_geometry(src, dst, dy_src, dy_dst, bends)
+    path.moveTo(*start)
+    for c1, c2, q in curves:
+        path.cubicTo(c1[0], c1[1], c2[0], c2[1], q[0], q[1])
+    path.moveTo(*head[0])
+    path.lineTo(*head[1])
+    path.lineTo(*head[2])
 
 
 def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,

@@ -34,8 +34,8 @@ from explorer.ui.graph.items import (
     ModuleFrame,
     NodeCard,
     Overview,
+    add_edge,
     edge_lines,
-    edge_path,
 )
 
 EDGES_PER_BUNDLE = 40
@@ -306,7 +306,7 @@ class GraphScene(QGraphicsScene):
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
                 (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
                 bends = self.model.bends.get((u, v))
-                path.addPath(edge_path(QPointF(xu, yu), QPointF(xv, yv), True, dy_u, dy_v, bends=bends))
+                add_edge(path, (xu, yu), (xv, yv), dy_u, dy_v, bends)
                 segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
             bundle = EdgeBundle(path, self.theme)
             self.addItem(bundle)
@@ -335,7 +335,7 @@ class GraphScene(QGraphicsScene):
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
                 self.addItem(frame)
                 self.frames.append(frame)
-        rect = self.itemsBoundingRect()
+        rect = self._items_rect(bundles)
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
         self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
         self._detail = [*self.cards.values(), *bundles, *self.frames]
@@ -356,6 +356,20 @@ class GraphScene(QGraphicsScene):
             self.selected = None
         elif self.selected:
             self.cards[self.selected].set_selected(True)
+
+    def _items_rect(self, bundles) -> QRectF:
+        """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
+        (Qt's would ask every card for its bounds)."""
+        rect = QRectF()
+        if self.cards:
+            xs = [p[0] for p in self.model.positions.values()]
+            ys = [p[1] for p in self.model.positions.values()]
+            card = NodeCard.bounds()
+            rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
+                          max(ys) - min(ys) + card.height())
+        for item in (*bundles, *self.frames):
+            rect = rect.united(item.sceneBoundingRect())
+        return rect
 
     def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
         """Empty the scene, all but the cards `_build_items` may keep (display id -> card)."""
