@@ -473,6 +473,7 @@ class ModuleFrame(QGraphicsItem):
         self.rect = rect
         self.theme = theme
         self.label_offset = 0.0
+        self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
@@ -483,10 +484,14 @@ class ModuleFrame(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
+        if self._bounds is not None and self._bounds[0] == self.label_offset:
+            return self._bounds[1]
         h = self.LABEL_PT * 4 / 3 * self.MAX_LABEL_BOOST + 8
         right = max(self.rect.right(), self.rect.left() + self.label_offset + self.label_width())
-        return QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
+        rect = QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
                       self.rect.height() + h + 4)
+        self._bounds = (self.label_offset, rect)
+        return rect
 
     def paint(self, painter, option, widget=None) -> None:
         """Tinted rounded frame and its label above the top-left corner."""
