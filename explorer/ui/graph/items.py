@@ -543,6 +543,7 @@ class Overview(QGraphicsItem):
             self._rect = self._rect.united(frame.rect)
         self._edges = edges if edges is not None else QPainterPath()
         self._groups: dict[str, list[QRectF]] | None = None
+        self._blocks: list[tuple[NodeCard, QRectF]] | None = None  # (card, its block) in scene pixels
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Union of every card and frame."""
@@ -558,11 +559,15 @@ class Overview(QGraphicsItem):
             groups: dict[str, list[QRectF]] = {}
             t = self.theme
             current, selected, pending = t["current"], t["selected"], t["card_border"]
-            for card in self.cards.values():
+            if self._blocks is None:  # the cards stay where they are: their blocks are made once
+                self._blocks = []
+                for card in self.cards.values():
+                    p = card.pos()
+                    block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
+                    self._blocks.append((card, block))
+            for card, block in self._blocks:
                 key = current if card.current else selected if card.selected else \
                     card.accent_name if card.show_value else pending
-                p = card.pos()
-                block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
                 groups.setdefault(key, []).append(block)
             self._groups = groups
         return self._groups
