@@ -142,6 +142,7 @@ def test_an_expanded_module_draws_as_a_fresh_build_does(qtbot, monkeypatch):
         m = SCENE_MARGIN
         want = sc.itemsBoundingRect().adjusted(-m, -m, m, m)
         got = sc.sceneRect()
-        assert max(abs(got.left() - want.left()), abs(got.top() - want.top()), abs(got.right() - want.right()),
-                   abs(got.bottom() - want.bottom())) < 1e-6, (got, want)
+        gaps = (got.left() - want.left(), got.top() - want.top(), got.right() - want.right(),
+                got.bottom() - want.bottom())
+        assert max(abs(g) for g in gaps) < 1e-6, (got, want)
     assert sorted(type(i).__name__ for i in scene.items()) == sorted(type(i).__name__ for i in other.items())
