@@ -338,18 +338,23 @@ def _wrap(positions, bends, edges, bands: int):
     new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
     new_bends = {}
     for u, v in edges:
-        raw = [positions[u], *bends.get((u, v), []), positions[v]]
+        inner = bends.get((u, v), ())
+        if not inner and band_of(positions[u][0]) == band_of(positions[v][0]):
+            continue  # a short edge within one row: no bend before or after wrapping
+        raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
-        for i, (x, y) in enumerate(raw):
-            p = place(x, y)
-            if i and band_of(x) != band_of(raw[i - 1][0]):  # the turn back into the next row
-                q = place(*raw[i - 1])
+        q, q_band = new_pos[u], band_of(raw[0][0])
+        for i in range(1, len(raw)):
+            x, y = raw[i]
+            p, p_band = place(x, y), band_of(x)
+            if p_band != q_band:  # the turn back into the next row
                 turn_x = q[0] + CARD_W / 2 + GAP_X / 2  # right of the previous column's cards
                 back_x = p[0] - CARD_W / 2 - GAP_X / 2  # left of the next row's first column
-                gap_y = (band_of(raw[i - 1][0]) + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
+                gap_y = (q_band + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
                 out += [(turn_x, q[1]), (turn_x, gap_y), (back_x, gap_y), (back_x, p[1])]
-            if 0 < i < len(raw) - 1:
+            if i < len(raw) - 1:
                 out.append(p)
+            q, q_band = p, p_band
         if out:
             new_bends[(u, v)] = out
     return new_pos, new_bends
