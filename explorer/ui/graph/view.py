@@ -315,13 +315,15 @@ class GraphScene(QGraphicsScene):
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
         half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
+        row_of = {did: self.model.row_of(did) for did in pos} if self.model.frames else {}
         for path, label, members in self.model.frames:
             rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
             for did in members:
                 x, y = pos[did]
-                box = rows.get(self.model.row_of(did))
+                row = row_of[did]
+                box = rows.get(row)
                 if box is None:
-                    rows[self.model.row_of(did)] = [x, y, x, y]
+                    rows[row] = [x, y, x, y]
                 else:
                     box[0], box[1] = min(box[0], x), min(box[1], y)
                     box[2], box[3] = max(box[2], x), max(box[3], y)
