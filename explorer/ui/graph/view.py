@@ -291,6 +291,7 @@ class GraphScene(QGraphicsScene):
             card = kept.get(did)
             if card is None:
                 card = NodeCard(info, self.theme)
+                card.show_value = card.show_grad = False  # step 0's state, set before its first paint
                 card.setPos(*pos[did])
                 self.addItem(card)
                 CARDS_MADE[0] += 1
