@@ -265,3 +265,41 @@ def test_main_path_ends_at_the_output_even_beside_longer_dead_ends():
     lay = layered_layout(g)
     assert lay.positions["A"][1] == pytest.approx(lay.positions["T"][1], abs=1e-6)
     assert lay.positions["T"][1] == pytest.approx(lay.positions["G"][1], abs=1e-6)
+
+
+def test_promote_shortcuts_change_no_layer(monkeypatch):
+    """Promote-layering skips up front the shifts whose cascade passes its cap, and moves a node alone
+    without walking a cascade: the layers must be exactly those of walking every cascade."""
+    import explorer.core.graph.layout as layout
+
+    rng = random.Random(3)
+    graphs = []
+    for n in (30, 120, 400):  # short-range random DAGs, long chains with side inputs, and cyclic graphs
+        graphs.append([(a, b) for a, b in ((rng.randrange(n), rng.randrange(n)) for _ in range(2 * n))
+                       if a < b <= a + 8])
+        graphs.append([(i, i + 1) for i in range(n - 1)] + [(rng.randrange(n), rng.randrange(n)) for _ in
+                                                            range(n // 5)])
+    cyclic = nx.gnm_random_graph(40, 90, seed=2, directed=True)
+    graphs.append(list(cyclic.edges) + [(5, 5)])
+    fast = [layered_layout(nx.DiGraph(edges)).positions for edges in graphs]
+
+    def walk_every_cascade(v, step, layer, preds, succs, behind, max_moves):
+        moved, seen, stack = [], {v}, [v]
+        while stack:
+            w = stack.pop()
+            layer[w] += step
+            moved.append(w)
+            if len(moved) > max_moves:
+                return moved, 0
+            for u in behind[w]:
+                if u not in seen and (layer[u] >= layer[w] if step < 0 else layer[u] <= layer[w]):
+                    seen.add(u)
+                    stack.append(u)
+        saved = sum(step for w in moved for u in preds[w] if u not in seen)
+        saved -= sum(step for w in moved for x in succs[w] if x not in seen)
+        return moved, -saved
+
+    monkeypatch.setattr(layout, "_shift", walk_every_cascade)
+    monkeypatch.setattr(layout, "_too_big", lambda layer, *_args: [False] * len(layer))
+    slow = [layered_layout(nx.DiGraph(edges)).positions for edges in graphs]
+    assert fast == slow

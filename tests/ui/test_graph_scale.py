@@ -73,3 +73,76 @@ def test_labels_at_one_corner_go_side_by_side():
     assert shelf.place(500, 0, 40) == 0  # another corner: its own place
     assert shelf.place(0, 200, 40) == 0  # another band
     assert shelf.place(60, 0, 10) == 30  # starts inside the stack of labels: moves past its end (90)
+
+
+def _expand_one_block(qtbot, monkeypatch, layers: int):
+    """(cards made, node infos made, cards shown, members of the block) when the middle block of a GPT
+    whose other modules are all expanded is expanded too; and the scene then."""
+    from explorer.core.graph import display
+    from explorer.ui.graph import view as view_module
+
+    made_infos = []
+    node_info = display._node_info
+
+    def counting_info(node, has_grad):
+        made_infos.append(node.id)
+        return node_info(node, has_grad)
+
+    monkeypatch.setattr(display, "_node_info", counting_info)
+    tr = _gpt_step_trace(layers)
+    block = f"blocks.{layers // 2}"
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    scene = view.graph_scene
+    scene.expanded = {p for p in _all_expanded(tr) if p != block and not p.startswith(block + ".")}
+    view.set_trace(tr)
+    card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
+    members = len(scene.model.info[card]["members"])
+    cards_before, infos_before = view_module.CARDS_MADE[0], len(made_infos)
+    assert scene.toggle_module(card)
+    return (view_module.CARDS_MADE[0] - cards_before, len(made_infos) - infos_before, len(scene.cards),
+            members), view
+
+
+def test_expanding_one_module_makes_only_its_own_cards(qtbot, monkeypatch):
+    small, _ = _expand_one_block(qtbot, monkeypatch, 4)
+    big, view = _expand_one_block(qtbot, monkeypatch, 16)
+    assert big[2] > 3 * small[2]  # the graph grew ...
+    for made, infos, _cards, members in (small, big):
+        # ... but an expansion makes the block's cards (its inner modules' cards, still folded, at most)
+        assert 0 < made <= members and 0 < infos <= members, (small, big)
+    assert big[0] <= small[0] + 2 and big[1] <= small[1] + 2, (small, big)
+
+
+def test_an_expanded_module_draws_as_a_fresh_build_does(qtbot, monkeypatch):
+    """The kept cards and infos are the ones a rebuild from scratch makes: same cards, places, texts."""
+    _, view = _expand_one_block(qtbot, monkeypatch, 4)
+    scene = view.graph_scene
+    fresh = GraphView()
+    qtbot.addWidget(fresh)
+    fresh.resize(1000, 700)
+    fresh.show()
+    fresh.graph_scene.expanded = set(scene.expanded)
+    fresh.set_trace(scene.trace, step=scene.step)
+    other = fresh.graph_scene
+    assert scene.cards.keys() == other.cards.keys()
+    for did, card in scene.cards.items():
+        twin = other.cards[did]
+        assert card.pos() == twin.pos() and card.scene() is scene
+        assert {k: v for k, v in card.info.items() if k not in ("value", "grad")} == \
+            {k: v for k, v in twin.info.items() if k not in ("value", "grad")}
+        assert (card.show_value, card.show_grad, card.current) == (twin.show_value, twin.show_grad,
+                                                                   twin.current)
+    assert len(scene.frames) == len(other.frames)
+    from explorer.ui.graph.view import SCENE_MARGIN
+
+    for sc in (scene, other):  # the scene's rectangle, worked out from the model, is Qt's bounding rect
+        m = SCENE_MARGIN
+        want = sc.itemsBoundingRect().adjusted(-m, -m, m, m)
+        got = sc.sceneRect()
+        gaps = (got.left() - want.left(), got.top() - want.top(), got.right() - want.right(),
+                got.bottom() - want.bottom())
+        assert max(abs(g) for g in gaps) < 1e-6, (got, want)
+    assert sorted(type(i).__name__ for i in scene.items()) == sorted(type(i).__name__ for i in other.items())

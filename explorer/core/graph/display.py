@@ -57,6 +57,7 @@ class DisplayModel:
     row_h: float = 0.0                                             # height of one wrapped row (0: one row)
     # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
     frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    source: object = None  # the trace drawn (a rebuild of the same trace reuses the cards' info)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
@@ -71,7 +72,8 @@ def _node_info(node, has_grad: bool) -> dict:
     torch_name = getattr(node, "torch_name", None)
     title = name or label
     no_grad = kind == "const" and bool(getattr(node, "op", None)) and bool(getattr(node, "inputs", None))
-    word = _OP_WORDS.get(op_short_name(node), op_short_name(node))
+    short = op_short_name(node)
+    word = _OP_WORDS.get(short, short)
     if kind == "op":
         subtitle = word if name else (word if label not in (node.op, f".{node.op}") else "")
     elif no_grad:  # transpose, view, to ... of tensors without grad: an op all the same, not a constant
@@ -125,28 +127,41 @@ def tensor_layout(value) -> str:
 
 def op_short_name(node) -> str:
     """The language's name of the op (`bce` rather than torch's `binary_cross_entropy`)."""
-    from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
-
     op = getattr(node, "op", None) or ""
-    spec = find_op(op) or find_op(getattr(node, "torch_name", None))
-    return spec.name if spec else op
+    torch_name = getattr(node, "torch_name", None)
+    key = (op, torch_name)
+    name = _SHORT_NAMES.get(key)
+    if name is None:
+        from explorer.core.lang.ops import find_op  # the op table imports torch: only once a graph exists
+
+        spec = find_op(op) or find_op(torch_name)
+        name = _SHORT_NAMES[key] = spec.name if spec else op
+    return name
+
+
+_SHORT_NAMES: dict[tuple[str, str | None], str] = {}  # (op, torch_name) -> short name (few per graph)
 
 
 def build_display(trace, expanded: frozenset[str] | set[str] = frozenset(),
-                  timeline: Timeline | None = None, aspect: float | None = None) -> DisplayModel:
+                  timeline: Timeline | None = None, aspect: float | None = None,
+                  reuse: DisplayModel | None = None) -> DisplayModel:
     """Cards, edges and step thresholds for a trace; modules not in `expanded` become one card.
 
     The thresholds come from the trace's `Timeline` (given, or made here): a card shows its value
     (gradient) from the step its last member's is known. With `aspect` (the canvas's width / height),
-    a long graph wraps its layers into rows when that lets it be shown larger.
+    a long graph wraps its layers into rows when that lets it be shown larger. `reuse`: an earlier model
+    of the same trace (a module expanded or collapsed since): its timeline and the info of its node
+    cards are taken over as they are (the same dicts), so only the changed cards get new info.
     """
     with no_gc():  # every object made here lives as long as the model: nothing for the collector to find
-        return _build_display(trace, expanded, timeline, aspect)
+        return _build_display(trace, expanded, timeline, aspect, reuse)
 
 
-def _build_display(trace, expanded, timeline, aspect) -> DisplayModel:
-    timeline = timeline if timeline is not None else Timeline(trace)
-    model = DisplayModel(timeline=timeline)
+def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayModel:
+    earlier = reuse.info if reuse is not None and reuse.source is trace else {}
+    if timeline is None:
+        timeline = reuse.timeline if earlier and reuse.timeline is not None else Timeline(trace)
+    model = DisplayModel(timeline=timeline, source=trace)
     grad_ids = set(trace.backward_order)
     graph = trace.graph
     forward_index = {nid: i for i, nid in enumerate(trace.forward_order)}
@@ -155,7 +170,9 @@ def _build_display(trace, expanded, timeline, aspect) -> DisplayModel:
         graph = collapse(trace, set(expanded))
     for did, attrs in graph.nodes(data=True):
         if did in trace.nodes:
-            info = _node_info(trace.nodes[did], did in grad_ids)
+            info = earlier.get(did)
+            if info is None or info["kind"] == "module":
+                info = _node_info(trace.nodes[did], did in grad_ids)
         else:
             info = _module_info(did, attrs, trace, grad_ids, forward_index)
         model.info[did] = info
@@ -321,18 +338,23 @@ def _wrap(positions, bends, edges, bands: int):
     new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
     new_bends = {}
     for u, v in edges:
-        raw = [positions[u], *bends.get((u, v), []), positions[v]]
+        inner = bends.get((u, v), ())
+        if not inner and band_of(positions[u][0]) == band_of(positions[v][0]):
+            continue  # a short edge within one row: no bend before or after wrapping
+        raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
-        for i, (x, y) in enumerate(raw):
-            p = place(x, y)
-            if i and band_of(x) != band_of(raw[i - 1][0]):  # the turn back into the next row
-                q = place(*raw[i - 1])
+        q, q_band = new_pos[u], band_of(raw[0][0])
+        for i in range(1, len(raw)):
+            x, y = raw[i]
+            p, p_band = place(x, y), band_of(x)
+            if p_band != q_band:  # the turn back into the next row
                 turn_x = q[0] + CARD_W / 2 + GAP_X / 2  # right of the previous column's cards
                 back_x = p[0] - CARD_W / 2 - GAP_X / 2  # left of the next row's first column
-                gap_y = (band_of(raw[i - 1][0]) + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
+                gap_y = (q_band + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
                 out += [(turn_x, q[1]), (turn_x, gap_y), (back_x, gap_y), (back_x, p[1])]
-            if 0 < i < len(raw) - 1:
+            if i < len(raw) - 1:
                 out.append(p)
+            q, q_band = p, p_band
         if out:
             new_bends[(u, v)] = out
     return new_pos, new_bends

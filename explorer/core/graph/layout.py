@@ -586,11 +586,18 @@ def _promote(layer, topo, preds, succs, max_moves: int = 16, rounds: int = 6):
     shorter edges that single-node moves cannot; cascades are capped so long chains stay linear."""
     for _ in range(rounds):
         improved = False
+        # cascades that would pass max_moves (most of them, along a chain) leave the layers as they are:
+        # known up front, while no shift has been kept this round
+        too_big: dict[int, list[bool]] | None = {-1: _too_big(layer, topo, preds, -1, max_moves),
+                                                 1: _too_big(layer, topo[::-1], succs, 1, max_moves)}
         for v in topo:
             for step, behind in ((-1, preds), (1, succs)):
+                if too_big is not None and too_big[step][v]:
+                    continue
                 moved, saved = _shift(v, step, layer, preds, succs, behind, max_moves)
                 if saved > 0:
                     improved = True
+                    too_big = None  # the layers changed: walk every cascade again this round
                     break
                 for u in moved:  # undo
                     layer[u] -= step
@@ -598,9 +605,43 @@ def _promote(layer, topo, preds, succs, max_moves: int = 16, rounds: int = 6):
             break
 
 
+def _too_big(layer, order, behind, step, max_moves) -> list[bool]:
+    """For each node: would `_shift` by `step` push more than max_moves nodes (and so change nothing)?
+    The pushed nodes are those reached through neighbours that touch: a node that touches a too-big one
+    is too big itself; the others are walked (at most max_moves + 1 nodes each)."""
+    big = [False] * len(layer)
+    for v in order:
+        target = layer[v] + step
+        if any(big[u] and (layer[u] >= target if step < 0 else layer[u] <= target) for u in behind[v]):
+            big[v] = True
+            continue
+        seen = {v}
+        stack = [v]
+        count = 0
+        while stack:
+            w = stack.pop()
+            count += 1
+            if count > max_moves:
+                big[v] = True
+                break
+            moved_to = layer[w] + step
+            for u in behind[w]:
+                if u not in seen and (layer[u] >= moved_to if step < 0 else layer[u] <= moved_to):
+                    seen.add(u)
+                    stack.append(u)
+    return big
+
+
 def _shift(v, step, layer, preds, succs, behind, max_moves):
     """Shift v by step (-1: towards its inputs) with every neighbour in that direction that would touch
     it; returns (moved nodes, edge length saved)."""
+    target = layer[v] + step
+    for u in behind[v]:
+        if layer[u] >= target if step < 0 else layer[u] <= target:
+            break
+    else:  # nothing in the way (the usual case): v moves alone, every one of its edges changes length
+        layer[v] = target
+        return [v], step * (len(succs[v]) - len(preds[v]))
     moved: list[int] = []
     seen = {v}
     stack = [v]
@@ -614,7 +655,7 @@ def _shift(v, step, layer, preds, succs, behind, max_moves):
             if u not in seen and (layer[u] >= layer[w] if step < 0 else layer[u] <= layer[w]):
                 seen.add(u)
                 stack.append(u)
-    group = set(moved)
+    group = seen  # every node pushed was moved: the stack ran empty
     saved = 0
     for w in moved:  # only edges leaving the moved group change length
         for u in preds[w]:

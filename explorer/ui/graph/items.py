@@ -190,6 +190,11 @@ class NodeCard(QGraphicsItem):
         """Card rectangle plus room for the current-node halo."""
         return self._BOUNDS
 
+    @classmethod
+    def bounds(cls) -> QRectF:
+        """Every card's `boundingRect` (around its centre, the card's position)."""
+        return QRectF(cls._BOUNDS)
+
     def set_state(self, show_value: bool, show_grad: bool, current: str | None) -> bool:
         """Update what the card shows; returns True (and repaints) when anything changed."""
         if (show_value, show_grad, current) == (self.show_value, self.show_grad, self.current):
@@ -357,6 +362,18 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
     return path
 
 
+def add_edge(path: QPainterPath, src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
+             dy_dst: float = 0.0, bends=None) -> None:
+    """Append `edge_path`'s curve and arrow head to `path` (many edges in one path: an `EdgeBundle`)."""
+    start, curves, head = edge_geometry(src, dst, dy_src, dy_dst, bends)
+    path.moveTo(*start)
+    for c1, c2, q in curves:
+        path.cubicTo(c1[0], c1[1], c2[0], c2[1], q[0], q[1])
+    path.moveTo(*head[0])
+    path.lineTo(*head[1])
+    path.lineTo(*head[2])
+
+
 def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
                   dy_dst: float = 0.0, bends=None):
     """An edge as plain numbers: (start point, [(control 1, control 2, end) per cubic], arrow head's
@@ -456,6 +473,7 @@ class ModuleFrame(QGraphicsItem):
         self.rect = rect
         self.theme = theme
         self.label_offset = 0.0
+        self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
@@ -466,10 +484,14 @@ class ModuleFrame(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
+        if self._bounds is not None and self._bounds[0] == self.label_offset:
+            return self._bounds[1]
         h = self.LABEL_PT * 4 / 3 * self.MAX_LABEL_BOOST + 8
         right = max(self.rect.right(), self.rect.left() + self.label_offset + self.label_width())
-        return QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
+        rect = QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
                       self.rect.height() + h + 4)
+        self._bounds = (self.label_offset, rect)
+        return rect
 
     def paint(self, painter, option, widget=None) -> None:
         """Tinted rounded frame and its label above the top-left corner."""
@@ -508,6 +530,9 @@ class Overview(QGraphicsItem):
         self.frames = list(frames)
         self.setZValue(-1.5)
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: labels culled
+        # drawn once per zoom into a pixmap of the screen's pixels: a pan or a repaint of the same zoom
+        # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         xs = [c.pos().x() for c in cards.values()]
         ys = [c.pos().y() for c in cards.values()]
         self._rect = QRectF()
@@ -518,6 +543,7 @@ class Overview(QGraphicsItem):
             self._rect = self._rect.united(frame.rect)
         self._edges = edges if edges is not None else QPainterPath()
         self._groups: dict[str, list[QRectF]] | None = None
+        self._blocks: list[tuple[NodeCard, QRectF]] | None = None  # (card, its block) in scene pixels
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Union of every card and frame."""
@@ -533,11 +559,15 @@ class Overview(QGraphicsItem):
             groups: dict[str, list[QRectF]] = {}
             t = self.theme
             current, selected, pending = t["current"], t["selected"], t["card_border"]
-            for card in self.cards.values():
+            if self._blocks is None:  # the cards stay where they are: their blocks are made once
+                self._blocks = []
+                for card in self.cards.values():
+                    p = card.pos()
+                    block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
+                    self._blocks.append((card, block))
+            for card, block in self._blocks:
                 key = current if card.current else selected if card.selected else \
                     card.accent_name if card.show_value else pending
-                p = card.pos()
-                block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
                 groups.setdefault(key, []).append(block)
             self._groups = groups
         return self._groups

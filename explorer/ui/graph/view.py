@@ -34,8 +34,8 @@ from explorer.ui.graph.items import (
     ModuleFrame,
     NodeCard,
     Overview,
+    add_edge,
     edge_lines,
-    edge_path,
 )
 
 EDGES_PER_BUNDLE = 40
@@ -46,7 +46,9 @@ REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas 
 READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
+CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
 SCENE_MARGIN = 60.0  # free scene pixels around the cards on each side (the scene rectangle's margin)
+
 
 class LabelShelf:
     """Places frame labels: the labels of frames that start at one corner go side by side.
@@ -142,7 +144,7 @@ class GraphScene(QGraphicsScene):
             return False
         self.expanded.add(info["path"])
         step = self.step
-        self._rebuild()
+        self._rebuild(reuse=True)
         self.set_step(step)
         return True
 
@@ -151,7 +153,7 @@ class GraphScene(QGraphicsScene):
         self.expanded.clear()
         if self.trace is not None:
             step = self.step
-            self._rebuild()
+            self._rebuild(reuse=True)
             self.set_step(step)
 
     def display_id(self, node_id: str | None) -> str | None:
@@ -235,26 +237,29 @@ class GraphScene(QGraphicsScene):
 
     # -- private -----------------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, reuse: bool = False) -> None:
+        """Build the display model and the items anew; `reuse` (a module expanded or collapsed, same
+        trace and theme): keep the info and the card of every node that is still drawn as it was."""
         with no_gc():
-            self._rebuild_items()
+            self._rebuild_items(reuse)
 
-    def _rebuild_items(self) -> None:
+    def _rebuild_items(self, reuse: bool = False) -> None:
         self.generation += 1
-        self.frames = []
-        self._flow = []
-        self.clear()
-        self._overview = None
-        self._detail = []
-        self.cards = {}
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
+            self.frames = []
+            self._flow = []
+            self.clear()
+            self._overview = None
+            self._detail = []
+            self.cards = {}
             self.model = DisplayModel()
             self.has_module_cards = False
             return
-        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect)
+        earlier = self.model if reuse else None
+        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
         self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
-        self._build_items()
+        self._build_items(reuse)
 
     def rewrap(self, aspect: float, bands: int | None = None) -> bool:
         """Wrap the graph's layers for a canvas of `aspect` (width / height) into `bands` rows (default:
@@ -269,22 +274,29 @@ class GraphScene(QGraphicsScene):
         step = self.step
         set_bands(self.model, bands)
         with no_gc():
-            self._build_items()
+            self._build_items(reuse=True)
         self.set_step(step)
         return True
 
-    def _build_items(self) -> None:
-        """Cards, edge bundles, module frames and the overview item of the current display model."""
-        self._flow = []
-        self.clear()
-        self._overview = None
+    def _build_items(self, reuse: bool = False) -> None:
+        """Cards, edge bundles, module frames and the overview item of the current display model.
+
+        `reuse`: a card whose info is the very dict the new model shows (`build_display(reuse=...)`) stays
+        and only moves; every other item is made anew (so an expanded module costs its own cards)."""
+        kept = self._clear_items(reuse)
         self.cards = {}
         self.generation += 1
         pos = self.model.positions
         for did, info in self.model.info.items():
-            card = NodeCard(info, self.theme)
-            card.setPos(*pos[did])
-            self.addItem(card)
+            card = kept.get(did)
+            if card is None:
+                card = NodeCard(info, self.theme)
+                card.show_value = card.show_grad = False  # step 0's state, set before its first paint
+                card.setPos(*pos[did])
+                self.addItem(card)
+                CARDS_MADE[0] += 1
+            else:
+                card.setPos(*pos[did])
             self.cards[did] = card
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
@@ -295,7 +307,7 @@ class GraphScene(QGraphicsScene):
             for u, v in edges[start:start + EDGES_PER_BUNDLE]:
                 (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
                 bends = self.model.bends.get((u, v))
-                path.addPath(edge_path(QPointF(xu, yu), QPointF(xv, yv), True, dy_u, dy_v, bends=bends))
+                add_edge(path, (xu, yu), (xv, yv), dy_u, dy_v, bends)
                 segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
             bundle = EdgeBundle(path, self.theme)
             self.addItem(bundle)
@@ -304,13 +316,15 @@ class GraphScene(QGraphicsScene):
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
         half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
+        row_of = {did: self.model.row_of(did) for did in pos} if self.model.frames else {}
         for path, label, members in self.model.frames:
             rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
             for did in members:
                 x, y = pos[did]
-                box = rows.get(self.model.row_of(did))
+                row = row_of[did]
+                box = rows.get(row)
                 if box is None:
-                    rows[self.model.row_of(did)] = [x, y, x, y]
+                    rows[row] = [x, y, x, y]
                 else:
                     box[0], box[1] = min(box[0], x), min(box[1], y)
                     box[2], box[3] = max(box[2], x), max(box[3], y)
@@ -324,7 +338,7 @@ class GraphScene(QGraphicsScene):
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
                 self.addItem(frame)
                 self.frames.append(frame)
-        rect = self.itemsBoundingRect()
+        rect = self._items_rect(bundles)
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
         self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
         self._detail = [*self.cards.values(), *bundles, *self.frames]
@@ -345,6 +359,34 @@ class GraphScene(QGraphicsScene):
             self.selected = None
         elif self.selected:
             self.cards[self.selected].set_selected(True)
+
+    def _items_rect(self, bundles) -> QRectF:
+        """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
+        (Qt's would ask every card for its bounds)."""
+        rect = QRectF()
+        if self.cards:
+            xs = [p[0] for p in self.model.positions.values()]
+            ys = [p[1] for p in self.model.positions.values()]
+            card = NodeCard.bounds()
+            rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
+                          max(ys) - min(ys) + card.height())
+        for item in (*bundles, *self.frames):
+            rect = rect.united(item.sceneBoundingRect())
+        return rect
+
+    def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
+        """Empty the scene, all but the cards `_build_items` may keep (display id -> card)."""
+        old, self._flow, self._overview, self._detail, self.frames = self.cards, [], None, [], []
+        info = self.model.info
+        kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
+        if not kept:
+            self.clear()
+            return {}
+        keep = {id(card) for card in kept.values()}
+        for item in self.items():
+            if item.parentItem() is None and id(item) not in keep:
+                self.removeItem(item)
+        return kept
 
     def _set_flow(self, event: tuple[str, str] | None) -> None:
         for edge in self._flow:
