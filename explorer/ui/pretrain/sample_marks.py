@@ -1,0 +1,79 @@
+"""The samples list follows the step chosen on the loss curve (explorer/ui/common/step_sync.py).
+
+`SampleMarks` remembers where each generated sample starts in the panel's samples view (a QTextBrowser
+the panel appends HTML to). `show_step(step)` highlights the sample of the run in focus (the one the
+Network health tab shows, else any run) written at the latest step at or before `step`, and scrolls to
+it; None clears the mark and goes back to the newest sample at the bottom.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QTextBrowser, QTextEdit
+
+
+class SampleMarks:
+    """Sample positions in a samples view, and the highlight of the chosen one."""
+
+    def __init__(self, view: QTextBrowser, focus_run=lambda: None) -> None:
+        self.view = view
+        self.focus_run = focus_run  # () -> the run id in focus, or None
+        self.marks: list[tuple[int, int, int]] = []  # (run id, step, position where the sample starts)
+        self.shown: tuple[int, int] | None = None  # (run id, step) highlighted now
+        self.colour = QColor("#fde68a")
+
+    def add(self, run_id: int, step: int) -> None:
+        """A sample of `run_id` at `step` is about to be appended to the view."""
+        self.marks.append((run_id, int(step), self.view.document().characterCount() - 1))
+
+    def clear(self) -> None:
+        """The view was cleared."""
+        self.marks = []
+        self.shown = None
+
+    def set_colour(self, colour: str) -> None:
+        """The highlight's background (follows the theme)."""
+        self.colour = QColor(colour)
+
+    def show_step(self, step: int | None) -> None:
+        """Highlight and scroll to the sample nearest at or before `step` (None: none, newest in view)."""
+        chosen = None if step is None else self._sample_at(step)
+        if chosen is None:
+            if self.shown is not None:
+                self.view.setExtraSelections([])
+                bar = self.view.verticalScrollBar()
+                bar.setValue(bar.maximum())
+            self.shown = None
+            return
+        index = chosen
+        run_id, sample_step, start = self.marks[index]
+        later = [pos for rid, _s, pos in self.marks[index + 1:]]
+        end = later[0] if later else self.view.document().characterCount() - 1
+        cursor = QTextCursor(self.view.document())
+        cursor.setPosition(start)
+        cursor.setPosition(max(start, end - 1), QTextCursor.MoveMode.KeepAnchor)
+        selection = QTextEdit.ExtraSelection()
+        selection.cursor = cursor
+        selection.format.setBackground(self.colour)
+        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        self.view.setExtraSelections([selection])
+        # Scroll so the sample's first line is at the top (its end stays in view when it fits).
+        place = QTextCursor(self.view.document())
+        place.setPosition(start)
+        top = self.view.cursorRect(place).top()
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.value() + top - 4)
+        self.shown = (run_id, sample_step)
+
+    def _sample_at(self, step: int) -> int | None:
+        focus = self.focus_run()
+        for only_focus in (True, False):
+            best = None
+            for i, (run_id, sample_step, _pos) in enumerate(self.marks):
+                if only_focus and run_id != focus:
+                    continue
+                if sample_step <= step and (best is None or sample_step >= self.marks[best][1]):
+                    best = i
+            if best is not None:
+                return best
+        return None
