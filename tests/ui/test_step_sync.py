@@ -122,16 +122,16 @@ def pretrain(qtbot, tmp_path, monkeypatch):
 
 
 def add_run(panel) -> PretrainRun:
+    """A finished run with health, histograms and samples, restored as from a saved session (so the
+    panel lists its samples and reads its histograms file): the restored run."""
     ws = panel.workspace
     run = ws.new_run(CONFIG, {"steps": 40, "grad_clip": 1.0, "hist_every": 10, "lr": 1e-3, "batch_size": 4},
                      None)
     ws.add_records(run.run_id, records())
-    for record in records():
-        if record["type"] == "sample":
-            panel._append_sample(run, record)
     ws.finish_run(run.run_id, "done")
+    ws.load(ws.validate(ws.to_json()))
     panel.plots.flush()
-    return run
+    return ws.runs[run.run_id]
 
 
 def at_step(plot_widget, x: float):
@@ -178,17 +178,14 @@ def test_hover_and_click_on_the_loss_curve_move_every_view(pretrain, qtbot):
 
 
 def test_a_restored_run_shows_its_histograms_from_its_folder(pretrain):
-    panel = pretrain
-    run = add_run(panel)
     from explorer.core.workspaces.pretrain import run_folder
 
+    panel = pretrain
+    run = add_run(panel)
     assert [e.step for e in H.read_file(run_folder(run.run_id) / H.FILE_NAME)] == [1, 10, 20, 30, 40]
-    data = panel.workspace.to_json()
-    panel.workspace.load(panel.workspace.validate(data))  # as a restored session: the file is read
-    restored = panel.workspace.runs[run.run_id]
-    assert restored is not run and [e.step for e in restored.histograms] == [1, 10, 20, 30, 40]
+    assert [e.step for e in run.histograms] == [1, 10, 20, 30, 40]  # read back from the file
     panel.tabs.setCurrentWidget(panel.histogram_tab)
-    assert panel.histogram_tab.run is restored and len(panel.histogram_tab.plots) == 3
+    assert panel.histogram_tab.run is run and len(panel.histogram_tab.plots) == 3
 
 
 def test_the_network_loss_curve_moves_the_layer_health_cursor(qtbot):

@@ -768,9 +768,8 @@ class PretrainPanel(QWidget):
     def _append_sample(self, run: PretrainRun, record: dict[str, Any]) -> None:
         step = record.get("step", "?")
         text = html.escape(str(record.get("text", "")))
-        if isinstance(step, int):
-            self.sample_marks.add(run.run_id, step)
-        self.samples.append(
+        self.sample_marks.append(  # appended to self.samples, its place kept for the step cursor
+            run.run_id, step,
             f'<div style="margin-top:6px"><span style="color:{run.color}; font-weight:600">step {step}</span>'
             f'<pre style="margin:2px 0 0 0; white-space:pre-wrap">{text}</pre></div>'
         )

@@ -1,7 +1,7 @@
 """The samples list follows the step chosen on the loss curve (explorer/ui/common/step_sync.py).
 
-`SampleMarks` remembers where each generated sample starts in the panel's samples view (a QTextBrowser
-the panel appends HTML to). `show_step(step)` highlights the sample of the run in focus (the one the
+`SampleMarks` appends each generated sample to the panel's samples view (a QTextBrowser) and remembers
+where it lies. `show_step(step)` highlights the sample of the run in focus (the one the
 Network health tab shows, else any run) written at the latest step at or before `step`, and scrolls to
 it; None clears the mark and goes back to the newest sample at the bottom.
 """
@@ -18,13 +18,18 @@ class SampleMarks:
     def __init__(self, view: QTextBrowser, focus_run=lambda: None) -> None:
         self.view = view
         self.focus_run = focus_run  # () -> the run id in focus, or None
-        self.marks: list[tuple[int, int, int]] = []  # (run id, step, position where the sample starts)
+        self.marks: list[tuple[int, int, int, int]] = []  # (run id, step, first and last position)
         self.shown: tuple[int, int] | None = None  # (run id, step) highlighted now
         self.colour = QColor("#fde68a")
 
-    def add(self, run_id: int, step: int) -> None:
-        """A sample of `run_id` at `step` is about to be appended to the view."""
-        self.marks.append((run_id, int(step), self.view.document().characterCount() - 1))
+    def append(self, run_id: int, step, html: str) -> None:
+        """Append a sample's HTML to the view, remembering where it lies when `step` is a step number."""
+        document = self.view.document()
+        # append() starts a new paragraph after the last one's separator (none in an empty document)
+        start = 0 if document.isEmpty() else document.characterCount()
+        self.view.append(html)
+        if isinstance(step, int) and not isinstance(step, bool):
+            self.marks.append((run_id, step, start, document.characterCount() - 1))
 
     def clear(self) -> None:
         """The view was cleared."""
@@ -45,13 +50,12 @@ class SampleMarks:
                 bar.setValue(bar.maximum())
             self.shown = None
             return
-        index = chosen
-        run_id, sample_step, start = self.marks[index]
-        later = [pos for rid, _s, pos in self.marks[index + 1:]]
-        end = later[0] if later else self.view.document().characterCount() - 1
+        run_id, sample_step, start, end = self.marks[chosen]
+        last = self.view.document().characterCount() - 1
+        start, end = min(start, last), min(end, last)
         cursor = QTextCursor(self.view.document())
         cursor.setPosition(start)
-        cursor.setPosition(max(start, end - 1), QTextCursor.MoveMode.KeepAnchor)
+        cursor.setPosition(max(start, end), QTextCursor.MoveMode.KeepAnchor)
         selection = QTextEdit.ExtraSelection()
         selection.cursor = cursor
         selection.format.setBackground(self.colour)
@@ -69,7 +73,7 @@ class SampleMarks:
         focus = self.focus_run()
         for only_focus in (True, False):
             best = None
-            for i, (run_id, sample_step, _pos) in enumerate(self.marks):
+            for i, (run_id, sample_step, _start, _end) in enumerate(self.marks):
                 if only_focus and run_id != focus:
                     continue
                 if sample_step <= step and (best is None or sample_step >= self.marks[best][1]):
