@@ -94,16 +94,26 @@ def test_the_histogram_view_draws_one_plot_per_block_and_walks_the_steps(qtbot):
     assert view.shown_step() == 40 and view.step_label.text().startswith("step 40 of 40")
     assert len(view.plots) == 3 and all(set(p) == set(H.KINDS) for p in view.plots)
     xs, ys = view.items[1]["gradient"].getData()
-    assert len(xs) == H.BINS + 1 and list(ys) == run.histograms[-1].counts["gradient"][1].tolist()
+    want = np.log10(run.histograms[-1].counts["gradient"][1] + 1)
+    assert len(xs) == H.BINS + 1 and np.allclose(ys, want)
     view.slider.setValue(2)  # the user walks back
     assert view.step_label.text().startswith("step 20 of 40")
     assert "5 NaN/inf" in view.plots[0]["activation"].titleLabel.text
     view.show_step(14)  # the loss curve's cursor: the nearest recorded step
     assert view.shown_step() == 10
+    run.add(histogram_record(45))
+    view.show_step(44)
+    assert view.shown_step() == 45
+    run.add(histogram_record(50))  # records keep coming: the chosen step stays chosen
+    view.refresh()
+    assert view.shown_step() == 45
     view.show_step(None)
-    assert view.shown_step() == 40
-    view.log_counts.setChecked(True)
+    assert view.shown_step() == 50
+    assert view.log_counts.isChecked()  # log counts by default: the tails show
     assert view.items[0]["activation"].getData()[1].max() <= math.log10(101)
+    view.log_counts.setChecked(False)
+    drawn = list(view.items[0]["activation"].getData()[1])
+    assert drawn == run.histograms[-1].counts["activation"][0].tolist()
     view.show_run(None)
     assert view.plots == []
 

@@ -44,6 +44,7 @@ class HistogramView(QWidget):
         self.setObjectName("histogramView")
         self.run: PretrainRun | None = None
         self._follow_newest = True  # a live run's newest record is shown until the user picks a step
+        self._chosen: int | None = None  # the step chosen on the loss curve: later records may be nearer
         self._moving = False
         self._theme = themes.get_theme()
         self.key = QLabel()
@@ -64,6 +65,7 @@ class HistogramView(QWidget):
         self.log_counts.setObjectName("histogramLogCounts")
         self.log_counts.setToolTip("A logarithmic count axis: the rare values in the tails, which a linear "
                                    "axis hides beside the peak, become visible.")
+        self.log_counts.setChecked(True)  # the tails (where trouble starts) beside a narrow peak
         self.log_counts.toggled.connect(lambda _on: self.redraw())
         row = QHBoxLayout()
         row.addWidget(QLabel("Step"))
@@ -95,7 +97,7 @@ class HistogramView(QWidget):
         """Show `run` (None: nothing), at its newest recorded step."""
         if run is not self.run:
             self.run = run
-            self._follow_newest = True
+            self._follow_newest, self._chosen = True, None
         self.refresh()
 
     def run_changed(self, run: PretrainRun) -> None:
@@ -114,12 +116,9 @@ class HistogramView(QWidget):
 
     def show_step(self, step: int | None) -> None:
         """Move to the recorded step nearest `step` (None: the newest) - the loss curve's cursor."""
-        steps = self.recorded_steps()
         self._follow_newest = step is None
-        if not steps:
-            return
-        index = len(steps) - 1 if step is None else int(np.abs(np.asarray(steps) - step).argmin())
-        self._set_index(index)
+        self._chosen = step
+        self.refresh()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour for a theme."""
@@ -168,9 +167,10 @@ class HistogramView(QWidget):
                 if bad:
                     text += f' · <span style="color:{self._theme["error"]}">{bad:,} NaN/inf</span>'
                 plot.setTitle(text, color=self._theme["muted"], size="8pt")
-                plot.setLabel("left", "log₁₀(1 + count)" if log else "count")
+        counts = "log₁₀(1 + count)" if log else "count"
         self.key.setText(f"{run.name} · {count} recorded steps · left: {TITLES['activation']}; right: "
-                         f"{TITLES['gradient']}. Each plot's x axis is that record's own range.")
+                         f"{TITLES['gradient']}. Up: {counts} of values per bin; across: each record's own "
+                         "range.")
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -178,8 +178,9 @@ class HistogramView(QWidget):
 
     # -- internals --------------------------------------------------------------------------------
     def _on_slider(self, _value: int) -> None:
-        if not self._moving:
+        if not self._moving:  # the user moved it: stay at that record
             steps = self.recorded_steps()
+            self._chosen = None
             self._follow_newest = bool(steps) and self.slider.value() == len(steps) - 1
         self.redraw()
 
@@ -189,19 +190,12 @@ class HistogramView(QWidget):
         try:
             self.slider.setRange(0, max(0, len(steps) - 1))
             self.slider.setEnabled(len(steps) > 1)
-            if self._follow_newest and steps:
+            if self._chosen is not None and steps:
+                self.slider.setValue(int(np.abs(np.asarray(steps) - self._chosen).argmin()))
+            elif self._follow_newest and steps:
                 self.slider.setValue(len(steps) - 1)
         finally:
             self._moving = False
-
-    def _set_index(self, index: int) -> None:
-        self._take_steps()
-        self._moving = True
-        try:
-            self.slider.setValue(index)
-        finally:
-            self._moving = False
-        self.redraw()
 
     def _set_blocks(self, n: int) -> None:
         if len(self.plots) == n:
