@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -236,9 +236,7 @@ class PretrainPanel(QWidget):
         else:  # the same box (padding, border) as a shown banner, so that its reserved height is right
             self.banner.setStyleSheet(self._styles["info"] + BANNER_BOX)
         self.plots.set_theme(theme)
-        highlight = QColor(theme["current"])
-        highlight.setAlpha(90)
-        self.sample_marks.set_colour(highlight.name(QColor.NameFormat.HexArgb))
+        self.sample_marks.set_theme(theme)
         for tab in self._inspection_tabs:
             tab.set_theme(theme)
 

@@ -36,9 +36,20 @@ class SampleMarks:
         self.marks = []
         self.shown = None
 
-    def set_colour(self, colour: str) -> None:
-        """The highlight's background (follows the theme)."""
-        self.colour = QColor(colour)
+    def set_theme(self, theme: dict[str, str]) -> None:
+        """The highlight's background: a pale amber on a light theme, the grid grey on a dark one (where
+        amber would drown the run-coloured heading); the current mark is redrawn."""
+        dark = QColor(theme["panel"]).lightness() < 128
+        colour = QColor(theme["grid"] if dark else theme["current"])
+        if not dark:
+            colour.setAlpha(90)
+        self.colour = colour
+        if self.shown is not None:
+            shown, self.shown = self.shown, None
+            self.view.setExtraSelections([])
+            for i, (run_id, step, _start, _end) in enumerate(self.marks):
+                if (run_id, step) == shown:
+                    self._mark(i)
 
     def show_step(self, step: int | None) -> None:
         """Highlight and scroll to the sample nearest at or before `step` (None: none, newest in view)."""
@@ -50,7 +61,10 @@ class SampleMarks:
                 bar.setValue(bar.maximum())
             self.shown = None
             return
-        run_id, sample_step, start, end = self.marks[chosen]
+        self._mark(chosen)
+
+    def _mark(self, index: int) -> None:
+        run_id, sample_step, start, end = self.marks[index]
         last = self.view.document().characterCount() - 1
         start, end = min(start, last), min(end, last)
         cursor = QTextCursor(self.view.document())
