@@ -64,20 +64,25 @@ def histogram(tensors: list[torch.Tensor], bins: int = BINS) -> tuple[torch.Tens
     if not flats:
         return torch.tensor([0.0, 1.0]), torch.zeros(bins + 1, dtype=torch.long)
     device = flats[0].device
+    finites = [torch.isfinite(f) for f in flats]
+    # The ends of the finite values: non-finite ones count as +inf for the minimum, -inf for the maximum.
     inf = torch.tensor(math.inf, device=device)
-    lows = torch.stack([torch.where(torch.isfinite(f), f, inf).amin() for f in flats]).amin()
-    highs = torch.stack([torch.where(torch.isfinite(f), f, -inf).amax() for f in flats]).amax()
+    pairs = list(zip(flats, finites, strict=True))
+    lows = torch.stack([torch.where(ok, f, inf).amin() for f, ok in pairs]).amin()
+    highs = torch.stack([torch.where(ok, f, -inf).amax() for f, ok in pairs]).amax()
     none = lows > highs  # no finite value at all
     lo = torch.where(none, torch.zeros_like(lows), lows)
     hi = torch.where(none, torch.ones_like(highs), highs)
     same = lo == hi
     lo, hi = torch.where(same, lo - 1, lo), torch.where(same, hi + 1, hi)
     counts = torch.zeros(bins + 1, dtype=torch.long, device=device)
-    for f in flats:
-        finite = torch.isfinite(f)
+    for f, finite in pairs:
         pos = torch.nan_to_num((f - lo) * bins / (hi - lo), nan=0.0, posinf=bins - 1, neginf=0.0)
         index = torch.where(finite, pos.long().clamp_(0, bins - 1), bins)
-        counts.scatter_add_(0, index, torch.ones_like(index))
+        if device.type == "cpu":  # one pass, no ones tensor (bincount would sync a GPU for its size)
+            counts += torch.bincount(index, minlength=bins + 1)
+        else:
+            counts.scatter_add_(0, index, torch.ones_like(index))
     return torch.stack([lo, hi]), counts
 
 
