@@ -411,7 +411,7 @@ class TextPrinter:
             print(f"saved {r['path']}")
         elif kind in ("done", "stopped", "error", "warning"):
             print(f"{kind}: {r['message']}", file=sys.stderr if kind in ("error", "warning") else sys.stdout)
-            for key in ("checkpoint_path", "metrics_path"):
+            for key in ("checkpoint_path", "metrics_path", "histograms_path"):
                 if key in r:
                     print(f"wrote {r[key]}")
         sys.stdout.flush()

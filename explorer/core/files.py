@@ -38,6 +38,7 @@ LIMITS: dict[str, int] = {
     "progress": 1 * MiB,
     "metadata": 16 * MiB,
     "health records": 32 * MiB,  # a pretraining run's health.csv
+    "histograms": 64 * MiB,  # a pretraining run's histograms.safetensors
     "corpus": 256 * MiB,
     "checkpoint": 8 * 1024 * MiB,
 }

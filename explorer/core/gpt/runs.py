@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from explorer.core.gpt.histograms import from_record as histogram_entry
+from explorer.core.gpt.histograms import thin as thin_histograms
+
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f",
            "#7c3aed", "#b45309")
 
@@ -87,6 +90,9 @@ class PretrainRun:
     # Per-block health of the steps that measured it (explorer/core/gpt/health.py): dicts with "step",
     # "grad_norm" (global, before clipping), "block_grad_norms", "update_ratios" (lists, None: not finite).
     health: list[dict[str, Any]] = field(default_factory=list)
+    # Per-block activation and gradient histograms of the steps that recorded them, in step order
+    # (explorer/core/gpt/histograms.py StepHistograms; thinned to a memory budget on long runs).
+    histograms: list[Any] = field(default_factory=list)
 
     def add(self, record: dict[str, Any]) -> None:
         """Take one trainer record into the run."""
@@ -104,6 +110,10 @@ class PretrainRun:
             for key, value in (("step", record.get("step")), ("tokens", tokens),
                                ("val_loss", record.get("val_loss"))):
                 self.evals[key].append(value)
+        elif kind == "histograms":
+            entry = histogram_entry(record)
+            if entry is not None and (not self.histograms or entry.step > self.histograms[-1].step):
+                self.histograms = thin_histograms([*self.histograms, entry])
         elif kind == "sample":
             self.samples.append((int(record.get("step", 0) or 0), str(record.get("text", ""))))
         elif kind == "start":

@@ -45,6 +45,8 @@ from explorer.core.gpt.data import (
 )
 from explorer.core.gpt.distributed import rank_slice
 from explorer.core.gpt.health import BlockHealth
+from explorer.core.gpt.histograms import FILE_NAME as HISTOGRAMS_FILE
+from explorer.core.gpt.histograms import HistogramRecorder, from_record, thin, write_file
 from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
 
 
@@ -75,6 +77,9 @@ class TrainSettings(ConfigMixin):
     # Record per-block gradient norms and update ratios (block_grad_norms, update_ratios) on the first
     # step and every this many steps, when the step is logged; 0: never (explorer/core/gpt/health.py).
     health_every: int = 10
+    # Record each block's activation and gradient histograms (64 bins) on the first step and every this
+    # many steps, as "histograms" records; 0: never (explorer/core/gpt/histograms.py).
+    hist_every: int = 50
     device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
     # auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with AMX (Intel Xeon since Sapphire
     # Rapids) for models at least 128 wide, where it trains faster; float32 elsewhere. Or float32 / bfloat16.
@@ -105,7 +110,8 @@ class TrainSettings(ConfigMixin):
         out: dict[str, str] = {}
         positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
         non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
-                        "checkpoint_every", "threads", "health_every")
+                        "checkpoint_every", "threads", "health_every",
+                        "hist_every")
         for name in positive + non_negative:
             value = getattr(self, name)
             low = 1 if name in positive else 0
@@ -353,6 +359,8 @@ class Trainer:
         self.model.set_checkpointing(self.settings.checkpoint_blocks)
         self.optimizer = self._make_optimizer()
         self.health = BlockHealth(self.model.blocks, self.optimizer, self.settings, lambda: self.step)
+        self.hist = HistogramRecorder(self.model.blocks, self.settings, enabled=self.is_main)
+        self.histograms: list = []  # the run's StepHistograms (written beside metrics.csv)
         # Every rank draws the same global batch (world_size x batch_size) and trains on its own rows, so
         # W ranks x batch B see the examples of 1 process x batch W*B, and any rank's stream resumes all.
         self.batch_generator = torch.Generator().manual_seed(self.settings.seed)
@@ -462,6 +470,10 @@ class Trainer:
                            "message": f"torch.compile failed ({type(exc).__name__}); training without it"}
                     continue
                 self._compile_pending = False
+                hist = self.hist.take()
+                if hist is not None:
+                    self._keep_histograms(hist)
+                    yield hist
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     yield self._nonfinite_record(loss, grad_norm)
                     return
@@ -515,10 +527,13 @@ class Trainer:
             if self.world_size > 1:
                 rows = rank_slice(s.batch_size, self.rank)
                 x, y = x[rows], y[rows]
+            if micro == 0:
+                self.hist.observe_batch(self.step + 1, self.model, x, self._autocast)
             # DDP averages gradients over ranks once per optimizer step: on the last micro-batch only.
             hold = self.ddp_model is not None and micro < s.grad_accum_steps - 1
             with self.ddp_model.no_sync() if hold else contextlib.nullcontext():
                 total += self._forward_backward(x, y, s.grad_accum_steps)
+        self.hist.observe_gradients(self.step + 1)
         clip = s.grad_clip if s.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         stats = [total / s.grad_accum_steps, grad_norm.float()]
@@ -582,6 +597,11 @@ class Trainer:
             loss = self._loss_fn(x, y)
         grads = torch.autograd.grad(loss * scale, params, allow_unused=True)
         return loss.detach() * weight, grads
+
+    def _keep_histograms(self, record: dict) -> None:
+        entry = from_record(record)
+        if entry is not None:
+            self.histograms = thin([*self.histograms, entry])
 
     def _peak_memory(self) -> dict:
         """The step record's peak memory: what the allocator held at most since the last record on
@@ -848,6 +868,11 @@ class Trainer:
         if not out_dir or not self.is_main:
             return {}
         paths = {"metrics_path": str(self.export_csv(Path(out_dir) / "metrics.csv"))}
+        if self.histograms:
+            try:
+                paths["histograms_path"] = str(write_file(Path(out_dir) / HISTOGRAMS_FILE, self.histograms))
+            except files.FileProblem as exc:
+                raise CheckpointError(str(exc)) from None
         if final_checkpoint:
             paths["checkpoint_path"] = str(self.save_checkpoint(Path(out_dir) / "checkpoint.safetensors"))
         return paths

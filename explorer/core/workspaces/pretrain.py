@@ -34,7 +34,7 @@ from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from explorer.core import files
-from explorer.core.gpt import budget
+from explorer.core.gpt import budget, histograms
 from explorer.core.gpt.model import ConfigError, GPTConfig
 from explorer.core.gpt.runs import (
     EVAL_KEYS,
@@ -424,6 +424,8 @@ class PretrainWorkspace:
                 files.write_atomic(folder / "metrics.csv", metrics_csv(run))
             if run.health:
                 files.write_atomic(folder / HEALTH_CSV, health_csv(run.health))
+            if run.histograms and max_points:
+                histograms.write_file(folder / histograms.FILE_NAME, run.histograms)
         except files.FileProblem:
             return False  # the run stays in the session; its folder just lacks the summary
         return True
@@ -529,6 +531,7 @@ class PretrainWorkspace:
         for model in saved.runs:
             run = PretrainRun.from_state(model.model_dump())
             run.health = read_health(run_folder(run.run_id) / HEALTH_CSV)
+            run.histograms = histograms.read_file(run_folder(run.run_id) / histograms.FILE_NAME)
             runs[run.run_id] = run
         for run_id in self.training:  # a run training now stays (its records keep coming here)
             if run_id in self.runs:

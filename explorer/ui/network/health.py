@@ -32,6 +32,7 @@ from explorer.core.numbers import fmt_number
 from explorer.core.workspaces.network import ToyRun
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
+from explorer.ui.common.step_sync import place_cursor, step_cursor
 from explorer.ui.common.worker import Worker
 
 # Input side to output side: a layer's colour says how deep it is.
@@ -121,9 +122,16 @@ class HealthView(QWidget):
         self.guide = pg.InfiniteLine(pos=math.log10(GUIDE_RATIO), angle=0,
                                      pen=pg.mkPen("#6b7280", width=1, style=Qt.DashLine))
         self.plots["updateRatioPlot"].addItem(self.guide)
+        # The step chosen on the loss curve (explorer/ui/common/step_sync.py): a vertical line on each plot.
+        self.cursors = [step_cursor(plot) for plot in self.plots.values()]
         self.empty = True
         self._theme = themes.get_theme()
         self._show_key()
+
+    def show_step(self, step: int | None) -> None:
+        """Mark `step` (None: no mark) with a vertical line on every plot."""
+        for line in self.cursors:
+            place_cursor(line, step)
 
     def show_run(self, run: ToyRun | None) -> None:
         """Draw `run`'s health curves (None or a run without them clears the plots).

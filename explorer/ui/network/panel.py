@@ -17,6 +17,7 @@ from explorer.core.mlp.network import NetSession, NetSpecError
 from explorer.core.workspaces.network import DatasetModel, NetworkWorkspace
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.step_sync import PlotStepPicker, StepSync
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
 from explorer.ui.network.iteration import IterationView
@@ -31,6 +32,8 @@ class NetworkPanel(QWidget):
     def __init__(self, parent=None, workspace: NetworkWorkspace | None = None):
         super().__init__(parent)
         self.setObjectName("networkPanel")
+        # The step every view of a toy run shows, chosen on the loss curve (ui/common/step_sync.py).
+        self.step_sync = StepSync(self)
         self.workspace = workspace or NetworkWorkspace()
         self._syncing = False  # the view is writing the model itself: do not echo it back
         self._restore_step: int | None = None
@@ -72,6 +75,10 @@ class NetworkPanel(QWidget):
         self.tabs.currentChanged.connect(lambda i: self._write(tab=i))
         self.train.sig_dataset_changed.connect(lambda d: self._write(dataset=DatasetModel.model_validate(d)))
         self.train.bind(self.workspace)
+        # Hovering or clicking the loss curve moves the step cursors of the curves and the layer health.
+        self.step_picker = PlotStepPicker(self.train.loss_plot, self.step_sync, self.train.step_at)
+        self.step_sync.register(self.train)
+        self.step_sync.register(self.train.health)
         self._subscribe()
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)

@@ -42,6 +42,7 @@ from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
+from explorer.ui.common.step_sync import nearest_step, place_cursor, step_cursor
 from explorer.ui.common.worker import Worker
 from explorer.ui.network.health import HealthView, LRTestView
 from explorer.ui.network.landscape import LandscapeView
@@ -405,6 +406,8 @@ class TrainView(QWidget):
         self.acc_plot.setMouseEnabled(x=True, y=False)
         self.loss_plot.enableAutoRange(x=False, y=True)
         self.acc_plot.setToolTip("Fraction of points classified correctly, train and test")
+        # The step chosen on the loss curve (explorer/ui/common/step_sync.py), None: none marked.
+        self.cursors = [step_cursor(self.loss_plot), step_cursor(self.acc_plot)]
         self.health = HealthView()
         self.health.setObjectName("layerHealth")
         self.health.plots["layerGradPlot"].setXLink(self.loss_plot)
@@ -422,6 +425,15 @@ class TrainView(QWidget):
                                         "and activations of the newest run, one line per layer")
         self.side_tabs.setTabToolTip(1, "Find a learning rate before training: sweep it on a copy of the "
                                         "weights and read where the loss falls fastest")
+
+    def step_at(self, x: float) -> int | None:
+        """The recorded step of the newest run nearest to the loss plot's x coordinate `x`."""
+        return nearest_step(self.runs[-1].steps, x) if self.runs else None
+
+    def show_step(self, step: int | None) -> None:
+        """Mark `step` (None: no mark) on the loss and accuracy plots."""
+        for line in self.cursors:
+            place_cursor(line, step)
 
     def _layout(self) -> None:
         data_box = QGroupBox("Toy data")

@@ -103,6 +103,11 @@ TRAIN_FIELDS = [
               "half-written file never replaces a good one). If the app or the computer stops mid-run, "
               "Continue resumes from the last of these saves: at most this many steps are lost. Saving "
               "a big model takes a moment; 0 saves only when the run ends.", 0),
+    FieldSpec("hist_every", "Histograms every", int,
+              "Every this many steps (and at the first) the run records a histogram of each transformer "
+              "block's output values (the residual stream) and of its parameters' gradients, shown under "
+              "Histograms with a step slider: watch activations grow or collapse and gradients narrow. "
+              "Recording costs one extra forward pass on those steps; 0: never.", 0),
     FieldSpec("seed", "Seed", int,
               "The random seed: the same seed, config and corpus give the same run on the CPU, so "
               "two runs differ only by what you changed.", 0),

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from explorer.core.gpt.health import GUIDE_RATIO
 from explorer.core.gpt.runs import PretrainRun, health_arrays
 from explorer.ui.common import theme as themes
+from explorer.ui.common.step_sync import place_cursor, step_cursor
 from explorer.ui.network.health import layer_colour, plottable
 
 REDRAW_MS = 250
@@ -52,6 +53,8 @@ class HealthTab(QWidget):
                                      pen=pg.mkPen((107, 114, 128), width=1, style=Qt.DashLine))
         self.ratio_plot.addItem(self.guide)
         self.block_curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
+        # The step chosen on the loss curve (explorer/ui/common/step_sync.py): a vertical line on both.
+        self.cursors = [step_cursor(self.grad_plot), step_cursor(self.ratio_plot)]
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
@@ -68,6 +71,11 @@ class HealthTab(QWidget):
         """Show `run` (None: nothing)."""
         self.run = run
         self.redraw()
+
+    def show_step(self, step: int | None) -> None:
+        """Mark `step` (None: no mark) with a vertical line on both plots."""
+        for line in self.cursors:
+            place_cursor(line, step)
 
     def run_changed(self, run: PretrainRun) -> None:
         """`run` got records: redraw soon if it is the one shown (and the tab is visible)."""

@@ -47,12 +47,14 @@ from explorer.core.workspaces.pretrain import (
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.step_sync import PlotStepPicker, StepSync
 from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm
 from explorer.ui.pretrain.history import RunHistory
 from explorer.ui.pretrain.plots import TrainingPlots
 from explorer.ui.pretrain.process import CLOSE_WAIT_S, TrainProcess
+from explorer.ui.pretrain.sample_marks import SampleMarks
 
 SCAN_DELAY_MS = 300  # a change in the runs folder is read this long after the last one (they come in bursts)
 
@@ -82,6 +84,8 @@ class PretrainPanel(QWidget):
         """`workspace`: the model this panel shows (default: a new one); `train_backend`: "process" (always,
         in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder."""
         super().__init__(parent)
+        # The step every view of the run shows, chosen on the loss curve (explorer/ui/common/step_sync.py).
+        self.step_sync = StepSync(self)
         self.workspace = workspace or PretrainWorkspace()
         self._syncing = False
         self._active: PretrainRun | None = None
@@ -143,6 +147,7 @@ class PretrainPanel(QWidget):
         self.samples.setToolTip("Text the model writes by itself every few steps: watch it go from random "
                                 "characters to words and the shapes of sentences.")
         self.samples.setPlaceholderText("Generated samples appear here while the model trains.")
+        self.sample_marks = SampleMarks(self.samples, self._focus_run_id)
         self.history = RunHistory()
         self.history.sig_visibility_changed.connect(self.plots.set_visible)
         self.history.sig_delete_requested.connect(self.delete_run)
@@ -205,6 +210,7 @@ class PretrainPanel(QWidget):
         self.tabs.setObjectName("pretrainTabs")
         self.tabs.addTab(training_tab, "Training")
         self._add_inspection_tabs()
+        self._follow_steps()
 
         layout = QHBoxLayout(self)
         layout.addWidget(scroll)
@@ -230,6 +236,7 @@ class PretrainPanel(QWidget):
         else:  # the same box (padding, border) as a shown banner, so that its reserved height is right
             self.banner.setStyleSheet(self._styles["info"] + BANNER_BOX)
         self.plots.set_theme(theme)
+        self.sample_marks.set_theme(theme)
         for tab in self._inspection_tabs:
             tab.set_theme(theme)
 
@@ -529,6 +536,7 @@ class PretrainPanel(QWidget):
             self.plots.remove_run(run_id)
             self.history.remove_run(run_id)
         self.samples.clear()
+        self.sample_marks.clear()
         for run in self.workspace.runs.values():
             self.plots.add_run(run)
             self.history.add_run(run)
@@ -558,15 +566,18 @@ class PretrainPanel(QWidget):
         self.history.update_run(run_id)
         run = self.workspace.runs.get(run_id)
         if run is not None:
-            if self.health_tab.run is None or not self.health_tab.run.health:
+            shown = self.health_tab.run
+            if shown is None or not (shown.health or shown.histograms):
                 self._show_health_run()
             self.health_tab.run_changed(run)
+            self.histogram_tab.run_changed(run)
 
     def _show_health_run(self) -> None:
         """The Network health tab follows the selected run, else the newest."""
         runs = self.workspace.runs
         run = runs.get(self.history.current_run_id()) if self.history.current_run_id() is not None else None
         self.health_tab.show_run(run or (runs[max(runs)] if runs else None))
+        self.histogram_tab.show_run(self.health_tab.run)
 
     def _on_run_removed(self, run_id: int) -> None:
         self.plots.remove_run(run_id)
@@ -755,7 +766,8 @@ class PretrainPanel(QWidget):
     def _append_sample(self, run: PretrainRun, record: dict[str, Any]) -> None:
         step = record.get("step", "?")
         text = html.escape(str(record.get("text", "")))
-        self.samples.append(
+        self.sample_marks.append(  # appended to self.samples, its place kept for the step cursor
+            run.run_id, step,
             f'<div style="margin-top:6px"><span style="color:{run.color}; font-weight:600">step {step}</span>'
             f'<pre style="margin:2px 0 0 0; white-space:pre-wrap">{text}</pre></div>'
         )
@@ -827,6 +839,7 @@ class PretrainPanel(QWidget):
     def _add_inspection_tabs(self) -> None:
         from explorer.ui.pretrain.attention import AttentionTab
         from explorer.ui.pretrain.health import HealthTab
+        from explorer.ui.pretrain.histograms import HistogramView
         from explorer.ui.pretrain.trace_step import TraceTab
 
         self.health_tab = HealthTab(self)
@@ -839,6 +852,12 @@ class PretrainPanel(QWidget):
             tab = tab_class(self)
             self._inspection_tabs.append(tab)
             self.tabs.addTab(tab, title)
+        self.histogram_tab = HistogramView(self)
+        self._inspection_tabs.append(self.histogram_tab)
+        index = self.tabs.addTab(self.histogram_tab, "Histograms")
+        self.tabs.setTabToolTip(index, "Each block's activations and gradients as histograms, every "
+                                       "hist_every steps, with a step slider")
+
         self._add_lens_tabs()
 
     def _add_lens_tabs(self) -> None:
@@ -853,6 +872,16 @@ class PretrainPanel(QWidget):
                  "loss, with what the model expected under the pointer")):
             self._inspection_tabs.append(tab)
             self.tabs.setTabToolTip(self.tabs.addTab(tab, title), tip)
+
+    def _follow_steps(self) -> None:
+        """Hovering or clicking the loss curve moves the cursors, the histograms and the samples."""
+        self.step_picker = PlotStepPicker(self.plots.loss_widget, self.step_sync, self.plots.step_at)
+        for view in (self.plots, self.health_tab, self.histogram_tab, self.sample_marks):
+            self.step_sync.register(view)
+
+    def _focus_run_id(self) -> int | None:
+        run = self.health_tab.run if hasattr(self, "health_tab") else None
+        return run.run_id if run is not None else None
 
     def model_source(self) -> dict[str, Any]:
         """What the inspection tabs should look at: the selected (else latest) run with a checkpoint."""

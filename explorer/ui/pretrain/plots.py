@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 
 from explorer.core.gpt.runs import PretrainRun, ema
 from explorer.ui.common import theme as themes
+from explorer.ui.common.step_sync import place_cursor, step_cursor
 
 # At most 10 redraws a second: a loss curve looks live at that rate, and each redraw repaints three
 # plots whose growing ranges make pyqtgraph regenerate axis labels (the bulk of a repaint's cost).
@@ -152,6 +153,9 @@ class TrainingPlots(QWidget):
 
         for plot in (self.loss, self.lr_plot, self.grad_plot):
             plot.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
+        # The step the workspace's views show (explorer/ui/common/step_sync.py), None: the newest.
+        self.cursors = [step_cursor(plot) for plot in (self.loss, self.lr_plot, self.grad_plot)]
+        self.cursor_step: int | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.setSingleShot(True)
@@ -230,6 +234,38 @@ class TrainingPlots(QWidget):
         self._timer.stop()
         self._redraw_dirty()
 
+    def step_at(self, x: float) -> int | None:
+        """The recorded step of a visible run nearest to the x coordinate `x` (a step, or tokens seen)."""
+        key = "tokens" if self.x_axis.currentIndex() == 1 else "step"
+        best, best_distance = None, np.inf
+        for run in self._runs.values():
+            if not run.visible:
+                continue
+            xs = run.steps[key].view()
+            finite = np.isfinite(xs)
+            if not finite.any():
+                continue
+            distances = np.where(finite, np.abs(xs - x), np.inf)
+            i = int(distances.argmin())
+            if distances[i] < best_distance:
+                best, best_distance = int(run.steps["step"].view()[i]), distances[i]
+        return best
+
+    def show_step(self, step: int | None) -> None:
+        """Draw the step cursor at `step` (None: none) on the three plots."""
+        self.cursor_step = step
+        x = None if step is None else float(step)
+        if step is not None and self.x_axis.currentIndex() == 1:  # at the tokens seen by that step
+            x = None
+            for run in self._runs.values():
+                steps = run.steps["step"].view()
+                hits = np.flatnonzero(steps == step)
+                if run.visible and len(hits):
+                    x = float(run.steps["tokens"].view()[hits[0]])
+                    break
+        for line in self.cursors:
+            place_cursor(line, x)
+
     # -- internals --------------------------------------------------------------------------------
     def _curves_of(self, run: PretrainRun) -> _RunCurves:
         """The run's plot items, created on first need."""
@@ -244,6 +280,7 @@ class TrainingPlots(QWidget):
         self._redraw_all()
 
     def _on_x_axis(self, *_: object) -> None:
+        self.show_step(self.cursor_step)
         self._follow_x = True
         self._planned_x = 0.0
         self._redraw_all()
