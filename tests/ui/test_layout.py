@@ -8,7 +8,7 @@ with the dock open and closed.
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from explorer.core.lang.examples import examples_dir
 from explorer.ui.common import theme as themes
@@ -259,6 +259,37 @@ def test_expression_panel_cuts_no_text_at_the_default_size(default_window, qtbot
     _settle(qtbot)
     assert panel.error_label.isVisible() and "last valid" in panel.error_label.text()
     assert not _cut_labels(panel), _cut_labels(panel)
+
+
+def _past_the_edge(inspector) -> list[str]:
+    """The inspector's visible parts that reach past its column's right edge, and its cut labels."""
+    from PySide6.QtWidgets import QWidget
+
+    body, edge = inspector.widget(), inspector.viewport().width()
+    out = [f"body {body.width()} > {edge}"] if body.width() > edge else []
+    for part in body.findChildren(QWidget):
+        right = part.mapTo(body, part.rect().topRight()).x()
+        if part.isVisible() and right > edge:
+            out.append(f"{type(part).__name__} {part.objectName()} ends at {right} > {edge}")
+    return out + _cut_labels(body)
+
+
+@pytest.mark.parametrize("example", ["one_hidden_layer", "seed_sigmoid_bce"])
+def test_the_inspector_stays_in_its_column_for_every_node(default_window, qtbot, example):
+    """Long chain rules with no spaces ("dL/d(linear(x, W1, b1))"), grad_fn names and grids of numbers
+    wrap or scroll inside the inspector's column; nothing is cut at its right edge."""
+    panel = default_window.panel("expression")
+    panel.prepare_screenshot(example=example)  # the end of backward: every node has its chain rule
+    _settle(qtbot)
+    inspector = panel.inspector
+    assert inspector.horizontalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+    for node_id in panel.result.trace.nodes:
+        panel.workspace.state.selected = node_id
+        _settle(qtbot)
+        assert not _past_the_edge(inspector), (example, node_id, _past_the_edge(inspector))
+    chain = inspector.chain_label
+    if example == "one_hidden_layer":  # the last node shown had a formula longer than a line: it wrapped
+        assert chain.isVisible() and "\n" in chain.shown_text() and "\n" not in chain.text()
 
 
 def test_network_panel_cuts_no_text_at_the_default_size(default_window, qtbot):

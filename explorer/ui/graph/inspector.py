@@ -12,9 +12,9 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QScrollArea,
     QSizePolicy,
     QTableWidget,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.numbers import fmt_peak
+from explorer.ui.common.labels import WrapAnywhereLabel
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
@@ -52,7 +53,10 @@ class Inspector(QScrollArea):
         self.setMinimumWidth(INSPECTOR_MIN_W)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # its text wraps to the column instead
         body = QWidget()
+        # the body is exactly as wide as the column: text wraps to it and nothing runs past its edge
+        body.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self._layout = QVBoxLayout(body)
+        self._layout.setSizeConstraint(QLayout.SetNoConstraint)
         self.summary = QLabel("")
         self.summary.setObjectName("gradSummary")
         self.summary.setWordWrap(True)
@@ -76,7 +80,7 @@ class Inspector(QScrollArea):
         self.meta_form = QFormLayout(self.meta_box)
         self.meta_labels: dict[str, QLabel] = {}
         for key, tip in _META_HELP.items():
-            label = QLabel("")
+            label = WrapAnywhereLabel("")  # grad_fn names such as BinaryCrossEntropyBackward0 are long
             label.setToolTip(tip)
             name = QLabel(key)
             name.setToolTip(tip)
@@ -89,9 +93,8 @@ class Inspector(QScrollArea):
         self.chain_box.setToolTip("The gradient arriving from later ops (upstream) times this op's local "
                                   "derivative gives the gradient of this node.")
         chain_layout = QVBoxLayout(self.chain_box)
-        self.chain_label = QLabel("")
+        self.chain_label = WrapAnywhereLabel("")  # formulas with no spaces wrap inside, not off the edge
         self.chain_label.setObjectName("chainRule")
-        self.chain_label.setWordWrap(True)
         self.chain_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.chain_label.setStyleSheet("font-family: monospace;")
         chain_layout.addWidget(self.chain_label)
@@ -118,9 +121,8 @@ class Inspector(QScrollArea):
                                    "it sends back; a value read by several ops sums its paths. Click an "
                                    "element of a result to see its own scalar chain.")
         self._tensor_layout = QVBoxLayout(self.tensor_box)
-        self.element_label = QLabel("")
+        self.element_label = WrapAnywhereLabel("")
         self.element_label.setObjectName("elementChain")
-        self.element_label.setWordWrap(True)
         self.element_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.element_label.setStyleSheet("font-family: monospace;")
         self._tensor_parts: list[QWidget] = []
@@ -243,6 +245,7 @@ class Inspector(QScrollArea):
 
         for w in self._tensor_parts:
             self._tensor_layout.removeWidget(w)
+            w.hide()  # gone from the screen now, not only when the event loop deletes it
             w.deleteLater()
         self._tensor_parts = []
         self._trace, self._node_id = trace, node_id
@@ -253,26 +256,22 @@ class Inspector(QScrollArea):
         for i, term in enumerate(tc.terms, 1):
             consumer = explain.node_text(trace, term.consumer_id)
             head = f"path {i} of {len(tc.terms)}, via {consumer}: " if len(tc.terms) > 1 else ""
-            self._add_part(QLabel(f"<b>{head}</b>{_esc(term.text)}"))
-            row = QWidget()
-            line = QHBoxLayout(row)
-            line.setContentsMargins(0, 0, 0, 0)
+            if head:
+                self._add_part(_wrapped(head, bold=True))
+            self._add_part(_wrapped(term.text, mono=True))
+            # one grid under the other: a column this narrow has no room for three grids side by side
             upstream = f"upstream {explain.d_of(trace, term.consumer_id)}"
-            line.addWidget(_captioned(upstream, _grid(term.upstream)))
+            self._add_part(_captioned(upstream, _grid(term.upstream)))
             if term.local is not None:
-                line.addWidget(QLabel("×"))
-                line.addWidget(_captioned(f"local {term.local_formula}", _grid(term.local)))
+                self._add_part(_captioned(f"× local {term.local_formula}", _grid(term.local)))
             else:
-                line.addWidget(QLabel(f"⟶ {_esc(term.local_formula)} ⟶"))
-            line.addWidget(QLabel("="))
+                self._add_part(_wrapped(f"⟶ {term.local_formula} ⟶"))
             result = self._clickable(_grid(term.result))
-            line.addWidget(_captioned("term" if len(tc.terms) > 1 else tc.name, result))
-            line.addStretch(1)
-            self._add_part(row)
+            self._add_part(_captioned("= term" if len(tc.terms) > 1 else f"= {tc.name}", result))
         if len(tc.terms) > 1:
             self._add_part(_captioned(f"sum over the {len(tc.terms)} paths = {tc.name}",
                                       self._clickable(_grid(tc.total))))
-        hint = QLabel(f"click an element for its own chain: {tc.name}[i, j] = Σ upstream × local")
+        hint = _wrapped(f"click an element for its own chain: {tc.name}[i, j] = Σ upstream × local")
         hint.setStyleSheet("color: gray; font-size: 8pt;")
         self._add_part(hint)
         self.element_label.setText("")
@@ -370,10 +369,6 @@ class Inspector(QScrollArea):
         self.check_table.setFixedHeight(height)
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _as_rows(arr: np.ndarray) -> np.ndarray:
     """A tensor as a 2-D grid: the last dimension across, every other one down."""
     arr = np.asarray(arr, dtype=np.float64)
@@ -389,30 +384,58 @@ def _index_of(shape: tuple, row: int, col: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(row * shape[-1] + col, shape))
 
 
+class _Grid(QTableWidget):
+    """A compact read-only grid of numbers, as wide as its columns or its column in the inspector (then it
+    scrolls sideways), and always exactly as high as its rows plus the scroll bar when it shows one."""
+
+    def __init__(self, rows: np.ndarray, shape: tuple):
+        super().__init__(rows.shape[0], rows.shape[1])
+        self.setProperty("shape", tuple(shape))
+        self.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.horizontalHeader().setVisible(False)
+        self.verticalHeader().setVisible(False)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        for r in range(rows.shape[0]):
+            for c in range(rows.shape[1]):
+                item = QTableWidgetItem(fmt_number(float(rows[r, c])))
+                item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.setItem(r, c, item)
+        self.resizeColumnsToContents()
+        self.verticalHeader().setDefaultSectionSize(20)
+        self._rows_h = 20 * rows.shape[0] + 2 * self.frameWidth() + 2
+        self._full_w = sum(self.columnWidth(c) for c in range(rows.shape[1])) + 2 * self.frameWidth() + 2
+        self.setMaximumWidth(self._full_w)
+        self.setMinimumWidth(min(self._full_w, 60))
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.setFixedHeight(self._rows_h)
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setWidth(self._full_w)
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        bar = self.horizontalScrollBar().sizeHint().height() if self.width() < self._full_w else 0
+        if self.height() != self._rows_h + bar:
+            self.setFixedHeight(self._rows_h + bar)
+
+
 def _grid(arr: np.ndarray) -> QTableWidget:
     """A compact read-only grid of numbers (explorer.core.numbers formats them)."""
     arr = np.asarray(arr, dtype=np.float64)
-    rows = _as_rows(arr)
-    table = QTableWidget(rows.shape[0], rows.shape[1])
-    table.setProperty("shape", tuple(arr.shape))
-    table.setEditTriggers(QTableWidget.NoEditTriggers)
-    table.horizontalHeader().setVisible(False)
-    table.verticalHeader().setVisible(False)
-    table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
-    for r in range(rows.shape[0]):
-        for c in range(rows.shape[1]):
-            item = QTableWidgetItem(fmt_number(float(rows[r, c])))
-            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            table.setItem(r, c, item)
-    table.resizeColumnsToContents()
-    table.verticalHeader().setDefaultSectionSize(20)
-    height = 20 * rows.shape[0] + 2 * table.frameWidth() + 2
-    width = sum(table.columnWidth(c) for c in range(rows.shape[1])) + 2 * table.frameWidth() + 2
-    table.setFixedHeight(height + (16 if width > 300 else 0))
-    table.setMaximumWidth(min(width, 300))
-    table.setMinimumWidth(min(width, 300))
-    return table
+    return _Grid(_as_rows(arr), arr.shape)
+
+
+def _wrapped(text: str, *, mono: bool = False, bold: bool = False) -> QLabel:
+    """A line of the tensor chain that wraps to the column, inside a formula too."""
+    label = WrapAnywhereLabel(text)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    style = ("font-family: monospace;" if mono else "") + ("font-weight: bold;" if bold else "")
+    if style:
+        label.setStyleSheet(style)
+    return label
 
 
 def _captioned(caption: str, widget: QWidget) -> QWidget:
@@ -420,10 +443,10 @@ def _captioned(caption: str, widget: QWidget) -> QWidget:
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(1)
-    label = QLabel(_esc(caption))
+    label = WrapAnywhereLabel(caption)
     label.setStyleSheet("color: gray; font-size: 8pt;")
     layout.addWidget(label)
-    layout.addWidget(widget)
+    layout.addWidget(widget, 0, Qt.AlignLeft)
     return box
 
 
