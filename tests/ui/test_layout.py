@@ -292,6 +292,40 @@ def test_the_inspector_stays_in_its_column_for_every_node(default_window, qtbot,
         assert chain.isVisible() and "\n" in chain.shown_text() and "\n" not in chain.text()
 
 
+def test_card_subtitles_are_whole_at_full_size(qtbot):
+    """At 100% a card writes its op or module path beside its name: two short lines where one would be
+    cut ("transpose · no g…" became "transpose" over "no grad"), never an ellipsis."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.items import subtitle_lines
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    seen = set()
+    for path in sorted(examples_dir().glob("*.expr")):
+        result = compute(path.read_text(encoding="utf-8"))
+        if not result.ok:
+            continue
+        view.set_trace(result.trace)
+        scene = view.graph_scene
+        rect = scene.itemsBoundingRect()
+        image = QImage(int(rect.width()) + 2, int(rect.height()) + 2, QImage.Format_ARGB32)
+        painter = QPainter(image)
+        scene.render(painter, QRectF(image.rect()), rect)  # every card painted at 100%
+        painter.end()
+        for card in scene.cards.values():
+            sub = card.info.get("subtitle", "")
+            shown = [text for text, _pt in card.painted]
+            assert not any("…" in text for text in shown), (path.stem, card.info["title"], shown)
+            if sub and sub not in shown:  # drawn, but not on one line
+                seen.add(sub)
+    assert "transpose · no grad" in seen  # the subtitle that was cut now takes two lines
+    assert subtitle_lines("transpose · no grad", 90) == ["transpose", "no grad"]
+
+
 def test_network_panel_cuts_no_text_at_the_default_size(default_window, qtbot):
     from PySide6.QtGui import QFontMetrics
 
