@@ -140,11 +140,9 @@ def test_every_graph_draws_its_values_at_both_sizes_with_the_dock_open_and_close
                 for view in views:
                     zoom = view.transform().m11()
                     seen.append((key, width, dock, round(zoom, 2)))
-                    # cards draw their values and gradients from NAME_LOD on. Known miss (issue 20, open): the
-                    # seed's graph as torch builds it (x and y are numbers, 7 cards) fits at 0.55 in the
-                    # 1280-wide window with the Learn dock open; the values still show on its cards
-                    if (key, width, dock) != ("expression", 1280, True):
-                        assert zoom >= NAME_LOD, seen
+                    # cards draw their values and gradients from NAME_LOD on (the seed's 7 cards at 1280 with
+                    # the dock open: three rows, each as tall as its own cards)
+                    assert zoom >= NAME_LOD, seen
                     # the whole graph is on screen (fit, not a scrolled corner of it)
                     shown = view.mapToScene(view.viewport().rect()).boundingRect()
                     assert shown.contains(view.graph_scene.itemsBoundingRect()), (key, width, dock)
@@ -292,6 +290,35 @@ def test_the_inspector_stays_in_its_column_for_every_node(default_window, qtbot,
         assert chain.isVisible() and "\n" in chain.shown_text() and "\n" not in chain.text()
 
 
+def test_the_gradient_check_is_whole_in_the_narrow_inspector(qtbot, tmp_path):
+    """At 1280x800 with the Learn dock open the inspector is at its narrowest: the check table's numbers
+    and headers are whole (the method names wrap instead), and nothing passes the column's edge."""
+    window = _window(qtbot, tmp_path)
+    window.resize(1280, 800)
+    window.show()
+    window.learn.show()
+    qtbot.waitExposed(window)
+    panel = window.panel("expression")
+    panel.prepare_screenshot(example="seed_sigmoid_bce")
+    nodes = panel.result.trace.nodes
+    panel.workspace.state.selected = next(n for n, node in nodes.items() if node.name == "w")
+    _settle(qtbot)
+    table = panel.inspector.check_table
+    assert table.isVisible() and table.rowCount() == 3
+    metrics = table.fontMetrics()
+    for column in (1, 2):  # the numbers: whole, not "-0.08…"
+        texts = [table.item(r, column).text() for r in range(3)]
+        widths = [metrics.horizontalAdvance(t) + 6 for t in texts]
+        assert all(w <= table.columnWidth(column) for w in widths), (column, texts)
+    header = table.horizontalHeader()
+    for column in range(3):  # the headers: whole ("max |diff|" once lost its end)
+        label = table.horizontalHeaderItem(column).text()
+        assert header.sectionSizeFromContents(column).width() <= table.columnWidth(column) + 12, label
+    assert sum(table.columnWidth(c) for c in range(3)) <= table.viewport().width()
+    assert not _past_the_edge(panel.inspector), _past_the_edge(panel.inspector)
+    window.shutdown_panels()
+
+
 def test_card_subtitles_are_whole_at_full_size(qtbot):
     """At 100% a card writes its op or module path beside its name: two short lines where one would be
     cut ("transpose · no g…" became "transpose" over "no grad"), never an ellipsis."""
@@ -319,7 +346,7 @@ def test_card_subtitles_are_whole_at_full_size(qtbot):
         for card in scene.cards.values():
             sub = card.info.get("subtitle", "")
             shown = [text for text, _pt in card.painted]
-            assert not any("…" in text for text in shown), (path.stem, card.info["title"], shown)
+            assert not any("…" in text for text in shown), (path.stem, card.info["title"], sub, shown)
             if sub and sub not in shown:  # drawn, but not on one line
                 seen.add(sub)
     assert "transpose · no grad" in seen  # the subtitle that was cut now takes two lines

@@ -253,7 +253,10 @@ class ExpressionPanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        left_scroll.setMinimumWidth(270)
+        # as wide as its widest row (the learning box's "lr [0.100] [Gradient descent step]") and the
+        # scroll bar beside it: a narrower column would scroll sideways and cut the spin boxes' arrows
+        left_scroll.setMinimumWidth(max(270, left.minimumSizeHint().width() + 2 * left_scroll.frameWidth()
+                                        + left_scroll.verticalScrollBar().sizeHint().width()))
 
         self.graph = GraphView()
         self.graph.sig_node_selected.connect(self._on_selected)

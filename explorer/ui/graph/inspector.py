@@ -29,6 +29,7 @@ from explorer.ui.graph import memory
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
 INSPECTOR_MIN_W = 230  # narrow enough to leave the graph its room; wide enough for the check table
+CHECK_HEADERS = ["method", "gradient", "max |diff|"]  # "max" over "|diff|" where the column is narrow
 GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
 
 _META_HELP = {
@@ -57,6 +58,7 @@ class Inspector(QScrollArea):
         body.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self._layout = QVBoxLayout(body)
         self._layout.setSizeConstraint(QLayout.SetNoConstraint)
+        self._layout.setContentsMargins(6, 6, 6, 6)
         self.summary = QLabel("")
         self.summary.setObjectName("gradSummary")
         self.summary.setWordWrap(True)
@@ -102,9 +104,10 @@ class Inspector(QScrollArea):
         self.check_box.setToolTip("Autograd's gradient beside a central finite-difference estimate in "
                                   "float64 and the op table's hand-written formula.")
         check_layout = QVBoxLayout(self.check_box)
-        self.check_table = QTableWidget(0, 3)
+        check_layout.setContentsMargins(4, 4, 4, 4)  # the table's three columns need the room
+        self.check_table = _CheckTable(0, 3)
         self.check_table.setObjectName("gradCheckTable")
-        self.check_table.setHorizontalHeaderLabels(["method", "gradient", "max |diff|"])
+        self.check_table.setHorizontalHeaderLabels(CHECK_HEADERS)
         self.check_table.verticalHeader().setVisible(False)
         self.check_table.horizontalHeader().setStretchLastSection(True)
         self.check_table.setMaximumHeight(130)
@@ -359,14 +362,39 @@ class Inspector(QScrollArea):
                 item = QTableWidgetItem(text)
                 item.setToolTip(fmt_peak(_to_array(value)) if c == 1 else text)
                 self.check_table.setItem(r, c, item)
-        self.check_table.resizeColumnsToContents()
-        header = self.check_table.horizontalHeader()
+        self.check_table.fit_columns()
+
+
+class _CheckTable(QTableWidget):
+    """The gradient check's table: every column whole in its width. Where the three columns do not fit
+    side by side, the method names wrap ("finite" over "differences") and the last header takes two lines,
+    so the numbers keep their room; exactly as high as its rows."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width() and self.rowCount():
+            self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Size the columns (and the rows and the height that follow from them) to the table's width."""
+        header = self.horizontalHeader()
+        self.setWordWrap(False)
+        self.setHorizontalHeaderLabels(CHECK_HEADERS)
+        header.setSectionResizeMode(1, QHeaderView.Interactive)
+        self.resizeColumnsToContents()
+        if sum(self.columnWidth(c) for c in range(3)) > self.viewport().width():
+            metrics = self.fontMetrics()
+            words = [w for r in range(self.rowCount()) for w in self.item(r, 0).text().split()]
+            self.setWordWrap(True)
+            self.setHorizontalHeaderLabels([h.replace(" ", "\n") for h in CHECK_HEADERS])
+            self.setColumnWidth(0, max(metrics.horizontalAdvance(w) for w in [*words, "method"]) + 12)
+            self.resizeColumnToContents(2)
         header.setSectionResizeMode(1, QHeaderView.Stretch)  # long tensor summaries elide, never scroll
-        self.check_table.resizeRowsToContents()
+        self.resizeRowsToContents()
         # exactly the rows: no blank strip under the last method, no clipped header
-        height = self.check_table.horizontalHeader().height() + 2 * self.check_table.frameWidth()
-        height += sum(self.check_table.rowHeight(r) for r in range(len(rows)))
-        self.check_table.setFixedHeight(height)
+        height = header.height() + 2 * self.frameWidth()
+        height += sum(self.rowHeight(r) for r in range(self.rowCount()))
+        self.setFixedHeight(height)
 
 
 def _as_rows(arr: np.ndarray) -> np.ndarray:

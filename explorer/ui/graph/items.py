@@ -152,10 +152,11 @@ def subtitle_lines(text: str, width: float) -> list[str]:
             if best is not None and best[0] <= width:
                 break
         first, second = best[1] if best is not None else (text, "")
-        if metrics.horizontalAdvance(first) > width:  # no break helps: one line, elided
-            lines = [metrics.elidedText(text, Qt.ElideRight, width)]
-        else:
-            lines = [first, metrics.elidedText(second, Qt.ElideRight, width)] if second else [first]
+        if metrics.horizontalAdvance(first) > width:  # no mark to break at: break where the line is full
+            cut = max(1, next((i for i in range(len(text), 0, -1)
+                               if metrics.horizontalAdvance(text[:i]) <= width), 1))
+            first, second = text[:cut], text[cut:]
+        lines = [first, metrics.elidedText(second, Qt.ElideRight, width)] if second else [first]
     if len(_SUBTITLES) > 5_000:
         _SUBTITLES.clear()
     _SUBTITLES[key] = lines
