@@ -371,6 +371,34 @@ def test_network_panel_cuts_no_text_at_the_default_size(default_window, qtbot):
         assert table.columnWidth(0) >= metrics.horizontalAdvance(name) + 8, name
 
 
+def _rows_cut(tree, rows) -> list[str]:
+    """Titles of a tree's rows that need more lines (wrapped at the row's width) than the row holds."""
+    from PySide6.QtCore import QRect
+
+    metrics = tree.fontMetrics()
+    out = []
+    for item, rect in rows:
+        box = QRect(0, 0, max(1, rect.width() - 8), 100_000)
+        need = metrics.boundingRect(box, Qt.TextWordWrap, item.text(0)).height()
+        if need > rect.height() + 1:
+            out.append(f"{need} > {rect.height()}: {item.text(0)}")
+    return out
+
+
+def test_lesson_titles_wrap_in_the_narrow_dock(default_window, qtbot):
+    """The lesson list once ended long titles in "…" ("2. The chain rule and the computatio…")."""
+    tree = default_window.learn.tree
+    lessons = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    lessons[1].setExpanded(True)
+    _settle(qtbot)
+    rows = lessons + [lessons[1].child(j) for j in range(lessons[1].childCount())]
+    shown = [(item, tree.visualItemRect(item)) for item in rows]
+    shown = [(item, rect) for item, rect in shown if rect.isValid() and rect.height() > 0]
+    assert len(shown) > len(lessons)
+    assert any(rect.height() > tree.visualItemRect(lessons[0]).height() for _i, rect in shown)  # one wraps
+    assert not _rows_cut(tree, shown), _rows_cut(tree, shown)
+
+
 def test_pretrain_reason_is_whole_at_the_default_size(default_window, qtbot):
     default_window.show_workspace("pretrain")
     panel = default_window.panel("pretrain")

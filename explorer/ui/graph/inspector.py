@@ -69,6 +69,7 @@ class Inspector(QScrollArea):
         self.follow_hint = QLabel("following the player · click a node to pin it")
         self.follow_hint.setObjectName("followHint")
         self.follow_hint.setStyleSheet("color: gray; font-size: 8pt;")
+        self.follow_hint.setWordWrap(True)
         self.follow_hint.setVisible(False)
         self.title = QLabel("Click a node in the graph to inspect it.")
         self.title.setObjectName("inspectorTitle")
@@ -489,6 +490,6 @@ def _to_array(v) -> np.ndarray:
 def _fmt_diff(v, ref) -> str:
     a, b = _to_array(v), _to_array(ref)
     try:
-        return f"{float(np.max(np.abs(a - b))):.2e}"
+        return f"{float(np.max(np.abs(a - b))):.1e}"  # two digits say how close; the column is narrow
     except ValueError:
         return "shape differs"
