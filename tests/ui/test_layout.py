@@ -349,6 +349,13 @@ def test_card_subtitles_are_whole_at_full_size(qtbot):
             assert not any("…" in text for text in shown), (path.stem, card.info["title"], sub, shown)
             if sub and sub not in shown:  # drawn, but not on one line
                 seen.add(sub)
+        small = QImage(int(rect.width() * 0.62) + 2, int(rect.height() * 0.62) + 2, QImage.Format_ARGB32)
+        painter = QPainter(small)
+        scene.render(painter, QRectF(small.rect()), rect)  # just above the zoom where numbers show
+        painter.end()
+        for card in scene.cards.values():  # a gradient is never cut: "∇ ±0.02…" reads as another number
+            grads = [text for text, _pt in card.painted if text.startswith("∇")]
+            assert not any("…" in text for text in grads if text != "∇ …"), (path.stem, grads)
     assert "transpose · no grad" in seen  # the subtitle that was cut now takes two lines
     assert subtitle_lines("transpose · no grad", 90) == ["transpose", "no grad"]
 

@@ -189,6 +189,20 @@ class ExpressionPanel(QWidget):
         self.editor.set_theme(theme)
         self.learning.set_theme(theme)
         self.iterations.set_theme(theme)
+        QTimer.singleShot(0, self._fit_left_column)  # once the new style sheet has sized the widgets
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._fit_left_column()
+
+    def _fit_left_column(self) -> None:
+        """The program column as wide as its widest row (the learning box's "lr [0.100] [Gradient descent
+        step]") and the scroll bar beside it: narrower, it scrolls sideways and cuts the spin boxes' arrows.
+        The style sheet of a theme changes that width."""
+        scroll = self._left_scroll
+        scroll.widget().ensurePolished()
+        need = scroll.widget().minimumSizeHint().width() + 2 * scroll.frameWidth()
+        scroll.setMinimumWidth(max(270, need + scroll.verticalScrollBar().sizeHint().width()))
 
     # -- Qt events -----------------------------------------------------------------------------
 
@@ -253,10 +267,8 @@ class ExpressionPanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        # as wide as its widest row (the learning box's "lr [0.100] [Gradient descent step]") and the
-        # scroll bar beside it: a narrower column would scroll sideways and cut the spin boxes' arrows
-        left_scroll.setMinimumWidth(max(270, left.minimumSizeHint().width() + 2 * left_scroll.frameWidth()
-                                        + left_scroll.verticalScrollBar().sizeHint().width()))
+        self._left_scroll = left_scroll
+        self._fit_left_column()
 
         self.graph = GraphView()
         self.graph.sig_node_selected.connect(self._on_selected)

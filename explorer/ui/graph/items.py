@@ -354,8 +354,16 @@ class NodeCard(QGraphicsItem):
             boost, least = _boost_range(line_font, lod)
             if role == "grad" and not text.startswith("∇ …") and int(getattr(grad, "numel", 1) or 0) > 1:
                 peak = text.removeprefix("∇ max ")  # "every entry within ±m" says the same in less room
-                if _metrics(_boosted(line_font, least)).horizontalAdvance(text) > box.width():
-                    text = f"∇ ±{peak}"
+                narrowest = _metrics(_boosted(line_font, least))
+                try:  # shorter forms, never a cut number ("∇ ±0.02…" reads as another one)
+                    short = f"{float(peak):.2g}"
+                    forms = [f"∇ ±{peak}", f"∇ ±{short}", f"∇±{short}", f"±{short}"]
+                except ValueError:
+                    forms = [f"∇ ±{peak}"]
+                for form in forms:
+                    if narrowest.horizontalAdvance(text) <= box.width():
+                        break
+                    text = form
             painter.setPen(QColor(line_color(t, role)))
             if role == "facts" and boost <= 1.0:  # at full size the layout takes two lines, not "…"
                 shown = subtitle_lines(text, box.width())
