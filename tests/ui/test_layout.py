@@ -251,6 +251,9 @@ def test_expression_panel_cuts_no_text_at_the_default_size(default_window, qtbot
         assert not _cut_labels(panel), (step, _cut_labels(panel))
         body = panel.inspector.widget()
         assert body.width() <= panel.inspector.viewport().width(), step  # no sideways scrolling
+    panel.prepare_screenshot(example="tensors_basics")  # the timing line's note ("forward only: …") is whole
+    _settle(qtbot)
+    assert "forward only" in panel.timing_label.text() and not _cut_labels(panel), _cut_labels(panel)
     panel.set_source("x = param(2.0)\nL = x * * 3")  # an error: the message and its hint both fit
     with qtbot.waitSignal(panel.sig_computed, timeout=20000):
         panel.run_program()
