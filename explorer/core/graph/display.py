@@ -325,10 +325,14 @@ def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: f
         return 1
 
     def scale(bands: int) -> float:
-        w, h = _wrapped_size(positions, bands)
+        # rows as tall as their own cards only where one row is not readable: a graph readable in one row
+        # wraps as it always did (by the tallest layer's height), reading left to right where it can
+        w, h = _wrapped_size(positions, bands) if compact else _wrapped_extent(n_layers, span, bands)
         turns = 2 * TURN_W if bands > 1 else 0.0  # edges turning back to the next row pass the cards
         return min(width / (w + turns + margin), height / (h + margin), max_scale)
 
+    compact = False  # read by scale(); one row measures the same either way
+    compact = scale(1) < readable
     options = range(1, -(-n_layers // 2) + 1)
     largest = max(scale(b) for b in options)
     enough = max(SHORT_WRAP_NEAR * largest, min(readable, largest))  # readable when rows can be
