@@ -7,6 +7,7 @@ Cards are `CARD_W` x `CARD_H` scene pixels; modules not expanded fold into one c
 from __future__ import annotations
 
 import html
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from explorer.core.autograd.timeline import Timeline
@@ -54,14 +55,17 @@ class DisplayModel:
     order: list[str] = field(default_factory=list)                 # display ids for keyboard navigation
     bands: int = 1                                                 # rows the layers are wrapped into
     flat: tuple[dict, dict] = field(default_factory=lambda: ({}, {}))  # positions, bends before wrapping
-    row_h: float = 0.0                                             # height of one wrapped row (0: one row)
+    row_h: float = 0.0                                             # height of the tallest row (0: one row)
+    row_starts: list[float] = field(default_factory=list)          # where each wrapped row begins (scene y)
     # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
     frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
     source: object = None  # the trace drawn (a rebuild of the same trace reuses the cards' info)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
-        return int(self.positions[display_id][1] // self.row_h) if self.row_h else 0
+        if not self.row_starts:
+            return 0
+        return max(0, bisect_right(self.row_starts, self.positions[display_id][1]) - 1)
 
 
 def _node_info(node, has_grad: bool) -> dict:
@@ -196,12 +200,13 @@ def set_bands(model: DisplayModel, bands: int) -> None:
     """Lay the model's layers out in `bands` rows (1: one left-to-right run): positions, bends, ports."""
     model.bands = max(1, int(bands))
     positions, bends = model.flat
+    model.row_h, model.row_starts = 0.0, []
     if model.bands > 1:
-        positions, bends = _wrap(positions, bends, model.edges, model.bands)
+        positions, bends, model.row_starts = _wrap(positions, bends, model.edges, model.bands)
+        model.row_h = _extent(model.flat[0], 1)[1] + BAND_GAP
     model.positions, model.bends = positions, bends
     model.ports = _ports(model)
     # keyboard order: row by row, then left to right, then top to bottom within a layer
-    model.row_h = _extent(model.flat[0], 1)[1] + BAND_GAP if model.bands > 1 else 0.0
     model.order = sorted(model.info, key=lambda d: (model.row_of(d), positions[d][0], positions[d][1]))
 
 
@@ -263,6 +268,41 @@ def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, floa
     return per_band * (CARD_W + GAP_X) - GAP_X, bands * (span + CARD_H) + (bands - 1) * BAND_GAP
 
 
+def _band_spans(positions, bands: int, bends=None) -> tuple[float, list[tuple[float, float]]]:
+    """(layer pitch, the lowest and highest card centre or bend of each of `bands` rows) of the layers
+    wrapped."""
+    sx = CARD_W + GAP_X
+    per_band = -(-len({round(x, 3) for x, _y in positions.values()}) // bands)
+    lo = [float("inf")] * bands
+    hi = [float("-inf")] * bands
+    points = list(positions.values())
+    for path in (bends or {}).values():
+        points.extend(path)
+    for x, y in points:
+        band = min(bands - 1, round(x / sx) // per_band)
+        lo[band], hi[band] = min(lo[band], y), max(hi[band], y)
+    return sx, [(a, b) if a <= b else (0.0, 0.0) for a, b in zip(lo, hi, strict=True)]
+
+
+def _row_bases(spans: list[tuple[float, float]]) -> list[float]:
+    """The scene y where each row's highest card centre goes: rows as tall as their own cards, one under
+    the other with BAND_GAP between (a row holding one card is not as tall as the tallest row)."""
+    bases, y = [], 0.0
+    for lo, hi in spans:
+        bases.append(y)
+        y += hi - lo + CARD_H + BAND_GAP
+    return bases
+
+
+def _wrapped_size(positions, bands: int) -> tuple[float, float]:
+    """Width and height (cards included) of the layers wrapped into `bands` rows of their own heights."""
+    n_layers, _span = _shape(positions)
+    per_band = -(-n_layers // bands)
+    _sx, spans = _band_spans(positions, bands)
+    height = sum(hi - lo + CARD_H for lo, hi in spans) + (bands - 1) * BAND_GAP
+    return per_band * (CARD_W + GAP_X) - GAP_X, height
+
+
 def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
     """How many rows to wrap the layers into so that the graph shows largest in a canvas of `aspect`
     (width / height); 1 unless wrapping gains at least WRAP_GAIN."""
@@ -302,10 +342,14 @@ def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: f
         return 1
 
     def scale(bands: int) -> float:
-        w, h = _wrapped_extent(n_layers, span, bands)
+        # rows as tall as their own cards only where one row is not readable: a graph readable in one row
+        # wraps as it always did (by the tallest layer's height), reading left to right where it can
+        w, h = _wrapped_size(positions, bands) if compact else _wrapped_extent(n_layers, span, bands)
         turns = 2 * TURN_W if bands > 1 else 0.0  # edges turning back to the next row pass the cards
         return min(width / (w + turns + margin), height / (h + margin), max_scale)
 
+    compact = False  # read by scale(); one row measures the same either way
+    compact = scale(1) < readable
     options = range(1, -(-n_layers // 2) + 1)
     largest = max(scale(b) for b in options)
     enough = max(SHORT_WRAP_NEAR * largest, min(readable, largest))  # readable when rows can be
@@ -322,15 +366,14 @@ def _wrap(positions, bends, edges, bands: int):
     under the row: right, down, left along the gap, down, right into its target.
     """
     xs = sorted({round(x, 3) for x, _y in positions.values()})
-    sx = CARD_W + GAP_X
     per_band = -(-len(xs) // bands)
-    ys = [y for _x, y in positions.values()]
-    top, row_h = min(ys), max(ys) - min(ys) + CARD_H + BAND_GAP
+    sx, spans = _band_spans(positions, bands, bends)
+    bases = _row_bases(spans)
 
     def place(x: float, y: float) -> tuple[float, float]:
         layer = round(x / sx)
         band = min(bands - 1, layer // per_band)
-        return (layer - band * per_band) * sx, y - top + band * row_h
+        return (layer - band * per_band) * sx, y - spans[band][0] + bases[band]
 
     def band_of(x: float) -> int:
         return min(bands - 1, round(x / sx) // per_band)
@@ -350,14 +393,16 @@ def _wrap(positions, bends, edges, bands: int):
             if p_band != q_band:  # the turn back into the next row
                 turn_x = q[0] + CARD_W / 2 + GAP_X / 2  # right of the previous column's cards
                 back_x = p[0] - CARD_W / 2 - GAP_X / 2  # left of the next row's first column
-                gap_y = (q_band + 1) * row_h - BAND_GAP / 2 - CARD_H / 2
+                # the gap under the row the edge leaves
+                gap_y = bases[q_band] + spans[q_band][1] - spans[q_band][0] + CARD_H / 2 + BAND_GAP / 2
                 out += [(turn_x, q[1]), (turn_x, gap_y), (back_x, gap_y), (back_x, p[1])]
             if i < len(raw) - 1:
                 out.append(p)
             q, q_band = p, p_band
         if out:
             new_bends[(u, v)] = out
-    return new_pos, new_bends
+    starts = [base - CARD_H / 2 - BAND_GAP / 2 if b else 0.0 for b, base in enumerate(bases)]
+    return new_pos, new_bends, starts
 
 
 def _in_module(path: str | None, module: str) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QFontMetrics, QTextDocument
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QFontMetrics, QTextDocument, QTextLayout, QTextOption
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
@@ -144,13 +144,111 @@ def plain_tooltip(text: str) -> str:
     return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
 
 
+def wrap_anywhere(text: str, width: float, font) -> list[str]:
+    """`text` broken into lines no wider than `width` pixels in `font`: at spaces where it can, inside a
+    word (a chain rule such as "dL/d(linear(x,W1,b1))") where a word alone is wider than the line."""
+    lines: list[str] = []
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)
+    for paragraph in text.split("\n"):
+        if not paragraph:
+            lines.append("")
+            continue
+        layout = QTextLayout(paragraph, font)
+        layout.setTextOption(option)
+        layout.beginLayout()
+        while True:
+            line = layout.createLine()
+            if not line.isValid():
+                break
+            line.setLineWidth(max(1.0, width))
+            start = line.textStart()
+            lines.append(paragraph[start:start + line.textLength()].rstrip(" "))
+        layout.endLayout()
+    return lines
+
+
+class WrapAnywhereLabel(QLabel):
+    """A plain-text label that wraps to its width like a word-wrapped QLabel, and also inside a word that
+    is wider than the label (monospace formulas with no spaces), so nothing runs past its right edge.
+
+    `text()` is the full text; the label never asks for more width than it is given, and its height
+    follows the lines the text needs at that width.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._wrapped_for = -1
+        self.setTextFormat(Qt.PlainText)
+        self.setWordWrap(False)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        policy = QSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        """Show `text`, wrapped to the label's width."""
+        self._full = str(text)
+        self._wrapped_for = -1
+        self._rewrap()
+        self.updateGeometry()
+
+    def text(self) -> str:
+        """The full text (without the line breaks the wrapping added)."""
+        return self._full
+
+    def shown_text(self) -> str:
+        """What the label draws now: the text with the line breaks of its wrapping."""
+        return super().text()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        """The height of the text's lines at `width`."""
+        chrome = self.width() - self.contentsRect().width()
+        room = width - chrome - 2 * self.margin()
+        lines = wrap_anywhere(self._full, room, self.font()) if self._full else []
+        extra = self.height() - self.contentsRect().height() + 2 * self.margin()
+        return QFontMetrics(self.font()).lineSpacing() * max(1, len(lines)) + extra + 2
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = max(40, self.width())
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(40, self.heightForWidth(max(40, self.width())))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._rewrap()
+            self.updateGeometry()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() in (QEvent.FontChange, QEvent.StyleChange):
+            self._wrapped_for = -1
+            self._rewrap()
+            self.updateGeometry()
+
+    def _rewrap(self) -> None:
+        width = self.contentsRect().width() - 2 * self.margin()
+        if width == self._wrapped_for:
+            return
+        self._wrapped_for = width
+        super().setText("\n".join(wrap_anywhere(self._full, width, self.font())) if self._full else "")
+
+
 def text_is_cut(label: QLabel) -> bool:
     """Whether part of a label's text is not on screen: an ElidedLabel's ellipsis, a word-wrapped label
     whose lines need more height than it has, or a one-line label narrower than its text (tests use this
     to find text a user cannot read)."""
     if isinstance(label, ElidedLabel):
         return label.is_elided()
-    text = label.text()
+    text = label.shown_text() if isinstance(label, WrapAnywhereLabel) else label.text()
     if not text:
         return False
     rect = label.contentsRect()
@@ -162,6 +260,9 @@ def text_is_cut(label: QLabel) -> bool:
         doc = QTextDocument()
         doc.setDefaultFont(label.font())
         doc.setDocumentMargin(0)
+        option = doc.defaultTextOption()
+        option.setWrapMode(QTextOption.WordWrap)  # as a QLabel wraps: a word wider than the line overflows
+        doc.setDefaultTextOption(option)
         if rich:
             doc.setHtml(text)
         else:
@@ -169,7 +270,7 @@ def text_is_cut(label: QLabel) -> bool:
         if label.wordWrap():
             doc.setTextWidth(max(1, width))
         size = doc.size()
-        return size.height() > height + 2 or (not label.wordWrap() and size.width() > width + 2)
+        return size.height() > height + 2 or doc.idealWidth() > width + 2
     metrics = QFontMetrics(label.font())
     lines = text.split("\n")
     return max(metrics.horizontalAdvance(line) for line in lines) > width + 1 or \

@@ -156,6 +156,7 @@ class LeafEditor(QGroupBox):
         while self._grid.count():
             w = self._grid.takeAt(0).widget()
             if w is not None and w is not self._empty:
+                w.hide()  # off the screen now, not only once the event loop deletes it (a grab between)
                 w.deleteLater()
         self._editors = {}
         self._empty.setVisible(not values)

@@ -58,14 +58,17 @@ class LearningBox(QGroupBox):
         grid = QGridLayout(self)
         lr_label = QLabel("lr")
         lr_label.setToolTip(self.lr.toolTip())
+        # the step button under the learning rate, not beside it: side by side they set the program
+        # column's width (with the theme's spin boxes ~325 px), and the canvas lost what they took
         grid.addWidget(lr_label, 0, 0)
         grid.addWidget(self.lr, 0, 1)
-        grid.addWidget(self.step_button, 0, 2)
-        grid.addWidget(self.loss_label, 1, 0, 1, 3)
+        grid.setColumnStretch(2, 1)
+        grid.addWidget(self.step_button, 1, 0, 1, 3)
+        grid.addWidget(self.loss_label, 2, 0, 1, 3)
         if self.plot is not None:
-            grid.addWidget(self.plot, 2, 0, 1, 3)
-        grid.addWidget(self.again_button, 3, 0, 1, 3)
-        grid.addWidget(self.accum_label, 4, 0, 1, 3)
+            grid.addWidget(self.plot, 3, 0, 1, 3)
+        grid.addWidget(self.again_button, 4, 0, 1, 3)
+        grid.addWidget(self.accum_label, 5, 0, 1, 3)
 
     def set_available(self, available: bool) -> None:
         """Enable the buttons only for a program with params and a backward pass; say why otherwise."""

@@ -189,6 +189,20 @@ class ExpressionPanel(QWidget):
         self.editor.set_theme(theme)
         self.learning.set_theme(theme)
         self.iterations.set_theme(theme)
+        QTimer.singleShot(0, self._fit_left_column)  # once the new style sheet has sized the widgets
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._fit_left_column()
+
+    def _fit_left_column(self) -> None:
+        """The program column as wide as its widest row (the learning box's "lr [0.100] [Gradient descent
+        step]") and the scroll bar beside it: narrower, it scrolls sideways and cuts the spin boxes' arrows.
+        The style sheet of a theme changes that width."""
+        scroll = self._left_scroll
+        scroll.widget().ensurePolished()
+        need = scroll.widget().minimumSizeHint().width() + 2 * scroll.frameWidth()
+        scroll.setMinimumWidth(max(270, need + scroll.verticalScrollBar().sizeHint().width()))
 
     # -- Qt events -----------------------------------------------------------------------------
 
@@ -214,6 +228,8 @@ class ExpressionPanel(QWidget):
         self.run_button.setObjectName("runButton")
         actions.describe_button(self.run_button, "expression.run")
         self.run_button.clicked.connect(self.run_program)
+        # under the Run button, the column's full width: "traced in 13 ms · forward only: nothing here
+        # requires a gradient" is whole in two lines (beside the button it was cut)
         self.timing_label = ElidedLabel("", lines=2)
         self.timing_label.setObjectName("timingLabel")
         self.output = QPlainTextEdit()
@@ -244,8 +260,9 @@ class ExpressionPanel(QWidget):
         lv.addWidget(self.error_label)
         row = QHBoxLayout()
         row.addWidget(self.run_button)
-        row.addWidget(self.timing_label, 1)
+        row.addStretch(1)
         lv.addLayout(row)
+        lv.addWidget(self.timing_label)
         lv.addWidget(self.output)
         lv.addWidget(self.leaves)
         lv.addWidget(self.learning)
@@ -253,7 +270,8 @@ class ExpressionPanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        left_scroll.setMinimumWidth(270)
+        self._left_scroll = left_scroll
+        self._fit_left_column()
 
         self.graph = GraphView()
         self.graph.sig_node_selected.connect(self._on_selected)
@@ -366,8 +384,10 @@ class ExpressionPanel(QWidget):
         self._shown_source = result.source
         self._checks = None
         self.learning.accum_label.setText("")
-        self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms"
-                                  + (f"\n{result.note}" if result.note else ""))
+        # the note's parenthetical how-to goes to the tooltip: the line stays whole in two lines
+        head, _, how = (result.note or "").partition(" (")
+        self.timing_label.setText(f"traced in {result.elapsed_ms:.0f} ms" + (f" · {head}" if head else ""))
+        self.timing_label.setToolTip(f"{result.note}" if how else "")
         timeline = self.workspace.timeline
         step = self.workspace.step
         self.iterations.set_iterations(self.workspace.iteration_losses(), result.iteration)

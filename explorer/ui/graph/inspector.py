@@ -12,9 +12,9 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QScrollArea,
     QSizePolicy,
     QTableWidget,
@@ -24,10 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.numbers import fmt_peak
+from explorer.ui.common.labels import WrapAnywhereLabel
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import fmt_number, heatmap_image, is_integer_dtype, snapshot_matrix
 
 INSPECTOR_MIN_W = 230  # narrow enough to leave the graph its room; wide enough for the check table
+CHECK_HEADERS = ["method", "gradient", "max |diff|"]  # "max" over "|diff|" where the column is narrow
 GRID_MAX = 100  # tensors up to this many elements are shown as a grid of numbers, bigger as a heatmap
 
 _META_HELP = {
@@ -52,7 +54,11 @@ class Inspector(QScrollArea):
         self.setMinimumWidth(INSPECTOR_MIN_W)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # its text wraps to the column instead
         body = QWidget()
+        # the body is exactly as wide as the column: text wraps to it and nothing runs past its edge
+        body.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self._layout = QVBoxLayout(body)
+        self._layout.setSizeConstraint(QLayout.SetNoConstraint)
+        self._layout.setContentsMargins(6, 6, 6, 6)
         self.summary = QLabel("")
         self.summary.setObjectName("gradSummary")
         self.summary.setWordWrap(True)
@@ -63,6 +69,7 @@ class Inspector(QScrollArea):
         self.follow_hint = QLabel("following the player · click a node to pin it")
         self.follow_hint.setObjectName("followHint")
         self.follow_hint.setStyleSheet("color: gray; font-size: 8pt;")
+        self.follow_hint.setWordWrap(True)
         self.follow_hint.setVisible(False)
         self.title = QLabel("Click a node in the graph to inspect it.")
         self.title.setObjectName("inspectorTitle")
@@ -76,7 +83,7 @@ class Inspector(QScrollArea):
         self.meta_form = QFormLayout(self.meta_box)
         self.meta_labels: dict[str, QLabel] = {}
         for key, tip in _META_HELP.items():
-            label = QLabel("")
+            label = WrapAnywhereLabel("")  # grad_fn names such as BinaryCrossEntropyBackward0 are long
             label.setToolTip(tip)
             name = QLabel(key)
             name.setToolTip(tip)
@@ -89,9 +96,8 @@ class Inspector(QScrollArea):
         self.chain_box.setToolTip("The gradient arriving from later ops (upstream) times this op's local "
                                   "derivative gives the gradient of this node.")
         chain_layout = QVBoxLayout(self.chain_box)
-        self.chain_label = QLabel("")
+        self.chain_label = WrapAnywhereLabel("")  # formulas with no spaces wrap inside, not off the edge
         self.chain_label.setObjectName("chainRule")
-        self.chain_label.setWordWrap(True)
         self.chain_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.chain_label.setStyleSheet("font-family: monospace;")
         chain_layout.addWidget(self.chain_label)
@@ -99,9 +105,10 @@ class Inspector(QScrollArea):
         self.check_box.setToolTip("Autograd's gradient beside a central finite-difference estimate in "
                                   "float64 and the op table's hand-written formula.")
         check_layout = QVBoxLayout(self.check_box)
-        self.check_table = QTableWidget(0, 3)
+        check_layout.setContentsMargins(4, 4, 4, 4)  # the table's three columns need the room
+        self.check_table = _CheckTable(0, 3)
         self.check_table.setObjectName("gradCheckTable")
-        self.check_table.setHorizontalHeaderLabels(["method", "gradient", "max |diff|"])
+        self.check_table.setHorizontalHeaderLabels(CHECK_HEADERS)
         self.check_table.verticalHeader().setVisible(False)
         self.check_table.horizontalHeader().setStretchLastSection(True)
         self.check_table.setMaximumHeight(130)
@@ -118,9 +125,8 @@ class Inspector(QScrollArea):
                                    "it sends back; a value read by several ops sums its paths. Click an "
                                    "element of a result to see its own scalar chain.")
         self._tensor_layout = QVBoxLayout(self.tensor_box)
-        self.element_label = QLabel("")
+        self.element_label = WrapAnywhereLabel("")
         self.element_label.setObjectName("elementChain")
-        self.element_label.setWordWrap(True)
         self.element_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.element_label.setStyleSheet("font-family: monospace;")
         self._tensor_parts: list[QWidget] = []
@@ -243,6 +249,7 @@ class Inspector(QScrollArea):
 
         for w in self._tensor_parts:
             self._tensor_layout.removeWidget(w)
+            w.hide()  # gone from the screen now, not only when the event loop deletes it
             w.deleteLater()
         self._tensor_parts = []
         self._trace, self._node_id = trace, node_id
@@ -253,26 +260,22 @@ class Inspector(QScrollArea):
         for i, term in enumerate(tc.terms, 1):
             consumer = explain.node_text(trace, term.consumer_id)
             head = f"path {i} of {len(tc.terms)}, via {consumer}: " if len(tc.terms) > 1 else ""
-            self._add_part(QLabel(f"<b>{head}</b>{_esc(term.text)}"))
-            row = QWidget()
-            line = QHBoxLayout(row)
-            line.setContentsMargins(0, 0, 0, 0)
+            if head:
+                self._add_part(_wrapped(head, bold=True))
+            self._add_part(_wrapped(term.text, mono=True))
+            # one grid under the other: a column this narrow has no room for three grids side by side
             upstream = f"upstream {explain.d_of(trace, term.consumer_id)}"
-            line.addWidget(_captioned(upstream, _grid(term.upstream)))
+            self._add_part(_captioned(upstream, _grid(term.upstream)))
             if term.local is not None:
-                line.addWidget(QLabel("×"))
-                line.addWidget(_captioned(f"local {term.local_formula}", _grid(term.local)))
+                self._add_part(_captioned(f"× local {term.local_formula}", _grid(term.local)))
             else:
-                line.addWidget(QLabel(f"⟶ {_esc(term.local_formula)} ⟶"))
-            line.addWidget(QLabel("="))
+                self._add_part(_wrapped(f"⟶ {term.local_formula} ⟶"))
             result = self._clickable(_grid(term.result))
-            line.addWidget(_captioned("term" if len(tc.terms) > 1 else tc.name, result))
-            line.addStretch(1)
-            self._add_part(row)
+            self._add_part(_captioned("= term" if len(tc.terms) > 1 else f"= {tc.name}", result))
         if len(tc.terms) > 1:
             self._add_part(_captioned(f"sum over the {len(tc.terms)} paths = {tc.name}",
                                       self._clickable(_grid(tc.total))))
-        hint = QLabel(f"click an element for its own chain: {tc.name}[i, j] = Σ upstream × local")
+        hint = _wrapped(f"click an element for its own chain: {tc.name}[i, j] = Σ upstream × local")
         hint.setStyleSheet("color: gray; font-size: 8pt;")
         self._add_part(hint)
         self.element_label.setText("")
@@ -360,18 +363,39 @@ class Inspector(QScrollArea):
                 item = QTableWidgetItem(text)
                 item.setToolTip(fmt_peak(_to_array(value)) if c == 1 else text)
                 self.check_table.setItem(r, c, item)
-        self.check_table.resizeColumnsToContents()
-        header = self.check_table.horizontalHeader()
+        self.check_table.fit_columns()
+
+
+class _CheckTable(QTableWidget):
+    """The gradient check's table: every column whole in its width. Where the three columns do not fit
+    side by side, the method names wrap ("finite" over "differences") and the last header takes two lines,
+    so the numbers keep their room; exactly as high as its rows."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width() and self.rowCount():
+            self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Size the columns (and the rows and the height that follow from them) to the table's width."""
+        header = self.horizontalHeader()
+        self.setWordWrap(False)
+        self.setHorizontalHeaderLabels(CHECK_HEADERS)
+        header.setSectionResizeMode(1, QHeaderView.Interactive)
+        self.resizeColumnsToContents()
+        if sum(self.columnWidth(c) for c in range(3)) > self.viewport().width():
+            metrics = self.fontMetrics()
+            words = [w for r in range(self.rowCount()) for w in self.item(r, 0).text().split()]
+            self.setWordWrap(True)
+            self.setHorizontalHeaderLabels([h.replace(" ", "\n") for h in CHECK_HEADERS])
+            self.setColumnWidth(0, max(metrics.horizontalAdvance(w) for w in [*words, "method"]) + 12)
+            self.resizeColumnToContents(2)
         header.setSectionResizeMode(1, QHeaderView.Stretch)  # long tensor summaries elide, never scroll
-        self.check_table.resizeRowsToContents()
+        self.resizeRowsToContents()
         # exactly the rows: no blank strip under the last method, no clipped header
-        height = self.check_table.horizontalHeader().height() + 2 * self.check_table.frameWidth()
-        height += sum(self.check_table.rowHeight(r) for r in range(len(rows)))
-        self.check_table.setFixedHeight(height)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        height = header.height() + 2 * self.frameWidth()
+        height += sum(self.rowHeight(r) for r in range(self.rowCount()))
+        self.setFixedHeight(height)
 
 
 def _as_rows(arr: np.ndarray) -> np.ndarray:
@@ -389,30 +413,58 @@ def _index_of(shape: tuple, row: int, col: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(row * shape[-1] + col, shape))
 
 
+class _Grid(QTableWidget):
+    """A compact read-only grid of numbers, as wide as its columns or its column in the inspector (then it
+    scrolls sideways), and always exactly as high as its rows plus the scroll bar when it shows one."""
+
+    def __init__(self, rows: np.ndarray, shape: tuple):
+        super().__init__(rows.shape[0], rows.shape[1])
+        self.setProperty("shape", tuple(shape))
+        self.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.horizontalHeader().setVisible(False)
+        self.verticalHeader().setVisible(False)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        for r in range(rows.shape[0]):
+            for c in range(rows.shape[1]):
+                item = QTableWidgetItem(fmt_number(float(rows[r, c])))
+                item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.setItem(r, c, item)
+        self.resizeColumnsToContents()
+        self.verticalHeader().setDefaultSectionSize(20)
+        self._rows_h = 20 * rows.shape[0] + 2 * self.frameWidth() + 2
+        self._full_w = sum(self.columnWidth(c) for c in range(rows.shape[1])) + 2 * self.frameWidth() + 2
+        self.setMaximumWidth(self._full_w)
+        self.setMinimumWidth(min(self._full_w, 60))
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.setFixedHeight(self._rows_h)
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setWidth(self._full_w)
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        bar = self.horizontalScrollBar().sizeHint().height() if self.width() < self._full_w else 0
+        if self.height() != self._rows_h + bar:
+            self.setFixedHeight(self._rows_h + bar)
+
+
 def _grid(arr: np.ndarray) -> QTableWidget:
     """A compact read-only grid of numbers (explorer.core.numbers formats them)."""
     arr = np.asarray(arr, dtype=np.float64)
-    rows = _as_rows(arr)
-    table = QTableWidget(rows.shape[0], rows.shape[1])
-    table.setProperty("shape", tuple(arr.shape))
-    table.setEditTriggers(QTableWidget.NoEditTriggers)
-    table.horizontalHeader().setVisible(False)
-    table.verticalHeader().setVisible(False)
-    table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
-    for r in range(rows.shape[0]):
-        for c in range(rows.shape[1]):
-            item = QTableWidgetItem(fmt_number(float(rows[r, c])))
-            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            table.setItem(r, c, item)
-    table.resizeColumnsToContents()
-    table.verticalHeader().setDefaultSectionSize(20)
-    height = 20 * rows.shape[0] + 2 * table.frameWidth() + 2
-    width = sum(table.columnWidth(c) for c in range(rows.shape[1])) + 2 * table.frameWidth() + 2
-    table.setFixedHeight(height + (16 if width > 300 else 0))
-    table.setMaximumWidth(min(width, 300))
-    table.setMinimumWidth(min(width, 300))
-    return table
+    return _Grid(_as_rows(arr), arr.shape)
+
+
+def _wrapped(text: str, *, mono: bool = False, bold: bool = False) -> QLabel:
+    """A line of the tensor chain that wraps to the column, inside a formula too."""
+    label = WrapAnywhereLabel(text)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    style = ("font-family: monospace;" if mono else "") + ("font-weight: bold;" if bold else "")
+    if style:
+        label.setStyleSheet(style)
+    return label
 
 
 def _captioned(caption: str, widget: QWidget) -> QWidget:
@@ -420,10 +472,10 @@ def _captioned(caption: str, widget: QWidget) -> QWidget:
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(1)
-    label = QLabel(_esc(caption))
+    label = WrapAnywhereLabel(caption)
     label.setStyleSheet("color: gray; font-size: 8pt;")
     layout.addWidget(label)
-    layout.addWidget(widget)
+    layout.addWidget(widget, 0, Qt.AlignLeft)
     return box
 
 
@@ -438,6 +490,6 @@ def _to_array(v) -> np.ndarray:
 def _fmt_diff(v, ref) -> str:
     a, b = _to_array(v), _to_array(ref)
     try:
-        return f"{float(np.max(np.abs(a - b))):.2e}"
+        return f"{float(np.max(np.abs(a - b))):.1e}"  # two digits say how close; the column is narrow
     except ValueError:
         return "shape differs"

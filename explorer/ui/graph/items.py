@@ -116,6 +116,53 @@ def _boosted(font: QFont, boost: float) -> QFont:
     return _BOOSTED[key]
 
 
+_SUBTITLES: dict[tuple[str, int], list[str]] = {}
+_BREAKS = (" · ", " ", ".", "#", "_")  # where a subtitle may go on to its second line, best first
+
+
+def subtitle_lines(text: str, width: float) -> list[str]:
+    """A card's subtitle ("transpose · no grad", a module's path) as one line of the small font no wider
+    than `width`, else two (the header has room for two): broken at " · ", a space, a dot, "#" or "_",
+    the break that leaves the wider line narrowest; a second line still too wide is elided.
+
+    Cached per text and width: paint asks for it on every repaint of every card.
+    """
+    key = (text, int(width))
+    hit = _SUBTITLES.get(key)
+    if hit is not None:
+        return hit
+    metrics = _metrics(_SMALL_FONT)
+    if metrics.horizontalAdvance(text) <= width:
+        lines = [text]
+    else:
+        best: tuple[float, list[str]] | None = None
+        for mark in _BREAKS:
+            at = text.find(mark)
+            while at > 0:
+                if mark == ".":  # "blocks.0." / "attn": the dot ends the first line
+                    first, second = text[:at + 1], text[at + 1:]
+                elif mark in "#_":  # "sigmoid" / "#5": the mark starts the second
+                    first, second = text[:at], text[at:]
+                else:
+                    first, second = text[:at], text[at + len(mark):]
+                widest = max(metrics.horizontalAdvance(first), metrics.horizontalAdvance(second))
+                if first and second and (best is None or widest < best[0]):
+                    best = (widest, [first, second])
+                at = text.find(mark, at + 1)
+            if best is not None and best[0] <= width:
+                break
+        first, second = best[1] if best is not None else (text, "")
+        if metrics.horizontalAdvance(first) > width:  # no mark to break at: break where the line is full
+            cut = max(1, next((i for i in range(len(text), 0, -1)
+                               if metrics.horizontalAdvance(text[:i]) <= width), 1))
+            first, second = text[:cut], text[cut:]
+        lines = [first, metrics.elidedText(second, Qt.ElideRight, width)] if second else [first]
+    if len(_SUBTITLES) > 5_000:
+        _SUBTITLES.clear()
+    _SUBTITLES[key] = lines
+    return lines
+
+
 def body_lines(info: dict, show_value: bool, show_grad: bool) -> list[tuple[str, str]]:
     """The card's two body lines as (role, text), role "value", "grad", "muted" or "facts": the value, then
     the gradient (or, for a value no gradient will reach, its tensor facts). Shared by the canvas and the
@@ -262,10 +309,10 @@ class NodeCard(QGraphicsItem):
         room = title_rect.width() - title_w - 10
         if boost <= 1.0 and sub and room > 20:  # the op's name beside the title, when there is room
             painter.setPen(QColor(t["muted"]))
-            shown = _metrics(_SMALL_FONT).elidedText(sub, Qt.ElideRight, room)
+            shown = subtitle_lines(sub, room)  # two short lines rather than "transpose · no g…"
             painter.setFont(_SMALL_FONT)
-            painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, shown)
-            self.painted.append((shown, _SMALL_FONT.pointSizeF() * lod))
+            painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, "\n".join(shown))
+            self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
         self._paint_body(painter, rect, lod)
 
     def _draw(self, painter, rect: QRectF, text: str, font: QFont, boost: float, least: float, lod: float,
@@ -312,9 +359,23 @@ class NodeCard(QGraphicsItem):
             boost, least = _boost_range(line_font, lod)
             if role == "grad" and not text.startswith("∇ …") and int(getattr(grad, "numel", 1) or 0) > 1:
                 peak = text.removeprefix("∇ max ")  # "every entry within ±m" says the same in less room
-                if _metrics(_boosted(line_font, least)).horizontalAdvance(text) > box.width():
-                    text = f"∇ ±{peak}"
+                narrowest = _metrics(_boosted(line_font, least))
+                try:  # shorter forms, never a cut number ("∇ ±0.02…" reads as another one)
+                    short = f"{float(peak):.2g}"
+                    forms = [f"∇ ±{peak}", f"∇ ±{short}", f"∇±{short}", f"±{short}"]
+                except ValueError:
+                    forms = [f"∇ ±{peak}"]
+                for form in forms:
+                    if narrowest.horizontalAdvance(text) <= box.width():
+                        break
+                    text = form
             painter.setPen(QColor(line_color(t, role)))
+            if role == "facts" and boost <= 1.0:  # at full size the layout takes two lines, not "…"
+                shown = subtitle_lines(text, box.width())
+                painter.setFont(_SMALL_FONT)
+                painter.drawText(box.adjusted(0, -3, 0, 3), Qt.AlignVCenter | Qt.AlignLeft, "\n".join(shown))
+                self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
+                continue
             self._draw(painter, box, text, line_font, boost, least, lod)
         if is_tensor:
             box = QRectF(rect.right() - HEATMAP - 6, rect.top() + HEADER_H + 6, HEATMAP, HEATMAP)

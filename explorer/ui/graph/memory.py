@@ -349,7 +349,8 @@ def saved_html(node) -> str:
         notes = [n for n, on in (("a weight: kept anyway", s.param), ("shared with another node", s.shared))
                  if on]
         extra = f" <i>({', '.join(notes)})</i>" if notes else ""
-        where = html.escape(f"{s.grad_fn}._saved_{s.attr}")
+        # a break opportunity (zero-width space) after the dot: the name fits a narrow inspector column
+        where = html.escape(f"{s.grad_fn}.\u200b_saved_{s.attr}")
         rows.append(f"<li><b>{html.escape(s.role)}</b>: {shape} {s.dtype}, {format_bytes(s.bytes)}"
                     f" <span style='color:gray'>{where}</span>{extra}</li>")
     reason = reason_for(node)

@@ -9,7 +9,7 @@ the panel is first shown (it loads the workspace models, and with them torch).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStyledItemDelegate,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -307,7 +308,7 @@ class LearnPanel(QDockWidget):
         from explorer.ui.common import theme as themes
 
         self._theme = getattr(self, "_theme", None) or themes.get_theme()
-        self.tree = QTreeWidget()
+        self.tree = _WrappingTree()
         self.tree.setObjectName("lessonList")
         self.tree.setHeaderHidden(True)
         self.tree.setToolTip("The lessons and their steps; ✓ marks what you have done")
@@ -598,6 +599,41 @@ class LearnPanel(QDockWidget):
             return
         self.error.setText(f"⚠ {message}" if message else "")
         self.error.setVisible(bool(message))
+
+
+class _WrappingTree(QTreeWidget):
+    """The lesson list: a long lesson or step title wraps in the narrow dock instead of ending in "…"."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextElideMode(Qt.ElideNone)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setItemDelegate(_WrapDelegate(self))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.doItemsLayout()  # the rows' heights follow the new width
+
+
+class _WrapDelegate(QStyledItemDelegate):
+    """Rows as tall as their title wrapped at the tree's width (a QTreeView sizes rows for one line)."""
+
+    def __init__(self, tree: QTreeWidget):
+        super().__init__(tree)
+        self._tree = tree
+
+    def sizeHint(self, option, index):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint(option, index)
+        depth, parent = 1, index.parent()  # the root's expand arrow takes an indentation too
+        while parent.isValid():
+            depth, parent = depth + 1, parent.parent()
+        width = max(40, self._tree.viewport().width() - self._tree.indentation() * depth - 10)
+        text = str(index.data() or "")
+        wrapped = option.fontMetrics.boundingRect(QRect(0, 0, width, 100_000), Qt.TextWordWrap, text)
+        hint.setHeight(max(hint.height(), wrapped.height() + 4))
+        return hint
 
 
 class _ChoiceBox(QComboBox):

@@ -106,6 +106,10 @@ class IterationView(QWidget):
         self.phases.setObjectName("networkPhaseList")
         self.phases.setToolTip("The phases of one training iteration; click one to jump to it.")
         self.phases.setFocusPolicy(Qt.NoFocus)
+        # a phase ("forward: fc1 (Linear)") wraps in the narrow column instead of running off its edge
+        self.phases.setWordWrap(True)
+        self.phases.setResizeMode(QListWidget.Adjust)
+        self.phases.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.phases.currentRowChanged.connect(lambda row: self.player.set_step(row))
         # A fixed height (a heading and four lines, in the font the style sheet gives it): a longer phase
         # text never moves the graph or the buttons under the cursor, and the longest one still fits
