@@ -288,20 +288,99 @@ class LensModel(QAbstractTableModel):
         return self.layer_name(self.layer_of(section)) if section < result.n_layers else None
 
 
-class LogitLensTab(QWidget):
-    """Prompt, button, the layers x positions grid (logitLensView) and its readout (logitLensReadout)."""
+class CheckpointTab(QWidget):
+    """What the two tabs share: a Worker on a run's checkpoint, a status line, an explanation, a readout
+    and a legend around the tab's own view, and the hint that names the run a press would read."""
 
     sig_shown = Signal()
-    """A new lens is on screen."""
+    """A new result is on screen."""
 
-    def __init__(self, panel) -> None:
+    BUTTON = ""  # the button's text, which the hints name
+    READY = ""  # the hint when a run has trained weights (after "<run> has trained weights: ")
+
+    def __init__(self, panel, name: str) -> None:
         super().__init__()
-        self.setObjectName("pretrainLogitLens")
+        self.setObjectName(name)
         self._panel = panel
         self._theme = themes.get_theme()
-        self.result: LensResult | None = None
+        self.result = None
         self._job = Worker(self)
         self._job.sig_done.connect(self._on_done)
+
+    def _assemble(self, controls: list[QWidget], status: QWidget, explanation: QWidget, body: QWidget,
+                  readout: QWidget, legend: QWidget) -> None:
+        """Controls in a row, then status, explanation, the body (stretching), readout beside legend."""
+        row = QHBoxLayout()
+        for widget in controls:
+            row.addWidget(widget, 1 if isinstance(widget, QLineEdit) else 0)
+        if not any(isinstance(widget, QLineEdit) for widget in controls):
+            row.addStretch(1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(readout, 1)
+        bottom.addWidget(legend, 0, Qt.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(status)
+        layout.addWidget(explanation)
+        layout.addWidget(body, 1)
+        layout.addLayout(bottom)
+        self.set_theme(self._theme)
+        self.refresh_hint()
+        finished = getattr(self._panel, "sig_run_finished", None)
+        if finished is not None:
+            finished.connect(lambda *_: self.refresh_hint())
+
+    def request(self) -> None:
+        """Compute off the GUI thread (a training run saves its weights first)."""
+        if self.is_busy():
+            return
+        self.button.setEnabled(False)
+        if self._panel.with_fresh_checkpoint(self._start):
+            self.status.setText("Asking the training run for its current weights…")
+
+    def is_busy(self) -> bool:
+        """True while a computation runs."""
+        return self._job.is_busy()
+
+    def show_result(self, result) -> None:
+        """Show a finished result (what the background computation hands over)."""
+        self._on_done(result)
+
+    def refresh_hint(self) -> None:
+        """Before any result: say which run would be read, or how to get one."""
+        if self.result is not None or self.is_busy() or not hasattr(self._panel, "model_source"):
+            return
+        source, reason = checkpoint_to_inspect(self._panel, self.BUTTON)
+        self.status.setText(reason or f"{source['short_name']} has trained weights: {self.READY}")
+
+    def shutdown(self) -> None:
+        """Stop a running computation."""
+        self._job.shutdown()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self.refresh_hint()
+
+    def _source(self) -> dict | None:
+        """The checkpoint to read, or None with the reason on the status line."""
+        self.button.setEnabled(True)
+        if self._job.is_busy():
+            return None
+        source, reason = checkpoint_to_inspect(self._panel, self.BUTTON)
+        if source is None:
+            self.status.setText(reason)
+        return source
+
+
+class LogitLensTab(CheckpointTab):
+    """Prompt, button, the layers x positions grid (logitLensView) and its readout (logitLensReadout)."""
+
+    BUTTON = "Look through the layers"
+    READY = "type a prompt and press Look through the layers."
+
+    def __init__(self, panel) -> None:
+        super().__init__(panel, "pretrainLogitLens")
+        self.result: LensResult | None = None
         self._job.sig_failed.connect(lambda m: self.status.setText(f"Could not read the layers: {m}"))
         self._job.sig_busy_changed.connect(lambda busy: self.button.setEnabled(not busy))
         self.prompt = QLineEdit("The quick brown fox jumps over the lazy dog.")
@@ -342,42 +421,13 @@ class LogitLensTab(QWidget):
         self.legend.setObjectName("logitLensLegend")
         self.readout = ElidedLabel("Point at a cell to read its top predictions.", lines=2)
         self.readout.setObjectName("logitLensReadout")
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Prompt"))
-        row.addWidget(self.prompt, 1)
-        row.addWidget(self.top_k)
-        row.addWidget(self.button)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.readout, 1)
-        bottom.addWidget(self.legend, 0, Qt.AlignTop)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.status)
-        layout.addWidget(self.explanation)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(bottom)
-        self.set_theme(self._theme)
-        self.refresh_hint()
-        finished = getattr(panel, "sig_run_finished", None)
-        if finished is not None:
-            finished.connect(lambda *_: self.refresh_hint())
+        self._assemble([QLabel("Prompt"), self.prompt, self.top_k, self.button], self.status,
+                       self.explanation, self.table, self.readout, self.legend)
 
     # -- public ---------------------------------------------------------------------------------
     def show_lens(self) -> None:
         """Compute the lens for the prompt off the GUI thread (a training run saves its weights first)."""
-        if self.is_busy():
-            return
-        self.button.setEnabled(False)
-        if self._panel.with_fresh_checkpoint(self._start):
-            self.status.setText("Asking the training run for its current weights…")
-
-    def is_busy(self) -> bool:
-        """True while a lens is being computed."""
-        return self._job.is_busy()
-
-    def show_result(self, result: LensResult) -> None:
-        """Show a finished lens (what the background computation hands over)."""
-        self._on_done(result)
+        self.request()
 
     def cell(self, layer: int, position: int) -> dict | None:
         """What the cell of `layer` (0: the embedding) at `position` shows: text, background, foreground
@@ -390,14 +440,6 @@ class LogitLensTab(QWidget):
                 "foreground": data(index, Qt.ForegroundRole).name(),
                 "bold": self.model.data(index, Qt.FontRole) is not None}
 
-    def refresh_hint(self) -> None:
-        """Before any lens: say which run would be read, or how to get one."""
-        if self.result is not None or self.is_busy() or not hasattr(self._panel, "model_source"):
-            return
-        source, reason = checkpoint_to_inspect(self._panel, "Look through the layers")
-        self.status.setText(reason or f"{source['short_name']} has trained weights: type a prompt and press "
-                                      "Look through the layers.")
-
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the explanation, the legend and every cell."""
         self._theme = theme
@@ -405,22 +447,10 @@ class LogitLensTab(QWidget):
         self.legend.set_scale(theme["panel"], SURE.get(theme["name"], SURE["light"]), "0%", "100%", theme)
         self.model.set_theme(theme)
 
-    def shutdown(self) -> None:
-        """Stop a running computation."""
-        self._job.shutdown()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().showEvent(event)
-        self.refresh_hint()
-
     # -- work -----------------------------------------------------------------------------------
     def _start(self) -> None:
-        self.button.setEnabled(True)
-        if self._job.is_busy():
-            return
-        source, reason = checkpoint_to_inspect(self._panel, "Look through the layers")
+        source = self._source()
         if source is None:
-            self.status.setText(reason)
             return
         prompt = self.prompt.text()
         if not prompt.strip():
@@ -617,21 +647,16 @@ class TokenTextView(QWidget):
         super().mouseMoveEvent(event)
 
 
-class TokenLossTab(QWidget):
+class TokenLossTab(CheckpointTab):
     """Passage length, Score/Cancel, progress, the coloured text (tokenLossView) and its readout."""
 
-    sig_shown = Signal()
-    """A scored passage is on screen."""
+    BUTTON = "Score the validation text"
+    READY = "press Score the validation text to see which tokens surprise it."
 
     def __init__(self, panel) -> None:
-        super().__init__()
-        self.setObjectName("pretrainTokenLoss")
-        self._panel = panel
-        self._theme = themes.get_theme()
+        super().__init__(panel, "pretrainTokenLoss")
         self.result: TokenLosses | None = None
         self.scale_top = 1.0  # the loss at the top of the colour scale
-        self._job = Worker(self)
-        self._job.sig_done.connect(self._on_done)
         self._job.sig_failed.connect(self._on_failed)
         self._job.sig_progress.connect(self._on_progress)
         self._job.sig_busy_changed.connect(self._on_busy)
@@ -670,58 +695,19 @@ class TokenLossTab(QWidget):
         self.legend.setObjectName("tokenLossLegend")
         self.readout = ElidedLabel("Point at a token to read what the model expected there.", lines=2)
         self.readout.setObjectName("tokenLossReadout")
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Passage"))
-        row.addWidget(self.length)
-        row.addWidget(self.button)
-        row.addWidget(self.cancel_button)
-        row.addWidget(self.progress)
-        row.addStretch(1)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.readout, 1)
-        bottom.addWidget(self.legend, 0, Qt.AlignTop)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.status)
-        layout.addWidget(self.explanation)
-        layout.addWidget(self.scroll, 1)
-        layout.addLayout(bottom)
-        self.set_theme(self._theme)
-        self.refresh_hint()
-        finished = getattr(panel, "sig_run_finished", None)
-        if finished is not None:
-            finished.connect(lambda *_: self.refresh_hint())
+        self._assemble([QLabel("Passage"), self.length, self.button, self.cancel_button, self.progress],
+                       self.status, self.explanation, self.scroll, self.readout, self.legend)
 
     # -- public ---------------------------------------------------------------------------------
     def score(self) -> None:
         """Score the passage off the GUI thread (a training run saves its weights first)."""
-        if self.is_busy():
-            return
-        self.button.setEnabled(False)
-        if self._panel.with_fresh_checkpoint(self._start):
-            self.status.setText("Asking the training run for its current weights…")
+        self.request()
 
     def cancel(self) -> None:
         """Stop a running scoring; what was on screen stays."""
         if self._job.is_busy():
             self._job.cancel()
             self.status.setText("Cancelled.")
-
-    def is_busy(self) -> bool:
-        """True while a passage is being scored."""
-        return self._job.is_busy()
-
-    def show_result(self, result: TokenLosses) -> None:
-        """Show a scored passage (what the background computation hands over)."""
-        self._on_done(result)
-
-    def refresh_hint(self) -> None:
-        """Before any scores: say which run would be read, or how to get one."""
-        if self.result is not None or self.is_busy() or not hasattr(self._panel, "model_source"):
-            return
-        source, reason = checkpoint_to_inspect(self._panel, "Score the validation text")
-        self.status.setText(reason or f"{source['short_name']} has trained weights: press Score the "
-                                      "validation text to see which tokens surprise it.")
 
     def colour_of(self, loss: float | None) -> str | None:
         """The background of a token with this loss (None: the first token, which nothing predicts)."""
@@ -739,22 +725,10 @@ class TokenLossTab(QWidget):
         if self.result is not None:
             self._paint_tokens()
 
-    def shutdown(self) -> None:
-        """Stop a running computation."""
-        self._job.shutdown()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().showEvent(event)
-        self.refresh_hint()
-
     # -- work -----------------------------------------------------------------------------------
     def _start(self) -> None:
-        self.button.setEnabled(True)
-        if self._job.is_busy():
-            return
-        source, reason = checkpoint_to_inspect(self._panel, "Score the validation text")
+        source = self._source()
         if source is None:
-            self.status.setText(reason)
             return
         checkpoint, name, n = source["checkpoint"], source["short_name"], self.length.value()
         self.status.setText(f"Scoring {name} on its validation text…")
