@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
         self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setDrawBase(False)  # no line across the tab row (a stray light line in dark)
         for key, title, _mod, _cls in WORKSPACES:
             slot = QWidget()
             slot.setObjectName(f"{key}Slot")
@@ -315,6 +316,7 @@ class MainWindow(QMainWindow):
         self.theme_name = name if name in themes.THEMES else "light"
         theme = themes.apply_theme(QApplication.instance(), self.theme_name)
         for panel in self.panels.values():
+            themes.style_labels(panel, theme)
             if hasattr(panel, "set_theme"):
                 panel.set_theme(theme)
             else:
@@ -448,6 +450,7 @@ class MainWindow(QMainWindow):
         self.panels[key] = panel
         if self.persist:
             self._restore_splitters(panel)
+        themes.style_labels(panel, themes.get_theme(self.theme_name))
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
         panel_actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []

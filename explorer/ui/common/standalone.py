@@ -31,6 +31,7 @@ def run_standalone(
     themes.apply_theme(app, theme)
     install_wheel_guard(app)
     panel = panel_factory()
+    themes.style_labels(panel, themes.get_theme())
     panel.setWindowTitle(title)
     panel.resize(*size)
     panel.show()

@@ -22,6 +22,7 @@ from explorer.core.autograd import explain as ec
 from explorer.core.workspaces import expression as ew
 from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
 from explorer.ui.common import actions
+from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
@@ -209,6 +210,7 @@ class ExpressionPanel(QWidget):
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
         self.error_label = keep_space_when_hidden(ElidedLabel("", lines=4))  # the message and the hint
         self.error_label.setObjectName("errorLabel")
+        self.error_label.setStyleSheet(themes.label_style("errorLabel", themes.get_theme()))
         self.error_label.setVisible(False)
         self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")
         self.run_button.setObjectName("runButton")
@@ -260,8 +262,10 @@ class ExpressionPanel(QWidget):
         self.graph.sig_graph_changed.connect(self._refresh_inspector)
         self.player = Player()
         self.player.sig_step_changed.connect(self._on_step)
-        self.status = ElidedLabel("", lines=2)
+        # three lines: a step that sends the gradient to two inputs names both chain rules (monospace 11pt)
+        self.status = ElidedLabel("", lines=3)
         self.status.setObjectName("stepStatus")
+        self.status.setStyleSheet(themes.label_style("stepStatus", themes.get_theme()))
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setToolTip("What the current step does, in words and numbers")
         center = QWidget()

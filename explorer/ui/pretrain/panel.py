@@ -219,9 +219,8 @@ class PretrainPanel(QWidget):
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour plots, heatmaps, graph and message lines (the main window calls this on a switch)."""
         self._styles = banner_styles(theme)
-        # The app stylesheet draws every button alike; a disabled Train must look disabled.
-        self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
-                           f"border-color: {theme['grid']}; }}")
+        # a disabled Train looks disabled through the theme's palette (its disabled group): no panel-wide
+        # style sheet, which would re-polish every widget of the panel on each switch
         self.estimates.set_warning_style(self._styles["warning"])
         self._theme = theme
         self._colour_train_reason()
