@@ -55,3 +55,66 @@ def test_only_sheets_that_take_the_palette_colour_are_re_applied(qtbot):
     fonts = QLabel("c", box)
     fonts.setStyleSheet("font-family: monospace; background-color: #ffffff;")
     assert themes.refresh_style_sheets([box, *plain, coloured, fonts]) == 1
+
+
+def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_them(qtbot, monkeypatch):
+    import threading
+
+    from explorer.core import files
+    from explorer.core.workspaces import pretrain as pretrain_ws
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    workspace = panel.workspace
+    run = workspace.new_run(panel.form.config_dict(), panel.form.settings_dict(), None)
+    assert workspace.flush_files(60)
+    threads: list[str] = []
+    release = threading.Event()
+    real = files.write_atomic
+
+    def write(path, data):
+        threads.append(threading.current_thread().name)
+        release.wait(60)  # a slow disk: the GUI thread must not be the one waiting
+        return real(path, data)
+
+    monkeypatch.setattr(files, "write_atomic", write)
+    run.add({"type": "step", "step": 1, "loss": 2.5, "lr": 0.001, "grad_norm": 1.0})
+    workspace.finish_run(run.run_id, "done")  # what the panel calls when the process reports the end
+    assert run.status == "done"  # the model changed at once
+    assert workspace.writer.pending() >= 2  # run.json and metrics.csv, queued
+    release.set()
+    panel.shutdown(wait_s=60)  # the window's close: the queued files are written before it returns
+    assert workspace.writer.pending() == 0
+    assert threads and threading.main_thread().name not in threads
+    saved = (pretrain_ws.run_folder(run.run_id) / pretrain_ws.RUN_JSON).read_text()
+    assert '"done"' in saved
+
+
+def test_a_finished_training_process_is_joined_off_the_gui_thread(qtbot):
+    import threading
+
+    from explorer.ui.pretrain.process import TrainProcess
+
+    joined: list[str] = []
+    done = threading.Event()
+
+    class Child:  # a child that said "exit" and is still tearing its interpreter down
+        pid = 1
+        exitcode = None
+
+        def is_alive(self):
+            return not done.is_set()
+
+        def join(self, timeout=None):
+            joined.append(threading.current_thread().name)
+            done.set()
+
+    bridge = TrainProcess()
+    finished = []
+    bridge.sig_finished.connect(finished.append)
+    bridge._process = Child()
+    bridge._finish()
+    assert finished and not bridge.is_running()  # reported at once
+    assert done.wait(60)
+    assert joined and threading.main_thread().name not in joined

@@ -83,6 +83,9 @@ class PretrainPanel(QWidget):
         in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder."""
         super().__init__(parent)
         self.workspace = workspace or PretrainWorkspace()
+        # run files (run.json, metrics.csv, health.csv) are written on a writer thread, in order: the end
+        # of a run (and each checkpoint record) no longer waits for their fsyncs on the GUI thread
+        self.workspace.writer = files.OrderedWriter("explorer-run-files")
         self._syncing = False
         self._active: PretrainRun | None = None
         self._retrain_pending = False
@@ -623,7 +626,8 @@ class PretrainPanel(QWidget):
         while self._process.is_running() and time.monotonic() < deadline:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
             time.sleep(0.01)
-        return not self._process.is_running()
+        idle = not self._process.is_running()
+        return self.workspace.flush_files(max(0.0, deadline - time.monotonic())) and idle
 
     def shutdown(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Stop training and background jobs; called when the window closes and when the app quits.
@@ -645,6 +649,8 @@ class PretrainPanel(QWidget):
             self._process.shutdown(timeout=wait_s, paint=True)
         else:
             self._process.shutdown()
+        # the run's last files (queued by its end just now) are on disk before the window goes
+        self.workspace.flush_files(wait_s)
         self._scanner.shutdown()
         self._sampler.shutdown()
         self.form.shutdown()

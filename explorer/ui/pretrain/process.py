@@ -218,13 +218,14 @@ class TrainProcess(QObject):
         self._timer.stop()
         process, self._process = self._process, None
         if process is not None and process.pid is not None:
-            process.join(self._join_s)
-            if process.is_alive():
-                process.terminate()
-                process.join(1.0)
-                if process.is_alive():
-                    process.kill()
-                    process.join(1.0)
+            if self._join_s > 0 and process.is_alive():
+                # The child said "exit" and holds nothing of ours; its interpreter's teardown takes about
+                # a second, which the GUI thread must not wait for: a reaper thread joins it (and ends it
+                # if it lingers). On shutdown (_join_s 0) it is ended here at once, as before.
+                threading.Thread(target=_end_process, args=(process, self._join_s),
+                                 name="explorer-train-reaper", daemon=True).start()
+            else:
+                _end_process(process, self._join_s)
         for q in (self._commands, self._records):
             if q is not None:
                 q.cancel_join_thread()
@@ -232,6 +233,17 @@ class TrainProcess(QObject):
         self._commands = self._records = None
         self._paused = False
         self.sig_finished.emit(dict(self._result))
+
+
+def _end_process(process, wait_s: float) -> None:
+    """Join `process` for up to `wait_s` seconds, then terminate it, then kill it (each waited 1 s)."""
+    process.join(wait_s)
+    if process.is_alive():
+        process.terminate()
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 class _ThreadQueue(queue.Queue):
