@@ -44,8 +44,9 @@ LESSONS_OFFERED = "learn/offered"  # the settings flag: the Learn panel offered 
 CORE_MODULES = {
     "expression": ("explorer.core.workspaces.session", "explorer.core.autograd.explain",
                    "explorer.core.autograd.predict", "explorer.core.lang.ops", "explorer.core.graph.display"),
+    # torch._dynamo: torch's first optimizer imports it (seconds), and the network panel makes one
     "network": ("explorer.core.workspaces.session", "explorer.core.mlp.network", "explorer.core.mlp.toydata",
-                "explorer.core.graph.display", "explorer.core.autograd.explain"),
+                "explorer.core.graph.display", "explorer.core.autograd.explain", "torch._dynamo"),
     "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }

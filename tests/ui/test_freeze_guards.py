@@ -118,3 +118,23 @@ def test_a_finished_training_process_is_joined_off_the_gui_thread(qtbot):
     assert finished and not bridge.is_running()  # reported at once
     assert done.wait(60)
     assert joined and threading.main_thread().name not in joined
+
+
+def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monkeypatch):
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    learn = window.learn
+    learn.ensure_built()
+    learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
+    assert panel.result is not None and panel.result.ok
+    drawn: list[int] = []
+    real = panel.inspector.set_summary
+    monkeypatch.setattr(panel.inspector, "set_summary", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    for step in range(1, len(learn.catalog.lessons[1].steps)):
+        drawn.clear()
+        learn.open_step(1, step)
+        assert len(drawn) <= 1, (step, len(drawn))
+    window.shutdown_panels()
