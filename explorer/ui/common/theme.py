@@ -115,6 +115,10 @@ LABEL_STYLES = {
 FRAMED_INPUTS = ("QAbstractSpinBox", "QLineEdit", "QComboBox", "QCheckBox", "QRadioButton")
 
 
+# QApplication arguments that pick Fusion, the style that draws every standard widget from the palette
+STYLE_ARGS = ["-style", "fusion"]
+
+
 def palette(theme: dict[str, str], inputs: bool = False):
     """The theme as a QPalette for Qt's Fusion style (which draws every standard widget from it).
 
@@ -168,15 +172,15 @@ def style_labels(root, theme: dict[str, str]) -> None:
 
 
 def apply_theme(app, name: str) -> dict[str, str]:
-    """Apply the named theme to a QApplication (Fusion style, the theme's palette) and make it current.
+    """Apply the named theme to a QApplication (made with STYLE_ARGS) and make it current.
 
     No application style sheet: the whole switch is a palette change, which repaints the widgets without
     re-polishing them (the freeze of issue 20 item 6). Labels with a look of their own get widget-level
     sheets through `style_labels`.
     """
     theme = set_current(name)
-    if app.style().name().lower() != "fusion":
-        app.setStyle("Fusion")
+    # the app is made with Fusion (STYLE_ARGS; Linux's default too): asking app.style() here would cost
+    # a quarter of a second before the first paint (PySide builds QStyle's enums on first use)
     if app.styleSheet():
         app.setStyleSheet("")
     app.setPalette(palette(theme))
