@@ -172,8 +172,11 @@ class OrderedWriter:
     FileProblem is kept in `problems`, the newest last); the ones after it still run.
     """
 
-    def __init__(self, name: str = "explorer-file-writer") -> None:
+    def __init__(self, name: str = "explorer-file-writer", make_folders: bool = True) -> None:
+        """`make_folders` False: a write whose folder is gone by its turn is skipped (kept in `problems`)
+        instead of making the folder again (a run folder deleted while its record waited)."""
         self._name = name
+        self._make_folders = make_folders
         self._cond = threading.Condition()
         self._queue: list[tuple[Path, bytes | str]] = []
         self._submitted = 0
@@ -213,6 +216,8 @@ class OrderedWriter:
                     return
                 path, data = self._queue.pop(0)
             try:
+                if not self._make_folders and not path.parent.is_dir():
+                    raise FileProblem(f"{display_name(path)}: its folder is gone")
                 write_atomic(path, data)
             except FileProblem as exc:
                 self.problems.append(exc)

@@ -38,3 +38,11 @@ def test_a_failed_write_is_kept_and_the_next_ones_still_run(tmp_path):
 
 def test_flush_with_nothing_submitted_returns_at_once():
     assert files.OrderedWriter().flush(0)
+
+
+def test_without_make_folders_a_write_into_a_deleted_folder_is_skipped(tmp_path):
+    writer = files.OrderedWriter(make_folders=False)
+    writer.submit([(tmp_path / "gone" / "run.json", "{}"), (tmp_path / "here.json", "{}")])
+    assert writer.flush(60)
+    assert not (tmp_path / "gone").exists() and (tmp_path / "here.json").exists()
+    assert len(writer.problems) == 1 and "gone" in str(writer.problems[0])

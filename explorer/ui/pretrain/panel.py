@@ -85,7 +85,7 @@ class PretrainPanel(QWidget):
         self.workspace = workspace or PretrainWorkspace()
         # run files (run.json, metrics.csv, health.csv) are written on a writer thread, in order: the end
         # of a run (and each checkpoint record) no longer waits for their fsyncs on the GUI thread
-        self.workspace.writer = files.OrderedWriter("explorer-run-files")
+        self.workspace.writer = files.OrderedWriter("explorer-run-files", make_folders=False)
         self._syncing = False
         self._active: PretrainRun | None = None
         self._retrain_pending = False
