@@ -91,35 +91,6 @@ def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_t
     assert '"done"' in saved
 
 
-def test_a_finished_training_process_is_joined_off_the_gui_thread(qtbot):
-    import threading
-
-    from explorer.ui.pretrain.process import TrainProcess
-
-    joined: list[str] = []
-    done = threading.Event()
-
-    class Child:  # a child that said "exit" and is still tearing its interpreter down
-        pid = 1
-        exitcode = None
-
-        def is_alive(self):
-            return not done.is_set()
-
-        def join(self, timeout=None):
-            joined.append(threading.current_thread().name)
-            done.set()
-
-    bridge = TrainProcess()
-    finished = []
-    bridge.sig_finished.connect(finished.append)
-    bridge._process = Child()
-    bridge._finish()
-    assert finished and not bridge.is_running()  # reported at once
-    assert done.wait(60)
-    assert joined and threading.main_thread().name not in joined
-
-
 def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monkeypatch):
     from explorer.ui.main_window import MainWindow
 

@@ -218,14 +218,11 @@ class TrainProcess(QObject):
         self._timer.stop()
         process, self._process = self._process, None
         if process is not None and process.pid is not None:
-            if self._join_s > 0 and process.is_alive():
-                # The child said "exit" and holds nothing of ours; its interpreter's teardown takes about
-                # a second, which the GUI thread must not wait for: a reaper thread joins it (and ends it
-                # if it lingers). On shutdown (_join_s 0) it is ended here at once, as before.
-                threading.Thread(target=_end_process, args=(process, self._join_s),
-                                 name="explorer-train-reaper", daemon=True).start()
-            else:
-                _end_process(process, self._join_s)
+            # Joined here, on the GUI thread (up to _join_s): the run's end is reported once the child is
+            # gone, so its folder lock is released before the run's record says it ended (other windows
+            # scanning the folder would otherwise list the run as still training). A reaper thread that
+            # reports back when the child is gone would free the GUI thread of this wait: not done yet.
+            _end_process(process, self._join_s)
         for q in (self._commands, self._records):
             if q is not None:
                 q.cancel_join_thread()
