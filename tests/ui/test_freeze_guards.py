@@ -67,6 +67,7 @@ def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_t
     panel = PretrainPanel()
     qtbot.addWidget(panel)
     workspace = panel.workspace
+    workspace.writer = files.OrderedWriter("explorer-run-files", make_folders=False)  # not the panel's yet
     run = workspace.new_run(panel.form.config_dict(), panel.form.settings_dict(), None)
     assert workspace.flush_files(60)
     threads: list[str] = []
