@@ -83,9 +83,9 @@ class PretrainPanel(QWidget):
         in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder."""
         super().__init__(parent)
         self.workspace = workspace or PretrainWorkspace()
-        # Run files are still written on the GUI thread: with a files.OrderedWriter here (workspace.writer)
-        # the end of a run no longer waited for their fsyncs, but test_runs_survive's two-window test then
-        # never saw the other window's checkpoint (not understood yet); see the freeze helper's note.
+        # run files (run.json, metrics.csv, health.csv) are written on a writer thread, in order: the end
+        # of a run (and each checkpoint record) no longer waits for their fsyncs on the GUI thread
+        self.workspace.writer = files.OrderedWriter("explorer-run-files", make_folders=False)
         self._syncing = False
         self._active: PretrainRun | None = None
         self._retrain_pending = False
