@@ -18,4 +18,5 @@ def trained_run(ws, steps: int = 3, seed: int = 1, **changes):
     trainer.save_checkpoint(path)
     ws.add_records(run.run_id, records)
     ws.finish_run(run.run_id, "done", "", str(path))
+    ws.flush_files(60)  # a window writes the run's files on a thread: they are on disk when this returns
     return run

@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -160,6 +161,71 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise FileProblem(f"{display_name(path)}: cannot be written ({exc.strerror or exc})") from None
     return path
+
+
+class OrderedWriter:
+    """Writes files with `write_atomic` on one background thread, in the order they were submitted.
+
+    For a caller that must not wait for the disk (the GUI thread: each atomic write ends in an fsync,
+    tens of milliseconds on a busy disk): `submit` returns at once; `flush` waits until everything
+    submitted so far is on disk (a window's close, a test). Each file is still written atomically, and
+    a later version of a file never lands before an earlier one. A write that fails is skipped (its
+    FileProblem is kept in `problems`, the newest last); the ones after it still run.
+    """
+
+    def __init__(self, name: str = "explorer-file-writer", make_folders: bool = True) -> None:
+        """`make_folders` False: a write whose folder is gone by its turn is skipped (kept in `problems`)
+        instead of making the folder again (a run folder deleted while its record waited)."""
+        self._name = name
+        self._make_folders = make_folders
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Path, bytes | str]] = []
+        self._submitted = 0
+        self._done = 0
+        self._thread: threading.Thread | None = None
+        self.problems: list[FileProblem] = []
+
+    def submit(self, writes) -> None:
+        """Queue `writes`, pairs (path, data), to be written in this order after everything queued before."""
+        writes = [(Path(path), data) for path, data in writes]
+        if not writes:
+            return
+        with self._cond:
+            self._queue.extend(writes)
+            self._submitted += len(writes)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """How many submitted writes are not on disk yet."""
+        with self._cond:
+            return self._submitted - self._done
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every write submitted so far is done (or failed); True when none is left."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._cond.wait_for(lambda: bool(self._queue), timeout=30.0):
+                    self._thread = None  # idle: the next submit starts a new thread
+                    return
+                path, data = self._queue.pop(0)
+            try:
+                if not self._make_folders and not path.parent.is_dir():
+                    raise FileProblem(f"{display_name(path)}: its folder is gone")
+                write_atomic(path, data)
+            except FileProblem as exc:
+                self.problems.append(exc)
+            finally:
+                with self._cond:
+                    self._done += 1
+                    self._cond.notify_all()
 
 
 def writable_folder_problem(folder: str | os.PathLike) -> str | None:

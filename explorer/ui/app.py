@@ -92,8 +92,9 @@ def _make_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
     from explorer.ui.common.forms import install_wheel_guard
+    from explorer.ui.common.theme import STYLE_ARGS
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app = QApplication.instance() or QApplication([sys.argv[0], *STYLE_ARGS, *argv])
     install_wheel_guard(app)
     app.setApplicationName("Autograd Explorer")
     app.setOrganizationName("AutogradExplorer")

@@ -44,8 +44,9 @@ LESSONS_OFFERED = "learn/offered"  # the settings flag: the Learn panel offered 
 CORE_MODULES = {
     "expression": ("explorer.core.workspaces.session", "explorer.core.autograd.explain",
                    "explorer.core.autograd.predict", "explorer.core.lang.ops", "explorer.core.graph.display"),
+    # torch._dynamo: torch's first optimizer imports it (seconds), and the network panel makes one
     "network": ("explorer.core.workspaces.session", "explorer.core.mlp.network", "explorer.core.mlp.toydata",
-                "explorer.core.graph.display", "explorer.core.autograd.explain"),
+                "explorer.core.graph.display", "explorer.core.autograd.explain", "torch._dynamo"),
     "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
         self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setDrawBase(False)  # no line across the tab row (a stray light line in dark)
         for key, title, _mod, _cls in WORKSPACES:
             slot = QWidget()
             slot.setObjectName(f"{key}Slot")
@@ -315,6 +317,7 @@ class MainWindow(QMainWindow):
         self.theme_name = name if name in themes.THEMES else "light"
         theme = themes.apply_theme(QApplication.instance(), self.theme_name)
         for panel in self.panels.values():
+            themes.style_labels(panel, theme)
             if hasattr(panel, "set_theme"):
                 panel.set_theme(theme)
             else:
@@ -448,6 +451,7 @@ class MainWindow(QMainWindow):
         self.panels[key] = panel
         if self.persist:
             self._restore_splitters(panel)
+        themes.style_labels(panel, themes.get_theme(self.theme_name))
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
         panel_actions = panel.menu_actions() if hasattr(panel, "menu_actions") else []

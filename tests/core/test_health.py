@@ -160,6 +160,8 @@ def test_runs_keep_health_and_their_folder_restores_it(tmp_path, monkeypatch):
     steps, norms, grads, ratios = health_arrays(again.health)
     assert steps.tolist() == [1, 5, 10] and grads.shape == ratios.shape == (3, 2)
     assert isinstance(again, PretrainRun)
+    scanned = {r.run_id: r for r in ws_mod.scan_folder()}  # a run another window or the CLI left
+    assert scanned[run.run_id].health == run.health
 
 
 HEADER = "step,grad_norm,block_grad_norms,update_ratios\n"

@@ -194,13 +194,12 @@ def test_theme_option_checks_its_view_menu_entry(qtbot, monkeypatch):
         window.close()
         return 0
 
-    before = QApplication.instance().styleSheet()
     monkeypatch.setattr(app_module, "run_event_loop", look)
     try:
         assert app_module.main(["--theme", "dark"]) == 0
     finally:
         themes.set_current("light")
-        QApplication.instance().setStyleSheet(before)
+        themes.apply_theme(QApplication.instance(), "light")
     assert seen == {"checked": ["dark"], "current": "dark"}
 
 
@@ -219,7 +218,6 @@ def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
     from explorer.ui.common import theme as themes
 
     app = QApplication.instance()
-    before = app.styleSheet()
     themes.apply_theme(app, name)
     try:
         box = QWidget()
@@ -238,13 +236,14 @@ def test_disabled_buttons_look_disabled_in_both_themes(qtbot, name):
         assert (off - on > 40) if light else (on - off > 40)
     finally:
         themes.set_current("light")
-        app.setStyleSheet(before)
+        themes.apply_theme(app, "light")
 
 
 def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot, monkeypatch):
     from PySide6.QtWidgets import QApplication, QWidget
 
     from explorer.ui.common import standalone
+    from explorer.ui.common import theme as themes
 
     seen: dict = {"shutdown": 0}
 
@@ -263,11 +262,10 @@ def test_run_standalone_shows_the_panel_then_shuts_it_down(qtbot, monkeypatch):
         return 0
 
     monkeypatch.setattr(standalone, "run_event_loop", look)
-    before = QApplication.instance().styleSheet()
     try:
         assert standalone.run_standalone(factory, "Alone", (640, 480)) == 0
     finally:
-        QApplication.instance().setStyleSheet(before)
+        themes.apply_theme(QApplication.instance(), "light")
     assert seen["title"] == "Alone" and seen["visible"] and seen["size"] == (640, 480)
     assert seen["shutdown"] == 1
     assert not seen["panel"].isVisible()

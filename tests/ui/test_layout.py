@@ -43,7 +43,6 @@ def test_dark_inputs_keep_a_visible_border(qtbot, kind):
     from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QLineEdit, QVBoxLayout, QWidget
 
     app = QApplication.instance()
-    before = app.styleSheet()
     theme = themes.apply_theme(app, "dark")
     try:
         box = QWidget()
@@ -64,7 +63,7 @@ def test_dark_inputs_keep_a_visible_border(qtbot, kind):
         assert edge != inside
     finally:
         themes.set_current("light")
-        app.setStyleSheet(before)
+        themes.apply_theme(app, "light")
 
 
 def test_dark_theme_draws_no_light_line_between_the_menus_and_the_tabs(qtbot, tmp_path):
@@ -73,7 +72,6 @@ def test_dark_theme_draws_no_light_line_between_the_menus_and_the_tabs(qtbot, tm
     from explorer.ui.main_window import MainWindow
 
     app = QApplication.instance()
-    before = app.styleSheet()
     themes.apply_theme(app, "dark")
     try:
         window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
@@ -92,7 +90,7 @@ def test_dark_theme_draws_no_light_line_between_the_menus_and_the_tabs(qtbot, tm
         assert lightest < 100, [image.pixelColor(x, y).name() for y in rows]
     finally:
         themes.set_current("light")
-        app.setStyleSheet(before)
+        themes.apply_theme(app, "light")
 
 
 # -- the graph gets the room (item 1) ------------------------------------------------------------------

@@ -172,6 +172,7 @@ def scan_folder() -> list[PretrainRun]:
             run = PretrainRun.from_state(RunModel.model_validate(data).model_dump())
         except (files.FileProblem, ValueError, RecursionError, TypeError, KeyError):
             continue
+        read_records(run)
         if files.folder_busy(folder):
             run.status, run.message = "running", "training in another window or process"
         found.append(run)
@@ -331,6 +332,9 @@ class PretrainWorkspace:
         self.events = PretrainEvents()
         self.runs: dict[int, PretrainRun] = {}
         self.training: set[int] = set()  # the runs this workspace is training now (their records come here)
+        # Where the run files go: None writes them on the calling thread; a window sets a
+        # files.OrderedWriter so that the GUI thread never waits for a run's fsyncs (and flushes it on close).
+        self.writer: files.OrderedWriter | None = None
         remove_stale_run_temporaries()
 
     # -- the form ---------------------------------------------------------------------------------
@@ -413,22 +417,34 @@ class PretrainWorkspace:
 
     def save_run_files(self, run_id: int, max_points: int = MAX_POINTS) -> bool:
         """Write run.json and metrics.csv into the run's folder (atomically); False when the folder is gone
-        or holds another run (nothing is written then: it is not this run's any more) or cannot be written."""
+        or holds another run (nothing is written then: it is not this run's any more) or cannot be written.
+
+        With a `writer` the texts are made here and written on its thread, in order (True then means
+        "queued"; a failed write is kept in the writer's `problems`)."""
         run = self.runs[run_id]
         if self.folder_gone(run_id):
             return False
         folder = run_folder(run_id)
+        writes = [(folder / RUN_JSON, json.dumps(run.to_state(max_points=max(1, max_points))))]
+        if max_points:
+            writes.append((folder / "metrics.csv", metrics_csv(run)))
+        if run.health:
+            writes.append((folder / HEALTH_CSV, health_csv(run.health)))
+        if run.histograms and max_points:
+            writes.append((folder / histograms.FILE_NAME, histograms.to_bytes(run.histograms)))
+        if self.writer is not None:
+            self.writer.submit(writes)
+            return True
         try:
-            files.write_atomic(folder / RUN_JSON, json.dumps(run.to_state(max_points=max(1, max_points))))
-            if max_points:
-                files.write_atomic(folder / "metrics.csv", metrics_csv(run))
-            if run.health:
-                files.write_atomic(folder / HEALTH_CSV, health_csv(run.health))
-            if run.histograms and max_points:
-                histograms.write_file(folder / histograms.FILE_NAME, run.histograms)
+            for path, data in writes:
+                files.write_atomic(path, data)
         except files.FileProblem:
             return False  # the run stays in the session; its folder just lacks the summary
         return True
+
+    def flush_files(self, timeout: float | None = None) -> bool:
+        """Wait until the run files handed to the writer are on disk; True when nothing is left."""
+        return self.writer.flush(timeout) if self.writer is not None else True
 
     def delete_run(self, run_id: int) -> None:
         """Forget a run and delete its folder (the view asks for confirmation first).
@@ -439,6 +455,7 @@ class PretrainWorkspace:
         run = self.runs.get(run_id)
         if run is None:
             return
+        self.flush_files(60.0)  # a queued write must not bring the folder back after it is deleted
         folder = run_folder(run_id)
         own = folder.is_dir() and folder_uid(folder) == run.uid
         if own and files.folder_busy(folder):
@@ -530,8 +547,7 @@ class PretrainWorkspace:
         runs = {}
         for model in saved.runs:
             run = PretrainRun.from_state(model.model_dump())
-            run.health = read_health(run_folder(run.run_id) / HEALTH_CSV)
-            run.histograms = histograms.read_file(run_folder(run.run_id) / histograms.FILE_NAME)
+            read_records(run)
             runs[run.run_id] = run
         for run_id in self.training:  # a run training now stays (its records keep coming here)
             if run_id in self.runs:
@@ -668,6 +684,14 @@ def parse_health_csv(text: str) -> list[dict]:
     except (ValueError, TypeError, RecursionError):
         return []
     return entries
+
+
+def read_records(run: PretrainRun) -> None:
+    """Give `run` the health figures and histograms its folder keeps (none where a file is missing or
+    not valid): a run restored from a session and a run found by the folder scan show the same."""
+    folder = run_folder(run.run_id)
+    run.health = read_health(folder / HEALTH_CSV)
+    run.histograms = histograms.read_file(folder / histograms.FILE_NAME)
 
 
 def read_health(path: Path) -> list[dict]:

@@ -27,10 +27,12 @@ def run_standalone(
     Reuses a running QApplication (tests) or makes one from `argv`; applies `theme`; calls the
     panel's `shutdown()` when the event loop ends. Returns the event loop's exit status.
     """
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    args = list(argv if argv is not None else sys.argv)
+    app = QApplication.instance() or QApplication([*args, *themes.STYLE_ARGS])
     themes.apply_theme(app, theme)
     install_wheel_guard(app)
     panel = panel_factory()
+    themes.style_labels(panel, themes.get_theme())
     panel.setWindowTitle(title)
     panel.resize(*size)
     panel.show()

@@ -6,6 +6,8 @@ objects are made from it only where they are drawn.
 
 from __future__ import annotations
 
+import re
+
 LIGHT: dict[str, str] = {
     "name": "light",
     "window": "#f6f7fb",
@@ -83,9 +85,6 @@ DARK: dict[str, str] = {
 }
 
 THEMES = {"light": LIGHT, "dark": DARK}
-# Qt's own arrow pictures (dark arrows, compiled into QtWidgets; nothing is read from disk): on the
-# spin boxes' buttons, which are pale in both themes ("spin_button") so the arrows always show
-ARROWS = ":/qt-project.org/styles/commonstyle/images"
 
 _current = LIGHT
 
@@ -104,81 +103,114 @@ def set_current(name: str) -> dict[str, str]:
     return _current
 
 
-def stylesheet(theme: dict[str, str]) -> str:
-    """A small application stylesheet for the theme (palette-level colours only).
+# The objectNames of labels that carry a look of their own (a message box, the player's status line); the
+# theme gives each a widget-level style sheet (`style_labels`), never an application-wide one.
+LABEL_STYLES = {
+    "errorLabel": "QLabel {{ color: {error}; background: {error_bg}; padding: 4px; border-radius: 4px; }}",
+    "stepStatus": ("QLabel {{ background: {status_bg}; padding: 8px; border-radius: 4px; "
+                   "font-family: monospace; font-size: 11pt; }}"),
+}
+# input widgets whose frame Fusion draws in its outline colour (the palette's window, darkened by 140 %):
+# they get a palette of their own whose window colour makes that outline the theme's card border
+FRAMED_INPUTS = ("QAbstractSpinBox", "QLineEdit", "QComboBox", "QCheckBox", "QRadioButton")
 
-    The first rule paints every widget's text in the theme colour, which would also paint disabled
-    widgets like enabled ones; the `:disabled` rules put the greyed-out look back.
+
+# QApplication arguments that pick Fusion, the style that draws every standard widget from the palette
+STYLE_ARGS = ["-style", "fusion"]
+
+
+def palette(theme: dict[str, str], inputs: bool = False):
+    """The theme as a QPalette for Qt's Fusion style (which draws every standard widget from it).
+
+    A theme switch is then one `QApplication.setPalette` (a repaint) instead of an application style
+    sheet, which Qt re-applies to every widget (re-polish and re-layout: about a second for the main
+    window's ~2000 widgets). The disabled group keeps the greyed-out look. `inputs`: the palette of the
+    framed input widgets (FRAMED_INPUTS), whose outline (window colour darkened) is the card border.
     """
+    from PySide6.QtGui import QColor, QPalette
+
     t = theme
-    return f"""
-    QMainWindow, QWidget {{ background: {t['window']}; color: {t['text']}; }}
-    QMenuBar {{ background: {t['window']}; border: none; }}
-    QTabBar {{ qproperty-drawBase: 0; }}
-    QAbstractSpinBox, QLineEdit, QComboBox {{ background: {t['panel']}; color: {t['text']};
-        border: 1px solid {t['card_border']}; border-radius: 3px; padding: 1px 4px; min-height: 18px; }}
-    QAbstractSpinBox:focus, QLineEdit:focus, QComboBox:focus {{ border-color: {t['selected']}; }}
-    QAbstractSpinBox {{ padding: 1px 14px 1px 2px; }}
-    QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ subcontrol-origin: border; width: 13px;
-        border-left: 1px solid {t['card_border']}; background: {t['spin_button']}; }}
-    QAbstractSpinBox::up-button {{ subcontrol-position: top right; border-top-right-radius: 3px; }}
-    QAbstractSpinBox::down-button {{ subcontrol-position: bottom right; border-bottom-right-radius: 3px; }}
-    QAbstractSpinBox::up-button:hover, QAbstractSpinBox::down-button:hover {{ background: {t['selected']}; }}
-    QAbstractSpinBox::up-arrow {{ image: url({ARROWS}/arrow-up-16.png); width: 9px; height: 9px; }}
-    QAbstractSpinBox::down-arrow {{ image: url({ARROWS}/arrow-down-16.png); width: 9px; height: 9px; }}
-    QAbstractSpinBox::up-arrow:disabled, QAbstractSpinBox::down-arrow:disabled {{ image: none; }}
-    QAbstractSpinBox:disabled, QLineEdit:disabled, QComboBox:disabled {{ background: {t['disabled_bg']};
-        border-color: {t['disabled_border']}; }}
-    QPlainTextEdit, QTableWidget, QTextBrowser {{
-        background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
-        border-radius: 4px; }}
-    QLabel#errorLabel {{ color: {t['error']}; background: {t['error_bg']}; padding: 4px;
-        border-radius: 4px; }}
-    QLabel#stepStatus {{ background: {t['status_bg']}; padding: 8px; border-radius: 4px;
-        font-family: monospace; font-size: 11pt; }}
-    QPushButton, QToolButton {{ background: {t['panel']}; border: 1px solid {t['card_border']};
-        border-radius: 4px; padding: 4px 10px; }}
-    QPushButton:hover, QToolButton:hover {{ border-color: {t['selected']}; }}
-    QPushButton:checked, QToolButton:checked {{ border-color: {t['selected']}; }}
-    QWidget:disabled {{ color: {t['disabled_text']}; }}
-    QPushButton:disabled, QToolButton:disabled {{ color: {t['disabled_text']};
-        background: {t['disabled_bg']}; border-color: {t['disabled_border']}; }}
-    QToolTip {{ background: {t['panel']}; color: {t['text']}; border: 1px solid {t['card_border']};
-        padding: 4px; }}
-    QTabBar::tab {{ padding: 6px 14px; background: {t['window']}; color: {t['muted']};
-        border: none; border-bottom: 2px solid transparent; }}
-    QTabBar::tab:selected {{ color: {t['text']}; border-bottom: 2px solid {t['selected']}; }}
-    QTabBar::tab:hover {{ color: {t['text']}; }}
-    QTabWidget::pane {{ border: 1px solid {t['card_border']}; border-radius: 4px; }}
-    QHeaderView::section {{ background: {t['card_pending']}; color: {t['muted']}; border: none;
-        border-right: 1px solid {t['grid']}; border-bottom: 1px solid {t['grid']}; padding: 2px 4px; }}
-    QTableCornerButton::section {{ background: {t['card_pending']}; border: none; }}
-    QScrollBar:vertical {{ background: {t['window']}; width: 11px; margin: 0; }}
-    QScrollBar:horizontal {{ background: {t['window']}; height: 11px; margin: 0; }}
-    QScrollBar::handle {{ background: {t['card_border']}; border-radius: 4px; margin: 2px; }}
-    QScrollBar::handle:vertical {{ min-height: 24px; }}
-    QScrollBar::handle:horizontal {{ min-width: 24px; }}
-    QScrollBar::handle:hover {{ background: {t['muted']}; }}
-    QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; }}
-    QScrollBar::add-page, QScrollBar::sub-page {{ background: none; }}
-    QMenuBar::item:selected, QMenu::item:selected {{ background: {t['selected']}; color: #ffffff; }}
-    QMenu {{ border: 1px solid {t['card_border']}; }}
-    QCheckBox::indicator {{ width: 13px; height: 13px; border: 1px solid {t['muted']}; border-radius: 3px;
-        background: {t['panel']}; }}
-    QCheckBox::indicator:checked {{ background: {t['selected']}; border-color: {t['selected']}; }}
-    QCheckBox::indicator:disabled {{ border-color: {t['disabled_border']}; background: {t['disabled_bg']}; }}
-    QMenu::item:disabled {{ color: {t['disabled_text']}; }}
-    QGroupBox {{ border: 1px solid {t['card_border']}; border-radius: 4px; margin-top: 10px;
-        padding-top: 6px; }}
-    QGroupBox::title {{ subcontrol-origin: margin; left: 8px; color: {t['muted']}; }}
-    """
+    pal = QPalette(QColor(t["panel"]), QColor(t["window"]))
+    roles = {
+        QPalette.Window: t["window"], QPalette.WindowText: t["text"], QPalette.Base: t["panel"],
+        QPalette.AlternateBase: t["card_pending"], QPalette.Text: t["text"], QPalette.Button: t["panel"],
+        QPalette.ButtonText: t["text"], QPalette.BrightText: "#ffffff", QPalette.Highlight: t["selected"],
+        QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: t["panel"],
+        QPalette.ToolTipText: t["text"], QPalette.PlaceholderText: t["muted"], QPalette.Link: t["selected"],
+        QPalette.LinkVisited: t["keyword"],
+        QPalette.Light: t["panel"], QPalette.Midlight: t["grid"], QPalette.Mid: t["card_border"],
+        QPalette.Dark: t["card_border"], QPalette.Shadow: t["muted"],
+    }
+    for role, colour in roles.items():
+        pal.setColor(role, QColor(colour))
+    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
+        pal.setColor(QPalette.Disabled, role, QColor(t["disabled_text"]))
+    for role in (QPalette.Base, QPalette.Button):
+        pal.setColor(QPalette.Disabled, role, QColor(t["disabled_bg"]))
+    if inputs:
+        border = QColor(t["card_border"])
+        hue, sat, value, alpha = border.getHsv()
+        outline = QColor.fromHsv(hue, sat, min(255, round(value * 1.4)), alpha)
+        pal.setColor(QPalette.Window, outline)
+        pal.setColor(QPalette.Disabled, QPalette.Window, QColor(t["disabled_border"]).lighter(140))
+    return pal
+
+
+def label_style(object_name: str, theme: dict[str, str]) -> str:
+    """The widget-level style sheet of a label called `object_name` (LABEL_STYLES), "" for others."""
+    template = LABEL_STYLES.get(object_name)
+    return template.format(**theme) if template else ""
+
+
+def style_labels(root, theme: dict[str, str]) -> None:
+    """Give the named labels under `root` (LABEL_STYLES) their look for `theme` (a few labels each)."""
+    from PySide6.QtWidgets import QLabel
+
+    for name in LABEL_STYLES:
+        for label in root.findChildren(QLabel, name):
+            label.setStyleSheet(label_style(name, theme))
 
 
 def apply_theme(app, name: str) -> dict[str, str]:
-    """Apply the named theme to a QApplication (stylesheet) and make it current."""
+    """Apply the named theme to a QApplication (made with STYLE_ARGS) and make it current.
+
+    No application style sheet: the whole switch is a palette change, which repaints the widgets without
+    re-polishing them (the freeze of issue 20 item 6). Labels with a look of their own get widget-level
+    sheets through `style_labels`.
+    """
     theme = set_current(name)
-    app.setStyleSheet(stylesheet(theme))
+    # the app is made with Fusion (STYLE_ARGS; Linux's default too): asking app.style() here would cost
+    # a quarter of a second before the first paint (PySide builds QStyle's enums on first use)
+    if app.styleSheet():
+        app.setStyleSheet("")
+    app.setPalette(palette(theme))
+    framed = palette(theme, inputs=True)
+    for cls in FRAMED_INPUTS:
+        app.setPalette(framed, cls)
+    refresh_style_sheets(app.allWidgets())
     return theme
+
+
+def refresh_style_sheets(widgets) -> int:
+    """Re-apply the widget-level style sheets among `widgets` that take their text colour from the
+    palette; returns how many were re-applied.
+
+    Qt resolves a style sheet's colours when it polishes the widget (and its children) and keeps them: a
+    widget with a sheet (a label's font) would keep the old theme's text colour after a palette switch.
+    Setting its sheet again re-polishes that widget and its children only (a few labels), not the whole
+    window. A sheet that names its own text colour on a widget without children stays as it is (its
+    owner recolours it in its set_theme).
+    """
+    count = 0
+    for widget in widgets:
+        sheet = widget.styleSheet()
+        if sheet and (_OWN_TEXT_COLOUR.search(sheet) is None or widget.children()):
+            widget.setStyleSheet(sheet)
+            count += 1
+    return count
+
+
+_OWN_TEXT_COLOUR = re.compile(r"(?:^|[;{\s])color\s*:")
 
 
 def contrast_ratio(first: str, second: str) -> float:

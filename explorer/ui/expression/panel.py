@@ -5,6 +5,8 @@ Run on its own with `python -m explorer.ui.expression.panel`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
@@ -22,6 +24,7 @@ from explorer.core.autograd import explain as ec
 from explorer.core.workspaces import expression as ew
 from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
 from explorer.ui.common import actions
+from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
@@ -51,6 +54,8 @@ class ExpressionPanel(QWidget):
         self._reason = "program"
         self._checks: dict[str, dict] | None = None
         self._shown_source: str | None = None  # the program of the graph on screen
+        self._inspector_held = 0  # inside held_inspector(): refreshes wait for its end, then run once
+        self._inspector_stale = False
         self._syncing = False  # the view is writing a model field itself: do not echo it back
         self._worker = Worker(self)
         self._worker.sig_done.connect(self._on_done)
@@ -223,6 +228,7 @@ class ExpressionPanel(QWidget):
         # fixed heights, and the error line keeps its place while hidden: nothing moves the Run button
         self.error_label = keep_space_when_hidden(ElidedLabel("", lines=4))  # the message and the hint
         self.error_label.setObjectName("errorLabel")
+        self.error_label.setStyleSheet(themes.label_style("errorLabel", themes.get_theme()))
         self.error_label.setVisible(False)
         self.run_button = QPushButton(f"Run  ({actions.key_text('expression.run')})")
         self.run_button.setObjectName("runButton")
@@ -278,8 +284,10 @@ class ExpressionPanel(QWidget):
         self.graph.sig_graph_changed.connect(self._refresh_inspector)
         self.player = Player()
         self.player.sig_step_changed.connect(self._on_step)
-        self.status = ElidedLabel("", lines=2)
+        # three lines: a step that sends the gradient to two inputs names both chain rules (monospace 11pt)
+        self.status = ElidedLabel("", lines=3)
         self.status.setObjectName("stepStatus")
+        self.status.setStyleSheet(themes.label_style("stepStatus", themes.get_theme()))
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setToolTip("What the current step does, in words and numbers")
         center = QWidget()
@@ -392,16 +400,16 @@ class ExpressionPanel(QWidget):
         step = self.workspace.step
         self.iterations.set_iterations(self.workspace.iteration_losses(), result.iteration)
         self.predict.set_timeline(timeline)
-        self.graph.set_trace(result.trace, step=step, keep_view=same_program)
-        self.player.set_length(timeline.length, step)
-        values = ew.param_values(result)
-        self.leaves.set_params(values)
-        self.learning.set_available(bool(result.trace.backward_order) and bool(values))
-        self.learning.show_losses(self.workspace.state.losses)
-        selected = self.workspace.state.selected
-        if selected and selected in result.trace.nodes:
-            self.graph.select(selected)
-        else:
+        with self.held_inspector():  # the steps and the selection below refresh it once, at the end
+            self.graph.set_trace(result.trace, step=step, keep_view=same_program)
+            self.player.set_length(timeline.length, step)
+            values = ew.param_values(result)
+            self.leaves.set_params(values)
+            self.learning.set_available(bool(result.trace.backward_order) and bool(values))
+            self.learning.show_losses(self.workspace.state.losses)
+            selected = self.workspace.state.selected
+            if selected and selected in result.trace.nodes:
+                self.graph.select(selected)
             self._refresh_inspector()
         self._highlight_focus_line(fresh=True)
         self.sig_computed.emit(result)
@@ -420,10 +428,11 @@ class ExpressionPanel(QWidget):
             self.player.pause()
             self.player.set_step(allowed)
             return
-        self.workspace.set_step(k if k < timeline.length else timeline.length)
-        if k >= timeline.length:
-            self.workspace.state.step = None  # at the end: stay at the end when the program changes
-        self._show_step()
+        with self.held_inspector():  # the model's step event shows the step too: one refresh for both
+            self.workspace.set_step(k if k < timeline.length else timeline.length)
+            if k >= timeline.length:
+                self.workspace.state.step = None  # at the end: stay at the end when the program changes
+            self._show_step()
 
     def _predict_action(self) -> QAction:
         return next(a for a in self._menu_actions if a.property(actions.ACTION_ID) == "expression.predict")
@@ -467,7 +476,26 @@ class ExpressionPanel(QWidget):
         self.workspace.state.selected = node_id or None
         self._refresh_inspector()
 
+    @contextmanager
+    def held_inspector(self):
+        """Refresh the inspector once at the end of the block, not at each change inside it.
+
+        A new result, a step and a selection each refresh it (the chain rule, the gradient check): a
+        lesson step or one computed program made it draw three to ten times in a row on the GUI thread.
+        """
+        self._inspector_held += 1
+        try:
+            yield
+        finally:
+            self._inspector_held -= 1
+            if not self._inspector_held and self._inspector_stale:
+                self._refresh_inspector()
+
     def _refresh_inspector(self) -> None:
+        if self._inspector_held:
+            self._inspector_stale = True
+            return
+        self._inspector_stale = False
         if self.result is None or not self.result.ok:
             self.inspector.clear()
             return

@@ -72,11 +72,20 @@ def buttons_keep_player_keys(root: QWidget) -> None:
 
 
 class _InputKeyGuard(QObject):
-    """Application-wide event filter: a key the focused input owns never triggers a shortcut.
+    """Event filter on the focus widget: a key the focused input owns never triggers a shortcut.
 
     Qt asks the focus widget first with a ShortcutOverride event; accepting it delivers the key to the
     widget as an ordinary key press (which may still bubble up to a panel that handles player keys).
+    The filter follows the keyboard focus (QApplication.focusChanged) instead of watching every event of
+    the application: a Python filter on the application runs for each of the thousands of events a theme
+    switch or a repaint sends, and that cost is the GUI thread's.
     """
+
+    def follow_focus(self, old, new) -> None:
+        if old is not None:
+            old.removeEventFilter(self)
+        if new is not None:
+            new.installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.ShortcutOverride and isinstance(obj, QWidget) and input_owns_key(
@@ -92,7 +101,8 @@ def install_input_key_guard() -> None:
     if app is None or app.property("explorerInputKeyGuard"):
         return
     guard = _InputKeyGuard(app)
-    app.installEventFilter(guard)
+    app.focusChanged.connect(guard.follow_focus)
+    guard.follow_focus(None, app.focusWidget())
     app.setProperty("explorerInputKeyGuard", True)
 
 

@@ -9,6 +9,8 @@ the panel is first shown (it loads the workspace models, and with them torch).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
@@ -131,12 +133,15 @@ class LearnPanel(QDockWidget):
         touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
                                      if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
+        # the expression inspector draws once after the step's actions, not after each of them
+        held = getattr(getattr(self.main_window, "panels", {}).get("expression"), "held_inspector", None)
         try:
-            for key in touched:  # the user's own work is kept before the step changes it
-                self.keeper.before_step(workspaces, key, lesson.id)
-            open_step(lesson, step_index, workspaces, after)
-            for key in touched:
-                self.keeper.after_step(workspaces, key)
+            with held() if held is not None else nullcontext():
+                for key in touched:  # the user's own work is kept before the step changes it
+                    self.keeper.before_step(workspaces, key, lesson.id)
+                open_step(lesson, step_index, workspaces, after)
+                for key in touched:
+                    self.keeper.after_step(workspaces, key)
         except Exception as exc:  # noqa: BLE001 - a lesson's action must never leave a traceback to the user
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:

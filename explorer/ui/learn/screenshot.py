@@ -44,7 +44,7 @@ def _render(args) -> int:
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = QApplication.instance() or QApplication([sys.argv[0], *themes.STYLE_ARGS])
     themes.apply_theme(app, args.theme)
     window = MainWindow(settings=QSettings(os.path.join(scratch, "settings.ini"), QSettings.IniFormat),
                         persist=False)

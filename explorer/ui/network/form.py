@@ -33,6 +33,7 @@ from explorer.core.mlp.network import (
     parameter_count,
     preset_spec,
 )
+from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import RoomForLongest
 
 CUSTOM = "custom"
@@ -137,6 +138,7 @@ class SpecForm(QWidget):
         self.count.setToolTip("Every weight and bias the optimizer trains: in·out + out per Linear layer")
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
+        self.error.setStyleSheet(themes.label_style("errorLabel", themes.get_theme()))
         self.error.setWordWrap(True)
         self.error.hide()
 

@@ -115,6 +115,7 @@ class IterationView(QWidget):
         # text never moves the graph or the buttons under the cursor, and the longest one still fits
         self.status = FixedLinesLabel("", lines=STATUS_LINES)
         self.status.setObjectName("stepStatus")
+        self.status.setStyleSheet(themes.label_style("stepStatus", themes.get_theme()))
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.params = ParamTable()
         self.total = QLabel("")

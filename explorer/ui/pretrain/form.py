@@ -158,7 +158,8 @@ class HyperparameterForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setStyleSheet(INVALID_STYLE)
+        # INVALID_STYLE sits on a field once it was invalid, not on the form: a form-wide sheet would
+        # re-polish every widget of the form whenever the theme re-applies the sheets (common/theme.py)
         self._edits: dict[str, QLineEdit] = {}
         self._errors: dict[str, QLabel] = {}
         self._specs = {spec.key: spec for spec in MODEL_FIELDS + TRAIN_FIELDS}
@@ -367,6 +368,8 @@ class HyperparameterForm(QWidget):
     def _add_field(self, form: QFormLayout, spec: FieldSpec) -> None:
         edit = QLineEdit()
         edit.setObjectName(f"pretrainField_{spec.key}")
+        if spec.key == "vocab_size":  # the read-only look (a char tokenizer's count); the others when invalid
+            edit.setStyleSheet(INVALID_STYLE)
         edit.setToolTip(spec.tip)
         edit.textEdited.connect(self._on_edit)
         label = QLabel(spec.label)
@@ -518,9 +521,11 @@ class HyperparameterForm(QWidget):
         bad = bool(message)
         if edit.property("invalid") != bad:
             edit.setProperty("invalid", bad)
-            # Re-polish so the [invalid="true"] style rule is re-evaluated.
-            edit.style().unpolish(edit)
-            edit.style().polish(edit)
+            if edit.styleSheet():  # re-polish so that the [invalid="true"] rule is re-evaluated
+                edit.style().unpolish(edit)
+                edit.style().polish(edit)
+            elif bad:
+                edit.setStyleSheet(INVALID_STYLE)
         label.setText(message or "")
         label.setVisible(bad)
 

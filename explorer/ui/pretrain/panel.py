@@ -87,6 +87,9 @@ class PretrainPanel(QWidget):
         # The step every view of the run shows, chosen on the loss curve (explorer/ui/common/step_sync.py).
         self.step_sync = StepSync(self)
         self.workspace = workspace or PretrainWorkspace()
+        # run files (run.json, metrics.csv, health.csv) are written on a writer thread, in order: the end
+        # of a run (and each checkpoint record) no longer waits for their fsyncs on the GUI thread
+        self.workspace.writer = files.OrderedWriter("explorer-run-files", make_folders=False)
         self._syncing = False
         self._active: PretrainRun | None = None
         self._retrain_pending = False
@@ -225,9 +228,8 @@ class PretrainPanel(QWidget):
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour plots, heatmaps, graph and message lines (the main window calls this on a switch)."""
         self._styles = banner_styles(theme)
-        # The app stylesheet draws every button alike; a disabled Train must look disabled.
-        self.setStyleSheet(f"QPushButton:disabled {{ color: {theme['muted']}; "
-                           f"border-color: {theme['grid']}; }}")
+        # a disabled Train looks disabled through the theme's palette (its disabled group): no panel-wide
+        # style sheet, which would re-polish every widget of the panel on each switch
         self.estimates.set_warning_style(self._styles["warning"])
         self._theme = theme
         self._colour_train_reason()
@@ -635,7 +637,8 @@ class PretrainPanel(QWidget):
         while self._process.is_running() and time.monotonic() < deadline:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
             time.sleep(0.01)
-        return not self._process.is_running()
+        idle = not self._process.is_running()
+        return self.workspace.flush_files(max(0.0, deadline - time.monotonic())) and idle
 
     def shutdown(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Stop training and background jobs; called when the window closes and when the app quits.
@@ -657,6 +660,8 @@ class PretrainPanel(QWidget):
             self._process.shutdown(timeout=wait_s, paint=True)
         else:
             self._process.shutdown()
+        # the run's last files (queued by its end just now) are on disk before the window goes
+        self.workspace.flush_files(wait_s)
         self._scanner.shutdown()
         self._sampler.shutdown()
         self.form.shutdown()

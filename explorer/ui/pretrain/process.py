@@ -218,13 +218,11 @@ class TrainProcess(QObject):
         self._timer.stop()
         process, self._process = self._process, None
         if process is not None and process.pid is not None:
-            process.join(self._join_s)
-            if process.is_alive():
-                process.terminate()
-                process.join(1.0)
-                if process.is_alive():
-                    process.kill()
-                    process.join(1.0)
+            # Joined here, on the GUI thread (up to _join_s): the run's end is reported once the child is
+            # gone, so its folder lock is released before the run's record says it ended (other windows
+            # scanning the folder would otherwise list the run as still training). A reaper thread that
+            # reports back when the child is gone would free the GUI thread of this wait: not done yet.
+            _end_process(process, self._join_s)
         for q in (self._commands, self._records):
             if q is not None:
                 q.cancel_join_thread()
@@ -232,6 +230,17 @@ class TrainProcess(QObject):
         self._commands = self._records = None
         self._paused = False
         self.sig_finished.emit(dict(self._result))
+
+
+def _end_process(process, wait_s: float) -> None:
+    """Join `process` for up to `wait_s` seconds, then terminate it, then kill it (each waited 1 s)."""
+    process.join(wait_s)
+    if process.is_alive():
+        process.terminate()
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 class _ThreadQueue(queue.Queue):

@@ -1,0 +1,112 @@
+"""Guards of issue 20 item 6 (no freeze over 100 ms) that count work instead of timing it.
+
+The figures themselves come from bench/freeze_bench.py; these tests fail when the expensive thing is back:
+an application-wide style sheet (Qt re-polishes every widget on a switch), a file write on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from explorer.ui.common import theme as themes
+
+
+@pytest.fixture
+def light_after():
+    from PySide6.QtWidgets import QApplication
+
+    yield QApplication.instance()
+    themes.apply_theme(QApplication.instance(), "light")
+
+
+def test_a_theme_switch_is_a_palette_change_without_an_application_style_sheet(qtbot, tmp_path, light_after):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QLabel
+
+    from explorer.ui.main_window import MainWindow
+
+    app = light_after
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    # a label whose sheet sets only its font: its text must follow the palette through the switch
+    mono = QLabel("x", window)
+    mono.setStyleSheet("font-family: monospace;")
+    window.show()
+    qtbot.waitExposed(window)
+    for name in ("dark", "light", "dark"):
+        window.set_theme(name)
+        theme = themes.get_theme(name)
+        assert app.styleSheet() == ""  # no re-polish of every widget of the app
+        assert app.palette().color(QPalette.Window).name() == theme["window"]
+        assert app.palette().color(QPalette.Disabled, QPalette.ButtonText).name() == theme["disabled_text"]
+        assert mono.palette().color(QPalette.WindowText).name() == theme["text"]
+
+
+def test_only_sheets_that_take_the_palette_colour_are_re_applied(qtbot):
+    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    box = QWidget()
+    qtbot.addWidget(box)
+    QVBoxLayout(box)
+    plain = [QLabel("a", box) for _ in range(30)]
+    coloured = QLabel("b", box)
+    coloured.setStyleSheet("color: #dc2626; font-size: 11px;")
+    fonts = QLabel("c", box)
+    fonts.setStyleSheet("font-family: monospace; background-color: #ffffff;")
+    assert themes.refresh_style_sheets([box, *plain, coloured, fonts]) == 1
+
+
+def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_them(qtbot, monkeypatch):
+    import threading
+
+    from explorer.core import files
+    from explorer.core.workspaces import pretrain as pretrain_ws
+    from explorer.ui.pretrain.panel import PretrainPanel
+
+    panel = PretrainPanel()
+    qtbot.addWidget(panel)
+    workspace = panel.workspace
+    workspace.writer = files.OrderedWriter("explorer-run-files", make_folders=False)  # not the panel's yet
+    run = workspace.new_run(panel.form.config_dict(), panel.form.settings_dict(), None)
+    assert workspace.flush_files(60)
+    threads: list[str] = []
+    release = threading.Event()
+    real = files.write_atomic
+
+    def write(path, data):
+        threads.append(threading.current_thread().name)
+        release.wait(60)  # a slow disk: the GUI thread must not be the one waiting
+        return real(path, data)
+
+    monkeypatch.setattr(files, "write_atomic", write)
+    run.add({"type": "step", "step": 1, "loss": 2.5, "lr": 0.001, "grad_norm": 1.0})
+    workspace.finish_run(run.run_id, "done")  # what the panel calls when the process reports the end
+    assert run.status == "done"  # the model changed at once
+    assert workspace.writer.pending() >= 2  # run.json and metrics.csv, queued
+    release.set()
+    panel.shutdown(wait_s=60)  # the window's close: the queued files are written before it returns
+    assert workspace.writer.pending() == 0
+    assert threads and threading.main_thread().name not in threads
+    saved = (pretrain_ws.run_folder(run.run_id) / pretrain_ws.RUN_JSON).read_text()
+    assert '"done"' in saved
+
+
+def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monkeypatch):
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    learn = window.learn
+    learn.ensure_built()
+    learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
+    assert panel.result is not None and panel.result.ok
+    drawn: list[int] = []
+    real = panel.inspector.set_summary
+    monkeypatch.setattr(panel.inspector, "set_summary", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    for step in range(1, len(learn.catalog.lessons[1].steps)):
+        drawn.clear()
+        learn.open_step(1, step)
+        assert len(drawn) <= 1, (step, len(drawn))
+    window.shutdown_panels()
