@@ -197,6 +197,7 @@ def _render_screenshot(args) -> int:
     themes.apply_theme(app, args.theme or "light")
     # a screenshot must not depend on (or change) the user's saved session
     window = MainWindow(settings=QSettings(), persist=False)
+    window.set_theme(args.theme or "light")  # the window styles the panels it builds in its own theme
     window.resize(1600, 900)
     key = args.workspace or "expression"
     window.show_workspace(key)
