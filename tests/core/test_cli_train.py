@@ -106,7 +106,8 @@ def test_train_out_save_every_and_resume(capsys, corpus, tmp_path):
                         "--save-every", "2", "--json", *SMALL], capsys)
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["checkpoint.safetensors", "metrics.csv", "step-2.safetensors"]
+    assert names == ["checkpoint.safetensors", "histograms.safetensors", "metrics.csv",
+                     "step-2.safetensors"]
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     # an explicit --out of the run's own folder would replace its final checkpoint and metrics: refused
     code, _, err = cli(["train", "--resume", str(out_dir / "step-2"), "--steps", "6", "--json",
@@ -259,7 +260,8 @@ def test_out_refuses_a_folder_holding_another_run_unless_overwrite(capsys, corpu
     code, _, err = cli([*argv, "--seed", "9", "--overwrite"], capsys)
     assert code == 0, err
     after = {p.name: p.read_bytes() for p in out_dir.iterdir()}
-    assert sorted(after) == ["checkpoint.safetensors", "metrics.csv"]  # the earlier run's step-1 went too
+    assert sorted(after) == [  # the earlier run's step-1 went too
+        "checkpoint.safetensors", "histograms.safetensors", "metrics.csv"]
     assert after["checkpoint.safetensors"] != before["checkpoint.safetensors"]
 
 

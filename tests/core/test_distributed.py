@@ -81,7 +81,8 @@ def test_two_ranks_match_one_process_and_checkpoints_cross(tmp_path):
     assert sorted(got) == [1, 2, 3]
     for step, loss in got.items():
         assert abs(loss - reference[step]) < 1e-5, (step, loss, reference[step])
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoint.safetensors", "metrics.csv"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "checkpoint.safetensors", "histograms.safetensors", "metrics.csv"]
 
     # The 2-rank checkpoint resumes in 1 process (batch 12) and continues the same run.
     resumed = Trainer.load_checkpoint(tmp_path / "two" / "checkpoint.safetensors",

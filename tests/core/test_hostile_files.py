@@ -256,7 +256,8 @@ def test_out_is_created_and_cleared_of_stale_temporaries(capsys, tmp_path):
     (out_dir / ".explorer-tmp-zzz").write_bytes(b"x")
     code, _, err = run_cli(["train", "--steps", "2", "--out", str(out_dir), *TINY], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["checkpoint.safetensors", "metrics.csv"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["checkpoint.safetensors", "histograms.safetensors",
+                                                     "metrics.csv"]
 
 
 # --- 5. one-line errors instead of tracebacks ------------------------------------------------------------
