@@ -358,6 +358,7 @@ class MainWindow(QMainWindow):
             state = self.settings.value(f"{SPLITTERS}/{split.objectName()}") if split.objectName() else None
             if isinstance(state, QByteArray):
                 split.restoreState(state)
+                split.setProperty("restored", True)  # the user's widths: a panel leaves them as they are
 
     # -- Qt events -----------------------------------------------------------------------------
 

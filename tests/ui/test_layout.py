@@ -148,6 +148,37 @@ def test_every_graph_draws_its_values_at_both_sizes_with_the_dock_open_and_close
                     assert shown.contains(view.graph_scene.itemsBoundingRect()), (key, width, dock)
 
 
+def test_every_example_draws_its_values_at_both_sizes_with_the_dock_open_and_closed(qtbot, tmp_path):
+    """Every example program's graph at 1440x860 and 1280x800, Learn dock open and closed, reaches the zoom
+    where cards show values (one_hidden_layer and seed_network_module, three cards tall, drew at 0.52 at
+    1280x800 with the dock open: the inspector now gives the narrow canvas room)."""
+    from explorer.ui.graph.items import NAME_LOD
+    from explorer.ui.graph.view import GraphView
+
+    window = _window(qtbot, tmp_path)
+    window.resize(*SIZES[0])
+    window.show()
+    qtbot.waitExposed(window)
+    expression = window.panel("expression")
+    low = []
+    for path in sorted(examples_dir().glob("*.expr")):
+        expression.prepare_screenshot(example=path.stem)
+        for width, height in SIZES:
+            for dock in (True, False):
+                window.resize(width, height)
+                window.learn.setVisible(dock)
+                _settle(qtbot)
+                views = [v for v in expression.findChildren(GraphView)
+                         if v.isVisible() and v.graph_scene.cards]
+                assert views, path.stem
+                for view in views:
+                    zoom = view.transform().m11()
+                    shown = view.mapToScene(view.viewport().rect()).boundingRect()
+                    if zoom < NAME_LOD or not shown.contains(view.graph_scene.itemsBoundingRect()):
+                        low.append((path.stem, width, dock, round(zoom, 2)))
+    assert not low, low
+
+
 def test_fit_grows_a_small_graph_to_fill_the_canvas(qtbot):
     from explorer.core.workspaces.expression import compute
     from explorer.ui.graph.view import MAX_FIT_SCALE, GraphView
@@ -259,6 +290,7 @@ def test_expression_panel_cuts_no_text_at_the_default_size(default_window, qtbot
         panel.run_program()
     _settle(qtbot)
     assert panel.error_label.isVisible() and "last valid" in panel.error_label.text()
+    print("SIZES", panel._split.sizes(), panel.error_label.width(), default_window.width())
     assert not _cut_labels(panel), _cut_labels(panel)
 
 
@@ -488,3 +520,35 @@ def test_the_minimap_leaves_the_legend_free_after_zooming_in(qtbot):
     view.show_find()  # the open find bar pushes the minimap down, never under it
     _settle(qtbot)
     assert not view.minimap.geometry().intersects(view.find_bar.geometry())
+
+
+@pytest.mark.parametrize("width", [620, 420, 300, 200])
+def test_the_legend_wraps_in_a_narrow_canvas_and_cuts_no_entry(qtbot, width):
+    """The colour legend's entries stay whole in a canvas narrower than one row of them (it ran past the
+    canvas's right edge below ~430 px): they wrap into rows, each entry's text as wide as it needs."""
+    from PySide6.QtGui import QFontMetrics
+
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(width, 480)
+    view.show()
+    qtbot.waitExposed(view)
+    with open(examples_dir() / "seed_network_module.expr", encoding="utf-8") as f:
+        view.set_trace(compute(f.read()).trace)  # module cards: the legend's longest entry
+    _settle(qtbot)
+    metrics = QFontMetrics(view.legend_font())
+    box, rects = view.legend_layout(metrics)
+    texts = [text for text, _rect in rects]
+    assert "module (double-click)" in texts and "backward" in texts
+    vp = view.viewport().rect()
+    assert box.left() >= 0 and box.right() <= vp.right() and box.bottom() <= vp.bottom(), (box, vp)
+    for i, (text, rect) in enumerate(rects):
+        assert rect.width() - 18 >= metrics.horizontalAdvance(text), text  # the text whole beside its swatch
+        assert box.contains(rect), (text, rect, box)
+        for other, rect2 in rects[i + 1:]:
+            assert not rect.intersects(rect2), (text, other)
+    rows = len({rect.top() for _t, rect in rects})
+    assert (rows == 1) == (width >= 620), rows  # one row where it fits, wrapped where it does not
