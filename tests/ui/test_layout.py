@@ -552,3 +552,34 @@ def test_the_legend_wraps_in_a_narrow_canvas_and_cuts_no_entry(qtbot, width):
             assert not rect.intersects(rect2), (text, other)
     rows = len({rect.top() for _t, rect in rects})
     assert (rows == 1) == (width >= 620), rows  # one row where it fits, wrapped where it does not
+
+
+@pytest.mark.parametrize("lod", [0.66, 0.7, 0.85, 1.0])
+def test_a_long_card_title_is_whole_at_the_zoom_where_cards_show_values(qtbot, lod):
+    """A long name ("CrossEntropyLoss" on the network graph was drawn "CrossEntrop…" at the fitted zoom,
+    0.70 at 1280x800 and 0.85 at 1440x860) is drawn whole: at the least size (MIN_SCREEN_PT on screen) it
+    narrows its letters before it is elided. (Below about 0.65 it is still elided; the card's tooltip
+    starts with the full name.)"""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.items import MIN_SCREEN_PT
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    with open(examples_dir() / "seed_sigmoid_bce.expr", encoding="utf-8") as f:
+        view.set_trace(compute(f.read()).trace)
+    scene = view.graph_scene
+    card = next(c for c in scene.cards.values() if c.info.get("is_output"))
+    card.info["title"] = "CrossEntropyLoss"  # the network's loss card
+    rect = card.sceneBoundingRect()
+    image = QImage(int(rect.width() * lod) + 2, int(rect.height() * lod) + 2, QImage.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    scene.render(painter, QRectF(image.rect()), rect)
+    painter.end()
+    shown = {text: pt for text, pt in card.painted}
+    assert "CrossEntropyLoss" in shown, card.painted
+    assert shown["CrossEntropyLoss"] >= MIN_SCREEN_PT - 0.05, card.painted
