@@ -53,8 +53,9 @@ METRIC_CALLS = [0]  # text_width calls so far (a list: a counter tests can read 
 def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: float = 1.0
              ) -> tuple[QFont, str]:
     """The font (enlarged by up to `boost`, shrunk towards `min_boost` while the text does not fit
-    `width`, then condensed down to the narrowest of CONDENSED) and the text to draw in it, elided with "…"
-    when even the narrowest smallest font is too wide ("CrossEntropyLoss" whole on a card at zoom 0.6).
+    `width`, then condensed by the first of CONDENSED that makes it fit) and the text to draw in it, elided
+    with "…" in the uncondensed font when even the narrowest is too wide ("CrossEntropyLoss" is whole on a
+    card from zoom ~0.65 on).
 
     A number cut off at the card's edge ("max 0.1" for 0.1177) would read as a different number, and a
     name cut mid-word ("CausalSelfAtter") as another name.
@@ -70,11 +71,9 @@ def fit_text(text: str, font: QFont, boost: float, width: float, min_boost: floa
         while boost > min_boost and _metrics(_boosted(font, boost)).horizontalAdvance(text) > width:
             boost = max(min_boost, boost - 0.05)  # hinting can make the scaled text a little wider
     chosen = _boosted(font, boost)
-    if _metrics(chosen).horizontalAdvance(text) > width:  # at the least size: narrower letters, then "…"
-        for stretch in CONDENSED:
-            chosen = _condensed(_boosted(font, boost), stretch)
-            if _metrics(chosen).horizontalAdvance(text) <= width:
-                break
+    if _metrics(chosen).horizontalAdvance(text) > width:  # at the least size: narrower letters, whole
+        chosen = next((narrow for narrow in (_condensed(chosen, stretch) for stretch in CONDENSED)
+                       if _metrics(narrow).horizontalAdvance(text) <= width), chosen)  # else "…" as it was
     hit = chosen, _metrics(chosen).elidedText(text, Qt.ElideRight, width)
     if len(_FITTED) > 20_000:  # a cache for repaints, not a record of every text ever shown
         _FITTED.clear()
