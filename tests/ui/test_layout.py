@@ -583,3 +583,37 @@ def test_a_long_card_title_is_whole_at_the_zoom_where_cards_show_values(qtbot, l
     shown = {text: pt for text, pt in card.painted}
     assert "CrossEntropyLoss" in shown, card.painted
     assert shown["CrossEntropyLoss"] >= MIN_SCREEN_PT - 0.05, card.painted
+
+
+def test_the_inspector_gives_a_small_window_room_and_a_dragged_width_stays(qtbot, tmp_path):
+    """At 1280x800 with the dock open the inspector narrows (the canvas gets the room); widths the panel
+    chose itself come back wide in a larger window after a restart, widths the user dragged stay."""
+    from PySide6.QtWidgets import QSplitter
+
+    from explorer.ui.expression.panel import INSPECTOR_W
+    from explorer.ui.graph.inspector import INSPECTOR_MIN_W
+
+    def opened(width, height):
+        window = _window(qtbot, tmp_path, persist=True)
+        window.resize(width, height)
+        window.show()
+        window.learn.show()
+        qtbot.waitExposed(window)
+        split = window.panel("expression").findChild(QSplitter, "expressionSplitter")
+        window.show_workspace("expression")
+        qtbot.waitUntil(split.isVisible)
+        _settle(qtbot)
+        return window, split
+
+    window, split = opened(1280, 800)
+    assert split.sizes()[2] == INSPECTOR_MIN_W, split.sizes()
+    window.close()
+    window, split = opened(1440, 860)
+    assert split.sizes()[2] == INSPECTOR_W, split.sizes()  # not the small window's width, restored
+    sizes = split.sizes()
+    split.setSizes([sizes[0], sizes[1] - 40, sizes[2] + 40])  # the user drags the inspector wider
+    split.splitterMoved.emit(sizes[0] + sizes[1] - 40, 2)
+    window.close()
+    window, split = opened(1440, 860)  # the canvas is narrower than CANVAS_ROOM now: the user's choice
+    assert split.sizes()[2] == INSPECTOR_W + 40, split.sizes()
+    window.close()

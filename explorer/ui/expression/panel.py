@@ -220,6 +220,7 @@ class ExpressionPanel(QWidget):
 
     def _on_splitter_moved(self, _pos: int, _index: int) -> None:
         self._auto_widths = False  # the user chose the widths: keep them
+        self._split.setProperty("autoWidths", False)
 
     def _share_width(self) -> None:
         """In a small window the inspector gives the canvas room, down to INSPECTOR_MIN_W, until the canvas
@@ -342,6 +343,7 @@ class ExpressionPanel(QWidget):
         split.setSizes([280, 900, INSPECTOR_W])
         self._split = split
         self._auto_widths = True  # until the user drags the splitter
+        split.setProperty("autoWidths", True)  # saved with the window: restored auto widths stay auto
         split.splitterMoved.connect(self._on_splitter_moved)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
