@@ -51,6 +51,7 @@ CORE_MODULES = {
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
+SPLITTERS_AUTO = "splittersAuto"  # ... and whether a panel set those widths itself (property "autoWidths")
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -355,12 +356,18 @@ class MainWindow(QMainWindow):
             for split in panel.findChildren(QSplitter):
                 if split.objectName():
                     self.settings.setValue(f"{SPLITTERS}/{split.objectName()}", split.saveState())
+                    # widths a panel chose itself for the window's size (never dragged) are not the user's
+                    self.settings.setValue(f"{SPLITTERS_AUTO}/{split.objectName()}",
+                                           bool(split.property("autoWidths")))
 
     def _restore_splitters(self, panel: QWidget) -> None:
         for split in panel.findChildren(QSplitter):
             state = self.settings.value(f"{SPLITTERS}/{split.objectName()}") if split.objectName() else None
             if isinstance(state, QByteArray):
                 split.restoreState(state)
+                auto = self.settings.value(f"{SPLITTERS_AUTO}/{split.objectName()}", False)
+                if str(auto).lower() not in ("true", "1"):
+                    split.setProperty("restored", True)  # the user's widths: a panel leaves them as they are
 
     # -- Qt events -----------------------------------------------------------------------------
 

@@ -136,11 +136,11 @@ def test_an_expanded_module_draws_as_a_fresh_build_does(qtbot, monkeypatch):
         assert (card.show_value, card.show_grad, card.current) == (twin.show_value, twin.show_grad,
                                                                    twin.current)
     assert len(scene.frames) == len(other.frames)
-    from explorer.ui.graph.view import SCENE_MARGIN
+    from explorer.ui.graph.view import SCENE_MARGIN, SCENE_MARGIN_X
 
     for sc in (scene, other):  # the scene's rectangle, worked out from the model, is Qt's bounding rect
-        m = SCENE_MARGIN
-        want = sc.itemsBoundingRect().adjusted(-m, -m, m, m)
+        m, mx = SCENE_MARGIN, SCENE_MARGIN_X
+        want = sc.itemsBoundingRect().adjusted(-mx, -m, mx, m)
         got = sc.sceneRect()
         gaps = (got.left() - want.left(), got.top() - want.top(), got.right() - want.right(),
                 got.bottom() - want.bottom())

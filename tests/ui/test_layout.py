@@ -146,6 +146,37 @@ def test_every_graph_draws_its_values_at_both_sizes_with_the_dock_open_and_close
                     assert shown.contains(view.graph_scene.itemsBoundingRect()), (key, width, dock)
 
 
+def test_every_example_draws_its_values_at_both_sizes_with_the_dock_open_and_closed(qtbot, tmp_path):
+    """Every example program's graph at 1440x860 and 1280x800, Learn dock open and closed, reaches the zoom
+    where cards show values (one_hidden_layer and seed_network_module, three cards tall, drew at 0.52 at
+    1280x800 with the dock open: the inspector now gives the narrow canvas room)."""
+    from explorer.ui.graph.items import NAME_LOD
+    from explorer.ui.graph.view import GraphView
+
+    window = _window(qtbot, tmp_path)
+    window.resize(*SIZES[0])
+    window.show()
+    qtbot.waitExposed(window)
+    expression = window.panel("expression")
+    low = []
+    for path in sorted(examples_dir().glob("*.expr")):
+        expression.prepare_screenshot(example=path.stem)
+        for width, height in SIZES:
+            for dock in (True, False):
+                window.resize(width, height)
+                window.learn.setVisible(dock)
+                _settle(qtbot)
+                views = [v for v in expression.findChildren(GraphView)
+                         if v.isVisible() and v.graph_scene.cards]
+                assert views, path.stem
+                for view in views:
+                    zoom = view.transform().m11()
+                    shown = view.mapToScene(view.viewport().rect()).boundingRect()
+                    if zoom < NAME_LOD or not shown.contains(view.graph_scene.itemsBoundingRect()):
+                        low.append((path.stem, width, dock, round(zoom, 2)))
+    assert not low, low
+
+
 def test_fit_grows_a_small_graph_to_fill_the_canvas(qtbot):
     from explorer.core.workspaces.expression import compute
     from explorer.ui.graph.view import MAX_FIT_SCALE, GraphView
@@ -257,6 +288,7 @@ def test_expression_panel_cuts_no_text_at_the_default_size(default_window, qtbot
         panel.run_program()
     _settle(qtbot)
     assert panel.error_label.isVisible() and "last valid" in panel.error_label.text()
+    print("SIZES", panel._split.sizes(), panel.error_label.width(), default_window.width())
     assert not _cut_labels(panel), _cut_labels(panel)
 
 
@@ -486,3 +518,100 @@ def test_the_minimap_leaves_the_legend_free_after_zooming_in(qtbot):
     view.show_find()  # the open find bar pushes the minimap down, never under it
     _settle(qtbot)
     assert not view.minimap.geometry().intersects(view.find_bar.geometry())
+
+
+@pytest.mark.parametrize("width", [620, 420, 300, 200])
+def test_the_legend_wraps_in_a_narrow_canvas_and_cuts_no_entry(qtbot, width):
+    """The colour legend's entries stay whole in a canvas narrower than one row of them (it ran past the
+    canvas's right edge below ~430 px): they wrap into rows, each entry's text as wide as it needs."""
+    from PySide6.QtGui import QFontMetrics
+
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(width, 480)
+    view.show()
+    qtbot.waitExposed(view)
+    with open(examples_dir() / "seed_network_module.expr", encoding="utf-8") as f:
+        view.set_trace(compute(f.read()).trace)  # module cards: the legend's longest entry
+    _settle(qtbot)
+    metrics = QFontMetrics(view.legend_font())
+    box, rects = view.legend_layout(metrics)
+    texts = [text for text, _rect in rects]
+    assert "module (double-click)" in texts and "backward" in texts
+    vp = view.viewport().rect()
+    assert box.left() >= 0 and box.right() <= vp.right() and box.bottom() <= vp.bottom(), (box, vp)
+    for i, (text, rect) in enumerate(rects):
+        assert rect.width() - 18 >= metrics.horizontalAdvance(text), text  # the text whole beside its swatch
+        assert box.contains(rect), (text, rect, box)
+        for other, rect2 in rects[i + 1:]:
+            assert not rect.intersects(rect2), (text, other)
+    rows = len({rect.top() for _t, rect in rects})
+    assert (rows == 1) == (width >= 620), rows  # one row where it fits, wrapped where it does not
+
+
+@pytest.mark.parametrize("lod", [0.66, 0.7, 0.85, 1.0])
+def test_a_long_card_title_is_whole_at_the_zoom_where_cards_show_values(qtbot, lod):
+    """A long name ("CrossEntropyLoss" on the network graph was drawn "CrossEntrop…" at the fitted zoom,
+    0.70 at 1280x800 and 0.85 at 1440x860) is drawn whole: at the least size (MIN_SCREEN_PT on screen) it
+    narrows its letters before it is elided. (Below about 0.65 it is still elided; the card's tooltip
+    starts with the full name.)"""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    from explorer.core.workspaces.expression import compute
+    from explorer.ui.graph.items import MIN_SCREEN_PT
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    with open(examples_dir() / "seed_sigmoid_bce.expr", encoding="utf-8") as f:
+        view.set_trace(compute(f.read()).trace)
+    scene = view.graph_scene
+    card = next(c for c in scene.cards.values() if c.info.get("is_output"))
+    card.info["title"] = "CrossEntropyLoss"  # the network's loss card
+    rect = card.sceneBoundingRect()
+    image = QImage(int(rect.width() * lod) + 2, int(rect.height() * lod) + 2, QImage.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    scene.render(painter, QRectF(image.rect()), rect)
+    painter.end()
+    shown = {text: pt for text, pt in card.painted}
+    assert "CrossEntropyLoss" in shown, card.painted
+    assert shown["CrossEntropyLoss"] >= MIN_SCREEN_PT - 0.05, card.painted
+
+
+def test_the_inspector_gives_a_small_window_room_and_a_dragged_width_stays(qtbot, tmp_path):
+    """At 1280x800 with the dock open the inspector narrows (the canvas gets the room); widths the panel
+    chose itself come back wide in a larger window after a restart, widths the user dragged stay."""
+    from PySide6.QtWidgets import QSplitter
+
+    from explorer.ui.expression.panel import INSPECTOR_W
+    from explorer.ui.graph.inspector import INSPECTOR_MIN_W
+
+    def opened(width, height):
+        window = _window(qtbot, tmp_path, persist=True)
+        window.resize(width, height)
+        window.show()
+        window.learn.show()
+        qtbot.waitExposed(window)
+        split = window.panel("expression").findChild(QSplitter, "expressionSplitter")
+        window.show_workspace("expression")
+        qtbot.waitUntil(split.isVisible)
+        _settle(qtbot)
+        return window, split
+
+    window, split = opened(1280, 800)
+    assert split.sizes()[2] == INSPECTOR_MIN_W, split.sizes()
+    window.close()
+    window, split = opened(1440, 860)
+    assert split.sizes()[2] == INSPECTOR_W, split.sizes()  # not the small window's width, restored
+    sizes = split.sizes()
+    split.setSizes([sizes[0], sizes[1] - 40, sizes[2] + 40])  # the user drags the inspector wider
+    split.splitterMoved.emit(sizes[0] + sizes[1] - 40, 2)
+    window.close()
+    window, split = opened(1440, 860)  # the canvas is narrower than CANVAS_ROOM now: the user's choice
+    assert split.sizes()[2] == INSPECTOR_W + 40, split.sizes()
+    window.close()

@@ -321,9 +321,9 @@ def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
 
 
 def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: float, max_scale: float,
-              margin: float = 0.0, readable: float = 0.0) -> int:
+              margin: float = 0.0, readable: float = 0.0, margin_y: float | None = None) -> int:
     """How many rows to wrap the layers into for a canvas of `width` x `height` pixels, drawn at most at
-    `max_scale` with `margin` scene pixels around the graph.
+    `max_scale` with `margin` scene pixels around the graph (`margin_y` above and below it, when given).
 
     Long graphs (WRAP_MIN_LAYERS layers or more) wrap as `best_bands` says. Shorter graphs of at least
     SHORT_WRAP_MIN_LAYERS layers wrap into the fewest rows that show them largest, when that is at least
@@ -346,8 +346,9 @@ def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: f
         # wraps as it always did (by the tallest layer's height), reading left to right where it can
         w, h = _wrapped_size(positions, bands) if compact else _wrapped_extent(n_layers, span, bands)
         turns = 2 * TURN_W if bands > 1 else 0.0  # edges turning back to the next row pass the cards
-        return min(width / (w + turns + margin), height / (h + margin), max_scale)
+        return min(width / (w + turns + margin), height / (h + m_y), max_scale)
 
+    m_y = margin if margin_y is None else margin_y
     compact = False  # read by scale(); one row measures the same either way
     compact = scale(1) < readable
     options = range(1, -(-n_layers // 2) + 1)

@@ -32,12 +32,26 @@ from explorer.ui.expression.iterations import IterationBar
 from explorer.ui.expression.leaf_editor import LeafEditor
 from explorer.ui.expression.learning_box import LearningBox
 from explorer.ui.expression.predict import PredictBar
-from explorer.ui.graph.inspector import Inspector
+from explorer.ui.graph.inspector import INSPECTOR_MIN_W, Inspector
 from explorer.ui.graph.player import PLAYER_KEYS, Player, buttons_keep_player_keys
 from explorer.ui.graph.view import GraphView
 
+INSPECTOR_W = 290  # the inspector column's width where the window has room for it
+CANVAS_ROOM = 560  # ... and the canvas width it narrows for, down to INSPECTOR_MIN_W
+
 DEBOUNCE_MS = 450
 OUTPUT_MAX_LINES = 2000  # the output pane keeps the last lines of what a program printed
+
+
+class _Splitter(QSplitter):
+    """A splitter that calls `resized` once it has laid its columns out at a new width."""
+
+    resized = None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.resized is not None:
+            self.resized()
 
 
 class ExpressionPanel(QWidget):
@@ -209,6 +223,25 @@ class ExpressionPanel(QWidget):
         need = scroll.widget().minimumSizeHint().width() + 2 * scroll.frameWidth()
         scroll.setMinimumWidth(max(270, need + scroll.verticalScrollBar().sizeHint().width()))
 
+    def _on_splitter_moved(self, _pos: int, _index: int) -> None:
+        self._auto_widths = False  # the user chose the widths: keep them
+        self._split.setProperty("autoWidths", False)
+
+    def _share_width(self) -> None:
+        """In a small window the inspector gives the canvas room, down to INSPECTOR_MIN_W, until the canvas
+        is CANVAS_ROOM wide (at 1280x800 with the Learn dock open a 290 px inspector left the canvas 420 px,
+        and graphs three cards tall drew below the zoom where cards show their values). Widths the user
+        dragged or a saved session restored stay as they are."""
+        sizes = self._split.sizes()
+        if not self._auto_widths or self._split.property("restored"):
+            return
+        if len(sizes) != 3 or not sizes[2]:
+            return  # the inspector folded away
+        free = sizes[1] + sizes[2]
+        want = max(INSPECTOR_MIN_W, min(INSPECTOR_W, free - CANVAS_ROOM))
+        if want != sizes[2]:
+            self._split.setSizes([sizes[0], free - want, want])
+
     # -- Qt events -----------------------------------------------------------------------------
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
@@ -305,7 +338,8 @@ class ExpressionPanel(QWidget):
         cv.addWidget(self.predict)
 
         self.inspector = Inspector()
-        split = QSplitter(Qt.Horizontal)
+        split = _Splitter(Qt.Horizontal)
+        split.resized = self._share_width
         split.setObjectName("expressionSplitter")  # its sizes are saved with the window (main_window)
         split.addWidget(left_scroll)
         split.addWidget(center)
@@ -314,7 +348,11 @@ class ExpressionPanel(QWidget):
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
         split.setCollapsible(1, False)  # the canvas never folds away; the side columns may
-        split.setSizes([280, 900, 290])
+        split.setSizes([280, 900, INSPECTOR_W])
+        self._split = split
+        self._auto_widths = True  # until the user drags the splitter
+        split.setProperty("autoWidths", True)  # saved with the window: restored auto widths stay auto
+        split.splitterMoved.connect(self._on_splitter_moved)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)

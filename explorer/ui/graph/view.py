@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
 from explorer.core.graph.display import (
@@ -47,7 +47,9 @@ READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that l
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
 CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
-SCENE_MARGIN = 60.0  # free scene pixels around the cards on each side (the scene rectangle's margin)
+SCENE_MARGIN = 60.0  # free scene pixels above and below the cards (the scene rectangle's margin; room for
+#                      the legend along the canvas's bottom edge)
+SCENE_MARGIN_X = 30.0  # ... and left and right of them (a narrow canvas draws the graph larger)
 
 
 class LabelShelf:
@@ -339,7 +341,7 @@ class GraphScene(QGraphicsScene):
                 self.addItem(frame)
                 self.frames.append(frame)
         rect = self._items_rect(bundles)
-        self.setSceneRect(rect.adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN))
+        self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
         self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
         self._detail = [*self.cards.values(), *bundles, *self.frames]
         self._overview.setVisible(False)
@@ -516,7 +518,7 @@ class GraphView(QGraphicsView):
         if aspect and len(self._scene.cards) <= REWRAP_CARDS:
             vp = self.viewport().rect()
             bands = fit_bands(self._scene.model.flat[0], vp.width(), vp.height(), MAX_FIT_SCALE,
-                              2 * SCENE_MARGIN, readable=READABLE_ZOOM)
+                              2 * SCENE_MARGIN_X, readable=READABLE_ZOOM, margin_y=2 * SCENE_MARGIN)
             if self._scene.rewrap(aspect, bands):
                 self.sig_graph_changed.emit()
         rect = self._scene.sceneRect()
@@ -705,28 +707,58 @@ class GraphView(QGraphicsView):
 
     # -- private -----------------------------------------------------------------------------
 
-    def _draw_legend(self, painter) -> None:
+    def legend_layout(self, metrics: QFontMetrics | None = None) -> tuple[QRectF, list[tuple[str, QRectF]]]:
+        """The colour legend's box and each entry's text rectangle (viewport pixels): the entries run left to
+        right and wrap into further rows where the canvas is narrower than one row (each entry whole)."""
+        metrics = metrics or QFontMetrics(self.legend_font())
+        texts = [text for text, _c, _k in self._legend_entries()]
+        widths = [22 + metrics.horizontalAdvance(text) + 12 for text in texts]
+        h = 22
+        room = max(max(widths, default=0), self.viewport().width() - 2 * 8 - 16)
+        rows: list[list[int]] = [[]]
+        used = 0
+        for i, w in enumerate(widths):
+            if rows[-1] and used + w > room:
+                rows.append([])
+                used = 0
+            rows[-1].append(i)
+            used += w
+        box_w = max(sum(widths[i] for i in row) for row in rows) + 8
+        box = QRectF(8, self.viewport().height() - h * len(rows) - 8, box_w, h * len(rows))
+        rects: list[tuple[str, QRectF]] = []
+        for r, row in enumerate(rows):
+            x = box.left() + 8
+            for i in row:
+                rects.append((texts[i], QRectF(x, box.top() + r * h, widths[i] - 12, h)))
+                x += widths[i]
+        return box, rects
+
+    def _legend_entries(self) -> list[tuple[str, str, str]]:
         t = self._scene.theme
         entries = [("input", t["leaf"], "box"), ("param", t["param"], "box"), ("op", t["op"], "box"),
                    ("output", t["output"], "box"), ("forward", t["edge_forward"], "line"),
                    ("backward", t["edge_backward"], "line")]
         if self._scene.has_module_cards:
             entries.insert(4, ("module (double-click)", t["module"], "box"))
+        return entries
+
+    @staticmethod
+    def legend_font() -> QFont:
         font = QFont()
         font.setPointSizeF(8.5)
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        widths = [22 + metrics.horizontalAdvance(text) + 12 for text, _c, _k in entries]
-        h = 22
-        box = QRectF(8, self.viewport().height() - h - 8, sum(widths) + 8, h)
+        return font
+
+    def _draw_legend(self, painter) -> None:
+        t = self._scene.theme
+        painter.setFont(self.legend_font())
+        box, rects = self.legend_layout(painter.fontMetrics())
         bg = QColor(t["panel"])
         bg.setAlpha(225)
         painter.setPen(QColor(t["card_border"]))
         painter.setBrush(bg)
         painter.drawRoundedRect(box, 5, 5)
-        x = box.left() + 8
-        for (text, color, kind), w in zip(entries, widths, strict=True):
-            cy = box.center().y()
+        for (_text, color, kind), (text, rect) in zip(self._legend_entries(), rects, strict=True):
+            x, cy = rect.left(), rect.center().y()
             if kind == "box":
                 painter.setPen(Qt.NoPen)
                 painter.setBrush(QColor(color))
@@ -737,8 +769,7 @@ class GraphView(QGraphicsView):
                 painter.setPen(pen)
                 painter.drawLine(QPointF(x, cy), QPointF(x + 14, cy))
             painter.setPen(QColor(t["muted"]))
-            painter.drawText(QRectF(x + 18, box.top(), w - 18, h), Qt.AlignVCenter | Qt.AlignLeft, text)
-            x += w
+            painter.drawText(rect.adjusted(18, 0, 0, 0), Qt.AlignVCenter | Qt.AlignLeft, text)
 
     def _card_at(self, pos) -> NodeCard | None:
         for item in self.items(pos):
