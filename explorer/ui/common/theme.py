@@ -107,8 +107,8 @@ def set_current(name: str) -> dict[str, str]:
 # theme gives each a widget-level style sheet (`style_labels`), never an application-wide one.
 LABEL_STYLES = {
     "errorLabel": "QLabel {{ color: {error}; background: {error_bg}; padding: 4px; border-radius: 4px; }}",
-    "stepStatus": ("QLabel {{ background: {status_bg}; padding: 8px; border-radius: 4px; "
-                   "font-family: monospace; font-size: 11pt; }}"),
+    "stepStatus": ("QLabel {{ background: {status_bg}; padding: 4px 8px; border-radius: 4px; "
+                   "font-family: monospace; font-size: 10pt; }}"),
 }
 # input widgets whose frame Fusion draws in its outline colour (the palette's window, darkened by 140 %):
 # they get a palette of their own whose window colour makes that outline the theme's card border
