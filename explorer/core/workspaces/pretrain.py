@@ -544,6 +544,7 @@ class PretrainWorkspace:
 
     def load(self, saved: SavedPretrain) -> None:
         """Replace the form state and the runs by validated saved data; each run appears once."""
+        self.flush_files()  # run files still queued on the writer are read back below
         runs = {}
         for model in saved.runs:
             run = PretrainRun.from_state(model.model_dump())
