@@ -70,10 +70,7 @@ class IterationBar(QWidget):
             return
         import pyqtgraph as pg
 
-        self.plot.setBackground(theme["panel"])
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setPen(theme["muted"])
-            self.plot.getAxis(axis).setTextPen(theme["muted"])
+        themes.style_plot(self.plot, self.plot.getPlotItem(), theme)
         self._curve.setPen(pg.mkPen(theme["output"], width=2))
         self._marker.setPen(pg.mkPen(theme["muted"], width=1))
 
@@ -96,11 +93,10 @@ class IterationBar(QWidget):
         except Exception:  # the plot is a bonus: the label shows the loss
             return None
         theme = themes.get_theme()
-        plot = pg.PlotWidget(background=theme["panel"])
+        plot = pg.PlotWidget()
         plot.setObjectName("iterationLossPlot")
+        themes.style_plot(plot, plot.getPlotItem(), theme)
         for axis in ("left", "bottom"):
-            plot.getAxis(axis).setPen(theme["muted"])
-            plot.getAxis(axis).setTextPen(theme["muted"])
             plot.getAxis(axis).enableAutoSIPrefix(False)
         plot.setFixedHeight(90)
         plot.setMouseEnabled(False, False)
