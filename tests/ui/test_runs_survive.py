@@ -112,6 +112,7 @@ def test_a_killed_training_process_leaves_its_last_periodic_checkpoint(qtbot, co
     with qtbot.waitSignal(panel.sig_run_finished, timeout=WAIT_MS):
         os.kill(panel._process._process.pid, signal.SIGKILL)
     assert run.status == "error"
+    assert panel.workspace.flush_files(60)  # this window's own run files, written on its writer thread
     checkpoint = read_checkpoint(run_folder(run.run_id) / "checkpoint.safetensors")
     assert checkpoint.step >= 2 and checkpoint.step % 2 == 0
     later = PretrainWorkspace()  # the next start
