@@ -47,6 +47,31 @@ LIMITS: dict[str, int] = {
 TEMP_PREFIX = ".explorer-tmp-"
 # What older versions' writers left behind (".checkpoint.safetensors.tmp-1234"): removed at start too.
 _LEGACY_TEMP = re.compile(r"^\..+\.tmp-\d+$")
+# A temporary names the process writing it (".explorer-tmp-<pid>-<random>"), so that a folder's clean-up
+# by another window, or by this one, never deletes a write still in flight.
+_OWNED_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
+# A temporary whose writer is still alive is left alone unless it is older than this (its process id
+# reused by another program after a crash, or a writer stuck for an hour): no atomic write takes so long.
+TEMP_GRACE_S = 3600.0
+
+
+def temp_prefix() -> str:
+    """The prefix of this process's temporary files: TEMP_PREFIX, the process id, a dash."""
+    return f"{TEMP_PREFIX}{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (POSIX: signal 0). Where that cannot be asked (Windows, where
+    os.kill would end the process), every writer counts as alive and only the age rule applies."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else (EPERM)
+        return True
+    return True
 
 
 class FileProblem(ValueError):
@@ -148,7 +173,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=folder)
     except OSError as exc:
         raise FileProblem(f"{display_name(path)}: cannot write in {folder} ({exc.strerror or exc})") from None
     try:
@@ -240,7 +265,7 @@ def writable_folder_problem(folder: str | os.PathLike) -> str | None:
     if not folder.is_dir():
         return f"{folder} exists and is not a folder"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=folder)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
@@ -249,15 +274,27 @@ def writable_folder_problem(folder: str | os.PathLike) -> str | None:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete temporary files that a killed write left in `folder`; returns how many."""
+    """Delete temporary files that a killed write left in `folder`; returns how many.
+
+    A temporary whose writing process is alive (this one included) is a write in flight, not a leftover:
+    it stays unless it is older than TEMP_GRACE_S. One without an owner (older versions) always goes.
+    """
     removed = 0
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
         return 0
+    now = time.time()
     for entry in entries:
         stale = entry.name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(entry.name)
         if stale and entry.is_symlink() is False and entry.is_file():
+            owner = _OWNED_TEMP.match(entry.name)
+            if owner and _process_alive(int(owner.group(1))):
+                try:
+                    if now - entry.stat().st_mtime < TEMP_GRACE_S:
+                        continue
+                except OSError:
+                    continue
             try:
                 entry.unlink()
                 removed += 1

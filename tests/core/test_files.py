@@ -1,6 +1,10 @@
 """core/files: regular files only, a size limit per kind, atomic writes, stale temporaries removed."""
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +104,41 @@ def test_stale_temporaries_of_this_and_older_writers_are_removed(tmp_path):
     (tmp_path / "notes.tmp-1").write_bytes(b"keep: not hidden, not ours")
     assert files.remove_stale_temporaries(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.safetensors", "notes.tmp-1"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="asks whether a process lives with signal 0")
+def test_a_temporary_being_written_by_a_live_process_is_not_a_leftover(tmp_path):
+    # Another window's cleanup (or this process's own) must never delete a write still in flight: the
+    # temporary names its writer, and a living writer's young temporary stays.
+    mine = tmp_path / f"{files.temp_prefix()}inflight"
+    mine.write_bytes(b"x")
+    assert mine.name.startswith(files.TEMP_PREFIX)
+    gone = tmp_path / f"{files.TEMP_PREFIX}{dead_pid()}-killed"
+    gone.write_bytes(b"x")
+    assert files.remove_stale_temporaries(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [mine.name]
+    # An hour-old temporary is a leftover even if its process id is alive again (reused after a crash).
+    old = time.time() - files.TEMP_GRACE_S - 60
+    os.utime(mine, (old, old))
+    assert files.remove_stale_temporaries(tmp_path) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_names_its_temporary_after_this_process(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", spy)
+    files.write_atomic(tmp_path / "out.txt", "data")
+    assert seen and seen[0].startswith(files.temp_prefix())
+
+
+def dead_pid() -> int:
+    """A process id that belonged to a process that has ended (and been reaped)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    return int(proc.stdout)
