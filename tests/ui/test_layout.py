@@ -409,6 +409,24 @@ def test_network_panel_cuts_no_text_at_the_default_size(default_window, qtbot):
     for row in range(table.rowCount()):  # the parameter names are whole ("fc1.weight", not "f…")
         name = table.item(row, 0).text()
         assert table.columnWidth(0) >= metrics.horizontalAdvance(name) + 8, name
+    assert not _phases_cut(view.phases)  # "BinaryCrossEntropyBackward0" breaks at its capitals, never "…"
+
+
+def _phases_cut(phases) -> list[str]:
+    """The network phase list's rows whose text, wrapped as the list wraps it, is wider or taller than
+    the row (where Qt would draw "…")."""
+    from PySide6.QtCore import QRect
+
+    metrics, out = phases.fontMetrics(), []
+    for row in range(phases.count()):
+        item = phases.item(row)
+        rect = phases.visualItemRect(item)
+        seen = min(rect.right(), phases.viewport().width()) - rect.left()  # a row wider than the list is cut
+        box = QRect(0, 0, max(1, seen - 4), 100_000)
+        need = metrics.boundingRect(box, Qt.TextWordWrap, item.text())
+        if need.width() > box.width() or need.height() > rect.height() + 1:
+            out.append(f"{need.width()}x{need.height()} > {seen}x{rect.height()}: {item.text()!r}")
+    return out
 
 
 def _rows_cut(tree, rows) -> list[str]:

@@ -9,6 +9,7 @@ tooltip; `keep_space_when_hidden` makes a banner hold its place while it is hidd
 from __future__ import annotations
 
 import html
+import re
 
 from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QFontMetrics, QTextDocument, QTextLayout, QTextOption
@@ -142,6 +143,17 @@ def plain_tooltip(text: str) -> str:
     if not GuiQt.mightBeRichText(text):
         return text
     return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
+
+
+_BREAK_AT = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[._])(?=[A-Za-z])")
+
+
+def breakable(text: str) -> str:
+    """`text` with a zero-width space where a long identifier may break across lines: where a capitalised
+    word starts after a lower-case letter or digit ("BinaryCross|Entropy|Backward0", but "ReLU" whole) and
+    after "." or "_" before a letter. For item views, whose word wrap breaks only at spaces; the text
+    reads the same."""
+    return _BREAK_AT.sub("\u200b", text)
 
 
 def wrap_anywhere(text: str, width: float, font) -> list[str]:

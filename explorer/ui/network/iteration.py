@@ -26,7 +26,7 @@ from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
 from explorer.core.mlp.toydata import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
-from explorer.ui.common.labels import FixedLinesLabel, keep_space_when_hidden
+from explorer.ui.common.labels import FixedLinesLabel, breakable, keep_space_when_hidden
 from explorer.ui.common.worker import Worker
 from explorer.ui.graph.inspector import Inspector
 from explorer.ui.graph.player import Player
@@ -311,7 +311,8 @@ class IterationView(QWidget):
         start.setToolTip("The parameters as they were before zero_grad()")
         self.phases.addItem(start)
         for phase in self._iteration.phases if self._iteration is not None else ():
-            item = QListWidgetItem(f"{_PHASE_ICONS.get(phase.kind, '·')}  {phase.title}")
+            # a long grad_fn name ("BinaryCrossEntropyBackward0") breaks at its capitals, never "…"
+            item = QListWidgetItem(breakable(f"{_PHASE_ICONS.get(phase.kind, '·')}  {phase.title}"))
             item.setToolTip(f"{_PHASE_HELP.get(phase.kind, '')}<br><br>{phase.text}")
             self.phases.addItem(item)
         self.phases.blockSignals(False)
