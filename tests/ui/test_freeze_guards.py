@@ -110,3 +110,32 @@ def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monk
         learn.open_step(1, step)
         assert len(drawn) <= 1, (step, len(drawn))
     window.shutdown_panels()
+
+
+def test_a_run_end_is_polled_for_and_reported_only_once_the_child_is_gone(qtbot, monkeypatch):
+    """The end of a run: no blocking join of the child on the GUI thread, and `is_running()` stays true
+    (so no window sees the run as ended while the child still holds its folder) until it is gone."""
+    import threading
+
+    from explorer.ui.pretrain import process as proc
+
+    teardown = threading.Event()  # the child's interpreter winding down after its "exit"
+
+    def child(config, settings, corpus, checkpoint, commands, records, threads, resume):
+        records.put([{"type": "done", "message": ""}, {"type": "exit"}])
+        teardown.wait(60)
+
+    monkeypatch.setattr(proc, "run_training", child)
+    bridge = proc.TrainProcess(poll_ms=10, backend="thread")
+    ended: list[tuple[dict, bool]] = []
+    bridge.sig_finished.connect(lambda result: ended.append((result, teardown.is_set())))
+    with qtbot.waitSignal(bridge.sig_records, timeout=60_000):
+        bridge.start({}, {}, "unused.pt")
+    for _ in range(5):  # the event loop turns (polls) while the child is still winding down
+        qtbot.wait(20)
+    assert bridge.is_running() and not ended  # not reported while the child lives
+    with qtbot.waitSignal(bridge.sig_finished, timeout=60_000):
+        teardown.set()
+    assert ended == [({"status": "done", "message": "", "checkpoint": None}, True)]
+    assert not bridge.is_running()
+    assert bridge.blocking_joins == 0  # nothing was joined while alive on the GUI thread
