@@ -100,14 +100,18 @@ def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monk
     panel = window.panel("expression")
     learn = window.learn
     learn.ensure_built()
-    learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
+    with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+        learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
     assert panel.result is not None and panel.result.ok
     drawn: list[int] = []
     real = panel.inspector.set_summary
     monkeypatch.setattr(panel.inspector, "set_summary", lambda *a, **k: drawn.append(1) or real(*a, **k))
     for step in range(1, len(learn.catalog.lessons[1].steps)):
+        with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+            learn.open_step(1, step)
         drawn.clear()
-        learn.open_step(1, step)
+        with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+            learn.open_step(1, step)  # again: the panel's own computations are settled by now
         assert len(drawn) <= 1, (step, len(drawn))
     window.shutdown_panels()
 
@@ -139,3 +143,42 @@ def test_a_run_end_is_polled_for_and_reported_only_once_the_child_is_gone(qtbot,
     assert ended == [({"status": "done", "message": "", "checkpoint": None}, True)]
     assert not bridge.is_running()
     assert bridge.blocking_joins == 0  # nothing was joined while alive on the GUI thread
+
+
+def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(qtbot, tmp_path, monkeypatch):
+    """Opening an expression step (lesson 2.2 loads the seed example and moves the player): no parse or
+    trace on the GUI thread, and the workspace ends where the same actions run directly leave it."""
+    import threading
+
+    from explorer.core import lessons
+    from explorer.core.workspaces import expression as ew
+    from explorer.core.workspaces.session import Workspaces
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
+    learn = window.learn
+    learn.ensure_built()
+    threads: list[str] = []
+    real = ew.compute
+
+    def compute(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ew, "compute", compute)
+    with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+        learn.open_step(1, 1)
+        assert learn.is_opening()  # the step waits for the Worker
+    assert threads and threading.main_thread().name not in threads, threads
+    ws = window.workspaces.expression
+    direct = Workspaces()  # the same step's actions run directly, on the GUI thread
+    lessons.open_step(learn.catalog.lessons[1], 1, direct)
+    assert ws.state.model_dump() == direct.expression.state.model_dump()
+    assert ws.step == direct.expression.step and ws.status() == direct.expression.status()
+    assert ws.result.ok and ws.result.source == direct.expression.result.source
+    assert list(ws.result.trace.nodes) == list(direct.expression.result.trace.nodes)
+    assert panel.player.step == ws.step
+    window.shutdown_panels()

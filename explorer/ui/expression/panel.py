@@ -379,6 +379,11 @@ class ExpressionPanel(QWidget):
 
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
+        current = self.workspace.result
+        if (result.ok and current is not None and self.workspace.last is current
+                and (result.source, result.overrides, result.iteration)
+                == (current.source, current.overrides, current.iteration)):
+            return  # already the workspace's result (a lesson computed it meanwhile): nothing to redraw
         self.workspace.apply(result, reason)
 
     def _on_failed(self, message: str) -> None:
