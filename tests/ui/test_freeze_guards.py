@@ -145,9 +145,12 @@ def test_a_run_end_is_polled_for_and_reported_only_once_the_child_is_gone(qtbot,
     assert bridge.blocking_joins == 0  # nothing was joined while alive on the GUI thread
 
 
-def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(qtbot, tmp_path, monkeypatch):
-    """Opening an expression step (lesson 2.2 loads the seed example and moves the player): no parse or
-    trace on the GUI thread, and the workspace ends where the same actions run directly leave it."""
+@pytest.mark.parametrize("lesson,step", [(1, 1), (2, 5)], ids=["2.2-load-example", "3.6-select-w"])
+def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(qtbot, tmp_path, monkeypatch,
+                                                                              lesson, step):
+    """Opening an expression step (2.2 loads the seed example and moves the player; 3.6 selects w, whose
+    gradient check the inspector shows): no parse, trace or gradient check on the GUI thread, and the
+    workspace ends where the same actions run directly leave it."""
     import threading
 
     from explorer.core import lessons
@@ -168,15 +171,35 @@ def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(q
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
+    checked: list[str] = []
+    real_check = ew.leaf_comparison
+
+    def leaf_comparison(result):
+        checked.append(threading.current_thread().name)
+        return real_check(result)
+
+    shown: list = []
+    real_show = panel.inspector.show_node
+
+    def show_node(*args, **kwargs):
+        shown.append(kwargs.get("check"))
+        return real_show(*args, **kwargs)
+
     monkeypatch.setattr(ew, "compute", compute)
+    monkeypatch.setattr(ew, "leaf_comparison", leaf_comparison)
+    monkeypatch.setattr(panel.inspector, "show_node", show_node)
     with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
-        learn.open_step(1, 1)
+        learn.open_step(lesson, step)
         assert learn.is_opening()  # the step waits for the Worker
     assert threads and threading.main_thread().name not in threads, threads
+    assert threading.main_thread().name not in checked, checked
+    if lesson == 2:  # w is selected with its gradient known: its check is on screen, made on the Worker
+        assert checked and shown and shown[-1] is not None and "numeric" in shown[-1]
     ws = window.workspaces.expression
     direct = Workspaces()  # the same step's actions run directly, on the GUI thread
-    lessons.open_step(learn.catalog.lessons[1], 1, direct)
-    assert ws.state.model_dump() == direct.expression.state.model_dump()
+    lessons.open_step(learn.catalog.lessons[lesson], step, direct)
+    # (the panel's player writes "at the end" as step None, where the headless run keeps the number)
+    assert ws.state.model_dump(exclude={"step"}) == direct.expression.state.model_dump(exclude={"step"})
     assert ws.step == direct.expression.step and ws.status() == direct.expression.status()
     assert ws.result.ok and ws.result.source == direct.expression.result.source
     assert list(ws.result.trace.nodes) == list(direct.expression.result.trace.nodes)

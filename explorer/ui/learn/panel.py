@@ -146,7 +146,7 @@ class LearnPanel(QDockWidget):
             self._worker().submit(lambda job: prefetch.precompute(lesson, step_index, state, seed, after,
                                                                   lambda: job.cancelled))
             return
-        self._run_actions(lesson_index, step_index, after, [])
+        self._run_actions(lesson_index, step_index, after, prefetch.Prefetched([]))
 
     def is_opening(self) -> bool:
         """True while a step's computations run on the Worker (the step shows when they are done)."""
@@ -164,7 +164,7 @@ class LearnPanel(QDockWidget):
 
             self._prefetcher = Worker(self)
             self._prefetcher.sig_done.connect(self._on_prefetched)
-            self._prefetcher.sig_failed.connect(lambda _message: self._on_prefetched([]))
+            self._prefetcher.sig_failed.connect(lambda _message: self._on_prefetched(prefetch.Prefetched([])))
         return self._prefetcher
 
     def _cancel_prefetch(self) -> None:
@@ -172,13 +172,14 @@ class LearnPanel(QDockWidget):
             self._prefetcher.cancel()
         self._prefetch = None
 
-    def _on_prefetched(self, made: list) -> None:
+    def _on_prefetched(self, made: prefetch.Prefetched) -> None:
         pending, self._prefetch = self._prefetch, None
         if pending is None:
             return
         self._run_actions(*pending, made)
 
-    def _run_actions(self, lesson_index: int, step_index: int, after: int | None, made: list) -> None:
+    def _run_actions(self, lesson_index: int, step_index: int, after: int | None,
+                     made: prefetch.Prefetched) -> None:
         """Run the step's actions on the window's workspaces (GUI thread), with the results `made` on the
         Worker for the same states (prefetch.py), then show the step's exercise and figure."""
         from explorer.core.lessons import open_step
@@ -192,8 +193,11 @@ class LearnPanel(QDockWidget):
                                      if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         # the expression inspector draws once after the step's actions, not after each of them
-        held = getattr(getattr(self.main_window, "panels", {}).get("expression"), "held_inspector", None)
-        answered = prefetch.answered_from(workspaces.expression, made) if made else nullcontext()
+        expression = getattr(self.main_window, "panels", {}).get("expression")
+        held = getattr(expression, "held_inspector", None)
+        if made.checks is not None and hasattr(expression, "offer_checks"):
+            expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
+        answered = prefetch.answered_from(workspaces.expression, made.made) if made.made else nullcontext()
         try:
             with held() if held is not None else nullcontext(), answered:
                 for key in touched:  # the user's own work is kept before the step changes it

@@ -36,12 +36,23 @@ class _One:
         return self.expression
 
 
-def precompute(lesson, index: int, state: dict, seed, after: int | None, cancelled=lambda: False) -> list:
+class Prefetched:
+    """What the Worker made for a step: every computation, and the gradient check of the last result."""
+
+    def __init__(self, made: list, checks: tuple | None = None) -> None:
+        self.made = made  # [(compute_key, ComputeResult)], in order
+        self.checks = checks  # (ComputeResult, leaf_comparison of it) when the step shows a param's check
+
+
+def precompute(lesson, index: int, state: dict, seed, after: int | None,
+               cancelled=lambda: False) -> Prefetched:
     """Run step `index` of `lesson` (its expression actions, as `open_step` would after step `after`) on a
     copy of an expression workspace whose saved state is `state` and result `seed`; the (key, result) of
-    every computation, in order. Runs on the Worker: touches no Qt object and no workspace of a window."""
+    every computation, in order, and, when the step ends on a param whose gradient is known, that result's
+    gradient check (the inspector shows it). Runs on the Worker: touches no Qt object and no workspace of a
+    window."""
     from explorer.core import lessons
-    from explorer.core.workspaces.expression import ExpressionWorkspace
+    from explorer.core.workspaces.expression import ExpressionWorkspace, leaf_comparison
 
     made: list = []
 
@@ -61,8 +72,15 @@ def precompute(lesson, index: int, state: dict, seed, after: int | None, cancell
     try:
         lessons.open_step(lesson, index, _One(scratch), after)
     except lessons.LessonError:
-        pass  # the step runs again on the GUI thread, which shows its error
-    return made
+        return Prefetched(made)  # the step runs again on the GUI thread, which shows its error
+    result, focus = scratch.result, scratch.focus()
+    node = result.trace.nodes.get(focus) if result is not None and result.ok and focus else None
+    if node is None or node.kind != "param" or not scratch.timeline.grad_known(focus, scratch.step):
+        return Prefetched(made)
+    try:
+        return Prefetched(made, (result, leaf_comparison(result)))
+    except Exception:  # noqa: BLE001 - the inspector computes (and reports) it itself then
+        return Prefetched(made)
 
 
 @contextmanager
