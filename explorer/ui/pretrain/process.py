@@ -55,6 +55,7 @@ class TrainProcess(QObject):
         self._result: dict[str, Any] = {}
         self._join_s = 2.0  # how long the end waits for a child that has said "exit" before ending it
         self._exit_deadline: float | None = None  # set once the child said "exit": its end is polled for
+        self._end_stage = 0  # after "exit": 0 waiting for the child to end, 1 terminated, 2 killed
         self.blocking_joins = 0  # joins of a live child on the GUI thread (the freeze guards count them)
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
@@ -186,8 +187,18 @@ class TrainProcess(QObject):
             # second). Polled here instead of joined: the GUI thread never waits for it, and the run is
             # reported ended (sig_finished, then run.json) only once the process, and its folder lock,
             # are gone, so no other window scanning the folder sees the run as still training.
-            if not process.is_alive() or time.monotonic() >= self._exit_deadline:
+            if not process.is_alive():
                 self._finish()
+            elif time.monotonic() >= self._exit_deadline:
+                # past its grace: terminate, then kill, each given a second (polled, never joined here)
+                self._end_stage += 1
+                self._exit_deadline = time.monotonic() + 1.0
+                if self._end_stage == 1:
+                    process.terminate()
+                elif self._end_stage == 2:
+                    process.kill()
+                else:
+                    self._finish()  # still there after a kill: reported ended anyway
             return
         if process is not None and not process.is_alive():
             # Died without its exit message (killed, crashed in C): collect what is left, then report.
@@ -223,6 +234,7 @@ class TrainProcess(QObject):
                 self._finish()  # shutting down (the child is ended at once), or already gone
             elif self._exit_deadline is None:
                 self._exit_deadline = time.monotonic() + self._join_s  # _poll reports the end
+                self._end_stage = 0
 
     def _note(self, record: dict[str, Any]) -> None:
         kind = record.get("type")
