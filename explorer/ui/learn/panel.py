@@ -209,11 +209,11 @@ class LearnPanel(QDockWidget):
             self._show_error(f"This step's action could not run: {_one_line(exc)}")
         finally:
             QApplication.restoreOverrideCursor()
-        self.check_button.setEnabled(True)
         self._show_step_end(lesson, step)
 
     def _show_step_end(self, lesson, step) -> None:
         self.complete_index = None
+        self.check_button.setEnabled(True)
         self.next_button.setText("Next ▶")
         self.next_button.setEnabled(True)
         self._show_restore_offer()
