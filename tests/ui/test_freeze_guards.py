@@ -100,13 +100,108 @@ def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monk
     panel = window.panel("expression")
     learn = window.learn
     learn.ensure_built()
-    learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
+    with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+        learn.open_step(1, 0)  # lesson 2 (the chain rule) sets its program, computes it and moves the player
     assert panel.result is not None and panel.result.ok
     drawn: list[int] = []
     real = panel.inspector.set_summary
     monkeypatch.setattr(panel.inspector, "set_summary", lambda *a, **k: drawn.append(1) or real(*a, **k))
     for step in range(1, len(learn.catalog.lessons[1].steps)):
+        with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+            learn.open_step(1, step)
         drawn.clear()
-        learn.open_step(1, step)
+        with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+            learn.open_step(1, step)  # again: the panel's own computations are settled by now
         assert len(drawn) <= 1, (step, len(drawn))
+    window.shutdown_panels()
+
+
+def test_a_run_end_is_polled_for_and_reported_only_once_the_child_is_gone(qtbot, monkeypatch):
+    """The end of a run: no blocking join of the child on the GUI thread, and `is_running()` stays true
+    (so no window sees the run as ended while the child still holds its folder) until it is gone."""
+    import threading
+
+    from explorer.ui.pretrain import process as proc
+
+    teardown = threading.Event()  # the child's interpreter winding down after its "exit"
+
+    def child(config, settings, corpus, checkpoint, commands, records, threads, resume):
+        records.put([{"type": "done", "message": ""}, {"type": "exit"}])
+        teardown.wait(60)
+
+    monkeypatch.setattr(proc, "run_training", child)
+    bridge = proc.TrainProcess(poll_ms=10, backend="thread")
+    ended: list[tuple[dict, bool]] = []
+    bridge.sig_finished.connect(lambda result: ended.append((result, teardown.is_set())))
+    with qtbot.waitSignal(bridge.sig_records, timeout=60_000):
+        bridge.start({}, {}, "unused.pt")
+    for _ in range(5):  # the event loop turns (polls) while the child is still winding down
+        qtbot.wait(20)
+    assert bridge.is_running() and not ended  # not reported while the child lives
+    with qtbot.waitSignal(bridge.sig_finished, timeout=60_000):
+        teardown.set()
+    assert ended == [({"status": "done", "message": "", "checkpoint": None}, True)]
+    assert not bridge.is_running()
+    assert bridge.blocking_joins == 0  # nothing was joined while alive on the GUI thread
+
+
+@pytest.mark.parametrize("lesson,step", [(1, 1), (2, 5)], ids=["2.2-load-example", "3.6-select-w"])
+def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(qtbot, tmp_path, monkeypatch,
+                                                                              lesson, step):
+    """Opening an expression step (2.2 loads the seed example and moves the player; 3.6 selects w, whose
+    gradient check the inspector shows): no parse, trace or gradient check on the GUI thread, and the
+    workspace ends where the same actions run directly leave it."""
+    import threading
+
+    from explorer.core import lessons
+    from explorer.core.workspaces import expression as ew
+    from explorer.core.workspaces.session import Workspaces
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
+    learn = window.learn
+    learn.ensure_built()
+    threads: list[str] = []
+    real = ew.compute
+
+    def compute(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    checked: list[str] = []
+    real_check = ew.leaf_comparison
+
+    def leaf_comparison(result):
+        checked.append(threading.current_thread().name)
+        return real_check(result)
+
+    shown: list = []
+    real_show = panel.inspector.show_node
+
+    def show_node(*args, **kwargs):
+        shown.append(kwargs.get("check"))
+        return real_show(*args, **kwargs)
+
+    monkeypatch.setattr(ew, "compute", compute)
+    monkeypatch.setattr(ew, "leaf_comparison", leaf_comparison)
+    monkeypatch.setattr(panel.inspector, "show_node", show_node)
+    with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+        learn.open_step(lesson, step)
+        assert learn.is_opening()  # the step waits for the Worker
+    assert threads and threading.main_thread().name not in threads, threads
+    assert threading.main_thread().name not in checked, checked
+    if lesson == 2:  # w is selected with its gradient known: its check is on screen, made on the Worker
+        assert checked and shown and shown[-1] is not None and "numeric" in shown[-1]
+    ws = window.workspaces.expression
+    direct = Workspaces()  # the same step's actions run directly, on the GUI thread
+    lessons.open_step(learn.catalog.lessons[lesson], step, direct)
+    # (the panel's player writes "at the end" as step None, where the headless run keeps the number)
+    assert ws.state.model_dump(exclude={"step"}) == direct.expression.state.model_dump(exclude={"step"})
+    assert ws.step == direct.expression.step and ws.status() == direct.expression.status()
+    assert ws.result.ok and ws.result.source == direct.expression.result.source
+    assert list(ws.result.trace.nodes) == list(direct.expression.result.trace.nodes)
+    assert panel.player.step == ws.step
     window.shutdown_panels()

@@ -496,7 +496,8 @@ def test_the_check_button_keeps_its_place_as_feedback_grows(default_window, qtbo
     lessons = dock.catalog.lessons
     i = next(i for i, lesson in enumerate(lessons) if lesson.id == "gradients-three-ways")
     j = next(j for j, step in enumerate(lessons[i].steps) if step.id == "by-hand")
-    dock.open_step(i, j)
+    with qtbot.waitSignal(dock.sig_step_shown, timeout=60000):
+        dock.open_step(i, j)
     panel = default_window.panel(default_window.current_key())
     if hasattr(panel, "wait_computed"):
         panel.wait_computed()

@@ -127,6 +127,11 @@ def _right_answer(step, exp) -> str:
     return exp.text
 
 
+def _opened(qtbot, dock) -> None:
+    """Wait for the step just opened: an expression step traces its programs on the Worker first."""
+    qtbot.waitUntil(lambda: not dock.is_opening(), timeout=WAIT)
+
+
 def _answer(qtbot, dock, text):
     from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
 
@@ -162,6 +167,7 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
     first = tree.topLevelItem(index).child(0)
     tree.scrollToItem(first)
     qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=tree.visualItemRect(first).center())
+    _opened(qtbot, dock)
     assert dock.step is lesson.steps[0] and window.current_key() == lesson.steps[0].workspace
     next_button = dock.findChild(QPushButton, "lessonNext")
     exercises = figures = 0
@@ -193,12 +199,14 @@ def test_a_whole_lesson_through_the_widgets_and_the_ticks_survive_a_restart(qtbo
             assert _feedback(dock).startswith("✓"), _feedback(dock)
             assert _item_text(dock, index, j).startswith("✓")
         qtbot.mouseClick(next_button, Qt.LeftButton)
+        _opened(qtbot, dock)
     assert exercises >= 3 and figures == 1
     # Next on the last step shows the lesson-complete page; the next lesson starts only on a second click
     assert dock.lesson is None and dock.complete_index == index
     assert "Lesson complete" in dock.findChild(QLabel, "lessonStepTitle").text()
     assert next_button.text().startswith("Next lesson")
     qtbot.mouseClick(next_button, Qt.LeftButton)
+    _opened(qtbot, dock)
     assert dock.lesson is lessons[index + 1] and dock.step_index == 0
     assert _item_text(dock, index).startswith("✓")
     assert f"({len(lesson.steps)}/{len(lesson.steps)})" in _item_text(dock, index)
@@ -250,7 +258,8 @@ def test_bad_lesson_files_are_listed_and_a_failing_action_shows_in_the_panel(qtb
     dock = _learn(qtbot, window)
     problems = dock.findChild(QLabel, "lessonProblems")
     assert problems.isVisible() and "broken.toml: steps[0].title: field required" in problems.text()
-    dock.open_step(0, 0)
+    with qtbot.waitSignal(dock.sig_step_shown, timeout=WAIT):
+        dock.open_step(0, 0)
     error = dock.findChild(QLabel, "lessonError")
     assert error.isVisible() and "no example 'nope'" in error.text()
     assert dock.findChild(QTextBrowser, "lessonText").toPlainText().strip()  # the text still shows
@@ -291,7 +300,8 @@ def test_a_lesson_offers_back_the_work_it_changed_when_it_is_left(qtbot, tmp_pat
     # leaving a lesson for another one offers it too
     window.workspaces.network.set_preset("mlp-50-30-20-3")
     dock.open_step(index, 0)
-    dock.open_step(0, 0)
+    with qtbot.waitSignal(dock.sig_step_shown, timeout=WAIT):
+        dock.open_step(0, 0)
     assert bar.isVisible()
     qtbot.mouseClick(dock.findChild(QPushButton, "lessonKeepState"), Qt.LeftButton)
     assert not bar.isVisible() and window.workspaces.network.state.preset == "seed"

@@ -132,7 +132,8 @@ def test_the_lesson_position_comes_back_without_rerunning_its_step(qtbot, tmp_pa
     dock.ensure_built()
     lessons = dock.catalog.lessons
     index = next(i for i, lesson in enumerate(lessons) if lesson.id == "gradients-three-ways")
-    dock.open_step(index, 2)
+    with qtbot.waitSignal(dock.sig_step_shown, timeout=WAIT):
+        dock.open_step(index, 2)
     position = dock.position()
     assert position == f"gradients-three-ways/{lessons[index].steps[2].id}"
     first.workspaces.expression.set_source("q = param(0.25)\nL = q * q")  # edited after the step opened

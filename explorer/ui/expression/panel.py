@@ -67,6 +67,7 @@ class ExpressionPanel(QWidget):
         self.workspace = workspace or ExpressionWorkspace(source)
         self._reason = "program"
         self._checks: dict[str, dict] | None = None
+        self._offered_checks: tuple[ComputeResult, dict] | None = None  # see offer_checks
         self._shown_source: str | None = None  # the program of the graph on screen
         self._inspector_held = 0  # inside held_inspector(): refreshes wait for its end, then run once
         self._inspector_stale = False
@@ -379,6 +380,11 @@ class ExpressionPanel(QWidget):
 
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
+        current = self.workspace.result
+        if (result.ok and current is not None and self.workspace.last is current
+                and (result.source, result.overrides, result.iteration)
+                == (current.source, current.overrides, current.iteration)):
+            return  # already the workspace's result (a lesson computed it meanwhile): nothing to redraw
         self.workspace.apply(result, reason)
 
     def _on_failed(self, message: str) -> None:
@@ -529,6 +535,12 @@ class ExpressionPanel(QWidget):
             if not self._inspector_held and self._inspector_stale:
                 self._refresh_inspector()
 
+    def offer_checks(self, result: ComputeResult, checks: dict[str, dict]) -> None:
+        """The gradient check of `result` (`leaf_comparison`: finite differences, i.e. the program run again
+        per param), made off the GUI thread: the inspector uses it when `result` is the one on screen
+        instead of computing it here (a lesson step makes it on the Worker with its programs)."""
+        self._offered_checks = (result, checks)
+
     def _refresh_inspector(self) -> None:
         if self._inspector_held:
             self._inspector_stale = True
@@ -551,6 +563,9 @@ class ExpressionPanel(QWidget):
         chain = ec.chain_rule_text(trace, did) if show_grad else ""
         check = None
         if node.kind == "param" and node.name and show_grad:
+            offered = self._offered_checks
+            if self._checks is None and offered is not None and offered[0] is self.result:
+                self._checks = offered[1]
             if self._checks is None:
                 try:
                     self._checks = ew.leaf_comparison(self.result)

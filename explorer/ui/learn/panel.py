@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui.common import actions
+from explorer.ui.learn import prefetch
 from explorer.ui.learn.lesson_text import LessonText, label_markdown
 
 WELCOME_MD = """\
@@ -79,6 +80,8 @@ class LearnPanel(QDockWidget):
         self.keeper = None  # explorer.core.lessons.snapshot.WorkKeeper: the work a lesson was about to change
         self.complete_index: int | None = None  # the lesson whose "complete" page is on screen
         self._built = False
+        self._prefetch: tuple[int, int, int | None] | None = None  # the step whose computations run
+        self._prefetcher = None  # the Worker that runs them (made on first use)
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
         self.setWidget(self._placeholder)
@@ -107,7 +110,11 @@ class LearnPanel(QDockWidget):
     def open_step(self, lesson_index: int, step_index: int, act: bool = True) -> None:
         """Show a step: run its action on the workspace models, bring its workspace forward, ask its
         exercise. An action that fails says so in the panel; the text still shows. `act=False` shows the
-        step over the workspaces as they are (the position a restart brings back, with its session)."""
+        step over the workspaces as they are (the position a restart brings back, with its session).
+
+        A step that changes only the expression workspace traces its programs on the Worker first
+        (prefetch.py): its actions, exercise and figure follow when that is done (`sig_step_shown`;
+        `is_opening()` until then). Other steps show before this returns."""
         self.ensure_built()
         lesson = self.catalog.lessons[lesson_index]
         step = lesson.steps[step_index]
@@ -120,13 +127,65 @@ class LearnPanel(QDockWidget):
         self._show_error(note)
         if step.workspace and act:
             self.main_window.show_workspace(step.workspace)
-        from explorer.core.lessons import open_step
-
         if not act:
+            self._cancel_prefetch()
             self._opened = (lesson_index, step_index)  # Next runs only the next step's actions
             self._show_step_end(lesson, step)
             return
         after = self._opened[1] if self._opened is not None and self._opened[0] == lesson_index else None
+        first = step_index if after is not None and after in (step_index - 1, step_index) else 0
+        touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
+                                     if s.workspace and s.actions))
+        self._cancel_prefetch()
+        if touched == ["expression"]:
+            # its programs are traced on the Worker first; the actions then run here with those results
+            self._prefetch = (lesson_index, step_index, after)
+            self.check_button.setEnabled(False)  # until the step's state is there to check against
+            ws = self.main_window.workspaces.expression
+            state, seed = ws.to_json(), ws.result
+            self._worker().submit(lambda job: prefetch.precompute(lesson, step_index, state, seed, after,
+                                                                  lambda: job.cancelled))
+            return
+        self._run_actions(lesson_index, step_index, after, prefetch.Prefetched([]))
+
+    def is_opening(self) -> bool:
+        """True while a step's computations run on the Worker (the step shows when they are done)."""
+        return self._prefetch is not None
+
+    def wait_opened(self, timeout: float = 60.0) -> bool:
+        """Process events until the step being opened is shown (screenshots, scripts); True when shown."""
+        if self._prefetch is not None and self._prefetcher is not None:
+            self._prefetcher.wait(timeout)
+        return self._prefetch is None
+
+    def _worker(self):
+        if self._prefetcher is None:
+            from explorer.ui.common.worker import Worker
+
+            self._prefetcher = Worker(self)
+            self._prefetcher.sig_done.connect(self._on_prefetched)
+            self._prefetcher.sig_failed.connect(lambda _message: self._on_prefetched(prefetch.Prefetched([])))
+        return self._prefetcher
+
+    def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None and self._prefetcher is not None:
+            self._prefetcher.cancel()
+        self._prefetch = None
+
+    def _on_prefetched(self, made: prefetch.Prefetched) -> None:
+        pending, self._prefetch = self._prefetch, None
+        if pending is None:
+            return
+        self._run_actions(*pending, made)
+
+    def _run_actions(self, lesson_index: int, step_index: int, after: int | None,
+                     made: prefetch.Prefetched) -> None:
+        """Run the step's actions on the window's workspaces (GUI thread), with the results `made` on the
+        Worker for the same states (prefetch.py), then show the step's exercise and figure."""
+        from explorer.core.lessons import open_step
+
+        lesson = self.catalog.lessons[lesson_index]
+        step = lesson.steps[step_index]
         self._opened = (lesson_index, step_index)
         workspaces = self.main_window.workspaces
         first = step_index if after is not None and after in (step_index - 1, step_index) else 0
@@ -134,9 +193,13 @@ class LearnPanel(QDockWidget):
                                      if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         # the expression inspector draws once after the step's actions, not after each of them
-        held = getattr(getattr(self.main_window, "panels", {}).get("expression"), "held_inspector", None)
+        expression = getattr(self.main_window, "panels", {}).get("expression")
+        held = getattr(expression, "held_inspector", None)
+        if made.checks is not None and hasattr(expression, "offer_checks"):
+            expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
+        answered = prefetch.answered_from(workspaces.expression, made.made) if made.made else nullcontext()
         try:
-            with held() if held is not None else nullcontext():
+            with held() if held is not None else nullcontext(), answered:
                 for key in touched:  # the user's own work is kept before the step changes it
                     self.keeper.before_step(workspaces, key, lesson.id)
                 open_step(lesson, step_index, workspaces, after)
@@ -150,6 +213,7 @@ class LearnPanel(QDockWidget):
 
     def _show_step_end(self, lesson, step) -> None:
         self.complete_index = None
+        self.check_button.setEnabled(True)
         self.next_button.setText("Next ▶")
         self.next_button.setEnabled(True)
         self._show_restore_offer()
@@ -234,6 +298,8 @@ class LearnPanel(QDockWidget):
         """The "lesson complete" page: what was done, the next lesson (never entered silently), and the
         offer to restore the work the lesson changed."""
         self.ensure_built()
+        self._cancel_prefetch()
+        self.check_button.setEnabled(True)
         lessons = self.catalog.lessons
         lesson = lessons[lesson_index]
         self.lesson_index = self.step_index = None
@@ -276,6 +342,8 @@ class LearnPanel(QDockWidget):
     def show_welcome(self) -> None:
         """The welcome page: what the lessons are and how to use them."""
         self.ensure_built()
+        self._cancel_prefetch()
+        self.check_button.setEnabled(True)
         self.lesson_index = self.step_index = self.complete_index = None
         self.title.setText("<b>Learn</b>")
         self.text.setMarkdown(WELCOME_MD)

@@ -65,6 +65,7 @@ def _render(args) -> int:
         window.close()
         return 2
     dock.open_step(i, j)
+    dock.wait_opened()
     panel = window.panel(window.current_key())
     if panel is not None and hasattr(panel, "wait_computed"):
         panel.wait_computed()

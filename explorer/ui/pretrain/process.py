@@ -53,7 +53,10 @@ class TrainProcess(QObject):
         self._records = None
         self._paused = False
         self._result: dict[str, Any] = {}
-        self._join_s = 2.0  # how long _finish waits for a child that has said "exit"
+        self._join_s = 2.0  # how long the end waits for a child that has said "exit" before ending it
+        self._exit_deadline: float | None = None  # set once the child said "exit": its end is polled for
+        self._end_stage = 0  # after "exit": 0 waiting for the child to end, 1 terminated, 2 killed
+        self.blocking_joins = 0  # joins of a live child on the GUI thread (the freeze guards count them)
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self._poll)
@@ -80,6 +83,7 @@ class TrainProcess(QObject):
         self._commands = _ThreadQueue() if threaded else self._ctx.Queue()
         self._records = _ThreadQueue() if threaded else self._ctx.Queue()
         self._paused = False
+        self._exit_deadline = None
         self._result = {"status": "stopped", "message": "", "checkpoint": None}
         args = (dict(config), dict(settings), corpus_path, checkpoint_path,
                 self._commands, self._records, num_threads or default_num_threads(), resume_from)
@@ -137,6 +141,10 @@ class TrainProcess(QObject):
         """
         if self._process is None:
             return True
+        if self._exit_deadline is not None:  # it said "exit" already and is winding down: end it now
+            clean = self._process.exitcode == 0 if not self._process.is_alive() else True
+            self._finish()
+            return clean
         self._send("stop")
         self._join_s = 0.0
         deadline = time.monotonic() + timeout
@@ -174,6 +182,24 @@ class TrainProcess(QObject):
     def _poll(self) -> None:
         self._drain()
         process = self._process
+        if process is not None and self._exit_deadline is not None:
+            # The child said "exit" and holds nothing of ours; its interpreter is winding down (about a
+            # second). Polled here instead of joined: the GUI thread never waits for it, and the run is
+            # reported ended (sig_finished, then run.json) only once the process, and its folder lock,
+            # are gone, so no other window scanning the folder sees the run as still training.
+            if not process.is_alive():
+                self._finish()
+            elif time.monotonic() >= self._exit_deadline:
+                # past its grace: terminate, then kill, each given a second (polled, never joined here)
+                self._end_stage += 1
+                self._exit_deadline = time.monotonic() + 1.0
+                if self._end_stage == 1:
+                    process.terminate()
+                elif self._end_stage == 2:
+                    process.kill()
+                else:
+                    self._finish()  # still there after a kill: reported ended anyway
+            return
         if process is not None and not process.is_alive():
             # Died without its exit message (killed, crashed in C): collect what is left, then report.
             self._drain()
@@ -203,8 +229,12 @@ class TrainProcess(QObject):
                 batch.append(record)
         if batch:
             self.sig_records.emit(batch)
-        if finished:
-            self._finish()
+        if finished and self._process is not None:
+            if self._join_s <= 0 or not self._process.is_alive():
+                self._finish()  # shutting down (the child is ended at once), or already gone
+            elif self._exit_deadline is None:
+                self._exit_deadline = time.monotonic() + self._join_s  # _poll reports the end
+                self._end_stage = 0
 
     def _note(self, record: dict[str, Any]) -> None:
         kind = record.get("type")
@@ -217,12 +247,14 @@ class TrainProcess(QObject):
     def _finish(self) -> None:
         self._timer.stop()
         process, self._process = self._process, None
+        self._exit_deadline = None
         if process is not None and process.pid is not None:
-            # Joined here, on the GUI thread (up to _join_s): the run's end is reported once the child is
-            # gone, so its folder lock is released before the run's record says it ended (other windows
-            # scanning the folder would otherwise list the run as still training). A reaper thread that
-            # reports back when the child is gone would free the GUI thread of this wait: not done yet.
-            _end_process(process, self._join_s)
+            # The end is reported once the child is gone (polled by _poll after its "exit"), so its folder
+            # lock is released before the run's record says it ended. A child still alive here is past its
+            # deadline or the window is closing: it is ended (terminate, then kill).
+            if process.is_alive():
+                self.blocking_joins += 1
+            _end_process(process, 0.0)
         for q in (self._commands, self._records):
             if q is not None:
                 q.cancel_join_thread()
