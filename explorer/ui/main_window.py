@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
+        self._building: dict[str, QWidget] = {}  # panels being built in slices (the user's first visit)
+        self._slicing = False  # panel() builds in slices (only _load_current_panel asks for that)
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -143,6 +145,12 @@ class MainWindow(QMainWindow):
 
     def panel(self, key: str, create: bool = True) -> QWidget | None:
         """The panel of workspace `key`, created now if needed (None when it failed to load)."""
+        building = self._building.get(key)
+        if building is not None and create:  # being built in slices (the user's visit): complete it now
+            try:
+                building.finish_building()  # its sig_done installs it
+            except Exception as exc:
+                self._slices_failed(key, exc)
         if key in self.panels or not create:
             return self.panels.get(key)
         if key in self.errors:
@@ -151,14 +159,34 @@ class MainWindow(QMainWindow):
         self._apply_saved_session()
         try:
             module = importlib.import_module(spec[2])
-            panel = getattr(module, spec[3])(workspace=self.workspaces.get(key))
+            sliced = self._slicing and hasattr(getattr(module, spec[3]), "finish_building")
+            kwargs = {"sliced": True, "parent": self._slots[key]} if sliced else {}
+            panel = getattr(module, spec[3])(workspace=self.workspaces.get(key), **kwargs)
         except Exception as exc:  # a broken workspace must not take the others down
             self._show_failure(key, spec[1], exc)
             self.sig_panel_ready.emit(key)
             return None
+        if sliced:  # one piece per event-loop turn (no freeze); installed when whole
+            self._building[key] = panel
+            panel.building.sig_done.connect(lambda: self._slices_done(key, spec[1]))
+            panel.building.sig_failed.connect(lambda exc: self._slices_failed(key, exc))
+            return None
         self._install(key, spec[1], panel)
         self.sig_panel_ready.emit(key)
         return panel
+
+    def _slices_done(self, key: str, title: str) -> None:
+        panel = self._building.pop(key, None)
+        if panel is not None:
+            self._install(key, title, panel)
+            self.sig_panel_ready.emit(key)
+
+    def _slices_failed(self, key: str, exc: BaseException) -> None:
+        panel = self._building.pop(key, None)
+        if panel is not None:
+            panel.deleteLater()
+            self._show_failure(key, next(w[1] for w in WORKSPACES if w[0] == key), exc)
+            self.sig_panel_ready.emit(key)
 
     def is_painted(self) -> bool:
         """Whether the window was painted (panels that import torch wait for that)."""
@@ -513,10 +541,14 @@ class MainWindow(QMainWindow):
         """Build the visible workspace's panel; first import its core modules on a Worker (the window
         keeps answering meanwhile: its "Loading the … workspace…" line stays up)."""
         key = self.current_key()
-        if key in self.panels or key in self.errors:
+        if key in self.panels or key in self.errors or key in self._building:
             return
         if key in self._core_loaded:
-            self.ensure_current_panel()
+            self._slicing = True  # the user's visit: a panel that can builds in slices
+            try:
+                self.ensure_current_panel()
+            finally:
+                self._slicing = False
             return
         if self._core_loader is None:
             from explorer.ui.common.worker import Worker

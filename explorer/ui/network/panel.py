@@ -17,6 +17,7 @@ from explorer.core.mlp.network import NetSession, NetSpecError
 from explorer.core.workspaces.network import DatasetModel, NetworkWorkspace
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.slices import Slices
 from explorer.ui.common.step_sync import PlotStepPicker, StepSync
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
@@ -29,9 +30,23 @@ ITERATION_TAB, TRAIN_TAB = 0, 1
 class NetworkPanel(QWidget):
     """The network workspace (a tab of the main window, or a window of its own)."""
 
-    def __init__(self, parent=None, workspace: NetworkWorkspace | None = None):
+    def __init__(self, parent=None, workspace: NetworkWorkspace | None = None, sliced: bool = False):
+        """`sliced`: build over several event-loop turns (`building`; the main window installs the panel
+        on `building.sig_done`); otherwise the panel is complete when the constructor returns."""
         super().__init__(parent)
         self.setObjectName("networkPanel")
+        self.building = Slices(self._build(workspace), self)
+        if sliced:
+            self.building.start()
+        else:
+            self.building.finish()
+
+    def finish_building(self) -> None:
+        """Build whatever is left now (a panel built in slices becomes complete at once)."""
+        self.building.finish()
+
+    def _build(self, workspace: NetworkWorkspace | None):
+        """The construction, in pieces that each take one event-loop turn when built in slices."""
         # The step every view of a toy run shows, chosen on the loss curve (ui/common/step_sync.py).
         self.step_sync = StepSync(self)
         self.workspace = workspace or NetworkWorkspace()
@@ -39,8 +54,11 @@ class NetworkPanel(QWidget):
         self._restore_step: int | None = None
         self._restore_selected: str | None = None  # the card to select once the iteration is shown
         self.form = SpecForm()
+        yield
         self.iteration = IterationView()
-        self.train = TrainView()
+        yield
+        self.train = TrainView(later=True)
+        yield from self.train.build_steps()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("networkTabs")
         self.tabs.addTab(self.iteration, "One iteration")

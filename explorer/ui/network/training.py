@@ -111,7 +111,8 @@ class TrainView(QWidget):
     sig_running_changed = Signal(bool)
     """Training started (True) or ended/paused (False)."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, later: bool = False):
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__(parent)
         self.spec: NetSpec | None = None
         self.data: ToyDataset | None = None
@@ -126,8 +127,15 @@ class TrainView(QWidget):
         self._showing = False
         self.last_record: dict | None = None
         self._stale = True  # the next Train press starts a new run
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The controls, each plot and each side tab, then the layout: one piece per `yield`."""
         self._build_controls()
-        self._build_plots()
+        yield
+        yield from self._build_plots()
         self._layout()
         self.regenerate()
 
@@ -362,7 +370,8 @@ class TrainView(QWidget):
         self.use_toy_button.hide()
         self._error_colour = "#b91c1c"
 
-    def _build_plots(self) -> None:
+    def _build_plots(self):
+        """The plots and side tabs, one piece per `yield`."""
         self.boundary_plot = pg.PlotWidget()
         self.boundary_plot.setObjectName("boundaryPlot")
         self.boundary_plot.setToolTip(
@@ -384,7 +393,7 @@ class TrainView(QWidget):
         self.boundary_plot.addItem(self.test_points)
         self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((30, 30, 30), width=2))
         self.contour.setParentItem(self.image)
-
+        yield
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setObjectName("networkLossPlot")
         self.loss_plot.setBackground("w")
@@ -395,6 +404,7 @@ class TrainView(QWidget):
         self.loss_plot.setToolTip(
             "Training and test loss of this run; earlier runs stay dimmed for comparison"
         )
+        yield
         self.acc_plot = pg.PlotWidget()
         self.acc_plot.setObjectName("networkAccuracyPlot")
         self.acc_plot.setBackground("w")
@@ -408,14 +418,18 @@ class TrainView(QWidget):
         self.acc_plot.setToolTip("Fraction of points classified correctly, train and test")
         # The step chosen on the loss curve (explorer/ui/common/step_sync.py), None: none marked.
         self.cursors = [step_cursor(self.loss_plot), step_cursor(self.acc_plot)]
+        yield
         self.health = HealthView()
         self.health.setObjectName("layerHealth")
         self.health.plots["layerGradPlot"].setXLink(self.loss_plot)
+        yield
         self.lr_test = LRTestView()
+        yield
         self.side_tabs = QTabWidget()
         self.side_tabs.setObjectName("networkHealthTabs")
         self.side_tabs.addTab(self.health, "Layer health")
         self.side_tabs.addTab(self.lr_test, "LR range test")
+        yield
         self.landscape = LandscapeView()
         self.landscape.setObjectName("lossLandscape")
         self.side_tabs.addTab(self.landscape, "Loss landscape")
