@@ -78,8 +78,15 @@ def plottable(values: np.ndarray, log: bool) -> np.ndarray:
 class HealthView(QWidget):
     """Per-layer health of the newest toy run, as four live plots."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, later: bool = False):
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__(parent)
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The key and each plot: one piece per `yield`."""
         self.plots: dict[str, pg.PlotWidget] = {}
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
         self._names: tuple[list[str], list[str]] = ([], [])
@@ -118,6 +125,7 @@ class HealthView(QWidget):
             grid.addWidget(plot, 0, i)
             self.plots[name] = plot
             self.curves[name] = []
+            yield
         self.plots["activationSharePlot"].setYRange(0, 1.02, padding=0)
         self.guide = pg.InfiniteLine(pos=math.log10(GUIDE_RATIO), angle=0,
                                      pen=pg.mkPen("#6b7280", width=1, style=Qt.DashLine))

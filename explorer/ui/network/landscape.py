@@ -60,8 +60,15 @@ DIRECTION_TIPS = {
 class LandscapeView(QWidget):
     """The loss landscape around the newest toy run's weights, computed on demand off the GUI thread."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, later: bool = False):
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__(parent)
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The controls and the plot, then the colour bar: one piece per `yield`."""
         self.spec: NetSpec | None = None
         self.data: ToyDataset | None = None
         self.run: ToyRun | None = None
@@ -74,12 +81,12 @@ class LandscapeView(QWidget):
         self._worker.sig_progress.connect(self._on_progress)
         self._worker.sig_done.connect(self._on_done)
         self._worker.sig_failed.connect(lambda m: self._finish(f"The landscape failed: {m}", error=True))
-        self._build()
+        yield from self._build()
         self._finish("Where does the run sit? Press Compute landscape.")
 
     # -- building ------------------------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self):
         self.button = QPushButton("Compute landscape")
         self.button.setObjectName("landscapeButton")
         self.button.setToolTip(
@@ -128,6 +135,7 @@ class LandscapeView(QWidget):
         for z, item in enumerate((self.path_shadow, self.path, self.ends, self.marker, self.marker_text)):
             item.setZValue(10 + z)
             self.plot.addItem(item)
+        yield
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(COLOUR_MAP),
                                           interactive=False, width=12)
         self.colour_bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())

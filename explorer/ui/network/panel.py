@@ -59,6 +59,7 @@ class NetworkPanel(QWidget):
         yield
         self.train = TrainView(later=True)
         yield from self.train.build_steps()
+        yield
         self.tabs = QTabWidget()
         self.tabs.setObjectName("networkTabs")
         self.tabs.addTab(self.iteration, "One iteration")

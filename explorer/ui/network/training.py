@@ -137,6 +137,7 @@ class TrainView(QWidget):
         yield
         yield from self._build_plots()
         self._layout()
+        yield
         self.regenerate()
 
     # -- public API ------------------------------------------------------------------------------
@@ -419,7 +420,8 @@ class TrainView(QWidget):
         # The step chosen on the loss curve (explorer/ui/common/step_sync.py), None: none marked.
         self.cursors = [step_cursor(self.loss_plot), step_cursor(self.acc_plot)]
         yield
-        self.health = HealthView()
+        self.health = HealthView(later=True)
+        yield from self.health.build_steps()
         self.health.setObjectName("layerHealth")
         self.health.plots["layerGradPlot"].setXLink(self.loss_plot)
         yield
@@ -430,7 +432,8 @@ class TrainView(QWidget):
         self.side_tabs.addTab(self.health, "Layer health")
         self.side_tabs.addTab(self.lr_test, "LR range test")
         yield
-        self.landscape = LandscapeView()
+        self.landscape = LandscapeView(later=True)
+        yield from self.landscape.build_steps()
         self.landscape.setObjectName("lossLandscape")
         self.side_tabs.addTab(self.landscape, "Loss landscape")
         self.side_tabs.setTabToolTip(2, "The loss on a plane through the newest run's weights, with the path "

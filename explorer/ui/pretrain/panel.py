@@ -47,6 +47,7 @@ from explorer.core.workspaces.pretrain import (
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.slices import Slices
 from explorer.ui.common.step_sync import PlotStepPicker, StepSync
 from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
@@ -80,10 +81,24 @@ class PretrainPanel(QWidget):
     """The training process wrote a checkpoint: (run id, path)."""
 
     def __init__(self, parent: QWidget | None = None, workspace: PretrainWorkspace | None = None,
-                 train_backend: str = "process") -> None:
+                 train_backend: str = "process", sliced: bool = False) -> None:
         """`workspace`: the model this panel shows (default: a new one); `train_backend`: "process" (always,
-        in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder."""
+        in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder.
+        `sliced`: build over several event-loop turns (`building`; the main window installs the panel on
+        `building.sig_done`); otherwise the panel is complete when the constructor returns."""
         super().__init__(parent)
+        self.building = Slices(self._build(workspace, train_backend), self)
+        if sliced:
+            self.building.start()
+        else:
+            self.building.finish()
+
+    def finish_building(self) -> None:
+        """Build whatever is left now (a panel built in slices becomes complete at once)."""
+        self.building.finish()
+
+    def _build(self, workspace: PretrainWorkspace | None, train_backend: str):
+        """The construction, in pieces that each take one event-loop turn when built in slices."""
         # The step every view of the run shows, chosen on the loss curve (explorer/ui/common/step_sync.py).
         self.step_sync = StepSync(self)
         self.workspace = workspace or PretrainWorkspace()
@@ -144,7 +159,9 @@ class PretrainPanel(QWidget):
         self.progress_label = ElidedLabel("Press Train to pretrain the model on the corpus.", lines=1)
         self.progress_label.setObjectName("pretrainProgressLabel")
 
-        self.plots = TrainingPlots()
+        yield
+        self.plots = TrainingPlots(later=True)
+        yield from self.plots.build_steps()
         self.samples = QTextBrowser()
         self.samples.setObjectName("samplesView")
         self.samples.setToolTip("Text the model writes by itself every few steps: watch it go from random "
@@ -212,7 +229,8 @@ class PretrainPanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("pretrainTabs")
         self.tabs.addTab(training_tab, "Training")
-        self._add_inspection_tabs()
+        yield
+        yield from self._add_inspection_tabs()
         self._follow_steps()
 
         layout = QHBoxLayout(self)
@@ -841,7 +859,8 @@ class PretrainPanel(QWidget):
         button.clicked.connect(lambda _=False: slot())
         return button
 
-    def _add_inspection_tabs(self) -> None:
+    def _add_inspection_tabs(self):
+        """Network health, attention, trace, histograms and the lens tabs: one tab per `yield`."""
         from explorer.ui.pretrain.attention import AttentionTab
         from explorer.ui.pretrain.health import HealthTab
         from explorer.ui.pretrain.histograms import HistogramView
@@ -852,24 +871,27 @@ class PretrainPanel(QWidget):
         self.tabs.addTab(self.health_tab, "Network health")
         self.tabs.setTabToolTip(1, "Why a run trains well or badly: each block's gradient norm and "
                                    "update size over the steps, with the steps where clipping acted")
-
+        yield
         for tab_class, title in ((AttentionTab, "Attention maps"), (TraceTab, "Trace one step")):
             tab = tab_class(self)
             self._inspection_tabs.append(tab)
             self.tabs.addTab(tab, title)
+            yield
         self.histogram_tab = HistogramView(self)
         self._inspection_tabs.append(self.histogram_tab)
         index = self.tabs.addTab(self.histogram_tab, "Histograms")
         self.tabs.setTabToolTip(index, "Each block's activations and gradients as histograms, every "
                                        "hist_every steps, with a step slider")
+        yield
+        yield from self._add_lens_tabs()
 
-        self._add_lens_tabs()
-
-    def _add_lens_tabs(self) -> None:
+    def _add_lens_tabs(self):
         """The logit lens and the per-token loss (ui/pretrain/lens.py), after the other tabs."""
         from explorer.ui.pretrain.lens import LogitLensTab, TokenLossTab
 
-        self.lens_tab, self.token_loss_tab = LogitLensTab(self), TokenLossTab(self)
+        self.lens_tab = LogitLensTab(self)
+        yield
+        self.token_loss_tab = TokenLossTab(self)
         for tab, title, tip in (
                 (self.lens_tab, "Logit lens", "What each layer's residual stream would predict, read through "
                  "the final norm and the output head: how the prediction forms block by block"),

@@ -78,8 +78,15 @@ class TrainingPlots(QWidget):
     sig_redrawn = Signal()
     """Emitted after each coalesced redraw (tests and the benchmark count them)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, later: bool = False) -> None:
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__(parent)
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The controls and each plot: one piece per `yield`."""
         self._runs: dict[int, PretrainRun] = {}
         self._curves: dict[int, _RunCurves] = {}
         self._dirty: set[int] = set()
@@ -115,7 +122,7 @@ class TrainingPlots(QWidget):
         self.log_scale.toggled.connect(self._on_log)
         controls.addWidget(self.log_scale)
         controls.addStretch(1)
-
+        yield
         self.loss_widget = pg.PlotWidget()
         self.loss_widget.setObjectName("pretrainLossPlot")
         self.loss_widget.setBackground("w")
@@ -125,13 +132,14 @@ class TrainingPlots(QWidget):
         self.loss.addLegend(offset=(-10, 10))
         self.loss_widget.setToolTip("Cross-entropy of predicting the next token. Random guessing over V "
                                     "tokens gives ln V; lower means the model predicts the text better.")
-
+        yield
         self.lr_widget = pg.PlotWidget()
         self.lr_widget.setBackground("w")
         self.lr_plot = self.lr_widget.getPlotItem()
         self.lr_plot.setTitle("Learning rate (warm-up, then cosine decay)", size="9pt")
         self.lr_widget.setToolTip("The step size AdamW used at each step: it rises during warm-up, then "
                                   "decays along a cosine.")
+        yield
         self.grad_widget = pg.PlotWidget()
         self.grad_widget.setBackground("w")
         self.grad_plot = self.grad_widget.getPlotItem()
