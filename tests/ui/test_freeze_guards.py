@@ -205,3 +205,62 @@ def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(q
     assert list(ws.result.trace.nodes) == list(direct.expression.result.trace.nodes)
     assert panel.player.step == ws.step
     window.shutdown_panels()
+
+
+def _painted_window(qtbot, tmp_path):
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(window.is_painted, timeout=60000)
+    qtbot.waitUntil(lambda: "expression" in window.panels, timeout=120000)
+    return window
+
+
+@pytest.mark.parametrize("key, class_name, pieces", [("network", "NetworkPanel", 12),
+                                                       ("pretrain", "PretrainPanel", 9)])
+def test_the_first_visit_of_a_workspace_builds_its_panel_over_many_event_loop_turns(
+        qtbot, tmp_path, key, class_name, pieces):
+    from PySide6.QtWidgets import QWidget
+
+    window = _painted_window(qtbot, tmp_path)
+    window.show_workspace(key)
+
+    def building():
+        found = [w for w in window.findChildren(QWidget) if type(w).__name__ == class_name]
+        return found[0] if found else None
+
+    qtbot.waitUntil(lambda: building() is not None, timeout=120000)
+    panel = building()
+    if not panel.building.is_done():
+        assert window.panel(key, create=False) is None  # installed only when whole
+    qtbot.waitUntil(lambda: key in window.panels, timeout=120000)
+    assert window.panels[key] is panel
+    # one plot or tab per turn: the construction never ran in one piece on the user's path
+    assert panel.building.turns >= pieces
+    assert panel.building.turns == panel.building.count
+
+
+def test_asking_for_a_panel_while_it_is_built_in_slices_completes_it_at_once(qtbot, tmp_path):
+    from PySide6.QtWidgets import QWidget
+
+    from explorer.ui.network.panel import NetworkPanel
+
+    window = _painted_window(qtbot, tmp_path)
+    window.show_workspace("network")
+    qtbot.waitUntil(lambda: window.findChild(NetworkPanel) is not None
+                    and window.findChild(NetworkPanel).building.count >= 1, timeout=120000)
+    building = window.findChild(NetworkPanel)
+    assert not building.building.is_done()
+    panel = window.panel("network")  # a test's or a script's way: the panel whole, now
+    assert panel is building and window.panels["network"] is panel
+    assert panel.building.is_done() and panel.building.turns < panel.building.count
+    assert panel.findChild(QWidget, "networkLossPlot") is not None
+    assert panel.findChild(QWidget, "lossLandscape") is not None
+    # the constructor without `sliced` (tests, the standalone window) is complete as well
+    alone = NetworkPanel()
+    qtbot.addWidget(alone)
+    assert alone.building.is_done() and alone.building.turns == 0
+    assert alone.findChild(QWidget, "layerGradPlot") is not None
+    alone.shutdown()
