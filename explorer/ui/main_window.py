@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
         self._building: dict[str, QWidget] = {}  # panels being built in slices (the user's first visit)
         self._slicing = False  # panel() builds in slices (only _load_current_panel asks for that)
+        self._recolour = themes.DeferredRecolour(self, self._recolour_panel)  # hidden panels: later turns
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -152,6 +153,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self._slices_failed(key, exc)
         if key in self.panels or not create:
+            self._recolour.flush(key)
             return self.panels.get(key)
         if key in self.errors:
             return None
@@ -344,19 +346,25 @@ class MainWindow(QMainWindow):
     def set_theme(self, name: str) -> None:
         """Switch between the light and dark theme."""
         self.theme_name = name if name in themes.THEMES else "light"
-        theme = themes.apply_theme(QApplication.instance(), self.theme_name)
-        for panel in self.panels.values():
-            themes.style_labels(panel, theme)
-            if hasattr(panel, "set_theme"):
-                panel.set_theme(theme)
-            else:
-                from explorer.ui.graph.view import GraphView
-
-                for view in panel.findChildren(GraphView):
-                    view.set_theme(theme)
+        themes.apply_theme(QApplication.instance(), self.theme_name)
+        # the visible workspace now, each hidden one in a later turn (no single long freeze)
+        self._recolour.switch(list(self.panels), self.current_key())
         for action in self._theme_actions.actions():
             action.setChecked(action.data() == self.theme_name)
-        self.learn.set_theme(theme)
+        self.learn.set_theme(themes.get_theme(self.theme_name))
+
+    def _recolour_panel(self, key: str) -> None:
+        panel, theme = self.panels.get(key), themes.get_theme(self.theme_name)
+        if panel is None:
+            return
+        themes.style_labels(panel, theme)
+        if hasattr(panel, "set_theme"):
+            panel.set_theme(theme)
+        else:
+            from explorer.ui.graph.view import GraphView
+
+            for view in panel.findChildren(GraphView):
+                view.set_theme(theme)
 
     def load_example(self, name: str) -> None:
         """Open example `name` in the expression workspace."""
@@ -532,6 +540,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self._load_current_panel)
 
     def _on_tab_changed(self, _index: int) -> None:
+        self._recolour.flush(self.current_key())  # a panel shown in the old theme would flash
         # create the panel once the tab is painted so the switch feels instant; before the window's
         # first paint (a restored session) the first paint builds it
         if self._painted:

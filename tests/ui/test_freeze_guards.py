@@ -264,3 +264,30 @@ def test_asking_for_a_panel_while_it_is_built_in_slices_completes_it_at_once(qtb
     assert alone.building.is_done() and alone.building.turns == 0
     assert alone.findChild(QWidget, "layerGradPlot") is not None
     alone.shutdown()
+
+
+def test_a_theme_switch_recolours_hidden_workspaces_in_later_turns(qtbot, tmp_path, light_after):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    window = _painted_window(qtbot, tmp_path)
+    panels = {key: window.panel(key) for key in ("expression", "network", "pretrain")}
+    window.show_workspace("expression")
+    calls: list[str] = []
+    for key, panel in panels.items():
+        original = panel.set_theme
+        panel.set_theme = lambda theme, key=key, original=original: (calls.append(key), original(theme))
+    window.set_theme("dark")
+    assert calls == ["expression"]  # the visible one in the switch's turn, the hidden ones later
+    dark_window = themes.get_theme("dark")["window"]
+    assert QApplication.instance().palette().color(QPalette.Window).name() == dark_window
+    qtbot.waitUntil(lambda: len(calls) == 3, timeout=30000)
+    assert sorted(calls[1:]) == ["network", "pretrain"]
+    calls.clear()
+    window.set_theme("light")
+    assert calls == ["expression"]
+    assert window.panel("pretrain") is panels["pretrain"] and "pretrain" in calls  # asked for: recoloured now
+    window.show_workspace("network")  # shown: recoloured before it is painted
+    assert sorted(calls) == ["expression", "network", "pretrain"]
+    qtbot.wait(50)
+    assert len(calls) == 3  # each once

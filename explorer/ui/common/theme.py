@@ -277,3 +277,45 @@ def recolour_legend(legend, colour: str) -> None:
     legend.setLabelTextColor(colour)
     for _sample, label in legend.items:
         label.setText(label.text, color=colour)
+
+
+class DeferredRecolour:
+    """A theme switch recolours the visible workspace at once and each hidden one in a later event-loop
+    turn, one per turn: no single turn holds the window for every panel's plots and graphs.
+
+    `recolour(key)` applies the current theme to the panel of `key`; `context` is the QObject whose life
+    bounds the queued turns (the main window). `flush(key)` recolours a pending panel now (it is about
+    to be shown or handed to a caller).
+    """
+
+    def __init__(self, context, recolour) -> None:
+        self._context = context
+        self._recolour = recolour
+        self.pending: list[str] = []
+        self.later = 0  # panels recoloured in a later turn than their switch (a test counts them)
+
+    def switch(self, keys, visible: str) -> None:
+        """Recolour `visible` now and queue the other `keys`, one per turn."""
+        from PySide6.QtCore import QTimer
+
+        queued = bool(self.pending)
+        self.pending = [key for key in keys if key != visible]
+        if visible in keys:
+            self._recolour(visible)
+        if self.pending and not queued:
+            QTimer.singleShot(0, self._context, self._next)
+
+    def flush(self, key: str) -> None:
+        """Recolour `key` now if it still waits for its turn."""
+        if key in self.pending:
+            self.pending.remove(key)
+            self._recolour(key)
+
+    def _next(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        if self.pending:
+            self._recolour(self.pending.pop(0))
+            self.later += 1
+        if self.pending:
+            QTimer.singleShot(0, self._context, self._next)
