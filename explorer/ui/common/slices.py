@@ -12,6 +12,11 @@ from collections.abc import Iterator
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+# A piece's turn is a 1 ms timer, not a 0 ms one: Qt 6 posts a 0 ms single shot as an event, and events
+# posted while posted events are handled may run in the same pass, back to back, before any timer (a
+# repaint, the user's input) gets its turn; a timer waits for the next pass of the event loop.
+TURN_MS = 1
+
 
 class Slices(QObject):
     """The pieces of one construction, run whole (`finish`) or one per event-loop turn (`start`)."""
@@ -26,6 +31,7 @@ class Slices(QObject):
         super().__init__(parent)
         self._steps = steps
         self._done = False
+        self._announced = False  # sig_done was emitted
         self.error: BaseException | None = None
         self.count = 0  # pieces run so far (a test reads how many turns a visit took)
         self.turns = 0  # pieces run by `start`'s event-loop turns (not by `finish`)
@@ -37,25 +43,26 @@ class Slices(QObject):
     def start(self) -> None:
         """Run the pieces one per event-loop turn, starting with the next turn."""
         if not self._done:
-            QTimer.singleShot(0, self, self._next)
+            QTimer.singleShot(TURN_MS, self, self._next)
 
     def finish(self) -> None:
         """Run every piece left now (raises what a piece raises, or the error a turn met)."""
         if self.error is not None:
             raise self.error
-        if self._done:
-            return
-        for _ in self._steps:
-            self.count += 1
-        self._complete()
+        if not self._done:
+            for _ in self._steps:
+                self.count += 1
+            self._done = True
+        self._announce()  # at once, also when the turn that would announce it has not come yet
 
     def _next(self) -> None:
         if self._done:
             return
         try:
             next(self._steps)
-        except StopIteration:
-            self._complete()
+        except StopIteration:  # the owner's work on sig_done (installing, showing) gets a turn of its own
+            self._done = True
+            QTimer.singleShot(TURN_MS, self, self._announce)
             return
         except Exception as exc:  # the owner shows it (the main window: in the workspace's tab)
             self.error = exc
@@ -64,9 +71,9 @@ class Slices(QObject):
             return
         self.count += 1
         self.turns += 1
-        QTimer.singleShot(0, self, self._next)
+        QTimer.singleShot(TURN_MS, self, self._next)
 
-    def _complete(self) -> None:
-        if not self._done:
-            self._done = True
+    def _announce(self) -> None:
+        if not self._announced:
+            self._announced = True
             self.sig_done.emit()

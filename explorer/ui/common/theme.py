@@ -303,7 +303,7 @@ class DeferredRecolour:
         if visible in keys:
             self._recolour(visible)
         if self.pending and not queued:
-            QTimer.singleShot(0, self._context, self._next)
+            QTimer.singleShot(1, self._context, self._next)  # a timer: see slices.TURN_MS
 
     def flush(self, key: str) -> None:
         """Recolour `key` now if it still waits for its turn."""
@@ -318,4 +318,4 @@ class DeferredRecolour:
             self._recolour(self.pending.pop(0))
             self.later += 1
         if self.pending:
-            QTimer.singleShot(0, self._context, self._next)
+            QTimer.singleShot(1, self._context, self._next)  # a timer: see slices.TURN_MS
