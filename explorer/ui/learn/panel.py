@@ -197,7 +197,7 @@ class LearnPanel(QDockWidget):
         held = getattr(expression, "held_inspector", None)
         if made.checks is not None and hasattr(expression, "offer_checks"):
             expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
-        answered = prefetch.answered_from(workspaces.expression, made.made) if made.made else nullcontext()
+        answered = workspaces.expression.answered_from(made.made) if made.made else nullcontext()
         try:
             with held() if held is not None else nullcontext(), answered:
                 for key in touched:  # the user's own work is kept before the step changes it
