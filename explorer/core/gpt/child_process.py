@@ -54,7 +54,7 @@ def run_training(
 
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
-        trainer = _make_trainer(config, settings, corpus_path, resume_from)
+        trainer = make_trainer(config, settings, corpus_path, resume_from)
         # `checkpoint_every` rewrites the run's own checkpoint (atomically) as it trains.
         trainer.checkpoint_target = Path(checkpoint_path)
         wants_checkpoint = threading.Event()
@@ -98,7 +98,7 @@ def run_training(
             records.cancel_join_thread()  # nobody reads the queue: never wait on a full pipe to exit
 
 
-def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
+def make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
                   resume_from: str | None = None):
     """Build the core Trainer; it reads and checks the corpus file here, never in the GUI.
 

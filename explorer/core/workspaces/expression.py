@@ -19,7 +19,7 @@ import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import ConfigDict, Field, field_validator
 
-from explorer.core.autograd.explain import _manual_sum
+from explorer.core.autograd.explain import manual_sum
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.syntax import MAX_SOURCE_CHARS
@@ -184,7 +184,7 @@ def leaf_comparison(result: ComputeResult) -> dict[str, dict]:
         row = {k: getattr(check, k, None) for k in ("autograd", "numeric", "manual", "max_abs_error",
                                                     "max_rel_error", "skipped")}
         if row["manual"] is None and name in params_by_name:
-            row["manual"] = _manual_sum(result.trace, params_by_name[name])
+            row["manual"] = manual_sum(result.trace, params_by_name[name])
         rows[name] = row
     return rows
 
