@@ -128,16 +128,39 @@ def _run_interactive(args, argv: list[str]) -> int:
 def _install_startup_probe(app, window, mode: str) -> None:
     """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "ready <time>"
     once the visible workspace's panel exists and quit then; with mode "close" print "closing <time>"
-    then and close the window (the bench times how long the process lives on)."""
+    then and close the window (the bench times how long the process lives on).
+
+    From the first paint to "ready" a 10 ms timer pings the event loop: "late <ms>" (printed before
+    "ready") is the worst delay of a ping, i.e. the longest the window could not answer meanwhile.
+    """
+    from PySide6.QtCore import Qt, QTimer
+
+    ping = QTimer(window)
+    ping.setTimerType(Qt.PreciseTimer)
+    ping.setInterval(10)
+    last, worst = [0.0], [0.0]
+
+    def pinged() -> None:
+        now = time.perf_counter()
+        worst[0] = max(worst[0], now - last[0] - 0.010)
+        last[0] = now
+
+    ping.timeout.connect(pinged)
 
     def shown() -> None:
         print(f"shown {time.time():.6f}", flush=True)
         if mode not in ("ready", "close"):
             app.quit()
+            return
+        last[0] = time.perf_counter()
+        ping.start()
 
     def ready(key: str) -> None:
         if key != window.current_key():
             return
+        ping.stop()
+        pinged()
+        print(f"late {1000 * worst[0]:.1f}", flush=True)  # milliseconds
         print(f"ready {time.time():.6f}", flush=True)
         if mode == "close":
             print(f"closing {time.time():.6f}", flush=True)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSplitter,
     QTabWidget,
@@ -25,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
@@ -65,6 +65,40 @@ then the backward pass in the order the engine really ran it, with the chain rul
 def default_settings() -> QSettings:
     """The app's settings store (an ini file in the user's config folder)."""
     return QSettings(QSettings.IniFormat, QSettings.UserScope, "AutogradExplorer", "autograd-explorer")
+
+
+class ExamplesMenu(QMenu):
+    """The Examples menu (objectName `examplesMenu`): one action per example file, listed on first use.
+
+    Listing the files (importlib.resources, a few reads) waits until the menu opens or its actions are
+    asked for, so it costs nothing before the window's first paint.
+    """
+
+    def __init__(self, title: str, window: MainWindow):
+        super().__init__(title, window)
+        self.setObjectName("examplesMenu")
+        self._window = window
+        self._listed = False
+        self.aboutToShow.connect(self.list_examples)
+
+    def list_examples(self) -> None:
+        """Add an action per example file (once)."""
+        if self._listed:
+            return
+        self._listed = True
+        from explorer.core.lang.examples import list_examples
+
+        for name, title in list_examples():  # the example files, not actions: no table entry each
+            action = QAction(title, self._window)
+            action.triggered.connect(lambda _=False, n=name: self._window.load_example(n))
+            action.setData(name)
+            action.setToolTip(f"assets/examples/{name}.expr")
+            self.addAction(action)
+
+    def actions(self) -> list[QAction]:
+        """The menu's actions, the examples listed first if they were not yet."""
+        self.list_examples()
+        return super().actions()
 
 
 class MainWindow(QMainWindow):
@@ -123,7 +157,8 @@ class MainWindow(QMainWindow):
             self._restore_window()
             if not self.settings.value(LESSONS_OFFERED, False, type=bool):  # first start: offer the lessons
                 self.settings.setValue(LESSONS_OFFERED, True)
-                self.sig_first_painted.connect(self.learn.show)
+                # queued: the first paint's other slots (the start-up probe) run before the dock builds
+                self.sig_first_painted.connect(self.learn.show, Qt.QueuedConnection)
         app = QApplication.instance()
         if app is not None:  # threads must stop when the app quits, not only when the window closes
             app.aboutToQuit.connect(self.shutdown_panels)
@@ -581,14 +616,8 @@ class MainWindow(QMainWindow):
                 file_menu.addSeparator()
             for name in group:
                 file_menu.addAction(built[f"app.{name}"])
-        examples = bar.addMenu("E&xamples")
-        examples.setObjectName("examplesMenu")
-        for name, title in list_examples():  # the example files, not actions: no table entry each
-            action = QAction(title, self)
-            action.triggered.connect(lambda _=False, n=name: self.load_example(n))
-            action.setData(name)
-            action.setToolTip(f"assets/examples/{name}.expr")
-            examples.addAction(action)
+        self.examples_menu = ExamplesMenu("E&xamples", self)  # lists the example files when first opened
+        bar.addMenu(self.examples_menu)
         view = bar.addMenu("&View")
         for name in ("fit", "zoom_in", "zoom_out", "find_node"):
             view.addAction(built[f"app.{name}"])

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.ui.common import actions
-from explorer.ui.learn.lesson_text import LessonText, label_markdown
 
 WELCOME_MD = """\
 ## Welcome to the lessons
@@ -53,6 +52,13 @@ TICK, OPEN = "✓", "○"
 POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
+
+
+def _markdown(text: str) -> str:
+    """`lesson_text.label_markdown`, imported on first use (not needed before the first paint)."""
+    from explorer.ui.learn.lesson_text import label_markdown
+
+    return label_markdown(text)
 
 
 class LearnPanel(QDockWidget):
@@ -198,12 +204,12 @@ class LearnPanel(QDockWidget):
             feedback = check(step, self.main_window.workspaces, self._answer_text(), self.attempt)
         except Exception as exc:  # noqa: BLE001 - say what went wrong, in the panel
             self.attempt -= 1
-            self.feedback.setText(label_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
+            self.feedback.setText(_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
             return
         if not feedback.counted:
             self.attempt -= 1  # not an answer at all (no number in it): the try does not count
         # the core's message carries the hint after the first wrong try and the worked answer after the second
-        self.feedback.setText(label_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
+        self.feedback.setText(_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
         if feedback.correct:
             self._tick(lesson, step)
         self.sig_checked.emit(bool(feedback.correct))
@@ -311,6 +317,7 @@ class LearnPanel(QDockWidget):
         import pyqtgraph as pg
 
         from explorer.ui.common import theme as themes
+        from explorer.ui.learn.lesson_text import LessonText
 
         self._theme = getattr(self, "_theme", None) or themes.get_theme()
         self.tree = _WrappingTree()
@@ -519,7 +526,7 @@ class LearnPanel(QDockWidget):
     def _show_exercise(self, step) -> None:
         exercise = step.exercise if step is not None else None
         kind = exercise.kind if exercise is not None else None
-        self.prompt.setText(label_markdown(exercise.prompt) if exercise is not None else "")
+        self.prompt.setText(_markdown(exercise.prompt) if exercise is not None else "")
         self.prompt.setVisible(exercise is not None)
         self.answer_edit.clear()
         self.answer_choice.clear()
