@@ -126,8 +126,9 @@ def _run_interactive(args, argv: list[str]) -> int:
 
 
 def _install_startup_probe(app, window, mode: str) -> None:
-    """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "ready <time>"
-    once the visible workspace's panel exists and quit then; with mode "close" print "closing <time>"
+    """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "preview <time>"
+    when the last look of a restored workspace is on screen, "ready <time>" once the visible workspace's
+    panel exists and quit then; with mode "close" print "closing <time>"
     then and close the window (the bench times how long the process lives on).
 
     From the first paint to "ready" a 10 ms timer pings the event loop: "late <ms>" (printed before
@@ -168,8 +169,13 @@ def _install_startup_probe(app, window, mode: str) -> None:
         else:
             app.quit()
 
+    def preview(key: str) -> None:
+        if key == window.current_key():
+            print(f"preview {time.time():.6f}", flush=True)
+
     window.sig_first_painted.connect(shown)
     if mode in ("ready", "close"):
+        window.sig_preview_shown.connect(preview)
         window.sig_panel_ready.connect(ready)
 
 

@@ -11,8 +11,8 @@ import json
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -52,6 +53,11 @@ CORE_MODULES = {
 }
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
 SPLITTERS_AUTO = "splittersAuto"  # ... and whether a panel set those widths itself (property "autoWidths")
+# The window's last look: at each close the visible workspace is grabbed to this picture beside the
+# settings file; the next start shows it (marked as loading) in that workspace's tab until its panel is
+# built, so a returning user sees the graph as it was (values included) while torch loads.
+PREVIEW_NAME = "last-workspace.png"
+PREVIEW_KEY = "preview"  # settings group: which workspace and theme the picture shows
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -110,6 +116,8 @@ class MainWindow(QMainWindow):
     """The window was painted for the first time; the visible workspace's panel is built right after."""
     sig_session_opened = Signal(bool)
     """A session file was opened (True) or refused with a message in the status bar (False)."""
+    sig_preview_shown = Signal(str)
+    """The last look of a restored workspace is on screen until its panel is built: its key."""
 
     def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
         super().__init__(parent)
@@ -129,6 +137,8 @@ class MainWindow(QMainWindow):
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
+        self._preview_wanted: str | None = None  # the workspace whose last look is shown at start
+        self._preview_reader = None  # the Worker reading that picture
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -404,6 +414,78 @@ class MainWindow(QMainWindow):
                 if str(auto).lower() not in ("true", "1"):
                     split.setProperty("restored", True)  # the user's widths: a panel leaves them as they are
 
+    def preview_path(self) -> Path | None:
+        """Where the window keeps its last look (beside its settings file); None without a settings file."""
+        name = self.settings.fileName()
+        return Path(name).parent / PREVIEW_NAME if name else None
+
+    def save_preview(self) -> bool:
+        """Grab the visible workspace's panel to the preview picture (done at close); False when there is
+        no panel to grab or the picture could not be written."""
+        key, path = self.current_key(), self.preview_path()
+        panel = self.panels.get(key)
+        if panel is None or path is None or not panel.isVisible():
+            return False
+        buffer = QBuffer()
+        buffer.open(QIODevice.WriteOnly)
+        if not panel.grab().toImage().save(buffer, "PNG", 60):
+            return False
+        from explorer.core import files
+
+        try:
+            files.write_atomic(path, bytes(buffer.data()))
+        except ValueError:  # FileProblem: the next start shows the "Loading" line instead
+            return False
+        self.settings.setValue(f"{PREVIEW_KEY}/workspace", key)
+        self.settings.setValue(f"{PREVIEW_KEY}/theme", self.theme_name)
+        return True
+
+    def _read_preview(self, key: str) -> None:
+        """Read and decode the last look off the GUI thread, then show it in the tab of `key`."""
+        from explorer.ui.common.worker import Worker
+
+        path = self.preview_path()
+        if path is None:
+            return
+
+        def read(_job) -> QImage:
+            from explorer.core import files
+
+            image = QImage()
+            image.loadFromData(files.read_bytes(path, "image"), "PNG")
+            return image
+
+        self._preview_reader = Worker(self)
+        self._preview_reader.sig_done.connect(lambda image: self._show_preview(key, image))
+        self._preview_reader.submit(read)  # a missing or unreadable picture: the "Loading" line stays
+
+    def _show_preview(self, key: str, image: QImage) -> None:
+        if image.isNull() or key in self.panels or key in self.errors:
+            return
+        slot = self._slots[key]
+        layout = slot.layout()
+        while layout.count():
+            w = layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        title = next(w[1] for w in WORKSPACES if w[0] == key)
+        note = QLabel(f"Restoring the {title} workspace as you left it: this picture turns into the live "
+                      "workspace once PyTorch has loaded…")
+        note.setObjectName(f"{key}PreviewNote")
+        note.setWordWrap(True)
+        note.setAlignment(Qt.AlignCenter)
+        picture = QLabel()
+        picture.setObjectName(f"{key}Preview")
+        picture.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        picture.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # cropped, never grows the window
+        image.setDevicePixelRatio(self.devicePixelRatioF())
+        picture.setPixmap(QPixmap.fromImage(image))
+        picture.setCursor(Qt.BusyCursor)
+        picture.setToolTip("How you left this workspace; it becomes interactive in a moment")
+        layout.addWidget(note)
+        layout.addWidget(picture, 1)
+        self.sig_preview_shown.emit(key)
+
     # -- Qt events -----------------------------------------------------------------------------
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -431,6 +513,8 @@ class MainWindow(QMainWindow):
         if pretrain is not None and pretrain.is_training():
             self.show_workspace("pretrain")  # where the note about the wait is
             self.statusBar().showMessage("Saving the training run's checkpoint before closing…")
+        if self.persist:
+            self.save_preview()
         self.shutdown_panels()
         if self.persist:
             self.settings.setValue("geometry", self.saveGeometry())
@@ -469,6 +553,9 @@ class MainWindow(QMainWindow):
                 current = None
             if current in [w[0] for w in WORKSPACES]:
                 self.show_workspace(current)
+                shown = [self.settings.value(f"{PREVIEW_KEY}/{k}") for k in ("workspace", "theme")]
+                if shown == [current, self.theme_name]:  # the picture shows that workspace as it was
+                    self._preview_wanted = current
             self._saved_session = str(raw)  # applied once the models are imported (or asked for)
 
     def _apply_saved_session(self) -> None:
@@ -535,6 +622,8 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         self.sig_first_painted.emit()
+        if self._preview_wanted is not None:
+            self._read_preview(self._preview_wanted)
         # queued once more: a slot of sig_first_painted that quits (the start-up probe) ends the loop first
         QTimer.singleShot(0, self._load_current_panel)
 

@@ -61,6 +61,21 @@ def _markdown(text: str) -> str:
     return label_markdown(text)
 
 
+def _read_lessons():
+    """(catalog, progress or None, a problem reading the progress or None): the lessons and the student's
+    ticks, read from their files (any thread)."""
+    from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
+
+    try:
+        catalog = load_catalog()
+    except Exception as exc:  # noqa: BLE001 - no lessons at all is still a panel that says why
+        catalog = Catalog(problems=[LessonProblem("lessons", _one_line(exc))])
+    try:
+        return catalog, Progress.load(), None
+    except Exception as exc:  # noqa: BLE001 - a broken progress file must not close the lessons
+        return catalog, None, f"Your progress could not be read: {_one_line(exc)}"
+
+
 class LearnPanel(QDockWidget):
     """The dock of the lessons (objectName `lessonPanel`); `window` is the MainWindow it drives."""
 
@@ -85,6 +100,8 @@ class LearnPanel(QDockWidget):
         self.keeper = None  # explorer.core.lessons.snapshot.WorkKeeper: the work a lesson was about to change
         self.complete_index: int | None = None  # the lesson whose "complete" page is on screen
         self._built = False
+        self._reader = None  # the Worker reading the lessons when the dock is first shown
+        self._lessons = None  # what it read: (catalog, progress, problem), until the contents are built
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
         self.setWidget(self._placeholder)
@@ -301,15 +318,16 @@ class LearnPanel(QDockWidget):
     # -- Qt events -----------------------------------------------------------------------------
 
     def showEvent(self, event) -> None:  # noqa: N802
-        """Build the contents once the dock is on screen, after the window's first paint (the lessons
-        core loads the workspace models, and torch)."""
+        """Build the contents once the dock is on screen, after the window's first paint; the lessons are
+        read on a Worker first (the lessons core loads the workspace models, and with them torch: seconds
+        in which the window must keep answering)."""
         super().showEvent(event)
         if self._built:
             return
         if self.main_window.is_painted():
-            QTimer.singleShot(0, self.ensure_built)
+            QTimer.singleShot(0, self._read_in_background)
         else:
-            self.main_window.sig_first_painted.connect(self.ensure_built, Qt.SingleShotConnection)
+            self.main_window.sig_first_painted.connect(self._read_in_background, Qt.SingleShotConnection)
 
     # -- private -----------------------------------------------------------------------------
 
@@ -448,18 +466,28 @@ class LearnPanel(QDockWidget):
         self._placeholder.deleteLater()
         self._apply_theme()
 
-    def _load(self) -> None:
-        from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
+    def _read_in_background(self) -> None:
+        """Read the catalog and the progress on a Worker, then build (a caller of `ensure_built` before
+        they arrive reads them itself, and the Worker's result is dropped)."""
+        if self._built or self._reader is not None:
+            return
+        from explorer.ui.common.worker import Worker
 
-        try:
-            self.catalog = load_catalog()
-        except Exception as exc:  # noqa: BLE001 - no lessons at all is still a panel that says why
-            self.catalog = Catalog(problems=[LessonProblem("lessons", _one_line(exc))])
-        try:
-            self.progress = Progress.load()
-        except Exception as exc:  # noqa: BLE001 - a broken progress file must not close the lessons
-            self.progress = None
-            self._show_error(f"Your progress could not be read: {_one_line(exc)}")
+        self._reader = Worker(self)
+        self._reader.sig_done.connect(self._lessons_read)
+        self._reader.sig_failed.connect(lambda _message: self.ensure_built())  # read again, and say why
+        self._reader.submit(lambda _job: _read_lessons())
+
+    def _lessons_read(self, lessons) -> None:
+        if not self._built:
+            self._lessons = lessons
+            self.ensure_built()
+
+    def _load(self) -> None:
+        lessons, self._lessons = self._lessons, None
+        self.catalog, self.progress, problem = lessons if lessons is not None else _read_lessons()
+        if problem:
+            self._show_error(problem)
         problems = [f"⚠ {p.file}: {p.message}" for p in self.catalog.problems]
         self.problems.setText("Lesson files that could not be loaded:\n" + "\n".join(problems))
         self.problems.setVisible(bool(problems))
