@@ -17,6 +17,7 @@ import time
 from explorer.ui.common import qt_libs
 
 WORKSPACE_KEYS = ("expression", "network", "pretrain")
+CLOSE_AFTER_READY_MS = 300  # the start-up probe's "close" mode closes the window this long after "ready"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,22 +92,31 @@ def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str
 def _make_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
-    from explorer.ui.common.forms import install_wheel_guard
     from explorer.ui.common.theme import STYLE_ARGS
 
     app = QApplication.instance() or QApplication([sys.argv[0], *STYLE_ARGS, *argv])
-    install_wheel_guard(app)
     app.setApplicationName("Autograd Explorer")
     app.setOrganizationName("AutogradExplorer")
     return app
 
 
+def _install_wheel_guard(app) -> None:
+    from explorer.ui.common.forms import install_wheel_guard
+
+    install_wheel_guard(app)
+
+
 def _run_interactive(args, argv: list[str]) -> int:
+    from PySide6.QtCore import Qt
+
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
     window = MainWindow()
+    # The wheel guard filters every event of the app in Python: no field exists before the first paint
+    # (panels and the Learn dock's contents are built after it), so it starts then.
+    window.sig_first_painted.connect(lambda: _install_wheel_guard(app), Qt.SingleShotConnection)
     if args.theme:  # the View menu's check mark must agree with the theme on screen
         window.set_theme(args.theme)
     else:
@@ -163,11 +173,14 @@ def _install_startup_probe(app, window, mode: str) -> None:
         pinged()
         print(f"late {1000 * worst[0]:.1f}", flush=True)  # milliseconds
         print(f"ready {time.time():.6f}", flush=True)
-        if mode == "close":
-            print(f"closing {time.time():.6f}", flush=True)
-            window.close()
+        if mode == "close":  # once the panel is on screen, as a user would close it (and it is grabbed)
+            QTimer.singleShot(CLOSE_AFTER_READY_MS, window, close)
         else:
             app.quit()
+
+    def close() -> None:
+        print(f"closing {time.time():.6f}", flush=True)
+        window.close()
 
     def preview(key: str) -> None:
         if key == window.current_key():
@@ -223,6 +236,7 @@ def _render_screenshot(args) -> int:
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
+    _install_wheel_guard(app)
     themes.apply_theme(app, args.theme or "light")
     # a screenshot must not depend on (or change) the user's saved session
     window = MainWindow(settings=QSettings(), persist=False)

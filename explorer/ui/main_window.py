@@ -11,16 +11,15 @@ import json
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QPixmap
+# Only what the window needs before its first paint is imported here; the rest (dialogs, pictures, the
+# memory overlay) where it is used: each Qt class a module names costs its enums' creation at import.
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
-    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -29,7 +28,6 @@ from PySide6.QtWidgets import (
 
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
-from explorer.ui.graph import memory
 from explorer.ui.learn.panel import LEARN_DEFAULT_W, POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
@@ -422,6 +420,8 @@ class MainWindow(QMainWindow):
     def save_preview(self) -> bool:
         """Grab the visible workspace's panel to the preview picture (done at close); False when there is
         no panel to grab or the picture could not be written."""
+        from PySide6.QtCore import QBuffer, QIODevice
+
         key, path = self.current_key(), self.preview_path()
         panel = self.panels.get(key)
         if panel is None or path is None or not panel.isVisible():
@@ -448,7 +448,9 @@ class MainWindow(QMainWindow):
         if path is None:
             return
 
-        def read(_job) -> QImage:
+        def read(_job):
+            from PySide6.QtGui import QImage
+
             from explorer.core import files
 
             image = QImage()
@@ -459,7 +461,10 @@ class MainWindow(QMainWindow):
         self._preview_reader.sig_done.connect(lambda image: self._show_preview(key, image))
         self._preview_reader.submit(read)  # a missing or unreadable picture: the "Loading" line stays
 
-    def _show_preview(self, key: str, image: QImage) -> None:
+    def _show_preview(self, key: str, image) -> None:
+        from PySide6.QtGui import QPixmap
+        from PySide6.QtWidgets import QSizePolicy
+
         if image.isNull() or key in self.panels or key in self.errors:
             return
         slot = self._slots[key]
@@ -668,6 +673,8 @@ class MainWindow(QMainWindow):
         self._load_current_panel()
 
     def _error(self, message: str) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         self.statusBar().showMessage(message, 10000)
         if self.isVisible() and QApplication.platformName() != "offscreen":
             QMessageBox.warning(self, "Autograd Explorer", message)
@@ -686,7 +693,7 @@ class MainWindow(QMainWindow):
             "app.fit": lambda: self._on_views("fit"),
             "app.zoom_in": lambda: self._on_views("zoom_in"),
             "app.zoom_out": lambda: self._on_views("zoom_out"),
-            "app.memory_overlay": lambda: memory.setting().set_enabled(not memory.setting().enabled),
+            "app.memory_overlay": _toggle_memory_overlay,
             "app.find_node": lambda: self._on_views("find"),
             "app.theme_light": lambda: self.set_theme("light"),
             "app.theme_dark": lambda: self.set_theme("dark"),
@@ -710,8 +717,10 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         for name in ("fit", "zoom_in", "zoom_out", "find_node"):
             view.addAction(built[f"app.{name}"])
-        memory.bind_menu_action(built["app.memory_overlay"])
-        view.addAction(built["app.memory_overlay"])
+        overlay = built["app.memory_overlay"]
+        overlay.setCheckable(True)  # follows the app-wide switch from the first paint on (graph.memory)
+        self.sig_first_painted.connect(lambda: _bind_memory_overlay(overlay), Qt.SingleShotConnection)
+        view.addAction(overlay)
         view.addSeparator()
         self._theme_actions = QActionGroup(self)
         for name in ("light", "dark"):
@@ -745,11 +754,15 @@ class MainWindow(QMainWindow):
                 return  # one find bar, in the first graph on screen
 
     def _ask_open(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.json)")
         if path:
             self.open_session_in_background(path)
 
     def _ask_save(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Sessions (*.json)")
         if path:
             try:
@@ -758,12 +771,16 @@ class MainWindow(QMainWindow):
                 self._error(f"Could not save the session: {exc}")
 
     def _ask_export(self, fmt: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getSaveFileName(self, f"Export graph as {fmt.upper()}", f"graph.{fmt}",
                                               f"{fmt.upper()} (*.{fmt})")
         if path:
             self.export_graph(path, fmt)
 
     def _ask_export_code(self, to: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         suffix = "ipynb" if to == "notebook" else "py"
         name = {"expression": "program", "network": "network", "pretrain": "train_gpt"}[self.current_key()]
         title = "Export as notebook" if to == "notebook" else "Export as Python script"
@@ -773,10 +790,26 @@ class MainWindow(QMainWindow):
             self.export_code(path, to)
 
     def _show_shortcuts(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         QMessageBox.information(self, "Keyboard shortcuts", actions.shortcuts_html())
 
     def _show_about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)
+
+
+def _toggle_memory_overlay() -> None:
+    from explorer.ui.graph import memory
+
+    memory.setting().set_enabled(not memory.setting().enabled)
+
+
+def _bind_memory_overlay(action: QAction) -> None:
+    from explorer.ui.graph import memory
+
+    memory.bind_menu_action(action)
 
 
 def _write_code(path: str | Path, text: str) -> Path:
