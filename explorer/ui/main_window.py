@@ -165,8 +165,7 @@ class MainWindow(QMainWindow):
             self._restore_window()
             if not self.settings.value(LESSONS_OFFERED, False, type=bool):  # first start: offer the lessons
                 self.settings.setValue(LESSONS_OFFERED, True)
-                # queued: the first paint's other slots (the start-up probe) run before the dock builds
-                self.sig_first_painted.connect(self.learn.show, Qt.QueuedConnection)
+                self.sig_first_painted.connect(self.learn.show)  # its contents build after that
         app = QApplication.instance()
         if app is not None:  # threads must stop when the app quits, not only when the window closes
             app.aboutToQuit.connect(self.shutdown_panels)
