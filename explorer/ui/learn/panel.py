@@ -61,7 +61,7 @@ def _markdown(text: str) -> str:
     return label_markdown(text)
 
 
-def _read_lessons():
+def read_lessons():
     """(catalog, progress or None, a problem reading the progress or None): the lessons and the student's
     ticks, read from their files (any thread)."""
     from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
@@ -476,7 +476,7 @@ class LearnPanel(QDockWidget):
         self._reader = Worker(self)
         self._reader.sig_done.connect(self._lessons_read)
         self._reader.sig_failed.connect(lambda _message: self.ensure_built())  # read again, and say why
-        self._reader.submit(lambda _job: _read_lessons())
+        self._reader.submit(lambda _job: read_lessons())
 
     def _lessons_read(self, lessons) -> None:
         if not self._built:
@@ -485,7 +485,7 @@ class LearnPanel(QDockWidget):
 
     def _load(self) -> None:
         lessons, self._lessons = self._lessons, None
-        self.catalog, self.progress, problem = lessons if lessons is not None else _read_lessons()
+        self.catalog, self.progress, problem = lessons if lessons is not None else read_lessons()
         if problem:
             self._show_error(problem)
         problems = [f"⚠ {p.file}: {p.message}" for p in self.catalog.problems]
