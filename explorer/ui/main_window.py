@@ -418,19 +418,21 @@ class MainWindow(QMainWindow):
 
     def save_preview(self) -> bool:
         """Grab the visible workspace's panel to the preview picture (done at close); False when there is
-        no panel to grab or the picture could not be written."""
+        no panel to grab (the last picture, of the same session, stays) or it could not be written (then
+        no picture is shown at the next start: never an older one)."""
         from PySide6.QtCore import QBuffer, QIODevice
+
+        from explorer.core import files
 
         key, path = self.current_key(), self.preview_path()
         panel = self.panels.get(key)
         if panel is None or path is None or not panel.isVisible():
             return False
+        self.settings.remove(PREVIEW_KEY)
         buffer = QBuffer()
         buffer.open(QIODevice.WriteOnly)
-        if not panel.grab().toImage().save(buffer, "PNG", 60):
-            return False
-        from explorer.core import files
-
+        if not panel.grab().toImage().save(buffer, "PNG", 60) or buffer.size() > files.LIMITS["image"]:
+            return False  # a picture too big to be read back (a huge screen) is not kept
         try:
             files.write_atomic(path, bytes(buffer.data()))
         except ValueError:  # FileProblem: the next start shows the "Loading" line instead

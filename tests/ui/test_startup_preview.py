@@ -73,3 +73,22 @@ def test_a_window_that_does_not_persist_writes_no_picture(qtbot, tmp_path):
     qtbot.waitUntil(lambda: panel.result is not None, timeout=WAIT)
     w.close()
     assert not (tmp_path / mw.PREVIEW_NAME).exists()
+
+
+def test_a_picture_that_could_not_be_written_is_not_replaced_by_an_older_one(qtbot, tmp_path, monkeypatch):
+    from explorer.core import files
+
+    settings_path = tmp_path / "settings.ini"
+    _closed_on_expression(qtbot, settings_path)  # a first picture, of the expression workspace
+
+    def refuse(path, data):
+        raise files.FileProblem(f"{path}: disk full")
+
+    monkeypatch.setattr(files, "write_atomic", refuse)
+    again = _closed_on_expression(qtbot, settings_path)  # its picture cannot be written
+    assert not again.save_preview()
+    third = mw.MainWindow(settings=QSettings(str(settings_path), QSettings.IniFormat))
+    qtbot.addWidget(third)
+    assert third._preview_wanted is None  # the older picture is not shown as this session's
+    third.persist = False
+    third.close()
