@@ -138,8 +138,8 @@ def _run_interactive(args, argv: list[str]) -> int:
 def _install_startup_probe(app, window, mode: str) -> None:
     """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "preview <time>"
     when the last look of a restored workspace is on screen, "ready <time>" once the visible workspace's
-    panel exists and quit then; with mode "close" print "closing <time>"
-    then and close the window (the bench times how long the process lives on).
+    panel exists and quit then; with mode "close" print "closing <time>" CLOSE_AFTER_READY_MS after "ready"
+    and close the window (the bench times how long the process lives on).
 
     From the first paint to "ready" a 10 ms timer pings the event loop: "late <ms>" (printed before
     "ready") is the worst delay of a ping, i.e. the longest the window could not answer meanwhile.
