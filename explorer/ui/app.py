@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
-    problem = _no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
+    problem = no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return _run_interactive(args, argv)
 
 
-def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
+def no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
     """Why a window cannot open here (Linux without X11 or Wayland), else None.
 
     Without this, Qt aborts the process with a core dump and a message about plugins.
