@@ -41,47 +41,64 @@ class TraceError(ValueError):
 # Snapshots
 
 
-@dataclass
 class Snapshot:
-    """A cheap, detached copy of a tensor's value and metadata at one moment of the trace."""
+    """A cheap, detached copy of a tensor's value and metadata at one moment of the trace.
 
-    shape: tuple
-    dtype: str
-    stride: tuple
-    is_contiguous: bool
-    requires_grad: bool
-    is_leaf: bool
-    grad_fn: str | None
-    data: np.ndarray | None  # float64 for floating types; 1-D prefix when truncated
-    numel: int
-    truncated: bool = False
+    The trace keeps one torch copy of the value (``clone``, of at most ``max_elems`` elements); the numpy
+    form in ``data`` (float64 for floating types, a 1-D prefix when truncated) is made on first read, so
+    values nobody inspects never pay for the conversion. Reading ``data`` is the one way to the values."""
+
+    __slots__ = ("_data", "_raw", "dtype", "grad_fn", "is_contiguous", "is_leaf", "numel", "requires_grad",
+                 "shape", "stride", "truncated")
+
+    def __init__(self, shape: tuple, dtype: str, stride: tuple, is_contiguous: bool, requires_grad: bool,
+                 is_leaf: bool, grad_fn: str | None, data: np.ndarray | None, numel: int,
+                 truncated: bool = False, raw: torch.Tensor | None = None):
+        self.shape = shape
+        self.dtype = dtype
+        self.stride = stride
+        self.is_contiguous = is_contiguous
+        self.requires_grad = requires_grad
+        self.is_leaf = is_leaf
+        self.grad_fn = grad_fn
+        self.numel = numel
+        self.truncated = truncated
+        self._data = data
+        self._raw = raw  # the private torch copy, until data is first read
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The value as a numpy array: float64 for floating types; a 1-D prefix when truncated."""
+        raw = self._raw
+        if raw is not None:
+            self._data = _numpy_of(raw)
+            self._raw = None
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray | None) -> None:
+        self._data, self._raw = value, None
+
+    def __repr__(self) -> str:
+        return (f"Snapshot(shape={self.shape}, dtype={self.dtype!r}, numel={self.numel}, "
+                f"truncated={self.truncated}, grad_fn={self.grad_fn!r})")
 
     @classmethod
     def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
-        data, truncated = _tensor_data(t, max_elems, numel)
+        raw, truncated = _tensor_copy(t, max_elems, numel)
         try:
             stride = tuple(t.stride())
-            contiguous = bool(t.is_contiguous())
+            contiguous = t.is_contiguous()
         except (RuntimeError, NotImplementedError):  # sparse and other layouts have no strides
             stride, contiguous = (), False
         dtype = _DTYPE_NAMES.get(t.dtype)
         if dtype is None:
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         grad_fn = t.grad_fn
-        return cls(
-            shape=tuple(t.shape),
-            dtype=dtype,
-            stride=stride,
-            is_contiguous=contiguous,
-            requires_grad=t.requires_grad,
-            is_leaf=t.is_leaf,
-            grad_fn=type(grad_fn).__name__ if grad_fn is not None else None,
-            data=data,
-            numel=numel,
-            truncated=truncated,
-        )
+        return cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
+                   type(grad_fn).__name__ if grad_fn is not None else None, None, numel, truncated, raw)
 
     def item(self) -> float | int | bool:
         """The single element of a one-element snapshot."""
@@ -121,28 +138,37 @@ _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() 
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
-def _tensor_data(t: torch.Tensor, max_elems: int, numel: int | None = None) -> tuple[np.ndarray | None, bool]:
-    """Return (numpy copy of at most max_elems elements, truncated?) of t; None for odd layouts."""
+def _tensor_copy(t: torch.Tensor, max_elems: int, numel: int) -> tuple[torch.Tensor | None, bool]:
+    """(a private contiguous copy of at most max_elems elements of t, truncated?); None for odd layouts."""
     try:
         d = t.detach()
         if d.layout is not torch.strided or d.is_meta:
             return None, False
-        truncated = (d.numel() if numel is None else numel) > max_elems
+        truncated = numel > max_elems
         if truncated:
             d = d.reshape(-1)[:max_elems]
         if not d.is_cpu:
-            d = d.cpu()
-        # Copies in every branch: in-place ops later in the program must not change the snapshot.
-        dtype = d.dtype
-        if dtype in _NUMPY_FLOATS:
-            return d.numpy().astype(np.float64), truncated  # numpy converts small arrays faster
-        if d.is_floating_point():
-            return d.to(torch.float64).numpy(), truncated  # bfloat16 and float8 have no numpy type
-        if d.is_complex():
-            return d.to(torch.complex128).numpy(), truncated
-        return d.numpy().copy(), truncated
+            return d.cpu().contiguous(), truncated  # a new tensor already
+        # A copy in every case: in-place ops later in the program (or autograd accumulating into a
+        # buffer) must not change the snapshot.
+        return d.clone(memory_format=torch.contiguous_format), truncated
     except (RuntimeError, TypeError):
         return None, False
+
+
+def _numpy_of(d: torch.Tensor) -> np.ndarray | None:
+    """The numpy form of a snapshot's private copy: float64 for floating types (complex128 for complex)."""
+    try:
+        dtype = d.dtype
+        if dtype in _NUMPY_FLOATS:
+            return d.numpy().astype(np.float64)  # numpy converts small arrays faster
+        if d.is_floating_point():
+            return d.to(torch.float64).numpy()  # bfloat16 and float8 have no numpy type
+        if d.is_complex():
+            return d.to(torch.complex128).numpy()
+        return d.numpy()  # the copy is ours alone
+    except (RuntimeError, TypeError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------------
