@@ -686,9 +686,17 @@ class _BackwardRecorder:
             self.fn_of[nid] = fn
             self.members.setdefault(id(fn), []).append((nid, nr))
             by_fn[id(fn)] = fn
+        fn_of, uses, nodes = self.fn_of, self.uses, rec.nodes
         for key, fn in by_fn.items():
-            self.handles.append(fn.register_prehook(self._make_prehook(key, fn)))
-            self.handles.append(fn.register_hook(self._make_hook(key)))
+            # The gradients a node sends matter only to inputs with another consumer too (the others get
+            # theirs from their own pre-hook, filled in after backward); a node without such an input
+            # (most of them) needs no hook after it runs. AccumulateGrad's reads the updated .grad.
+            needs_hook = type(fn).__name__ == "AccumulateGrad" or any(
+                i in fn_of and uses.get(i) != 1 for nid, _ in self.members[key] for i in nodes[nid].inputs
+            )
+            self.handles.append(fn.register_prehook(self._make_prehook(key, fn, needs_hook)))
+            if needs_hook:
+                self.handles.append(fn.register_hook(self._make_hook(key)))
 
     def remove(self):
         """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
@@ -699,7 +707,7 @@ class _BackwardRecorder:
     def _snap(self, g):
         return None if g is None else Snapshot.of(g, self.max_elems)
 
-    def _make_prehook(self, key, fn):
+    def _make_prehook(self, key, fn, needs_hook: bool = True):
         name = type(fn).__name__
 
         def prehook(grad_outputs):
@@ -714,9 +722,12 @@ class _BackwardRecorder:
                     node.grad = snaps[nr]
                 if name == "AccumulateGrad":
                     ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
+                if not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
+                    ev.grad_inputs = [None] * len(node.inputs)
                 self.events.append(ev)
                 evs.append(ev)
-            self.pending[key] = evs
+            if needs_hook:
+                self.pending[key] = evs
 
         return prehook
 
