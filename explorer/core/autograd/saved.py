@@ -378,7 +378,9 @@ def _role(rec, node, nid: str, r: _Record, attr: str) -> str:
     (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
     is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
     candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
-    same = [role for role, other in candidates if rec.tensor_of[other] is r.ref()]
+    saved = r.ref()
+    tensor_of = rec.tensor_of
+    same = [role for role, other in candidates if tensor_of[other] is saved]
     positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
     if len(positions) > 1 and "output" not in same:
         return f"inputs {', '.join(positions)} (one tensor)"

@@ -15,6 +15,7 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -87,9 +88,17 @@ class Snapshot:
     def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
-        raw, truncated = _tensor_copy(t, max_elems, numel)
+        raw, truncated = None, False
+        try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
+            d = t.detach()
+            if d.layout is torch.strided and not d.is_meta:
+                if numel > max_elems:
+                    d, truncated = d.reshape(-1)[:max_elems], True
+                raw = d.clone() if d.is_cpu else d.cpu()
+        except (RuntimeError, TypeError):
+            raw, truncated = None, False
         try:
-            stride = tuple(t.stride())
+            stride = t.stride()
             contiguous = t.is_contiguous()
         except (RuntimeError, NotImplementedError):  # sparse and other layouts have no strides
             stride, contiguous = (), False
@@ -138,26 +147,9 @@ _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() 
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
-def _tensor_copy(t: torch.Tensor, max_elems: int, numel: int) -> tuple[torch.Tensor | None, bool]:
-    """(a private contiguous copy of at most max_elems elements of t, truncated?); None for odd layouts."""
-    try:
-        d = t.detach()
-        if d.layout is not torch.strided or d.is_meta:
-            return None, False
-        truncated = numel > max_elems
-        if truncated:
-            d = d.reshape(-1)[:max_elems]
-        if not d.is_cpu:
-            return d.cpu().contiguous(), truncated  # a new tensor already
-        # A copy in every case: in-place ops later in the program (or autograd accumulating into a
-        # buffer) must not change the snapshot.
-        return d.clone(memory_format=torch.contiguous_format), truncated
-    except (RuntimeError, TypeError):
-        return None, False
-
-
 def _numpy_of(d: torch.Tensor) -> np.ndarray | None:
-    """The numpy form of a snapshot's private copy: float64 for floating types (complex128 for complex)."""
+    """The numpy form of a snapshot's private copy, in row-major order: float64 for floating types
+    (complex128 for complex)."""
     try:
         dtype = d.dtype
         if dtype in _NUMPY_FLOATS:
@@ -893,7 +885,9 @@ _GRAPH_FIELDS = (
 
 def _build_graph(rec: _Recorder) -> nx.DiGraph:
     g = nx.DiGraph()
-    g.add_nodes_from((nid, {k: getattr(rec.nodes[nid], k) for k in _GRAPH_FIELDS}) for nid in rec.order)
+    fields = operator.attrgetter(*_GRAPH_FIELDS)
+    nodes = rec.nodes
+    g.add_nodes_from((nid, dict(zip(_GRAPH_FIELDS, fields(nodes[nid]), strict=True))) for nid in rec.order)
     edges = {}
     for nid in rec.order:
         for pos, src in enumerate(rec.nodes[nid].inputs):
