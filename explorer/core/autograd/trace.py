@@ -337,11 +337,15 @@ def _flat_tensors(obj, out: list) -> list:
     """Append every tensor inside nested lists/tuples/dicts of ``obj`` to ``out`` (in order)."""
     if isinstance(obj, torch.Tensor):
         out.append(obj)
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            _flat_tensors(o, out)
-    elif isinstance(obj, dict):
-        for o in obj.values():
+        return out
+    if isinstance(obj, dict):
+        obj = obj.values()
+    elif not isinstance(obj, (list, tuple)):
+        return out
+    for o in obj:  # the common items (tensors, numbers) without a call each
+        if isinstance(o, torch.Tensor):
+            out.append(o)
+        elif isinstance(o, (list, tuple, dict)):
             _flat_tensors(o, out)
     return out
 
@@ -438,13 +442,19 @@ class _Recorder(TorchFunctionMode):
         def join(p):
             return ".".join(s for s in (prefix, p) if s)
 
+        # One walk of the module tree (named_parameters and named_buffers would each walk it again);
+        # the parameters first, then the buffers, each in named_parameters' own order: the first path wins.
+        buffers = []
         for path, m in module.named_modules(remove_duplicate=False):
-            self.module_paths.setdefault(id(m), join(path))
-            self.modules.setdefault(join(path), type(m).__name__)
-        for path, p in module.named_parameters(remove_duplicate=False):
-            self.param_names.setdefault(id(p), join(path))
-        for path, b in module.named_buffers(remove_duplicate=False):
-            self.param_names.setdefault(id(b), join(path))
+            full = join(path)
+            self.module_paths.setdefault(id(m), full)
+            self.modules.setdefault(full, type(m).__name__)
+            for name, p in m.named_parameters(prefix=path, recurse=False, remove_duplicate=False):
+                self.param_names.setdefault(id(p), join(name))
+            buffers.append((path, m))
+        for path, m in buffers:
+            for name, b in m.named_buffers(prefix=path, recurse=False, remove_duplicate=False):
+                self.param_names.setdefault(id(b), join(name))
 
     @property
     def current_module(self) -> str | None:
