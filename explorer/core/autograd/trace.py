@@ -90,7 +90,7 @@ class Snapshot:
         numel = t.numel()
         raw, truncated = None, False
         try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
-            d = t.detach()
+            d = t.detach() if t.requires_grad else t  # (a gradient needs no detach: clone records nothing)
             if d.layout is torch.strided and not d.is_meta:
                 if numel > max_elems:
                     d, truncated = d.reshape(-1)[:max_elems], True
