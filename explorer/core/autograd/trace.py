@@ -634,7 +634,9 @@ def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
 
     # Defaults left as None and private knobs (_stacklevel) say nothing about this call.
     shown = {k: v for k, v in kwargs.items() if v is not None and not k.startswith("_")}
-    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in shown.items()]
+    # tensors and plain ints (most arguments) without a call each
+    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else show(a) for a in args]
+    parts += [f"{k}={show(v)}" for k, v in shown.items()]
     text = f"{op}({', '.join(parts)})"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
