@@ -508,11 +508,8 @@ class _Recorder(TorchFunctionMode):
         operands = _operands(op, shown, ins)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
-            nid = self._add_node(
-                t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op, inputs=input_ids
-            )
-            self.nodes[nid].call = call
-            self.nodes[nid].operands = operands
+            self._add_node(t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op,
+                           inputs=input_ids, call=call, operands=operands)
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
@@ -564,23 +561,27 @@ class _Recorder(TorchFunctionMode):
         self.nodes[nid].call = f"{op}(" + ", ".join("·" for _ in inputs) + ")"
         return nid
 
-    def _add_node(self, t, *, kind, label, op, inputs, name=None, module="") -> str:
-        nid = f"n{len(self.order)}"
+    def _add_node(self, t, *, kind, label, op, inputs, name=None, module="", call=None, operands=None) -> str:
+        index = len(self.order)
+        nid = f"n{index}"
         grad_fn = t.grad_fn
+        if module == "":
+            module = (self.module_stack[-1] or None) if self.module_stack else None
         self.nodes[nid] = Node(
             id=nid, kind=kind, label=label, name=name, op=op,
             torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
-            module=self.current_module if module == "" else module, inputs=list(inputs), is_output=False,
-            value=Snapshot.of(t, self.max_elems), line=self.line,
+            module=module, inputs=list(inputs), is_output=False,
+            value=Snapshot.of(t, self.max_elems), call=call, line=self.line, operands=operands,
         )  # fmt: skip
-        self.index[nid] = len(self.order)
+        self.index[nid] = index
         self.order.append(nid)
         self.producer[id(t)] = nid
         self.keep.append(t)
         self.tensor_of[nid] = t
         if grad_fn is not None:
-            self.edge_of[nid] = (grad_fn, t.output_nr)
-            self.by_edge[(id(grad_fn), t.output_nr)] = nid
+            nr = t.output_nr
+            self.edge_of[nid] = (grad_fn, nr)
+            self.by_edge[(id(grad_fn), nr)] = nid
         return nid
 
 
