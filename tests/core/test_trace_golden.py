@@ -8,7 +8,7 @@ import pytest
 
 from tests.core.trace_golden import canonical_dump, load_golden
 
-REL, ABS = 1e-5, 1e-7  # values: same math, but another CPU may round the last bits differently
+REL, ABS = 1e-4, 1e-6  # values: same math, but another CPU (other kernels) may round float32 differently
 
 
 def differences(want, got, path="", out=None, limit=20) -> list[str]:
@@ -65,7 +65,7 @@ def test_corpus_traces_equal_the_recorded_traces(dumps):
 
 def test_differences_sees_each_kind_of_change():
     assert differences({"a": [1.0, "x"]}, {"a": [1.0 + 1e-12, "x"]}) == []
-    assert differences({"a": [1.0]}, {"a": [1.1]}) != []
+    assert differences({"a": [1.0]}, {"a": [1.001]}) != []
     assert differences({"a": [1.0]}, {"a": [1.0, 2.0]}) != []
     assert differences({"a": "x"}, {"a": "y"}) != []
     assert differences({"a": None}, {"a": 0.0}) != []
