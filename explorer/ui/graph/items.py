@@ -6,6 +6,7 @@ zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -225,6 +226,12 @@ def heatmap_image(matrix: np.ndarray) -> QImage:
     return img.copy()  # detach from the temporary buffer
 
 
+def accent_name(info: dict, theme: dict[str, str]) -> str:
+    """The colour (as text) of a node's kind: output wins over op."""
+    kind = "output" if info.get("is_output") else info.get("kind", "op")
+    return theme.get(kind, theme["op"])
+
+
 class NodeCard(QGraphicsItem):
     """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
 
@@ -240,8 +247,7 @@ class NodeCard(QGraphicsItem):
         self._value_img: QImage | None = None
         self._grad_img: QImage | None = None
         self.painted: list[tuple[str, float]] = []  # (text, point size on screen) of the last paint
-        kind = "output" if info.get("is_output") else info.get("kind", "op")
-        self.accent_name = theme.get(kind, theme["op"])  # the colour of the node's kind, as text
+        self.accent_name = accent_name(info, theme)  # the colour of the node's kind, as text
         self._accent = QColor(self.accent_name)
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
@@ -591,19 +597,20 @@ class ModuleFrame(QGraphicsItem):
 
 
 class Overview(QGraphicsItem):
-    """The whole graph far zoomed out in one item: module frames as tinted boxes, every edge as one path of
-    straight segments, cards as plain coloured blocks, frame labels only where they can be read.
+    """The whole graph far zoomed out: module frames as tinted boxes, every edge as one path of straight
+    segments, frame labels only where they can be read; its `OverviewBlocks` draws the cards as plain
+    coloured blocks over it (`items()`: both).
 
     Shown instead of the cards, edges and frames (which are hidden) below OVERVIEW_SCALE: a
     separate paint per card costs ~30 µs in Python, while these few batched calls keep a 10,000-node
-    graph within a frame. The blocks are grouped by colour once per player step (`invalidate`).
+    graph within a frame. A player step repaints the blocks only: frames and edges stay in their cache.
     """
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
 
-    def __init__(self, cards: dict, theme: dict[str, str], frames=(), edges=None):
+    def __init__(self, blocks, theme: dict[str, str], frames=(), edges=None):
+        """`blocks`: (display id, accent colour, x, y, step its value is known at) per card."""
         super().__init__()
-        self.cards = cards
         self.theme = theme
         self.frames = list(frames)
         self.setZValue(-1.5)
@@ -611,47 +618,31 @@ class Overview(QGraphicsItem):
         # drawn once per zoom into a pixmap of the screen's pixels: a pan or a repaint of the same zoom
         # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        xs = [c.pos().x() for c in cards.values()]
-        ys = [c.pos().y() for c in cards.values()]
         self._rect = QRectF()
-        if xs:
+        if blocks:
+            xs = [b[2] for b in blocks]
+            ys = [b[3] for b in blocks]
             self._rect = QRectF(min(xs) - CARD_W / 2, min(ys) - CARD_H / 2, max(xs) - min(xs) + CARD_W,
                                 max(ys) - min(ys) + CARD_H)
         for frame in self.frames:
             self._rect = self._rect.united(frame.rect)
         self._edges = edges if edges is not None else QPainterPath()
-        self._groups: dict[str, list[QRectF]] | None = None
-        self._blocks: list[tuple[NodeCard, QRectF]] | None = None  # (card, its block) in scene pixels
+        self.blocks = OverviewBlocks(blocks, theme, self._rect)
+
+    def items(self) -> list[QGraphicsItem]:
+        """The two items to put on the scene: this one and its blocks."""
+        return [self, self.blocks]
+
+    def set_state(self, step: int, current: str | None, selected: str | None) -> None:
+        """The player's step, its current card and the selected one: the blocks' colours."""
+        self.blocks.set_state(step, current, selected)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Union of every card and frame."""
         return self._rect
 
-    def invalidate(self) -> None:
-        """The cards' states changed: regroup the blocks by colour at the next paint."""
-        self._groups = None
-        self.update()
-
-    def _block_groups(self) -> dict[str, list[QRectF]]:
-        if self._groups is None:
-            groups: dict[str, list[QRectF]] = {}
-            t = self.theme
-            current, selected, pending = t["current"], t["selected"], t["card_border"]
-            if self._blocks is None:  # the cards stay where they are: their blocks are made once
-                self._blocks = []
-                for card in self.cards.values():
-                    p = card.pos()
-                    block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
-                    self._blocks.append((card, block))
-            for card, block in self._blocks:
-                key = current if card.current else selected if card.selected else \
-                    card.accent_name if card.show_value else pending
-                groups.setdefault(key, []).append(block)
-            self._groups = groups
-        return self._groups
-
     def paint(self, painter, option, widget=None) -> None:
-        """Frames, edges, then blocks, each colour in one call; labels of frames in view when readable."""
+        """Frames and edges, each in one call; labels of frames in view when readable."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         module = QColor(self.theme["module"])
@@ -674,10 +665,6 @@ class Overview(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
         painter.drawPath(self._edges)
-        painter.setPen(Qt.NoPen)
-        for color, rects in self._block_groups().items():
-            painter.setBrush(QColor(color))
-            painter.drawRects(rects)
         boost = ModuleFrame.MAX_LABEL_BOOST
         if self.frames and ModuleFrame.LABEL_PT * boost * lod >= self.LABEL_MIN_PT:
             font = _boosted(_FRAME_FONT, boost)
@@ -692,6 +679,62 @@ class Overview(QGraphicsItem):
                     continue
                 painter.drawText(QRectF(r.left() + f.label_offset + 8, r.top() - h, f.label_width(boost), h),
                                  Qt.AlignLeft | Qt.AlignBottom, f.label)
+
+
+class OverviewBlocks(QGraphicsItem):
+    """The cards of the overview as plain blocks, one call per colour: the kind's colour once the value is
+    known, grey before; the selected and the current card in their own colours.
+
+    The blocks of each colour are sorted by the step their value is known at, so the blocks shown at a
+    step are a prefix of that list: a player step finds them by bisection, not by visiting every card.
+    """
+
+    def __init__(self, blocks, theme: dict[str, str], rect: QRectF):
+        super().__init__()
+        self.theme = theme
+        self._rect = QRectF(rect)
+        self.setZValue(-1.4)
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn per zoom and per player step
+        groups: dict[str, list[tuple[int, float, float]]] = {}
+        self._where: dict[str, QRectF] = {}
+        for did, accent, x, y, at in blocks:
+            groups.setdefault(accent, []).append((at, x, y))
+            self._where[did] = QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
+        self._groups = []  # (accent, steps sorted, blocks in that order)
+        for accent, entries in groups.items():
+            entries.sort()
+            rects = [QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H) for _a, x, y in entries]
+            self._groups.append((accent, [e[0] for e in entries], rects))
+        self.state: tuple[int, str | None, str | None] = (0, None, None)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Union of every card and frame."""
+        return self._rect
+
+    def set_state(self, step: int, current: str | None, selected: str | None) -> None:
+        """Colour the blocks for `step` (repainted only when something changed)."""
+        if (step, current, selected) != self.state:
+            self.state = (step, current, selected)
+            self.update()
+
+    def paint(self, painter, option, widget=None) -> None:
+        """Each colour's blocks in one call, then the selected and the current card over them."""
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setPen(Qt.NoPen)
+        step, current, selected = self.state
+        pending = QColor(self.theme["card_border"])
+        for accent, steps, rects in self._groups:
+            k = bisect.bisect_right(steps, step)
+            if k:
+                painter.setBrush(QColor(accent))
+                painter.drawRects(rects[:k] if k < len(rects) else rects)
+            if k < len(rects):
+                painter.setBrush(pending)
+                painter.drawRects(rects[k:])
+        for did, color in ((selected, "selected"), (current, "current")):
+            if did in self._where:
+                painter.setBrush(QColor(self.theme[color]))
+                painter.drawRect(self._where[did])
 
 
 def edge_lines(segments) -> QPainterPath:

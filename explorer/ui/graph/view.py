@@ -9,8 +9,9 @@ expansion). `explorer.ui.graph.render` uses the same scene to render files witho
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator, Mapping
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
@@ -34,6 +35,7 @@ from explorer.ui.graph.items import (
     ModuleFrame,
     NodeCard,
     Overview,
+    accent_name,
     add_edge,
     edge_lines,
 )
@@ -47,6 +49,9 @@ READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that l
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
 CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
+LAZY_CARDS = 1000  # a canvas with more cards than this makes them (and adds its frames) only near the view
+CELL = 1024.0  # side of a cell of the grid that finds the cards and frames near the view (scene pixels)
+MAX_LIVE_CELLS = 96  # cells whose items stay in the scene; beyond, those far from the view are taken out
 SCENE_MARGIN = 60.0  # free scene pixels above and below the cards (the scene rectangle's margin; room for
 #                      the legend along the canvas's bottom edge)
 SCENE_MARGIN_X = 30.0  # ... and left and right of them (a narrow canvas draws the graph larger)
@@ -92,6 +97,30 @@ class LabelShelf:
         return start - left
 
 
+class CardMap(Mapping):
+    """Display id -> NodeCard for every card of the graph; a card object is made the first time it is asked
+    for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
+
+    def __init__(self, scene: GraphScene):
+        self._scene = scene
+
+    def __getitem__(self, did: str) -> NodeCard:
+        return self._scene.card(did)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scene.model.info)
+
+    def __len__(self) -> int:
+        return len(self._scene.model.info)
+
+    def __contains__(self, did) -> bool:
+        return did in self._scene.model.info
+
+    def made(self) -> dict[str, NodeCard]:
+        """The card objects made so far (display id -> card), none made by asking."""
+        return self._scene.made_cards
+
+
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
 
@@ -100,7 +129,17 @@ class GraphScene(QGraphicsScene):
         self.theme = theme or themes.get_theme()
         self.trace = None
         self.model = DisplayModel()
-        self.cards: dict[str, NodeCard] = {}
+        self.cards = CardMap(self)  # every card of the graph, made when first asked for
+        self.made_cards: dict[str, NodeCard] = {}  # the card objects made so far
+        self.lazy = False  # a view sets this: cards and frames go on the scene only near the view
+        self._lazy_now = False  # lazy, and the graph has more than LAZY_CARDS cards
+        self._card_cells: dict[tuple[int, int], list[str]] = {}  # grid cell -> display ids there
+        self._frame_cells: dict[tuple[int, int], list[ModuleFrame]] = {}  # grid cell -> frames over it
+        self._live_cells: set[tuple[int, int]] = set()  # cells whose cards and frames are on the scene
+        self._live_cards: set[str] = set()
+        self._live_frames: dict[int, ModuleFrame] = {}
+        self._extent = QRectF()  # the bounding rectangle of every card, edge and frame
+        self._current_dir: str | None = None  # "forward" | "backward" of the current node
         self.frames: list[ModuleFrame] = []
         self.expanded: set[str] = set()
         self.step = 0
@@ -173,7 +212,8 @@ class GraphScene(QGraphicsScene):
         """Show the state after the first `k` events: values, gradients, current node and flow.
 
         Only cards whose state changes between the old and the new step are touched (found by bisection
-        in the sorted step thresholds), so one step costs the same on 10 or 3,000 nodes.
+        in the sorted step thresholds), and of those only the card objects made so far (a card made later
+        takes its state from `card_state`), so one step costs the same on 10 or 10,000 nodes.
         """
         k = max(0, min(int(k), self.step_count))
         old = self.step
@@ -181,32 +221,51 @@ class GraphScene(QGraphicsScene):
         event = self.current_event()
         current = self.display_id(event[1]) if event else None
         if full:
-            touched = set(self.cards)
+            touched = set(self.made_cards)
         else:
             lo, hi = min(old, k), max(old, k)
             touched = {self._current, current} - {None}
             for keys, ids in (self._value_keys, self._grad_keys):
                 touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
-        changed = False
+        self._current, self._current_dir = current, event[0] if event else None
         for did in touched:
-            card = self.cards.get(did)
-            if card is None:
-                continue
-            grad_at = self.model.grad_at.get(did)
-            changed |= card.set_state(k >= self.model.value_at.get(did, 0),
-                                      grad_at is not None and k >= grad_at,
-                                      event[0] if did == current else None)
-        self._current = current
-        if changed and self._overview is not None:
-            self._overview.invalidate()
+            card = self.made_cards.get(did)
+            if card is not None:
+                card.set_state(*self.card_state(did))
+        if self._overview is not None and (touched or old != k):
+            self._overview.set_state(k, current, self.selected)
         self._set_flow(event)
+
+    def card_state(self, did: str) -> tuple[bool, bool, str | None]:
+        """(value shown, gradient shown, "forward"/"backward" when current) of a card at the current step."""
+        grad_at = self.model.grad_at.get(did)
+        return (self.step >= self.model.value_at.get(did, 0), grad_at is not None and self.step >= grad_at,
+                self._current_dir if did == self._current else None)
+
+    def card(self, did: str) -> NodeCard:
+        """The card of display id `did`, made (in the current step's state, not yet on a lazy canvas's
+        scene) the first time it is asked for; KeyError for an id the graph does not show."""
+        card = self.made_cards.get(did)
+        if card is None:
+            info = self.model.info[did]
+            card = NodeCard(info, self.theme)
+            card.show_value, card.show_grad, card.current = self.card_state(did)
+            card.selected = did == self.selected
+            card.setPos(*self.model.positions[did])
+            if self.overview_mode:
+                card.setVisible(False)
+            self.made_cards[did] = card
+            CARDS_MADE[0] += 1
+        return card
 
     def clear_current(self) -> None:
         """Drop the current-node halo and the flowing edges (for still pictures of a finished run)."""
-        if self._current in self.cards:
-            card = self.cards[self._current]
+        card = self.made_cards.get(self._current) if self._current else None
+        if card is not None:
             card.set_state(card.show_value, card.show_grad, None)
-        self._current = None
+        self._current, self._current_dir = None, None
+        if self._overview is not None:
+            self._overview.set_state(self.step, None, self.selected)
         self._set_flow(None)
 
     def set_overview(self, on: bool) -> None:
@@ -215,21 +274,64 @@ class GraphScene(QGraphicsScene):
             self.overview_mode = on and self._overview is not None
             return
         self.overview_mode = on
-        for item in self._detail:
+        # the cards, frames and edge bundles on the scene (near the view on a lazy canvas) hide; cards made
+        # but not on the scene too (cheap: no scene to tell), so every card object reports its visibility
+        for item in (*self._detail, *self._live_frames.values(), *self.made_cards.values()):
             item.setVisible(not on)
-        self._overview.setVisible(on)
+        for item in self._overview.items():
+            item.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
         """Outline the card of `node_id`; returns its display id."""
         did = self.display_id(node_id)
-        if self.selected in self.cards:
-            self.cards[self.selected].set_selected(False)
+        if self.selected in self.made_cards:
+            self.made_cards[self.selected].set_selected(False)
         self.selected = did
-        if did in self.cards:
-            self.cards[did].set_selected(True)
+        if did in self.made_cards:
+            self.made_cards[did].set_selected(True)
         if self._overview is not None:
-            self._overview.invalidate()
+            self._overview.set_state(self.step, self._current, did)
         return did
+
+    def show_region(self, rect: QRectF) -> None:
+        """Put on the scene the cards and frames of the grid cells near `rect` (a lazy canvas out of the
+        overview; otherwise every item is there already). Called before each paint of the view."""
+        if not self._lazy_now or self.overview_mode or rect.isEmpty():
+            return
+        margin = CELL / 4
+        xs = range(int((rect.left() - margin) // CELL), int((rect.right() + margin) // CELL) + 1)
+        ys = range(int((rect.top() - margin) // CELL), int((rect.bottom() + margin) // CELL) + 1)
+        want = {(cx, cy) for cx in xs for cy in ys}
+        new = want - self._live_cells
+        if not new:
+            return
+        for cell in new:
+            self._live_cells.add(cell)
+            for did in self._card_cells.get(cell, ()):
+                if did not in self._live_cards:
+                    card = self.card(did)
+                    card.setVisible(True)
+                    self.addItem(card)
+                    self._live_cards.add(did)
+            for frame in self._frame_cells.get(cell, ()):
+                if id(frame) not in self._live_frames:
+                    frame.setVisible(True)
+                    self.addItem(frame)
+                    self._live_frames[id(frame)] = frame
+        if len(self._live_cells) > MAX_LIVE_CELLS:
+            self._trim(want)
+
+    def live_items(self) -> tuple[int, int]:
+        """(cards, frames) on the scene now: all of them, or on a lazy canvas those near the view."""
+        if not self._lazy_now:
+            return len(self.made_cards), len(self.frames)
+        return len(self._live_cards), len(self._live_frames)
+
+    def itemsBoundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Qt's bounding rectangle of the items, and on a lazy canvas of the cards and frames not yet on
+        the scene too."""
+        rect = super().itemsBoundingRect()
+        return rect.united(self._extent) if self._lazy_now else rect
 
     def advance_flow(self, amount: float = 1.0) -> bool:
         """Move the dashes of the active edges; returns False when nothing is flowing."""
@@ -254,7 +356,8 @@ class GraphScene(QGraphicsScene):
             self.clear()
             self._overview = None
             self._detail = []
-            self.cards = {}
+            self._reset_lazy()
+            self.made_cards = {}
             self.model = DisplayModel()
             self.has_module_cards = False
             return
@@ -285,21 +388,24 @@ class GraphScene(QGraphicsScene):
 
         `reuse`: a card whose info is the very dict the new model shows (`build_display(reuse=...)`) stays
         and only moves; every other item is made anew (so an expanded module costs its own cards)."""
+        overview = self.overview_mode
         kept = self._clear_items(reuse)
-        self.cards = {}
         self.generation += 1
+        self._current, self._current_dir, self.step = None, None, 0  # step 0's state for the cards made
+        self.overview_mode = False
         pos = self.model.positions
-        for did, info in self.model.info.items():
-            card = kept.get(did)
-            if card is None:
-                card = NodeCard(info, self.theme)
-                card.show_value = card.show_grad = False  # step 0's state, set before its first paint
-                card.setPos(*pos[did])
-                self.addItem(card)
-                CARDS_MADE[0] += 1
-            else:
-                card.setPos(*pos[did])
-            self.cards[did] = card
+        self.made_cards = kept
+        for did, card in kept.items():
+            card.setPos(*pos[did])
+            card.setVisible(True)
+        self._lazy_now = self.lazy and len(self.model.info) > LAZY_CARDS
+        if self._lazy_now:  # cards are made as the view comes near them: a grid of their places
+            cells = self._card_cells
+            for did, (x, y) in pos.items():
+                cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
+        else:
+            for did in self.model.info:
+                self.addItem(self.card(did))
         # edges go into bundles by source column so the view can cull the ones off screen
         edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
         segments = []  # the overview's straight edges: port to port through the bends
@@ -338,35 +444,43 @@ class GraphScene(QGraphicsScene):
                               y1 - y0 + 2 * (half_h + pad))
                 frame = ModuleFrame(path, text, rect, self.theme, depth)
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                self.addItem(frame)
                 self.frames.append(frame)
-        rect = self._items_rect(bundles)
+                if not self._lazy_now:
+                    self.addItem(frame)
+                    continue
+                box = frame.boundingRect()
+                for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
+                    for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
+                        self._frame_cells.setdefault((cx, cy), []).append(frame)
+        rect = self._extent = self._items_rect(bundles)
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
-        self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
-        self._detail = [*self.cards.values(), *bundles, *self.frames]
-        self._overview.setVisible(False)
-        self.addItem(self._overview)
-        if self.overview_mode:
-            self.overview_mode = False
+        value_at, theme = self.model.value_at, self.theme
+        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
+                  for did, info in self.model.info.items()]
+        self._overview = Overview(blocks, theme, self.frames, edge_lines(segments))
+        self._detail = bundles
+        for item in self._overview.items():
+            item.setVisible(False)
+            self.addItem(item)
+        if overview:
             self.set_overview(True)
-        self._current = None
-        self.step = 0
         pairs = sorted((v, d) for d, v in self.model.value_at.items())
         self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
         pairs = sorted((v, d) for d, v in self.model.grad_at.items())
         self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
-        for card in self.cards.values():  # the state of step 0: nothing computed yet
+        for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
             self.selected = None
         elif self.selected:
-            self.cards[self.selected].set_selected(True)
+            self.card(self.selected).set_selected(True)
+        self._overview.set_state(0, None, self.selected)
 
     def _items_rect(self, bundles) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
         (Qt's would ask every card for its bounds)."""
         rect = QRectF()
-        if self.cards:
+        if self.model.positions:
             xs = [p[0] for p in self.model.positions.values()]
             ys = [p[1] for p in self.model.positions.values()]
             card = NodeCard.bounds()
@@ -377,18 +491,37 @@ class GraphScene(QGraphicsScene):
         return rect
 
     def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
-        """Empty the scene, all but the cards `_build_items` may keep (display id -> card)."""
-        old, self._flow, self._overview, self._detail, self.frames = self.cards, [], None, [], []
+        """Empty the scene; returns the cards `_build_items` may keep (display id -> card, taken off the
+        scene but not deleted)."""
+        old, self._flow, self._overview, self._detail, self.frames = self.made_cards, [], None, [], []
         info = self.model.info
         kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
-        if not kept:
-            self.clear()
-            return {}
-        keep = {id(card) for card in kept.values()}
-        for item in self.items():
-            if item.parentItem() is None and id(item) not in keep:
-                self.removeItem(item)
+        for card in kept.values():
+            if card.scene() is self:
+                self.removeItem(card)
+        self.clear()
+        self._reset_lazy()
         return kept
+
+    def _reset_lazy(self) -> None:
+        self._card_cells, self._frame_cells = {}, {}
+        self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
+
+    def _trim(self, keep: set[tuple[int, int]]) -> None:
+        """Take the cards and frames of the cells not in `keep` off the scene (their objects stay)."""
+        for cell in self._live_cells - keep:
+            for did in self._card_cells.get(cell, ()):
+                if did in self._live_cards:
+                    self.removeItem(self.made_cards[did])
+                    self._live_cards.discard(did)
+        self._live_cells &= keep
+        xs, ys = [c[0] for c in keep], [c[1] for c in keep]
+        near = QRectF(min(xs) * CELL, min(ys) * CELL, (max(xs) - min(xs) + 1) * CELL,
+                      (max(ys) - min(ys) + 1) * CELL)
+        for key, frame in list(self._live_frames.items()):
+            if not frame.boundingRect().intersects(near):
+                self.removeItem(frame)
+                del self._live_frames[key]
 
     def _set_flow(self, event: tuple[str, str] | None) -> None:
         for edge in self._flow:
@@ -427,6 +560,7 @@ class GraphView(QGraphicsView):
         super().__init__(parent)
         self.setObjectName("graphView")
         self._scene = GraphScene(self)
+        self._scene.lazy = True  # cards are made as the view comes near them
         self.setScene(self._scene)
         self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing |
                             QPainter.SmoothPixmapTransform)
@@ -821,6 +955,12 @@ class GraphView(QGraphicsView):
             return True
         return super().eventFilter(obj, event)
 
+    def viewportEvent(self, event) -> bool:  # noqa: N802
+        """Before each paint, a lazy canvas puts the cards and frames near the view on the scene."""
+        if event.type() == QEvent.Paint:
+            self._scene.show_region(self.mapToScene(self.viewport().rect()).boundingRect())
+        return super().viewportEvent(event)
+
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
         """Scrolling moves the minimap's view rectangle too."""
         super().scrollContentsBy(dx, dy)
@@ -928,9 +1068,9 @@ class Minimap(QWidget):
         k, rect = self._transform()
         groups: dict[str, list[QRectF]] = {}
         w, h = max(1.5, CARD_W * k), max(1.5, CARD_H * k)
-        for did, card in scene.cards.items():
+        for did, info in scene.model.info.items():  # from the model: no card object is made
             x, y = scene.model.positions[did]
-            color = t["selected"] if did == scene.selected else card.accent_name
+            color = t["selected"] if did == scene.selected else accent_name(info, t)
             groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
                                                        (y - CARD_H / 2 - rect.top()) * k, w, h))
         painter.setPen(Qt.NoPen)
