@@ -232,6 +232,22 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     return theme.get(kind, theme["op"])
 
 
+_PATHS: list[QPainterPath] = []
+
+
+def _card_paths() -> list[QPainterPath]:
+    """(inside of a card's rounded border, its header, its accent bar), in card coordinates, made once."""
+    if not _PATHS:
+        rect = QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H)
+        inner = QPainterPath()
+        inner.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        head, bar = QPainterPath(), QPainterPath()
+        head.addRect(QRectF(rect.left(), rect.top(), CARD_W, HEADER_H))
+        bar.addRect(QRectF(rect.left(), rect.top(), 5, CARD_H))
+        _PATHS.extend((inner, inner.intersected(head), inner.intersected(bar)))
+    return _PATHS
+
+
 class NodeCard(QGraphicsItem):
     """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
 
@@ -311,13 +327,11 @@ class NodeCard(QGraphicsItem):
         header = QRectF(rect.left(), rect.top(), CARD_W, HEADER_H)
         tint = QColor(accent)
         tint.setAlpha(60 if self.show_value else 30)
-        clip = QPainterPath()
-        clip.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
-        painter.save()
-        painter.setClipPath(clip)
-        painter.fillRect(header if lod >= NAME_LOD else rect, tint)
-        painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
-        painter.restore()
+        # the header's tint and the accent bar inside the rounded corners: paths made once for every card
+        # (a clip path set per card cost ~0.3 ms a card)
+        inner, head, bar = _card_paths()
+        painter.fillPath(head if lod >= NAME_LOD else inner, tint)
+        painter.fillPath(bar, accent)
         self.painted = []
         if lod < NAME_LOD:
             self._paint_name(painter, rect, lod)
@@ -583,8 +597,16 @@ class ModuleFrame(QGraphicsItem):
         color = QColor(self.theme["module"])
         fill = QColor(color)
         fill.setAlpha(22)
-        painter.setPen(QPen(color, 1.5))
+        # the translucent fill without antialiasing (a large frame's fill is most of its cost; its corners
+        # hardly show at this alpha), the outline with it
+        smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setPen(Qt.NoPen)
         painter.setBrush(fill)
+        painter.drawRoundedRect(self.rect, 12, 12)
+        painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
+        painter.setPen(QPen(color, 1.5))
+        painter.setBrush(Qt.NoBrush)
         painter.drawRoundedRect(self.rect, 12, 12)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)

@@ -51,7 +51,7 @@ MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to thi
 CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
 LAZY_CARDS = 1000  # a canvas with more cards than this makes them (and adds its frames) only near the view
 CELL = 1024.0  # side of a cell of the grid that finds the cards and frames near the view (scene pixels)
-MAX_LIVE_CELLS = 96  # cells whose items stay in the scene; beyond, those far from the view are taken out
+MAX_LIVE_CELLS = 48  # cells whose items stay in the scene; beyond, those far from the view are taken out
 SCENE_MARGIN = 60.0  # free scene pixels above and below the cards (the scene rectangle's margin; room for
 #                      the legend along the canvas's bottom edge)
 SCENE_MARGIN_X = 30.0  # ... and left and right of them (a narrow canvas draws the graph larger)
@@ -320,6 +320,17 @@ class GraphScene(QGraphicsScene):
                     self._live_frames[id(frame)] = frame
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
+
+    def drop_region(self) -> None:
+        """Take every card and frame of a lazy canvas off the scene (after a file was drawn from all of
+        them); the next paint of the view puts back those near it."""
+        if not self._lazy_now:
+            return
+        for did in self._live_cards:
+            self.removeItem(self.made_cards[did])
+        for frame in self._live_frames.values():
+            self.removeItem(frame)
+        self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
 
     def live_items(self) -> tuple[int, int]:
         """(cards, frames) on the scene now: all of them, or on a lazy canvas those near the view."""
