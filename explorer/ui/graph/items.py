@@ -460,16 +460,22 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
     return path
 
 
-def add_edge(path: QPainterPath, src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
-             dy_dst: float = 0.0, bends=None) -> None:
-    """Append `edge_path`'s curve and arrow head to `path` (many edges in one path: an `EdgeBundle`)."""
-    start, curves, head = edge_geometry(src, dst, dy_src, dy_dst, bends)
-    path.moveTo(*start)
-    for c1, c2, q in curves:
-        path.cubicTo(c1[0], c1[1], c2[0], c2[1], q[0], q[1])
-    path.moveTo(*head[0])
-    path.lineTo(*head[1])
-    path.lineTo(*head[2])
+def split_cubic(p0, c1, c2, p3, n: int) -> list[tuple]:
+    """A cubic Bézier cut into `n` pieces of equal parameter length, each (start, control 1, control 2, end):
+    the same curve (de Casteljau), drawn piece by piece so a view strokes only the pieces it shows."""
+    pieces = []
+    for k in range(n, 1, -1):
+        t = 1.0 / k
+        a = (p0[0] + (c1[0] - p0[0]) * t, p0[1] + (c1[1] - p0[1]) * t)
+        b = (c1[0] + (c2[0] - c1[0]) * t, c1[1] + (c2[1] - c1[1]) * t)
+        c = (c2[0] + (p3[0] - c2[0]) * t, c2[1] + (p3[1] - c2[1]) * t)
+        ab = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+        bc = (b[0] + (c[0] - b[0]) * t, b[1] + (c[1] - b[1]) * t)
+        mid = (ab[0] + (bc[0] - ab[0]) * t, ab[1] + (bc[1] - ab[1]) * t)
+        pieces.append((p0, a, ab, mid))
+        p0, c1, c2 = mid, bc, c
+    pieces.append((p0, c1, c2, p3))
+    return pieces
 
 
 def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,

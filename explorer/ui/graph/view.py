@@ -9,6 +9,7 @@ expansion). `explorer.ui.graph.render` uses the same scene to render files witho
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterator, Mapping
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
@@ -36,11 +37,12 @@ from explorer.ui.graph.items import (
     NodeCard,
     Overview,
     accent_name,
-    add_edge,
+    edge_geometry,
     edge_lines,
+    split_cubic,
 )
 
-EDGES_PER_BUNDLE = 40
+EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
@@ -133,11 +135,7 @@ class GraphScene(QGraphicsScene):
         self.made_cards: dict[str, NodeCard] = {}  # the card objects made so far
         self.lazy = False  # a view sets this: cards and frames go on the scene only near the view
         self._lazy_now = False  # lazy, and the graph has more than LAZY_CARDS cards
-        self._card_cells: dict[tuple[int, int], list[str]] = {}  # grid cell -> display ids there
-        self._frame_cells: dict[tuple[int, int], list[ModuleFrame]] = {}  # grid cell -> frames over it
-        self._live_cells: set[tuple[int, int]] = set()  # cells whose cards and frames are on the scene
-        self._live_cards: set[str] = set()
-        self._live_frames: dict[int, ModuleFrame] = {}
+        self._reset_lazy()  # the grid of cards, frames and edges, and what of it is on the scene
         self._extent = QRectF()  # the bounding rectangle of every card, edge and frame
         self._current_dir: str | None = None  # "forward" | "backward" of the current node
         self.frames: list[ModuleFrame] = []
@@ -146,9 +144,8 @@ class GraphScene(QGraphicsScene):
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
-        # cards, edge bundles and frames, hidden for the overview. They stay top-level items: children of a
+        # cards, edge bundles and frames are hidden for the overview. They stay top-level items: children of a
         # common parent would be visited on every paint (Qt culls only top-level items by its index)
-        self._detail: list = []
         self.has_module_cards = False  # the legend explains module cards only when there are some
         self.generation = 0  # counts item rebuilds (the minimap redraws its blocks when it changes)
         self.overview_mode = False
@@ -276,7 +273,8 @@ class GraphScene(QGraphicsScene):
         self.overview_mode = on
         # the cards, frames and edge bundles on the scene (near the view on a lazy canvas) hide; cards made
         # but not on the scene too (cheap: no scene to tell), so every card object reports its visibility
-        for item in (*self._detail, *self._live_frames.values(), *self.made_cards.values()):
+        bundles = [self._bundles.get(cell) for cell in self._live_cells]
+        for item in (*filter(None, bundles), *self._live_frames.values(), *self.made_cards.values()):
             item.setVisible(not on)
         for item in self._overview.items():
             item.setVisible(on)
@@ -306,18 +304,7 @@ class GraphScene(QGraphicsScene):
         if not new:
             return
         for cell in new:
-            self._live_cells.add(cell)
-            for did in self._card_cells.get(cell, ()):
-                if did not in self._live_cards:
-                    card = self.card(did)
-                    card.setVisible(True)
-                    self.addItem(card)
-                    self._live_cards.add(did)
-            for frame in self._frame_cells.get(cell, ()):
-                if id(frame) not in self._live_frames:
-                    frame.setVisible(True)
-                    self.addItem(frame)
-                    self._live_frames[id(frame)] = frame
+            self._show_cell(cell)
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
 
@@ -330,6 +317,9 @@ class GraphScene(QGraphicsScene):
             self.removeItem(self.made_cards[did])
         for frame in self._live_frames.values():
             self.removeItem(frame)
+        for cell in self._live_cells:
+            if self._bundles.get(cell) is not None:
+                self.removeItem(self._bundles[cell])
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
 
     def live_items(self) -> tuple[int, int]:
@@ -366,7 +356,6 @@ class GraphScene(QGraphicsScene):
             self._flow = []
             self.clear()
             self._overview = None
-            self._detail = []
             self._reset_lazy()
             self.made_cards = {}
             self.model = DisplayModel()
@@ -410,27 +399,34 @@ class GraphScene(QGraphicsScene):
             card.setPos(*pos[did])
             card.setVisible(True)
         self._lazy_now = self.lazy and len(self.model.info) > LAZY_CARDS
-        if self._lazy_now:  # cards are made as the view comes near them: a grid of their places
-            cells = self._card_cells
-            for did, (x, y) in pos.items():
-                cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
-        else:
-            for did in self.model.info:
-                self.addItem(self.card(did))
-        # edges go into bundles by source column so the view can cull the ones off screen
-        edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
+        # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
+        # scene those of the cells near its view (`show_region`), any other scene all of them at once
+        cells = self._card_cells
+        for did, (x, y) in pos.items():
+            cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
+        self._edges = list(self.model.edges)
         segments = []  # the overview's straight edges: port to port through the bends
-        bundles = []
-        for start in range(0, len(edges), EDGES_PER_BUNDLE):
-            path = QPainterPath()
-            for u, v in edges[start:start + EDGES_PER_BUNDLE]:
-                (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
-                bends = self.model.bends.get((u, v))
-                add_edge(path, (xu, yu), (xv, yv), dy_u, dy_v, bends)
-                segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
-            bundle = EdgeBundle(path, self.theme)
-            self.addItem(bundle)
-            bundles.append(bundle)
+        edge_cells, ranges = self._edge_cells, self._edge_range
+        left = top = float("inf")
+        right = bottom = float("-inf")
+        for u, v in self._edges:
+            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
+            bends = self.model.bends.get((u, v))
+            points = [(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)]
+            segments.append(points)
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            x0, x1 = min(*xs, xu - CARD_W / 2, xv - CARD_W / 2), max(*xs, xu + CARD_W / 2, xv + CARD_W / 2)
+            y0, y1 = min(ys), max(ys)
+            left, top, right, bottom = min(left, x0), min(top, y0), max(right, x1), max(bottom, y1)
+            # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
+            span = (int((x0 - 25) // CELL), int((x1 + 25) // CELL), int((y0 - 10) // CELL),
+                    int((y1 + 10) // CELL))
+            ranges.append(span)
+            for cx in range(span[0], span[1] + 1):
+                for cy in range(span[2], span[3] + 1):
+                    edge_cells.setdefault((cx, cy), []).append(len(ranges) - 1)
+        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16) if self._edges \
+            else QRectF()
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -456,20 +452,19 @@ class GraphScene(QGraphicsScene):
                 frame = ModuleFrame(path, text, rect, self.theme, depth)
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
                 self.frames.append(frame)
-                if not self._lazy_now:
-                    self.addItem(frame)
-                    continue
                 box = frame.boundingRect()
                 for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
                     for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
                         self._frame_cells.setdefault((cx, cy), []).append(frame)
-        rect = self._extent = self._items_rect(bundles)
+        if not self._lazy_now:
+            for cell in sorted({*self._card_cells, *self._frame_cells, *self._edge_cells}):
+                self._show_cell(cell)
+        rect = self._extent = self._items_rect()
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
         value_at, theme = self.model.value_at, self.theme
         blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
                   for did, info in self.model.info.items()]
         self._overview = Overview(blocks, theme, self.frames, edge_lines(segments))
-        self._detail = bundles
         for item in self._overview.items():
             item.setVisible(False)
             self.addItem(item)
@@ -487,9 +482,9 @@ class GraphScene(QGraphicsScene):
             self.card(self.selected).set_selected(True)
         self._overview.set_state(0, None, self.selected)
 
-    def _items_rect(self, bundles) -> QRectF:
+    def _items_rect(self) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
-        (Qt's would ask every card for its bounds)."""
+        (Qt's would ask every card for its bounds), the edges' from their points on a lazy canvas."""
         rect = QRectF()
         if self.model.positions:
             xs = [p[0] for p in self.model.positions.values()]
@@ -497,14 +492,19 @@ class GraphScene(QGraphicsScene):
             card = NodeCard.bounds()
             rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
                           max(ys) - min(ys) + card.height())
-        for item in (*bundles, *self.frames):
-            rect = rect.united(item.sceneBoundingRect())
+        for frame in self.frames:
+            rect = rect.united(frame.sceneBoundingRect())
+        if self._lazy_now:
+            return rect.united(self._edge_extent)
+        for bundle in self._bundles.values():
+            if bundle is not None:
+                rect = rect.united(bundle.sceneBoundingRect())
         return rect
 
     def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
         """Empty the scene; returns the cards `_build_items` may keep (display id -> card, taken off the
         scene but not deleted)."""
-        old, self._flow, self._overview, self._detail, self.frames = self.made_cards, [], None, [], []
+        old, self._flow, self._overview, self.frames = self.made_cards, [], None, []
         info = self.model.info
         kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
         for card in kept.values():
@@ -515,8 +515,77 @@ class GraphScene(QGraphicsScene):
         return kept
 
     def _reset_lazy(self) -> None:
-        self._card_cells, self._frame_cells = {}, {}
+        self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}
+        self._edges, self._edge_range, self._pieces = [], [], {}
+        self._bundles = {}
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
+
+    def _show_cell(self, cell: tuple[int, int]) -> None:
+        """Put the cards, frames and edge pieces of one grid cell on the scene."""
+        self._live_cells.add(cell)
+        for did in self._card_cells.get(cell, ()):
+            if did not in self._live_cards:
+                card = self.card(did)
+                card.setVisible(True)
+                self.addItem(card)
+                self._live_cards.add(did)
+        for frame in self._frame_cells.get(cell, ()):
+            if id(frame) not in self._live_frames:
+                frame.setVisible(True)
+                self.addItem(frame)
+                self._live_frames[id(frame)] = frame
+        bundle = self._bundles.get(cell, False)
+        if bundle is False:
+            bundle = self._bundles[cell] = self._make_bundle(cell)
+        if bundle is not None:
+            bundle.setVisible(True)
+            self.addItem(bundle)
+
+    def _make_bundle(self, cell: tuple[int, int]) -> EdgeBundle | None:
+        """One path item of the edge pieces that start in `cell` (None: none do)."""
+        path = QPainterPath()
+        last = None
+        for i in self._edge_cells.get(cell, ()):
+            for home, piece in self._edge_pieces(i):
+                if home != cell:
+                    continue
+                if len(piece) == 4:  # a cubic: carries on from the piece before when that ended here
+                    start, c1, c2, end = piece
+                    if start != last:
+                        path.moveTo(*start)
+                    path.cubicTo(c1[0], c1[1], c2[0], c2[1], end[0], end[1])
+                    last = end
+                else:  # the arrow head
+                    path.moveTo(*piece[0])
+                    path.lineTo(*piece[1])
+                    path.lineTo(*piece[2])
+                    last = None
+        return EdgeBundle(path, self.theme) if not path.isEmpty() else None
+
+    def _edge_pieces(self, i: int) -> list[tuple[tuple[int, int], tuple]]:
+        """Edge `i` as (home cell, piece): its curves (long ones cut into EDGE_PIECE-wide pieces), then its
+        arrow head; worked out once, when the first cell it covers comes into view."""
+        pieces = self._pieces.get(i)
+        if pieces is None:
+            u, v = self._edges[i]
+            pos = self.model.positions
+            start, curves, head = edge_geometry(pos[u], pos[v], *self.model.ports[(u, v)],
+                                                self.model.bends.get((u, v)))
+            cx0, cx1, cy0, cy1 = self._edge_range[i]
+
+            def home(point) -> tuple[int, int]:  # the cell a piece starts in, within the cells it is filed in
+                return (min(cx1, max(cx0, int(point[0] // CELL))), min(cy1, max(cy0, int(point[1] // CELL))))
+
+            pieces = []
+            p = start
+            for c1, c2, q in curves:
+                n = 1 if c2 == q else min(32, math.ceil(abs(q[0] - p[0]) / EDGE_PIECE))
+                for part in split_cubic(p, c1, c2, q, n) if n > 1 else [(p, c1, c2, q)]:
+                    pieces.append((home(part[0]), part))
+                p = q
+            pieces.append((home(head[1]), head))
+            self._pieces[i] = pieces
+        return pieces
 
     def _trim(self, keep: set[tuple[int, int]]) -> None:
         """Take the cards and frames of the cells not in `keep` off the scene (their objects stay)."""
@@ -525,6 +594,8 @@ class GraphScene(QGraphicsScene):
                 if did in self._live_cards:
                     self.removeItem(self.made_cards[did])
                     self._live_cards.discard(did)
+            if self._bundles.get(cell) is not None:
+                self.removeItem(self._bundles[cell])
         self._live_cells &= keep
         xs, ys = [c[0] for c in keep], [c[1] for c in keep]
         near = QRectF(min(xs) * CELL, min(ys) * CELL, (max(xs) - min(xs) + 1) * CELL,
