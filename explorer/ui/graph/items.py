@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from explorer.core.graph.display import CARD_H, CARD_W
@@ -232,6 +232,62 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     return theme.get(kind, theme["op"])
 
 
+_BACKS: dict[tuple, QPixmap] = {}
+
+
+def _paint_back(painter, border: QColor, width: float, fill: QColor, accent: QColor, alpha: int,
+                header_only: bool) -> None:
+    """A card's rounded box, border, tinted header (or whole card when `header_only` is False) and accent
+    bar, at the painter's transform (card coordinates, centred on 0, 0).
+
+    Every card of one look is the same picture at one zoom: it is drawn once into a pixmap of the screen's
+    pixels and copied for each card (drawing the rounded shapes per card cost ~0.1 ms each). A rotated or
+    sheared transform draws directly."""
+    t = painter.worldTransform()
+    if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.device() is None:
+        _draw_back(painter, border, width, fill, accent, alpha, header_only)
+        return
+    ratio = painter.device().devicePixelRatioF() or 1.0
+    sx, sy = t.m11(), t.m22()
+    key = (border.rgba(), width, fill.rgba(), accent.rgba(), alpha, header_only, round(sx, 5), round(sy, 5),
+           ratio)
+    pixmap = _BACKS.get(key)
+    pad = 2.0  # room for half the border's width
+    if pixmap is None:
+        w, h = math.ceil((CARD_W + 2 * pad) * sx * ratio) + 1, math.ceil((CARD_H + 2 * pad) * sy * ratio) + 1
+        pixmap = QPixmap(w, h)
+        pixmap.fill(Qt.transparent)
+        inner = QPainter(pixmap)
+        inner.setRenderHint(QPainter.Antialiasing)
+        inner.scale(sx * ratio, sy * ratio)
+        inner.translate(CARD_W / 2 + pad, CARD_H / 2 + pad)
+        _draw_back(inner, border, width, fill, accent, alpha, header_only)
+        inner.end()
+        pixmap.setDevicePixelRatio(ratio)
+        if len(_BACKS) > 400:  # a cache for the zoom levels in use, not a record of every zoom ever shown
+            _BACKS.clear()
+        _BACKS[key] = pixmap
+    corner = t.map(QPointF(-CARD_W / 2 - pad, -CARD_H / 2 - pad))
+    painter.save()
+    painter.resetTransform()
+    painter.drawPixmap(QPointF(round(corner.x() * ratio) / ratio, round(corner.y() * ratio) / ratio), pixmap)
+    painter.restore()
+
+
+def _draw_back(painter, border: QColor, width: float, fill: QColor, accent: QColor, alpha: int,
+               header_only: bool) -> None:
+    painter.setPen(QPen(border, width))
+    painter.setBrush(fill)
+    painter.drawRoundedRect(QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H), 8, 8)
+    tint = QColor(accent)
+    tint.setAlpha(alpha)
+    # the header's tint and the accent bar inside the rounded corners: paths made once for every card
+    # (a clip path set per card cost ~0.3 ms a card)
+    inner, head, bar = _card_paths()
+    painter.fillPath(head if header_only else inner, tint)
+    painter.fillPath(bar, accent)
+
+
 _PATHS: list[QPainterPath] = []
 
 
@@ -321,17 +377,8 @@ class NodeCard(QGraphicsItem):
             painter.setBrush(accent if self.show_value else QColor(t["card_border"]))
             painter.drawRect(rect)
             return
-        painter.setPen(QPen(border, width))
-        painter.setBrush(fill)
-        painter.drawRoundedRect(rect, 8, 8)
         header = QRectF(rect.left(), rect.top(), CARD_W, HEADER_H)
-        tint = QColor(accent)
-        tint.setAlpha(60 if self.show_value else 30)
-        # the header's tint and the accent bar inside the rounded corners: paths made once for every card
-        # (a clip path set per card cost ~0.3 ms a card)
-        inner, head, bar = _card_paths()
-        painter.fillPath(head if lod >= NAME_LOD else inner, tint)
-        painter.fillPath(bar, accent)
+        _paint_back(painter, border, width, fill, accent, 60 if self.show_value else 30, lod >= NAME_LOD)
         self.painted = []
         if lod < NAME_LOD:
             self._paint_name(painter, rect, lod)
@@ -569,6 +616,7 @@ class ModuleFrame(QGraphicsItem):
 
     LABEL_PT = 10.0
     MAX_LABEL_BOOST = 2.5
+    RADIUS = 12.0  # of the frame's corners
 
     def __init__(self, path: str, label: str, rect: QRectF, theme: dict[str, str], depth: int = 0):
         super().__init__()
@@ -603,17 +651,34 @@ class ModuleFrame(QGraphicsItem):
         color = QColor(self.theme["module"])
         fill = QColor(color)
         fill.setAlpha(22)
-        # the translucent fill without antialiasing (a large frame's fill is most of its cost; its corners
-        # hardly show at this alpha), the outline with it
+        # the translucent fill without antialiasing, as three rectangles and four quarter discs (a rounded
+        # path over a large frame costs several times as much; the corners hardly show at this alpha)
         smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
         painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         painter.setPen(Qt.NoPen)
         painter.setBrush(fill)
-        painter.drawRoundedRect(self.rect, 12, 12)
+        r = self.rect
+        k = min(self.RADIUS, r.width() / 2, r.height() / 2)
+        painter.drawRects([QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
+                           QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
+                           QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)])
+        d = 2 * k
+        for x, y, start in ((r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+                            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270)):
+            painter.drawPie(QRectF(x, y, d, d), start * 16, 90 * 16)
         painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
-        painter.setPen(QPen(color, 1.5))
+        # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
+        # hairline, clipped to the screen, many times faster than a scaled pen)
+        if 1.5 * lod < 1.0:
+            thin = QColor(color)
+            thin.setAlphaF(max(0.2, 1.5 * lod))
+            pen = QPen(thin, 1.0)
+            pen.setCosmetic(True)
+        else:
+            pen = QPen(color, 1.5)
+        painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        painter.drawRoundedRect(self.rect, 12, 12)
+        painter.drawRoundedRect(r, self.RADIUS, self.RADIUS)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
         painter.setFont(font)
