@@ -232,6 +232,36 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     return theme.get(kind, theme["op"])
 
 
+_SCREEN_FONTS: dict[tuple[int, float], QFont] = {}
+
+
+def draw_text(painter, rect: QRectF, align, text: str, font: QFont) -> None:
+    """`painter.drawText(rect, align, text)` in `font`, drawn in screen pixels: under a zoom the text is
+    laid out in the font scaled to its size on screen, with the painter's transform reset. Qt renders text
+    under a scaling transform from glyph outlines (~0.1 ms a line); unscaled, from its glyph cache."""
+    t = painter.worldTransform()
+    scale = t.m11()
+    if t.m12() or t.m21() or abs(scale - t.m22()) > 1e-9 or scale <= 0 or abs(scale - 1.0) < 1e-6:
+        painter.setFont(font)
+        painter.drawText(rect, align, text)
+        return
+    size = round(font.pointSizeF() * scale * 16) / 16
+    key = (id(font), size)
+    screen = _SCREEN_FONTS.get(key)
+    if screen is None:
+        if len(_SCREEN_FONTS) > 2_000:
+            _SCREEN_FONTS.clear()
+        screen = _SCREEN_FONTS[key] = QFont(font)
+        screen.setPointSizeF(max(0.5, size))
+    box = t.mapRect(rect)
+    painter.save()
+    painter.resetTransform()
+    painter.setFont(screen)
+    # the hinted letters on screen may be a pixel or two wider than the text measured in the scene: never cut
+    painter.drawText(box, align | Qt.TextDontClip, text)
+    painter.restore()
+
+
 _BACKS: dict[tuple, QPixmap] = {}
 
 
@@ -394,8 +424,7 @@ class NodeCard(QGraphicsItem):
         if boost <= 1.0 and sub and room > 20:  # the op's name beside the title, when there is room
             painter.setPen(QColor(t["muted"]))
             shown = subtitle_lines(sub, room)  # two short lines rather than "transpose · no g…"
-            painter.setFont(_SMALL_FONT)
-            painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, "\n".join(shown))
+            draw_text(painter, title_rect, Qt.AlignVCenter | Qt.AlignRight, "\n".join(shown), _SMALL_FONT)
             self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
         self._paint_body(painter, rect, lod)
 
@@ -403,8 +432,7 @@ class NodeCard(QGraphicsItem):
               align=Qt.AlignVCenter | Qt.AlignLeft) -> float:
         """Draw `text` fitted into `rect`; records it with its size on screen; returns its width."""
         chosen, shown = fit_text(text, font, boost, rect.width(), least)
-        painter.setFont(chosen)
-        painter.drawText(rect, align, shown)
+        draw_text(painter, rect, align, shown, chosen)
         self.painted.append((shown, chosen.pointSizeF() * lod))
         return _metrics(chosen).horizontalAdvance(shown)
 
@@ -456,8 +484,8 @@ class NodeCard(QGraphicsItem):
             painter.setPen(QColor(line_color(t, role)))
             if role == "facts" and boost <= 1.0:  # at full size the layout takes two lines, not "…"
                 shown = subtitle_lines(text, box.width())
-                painter.setFont(_SMALL_FONT)
-                painter.drawText(box.adjusted(0, -3, 0, 3), Qt.AlignVCenter | Qt.AlignLeft, "\n".join(shown))
+                draw_text(painter, box.adjusted(0, -3, 0, 3), Qt.AlignVCenter | Qt.AlignLeft,
+                          "\n".join(shown), _SMALL_FONT)
                 self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
                 continue
             self._draw(painter, box, text, line_font, boost, least, lod)
@@ -681,12 +709,11 @@ class ModuleFrame(QGraphicsItem):
         painter.drawRoundedRect(r, self.RADIUS, self.RADIUS)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
-        painter.setFont(font)
         painter.setPen(color)
         h = _metrics(font).height() + 2
         left = self.rect.left() + self.label_offset + 8
         box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
-        painter.drawText(box, Qt.AlignLeft | Qt.AlignBottom, self.label)
+        draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
 
 
 class Overview(QGraphicsItem):
@@ -701,8 +728,9 @@ class Overview(QGraphicsItem):
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
 
-    def __init__(self, blocks, theme: dict[str, str], frames=(), edges=None):
-        """`blocks`: (display id, accent colour, x, y, step its value is known at) per card."""
+    def __init__(self, blocks, theme: dict[str, str], frames=(), segments=()):
+        """`blocks`: (display id, accent colour, x, y, step its value is known at) per card; `segments`: the
+        point list of each edge."""
         super().__init__()
         self.theme = theme
         self.frames = list(frames)
@@ -719,12 +747,38 @@ class Overview(QGraphicsItem):
                                 max(ys) - min(ys) + CARD_H)
         for frame in self.frames:
             self._rect = self._rect.united(frame.rect)
-        self._edges = edges if edges is not None else QPainterPath()
+        # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
+        # zoomed in) draws those near it, not all
+        self._frame_rects = [f.rect for f in self.frames]
+        self._frame_cells: dict[tuple[int, int], list[int]] = {}
+        for i, r in enumerate(self._frame_rects):
+            for cell in overview_cells(r):
+                self._frame_cells.setdefault(cell, []).append(i)
+        self._edges: dict[tuple[int, int], QPainterPath] = {}
+        for points in segments:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            for cell in overview_cells(QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))):
+                path = self._edges.get(cell)
+                if path is None:
+                    path = self._edges[cell] = QPainterPath()
+                path.moveTo(*points[0])
+                for x, y in points[1:]:
+                    path.lineTo(x, y)
         self.blocks = OverviewBlocks(blocks, theme, self._rect)
 
     def items(self) -> list[QGraphicsItem]:
         """The two items to put on the scene: this one and its blocks."""
         return [self, self.blocks]
+
+    def fit_cache(self, scale: float, screen: QRectF) -> None:
+        """Cache the two items' pictures in screen pixels while the graph at `scale` is at most a few
+        screens (`screen`: the view's size) large; beyond, Qt's cache of so large an item costs several
+        times a fresh paint of the part in view, which the grid keeps cheap."""
+        big = self._rect.width() * scale * self._rect.height() * scale > 4 * screen.width() * screen.height()
+        mode = QGraphicsItem.NoCache if big else QGraphicsItem.DeviceCoordinateCache
+        for item in self.items():
+            if item.cacheMode() != mode:
+                item.setCacheMode(mode)
 
     def set_state(self, step: int, current: str | None, selected: str | None) -> None:
         """The player's step, its current card and the selected one: the blocks' colours."""
@@ -752,12 +806,20 @@ class Overview(QGraphicsItem):
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.setBrush(fill)
-            painter.drawRects([f.rect for f in self.frames])
+            near = overview_cells(option.exposedRect, self._rect)
+            if near is None:
+                painter.drawRects(self._frame_rects)
+            else:
+                shown = sorted({i for cell in near for i in self._frame_cells.get(cell, ())})
+                if shown:
+                    painter.drawRects([self._frame_rects[i] for i in shown])
         pen = QPen(QColor(self.theme["edge"]), 1.0)
         pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        painter.drawPath(self._edges)
+        near = overview_cells(option.exposedRect, self._rect)
+        for path in (self._edges.values() if near is None else filter(None, map(self._edges.get, near))):
+            painter.drawPath(path)
         boost = ModuleFrame.MAX_LABEL_BOOST
         if self.frames and ModuleFrame.LABEL_PT * boost * lod >= self.LABEL_MIN_PT:
             font = _boosted(_FRAME_FONT, boost)
@@ -788,16 +850,20 @@ class OverviewBlocks(QGraphicsItem):
         self._rect = QRectF(rect)
         self.setZValue(-1.4)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn per zoom and per player step
-        groups: dict[str, list[tuple[int, float, float]]] = {}
+        self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: blocks culled by cell
+        groups: dict[tuple[int, int], dict[str, list[tuple[int, float, float]]]] = {}
         self._where: dict[str, QRectF] = {}
         for did, accent, x, y, at in blocks:
-            groups.setdefault(accent, []).append((at, x, y))
+            cell = (int(x // OVERVIEW_CELL), int(y // OVERVIEW_CELL))
+            groups.setdefault(cell, {}).setdefault(accent, []).append((at, x, y))
             self._where[did] = QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
-        self._groups = []  # (accent, steps sorted, blocks in that order)
-        for accent, entries in groups.items():
-            entries.sort()
-            rects = [QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H) for _a, x, y in entries]
-            self._groups.append((accent, [e[0] for e in entries], rects))
+        # per grid cell: (accent, steps sorted, blocks in that order) per colour
+        self._cells: dict[tuple[int, int], list[tuple[str, list[int], list[QRectF]]]] = {}
+        for cell, by_accent in groups.items():
+            for accent, entries in by_accent.items():
+                entries.sort()
+                rects = [QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H) for _a, x, y in entries]
+                self._cells.setdefault(cell, []).append((accent, [e[0] for e in entries], rects))
         self.state: tuple[int, str | None, str | None] = (0, None, None)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
@@ -816,7 +882,9 @@ class OverviewBlocks(QGraphicsItem):
         painter.setPen(Qt.NoPen)
         step, current, selected = self.state
         pending = QColor(self.theme["card_border"])
-        for accent, steps, rects in self._groups:
+        near = overview_cells(option.exposedRect.adjusted(-CARD_W, -CARD_H, CARD_W, CARD_H), self._rect)
+        cells = self._cells.values() if near is None else filter(None, map(self._cells.get, near))
+        for accent, steps, rects in (group for groups in cells for group in groups):
             k = bisect.bisect_right(steps, step)
             if k:
                 painter.setBrush(QColor(accent))
@@ -830,11 +898,13 @@ class OverviewBlocks(QGraphicsItem):
                 painter.drawRect(self._where[did])
 
 
-def edge_lines(segments) -> QPainterPath:
-    """One path of straight segments through `segments` (point lists): the edges of the overview."""
-    path = QPainterPath()
-    for points in segments:
-        path.moveTo(QPointF(*points[0]))
-        for p in points[1:]:
-            path.lineTo(QPointF(*p))
-    return path
+OVERVIEW_CELL = 2048.0  # side of the grid cells the overview files its frames, edges and blocks in
+
+
+def overview_cells(rect: QRectF, whole: QRectF | None = None) -> list[tuple[int, int]] | None:
+    """The overview's grid cells under `rect`; None when `rect` holds all of `whole` (draw everything)."""
+    if whole is not None and rect.contains(whole):
+        return None
+    xs = range(int(rect.left() // OVERVIEW_CELL), int(rect.right() // OVERVIEW_CELL) + 1)
+    ys = range(int(rect.top() // OVERVIEW_CELL), int(rect.bottom() // OVERVIEW_CELL) + 1)
+    return [(cx, cy) for cx in xs for cy in ys]

@@ -38,7 +38,6 @@ from explorer.ui.graph.items import (
     Overview,
     accent_name,
     edge_geometry,
-    edge_lines,
     split_cubic,
 )
 
@@ -308,6 +307,11 @@ class GraphScene(QGraphicsScene):
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
 
+    def fit_overview_cache(self, scale: float, screen: QRectF) -> None:
+        """Let the overview cache its picture or not for a view at `scale` of size `screen`."""
+        if self._overview is not None:
+            self._overview.fit_cache(scale, screen)
+
     def drop_region(self) -> None:
         """Take every card and frame of a lazy canvas off the scene (after a file was drawn from all of
         them); the next paint of the view puts back those near it."""
@@ -464,7 +468,7 @@ class GraphScene(QGraphicsScene):
         value_at, theme = self.model.value_at, self.theme
         blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
                   for did, info in self.model.info.items()]
-        self._overview = Overview(blocks, theme, self.frames, edge_lines(segments))
+        self._overview = Overview(blocks, theme, self.frames, segments)
         for item in self._overview.items():
             item.setVisible(False)
             self.addItem(item)
@@ -1041,6 +1045,8 @@ class GraphView(QGraphicsView):
         """Before each paint, a lazy canvas puts the cards and frames near the view on the scene."""
         if event.type() == QEvent.Paint:
             self._scene.show_region(self.mapToScene(self.viewport().rect()).boundingRect())
+            if self._scene.overview_mode:
+                self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
         return super().viewportEvent(event)
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
