@@ -232,6 +232,18 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     return theme.get(kind, theme["op"])
 
 
+_COLORS: dict[tuple[str, int], QColor] = {}
+
+
+def _color(name: str, alpha: int = 255) -> QColor:
+    """The colour `name` at `alpha`, one object per pair (paint asks for them for every item)."""
+    color = _COLORS.get((name, alpha))
+    if color is None:
+        color = _COLORS[(name, alpha)] = QColor(name)
+        color.setAlpha(alpha)
+    return color
+
+
 _SCREEN_FONTS: dict[tuple[int, float], QFont] = {}
 
 
@@ -654,6 +666,7 @@ class ModuleFrame(QGraphicsItem):
         self.theme = theme
         self.label_offset = 0.0
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
+        self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
@@ -676,37 +689,37 @@ class ModuleFrame(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Tinted rounded frame and its label above the top-left corner."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        color = QColor(self.theme["module"])
-        fill = QColor(color)
-        fill.setAlpha(22)
-        # the translucent fill without antialiasing, as three rectangles and four quarter discs (a rounded
-        # path over a large frame costs several times as much; the corners hardly show at this alpha)
+        color = _color(self.theme["module"])
+        if self._fill is None:  # three rectangles and four quarter discs: the frame's inside, made once
+            r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
+            d = 2 * k
+            self._fill = ([QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
+                           QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
+                           QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)],
+                          [(QRectF(x, y, d, d), start * 16) for x, y, start in (
+                              (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+                              (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))])
+        # the translucent fill without antialiasing, as rectangles and quarter discs (a rounded path over a
+        # large frame costs several times as much; the corners hardly show at this alpha)
         smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
         painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         painter.setPen(Qt.NoPen)
-        painter.setBrush(fill)
-        r = self.rect
-        k = min(self.RADIUS, r.width() / 2, r.height() / 2)
-        painter.drawRects([QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
-                           QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
-                           QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)])
-        d = 2 * k
-        for x, y, start in ((r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
-                            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270)):
-            painter.drawPie(QRectF(x, y, d, d), start * 16, 90 * 16)
+        painter.setBrush(_color(self.theme["module"], 22))
+        rects, pies = self._fill
+        painter.drawRects(rects)
+        for box, start in pies:
+            painter.drawPie(box, start, 90 * 16)
         painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
         # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
         # hairline, clipped to the screen, many times faster than a scaled pen)
         if 1.5 * lod < 1.0:
-            thin = QColor(color)
-            thin.setAlphaF(max(0.2, 1.5 * lod))
-            pen = QPen(thin, 1.0)
+            pen = QPen(_color(self.theme["module"], round(255 * max(0.2, 1.5 * lod))), 1.0)
             pen.setCosmetic(True)
         else:
             pen = QPen(color, 1.5)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        painter.drawRoundedRect(r, self.RADIUS, self.RADIUS)
+        painter.drawRoundedRect(self.rect, self.RADIUS, self.RADIUS)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
         painter.setPen(color)
