@@ -911,7 +911,7 @@ class OverviewBlocks(QGraphicsItem):
                 painter.drawRect(self._where[did])
 
 
-OVERVIEW_CELL = 2048.0  # side of the grid cells the overview files its frames, edges and blocks in
+OVERVIEW_CELL = 8192.0  # side of the grid cells the overview files its frames, edges and blocks in
 
 
 def overview_cells(rect: QRectF, whole: QRectF | None = None) -> list[tuple[int, int]] | None:
