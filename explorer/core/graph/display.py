@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from explorer.core.autograd.timeline import Timeline
-from explorer.core.graph.layout import collapse, layered_layout
+from explorer.core.graph.layout import collapse, composed_layout, layered_layout
 from explorer.core.speed import no_gc
 
 CARD_W = 156.0
@@ -26,6 +26,8 @@ SHORT_WRAP_GAIN = 1.3      # ... by showing it at least this much larger (at mos
 TURN_W = 55.0  # how far an edge turning back to the next row reaches beside the cards, each side
 SHORT_WRAP_NEAR = 0.8      # ... in the fewest rows that show it at least this fraction of its largest
 FRAME_PAD = 10.0  # room between an expanded module's frame and its members' cards
+COMPOSE_MIN_NODES = 300  # graphs of at least this many cards are laid out one top-level module at a time
+_CONTAINERS = ("ModuleList", "Sequential", "ModuleDict")  # expanded, their children are the top level
 
 _KIND_HELP = {
     "leaf": "an input: a leaf tensor that no operation produced; it needs no gradient",
@@ -190,7 +192,9 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
         model.value_at[did] = max(f) if f else 0
         if b:
             model.grad_at[did] = max(b)
-    model.flat = _positions(graph, model)
+    segments = segment_of(graph, getattr(trace, "modules", {}) or {}, set(expanded)) \
+        if has_modules and len(model.info) >= COMPOSE_MIN_NODES else None
+    model.flat = _positions(graph, model, segments)
     model.frames = _frames(trace, model, set(expanded)) if has_modules else []
     set_bands(model, best_bands(model.flat[0], aspect) if aspect else 1)
     return model
@@ -228,11 +232,28 @@ def _module_info(did: str, attrs: dict, trace, grad_ids: set[str],
     }
 
 
-def _positions(graph, model: DisplayModel):
-    """Layered left-to-right card centres and long-edge bend points in scene pixels.
+def segment_of(graph, classes: dict[str, str], expanded: set[str]) -> dict[str, str]:
+    """The top-level module each card of a collapsed graph belongs to (its first path part; the child of
+    an expanded list of modules, such as "blocks.3", for cards inside one): the segments that
+    `composed_layout` lays out one at a time. Cards outside any module are absent (each its own)."""
+    out = {}
+    for did, attrs in graph.nodes(data=True):
+        path = attrs.get("path") if attrs.get("kind") == "module" else attrs.get("module")
+        if not path:
+            continue
+        parts = path.split(".")
+        k = 1
+        while k < len(parts) and classes.get(".".join(parts[:k])) in _CONTAINERS \
+                and ".".join(parts[:k]) in expanded:
+            k += 1
+        out[did] = ".".join(parts[:k])
+    return out
 
-    """
-    lay = layered_layout(graph, direction="LR")
+
+def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = None):
+    """Layered left-to-right card centres and long-edge bend points in scene pixels; with `segments`
+    (card -> top-level module), laid out one segment at a time (`composed_layout`)."""
+    lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
     raw = dict(lay.positions)
     bends_raw = dict(lay.edge_points or {})
     raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
