@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-__all__ = ["LAYOUT_WORK", "Layout", "collapse", "composed_layout", "count_crossings", "layered_layout"]
+__all__ = ["LAYOUT_WORK", "Layout", "clear_piece_cache", "collapse", "composed_layout", "count_crossings",
+           "layered_layout"]
 
 NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
 DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
@@ -601,6 +602,11 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
 
 
 _PIECES: dict[tuple, _Piece] = {}  # shape of a segment -> its piece (insertion order: oldest first)
+
+
+def clear_piece_cache() -> None:
+    """Forget every laid-out piece (`composed_layout` then lays each shape out anew; same result)."""
+    _PIECES.clear()
 
 
 def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24) -> Layout:
