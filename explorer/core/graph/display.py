@@ -237,16 +237,20 @@ def segment_of(graph, classes: dict[str, str], expanded: set[str]) -> dict[str, 
     an expanded list of modules, such as "blocks.3", for cards inside one): the segments that
     `composed_layout` lays out one at a time. Cards outside any module are absent (each its own)."""
     out = {}
+    tops: dict[str, str] = {}  # a module path -> its segment (shared by many cards)
     for did, attrs in graph.nodes(data=True):
         path = attrs.get("path") if attrs.get("kind") == "module" else attrs.get("module")
         if not path:
             continue
-        parts = path.split(".")
-        k = 1
-        while k < len(parts) and classes.get(".".join(parts[:k])) in _CONTAINERS \
-                and ".".join(parts[:k]) in expanded:
-            k += 1
-        out[did] = ".".join(parts[:k])
+        top = tops.get(path)
+        if top is None:
+            parts = path.split(".")
+            k = 1
+            while k < len(parts) and classes.get(".".join(parts[:k])) in _CONTAINERS \
+                    and ".".join(parts[:k]) in expanded:
+                k += 1
+            top = tops[path] = ".".join(parts[:k])
+        out[did] = top
     return out
 
 
@@ -448,19 +452,26 @@ def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, s
     classes = getattr(trace, "modules", {}) or {}
     members: dict[str, list[str]] = {path: [] for path in expanded}
     rollups = [p for p in expanded if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to blocks.3
+    within: dict[str, list[str]] = {}  # a module path -> the expanded modules around it (shared by many)
     for did, info in model.info.items():
-        node = trace.nodes.get(did)
-        where = info.get("path") if info["kind"] == "module" else getattr(node, "module", None)
+        if info["kind"] == "module":
+            where = info.get("path")
+        else:
+            node = trace.nodes.get(did)
+            where = getattr(node, "module", None)
         if not where:
             continue
-        prefix = ""
-        for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
-            prefix = f"{prefix}.{part}" if prefix else part
-            if prefix in members:
-                members[prefix].append(did)
-        for path in rollups:
-            if _in_module(where, path) and not where.startswith(path):
-                members[path].append(did)
+        around = within.get(where)
+        if around is None:
+            around = within[where] = []
+            prefix = ""
+            for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
+                prefix = f"{prefix}.{part}" if prefix else part
+                if prefix in members:
+                    around.append(prefix)
+            around += [path for path in rollups if _in_module(where, path) and not where.startswith(path)]
+        for path in around:
+            members[path].append(did)
     frames = []
     for path in sorted(expanded, key=lambda p: (p.count("."), p)):
         if len(members[path]) > 1:  # a frame around one card would say no more than the card
@@ -479,6 +490,8 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
         ins.setdefault(v, []).append(u)
 
     def spread(ends: list[str]) -> dict[str, float]:
+        if len(ends) == 1:  # most cards: one edge in the middle of the side
+            return {ends[0]: 0.0}
         ends = sorted(ends, key=lambda n: pos[n][1])
         step = min(12.0, (CARD_H - 30) / max(1, len(ends) - 1))
         return {n: (i - (len(ends) - 1) / 2) * step for i, n in enumerate(ends)}

@@ -1020,8 +1020,12 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     classes = dict(getattr(trace_or_graph, "modules", None) or graph.graph.get("modules", {}))
     group_of: dict = {}
     members: dict[str, list] = {}
+    paths: dict = {}  # module path -> its group (many nodes share a module)
     for nid, attrs in graph.nodes(data=True):
-        path = _group_path(attrs.get("module"), expanded)
+        module = attrs.get("module")
+        path = paths.get(module, "")
+        if path == "":
+            path = paths[module] = _group_path(module, expanded)
         if path is not None:
             group_of[nid] = path
             members.setdefault(path, []).append(nid)
@@ -1031,22 +1035,31 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
 
     out = nx.DiGraph()
     out.graph.update(graph.graph)
+    node_list = []
+    added: set[str] = set()
     for nid, attrs in graph.nodes(data=True):
         path = group_of.get(nid)
         if path is None:
-            out.add_node(nid, **attrs)
-        elif ("module:" + path) not in out:
-            out.add_node("module:" + path, kind="module", label=labels[path], name=path, module=path,
-                         path=path, members=list(members[path]))
+            node_list.append((nid, attrs))
+        elif path not in added:
+            added.add(path)
+            node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
+                                                 "module": path, "path": path,
+                                                 "members": list(members[path])}))
+    out.add_nodes_from(node_list)
+    card = {nid: "module:" + path for nid, path in group_of.items()}
+    edge_attrs: dict[tuple, dict] = {}
     for u, v, attrs in graph.edges(data=True):
-        a = "module:" + group_of[u] if u in group_of else u
-        b = "module:" + group_of[v] if v in group_of else v
+        a = card.get(u, u)
+        b = card.get(v, v)
         if a == b:
             continue
-        if out.has_edge(a, b):
-            out.edges[a, b]["count"] += 1
+        seen = edge_attrs.get((a, b))
+        if seen is not None:
+            seen["count"] += 1
         else:
-            out.add_edge(a, b, arg=attrs.get("arg", 0), count=1)
+            edge_attrs[(a, b)] = {"arg": attrs.get("arg", 0), "count": 1}
+    out.add_edges_from((a, b, d) for (a, b), d in edge_attrs.items())
     return out
 
 
