@@ -284,8 +284,10 @@ def _extent(positions, bands: int) -> tuple[float, float]:
 
 def _shape(positions) -> tuple[int, float]:
     """(number of layers, vertical span of the card centres)."""
-    ys = [y for _x, y in positions.values()]
-    return len({round(x, 3) for x, _y in positions.values()}), (max(ys) - min(ys)) if ys else 0.0
+    if not positions:
+        return 0, 0.0
+    xs, ys = zip(*positions.values(), strict=True)
+    return len({round(x, 3) for x in set(xs)}), max(ys) - min(ys)
 
 
 def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, float]:
@@ -297,15 +299,22 @@ def _band_spans(positions, bands: int, bends=None) -> tuple[float, list[tuple[fl
     """(layer pitch, the lowest and highest card centre or bend of each of `bands` rows) of the layers
     wrapped."""
     sx = CARD_W + GAP_X
-    per_band = -(-len({round(x, 3) for x, _y in positions.values()}) // bands)
+    per_band = -(-_shape(positions)[0] // bands)
     lo = [float("inf")] * bands
     hi = [float("-inf")] * bands
     points = list(positions.values())
     for path in (bends or {}).values():
         points.extend(path)
+    by_x: dict[float, list[float]] = {}  # the points of each layer (few layers, many points)
     for x, y in points:
+        ys = by_x.get(x)
+        if ys is None:
+            by_x[x] = [y]
+        else:
+            ys.append(y)
+    for x, ys in by_x.items():
         band = min(bands - 1, round(x / sx) // per_band)
-        lo[band], hi[band] = min(lo[band], y), max(hi[band], y)
+        lo[band], hi[band] = min(lo[band], *ys), max(hi[band], *ys)
     return sx, [(a, b) if a <= b else (0.0, 0.0) for a, b in zip(lo, hi, strict=True)]
 
 
@@ -396,13 +405,22 @@ def _wrap(positions, bends, edges, bands: int):
     sx, spans = _band_spans(positions, bands, bends)
     bases = _row_bases(spans)
 
+    where: dict[float, tuple[float, float, float, int]] = {}  # x -> (wrapped x, top, base, band)
+
+    def column(x: float) -> tuple[float, float, float, int]:
+        got = where.get(x)
+        if got is None:  # once per layer
+            layer = round(x / sx)
+            band = min(bands - 1, layer // per_band)
+            got = where[x] = ((layer - band * per_band) * sx, spans[band][0], bases[band], band)
+        return got
+
     def place(x: float, y: float) -> tuple[float, float]:
-        layer = round(x / sx)
-        band = min(bands - 1, layer // per_band)
-        return (layer - band * per_band) * sx, y - spans[band][0] + bases[band]
+        new_x, top, base, _band = column(x)
+        return new_x, y - top + base
 
     def band_of(x: float) -> int:
-        return min(bands - 1, round(x / sx) // per_band)
+        return column(x)[3]
 
     new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
     new_bends = {}
