@@ -187,6 +187,12 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
     value_step, grad_step = timeline.value_at, timeline.grad_at
     for did, info in model.info.items():
+        if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
+            m = info["members"][0]
+            model.value_at[did] = value_step.get(m, 0)
+            if m in grad_step:
+                model.grad_at[did] = grad_step[m]
+            continue
         f = [value_step[m] for m in info["members"] if m in value_step]
         b = [grad_step[m] for m in info["members"] if m in grad_step]
         model.value_at[did] = max(f) if f else 0
@@ -264,12 +270,24 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     for did in model.info:  # any node the layout skipped goes to the far left, not off the map
         raw.setdefault(did, (0.0, float(len(raw))))
     # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart
-    columns: dict[float, list[float]] = {}
+    by_x: dict[float, list[float]] = {}
     for x, y in raw.values():
-        columns.setdefault(round(x, 6), []).append(y)
-    gaps = [b - a for ys in columns.values()
-            for a, b in zip(sorted(ys), sorted(ys)[1:], strict=False) if b - a > 1e-9]
-    unit_y = min(gaps) if gaps else 1.0
+        ys = by_x.get(x)
+        if ys is None:
+            by_x[x] = [y]
+        else:
+            ys.append(y)
+    columns: dict[float, list[float]] = {}
+    for x, ys in by_x.items():
+        columns.setdefault(round(x, 6), []).extend(ys)
+    unit_y = float("inf")
+    for ys in columns.values():
+        ys.sort()
+        for a, b in zip(ys, ys[1:]):  # noqa: B905 -- one shorter on purpose
+            if 1e-9 < b - a < unit_y:
+                unit_y = b - a
+    if unit_y == float("inf"):
+        unit_y = 1.0
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
     positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
     bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
@@ -400,8 +418,7 @@ def _wrap(positions, bends, edges, bands: int):
     An edge that runs from the end of one row to the start of the next turns back through the gap
     under the row: right, down, left along the gap, down, right into its target.
     """
-    xs = sorted({round(x, 3) for x, _y in positions.values()})
-    per_band = -(-len(xs) // bands)
+    per_band = -(-_shape(positions)[0] // bands)
     sx, spans = _band_spans(positions, bands, bends)
     bases = _row_bases(spans)
 
@@ -422,11 +439,15 @@ def _wrap(positions, bends, edges, bands: int):
     def band_of(x: float) -> int:
         return column(x)[3]
 
-    new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
+    new_pos = {}
+    band = {}
+    for k, (x, y) in positions.items():
+        new_x, top, base, band[k] = column(x)
+        new_pos[k] = (new_x, y - top + base)
     new_bends = {}
     for u, v in edges:
         inner = bends.get((u, v), ())
-        if not inner and band_of(positions[u][0]) == band_of(positions[v][0]):
+        if not inner and band[u] == band[v]:
             continue  # a short edge within one row: no bend before or after wrapping
         raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
