@@ -27,6 +27,7 @@ import os
 import random
 import re
 import tempfile
+import threading
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -602,11 +603,13 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
 
 
 _PIECES: dict[tuple, _Piece] = {}  # shape of a segment -> its piece (insertion order: oldest first)
+_PIECES_LOCK = threading.Lock()
 
 
 def clear_piece_cache() -> None:
     """Forget every laid-out piece (`composed_layout` then lays each shape out anew; same result)."""
-    _PIECES.clear()
+    with _PIECES_LOCK:
+        _PIECES.clear()
 
 
 def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24) -> Layout:
@@ -670,12 +673,14 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                frozenset(local[i] for i in members[s] if is_output[i]),
                tuple(tuple(ts) for ts in in_ports[s].values()), tuple(local[u] for u in out_ports[s]),
                max_sweeps)
-        piece = _PIECES.pop(key, None)
+        with _PIECES_LOCK:
+            piece = _PIECES.pop(key, None)
         if piece is None:
             piece = _piece(len(members[s]), inner_edges[s], key[2], list(key[3]), list(key[4]), max_sweeps)
-            if len(_PIECES) >= PIECE_CACHE_SIZE:
+        with _PIECES_LOCK:  # layouts run on worker threads: one at a time in the cache
+            while len(_PIECES) >= PIECE_CACHE_SIZE:
                 del _PIECES[next(iter(_PIECES))]
-        _PIECES[key] = piece
+            _PIECES[key] = piece
         pieces.append(piece)
     # along the flow: as soon as the inputs allow, then segments that feed at least as many as read them
     # move up to their readers (as `_assign_layers` does with nodes)
