@@ -18,6 +18,11 @@ graphs its time explodes (60 s at 3,000 nodes); it stays available as ``method="
 5. place nodes across the flow: the main path (back from the output through the longest history) runs
    straight; every other node moves towards the median of its neighbours while each layer keeps its
    order and spacing, by weighted isotonic regression (pool adjacent violators).
+
+Big graphs (the display model's, from 300 cards) are laid out by ``composed_layout``: one piece per
+top-level module, each the steps above on its own nodes, cached by its shape, and the pieces placed along
+the flow by shifting them whole, so identical blocks cost one layout and expanding one module lays out
+only its own piece.
 """
 
 from __future__ import annotations
