@@ -250,6 +250,7 @@ class _Sugiyama:
         self.groups = groups
         self.reversed: set[tuple[int, int]] = set()
         self.outputs: set[int] = set()
+        self.preferred: set[int] = set()  # where the main path goes when inputs tie (a piece's in-ports)
 
     def run(self, max_sweeps: int):
         dag = self._acyclic_edges()
@@ -512,7 +513,7 @@ class _Sugiyama:
         prev: dict[int, int] = {}
         nxt: dict[int, int] = {}
         while self.up[v]:
-            u = max(self.up[v], key=lambda w: (history[w], w < self.n, -w))
+            u = max(self.up[v], key=lambda w: (history[w], w in self.preferred, w < self.n, -w))
             prev[v], nxt[u] = u, v
             v = u
         return prev, nxt
@@ -560,6 +561,7 @@ class _Piece:
     spine_out: int | None  # the out-port it leaves by
     extent: list[tuple[float, float]]  # per interior layer: the lowest and highest y of a node or bend
     crossings: int
+    lead: int = 0  # 1: the in-ports share the first layer (where the nodes they stand for sit)
 
 
 def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets: list[tuple[int, ...]],
@@ -569,14 +571,20 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
     a, b = len(in_targets), len(out_sources)
     total = n + a + b
     LAYOUT_WORK[0] += total
-    all_edges = list(edges) + [(n + i, v) for i, ts in enumerate(in_targets) for v in ts] + \
+    # the edges coming in first: they start each layer's order, on top, where the main path runs
+    all_edges = [(n + i, v) for i, ts in enumerate(in_targets) for v in ts] + list(edges) + \
         [(u, n + a + j) for j, u in enumerate(out_sources)]
     sg = _Sugiyama(total, all_edges, [None] * total)
     sg.outputs = set(outputs)
+    sg.preferred = set(range(n, n + a))  # the main path enters by a port, not by a parameter
     dag = sg._acyclic_edges()
     layer = _assign_layers(n, [(u, v) for u, v in dag if u < n and v < n]) if n else []
     width = max(layer) + 1 if layer else 0
-    sg.layer = [lay + 1 for lay in layer] + [0] * a + [width + 1] * b
+    # the in-ports stand for the nodes the segment reads, which sit in the layer before; when nothing in
+    # the first layer reads them (a block's first layer holds its parameters), that layer is shared with
+    # them, as one layout of the whole graph would share it
+    lead = 1 if a and all(layer[v] > 0 for ts in in_targets for v in ts) else 0
+    sg.layer = [lay + 1 for lay in layer] + [lead] * a + [width + 1] * b
     sg._add_dummies(dag)
     sg._order(max_sweeps)
     sg._place()
@@ -599,12 +607,12 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
     prev, nxt = sg.spine
     extent = [(float("inf"), float("-inf"))] * width
     for i, lay in enumerate(sg.layers_order[1:width + 1]):
-        if lay:
-            ys = [y[v] for v in lay]
+        ys = [y[v] for v in lay if not n <= v < n + a]  # the in-ports sharing the first layer: not drawn
+        if ys:
             extent[i] = (min(ys), max(ys))
     return _Piece(width, layer, y[:n], inner, ins, y[n:n + a], outs, y[n + a:n + a + b],
                   next((i for i in range(a) if n + i in nxt), None),
-                  next((j for j in range(b) if n + a + j in prev), None), extent, sg.crossings)
+                  next((j for j in range(b) if n + a + j in prev), None), extent, sg.crossings, lead)
 
 
 _PIECES: dict[tuple, _Piece] = {}  # shape of a segment -> its piece (insertion order: oldest first)
@@ -692,10 +700,10 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     start = [0] * k
     for t in topo:
         if pred[t]:
-            start[t] = max(start[s] + pieces[s].width for s in pred[t])
+            start[t] = max(start[s] + pieces[s].width for s in pred[t]) - pieces[t].lead
     for s in reversed(topo):
         if succ[s] and sum(1 for p in pred[s] if pred[p]) <= len(succ[s]):
-            start[s] = min(start[t] for t in succ[s]) - pieces[s].width
+            start[s] = min(start[t] + pieces[t].lead for t in succ[s]) - pieces[s].width
     low = min(start)
     start = [x - low for x in start]
     # across the flow: each segment lines its main path up with the segment it reads it from (sources:
@@ -708,6 +716,11 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
             readers[u].append(sid[v])
     placed: dict[int, list[tuple[float, float]]] = {}  # global layer -> (top, bottom) of placed segments
 
+    def exit_y(s: int, u: int) -> float:
+        """Where the edges of u leave segment s (local y): its last bend in s, else u itself."""
+        path = pieces[s].outs[out_ports[s][u]]
+        return path[-1][1] if path else pieces[s].y[local[u]]
+
     def anchor(t: int) -> float:
         piece, ports = pieces[t], list(in_ports[t])
         if ports:  # the port of the main path, else the first whose segment is placed
@@ -716,12 +729,12 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                 u = ports[i]
                 s = sid[u]
                 if s in done:
-                    return offset[s] + pieces[s].out_y[out_ports[s][u]] - piece.in_y[i]
-        for u, j in out_ports[t].items():  # a source: line up with the first reader placed
+                    return offset[s] + exit_y(s, u) - piece.in_y[i]
+        for u in out_ports[t]:  # a source: line up with the first reader placed
             for r in readers[u]:
                 if r in done:
                     i = in_index[r][u]
-                    return offset[r] + pieces[r].in_y[i] - piece.out_y[j]
+                    return offset[r] + pieces[r].in_y[i] - exit_y(t, u)
         return 0.0
 
     def place(t: int) -> None:
