@@ -632,8 +632,11 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     Each segment gets its own run of layers right after the segments it reads from (a segment that only
     feeds later ones moves up next to them, as a parameter does), and is shifted across the flow so the
     main path enters it straight; segments that share layers are stacked without overlapping. Edges that
-    cross a border run through the segments' own layers (each piece is laid out with an in-port before
-    its first layer and an out-port after its last). Pieces are cached by their shape (nodes, edges,
+    cross a border run through the segments' own layers (each piece is laid out with an in-port for each
+    outside node it reads, in its first layer when nothing there reads it, which then overlaps the layer
+    of the node the port stands for, else just before it, and an out-port after its last layer). The
+    result is a layout of the whole graph as `layered_layout` returns it (method "composed"; crossings:
+    those within the pieces). Pieces are cached by their shape (nodes, edges,
     ports), so identical segments (a GPT's blocks) and segments that did not change since the last call
     are laid out once: expanding one module lays out its own segment only. Falls back to
     ``layered_layout`` when the segments depend on each other in a cycle.
