@@ -682,7 +682,7 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                 topo.append(t)
     if len(topo) < k:  # the segments feed each other in a cycle: no order to place them in
         return layered_layout(graph, max_sweeps=max_sweeps)
-    is_output = [bool(graph.nodes[v].get("is_output")) for v in nodes]
+    is_output = [bool(flag) for _v, flag in graph.nodes(data="is_output")]
     pieces = []
     for s in range(k):
         key = (len(members[s]), tuple(inner_edges[s]),
