@@ -15,9 +15,10 @@ from explorer.core.graph.display import COMPOSE_MIN_NODES, build_display
 from explorer.core.graph.layout import clear_piece_cache, collapse, composed_layout
 
 
-def _gpt_trace(blocks: int):
+def _gpt_trace(blocks: int, tied: bool = False):
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=blocks, drop_rate=0.0)
+    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=blocks, drop_rate=0.0,
+                    tie_weights=tied)
     model = GPT(cfg)
     idx = torch.randint(0, 16, (1, 4))
     return trace(lambda: model.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
@@ -51,6 +52,9 @@ def _assert_valid(graph, lay):
     for ys in by_layer.values():
         ys.sort()
         assert all(b - a >= 1.0 - 1e-9 for a, b in zip(ys, ys[1:], strict=False))
+    for pts in lay.edge_points.values():  # a bend never runs through a card
+        for x, y in pts:
+            assert all(abs(y - card) >= 0.5 - 1e-9 for card in by_layer.get(x, ())), (x, y)
 
 
 def _model_figures(model):
@@ -75,6 +79,20 @@ def test_a_gpt_composed_of_blocks_is_a_valid_layout_and_the_cache_changes_nothin
     segments = segment_of(graph, tr.modules, expanded)
     assert {segments[d] for d in graph if d in segments} >= {f"blocks.{k}" for k in range(12)}
     _assert_valid(graph, composed_layout(graph, segments))
+
+
+def test_a_tied_head_reads_the_embedding_along_a_lane_under_the_blocks():
+    """The head's matrix is the token embedding's: an edge from the first segment to the last, which
+    passes every block in a lane of its own, never through a card."""
+    tr = _gpt_trace(12, tied=True)
+    expanded = _all_expanded(tr)
+    graph = collapse(tr, expanded)
+    from explorer.core.graph.display import segment_of
+    lay = composed_layout(graph, segment_of(graph, tr.modules, expanded))
+    _assert_valid(graph, lay)
+    longest = max(lay.edge_points.values(), key=len)
+    assert len(longest) > 150  # the tied weight's edge crosses the blocks
+    assert len({y for _x, y in longest[5:-5]}) == 1  # ... straight, in one lane
 
 
 def _expand_one(blocks: int) -> tuple[int, int, object, object]:

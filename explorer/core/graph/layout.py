@@ -787,9 +787,13 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         after = shifted(pieces[sv].ins[i][local[v]], sv)
         a = path[-1] if path else (raw[u][0], raw[u][1] - top)
         b = after[0] if after else (raw[v][0], raw[v][1] - top)
-        for lay in range(int(a[0]) + 1, int(b[0])):  # a gap between the segments: a straight run
-            f = (lay - a[0]) / (b[0] - a[0])
-            path.append((float(lay), a[1] + f * (b[1] - a[1])))
+        gap = range(int(a[0]) + 1, int(b[0]))
+        if gap:  # layers of other segments between the two: a lane under everything placed there
+            lane = max((bottom for lay in gap for _top, bottom in placed.get(lay, ())),
+                       default=a[1] + top - NODE_GAP) + NODE_GAP
+            for lay in gap:
+                path.append((float(lay), lane - top))
+                placed.setdefault(lay, []).append((lane, lane))
         path += after
         if path:
             bends[(nodes[u], nodes[v])] = path
