@@ -160,7 +160,7 @@ def count_crossings(graph: nx.DiGraph, positions: dict, edge_points: dict | None
         ys = np.interp(ranks[lo:hi + 1], along, across)
         for k in range(hi - lo):
             per_gap.setdefault(lo + k, []).append((float(ys[k]), float(ys[k + 1])))
-    return sum(_inversions(pairs) for pairs in per_gap.values())
+    return sum(inversions(pairs) for pairs in per_gap.values())
 
 
 def _comparable(u, v) -> bool:
@@ -456,7 +456,7 @@ class _Sugiyama:
         total = 0
         for lay in layers[:-1]:
             pairs = [(pos[u], pos[w]) for u in lay for w in self.down[u]]
-            total += _inversions(pairs)
+            total += inversions(pairs)
         return total
 
     # -- 5. coordinates -------------------------------------------------------------------------------
@@ -953,7 +953,7 @@ def _pair_crossings(a: int, b: int, pos, up, down) -> int:
     return c
 
 
-def _inversions(pairs: Iterable[tuple[float, float]]) -> int:
+def inversions(pairs: Iterable[tuple[float, float]]) -> int:
     """Number of pairs whose order flips strictly between the first and second coordinate."""
     pairs = sorted(pairs)
     m = len(pairs)

@@ -31,10 +31,10 @@ _TITLE_FONT.setPointSizeF(12.0)
 _TITLE_FONT.setBold(True)
 _SMALL_FONT = QFont()
 _SMALL_FONT.setPointSizeF(9.0)
-_VALUE_FONT = QFont("DejaVu Sans Mono")
-_VALUE_FONT.setStyleHint(QFont.Monospace)
-_VALUE_FONT.setPointSizeF(11.0)
-_TENSOR_FONT = QFont(_VALUE_FONT)
+VALUE_FONT = QFont("DejaVu Sans Mono")
+VALUE_FONT.setStyleHint(QFont.Monospace)
+VALUE_FONT.setPointSizeF(11.0)
+_TENSOR_FONT = QFont(VALUE_FONT)
 _TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
 _FRAME_FONT = QFont()
 _FRAME_FONT.setPointSizeF(10.0)
@@ -454,7 +454,7 @@ class NodeCard(QGraphicsItem):
         name_font = _boosted(_TITLE_FONT, NAME_PT / (_TITLE_FONT.pointSizeF() * lod))
         name_h = _metrics(name_font).height()
         value = self.info.get("value")
-        value_font = _boosted(_VALUE_FONT, MIN_SCREEN_PT / (_VALUE_FONT.pointSizeF() * lod))
+        value_font = _boosted(VALUE_FONT, MIN_SCREEN_PT / (VALUE_FONT.pointSizeF() * lod))
         value_h = _metrics(value_font).height()
         with_value = self.show_value and value is not None and name_h + value_h + 4 <= inner.height()
         top = inner.top() + (inner.height() - name_h - (value_h + 4 if with_value else 0)) / 2
@@ -464,9 +464,9 @@ class NodeCard(QGraphicsItem):
                    boost, _boost_range(_TITLE_FONT, lod)[1], lod)
         if with_value:
             painter.setPen(QColor(self.theme["value"]))
-            least = _boost_range(_VALUE_FONT, lod)[1]
+            least = _boost_range(VALUE_FONT, lod)[1]
             self._draw(painter, QRectF(inner.left(), top + name_h + 4, inner.width(), value_h),
-                       snapshot_summary(value), _VALUE_FONT, least, least, lod)
+                       snapshot_summary(value), VALUE_FONT, least, least, lod)
 
     def _paint_body(self, painter, rect: QRectF, lod: float = 1.0) -> None:
         """Value and gradient lines (grown back to their size on screen), with mini heatmaps for tensors."""
@@ -476,7 +476,7 @@ class NodeCard(QGraphicsItem):
         text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
-        font = _TENSOR_FONT if is_tensor else _VALUE_FONT
+        font = _TENSOR_FONT if is_tensor else VALUE_FONT
         for box, (role, text) in zip((line1, line2), body_lines(self.info, self.show_value, self.show_grad),
                                      strict=False):
             line_font = _SMALL_FONT if role == "facts" else font

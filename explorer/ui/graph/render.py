@@ -103,7 +103,7 @@ def scene_svg(scene) -> str:
     t, model = scene.theme, scene.model
     rect = scene.sceneRect()
     ox, oy, width, height = rect.left(), rect.top(), max(1.0, rect.width()), max(1.0, rect.height())
-    fonts = {"title": items._TITLE_FONT, "small": items._SMALL_FONT, "value": items._VALUE_FONT}
+    fonts = {"title": items._TITLE_FONT, "small": items._SMALL_FONT, "value": items.VALUE_FONT}
     px = {key: QFontInfo(font).pixelSize() for key, font in fonts.items()}
     elide = {key: _Elider(QFontMetricsF(font)) for key, font in fonts.items()}
     mono = "DejaVu Sans Mono, monospace"
