@@ -1,17 +1,34 @@
 """Benchmark of start-up and quit: launch to first paint, the app against a bare PySide6 window.
 
-Run: ``.venv/bin/python bench/startup_bench.py [--repeat N]``. Every launch is a fresh process, the
-cases in turn, in the same run:
+Run: ``.venv/bin/python bench/startup_bench.py [--repeat N]`` in a real window system (an X display:
+``DISPLAY=:N``; without one it falls back to Qt's offscreen platform, whose figures flatter the app).
+Every launch is a fresh process, the cases in turn, in the same run:
 
 - a bare QMainWindow (the baseline);
-- the app on a first launch (no saved settings: the Expression workspace);
-- the app on a second launch whose saved session names the Network workspace (a QSettings ini in a
-  temporary config folder): the window must paint before that panel imports torch.
+- the app on a first launch (a config folder of its own each time: no saved settings, the Expression
+  workspace, the Learn dock offering the lessons);
+- the app on a returning user's launch whose saved session names the Network workspace (a QSettings ini
+  in a temporary config folder, kept between its launches, so from the second launch on it also holds
+  the picture the window grabbed at the last close).
 
-Each app launch runs with ``EXPLORER_STARTUP_PROBE``: the app prints the time of its first paint
-("shown"), of its visible panel being built ("ready"), and ("closing") when it closes the window; the
-bench notes when the process ended. Prints the medians: launch to first paint against the bare
-window (goal: at most 1.5x), launch to panel ready, and window close to process end (goal: < 1 s).
+A warm-up launch of each case comes first (file cache, bytecode). The bench drops PYTHONDONTWRITEBYTECODE
+(an installed app runs from cached bytecode) and points AUTOGRAD_EXPLORER_DATA at a scratch folder.
+
+Each app launch runs with ``EXPLORER_STARTUP_PROBE=close``; the app prints when:
+
+- "shown": the window's first paint (menus, tabs, the workspace's "Loading…" line);
+- "preview": a returning user's workspace is on screen as it was left: the picture grabbed at the
+  last close, under a line saying it turns live once PyTorch has loaded. It is honestly *seen*, not
+  *usable*: the numbers and the graph can be read, nothing can be clicked or edited;
+- "ready": the visible workspace's panel is built (its widgets take input; a trace or training it starts
+  may still be running on its worker). This is what "usable" means here;
+- "late": the worst delay of a 10 ms timer between "shown" and "ready" (how long the window could not
+  answer at a stretch while torch loaded and the panel was built);
+- "closing": the probe closes the window 300 ms after "ready" (the bench notes when the process ended).
+
+Prints the medians: first paint against the bare window (goal: at most 1.5x), preview and ready after
+launch and ready minus first paint (goal: 1 s), the worst lateness (goal: < 100 ms), and close to process
+end (goal: < 1 s).
 """
 
 from __future__ import annotations
@@ -49,8 +66,10 @@ def launch(cmd: list[str], env: dict) -> dict[str, float]:
     times = {}
     for line in out.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] in ("shown", "ready", "closing"):
+        if len(parts) == 2 and parts[0] in ("shown", "preview", "ready", "closing"):
             times[parts[0]] = float(parts[1]) - start
+        elif len(parts) == 2 and parts[0] == "late":  # worst event-loop delay, ms
+            times["late"] = float(parts[1]) / 1000
     if "shown" not in times:
         raise RuntimeError(f"{cmd} printed no 'shown' line: {out.stderr[-500:]}")
     times["end"] = ended - start
@@ -78,23 +97,31 @@ def main(argv=None) -> int:
     base = dict(os.environ)
     if not base.get("DISPLAY") and not base.get("WAYLAND_DISPLAY"):
         base.setdefault("QT_QPA_PLATFORM", "offscreen")
-    with tempfile.TemporaryDirectory() as first_dir, tempfile.TemporaryDirectory() as second_dir:
+    # an installed app runs from cached bytecode: a shell that forbids writing it would time the compiler
+    base.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = Path(scratch) / "data"  # runs and progress: never the user's
+        second_dir = Path(scratch) / "returning"
+        base["AUTOGRAD_EXPLORER_DATA"] = str(data_dir)
+        app_env = dict(base, EXPLORER_STARTUP_PROBE="close")
+        fresh = iter(range(10**6))
+
+        def first_launch_env() -> dict:  # a config folder of its own each time: really a first launch
+            return dict(app_env, XDG_CONFIG_HOME=str(Path(scratch) / f"first{next(fresh)}"))
+
         cases = {
-            "bare PySide6 window": ([sys.executable, "-c", BARE], base),
-            "app, first launch (Expression)": (
-                [sys.executable, "main.py"],
-                dict(base, XDG_CONFIG_HOME=first_dir, EXPLORER_STARTUP_PROBE="close")),
+            "bare PySide6 window": ([sys.executable, "-c", BARE], lambda: base),
+            "app, first launch (Expression)": ([sys.executable, "main.py"], first_launch_env),
             "app, restored Network session": (
                 [sys.executable, "main.py"],
-                dict(base, XDG_CONFIG_HOME=str(restored_network_config(Path(second_dir))),
-                     EXPLORER_STARTUP_PROBE="close")),
+                lambda: dict(app_env, XDG_CONFIG_HOME=str(restored_network_config(second_dir)))),
         }
-        for cmd, env in cases.values():  # warm the file cache before measuring
-            launch(cmd, env)
+        for cmd, env in cases.values():  # warm the file cache (and write the bytecode) before measuring
+            launch(cmd, env())
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
         for _ in range(args.repeat):
             for name, (cmd, env) in cases.items():
-                runs[name].append(launch(cmd, env))
+                runs[name].append(launch(cmd, env()))
 
     def median(name: str, key: str) -> float | None:
         values = [r[key] for r in runs[name] if key in r]
@@ -102,14 +129,20 @@ def main(argv=None) -> int:
 
     bare = median("bare PySide6 window", "shown")
     print(f"platform {base.get('QT_QPA_PLATFORM', 'default')}, median of {args.repeat} launches each")
-    print(f"{'case':34s} {'first paint':>12s} {'vs bare':>8s} {'panel ready':>12s} {'close->exit':>12s}")
+    def ms(value: float | None) -> str:
+        return f"{1000 * value:9.0f} ms" if value is not None else f"{'-':>12s}"
+
+    print(f"{'case':34s} {'first paint':>12s} {'vs bare':>8s} {'preview':>12s} {'panel ready':>12s} "
+          f"{'ready-paint':>12s} {'worst late':>12s} {'close->exit':>12s}")
     for name in cases:
         shown, ready = median(name, "shown"), median(name, "ready")
         exits = [r["end"] - r["closing"] for r in runs[name] if "closing" in r]
-        close = f"{1000 * statistics.median(exits):9.0f} ms" if exits else f"{'-':>12s}"
-        ready_text = f"{1000 * ready:9.0f} ms" if ready is not None else f"{'-':>12s}"
-        print(f"{name:34s} {1000 * shown:9.0f} ms {shown / bare:7.2f}x {ready_text} {close}")
-    print("goals: first paint <= 1.5x the bare window; close->exit < 1000 ms")
+        after = [r["ready"] - r["shown"] for r in runs[name] if "ready" in r]
+        print(f"{name:34s} {ms(shown)} {shown / bare:7.2f}x {ms(median(name, 'preview'))} {ms(ready)} "
+              f"{ms(statistics.median(after) if after else None)} {ms(median(name, 'late'))} "
+              f"{ms(statistics.median(exits) if exits else None)}")
+    print("goals: first paint <= 1.5x the bare window; ready (or preview, see the docstring) <= 1000 ms "
+          "after the paint; worst late < 100 ms; close->exit < 1000 ms")
     return 0
 
 

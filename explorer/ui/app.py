@@ -17,6 +17,7 @@ import time
 from explorer.ui.common import qt_libs
 
 WORKSPACE_KEYS = ("expression", "network", "pretrain")
+CLOSE_AFTER_READY_MS = 300  # the start-up probe's "close" mode closes the window this long after "ready"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
-    problem = _no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
+    problem = no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return _run_interactive(args, argv)
 
 
-def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
+def no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
     """Why a window cannot open here (Linux without X11 or Wayland), else None.
 
     Without this, Qt aborts the process with a core dump and a message about plugins.
@@ -91,22 +92,31 @@ def _no_display_problem(environ=os.environ, platform: str = sys.platform) -> str
 def _make_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
-    from explorer.ui.common.forms import install_wheel_guard
     from explorer.ui.common.theme import STYLE_ARGS
 
     app = QApplication.instance() or QApplication([sys.argv[0], *STYLE_ARGS, *argv])
-    install_wheel_guard(app)
     app.setApplicationName("Autograd Explorer")
     app.setOrganizationName("AutogradExplorer")
     return app
 
 
+def _install_wheel_guard(app) -> None:
+    from explorer.ui.common.forms import install_wheel_guard
+
+    install_wheel_guard(app)
+
+
 def _run_interactive(args, argv: list[str]) -> int:
+    from PySide6.QtCore import Qt
+
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
     window = MainWindow()
+    # The wheel guard filters every event of the app in Python: no field exists before the first paint
+    # (panels and the Learn dock's contents are built after it), so it starts then.
+    window.sig_first_painted.connect(lambda: _install_wheel_guard(app), Qt.SingleShotConnection)
     if args.theme:  # the View menu's check mark must agree with the theme on screen
         window.set_theme(args.theme)
     else:
@@ -126,27 +136,59 @@ def _run_interactive(args, argv: list[str]) -> int:
 
 
 def _install_startup_probe(app, window, mode: str) -> None:
-    """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "ready <time>"
-    once the visible workspace's panel exists and quit then; with mode "close" print "closing <time>"
-    then and close the window (the bench times how long the process lives on)."""
+    """Print "shown <time>" at the window's first paint and quit; with mode "ready" print "preview <time>"
+    when the last look of a restored workspace is on screen, "ready <time>" once the visible workspace's
+    panel exists and quit then; with mode "close" print "closing <time>" CLOSE_AFTER_READY_MS after "ready"
+    and close the window (the bench times how long the process lives on).
+
+    From the first paint to "ready" a 10 ms timer pings the event loop: "late <ms>" (printed before
+    "ready") is the worst delay of a ping, i.e. the longest the window could not answer meanwhile.
+    """
+    from PySide6.QtCore import Qt, QTimer
+
+    ping = QTimer(window)
+    ping.setTimerType(Qt.PreciseTimer)
+    ping.setInterval(10)
+    last, worst = [0.0], [0.0]
+
+    def pinged() -> None:
+        now = time.perf_counter()
+        worst[0] = max(worst[0], now - last[0] - 0.010)
+        last[0] = now
+
+    ping.timeout.connect(pinged)
 
     def shown() -> None:
         print(f"shown {time.time():.6f}", flush=True)
         if mode not in ("ready", "close"):
             app.quit()
+            return
+        last[0] = time.perf_counter()
+        ping.start()
 
     def ready(key: str) -> None:
         if key != window.current_key():
             return
+        ping.stop()
+        pinged()
+        print(f"late {1000 * worst[0]:.1f}", flush=True)  # milliseconds
         print(f"ready {time.time():.6f}", flush=True)
-        if mode == "close":
-            print(f"closing {time.time():.6f}", flush=True)
-            window.close()
+        if mode == "close":  # once the panel is on screen, as a user would close it (and it is grabbed)
+            QTimer.singleShot(CLOSE_AFTER_READY_MS, window, close)
         else:
             app.quit()
 
+    def close() -> None:
+        print(f"closing {time.time():.6f}", flush=True)
+        window.close()
+
+    def preview(key: str) -> None:
+        if key == window.current_key():
+            print(f"preview {time.time():.6f}", flush=True)
+
     window.sig_first_painted.connect(shown)
     if mode in ("ready", "close"):
+        window.sig_preview_shown.connect(preview)
         window.sig_panel_ready.connect(ready)
 
 
@@ -194,6 +236,7 @@ def _render_screenshot(args) -> int:
     from explorer.ui.main_window import MainWindow
 
     app = _make_app([])
+    _install_wheel_guard(app)
     themes.apply_theme(app, args.theme or "light")
     # a screenshot must not depend on (or change) the user's saved session
     window = MainWindow(settings=QSettings(), persist=False)

@@ -11,24 +11,23 @@ import json
 import traceback
 from pathlib import Path
 
+# Only what the window needs before its first paint is imported here; the rest (dialogs, pictures, the
+# memory overlay) where it is used: each Qt class a module names costs its enums' creation at import.
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
+    QMenu,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from explorer.core.lang.examples import list_examples
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
-from explorer.ui.graph import memory
 from explorer.ui.learn.panel import LEARN_DEFAULT_W, POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
@@ -52,6 +51,11 @@ CORE_MODULES = {
 }
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
 SPLITTERS_AUTO = "splittersAuto"  # ... and whether a panel set those widths itself (property "autoWidths")
+# The window's last look: at each close the visible workspace is grabbed to this picture beside the
+# settings file; the next start shows it (marked as loading) in that workspace's tab until its panel is
+# built, so a returning user sees the graph as it was (values included) while torch loads.
+PREVIEW_NAME = "last-workspace.png"
+PREVIEW_KEY = "preview"  # settings group: which workspace and theme the picture shows
 UNPAINTED_FALLBACK_MS = 3000  # build the visible panel this long after show even without a paint
 
 ABOUT_HTML = """
@@ -67,6 +71,40 @@ def default_settings() -> QSettings:
     return QSettings(QSettings.IniFormat, QSettings.UserScope, "AutogradExplorer", "autograd-explorer")
 
 
+class ExamplesMenu(QMenu):
+    """The Examples menu (objectName `examplesMenu`): one action per example file, listed on first use.
+
+    Listing the files (importlib.resources, a few reads) waits until the menu opens or its actions are
+    asked for, so it costs nothing before the window's first paint.
+    """
+
+    def __init__(self, title: str, window: MainWindow):
+        super().__init__(title, window)
+        self.setObjectName("examplesMenu")
+        self._window = window
+        self._listed = False
+        self.aboutToShow.connect(self.list_examples)
+
+    def list_examples(self) -> None:
+        """Add an action per example file (once)."""
+        if self._listed:
+            return
+        self._listed = True
+        from explorer.core.lang.examples import list_examples
+
+        for name, title in list_examples():  # the example files, not actions: no table entry each
+            action = QAction(title, self._window)
+            action.triggered.connect(lambda _=False, n=name: self._window.load_example(n))
+            action.setData(name)
+            action.setToolTip(f"assets/examples/{name}.expr")
+            self.addAction(action)
+
+    def actions(self) -> list[QAction]:
+        """The menu's actions, the examples listed first if they were not yet."""
+        self.list_examples()
+        return super().actions()
+
+
 class MainWindow(QMainWindow):
     """Tabs Expression / Network / Pretraining, menus File, Examples, View, Help and per workspace."""
 
@@ -76,6 +114,8 @@ class MainWindow(QMainWindow):
     """The window was painted for the first time; the visible workspace's panel is built right after."""
     sig_session_opened = Signal(bool)
     """A session file was opened (True) or refused with a message in the status bar (False)."""
+    sig_preview_shown = Signal(str)
+    """The last look of a restored workspace is on screen until its panel is built: its key."""
 
     def __init__(self, settings: QSettings | None = None, persist: bool = True, parent=None):
         super().__init__(parent)
@@ -98,6 +138,8 @@ class MainWindow(QMainWindow):
         self._building: dict[str, QWidget] = {}  # panels being built in slices (the user's first visit)
         self._slicing = False  # panel() builds in slices (only _load_current_panel asks for that)
         self._recolour = themes.DeferredRecolour(self, self._recolour_panel)  # hidden panels: later turns
+        self._preview_wanted: str | None = None  # the workspace whose last look is shown at start
+        self._preview_reader = None  # the Worker reading that picture
         self.theme_name = str(self.settings.value("theme", "light")) if persist else "light"
         self.tabs = QTabWidget()
         self.tabs.setObjectName("workspaceTabs")
@@ -126,7 +168,7 @@ class MainWindow(QMainWindow):
             self._restore_window()
             if not self.settings.value(LESSONS_OFFERED, False, type=bool):  # first start: offer the lessons
                 self.settings.setValue(LESSONS_OFFERED, True)
-                self.sig_first_painted.connect(self.learn.show)
+                self.sig_first_painted.connect(self.learn.show)  # its contents build after that
         app = QApplication.instance()
         if app is not None:  # threads must stop when the app quits, not only when the window closes
             app.aboutToQuit.connect(self.shutdown_panels)
@@ -405,6 +447,87 @@ class MainWindow(QMainWindow):
                 if str(auto).lower() not in ("true", "1"):
                     split.setProperty("restored", True)  # the user's widths: a panel leaves them as they are
 
+    def preview_path(self) -> Path | None:
+        """Where the window keeps its last look (beside its settings file); None without a settings file."""
+        name = self.settings.fileName()
+        return Path(name).parent / PREVIEW_NAME if name else None
+
+    def save_preview(self) -> bool:
+        """Grab the visible workspace's panel to the preview picture (done at close); False when there is
+        no panel to grab (the last picture, of the same session, stays) or it could not be written (then
+        no picture is shown at the next start: never an older one)."""
+        from PySide6.QtCore import QBuffer, QIODevice
+
+        from explorer.core import files
+
+        key, path = self.current_key(), self.preview_path()
+        panel = self.panels.get(key)
+        if panel is None or path is None or not panel.isVisible():
+            return False
+        self.settings.remove(PREVIEW_KEY)
+        buffer = QBuffer()
+        buffer.open(QIODevice.WriteOnly)
+        if not panel.grab().toImage().save(buffer, "PNG", 60) or buffer.size() > files.LIMITS["image"]:
+            return False  # a picture too big to be read back (a huge screen) is not kept
+        try:
+            files.write_atomic(path, bytes(buffer.data()))
+        except ValueError:  # FileProblem: the next start shows the "Loading" line instead
+            return False
+        self.settings.setValue(f"{PREVIEW_KEY}/workspace", key)
+        self.settings.setValue(f"{PREVIEW_KEY}/theme", self.theme_name)
+        return True
+
+    def _read_preview(self, key: str) -> None:
+        """Read and decode the last look off the GUI thread, then show it in the tab of `key`."""
+        from explorer.ui.common.worker import Worker
+
+        path = self.preview_path()
+        if path is None:
+            return
+
+        def read(_job):
+            from PySide6.QtGui import QImage
+
+            from explorer.core import files
+
+            image = QImage()
+            image.loadFromData(files.read_bytes(path, "image"), "PNG")
+            return image
+
+        self._preview_reader = Worker(self)
+        self._preview_reader.sig_done.connect(lambda image: self._show_preview(key, image))
+        self._preview_reader.submit(read)  # a missing or unreadable picture: the "Loading" line stays
+
+    def _show_preview(self, key: str, image) -> None:
+        from PySide6.QtGui import QPixmap
+        from PySide6.QtWidgets import QSizePolicy
+
+        if image.isNull() or key in self.panels or key in self.errors:
+            return
+        slot = self._slots[key]
+        layout = slot.layout()
+        while layout.count():
+            w = layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        title = next(w[1] for w in WORKSPACES if w[0] == key)
+        note = QLabel(f"Restoring the {title} workspace as you left it: this picture turns into the live "
+                      "workspace once PyTorch has loaded…")
+        note.setObjectName(f"{key}PreviewNote")
+        note.setWordWrap(True)
+        note.setAlignment(Qt.AlignCenter)
+        picture = QLabel()
+        picture.setObjectName(f"{key}Preview")
+        picture.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        picture.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # cropped, never grows the window
+        image.setDevicePixelRatio(self.devicePixelRatioF())
+        picture.setPixmap(QPixmap.fromImage(image))
+        picture.setCursor(Qt.BusyCursor)
+        picture.setToolTip("How you left this workspace; it becomes interactive in a moment")
+        layout.addWidget(note)
+        layout.addWidget(picture, 1)
+        self.sig_preview_shown.emit(key)
+
     # -- Qt events -----------------------------------------------------------------------------
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -432,6 +555,8 @@ class MainWindow(QMainWindow):
         if pretrain is not None and pretrain.is_training():
             self.show_workspace("pretrain")  # where the note about the wait is
             self.statusBar().showMessage("Saving the training run's checkpoint before closing…")
+        if self.persist:
+            self.save_preview()
         self.shutdown_panels()
         if self.persist:
             self.settings.setValue("geometry", self.saveGeometry())
@@ -470,6 +595,9 @@ class MainWindow(QMainWindow):
                 current = None
             if current in [w[0] for w in WORKSPACES]:
                 self.show_workspace(current)
+                shown = [self.settings.value(f"{PREVIEW_KEY}/{k}") for k in ("workspace", "theme")]
+                if shown == [current, self.theme_name]:  # the picture shows that workspace as it was
+                    self._preview_wanted = current
             self._saved_session = str(raw)  # applied once the models are imported (or asked for)
 
     def _apply_saved_session(self) -> None:
@@ -536,6 +664,8 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         self.sig_first_painted.emit()
+        if self._preview_wanted is not None:
+            self._read_preview(self._preview_wanted)
         # queued once more: a slot of sig_first_painted that quits (the start-up probe) ends the loop first
         QTimer.singleShot(0, self._load_current_panel)
 
@@ -585,6 +715,8 @@ class MainWindow(QMainWindow):
         self._load_current_panel()
 
     def _error(self, message: str) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         self.statusBar().showMessage(message, 10000)
         if self.isVisible() and QApplication.platformName() != "offscreen":
             QMessageBox.warning(self, "Autograd Explorer", message)
@@ -603,7 +735,7 @@ class MainWindow(QMainWindow):
             "app.fit": lambda: self._on_views("fit"),
             "app.zoom_in": lambda: self._on_views("zoom_in"),
             "app.zoom_out": lambda: self._on_views("zoom_out"),
-            "app.memory_overlay": lambda: memory.setting().set_enabled(not memory.setting().enabled),
+            "app.memory_overlay": _toggle_memory_overlay,
             "app.find_node": lambda: self._on_views("find"),
             "app.theme_light": lambda: self.set_theme("light"),
             "app.theme_dark": lambda: self.set_theme("dark"),
@@ -622,19 +754,15 @@ class MainWindow(QMainWindow):
                 file_menu.addSeparator()
             for name in group:
                 file_menu.addAction(built[f"app.{name}"])
-        examples = bar.addMenu("E&xamples")
-        examples.setObjectName("examplesMenu")
-        for name, title in list_examples():  # the example files, not actions: no table entry each
-            action = QAction(title, self)
-            action.triggered.connect(lambda _=False, n=name: self.load_example(n))
-            action.setData(name)
-            action.setToolTip(f"assets/examples/{name}.expr")
-            examples.addAction(action)
+        self.examples_menu = ExamplesMenu("E&xamples", self)  # lists the example files when first opened
+        bar.addMenu(self.examples_menu)
         view = bar.addMenu("&View")
         for name in ("fit", "zoom_in", "zoom_out", "find_node"):
             view.addAction(built[f"app.{name}"])
-        memory.bind_menu_action(built["app.memory_overlay"])
-        view.addAction(built["app.memory_overlay"])
+        overlay = built["app.memory_overlay"]
+        overlay.setCheckable(True)  # follows the app-wide switch from the first paint on (graph.memory)
+        self.sig_first_painted.connect(lambda: _bind_memory_overlay(overlay), Qt.SingleShotConnection)
+        view.addAction(overlay)
         view.addSeparator()
         self._theme_actions = QActionGroup(self)
         for name in ("light", "dark"):
@@ -668,11 +796,15 @@ class MainWindow(QMainWindow):
                 return  # one find bar, in the first graph on screen
 
     def _ask_open(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.json)")
         if path:
             self.open_session_in_background(path)
 
     def _ask_save(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Sessions (*.json)")
         if path:
             try:
@@ -681,12 +813,16 @@ class MainWindow(QMainWindow):
                 self._error(f"Could not save the session: {exc}")
 
     def _ask_export(self, fmt: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getSaveFileName(self, f"Export graph as {fmt.upper()}", f"graph.{fmt}",
                                               f"{fmt.upper()} (*.{fmt})")
         if path:
             self.export_graph(path, fmt)
 
     def _ask_export_code(self, to: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         suffix = "ipynb" if to == "notebook" else "py"
         name = {"expression": "program", "network": "network", "pretrain": "train_gpt"}[self.current_key()]
         title = "Export as notebook" if to == "notebook" else "Export as Python script"
@@ -696,10 +832,26 @@ class MainWindow(QMainWindow):
             self.export_code(path, to)
 
     def _show_shortcuts(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         QMessageBox.information(self, "Keyboard shortcuts", actions.shortcuts_html())
 
     def _show_about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)
+
+
+def _toggle_memory_overlay() -> None:
+    from explorer.ui.graph import memory
+
+    memory.setting().set_enabled(not memory.setting().enabled)
+
+
+def _bind_memory_overlay(action: QAction) -> None:
+    from explorer.ui.graph import memory
+
+    memory.bind_menu_action(action)
 
 
 def _write_code(path: str | Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.core.autograd.trace import trace
-from explorer.core.graph.layout import _inversions, collapse, count_crossings, layered_layout
+from explorer.core.graph.layout import collapse, count_crossings, inversions, layered_layout
 
 
 def brute_crossings(graph, lay):
@@ -95,7 +95,7 @@ def test_inversion_counter_small_and_large_paths_agree():
     for m in (7, 600):
         pairs = [(rng.randint(0, 20), rng.randint(0, 20)) for _ in range(m)]
         brute = sum(1 for (a1, b1), (a2, b2) in itertools.combinations(pairs, 2) if (a1 - a2) * (b1 - b2) < 0)
-        assert _inversions(pairs) == brute
+        assert inversions(pairs) == brute
 
 
 def test_cycles_directions_and_empty_graphs():

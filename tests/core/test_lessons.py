@@ -142,14 +142,14 @@ def test_network_lesson_numbers(catalog):
 
 def _fine_tune(ws, source, own, steps: int = 3):
     """Continue `source` on the text file `own`, as the panel's Continue button does (in-process)."""
-    from explorer.core.gpt.child_process import _make_trainer
+    from explorer.core.gpt.child_process import make_trainer
     from explorer.core.gpt.data import default_corpus
 
     text = default_corpus()  # another part of it: characters the pretrained tokenizer knows
     own.write_text(text[len(text) // 2: len(text) // 2 + 4000], encoding="utf-8")
     settings = {**source.settings, "steps": source.steps_done() + steps}
     run = ws.new_run(source.config, settings, str(own), continues=source.run_id)
-    trainer = _make_trainer(source.config, settings, str(own), resume_from=source.checkpoint)
+    trainer = make_trainer(source.config, settings, str(own), resume_from=source.checkpoint)
     assert trainer.corpus_source == "file" and trainer.step == source.steps_done()  # the text, resumed
     records = list(trainer.run())
     path = ws.checkpoint_path(run.run_id)

@@ -206,13 +206,13 @@ def test_every_op_that_saves_has_a_reason():
 def test_training_with_checkpointed_blocks_matches_plain_training():
     """The training setting reaches the model through the child process's trainer factory, the step
     records carry time per step and peak memory, and the losses are those of plain training."""
-    from explorer.core.gpt.child_process import _make_trainer
+    from explorer.core.gpt.child_process import make_trainer
 
     cfg = small_gpt(vocab_size=128).to_dict()
     settings = {"steps": 2, "batch_size": 2, "eval_every": 0, "sample_every": 0, "seed": 3}
     losses = {}
     for ckpt in (False, True):
-        trainer = _make_trainer(cfg, {**settings, "checkpoint_blocks": ckpt}, None)
+        trainer = make_trainer(cfg, {**settings, "checkpoint_blocks": ckpt}, None)
         steps = [r for r in trainer.run() if r["type"] == "step"]
         assert all(b.checkpointed is ckpt for b in trainer.model.blocks)
         assert all(b.recomputations == (2 if ckpt else 0) for b in trainer.model.blocks)

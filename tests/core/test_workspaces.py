@@ -226,3 +226,19 @@ def test_a_session_with_many_runs_overlays_only_the_newest_few():
     shown = [run_id for run_id, run in again.runs.items() if run.visible]
     assert len(again.runs) == MAX_SHOWN_RUNS + 8
     assert shown == sorted(again.runs)[-MAX_SHOWN_RUNS:]
+
+
+def test_a_result_prepared_elsewhere_is_applied_only_for_its_own_state():
+    # A lesson step traces on a copy first (the Worker); the window's workspace then applies those
+    # results where the state matches and computes anything else itself.
+    copy = ExpressionWorkspace("w = param(2.0)\nL = w * w")
+    made = [(copy.computation_key(), copy.compute_now())]
+    ws = ExpressionWorkspace("w = param(2.0)\nL = w * w")
+    with ws.answered_from(made):
+        first = ws.compute_now()
+        ws.set_source("w = param(3.0)\nL = w * w")  # not prepared: computed here
+        second = ws.compute_now()
+    assert first is made[0][1] and ws.result is second and second is not first
+    assert ws.state.losses == [9.0]
+    ws.set_source("w = param(2.0)\nL = w * w")
+    assert ws.compute_now() is not made[0][1]  # outside the block nothing prepared is used

@@ -337,10 +337,10 @@ def test_failed_screenshot_prints_one_error_line_and_no_qt_noise(tmp_path):
 
 
 def test_no_display_is_a_clear_message_not_a_qt_abort():
-    from explorer.ui.app import _no_display_problem
+    from explorer.ui.app import no_display_problem
 
-    assert "DISPLAY" in _no_display_problem(environ={}, platform="linux")
-    assert _no_display_problem(environ={"DISPLAY": ":0"}, platform="linux") is None
-    assert _no_display_problem(environ={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux") is None
-    assert _no_display_problem(environ={"QT_QPA_PLATFORM": "offscreen"}, platform="linux") is None
-    assert _no_display_problem(environ={}, platform="darwin") is None
+    assert "DISPLAY" in no_display_problem(environ={}, platform="linux")
+    assert no_display_problem(environ={"DISPLAY": ":0"}, platform="linux") is None
+    assert no_display_problem(environ={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux") is None
+    assert no_display_problem(environ={"QT_QPA_PLATFORM": "offscreen"}, platform="linux") is None
+    assert no_display_problem(environ={}, platform="darwin") is None

@@ -146,3 +146,119 @@ def test_an_expanded_module_draws_as_a_fresh_build_does(qtbot, monkeypatch):
                 got.bottom() - want.bottom())
         assert max(abs(g) for g in gaps) < 1e-6, (got, want)
     assert sorted(type(i).__name__ for i in scene.items()) == sorted(type(i).__name__ for i in other.items())
+
+
+def _lazy_view(qtbot, monkeypatch, layers: int) -> GraphView:
+    """A canvas that makes its cards only near the view (the threshold lowered to this test's sizes)."""
+    from explorer.ui.graph import view as view_module
+
+    monkeypatch.setattr(view_module, "LAZY_CARDS", 50)
+    tr = _gpt_step_trace(layers)
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    view.graph_scene.expanded = _all_expanded(tr)
+    view.set_trace(tr)
+    return view
+
+
+def _look_at(view: GraphView, did: str, zoom: float = 1.0) -> None:
+    view.resetTransform()
+    view.zoom_by(zoom)
+    view.centerOn(*view.graph_scene.model.positions[did])
+    view.grab()  # paints: the cards near the view go on the scene
+
+
+def test_a_big_canvas_makes_only_the_cards_near_its_view(qtbot, monkeypatch):
+    from explorer.ui.graph import view as view_module
+
+    rows = []
+    for layers in (6, 24):
+        before = view_module.CARDS_MADE[0]
+        view = _lazy_view(qtbot, monkeypatch, layers)
+        scene = view.graph_scene
+        view.grab()  # the first paint, fitted: far out, the overview draws every card as a block
+        assert scene.overview_mode or layers == 6
+        fitted = view_module.CARDS_MADE[0] - before
+        pos = scene.model.positions
+        middle = scene.model.order[len(scene.model.order) // 2]
+        _look_at(view, middle)
+        shown = view.mapToScene(view.viewport().rect()).boundingRect()
+        near = shown.adjusted(-1.25 * view_module.CELL, -1.25 * view_module.CELL, 1.25 * view_module.CELL,
+                              1.25 * view_module.CELL)
+        in_view = [d for d, (x, y) in pos.items() if shown.contains(x, y)]
+        assert in_view and all(scene.made_cards[d].scene() is scene and scene.made_cards[d].isVisible()
+                               for d in in_view)  # every card in view is drawn
+        assert all(near.contains(*pos[d]) for d in scene.made_cards)  # and no card far from it is made
+        live_cards, live_frames = scene.live_items()
+        rows.append((len(scene.cards), fitted, live_cards, live_frames, len(scene.frames)))
+    small, big = rows
+    assert big[0] > 3 * small[0]
+    assert big[1] == 0, rows  # the fitted big graph is drawn without one card object
+    # the cards and frames on the scene are what is near the view, not a share of the graph
+    assert big[2] < big[0] / 4 and big[3] < big[4] / 4, rows
+    assert big[2] <= 2 * small[2] + 10, rows
+
+
+def test_a_lazy_canvas_keeps_few_cards_as_it_pans_and_finds_any_card(qtbot, monkeypatch):
+    from explorer.ui.graph import view as view_module
+
+    monkeypatch.setattr(view_module, "MAX_LIVE_CELLS", 8)  # (a graph of test size has fewer cells)
+    view = _lazy_view(qtbot, monkeypatch, 24)
+    scene = view.graph_scene
+    order = scene.model.order
+    for did in order[:: max(1, len(order) // 40)]:  # across the whole graph
+        _look_at(view, did)
+        assert scene.made_cards[did].scene() is scene
+        assert len(scene._live_cells) <= 8 + 6  # cells far from the view were taken off
+    assert scene.live_items()[0] < len(scene.cards) / 3
+    view.zoom_by(0.05)  # the overview: the cards on the scene hide, the blocks show
+    assert scene.overview_mode and not any(c.isVisible() for c in scene.made_cards.values())
+    view.grab()
+    far = order[-1]
+    title = scene.model.info[far]["title"]
+    found = view.find(title)
+    view.grab()
+    card = scene.cards[found]
+    assert card.selected and card.scene() is scene and card.isVisible() and not scene.overview_mode
+    assert view.mapToScene(view.viewport().rect()).boundingRect().contains(card.pos())
+    view.minimap.grab()  # the minimap draws its blocks from the model
+
+
+def test_a_lazy_canvas_shows_each_card_in_the_players_state(qtbot, monkeypatch):
+    """A card made after player steps shows what one made before them shows."""
+    view = _lazy_view(qtbot, monkeypatch, 6)
+    scene = view.graph_scene
+    first = scene.model.order[0]
+    _look_at(view, first)
+    early = set(scene.made_cards)
+    for k in (5, view.step_count // 2, view.step_count, 3 * view.step_count // 4):
+        view.set_step(k)
+    states = {d: (c.show_value, c.show_grad, c.current) for d, c in scene.cards.items()}  # makes the rest
+    assert len(scene.made_cards) > len(early)
+    from explorer.ui.graph.render import build_scene
+
+    eager = build_scene(scene.trace, step=scene.step, expanded=scene.expanded)  # every card made at once
+    assert states == {d: (c.show_value, c.show_grad, c.current) for d, c in eager.cards.items()}
+    assert any(g for _v, g, _c in states.values()) and not all(g for _v, g, _c in states.values())
+    assert any(c for _v, _g, c in states.values())
+
+
+def test_a_file_drawn_from_a_lazy_canvas_has_every_card(qtbot, monkeypatch, tmp_path):
+    from explorer.ui.graph.render import render_scene_file
+
+    view = _lazy_view(qtbot, monkeypatch, 6)
+    scene = view.graph_scene
+    view.grab()
+    painted = set()
+    paint = items.NodeCard.paint
+
+    def counting_paint(self, painter, option, widget=None):
+        painted.add(self.node_id)
+        return paint(self, painter, option, widget)
+
+    monkeypatch.setattr(items.NodeCard, "paint", counting_paint)
+    render_scene_file(scene, tmp_path / "g.png")
+    assert painted == set(scene.cards)
+    assert scene.live_items()[0] < len(scene.cards)  # and the canvas is back to the cards near its view

@@ -229,12 +229,12 @@ def test_far_zoom_switches_to_the_batched_overview(view):
 def test_card_text_grows_when_zoomed_out_but_never_cuts_a_number():
     from PySide6.QtGui import QFontMetricsF
 
-    from explorer.ui.graph.items import _VALUE_FONT, fit_text
+    from explorer.ui.graph.items import VALUE_FONT, fit_text
 
-    font, shown = fit_text("2.42", _VALUE_FONT, 1.5, 130)
-    assert shown == "2.42" and font.pointSizeF() > _VALUE_FONT.pointSizeF()
+    font, shown = fit_text("2.42", VALUE_FONT, 1.5, 130)
+    assert shown == "2.42" and font.pointSizeF() > VALUE_FONT.pointSizeF()
     text = "∇ max 0.117736"
-    narrow = QFontMetricsF(_VALUE_FONT).horizontalAdvance(text) * 0.7
-    font, shown = fit_text(text, _VALUE_FONT, 1.5, narrow)
-    assert font.pointSizeF() == _VALUE_FONT.pointSizeF()
+    narrow = QFontMetricsF(VALUE_FONT).horizontalAdvance(text) * 0.7
+    font, shown = fit_text(text, VALUE_FONT, 1.5, narrow)
+    assert font.pointSizeF() == VALUE_FONT.pointSizeF()
     assert shown.endswith("…") and QFontMetricsF(font).horizontalAdvance(shown) <= narrow

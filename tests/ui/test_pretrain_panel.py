@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget  # noqa: E402
 
 from explorer.core.gpt.checkpoint import read_checkpoint  # noqa: E402
-from explorer.core.gpt.child_process import _BatchSender  # noqa: E402
+from explorer.core.gpt.child_process import BatchSender  # noqa: E402
 from explorer.core.gpt.data import char_vocab_size  # noqa: E402
 from explorer.core.gpt.model import PRESETS, GPTConfig, count_parameters  # noqa: E402
 from explorer.core.gpt.runs import PretrainRun  # noqa: E402
@@ -260,7 +260,7 @@ def test_batch_sender_coalesces_records():
             self.puts.append(list(item))
 
     queue = FakeQueue()
-    sender = _BatchSender(queue)
+    sender = BatchSender(queue)
     for i in range(2000):
         sender.add({"type": "step", "step": i})
     sender.add({"type": "done"})

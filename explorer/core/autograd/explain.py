@@ -104,7 +104,7 @@ def consumer_rules(trace, node_id: str) -> list:
     return rules
 
 
-def _manual_sum(trace, node_id: str):
+def manual_sum(trace, node_id: str):
     parts = [r.manual_result for r in consumer_rules(trace, node_id)]
     if not parts or any(p is None for p in parts):
         return None
@@ -294,7 +294,7 @@ def _jacobian_column(trace, cid: str, k: int, index: tuple[int, ...], out_shape)
     derivatives (elementwise with broadcasting) or its vector-Jacobian formula (matmul, sums, ...)."""
     import torch
 
-    from explorer.core.autograd.gradcheck import _reduce_to, _settings, _tensor
+    from explorer.core.autograd.gradcheck import op_settings, reduce_to, snapshot_tensor
     from explorer.core.lang.ops import find_op
 
     node = trace.nodes[cid]
@@ -302,17 +302,18 @@ def _jacobian_column(trace, cid: str, k: int, index: tuple[int, ...], out_shape)
     inputs = [trace.nodes[i].value for i in node.inputs]
     if spec is None or any(_array(s) is None for s in inputs):
         return None
-    values = [_tensor(s).to(torch.float64) if _tensor(s).is_floating_point() else _tensor(s) for s in inputs]
+    values = [snapshot_tensor(s) for s in inputs]
+    values = [v.to(torch.float64) if v.is_floating_point() else v for v in values]
     in_shape = tuple(inputs[k].shape)
     size = int(np.prod(out_shape)) if out_shape else 1
     column = np.zeros(out_shape)
     try:
         if spec.manual_vjp is not None:
-            out = _tensor(node.value) if _array(node.value) is not None else None
+            out = snapshot_tensor(node.value) if _array(node.value) is not None else None
             for m in np.ndindex(*out_shape) if out_shape else [()]:
                 onehot = torch.zeros(out_shape, dtype=torch.float64)
                 onehot[m] = 1.0
-                sent = spec.manual_vjp(onehot, *values, out=out, settings=_settings(node))[k]
+                sent = spec.manual_vjp(onehot, *values, out=out, settings=op_settings(node))[k]
                 column[m] = float(sent.reshape(in_shape)[index])
             return column
         if spec.manual is not None and size <= 4096:
@@ -323,7 +324,7 @@ def _jacobian_column(trace, cid: str, k: int, index: tuple[int, ...], out_shape)
             for m in np.ndindex(*out_shape) if out_shape else [()]:
                 onehot = torch.zeros(out_shape, dtype=torch.float64)
                 onehot[m] = 1.0
-                column[m] = float(_reduce_to(onehot * d, in_shape)[index])
+                column[m] = float(reduce_to(onehot * d, in_shape)[index])
             return column
     except (RuntimeError, ValueError, TypeError, IndexError):
         return None

@@ -437,9 +437,10 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
     if complete and spec.manual_vjp is not None:
         # a matrix rule: the formula gives the gradient itself (there is no elementwise local factor)
         try:
-            values = [_tensor(s) for s in inputs]
-            out = _tensor(node.value) if node.value.data is not None and not node.value.truncated else None
-            sent = spec.manual_vjp(_tensor(upstream), *values, out=out, settings=_settings(node))
+            values = [snapshot_tensor(s) for s in inputs]
+            whole = node.value.data is not None and not node.value.truncated
+            out = snapshot_tensor(node.value) if whole else None
+            sent = spec.manual_vjp(snapshot_tensor(upstream), *values, out=out, settings=op_settings(node))
             g = sent[k] if k < len(sent) else None
         except (RuntimeError, ValueError, TypeError, IndexError):
             g = None
@@ -460,7 +461,7 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
             up = torch.from_numpy(np.asarray(upstream.data, dtype=np.float64)).reshape(upstream.shape)
             full = up * d
             target = tuple(inputs[k].shape)
-            manual = _reduce_to(full, target)
+            manual = reduce_to(full, target)
             local = float(d.reshape(-1)[0]) if d.numel() == 1 else _snapshot(d)
             manual_result = float(manual.reshape(-1)[0]) if manual.numel() == 1 else manual.numpy()
             return local, manual_result
@@ -476,7 +477,7 @@ def _as_snapshot(value):
     return _snapshot(value) if isinstance(value, torch.Tensor) else value
 
 
-def _settings(node) -> tuple[int, ...]:
+def op_settings(node) -> tuple[int, ...]:
     """The whole-number settings of a recorded call: "sum(·, 1)" -> (1,), "transpose(·, 0, 1)" -> (0, 1)."""
     call = getattr(node, "call", None) or ""
     inside = call.partition("(")[2].rpartition(")")[0]
@@ -488,12 +489,12 @@ def _settings(node) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _tensor(snap) -> torch.Tensor:
+def snapshot_tensor(snap) -> torch.Tensor:
     """A snapshot's data as a tensor of its shape (float64 for floats, as the snapshot stores it)."""
     return torch.from_numpy(np.array(snap.data)).reshape(snap.shape)
 
 
-def _reduce_to(t: torch.Tensor, shape: tuple) -> torch.Tensor:
+def reduce_to(t: torch.Tensor, shape: tuple) -> torch.Tensor:
     """Sum a broadcast gradient back to an input's shape (what autograd does for broadcasting)."""
     while t.dim() > len(shape):
         t = t.sum(0)

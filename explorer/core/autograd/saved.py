@@ -99,9 +99,13 @@ def _storage_of(t: torch.Tensor) -> tuple[tuple, int, int]:
     """(key, bytes, data pointer) of the memory behind ``t``; its own id for tensors without storage."""
     try:
         s = t.untyped_storage()
-        return (t.device.type, t.device.index, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
+        device = t.device
+        return (device.type, device.index, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
     except (RuntimeError, NotImplementedError, TypeError):
         return ("id", id(t)), t.numel() * t.element_size(), id(t)
+
+
+_DTYPE_NAMES: dict = {}  # torch.float32 -> "float32"
 
 
 class SavedLog:
@@ -115,8 +119,11 @@ class SavedLog:
     def pack(self, t: torch.Tensor) -> _Packed:
         """Pack hook: note the tensor, keep it as autograd would."""
         key, snbytes, ptr = _storage_of(t)
+        dtype = _DTYPE_NAMES.get(t.dtype)
+        if dtype is None:  # str() of a dtype is slow: once per dtype
+            dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         self.records.append(_Record(
-            ref=weakref.ref(t), shape=tuple(t.shape), dtype=str(t.dtype).removeprefix("torch."),
+            ref=weakref.ref(t), shape=tuple(t.shape), dtype=dtype,
             nbytes=t.numel() * t.element_size(), storage_key=key, storage_nbytes=snbytes, data_ptr=ptr,
         ))  # fmt: skip
         return _Packed(t, len(self.records) - 1)
@@ -378,7 +385,9 @@ def _role(rec, node, nid: str, r: _Record, attr: str) -> str:
     (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
     is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
     candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
-    same = [role for role, other in candidates if rec.tensor_of[other] is r.ref()]
+    saved = r.ref()
+    tensor_of = rec.tensor_of
+    same = [role for role, other in candidates if tensor_of[other] is saved]
     positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
     if len(positions) > 1 and "output" not in same:
         return f"inputs {', '.join(positions)} (one tensor)"

@@ -15,6 +15,7 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -41,47 +42,72 @@ class TraceError(ValueError):
 # Snapshots
 
 
-@dataclass
 class Snapshot:
-    """A cheap, detached copy of a tensor's value and metadata at one moment of the trace."""
+    """A cheap, detached copy of a tensor's value and metadata at one moment of the trace.
 
-    shape: tuple
-    dtype: str
-    stride: tuple
-    is_contiguous: bool
-    requires_grad: bool
-    is_leaf: bool
-    grad_fn: str | None
-    data: np.ndarray | None  # float64 for floating types; 1-D prefix when truncated
-    numel: int
-    truncated: bool = False
+    The trace keeps one torch copy of the value (``clone``, of at most ``max_elems`` elements); the numpy
+    form in ``data`` (float64 for floating types, a 1-D prefix when truncated) is made on first read, so
+    values nobody inspects never pay for the conversion. Reading ``data`` is the one way to the values."""
+
+    __slots__ = ("_data", "_raw", "dtype", "grad_fn", "is_contiguous", "is_leaf", "numel", "requires_grad",
+                 "shape", "stride", "truncated")
+
+    def __init__(self, shape: tuple, dtype: str, stride: tuple, is_contiguous: bool, requires_grad: bool,
+                 is_leaf: bool, grad_fn: str | None, data: np.ndarray | None, numel: int,
+                 truncated: bool = False, raw: torch.Tensor | None = None):
+        self.shape = shape
+        self.dtype = dtype
+        self.stride = stride
+        self.is_contiguous = is_contiguous
+        self.requires_grad = requires_grad
+        self.is_leaf = is_leaf
+        self.grad_fn = grad_fn
+        self.numel = numel
+        self.truncated = truncated
+        self._data = data
+        self._raw = raw  # the private torch copy, until data is first read
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The value as a numpy array: float64 for floating types; a 1-D prefix when truncated."""
+        raw = self._raw
+        if raw is not None:
+            self._data = _numpy_of(raw)
+            self._raw = None
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray | None) -> None:
+        self._data, self._raw = value, None
+
+    def __repr__(self) -> str:
+        return (f"Snapshot(shape={self.shape}, dtype={self.dtype!r}, numel={self.numel}, "
+                f"truncated={self.truncated}, grad_fn={self.grad_fn!r})")
 
     @classmethod
     def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
-        data, truncated = _tensor_data(t, max_elems, numel)
+        raw, truncated = None, False
+        try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
+            d = t.detach() if t.requires_grad else t  # (a gradient needs no detach: clone records nothing)
+            if d.layout is torch.strided and not d.is_meta:
+                if numel > max_elems:
+                    d, truncated = d.reshape(-1)[:max_elems], True
+                raw = d.clone() if d.is_cpu else d.cpu()
+        except (RuntimeError, TypeError):
+            raw, truncated = None, False
         try:
-            stride = tuple(t.stride())
-            contiguous = bool(t.is_contiguous())
+            stride = t.stride()
+            contiguous = t.is_contiguous()
         except (RuntimeError, NotImplementedError):  # sparse and other layouts have no strides
             stride, contiguous = (), False
         dtype = _DTYPE_NAMES.get(t.dtype)
         if dtype is None:
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         grad_fn = t.grad_fn
-        return cls(
-            shape=tuple(t.shape),
-            dtype=dtype,
-            stride=stride,
-            is_contiguous=contiguous,
-            requires_grad=t.requires_grad,
-            is_leaf=t.is_leaf,
-            grad_fn=type(grad_fn).__name__ if grad_fn is not None else None,
-            data=data,
-            numel=numel,
-            truncated=truncated,
-        )
+        return cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
+                   type(grad_fn).__name__ if grad_fn is not None else None, None, numel, truncated, raw)
 
     def item(self) -> float | int | bool:
         """The single element of a one-element snapshot."""
@@ -121,28 +147,20 @@ _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() 
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
-def _tensor_data(t: torch.Tensor, max_elems: int, numel: int | None = None) -> tuple[np.ndarray | None, bool]:
-    """Return (numpy copy of at most max_elems elements, truncated?) of t; None for odd layouts."""
+def _numpy_of(d: torch.Tensor) -> np.ndarray | None:
+    """The numpy form of a snapshot's private copy, in row-major order: float64 for floating types
+    (complex128 for complex)."""
     try:
-        d = t.detach()
-        if d.layout is not torch.strided or d.is_meta:
-            return None, False
-        truncated = (d.numel() if numel is None else numel) > max_elems
-        if truncated:
-            d = d.reshape(-1)[:max_elems]
-        if not d.is_cpu:
-            d = d.cpu()
-        # Copies in every branch: in-place ops later in the program must not change the snapshot.
         dtype = d.dtype
         if dtype in _NUMPY_FLOATS:
-            return d.numpy().astype(np.float64), truncated  # numpy converts small arrays faster
+            return d.numpy().astype(np.float64)  # numpy converts small arrays faster
         if d.is_floating_point():
-            return d.to(torch.float64).numpy(), truncated  # bfloat16 and float8 have no numpy type
+            return d.to(torch.float64).numpy()  # bfloat16 and float8 have no numpy type
         if d.is_complex():
-            return d.to(torch.complex128).numpy(), truncated
-        return d.numpy().copy(), truncated
+            return d.to(torch.complex128).numpy()
+        return d.numpy()  # the copy is ours alone
     except (RuntimeError, TypeError):
-        return None, False
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -319,11 +337,15 @@ def _flat_tensors(obj, out: list) -> list:
     """Append every tensor inside nested lists/tuples/dicts of ``obj`` to ``out`` (in order)."""
     if isinstance(obj, torch.Tensor):
         out.append(obj)
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            _flat_tensors(o, out)
-    elif isinstance(obj, dict):
-        for o in obj.values():
+        return out
+    if isinstance(obj, dict):
+        obj = obj.values()
+    elif not isinstance(obj, (list, tuple)):
+        return out
+    for o in obj:  # the common items (tensors, numbers) without a call each
+        if isinstance(o, torch.Tensor):
+            out.append(o)
+        elif isinstance(o, (list, tuple, dict)):
             _flat_tensors(o, out)
     return out
 
@@ -420,13 +442,19 @@ class _Recorder(TorchFunctionMode):
         def join(p):
             return ".".join(s for s in (prefix, p) if s)
 
+        # One walk of the module tree (named_parameters and named_buffers would each walk it again);
+        # the parameters first, then the buffers, each in named_parameters' own order: the first path wins.
+        buffers = []
         for path, m in module.named_modules(remove_duplicate=False):
-            self.module_paths.setdefault(id(m), join(path))
-            self.modules.setdefault(join(path), type(m).__name__)
-        for path, p in module.named_parameters(remove_duplicate=False):
-            self.param_names.setdefault(id(p), join(path))
-        for path, b in module.named_buffers(remove_duplicate=False):
-            self.param_names.setdefault(id(b), join(path))
+            full = join(path)
+            self.module_paths.setdefault(id(m), full)
+            self.modules.setdefault(full, type(m).__name__)
+            for name, p in m.named_parameters(prefix=path, recurse=False, remove_duplicate=False):
+                self.param_names.setdefault(id(p), join(name))
+            buffers.append((path, m))
+        for path, m in buffers:
+            for name, b in m.named_buffers(prefix=path, recurse=False, remove_duplicate=False):
+                self.param_names.setdefault(id(b), join(name))
 
     @property
     def current_module(self) -> str | None:
@@ -480,11 +508,8 @@ class _Recorder(TorchFunctionMode):
         operands = _operands(op, shown, ins)
         for k, t in enumerate(outs):
             suffix = f"[{k}]" if len(outs) > 1 else ""
-            nid = self._add_node(
-                t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op, inputs=input_ids
-            )
-            self.nodes[nid].call = call
-            self.nodes[nid].operands = operands
+            self._add_node(t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op,
+                           inputs=input_ids, call=call, operands=operands)
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
@@ -536,23 +561,27 @@ class _Recorder(TorchFunctionMode):
         self.nodes[nid].call = f"{op}(" + ", ".join("·" for _ in inputs) + ")"
         return nid
 
-    def _add_node(self, t, *, kind, label, op, inputs, name=None, module="") -> str:
-        nid = f"n{len(self.order)}"
+    def _add_node(self, t, *, kind, label, op, inputs, name=None, module="", call=None, operands=None) -> str:
+        index = len(self.order)
+        nid = f"n{index}"
         grad_fn = t.grad_fn
+        if module == "":
+            module = (self.module_stack[-1] or None) if self.module_stack else None
         self.nodes[nid] = Node(
             id=nid, kind=kind, label=label, name=name, op=op,
             torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
-            module=self.current_module if module == "" else module, inputs=list(inputs), is_output=False,
-            value=Snapshot.of(t, self.max_elems), line=self.line,
+            module=module, inputs=list(inputs), is_output=False,
+            value=Snapshot.of(t, self.max_elems), call=call, line=self.line, operands=operands,
         )  # fmt: skip
-        self.index[nid] = len(self.order)
+        self.index[nid] = index
         self.order.append(nid)
         self.producer[id(t)] = nid
         self.keep.append(t)
         self.tensor_of[nid] = t
         if grad_fn is not None:
-            self.edge_of[nid] = (grad_fn, t.output_nr)
-            self.by_edge[(id(grad_fn), t.output_nr)] = nid
+            nr = t.output_nr
+            self.edge_of[nid] = (grad_fn, nr)
+            self.by_edge[(id(grad_fn), nr)] = nid
         return nid
 
 
@@ -606,7 +635,9 @@ def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
 
     # Defaults left as None and private knobs (_stacklevel) say nothing about this call.
     shown = {k: v for k, v in kwargs.items() if v is not None and not k.startswith("_")}
-    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in shown.items()]
+    # tensors and plain ints (most arguments) without a call each
+    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else show(a) for a in args]
+    parts += [f"{k}={show(v)}" for k, v in shown.items()]
     text = f"{op}({', '.join(parts)})"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -660,9 +691,17 @@ class _BackwardRecorder:
             self.fn_of[nid] = fn
             self.members.setdefault(id(fn), []).append((nid, nr))
             by_fn[id(fn)] = fn
+        fn_of, uses, nodes = self.fn_of, self.uses, rec.nodes
         for key, fn in by_fn.items():
-            self.handles.append(fn.register_prehook(self._make_prehook(key, fn)))
-            self.handles.append(fn.register_hook(self._make_hook(key)))
+            # The gradients a node sends matter only to inputs with another consumer too (the others get
+            # theirs from their own pre-hook, filled in after backward); a node without such an input
+            # (most of them) needs no hook after it runs. AccumulateGrad's reads the updated .grad.
+            needs_hook = type(fn).__name__ == "AccumulateGrad" or any(
+                i in fn_of and uses.get(i) != 1 for nid, _ in self.members[key] for i in nodes[nid].inputs
+            )
+            self.handles.append(fn.register_prehook(self._make_prehook(key, fn, needs_hook)))
+            if needs_hook:
+                self.handles.append(fn.register_hook(self._make_hook(key)))
 
     def remove(self):
         """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
@@ -673,7 +712,7 @@ class _BackwardRecorder:
     def _snap(self, g):
         return None if g is None else Snapshot.of(g, self.max_elems)
 
-    def _make_prehook(self, key, fn):
+    def _make_prehook(self, key, fn, needs_hook: bool = True):
         name = type(fn).__name__
 
         def prehook(grad_outputs):
@@ -688,9 +727,12 @@ class _BackwardRecorder:
                     node.grad = snaps[nr]
                 if name == "AccumulateGrad":
                     ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
+                if not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
+                    ev.grad_inputs = [None] * len(node.inputs)
                 self.events.append(ev)
                 evs.append(ev)
-            self.pending[key] = evs
+            if needs_hook:
+                self.pending[key] = evs
 
         return prehook
 
@@ -856,7 +898,9 @@ _GRAPH_FIELDS = (
 
 def _build_graph(rec: _Recorder) -> nx.DiGraph:
     g = nx.DiGraph()
-    g.add_nodes_from((nid, {k: getattr(rec.nodes[nid], k) for k in _GRAPH_FIELDS}) for nid in rec.order)
+    fields = operator.attrgetter(*_GRAPH_FIELDS)
+    nodes = rec.nodes
+    g.add_nodes_from((nid, dict(zip(_GRAPH_FIELDS, fields(nodes[nid]), strict=True))) for nid in rec.order)
     edges = {}
     for nid in rec.order:
         for pos, src in enumerate(rec.nodes[nid].inputs):

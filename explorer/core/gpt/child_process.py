@@ -41,7 +41,7 @@ def run_training(
     resume_from: str | None = None,
 ) -> None:
     """Train a GPT from plain dicts and stream record batches (lists of dicts) into `records`."""
-    sender = _BatchSender(records)
+    sender = BatchSender(records)
     trainer = None
     lock = None
     try:
@@ -54,7 +54,7 @@ def run_training(
 
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
-        trainer = _make_trainer(config, settings, corpus_path, resume_from)
+        trainer = make_trainer(config, settings, corpus_path, resume_from)
         # `checkpoint_every` rewrites the run's own checkpoint (atomically) as it trains.
         trainer.checkpoint_target = Path(checkpoint_path)
         wants_checkpoint = threading.Event()
@@ -98,7 +98,7 @@ def run_training(
             records.cancel_join_thread()  # nobody reads the queue: never wait on a full pipe to exit
 
 
-def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
+def make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path: str | None,
                   resume_from: str | None = None):
     """Build the core Trainer; it reads and checks the corpus file here, never in the GUI.
 
@@ -116,7 +116,7 @@ def _make_trainer(config: dict[str, Any], settings: dict[str, Any], corpus_path:
 
 
 def _listen(commands: Any, trainer: Any, wants_checkpoint: threading.Event, paused: threading.Event,
-            handoff: threading.Lock, checkpoint_path: str, sender: _BatchSender) -> None:
+            handoff: threading.Lock, checkpoint_path: str, sender: BatchSender) -> None:
     """Forward control messages from the GUI to the trainer until 'stop' (or the queue dies, or the GUI
     process is gone: killed, its run then stops after its step and writes its checkpoint)."""
     while True:
@@ -155,7 +155,7 @@ def parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
-def _save(trainer: Any, path: str, sender: _BatchSender) -> None:
+def _save(trainer: Any, path: str, sender: BatchSender) -> None:
     """Write the checkpoint (the trainer writes a temporary file and renames it) and say so."""
     try:
         if getattr(trainer, "model", None) is None:
@@ -212,7 +212,7 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) else f"{name}: {text}"
 
 
-class _BatchSender:
+class BatchSender:
     """Coalesces records into one queue message per FLUSH_INTERVAL_S (terminal records go at once).
 
     A small daemon thread flushes what is pending, so the last records before a slow stretch
@@ -284,7 +284,7 @@ def train_on_ranks(
     """
     from explorer.core.gpt.distributed import torchrun_argv
 
-    sender = _BatchSender(records)
+    sender = BatchSender(records)
     folder = Path(checkpoint_path).parent
     fields = {**settings, "out_dir": str(folder)}
     if corpus_path:
@@ -346,7 +346,7 @@ def _collect_errors(stream, errors: deque) -> None:
             errors.append(line.split(": ", 1)[-1] if line.startswith("error (rank") else line)
 
 
-def _listen_ranks(commands: Any, process: subprocess.Popen, sender: _BatchSender, status: dict) -> None:
+def _listen_ranks(commands: Any, process: subprocess.Popen, sender: BatchSender, status: dict) -> None:
     """Forward the panel's commands to the ranks: stop as a Ctrl-C; pause and save-now cannot be done."""
     while process.poll() is None:
         try:

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from explorer.core.autograd.timeline import Timeline
-from explorer.core.graph.layout import collapse, layered_layout
+from explorer.core.graph.layout import collapse, composed_layout, layered_layout
 from explorer.core.speed import no_gc
 
 CARD_W = 156.0
@@ -26,6 +26,8 @@ SHORT_WRAP_GAIN = 1.3      # ... by showing it at least this much larger (at mos
 TURN_W = 55.0  # how far an edge turning back to the next row reaches beside the cards, each side
 SHORT_WRAP_NEAR = 0.8      # ... in the fewest rows that show it at least this fraction of its largest
 FRAME_PAD = 10.0  # room between an expanded module's frame and its members' cards
+COMPOSE_MIN_NODES = 300  # graphs of at least this many cards are laid out one top-level module at a time
+_CONTAINERS = ("ModuleList", "Sequential", "ModuleDict")  # expanded, their children are the top level
 
 _KIND_HELP = {
     "leaf": "an input: a leaf tensor that no operation produced; it needs no gradient",
@@ -185,12 +187,20 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
     value_step, grad_step = timeline.value_at, timeline.grad_at
     for did, info in model.info.items():
+        if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
+            m = info["members"][0]
+            model.value_at[did] = value_step.get(m, 0)
+            if m in grad_step:
+                model.grad_at[did] = grad_step[m]
+            continue
         f = [value_step[m] for m in info["members"] if m in value_step]
         b = [grad_step[m] for m in info["members"] if m in grad_step]
         model.value_at[did] = max(f) if f else 0
         if b:
             model.grad_at[did] = max(b)
-    model.flat = _positions(graph, model)
+    segments = segment_of(graph, getattr(trace, "modules", {}) or {}, set(expanded)) \
+        if has_modules and len(model.info) >= COMPOSE_MIN_NODES else None
+    model.flat = _positions(graph, model, segments)
     model.frames = _frames(trace, model, set(expanded)) if has_modules else []
     set_bands(model, best_bands(model.flat[0], aspect) if aspect else 1)
     return model
@@ -228,23 +238,56 @@ def _module_info(did: str, attrs: dict, trace, grad_ids: set[str],
     }
 
 
-def _positions(graph, model: DisplayModel):
-    """Layered left-to-right card centres and long-edge bend points in scene pixels.
+def segment_of(graph, classes: dict[str, str], expanded: set[str]) -> dict[str, str]:
+    """The top-level module each card of a collapsed graph belongs to (its first path part; the child of
+    an expanded list of modules, such as "blocks.3", for cards inside one): the segments that
+    `composed_layout` lays out one at a time. Cards outside any module are absent (each its own)."""
+    out = {}
+    tops: dict[str, str] = {}  # a module path -> its segment (shared by many cards)
+    for did, attrs in graph.nodes(data=True):
+        path = attrs.get("path") if attrs.get("kind") == "module" else attrs.get("module")
+        if not path:
+            continue
+        top = tops.get(path)
+        if top is None:
+            parts = path.split(".")
+            k = 1
+            while k < len(parts) and classes.get(".".join(parts[:k])) in _CONTAINERS \
+                    and ".".join(parts[:k]) in expanded:
+                k += 1
+            top = tops[path] = ".".join(parts[:k])
+        out[did] = top
+    return out
 
-    """
-    lay = layered_layout(graph, direction="LR")
+
+def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = None):
+    """Layered left-to-right card centres and long-edge bend points in scene pixels; with `segments`
+    (card -> top-level module), laid out one segment at a time (`composed_layout`)."""
+    lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
     raw = dict(lay.positions)
     bends_raw = dict(lay.edge_points or {})
     raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
     for did in model.info:  # any node the layout skipped goes to the far left, not off the map
         raw.setdefault(did, (0.0, float(len(raw))))
     # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart
-    columns: dict[float, list[float]] = {}
+    by_x: dict[float, list[float]] = {}
     for x, y in raw.values():
-        columns.setdefault(round(x, 6), []).append(y)
-    gaps = [b - a for ys in columns.values()
-            for a, b in zip(sorted(ys), sorted(ys)[1:], strict=False) if b - a > 1e-9]
-    unit_y = min(gaps) if gaps else 1.0
+        ys = by_x.get(x)
+        if ys is None:
+            by_x[x] = [y]
+        else:
+            ys.append(y)
+    columns: dict[float, list[float]] = {}
+    for x, ys in by_x.items():
+        columns.setdefault(round(x, 6), []).extend(ys)
+    unit_y = float("inf")
+    for ys in columns.values():
+        ys.sort()
+        for a, b in zip(ys, ys[1:]):  # noqa: B905 -- one shorter on purpose
+            if 1e-9 < b - a < unit_y:
+                unit_y = b - a
+    if unit_y == float("inf"):
+        unit_y = 1.0
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
     positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
     bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
@@ -259,8 +302,10 @@ def _extent(positions, bands: int) -> tuple[float, float]:
 
 def _shape(positions) -> tuple[int, float]:
     """(number of layers, vertical span of the card centres)."""
-    ys = [y for _x, y in positions.values()]
-    return len({round(x, 3) for x, _y in positions.values()}), (max(ys) - min(ys)) if ys else 0.0
+    if not positions:
+        return 0, 0.0
+    xs, ys = zip(*positions.values(), strict=True)
+    return len({round(x, 3) for x in set(xs)}), max(ys) - min(ys)
 
 
 def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, float]:
@@ -272,15 +317,22 @@ def _band_spans(positions, bands: int, bends=None) -> tuple[float, list[tuple[fl
     """(layer pitch, the lowest and highest card centre or bend of each of `bands` rows) of the layers
     wrapped."""
     sx = CARD_W + GAP_X
-    per_band = -(-len({round(x, 3) for x, _y in positions.values()}) // bands)
+    per_band = -(-_shape(positions)[0] // bands)
     lo = [float("inf")] * bands
     hi = [float("-inf")] * bands
     points = list(positions.values())
     for path in (bends or {}).values():
         points.extend(path)
+    by_x: dict[float, list[float]] = {}  # the points of each layer (few layers, many points)
     for x, y in points:
+        ys = by_x.get(x)
+        if ys is None:
+            by_x[x] = [y]
+        else:
+            ys.append(y)
+    for x, ys in by_x.items():
         band = min(bands - 1, round(x / sx) // per_band)
-        lo[band], hi[band] = min(lo[band], y), max(hi[band], y)
+        lo[band], hi[band] = min(lo[band], *ys), max(hi[band], *ys)
     return sx, [(a, b) if a <= b else (0.0, 0.0) for a, b in zip(lo, hi, strict=True)]
 
 
@@ -366,24 +418,36 @@ def _wrap(positions, bends, edges, bands: int):
     An edge that runs from the end of one row to the start of the next turns back through the gap
     under the row: right, down, left along the gap, down, right into its target.
     """
-    xs = sorted({round(x, 3) for x, _y in positions.values()})
-    per_band = -(-len(xs) // bands)
+    per_band = -(-_shape(positions)[0] // bands)
     sx, spans = _band_spans(positions, bands, bends)
     bases = _row_bases(spans)
 
+    where: dict[float, tuple[float, float, float, int]] = {}  # x -> (wrapped x, top, base, band)
+
+    def column(x: float) -> tuple[float, float, float, int]:
+        got = where.get(x)
+        if got is None:  # once per layer
+            layer = round(x / sx)
+            band = min(bands - 1, layer // per_band)
+            got = where[x] = ((layer - band * per_band) * sx, spans[band][0], bases[band], band)
+        return got
+
     def place(x: float, y: float) -> tuple[float, float]:
-        layer = round(x / sx)
-        band = min(bands - 1, layer // per_band)
-        return (layer - band * per_band) * sx, y - spans[band][0] + bases[band]
+        new_x, top, base, _band = column(x)
+        return new_x, y - top + base
 
     def band_of(x: float) -> int:
-        return min(bands - 1, round(x / sx) // per_band)
+        return column(x)[3]
 
-    new_pos = {k: place(x, y) for k, (x, y) in positions.items()}
+    new_pos = {}
+    band = {}
+    for k, (x, y) in positions.items():
+        new_x, top, base, band[k] = column(x)
+        new_pos[k] = (new_x, y - top + base)
     new_bends = {}
     for u, v in edges:
         inner = bends.get((u, v), ())
-        if not inner and band_of(positions[u][0]) == band_of(positions[v][0]):
+        if not inner and band[u] == band[v]:
             continue  # a short edge within one row: no bend before or after wrapping
         raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
@@ -427,19 +491,26 @@ def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, s
     classes = getattr(trace, "modules", {}) or {}
     members: dict[str, list[str]] = {path: [] for path in expanded}
     rollups = [p for p in expanded if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to blocks.3
+    within: dict[str, list[str]] = {}  # a module path -> the expanded modules around it (shared by many)
     for did, info in model.info.items():
-        node = trace.nodes.get(did)
-        where = info.get("path") if info["kind"] == "module" else getattr(node, "module", None)
+        if info["kind"] == "module":
+            where = info.get("path")
+        else:
+            node = trace.nodes.get(did)
+            where = getattr(node, "module", None)
         if not where:
             continue
-        prefix = ""
-        for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
-            prefix = f"{prefix}.{part}" if prefix else part
-            if prefix in members:
-                members[prefix].append(did)
-        for path in rollups:
-            if _in_module(where, path) and not where.startswith(path):
-                members[path].append(did)
+        around = within.get(where)
+        if around is None:
+            around = within[where] = []
+            prefix = ""
+            for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
+                prefix = f"{prefix}.{part}" if prefix else part
+                if prefix in members:
+                    around.append(prefix)
+            around += [path for path in rollups if _in_module(where, path) and not where.startswith(path)]
+        for path in around:
+            members[path].append(did)
     frames = []
     for path in sorted(expanded, key=lambda p: (p.count("."), p)):
         if len(members[path]) > 1:  # a frame around one card would say no more than the card
@@ -458,6 +529,8 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
         ins.setdefault(v, []).append(u)
 
     def spread(ends: list[str]) -> dict[str, float]:
+        if len(ends) == 1:  # most cards: one edge in the middle of the side
+            return {ends[0]: 0.0}
         ends = sorted(ends, key=lambda n: pos[n][1])
         step = min(12.0, (CARD_H - 30) / max(1, len(ends) - 1))
         return {n: (i - (len(ends) - 1) / 2) * step for i, n in enumerate(ends)}

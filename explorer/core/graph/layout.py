@@ -18,6 +18,11 @@ graphs its time explodes (60 s at 3,000 nodes); it stays available as ``method="
 5. place nodes across the flow: the main path (back from the output through the longest history) runs
    straight; every other node moves towards the median of its neighbours while each layer keeps its
    order and spacing, by weighted isotonic regression (pool adjacent violators).
+
+Big graphs (the display model's, from 300 cards) are laid out by ``composed_layout``: one piece per
+top-level module, each the steps above on its own nodes, cached by its shape, and the pieces placed along
+the flow by shifting them whole, so identical blocks cost one layout and expanding one module lays out
+only its own piece.
 """
 
 from __future__ import annotations
@@ -27,16 +32,20 @@ import os
 import random
 import re
 import tempfile
+import threading
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 
-__all__ = ["Layout", "collapse", "count_crossings", "layered_layout"]
+__all__ = ["LAYOUT_WORK", "Layout", "clear_piece_cache", "collapse", "composed_layout", "count_crossings",
+           "layered_layout"]
 
 NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
 DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
+LAYOUT_WORK = [0]  # nodes (ports included) the Sugiyama steps have laid out: a count for the tests
+PIECE_CACHE_SIZE = 1024  # laid-out pieces of `composed_layout` kept, by shape (most recently used)
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
 SPINE_WEIGHT = 1e9  # how much harder the main path resists being pushed aside than other nodes
 
@@ -93,6 +102,7 @@ def layered_layout(graph: nx.DiGraph, *, direction: str = "LR", groups: dict | N
         return Layout({}, {}, 0, "sugiyama", {}, direction)
     index = {n: i for i, n in enumerate(nodes)}
     edges = [(index[u], index[v]) for u, v in graph.edges if u != v]
+    LAYOUT_WORK[0] += len(nodes)
     sg = _Sugiyama(len(nodes), edges, [groups.get(n) if groups else None for n in nodes])
     # The main path ends at the traced output when the graph says which node that is.
     sg.outputs = {i for i, n in enumerate(nodes) if graph.nodes[n].get("is_output")}
@@ -150,7 +160,7 @@ def count_crossings(graph: nx.DiGraph, positions: dict, edge_points: dict | None
         ys = np.interp(ranks[lo:hi + 1], along, across)
         for k in range(hi - lo):
             per_gap.setdefault(lo + k, []).append((float(ys[k]), float(ys[k + 1])))
-    return sum(_inversions(pairs) for pairs in per_gap.values())
+    return sum(inversions(pairs) for pairs in per_gap.values())
 
 
 def _comparable(u, v) -> bool:
@@ -240,6 +250,7 @@ class _Sugiyama:
         self.groups = groups
         self.reversed: set[tuple[int, int]] = set()
         self.outputs: set[int] = set()
+        self.preferred: set[int] = set()  # where the main path goes when inputs tie (a piece's in-ports)
 
     def run(self, max_sweeps: int):
         dag = self._acyclic_edges()
@@ -445,7 +456,7 @@ class _Sugiyama:
         total = 0
         for lay in layers[:-1]:
             pairs = [(pos[u], pos[w]) for u in lay for w in self.down[u]]
-            total += _inversions(pairs)
+            total += inversions(pairs)
         return total
 
     # -- 5. coordinates -------------------------------------------------------------------------------
@@ -455,7 +466,7 @@ class _Sugiyama:
         y = [0.0] * len(self.all_layer)
         gaps: list[list[float]] = []
         for lay in layers:
-            g = [0.0]
+            g = [0.0] if lay else []  # (a piece without in- or out-ports leaves its port layer empty)
             for a, b in zip(lay, lay[1:], strict=False):
                 g.append(g[-1] + (NODE_GAP if a < n_real and b < n_real else DUMMY_GAP))
             gaps.append(g)
@@ -485,6 +496,7 @@ class _Sugiyama:
                 for v, val in zip(lay, placed, strict=True):
                     y[v] = val
         self.y = y
+        self.spine = (spine_prev, spine_next)
 
     def _spine(self) -> tuple[dict[int, int], dict[int, int]]:
         """The main path: from the output (else the last sink) back through the input with the longest
@@ -501,7 +513,7 @@ class _Sugiyama:
         prev: dict[int, int] = {}
         nxt: dict[int, int] = {}
         while self.up[v]:
-            u = max(self.up[v], key=lambda w: (history[w], w < self.n, -w))
+            u = max(self.up[v], key=lambda w: (history[w], w in self.preferred, w < self.n, -w))
             prev[v], nxt[u] = u, v
             v = u
         return prev, nxt
@@ -526,6 +538,268 @@ class _Sugiyama:
             if (u, v) in original:  # (both, when a cycle of two shares one route)
                 bends[(nodes[u], nodes[v])] = pts
         return Layout(positions, layers, self.crossings, "sugiyama", bends, direction)
+
+
+# ---------------------------------------------------------------------------------------------- composed
+
+
+@dataclass
+class _Piece:
+    """One segment laid out on its own, in local units: interior layers 0..width-1 (its in-ports sit in
+    layer -1, its out-ports in layer `width`; neither is drawn, they route the edges that cross the
+    segment's border)."""
+
+    width: int
+    layer: list[int]  # per interior node
+    y: list[float]  # per interior node
+    inner: dict[tuple[int, int], list[tuple[int, float]]]  # interior edge -> bend points (source to target)
+    ins: list[dict[int, list[tuple[int, float]]]]  # per in-port: target -> bend points after the port
+    in_y: list[float]
+    outs: list[list[tuple[int, float]]]  # per out-port: bend points from its source up to the port
+    out_y: list[float]
+    spine_in: int | None  # the in-port the main path enters by
+    spine_out: int | None  # the out-port it leaves by
+    extent: list[tuple[float, float]]  # per interior layer: the lowest and highest y of a node or bend
+    crossings: int
+    lead: int = 0  # 1: the in-ports share the first layer (where the nodes they stand for sit)
+
+
+def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets: list[tuple[int, ...]],
+           out_sources: list[int], max_sweeps: int) -> _Piece:
+    """Lay out one segment (nodes 0..n-1) with its in-ports before its first layer and its out-ports after
+    its last: the edges entering or leaving it run through its own layers as bends, ordered with them."""
+    a, b = len(in_targets), len(out_sources)
+    total = n + a + b
+    LAYOUT_WORK[0] += total
+    # the edges coming in first: they start each layer's order, on top, where the main path runs
+    all_edges = [(n + i, v) for i, ts in enumerate(in_targets) for v in ts] + list(edges) + \
+        [(u, n + a + j) for j, u in enumerate(out_sources)]
+    sg = _Sugiyama(total, all_edges, [None] * total)
+    sg.outputs = set(outputs)
+    sg.preferred = set(range(n, n + a))  # the main path enters by a port, not by a parameter
+    dag = sg._acyclic_edges()
+    layer = _assign_layers(n, [(u, v) for u, v in dag if u < n and v < n]) if n else []
+    width = max(layer) + 1 if layer else 0
+    # the in-ports stand for the nodes the segment reads, which sit in the layer before; when nothing in
+    # the first layer reads them (a block's first layer holds its parameters), that layer is shared with
+    # them, as one layout of the whole graph would share it
+    lead = 1 if a and all(layer[v] > 0 for ts in in_targets for v in ts) else 0
+    sg.layer = [lay + 1 for lay in layer] + [lead] * a + [width + 1] * b
+    sg._add_dummies(dag)
+    sg._order(max_sweeps)
+    sg._place()
+    y, lay_of = sg.y, sg.all_layer
+
+    def points(chain):
+        return [(lay_of[d] - 1, y[d]) for d in chain]
+
+    inner = {}
+    original = set(edges)
+    for (u, v), chain in sg.chains.items():
+        if u >= n or v >= n:
+            continue
+        if (v, u) in sg.reversed:
+            inner[(v, u)] = points(chain[::-1])
+        if (u, v) in original:
+            inner[(u, v)] = points(chain)
+    ins = [{v: points(sg.chains.get((n + i, v), ())) for v in ts} for i, ts in enumerate(in_targets)]
+    outs = [points(sg.chains.get((u, n + a + j), ())) for j, u in enumerate(out_sources)]
+    prev, nxt = sg.spine
+    extent = [(float("inf"), float("-inf"))] * width
+    for i, lay in enumerate(sg.layers_order[1:width + 1]):
+        ys = [y[v] for v in lay if not n <= v < n + a]  # the in-ports sharing the first layer: not drawn
+        if ys:
+            extent[i] = (min(ys), max(ys))
+    return _Piece(width, layer, y[:n], inner, ins, y[n:n + a], outs, y[n + a:n + a + b],
+                  next((i for i in range(a) if n + i in nxt), None),
+                  next((j for j in range(b) if n + a + j in prev), None), extent, sg.crossings, lead)
+
+
+_PIECES: dict[tuple, _Piece] = {}  # shape of a segment -> its piece (insertion order: oldest first)
+_PIECES_LOCK = threading.Lock()
+
+
+def clear_piece_cache() -> None:
+    """Forget every laid-out piece (`composed_layout` then lays each shape out anew; same result)."""
+    with _PIECES_LOCK:
+        _PIECES.clear()
+
+
+def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24) -> Layout:
+    """A left-to-right layered layout made of one piece per segment (``segment_of``: node -> key; a
+    module, say), each laid out on its own and placed along the flow by shifting it whole.
+
+    Each segment gets its own run of layers right after the segments it reads from (a segment that only
+    feeds later ones moves up next to them, as a parameter does), and is shifted across the flow so the
+    main path enters it straight; segments that share layers are stacked without overlapping. Edges that
+    cross a border run through the segments' own layers (each piece is laid out with an in-port for each
+    outside node it reads, in its first layer when nothing there reads it, which then overlaps the layer
+    of the node the port stands for, else just before it, and an out-port after its last layer). The
+    result is a layout of the whole graph as `layered_layout` returns it (method "composed"; crossings:
+    those within the pieces). Pieces are cached by their shape (nodes, edges,
+    ports), so identical segments (a GPT's blocks) and segments that did not change since the last call
+    are laid out once: expanding one module lays out its own segment only. Falls back to
+    ``layered_layout`` when the segments depend on each other in a cycle.
+    """
+    nodes = list(graph.nodes)
+    if not nodes:
+        return Layout({}, {}, 0, "composed", {}, "LR")
+    index = {v: i for i, v in enumerate(nodes)}
+    seg_of = [segment_of.get(v, ("node", v)) for v in nodes]
+    seg_id: dict = {}
+    members: list[list[int]] = []
+    local = [0] * len(nodes)
+    for i, key in enumerate(seg_of):
+        s = seg_id.setdefault(key, len(seg_id))
+        if s == len(members):
+            members.append([])
+        local[i] = len(members[s])
+        members[s].append(i)
+    sid = [seg_id[key] for key in seg_of]
+    k = len(members)
+    inner_edges: list[list[tuple[int, int]]] = [[] for _ in range(k)]
+    in_ports: list[dict[int, list[int]]] = [{} for _ in range(k)]  # external source -> local targets
+    out_ports: list[dict[int, int]] = [{} for _ in range(k)]  # interior source -> its out-port's number
+    succ: list[dict[int, None]] = [{} for _ in range(k)]
+    pred: list[dict[int, None]] = [{} for _ in range(k)]
+    cross: list[tuple[int, int]] = []
+    for u, v in dict.fromkeys((index[a], index[b]) for a, b in graph.edges if a != b):
+        su, sv = sid[u], sid[v]
+        if su == sv:
+            inner_edges[su].append((local[u], local[v]))
+            continue
+        cross.append((u, v))
+        in_ports[sv].setdefault(u, []).append(local[v])
+        out_ports[su].setdefault(u, len(out_ports[su]))
+        succ[su][sv] = None
+        pred[sv][su] = None
+    topo = [s for s in range(k) if not pred[s]]
+    indeg = [len(p) for p in pred]
+    for s in topo:  # grows while iterating: Kahn's algorithm
+        for t in succ[s]:
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                topo.append(t)
+    if len(topo) < k:  # the segments feed each other in a cycle: no order to place them in
+        return layered_layout(graph, max_sweeps=max_sweeps)
+    is_output = [bool(flag) for _v, flag in graph.nodes(data="is_output")]
+    pieces = []
+    for s in range(k):
+        key = (len(members[s]), tuple(inner_edges[s]),
+               frozenset(local[i] for i in members[s] if is_output[i]),
+               tuple(tuple(ts) for ts in in_ports[s].values()), tuple(local[u] for u in out_ports[s]),
+               max_sweeps)
+        with _PIECES_LOCK:
+            piece = _PIECES.pop(key, None)
+        if piece is None:
+            piece = _piece(len(members[s]), inner_edges[s], key[2], list(key[3]), list(key[4]), max_sweeps)
+        with _PIECES_LOCK:  # layouts run on worker threads: one at a time in the cache
+            while len(_PIECES) >= PIECE_CACHE_SIZE:
+                del _PIECES[next(iter(_PIECES))]
+            _PIECES[key] = piece
+        pieces.append(piece)
+    # along the flow: as soon as the inputs allow, then segments that feed at least as many as read them
+    # move up to their readers (as `_assign_layers` does with nodes)
+    start = [0] * k
+    for t in topo:
+        if pred[t]:
+            start[t] = max(start[s] + pieces[s].width for s in pred[t]) - pieces[t].lead
+    for s in reversed(topo):
+        if succ[s] and sum(1 for p in pred[s] if pred[p]) <= len(succ[s]):
+            start[s] = min(start[t] + pieces[t].lead for t in succ[s]) - pieces[s].width
+    low = min(start)
+    start = [x - low for x in start]
+    # across the flow: each segment lines its main path up with the segment it reads it from (sources:
+    # the one they feed), then moves down past any placed segment sharing a layer with it
+    offset = [0.0] * k
+    in_index = [{u: i for i, u in enumerate(ports)} for ports in in_ports]
+    readers: dict[int, list[int]] = {}
+    for u, v in cross:
+        if sid[v] not in readers.setdefault(u, []):
+            readers[u].append(sid[v])
+    placed: dict[int, list[tuple[float, float]]] = {}  # global layer -> (top, bottom) of placed segments
+
+    def exit_y(s: int, u: int) -> float:
+        """Where the edges of u leave segment s (local y): its last bend in s, else u itself."""
+        path = pieces[s].outs[out_ports[s][u]]
+        return path[-1][1] if path else pieces[s].y[local[u]]
+
+    def anchor(t: int) -> float:
+        piece, ports = pieces[t], list(in_ports[t])
+        if ports:  # the port of the main path, else the first whose segment is placed
+            first = [piece.spine_in] if piece.spine_in is not None else []
+            for i in first + list(range(len(ports))):
+                u = ports[i]
+                s = sid[u]
+                if s in done:
+                    return offset[s] + exit_y(s, u) - piece.in_y[i]
+        for u in out_ports[t]:  # a source: line up with the first reader placed
+            for r in readers[u]:
+                if r in done:
+                    i = in_index[r][u]
+                    return offset[r] + pieces[r].in_y[i] - exit_y(t, u)
+        return 0.0
+
+    def place(t: int) -> None:
+        piece = pieces[t]
+        off = anchor(t)
+        moved = True
+        while moved:
+            moved = False
+            for lay, (lo, hi) in enumerate(piece.extent):
+                for top, bottom in placed.get(start[t] + lay, ()):
+                    if off + lo < bottom + NODE_GAP and off + hi > top - NODE_GAP:
+                        off = bottom + NODE_GAP - lo
+                        moved = True
+        offset[t] = off
+        for lay, (lo, hi) in enumerate(piece.extent):
+            if lo <= hi:
+                placed.setdefault(start[t] + lay, []).append((off + lo, off + hi))
+        done.add(t)
+
+    done: set[int] = set()
+    for t in topo:
+        if pred[t]:
+            place(t)
+    for t in reversed(topo):
+        if not pred[t]:
+            place(t)
+    # assemble
+    raw: dict[int, tuple[float, float]] = {}
+    for s, piece in enumerate(pieces):
+        x0, off = start[s], offset[s]
+        for j, i in enumerate(members[s]):
+            raw[i] = (float(x0 + piece.layer[j]), off + piece.y[j])
+    top = min(y for _x, y in raw.values())
+    bends: dict[tuple[Hashable, Hashable], list[tuple[float, float]]] = {}
+
+    def shifted(pts, s):
+        return [(float(start[s] + lay), offset[s] + y - top) for lay, y in pts]
+
+    for s, piece in enumerate(pieces):
+        mem = members[s]
+        for (u, v), pts in piece.inner.items():
+            bends[(nodes[mem[u]], nodes[mem[v]])] = shifted(pts, s)
+    for u, v in cross:
+        su, sv = sid[u], sid[v]
+        path = shifted(pieces[su].outs[out_ports[su][u]], su)
+        i = in_index[sv][u]
+        after = shifted(pieces[sv].ins[i][local[v]], sv)
+        a = path[-1] if path else (raw[u][0], raw[u][1] - top)
+        b = after[0] if after else (raw[v][0], raw[v][1] - top)
+        gap = range(int(a[0]) + 1, int(b[0]))
+        if gap:  # layers of other segments between the two: a lane under everything placed there
+            lane = max((bottom for lay in gap for _top, bottom in placed.get(lay, ())),
+                       default=a[1] + top - NODE_GAP) + NODE_GAP
+            for lay in gap:
+                path.append((float(lay), lane - top))
+                placed.setdefault(lay, []).append((lane, lane))
+        path += after
+        if path:
+            bends[(nodes[u], nodes[v])] = path
+    positions = {nodes[i]: (x, y - top) for i, (x, y) in raw.items()}
+    layers = {nodes[i]: int(x) for i, (x, _y) in raw.items()}
+    return Layout(positions, layers, sum(p.crossings for p in pieces), "composed", bends, "LR")
 
 
 def _assign_layers(n: int, edges: list[tuple[int, int]]) -> list[int]:
@@ -679,7 +953,7 @@ def _pair_crossings(a: int, b: int, pos, up, down) -> int:
     return c
 
 
-def _inversions(pairs: Iterable[tuple[float, float]]) -> int:
+def inversions(pairs: Iterable[tuple[float, float]]) -> int:
     """Number of pairs whose order flips strictly between the first and second coordinate."""
     pairs = sorted(pairs)
     m = len(pairs)
@@ -776,8 +1050,12 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     classes = dict(getattr(trace_or_graph, "modules", None) or graph.graph.get("modules", {}))
     group_of: dict = {}
     members: dict[str, list] = {}
+    paths: dict = {}  # module path -> its group (many nodes share a module)
     for nid, attrs in graph.nodes(data=True):
-        path = _group_path(attrs.get("module"), expanded)
+        module = attrs.get("module")
+        path = paths.get(module, "")
+        if path == "":
+            path = paths[module] = _group_path(module, expanded)
         if path is not None:
             group_of[nid] = path
             members.setdefault(path, []).append(nid)
@@ -787,22 +1065,31 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
 
     out = nx.DiGraph()
     out.graph.update(graph.graph)
+    node_list = []
+    added: set[str] = set()
     for nid, attrs in graph.nodes(data=True):
         path = group_of.get(nid)
         if path is None:
-            out.add_node(nid, **attrs)
-        elif ("module:" + path) not in out:
-            out.add_node("module:" + path, kind="module", label=labels[path], name=path, module=path,
-                         path=path, members=list(members[path]))
+            node_list.append((nid, attrs))
+        elif path not in added:
+            added.add(path)
+            node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
+                                                 "module": path, "path": path,
+                                                 "members": list(members[path])}))
+    out.add_nodes_from(node_list)
+    card = {nid: "module:" + path for nid, path in group_of.items()}
+    edge_attrs: dict[tuple, dict] = {}
     for u, v, attrs in graph.edges(data=True):
-        a = "module:" + group_of[u] if u in group_of else u
-        b = "module:" + group_of[v] if v in group_of else v
+        a = card.get(u, u)
+        b = card.get(v, v)
         if a == b:
             continue
-        if out.has_edge(a, b):
-            out.edges[a, b]["count"] += 1
+        seen = edge_attrs.get((a, b))
+        if seen is not None:
+            seen["count"] += 1
         else:
-            out.add_edge(a, b, arg=attrs.get("arg", 0), count=1)
+            edge_attrs[(a, b)] = {"arg": attrs.get("arg", 0), "count": 1}
+    out.add_edges_from((a, b, d) for (a, b), d in edge_attrs.items())
     return out
 
 

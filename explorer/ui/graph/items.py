@@ -6,11 +6,12 @@ zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from explorer.core.graph.display import CARD_H, CARD_W
@@ -30,10 +31,10 @@ _TITLE_FONT.setPointSizeF(12.0)
 _TITLE_FONT.setBold(True)
 _SMALL_FONT = QFont()
 _SMALL_FONT.setPointSizeF(9.0)
-_VALUE_FONT = QFont("DejaVu Sans Mono")
-_VALUE_FONT.setStyleHint(QFont.Monospace)
-_VALUE_FONT.setPointSizeF(11.0)
-_TENSOR_FONT = QFont(_VALUE_FONT)
+VALUE_FONT = QFont("DejaVu Sans Mono")
+VALUE_FONT.setStyleHint(QFont.Monospace)
+VALUE_FONT.setPointSizeF(11.0)
+_TENSOR_FONT = QFont(VALUE_FONT)
 _TENSOR_FONT.setPointSizeF(9.5)  # tensor lines share the card with a heatmap
 _FRAME_FONT = QFont()
 _FRAME_FONT.setPointSizeF(10.0)
@@ -225,6 +226,126 @@ def heatmap_image(matrix: np.ndarray) -> QImage:
     return img.copy()  # detach from the temporary buffer
 
 
+def accent_name(info: dict, theme: dict[str, str]) -> str:
+    """The colour (as text) of a node's kind: output wins over op."""
+    kind = "output" if info.get("is_output") else info.get("kind", "op")
+    return theme.get(kind, theme["op"])
+
+
+_COLORS: dict[tuple[str, int], QColor] = {}
+
+
+def _color(name: str, alpha: int = 255) -> QColor:
+    """The colour `name` at `alpha`, one object per pair (paint asks for them for every item)."""
+    color = _COLORS.get((name, alpha))
+    if color is None:
+        color = _COLORS[(name, alpha)] = QColor(name)
+        color.setAlpha(alpha)
+    return color
+
+
+_SCREEN_FONTS: dict[tuple[int, float], QFont] = {}
+
+
+def draw_text(painter, rect: QRectF, align, text: str, font: QFont) -> None:
+    """`painter.drawText(rect, align, text)` in `font`, drawn in screen pixels: under a zoom the text is
+    laid out in the font scaled to its size on screen, with the painter's transform reset. Qt renders text
+    under a scaling transform from glyph outlines (~0.1 ms a line); unscaled, from its glyph cache."""
+    t = painter.worldTransform()
+    scale = t.m11()
+    if t.m12() or t.m21() or abs(scale - t.m22()) > 1e-9 or scale <= 0 or abs(scale - 1.0) < 1e-6:
+        painter.setFont(font)
+        painter.drawText(rect, align, text)
+        return
+    size = round(font.pointSizeF() * scale * 16) / 16
+    key = (id(font), size)
+    screen = _SCREEN_FONTS.get(key)
+    if screen is None:
+        if len(_SCREEN_FONTS) > 2_000:
+            _SCREEN_FONTS.clear()
+        screen = _SCREEN_FONTS[key] = QFont(font)
+        screen.setPointSizeF(max(0.5, size))
+    box = t.mapRect(rect)
+    painter.save()
+    painter.resetTransform()
+    painter.setFont(screen)
+    # the hinted letters on screen may be a pixel or two wider than the text measured in the scene: never cut
+    painter.drawText(box, align | Qt.TextDontClip, text)
+    painter.restore()
+
+
+_BACKS: dict[tuple, QPixmap] = {}
+
+
+def _paint_back(painter, border: QColor, width: float, fill: QColor, accent: QColor, alpha: int,
+                header_only: bool) -> None:
+    """A card's rounded box, border, tinted header (or whole card when `header_only` is False) and accent
+    bar, at the painter's transform (card coordinates, centred on 0, 0).
+
+    Every card of one look is the same picture at one zoom: it is drawn once into a pixmap of the screen's
+    pixels and copied for each card (drawing the rounded shapes per card cost ~0.1 ms each). A rotated or
+    sheared transform draws directly."""
+    t = painter.worldTransform()
+    if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.device() is None:
+        _draw_back(painter, border, width, fill, accent, alpha, header_only)
+        return
+    ratio = painter.device().devicePixelRatioF() or 1.0
+    sx, sy = t.m11(), t.m22()
+    key = (border.rgba(), width, fill.rgba(), accent.rgba(), alpha, header_only, round(sx, 5), round(sy, 5),
+           ratio)
+    pixmap = _BACKS.get(key)
+    pad = 2.0  # room for half the border's width
+    if pixmap is None:
+        w, h = math.ceil((CARD_W + 2 * pad) * sx * ratio) + 1, math.ceil((CARD_H + 2 * pad) * sy * ratio) + 1
+        pixmap = QPixmap(w, h)
+        pixmap.fill(Qt.transparent)
+        inner = QPainter(pixmap)
+        inner.setRenderHint(QPainter.Antialiasing)
+        inner.scale(sx * ratio, sy * ratio)
+        inner.translate(CARD_W / 2 + pad, CARD_H / 2 + pad)
+        _draw_back(inner, border, width, fill, accent, alpha, header_only)
+        inner.end()
+        pixmap.setDevicePixelRatio(ratio)
+        if len(_BACKS) > 400:  # a cache for the zoom levels in use, not a record of every zoom ever shown
+            _BACKS.clear()
+        _BACKS[key] = pixmap
+    corner = t.map(QPointF(-CARD_W / 2 - pad, -CARD_H / 2 - pad))
+    painter.save()
+    painter.resetTransform()
+    painter.drawPixmap(QPointF(round(corner.x() * ratio) / ratio, round(corner.y() * ratio) / ratio), pixmap)
+    painter.restore()
+
+
+def _draw_back(painter, border: QColor, width: float, fill: QColor, accent: QColor, alpha: int,
+               header_only: bool) -> None:
+    painter.setPen(QPen(border, width))
+    painter.setBrush(fill)
+    painter.drawRoundedRect(QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H), 8, 8)
+    tint = QColor(accent)
+    tint.setAlpha(alpha)
+    # the header's tint and the accent bar inside the rounded corners: paths made once for every card
+    # (a clip path set per card cost ~0.3 ms a card)
+    inner, head, bar = _card_paths()
+    painter.fillPath(head if header_only else inner, tint)
+    painter.fillPath(bar, accent)
+
+
+_PATHS: list[QPainterPath] = []
+
+
+def _card_paths() -> list[QPainterPath]:
+    """(inside of a card's rounded border, its header, its accent bar), in card coordinates, made once."""
+    if not _PATHS:
+        rect = QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H)
+        inner = QPainterPath()
+        inner.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        head, bar = QPainterPath(), QPainterPath()
+        head.addRect(QRectF(rect.left(), rect.top(), CARD_W, HEADER_H))
+        bar.addRect(QRectF(rect.left(), rect.top(), 5, CARD_H))
+        _PATHS.extend((inner, inner.intersected(head), inner.intersected(bar)))
+    return _PATHS
+
+
 class NodeCard(QGraphicsItem):
     """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
 
@@ -240,8 +361,7 @@ class NodeCard(QGraphicsItem):
         self._value_img: QImage | None = None
         self._grad_img: QImage | None = None
         self.painted: list[tuple[str, float]] = []  # (text, point size on screen) of the last paint
-        kind = "output" if info.get("is_output") else info.get("kind", "op")
-        self.accent_name = theme.get(kind, theme["op"])  # the colour of the node's kind, as text
+        self.accent_name = accent_name(info, theme)  # the colour of the node's kind, as text
         self._accent = QColor(self.accent_name)
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
@@ -299,19 +419,8 @@ class NodeCard(QGraphicsItem):
             painter.setBrush(accent if self.show_value else QColor(t["card_border"]))
             painter.drawRect(rect)
             return
-        painter.setPen(QPen(border, width))
-        painter.setBrush(fill)
-        painter.drawRoundedRect(rect, 8, 8)
         header = QRectF(rect.left(), rect.top(), CARD_W, HEADER_H)
-        tint = QColor(accent)
-        tint.setAlpha(60 if self.show_value else 30)
-        clip = QPainterPath()
-        clip.addRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
-        painter.save()
-        painter.setClipPath(clip)
-        painter.fillRect(header if lod >= NAME_LOD else rect, tint)
-        painter.fillRect(QRectF(rect.left(), rect.top(), 5, CARD_H), accent)
-        painter.restore()
+        _paint_back(painter, border, width, fill, accent, 60 if self.show_value else 30, lod >= NAME_LOD)
         self.painted = []
         if lod < NAME_LOD:
             self._paint_name(painter, rect, lod)
@@ -327,8 +436,7 @@ class NodeCard(QGraphicsItem):
         if boost <= 1.0 and sub and room > 20:  # the op's name beside the title, when there is room
             painter.setPen(QColor(t["muted"]))
             shown = subtitle_lines(sub, room)  # two short lines rather than "transpose · no g…"
-            painter.setFont(_SMALL_FONT)
-            painter.drawText(title_rect, Qt.AlignVCenter | Qt.AlignRight, "\n".join(shown))
+            draw_text(painter, title_rect, Qt.AlignVCenter | Qt.AlignRight, "\n".join(shown), _SMALL_FONT)
             self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
         self._paint_body(painter, rect, lod)
 
@@ -336,8 +444,7 @@ class NodeCard(QGraphicsItem):
               align=Qt.AlignVCenter | Qt.AlignLeft) -> float:
         """Draw `text` fitted into `rect`; records it with its size on screen; returns its width."""
         chosen, shown = fit_text(text, font, boost, rect.width(), least)
-        painter.setFont(chosen)
-        painter.drawText(rect, align, shown)
+        draw_text(painter, rect, align, shown, chosen)
         self.painted.append((shown, chosen.pointSizeF() * lod))
         return _metrics(chosen).horizontalAdvance(shown)
 
@@ -347,7 +454,7 @@ class NodeCard(QGraphicsItem):
         name_font = _boosted(_TITLE_FONT, NAME_PT / (_TITLE_FONT.pointSizeF() * lod))
         name_h = _metrics(name_font).height()
         value = self.info.get("value")
-        value_font = _boosted(_VALUE_FONT, MIN_SCREEN_PT / (_VALUE_FONT.pointSizeF() * lod))
+        value_font = _boosted(VALUE_FONT, MIN_SCREEN_PT / (VALUE_FONT.pointSizeF() * lod))
         value_h = _metrics(value_font).height()
         with_value = self.show_value and value is not None and name_h + value_h + 4 <= inner.height()
         top = inner.top() + (inner.height() - name_h - (value_h + 4 if with_value else 0)) / 2
@@ -357,9 +464,9 @@ class NodeCard(QGraphicsItem):
                    boost, _boost_range(_TITLE_FONT, lod)[1], lod)
         if with_value:
             painter.setPen(QColor(self.theme["value"]))
-            least = _boost_range(_VALUE_FONT, lod)[1]
+            least = _boost_range(VALUE_FONT, lod)[1]
             self._draw(painter, QRectF(inner.left(), top + name_h + 4, inner.width(), value_h),
-                       snapshot_summary(value), _VALUE_FONT, least, least, lod)
+                       snapshot_summary(value), VALUE_FONT, least, least, lod)
 
     def _paint_body(self, painter, rect: QRectF, lod: float = 1.0) -> None:
         """Value and gradient lines (grown back to their size on screen), with mini heatmaps for tensors."""
@@ -369,7 +476,7 @@ class NodeCard(QGraphicsItem):
         text_right = rect.right() - (HEATMAP + 10 if is_tensor else 8)
         line1 = QRectF(rect.left() + 10, rect.top() + HEADER_H + 4, text_right - rect.left() - 10, 24)
         line2 = line1.translated(0, 26)
-        font = _TENSOR_FONT if is_tensor else _VALUE_FONT
+        font = _TENSOR_FONT if is_tensor else VALUE_FONT
         for box, (role, text) in zip((line1, line2), body_lines(self.info, self.show_value, self.show_grad),
                                      strict=False):
             line_font = _SMALL_FONT if role == "facts" else font
@@ -389,8 +496,8 @@ class NodeCard(QGraphicsItem):
             painter.setPen(QColor(line_color(t, role)))
             if role == "facts" and boost <= 1.0:  # at full size the layout takes two lines, not "…"
                 shown = subtitle_lines(text, box.width())
-                painter.setFont(_SMALL_FONT)
-                painter.drawText(box.adjusted(0, -3, 0, 3), Qt.AlignVCenter | Qt.AlignLeft, "\n".join(shown))
+                draw_text(painter, box.adjusted(0, -3, 0, 3), Qt.AlignVCenter | Qt.AlignLeft,
+                          "\n".join(shown), _SMALL_FONT)
                 self.painted.extend((line, _SMALL_FONT.pointSizeF() * lod) for line in shown)
                 continue
             self._draw(painter, box, text, line_font, boost, least, lod)
@@ -440,16 +547,22 @@ def edge_path(src: QPointF, dst: QPointF, arrow: bool = True, dy_src: float = 0.
     return path
 
 
-def add_edge(path: QPainterPath, src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
-             dy_dst: float = 0.0, bends=None) -> None:
-    """Append `edge_path`'s curve and arrow head to `path` (many edges in one path: an `EdgeBundle`)."""
-    start, curves, head = edge_geometry(src, dst, dy_src, dy_dst, bends)
-    path.moveTo(*start)
-    for c1, c2, q in curves:
-        path.cubicTo(c1[0], c1[1], c2[0], c2[1], q[0], q[1])
-    path.moveTo(*head[0])
-    path.lineTo(*head[1])
-    path.lineTo(*head[2])
+def split_cubic(p0, c1, c2, p3, n: int) -> list[tuple]:
+    """A cubic Bézier cut into `n` pieces of equal parameter length, each (start, control 1, control 2, end):
+    the same curve (de Casteljau), drawn piece by piece so a view strokes only the pieces it shows."""
+    pieces = []
+    for k in range(n, 1, -1):
+        t = 1.0 / k
+        a = (p0[0] + (c1[0] - p0[0]) * t, p0[1] + (c1[1] - p0[1]) * t)
+        b = (c1[0] + (c2[0] - c1[0]) * t, c1[1] + (c2[1] - c1[1]) * t)
+        c = (c2[0] + (p3[0] - c2[0]) * t, c2[1] + (p3[1] - c2[1]) * t)
+        ab = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+        bc = (b[0] + (c[0] - b[0]) * t, b[1] + (c[1] - b[1]) * t)
+        mid = (ab[0] + (bc[0] - ab[0]) * t, ab[1] + (bc[1] - ab[1]) * t)
+        pieces.append((p0, a, ab, mid))
+        p0, c1, c2 = mid, bc, c
+    pieces.append((p0, c1, c2, p3))
+    return pieces
 
 
 def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: float = 0.0,
@@ -543,6 +656,7 @@ class ModuleFrame(QGraphicsItem):
 
     LABEL_PT = 10.0
     MAX_LABEL_BOOST = 2.5
+    RADIUS = 12.0  # of the frame's corners
 
     def __init__(self, path: str, label: str, rect: QRectF, theme: dict[str, str], depth: int = 0):
         super().__init__()
@@ -552,6 +666,7 @@ class ModuleFrame(QGraphicsItem):
         self.theme = theme
         self.label_offset = 0.0
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
+        self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
@@ -574,36 +689,62 @@ class ModuleFrame(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Tinted rounded frame and its label above the top-left corner."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        color = QColor(self.theme["module"])
-        fill = QColor(color)
-        fill.setAlpha(22)
-        painter.setPen(QPen(color, 1.5))
-        painter.setBrush(fill)
-        painter.drawRoundedRect(self.rect, 12, 12)
+        color = _color(self.theme["module"])
+        if self._fill is None:  # three rectangles and four quarter discs: the frame's inside, made once
+            r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
+            d = 2 * k
+            self._fill = ([QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
+                           QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
+                           QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)],
+                          [(QRectF(x, y, d, d), start * 16) for x, y, start in (
+                              (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+                              (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))])
+        # the translucent fill without antialiasing, as rectangles and quarter discs (a rounded path over a
+        # large frame costs several times as much; the corners hardly show at this alpha)
+        smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(_color(self.theme["module"], 22))
+        rects, pies = self._fill
+        painter.drawRects(rects)
+        for box, start in pies:
+            painter.drawPie(box, start, 90 * 16)
+        painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
+        # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
+        # hairline, clipped to the screen, many times faster than a scaled pen)
+        if 1.5 * lod < 1.0:
+            pen = QPen(_color(self.theme["module"], round(255 * max(0.2, 1.5 * lod))), 1.0)
+            pen.setCosmetic(True)
+        else:
+            pen = QPen(color, 1.5)
+        painter.setPen(pen)
+        painter.setBrush(Qt.NoBrush)
+        painter.drawRoundedRect(self.rect, self.RADIUS, self.RADIUS)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
-        painter.setFont(font)
         painter.setPen(color)
         h = _metrics(font).height() + 2
         left = self.rect.left() + self.label_offset + 8
         box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
-        painter.drawText(box, Qt.AlignLeft | Qt.AlignBottom, self.label)
+        draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
 
 
 class Overview(QGraphicsItem):
-    """The whole graph far zoomed out in one item: module frames as tinted boxes, every edge as one path of
-    straight segments, cards as plain coloured blocks, frame labels only where they can be read.
+    """The whole graph far zoomed out: module frames as tinted boxes, every edge as one path of straight
+    segments, frame labels only where they can be read; its `OverviewBlocks` draws the cards as plain
+    coloured blocks over it (`items()`: both).
 
     Shown instead of the cards, edges and frames (which are hidden) below OVERVIEW_SCALE: a
     separate paint per card costs ~30 µs in Python, while these few batched calls keep a 10,000-node
-    graph within a frame. The blocks are grouped by colour once per player step (`invalidate`).
+    graph within a frame. A player step repaints the blocks only: frames and edges stay in their cache.
     """
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
 
-    def __init__(self, cards: dict, theme: dict[str, str], frames=(), edges=None):
+    def __init__(self, blocks, theme: dict[str, str], frames=(), segments=()):
+        """`blocks`: (display id, accent colour, x, y, step its value is known at) per card; `segments`: the
+        point list of each edge."""
         super().__init__()
-        self.cards = cards
         self.theme = theme
         self.frames = list(frames)
         self.setZValue(-1.5)
@@ -611,47 +752,57 @@ class Overview(QGraphicsItem):
         # drawn once per zoom into a pixmap of the screen's pixels: a pan or a repaint of the same zoom
         # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        xs = [c.pos().x() for c in cards.values()]
-        ys = [c.pos().y() for c in cards.values()]
         self._rect = QRectF()
-        if xs:
+        if blocks:
+            xs = [b[2] for b in blocks]
+            ys = [b[3] for b in blocks]
             self._rect = QRectF(min(xs) - CARD_W / 2, min(ys) - CARD_H / 2, max(xs) - min(xs) + CARD_W,
                                 max(ys) - min(ys) + CARD_H)
         for frame in self.frames:
             self._rect = self._rect.united(frame.rect)
-        self._edges = edges if edges is not None else QPainterPath()
-        self._groups: dict[str, list[QRectF]] | None = None
-        self._blocks: list[tuple[NodeCard, QRectF]] | None = None  # (card, its block) in scene pixels
+        # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
+        # zoomed in) draws those near it, not all
+        self._frame_rects = [f.rect for f in self.frames]
+        self._frame_cells: dict[tuple[int, int], list[int]] = {}
+        for i, r in enumerate(self._frame_rects):
+            for cell in overview_cells(r):
+                self._frame_cells.setdefault(cell, []).append(i)
+        self._edges: dict[tuple[int, int], QPainterPath] = {}
+        for points in segments:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            for cell in overview_cells(QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))):
+                path = self._edges.get(cell)
+                if path is None:
+                    path = self._edges[cell] = QPainterPath()
+                path.moveTo(*points[0])
+                for x, y in points[1:]:
+                    path.lineTo(x, y)
+        self.blocks = OverviewBlocks(blocks, theme, self._rect)
+
+    def items(self) -> list[QGraphicsItem]:
+        """The two items to put on the scene: this one and its blocks."""
+        return [self, self.blocks]
+
+    def fit_cache(self, scale: float, screen: QRectF) -> None:
+        """Cache the two items' pictures in screen pixels while the graph at `scale` is at most a few
+        screens (`screen`: the view's size) large; beyond, Qt's cache of so large an item costs several
+        times a fresh paint of the part in view, which the grid keeps cheap."""
+        big = self._rect.width() * scale * self._rect.height() * scale > 4 * screen.width() * screen.height()
+        mode = QGraphicsItem.NoCache if big else QGraphicsItem.DeviceCoordinateCache
+        for item in self.items():
+            if item.cacheMode() != mode:
+                item.setCacheMode(mode)
+
+    def set_state(self, step: int, current: str | None, selected: str | None) -> None:
+        """The player's step, its current card and the selected one: the blocks' colours."""
+        self.blocks.set_state(step, current, selected)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Union of every card and frame."""
         return self._rect
 
-    def invalidate(self) -> None:
-        """The cards' states changed: regroup the blocks by colour at the next paint."""
-        self._groups = None
-        self.update()
-
-    def _block_groups(self) -> dict[str, list[QRectF]]:
-        if self._groups is None:
-            groups: dict[str, list[QRectF]] = {}
-            t = self.theme
-            current, selected, pending = t["current"], t["selected"], t["card_border"]
-            if self._blocks is None:  # the cards stay where they are: their blocks are made once
-                self._blocks = []
-                for card in self.cards.values():
-                    p = card.pos()
-                    block = QRectF(p.x() - CARD_W / 2, p.y() - CARD_H / 2, CARD_W, CARD_H)
-                    self._blocks.append((card, block))
-            for card, block in self._blocks:
-                key = current if card.current else selected if card.selected else \
-                    card.accent_name if card.show_value else pending
-                groups.setdefault(key, []).append(block)
-            self._groups = groups
-        return self._groups
-
     def paint(self, painter, option, widget=None) -> None:
-        """Frames, edges, then blocks, each colour in one call; labels of frames in view when readable."""
+        """Frames and edges, each in one call; labels of frames in view when readable."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         module = QColor(self.theme["module"])
@@ -668,16 +819,20 @@ class Overview(QGraphicsItem):
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.setBrush(fill)
-            painter.drawRects([f.rect for f in self.frames])
+            near = overview_cells(option.exposedRect, self._rect)
+            if near is None:
+                painter.drawRects(self._frame_rects)
+            else:
+                shown = sorted({i for cell in near for i in self._frame_cells.get(cell, ())})
+                if shown:
+                    painter.drawRects([self._frame_rects[i] for i in shown])
         pen = QPen(QColor(self.theme["edge"]), 1.0)
         pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        painter.drawPath(self._edges)
-        painter.setPen(Qt.NoPen)
-        for color, rects in self._block_groups().items():
-            painter.setBrush(QColor(color))
-            painter.drawRects(rects)
+        near = overview_cells(option.exposedRect, self._rect)
+        for path in (self._edges.values() if near is None else filter(None, map(self._edges.get, near))):
+            painter.drawPath(path)
         boost = ModuleFrame.MAX_LABEL_BOOST
         if self.frames and ModuleFrame.LABEL_PT * boost * lod >= self.LABEL_MIN_PT:
             font = _boosted(_FRAME_FONT, boost)
@@ -694,11 +849,75 @@ class Overview(QGraphicsItem):
                                  Qt.AlignLeft | Qt.AlignBottom, f.label)
 
 
-def edge_lines(segments) -> QPainterPath:
-    """One path of straight segments through `segments` (point lists): the edges of the overview."""
-    path = QPainterPath()
-    for points in segments:
-        path.moveTo(QPointF(*points[0]))
-        for p in points[1:]:
-            path.lineTo(QPointF(*p))
-    return path
+class OverviewBlocks(QGraphicsItem):
+    """The cards of the overview as plain blocks, one call per colour: the kind's colour once the value is
+    known, grey before; the selected and the current card in their own colours.
+
+    The blocks of each colour are sorted by the step their value is known at, so the blocks shown at a
+    step are a prefix of that list: a player step finds them by bisection, not by visiting every card.
+    """
+
+    def __init__(self, blocks, theme: dict[str, str], rect: QRectF):
+        super().__init__()
+        self.theme = theme
+        self._rect = QRectF(rect)
+        self.setZValue(-1.4)
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn per zoom and per player step
+        self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: blocks culled by cell
+        groups: dict[tuple[int, int], dict[str, list[tuple[int, float, float]]]] = {}
+        self._where: dict[str, QRectF] = {}
+        for did, accent, x, y, at in blocks:
+            cell = (int(x // OVERVIEW_CELL), int(y // OVERVIEW_CELL))
+            groups.setdefault(cell, {}).setdefault(accent, []).append((at, x, y))
+            self._where[did] = QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
+        # per grid cell: (accent, steps sorted, blocks in that order) per colour
+        self._cells: dict[tuple[int, int], list[tuple[str, list[int], list[QRectF]]]] = {}
+        for cell, by_accent in groups.items():
+            for accent, entries in by_accent.items():
+                entries.sort()
+                rects = [QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H) for _a, x, y in entries]
+                self._cells.setdefault(cell, []).append((accent, [e[0] for e in entries], rects))
+        self.state: tuple[int, str | None, str | None] = (0, None, None)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Union of every card and frame."""
+        return self._rect
+
+    def set_state(self, step: int, current: str | None, selected: str | None) -> None:
+        """Colour the blocks for `step` (repainted only when something changed)."""
+        if (step, current, selected) != self.state:
+            self.state = (step, current, selected)
+            self.update()
+
+    def paint(self, painter, option, widget=None) -> None:
+        """Each colour's blocks in one call, then the selected and the current card over them."""
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setPen(Qt.NoPen)
+        step, current, selected = self.state
+        pending = QColor(self.theme["card_border"])
+        near = overview_cells(option.exposedRect.adjusted(-CARD_W, -CARD_H, CARD_W, CARD_H), self._rect)
+        cells = self._cells.values() if near is None else filter(None, map(self._cells.get, near))
+        for accent, steps, rects in (group for groups in cells for group in groups):
+            k = bisect.bisect_right(steps, step)
+            if k:
+                painter.setBrush(QColor(accent))
+                painter.drawRects(rects[:k] if k < len(rects) else rects)
+            if k < len(rects):
+                painter.setBrush(pending)
+                painter.drawRects(rects[k:])
+        for did, color in ((selected, "selected"), (current, "current")):
+            if did in self._where:
+                painter.setBrush(QColor(self.theme[color]))
+                painter.drawRect(self._where[did])
+
+
+OVERVIEW_CELL = 8192.0  # side of the grid cells the overview files its frames, edges and blocks in
+
+
+def overview_cells(rect: QRectF, whole: QRectF | None = None) -> list[tuple[int, int]] | None:
+    """The overview's grid cells under `rect`; None when `rect` holds all of `whole` (draw everything)."""
+    if whole is not None and rect.contains(whole):
+        return None
+    xs = range(int(rect.left() // OVERVIEW_CELL), int(rect.right() // OVERVIEW_CELL) + 1)
+    ys = range(int(rect.top() // OVERVIEW_CELL), int(rect.bottom() // OVERVIEW_CELL) + 1)
+    return [(cx, cy) for cx in xs for cy in ys]

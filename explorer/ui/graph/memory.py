@@ -154,15 +154,16 @@ class MemoryOverlay:
             from explorer.core.graph.display import CARD_H
 
             timeline = scene.model.timeline
-            for did, card in scene.cards.items():
-                members = [tr.nodes[m] for m in card.info.get("members", []) if m in tr.nodes]
+            for did, info in scene.model.info.items():  # from the model: no card object is made
+                members = [tr.nodes[m] for m in info.get("members", []) if m in tr.nodes]
                 nbytes = sum(node_bytes(n) for n in members)
                 recomputed = any(s.recomputed for n in members for s in n.saved or ())
                 if not nbytes and not recomputed:
                     continue
                 text = badge_text(members, nbytes) if nbytes else "nothing: recomputed in backward"
                 badge = MemoryBadge(text, nbytes, scene.theme)
-                badge.setPos(card.pos() + QPointF(0, CARD_H / 2 + 2))
+                x, y = scene.model.positions[did]
+                badge.setPos(QPointF(x, y + CARD_H / 2 + 2))
                 scene.addItem(badge)
                 self.badges[did] = badge
                 keeping = [n for n in members if node_bytes(n)] or members

@@ -65,10 +65,15 @@ def render_scene_file(scene, path: str | os.PathLike, fmt: str | None = None, sc
         overview = getattr(scene, "overview_mode", False)  # a file shows the cards, however far out the view
         if overview:
             scene.set_overview(False)
+        lazy = hasattr(scene, "show_region")  # a canvas's scene has only the cards near its view on it
+        if lazy:
+            scene.show_region(source)
         try:
             scene.render(painter, QRectF(image.rect()), source, Qt.KeepAspectRatio)
         finally:
             painter.end()
+            if lazy:
+                scene.drop_region()
             if overview:
                 scene.set_overview(True)
         if not image.save(str(path), "PNG"):
@@ -98,7 +103,7 @@ def scene_svg(scene) -> str:
     t, model = scene.theme, scene.model
     rect = scene.sceneRect()
     ox, oy, width, height = rect.left(), rect.top(), max(1.0, rect.width()), max(1.0, rect.height())
-    fonts = {"title": items._TITLE_FONT, "small": items._SMALL_FONT, "value": items._VALUE_FONT}
+    fonts = {"title": items._TITLE_FONT, "small": items._SMALL_FONT, "value": items.VALUE_FONT}
     px = {key: QFontInfo(font).pixelSize() for key, font in fonts.items()}
     elide = {key: _Elider(QFontMetricsF(font)) for key, font in fonts.items()}
     mono = "DejaVu Sans Mono, monospace"

@@ -9,8 +9,10 @@ expansion). `explorer.ui.graph.render` uses the same scene to render files witho
 from __future__ import annotations
 
 import bisect
+import math
+from collections.abc import Iterator, Mapping
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
@@ -34,11 +36,12 @@ from explorer.ui.graph.items import (
     ModuleFrame,
     NodeCard,
     Overview,
-    add_edge,
-    edge_lines,
+    accent_name,
+    edge_geometry,
+    split_cubic,
 )
 
-EDGES_PER_BUNDLE = 40
+EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
@@ -47,6 +50,9 @@ READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that l
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
 CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
+LAZY_CARDS = 1000  # a canvas with more cards than this makes them (and adds its frames) only near the view
+CELL = 1024.0  # side of a cell of the grid that finds the cards and frames near the view (scene pixels)
+MAX_LIVE_CELLS = 48  # cells whose items stay in the scene; beyond, those far from the view are taken out
 SCENE_MARGIN = 60.0  # free scene pixels above and below the cards (the scene rectangle's margin; room for
 #                      the legend along the canvas's bottom edge)
 SCENE_MARGIN_X = 30.0  # ... and left and right of them (a narrow canvas draws the graph larger)
@@ -92,6 +98,30 @@ class LabelShelf:
         return start - left
 
 
+class CardMap(Mapping):
+    """Display id -> NodeCard for every card of the graph; a card object is made the first time it is asked
+    for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
+
+    def __init__(self, scene: GraphScene):
+        self._scene = scene
+
+    def __getitem__(self, did: str) -> NodeCard:
+        return self._scene.card(did)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scene.model.info)
+
+    def __len__(self) -> int:
+        return len(self._scene.model.info)
+
+    def __contains__(self, did) -> bool:
+        return did in self._scene.model.info
+
+    def made(self) -> dict[str, NodeCard]:
+        """The card objects made so far (display id -> card), none made by asking."""
+        return self._scene.made_cards
+
+
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
 
@@ -100,16 +130,21 @@ class GraphScene(QGraphicsScene):
         self.theme = theme or themes.get_theme()
         self.trace = None
         self.model = DisplayModel()
-        self.cards: dict[str, NodeCard] = {}
+        self.cards = CardMap(self)  # every card of the graph, made when first asked for
+        self.made_cards: dict[str, NodeCard] = {}  # the card objects made so far
+        self.lazy = False  # a view sets this: cards and frames go on the scene only near the view
+        self._lazy_now = False  # lazy, and the graph has more than LAZY_CARDS cards
+        self._reset_lazy()  # the grid of cards, frames and edges, and what of it is on the scene
+        self._extent = QRectF()  # the bounding rectangle of every card, edge and frame
+        self._current_dir: str | None = None  # "forward" | "backward" of the current node
         self.frames: list[ModuleFrame] = []
         self.expanded: set[str] = set()
         self.step = 0
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
-        # cards, edge bundles and frames, hidden for the overview. They stay top-level items: children of a
+        # cards, edge bundles and frames are hidden for the overview. They stay top-level items: children of a
         # common parent would be visited on every paint (Qt culls only top-level items by its index)
-        self._detail: list = []
         self.has_module_cards = False  # the legend explains module cards only when there are some
         self.generation = 0  # counts item rebuilds (the minimap redraws its blocks when it changes)
         self.overview_mode = False
@@ -173,7 +208,8 @@ class GraphScene(QGraphicsScene):
         """Show the state after the first `k` events: values, gradients, current node and flow.
 
         Only cards whose state changes between the old and the new step are touched (found by bisection
-        in the sorted step thresholds), so one step costs the same on 10 or 3,000 nodes.
+        in the sorted step thresholds), and of those only the card objects made so far (a card made later
+        takes its state from `card_state`), so one step costs the same on 10 or 10,000 nodes.
         """
         k = max(0, min(int(k), self.step_count))
         old = self.step
@@ -181,32 +217,51 @@ class GraphScene(QGraphicsScene):
         event = self.current_event()
         current = self.display_id(event[1]) if event else None
         if full:
-            touched = set(self.cards)
+            touched = set(self.made_cards)
         else:
             lo, hi = min(old, k), max(old, k)
             touched = {self._current, current} - {None}
             for keys, ids in (self._value_keys, self._grad_keys):
                 touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
-        changed = False
+        self._current, self._current_dir = current, event[0] if event else None
         for did in touched:
-            card = self.cards.get(did)
-            if card is None:
-                continue
-            grad_at = self.model.grad_at.get(did)
-            changed |= card.set_state(k >= self.model.value_at.get(did, 0),
-                                      grad_at is not None and k >= grad_at,
-                                      event[0] if did == current else None)
-        self._current = current
-        if changed and self._overview is not None:
-            self._overview.invalidate()
+            card = self.made_cards.get(did)
+            if card is not None:
+                card.set_state(*self.card_state(did))
+        if self._overview is not None and (touched or old != k):
+            self._overview.set_state(k, current, self.selected)
         self._set_flow(event)
+
+    def card_state(self, did: str) -> tuple[bool, bool, str | None]:
+        """(value shown, gradient shown, "forward"/"backward" when current) of a card at the current step."""
+        grad_at = self.model.grad_at.get(did)
+        return (self.step >= self.model.value_at.get(did, 0), grad_at is not None and self.step >= grad_at,
+                self._current_dir if did == self._current else None)
+
+    def card(self, did: str) -> NodeCard:
+        """The card of display id `did`, made (in the current step's state, not yet on a lazy canvas's
+        scene) the first time it is asked for; KeyError for an id the graph does not show."""
+        card = self.made_cards.get(did)
+        if card is None:
+            info = self.model.info[did]
+            card = NodeCard(info, self.theme)
+            card.show_value, card.show_grad, card.current = self.card_state(did)
+            card.selected = did == self.selected
+            card.setPos(*self.model.positions[did])
+            if self.overview_mode:
+                card.setVisible(False)
+            self.made_cards[did] = card
+            CARDS_MADE[0] += 1
+        return card
 
     def clear_current(self) -> None:
         """Drop the current-node halo and the flowing edges (for still pictures of a finished run)."""
-        if self._current in self.cards:
-            card = self.cards[self._current]
+        card = self.made_cards.get(self._current) if self._current else None
+        if card is not None:
             card.set_state(card.show_value, card.show_grad, None)
-        self._current = None
+        self._current, self._current_dir = None, None
+        if self._overview is not None:
+            self._overview.set_state(self.step, None, self.selected)
         self._set_flow(None)
 
     def set_overview(self, on: bool) -> None:
@@ -215,21 +270,73 @@ class GraphScene(QGraphicsScene):
             self.overview_mode = on and self._overview is not None
             return
         self.overview_mode = on
-        for item in self._detail:
+        # the cards, frames and edge bundles on the scene (near the view on a lazy canvas) hide; cards made
+        # but not on the scene too (cheap: no scene to tell), so every card object reports its visibility
+        bundles = [self._bundles.get(cell) for cell in self._live_cells]
+        for item in (*filter(None, bundles), *self._live_frames.values(), *self.made_cards.values()):
             item.setVisible(not on)
-        self._overview.setVisible(on)
+        for item in self._overview.items():
+            item.setVisible(on)
 
     def set_selected(self, node_id: str | None) -> str | None:
         """Outline the card of `node_id`; returns its display id."""
         did = self.display_id(node_id)
-        if self.selected in self.cards:
-            self.cards[self.selected].set_selected(False)
+        if self.selected in self.made_cards:
+            self.made_cards[self.selected].set_selected(False)
         self.selected = did
-        if did in self.cards:
-            self.cards[did].set_selected(True)
+        if did in self.made_cards:
+            self.made_cards[did].set_selected(True)
         if self._overview is not None:
-            self._overview.invalidate()
+            self._overview.set_state(self.step, self._current, did)
         return did
+
+    def show_region(self, rect: QRectF) -> None:
+        """Put on the scene the cards and frames of the grid cells near `rect` (a lazy canvas out of the
+        overview; otherwise every item is there already). Called before each paint of the view."""
+        if not self._lazy_now or self.overview_mode or rect.isEmpty():
+            return
+        margin = CELL / 4
+        xs = range(int((rect.left() - margin) // CELL), int((rect.right() + margin) // CELL) + 1)
+        ys = range(int((rect.top() - margin) // CELL), int((rect.bottom() + margin) // CELL) + 1)
+        want = {(cx, cy) for cx in xs for cy in ys}
+        new = want - self._live_cells
+        if not new:
+            return
+        for cell in new:
+            self._show_cell(cell)
+        if len(self._live_cells) > MAX_LIVE_CELLS:
+            self._trim(want)
+
+    def fit_overview_cache(self, scale: float, screen: QRectF) -> None:
+        """Let the overview cache its picture or not for a view at `scale` of size `screen`."""
+        if self._overview is not None:
+            self._overview.fit_cache(scale, screen)
+
+    def drop_region(self) -> None:
+        """Take every card and frame of a lazy canvas off the scene (after a file was drawn from all of
+        them); the next paint of the view puts back those near it."""
+        if not self._lazy_now:
+            return
+        for did in self._live_cards:
+            self.removeItem(self.made_cards[did])
+        for frame in self._live_frames.values():
+            self.removeItem(frame)
+        for cell in self._live_cells:
+            if self._bundles.get(cell) is not None:
+                self.removeItem(self._bundles[cell])
+        self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
+
+    def live_items(self) -> tuple[int, int]:
+        """(cards, frames) on the scene now: all of them, or on a lazy canvas those near the view."""
+        if not self._lazy_now:
+            return len(self.made_cards), len(self.frames)
+        return len(self._live_cards), len(self._live_frames)
+
+    def itemsBoundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        """Qt's bounding rectangle of the items, and on a lazy canvas of the cards and frames not yet on
+        the scene too."""
+        rect = super().itemsBoundingRect()
+        return rect.united(self._extent) if self._lazy_now else rect
 
     def advance_flow(self, amount: float = 1.0) -> bool:
         """Move the dashes of the active edges; returns False when nothing is flowing."""
@@ -253,8 +360,8 @@ class GraphScene(QGraphicsScene):
             self._flow = []
             self.clear()
             self._overview = None
-            self._detail = []
-            self.cards = {}
+            self._reset_lazy()
+            self.made_cards = {}
             self.model = DisplayModel()
             self.has_module_cards = False
             return
@@ -285,35 +392,45 @@ class GraphScene(QGraphicsScene):
 
         `reuse`: a card whose info is the very dict the new model shows (`build_display(reuse=...)`) stays
         and only moves; every other item is made anew (so an expanded module costs its own cards)."""
+        overview = self.overview_mode
         kept = self._clear_items(reuse)
-        self.cards = {}
         self.generation += 1
+        self._current, self._current_dir, self.step = None, None, 0  # step 0's state for the cards made
+        self.overview_mode = False
         pos = self.model.positions
-        for did, info in self.model.info.items():
-            card = kept.get(did)
-            if card is None:
-                card = NodeCard(info, self.theme)
-                card.show_value = card.show_grad = False  # step 0's state, set before its first paint
-                card.setPos(*pos[did])
-                self.addItem(card)
-                CARDS_MADE[0] += 1
-            else:
-                card.setPos(*pos[did])
-            self.cards[did] = card
-        # edges go into bundles by source column so the view can cull the ones off screen
-        edges = sorted(self.model.edges, key=lambda e: (pos[e[0]][0], pos[e[0]][1]))
+        self.made_cards = kept
+        for did, card in kept.items():
+            card.setPos(*pos[did])
+            card.setVisible(True)
+        self._lazy_now = self.lazy and len(self.model.info) > LAZY_CARDS
+        # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
+        # scene those of the cells near its view (`show_region`), any other scene all of them at once
+        cells = self._card_cells
+        for did, (x, y) in pos.items():
+            cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
+        self._edges = list(self.model.edges)
         segments = []  # the overview's straight edges: port to port through the bends
-        bundles = []
-        for start in range(0, len(edges), EDGES_PER_BUNDLE):
-            path = QPainterPath()
-            for u, v in edges[start:start + EDGES_PER_BUNDLE]:
-                (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
-                bends = self.model.bends.get((u, v))
-                add_edge(path, (xu, yu), (xv, yv), dy_u, dy_v, bends)
-                segments.append([(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)])
-            bundle = EdgeBundle(path, self.theme)
-            self.addItem(bundle)
-            bundles.append(bundle)
+        edge_cells, ranges = self._edge_cells, self._edge_range
+        left = top = float("inf")
+        right = bottom = float("-inf")
+        for u, v in self._edges:
+            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
+            bends = self.model.bends.get((u, v))
+            points = [(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)]
+            segments.append(points)
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            x0, x1 = min(*xs, xu - CARD_W / 2, xv - CARD_W / 2), max(*xs, xu + CARD_W / 2, xv + CARD_W / 2)
+            y0, y1 = min(ys), max(ys)
+            left, top, right, bottom = min(left, x0), min(top, y0), max(right, x1), max(bottom, y1)
+            # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
+            span = (int((x0 - 25) // CELL), int((x1 + 25) // CELL), int((y0 - 10) // CELL),
+                    int((y1 + 10) // CELL))
+            ranges.append(span)
+            for cx in range(span[0], span[1] + 1):
+                for cy in range(span[2], span[3] + 1):
+                    edge_cells.setdefault((cx, cy), []).append(len(ranges) - 1)
+        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16) if self._edges \
+            else QRectF()
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -338,57 +455,159 @@ class GraphScene(QGraphicsScene):
                               y1 - y0 + 2 * (half_h + pad))
                 frame = ModuleFrame(path, text, rect, self.theme, depth)
                 frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                self.addItem(frame)
                 self.frames.append(frame)
-        rect = self._items_rect(bundles)
+                box = frame.boundingRect()
+                for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
+                    for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
+                        self._frame_cells.setdefault((cx, cy), []).append(frame)
+        if not self._lazy_now:
+            for cell in sorted({*self._card_cells, *self._frame_cells, *self._edge_cells}):
+                self._show_cell(cell)
+        rect = self._extent = self._items_rect()
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
-        self._overview = Overview(self.cards, self.theme, self.frames, edge_lines(segments))
-        self._detail = [*self.cards.values(), *bundles, *self.frames]
-        self._overview.setVisible(False)
-        self.addItem(self._overview)
-        if self.overview_mode:
-            self.overview_mode = False
+        value_at, theme = self.model.value_at, self.theme
+        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
+                  for did, info in self.model.info.items()]
+        self._overview = Overview(blocks, theme, self.frames, segments)
+        for item in self._overview.items():
+            item.setVisible(False)
+            self.addItem(item)
+        if overview:
             self.set_overview(True)
-        self._current = None
-        self.step = 0
         pairs = sorted((v, d) for d, v in self.model.value_at.items())
         self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
         pairs = sorted((v, d) for d, v in self.model.grad_at.items())
         self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
-        for card in self.cards.values():  # the state of step 0: nothing computed yet
+        for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
             self.selected = None
         elif self.selected:
-            self.cards[self.selected].set_selected(True)
+            self.card(self.selected).set_selected(True)
+        self._overview.set_state(0, None, self.selected)
 
-    def _items_rect(self, bundles) -> QRectF:
+    def _items_rect(self) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
-        (Qt's would ask every card for its bounds)."""
+        (Qt's would ask every card for its bounds), the edges' from their points on a lazy canvas."""
         rect = QRectF()
-        if self.cards:
+        if self.model.positions:
             xs = [p[0] for p in self.model.positions.values()]
             ys = [p[1] for p in self.model.positions.values()]
             card = NodeCard.bounds()
             rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
                           max(ys) - min(ys) + card.height())
-        for item in (*bundles, *self.frames):
-            rect = rect.united(item.sceneBoundingRect())
+        for frame in self.frames:
+            rect = rect.united(frame.sceneBoundingRect())
+        if self._lazy_now:
+            return rect.united(self._edge_extent)
+        for bundle in self._bundles.values():
+            if bundle is not None:
+                rect = rect.united(bundle.sceneBoundingRect())
         return rect
 
     def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
-        """Empty the scene, all but the cards `_build_items` may keep (display id -> card)."""
-        old, self._flow, self._overview, self._detail, self.frames = self.cards, [], None, [], []
+        """Empty the scene; returns the cards `_build_items` may keep (display id -> card, taken off the
+        scene but not deleted)."""
+        old, self._flow, self._overview, self.frames = self.made_cards, [], None, []
         info = self.model.info
         kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
-        if not kept:
-            self.clear()
-            return {}
-        keep = {id(card) for card in kept.values()}
-        for item in self.items():
-            if item.parentItem() is None and id(item) not in keep:
-                self.removeItem(item)
+        for card in kept.values():
+            if card.scene() is self:
+                self.removeItem(card)
+        self.clear()
+        self._reset_lazy()
         return kept
+
+    def _reset_lazy(self) -> None:
+        self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}
+        self._edges, self._edge_range, self._pieces = [], [], {}
+        self._bundles = {}
+        self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
+
+    def _show_cell(self, cell: tuple[int, int]) -> None:
+        """Put the cards, frames and edge pieces of one grid cell on the scene."""
+        self._live_cells.add(cell)
+        for did in self._card_cells.get(cell, ()):
+            if did not in self._live_cards:
+                card = self.card(did)
+                card.setVisible(True)
+                self.addItem(card)
+                self._live_cards.add(did)
+        for frame in self._frame_cells.get(cell, ()):
+            if id(frame) not in self._live_frames:
+                frame.setVisible(True)
+                self.addItem(frame)
+                self._live_frames[id(frame)] = frame
+        bundle = self._bundles.get(cell, False)
+        if bundle is False:
+            bundle = self._bundles[cell] = self._make_bundle(cell)
+        if bundle is not None:
+            bundle.setVisible(True)
+            self.addItem(bundle)
+
+    def _make_bundle(self, cell: tuple[int, int]) -> EdgeBundle | None:
+        """One path item of the edge pieces that start in `cell` (None: none do)."""
+        path = QPainterPath()
+        last = None
+        for i in self._edge_cells.get(cell, ()):
+            for home, piece in self._edge_pieces(i):
+                if home != cell:
+                    continue
+                if len(piece) == 4:  # a cubic: carries on from the piece before when that ended here
+                    start, c1, c2, end = piece
+                    if start != last:
+                        path.moveTo(*start)
+                    path.cubicTo(c1[0], c1[1], c2[0], c2[1], end[0], end[1])
+                    last = end
+                else:  # the arrow head
+                    path.moveTo(*piece[0])
+                    path.lineTo(*piece[1])
+                    path.lineTo(*piece[2])
+                    last = None
+        return EdgeBundle(path, self.theme) if not path.isEmpty() else None
+
+    def _edge_pieces(self, i: int) -> list[tuple[tuple[int, int], tuple]]:
+        """Edge `i` as (home cell, piece): its curves (long ones cut into EDGE_PIECE-wide pieces), then its
+        arrow head; worked out once, when the first cell it covers comes into view."""
+        pieces = self._pieces.get(i)
+        if pieces is None:
+            u, v = self._edges[i]
+            pos = self.model.positions
+            start, curves, head = edge_geometry(pos[u], pos[v], *self.model.ports[(u, v)],
+                                                self.model.bends.get((u, v)))
+            cx0, cx1, cy0, cy1 = self._edge_range[i]
+
+            def home(point) -> tuple[int, int]:  # the cell a piece starts in, within the cells it is filed in
+                return (min(cx1, max(cx0, int(point[0] // CELL))), min(cy1, max(cy0, int(point[1] // CELL))))
+
+            pieces = []
+            p = start
+            for c1, c2, q in curves:
+                n = 1 if c2 == q else min(32, math.ceil(abs(q[0] - p[0]) / EDGE_PIECE))
+                for part in split_cubic(p, c1, c2, q, n) if n > 1 else [(p, c1, c2, q)]:
+                    pieces.append((home(part[0]), part))
+                p = q
+            pieces.append((home(head[1]), head))
+            self._pieces[i] = pieces
+        return pieces
+
+    def _trim(self, keep: set[tuple[int, int]]) -> None:
+        """Take the cards and frames of the cells not in `keep` off the scene (their objects stay)."""
+        for cell in self._live_cells - keep:
+            for did in self._card_cells.get(cell, ()):
+                if did in self._live_cards:
+                    self.removeItem(self.made_cards[did])
+                    self._live_cards.discard(did)
+            if self._bundles.get(cell) is not None:
+                self.removeItem(self._bundles[cell])
+        self._live_cells &= keep
+        xs, ys = [c[0] for c in keep], [c[1] for c in keep]
+        near = QRectF(min(xs) * CELL, min(ys) * CELL, (max(xs) - min(xs) + 1) * CELL,
+                      (max(ys) - min(ys) + 1) * CELL)
+        for key, frame in list(self._live_frames.items()):
+            if not frame.boundingRect().intersects(near):
+                self.removeItem(frame)
+                del self._live_frames[key]
 
     def _set_flow(self, event: tuple[str, str] | None) -> None:
         for edge in self._flow:
@@ -427,6 +646,7 @@ class GraphView(QGraphicsView):
         super().__init__(parent)
         self.setObjectName("graphView")
         self._scene = GraphScene(self)
+        self._scene.lazy = True  # cards are made as the view comes near them
         self.setScene(self._scene)
         self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing |
                             QPainter.SmoothPixmapTransform)
@@ -821,6 +1041,14 @@ class GraphView(QGraphicsView):
             return True
         return super().eventFilter(obj, event)
 
+    def viewportEvent(self, event) -> bool:  # noqa: N802
+        """Before each paint, a lazy canvas puts the cards and frames near the view on the scene."""
+        if event.type() == QEvent.Paint:
+            self._scene.show_region(self.mapToScene(self.viewport().rect()).boundingRect())
+            if self._scene.overview_mode:
+                self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
+        return super().viewportEvent(event)
+
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
         """Scrolling moves the minimap's view rectangle too."""
         super().scrollContentsBy(dx, dy)
@@ -928,9 +1156,9 @@ class Minimap(QWidget):
         k, rect = self._transform()
         groups: dict[str, list[QRectF]] = {}
         w, h = max(1.5, CARD_W * k), max(1.5, CARD_H * k)
-        for did, card in scene.cards.items():
+        for did, info in scene.model.info.items():  # from the model: no card object is made
             x, y = scene.model.positions[did]
-            color = t["selected"] if did == scene.selected else card.accent_name
+            color = t["selected"] if did == scene.selected else accent_name(info, t)
             groups.setdefault(color, []).append(QRectF((x - CARD_W / 2 - rect.left()) * k,
                                                        (y - CARD_H / 2 - rect.top()) * k, w, h))
         painter.setPen(Qt.NoPen)

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
 
 from explorer.ui.common import actions
 from explorer.ui.learn import prefetch
-from explorer.ui.learn.lesson_text import LessonText, label_markdown
 
 WELCOME_MD = """\
 ## Welcome to the lessons
@@ -54,6 +53,28 @@ TICK, OPEN = "✓", "○"
 POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
 LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
+
+
+def _markdown(text: str) -> str:
+    """`lesson_text.label_markdown`, imported on first use (not needed before the first paint)."""
+    from explorer.ui.learn.lesson_text import label_markdown
+
+    return label_markdown(text)
+
+
+def read_lessons():
+    """(catalog, progress or None, a problem reading the progress or None): the lessons and the student's
+    ticks, read from their files (any thread)."""
+    from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
+
+    try:
+        catalog = load_catalog()
+    except Exception as exc:  # noqa: BLE001 - no lessons at all is still a panel that says why
+        catalog = Catalog(problems=[LessonProblem("lessons", _one_line(exc))])
+    try:
+        return catalog, Progress.load(), None
+    except Exception as exc:  # noqa: BLE001 - a broken progress file must not close the lessons
+        return catalog, None, f"Your progress could not be read: {_one_line(exc)}"
 
 
 class LearnPanel(QDockWidget):
@@ -82,6 +103,8 @@ class LearnPanel(QDockWidget):
         self._built = False
         self._prefetch: tuple[int, int, int | None] | None = None  # the step whose computations run
         self._prefetcher = None  # the Worker that runs them (made on first use)
+        self._reader = None  # the Worker reading the lessons when the dock is first shown
+        self._lessons = None  # what it read: (catalog, progress, problem), until the contents are built
         self._placeholder = QLabel("Loading the lessons…")
         self._placeholder.setAlignment(Qt.AlignCenter)
         self.setWidget(self._placeholder)
@@ -197,7 +220,7 @@ class LearnPanel(QDockWidget):
         held = getattr(expression, "held_inspector", None)
         if made.checks is not None and hasattr(expression, "offer_checks"):
             expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
-        answered = prefetch.answered_from(workspaces.expression, made.made) if made.made else nullcontext()
+        answered = workspaces.expression.answered_from(made.made) if made.made else nullcontext()
         try:
             with held() if held is not None else nullcontext(), answered:
                 for key in touched:  # the user's own work is kept before the step changes it
@@ -262,12 +285,12 @@ class LearnPanel(QDockWidget):
             feedback = check(step, self.main_window.workspaces, self._answer_text(), self.attempt)
         except Exception as exc:  # noqa: BLE001 - say what went wrong, in the panel
             self.attempt -= 1
-            self.feedback.setText(label_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
+            self.feedback.setText(_markdown(f"⚠ Could not check this: {_one_line(exc)}"))
             return
         if not feedback.counted:
             self.attempt -= 1  # not an answer at all (no number in it): the try does not count
         # the core's message carries the hint after the first wrong try and the worked answer after the second
-        self.feedback.setText(label_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
+        self.feedback.setText(_markdown(("✓ " if feedback.correct else "✗ ") + feedback.message))
         if feedback.correct:
             self._tick(lesson, step)
         self.sig_checked.emit(bool(feedback.correct))
@@ -363,15 +386,16 @@ class LearnPanel(QDockWidget):
     # -- Qt events -----------------------------------------------------------------------------
 
     def showEvent(self, event) -> None:  # noqa: N802
-        """Build the contents once the dock is on screen, after the window's first paint (the lessons
-        core loads the workspace models, and torch)."""
+        """Build the contents once the dock is on screen, after the window's first paint; the lessons are
+        read on a Worker first (the lessons core loads the workspace models, and with them torch: seconds
+        in which the window must keep answering)."""
         super().showEvent(event)
         if self._built:
             return
         if self.main_window.is_painted():
-            QTimer.singleShot(0, self.ensure_built)
+            QTimer.singleShot(0, self._read_in_background)
         else:
-            self.main_window.sig_first_painted.connect(self.ensure_built, Qt.SingleShotConnection)
+            self.main_window.sig_first_painted.connect(self._read_in_background, Qt.SingleShotConnection)
 
     # -- private -----------------------------------------------------------------------------
 
@@ -379,6 +403,7 @@ class LearnPanel(QDockWidget):
         import pyqtgraph as pg
 
         from explorer.ui.common import theme as themes
+        from explorer.ui.learn.lesson_text import LessonText
 
         self._theme = getattr(self, "_theme", None) or themes.get_theme()
         self.tree = _WrappingTree()
@@ -509,18 +534,28 @@ class LearnPanel(QDockWidget):
         self._placeholder.deleteLater()
         self._apply_theme()
 
-    def _load(self) -> None:
-        from explorer.core.lessons import Catalog, LessonProblem, Progress, load_catalog
+    def _read_in_background(self) -> None:
+        """Read the catalog and the progress on a Worker, then build (a caller of `ensure_built` before
+        they arrive reads them itself, and the Worker's result is dropped)."""
+        if self._built or self._reader is not None:
+            return
+        from explorer.ui.common.worker import Worker
 
-        try:
-            self.catalog = load_catalog()
-        except Exception as exc:  # noqa: BLE001 - no lessons at all is still a panel that says why
-            self.catalog = Catalog(problems=[LessonProblem("lessons", _one_line(exc))])
-        try:
-            self.progress = Progress.load()
-        except Exception as exc:  # noqa: BLE001 - a broken progress file must not close the lessons
-            self.progress = None
-            self._show_error(f"Your progress could not be read: {_one_line(exc)}")
+        self._reader = Worker(self)
+        self._reader.sig_done.connect(self._lessons_read)
+        self._reader.sig_failed.connect(lambda _message: self.ensure_built())  # read again, and say why
+        self._reader.submit(lambda _job: read_lessons())
+
+    def _lessons_read(self, lessons) -> None:
+        if not self._built:
+            self._lessons = lessons
+            self.ensure_built()
+
+    def _load(self) -> None:
+        lessons, self._lessons = self._lessons, None
+        self.catalog, self.progress, problem = lessons if lessons is not None else read_lessons()
+        if problem:
+            self._show_error(problem)
         problems = [f"⚠ {p.file}: {p.message}" for p in self.catalog.problems]
         self.problems.setText("Lesson files that could not be loaded:\n" + "\n".join(problems))
         self.problems.setVisible(bool(problems))
@@ -587,7 +622,7 @@ class LearnPanel(QDockWidget):
     def _show_exercise(self, step) -> None:
         exercise = step.exercise if step is not None else None
         kind = exercise.kind if exercise is not None else None
-        self.prompt.setText(label_markdown(exercise.prompt) if exercise is not None else "")
+        self.prompt.setText(_markdown(exercise.prompt) if exercise is not None else "")
         self.prompt.setVisible(exercise is not None)
         self.answer_edit.clear()
         self.answer_choice.clear()

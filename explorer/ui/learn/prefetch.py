@@ -12,16 +12,6 @@ changes. The window's workspace is never touched off the GUI thread.
 
 from __future__ import annotations
 
-import json
-from contextlib import contextmanager
-from typing import Any
-
-
-def compute_key(ws) -> tuple[str, str, Any]:
-    """What an expression computation depends on: program, param values, iteration."""
-    state = ws.state
-    return state.source, json.dumps(state.overrides, sort_keys=True, default=repr), state.iteration
-
 
 class _One:
     """The part of `Workspaces` a lesson's actions use, holding one expression workspace."""
@@ -60,7 +50,7 @@ def precompute(lesson, index: int, state: dict, seed, after: int | None,
         def compute_now(self, reason: str = "program"):
             if cancelled():
                 raise lessons.LessonError("cancelled")
-            key = compute_key(self)
+            key = self.computation_key()
             result = super().compute_now(reason)
             made.append((key, result))
             return result
@@ -81,26 +71,3 @@ def precompute(lesson, index: int, state: dict, seed, after: int | None,
         return Prefetched(made, (result, leaf_comparison(result)))
     except Exception:  # noqa: BLE001 - the inspector computes (and reports) it itself then
         return Prefetched(made)
-
-
-@contextmanager
-def answered_from(ws, made: list):
-    """Within the block, `ws.compute_now` takes a result of `made` whose key matches the workspace's state
-    (each at most once) and applies it; other states are computed as usual. GUI thread only."""
-    left = list(made)
-    compute_now = ws.compute_now
-
-    def answer(reason: str = "program"):
-        key = compute_key(ws)
-        for i, (k, result) in enumerate(left):
-            if k == key:
-                del left[i]
-                ws.apply(result, reason)
-                return result
-        return compute_now(reason)
-
-    ws.compute_now = answer
-    try:
-        yield
-    finally:
-        del ws.compute_now  # the class's own method again

@@ -1,0 +1,154 @@
+"""A big graph is laid out one top-level module at a time (`composed_layout`): a valid layered drawing,
+the same whether its pieces come from the cache or not, and expanding one module lays out that module's
+piece only, however big the graph (a count, not a stopwatch)."""
+
+import random
+
+import networkx as nx
+import pytest
+import torch
+
+from explorer.core.autograd.trace import trace
+from explorer.core.gpt.model import GPT, GPTConfig
+from explorer.core.graph import layout
+from explorer.core.graph.display import COMPOSE_MIN_NODES, build_display
+from explorer.core.graph.layout import clear_piece_cache, collapse, composed_layout
+
+
+def _gpt_trace(blocks: int, tied: bool = False):
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=blocks, drop_rate=0.0,
+                    tie_weights=tied)
+    model = GPT(cfg)
+    idx = torch.randint(0, 16, (1, 4))
+    return trace(lambda: model.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
+
+
+def _all_expanded(tr) -> set[str]:
+    expanded: set[str] = set()
+    while True:
+        paths = {d["path"] for _, d in collapse(tr, expanded).nodes(data=True) if d.get("kind") == "module"}
+        if not paths - expanded:
+            return expanded
+        expanded |= paths
+
+
+def _assert_valid(graph, lay):
+    """Every node placed; edges run forwards; cards of one layer at least a card apart; a long edge bends
+    once in every layer it crosses."""
+    assert set(lay.positions) == set(graph.nodes)
+    for u, v in graph.edges:
+        if u == v:
+            continue
+        a, b = lay.layers[u], lay.layers[v]
+        pts = lay.edge_points.get((u, v), [])
+        if a < b:
+            assert [round(x) for x, _y in pts] == list(range(a + 1, b)), (u, v, a, b, pts)
+        else:
+            assert not nx.is_directed_acyclic_graph(graph)
+    by_layer: dict[float, list[float]] = {}
+    for x, y in lay.positions.values():
+        by_layer.setdefault(x, []).append(y)
+    for ys in by_layer.values():
+        ys.sort()
+        assert all(b - a >= 1.0 - 1e-9 for a, b in zip(ys, ys[1:], strict=False))
+    for pts in lay.edge_points.values():  # a bend never runs through a card
+        for x, y in pts:
+            assert all(abs(y - card) >= 0.5 - 1e-9 for card in by_layer.get(x, ())), (x, y)
+
+
+def _model_figures(model):
+    return model.positions, model.bends, model.ports, model.order, model.frames, model.row_starts
+
+
+def test_a_gpt_composed_of_blocks_is_a_valid_layout_and_the_cache_changes_nothing():
+    tr = _gpt_trace(12)
+    expanded = _all_expanded(tr)
+    graph = collapse(tr, expanded)
+    assert graph.number_of_nodes() >= COMPOSE_MIN_NODES
+    model = build_display(tr, frozenset(expanded), aspect=1.6)
+    assert model.bands > 1
+    clear_piece_cache()
+    before = layout.LAYOUT_WORK[0]
+    fresh = build_display(tr, frozenset(expanded), aspect=1.6)
+    work = layout.LAYOUT_WORK[0] - before
+    assert _model_figures(fresh) == _model_figures(model)
+    # the twelve identical blocks are laid out once: far fewer nodes laid out than the graph has
+    assert 0 < work < graph.number_of_nodes() / 3, work
+    from explorer.core.graph.display import segment_of
+    segments = segment_of(graph, tr.modules, expanded)
+    assert {segments[d] for d in graph if d in segments} >= {f"blocks.{k}" for k in range(12)}
+    _assert_valid(graph, composed_layout(graph, segments))
+
+
+def test_a_tied_head_reads_the_embedding_along_a_lane_under_the_blocks():
+    """The head's matrix is the token embedding's: an edge from the first segment to the last, which
+    passes every block in a lane of its own, never through a card."""
+    tr = _gpt_trace(12, tied=True)
+    expanded = _all_expanded(tr)
+    graph = collapse(tr, expanded)
+    from explorer.core.graph.display import segment_of
+    lay = composed_layout(graph, segment_of(graph, tr.modules, expanded))
+    _assert_valid(graph, lay)
+    longest = max(lay.edge_points.values(), key=len)
+    assert len(longest) > 150  # the tied weight's edge crosses the blocks
+    assert len({y for _x, y in longest[5:-5]}) == 1  # ... straight, in one lane
+
+
+def _expand_one(blocks: int) -> tuple[int, int, object, object]:
+    """(nodes laid out, cards of the changed block) when `blocks.<middle>.attn` of a GPT with every module
+    expanded but the blocks' attention is expanded too (a block of a shape not laid out before); and the
+    display models after and fresh."""
+    tr = _gpt_trace(blocks)
+    everything = _all_expanded(tr)
+    inner = f"blocks.{blocks // 2}.attn"
+    folded = {p for p in everything if ".attn" not in p}
+    clear_piece_cache()
+    first = build_display(tr, frozenset(folded), aspect=1.6)
+    unfolded = folded | {p for p in everything if p == inner or p.startswith(inner + ".")}
+    before = layout.LAYOUT_WORK[0]
+    after = build_display(tr, frozenset(unfolded), aspect=1.6, reuse=first)
+    work = layout.LAYOUT_WORK[0] - before
+    block = sum(1 for d, i in after.info.items() for m in i["members"]
+                if (tr.nodes[m].module or "").startswith(f"blocks.{blocks // 2}."))
+    clear_piece_cache()
+    fresh = build_display(tr, frozenset(unfolded), aspect=1.6)
+    return work, block, after, fresh
+
+
+def test_expanding_one_module_lays_out_only_its_own_block_however_big_the_graph():
+    small = _expand_one(20)
+    big = _expand_one(50)
+    assert len(big[2].info) > 2 * len(small[2].info)
+    for work, block, after, fresh in (small, big):
+        # the block holding the expanded module is laid out anew (its cards and a few ports), nothing else
+        assert 0 < work <= block + 8, (work, block)
+        assert _model_figures(after) == _model_figures(fresh)
+    assert big[0] == small[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_segments_of_random_graphs_lay_out_validly(seed):
+    rng = random.Random(seed)
+    n = rng.randint(5, 60)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    for _ in range(rng.randint(n, 3 * n)):
+        u, v = sorted(rng.sample(range(n), 2))
+        g.add_edge(u, v)
+    # contiguous runs of nodes as segments (a module's nodes are traced one after another), some alone
+    segments, key = {}, 0
+    for v in range(n):
+        if rng.random() < 0.2:
+            key += 1
+        if rng.random() < 0.1:  # a node outside every module: a segment of its own
+            key += 1
+        else:
+            segments[v] = key
+    lay = composed_layout(g, segments)
+    _assert_valid(g, lay)
+    assert lay.method == "composed"
+    if seed == 0:  # segments that feed each other in a cycle: the plain layout
+        g.add_edge(n - 1, 0)
+        segments = {v: v % 2 for v in range(n)}
+        assert composed_layout(g, segments).method == "sugiyama"
