@@ -30,8 +30,15 @@ class HealthTab(QWidget):
     """Per-block gradient norms (objectName pretrainBlockGradPlot) and update ratios
     (pretrainUpdateRatioPlot) of one run."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, later: bool = False) -> None:
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__(parent)
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The gradient-norm plot, then the update-ratio plot and the rest: one piece per `yield`."""
         self.run: PretrainRun | None = None
         self.key = QLabel()
         self.key.setObjectName("pretrainHealthKey")
@@ -41,6 +48,7 @@ class HealthTab(QWidget):
             "The gradient norm of each transformer block's parameters, before clipping, measured every "
             "health_every steps (a training setting). Grey: the global norm of every parameter; red "
             "triangles: steps where it exceeded grad_clip, so clipping scaled the whole gradient down.")
+        yield
         self.ratio_plot = self._plot(
             "pretrainUpdateRatioPlot", "update / weight per block (log)",
             "|lr·update| / |w|: how much one optimizer step changed each block's weights, relative to their "

@@ -866,7 +866,8 @@ class PretrainPanel(QWidget):
         from explorer.ui.pretrain.histograms import HistogramView
         from explorer.ui.pretrain.trace_step import TraceTab
 
-        self.health_tab = HealthTab(self)
+        self.health_tab = HealthTab(self, later=True)
+        yield from self.health_tab.build_steps()
         self._inspection_tabs: list[QWidget] = [self.health_tab]
         self.tabs.addTab(self.health_tab, "Network health")
         self.tabs.setTabToolTip(1, "Why a run trains well or badly: each block's gradient norm and "
