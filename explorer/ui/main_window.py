@@ -421,6 +421,8 @@ class MainWindow(QMainWindow):
 
     def shutdown_panels(self) -> None:
         """Ask every panel to stop its workers."""
+        for key in list(self._building):  # half built in slices: whole (owned by the window), then stopped
+            self.panel(key)
         for panel in self.panels.values():
             if hasattr(panel, "shutdown"):
                 try:

@@ -291,3 +291,18 @@ def test_a_theme_switch_recolours_hidden_workspaces_in_later_turns(qtbot, tmp_pa
     assert sorted(calls) == ["expression", "network", "pretrain"]
     qtbot.wait(50)
     assert len(calls) == 3  # each once
+
+
+def test_closing_the_window_while_a_panel_is_built_in_slices_finishes_and_stops_it(qtbot, tmp_path):
+    from explorer.ui.network.panel import NetworkPanel
+
+    window = _painted_window(qtbot, tmp_path)
+    window.show_workspace("network")
+    qtbot.waitUntil(lambda: window.findChild(NetworkPanel) is not None, timeout=120000)
+    panel = window.findChild(NetworkPanel)
+    stopped: list[bool] = []
+    original = panel.shutdown
+    panel.shutdown = lambda: (stopped.append(True), original())
+    window.close()
+    assert panel.building.is_done() and window.panels.get("network") is panel  # owned by the window
+    assert stopped  # and stopped with the others
