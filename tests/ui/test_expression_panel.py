@@ -357,3 +357,20 @@ def test_an_example_sets_its_suggested_learning_rate_and_then_descends(qtbot, pa
         _run(qtbot, panel, lambda: panel.descent_step(panel.learning.lr.value()))
     losses = panel.learning.losses
     assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
+
+
+def test_a_panel_made_for_a_workspace_that_already_has_its_result_draws_it(qtbot):
+    # A lesson step (or a restored session) can give the workspace its result before the panel exists;
+    # the panel's own first run then brings an equal result, which must still be drawn, not skipped as
+    # "already shown" (a lesson once waited forever for a player that stayed empty).
+    from explorer.core.workspaces.expression import ExpressionWorkspace
+
+    workspace = ExpressionWorkspace("w = param(2.0)\nL = w * w")
+    workspace.compute_now()
+    view = ExpressionPanel(workspace=workspace)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.sig_computed, timeout=WAIT):
+        pass  # the run the panel starts itself
+    assert view.player.length == workspace.timeline.length > 0
+    assert view.graph.graph_scene.trace is workspace.result.trace
+    view.shutdown()

@@ -69,6 +69,7 @@ class ExpressionPanel(QWidget):
         self._checks: dict[str, dict] | None = None
         self._offered_checks: tuple[ComputeResult, dict] | None = None  # see offer_checks
         self._shown_source: str | None = None  # the program of the graph on screen
+        self._drawn: ComputeResult | None = None  # the valid result the widgets show (see _on_done)
         self._inspector_held = 0  # inside held_inspector(): refreshes wait for its end, then run once
         self._inspector_stale = False
         self._syncing = False  # the view is writing a model field itself: do not echo it back
@@ -381,10 +382,10 @@ class ExpressionPanel(QWidget):
     def _on_done(self, result: ComputeResult) -> None:
         reason, self._reason = self._reason, "program"
         current = self.workspace.result
-        if (result.ok and current is not None and self.workspace.last is current
+        if (result.ok and current is not None and current is self._drawn and self.workspace.last is current
                 and (result.source, result.overrides, result.iteration)
                 == (current.source, current.overrides, current.iteration)):
-            return  # already the workspace's result (a lesson computed it meanwhile): nothing to redraw
+            return  # already the workspace's result, and on screen (a lesson computed it meanwhile)
         self.workspace.apply(result, reason)
 
     def _on_failed(self, message: str) -> None:
@@ -430,6 +431,7 @@ class ExpressionPanel(QWidget):
         self.error_label.setText("")
         self.error_label.setVisible(False)
         self.editor.clear_error()
+        self._drawn = result
         self.show_output(result.printed)
         previous = self.graph.graph_scene.trace
         same_program = previous is not None and self._shown_source == result.source
