@@ -47,14 +47,10 @@ class Snapshot:
 
     The trace keeps one torch copy of the value (``clone``, of at most ``max_elems`` elements); the numpy
     form in ``data`` (float64 for floating types, a 1-D prefix when truncated) is made on first read, so
-    values nobody inspects never pay for the conversion. Reading ``data`` is the one way to the values.
+    values nobody inspects never pay for the conversion. Reading ``data`` is the one way to the values."""
 
-    An op's output is not copied when recorded (``alias=True``): the snapshot holds a detached alias of
-    the tensor, and the tracer calls ``own()`` (the copy) before anything could change that storage, and at
-    the end for every alias someone else could still reach (see ``_Recorder.flush`` and ``_settle``)."""
-
-    __slots__ = ("_alias", "_data", "_raw", "dtype", "grad_fn", "is_contiguous", "is_leaf", "numel",
-                 "requires_grad", "shape", "stride", "truncated")
+    __slots__ = ("_data", "_raw", "dtype", "grad_fn", "is_contiguous", "is_leaf", "numel", "requires_grad",
+                 "shape", "stride", "truncated")
 
     def __init__(self, shape: tuple, dtype: str, stride: tuple, is_contiguous: bool, requires_grad: bool,
                  is_leaf: bool, grad_fn: str | None, data: np.ndarray | None, numel: int,
@@ -69,54 +65,38 @@ class Snapshot:
         self.numel = numel
         self.truncated = truncated
         self._data = data
-        self._raw = raw  # the private torch copy (or an alias, see own()), until data is first read
-        self._alias = False  # _raw shares its storage with a tensor of the traced program
+        self._raw = raw  # the private torch copy, until data is first read
 
     @property
     def data(self) -> np.ndarray | None:
         """The value as a numpy array: float64 for floating types; a 1-D prefix when truncated."""
         raw = self._raw
         if raw is not None:
-            self._data = _numpy_of(raw.clone() if self._alias else raw)
-            self._raw, self._alias = None, False
+            self._data = _numpy_of(raw)
+            self._raw = None
         return self._data
 
     @data.setter
     def data(self, value: np.ndarray | None) -> None:
-        self._data, self._raw, self._alias = value, None, False
-
-    def own(self) -> None:
-        """Replace an alias of the program's tensor by a private copy (before the tensor can change)."""
-        if self._alias:
-            self._raw, self._alias = self._raw.clone(), False
+        self._data, self._raw = value, None
 
     def __repr__(self) -> str:
         return (f"Snapshot(shape={self.shape}, dtype={self.dtype!r}, numel={self.numel}, "
                 f"truncated={self.truncated}, grad_fn={self.grad_fn!r})")
 
     @classmethod
-    def of(cls, t: torch.Tensor, max_elems: int = 4096, alias: bool = False) -> Snapshot:
-        """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major).
-
-        A copy, unless ``alias``: then a detached alias of ``t`` on the CPU, which the caller must ``own()``
-        before ``t``'s storage can change (later in-place ops, or autograd reusing a buffer)."""
+    def of(cls, t: torch.Tensor, max_elems: int = 4096) -> Snapshot:
+        """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
-        raw, truncated, aliased = None, False, False
-        try:
-            # an alias needs its own tensor (a later `t.data = ...` must not move it); a copy of a gradient
-            # needs no detach: clone records nothing
-            d = t.detach() if alias or t.requires_grad else t
+        raw, truncated = None, False
+        try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
+            d = t.detach() if t.requires_grad else t  # (a gradient needs no detach: clone records nothing)
             if d.layout is torch.strided and not d.is_meta:
                 if numel > max_elems:
                     d, truncated = d.reshape(-1)[:max_elems], True
-                if not d.is_cpu:
-                    raw = d.cpu()
-                elif alias:
-                    raw, aliased = d, True
-                else:
-                    raw = d.clone()
+                raw = d.clone() if d.is_cpu else d.cpu()
         except (RuntimeError, TypeError):
-            raw, truncated, aliased = None, False, False
+            raw, truncated = None, False
         try:
             stride = t.stride()
             contiguous = t.is_contiguous()
@@ -126,10 +106,8 @@ class Snapshot:
         if dtype is None:
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         grad_fn = t.grad_fn
-        snap = cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
+        return cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
                    type(grad_fn).__name__ if grad_fn is not None else None, None, numel, truncated, raw)
-        snap._alias = aliased
-        return snap
 
     def item(self) -> float | int | bool:
         """The single element of a one-element snapshot."""
@@ -376,66 +354,6 @@ def _is_inplace(op: str) -> bool:
     return op == "setitem" or (op.endswith("_") and not op.startswith("_"))
 
 
-# What a call can do to the storage of a tensor it is given (see _Recorder.flush): read it only; write it
-# (in place, by name); hand it out (numpy and raw pointers: writes through those are unseen, so from then on
-# every value is copied when made); or write it when a flag says so (`inplace=True`, an embedding's
-# `max_norm`). Any call with `out=` writes too.
-_READS, _WRITES, _ESCAPES, _INPLACE_FLAG, _MAX_NORM = range(5)
-_INPLACE_DUNDERS = {
-    "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__idiv__", "__ifloordiv__",
-    "__imod__", "__ipow__", "__imatmul__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__",
-}  # fmt: skip
-_ESCAPE_NAMES = {
-    "numpy", "__array__", "__dlpack__", "data_ptr", "untyped_storage", "storage", "_typed_storage",
-}  # fmt: skip
-_INPLACE_FLAG_NAMES = {
-    "relu", "relu6", "elu", "selu", "celu", "leaky_relu", "rrelu", "hardtanh", "threshold", "hardsigmoid",
-    "hardswish", "silu", "mish", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
-    "feature_alpha_dropout",
-}  # fmt: skip
-_WRITE_KINDS: dict = {}  # func -> one of the kinds above
-
-
-def _write_kind(func) -> int:
-    """What ``func`` can do to the storage of its tensor arguments (cached per function)."""
-    try:
-        return _WRITE_KINDS[func]
-    except (KeyError, TypeError):
-        pass
-    name = getattr(func, "__name__", None) or type(func).__name__
-    if name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__")):
-        kind = _WRITES  # add_, setitem, copy_, set_, resize_, t_, _foreach_add_, normal_ ...
-    elif name in _ESCAPE_NAMES:
-        kind = _ESCAPES
-    elif name in ("batch_norm", "instance_norm"):
-        kind = _WRITES  # running statistics are updated in place
-    elif name in _INPLACE_FLAG_NAMES:
-        kind = _INPLACE_FLAG
-    elif name in ("embedding", "embedding_bag"):
-        kind = _MAX_NORM
-    else:
-        kind = _READS
-    try:
-        _WRITE_KINDS[func] = kind
-    except TypeError:
-        pass
-    return kind
-
-
-def _may_write(func, args, kwargs) -> int | None:
-    """None when the call cannot change a tensor it is given; else its kind (_WRITES or _ESCAPES)."""
-    kind = _write_kind(func)
-    if kind == _READS:
-        return None if kwargs.get("out") is None else _WRITES
-    if kind == _INPLACE_FLAG:
-        return _WRITES if kwargs.get("inplace") or kwargs.get("out") is not None or any(
-            a is True for a in args) else None
-    if kind == _MAX_NORM:
-        return _WRITES if kwargs.get("max_norm") is not None or (len(args) > 3 and args[3] is not None) \
-            or kwargs.get("out") is not None else None
-    return kind
-
-
 _ACTIVE = threading.local()  # the recorder of the trace running on this thread, if any
 
 
@@ -481,16 +399,6 @@ class _Recorder(TorchFunctionMode):
         self.index: dict[str, int] = {}  # node id -> its position in order
         self.leaf_keys: list[int] = []  # id(tensor) of leaf nodes made since the last segment
         self.carried: dict[int, str] = {}  # id(tensor) -> the name its leaf node had before the segment
-        # Op outputs are not copied when recorded: their snapshots alias the program's tensors until a call
-        # that may write a storage comes (flush) or the trace ends (_settle). Leaves are copied at once.
-        self.aliased: list[Snapshot] = []
-        self.copy_all = False  # a storage was handed out (numpy, a pointer): copy every value from now on
-
-    def flush(self) -> None:
-        """Copy every value still aliased: a call that may change a tensor's storage is about to run."""
-        for snap in self.aliased:
-            snap.own()
-        self.aliased.clear()
 
     # -- modules --------------------------------------------------------------------------------------
     def pre_hook(self, module, _args):
@@ -555,12 +463,6 @@ class _Recorder(TorchFunctionMode):
     # -- ops ------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.aliased:  # before any call that may write, even a paused one: values must not change
-            writes = _may_write(func, args, kwargs)
-            if writes is not None:
-                self.flush()
-                if writes == _ESCAPES:
-                    self.copy_all = True
         if self.paused:
             return func(*args, **kwargs)
         try:
@@ -665,15 +567,11 @@ class _Recorder(TorchFunctionMode):
         grad_fn = t.grad_fn
         if module == "":
             module = (self.module_stack[-1] or None) if self.module_stack else None
-        alias = kind != "leaf" and kind != "param" and not self.copy_all
-        value = Snapshot.of(t, self.max_elems, alias)
-        if alias and value._alias:
-            self.aliased.append(value)
         self.nodes[nid] = Node(
             id=nid, kind=kind, label=label, name=name, op=op,
             torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
             module=module, inputs=list(inputs), is_output=False,
-            value=value, call=call, line=self.line, operands=operands,
+            value=Snapshot.of(t, self.max_elems), call=call, line=self.line, operands=operands,
         )  # fmt: skip
         self.index[nid] = index
         self.order.append(nid)
@@ -929,29 +827,7 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
     rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
-    del result, output, names
-    _settle(rec)
     return tr
-
-
-def _settle(rec: _Recorder) -> None:
-    """At the end of a trace: copy each value still aliased that the program could still change (another
-    tensor shares its storage: the caller's, a cache's, a retained graph's) or that pins far more memory
-    than its snapshot shows; the others stay aliases, since nothing but the snapshot reaches them now."""
-    use_count = getattr(torch._C, "_storage_Use_Count", None)  # noqa: SLF001 -- guarded: copies without it
-    for snap in rec.aliased:
-        raw = snap._raw
-        if raw is None or not snap._alias:
-            continue
-        try:
-            storage = raw.untyped_storage()
-            # the alias and this Python storage object hold it: 2 means nobody else does
-            alone = use_count is not None and use_count(storage._cdata) <= 2
-            if not alone or storage.nbytes() > 2 * raw.numel() * raw.element_size() + 64:
-                snap.own()
-        except (RuntimeError, TypeError, AttributeError):
-            snap.own()
-    rec.aliased.clear()
 
 
 def _split_result(result) -> tuple[torch.Tensor, dict]:
@@ -1223,8 +1099,6 @@ def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> Program
     rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
-    del output
-    _settle(rec)
     return ProgramTrace(traces, result, losses, lines)
 
 
