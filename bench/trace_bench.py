@@ -3,7 +3,10 @@ recorded, against the floor of the same step run plainly (forward, then ``loss.b
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/trace_bench.py`` (``--sizes 2500,10000`` nodes, ``--repeat 3``,
 ``--clock wall`` for wall time, ``--threads N`` for torch's intra-op threads, 1 by default: the step's
-tensors are tiny, and on a loaded machine idle OpenMP workers spinning would count as CPU time).
+tensors are tiny, and on a loaded machine idle OpenMP workers spinning would count as CPU time;
+``--baseline FILE`` also times another version of ``explorer/core/autograd/trace.py`` (say, main's, from
+``git show main:explorer/core/autograd/trace.py > /tmp/trace_main.py``) interleaved with this one, in
+the same process, and prints the ratio).
 
 For each size it prints the median of ``--repeat`` runs of: ``trace`` = ``trace(fn, max_snapshot_elems=2048)``
 as the trace tab calls it; ``plain`` = the same step without recording (forward + ``backward()``); their
@@ -30,6 +33,18 @@ from graph_bench import gpt_step_fn  # noqa: E402
 from explorer.core.autograd.trace import trace  # noqa: E402
 
 CLOCK = [time.process_time]
+BASELINE: list = []  # the trace function of --baseline, when given
+
+
+def load_baseline(path: str):
+    """``trace`` of another copy of the tracer's module, imported under a name of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("trace_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["trace_baseline"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module.trace
 
 
 def layers_for(nodes: int) -> int:
@@ -63,8 +78,12 @@ def row(nodes: int, repeat: int) -> dict:
 
     trace(fn, max_snapshot_elems=2048)  # warm-up (first calls of each op, module paths)
     plain()
-    spent: dict[str, list[float]] = {"trace": [], "plain": [], "inspect": []}
+    spent: dict[str, list[float]] = {"trace": [], "plain": [], "inspect": [], "base": []}
     for _ in range(repeat):  # interleaved, so a burst of load on a shared machine hits both alike
+        if BASELINE:
+            t0 = CLOCK[0]()
+            BASELINE[0](fn, max_snapshot_elems=2048)
+            spent["base"].append(CLOCK[0]() - t0)
         t0 = CLOCK[0]()
         tr = trace(fn, max_snapshot_elems=2048)
         spent["trace"].append(CLOCK[0]() - t0)
@@ -74,7 +93,7 @@ def row(nodes: int, repeat: int) -> dict:
         t0 = CLOCK[0]()
         plain()
         spent["plain"].append(CLOCK[0]() - t0)
-    out = {k: statistics.median(v) for k, v in spent.items()}
+    out = {k: statistics.median(v) for k, v in spent.items() if v}
     out["nodes"] = len(tr.nodes)
     out["events"] = len(tr.backward_events)
     return out
@@ -87,19 +106,24 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="CPU seconds of this process (default) or wall seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--baseline", help="another trace.py to time interleaved with this one")
     args = parser.parse_args(argv)
+    if args.baseline:
+        BASELINE.append(load_baseline(args.baseline))
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"trace of one GPT training step, every module recorded; median of {args.repeat}, "
           f"{args.clock} ms, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}")
-    print(f"{'nodes':>7} {'events':>7} | {'trace':>7} {'plain':>7} {'ratio':>6} | {'inspect':>7}")
+    base_head = f" | {'base':>7} {'t/base':>6}" if BASELINE else ""
+    print(f"{'nodes':>7} {'events':>7} | {'trace':>7} {'plain':>7} {'ratio':>6} | {'inspect':>7}{base_head}")
     rows = []
     for size in sizes:
         r = row(size, args.repeat)
         rows.append(r)
         print(f"{r['nodes']:>7,} {r['events']:>7,} | {1000 * r['trace']:7.0f} {1000 * r['plain']:7.0f} "
-              f"{r['trace'] / r['plain']:6.1f} | {1000 * r['inspect']:7.0f}", flush=True)
+              f"{r['trace'] / r['plain']:6.1f} | {1000 * r['inspect']:7.0f}"
+              + (f" | {1000 * r['base']:7.0f} {r['trace'] / r['base']:6.2f}" if BASELINE else ""), flush=True)
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         growth = (b["trace"] / a["trace"]) / (b["nodes"] / a["nodes"])

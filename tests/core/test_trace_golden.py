@@ -53,7 +53,8 @@ def test_golden_covers_gpt_callables_and_the_corpus(dumps):
 
 
 @pytest.mark.parametrize("name", ["gpt", "gpt_twice", "custom", "inplace", "shared_input", "seeded",
-                                  "forward_only"])
+                                  "forward_only", "mut_inplace_later", "mut_data", "mut_view", "mut_out",
+                                  "mut_paused", "mut_after"])
 def test_trace_equals_the_recorded_trace(dumps, name):
     golden, now = dumps
     assert differences(golden[name], now[name]) == []

@@ -9,6 +9,8 @@ faster tracer must produce the same graph, values and gradients.
 
 Regenerate (only when the trace's content is meant to change):
     PYTHONPATH=. python tests/core/trace_golden.py
+The cases of ``mutations()`` were added later, recorded by the tracer that still copied every value when
+made (``PYTHONPATH=. python tests/core/trace_golden.py --add-mutations`` adds them, keeping the rest).
 """
 
 from __future__ import annotations
@@ -90,6 +92,89 @@ def callables() -> dict:
     }
 
 
+def mutations() -> dict:
+    """name -> (fn, after): values changed after an op made them, each way a program can (an in-place op on
+    the output or on a view of it, a write through ``.data``, ``out=``, a paused call, numpy, and a change
+    after the trace returned, made by ``after(result)``): each node must show the value it had when made."""
+    from explorer.core.autograd.trace import unrecorded
+
+    torch.manual_seed(2)
+    w = torch.randn(3, 4, requires_grad=True)
+    x = torch.randn(5, 3)
+    kept: dict = {}
+
+    def inplace_later():
+        a = x @ w
+        b = a * 2
+        c = b.sum()
+        b.add_(1.0)
+        k = torch.arange(4.0) * 1.5  # a constant changed in place
+        k.mul_(3)
+        return c + (b * k).sum()
+
+    def through_data():
+        a = x @ w
+        s = a.sin()
+        a.data.mul_(0.5)
+        a.data[0] = 5.0
+        t = s * 1.0
+        t.data = torch.zeros_like(t)  # a new storage: the old value is untouched
+        return (s * a).sum() + t.sum()
+
+    def through_view():
+        h = (x @ w).clone()
+        v = h[1]
+        u = v * 1.0
+        v.mul_(10)
+        h.view(-1)[:3].add_(1.0)
+        h.T[0].sub_(2.0)
+        return (h * u.sum()).sum()
+
+    def with_out():
+        z = x.exp()
+        y = z * 1.0
+        torch.mul(x, 3, out=z)
+        q = torch.empty(5, 3)
+        r = torch.add(y, 1, out=q)
+        return (x @ w).sum() + (z + r).sum()
+
+    def paused():
+        h = (x @ w) * 1.5  # nothing saves h or g before they change
+        g = h + 0.5
+        with unrecorded():
+            h.detach().mul_(-1)
+            g.detach().numpy()[0, 0] = 99.0
+        return (h * g).sum()
+
+    def after_the_trace():
+        h = (x @ w).relu()
+        kept["h"] = h
+        m = h * 2
+        kept["m"] = m
+        return m.sum(), {"h": h}
+
+    def change_after(_):
+        with torch.no_grad():
+            kept["h"].add_(100.0)
+            kept["m"].data.mul_(-1)
+
+    return {"mut_inplace_later": (inplace_later, None), "mut_data": (through_data, None),
+            "mut_view": (through_view, None), "mut_out": (with_out, None), "mut_paused": (paused, None),
+            "mut_after": (after_the_trace, change_after)}
+
+
+def mutation_dump() -> dict:
+    from explorer.core.autograd.trace import trace
+
+    out = {}
+    for name, (fn, after) in mutations().items():
+        tr = trace(fn, max_snapshot_elems=ELEMS)
+        if after is not None:
+            after(tr)
+        out[name] = tr.to_json()
+    return json.loads(json.dumps(out))
+
+
 def canonical_dump() -> dict:
     """name -> JSON form of its trace (a program: its iterations, losses and lines)."""
     from explorer.core.autograd.trace import trace, trace_program
@@ -112,6 +197,7 @@ def canonical_dump() -> dict:
             # the first two and the last iteration: a training loop's 100 look alike
             "iterations": [t.to_json() for t in (pt.iterations[:2] + pt.iterations[2:][-1:])],
         }
+    out.update(mutation_dump())
     return json.loads(json.dumps(out))  # tuples -> lists, as read back from the file
 
 
@@ -130,7 +216,11 @@ def load_golden() -> dict:
 
 
 def main() -> int:
-    data = canonical_dump()
+    if sys.argv[1:] == ["--add-mutations"]:  # add the mutation cases, keeping the recorded traces as they are
+        data = load_golden()
+        data.update(mutation_dump())
+    else:
+        data = canonical_dump()
     GOLDEN.parent.mkdir(exist_ok=True)
     with gzip.open(GOLDEN, "wt", encoding="utf-8", compresslevel=9) as f:
         json.dump(data, f, sort_keys=True, separators=(",", ":"))
