@@ -44,3 +44,43 @@ def test_the_status_line_names_the_op_of_a_no_grad_value():
     assert not any("constant" in t for t in texts[1:]), texts
     assert any(t.endswith("(no grad: autograd records no backward)") and "G = matmul(A, Aᵀ)" in t
                for t in texts), texts
+
+
+def test_a_wrapped_graph_reads_row_by_row_and_spreads_each_cards_edges_in_the_order_of_their_ends():
+    """`set_bands` takes the keyboard order from the rows it wraps the layers into, and works the edge
+    ports out per edge: both must say what `row_of` and the cards' positions say."""
+    import torch
+
+    from explorer.core.autograd.trace import trace
+    from explorer.core.gpt.model import GPT, GPTConfig
+    from explorer.core.graph.display import CARD_H, set_bands
+
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=3, drop_rate=0.0)
+    gpt = GPT(cfg)
+    idx = torch.randint(0, 16, (1, 4))
+    tr = trace(lambda: gpt.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
+    expanded = {"blocks", "blocks.0", "blocks.1", "blocks.2"}
+    model = build_display(tr, frozenset(expanded), aspect=1.0)
+    for bands in (1, 2, 5):
+        set_bands(model, bands)
+        pos = model.positions
+        assert model.order == sorted(model.info, key=lambda d: (model.row_of(d), pos[d][0], pos[d][1]))
+        if bands > 1:
+            rows = {model.row_of(d) for d in model.info}
+            assert rows == set(range(bands)), rows
+        sides: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        for (u, v), (dy_out, dy_in) in model.ports.items():
+            sides.setdefault((u, 0), []).append((pos[v][1], dy_out))
+            sides.setdefault((v, 1), []).append((pos[u][1], dy_in))
+        assert set(model.ports) == set(model.edges)
+        spread = 0
+        for ends in sides.values():
+            dys = [dy for _y, dy in sorted(ends, key=lambda e: e[0])]
+            if len(dys) == 1:
+                assert dys == [0.0]
+                continue
+            spread += 1
+            assert dys == sorted(dys) and dys[0] < 0 < dys[-1]  # top to bottom, around the side's middle
+            assert abs(dys[0] + dys[-1]) < 1e-9 and dys[-1] - dys[0] <= CARD_H - 30 + 1e-9
+        assert spread > 0  # the test looked at cards with several edges on one side

@@ -202,22 +202,30 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
         if has_modules and len(model.info) >= COMPOSE_MIN_NODES else None
     model.flat = _positions(graph, model, segments)
     model.frames = _frames(trace, model, set(expanded)) if has_modules else []
-    set_bands(model, best_bands(model.flat[0], aspect) if aspect else 1)
+    shape = _shape(model.flat[0])  # once per model: every wrapping step needs it
+    set_bands(model, best_bands(model.flat[0], aspect, shape=shape) if aspect else 1, shape=shape)
     return model
 
 
-def set_bands(model: DisplayModel, bands: int) -> None:
-    """Lay the model's layers out in `bands` rows (1: one left-to-right run): positions, bends, ports."""
+def set_bands(model: DisplayModel, bands: int, shape: tuple[int, float] | None = None) -> None:
+    """Lay the model's layers out in `bands` rows (1: one left-to-right run): positions, bends, ports.
+    `shape`: `_shape(model.flat[0])` when the caller has it already."""
     model.bands = max(1, int(bands))
     positions, bends = model.flat
+    shape = _shape(positions) if shape is None else shape
     model.row_h, model.row_starts = 0.0, []
     if model.bands > 1:
-        positions, bends, model.row_starts = _wrap(positions, bends, model.edges, model.bands)
-        model.row_h = _extent(model.flat[0], 1)[1] + BAND_GAP
+        positions, bends, model.row_starts, band = _wrap(positions, bends, model.edges, model.bands, shape)
+        model.row_h = _wrapped_extent(*shape, 1)[1] + BAND_GAP
+        # keyboard order: row by row (the band a card was wrapped into is its row: `row_of`), then left to
+        # right, then top to bottom within a layer
+        ids = list(model.info)
+        keyed = sorted((band[d], *positions[d], i) for i, d in enumerate(ids))
+        model.order = [ids[k[3]] for k in keyed]
+    else:
+        model.order = sorted(model.info, key=positions.__getitem__)
     model.positions, model.bends = positions, bends
     model.ports = _ports(model)
-    # keyboard order: row by row, then left to right, then top to bottom within a layer
-    model.order = sorted(model.info, key=lambda d: (model.row_of(d), positions[d][0], positions[d][1]))
 
 
 def _module_info(did: str, attrs: dict, trace, grad_ids: set[str],
@@ -313,11 +321,11 @@ def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, floa
     return per_band * (CARD_W + GAP_X) - GAP_X, bands * (span + CARD_H) + (bands - 1) * BAND_GAP
 
 
-def _band_spans(positions, bands: int, bends=None) -> tuple[float, list[tuple[float, float]]]:
+def _band_spans(positions, bands: int, bends=None, shape=None) -> tuple[float, list[tuple[float, float]]]:
     """(layer pitch, the lowest and highest card centre or bend of each of `bands` rows) of the layers
-    wrapped."""
+    wrapped; `shape`: `_shape(positions)` when known."""
     sx = CARD_W + GAP_X
-    per_band = -(-_shape(positions)[0] // bands)
+    per_band = -(-(_shape(positions) if shape is None else shape)[0] // bands)
     lo = [float("inf")] * bands
     hi = [float("-inf")] * bands
     points = list(positions.values())
@@ -355,12 +363,13 @@ def _wrapped_size(positions, bands: int) -> tuple[float, float]:
     return per_band * (CARD_W + GAP_X) - GAP_X, height
 
 
-def best_bands(positions: dict[str, tuple[float, float]], aspect: float) -> int:
+def best_bands(positions: dict[str, tuple[float, float]], aspect: float,
+               shape: tuple[int, float] | None = None) -> int:
     """How many rows to wrap the layers into so that the graph shows largest in a canvas of `aspect`
-    (width / height); 1 unless wrapping gains at least WRAP_GAIN."""
+    (width / height); 1 unless wrapping gains at least WRAP_GAIN. `shape`: `_shape(positions)` if known."""
     if not positions:
         return 1
-    n_layers, span = _shape(positions)
+    n_layers, span = _shape(positions) if shape is None else shape
     if n_layers < WRAP_MIN_LAYERS:
         return 1
 
@@ -412,14 +421,16 @@ def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: f
     return best if scale(best) >= SHORT_WRAP_GAIN * scale(1) else 1
 
 
-def _wrap(positions, bends, edges, bands: int):
-    """Positions and bends with the layers cut into `bands` rows stacked top to bottom.
+def _wrap(positions, bends, edges, bands: int, shape=None):
+    """Positions and bends with the layers cut into `bands` rows stacked top to bottom, the rows' starts
+    and the row of each card (`shape`: `_shape(positions)` when known).
 
     An edge that runs from the end of one row to the start of the next turns back through the gap
     under the row: right, down, left along the gap, down, right into its target.
     """
-    per_band = -(-_shape(positions)[0] // bands)
-    sx, spans = _band_spans(positions, bands, bends)
+    shape = _shape(positions) if shape is None else shape
+    per_band = -(-shape[0] // bands)
+    sx, spans = _band_spans(positions, bands, bends, shape)
     bases = _row_bases(spans)
 
     where: dict[float, tuple[float, float, float, int]] = {}  # x -> (wrapped x, top, base, band)
@@ -467,7 +478,7 @@ def _wrap(positions, bends, edges, bands: int):
         if out:
             new_bends[(u, v)] = out
     starts = [base - CARD_H / 2 - BAND_GAP / 2 if b else 0.0 for b, base in enumerate(bases)]
-    return new_pos, new_bends, starts
+    return new_pos, new_bends, starts, band
 
 
 def _in_module(path: str | None, module: str) -> bool:
@@ -520,21 +531,32 @@ def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, s
 
 
 def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
-    """Spread the edges leaving or entering one card over its side, in the order of the other ends."""
+    """Spread the edges leaving or entering one card over its side, in the order of the other ends.
+
+    Worked out per edge number (no dict per card: a rebuild of a big graph makes few objects)."""
     pos = model.positions
-    outs: dict[str, list[str]] = {}
-    ins: dict[str, list[str]] = {}
-    for u, v in model.edges:
-        outs.setdefault(u, []).append(v)
-        ins.setdefault(v, []).append(u)
-
-    def spread(ends: list[str]) -> dict[str, float]:
-        if len(ends) == 1:  # most cards: one edge in the middle of the side
-            return {ends[0]: 0.0}
-        ends = sorted(ends, key=lambda n: pos[n][1])
-        step = min(12.0, (CARD_H - 30) / max(1, len(ends) - 1))
-        return {n: (i - (len(ends) - 1) / 2) * step for i, n in enumerate(ends)}
-
-    out_dy = {u: spread(vs) for u, vs in outs.items()}
-    in_dy = {v: spread(us) for v, us in ins.items()}
-    return {(u, v): (out_dy[u][v], in_dy[v][u]) for u, v in model.edges}
+    edges = model.edges
+    outs: dict[str, list[int]] = {}
+    ins: dict[str, list[int]] = {}
+    for i, (u, v) in enumerate(edges):
+        got = outs.get(u)
+        if got is None:
+            outs[u] = [i]
+        else:
+            got.append(i)
+        got = ins.get(v)
+        if got is None:
+            ins[v] = [i]
+        else:
+            got.append(i)
+    out_dy = [0.0] * len(edges)  # most cards: one edge in the middle of the side
+    in_dy = [0.0] * len(edges)
+    for side, dy, end in ((outs, out_dy, 1), (ins, in_dy, 0)):
+        for ids in side.values():
+            if len(ids) == 1:
+                continue
+            ids = sorted(ids, key=lambda j: pos[edges[j][end]][1])  # noqa: B023 -- used at once
+            step = min(12.0, (CARD_H - 30) / max(1, len(ids) - 1))
+            for k, j in enumerate(ids):
+                dy[j] = (k - (len(ids) - 1) / 2) * step
+    return {e: (o, i) for e, o, i in zip(edges, out_dy, in_dy, strict=True)}

@@ -413,22 +413,36 @@ class GraphScene(QGraphicsScene):
         edge_cells, ranges = self._edge_cells, self._edge_range
         left = top = float("inf")
         right = bottom = float("-inf")
-        for u, v in self._edges:
-            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], self.model.ports[(u, v)]
-            bends = self.model.bends.get((u, v))
-            points = [(xu + CARD_W / 2, yu + dy_u), *(bends or ()), (xv - CARD_W / 2, yv + dy_v)]
+        ports, all_bends, half = self.model.ports, self.model.bends, CARD_W / 2
+        for i, (u, v) in enumerate(self._edges):
+            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], ports[(u, v)]
+            bends = all_bends.get((u, v))
+            if bends:
+                points = [(xu + half, yu + dy_u), *bends, (xv - half, yv + dy_v)]
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                x0, x1 = min(*xs, xu - half, xv - half), max(*xs, xu + half, xv + half)
+                y0, y1 = min(ys), max(ys)
+            else:  # most edges: straight from port to port (the same extent, without the lists)
+                a, b = yu + dy_u, yv + dy_v
+                points = [(xu + half, a), (xv - half, b)]
+                x0, x1 = min(xu - half, xv - half), max(xu + half, xv + half)
+                y0, y1 = (a, b) if a <= b else (b, a)
             segments.append(points)
-            xs, ys = [p[0] for p in points], [p[1] for p in points]
-            x0, x1 = min(*xs, xu - CARD_W / 2, xv - CARD_W / 2), max(*xs, xu + CARD_W / 2, xv + CARD_W / 2)
-            y0, y1 = min(ys), max(ys)
             left, top, right, bottom = min(left, x0), min(top, y0), max(right, x1), max(bottom, y1)
             # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
             span = (int((x0 - 25) // CELL), int((x1 + 25) // CELL), int((y0 - 10) // CELL),
                     int((y1 + 10) // CELL))
             ranges.append(span)
+            if span[0] == span[1] and span[2] == span[3]:  # most edges lie in one cell
+                got = edge_cells.get((span[0], span[2]))
+                if got is None:
+                    edge_cells[(span[0], span[2])] = [i]
+                else:
+                    got.append(i)
+                continue
             for cx in range(span[0], span[1] + 1):
                 for cy in range(span[2], span[3] + 1):
-                    edge_cells.setdefault((cx, cy), []).append(len(ranges) - 1)
+                    edge_cells.setdefault((cx, cy), []).append(i)
         self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16) if self._edges \
             else QRectF()
         self.frames = []
