@@ -506,12 +506,7 @@ class MainWindow(QMainWindow):
 
         if image.isNull() or key in self.panels or key in self.errors:
             return
-        slot = self._slots[key]
-        layout = slot.layout()
-        while layout.count():
-            w = layout.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
+        layout = self._emptied_slot(key)
         title = next(w[1] for w in WORKSPACES if w[0] == key)
         note = QLabel(f"Restoring the {title} workspace as you left it: this picture turns into the live "
                       "workspace once PyTorch has loaded…")
@@ -613,13 +608,17 @@ class MainWindow(QMainWindow):
         except ValueError:
             pass  # a corrupt or older saved session is ignored: the app opens on the defaults
 
-    def _install(self, key: str, title: str, panel: QWidget) -> None:
-        slot = self._slots[key]
-        layout = slot.layout()
+    def _emptied_slot(self, key: str):
+        """The layout of workspace `key`'s tab, emptied of what it showed (a placeholder, a picture)."""
+        layout = self._slots[key].layout()
         while layout.count():
             w = layout.takeAt(0).widget()
             if w is not None:
                 w.deleteLater()
+        return layout
+
+    def _install(self, key: str, title: str, panel: QWidget) -> None:
+        layout = self._emptied_slot(key)
         layout.addWidget(panel)
         self.panels[key] = panel
         if self.persist:
@@ -645,12 +644,7 @@ class MainWindow(QMainWindow):
         traceback.print_exc()  # for the developer's terminal; the user sees a sentence
         message = f"{type(exc).__name__}: {exc}"
         self.errors[key] = message
-        slot = self._slots[key]
-        layout = slot.layout()
-        while layout.count():
-            w = layout.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
+        layout = self._emptied_slot(key)
         label = QLabel(f"<h3>The {title} workspace could not be opened</h3><p>{message}</p>"
                        "<p>The other workspaces still work.</p>")
         label.setObjectName(f"{key}Error")

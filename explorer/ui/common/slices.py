@@ -36,6 +36,16 @@ class Slices(QObject):
         self.count = 0  # pieces run so far (a test reads how many turns a visit took)
         self.turns = 0  # pieces run by `start`'s event-loop turns (not by `finish`)
 
+    @classmethod
+    def run(cls, steps: Iterator, parent: QObject, sliced: bool) -> Slices:
+        """The pieces of `steps`, begun: one per turn from the next turn (`sliced`), else all now."""
+        building = cls(steps, parent)
+        if sliced:
+            building.start()
+        else:
+            building.finish()
+        return building
+
     def is_done(self) -> bool:
         """Whether every piece has run (or one failed)."""
         return self._done

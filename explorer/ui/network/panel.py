@@ -35,11 +35,7 @@ class NetworkPanel(QWidget):
         on `building.sig_done`); otherwise the panel is complete when the constructor returns."""
         super().__init__(parent)
         self.setObjectName("networkPanel")
-        self.building = Slices(self._build(workspace), self)
-        if sliced:
-            self.building.start()
-        else:
-            self.building.finish()
+        self.building = Slices.run(self._build(workspace), self, sliced)
 
     def finish_building(self) -> None:
         """Build whatever is left now (a panel built in slices becomes complete at once)."""

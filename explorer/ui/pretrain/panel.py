@@ -87,11 +87,7 @@ class PretrainPanel(QWidget):
         `sliced`: build over several event-loop turns (`building`; the main window installs the panel on
         `building.sig_done`); otherwise the panel is complete when the constructor returns."""
         super().__init__(parent)
-        self.building = Slices(self._build(workspace, train_backend), self)
-        if sliced:
-            self.building.start()
-        else:
-            self.building.finish()
+        self.building = Slices.run(self._build(workspace, train_backend), self, sliced)
 
     def finish_building(self) -> None:
         """Build whatever is left now (a panel built in slices becomes complete at once)."""
