@@ -357,6 +357,7 @@ def _card_paths() -> list[QPainterPath]:
     return _PATHS
 
 
+_SMOOTH = QPainter.RenderHint.Antialiasing
 _SERIAL = [0]
 FACES_DRAWN = [0]  # card faces drawn anew (not copied from the cache) so far: a counter tests can read
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
@@ -736,6 +737,7 @@ class ModuleFrame(QGraphicsItem):
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
         self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
         self._tint: tuple[tuple, QColor] | None = None  # (theme key, opaque fill colour) once painted
+        self._pens: dict[float, QPen] = {}  # hairline pens by lightness (cleared with the tint)
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
@@ -764,6 +766,7 @@ class ModuleFrame(QGraphicsItem):
                                                         strict=True)]
         color = QColor.fromRgbF(*rgb)
         self._tint = (key, color)
+        self._pens.clear()
         return color
 
     def label_width(self, boost: float | None = None) -> float:
@@ -797,20 +800,31 @@ class ModuleFrame(QGraphicsItem):
                               (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))])
         # the fill without antialiasing, as rectangles and quarter discs (a rounded path over a large frame
         # costs several times as much; the corners hardly show at this alpha)
-        smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        smooth = painter.testRenderHint(_SMOOTH)
+        painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
         painter.setBrush(self._fill_color())
         rects, pies = self._fill
         painter.drawRects(rects)
         for box, start in pies:
             painter.drawPie(box, start, 90 * 16)
-        painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
+        painter.setRenderHint(_SMOOTH, smooth)
         # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
         # hairline, clipped to the screen, many times faster than a scaled pen)
-        if 1.5 * lod < 1.0:
-            pen = QPen(_color(self.theme["module"], round(255 * max(0.2, 1.5 * lod))), 1.0)
-            pen.setCosmetic(True)
+        if 1.5 * lod < 1.0:  # (as the opaque colour that light line gives over the frame's fill)
+            light, under = max(0.2, 1.5 * lod), self._fill_color()
+            pen = self._pens.get(round(light, 2))
+            if pen is None:
+                if under.alpha() == 255:
+                    over = zip((under.redF(), under.greenF(), under.blueF()),
+                               (color.redF(), color.greenF(), color.blueF()), strict=True)
+                    pen = QPen(QColor.fromRgbF(*(u + (m - u) * light for u, m in over)), 1.0)
+                else:
+                    pen = QPen(_color(self.theme["module"], round(255 * light)), 1.0)
+                pen.setCosmetic(True)
+                if len(self._pens) > 50:
+                    self._pens.clear()
+                self._pens[round(light, 2)] = pen
         else:
             pen = QPen(color, 1.5)
         painter.setPen(pen)
@@ -824,11 +838,11 @@ class ModuleFrame(QGraphicsItem):
                  QRectF(r.left() + k, r.bottom() - w / 2, r.width() - 2 * k, w),
                  QRectF(r.left() - w / 2, r.top() + k, w, r.height() - 2 * k),
                  QRectF(r.right() - w / 2, r.top() + k, w, r.height() - 2 * k)]
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
         painter.setBrush(pen.color())
         painter.drawRects(sides)
-        painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
+        painter.setRenderHint(_SMOOTH, smooth)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
         for box, start in pies:
@@ -917,7 +931,7 @@ class Overview(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Frames and edges, each in one call; labels of frames in view when readable."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setRenderHint(_SMOOTH, False)
         module = QColor(self.theme["module"])
         if self.frames:
             fill = QColor(module)
@@ -1004,7 +1018,7 @@ class OverviewBlocks(QGraphicsItem):
 
     def paint(self, painter, option, widget=None) -> None:
         """Each colour's blocks in one call, then the selected and the current card over them."""
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
         step, current, selected = self.state
         pending = QColor(self.theme["card_border"])
