@@ -749,8 +749,8 @@ class ModuleFrame(QGraphicsItem):
         every frame around it, as one opaque colour. The frames are the lowest items on a plain canvas, so
         this is the colour the stacked translucent fills gave, and an opaque fill of a large frame is a plain
         memory fill, several times cheaper than blending every pixel of it (nested frames at 30 % cover the
-        screen many times over). Outside a scene, on a canvas without a plain colour, or where frames overlap
-        in part, translucent as before."""
+        screen many times over). Outside a scene, on a canvas without a plain colour, or over a frame drawn
+        before it that does not hold it whole, translucent as before."""
         theme = self.theme
         key = (id(theme), theme["module"], theme.get("canvas"))
         if self._tint is not None and self._tint[0] == key:
@@ -762,11 +762,13 @@ class ModuleFrame(QGraphicsItem):
         for item in scene.items(mine, Qt.IntersectsItemBoundingRect):
             if not isinstance(item, ModuleFrame) or item is self or not item.rect.intersects(mine):
                 continue
+            if item.zValue() > z:
+                continue  # drawn after this one, over it
             if item.rect.contains(mine) and item.rect != mine and item.zValue() < z:
                 around += 1  # a frame around this one, drawn before it
-            elif not (mine.contains(item.rect) and item.rect != mine and item.zValue() > z):
-                # frames that overlap in part (or are drawn in another order) keep the translucent fill,
-                # so neither hides the other's outline
+            else:
+                # a frame drawn before this one that it overlaps in part (or drawn in no set order) must
+                # show through: this one keeps the translucent fill, so no outline is hidden
                 self._tint = (key, _color(theme["module"], self.FILL_ALPHA))
                 self._pens.clear()
                 return self._tint[1]
