@@ -389,3 +389,59 @@ def test_the_svg_of_an_expanded_model_frames_its_modules(qapp, tmp_path, gpt_tra
     labels = {"".join(t.itertext()) for g in frames for t in g.iter(SVG + "text")}
     assert "blocks.0 · Block" in labels
     assert len([g for g in root.iter(SVG + "g") if g.get("class") == "node"]) == len(scene.cards)
+
+
+@pytest.mark.parametrize("zoom", [0.35, 0.6, 1.0])
+def test_a_still_repaint_or_a_pan_copies_card_faces_and_a_step_redraws_only_changed_cards(
+        qtbot, gpt_trace, monkeypatch, zoom):
+    """Issue 21: repaint at every zoom. From 30 % on a card's face is drawn once per state and zoom and then
+    copied: a still repaint draws no face anew, a pan only the cards that came into view, a player step only
+    the cards whose state changed."""
+    from PySide6.QtGui import QPaintEngine
+
+    from explorer.ui.graph import items
+
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.resetTransform()
+    view.zoom_by(zoom)
+    view.centerOn(view.graph_scene.sceneRect().center())
+    drawn: list[str] = []
+    real = items.NodeCard._paint_face
+
+    def counted(self, painter, lod):
+        # (blocks, drawn below 30 %, and pictures of the scene in a vector engine are never cached)
+        if lod >= 0.3 and painter.paintEngine().type() == QPaintEngine.Raster:
+            drawn.append(self.node_id)
+        real(self, painter, lod)
+
+    monkeypatch.setattr(items.NodeCard, "_paint_face", counted)
+
+    def in_view() -> set[str]:
+        seen = view.mapToScene(view.viewport().rect()).boundingRect()
+        return {did for did, card in view.graph_scene.made_cards.items()
+                if card.isVisible() and card.sceneBoundingRect().intersects(seen)}
+
+    view.viewport().grab()
+    shown = in_view()
+    assert len(shown) >= 5
+    drawn.clear()
+    view.viewport().grab()
+    assert drawn == []  # a still repaint: every face copied
+    bar = view.horizontalScrollBar()
+    bar.setValue(bar.value() + 120)
+    view.viewport().grab()
+    assert not set(drawn) & shown  # a pan: only cards that were not in view (no shown one again)
+    assert len(drawn) < len(in_view())
+    cards = view.graph_scene.made_cards
+    for step in (1, view.step_count // 2):
+        view.viewport().grab()
+        drawn.clear()
+        before = {did: (c.show_value, c.show_grad, c.current) for did, c in cards.items()}
+        was_in_view = in_view()
+        view.set_step(step)
+        view.viewport().grab()
+        changed = {did for did, c in cards.items()
+                   if before.get(did) != (c.show_value, c.show_grad, c.current)}
+        # a step: only the cards whose state changed (and those the view brought in, following the player)
+        assert not set(drawn) & (was_in_view - changed)
+        assert set(drawn) >= changed & in_view()

@@ -11,7 +11,18 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QPaintEngine,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QPixmapCache,
+)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from explorer.core.graph.display import CARD_H, CARD_W
@@ -346,6 +357,17 @@ def _card_paths() -> list[QPainterPath]:
     return _PATHS
 
 
+_SMOOTH = QPainter.RenderHint.Antialiasing
+_SERIAL = [0]
+FACES_DRAWN = [0]  # card faces drawn anew (not copied from the cache) so far: a counter tests can read
+FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
+
+
+def _ensure_face_cache() -> None:
+    if QPixmapCache.cacheLimit() < FACE_CACHE_KB:
+        QPixmapCache.setCacheLimit(FACE_CACHE_KB)
+
+
 class NodeCard(QGraphicsItem):
     """A node of the graph drawn as a card: name and op, value once known, gradient once known."""
 
@@ -365,6 +387,9 @@ class NodeCard(QGraphicsItem):
         self._accent = QColor(self.accent_name)
         self.setToolTip(info.get("tooltip", ""))
         self.setAcceptHoverEvents(False)
+        _SERIAL[0] += 1
+        self._serial = _SERIAL[0]  # names the card's faces in QPixmapCache (an id() may be reused)
+        self._faces: dict[str, list[tuple[str, float]]] = {}  # `painted` of the faces drawn last
 
     HALO = 6.0  # room around the card for the current-node halo
 
@@ -398,9 +423,53 @@ class NodeCard(QGraphicsItem):
         return QColor(self._accent)
 
     def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        """Draw the card with as much detail as the zoom level allows."""
+        """Draw the card with as much detail as the zoom level allows.
+
+        From the zoom where text appears (0.3) on, the whole face (box, text, heatmaps) is drawn once per
+        state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the cache has a size
+        cap) and copied at a whole pixel: a still repaint, a pan and a player step that leaves the card as it
+        was copy it; only a card whose state changed, or a new zoom, draws it anew (FACES_DRAWN counts)."""
+        t = painter.worldTransform()
+        lod = option.levelOfDetailFromTransform(t)
+        if (lod < 0.3 or t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
+                or painter.paintEngine().type() != QPaintEngine.Raster):  # blocks; vector files: drawn direct
+            self._paint_face(painter, lod)
+            return
+        ratio = painter.device().devicePixelRatioF() or 1.0
+        theme = self.theme
+        key = (f"card{self._serial}|{self.show_value:d}{self.show_grad:d}{self.current}{self.selected:d}|"
+               f"{t.m11():.5f},{t.m22():.5f},{ratio:g}|{id(theme)}{theme['card']}{theme['text']}")
+        pixmap = QPixmapCache.find(key)
+        if pixmap is None or pixmap.isNull():
+            FACES_DRAWN[0] += 1
+            bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
+            sx, sy = t.m11() * ratio, t.m22() * ratio
+            pixmap = QPixmap(math.ceil(bounds.width() * sx) + 1, math.ceil(bounds.height() * sy) + 1)
+            pixmap.fill(Qt.transparent)
+            inner = QPainter(pixmap)
+            inner.setRenderHints(painter.renderHints())
+            inner.scale(sx, sy)
+            inner.translate(-bounds.left(), -bounds.top())
+            self._paint_face(inner, lod)
+            inner.end()
+            pixmap.setDevicePixelRatio(ratio)
+            _ensure_face_cache()
+            QPixmapCache.insert(key, pixmap)
+            self._faces[key] = list(self.painted)
+            if len(self._faces) > 4:
+                self._faces.pop(next(iter(self._faces)))
+        else:
+            self.painted = list(self._faces.get(key, self.painted))
+        corner = t.map(self._BOUNDS.topLeft() - QPointF(1, 1))
+        painter.save()
+        painter.resetTransform()
+        at = QPointF(round(corner.x() * ratio) / ratio, round(corner.y() * ratio) / ratio)
+        painter.drawPixmap(at, pixmap)
+        painter.restore()
+
+    def _paint_face(self, painter, lod: float) -> None:
+        """The card's face at the painter's transform (card coordinates) with detail for zoom `lod`."""
         t = self.theme
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
         rect = QRectF(-CARD_W / 2, -CARD_H / 2, CARD_W, CARD_H)
         accent = self.accent()
         if self.current:
@@ -667,8 +736,52 @@ class ModuleFrame(QGraphicsItem):
         self.label_offset = 0.0
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
         self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
+        self._tint: tuple[tuple, QColor] | None = None  # (theme key, opaque fill colour) once painted
+        self._pens: dict[float, QPen] = {}  # hairline pens by lightness (cleared with the tint)
         self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
+        self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption)  # paint gets the exposed part: draws only it
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
+
+    FILL_ALPHA = 22
+
+    def _fill_color(self) -> QColor:
+        """The frame's tint: the module colour at FILL_ALPHA over the canvas once for this frame and once for
+        every frame around it, as one opaque colour. The frames are the lowest items on a plain canvas, so
+        this is the colour the stacked translucent fills gave, and an opaque fill of a large frame is a plain
+        memory fill, several times cheaper than blending every pixel of it (nested frames at 30 % cover the
+        screen many times over). Outside a scene, on a canvas without a plain colour, or over a frame drawn
+        before it that does not hold it whole, translucent as before."""
+        theme = self.theme
+        key = (id(theme), theme["module"], theme.get("canvas"))
+        if self._tint is not None and self._tint[0] == key:
+            return self._tint[1]
+        scene = self.scene()
+        if scene is None or not theme.get("canvas"):
+            return _color(theme["module"], self.FILL_ALPHA)
+        around, z, mine = 0, self.zValue(), self.rect
+        for item in scene.items(mine, Qt.IntersectsItemBoundingRect):
+            if not isinstance(item, ModuleFrame) or item is self or not item.rect.intersects(mine):
+                continue
+            if item.zValue() > z:
+                continue  # drawn after this one, over it
+            if item.rect.contains(mine) and item.rect != mine and item.zValue() < z:
+                around += 1  # a frame around this one, drawn before it
+            else:
+                # a frame drawn before this one that it overlaps in part (or drawn in no set order) must
+                # show through: this one keeps the translucent fill, so no outline is hidden
+                self._tint = (key, _color(theme["module"], self.FILL_ALPHA))
+                self._pens.clear()
+                return self._tint[1]
+        base, tint = QColor(theme["canvas"]), QColor(theme["module"])
+        a = self.FILL_ALPHA / 255
+        rgb = [base.redF(), base.greenF(), base.blueF()]
+        for _ in range(around + 1):
+            rgb = [c * (1 - a) + m * a for c, m in zip(rgb, (tint.redF(), tint.greenF(), tint.blueF()),
+                                                        strict=True)]
+        color = QColor.fromRgbF(*rgb)
+        self._tint = (key, color)
+        self._pens.clear()
+        return color
 
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
@@ -699,34 +812,67 @@ class ModuleFrame(QGraphicsItem):
                           [(QRectF(x, y, d, d), start * 16) for x, y, start in (
                               (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
                               (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))])
-        # the translucent fill without antialiasing, as rectangles and quarter discs (a rounded path over a
-        # large frame costs several times as much; the corners hardly show at this alpha)
-        smooth = painter.testRenderHint(painter.RenderHint.Antialiasing)
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        # the fill without antialiasing, as rectangles and quarter discs (a rounded path over a large frame
+        # costs several times as much; the corners hardly show at this alpha)
+        smooth = painter.testRenderHint(_SMOOTH)
+        painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
-        painter.setBrush(_color(self.theme["module"], 22))
+        painter.setBrush(self._fill_color())
         rects, pies = self._fill
-        painter.drawRects(rects)
+        # only the parts in the exposed area: most frames in view at 30 % show one or two of their corners
+        # (each draw call costs ~10 µs of Python and Qt even when clipped away)
+        seen = option.exposedRect
+        pies = [pie for pie in pies if pie[0].intersects(seen)]
+        painter.drawRects([part for part in rects if part.intersects(seen)])
         for box, start in pies:
             painter.drawPie(box, start, 90 * 16)
-        painter.setRenderHint(painter.RenderHint.Antialiasing, smooth)
+        painter.setRenderHint(_SMOOTH, smooth)
         # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
         # hairline, clipped to the screen, many times faster than a scaled pen)
-        if 1.5 * lod < 1.0:
-            pen = QPen(_color(self.theme["module"], round(255 * max(0.2, 1.5 * lod))), 1.0)
-            pen.setCosmetic(True)
+        if 1.5 * lod < 1.0:  # (as the opaque colour that light line gives over the frame's fill)
+            light, under = max(0.2, 1.5 * lod), self._fill_color()
+            pen = self._pens.get(round(light, 2))
+            if pen is None:
+                if under.alpha() == 255:
+                    over = zip((under.redF(), under.greenF(), under.blueF()),
+                               (color.redF(), color.greenF(), color.blueF()), strict=True)
+                    pen = QPen(QColor.fromRgbF(*(u + (m - u) * light for u, m in over)), 1.0)
+                else:
+                    pen = QPen(_color(self.theme["module"], round(255 * light)), 1.0)
+                pen.setCosmetic(True)
+                if len(self._pens) > 50:
+                    self._pens.clear()
+                self._pens[round(light, 2)] = pen
         else:
             pen = QPen(color, 1.5)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        painter.drawRoundedRect(self.rect, self.RADIUS, self.RADIUS)
+        # four straight sides as thin filled rectangles and four corner arcs: the same outline as
+        # drawRoundedRect, which strokes the whole path of a large frame (~0.5 ms each at 30 %; a stroked
+        # line costs about as much), where a rectangle is clipped to the screen before it is filled
+        r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
+        w = 1.5 if not pen.isCosmetic() else 1.0 / max(lod, 1e-3)
+        sides = [QRectF(r.left() + k, r.top() - w / 2, r.width() - 2 * k, w),
+                 QRectF(r.left() + k, r.bottom() - w / 2, r.width() - 2 * k, w),
+                 QRectF(r.left() - w / 2, r.top() + k, w, r.height() - 2 * k),
+                 QRectF(r.right() - w / 2, r.top() + k, w, r.height() - 2 * k)]
+        painter.setRenderHint(_SMOOTH, False)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(pen.color())
+        painter.drawRects([side for side in sides if side.intersects(seen)])
+        painter.setRenderHint(_SMOOTH, smooth)
+        painter.setPen(pen)
+        painter.setBrush(Qt.NoBrush)
+        for box, start in pies:
+            painter.drawArc(box, start, 90 * 16)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
         painter.setPen(color)
         h = _metrics(font).height() + 2
         left = self.rect.left() + self.label_offset + 8
         box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
-        draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
+        if box.intersects(seen):
+            draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
 
 
 class Overview(QGraphicsItem):
@@ -804,7 +950,7 @@ class Overview(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Frames and edges, each in one call; labels of frames in view when readable."""
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setRenderHint(_SMOOTH, False)
         module = QColor(self.theme["module"])
         if self.frames:
             fill = QColor(module)
@@ -891,7 +1037,7 @@ class OverviewBlocks(QGraphicsItem):
 
     def paint(self, painter, option, widget=None) -> None:
         """Each colour's blocks in one call, then the selected and the current card over them."""
-        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
         step, current, selected = self.state
         pending = QColor(self.theme["card_border"])
