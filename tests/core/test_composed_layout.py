@@ -6,31 +6,11 @@ import random
 
 import networkx as nx
 import pytest
-import torch
 
-from explorer.core.autograd.trace import trace
-from explorer.core.gpt.model import GPT, GPTConfig
 from explorer.core.graph import layout
 from explorer.core.graph.display import COMPOSE_MIN_NODES, build_display
 from explorer.core.graph.layout import clear_piece_cache, collapse, composed_layout
-
-
-def _gpt_trace(blocks: int, tied: bool = False):
-    torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=blocks, drop_rate=0.0,
-                    tie_weights=tied)
-    model = GPT(cfg)
-    idx = torch.randint(0, 16, (1, 4))
-    return trace(lambda: model.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
-
-
-def _all_expanded(tr) -> set[str]:
-    expanded: set[str] = set()
-    while True:
-        paths = {d["path"] for _, d in collapse(tr, expanded).nodes(data=True) if d.get("kind") == "module"}
-        if not paths - expanded:
-            return expanded
-        expanded |= paths
+from tests.graphs import all_expanded, gpt_step_trace
 
 
 def _assert_valid(graph, lay):
@@ -62,8 +42,8 @@ def _model_figures(model):
 
 
 def test_a_gpt_composed_of_blocks_is_a_valid_layout_and_the_cache_changes_nothing():
-    tr = _gpt_trace(12)
-    expanded = _all_expanded(tr)
+    tr = gpt_step_trace(12)
+    expanded = all_expanded(tr)
     graph = collapse(tr, expanded)
     assert graph.number_of_nodes() >= COMPOSE_MIN_NODES
     model = build_display(tr, frozenset(expanded), aspect=1.6)
@@ -84,8 +64,8 @@ def test_a_gpt_composed_of_blocks_is_a_valid_layout_and_the_cache_changes_nothin
 def test_a_tied_head_reads_the_embedding_along_a_lane_under_the_blocks():
     """The head's matrix is the token embedding's: an edge from the first segment to the last, which
     passes every block in a lane of its own, never through a card."""
-    tr = _gpt_trace(12, tied=True)
-    expanded = _all_expanded(tr)
+    tr = gpt_step_trace(12, tied=True)
+    expanded = all_expanded(tr)
     graph = collapse(tr, expanded)
     from explorer.core.graph.display import segment_of
     lay = composed_layout(graph, segment_of(graph, tr.modules, expanded))
@@ -99,8 +79,8 @@ def _expand_one(blocks: int) -> tuple[int, int, object, object]:
     """(nodes laid out, cards of the changed block) when `blocks.<middle>.attn` of a GPT with every module
     expanded but the blocks' attention is expanded too (a block of a shape not laid out before); and the
     display models after and fresh."""
-    tr = _gpt_trace(blocks)
-    everything = _all_expanded(tr)
+    tr = gpt_step_trace(blocks)
+    everything = all_expanded(tr)
     inner = f"blocks.{blocks // 2}.attn"
     folded = {p for p in everything if ".attn" not in p}
     clear_piece_cache()

@@ -3,30 +3,9 @@ bench/graph_bench.py)."""
 
 from __future__ import annotations
 
-import torch
-
-from explorer.core.autograd.trace import trace
-from explorer.core.gpt.model import GPT, GPTConfig
-from explorer.core.graph.layout import collapse
 from explorer.ui.graph import items
 from explorer.ui.graph.view import GraphView, LabelShelf
-
-
-def _gpt_step_trace(layers: int):
-    torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=layers, drop_rate=0.0)
-    model = GPT(cfg)
-    idx = torch.randint(0, 16, (1, 4))
-    return trace(lambda: model.loss(idx, torch.roll(idx, -1, 1)), max_snapshot_elems=16)
-
-
-def _all_expanded(tr) -> set[str]:
-    expanded: set[str] = set()
-    while True:
-        paths = {d["path"] for _, d in collapse(tr, expanded).nodes(data=True) if d.get("kind") == "module"}
-        if not paths - expanded:
-            return expanded
-        expanded |= paths
+from tests.graphs import all_expanded, gpt_step_trace
 
 
 def _work(qtbot, monkeypatch, layers: int) -> tuple[int, float, float, int]:
@@ -41,12 +20,12 @@ def _work(qtbot, monkeypatch, layers: int) -> tuple[int, float, float, int]:
         return offset
 
     monkeypatch.setattr(LabelShelf, "place", counting_place)
-    tr = _gpt_step_trace(layers)
+    tr = gpt_step_trace(layers)
     view = GraphView()
     qtbot.addWidget(view)
     view.resize(1000, 700)
     view.show()
-    view.graph_scene.expanded = _all_expanded(tr)
+    view.graph_scene.expanded = all_expanded(tr)
     before = items.METRIC_CALLS[0]
     view.set_trace(tr)
     calls = items.METRIC_CALLS[0] - before
@@ -89,14 +68,14 @@ def _expand_one_block(qtbot, monkeypatch, layers: int):
         return node_info(node, has_grad)
 
     monkeypatch.setattr(display, "_node_info", counting_info)
-    tr = _gpt_step_trace(layers)
+    tr = gpt_step_trace(layers)
     block = f"blocks.{layers // 2}"
     view = GraphView()
     qtbot.addWidget(view)
     view.resize(1000, 700)
     view.show()
     scene = view.graph_scene
-    scene.expanded = {p for p in _all_expanded(tr) if p != block and not p.startswith(block + ".")}
+    scene.expanded = {p for p in all_expanded(tr) if p != block and not p.startswith(block + ".")}
     view.set_trace(tr)
     card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
     members = len(scene.model.info[card]["members"])
@@ -153,12 +132,12 @@ def _lazy_view(qtbot, monkeypatch, layers: int) -> GraphView:
     from explorer.ui.graph import view as view_module
 
     monkeypatch.setattr(view_module, "LAZY_CARDS", 50)
-    tr = _gpt_step_trace(layers)
+    tr = gpt_step_trace(layers)
     view = GraphView()
     qtbot.addWidget(view)
     view.resize(1000, 700)
     view.show()
-    view.graph_scene.expanded = _all_expanded(tr)
+    view.graph_scene.expanded = all_expanded(tr)
     view.set_trace(tr)
     return view
 
