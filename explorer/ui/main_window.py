@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
         self._building: dict[str, QWidget] = {}  # panels being built in slices (the user's first visit)
         self._slicing = False  # panel() builds in slices (only _load_current_panel asks for that)
+        self._shut_down = False  # shutdown_panels ran (the window closed): no panel is built on its own
         self._recolour = themes.DeferredRecolour(self, self._recolour_panel)  # hidden panels: later turns
         self._preview_wanted: str | None = None  # the workspace whose last look is shown at start
         self._preview_reader = None  # the Worker reading that picture
@@ -421,6 +422,7 @@ class MainWindow(QMainWindow):
 
     def shutdown_panels(self) -> None:
         """Ask every panel to stop its workers."""
+        self._shut_down = True
         for key in list(self._building):  # half built in slices: whole (owned by the window), then stopped
             self.panel(key)
         for panel in self.panels.values():
@@ -678,6 +680,8 @@ class MainWindow(QMainWindow):
         key = self.current_key()
         if key in self.panels or key in self.errors or key in self._building:
             return
+        if self._shut_down:  # the window closed while the core loaded: a panel built now would be left
+            return           # half made in slices when the window goes (a crash at the process's exit)
         if key in self._core_loaded:
             self._slicing = True  # the user's visit: a panel that can builds in slices
             try:
