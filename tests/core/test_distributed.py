@@ -145,7 +145,11 @@ def test_two_nodes_on_localhost_match_one_process():
     nodes = [subprocess.Popen(node(host), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for host in (True, False)]
     outputs = [node.communicate(timeout=120) for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outputs]
+    # torchrun's agent may exit 1 after its worker has finished, when the other node closed the rendezvous
+    # store first ("failed to shutdown the rendezvous ... RendezvousConnectionError", seen once under load):
+    # a race in torch's elastic agent at its exit, not in the training, which the losses below check.
+    for node, (_, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0 or "failed to shutdown the rendezvous" in err, err[-2000:]
     printed = [step_losses(out) for out, _ in outputs]
     assert sorted(len(p) for p in printed) == [0, 3]  # only the node that holds rank 0 prints
     reference = single_process(3)
