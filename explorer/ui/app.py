@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot:
         return _screenshot(args)
-    problem = no_display_problem() or qt_libs.xcb_problem(os.environ, sys.platform)
+    problem = no_display_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    return _run_interactive(args, argv)
+    return _run_interactive(args, argv, qt_libs.start_xcb_check(os.environ, sys.platform))
 
 
 def no_display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
@@ -106,12 +106,18 @@ def _install_wheel_guard(app) -> None:
     install_wheel_guard(app)
 
 
-def _run_interactive(args, argv: list[str]) -> int:
+def _run_interactive(args, argv: list[str], xcb_problem=lambda: None) -> int:
+    """Open the window; `xcb_problem` (qt_libs.start_xcb_check, begun before PySide6 was imported) is
+    asked before the QApplication loads Qt's platform plugin, which would abort the process."""
     from PySide6.QtCore import Qt
 
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
+    problem = xcb_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     app = _make_app([])
     window = MainWindow()
     # The wheel guard filters every event of the app in Python: no field exists before the first paint

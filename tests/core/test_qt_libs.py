@@ -72,16 +72,18 @@ def test_the_detection_imports_no_qt():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
-def test_the_app_prints_one_line_and_exits_2_before_any_qt_loads():
+def test_the_app_prints_one_line_and_exits_2_before_qt_loads_its_platform_plugin():
+    # ldd runs while PySide6 imports (start_xcb_check); its answer is awaited before the QApplication
     code = ("import sys; from explorer.ui.common import qt_libs; "
-            "qt_libs.find_missing_xcb_libraries = lambda: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
+            "qt_libs.start_ldd = lambda: lambda: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
             "from explorer.ui import app; status = app.main([]); "
-            "print(status, sorted(m for m in sys.modules if m.startswith('PySide6')))")
+            "from PySide6.QtCore import QCoreApplication; "
+            "print(status, QCoreApplication.instance())")
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["DISPLAY"] = ":0"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
                          cwd=Path(__file__).resolve().parents[2])
-    assert out.stdout.strip() == "2 []"
+    assert out.stdout.strip() == "2 None"
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Qt's xcb platform plugin cannot load")
     assert lines[0].endswith("sudo apt install libxcb-icccm4 libxcb-keysyms1")

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 # shared library (soname) -> the Debian/Ubuntu package that ships it. These are the libraries that
@@ -111,19 +111,37 @@ def xcb_plugin_path() -> Path | None:
 def find_missing_xcb_libraries() -> list[str]:
     """The libraries libqxcb.so needs that the loader cannot find here ([] when all are there, or when
     it cannot tell: no ldd, no plugin file)."""
+    return start_ldd()()
+
+
+def start_ldd() -> Callable[[], list[str]]:
+    """Start `ldd` on libqxcb.so now and return a function that waits for it and gives the libraries the
+    loader cannot find (see find_missing_xcb_libraries). The check runs in its own process, so the app
+    imports PySide6 meanwhile instead of waiting for it (30–50 ms before the first paint)."""
     plugin = xcb_plugin_path()
     ldd = shutil.which("ldd")
     if plugin is None or ldd is None:
-        return []
+        return list
     # Qt's own libraries sit next to the plugin's package; ldd must find them the way Qt's loader does
     env = dict(os.environ)
     qt_lib = str(plugin.parents[2] / "lib")
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (qt_lib, env.get("LD_LIBRARY_PATH", "")) if p)
     try:
-        done = subprocess.run([ldd, str(plugin)], capture_output=True, text=True, timeout=10, env=env)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return missing_from_ldd(done.stdout)
+        process = subprocess.Popen([ldd, str(plugin)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, env=env)
+    except OSError:
+        return list
+
+    def result() -> list[str]:
+        try:
+            out, _ = process.communicate(timeout=10)
+        except subprocess.SubprocessError:
+            process.kill()
+            process.communicate()
+            return []
+        return missing_from_ldd(out)
+
+    return result
 
 
 def xcb_problem(environ: Mapping[str, str], platform: str) -> str | None:
@@ -131,3 +149,11 @@ def xcb_problem(environ: Mapping[str, str], platform: str) -> str | None:
     if not wants_xcb(environ, platform):
         return None
     return missing_libraries_message(find_missing_xcb_libraries())
+
+
+def start_xcb_check(environ: Mapping[str, str], platform: str) -> Callable[[], str | None]:
+    """xcb_problem, begun now and answered when the returned function is called (it waits for `ldd`)."""
+    if not wants_xcb(environ, platform):
+        return lambda: None
+    missing = start_ldd()
+    return lambda: missing_libraries_message(missing())
