@@ -665,6 +665,7 @@ class _BackwardRecorder:
         self.order = rec.order if order is None else order
         self.max_elems = rec.max_elems
         self.events: list[BackwardEvent] = []
+        self.accumulated: list[BackwardEvent] = []  # AccumulateGrad events: .grad is read after the pass
         self.handles: list = []
         self.pending: dict[int, list[BackwardEvent]] = {}  # id(grad_fn) -> events waiting for outputs
         self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
@@ -695,13 +696,21 @@ class _BackwardRecorder:
         for key, fn in by_fn.items():
             # The gradients a node sends matter only to inputs with another consumer too (the others get
             # theirs from their own pre-hook, filled in after backward); a node without such an input
-            # (most of them) needs no hook after it runs. AccumulateGrad's reads the updated .grad.
-            needs_hook = type(fn).__name__ == "AccumulateGrad" or any(
+            # (most of them) needs no hook after it runs. AccumulateGrad needs none either: a leaf's
+            # node runs once per pass, so .grad after the pass is .grad after its accumulation (finish).
+            needs_hook = type(fn).__name__ != "AccumulateGrad" and any(
                 i in fn_of and uses.get(i) != 1 for nid, _ in self.members[key] for i in nodes[nid].inputs
             )
             self.handles.append(fn.register_prehook(self._make_prehook(key, fn, needs_hook)))
             if needs_hook:
                 self.handles.append(fn.register_hook(self._make_hook(key)))
+
+    def finish(self):
+        """After the pass: each leaf's .grad as its AccumulateGrad left it (the event's grad_after)."""
+        tensor_of = self.rec.tensor_of
+        for ev in self.accumulated:
+            ev.grad_after = self._snap(tensor_of[ev.node_id].grad)
+        self.accumulated.clear()
 
     def remove(self):
         """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
@@ -727,7 +736,8 @@ class _BackwardRecorder:
                     node.grad = snaps[nr]
                 if name == "AccumulateGrad":
                     ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
-                if not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
+                    self.accumulated.append(ev)  # grad_inputs stay []: a leaf sends nothing on
+                elif not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
                     ev.grad_inputs = [None] * len(node.inputs)
                 self.events.append(ev)
                 evs.append(ev)
@@ -739,12 +749,7 @@ class _BackwardRecorder:
     def _make_hook(self, key):
         def hook(grad_inputs, _grad_outputs):
             for ev in self.pending.pop(key, []):
-                node = self.rec.nodes[ev.node_id]
-                if ev.torch_name == "AccumulateGrad":
-                    ev.grad_after = self._snap(self.rec.tensor_of[ev.node_id].grad)
-                    ev.grad_inputs = []
-                else:
-                    ev.grad_inputs = self._match_inputs(ev.node_id, node, grad_inputs)
+                ev.grad_inputs = self._match_inputs(ev.node_id, self.rec.nodes[ev.node_id], grad_inputs)
 
         return hook
 
@@ -865,6 +870,7 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
     try:
         # An explicit gradient makes torch import sympy on first use (0.3-0.6 s); a scalar needs none.
         output.backward(None if implicit else grad_seed)
+        bw.finish()
     except RuntimeError as exc:  # e.g. the callable already ran backward through this graph itself
         raise TraceError(f"autograd could not run backward: {str(exc).splitlines()[0]}") from exc
     finally:
@@ -1007,6 +1013,7 @@ class ProgramRecorder(Hooks):
         bw.install()
         try:
             result = run()
+            bw.finish()
         finally:
             bw.remove()
         _fill_sole_consumer_grads(rec, bw.events, window)
