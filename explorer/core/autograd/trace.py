@@ -89,12 +89,18 @@ class Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
         raw, truncated = None, False
+        requires_grad = t.requires_grad
         try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
-            d = t.detach() if t.requires_grad else t  # (a gradient needs no detach: clone records nothing)
-            if d.layout is torch.strided and not d.is_meta:
-                if numel > max_elems:
-                    d, truncated = d.reshape(-1)[:max_elems], True
-                raw = d.clone() if d.is_cpu else d.cpu()
+            d = t.detach() if requires_grad else t  # (a gradient needs no detach: clone records nothing)
+            if d.layout is torch.strided:
+                if d.is_cpu:
+                    if numel > max_elems:
+                        d, truncated = d.reshape(-1)[:max_elems], True
+                    raw = d.clone()
+                elif not d.is_meta:
+                    if numel > max_elems:
+                        d, truncated = d.reshape(-1)[:max_elems], True
+                    raw = d.cpu()
         except (RuntimeError, TypeError):
             raw, truncated = None, False
         try:
@@ -106,7 +112,7 @@ class Snapshot:
         if dtype is None:
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         grad_fn = t.grad_fn
-        return cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
+        return cls(tuple(t.shape), dtype, stride, contiguous, requires_grad, t.is_leaf,
                    type(grad_fn).__name__ if grad_fn is not None else None, None, numel, truncated, raw)
 
     def item(self) -> float | int | bool:
@@ -319,8 +325,24 @@ _VALUE_PROPERTIES = {"T", "mT", "H", "mH", "real", "imag"}
 _IGNORED = {"requires_grad_", "retain_grad", "register_hook", "backward", "detach_", "share_memory_"}
 
 
+_OP_NAMES: dict = {}  # torch function -> _op_name's answer: the same for every call of one function
+_UNSEEN = object()
+
+
 def _op_name(func) -> str | None:
     """The op's short name ('sigmoid', 'mul', 'T'), or None for calls that are not value computations."""
+    try:
+        op = _OP_NAMES.get(func, _UNSEEN)
+    except TypeError:  # an unhashable callable: named afresh each time
+        return _name_op(func)
+    if op is _UNSEEN:
+        op = _name_op(func)
+        if len(_OP_NAMES) < 4096:  # torch's API is a few thousand functions; anything beyond is not kept
+            _OP_NAMES[func] = op
+    return op
+
+
+def _name_op(func) -> str | None:
     name = getattr(func, "__name__", None) or type(func).__name__
     if name == "__get__":
         prop = getattr(getattr(func, "__self__", None), "__name__", None)
@@ -467,30 +489,35 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         try:
             op = _op_name(func)
-            ins = _flat_tensors(kwargs, _flat_tensors(args, [])) if op is not None else []
-            if ins and _is_inplace(op) and ins[0].is_leaf and ins[0].requires_grad:
-                ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
+            ins = []
+            inplace = False
+            if op is not None:
+                _flat_tensors(args, ins)
+                if kwargs:
+                    _flat_tensors(kwargs, ins)
+            if ins:
+                inplace = _is_inplace(op)
+                if inplace and ins[0].is_leaf and ins[0].requires_grad:
+                    ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
             # Inputs are resolved before the call: an in-place op changes its input's autograd node,
-            # and must read the value as it was.
-            before = [self._input_before(t, op) for t in ins]
+            # and must read the value as it was. An input no node holds yet is a leaf made only if the
+            # call is recorded (None until then).
+            if inplace:
+                before = [self.node_for(t) for t in ins]
+            else:
+                producer = self.producer
+                before = [self.node_for(t) if id(t) in producer else None for t in ins]
         except Exception:  # noqa: BLE001 -- recording must never break the user's program
             op, ins = None, []
         out = func(*args, **kwargs)
         if ins:
             try:
-                self._record(op, func, args, kwargs, out, ins, before)
+                self._record(op, inplace, func, args, kwargs, out, ins, before)
             except Exception:  # noqa: BLE001
                 pass
         return out
 
-    def _input_before(self, t: torch.Tensor, op: str) -> str | None:
-        """The node of an op's input before the op runs (None: a leaf to create only if recorded)."""
-        if self.producer.get(id(t)) is not None or _is_inplace(op):
-            return self.node_for(t)
-        return None
-
-    def _record(self, op: str, func, args, kwargs, out, ins, before):
-        inplace = _is_inplace(op)
+    def _record(self, op: str, inplace: bool, func, args, kwargs, out, ins, before):
         if inplace:
             outs = [ins[0]]
         else:
@@ -567,11 +594,11 @@ class _Recorder(TorchFunctionMode):
         grad_fn = t.grad_fn
         if module == "":
             module = (self.module_stack[-1] or None) if self.module_stack else None
+        # (positional, in the field order: id, kind, label, name, op, torch_name, module, inputs, is_output,
+        # value, grad, call, saved, line, operands)
         self.nodes[nid] = Node(
-            id=nid, kind=kind, label=label, name=name, op=op,
-            torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
-            module=module, inputs=list(inputs), is_output=False,
-            value=Snapshot.of(t, self.max_elems), call=call, line=self.line, operands=operands,
+            nid, kind, label, name, op, type(grad_fn).__name__ if grad_fn is not None else None, module,
+            list(inputs), False, Snapshot.of(t, self.max_elems), None, call, None, self.line, operands,
         )  # fmt: skip
         self.index[nid] = index
         self.order.append(nid)
