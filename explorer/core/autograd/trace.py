@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import threading
+import types
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -337,9 +338,26 @@ def _op_name(func) -> str | None:
         return _name_op(func)
     if op is _UNSEEN:
         op = _name_op(func)
-        if len(_OP_NAMES) < 4096:  # torch's API is a few thousand functions; anything beyond is not kept
+        if len(_OP_NAMES) < 4096 and _is_torch_api(func):  # a few thousand functions at most
             _OP_NAMES[func] = op
     return op
+
+
+_C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+                types.ClassMethodDescriptorType)
+
+
+def _is_torch_api(func) -> bool:
+    """Whether ``func`` is one of torch's own functions, safe to keep as a key forever: never a user's
+    closure or a method bound to a tensor, which would keep that object alive."""
+    if isinstance(func, _C_CALLABLES):
+        owner = getattr(func, "__self__", None)
+        return owner is None or isinstance(owner, (types.ModuleType, type))
+    if isinstance(func, types.MethodWrapperType):  # a property's __get__ (Tensor.T): bound to the descriptor
+        return isinstance(func.__self__, types.GetSetDescriptorType)
+    if isinstance(func, types.FunctionType):  # torch.nn.functional and friends, written in Python
+        return func.__closure__ is None and (func.__module__ or "").startswith("torch")
+    return False
 
 
 def _name_op(func) -> str | None:
