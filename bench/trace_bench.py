@@ -6,7 +6,8 @@ Run: ``PYTHONPATH=. .venv/bin/python bench/trace_bench.py`` (``--sizes 2500,1000
 tensors are tiny, and on a loaded machine idle OpenMP workers spinning would count as CPU time;
 ``--baseline FILE`` also times another version of ``explorer/core/autograd/trace.py`` (say, main's, from
 ``git show main:explorer/core/autograd/trace.py > /tmp/trace_main.py``) interleaved with this one, in
-the same process, and prints the ratio).
+the same process, which of the two runs first alternating from run to run, and prints ``base`` (its median)
+and ``t/base``, the median over the runs of each run's trace / baseline ratio).
 
 For each size it prints the median of ``--repeat`` runs of: ``trace`` = ``trace(fn, max_snapshot_elems=2048)``
 as the trace tab calls it; ``plain`` = the same step without recording (forward + ``backward()``); their
@@ -79,14 +80,21 @@ def row(nodes: int, repeat: int) -> dict:
     trace(fn, max_snapshot_elems=2048)  # warm-up (first calls of each op, module paths)
     plain()
     spent: dict[str, list[float]] = {"trace": [], "plain": [], "inspect": [], "base": []}
-    for _ in range(repeat):  # interleaved, so a burst of load on a shared machine hits both alike
-        if BASELINE:
+    ratios: list[float] = []
+    for k in range(repeat):  # interleaved, so a burst of load on a shared machine hits both alike
+        if BASELINE and k % 2 == 0:  # the baseline first on even runs, second on odd ones
             t0 = CLOCK[0]()
             BASELINE[0](fn, max_snapshot_elems=2048)
             spent["base"].append(CLOCK[0]() - t0)
         t0 = CLOCK[0]()
         tr = trace(fn, max_snapshot_elems=2048)
         spent["trace"].append(CLOCK[0]() - t0)
+        if BASELINE and k % 2 == 1:
+            t0 = CLOCK[0]()
+            BASELINE[0](fn, max_snapshot_elems=2048)
+            spent["base"].append(CLOCK[0]() - t0)
+        if BASELINE:
+            ratios.append(spent["trace"][-1] / spent["base"][-1])
         t0 = CLOCK[0]()
         read_everything(tr)
         spent["inspect"].append(CLOCK[0]() - t0)
@@ -94,6 +102,8 @@ def row(nodes: int, repeat: int) -> dict:
         plain()
         spent["plain"].append(CLOCK[0]() - t0)
     out = {k: statistics.median(v) for k, v in spent.items() if v}
+    if ratios:
+        out["ratio"] = statistics.median(ratios)  # of each run's pair: steadier than a ratio of medians
     out["nodes"] = len(tr.nodes)
     out["events"] = len(tr.backward_events)
     return out
@@ -123,7 +133,7 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{r['nodes']:>7,} {r['events']:>7,} | {1000 * r['trace']:7.0f} {1000 * r['plain']:7.0f} "
               f"{r['trace'] / r['plain']:6.1f} | {1000 * r['inspect']:7.0f}"
-              + (f" | {1000 * r['base']:7.0f} {r['trace'] / r['base']:6.2f}" if BASELINE else ""), flush=True)
+              + (f" | {1000 * r['base']:7.0f} {r['ratio']:6.2f}" if BASELINE else ""), flush=True)
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         growth = (b["trace"] / a["trace"]) / (b["nodes"] / a["nodes"])

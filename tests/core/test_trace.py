@@ -138,6 +138,38 @@ def test_second_backward_without_zero_grad_accumulates():
     assert w.grad.item() == pytest.approx(2 * -0.0898263, abs=1e-6)
 
 
+def test_a_leafs_grad_after_is_its_grad_once_the_pass_has_accumulated_it():
+    """grad_after is read when the pass ends (a leaf's AccumulateGrad runs once per pass): it must be the
+    .grad the user sees, after any post-accumulate hook, for a weight used twice and for a leaf an op
+    returned unchanged; a leaf's event sends nothing on."""
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 2)
+    lin.weight.grad = torch.full((2, 3), 0.5)  # accumulates onto an earlier gradient
+
+    def halve(p):
+        p.grad.mul_(0.5)
+
+    lin.bias.register_post_accumulate_grad_hook(halve)
+    x = torch.randn(4, 3)
+
+    def fn():
+        h = lin(x)
+        same = lin.weight.contiguous()  # returns the weight itself: one more node on the same leaf
+        return (h * h).sum() + (lin(x) * same.sum()).mean()
+
+    tr = trace(fn)
+    leaves = [e for e in tr.backward_events if e.torch_name == "AccumulateGrad"]
+    assert {tr.nodes[e.node_id].name for e in leaves} >= {"weight", "bias"}
+    for e in leaves:
+        t = lin.weight if tr.nodes[e.node_id].name != "bias" else lin.bias
+        np.testing.assert_allclose(e.grad_after.data.reshape(t.shape), t.grad.numpy(), rtol=1e-6)
+        assert e.grad_inputs == []
+    weight = next(e for e in leaves if tr.nodes[e.node_id].name == "weight")
+    np.testing.assert_allclose(weight.grad_before.data, np.full((2, 3), 0.5))
+    np.testing.assert_allclose(weight.grad_after.data - weight.grad_before.data,
+                               weight.grad_outputs[0].data, rtol=1e-5, atol=1e-6)
+
+
 def test_json_round_trip():
     tr = trace(seed_example)
     js = tr.to_json()

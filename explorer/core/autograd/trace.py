@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import threading
+import types
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -89,12 +90,18 @@ class Snapshot:
         """Snapshot tensor ``t``, keeping at most ``max_elems`` elements of its data (row-major)."""
         numel = t.numel()
         raw, truncated = None, False
+        requires_grad = t.requires_grad
         try:  # a copy in every case: later in-place ops (or autograd reusing a buffer) must not change it
-            d = t.detach() if t.requires_grad else t  # (a gradient needs no detach: clone records nothing)
-            if d.layout is torch.strided and not d.is_meta:
-                if numel > max_elems:
-                    d, truncated = d.reshape(-1)[:max_elems], True
-                raw = d.clone() if d.is_cpu else d.cpu()
+            d = t.detach() if requires_grad else t  # (a gradient needs no detach: clone records nothing)
+            if d.layout is torch.strided:
+                if d.is_cpu:
+                    if numel > max_elems:
+                        d, truncated = d.reshape(-1)[:max_elems], True
+                    raw = d.clone()
+                elif not d.is_meta:
+                    if numel > max_elems:
+                        d, truncated = d.reshape(-1)[:max_elems], True
+                    raw = d.cpu()
         except (RuntimeError, TypeError):
             raw, truncated = None, False
         try:
@@ -106,7 +113,7 @@ class Snapshot:
         if dtype is None:
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
         grad_fn = t.grad_fn
-        return cls(tuple(t.shape), dtype, stride, contiguous, t.requires_grad, t.is_leaf,
+        return cls(tuple(t.shape), dtype, stride, contiguous, requires_grad, t.is_leaf,
                    type(grad_fn).__name__ if grad_fn is not None else None, None, numel, truncated, raw)
 
     def item(self) -> float | int | bool:
@@ -319,8 +326,41 @@ _VALUE_PROPERTIES = {"T", "mT", "H", "mH", "real", "imag"}
 _IGNORED = {"requires_grad_", "retain_grad", "register_hook", "backward", "detach_", "share_memory_"}
 
 
+_OP_NAMES: dict = {}  # torch function -> _op_name's answer: the same for every call of one function
+_UNSEEN = object()
+
+
 def _op_name(func) -> str | None:
     """The op's short name ('sigmoid', 'mul', 'T'), or None for calls that are not value computations."""
+    try:
+        op = _OP_NAMES.get(func, _UNSEEN)
+    except TypeError:  # an unhashable callable: named afresh each time
+        return _name_op(func)
+    if op is _UNSEEN:
+        op = _name_op(func)
+        if len(_OP_NAMES) < 4096 and _is_torch_api(func):  # a few thousand functions at most
+            _OP_NAMES[func] = op
+    return op
+
+
+_C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+                types.ClassMethodDescriptorType)
+
+
+def _is_torch_api(func) -> bool:
+    """Whether ``func`` is one of torch's own functions, safe to keep as a key forever: never a user's
+    closure or a method bound to a tensor, which would keep that object alive."""
+    if isinstance(func, _C_CALLABLES):
+        owner = getattr(func, "__self__", None)
+        return owner is None or isinstance(owner, (types.ModuleType, type))
+    if isinstance(func, types.MethodWrapperType):  # a property's __get__ (Tensor.T): bound to the descriptor
+        return isinstance(func.__self__, types.GetSetDescriptorType)
+    if isinstance(func, types.FunctionType):  # torch.nn.functional and friends, written in Python
+        return func.__closure__ is None and (func.__module__ or "").startswith("torch")
+    return False
+
+
+def _name_op(func) -> str | None:
     name = getattr(func, "__name__", None) or type(func).__name__
     if name == "__get__":
         prop = getattr(getattr(func, "__self__", None), "__name__", None)
@@ -467,30 +507,35 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         try:
             op = _op_name(func)
-            ins = _flat_tensors(kwargs, _flat_tensors(args, [])) if op is not None else []
-            if ins and _is_inplace(op) and ins[0].is_leaf and ins[0].requires_grad:
-                ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
+            ins = []
+            inplace = False
+            if op is not None:
+                _flat_tensors(args, ins)
+                if kwargs:
+                    _flat_tensors(kwargs, ins)
+            if ins:
+                inplace = _is_inplace(op)
+                if inplace and ins[0].is_leaf and ins[0].requires_grad:
+                    ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
             # Inputs are resolved before the call: an in-place op changes its input's autograd node,
-            # and must read the value as it was.
-            before = [self._input_before(t, op) for t in ins]
+            # and must read the value as it was. An input no node holds yet is a leaf made only if the
+            # call is recorded (None until then).
+            if inplace:
+                before = [self.node_for(t) for t in ins]
+            else:
+                producer = self.producer
+                before = [self.node_for(t) if id(t) in producer else None for t in ins]
         except Exception:  # noqa: BLE001 -- recording must never break the user's program
             op, ins = None, []
         out = func(*args, **kwargs)
         if ins:
             try:
-                self._record(op, func, args, kwargs, out, ins, before)
+                self._record(op, inplace, func, args, kwargs, out, ins, before)
             except Exception:  # noqa: BLE001
                 pass
         return out
 
-    def _input_before(self, t: torch.Tensor, op: str) -> str | None:
-        """The node of an op's input before the op runs (None: a leaf to create only if recorded)."""
-        if self.producer.get(id(t)) is not None or _is_inplace(op):
-            return self.node_for(t)
-        return None
-
-    def _record(self, op: str, func, args, kwargs, out, ins, before):
-        inplace = _is_inplace(op)
+    def _record(self, op: str, inplace: bool, func, args, kwargs, out, ins, before):
         if inplace:
             outs = [ins[0]]
         else:
@@ -567,11 +612,11 @@ class _Recorder(TorchFunctionMode):
         grad_fn = t.grad_fn
         if module == "":
             module = (self.module_stack[-1] or None) if self.module_stack else None
+        # (positional, in the field order: id, kind, label, name, op, torch_name, module, inputs, is_output,
+        # value, grad, call, saved, line, operands)
         self.nodes[nid] = Node(
-            id=nid, kind=kind, label=label, name=name, op=op,
-            torch_name=type(grad_fn).__name__ if grad_fn is not None else None,
-            module=module, inputs=list(inputs), is_output=False,
-            value=Snapshot.of(t, self.max_elems), call=call, line=self.line, operands=operands,
+            nid, kind, label, name, op, type(grad_fn).__name__ if grad_fn is not None else None, module,
+            list(inputs), False, Snapshot.of(t, self.max_elems), None, call, None, self.line, operands,
         )  # fmt: skip
         self.index[nid] = index
         self.order.append(nid)
@@ -665,6 +710,7 @@ class _BackwardRecorder:
         self.order = rec.order if order is None else order
         self.max_elems = rec.max_elems
         self.events: list[BackwardEvent] = []
+        self.accumulated: list[BackwardEvent] = []  # AccumulateGrad events: .grad is read after the pass
         self.handles: list = []
         self.pending: dict[int, list[BackwardEvent]] = {}  # id(grad_fn) -> events waiting for outputs
         self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
@@ -695,13 +741,21 @@ class _BackwardRecorder:
         for key, fn in by_fn.items():
             # The gradients a node sends matter only to inputs with another consumer too (the others get
             # theirs from their own pre-hook, filled in after backward); a node without such an input
-            # (most of them) needs no hook after it runs. AccumulateGrad's reads the updated .grad.
-            needs_hook = type(fn).__name__ == "AccumulateGrad" or any(
+            # (most of them) needs no hook after it runs. AccumulateGrad needs none either: a leaf's
+            # node runs once per pass, so .grad after the pass is .grad after its accumulation (finish).
+            needs_hook = type(fn).__name__ != "AccumulateGrad" and any(
                 i in fn_of and uses.get(i) != 1 for nid, _ in self.members[key] for i in nodes[nid].inputs
             )
             self.handles.append(fn.register_prehook(self._make_prehook(key, fn, needs_hook)))
             if needs_hook:
                 self.handles.append(fn.register_hook(self._make_hook(key)))
+
+    def finish(self):
+        """After the pass: each leaf's .grad as its AccumulateGrad left it (the event's grad_after)."""
+        tensor_of = self.rec.tensor_of
+        for ev in self.accumulated:
+            ev.grad_after = self._snap(tensor_of[ev.node_id].grad)
+        self.accumulated.clear()
 
     def remove(self):
         """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
@@ -727,7 +781,8 @@ class _BackwardRecorder:
                     node.grad = snaps[nr]
                 if name == "AccumulateGrad":
                     ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
-                if not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
+                    self.accumulated.append(ev)  # grad_inputs stay []: a leaf sends nothing on
+                elif not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
                     ev.grad_inputs = [None] * len(node.inputs)
                 self.events.append(ev)
                 evs.append(ev)
@@ -739,12 +794,7 @@ class _BackwardRecorder:
     def _make_hook(self, key):
         def hook(grad_inputs, _grad_outputs):
             for ev in self.pending.pop(key, []):
-                node = self.rec.nodes[ev.node_id]
-                if ev.torch_name == "AccumulateGrad":
-                    ev.grad_after = self._snap(self.rec.tensor_of[ev.node_id].grad)
-                    ev.grad_inputs = []
-                else:
-                    ev.grad_inputs = self._match_inputs(ev.node_id, node, grad_inputs)
+                ev.grad_inputs = self._match_inputs(ev.node_id, self.rec.nodes[ev.node_id], grad_inputs)
 
         return hook
 
@@ -865,6 +915,7 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
     try:
         # An explicit gradient makes torch import sympy on first use (0.3-0.6 s); a scalar needs none.
         output.backward(None if implicit else grad_seed)
+        bw.finish()
     except RuntimeError as exc:  # e.g. the callable already ran backward through this graph itself
         raise TraceError(f"autograd could not run backward: {str(exc).splitlines()[0]}") from exc
     finally:
@@ -1007,6 +1058,7 @@ class ProgramRecorder(Hooks):
         bw.install()
         try:
             result = run()
+            bw.finish()
         finally:
             bw.remove()
         _fill_sole_consumer_grads(rec, bw.events, window)
