@@ -84,3 +84,25 @@ def test_a_wrapped_graph_reads_row_by_row_and_spreads_each_cards_edges_in_the_or
             assert dys == sorted(dys) and dys[0] < 0 < dys[-1]  # top to bottom, around the side's middle
             assert abs(dys[0] + dys[-1]) < 1e-9 and dys[-1] - dys[0] <= CARD_H - 30 + 1e-9
         assert spread > 0  # the test looked at cards with several edges on one side
+
+
+def test_a_rebuild_leaves_no_cyclic_garbage_for_the_collector():
+    """The collapsed graph a build makes is freed as soon as the build ends: left to the cyclic collector,
+    a 10,000-card graph's ~27k dicts cost 50-240 ms in the first collection after each expand."""
+    import gc
+
+    from tests.graphs import gpt_step_trace
+
+    tr = gpt_step_trace(3)
+    model = None
+    for expanded in (set(), {"blocks"}, {"blocks", "blocks.1"}, {"blocks", "blocks.1", "blocks.1.att"}):
+        gc.collect()
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            model = build_display(tr, frozenset(expanded), aspect=1.4, reuse=model)
+            assert gc.collect() == 0, expanded
+        finally:
+            if was:
+                gc.enable()
+        assert any(info["kind"] == "module" for info in model.info.values())

@@ -204,7 +204,16 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     model.frames = _frames(trace, model, set(expanded)) if has_modules else []
     shape = _shape(model.flat[0])  # once per model: every wrapping step needs it
     set_bands(model, best_bands(model.flat[0], aspect, shape=shape) if aspect else 1, shape=shape)
+    if graph is not trace.graph:  # the collapsed graph made here
+        _release(graph)
     return model
+
+
+def _release(graph) -> None:
+    """Free a networkx graph made for one build now, by reference counting: its cached views (`edges`,
+    `nodes`, `succ`) point back at it, so dropped as it is, its ~3 dicts per node wait as cyclic garbage
+    for the collector's next pass (measured: 27k objects and 50-240 ms at 10,000 cards, every expand)."""
+    vars(graph).clear()
 
 
 def set_bands(model: DisplayModel, bands: int, shape: tuple[int, float] | None = None) -> None:
