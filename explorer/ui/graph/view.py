@@ -11,7 +11,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Mapping
+from itertools import chain
 
+import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
@@ -96,6 +98,19 @@ class LabelShelf:
         for cell in range(int((left - 1) // self.BUCKET), int((start + width) // self.BUCKET) + 1):
             self._cells.setdefault((band, cell), []).append(item)
         return start - left
+
+
+def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
+    """(cell, its values ascending) for each distinct (x, y) cell of `keys` (`values`: card or edge
+    numbers: a cell lists its cards and edges in the model's order)."""
+    x, y = keys
+    order = np.lexsort((values, y, x))
+    x, y, values = x[order], y[order], values[order]
+    cut = np.flatnonzero((x[1:] != x[:-1]) | (y[1:] != y[:-1])) + 1
+    starts = [0, *cut.tolist()]
+    stops = [*cut.tolist(), len(x)]
+    for s0, s1, cx, cy in zip(starts, stops, x[starts].tolist(), y[starts].tolist(), strict=True):
+        yield (cx, cy), values[s0:s1]
 
 
 class CardMap(Mapping):
@@ -405,46 +420,8 @@ class GraphScene(QGraphicsScene):
         self._lazy_now = self.lazy and len(self.model.info) > LAZY_CARDS
         # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
-        cells = self._card_cells
-        for did, (x, y) in pos.items():
-            cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
-        self._edges = list(self.model.edges)
-        segments = []  # the overview's straight edges: port to port through the bends
-        edge_cells, ranges = self._edge_cells, self._edge_range
-        left = top = float("inf")
-        right = bottom = float("-inf")
-        ports, all_bends, half = self.model.ports, self.model.bends, CARD_W / 2
-        for i, (u, v) in enumerate(self._edges):
-            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], ports[(u, v)]
-            bends = all_bends.get((u, v))
-            if bends:
-                points = [(xu + half, yu + dy_u), *bends, (xv - half, yv + dy_v)]
-                xs, ys = [p[0] for p in points], [p[1] for p in points]
-                x0, x1 = min(*xs, xu - half, xv - half), max(*xs, xu + half, xv + half)
-                y0, y1 = min(ys), max(ys)
-            else:  # most edges: straight from port to port (the same extent, without the lists)
-                a, b = yu + dy_u, yv + dy_v
-                points = [(xu + half, a), (xv - half, b)]
-                x0, x1 = min(xu - half, xv - half), max(xu + half, xv + half)
-                y0, y1 = (a, b) if a <= b else (b, a)
-            segments.append(points)
-            left, top, right, bottom = min(left, x0), min(top, y0), max(right, x1), max(bottom, y1)
-            # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
-            span = (int((x0 - 25) // CELL), int((x1 + 25) // CELL), int((y0 - 10) // CELL),
-                    int((y1 + 10) // CELL))
-            ranges.append(span)
-            if span[0] == span[1] and span[2] == span[3]:  # most edges lie in one cell
-                got = edge_cells.get((span[0], span[2]))
-                if got is None:
-                    edge_cells[(span[0], span[2])] = [i]
-                else:
-                    got.append(i)
-                continue
-            for cx in range(span[0], span[1] + 1):
-                for cy in range(span[2], span[3] + 1):
-                    edge_cells.setdefault((cx, cy), []).append(i)
-        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16) if self._edges \
-            else QRectF()
+        self._file_cards(pos)
+        segments = self._file_edges()
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -500,6 +477,73 @@ class GraphScene(QGraphicsScene):
             self.card(self.selected).set_selected(True)
         self._overview.set_state(0, None, self.selected)
 
+    def _file_cards(self, pos: dict[str, tuple[float, float]]) -> None:
+        """File every card in the grid cell of its centre (cells' cards in the model's order)."""
+        if not pos:
+            return
+        ids = list(pos)
+        xy = np.array(list(pos.values()), dtype=float)
+        cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
+        for (x, y), members in _group((cx, cy), np.arange(len(ids))):
+            self._card_cells[(x, y)] = [ids[k] for k in members]
+
+    def _file_edges(self) -> list[list[tuple[float, float]]]:
+        """File every edge in the grid cells its points reach and measure the edges' extent, in array
+        passes (Python visits only the edges with bends); returns each edge's points, port to port, for
+        the overview."""
+        model = self.model
+        pos, ports, all_bends, half = model.positions, model.ports, model.bends, CARD_W / 2
+        edges = self._edges = list(model.edges)
+        m = len(edges)
+        self._edge_range = np.zeros((0, 4), dtype=np.int64)
+        self._edge_extent = QRectF()
+        if not m:
+            return []
+        index = {did: k for k, did in enumerate(pos)}
+        xy = np.array(list(pos.values()), dtype=float)
+        ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
+                           count=2 * m).reshape(m, 2)
+        dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
+                         count=2 * m).reshape(m, 2)
+        xu, yu = xy[ends[:, 0]].T
+        xv, yv = xy[ends[:, 1]].T
+        a, b = yu + dy[:, 0], yv + dy[:, 1]
+        out_x, in_x = xu + half, xv - half
+        x0, x1 = np.minimum(xu - half, in_x), np.maximum(out_x, xv + half)
+        y0, y1 = np.minimum(a, b), np.maximum(a, b)
+        segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_x.tolist(), a.tolist(), in_x.tolist(),
+                                                          b.tolist(), strict=True)]
+        bent, boxes = [], []  # the edges with bends (few): their extents through the bends too
+        for i, e in enumerate(edges):
+            bends = all_bends.get(e)
+            if bends:
+                start, end = segments[i]
+                points = segments[i] = [start, *bends, end]
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                bent.append(i)
+                boxes.append((min(xs), max(xs), min(ys), max(ys)))
+        if bent:
+            box = np.array(boxes, dtype=float)
+            x0[bent], x1[bent] = np.minimum(box[:, 0], x0[bent]), np.maximum(box[:, 1], x1[bent])
+            y0[bent], y1[bent] = box[:, 2], box[:, 3]
+        left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
+        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16)
+        # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
+        ranges = self._edge_range = np.stack(
+            [np.floor_divide(x0 - 25, CELL), np.floor_divide(x1 + 25, CELL), np.floor_divide(y0 - 10, CELL),
+             np.floor_divide(y1 + 10, CELL)], axis=1).astype(np.int64)
+        # every (cell, edge) pair: an edge covers (columns x rows) cells, most of them one or two
+        cx0, cx1, cy0, cy1 = ranges.T
+        rows = cy1 - cy0 + 1
+        counts = (cx1 - cx0 + 1) * rows
+        edge = np.repeat(np.arange(m), counts)
+        k = np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
+        cell_x = cx0[edge] + k // rows[edge]
+        cell_y = cy0[edge] + k % rows[edge]
+        for cell, members in _group((cell_x, cell_y), edge):
+            self._edge_cells[cell] = members.tolist()
+        return segments
+
     def _items_rect(self) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
         (Qt's would ask every card for its bounds), the edges' from their points on a lazy canvas."""
@@ -534,7 +578,7 @@ class GraphScene(QGraphicsScene):
 
     def _reset_lazy(self) -> None:
         self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}
-        self._edges, self._edge_range, self._pieces = [], [], {}
+        self._edges, self._edge_range, self._pieces = [], np.zeros((0, 4), dtype=np.int64), {}
         self._bundles = {}
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
 
@@ -589,7 +633,7 @@ class GraphScene(QGraphicsScene):
             pos = self.model.positions
             start, curves, head = edge_geometry(pos[u], pos[v], *self.model.ports[(u, v)],
                                                 self.model.bends.get((u, v)))
-            cx0, cx1, cy0, cy1 = self._edge_range[i]
+            cx0, cx1, cy0, cy1 = self._edge_range[i].tolist()
 
             def home(point) -> tuple[int, int]:  # the cell a piece starts in, within the cells it is filed in
                 return (min(cx1, max(cx0, int(point[0] // CELL))), min(cy1, max(cy0, int(point[1] // CELL))))
