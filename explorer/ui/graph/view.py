@@ -426,31 +426,18 @@ class GraphScene(QGraphicsScene):
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
         half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
-        row_of = {did: self.model.row_of(did) for did in pos} if self.model.frames else {}
-        for path, label, members in self.model.frames:
-            rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
-            for did in members:
-                x, y = pos[did]
-                row = row_of[did]
-                box = rows.get(row)
-                if box is None:
-                    rows[row] = [x, y, x, y]
-                else:
-                    box[0], box[1] = min(box[0], x), min(box[1], y)
-                    box[2], box[3] = max(box[2], x), max(box[3], y)
-            depth = path.count(".")
+        for path, label, depth, i, (x0, y0, x1, y1) in self._frame_boxes():
             pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
-            for i, (_row, (x0, y0, x1, y1)) in enumerate(sorted(rows.items())):
-                text = label if i == 0 else f"{label} (cont.)"
-                rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
-                              y1 - y0 + 2 * (half_h + pad))
-                frame = ModuleFrame(path, text, rect, self.theme, depth)
-                frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                self.frames.append(frame)
-                box = frame.boundingRect()
-                for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
-                    for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
-                        self._frame_cells.setdefault((cx, cy), []).append(frame)
+            text = label if i == 0 else f"{label} (cont.)"
+            rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
+                          y1 - y0 + 2 * (half_h + pad))
+            frame = ModuleFrame(path, text, rect, self.theme, depth)
+            frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
+            self.frames.append(frame)
+            box = frame.boundingRect()
+            for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
+                for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
+                    self._frame_cells.setdefault((cx, cy), []).append(frame)
         if not self._lazy_now:
             for cell in sorted({*self._card_cells, *self._frame_cells, *self._edge_cells}):
                 self._show_cell(cell)
@@ -476,6 +463,38 @@ class GraphScene(QGraphicsScene):
         elif self.selected:
             self.card(self.selected).set_selected(True)
         self._overview.set_state(0, None, self.selected)
+
+    def _frame_boxes(self) -> Iterator[tuple[str, str, int, int, tuple[float, float, float, float]]]:
+        """(path, label, depth, part, (lowest x, y, highest x, y of its members' centres)) of each part of
+        each frame of the model, in the model's order: a module wrapped over several rows has a part in
+        each, top row first. One array pass over every frame's members (cards sit in several frames)."""
+        frames, pos = self.model.frames, self.model.positions
+        if not frames:
+            return
+        index = {did: k for k, did in enumerate(pos)}
+        xy = np.array(list(pos.values()), dtype=float)
+        starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
+        rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
+            if starts else np.zeros(len(xy), dtype=np.intp)
+        sizes = [len(f[2]) for f in frames]
+        member = np.fromiter(map(index.__getitem__, chain.from_iterable(f[2] for f in frames)), dtype=np.intp,
+                             count=sum(sizes))
+        frame = np.repeat(np.arange(len(frames)), sizes)
+        row = rows[member]
+        order = np.lexsort((row, frame))
+        member, frame, row = member[order], frame[order], row[order]
+        cut = np.flatnonzero((frame[1:] != frame[:-1]) | (row[1:] != row[:-1])) + 1
+        first = np.concatenate(([0], cut))
+        x, y = xy[member, 0], xy[member, 1]
+        boxes = zip(frame[first].tolist(), np.minimum.reduceat(x, first).tolist(),
+                    np.minimum.reduceat(y, first).tolist(), np.maximum.reduceat(x, first).tolist(),
+                    np.maximum.reduceat(y, first).tolist(), strict=True)
+        part, last = 0, -1
+        for f, x0, y0, x1, y1 in boxes:
+            part = part + 1 if f == last else 0
+            last = f
+            path, label, _members = frames[f]
+            yield path, label, path.count("."), part, (x0, y0, x1, y1)
 
     def _file_cards(self, pos: dict[str, tuple[float, float]]) -> None:
         """File every card in the grid cell of its centre (cells' cards in the model's order)."""
