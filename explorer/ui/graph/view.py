@@ -281,6 +281,8 @@ class GraphScene(QGraphicsScene):
 
     def set_overview(self, on: bool) -> None:
         """Draw all cards as one batch of blocks (far zoomed out) or as full cards."""
+        if on and not self.overview_mode and self.trace is not None:
+            self._make_overview()
         if on == self.overview_mode or self._overview is None:
             self.overview_mode = on and self._overview is not None
             return
@@ -421,7 +423,7 @@ class GraphScene(QGraphicsScene):
         # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
         self._file_cards(pos)
-        segments = self._file_edges()
+        segments = self._file_edges(points=overview)  # the overview's edges: made now only when shown now
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -443,14 +445,8 @@ class GraphScene(QGraphicsScene):
                 self._show_cell(cell)
         rect = self._extent = self._items_rect()
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
-        value_at, theme = self.model.value_at, self.theme
-        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
-                  for did, info in self.model.info.items()]
-        self._overview = Overview(blocks, theme, self.frames, segments)
-        for item in self._overview.items():
-            item.setVisible(False)
-            self.addItem(item)
         if overview:
+            self._make_overview(segments)
             self.set_overview(True)
         pairs = sorted((v, d) for d, v in self.model.value_at.items())
         self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
@@ -462,7 +458,25 @@ class GraphScene(QGraphicsScene):
             self.selected = None
         elif self.selected:
             self.card(self.selected).set_selected(True)
-        self._overview.set_state(0, None, self.selected)
+        if self._overview is not None:
+            self._overview.set_state(0, None, self.selected)
+
+    def _make_overview(self, segments: list[list[tuple[float, float]]] | None = None) -> None:
+        """The overview's items for the current model: made when the overview is first shown after a
+        rebuild, not by every rebuild (an expand while zoomed in to the cards does without it).
+        `segments`: each edge's points as `_file_edges` returns them, when at hand."""
+        if self._overview is not None or not self.model.info:
+            return
+        if segments is None:
+            segments = self._edge_extents(True)[1] if self.model.edges else []
+        value_at, theme, pos = self.model.value_at, self.theme, self.model.positions
+        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
+                  for did, info in self.model.info.items()]
+        self._overview = Overview(blocks, theme, self.frames, segments)
+        for item in self._overview.items():
+            item.setVisible(False)
+            self.addItem(item)
+        self._overview.set_state(self.step, self._current, self.selected)
 
     def _frame_boxes(self) -> Iterator[tuple[str, str, int, int, tuple[float, float, float, float]]]:
         """(path, label, depth, part, (lowest x, y, highest x, y of its members' centres)) of each part of
@@ -506,18 +520,14 @@ class GraphScene(QGraphicsScene):
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
 
-    def _file_edges(self) -> list[list[tuple[float, float]]]:
-        """File every edge in the grid cells its points reach and measure the edges' extent, in array
-        passes (Python visits only the edges with bends); returns each edge's points, port to port, for
-        the overview."""
+    def _edge_extents(self, points: bool):
+        """Each edge's extent (arrays of lowest x, highest x, lowest y, highest y of its points, port to
+        port through its bends; cards' sides included) and, with `points`, the point lists (for the
+        overview). In array passes: Python visits only the edges with bends."""
         model = self.model
         pos, ports, all_bends, half = model.positions, model.ports, model.bends, CARD_W / 2
-        edges = self._edges = list(model.edges)
+        edges = model.edges
         m = len(edges)
-        self._edge_range = np.zeros((0, 4), dtype=np.int64)
-        self._edge_extent = QRectF()
-        if not m:
-            return []
         index = {did: k for k, did in enumerate(pos)}
         xy = np.array(list(pos.values()), dtype=float)
         ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
@@ -530,21 +540,35 @@ class GraphScene(QGraphicsScene):
         out_x, in_x = xu + half, xv - half
         x0, x1 = np.minimum(xu - half, in_x), np.maximum(out_x, xv + half)
         y0, y1 = np.minimum(a, b), np.maximum(a, b)
-        segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_x.tolist(), a.tolist(), in_x.tolist(),
-                                                          b.tolist(), strict=True)]
+        out_l, a_l, in_l, b_l = out_x.tolist(), a.tolist(), in_x.tolist(), b.tolist()
+        segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_l, a_l, in_l, b_l, strict=True)] \
+            if points else None
         bent, boxes = [], []  # the edges with bends (few): their extents through the bends too
         for i, e in enumerate(edges):
             bends = all_bends.get(e)
             if bends:
-                start, end = segments[i]
-                points = segments[i] = [start, *bends, end]
-                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                line = [(out_l[i], a_l[i]), *bends, (in_l[i], b_l[i])]
+                if segments is not None:
+                    segments[i] = line
+                xs, ys = [p[0] for p in line], [p[1] for p in line]
                 bent.append(i)
                 boxes.append((min(xs), max(xs), min(ys), max(ys)))
         if bent:
             box = np.array(boxes, dtype=float)
             x0[bent], x1[bent] = np.minimum(box[:, 0], x0[bent]), np.maximum(box[:, 1], x1[bent])
             y0[bent], y1[bent] = box[:, 2], box[:, 3]
+        return (x0, x1, y0, y1), segments
+
+    def _file_edges(self, points: bool = True) -> list[list[tuple[float, float]]] | None:
+        """File every edge in the grid cells its points reach and measure the edges' extent; returns each
+        edge's points, port to port, for the overview (with `points`)."""
+        edges = self._edges = list(self.model.edges)
+        m = len(edges)
+        self._edge_range = np.zeros((0, 4), dtype=np.int64)
+        self._edge_extent = QRectF()
+        if not m:
+            return []
+        (x0, x1, y0, y1), segments = self._edge_extents(points)
         left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
         self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16)
         # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
