@@ -241,3 +241,48 @@ def test_a_file_drawn_from_a_lazy_canvas_has_every_card(qtbot, monkeypatch, tmp_
     render_scene_file(scene, tmp_path / "g.png")
     assert painted == set(scene.cards)
     assert scene.live_items()[0] < len(scene.cards)  # and the canvas is back to the cards near its view
+
+
+def test_an_expand_while_zoomed_in_makes_the_overview_only_once_zoomed_out(qtbot, monkeypatch):
+    """The overview (all cards as blocks, ~a third of a 10,000-card scene's build) is made when it is
+    first shown after a rebuild: an expand among readable cards does without it. Made later, it draws as
+    one made at once does, in the player's state."""
+    from explorer.ui.graph import view as view_module
+
+    made = []
+
+    class CountingOverview(view_module.Overview):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(view_module, "Overview", CountingOverview)
+    tr = gpt_step_trace(6)
+    block = "blocks.3"
+    views = []
+    for zoomed_in in (True, False):
+        view = GraphView()
+        qtbot.addWidget(view)
+        view.resize(1000, 700)
+        view.show()
+        scene = view.graph_scene
+        scene.expanded = {p for p in all_expanded(tr) if p != block and not p.startswith(block + ".")}
+        view.set_trace(tr)
+        card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
+        view.resetTransform()
+        view.zoom_by(1.0 if zoomed_in else 0.05)
+        view.centerOn(*scene.model.positions[card])
+        view.grab()
+        assert scene.overview_mode is not zoomed_in
+        made.clear()
+        assert scene.toggle_module(card)
+        assert len(made) == (0 if zoomed_in else 1)
+        view.set_step(scene.step_count // 2)
+        view.select(next(iter(scene.model.info)))
+        view.resetTransform()
+        view.zoom_by(0.05)
+        view.centerOn(scene.sceneRect().center())
+        image = view.grab().toImage()
+        assert scene.overview_mode and len(made) == 1  # made once zoomed out (or at the expand)
+        views.append(image)
+    assert views[0] == views[1]

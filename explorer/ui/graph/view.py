@@ -11,7 +11,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Mapping
+from itertools import chain
 
+import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
@@ -96,6 +98,19 @@ class LabelShelf:
         for cell in range(int((left - 1) // self.BUCKET), int((start + width) // self.BUCKET) + 1):
             self._cells.setdefault((band, cell), []).append(item)
         return start - left
+
+
+def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
+    """(cell, its values ascending) for each distinct (x, y) cell of `keys` (`values`: card or edge
+    numbers: a cell lists its cards and edges in the model's order)."""
+    x, y = keys
+    order = np.lexsort((values, y, x))
+    x, y, values = x[order], y[order], values[order]
+    cut = np.flatnonzero((x[1:] != x[:-1]) | (y[1:] != y[:-1])) + 1
+    starts = [0, *cut.tolist()]
+    stops = [*cut.tolist(), len(x)]
+    for s0, s1, cx, cy in zip(starts, stops, x[starts].tolist(), y[starts].tolist(), strict=True):
+        yield (cx, cy), values[s0:s1]
 
 
 class CardMap(Mapping):
@@ -266,6 +281,8 @@ class GraphScene(QGraphicsScene):
 
     def set_overview(self, on: bool) -> None:
         """Draw all cards as one batch of blocks (far zoomed out) or as full cards."""
+        if on and not self.overview_mode and self.trace is not None:
+            self._make_overview()
         if on == self.overview_mode or self._overview is None:
             self.overview_mode = on and self._overview is not None
             return
@@ -405,88 +422,31 @@ class GraphScene(QGraphicsScene):
         self._lazy_now = self.lazy and len(self.model.info) > LAZY_CARDS
         # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
-        cells = self._card_cells
-        for did, (x, y) in pos.items():
-            cells.setdefault((int(x // CELL), int(y // CELL)), []).append(did)
-        self._edges = list(self.model.edges)
-        segments = []  # the overview's straight edges: port to port through the bends
-        edge_cells, ranges = self._edge_cells, self._edge_range
-        left = top = float("inf")
-        right = bottom = float("-inf")
-        ports, all_bends, half = self.model.ports, self.model.bends, CARD_W / 2
-        for i, (u, v) in enumerate(self._edges):
-            (xu, yu), (xv, yv), (dy_u, dy_v) = pos[u], pos[v], ports[(u, v)]
-            bends = all_bends.get((u, v))
-            if bends:
-                points = [(xu + half, yu + dy_u), *bends, (xv - half, yv + dy_v)]
-                xs, ys = [p[0] for p in points], [p[1] for p in points]
-                x0, x1 = min(*xs, xu - half, xv - half), max(*xs, xu + half, xv + half)
-                y0, y1 = min(ys), max(ys)
-            else:  # most edges: straight from port to port (the same extent, without the lists)
-                a, b = yu + dy_u, yv + dy_v
-                points = [(xu + half, a), (xv - half, b)]
-                x0, x1 = min(xu - half, xv - half), max(xu + half, xv + half)
-                y0, y1 = (a, b) if a <= b else (b, a)
-            segments.append(points)
-            left, top, right, bottom = min(left, x0), min(top, y0), max(right, x1), max(bottom, y1)
-            # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
-            span = (int((x0 - 25) // CELL), int((x1 + 25) // CELL), int((y0 - 10) // CELL),
-                    int((y1 + 10) // CELL))
-            ranges.append(span)
-            if span[0] == span[1] and span[2] == span[3]:  # most edges lie in one cell
-                got = edge_cells.get((span[0], span[2]))
-                if got is None:
-                    edge_cells[(span[0], span[2])] = [i]
-                else:
-                    got.append(i)
-                continue
-            for cx in range(span[0], span[1] + 1):
-                for cy in range(span[2], span[3] + 1):
-                    edge_cells.setdefault((cx, cy), []).append(i)
-        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16) if self._edges \
-            else QRectF()
+        self._file_cards(pos)
+        segments = self._file_edges(points=overview)  # the overview's edges: made now only when shown now
         self.frames = []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
         half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
-        row_of = {did: self.model.row_of(did) for did in pos} if self.model.frames else {}
-        for path, label, members in self.model.frames:
-            rows: dict[int, list[float]] = {}  # a module wrapped over two rows gets a frame in each
-            for did in members:
-                x, y = pos[did]
-                row = row_of[did]
-                box = rows.get(row)
-                if box is None:
-                    rows[row] = [x, y, x, y]
-                else:
-                    box[0], box[1] = min(box[0], x), min(box[1], y)
-                    box[2], box[3] = max(box[2], x), max(box[3], y)
-            depth = path.count(".")
+        for path, label, depth, i, (x0, y0, x1, y1) in self._frame_boxes():
             pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
-            for i, (_row, (x0, y0, x1, y1)) in enumerate(sorted(rows.items())):
-                text = label if i == 0 else f"{label} (cont.)"
-                rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
-                              y1 - y0 + 2 * (half_h + pad))
-                frame = ModuleFrame(path, text, rect, self.theme, depth)
-                frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-                self.frames.append(frame)
-                box = frame.boundingRect()
-                for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
-                    for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
-                        self._frame_cells.setdefault((cx, cy), []).append(frame)
+            text = label if i == 0 else f"{label} (cont.)"
+            rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
+                          y1 - y0 + 2 * (half_h + pad))
+            frame = ModuleFrame(path, text, rect, self.theme, depth)
+            frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
+            self.frames.append(frame)
+            box = frame.boundingRect()
+            for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
+                for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
+                    self._frame_cells.setdefault((cx, cy), []).append(frame)
         if not self._lazy_now:
             for cell in sorted({*self._card_cells, *self._frame_cells, *self._edge_cells}):
                 self._show_cell(cell)
         rect = self._extent = self._items_rect()
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
-        value_at, theme = self.model.value_at, self.theme
-        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
-                  for did, info in self.model.info.items()]
-        self._overview = Overview(blocks, theme, self.frames, segments)
-        for item in self._overview.items():
-            item.setVisible(False)
-            self.addItem(item)
         if overview:
+            self._make_overview(segments)
             self.set_overview(True)
         pairs = sorted((v, d) for d, v in self.model.value_at.items())
         self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
@@ -498,7 +458,134 @@ class GraphScene(QGraphicsScene):
             self.selected = None
         elif self.selected:
             self.card(self.selected).set_selected(True)
-        self._overview.set_state(0, None, self.selected)
+        if self._overview is not None:
+            self._overview.set_state(0, None, self.selected)
+
+    def _make_overview(self, segments: list[list[tuple[float, float]]] | None = None) -> None:
+        """The overview's items for the current model: made when the overview is first shown after a
+        rebuild, not by every rebuild (an expand while zoomed in to the cards does without it).
+        `segments`: each edge's points as `_file_edges` returns them, when at hand."""
+        if self._overview is not None or not self.model.info:
+            return
+        if segments is None:
+            segments = self._edge_extents(True)[1] if self.model.edges else []
+        value_at, theme, pos = self.model.value_at, self.theme, self.model.positions
+        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
+                  for did, info in self.model.info.items()]
+        self._overview = Overview(blocks, theme, self.frames, segments)
+        for item in self._overview.items():
+            item.setVisible(False)
+            self.addItem(item)
+        self._overview.set_state(self.step, self._current, self.selected)
+
+    def _frame_boxes(self) -> Iterator[tuple[str, str, int, int, tuple[float, float, float, float]]]:
+        """(path, label, depth, part, (lowest x, y, highest x, y of its members' centres)) of each part of
+        each frame of the model, in the model's order: a module wrapped over several rows has a part in
+        each, top row first. One array pass over every frame's members (cards sit in several frames)."""
+        frames, pos = self.model.frames, self.model.positions
+        if not frames:
+            return
+        index = {did: k for k, did in enumerate(pos)}
+        xy = np.array(list(pos.values()), dtype=float)
+        starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
+        rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
+            if starts else np.zeros(len(xy), dtype=np.intp)
+        sizes = [len(f[2]) for f in frames]
+        member = np.fromiter(map(index.__getitem__, chain.from_iterable(f[2] for f in frames)), dtype=np.intp,
+                             count=sum(sizes))
+        frame = np.repeat(np.arange(len(frames)), sizes)
+        row = rows[member]
+        order = np.lexsort((row, frame))
+        member, frame, row = member[order], frame[order], row[order]
+        cut = np.flatnonzero((frame[1:] != frame[:-1]) | (row[1:] != row[:-1])) + 1
+        first = np.concatenate(([0], cut))
+        x, y = xy[member, 0], xy[member, 1]
+        boxes = zip(frame[first].tolist(), np.minimum.reduceat(x, first).tolist(),
+                    np.minimum.reduceat(y, first).tolist(), np.maximum.reduceat(x, first).tolist(),
+                    np.maximum.reduceat(y, first).tolist(), strict=True)
+        part, last = 0, -1
+        for f, x0, y0, x1, y1 in boxes:
+            part = part + 1 if f == last else 0
+            last = f
+            path, label, _members = frames[f]
+            yield path, label, path.count("."), part, (x0, y0, x1, y1)
+
+    def _file_cards(self, pos: dict[str, tuple[float, float]]) -> None:
+        """File every card in the grid cell of its centre (cells' cards in the model's order)."""
+        if not pos:
+            return
+        ids = list(pos)
+        xy = np.array(list(pos.values()), dtype=float)
+        cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
+        for (x, y), members in _group((cx, cy), np.arange(len(ids))):
+            self._card_cells[(x, y)] = [ids[k] for k in members]
+
+    def _edge_extents(self, points: bool):
+        """Each edge's extent (arrays of lowest x, highest x, lowest y, highest y of its points, port to
+        port through its bends; cards' sides included) and, with `points`, the point lists (for the
+        overview). In array passes: Python visits only the edges with bends."""
+        model = self.model
+        pos, ports, all_bends, half = model.positions, model.ports, model.bends, CARD_W / 2
+        edges = model.edges
+        m = len(edges)
+        index = {did: k for k, did in enumerate(pos)}
+        xy = np.array(list(pos.values()), dtype=float)
+        ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
+                           count=2 * m).reshape(m, 2)
+        dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
+                         count=2 * m).reshape(m, 2)
+        xu, yu = xy[ends[:, 0]].T
+        xv, yv = xy[ends[:, 1]].T
+        a, b = yu + dy[:, 0], yv + dy[:, 1]
+        out_x, in_x = xu + half, xv - half
+        x0, x1 = np.minimum(xu - half, in_x), np.maximum(out_x, xv + half)
+        y0, y1 = np.minimum(a, b), np.maximum(a, b)
+        out_l, a_l, in_l, b_l = out_x.tolist(), a.tolist(), in_x.tolist(), b.tolist()
+        segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_l, a_l, in_l, b_l, strict=True)] \
+            if points else None
+        bent, boxes = [], []  # the edges with bends (few): their extents through the bends too
+        for i, e in enumerate(edges):
+            bends = all_bends.get(e)
+            if bends:
+                line = [(out_l[i], a_l[i]), *bends, (in_l[i], b_l[i])]
+                if segments is not None:
+                    segments[i] = line
+                xs, ys = [p[0] for p in line], [p[1] for p in line]
+                bent.append(i)
+                boxes.append((min(xs), max(xs), min(ys), max(ys)))
+        if bent:
+            box = np.array(boxes, dtype=float)
+            x0[bent], x1[bent] = np.minimum(box[:, 0], x0[bent]), np.maximum(box[:, 1], x1[bent])
+            y0[bent], y1[bent] = box[:, 2], box[:, 3]
+        return (x0, x1, y0, y1), segments
+
+    def _file_edges(self, points: bool = True) -> list[list[tuple[float, float]]] | None:
+        """File every edge in the grid cells its points reach and measure the edges' extent; returns each
+        edge's points, port to port, for the overview (with `points`)."""
+        edges = self._edges = list(self.model.edges)
+        m = len(edges)
+        self._edge_range = np.zeros((0, 4), dtype=np.int64)
+        self._edge_extent = QRectF()
+        if not m:
+            return []
+        (x0, x1, y0, y1), segments = self._edge_extents(points)
+        left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
+        self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16)
+        # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
+        ranges = self._edge_range = np.stack(
+            [np.floor_divide(x0 - 25, CELL), np.floor_divide(x1 + 25, CELL), np.floor_divide(y0 - 10, CELL),
+             np.floor_divide(y1 + 10, CELL)], axis=1).astype(np.int64)
+        # every (cell, edge) pair: an edge covers (columns x rows) cells, most of them one or two
+        cx0, cx1, cy0, cy1 = ranges.T
+        rows = cy1 - cy0 + 1
+        counts = (cx1 - cx0 + 1) * rows
+        edge = np.repeat(np.arange(m), counts)
+        k = np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
+        cell_x = cx0[edge] + k // rows[edge]
+        cell_y = cy0[edge] + k % rows[edge]
+        for cell, members in _group((cell_x, cell_y), edge):
+            self._edge_cells[cell] = members.tolist()
+        return segments
 
     def _items_rect(self) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
@@ -534,7 +621,7 @@ class GraphScene(QGraphicsScene):
 
     def _reset_lazy(self) -> None:
         self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}
-        self._edges, self._edge_range, self._pieces = [], [], {}
+        self._edges, self._edge_range, self._pieces = [], np.zeros((0, 4), dtype=np.int64), {}
         self._bundles = {}
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
 
@@ -589,7 +676,7 @@ class GraphScene(QGraphicsScene):
             pos = self.model.positions
             start, curves, head = edge_geometry(pos[u], pos[v], *self.model.ports[(u, v)],
                                                 self.model.bends.get((u, v)))
-            cx0, cx1, cy0, cy1 = self._edge_range[i]
+            cx0, cx1, cy0, cy1 = self._edge_range[i].tolist()
 
             def home(point) -> tuple[int, int]:  # the cell a piece starts in, within the cells it is filed in
                 return (min(cx1, max(cx0, int(point[0] // CELL))), min(cy1, max(cy0, int(point[1] // CELL))))
