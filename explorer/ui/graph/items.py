@@ -738,7 +738,12 @@ class ModuleFrame(QGraphicsItem):
         self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
         self._tint: tuple[tuple, QColor] | None = None  # (theme key, opaque fill colour) once painted
         self._pens: dict[float, QPen] = {}  # hairline pens by lightness (cleared with the tint)
-        self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
+        # under the edges and cards; inner frames over outer ones, and a rolled-up range of modules
+        # ("blocks.0-3") under the modules it holds, which have its depth
+        last = path.rpartition(".")[2]
+        low, dash, high = last.partition("-")
+        ranged = bool(dash) and low.isdigit() and high.isdigit()
+        self.setZValue(-3 + 0.01 * depth - (0.005 if ranged else 0.0))
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption)  # paint gets the exposed part: draws only it
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
