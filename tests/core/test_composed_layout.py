@@ -132,3 +132,55 @@ def test_random_segments_of_random_graphs_lay_out_validly(seed):
         g.add_edge(n - 1, 0)
         segments = {v: v % 2 for v in range(n)}
         assert composed_layout(g, segments).method == "sugiyama"
+
+
+def _frame_boxes(model):
+    """Each frame's box per wrapped row: its cards' extent with the room the widest frame keeps around
+    them (a card's half size, the current-node halo and the padding of a top-level module's frame)."""
+    from explorer.core.graph.display import CARD_H, CARD_W, FRAME_PAD
+
+    room = FRAME_PAD + 12 + 6  # the outermost frames' padding and the halo (the canvas draws no wider)
+    boxes = []
+    for path, _label, members in model.frames:
+        rows: dict[int, list[float]] = {}
+        for did in members:
+            x, y = model.positions[did]
+            box = rows.setdefault(model.row_of(did), [x, y, x, y])
+            box[:] = [min(box[0], x), min(box[1], y), max(box[2], x), max(box[3], y)]
+        for x0, y0, x1, y1 in rows.values():
+            boxes.append((path, (x0 - CARD_W / 2 - room, y0 - CARD_H / 2 - room, x1 + CARD_W / 2 + room,
+                                 y1 + CARD_H / 2 + room)))
+    return boxes
+
+
+def _holds(outer: str, inner: str) -> bool:
+    """Whether module `inner` lies in `outer` (a rolled-up "blocks.0-2" holds blocks.0 to blocks.2)."""
+    if inner == outer or inner.startswith(outer + "."):
+        return True
+    head, _dot, span = outer.rpartition(".")
+    low, dash, high = span.partition("-")
+    index = inner[len(head) + 1:].split(".")[0] if inner.startswith(head + ".") else ""
+    return bool(dash) and index.isdigit() and int(low) <= int(index) <= int(high)
+
+
+@pytest.mark.parametrize("blocks", [3, 20, 285])
+def test_frames_of_modules_that_do_not_hold_each_other_never_overlap(blocks):
+    """Sibling modules (blocks.0 and blocks.1, a block's norm1 and attn, ...) get layers of their own, so
+    their frames never overlap, wrapped or not, laid out whole (3 blocks) or one block at a time: every
+    frame can be filled opaque. Modules nested in each other (a rolled-up "blocks.0-2" holds blocks.1)
+    have nested frames."""
+    tr = gpt_step_trace(blocks)
+    expanded = frozenset(all_expanded(tr))
+    for aspect in (None, 1.6):
+        model = build_display(tr, expanded, aspect=aspect)
+        assert (len(model.info) >= COMPOSE_MIN_NODES) == (blocks > 3)
+        boxes = _frame_boxes(model)
+        assert len(boxes) >= 9 * blocks
+        order = sorted(boxes, key=lambda b: b[1][0])
+        for i, (pa, a) in enumerate(order):
+            for pb, b in order[i + 1:]:
+                if b[0] >= a[2]:
+                    break
+                if _holds(pa, pb) or _holds(pb, pa):
+                    continue
+                assert min(a[3], b[3]) <= max(a[1], b[1]), (pa, pb, a, b, aspect)

@@ -445,3 +445,37 @@ def test_a_still_repaint_or_a_pan_copies_card_faces_and_a_step_redraws_only_chan
         # a step: only the cards whose state changed (and those the view brought in, following the player)
         assert not set(drawn) & (was_in_view - changed)
         assert set(drawn) >= changed & in_view()
+
+
+@pytest.mark.parametrize("zoom", [0.35, 1.0])
+def test_every_frame_is_filled_opaque_and_a_pan_or_a_step_copies_the_frame_labels(qtbot, gpt_trace, zoom):
+    """Issue 21: repaint at every zoom. Sibling modules never share layers, so no frame overlaps another in
+    part: every frame in view is filled with one opaque colour (a plain memory fill, not a blend of every
+    pixel). A frame's label is drawn once per zoom and then copied: a still repaint and a player step draw
+    no label anew, a pan only those that came into view."""
+    from explorer.ui.graph import items
+
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.resetTransform()
+    view.zoom_by(zoom)
+    view.centerOn(view.graph_scene.sceneRect().center())
+
+    def in_view() -> set:
+        seen = view.mapToScene(view.viewport().rect()).boundingRect()
+        return {f for f in view.graph_scene.frames if f.scene() is not None and f.isVisible()
+                and f.boundingRect().intersects(seen)}
+
+    view.viewport().grab()
+    frames = in_view()
+    assert len(frames) >= 3
+    assert all(frame.fill_color().alpha() == 255 for frame in frames)
+    drawn = items.LABELS_DRAWN[0]
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert items.LABELS_DRAWN[0] == drawn  # a still repaint and a step: every label copied
+    bar = view.horizontalScrollBar()
+    bar.setValue(bar.value() + 120)
+    view.viewport().grab()
+    assert items.LABELS_DRAWN[0] - drawn < len(in_view())  # the labels that came into view, not every one
+    assert all(frame.fill_color().alpha() == 255 for frame in in_view())

@@ -28,6 +28,7 @@ only its own piece.
 from __future__ import annotations
 
 import gc
+import heapq
 import os
 import random
 import re
@@ -44,6 +45,8 @@ __all__ = ["LAYOUT_WORK", "Layout", "clear_piece_cache", "collapse", "composed_l
 
 NODE_GAP = 1.0  # vertical distance between two real nodes of a layer
 DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs less room than a card
+FRAME_GAP = 1.5  # ... between the cards of two framed segments side by side (room for both frames)
+FRAME_ROOM = 0.5  # more room between two cards of a layer in different modules (a frame runs between)
 LAYOUT_WORK = [0]  # nodes (ports included) the Sugiyama steps have laid out: a count for the tests
 PIECE_CACHE_SIZE = 1024  # laid-out pieces of `composed_layout` kept, by shape (most recently used)
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
@@ -106,6 +109,7 @@ def layered_layout(graph: nx.DiGraph, *, direction: str = "LR", groups: dict | N
     sg = _Sugiyama(len(nodes), edges, [groups.get(n) if groups else None for n in nodes])
     # The main path ends at the traced output when the graph says which node that is.
     sg.outputs = {i for i, n in enumerate(nodes) if graph.nodes[n].get("is_output")}
+    sg.paths = [module_path(graph.nodes[n]) for n in nodes]
     # Many small lists that all live until the end: garbage collection would only rescan them
     # (and the caller's big trace), measured at a quarter of the time on 3,000 nodes.
     gc_was_enabled = gc.isenabled()
@@ -251,10 +255,14 @@ class _Sugiyama:
         self.reversed: set[tuple[int, int]] = set()
         self.outputs: set[int] = set()
         self.preferred: set[int] = set()  # where the main path goes when inputs tie (a piece's in-ports)
+        self.paths: list[str] | None = None  # each node's module: sibling modules get layers of their own
+        self.frames: list[tuple] | None = None  # each node's framed modules (from `paths`)
 
     def run(self, max_sweeps: int):
         dag = self._acyclic_edges()
         self.layer = _assign_layers(self.n, dag)
+        if self.paths:
+            self.frames = _separate_frames(self.layer, dag, self.paths)
         self._add_dummies(dag)
         self._order(max_sweeps)
         self._place()
@@ -465,10 +473,16 @@ class _Sugiyama:
         n_real = self.n
         y = [0.0] * len(self.all_layer)
         gaps: list[list[float]] = []
+        frames = self.frames or ()
         for lay in layers:
             g = [0.0] if lay else []  # (a piece without in- or out-ports leaves its port layer empty)
             for a, b in zip(lay, lay[1:], strict=False):
-                g.append(g[-1] + (NODE_GAP if a < n_real and b < n_real else DUMMY_GAP))
+                if a >= n_real or b >= n_real:
+                    g.append(g[-1] + DUMMY_GAP)
+                elif a < len(frames) and b < len(frames) and frames[a] != frames[b]:
+                    g.append(g[-1] + NODE_GAP + FRAME_ROOM)  # a frame's edge and label run between them
+                else:
+                    g.append(g[-1] + NODE_GAP)
             gaps.append(g)
             for v, off in zip(lay, g, strict=True):
                 y[v] = off
@@ -540,6 +554,117 @@ class _Sugiyama:
         return Layout(positions, layers, self.crossings, "sugiyama", bends, direction)
 
 
+# ---------------------------------------------------------------------------------------------- frames
+
+
+def module_path(attrs: dict) -> str:
+    """The module a node of a collapsed graph is drawn in: a module card's own path, an op's module."""
+    return (attrs.get("path") if attrs.get("kind") == "module" else attrs.get("module")) or ""
+
+
+def _separate_frames(layer: list[int], edges: Iterable[tuple[int, int]], paths: list[str]) -> list[tuple]:
+    """Give sibling modules layers of their own, in place, so their frames never overlap.
+
+    ``paths``: each node's module path ("" outside any module; relative to the segment in a piece). A
+    module of at least two nodes gets a frame around them; the frames that share a parent (the smallest
+    framed module around them, or none) are put in a row along the flow, each in layers after the
+    previous one's last: their order is a topological order of the parent's children (framed modules and
+    single nodes), the one starting earliest first. Layers only grow (nodes move along the flow), so
+    every edge keeps running forwards. A parent whose children feed each other in a cycle keeps its
+    layers as they are. Returns each node's framed modules, outermost first.
+    """
+    n = len(layer)
+    prefixes: list[list[str]] = []
+    size: dict[str, int] = {}
+    for path in paths:
+        chain = []
+        if path:
+            head = ""
+            for part in path.split("."):
+                head = f"{head}.{part}" if head else part
+                chain.append(head)
+                size[head] = size.get(head, 0) + 1
+        prefixes.append(chain)
+    chains = [tuple(g for g in chain if size[g] > 1) for chain in prefixes]
+    if not any(chains):
+        return chains
+    members: dict[str, list[int]] = {}
+    first: dict = {}  # unit -> the earliest layer of its nodes
+    children: dict[tuple, dict] = {}  # parent (chain prefix) -> its units (a framed module or ("node", v))
+    for v, chain in enumerate(chains):
+        for k in range(len(chain) + 1):
+            unit = chain[k] if k < len(chain) else ("node", v)
+            children.setdefault(chain[:k], {})[unit] = None
+            first[unit] = min(first.get(unit, layer[v]), layer[v])
+        for g in chain:
+            members.setdefault(g, []).append(v)
+    quotient: dict[tuple, set] = {}
+    for u, v in edges:
+        a, b = chains[u], chains[v]
+        k = 0
+        while k < len(a) and k < len(b) and a[k] == b[k]:
+            k += 1
+        ua = a[k] if k < len(a) else ("node", u)
+        ub = b[k] if k < len(b) else ("node", v)
+        quotient.setdefault(a[:k], set()).add((ua, ub))
+    rows: list[list[str]] = []  # framed siblings in the order they follow each other
+    for parent, units in children.items():
+        framed = [unit for unit in units if isinstance(unit, str)]
+        if len(framed) < 2:
+            continue
+        succ: dict = {unit: [] for unit in units}
+        indeg = dict.fromkeys(units, 0)
+        for a, b in quotient.get(parent, ()):
+            succ[a].append(b)
+            indeg[b] += 1
+        ready = [(first[unit], i, unit) for i, unit in enumerate(units) if not indeg[unit]]
+        heapq.heapify(ready)
+        order, count = [], len(units)
+        while ready:
+            _f, i, unit = heapq.heappop(ready)
+            order.append(unit)
+            for b in succ[unit]:
+                indeg[b] -= 1
+                if not indeg[b]:
+                    heapq.heappush(ready, (first[b], count, b))
+                    count += 1
+        if len(order) == len(units):  # else the children feed each other in a cycle: no row to make
+            rows.append([unit for unit in order if isinstance(unit, str)])
+    # longest paths over the edges and one marker per pair of neighbours in a row (the earlier one's
+    # nodes -> marker -> the later one's, one layer further)
+    preds: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for u, v in edges:
+        preds[v].append((u, 1))
+    for row in rows:
+        for a, b in zip(row, row[1:]):  # noqa: B905 -- one shorter on purpose
+            marker = len(preds)
+            preds.append([(u, 0) for u in members[a]])
+            for v in members[b]:
+                preds[v].append((marker, 1))
+    total = len(preds)
+    succs: list[list[int]] = [[] for _ in range(total)]
+    indeg = [len(p) for p in preds]
+    for v, ps in enumerate(preds):
+        for u, _w in ps:
+            succs[u].append(v)
+    topo = [v for v in range(total) if not indeg[v]]
+    for v in topo:  # grows while iterating: Kahn's algorithm
+        for w in succs[v]:
+            indeg[w] -= 1
+            if not indeg[w]:
+                topo.append(w)
+    if len(topo) < total:  # cannot happen with rows in topological order; keep the layers then
+        return chains
+    at = list(layer) + [0] * (total - n)
+    for v in topo:
+        if preds[v]:
+            best = max(at[u] + w for u, w in preds[v])
+            if best > at[v]:
+                at[v] = best
+    layer[:] = at[:n]
+    return chains
+
+
 # ---------------------------------------------------------------------------------------------- composed
 
 
@@ -565,9 +690,10 @@ class _Piece:
 
 
 def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets: list[tuple[int, ...]],
-           out_sources: list[int], max_sweeps: int) -> _Piece:
+           out_sources: list[int], max_sweeps: int, paths: tuple[str, ...] = ()) -> _Piece:
     """Lay out one segment (nodes 0..n-1) with its in-ports before its first layer and its out-ports after
-    its last: the edges entering or leaving it run through its own layers as bends, ordered with them."""
+    its last: the edges entering or leaving it run through its own layers as bends, ordered with them.
+    ``paths``: each node's module within the segment (sibling modules get layers of their own)."""
     a, b = len(in_targets), len(out_sources)
     total = n + a + b
     LAYOUT_WORK[0] += total
@@ -578,7 +704,9 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
     sg.outputs = set(outputs)
     sg.preferred = set(range(n, n + a))  # the main path enters by a port, not by a parameter
     dag = sg._acyclic_edges()
-    layer = _assign_layers(n, [(u, v) for u, v in dag if u < n and v < n]) if n else []
+    inner_dag = [(u, v) for u, v in dag if u < n and v < n]
+    layer = _assign_layers(n, inner_dag) if n else []
+    frames = _separate_frames(layer, inner_dag, list(paths)) if paths else None
     width = max(layer) + 1 if layer else 0
     # the in-ports stand for the nodes the segment reads, which sit in the layer before; when nothing in
     # the first layer reads them (a block's first layer holds its parameters), that layer is shared with
@@ -587,6 +715,7 @@ def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets:
     sg.layer = [lay + 1 for lay in layer] + [lead] * a + [width + 1] * b
     sg._add_dummies(dag)
     sg._order(max_sweeps)
+    sg.frames = frames
     sg._place()
     y, lay_of = sg.y, sg.all_layer
 
@@ -683,16 +812,21 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     if len(topo) < k:  # the segments feed each other in a cycle: no order to place them in
         return layered_layout(graph, max_sweeps=max_sweeps)
     is_output = [bool(flag) for _v, flag in graph.nodes(data="is_output")]
+    paths = [module_path(attrs) for _v, attrs in graph.nodes(data=True)]
     pieces = []
     for s in range(k):
+        seg = seg_of[members[s][0]]
+        head = f"{seg}." if isinstance(seg, str) else None
+        rel = tuple(paths[i][len(head):] if head and paths[i].startswith(head) else "" for i in members[s])
         key = (len(members[s]), tuple(inner_edges[s]),
                frozenset(local[i] for i in members[s] if is_output[i]),
                tuple(tuple(ts) for ts in in_ports[s].values()), tuple(local[u] for u in out_ports[s]),
-               max_sweeps)
+               max_sweeps, rel)
         with _PIECES_LOCK:
             piece = _PIECES.pop(key, None)
         if piece is None:
-            piece = _piece(len(members[s]), inner_edges[s], key[2], list(key[3]), list(key[4]), max_sweeps)
+            piece = _piece(len(members[s]), inner_edges[s], key[2], list(key[3]), list(key[4]), max_sweeps,
+                           rel)
         with _PIECES_LOCK:  # layouts run on worker threads: one at a time in the cache
             while len(_PIECES) >= PIECE_CACHE_SIZE:
                 del _PIECES[next(iter(_PIECES))]
@@ -700,13 +834,17 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         pieces.append(piece)
     # along the flow: as soon as the inputs allow, then segments that feed at least as many as read them
     # move up to their readers (as `_assign_layers` does with nodes)
+    # (a segment of two or more cards gets a frame: its first layer is its own, so its frame never
+    # overlaps the frame of the segment before it)
+    framed = [len(members[s]) > 1 and isinstance(seg_of[members[s][0]], str) for s in range(k)]
+    lead = [0 if framed[s] else pieces[s].lead for s in range(k)]
     start = [0] * k
     for t in topo:
         if pred[t]:
-            start[t] = max(start[s] + pieces[s].width for s in pred[t]) - pieces[t].lead
+            start[t] = max(start[s] + pieces[s].width for s in pred[t]) - lead[t]
     for s in reversed(topo):
         if succ[s] and sum(1 for p in pred[s] if pred[p]) <= len(succ[s]):
-            start[s] = min(start[t] + pieces[t].lead for t in succ[s]) - pieces[s].width
+            start[s] = min(start[t] + lead[t] for t in succ[s]) - pieces[s].width
     low = min(start)
     start = [x - low for x in start]
     # across the flow: each segment lines its main path up with the segment it reads it from (sources:
@@ -718,6 +856,7 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         if sid[v] not in readers.setdefault(u, []):
             readers[u].append(sid[v])
     placed: dict[int, list[tuple[float, float]]] = {}  # global layer -> (top, bottom) of placed segments
+    boxes: list[tuple[int, int, float, float]] = []  # placed framed segments: layers, top and bottom
 
     def exit_y(s: int, u: int) -> float:
         """Where the edges of u leave segment s (local y): its last bend in s, else u itself."""
@@ -743,6 +882,9 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     def place(t: int) -> None:
         piece = pieces[t]
         off = anchor(t)
+        first, last = start[t], start[t] + piece.width - 1
+        box_lo = min((lo for lo, hi in piece.extent if lo <= hi), default=0.0)
+        box_hi = max((hi for lo, hi in piece.extent if lo <= hi), default=0.0)
         moved = True
         while moved:
             moved = False
@@ -751,10 +893,18 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                     if off + lo < bottom + NODE_GAP and off + hi > top - NODE_GAP:
                         off = bottom + NODE_GAP - lo
                         moved = True
+            if framed[t]:  # frames sharing layers: one above the other, room for both frames between
+                for a, b, top, bottom in boxes:
+                    if a <= last and first <= b and off + box_lo < bottom + FRAME_GAP \
+                            and off + box_hi > top - FRAME_GAP:
+                        off = bottom + FRAME_GAP - box_lo
+                        moved = True
         offset[t] = off
         for lay, (lo, hi) in enumerate(piece.extent):
             if lo <= hi:
                 placed.setdefault(start[t] + lay, []).append((off + lo, off + hi))
+        if framed[t]:
+            boxes.append((first, last, off + box_lo, off + box_hi))
         done.add(t)
 
     done: set[int] = set()
@@ -787,6 +937,11 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         after = shifted(pieces[sv].ins[i][local[v]], sv)
         a = path[-1] if path else (raw[u][0], raw[u][1] - top)
         b = after[0] if after else (raw[v][0], raw[v][1] - top)
+        if pieces[sv].lead and not lead[sv] and int(a[0]) < start[sv] < int(b[0]):
+            # the port shares the segment's first layer, moved past the source's (framed segments follow
+            # each other): the edge runs through the room the port holds there
+            b = (float(start[sv]), offset[sv] + pieces[sv].in_y[i] - top)
+            after.insert(0, b)
         gap = range(int(a[0]) + 1, int(b[0]))
         if gap:  # layers of other segments between the two: a lane under everything placed there
             lane = max((bottom for lay in gap for _top, bottom in placed.get(lay, ())),

@@ -360,6 +360,7 @@ def _card_paths() -> list[QPainterPath]:
 _SMOOTH = QPainter.RenderHint.Antialiasing
 _SERIAL = [0]
 FACES_DRAWN = [0]  # card faces drawn anew (not copied from the cache) so far: a counter tests can read
+LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied from the cache) so far
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
 
 
@@ -735,16 +736,20 @@ class ModuleFrame(QGraphicsItem):
         self.theme = theme
         self.label_offset = 0.0
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
-        self._fill: tuple[list[QRectF], list[tuple[QRectF, int]]] | None = None  # made at the first paint
+        self._plan: tuple | None = None  # what a paint at one zoom draws (`_make_plan`), made at its first
         self._tint: tuple[tuple, QColor] | None = None  # (theme key, opaque fill colour) once painted
-        self._pens: dict[float, QPen] = {}  # hairline pens by lightness (cleared with the tint)
-        self.setZValue(-3 + 0.01 * depth)  # under the edges and cards; inner frames over outer ones
+        # under the edges and cards; inner frames over outer ones, and a rolled-up range of modules
+        # ("blocks.0-3") under the modules it holds, which have its depth
+        last = path.rpartition(".")[2]
+        low, dash, high = last.partition("-")
+        ranged = bool(dash) and low.isdigit() and high.isdigit()
+        self.setZValue(-3 + 0.01 * depth - (0.005 if ranged else 0.0))
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption)  # paint gets the exposed part: draws only it
         self.setToolTip(f"{label}: the ops of module {path} are drawn inside this frame")
 
     FILL_ALPHA = 22
 
-    def _fill_color(self) -> QColor:
+    def fill_color(self) -> QColor:
         """The frame's tint: the module colour at FILL_ALPHA over the canvas once for this frame and once for
         every frame around it, as one opaque colour. The frames are the lowest items on a plain canvas, so
         this is the colour the stacked translucent fills gave, and an opaque fill of a large frame is a plain
@@ -764,13 +769,12 @@ class ModuleFrame(QGraphicsItem):
                 continue
             if item.zValue() > z:
                 continue  # drawn after this one, over it
-            if item.rect.contains(mine) and item.rect != mine and item.zValue() < z:
-                around += 1  # a frame around this one, drawn before it
+            if item.rect.contains(mine) and item.zValue() < z:
+                around += 1  # a frame around this one (or as large: its outline lies under this one's)
             else:
                 # a frame drawn before this one that it overlaps in part (or drawn in no set order) must
                 # show through: this one keeps the translucent fill, so no outline is hidden
                 self._tint = (key, _color(theme["module"], self.FILL_ALPHA))
-                self._pens.clear()
                 return self._tint[1]
         base, tint = QColor(theme["canvas"]), QColor(theme["module"])
         a = self.FILL_ALPHA / 255
@@ -780,7 +784,6 @@ class ModuleFrame(QGraphicsItem):
                                                         strict=True)]
         color = QColor.fromRgbF(*rgb)
         self._tint = (key, color)
-        self._pens.clear()
         return color
 
     def label_width(self, boost: float | None = None) -> float:
@@ -800,79 +803,121 @@ class ModuleFrame(QGraphicsItem):
         return rect
 
     def paint(self, painter, option, widget=None) -> None:
-        """Tinted rounded frame and its label above the top-left corner."""
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        color = _color(self.theme["module"])
-        if self._fill is None:  # three rectangles and four quarter discs: the frame's inside, made once
-            r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
-            d = 2 * k
-            self._fill = ([QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
-                           QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
-                           QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)],
-                          [(QRectF(x, y, d, d), start * 16) for x, y, start in (
-                              (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
-                              (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))])
+        """Tinted rounded frame and its label above the top-left corner.
+
+        What a paint draws depends on the zoom only, so it is worked out once per zoom (`_plan`): a pan,
+        a still repaint and a player step make a few draw calls per frame and copy the label from a
+        pixmap of the screen's pixels (`QPixmapCache`) instead of laying its text out again."""
+        t = painter.worldTransform()
+        plan = self._plan
+        theme = self.theme
+        if plan is None or plan[0] != (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme),
+                                       theme["module"], theme.get("canvas")):
+            plan = self._plan = self._make_plan(t, option.levelOfDetailFromTransform(t))
+        _key, fill, rects, pies, sides, side_color, pen, font, box = plan
+        seen = option.exposedRect
         # the fill without antialiasing, as rectangles and quarter discs (a rounded path over a large frame
-        # costs several times as much; the corners hardly show at this alpha)
+        # costs several times as much; the corners hardly show at this alpha); the rectangles are clipped
+        # to the screen by Qt, the corners drawn only where exposed (most frames in view at 30 % show one
+        # or two of them; each draw call costs ~10 µs even when clipped away)
         smooth = painter.testRenderHint(_SMOOTH)
         painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
-        painter.setBrush(self._fill_color())
-        rects, pies = self._fill
-        # only the parts in the exposed area: most frames in view at 30 % show one or two of their corners
-        # (each draw call costs ~10 µs of Python and Qt even when clipped away)
-        seen = option.exposedRect
+        painter.setBrush(fill)
+        painter.drawRects(rects)
         pies = [pie for pie in pies if pie[0].intersects(seen)]
-        painter.drawRects([part for part in rects if part.intersects(seen)])
-        for box, start in pies:
-            painter.drawPie(box, start, 90 * 16)
+        for corner, start in pies:
+            painter.drawPie(corner, start, 90 * 16)
+        # the outline: four straight sides as thin filled rectangles and four corner arcs: the same outline
+        # as drawRoundedRect, which strokes the whole path of a large frame (~0.5 ms each at 30 %)
+        painter.setBrush(side_color)
+        painter.drawRects(sides)
         painter.setRenderHint(_SMOOTH, smooth)
-        # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
-        # hairline, clipped to the screen, many times faster than a scaled pen)
-        if 1.5 * lod < 1.0:  # (as the opaque colour that light line gives over the frame's fill)
-            light, under = max(0.2, 1.5 * lod), self._fill_color()
-            pen = self._pens.get(round(light, 2))
-            if pen is None:
-                if under.alpha() == 255:
-                    over = zip((under.redF(), under.greenF(), under.blueF()),
-                               (color.redF(), color.greenF(), color.blueF()), strict=True)
-                    pen = QPen(QColor.fromRgbF(*(u + (m - u) * light for u, m in over)), 1.0)
-                else:
-                    pen = QPen(_color(self.theme["module"], round(255 * light)), 1.0)
-                pen.setCosmetic(True)
-                if len(self._pens) > 50:
-                    self._pens.clear()
-                self._pens[round(light, 2)] = pen
-        else:
-            pen = QPen(color, 1.5)
-        painter.setPen(pen)
-        painter.setBrush(Qt.NoBrush)
-        # four straight sides as thin filled rectangles and four corner arcs: the same outline as
-        # drawRoundedRect, which strokes the whole path of a large frame (~0.5 ms each at 30 %; a stroked
-        # line costs about as much), where a rectangle is clipped to the screen before it is filled
+        if pies:
+            painter.setPen(pen)
+            painter.setBrush(Qt.NoBrush)
+            for corner, start in pies:
+                painter.drawArc(corner, start, 90 * 16)
+        if box.intersects(seen):
+            self._paint_label(painter, t, font, box)
+
+    def _make_plan(self, t, lod: float) -> tuple:
+        """(zoom key, fill colour, fill rectangles, corner discs, outline sides, their colour, corner pen,
+        label font, label box) at the transform `t`."""
+        color = _color(self.theme["module"])
         r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
-        w = 1.5 if not pen.isCosmetic() else 1.0 / max(lod, 1e-3)
+        d = 2 * k
+        rects = [QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
+                 QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
+                 QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)]
+        pies = [(QRectF(x, y, d, d), start * 16) for x, y, start in (
+            (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))]
+        fill = self.fill_color()
+        # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
+        # hairline, clipped to the screen, many times faster than a scaled pen), in the opaque colour that
+        # light line gives over the frame's fill
+        if 1.5 * lod < 1.0:
+            light = max(0.2, 1.5 * lod)
+            if fill.alpha() == 255:
+                over = zip((fill.redF(), fill.greenF(), fill.blueF()),
+                           (color.redF(), color.greenF(), color.blueF()), strict=True)
+                pen = QPen(QColor.fromRgbF(*(u + (m - u) * light for u, m in over)), 1.0)
+            else:
+                pen = QPen(_color(self.theme["module"], round(255 * light)), 1.0)
+            pen.setCosmetic(True)
+            w = 1.0 / max(lod, 1e-3)
+        else:
+            pen, w = QPen(color, 1.5), 1.5
         sides = [QRectF(r.left() + k, r.top() - w / 2, r.width() - 2 * k, w),
                  QRectF(r.left() + k, r.bottom() - w / 2, r.width() - 2 * k, w),
                  QRectF(r.left() - w / 2, r.top() + k, w, r.height() - 2 * k),
                  QRectF(r.right() - w / 2, r.top() + k, w, r.height() - 2 * k)]
-        painter.setRenderHint(_SMOOTH, False)
-        painter.setPen(Qt.NoPen)
-        painter.setBrush(pen.color())
-        painter.drawRects([side for side in sides if side.intersects(seen)])
-        painter.setRenderHint(_SMOOTH, smooth)
-        painter.setPen(pen)
-        painter.setBrush(Qt.NoBrush)
-        for box, start in pies:
-            painter.drawArc(box, start, 90 * 16)
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
-        painter.setPen(color)
         h = _metrics(font).height() + 2
         left = self.rect.left() + self.label_offset + 8
         box = QRectF(left, self.rect.top() - h, self.label_width(boost), h)
-        if box.intersects(seen):
+        theme = self.theme
+        key = (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme), theme["module"],
+               theme.get("canvas"))
+        return key, fill, rects, pies, sides, pen.color(), pen, font, box
+
+    def _paint_label(self, painter, t, font: QFont, box: QRectF) -> None:
+        """The label in `box`, copied from a pixmap of the screen's pixels drawn once per text, size and
+        colour (drawn directly under a rotation or into a vector file)."""
+        color = self.theme["module"]
+        engine = painter.paintEngine()
+        if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or engine is None \
+                or engine.type() != QPaintEngine.Raster:
+            painter.setPen(_color(color))
             draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
+            return
+        ratio = painter.device().devicePixelRatioF() or 1.0
+        screen = t.mapRect(box)
+        key = f"frame|{self.label}|{id(font)}|{t.m11():.5f},{t.m22():.5f},{ratio:g}|{color}"
+        pixmap = QPixmapCache.find(key)
+        if pixmap is None or pixmap.isNull():
+            LABELS_DRAWN[0] += 1
+            # as wide as the text may be hinted on screen (draw_text never cuts it)
+            width = screen.width() + 8 + 0.2 * screen.height()
+            pixmap = QPixmap(math.ceil(width * ratio) + 1, math.ceil(screen.height() * ratio) + 1)
+            pixmap.fill(Qt.transparent)
+            inner = QPainter(pixmap)
+            inner.setRenderHints(painter.renderHints())
+            inner.scale(t.m11() * ratio, t.m22() * ratio)
+            inner.setPen(_color(color))
+            draw_text(inner, QRectF(0, 0, box.width(), box.height()), Qt.AlignLeft | Qt.AlignBottom,
+                      self.label, font)
+            inner.end()
+            pixmap.setDevicePixelRatio(ratio)
+            _ensure_face_cache()
+            QPixmapCache.insert(key, pixmap)
+        painter.save()
+        painter.resetTransform()
+        at = screen.topLeft()
+        painter.drawPixmap(QPointF(round(at.x() * ratio) / ratio, round(at.y() * ratio) / ratio), pixmap)
+        painter.restore()
 
 
 class Overview(QGraphicsItem):
