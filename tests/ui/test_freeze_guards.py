@@ -414,3 +414,24 @@ def test_a_staged_switch_runs_one_step_per_turn_and_a_direct_one_all_at_once(qtb
     switch.switch(["a", "b"], "a", before=steps, staged=True)
     switch.flush("b")  # a panel about to be shown: the staged switch completes first, then it
     assert done == ["step 0", "step 1", "step 2", "a", "b"] and window.updatesEnabled()
+
+
+def test_a_staged_switch_whose_step_raises_still_runs_the_rest_and_lets_the_window_repaint(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    done: list[str] = []
+    switch = themes.DeferredRecolour(window, done.append)
+
+    def broken() -> None:
+        raise ValueError("a panel's set_theme failed")
+
+    with qtbot.capture_exceptions() as raised:
+        steps = [lambda: done.append("palette"), broken, lambda: done.append("inputs")]
+        switch.switch(["a"], "a", before=steps, staged=True)
+        qtbot.waitUntil(lambda: window.updatesEnabled(), timeout=10000)
+    assert done == ["palette", "inputs", "a"] and not switch.steps
+    assert [kind.__name__ for kind, *_ in raised] == ["ValueError"]

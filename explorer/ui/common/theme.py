@@ -335,6 +335,7 @@ class DeferredRecolour:
         self.step_turns = 0  # steps run in a later turn than their switch (a test counts them)
         self._frozen: list = []  # the windows whose updates a staged switch turned off
         self._queued = False  # a turn for the hidden workspaces is scheduled
+        self._step_queued = False  # a turn for the next step is scheduled
 
     def switch(self, keys, visible: str, before=(), after=(), staged: bool = False) -> None:
         """Run `before` (the application's palette: `theme_steps`), recolour `visible`, run `after`
@@ -350,14 +351,17 @@ class DeferredRecolour:
             return
         self._freeze()
         self.steps = [*steps, self._queue_warming]
+        self._queue_step()  # first: a step that raises leaves the next ones their turns
         self._run_step()
-        self._schedule(self._next_step)
 
     def finish(self) -> None:
         """Run a staged switch's remaining steps now and let its windows repaint."""
-        while self.steps:
-            self._run_step()
-        self._thaw()
+        try:
+            while self.steps:
+                self._run_step()
+        finally:
+            if not self.steps:
+                self._thaw()
 
     def flush(self, key: str) -> None:
         """Recolour `key` now if it still waits for its turn (a staged switch under way completes)."""
@@ -379,14 +383,22 @@ class DeferredRecolour:
     def _run_step(self) -> None:
         self.steps.pop(0)()
 
-    def _next_step(self) -> None:
-        if self.steps:
-            self._run_step()
-            self.step_turns += 1
-        if self.steps:
+    def _queue_step(self) -> None:
+        if not self._step_queued:
+            self._step_queued = True
             self._schedule(self._next_step)
-        else:
-            self._thaw()
+
+    def _next_step(self) -> None:
+        self._step_queued = False
+        try:
+            if self.steps:
+                self.step_turns += 1
+                self._run_step()
+        finally:  # a step that raised does not leave the window without updates
+            if self.steps:
+                self._queue_step()
+            else:
+                self._thaw()
 
     def _queue_warming(self) -> None:
         from PySide6.QtWidgets import QGraphicsView
