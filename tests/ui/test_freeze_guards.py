@@ -45,20 +45,6 @@ def test_a_theme_switch_is_a_palette_change_without_an_application_style_sheet(q
         qtbot.waitUntil(lambda text=theme["text"]: mono.palette().color(QPalette.WindowText).name() == text)
 
 
-def test_only_sheets_that_take_the_palette_colour_are_re_applied(qtbot):
-    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
-
-    box = QWidget()
-    qtbot.addWidget(box)
-    QVBoxLayout(box)
-    plain = [QLabel("a", box) for _ in range(30)]
-    coloured = QLabel("b", box)
-    coloured.setStyleSheet("color: #dc2626; font-size: 11px;")
-    fonts = QLabel("c", box)
-    fonts.setStyleSheet("font-family: monospace; background-color: #ffffff;")
-    assert themes.refresh_style_sheets([box, *plain, coloured, fonts]) == 1
-
-
 def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_them(qtbot, monkeypatch):
     import threading
 

@@ -6,8 +6,6 @@ objects are made from it only where they are drawn.
 
 from __future__ import annotations
 
-import re
-
 LIGHT: dict[str, str] = {
     "name": "light",
     "window": "#f6f7fb",
@@ -191,8 +189,8 @@ def theme_steps(app, name: str) -> list:
     The first call also makes widget-level sheets take part in palette propagation
     (Qt.AA_UseStyleSheetPropagationInWidgetStyles) and re-applies the sheets polished before that: from
     then on a sheet fixes only the palette roles it names (a label's own colour), the rest follows the
-    application palette, so a switch no longer visits every widget of the app for its sheet
-    (`refresh_style_sheets`: ~2,400 widgets wrapped for Python, 25-80 ms).
+    application palette, so a switch no longer visits every widget of the app to re-apply its sheet
+    (~2,400 widgets wrapped for Python: 25-80 ms under load).
     """
 
     def application() -> None:
@@ -218,28 +216,6 @@ def theme_steps(app, name: str) -> list:
         app.setPalette(palette(get_theme(name), inputs=True), cls)
 
     return [application, *(lambda cls=cls: inputs(cls) for cls in FRAMED_INPUTS)]
-
-
-def refresh_style_sheets(widgets) -> int:
-    """Re-apply the widget-level style sheets among `widgets` that take their text colour from the
-    palette; returns how many were re-applied.
-
-    Qt resolves a style sheet's colours when it polishes the widget (and its children) and keeps them: a
-    widget with a sheet (a label's font) would keep the old theme's text colour after a palette switch.
-    Setting its sheet again re-polishes that widget and its children only (a few labels), not the whole
-    window. A sheet that names its own text colour on a widget without children stays as it is (its
-    owner recolours it in its set_theme).
-    """
-    count = 0
-    for widget in widgets:
-        sheet = widget.styleSheet()
-        if sheet and (_OWN_TEXT_COLOUR.search(sheet) is None or widget.children()):
-            widget.setStyleSheet(sheet)
-            count += 1
-    return count
-
-
-_OWN_TEXT_COLOUR = re.compile(r"(?:^|[;{\s])color\s*:")
 
 
 def contrast_ratio(first: str, second: str) -> float:
