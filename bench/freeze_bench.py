@@ -6,11 +6,11 @@ ticks from the action's start until the app has been quiet again is kept, and th
 worst and the p99 lateness of that window beside the same figures for an idle stretch measured in the
 same run (the machine's own noise). The goal (issue 20): no action's worst lateness over 100 ms.
 
-Actions: switching the theme (View menu: both ways; before and after every workspace is built), switching
-workspaces (first visit: the panel is built; then a visit to a built one), opening a lesson step (Learn
-panel), and the end of a short pretraining run (tiny model, a few steps).
+Actions: switching the theme (the View menu's action: both ways; before and after every workspace is
+built), switching workspaces (first visit: the panel is built; then a visit to a built one), opening a
+lesson step (Learn panel), and the end of a short pretraining run (tiny model, a few steps).
 
-    python bench/freeze_bench.py [--rounds 2] [--settle 1.5] [--no-train] [--preimport]
+    python bench/freeze_bench.py [--rounds 2] [--settle 1.5] [--no-train] [--preimport] [--theme-only]
 
 Offscreen unless DISPLAY is set (then a real X window: e.g. `Xvfb :1 & DISPLAY=:1 python ...`).
 """
@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preimport", action="store_true",
                     help="import every workspace's core modules (torch's) before the window: a first visit "
                          "then measures building the panel only, not the import's stalls")
+    ap.add_argument("--theme-only", action="store_true",
+                    help="only the idle baseline and the theme switches (the panels are built unmeasured)")
     args = ap.parse_args(argv)
 
     scratch = tempfile.mkdtemp(prefix="freeze-bench-")
@@ -128,34 +130,49 @@ def main(argv=None) -> int:
         spin(args.settle)
         results.setdefault(name, []).append(pinger.since(start))
 
+    def theme(name: str):  # the user's path: the View menu's action (a staged switch where there is one)
+        from PySide6.QtGui import QAction
+
+        from explorer.ui.common import actions
+
+        wanted = f"app.theme_{name}"
+        found = [a for a in window.findChildren(QAction) if a.property(actions.ACTION_ID) == wanted]
+        return found[0].trigger
+
     for _ in range(args.rounds):
         measure("idle (baseline)", lambda: None)
-        measure("theme: light -> dark", lambda: window.set_theme("dark"))
-        measure("theme: dark -> light", lambda: window.set_theme("light"))
+        measure("theme: light -> dark", theme("dark"))
+        measure("theme: dark -> light", theme("light"))
 
     def visit(key: str):
         return lambda: window.show_workspace(key)
 
-    measure("workspace: Network, first visit", visit("network"), lambda: "network" in window.panels)
-    measure("workspace: Pretraining, first visit", visit("pretrain"), lambda: "pretrain" in window.panels)
-    for _ in range(args.rounds):
-        measure("workspace: Expression (built)", visit("expression"))
-        measure("workspace: Network (built)", visit("network"))
+    if args.theme_only:  # visited as a user would, unmeasured
+        for key in ("network", "pretrain"):
+            window.show_workspace(key)
+            spin_until(lambda key=key: key in window.panels, 300)
+            spin(args.settle)
+    else:
+        measure("workspace: Network, first visit", visit("network"), lambda: "network" in window.panels)
+        measure("workspace: Pretraining, first visit", visit("pretrain"), lambda: "pretrain" in window.panels)
+        for _ in range(args.rounds):
+            measure("workspace: Expression (built)", visit("expression"))
+            measure("workspace: Network (built)", visit("network"))
     window.show_workspace("expression")
     spin(args.settle)
     for _ in range(args.rounds):  # the switch the user timed at 1.19 s: every workspace built
-        measure("theme: light -> dark (all built)", lambda: window.set_theme("dark"))
-        measure("theme: dark -> light (all built)", lambda: window.set_theme("light"))
+        measure("theme: light -> dark (all built)", theme("dark"))
+        measure("theme: dark -> light (all built)", theme("light"))
 
     learn = window.learn
     window.toggle_learn() if learn.isHidden() else None
     learn.ensure_built()
-    for _ in range(args.rounds):
+    for _ in range(0 if args.theme_only else args.rounds):
         for lesson, step in ((0, 0), (1, 1), (2, 2), (3, 0)):
             measure(f"lesson step {lesson + 1}.{step + 1}", lambda lesson=lesson, step=step:
                     learn.open_step(lesson, step), lambda: not getattr(learn, "is_opening", bool)())
 
-    if not args.no_train:
+    if not args.no_train and not args.theme_only:
         window.show_workspace("pretrain")
         panel = window.panels["pretrain"]
         for _ in range(args.rounds):

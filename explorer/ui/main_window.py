@@ -386,15 +386,17 @@ class MainWindow(QMainWindow):
             worker.sig_failed.connect(lambda message: self._error(f"Could not export: {message}"))
         return self._export_worker
 
-    def set_theme(self, name: str) -> None:
-        """Switch between the light and dark theme."""
+    def set_theme(self, name: str, staged: bool = False) -> None:
+        """Switch between the light and dark theme; `staged` (the View menu's path): one step per event-loop
+        turn while the window keeps its old look, then one repaint (themes.DeferredRecolour)."""
         self.theme_name = name if name in themes.THEMES else "light"
-        themes.apply_theme(QApplication.instance(), self.theme_name)
-        # the visible workspace now, each hidden one in a later turn (no single long freeze)
-        self._recolour.switch(list(self.panels), self.current_key())
+        theme = themes.get_theme(self.theme_name)
+        # the palette, the visible workspace, the Learn panel now (or staged); each hidden workspace later
+        self._recolour.switch(list(self.panels), self.current_key(), staged=staged,
+                              before=themes.theme_steps(QApplication.instance(), self.theme_name),
+                              after=[lambda: self.learn.set_theme(theme)])
         for action in self._theme_actions.actions():
             action.setChecked(action.data() == self.theme_name)
-        self.learn.set_theme(themes.get_theme(self.theme_name))
 
     def _recolour_panel(self, key: str) -> None:
         panel, theme = self.panels.get(key), themes.get_theme(self.theme_name)
@@ -737,8 +739,8 @@ class MainWindow(QMainWindow):
             "app.zoom_out": lambda: self._on_views("zoom_out"),
             "app.memory_overlay": _toggle_memory_overlay,
             "app.find_node": lambda: self._on_views("find"),
-            "app.theme_light": lambda: self.set_theme("light"),
-            "app.theme_dark": lambda: self.set_theme("dark"),
+            "app.theme_light": lambda: self.set_theme("light", staged=True),
+            "app.theme_dark": lambda: self.set_theme("dark", staged=True),
             **{f"app.workspace_{key}": (lambda k=key: self.show_workspace(k)) for key, *_ in WORKSPACES},
             "app.shortcuts": self._show_shortcuts,
             "app.about": self._show_about,

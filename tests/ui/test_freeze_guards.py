@@ -40,21 +40,9 @@ def test_a_theme_switch_is_a_palette_change_without_an_application_style_sheet(q
         assert app.styleSheet() == ""  # no re-polish of every widget of the app
         assert app.palette().color(QPalette.Window).name() == theme["window"]
         assert app.palette().color(QPalette.Disabled, QPalette.ButtonText).name() == theme["disabled_text"]
-        assert mono.palette().color(QPalette.WindowText).name() == theme["text"]
-
-
-def test_only_sheets_that_take_the_palette_colour_are_re_applied(qtbot):
-    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
-
-    box = QWidget()
-    qtbot.addWidget(box)
-    QVBoxLayout(box)
-    plain = [QLabel("a", box) for _ in range(30)]
-    coloured = QLabel("b", box)
-    coloured.setStyleSheet("color: #dc2626; font-size: 11px;")
-    fonts = QLabel("c", box)
-    fonts.setStyleSheet("font-family: monospace; background-color: #ffffff;")
-    assert themes.refresh_style_sheets([box, *plain, coloured, fonts]) == 1
+        # a label with a sheet takes part in the palette's propagation (no visit of every sheet of the
+        # app): the colour reaches it with the switch's events, before anything is painted
+        qtbot.waitUntil(lambda text=theme["text"]: mono.palette().color(QPalette.WindowText).name() == text)
 
 
 def test_a_run_end_writes_its_files_off_the_gui_thread_and_the_close_waits_for_them(qtbot, monkeypatch):
@@ -306,3 +294,130 @@ def test_closing_the_window_while_a_panel_is_built_in_slices_finishes_and_stops_
     window.close()
     assert panel.building.is_done() and window.panels.get("network") is panel  # owned by the window
     assert stopped  # and stopped with the others
+
+
+def _theme_action(window, name: str):
+    from PySide6.QtGui import QAction
+
+    from explorer.ui.common import actions
+
+    wanted = f"app.theme_{name}"
+    return next(a for a in window.findChildren(QAction) if a.property(actions.ACTION_ID) == wanted)
+
+
+class _FrozenPaints:
+    """Counts the paint events of `window`'s widgets while its updates are off (none may reach it)."""
+
+    def __init__(self, window):
+        from PySide6.QtCore import QEvent, QObject
+        from PySide6.QtWidgets import QApplication, QWidget
+
+        outer = self
+        self.count = 0
+
+        class Filter(QObject):
+            def eventFilter(self, obj, event):
+                if (event.type() == QEvent.Paint and isinstance(obj, QWidget) and obj.window() is window
+                        and not window.updatesEnabled()):
+                    outer.count += 1
+                return False
+
+        self._filter = Filter()
+        QApplication.instance().installEventFilter(self._filter)
+
+    def stop(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.instance().removeEventFilter(self._filter)
+
+
+def test_the_view_menu_switches_the_theme_over_several_turns_behind_the_old_look(
+        qtbot, tmp_path, light_after, monkeypatch):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    app = light_after
+    window = _painted_window(qtbot, tmp_path)
+    panels = {key: window.panel(key) for key in ("expression", "network", "pretrain")}
+    window.show_workspace("expression")
+    qtbot.waitUntil(lambda: window.panels["expression"].isVisible())
+    themes.apply_theme(app, "light")  # the app's start-up apply (sheets take part in propagation from here)
+    calls: list[str] = []
+    for key, panel in panels.items():
+        original = panel.set_theme
+        panel.set_theme = lambda theme, key=key, original=original: (calls.append(key), original(theme))
+    scans: list[int] = []  # a visit of every widget of the app (2,400 of them wrapped for Python)
+    all_widgets = QApplication.allWidgets
+    monkeypatch.setattr(QApplication, "allWidgets", staticmethod(lambda: scans.append(1) or all_widgets()))
+    steps = len(themes.theme_steps(app, "dark"))
+    assert steps == 1 + len(themes.FRAMED_INPUTS)
+    ran: list[int] = []
+    real_steps = themes.theme_steps
+    monkeypatch.setattr(themes, "theme_steps", lambda a, name: [
+        (lambda step=step, i=i: (ran.append(i), step())) for i, step in enumerate(real_steps(a, name))])
+    paints = _FrozenPaints(window)
+    try:
+        for name in ("dark", "light"):
+            calls.clear()
+            ran.clear()
+            _theme_action(window, name).trigger()
+            # the click's turn: one step, the window keeps its old look (updates off), nothing else yet
+            assert ran == [0] and calls == [] and not window.updatesEnabled()
+            assert app.palette().color(QPalette.Window).name() == themes.get_theme(name)["window"]
+            qtbot.waitUntil(lambda: window.updatesEnabled(), timeout=30000)
+            assert ran == list(range(steps)) and calls[:1] == ["expression"]
+            qtbot.waitUntil(lambda: len(calls) == 3, timeout=30000)
+            assert sorted(calls) == ["expression", "network", "pretrain"]  # each once
+    finally:
+        paints.stop()
+    assert paints.count == 0  # nothing painted half recoloured
+    assert scans == []  # no switch visits every widget of the app (sheets follow the palette)
+
+
+def test_a_staged_switch_runs_one_step_per_turn_and_a_direct_one_all_at_once(qtbot):
+    from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QVBoxLayout, QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    QVBoxLayout(window).addWidget(QGraphicsView(QGraphicsScene(0, 0, 100, 500)))
+    window.resize(300, 450)  # a 450-px view: drawn ahead in 3 strips
+    window.show()
+    qtbot.waitExposed(window)
+    done: list[str] = []
+    switch = themes.DeferredRecolour(window, done.append)
+    steps = [lambda i=i: done.append(f"step {i}") for i in range(3)]
+    switch.switch(["a", "b", "c"], "b", before=steps, after=[lambda: done.append("after")], staged=True)
+    assert done == ["step 0"] and not window.updatesEnabled()
+    qtbot.waitUntil(lambda: done[-1:] == ["c"], timeout=10000)
+    assert done == ["step 0", "step 1", "step 2", "b", "after", "a", "c"] and window.updatesEnabled()
+    # 4 steps, the warming's queueing and at least 2 strips of the view in turns of their own
+    assert switch.step_turns >= 4 + 1 + 2 and switch.later == 2
+    done.clear()
+    switch.switch(["a", "b"], "a", before=steps[:1])  # a script's switch: all in this turn but the hidden
+    assert done == ["step 0", "a"] and window.updatesEnabled()
+    qtbot.waitUntil(lambda: done[-1:] == ["b"], timeout=10000)
+    done.clear()
+    switch.switch(["a", "b"], "a", before=steps, staged=True)
+    switch.flush("b")  # a panel about to be shown: the staged switch completes first, then it
+    assert done == ["step 0", "step 1", "step 2", "a", "b"] and window.updatesEnabled()
+
+
+def test_a_staged_switch_whose_step_raises_still_runs_the_rest_and_lets_the_window_repaint(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    done: list[str] = []
+    switch = themes.DeferredRecolour(window, done.append)
+
+    def broken() -> None:
+        raise ValueError("a panel's set_theme failed")
+
+    with qtbot.capture_exceptions() as raised:
+        steps = [lambda: done.append("palette"), broken, lambda: done.append("inputs")]
+        switch.switch(["a"], "a", before=steps, staged=True)
+        qtbot.waitUntil(lambda: window.updatesEnabled(), timeout=10000)
+    assert done == ["palette", "inputs", "a"] and not switch.steps
+    assert [kind.__name__ for kind, *_ in raised] == ["ValueError"]
