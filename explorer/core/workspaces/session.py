@@ -9,20 +9,31 @@ that names the bad field and leaves the current session exactly as it was.
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from explorer.core import files
-from explorer.core.workspaces.expression import ExpressionState, ExpressionWorkspace
-from explorer.core.workspaces.network import NetworkState, NetworkWorkspace
-from explorer.core.workspaces.pretrain import PretrainWorkspace, SavedPretrain
+
+if TYPE_CHECKING:  # the models are imported on use: the network and pretraining ones import torch
+    from explorer.core.workspaces.expression import ExpressionState, ExpressionWorkspace
+    from explorer.core.workspaces.network import NetworkState, NetworkWorkspace
+    from explorer.core.workspaces.pretrain import PretrainWorkspace, SavedPretrain
 
 FORMAT = "autograd-explorer-session"
 VERSION = 2
 KEYS = ("expression", "network", "pretrain")
+# each workspace's module, model class and saved-state class (what a session file holds for it)
+MODELS = {
+    "expression": ("explorer.core.workspaces.expression", "ExpressionWorkspace", "ExpressionState"),
+    "network": ("explorer.core.workspaces.network", "NetworkWorkspace", "NetworkState"),
+    "pretrain": ("explorer.core.workspaces.pretrain", "PretrainWorkspace", "SavedPretrain"),
+}
+_schema_lock = threading.Lock()
 
 
 class SessionError(ValueError):
@@ -30,7 +41,11 @@ class SessionError(ValueError):
 
 
 class SavedWorkspaces(BaseModel):
-    """The workspaces' parts of a session (each optional: a missing one keeps its defaults)."""
+    """The workspaces' parts of a session (each optional: a missing one keeps its defaults).
+
+    Its field types are the workspaces' own state models, imported when a session is first validated
+    (`complete_schema`): importing this module, and making the expression model, needs no torch.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +65,27 @@ class SessionFile(BaseModel):
     current: Literal["expression", "network", "pretrain"] = "expression"
 
 
+def complete_schema() -> None:
+    """Import the workspaces' state models and complete the session schema with them (once; the network
+    and pretraining models import torch). `parse_session` calls it; any thread may."""
+    if SessionFile.__pydantic_complete__:
+        return
+    with _schema_lock:
+        if SessionFile.__pydantic_complete__:
+            return
+        names = {}
+        for module, _model, state in MODELS.values():
+            names[state] = getattr(importlib.import_module(module), state)
+        SavedWorkspaces.model_rebuild(_types_namespace=names)
+        SessionFile.model_rebuild(_types_namespace={**names, "SavedWorkspaces": SavedWorkspaces})
+
+
+def model_class(key: str):
+    """The model class of workspace `key` (its module imported now)."""
+    module, model, _state = MODELS[key]
+    return getattr(importlib.import_module(module), model)
+
+
 class Workspaces:
     """The three workspace models of one window, created on first use (the models import torch).
 
@@ -66,8 +102,7 @@ class Workspaces:
         if key not in KEYS:
             raise KeyError(f"unknown workspace {key!r}; choose from {', '.join(KEYS)}")
         if key not in self._models:
-            model = {"expression": ExpressionWorkspace, "network": NetworkWorkspace,
-                     "pretrain": PretrainWorkspace}[key]()
+            model = model_class(key)()
             if key in self._pending:
                 model.load(self._pending.pop(key))
             self._models[key] = model
@@ -116,6 +151,7 @@ class Workspaces:
 def parse_session(text: str | bytes) -> SessionFile:
     """A validated session from JSON text (SessionError naming the bad field otherwise); a leading
     byte-order mark is fine, as in every text file the app reads."""
+    complete_schema()
     try:
         return SessionFile.model_validate_json(files.strip_bom(text))
     except ValidationError as exc:

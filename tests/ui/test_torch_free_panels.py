@@ -1,0 +1,100 @@
+"""A workspace's panel is built, and takes input, before torch is imported (issue 20 item 10): its modules
+and its workspace model import torch where they compute, so importing them and building the panel import
+no torch on the GUI thread; only the graph waits ("Loading PyTorch…") for the first result, which the
+panel's Worker computes (importing torch there). Each probe runs in a fresh process: this one has torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A spy on the import system notes every import of torch and of which thread made it; the panel's Worker
+# is held (its computation waits for a go) so that "the graph waits" is seen deterministically.
+PROBE = """
+import json, sys, threading
+gui = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and threading.current_thread() is threading.main_thread():
+            gui.append(name)
+        return None
+sys.meta_path.insert(0, Spy())
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+import importlib
+module = importlib.import_module(sys.argv[1])
+out = {"import": "torch" in sys.modules}
+go = threading.Event()
+from explorer.core.workspaces import expression as ew
+compute = ew.compute
+def held(*args, **kwargs):
+    go.wait(120)
+    return compute(*args, **kwargs)
+ew.compute = held
+panel = getattr(module, sys.argv[2])()
+panel.resize(1200, 700)
+panel.show()
+app.processEvents()
+out["gui_thread_imported_torch"] = bool(gui)
+out["waiting"] = panel.graph_wait.waiting()
+out["note"] = panel.graph_wait.note.isVisible()
+panel.editor.setFocus()
+panel.editor.moveCursor(QTextCursor.End)
+QTest.keyClick(panel.editor, Qt.Key_Return)
+QTest.keyClicks(panel.editor, "q = 2 * 3")
+out["typed"] = panel.source().endswith("q = 2 * 3")
+go.set()
+for _ in range(1200):  # the edit's debounce, then torch's import on the Worker (seconds under load)
+    QTest.qWait(100)
+    if panel.result is not None and panel.result.source == panel.source():
+        break
+out["computed_the_typed_program"] = panel.result is not None and panel.result.source == panel.source()
+out["graph_shown"] = panel.graph.isVisible()
+out["gui_thread_imported_torch_before_the_result"] = bool(gui)
+panel.shutdown()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _probe(module: str, cls: str, tmp_path: Path) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", PROBE, module, cls], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+@pytest.mark.parametrize("module", ["explorer.ui.expression.panel", "explorer.ui.expression_panel"])
+def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(module, tmp_path):
+    out = _probe(module, "ExpressionPanel", tmp_path)
+    assert out["import"] is False, "importing the expression panel imported torch"
+    assert out["gui_thread_imported_torch"] is False, "building the expression panel imported torch"
+    assert out["waiting"] and out["note"], "the graph's place does not say that PyTorch is loading"
+    assert out["typed"], "the editor did not take typing while torch loaded"
+    assert out["computed_the_typed_program"], "the program typed meanwhile was not computed"
+    assert out["graph_shown"], "the graph did not replace the note"
+
+
+def test_the_probe_sees_torch_imported_on_the_gui_thread(tmp_path):
+    """The spy above can fail: a panel module that imports torch at import is reported."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    code = ("import sys, threading\nseen = []\nclass Spy:\n"
+            "    def find_spec(self, name, path=None, t=None):\n"
+            "        if name == 'torch' and threading.current_thread() is threading.main_thread():\n"
+            "            seen.append(name)\n        return None\nsys.meta_path.insert(0, Spy())\n"
+            "import explorer.core.autograd.trace\nprint(bool(seen), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
