@@ -98,3 +98,62 @@ def test_the_probe_sees_torch_imported_on_the_gui_thread(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+
+
+WAIT = 120000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
+
+
+def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qtbot, tmp_path, monkeypatch):
+    """A returning user's Expression panel exists with their program and takes typing while the core
+    modules (torch) still load; it computes what was typed once they are in."""
+    import threading
+
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtGui import QTextCursor
+
+    from explorer.core.workspaces import expression as ew
+    from explorer.ui import main_window as mw
+
+    saved = "w = param(1.5)\nL = w * w\n"
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "expression",
+        "workspaces": {"expression": {"source": saved}}}))
+    go, loading = threading.Event(), threading.Event()
+    import_core, compute = mw.import_core, ew.compute
+
+    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
+        loading.set()
+        go.wait(WAIT / 1000)
+        return import_core(key)
+
+    def held_compute(*args, **kwargs):  # so does the panel's first computation (it imports torch)
+        go.wait(WAIT / 1000)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(mw, "import_core", held_import)
+    monkeypatch.setattr(ew, "compute", held_compute)
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT) as ready:
+            window.show()
+        assert ready.args == ["expression"]
+        panel = window.panel("expression", create=False)
+        assert panel is not None and panel.source() == saved, "the saved program was not restored"
+        assert loading.wait(WAIT / 1000) and not go.is_set()  # the core is still loading
+        assert panel.graph_wait.waiting(), "the graph's place does not say that PyTorch is loading"
+        panel.editor.setFocus()
+        panel.editor.moveCursor(QTextCursor.End)
+        qtbot.keyClicks(panel.editor, "M = L + 1")
+        qtbot.keyClick(panel.editor, Qt.Key_Return)
+        assert panel.source() == saved + "M = L + 1\n"
+        go.set()
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.source == panel.source(),
+                        timeout=WAIT)
+        assert panel.result.ok and not panel.graph_wait.waiting()
+        assert "M" in {n.name for n in panel.result.trace.nodes.values()}
+    finally:
+        go.set()
+        window.persist = False
+        window.close()

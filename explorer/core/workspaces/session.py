@@ -134,12 +134,19 @@ class Workspaces:
             parts[key] = saved.model_dump(mode="json")
         return {"format": FORMAT, "version": VERSION, "current": self.current, "workspaces": parts}
 
-    def apply(self, session: SessionFile) -> None:
-        """Apply a validated session: every workspace it names, then the current one."""
+    def restore(self, key: str, state: BaseModel) -> None:
+        """Apply one workspace's validated saved state (`parse_part`), now or when its model is made."""
+        if key in self._models:
+            self._models[key].load(state)
+        else:
+            self._pending[key] = state
+
+    def apply(self, session: SessionFile, skip: tuple[str, ...] | set[str] = ()) -> None:
+        """Apply a validated session: every workspace it names (but those in `skip`), then the current one."""
         saved = session.workspaces
         for key in KEYS:
             part = getattr(saved, key)
-            if part is None:
+            if part is None or key in skip:
                 continue
             if key in self._models:
                 self._models[key].load(part)
@@ -158,6 +165,27 @@ def parse_session(text: str | bytes) -> SessionFile:
         raise SessionError(describe_validation_error(exc)) from None
     except (ValueError, RecursionError) as exc:  # e.g. nesting deeper than the parser allows
         raise SessionError(f"not a valid session file: {str(exc).splitlines()[0][:200]}") from None
+
+
+def parse_part(text: str | bytes, key: str) -> BaseModel | None:
+    """The saved state of workspace `key` alone from a session's JSON text, validated by its model (None
+    when the session has none); SessionError when the text or that part is bad. It imports that workspace's
+    model only: the expression workspace's needs no torch, so a restored session's visible workspace can be
+    made before torch loads; `parse_session` validates the whole session afterwards."""
+    try:
+        data = json.loads(files.strip_bom(text))
+    except (ValueError, RecursionError) as exc:
+        raise SessionError(f"not a valid session file: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise SessionError("not an autograd-explorer session of this version")
+    parts = data.get("workspaces") or {}
+    if not isinstance(parts, dict) or parts.get(key) is None:
+        return None
+    module, _model, state = MODELS[key]
+    try:
+        return getattr(importlib.import_module(module), state).model_validate(parts[key])
+    except ValidationError as exc:
+        raise SessionError(f"workspaces.{key}." + describe_validation_error(exc)) from None
 
 
 def read_session(path: str | Path) -> SessionFile:
