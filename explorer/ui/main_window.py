@@ -249,6 +249,12 @@ class MainWindow(QMainWindow):
         """Whether the window was painted (panels that import torch wait for that)."""
         return self._painted
 
+    def workspace_ready(self) -> bool:
+        """Whether the visible workspace's panel is built (or shows why it could not be): work that is not
+        needed before it (the Learn dock's lessons, which import torch) waits for `sig_panel_ready`."""
+        key = self.current_key()
+        return key in self.panels or key in self.errors
+
     def toggle_learn(self) -> None:
         """Show or hide the Learn panel (F2)."""
         self.learn.setVisible(self.learn.isHidden())

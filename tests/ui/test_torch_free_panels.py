@@ -113,6 +113,7 @@ def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qt
 
     from explorer.core.workspaces import expression as ew
     from explorer.ui import main_window as mw
+    from explorer.ui.common import loading as wait_note
 
     saved = "w = param(1.5)\nL = w * w\n"
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
@@ -133,6 +134,7 @@ def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qt
 
     monkeypatch.setattr(mw, "import_core", held_import)
     monkeypatch.setattr(ew, "compute", held_compute)
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
     window = mw.MainWindow(settings=settings)
     qtbot.addWidget(window)
     try:
