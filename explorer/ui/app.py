@@ -104,6 +104,7 @@ def _run_interactive(args, argv: list[str]) -> int:
         themes.apply_theme(app, window.theme_name)
     if args.workspace:
         window.show_workspace(args.workspace)
+    window.import_wait_s = 0  # the process ends with os._exit: a core import in flight is not waited for
     probe = os.environ.get("EXPLORER_STARTUP_PROBE")
     if probe:  # used by bench/startup_bench.py: report the first paint (with "ready"/"close", more)
         _install_startup_probe(app, window, probe)

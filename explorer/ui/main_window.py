@@ -54,6 +54,7 @@ CORE_MODULES = {
 # right after its first paint and imports CORE_MODULES meanwhile; the panel's graph says "Loading
 # PyTorch…" until its first result. The others' panels wait for their CORE_MODULES (a preview or a line).
 LIGHT = frozenset({"expression"})
+IMPORT_WAIT_S = 10.0  # see MainWindow.import_wait_s
 BACKGROUND_POLL_MS = 300  # the other workspaces' core modules load once the visible panel shows a result
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
 SPLITTERS_AUTO = "splittersAuto"  # ... and whether a panel set those widths itself (property "autoWidths")
@@ -129,6 +130,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Autograd Explorer")
         self.settings = settings if settings is not None else default_settings()
         self.persist = persist
+        # How long the close waits for a core import in flight on the loader (the other workspaces' are
+        # imported in the background): Python's normal exit while a thread is inside torch's import can
+        # abort the process. The app ends with os._exit and sets 0.
+        self.import_wait_s = IMPORT_WAIT_S
         self.panels: dict[str, QWidget] = {}
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
@@ -460,6 +465,8 @@ class MainWindow(QMainWindow):
     def shutdown_panels(self) -> None:
         """Ask every panel to stop its workers."""
         self._shut_down = True
+        if self._core_loader is not None and self._core_loader.is_busy() and self.import_wait_s > 0:
+            self._core_loader.shutdown(int(1000 * self.import_wait_s))
         for key in list(self._building):  # half built in slices: whole (owned by the window), then stopped
             self.panel(key)
         for panel in self.panels.values():
