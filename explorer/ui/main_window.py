@@ -767,7 +767,7 @@ class MainWindow(QMainWindow):
         if self._core_loader is None:
             from explorer.ui.common.worker import Worker
 
-            self._core_loader = Worker(self)
+            self._core_loader = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
             self._core_loader.sig_done.connect(self._core_imported)
             self._core_loader.sig_failed.connect(lambda _msg: self._core_imported(None))
         elif self._core_loader.is_busy():

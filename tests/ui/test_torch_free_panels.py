@@ -159,3 +159,42 @@ def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qt
         go.set()
         window.persist = False
         window.close()
+
+
+def test_a_close_while_the_core_loads_saves_the_edits_and_keeps_the_rest(qtbot, tmp_path, monkeypatch):
+    """Closing before the core is in saves the restored workspace's live state and keeps the saved
+    session's other parts as they were, without validating them (that imports every model, and torch)."""
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    from explorer.core.workspaces import session as sessions
+    from explorer.ui import main_window as mw
+
+    network = {"preset": "toy-2d"}  # kept as saved, whatever it holds
+    path = str(tmp_path / "settings.ini")
+    settings = QSettings(path, QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "expression",
+        "workspaces": {"expression": {"source": "w = param(1.5)\nL = w * w\n"}, "network": network}}))
+    go = threading.Event()
+    import_core = mw.import_core
+    monkeypatch.setattr(mw, "import_core", lambda key: (go.wait(WAIT / 1000), import_core(key))[1])
+    validated = []
+    monkeypatch.setattr(sessions, "complete_schema", lambda: validated.append(True))
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT):
+            window.show()
+        panel = window.panel("expression", create=False)
+        panel.editor.setPlainText("w = param(0.5)\nL = w * 3\n")
+        panel.run_program()  # the editor's text into the model (a debounce does it after typing)
+        window.import_wait_s = 0  # the held import is not waited for
+        window.close()
+    finally:
+        go.set()
+    saved = json.loads(QSettings(path, QSettings.IniFormat).value("session"))
+    assert saved["workspaces"]["expression"]["source"] == "w = param(0.5)\nL = w * 3\n"
+    assert saved["workspaces"]["network"] == network and saved["current"] == "expression"
+    assert validated == [], "the close validated the whole saved session (imports torch)"
