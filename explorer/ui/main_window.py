@@ -49,6 +49,13 @@ CORE_MODULES = {
     "pretrain": ("explorer.core.workspaces.session", "explorer.core.gpt.budget", "explorer.core.gpt.model",
                  "explorer.core.gpt.train", "explorer.core.gpt.runs"),
 }
+# The workspaces whose panel is built, and takes input, before torch is in: their panel modules and models
+# import torch where they compute (tests/ui/test_torch_free_panels.py). The window builds such a panel
+# right after its first paint and imports CORE_MODULES meanwhile; the panel's graph says "Loading
+# PyTorch…" until its first result. The others' panels wait for their CORE_MODULES (a preview or a line).
+LIGHT = frozenset({"expression"})
+IMPORT_WAIT_S = 10.0  # see MainWindow.import_wait_s
+BACKGROUND_POLL_MS = 300  # the other workspaces' core modules load once the visible panel shows a result
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
 SPLITTERS_AUTO = "splittersAuto"  # ... and whether a panel set those widths itself (property "autoWidths")
 # The window's last look: at each close the visible workspace is grabbed to this picture beside the
@@ -123,6 +130,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Autograd Explorer")
         self.settings = settings if settings is not None else default_settings()
         self.persist = persist
+        # How long the close waits for a core import in flight on the loader (the other workspaces' are
+        # imported in the background): Python's normal exit while a thread is inside torch's import can
+        # abort the process. The app ends with os._exit and sets 0.
+        self.import_wait_s = IMPORT_WAIT_S
         self.panels: dict[str, QWidget] = {}
         self.errors: dict[str, str] = {}
         self._slots: dict[str, QWidget] = {}
@@ -135,6 +146,8 @@ class MainWindow(QMainWindow):
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
+        self._core_loading = ""  # the workspace whose CORE_MODULES the loader imports (or imported last)
+        self._restored_early: set[str] = set()  # LIGHT workspaces given their saved part before torch
         self._building: dict[str, QWidget] = {}  # panels being built in slices (the user's first visit)
         self._slicing = False  # panel() builds in slices (only _load_current_panel asks for that)
         self._shut_down = False  # shutdown_panels ran (the window closed): no panel is built on its own
@@ -201,7 +214,10 @@ class MainWindow(QMainWindow):
         if key in self.errors:
             return None
         spec = next(w for w in WORKSPACES if w[0] == key)
-        self._apply_saved_session()
+        if key in self._restored_early and self._saved_session is not None:
+            pass  # its part is applied; the rest of the saved session once the core modules are in
+        else:
+            self._apply_saved_session()
         try:
             module = importlib.import_module(spec[2])
             sliced = self._slicing and hasattr(getattr(module, spec[3]), "finish_building")
@@ -225,6 +241,7 @@ class MainWindow(QMainWindow):
         if panel is not None:
             self._install(key, title, panel)
             self.sig_panel_ready.emit(key)
+            self._load_next_core()
 
     def _slices_failed(self, key: str, exc: BaseException) -> None:
         panel = self._building.pop(key, None)
@@ -236,6 +253,12 @@ class MainWindow(QMainWindow):
     def is_painted(self) -> bool:
         """Whether the window was painted (panels that import torch wait for that)."""
         return self._painted
+
+    def workspace_ready(self) -> bool:
+        """Whether the visible workspace's panel is built (or shows why it could not be): work that is not
+        needed before it (the Learn dock's lessons, which import torch) waits for `sig_panel_ready`."""
+        key = self.current_key()
+        return key in self.panels or key in self.errors
 
     def toggle_learn(self) -> None:
         """Show or hide the Learn panel (F2)."""
@@ -258,9 +281,28 @@ class MainWindow(QMainWindow):
 
     def session(self) -> dict:
         """The session as JSON-able data: every workspace's model and the current workspace."""
+        if self._restored_early and self._saved_session is not None and not self._core_loaded:
+            return self._session_while_loading()
         self._apply_saved_session()
         self.workspaces.current = self.current_key()
         return self.workspaces.to_json()
+
+    def _session_while_loading(self) -> dict:
+        """The session before the saved one was applied whole (torch still loading): the saved session with
+        the parts of the workspaces restored early taken from their live models (validating the rest
+        would import torch on this thread; it is validated at the next start)."""
+        try:
+            data = json.loads(str(self._saved_session))
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("workspaces"), dict):
+            self.workspaces.current = self.current_key()
+            return self.workspaces.to_json()
+        for key in self._restored_early:
+            if self.workspaces.created(key):
+                data["workspaces"][key] = self.workspaces.get(key).to_json()
+        data["current"] = self.current_key()
+        return data
 
     def apply_session(self, data: dict | str | bytes) -> None:
         """Validate a whole session, then apply all of it (SessionError, and nothing changed, if bad)."""
@@ -425,6 +467,8 @@ class MainWindow(QMainWindow):
     def shutdown_panels(self) -> None:
         """Ask every panel to stop its workers."""
         self._shut_down = True
+        if self._core_loader is not None and self._core_loader.is_busy() and self.import_wait_s > 0:
+            self._core_loader.shutdown(int(1000 * self.import_wait_s))
         for key in list(self._building):  # half built in slices: whole (owned by the window), then stopped
             self.panel(key)
         for panel in self.panels.values():
@@ -603,14 +647,35 @@ class MainWindow(QMainWindow):
 
     def _apply_saved_session(self) -> None:
         """Apply the session saved by the last launch, once (after the first paint, or when a panel or the
-        session is asked for before it)."""
+        session is asked for before it). Workspaces restored early (`_restore_early`) keep their state and
+        the visible tab stays (the user may have worked there meanwhile)."""
         raw, self._saved_session = self._saved_session, None
         if raw is None:
             return
         try:
-            self.apply_session(raw)
+            if not self._restored_early:
+                self.apply_session(raw)
+                return
+            from explorer.core.workspaces.session import parse_session
+
+            self.workspaces.apply(parse_session(raw), skip=self._restored_early)
         except ValueError:
             pass  # a corrupt or older saved session is ignored: the app opens on the defaults
+
+    def _restore_early(self, key: str) -> None:
+        """Give LIGHT workspace `key` its part of the saved session before torch loads (validating the
+        whole session imports every workspace's model, torch among them; that waits for the core)."""
+        from explorer.core.workspaces.session import SessionError, parse_part
+
+        if self._saved_session is None or key in self._restored_early or self.workspaces.created(key):
+            return
+        self._restored_early.add(key)
+        try:
+            state = parse_part(self._saved_session, key)
+        except SessionError:
+            return  # that part is bad: the workspace opens on its defaults
+        if state is not None:
+            self.workspaces.restore(key, state)
 
     def _emptied_slot(self, key: str):
         """The layout of workspace `key`'s tab, emptied of what it showed (a placeholder, a picture)."""
@@ -684,37 +749,59 @@ class MainWindow(QMainWindow):
             return
         if self._shut_down:  # the window closed while the core loaded: a panel built now would be left
             return           # half made in slices when the window goes (a crash at the process's exit)
-        if key in self._core_loaded:
+        light = key in LIGHT and key not in self._core_loaded
+        if light:  # built now, before torch; its core modules load meanwhile (below)
+            self._restore_early(key)
+        if key in self._core_loaded or light:
             self._slicing = True  # the user's visit: a panel that can builds in slices
             try:
                 self.ensure_current_panel()
             finally:
                 self._slicing = False
+            if not light:
+                return
+        self._load_core(key)
+
+    def _load_core(self, key: str) -> None:
+        """Import workspace `key`'s CORE_MODULES on the loader Worker (`_core_imported` follows)."""
+        if key in self._core_loaded:
             return
         if self._core_loader is None:
             from explorer.ui.common.worker import Worker
 
-            self._core_loader = Worker(self)
+            self._core_loader = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
             self._core_loader.sig_done.connect(self._core_imported)
             self._core_loader.sig_failed.connect(lambda _msg: self._core_imported(None))
         elif self._core_loader.is_busy():
             return  # the job running now calls back; it then builds whatever tab is visible
 
-        def load(_job, key=key):
-            for name in CORE_MODULES.get(key, ()):
-                importlib.import_module(name)
-            return key
-
-        self._core_loader.submit(load)
+        self._core_loading = key
+        self._core_loader.submit(lambda _job, key=key: import_core(key))
 
     def _core_imported(self, key: str | None) -> None:
         """The core modules are in (or failed: the panel's own import then reports the error in its tab)."""
-        if key is not None:
-            self._core_loaded.add(key)
-        else:  # build at once: a failing import shows its error in the tab
-            self._core_loaded.add(self.current_key())
+        # failed: build at once, a failing import shows its error in the tab
+        self._core_loaded.add(key if key is not None else self._core_loading)
+        if self._shut_down:
+            return
         self._apply_saved_session()
         self._load_current_panel()
+        self._load_next_core()
+
+    def _load_next_core(self) -> None:
+        """Once the visible workspace is ready, import another workspace's core modules in the background,
+        one workspace at a time, so that its first visit does not wait for them on the GUI thread."""
+        panel = self.panels.get(self.current_key())
+        loader = self._core_loader
+        if self._shut_down or panel is None or (loader is not None and loader.is_busy()):
+            return
+        wait = getattr(panel, "graph_wait", None)
+        if wait is not None and wait.waiting():  # its first result is not in: it has the machine first
+            QTimer.singleShot(BACKGROUND_POLL_MS, self, self._load_next_core)
+            return
+        later = [k for k, *_ in WORKSPACES if k not in self._core_loaded]
+        if later:
+            self._load_core(later[0])
 
     def _error(self, message: str) -> None:
         from PySide6.QtWidgets import QMessageBox
@@ -842,6 +929,16 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QMessageBox
 
         QMessageBox.about(self, "About Autograd Explorer", ABOUT_HTML)
+
+
+def import_core(key: str) -> str:
+    """Import workspace `key`'s CORE_MODULES (on the loader Worker) and complete the session schema."""
+    for name in CORE_MODULES.get(key, ()):
+        importlib.import_module(name)
+    from explorer.core.workspaces.session import complete_schema
+
+    complete_schema()
+    return key
 
 
 def _toggle_memory_overlay() -> None:

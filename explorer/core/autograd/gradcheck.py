@@ -12,13 +12,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from explorer.core.lang.ops import OpSpec, find_op
-from explorer.core.lang.program import ExprError, Program
+from explorer.core.lang.syntax import ExprError
 from explorer.core.numbers import fmt_fixed, fmt_formula, fmt_number
+
+if TYPE_CHECKING:  # torch is imported where it computes: the module loads without it
+    import torch
+
+    from explorer.core.lang.program import Program
 
 # Finite differences cost two runs per element; beyond this many elements per param, or when they would
 # take longer than this (estimated from one run), they are skipped.
@@ -66,6 +71,10 @@ def finite_difference_grads(
     the program's initial values). A param with more than `max_elements` elements, or whose runs would
     take the whole check past `max_seconds` (its runs estimated from one run), gets None.
     """
+    import torch
+
+    from explorer.core.lang.program import Program
+
     if isinstance(program_or_fn, Program):
         program = program_or_fn
 
@@ -106,6 +115,8 @@ def finite_difference_grads(
 
 
 def _scalar(value) -> float:
+    import torch
+
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ExprError(f"backward needs a scalar output: try `.sum()` (got shape {tuple(value.shape)})")
@@ -146,6 +157,8 @@ def compare_grads(
     A program that calls backward() itself is reported with each leaf's `.grad` after the run (it
     accumulates across calls, as in torch); one that does not gets the implicit backward of its scalar
     output. Finite differences are computed where they can reproduce `.grad` (one pass, no updates)."""
+    import torch
+
     run = program.run(overrides=overrides)
     names = list(run.params)
     if not names:  # nothing to differentiate: any output shape is fine
@@ -202,6 +215,8 @@ def _worst(a: float, b: float) -> float:
 def _add_manual(program: Program, overrides, report: GradReport) -> None:
     """Each param's gradient from the op table's own local derivatives: Σ over the ops that read it of
     (torch's upstream at that op × the table's local derivative). Left None where a use has no formula."""
+    import torch
+
     from explorer.core.autograd.trace import TraceError, trace_program
 
     try:
@@ -348,6 +363,8 @@ def operand_slots(node) -> list[tuple[str, object]]:
 
 def operand_values(tr, node) -> list:
     """Snapshots of the inputs and 0-d float64 tensors of the constants, in operand order."""
+    import torch
+
     out = []
     for kind, v in operand_slots(node):
         constant = torch.tensor(float(v), dtype=torch.float64) if kind == "const" else None
@@ -424,6 +441,8 @@ def _mean_divisor(tr, node) -> int:
 
 def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
     """(local derivative, upstream × manual local) where they can be computed; else (ratio, None)."""
+    import torch
+
     local = None
     manual_result = None
     operands = operand_values(tr, node)
@@ -474,6 +493,8 @@ def _local_numbers(tr, node, spec: OpSpec | None, k: int, upstream, result):
 
 def _as_snapshot(value):
     """A constant operand (a 0-d tensor) as a Snapshot; a Snapshot as itself."""
+    import torch
+
     return _snapshot(value) if isinstance(value, torch.Tensor) else value
 
 
@@ -491,6 +512,8 @@ def op_settings(node) -> tuple[int, ...]:
 
 def snapshot_tensor(snap) -> torch.Tensor:
     """A snapshot's data as a tensor of its shape (float64 for floats, as the snapshot stores it)."""
+    import torch
+
     return torch.from_numpy(np.array(snap.data)).reshape(snap.shape)
 
 

@@ -10,26 +10,61 @@ Nothing outside this table can be called from a program.
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
 
 # Largest number of elements one tensor of a program may hold; checked before allocating.
 MAX_ELEMENTS = 10**6
 
 REQUIRED = object()  # marks an argument without a default
 
-DTYPES: dict[str, torch.dtype] = {
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "int64": torch.int64,
-}
+DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int64")
+
+
+class _LateModule:
+    """Stands in for torch (or torch.nn.functional) in this module until an op first computes: the table
+    is built, and read by the editor, before torch is imported. The first attribute read imports the
+    module and puts it in this module's globals in place of the stand-in."""
+
+    def __init__(self, module: str, alias: str) -> None:
+        self._module, self._alias = module, alias
+
+    def __getattr__(self, name: str):
+        module = importlib.import_module(self._module)
+        globals()[self._alias] = module
+        return getattr(module, name)
+
+
+if not TYPE_CHECKING:
+    torch = _LateModule("torch", "torch")
+    F = _LateModule("torch.nn.functional", "F")
+
+
+def _late(alias: str, name: str) -> Callable:
+    """The function `name` of torch (alias "torch") or of torch.nn.functional ("F"), found when called."""
+
+    def call(*args, **kwargs):
+        return getattr(globals()[alias], name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def __getattr__(name: str):
+    """`DTYPES` (name -> torch.dtype) is made when first read, so that importing the table needs no torch."""
+    if name == "DTYPES":
+        dtypes = {n: getattr(torch, n) for n in DTYPE_NAMES}
+        globals()["DTYPES"] = dtypes
+        return dtypes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -387,7 +422,7 @@ _SPECS: list[OpSpec] = [
     # elementwise functions
     _unary(
         "sigmoid",
-        torch.sigmoid,
+        _late("torch", "sigmoid"),
         "σ",
         "σ(z)(1 − σ(z))",
         "Sigmoid σ(z) = 1 / (1 + e^−z): squashes any number into (0, 1).",
@@ -398,7 +433,7 @@ _SPECS: list[OpSpec] = [
     ),
     _unary(
         "tanh",
-        torch.tanh,
+        _late("torch", "tanh"),
         "tanh",
         "1 − tanh²(z)",
         "Hyperbolic tangent: squashes into (−1, 1), steepest at 0.",
@@ -409,7 +444,7 @@ _SPECS: list[OpSpec] = [
     ),
     _unary(
         "relu",
-        torch.relu,
+        _late("torch", "relu"),
         "ReLU",
         "1 if z > 0 else 0",
         "ReLU max(0, z): passes positives, zeroes negatives; its gradient is 0 or 1.",
@@ -419,23 +454,26 @@ _SPECS: list[OpSpec] = [
         torch_code="torch.relu({x})",
     ),
     _unary(
-        "gelu", F.gelu, "GELU", "Φ(z) + z·φ(z)", "GELU z·Φ(z): a smooth ReLU used in transformers.", _d_gelu,
+        "gelu", _late("F", "gelu"), "GELU", "Φ(z) + z·φ(z)",
+        "GELU z·Φ(z): a smooth ReLU used in transformers.", _d_gelu,
         chain=("(Φ({0}) + {0}·φ({0}))",),
         saved_reason="GELU keeps its input z: the backward needs Φ(z) + z·φ(z)",
         torch_code="F.gelu({x})",
     ),
     _unary(
-        "exp", torch.exp, "exp", "exp(z)", "e to the power z; its own derivative.", lambda z: [torch.exp(z)],
+        "exp", _late("torch", "exp"), "exp", "exp(z)", "e to the power z; its own derivative.",
+        lambda z: [torch.exp(z)],
         chain=("exp({0})",),
         saved_reason="exp keeps its output: the derivative of eᶻ is eᶻ itself",
         torch_code="torch.exp({x})",
     ),
-    _unary("log", torch.log, "log", "1 / z", "Natural logarithm (defined for z > 0).", lambda z: [1 / z],
+    _unary("log", _late("torch", "log"), "log", "1 / z", "Natural logarithm (defined for z > 0).",
+           lambda z: [1 / z],
            chain=("1/{0}",),
            saved_reason="log keeps its input z: the backward divides by z", torch_code="torch.log({x})"),
     _unary(
         "sqrt",
-        torch.sqrt,
+        _late("torch", "sqrt"),
         "√",
         "1 / (2√z)",
         "Square root (defined for z ≥ 0).",
@@ -446,7 +484,7 @@ _SPECS: list[OpSpec] = [
     ),
     _unary(
         "abs",
-        torch.abs,
+        _late("torch", "abs"),
         "|·|",
         "sign(z)",
         "Absolute value; its derivative is the sign.",
@@ -455,10 +493,10 @@ _SPECS: list[OpSpec] = [
         saved_reason="abs keeps its input: the backward needs its sign",
         torch_code="torch.abs({x})",
     ),
-    _unary("sin", torch.sin, "sin", "cos(z)", "Sine.", lambda z: [torch.cos(z)],
+    _unary("sin", _late("torch", "sin"), "sin", "cos(z)", "Sine.", lambda z: [torch.cos(z)],
            chain=("cos({0})",),
            saved_reason="sin keeps its input z: the backward needs cos(z)", torch_code="torch.sin({x})"),
-    _unary("cos", torch.cos, "cos", "−sin(z)", "Cosine.", lambda z: [-torch.sin(z)],
+    _unary("cos", _late("torch", "cos"), "cos", "−sin(z)", "Cosine.", lambda z: [-torch.sin(z)],
            chain=("(−sin({0}))",),
            saved_reason="cos keeps its input z: the backward needs −sin(z)", torch_code="torch.cos({x})"),
     # along a dimension
@@ -537,7 +575,7 @@ _SPECS: list[OpSpec] = [
     # linear algebra and shapes
     OpSpec(
         "matmul",
-        torch.matmul,
+        _late("torch", "matmul"),
         "@",
         _AB,
         "∂/∂A = upstream @ Bᵀ, ∂/∂B = Aᵀ @ upstream",
@@ -601,7 +639,7 @@ _SPECS: list[OpSpec] = [
     ),
     OpSpec(
         "flatten",
-        torch.flatten,
+        _late("torch", "flatten"),
         "flatten",
         _X,
         "the upstream reshaped back",
@@ -612,7 +650,7 @@ _SPECS: list[OpSpec] = [
     ),
     OpSpec(
         "unsqueeze",
-        torch.unsqueeze,
+        _late("torch", "unsqueeze"),
         "unsqueeze",
         _args("x:tensor", "dim:int"),
         "the upstream squeezed back",
@@ -647,7 +685,7 @@ _SPECS: list[OpSpec] = [
     ),
     OpSpec(
         "linear",
-        F.linear,
+        _late("F", "linear"),
         "linear",
         _args("x:tensor", "W:tensor", "b:tensor=None"),
         "∂/∂x = upstream @ W, ∂/∂W = upstreamᵀ @ x, ∂/∂b = Σ upstream",

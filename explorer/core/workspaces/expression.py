@@ -19,7 +19,6 @@ import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import ConfigDict, Field, field_validator
 
-from explorer.core.autograd.explain import manual_sum
 from explorer.core.autograd.timeline import Timeline
 from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.syntax import MAX_SOURCE_CHARS
@@ -175,6 +174,7 @@ def leaf_comparison(result: ComputeResult) -> dict[str, dict]:
     The manual value is the op table's local derivative times the upstream gradient, summed over
     the param's uses, when the op table has a formula for every use.
     """
+    from explorer.core.autograd.explain import manual_sum
     from explorer.core.autograd.gradcheck import compare_grads
 
     report = compare_grads(result.program, overrides=_tensor_overrides(result) or None)

@@ -9,20 +9,31 @@ that names the bad field and leaves the current session exactly as it was.
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from explorer.core import files
-from explorer.core.workspaces.expression import ExpressionState, ExpressionWorkspace
-from explorer.core.workspaces.network import NetworkState, NetworkWorkspace
-from explorer.core.workspaces.pretrain import PretrainWorkspace, SavedPretrain
+
+if TYPE_CHECKING:  # the models are imported on use: the network and pretraining ones import torch
+    from explorer.core.workspaces.expression import ExpressionState, ExpressionWorkspace
+    from explorer.core.workspaces.network import NetworkState, NetworkWorkspace
+    from explorer.core.workspaces.pretrain import PretrainWorkspace, SavedPretrain
 
 FORMAT = "autograd-explorer-session"
 VERSION = 2
 KEYS = ("expression", "network", "pretrain")
+# each workspace's module, model class and saved-state class (what a session file holds for it)
+MODELS = {
+    "expression": ("explorer.core.workspaces.expression", "ExpressionWorkspace", "ExpressionState"),
+    "network": ("explorer.core.workspaces.network", "NetworkWorkspace", "NetworkState"),
+    "pretrain": ("explorer.core.workspaces.pretrain", "PretrainWorkspace", "SavedPretrain"),
+}
+_schema_lock = threading.Lock()
 
 
 class SessionError(ValueError):
@@ -30,7 +41,11 @@ class SessionError(ValueError):
 
 
 class SavedWorkspaces(BaseModel):
-    """The workspaces' parts of a session (each optional: a missing one keeps its defaults)."""
+    """The workspaces' parts of a session (each optional: a missing one keeps its defaults).
+
+    Its field types are the workspaces' own state models, imported when a session is first validated
+    (`complete_schema`): importing this module, and making the expression model, needs no torch.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +65,27 @@ class SessionFile(BaseModel):
     current: Literal["expression", "network", "pretrain"] = "expression"
 
 
+def complete_schema() -> None:
+    """Import the workspaces' state models and complete the session schema with them (once; the network
+    and pretraining models import torch). `parse_session` calls it; any thread may."""
+    if SessionFile.__pydantic_complete__:
+        return
+    with _schema_lock:
+        if SessionFile.__pydantic_complete__:
+            return
+        names = {}
+        for module, _model, state in MODELS.values():
+            names[state] = getattr(importlib.import_module(module), state)
+        SavedWorkspaces.model_rebuild(_types_namespace=names)
+        SessionFile.model_rebuild(_types_namespace={**names, "SavedWorkspaces": SavedWorkspaces})
+
+
+def model_class(key: str):
+    """The model class of workspace `key` (its module imported now)."""
+    module, model, _state = MODELS[key]
+    return getattr(importlib.import_module(module), model)
+
+
 class Workspaces:
     """The three workspace models of one window, created on first use (the models import torch).
 
@@ -66,8 +102,7 @@ class Workspaces:
         if key not in KEYS:
             raise KeyError(f"unknown workspace {key!r}; choose from {', '.join(KEYS)}")
         if key not in self._models:
-            model = {"expression": ExpressionWorkspace, "network": NetworkWorkspace,
-                     "pretrain": PretrainWorkspace}[key]()
+            model = model_class(key)()
             if key in self._pending:
                 model.load(self._pending.pop(key))
             self._models[key] = model
@@ -99,12 +134,19 @@ class Workspaces:
             parts[key] = saved.model_dump(mode="json")
         return {"format": FORMAT, "version": VERSION, "current": self.current, "workspaces": parts}
 
-    def apply(self, session: SessionFile) -> None:
-        """Apply a validated session: every workspace it names, then the current one."""
+    def restore(self, key: str, state: BaseModel) -> None:
+        """Apply one workspace's validated saved state (`parse_part`), now or when its model is made."""
+        if key in self._models:
+            self._models[key].load(state)
+        else:
+            self._pending[key] = state
+
+    def apply(self, session: SessionFile, skip: tuple[str, ...] | set[str] = ()) -> None:
+        """Apply a validated session: every workspace it names (but those in `skip`), then the current one."""
         saved = session.workspaces
         for key in KEYS:
             part = getattr(saved, key)
-            if part is None:
+            if part is None or key in skip:
                 continue
             if key in self._models:
                 self._models[key].load(part)
@@ -116,12 +158,34 @@ class Workspaces:
 def parse_session(text: str | bytes) -> SessionFile:
     """A validated session from JSON text (SessionError naming the bad field otherwise); a leading
     byte-order mark is fine, as in every text file the app reads."""
+    complete_schema()
     try:
         return SessionFile.model_validate_json(files.strip_bom(text))
     except ValidationError as exc:
         raise SessionError(describe_validation_error(exc)) from None
     except (ValueError, RecursionError) as exc:  # e.g. nesting deeper than the parser allows
         raise SessionError(f"not a valid session file: {str(exc).splitlines()[0][:200]}") from None
+
+
+def parse_part(text: str | bytes, key: str) -> BaseModel | None:
+    """The saved state of workspace `key` alone from a session's JSON text, validated by its model (None
+    when the session has none); SessionError when the text or that part is bad. It imports that workspace's
+    model only: the expression workspace's needs no torch, so a restored session's visible workspace can be
+    made before torch loads; `parse_session` validates the whole session afterwards."""
+    try:
+        data = json.loads(files.strip_bom(text))
+    except (ValueError, RecursionError) as exc:
+        raise SessionError(f"not a valid session file: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise SessionError("not an autograd-explorer session of this version")
+    parts = data.get("workspaces") or {}
+    if not isinstance(parts, dict) or parts.get(key) is None:
+        return None
+    module, _model, state = MODELS[key]
+    try:
+        return getattr(importlib.import_module(module), state).model_validate(parts[key])
+    except ValidationError as exc:
+        raise SessionError(f"workspaces.{key}." + describe_validation_error(exc)) from None
 
 
 def read_session(path: str | Path) -> SessionFile:

@@ -84,9 +84,13 @@ class Worker(QObject):
     sig_busy_changed = Signal(bool)
     """A job started (True) or the last one ended with nothing waiting (False)."""
 
-    def __init__(self, parent: QObject | None = None, progress_hz: float = DEFAULT_PROGRESS_HZ) -> None:
+    def __init__(self, parent: QObject | None = None, progress_hz: float = DEFAULT_PROGRESS_HZ,
+                 wait_at_quit: bool = True) -> None:
+        """`wait_at_quit=False`: quitting does not wait for this worker's thread (`shutdown_all`), for jobs
+        that cannot see a cancel and whose end nothing needs (a module import in the background)."""
         super().__init__(parent)
         self._hz = progress_hz
+        self._wait_at_quit = wait_at_quit
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # (job, "progress" | "result", ...)
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -163,7 +167,8 @@ class Worker(QObject):
 
         thread = threading.Thread(target=body, name="explorer-worker", daemon=True)
         self._job, self._thread = job, thread
-        _ALIVE.add(thread)
+        if self._wait_at_quit:
+            _ALIVE.add(thread)
         self._set_busy(True)
         self._timer.start()
         thread.start()

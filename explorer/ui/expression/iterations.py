@@ -32,7 +32,9 @@ class IterationBar(QWidget):
         self.label.setObjectName("iterationLabel")
         self.label.setMinimumWidth(150)
         self.slider.valueChanged.connect(self._on_slider)
-        self.plot = self._make_plot()
+        # the plot (pyqtgraph: ~0.4 s of CPU to import) is made when a program first loops, after torch
+        self._plot = None
+        self._plot_made = False
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label)
@@ -40,8 +42,7 @@ class IterationBar(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 2)
         lay.addLayout(row)
-        if self.plot is not None:
-            lay.addWidget(self.plot)
+        self._layout = lay
         self._losses: list[float | None] = []
         self.setVisible(False)
 
@@ -54,7 +55,7 @@ class IterationBar(QWidget):
         self.slider.setRange(0, max(0, n - 1))
         self.slider.setValue(max(0, min(index, n - 1)))
         self.slider.blockSignals(False)
-        if self.plot is not None:
+        if (n > 1 or self._plot is not None) and self.plot is not None:
             xs = [i + 1 for i, v in enumerate(self._losses) if v is not None]
             ys = [v for v in self._losses if v is not None]
             self._curve.setData(xs, ys)
@@ -64,9 +65,21 @@ class IterationBar(QWidget):
         """The selected iteration (0-based)."""
         return self.slider.value()
 
+    @property
+    def plot(self):
+        """The loss-over-iterations plot (a pyqtgraph PlotWidget, made now if it was not; None without
+        pyqtgraph)."""
+        if not self._plot_made:
+            self._plot_made = True
+            self._plot = self._make_plot()
+            if self._plot is not None:
+                self._layout.addWidget(self._plot)
+                self._plot.show()  # added to a bar that may be on screen already
+        return self._plot
+
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the plot."""
-        if self.plot is None:
+        if self._plot is None:  # not made yet (it takes the current theme then), or no pyqtgraph
             return
         import pyqtgraph as pg
 
@@ -84,7 +97,7 @@ class IterationBar(QWidget):
         if 0 <= k < n and self._losses[k] is not None:
             text += f"\nloss {fmt_number(self._losses[k])}"
         self.label.setText(text)
-        if self.plot is not None:
+        if self._plot is not None:
             self._marker.setValue(k + 1)
 
     def _make_plot(self):

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QPushButton,
+    QWidget,
 )
 
 from explorer.ui.common import actions
@@ -54,8 +55,15 @@ class LearningBox(QGroupBox):
         self.loss_label.setToolTip("The output of the program (the loss) now, and how many descent steps "
                                    "led here. Moving a slider starts the count again.")
         self.losses: list[float] = []
-        self.plot = self._make_plot()
+        # The loss plot (pyqtgraph: ~0.4 s of CPU to import) is made with the first loss, after torch; the
+        # panel is built and takes input before that. A box of its size holds its place (nothing moves).
+        self._plot = None
+        self._plot_made = False
+        self._plot_slot = QWidget()
+        self._plot_slot.setMinimumHeight(110)
+        self._plot_slot.setMaximumHeight(150)
         grid = QGridLayout(self)
+        self._grid = grid
         lr_label = QLabel("lr")
         lr_label.setToolTip(self.lr.toolTip())
         # the step button under the learning rate, not beside it: side by side they set the program
@@ -65,8 +73,7 @@ class LearningBox(QGroupBox):
         grid.setColumnStretch(2, 1)
         grid.addWidget(self.step_button, 1, 0, 1, 3)
         grid.addWidget(self.loss_label, 2, 0, 1, 3)
-        if self.plot is not None:
-            grid.addWidget(self.plot, 3, 0, 1, 3)
+        grid.addWidget(self._plot_slot, 3, 0, 1, 3)
         grid.addWidget(self.again_button, 4, 0, 1, 3)
         grid.addWidget(self.accum_label, 5, 0, 1, 3)
 
@@ -94,9 +101,23 @@ class LearningBox(QGroupBox):
         head = f"after {calls} backward() calls without zero_grad(): gradients add up"
         self.accum_label.setText(head + "\n" + "\n".join(lines))
 
+    @property
+    def plot(self):
+        """The loss plot (a pyqtgraph PlotWidget, made now if it was not; None without pyqtgraph)."""
+        if not self._plot_made:
+            self._plot_made = True
+            self._plot = self._make_plot()
+            if self._plot is not None:
+                self._grid.replaceWidget(self._plot_slot, self._plot)
+                self._plot_slot.deleteLater()
+                self._plot.show()  # in a box that may be on screen already
+            else:
+                self._plot_slot.hide()
+        return self._plot
+
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour the loss plot."""
-        if self.plot is None:
+        if self._plot is None:  # not made yet (it takes the current theme then), or no pyqtgraph
             return
         import pyqtgraph as pg
 
@@ -144,7 +165,7 @@ class LearningBox(QGroupBox):
             self.loss_label.setText(text)
         else:
             self.loss_label.setText("")
-        if self.plot is not None:
+        if (self.losses or self._plot is not None) and self.plot is not None:
             self._curve.setData(list(range(len(self.losses))), self.losses)
             self.plot.setXRange(0, max(5, len(self.losses) - 1), padding=0.05)
             if self.losses:

@@ -20,12 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.autograd import explain as ec
+from explorer.core.autograd import explain as ec  # torch-free at import (torch where it computes)
 from explorer.core.workspaces import expression as ew
 from explorer.core.workspaces.expression import ComputeResult, ExpressionWorkspace
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.loading import TorchWait
 from explorer.ui.common.worker import Worker
 from explorer.ui.expression.editor import ProgramEditor
 from explorer.ui.expression.iterations import IterationBar
@@ -330,7 +331,11 @@ class ExpressionPanel(QWidget):
         cv.setContentsMargins(0, 6, 0, 6)
         self.iterations = IterationBar()
         self.iterations.sig_iteration.connect(self.workspace.set_iteration)
-        cv.addWidget(self.graph, 1)
+        # before torch is in (the first start), a note in the graph's place; the editor takes input meanwhile
+        self.graph_wait = TorchWait(
+            self.graph, "The graph, the player and the inspector appear once it is in.",
+            "You can write the program meanwhile: it runs as soon as PyTorch is ready.", "graphLoadingNote")
+        cv.addWidget(self.graph_wait, 1)
         cv.addWidget(self.iterations)
         cv.addWidget(self.player)
         cv.addWidget(self.status)
@@ -421,6 +426,7 @@ class ExpressionPanel(QWidget):
         self._highlight_focus_line()
 
     def _apply(self, result: ComputeResult) -> None:
+        self.graph_wait.done()
         if not result.ok:
             self.error_label.setText(f"⚠ {result.error}\nThe graph shows the last valid program.")
             self.error_label.setVisible(True)

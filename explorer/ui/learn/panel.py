@@ -539,6 +539,10 @@ class LearnPanel(QDockWidget):
         they arrive reads them itself, and the Worker's result is dropped)."""
         if self._built or self._reader is not None:
             return
+        if not self.main_window.workspace_ready():  # the visible workspace's panel is built first
+            self.main_window.sig_panel_ready.connect(lambda _key: self._read_in_background(),
+                                                     Qt.SingleShotConnection)
+            return
         from explorer.ui.common.worker import Worker
 
         self._reader = Worker(self)

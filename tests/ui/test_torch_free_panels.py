@@ -1,0 +1,200 @@
+"""A workspace's panel is built, and takes input, before torch is imported (issue 20 item 10): its modules
+and its workspace model import torch where they compute, so importing them and building the panel import
+no torch on the GUI thread; only the graph waits ("Loading PyTorch…") for the first result, which the
+panel's Worker computes (importing torch there). Each probe runs in a fresh process: this one has torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A spy on the import system notes every import of torch and of which thread made it; the panel's Worker
+# is held (its computation waits for a go) so that "the graph waits" is seen deterministically.
+PROBE = """
+import json, sys, threading
+gui = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and threading.current_thread() is threading.main_thread():
+            gui.append(name)
+        return None
+sys.meta_path.insert(0, Spy())
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+import importlib
+module = importlib.import_module(sys.argv[1])
+out = {"import": "torch" in sys.modules}
+go = threading.Event()
+from explorer.core.workspaces import expression as ew
+compute = ew.compute
+def held(*args, **kwargs):
+    go.wait(120)
+    return compute(*args, **kwargs)
+ew.compute = held
+panel = getattr(module, sys.argv[2])()
+panel.resize(1200, 700)
+panel.show()
+app.processEvents()
+out["gui_thread_imported_torch"] = bool(gui)
+out["waiting"] = panel.graph_wait.waiting()
+out["note"] = panel.graph_wait.note.isVisible()
+panel.editor.setFocus()
+panel.editor.moveCursor(QTextCursor.End)
+QTest.keyClick(panel.editor, Qt.Key_Return)
+QTest.keyClicks(panel.editor, "q = 2 * 3")
+out["typed"] = panel.source().endswith("q = 2 * 3")
+go.set()
+for _ in range(1200):  # the edit's debounce, then torch's import on the Worker (seconds under load)
+    QTest.qWait(100)
+    if panel.result is not None and panel.result.source == panel.source():
+        break
+out["computed_the_typed_program"] = panel.result is not None and panel.result.source == panel.source()
+out["graph_shown"] = panel.graph.isVisible()
+out["gui_thread_imported_torch_before_the_result"] = bool(gui)
+panel.shutdown()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _probe(module: str, cls: str, tmp_path: Path) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", PROBE, module, cls], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+@pytest.mark.parametrize("module", ["explorer.ui.expression.panel", "explorer.ui.expression_panel"])
+def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(module, tmp_path):
+    out = _probe(module, "ExpressionPanel", tmp_path)
+    assert out["import"] is False, "importing the expression panel imported torch"
+    assert out["gui_thread_imported_torch"] is False, "building the expression panel imported torch"
+    assert out["waiting"] and out["note"], "the graph's place does not say that PyTorch is loading"
+    assert out["typed"], "the editor did not take typing while torch loaded"
+    assert out["computed_the_typed_program"], "the program typed meanwhile was not computed"
+    assert out["graph_shown"], "the graph did not replace the note"
+
+
+def test_the_probe_sees_torch_imported_on_the_gui_thread(tmp_path):
+    """The spy above can fail: a panel module that imports torch at import is reported."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    code = ("import sys, threading\nseen = []\nclass Spy:\n"
+            "    def find_spec(self, name, path=None, t=None):\n"
+            "        if name == 'torch' and threading.current_thread() is threading.main_thread():\n"
+            "            seen.append(name)\n        return None\nsys.meta_path.insert(0, Spy())\n"
+            "import explorer.core.autograd.trace\nprint(bool(seen), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+
+
+WAIT = 120000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
+
+
+def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qtbot, tmp_path, monkeypatch):
+    """A returning user's Expression panel exists with their program and takes typing while the core
+    modules (torch) still load; it computes what was typed once they are in."""
+    import threading
+
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtGui import QTextCursor
+
+    from explorer.core.workspaces import expression as ew
+    from explorer.ui import main_window as mw
+    from explorer.ui.common import loading as wait_note
+
+    saved = "w = param(1.5)\nL = w * w\n"
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "expression",
+        "workspaces": {"expression": {"source": saved}}}))
+    go, loading = threading.Event(), threading.Event()
+    import_core, compute = mw.import_core, ew.compute
+
+    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
+        loading.set()
+        go.wait(WAIT / 1000)
+        return import_core(key)
+
+    def held_compute(*args, **kwargs):  # so does the panel's first computation (it imports torch)
+        go.wait(WAIT / 1000)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(mw, "import_core", held_import)
+    monkeypatch.setattr(ew, "compute", held_compute)
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT) as ready:
+            window.show()
+        assert ready.args == ["expression"]
+        panel = window.panel("expression", create=False)
+        assert panel is not None and panel.source() == saved, "the saved program was not restored"
+        assert loading.wait(WAIT / 1000) and not go.is_set()  # the core is still loading
+        assert panel.graph_wait.waiting(), "the graph's place does not say that PyTorch is loading"
+        panel.editor.setFocus()
+        panel.editor.moveCursor(QTextCursor.End)
+        qtbot.keyClicks(panel.editor, "M = L + 1")
+        qtbot.keyClick(panel.editor, Qt.Key_Return)
+        assert panel.source() == saved + "M = L + 1\n"
+        go.set()
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.source == panel.source(),
+                        timeout=WAIT)
+        assert panel.result.ok and not panel.graph_wait.waiting()
+        assert "M" in {n.name for n in panel.result.trace.nodes.values()}
+    finally:
+        go.set()
+        window.persist = False
+        window.close()
+
+
+def test_a_close_while_the_core_loads_saves_the_edits_and_keeps_the_rest(qtbot, tmp_path, monkeypatch):
+    """Closing before the core is in saves the restored workspace's live state and keeps the saved
+    session's other parts as they were, without validating them (that imports every model, and torch)."""
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    from explorer.core.workspaces import session as sessions
+    from explorer.ui import main_window as mw
+
+    network = {"preset": "toy-2d"}  # kept as saved, whatever it holds
+    path = str(tmp_path / "settings.ini")
+    settings = QSettings(path, QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "expression",
+        "workspaces": {"expression": {"source": "w = param(1.5)\nL = w * w\n"}, "network": network}}))
+    go = threading.Event()
+    import_core = mw.import_core
+    monkeypatch.setattr(mw, "import_core", lambda key: (go.wait(WAIT / 1000), import_core(key))[1])
+    validated = []
+    monkeypatch.setattr(sessions, "complete_schema", lambda: validated.append(True))
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT):
+            window.show()
+        panel = window.panel("expression", create=False)
+        panel.editor.setPlainText("w = param(0.5)\nL = w * 3\n")
+        panel.run_program()  # the editor's text into the model (a debounce does it after typing)
+        window.import_wait_s = 0  # the held import is not waited for
+        window.close()
+    finally:
+        go.set()
+    saved = json.loads(QSettings(path, QSettings.IniFormat).value("session"))
+    assert saved["workspaces"]["expression"]["source"] == "w = param(0.5)\nL = w * 3\n"
+    assert saved["workspaces"]["network"] == network and saved["current"] == "expression"
+    assert validated == [], "the close validated the whole saved session (imports torch)"
