@@ -112,13 +112,14 @@ def test_an_expand_leaves_few_objects_per_card_for_the_collector_to_scan():
     """Every container a rebuild leaves behind is scanned by the collector's next pass (at 10,000 cards
     ~0.5-1 µs each: tens of ms in every expand), so the display model keeps per-card data in few objects
     (today ~7 a card: position tuples before and after wrapping, port offsets, edge tuples; a dict or
-    list per card more would show here). Counted at two sizes: the count per card does not grow."""
+    list per card more would show here). Counted at two sizes (both laid out piece by piece): the count
+    per card does not grow."""
     import gc
 
     from tests.graphs import all_expanded, gpt_step_trace
 
     per_card, kept = [], []  # (the models stay alive: one freed while counting would hide its objects)
-    for blocks in (20, 50):
+    for blocks in (12, 30):
         tr = gpt_step_trace(blocks)
         everything = all_expanded(tr)
         but_one = {p for p in everything if p != "blocks.7" and not p.startswith("blocks.7.")}

@@ -344,16 +344,15 @@ def _band_spans(positions, bands: int, bends=None, shape=None) -> tuple[float, l
     points = list(positions.values())
     for path in (bends or {}).values():
         points.extend(path)
-    by_x: dict[float, list[float]] = {}  # the points of each layer (few layers, many points)
-    for x, y in points:
-        ys = by_x.get(x)
-        if ys is None:
-            by_x[x] = [y]
-        else:
-            ys.append(y)
-    for x, ys in by_x.items():
-        band = min(bands - 1, round(x / sx) // per_band)
-        lo[band], hi[band] = min(lo[band], *ys), max(hi[band], *ys)
+    if points:  # each layer's row worked out once (Python), its points' lowest and highest in arrays
+        xy = np.array(points, dtype=float)
+        layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
+        row = np.array([min(bands - 1, round(x / sx) // per_band) for x in layers.tolist()],
+                       dtype=np.intp)[layer_of.reshape(-1)]
+        low, high = np.full(bands, np.inf), np.full(bands, -np.inf)
+        np.minimum.at(low, row, xy[:, 1])
+        np.maximum.at(high, row, xy[:, 1])
+        lo, hi = low.tolist(), high.tolist()
     return sx, [(a, b) if a <= b else (0.0, 0.0) for a, b in zip(lo, hi, strict=True)]
 
 
@@ -463,11 +462,16 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
     def band_of(x: float) -> int:
         return column(x)[3]
 
-    new_pos = {}
-    band = {}
-    for k, (x, y) in positions.items():
-        new_x, top, base, band[k] = column(x)
-        new_pos[k] = (new_x, y - top + base)
+    new_pos, band = {}, {}
+    if positions:  # each layer's place worked out once (Python), the cards moved in arrays
+        ids = list(positions)
+        xy = np.array(list(positions.values()), dtype=float)
+        layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
+        layer_of = layer_of.reshape(-1)
+        new_x, top, base, row = (np.array(c) for c in zip(*map(column, layers.tolist()), strict=True))
+        new_y = xy[:, 1] - top[layer_of] + base[layer_of]
+        new_pos = dict(zip(ids, zip(new_x[layer_of].tolist(), new_y.tolist(), strict=True), strict=True))
+        band = dict(zip(ids, row[layer_of].tolist(), strict=True))
     new_bends = {}
     for u, v in edges:
         inner = bends.get((u, v), ())
