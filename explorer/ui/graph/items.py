@@ -426,14 +426,15 @@ class NodeCard(QGraphicsItem):
     def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         """Draw the card with as much detail as the zoom level allows.
 
-        From the zoom where text appears (0.3) on, the whole face (box, text, heatmaps) is drawn once per
-        state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the cache has a size
-        cap) and copied at a whole pixel: a still repaint, a pan and a player step that leaves the card as it
-        was copy it; only a card whose state changed, or a new zoom, draws it anew (FACES_DRAWN counts)."""
+        The whole face (box, text, heatmaps; a plain block just under 0.3, where text would not be read) is
+        drawn once per state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the
+        cache has a size cap) and copied at a whole pixel: a still repaint, a pan and a player step that
+        leaves the card as it was copy it; only a card whose state changed, or a new zoom, draws it anew
+        (FACES_DRAWN counts)."""
         t = painter.worldTransform()
         lod = option.levelOfDetailFromTransform(t)
-        if (lod < 0.3 or t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
-                or painter.paintEngine().type() != QPaintEngine.Raster):  # blocks; vector files: drawn direct
+        if (t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
+                or painter.paintEngine().type() != QPaintEngine.Raster):  # vector files: drawn direct
             self._paint_face(painter, lod)
             return
         ratio = painter.device().devicePixelRatioF() or 1.0
