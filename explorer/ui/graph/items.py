@@ -10,7 +10,7 @@ import bisect
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -978,6 +978,7 @@ class Overview(QGraphicsItem):
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
     ZOOM_STEPS = 4  # pictures of the frames and edges per doubling of the zoom (a zoom between two: scaled)
+    SETTLE_MS = 150  # a zoom gesture has ended when the zoom has not changed for this long
 
     def __init__(self, blocks, theme: dict[str, str], frames=(), segments=()):
         """`blocks`: (display id, accent colour, x, y, step its value is known at) per card; `segments`: the
@@ -991,6 +992,11 @@ class Overview(QGraphicsItem):
         # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.quantised = False  # frames and edges copied from a picture per zoom step (`fit_cache`)
+        self._scale: float | None = None  # the zoom of the last paint
+        self._settle = QTimer()  # a zoom gesture has ended: one exact repaint
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(self.SETTLE_MS)
+        self._settle.timeout.connect(self._settled)
         _SERIAL[0] += 1
         self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
         self._pictures: list[str] = []  # their keys, the most recent last
@@ -1031,14 +1037,27 @@ class Overview(QGraphicsItem):
         times a fresh paint of the part in view, which the grid keeps cheap."""
         big = self._rect.width() * scale * self._rect.height() * scale > 4 * screen.width() * screen.height()
         mode = QGraphicsItem.NoCache if big else QGraphicsItem.DeviceCoordinateCache
-        # where no label can be read, the frames and edges are one picture per zoom step, drawn scaled at
-        # the zooms between (a zoom gesture far out copies it instead of stroking every edge again)
-        self.quantised = not big and not self._labels_at(scale * 2 ** (1 / self.ZOOM_STEPS))
+        # while the zoom changes (a paint at another zoom than the last one), where no label can be read,
+        # the frames and edges and the blocks are one picture each per zoom step, drawn scaled at the zooms
+        # between (a zoom gesture far out copies them instead of stroking every edge again); once the zoom
+        # stays, Qt's cache of the exact picture (one repaint SETTLE_MS after the gesture)
+        moving = self._scale is not None and scale != self._scale
+        self._scale = scale
+        self.quantised = moving and not big and not self._labels_at(scale * 2 ** (1 / self.ZOOM_STEPS))
         self.blocks.quantised = self.quantised
+        if self.quantised:
+            self._settle.start()
         for item in self.items():
             want = QGraphicsItem.NoCache if self.quantised else mode
             if item.cacheMode() != want:
                 item.setCacheMode(want)
+
+    def _settled(self) -> None:
+        try:
+            self.update()
+            self.blocks.update()
+        except RuntimeError:  # the items left with their scene
+            pass
 
     def _labels_at(self, lod: float) -> bool:
         """Whether frame labels are drawn at `lod` (where they can be read)."""
