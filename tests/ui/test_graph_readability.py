@@ -479,3 +479,35 @@ def test_every_frame_is_filled_opaque_and_a_pan_or_a_step_copies_the_frame_label
     view.viewport().grab()
     assert items.LABELS_DRAWN[0] - drawn < len(in_view())  # the labels that came into view, not every one
     assert all(frame.fill_color().alpha() == 255 for frame in in_view())
+
+
+def test_a_zoom_far_out_copies_one_picture_per_zoom_step(qtbot, gpt_trace):
+    """Issue 21: repaint at every zoom. Far out (the overview: blocks and one edge path), while the zoom
+    changes, the frames and edges, and the blocks, are one picture each per zoom step (2^(1/4) apart),
+    drawn scaled at the zooms between: a zoom gesture within a step draws nothing anew, a step to the next
+    draws one picture per item. Once the zoom stays, Qt's cache of the exact picture takes over (one
+    repaint after the gesture), and a player step draws no picture."""
+    from explorer.ui.graph import items
+
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.resetTransform()
+    view.zoom_by(0.06)
+    view.viewport().grab()
+    view.zoom_by(1.03)
+    view.viewport().grab()
+    overview = next(item for item in view.graph_scene.items() if isinstance(item, items.Overview))
+    assert view.graph_scene.overview_mode and overview.quantised
+    drawn = items.PICTURES_DRAWN[0]
+    for factor in (1 / 1.03, 1.03, 1 / 1.03, 1.03):  # 0.06 and 0.0618: one zoom step
+        view.zoom_by(factor)
+        view.viewport().grab()
+    assert items.PICTURES_DRAWN[0] == drawn
+    view.zoom_by(1.5)
+    view.viewport().grab()
+    assert items.PICTURES_DRAWN[0] == drawn + 2  # the frames and edges, and the blocks
+    assert overview.quantised
+    view.viewport().grab()  # the same zoom again: the exact picture
+    assert not overview.quantised
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert items.PICTURES_DRAWN[0] == drawn + 2 and not overview.quantised

@@ -10,7 +10,7 @@ import bisect
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -361,6 +361,8 @@ _SMOOTH = QPainter.RenderHint.Antialiasing
 _SERIAL = [0]
 FACES_DRAWN = [0]  # card faces drawn anew (not copied from the cache) so far: a counter tests can read
 LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied from the cache) so far
+PICTURES_DRAWN = [0]  # overview pictures (frames and edges at one zoom step) drawn anew so far
+PICTURES_KEPT = 3  # overview pictures kept per item (zoom steps, player states)
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
 
 
@@ -426,14 +428,15 @@ class NodeCard(QGraphicsItem):
     def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         """Draw the card with as much detail as the zoom level allows.
 
-        From the zoom where text appears (0.3) on, the whole face (box, text, heatmaps) is drawn once per
-        state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the cache has a size
-        cap) and copied at a whole pixel: a still repaint, a pan and a player step that leaves the card as it
-        was copy it; only a card whose state changed, or a new zoom, draws it anew (FACES_DRAWN counts)."""
+        The whole face (box, text, heatmaps; a plain block just under 0.3, where text would not be read) is
+        drawn once per state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the
+        cache has a size cap) and copied at a whole pixel: a still repaint, a pan and a player step that
+        leaves the card as it was copy it; only a card whose state changed, or a new zoom, draws it anew
+        (FACES_DRAWN counts)."""
         t = painter.worldTransform()
         lod = option.levelOfDetailFromTransform(t)
-        if (lod < 0.3 or t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
-                or painter.paintEngine().type() != QPaintEngine.Raster):  # blocks; vector files: drawn direct
+        if (t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
+                or painter.paintEngine().type() != QPaintEngine.Raster):  # vector files: drawn direct
             self._paint_face(painter, lod)
             return
         ratio = painter.device().devicePixelRatioF() or 1.0
@@ -920,6 +923,49 @@ class ModuleFrame(QGraphicsItem):
         painter.restore()
 
 
+def draw_quantised(painter, rect: QRectF, key: str, steps: int, draw, kept: list[str]) -> bool:
+    """Draw the picture of `rect` (item coordinates) at the zoom step nearest the painter's zoom (steps of
+    2^(1/steps)), scaled to the painter's zoom: drawn once per step with `draw(painter, zoom, rect)` into
+    a pixmap kept in `QPixmapCache` under `key` and the step (`PICTURES_DRAWN` counts). `kept`: the
+    caller's keys in the cache, the most recent last; at most PICTURES_KEPT stay (a picture may be
+    screens large: it should not push the cards' faces out). False where it does not apply (a rotated
+    view, a vector file, a picture too large): the caller draws directly."""
+    t = painter.worldTransform()
+    engine, device = painter.paintEngine(), painter.device()
+    if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or engine is None or device is None \
+            or engine.type() != QPaintEngine.Raster:
+        return False
+    ratio = device.devicePixelRatioF() or 1.0
+    step = round(steps * math.log2(t.m11()))
+    zoom = 2 ** (step / steps)
+    width, height = rect.width() * zoom * ratio, rect.height() * zoom * ratio
+    if not 0 < width <= 16384 or not 0 < height <= 16384:
+        return False
+    key = f"{key}|{step},{ratio:g}"
+    pixmap = QPixmapCache.find(key)
+    if pixmap is None or pixmap.isNull():
+        PICTURES_DRAWN[0] += 1
+        pixmap = QPixmap(math.ceil(width) + 1, math.ceil(height) + 1)
+        pixmap.fill(Qt.transparent)
+        inner = QPainter(pixmap)
+        inner.scale(zoom * ratio, zoom * ratio)
+        inner.translate(-rect.left(), -rect.top())
+        draw(inner, zoom, rect)
+        inner.end()
+        _ensure_face_cache()
+        QPixmapCache.insert(key, pixmap)
+    if key in kept:
+        kept.remove(key)
+    kept.append(key)
+    while len(kept) > PICTURES_KEPT:
+        QPixmapCache.remove(kept.pop(0))
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+    painter.drawPixmap(rect, pixmap, QRectF(0, 0, width, height))
+    painter.restore()
+    return True
+
+
 class Overview(QGraphicsItem):
     """The whole graph far zoomed out: module frames as tinted boxes, every edge as one path of straight
     segments, frame labels only where they can be read; its `OverviewBlocks` draws the cards as plain
@@ -931,6 +977,8 @@ class Overview(QGraphicsItem):
     """
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
+    ZOOM_STEPS = 4  # pictures of the frames and edges per doubling of the zoom (a zoom between two: scaled)
+    SETTLE_MS = 150  # a zoom gesture has ended when the zoom has not changed for this long
 
     def __init__(self, blocks, theme: dict[str, str], frames=(), segments=()):
         """`blocks`: (display id, accent colour, x, y, step its value is known at) per card; `segments`: the
@@ -943,6 +991,15 @@ class Overview(QGraphicsItem):
         # drawn once per zoom into a pixmap of the screen's pixels: a pan or a repaint of the same zoom
         # (the player's flowing edges, a tooltip) copies it instead of drawing every block again
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        self.quantised = False  # frames and edges copied from a picture per zoom step (`fit_cache`)
+        self._scale: float | None = None  # the zoom of the last paint
+        self._settle = QTimer()  # a zoom gesture has ended: one exact repaint
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(self.SETTLE_MS)
+        self._settle.timeout.connect(self._settled)
+        _SERIAL[0] += 1
+        self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
+        self._pictures: list[str] = []  # their keys, the most recent last
         self._rect = QRectF()
         if blocks:
             xs = [b[2] for b in blocks]
@@ -980,9 +1037,32 @@ class Overview(QGraphicsItem):
         times a fresh paint of the part in view, which the grid keeps cheap."""
         big = self._rect.width() * scale * self._rect.height() * scale > 4 * screen.width() * screen.height()
         mode = QGraphicsItem.NoCache if big else QGraphicsItem.DeviceCoordinateCache
+        # while the zoom changes (a paint at another zoom than the last one), where no label can be read,
+        # the frames and edges and the blocks are one picture each per zoom step, drawn scaled at the zooms
+        # between (a zoom gesture far out copies them instead of stroking every edge again); once the zoom
+        # stays, Qt's cache of the exact picture (one repaint SETTLE_MS after the gesture)
+        moving = self._scale is not None and scale != self._scale
+        self._scale = scale
+        self.quantised = moving and not big and not self._labels_at(scale * 2 ** (1 / self.ZOOM_STEPS))
+        self.blocks.quantised = self.quantised
+        if self.quantised:
+            self._settle.start()
         for item in self.items():
-            if item.cacheMode() != mode:
-                item.setCacheMode(mode)
+            want = QGraphicsItem.NoCache if self.quantised else mode
+            if item.cacheMode() != want:
+                item.setCacheMode(want)
+
+    def _settled(self) -> None:
+        try:
+            self.update()
+            self.blocks.update()
+        except RuntimeError:  # the items left with their scene
+            pass
+
+    def _labels_at(self, lod: float) -> bool:
+        """Whether frame labels are drawn at `lod` (where they can be read)."""
+        return bool(self.frames) and \
+            ModuleFrame.LABEL_PT * ModuleFrame.MAX_LABEL_BOOST * lod >= self.LABEL_MIN_PT
 
     def set_state(self, step: int, current: str | None, selected: str | None) -> None:
         """The player's step, its current card and the selected one: the blocks' colours."""
@@ -993,8 +1073,18 @@ class Overview(QGraphicsItem):
         return self._rect
 
     def paint(self, painter, option, widget=None) -> None:
-        """Frames and edges, each in one call; labels of frames in view when readable."""
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        """Frames and edges, each in one call; labels of frames in view when readable. While `quantised`,
+        copied from a picture of the whole graph at the nearest zoom step (steps of 2^(1/ZOOM_STEPS)),
+        drawn once per step (`PICTURES_DRAWN` counts)."""
+        theme = self.theme
+        key = f"overview{self._serial}|{id(theme)}{theme['module']}{theme['edge']}"
+        if not self.quantised or not draw_quantised(painter, self._rect, key, self.ZOOM_STEPS, self._paint,
+                                                    self._pictures):
+            lod = option.levelOfDetailFromTransform(painter.worldTransform())
+            self._paint(painter, lod, option.exposedRect)
+
+    def _paint(self, painter, lod: float, exposed: QRectF) -> None:
+        """Frames, edges and readable labels of the part `exposed` at level of detail `lod`."""
         painter.setRenderHint(_SMOOTH, False)
         module = QColor(self.theme["module"])
         if self.frames:
@@ -1010,7 +1100,7 @@ class Overview(QGraphicsItem):
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.setBrush(fill)
-            near = overview_cells(option.exposedRect, self._rect)
+            near = overview_cells(exposed, self._rect)
             if near is None:
                 painter.drawRects(self._frame_rects)
             else:
@@ -1021,16 +1111,16 @@ class Overview(QGraphicsItem):
         pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
-        near = overview_cells(option.exposedRect, self._rect)
+        near = overview_cells(exposed, self._rect)
         for path in (self._edges.values() if near is None else filter(None, map(self._edges.get, near))):
             painter.drawPath(path)
         boost = ModuleFrame.MAX_LABEL_BOOST
-        if self.frames and ModuleFrame.LABEL_PT * boost * lod >= self.LABEL_MIN_PT:
+        if self._labels_at(lod):
             font = _boosted(_FRAME_FONT, boost)
             painter.setFont(font)
             painter.setPen(module)
             h = _metrics(font).height() + 2
-            shown = option.exposedRect
+            shown = exposed
             for f in self.frames:
                 r = f.rect
                 if r.bottom() < shown.top() or r.top() - h > shown.bottom() or r.right() < shown.left() or \
@@ -1054,6 +1144,10 @@ class OverviewBlocks(QGraphicsItem):
         self._rect = QRectF(rect)
         self.setZValue(-1.4)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn per zoom and per player step
+        self.quantised = False  # copied from a picture per zoom step (set with its overview's)
+        _SERIAL[0] += 1
+        self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
+        self._pictures: list[str] = []  # their keys, the most recent last
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: blocks culled by cell
         groups: dict[tuple[int, int], dict[str, list[tuple[int, float, float]]]] = {}
         self._where: dict[str, QRectF] = {}
@@ -1081,12 +1175,21 @@ class OverviewBlocks(QGraphicsItem):
             self.update()
 
     def paint(self, painter, option, widget=None) -> None:
-        """Each colour's blocks in one call, then the selected and the current card over them."""
+        """Each colour's blocks in one call, then the selected and the current card over them; while
+        `quantised` (as its overview), copied from a picture per zoom step and player state."""
+        theme, (step, current, selected) = self.theme, self.state
+        key = f"blocks{self._serial}|{step},{current},{selected}|{id(theme)}{theme['card_border']}"
+        if not self.quantised or not draw_quantised(painter, self._rect, key, Overview.ZOOM_STEPS,
+                                                    self._paint, self._pictures):
+            self._paint(painter, 1.0, option.exposedRect)
+
+    def _paint(self, painter, _lod: float, exposed: QRectF) -> None:
+        """The blocks in `exposed`."""
         painter.setRenderHint(_SMOOTH, False)
         painter.setPen(Qt.NoPen)
         step, current, selected = self.state
         pending = QColor(self.theme["card_border"])
-        near = overview_cells(option.exposedRect.adjusted(-CARD_W, -CARD_H, CARD_W, CARD_H), self._rect)
+        near = overview_cells(exposed.adjusted(-CARD_W, -CARD_H, CARD_W, CARD_H), self._rect)
         cells = self._cells.values() if near is None else filter(None, map(self._cells.get, near))
         for accent, steps, rects in (group for groups in cells for group in groups):
             k = bisect.bisect_right(steps, step)
