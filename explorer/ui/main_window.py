@@ -310,6 +310,7 @@ class MainWindow(QMainWindow):
 
         text = data if isinstance(data, str | bytes) else json.dumps(data)
         session = parse_session(text)
+        self._saved_session = None  # a session applied now supersedes the last launch's, if still pending
         self.workspaces.apply(session)
         self.show_workspace(session.current)
 
@@ -358,6 +359,7 @@ class MainWindow(QMainWindow):
         """Apply a validated session, or report why it was refused (nothing changed then)."""
         ok = not isinstance(result, Exception)
         if ok:
+            self._saved_session = None  # the last launch's session, if still pending, is superseded
             self.workspaces.apply(result)
             self.show_workspace(result.current)
             self.statusBar().showMessage(f"Opened the session {Path(path).name}", 5000)
