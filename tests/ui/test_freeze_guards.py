@@ -306,7 +306,8 @@ def _theme_action(window, name: str):
 
 
 class _FrozenPaints:
-    """Counts the paint events of `window`'s widgets while its updates are off (none may reach it)."""
+    """Counts the paint events of `window`'s widgets while its updates are off (none may reach it) and
+    of the window itself while they are on (`after`: the repaint in the new theme must come)."""
 
     def __init__(self, window):
         from PySide6.QtCore import QEvent, QObject
@@ -314,12 +315,15 @@ class _FrozenPaints:
 
         outer = self
         self.count = 0
+        self.after = 0
 
         class Filter(QObject):
             def eventFilter(self, obj, event):
-                if (event.type() == QEvent.Paint and isinstance(obj, QWidget) and obj.window() is window
-                        and not window.updatesEnabled()):
-                    outer.count += 1
+                if event.type() == QEvent.Paint and isinstance(obj, QWidget) and obj.window() is window:
+                    if not window.updatesEnabled():
+                        outer.count += 1
+                    elif obj is window:
+                        outer.after += 1
                 return False
 
         self._filter = Filter()
@@ -364,8 +368,10 @@ def test_the_view_menu_switches_the_theme_over_several_turns_behind_the_old_look
             # the click's turn: one step, the window keeps its old look (updates off), nothing else yet
             assert ran == [0] and calls == [] and not window.updatesEnabled()
             assert app.palette().color(QPalette.Window).name() == themes.get_theme(name)["window"]
+            paints.after = 0
             qtbot.waitUntil(lambda: window.updatesEnabled(), timeout=30000)
             assert ran == list(range(steps)) and calls[:1] == ["expression"]
+            qtbot.waitUntil(lambda: paints.after > 0, timeout=30000)  # and the window repaints, whole
             qtbot.waitUntil(lambda: len(calls) == 3, timeout=30000)
             assert sorted(calls) == ["expression", "network", "pretrain"]  # each once
     finally:

@@ -421,10 +421,15 @@ class DeferredRecolour:
             window.setUpdatesEnabled(False)
 
     def _thaw(self) -> None:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
         frozen, self._frozen = self._frozen, []
         for window in frozen:
             try:
-                window.setUpdatesEnabled(True)  # one update of the whole window, painted in the next turn
+                window.setUpdatesEnabled(True)  # one update of the whole window...
+                # ... painted in the next turn: the warm-up's update (made while the window was frozen
+                # again) left the window marked dirty, and Qt sends no new request for a dirty widget
+                QCoreApplication.postEvent(window, QEvent(QEvent.Type.UpdateRequest))
             except RuntimeError:  # closed and deleted meanwhile
                 pass
         self._queue_hidden()
