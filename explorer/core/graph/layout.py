@@ -36,9 +36,12 @@ import tempfile
 import threading
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
+
+if TYPE_CHECKING:  # networkx (~0.3 s to import) loads with the first graph: the panels are built before it
+    import networkx as nx
 
 __all__ = ["LAYOUT_WORK", "Layout", "clear_piece_cache", "collapse", "composed_layout", "count_crossings",
            "layered_layout"]
@@ -1199,8 +1202,10 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     "Block × 12" with path ``blocks.0-11`` (put that path in ``expanded`` to see them one by one).
     Edges between groups carry ``count``, the number of original edges they stand for.
     """
+    import networkx
+
     graph = trace_or_graph.graph if hasattr(trace_or_graph, "graph") and hasattr(
-        trace_or_graph, "nodes") and not isinstance(trace_or_graph, nx.Graph) else trace_or_graph
+        trace_or_graph, "nodes") and not isinstance(trace_or_graph, networkx.Graph) else trace_or_graph
     expanded = set(expanded)
     classes = dict(getattr(trace_or_graph, "modules", None) or graph.graph.get("modules", {}))
     group_of: dict = {}
@@ -1218,7 +1223,7 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     if rollup:
         _roll_up(graph, group_of, members, labels, classes, expanded)
 
-    out = nx.DiGraph()
+    out = networkx.DiGraph()
     out.graph.update(graph.graph)
     node_list = []
     added: set[str] = set()
