@@ -54,6 +54,18 @@ def test_labels_at_one_corner_go_side_by_side():
     assert shelf.place(60, 0, 10) == 30  # starts inside the stack of labels: moves past its end (90)
 
 
+def view_with_one_block_folded(qtbot, tr, block: str):
+    """A 1000x700 canvas showing `tr` with every module expanded but `block`; (view, scene, its card)."""
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    scene = view.graph_scene
+    scene.expanded = {p for p in all_expanded(tr) if p != block and not p.startswith(block + ".")}
+    view.set_trace(tr)
+    card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
+    return view, scene, card
+
 def _expand_one_block(qtbot, monkeypatch, layers: int):
     """(cards made, node infos made, cards shown, members of the block) when the middle block of a GPT
     whose other modules are all expanded is expanded too; and the scene then."""
@@ -70,14 +82,7 @@ def _expand_one_block(qtbot, monkeypatch, layers: int):
     monkeypatch.setattr(display, "_node_info", counting_info)
     tr = gpt_step_trace(layers)
     block = f"blocks.{layers // 2}"
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(1000, 700)
-    view.show()
-    scene = view.graph_scene
-    scene.expanded = {p for p in all_expanded(tr) if p != block and not p.startswith(block + ".")}
-    view.set_trace(tr)
-    card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
+    view, scene, card = view_with_one_block_folded(qtbot, tr, block)
     members = len(scene.model.info[card]["members"])
     cards_before, infos_before = view_module.CARDS_MADE[0], len(made_infos)
     assert scene.toggle_module(card)
@@ -261,14 +266,7 @@ def test_an_expand_while_zoomed_in_makes_the_overview_only_once_zoomed_out(qtbot
     block = "blocks.3"
     views = []
     for zoomed_in in (True, False):
-        view = GraphView()
-        qtbot.addWidget(view)
-        view.resize(1000, 700)
-        view.show()
-        scene = view.graph_scene
-        scene.expanded = {p for p in all_expanded(tr) if p != block and not p.startswith(block + ".")}
-        view.set_trace(tr)
-        card = next(d for d, i in scene.model.info.items() if i.get("path") == block)
+        view, scene, card = view_with_one_block_folded(qtbot, tr, block)
         view.resetTransform()
         view.zoom_by(1.0 if zoomed_in else 0.05)
         view.centerOn(*scene.model.positions[card])

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 # A spy on the import system notes every import of torch and of which thread made it; the panel's Worker
@@ -76,9 +74,8 @@ def _probe(module: str, cls: str, tmp_path: Path) -> dict:
     return json.loads(line.removeprefix("RESULT "))
 
 
-@pytest.mark.parametrize("module", ["explorer.ui.expression.panel", "explorer.ui.expression_panel"])
-def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(module, tmp_path):
-    out = _probe(module, "ExpressionPanel", tmp_path)
+def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(tmp_path):
+    out = _probe("explorer.ui.expression.panel", "ExpressionPanel", tmp_path)
     assert out["import"] is False, "importing the expression panel imported torch"
     assert out["networkx"] is False, "importing the expression panel imported networkx (~0.3 s)"
     assert out["gui_thread_imported_torch"] is False, "building the expression panel imported torch"
@@ -86,6 +83,15 @@ def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(mod
     assert out["typed"], "the editor did not take typing while torch loaded"
     assert out["computed_the_typed_program"], "the program typed meanwhile was not computed"
     assert out["graph_shown"], "the graph did not replace the note"
+
+
+def test_the_expression_launcher_imports_no_torch():
+    """`python -m explorer.ui.expression_panel` re-exports the panel probed above: its import stays light."""
+    code = ("import sys, explorer.ui.expression_panel\n"
+            "print('torch' in sys.modules, 'networkx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
 
 
 def test_the_probe_sees_torch_imported_on_the_gui_thread(tmp_path):
