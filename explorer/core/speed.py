@@ -16,14 +16,22 @@ __all__ = ["no_gc"]
 
 
 @contextmanager
-def no_gc() -> Iterator[None]:
+def no_gc(keep: bool = False) -> Iterator[None]:
     """Pause the cyclic garbage collector inside the block (reference counting still frees memory).
 
-    Nested uses are fine: only the outermost one turns the collector back on, and only if it was on."""
+    Nested uses are fine: only the outermost one turns the collector back on, and only if it was on.
+    `keep`: what the block made lives on (a trace's tens of thousands of nodes, events and snapshots): at
+    the end, move every tracked object into the collector's oldest generation without scanning it, instead
+    of letting the young-generation pass that follows rescan them all and free nothing (170-220 ms at
+    10,000 nodes). A full collection still looks at them, as at any long-lived object. Skipped when
+    something was frozen on purpose (`gc.unfreeze` would release that too)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        if keep and gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
     finally:
         if was_enabled:
             gc.enable()

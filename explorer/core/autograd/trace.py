@@ -15,7 +15,6 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
-import gc
 import operator
 import threading
 import types
@@ -838,22 +837,8 @@ def trace(fn, *, backward: bool = True, grad_seed=None, max_snapshot_elems: int 
     """
     # The trace allocates many small objects that all live until it ends: collecting garbage meanwhile
     # only rescans them (measured: a third of the time on a 3,000-node graph).
-    with no_gc():
-        tr = _trace(fn, backward, grad_seed, max_snapshot_elems)
-        _keep_without_scan()
-        return tr
-
-
-def _keep_without_scan() -> None:
-    """Move every object the garbage collector tracks into its oldest generation without scanning them.
-
-    A trace's tens of thousands of objects (nodes, events, snapshots) all live as long as the Trace; the
-    young-generation pass that would otherwise follow ``no_gc`` scans every one of them and frees nothing
-    (170-220 ms at 10,000 nodes). A full collection still looks at them, as at any long-lived object.
-    Done only when nobody froze objects on purpose (``gc.unfreeze`` would release those too)."""
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-        gc.unfreeze()
+    with no_gc(keep=True):  # and they live as long as the Trace: no young pass rescans them after
+        return _trace(fn, backward, grad_seed, max_snapshot_elems)
 
 
 def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
@@ -1119,10 +1104,8 @@ def trace_program(program, overrides: dict | None = None, *, max_snapshot_elems:
     loop is N small graphs, not one N-fold graph. A program that calls no backward gets the implicit one
     of its scalar output, as a formula does. Raises ExprError for the program's errors.
     """
-    with no_gc():
-        result = _trace_program(program, overrides, max_snapshot_elems, cancelled)
-        _keep_without_scan()
-        return result
+    with no_gc(keep=True):
+        return _trace_program(program, overrides, max_snapshot_elems, cancelled)
 
 
 def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> ProgramTrace:
