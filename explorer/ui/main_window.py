@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import traceback
 from pathlib import Path
 
@@ -144,6 +145,7 @@ class MainWindow(QMainWindow):
         self._reading: str | Path = ""
         self._workspace_menus: dict[str, object] = {}
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
+        self.first_painted_at: float | None = None  # time.time() when the first frame was on screen
         self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
         self._core_loading = ""  # the workspace whose CORE_MODULES the loader imports (or imported last)
@@ -730,6 +732,8 @@ class MainWindow(QMainWindow):
             self._after_first_paint()
 
     def _after_first_paint(self) -> None:
+        # the frame is on screen (painted and flushed) before this turn; the slots below build more
+        self.first_painted_at = time.time()
         self.sig_first_painted.emit()
         if self._preview_wanted is not None:
             self._read_preview(self._preview_wanted)
