@@ -64,8 +64,9 @@ def test_the_readme_gives_the_one_apt_line_of_every_known_package():
 
 
 def test_the_detection_imports_no_qt():
+    # nor the subprocess module (ldd is spawned with os.posix_spawn): its import is start-up time
     code = ("import sys; from explorer.ui.common import qt_libs; qt_libs.xcb_problem({}, 'linux'); "
-            "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'subprocess'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
