@@ -90,8 +90,6 @@ def _install_wheel_guard(app) -> None:
 def _run_interactive(args, argv: list[str], xcb_problem=lambda: None) -> int:
     """Open the window; `xcb_problem` (qt_libs.start_xcb_check, begun before PySide6 was imported) is
     asked before the QApplication loads Qt's platform plugin, which would abort the process."""
-    from PySide6.QtCore import Qt
-
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 
@@ -103,11 +101,12 @@ def _run_interactive(args, argv: list[str], xcb_problem=lambda: None) -> int:
     window = MainWindow()
     # The wheel guard filters every event of the app in Python: no field exists before the first paint
     # (panels and the Learn dock's contents are built after it), so it starts then.
-    window.sig_first_painted.connect(lambda: _install_wheel_guard(app), Qt.SingleShotConnection)
+    window.sig_first_painted.connect(lambda: _install_wheel_guard(app))  # emitted once
     if args.theme:  # the View menu's check mark must agree with the theme on screen
         window.set_theme(args.theme)
-    else:
-        themes.apply_theme(app, window.theme_name)
+    else:  # the palettes now, the style-sheet propagation once the first frame is on screen
+        themes.apply_palette(app, window.theme_name)
+        window.sig_first_painted.connect(lambda: themes.use_sheet_propagation(app))
     if args.workspace:
         window.show_workspace(args.workspace)
     window.import_wait_s = 0  # the process ends with os._exit: a core import in flight is not waited for
@@ -134,10 +133,9 @@ def _install_startup_probe(app, window, mode: str) -> None:
     shown, with "late-computed <ms>", the worst delay from "ready" to then (while torch loads); the close
     mode then closes after that result.
     """
-    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtCore import QTimer
 
-    ping = QTimer(window)
-    ping.setTimerType(Qt.PreciseTimer)
+    ping = QTimer(window)  # precise once the window is painted (Qt's namespace is not built before)
     ping.setInterval(10)
     last, worst = [0.0], [0.0]
 
@@ -152,9 +150,13 @@ def _install_startup_probe(app, window, mode: str) -> None:
         # when the frame was on screen: the slots of sig_first_painted connected before this one (the
         # memory overlay's menu binding, a first start's Learn dock) ran after it
         print(f"shown {window.first_painted_at or time.time():.6f}", flush=True)
+        print(f"shown-cpu {window.first_painted_cpu or time.process_time():.6f}", flush=True)
         if mode not in ("ready", "close"):
             app.quit()
             return
+        from PySide6.QtCore import Qt
+
+        ping.setTimerType(Qt.PreciseTimer)
         last[0] = time.perf_counter()
         ping.start()
 
@@ -168,6 +170,8 @@ def _install_startup_probe(app, window, mode: str) -> None:
         wait = getattr(panel, "graph_wait", None)
         if wait is not None and wait.waiting():  # built before torch: time its first result too
             worst[0] = 0.0
+            from PySide6.QtCore import Qt
+
             panel.sig_computed.connect(lambda _result: computed(), Qt.SingleShotConnection)
             return
         finish()

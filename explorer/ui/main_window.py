@@ -14,7 +14,9 @@ from pathlib import Path
 
 # Only what the window needs before its first paint is imported here; the rest (dialogs, pictures, the
 # memory overlay) where it is used: each Qt class a module names costs its enums' creation at import.
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+# Nor is PySide's `Qt` namespace named before the first paint (its ~90 enum types cost 50-100 ms, see
+# common/placeholder.py): methods that run later import it where they use it.
+from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (
     QApplication,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
+from explorer.ui.common.placeholder import centred_line
 from explorer.ui.learn.panel import LEARN_DEFAULT_W, POSITION_KEY, LearnPanel
 
 # key, tab title, module, class
@@ -146,6 +149,7 @@ class MainWindow(QMainWindow):
         self._workspace_menus: dict[str, object] = {}
         self._painted = False  # no panel is built before the first paint (a panel may import torch)
         self.first_painted_at: float | None = None  # time.time() when the first frame was on screen
+        self.first_painted_cpu: float | None = None  # the process's CPU seconds by then (the start-up bench)
         self._core_loader = None  # the Worker importing CORE_MODULES (made after the first paint)
         self._core_loaded: set[str] = set()  # the workspaces whose CORE_MODULES are imported
         self._core_loading = ""  # the workspace whose CORE_MODULES the loader imports (or imported last)
@@ -166,16 +170,16 @@ class MainWindow(QMainWindow):
             slot.setObjectName(f"{key}Slot")
             layout = QVBoxLayout(slot)
             layout.setContentsMargins(0, 0, 0, 0)
-            hint = QLabel(f"Loading the {title} workspace…")
-            hint.setAlignment(Qt.AlignCenter)
-            layout.addWidget(hint)
+            layout.addWidget(centred_line(f"Loading the {title} workspace…"))
             self._slots[key] = slot
             self.tabs.addTab(slot, title)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.setCentralWidget(self.tabs)
-        self.learn = LearnPanel(self)  # the Learn dock (F2); its contents are built when first shown
-        self.addDockWidget(Qt.RightDockWidgetArea, self.learn)
-        self.resizeDocks([self.learn], [LEARN_DEFAULT_W], Qt.Horizontal)  # a saved state overrides it
+        # The Learn dock (F2); its contents are built when first shown. A saved window state places it
+        # (restoreState finds it by objectName); else it docks at the first paint (dock_learn), hidden
+        # until then: placing it names Qt's dock areas, which the first frame does without.
+        self.learn = LearnPanel(self)
+        self._learn_docked = False
         self.learn.hide()
         self._build_menus()
         self.statusBar().showMessage("Ready")
@@ -264,9 +268,23 @@ class MainWindow(QMainWindow):
 
     def toggle_learn(self) -> None:
         """Show or hide the Learn panel (F2)."""
+        self.dock_learn()
         self.learn.setVisible(self.learn.isHidden())
         if not self.learn.isHidden():
             self.learn.raise_()
+
+    def dock_learn(self) -> None:
+        """Put the Learn dock in its place beside the workspaces, unless a saved window state did (once;
+        done at the first paint, or earlier when the dock is asked for)."""
+        if self._learn_docked:
+            return
+        self._learn_docked = True
+        from PySide6.QtCore import Qt
+
+        self.learn.setAllowedAreas(Qt.LeftDockWidgetArea | Qt.RightDockWidgetArea)
+        if self.dockWidgetArea(self.learn) == Qt.NoDockWidgetArea:  # no saved state placed it
+            self.addDockWidget(Qt.RightDockWidgetArea, self.learn)
+            self.resizeDocks([self.learn], [LEARN_DEFAULT_W], Qt.Horizontal)
 
     def ensure_current_panel(self) -> None:
         """Create the visible workspace's panel if it does not exist yet."""
@@ -553,6 +571,7 @@ class MainWindow(QMainWindow):
         self._preview_reader.submit(read)  # a missing or unreadable picture: the "Loading" line stays
 
     def _show_preview(self, key: str, image) -> None:
+        from PySide6.QtCore import Qt
         from PySide6.QtGui import QPixmap
         from PySide6.QtWidgets import QSizePolicy
 
@@ -714,6 +733,8 @@ class MainWindow(QMainWindow):
             self._workspace_menus[key] = menu
 
     def _show_failure(self, key: str, title: str, exc: Exception) -> None:
+        from PySide6.QtCore import Qt
+
         traceback.print_exc()  # for the developer's terminal; the user sees a sentence
         message = f"{type(exc).__name__}: {exc}"
         self.errors[key] = message
@@ -733,7 +754,8 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         # the frame is on screen (painted and flushed) before this turn; the slots below build more
-        self.first_painted_at = time.time()
+        self.first_painted_at, self.first_painted_cpu = time.time(), time.process_time()
+        self.dock_learn()  # before the slots: a first start shows the dock
         self.sig_first_painted.emit()
         if self._preview_wanted is not None:
             self._read_preview(self._preview_wanted)
@@ -856,7 +878,7 @@ class MainWindow(QMainWindow):
             view.addAction(built[f"app.{name}"])
         overlay = built["app.memory_overlay"]
         overlay.setCheckable(True)  # follows the app-wide switch from the first paint on (graph.memory)
-        self.sig_first_painted.connect(lambda: _bind_memory_overlay(overlay), Qt.SingleShotConnection)
+        self.sig_first_painted.connect(lambda: _bind_memory_overlay(overlay))  # emitted once
         view.addAction(overlay)
         view.addSeparator()
         self._theme_actions = QActionGroup(self)

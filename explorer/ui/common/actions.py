@@ -18,7 +18,6 @@ import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QAbstractButton, QWidget
 
@@ -185,7 +184,9 @@ def build(owner: QWidget, handlers: Mapping[str, Callable[[], object]]) -> list[
         action.setToolTip(tooltip(action_id))
         action.setStatusTip(s.tooltip)
         action.triggered.connect(lambda _=False, h=handler: h())
-        if s.workspace != "app":
+        if s.workspace != "app":  # (the window's own actions are made before the first paint: no Qt there)
+            from PySide6.QtCore import Qt
+
             action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
             owner.addAction(action)
         out.append(action)

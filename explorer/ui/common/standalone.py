@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from PySide6.QtWidgets import QApplication, QWidget
 
 from explorer.ui.common import theme as themes
-from explorer.ui.common.forms import install_wheel_guard
 
 
 def run_standalone(
@@ -27,6 +26,9 @@ def run_standalone(
     Reuses a running QApplication (tests) or makes one from `argv`; applies `theme`; calls the
     panel's `shutdown()` when the event loop ends. Returns the event loop's exit status.
     """
+    from explorer.ui.common.forms import install_wheel_guard  # (run_event_loop serves the app before its
+                                                              # first paint: forms names Qt's namespace)
+
     args = list(argv if argv is not None else sys.argv)
     app = QApplication.instance() or QApplication([*args, *themes.STYLE_ARGS])
     themes.apply_theme(app, theme)

@@ -194,28 +194,43 @@ def theme_steps(app, name: str) -> list:
     """
 
     def application() -> None:
-        from PySide6.QtCore import Qt
-
         theme = set_current(name)
         # the app is made with Fusion (STYLE_ARGS; Linux's default too): asking app.style() here would
         # cost a quarter of a second before the first paint (PySide builds QStyle's enums on first use)
         if app.styleSheet():
             app.setStyleSheet("")
-        if not app.testAttribute(Qt.AA_UseStyleSheetPropagationInWidgetStyles):
-            # sheets polished before hold every role of the palette they were given: taken off while
-            # the attribute is still off (Qt gives back each widget's own palette), set again after it
-            sheets = [(widget, widget.styleSheet()) for widget in app.allWidgets() if widget.styleSheet()]
-            for widget, _sheet in sheets:
-                widget.setStyleSheet("")
-            app.setAttribute(Qt.AA_UseStyleSheetPropagationInWidgetStyles, True)
-            for widget, sheet in sheets:
-                widget.setStyleSheet(sheet)
+        use_sheet_propagation(app)
         app.setPalette(palette(theme))
 
     def inputs(cls: str) -> None:
         app.setPalette(palette(get_theme(name), inputs=True), cls)
 
     return [application, *(lambda cls=cls: inputs(cls) for cls in FRAMED_INPUTS)]
+
+
+def apply_palette(app, name: str) -> dict[str, str]:
+    """`apply_theme` for the window's first frame: the palettes alone, made without PySide's `Qt`
+    namespace (common/placeholder.py); `use_sheet_propagation` follows after the first paint."""
+    theme = set_current(name)
+    app.setPalette(palette(theme))
+    for cls in FRAMED_INPUTS:
+        app.setPalette(palette(theme, inputs=True), cls)
+    return theme
+
+
+def use_sheet_propagation(app) -> None:
+    """Make widget-level style sheets take part in palette propagation (once; see `theme_steps`)."""
+    from PySide6.QtCore import Qt
+
+    if not app.testAttribute(Qt.AA_UseStyleSheetPropagationInWidgetStyles):
+        # sheets polished before hold every role of the palette they were given: taken off while
+        # the attribute is still off (Qt gives back each widget's own palette), set again after it
+        sheets = [(widget, widget.styleSheet()) for widget in app.allWidgets() if widget.styleSheet()]
+        for widget, _sheet in sheets:
+            widget.setStyleSheet("")
+        app.setAttribute(Qt.AA_UseStyleSheetPropagationInWidgetStyles, True)
+        for widget, sheet in sheets:
+            widget.setStyleSheet(sheet)
 
 
 def contrast_ratio(first: str, second: str) -> float:

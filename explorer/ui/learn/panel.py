@@ -10,28 +10,21 @@ the panel is first shown (it loads the workspace models, and with them torch).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QApplication,
-    QComboBox,
-    QDockWidget,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QScrollArea,
-    QSplitter,
-    QStyledItemDelegate,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+# The dock exists (and may be on screen) at the window's first paint; its contents are built later. So
+# only the dock's own classes are named here, and not PySide's `Qt` namespace (see common/placeholder.py):
+# the contents' classes are imported where they are built (`_build`, learn/widgets.py).
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
 
 from explorer.ui.common import actions
-from explorer.ui.learn import prefetch
+from explorer.ui.common.placeholder import centred_line
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QTreeWidgetItem
+
+    from explorer.ui.learn import prefetch
 
 WELCOME_MD = """\
 ## Welcome to the lessons
@@ -52,7 +45,7 @@ FEEDBACK_LINES = 6  # the feedback's fixed height in lines (a longer worked answ
 TICK, OPEN = "✓", "○"
 POSITION_KEY = "learn/position"  # the settings key of the page the Learn panel showed at the last close
 EXERCISE_TAGS = {"number": "predict", "shape": "predict", "choice": "choose", "do": "do"}
-LESSON_ROLE = Qt.UserRole  # item data: (lesson index, step index or -1)
+LESSON_ROLE = 0x0100  # Qt.UserRole (a fixed number in Qt's API): item data (lesson index, step index or -1)
 
 
 def _markdown(text: str) -> str:
@@ -88,8 +81,7 @@ class LearnPanel(QDockWidget):
 
     def __init__(self, window, parent=None):
         super().__init__("Learn", parent or window)
-        self.setObjectName("lessonPanel")
-        self.setAllowedAreas(Qt.LeftDockWidgetArea | Qt.RightDockWidgetArea)
+        self.setObjectName("lessonPanel")  # its allowed areas are set where the window docks it
         self.setToolTip(actions.tooltip("app.learn"))
         self.main_window = window
         self.catalog = None
@@ -105,9 +97,9 @@ class LearnPanel(QDockWidget):
         self._prefetcher = None  # the Worker that runs them (made on first use)
         self._reader = None  # the Worker reading the lessons when the dock is first shown
         self._lessons = None  # what it read: (catalog, progress, problem), until the contents are built
-        self._placeholder = QLabel("Loading the lessons…")
-        self._placeholder.setAlignment(Qt.AlignCenter)
+        self._placeholder = centred_line("Loading the lessons…")
         self.setWidget(self._placeholder)
+        self._waiting_for_paint = False  # showEvent asked to read the lessons after the first paint
         self.setMinimumWidth(LEARN_MIN_W)
 
     # -- public API ------------------------------------------------------------------------
@@ -164,11 +156,15 @@ class LearnPanel(QDockWidget):
             # its programs are traced on the Worker first; the actions then run here with those results
             self._prefetch = (lesson_index, step_index, after)
             self.check_button.setEnabled(False)  # until the step's state is there to check against
+            from explorer.ui.learn import prefetch
+
             ws = self.main_window.workspaces.expression
             state, seed = ws.to_json(), ws.result
             self._worker().submit(lambda job: prefetch.precompute(lesson, step_index, state, seed, after,
                                                                   lambda: job.cancelled))
             return
+        from explorer.ui.learn import prefetch
+
         self._run_actions(lesson_index, step_index, after, prefetch.Prefetched([]))
 
     def is_opening(self) -> bool:
@@ -184,6 +180,7 @@ class LearnPanel(QDockWidget):
     def _worker(self):
         if self._prefetcher is None:
             from explorer.ui.common.worker import Worker
+            from explorer.ui.learn import prefetch
 
             self._prefetcher = Worker(self)
             self._prefetcher.sig_done.connect(self._on_prefetched)
@@ -214,6 +211,8 @@ class LearnPanel(QDockWidget):
         first = step_index if after is not None and after in (step_index - 1, step_index) else 0
         touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
                                      if s.workspace and s.actions))
+        from PySide6.QtCore import Qt
+
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
         # the expression inspector draws once after the step's actions, not after each of them
         expression = getattr(self.main_window, "panels", {}).get("expression")
@@ -394,19 +393,32 @@ class LearnPanel(QDockWidget):
             return
         if self.main_window.is_painted():
             QTimer.singleShot(0, self._read_in_background)
-        else:
-            self.main_window.sig_first_painted.connect(self._read_in_background, Qt.SingleShotConnection)
+        elif not self._waiting_for_paint:  # the window emits sig_first_painted once
+            self._waiting_for_paint = True
+            self.main_window.sig_first_painted.connect(self._read_in_background)
 
     # -- private -----------------------------------------------------------------------------
 
     def _build(self) -> None:
         import pyqtgraph as pg
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import (
+            QFrame,
+            QHBoxLayout,
+            QLineEdit,
+            QPushButton,
+            QScrollArea,
+            QSplitter,
+            QVBoxLayout,
+            QWidget,
+        )
 
         from explorer.ui.common import theme as themes
         from explorer.ui.learn.lesson_text import LessonText
+        from explorer.ui.learn.widgets import ChoiceBox, WrappingTree
 
         self._theme = getattr(self, "_theme", None) or themes.get_theme()
-        self.tree = _WrappingTree()
+        self.tree = WrappingTree()
         self.tree.setObjectName("lessonList")
         self.tree.setHeaderHidden(True)
         self.tree.setToolTip("The lessons and their steps; ✓ marks what you have done")
@@ -454,7 +466,7 @@ class LearnPanel(QDockWidget):
         self.answer_edit = QLineEdit()
         self.answer_edit.setPlaceholderText("your answer, then Enter")
         self.answer_edit.returnPressed.connect(self.check_answer)
-        self.answer_choice = _ChoiceBox()
+        self.answer_choice = ChoiceBox()
         self.answer_choice.sig_enter.connect(self.check_answer)
         self.check_button = QPushButton("Check")
         self.check_button.setObjectName("lessonCheck")
@@ -540,6 +552,8 @@ class LearnPanel(QDockWidget):
         if self._built or self._reader is not None:
             return
         if not self.main_window.workspace_ready():  # the visible workspace's panel is built first
+            from PySide6.QtCore import Qt
+
             self.main_window.sig_panel_ready.connect(lambda _key: self._read_in_background(),
                                                      Qt.SingleShotConnection)
             return
@@ -572,6 +586,8 @@ class LearnPanel(QDockWidget):
                 self.restore_position(str(saved))
 
     def _fill_tree(self) -> None:
+        from PySide6.QtWidgets import QTreeWidgetItem
+
         self.tree.clear()
         for i, lesson in enumerate(self.catalog.lessons):
             top = QTreeWidgetItem([""])
@@ -643,6 +659,8 @@ class LearnPanel(QDockWidget):
         self.check_button.setVisible(exercise is not None)
         self.check_button.setText("Check what I did" if kind == "do" else "Check")
         if kind in ("number", "shape"):
+            from PySide6.QtCore import Qt
+
             self.answer_edit.setFocus(Qt.OtherFocusReason)
 
     def _answer_text(self) -> str:
@@ -711,56 +729,6 @@ class LearnPanel(QDockWidget):
             return
         self.error.setText(f"⚠ {message}" if message else "")
         self.error.setVisible(bool(message))
-
-
-class _WrappingTree(QTreeWidget):
-    """The lesson list: a long lesson or step title wraps in the narrow dock instead of ending in "…"."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setWordWrap(True)
-        self.setTextElideMode(Qt.ElideNone)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setItemDelegate(_WrapDelegate(self))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().resizeEvent(event)
-        if event.size().width() != event.oldSize().width():
-            self.doItemsLayout()  # the rows' heights follow the new width
-
-
-class _WrapDelegate(QStyledItemDelegate):
-    """Rows as tall as their title wrapped at the tree's width (a QTreeView sizes rows for one line)."""
-
-    def __init__(self, tree: QTreeWidget):
-        super().__init__(tree)
-        self._tree = tree
-
-    def sizeHint(self, option, index):  # noqa: N802 (Qt's name)
-        hint = super().sizeHint(option, index)
-        depth, parent = 1, index.parent()  # the root's expand arrow takes an indentation too
-        while parent.isValid():
-            depth, parent = depth + 1, parent.parent()
-        width = max(40, self._tree.viewport().width() - self._tree.indentation() * depth - 10)
-        text = str(index.data() or "")
-        wrapped = option.fontMetrics.boundingRect(QRect(0, 0, width, 100_000), Qt.TextWordWrap, text)
-        hint.setHeight(max(hint.height(), wrapped.height() + 4))
-        return hint
-
-
-class _ChoiceBox(QComboBox):
-    """The chooser of a choice exercise: Enter checks, as in the answer field."""
-
-    sig_enter = Signal()
-    """Enter was pressed on the closed chooser."""
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802
-        """Enter or Return checks the chosen option; other keys choose as usual."""
-        if event.key() in (Qt.Key_Return, Qt.Key_Enter):
-            event.accept()
-            self.sig_enter.emit()
-            return
-        super().keyPressEvent(event)
 
 
 def _one_line(exc: Exception) -> str:
