@@ -88,8 +88,8 @@ def _install_wheel_guard(app) -> None:
 
 
 def _run_interactive(args, argv: list[str], xcb_problem=lambda: None) -> int:
-    """Open the window; `xcb_problem` (qt_libs.start_xcb_check, begun before PySide6 was imported) is
-    asked before the QApplication loads Qt's platform plugin, which would abort the process."""
+    """Open the window; `xcb_problem` (qt_libs.start_xcb_check) is asked once PySide6 is imported, before
+    the QApplication loads Qt's platform plugin, which would abort the process."""
     from explorer.ui.common import theme as themes
     from explorer.ui.main_window import MainWindow
 

@@ -74,8 +74,9 @@ def test_the_detection_imports_no_qt():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
 def test_the_app_prints_one_line_and_exits_2_before_qt_loads_its_platform_plugin():
-    # ldd runs while PySide6 imports (start_xcb_check); its answer is awaited before the QApplication
+    # the check (start_xcb_check) is asked once PySide6 is imported, before the QApplication
     code = ("import sys; from explorer.ui.common import qt_libs; "
+            "qt_libs.plugin_loads = lambda _plugin: False; "
             "qt_libs.start_ldd = lambda: lambda: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
             "from explorer.ui import app; status = app.main([]); "
             "from PySide6.QtCore import QCoreApplication; "
@@ -88,3 +89,23 @@ def test_the_app_prints_one_line_and_exits_2_before_qt_loads_its_platform_plugin
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Qt's xcb platform plugin cannot load")
     assert lines[0].endswith("sudo apt install libxcb-icccm4 libxcb-keysyms1")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
+def test_ldd_runs_only_when_the_plugin_does_not_load(monkeypatch):
+    started = []
+
+    def fake_ldd():
+        started.append(True)
+        return lambda: ["libxcb-cursor.so.0"]
+
+    monkeypatch.setattr(qt_libs, "start_ldd", fake_ldd)
+    monkeypatch.setattr(qt_libs, "xcb_plugin_path", lambda: Path("libqxcb.so"))
+    monkeypatch.setattr(qt_libs, "plugin_loads", lambda _plugin: True)
+    assert qt_libs.find_missing_xcb_libraries() == [] and started == []
+    monkeypatch.setattr(qt_libs, "plugin_loads", lambda _plugin: False)
+    assert qt_libs.find_missing_xcb_libraries() == ["libxcb-cursor.so.0"] and started == [True]
+
+
+def test_a_library_that_cannot_be_loaded_is_told_apart():
+    assert not qt_libs.plugin_loads(Path("/nonexistent/libqxcb.so"))

@@ -3,8 +3,8 @@
 Without this check a fresh Debian/Ubuntu desktop gets Qt's own abort ("Could not load the Qt platform
 plugin "xcb" ... This application failed to start"), with a core dump and no word on what to install.
 This module imports no Qt (it must run before PySide6 creates the QApplication, and its pure functions
-are tested without Qt): it finds PySide6's libqxcb.so by path, asks `ldd` which of its libraries the
-dynamic loader cannot find, and names the apt packages that provide them.
+are tested without Qt): it finds PySide6's libqxcb.so by path and loads it; when that fails it asks `ldd`
+which of its libraries the dynamic loader cannot find, and names the apt packages that provide them.
 """
 
 from __future__ import annotations
@@ -110,8 +110,25 @@ def xcb_plugin_path() -> Path | None:
 
 def find_missing_xcb_libraries() -> list[str]:
     """The libraries libqxcb.so needs that the loader cannot find here ([] when all are there, or when
-    it cannot tell: no ldd, no plugin file)."""
+    it cannot tell: no ldd, no plugin file).
+
+    The plugin is loaded first, as Qt would load it (then Qt finds it loaded); only when that fails does
+    `ldd` list every missing library (its run, a process of its own, is not paid at every start)."""
+    plugin = xcb_plugin_path()
+    if plugin is None or plugin_loads(plugin):
+        return []
     return start_ldd()()
+
+
+def plugin_loads(plugin: Path) -> bool:
+    """Whether the dynamic loader loads `plugin` with every library it needs (no Qt is imported)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(str(plugin), mode=os.RTLD_LAZY)
+    except OSError:
+        return False
+    return True
 
 
 LDD_TIMEOUT_S = 10.0  # a loader that does not answer in this time is taken as "nothing missing"
@@ -119,9 +136,7 @@ LDD_TIMEOUT_S = 10.0  # a loader that does not answer in this time is taken as "
 
 def start_ldd() -> Callable[[], list[str]]:
     """Start `ldd` on libqxcb.so now and return a function that waits for it and gives the libraries the
-    loader cannot find (see find_missing_xcb_libraries). The check runs in its own process, so the app
-    imports PySide6 meanwhile instead of waiting for it; it is spawned with os.posix_spawn and read from
-    a pipe (the subprocess module's import, ~15 ms, would be paid before the first paint)."""
+    loader cannot find. It is spawned with os.posix_spawn and read from a pipe (no subprocess module)."""
     plugin = xcb_plugin_path()
     ldd = _which("ldd")
     if plugin is None or ldd is None:
@@ -182,8 +197,8 @@ def xcb_problem(environ: Mapping[str, str], platform: str) -> str | None:
 
 
 def start_xcb_check(environ: Mapping[str, str], platform: str) -> Callable[[], str | None]:
-    """xcb_problem, begun now and answered when the returned function is called (it waits for `ldd`)."""
+    """xcb_problem as a function to call once PySide6 is imported, before the QApplication (Qt's own
+    libraries are in the process by then: loading the plugin costs only the xcb libraries)."""
     if not wants_xcb(environ, platform):
         return lambda: None
-    missing = start_ldd()
-    return lambda: missing_libraries_message(missing())
+    return lambda: missing_libraries_message(find_missing_xcb_libraries())
