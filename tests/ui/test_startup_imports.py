@@ -78,3 +78,57 @@ def test_the_learn_dock_reads_the_lessons_off_the_gui_thread(qtbot, tmp_path, mo
     window.persist = False
     window.close()
     window.shutdown_panels()
+
+
+FIRST_FRAME = """
+import enum, gc, os, sys
+import explorer.ui.main_window as mw
+from explorer.ui import app
+
+if sys.argv[1] == "build-qt":  # the probe's own check: a window that names Qt before its first paint
+    real_init = mw.MainWindow.__init__
+
+    def init(self, *args, **kwargs):
+        from PySide6.QtCore import Qt  # noqa: F401
+        real_init(self, *args, **kwargs)
+
+    mw.MainWindow.__init__ = init
+real_after = mw.MainWindow._after_first_paint
+
+
+def after(self):
+    types = [t for t in gc.get_objects() if isinstance(t, enum.EnumType)]
+    print("qt", sum(1 for t in types if t.__qualname__.startswith("Qt.")))
+    print("modules", sorted(m for m in LATER_THAN_PAINT if m in sys.modules))
+    sys.stdout.flush()
+    real_after(self)
+
+
+mw.MainWindow._after_first_paint = after
+app.main([])
+"""
+# what the first frame does without: the Learn dock's contents and the wheel guard's field classes
+LATER_THAN_PAINT = ("explorer.ui.learn.widgets", "explorer.ui.learn.prefetch", "explorer.ui.common.forms")
+
+
+def first_frame(tmp_path, mode: str) -> dict[str, str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path / mode), PYTHONPATH=str(ROOT), EXPLORER_STARTUP_PROBE="shown")
+    probe = FIRST_FRAME.replace("LATER_THAN_PAINT", repr(LATER_THAN_PAINT))
+    out = subprocess.run([sys.executable, "-c", probe, mode], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+def test_the_first_frame_is_painted_before_pyside_builds_its_qt_namespace(tmp_path):
+    """Naming Qt.<anything> builds the ~90 enum types of PySide's Qt namespace at once (50-100 ms, see
+    ui/common/placeholder.py): the app's start (first launch) paints the window before that, and before
+    the Learn dock's contents or the wheel guard's module are imported."""
+    lines = first_frame(tmp_path, "app")
+    assert lines["qt"] == "0", "a Qt-namespace enum type was built before the first paint"
+    assert lines["modules"] == "[]"
+
+
+def test_the_first_frame_probe_counts_qt_namespace_enums(tmp_path):
+    assert int(first_frame(tmp_path, "build-qt")["qt"]) > 50
