@@ -627,6 +627,7 @@ class MainWindow(QMainWindow):
             self.save_preview()
         self.shutdown_panels()
         if self.persist:
+            self.dock_learn()  # (closed before the first paint's turn ran) the saved state holds the dock
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState())
             self.save_splitters()
