@@ -46,6 +46,10 @@ class NetworkPanel(QWidget):
     """The first iteration recorded after the panel was built before torch (an Iteration, or the error
     message when it could not be recorded): the start-up probe times it."""
 
+    sig_tabs_built = Signal()
+    """The two tabs were built after the panel (it was built before torch): the main window restores
+    their splitters' saved widths."""
+
     def __init__(self, parent=None, workspace: NetworkWorkspace | None = None, sliced: bool = False):
         """`sliced`: build over several event-loop turns (`building`; the main window installs the panel
         on `building.sig_done`); otherwise the panel is complete when the constructor returns.
@@ -172,8 +176,11 @@ class NetworkPanel(QWidget):
         self.step_sync.register(self.train.landscape)
         self.set_theme(themes.get_theme())
         buttons_keep_player_keys(self)
+        themes.style_labels(self, themes.get_theme())
         self._show_state()
         self.graph_wait.done()
+        if self._core_worker is not None:
+            self.sig_tabs_built.emit()
         if self._first_record and not self.iteration.is_recording():  # the spec is refused (the form says)
             self._first_record = False
             self.sig_computed.emit(None)
