@@ -769,6 +769,10 @@ class MainWindow(QMainWindow):
                 self._slicing = False
             if not light:
                 return
+            building = self._building.get(key)
+            if building is not None:  # built in slices: torch's import would hold the GIL between them
+                building.building.sig_done.connect(lambda: self._shut_down or self._load_core(key))
+                return
         self._load_core(key)
 
     def _load_core(self, key: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
@@ -64,6 +64,7 @@ class NetworkPanel(QWidget):
         self.train = None
         self.core_building: Slices | None = None
         self._core_worker = None
+        self._core_requested = False  # its import was handed to the Worker
         self._shut_down = False
         self._first_record = False  # sig_computed is owed for the first recording (built before torch)
         self.building = Slices.run(self._build(workspace), self, sliced)
@@ -77,6 +78,7 @@ class NetworkPanel(QWidget):
         """Wait for torch's import and build the two tabs now (screenshots, lessons, tests)."""
         self.building.finish()
         if self._core_worker is not None:
+            self._load_core()  # now, if its turn has not come yet
             self._core_worker.wait(timeout)
         if self.core_building is not None:
             self.core_building.finish()
@@ -98,7 +100,9 @@ class NetworkPanel(QWidget):
         self._restore_step: int | None = None
         self._restore_selected: str | None = None  # the card to select once the iteration is shown
         self.form = SpecForm()
-        yield
+        light = not loading.torch_ready()
+        if not light:  # before torch the rest is light (~0.1 s): one piece, no turn for torch's import
+            yield       # to hold the GIL in between
         self.tabs = QTabWidget()
         self.tabs.setObjectName("networkTabs")
         self.graph_wait = TorchWait(
@@ -125,7 +129,7 @@ class NetworkPanel(QWidget):
         self.form.sig_spec_changed.connect(self._on_form_changed)
         self._subscribe()
         self._show_state()
-        if loading.torch_ready():  # torch is in: the tabs now, as part of this construction
+        if not light:  # torch is in: the tabs now, as part of this construction
             yield
             yield from self._build_core()
             return
@@ -133,7 +137,13 @@ class NetworkPanel(QWidget):
         self._core_worker = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
         self._core_worker.sig_done.connect(self._core_loaded)
         self._core_worker.sig_failed.connect(self._core_failed)
-        self._core_worker.submit(lambda _job: load_core())
+        # from the next turn: a panel finished and shut down at once (a close) starts no import
+        QTimer.singleShot(0, self, self._load_core)
+
+    def _load_core(self) -> None:
+        if not self._shut_down and not self._core_requested:
+            self._core_requested = True
+            self._core_worker.submit(lambda _job: load_core())
 
     def _core_loaded(self, _result=None) -> None:
         if not self._shut_down and self.core_building is None:
