@@ -157,10 +157,14 @@ class NetworkPanel(QWidget):
     def _build_core(self):
         """The two tabs (they compute with torch), in pieces; then the state as it is now is shown."""
         from explorer.ui.network.iteration import IterationView
-        from explorer.ui.network.training import TrainView
 
         self.iteration = IterationView()
         yield
+        import pyqtgraph  # noqa: F401 - the plots' library (~0.4 s of CPU): an event-loop turn of its own
+
+        yield
+        from explorer.ui.network.training import TrainView
+
         self.train = TrainView(later=True)
         yield from self.train.build_steps()
         yield
