@@ -108,6 +108,9 @@ def main(argv=None) -> int:
     """Print the median times of each case and the ratios to the bare window."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", metavar="WORDS", default="",
+                    help="run only the cases whose name holds one of these comma-separated words (e.g. "
+                         "'network'); the bare window always runs")
     args = ap.parse_args(argv)
     base = dict(os.environ)
     if not base.get("DISPLAY") and not base.get("WAYLAND_DISPLAY"):
@@ -135,6 +138,10 @@ def main(argv=None) -> int:
                 [sys.executable, "main.py"],
                 lambda: dict(app_env, XDG_CONFIG_HOME=str(restored_config(second_dir, "network")))),
         }
+        words = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+        if words:
+            cases = {name: case for name, case in cases.items()
+                     if name.startswith("bare") or any(w in name.lower() for w in words)}
         for cmd, env in cases.values():  # warm the file cache (and write the bytecode) before measuring
             launch(cmd, env())
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
