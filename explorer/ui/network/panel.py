@@ -27,9 +27,10 @@ from explorer.ui.network.form import CUSTOM, SpecForm
 
 ITERATION_TAB, TRAIN_TAB = 0, 1
 # What the two tabs compute with (torch): imported on the panel's Worker when the panel is built before
-# torch (the main window's loader imports them too, with the rest of the workspace's core).
+# torch (the main window's loader imports them too, with the rest of the workspace's core). torch._dynamo:
+# torch's first optimizer imports it (seconds), and showing the network makes one on the GUI thread.
 CORE_MODULES = ("explorer.core.mlp.network", "explorer.core.mlp.health", "explorer.core.mlp.toydata",
-                "explorer.core.mlp.landscape")
+                "explorer.core.mlp.landscape", "torch._dynamo")
 
 
 def load_core() -> None:
