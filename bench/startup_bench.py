@@ -25,8 +25,9 @@ Each app launch runs with ``EXPLORER_STARTUP_PROBE=close``; the app prints when:
   *usable*: the numbers and the graph can be read, nothing can be clicked or edited;
 - "ready": the visible workspace's panel is built and installed in its tab: its editor, forms and menus
   take input (a trace or training it starts may still be running on its worker). This is what "usable"
-  means here. The Expression panel is built before torch is imported (its graph's place says "Loading
-  PyTorch…" until the first result), the other workspaces' panels once their core modules are in;
+  means here. The Expression and Network panels are built before torch is imported (the graph's place,
+  the network's tabs, say "Loading PyTorch…" until the first result), Pretraining's once its core modules
+  are in;
 - "late": the worst delay of a 10 ms timer between "shown" and "ready" (how long the window could not
   answer at a stretch while the panel was built);
 - "computed": for a panel built before torch, its first result on screen (the graph drawn), with
@@ -128,6 +129,9 @@ def main(argv=None) -> int:
     """Print the median times of each case and the ratios to the bare window."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", metavar="WORDS", default="",
+                    help="run only the cases whose name holds one of these comma-separated words (e.g. "
+                         "'network'); the bare window always runs")
     args = ap.parse_args(argv)
     base = dict(os.environ)
     if not base.get("DISPLAY") and not base.get("WAYLAND_DISPLAY"):
@@ -155,6 +159,10 @@ def main(argv=None) -> int:
                 [sys.executable, "main.py"],
                 lambda: dict(app_env, XDG_CONFIG_HOME=str(restored_config(second_dir, "network")))),
         }
+        words = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+        if words:
+            cases = {name: case for name, case in cases.items()
+                     if name.startswith("bare") or any(w in name.lower() for w in words)}
         for cmd, env in cases.values():  # warm the file cache (and write the bytecode) before measuring
             launch(cmd, env())
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}

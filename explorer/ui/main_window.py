@@ -56,8 +56,9 @@ CORE_MODULES = {
 # The workspaces whose panel is built, and takes input, before torch is in: their panel modules and models
 # import torch where they compute (tests/ui/test_torch_free_panels.py). The window builds such a panel
 # right after its first paint and imports CORE_MODULES meanwhile; the panel's graph says "Loading
-# PyTorch…" until its first result. The others' panels wait for their CORE_MODULES (a preview or a line).
-LIGHT = frozenset({"expression"})
+# PyTorch…" until its first result (the network panel: its two tabs, built once torch is in). The others'
+# panels wait for their CORE_MODULES (a preview or a line).
+LIGHT = frozenset({"expression", "network"})
 IMPORT_WAIT_S = 10.0  # see MainWindow.import_wait_s
 BACKGROUND_POLL_MS = 300  # the other workspaces' core modules load once the visible panel shows a result
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName
@@ -512,6 +513,9 @@ class MainWindow(QMainWindow):
 
     def _restore_splitters(self, panel: QWidget) -> None:
         for split in panel.findChildren(QSplitter):
+            if split.property("stateRestored"):  # once: a part built later restores its own only
+                continue
+            split.setProperty("stateRestored", True)
             state = self.settings.value(f"{SPLITTERS}/{split.objectName()}") if split.objectName() else None
             if isinstance(state, QByteArray):
                 split.restoreState(state)
@@ -716,6 +720,9 @@ class MainWindow(QMainWindow):
         self.panels[key] = panel
         if self.persist:
             self._restore_splitters(panel)
+            later = getattr(panel, "sig_tabs_built", None)  # parts built once torch is in (network)
+            if later is not None:
+                later.connect(lambda: self._restore_splitters(panel))
         themes.style_labels(panel, themes.get_theme(self.theme_name))
         if hasattr(panel, "set_theme") and self.theme_name != "light":
             panel.set_theme(themes.get_theme(self.theme_name))
@@ -788,6 +795,10 @@ class MainWindow(QMainWindow):
             finally:
                 self._slicing = False
             if not light:
+                return
+            building = self._building.get(key)
+            if building is not None:  # built in slices: torch's import would hold the GIL between them
+                building.building.sig_done.connect(lambda: self._shut_down or self._load_core(key))
                 return
         self._load_core(key)
 

@@ -208,3 +208,138 @@ def test_a_close_while_the_core_loads_saves_the_edits_and_keeps_the_rest(qtbot, 
     assert saved["workspaces"]["expression"]["source"] == "w = param(0.5)\nL = w * 3\n"
     assert saved["workspaces"]["network"] == network and saved["current"] == "expression"
     assert validated == [], "the close validated the whole saved session on the GUI thread (imports torch)"
+
+
+# The network panel, alone: its form takes edits while its Worker's import of the core (torch) is held;
+# released, its two tabs are built and record the network as edited meanwhile.
+NETWORK_PROBE = """
+import json, sys, threading
+gui = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and threading.current_thread() is threading.main_thread():
+            gui.append(name)
+        return None
+sys.meta_path.insert(0, Spy())
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from explorer.ui.network import panel as network_panel
+out = {"import": "torch" in sys.modules, "pyqtgraph": "pyqtgraph" in sys.modules}
+go = threading.Event()
+load_core = network_panel.load_core
+network_panel.load_core = lambda: (go.wait(120), load_core())[1]
+panel = network_panel.NetworkPanel()
+panel.resize(1200, 700)
+panel.show()
+app.processEvents()
+out["gui_thread_imported_torch"] = bool(gui)
+out["waiting"] = panel.graph_wait.waiting()
+out["note"] = panel.graph_wait.note.isVisible()
+form = panel.form
+form.preset.setCurrentIndex(form.preset.findData("toy-2d"))
+form.lr.setValue(0.125)  # the user's edit: the form's debounce hands it to the model
+for _ in range(600):
+    QTest.qWait(50)
+    if panel.workspace.spec().lr == 0.125:
+        break
+out["edited"] = panel.workspace.spec().lr == 0.125 and panel.workspace.state.preset == "custom"
+out["still_waiting"] = panel.graph_wait.waiting() and panel.iteration is None
+out["gui_thread_imported_torch_while_editing"] = bool(gui)
+go.set()
+for _ in range(1200):  # torch's import on the Worker, then the tabs' slices and the first recording
+    QTest.qWait(100)
+    if panel.iteration is not None and panel.workspace.iteration is not None:
+        break
+out["recorded"] = panel.workspace.iteration is not None
+out["recorded_the_edit"] = out["recorded"] and panel.iteration.session.spec.lr == 0.125
+out["tabs_shown"] = not panel.graph_wait.waiting() and panel.tabs.isVisible() and panel.tabs.count() == 2
+out["gui_thread_imported_torch_before_the_result"] = bool(gui)
+panel.shutdown()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_the_network_panel_takes_edits_before_torch_and_records_them_after(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", NETWORK_PROBE], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
+    out = json.loads(line.removeprefix("RESULT "))
+    assert out["import"] is False, "importing the network panel imported torch"
+    assert out["pyqtgraph"] is False, "importing the network panel imported pyqtgraph (its plots wait)"
+    assert out["gui_thread_imported_torch"] is False, "building the network panel imported torch"
+    assert out["waiting"] and out["note"], "the tabs' place does not say that PyTorch is loading"
+    assert out["edited"], "the form's edit did not reach the workspace while torch loaded"
+    assert out["still_waiting"] and out["gui_thread_imported_torch_while_editing"] is False
+    assert out["recorded_the_edit"], "the network edited meanwhile was not the one recorded"
+    assert out["tabs_shown"], "the tabs did not replace the note"
+    assert out["gui_thread_imported_torch_before_the_result"] is False
+
+
+def test_the_window_builds_the_restored_network_panel_while_its_core_loads(qtbot, tmp_path, monkeypatch):
+    """A returning user last on Network gets its panel with their settings, editable, while the core
+    modules (torch) still load; once they are in, the rest of the session is applied and the edit made
+    meanwhile is what the iteration records."""
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    from explorer.core.workspaces.network import DatasetModel
+    from explorer.ui import main_window as mw
+    from explorer.ui.common import loading as wait_note
+    from explorer.ui.network import panel as network_panel
+
+    program = "w = param(0.25)\nL = w * 4\n"
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "network",
+        "workspaces": {"expression": {"source": program},
+                       "network": {"preset": "toy-2d", "spec": {"seed": 0}, "iterations": 2,
+                                   "dataset": DatasetModel(name="xor", noise=0.2).model_dump()}}}))
+    go, loading = threading.Event(), threading.Event()
+    import_core, load_core = mw.import_core, network_panel.load_core
+
+    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
+        loading.set()
+        go.wait(WAIT / 1000)
+        return import_core(key)
+
+    def held_load():  # so does the panel's own (its Worker)
+        go.wait(WAIT / 1000)
+        load_core()
+
+    monkeypatch.setattr(mw, "import_core", held_import)
+    monkeypatch.setattr(network_panel, "load_core", held_load)
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT) as ready:
+            window.show()
+        assert ready.args == ["network"]
+        panel = window.panel("network", create=False)
+        assert panel is not None and panel.iteration is None
+        assert loading.wait(WAIT / 1000) and not go.is_set()  # the core is still loading
+        assert panel.graph_wait.waiting(), "the tabs' place does not say that PyTorch is loading"
+        assert panel.form.preset_name() == "toy-2d" and panel.form.spec().hidden == [16, 16]  # as saved
+        assert panel.workspace.state.dataset.name == "xor"
+        assert window._saved_session is not None  # the rest of the session waits for the core
+        panel.form.lr.setValue(0.125)
+        qtbot.waitUntil(lambda: panel.workspace.spec().lr == 0.125, timeout=WAIT)
+        go.set()
+        qtbot.waitUntil(lambda: panel.iteration is not None and panel.workspace.iteration is not None,
+                        timeout=WAIT)
+        panel.iteration.wait_recorded()
+        assert panel.iteration.session.spec.lr == 0.125, "the edit made meanwhile was lost"
+        assert panel.workspace.spec().lr == 0.125 and panel.form.lr.value() == 0.125
+        assert panel.train.dataset_settings()["name"] == "xor", "the saved dataset was not shown"
+        assert not panel.graph_wait.waiting()
+        qtbot.waitUntil(lambda: window._saved_session is None, timeout=WAIT)  # applied, but the network
+        assert window.workspaces.expression.state.source == program, "the rest of the session was lost"
+    finally:
+        go.set()
+        window.persist = False
+        window.close()

@@ -100,7 +100,9 @@ NETWORK_TRAINING_THEN_QUIT = """
     window.show_workspace("network")
 
     def train():
-        train = window.panels["network"].train
+        panel = window.panels["network"]
+        panel.ensure_core()  # built before torch: its tabs (the training among them) once torch is in
+        train = panel.train
         train.steps.setValue(train.steps.maximum())
         train.train_or_pause()  # a run far from its end: its thread is running when the app quits
         print("training", train.is_training(), flush=True)

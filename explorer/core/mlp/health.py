@@ -37,11 +37,11 @@ from explorer.core.mlp.network import (
     make_optimizer,
     targets_for,
 )
+from explorer.core.mlp.spec import HEALTH_KEYS  # noqa: F401 - re-exported (its old home)
 
 GUIDE_RATIO = 1e-3
 SATURATION = {"tanh": 0.97, "sigmoid": 0.0153}  # |a| above / min(a, 1 - a) below: derivative < 6 % of peak
 LR_RANGE = (1e-5, 10.0)  # the toy lr range test's sweep (the form's learning rate goes up to 10)
-HEALTH_KEYS = ("grad_norms", "update_ratios", "act_mean", "act_std", "saturated", "dead")
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -28,15 +28,9 @@ from explorer.core.mlp.network import (
     predict_classes,
     targets_for,
 )
+from explorer.core.mlp.spec import DATASET_LABELS  # noqa: F401 - re-exported (its old home)
 
 DATASETS = ("moons", "circles", "xor", "spiral", "linear")
-DATASET_LABELS = {
-    "moons": "Two moons",
-    "circles": "Circles",
-    "xor": "XOR",
-    "spiral": "Spiral",
-    "linear": "Linearly separable",
-}
 # The plane the decision boundary is drawn over: wide enough for every dataset with noise 0.3.
 EXTENT = (-2.0, 2.0, -2.0, 2.0)
 

@@ -1,4 +1,5 @@
-"""The network workspace's state, Qt-free: the spec, the iteration player, the toy data and its runs.
+"""The network workspace's state, Qt-free (and torch-free until an iteration runs): the spec, the iteration
+player, the toy data and its runs.
 
 `NetworkWorkspace.state` holds what a session saves (spec, preset name, skip zero_grad, how many iterations
 were run and the player's step, the dataset settings, the toy runs with their curves). Setting a field emits
@@ -9,25 +10,27 @@ seeded spec by replaying `iterations` iterations, which gives the same numbers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from psygnal import EventedModel, Signal, SignalGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from explorer.core.mlp.health import HEALTH_KEYS
-from explorer.core.mlp.network import (
-    ACTIVATIONS,
+from explorer.core.mlp.spec import (
+    ACTIVATION_LABELS,
+    DATASET_LABELS,
+    HEALTH_KEYS,
     INITS,
     LOSSES,
     OPTIMIZERS,
     PRESETS,
-    Iteration,
-    NetSession,
     NetSpec,
     NetSpecError,
     preset_spec,
 )
-from explorer.core.mlp.toydata import DATASET_LABELS
+
+if TYPE_CHECKING:  # torch's: imported where an iteration is run (a worker), not with the model
+    from explorer.core.mlp.network import Iteration, NetSession
 
 CUSTOM = "custom"
 MAX_LAYERS = 6
@@ -66,7 +69,7 @@ class SpecModel(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> SpecModel:
         for act in [*self.activations, self.output_activation]:
-            if act not in ACTIVATIONS:
+            if act not in ACTIVATION_LABELS:
                 raise ValueError(f"unknown activation {act!r}")
         if self.init not in INITS:
             raise ValueError(f"unknown initialisation {self.init!r}")
@@ -281,7 +284,9 @@ class NetworkWorkspace:
     # -- iterations -------------------------------------------------------------------------------
 
     def new_session(self) -> NetSession:
-        """A fresh session of the spec (its model at the seed's initial weights)."""
+        """A fresh session of the spec (its model at the seed's initial weights; imports torch)."""
+        from explorer.core.mlp.network import NetSession
+
         return NetSession(self.spec())
 
     def record(self, session: NetSession | None = None, iterations: int | None = None) -> Iteration:

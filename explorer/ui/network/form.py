@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.mlp.network import (
+from explorer.core.mlp.spec import (
     ACTIVATION_LABELS,
     INITS,
     LOSSES,
