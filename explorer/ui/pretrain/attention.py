@@ -19,6 +19,7 @@ from explorer.core.numbers import fmt_number
 from explorer.core.workspaces.pretrain import AttentionResult, compute_attention
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.plot_menus import add_plot
 from explorer.ui.common.worker import Worker
 
 LABEL_CHARS = 6  # a token's axis label is cut to this many characters (BPE tokens can be long)
@@ -244,7 +245,7 @@ class AttentionTab(QWidget):
         cmap = pg.colormap.get("viridis")
         for r, layer in enumerate(layers):
             for h in range(n_heads):
-                plot = self.canvas.addPlot(row=r, col=h)
+                plot = add_plot(self.canvas, row=r, col=h)
                 image = pg.ImageItem(result.maps[layer, h], axisOrder="row-major")
                 image.setColorMap(cmap)
                 image.setLevels((0.0, 1.0))

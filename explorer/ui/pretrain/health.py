@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from explorer.core.gpt.health import GUIDE_RATIO
 from explorer.core.gpt.runs import PretrainRun, health_arrays
 from explorer.ui.common import theme as themes
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.step_sync import place_cursor, step_cursor
 from explorer.ui.network.health import layer_colour, plottable
 
@@ -145,13 +146,12 @@ class HealthTab(QWidget):
         self.redraw()
 
     def _plot(self, name: str, title: str, tip: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget()
+        plot = plot_widget(menu=False)
         plot.setObjectName(name)
         plot.setToolTip(tip)
         plot.setTitle(title, size="9pt")
         plot.setLabel("bottom", "step")
         plot.setLogMode(y=True)
-        plot.setMenuEnabled(False)
         plot.getAxis("left").enableAutoSIPrefix(False)
         return plot
 
