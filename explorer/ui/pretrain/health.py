@@ -55,6 +55,7 @@ class HealthTab(QWidget):
             "|lr·update| / |w|: how much one optimizer step changed each block's weights, relative to their "
             "size. About 1e-3 (dashed) is the usual guide: far above, the learning rate is too high for the "
             "block; far below, it hardly learns. The warm-up and the cosine decay of the lr show here.")
+        yield  # the curves, the guide line and the step cursors: a piece after the second plot
         self.global_norm = self.grad_plot.plot([], [], pen=pg.mkPen((148, 163, 184), width=1.5))
         self.clips = pg.ScatterPlotItem(symbol="t", size=8, brush=pg.mkBrush(220, 38, 38), pen=None)
         self.grad_plot.addItem(self.clips)

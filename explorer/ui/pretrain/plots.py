@@ -147,6 +147,7 @@ class TrainingPlots(QWidget):
         self.grad_plot.setTitle("Gradient norm (before clipping)", size="9pt")
         self.grad_widget.setToolTip("The length of the whole gradient vector: spikes warn of instability; "
                                     "clipping caps it at 1.")
+        yield  # the layout, the step cursors and the first smoothing: a piece after the last plot
         for widget in (self.lr_widget, self.grad_widget):
             widget.setMinimumHeight(110)
         self.loss_widget.setMinimumHeight(220)
