@@ -215,9 +215,10 @@ class LearnPanel(QDockWidget):
         touched = list(dict.fromkeys(s.workspace for s in lesson.steps[first:step_index + 1]
                                      if s.workspace and s.actions))
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
-        # the expression inspector draws once after the step's actions, not after each of them
+        # the expression workspace is drawn once after the step's actions (its last result, step and
+        # losses, the inspector once), not after each of them
         expression = getattr(self.main_window, "panels", {}).get("expression")
-        held = getattr(expression, "held_inspector", None)
+        held = getattr(expression, "held_view", None)
         if made.checks is not None and hasattr(expression, "offer_checks"):
             expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
         answered = workspaces.expression.answered_from(made.made) if made.made else nullcontext()
