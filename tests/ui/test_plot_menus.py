@@ -99,3 +99,21 @@ def test_building_the_pretraining_page_makes_no_plot_menu(qtbot, menus_made):
         assert not any(plot.getPlotItem().getViewBox().menuEnabled() for plot in plots[3:])
     finally:
         panel.shutdown()
+
+
+def test_building_the_network_page_makes_no_plot_menu_but_its_colour_bars(qtbot, menus_made):
+    import pyqtgraph as pg
+
+    from explorer.ui.network.panel import NetworkPanel
+
+    panel = NetworkPanel()
+    qtbot.addWidget(panel)
+    try:
+        bars = [item.getViewBox() for item in panel.findChildren(pg.GraphicsView)
+                for item in item.items() if isinstance(item, pg.ColorBarItem)]
+        # pyqtgraph's ColorBarItem builds its own menu and drops it (the landscape's scale): nothing else
+        assert [id(view) for view in menus_made] == [id(view) for view in bars]
+        plots = [plot for plot in panel.findChildren(pg.PlotWidget)]
+        assert len(plots) >= 5 and all(plot.getPlotItem().getViewBox().menu is None for plot in plots)
+    finally:
+        panel.shutdown() if hasattr(panel, "shutdown") else None

@@ -401,9 +401,8 @@ class LearnPanel(QDockWidget):
     # -- private -----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        import pyqtgraph as pg
-
         from explorer.ui.common import theme as themes
+        from explorer.ui.common.plot_menus import plot_widget
         from explorer.ui.learn.lesson_text import LessonText
 
         self._theme = getattr(self, "_theme", None) or themes.get_theme()
@@ -435,7 +434,7 @@ class LearnPanel(QDockWidget):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.PlainText)  # messages may quote a lesson: never HTML
         self.error.setVisible(False)
-        self.figure = pg.PlotWidget()
+        self.figure = plot_widget()
         self.figure.setObjectName("lessonFigure")
         self.figure.setMinimumHeight(180)
         self.figure.showGrid(x=True, y=True, alpha=0.3)
