@@ -104,6 +104,41 @@ def test_a_lesson_step_draws_the_expression_inspector_once(qtbot, tmp_path, monk
     window.shutdown_panels()
 
 
+def test_a_lesson_step_draws_the_expression_workspace_once_however_many_programs_it_computes(
+        qtbot, tmp_path, monkeypatch):
+    """The step's actions compute up to three programs and move the player in one GUI-thread turn: the
+    graph is rebuilt and the loss plot redrawn once, for the last result, and what is shown is where the
+    workspace ended (graph, player, status line)."""
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
+    learn = window.learn
+    learn.ensure_built()
+    ws = window.workspaces.expression
+    counts = {"computed": 0, "set_trace": 0, "show_losses": 0}
+    ws.events.computed.connect(lambda _result: counts.__setitem__("computed", counts["computed"] + 1))
+    for name, owner in (("set_trace", panel.graph), ("show_losses", panel.learning)):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _real=real, _name=name, **k: (
+            counts.__setitem__(_name, counts[_name] + 1), _real(*a, **k))[1])
+    most = 0
+    for lesson, step in ((0, 0), (1, 1), (0, 0), (2, 2)):  # from another lesson: its steps up to this one
+        for key in counts:
+            counts[key] = 0
+        with qtbot.waitSignal(learn.sig_step_shown, timeout=60_000):
+            learn.open_step(lesson, step)
+        most = max(most, counts["computed"])
+        assert counts["set_trace"] <= 1 and counts["show_losses"] <= 1, (lesson, step, counts)
+        assert panel.graph.graph_scene.trace is ws.result.trace
+        assert panel.player.step == ws.step
+        assert panel.status.text() == ws.timeline.status(ws.step)
+    assert most >= 2  # a step that computed several programs drew the last one only
+    window.shutdown_panels()
+
+
 def test_a_run_end_is_polled_for_and_reported_only_once_the_child_is_gone(qtbot, monkeypatch):
     """The end of a run: no blocking join of the child on the GUI thread, and `is_running()` stays true
     (so no window sees the run as ended while the child still holds its folder) until it is gone."""

@@ -103,10 +103,12 @@ class IterationBar(QWidget):
     def _make_plot(self):
         try:
             import pyqtgraph as pg
+
+            from explorer.ui.common.plot_menus import plot_widget
         except Exception:  # the plot is a bonus: the label shows the loss
             return None
         theme = themes.get_theme()
-        plot = pg.PlotWidget()
+        plot = plot_widget()
         plot.setObjectName("iterationLossPlot")
         themes.style_plot(plot, plot.getPlotItem(), theme)
         for axis in ("left", "bottom"):

@@ -133,10 +133,12 @@ class LearningBox(QGroupBox):
     def _make_plot(self):
         try:
             import pyqtgraph as pg
+
+            from explorer.ui.common.plot_menus import plot_widget
         except Exception:  # the plot is a bonus: without pyqtgraph the label shows the numbers
             return None
         theme = themes.get_theme()
-        plot = pg.PlotWidget(background=theme["panel"])
+        plot = plot_widget(background=theme["panel"])
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setPen(theme["muted"])
             plot.getAxis(axis).setTextPen(theme["muted"])

@@ -73,6 +73,8 @@ class ExpressionPanel(QWidget):
         self._drawn: ComputeResult | None = None  # the valid result the widgets show (see _on_done)
         self._inspector_held = 0  # inside held_inspector(): refreshes wait for its end, then run once
         self._inspector_stale = False
+        self._view_held = 0  # inside held_view(): results, steps and losses wait for its end (_held)
+        self._held: dict[str, object] = {}
         self._syncing = False  # the view is writing a model field itself: do not echo it back
         self._worker = Worker(self)
         self._worker.sig_done.connect(self._on_done)
@@ -370,11 +372,11 @@ class ExpressionPanel(QWidget):
         ev = self.workspace.state.events
         ev.source.connect(self._on_source)
         ev.overrides.connect(lambda _v: self._submit(self._reason if self._reason == "descent" else "leaf"))
-        ev.step.connect(lambda _v: self._show_step())
+        ev.step.connect(lambda _v: self._on_model_step())
         ev.selected.connect(self._on_model_selected)
         ev.lr.connect(self._on_model_lr)
-        ev.losses.connect(lambda losses: self.learning.show_losses(losses))
-        self.workspace.events.computed.connect(self._apply)
+        ev.losses.connect(self._on_losses)
+        self.workspace.events.computed.connect(self._on_computed)
         self.workspace.events.accumulated.connect(self.learning.show_accumulation)
 
     def _submit(self, reason: str) -> None:
@@ -419,7 +421,63 @@ class ExpressionPanel(QWidget):
         if value > 0:
             self.workspace.state.lr = value
 
+    def _on_computed(self, result: ComputeResult) -> None:
+        if not self._view_held:
+            self._apply(result)
+            return
+        if result.ok:  # a later failure shows over the last program that traced (as without the hold)
+            self._held.pop("result", None)
+            self._held["ok"] = result
+        else:
+            self._held["result"] = result
+
+    def _on_model_step(self) -> None:
+        if self._view_held:
+            self._held["step"] = True
+        else:
+            self._show_step()
+
+    def _on_losses(self, losses) -> None:
+        if self._view_held:
+            self._held["losses"] = True
+        else:
+            self.learning.show_losses(losses)
+
+    @contextmanager
+    def held_view(self):
+        """Show the workspace once, at the end of the block, not after each change inside it.
+
+        A lesson step's actions compute one to three programs, move the player and reset the losses; each
+        result was drawn in turn (the graph rebuilt, the player, the leaves, the loss plot) in the one
+        GUI-thread turn of the step. Inside the block the results, steps, selections and losses are only
+        noted; at its end the last program that traced is shown (then a later failure over it, as
+        without the hold), then the step, with the inspector refreshed once (`held_inspector`).
+        """
+        self._view_held += 1
+        with self.held_inspector():
+            try:
+                yield
+            finally:
+                self._view_held -= 1
+                if not self._view_held:
+                    self._show_held()
+
+    def _show_held(self) -> None:
+        held, self._held = self._held, {}
+        for key in ("ok", "result"):
+            if key in held:
+                self._apply(held[key])
+        if "losses" in held and not ({"ok", "result"} & held.keys()):
+            self.learning.show_losses(self.workspace.state.losses)  # _apply shows them with a result
+        if "step" in held:
+            self._show_step()
+        if "selected" in held:
+            self._on_model_selected(self.workspace.state.selected)
+
     def _on_model_selected(self, node_id: str | None) -> None:
+        if self._view_held:
+            self._held["selected"] = True
+            return
         if (self.graph.selected() or None) != node_id:
             self.graph.select(node_id)
         self._refresh_inspector()

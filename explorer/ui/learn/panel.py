@@ -214,9 +214,10 @@ class LearnPanel(QDockWidget):
         from PySide6.QtCore import Qt
 
         QApplication.setOverrideCursor(Qt.WaitCursor)  # a first network step builds torch's optimizer
-        # the expression inspector draws once after the step's actions, not after each of them
+        # the expression workspace is drawn once after the step's actions (its last result, step and
+        # losses, the inspector once), not after each of them
         expression = getattr(self.main_window, "panels", {}).get("expression")
-        held = getattr(expression, "held_inspector", None)
+        held = getattr(expression, "held_view", None)
         if made.checks is not None and hasattr(expression, "offer_checks"):
             expression.offer_checks(*made.checks)  # the inspector's gradient check, made on the Worker
         answered = workspaces.expression.answered_from(made.made) if made.made else nullcontext()
@@ -400,7 +401,6 @@ class LearnPanel(QDockWidget):
     # -- private -----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        import pyqtgraph as pg
         from PySide6.QtCore import Qt
         from PySide6.QtWidgets import (
             QFrame,
@@ -414,6 +414,7 @@ class LearnPanel(QDockWidget):
         )
 
         from explorer.ui.common import theme as themes
+        from explorer.ui.common.plot_menus import plot_widget
         from explorer.ui.learn.lesson_text import LessonText
         from explorer.ui.learn.widgets import ChoiceBox, WrappingTree
 
@@ -446,7 +447,7 @@ class LearnPanel(QDockWidget):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.PlainText)  # messages may quote a lesson: never HTML
         self.error.setVisible(False)
-        self.figure = pg.PlotWidget()
+        self.figure = plot_widget()
         self.figure.setObjectName("lessonFigure")
         self.figure.setMinimumHeight(180)
         self.figure.showGrid(x=True, y=True, alpha=0.3)

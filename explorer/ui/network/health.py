@@ -32,6 +32,7 @@ from explorer.core.numbers import fmt_number
 from explorer.core.workspaces.network import ToyRun
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.step_sync import place_cursor, step_cursor
 from explorer.ui.common.worker import Worker
 
@@ -112,14 +113,13 @@ class HealthView(QWidget):
         grid.setSpacing(4)
         box.addLayout(grid, 1)
         for i, (name, title, _keys, log, tip) in enumerate(PLOTS):
-            plot = pg.PlotWidget()
+            plot = plot_widget(menu=False)
             plot.setObjectName(name)
             plot.setToolTip(tip)
             plot.setTitle(title, size="9pt")
             plot.setLabel("bottom", "step")
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setLogMode(y=log)
-            plot.setMenuEnabled(False)
             plot.setMinimumSize(120, 100)
             plot.enableAutoRange(x=False)
             grid.addWidget(plot, 0, i)
@@ -283,14 +283,13 @@ class LRTestView(QWidget):
         self.progress.hide()
         self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("lrTestStatus")
-        self.plot = pg.PlotWidget()
+        self.plot = plot_widget(menu=False)
         self.plot.setObjectName("lrRangePlot")
         self.plot.setLogMode(x=True)
         self.plot.setLabel("bottom", "learning rate (log)")
         self.plot.setLabel("left", "loss")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setMenuEnabled(False)
         self.plot.setToolTip(self.run_button.toolTip())
         self.raw = self.plot.plot([], [], pen=pg.mkPen((148, 163, 184), width=1))
         self.smooth = self.plot.plot([], [], pen=pg.mkPen((37, 99, 235), width=2))

@@ -33,6 +33,7 @@ from explorer.core.numbers import fmt_number
 from explorer.core.workspaces.network import ToyRun
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.worker import Worker
 
 CONTOURS = 9  # contour lines between the lowest and the highest loss (evenly on the log scale)
@@ -110,11 +111,10 @@ class LandscapeView(QWidget):
         self.progress.hide()
         self.status = ElidedLabel("", lines=2)
         self.status.setObjectName("landscapeStatus")
-        self.plot = pg.PlotWidget()
+        self.plot = plot_widget(menu=False)
         self.plot.setObjectName("landscapePlot")
         self.plot.setToolTip(CONCEPT)
         self.plot.setTitle(TITLE, size="9pt")
-        self.plot.setMenuEnabled(False)
         self.plot.setAspectLocked(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)

@@ -42,6 +42,7 @@ from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.step_sync import nearest_step, place_cursor, step_cursor
 from explorer.ui.common.worker import Worker
 from explorer.ui.network.health import HealthView, LRTestView
@@ -373,7 +374,7 @@ class TrainView(QWidget):
 
     def _build_plots(self):
         """The plots and side tabs, one piece per `yield`."""
-        self.boundary_plot = pg.PlotWidget()
+        self.boundary_plot = plot_widget()
         self.boundary_plot.setObjectName("boundaryPlot")
         self.boundary_plot.setToolTip(
             "The data (filled: train, hollow: test) over the network's output: the colour is the predicted "
@@ -395,7 +396,7 @@ class TrainView(QWidget):
         self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((30, 30, 30), width=2))
         self.contour.setParentItem(self.image)
         yield
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = plot_widget()
         self.loss_plot.setObjectName("networkLossPlot")
         self.loss_plot.setBackground("w")
         self.loss_plot.setTitle("loss (solid: train, dashed: test)", color="#374151", size="10pt")
@@ -406,7 +407,7 @@ class TrainView(QWidget):
             "Training and test loss of this run; earlier runs stay dimmed for comparison"
         )
         yield
-        self.acc_plot = pg.PlotWidget()
+        self.acc_plot = plot_widget()
         self.acc_plot.setObjectName("networkAccuracyPlot")
         self.acc_plot.setBackground("w")
         self.acc_plot.setTitle("accuracy (solid: train, dashed: test)", color="#374151", size="10pt")

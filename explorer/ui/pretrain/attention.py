@@ -19,6 +19,7 @@ from explorer.core.numbers import fmt_number
 from explorer.core.workspaces.pretrain import AttentionResult, compute_attention
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.plot_menus import add_plot
 from explorer.ui.common.worker import Worker
 
 LABEL_CHARS = 6  # a token's axis label is cut to this many characters (BPE tokens can be long)
@@ -58,10 +59,19 @@ class AttentionTab(QWidget):
     sig_shown = Signal()
     """New maps are on screen."""
 
-    def __init__(self, panel) -> None:
+    def __init__(self, panel, later: bool = False) -> None:
+        """`later`: build nothing yet; the owner runs `build_steps()` (a panel built in slices)."""
         super().__init__()
         self.setObjectName("pretrainAttention")
         self._panel = panel
+        if not later:
+            for _ in self.build_steps():
+                pass
+
+    def build_steps(self):
+        """The controls and the map canvas, then the colour map, then the colour bar: one piece per `yield`
+        (pyqtgraph's ColorBarItem is a whole PlotItem; the colour map is read from pyqtgraph's files)."""
+        panel = self._panel
         self._theme = themes.get_theme()
         self._cells: list[tuple[pg.PlotItem, int, int]] = []  # (plot, layer, head) of each heatmap
         self._images: list[pg.ImageItem] = []
@@ -100,7 +110,10 @@ class AttentionTab(QWidget):
         self.scale_view.setObjectName("attentionColourBar")
         self.scale_view.setFixedWidth(86)
         self.scale_view.setToolTip("Attention weight: 0 (ignored) to 1 (all of the query's attention)")
-        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"),
+        yield
+        colour_map = pg.colormap.get("viridis")  # cached by pyqtgraph after the first read
+        yield
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=colour_map,
                                           interactive=False, width=14, label="attention weight",
                                           colorMapMenu=False)
         self.scale_view.addItem(self.colour_bar)
@@ -244,7 +257,7 @@ class AttentionTab(QWidget):
         cmap = pg.colormap.get("viridis")
         for r, layer in enumerate(layers):
             for h in range(n_heads):
-                plot = self.canvas.addPlot(row=r, col=h)
+                plot = add_plot(self.canvas, row=r, col=h)
                 image = pg.ImageItem(result.maps[layer, h], axisOrder="row-major")
                 image.setColorMap(cmap)
                 image.setLevels((0.0, 1.0))

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from explorer.core.gpt.health import GUIDE_RATIO
 from explorer.core.gpt.runs import PretrainRun, health_arrays
 from explorer.ui.common import theme as themes
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.step_sync import place_cursor, step_cursor
 from explorer.ui.network.health import layer_colour, plottable
 
@@ -54,6 +55,7 @@ class HealthTab(QWidget):
             "|lr·update| / |w|: how much one optimizer step changed each block's weights, relative to their "
             "size. About 1e-3 (dashed) is the usual guide: far above, the learning rate is too high for the "
             "block; far below, it hardly learns. The warm-up and the cosine decay of the lr show here.")
+        yield  # the curves, the guide line and the step cursors: a piece after the second plot
         self.global_norm = self.grad_plot.plot([], [], pen=pg.mkPen((148, 163, 184), width=1.5))
         self.clips = pg.ScatterPlotItem(symbol="t", size=8, brush=pg.mkBrush(220, 38, 38), pen=None)
         self.grad_plot.addItem(self.clips)
@@ -145,13 +147,12 @@ class HealthTab(QWidget):
         self.redraw()
 
     def _plot(self, name: str, title: str, tip: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget()
+        plot = plot_widget(menu=False)
         plot.setObjectName(name)
         plot.setToolTip(tip)
         plot.setTitle(title, size="9pt")
         plot.setLabel("bottom", "step")
         plot.setLogMode(y=True)
-        plot.setMenuEnabled(False)
         plot.getAxis("left").enableAutoSIPrefix(False)
         return plot
 

@@ -19,6 +19,7 @@ from explorer.core.gpt.histograms import KINDS
 from explorer.core.gpt.runs import PretrainRun
 from explorer.core.numbers import fmt_number
 from explorer.ui.common import theme as themes
+from explorer.ui.common.plot_menus import add_plot
 from explorer.ui.network.health import layer_colour
 
 REDRAW_MS = 250
@@ -208,8 +209,7 @@ class HistogramView(QWidget):
             fill = pg.mkColor(colour)
             fill.setAlpha(90)
             for column, kind in enumerate(KINDS):
-                plot = self.canvas.ci.addPlot(row=i, col=column)
-                plot.setMenuEnabled(False)
+                plot = add_plot(self.canvas.ci, menu=False, row=i, col=column)
                 plot.hideButtons()
                 plot.setMouseEnabled(x=False, y=False)
                 plot.getAxis("left").setWidth(46)

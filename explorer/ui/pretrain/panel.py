@@ -869,11 +869,15 @@ class PretrainPanel(QWidget):
         self.tabs.setTabToolTip(1, "Why a run trains well or badly: each block's gradient norm and "
                                    "update size over the steps, with the steps where clipping acted")
         yield
-        for tab_class, title in ((AttentionTab, "Attention maps"), (TraceTab, "Trace one step")):
-            tab = tab_class(self)
-            self._inspection_tabs.append(tab)
-            self.tabs.addTab(tab, title)
-            yield
+        attention = AttentionTab(self, later=True)
+        yield from attention.build_steps()  # its colour bar is a whole pyqtgraph plot: a piece of its own
+        self._inspection_tabs.append(attention)
+        self.tabs.addTab(attention, "Attention maps")
+        yield
+        trace = TraceTab(self)
+        self._inspection_tabs.append(trace)
+        self.tabs.addTab(trace, "Trace one step")
+        yield
         self.histogram_tab = HistogramView(self)
         self._inspection_tabs.append(self.histogram_tab)
         index = self.tabs.addTab(self.histogram_tab, "Histograms")

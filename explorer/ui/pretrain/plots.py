@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 
 from explorer.core.gpt.runs import PretrainRun, ema
 from explorer.ui.common import theme as themes
+from explorer.ui.common.plot_menus import plot_widget
 from explorer.ui.common.step_sync import place_cursor, step_cursor
 
 # At most 10 redraws a second: a loss curve looks live at that rate, and each redraw repaints three
@@ -123,7 +124,7 @@ class TrainingPlots(QWidget):
         controls.addWidget(self.log_scale)
         controls.addStretch(1)
         yield
-        self.loss_widget = pg.PlotWidget()
+        self.loss_widget = plot_widget()
         self.loss_widget.setObjectName("pretrainLossPlot")
         self.loss_widget.setBackground("w")
         self.loss = self.loss_widget.getPlotItem()
@@ -133,19 +134,20 @@ class TrainingPlots(QWidget):
         self.loss_widget.setToolTip("Cross-entropy of predicting the next token. Random guessing over V "
                                     "tokens gives ln V; lower means the model predicts the text better.")
         yield
-        self.lr_widget = pg.PlotWidget()
+        self.lr_widget = plot_widget()
         self.lr_widget.setBackground("w")
         self.lr_plot = self.lr_widget.getPlotItem()
         self.lr_plot.setTitle("Learning rate (warm-up, then cosine decay)", size="9pt")
         self.lr_widget.setToolTip("The step size AdamW used at each step: it rises during warm-up, then "
                                   "decays along a cosine.")
         yield
-        self.grad_widget = pg.PlotWidget()
+        self.grad_widget = plot_widget()
         self.grad_widget.setBackground("w")
         self.grad_plot = self.grad_widget.getPlotItem()
         self.grad_plot.setTitle("Gradient norm (before clipping)", size="9pt")
         self.grad_widget.setToolTip("The length of the whole gradient vector: spikes warn of instability; "
                                     "clipping caps it at 1.")
+        yield  # the layout, the step cursors and the first smoothing: a piece after the last plot
         for widget in (self.lr_widget, self.grad_widget):
             widget.setMinimumHeight(110)
         self.loss_widget.setMinimumHeight(220)
