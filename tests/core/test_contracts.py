@@ -1,7 +1,10 @@
 """Contracts of the headless commands, as the issues name them and external scripts will call them.
 
-Every command runs the way a script runs it: `python -m explorer ...` or `python main.py ...` in a
-subprocess. Nothing here imports Qt (the screenshots render in their own processes).
+Each kind of call runs the way a script runs it at least once: `python -m explorer ...`, the console
+script or `python main.py ...` in a subprocess (a command's output, a user error, the app's help, every
+format that draws with Qt). The other calls of the same commands run in this process (`here`, the same
+dispatch without a fresh interpreter's torch import). Nothing here imports Qt (svg, png and the
+screenshots render in their own processes).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 
 from explorer.core.gpt.model import GPTConfig
 from explorer.core.gpt.train import TrainSettings
+from tests.commands import run_in_process as here
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = "x = 1.1\ny = 1.0\nw = param(2.2)\nb = param(0.0)\nz = w * x + b\na = sigmoid(z)\nL = bce(a, y)\n"
@@ -59,7 +63,7 @@ def assert_user_error(done: subprocess.CompletedProcess, *words: str) -> str:
 
 
 def help_text(*command: str) -> str:
-    done = explorer(*command, "--help")
+    done = here(*command, "--help")
     assert_ok(done)
     return done.stdout
 
@@ -102,7 +106,7 @@ def test_grad_e_json_has_the_named_keys_and_the_reference_numbers():
 def test_grad_file_prints_the_reference_numbers(tmp_path):
     path = tmp_path / "seed.expr"
     path.write_text(SEED, encoding="utf-8")
-    done = explorer("grad", str(path))
+    done = here("grad", str(path))
     assert_ok(done)
     lines = done.stdout.splitlines()
     assert "L = 0.0852" in lines
@@ -110,7 +114,7 @@ def test_grad_file_prints_the_reference_numbers(tmp_path):
 
 
 def test_grad_json_gives_tensor_grads_as_nested_lists():
-    done = explorer("grad", "-e", "W = param([[1.0, 2.0], [3.0, 4.0]])\nL = sum(W * W)", "--json")
+    done = here("grad", "-e", "W = param([[1.0, 2.0], [3.0, 4.0]])\nL = sum(W * W)", "--json")
     assert_ok(done)
     data = json.loads(done.stdout)
     assert data["grads"]["W"] == [[2.0, 4.0], [6.0, 8.0]]
@@ -136,13 +140,13 @@ def strict_json(text: str):
 
 def test_grad_and_graph_json_stay_strict_json_for_infinite_gradients(tmp_path):
     program = "w = param(0.0)\nL = sqrt(w)"  # dL/dw = inf, finite differences NaN
-    done = explorer("grad", "-e", program, "--json")
+    done = here("grad", "-e", program, "--json")
     assert_ok(done)
     data = strict_json(done.stdout)
     assert data["output"]["value"] == 0.0
     assert data["max_abs_error"] != 0.0  # autograd and finite differences do not agree here
     out = tmp_path / "g.json"
-    assert_ok(explorer("graph", "-e", program, "--format", "json", "-o", str(out)))
+    assert_ok(here("graph", "-e", program, "--format", "json", "-o", str(out)))
     assert strict_json(out.read_text(encoding="utf-8"))["nodes"]
 
 
@@ -151,7 +155,7 @@ def test_grad_and_graph_json_stay_strict_json_for_infinite_gradients(tmp_path):
 
 def test_graph_json_holds_nodes_edges_and_both_orders(tmp_path):
     out = tmp_path / "seed.json"
-    assert_ok(explorer("graph", "-e", SEED, "--format", "json", "-o", str(out)))
+    assert_ok(here("graph", "-e", SEED, "--format", "json", "-o", str(out)))
     data = json.loads(out.read_text(encoding="utf-8"))
     ids = [n["id"] for n in data["nodes"]]
     assert len(ids) == len(set(ids))
@@ -175,7 +179,7 @@ def test_graph_json_holds_nodes_edges_and_both_orders(tmp_path):
 
 def test_graph_dot_svg_and_png(tmp_path):
     dot = tmp_path / "g.dot"
-    assert_ok(explorer("graph", "-e", SEED, "--format", "dot", "-o", str(dot)))
+    assert_ok(here("graph", "-e", SEED, "--format", "dot", "-o", str(dot)))
     text = dot.read_text(encoding="utf-8")
     assert text.lstrip().startswith("digraph") and "->" in text and "-0.08983" in text
     svg = tmp_path / "g.svg"
@@ -189,7 +193,8 @@ def test_graph_dot_svg_and_png(tmp_path):
 @pytest.mark.parametrize("fmt", ["json", "dot", "svg", "png"])
 def test_graph_into_a_missing_folder_is_a_user_error(fmt, tmp_path):
     out = tmp_path / "missing" / f"g.{fmt}"
-    assert_user_error(explorer("graph", "-e", SEED, "--format", fmt, "-o", str(out)), "cannot write")
+    run = explorer if fmt in ("svg", "png") else here  # the drawn formats load Qt
+    assert_user_error(run("graph", "-e", SEED, "--format", fmt, "-o", str(out)), "cannot write")
     assert not out.exists()
 
 
@@ -201,7 +206,7 @@ def test_graph_into_a_missing_folder_is_a_user_error(fmt, tmp_path):
     ("gpt2-124m", True, 124_412_160),
 ])
 def test_params_gpt2_counts(preset, tie, total):
-    done = explorer("params", "--preset", preset, *(["--tie-weights"] if tie else []), "--json")
+    done = here("params", "--preset", preset, *(["--tie-weights"] if tie else []), "--json")
     assert_ok(done)
     data = json.loads(done.stdout)
     assert data["total"] == total
@@ -212,18 +217,18 @@ def test_params_gpt2_counts(preset, tie, total):
 
 def test_params_text_for_every_preset():
     for preset in ("tiny", "small", "gpt2-124m"):
-        done = explorer("params", "--preset", preset)
+        done = (explorer if preset == "tiny" else here)("params", "--preset", preset)
         assert_ok(done)
         assert "total" in done.stdout and "memory" in done.stdout
     assert "163,009,536" in done.stdout
 
 
 def test_params_model_flags_change_the_count():
-    done = explorer("params", "--preset", "tiny", "--n-layers", "2", "--json")
+    done = here("params", "--preset", "tiny", "--n-layers", "2", "--json")
     assert_ok(done)
     data = json.loads(done.stdout)
     assert data["config"]["n_layers"] == 2
-    base = json.loads(explorer("params", "--preset", "tiny", "--json").stdout)
+    base = json.loads(here("params", "--preset", "tiny", "--json").stdout)
     assert data["total"] < base["total"]
 
 
@@ -338,7 +343,7 @@ def test_train_flags_override_the_config_file(tmp_path, corpus):
 # -- bad input: exit status 2, one line on stderr, no traceback --------------------------------------
 
 
-@pytest.mark.parametrize(("args", "words"), [
+BAD_INPUT = [
     (["grad", "-e", "x = ("], ["line 1:"]),
     (["grad", "-e", "w = param(1.0)\nL = foo(w)"], ["line 2:", "foo"]),
     (["grad", "-e", "__import__('os').system('true')"], ["line 1:"]),
@@ -348,9 +353,17 @@ def test_train_flags_override_the_config_file(tmp_path, corpus):
     (["graph", "-e", "x = (", "--format", "json", "-o", "unused.json"], ["line 1:"]),
     (["graph", "-e", SEED, "--format", "png"], ["-o"]),
     (["params", "--preset", "gpt2-124m", "--n-heads", "5"], ["n_heads"]),
-])
-def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
-    assert_user_error(explorer(*args, cwd=tmp_path), *words)
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_INPUT)
+def test_bad_input_is_one_line_and_status_2(args, words, tmp_path, monkeypatch):
+    if args == BAD_INPUT[0][0]:
+        done = explorer(*args, cwd=tmp_path)
+    else:
+        monkeypatch.chdir(tmp_path)
+        done = here(*args)
+    assert_user_error(done, *words)
     assert not (tmp_path / "unused.json").exists()
 
 
@@ -361,13 +374,13 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
     ["train", "--steps", "many"],
 ])
 def test_unknown_choices_exit_2_naming_the_bad_value(args):
-    done = explorer(*args)
+    done = (explorer if args[0] == "params" else here)(*args)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert args[-1] in done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("case", ["heads", "corrupt", "missing", "config", "save_every", "corpus", "device"])
-def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus):
+def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus, monkeypatch):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00garbage" * 10)
     broken = tmp_path / "broken.json"
@@ -381,7 +394,11 @@ def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus):
         "corpus": ["--corpus", str(tmp_path / "missing.txt")],
         "device": ["--device", "tpu-please"],
     }[case]
-    done = explorer("train", "--steps", "2", "--device", "cpu", *args, cwd=tmp_path)
+    if case == "heads":
+        done = explorer("train", "--steps", "2", "--device", "cpu", *args, cwd=tmp_path)
+    else:
+        monkeypatch.chdir(tmp_path)
+        done = here("train", "--steps", "2", "--device", "cpu", *args)
     assert_user_error(done)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import json
 import math
 import os
@@ -24,6 +23,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.commands import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "corpus"
@@ -87,15 +88,8 @@ def last_json_object(stdout: str) -> dict | None:
 
 def run_app(*argv: str) -> tuple[int, str, str]:
     """`python -m explorer ARGV` in this process, the way explorer.cli dispatches it."""
-    from explorer.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-    return code, out.getvalue(), err.getvalue()
+    done = run_in_process(*argv)
+    return done.returncode, done.stdout, done.stderr
 
 
 def app_report(kind: str, path: Path) -> dict:
