@@ -688,10 +688,6 @@ def edge_geometry(src: tuple[float, float], dst: tuple[float, float], dy_src: fl
     return a, curves, head
 
 
-EDGES_DRAWN = [0]  # edge bundles stroked anew into their pictures (not copied from the cache) so far
-EDGE_PICTURE_PX = 1 << 19  # a bundle is kept as a picture while it is at most this many pixels large
-
-
 class EdgeBundle(QGraphicsPathItem):
     """Many plain data-flow edges in one path item: cheap to build and to cull for big graphs."""
 
@@ -702,59 +698,6 @@ class EdgeBundle(QGraphicsPathItem):
         self.setPen(pen)
         self.setBrush(Qt.NoBrush)
         self.setZValue(-2)
-        _SERIAL[0] += 1
-        self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
-        self._key: tuple = (None, "")  # (zoom and offset, QPixmapCache key) of the last paint
-
-    def paint(self, painter, option, widget=None) -> None:
-        """Stroked once per zoom into a picture of the screen's pixels (`QPixmapCache`) and copied from it:
-        at 30 % the bundles in view hold about a thousand curves, whose antialiased stroke took a third of
-        a frame; a still repaint, a pan and a player step copy them (EDGES_DRAWN counts the strokes). The
-        picture keeps the bundle's offset within a pixel, so it lands where a direct stroke would. Stroked
-        directly where the picture would be large (near zooms, where few edges are in view), under a
-        rotation, or into a vector file."""
-        t = painter.worldTransform()
-        m11, m22 = t.m11(), t.m22()
-        engine = painter.paintEngine()
-        if t.m12() or t.m21() or m11 <= 0 or m22 <= 0 or engine is None or engine.type() != _RASTER:
-            super().paint(painter, option, widget)
-            return
-        box = self.boundingRect()
-        ratio = painter.device().devicePixelRatioF() or 1.0
-        w, h = math.ceil(box.width() * m11 * ratio) + 2, math.ceil(box.height() * m22 * ratio) + 2
-        if w * h > EDGE_PICTURE_PX:
-            super().paint(painter, option, widget)
-            return
-        x, y = t.map(box.left(), box.top())
-        x, y = x * ratio, y * ratio  # device pixels
-        left, top = math.floor(x), math.floor(y)
-        look = (m11, m22, ratio, round(x - left, 2), round(y - top, 2))
-        if look != self._key[0]:
-            self._key = (look, f"edges{self._serial}|{m11:.6f},{m22:.6f},{ratio:g}|{look[3]},{look[4]}")
-        key = self._key[1]
-        pixmap = QPixmapCache.find(key)
-        if pixmap is None:
-            EDGES_DRAWN[0] += 1
-            pixmap = QPixmap(w, h)
-            pixmap.fill(_TRANSPARENT)
-            inner = QPainter(pixmap)
-            inner.setRenderHints(painter.renderHints())
-            inner.translate(look[3], look[4])
-            inner.scale(m11 * ratio, m22 * ratio)
-            inner.translate(-box.left(), -box.top())
-            inner.setPen(self.pen())
-            inner.setBrush(_NO_BRUSH)
-            inner.drawPath(self.path())
-            inner.end()
-            pixmap.setDevicePixelRatio(ratio)
-            _ensure_face_cache()
-            QPixmapCache.insert(key, pixmap)
-        painter.resetTransform()
-        if ratio == 1.0:
-            painter.drawPixmap(left, top, pixmap)
-        else:
-            painter.drawPixmap(QPointF(left / ratio, top / ratio), pixmap)
-        painter.setWorldTransform(t)
 
 
 class FlowEdge(QGraphicsPathItem):
