@@ -846,45 +846,47 @@ class ModuleFrame(QGraphicsItem):
         if plan is None or plan[0] != (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme),
                                        theme["module"], theme.get("canvas")):
             plan = self._plan = self._make_plan(t, option.levelOfDetailFromTransform(t))
-        _key, fill, rects, pies, sides, side_color, pen, font, box = plan
+        _key, fill, rects, pies, arcs, sides, side_color, pen, font, box = plan
         seen = option.exposedRect
-        # the fill without antialiasing, as rectangles and quarter discs (a rounded path over a large frame
-        # costs several times as much; the corners hardly show at this alpha); the rectangles are clipped
-        # to the screen by Qt, the corners drawn only where exposed (most frames in view at 30 % show one
-        # or two of them; each draw call costs ~10 µs even when clipped away)
+        # the fill without antialiasing, as rectangles and the four quarter discs of the corners in one path
+        # (a rounded path over a large frame costs several times as much; the corners hardly show at this
+        # alpha); the rectangles and corners are clipped to the screen by Qt (each draw call costs
+        # microseconds even when clipped away: one path for the four corners, not a call per corner)
         smooth = painter.testRenderHint(_SMOOTH)
         painter.setRenderHint(_SMOOTH, False)
         painter.setPen(_NO_PEN)
         painter.setBrush(fill)
         painter.drawRects(rects)
-        pies = [pie for pie in pies if pie[0].intersects(seen)]
-        for corner, start in pies:
-            painter.drawPie(corner, start, 1440)  # a quarter turn, in 1/16 degree
+        painter.drawPath(pies)
         # the outline: four straight sides as thin filled rectangles and four corner arcs: the same outline
         # as drawRoundedRect, which strokes the whole path of a large frame (~0.5 ms each at 30 %)
         painter.setBrush(side_color)
         painter.drawRects(sides)
         painter.setRenderHint(_SMOOTH, smooth)
-        if pies:
-            painter.setPen(pen)
-            painter.setBrush(_NO_BRUSH)
-            for corner, start in pies:
-                painter.drawArc(corner, start, 1440)
+        painter.setPen(pen)
+        painter.setBrush(_NO_BRUSH)
+        painter.drawPath(arcs)
         if box.intersects(seen):
             self._paint_label(painter, t, font, box)
 
     def _make_plan(self, t, lod: float) -> tuple:
-        """(zoom key, fill colour, fill rectangles, corner discs, outline sides, their colour, corner pen,
-        label font, label box) at the transform `t`."""
+        """(zoom key, fill colour, fill rectangles, corner discs (a path), corner arcs (a path), outline
+        sides, their colour, corner pen, label font, label box) at the transform `t`."""
         color = _color(self.theme["module"])
         r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
         d = 2 * k
         rects = [QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
                  QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
                  QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)]
-        pies = [(QRectF(x, y, d, d), start * 16) for x, y, start in (
-            (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
-            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))]
+        pies, arcs = QPainterPath(), QPainterPath()  # the corners' quarter discs and their outline arcs
+        for x, y, start in ((r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+                            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270)):
+            corner = QRectF(x, y, d, d)
+            pies.moveTo(corner.center())
+            pies.arcTo(corner, start, 90)
+            pies.closeSubpath()
+            arcs.arcMoveTo(corner, start)
+            arcs.arcTo(corner, start, 90)
         fill = self.fill_color()
         # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
         # hairline, clipped to the screen, many times faster than a scaled pen), in the opaque colour that
@@ -913,7 +915,7 @@ class ModuleFrame(QGraphicsItem):
         theme = self.theme
         key = (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme), theme["module"],
                theme.get("canvas"))
-        return key, fill, rects, pies, sides, pen.color(), pen, font, box
+        return key, fill, rects, pies, arcs, sides, pen.color(), pen, font, box
 
     def _paint_label(self, painter, t, font: QFont, box: QRectF) -> None:
         """The label in `box`, copied from a pixmap of the screen's pixels drawn once per text, size and
