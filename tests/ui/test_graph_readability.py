@@ -525,3 +525,34 @@ def test_a_zoom_far_out_copies_one_picture_per_zoom_step(qtbot, gpt_trace):
     view.set_step(view.step_count // 2)
     view.viewport().grab()
     assert items.PICTURES_DRAWN[0] == drawn + 2 and not overview.quantised
+
+
+def test_the_legend_is_drawn_once_per_look_and_canvas_size_and_then_copied(qtbot, gpt_trace, monkeypatch):
+    """Issue 21: repaint at every zoom. The colour legend (text in a translucent rounded box, ~1 ms) is
+    drawn into a pixmap once per look and canvas size: a still repaint, a pan and a player step copy it;
+    a resize or another theme draws it again, once."""
+    from explorer.ui.common import theme as themes
+    from explorer.ui.graph.view import GraphView
+
+    drawn: list[int] = []
+    real = GraphView._draw_legend
+    monkeypatch.setattr(GraphView, "_draw_legend",
+                        lambda self, painter: (drawn.append(1), real(self, painter)))
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.viewport().grab()
+    assert len(drawn) == 1
+    view.zoom_by(2.0)
+    view.viewport().grab()
+    view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() + 120)
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert len(drawn) == 1  # zoom, pan, step: copied
+    view.resize(view.width() - 100, view.height())
+    view.viewport().grab()
+    view.viewport().grab()
+    assert len(drawn) == 2
+    other = "dark" if view.graph_scene.theme is not themes.get_theme("dark") else "light"
+    view.set_theme(themes.get_theme(other))
+    view.viewport().grab()
+    assert len(drawn) == 3
