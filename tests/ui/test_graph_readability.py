@@ -406,12 +406,20 @@ def test_a_still_repaint_or_a_pan_copies_card_faces_and_a_step_redraws_only_chan
     view.zoom_by(zoom)
     view.centerOn(view.graph_scene.sceneRect().center())
     drawn: list[str] = []
+    looks: dict[str, set[tuple]] = {}  # the looks each card's face was drawn in
+    lods: list[float] = []  # the levels of detail the faces were drawn at
     real = items.NodeCard._paint_face
+
+    def look(card) -> tuple:  # what a face shows: no gradient below NAME_LOD (a gradient arriving there
+        # draws nothing anew)
+        return card.show_value, card.show_grad if lods[-1] >= items.NAME_LOD else None, card.current
 
     def counted(self, painter, lod):
         # (blocks, drawn below 30 %, and pictures of the scene in a vector engine are never cached)
         if lod >= 0.3 and painter.paintEngine().type() == QPaintEngine.Raster:
+            lods.append(lod)
             drawn.append(self.node_id)
+            looks.setdefault(self.node_id, set()).add(look(self))
         real(self, painter, lod)
 
     monkeypatch.setattr(items.NodeCard, "_paint_face", counted)
@@ -433,18 +441,24 @@ def test_a_still_repaint_or_a_pan_copies_card_faces_and_a_step_redraws_only_chan
     assert not set(drawn) & shown  # a pan: only cards that were not in view (no shown one again)
     assert len(drawn) < len(in_view())
     cards = view.graph_scene.made_cards
-    for step in (1, view.step_count // 2):
+    for step in (1, view.step_count // 2, view.step_count):
         view.viewport().grab()
         drawn.clear()
-        before = {did: (c.show_value, c.show_grad, c.current) for did, c in cards.items()}
+        before = {did: look(c) for did, c in cards.items()}
+        had_grad = {did: c.show_grad for did, c in cards.items()}
+        seen = {did: set(shown) for did, shown in looks.items()}
         was_in_view = in_view()
         view.set_step(step)
         view.viewport().grab()
-        changed = {did for did, c in cards.items()
-                   if before.get(did) != (c.show_value, c.show_grad, c.current)}
-        # a step: only the cards whose state changed (and those the view brought in, following the player)
-        assert not set(drawn) & (was_in_view - changed)
-        assert set(drawn) >= changed & in_view()
+        changed = {did for did, c in cards.items() if before.get(did) != look(c)}
+        new = {did for did in changed if look(cards[did]) not in seen.get(did, ())}
+        # a step: only the cards whose state changed to a look not drawn before (and those the view brought
+        # in, following the player); a look shown before is copied from the cache
+        assert not set(drawn) & (was_in_view - new)
+        assert set(drawn) >= new & in_view()
+        if step == view.step_count and lods[-1] < items.NAME_LOD:  # gradients arrived, not drawn: no face
+            grads = {did for did in was_in_view if cards[did].show_grad and not had_grad[did]}
+            assert grads and not set(drawn) & (grads - new)
 
 
 @pytest.mark.parametrize("zoom", [0.35, 1.0])
@@ -511,3 +525,34 @@ def test_a_zoom_far_out_copies_one_picture_per_zoom_step(qtbot, gpt_trace):
     view.set_step(view.step_count // 2)
     view.viewport().grab()
     assert items.PICTURES_DRAWN[0] == drawn + 2 and not overview.quantised
+
+
+def test_the_legend_is_drawn_once_per_look_and_canvas_size_and_then_copied(qtbot, gpt_trace, monkeypatch):
+    """Issue 21: repaint at every zoom. The colour legend (text in a translucent rounded box, ~1 ms) is
+    drawn into a pixmap once per look and canvas size: a still repaint, a pan and a player step copy it;
+    a resize or another theme draws it again, once."""
+    from explorer.ui.common import theme as themes
+    from explorer.ui.graph.view import GraphView
+
+    drawn: list[int] = []
+    real = GraphView._draw_legend
+    monkeypatch.setattr(GraphView, "_draw_legend",
+                        lambda self, painter: (drawn.append(1), real(self, painter)))
+    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view.viewport().grab()
+    assert len(drawn) == 1
+    view.zoom_by(2.0)
+    view.viewport().grab()
+    view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() + 120)
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert len(drawn) == 1  # zoom, pan, step: copied
+    view.resize(view.width() - 100, view.height())
+    view.viewport().grab()
+    view.viewport().grab()
+    assert len(drawn) == 2
+    other = "dark" if view.graph_scene.theme is not themes.get_theme("dark") else "light"
+    view.set_theme(themes.get_theme(other))
+    view.viewport().grab()
+    assert len(drawn) == 3

@@ -358,6 +358,13 @@ def _card_paths() -> list[QPainterPath]:
 
 
 _SMOOTH = QPainter.RenderHint.Antialiasing
+# Qt enum values looked up once: in PySide6 each `Qt.NoPen` costs several microseconds, and the paints below
+# run for every item in view on every frame
+_RASTER = QPaintEngine.Type.Raster
+_TRANSPARENT = QColor(0, 0, 0, 0)
+_NO_PEN = Qt.PenStyle.NoPen
+_NO_BRUSH = Qt.BrushStyle.NoBrush
+_LABEL_ALIGN = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
 _SERIAL = [0]
 FACES_DRAWN = [0]  # card faces drawn anew (not copied from the cache) so far: a counter tests can read
 LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied from the cache) so far
@@ -393,10 +400,14 @@ class NodeCard(QGraphicsItem):
         _SERIAL[0] += 1
         self._serial = _SERIAL[0]  # names the card's faces in QPixmapCache (an id() may be reused)
         self._faces: dict[str, list[tuple[str, float]]] = {}  # `painted` of the faces drawn last
+        self._look: tuple | None = None  # state, zoom and look of the last paint; its face's key, its lod
+        self._key = ""
+        self._lod = 1.0
 
     HALO = 6.0  # room around the card for the current-node halo
 
     _BOUNDS = QRectF(-CARD_W / 2 - HALO, -CARD_H / 2 - HALO, CARD_W + 2 * HALO, CARD_H + 2 * HALO)
+    _CORNER_X, _CORNER_Y = -CARD_W / 2 - HALO - 1, -CARD_H / 2 - HALO - 1  # of a face's pixmap
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """Card rectangle plus room for the current-node halo."""
@@ -432,44 +443,61 @@ class NodeCard(QGraphicsItem):
         drawn once per state, look and zoom into a pixmap of the screen's pixels (`QPixmapCache`, so the
         cache has a size cap) and copied at a whole pixel: a still repaint, a pan and a player step that
         leaves the card as it was copy it; only a card whose state changed, or a new zoom, draws it anew
-        (FACES_DRAWN counts)."""
+        (FACES_DRAWN counts). Below NAME_LOD the face shows no gradient, so a gradient arriving there
+        draws nothing anew.
+
+        This runs for every card in view on every frame (a hundred or more at 30 %), so the copy is kept to
+        a few calls: the cache key is remade only when the state, zoom or look changed, and no Qt enum is
+        looked up (each costs microseconds in PySide)."""
         t = painter.worldTransform()
-        lod = option.levelOfDetailFromTransform(t)
-        if (t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or painter.paintEngine() is None
-                or painter.paintEngine().type() != QPaintEngine.Raster):  # vector files: drawn direct
-            self._paint_face(painter, lod)
+        m11, m22 = t.m11(), t.m22()
+        engine = painter.paintEngine()
+        if t.m12() or t.m21() or m11 <= 0 or m22 <= 0 or engine is None or engine.type() != _RASTER:
+            self._paint_face(painter, option.levelOfDetailFromTransform(t))  # vector files: drawn direct
             return
         ratio = painter.device().devicePixelRatioF() or 1.0
         theme = self.theme
-        key = (f"card{self._serial}|{self.show_value:d}{self.show_grad:d}{self.current}{self.selected:d}|"
-               f"{t.m11():.5f},{t.m22():.5f},{ratio:g}|{id(theme)}{theme['card']}{theme['text']}")
+        look = (self.show_value, self.show_grad, self.current, self.selected, m11, m22, ratio, id(theme),
+                theme["card"], theme["text"])
+        if look != self._look:
+            # (Qt's levelOfDetailFromTransform measures the scale between two mapped points, which rounds
+            # differently at each card's position: at 60 % some cards fell just under NAME_LOD, others not)
+            lod = math.sqrt(m11 * m22)
+            self._look = look
+            # no gradient is drawn below NAME_LOD: one face for both
+            grad = self.show_grad if lod >= NAME_LOD else "-"
+            self._key = (f"card{self._serial}|{self.show_value:d}{grad}{self.current}{self.selected:d}|"
+                         f"{m11:.5f},{m22:.5f},{ratio:g}|{id(theme)}{theme['card']}{theme['text']}")
+            self._lod = lod
+        key = self._key
         pixmap = QPixmapCache.find(key)
-        if pixmap is None or pixmap.isNull():
+        if pixmap is None:
             FACES_DRAWN[0] += 1
             bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
-            sx, sy = t.m11() * ratio, t.m22() * ratio
+            sx, sy = m11 * ratio, m22 * ratio
             pixmap = QPixmap(math.ceil(bounds.width() * sx) + 1, math.ceil(bounds.height() * sy) + 1)
-            pixmap.fill(Qt.transparent)
+            pixmap.fill(_TRANSPARENT)
             inner = QPainter(pixmap)
             inner.setRenderHints(painter.renderHints())
             inner.scale(sx, sy)
             inner.translate(-bounds.left(), -bounds.top())
-            self._paint_face(inner, lod)
+            self._paint_face(inner, self._lod)
             inner.end()
             pixmap.setDevicePixelRatio(ratio)
             _ensure_face_cache()
             QPixmapCache.insert(key, pixmap)
-            self._faces[key] = list(self.painted)
+            self._faces[key] = self.painted
             if len(self._faces) > 4:
                 self._faces.pop(next(iter(self._faces)))
         else:
-            self.painted = list(self._faces.get(key, self.painted))
-        corner = t.map(self._BOUNDS.topLeft() - QPointF(1, 1))
-        painter.save()
+            self.painted = self._faces.get(key, self.painted)
+        x, y = t.map(self._CORNER_X, self._CORNER_Y)
         painter.resetTransform()
-        at = QPointF(round(corner.x() * ratio) / ratio, round(corner.y() * ratio) / ratio)
-        painter.drawPixmap(at, pixmap)
-        painter.restore()
+        if ratio == 1.0:
+            painter.drawPixmap(round(x), round(y), pixmap)
+        else:
+            painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
+        painter.setWorldTransform(t)
 
     def _paint_face(self, painter, lod: float) -> None:
         """The card's face at the painter's transform (card coordinates) with detail for zoom `lod`."""
@@ -741,6 +769,7 @@ class ModuleFrame(QGraphicsItem):
         self._bounds: tuple[float, QRectF] | None = None  # (label_offset, boundingRect) once asked for
         self._plan: tuple | None = None  # what a paint at one zoom draws (`_make_plan`), made at its first
         self._tint: tuple[tuple, QColor] | None = None  # (theme key, opaque fill colour) once painted
+        self._label_key: tuple = (None, "")  # (zoom and look, QPixmapCache key of the label's pixmap)
         # under the edges and cards; inner frames over outer ones, and a rolled-up range of modules
         # ("blocks.0-3") under the modules it holds, which have its depth
         last = path.rpartition(".")[2]
@@ -817,45 +846,47 @@ class ModuleFrame(QGraphicsItem):
         if plan is None or plan[0] != (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme),
                                        theme["module"], theme.get("canvas")):
             plan = self._plan = self._make_plan(t, option.levelOfDetailFromTransform(t))
-        _key, fill, rects, pies, sides, side_color, pen, font, box = plan
+        _key, fill, rects, pies, arcs, sides, side_color, pen, font, box = plan
         seen = option.exposedRect
-        # the fill without antialiasing, as rectangles and quarter discs (a rounded path over a large frame
-        # costs several times as much; the corners hardly show at this alpha); the rectangles are clipped
-        # to the screen by Qt, the corners drawn only where exposed (most frames in view at 30 % show one
-        # or two of them; each draw call costs ~10 µs even when clipped away)
+        # the fill without antialiasing, as rectangles and the four quarter discs of the corners in one path
+        # (a rounded path over a large frame costs several times as much; the corners hardly show at this
+        # alpha); the rectangles and corners are clipped to the screen by Qt (each draw call costs
+        # microseconds even when clipped away: one path for the four corners, not a call per corner)
         smooth = painter.testRenderHint(_SMOOTH)
         painter.setRenderHint(_SMOOTH, False)
-        painter.setPen(Qt.NoPen)
+        painter.setPen(_NO_PEN)
         painter.setBrush(fill)
         painter.drawRects(rects)
-        pies = [pie for pie in pies if pie[0].intersects(seen)]
-        for corner, start in pies:
-            painter.drawPie(corner, start, 90 * 16)
+        painter.drawPath(pies)
         # the outline: four straight sides as thin filled rectangles and four corner arcs: the same outline
         # as drawRoundedRect, which strokes the whole path of a large frame (~0.5 ms each at 30 %)
         painter.setBrush(side_color)
         painter.drawRects(sides)
         painter.setRenderHint(_SMOOTH, smooth)
-        if pies:
-            painter.setPen(pen)
-            painter.setBrush(Qt.NoBrush)
-            for corner, start in pies:
-                painter.drawArc(corner, start, 90 * 16)
+        painter.setPen(pen)
+        painter.setBrush(_NO_BRUSH)
+        painter.drawPath(arcs)
         if box.intersects(seen):
             self._paint_label(painter, t, font, box)
 
     def _make_plan(self, t, lod: float) -> tuple:
-        """(zoom key, fill colour, fill rectangles, corner discs, outline sides, their colour, corner pen,
-        label font, label box) at the transform `t`."""
+        """(zoom key, fill colour, fill rectangles, corner discs (a path), corner arcs (a path), outline
+        sides, their colour, corner pen, label font, label box) at the transform `t`."""
         color = _color(self.theme["module"])
         r, k = self.rect, min(self.RADIUS, self.rect.width() / 2, self.rect.height() / 2)
         d = 2 * k
         rects = [QRectF(r.left() + k, r.top(), r.width() - 2 * k, r.height()),
                  QRectF(r.left(), r.top() + k, k, r.height() - 2 * k),
                  QRectF(r.right() - k, r.top() + k, k, r.height() - 2 * k)]
-        pies = [(QRectF(x, y, d, d), start * 16) for x, y, start in (
-            (r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
-            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270))]
+        pies, arcs = QPainterPath(), QPainterPath()  # the corners' quarter discs and their outline arcs
+        for x, y, start in ((r.left(), r.top(), 90), (r.right() - d, r.top(), 0),
+                            (r.left(), r.bottom() - d, 180), (r.right() - d, r.bottom() - d, 270)):
+            corner = QRectF(x, y, d, d)
+            pies.moveTo(corner.center())
+            pies.arcTo(corner, start, 90)
+            pies.closeSubpath()
+            arcs.arcMoveTo(corner, start)
+            arcs.arcTo(corner, start, 90)
         fill = self.fill_color()
         # the outline: thinner than a pixel on screen, a hairline as light as that width (Qt strokes a
         # hairline, clipped to the screen, many times faster than a scaled pen), in the opaque colour that
@@ -884,23 +915,26 @@ class ModuleFrame(QGraphicsItem):
         theme = self.theme
         key = (t.m11(), t.m12(), t.m21(), t.m22(), self.label_offset, id(theme), theme["module"],
                theme.get("canvas"))
-        return key, fill, rects, pies, sides, pen.color(), pen, font, box
+        return key, fill, rects, pies, arcs, sides, pen.color(), pen, font, box
 
     def _paint_label(self, painter, t, font: QFont, box: QRectF) -> None:
         """The label in `box`, copied from a pixmap of the screen's pixels drawn once per text, size and
         colour (drawn directly under a rotation or into a vector file)."""
         color = self.theme["module"]
         engine = painter.paintEngine()
-        if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or engine is None \
-                or engine.type() != QPaintEngine.Raster:
+        if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or engine is None or engine.type() != _RASTER:
             painter.setPen(_color(color))
-            draw_text(painter, box, Qt.AlignLeft | Qt.AlignBottom, self.label, font)
+            draw_text(painter, box, _LABEL_ALIGN, self.label, font)
             return
         ratio = painter.device().devicePixelRatioF() or 1.0
-        screen = t.mapRect(box)
-        key = f"frame|{self.label}|{id(font)}|{t.m11():.5f},{t.m22():.5f},{ratio:g}|{color}"
+        look = (id(font), t.m11(), t.m22(), ratio, color)
+        if self._label_key[0] != look:  # the key is made once per zoom (a string costs microseconds a frame)
+            self._label_key = (look, f"frame|{self.label}|{id(font)}|{t.m11():.5f},{t.m22():.5f},{ratio:g}|"
+                                     f"{color}")
+        key = self._label_key[1]
         pixmap = QPixmapCache.find(key)
-        if pixmap is None or pixmap.isNull():
+        if pixmap is None:
+            screen = t.mapRect(box)
             LABELS_DRAWN[0] += 1
             # as wide as the text may be hinted on screen (draw_text never cuts it)
             width = screen.width() + 8 + 0.2 * screen.height()
@@ -910,17 +944,18 @@ class ModuleFrame(QGraphicsItem):
             inner.setRenderHints(painter.renderHints())
             inner.scale(t.m11() * ratio, t.m22() * ratio)
             inner.setPen(_color(color))
-            draw_text(inner, QRectF(0, 0, box.width(), box.height()), Qt.AlignLeft | Qt.AlignBottom,
-                      self.label, font)
+            draw_text(inner, QRectF(0, 0, box.width(), box.height()), _LABEL_ALIGN, self.label, font)
             inner.end()
             pixmap.setDevicePixelRatio(ratio)
             _ensure_face_cache()
             QPixmapCache.insert(key, pixmap)
-        painter.save()
+        x, y = t.map(box.left(), box.top())
         painter.resetTransform()
-        at = screen.topLeft()
-        painter.drawPixmap(QPointF(round(at.x() * ratio) / ratio, round(at.y() * ratio) / ratio), pixmap)
-        painter.restore()
+        if ratio == 1.0:
+            painter.drawPixmap(round(x), round(y), pixmap)
+        else:
+            painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
+        painter.setWorldTransform(t)
 
 
 def draw_quantised(painter, rect: QRectF, key: str, steps: int, draw, kept: list[str]) -> bool:

@@ -776,6 +776,7 @@ class GraphView(QGraphicsView):
         self.find_bar.returnPressed.connect(lambda: self.find(self.find_bar.text(), next_match=True))
         self.find_bar.installEventFilter(self)
         self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
+        self._legend: tuple | None = None  # (look and canvas size, top-left, pixmap) of the legend drawn last
 
     # -- public API ------------------------------------------------------------------------
 
@@ -1012,7 +1013,7 @@ class GraphView(QGraphicsView):
             painter.save()
             painter.resetTransform()
             if self.show_legend:
-                self._draw_legend(painter)
+                self._paint_legend(painter)
             self.memory.paint_legend(painter)
             painter.restore()
             return
@@ -1068,6 +1069,27 @@ class GraphView(QGraphicsView):
         font = QFont()
         font.setPointSizeF(8.5)
         return font
+
+    def _paint_legend(self, painter) -> None:
+        """The legend, copied from a pixmap drawn once per look and canvas size (its text and translucent
+        rounded box cost ~1 ms, on every frame)."""
+        t = self._scene.theme
+        ratio = painter.device().devicePixelRatioF() or 1.0
+        colors = tuple(t[name] for name in ("leaf", "param", "op", "output", "module", "edge_forward",
+                                             "edge_backward", "panel", "card_border", "muted"))
+        key = (colors, self.viewport().width(), self.viewport().height(), self._scene.has_module_cards, ratio)
+        if self._legend is None or self._legend[0] != key:
+            box = self.legend_layout(QFontMetrics(self.legend_font()))[0].adjusted(-1, -1, 1, 1)
+            pixmap = QPixmap(math.ceil(box.width() * ratio), math.ceil(box.height() * ratio))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(QColor(0, 0, 0, 0))
+            inner = QPainter(pixmap)
+            inner.setRenderHints(painter.renderHints())
+            inner.translate(-box.left(), -box.top())
+            self._draw_legend(inner)
+            inner.end()
+            self._legend = (key, box.topLeft(), pixmap)
+        painter.drawPixmap(self._legend[1], self._legend[2])
 
     def _draw_legend(self, painter) -> None:
         t = self._scene.theme
