@@ -4,6 +4,7 @@ and print, as one JSON object, what ``python -m explorer grad FILE --json`` must
     python tests/corpus_reference.py tests/corpus/*.py             # {snippet stem: reference record}
     python tests/corpus_reference.py --as grad tests/corpus/*.py   # each shaped like `grad --json`'s
     python tests/corpus_reference.py --as graph tests/corpus/*.py  # each shaped like `graph --format json`'s
+    python tests/corpus_reference.py --as grad,graph tests/corpus/*.py  # {shape: {stem: shaped record}}
 
 Only the tests run this, and only on the project's own snippets (runpy on a trusted file); the app never
 runs a program this way. The record holds:
@@ -285,20 +286,24 @@ def shaped(record: dict, shape: str | None) -> dict:
 
 def main(argv: list[str]) -> int:
     """Run each snippet named in ``argv`` in turn (``--as grad|graph`` picks the shape) and print
-    {stem: record}; a snippet that raises gets {"error": "..."}."""
+    {stem: record}; a snippet that raises gets {"error": "..."}. Several shapes (``--as grad,graph``):
+    {shape: {stem: record}} from the one run."""
     args = list(argv)
-    shape = None
+    shapes: list[str | None] = [None]
     if "--as" in args:
         k = args.index("--as")
-        shape = args[k + 1]
+        shapes = args[k + 1].split(",")
         del args[k : k + 2]
-    out = {}
+    out: dict[str | None, dict] = {shape: {} for shape in shapes}
     for name in args:
         try:
-            out[Path(name).stem] = shaped(run_snippet(name), shape)
+            record = run_snippet(name)
+            for shape in shapes:
+                out[shape][Path(name).stem] = shaped(record, shape)
         except Exception as exc:  # a broken snippet is reported, the others still run
-            out[Path(name).stem] = {"error": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(out))
+            for shape in shapes:
+                out[shape][Path(name).stem] = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(out if len(shapes) > 1 else out[shapes[0]]))
     return 0
 
 
