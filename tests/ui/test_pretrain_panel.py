@@ -493,3 +493,14 @@ def test_attention_hint_follows_a_finished_run(panel, qtbot, trained_checkpoint)
     _load(panel, {"runs": [trained_checkpoint.to_state()]})
     panel.sig_run_finished.emit(1, "done")
     assert tab.status.text() != NO_MODEL_HINT and "Show attention" in tab.status.text()
+
+
+def test_a_deleted_panel_does_not_answer_the_app_coming_back(qtbot):
+    """The runs folder is rescanned when the app becomes active again; a panel that is gone (a closed
+    window, an earlier test's) must not be reached by that signal (it raised inside Qt's event loop)."""
+    import shiboken6
+
+    panel = PretrainPanel()
+    panel.shutdown()
+    shiboken6.delete(panel)
+    QApplication.instance().applicationStateChanged.emit(Qt.ApplicationActive)

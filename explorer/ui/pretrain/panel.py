@@ -194,8 +194,7 @@ class PretrainPanel(QWidget):
         self._watcher.directoryChanged.connect(lambda _path: self._scan_timer.start())
         app = QCoreApplication.instance()
         if app is not None and hasattr(app, "applicationStateChanged"):
-            app.applicationStateChanged.connect(
-                lambda state: state == Qt.ApplicationActive and self._scan_timer.start())
+            app.applicationStateChanged.connect(self._on_app_state)  # a bound slot: ends with the panel
 
         lower = QSplitter(Qt.Horizontal)
         samples_box = QWidget()
@@ -443,6 +442,11 @@ class PretrainPanel(QWidget):
         if len(self._checkpoint_waiters) == 1:
             self._process.request_checkpoint()
         return True
+
+    def _on_app_state(self, state) -> None:
+        """Coming back to the app rescans the runs folder (a terminal or another window may add runs)."""
+        if state == Qt.ApplicationActive:
+            self._scan_timer.start()
 
     def scan_runs_folder(self) -> None:
         """Read the runs folder in the background; runs other windows or commands made join the list."""
