@@ -12,7 +12,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["no_gc"]
+__all__ = ["no_gc", "single_torch_thread"]
 
 
 @contextmanager
@@ -35,3 +35,21 @@ def no_gc(keep: bool = False) -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Run torch single-threaded for the block, then restore the previous thread count.
+
+    For tensors far too small to split across threads (a toy MLP's, a small GPT's one-token steps while
+    it generates): intra-op threads only add a fork and a join per kernel, and on a busy machine each join
+    may wait for a descheduled thread (several times slower, and the GUI thread starved). torch is
+    imported here, not with this module, which stays torch-free."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
