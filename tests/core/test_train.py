@@ -385,10 +385,13 @@ def test_train_bench_runs_every_rung_and_reports_the_ratio(capsys):
     spec = importlib.util.spec_from_file_location("train_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--json"]) == 0
+    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--sample-repeats", "1",
+                       "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     names = set(result["variants"])
     assert {"nanogpt-style", "+tensor-batches", "+fused-adamw", "bare", "ours"} <= names
     assert ("+bf16-autocast" in names) == (result["autocast"] != "None")
     assert result["variants"]["nanogpt-style"]["vs_nanogpt"] == 1.0
     assert all(v["median_tokens_per_s"] > 0 for v in result["variants"].values())
+    samples = result["samples"]  # the baby GPT samples on one thread, timed against all threads
+    assert samples["ours_threads"] == 1 and samples["ours_s"] > 0 and samples["all_threads_s"] > 0
