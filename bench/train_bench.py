@@ -263,6 +263,9 @@ def main(argv=None) -> int:
     print(f"device {result['device']} (ours autocasts to {result['autocast']}), {result['threads']} torch "
           f"thread(s), ours splits each batch in {base.batch_parts}, torch {result['torch']}; baby GPT "
           f"{BABY_GPT}, batch {BATCH}; {args.repeats} repeats x {args.steps} steps")
+    if base.batch_parts > 1:
+        print(f"(ours runs batch_split=auto; TrainSettings' default is {TrainSettings().batch_split}: "
+              f"ours-no-split is what a run with the default settings does)")
     if result["load_average"] is not None:
         # Other jobs on the machine: with more runnable threads than cores, every fork/join of a
         # multi-threaded kernel may wait a scheduler slice for a descheduled thread.
