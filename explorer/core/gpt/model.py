@@ -117,8 +117,9 @@ def preset(name: str, **changes) -> GPTConfig:
 # Multiply-adds of a full-window forward for one sequence (about context x n_layers x 12 emb_dim^2) below
 # which a CPU generates on one torch thread. Generating runs hundreds of tiny kernels per token (one row
 # at a time within the context, one window past it); split over threads, each waits at a join, and on a
-# busy machine for a descheduled thread: nanoGPT's baby GPT (50M) sampled 120 tokens in 7.5 s on one
-# thread and 77 s on two with the load average at 8 on 2 cores (`bench/train_bench.py --sample`).
+# busy machine for a descheduled thread: nanoGPT's baby GPT (50M) sampled 120 tokens in 5.6 s on one
+# thread and 79 s on two, paired, with the load average at 9.5 on 2 cores (`bench/train_bench.py` prints
+# this pair: --sample-repeats).
 GENERATION_ONE_THREAD_MACS = 100_000_000
 
 
