@@ -26,6 +26,10 @@ The ladder, each rung adding one idea to the one before:
                   threads, as the loops above do
   ours-N-threads  ours with every core (--threads 1 only, on a machine with more than one)
   *-compiled      with --compile: torch.compile of the loss (compile time reported apart)
+
+Then, unless --sample-repeats 0, the samples ours takes every 100 steps (120 tokens, nanoGPT's baby GPT):
+Trainer.sample() as the trainer runs it (one torch thread for a model this small: model.generation_threads)
+against the same generation on every thread, alternated, and what each costs per 100 training steps.
 """
 
 from __future__ import annotations
@@ -139,6 +143,28 @@ def make_trainer(args, compiled: bool = False, split: str = "auto") -> Trainer:
     return Trainer(cfg, settings)
 
 
+def sample_timings(trainer: Trainer, repeats: int) -> dict:
+    """Median seconds of trainer.sample() as it runs (its own thread choice) and forced onto every thread,
+    alternated within each repeat; speedup is the median of the paired ratios."""
+    threads = torch.get_num_threads()
+    ours_threads = model_module.generation_threads(trainer.config) or threads
+    times: dict[str, list[float]] = {"ours": [], "all": []}
+    choose = model_module.generation_threads
+    for rep in range(repeats):
+        for name in (("ours", "all") if rep % 2 == 0 else ("all", "ours")):
+            if name == "all":  # the same generation with the thread count left as it is
+                model_module.generation_threads = lambda config, batch=1: 0
+            try:
+                t0 = time.perf_counter()
+                trainer.sample(seed=rep)
+                times[name].append(time.perf_counter() - t0)
+            finally:
+                model_module.generation_threads = choose
+    return {"ours_s": statistics.median(times["ours"]), "all_threads_s": statistics.median(times["all"]),
+            "ours_threads": ours_threads, "all_threads": threads,
+            "speedup": statistics.median(b / a for a, b in zip(times["ours"], times["all"], strict=True))}
+
+
 def main(argv=None) -> int:
     """Run the variants and print a table of median tokens/s and ratios to the nanoGPT-style loop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -151,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile variants")
     parser.add_argument("--dtype", default="auto",
                         help="ours: auto (the trainer's choice), float32 or bfloat16")
+    parser.add_argument("--sample-repeats", type=int, default=3,
+                        help="paired timings of a 120-token sample, one thread against all (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -219,6 +247,7 @@ def main(argv=None) -> int:
                       "median_tokens_per_cpu_s": statistics.median(cpu_rates[name]),
                       "cpu_vs_nanogpt": paired(cpu_rates, name)}
                for name, r in rates.items()}
+    samples = sample_timings(base, args.sample_repeats) if args.sample_repeats else None
     # The loop's own cost: ours against the bare step with the same kernels (unsplit when ours splits).
     same = "ours-no-split" if "ours-no-split" in rates else "ours"
     overhead = {"wall": 1 - paired(rates, same, "bare"), "cpu": 1 - paired(cpu_rates, same, "bare")}
@@ -226,13 +255,17 @@ def main(argv=None) -> int:
               "autocast": str(low), "batch_parts": base.batch_parts,
               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "steps": args.steps,
               "repeats": args.repeats, "batch": BATCH,
-              "config": BABY_GPT, "variants": summary, "loop_overhead": overhead, "compile_s": compile_s}
+              "config": BABY_GPT, "variants": summary, "loop_overhead": overhead, "compile_s": compile_s,
+              "samples": samples}
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"device {result['device']} (ours autocasts to {result['autocast']}), {result['threads']} torch "
           f"thread(s), ours splits each batch in {base.batch_parts}, torch {result['torch']}; baby GPT "
           f"{BABY_GPT}, batch {BATCH}; {args.repeats} repeats x {args.steps} steps")
+    if base.batch_parts > 1:
+        print(f"(ours runs batch_split=auto; TrainSettings' default is {TrainSettings().batch_split}: "
+              f"ours-no-split is what a run with the default settings does)")
     if result["load_average"] is not None:
         # Other jobs on the machine: with more runnable threads than cores, every fork/join of a
         # multi-threaded kernel may wait a scheduler slice for a descheduled thread.
@@ -252,6 +285,14 @@ def main(argv=None) -> int:
         print(f"our loop's overhead over bare by {label} time (a record every step, a sample every 100 "
               f"steps; {same}): {overhead[key]:+.1%} "
               f"({'within' if overhead[key] < 0.05 else 'OVER'} the 5% budget)")
+    if samples:
+        step_s = tokens / result["variants"]["ours"]["median_tokens_per_s"] / args.steps
+        print(f"a {base.settings.sample_tokens}-token sample (ours takes one every 100 steps), paired over "
+              f"{args.sample_repeats} repeats: {samples['ours_s']:.2f} s as ours runs it "
+              f"({samples['ours_threads']} thread(s)) against {samples['all_threads_s']:.2f} s on "
+              f"{samples['all_threads']} threads: {samples['speedup']:.1f}x faster; "
+              f"{samples['ours_s'] / (100 * step_s):.1%} of 100 of ours' steps (was "
+              f"{samples['all_threads_s'] / (100 * step_s):.1%})")
     for name, secs in compile_s.items():
         print(f"{name}: compile + 2 steps took {secs:.1f} s")
     return 0

@@ -386,7 +386,8 @@ def start_line(r: dict) -> str:
     return (f"{r['parameters']:,} parameters ({c['n_layers']} layers, {c['n_heads']} heads, "
             f"emb {c['emb_dim']}, context {c['context_length']}, {r['tokenizer']} vocab {c['vocab_size']}) "
             f"on {r['device']} "
-            f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}")
+            f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}"
+            + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
 
 
 class TextPrinter:

@@ -8,12 +8,14 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from explorer.core.gpt import model as model_module
 from explorer.core.gpt.model import (
     GPT,
     PRESETS,
     ConfigError,
     GPTConfig,
     count_parameters,
+    generation_threads,
     memory_estimate,
     preset,
 )
@@ -167,6 +169,34 @@ def test_generate_is_seeded_and_leaves_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert a.shape == (1, 21) and torch.equal(a, b)
     assert model.generate(start, 5, temperature=0, top_k=3).shape == (1, 6)
+
+
+def test_small_models_generate_on_one_thread_and_the_count_comes_back(monkeypatch):
+    # nanoGPT's baby GPT: a window's forward is ~50M multiply-adds, so it samples on one thread; the
+    # `small` preset's (~2.7G) keeps the caller's threads. The caller's count is restored afterwards.
+    assert generation_threads(PRESETS["tiny"]) == 1
+    assert generation_threads(PRESETS["small"]) == 0 and generation_threads(PRESETS["gpt2-124m"]) == 0
+    assert generation_threads(PRESETS["tiny"], batch=4) == 0  # four windows at once: worth the threads
+    seen = []
+    real = model_module.GPT._forward_cached
+
+    def spy(self, *args):
+        seen.append(torch.get_num_threads())
+        return real(self, *args)
+
+    monkeypatch.setattr(model_module.GPT, "_forward_cached", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        GPT(small_config()).generate(torch.zeros(1, 1, dtype=torch.long), 3)
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
+        seen.clear()
+        wide = small_config(emb_dim=256, n_heads=4, context_length=512, n_layers=2)
+        assert generation_threads(wide) == 0
+        GPT(wide).generate(torch.zeros(1, 1, dtype=torch.long), 2)
+        assert seen == [2, 2]
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_memory_estimate_per_dtype():

@@ -123,6 +123,24 @@ def test_off_when_health_every_is_zero():
     assert len(steps) == 3 and not any("block_grad_norms" in r for r in steps)
 
 
+def test_a_small_models_health_is_measured_on_one_thread(monkeypatch):
+    # Many small kernels: on a busy 2-core machine two threads made them 20x slower (explorer/core/speed.py).
+    from explorer.core.gpt import health as health_mod
+
+    seen = []
+    real = health_mod.group_norm
+
+    def spy(tensors):
+        seen.append(torch.get_num_threads())
+        return real(tensors)
+
+    monkeypatch.setattr(health_mod, "group_norm", spy)
+    torch.set_num_threads(2)
+    steps = [r for r in micro_trainer(steps=1).run() if r["type"] == "step"]
+    assert "block_grad_norms" in steps[0] and seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
+
+
 def test_cli_json_lines_carry_the_keys(capsys):
     parser = argparse.ArgumentParser()
     train_cmd.add_arguments(parser)

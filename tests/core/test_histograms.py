@@ -116,6 +116,23 @@ def test_trainer_records_at_the_interval_and_writes_the_file(tmp_path):
     assert back[1].to_record() == H.from_record(hist[1]).to_record()
 
 
+def test_a_small_models_histograms_are_taken_on_one_thread(monkeypatch):
+    # Many small kernels: on a busy 2-core machine two threads made them 15x slower (explorer/core/speed.py).
+    seen = []
+    real = H.histogram
+
+    def spy(tensors, bins=H.BINS):
+        seen.append(torch.get_num_threads())
+        return real(tensors, bins)
+
+    monkeypatch.setattr(H, "histogram", spy)
+    torch.set_num_threads(2)
+    records = list(micro_trainer(steps=1).run())
+    assert any(r["type"] == "histograms" for r in records)
+    assert len(seen) == 4 and set(seen) == {1}  # two blocks' activations, then their gradients
+    assert torch.get_num_threads() == 2
+
+
 def test_off_when_hist_every_is_zero_and_recording_changes_nothing_the_run_does():
     off = [r for r in micro_trainer(hist_every=0, steps=6).run() if r["type"] in ("step", "histograms")]
     on = [r for r in micro_trainer(hist_every=1, steps=6).run() if r["type"] in ("step", "histograms")]

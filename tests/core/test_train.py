@@ -207,6 +207,40 @@ def test_failing_compile_falls_back_to_eager():
     assert out[-1]["type"] == "done" and trainer.step == 3
 
 
+def test_compile_is_decided_from_the_steps_and_the_compiler_and_said_on_the_start_line(monkeypatch):
+    from explorer.commands.train import start_line
+
+    cpu = torch.device("cpu")
+    _, settings = micro()
+    assert train_mod.compile_decision(settings, cpu) == (False, "")  # not asked: nothing to say
+    monkeypatch.setattr(train_mod, "cpp_compiler", lambda: "g++")
+    short = settings.replace(compile=True, steps=train_mod.CPU_COMPILE_MIN_STEPS - 1)
+    on, why = train_mod.compile_decision(short, cpu)
+    assert not on and "do not pay back" in why and "9,999 steps" in why
+    on, why = train_mod.compile_decision(short.replace(steps=train_mod.CPU_COMPILE_MIN_STEPS), cpu)
+    assert on and why.startswith("torch.compile on for 10,000 steps")
+    assert train_mod.compile_decision(short, torch.device("cuda"))[0]  # a GPU run compiles when asked
+    monkeypatch.setattr(train_mod, "cpp_compiler", lambda: None)
+    on, why = train_mod.compile_decision(short.replace(steps=10**6), cpu)
+    assert not on and "no C++ compiler" in why
+    # A trainer asked to compile a short CPU run trains eagerly and says why, once, on the start line.
+    monkeypatch.setattr(train_mod, "cpp_compiler", lambda: "g++")
+    trainer = Trainer(*micro(compile=True, steps=2, sample_every=0), corpus=CORPUS)
+    out = records_of(trainer)
+    start = out[0]
+    assert start["compiled"] is False and "do not pay back" in start["compile_note"]
+    assert "do not pay back" in start_line(start)
+    assert trainer._loss_fn == trainer._eager_loss and not any(r["type"] == "warning" for r in out)
+    assert out[-1]["type"] == "done" and trainer.step == 2
+    assert "torch.compile" not in start_line(Trainer(*micro(), corpus=CORPUS)._start_record())
+
+
+def test_cpp_compiler_is_looked_up_on_the_path(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", "")
+    assert train_mod.cpp_compiler() is None
+
+
 def test_pause_resume_and_stop_from_another_thread():
     trainer = Trainer(*micro(steps=50, eval_every=0, sample_every=0), corpus=CORPUS)
     kinds = []
@@ -385,10 +419,13 @@ def test_train_bench_runs_every_rung_and_reports_the_ratio(capsys):
     spec = importlib.util.spec_from_file_location("train_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--json"]) == 0
+    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--sample-repeats", "1",
+                       "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     names = set(result["variants"])
     assert {"nanogpt-style", "+tensor-batches", "+fused-adamw", "bare", "ours"} <= names
     assert ("+bf16-autocast" in names) == (result["autocast"] != "None")
     assert result["variants"]["nanogpt-style"]["vs_nanogpt"] == 1.0
     assert all(v["median_tokens_per_s"] > 0 for v in result["variants"].values())
+    samples = result["samples"]  # the baby GPT samples on one thread, timed against all threads
+    assert samples["ours_threads"] == 1 and samples["ours_s"] > 0 and samples["all_threads_s"] > 0

@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from explorer.core.speed import few_threads_for
+
 GUIDE_RATIO = 1e-3  # the usual rule of thumb for |lr·update| / |w| (Karpathy, "A Recipe for Training NNs")
 
 
@@ -64,6 +66,7 @@ class BlockHealth:
         self.settings = settings
         self.step_of = step_of
         self._pending: dict | None = None  # figures of the step just taken, still on the device
+        self.parameters = sum(p.numel() for block in self.blocks for p in block.parameters())
         optimizer.register_step_pre_hook(self._before_update)
         optimizer.register_step_post_hook(self._after_update)
 
@@ -96,7 +99,7 @@ class BlockHealth:
         if not self.blocks or not due(step, s.health_every, s.log_every, s.steps):
             self._pending = None
             return
-        with torch.no_grad():
+        with torch.no_grad(), few_threads_for(self.parameters):
             params = [[p for p in block.parameters() if p.requires_grad] for block in self.blocks]
             grads = [group_norm([p.grad for p in ps if p.grad is not None]) for ps in params]
             before = [[p.detach().clone() for p in ps] for ps in params]
@@ -108,7 +111,7 @@ class BlockHealth:
         pending = self._pending
         if pending is None or "update" in pending:
             return
-        with torch.no_grad():
+        with torch.no_grad(), few_threads_for(self.parameters):
             changes = []
             for ps, before in zip(pending.pop("params"), pending.pop("before"), strict=True):
                 diffs = [p.detach() - b for p, b in zip(ps, before, strict=True)]

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from explorer.core.speed import few_threads_for
+
 if TYPE_CHECKING:  # torch is imported where it is used: the app's views read records without it
     import torch
 
@@ -261,6 +263,7 @@ class HistogramRecorder:
         self.settings = settings
         self.enabled = enabled
         self._pending: dict | None = None
+        self.parameters = sum(p.numel() for block in self.blocks for p in block.parameters())
 
     def observe_batch(self, step: int, model: torch.nn.Module, x: torch.Tensor, autocast) -> None:
         """On a due step: the blocks' output histograms of `x`, by a no-grad eval-mode forward pass."""
@@ -281,7 +284,7 @@ class HistogramRecorder:
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad(), autocast():
+            with torch.no_grad(), autocast(), few_threads_for(self.parameters):
                 model(x)
         finally:
             model.train(was_training)
@@ -296,8 +299,9 @@ class HistogramRecorder:
         pending = self._pending
         if pending is None or pending["step"] != step:
             return
-        pending["gradient"] = [histogram([p.grad for p in block.parameters() if p.grad is not None])
-                               for block in self.blocks]
+        with few_threads_for(self.parameters):
+            pending["gradient"] = [histogram([p.grad for p in block.parameters() if p.grad is not None])
+                                   for block in self.blocks]
 
     def take(self) -> dict | None:
         """The record of the step just trained (None when it recorded nothing): one host transfer."""

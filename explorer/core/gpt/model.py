@@ -8,6 +8,7 @@ preset has exactly the parameter count of the real model: 163,009,536 with an un
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from torch import nn
 
 from explorer.core.gpt.config import ConfigError, ConfigMixin
 from explorer.core.numbers import format_bytes as format_bytes  # the one formatter; kept here for callers
+from explorer.core.speed import single_torch_thread
 
 
 @dataclass
@@ -110,6 +112,22 @@ def preset(name: str, **changes) -> GPTConfig:
     if name not in PRESETS:
         raise ConfigError({"preset": f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"})
     return PRESETS[name].replace(**changes)
+
+
+# Multiply-adds of a full-window forward for one sequence (about context x n_layers x 12 emb_dim^2) below
+# which a CPU generates on one torch thread. Generating runs hundreds of tiny kernels per token (one row
+# at a time within the context, one window past it); split over threads, each waits at a join, and on a
+# busy machine for a descheduled thread: nanoGPT's baby GPT (50M) sampled 120 tokens in 5.6 s on one
+# thread and 79 s on two, paired, with the load average at 9.5 on 2 cores (`bench/train_bench.py` prints
+# this pair: --sample-repeats).
+GENERATION_ONE_THREAD_MACS = 100_000_000
+
+
+def generation_threads(config: GPTConfig, batch: int = 1) -> int:
+    """Torch threads for generating from this model on a CPU: 1 when a window's forward is small, else 0
+    (keep the thread count as it is)."""
+    macs = batch * config.context_length * config.n_layers * 12 * config.emb_dim**2
+    return 1 if macs < GENERATION_ONE_THREAD_MACS else 0
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -336,38 +354,45 @@ class GPT(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; a `generator` spares the global RNG."""
+        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; a `generator` spares the global RNG.
+
+        A small model on a CPU generates on one torch thread (`generation_threads`)."""
         was_training = self.training
         self.eval()
+        one_thread = idx.device.type == "cpu" and generation_threads(self.config, idx.shape[0]) == 1
         try:
-            ctx = self.config.context_length
-            caches: list[dict] = [{} for _ in self.blocks]
-            cached = 0  # positions whose keys and values are in `caches`
-            for _ in range(max_new_tokens):
-                if idx.shape[1] > ctx:
-                    # The window slides: every position moves, so nothing cached stays valid.
-                    logits = self(idx[:, -ctx:])[:, -1, :].float()
-                else:
-                    logits = self._forward_cached(idx[:, cached:], caches, cached)[:, -1, :].float()
-                    cached = idx.shape[1]
-                if temperature <= 0:
-                    nxt = logits.argmax(dim=-1, keepdim=True)
-                else:
-                    logits = logits / temperature
-                    if top_k:
-                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                        logits = logits.masked_fill(logits < kth, float("-inf"))
-                    probs = logits.softmax(dim=-1)
-                    if generator is not None and generator.device != probs.device:
-                        # Sample on the generator's device so seeded samples match on every device.
-                        nxt = torch.multinomial(probs.to(generator.device), 1, generator=generator)
-                        nxt = nxt.to(idx.device)
-                    else:
-                        nxt = torch.multinomial(probs, 1, generator=generator)
-                idx = torch.cat([idx, nxt], dim=1)
-            return idx
+            with single_torch_thread() if one_thread else contextlib.nullcontext():
+                return self._generate(idx, max_new_tokens, temperature, top_k, generator)
         finally:
             self.train(was_training)
+
+    def _generate(self, idx, max_new_tokens, temperature, top_k, generator) -> torch.Tensor:
+        ctx = self.config.context_length
+        caches: list[dict] = [{} for _ in self.blocks]
+        cached = 0  # positions whose keys and values are in `caches`
+        for _ in range(max_new_tokens):
+            if idx.shape[1] > ctx:
+                # The window slides: every position moves, so nothing cached stays valid.
+                logits = self(idx[:, -ctx:])[:, -1, :].float()
+            else:
+                logits = self._forward_cached(idx[:, cached:], caches, cached)[:, -1, :].float()
+                cached = idx.shape[1]
+            if temperature <= 0:
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k:
+                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = logits.softmax(dim=-1)
+                if generator is not None and generator.device != probs.device:
+                    # Sample on the generator's device so seeded samples match on every device.
+                    nxt = torch.multinomial(probs.to(generator.device), 1, generator=generator)
+                    nxt = nxt.to(idx.device)
+                else:
+                    nxt = torch.multinomial(probs, 1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx
 
 
 # ---------------------------------------------------------------------------------------------

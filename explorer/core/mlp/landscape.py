@@ -41,7 +41,8 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from explorer.core.mlp.network import NetSpec, build_model, make_loss, targets_for
-from explorer.core.mlp.toydata import ToyDataset, TrainControl, make_dataset, single_torch_thread, train_toy
+from explorer.core.mlp.toydata import ToyDataset, TrainControl, make_dataset, train_toy
+from explorer.core.speed import single_torch_thread
 
 GRID_SIZE = 31  # points per side of the default grid
 SPAN = 1.0  # the random directions' grid reaches ±SPAN

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,7 @@ from explorer.core.mlp.network import (
     targets_for,
 )
 from explorer.core.mlp.spec import DATASET_LABELS  # noqa: F401 - re-exported (its old home)
+from explorer.core.speed import single_torch_thread
 
 DATASETS = ("moons", "circles", "xor", "spiral", "linear")
 # The plane the decision boundary is drawn over: wide enough for every dataset with noise 0.3.
@@ -293,21 +293,6 @@ def _boundary_record(step: int, spec: NetSpec, model: nn.Module, size: int) -> d
 
 
 YIELD_S = 0.0003  # GIL release per training step, so the GUI thread gets its turn even flat out
-
-
-@contextmanager
-def single_torch_thread():
-    """Run torch single-threaded for the block, then restore the previous thread count.
-
-    A toy MLP's tensors are far too small to split across threads: intra-op threads only add spin-waits,
-    which on a busy machine made training several times slower and starved the GUI thread.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train_paced(spec, data, steps: int, control: TrainControl, speed: Callable[[], float],

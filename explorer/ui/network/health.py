@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
 
 from explorer.core.mlp.health import GUIDE_RATIO, LR_RANGE, health_names, layer_index, toy_lr_test
 from explorer.core.mlp.network import NetSpec
-from explorer.core.mlp.toydata import ToyDataset, check_toy_spec, single_torch_thread
+from explorer.core.mlp.toydata import ToyDataset, check_toy_spec
 from explorer.core.numbers import fmt_number
+from explorer.core.speed import single_torch_thread
 from explorer.core.workspaces.network import ToyRun
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel

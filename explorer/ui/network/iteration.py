@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.mlp.network import Iteration, NetSession, ParamState, Phase
-from explorer.core.mlp.toydata import single_torch_thread
+from explorer.core.speed import single_torch_thread
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import FixedLinesLabel, breakable, keep_space_when_hidden

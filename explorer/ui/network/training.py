@@ -35,9 +35,9 @@ from explorer.core.mlp.toydata import (
     check_toy_spec,
     decision_grid,
     make_dataset,
-    single_torch_thread,
     train_paced,
 )
+from explorer.core.speed import single_torch_thread
 from explorer.core.workspaces.network import NetworkWorkspace, ToyRun
 from explorer.ui.common import actions
 from explorer.ui.common import theme as themes
