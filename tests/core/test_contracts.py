@@ -281,7 +281,7 @@ def test_train_json_lines_out_dir_and_resume_equal_an_uninterrupted_run(tmp_path
         rows = list(csv.DictReader(fh))
     assert {"step", "train_loss"} <= set(rows[0]) and rows[-1]["step"] == "6"
 
-    again = explorer(*common, "--steps", "6", "--json")
+    again = here(*common, "--steps", "6", "--json")  # a second run, in this process
     assert [r["train_loss"] for r in json_lines(again.stdout)] == [r["train_loss"] for r in records]
 
     resumed = explorer("train", "--resume", str(whole / "step-3"), "--steps", "6", "--json",
@@ -292,11 +292,11 @@ def test_train_json_lines_out_dir_and_resume_equal_an_uninterrupted_run(tmp_path
     assert [r["train_loss"] for r in tail] == [r["train_loss"] for r in records[3:]]
 
     # a checkpoint of another model is refused with the reason, in one line
-    clash = explorer("train", "--resume", str(whole / "step-3"), "--steps", "6", "--emb-dim", "64",
+    clash = here("train", "--resume", str(whole / "step-3"), "--steps", "6", "--emb-dim", "64",
                      "--corpus", str(corpus))
     assert_user_error(clash, "emb_dim")
 
-    other_seed = explorer(*[a if a != "7" else "8" for a in common], "--steps", "2", "--json")
+    other_seed = here(*[a if a != "7" else "8" for a in common], "--steps", "2", "--json")
     assert [r["train_loss"] for r in json_lines(other_seed.stdout)] != [r["train_loss"] for r in records[:2]]
 
 
