@@ -20,6 +20,18 @@ def light_after():
     themes.apply_theme(QApplication.instance(), "light")
 
 
+
+def _window_with_learn(qtbot, tmp_path):
+    """A window (nothing saved) whose Expression panel has its first result, and its built Learn panel."""
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
+    qtbot.addWidget(window)
+    panel = window.panel("expression")
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
+    window.learn.ensure_built()
+    return window, panel, window.learn
+
 def test_a_theme_switch_is_a_palette_change_without_an_application_style_sheet(qtbot, tmp_path, light_after):
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QLabel
@@ -109,14 +121,7 @@ def test_a_lesson_step_draws_the_expression_workspace_once_however_many_programs
     """The step's actions compute up to three programs and move the player in one GUI-thread turn: the
     graph is rebuilt and the loss plot redrawn once, for the last result, and what is shown is where the
     workspace ended (graph, player, status line)."""
-    from explorer.ui.main_window import MainWindow
-
-    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
-    qtbot.addWidget(window)
-    panel = window.panel("expression")
-    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
-    learn = window.learn
-    learn.ensure_built()
+    window, panel, learn = _window_with_learn(qtbot, tmp_path)
     ws = window.workspaces.expression
     counts = {"computed": 0, "set_trace": 0, "show_losses": 0}
     ws.events.computed.connect(lambda _result: counts.__setitem__("computed", counts["computed"] + 1))
@@ -179,14 +184,7 @@ def test_a_lesson_step_traces_its_programs_on_the_worker_with_the_same_outcome(q
     from explorer.core import lessons
     from explorer.core.workspaces import expression as ew
     from explorer.core.workspaces.session import Workspaces
-    from explorer.ui.main_window import MainWindow
-
-    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), persist=False)
-    qtbot.addWidget(window)
-    panel = window.panel("expression")
-    qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
-    learn = window.learn
-    learn.ensure_built()
+    window, panel, learn = _window_with_learn(qtbot, tmp_path)
     threads: list[str] = []
     real = ew.compute
 

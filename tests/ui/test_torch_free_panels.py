@@ -13,9 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A spy on the import system notes every import of torch and of which thread made it; the panel's Worker
-# is held (its computation waits for a go) so that "the graph waits" is seen deterministically.
-PROBE = """
+# A spy on the import system notes every import of torch made on the GUI thread (the probes below hold
+# the panel's Worker: its computation waits for a go, so that "the graph waits" is seen deterministically).
+SPY = """
 import json, sys, threading
 gui = []
 class Spy:
@@ -24,6 +24,9 @@ class Spy:
             gui.append(name)
         return None
 sys.meta_path.insert(0, Spy())
+"""
+
+PROBE = SPY + """
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
@@ -212,15 +215,7 @@ def test_a_close_while_the_core_loads_saves_the_edits_and_keeps_the_rest(qtbot, 
 
 # The network panel, alone: its form takes edits while its Worker's import of the core (torch) is held;
 # released, its two tabs are built and record the network as edited meanwhile.
-NETWORK_PROBE = """
-import json, sys, threading
-gui = []
-class Spy:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" and threading.current_thread() is threading.main_thread():
-            gui.append(name)
-        return None
-sys.meta_path.insert(0, Spy())
+NETWORK_PROBE = SPY + """
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
