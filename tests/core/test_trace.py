@@ -143,6 +143,7 @@ def test_a_trace_leaves_its_objects_to_the_oldest_generation_and_others_frozen_o
     thousands of long-lived objects); objects someone froze on purpose stay frozen."""
     import gc
 
+    gc.unfreeze()  # what a UI test's teardown froze (tests/ui/conftest.py), in a worker that ran one first
     tr = trace(seed_example)
     young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
     assert not any(id(n) in young for n in tr.nodes.values())

@@ -30,7 +30,10 @@ def _no_worker_outlives_its_test():
     """Each test's background jobs end with it, and its garbage goes before the next test starts.
 
     Otherwise one test's leftover widgets are collected while the next test's worker thread runs, which
-    made runs of the whole suite hang or crash now and then in the garbage collector.
+    made runs of the whole suite hang or crash now and then in the garbage collector. What survives the
+    collection (modules, caches: torch's and Qt's objects) is then frozen, so the next test's collection
+    scans only what that test made: a full collection over millions of long-lived objects took ~0.35 s
+    per UI test (190 s of a 570 s suite).
     """
     yield
     import gc
@@ -39,3 +42,4 @@ def _no_worker_outlives_its_test():
 
     worker.shutdown_all(10000)
     gc.collect()
+    gc.freeze()
