@@ -77,7 +77,7 @@ def test_the_app_prints_one_line_and_exits_2_before_qt_loads_its_platform_plugin
     # the check (start_xcb_check) is asked once PySide6 is imported, before the QApplication
     code = ("import sys; from explorer.ui.common import qt_libs; "
             "qt_libs.plugin_loads = lambda _plugin: False; "
-            "qt_libs.start_ldd = lambda: lambda: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
+            "qt_libs.ldd_missing = lambda _plugin: ['libxcb-icccm.so.4', 'libxcb-keysyms.so.1']; "
             "from explorer.ui import app; status = app.main([]); "
             "from PySide6.QtCore import QCoreApplication; "
             "print(status, QCoreApplication.instance())")
@@ -95,11 +95,11 @@ def test_the_app_prints_one_line_and_exits_2_before_qt_loads_its_platform_plugin
 def test_ldd_runs_only_when_the_plugin_does_not_load(monkeypatch):
     started = []
 
-    def fake_ldd():
+    def fake_ldd(_plugin):
         started.append(True)
-        return lambda: ["libxcb-cursor.so.0"]
+        return ["libxcb-cursor.so.0"]
 
-    monkeypatch.setattr(qt_libs, "start_ldd", fake_ldd)
+    monkeypatch.setattr(qt_libs, "ldd_missing", fake_ldd)
     monkeypatch.setattr(qt_libs, "xcb_plugin_path", lambda: Path("libqxcb.so"))
     monkeypatch.setattr(qt_libs, "plugin_loads", lambda _plugin: True)
     assert qt_libs.find_missing_xcb_libraries() == [] and started == []

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import select
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -117,7 +115,7 @@ def find_missing_xcb_libraries() -> list[str]:
     plugin = xcb_plugin_path()
     if plugin is None or plugin_loads(plugin):
         return []
-    return start_ldd()()
+    return ldd_missing(plugin)
 
 
 def plugin_loads(plugin: Path) -> bool:
@@ -131,62 +129,29 @@ def plugin_loads(plugin: Path) -> bool:
     return True
 
 
-LDD_TIMEOUT_S = 10.0  # a loader that does not answer in this time is taken as "nothing missing"
+LDD_TIMEOUT_S = 10.0  # an ldd that does not answer in this time is taken as "nothing missing"
 
 
-def start_ldd() -> Callable[[], list[str]]:
-    """Start `ldd` on libqxcb.so now and return a function that waits for it and gives the libraries the
-    loader cannot find. It is spawned with os.posix_spawn and read from a pipe (no subprocess module)."""
-    plugin = xcb_plugin_path()
-    ldd = _which("ldd")
-    if plugin is None or ldd is None:
-        return list
+def ldd_missing(plugin: Path) -> list[str]:
+    """The libraries `ldd` says the loader cannot find for `plugin` ([] when it cannot tell: no ldd, or no
+    answer within LDD_TIMEOUT_S). Run only when the plugin did not load, when the app is about to say what
+    to install and exit, so its modules are imported here and not at every start."""
+    import shutil
+    import subprocess
+
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return []
     # Qt's own libraries sit next to the plugin's package; ldd must find them the way Qt's loader does
     env = dict(os.environ)
     qt_lib = str(plugin.parents[2] / "lib")
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (qt_lib, env.get("LD_LIBRARY_PATH", "")) if p)
-    read_end, write_end = os.pipe()  # neither is inherited: the child gets copies as its stdout only
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        pid = os.posix_spawn(ldd, [ldd, str(plugin)], env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-    except OSError:
-        os.close(read_end)
-        return list
-    finally:
-        os.close(write_end)
-        os.close(devnull)
-
-    def result() -> list[str]:
-        chunks: list[bytes] = []
-        deadline = time.monotonic() + LDD_TIMEOUT_S
-        try:
-            while (left := deadline - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
-                chunk = os.read(read_end, 65536)
-                if not chunk:  # ldd is done
-                    break
-                chunks.append(chunk)
-            else:  # no answer in time: do not hold the app up, and leave no zombie
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                return []
-            os.waitpid(pid, 0)
-        except OSError:
-            return []
-        finally:
-            os.close(read_end)
-        return missing_from_ldd(b"".join(chunks).decode(errors="replace"))
-
-    return result
-
-
-def _which(name: str) -> str | None:
-    """`name` on the PATH (shutil.which without importing shutil before the first paint)."""
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        path = os.path.join(folder or os.curdir, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+        done = subprocess.run([ldd, str(plugin)], capture_output=True, text=True, timeout=LDD_TIMEOUT_S,
+                              env=env)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return missing_from_ldd(done.stdout)
 
 
 def xcb_problem(environ: Mapping[str, str], platform: str) -> str | None:

@@ -373,6 +373,18 @@ PICTURES_KEPT = 3  # overview pictures kept per item (zoom steps, player states)
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
 
 
+def copy_on_pixels(painter, t, x: float, y: float, pixmap, ratio: float) -> None:
+    """Copy `pixmap` (drawn at device pixel ratio `ratio`) with its top-left corner at the scene point
+    (x, y) under the transform `t`, snapped to a device pixel so it stays sharp; the painter keeps `t`."""
+    x, y = t.map(x, y)
+    painter.resetTransform()
+    if ratio == 1.0:
+        painter.drawPixmap(round(x), round(y), pixmap)
+    else:
+        painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
+    painter.setWorldTransform(t)
+
+
 def _ensure_face_cache() -> None:
     if QPixmapCache.cacheLimit() < FACE_CACHE_KB:
         QPixmapCache.setCacheLimit(FACE_CACHE_KB)
@@ -491,13 +503,7 @@ class NodeCard(QGraphicsItem):
                 self._faces.pop(next(iter(self._faces)))
         else:
             self.painted = self._faces.get(key, self.painted)
-        x, y = t.map(self._CORNER_X, self._CORNER_Y)
-        painter.resetTransform()
-        if ratio == 1.0:
-            painter.drawPixmap(round(x), round(y), pixmap)
-        else:
-            painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
-        painter.setWorldTransform(t)
+        copy_on_pixels(painter, t, self._CORNER_X, self._CORNER_Y, pixmap, ratio)
 
     def _paint_face(self, painter, lod: float) -> None:
         """The card's face at the painter's transform (card coordinates) with detail for zoom `lod`."""
@@ -949,13 +955,7 @@ class ModuleFrame(QGraphicsItem):
             pixmap.setDevicePixelRatio(ratio)
             _ensure_face_cache()
             QPixmapCache.insert(key, pixmap)
-        x, y = t.map(box.left(), box.top())
-        painter.resetTransform()
-        if ratio == 1.0:
-            painter.drawPixmap(round(x), round(y), pixmap)
-        else:
-            painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
-        painter.setWorldTransform(t)
+        copy_on_pixels(painter, t, box.left(), box.top(), pixmap, ratio)
 
 
 def draw_quantised(painter, rect: QRectF, key: str, steps: int, draw, kept: list[str]) -> bool:
