@@ -385,12 +385,12 @@ def best_bands(positions: dict[str, tuple[float, float]], aspect: float,
     if n_layers < WRAP_MIN_LAYERS:
         return 1
 
-    def scale(bands: int) -> float:
-        w, h = _wrapped_extent(n_layers, span, bands)
-        return min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
-
-    best = max(range(1, n_layers + 1), key=scale)
-    return best if scale(best) >= WRAP_GAIN * scale(1) else 1
+    bands = np.arange(1, n_layers + 1)  # every row count at once (`_wrapped_extent` in arrays)
+    w = -(-n_layers // bands) * (CARD_W + GAP_X) - GAP_X
+    h = bands * (span + CARD_H) + (bands - 1) * BAND_GAP
+    scale = np.minimum(aspect / np.maximum(w, 1.0), 1.0 / np.maximum(h, 1.0))
+    best = int(np.argmax(scale))  # the fewest rows of the largest
+    return best + 1 if scale[best] >= WRAP_GAIN * scale[0] else 1
 
 
 def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: float, max_scale: float,
