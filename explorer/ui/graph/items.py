@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
@@ -755,6 +756,27 @@ __all__ = [
 ]
 
 
+def frame_label_width(label: str, boost: float | None = None) -> float:
+    """The width in scene units of a module frame's label at `boost` (default: the largest)."""
+    boost = ModuleFrame.MAX_LABEL_BOOST if boost is None else boost
+    return text_width(_boosted(_FRAME_FONT, boost), label) + 16
+
+
+class FramePlace(NamedTuple):
+    """Where a module frame goes and what it says, without its item (a lazy canvas makes the item when
+    the frame comes near the view; the overview draws frames from these)."""
+
+    path: str
+    label: str
+    rect: QRectF
+    depth: int
+    label_offset: float
+
+    def label_width(self, boost: float | None = None) -> float:
+        """The label's width in scene units at `boost` (default: the largest)."""
+        return frame_label_width(self.label, boost)
+
+
 class ModuleFrame(QGraphicsItem):
     """A labelled, tinted frame around the cards of an expanded module ("blocks.0 · Block").
 
@@ -827,17 +849,21 @@ class ModuleFrame(QGraphicsItem):
 
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
-        boost = self.MAX_LABEL_BOOST if boost is None else boost
-        return text_width(_boosted(_FRAME_FONT, boost), self.label) + 16
+        return frame_label_width(self.label, boost)
+
+    @classmethod
+    def bounds(cls, rect: QRectF, label_offset: float, label_width: float) -> QRectF:
+        """The bounding rectangle of a frame around `rect` whose label (`label_width` wide at the largest
+        size) starts `label_offset` right of its corner (a canvas files frames by it before making them)."""
+        h = cls.LABEL_PT * 4 / 3 * cls.MAX_LABEL_BOOST + 8
+        right = max(rect.right(), rect.left() + label_offset + label_width)
+        return QRectF(rect.left() - 2, rect.top() - h - 2, right - rect.left() + 4, rect.height() + h + 4)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
         if self._bounds is not None and self._bounds[0] == self.label_offset:
             return self._bounds[1]
-        h = self.LABEL_PT * 4 / 3 * self.MAX_LABEL_BOOST + 8
-        right = max(self.rect.right(), self.rect.left() + self.label_offset + self.label_width())
-        rect = QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
-                      self.rect.height() + h + 4)
+        rect = self.bounds(self.rect, self.label_offset, self.label_width())
         self._bounds = (self.label_offset, rect)
         return rect
 
