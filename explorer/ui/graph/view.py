@@ -27,6 +27,7 @@ from explorer.core.graph.display import (
     build_display,
     fit_bands,
     set_bands,
+    xy_array,
 )
 from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
@@ -524,7 +525,7 @@ class GraphScene(QGraphicsScene):
         if not frames:
             return
         index = {did: k for k, did in enumerate(pos)}
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
         rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
             if starts else np.zeros(len(xy), dtype=np.intp)
@@ -553,7 +554,7 @@ class GraphScene(QGraphicsScene):
         if not pos:
             return
         ids = list(pos)
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
@@ -567,7 +568,7 @@ class GraphScene(QGraphicsScene):
         edges = model.edges
         m = len(edges)
         index = {did: k for k, did in enumerate(pos)}
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
                            count=2 * m).reshape(m, 2)
         dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
