@@ -859,7 +859,8 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         if sid[v] not in readers.setdefault(u, []):
             readers[u].append(sid[v])
     placed: dict[int, list[tuple[float, float]]] = {}  # global layer -> (top, bottom) of placed segments
-    boxes: list[tuple[int, int, float, float]] = []  # placed framed segments: layers, top and bottom
+    boxes: dict[int, list[tuple[int, int, float, float]]] = {}  # global layer -> the placed framed
+    # segments holding it: their layers, top and bottom (a segment looks at those sharing its layers only)
 
     def exit_y(s: int, u: int) -> float:
         """Where the edges of u leave segment s (local y): its last bend in s, else u itself."""
@@ -888,6 +889,10 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         first, last = start[t], start[t] + piece.width - 1
         box_lo = min((lo for lo, hi in piece.extent if lo <= hi), default=0.0)
         box_hi = max((hi for lo, hi in piece.extent if lo <= hi), default=0.0)
+        # (each move below goes to the first place clear of one segment, and every place before it hits
+        # that segment: the place reached is the first clear of all, whatever order they are looked at in)
+        near = list(dict.fromkeys(box for lay in range(first, last + 1) for box in boxes.get(lay, ()))) \
+            if framed[t] else []
         moved = True
         while moved:
             moved = False
@@ -897,7 +902,7 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                         off = bottom + NODE_GAP - lo
                         moved = True
             if framed[t]:  # frames sharing layers: one above the other, room for both frames between
-                for a, b, top, bottom in boxes:
+                for a, b, top, bottom in near:
                     if a <= last and first <= b and off + box_lo < bottom + FRAME_GAP \
                             and off + box_hi > top - FRAME_GAP:
                         off = bottom + FRAME_GAP - box_lo
@@ -907,7 +912,9 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
             if lo <= hi:
                 placed.setdefault(start[t] + lay, []).append((off + lo, off + hi))
         if framed[t]:
-            boxes.append((first, last, off + box_lo, off + box_hi))
+            box = (first, last, off + box_lo, off + box_hi)
+            for lay in range(first, last + 1):
+                boxes.setdefault(lay, []).append(box)
         done.add(t)
 
     done: set[int] = set()
