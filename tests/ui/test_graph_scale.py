@@ -307,6 +307,7 @@ def _expand_zoomed_in(qtbot, monkeypatch, layers: int):
     view, scene, card = view_with_one_block_folded(qtbot, tr, f"blocks.{layers // 2}")
     _look_at(view, card)
     made.clear()
+    gc.unfreeze()  # what an earlier UI test's teardown froze (tests/ui/conftest.py): the app freezes nothing
     gc.collect()
     assert scene.toggle_module(card)
     young = len(gc.get_objects(0)) + len(gc.get_objects(1))
