@@ -51,6 +51,7 @@ DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs le
 FRAME_GAP = 1.5  # ... between the cards of two framed segments side by side (room for both frames)
 FRAME_ROOM = 0.5  # more room between two cards of a layer in different modules (a frame runs between)
 LAYOUT_WORK = [0]  # nodes (ports included) the Sugiyama steps have laid out: a count for the tests
+PLACE_WORK = [0]  # placed framed segments `composed_layout` has checked a segment against (for the tests)
 PIECE_CACHE_SIZE = 1024  # laid-out pieces of `composed_layout` kept, by shape (most recently used)
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
 SPINE_WEIGHT = 1e9  # how much harder the main path resists being pushed aside than other nodes
@@ -893,6 +894,7 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         # that segment: the place reached is the first clear of all, whatever order they are looked at in)
         near = list(dict.fromkeys(box for lay in range(first, last + 1) for box in boxes.get(lay, ()))) \
             if framed[t] else []
+        PLACE_WORK[0] += len(near)
         moved = True
         while moved:
             moved = False
