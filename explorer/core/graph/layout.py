@@ -1245,7 +1245,10 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
             node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
                                                  "module": path, "path": path,
                                                  "members": list(members[path])}))
-    out.add_nodes_from(node_list)
+    out.add_nodes_from(nid for nid, _attrs in node_list)  # (node, attrs) pairs cost networkx a TypeError each
+    node_attrs = out.nodes
+    for nid, attrs in node_list:
+        node_attrs[nid].update(attrs)
     card = {nid: "module:" + path for nid, path in group_of.items()}
     edge_attrs: dict[tuple, dict] = {}
     for u, v, attrs in graph.edges(data=True):
