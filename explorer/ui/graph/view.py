@@ -117,6 +117,14 @@ def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
         yield (cx, cy), values[s0:s1]
 
 
+def _by_step(steps: dict[str, int]) -> tuple[list[int], list[str]]:
+    """(the steps ascending, the display id of each): cards of one step in the model's order. A player
+    step finds the cards whose state changes by bisection in these (`GraphScene.set_step`)."""
+    at = np.fromiter(steps.values(), dtype=np.int64, count=len(steps))
+    order = np.argsort(at, kind="stable")
+    return at[order].tolist(), np.array(list(steps), dtype=object)[order].tolist()
+
+
 class CardMap(Mapping):
     """Display id -> NodeCard for every card of the graph; a card object is made the first time it is asked
     for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
@@ -487,10 +495,8 @@ class GraphScene(QGraphicsScene):
         if overview:
             self._make_overview(segments)
             self.set_overview(True)
-        pairs = sorted((v, d) for d, v in self.model.value_at.items())
-        self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
-        pairs = sorted((v, d) for d, v in self.model.grad_at.items())
-        self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        self._value_keys = _by_step(self.model.value_at)
+        self._grad_keys = _by_step(self.model.grad_at)
         for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
