@@ -293,32 +293,32 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     """Layered left-to-right card centres and long-edge bend points in scene pixels; with `segments`
     (card -> top-level module), laid out one segment at a time (`composed_layout`)."""
     lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
-    raw = dict(lay.positions)
-    bends_raw = dict(lay.edge_points or {})
-    raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
-    for did in model.info:  # any node the layout skipped goes to the far left, not off the map
-        raw.setdefault(did, (0.0, float(len(raw))))
-    # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart
-    by_x: dict[float, list[float]] = {}
-    for x, y in raw.values():
-        ys = by_x.get(x)
-        if ys is None:
-            by_x[x] = [y]
-        else:
-            ys.append(y)
-    columns: dict[float, list[float]] = {}
-    for x, ys in by_x.items():
-        columns.setdefault(round(x, 6), []).extend(ys)
+    bends_raw = lay.edge_points or {}
+    info = model.info
+    raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
+    if len(raw) < len(info):
+        for did in info:  # any node the layout skipped goes to the far left, not off the map
+            raw.setdefault(did, (0.0, float(len(raw))))
+    # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart (of the
+    # cards in one column, x rounded to 6 places), in array passes
+    xy = xy_array(raw)
     unit_y = float("inf")
-    for ys in columns.values():
-        ys.sort()
-        for a, b in zip(ys, ys[1:]):  # noqa: B905 -- one shorter on purpose
-            if 1e-9 < b - a < unit_y:
-                unit_y = b - a
+    if len(xy):
+        xs, x_of = np.unique(xy[:, 0], return_inverse=True)
+        columns = [round(x, 6) for x in xs.tolist()]
+        number = {c: i for i, c in enumerate(dict.fromkeys(columns))}
+        column = np.array([number[c] for c in columns], dtype=np.intp)[x_of.reshape(-1)]
+        order = np.lexsort((xy[:, 1], column))  # column by column, top to bottom
+        column, ys = column[order], xy[order, 1]
+        gaps = ys[1:] - ys[:-1]
+        gaps = gaps[(column[1:] == column[:-1]) & (gaps > 1e-9)]
+        if len(gaps):
+            unit_y = float(gaps.min())
     if unit_y == float("inf"):
         unit_y = 1.0
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
-    positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
+    positions = dict(zip(raw, zip((xy[:, 0] * sx).tolist(), (xy[:, 1] * sy).tolist(), strict=True),
+                         strict=True))
     bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
     return positions, bends
 
