@@ -202,8 +202,14 @@ class PretrainPanel(QWidget):
         self._core_worker = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
         self._core_worker.sig_done.connect(self._core_loaded)
         self._core_worker.sig_failed.connect(self._core_failed)
-        # from the next turn: a panel finished and shut down at once (a close) starts no import
-        QTimer.singleShot(0, self, self._load_core)
+        # from the turn after the panel is whole (built in slices: after the window installed it, so that
+        # torch's import does not hold the GIL while the panel is installed and shown): a panel finished
+        # and shut down at once (a close) starts no import
+        building = getattr(self, "building", None)  # None: built at once, in the constructor
+        if building is not None and not building.is_done():
+            building.sig_done.connect(lambda: QTimer.singleShot(0, self, self._load_core))
+        else:
+            QTimer.singleShot(0, self, self._load_core)
 
     def _load_core(self) -> None:
         if not self._shut_down and not self._core_requested:
@@ -212,8 +218,12 @@ class PretrainPanel(QWidget):
 
     def _core_loaded(self, _result=None) -> None:
         if not self._shut_down and self.core_building is None:
-            self.core_building = Slices.run(self._build_core(), self, sliced=True)
+            self.core_building = Slices(self._build_core(), self)
             self.core_building.sig_failed.connect(lambda exc: self._core_failed(one_line(exc)))
+            # announced once the pieces are done: a slot that quits (and shuts the panel down) finds
+            # the construction finished, not half-way through a piece
+            self.core_building.sig_done.connect(self._core_built_late)
+            self.core_building.start()
 
     def _core_failed(self, message: str) -> None:
         self._train_pending = False
@@ -340,9 +350,14 @@ class PretrainPanel(QWidget):
             self.show_message(*self._pending_message)
             self._pending_message = None
         self.graph_wait.done()
-        if self._core_worker is not None:
-            self.sig_tabs_built.emit()
-            self.sig_computed.emit(None)
+
+    def _core_built_late(self) -> None:
+        """The tabs were built after the panel (torch loading then): tell the window and the probe, and
+        start the run pressed meanwhile."""
+        if self._shut_down:
+            return
+        self.sig_tabs_built.emit()
+        self.sig_computed.emit(None)
         if self._train_pending:  # pressed while torch loaded: the run starts now (or says why it cannot)
             self._train_pending = False
             QTimer.singleShot(0, self, self.train)
