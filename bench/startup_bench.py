@@ -26,12 +26,13 @@ Each app launch runs with ``EXPLORER_STARTUP_PROBE=close``; the app prints when:
   *usable*: the numbers and the graph can be read, nothing can be clicked or edited;
 - "ready": the visible workspace's panel is built and installed in its tab: its editor, forms and menus
   take input (a trace or training it starts may still be running on its worker). This is what "usable"
-  means here. The Expression and Network panels are built before torch is imported (the graph's place,
-  the network's tabs, say "Loading PyTorch…" until the first result), Pretraining's once its core modules
-  are in;
+  means here. Every panel is built before torch is imported (the graph's place, the network's tabs, the
+  pretraining's training and inspection tabs beside its form, say "Loading PyTorch…" until the first
+  result);
 - "late": the worst delay of a 10 ms timer between "shown" and "ready" (how long the window could not
   answer at a stretch while the panel was built);
-- "computed": for a panel built before torch, its first result on screen (the graph drawn), with
+- "computed": for a panel built before torch, its first result on screen (the graph drawn; for
+  Pretraining, its training tab built: Train can be pressed and the runs are listed), with
   "late-computed", the worst delay of the timer from "ready" to then (what typing meanwhile would feel:
   torch's import holds the GIL in stretches);
 - "closing": the probe closes the window 300 ms after "computed" if there is one, else after "ready"
