@@ -137,6 +137,11 @@ class PretrainPanel(QWidget):
         if self.core_building is not None:
             self.core_building.finish()
 
+    def wait_computed(self, timeout: float = 600.0) -> bool:
+        """Process events until the training and inspection tabs are built (a lesson's screenshot)."""
+        self.ensure_core(timeout)
+        return self._core_built
+
     def core_ready(self) -> bool:
         """Whether the run controls, plots and inspection tabs are built (torch is in)."""
         return self._core_built
