@@ -475,3 +475,25 @@ def test_the_window_builds_the_restored_pretraining_panel_while_its_core_loads(q
         go.set()
         window.persist = False
         window.close()
+
+
+def test_a_slot_shutting_the_network_panel_down_when_its_tabs_are_built_finds_them_whole(qtbot, monkeypatch):
+    """The panel announces its late-built tabs after the construction's last piece: a slot that quits there
+    (shutting the panel down, which finishes the construction) must not re-enter it ("generator already
+    executing" when the signal came from inside a piece)."""
+    from explorer.ui.common import loading as wait_note
+    from explorer.ui.network.panel import NetworkPanel
+
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # built as before torch: tabs come later
+    panel = NetworkPanel()
+    qtbot.addWidget(panel)
+    seen = []
+
+    def quit_now():
+        panel.shutdown()
+        seen.append(panel.core_building.is_done())
+
+    panel.sig_tabs_built.connect(quit_now)
+    with qtbot.waitSignal(panel.sig_tabs_built, timeout=60_000):
+        pass
+    assert seen == [True] and panel.iteration is not None and panel.tabs.count() == 2
