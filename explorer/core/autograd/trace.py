@@ -151,6 +151,7 @@ def _json_data(data: np.ndarray):
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() of a dtype is slow
+_STRIDED = torch.strided
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
@@ -433,7 +434,6 @@ class _Recorder(TorchFunctionMode):
         self.nodes: dict[str, Node] = {}
         self.order: list[str] = []
         self.producer: dict[int, str] = {}  # id(tensor) -> id of the node holding its current value
-        self.keep: list[torch.Tensor] = []  # keeps ids stable while recording
         self.tensor_of: dict[str, torch.Tensor] = {}  # node id -> tensor (released after backward)
         self.edge_of: dict[str, tuple[Any, int]] = {}  # node id -> (grad_fn, output_nr) at creation
         self.by_edge: dict[tuple[int, int], str] = {}  # (id(grad_fn), output_nr) -> latest node id
@@ -520,19 +520,23 @@ class _Recorder(TorchFunctionMode):
 
     # -- ops ------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        if kwargs is None:
+            kwargs = {}
         if self.paused:
             return func(*args, **kwargs)
         try:
-            op = _op_name(func)
+            try:
+                info = _OP_INFO[func]
+            except (KeyError, TypeError):  # a function seen first, or an unhashable callable
+                info = _op_info(func)
             ins = []
             inplace = False
-            if op is not None:
+            if info is not None:
                 _flat_tensors(args, ins)
                 if kwargs:
                     _flat_tensors(kwargs, ins)
             if ins:
-                inplace = _is_inplace(op)
+                inplace = info[1]
                 if inplace and ins[0].is_leaf and ins[0].requires_grad:
                     ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
             # Inputs are resolved before the call: an in-place op changes its input's autograd node,
@@ -540,48 +544,53 @@ class _Recorder(TorchFunctionMode):
             # call is recorded (None until then).
             if inplace:
                 before = [self.node_for(t) for t in ins]
-            else:
-                producer = self.producer
-                before = [self.node_for(t) if id(t) in producer else None for t in ins]
+            elif ins:
+                producer, node_for = self.producer, self.node_for
+                before = [node_for(t) if id(t) in producer else None for t in ins]
         except Exception:  # noqa: BLE001 -- recording must never break the user's program
-            op, ins = None, []
+            ins = []
         out = func(*args, **kwargs)
         if ins:
             try:
-                self._record(op, inplace, func, args, kwargs, out, ins, before)
+                self._record(info, args, kwargs, out, ins, before)
             except Exception:  # noqa: BLE001
                 pass
         return out
 
-    def _record(self, op: str, inplace: bool, func, args, kwargs, out, ins, before):
+    def _record(self, info, args, kwargs, out, ins, before):
+        op, inplace, label, reflected = info
         if inplace:
             outs = [ins[0]]
+        elif isinstance(out, torch.Tensor):
+            outs = [out]
         else:
             outs = _flat_tensors(out, [])
             if not outs:
                 return
-        input_ids = [nid if nid is not None else self.node_for(t) for t, nid in zip(ins, before, strict=True)]
-        base = op.rstrip("_") if inplace else op
-        # a property reads as an attribute (".T"): a bare "T" would look like a variable named T
-        label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
+        node_for = self.node_for
+        input_ids = [nid if nid is not None else node_for(t) for t, nid in zip(ins, before, strict=True)]
         # x.__rsub__(1) computes 1 - x: show the operands in the order the program wrote them.
-        reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
-        shown = args[::-1] if reflected else args
+        shown = args[::-1] if reflected and len(args) == 2 else args
         call = _call_text(op, shown, kwargs)
-        operands = _operands(op, shown, ins)
+        operands = _operands(op, shown, ins) if op in _OPERAND_OPS else None
+        add = self._add_op
+        if len(outs) == 1:
+            add(outs[0], label, op, input_ids, call, operands)
+            return
         for k, t in enumerate(outs):
-            suffix = f"[{k}]" if len(outs) > 1 else ""
-            self._add_node(t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op,
-                           inputs=input_ids, call=call, operands=operands)
+            add(t, f"{label}[{k}]", op, input_ids, call, operands)
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
         nid = self.producer.get(id(t))
         if nid is not None:
             fn = t.grad_fn
-            if fn is not None and self.edge_of.get(nid, (None, 0))[0] is not fn:
-                return self._add_unseen_op(t, fn)
-            if fn is not None or not t.requires_grad or self.nodes[nid].kind != "const":
+            if fn is not None:
+                edge = self.edge_of.get(nid)
+                if edge is None or edge[0] is not fn:
+                    return self._add_unseen_op(t, fn)
+                return nid
+            if not t.requires_grad or self.nodes[nid].kind != "const":
                 return nid
             # a value that became a leaf requiring grad after it was made (`w = randn(3) * 0.1`, then
             # `w.requires_grad_()`): from now on it is a parameter
@@ -625,27 +634,76 @@ class _Recorder(TorchFunctionMode):
         return nid
 
     def _add_node(self, t, *, kind, label, op, inputs, name=None, module="", call=None, operands=None) -> str:
+        if module == "":
+            module = (self.module_stack[-1] or None) if self.module_stack else None
+        return self._put(t, kind, label, name, op, module, inputs, call, operands)
+
+    def _add_op(self, t, label, op, inputs, call, operands) -> str:
+        """The node of an op's output (in the module now running)."""
+        stack = self.module_stack
+        return self._put(t, "op" if t.requires_grad else "const", label, None, op,
+                         (stack[-1] or None) if stack else None, inputs, call, operands)
+
+    def _put(self, t, kind, label, name, op, module, inputs, call, operands) -> str:
         index = len(self.order)
         nid = f"n{index}"
         grad_fn = t.grad_fn
-        if module == "":
-            module = (self.module_stack[-1] or None) if self.module_stack else None
+        fn_name = None if grad_fn is None else type(grad_fn).__name__
         # (positional, in the field order: id, kind, label, name, op, torch_name, module, inputs, is_output,
         # value, grad, call, saved, line, operands)
         self.nodes[nid] = Node(
-            nid, kind, label, name, op, type(grad_fn).__name__ if grad_fn is not None else None, module,
-            list(inputs), False, Snapshot.of(t, self.max_elems), None, call, None, self.line, operands,
+            nid, kind, label, name, op, fn_name, module, list(inputs), False,
+            _value_snapshot(t, self.max_elems, fn_name), None, call, None, self.line, operands,
         )  # fmt: skip
         self.index[nid] = index
         self.order.append(nid)
         self.producer[id(t)] = nid
-        self.keep.append(t)
-        self.tensor_of[nid] = t
+        self.tensor_of[nid] = t  # (and keeps ids stable while recording)
         if grad_fn is not None:
             nr = t.output_nr
             self.edge_of[nid] = (grad_fn, nr)
             self.by_edge[(id(grad_fn), nr)] = nid
         return nid
+
+
+def _value_snapshot(t: torch.Tensor, max_elems: int, fn_name: str | None) -> Snapshot:
+    """``Snapshot.of(t, max_elems)`` for a value whose grad_fn's class name is ``fn_name``; a small CPU
+    tensor (nearly every value) without Snapshot.of's generality."""
+    numel = t.numel()
+    if numel > max_elems or not t.is_cpu or t.layout is not _STRIDED:
+        return Snapshot.of(t, max_elems)
+    dtype = _DTYPE_NAMES.get(t.dtype)
+    if dtype is None:
+        return Snapshot.of(t, max_elems)
+    requires_grad = t.requires_grad
+    try:  # a copy: later in-place ops must not change it
+        raw = (t.detach() if requires_grad else t).clone()
+    except (RuntimeError, TypeError):
+        return Snapshot.of(t, max_elems)
+    return Snapshot(tuple(t.shape), dtype, t.stride(), t.is_contiguous(), requires_grad, t.is_leaf, fn_name,
+                    None, numel, False, raw)
+
+
+def _op_info(func) -> tuple | None:
+    """(op name, in place, label, reflected) of a torch function, or None for calls that are not value
+    computations; kept in _OP_INFO for torch's own functions (as _op_name's names are)."""
+    op = _op_name(func)
+    info = None
+    if op is not None:
+        inplace = _is_inplace(op)
+        base = op.rstrip("_") if inplace else op
+        # a property reads as an attribute (".T"): a bare "T" would look like a variable named T
+        label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
+        info = (op, inplace, label, getattr(func, "__name__", "") in _REFLECTED)
+    try:
+        if len(_OP_INFO) < 4096 and _is_torch_api(func):
+            _OP_INFO[func] = info
+    except TypeError:  # unhashable: worked out afresh each time
+        pass
+    return info
+
+
+_OP_INFO: dict = {}  # torch function -> _op_info's answer
 
 
 _OPERAND_OPS = {"add", "sub", "mul", "div", "pow", "rsub", "true_divide", "multiply", "subtract", "divide"}
@@ -674,33 +732,33 @@ def _operands(op: str, args, ins: list) -> list | None:
     return out
 
 
+def _show(a) -> str:
+    """One argument of a call as written: tensors as "·", numbers, dtypes, slices, nested lists."""
+    if isinstance(a, torch.Tensor):
+        return "·"
+    if isinstance(a, (list, tuple)):
+        inner = ", ".join(_show(x) for x in a)
+        return f"[{inner}]" if isinstance(a, list) else f"({inner})"
+    if isinstance(a, float):
+        return fmt_number(a)
+    if isinstance(a, torch.dtype):
+        return str(a).removeprefix("torch.")
+    if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
+        text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
+        return text + (f":{a.step}" if a.step is not None else "")
+    if a is Ellipsis:
+        return "..."
+    if a is None or isinstance(a, (bool, int, str)):
+        return repr(a)
+    return type(a).__name__
+
+
 def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
     """How the op was called, short: tensors as "·", settings as written ("softmax(·, dim=-1)")."""
-
-    def show(a) -> str:
-        if isinstance(a, torch.Tensor):
-            return "·"
-        if isinstance(a, (list, tuple)):
-            inner = ", ".join(show(x) for x in a)
-            return f"[{inner}]" if isinstance(a, list) else f"({inner})"
-        if isinstance(a, float):
-            return fmt_number(a)
-        if isinstance(a, torch.dtype):
-            return str(a).removeprefix("torch.")
-        if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
-            text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
-            return text + (f":{a.step}" if a.step is not None else "")
-        if a is Ellipsis:
-            return "..."
-        if a is None or isinstance(a, (bool, int, str)):
-            return repr(a)
-        return type(a).__name__
-
-    # Defaults left as None and private knobs (_stacklevel) say nothing about this call.
-    shown = {k: v for k, v in kwargs.items() if v is not None and not k.startswith("_")}
     # tensors and plain ints (most arguments) without a call each
-    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else show(a) for a in args]
-    parts += [f"{k}={show(v)}" for k, v in shown.items()]
+    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else _show(a) for a in args]
+    if kwargs:  # defaults left as None and private knobs (_stacklevel) say nothing about this call
+        parts += [f"{k}={_show(v)}" for k, v in kwargs.items() if v is not None and not k.startswith("_")]
     text = f"{op}({', '.join(parts)})"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -869,8 +927,6 @@ class _BackwardRecorder:
         self.handles.clear()
 
 
-_STRIDED = torch.strided
-
 
 def _grab(g, max_elems: int):
     """A copy of a gradient the engine handed a hook, taken at once (the engine may reuse its buffer): the
@@ -945,7 +1001,6 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
         backward_events=events, output_id=out_id, graph=graph, modules=dict(rec.modules),
         saved_memory=saved_memory,
     )  # fmt: skip
-    rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
     return tr
@@ -1219,7 +1274,6 @@ def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> Program
     traces = [_group_trace(rec, g) for g in groups]
     losses = [_loss_of(rec, g) for g in groups]
     lines = [g.passes[-1].line if g.passes else None for g in groups]
-    rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
     return ProgramTrace(traces, result, losses, lines)
