@@ -152,6 +152,8 @@ def _json_data(data: np.ndarray):
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() of a dtype is slow
 _STRIDED = torch.strided
+_grad_enabled = torch.is_grad_enabled
+_set_grad_enabled = torch._C._set_grad_enabled
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
@@ -551,10 +553,14 @@ class _Recorder(TorchFunctionMode):
             ins = []
         out = func(*args, **kwargs)
         if ins:
+            grad_mode = _grad_enabled()
+            _set_grad_enabled(False)  # the recorder's copies are no part of the graph
             try:
                 self._record(info, args, kwargs, out, ins, before)
             except Exception:  # noqa: BLE001
                 pass
+            finally:
+                _set_grad_enabled(grad_mode)
         return out
 
     def _record(self, info, args, kwargs, out, ins, before):
@@ -676,8 +682,8 @@ def _value_snapshot(t: torch.Tensor, max_elems: int, fn_name: str | None) -> Sna
     if dtype is None:
         return Snapshot.of(t, max_elems)
     requires_grad = t.requires_grad
-    try:  # a copy: later in-place ops must not change it
-        raw = (t.detach() if requires_grad else t).clone()
+    try:  # a copy: later in-place ops must not change it (_record copies with autograd off: no detach)
+        raw = t.detach().clone() if requires_grad and _grad_enabled() else t.clone()
     except (RuntimeError, TypeError):
         return Snapshot.of(t, max_elems)
     return Snapshot(tuple(t.shape), dtype, t.stride(), t.is_contiguous(), requires_grad, t.is_leaf, fn_name,
