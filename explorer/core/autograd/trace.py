@@ -15,7 +15,6 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
-import operator
 import threading
 import types
 from dataclasses import dataclass, field, replace
@@ -1054,40 +1053,47 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
         bw.remove()
     if out_id not in bw.fn_of:  # the output is a leaf: backward only accumulates into it
         rec.nodes[out_id].grad = Snapshot.of(grad_seed, rec.max_elems)
-    _fill_sole_consumer_grads(rec, bw.events)
+    _fill_sole_consumer_grads(rec, bw.events, uses=bw.uses)
     return bw.events
 
 
-def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent], order: list[str] | None = None):
+def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent], order: list[str] | None = None,
+                              uses: dict[str, int] | None = None):
     """Where autograd routed a gradient through a hidden internal node (the transpose inside ``linear``),
-    the gradient sent to an input that has only this consumer equals that input's total gradient."""
-    uses: dict[str, int] = {}
-    for nid in rec.order if order is None else order:
-        for i in rec.nodes[nid].inputs:
-            uses[i] = uses.get(i, 0) + 1
+    the gradient sent to an input that has only this consumer equals that input's total gradient.
+    ``uses``: how many op inputs read each node of ``order`` (the backward recorder counted them)."""
+    nodes = rec.nodes
+    if uses is None:
+        uses = {}
+        for nid in rec.order if order is None else order:
+            for i in nodes[nid].inputs:
+                uses[i] = uses.get(i, 0) + 1
     for ev in events:
-        node = rec.nodes[ev.node_id]
         if ev.torch_name == "AccumulateGrad":
             continue
-        for k, inp in enumerate(node.inputs):
-            if k < len(ev.grad_inputs) and ev.grad_inputs[k] is None and uses.get(inp) == 1:
-                ev.grad_inputs[k] = rec.nodes[inp].grad
+        grad_inputs = ev.grad_inputs
+        count = len(grad_inputs)
+        for k, inp in enumerate(nodes[ev.node_id].inputs):
+            if k < count and grad_inputs[k] is None and uses.get(inp) == 1:
+                grad_inputs[k] = nodes[inp].grad
 
 
-_GRAPH_FIELDS = (
-    "kind", "label", "name", "op", "torch_name", "module", "inputs", "is_output", "value", "grad", "call",
-)  # fmt: skip
+def _graph_attrs(n: Node) -> dict:
+    """The attributes of a node in the trace's graph: these fields of the Node, as one dict literal."""
+    return {"kind": n.kind, "label": n.label, "name": n.name, "op": n.op, "torch_name": n.torch_name,
+            "module": n.module, "inputs": n.inputs, "is_output": n.is_output, "value": n.value,
+            "grad": n.grad, "call": n.call}
 
 
 def _build_graph(rec: _Recorder) -> nx.DiGraph:
     g = nx.DiGraph()
-    fields = operator.attrgetter(*_GRAPH_FIELDS)
     nodes = rec.nodes
-    g.add_nodes_from((nid, dict(zip(_GRAPH_FIELDS, fields(nodes[nid]), strict=True))) for nid in rec.order)
+    g.add_nodes_from([(nid, _graph_attrs(nodes[nid])) for nid in rec.order])
     edges = {}
     for nid in rec.order:
-        for pos, src in enumerate(rec.nodes[nid].inputs):
-            edges.setdefault((src, nid), pos)  # x * x is one edge, labelled with the first position
+        for pos, src in enumerate(nodes[nid].inputs):
+            if (src, nid) not in edges:  # x * x is one edge, labelled with the first position
+                edges[src, nid] = pos
     g.add_edges_from((u, v, {"arg": pos}) for (u, v), pos in edges.items())
     g.graph["modules"] = dict(rec.modules)
     return g
@@ -1193,7 +1199,7 @@ class ProgramRecorder(Hooks):
             bw.finish()
         finally:
             bw.remove()
-        _fill_sole_consumer_grads(rec, bw.events, window)
+        _fill_sole_consumer_grads(rec, bw.events, window, bw.uses)
         group.passes.append(PassInfo(kind, root_id, len(group.events), len(bw.events), line))
         group.events.extend(bw.events)
         group.roots.append(root_id)
@@ -1309,7 +1315,7 @@ def _group_trace(rec: _Recorder, group: _Group) -> Trace:
     for nid in order:
         nodes[nid].is_output = nid == root
     graph = nx.DiGraph()
-    graph.add_nodes_from((nid, {k: getattr(nodes[nid], k) for k in _GRAPH_FIELDS}) for nid in order)
+    graph.add_nodes_from([(nid, _graph_attrs(nodes[nid])) for nid in order])
     edges = {}
     for nid in order:
         for pos, src in enumerate(nodes[nid].inputs):
