@@ -1,0 +1,178 @@
+"""The static layer of the graph canvas: module frames and edge bundles, copied from tiles.
+
+Frames and edge bundles are the lowest items of the canvas and never change with the player's step, the
+selection or the flowing edges; only the zoom, a rebuild (new trace, module expanded, theme, rewrap) or
+items put on a lazy canvas change them. Dense parts of a 10,000-node graph at 30 % show ~70 frames and
+~20 bundles of ~1,000 curves: drawn on every frame that is most of a pan's time. `StaticLayer` draws them
+once per zoom into tiles of TILE x TILE screen pixels over the canvas colour and a paint of the view copies
+the tiles instead (`GraphView.drawBackground`); the items themselves skip their paint in that view
+(`items.static_drawn_by`), while they stay on the scene for tooltips, hit tests and file rendering. A pan
+draws only the tiles it newly exposes; a still repaint and a player step draw none.
+
+The tiles are aligned to whole device pixels of the view's transform (a tile's content is the view's own
+rendering shifted by whole pixels), so what the user sees is what a direct paint gives.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QRect, QRectF, Qt
+from PySide6.QtGui import QPaintEngine, QPainter, QPixmap, QTransform
+from PySide6.QtWidgets import QStyleOptionGraphicsItem
+
+from explorer.ui.graph import items as graph_items
+from explorer.ui.graph.items import EdgeBundle, ModuleFrame
+
+TILE = 256  # side of a tile in the view's (logical) pixels
+MAX_TILES = 160  # tiles kept per view (~40 MB at 256 px); beyond, those farthest from the view go
+TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
+STATIC_PAINTS = [0]  # frame and edge-bundle paints into tiles so far
+
+_RASTER = QPaintEngine.Type.Raster
+_SOLID = Qt.BrushStyle.SolidPattern
+_BY_RECT = Qt.ItemSelectionMode.IntersectsItemBoundingRect
+_ASCENDING = Qt.SortOrder.AscendingOrder
+
+
+def is_static(item) -> bool:
+    """Whether `item` belongs to the static layer (drawn from tiles)."""
+    return isinstance(item, (ModuleFrame, EdgeBundle))
+
+
+class StaticLayer:
+    """Tiles of a view's frames and edge bundles at its current zoom (see the module's docstring)."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.enabled = True  # False: frames and bundles paint themselves as items (an A/B switch)
+        self._key: tuple | None = None  # what the tiles were drawn for: zoom, pixel phase, ratio, scene
+        self._tiles: dict[tuple[int, int], QPixmap] = {}
+        self._viewport = view.viewport()  # the widget the items skip their paint in (kept: PySide wrapper)
+
+    def clear(self) -> None:
+        """Drop every tile (the next paint draws those it shows anew)."""
+        self._tiles.clear()
+
+    def invalidate(self, scene_rect: QRectF) -> None:
+        """Drop the tiles that show part of `scene_rect` (an item put on the scene there)."""
+        if not self._tiles or self._key is None:
+            return
+        t, ox, oy = self._key[-1]
+        r = t.mapRect(scene_rect)
+        i0, i1 = math.floor((r.left() - ox - 2) / TILE), math.floor((r.right() - ox + 2) / TILE)
+        j0, j1 = math.floor((r.top() - oy - 2) / TILE), math.floor((r.bottom() - oy + 2) / TILE)
+        for cell in [c for c in self._tiles if i0 <= c[0] <= i1 and j0 <= c[1] <= j1]:
+            del self._tiles[cell]
+
+    def region(self, t: QTransform, viewport: QRectF) -> QRectF | None:
+        """The scene rectangle of the whole tiles under `viewport` at the view transform `t` (what must
+        be on a lazy canvas's scene before they are drawn), or None when tiles do not apply."""
+        grid = self._grid(t)
+        if grid is None:
+            return None
+        ox, oy = grid
+        i0, i1, j0, j1 = self._span(viewport, ox, oy)
+        inverse, ok = t.inverted()
+        if not ok:
+            return None
+        return inverse.mapRect(QRectF(i0 * TILE + ox, j0 * TILE + oy, (i1 - i0 + 1) * TILE,
+                                      (j1 - j0 + 1) * TILE))
+
+    def paint(self, painter: QPainter, exposed: QRectF) -> bool:
+        """Copy the tiles under the scene rectangle `exposed` (drawing the missing ones first) with the
+        painter at the view's transform. False where tiles do not apply (a rotated view, a vector device,
+        a canvas brush that is not one colour, the overview): the items paint themselves then."""
+        scene = self.view.scene()
+        t = painter.worldTransform()
+        engine, device = painter.paintEngine(), painter.device()
+        ratio = device.devicePixelRatioF() if device is not None else 0.0
+        brush = scene.backgroundBrush() if scene is not None else None
+        grid = self._grid(t)
+        if grid is None or not self.enabled or scene is None or engine is None or engine.type() != _RASTER \
+                or ratio != round(ratio) or ratio < 1 or brush.style() != _SOLID \
+                or getattr(scene, "overview_mode", False):
+            self._skip(False)
+            return False
+        ox, oy = grid
+        key = (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6), ratio, id(scene),
+               getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(), (t, ox, oy))
+        if self._key is None or key[:-1] != self._key[:-1]:
+            self._tiles.clear()
+        self._key = key
+        screen = t.mapRect(exposed)
+        i0, i1, j0, j1 = self._span(screen, ox, oy)
+        missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1) if (i, j) not in self._tiles]
+        if missing:
+            self._draw(scene, painter, t, ox, oy, ratio, brush.color(), missing)
+        # the copies at whole pixels, with no transform (each tile's pixels land on the screen's pixels)
+        painter.save()
+        painter.resetTransform()
+        tiles = self._tiles
+        for j in range(j0, j1 + 1):
+            for i in range(i0, i1 + 1):
+                painter.drawPixmap(i * TILE + ox, j * TILE + oy, tiles[(i, j)])
+        painter.restore()
+        if len(tiles) > MAX_TILES:
+            ci, cj = (i0 + i1) / 2, (j0 + j1) / 2
+            far = sorted(tiles, key=lambda c: -max(abs(c[0] - ci), abs(c[1] - cj)))
+            for cell in far[:len(tiles) - MAX_TILES]:
+                del tiles[cell]
+        self._skip(True)
+        return True
+
+    # -- private -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _grid(t: QTransform) -> tuple[int, int] | None:
+        """The whole-pixel origin of the tile grid at `t` (the translation's integer part), or None."""
+        if t.m12() or t.m21() or t.m11() <= 0 or t.m22() <= 0 or t.isRotating():
+            return None
+        return math.floor(t.dx()), math.floor(t.dy())
+
+    @staticmethod
+    def _span(screen: QRectF, ox: int, oy: int) -> tuple[int, int, int, int]:
+        """First and last tile column and row that cover the view rectangle `screen`."""
+        return (math.floor((screen.left() - ox) / TILE), math.floor((screen.right() - ox - 1e-6) / TILE),
+                math.floor((screen.top() - oy) / TILE), math.floor((screen.bottom() - oy - 1e-6) / TILE))
+
+    def _skip(self, on: bool) -> None:
+        """Make the frames and bundles skip (or not) their own paint in this view."""
+        skip = graph_items.STATIC_FROM_TILES
+        if on and self._viewport not in skip:
+            skip.append(self._viewport)
+        elif not on and self._viewport in skip:
+            skip.remove(self._viewport)
+
+    def _draw(self, scene, painter: QPainter, t: QTransform, ox: int, oy: int, ratio: float, canvas,
+              missing: list[tuple[int, int]]) -> None:
+        """Draw the `missing` tiles: their bounding block of tiles in one picture, then cut into tiles."""
+        i0, i1 = min(c[0] for c in missing), max(c[0] for c in missing)
+        j0, j1 = min(c[1] for c in missing), max(c[1] for c in missing)
+        left, top = i0 * TILE + ox, j0 * TILE + oy
+        width, height = (i1 - i0 + 1) * TILE, (j1 - j0 + 1) * TILE
+        r = int(ratio)
+        picture = QPixmap(width * r, height * r)
+        picture.setDevicePixelRatio(ratio)
+        picture.fill(canvas)
+        # the view's transform shifted by whole pixels: the picture's (0, 0) is the view's (left, top)
+        base = QTransform(t.m11(), 0, 0, t.m22(), t.dx() - left, t.dy() - top)
+        inverse, _ok = t.inverted()
+        area = inverse.mapRect(QRectF(left, top, width, height))
+        inner = QPainter(picture)
+        inner.setRenderHints(painter.renderHints())
+        option = QStyleOptionGraphicsItem()
+        for item in scene.items(area, _BY_RECT, _ASCENDING):
+            if not is_static(item) or not item.isVisible():
+                continue
+            inner.setWorldTransform(item.sceneTransform() * base)
+            option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
+            STATIC_PAINTS[0] += 1
+            item.paint(inner, option, None)
+        inner.end()
+        for i, j in missing:
+            x, y = (i - i0) * TILE * r, (j - j0) * TILE * r
+            tile = picture.copy(QRect(x, y, TILE * r, TILE * r))
+            tile.setDevicePixelRatio(ratio)
+            self._tiles[(i, j)] = tile
+            TILES_DRAWN[0] += 1
