@@ -380,10 +380,13 @@ def copy_on_pixels(painter, t, x: float, y: float, pixmap, ratio: float) -> None
     (x, y) under the transform `t`, snapped to a device pixel so it stays sharp; the painter keeps `t`."""
     x, y = t.map(x, y)
     painter.resetTransform()
+    # half up, not Python's half to even: a point on half a pixel lands on the same pixel whatever whole
+    # number of pixels the view is scrolled by (and in a static-layer tile as in the view)
     if ratio == 1.0:
-        painter.drawPixmap(round(x), round(y), pixmap)
+        painter.drawPixmap(math.floor(x + 0.5), math.floor(y + 0.5), pixmap)
     else:
-        painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
+        painter.drawPixmap(QPointF(math.floor(x * ratio + 0.5) / ratio, math.floor(y * ratio + 0.5) / ratio),
+                           pixmap)
     painter.setWorldTransform(t)
 
 
