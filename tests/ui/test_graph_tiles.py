@@ -58,6 +58,27 @@ def _pixels(view) -> np.ndarray:
     return rows[:, :image.width() * 4].reshape(image.height(), image.width(), 4)[..., :3].astype(int)
 
 
+def _tiled(view) -> np.ndarray:
+    """The view's pixels painted from its static layer's tiles (the first paint at a new zoom is direct)."""
+    from explorer.ui.graph import items
+
+    view.static_layer.enabled = True
+    view.viewport().grab()
+    pixels = _pixels(view)
+    assert view.viewport() in items.STATIC_FROM_TILES
+    return pixels
+
+
+def _direct(view) -> np.ndarray:
+    """The view's pixels with the frames and edge bundles painting themselves."""
+    from explorer.ui.graph import items
+
+    view.static_layer.enabled = False
+    pixels = _pixels(view)
+    assert view.viewport() not in items.STATIC_FROM_TILES
+    return pixels
+
+
 def _counts() -> tuple[int, int]:
     from explorer.ui.graph import tiles
 
@@ -70,7 +91,10 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
     from explorer.ui.graph import items, tiles
 
     view = _view(qtbot, gpt_trace, _every_module(gpt_trace), zoom)
-    view.viewport().grab()
+    view.viewport().grab()  # the first paint at a new zoom: the items paint themselves
+    before = _counts()
+    view.viewport().grab()  # the zoom stayed: the tiles are drawn
+    assert _counts()[0] > before[0] and view.viewport() in items.STATIC_FROM_TILES
     frames = [f for f in view.graph_scene.frames if f.isVisible()
               and f.sceneBoundingRect().intersects(view.mapToScene(view.viewport().rect()).boundingRect())]
     assert len(frames) >= 3
@@ -95,16 +119,19 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
         assert new <= down
         drawn += new
     assert drawn <= 2 * down < across * down
-    # a new zoom: the tiles in view once, then copied again
-    view.zoom_by(1.1)
+    # a zoom gesture (each frame at a new zoom): no tile drawn, the items paint themselves; once the zoom
+    # stays, one repaint draws the tiles in view (on its own, after a moment), and they are copied again
     before = _counts()
-    view.viewport().grab()
+    for _ in range(3):
+        view.zoom_by(1.1)
+        view.viewport().grab()
+        assert view.viewport() not in items.STATIC_FROM_TILES
+    assert _counts() == before
+    qtbot.waitUntil(lambda: _counts()[0] > before[0])
     first = _counts()
     assert 0 < first[0] - before[0] <= across * down and first[1] > before[1]
     view.viewport().grab()
-    assert _counts() == first
-    # in the view the items skip their own paint; in a file (no view) they draw themselves
-    assert view.viewport() in items.STATIC_FROM_TILES
+    assert _counts() == first and view.viewport() in items.STATIC_FROM_TILES
 
 
 @pytest.mark.parametrize("zoom", [0.3, 0.35, 0.6, 1.0])
@@ -113,10 +140,7 @@ def test_the_tiles_show_what_the_frames_and_edges_paint_themselves(qtbot, gpt_tr
     bar = view.horizontalScrollBar()
     for shift in (0, 37, 300):
         bar.setValue(bar.value() + shift)
-        view.static_layer.enabled = False
-        direct = _pixels(view)
-        view.static_layer.enabled = True
-        tiled = _pixels(view)
+        direct, tiled = _direct(view), _tiled(view)
         diff = np.abs(direct - tiled).max(axis=2)
         # the same pixels but for a few antialiased ones of curves and corner arcs: a tile is the view's own
         # paint at another whole-pixel scroll position, and rounding at another origin changes the coverage
@@ -124,9 +148,9 @@ def test_the_tiles_show_what_the_frames_and_edges_paint_themselves(qtbot, gpt_tr
         assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
 
 
-def test_a_lazy_canvas_draws_a_tile_again_when_items_come_on_the_scene_over_it(qtbot):
-    """A large graph puts its items on the scene only near the view: a tile drawn before a frame or bundle
-    over it came on the scene is drawn again, so panning far and back shows what a direct paint shows."""
+def test_a_lazy_canvas_shows_in_its_tiles_what_a_direct_paint_shows_as_it_pans_far_and_back(qtbot):
+    """A large graph puts its items on the scene only near the view (and takes far ones off): the tiles are
+    drawn from the items of their whole area, so panning far and back shows what a direct paint shows."""
     import torch
 
     from explorer.core.autograd.trace import trace
@@ -145,9 +169,28 @@ def test_a_lazy_canvas_draws_a_tile_again_when_items_come_on_the_scene_over_it(q
     bar = view.verticalScrollBar() if view.verticalScrollBar().maximum() > 0 else view.horizontalScrollBar()
     for value in (bar.minimum(), bar.minimum() + 700, bar.minimum() + 2600, bar.minimum() + 700):
         bar.setValue(value)
-        view.static_layer.enabled = True
-        tiled = _pixels(view)
-        view.static_layer.enabled = False
-        direct = _pixels(view)
+        tiled, direct = _tiled(view), _direct(view)
         diff = np.abs(direct - tiled).max(axis=2)
         assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def test_an_item_put_on_the_scene_over_a_drawn_tile_draws_that_tile_again(qtbot, gpt_trace):
+    """What a lazy canvas does as the view comes near a cell (`GraphScene.static_added`): a bundle put on
+    the scene over tiles drawn before shows at once, as a direct paint shows it."""
+    from PySide6.QtGui import QPainterPath
+
+    from explorer.ui.graph.items import EdgeBundle
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    before = _tiled(view)
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    path = QPainterPath(seen.topLeft())
+    path.cubicTo(seen.center(), seen.bottomLeft(), seen.bottomRight())
+    bundle = EdgeBundle(path, view.graph_scene.theme)
+    scene = view.graph_scene
+    scene.addItem(bundle)
+    scene.static_added.append(bundle)
+    tiled = _tiled(view)
+    assert (np.abs(tiled - before).max(axis=2) > 8).sum() > 100  # the new curve shows
+    diff = np.abs(_direct(view) - tiled).max(axis=2)
+    assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size

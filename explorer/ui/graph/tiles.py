@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QRect, QRectF, Qt
+from PySide6.QtCore import QRect, QRectF, Qt, QTimer
 from PySide6.QtGui import QPaintEngine, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QStyleOptionGraphicsItem
 
@@ -26,6 +26,7 @@ from explorer.ui.graph.items import EdgeBundle, ModuleFrame
 
 TILE = 256  # side of a tile in the view's (logical) pixels
 MAX_TILES = 160  # tiles kept per view (~40 MB at 256 px); beyond, those farthest from the view go
+SETTLE_MS = 120  # a zoom gesture has ended when the zoom has not changed for this long
 TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
 STATIC_PAINTS = [0]  # frame and edge-bundle paints into tiles so far
 
@@ -49,6 +50,14 @@ class StaticLayer:
         self._key: tuple | None = None  # what the tiles were drawn for: zoom, pixel phase, ratio, scene
         self._tiles: dict[tuple[int, int], QPixmap] = {}
         self._viewport = view.viewport()  # the widget the items skip their paint in (kept: PySide wrapper)
+        self._zoom: tuple[float, float] | None = None  # the zoom of the last paint
+        # while the zoom changes (a zoom gesture: each frame at another zoom) the items paint themselves,
+        # since tiles drawn for one frame only would cost more than that paint; once the zoom has stayed
+        # for SETTLE_MS, a repaint draws the tiles, so the pans and steps after it copy them
+        self._settle = QTimer()
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._settled)
 
     def clear(self) -> None:
         """Drop every tile (the next paint draws those it shows anew)."""
@@ -97,7 +106,12 @@ class StaticLayer:
         ox, oy = grid
         key = (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6), ratio, id(scene),
                getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(), (t, ox, oy))
+        zoom, self._zoom = self._zoom, key[:2]
         if self._key is None or key[:-1] != self._key[:-1]:
+            if zoom != key[:2]:  # a new zoom: painted directly, tiles once it stays
+                self._settle.start()
+                self._skip(False)
+                return False
             self._tiles.clear()
         self._key = key
         screen = t.mapRect(exposed)
@@ -135,6 +149,12 @@ class StaticLayer:
         """First and last tile column and row that cover the view rectangle `screen`."""
         return (math.floor((screen.left() - ox) / TILE), math.floor((screen.right() - ox - 1e-6) / TILE),
                 math.floor((screen.top() - oy) / TILE), math.floor((screen.bottom() - oy - 1e-6) / TILE))
+
+    def _settled(self) -> None:
+        try:
+            self.view.viewport().update()
+        except RuntimeError:  # the view is gone
+            pass
 
     def _skip(self, on: bool) -> None:
         """Make the frames and bundles skip (or not) their own paint in this view."""
