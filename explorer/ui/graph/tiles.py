@@ -98,6 +98,7 @@ class StaticLayer:
         ratio = device.devicePixelRatioF() if device is not None else 0.0
         brush = scene.backgroundBrush() if scene is not None else None
         grid = self._grid(t)
+        zoom, self._zoom = self._zoom, (t.m11(), t.m22())  # the zoom of the last paint, and of this one
         if grid is None or not self.enabled or scene is None or engine is None or engine.type() != _RASTER \
                 or ratio != round(ratio) or ratio < 1 or brush.style() != _SOLID \
                 or getattr(scene, "overview_mode", False):
@@ -106,7 +107,6 @@ class StaticLayer:
         ox, oy = grid
         key = (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6), ratio, id(scene),
                getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(), (t, ox, oy))
-        zoom, self._zoom = self._zoom, key[:2]
         if self._key is None or key[:-1] != self._key[:-1]:
             if zoom != key[:2]:  # a new zoom: painted directly, tiles once it stays
                 self._settle.start()
