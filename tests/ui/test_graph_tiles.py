@@ -128,10 +128,32 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
         assert view.viewport() not in items.STATIC_FROM_TILES
     assert _counts() == before
     qtbot.waitUntil(lambda: _counts()[0] > before[0])
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
     first = _counts()
-    assert 0 < first[0] - before[0] <= across * down and first[1] > before[1]
+    ring = tiles.AHEAD * 2
+    assert 0 < first[0] - before[0] <= (across + ring) * (down + ring) and first[1] > before[1]
     view.viewport().grab()
     assert _counts() == first and view.viewport() in items.STATIC_FROM_TILES
+
+
+def test_tiles_around_the_view_are_drawn_while_idle_so_a_pan_draws_none(qtbot, gpt_trace):
+    from explorer.ui.graph import tiles
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    view.viewport().grab()
+    view.viewport().grab()
+    assert view.static_layer.drawing_ahead  # asked for after the paint, drawn at the next idle turns
+    before = _counts()
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
+    assert _counts()[0] > before[0]
+    before = _counts()
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() > bar.value() + 200
+    for _ in range(5):  # 200 pixels: within the tiles drawn ahead
+        bar.setValue(bar.value() + 40)
+        view.viewport().grab()
+    assert _counts() == before
+    assert tiles.AHEAD * tiles.TILE > 200
 
 
 @pytest.mark.parametrize("zoom", [0.3, 0.35, 0.6, 1.0])

@@ -26,6 +26,7 @@ from explorer.ui.graph.items import EdgeBundle, ModuleFrame
 
 TILE = 256  # side of a tile in the view's (logical) pixels
 MAX_TILES = 160  # tiles kept per view (~40 MB at 256 px); beyond, those farthest from the view go
+AHEAD = 1  # tiles drawn ahead of a pan on every side of the view, while the application is idle
 SETTLE_MS = 120  # a zoom gesture has ended when the zoom has not changed for this long
 TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
 STATIC_PAINTS = [0]  # frame and edge-bundle paints into tiles so far
@@ -58,6 +59,14 @@ class StaticLayer:
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self._settled)
+        # the ring of AHEAD tiles around the view is drawn while the application is idle, one side per
+        # turn of the event loop, the side the view moves to first: a pan then copies tiles it finds drawn
+        self._ahead = QTimer()
+        self._ahead.setSingleShot(True)
+        self._ahead.setInterval(0)
+        self._ahead.timeout.connect(self._draw_ahead)
+        self._origin: tuple[int, int] | None = None  # the grid origin of the last paint
+        self._heading = (0, 0)  # the direction of the last pan, in tiles' columns and rows
 
     def clear(self) -> None:
         """Drop every tile (the next paint draws those it shows anew)."""
@@ -74,14 +83,27 @@ class StaticLayer:
         for cell in [c for c in self._tiles if i0 <= c[0] <= i1 and j0 <= c[1] <= j1]:
             del self._tiles[cell]
 
+    @property
+    def drawing_ahead(self) -> bool:
+        """Whether tiles around the view are still to be drawn ahead (at the next idle turns)."""
+        return self._ahead.isActive()
+
+    def take_added(self, scene) -> None:
+        """Drop the tiles under the frames and bundles put on `scene` since the last call."""
+        for item in scene.static_added:
+            self.invalidate(item.sceneBoundingRect())
+        scene.static_added.clear()
+
     def region(self, t: QTransform, viewport: QRectF) -> QRectF | None:
-        """The scene rectangle of the whole tiles under `viewport` at the view transform `t` (what must
-        be on a lazy canvas's scene before they are drawn), or None when tiles do not apply."""
+        """The scene rectangle of the whole tiles under `viewport` at the view transform `t` and of the
+        ring drawn ahead (what must be on a lazy canvas's scene before they are drawn), or None when tiles
+        do not apply."""
         grid = self._grid(t)
         if grid is None:
             return None
         ox, oy = grid
         i0, i1, j0, j1 = self._span(viewport, ox, oy)
+        i0, i1, j0, j1 = i0 - AHEAD, i1 + AHEAD, j0 - AHEAD, j1 + AHEAD
         inverse, ok = t.inverted()
         if not ok:
             return None
@@ -118,7 +140,7 @@ class StaticLayer:
         i0, i1, j0, j1 = self._span(screen, ox, oy)
         missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1) if (i, j) not in self._tiles]
         if missing:
-            self._draw(scene, painter, t, ox, oy, ratio, brush.color(), missing)
+            self._draw(scene, painter.renderHints(), t, ox, oy, ratio, brush.color(), missing)
         # the copies at whole pixels, with no transform (each tile's pixels land on the screen's pixels)
         painter.save()
         painter.resetTransform()
@@ -133,6 +155,12 @@ class StaticLayer:
             for cell in far[:len(tiles) - MAX_TILES]:
                 del tiles[cell]
         self._skip(True)
+        if self._origin is not None and self._origin != grid:
+            self._heading = ((ox < self._origin[0]) - (ox > self._origin[0]),
+                             (oy < self._origin[1]) - (oy > self._origin[1]))
+        self._origin = grid
+        if not self._ahead.isActive():
+            self._ahead.start()
         return True
 
     # -- private -----------------------------------------------------------------------------
@@ -150,6 +178,40 @@ class StaticLayer:
         return (math.floor((screen.left() - ox) / TILE), math.floor((screen.right() - ox - 1e-6) / TILE),
                 math.floor((screen.top() - oy) / TILE), math.floor((screen.bottom() - oy - 1e-6) / TILE))
 
+    def _draw_ahead(self) -> None:
+        """Draw one side of the ring of tiles around the view (and ask for another turn while sides are
+        missing), when the view still shows what the tiles were drawn for."""
+        try:
+            view = self.view
+            scene, t, screen = view.scene(), view.viewportTransform(), QRectF(view.viewport().rect())
+        except RuntimeError:  # the view is gone
+            return
+        key, grid = self._key, self._grid(t)
+        if key is None or grid is None or scene is None or not self.enabled or key[5] != id(scene) \
+                or getattr(scene, "overview_mode", False) or getattr(scene, "generation", 0) != key[6]:
+            return
+        ox, oy = grid
+        if (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6)) != key[:4]:
+            return
+        i0, i1, j0, j1 = self._span(screen, ox, oy)
+        rows, columns = range(j0 - AHEAD, j1 + AHEAD + 1), range(i0, i1 + 1)
+        sides = {(-1, 0): [(i, j) for i in range(i0 - AHEAD, i0) for j in rows],
+                 (1, 0): [(i, j) for i in range(i1 + 1, i1 + AHEAD + 1) for j in rows],
+                 (0, -1): [(i, j) for i in columns for j in range(j0 - AHEAD, j0)],
+                 (0, 1): [(i, j) for i in columns for j in range(j1 + 1, j1 + AHEAD + 1)]}
+        hx, hy = self._heading
+        order = sorted(sides, key=lambda side: -(side[0] * hx + side[1] * hy))  # where the view goes first
+        todo = [side for side in order if any(c not in self._tiles for c in sides[side])]
+        if not todo:
+            return
+        scene.show_region(self.region(t, screen))
+        self.take_added(scene)
+        missing = [c for c in sides[todo[0]] if c not in self._tiles]
+        if missing:
+            self._draw(scene, key[8], t, ox, oy, key[4], scene.backgroundBrush().color(), missing)
+        if len(todo) > 1:
+            self._ahead.start()
+
     def _settled(self) -> None:
         try:
             self.view.viewport().update()
@@ -164,7 +226,7 @@ class StaticLayer:
         elif not on and self._viewport in skip:
             skip.remove(self._viewport)
 
-    def _draw(self, scene, painter: QPainter, t: QTransform, ox: int, oy: int, ratio: float, canvas,
+    def _draw(self, scene, hints, t: QTransform, ox: int, oy: int, ratio: float, canvas,
               missing: list[tuple[int, int]]) -> None:
         """Draw the `missing` tiles: their bounding block of tiles in one picture, then cut into tiles."""
         i0, i1 = min(c[0] for c in missing), max(c[0] for c in missing)
@@ -180,7 +242,7 @@ class StaticLayer:
         inverse, _ok = t.inverted()
         area = inverse.mapRect(QRectF(left, top, width, height))
         inner = QPainter(picture)
-        inner.setRenderHints(painter.renderHints())
+        inner.setRenderHints(hints)
         option = QStyleOptionGraphicsItem()
         for item in scene.items(area, _BY_RECT, _ASCENDING):
             if not is_static(item) or not item.isVisible():

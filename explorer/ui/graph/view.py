@@ -1187,9 +1187,7 @@ class GraphView(QGraphicsView):
             if region is None:
                 region = self.mapToScene(screen.toRect()).boundingRect()
             scene.show_region(region)
-            for item in scene.static_added:  # a tile drawn before an item came on the scene is drawn anew
-                self.static_layer.invalidate(item.sceneBoundingRect())
-            scene.static_added.clear()
+            self.static_layer.take_added(scene)  # a tile drawn before an item came on the scene: drawn anew
             if self._scene.overview_mode:
                 self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
         return super().viewportEvent(event)
