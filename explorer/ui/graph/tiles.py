@@ -45,8 +45,11 @@ def is_static(item) -> bool:
 class StaticLayer:
     """Tiles of a view's frames and edge bundles at its current zoom (see the module's docstring)."""
 
-    def __init__(self, view) -> None:
+    def __init__(self, view, reach: float = 0.0) -> None:
+        """`reach`: how far (scene units) an item filed in one cell of a lazy canvas may reach out of it:
+        the items around the tiles are put on the scene that much farther out before they are drawn."""
         self.view = view
+        self.reach = reach
         self.enabled = True  # False: frames and bundles paint themselves as items (an A/B switch)
         self._key: tuple | None = None  # what the tiles were drawn for: zoom, pixel phase, ratio, scene
         self._tiles: dict[tuple[int, int], QPixmap] = {}
@@ -107,8 +110,9 @@ class StaticLayer:
         inverse, ok = t.inverted()
         if not ok:
             return None
+        r = self.reach
         return inverse.mapRect(QRectF(i0 * TILE + ox, j0 * TILE + oy, (i1 - i0 + 1) * TILE,
-                                      (j1 - j0 + 1) * TILE))
+                                      (j1 - j0 + 1) * TILE)).adjusted(-r, -r, r, r)
 
     def paint(self, painter: QPainter, exposed: QRectF) -> bool:
         """Copy the tiles under the scene rectangle `exposed` (drawing the missing ones first) with the
@@ -202,10 +206,17 @@ class StaticLayer:
         hx, hy = self._heading
         order = sorted(sides, key=lambda side: -(side[0] * hx + side[1] * hy))  # where the view goes first
         todo = [side for side in order if any(c not in self._tiles for c in sides[side])]
+        # the items of a lazy canvas come on the scene two tiles farther ahead where the view goes (made
+        # now, while idle, rather than in the paint that reaches them: a paint only adds what is missing)
+        region = self.region(t, screen)
+        if (hx or hy) and region is not None:
+            x, y = 2 * TILE / t.m11(), 2 * TILE / t.m22()
+            region = region.adjusted(min(0, hx) * x, min(0, hy) * y, max(0, hx) * x, max(0, hy) * y)
+        if region is not None:
+            scene.show_region(region)
+        self.take_added(scene)
         if not todo:
             return
-        scene.show_region(self.region(t, screen))
-        self.take_added(scene)
         missing = [c for c in sides[todo[0]] if c not in self._tiles]
         if missing:
             self._draw(scene, key[8], t, ox, oy, key[4], scene.backgroundBrush().color(), missing)

@@ -783,7 +783,7 @@ class GraphView(QGraphicsView):
         self.find_bar.installEventFilter(self)
         self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
         self._legend: tuple | None = None  # (look and canvas size, top-left, pixmap) of the legend drawn last
-        self.static_layer = StaticLayer(self)  # frames and edge bundles copied from tiles (`tiles`)
+        self.static_layer = StaticLayer(self, EDGE_PIECE)  # frames and edge bundles copied from tiles
 
     # -- public API ------------------------------------------------------------------------
 
