@@ -1180,14 +1180,10 @@ class GraphView(QGraphicsView):
     def viewportEvent(self, event) -> bool:  # noqa: N802
         """Before each paint, a lazy canvas puts the cards and frames near the view on the scene."""
         if event.type() == QEvent.Paint:
-            # (the whole tiles of the static layer under the view: they are drawn from the items there)
-            screen = QRectF(self.viewport().rect())
-            region = self.static_layer.region(self.viewportTransform(), screen)
-            scene = self._scene
-            if region is None:
-                region = self.mapToScene(screen.toRect()).boundingRect()
-            scene.show_region(region)
-            self.static_layer.take_added(scene)  # a tile drawn before an item came on the scene: drawn anew
+            self._scene.show_region(self.mapToScene(self.viewport().rect()).boundingRect())
+            # (the static layer puts the items around its tiles on the scene while idle; a tile drawn before
+            # an item over it came on the scene is drawn anew)
+            self.static_layer.take_added(self._scene)
             if self._scene.overview_mode:
                 self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
         return super().viewportEvent(event)
