@@ -125,6 +125,7 @@ class StaticLayer:
         brush = scene.backgroundBrush() if scene is not None else None
         grid = self._grid(t)
         zoom, self._zoom = self._zoom, (t.m11(), t.m22())  # the zoom of the last paint, and of this one
+        origin, self._origin = self._origin, grid  # ... and the view's place
         if grid is None or not self.enabled or scene is None or engine is None or engine.type() != _RASTER \
                 or ratio != round(ratio) or ratio < 1 or brush.style() != _SOLID \
                 or getattr(scene, "overview_mode", False):
@@ -143,6 +144,12 @@ class StaticLayer:
         screen = t.mapRect(exposed)
         i0, i1, j0, j1 = self._span(screen, ox, oy)
         missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1) if (i, j) not in self._tiles]
+        if 2 * len(missing) > (i1 - i0 + 1) * (j1 - j0 + 1) and origin != grid:
+            # a jump (find, the minimap, a first paint): most tiles missing. Drawing them costs more than
+            # this one paint of the items; they are drawn at the next paint at this place (a moment later)
+            self._settle.start()
+            self._skip(False)
+            return False
         if missing:
             self._draw(scene, painter.renderHints(), t, ox, oy, ratio, brush.color(), missing)
         # the copies at whole pixels, with no transform (each tile's pixels land on the screen's pixels)
@@ -159,10 +166,8 @@ class StaticLayer:
             for cell in far[:len(tiles) - MAX_TILES]:
                 del tiles[cell]
         self._skip(True)
-        if self._origin is not None and self._origin != grid:
-            self._heading = ((ox < self._origin[0]) - (ox > self._origin[0]),
-                             (oy < self._origin[1]) - (oy > self._origin[1]))
-        self._origin = grid
+        if origin is not None and origin != grid:
+            self._heading = ((ox < origin[0]) - (ox > origin[0]), (oy < origin[1]) - (oy > origin[1]))
         if not self._ahead.isActive():
             self._ahead.start()
         return True
