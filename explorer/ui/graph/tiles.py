@@ -6,11 +6,15 @@ items put on a lazy canvas change them. Dense parts of a 10,000-node graph at 30
 ~20 bundles of ~1,000 curves: drawn on every frame that is most of a pan's time. `StaticLayer` draws them
 once per zoom into tiles of TILE x TILE screen pixels over the canvas colour and a paint of the view copies
 the tiles instead (`GraphView.drawBackground`); the items themselves skip their paint in that view
-(`items.static_drawn_by`), while they stay on the scene for tooltips, hit tests and file rendering. A pan
-draws only the tiles it newly exposes; a still repaint and a player step draw none.
+(`items.STATIC_FROM_TILES`), while they stay on the scene for tooltips, hit tests and file rendering. A
+pan draws only the tiles it newly exposes (and the ring of tiles around the view is drawn ahead while the
+application is idle); a still repaint and a player step draw none. While the zoom changes, and at the first
+paint after a jump, the items paint themselves (tiles drawn for one frame would cost more); the tiles
+follow a moment later.
 
 The tiles are aligned to whole device pixels of the view's transform (a tile's content is the view's own
-rendering shifted by whole pixels), so what the user sees is what a direct paint gives.
+rendering scrolled by whole pixels), so what the user sees is what a direct paint gives, but for the
+antialiasing of a few edge pixels that differs between two scroll positions of a direct paint too.
 """
 
 from __future__ import annotations
