@@ -29,7 +29,8 @@ from explorer.ui.graph import items as graph_items
 from explorer.ui.graph.items import EdgeBundle, ModuleFrame
 
 TILE = 256  # side of a tile in the view's (logical) pixels
-MAX_TILES = 160  # tiles kept per view (~40 MB at 256 px); beyond, those farthest from the view go
+MAX_TILES = 160  # tiles kept per view at device ratio 1 (~40 MB; a quarter as many at ratio 2); beyond,
+#                  those farthest from the view go
 AHEAD = 1  # tiles drawn ahead of a pan on every side of the view, while the application is idle
 SETTLE_MS = 120  # a zoom gesture has ended when the zoom has not changed for this long
 TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
@@ -164,10 +165,13 @@ class StaticLayer:
             for i in range(i0, i1 + 1):
                 painter.drawPixmap(i * TILE + ox, j * TILE + oy, tiles[(i, j)])
         painter.restore()
-        if len(tiles) > MAX_TILES:
+        size = self._viewport.size()  # at least the view's tiles and the ring around them stay
+        ring = (size.width() // TILE + 2 + 2 * AHEAD) * (size.height() // TILE + 2 + 2 * AHEAD)
+        keep = max(ring, MAX_TILES // int(ratio) ** 2)
+        if len(tiles) > keep:
             ci, cj = (i0 + i1) / 2, (j0 + j1) / 2
             far = sorted(tiles, key=lambda c: -max(abs(c[0] - ci), abs(c[1] - cj)))
-            for cell in far[:len(tiles) - MAX_TILES]:
+            for cell in far[:len(tiles) - keep]:
                 del tiles[cell]
         self._skip(True)
         if origin is not None and origin != grid:
