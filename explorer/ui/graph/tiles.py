@@ -237,8 +237,16 @@ class StaticLayer:
             self._ahead.start()
 
     def _settled(self) -> None:
+        """The zoom stayed (or the view stayed after a jump): put the items around the tiles on a lazy
+        canvas's scene now, while idle, and repaint (which draws the tiles from them)."""
         try:
-            self.view.viewport().update()
+            view = self.view
+            scene = view.scene()
+            region = self.region(view.viewportTransform(), QRectF(view.viewport().rect()))
+            if scene is not None and region is not None and self.enabled \
+                    and not getattr(scene, "overview_mode", False) and hasattr(scene, "show_region"):
+                scene.show_region(region)
+            view.viewport().update()
         except RuntimeError:  # the view is gone
             pass
 
