@@ -158,7 +158,8 @@ def test_tiles_around_the_view_are_drawn_while_idle_so_a_pan_draws_none(qtbot, g
 
 def test_a_jump_paints_the_items_and_the_next_paint_there_draws_the_tiles(qtbot, gpt_trace):
     """A jump (find, a minimap click) shows a place where most tiles are missing: drawing them all would cost
-    more than that one paint, so the items paint themselves and the tiles are drawn at the next paint."""
+    more than that one paint, so the items paint themselves and the tiles are drawn at the next idle turn
+    (or at the next paint, when it comes first)."""
     from explorer.ui.graph import items
 
     view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 1.0)
@@ -173,6 +174,17 @@ def test_a_jump_paints_the_items_and_the_next_paint_there_draws_the_tiles(qtbot,
     assert _counts() == before and view.viewport() not in items.STATIC_FROM_TILES
     view.viewport().grab()
     assert _counts()[0] > before[0] and view.viewport() in items.STATIC_FROM_TILES
+    # jump back: painted directly, and the tiles are drawn while idle, so the next paint copies them
+    view.static_layer.clear()
+    bar.setValue(bar.minimum() if bar.value() > (bar.minimum() + bar.maximum()) / 2 else bar.maximum())
+    before = _counts()
+    view.viewport().grab()
+    assert _counts() == before and view.viewport() not in items.STATIC_FROM_TILES
+    qtbot.waitUntil(lambda: _counts()[0] > before[0])
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
+    idle = _counts()
+    view.viewport().grab()
+    assert _counts() == idle and view.viewport() in items.STATIC_FROM_TILES
 
 
 @pytest.mark.parametrize("zoom", [0.3, 0.35, 0.6, 1.0])

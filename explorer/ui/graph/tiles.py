@@ -151,8 +151,9 @@ class StaticLayer:
         missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1) if (i, j) not in self._tiles]
         if 2 * len(missing) > (i1 - i0 + 1) * (j1 - j0 + 1) and origin != grid:
             # a jump (find, the minimap, a first paint): most tiles missing. Drawing them costs more than
-            # this one paint of the items; they are drawn at the next paint at this place (a moment later)
+            # this one paint of the items; they are drawn at the next idle turn (or the next paint here)
             self._settle.start()
+            self._ahead.start()
             self._skip(False)
             return False
         if missing:
@@ -228,6 +229,12 @@ class StaticLayer:
         if region is not None:
             scene.show_region(region)
         self.take_added(scene)
+        view_missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1)
+                        if (i, j) not in self._tiles]
+        if view_missing:  # after a jump: the view's own tiles first, the ring at the next turns
+            self._draw(scene, key[8], t, ox, oy, key[4], scene.backgroundBrush().color(), view_missing)
+            self._ahead.start()
+            return
         if not todo:
             return
         missing = [c for c in sides[todo[0]] if c not in self._tiles]
