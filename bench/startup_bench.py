@@ -9,7 +9,8 @@ Every launch is a fresh process, the cases in turn, in the same run:
 - the app on a first launch (a config folder of its own each time: no saved settings, the Expression
   workspace, the Learn dock offering the lessons);
 - the app on a returning user's launch whose saved session names the Expression workspace with a
-  program of theirs, and one whose saved session names the Network workspace (each a QSettings ini in a
+  program of theirs, one whose saved session names the Network workspace, and one whose saved session names
+  the Pretraining workspace with a form of theirs (a custom model; each a QSettings ini in a
   temporary config folder, kept between its launches, so from the second launch on it also holds the
   picture the window grabbed at the last close).
 
@@ -25,12 +26,13 @@ Each app launch runs with ``EXPLORER_STARTUP_PROBE=close``; the app prints when:
   *usable*: the numbers and the graph can be read, nothing can be clicked or edited;
 - "ready": the visible workspace's panel is built and installed in its tab: its editor, forms and menus
   take input (a trace or training it starts may still be running on its worker). This is what "usable"
-  means here. The Expression and Network panels are built before torch is imported (the graph's place,
-  the network's tabs, say "Loading PyTorch…" until the first result), Pretraining's once its core modules
-  are in;
+  means here. Every panel is built before torch is imported (the graph's place, the network's tabs, the
+  pretraining's training and inspection tabs beside its form, say "Loading PyTorch…" until the first
+  result);
 - "late": the worst delay of a 10 ms timer between "shown" and "ready" (how long the window could not
   answer at a stretch while the panel was built);
-- "computed": for a panel built before torch, its first result on screen (the graph drawn), with
+- "computed": for a panel built before torch, its first result on screen (the graph drawn; for
+  Pretraining, its training tab built: Train can be pressed and the runs are listed), with
   "late-computed", the worst delay of the timer from "ready" to then (what typing meanwhile would feel:
   torch's import holds the GIL in stretches);
 - "closing": the probe closes the window 300 ms after "computed" if there is one, else after "ready"
@@ -108,6 +110,11 @@ def launch(cmd: list[str], env: dict) -> dict[str, float]:
 RETURNING_PROGRAM = "x = 1.1\nw = param(0.4)\nb = param(-0.2)\nz = w * x + b\nL = (tanh(z) - 0.5) ** 2\n"
 
 
+# a returning user's pretraining form: the tiny model made wider and deeper (preset "custom")
+RETURNING_PRETRAIN = {"state": {"preset": "custom", "config": {
+    "vocab_size": 128, "context_length": 64, "emb_dim": 192, "n_heads": 6, "n_layers": 6, "drop_rate": 0.0}}}
+
+
 def restored_config(folder: Path, current: str) -> Path:
     """A config folder whose saved session (the app's QSettings ini) names workspace `current` (once: the
     app's own close then saves the session and the picture of its last look there)."""
@@ -118,7 +125,8 @@ def restored_config(folder: Path, current: str) -> Path:
         return folder
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = QSettings(str(path), QSettings.IniFormat)
-    parts = {"expression": {"source": RETURNING_PROGRAM}} if current == "expression" else {}
+    parts = {"expression": {"source": RETURNING_PROGRAM}, "pretrain": RETURNING_PRETRAIN}
+    parts = {current: parts[current]} if current in parts else {}
     settings.setValue("session", json.dumps({"format": "autograd-explorer-session", "version": 2,
                                              "current": current, "workspaces": parts}))
     settings.sync()
@@ -142,6 +150,7 @@ def main(argv=None) -> int:
         data_dir = Path(scratch) / "data"  # runs and progress: never the user's
         second_dir = Path(scratch) / "returning"
         expression_dir = Path(scratch) / "returning-expression"
+        pretrain_dir = Path(scratch) / "returning-pretraining"
         base["AUTOGRAD_EXPLORER_DATA"] = str(data_dir)
         app_env = dict(base, EXPLORER_STARTUP_PROBE="close")
         fresh = iter(range(10**6))
@@ -158,6 +167,9 @@ def main(argv=None) -> int:
             "app, restored Network session": (
                 [sys.executable, "main.py"],
                 lambda: dict(app_env, XDG_CONFIG_HOME=str(restored_config(second_dir, "network")))),
+            "app, restored Pretraining session": (
+                [sys.executable, "main.py"],
+                lambda: dict(app_env, XDG_CONFIG_HOME=str(restored_config(pretrain_dir, "pretrain")))),
         }
         words = [w.strip().lower() for w in args.only.split(",") if w.strip()]
         if words:

@@ -5,7 +5,8 @@ Run: ``PYTHONPATH=. .venv/bin/python bench/trace_bench.py`` (``--sizes 2500,1000
 ``--clock wall`` for wall time, ``--threads N`` for torch's intra-op threads, 1 by default: the step's
 tensors are tiny, and on a loaded machine idle OpenMP workers spinning would count as CPU time;
 ``--baseline FILE`` also times another version of ``explorer/core/autograd/trace.py`` (say, main's, from
-``git show main:explorer/core/autograd/trace.py > /tmp/trace_main.py``) interleaved with this one, in
+``git show main:explorer/core/autograd/trace.py > /tmp/trace_main.py``; ``--baseline-saved FILE`` gives it
+its own ``saved.py`` of the same commit, which it imports instead of ours) interleaved with this one, in
 the same process, which of the two runs first alternating from run to run, and prints ``base`` (its median)
 and ``t/base``, the median over the runs of each run's trace / baseline ratio).
 
@@ -37,15 +38,27 @@ CLOCK = [time.process_time]
 BASELINE: list = []  # the trace function of --baseline, when given
 
 
-def load_baseline(path: str):
-    """``trace`` of another copy of the tracer's module, imported under a name of its own."""
+def load_baseline(path: str, saved_path: str | None = None):
+    """``trace`` of another copy of the tracer's module, imported under a name of its own; with
+    ``saved_path``, that copy imports that copy of ``explorer/core/autograd/saved.py`` instead of ours."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("trace_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["trace_baseline"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module.trace
+    def load(name, file):
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+        return module
+
+    ours = "explorer.core.autograd.saved"
+    current = sys.modules.get(ours)
+    if saved_path:
+        sys.modules[ours] = load("trace_baseline_saved", saved_path)
+    try:
+        return load("trace_baseline", path).trace
+    finally:
+        if saved_path:
+            sys.modules[ours] = current
 
 
 def layers_for(nodes: int) -> int:
@@ -117,9 +130,10 @@ def main(argv=None) -> int:
                         help="CPU seconds of this process (default) or wall seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--baseline", help="another trace.py to time interleaved with this one")
+    parser.add_argument("--baseline-saved", help="the saved.py that --baseline imports (default: ours)")
     args = parser.parse_args(argv)
     if args.baseline:
-        BASELINE.append(load_baseline(args.baseline))
+        BASELINE.append(load_baseline(args.baseline, args.baseline_saved))
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

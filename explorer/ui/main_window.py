@@ -56,9 +56,9 @@ CORE_MODULES = {
 # The workspaces whose panel is built, and takes input, before torch is in: their panel modules and models
 # import torch where they compute (tests/ui/test_torch_free_panels.py). The window builds such a panel
 # right after its first paint and imports CORE_MODULES meanwhile; the panel's graph says "Loading
-# PyTorch…" until its first result (the network panel: its two tabs, built once torch is in). The others'
-# panels wait for their CORE_MODULES (a preview or a line).
-LIGHT = frozenset({"expression", "network"})
+# PyTorch…" until its first result (the network panel: its two tabs; the pretraining panel: its training
+# and inspection tabs, beside the form; both built once torch is in). Every workspace is LIGHT now.
+LIGHT = frozenset({"expression", "network", "pretrain"})
 IMPORT_WAIT_S = 10.0  # see MainWindow.import_wait_s
 BACKGROUND_POLL_MS = 300  # the other workspaces' core modules load once the visible panel shows a result
 SPLITTERS = "splitters"  # settings group: each workspace splitter's state, by its objectName

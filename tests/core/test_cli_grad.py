@@ -1,4 +1,9 @@
-"""The headless grad and graph commands, run as a user would: `python -m explorer ...`."""
+"""The headless grad and graph commands, run as a user would: `python -m explorer ...`.
+
+Only the Qt-free check needs a fresh interpreter; the other whole-CLI calls go through explorer.cli in this
+process (tests/commands.py). tests/core/test_contracts.py runs the same grad and user-error calls in a
+subprocess.
+"""
 
 import argparse
 import json
@@ -11,6 +16,7 @@ import pytest
 from explorer.cli import UserInputError
 from explorer.commands import grad as grad_command
 from explorer.commands import graph as graph_command
+from tests.commands import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w * x + b", "a = sigmoid(z)",
@@ -18,14 +24,8 @@ SEED_LINES = ["x = 1.1", "y = 1.0", "w = param(2.2)", "b = param(0.0)", "z = w *
 SEED = "\n".join(SEED_LINES)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "explorer", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
-
-
 def test_seed_json_through_the_cli_has_the_reference_numbers():
-    done = run_cli("grad", "-e", SEED, "--json")
+    done = run_in_process("grad", "-e", SEED, "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert set(data) >= {"output", "grads", "numeric_grads", "max_abs_error"}
@@ -38,7 +38,7 @@ def test_seed_json_through_the_cli_has_the_reference_numbers():
 
 
 def test_bad_input_exits_2_with_one_line_and_no_traceback():
-    done = run_cli("graph", "-e", "w = param(ones(3)); y = w * 2", "--format", "json")
+    done = run_in_process("graph", "-e", "w = param(ones(3)); y = w * 2", "--format", "json")
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()

@@ -217,7 +217,7 @@ def test_params_gpt2_counts(preset, tie, total):
 
 def test_params_text_for_every_preset():
     for preset in ("tiny", "small", "gpt2-124m"):
-        done = (explorer if preset == "tiny" else here)("params", "--preset", preset)
+        done = here("params", "--preset", preset)
         assert_ok(done)
         assert "total" in done.stdout and "memory" in done.stdout
     assert "163,009,536" in done.stdout
@@ -304,8 +304,8 @@ def test_train_json_lines_out_dir_and_resume_equal_an_uninterrupted_run(tmp_path
 def test_train_device_cuda_trains_there_or_says_why_not(corpus):
     import torch
 
-    done = explorer("train", "--preset", "tiny", "--device", "cuda", "--corpus", str(corpus), *SMALL,
-                    "--steps", "3", "--json")
+    done = here("train", "--preset", "tiny", "--device", "cuda", "--corpus", str(corpus), *SMALL,
+                "--steps", "3", "--json")
     if torch.cuda.is_available():
         assert_ok(done)
         assert [r["step"] for r in json_lines(done.stdout)] == [1, 2, 3]
@@ -324,8 +324,8 @@ def write_config(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_train_config_file_sets_the_model_and_settings(tmp_path, corpus):
-    done = explorer("train", "--config", str(write_config(tmp_path)), "--corpus", str(corpus),
-                    "--device", "cpu", "--json")
+    done = here("train", "--config", str(write_config(tmp_path)), "--corpus", str(corpus),
+                "--device", "cpu", "--json")
     assert_ok(done)
     assert [r["step"] for r in json_lines(done.stdout)] == [1, 2]
     assert "1 layers" in done.stderr and "emb 32" in done.stderr and "context 16" in done.stderr
@@ -333,8 +333,8 @@ def test_train_config_file_sets_the_model_and_settings(tmp_path, corpus):
 
 @pytest.mark.slow
 def test_train_flags_override_the_config_file(tmp_path, corpus):
-    done = explorer("train", "--config", str(write_config(tmp_path)), "--corpus", str(corpus),
-                    "--device", "cpu", "--json", "--emb-dim", "16", "--steps", "1")
+    done = here("train", "--config", str(write_config(tmp_path)), "--corpus", str(corpus),
+                "--device", "cpu", "--json", "--emb-dim", "16", "--steps", "1")
     assert_ok(done)
     assert [r["step"] for r in json_lines(done.stdout)] == [1]
     assert "emb 16" in done.stderr
@@ -394,11 +394,8 @@ def test_train_bad_input_is_one_line_and_status_2(case, tmp_path, corpus, monkey
         "corpus": ["--corpus", str(tmp_path / "missing.txt")],
         "device": ["--device", "tpu-please"],
     }[case]
-    if case == "heads":
-        done = explorer("train", "--steps", "2", "--device", "cpu", *args, cwd=tmp_path)
-    else:
-        monkeypatch.chdir(tmp_path)
-        done = here("train", "--steps", "2", "--device", "cpu", *args)
+    monkeypatch.chdir(tmp_path)
+    done = here("train", "--steps", "2", "--device", "cpu", *args)
     assert_user_error(done)
 
 
@@ -423,8 +420,7 @@ def test_screenshot_writes_a_png(args, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [
-    ["--workspace", "expression", "--example", "no_such_example"],
+@pytest.mark.parametrize("args", [  # the expression workspace's bad example: the next test
     ["--workspace", "pretrain", "--preset", "no_such_preset"],
     ["--workspace", "network", "--preset", "no_such_preset"],
 ])
@@ -440,5 +436,6 @@ def test_screenshot_bad_name_exits_2_with_an_error_line(args, tmp_path):
 
 @pytest.mark.slow
 def test_screenshot_bad_example_is_exactly_one_stderr_line(tmp_path):
-    assert_user_error(app("--screenshot", str(tmp_path / "shot.png"), "--example", "no_such_example"),
-                      "no_such_example")
+    out = tmp_path / "shot.png"  # no --workspace: the expression workspace, the default
+    assert_user_error(app("--screenshot", str(out), "--example", "no_such_example"), "no_such_example")
+    assert not out.exists()

@@ -338,3 +338,162 @@ def test_the_window_builds_the_restored_network_panel_while_its_core_loads(qtbot
         go.set()
         window.persist = False
         window.close()
+
+
+# The pretraining panel, alone: its form (and its parameter count) takes edits while its Worker's import
+# of the core (torch) is held, and Train pressed meanwhile waits visibly; released, the training tab and
+# the inspection tabs are built and the run starts with the form as edited meanwhile.
+PRETRAIN_PROBE = SPY + """
+import os
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from explorer.ui.pretrain import panel as pretrain_panel
+out = {"import": "torch" in sys.modules, "pyqtgraph": "pyqtgraph" in sys.modules}
+go = threading.Event()
+load_core = pretrain_panel.load_core
+pretrain_panel.load_core = lambda: (go.wait(120), load_core())[1]
+panel = pretrain_panel.PretrainPanel()
+panel.resize(1200, 700)
+panel.show()
+app.processEvents()
+out["gui_thread_imported_torch"] = bool(gui)
+out["waiting"] = panel.graph_wait.waiting() and panel.graph_wait.note.isVisible()
+out["count"] = panel.param_count.text()
+started = []
+panel._process.start = lambda *args, **kwargs: started.append(args)  # records the run instead of training
+emb = panel.form.edit("emb_dim")
+emb.setFocus()
+emb.selectAll()
+QTest.keyClicks(emb, "64")
+app.processEvents()
+out["edited"] = panel.workspace.state.config["emb_dim"] == 64 and panel.workspace.state.preset == "custom"
+out["count_followed"] = panel.param_count.text() != out["count"]
+train = next(a for a in panel.menu_actions() if a.text().startswith("Train"))
+train.trigger()
+app.processEvents()
+out["pending_shown"] = "Train was pressed" in panel.graph_wait.note.text()
+out["nothing_started_yet"] = not started and not panel.core_ready()
+out["gui_thread_imported_torch_while_editing"] = bool(gui)
+go.set()
+for _ in range(1200):  # torch's import on the Worker, then the tabs' slices, then the pending Train
+    QTest.qWait(100)
+    if panel.core_ready() and started:
+        break
+out["tabs_shown"] = (panel.core_ready() and not panel.graph_wait.waiting() and panel.tabs.isVisible()
+                     and panel.tabs.count() == 7 and panel.train_button.isVisible())
+out["started_the_edit"] = bool(started) and started[0][0]["emb_dim"] == 64
+out["gui_thread_imported_torch_before_the_result"] = bool(gui)
+print("RESULT " + json.dumps(out), flush=True)
+os._exit(0)  # the estimates' traced forward may still run on its thread: no teardown to race it
+"""
+
+
+def test_the_pretraining_panel_takes_edits_and_train_before_torch_and_starts_after(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", PRETRAIN_PROBE], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
+    out = json.loads(line.removeprefix("RESULT "))
+    assert out["import"] is False, "importing the pretraining panel imported torch"
+    assert out["pyqtgraph"] is False, "importing the pretraining panel imported pyqtgraph (its plots wait)"
+    assert out["gui_thread_imported_torch"] is False, "building the pretraining panel imported torch"
+    assert out["waiting"], "the tabs' place does not say that PyTorch is loading"
+    assert "parameters" in out["count"], "the parameter count waits for torch"
+    assert out["edited"] and out["count_followed"], "the form's edit did not reach the model and the count"
+    assert out["pending_shown"] and out["nothing_started_yet"], "Train before torch did not wait visibly"
+    assert out["gui_thread_imported_torch_while_editing"] is False
+    assert out["tabs_shown"], "the training and inspection tabs did not replace the note"
+    assert out["started_the_edit"], "Train pressed meanwhile did not start the run as edited"
+    assert out["gui_thread_imported_torch_before_the_result"] is False
+
+
+def test_the_window_builds_the_restored_pretraining_panel_while_its_core_loads(qtbot, tmp_path, monkeypatch):
+    """A returning user last on Pretraining gets the form as they left it, editable, while the core
+    modules (torch) still load; once they are in, the training tab is built, the edit made meanwhile is
+    the workspace's, and the rest of the session is applied."""
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui import main_window as mw
+    from explorer.ui.common import loading as wait_note
+    from explorer.ui.pretrain import panel as pretrain_panel
+
+    program = "w = param(0.25)\nL = w * 4\n"
+    config = {"vocab_size": 128, "context_length": 64, "emb_dim": 192, "n_heads": 6, "n_layers": 6,
+              "drop_rate": 0.0}
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    settings.setValue("session", json.dumps({
+        "format": "autograd-explorer-session", "version": 2, "current": "pretrain",
+        "workspaces": {"expression": {"source": program},
+                       "pretrain": {"state": {"preset": "custom", "config": config}}}}))
+    go, loading = threading.Event(), threading.Event()
+    import_core, load_core = mw.import_core, pretrain_panel.load_core
+
+    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
+        loading.set()
+        go.wait(WAIT / 1000)
+        return import_core(key)
+
+    def held_load():  # so does the panel's own (its Worker)
+        go.wait(WAIT / 1000)
+        load_core()
+
+    monkeypatch.setattr(mw, "import_core", held_import)
+    monkeypatch.setattr(pretrain_panel, "load_core", held_load)
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    window = mw.MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.sig_panel_ready, timeout=WAIT) as ready:
+            window.show()
+        assert ready.args == ["pretrain"]
+        panel = window.panel("pretrain", create=False)
+        assert panel is not None and not panel.core_ready()
+        assert loading.wait(WAIT / 1000) and not go.is_set()  # the core is still loading
+        assert panel.graph_wait.waiting(), "the tabs' place does not say that PyTorch is loading"
+        assert panel.form.preset.currentText() == "custom" and panel.form.edit("emb_dim").text() == "192"
+        assert panel.form.edit("n_layers").text() == "6"
+        assert "parameters" in panel.param_count.text()
+        assert window._saved_session is not None  # the rest of the session waits for the core
+        layers = panel.form.edit("n_layers")
+        layers.selectAll()
+        qtbot.keyClicks(layers, "3")
+        qtbot.waitUntil(lambda: panel.workspace.state.config["n_layers"] == 3, timeout=WAIT)
+        go.set()
+        qtbot.waitUntil(panel.core_ready, timeout=WAIT)
+        assert not panel.graph_wait.waiting() and panel.train_button.isEnabled()
+        assert panel.workspace.state.config["n_layers"] == 3 and panel.form.edit("n_layers").text() == "3"
+        assert panel.workspace.state.config["emb_dim"] == 192, "the restored form was lost"
+        qtbot.waitUntil(lambda: window._saved_session is None, timeout=WAIT)  # applied, but the pretraining
+        assert window.workspaces.expression.state.source == program, "the rest of the session was lost"
+        assert panel.workspace.state.config["n_layers"] == 3, "applying the session undid the edit"
+    finally:
+        go.set()
+        window.persist = False
+        window.close()
+
+
+def test_a_slot_shutting_the_network_panel_down_when_its_tabs_are_built_finds_them_whole(qtbot, monkeypatch):
+    """The panel announces its late-built tabs after the construction's last piece: a slot that quits there
+    (shutting the panel down, which finishes the construction) must not re-enter it ("generator already
+    executing" when the signal came from inside a piece)."""
+    from explorer.ui.common import loading as wait_note
+    from explorer.ui.network.panel import NetworkPanel
+
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # built as before torch: tabs come later
+    panel = NetworkPanel()
+    qtbot.addWidget(panel)
+    seen = []
+
+    def quit_now():
+        panel.shutdown()
+        seen.append(panel.core_building.is_done())
+
+    panel.sig_tabs_built.connect(quit_now)
+    with qtbot.waitSignal(panel.sig_tabs_built, timeout=60_000):
+        pass
+    assert seen == [True] and panel.iteration is not None and panel.tabs.count() == 2

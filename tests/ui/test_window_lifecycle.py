@@ -143,6 +143,7 @@ PRETRAIN_TRAINING_THEN_CLOSE = """
         window.close()
 
     def ready(key):
+        window.panels[key].ensure_core()  # a fresh process: the training tab comes once torch is in
         print("started", window.panels[key].train(), flush=True)
         QTimer.singleShot(1000, close)  # the training process is still starting or training then
 

@@ -99,8 +99,10 @@ def _storage_of(t: torch.Tensor) -> tuple[tuple, int, int]:
     """(key, bytes, data pointer) of the memory behind ``t``; its own id for tensors without storage."""
     try:
         s = t.untyped_storage()
+        if t.is_cpu:  # (what t.device says for a CPU tensor, without making a device object)
+            return ("cpu", None, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
         device = t.device
-        return (device.type, device.index, s._cdata), s.nbytes(), t.data_ptr()  # one StorageImpl: one key
+        return (device.type, device.index, s._cdata), s.nbytes(), t.data_ptr()
     except (RuntimeError, NotImplementedError, TypeError):
         return ("id", id(t)), t.numel() * t.element_size(), id(t)
 
@@ -122,11 +124,11 @@ class SavedLog:
         dtype = _DTYPE_NAMES.get(t.dtype)
         if dtype is None:  # str() of a dtype is slow: once per dtype
             dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
-        self.records.append(_Record(
-            ref=weakref.ref(t), shape=tuple(t.shape), dtype=dtype,
-            nbytes=t.numel() * t.element_size(), storage_key=key, storage_nbytes=snbytes, data_ptr=ptr,
-        ))  # fmt: skip
-        return _Packed(t, len(self.records) - 1)
+        records = self.records
+        # (positional, in the field order: ref, shape, dtype, nbytes, storage_key, storage_nbytes, data_ptr)
+        nbytes = t.numel() * t.element_size()
+        records.append(_Record(weakref.ref(t), tuple(t.shape), dtype, nbytes, key, snbytes, ptr))
+        return _Packed(t, len(records) - 1)
 
     def unpack(self, p: _Packed) -> torch.Tensor:
         """Unpack hook: the tensor, after torch's own check that no in-place op changed it since."""
@@ -164,48 +166,58 @@ def attach_saved(rec, log: SavedLog, order: list[str] | None = None,
     if not log.active:
         return None
     order = rec.order if order is None else order
+    nodes, edge_of, tensor_of = rec.nodes, rec.edge_of, rec.tensor_of
     owner_of_fn: dict[int, str] = {}  # id(grad_fn) -> node id; the first node made by it owns it
     for nid in order:
-        if nid in rec.edge_of:
-            owner_of_fn.setdefault(id(rec.edge_of[nid][0]), nid)
+        edge = edge_of.get(nid)
+        if edge is not None:
+            owner_of_fn.setdefault(id(edge[0]), nid)
     numbers: dict[tuple, int] = {}
     memory = SavedMemory()
-    param_keys = {_storage_of(rec.tensor_of[n])[0] for n in order if rec.nodes[n].kind == "param"}
+    storage_bytes = memory.storage_bytes
+    places: dict[str, tuple] = {}  # node id -> (storage key, data pointer) of its tensor, once each
+    param_keys = {_place(tensor_of, n, places)[0] for n in order if nodes[n].kind == "param"}
     holders: dict[int, set[str]] = {}  # storage number -> nodes saving it
     claimed: set[int] = set()
+    made: list[SavedTensor] = []
+    records = log.records
     for nid in order:
-        node = rec.nodes[nid]
+        node = nodes[nid]
         if node.kind != "op":
             continue
-        node.saved = []
-        if nid not in rec.edge_of or owner_of_fn.get(id(rec.edge_of[nid][0])) != nid:
+        saved = node.saved = []
+        edge = edge_of.get(nid)
+        if edge is None or owner_of_fn.get(id(edge[0])) != nid:
             continue
-        for fn in _owned_fns(rec.edge_of[nid][0], owner_of_fn, claimed):
+        for fn in _owned_fns(edge[0], owner_of_fn, claimed):
+            fn_name = type(fn).__name__
             for attr, raw in _raw_saved(fn):
                 hook = raw.unpack_hook
                 if hook is not None and getattr(hook, "__self__", None) is not log:
-                    node.saved.append(SavedTensor(role=attr, attr=attr, grad_fn=type(fn).__name__, shape=(),
-                                                  dtype="", bytes=0, recomputed=True))
+                    saved.append(SavedTensor(attr, attr, fn_name, (), "", 0, -1, False, False, True))
                     memory.recomputed += 1
                     continue
                 packed = raw.data if hook is not None else None
                 if not isinstance(packed, _Packed) or packed.index < first_record:
                     continue  # an undefined optional tensor (no bias), or saved before the trace began
-                r = log.records[packed.index]
-                number = numbers.setdefault(r.storage_key, len(numbers))
-                memory.storage_bytes[number] = r.storage_nbytes
-                holders.setdefault(number, set()).add(nid)
-                is_param = r.storage_key in param_keys
+                r = records[packed.index]
+                key = r.storage_key
+                number = numbers.setdefault(key, len(numbers))
+                storage_bytes[number] = r.storage_nbytes
+                holding = holders.get(number)
+                if holding is None:
+                    holders[number] = {nid}
+                else:
+                    holding.add(nid)
+                is_param = key in param_keys
                 if is_param:
                     memory.param_storages.add(number)
-                role = _role(rec, node, nid, r, attr)
-                node.saved.append(SavedTensor(
-                    role=role, attr=attr, grad_fn=type(fn).__name__, shape=r.shape, dtype=r.dtype,
-                    bytes=r.nbytes, storage=number, param=is_param,
-                ))  # fmt: skip
-    for nid in order:
-        for s in getattr(rec.nodes[nid], "saved", None) or ():
-            s.shared = not s.recomputed and len(holders.get(s.storage, ())) > 1
+                role = _role(rec, node, nid, r, attr, places)
+                st = SavedTensor(role, attr, fn_name, r.shape, r.dtype, r.nbytes, number, is_param)
+                saved.append(st)
+                made.append(st)
+    for s in made:
+        s.shared = len(holders[s.storage]) > 1
     all_storages = {r.storage_key: r.storage_nbytes for r in log.records[first_record:]}
     memory.total = sum(all_storages.values())
     memory.params = sum(all_storages[k] for k in param_keys if k in all_storages)
@@ -380,22 +392,32 @@ def _raw_saved(fn) -> list[tuple[str, object]]:
     return out
 
 
-def _role(rec, node, nid: str, r: _Record, attr: str) -> str:
+def _place(tensor_of: dict, nid: str, places: dict) -> tuple:
+    """(storage key, data pointer) of node ``nid``'s tensor, remembered in ``places``."""
+    place = places.get(nid)
+    if place is None:
+        key, _, ptr = _storage_of(tensor_of[nid])
+        place = places[nid] = (key, ptr)
+    return place
+
+
+def _role(rec, node, nid: str, r: _Record, attr: str, places: dict | None = None) -> str:
     """How the saved tensor relates to the node: its output, one of its inputs, a view of one, or
     (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
     is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
     candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
     saved = r.ref()
     tensor_of = rec.tensor_of
-    same = [role for role, other in candidates if tensor_of[other] is saved]
-    positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
-    if len(positions) > 1 and "output" not in same:
-        return f"inputs {', '.join(positions)} (one tensor)"
-    if same:
-        return same[0]
+    if saved is not None:
+        same = [role for role, other in candidates if tensor_of[other] is saved]
+        positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
+        if len(positions) > 1 and "output" not in same:
+            return f"inputs {', '.join(positions)} (one tensor)"
+        if same:
+            return same[0]
+    places = {} if places is None else places
+    wanted = (r.storage_key, r.data_ptr)
     for role, other in candidates:
-        t = rec.tensor_of[other]
-        key, _, ptr = _storage_of(t)
-        if key == r.storage_key and ptr == r.data_ptr:
+        if _place(tensor_of, other, places) == wanted:
             return f"{role} (view)"
     return attr

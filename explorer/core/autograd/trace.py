@@ -15,7 +15,6 @@ Public API (see docs/architecture.md): ``trace``, ``Trace``, ``Node``, ``Backwar
 from __future__ import annotations
 
 import contextlib
-import operator
 import threading
 import types
 from dataclasses import dataclass, field, replace
@@ -151,6 +150,9 @@ def _json_data(data: np.ndarray):
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}  # "float32" for torch.float32: str() of a dtype is slow
+_STRIDED = torch.strided
+_grad_enabled = torch.is_grad_enabled
+_set_grad_enabled = torch._C._set_grad_enabled
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
@@ -390,6 +392,16 @@ def _flat_tensors(obj, out: list) -> list:
     return out
 
 
+def _members(module, table: str) -> list:
+    """(name, object) of one of an ``nn.Module``'s own tables ("_parameters", "_buffers", "_modules"),
+    the entries that hold something, in the table's order: what named_parameters / named_buffers
+    (recurse=False) and named_children yield, without their generators."""
+    items = getattr(module, table, None)
+    if not isinstance(items, dict):
+        return []
+    return [(name, v) for name, v in items.items() if v is not None]
+
+
 def _is_inplace(op: str) -> bool:
     return op == "setitem" or (op.endswith("_") and not op.startswith("_"))
 
@@ -423,7 +435,6 @@ class _Recorder(TorchFunctionMode):
         self.nodes: dict[str, Node] = {}
         self.order: list[str] = []
         self.producer: dict[int, str] = {}  # id(tensor) -> id of the node holding its current value
-        self.keep: list[torch.Tensor] = []  # keeps ids stable while recording
         self.tensor_of: dict[str, torch.Tensor] = {}  # node id -> tensor (released after backward)
         self.edge_of: dict[str, tuple[Any, int]] = {}  # node id -> (grad_fn, output_nr) at creation
         self.by_edge: dict[tuple[int, int], str] = {}  # (id(grad_fn), output_nr) -> latest node id
@@ -482,19 +493,27 @@ class _Recorder(TorchFunctionMode):
         def join(p):
             return ".".join(s for s in (prefix, p) if s)
 
-        # One walk of the module tree (named_parameters and named_buffers would each walk it again);
-        # the parameters first, then the buffers, each in named_parameters' own order: the first path wins.
+        # One walk of the module tree in named_modules(remove_duplicate=False)'s order, reading each module's
+        # own parameter and buffer tables as named_parameters / named_buffers(recurse=False) do (their
+        # generators cost ~10 µs a module: a GPT of 10,000 nodes has 3,400 modules); the parameters first,
+        # then the buffers, each in that order: the first path wins.
         buffers = []
-        for path, m in module.named_modules(remove_duplicate=False):
-            full = join(path)
-            self.module_paths.setdefault(id(m), full)
-            self.modules.setdefault(full, type(m).__name__)
-            for name, p in m.named_parameters(prefix=path, recurse=False, remove_duplicate=False):
-                self.param_names.setdefault(id(p), join(name))
-            buffers.append((path, m))
-        for path, m in buffers:
-            for name, b in m.named_buffers(prefix=path, recurse=False, remove_duplicate=False):
-                self.param_names.setdefault(id(b), join(name))
+        module_paths, modules, param_names = self.module_paths, self.modules, self.param_names
+        stack = [("", module)]
+        while stack:
+            path, m = stack.pop()
+            full = join(path) if prefix else path
+            module_paths.setdefault(id(m), full)
+            modules.setdefault(full, type(m).__name__)
+            dot = path + "." if path else ""
+            for name, p in _members(m, "_parameters"):
+                param_names.setdefault(id(p), join(dot + name) if prefix else dot + name)
+            buffers.append((dot, m))
+            children = [(dot + name, c) for name, c in _members(m, "_modules")]
+            stack.extend(reversed(children))
+        for dot, m in buffers:
+            for name, b in _members(m, "_buffers"):
+                param_names.setdefault(id(b), join(dot + name) if prefix else dot + name)
 
     @property
     def current_module(self) -> str | None:
@@ -502,19 +521,23 @@ class _Recorder(TorchFunctionMode):
 
     # -- ops ------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        if kwargs is None:
+            kwargs = {}
         if self.paused:
             return func(*args, **kwargs)
         try:
-            op = _op_name(func)
+            try:
+                info = _OP_INFO[func]
+            except (KeyError, TypeError):  # a function seen first, or an unhashable callable
+                info = _op_info(func)
             ins = []
             inplace = False
-            if op is not None:
+            if info is not None:
                 _flat_tensors(args, ins)
                 if kwargs:
                     _flat_tensors(kwargs, ins)
             if ins:
-                inplace = _is_inplace(op)
+                inplace = info[1]
                 if inplace and ins[0].is_leaf and ins[0].requires_grad:
                     ins = []  # initialisation or an optimizer update of a parameter, not part of the graph
             # Inputs are resolved before the call: an in-place op changes its input's autograd node,
@@ -522,48 +545,57 @@ class _Recorder(TorchFunctionMode):
             # call is recorded (None until then).
             if inplace:
                 before = [self.node_for(t) for t in ins]
-            else:
-                producer = self.producer
-                before = [self.node_for(t) if id(t) in producer else None for t in ins]
+            elif ins:
+                producer, node_for = self.producer, self.node_for
+                before = [node_for(t) if id(t) in producer else None for t in ins]
         except Exception:  # noqa: BLE001 -- recording must never break the user's program
-            op, ins = None, []
+            ins = []
         out = func(*args, **kwargs)
         if ins:
+            grad_mode = _grad_enabled()
+            _set_grad_enabled(False)  # the recorder's copies are no part of the graph
             try:
-                self._record(op, inplace, func, args, kwargs, out, ins, before)
+                self._record(info, args, kwargs, out, ins, before)
             except Exception:  # noqa: BLE001
                 pass
+            finally:
+                _set_grad_enabled(grad_mode)
         return out
 
-    def _record(self, op: str, inplace: bool, func, args, kwargs, out, ins, before):
+    def _record(self, info, args, kwargs, out, ins, before):
+        op, inplace, label, reflected = info
         if inplace:
             outs = [ins[0]]
+        elif isinstance(out, torch.Tensor):
+            outs = [out]
         else:
             outs = _flat_tensors(out, [])
             if not outs:
                 return
-        input_ids = [nid if nid is not None else self.node_for(t) for t, nid in zip(ins, before, strict=True)]
-        base = op.rstrip("_") if inplace else op
-        # a property reads as an attribute (".T"): a bare "T" would look like a variable named T
-        label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
+        node_for = self.node_for
+        input_ids = [nid if nid is not None else node_for(t) for t, nid in zip(ins, before, strict=True)]
         # x.__rsub__(1) computes 1 - x: show the operands in the order the program wrote them.
-        reflected = getattr(func, "__name__", "") in _REFLECTED and len(args) == 2
-        shown = args[::-1] if reflected else args
+        shown = args[::-1] if reflected and len(args) == 2 else args
         call = _call_text(op, shown, kwargs)
-        operands = _operands(op, shown, ins)
+        operands = _operands(op, shown, ins) if op in _OPERAND_OPS else None
+        add = self._add_op
+        if len(outs) == 1:
+            add(outs[0], label, op, input_ids, call, operands)
+            return
         for k, t in enumerate(outs):
-            suffix = f"[{k}]" if len(outs) > 1 else ""
-            self._add_node(t, kind="op" if t.requires_grad else "const", label=label + suffix, op=op,
-                           inputs=input_ids, call=call, operands=operands)
+            add(t, f"{label}[{k}]", op, input_ids, call, operands)
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
         nid = self.producer.get(id(t))
         if nid is not None:
             fn = t.grad_fn
-            if fn is not None and self.edge_of.get(nid, (None, 0))[0] is not fn:
-                return self._add_unseen_op(t, fn)
-            if fn is not None or not t.requires_grad or self.nodes[nid].kind != "const":
+            if fn is not None:
+                edge = self.edge_of.get(nid)
+                if edge is None or edge[0] is not fn:
+                    return self._add_unseen_op(t, fn)
+                return nid
+            if not t.requires_grad or self.nodes[nid].kind != "const":
                 return nid
             # a value that became a leaf requiring grad after it was made (`w = randn(3) * 0.1`, then
             # `w.requires_grad_()`): from now on it is a parameter
@@ -607,27 +639,76 @@ class _Recorder(TorchFunctionMode):
         return nid
 
     def _add_node(self, t, *, kind, label, op, inputs, name=None, module="", call=None, operands=None) -> str:
+        if module == "":
+            module = (self.module_stack[-1] or None) if self.module_stack else None
+        return self._put(t, kind, label, name, op, module, inputs, call, operands)
+
+    def _add_op(self, t, label, op, inputs, call, operands) -> str:
+        """The node of an op's output (in the module now running)."""
+        stack = self.module_stack
+        return self._put(t, "op" if t.requires_grad else "const", label, None, op,
+                         (stack[-1] or None) if stack else None, inputs, call, operands)
+
+    def _put(self, t, kind, label, name, op, module, inputs, call, operands) -> str:
         index = len(self.order)
         nid = f"n{index}"
         grad_fn = t.grad_fn
-        if module == "":
-            module = (self.module_stack[-1] or None) if self.module_stack else None
+        fn_name = None if grad_fn is None else type(grad_fn).__name__
         # (positional, in the field order: id, kind, label, name, op, torch_name, module, inputs, is_output,
         # value, grad, call, saved, line, operands)
         self.nodes[nid] = Node(
-            nid, kind, label, name, op, type(grad_fn).__name__ if grad_fn is not None else None, module,
-            list(inputs), False, Snapshot.of(t, self.max_elems), None, call, None, self.line, operands,
+            nid, kind, label, name, op, fn_name, module, list(inputs), False,
+            _value_snapshot(t, self.max_elems, fn_name), None, call, None, self.line, operands,
         )  # fmt: skip
         self.index[nid] = index
         self.order.append(nid)
         self.producer[id(t)] = nid
-        self.keep.append(t)
-        self.tensor_of[nid] = t
+        self.tensor_of[nid] = t  # (and keeps ids stable while recording)
         if grad_fn is not None:
             nr = t.output_nr
             self.edge_of[nid] = (grad_fn, nr)
             self.by_edge[(id(grad_fn), nr)] = nid
         return nid
+
+
+def _value_snapshot(t: torch.Tensor, max_elems: int, fn_name: str | None) -> Snapshot:
+    """``Snapshot.of(t, max_elems)`` for a value whose grad_fn's class name is ``fn_name``; a small CPU
+    tensor (nearly every value) without Snapshot.of's generality."""
+    numel = t.numel()
+    if numel > max_elems or not t.is_cpu or t.layout is not _STRIDED:
+        return Snapshot.of(t, max_elems)
+    dtype = _DTYPE_NAMES.get(t.dtype)
+    if dtype is None:
+        return Snapshot.of(t, max_elems)
+    requires_grad = t.requires_grad
+    try:  # a copy: later in-place ops must not change it (_record copies with autograd off: no detach)
+        raw = t.detach().clone() if requires_grad and _grad_enabled() else t.clone()
+    except (RuntimeError, TypeError):
+        return Snapshot.of(t, max_elems)
+    return Snapshot(tuple(t.shape), dtype, t.stride(), t.is_contiguous(), requires_grad, t.is_leaf, fn_name,
+                    None, numel, False, raw)
+
+
+def _op_info(func) -> tuple | None:
+    """(op name, in place, label, reflected) of a torch function, or None for calls that are not value
+    computations; kept in _OP_INFO for torch's own functions (as _op_name's names are)."""
+    op = _op_name(func)
+    info = None
+    if op is not None:
+        inplace = _is_inplace(op)
+        base = op.rstrip("_") if inplace else op
+        # a property reads as an attribute (".T"): a bare "T" would look like a variable named T
+        label = _SYMBOLS.get(base, f".{op}" if op in _VALUE_PROPERTIES else op)
+        info = (op, inplace, label, getattr(func, "__name__", "") in _REFLECTED)
+    try:
+        if len(_OP_INFO) < 4096 and _is_torch_api(func):
+            _OP_INFO[func] = info
+    except TypeError:  # unhashable: worked out afresh each time
+        pass
+    return info
+
+
+_OP_INFO: dict = {}  # torch function -> _op_info's answer
 
 
 _OPERAND_OPS = {"add", "sub", "mul", "div", "pow", "rsub", "true_divide", "multiply", "subtract", "divide"}
@@ -656,33 +737,33 @@ def _operands(op: str, args, ins: list) -> list | None:
     return out
 
 
+def _show(a) -> str:
+    """One argument of a call as written: tensors as "·", numbers, dtypes, slices, nested lists."""
+    if isinstance(a, torch.Tensor):
+        return "·"
+    if isinstance(a, (list, tuple)):
+        inner = ", ".join(_show(x) for x in a)
+        return f"[{inner}]" if isinstance(a, list) else f"({inner})"
+    if isinstance(a, float):
+        return fmt_number(a)
+    if isinstance(a, torch.dtype):
+        return str(a).removeprefix("torch.")
+    if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
+        text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
+        return text + (f":{a.step}" if a.step is not None else "")
+    if a is Ellipsis:
+        return "..."
+    if a is None or isinstance(a, (bool, int, str)):
+        return repr(a)
+    return type(a).__name__
+
+
 def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
     """How the op was called, short: tensors as "·", settings as written ("softmax(·, dim=-1)")."""
-
-    def show(a) -> str:
-        if isinstance(a, torch.Tensor):
-            return "·"
-        if isinstance(a, (list, tuple)):
-            inner = ", ".join(show(x) for x in a)
-            return f"[{inner}]" if isinstance(a, list) else f"({inner})"
-        if isinstance(a, float):
-            return fmt_number(a)
-        if isinstance(a, torch.dtype):
-            return str(a).removeprefix("torch.")
-        if isinstance(a, slice):  # written the way a student indexes: 1:5, :, ::2
-            text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
-            return text + (f":{a.step}" if a.step is not None else "")
-        if a is Ellipsis:
-            return "..."
-        if a is None or isinstance(a, (bool, int, str)):
-            return repr(a)
-        return type(a).__name__
-
-    # Defaults left as None and private knobs (_stacklevel) say nothing about this call.
-    shown = {k: v for k, v in kwargs.items() if v is not None and not k.startswith("_")}
     # tensors and plain ints (most arguments) without a call each
-    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else show(a) for a in args]
-    parts += [f"{k}={show(v)}" for k, v in shown.items()]
+    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else _show(a) for a in args]
+    if kwargs:  # defaults left as None and private knobs (_stacklevel) say nothing about this call
+        parts += [f"{k}={_show(v)}" for k, v in kwargs.items() if v is not None and not k.startswith("_")]
     text = f"{op}({', '.join(parts)})"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -703,59 +784,146 @@ def _leaf_label(t: torch.Tensor, kind: str) -> str:
 
 
 class _BackwardRecorder:
-    """Registers hooks on the real autograd nodes and records events in the engine's order."""
+    """Registers hooks on the real autograd nodes and records events in the engine's order.
+
+    The hooks only copy what the engine hands them (the gradients arriving, a leaf's ``.grad`` before its
+    accumulation, the gradients sent to inputs that have another consumer too) into a log, in the order the
+    engine runs them; ``finish`` turns the log into events and snapshots after the pass."""
 
     def __init__(self, rec: _Recorder, order: list[str] | None = None):
         self.rec = rec
         self.order = rec.order if order is None else order
         self.max_elems = rec.max_elems
         self.events: list[BackwardEvent] = []
-        self.accumulated: list[BackwardEvent] = []  # AccumulateGrad events: .grad is read after the pass
+        self.log: list[tuple] = []  # (key, gradients arriving, leaves' .grad before) per node run, in order
+        self.sent: dict[int, list] = {}  # key -> the gradients a hooked node sent (grad_inputs), copied
+        self.routes: dict[int, list] = {}  # key -> per member: grad_inputs index for each input, or None
         self.handles: list = []
-        self.pending: dict[int, list[BackwardEvent]] = {}  # id(grad_fn) -> events waiting for outputs
         self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
+        self.names: dict[int, str] = {}  # id(grad_fn) -> its class name
         self.fn_of: dict[str, Any] = {}  # node id -> autograd node
         self.uses: dict[str, int] = {}  # node id -> how many op inputs read it
+        nodes = rec.nodes
+        uses = self.uses
         for nid in self.order:
-            for i in rec.nodes[nid].inputs:
-                self.uses[i] = self.uses.get(i, 0) + 1
+            for i in nodes[nid].inputs:
+                uses[i] = uses.get(i, 0) + 1
 
     def install(self):
         """Map each node to its autograd node and hook every one of them once."""
         rec = self.rec
         by_fn: dict[int, Any] = {}
+        nodes, tensor_of, edge_of = rec.nodes, rec.tensor_of, rec.edge_of
+        fn_of, members = self.fn_of, self.members
         for nid in self.order:
-            node = rec.nodes[nid]
-            t = rec.tensor_of[nid]
-            if nid in rec.edge_of:
-                fn, nr = rec.edge_of[nid]
-            elif t.is_leaf and t.requires_grad:  # a parameter, or an op that returned one unchanged
-                fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0  # AccumulateGrad
-                node.torch_name = type(fn).__name__
+            edge = edge_of.get(nid)
+            if edge is not None:
+                fn, nr = edge
             else:
-                continue
-            self.fn_of[nid] = fn
-            self.members.setdefault(id(fn), []).append((nid, nr))
-            by_fn[id(fn)] = fn
-        fn_of, uses, nodes = self.fn_of, self.uses, rec.nodes
+                t = tensor_of[nid]
+                if not (t.is_leaf and t.requires_grad):
+                    continue
+                # a parameter, or an op that returned one unchanged: its AccumulateGrad
+                fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0
+                nodes[nid].torch_name = type(fn).__name__
+            fn_of[nid] = fn
+            key = id(fn)
+            group = members.get(key)
+            if group is None:
+                members[key] = [(nid, nr)]
+                by_fn[key] = fn
+            else:
+                group.append((nid, nr))
+        uses, names, handles, sent = self.uses, self.names, self.handles, self.sent
+        log_append, max_elems = self.log.append, self.max_elems
         for key, fn in by_fn.items():
+            name = names[key] = type(fn).__name__
+            group = members[key]
+            if name == "AccumulateGrad":
+                # .grad before the leaf's accumulation, for each member (the later ones first, as events)
+                leaves = [tensor_of[nid] for nid, _ in reversed(group)]
+
+                def prehook(grad_outputs, key=key, leaves=leaves):
+                    log_append((key, [_grab(g, max_elems) for g in grad_outputs],
+                                [_grab(t.grad, max_elems) for t in leaves]))
+
+                handles.append(fn.register_prehook(prehook))
+                continue
+
+            def prehook(grad_outputs, key=key):
+                log_append((key, [_grab(g, max_elems) for g in grad_outputs], None))
+
+            handles.append(fn.register_prehook(prehook))
             # The gradients a node sends matter only to inputs with another consumer too (the others get
             # theirs from their own pre-hook, filled in after backward); a node without such an input
             # (most of them) needs no hook after it runs. AccumulateGrad needs none either: a leaf's
             # node runs once per pass, so .grad after the pass is .grad after its accumulation (finish).
-            needs_hook = type(fn).__name__ != "AccumulateGrad" and any(
-                i in fn_of and uses.get(i) != 1 for nid, _ in self.members[key] for i in nodes[nid].inputs
-            )
-            self.handles.append(fn.register_prehook(self._make_prehook(key, fn, needs_hook)))
-            if needs_hook:
-                self.handles.append(fn.register_hook(self._make_hook(key)))
+            if any(i in fn_of and uses.get(i) != 1 for nid, _ in group for i in nodes[nid].inputs):
+                routes = [self._routes(nid, fn) for nid, _ in reversed(group)]
+                wanted = sorted({k for r in routes for k in r if k is not None})
+                self.routes[key] = routes
+
+                def hook(grad_inputs, _grad_outputs, key=key, wanted=wanted):
+                    n = len(grad_inputs)
+                    sent[key] = {k: _grab(grad_inputs[k], max_elems) for k in wanted if k < n}
+
+                handles.append(fn.register_hook(hook))
+
+    def _routes(self, nid: str, fn) -> list[int | None]:
+        """For each input of node ``nid``: the index in its autograd node's grad_inputs of the gradient
+        sent to it, where that gradient is recorded here (an input with another consumer too); None where
+        it is filled in after backward (the input's sole consumer: what it receives is what this node
+        sent, and its own pre-hook copies that) or not traceable."""
+        nexts = list(fn.next_functions)
+        used = [False] * len(nexts)
+        fn_of, edge_of, uses = self.fn_of, self.rec.edge_of, self.uses
+        out: list[int | None] = []
+        for inp in self.rec.nodes[nid].inputs:
+            target = fn_of.get(inp)
+            target_nr = edge_of.get(inp, (None, 0))[1]
+            found = None
+            for i, (nf, nr) in enumerate(nexts):
+                if not used[i] and nf is not None and nf is target and nr == target_nr:
+                    used[i] = True
+                    found = i
+                    break
+            out.append(None if uses.get(inp) == 1 and inp in fn_of else found)
+        return out
 
     def finish(self):
-        """After the pass: each leaf's .grad as its AccumulateGrad left it (the event's grad_after)."""
-        tensor_of = self.rec.tensor_of
-        for ev in self.accumulated:
-            ev.grad_after = self._snap(tensor_of[ev.node_id].grad)
-        self.accumulated.clear()
+        """After the pass: the events in the engine's order, the nodes' gradients, and each leaf's .grad as
+        its AccumulateGrad left it (the event's grad_after)."""
+        nodes, tensor_of, max_elems = self.rec.nodes, self.rec.tensor_of, self.max_elems
+        members, names, routes, sent = self.members, self.names, self.routes, self.sent
+        events = self.events
+        for key, grads, befores in self.log:
+            snaps = [_settle(g) for g in grads]
+            name = names[key]
+            count = len(snaps)
+            group = members[key]
+            if befores is not None:  # AccumulateGrad: grad_inputs stay [], a leaf sends nothing on
+                for (nid, nr), before in zip(reversed(group), befores, strict=True):
+                    if nr < count:
+                        nodes[nid].grad = snaps[nr]
+                    after = tensor_of[nid].grad
+                    events.append(BackwardEvent(nid, name, snaps, [], _settle(before),
+                                                None if after is None else Snapshot.of(after, max_elems)))
+                continue
+            member_routes = routes.get(key)
+            out = sent.get(key) if member_routes is not None else None
+            for k, (nid, nr) in enumerate(reversed(group)):
+                node = nodes[nid]
+                if nr < count:
+                    node.grad = snaps[nr]
+                if member_routes is None:  # every input gets its gradient elsewhere
+                    grad_inputs = [None] * len(node.inputs)
+                elif out is None:  # the node's hook did not run
+                    grad_inputs = []
+                else:
+                    grad_inputs = [None if i is None else _settle(out.get(i)) for i in member_routes[k]]
+                events.append(BackwardEvent(nid, name, snaps, grad_inputs))
+        self.log.clear()
+        self.sent.clear()
 
     def remove(self):
         """Remove every hook (autograd nodes can outlive the trace when a graph is retained)."""
@@ -763,65 +931,29 @@ class _BackwardRecorder:
             h.remove()
         self.handles.clear()
 
-    def _snap(self, g):
-        return None if g is None else Snapshot.of(g, self.max_elems)
 
-    def _make_prehook(self, key, fn, needs_hook: bool = True):
-        name = type(fn).__name__
 
-        def prehook(grad_outputs):
-            snaps = [self._snap(g) for g in grad_outputs]
-            # Several nodes share one autograd node when an op returned its input unchanged or had
-            # several outputs: the later (consumer) ones are reported first, as the engine's order implies.
-            evs = []
-            for nid, nr in reversed(self.members[key]):
-                ev = BackwardEvent(node_id=nid, torch_name=name, grad_outputs=snaps)
-                node = self.rec.nodes[nid]
-                if nr < len(snaps):
-                    node.grad = snaps[nr]
-                if name == "AccumulateGrad":
-                    ev.grad_before = self._snap(self.rec.tensor_of[nid].grad)
-                    self.accumulated.append(ev)  # grad_inputs stay []: a leaf sends nothing on
-                elif not needs_hook:  # what _match_inputs would say: every input gets its grad elsewhere
-                    ev.grad_inputs = [None] * len(node.inputs)
-                self.events.append(ev)
-                evs.append(ev)
-            if needs_hook:
-                self.pending[key] = evs
+def _grab(g, max_elems: int):
+    """A copy of a gradient the engine handed a hook, taken at once (the engine may reuse its buffer): the
+    copy with the strides and contiguity of the original, made a Snapshot by ``_settle`` after the pass;
+    a Snapshot at once for what is not a small CPU tensor outside autograd."""
+    if g is None:
+        return None
+    if g.requires_grad or not g.is_cpu or g.layout is not _STRIDED or g.numel() > max_elems:
+        return Snapshot.of(g, max_elems)
+    return g.clone(), g.stride(), g.is_contiguous()
 
-        return prehook
 
-    def _make_hook(self, key):
-        def hook(grad_inputs, _grad_outputs):
-            for ev in self.pending.pop(key, []):
-                ev.grad_inputs = self._match_inputs(ev.node_id, self.rec.nodes[ev.node_id], grad_inputs)
-
-        return hook
-
-    def _match_inputs(self, nid, node, grad_inputs) -> list[Snapshot | None]:
-        """Gradients sent to each of the node's inputs, in input order (None where not traceable)."""
-        fn = self.fn_of[nid]
-        nexts = list(fn.next_functions)
-        used = [False] * len(nexts)
-        result: list[Snapshot | None] = []
-        for inp in node.inputs:
-            target = self.fn_of.get(inp)
-            target_nr = self.rec.edge_of.get(inp, (None, 0))[1]
-            found = None
-            for i, (nf, nr) in enumerate(nexts):
-                if not used[i] and nf is not None and nf is target and nr == target_nr:
-                    used[i] = True
-                    found = i
-                    break
-            if self.uses.get(inp) == 1 and inp in self.fn_of:
-                # Its only consumer: what it receives is what this node sent, and its own pre-hook
-                # snapshots that. Filled in after backward, saving a third of the copies.
-                result.append(None)
-            elif found is not None and found < len(grad_inputs):
-                result.append(self._snap(grad_inputs[found]))
-            else:
-                result.append(None)  # filled after backward when the input has this node as sole consumer
-        return result
+def _settle(grabbed) -> Snapshot | None:
+    """The Snapshot of what ``_grab`` kept (the same fields ``Snapshot.of`` gives the gradient)."""
+    if grabbed is None or type(grabbed) is Snapshot:
+        return grabbed
+    raw, stride, contiguous = grabbed
+    dtype = _DTYPE_NAMES.get(raw.dtype)
+    if dtype is None:
+        dtype = _DTYPE_NAMES[raw.dtype] = str(raw.dtype).removeprefix("torch.")
+    return Snapshot(tuple(raw.shape), dtype, stride, contiguous, False, True, None, None, raw.numel(), False,
+                    raw)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -874,7 +1006,6 @@ def _trace(fn, backward, grad_seed, max_snapshot_elems) -> Trace:
         backward_events=events, output_id=out_id, graph=graph, modules=dict(rec.modules),
         saved_memory=saved_memory,
     )  # fmt: skip
-    rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
     return tr
@@ -922,40 +1053,47 @@ def _run_backward(rec: _Recorder, output, out_id, grad_seed) -> list[BackwardEve
         bw.remove()
     if out_id not in bw.fn_of:  # the output is a leaf: backward only accumulates into it
         rec.nodes[out_id].grad = Snapshot.of(grad_seed, rec.max_elems)
-    _fill_sole_consumer_grads(rec, bw.events)
+    _fill_sole_consumer_grads(rec, bw.events, uses=bw.uses)
     return bw.events
 
 
-def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent], order: list[str] | None = None):
+def _fill_sole_consumer_grads(rec: _Recorder, events: list[BackwardEvent], order: list[str] | None = None,
+                              uses: dict[str, int] | None = None):
     """Where autograd routed a gradient through a hidden internal node (the transpose inside ``linear``),
-    the gradient sent to an input that has only this consumer equals that input's total gradient."""
-    uses: dict[str, int] = {}
-    for nid in rec.order if order is None else order:
-        for i in rec.nodes[nid].inputs:
-            uses[i] = uses.get(i, 0) + 1
+    the gradient sent to an input that has only this consumer equals that input's total gradient.
+    ``uses``: how many op inputs read each node of ``order`` (the backward recorder counted them)."""
+    nodes = rec.nodes
+    if uses is None:
+        uses = {}
+        for nid in rec.order if order is None else order:
+            for i in nodes[nid].inputs:
+                uses[i] = uses.get(i, 0) + 1
     for ev in events:
-        node = rec.nodes[ev.node_id]
         if ev.torch_name == "AccumulateGrad":
             continue
-        for k, inp in enumerate(node.inputs):
-            if k < len(ev.grad_inputs) and ev.grad_inputs[k] is None and uses.get(inp) == 1:
-                ev.grad_inputs[k] = rec.nodes[inp].grad
+        grad_inputs = ev.grad_inputs
+        count = len(grad_inputs)
+        for k, inp in enumerate(nodes[ev.node_id].inputs):
+            if k < count and grad_inputs[k] is None and uses.get(inp) == 1:
+                grad_inputs[k] = nodes[inp].grad
 
 
-_GRAPH_FIELDS = (
-    "kind", "label", "name", "op", "torch_name", "module", "inputs", "is_output", "value", "grad", "call",
-)  # fmt: skip
+def _graph_attrs(n: Node) -> dict:
+    """The attributes of a node in the trace's graph: these fields of the Node, as one dict literal."""
+    return {"kind": n.kind, "label": n.label, "name": n.name, "op": n.op, "torch_name": n.torch_name,
+            "module": n.module, "inputs": n.inputs, "is_output": n.is_output, "value": n.value,
+            "grad": n.grad, "call": n.call}
 
 
 def _build_graph(rec: _Recorder) -> nx.DiGraph:
     g = nx.DiGraph()
-    fields = operator.attrgetter(*_GRAPH_FIELDS)
     nodes = rec.nodes
-    g.add_nodes_from((nid, dict(zip(_GRAPH_FIELDS, fields(nodes[nid]), strict=True))) for nid in rec.order)
+    g.add_nodes_from([(nid, _graph_attrs(nodes[nid])) for nid in rec.order])
     edges = {}
     for nid in rec.order:
-        for pos, src in enumerate(rec.nodes[nid].inputs):
-            edges.setdefault((src, nid), pos)  # x * x is one edge, labelled with the first position
+        for pos, src in enumerate(nodes[nid].inputs):
+            if (src, nid) not in edges:  # x * x is one edge, labelled with the first position
+                edges[src, nid] = pos
     g.add_edges_from((u, v, {"arg": pos}) for (u, v), pos in edges.items())
     g.graph["modules"] = dict(rec.modules)
     return g
@@ -1061,7 +1199,7 @@ class ProgramRecorder(Hooks):
             bw.finish()
         finally:
             bw.remove()
-        _fill_sole_consumer_grads(rec, bw.events, window)
+        _fill_sole_consumer_grads(rec, bw.events, window, bw.uses)
         group.passes.append(PassInfo(kind, root_id, len(group.events), len(bw.events), line))
         group.events.extend(bw.events)
         group.roots.append(root_id)
@@ -1148,7 +1286,6 @@ def _trace_program(program, overrides, max_snapshot_elems, cancelled) -> Program
     traces = [_group_trace(rec, g) for g in groups]
     losses = [_loss_of(rec, g) for g in groups]
     lines = [g.passes[-1].line if g.passes else None for g in groups]
-    rec.keep.clear()
     rec.tensor_of.clear()
     rec.edge_of.clear()
     return ProgramTrace(traces, result, losses, lines)
@@ -1178,7 +1315,7 @@ def _group_trace(rec: _Recorder, group: _Group) -> Trace:
     for nid in order:
         nodes[nid].is_output = nid == root
     graph = nx.DiGraph()
-    graph.add_nodes_from((nid, {k: getattr(nodes[nid], k) for k in _GRAPH_FIELDS}) for nid in order)
+    graph.add_nodes_from([(nid, _graph_attrs(nodes[nid])) for nid in order])
     edges = {}
     for nid in order:
         for pos, src in enumerate(nodes[nid].inputs):

@@ -1,7 +1,9 @@
 """Qt-free helpers for the pretraining form: presets, validation, parameter count, memory vs device.
 
-A thin adapter over explorer.core.gpt.model so that the form's widgets stay simple, and the figures it shows
-(163,009,536 for gpt2-124m) come from the one counting function in the core.
+A thin adapter over explorer.core.gpt.spec so that the form's widgets stay simple, and the figures it shows
+(163,009,536 for gpt2-124m) come from the one counting function in the core. Importing it imports no torch
+(the form is built while torch loads); only the device's memory (`device_memory`, `training_warning`) asks
+torch, inside those functions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import os
 from typing import Any
 
 from explorer.core import files
-from explorer.core.gpt import model as gpt
+from explorer.core.gpt import spec as gpt
+from explorer.core.numbers import format_bytes as _format_bytes
 
 # A model above this many parameters would take hours for a few hundred steps on a CPU.
 CPU_PARAM_LIMIT = 30_000_000
@@ -40,9 +43,7 @@ def preset_config(name: str) -> dict[str, Any]:
 
 def base_settings(name: str) -> dict[str, Any]:
     """The core's training settings for a preset (TRAIN_PRESETS), as a dict; defaults otherwise."""
-    from explorer.core.gpt.train import TRAIN_PRESETS, TrainSettings
-
-    return (TRAIN_PRESETS.get(name) or TrainSettings()).to_dict()
+    return (gpt.TRAIN_PRESETS.get(name) or gpt.TrainSettings()).to_dict()
 
 
 def make_config(config: dict[str, Any]) -> gpt.GPTConfig:
@@ -78,7 +79,7 @@ def memory_needed(config: dict[str, Any], batch_size: int, dtype: str = "float32
 
 def format_bytes(n: float) -> str:
     """Human-readable binary size."""
-    return gpt.format_bytes(n)
+    return _format_bytes(n)
 
 
 def resolve_device(device: str) -> str:

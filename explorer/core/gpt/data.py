@@ -14,11 +14,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from explorer.core import files
+
+if TYPE_CHECKING:
+    import torch
 
 MIN_CORPUS_CHARS = 1000  # below this a train/validation split leaves nothing to learn from
 BINARY_SAMPLE = 8192  # bytes inspected to tell text from binary
@@ -385,6 +388,8 @@ class TokenData:
         characters costs N or 2N bytes of ids beside its text, not a Python list of 8N."""
         if not 0.0 < val_fraction < 1.0:
             raise CorpusError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        import torch  # here: the corpus functions above are used while torch loads (the form's vocabulary)
+
         ids = torch.from_numpy(encode_ids(tokenizer, text))
         n_val = int(len(ids) * val_fraction)
         data = cls(train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val :])
@@ -406,6 +411,8 @@ class TokenData:
         device: torch.device | str = "cpu",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows on `device`: inputs x, next-token targets y, each (batch_size, context_length)."""
+        import torch
+
         data = self.train if split == "train" else self.val
         # Offsets come from a CPU generator on every device, so a seed picks the same windows anywhere.
         starts = torch.randint(len(data) - context_length - 1, (batch_size,), generator=generator)

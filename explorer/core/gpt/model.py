@@ -9,125 +9,31 @@ preset has exactly the parameter count of the real model: 163,009,536 with an un
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from explorer.core.gpt.config import ConfigError, ConfigMixin
+from explorer.core.gpt.config import ConfigError, ConfigMixin  # noqa: F401 - re-exported for callers
+from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free half, re-exported for older imports
+    DTYPE_BYTES,
+    GENERATION_ONE_THREAD_MACS,
+    PARTS,
+    PRESETS,
+    GPTConfig,
+    activation_bytes,
+    count_parameters,
+    field_help,
+    flops_per_token,
+    generation_threads,
+    memory_estimate,
+    mfu,
+    preset,
+)
 from explorer.core.numbers import format_bytes as format_bytes  # the one formatter; kept here for callers
 from explorer.core.speed import single_torch_thread
-
-
-@dataclass
-class GPTConfig(ConfigMixin):
-    """The shape of a GPT: every number the parameter count and memory estimate depend on."""
-
-    unknown_field_noun = "GPT config field"
-
-    # Number of distinct tokens the model can read and predict (rows of the embedding table).
-    # With the character tokenizer the trainer sets it from the corpus.
-    vocab_size: int = 50257
-    # Longest sequence the model sees at once (rows of the position embedding table).
-    context_length: int = 1024
-    # Width of every token's vector as it flows through the model (the residual stream).
-    emb_dim: int = 768
-    # Width of the MLP's hidden layer in each block; None means the usual 4 x emb_dim.
-    hidden_dim: int | None = None
-    # Attention heads per block; each head works on emb_dim / n_heads dimensions.
-    n_heads: int = 12
-    # Number of transformer blocks stacked on top of each other.
-    n_layers: int = 12
-    # Probability of zeroing an activation during training (dropout); 0 turns it off.
-    drop_rate: float = 0.1
-    # Whether the query/key/value projections have a bias (GPT-2 has none).
-    qkv_bias: bool = False
-    # Whether the output head reuses the token embedding matrix instead of having its own weights.
-    tie_weights: bool = False
-
-    def __post_init__(self) -> None:
-        if self.hidden_dim is None and isinstance(self.emb_dim, int):
-            self.hidden_dim = 4 * self.emb_dim
-
-    @property
-    def head_dim(self) -> int:
-        """Dimensions per attention head."""
-        return self.emb_dim // self.n_heads
-
-    def problems(self) -> dict[str, str]:
-        """Field name -> a message a student can act on, for every invalid field (empty when valid)."""
-        out: dict[str, str] = {}
-        sizes = ("vocab_size", "context_length", "emb_dim", "hidden_dim", "n_heads", "n_layers")
-        for name in sizes:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                out[name] = f"{name} must be a whole number, got {value!r}"
-            elif value < 1:
-                out[name] = f"{name} must be at least 1, got {value}"
-        if "emb_dim" not in out and "n_heads" not in out and self.emb_dim % self.n_heads:
-            out["n_heads"] = (
-                f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads}): "
-                f"each head gets emb_dim / n_heads dimensions"
-            )
-        rate = self.drop_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
-            out["drop_rate"] = f"drop_rate must be a number from 0 up to (not including) 1, got {rate!r}"
-        for name in ("qkv_bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                out[name] = f"{name} must be true or false, got {getattr(self, name)!r}"
-        return out
-
-    def replace(self, **changes) -> GPTConfig:
-        """A copy with some fields changed; hidden_dim follows emb_dim unless it was set apart from it."""
-        if "emb_dim" in changes and "hidden_dim" not in changes and self.hidden_dim == 4 * self.emb_dim:
-            changes["hidden_dim"] = None
-        return super().replace(**changes)
-
-
-PRESETS: dict[str, GPTConfig] = {
-    # nanoGPT's CPU "baby GPT" on characters: about 0.8M parameters, learns visibly in a minute.
-    "tiny": GPTConfig(vocab_size=128, context_length=64, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0),
-    # nanoGPT's Shakespeare-char model: about 10.7M parameters, meant for a GPU.
-    "small": GPTConfig(vocab_size=128, context_length=256, emb_dim=384, n_heads=6, n_layers=6, drop_rate=0.2),
-    # The seed's GPT-2 configuration (124M with a tied head, 163M untied).
-    "gpt2-124m": GPTConfig(
-        vocab_size=50257,
-        context_length=1024,
-        emb_dim=768,
-        n_heads=12,
-        n_layers=12,
-        drop_rate=0.1,
-        qkv_bias=False,
-        tie_weights=False,
-    ),
-}
-
-
-def preset(name: str, **changes) -> GPTConfig:
-    """A fresh copy of the preset `name` with `changes` applied; ConfigError for an unknown name."""
-    if name not in PRESETS:
-        raise ConfigError({"preset": f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"})
-    return PRESETS[name].replace(**changes)
-
-
-# Multiply-adds of a full-window forward for one sequence (about context x n_layers x 12 emb_dim^2) below
-# which a CPU generates on one torch thread. Generating runs hundreds of tiny kernels per token (one row
-# at a time within the context, one window past it); split over threads, each waits at a join, and on a
-# busy machine for a descheduled thread: nanoGPT's baby GPT (50M) sampled 120 tokens in 5.6 s on one
-# thread and 79 s on two, paired, with the load average at 9.5 on 2 cores (`bench/train_bench.py` prints
-# this pair: --sample-repeats).
-GENERATION_ONE_THREAD_MACS = 100_000_000
-
-
-def generation_threads(config: GPTConfig, batch: int = 1) -> int:
-    """Torch threads for generating from this model on a CPU: 1 when a window's forward is small, else 0
-    (keep the thread count as it is)."""
-    macs = batch * config.context_length * config.n_layers * 12 * config.emb_dim**2
-    return 1 if macs < GENERATION_ONE_THREAD_MACS else 0
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -395,86 +301,6 @@ class GPT(nn.Module):
         return idx
 
 
-# ---------------------------------------------------------------------------------------------
-# Counting and memory, from the config alone (so the UI can show them as the user types).
-
-PARTS = ("embeddings", "attention", "mlp", "norms", "head")
-
-
-def count_parameters(config: GPTConfig | GPT) -> dict[str, int]:
-    """Exact trainable parameters per part (embeddings, attention, mlp, norms, head) and `total`.
-
-    With a tied head the head's matrix is the token embedding, counted once under embeddings.
-    """
-    cfg = config.config if isinstance(config, GPT) else config
-    cfg.validate()
-    E, H, L, V = cfg.emb_dim, cfg.hidden_dim, cfg.n_layers, cfg.vocab_size
-    attention = (E * 3 * E + (3 * E if cfg.qkv_bias else 0)) + (E * E + E)  # qkv + output projection
-    mlp = (E * H + H) + (H * E + E)
-    counts = {
-        "embeddings": V * E + cfg.context_length * E,
-        "attention": L * attention,
-        "mlp": L * mlp,
-        "norms": (2 * L + 1) * 2 * E,  # two LayerNorms per block plus the final one, weight + bias each
-        "head": 0 if cfg.tie_weights else V * E,
-    }
-    counts["total"] = sum(counts.values())
-    return counts
-
-
-def flops_per_token(config: GPTConfig | GPT, context_length: int | None = None) -> int:
-    """Training FLOPs (forward + backward) per token: 3 x the forward's matrix multiplications.
-
-    Forward, per token (E, H, T, V = emb_dim, hidden_dim, context, vocab; a multiply-add is 2 FLOPs):
-    each block does qkv 2*E*3E, output projection 2*E*E, MLP 2*E*H twice, attention scores q.k and
-    the weighted sum of v 2*T*E each (counted over the whole context, as PaLM and nanoGPT count it);
-    then the head 2*E*V. Backward costs twice the forward (gradients of inputs and of weights).
-    Embedding lookups, norms, softmax and biases are left out: they are a few percent at most.
-    """
-    cfg = config.config if isinstance(config, GPT) else config
-    E, H, L, V = cfg.emb_dim, cfg.hidden_dim, cfg.n_layers, cfg.vocab_size
-    T = min(context_length or cfg.context_length, cfg.context_length)
-    block = 2 * E * 3 * E + 2 * E * E + 2 * 2 * E * H + 2 * 2 * T * E
-    return 3 * (L * block + 2 * E * V)
-
-
-def mfu(tokens_per_s: float, config: GPTConfig | GPT, peak_flops: float | None,
-        context_length: int | None = None) -> float | None:
-    """Model FLOPs utilisation: achieved training FLOP/s over `peak_flops` (None when the peak is unknown)."""
-    if not peak_flops:
-        return None
-    return tokens_per_s * flops_per_token(config, context_length) / peak_flops
-
-
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
-
-
-def activation_bytes(cfg: GPTConfig, batch_size: int, dtype_bytes: int = 4,
-                     context_length: int | None = None, checkpoint_blocks: bool = False) -> int:
-    """Bytes of the tensors autograd keeps for backward in one forward pass of a batch.
-
-    Per block (B, T, E, H = batch, context, emb_dim, hidden_dim): the inputs of both LayerNorms and of
-    the four linear layers, q, k, v and the attention output (9 x BTE), the MLP's hidden layer before
-    and after GELU (2 x BTH); then the final norm's and head's inputs and the log-softmax of the logits.
-    With dropout on, the 1-byte dropout masks, and the (B, nh, T, T) attention matrices that the
-    unfused attention (PyTorch's CPU path when attention dropout is on) keeps: probabilities before and
-    after dropout, the dropout scale, and its mask. Matches what autograd saves on a CPU within ~10%.
-    With `checkpoint_blocks` a block keeps only its input (B x T x E): the rest is recomputed in backward.
-    """
-    T = min(context_length or cfg.context_length, cfg.context_length)
-    B, E, H, L = batch_size, cfg.emb_dim, cfg.hidden_dim, cfg.n_layers
-    bte = B * T * E
-    per_block = bte if checkpoint_blocks else 9 * bte + 2 * B * T * H
-    values = L * per_block + 2 * bte + B * T * cfg.vocab_size
-    total = values * dtype_bytes
-    if cfg.drop_rate > 0 and checkpoint_blocks:
-        total += bte  # the embedding's dropout mask, outside the blocks
-    elif cfg.drop_rate > 0:
-        attention = B * cfg.n_heads * T * T
-        total += (2 * L + 1) * bte + L * attention * (3 * dtype_bytes + 1)
-    return total
-
-
 def measured_activation_bytes(cfg: GPTConfig, batch_size: int, context_length: int | None = None,
                               checkpoint_blocks: bool = False, device: str = "meta") -> int:
     """What the tracer measures autograd saving for backward (weights left out) in one training forward
@@ -494,49 +320,3 @@ def measured_activation_bytes(cfg: GPTConfig, batch_size: int, context_length: i
     model.set_checkpointing(checkpoint_blocks)
     tr = trace(lambda: model.loss(idx, idx), backward=False, max_snapshot_elems=0)
     return tr.saved_memory.activations if tr.saved_memory is not None else 0
-
-
-def memory_estimate(
-    config: GPTConfig, batch_size: int = 1, dtype: str = "float32", context_length: int | None = None,
-    checkpoint_blocks: bool = False,
-) -> dict[str, int]:
-    """Bytes for weights, gradients, AdamW state (two moments) and activations of one batch, plus `total`.
-
-    `dtype` is the storage type of everything (float32, bfloat16, float16); the activation figure is an
-    estimate, the others are exact for plain (non-sharded) training.
-    """
-    if dtype not in DTYPE_BYTES:
-        raise ConfigError({"dtype": f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}"})
-    size = DTYPE_BYTES[dtype]
-    n = count_parameters(config)["total"]
-    out = {
-        "weights": n * size,
-        "gradients": n * size,
-        "optimizer": 2 * n * size,
-        "activations": activation_bytes(config, batch_size, size, context_length, checkpoint_blocks),
-    }
-    out["total"] = sum(out.values())
-    return out
-
-
-def field_help(cls) -> dict[str, str]:
-    """Field name -> the comment beside (or just above) it in the dataclass's source, for help texts."""
-    import inspect
-    import re
-
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        return {}
-    out: dict[str, str] = {}
-    above: list[str] = []
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            above.append(stripped.lstrip("# "))
-            continue
-        match = re.match(r"(\w+): [^#]*?(?:#\s*(.*))?$", stripped)
-        if match and match.group(1) in {f.name for f in dataclasses.fields(cls)}:
-            out[match.group(1)] = match.group(2) or " ".join(above)
-        above = []
-    return out

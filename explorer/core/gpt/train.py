@@ -19,13 +19,11 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +31,6 @@ import torch
 from explorer.core import files
 from explorer.core.gpt import checkpoint as ckpt_io
 from explorer.core.gpt.checkpoint import CheckpointError
-from explorer.core.gpt.config import ConfigMixin
 from explorer.core.gpt.data import (
     CorpusError,
     TokenData,
@@ -48,130 +45,13 @@ from explorer.core.gpt.health import BlockHealth
 from explorer.core.gpt.histograms import FILE_NAME as HISTOGRAMS_FILE
 from explorer.core.gpt.histograms import HistogramRecorder, from_record, thin, write_file
 from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
-
-
-@dataclass
-class TrainSettings(ConfigMixin):
-    """How to train: steps, batch, optimiser, schedule, logging, device. Every field is JSON-able."""
-
-    unknown_field_noun = "training setting"
-
-    steps: int = 500  # optimizer steps in the whole run (a resumed run continues up to this)
-    batch_size: int = 12  # sequences per micro-batch
-    grad_accum_steps: int = 1  # micro-batches whose gradients add up before one optimizer step
-    lr: float = 1e-3  # peak learning rate, reached after the warm-up
-    min_lr: float | None = None  # floor of the cosine decay; None means lr / 10
-    warmup_steps: int = 20  # steps of linear warm-up from lr / warmup_steps to lr
-    weight_decay: float = 0.1  # AdamW decay on weight matrices and embeddings (not biases, norms)
-    beta1: float = 0.9  # AdamW momentum of the gradient
-    beta2: float = 0.99  # AdamW momentum of the squared gradient
-    grad_clip: float = 1.0  # largest allowed global gradient norm; 0 turns clipping off
-    eval_every: int = 50  # measure validation loss every this many steps (and at the start); 0: never
-    eval_batches: int = 10  # batches averaged for each validation (and train) loss estimate
-    sample_every: int = 100  # generate a text sample every this many steps; 0: never
-    sample_tokens: int = 120  # tokens per sample
-    sample_prompt: str = ""  # text the samples continue; empty starts from a newline
-    temperature: float = 0.8  # sampling temperature: lower is more conservative
-    top_k: int = 0  # sample only among the k likeliest tokens; 0 means all
-    log_every: int = 1  # emit a "step" record every this many steps
-    # Record per-block gradient norms and update ratios (block_grad_norms, update_ratios) on the first
-    # step and every this many steps, when the step is logged; 0: never (explorer/core/gpt/health.py).
-    health_every: int = 10
-    # Record each block's activation and gradient histograms (64 bins) on the first step and every this
-    # many steps, as "histograms" records; 0: never (explorer/core/gpt/histograms.py).
-    hist_every: int = 50
-    device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
-    # auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with AMX (Intel Xeon since Sapphire
-    # Rapids) for models at least 128 wide, where it trains faster; float32 elsewhere. Or float32 / bfloat16.
-    dtype: str = "auto"
-    # torch.compile the model's loss where the run is long enough to pay the compile back (on a CPU at least
-    # 10,000 steps, and a C++ compiler on the PATH); the start line says whether it did and why.
-    compile: bool = False
-    seed: int = 1337  # seeds initial weights, batches, dropout and samples
-    tokenizer: str = "char"  # "char" (one token per character) or "bpe" (byte-level BPE, vocab_size tokens)
-    val_fraction: float = 0.1  # share of the corpus (its tail) held out for validation
-    corpus_path: str | None = None  # UTF-8 text file to train on; None: the built-in corpus
-    out_dir: str | None = None  # where the final checkpoint and metrics.csv go; None: nowhere
-    save_every: int = 0  # also keep a checkpoint every this many steps (step-K.safetensors); 0: never
-    # Rewrite the run's one checkpoint every this many steps (out_dir/checkpoint.safetensors, or the path
-    # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
-    checkpoint_every: int = 0
-    threads: int = 0  # torch CPU threads; 0 leaves torch's choice
-    # off (the default until it is measured on a quiet machine): every kernel spread over all threads;
-    # auto: on a CPU with several threads, split each micro-batch into one part per thread, each part's
-    # forward and backward on its own thread with one-thread kernels (not with dropout, compile, block
-    # checkpointing or several ranks); off: every kernel spread over all threads instead.
-    batch_split: str = "off"
-    optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
-    # Activation checkpointing of every block: keep only each block's input for backward and recompute
-    # the rest during backward (less memory, about a third more compute per step).
-    checkpoint_blocks: bool = False
-
-    def problems(self) -> dict[str, str]:
-        """Field name -> message for every invalid setting (empty when valid)."""
-        out: dict[str, str] = {}
-        positive = ("steps", "batch_size", "grad_accum_steps", "eval_batches", "log_every")
-        non_negative = ("warmup_steps", "eval_every", "sample_every", "sample_tokens", "top_k", "save_every",
-                        "checkpoint_every", "threads", "health_every",
-                        "hist_every")
-        for name in positive + non_negative:
-            value = getattr(self, name)
-            low = 1 if name in positive else 0
-            if isinstance(value, bool) or not isinstance(value, int):
-                out[name] = f"{name} must be a whole number, got {value!r}"
-            elif value < low:
-                out[name] = f"{name} must be at least {low}, got {value}"
-        for name in ("lr", "weight_decay", "grad_clip", "temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                out[name] = f"{name} must be a number, got {value!r}"
-            elif value < 0 or (name == "lr" and value == 0):
-                out[name] = f"{name} must be {'positive' if name == 'lr' else 'zero or more'}, got {value}"
-        if self.min_lr is not None and not (isinstance(self.min_lr, int | float) and 0 <= self.min_lr):
-            out["min_lr"] = f"min_lr must be zero or more, got {self.min_lr!r}"
-        for name in ("beta1", "beta2"):
-            if not isinstance(getattr(self, name), int | float) or not 0 <= getattr(self, name) < 1:
-                out[name] = f"{name} must be from 0 up to (not including) 1, got {getattr(self, name)!r}"
-        if not isinstance(self.val_fraction, float) or not 0 < self.val_fraction < 0.9:
-            out["val_fraction"] = f"val_fraction must be between 0 and 0.9, got {self.val_fraction!r}"
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            out["dtype"] = f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}"
-        if self.batch_split not in ("auto", "off"):
-            out["batch_split"] = f"batch_split must be auto or off, got {self.batch_split!r}"[:200]
-        if self.tokenizer not in ("char", "bpe"):
-            out["tokenizer"] = f"tokenizer must be char or bpe, got {self.tokenizer!r}"
-        if not isinstance(self.checkpoint_blocks, bool):
-            got = repr(self.checkpoint_blocks)[:100]
-            out["checkpoint_blocks"] = f"checkpoint_blocks must be true or false, got {got}"
-        if self.optimizer_impl not in ("auto", "fused", "foreach", "for-loop"):
-            out["optimizer_impl"] = (
-                f"optimizer_impl must be auto, fused, foreach or for-loop, got {self.optimizer_impl!r}"
-            )
-        if not isinstance(self.device, str) or not re.fullmatch(r"(auto|cpu|cuda|mps)|(cuda|mps):\d{1,3}",
-                                                                self.device):
-            out["device"] = f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"[:200]
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            out["seed"] = f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}"[:200]
-        for name in ("corpus_path", "out_dir"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                out[name] = f"{name} must be a path (text), got {getattr(self, name)!r}"[:200]
-        return out
-
+from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
+    CPU_BF16_MIN_WIDTH,
+    TRAIN_PRESETS,
+    TrainSettings,
+)
 
 MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GPU (1.6 GB of int64)
-
-# Training settings that suit each model preset (same names as gpt.PRESETS).
-TRAIN_PRESETS: dict[str, TrainSettings] = {
-    # A higher peak lr than nanoGPT's 1e-3 (meant for 2000 steps) so 500 steps show clear progress.
-    "tiny": TrainSettings(steps=500, batch_size=12, lr=3e-3, warmup_steps=20, eval_every=50,
-                          sample_every=100, checkpoint_every=100),
-    "small": TrainSettings(steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, eval_every=250,
-                           sample_every=500, checkpoint_every=250),
-    "gpt2-124m": TrainSettings(steps=5000, batch_size=8, grad_accum_steps=8, lr=6e-4, warmup_steps=200,
-                               beta2=0.95, eval_every=250, sample_every=500, tokenizer="bpe",
-                               checkpoint_every=250),
-}
-
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist (ConfigError)."""
@@ -224,13 +104,6 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     reduced = values.cpu() if host else values.clone()
     dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
     return reduced.to(values.device) if host else reduced
-
-
-# Narrowest model (emb_dim) for which "auto" picks bf16 on a CPU with AMX. bf16 against float32 per
-# training step with one thread (batch 12; `bench/precision_bench.py --kernels`): width 16 0.7x, 32
-# 0.55-0.7x, 64 1.05-1.25x, 128 1.1-1.9x, 256 1.6-1.8x: narrower, the casts cost about what the faster
-# products save, and the float32 result is the one to compare with.
-CPU_BF16_MIN_WIDTH = 128
 
 
 def cpu_bf16_is_fast() -> bool:

@@ -35,7 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from explorer.core import files
 from explorer.core.gpt import budget, histograms
-from explorer.core.gpt.model import ConfigError, GPTConfig
 from explorer.core.gpt.runs import (
     EVAL_KEYS,
     PALETTE,
@@ -44,7 +43,7 @@ from explorer.core.gpt.runs import (
     describe_config,
     health_entry,
 )
-from explorer.core.gpt.train import TrainSettings
+from explorer.core.gpt.spec import ConfigError, GPTConfig, TrainSettings
 
 DATA_ENV = "AUTOGRAD_EXPLORER_DATA"  # overrides the data folder (tests, portable installs)
 MAX_RUNS = 1000

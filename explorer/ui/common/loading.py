@@ -31,8 +31,8 @@ class TorchWait(QStackedWidget):
     def __init__(self, widget: QWidget, what: str, meanwhile: str, object_name: str,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel(f"<p style='font-size:15pt'><b>Loading PyTorch…</b></p><p>{what}</p>"
-                           f"<p>{meanwhile}</p>")
+        self.note = QLabel()
+        self.set_text(what, meanwhile)
         self.note.setObjectName(object_name)
         self.note.setAlignment(Qt.AlignCenter)
         self.note.setWordWrap(True)
@@ -45,6 +45,11 @@ class TorchWait(QStackedWidget):
         self.addWidget(self.note)
         self.addWidget(widget)
         self.setCurrentWidget(self.note if not torch_ready() else widget)
+
+    def set_text(self, what: str, meanwhile: str) -> None:
+        """The note's two sentences under "Loading PyTorch…": what waits, and what works meanwhile."""
+        self.note.setText(f"<p style='font-size:15pt'><b>Loading PyTorch…</b></p><p>{what}</p>"
+                          f"<p>{meanwhile}</p>")
 
     def waiting(self) -> bool:
         """Whether the note is shown (the widget waits for the first result)."""

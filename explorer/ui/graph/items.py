@@ -373,6 +373,8 @@ LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied fro
 PICTURES_DRAWN = [0]  # overview pictures (frames and edges at one zoom step) drawn anew so far
 PICTURES_KEPT = 3  # overview pictures kept per item (zoom steps, player states)
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
+STATIC_FROM_TILES: list = []  # the viewports whose paint copies frames and edge bundles from tiles now
+# (`explorer.ui.graph.tiles`): in those the items skip their own paint
 
 
 def copy_on_pixels(painter, t, x: float, y: float, pixmap, ratio: float) -> None:
@@ -380,10 +382,13 @@ def copy_on_pixels(painter, t, x: float, y: float, pixmap, ratio: float) -> None
     (x, y) under the transform `t`, snapped to a device pixel so it stays sharp; the painter keeps `t`."""
     x, y = t.map(x, y)
     painter.resetTransform()
+    # half up, not Python's half to even: a point on half a pixel lands on the same pixel whatever whole
+    # number of pixels the view is scrolled by (and in a static-layer tile as in the view)
     if ratio == 1.0:
-        painter.drawPixmap(round(x), round(y), pixmap)
+        painter.drawPixmap(math.floor(x + 0.5), math.floor(y + 0.5), pixmap)
     else:
-        painter.drawPixmap(QPointF(round(x * ratio) / ratio, round(y * ratio) / ratio), pixmap)
+        painter.drawPixmap(QPointF(math.floor(x * ratio + 0.5) / ratio, math.floor(y * ratio + 0.5) / ratio),
+                           pixmap)
     painter.setWorldTransform(t)
 
 
@@ -707,6 +712,12 @@ class EdgeBundle(QGraphicsPathItem):
         self.setBrush(Qt.NoBrush)
         self.setZValue(-2)
 
+    def paint(self, painter, option, widget=None) -> None:
+        """The path, except in a view that copies it from its static layer's tiles."""
+        if widget is not None and widget in STATIC_FROM_TILES:
+            return
+        super().paint(painter, option, widget)
+
 
 class FlowEdge(QGraphicsPathItem):
     """An edge that is carrying data right now: forward values or backward gradients, dash-animated."""
@@ -872,7 +883,10 @@ class ModuleFrame(QGraphicsItem):
 
         What a paint draws depends on the zoom only, so it is worked out once per zoom (`_plan`): a pan,
         a still repaint and a player step make a few draw calls per frame and copy the label from a
-        pixmap of the screen's pixels (`QPixmapCache`) instead of laying its text out again."""
+        pixmap of the screen's pixels (`QPixmapCache`) instead of laying its text out again. A view that
+        copies its frames from its static layer's tiles (`STATIC_FROM_TILES`) draws none here."""
+        if widget is not None and widget in STATIC_FROM_TILES:
+            return
         t = painter.worldTransform()
         plan = self._plan
         theme = self.theme
@@ -933,13 +947,18 @@ class ModuleFrame(QGraphicsItem):
             else:
                 pen = QPen(_color(self.theme["module"], round(255 * light)), 1.0)
             pen.setCosmetic(True)
+            # one screen pixel wide, a little off centre: centred, a side on a whole pixel (frequent at
+            # 30 %, where the layout's round numbers map to whole pixels) had both edges on pixel centres
+            # and rounding decided between no pixel and one (a side missing at some scroll positions)
             w = 1.0 / max(lod, 1e-3)
+            lead = 0.45 * w
         else:
             pen, w = QPen(color, 1.5), 1.5
-        sides = [QRectF(r.left() + k, r.top() - w / 2, r.width() - 2 * k, w),
-                 QRectF(r.left() + k, r.bottom() - w / 2, r.width() - 2 * k, w),
-                 QRectF(r.left() - w / 2, r.top() + k, w, r.height() - 2 * k),
-                 QRectF(r.right() - w / 2, r.top() + k, w, r.height() - 2 * k)]
+            lead = w / 2
+        sides = [QRectF(r.left() + k, r.top() - lead, r.width() - 2 * k, w),
+                 QRectF(r.left() + k, r.bottom() - lead, r.width() - 2 * k, w),
+                 QRectF(r.left() - lead, r.top() + k, w, r.height() - 2 * k),
+                 QRectF(r.right() - lead, r.top() + k, w, r.height() - 2 * k)]
         boost = max(1.0, min(self.MAX_LABEL_BOOST, 1.0 / max(lod, 1e-3)))
         font = _boosted(_FRAME_FONT, boost)
         h = _metrics(font).height() + 2

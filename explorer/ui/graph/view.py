@@ -45,6 +45,7 @@ from explorer.ui.graph.items import (
     frame_label_width,
     split_cubic,
 )
+from explorer.ui.graph.tiles import StaticLayer
 
 EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
@@ -665,6 +666,7 @@ class GraphScene(QGraphicsScene):
         return kept
 
     def _reset_lazy(self) -> None:
+        self.static_added: list = []  # frames and bundles put on a lazy canvas's scene since a view took them
         self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}  # (frames by number)
         self._frame_bounds: list[QRectF] = []
         self._edges, self._edge_range, self._pieces = [], np.zeros((0, 4), dtype=np.int64), {}
@@ -685,12 +687,16 @@ class GraphScene(QGraphicsScene):
                 frame.setVisible(True)
                 self.addItem(frame)
                 self._live_frames[id(frame)] = frame
+                if self._lazy_now:
+                    self.static_added.append(frame)
         bundle = self._bundles.get(cell, False)
         if bundle is False:
             bundle = self._bundles[cell] = self._make_bundle(cell)
         if bundle is not None:
             bundle.setVisible(True)
             self.addItem(bundle)
+            if self._lazy_now:
+                self.static_added.append(bundle)
 
     def _make_bundle(self, cell: tuple[int, int]) -> EdgeBundle | None:
         """One path item of the edge pieces that start in `cell` (None: none do)."""
@@ -823,6 +829,7 @@ class GraphView(QGraphicsView):
         self.find_bar.installEventFilter(self)
         self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
         self._legend: tuple | None = None  # (look and canvas size, top-left, pixmap) of the legend drawn last
+        self.static_layer = StaticLayer(self, EDGE_PIECE)  # frames and edge bundles copied from tiles
 
     # -- public API ------------------------------------------------------------------------
 
@@ -1053,6 +1060,12 @@ class GraphView(QGraphicsView):
             self.fit()
         self._place_overlays()
 
+    def drawBackground(self, painter, rect: QRectF) -> None:  # noqa: N802
+        """The canvas colour with the frames and edge bundles over it, copied from the static layer's
+        tiles (where they do not apply: the canvas colour, and the items paint themselves)."""
+        if not self.static_layer.paint(painter, rect):
+            super().drawBackground(painter, rect)
+
     def drawForeground(self, painter, rect: QRectF) -> None:  # noqa: N802
         """A colour legend over the graph, or a hint in the empty canvas."""
         if self._scene.cards:
@@ -1214,6 +1227,9 @@ class GraphView(QGraphicsView):
         """Before each paint, a lazy canvas puts the cards and frames near the view on the scene."""
         if event.type() == QEvent.Paint:
             self._scene.show_region(self.mapToScene(self.viewport().rect()).boundingRect())
+            # (the static layer puts the items around its tiles on the scene while idle; a tile drawn before
+            # an item over it came on the scene is drawn anew)
+            self.static_layer.take_added(self._scene)
             if self._scene.overview_mode:
                 self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
         return super().viewportEvent(event)

@@ -148,8 +148,12 @@ class NetworkPanel(QWidget):
 
     def _core_loaded(self, _result=None) -> None:
         if not self._shut_down and self.core_building is None:
-            self.core_building = Slices.run(self._build_core(), self, sliced=True)
+            self.core_building = Slices(self._build_core(), self)
             self.core_building.sig_failed.connect(lambda exc: self._core_failed(one_line(exc)))
+            # announced once the pieces are done: a slot that quits (and shuts the panel down) finds the
+            # construction finished, not half-way through a piece
+            self.core_building.sig_done.connect(self._core_built_late)
+            self.core_building.start()
 
     def _core_failed(self, message: str) -> None:
         self.graph_wait.note.setText(f"<p><b>The network's tabs could not be opened</b></p><p>{message}</p>")
@@ -194,8 +198,12 @@ class NetworkPanel(QWidget):
         themes.style_labels(self, themes.get_theme())
         self._show_state()
         self.graph_wait.done()
-        if self._core_worker is not None:
-            self.sig_tabs_built.emit()
+
+    def _core_built_late(self) -> None:
+        """The tabs were built after the panel (torch loading then): tell the window and the probe."""
+        if self._shut_down:
+            return
+        self.sig_tabs_built.emit()
         if self._first_record and not self.iteration.is_recording():  # the spec is refused (the form says)
             self._first_record = False
             self.sig_computed.emit(None)

@@ -1,7 +1,9 @@
 """What a configuration costs, beside the form: parameter count, memory against the device, warnings.
 
-Updated on every keystroke from the form's dicts; the figures come from explorer.core.gpt.model (through
-pretrain_model_info), so the GPT-2 preset reads 163,009,536 here as it does everywhere.
+Updated on every keystroke from the form's dicts; the figures come from explorer.core.gpt.spec (through
+explorer.core.gpt.budget), so the GPT-2 preset reads 163,009,536 here as it does everywhere. The count
+and the estimate need no torch; the device's memory, the fit warning and the traced check do
+(`with_device=False` leaves them out while torch loads).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from explorer.core.gpt import budget as info
-from explorer.core.gpt.model import measured_activation_bytes
 from explorer.ui.common.worker import Worker
 
 MODEL_KEYS = {"vocab_size", "context_length", "emb_dim", "hidden_dim", "n_layers", "n_heads", "drop_rate",
@@ -80,10 +81,12 @@ class ModelEstimates(QWidget):
         self.fit_warning.setStyleSheet(style + "padding:4px; border-radius:4px;")
 
     def update_from(self, config: dict[str, Any], settings: dict[str, Any], messages: dict[str, str],
-                    vocab_pending: bool = False) -> bool:
+                    vocab_pending: bool = False, with_device: bool = True) -> bool:
         """Refresh every figure from the form's dicts and messages; returns `refuse`.
 
         `vocab_pending`: the tokenizer's vocabulary is still being counted, so the figures are provisional.
+        `with_device` False (torch is still loading): the count and the memory estimate only; the device's
+        memory, the fit warning and the traced check come with the next call with `with_device` True.
         """
         if MODEL_KEYS & set(messages):
             self.param_count.setText("Parameters: –")
@@ -102,6 +105,12 @@ class ModelEstimates(QWidget):
         batch = settings.get("batch_size") if "batch_size" not in messages else None
         checkpointed = bool(settings.get("checkpoint_blocks"))
         need = info.memory_needed(config, batch or 1, checkpoint_blocks=checkpointed)
+        if not with_device:
+            self._show_memory(need, None, "")
+            self.activation_check.setText("Activations: checked by a traced forward once PyTorch is in")
+            self.fit_warning.hide()
+            self.refuse = False
+            return self.refuse
         self._check_activations(config, batch or 1, checkpointed, need["activations"], counts["total"])
         device, capacity, problem = info.device_memory(settings.get("device", "auto"))
         self._show_memory(need, capacity, WHERE.get(device, device))
@@ -140,8 +149,7 @@ class ModelEstimates(QWidget):
         self.activation_check.setText(f"Activations: estimate {info.format_bytes(estimate)} · tracing…")
         cfg = info.make_config(config)
         device = "cpu" if real else "meta"
-        self._measure_job.submit(lambda _job: (key, measured_activation_bytes(
-            cfg, batch, checkpoint_blocks=checkpointed, device=device)))
+        self._measure_job.submit(lambda _job: (key, _measured(cfg, batch, checkpointed, device)))
 
     def _on_measured(self, result) -> None:
         key, measured = result
@@ -159,3 +167,10 @@ class ModelEstimates(QWidget):
     def shutdown(self) -> None:
         """Wait for a trace still running (the window is closing)."""
         self._measure_job.shutdown()
+
+
+def _measured(cfg, batch: int, checkpointed: bool, device: str) -> int:
+    """The traced activation bytes of one training forward (on the Worker: it builds the model in torch)."""
+    from explorer.core.gpt.model import measured_activation_bytes
+
+    return measured_activation_bytes(cfg, batch, checkpoint_blocks=checkpointed, device=device)

@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.gpt import budget as info
-from explorer.core.gpt import data, distributed
-from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH
+from explorer.core.gpt import data
+from explorer.core.gpt.spec import CPU_BF16_MIN_WIDTH
+from explorer.ui.common import loading
 from explorer.ui.common.worker import Worker
 
 
@@ -227,12 +228,12 @@ class HyperparameterForm(QWidget):
         # Several GPUs: the run goes through torchrun, one rank per GPU (hidden with one GPU or none).
         self.gpus = QSpinBox()
         self.gpus.setObjectName("pretrainGpus")
-        count = distributed.gpu_count()
-        self.gpus.setRange(1, max(1, count))
         self.gpus.setToolTip(GPUS_TIP)
         self.gpus.valueChanged.connect(self._on_edit)
         train_form.addRow("GPUs", self.gpus)
-        train_form.setRowVisible(self.gpus, count > 1)
+        self._train_form = train_form
+        # torch counts the GPUs: before it is in, the field keeps any saved value (set_gpu_count later)
+        self.set_gpu_count(gpu_count() if loading.torch_ready() else None)
         self.checkpoint_blocks = QCheckBox("checkpoint blocks (recompute in backward)")
         self.checkpoint_blocks.setObjectName("pretrainCheckpointBlocks")
         self.checkpoint_blocks.setToolTip(CHECKPOINT_TIP)
@@ -259,6 +260,16 @@ class HyperparameterForm(QWidget):
         self.apply_preset(self.preset.currentText())
 
     # -- public API -------------------------------------------------------------------------------
+    def set_gpu_count(self, count: int | None) -> None:
+        """The machine's CUDA GPUs (None: not known yet, torch loading): the GPUs field offers up to that
+        many ranks and shows only above one. A value above the count is clamped without an edit event."""
+        loading_before, self._loading = self._loading, True
+        try:
+            self.gpus.setRange(1, max(1, count) if count is not None else 1024)
+        finally:
+            self._loading = loading_before
+        self._train_form.setRowVisible(self.gpus, count is not None and count > 1)
+
     def apply_preset(self, name: str) -> None:
         """Fill every field from a preset (model config and its training defaults)."""
         values = info.preset_values(name)
@@ -528,6 +539,13 @@ class HyperparameterForm(QWidget):
                 edit.setStyleSheet(INVALID_STYLE)
         label.setText(message or "")
         label.setVisible(bad)
+
+
+def gpu_count() -> int:
+    """How many CUDA GPUs this machine has (asks torch: call it once torch is in)."""
+    from explorer.core.gpt import distributed
+
+    return distributed.gpu_count()
 
 
 def _count_or_error(corpus: str | None) -> tuple[int | None, str | None]:

@@ -11,6 +11,7 @@ PretrainRun alone: `python -m explorer.ui.pretrain.panel`.
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import sys
 import time
@@ -35,7 +36,6 @@ from PySide6.QtWidgets import (
 
 from explorer.core import files
 from explorer.core.gpt import budget as info
-from explorer.core.gpt import distributed
 from explorer.core.gpt.runs import PretrainRun
 from explorer.core.workspaces.pretrain import (
     PretrainWorkspace,
@@ -44,20 +44,33 @@ from explorer.core.workspaces.pretrain import (
     sample_text,
     scan_folder,
 )
-from explorer.ui.common import actions
+from explorer.ui.common import actions, loading
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.loading import TorchWait
 from explorer.ui.common.slices import Slices
 from explorer.ui.common.step_sync import PlotStepPicker, StepSync
-from explorer.ui.common.worker import Worker
+from explorer.ui.common.worker import Worker, one_line
 from explorer.ui.pretrain.estimates import ModelEstimates
-from explorer.ui.pretrain.form import HyperparameterForm
-from explorer.ui.pretrain.history import RunHistory
-from explorer.ui.pretrain.plots import TrainingPlots
+from explorer.ui.pretrain.form import HyperparameterForm, gpu_count
 from explorer.ui.pretrain.process import CLOSE_WAIT_S, TrainProcess
-from explorer.ui.pretrain.sample_marks import SampleMarks
 
 SCAN_DELAY_MS = 300  # a change in the runs folder is read this long after the last one (they come in bursts)
+# What the training tab and the inspection tabs build on (torch): imported on the panel's Worker when the
+# panel is built before torch (the main window's loader imports the workspace's core alongside).
+CORE_MODULES = ("torch", "explorer.core.gpt.model", "explorer.core.gpt.distributed",
+                "explorer.core.gpt.health", "explorer.core.gpt.lens", "explorer.core.gpt.checkpoint")
+WAIT_WHAT = ("The training controls, the loss curves, the samples, the run list and the inspection tabs "
+             "appear once it is in.")
+WAIT_MEANWHILE = ("You can set up the model meanwhile: the parameter count and the memory estimate follow "
+                  "your edits.")
+WAIT_PENDING = "Train was pressed: the run starts as soon as PyTorch is in (Stop cancels it)."
+
+
+def load_core() -> None:
+    """Import CORE_MODULES (on a Worker: torch's import takes seconds)."""
+    for name in CORE_MODULES:
+        importlib.import_module(name)
 
 
 def banner_styles(theme: dict[str, str]) -> dict[str, str]:
@@ -80,18 +93,58 @@ class PretrainPanel(QWidget):
     sig_checkpoint_written = Signal(int, str)
     """The training process wrote a checkpoint: (run id, path)."""
 
+    sig_computed = Signal(object)
+    """The run controls, plots and inspection tabs were built after the panel (it was built before torch):
+    the start-up probe times it (None)."""
+    sig_tabs_built = Signal()
+    """The same moment, for the main window: it restores the splitters built then."""
+
     def __init__(self, parent: QWidget | None = None, workspace: PretrainWorkspace | None = None,
                  train_backend: str = "process", sliced: bool = False) -> None:
         """`workspace`: the model this panel shows (default: a new one); `train_backend`: "process" (always,
         in the app) or "thread" (the benchmark's comparison). Runs keep their files in the data folder.
         `sliced`: build over several event-loop turns (`building`; the main window installs the panel on
-        `building.sig_done`); otherwise the panel is complete when the constructor returns."""
+        `building.sig_done`); otherwise the panel is complete when the constructor returns.
+
+        Before torch is imported the panel is built without what trains and shows runs: the form (restored,
+        editable) and its parameter count and memory estimate come at once; the training tab's controls,
+        plots and samples and the inspection tabs wait behind "Loading PyTorch…" (`graph_wait`) while the
+        panel's Worker imports CORE_MODULES, and are built then (`core_building`, in slices). Train pressed
+        meanwhile (its menu entry or key) starts the run once they are in; the note says so.
+        """
         super().__init__(parent)
+        self.core_building: Slices | None = None
+        self._core_worker = None
+        self._core_requested = False  # its import was handed to the Worker
+        self._core_built = False  # the training tab and the inspection tabs exist
+        self._train_pending = False  # Train was pressed before they did: it starts when they are in
+        self._pending_message: tuple[str, str] | None = None  # for the banner, made with the training tab
+        self._shut_down = False
         self.building = Slices.run(self._build(workspace, train_backend), self, sliced)
 
     def finish_building(self) -> None:
-        """Build whatever is left now (a panel built in slices becomes complete at once)."""
+        """Build whatever is left now (a panel built in slices becomes complete at once); the parts that
+        wait for torch stay waiting (`ensure_core` waits for them)."""
         self.building.finish()
+
+    def ensure_core(self, timeout: float = 600.0) -> None:
+        """Wait for torch's import and build the training and inspection tabs now (screenshots, scripts,
+        tests)."""
+        self.building.finish()
+        if self._core_worker is not None:
+            self._load_core()  # now, if its turn has not come yet
+            self._core_worker.wait(timeout)
+        if self.core_building is not None:
+            self.core_building.finish()
+
+    def wait_computed(self, timeout: float = 600.0) -> bool:
+        """Process events until the training and inspection tabs are built (a lesson's screenshot)."""
+        self.ensure_core(timeout)
+        return self._core_built
+
+    def core_ready(self) -> bool:
+        """Whether the run controls, plots and inspection tabs are built (torch is in)."""
+        return self._core_built
 
     def _build(self, workspace: PretrainWorkspace | None, train_backend: str):
         """The construction, in pieces that each take one event-loop turn when built in slices."""
@@ -107,9 +160,13 @@ class PretrainPanel(QWidget):
         self._checkpoint_waiters: list = []
         self._refuse = False  # the configuration cannot train on this machine (see _update_estimates)
         self._run_started_at = 0.0
+        self._inspection_tabs: list[QWidget] = []
+        self.history = None  # the run list, the plots, the samples: made with the training tab
         self._process = TrainProcess(self, backend=train_backend)
         self._process.sig_records.connect(self._on_records)
         self._process.sig_finished.connect(self._on_finished)
+        self._styles = banner_styles(themes.get_theme())
+        light = not loading.torch_ready()
 
         self.form = HyperparameterForm()
         self.form.sig_changed.connect(self._update_estimates)
@@ -117,12 +174,7 @@ class PretrainPanel(QWidget):
         # Shortcuts to the estimate widgets (tests and the screenshot read them).
         self.param_count = self.estimates.param_count
         self.fit_warning = self.estimates.fit_warning
-
-        self.train_button = self._button("Train", "pretrainTrainButton", "pretrain.train", self.train)
-        self.pause_button = self._button("Pause", "pretrainPauseButton", "pretrain.pause", self.toggle_pause)
-        self.stop_button = self._button("Stop", "pretrainStopButton", "pretrain.stop", self.stop)
-        self.retrain_button = self._button("Retrain", "pretrainRetrainButton", "pretrain.retrain",
-                                           self.retrain)
+        self._panel_actions()  # the menu's Train, Pause, Stop, Retrain (with their keys) from the start
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -135,6 +187,68 @@ class PretrainPanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(330)
         scroll.setMaximumWidth(400)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("pretrainTabs")
+        self.graph_wait = TorchWait(self.tabs, WAIT_WHAT, WAIT_MEANWHILE, "pretrainLoadingNote")
+        layout = QHBoxLayout(self)
+        layout.addWidget(scroll)
+        layout.addWidget(self.graph_wait, 1)
+        self.estimates.set_warning_style(self._styles["warning"])
+        for name in ("preset", "config", "settings", "corpus", "gpus"):
+            getattr(self.workspace.state.events, name).connect(lambda _v: self._model_to_form())
+        self.form.sig_changed.connect(self._form_to_model)
+        self._model_to_form()
+        self._update_estimates()
+        if not light:  # torch is in: the rest now, as part of this construction
+            yield
+            yield from self._build_core()
+            return
+        # before torch the form is light (~0.1 s): one piece, no turn for torch's import to hold the GIL in
+        self._core_worker = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
+        self._core_worker.sig_done.connect(self._core_loaded)
+        self._core_worker.sig_failed.connect(self._core_failed)
+        # from the turn after the panel is whole (built in slices: after the window installed it, so that
+        # torch's import does not hold the GIL while the panel is installed and shown): a panel finished
+        # and shut down at once (a close) starts no import
+        building = getattr(self, "building", None)  # None: built at once, in the constructor
+        if building is not None and not building.is_done():
+            building.sig_done.connect(lambda: QTimer.singleShot(0, self, self._load_core))
+        else:
+            QTimer.singleShot(0, self, self._load_core)
+
+    def _load_core(self) -> None:
+        if not self._shut_down and not self._core_requested:
+            self._core_requested = True
+            self._core_worker.submit(lambda _job: load_core())
+
+    def _core_loaded(self, _result=None) -> None:
+        if not self._shut_down and self.core_building is None:
+            self.core_building = Slices(self._build_core(), self)
+            self.core_building.sig_failed.connect(lambda exc: self._core_failed(one_line(exc)))
+            # announced once the pieces are done: a slot that quits (and shuts the panel down) finds
+            # the construction finished, not half-way through a piece
+            self.core_building.sig_done.connect(self._core_built_late)
+            self.core_building.start()
+
+    def _core_failed(self, message: str) -> None:
+        self._train_pending = False
+        self.graph_wait.note.setText(f"<p><b>The training tab could not be opened</b></p><p>{message}</p>")
+        self.graph_wait.note.unsetCursor()
+
+    def _build_core(self):
+        """The run controls, the plots, the samples and the run list, then the inspection tabs (they train
+        and read runs with torch), in pieces; then the runs and the buttons as they are now."""
+        from explorer.ui.pretrain.history import RunHistory
+        from explorer.ui.pretrain.plots import TrainingPlots
+        from explorer.ui.pretrain.sample_marks import SampleMarks
+
+        if self._core_worker is not None:  # the count of GPUs (torch) for the GPUs field
+            self.form.set_gpu_count(gpu_count())
+        self.train_button = self._button("Train", "pretrainTrainButton", "pretrain.train", self.train)
+        self.pause_button = self._button("Pause", "pretrainPauseButton", "pretrain.pause", self.toggle_pause)
+        self.stop_button = self._button("Stop", "pretrainStopButton", "pretrain.stop", self.stop)
+        self.retrain_button = self._button("Retrain", "pretrainRetrainButton", "pretrain.retrain",
+                                           self.retrain)
 
         # Why Train is disabled, right beside it (not at the bottom of the scrolled form)
         self.train_reason = ElidedLabel("", lines=2)  # two lines beside the buttons: room for a sentence
@@ -154,6 +268,9 @@ class PretrainPanel(QWidget):
         self.progress.setValue(0)
         self.progress_label = ElidedLabel("Press Train to pretrain the model on the corpus.", lines=1)
         self.progress_label.setObjectName("pretrainProgressLabel")
+
+        yield
+        import pyqtgraph  # noqa: F401 - the plots' library (~0.4 s of CPU): an event-loop turn of its own
 
         yield
         self.plots = TrainingPlots(later=True)
@@ -220,23 +337,35 @@ class PretrainPanel(QWidget):
         vertical.addWidget(lower)
         vertical.setSizes([520, 220])
         training_layout.addWidget(vertical, 1)
-
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("pretrainTabs")
         self.tabs.addTab(training_tab, "Training")
         yield
         yield from self._add_inspection_tabs()
         self._follow_steps()
-
-        layout = QHBoxLayout(self)
-        layout.addWidget(scroll)
-        layout.addWidget(self.tabs, 1)
+        yield
+        self._core_built = True
         self.set_theme(themes.get_theme())
+        if self._core_worker is not None:  # built after the panel: in the labels' theme of the moment
+            themes.style_labels(self, themes.get_theme())
         self._subscribe()
         self._show_runs()
         self._update_estimates()
         self._update_buttons()
         self.scan_runs_folder()
+        if self._pending_message is not None:
+            self.show_message(*self._pending_message)
+            self._pending_message = None
+        self.graph_wait.done()
+
+    def _core_built_late(self) -> None:
+        """The tabs were built after the panel (torch loading then): tell the window and the probe, and
+        start the run pressed meanwhile."""
+        if self._shut_down:
+            return
+        self.sig_tabs_built.emit()
+        self.sig_computed.emit(None)
+        if self._train_pending:  # pressed while torch loaded: the run starts now (or says why it cannot)
+            self._train_pending = False
+            QTimer.singleShot(0, self, self.train)
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Recolour plots, heatmaps, graph and message lines (the main window calls this on a switch)."""
@@ -245,6 +374,8 @@ class PretrainPanel(QWidget):
         # style sheet, which would re-polish every widget of the panel on each switch
         self.estimates.set_warning_style(self._styles["warning"])
         self._theme = theme
+        if not self._core_built:  # the rest is built later, in the theme of that moment
+            return
         self._colour_train_reason()
         if self.banner.isVisible():
             self.show_message(self.banner.text(), self.banner.property("kind") or "info")
@@ -257,13 +388,22 @@ class PretrainPanel(QWidget):
 
     # -- actions ----------------------------------------------------------------------------------
     def train(self) -> bool:
-        """Start a new run from the form; False (with the reason shown) when it cannot start."""
+        """Start a new run from the form; False (with the reason shown) when it cannot start.
+
+        Pressed before the training tab is built (torch loading), the run starts once it is (True): the
+        note in its place says so."""
+        if not self._core_built and not self._shut_down:
+            self._train_pending = True
+            self.graph_wait.set_text(WAIT_PENDING, WAIT_MEANWHILE)
+            return True
         return self._start_run(None)
 
     def continue_run(self, run_id: int | None = None) -> bool:
         """Resume training: a new run continues a run's checkpoint (weights, optimizer, step) for the form's
         number of steps more, on the form's corpus (another text: that is fine-tuning). The source run's
         files are only read, never overwritten."""
+        if not self._core_built:
+            return False  # the run list that offers it is not built yet
         run_id = run_id if run_id is not None else self.history.current_run_id()
         source = self.workspace.runs.get(run_id) if run_id is not None else None
         if source is not None and self.workspace.folder_gone(source.run_id):
@@ -329,6 +469,8 @@ class PretrainPanel(QWidget):
 
     def sample(self) -> None:
         """Generate text from the selected (or latest) run's checkpoint, off the GUI thread."""
+        if not self._core_built:
+            return
         selected = self.history.current_run_id()
         if selected in self.workspace.runs and self.workspace.folder_gone(selected):
             self.show_message(self.workspace.gone_message(selected), "error")
@@ -374,8 +516,12 @@ class PretrainPanel(QWidget):
             self.history.update_run(self._active.run_id)
 
     def stop(self) -> None:
-        """Stop the run after its current step (its checkpoint is written)."""
+        """Stop the run after its current step (its checkpoint is written); a Train still waiting for
+        torch is cancelled."""
         self._retrain_pending = False
+        if self._train_pending:
+            self._train_pending = False
+            self.graph_wait.set_text(WAIT_WHAT, WAIT_MEANWHILE)
         if self._process.is_running():
             self._process.stop()
             self.progress_label.setText("Stopping…")
@@ -401,7 +547,8 @@ class PretrainPanel(QWidget):
     def export_run(self, run_id: int | None = None, folder: str | None = None) -> list[str]:
         """Write a run's checkpoint and metrics CSV to a folder the user picks (File > Export run…)."""
         if run_id is None:
-            run_id = self.history.current_run_id() or self.workspace.state.selected
+            run_id = (self.history.current_run_id() if self.history is not None else None
+                      ) or self.workspace.state.selected
         if run_id not in self.workspace.runs:
             self.show_message("Select a run to export first.", "info")
             return []
@@ -450,7 +597,7 @@ class PretrainPanel(QWidget):
 
     def scan_runs_folder(self) -> None:
         """Read the runs folder in the background; runs other windows or commands made join the list."""
-        if getattr(self, "_closed", False):
+        if getattr(self, "_closed", False) or not self._core_built:
             return
         self._scanner.submit(lambda _job: scan_folder())
 
@@ -482,6 +629,9 @@ class PretrainPanel(QWidget):
 
     def show_message(self, text: str, kind: str = "info") -> None:
         """A message above the plots: error, warning or info (never a traceback)."""
+        if not self._core_built:  # the banner is in the training tab: shown when it is built
+            self._pending_message = (text, kind)
+            return
         self.banner.setText(text)
         self.banner.setProperty("kind", kind)
         style = self._styles.get(kind, self._styles["info"])
@@ -490,6 +640,9 @@ class PretrainPanel(QWidget):
 
     def hide_message(self) -> None:
         """Hide the message line."""
+        if not self._core_built:
+            self._pending_message = None
+            return
         self.banner.hide()
         self.banner.setText("")
 
@@ -502,7 +655,7 @@ class PretrainPanel(QWidget):
         """How many ranks a run starts with: the GPUs field, on a device that can be CUDA, else 1."""
         gpus = self.workspace.state.gpus
         cuda_possible = str(settings.get("device", "auto")) in ("auto", "cuda")
-        if gpus > 1 and cuda_possible and distributed.gpu_count() > 1:
+        if gpus > 1 and cuda_possible and gpu_count() > 1:
             return gpus
         return 1
 
@@ -513,10 +666,7 @@ class PretrainPanel(QWidget):
         ws.events.run_changed.connect(self._on_run_changed)
         ws.events.run_removed.connect(self._on_run_removed)
         ws.events.runs_reset.connect(self._show_runs)
-        for name in ("preset", "config", "settings", "corpus", "gpus"):
-            getattr(ws.state.events, name).connect(lambda _v: self._model_to_form())
         ws.state.events.selected.connect(self._on_model_selected)
-        self.form.sig_changed.connect(self._form_to_model)
         self.history.list.currentItemChanged.connect(lambda *_: self._selection_to_model())
 
     def _form_to_model(self) -> None:
@@ -636,6 +786,7 @@ class PretrainPanel(QWidget):
         configured form only.
         """
         del example
+        self.ensure_core()
         if preset is not None and preset not in info.preset_names():
             names = ", ".join(info.preset_names())
             raise ValueError(f"unknown pretraining preset {preset!r}; choose one of {names}")
@@ -663,11 +814,16 @@ class PretrainPanel(QWidget):
 
         A run that has trained steps stops after its current one and writes its checkpoint, waited for up
         to `wait_s` seconds with a note in the panel, so the next start lists it and Continue resumes it.
-        A run still starting (nothing trained) ends at once.
+        A run still starting (nothing trained) ends at once. Torch still loading: the tabs are never built.
         """
-        self._retrain_pending = False
-        self._closed = True
-        self._scan_timer.stop()
+        self._retrain_pending = self._train_pending = False
+        self._closed = self._shut_down = True
+        if self._core_worker is not None:
+            self._core_worker.cancel()
+        if self.core_building is not None and not self.core_building.is_done():
+            self.core_building.finish()  # whole, then stopped: a half-made widget at exit crashes
+        if self._core_built:
+            self._scan_timer.stop()
         run = self._active
         if self._process.is_running() and run is not None and run.steps_done() > 0:
             label = run.name.split(" · ")[0]
@@ -680,8 +836,9 @@ class PretrainPanel(QWidget):
             self._process.shutdown()
         # the run's last files (queued by its end just now) are on disk before the window goes
         self.workspace.flush_files(wait_s)
-        self._scanner.shutdown()
-        self._sampler.shutdown()
+        if self._core_built:
+            self._scanner.shutdown()
+            self._sampler.shutdown()
         self.form.shutdown()
         self.estimates.shutdown()
         for tab in self._inspection_tabs:
@@ -801,16 +958,20 @@ class PretrainPanel(QWidget):
     def _update_estimates(self) -> None:
         messages = self.form.messages()
         settings = self.form.settings_dict()
-        if not self._process.is_running() and "steps" not in messages:
+        if self._core_built and not self._process.is_running() and "steps" not in messages:
             self.progress.setRange(0, int(settings["steps"]))
             self.progress.setValue(0)
+        # before torch: the count and the estimate (the device's memory asks torch)
         self._refuse = self.estimates.update_from(self.form.config_dict(), settings, messages,
-                                                  vocab_pending=self.form.vocab_pending())
+                                                  vocab_pending=self.form.vocab_pending(),
+                                                  with_device=self._core_built)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         # Train starts a new run when none is going; Retrain only exists for a run that is going: it
         # stops that run (checkpoint kept) and starts a new one with the form's settings in one click.
+        if not self._core_built:
+            return
         running = self._process.is_running()
         can_train = self.form.is_valid() and not self._refuse
         self.train_button.setEnabled(not running and can_train)

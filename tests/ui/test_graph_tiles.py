@@ -1,0 +1,249 @@
+"""Issue 21, repaint at every zoom: the canvas's frames and edge bundles are drawn once per zoom into tiles
+and copied (`explorer.ui.graph.tiles`). Counts, no clocks: a still repaint, a player step and a pan draw no
+frame or bundle again, a pan draws only the tiles it newly shows, a new zoom draws the tiles in view once;
+what the tiles show is what the items paint themselves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+CANVAS = (1100, 760)
+
+
+@pytest.fixture(scope="module")
+def gpt_trace():
+    """The "Trace one step" graph of the tiny preset: 158 traced nodes."""
+    from explorer.core.gpt.model import PRESETS
+    from explorer.ui.pretrain.trace_step import trace_one_step
+
+    source = {"checkpoint": None, "config": PRESETS["tiny"].to_dict(), "settings": {"tokenizer": "char"}}
+    return trace_one_step(source, 8)[0]
+
+
+def _every_module(tr) -> set[str]:
+    from explorer.core.graph.display import build_display
+
+    expanded: set[str] = set()
+    while True:
+        paths = {i["path"] for i in build_display(tr, expanded).info.values() if i["kind"] == "module"}
+        if not paths - expanded:
+            return expanded
+        expanded |= paths
+
+
+def _view(qtbot, tr, expanded, zoom):
+    from explorer.ui.graph.view import GraphView
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(*CANVAS)
+    view.show()
+    qtbot.waitExposed(view)
+    view.graph_scene.expanded = set(expanded)
+    view.set_trace(tr)
+    view.resetTransform()
+    view.zoom_by(zoom)
+    view.centerOn(view.graph_scene.sceneRect().center())
+    return view
+
+
+def _pixels(view) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    image = view.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    rows = np.frombuffer(image.constBits(), dtype=np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 4].reshape(image.height(), image.width(), 4)[..., :3].astype(int)
+
+
+def _tiled(view) -> np.ndarray:
+    """The view's pixels painted from its static layer's tiles (the first paint at a new zoom is direct)."""
+    from explorer.ui.graph import items
+
+    view.static_layer.enabled = True
+    view.viewport().grab()
+    pixels = _pixels(view)
+    assert view.viewport() in items.STATIC_FROM_TILES
+    return pixels
+
+
+def _direct(view) -> np.ndarray:
+    """The view's pixels with the frames and edge bundles painting themselves."""
+    from explorer.ui.graph import items
+
+    view.static_layer.enabled = False
+    pixels = _pixels(view)
+    assert view.viewport() not in items.STATIC_FROM_TILES
+    return pixels
+
+
+def _counts() -> tuple[int, int]:
+    from explorer.ui.graph import tiles
+
+    return tiles.TILES_DRAWN[0], tiles.STATIC_PAINTS[0]
+
+
+@pytest.mark.parametrize("zoom", [0.35, 1.0])
+def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles_it_shows(
+        qtbot, gpt_trace, zoom):
+    from explorer.ui.graph import items, tiles
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), zoom)
+    view.viewport().grab()  # the first paint at a new zoom: the items paint themselves
+    before = _counts()
+    view.viewport().grab()  # the zoom stayed: the tiles are drawn
+    assert _counts()[0] > before[0] and view.viewport() in items.STATIC_FROM_TILES
+    frames = [f for f in view.graph_scene.frames if f.isVisible()
+              and f.sceneBoundingRect().intersects(view.mapToScene(view.viewport().rect()).boundingRect())]
+    assert len(frames) >= 3
+    across, down = (math.ceil(n / tiles.TILE) + 1 for n in CANVAS)  # tiles that cover the canvas, at most
+    # a still repaint and a player step: every tile copied, no frame or bundle drawn
+    before = _counts()
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    view.set_step(view.step_count)
+    view.viewport().grab()
+    assert _counts() == before
+    # a pan by 40 pixels: at most one new column of tiles, far fewer than the canvas shows
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() > bar.value() + 200
+    drawn = 0
+    for _ in range(5):
+        before = _counts()
+        bar.setValue(bar.value() + 40)
+        view.viewport().grab()
+        new = _counts()[0] - before[0]
+        assert new <= down
+        drawn += new
+    assert drawn <= 2 * down < across * down
+    # a zoom gesture (each frame at a new zoom): no tile drawn, the items paint themselves; once the zoom
+    # stays, one repaint draws the tiles in view (on its own, after a moment), and they are copied again
+    before = _counts()
+    for _ in range(3):
+        view.zoom_by(1.1)
+        view.viewport().grab()
+        assert view.viewport() not in items.STATIC_FROM_TILES
+    assert _counts() == before
+    qtbot.waitUntil(lambda: _counts()[0] > before[0])
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
+    first = _counts()
+    ring = tiles.AHEAD * 2
+    assert 0 < first[0] - before[0] <= (across + ring) * (down + ring) and first[1] > before[1]
+    view.viewport().grab()
+    assert _counts() == first and view.viewport() in items.STATIC_FROM_TILES
+
+
+def test_tiles_around_the_view_are_drawn_while_idle_so_a_pan_draws_none(qtbot, gpt_trace):
+    from explorer.ui.graph import tiles
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    view.viewport().grab()
+    view.viewport().grab()
+    assert view.static_layer.drawing_ahead  # asked for after the paint, drawn at the next idle turns
+    before = _counts()
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
+    assert _counts()[0] > before[0]
+    before = _counts()
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() > bar.value() + 200
+    for _ in range(5):  # 200 pixels: within the tiles drawn ahead
+        bar.setValue(bar.value() + 40)
+        view.viewport().grab()
+    assert _counts() == before
+    assert tiles.AHEAD * tiles.TILE > 200
+
+
+def test_a_jump_paints_the_items_and_the_next_paint_there_draws_the_tiles(qtbot, gpt_trace):
+    """A jump (find, a minimap click) shows a place where most tiles are missing: drawing them all would cost
+    more than that one paint, so the items paint themselves and the tiles are drawn at the next idle turn
+    (or at the next paint, when it comes first)."""
+    from explorer.ui.graph import items
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 1.0)
+    view.viewport().grab()
+    view.viewport().grab()
+    assert view.viewport() in items.STATIC_FROM_TILES
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() - bar.minimum() > 2 * view.viewport().width()
+    bar.setValue(bar.minimum() if bar.value() > (bar.minimum() + bar.maximum()) / 2 else bar.maximum())
+    before = _counts()
+    view.viewport().grab()
+    assert _counts() == before and view.viewport() not in items.STATIC_FROM_TILES
+    view.viewport().grab()
+    assert _counts()[0] > before[0] and view.viewport() in items.STATIC_FROM_TILES
+    # jump back: painted directly, and the tiles are drawn while idle, so the next paint copies them
+    view.static_layer.clear()
+    bar.setValue(bar.minimum() if bar.value() > (bar.minimum() + bar.maximum()) / 2 else bar.maximum())
+    before = _counts()
+    view.viewport().grab()
+    assert _counts() == before and view.viewport() not in items.STATIC_FROM_TILES
+    qtbot.waitUntil(lambda: _counts()[0] > before[0])
+    qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
+    idle = _counts()
+    view.viewport().grab()
+    assert _counts() == idle and view.viewport() in items.STATIC_FROM_TILES
+
+
+@pytest.mark.parametrize("zoom", [0.3, 0.35, 0.6, 1.0])
+def test_the_tiles_show_what_the_frames_and_edges_paint_themselves(qtbot, gpt_trace, zoom):
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), zoom)
+    bar = view.horizontalScrollBar()
+    for shift in (0, 37, 300):
+        bar.setValue(bar.value() + shift)
+        direct, tiled = _direct(view), _tiled(view)
+        diff = np.abs(direct - tiled).max(axis=2)
+        # the same pixels but for a few antialiased ones of curves and corner arcs: a tile is the view's own
+        # paint at another whole-pixel scroll position, and rounding at another origin changes the coverage
+        # of an edge pixel here and there (as two scroll positions of a direct paint do)
+        assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def test_a_lazy_canvas_shows_in_its_tiles_what_a_direct_paint_shows_as_it_pans_far_and_back(qtbot):
+    """A large graph puts its items on the scene only near the view (and takes far ones off): the tiles are
+    drawn from the items of their whole area, so panning far and back shows what a direct paint shows."""
+    import torch
+
+    from explorer.core.autograd.trace import trace
+    from explorer.ui.graph import view as view_module
+
+    w = torch.tensor(0.5, requires_grad=True)
+
+    def fn():
+        h = w
+        for i in range(view_module.LAZY_CARDS + 100):
+            h = torch.sin(h) if i % 2 else h * 1.01
+        return h
+
+    view = _view(qtbot, trace(fn), (), 0.6)
+    assert view.graph_scene.live_items()[0] < len(view.graph_scene.cards)  # a lazy canvas
+    bar = view.verticalScrollBar() if view.verticalScrollBar().maximum() > 0 else view.horizontalScrollBar()
+    for value in (bar.minimum(), bar.minimum() + 700, bar.minimum() + 2600, bar.minimum() + 700):
+        bar.setValue(value)
+        tiled, direct = _tiled(view), _direct(view)
+        diff = np.abs(direct - tiled).max(axis=2)
+        assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def test_an_item_put_on_the_scene_over_a_drawn_tile_draws_that_tile_again(qtbot, gpt_trace):
+    """What a lazy canvas does as the view comes near a cell (`GraphScene.static_added`): a bundle put on
+    the scene over tiles drawn before shows at once, as a direct paint shows it."""
+    from PySide6.QtGui import QPainterPath
+
+    from explorer.ui.graph.items import EdgeBundle
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    before = _tiled(view)
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    path = QPainterPath(seen.topLeft())
+    path.cubicTo(seen.center(), seen.bottomLeft(), seen.bottomRight())
+    bundle = EdgeBundle(path, view.graph_scene.theme)
+    scene = view.graph_scene
+    scene.addItem(bundle)
+    scene.static_added.append(bundle)
+    tiled = _tiled(view)
+    assert (np.abs(tiled - before).max(axis=2) > 8).sum() > 100  # the new curve shows
+    diff = np.abs(_direct(view) - tiled).max(axis=2)
+    assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
