@@ -107,6 +107,24 @@ def test_expanding_one_module_lays_out_only_its_own_block_however_big_the_graph(
     assert big[0] == small[0]
 
 
+def test_placing_a_segment_looks_at_the_segments_sharing_its_layers_not_at_every_one_placed():
+    """Placing the pieces once compared each framed segment with every one placed before it (quadratic in
+    the blocks: ~44k checks at 285); now with those sharing its layers: the same few per segment."""
+    per_segment = []
+    for layers in (12, 36):
+        tr = gpt_step_trace(layers)
+        expanded = all_expanded(tr)
+        graph = collapse(tr, expanded)
+        from explorer.core.graph.display import segment_of
+
+        segments = segment_of(graph, tr.modules, expanded)
+        before = layout.PLACE_WORK[0]
+        _assert_valid(graph, composed_layout(graph, segments))
+        per_segment.append((layout.PLACE_WORK[0] - before) / len(set(segments.values())))
+    small, big = per_segment
+    assert 0 < small + big and big <= small * 1.2 + 0.5, per_segment
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_random_segments_of_random_graphs_lay_out_validly(seed):
     rng = random.Random(seed)

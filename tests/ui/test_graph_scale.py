@@ -284,3 +284,46 @@ def test_an_expand_while_zoomed_in_makes_the_overview_only_once_zoomed_out(qtbot
         assert scene.overview_mode and len(made) == 1  # made once zoomed out (or at the expand)
         views.append(image)
     assert views[0] == views[1]
+
+
+def _expand_zoomed_in(qtbot, monkeypatch, layers: int):
+    """Module frame items made, and objects left in the collector's young generations, by expanding the
+    middle block of a GPT (every other module expanded) on a lazy canvas zoomed in to 100 % on the block,
+    its first paint included; and (frames of the graph, frames on the scene)."""
+    import gc
+
+    from explorer.ui.graph import view as view_module
+
+    monkeypatch.setattr(view_module, "LAZY_CARDS", 50)
+    made = []
+
+    class CountingFrame(view_module.ModuleFrame):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(view_module, "ModuleFrame", CountingFrame)
+    tr = gpt_step_trace(layers)
+    view, scene, card = view_with_one_block_folded(qtbot, tr, f"blocks.{layers // 2}")
+    _look_at(view, card)
+    made.clear()
+    gc.unfreeze()  # what an earlier UI test's teardown froze (tests/ui/conftest.py): the app freezes nothing
+    gc.collect()
+    assert scene.toggle_module(card)
+    young = len(gc.get_objects(0)) + len(gc.get_objects(1))
+    view.grab()
+    return len(made), young, len(scene.frames), scene.live_items()[1]
+
+
+def test_an_expand_on_a_big_canvas_makes_the_frames_near_the_view_and_hands_the_collector_no_work(
+        qtbot, monkeypatch):
+    """Work per expand that does not grow with the graph: frame items are made for the frames near the view
+    only (filed by cell before they are made), and what the rebuild made goes to the collector's oldest
+    generation (`no_gc(keep=True)`) instead of the young pass after it scanning every new object."""
+    small = _expand_zoomed_in(qtbot, monkeypatch, 8)
+    big = _expand_zoomed_in(qtbot, monkeypatch, 24)
+    assert big[2] > 2.5 * small[2], (small, big)  # the graph grew ...
+    for made, young, frames, live in (small, big):
+        assert 0 < made <= live < frames / 2, (small, big)  # ... the items made are those in view
+        assert young < 3000, (small, big)
+    assert big[0] <= small[0] + 8 and big[1] <= 1.5 * small[1] + 500, (small, big)

@@ -212,6 +212,14 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     return model
 
 
+def xy_array(positions: dict[str, tuple[float, float]], ids=None) -> np.ndarray:
+    """The (x, y) of every point of `positions` (of `ids`, in their order, when given) as an n x 2 array;
+    in one C pass (an array made from a list of tuples costs about four times as much)."""
+    points = positions.values() if ids is None else map(positions.__getitem__, ids)
+    n = len(positions) if ids is None else len(ids)
+    return np.fromiter(chain.from_iterable(points), dtype=float, count=2 * n).reshape(n, 2)
+
+
 def _release(graph) -> None:
     """Free a networkx graph made for one build now, by reference counting: its cached views (`edges`,
     `nodes`, `succ`) point back at it, so dropped as it is, its ~3 dicts per node wait as cyclic garbage
@@ -232,7 +240,7 @@ def set_bands(model: DisplayModel, bands: int, shape: tuple[int, float] | None =
         # keyboard order: row by row (the band a card was wrapped into is its row: `row_of`), then left to
         # right, then top to bottom within a layer
         ids = list(model.info)
-        xy = np.array([positions[d] for d in ids], dtype=float).reshape(-1, 2)
+        xy = xy_array(positions, ids)
         rows = np.fromiter(map(band.__getitem__, ids), dtype=np.intp, count=len(ids))
         model.order = [ids[k] for k in np.lexsort((np.arange(len(ids)), xy[:, 1], xy[:, 0], rows)).tolist()]
     else:
@@ -285,32 +293,32 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     """Layered left-to-right card centres and long-edge bend points in scene pixels; with `segments`
     (card -> top-level module), laid out one segment at a time (`composed_layout`)."""
     lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
-    raw = dict(lay.positions)
-    bends_raw = dict(lay.edge_points or {})
-    raw = {k: (float(v[0]), float(v[1])) for k, v in raw.items() if k in model.info}
-    for did in model.info:  # any node the layout skipped goes to the far left, not off the map
-        raw.setdefault(did, (0.0, float(len(raw))))
-    # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart
-    by_x: dict[float, list[float]] = {}
-    for x, y in raw.values():
-        ys = by_x.get(x)
-        if ys is None:
-            by_x[x] = [y]
-        else:
-            ys.append(y)
-    columns: dict[float, list[float]] = {}
-    for x, ys in by_x.items():
-        columns.setdefault(round(x, 6), []).extend(ys)
+    bends_raw = lay.edge_points or {}
+    info = model.info
+    raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
+    if len(raw) < len(info):
+        for did in info:  # any node the layout skipped goes to the far left, not off the map
+            raw.setdefault(did, (0.0, float(len(raw))))
+    # one x unit is one layer; y units are whatever the layout used: scale the closest pair apart (of the
+    # cards in one column, x rounded to 6 places), in array passes
+    xy = xy_array(raw)
     unit_y = float("inf")
-    for ys in columns.values():
-        ys.sort()
-        for a, b in zip(ys, ys[1:]):  # noqa: B905 -- one shorter on purpose
-            if 1e-9 < b - a < unit_y:
-                unit_y = b - a
+    if len(xy):
+        xs, x_of = np.unique(xy[:, 0], return_inverse=True)
+        columns = [round(x, 6) for x in xs.tolist()]
+        number = {c: i for i, c in enumerate(dict.fromkeys(columns))}
+        column = np.array([number[c] for c in columns], dtype=np.intp)[x_of.reshape(-1)]
+        order = np.lexsort((xy[:, 1], column))  # column by column, top to bottom
+        column, ys = column[order], xy[order, 1]
+        gaps = ys[1:] - ys[:-1]
+        gaps = gaps[(column[1:] == column[:-1]) & (gaps > 1e-9)]
+        if len(gaps):
+            unit_y = float(gaps.min())
     if unit_y == float("inf"):
         unit_y = 1.0
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
-    positions = {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
+    positions = dict(zip(raw, zip((xy[:, 0] * sx).tolist(), (xy[:, 1] * sy).tolist(), strict=True),
+                         strict=True))
     bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
     return positions, bends
 
@@ -325,8 +333,8 @@ def _shape(positions) -> tuple[int, float]:
     """(number of layers, vertical span of the card centres)."""
     if not positions:
         return 0, 0.0
-    xs, ys = zip(*positions.values(), strict=True)
-    return len({round(x, 3) for x in set(xs)}), max(ys) - min(ys)
+    xy = xy_array(positions)
+    return len({round(x, 3) for x in set(xy[:, 0].tolist())}), float(xy[:, 1].max() - xy[:, 1].min())
 
 
 def _wrapped_extent(n_layers: int, span: float, bands: int) -> tuple[float, float]:
@@ -341,11 +349,11 @@ def _band_spans(positions, bands: int, bends=None, shape=None) -> tuple[float, l
     per_band = -(-(_shape(positions) if shape is None else shape)[0] // bands)
     lo = [float("inf")] * bands
     hi = [float("-inf")] * bands
-    points = list(positions.values())
-    for path in (bends or {}).values():
-        points.extend(path)
-    if points:  # each layer's row worked out once (Python), its points' lowest and highest in arrays
-        xy = np.array(points, dtype=float)
+    paths = (bends or {}).values()
+    n = len(positions) + sum(map(len, paths))
+    if n:  # each layer's row worked out once (Python), its points' lowest and highest in arrays
+        xy = np.fromiter(chain.from_iterable(chain(positions.values(), chain.from_iterable(paths))),
+                         dtype=float, count=2 * n).reshape(n, 2)
         layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
         row = np.array([min(bands - 1, round(x / sx) // per_band) for x in layers.tolist()],
                        dtype=np.intp)[layer_of.reshape(-1)]
@@ -385,12 +393,12 @@ def best_bands(positions: dict[str, tuple[float, float]], aspect: float,
     if n_layers < WRAP_MIN_LAYERS:
         return 1
 
-    def scale(bands: int) -> float:
-        w, h = _wrapped_extent(n_layers, span, bands)
-        return min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
-
-    best = max(range(1, n_layers + 1), key=scale)
-    return best if scale(best) >= WRAP_GAIN * scale(1) else 1
+    bands = np.arange(1, n_layers + 1)  # every row count at once (`_wrapped_extent` in arrays)
+    w = -(-n_layers // bands) * (CARD_W + GAP_X) - GAP_X
+    h = bands * (span + CARD_H) + (bands - 1) * BAND_GAP
+    scale = np.minimum(aspect / np.maximum(w, 1.0), 1.0 / np.maximum(h, 1.0))
+    best = int(np.argmax(scale))  # the fewest rows of the largest
+    return best + 1 if scale[best] >= WRAP_GAIN * scale[0] else 1
 
 
 def fit_bands(positions: dict[str, tuple[float, float]], width: float, height: float, max_scale: float,
@@ -465,7 +473,7 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
     new_pos, band = {}, {}
     if positions:  # each layer's place worked out once (Python), the cards moved in arrays
         ids = list(positions)
-        xy = np.array(list(positions.values()), dtype=float)
+        xy = xy_array(positions)
         layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
         layer_of = layer_of.reshape(-1)
         new_x, top, base, row = (np.array(c) for c in zip(*map(column, layers.tolist()), strict=True))
@@ -557,7 +565,7 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
     if not m:
         return {}
     index = {did: k for k, did in enumerate(pos)}
-    ys = np.array([p[1] for p in pos.values()], dtype=float)
+    ys = xy_array(pos)[:, 1]
     ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
                        count=2 * m).reshape(m, 2)
     number = np.arange(m)

@@ -51,6 +51,7 @@ DUMMY_GAP = 0.5  # ... when one of them is a bend of a long edge, which needs le
 FRAME_GAP = 1.5  # ... between the cards of two framed segments side by side (room for both frames)
 FRAME_ROOM = 0.5  # more room between two cards of a layer in different modules (a frame runs between)
 LAYOUT_WORK = [0]  # nodes (ports included) the Sugiyama steps have laid out: a count for the tests
+PLACE_WORK = [0]  # placed framed segments `composed_layout` has checked a segment against (for the tests)
 PIECE_CACHE_SIZE = 1024  # laid-out pieces of `composed_layout` kept, by shape (most recently used)
 STARTS_BUDGET = 2400  # nodes x extra starting orders tried by the crossing reduction
 SPINE_WEIGHT = 1e9  # how much harder the main path resists being pushed aside than other nodes
@@ -859,7 +860,8 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         if sid[v] not in readers.setdefault(u, []):
             readers[u].append(sid[v])
     placed: dict[int, list[tuple[float, float]]] = {}  # global layer -> (top, bottom) of placed segments
-    boxes: list[tuple[int, int, float, float]] = []  # placed framed segments: layers, top and bottom
+    boxes: dict[int, list[tuple[int, int, float, float]]] = {}  # global layer -> the placed framed
+    # segments holding it: their layers, top and bottom (a segment looks at those sharing its layers only)
 
     def exit_y(s: int, u: int) -> float:
         """Where the edges of u leave segment s (local y): its last bend in s, else u itself."""
@@ -888,6 +890,11 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         first, last = start[t], start[t] + piece.width - 1
         box_lo = min((lo for lo, hi in piece.extent if lo <= hi), default=0.0)
         box_hi = max((hi for lo, hi in piece.extent if lo <= hi), default=0.0)
+        # (each move below goes to the first place clear of one segment, and every place before it hits
+        # that segment: the place reached is the first clear of all, whatever order they are looked at in)
+        near = list(dict.fromkeys(box for lay in range(first, last + 1) for box in boxes.get(lay, ()))) \
+            if framed[t] else []
+        PLACE_WORK[0] += len(near)
         moved = True
         while moved:
             moved = False
@@ -897,7 +904,7 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
                         off = bottom + NODE_GAP - lo
                         moved = True
             if framed[t]:  # frames sharing layers: one above the other, room for both frames between
-                for a, b, top, bottom in boxes:
+                for a, b, top, bottom in near:
                     if a <= last and first <= b and off + box_lo < bottom + FRAME_GAP \
                             and off + box_hi > top - FRAME_GAP:
                         off = bottom + FRAME_GAP - box_lo
@@ -907,7 +914,9 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
             if lo <= hi:
                 placed.setdefault(start[t] + lay, []).append((off + lo, off + hi))
         if framed[t]:
-            boxes.append((first, last, off + box_lo, off + box_hi))
+            box = (first, last, off + box_lo, off + box_hi)
+            for lay in range(first, last + 1):
+                boxes.setdefault(lay, []).append(box)
         done.add(t)
 
     done: set[int] = set()
@@ -1236,7 +1245,10 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
             node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
                                                  "module": path, "path": path,
                                                  "members": list(members[path])}))
-    out.add_nodes_from(node_list)
+    out.add_nodes_from(nid for nid, _attrs in node_list)  # (node, attrs) pairs cost networkx a TypeError each
+    node_attrs = out.nodes
+    for nid, attrs in node_list:
+        node_attrs[nid].update(attrs)
     card = {nid: "module:" + path for nid, path in group_of.items()}
     edge_attrs: dict[tuple, dict] = {}
     for u, v, attrs in graph.edges(data=True):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
@@ -765,6 +767,27 @@ __all__ = [
 ]
 
 
+def frame_label_width(label: str, boost: float | None = None) -> float:
+    """The width in scene units of a module frame's label at `boost` (default: the largest)."""
+    boost = ModuleFrame.MAX_LABEL_BOOST if boost is None else boost
+    return text_width(_boosted(_FRAME_FONT, boost), label) + 16
+
+
+class FramePlace(NamedTuple):
+    """Where a module frame goes and what it says, without its item (a lazy canvas makes the item when
+    the frame comes near the view; the overview draws frames from these)."""
+
+    path: str
+    label: str
+    rect: QRectF
+    depth: int
+    label_offset: float
+
+    def label_width(self, boost: float | None = None) -> float:
+        """The label's width in scene units at `boost` (default: the largest)."""
+        return frame_label_width(self.label, boost)
+
+
 class ModuleFrame(QGraphicsItem):
     """A labelled, tinted frame around the cards of an expanded module ("blocks.0 · Block").
 
@@ -837,17 +860,21 @@ class ModuleFrame(QGraphicsItem):
 
     def label_width(self, boost: float | None = None) -> float:
         """The label's width in scene units at `boost` (default: the largest)."""
-        boost = self.MAX_LABEL_BOOST if boost is None else boost
-        return text_width(_boosted(_FRAME_FONT, boost), self.label) + 16
+        return frame_label_width(self.label, boost)
+
+    @classmethod
+    def bounds(cls, rect: QRectF, label_offset: float, label_width: float) -> QRectF:
+        """The bounding rectangle of a frame around `rect` whose label (`label_width` wide at the largest
+        size) starts `label_offset` right of its corner (a canvas files frames by it before making them)."""
+        h = cls.LABEL_PT * 4 / 3 * cls.MAX_LABEL_BOOST + 8
+        right = max(rect.right(), rect.left() + label_offset + label_width)
+        return QRectF(rect.left() - 2, rect.top() - h - 2, right - rect.left() + 4, rect.height() + h + 4)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         """The frame with room for its label above it (at the largest label size)."""
         if self._bounds is not None and self._bounds[0] == self.label_offset:
             return self._bounds[1]
-        h = self.LABEL_PT * 4 / 3 * self.MAX_LABEL_BOOST + 8
-        right = max(self.rect.right(), self.rect.left() + self.label_offset + self.label_width())
-        rect = QRectF(self.rect.left() - 2, self.rect.top() - h - 2, right - self.rect.left() + 4,
-                      self.rect.height() + h + 4)
+        rect = self.bounds(self.rect, self.label_offset, self.label_width())
         self._bounds = (self.label_offset, rect)
         return rect
 
@@ -1070,12 +1097,22 @@ class Overview(QGraphicsItem):
             for cell in overview_cells(r):
                 self._frame_cells.setdefault(cell, []).append(i)
         self._edges: dict[tuple[int, int], QPainterPath] = {}
-        for points in segments:
-            xs, ys = [p[0] for p in points], [p[1] for p in points]
-            for cell in overview_cells(QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))):
-                path = self._edges.get(cell)
+        edges, size = self._edges, OVERVIEW_CELL
+        for points in segments:  # the cells of `overview_cells(the points' bounding QRectF)`, in plain floats
+            if len(points) == 2:  # most edges: port to port
+                (x0, y0), (x1, y1) = points
+                lx, hx = (x0, x1) if x0 <= x1 else (x1, x0)
+                ly, hy = (y0, y1) if y0 <= y1 else (y1, y0)
+            else:
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                lx, hx, ly, hy = min(xs), max(xs), min(ys), max(ys)
+            ax, bx = int(lx // size), int((lx + (hx - lx)) // size)  # right() as Qt works it out
+            ay, by = int(ly // size), int((ly + (hy - ly)) // size)
+            for cell in [(ax, ay)] if ax == bx and ay == by else \
+                    [(cx, cy) for cx in range(ax, bx + 1) for cy in range(ay, by + 1)]:
+                path = edges.get(cell)
                 if path is None:
-                    path = self._edges[cell] = QPainterPath()
+                    path = edges[cell] = QPainterPath()
                 path.moveTo(*points[0])
                 for x, y in points[1:]:
                     path.lineTo(x, y)
@@ -1204,11 +1241,18 @@ class OverviewBlocks(QGraphicsItem):
         self._pictures: list[str] = []  # their keys, the most recent last
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: blocks culled by cell
         groups: dict[tuple[int, int], dict[str, list[tuple[int, float, float]]]] = {}
-        self._where: dict[str, QRectF] = {}
+        self._where = _BlockRects({})  # display id -> its block, made when asked for
+        where, size = self._where.centres, OVERVIEW_CELL
         for did, accent, x, y, at in blocks:
-            cell = (int(x // OVERVIEW_CELL), int(y // OVERVIEW_CELL))
-            groups.setdefault(cell, {}).setdefault(accent, []).append((at, x, y))
-            self._where[did] = QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
+            cell = (int(x // size), int(y // size))
+            by_accent = groups.get(cell)
+            if by_accent is None:
+                by_accent = groups[cell] = {}
+            entries = by_accent.get(accent)
+            if entries is None:
+                entries = by_accent[accent] = []
+            entries.append((at, x, y))
+            where[did] = (x, y)
         # per grid cell: (accent, steps sorted, blocks in that order) per colour
         self._cells: dict[tuple[int, int], list[tuple[str, list[int], list[QRectF]]]] = {}
         for cell, by_accent in groups.items():
@@ -1257,6 +1301,26 @@ class OverviewBlocks(QGraphicsItem):
             if did in self._where:
                 painter.setBrush(QColor(self.theme[color]))
                 painter.drawRect(self._where[did])
+
+
+class _BlockRects(Mapping):
+    """Display id -> the rectangle of its overview block, made when asked for (a paint asks for two)."""
+
+    def __init__(self, centres: dict[str, tuple[float, float]]):
+        self.centres = centres
+
+    def __getitem__(self, did: str) -> QRectF:
+        x, y = self.centres[did]
+        return QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
+
+    def __contains__(self, did) -> bool:
+        return did in self.centres
+
+    def __iter__(self):
+        return iter(self.centres)
+
+    def __len__(self) -> int:
+        return len(self.centres)
 
 
 OVERVIEW_CELL = 8192.0  # side of the grid cells the overview files its frames, edges and blocks in

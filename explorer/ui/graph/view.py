@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 
 import numpy as np
@@ -27,6 +27,7 @@ from explorer.core.graph.display import (
     build_display,
     fit_bands,
     set_bands,
+    xy_array,
 )
 from explorer.core.speed import no_gc
 from explorer.ui.common import theme as themes
@@ -35,11 +36,13 @@ from explorer.ui.graph.items import (
     NAME_LOD,
     EdgeBundle,
     FlowEdge,
+    FramePlace,
     ModuleFrame,
     NodeCard,
     Overview,
     accent_name,
     edge_geometry,
+    frame_label_width,
     split_cubic,
 )
 from explorer.ui.graph.tiles import StaticLayer
@@ -53,6 +56,7 @@ READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that l
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
 MAX_FIT_SCALE = 1.25  # Fit enlarges a small graph to fill the canvas, up to this zoom
 CARDS_MADE = [0]  # node cards created so far (a test checks that expanding a module makes only its own)
+FRAMES_MADE = [0]  # module frame items created so far (a lazy canvas makes those near the view only)
 LAZY_CARDS = 1000  # a canvas with more cards than this makes them (and adds its frames) only near the view
 CELL = 1024.0  # side of a cell of the grid that finds the cards and frames near the view (scene pixels)
 MAX_LIVE_CELLS = 48  # cells whose items stay in the scene; beyond, those far from the view are taken out
@@ -114,6 +118,14 @@ def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
         yield (cx, cy), values[s0:s1]
 
 
+def _by_step(steps: dict[str, int]) -> tuple[list[int], list[str]]:
+    """(the steps ascending, the display id of each): cards of one step in the model's order. A player
+    step finds the cards whose state changes by bisection in these (`GraphScene.set_step`)."""
+    at = np.fromiter(steps.values(), dtype=np.int64, count=len(steps))
+    order = np.argsort(at, kind="stable")
+    return at[order].tolist(), np.array(list(steps), dtype=object)[order].tolist()
+
+
 class CardMap(Mapping):
     """Display id -> NodeCard for every card of the graph; a card object is made the first time it is asked
     for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
@@ -138,6 +150,34 @@ class CardMap(Mapping):
         return self._scene.made_cards
 
 
+class FrameList(Sequence):
+    """The module frames of the graph in the model's order; a frame's item is made the first time it is
+    asked for (a lazy canvas puts on the scene only the frames near the view, like its cards)."""
+
+    def __init__(self, scene: GraphScene | None = None, places: list[FramePlace] | None = None):
+        self._scene = scene
+        self.places = places or []  # where each frame goes (`FramePlace`)
+        self.made: dict[int, ModuleFrame] = {}  # frame number -> its item, once made
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self.places)))]
+        i = i + len(self.places) if i < 0 else i
+        frame = self.made.get(i)
+        if frame is None:
+            place = self.places[i]  # (an IndexError ends iteration)
+            frame = ModuleFrame(place.path, place.label, place.rect, self._scene.theme, place.depth)
+            frame.label_offset = place.label_offset
+            if self._scene.overview_mode:
+                frame.setVisible(False)
+            self.made[i] = frame
+            FRAMES_MADE[0] += 1
+        return frame
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+
 class GraphScene(QGraphicsScene):
     """The items of one trace and the player state they show (no view needed: used for rendering)."""
 
@@ -153,7 +193,7 @@ class GraphScene(QGraphicsScene):
         self._reset_lazy()  # the grid of cards, frames and edges, and what of it is on the scene
         self._extent = QRectF()  # the bounding rectangle of every card, edge and frame
         self._current_dir: str | None = None  # "forward" | "backward" of the current node
-        self.frames: list[ModuleFrame] = []
+        self.frames = FrameList(self)  # every module frame of the graph, its item made when first asked for
         self.expanded: set[str] = set()
         self.step = 0
         self.selected: str | None = None
@@ -366,15 +406,18 @@ class GraphScene(QGraphicsScene):
 
     def _rebuild(self, reuse: bool = False) -> None:
         """Build the display model and the items anew; `reuse` (a module expanded or collapsed, same
-        trace and theme): keep the info and the card of every node that is still drawn as it was."""
-        with no_gc():
+        trace and theme): keep the info and the card of every node that is still drawn as it was.
+        What the rebuild makes (the model, the grid, the items: ~100k objects at 10,000 cards) lives as
+        long as the graph is shown, so it goes to the collector's oldest generation unscanned (`keep`):
+        the young pass after an expand found nothing to free in them and took 50-100 ms."""
+        with no_gc(keep=True):
             self._rebuild_items(reuse)
 
     def _rebuild_items(self, reuse: bool = False) -> None:
         self.generation += 1
         self.setBackgroundBrush(QColor(self.theme["canvas"]))
         if self.trace is None:
-            self.frames = []
+            self.frames = FrameList(self)
             self._flow = []
             self.clear()
             self._overview = None
@@ -425,7 +468,7 @@ class GraphScene(QGraphicsScene):
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
         self._file_cards(pos)
         segments = self._file_edges(points=overview)  # the overview's edges: made now only when shown now
-        self.frames = []
+        places, boxes = [], []
         labels = LabelShelf()
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
         half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
@@ -434,13 +477,17 @@ class GraphScene(QGraphicsScene):
             text = label if i == 0 else f"{label} (cont.)"
             rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
                           y1 - y0 + 2 * (half_h + pad))
-            frame = ModuleFrame(path, text, rect, self.theme, depth)
-            frame.label_offset = labels.place(rect.left(), rect.top(), frame.label_width())
-            self.frames.append(frame)
-            box = frame.boundingRect()
+            width = frame_label_width(text)
+            offset = labels.place(rect.left(), rect.top(), width)
+            box = ModuleFrame.bounds(rect, offset, width)  # its item's boundingRect: filed before it is made
+            number = len(places)
+            places.append(FramePlace(path, text, rect, depth, offset))
+            boxes.append(box)
             for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
                 for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
-                    self._frame_cells.setdefault((cx, cy), []).append(frame)
+                    self._frame_cells.setdefault((cx, cy), []).append(number)
+        self.frames = FrameList(self, places)
+        self._frame_bounds = boxes
         if not self._lazy_now:
             for cell in sorted({*self._card_cells, *self._frame_cells, *self._edge_cells}):
                 self._show_cell(cell)
@@ -449,10 +496,8 @@ class GraphScene(QGraphicsScene):
         if overview:
             self._make_overview(segments)
             self.set_overview(True)
-        pairs = sorted((v, d) for d, v in self.model.value_at.items())
-        self._value_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
-        pairs = sorted((v, d) for d, v in self.model.grad_at.items())
-        self._grad_keys = ([p[0] for p in pairs], [p[1] for p in pairs])
+        self._value_keys = _by_step(self.model.value_at)
+        self._grad_keys = _by_step(self.model.grad_at)
         for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
@@ -473,7 +518,7 @@ class GraphScene(QGraphicsScene):
         value_at, theme, pos = self.model.value_at, self.theme, self.model.positions
         blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
                   for did, info in self.model.info.items()]
-        self._overview = Overview(blocks, theme, self.frames, segments)
+        self._overview = Overview(blocks, theme, self.frames.places, segments)
         for item in self._overview.items():
             item.setVisible(False)
             self.addItem(item)
@@ -487,7 +532,7 @@ class GraphScene(QGraphicsScene):
         if not frames:
             return
         index = {did: k for k, did in enumerate(pos)}
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
         rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
             if starts else np.zeros(len(xy), dtype=np.intp)
@@ -516,7 +561,7 @@ class GraphScene(QGraphicsScene):
         if not pos:
             return
         ids = list(pos)
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
@@ -530,7 +575,7 @@ class GraphScene(QGraphicsScene):
         edges = model.edges
         m = len(edges)
         index = {did: k for k, did in enumerate(pos)}
-        xy = np.array(list(pos.values()), dtype=float)
+        xy = xy_array(pos)
         ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
                            count=2 * m).reshape(m, 2)
         dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
@@ -598,8 +643,8 @@ class GraphScene(QGraphicsScene):
             card = NodeCard.bounds()
             rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
                           max(ys) - min(ys) + card.height())
-        for frame in self.frames:
-            rect = rect.united(frame.sceneBoundingRect())
+        for box in self._frame_bounds:  # the frames' items' scene bounding rectangles (made or not)
+            rect = rect.united(box)
         if self._lazy_now:
             return rect.united(self._edge_extent)
         for bundle in self._bundles.values():
@@ -610,7 +655,7 @@ class GraphScene(QGraphicsScene):
     def _clear_items(self, reuse: bool) -> dict[str, NodeCard]:
         """Empty the scene; returns the cards `_build_items` may keep (display id -> card, taken off the
         scene but not deleted)."""
-        old, self._flow, self._overview, self.frames = self.made_cards, [], None, []
+        old, self._flow, self._overview, self.frames = self.made_cards, [], None, FrameList(self)
         info = self.model.info
         kept = {did: card for did, card in old.items() if info.get(did) is card.info} if reuse else {}
         for card in kept.values():
@@ -622,7 +667,8 @@ class GraphScene(QGraphicsScene):
 
     def _reset_lazy(self) -> None:
         self.static_added: list = []  # frames and bundles put on a lazy canvas's scene since a view took them
-        self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}
+        self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}  # (frames by number)
+        self._frame_bounds: list[QRectF] = []
         self._edges, self._edge_range, self._pieces = [], np.zeros((0, 4), dtype=np.int64), {}
         self._bundles = {}
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
@@ -636,7 +682,7 @@ class GraphScene(QGraphicsScene):
                 card.setVisible(True)
                 self.addItem(card)
                 self._live_cards.add(did)
-        for frame in self._frame_cells.get(cell, ()):
+        for frame in map(self.frames.__getitem__, self._frame_cells.get(cell, ())):
             if id(frame) not in self._live_frames:
                 frame.setVisible(True)
                 self.addItem(frame)
