@@ -491,7 +491,7 @@ def test_a_slot_shutting_the_network_panel_down_when_its_tabs_are_built_finds_th
 
     def quit_now():
         panel.shutdown()
-        seen.append(panel.core_building.is_done())
+        seen.append(panel.core.is_built())
 
     panel.sig_tabs_built.connect(quit_now)
     with qtbot.waitSignal(panel.sig_tabs_built, timeout=60_000):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QTabWidget, QWidget
 
@@ -18,10 +18,10 @@ from explorer.core.mlp.spec import NetSpecError
 from explorer.core.workspaces.network import DatasetModel, NetworkWorkspace
 from explorer.ui.common import actions, loading
 from explorer.ui.common import theme as themes
+from explorer.ui.common.late_core import LateCore
 from explorer.ui.common.loading import TorchWait
 from explorer.ui.common.slices import Slices
 from explorer.ui.common.step_sync import PlotStepPicker, StepSync
-from explorer.ui.common.worker import Worker, one_line
 from explorer.ui.graph.player import PLAYER_KEYS, buttons_keep_player_keys
 from explorer.ui.network.form import CUSTOM, SpecForm
 
@@ -57,16 +57,13 @@ class NetworkPanel(QWidget):
 
         Before torch is imported the panel is built without its two tabs (they compute with torch): the
         form takes edits, the tabs' place says "Loading PyTorch…" (`graph_wait`) while the panel's Worker
-        imports the core modules; the tabs are built then (`core_building`), showing the state as it is.
+        imports the core modules; the tabs are built then (`core`, a LateCore), showing the state as it is.
         """
         super().__init__(parent)
         self.setObjectName("networkPanel")
         self.iteration = None  # IterationView and TrainView: made once torch is in (`ensure_core`)
         self.train = None
-        self.core_building: Slices | None = None
-        self._core_worker = None
-        self._core_requested = False  # its import was handed to the Worker
-        self._shut_down = False
+        self.core: LateCore | None = None  # the tabs' import and late build (built before torch)
         self._first_record = False  # sig_computed is owed for the first recording (built before torch)
         self.building = Slices.run(self._build(workspace), self, sliced)
 
@@ -78,11 +75,8 @@ class NetworkPanel(QWidget):
     def ensure_core(self, timeout: float = 600.0) -> None:
         """Wait for torch's import and build the two tabs now (screenshots, lessons, tests)."""
         self.building.finish()
-        if self._core_worker is not None:
-            self._load_core()  # now, if its turn has not come yet
-            self._core_worker.wait(timeout)
-        if self.core_building is not None:
-            self.core_building.finish()
+        if self.core is not None:
+            self.core.finish(timeout)
 
     def wait_computed(self, timeout: float = 600.0) -> bool:
         """Process events until the tabs are built and the iteration in flight is shown; True when idle."""
@@ -135,25 +129,10 @@ class NetworkPanel(QWidget):
             yield from self._build_core()
             return
         self._first_record = True
-        self._core_worker = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
-        self._core_worker.sig_done.connect(self._core_loaded)
-        self._core_worker.sig_failed.connect(self._core_failed)
-        # from the next turn: a panel finished and shut down at once (a close) starts no import
-        QTimer.singleShot(0, self, self._load_core)
-
-    def _load_core(self) -> None:
-        if not self._shut_down and not self._core_requested:
-            self._core_requested = True
-            self._core_worker.submit(lambda _job: load_core())
-
-    def _core_loaded(self, _result=None) -> None:
-        if not self._shut_down and self.core_building is None:
-            self.core_building = Slices(self._build_core(), self)
-            self.core_building.sig_failed.connect(lambda exc: self._core_failed(one_line(exc)))
-            # announced once the pieces are done: a slot that quits (and shuts the panel down) finds the
-            # construction finished, not half-way through a piece
-            self.core_building.sig_done.connect(self._core_built_late)
-            self.core_building.start()
+        self.core = LateCore(self, load_core, self._build_core)
+        self.core.sig_failed.connect(self._core_failed)
+        self.core.sig_built.connect(self._core_built_late)
+        self.core.request_after(None)  # from the next turn: a panel shut down at once starts no import
 
     def _core_failed(self, message: str) -> None:
         self.graph_wait.note.setText(f"<p><b>The network's tabs could not be opened</b></p><p>{message}</p>")
@@ -201,8 +180,6 @@ class NetworkPanel(QWidget):
 
     def _core_built_late(self) -> None:
         """The tabs were built after the panel (torch loading then): tell the window and the probe."""
-        if self._shut_down:
-            return
         self.sig_tabs_built.emit()
         if self._first_record and not self.iteration.is_recording():  # the spec is refused (the form says)
             self._first_record = False
@@ -247,11 +224,8 @@ class NetworkPanel(QWidget):
     def shutdown(self) -> None:
         """Stop the training thread, the recording thread and the player (and never build the tabs if
         torch is still loading)."""
-        self._shut_down = True
-        if self._core_worker is not None:
-            self._core_worker.cancel()
-        if self.core_building is not None and not self.core_building.is_done():
-            self.core_building.finish()  # whole, then stopped: a half-made widget at exit crashes
+        if self.core is not None:
+            self.core.stop()
         if self.iteration is not None:
             self.iteration.player.pause()
             self.iteration.stop()

@@ -47,10 +47,11 @@ from explorer.core.workspaces.pretrain import (
 from explorer.ui.common import actions, loading
 from explorer.ui.common import theme as themes
 from explorer.ui.common.labels import ElidedLabel, keep_space_when_hidden
+from explorer.ui.common.late_core import LateCore
 from explorer.ui.common.loading import TorchWait
 from explorer.ui.common.slices import Slices
 from explorer.ui.common.step_sync import PlotStepPicker, StepSync
-from explorer.ui.common.worker import Worker, one_line
+from explorer.ui.common.worker import Worker
 from explorer.ui.pretrain.estimates import ModelEstimates
 from explorer.ui.pretrain.form import HyperparameterForm, gpu_count
 from explorer.ui.pretrain.process import CLOSE_WAIT_S, TrainProcess
@@ -109,13 +110,11 @@ class PretrainPanel(QWidget):
         Before torch is imported the panel is built without what trains and shows runs: the form (restored,
         editable) and its parameter count and memory estimate come at once; the training tab's controls,
         plots and samples and the inspection tabs wait behind "Loading PyTorch…" (`graph_wait`) while the
-        panel's Worker imports CORE_MODULES, and are built then (`core_building`, in slices). Train pressed
+        panel's Worker imports CORE_MODULES, and are built then (`core`, a LateCore, in slices). Train pressed
         meanwhile (its menu entry or key) starts the run once they are in; the note says so.
         """
         super().__init__(parent)
-        self.core_building: Slices | None = None
-        self._core_worker = None
-        self._core_requested = False  # its import was handed to the Worker
+        self.core: LateCore | None = None  # the tabs' import and late build (built before torch)
         self._core_built = False  # the training tab and the inspection tabs exist
         self._train_pending = False  # Train was pressed before they did: it starts when they are in
         self._pending_message: tuple[str, str] | None = None  # for the banner, made with the training tab
@@ -131,11 +130,8 @@ class PretrainPanel(QWidget):
         """Wait for torch's import and build the training and inspection tabs now (screenshots, scripts,
         tests)."""
         self.building.finish()
-        if self._core_worker is not None:
-            self._load_core()  # now, if its turn has not come yet
-            self._core_worker.wait(timeout)
-        if self.core_building is not None:
-            self.core_building.finish()
+        if self.core is not None:
+            self.core.finish(timeout)
 
     def wait_computed(self, timeout: float = 600.0) -> bool:
         """Process events until the training and inspection tabs are built (a lesson's screenshot)."""
@@ -204,31 +200,13 @@ class PretrainPanel(QWidget):
             yield from self._build_core()
             return
         # before torch the form is light (~0.1 s): one piece, no turn for torch's import to hold the GIL in
-        self._core_worker = Worker(self, wait_at_quit=False)  # an import cannot stop: the quit goes on
-        self._core_worker.sig_done.connect(self._core_loaded)
-        self._core_worker.sig_failed.connect(self._core_failed)
+        self.core = LateCore(self, load_core, self._build_core)
+        self.core.sig_failed.connect(self._core_failed)
+        self.core.sig_built.connect(self._core_built_late)
         # from the turn after the panel is whole (built in slices: after the window installed it, so that
         # torch's import does not hold the GIL while the panel is installed and shown): a panel finished
         # and shut down at once (a close) starts no import
-        building = getattr(self, "building", None)  # None: built at once, in the constructor
-        if building is not None and not building.is_done():
-            building.sig_done.connect(lambda: QTimer.singleShot(0, self, self._load_core))
-        else:
-            QTimer.singleShot(0, self, self._load_core)
-
-    def _load_core(self) -> None:
-        if not self._shut_down and not self._core_requested:
-            self._core_requested = True
-            self._core_worker.submit(lambda _job: load_core())
-
-    def _core_loaded(self, _result=None) -> None:
-        if not self._shut_down and self.core_building is None:
-            self.core_building = Slices(self._build_core(), self)
-            self.core_building.sig_failed.connect(lambda exc: self._core_failed(one_line(exc)))
-            # announced once the pieces are done: a slot that quits (and shuts the panel down) finds
-            # the construction finished, not half-way through a piece
-            self.core_building.sig_done.connect(self._core_built_late)
-            self.core_building.start()
+        self.core.request_after(getattr(self, "building", None))  # None: built at once, in the constructor
 
     def _core_failed(self, message: str) -> None:
         self._train_pending = False
@@ -242,7 +220,7 @@ class PretrainPanel(QWidget):
         from explorer.ui.pretrain.plots import TrainingPlots
         from explorer.ui.pretrain.sample_marks import SampleMarks
 
-        if self._core_worker is not None:  # the count of GPUs (torch) for the GPUs field
+        if self.core is not None:  # the count of GPUs (torch) for the GPUs field
             self.form.set_gpu_count(gpu_count())
         self.train_button = self._button("Train", "pretrainTrainButton", "pretrain.train", self.train)
         self.pause_button = self._button("Pause", "pretrainPauseButton", "pretrain.pause", self.toggle_pause)
@@ -344,7 +322,7 @@ class PretrainPanel(QWidget):
         yield
         self._core_built = True
         self.set_theme(themes.get_theme())
-        if self._core_worker is not None:  # built after the panel: in the labels' theme of the moment
+        if self.core is not None:  # built after the panel: in the labels' theme of the moment
             themes.style_labels(self, themes.get_theme())
         self._subscribe()
         self._show_runs()
@@ -359,8 +337,6 @@ class PretrainPanel(QWidget):
     def _core_built_late(self) -> None:
         """The tabs were built after the panel (torch loading then): tell the window and the probe, and
         start the run pressed meanwhile."""
-        if self._shut_down:
-            return
         self.sig_tabs_built.emit()
         self.sig_computed.emit(None)
         if self._train_pending:  # pressed while torch loaded: the run starts now (or says why it cannot)
@@ -818,10 +794,8 @@ class PretrainPanel(QWidget):
         """
         self._retrain_pending = self._train_pending = False
         self._closed = self._shut_down = True
-        if self._core_worker is not None:
-            self._core_worker.cancel()
-        if self.core_building is not None and not self.core_building.is_done():
-            self.core_building.finish()  # whole, then stopped: a half-made widget at exit crashes
+        if self.core is not None:
+            self.core.stop()
         if self._core_built:
             self._scan_timer.stop()
         run = self._active
