@@ -113,38 +113,49 @@ def test_the_probe_sees_torch_imported_on_the_gui_thread(tmp_path):
 WAIT = 120000  # ms: a bound for a signal on a fully loaded machine, never a timing assertion
 
 
+def hold_core_loads(monkeypatch, module, name):
+    """As in a fresh process (this one has torch): the window's loader's import of the core modules, and
+    `module.name` (the panel's own import, or its first computation), take until the returned `go` is
+    set; `loading` is set once the loader's import began."""
+    import threading
+
+    from explorer.ui import main_window as mw
+    from explorer.ui.common import loading as wait_note
+
+    go, loading = threading.Event(), threading.Event()
+    import_core, held = mw.import_core, getattr(module, name)
+
+    def held_import(key):
+        loading.set()
+        go.wait(WAIT / 1000)
+        return import_core(key)
+
+    def held_call(*args, **kwargs):
+        go.wait(WAIT / 1000)
+        return held(*args, **kwargs)
+
+    monkeypatch.setattr(mw, "import_core", held_import)
+    monkeypatch.setattr(module, name, held_call)
+    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)
+    return go, loading
+
+
 def test_the_window_builds_the_restored_expression_panel_while_its_core_loads(qtbot, tmp_path, monkeypatch):
     """A returning user's Expression panel exists with their program and takes typing while the core
     modules (torch) still load; it computes what was typed once they are in."""
-    import threading
 
     from PySide6.QtCore import QSettings, Qt
     from PySide6.QtGui import QTextCursor
 
     from explorer.core.workspaces import expression as ew
     from explorer.ui import main_window as mw
-    from explorer.ui.common import loading as wait_note
 
     saved = "w = param(1.5)\nL = w * w\n"
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
     settings.setValue("session", json.dumps({
         "format": "autograd-explorer-session", "version": 2, "current": "expression",
         "workspaces": {"expression": {"source": saved}}}))
-    go, loading = threading.Event(), threading.Event()
-    import_core, compute = mw.import_core, ew.compute
-
-    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
-        loading.set()
-        go.wait(WAIT / 1000)
-        return import_core(key)
-
-    def held_compute(*args, **kwargs):  # so does the panel's first computation (it imports torch)
-        go.wait(WAIT / 1000)
-        return compute(*args, **kwargs)
-
-    monkeypatch.setattr(mw, "import_core", held_import)
-    monkeypatch.setattr(ew, "compute", held_compute)
-    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    go, loading = hold_core_loads(monkeypatch, ew, "compute")  # its first computation imports torch
     window = mw.MainWindow(settings=settings)
     qtbot.addWidget(window)
     try:
@@ -278,13 +289,11 @@ def test_the_window_builds_the_restored_network_panel_while_its_core_loads(qtbot
     """A returning user last on Network gets its panel with their settings, editable, while the core
     modules (torch) still load; once they are in, the rest of the session is applied and the edit made
     meanwhile is what the iteration records."""
-    import threading
 
     from PySide6.QtCore import QSettings
 
     from explorer.core.workspaces.network import DatasetModel
     from explorer.ui import main_window as mw
-    from explorer.ui.common import loading as wait_note
     from explorer.ui.network import panel as network_panel
 
     program = "w = param(0.25)\nL = w * 4\n"
@@ -294,21 +303,7 @@ def test_the_window_builds_the_restored_network_panel_while_its_core_loads(qtbot
         "workspaces": {"expression": {"source": program},
                        "network": {"preset": "toy-2d", "spec": {"seed": 0}, "iterations": 2,
                                    "dataset": DatasetModel(name="xor", noise=0.2).model_dump()}}}))
-    go, loading = threading.Event(), threading.Event()
-    import_core, load_core = mw.import_core, network_panel.load_core
-
-    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
-        loading.set()
-        go.wait(WAIT / 1000)
-        return import_core(key)
-
-    def held_load():  # so does the panel's own (its Worker)
-        go.wait(WAIT / 1000)
-        load_core()
-
-    monkeypatch.setattr(mw, "import_core", held_import)
-    monkeypatch.setattr(network_panel, "load_core", held_load)
-    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    go, loading = hold_core_loads(monkeypatch, network_panel, "load_core")  # and the panel's own import
     window = mw.MainWindow(settings=settings)
     qtbot.addWidget(window)
     try:
@@ -414,12 +409,10 @@ def test_the_window_builds_the_restored_pretraining_panel_while_its_core_loads(q
     """A returning user last on Pretraining gets the form as they left it, editable, while the core
     modules (torch) still load; once they are in, the training tab is built, the edit made meanwhile is
     the workspace's, and the rest of the session is applied."""
-    import threading
 
     from PySide6.QtCore import QSettings
 
     from explorer.ui import main_window as mw
-    from explorer.ui.common import loading as wait_note
     from explorer.ui.pretrain import panel as pretrain_panel
 
     program = "w = param(0.25)\nL = w * 4\n"
@@ -430,21 +423,7 @@ def test_the_window_builds_the_restored_pretraining_panel_while_its_core_loads(q
         "format": "autograd-explorer-session", "version": 2, "current": "pretrain",
         "workspaces": {"expression": {"source": program},
                        "pretrain": {"state": {"preset": "custom", "config": config}}}}))
-    go, loading = threading.Event(), threading.Event()
-    import_core, load_core = mw.import_core, pretrain_panel.load_core
-
-    def held_import(key):  # the loader's import of the core modules (torch) takes until `go`
-        loading.set()
-        go.wait(WAIT / 1000)
-        return import_core(key)
-
-    def held_load():  # so does the panel's own (its Worker)
-        go.wait(WAIT / 1000)
-        load_core()
-
-    monkeypatch.setattr(mw, "import_core", held_import)
-    monkeypatch.setattr(pretrain_panel, "load_core", held_load)
-    monkeypatch.setattr(wait_note, "torch_ready", lambda: False)  # as in a fresh process (this one has torch)
+    go, loading = hold_core_loads(monkeypatch, pretrain_panel, "load_core")  # and the panel's own import
     window = mw.MainWindow(settings=settings)
     qtbot.addWidget(window)
     try:
