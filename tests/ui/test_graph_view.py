@@ -238,27 +238,3 @@ def test_card_text_grows_when_zoomed_out_but_never_cuts_a_number():
     font, shown = fit_text(text, VALUE_FONT, 1.5, narrow)
     assert font.pointSizeF() == VALUE_FONT.pointSizeF()
     assert shown.endswith("…") and QFontMetricsF(font).horizontalAdvance(shown) <= narrow
-
-
-def test_a_zoom_gesture_around_the_overview_threshold_keeps_one_look(view):
-    """Zooming by small steps back and forth around OVERVIEW_SCALE does not switch between the cards and
-    the overview at each step (both are plain blocks there; each switch costs a frame); zooming on out
-    does switch, and back in the cards return at OVERVIEW_SCALE, as Fit decides at the plain threshold."""
-    from explorer.ui.graph.view import OVERVIEW_BAND, OVERVIEW_SCALE
-
-    scene = view.graph_scene
-    view.resetTransform()
-    view.zoom_by(OVERVIEW_SCALE * 1.01)
-    assert not scene.overview_mode
-    looks = []
-    for i in range(8):
-        view.zoom_by(1 / 1.1 if i % 2 == 0 else 1.1)
-        looks.append(scene.overview_mode)
-    assert looks == [False] * 8
-    view.zoom_by(1 / (OVERVIEW_BAND * 1.1))  # on out, past the band
-    assert scene.overview_mode
-    view.zoom_by(1.1)  # still under the threshold: the overview stays
-    assert scene.overview_mode and view.transform().m11() < OVERVIEW_SCALE
-    view.resetTransform()
-    view.zoom_by(OVERVIEW_SCALE * 1.01)
-    assert not scene.overview_mode

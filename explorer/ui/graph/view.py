@@ -49,9 +49,6 @@ from explorer.ui.graph.tiles import StaticLayer
 
 EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
-OVERVIEW_BAND = 1.2  # a zoom gesture with the cards shown hands over to the overview only this factor
-# under OVERVIEW_SCALE: a pinch or a wheel notch back and forth around 0.3 keeps one look (both are
-# plain blocks there) instead of switching, which costs a frame every time
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
@@ -986,7 +983,7 @@ class GraphView(QGraphicsView):
         factor = max(0.02 / current, min(factor, 4.0 / current))
         self.scale(factor, factor)
         self._auto_fit = False
-        self._update_detail(gesture=True)
+        self._update_detail()
 
     def set_theme(self, theme: dict[str, str]) -> None:
         """Redraw in another colour theme."""
@@ -1206,13 +1203,9 @@ class GraphView(QGraphicsView):
         if same:
             self.select(min(same, key=lambda d: abs(pos[d][1] - y)), center=True)
 
-    def _update_detail(self, gesture: bool = False) -> None:
-        # below this scale a card would paint as a bare block anyway: batch them all in one item (a zoom
-        # gesture leaves the cards a little lower: OVERVIEW_BAND)
-        limit = OVERVIEW_SCALE
-        if gesture and not self._scene.overview_mode:
-            limit = OVERVIEW_SCALE / OVERVIEW_BAND
-        self._scene.set_overview(self.transform().m11() < limit)
+    def _update_detail(self) -> None:
+        # below this scale a card would paint as a bare block anyway: batch them all in one item
+        self._scene.set_overview(self.transform().m11() < OVERVIEW_SCALE)
         self._place_overlays()
 
     def _place_overlays(self) -> None:
