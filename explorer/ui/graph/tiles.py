@@ -63,13 +63,13 @@ class StaticLayer:
         # while the zoom changes (a zoom gesture: each frame at another zoom) the items paint themselves,
         # since tiles drawn for one frame only would cost more than that paint; once the zoom has stayed
         # for SETTLE_MS, a repaint draws the tiles, so the pans and steps after it copy them
-        self._settle = QTimer()
+        self._settle = QTimer(view)  # dies with the view: no timeout reaches a deleted one
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self._settled)
         # the ring of AHEAD tiles around the view is drawn while the application is idle, one side per
         # turn of the event loop, the side the view moves to first: a pan then copies tiles it finds drawn
-        self._ahead = QTimer()
+        self._ahead = QTimer(view)
         self._ahead.setSingleShot(True)
         self._ahead.setInterval(0)
         self._ahead.timeout.connect(self._draw_ahead)
