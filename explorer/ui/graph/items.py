@@ -1097,8 +1097,8 @@ class Overview(QGraphicsItem):
             for cell in overview_cells(r):
                 self._frame_cells.setdefault(cell, []).append(i)
         self._edges: dict[tuple[int, int], QPainterPath] = {}
-        edges, size = self._edges, OVERVIEW_CELL
-        for points in segments:  # the cells of `overview_cells(the points' bounding QRectF)`, in plain floats
+        edges = self._edges
+        for points in segments:  # the cells under the points' bounding box, in plain floats
             if len(points) == 2:  # most edges: port to port
                 (x0, y0), (x1, y1) = points
                 lx, hx = (x0, x1) if x0 <= x1 else (x1, x0)
@@ -1106,10 +1106,8 @@ class Overview(QGraphicsItem):
             else:
                 xs, ys = [p[0] for p in points], [p[1] for p in points]
                 lx, hx, ly, hy = min(xs), max(xs), min(ys), max(ys)
-            ax, bx = int(lx // size), int((lx + (hx - lx)) // size)  # right() as Qt works it out
-            ay, by = int(ly // size), int((ly + (hy - ly)) // size)
-            for cell in [(ax, ay)] if ax == bx and ay == by else \
-                    [(cx, cy) for cx in range(ax, bx + 1) for cy in range(ay, by + 1)]:
+            # right and bottom as QRectF works them out (left + width), so the cells are overview_cells'
+            for cell in cells_between(lx, ly, lx + (hx - lx), ly + (hy - ly)):
                 path = edges.get(cell)
                 if path is None:
                     path = edges[cell] = QPainterPath()
@@ -1330,6 +1328,13 @@ def overview_cells(rect: QRectF, whole: QRectF | None = None) -> list[tuple[int,
     """The overview's grid cells under `rect`; None when `rect` holds all of `whole` (draw everything)."""
     if whole is not None and rect.contains(whole):
         return None
-    xs = range(int(rect.left() // OVERVIEW_CELL), int(rect.right() // OVERVIEW_CELL) + 1)
-    ys = range(int(rect.top() // OVERVIEW_CELL), int(rect.bottom() // OVERVIEW_CELL) + 1)
-    return [(cx, cy) for cx in xs for cy in ys]
+    return cells_between(rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+def cells_between(left: float, top: float, right: float, bottom: float) -> list[tuple[int, int]]:
+    """The overview's grid cells under the scene rectangle with these sides (plain floats: no QRectF)."""
+    ax, bx = int(left // OVERVIEW_CELL), int(right // OVERVIEW_CELL)
+    ay, by = int(top // OVERVIEW_CELL), int(bottom // OVERVIEW_CELL)
+    if ax == bx and ay == by:  # most edges and cards
+        return [(ax, ay)]
+    return [(cx, cy) for cx in range(ax, bx + 1) for cy in range(ay, by + 1)]

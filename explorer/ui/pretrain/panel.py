@@ -118,7 +118,7 @@ class PretrainPanel(QWidget):
         self._core_built = False  # the training tab and the inspection tabs exist
         self._train_pending = False  # Train was pressed before they did: it starts when they are in
         self._pending_message: tuple[str, str] | None = None  # for the banner, made with the training tab
-        self._shut_down = False
+        self._closed = False  # shutdown() ran (the window closed or the app quits)
         self.building = Slices.run(self._build(workspace, train_backend), self, sliced)
 
     def finish_building(self) -> None:
@@ -368,7 +368,7 @@ class PretrainPanel(QWidget):
 
         Pressed before the training tab is built (torch loading), the run starts once it is (True): the
         note in its place says so."""
-        if not self._core_built and not self._shut_down:
+        if not self._core_built and not self._closed:
             self._train_pending = True
             self.graph_wait.set_text(WAIT_PENDING, WAIT_MEANWHILE)
             return True
@@ -573,7 +573,7 @@ class PretrainPanel(QWidget):
 
     def scan_runs_folder(self) -> None:
         """Read the runs folder in the background; runs other windows or commands made join the list."""
-        if getattr(self, "_closed", False) or not self._core_built:
+        if self._closed or not self._core_built:
             return
         self._scanner.submit(lambda _job: scan_folder())
 
@@ -793,7 +793,7 @@ class PretrainPanel(QWidget):
         A run still starting (nothing trained) ends at once. Torch still loading: the tabs are never built.
         """
         self._retrain_pending = self._train_pending = False
-        self._closed = self._shut_down = True
+        self._closed = True
         if self.core is not None:
             self.core.stop()
         if self._core_built:
