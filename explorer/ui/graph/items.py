@@ -1092,6 +1092,10 @@ class Overview(QGraphicsItem):
         # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
         # zoomed in) draws those near it, not all
         self._frame_rects = [f.rect for f in self.frames]
+        # left, top, right, bottom of every frame (plain floats in arrays): the labels in view are found
+        # in one array pass, not by asking thousands of QRectFs for their sides on every frame
+        self._frame_sides = np.array([(r.left(), r.top(), r.right(), r.bottom()) for r in self._frame_rects],
+                                     dtype=float).reshape(-1, 4)
         self._frame_cells: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(self._frame_rects):
             for cell in overview_cells(r):
@@ -1209,12 +1213,12 @@ class Overview(QGraphicsItem):
             painter.setFont(font)
             painter.setPen(module)
             h = _metrics(font).height() + 2
-            shown = exposed
-            for f in self.frames:
+            left, top, right, bottom = self._frame_sides.T
+            near = np.flatnonzero((bottom >= exposed.top()) & (top - h <= exposed.bottom())
+                                  & (right >= exposed.left()) & (left <= exposed.right()))
+            for i in near.tolist():
+                f = self.frames[i]
                 r = f.rect
-                if r.bottom() < shown.top() or r.top() - h > shown.bottom() or r.right() < shown.left() or \
-                        r.left() > shown.right():
-                    continue
                 painter.drawText(QRectF(r.left() + f.label_offset + 8, r.top() - h, f.label_width(boost), h),
                                  Qt.AlignLeft | Qt.AlignBottom, f.label)
 
