@@ -373,6 +373,11 @@ LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied fro
 PICTURES_DRAWN = [0]  # overview pictures (frames and edges at one zoom step) drawn anew so far
 PICTURES_KEPT = 3  # overview pictures kept per item (zoom steps, player states)
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
+SCALED_FACES: list = []  # the viewports painted during a zoom gesture (`explorer.ui.graph.tiles`): there a
+# card whose face at the new zoom is not drawn yet copies its face of another zoom, scaled (SCALED_COPIES)
+SCALED_COPIES = [0]  # faces copied scaled so far (a counter tests can read)
+FACE_BUDGET = [0]  # in those viewports, faces still to be drawn sharp in this paint before the others copy
+# a scaled face (0 during a gesture; a few dozen per paint once it settled, so no frame draws them all)
 STATIC_FROM_TILES: list = []  # the viewports whose paint copies frames and edge bundles from tiles now
 # (`explorer.ui.graph.tiles`): in those the items skip their own paint
 
@@ -490,6 +495,11 @@ class NodeCard(QGraphicsItem):
             self._lod = lod
         key = self._key
         pixmap = QPixmapCache.find(key)
+        if pixmap is None and widget is not None and widget in SCALED_FACES:
+            if FACE_BUDGET[0] > 0:
+                FACE_BUDGET[0] -= 1
+            elif self._copy_scaled(painter, key):
+                return
         if pixmap is None:
             FACES_DRAWN[0] += 1
             bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
@@ -511,6 +521,28 @@ class NodeCard(QGraphicsItem):
         else:
             self.painted = self._faces.get(key, self.painted)
         copy_on_pixels(painter, t, self._CORNER_X, self._CORNER_Y, pixmap, ratio)
+
+    def _copy_scaled(self, painter, key: str) -> bool:
+        """Copy the face of the same state and look last drawn at another zoom, scaled to this one (during
+        a zoom gesture: within a pixel of the exact face's place; the sharp face is drawn once the zoom
+        stays). False when no such face is in the cache."""
+        card, state, _zoom, look = key.split("|")
+        for other in reversed(self._faces):
+            parts = other.split("|")
+            if parts[0] != card or parts[1] != state or parts[3] != look:
+                continue
+            pixmap = QPixmapCache.find(other)
+            if pixmap is None:
+                continue
+            sx, sy, _ratio = (float(v) for v in parts[2].split(","))
+            bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
+            w, h = pixmap.width(), pixmap.height()
+            ratio = pixmap.devicePixelRatio()
+            SCALED_COPIES[0] += 1
+            target = QRectF(bounds.left(), bounds.top(), w / (sx * ratio), h / (sy * ratio))
+            painter.drawPixmap(target, pixmap, QRectF(0, 0, w, h))
+            return True
+        return False
 
     def _paint_face(self, painter, lod: float) -> None:
         """The card's face at the painter's transform (card coordinates) with detail for zoom `lod`."""
