@@ -490,7 +490,7 @@ class NodeCard(QGraphicsItem):
             self._look = look
             # no gradient is drawn below NAME_LOD: one face for both
             grad = self.show_grad if lod >= NAME_LOD else "-"
-            self._key = (f"card{self._serial}|{self.show_value:d}{grad}{self.current}{self.selected:d}|"
+            self._key = (f"card{self._serial}|{self.show_value:d}{self.current}{self.selected:d}|{grad}|"
                          f"{m11:.5f},{m22:.5f},{ratio:g}|{id(theme)}{theme['card']}{theme['text']}")
             self._lod = lod
         key = self._key
@@ -525,16 +525,17 @@ class NodeCard(QGraphicsItem):
     def _copy_scaled(self, painter, key: str) -> bool:
         """Copy the face of the same state and look last drawn at another zoom, scaled to this one (during
         a zoom gesture: within a pixel of the exact face's place; the sharp face is drawn once the zoom
-        stays). False when no such face is in the cache."""
-        card, state, _zoom, look = key.split("|")
+        stays; across NAME_LOD, where the gradient shows or goes, the face of the other side). False when no
+        such face is in the cache."""
+        card, state, _grad, _zoom, look = key.split("|")
         for other in reversed(self._faces):
             parts = other.split("|")
-            if parts[0] != card or parts[1] != state or parts[3] != look:
+            if parts[0] != card or parts[1] != state or parts[4] != look:
                 continue
             pixmap = QPixmapCache.find(other)
             if pixmap is None:
                 continue
-            sx, sy, _ratio = (float(v) for v in parts[2].split(","))
+            sx, sy, _ratio = (float(v) for v in parts[3].split(","))
             bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
             w, h = pixmap.width(), pixmap.height()
             ratio = pixmap.devicePixelRatio()

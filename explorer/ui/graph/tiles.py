@@ -341,13 +341,17 @@ class StaticLayer:
             left, top = math.ceil(r.left()), math.ceil(r.top())
             covered += QRect(left, top, math.floor(r.right()) - left, math.floor(r.bottom()) - top)
         rest = QRegion(screen.toAlignedRect()) - covered
-        if not rest.isEmpty():  # zoomed out past the tiles: the frames and bundles there painted directly
+        painter.restore()
+        # zoomed out past the tiles: the frames and bundles there painted directly, one side at a time (the
+        # rest is a ring around the tiles: its bounding box would be the whole view)
+        inverse, _ok = t.inverted()
+        option = QStyleOptionGraphicsItem()
+        for part in rest:
+            painter.save()
             painter.resetTransform()
-            painter.setClipRegion(rest)
+            painter.setClipRect(part)
             painter.setRenderHints(key[8])
-            inverse, _ok = t.inverted()
-            area = inverse.mapRect(QRectF(rest.boundingRect()))
-            option = QStyleOptionGraphicsItem()
+            area = inverse.mapRect(QRectF(part))
             for item in scene.items(area, _BY_RECT, _ASCENDING):
                 if not is_static(item) or not item.isVisible():
                     continue
@@ -355,7 +359,7 @@ class StaticLayer:
                 option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
                 STATIC_PAINTS[0] += 1
                 item.paint(painter, option, None)
-        painter.restore()
+            painter.restore()
         return True
 
     def _skip(self, on: bool) -> None:
