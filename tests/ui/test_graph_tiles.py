@@ -312,3 +312,33 @@ def _blurred_difference(a: np.ndarray, b: np.ndarray, radius: int = 2) -> np.nda
         k = 2 * radius + 1
         return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
     return np.abs(blur(a) - blur(b)).max(axis=2)
+
+
+def test_a_player_step_in_the_overview_redraws_only_the_blocks_it_recolours(qtbot, gpt_trace, monkeypatch):
+    """Far out the cards are one item of blocks, cached as a picture: a step of the player that recolours a
+    block or two redraws only there (counted by the area drawn), and the picture equals a whole redraw."""
+    from explorer.ui.graph import items
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.1)
+    scene = view.graph_scene
+    assert scene.overview_mode
+    view.set_step(0)
+    view.viewport().grab()
+    view.viewport().grab()
+    drawn: list[float] = []
+    real = items.OverviewBlocks._paint
+
+    def counted(self, painter, lod, exposed):
+        drawn.append(exposed.width() * exposed.height())
+        real(self, painter, lod, exposed)
+
+    monkeypatch.setattr(items.OverviewBlocks, "_paint", counted)
+    blocks = next(i for i in scene.items() if isinstance(i, items.OverviewBlocks))
+    whole = blocks.boundingRect().width() * blocks.boundingRect().height()
+    for k in range(1, 6):
+        drawn.clear()
+        view.set_step(k)
+        stepped = _pixels(view)
+        assert drawn and sum(drawn) < 0.05 * whole  # a few blocks' worth, not the whole graph
+        blocks.update()  # the whole picture drawn again: the same pixels
+        assert np.array_equal(_pixels(view), stepped)

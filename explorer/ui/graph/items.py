@@ -1308,11 +1308,37 @@ class OverviewBlocks(QGraphicsItem):
         """Union of every card and frame."""
         return self._rect
 
+    CHANGED_MAX = 64  # a step that recolours more blocks than this repaints the item whole
+
     def set_state(self, step: int, current: str | None, selected: str | None) -> None:
-        """Colour the blocks for `step` (repainted only when something changed)."""
-        if (step, current, selected) != self.state:
-            self.state = (step, current, selected)
+        """Colour the blocks for `step` (repainted only when something changed: a player step that
+        recolours a few blocks repaints only those, so the cached picture is redrawn there only)."""
+        old = self.state
+        if (step, current, selected) == old:
+            return
+        self.state = (step, current, selected)
+        changed = self._changed(old[0], step)
+        if changed is None:
             self.update()
+            return
+        for did in {old[1], old[2], current, selected} - {None}:
+            if did in self._where:
+                changed.append(self._where[did])
+        for rect in changed:
+            self.update(rect)
+
+    def _changed(self, old: int, new: int) -> list[QRectF] | None:
+        """The blocks whose colour differs between steps `old` and `new` (known at a step between them), or
+        None when more than CHANGED_MAX."""
+        low, high = min(old, new), max(old, new)
+        out: list[QRectF] = []
+        for groups in self._cells.values():
+            for _accent, steps, rects in groups:
+                a, b = bisect.bisect_right(steps, low), bisect.bisect_right(steps, high)
+                if b - a + len(out) > self.CHANGED_MAX:
+                    return None
+                out.extend(rects[a:b])
+        return out
 
     def paint(self, painter, option, widget=None) -> None:
         """Each colour's blocks in one call, then the selected and the current card over them; while
