@@ -342,3 +342,35 @@ def test_a_player_step_in_the_overview_redraws_only_the_blocks_it_recolours(qtbo
         assert drawn and sum(drawn) < 0.05 * whole  # a few blocks' worth, not the whole graph
         blocks.update()  # the whole picture drawn again: the same pixels
         assert np.array_equal(_pixels(view), stepped)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_far_out_on_a_large_graph_the_overview_is_drawn_in_tiles_as_it_paints_itself(qtbot, gpt_trace, theme):
+    """Far out (the overview) on a graph larger than Qt's picture cache suits, the overview's frames and
+    edges come from the tiles too: a still repaint and player steps draw none, and the pixels are a direct
+    paint's."""
+    from explorer.ui.common.theme import THEMES
+    from explorer.ui.graph import items, tiles
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.25)
+    view.set_theme(THEMES[theme])
+    view.resize(400, 300)  # a small canvas: the graph is many screens large at 25 %
+    view.resetTransform()
+    view.zoom_by(0.25)
+    view.centerOn(view.graph_scene.sceneRect().center())
+    scene = view.graph_scene
+    view.viewport().grab()
+    view.viewport().grab()
+    assert scene.overview_mode and tiles.overview_tiled(scene)
+    assert view.viewport() in items.STATIC_FROM_TILES
+    before = _counts()
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert _counts() == before
+    bar = view.horizontalScrollBar()
+    for shift in (0, 37):
+        bar.setValue(bar.value() + shift)
+        direct, tiled = _direct(view), _tiled(view)
+        diff = np.abs(direct - tiled).max(axis=2)
+        assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size

@@ -1208,7 +1208,10 @@ class Overview(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Frames and edges, each in one call; labels of frames in view when readable. While `quantised`,
         copied from a picture of the whole graph at the nearest zoom step (steps of 2^(1/ZOOM_STEPS)),
-        drawn once per step (`PICTURES_DRAWN` counts)."""
+        drawn once per step (`PICTURES_DRAWN` counts). A view that copies it from its static layer's tiles
+        (`STATIC_FROM_TILES`: far out on a large graph) draws nothing here."""
+        if widget is not None and widget in STATIC_FROM_TILES:
+            return
         theme = self.theme
         key = f"overview{self._serial}|{id(theme)}{theme['module']}{theme['edge']}"
         if not self.quantised or not draw_quantised(painter, self._rect, key, self.ZOOM_STEPS, self._paint,

@@ -23,10 +23,10 @@ import math
 
 from PySide6.QtCore import QRect, QRectF, Qt, QTimer
 from PySide6.QtGui import QPaintEngine, QPainter, QPixmap, QRegion, QTransform
-from PySide6.QtWidgets import QStyleOptionGraphicsItem
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from explorer.ui.graph import items as graph_items
-from explorer.ui.graph.items import EdgeBundle, ModuleFrame
+from explorer.ui.graph.items import EdgeBundle, ModuleFrame, Overview
 
 TILE = 256  # side of a tile in the view's (logical) pixels
 MAX_TILES = 160  # tiles kept per view at device ratio 1 (~40 MB; a quarter as many at ratio 2); beyond,
@@ -44,11 +44,19 @@ _SOLID = Qt.BrushStyle.SolidPattern
 _BY_RECT = Qt.ItemSelectionMode.IntersectsItemBoundingRect
 _ASCENDING = Qt.SortOrder.AscendingOrder
 _SMOOTH_PIXMAPS = QPainter.RenderHint.SmoothPixmapTransform
+_NO_CACHE = QGraphicsItem.CacheMode.NoCache
 
 
 def is_static(item) -> bool:
     """Whether `item` belongs to the static layer (drawn from tiles)."""
-    return isinstance(item, (ModuleFrame, EdgeBundle))
+    return isinstance(item, (ModuleFrame, EdgeBundle, Overview))
+
+
+def overview_tiled(scene) -> bool:
+    """Whether the static layer draws `scene`'s overview (frames and edges far out) from tiles now: while the
+    overview is shown and larger than Qt's own cache of its picture suits (`Overview.fit_cache`)."""
+    overview = getattr(scene, "overview", None) if getattr(scene, "overview_mode", False) else None
+    return overview is not None and overview.cacheMode() == _NO_CACHE and not overview.quantised
 
 
 class StaticLayer:
@@ -140,14 +148,15 @@ class StaticLayer:
         origin, self._origin = self._origin, grid  # ... and the view's place
         if grid is None or not self.enabled or scene is None or engine is None or engine.type() != _RASTER \
                 or ratio != round(ratio) or ratio < 1 or brush.style() != _SOLID \
-                or getattr(scene, "overview_mode", False):
+                or (getattr(scene, "overview_mode", False) and not overview_tiled(scene)):
             self._skip(False)
             self._faces(False)
             self._sharpen = self._moving = False
             return False
         ox, oy = grid
         key = (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6), ratio, id(scene),
-               getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(), (t, ox, oy))
+               getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(),
+               getattr(scene, "overview_mode", False), (t, ox, oy))
         # a zoom gesture: each paint at another zoom than the last one (a paint at the same zoom, such as the
         # settle repaint SETTLE_MS after the last change, draws the sharp tiles)
         moving = self._moving = zoom != key[:2]
@@ -225,7 +234,8 @@ class StaticLayer:
             return
         key, grid = self._key, self._grid(t)
         if key is None or grid is None or scene is None or not self.enabled or key[5] != id(scene) \
-                or getattr(scene, "overview_mode", False) or getattr(scene, "generation", 0) != key[6]:
+                or getattr(scene, "overview_mode", False) != key[9] \
+                or getattr(scene, "generation", 0) != key[6] or (key[9] and not overview_tiled(scene)):
             return
         ox, oy = grid
         if (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6)) != key[:4]:
@@ -303,7 +313,7 @@ class StaticLayer:
         where no tile covers the view (zoomed out past the tiles). False where no tile of the same scene
         and look would show (the items paint themselves then)."""
         old = self._key
-        if old is None or not self._tiles or old[4:9] != key[4:9]:
+        if old is None or not self._tiles or old[4:10] != key[4:10]:
             return False
         t = painter.worldTransform()
         t_old, ox, oy = old[-1]

@@ -365,6 +365,11 @@ class GraphScene(QGraphicsScene):
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
 
+    @property
+    def overview(self) -> Overview | None:
+        """The overview's item (frames and edges far out; its blocks are `overview.blocks`), once made."""
+        return self._overview
+
     def fit_overview_cache(self, scale: float, screen: QRectF) -> None:
         """Let the overview cache its picture or not for a view at `scale` of size `screen`."""
         if self._overview is not None:
