@@ -393,3 +393,34 @@ def _cards_in_place(view, gesture: np.ndarray, direct: np.ndarray) -> int:
         assert np.abs(a - b).max() < 16, (card.node_id, a, b)
         compared += 1
     return compared
+
+
+def test_after_a_zoom_gesture_the_sharp_faces_follow_on_their_own_a_few_per_paint(
+        qtbot, gpt_trace, monkeypatch):
+    """Once the zoom stays, the settle repaint draws the sharp tiles and up to FACES_PER_PAINT sharp faces,
+    and asks for further paints until no card shows a scaled face: no paint draws them all at once."""
+    from explorer.ui.graph import items, tiles
+
+    monkeypatch.setattr(tiles, "FACES_PER_PAINT", 3)  # (this small graph shows fewer cards than 40)
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.7)
+    view.viewport().grab()
+    _settle(qtbot, view)
+    for _ in range(3):
+        view.zoom_by(1.1)
+        view.viewport().grab()
+    assert view.static_layer.sharpening
+    layer, per_paint = view.static_layer, []
+    real = layer.after_paint
+    last = [items.FACES_DRAWN[0]]
+
+    def counted():  # the faces drawn by each paint of the view
+        per_paint.append(items.FACES_DRAWN[0] - last[0])
+        last[0] = items.FACES_DRAWN[0]
+        real()
+
+    layer.after_paint = counted
+    qtbot.waitUntil(lambda: not layer.sharpening, timeout=5000)  # no grab from here: the view asks itself
+    assert max(per_paint) <= 3 and len([n for n in per_paint if n]) >= 2
+    before = items.FACES_DRAWN[0], items.SCALED_COPIES[0]
+    view.viewport().grab()  # every face sharp now: copied as it is
+    assert (items.FACES_DRAWN[0], items.SCALED_COPIES[0]) == before

@@ -107,6 +107,12 @@ class StaticLayer:
             del self._tiles[cell]
 
     @property
+    def sharpening(self) -> bool:
+        """Whether cards may still show a face scaled from another zoom (drawn sharp over the next paints,
+        which are asked for after each paint)."""
+        return self._moving or self._sharpen
+
+    @property
     def drawing_ahead(self) -> bool:
         """Whether tiles around the view are still to be drawn ahead (at the next idle turns)."""
         return self._ahead.isActive()
