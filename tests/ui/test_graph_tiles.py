@@ -119,14 +119,15 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
         assert new <= down
         drawn += new
     assert drawn <= 2 * down < across * down
-    # a zoom gesture (each frame at a new zoom): no tile drawn, the items paint themselves; once the zoom
-    # stays, one repaint draws the tiles in view (on its own, after a moment), and they are copied again
-    before = _counts()
+    # a zoom gesture (each frame at a new zoom): no tile drawn and no frame or bundle painted, the tiles of
+    # the last zoom are copied scaled; once the zoom stays, one repaint draws the tiles in view (on its own,
+    # after a moment), and they are copied again
+    before, scaled = _counts(), tiles.SCALED_TILES[0]
     for _ in range(3):
         view.zoom_by(1.1)
         view.viewport().grab()
-        assert view.viewport() not in items.STATIC_FROM_TILES
-    assert _counts() == before
+        assert view.viewport() in items.STATIC_FROM_TILES
+    assert _counts() == before and tiles.SCALED_TILES[0] > scaled
     qtbot.waitUntil(lambda: _counts()[0] > before[0])
     qtbot.waitUntil(lambda: not view.static_layer.drawing_ahead)
     first = _counts()
@@ -247,3 +248,179 @@ def test_an_item_put_on_the_scene_over_a_drawn_tile_draws_that_tile_again(qtbot,
     assert (np.abs(tiled - before).max(axis=2) > 8).sum() > 100  # the new curve shows
     diff = np.abs(_direct(view) - tiled).max(axis=2)
     assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def _settle(qtbot, view) -> None:
+    """Wait until a zoom gesture has settled: the sharp tiles and faces drawn (over a few paints)."""
+    from explorer.ui.graph import items
+
+    layer = view.static_layer
+    qtbot.waitUntil(lambda: not layer._settle.isActive() and not layer.drawing_ahead)
+    for _ in range(20):  # each paint draws up to FACES_PER_PAINT sharp faces; no scaled copy once done
+        copies = items.SCALED_COPIES[0]
+        view.viewport().grab()
+        if items.SCALED_COPIES[0] == copies:
+            return
+    raise AssertionError("faces still scaled after 20 paints")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("factor", [1.1, 1 / 1.1])
+def test_a_zoom_gesture_copies_the_last_tiles_and_faces_scaled_and_what_settles_is_a_direct_paint(
+        qtbot, gpt_trace, factor, theme):
+    """During a zoom gesture every frame copies the tiles and the card faces of the zoom the view last
+    stayed at, scaled (no frame, bundle or face drawn anew for what the view showed: counted), within a
+    pixel or two of a direct paint at the new zoom; once the zoom stays, the view shows exactly what a
+    direct paint shows."""
+    from explorer.ui.common.theme import THEMES
+    from explorer.ui.graph import items, tiles
+
+    # (from NAME_LOD on a card shows the same texts at every zoom: a face of the last zoom scaled is the face
+    # at this one within a pixel or two; below, a zoom may add a line of text, which the settled face shows)
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.7 if factor > 1 else 1.0)
+    view.set_theme(THEMES[theme])
+    view.viewport().grab()
+    _settle(qtbot, view)
+    view.static_layer.enabled = True
+    for step in range(3):
+        before, faces, copies = _counts(), items.FACES_DRAWN[0], items.SCALED_COPIES[0]
+        scaled = tiles.SCALED_TILES[0]
+        view.zoom_by(factor)
+        gesture = _pixels(view)
+        assert view.viewport() in items.STATIC_FROM_TILES and tiles.SCALED_TILES[0] > scaled
+        assert items.SCALED_COPIES[0] > copies
+        if factor > 1:  # zoomed in: the tiles and faces of the last zoom cover the view
+            assert _counts() == before and items.FACES_DRAWN[0] == faces
+        # nothing missing or misplaced: blurred over 5 pixels, the gesture's frame and the direct paint differ
+        # much in under 1 % of the pixels (frame labels: a scaled label is larger than the exact one, which
+        # keeps its size on screen)
+        view.static_layer.enabled = False
+        direct = _pixels(view)
+        view.static_layer.enabled = True
+        assert _cards_in_place(view, gesture, direct) >= 5  # each card's box: the direct paint's colour
+        assert (_blurred_difference(gesture, direct) > 80).mean() < 0.01, step
+    _settle(qtbot, view)
+    settled = _tiled(view)
+    diff = np.abs(_direct(view) - settled).max(axis=2)
+    assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def _blurred_difference(a: np.ndarray, b: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Per pixel, the difference (levels, 0-255, largest channel) between the two images' means over
+    squares of 2*radius+1 pixels: a line moved by a pixel or drawn slightly blurred barely changes it."""
+    def blur(x):
+        c = np.cumsum(np.cumsum(np.pad(x.astype(float), ((1, 0), (1, 0), (0, 0))), axis=0), axis=1)
+        k = 2 * radius + 1
+        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+    return np.abs(blur(a) - blur(b)).max(axis=2)
+
+
+def test_a_player_step_in_the_overview_redraws_only_the_blocks_it_recolours(qtbot, gpt_trace, monkeypatch):
+    """Far out the cards are one item of blocks, cached as a picture: a step of the player that recolours a
+    block or two redraws only there (counted by the area drawn), and the picture equals a whole redraw."""
+    from explorer.ui.graph import items
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.1)
+    scene = view.graph_scene
+    assert scene.overview_mode
+    view.set_step(0)
+    view.viewport().grab()
+    view.viewport().grab()
+    drawn: list[float] = []
+    real = items.OverviewBlocks._paint
+
+    def counted(self, painter, lod, exposed):
+        drawn.append(exposed.width() * exposed.height())
+        real(self, painter, lod, exposed)
+
+    monkeypatch.setattr(items.OverviewBlocks, "_paint", counted)
+    blocks = next(i for i in scene.items() if isinstance(i, items.OverviewBlocks))
+    whole = blocks.boundingRect().width() * blocks.boundingRect().height()
+    for k in range(1, 6):
+        drawn.clear()
+        view.set_step(k)
+        stepped = _pixels(view)
+        assert drawn and sum(drawn) < 0.05 * whole  # a few blocks' worth, not the whole graph
+        blocks.update()  # the whole picture drawn again: the same pixels
+        assert np.array_equal(_pixels(view), stepped)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_far_out_on_a_large_graph_the_overview_is_drawn_in_tiles_as_it_paints_itself(qtbot, gpt_trace, theme):
+    """Far out (the overview) on a graph larger than Qt's picture cache suits, the overview's frames and
+    edges come from the tiles too: a still repaint and player steps draw none, and the pixels are a direct
+    paint's."""
+    from explorer.ui.common.theme import THEMES
+    from explorer.ui.graph import items, tiles
+
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.25)
+    view.set_theme(THEMES[theme])
+    view.resize(400, 300)  # a small canvas: the graph is many screens large at 25 %
+    view.resetTransform()
+    view.zoom_by(0.25)
+    view.centerOn(view.graph_scene.sceneRect().center())
+    scene = view.graph_scene
+    view.viewport().grab()
+    view.viewport().grab()
+    assert scene.overview_mode and tiles.overview_tiled(scene)
+    assert view.viewport() in items.STATIC_FROM_TILES
+    before = _counts()
+    view.viewport().grab()
+    view.set_step(view.step_count // 2)
+    view.viewport().grab()
+    assert _counts() == before
+    bar = view.horizontalScrollBar()
+    for shift in (0, 37):
+        bar.setValue(bar.value() + shift)
+        direct, tiled = _direct(view), _tiled(view)
+        diff = np.abs(direct - tiled).max(axis=2)
+        assert (diff > 0).sum() < 0.001 * diff.size and (diff > 8).sum() < 0.0001 * diff.size
+
+
+def _cards_in_place(view, gesture: np.ndarray, direct: np.ndarray) -> int:
+    """Assert that each card wholly in view shows in `gesture` where `direct` shows it: the mean colour of its
+    box (a few pixels inside its edges) within 16 levels (~4 where all is well; a card missing from
+    the light theme's frame ~40); returns how many cards were compared."""
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    compared = 0
+    for card in view.graph_scene.made_cards.values():
+        box = card.sceneBoundingRect()
+        if not card.isVisible() or not seen.contains(box):
+            continue
+        r = view.mapFromScene(box).boundingRect().adjusted(4, 4, -4, -4)
+        a = gesture[r.top():r.bottom(), r.left():r.right()].reshape(-1, 3).mean(axis=0)
+        b = direct[r.top():r.bottom(), r.left():r.right()].reshape(-1, 3).mean(axis=0)
+        assert np.abs(a - b).max() < 16, (card.node_id, a, b)
+        compared += 1
+    return compared
+
+
+def test_after_a_zoom_gesture_the_sharp_faces_follow_on_their_own_a_few_per_paint(
+        qtbot, gpt_trace, monkeypatch):
+    """Once the zoom stays, the settle repaint draws the sharp tiles and up to FACES_PER_PAINT sharp faces,
+    and asks for further paints until no card shows a scaled face: no paint draws them all at once."""
+    from explorer.ui.graph import items, tiles
+
+    monkeypatch.setattr(tiles, "FACES_PER_PAINT", 3)  # (this small graph shows fewer cards than 40)
+    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.7)
+    view.viewport().grab()
+    _settle(qtbot, view)
+    for _ in range(3):
+        view.zoom_by(1.1)
+        view.viewport().grab()
+    assert view.static_layer.sharpening
+    layer, per_paint = view.static_layer, []
+    real = layer.after_paint
+    last = [items.FACES_DRAWN[0]]
+
+    def counted():  # the faces drawn by each paint of the view
+        per_paint.append(items.FACES_DRAWN[0] - last[0])
+        last[0] = items.FACES_DRAWN[0]
+        real()
+
+    layer.after_paint = counted
+    qtbot.waitUntil(lambda: not layer.sharpening, timeout=5000)  # no grab from here: the view asks itself
+    assert max(per_paint) <= 3 and len([n for n in per_paint if n]) >= 2
+    before = items.FACES_DRAWN[0], items.SCALED_COPIES[0]
+    view.viewport().grab()  # every face sharp now: copied as it is
+    assert (items.FACES_DRAWN[0], items.SCALED_COPIES[0]) == before

@@ -360,6 +360,7 @@ def _card_paths() -> list[QPainterPath]:
 
 
 _SMOOTH = QPainter.RenderHint.Antialiasing
+_SMOOTH_PIXMAPS = QPainter.RenderHint.SmoothPixmapTransform
 # Qt enum values looked up once: in PySide6 each `Qt.NoPen` costs several microseconds, and the paints below
 # run for every item in view on every frame
 _RASTER = QPaintEngine.Type.Raster
@@ -373,6 +374,11 @@ LABELS_DRAWN = [0]  # frame labels drawn anew into their pixmaps (not copied fro
 PICTURES_DRAWN = [0]  # overview pictures (frames and edges at one zoom step) drawn anew so far
 PICTURES_KEPT = 3  # overview pictures kept per item (zoom steps, player states)
 FACE_CACHE_KB = 96 * 1024  # QPixmapCache's limit once cards use it (Qt's default is 10 MB)
+SCALED_FACES: list = []  # the viewports painted during a zoom gesture (`explorer.ui.graph.tiles`): there a
+# card whose face at the new zoom is not drawn yet copies its face of another zoom, scaled (SCALED_COPIES)
+SCALED_COPIES = [0]  # faces copied scaled so far (a counter tests can read)
+FACE_BUDGET = [0]  # in those viewports, faces still to be drawn sharp in this paint before the others copy
+# a scaled face (0 during a gesture; a few dozen per paint once it settled, so no frame draws them all)
 STATIC_FROM_TILES: list = []  # the viewports whose paint copies frames and edge bundles from tiles now
 # (`explorer.ui.graph.tiles`): in those the items skip their own paint
 
@@ -485,11 +491,16 @@ class NodeCard(QGraphicsItem):
             self._look = look
             # no gradient is drawn below NAME_LOD: one face for both
             grad = self.show_grad if lod >= NAME_LOD else "-"
-            self._key = (f"card{self._serial}|{self.show_value:d}{grad}{self.current}{self.selected:d}|"
+            self._key = (f"card{self._serial}|{self.show_value:d}{self.current}{self.selected:d}|{grad}|"
                          f"{m11:.5f},{m22:.5f},{ratio:g}|{id(theme)}{theme['card']}{theme['text']}")
             self._lod = lod
         key = self._key
         pixmap = QPixmapCache.find(key)
+        if pixmap is None and widget is not None and widget in SCALED_FACES:
+            if FACE_BUDGET[0] > 0:
+                FACE_BUDGET[0] -= 1
+            elif self._copy_scaled(painter, key):
+                return
         if pixmap is None:
             FACES_DRAWN[0] += 1
             bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
@@ -511,6 +522,35 @@ class NodeCard(QGraphicsItem):
         else:
             self.painted = self._faces.get(key, self.painted)
         copy_on_pixels(painter, t, self._CORNER_X, self._CORNER_Y, pixmap, ratio)
+
+    def _copy_scaled(self, painter, key: str) -> bool:
+        """Copy the face of the same state and look last drawn at another zoom, scaled to this one (during
+        a zoom gesture: within a pixel of the exact face's place; the sharp face is drawn once the zoom
+        stays; across NAME_LOD, where the gradient shows or goes, the face of the other side). False when no
+        such face is in the cache."""
+        card, state, _grad, _zoom, look = key.split("|")
+        for other in reversed(self._faces):
+            parts = other.split("|")
+            if parts[0] != card or parts[1] != state or parts[4] != look:
+                continue
+            pixmap = QPixmapCache.find(other)
+            if pixmap is None:
+                continue
+            sx, sy, _ratio = (float(v) for v in parts[3].split(","))
+            bounds = self._BOUNDS.adjusted(-1, -1, 1, 1)
+            w, h = pixmap.width(), pixmap.height()
+            ratio = pixmap.devicePixelRatio()
+            SCALED_COPIES[0] += 1
+            target = QRectF(bounds.left(), bounds.top(), w / (sx * ratio), h / (sy * ratio))
+            # nearest pixels: a smoothed scaled copy costs ~0.4 ms a card, a hundred cards a frame
+            smooth = painter.testRenderHint(_SMOOTH_PIXMAPS)
+            if smooth:
+                painter.setRenderHint(_SMOOTH_PIXMAPS, False)
+            painter.drawPixmap(target, pixmap, QRectF(0, 0, w, h))
+            if smooth:
+                painter.setRenderHint(_SMOOTH_PIXMAPS, True)
+            return True
+        return False
 
     def _paint_face(self, painter, lod: float) -> None:
         """The card's face at the painter's transform (card coordinates) with detail for zoom `lod`."""
@@ -1092,6 +1132,10 @@ class Overview(QGraphicsItem):
         # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
         # zoomed in) draws those near it, not all
         self._frame_rects = [f.rect for f in self.frames]
+        # left, top, right, bottom of every frame (plain floats in arrays): the labels in view are found
+        # in one array pass, not by asking thousands of QRectFs for their sides on every frame
+        self._frame_sides = np.array([(r.left(), r.top(), r.right(), r.bottom()) for r in self._frame_rects],
+                                     dtype=float).reshape(-1, 4)
         self._frame_cells: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(self._frame_rects):
             for cell in overview_cells(r):
@@ -1164,7 +1208,10 @@ class Overview(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         """Frames and edges, each in one call; labels of frames in view when readable. While `quantised`,
         copied from a picture of the whole graph at the nearest zoom step (steps of 2^(1/ZOOM_STEPS)),
-        drawn once per step (`PICTURES_DRAWN` counts)."""
+        drawn once per step (`PICTURES_DRAWN` counts). A view that copies it from its static layer's tiles
+        (`STATIC_FROM_TILES`: far out on a large graph) draws nothing here."""
+        if widget is not None and widget in STATIC_FROM_TILES:
+            return
         theme = self.theme
         key = f"overview{self._serial}|{id(theme)}{theme['module']}{theme['edge']}"
         if not self.quantised or not draw_quantised(painter, self._rect, key, self.ZOOM_STEPS, self._paint,
@@ -1209,12 +1256,12 @@ class Overview(QGraphicsItem):
             painter.setFont(font)
             painter.setPen(module)
             h = _metrics(font).height() + 2
-            shown = exposed
-            for f in self.frames:
+            left, top, right, bottom = self._frame_sides.T
+            near = np.flatnonzero((bottom >= exposed.top()) & (top - h <= exposed.bottom())
+                                  & (right >= exposed.left()) & (left <= exposed.right()))
+            for i in near.tolist():
+                f = self.frames[i]
                 r = f.rect
-                if r.bottom() < shown.top() or r.top() - h > shown.bottom() or r.right() < shown.left() or \
-                        r.left() > shown.right():
-                    continue
                 painter.drawText(QRectF(r.left() + f.label_offset + 8, r.top() - h, f.label_width(boost), h),
                                  Qt.AlignLeft | Qt.AlignBottom, f.label)
 
@@ -1264,11 +1311,37 @@ class OverviewBlocks(QGraphicsItem):
         """Union of every card and frame."""
         return self._rect
 
+    CHANGED_MAX = 64  # a step that recolours more blocks than this repaints the item whole
+
     def set_state(self, step: int, current: str | None, selected: str | None) -> None:
-        """Colour the blocks for `step` (repainted only when something changed)."""
-        if (step, current, selected) != self.state:
-            self.state = (step, current, selected)
+        """Colour the blocks for `step` (repainted only when something changed: a player step that
+        recolours a few blocks repaints only those, so the cached picture is redrawn there only)."""
+        old = self.state
+        if (step, current, selected) == old:
+            return
+        self.state = (step, current, selected)
+        changed = self._changed(old[0], step)
+        if changed is None:
             self.update()
+            return
+        for did in {old[1], old[2], current, selected} - {None}:
+            if did in self._where:
+                changed.append(self._where[did])
+        for rect in changed:
+            self.update(rect)
+
+    def _changed(self, old: int, new: int) -> list[QRectF] | None:
+        """The blocks whose colour differs between steps `old` and `new` (known at a step between them), or
+        None when more than CHANGED_MAX."""
+        low, high = min(old, new), max(old, new)
+        out: list[QRectF] = []
+        for groups in self._cells.values():
+            for _accent, steps, rects in groups:
+                a, b = bisect.bisect_right(steps, low), bisect.bisect_right(steps, high)
+                if b - a + len(out) > self.CHANGED_MAX:
+                    return None
+                out.extend(rects[a:b])
+        return out
 
     def paint(self, painter, option, widget=None) -> None:
         """Each colour's blocks in one call, then the selected and the current card over them; while

@@ -22,29 +22,41 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QRect, QRectF, Qt, QTimer
-from PySide6.QtGui import QPaintEngine, QPainter, QPixmap, QTransform
-from PySide6.QtWidgets import QStyleOptionGraphicsItem
+from PySide6.QtGui import QPaintEngine, QPainter, QPixmap, QRegion, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from explorer.ui.graph import items as graph_items
-from explorer.ui.graph.items import EdgeBundle, ModuleFrame
+from explorer.ui.graph.items import EdgeBundle, ModuleFrame, Overview
 
 TILE = 256  # side of a tile in the view's (logical) pixels
 MAX_TILES = 160  # tiles kept per view at device ratio 1 (~40 MB; a quarter as many at ratio 2); beyond,
 #                  those farthest from the view go
 AHEAD = 1  # tiles drawn ahead of a pan on every side of the view, while the application is idle
 SETTLE_MS = 120  # a zoom gesture has ended when the zoom has not changed for this long
+FACES_PER_PAINT = 40  # card faces drawn sharp per paint once a zoom gesture settled (each ~0.2 ms)
 TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
-STATIC_PAINTS = [0]  # frame and edge-bundle paints into tiles so far
+STATIC_PAINTS = [0]  # frame and edge-bundle paints into tiles (or where scaled tiles leave a gap) so far
+SCALED_TILES = [0]  # tiles copied scaled (during zoom gestures) so far
+MIN_SCALED = 0.25  # during a zoom gesture the last tiles are shown scaled down to this and up to its inverse
 
 _RASTER = QPaintEngine.Type.Raster
 _SOLID = Qt.BrushStyle.SolidPattern
 _BY_RECT = Qt.ItemSelectionMode.IntersectsItemBoundingRect
 _ASCENDING = Qt.SortOrder.AscendingOrder
+_SMOOTH_PIXMAPS = QPainter.RenderHint.SmoothPixmapTransform
+_NO_CACHE = QGraphicsItem.CacheMode.NoCache
 
 
 def is_static(item) -> bool:
     """Whether `item` belongs to the static layer (drawn from tiles)."""
-    return isinstance(item, (ModuleFrame, EdgeBundle))
+    return isinstance(item, (ModuleFrame, EdgeBundle, Overview))
+
+
+def overview_tiled(scene) -> bool:
+    """Whether the static layer draws `scene`'s overview (frames and edges far out) from tiles now: while the
+    overview is shown and larger than Qt's own cache of its picture suits (`Overview.fit_cache`)."""
+    overview = getattr(scene, "overview", None) if getattr(scene, "overview_mode", False) else None
+    return overview is not None and overview.cacheMode() == _NO_CACHE and not overview.quantised
 
 
 class StaticLayer:
@@ -74,6 +86,9 @@ class StaticLayer:
         self._ahead.setInterval(0)
         self._ahead.timeout.connect(self._draw_ahead)
         self._origin: tuple[int, int] | None = None  # the grid origin of the last paint
+        self._moving = False  # the last paint was at another zoom than the one before (a zoom gesture)
+        self._sharpen = False  # cards may still show scaled faces from the last gesture
+        self._copies = 0  # SCALED_COPIES before the last paint
         self._heading = (0, 0)  # the direction of the last pan, in tiles' columns and rows
 
     def clear(self) -> None:
@@ -90,6 +105,12 @@ class StaticLayer:
         j0, j1 = math.floor((r.top() - oy - 2) / TILE), math.floor((r.bottom() - oy + 2) / TILE)
         for cell in [c for c in self._tiles if i0 <= c[0] <= i1 and j0 <= c[1] <= j1]:
             del self._tiles[cell]
+
+    @property
+    def sharpening(self) -> bool:
+        """Whether cards may still show a face scaled from another zoom (drawn sharp over the next paints,
+        which are asked for after each paint)."""
+        return self._moving or self._sharpen
 
     @property
     def drawing_ahead(self) -> bool:
@@ -133,17 +154,30 @@ class StaticLayer:
         origin, self._origin = self._origin, grid  # ... and the view's place
         if grid is None or not self.enabled or scene is None or engine is None or engine.type() != _RASTER \
                 or ratio != round(ratio) or ratio < 1 or brush.style() != _SOLID \
-                or getattr(scene, "overview_mode", False):
+                or (getattr(scene, "overview_mode", False) and not overview_tiled(scene)):
             self._skip(False)
+            self._faces(False)
+            self._sharpen = self._moving = False
             return False
         ox, oy = grid
         key = (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6), ratio, id(scene),
-               getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(), (t, ox, oy))
+               getattr(scene, "generation", 0), brush.color().rgba(), painter.renderHints(),
+               getattr(scene, "overview_mode", False), (t, ox, oy))
+        # a zoom gesture: each paint at another zoom than the last one (a paint at the same zoom, such as the
+        # settle repaint SETTLE_MS after the last change, draws the sharp tiles)
+        moving = self._moving = zoom != key[:2]
+        if moving:
+            self._settle.start()
+        # during a gesture the cards copy a face of another zoom, scaled; once it settled, the paints draw
+        # FACES_PER_PAINT sharp faces each (and ask for another paint while scaled ones are left)
+        self._faces(moving or self._sharpen)
+        graph_items.FACE_BUDGET[0] = 0 if moving else FACES_PER_PAINT
+        self._copies = graph_items.SCALED_COPIES[0]
         if self._key is None or key[:-1] != self._key[:-1]:
-            if zoom != key[:2]:  # a new zoom: painted directly, tiles once it stays
-                self._settle.start()
-                self._skip(False)
-                return False
+            if moving:  # a new zoom (a gesture): the tiles of the last zoom scaled, sharp ones once it stays
+                scaled = self._paint_scaled(painter, exposed, scene, key, brush.color())
+                self._skip(scaled)
+                return scaled
             self._tiles.clear()
         self._key = key
         screen = t.mapRect(exposed)
@@ -206,7 +240,8 @@ class StaticLayer:
             return
         key, grid = self._key, self._grid(t)
         if key is None or grid is None or scene is None or not self.enabled or key[5] != id(scene) \
-                or getattr(scene, "overview_mode", False) or getattr(scene, "generation", 0) != key[6]:
+                or getattr(scene, "overview_mode", False) != key[9] \
+                or getattr(scene, "generation", 0) != key[6] or (key[9] and not overview_tiled(scene)):
             return
         ox, oy = grid
         if (t.m11(), t.m22(), round(t.dx() - ox, 6), round(t.dy() - oy, 6)) != key[:4]:
@@ -256,6 +291,92 @@ class StaticLayer:
             view.viewport().update()
         except RuntimeError:  # the view is gone
             pass
+
+    def after_paint(self) -> None:
+        """After a paint of the view: while cards still show a scaled face once the gesture settled, ask
+        for another paint at the next turn (which draws the next FACES_PER_PAINT sharp faces)."""
+        scaled = graph_items.SCALED_COPIES[0] != self._copies
+        self._copies = graph_items.SCALED_COPIES[0]
+        if self._moving:
+            self._sharpen = True
+        elif self._sharpen:
+            self._sharpen = scaled
+            if scaled:
+                QTimer.singleShot(0, self._viewport, self._viewport.update)
+
+    def _faces(self, scaled: bool) -> None:
+        """Let the cards of this view copy a face drawn at another zoom, scaled, where their face at this
+        zoom is not drawn yet (during a zoom gesture; the settle repaint draws the sharp ones)."""
+        views = graph_items.SCALED_FACES
+        if scaled and self._viewport not in views:
+            views.append(self._viewport)
+        elif not scaled and self._viewport in views:
+            views.remove(self._viewport)
+
+    def _paint_scaled(self, painter: QPainter, exposed: QRectF, scene, key: tuple, canvas) -> bool:
+        """During a zoom gesture: the tiles drawn at the last zoom the view stayed at, scaled to this
+        paint's zoom (as a map does while it zooms), and the frames and bundles painted directly only
+        where no tile covers the view (zoomed out past the tiles). False where no tile of the same scene
+        and look would show (the items paint themselves then)."""
+        old = self._key
+        if old is None or not self._tiles or old[4:10] != key[4:10]:
+            return False
+        t = painter.worldTransform()
+        t_old, ox, oy = old[-1]
+        zoom = t.m11() / t_old.m11()
+        if not MIN_SCALED <= zoom <= 1 / MIN_SCALED:
+            return False
+        inverse_old, ok = t_old.inverted()
+        m = inverse_old * t  # the old view's pixels -> this view's pixels
+        inverse_m, ok_m = m.inverted()
+        if not ok or not ok_m:
+            return False
+        screen = t.mapRect(exposed).intersected(QRectF(self._viewport.rect()))
+        if screen.isEmpty():
+            return False
+        i0, i1, j0, j1 = self._span(inverse_m.mapRect(screen), ox, oy)
+        shown = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1) if (i, j) in self._tiles]
+        if not shown:
+            return False
+        painter.save()
+        painter.resetTransform()
+        painter.fillRect(screen, canvas)
+        painter.setTransform(m)
+        # nearest pixels, no antialiased edges: smoothed tiles show their seams as faint lines
+        painter.setRenderHint(_SMOOTH_PIXMAPS, False)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        block = QRegion()  # the tiles' pixels at the old zoom (whole rectangles where they meet)
+        for i, j in shown:
+            x, y = i * TILE + ox, j * TILE + oy
+            painter.drawPixmap(x, y, self._tiles[(i, j)])
+            block += QRect(x, y, TILE, TILE)
+        SCALED_TILES[0] += len(shown)
+        covered = QRegion()  # ... and the whole pixels on screen they cover
+        for rect in block:
+            r = m.mapRect(QRectF(rect))
+            left, top = math.ceil(r.left()), math.ceil(r.top())
+            covered += QRect(left, top, math.floor(r.right()) - left, math.floor(r.bottom()) - top)
+        rest = QRegion(screen.toAlignedRect()) - covered
+        painter.restore()
+        # zoomed out past the tiles: the frames and bundles there painted directly, one side at a time (the
+        # rest is a ring around the tiles: its bounding box would be the whole view)
+        inverse, _ok = t.inverted()
+        option = QStyleOptionGraphicsItem()
+        for part in rest:
+            painter.save()
+            painter.resetTransform()
+            painter.setClipRect(part)
+            painter.setRenderHints(key[8])
+            area = inverse.mapRect(QRectF(part))
+            for item in scene.items(area, _BY_RECT, _ASCENDING):
+                if not is_static(item) or not item.isVisible():
+                    continue
+                painter.setWorldTransform(item.sceneTransform() * t)
+                option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
+                STATIC_PAINTS[0] += 1
+                item.paint(painter, option, None)
+            painter.restore()
+        return True
 
     def _skip(self, on: bool) -> None:
         """Make the frames and bundles skip (or not) their own paint in this view."""

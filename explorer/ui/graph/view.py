@@ -365,6 +365,11 @@ class GraphScene(QGraphicsScene):
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
 
+    @property
+    def overview(self) -> Overview | None:
+        """The overview's item (frames and edges far out; its blocks are `overview.blocks`), once made."""
+        return self._overview
+
     def fit_overview_cache(self, scale: float, screen: QRectF) -> None:
         """Let the overview cache its picture or not for a view at `scale` of size `screen`."""
         if self._overview is not None:
@@ -977,11 +982,23 @@ class GraphView(QGraphicsView):
             self._search = (scene.generation, index)
         return self._search[1]
 
-    def zoom_by(self, factor: float) -> None:
-        """Zoom around the view centre (1.25 in, 0.8 out), within sane limits."""
+    def zoom_by(self, factor: float, at: QPointF | None = None) -> None:
+        """Zoom around the view centre (1.25 in, 0.8 out), within sane limits; `at`: the viewport point
+        that stays in place instead (the mouse pointer, for the wheel). (Qt's own anchor under the mouse
+        uses the scene point of the mouse's last move over the canvas: after a pan by keys, the minimap or
+        find, a key zoom jumped there.)"""
         current = self.transform().m11()
         factor = max(0.02 / current, min(factor, 4.0 / current))
+        point = QPointF(self.viewport().rect().center()) if at is None else QPointF(at)
+        inverse, _ok = self.viewportTransform().inverted()
+        fixed = inverse.map(point)  # the scene point under `point`, kept there
+        anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)
         self.scale(factor, factor)
+        self.setTransformationAnchor(anchor)
+        moved = self.viewportTransform().map(fixed) - point
+        for bar, delta in ((self.horizontalScrollBar(), moved.x()), (self.verticalScrollBar(), moved.y())):
+            bar.setValue(bar.value() + round(delta))
         self._auto_fit = False
         self._update_detail()
 
@@ -1001,7 +1018,7 @@ class GraphView(QGraphicsView):
         """Wheel zooms around the mouse pointer."""
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.15 ** steps)
+            self.zoom_by(1.15 ** steps, event.position())
         event.accept()
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
@@ -1232,6 +1249,9 @@ class GraphView(QGraphicsView):
             self.static_layer.take_added(self._scene)
             if self._scene.overview_mode:
                 self._scene.fit_overview_cache(self.transform().m11(), QRectF(self.viewport().rect()))
+            done = super().viewportEvent(event)
+            self.static_layer.after_paint()  # (faces left scaled after a zoom gesture: another paint)
+            return done
         return super().viewportEvent(event)
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
