@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 import torch
 
 from explorer.core.autograd import trace as trace_module
@@ -29,7 +30,11 @@ def _small_gpt():
     cfg = GPTConfig(vocab_size=16, context_length=4, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0)
     model = GPT(cfg)
     idx = torch.randint(0, 16, (1, 4))
-    return lambda: model.loss(idx, torch.roll(idx, -1, 1))
+
+    def step():
+        model.zero_grad(set_to_none=True)  # each trace from no .grad: two traces see the same accumulation
+        return model.loss(idx, torch.roll(idx, -1, 1))
+    return step
 
 
 def assert_same_graph(a: nx.DiGraph, b: nx.DiGraph) -> None:
@@ -71,3 +76,118 @@ def test_an_input_outside_the_order_becomes_a_bare_node_as_networkx_adds_it():
     assert_same_graph(fast, trace_module._data_flow_graph_nx(nodes, ["a", "b"], {}))
     assert list(fast.nodes) == ["a", "b", "z"] and fast.nodes["z"] == {}
     assert fast.edges["a", "b"] == {"arg": 0} and fast.edges["z", "b"] == {"arg": 1}
+
+
+# ------------------------------------------------------------------------------------------ backward hooks
+
+
+def _snap(s):
+    return None if s is None else (s.shape, s.dtype, tuple(s.stride), s.is_contiguous, s.data.tolist())
+
+
+def _record_of(tr) -> tuple:
+    """Everything a backward pass left in a trace: events in the engine's order with every gradient, and
+    each node's gradient."""
+    events = [(e.node_id, e.torch_name, [_snap(g) for g in e.grad_outputs], [_snap(g) for g in e.grad_inputs],
+               _snap(e.grad_before), _snap(e.grad_after)) for e in tr.backward_events]
+    return events, {nid: _snap(n.grad) for nid, n in tr.nodes.items()}
+
+
+def _with_per_node_prehooks(make_trace, monkeypatch):
+    monkeypatch.setattr(trace_module, "_SHARED_HOOK_MIN", 10**9)
+    try:
+        return make_trace()
+    finally:
+        monkeypatch.undo()
+
+
+def test_the_shared_tensor_hook_records_what_per_node_prehooks_record(monkeypatch):
+    step = _small_gpt()
+    fast = trace(step)
+    slow = _with_per_node_prehooks(lambda: trace(step), monkeypatch)
+    assert len(fast.backward_events) > 40
+    assert _record_of(fast) == _record_of(slow)
+
+
+class _Doubler(torch.nn.Module):
+    """A layer whose module backward pre-hook doubles the gradient arriving at it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+        self.register_full_backward_pre_hook(lambda _m, grad_output: (grad_output[0] * 2,))
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))
+
+
+def test_gradients_changed_by_user_hooks_are_recorded_as_the_node_received_them(monkeypatch):
+    torch.manual_seed(0)
+    model = _Doubler()
+    x = torch.randn(4, 3, requires_grad=True)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        x.grad = None
+        h = model(x)
+        h.register_hook(lambda g: g * 3)  # a tensor hook on an intermediate: its node gets 3x
+        return (h * h).sum()
+
+    fast = trace(step)
+    slow = _with_per_node_prehooks(lambda: trace(step), monkeypatch)
+    assert _record_of(fast) == _record_of(slow)
+    # the hooks are real: the weight's gradient is 6x the plain one
+    model.zero_grad()
+    h = torch.tanh(model.lin(x))
+    (h * h).sum().backward()
+    plain = model.lin.weight.grad.clone()
+    by_name = {n.name: n for n in fast.nodes.values() if n.name}
+    assert torch.allclose(torch.from_numpy(by_name["lin.weight"].grad.data).float(), 6 * plain)
+
+
+RETAINED = """import torch
+w = torch.tensor([0.5, -1.0], requires_grad=True)
+L = (w * w * 3).sum()
+L.backward(retain_graph=True)
+L.backward()
+"""
+
+
+def test_a_graph_run_twice_records_both_passes_and_the_hooks_go_quiet_after(monkeypatch):
+    fast = trace_program(parse(RETAINED)).last
+    slow = _with_per_node_prehooks(lambda: trace_program(parse(RETAINED)).last, monkeypatch)
+    assert [p.count for p in fast.passes] == [p.count for p in slow.passes] and len(fast.passes) == 2
+    assert _record_of(fast) == _record_of(slow)
+    first, second = (fast.backward_events[p.first:p.first + p.count] for p in fast.passes)
+    assert [e.node_id for e in first] == [e.node_id for e in second]
+
+
+def test_after_the_trace_its_shared_hook_is_empty_and_a_later_backward_is_torchs(monkeypatch):
+    dicts = []
+    make = trace_module._BackwardRecorder._shared_hook
+
+    def spy(self):
+        shared, carrier = make(self)
+        dicts.append(shared)
+        return shared, carrier
+
+    monkeypatch.setattr(trace_module._BackwardRecorder, "_shared_hook", spy)
+    w = torch.tensor([0.5, -1.0], requires_grad=True)
+    kept = []
+
+    def step():
+        y = (w * 3).exp().sum()
+        kept.append(y)
+        return y
+
+    tr = trace(step)
+    assert len(dicts) == 1 and dicts[0] == {}  # emptied: the nodes still held by `kept` call nothing
+    assert [e.torch_name for e in tr.backward_events][:2] == ["SumBackward0", "ExpBackward0"]
+    w.grad = None
+    y = (w * 3).exp().sum()
+    y.backward()
+    expected = w.grad.clone()
+    w.grad = None
+    with pytest.raises(RuntimeError):  # the traced graph was freed by the trace's own pass, as before
+        kept[0].backward()
+    assert torch.equal(expected, 3 * torch.exp(w.detach() * 3))
