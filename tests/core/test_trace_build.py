@@ -110,7 +110,8 @@ def test_the_shared_tensor_hook_records_what_per_node_prehooks_record(monkeypatc
 
 
 class _Doubler(torch.nn.Module):
-    """A layer whose module backward pre-hook doubles the gradient arriving at it."""
+    """A layer whose module backward pre-hook doubles the gradient arriving at it (a pre-hook on a custom
+    Function's node, which keeps a pre-hook of its own)."""
 
     def __init__(self):
         super().__init__()

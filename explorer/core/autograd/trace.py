@@ -967,16 +967,19 @@ class _BackwardRecorder:
 _TENSOR_HOOKS = hasattr(torch._C, "_current_autograd_node") and hasattr(torch.autograd.graph.Node,
                                                                         "_register_hook_dict")
 _SHARED_HOOK_MIN = 1  # autograd nodes from which the shared hook is used (tests set it high to compare)
-# Nodes whose own pre-hooks may change the gradient (a module's full backward pre-hook, a custom Function's):
-# the trace's hook runs after them, as a pre-hook registered later does.
-_OWN_PREHOOKS = ("BackwardHookFunctionBackward",)
 
 
 def _one_gradient_in(fn, name: str) -> bool:
     """Whether the shared tensor hook can stand in for a pre-hook on ``fn``: it receives one gradient
-    (tensor hooks are called per output), runs no Python backward of its own, and is no leaf's
-    AccumulateGrad (whose tensor hooks are its leaf's)."""
-    if name in _OWN_PREHOOKS or isinstance(fn, torch.autograd.function.BackwardCFunction):
+    (tensor hooks are called per output), is no custom ``autograd.Function``'s node (a module's full
+    backward pre-hook is a pre-hook on one of those and may change the gradient: the trace's own pre-hook
+    runs after it) and no leaf's AccumulateGrad (whose tensor hooks are its leaf's, ``name``).
+
+    The shared hook runs after the tensor hooks (``Tensor.register_hook``, which may change the
+    gradient) but before Node pre-hooks, where the per-node pre-hook ran after them: a gradient that a
+    caller's own ``grad_fn.register_prehook`` on a built-in node replaces is recorded as it arrived, not
+    as replaced. Nothing in the app registers those (programs cannot: the language has no hooks)."""
+    if name == "AccumulateGrad" or isinstance(fn, torch.autograd.function.BackwardCFunction):
         return False
     try:
         return len(fn._input_metadata) == 1
