@@ -192,3 +192,57 @@ def test_after_the_trace_its_shared_hook_is_empty_and_a_later_backward_is_torchs
     with pytest.raises(RuntimeError):  # the traced graph was freed by the trace's own pass, as before
         kept[0].backward()
     assert torch.equal(expected, 3 * torch.exp(w.detach() * 3))
+
+
+# ------------------------------------------------------------------------------------------ saved tensors
+
+
+def _role_reference(rec, node, nid, r, attr, places=None):
+    """The roles as the first version of saved.py worked them out, kept here to compare with."""
+    from explorer.core.autograd.saved import _place
+
+    candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
+    saved = r.ref()
+    tensor_of = rec.tensor_of
+    if saved is not None:
+        same = [role for role, other in candidates if tensor_of[other] is saved]
+        positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
+        if len(positions) > 1 and "output" not in same:
+            return f"inputs {', '.join(positions)} (one tensor)"
+        if same:
+            return same[0]
+    places = {} if places is None else places
+    wanted = (r.storage_key, r.data_ptr)
+    for role, other in candidates:
+        if _place(tensor_of, other, places) == wanted:
+            return f"{role} (view)"
+    return attr
+
+
+def _saved_roles(tr):
+    return {nid: [(s.role, s.attr, s.grad_fn, s.storage, s.shared, s.param) for s in n.saved or ()]
+            for nid, n in tr.nodes.items()}
+
+
+ROLES = """import torch
+a = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+h = a * 2
+s = h * h
+t = h.t()
+u = t.exp() @ h
+v = u.transpose(0, 1).sigmoid()
+L = (s + v).sum() + (h[0] * h[1]).sum()
+"""
+
+
+def test_saved_roles_equal_the_reference_way_of_working_them_out(monkeypatch):
+    from explorer.core.autograd import saved as saved_module
+
+    fast = [trace(_small_gpt()), trace_program(parse(ROLES)).last]
+    monkeypatch.setattr(saved_module, "_role", _role_reference)
+    slow = [trace(_small_gpt()), trace_program(parse(ROLES)).last]
+    for a, b in zip(fast, slow, strict=True):
+        assert _saved_roles(a) == _saved_roles(b)
+    roles = [{role for saved in _saved_roles(tr).values() for role, *_ in saved} for tr in fast]
+    assert {"output", "input 0", "inputs 0, 1 (one tensor)"} <= roles[1]  # every kind of role is compared
+    assert {"input 0 (view)", "result"} <= roles[0]
