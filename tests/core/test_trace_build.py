@@ -246,3 +246,53 @@ def test_saved_roles_equal_the_reference_way_of_working_them_out(monkeypatch):
     roles = [{role for saved in _saved_roles(tr).values() for role, *_ in saved} for tr in fast]
     assert {"output", "input 0", "inputs 0, 1 (one tensor)"} <= roles[1]  # every kind of role is compared
     assert {"input 0 (view)", "result"} <= roles[0]
+
+
+# ------------------------------------------------------------------------------------------ call text
+
+
+def _show_reference(a) -> str:
+    """The argument text as the first version of the tracer wrote it, kept here to compare with."""
+    from explorer.core.numbers import fmt_number
+
+    if isinstance(a, torch.Tensor):
+        return "·"
+    if isinstance(a, (list, tuple)):
+        inner = ", ".join(_show_reference(x) for x in a)
+        return f"[{inner}]" if isinstance(a, list) else f"({inner})"
+    if isinstance(a, float):
+        return fmt_number(a)
+    if isinstance(a, torch.dtype):
+        return str(a).removeprefix("torch.")
+    if isinstance(a, slice):
+        text = ":".join("" if v is None else str(v) for v in (a.start, a.stop))
+        return text + (f":{a.step}" if a.step is not None else "")
+    if a is Ellipsis:
+        return "..."
+    if a is None or isinstance(a, (bool, int, str)):
+        return repr(a)
+    return type(a).__name__
+
+
+def test_call_text_of_every_kind_of_argument_equals_the_reference():
+    import enum
+
+    import numpy as np
+
+    class Mode(enum.IntEnum):
+        ON = 1
+
+    t = torch.zeros(2)
+    p = torch.nn.Parameter(torch.zeros(2))
+    args = [t, p, 3, -2, True, False, None, "same", 0.0, -0.0, 1e-05, 2.5, float("nan"), float("inf"), -1e9,
+            (1, 8, 2, 8), (16,), (), [1, 2], [t, 2.0], (t, (1, None)), torch.Size([2, 3]), torch.float16,
+            slice(1, 5), slice(None, None, 2), Ellipsis, Mode.ON, np.float64(0.25), np.int64(4), object()]
+    for a in args:
+        assert trace_module._show(a) == _show_reference(a), a
+        for _ in range(2):  # (floats are remembered: the second time from the table)
+            text = trace_module._call_text("op", (t, a), {"k": a, "none": None, "_private": 1})
+            shown = _show_reference(a)
+            expected = f"op(·, {shown}, k={shown})" if a is not None else "op(·, None)"
+            assert text == (expected if len(expected) <= 80 else expected[:79] + "…"), (a, text)
+    long = trace_module._call_text("view", (t, *range(40)), {})
+    assert len(long) == 80 and long.endswith("…")

@@ -685,8 +685,9 @@ def _value_snapshot(t: torch.Tensor, max_elems: int, fn_name: str | None) -> Sna
         raw = t.detach().clone() if requires_grad and _grad_enabled() else t.clone()
     except (RuntimeError, TypeError):
         return Snapshot.of(t, max_elems)
-    return Snapshot(tuple(t.shape), dtype, t.stride(), t.is_contiguous(), requires_grad, t.is_leaf, fn_name,
-                    None, numel, False, raw)
+    # (is_leaf is "no grad_fn", which fn_name already says: torch's own definition of the flag)
+    return Snapshot(tuple(t.shape), dtype, t.stride(), t.is_contiguous(), requires_grad, fn_name is None,
+                    fn_name, None, numel, False, raw)
 
 
 def _op_info(func) -> tuple | None:
@@ -739,10 +740,22 @@ def _operands(op: str, args, ins: list) -> list | None:
 
 def _show(a) -> str:
     """One argument of a call as written: tensors as "·", numbers, dtypes, slices, nested lists."""
+    kind = type(a)  # the common exact types first (isinstance against torch.Tensor costs ~0.3 µs)
+    if kind is int or kind is bool or kind is str or a is None:
+        return repr(a)
+    if kind is float:
+        return _float_text(a)
+    if kind is tuple:
+        return f"({', '.join([_show(x) for x in a])})"
+    return _show_other(a)
+
+
+def _show_other(a) -> str:
+    """``_show`` of everything but the exact types it answers itself (in the same order of checks)."""
     if isinstance(a, torch.Tensor):
         return "·"
     if isinstance(a, (list, tuple)):
-        inner = ", ".join(_show(x) for x in a)
+        inner = ", ".join([_show(x) for x in a])
         return f"[{inner}]" if isinstance(a, list) else f"({inner})"
     if isinstance(a, float):
         return fmt_number(a)
@@ -758,10 +771,35 @@ def _show(a) -> str:
     return type(a).__name__
 
 
+_FLOAT_TEXT: dict[float, str] = {}  # fmt_number of the floats calls were written with (eps, p, ...)
+
+
+def _float_text(v: float) -> str:
+    """``fmt_number(v)`` of a float, remembered (a call's settings repeat: eps=1e-05 on every layer norm);
+    equal floats read the same (0.0 and -0.0 are both "0"), NaN is never found and made afresh."""
+    text = _FLOAT_TEXT.get(v)
+    if text is None:
+        text = fmt_number(v)
+        if len(_FLOAT_TEXT) < 1024:
+            _FLOAT_TEXT[v] = text
+    return text
+
+
+_TENSOR = torch.Tensor
+_PARAMETER = torch.nn.Parameter
+
+
 def _call_text(op: str, args, kwargs, limit: int = 80) -> str:
     """How the op was called, short: tensors as "·", settings as written ("softmax(·, dim=-1)")."""
-    # tensors and plain ints (most arguments) without a call each
-    parts = ["·" if isinstance(a, torch.Tensor) else str(a) if type(a) is int else _show(a) for a in args]
+    parts = []
+    for a in args:  # tensors and plain ints (most arguments) by their exact type, without a call each
+        kind = type(a)
+        if kind is _TENSOR or kind is _PARAMETER:
+            parts.append("·")
+        elif kind is int:
+            parts.append(str(a))
+        else:
+            parts.append(_show(a))  # (a tensor of another class too)
     if kwargs:  # defaults left as None and private knobs (_stacklevel) say nothing about this call
         parts += [f"{k}={_show(v)}" for k, v in kwargs.items() if v is not None and not k.startswith("_")]
     text = f"{op}({', '.join(parts)})"
