@@ -296,3 +296,21 @@ def test_call_text_of_every_kind_of_argument_equals_the_reference():
             assert text == (expected if len(expected) <= 80 else expected[:79] + "…"), (a, text)
     long = trace_module._call_text("view", (t, *range(40)), {})
     assert len(long) == 80 and long.endswith("…")
+
+
+def test_a_leafs_grad_after_has_the_fields_snapshot_of_gives_its_grad():
+    torch.manual_seed(0)
+    w = torch.randn(3, 4, requires_grad=True)
+    b = torch.zeros(4, requires_grad=True)
+    b.grad = torch.ones(4)  # accumulates onto an existing .grad
+    x = torch.randn(2, 3)
+    tr = trace(lambda: ((x @ w + b).tanh() ** 2).sum())
+    fields = ("shape", "dtype", "stride", "is_contiguous", "requires_grad", "is_leaf", "grad_fn", "numel",
+              "truncated")
+    afters = {e.node_id: e.grad_after for e in tr.backward_events if e.torch_name == "AccumulateGrad"}
+    assert len(afters) == 2
+    for t in (w, b):
+        nid = next(i for i in afters if tr.nodes[i].value.shape == tuple(t.shape))
+        got, expected = afters[nid], Snapshot.of(t.grad)
+        assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]
+        assert got.data.tolist() == expected.data.tolist()

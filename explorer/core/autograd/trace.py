@@ -962,7 +962,7 @@ class _BackwardRecorder:
         members, names, routes, sent = self.members, self.names, self.routes, self.sent
         events = self.events
         for key, grads, befores in self.log:
-            snaps = [_settle(g) for g in grads]
+            snaps = [_settle(grads[0])] if len(grads) == 1 else [_settle(g) for g in grads]
             name = names[key]
             count = len(snaps)
             group = members[key]
@@ -970,9 +970,9 @@ class _BackwardRecorder:
                 for (nid, nr), before in zip(reversed(group), befores, strict=True):
                     if nr < count:
                         nodes[nid].grad = snaps[nr]
-                    after = tensor_of[nid].grad
+                    after = tensor_of[nid].grad  # (its copy as _grab + _settle make it: Snapshot.of's fields)
                     events.append(BackwardEvent(nid, name, snaps, [], _settle(before),
-                                                None if after is None else Snapshot.of(after, max_elems)))
+                                                None if after is None else _settle(_grab(after, max_elems))))
                 continue
             member_routes = routes.get(key)
             out = sent.get(key) if member_routes is not None else None
@@ -986,7 +986,7 @@ class _BackwardRecorder:
                     grad_inputs = []
                 else:
                     grad_inputs = [None if i is None else _settle(out.get(i)) for i in member_routes[k]]
-                events.append(BackwardEvent(nid, name, snaps, grad_inputs))
+                events.append(BackwardEvent(nid, name, snaps, grad_inputs, None, None))
         self.log.clear()
         self.sent.clear()
 
