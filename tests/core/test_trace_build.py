@@ -314,3 +314,18 @@ def test_a_leafs_grad_after_has_the_fields_snapshot_of_gives_its_grad():
         got, expected = afters[nid], Snapshot.of(t.grad)
         assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]
         assert got.data.tolist() == expected.data.tolist()
+
+
+def test_the_tensors_of_a_call_are_found_in_every_kind_of_container():
+    t, p = torch.zeros(1), torch.nn.Parameter(torch.zeros(2))
+
+    class Sub(torch.Tensor):
+        pass
+
+    s = torch.zeros(3).as_subclass(Sub)
+    args = (t, 1, 2.0, None, "x", True, [p, (s, {"k": t})], {"a": p}, (), [[[]]], torch.Size([2]))
+    found = trace_module._flat_tensors(args, [])
+    assert [id(x) for x in found] == [id(t), id(p), id(s), id(t), id(p)]
+    assert [id(x) for x in trace_module._flat_tensors({"w": p, "l": [t]}, [])] == [id(p), id(t)]
+    assert trace_module._flat_tensors(s, []) == [s] and trace_module._flat_tensors(3, []) == []
+    assert [id(x) for x in trace_module._flat_tensors([t, (p,)], [])] == [id(t), id(p)]
