@@ -329,3 +329,30 @@ def test_the_tensors_of_a_call_are_found_in_every_kind_of_container():
     assert [id(x) for x in trace_module._flat_tensors({"w": p, "l": [t]}, [])] == [id(p), id(t)]
     assert trace_module._flat_tensors(s, []) == [s] and trace_module._flat_tensors(3, []) == []
     assert [id(x) for x in trace_module._flat_tensors([t, (p,)], [])] == [id(t), id(p)]
+
+
+class _Scale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+
+
+def test_a_custom_functions_own_node_prehook_runs_before_the_recording_as_it_did(monkeypatch):
+    w = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+
+    def step():
+        w.grad = None
+        y = _Scale.apply(w * 3)
+        y.grad_fn.register_prehook(lambda grad_outputs: (grad_outputs[0] * 5,))  # changes what arrives
+        return (y * y).sum()
+
+    fast = trace(step)
+    slow = _with_per_node_prehooks(lambda: trace(step), monkeypatch)
+    assert _record_of(fast) == _record_of(slow)
+    y_node = next(e for e in fast.backward_events if e.torch_name == "_ScaleBackward")
+    y_value = fast.nodes[y_node.node_id].value.data
+    assert y_node.grad_outputs[0].data.tolist() == (5 * 2 * y_value).tolist()  # recorded after the x5
