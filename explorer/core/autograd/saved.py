@@ -74,14 +74,16 @@ class SavedMemory:
 
 class _Packed:
     """What our pack hook returns: the saved tensor (detached, so an output does not keep its own
-    grad_fn alive in a cycle), its version for torch's in-place check, and its record number."""
+    grad_fn alive in a cycle), its version for torch's in-place check, its record number and the log whose
+    hook packed it."""
 
-    __slots__ = ("index", "tensor", "version")
+    __slots__ = ("index", "log", "tensor", "version")
 
-    def __init__(self, tensor: torch.Tensor, index: int):
+    def __init__(self, tensor: torch.Tensor, index: int, log: SavedLog):
         self.tensor = tensor.detach()
         self.version = tensor._version
         self.index = index
+        self.log = log
 
 
 @dataclass
@@ -128,7 +130,7 @@ class SavedLog:
         # (positional, in the field order: ref, shape, dtype, nbytes, storage_key, storage_nbytes, data_ptr)
         nbytes = t.numel() * t.element_size()
         records.append(_Record(weakref.ref(t), tuple(t.shape), dtype, nbytes, key, snbytes, ptr))
-        return _Packed(t, len(records) - 1)
+        return _Packed(t, len(records) - 1, self)
 
     def unpack(self, p: _Packed) -> torch.Tensor:
         """Unpack hook: the tensor, after torch's own check that no in-place op changed it since."""
@@ -192,14 +194,15 @@ def attach_saved(rec, log: SavedLog, order: list[str] | None = None,
         for fn in _owned_fns(edge[0], owner_of_fn, claimed):
             fn_name = type(fn).__name__
             for attr, raw in _raw_saved(fn):
-                hook = raw.unpack_hook
-                if hook is not None and getattr(hook, "__self__", None) is not log:
-                    saved.append(SavedTensor(attr, attr, fn_name, (), "", 0, -1, False, False, True))
-                    memory.recomputed += 1
-                    continue
-                packed = raw.data if hook is not None else None
-                if not isinstance(packed, _Packed) or packed.index < first_record:
-                    continue  # an undefined optional tensor (no bias), or saved before the trace began
+                packed = raw.data  # what the pack hook returned (our _Packed), or the tensor without hooks
+                if type(packed) is not _Packed or packed.log is not log:
+                    hook = raw.unpack_hook
+                    if hook is not None and getattr(hook, "__self__", None) is not log:
+                        saved.append(SavedTensor(attr, attr, fn_name, (), "", 0, -1, False, False, True))
+                        memory.recomputed += 1
+                    continue  # (else an undefined optional tensor, no bias, or saved without our hooks)
+                if packed.index < first_record:
+                    continue  # saved before this pass's part of the program began
                 r = records[packed.index]
                 key = r.storage_key
                 number = numbers.setdefault(key, len(numbers))
@@ -405,19 +408,23 @@ def _role(rec, node, nid: str, r: _Record, attr: str, places: dict | None = None
     """How the saved tensor relates to the node: its output, one of its inputs, a view of one, or
     (an intermediate of the op) torch's attribute name. One tensor passed as several inputs (``h * h``)
     is "inputs 0, 1 (one tensor)": which slot holds which position is not ours to guess."""
-    candidates = [("output", nid)] + [(f"input {k}", i) for k, i in enumerate(node.inputs)]
     saved = r.ref()
     tensor_of = rec.tensor_of
-    if saved is not None:
-        same = [role for role, other in candidates if tensor_of[other] is saved]
-        positions = [role.removeprefix("input ") for role in same if role.startswith("input ")]
-        if len(positions) > 1 and "output" not in same:
-            return f"inputs {', '.join(positions)} (one tensor)"
-        if same:
-            return same[0]
+    inputs = node.inputs
+    if saved is not None:  # the same tensor object: the output first, then the inputs in order
+        is_output = tensor_of[nid] is saved
+        positions = [k for k, i in enumerate(inputs) if tensor_of[i] is saved]
+        if is_output:
+            return "output"
+        if len(positions) > 1:
+            return f"inputs {', '.join(map(str, positions))} (one tensor)"
+        if positions:
+            return f"input {positions[0]}"
     places = {} if places is None else places
-    wanted = (r.storage_key, r.data_ptr)
-    for role, other in candidates:
-        if _place(tensor_of, other, places) == wanted:
-            return f"{role} (view)"
+    wanted = (r.storage_key, r.data_ptr)  # a view: the same memory from the same first element
+    if _place(tensor_of, nid, places) == wanted:
+        return "output (view)"
+    for k, i in enumerate(inputs):
+        if _place(tensor_of, i, places) == wanted:
+            return f"input {k} (view)"
     return attr
