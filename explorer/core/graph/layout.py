@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import os
 import random
 import re
@@ -691,6 +692,15 @@ class _Piece:
     extent: list[tuple[float, float]]  # per interior layer: the lowest and highest y of a node or bend
     crossings: int
     lead: int = 0  # 1: the in-ports share the first layer (where the nodes they stand for sit)
+    _arrays: tuple | None = None  # (layer, y as arrays; the interior edges with bends), made when first asked
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, list]]]:
+        """Its nodes' layers and ys as arrays and its interior edges that bend ((u, v, points as an
+        array), in `inner`'s order): what placing the piece needs, worked out once per piece."""
+        if self._arrays is None:
+            bent = [(u, v, pts) for (u, v), pts in self.inner.items() if pts]
+            self._arrays = (np.array(self.layer, dtype=float), np.array(self.y, dtype=float), bent)
+        return self._arrays
 
 
 def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets: list[tuple[int, ...]],
@@ -926,29 +936,37 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     for t in reversed(topo):
         if not pred[t]:
             place(t)
-    # assemble
-    raw: dict[int, tuple[float, float]] = {}
-    for s, piece in enumerate(pieces):
-        x0, off = start[s], offset[s]
-        for j, i in enumerate(members[s]):
-            raw[i] = (float(x0 + piece.layer[j]), off + piece.y[j])
-    top = min(y for _x, y in raw.values())
+    # assemble: every piece's nodes shifted by its start and offset, in array passes (Python visits only
+    # the edges that bend)
+    arrays = [piece.arrays() for piece in pieces]
+    sizes = [len(m) for m in members]
+    order = np.fromiter(itertools.chain.from_iterable(members), dtype=np.intp, count=len(nodes))
+    seg = np.repeat(np.arange(k), sizes)
+    xs = np.array(start, dtype=float)[seg] + np.concatenate([a[0] for a in arrays])
+    ys = np.array(offset, dtype=float)[seg] + np.concatenate([a[1] for a in arrays])
+    top = float(ys.min())
+    x_of = np.empty(len(nodes))
+    y_of = np.empty(len(nodes))
+    x_of[order], y_of[order] = xs, ys
     bends: dict[tuple[Hashable, Hashable], list[tuple[float, float]]] = {}
 
     def shifted(pts, s):
         return [(float(start[s] + lay), offset[s] + y - top) for lay, y in pts]
 
-    for s, piece in enumerate(pieces):
+    for s, (_lx, _ly, bent) in enumerate(arrays):
+        if not bent:
+            continue
         mem = members[s]
-        for (u, v), pts in piece.inner.items():
+        for u, v, pts in bent:
             bends[(nodes[mem[u]], nodes[mem[v]])] = shifted(pts, s)
+    x_at, y_at = x_of.tolist(), y_of.tolist()  # (unshifted: `top` not taken off)
     for u, v in cross:
         su, sv = sid[u], sid[v]
         path = shifted(pieces[su].outs[out_ports[su][u]], su)
         i = in_index[sv][u]
         after = shifted(pieces[sv].ins[i][local[v]], sv)
-        a = path[-1] if path else (raw[u][0], raw[u][1] - top)
-        b = after[0] if after else (raw[v][0], raw[v][1] - top)
+        a = path[-1] if path else (x_at[u], y_at[u] - top)
+        b = after[0] if after else (x_at[v], y_at[v] - top)
         if pieces[sv].lead and not lead[sv] and int(a[0]) < start[sv] < int(b[0]):
             # the port shares the segment's first layer, moved past the source's (framed segments follow
             # each other): the edge runs through the room the port holds there
@@ -964,8 +982,9 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         path += after
         if path:
             bends[(nodes[u], nodes[v])] = path
-    positions = {nodes[i]: (x, y - top) for i, (x, y) in raw.items()}
-    layers = {nodes[i]: int(x) for i, (x, _y) in raw.items()}
+    ids = [nodes[i] for i in order.tolist()]
+    positions = dict(zip(ids, zip(xs.tolist(), (ys - top).tolist(), strict=True), strict=True))
+    layers = dict(zip(ids, xs.astype(np.int64).tolist(), strict=True))
     return Layout(positions, layers, sum(p.crossings for p in pieces), "composed", bends, "LR")
 
 
