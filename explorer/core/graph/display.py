@@ -65,6 +65,9 @@ class DisplayModel:
     # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
     frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
     source: object = None  # the trace drawn (a rebuild of the same trace reuses the cards' info)
+    # (positions, edges it was made for; positions as an n x 2 array, display id -> row, each edge's ends'
+    # rows as an m x 2 array): `card_arrays`, worked out once per layout, not by every step that needs them
+    arrays: tuple | None = field(default=None, repr=False, compare=False)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
@@ -218,6 +221,23 @@ def xy_array(positions: dict[str, tuple[float, float]], ids=None) -> np.ndarray:
     points = positions.values() if ids is None else map(positions.__getitem__, ids)
     n = len(positions) if ids is None else len(ids)
     return np.fromiter(chain.from_iterable(points), dtype=float, count=2 * n).reshape(n, 2)
+
+
+def card_arrays(model: DisplayModel) -> tuple[np.ndarray, dict[str, int], np.ndarray]:
+    """(the cards' centres as an n x 2 array in `model.positions`' order, display id -> its row, the rows of
+    each edge's ends as an m x 2 array in `model.edges`' order), made once per layout of the model (kept
+    while its positions and edges are the very objects they were made for)."""
+    got = model.arrays
+    if got is not None and got[0] is model.positions and got[1] is model.edges:
+        return got[2:]
+    pos, edges = model.positions, model.edges
+    index = {did: k for k, did in enumerate(pos)}
+    m = len(edges)
+    ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
+                       count=2 * m).reshape(m, 2)
+    xy = xy_array(pos)
+    model.arrays = (pos, edges, xy, index, ends)
+    return xy, index, ends
 
 
 def _release(graph) -> None:
@@ -559,15 +579,12 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
     """Spread the edges leaving or entering one card over its side, in the order of the other ends.
 
     In array passes over the edges (a rebuild of a big graph makes few objects and Python steps)."""
-    pos = model.positions
     edges = model.edges
     m = len(edges)
     if not m:
         return {}
-    index = {did: k for k, did in enumerate(pos)}
-    ys = xy_array(pos)[:, 1]
-    ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
-                       count=2 * m).reshape(m, 2)
+    xy, _index, ends = card_arrays(model)
+    ys = xy[:, 1]
     number = np.arange(m)
     offsets = []
     for side, other in ((0, 1), (1, 0)):  # a card's outgoing edges (by their targets' y), then incoming

@@ -25,6 +25,7 @@ from explorer.core.graph.display import (
     DisplayModel,
     best_bands,
     build_display,
+    card_arrays,
     fit_bands,
     set_bands,
     xy_array,
@@ -528,11 +529,10 @@ class GraphScene(QGraphicsScene):
         """(path, label, depth, part, (lowest x, y, highest x, y of its members' centres)) of each part of
         each frame of the model, in the model's order: a module wrapped over several rows has a part in
         each, top row first. One array pass over every frame's members (cards sit in several frames)."""
-        frames, pos = self.model.frames, self.model.positions
+        frames = self.model.frames
         if not frames:
             return
-        index = {did: k for k, did in enumerate(pos)}
-        xy = xy_array(pos)
+        xy, index, _ends = card_arrays(self.model)
         starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
         rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
             if starts else np.zeros(len(xy), dtype=np.intp)
@@ -561,7 +561,7 @@ class GraphScene(QGraphicsScene):
         if not pos:
             return
         ids = list(pos)
-        xy = xy_array(pos)
+        xy = card_arrays(self.model)[0] if pos is self.model.positions else xy_array(pos)
         cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
@@ -571,13 +571,10 @@ class GraphScene(QGraphicsScene):
         port through its bends; cards' sides included) and, with `points`, the point lists (for the
         overview). In array passes: Python visits only the edges with bends."""
         model = self.model
-        pos, ports, all_bends, half = model.positions, model.ports, model.bends, CARD_W / 2
+        ports, all_bends, half = model.ports, model.bends, CARD_W / 2
         edges = model.edges
         m = len(edges)
-        index = {did: k for k, did in enumerate(pos)}
-        xy = xy_array(pos)
-        ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
-                           count=2 * m).reshape(m, 2)
+        xy, _index, ends = card_arrays(model)
         dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
                          count=2 * m).reshape(m, 2)
         xu, yu = xy[ends[:, 0]].T
@@ -638,11 +635,10 @@ class GraphScene(QGraphicsScene):
         (Qt's would ask every card for its bounds), the edges' from their points on a lazy canvas."""
         rect = QRectF()
         if self.model.positions:
-            xs = [p[0] for p in self.model.positions.values()]
-            ys = [p[1] for p in self.model.positions.values()]
+            xy = card_arrays(self.model)[0]
+            (x0, y0), (x1, y1) = xy.min(axis=0).tolist(), xy.max(axis=0).tolist()
             card = NodeCard.bounds()
-            rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
-                          max(ys) - min(ys) + card.height())
+            rect = QRectF(x0 + card.left(), y0 + card.top(), x1 - x0 + card.width(), y1 - y0 + card.height())
         for box in self._frame_bounds:  # the frames' items' scene bounding rectangles (made or not)
             rect = rect.united(box)
         if self._lazy_now:
