@@ -35,6 +35,7 @@ import random
 import re
 import tempfile
 import threading
+import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -1239,7 +1240,8 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     group_of: dict = {}
     members: dict[str, list] = {}
     paths: dict = {}  # module path -> its group (many nodes share a module)
-    for nid, attrs in graph.nodes(data=True):
+    arrays = _graph_arrays(graph)
+    for nid, attrs in zip(arrays.nodes, arrays.attrs, strict=True):
         module = attrs.get("module")
         path = paths.get(module, "")
         if path == "":
@@ -1251,37 +1253,76 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     if rollup:
         _roll_up(graph, group_of, members, labels, classes, expanded)
 
+    # the collapsed graph in array passes over the graph's nodes and edges (worked out once per graph):
+    # each node's card (itself, or its group's card: numbers past the nodes), the cards in the order they
+    # first appear, the edges between cards in the order they first appear, with their counts
+    nodes, n = arrays.nodes, len(arrays.nodes)
+    groups = list(dict.fromkeys(group_of.values()))
+    number = {path: n + g for g, path in enumerate(groups)}
+    card = np.arange(n)
+    if group_of:
+        index = arrays.index
+        card[np.fromiter(map(index.__getitem__, group_of), dtype=np.intp, count=len(group_of))] = \
+            np.fromiter(map(number.__getitem__, group_of.values()), dtype=np.intp, count=len(group_of))
+    seen, first = np.unique(card, return_index=True)
+    shown = seen[np.argsort(first, kind="stable")].tolist()
+    names = [*nodes, *("module:" + path for path in groups)]
     out = networkx.DiGraph()
     out.graph.update(graph.graph)
-    node_list = []
-    added: set[str] = set()
-    for nid, attrs in graph.nodes(data=True):
-        path = group_of.get(nid)
-        if path is None:
-            node_list.append((nid, attrs))
-        elif path not in added:
-            added.add(path)
-            node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
-                                                 "module": path, "path": path,
-                                                 "members": list(members[path])}))
-    out.add_nodes_from(nid for nid, _attrs in node_list)  # (node, attrs) pairs cost networkx a TypeError each
+    out.add_nodes_from(map(names.__getitem__, shown))  # (node, attrs) pairs cost networkx a TypeError each
     node_attrs = out.nodes
-    for nid, attrs in node_list:
-        node_attrs[nid].update(attrs)
-    card = {nid: "module:" + path for nid, path in group_of.items()}
-    edge_attrs: dict[tuple, dict] = {}
-    for u, v, attrs in graph.edges(data=True):
-        a = card.get(u, u)
-        b = card.get(v, v)
-        if a == b:
-            continue
-        seen = edge_attrs.get((a, b))
-        if seen is not None:
-            seen["count"] += 1
+    attrs_of = arrays.attrs
+    for c in shown:
+        if c < n:
+            node_attrs[nodes[c]].update(attrs_of[c])
         else:
-            edge_attrs[(a, b)] = {"arg": attrs.get("arg", 0), "count": 1}
-    out.add_edges_from((a, b, d) for (a, b), d in edge_attrs.items())
+            path = groups[c - n]
+            node_attrs["module:" + path].update({"kind": "module", "label": labels[path], "name": path,
+                                                 "module": path, "path": path,
+                                                 "members": list(members[path])})
+    a, b = card[arrays.sources], card[arrays.targets]
+    between = np.flatnonzero(a != b)
+    if len(between):
+        a, b = a[between], b[between]
+        pair, at, count = np.unique(a * (n + len(groups)) + b, return_index=True, return_counts=True)
+        order = np.argsort(at, kind="stable")
+        at, count = at[order], count[order]
+        args = arrays.args
+        out.add_edges_from((names[u], names[v], {"arg": args[e], "count": k}) for u, v, e, k in zip(
+            a[at].tolist(), b[at].tolist(), between[at].tolist(), count.tolist(), strict=True))
     return out
+
+
+class _GraphArrays:
+    """A graph's nodes (ids, attribute dicts, id -> number) and edges (source and target numbers as
+    arrays, each edge's "arg"), in the graph's own order: what `collapse` reads, worked out once."""
+
+    def __init__(self, graph) -> None:
+        self.size = (graph.number_of_nodes(), graph.number_of_edges())
+        self.nodes = list(graph.nodes)
+        self.attrs = [attrs for _nid, attrs in graph.nodes(data=True)]
+        self.index = {nid: i for i, nid in enumerate(self.nodes)}
+        index = self.index
+        edges = list(graph.edges(data=True))
+        m = len(edges)
+        self.sources = np.fromiter((index[u] for u, _v, _a in edges), dtype=np.intp, count=m)
+        self.targets = np.fromiter((index[v] for _u, v, _a in edges), dtype=np.intp, count=m)
+        self.args = [attrs.get("arg", 0) for _u, _v, attrs in edges]
+
+
+_GRAPH_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its _GraphArrays
+_GRAPH_ARRAYS_LOCK = threading.Lock()
+
+
+def _graph_arrays(graph) -> _GraphArrays:
+    """The graph's `_GraphArrays`, made once per graph (again when its size changed)."""
+    with _GRAPH_ARRAYS_LOCK:
+        got = _GRAPH_ARRAYS.get(graph)
+    if got is None or got.size != (graph.number_of_nodes(), graph.number_of_edges()):
+        got = _GraphArrays(graph)
+        with _GRAPH_ARRAYS_LOCK:
+            _GRAPH_ARRAYS[graph] = got
+    return got
 
 
 def _module_label(path: str, classes: dict[str, str]) -> str:
