@@ -190,7 +190,10 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
         model.info[did] = info
         for m in info["members"]:
             model.member_of[m] = did
-    model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
+    if graph is trace.graph:
+        model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
+    else:  # a collapsed graph: every node a card, no edge from a card to itself
+        model.edges = list(graph.edges())
     value_step, grad_step = timeline.value_at, timeline.grad_at
     for did, info in model.info.items():
         if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
@@ -503,8 +506,14 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
     new_bends = {}
     for u, v in edges:
         inner = bends.get((u, v), ())
-        if not inner and band[u] == band[v]:
-            continue  # a short edge within one row: no bend before or after wrapping
+        row = band[u]
+        if row == band[v]:
+            if not inner:
+                continue  # a short edge within one row: no bend before or after wrapping
+            at = [where.get(x) or column(x) for x, _y in inner]
+            if all(c[3] == row for c in at):  # a long edge within one row (most): its bends moved as its row
+                new_bends[(u, v)] = [(c[0], y - c[1] + c[2]) for c, (_x, y) in zip(at, inner, strict=True)]
+                continue
         raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
         q, q_band = new_pos[u], band_of(raw[0][0])
