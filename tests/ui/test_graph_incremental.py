@@ -76,3 +76,52 @@ def test_expanding_and_collapsing_step_by_step_draws_what_a_build_from_scratch_d
     first = next(d for d, info in scene.model.info.items() if info["kind"] == "module")
     assert scene.toggle_module(first)
     assert _drawing(scene) == _fresh(tr, scene.expanded, aspect, scene.lazy)
+
+
+def _python_steps_of_an_expand(blocks: int) -> tuple[int, int]:
+    """(cards, Python calls and C calls from Python made) of expanding the middle block of a GPT whose
+    other modules are all expanded, on a lazy canvas showing the block's neighbourhood."""
+    import sys
+
+    from PySide6.QtCore import QRectF
+
+    from explorer.ui.graph import view as view_module
+
+    tr = gpt_step_trace(blocks)
+    every = all_expanded(tr)
+    mid = f"blocks.{blocks // 2}"
+    scene = GraphScene()
+    scene.lazy, scene.aspect = True, 1.43
+    scene.expanded = {p for p in every if p != mid and not p.startswith(mid + ".")}
+    was = view_module.LAZY_CARDS
+    view_module.LAZY_CARDS = 50
+    try:
+        scene.set_trace(tr)
+        card = next(d for d, info in scene.model.info.items() if info.get("path") == mid)
+        x, y = scene.model.positions[card]
+        scene.show_region(QRectF(x - 500, y - 350, 1000, 700))
+        steps = [0]
+
+        def count(_frame, _event, _arg):
+            steps[0] += 1
+
+        sys.setprofile(count)
+        try:
+            scene.toggle_module(card)
+        finally:
+            sys.setprofile(None)
+    finally:
+        view_module.LAZY_CARDS = was
+    return len(scene.model.info), steps[0]
+
+
+def test_an_expand_costs_few_python_steps_per_card_of_the_graph(qtbot):
+    """An expand's time on a big graph is Python work over every card (the layout of the rest moves); what
+    each card costs is counted here (calls, not a clock): per card added to the graph it stays under
+    200 (it was ~232 before the layout, the collapse, the frames and the filing went to array passes;
+    ~170 now), so a step that visits each card in Python once more, or each pair of them, fails here."""
+    small = _python_steps_of_an_expand(16)
+    big = _python_steps_of_an_expand(40)
+    assert big[0] > 2 * small[0]
+    per_card = (big[1] - small[1]) / (big[0] - small[0])
+    assert 0 < per_card < 200, (small, big, per_card)
