@@ -12,10 +12,11 @@ from tests.graphs import all_expanded, gpt_step_trace
 
 
 def _drawing(scene: GraphScene) -> dict:
-    """Everything a build decides about the drawing, in comparable form."""
+    """Everything a build decides about the drawing, in comparable form (and the card and frame items made
+    agree with it)."""
     m = scene.model
     rect = scene.sceneRect()
-    return {
+    drawing = {
         "cards": list(m.info), "edges": list(m.edges), "member_of": dict(m.member_of),
         "positions": list(m.positions.items()), "flat": [list(m.flat[0].items()), list(m.flat[1].items())],
         "bends": list(m.bends.items()), "ports": list(m.ports.items()), "order": list(m.order),
@@ -35,8 +36,14 @@ def _drawing(scene: GraphScene) -> dict:
                              or (card.show_value, card.show_grad, card.current) != scene.card_state(did)
                              or card.info is not m.info[did]],
         "all_made": None if scene.lazy else sorted(scene.made_cards) == sorted(m.info),
+        # each frame is filed by its item's bounding rectangle, worked out before the item is made: the
+        # item made agrees (`ModuleFrame.bounds`; the scene computes it for every frame in arrays)
+        "frames_filed_by_their_bounds": [i for i, frame in enumerate(scene.frames)
+                                         if frame.sceneBoundingRect() != scene._frame_bounds[i]],
         "step": scene.step,
     }
+    assert drawing["made_where_drawn"] == [] and drawing["frames_filed_by_their_bounds"] == []
+    return drawing
 
 
 def _fresh(tr, expanded: set[str], aspect: float, lazy: bool) -> dict:
