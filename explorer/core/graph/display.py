@@ -342,7 +342,16 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
     positions = dict(zip(raw, zip((xy[:, 0] * sx).tolist(), (xy[:, 1] * sy).tolist(), strict=True),
                          strict=True))
-    bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
+    bent = [(e, pts) for e, pts in bends_raw.items() if pts]
+    bends = {}
+    if bent:  # every bend point scaled in one array pass, then cut back into each edge's list
+        sizes = [len(pts) for _e, pts in bent]
+        total = sum(sizes)
+        points = np.fromiter(chain.from_iterable(chain.from_iterable(pts for _e, pts in bent)), dtype=float,
+                             count=2 * total).reshape(total, 2)
+        scaled = list(zip((points[:, 0] * sx).tolist(), (points[:, 1] * sy).tolist(), strict=True))
+        ends = np.cumsum(sizes).tolist()
+        bends = {e: scaled[end - size:end] for (e, _pts), size, end in zip(bent, sizes, ends, strict=True)}
     return positions, bends
 
 
