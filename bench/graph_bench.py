@@ -422,6 +422,7 @@ def interaction(tr, expanded, app) -> None:
         view.set_trace(tr)
         card = next(d for d, i in view.graph_scene.model.info.items() if i.get("path") == last)
         view.resetTransform()
+        view.zoom_by(1.0)  # (as a zoom does: the far-out overview is put away at 100 %)
         view.centerOn(*view.graph_scene.model.positions[card])
         view.viewport().repaint()
         t0 = now()

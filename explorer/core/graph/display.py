@@ -65,6 +65,9 @@ class DisplayModel:
     # expanded modules drawn as a labelled frame: (path, label, display ids of the members)
     frames: list[tuple[str, str, list[str]]] = field(default_factory=list)
     source: object = None  # the trace drawn (a rebuild of the same trace reuses the cards' info)
+    # (positions, edges it was made for; positions as an n x 2 array, display id -> row, each edge's ends'
+    # rows as an m x 2 array): `card_arrays`, worked out once per layout, not by every step that needs them
+    arrays: tuple | None = field(default=None, repr=False, compare=False)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
@@ -187,7 +190,10 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
         model.info[did] = info
         for m in info["members"]:
             model.member_of[m] = did
-    model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
+    if graph is trace.graph:
+        model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
+    else:  # a collapsed graph: every node a card, no edge from a card to itself
+        model.edges = list(graph.edges())
     value_step, grad_step = timeline.value_at, timeline.grad_at
     for did, info in model.info.items():
         if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
@@ -218,6 +224,23 @@ def xy_array(positions: dict[str, tuple[float, float]], ids=None) -> np.ndarray:
     points = positions.values() if ids is None else map(positions.__getitem__, ids)
     n = len(positions) if ids is None else len(ids)
     return np.fromiter(chain.from_iterable(points), dtype=float, count=2 * n).reshape(n, 2)
+
+
+def card_arrays(model: DisplayModel) -> tuple[np.ndarray, dict[str, int], np.ndarray]:
+    """(the cards' centres as an n x 2 array in `model.positions`' order, display id -> its row, the rows of
+    each edge's ends as an m x 2 array in `model.edges`' order), made once per layout of the model (kept
+    while its positions and edges are the very objects they were made for)."""
+    got = model.arrays
+    if got is not None and got[0] is model.positions and got[1] is model.edges:
+        return got[2:]
+    pos, edges = model.positions, model.edges
+    index = {did: k for k, did in enumerate(pos)}
+    m = len(edges)
+    ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
+                       count=2 * m).reshape(m, 2)
+    xy = xy_array(pos)
+    model.arrays = (pos, edges, xy, index, ends)
+    return xy, index, ends
 
 
 def _release(graph) -> None:
@@ -319,7 +342,16 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     sx, sy = CARD_W + GAP_X, (CARD_H + GAP_Y) / unit_y
     positions = dict(zip(raw, zip((xy[:, 0] * sx).tolist(), (xy[:, 1] * sy).tolist(), strict=True),
                          strict=True))
-    bends = {e: [(float(x) * sx, float(y) * sy) for x, y in pts] for e, pts in bends_raw.items() if pts}
+    bent = [(e, pts) for e, pts in bends_raw.items() if pts]
+    bends = {}
+    if bent:  # every bend point scaled in one array pass, then cut back into each edge's list
+        sizes = [len(pts) for _e, pts in bent]
+        total = sum(sizes)
+        points = np.fromiter(chain.from_iterable(chain.from_iterable(pts for _e, pts in bent)), dtype=float,
+                             count=2 * total).reshape(total, 2)
+        scaled = list(zip((points[:, 0] * sx).tolist(), (points[:, 1] * sy).tolist(), strict=True))
+        ends = np.cumsum(sizes).tolist()
+        bends = {e: scaled[end - size:end] for (e, _pts), size, end in zip(bent, sizes, ends, strict=True)}
     return positions, bends
 
 
@@ -483,8 +515,14 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
     new_bends = {}
     for u, v in edges:
         inner = bends.get((u, v), ())
-        if not inner and band[u] == band[v]:
-            continue  # a short edge within one row: no bend before or after wrapping
+        row = band[u]
+        if row == band[v]:
+            if not inner:
+                continue  # a short edge within one row: no bend before or after wrapping
+            at = [where.get(x) or column(x) for x, _y in inner]
+            if all(c[3] == row for c in at):  # a long edge within one row (most): its bends moved as its row
+                new_bends[(u, v)] = [(c[0], y - c[1] + c[2]) for c, (_x, y) in zip(at, inner, strict=True)]
+                continue
         raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
         q, q_band = new_pos[u], band_of(raw[0][0])
@@ -559,15 +597,12 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
     """Spread the edges leaving or entering one card over its side, in the order of the other ends.
 
     In array passes over the edges (a rebuild of a big graph makes few objects and Python steps)."""
-    pos = model.positions
     edges = model.edges
     m = len(edges)
     if not m:
         return {}
-    index = {did: k for k, did in enumerate(pos)}
-    ys = xy_array(pos)[:, 1]
-    ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
-                       count=2 * m).reshape(m, 2)
+    xy, _index, ends = card_arrays(model)
+    ys = xy[:, 1]
     number = np.arange(m)
     offsets = []
     for side, other in ((0, 1), (1, 0)):  # a card's outgoing edges (by their targets' y), then incoming

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import os
 import random
 import re
 import tempfile
 import threading
+import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -691,6 +693,15 @@ class _Piece:
     extent: list[tuple[float, float]]  # per interior layer: the lowest and highest y of a node or bend
     crossings: int
     lead: int = 0  # 1: the in-ports share the first layer (where the nodes they stand for sit)
+    _arrays: tuple | None = None  # (layer, y as arrays; the interior edges with bends), made when first asked
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, list]]]:
+        """Its nodes' layers and ys as arrays and its interior edges that bend ((u, v, points as an
+        array), in `inner`'s order): what placing the piece needs, worked out once per piece."""
+        if self._arrays is None:
+            bent = [(u, v, pts) for (u, v), pts in self.inner.items() if pts]
+            self._arrays = (np.array(self.layer, dtype=float), np.array(self.y, dtype=float), bent)
+        return self._arrays
 
 
 def _piece(n: int, edges: list[tuple[int, int]], outputs: frozenset, in_targets: list[tuple[int, ...]],
@@ -926,29 +937,37 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     for t in reversed(topo):
         if not pred[t]:
             place(t)
-    # assemble
-    raw: dict[int, tuple[float, float]] = {}
-    for s, piece in enumerate(pieces):
-        x0, off = start[s], offset[s]
-        for j, i in enumerate(members[s]):
-            raw[i] = (float(x0 + piece.layer[j]), off + piece.y[j])
-    top = min(y for _x, y in raw.values())
+    # assemble: every piece's nodes shifted by its start and offset, in array passes (Python visits only
+    # the edges that bend)
+    arrays = [piece.arrays() for piece in pieces]
+    sizes = [len(m) for m in members]
+    order = np.fromiter(itertools.chain.from_iterable(members), dtype=np.intp, count=len(nodes))
+    seg = np.repeat(np.arange(k), sizes)
+    xs = np.array(start, dtype=float)[seg] + np.concatenate([a[0] for a in arrays])
+    ys = np.array(offset, dtype=float)[seg] + np.concatenate([a[1] for a in arrays])
+    top = float(ys.min())
+    x_of = np.empty(len(nodes))
+    y_of = np.empty(len(nodes))
+    x_of[order], y_of[order] = xs, ys
     bends: dict[tuple[Hashable, Hashable], list[tuple[float, float]]] = {}
 
     def shifted(pts, s):
         return [(float(start[s] + lay), offset[s] + y - top) for lay, y in pts]
 
-    for s, piece in enumerate(pieces):
+    for s, (_lx, _ly, bent) in enumerate(arrays):
+        if not bent:
+            continue
         mem = members[s]
-        for (u, v), pts in piece.inner.items():
+        for u, v, pts in bent:
             bends[(nodes[mem[u]], nodes[mem[v]])] = shifted(pts, s)
+    x_at, y_at = x_of.tolist(), y_of.tolist()  # (unshifted: `top` not taken off)
     for u, v in cross:
         su, sv = sid[u], sid[v]
         path = shifted(pieces[su].outs[out_ports[su][u]], su)
         i = in_index[sv][u]
         after = shifted(pieces[sv].ins[i][local[v]], sv)
-        a = path[-1] if path else (raw[u][0], raw[u][1] - top)
-        b = after[0] if after else (raw[v][0], raw[v][1] - top)
+        a = path[-1] if path else (x_at[u], y_at[u] - top)
+        b = after[0] if after else (x_at[v], y_at[v] - top)
         if pieces[sv].lead and not lead[sv] and int(a[0]) < start[sv] < int(b[0]):
             # the port shares the segment's first layer, moved past the source's (framed segments follow
             # each other): the edge runs through the room the port holds there
@@ -964,8 +983,9 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
         path += after
         if path:
             bends[(nodes[u], nodes[v])] = path
-    positions = {nodes[i]: (x, y - top) for i, (x, y) in raw.items()}
-    layers = {nodes[i]: int(x) for i, (x, _y) in raw.items()}
+    ids = [nodes[i] for i in order.tolist()]
+    positions = dict(zip(ids, zip(xs.tolist(), (ys - top).tolist(), strict=True), strict=True))
+    layers = dict(zip(ids, xs.astype(np.int64).tolist(), strict=True))
     return Layout(positions, layers, sum(p.crossings for p in pieces), "composed", bends, "LR")
 
 
@@ -1220,7 +1240,9 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     group_of: dict = {}
     members: dict[str, list] = {}
     paths: dict = {}  # module path -> its group (many nodes share a module)
-    for nid, attrs in graph.nodes(data=True):
+    # (a trace's graph is complete once traced: its arrays are kept with it; any other graph's made anew)
+    arrays = _graph_arrays(graph) if graph is not trace_or_graph else _GraphArrays(graph)
+    for nid, attrs in zip(arrays.nodes, arrays.attrs, strict=True):
         module = attrs.get("module")
         path = paths.get(module, "")
         if path == "":
@@ -1232,37 +1254,82 @@ def collapse(trace_or_graph, expanded: Iterable[str] = frozenset(), *, rollup: b
     if rollup:
         _roll_up(graph, group_of, members, labels, classes, expanded)
 
+    # the collapsed graph in array passes over the graph's nodes and edges (worked out once per graph):
+    # each node's card (itself, or its group's card: numbers past the nodes), the cards in the order they
+    # first appear, the edges between cards in the order they first appear, with their counts
+    nodes, n = arrays.nodes, len(arrays.nodes)
+    groups = list(dict.fromkeys(group_of.values()))
+    number = {path: n + g for g, path in enumerate(groups)}
+    card = np.arange(n)
+    if group_of:
+        index = arrays.index
+        card[np.fromiter(map(index.__getitem__, group_of), dtype=np.intp, count=len(group_of))] = \
+            np.fromiter(map(number.__getitem__, group_of.values()), dtype=np.intp, count=len(group_of))
+    seen, first = np.unique(card, return_index=True)
+    shown = seen[np.argsort(first, kind="stable")].tolist()
+    names = [*nodes, *("module:" + path for path in groups)]
     out = networkx.DiGraph()
     out.graph.update(graph.graph)
-    node_list = []
-    added: set[str] = set()
-    for nid, attrs in graph.nodes(data=True):
-        path = group_of.get(nid)
-        if path is None:
-            node_list.append((nid, attrs))
-        elif path not in added:
-            added.add(path)
-            node_list.append(("module:" + path, {"kind": "module", "label": labels[path], "name": path,
-                                                 "module": path, "path": path,
-                                                 "members": list(members[path])}))
-    out.add_nodes_from(nid for nid, _attrs in node_list)  # (node, attrs) pairs cost networkx a TypeError each
-    node_attrs = out.nodes
-    for nid, attrs in node_list:
-        node_attrs[nid].update(attrs)
-    card = {nid: "module:" + path for nid, path in group_of.items()}
-    edge_attrs: dict[tuple, dict] = {}
-    for u, v, attrs in graph.edges(data=True):
-        a = card.get(u, u)
-        b = card.get(v, v)
-        if a == b:
-            continue
-        seen = edge_attrs.get((a, b))
-        if seen is not None:
-            seen["count"] += 1
+    out.add_nodes_from(map(names.__getitem__, shown))  # (node, attrs) pairs cost networkx a TypeError each
+    node_attrs = out._node  # (each node's attribute dict, as `out.nodes[node]` gives it)
+    attrs_of = arrays.attrs
+    for c in shown:
+        if c < n:
+            node_attrs[nodes[c]].update(attrs_of[c])
         else:
-            edge_attrs[(a, b)] = {"arg": attrs.get("arg", 0), "count": 1}
-    out.add_edges_from((a, b, d) for (a, b), d in edge_attrs.items())
+            path = groups[c - n]
+            node_attrs["module:" + path].update({"kind": "module", "label": labels[path], "name": path,
+                                                 "module": path, "path": path,
+                                                 "members": list(members[path])})
+    a, b = card[arrays.sources], card[arrays.targets]
+    between = np.flatnonzero(a != b)
+    if len(between):
+        a, b = a[between], b[between]
+        pair, at, count = np.unique(a * (n + len(groups)) + b, return_index=True, return_counts=True)
+        order = np.argsort(at, kind="stable")
+        at, count = at[order], count[order]
+        args = arrays.args
+        # straight into the new graph's adjacency dicts (what `add_edges_from` fills, less its checks, which
+        # cost ~4 µs an edge: every end is a node added above and every pair comes once)
+        succ, pred = out._succ, out._pred
+        for u, v, e, k in zip(a[at].tolist(), b[at].tolist(), between[at].tolist(), count.tolist(),
+                              strict=True):
+            data = {"arg": args[e], "count": k}
+            succ[names[u]][names[v]] = data
+            pred[names[v]][names[u]] = data
     return out
+
+
+class _GraphArrays:
+    """A graph's nodes (ids, attribute dicts, id -> number) and edges (source and target numbers as
+    arrays, each edge's "arg"), in the graph's own order: what `collapse` reads, worked out once."""
+
+    def __init__(self, graph) -> None:
+        self.size = graph.number_of_nodes()
+        self.nodes = list(graph.nodes)
+        self.attrs = [attrs for _nid, attrs in graph.nodes(data=True)]
+        self.index = {nid: i for i, nid in enumerate(self.nodes)}
+        index = self.index
+        edges = list(graph.edges(data=True))
+        m = len(edges)
+        self.sources = np.fromiter((index[u] for u, _v, _a in edges), dtype=np.intp, count=m)
+        self.targets = np.fromiter((index[v] for _u, v, _a in edges), dtype=np.intp, count=m)
+        self.args = [attrs.get("arg", 0) for _u, _v, attrs in edges]
+
+
+_GRAPH_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its _GraphArrays
+_GRAPH_ARRAYS_LOCK = threading.Lock()
+
+
+def _graph_arrays(graph) -> _GraphArrays:
+    """The `_GraphArrays` of a trace's graph, made once per graph (again should its node count change)."""
+    with _GRAPH_ARRAYS_LOCK:
+        got = _GRAPH_ARRAYS.get(graph)
+    if got is None or got.size != graph.number_of_nodes():
+        got = _GraphArrays(graph)
+        with _GRAPH_ARRAYS_LOCK:
+            _GRAPH_ARRAYS[graph] = got
+    return got
 
 
 def _module_label(path: str, classes: dict[str, str]) -> str:

@@ -25,6 +25,7 @@ from explorer.core.graph.display import (
     DisplayModel,
     best_bands,
     build_display,
+    card_arrays,
     fit_bands,
     set_bands,
     xy_array,
@@ -473,24 +474,7 @@ class GraphScene(QGraphicsScene):
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
         self._file_cards(pos)
         segments = self._file_edges(points=overview)  # the overview's edges: made now only when shown now
-        places, boxes = [], []
-        labels = LabelShelf()
-        halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
-        half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
-        for path, label, depth, i, (x0, y0, x1, y1) in self._frame_boxes():
-            pad = FRAME_PAD + 4 * max(0, 3 - depth)  # outer frames a little wider than inner ones
-            text = label if i == 0 else f"{label} (cont.)"
-            rect = QRectF(x0 - half_w - pad, y0 - half_h - pad, x1 - x0 + 2 * (half_w + pad),
-                          y1 - y0 + 2 * (half_h + pad))
-            width = frame_label_width(text)
-            offset = labels.place(rect.left(), rect.top(), width)
-            box = ModuleFrame.bounds(rect, offset, width)  # its item's boundingRect: filed before it is made
-            number = len(places)
-            places.append(FramePlace(path, text, rect, depth, offset))
-            boxes.append(box)
-            for cx in range(int(box.left() // CELL), int(box.right() // CELL) + 1):
-                for cy in range(int(box.top() // CELL), int(box.bottom() // CELL) + 1):
-                    self._frame_cells.setdefault((cx, cy), []).append(number)
+        places, boxes = self._place_frames()
         self.frames = FrameList(self, places)
         self._frame_bounds = boxes
         if not self._lazy_now:
@@ -512,6 +496,48 @@ class GraphScene(QGraphicsScene):
         if self._overview is not None:
             self._overview.set_state(0, None, self.selected)
 
+    def _place_frames(self) -> tuple[list[FramePlace], list[QRectF]]:
+        """Each frame part's place (its rectangle around its cards, its label beside the labels placed
+        before it at the same corner: `LabelShelf`) and its item's bounding rectangle, filing each in the
+        grid cells that rectangle reaches. The rectangles in array passes; Python places the labels."""
+        frames = self.model.frames
+        number, opens, box = self._frame_boxes()
+        if not number:
+            return [], []
+        halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
+        half_w, half_h = CARD_W / 2 + halo, CARD_H / 2 + halo
+        depth = np.array([frames[f][0].count(".") for f in number], dtype=np.int64)
+        pad = FRAME_PAD + 4 * np.maximum(0, 3 - depth)  # outer frames a little wider than inner ones
+        x0, y0, x1, y1 = box.T
+        left, top = x0 - half_w - pad, y0 - half_h - pad
+        width, height = x1 - x0 + 2 * (half_w + pad), y1 - y0 + 2 * (half_h + pad)
+        texts = [frames[f][1] if first else f"{frames[f][1]} (cont.)"
+                 for f, first in zip(number, opens.tolist(), strict=True)]
+        label_w = [frame_label_width(text) for text in texts]
+        shelf = LabelShelf()
+        offset = [shelf.place(*corner, w) for *corner, w in zip(left.tolist(), top.tolist(), label_w,
+                                                                strict=True)]
+        # `ModuleFrame.bounds` of each, in arrays (its rectangle and its label at the largest size)
+        label_h = ModuleFrame.LABEL_PT * 4 / 3 * ModuleFrame.MAX_LABEL_BOOST + 8
+        right = np.maximum(left + width, left + np.array(offset) + np.array(label_w))
+        bounds = np.stack([left - 2, top - label_h - 2, right - left + 4, height + label_h + 4], axis=1)
+        places = [FramePlace(frames[f][0], text, QRectF(*rect), d, off) for f, text, rect, d, off in
+                  zip(number, texts, np.stack([left, top, width, height], axis=1).tolist(), depth.tolist(),
+                      offset, strict=True)]
+        boxes = [QRectF(*b) for b in bounds.tolist()]
+        # every (cell, frame) pair: the cells of its bounding rectangle, as `_file_edges` files edges
+        bx0, by0 = bounds[:, 0], bounds[:, 1]
+        cx0, cx1 = np.floor_divide(bx0, CELL), np.floor_divide(bx0 + bounds[:, 2], CELL)
+        cy0, cy1 = np.floor_divide(by0, CELL), np.floor_divide(by0 + bounds[:, 3], CELL)
+        cx0, cx1, cy0, cy1 = (c.astype(np.int64) for c in (cx0, cx1, cy0, cy1))
+        rows = cy1 - cy0 + 1
+        counts = (cx1 - cx0 + 1) * rows
+        which = np.repeat(np.arange(len(number)), counts)
+        k = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
+        for cell, members in _group((cx0[which] + k // rows[which], cy0[which] + k % rows[which]), which):
+            self._frame_cells[cell] = members.tolist()
+        return places, boxes
+
     def _make_overview(self, segments: list[list[tuple[float, float]]] | None = None) -> None:
         """The overview's items for the current model: made when the overview is first shown after a
         rebuild, not by every rebuild (an expand while zoomed in to the cards does without it).
@@ -529,15 +555,15 @@ class GraphScene(QGraphicsScene):
             self.addItem(item)
         self._overview.set_state(self.step, self._current, self.selected)
 
-    def _frame_boxes(self) -> Iterator[tuple[str, str, int, int, tuple[float, float, float, float]]]:
-        """(path, label, depth, part, (lowest x, y, highest x, y of its members' centres)) of each part of
-        each frame of the model, in the model's order: a module wrapped over several rows has a part in
-        each, top row first. One array pass over every frame's members (cards sit in several frames)."""
-        frames, pos = self.model.frames, self.model.positions
+    def _frame_boxes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """(the frame of each part, whether it is a frame's first part, and the lowest x, y and highest x,
+        y of the part's members' centres as an n x 4 array) of each part of each frame of the model, in
+        the model's order: a module wrapped over several rows has a part in each, top row first. One array
+        pass over every frame's members (cards sit in several frames)."""
+        frames = self.model.frames
         if not frames:
-            return
-        index = {did: k for k, did in enumerate(pos)}
-        xy = xy_array(pos)
+            return [], np.zeros(0, dtype=bool), np.zeros((0, 4))
+        xy, index, _ends = card_arrays(self.model)
         starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
         rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
             if starts else np.zeros(len(xy), dtype=np.intp)
@@ -551,22 +577,18 @@ class GraphScene(QGraphicsScene):
         cut = np.flatnonzero((frame[1:] != frame[:-1]) | (row[1:] != row[:-1])) + 1
         first = np.concatenate(([0], cut))
         x, y = xy[member, 0], xy[member, 1]
-        boxes = zip(frame[first].tolist(), np.minimum.reduceat(x, first).tolist(),
-                    np.minimum.reduceat(y, first).tolist(), np.maximum.reduceat(x, first).tolist(),
-                    np.maximum.reduceat(y, first).tolist(), strict=True)
-        part, last = 0, -1
-        for f, x0, y0, x1, y1 in boxes:
-            part = part + 1 if f == last else 0
-            last = f
-            path, label, _members = frames[f]
-            yield path, label, path.count("."), part, (x0, y0, x1, y1)
+        part_frame = frame[first]
+        opens = np.concatenate(([True], part_frame[1:] != part_frame[:-1]))
+        box = np.stack([np.minimum.reduceat(x, first), np.minimum.reduceat(y, first),
+                        np.maximum.reduceat(x, first), np.maximum.reduceat(y, first)], axis=1)
+        return part_frame.tolist(), opens, box
 
     def _file_cards(self, pos: dict[str, tuple[float, float]]) -> None:
         """File every card in the grid cell of its centre (cells' cards in the model's order)."""
         if not pos:
             return
         ids = list(pos)
-        xy = xy_array(pos)
+        xy = card_arrays(self.model)[0] if pos is self.model.positions else xy_array(pos)
         cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
@@ -576,13 +598,10 @@ class GraphScene(QGraphicsScene):
         port through its bends; cards' sides included) and, with `points`, the point lists (for the
         overview). In array passes: Python visits only the edges with bends."""
         model = self.model
-        pos, ports, all_bends, half = model.positions, model.ports, model.bends, CARD_W / 2
+        ports, all_bends, half = model.ports, model.bends, CARD_W / 2
         edges = model.edges
         m = len(edges)
-        index = {did: k for k, did in enumerate(pos)}
-        xy = xy_array(pos)
-        ends = np.fromiter(map(index.__getitem__, chain.from_iterable(edges)), dtype=np.intp,
-                           count=2 * m).reshape(m, 2)
+        xy, _index, ends = card_arrays(model)
         dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
                          count=2 * m).reshape(m, 2)
         xu, yu = xy[ends[:, 0]].T
@@ -643,11 +662,10 @@ class GraphScene(QGraphicsScene):
         (Qt's would ask every card for its bounds), the edges' from their points on a lazy canvas."""
         rect = QRectF()
         if self.model.positions:
-            xs = [p[0] for p in self.model.positions.values()]
-            ys = [p[1] for p in self.model.positions.values()]
+            xy = card_arrays(self.model)[0]
+            (x0, y0), (x1, y1) = xy.min(axis=0).tolist(), xy.max(axis=0).tolist()
             card = NodeCard.bounds()
-            rect = QRectF(min(xs) + card.left(), min(ys) + card.top(), max(xs) - min(xs) + card.width(),
-                          max(ys) - min(ys) + card.height())
+            rect = QRectF(x0 + card.left(), y0 + card.top(), x1 - x0 + card.width(), y1 - y0 + card.height())
         for box in self._frame_bounds:  # the frames' items' scene bounding rectangles (made or not)
             rect = rect.united(box)
         if self._lazy_now:
