@@ -327,3 +327,47 @@ def test_an_expand_on_a_big_canvas_makes_the_frames_near_the_view_and_hands_the_
         assert 0 < made <= live < frames / 2, (small, big)  # ... the items made are those in view
         assert young < 3000, (small, big)
     assert big[0] <= small[0] + 8 and big[1] <= 1.5 * small[1] + 500, (small, big)
+
+
+def test_the_minimap_shows_a_block_per_card_where_a_painted_rectangle_would_be(qtbot, monkeypatch):
+    """The minimap writes its blocks into pixels in array passes: the same pixels (up to blocks that overlap
+    and the rounding of a block's edges) as a QPainter rectangle per card in its colour, the selected card's
+    block on top in the selection colour."""
+    import numpy as np
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from explorer.core.graph.display import CARD_H, CARD_W
+
+    view = _lazy_view(qtbot, monkeypatch, 12)
+    scene = view.graph_scene
+    view.zoom_by(1.0)
+    view.minimap.place()
+    chosen = scene.model.order[len(scene.model.order) // 2]
+    scene.set_selected(chosen)
+    mini = view.minimap
+    got = mini._blocks(scene).toImage().convertToFormat(QImage.Format_ARGB32)
+
+    from explorer.ui.graph import view as view_module
+
+    monkeypatch.setattr(view_module, "blocks_into", lambda *args: None)  # the background and border alone
+    want = mini._blocks(scene).toImage().convertToFormat(QImage.Format_ARGB32)
+    bare = want.copy()
+    t = scene.theme
+    k, rect = mini._transform()
+    w, h = max(1.5, CARD_W * k), max(1.5, CARD_H * k)
+    painter = QPainter(want)
+    painter.setPen(QColor(0, 0, 0, 0))
+    for did, (x, y) in list(scene.model.positions.items()) + [(chosen, scene.model.positions[chosen])]:
+        color = t["selected"] if did == chosen else items.accent_name(scene.model.info[did], t)
+        painter.setBrush(QColor(color))
+        painter.drawRect(QRectF((x - CARD_W / 2 - rect.left()) * k, (y - CARD_H / 2 - rect.top()) * k, w, h))
+    painter.end()
+
+    def pixels(image: QImage) -> np.ndarray:
+        return np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), -1)[:, :image.width()]
+
+    a, b = pixels(got), pixels(want)
+    assert (a != b).mean() < 0.05
+    assert (a != pixels(bare)).mean() > 0.1  # blocks were drawn
+    assert (a == QColor(t["selected"]).rgba()).sum() >= 1  # the selected card's block
