@@ -25,14 +25,14 @@ from explorer.core.gpt.child_process import clean_record
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
 from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help, format_bytes
-from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings
+from explorer.core.gpt.train import BATCH_SPLITS, TRAIN_PRESETS, Trainer, TrainSettings
 
 HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
 
 # Flags with a shorter name than their setting; the long spelling works too.
 ALIASES = {"corpus_path": ["--corpus"], "out_dir": ["--out"]}
 CHOICES = {"device": None, "dtype": ["auto", "float32", "bfloat16"], "tokenizer": ["char", "bpe"],
-           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"], "batch_split": ["auto", "off"]}
+           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"], "batch_split": list(BATCH_SPLITS)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
