@@ -151,12 +151,14 @@ class OurLoop:
             torch.set_num_threads(before)
 
 
-def make_trainer(args, compiled: bool = False, split: str | None = None) -> Trainer:
+def make_trainer(args, compiled: bool = False, split: str | None = None,
+                 threads: int | None = None) -> Trainer:
     cfg = preset("tiny", **BABY_GPT)
     settings = TrainSettings(steps=10**6, batch_size=BATCH, lr=1e-3, warmup_steps=100, eval_every=0,
                              sample_every=100, sample_tokens=120, device=args.device, compile=compiled,
                              seed=1337, optimizer_impl=args.optimizer, dtype=args.dtype,
-                             batch_split=args.split if split is None else split)
+                             batch_split=args.split if split is None else split,
+                             threads=args.threads if threads is None else threads)
     return Trainer(cfg, settings)
 
 
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if args.threads == 1 and cores > 1 and base.device.type == "cpu":
         torch.set_num_threads(cores)  # the trainer decides its batch split from the count it is built with
-        variants[f"ours-{cores}-threads"] = OurLoop(make_trainer(args), threads=cores)
+        variants[f"ours-{cores}-threads"] = OurLoop(make_trainer(args, threads=cores), threads=cores)
         torch.set_num_threads(args.threads)
     compile_s = {}
     if args.compile:

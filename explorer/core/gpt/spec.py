@@ -180,7 +180,7 @@ class TrainSettings(ConfigMixin):
     # and backward on one core with one-thread kernels (not with dropout, compile, block checkpointing or
     # several ranks): processes (every part but the first in a helper process), threads (each part on a
     # thread of the training process), auto (processes); off: every kernel spread over all threads.
-    batch_split: str = "off"
+    batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
     # the rest during backward (less memory, about a third more compute per step).

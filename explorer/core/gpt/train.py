@@ -45,7 +45,16 @@ from explorer.core.gpt.distributed import rank_slice
 from explorer.core.gpt.health import BlockHealth
 from explorer.core.gpt.histograms import FILE_NAME as HISTOGRAMS_FILE
 from explorer.core.gpt.histograms import HistogramRecorder, from_record, thin, write_file
-from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
+from explorer.core.gpt.model import (
+    GPT,
+    PRESETS,
+    ConfigError,
+    GPTConfig,
+    count_parameters,
+    flops_per_token,
+    lm_loss,
+    mfu,
+)
 from explorer.core.gpt.part_process import PartProcess, PartProcessError
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
     BATCH_SPLITS,
@@ -165,29 +174,55 @@ def compile_decision(settings: TrainSettings, device: torch.device, step: int = 
     return True, f"torch.compile on for {left:,} steps (the first steps compile)"
 
 
+# "auto" splits a batch over processes when its training step is at least this many FLOPs (forward and
+# backward, `flops_per_token` x tokens): below it, a step is over in a few milliseconds and starting a
+# helper process (a second or two) and meeting it every step do not pay. nanoGPT's baby GPT at batch 12
+# does 4 GFLOPs a step; the tests' micro models well under 0.1.
+AUTO_SPLIT_MIN_FLOPS = 500_000_000
+# ... and up to this many parameters: larger products split well over threads, and every helper process
+# holds the weights and their gradients once more in shared memory. (Not measured above the baby GPT.)
+AUTO_SPLIT_MAX_PARAMETERS = 5_000_000
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the system tells it, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.device, *,
                     distributed: bool = False) -> int:
     """Into how many parts a training micro-batch is split on a CPU, one core each (1: no split).
 
-    With `batch_split` "auto", "processes" or "threads" on a CPU and N > 1 torch threads, each
-    micro-batch of B sequences is cut into min(N, B) parts; each part's forward and backward run on one
-    core with one-thread kernels (`cpu_batch_mode` says where: helper processes or threads of this one),
-    and their gradients are summed in part order (scaled so the sum is the whole batch's mean, and a
-    seeded run repeats exactly). The arithmetic is the same as one pass over the batch, up to rounding.
-    What changes is how the cores share the work: instead of every matrix product and every small
-    element-wise kernel being cut between the threads, with a fork and a join each (hundreds a step),
-    each core runs whole kernels on its own rows, and the cores meet once a step. Small products (the
-    baby GPT's are 768 x 128 by 128 x 384) split poorly, and every join waits for the slowest thread,
-    which on a busy machine may not be running at all.
-    Not split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
-    (the parts would draw its masks from different random generators, and the run would no longer be
-    the unsplit run's).
+    Each micro-batch of B sequences is cut into parts; each part's forward and backward run on one core
+    with one-thread kernels (`cpu_batch_mode` says where), and their gradients are summed in part order
+    (scaled so the sum is the whole batch's mean, and a seeded run repeats exactly). The arithmetic is
+    the same as one pass over the batch, up to rounding. What changes is how the cores share the work:
+    instead of every matrix product and every small element-wise kernel being cut between the threads,
+    with a fork and a join each (hundreds a step), each core runs whole kernels on its own rows, and the
+    cores meet once a step. Small products (the baby GPT's are 768 x 128 by 128 x 384) split poorly, and
+    every join waits for the slowest thread, which on a busy machine may not be running at all.
+
+    `batch_split`: "threads" cuts min(torch threads, B) parts; "processes" min(cores, B), or
+    min(`threads`, B) when the settings name a thread count (the process's own torch thread count is
+    not the measure: each part runs one thread, and the app's training process keeps its intra-op
+    threads one fewer than the cores, for the window); "auto" is "processes" for a model of at most
+    AUTO_SPLIT_MAX_PARAMETERS whose step does at least AUTO_SPLIT_MIN_FLOPS, else no split.
+    Never split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
+    (the parts would draw its masks from different generators: no longer the unsplit run's numbers).
     """
-    if settings.batch_split == "off" or device.type != "cpu" or distributed or settings.compile:
+    split = settings.batch_split
+    if split == "off" or device.type != "cpu" or distributed or settings.compile:
         return 1
     if settings.checkpoint_blocks or config.drop_rate > 0:
         return 1
-    return max(1, min(torch.get_num_threads(), settings.batch_size))
+    if split == "auto":
+        flops = flops_per_token(config) * settings.batch_size * config.context_length
+        if flops < AUTO_SPLIT_MIN_FLOPS or count_parameters(config)["total"] > AUTO_SPLIT_MAX_PARAMETERS:
+            return 1
+    cores = torch.get_num_threads() if split == "threads" else settings.threads or usable_cores()
+    return max(1, min(cores, settings.batch_size))
 
 
 def cpu_batch_mode(settings: TrainSettings, parts: int) -> str:
@@ -195,8 +230,8 @@ def cpu_batch_mode(settings: TrainSettings, parts: int) -> str:
     helper process, `part_process`), "threads" (one thread of this process each), "off" (one part).
 
     "auto" means processes: two threads of one process still take turns at the interpreter lock for the
-    Python side of every layer, where processes share nothing but the weights' memory. Measured with
-    bench/train_bench.py (README, "Precision and speed")."""
+    Python side of every layer and meet at every part's end, where processes share only the weights'
+    memory. Measured with bench/train_bench.py (README, "Precision and speed")."""
     if parts <= 1:
         return "off"
     return "threads" if settings.batch_split == "threads" else "processes"
