@@ -269,6 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _train(args, trainer)
     finally:
+        trainer.close()  # the helper processes of a batch split over processes end with the command
         if lock is not None:
             lock.release()
 
@@ -387,7 +388,17 @@ def start_line(r: dict) -> str:
             f"emb {c['emb_dim']}, context {c['context_length']}, {r['tokenizer']} vocab {c['vocab_size']}) "
             f"on {r['device']} "
             f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}"
-            + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
+            + split_note(r) + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
+
+
+def split_note(r: dict) -> str:
+    """How the start record says each batch is shared between the cores ("" when it is not split)."""
+    parts, mode = r.get("batch_parts") or 1, r.get("batch_mode")
+    if parts <= 1 or mode not in ("processes", "threads"):
+        return ""
+    helpers = "a helper process" if parts == 2 else f"{parts - 1} helper processes"
+    where = f"this process and {helpers}" if mode == "processes" else f"{parts} threads"
+    return f"; each batch split in {parts} parts, one core each ({where})"
 
 
 class TextPrinter:

@@ -55,7 +55,7 @@ from explorer.core.gpt.model import (
     lm_loss,
     mfu,
 )
-from explorer.core.gpt.part_process import PartProcess, PartProcessError
+from explorer.core.gpt.part_process import PartProcess
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
     BATCH_SPLITS,
     CPU_BF16_MIN_WIDTH,
@@ -608,8 +608,10 @@ class Trainer:
                                                       len(parts[0][0]) / len(x))
             results = [(loss, grads)]
             results += [helper.finish_grad(params) for helper in started]
-        except PartProcessError:
-            self.close()  # a helper failed or ended: the next step starts new ones
+        except BaseException:
+            # A helper failed or ended, or this process was interrupted while they computed (their answers
+            # would then come out of turn): the next step starts new ones.
+            self.close()
             raise
         with torch.no_grad():
             for i, param in enumerate(params):
@@ -737,7 +739,7 @@ class Trainer:
                 started.append(helper)
             losses = [self._part_eval_loss(*parts[0], len(parts[0][0]) / len(x))]
             losses += [helper.finish_loss() for helper in started]
-        except PartProcessError:
+        except BaseException:
             self.close()
             raise
         return torch.stack(losses).sum()
