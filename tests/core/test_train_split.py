@@ -255,3 +255,40 @@ def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
         trainer.close()
     assert last["type"] == "error" and "part process ended" in last["message"]
     assert trainer.part_process_ids == []
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="a split needs two cores")
+def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
+    # The app trains in a spawned daemon process (which multiprocessing forbids to have children) with one
+    # intra-op thread fewer than the cores: its batches still split over a helper process, and Stop ends both.
+    import multiprocessing as mp
+    import queue
+
+    from explorer.core.gpt.child_process import run_training
+
+    ctx = mp.get_context("spawn")
+    commands, records = ctx.Queue(), ctx.Queue()
+    settings = {"steps": 10**6, "batch_size": 4, "device": "cpu", "eval_every": 0, "sample_every": 0,
+                "batch_split": "processes"}
+    checkpoint = tmp_path / "checkpoint.safetensors"
+    child = ctx.Process(target=run_training, daemon=True,
+                        args=(CFG.to_dict(), settings, None, str(checkpoint), commands, records, 1))
+    child.start()
+    seen = []
+    try:
+        while not seen or seen[-1]["type"] != "exit":
+            try:
+                batch = records.get(timeout=120)
+            except queue.Empty:
+                pytest.fail(f"no record from the training process; last ones: {seen[-3:]}")
+            seen += batch
+            if any(r["type"] == "step" and r["step"] == 2 for r in batch):
+                commands.put("stop")
+        child.join(30)
+    finally:
+        if child.is_alive():
+            child.kill()
+    start = next(r for r in seen if r["type"] == "start")
+    assert (start["batch_mode"], start["batch_parts"]) == ("processes", min(usable_cores(), 4))
+    assert any(r["type"] == "stopped" for r in seen), seen[-3:]
+    assert checkpoint.is_file() and child.exitcode == 0
