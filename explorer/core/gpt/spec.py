@@ -176,10 +176,11 @@ class TrainSettings(ConfigMixin):
     # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
     checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
-    # On a CPU with several threads, split each micro-batch into one part per thread, each part's forward
-    # and backward on one core with one-thread kernels (not with dropout, compile, block checkpointing or
+    # On a CPU with several cores, split each micro-batch into one part per core, each part's forward and
+    # backward on one core with one-thread kernels (not with dropout, compile, block checkpointing or
     # several ranks): processes (every part but the first in a helper process), threads (each part on a
-    # thread of the training process), auto (processes); off: every kernel spread over all threads.
+    # thread of the training process), auto (processes for a model of at most 5M parameters whose step
+    # does at least 0.5 GFLOPs, like nanoGPT's baby GPT; else off); off: every kernel spread over all threads.
     batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
