@@ -178,6 +178,7 @@ def test_when_the_batch_is_split():
         baby = preset("tiny")
         auto = TrainSettings(batch_size=12, batch_split="auto", threads=2)
         assert cpu_batch_parts(auto, baby, cpu) == 2
+        assert cpu_batch_parts(auto.replace(threads=8), baby, cpu) == 4  # each helper holds its own torch
         assert cpu_batch_mode(auto, 2) == "processes"
         assert cpu_batch_parts(auto.replace(batch_size=4), cfg, cpu) == 1
         assert cpu_batch_parts(auto, preset("small", drop_rate=0.0), cpu) == 1

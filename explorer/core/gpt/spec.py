@@ -180,7 +180,8 @@ class TrainSettings(ConfigMixin):
     # backward on one core with one-thread kernels (not with dropout, compile, block checkpointing or
     # several ranks): processes (every part but the first in a helper process), threads (each part on a
     # thread of the training process), auto (processes for a model of at most 5M parameters whose step
-    # does at least 0.5 GFLOPs, like nanoGPT's baby GPT; else off); off: every kernel spread over all threads.
+    # does at least 0.5 GFLOPs, like nanoGPT's baby GPT, in 4 parts at most; else off); off: every kernel
+    # spread over all threads.
     batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute

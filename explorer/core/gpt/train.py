@@ -182,6 +182,9 @@ AUTO_SPLIT_MIN_FLOPS = 500_000_000
 # ... and up to this many parameters: larger products split well over threads, and every helper process
 # holds the weights and their gradients once more in shared memory. (Not measured above the baby GPT.)
 AUTO_SPLIT_MAX_PARAMETERS = 5_000_000
+# ... into at most this many parts: each helper process holds its own torch (about 260 MB resident for
+# the baby GPT, measured), and parts of one or two rows gain little. (Measured only with 2 parts.)
+AUTO_SPLIT_MAX_PARTS = 4
 
 
 def usable_cores() -> int:
@@ -208,7 +211,8 @@ def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.de
     min(`threads`, B) when the settings name a thread count (the process's own torch thread count is
     not the measure: each part runs one thread, and the app's training process keeps its intra-op
     threads one fewer than the cores, for the window); "auto" is "processes" for a model of at most
-    AUTO_SPLIT_MAX_PARAMETERS whose step does at least AUTO_SPLIT_MIN_FLOPS, else no split.
+    AUTO_SPLIT_MAX_PARAMETERS whose step does at least AUTO_SPLIT_MIN_FLOPS, in AUTO_SPLIT_MAX_PARTS parts
+    at most, else no split.
     Never split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
     (the parts would draw its masks from different generators: no longer the unsplit run's numbers).
     """
@@ -217,11 +221,12 @@ def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.de
         return 1
     if settings.checkpoint_blocks or config.drop_rate > 0:
         return 1
+    cores = torch.get_num_threads() if split == "threads" else settings.threads or usable_cores()
     if split == "auto":
         flops = flops_per_token(config) * settings.batch_size * config.context_length
         if flops < AUTO_SPLIT_MIN_FLOPS or count_parameters(config)["total"] > AUTO_SPLIT_MAX_PARAMETERS:
             return 1
-    cores = torch.get_num_threads() if split == "threads" else settings.threads or usable_cores()
+        cores = min(cores, AUTO_SPLIT_MAX_PARTS)
     return max(1, min(cores, settings.batch_size))
 
 
