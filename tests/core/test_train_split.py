@@ -16,6 +16,7 @@ from explorer.core.gpt.train import (
     cpu_batch_mode,
     cpu_batch_parts,
     one_thread_pool,
+    peak_flops,
     usable_cores,
 )
 
@@ -293,3 +294,14 @@ def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
     assert (start["batch_mode"], start["batch_parts"]) == ("processes", min(usable_cores(), 4))
     assert any(r["type"] == "stopped" for r in seen), seen[-3:]
     assert checkpoint.is_file() and child.exitcode == 0
+
+
+def test_mfu_of_a_split_over_processes_counts_one_core_per_part(threads):
+    threads(1)  # like the app's training process: one intra-op thread, yet both cores train
+    cpu = torch.device("cpu")
+    assert peak_flops(cpu, False, cores=2) == pytest.approx(2 * peak_flops(cpu, False))
+    trainer = Trainer(CFG, TrainSettings(batch_size=4, batch_split="processes", threads=2), CORPUS)
+    threads(1)
+    assert trainer.peak_flops == pytest.approx(2 * peak_flops(cpu, False))
+    whole = Trainer(CFG, TrainSettings(batch_size=4, batch_split="off", threads=1), CORPUS)
+    assert whole.peak_flops == pytest.approx(peak_flops(cpu, False))

@@ -274,13 +274,14 @@ GPU_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12
                   "A10": 125e12, "4090": 165e12, "3090": 71e12}
 
 
-def peak_flops(device: torch.device, bf16: bool) -> float | None:
+def peak_flops(device: torch.device, bf16: bool, cores: int | None = None) -> float | None:
     """An estimate of the device's peak FLOP/s for the MFU figure; None when unknown.
 
-    CPU: cores in use x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz) x FLOPs per cycle per core:
-    fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16 with avx512_bf16 twice that,
-    with AMX 1024. GPUs: the dense bf16 figure of the table above, also for fp32 runs (the ceiling
-    the GPU could reach). A rough estimate: MFU compares runs on one machine, not across machines.
+    CPU: cores in use (`cores`, else the torch threads) x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz)
+    x FLOPs per cycle per core: fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16
+    with avx512_bf16 twice that, with AMX 1024. GPUs: the dense bf16 figure of the table above, also for
+    fp32 runs (the ceiling the GPU could reach). A rough estimate: MFU compares runs on one machine, not
+    across machines.
     """
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -297,7 +298,7 @@ def peak_flops(device: torch.device, bf16: bool) -> float | None:
     per_cycle = 64 if "avx512f" in flags else 32
     if bf16:
         per_cycle = 1024 if "amx_bf16" in flags else 2 * per_cycle if "avx512_bf16" in flags else per_cycle
-    return torch.get_num_threads() * mhz * 1e6 * per_cycle
+    return (cores or torch.get_num_threads()) * mhz * 1e6 * per_cycle
 
 
 class Trainer:
@@ -356,7 +357,10 @@ class Trainer:
         self._part_processes: list[PartProcess] = []  # started at the first split step (processes)
         # The helper processes end with the trainer (`close`), or when it is collected, or with this process.
         self._closer = weakref.finalize(self, close_part_processes, self._part_processes)
-        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None)  # per rank, an estimate
+        # Per rank, an estimate; a batch split over processes trains on one core per part, whatever this
+        # process's own thread count (the app's training process keeps it one below the cores).
+        cores = self.batch_parts if self.batch_mode == "processes" else None
+        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None, cores)
         self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
         self._compile_pending = self.compiled
