@@ -187,8 +187,14 @@ class PartProcess:
         return line.decode(errors="replace").strip()
 
     def _ended(self) -> str:
-        code = self._process.poll() if self._process is not None else None
-        return "the part process failed" if code is None else f"the part process ended (exit status {code})"
+        # Called when its pipe broke or closed: it has ended or is ending; its exit status says how.
+        if self._process is None:
+            return "the part process was closed"
+        try:
+            code = self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the part process stopped answering"
+        return f"the part process ended (exit status {code})"
 
 
 # -- the helper's side ---------------------------------------------------------------------------------
