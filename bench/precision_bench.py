@@ -9,7 +9,7 @@ batch 12), so the only difference is the precision of the matrix products. Print
 of the last 50 steps) and validation loss at each evaluation, their differences, and tokens/s.
 
 --split compares float32 in one pass on one thread with what a user gets on every core: dtype auto, and
-each batch split into one part per thread (TrainSettings.batch_split).
+each batch split into one part per core (TrainSettings.batch_split: auto, helper processes for the baby GPT).
 
 --kernels prints the two measurements behind the CPU rule of dtype "auto" (train.cpu_bf16_is_fast and
 train.CPU_BF16_MIN_WIDTH): bf16 against float32 matrix products at the baby GPT's shapes, and one
@@ -55,7 +55,9 @@ def train(dtype: str, args, split: str = "off", threads: int | None = None) -> d
         elif record["type"] == "eval":
             evals[record["step"]] = {"val_loss": record["val_loss"],
                                      "train_loss": statistics.fmean(losses[-50:]) if losses else None}
+    trainer.close()  # helper processes of a batch split over processes
     return {"dtype": str(trainer.autocast_dtype or "float32"), "batch_parts": trainer.batch_parts,
+            "batch_mode": trainer.batch_mode,
             "threads": torch.get_num_threads(), "evals": evals,
             "tokens_per_s": statistics.median(speeds), "wall_s": time.perf_counter() - started}
 
@@ -141,8 +143,8 @@ def main(argv=None) -> int:
         print(json.dumps(runs))
         return 0
     ref, low = runs["float32"], runs[other]
-    label = (f"{low['dtype'].replace('torch.', '')} in {low['batch_parts']} part(s) on "
-             f"{low['threads']} thread(s)") if args.split else "bf16"
+    label = (f"{low['dtype'].replace('torch.', '')} in {low['batch_parts']} part(s) ({low['batch_mode']}) "
+             f"on {low['threads']} thread(s)") if args.split else "bf16"
     print(f"baby GPT {BABY_GPT}, batch 12, {args.steps} steps, {torch.get_num_threads()} thread(s), "
           f"device {args.device}, torch {torch.__version__}")
     if args.split:

@@ -21,7 +21,10 @@ The ladder, each rung adding one idea to the one before:
   bare            + the attention run in float32 inside bf16 autocast (model.attend): our step, no loop
   ours            Trainer.run() consumed as the UI would: warm-up/cosine lr, one sync per step for loss
                   and grad norm, a JSON record every step, a 120-token sample every 100 steps; with
-                  several threads on a CPU each batch is split into one part per thread (batch_split)
+                  several threads on a CPU each batch is split into one part per thread (--split, by
+                  default auto: every part but the first in a helper process, batch_split=processes)
+  ours-threads    (several threads on a CPU) ours with batch_split=threads: each part on a thread of
+                  the training process
   ours-no-split   (several threads on a CPU) ours with batch_split=off: every kernel spread over all
                   threads, as the loops above do
   ours-N-threads  ours with every core (--threads 1 only, on a machine with more than one)
@@ -115,12 +118,25 @@ class BareLoop:
             torch.cuda.synchronize()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds a running process has used (Linux /proc; 0 where it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class OurLoop:
     """Trainer.run() consumed as the UI would: every record looked at (optionally on more threads)."""
 
     def __init__(self, trainer: Trainer, threads: int = 0):
         self.trainer, self.threads = trainer, threads
         self.records = 0
+
+    def helper_cpu_s(self) -> float:
+        """CPU seconds of the trainer's helper processes so far (batch split over processes)."""
+        return sum(process_cpu_seconds(pid) for pid in self.trainer.part_process_ids)
 
     def steps(self, n: int) -> None:
         before = torch.get_num_threads()
@@ -135,11 +151,14 @@ class OurLoop:
             torch.set_num_threads(before)
 
 
-def make_trainer(args, compiled: bool = False, split: str = "auto") -> Trainer:
+def make_trainer(args, compiled: bool = False, split: str | None = None,
+                 threads: int | None = None) -> Trainer:
     cfg = preset("tiny", **BABY_GPT)
     settings = TrainSettings(steps=10**6, batch_size=BATCH, lr=1e-3, warmup_steps=100, eval_every=0,
                              sample_every=100, sample_tokens=120, device=args.device, compile=compiled,
-                             seed=1337, optimizer_impl=args.optimizer, dtype=args.dtype, batch_split=split)
+                             seed=1337, optimizer_impl=args.optimizer, dtype=args.dtype,
+                             batch_split=args.split if split is None else split,
+                             threads=args.threads if threads is None else threads)
     return Trainer(cfg, settings)
 
 
@@ -179,6 +198,10 @@ def main(argv=None) -> int:
                         help="ours: auto (the trainer's choice), float32 or bfloat16")
     parser.add_argument("--sample-repeats", type=int, default=3,
                         help="paired timings of a 120-token sample, one thread against all (0: skip)")
+    parser.add_argument("--split", default="auto", choices=["auto", "processes", "threads", "off"],
+                        help="ours' batch_split (default auto; ours-threads and ours-no-split are also run)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated variants to run (default all); nanogpt-style always runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -205,11 +228,13 @@ def main(argv=None) -> int:
     variants["bare"] = BareLoop(base, adamw=fused, item_every_step=True, autocast=low)
     variants["ours"] = OurLoop(base)
     if base.batch_parts > 1:
+        if base.batch_mode != "threads":
+            variants["ours-threads"] = OurLoop(make_trainer(args, split="threads"))
         variants["ours-no-split"] = OurLoop(make_trainer(args, split="off"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if args.threads == 1 and cores > 1 and base.device.type == "cpu":
         torch.set_num_threads(cores)  # the trainer decides its batch split from the count it is built with
-        variants[f"ours-{cores}-threads"] = OurLoop(make_trainer(args), threads=cores)
+        variants[f"ours-{cores}-threads"] = OurLoop(make_trainer(args, threads=cores), threads=cores)
         torch.set_num_threads(args.threads)
     compile_s = {}
     if args.compile:
@@ -221,8 +246,11 @@ def main(argv=None) -> int:
             loop.steps(2)  # compiles
             compile_s[name] = time.perf_counter() - t0
             variants[name] = loop
+    if args.only:
+        keep = {"nanogpt-style", *args.only.split(",")}
+        variants = {name: loop for name, loop in variants.items() if name in keep}
     for loop in variants.values():
-        loop.steps(args.warmup)
+        loop.steps(max(1, args.warmup))  # at least one step: a batch split starts its helpers there
 
     tokens = args.steps * BATCH * BABY_GPT["context_length"]
     rates: dict[str, list[float]] = {name: [] for name in variants}
@@ -233,10 +261,12 @@ def main(argv=None) -> int:
     for rep in range(args.repeats):
         # Rotate the order so no variant always runs right after the same neighbour.
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            t0, c0 = time.perf_counter(), time.process_time()
-            variants[name].steps(args.steps)
+            loop = variants[name]
+            helpers = loop.helper_cpu_s if isinstance(loop, OurLoop) else (lambda: 0.0)
+            t0, c0, h0 = time.perf_counter(), time.process_time(), helpers()
+            loop.steps(args.steps)
             rates[name].append(tokens / (time.perf_counter() - t0))
-            cpu_rates[name].append(tokens / (time.process_time() - c0))
+            cpu_rates[name].append(tokens / (time.process_time() - c0 + helpers() - h0))
 
     # Paired ratios (same repeat) cancel the slow drifts of a shared machine better than ratios of medians.
     def paired(series: dict[str, list[float]], name: str, to: str = "nanogpt-style") -> float:
@@ -250,9 +280,13 @@ def main(argv=None) -> int:
     samples = sample_timings(base, args.sample_repeats) if args.sample_repeats else None
     # The loop's own cost: ours against the bare step with the same kernels (unsplit when ours splits).
     same = "ours-no-split" if "ours-no-split" in rates else "ours"
-    overhead = {"wall": 1 - paired(rates, same, "bare"), "cpu": 1 - paired(cpu_rates, same, "bare")}
+    overhead = ({"wall": 1 - paired(rates, same, "bare"), "cpu": 1 - paired(cpu_rates, same, "bare")}
+                if same in rates and "bare" in rates else None)
+    for loop in variants.values():
+        if isinstance(loop, OurLoop):
+            loop.trainer.close()
     result = {"device": str(base.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "autocast": str(low), "batch_parts": base.batch_parts,
+              "autocast": str(low), "batch_parts": base.batch_parts, "batch_mode": base.batch_mode,
               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "steps": args.steps,
               "repeats": args.repeats, "batch": BATCH,
               "config": BABY_GPT, "variants": summary, "loop_overhead": overhead, "compile_s": compile_s,
@@ -261,11 +295,12 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
     print(f"device {result['device']} (ours autocasts to {result['autocast']}), {result['threads']} torch "
-          f"thread(s), ours splits each batch in {base.batch_parts}, torch {result['torch']}; baby GPT "
+          f"thread(s), ours splits each batch in {base.batch_parts} ({base.batch_mode}), "
+          f"torch {result['torch']}; "
+          f"baby GPT "
           f"{BABY_GPT}, batch {BATCH}; {args.repeats} repeats x {args.steps} steps")
     if base.batch_parts > 1:
-        print(f"(ours runs batch_split=auto; TrainSettings' default is {TrainSettings().batch_split}: "
-              f"ours-no-split is what a run with the default settings does)")
+        print(f"(ours runs batch_split={args.split}; the default is {TrainSettings().batch_split})")
     if result["load_average"] is not None:
         # Other jobs on the machine: with more runnable threads than cores, every fork/join of a
         # multi-threaded kernel may wait a scheduler slice for a descheduled thread.
@@ -277,15 +312,16 @@ def main(argv=None) -> int:
         print(f"{name:<18}{v['median_tokens_per_s']:>9,.0f}{v['vs_nanogpt']:>12.3f}x{v['min']:>9,.0f}"
               f"{v['max']:>9,.0f}{v['median_tokens_per_cpu_s']:>12,.0f}{v['cpu_vs_nanogpt']:>12.3f}x")
     print("* median over repeats of (variant / nanogpt-style) within the same repeat; CPU time counts all "
-          "threads")
+          "threads, and ours' helper processes")
     for label, key in (("wall", "vs_nanogpt"), ("CPU", "cpu_vs_nanogpt")):
-        print(f"ours / nanogpt-style by {label} time: {result['variants']['ours'][key]:.2f}x "
-              f"(goal: at least 1.5x)")
-    for label, key in (("wall", "wall"), ("CPU", "cpu")):
+        if "ours" in result["variants"]:
+            print(f"ours / nanogpt-style by {label} time: {result['variants']['ours'][key]:.2f}x "
+                  f"(goal: at least 1.5x)")
+    for label, key in (("wall", "wall"), ("CPU", "cpu")) if overhead else ():
         print(f"our loop's overhead over bare by {label} time (a record every step, a sample every 100 "
               f"steps; {same}): {overhead[key]:+.1%} "
               f"({'within' if overhead[key] < 0.05 else 'OVER'} the 5% budget)")
-    if samples:
+    if samples and "ours" in result["variants"]:
         step_s = tokens / result["variants"]["ours"]["median_tokens_per_s"] / args.steps
         print(f"a {base.settings.sample_tokens}-token sample (ours takes one every 100 steps), paired over "
               f"{args.sample_repeats} repeats: {samples['ours_s']:.2f} s as ours runs it "

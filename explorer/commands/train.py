@@ -25,14 +25,14 @@ from explorer.core.gpt.child_process import clean_record
 from explorer.core.gpt.data import CorpusError
 from explorer.core.gpt.distributed import launched_by_torchrun, process_group, torchrun_argv
 from explorer.core.gpt.model import PRESETS, ConfigError, GPTConfig, field_help, format_bytes
-from explorer.core.gpt.train import TRAIN_PRESETS, Trainer, TrainSettings
+from explorer.core.gpt.train import BATCH_SPLITS, TRAIN_PRESETS, Trainer, TrainSettings
 
 HELP = "Pretrain a small GPT on the built-in corpus or a text file (CPU, CUDA or MPS)."
 
 # Flags with a shorter name than their setting; the long spelling works too.
 ALIASES = {"corpus_path": ["--corpus"], "out_dir": ["--out"]}
 CHOICES = {"device": None, "dtype": ["auto", "float32", "bfloat16"], "tokenizer": ["char", "bpe"],
-           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"], "batch_split": ["auto", "off"]}
+           "optimizer_impl": ["auto", "fused", "foreach", "for-loop"], "batch_split": list(BATCH_SPLITS)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -269,6 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _train(args, trainer)
     finally:
+        trainer.close()  # the helper processes of a batch split over processes end with the command
         if lock is not None:
             lock.release()
 
@@ -387,7 +388,17 @@ def start_line(r: dict) -> str:
             f"emb {c['emb_dim']}, context {c['context_length']}, {r['tokenizer']} vocab {c['vocab_size']}) "
             f"on {r['device']} "
             f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}"
-            + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
+            + split_note(r) + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
+
+
+def split_note(r: dict) -> str:
+    """How the start record says each batch is shared between the cores ("" when it is not split)."""
+    parts, mode = r.get("batch_parts") or 1, r.get("batch_mode")
+    if parts <= 1 or mode not in ("processes", "threads"):
+        return ""
+    helpers = "a helper process" if parts == 2 else f"{parts - 1} helper processes"
+    where = f"this process and {helpers}" if mode == "processes" else f"{parts} threads"
+    return f"; each batch split in {parts} parts, one core each ({where})"
 
 
 class TextPrinter:

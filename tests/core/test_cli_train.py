@@ -1,8 +1,10 @@
 """`params` and `train` commands through the CLI's command-module protocol."""
 
 import argparse
+import glob
 import importlib
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -232,6 +234,50 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(corpus, tmp_path):
     assert f"checkpoint written to {checkpoint}" in stderr and "Traceback" not in stderr
     assert (out / "metrics.csv").exists()
     assert not list(out.glob(".*tmp*"))  # written atomically: no temporary file left behind
+
+
+def session_processes(session: int) -> list[int]:
+    """Process ids in the session `session` (Linux /proc), zombies left out."""
+    pids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == session:
+            pids.append(int(stat.split("/")[2]))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_in_a_terminal_stops_a_run_split_over_processes(corpus, tmp_path):
+    # A terminal sends Ctrl-C to every process of the command (the helper too): the helper ignores it,
+    # the run stops after its step with its checkpoint, and no helper is left behind.
+    full_cli_or_skip()
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "explorer", "train", *SMALL, "--corpus", corpus, "--steps", "100000",
+               "--batch-split", "processes", "--threads", "2", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = [proc.stdout.readline()]
+        while not lines[-1].startswith("step"):  # the first evaluation or step: the helper computes
+            lines.append(proc.stdout.readline())
+            assert lines[-1], proc.stderr.read()
+        said = "each batch split in 2 parts, one core each (this process and a helper process)"
+        assert any(said in line for line in lines), lines
+        helpers = [pid for pid in session_processes(proc.pid)
+                   if b"part_process" in open(f"/proc/{pid}/cmdline", "rb").read()]
+        assert len(helpers) == 1
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert read_checkpoint(out / "checkpoint.safetensors").step >= 1
+    assert "Traceback" not in stderr
+    assert session_processes(proc.pid) == []
 
 
 # -- issue 24: --out is one run's, and a mid-run input error is said once -------------------------------

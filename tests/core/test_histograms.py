@@ -148,16 +148,17 @@ def test_batch_split_gives_the_same_histograms():
     so do the weights of later steps); a value on a bin's edge may move to the next bin."""
     torch.set_num_threads(2)
     runs = {}
-    for split in ("off", "auto"):
+    for split in ("off", "processes"):
         trainer = micro_trainer(batch_split=split, threads=2, steps=5, hist_every=5)
         runs[split] = [H.from_record(r) for r in trainer.run() if r["type"] == "histograms"]
-        if split == "auto":
+        trainer.close()
+        if split == "processes":
             assert trainer.batch_parts == 2
-    assert [e.step for e in runs["off"]] == [e.step for e in runs["auto"]] == [1, 5]
-    first_off, first_split = runs["off"][0], runs["auto"][0]
+    assert [e.step for e in runs["off"]] == [e.step for e in runs["processes"]] == [1, 5]
+    first_off, first_split = runs["off"][0], runs["processes"][0]
     assert np.array_equal(first_off.counts["activation"], first_split.counts["activation"])
     assert np.array_equal(first_off.edges["activation"], first_split.edges["activation"])
-    for off, split in zip(runs["off"], runs["auto"], strict=True):
+    for off, split in zip(runs["off"], runs["processes"], strict=True):
         for kind in H.KINDS:
             assert np.allclose(off.edges[kind], split.edges[kind], rtol=1e-4, atol=1e-9)
             moved = np.abs(off.counts[kind] - split.counts[kind]).sum()

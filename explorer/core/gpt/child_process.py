@@ -90,6 +90,8 @@ def run_training(
     finally:
         if trainer is not None:
             _save(trainer, checkpoint_path, sender)
+            if hasattr(trainer, "close"):
+                trainer.close()  # its helper processes (a batch split over processes) end with the run
         if lock is not None:
             lock.release()
         sender.add({"type": "exit"})

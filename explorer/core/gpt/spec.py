@@ -125,6 +125,10 @@ def generation_threads(config: GPTConfig, batch: int = 1) -> int:
     return 1 if macs < GENERATION_ONE_THREAD_MACS else 0
 
 
+# How a CPU micro-batch may be split over the cores (TrainSettings.batch_split; train.cpu_batch_parts).
+BATCH_SPLITS = ("auto", "processes", "threads", "off")
+
+
 @dataclass
 class TrainSettings(ConfigMixin):
     """How to train: steps, batch, optimiser, schedule, logging, device. Every field is JSON-able."""
@@ -172,11 +176,13 @@ class TrainSettings(ConfigMixin):
     # the Pretraining workspace gives), atomically: a crash or a kill loses at most these steps. 0: at end.
     checkpoint_every: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's choice
-    # off (the default until it is measured on a quiet machine): every kernel spread over all threads;
-    # auto: on a CPU with several threads, split each micro-batch into one part per thread, each part's
-    # forward and backward on its own thread with one-thread kernels (not with dropout, compile, block
-    # checkpointing or several ranks); off: every kernel spread over all threads instead.
-    batch_split: str = "off"
+    # On a CPU with several cores, split each micro-batch into one part per core, each part's forward and
+    # backward on one core with one-thread kernels (not with dropout, compile, block checkpointing or
+    # several ranks): processes (every part but the first in a helper process), threads (each part on a
+    # thread of the training process), auto (processes for a model of at most 5M parameters whose step
+    # does at least 0.5 GFLOPs, like nanoGPT's baby GPT, in 4 parts at most; else off); off: every kernel
+    # spread over all threads.
+    batch_split: str = "auto"
     optimizer_impl: str = "auto"  # AdamW kernel: auto, fused, foreach or for-loop
     # Activation checkpointing of every block: keep only each block's input for backward and recompute
     # the rest during backward (less memory, about a third more compute per step).
@@ -211,8 +217,9 @@ class TrainSettings(ConfigMixin):
             out["val_fraction"] = f"val_fraction must be between 0 and 0.9, got {self.val_fraction!r}"
         if self.dtype not in ("auto", "float32", "bfloat16"):
             out["dtype"] = f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}"
-        if self.batch_split not in ("auto", "off"):
-            out["batch_split"] = f"batch_split must be auto or off, got {self.batch_split!r}"[:200]
+        if self.batch_split not in BATCH_SPLITS:
+            out["batch_split"] = (f"batch_split must be auto, processes, threads or off, "
+                                  f"got {self.batch_split!r}")[:200]
         if self.tokenizer not in ("char", "bpe"):
             out["tokenizer"] = f"tokenizer must be char or bpe, got {self.tokenizer!r}"
         if not isinstance(self.checkpoint_blocks, bool):

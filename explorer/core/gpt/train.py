@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -44,12 +45,24 @@ from explorer.core.gpt.distributed import rank_slice
 from explorer.core.gpt.health import BlockHealth
 from explorer.core.gpt.histograms import FILE_NAME as HISTOGRAMS_FILE
 from explorer.core.gpt.histograms import HistogramRecorder, from_record, thin, write_file
-from explorer.core.gpt.model import GPT, PRESETS, ConfigError, GPTConfig, count_parameters, lm_loss, mfu
+from explorer.core.gpt.model import (
+    GPT,
+    PRESETS,
+    ConfigError,
+    GPTConfig,
+    count_parameters,
+    flops_per_token,
+    lm_loss,
+    mfu,
+)
+from explorer.core.gpt.part_process import PartProcess
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
+    BATCH_SPLITS,
     CPU_BF16_MIN_WIDTH,
     TRAIN_PRESETS,
     TrainSettings,
 )
+from explorer.core.speed import single_torch_thread
 
 MAX_DEVICE_TOKENS = 200_000_000  # corpora up to this many tokens live on the GPU (1.6 GB of int64)
 
@@ -161,28 +174,72 @@ def compile_decision(settings: TrainSettings, device: torch.device, step: int = 
     return True, f"torch.compile on for {left:,} steps (the first steps compile)"
 
 
+# "auto" splits a batch over processes when its training step is at least this many FLOPs (forward and
+# backward, `flops_per_token` x tokens): below it, a step is over in a few milliseconds and starting a
+# helper process (a second or two) and meeting it every step do not pay. nanoGPT's baby GPT at batch 12
+# does 4 GFLOPs a step; the tests' micro models well under 0.1.
+AUTO_SPLIT_MIN_FLOPS = 500_000_000
+# ... and up to this many parameters: larger products split well over threads, and every helper process
+# holds the weights and their gradients once more in shared memory. (Not measured above the baby GPT.)
+AUTO_SPLIT_MAX_PARAMETERS = 5_000_000
+# ... into at most this many parts: each helper process holds its own torch (about 260 MB resident for
+# the baby GPT, measured), and parts of one or two rows gain little. (Measured only with 2 parts.)
+AUTO_SPLIT_MAX_PARTS = 4
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the system tells it, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.device, *,
                     distributed: bool = False) -> int:
-    """Into how many parts a training micro-batch is split on a CPU, one thread each (1: no split).
+    """Into how many parts a training micro-batch is split on a CPU, one core each (1: no split).
 
-    With `batch_split="auto"` on a CPU and N > 1 torch threads, each micro-batch of B sequences is cut
-    into min(N, B) parts; each part's forward and backward run on a thread of their own with one-thread
-    kernels, and their gradients are summed in part order (scaled so the sum is the whole batch's mean,
-    and a seeded run repeats exactly). The arithmetic is the same as one pass over the batch, up to
-    rounding. What changes is how the cores share the work: instead of every matrix product and every
-    small element-wise kernel being cut between the threads, with a fork and a join each (hundreds a
-    step), each core runs whole kernels on its own rows, and the threads meet once a step. Small
-    products (the baby GPT's are 768 x 128 by 128 x 384) split poorly, above all bf16 ones on AMX, and
+    Each micro-batch of B sequences is cut into parts; each part's forward and backward run on one core
+    with one-thread kernels (`cpu_batch_mode` says where), and their gradients are summed in part order
+    (scaled so the sum is the whole batch's mean, and a seeded run repeats exactly). The arithmetic is
+    the same as one pass over the batch, up to rounding. What changes is how the cores share the work:
+    instead of every matrix product and every small element-wise kernel being cut between the threads,
+    with a fork and a join each (hundreds a step), each core runs whole kernels on its own rows, and the
+    cores meet once a step. Small products (the baby GPT's are 768 x 128 by 128 x 384) split poorly, and
     every join waits for the slowest thread, which on a busy machine may not be running at all.
-    Not split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
-    (the parts would draw its masks from the one random generator in a racing order, and a seeded run
-    would no longer repeat).
+
+    `batch_split`: "threads" cuts min(torch threads, B) parts; "processes" min(cores, B), or
+    min(`threads`, B) when the settings name a thread count (the process's own torch thread count is
+    not the measure: each part runs one thread, and the app's training process keeps its intra-op
+    threads one fewer than the cores, for the window); "auto" is "processes" for a model of at most
+    AUTO_SPLIT_MAX_PARAMETERS whose step does at least AUTO_SPLIT_MIN_FLOPS, in AUTO_SPLIT_MAX_PARTS parts
+    at most, else no split.
+    Never split: CUDA/MPS, torch.distributed ranks, torch.compile, activation checkpointing, and dropout
+    (the parts would draw its masks from different generators: no longer the unsplit run's numbers).
     """
-    if settings.batch_split != "auto" or device.type != "cpu" or distributed or settings.compile:
+    split = settings.batch_split
+    if split == "off" or device.type != "cpu" or distributed or settings.compile:
         return 1
     if settings.checkpoint_blocks or config.drop_rate > 0:
         return 1
-    return max(1, min(torch.get_num_threads(), settings.batch_size))
+    cores = torch.get_num_threads() if split == "threads" else settings.threads or usable_cores()
+    if split == "auto":
+        flops = flops_per_token(config) * settings.batch_size * config.context_length
+        if flops < AUTO_SPLIT_MIN_FLOPS or count_parameters(config)["total"] > AUTO_SPLIT_MAX_PARAMETERS:
+            return 1
+        cores = min(cores, AUTO_SPLIT_MAX_PARTS)
+    return max(1, min(cores, settings.batch_size))
+
+
+def cpu_batch_mode(settings: TrainSettings, parts: int) -> str:
+    """Where the parts of a split batch run: "processes" (the caller's part here, each other part in a
+    helper process, `part_process`), "threads" (one thread of this process each), "off" (one part).
+
+    "auto" means processes: two threads of one process still take turns at the interpreter lock for the
+    Python side of every layer and meet at every part's end, where processes share only the weights'
+    memory. Measured with bench/train_bench.py (README, "Precision and speed")."""
+    if parts <= 1:
+        return "off"
+    return "threads" if settings.batch_split == "threads" else "processes"
 
 
 def one_thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -206,18 +263,25 @@ def one_thread_pool(workers: int) -> ThreadPoolExecutor:
     return pool
 
 
+def close_part_processes(helpers: list) -> None:
+    """End every helper process in `helpers` and empty the list (what `Trainer.close` does)."""
+    while helpers:
+        helpers.pop().close()
+
+
 # Dense bf16 tensor-core peaks (FLOP/s) of common GPUs, matched against torch.cuda.get_device_name.
 GPU_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
                   "A10": 125e12, "4090": 165e12, "3090": 71e12}
 
 
-def peak_flops(device: torch.device, bf16: bool) -> float | None:
+def peak_flops(device: torch.device, bf16: bool, cores: int | None = None) -> float | None:
     """An estimate of the device's peak FLOP/s for the MFU figure; None when unknown.
 
-    CPU: cores in use x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz) x FLOPs per cycle per core:
-    fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16 with avx512_bf16 twice that,
-    with AMX 1024. GPUs: the dense bf16 figure of the table above, also for fp32 runs (the ceiling
-    the GPU could reach). A rough estimate: MFU compares runs on one machine, not across machines.
+    CPU: cores in use (`cores`, else the torch threads) x clock (cpu MHz of /proc/cpuinfo, else 2.5 GHz)
+    x FLOPs per cycle per core: fp32 with AVX-512 two FMA units x 16 lanes x 2 = 64 (AVX2: 32); bf16
+    with avx512_bf16 twice that, with AMX 1024. GPUs: the dense bf16 figure of the table above, also for
+    fp32 runs (the ceiling the GPU could reach). A rough estimate: MFU compares runs on one machine, not
+    across machines.
     """
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -234,7 +298,7 @@ def peak_flops(device: torch.device, bf16: bool) -> float | None:
     per_cycle = 64 if "avx512f" in flags else 32
     if bf16:
         per_cycle = 1024 if "amx_bf16" in flags else 2 * per_cycle if "avx512_bf16" in flags else per_cycle
-    return torch.get_num_threads() * mhz * 1e6 * per_cycle
+    return (cores or torch.get_num_threads()) * mhz * 1e6 * per_cycle
 
 
 class Trainer:
@@ -288,8 +352,15 @@ class Trainer:
         self.compiled, self.compile_note = compile_decision(self.settings, self.device)
         self.batch_parts = cpu_batch_parts(self.settings.replace(compile=self.compiled), self.config,
                                            self.device, distributed=self.distributed)
-        self._part_pool: ThreadPoolExecutor | None = None  # made at the first split step
-        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None)  # per rank, an estimate
+        self.batch_mode = cpu_batch_mode(self.settings, self.batch_parts)
+        self._part_pool: ThreadPoolExecutor | None = None  # made at the first split step (threads)
+        self._part_processes: list[PartProcess] = []  # started at the first split step (processes)
+        # The helper processes end with the trainer (`close`), or when it is collected, or with this process.
+        self._closer = weakref.finalize(self, close_part_processes, self._part_processes)
+        # Per rank, an estimate; a batch split over processes trains on one core per part, whatever this
+        # process's own thread count (the app's training process keeps it one below the cores).
+        cores = self.batch_parts if self.batch_mode == "processes" else None
+        self.peak_flops = peak_flops(self.device, self.autocast_dtype is not None, cores)
         self._loss_fn = self._eager_loss
         # torch.compile fails late (at the first call) when no compiler works; the loop then falls back.
         self._compile_pending = self.compiled
@@ -333,6 +404,15 @@ class Trainer:
     def updating(self) -> bool:
         """True inside an optimizer update: an interrupt there leaves the weights half-changed."""
         return self._updating
+
+    @property
+    def part_process_ids(self) -> list[int]:
+        """Process ids of the helper processes now running (batch split over processes), for measuring."""
+        return [p.pid for p in self._part_processes if p.pid is not None]
+
+    def close(self) -> None:
+        """End the helper processes of a batch split over processes (a later step starts them again)."""
+        close_part_processes(self._part_processes)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -430,6 +510,14 @@ class Trainer:
                    "traceback": traceback.format_exc(limit=8)}
 
     def _train_step(self) -> tuple[float, float]:
+        if self.batch_mode == "processes":
+            # This process computes one part of the batch on one core while the helpers compute theirs;
+            # the clip and the optimizer update (a few dozen kernels) then run on that core too.
+            with single_torch_thread():
+                return self._train_step_here()
+        return self._train_step_here()
+
+    def _train_step_here(self) -> tuple[float, float]:
         s = self.settings
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
@@ -482,6 +570,8 @@ class Trainer:
                 loss = self._loss_fn(x, y)
             (loss / accum).backward()
             return loss.detach()
+        if self.batch_mode == "processes":
+            return self._forward_backward_processes(x, y, accum)
         if self._part_pool is None:
             self._part_pool = one_thread_pool(self.batch_parts)
         parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
@@ -496,6 +586,45 @@ class Trainer:
                 found = [part[i] for _, part in results if part[i] is not None]
                 if not found:
                     continue
+                total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
+                if param.grad is None:
+                    param.grad = total
+                else:
+                    param.grad += total
+        return torch.stack([loss for loss, _ in results]).sum()
+
+    def _helpers(self) -> list[PartProcess]:
+        """The helper processes, one per part after the first, started at the first split step."""
+        if not self._part_processes:
+            rows = -(-self.settings.batch_size // self.batch_parts)  # the largest part's rows
+            for _ in range(self.batch_parts - 1):
+                self._part_processes.append(PartProcess(self.model, rows, self.autocast_dtype))
+        return self._part_processes
+
+    def _forward_backward_processes(self, x: torch.Tensor, y: torch.Tensor, accum: int) -> torch.Tensor:
+        # Part 0 here, part i in helper i (started before part 0, so they all run at once); the parts'
+        # gradients are added in part order, as with threads: the same sums, so the same run.
+        helpers = self._helpers()
+        parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        started = []
+        try:
+            for helper, (xp, yp) in zip(helpers, parts[1:], strict=True):
+                helper.send_weights(params)
+                helper.start_grad(xp, yp, len(xp) / len(x) / accum, len(xp) / len(x))
+                started.append(helper)
+            loss, grads = self._part_forward_backward(*parts[0], params, len(parts[0][0]) / len(x) / accum,
+                                                      len(parts[0][0]) / len(x))
+            results = [(loss, grads)]
+            results += [helper.finish_grad(params) for helper in started]
+        except BaseException:
+            # A helper failed or ended, or this process was interrupted while they computed (their answers
+            # would then come out of turn): the next step starts new ones.
+            self.close()
+            raise
+        with torch.no_grad():
+            for i, param in enumerate(params):
+                found = [part[i] for _, part in results if part[i] is not None]
                 total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
                 if param.grad is None:
                     param.grad = total
@@ -597,12 +726,32 @@ class Trainer:
         if self.batch_parts <= 1:
             with self._autocast():
                 return self.model.loss(x, y).float()
+        if self.batch_mode == "processes":
+            with single_torch_thread():
+                return self._eval_loss_processes(x, y)
         if self._part_pool is None:
             self._part_pool = one_thread_pool(self.batch_parts)
         parts = zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True)
         futures = [self._part_pool.submit(self._part_eval_loss, xp, yp, len(xp) / len(x)) for xp, yp in parts]
         wait(futures)
         return torch.stack([f.result() for f in futures]).sum()
+
+    def _eval_loss_processes(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        helpers = self._helpers()
+        parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        started = []
+        try:
+            for helper, (xp, yp) in zip(helpers, parts[1:], strict=True):
+                helper.send_weights(params)
+                helper.start_loss(xp, yp, len(xp) / len(x))
+                started.append(helper)
+            losses = [self._part_eval_loss(*parts[0], len(parts[0][0]) / len(x))]
+            losses += [helper.finish_loss() for helper in started]
+        except BaseException:
+            self.close()
+            raise
+        return torch.stack(losses).sum()
 
     @torch.no_grad()  # grad mode, like autocast, belongs to the thread
     def _part_eval_loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
@@ -753,7 +902,8 @@ class Trainer:
         return {"type": "start", "step": self.step, "config": self.config.to_dict(),
                 "settings": self.settings.to_dict(), "device": str(self.device),
                 "dtype": "bfloat16" if self.autocast_dtype else "float32",
-                "batch_parts": self.batch_parts, "compiled": self.compiled, "compile_note": self.compile_note,
+                "batch_parts": self.batch_parts, "batch_mode": self.batch_mode, "compiled": self.compiled,
+                "compile_note": self.compile_note,
                 "parameters": count_parameters(self.config)["total"], "tokenizer": self.tokenizer.kind,
                 "vocab_size": self.config.vocab_size, "train_tokens": len(self.data.train),
                 "val_tokens": len(self.data.val), "rank": self.rank, "world_size": self.world_size}
