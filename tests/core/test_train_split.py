@@ -15,6 +15,7 @@ from explorer.core.gpt.train import (
     TrainSettings,
     cpu_batch_mode,
     cpu_batch_parts,
+    keep_cores_for_training,
     one_thread_pool,
     peak_flops,
     usable_cores,
@@ -172,8 +173,19 @@ def test_when_the_batch_is_split():
         assert cpu_batch_parts(threads, cfg, cpu) == 1
         # Processes count the cores, not this process's intra-op threads (the app keeps one for its window),
         # unless the settings name a thread count.
-        assert cpu_batch_parts(processes, cfg, cpu) == min(usable_cores(), 4)
+        cores = usable_cores()
+        assert cpu_batch_parts(processes, cfg, cpu) == min(cores, 4)
         assert cpu_batch_parts(processes.replace(threads=1), cfg, cpu) == 1
+        # ... at most the cores the process was given: the app's training process leaves one to the window
+        # (on a 2-core machine its batches are not split: two busy processes would stall the GUI)
+        try:
+            keep_cores_for_training(1)
+            assert usable_cores() == 1 and cpu_batch_parts(processes, cfg, cpu) == 1
+            keep_cores_for_training(3)
+            assert cpu_batch_parts(processes, cfg, cpu) == min(usable_cores(), 3) == min(cores, 3)
+        finally:
+            keep_cores_for_training(None)
+        assert usable_cores() == cores
         # auto: processes for a model like nanoGPT's baby GPT, none for a micro model (a step too short to
         # pay for a helper) or a large one.
         baby = preset("tiny")
@@ -261,8 +273,9 @@ def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
 
 @pytest.mark.skipif(usable_cores() < 2, reason="a split needs two cores")
 def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
-    # The app trains in a spawned daemon process (which multiprocessing forbids to have children) with one
-    # intra-op thread fewer than the cores: its batches still split over a helper process, and Stop ends both.
+    # The app trains in a spawned daemon process (which multiprocessing forbids to have children) on every
+    # core but one (here two, as on a 3-core machine): its batches split over a helper process, and Stop
+    # ends both.
     import multiprocessing as mp
     import queue
 
@@ -274,7 +287,7 @@ def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
                 "batch_split": "processes"}
     checkpoint = tmp_path / "checkpoint.safetensors"
     child = ctx.Process(target=run_training, daemon=True,
-                        args=(CFG.to_dict(), settings, None, str(checkpoint), commands, records, 1))
+                        args=(CFG.to_dict(), settings, None, str(checkpoint), commands, records, 2))
     child.start()
     seen = []
     try:
@@ -291,7 +304,7 @@ def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
         if child.is_alive():
             child.kill()
     start = next(r for r in seen if r["type"] == "start")
-    assert (start["batch_mode"], start["batch_parts"]) == ("processes", min(usable_cores(), 4))
+    assert (start["batch_mode"], start["batch_parts"]) == ("processes", 2)
     assert any(r["type"] == "stopped" for r in seen), seen[-3:]
     assert checkpoint.is_file() and child.exitcode == 0
 

@@ -52,8 +52,11 @@ def run_training(
         lock = files.FolderLock(Path(checkpoint_path).parent)
         import torch
 
+        from explorer.core.gpt.train import keep_cores_for_training
+
         # The GUI keeps one core for itself: oversubscribing a 2-core machine stalls both sides.
         torch.set_num_threads(max(1, int(num_threads)))
+        keep_cores_for_training(num_threads)  # and the batch split's helper processes too
         trainer = make_trainer(config, settings, corpus_path, resume_from)
         # `checkpoint_every` rewrites the run's own checkpoint (atomically) as it trains.
         trainer.checkpoint_target = Path(checkpoint_path)

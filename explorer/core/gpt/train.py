@@ -188,10 +188,23 @@ AUTO_SPLIT_MAX_PARTS = 4
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the system tells it, else all)."""
+    """CPU cores this process may train on: its affinity where the system tells it (else all), at most
+    the number `keep_cores_for_training` set (the app's training process leaves one to the window)."""
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+        cores = max(1, len(os.sched_getaffinity(0)))
+    else:
+        cores = max(1, os.cpu_count() or 1)
+    return min(cores, _CORE_LIMIT[0]) if _CORE_LIMIT[0] else cores
+
+
+_CORE_LIMIT = [0]  # 0: no limit (keep_cores_for_training)
+
+
+def keep_cores_for_training(cores: int | None) -> None:
+    """Let a training run in this process use at most `cores` cores (None: all), helper processes of the
+    batch split included: the app's training process keeps one core of the machine free for the window
+    (on two cores its batches are then not split: two busy processes and the GUI would stall each other)."""
+    _CORE_LIMIT[0] = max(1, int(cores)) if cores else 0
 
 
 def cpu_batch_parts(settings: TrainSettings, config: GPTConfig, device: torch.device, *,
