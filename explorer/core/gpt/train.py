@@ -255,6 +255,23 @@ def cpu_batch_mode(settings: TrainSettings, parts: int) -> str:
     return "threads" if settings.batch_split == "threads" else "processes"
 
 
+@torch.no_grad()
+def add_part_gradients(params: list, results: list) -> torch.Tensor:
+    """Add each part's gradients (`results`: (loss share, gradients per parameter or None) per part, in part
+    order) into the parameters' .grad in that order, and return the summed loss: the same sums every run,
+    whichever part finished first."""
+    for i, param in enumerate(params):
+        found = [part[i] for _, part in results if part[i] is not None]
+        if not found:
+            continue
+        total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
+        if param.grad is None:
+            param.grad = total
+        else:
+            param.grad += total
+    return torch.stack([loss for loss, _ in results]).sum()
+
+
 def one_thread_pool(workers: int) -> ThreadPoolExecutor:
     """`workers` threads whose torch kernels each run on one thread; the caller's thread count is kept.
 
@@ -594,17 +611,7 @@ class Trainer:
         wait(futures)  # every part done before an error of one is raised
         results = [f.result() for f in futures]
         # The parts' gradients are added here in part order, not as they finish: the same sum every run.
-        with torch.no_grad():
-            for i, param in enumerate(params):
-                found = [part[i] for _, part in results if part[i] is not None]
-                if not found:
-                    continue
-                total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
-                if param.grad is None:
-                    param.grad = total
-                else:
-                    param.grad += total
-        return torch.stack([loss for loss, _ in results]).sum()
+        return add_part_gradients(params, results)
 
     def _helpers(self) -> list[PartProcess]:
         """The helper processes, one per part after the first, started at the first split step."""
@@ -614,36 +621,35 @@ class Trainer:
                 self._part_processes.append(PartProcess(self.model, rows, self.autocast_dtype))
         return self._part_processes
 
-    def _forward_backward_processes(self, x: torch.Tensor, y: torch.Tensor, accum: int) -> torch.Tensor:
-        # Part 0 here, part i in helper i (started before part 0, so they all run at once); the parts'
-        # gradients are added in part order, as with threads: the same sums, so the same run.
+    def _over_processes(self, x: torch.Tensor, y: torch.Tensor, params: list, start, here, finish) -> list:
+        """Part 0 of the batch by `here(x part, y part, share)` in this process while part i is computed by
+        helper i (`start(helper, x part, y part, share)`, started before part 0 so they all run at once,
+        then `finish(helper)`); the results in part order. A helper that fails or ends, or an interruption
+        while they compute (their answers would then come out of turn), closes them: the next step starts
+        new ones."""
         helpers = self._helpers()
         parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
-        params = [p for p in self.model.parameters() if p.requires_grad]
         started = []
         try:
             for helper, (xp, yp) in zip(helpers, parts[1:], strict=True):
                 helper.send_weights(params)
-                helper.start_grad(xp, yp, len(xp) / len(x) / accum, len(xp) / len(x))
+                start(helper, xp, yp, len(xp) / len(x))
                 started.append(helper)
-            loss, grads = self._part_forward_backward(*parts[0], params, len(parts[0][0]) / len(x) / accum,
-                                                      len(parts[0][0]) / len(x))
-            results = [(loss, grads)]
-            results += [helper.finish_grad(params) for helper in started]
+            results = [here(*parts[0], len(parts[0][0]) / len(x))]
+            return results + [finish(helper) for helper in started]
         except BaseException:
-            # A helper failed or ended, or this process was interrupted while they computed (their answers
-            # would then come out of turn): the next step starts new ones.
             self.close()
             raise
-        with torch.no_grad():
-            for i, param in enumerate(params):
-                found = [part[i] for _, part in results if part[i] is not None]
-                total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
-                if param.grad is None:
-                    param.grad = total
-                else:
-                    param.grad += total
-        return torch.stack([loss for loss, _ in results]).sum()
+
+    def _forward_backward_processes(self, x: torch.Tensor, y: torch.Tensor, accum: int) -> torch.Tensor:
+        # The parts' gradients are added in part order, as with threads: the same sums, so the same run.
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        results = self._over_processes(
+            x, y, params,
+            lambda helper, xp, yp, share: helper.start_grad(xp, yp, share / accum, share),
+            lambda xp, yp, share: self._part_forward_backward(xp, yp, params, share / accum, share),
+            lambda helper: helper.finish_grad(params))
+        return add_part_gradients(params, results)
 
     def _part_forward_backward(self, x: torch.Tensor, y: torch.Tensor, params: list, scale: float,
                                weight: float) -> tuple[torch.Tensor, tuple]:
@@ -750,20 +756,10 @@ class Trainer:
         return torch.stack([f.result() for f in futures]).sum()
 
     def _eval_loss_processes(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        helpers = self._helpers()
-        parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        started = []
-        try:
-            for helper, (xp, yp) in zip(helpers, parts[1:], strict=True):
-                helper.send_weights(params)
-                helper.start_loss(xp, yp, len(xp) / len(x))
-                started.append(helper)
-            losses = [self._part_eval_loss(*parts[0], len(parts[0][0]) / len(x))]
-            losses += [helper.finish_loss() for helper in started]
-        except BaseException:
-            self.close()
-            raise
+        losses = self._over_processes(
+            x, y, params, lambda helper, xp, yp, share: helper.start_loss(xp, yp, share),
+            self._part_eval_loss, lambda helper: helper.finish_loss())
         return torch.stack(losses).sum()
 
     @torch.no_grad()  # grad mode, like autocast, belongs to the thread
