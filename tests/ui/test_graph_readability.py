@@ -10,9 +10,10 @@ from explorer.core.autograd.trace import trace
 from explorer.core.lang.examples import SEED_SOURCE
 from explorer.core.lang.program import parse
 from explorer.ui.graph.render import build_scene, render_scene_file
+from tests.graphs import all_expanded
+from tests.ui.graph_views import CANVAS, shown_graph
 
 SVG = "{http://www.w3.org/2000/svg}"
-CANVAS = (1100, 760)  # the graph canvas of a 1600x1000 window
 
 
 @pytest.fixture(scope="module")
@@ -33,29 +34,9 @@ def _example(name: str):
 
 
 def _shown(qtbot, tr, expanded=()):
-    from explorer.ui.graph.view import GraphView
-
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(*CANVAS)
-    view.show()
-    qtbot.waitExposed(view)
-    view.graph_scene.expanded = set(expanded)
-    view.set_trace(tr)
+    view = shown_graph(qtbot, tr, expanded)
     view.viewport().grab()  # paint every card once, at the default (fitted) zoom
     return view
-
-
-def _every_module(tr) -> set[str]:
-    from explorer.core.graph.display import build_display
-
-    expanded: set[str] = set()
-    while True:  # expand until no module card is left (roll-ups open one level at a time)
-        model = build_display(tr, expanded)
-        paths = {i["path"] for i in model.info.values() if i["kind"] == "module"}
-        if not paths - expanded:
-            return expanded
-        expanded |= paths
 
 
 @pytest.mark.parametrize("case", ["seed", "tensors_basics", "gpt", "gpt-expanded"])
@@ -63,7 +44,7 @@ def test_card_text_is_at_least_9_pt_on_screen_at_the_default_zoom(qtbot, seed_tr
     from explorer.ui.graph.items import MIN_SCREEN_PT
 
     tr = {"seed": seed_trace, "tensors_basics": _example("tensors_basics")}.get(case, gpt_trace)
-    view = _shown(qtbot, tr, _every_module(tr) if case == "gpt-expanded" else ())
+    view = _shown(qtbot, tr, all_expanded(tr) if case == "gpt-expanded" else ())
     cards = view.graph_scene.cards
     if case == "gpt-expanded":
         assert len(cards) > 60  # every op of the step: the graph the user could not read
@@ -90,7 +71,7 @@ def test_a_long_graph_wraps_into_rows_and_fills_the_canvas(qtbot, gpt_trace):
 
 
 def test_long_names_are_elided_with_an_ellipsis_and_a_tooltip(qtbot, gpt_trace):
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace) - {"blocks.0.attn"})
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace) - {"blocks.0.attn"})
     cards = view.graph_scene.cards
     attn = next(c for c in cards.values() if c.info["title"] == "CausalSelfAttention")
     shown = attn.painted[0][0]
@@ -140,7 +121,7 @@ def test_expanded_modules_are_framed_and_labelled(qtbot, gpt_trace):
 def test_find_selects_and_centres_a_node(qtbot, gpt_trace):
     from PySide6.QtCore import Qt
 
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.zoom_by(2.0)
     view.show_find()
     assert view.find_bar.isVisible()
@@ -193,7 +174,7 @@ def test_ctrl_f_opens_the_find_bar_of_the_window(qtbot, tmp_path):
 def test_a_minimap_appears_when_the_graph_is_larger_than_the_view(qtbot, seed_trace, gpt_trace):
     small = _shown(qtbot, seed_trace)
     assert not small.minimap.isVisible()
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.zoom_by(3.0)
     assert view.minimap.isVisible()
     before = view.mapToScene(view.viewport().rect().center())
@@ -401,7 +382,7 @@ def test_a_still_repaint_or_a_pan_copies_card_faces_and_a_step_redraws_only_chan
 
     from explorer.ui.graph import items
 
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.resetTransform()
     view.zoom_by(zoom)
     view.centerOn(view.graph_scene.sceneRect().center())
@@ -475,7 +456,7 @@ def test_every_frame_is_filled_opaque_and_a_pan_or_a_step_copies_the_frame_label
     no label anew, a pan only those that came into view."""
     from explorer.ui.graph import items
 
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.resetTransform()
     view.zoom_by(zoom)
     view.centerOn(view.graph_scene.sceneRect().center())
@@ -509,7 +490,7 @@ def test_a_zoom_far_out_copies_one_picture_per_zoom_step(qtbot, gpt_trace):
     repaint after the gesture), and a player step draws no picture."""
     from explorer.ui.graph import items
 
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.resetTransform()
     view.zoom_by(0.06)
     view.viewport().grab()
@@ -544,7 +525,7 @@ def test_the_legend_is_drawn_once_per_look_and_canvas_size_and_then_copied(qtbot
     real = GraphView._draw_legend
     monkeypatch.setattr(GraphView, "_draw_legend",
                         lambda self, painter: (drawn.append(1), real(self, painter)))
-    view = _shown(qtbot, gpt_trace, _every_module(gpt_trace))
+    view = _shown(qtbot, gpt_trace, all_expanded(gpt_trace))
     view.viewport().grab()
     assert len(drawn) == 1
     view.zoom_by(2.0)

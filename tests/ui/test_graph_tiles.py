@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-CANVAS = (1100, 760)
+from tests.graphs import all_expanded
+from tests.ui.graph_views import CANVAS, shown_graph
 
 
 @pytest.fixture(scope="module")
@@ -23,27 +24,8 @@ def gpt_trace():
     return trace_one_step(source, 8)[0]
 
 
-def _every_module(tr) -> set[str]:
-    from explorer.core.graph.display import build_display
-
-    expanded: set[str] = set()
-    while True:
-        paths = {i["path"] for i in build_display(tr, expanded).info.values() if i["kind"] == "module"}
-        if not paths - expanded:
-            return expanded
-        expanded |= paths
-
-
 def _view(qtbot, tr, expanded, zoom):
-    from explorer.ui.graph.view import GraphView
-
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(*CANVAS)
-    view.show()
-    qtbot.waitExposed(view)
-    view.graph_scene.expanded = set(expanded)
-    view.set_trace(tr)
+    view = shown_graph(qtbot, tr, expanded)
     view.resetTransform()
     view.zoom_by(zoom)
     view.centerOn(view.graph_scene.sceneRect().center())
@@ -90,7 +72,7 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
         qtbot, gpt_trace, zoom):
     from explorer.ui.graph import items, tiles
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), zoom)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), zoom)
     view.viewport().grab()  # the first paint at a new zoom: the items paint themselves
     before = _counts()
     view.viewport().grab()  # the zoom stayed: the tiles are drawn
@@ -140,7 +122,7 @@ def test_frames_and_edges_are_drawn_once_per_zoom_and_a_pan_draws_only_the_tiles
 def test_tiles_around_the_view_are_drawn_while_idle_so_a_pan_draws_none(qtbot, gpt_trace):
     from explorer.ui.graph import tiles
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.6)
     view.viewport().grab()
     view.viewport().grab()
     assert view.static_layer.drawing_ahead  # asked for after the paint, drawn at the next idle turns
@@ -163,7 +145,7 @@ def test_a_jump_paints_the_items_and_the_next_paint_there_draws_the_tiles(qtbot,
     (or at the next paint, when it comes first)."""
     from explorer.ui.graph import items
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 1.0)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 1.0)
     view.viewport().grab()
     view.viewport().grab()
     assert view.viewport() in items.STATIC_FROM_TILES
@@ -190,7 +172,7 @@ def test_a_jump_paints_the_items_and_the_next_paint_there_draws_the_tiles(qtbot,
 
 @pytest.mark.parametrize("zoom", [0.3, 0.35, 0.6, 1.0])
 def test_the_tiles_show_what_the_frames_and_edges_paint_themselves(qtbot, gpt_trace, zoom):
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), zoom)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), zoom)
     bar = view.horizontalScrollBar()
     for shift in (0, 37, 300):
         bar.setValue(bar.value() + shift)
@@ -235,7 +217,7 @@ def test_an_item_put_on_the_scene_over_a_drawn_tile_draws_that_tile_again(qtbot,
 
     from explorer.ui.graph.items import EdgeBundle
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.6)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.6)
     before = _tiled(view)
     seen = view.mapToScene(view.viewport().rect()).boundingRect()
     path = QPainterPath(seen.topLeft())
@@ -277,7 +259,7 @@ def test_a_zoom_gesture_copies_the_last_tiles_and_faces_scaled_and_what_settles_
 
     # (from NAME_LOD on a card shows the same texts at every zoom: a face of the last zoom scaled is the face
     # at this one within a pixel or two; below, a zoom may add a line of text, which the settled face shows)
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.7 if factor > 1 else 1.0)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.7 if factor > 1 else 1.0)
     view.set_theme(THEMES[theme])
     view.viewport().grab()
     _settle(qtbot, view)
@@ -320,7 +302,7 @@ def test_a_player_step_in_the_overview_redraws_only_the_blocks_it_recolours(qtbo
     block or two redraws only there (counted by the area drawn), and the picture equals a whole redraw."""
     from explorer.ui.graph import items
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.1)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.1)
     scene = view.graph_scene
     assert scene.overview_mode
     view.set_step(0)
@@ -353,7 +335,7 @@ def test_far_out_on_a_large_graph_the_overview_is_drawn_in_tiles_as_it_paints_it
     from explorer.ui.common.theme import THEMES
     from explorer.ui.graph import items, tiles
 
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.25)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.25)
     view.set_theme(THEMES[theme])
     view.resize(400, 300)  # a small canvas: the graph is many screens large at 25 %
     view.resetTransform()
@@ -402,7 +384,7 @@ def test_after_a_zoom_gesture_the_sharp_faces_follow_on_their_own_a_few_per_pain
     from explorer.ui.graph import items, tiles
 
     monkeypatch.setattr(tiles, "FACES_PER_PAINT", 3)  # (this small graph shows fewer cards than 40)
-    view = _view(qtbot, gpt_trace, _every_module(gpt_trace), 0.7)
+    view = _view(qtbot, gpt_trace, all_expanded(gpt_trace), 0.7)
     view.viewport().grab()
     _settle(qtbot, view)
     for _ in range(3):
