@@ -224,22 +224,30 @@ def test_a_close_while_the_core_loads_saves_the_edits_and_keeps_the_rest(qtbot, 
     assert validated == [], "the close validated the whole saved session on the GUI thread (imports torch)"
 
 
-# The network panel, alone: its form takes edits while its Worker's import of the core (torch) is held;
-# released, its two tabs are built and record the network as edited meanwhile.
-NETWORK_PROBE = SPY + """
+def held_panel_probe(workspace: str, cls: str) -> str:
+    """The start of a probe script: the `workspace` panel (class `cls`) built and shown in a fresh process
+    while its Worker's import of the core (torch) waits for `go`; `out` says what was imported before it."""
+    return SPY + f"""
+import os
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from explorer.ui.network import panel as network_panel
-out = {"import": "torch" in sys.modules, "pyqtgraph": "pyqtgraph" in sys.modules}
+from explorer.ui.{workspace} import panel as panel_module
+out = {{"import": "torch" in sys.modules, "pyqtgraph": "pyqtgraph" in sys.modules}}
 go = threading.Event()
-load_core = network_panel.load_core
-network_panel.load_core = lambda: (go.wait(120), load_core())[1]
-panel = network_panel.NetworkPanel()
+load_core = panel_module.load_core
+panel_module.load_core = lambda: (go.wait(120), load_core())[1]
+panel = panel_module.{cls}()
 panel.resize(1200, 700)
 panel.show()
 app.processEvents()
 out["gui_thread_imported_torch"] = bool(gui)
+"""
+
+
+# The network panel, alone: its form takes edits while its Worker's import of the core (torch) is held;
+# released, its two tabs are built and record the network as edited meanwhile.
+NETWORK_PROBE = held_panel_probe("network", "NetworkPanel") + """
 out["waiting"] = panel.graph_wait.waiting()
 out["note"] = panel.graph_wait.note.isVisible()
 form = panel.form
@@ -338,21 +346,7 @@ def test_the_window_builds_the_restored_network_panel_while_its_core_loads(qtbot
 # The pretraining panel, alone: its form (and its parameter count) takes edits while its Worker's import
 # of the core (torch) is held, and Train pressed meanwhile waits visibly; released, the training tab and
 # the inspection tabs are built and the run starts with the form as edited meanwhile.
-PRETRAIN_PROBE = SPY + """
-import os
-from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
-app = QApplication([])
-from explorer.ui.pretrain import panel as pretrain_panel
-out = {"import": "torch" in sys.modules, "pyqtgraph": "pyqtgraph" in sys.modules}
-go = threading.Event()
-load_core = pretrain_panel.load_core
-pretrain_panel.load_core = lambda: (go.wait(120), load_core())[1]
-panel = pretrain_panel.PretrainPanel()
-panel.resize(1200, 700)
-panel.show()
-app.processEvents()
-out["gui_thread_imported_torch"] = bool(gui)
+PRETRAIN_PROBE = held_panel_probe("pretrain", "PretrainPanel") + """
 out["waiting"] = panel.graph_wait.waiting() and panel.graph_wait.note.isVisible()
 out["count"] = panel.param_count.text()
 started = []
