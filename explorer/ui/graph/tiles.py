@@ -59,6 +59,19 @@ def overview_tiled(scene) -> bool:
     return overview is not None and overview.cacheMode() == _NO_CACHE and not overview.quantised
 
 
+def paint_static(painter: QPainter, scene, area: QRectF, t: QTransform) -> None:
+    """Paint the visible frames and bundles of `scene` that meet `area` (scene coordinates) with `painter`,
+    the scene mapped by `t`, each item told which part of it is exposed (STATIC_PAINTS counts them)."""
+    option = QStyleOptionGraphicsItem()
+    for item in scene.items(area, _BY_RECT, _ASCENDING):
+        if not is_static(item) or not item.isVisible():
+            continue
+        painter.setWorldTransform(item.sceneTransform() * t)
+        option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
+        STATIC_PAINTS[0] += 1
+        item.paint(painter, option, None)
+
+
 class StaticLayer:
     """Tiles of a view's frames and edge bundles at its current zoom (see the module's docstring)."""
 
@@ -361,20 +374,12 @@ class StaticLayer:
         # zoomed out past the tiles: the frames and bundles there painted directly, one side at a time (the
         # rest is a ring around the tiles: its bounding box would be the whole view)
         inverse, _ok = t.inverted()
-        option = QStyleOptionGraphicsItem()
         for part in rest:
             painter.save()
             painter.resetTransform()
             painter.setClipRect(part)
             painter.setRenderHints(key[8])
-            area = inverse.mapRect(QRectF(part))
-            for item in scene.items(area, _BY_RECT, _ASCENDING):
-                if not is_static(item) or not item.isVisible():
-                    continue
-                painter.setWorldTransform(item.sceneTransform() * t)
-                option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
-                STATIC_PAINTS[0] += 1
-                item.paint(painter, option, None)
+            paint_static(painter, scene, inverse.mapRect(QRectF(part)), t)
             painter.restore()
         return True
 
@@ -403,14 +408,7 @@ class StaticLayer:
         area = inverse.mapRect(QRectF(left, top, width, height))
         inner = QPainter(picture)
         inner.setRenderHints(hints)
-        option = QStyleOptionGraphicsItem()
-        for item in scene.items(area, _BY_RECT, _ASCENDING):
-            if not is_static(item) or not item.isVisible():
-                continue
-            inner.setWorldTransform(item.sceneTransform() * base)
-            option.exposedRect = item.mapRectFromScene(area).intersected(item.boundingRect())
-            STATIC_PAINTS[0] += 1
-            item.paint(inner, option, None)
+        paint_static(inner, scene, area, base)
         inner.end()
         for i, j in missing:
             x, y = (i - i0) * TILE * r, (j - j0) * TILE * r
