@@ -31,8 +31,6 @@ from pathlib import Path
 
 import torch
 
-STARTUP_TIMEOUT_S = 120.0  # importing torch on a busy machine may take a while
-
 
 class PartProcessError(RuntimeError):
     """The helper process failed or ended early (its message, or its exit status)."""
@@ -87,7 +85,6 @@ class PartProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._ready = False
         self._busy = False
-        self._weights_sent = False
 
     @property
     def pid(self) -> int | None:

@@ -55,7 +55,7 @@ from explorer.core.gpt.model import (
     lm_loss,
     mfu,
 )
-from explorer.core.gpt.part_process import PartProcess
+from explorer.core.gpt.part_process import PartProcess, trainable
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
     BATCH_SPLITS,
     CPU_BF16_MIN_WIDTH,
@@ -605,7 +605,7 @@ class Trainer:
         if self._part_pool is None:
             self._part_pool = one_thread_pool(self.batch_parts)
         parts = list(zip(x.tensor_split(self.batch_parts), y.tensor_split(self.batch_parts), strict=True))
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = trainable(self.model)
         futures = [self._part_pool.submit(self._part_forward_backward, xp, yp, params,
                                           len(xp) / len(x) / accum, len(xp) / len(x)) for xp, yp in parts]
         wait(futures)  # every part done before an error of one is raised
@@ -643,7 +643,7 @@ class Trainer:
 
     def _forward_backward_processes(self, x: torch.Tensor, y: torch.Tensor, accum: int) -> torch.Tensor:
         # The parts' gradients are added in part order, as with threads: the same sums, so the same run.
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = trainable(self.model)
         results = self._over_processes(
             x, y, params,
             lambda helper, xp, yp, share: helper.start_grad(xp, yp, share / accum, share),
@@ -756,7 +756,7 @@ class Trainer:
         return torch.stack([f.result() for f in futures]).sum()
 
     def _eval_loss_processes(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = trainable(self.model)
         losses = self._over_processes(
             x, y, params, lambda helper, xp, yp, share: helper.start_loss(xp, yp, share),
             self._part_eval_loss, lambda helper: helper.finish_loss())
