@@ -376,3 +376,40 @@ def test_only_leaves_and_custom_nodes_get_a_prehook_of_their_own(monkeypatch):
     handles, post_hooks, own, nodes, leaves = seen[0]
     assert nodes > 2 * own and own >= leaves > 0  # (the leaves, and the attention's split: two gradients)
     assert handles == own + post_hooks  # one pre-hook each where the shared one cannot stand in
+
+
+def test_each_leaf_gets_the_accumulate_grad_node_torch_gives_it_without_a_view_of_it(monkeypatch):
+    """A count, not a clock: the leaves' AccumulateGrad nodes come from the recorded ops' edges (the same
+    node objects get_gradient_edge returns), and get_gradient_edge (a view of the leaf each) is asked only
+    for a leaf that no recorded op's autograd node reaches."""
+    asked, found = [], []
+    edge_of = torch.autograd.graph.get_gradient_edge
+    install = trace_module._BackwardRecorder.install
+
+    def counting(t):
+        asked.append(t)
+        return edge_of(t)
+
+    def spy(self):
+        install(self)
+        for nid, fn in self.fn_of.items():
+            t = self.rec.tensor_of[nid]
+            if t.is_leaf and t.requires_grad:
+                found.append((nid, fn is edge_of(t).node, type(fn).__name__))
+
+    monkeypatch.setattr(torch.autograd.graph, "get_gradient_edge", counting)
+    monkeypatch.setattr(trace_module._BackwardRecorder, "install", spy)
+    step = _small_gpt()
+    tr = trace(step)
+    params = [n for n in tr.nodes.values() if n.kind == "param"]
+    assert len(params) >= 10 and len(found) == len(params)
+    assert all(same and name == "AccumulateGrad" for _, same, name in found)
+    assert asked == []  # every parameter is read by a recorded op: found on its edges
+    monkeypatch.undo()
+    assert _record_of(trace(step)) == _record_of(tr)
+
+    # a leaf that no op reads (the output itself) still gets its node, through get_gradient_edge
+    monkeypatch.setattr(torch.autograd.graph, "get_gradient_edge", counting)
+    w = torch.tensor(2.0, requires_grad=True)
+    tr = trace(lambda: w)
+    assert len(asked) == 1 and tr.backward_events[0].torch_name == "AccumulateGrad"

@@ -861,6 +861,7 @@ class _BackwardRecorder:
         by_fn: dict[int, Any] = {}
         nodes, tensor_of, edge_of = rec.nodes, rec.tensor_of, rec.edge_of
         fn_of, members = self.fn_of, self.members
+        accumulators = None
         for nid in self.order:
             edge = edge_of.get(nid)
             if edge is not None:
@@ -870,7 +871,11 @@ class _BackwardRecorder:
                 if not (t.is_leaf and t.requires_grad):
                     continue
                 # a parameter, or an op that returned one unchanged: its AccumulateGrad
-                fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0
+                if accumulators is None:
+                    accumulators = self._accumulators()
+                fn, nr = accumulators.get(id(t)), 0
+                if fn is None:  # a leaf no recorded op's autograd node reaches
+                    fn = torch.autograd.graph.get_gradient_edge(t).node
                 nodes[nid].torch_name = type(fn).__name__
             fn_of[nid] = fn
             key = id(fn)
@@ -921,6 +926,42 @@ class _BackwardRecorder:
                     sent[key] = {k: _grab(grad_inputs[k], max_elems) for k in wanted if k < n}
 
                 handles.append(fn.register_hook(hook))
+
+    def _accumulators(self) -> dict[int, Any]:
+        """id(leaf tensor) -> its ``AccumulateGrad``, for the leaves that the recorded ops of this pass read:
+        found on the edges of those ops' autograd nodes (and of the hidden nodes only they reach, such as
+        the transpose inside ``linear``). A leaf has one such node while an edge points to it, the one
+        ``get_gradient_edge`` returns, which makes a view of the leaf to find it (~30,000 instructions a
+        leaf, a third of the nodes of a GPT step); this reads ~1.5 edges a leaf."""
+        rec = self.rec
+        nodes, edge_of = rec.nodes, rec.edge_of
+        recorded = {id(edge[0]) for edge in edge_of.values()}  # their own walks cover what they reach
+        found: dict[int, Any] = {}
+        seen: set[int] = set()
+        for nid in self.order:
+            edge = edge_of.get(nid)
+            if edge is None:
+                continue
+            for i in nodes[nid].inputs:  # only the ops that read a value without an autograd node
+                if i not in edge_of:
+                    break
+            else:
+                continue
+            stack = [edge[0]]
+            while stack:
+                for nf, _ in stack.pop().next_functions:
+                    if nf is None or id(nf) in seen:
+                        continue
+                    seen.add(id(nf))
+                    kind = type(nf)
+                    leaf = _IS_ACCUMULATOR.get(kind)
+                    if leaf is None:
+                        leaf = _IS_ACCUMULATOR[kind] = kind.__name__ == "AccumulateGrad"
+                    if leaf:
+                        found[id(nf.variable)] = nf
+                    elif id(nf) not in recorded:
+                        stack.append(nf)
+        return found
 
     def _shared_hook(self) -> tuple[dict, torch.Tensor]:
         """One hook for every autograd node with one incoming gradient, registered on each as the gradient
@@ -1011,6 +1052,7 @@ class _BackwardRecorder:
 # them every node gets its own Node.register_prehook.
 _TENSOR_HOOKS = hasattr(torch._C, "_current_autograd_node") and hasattr(torch.autograd.graph.Node,
                                                                         "_register_hook_dict")
+_IS_ACCUMULATOR: dict[type, bool] = {}  # autograd node class -> whether it is AccumulateGrad (a leaf's)
 _SHARED_HOOK_MIN = 1  # autograd nodes from which the shared hook is used (tests set it high to compare)
 
 
