@@ -413,3 +413,44 @@ def test_each_leaf_gets_the_accumulate_grad_node_torch_gives_it_without_a_view_o
     w = torch.tensor(2.0, requires_grad=True)
     tr = trace(lambda: w)
     assert len(asked) == 1 and tr.backward_events[0].torch_name == "AccumulateGrad"
+
+
+def test_gradients_copied_after_the_pass_equal_the_ones_copied_in_the_hooks(monkeypatch):
+    """The hooks hold the engine's contiguous gradients and finish copies them in one batch: every event,
+    gradient, stride and value equals the copy-at-once way (a count, not a clock: most of the gradients of
+    a GPT step take the batch, none is cloned on its own)."""
+    step = _small_gpt()
+    batched = trace(step)
+    grads = [n.grad for n in batched.nodes.values() if n.grad is not None]
+    held = [g for g in grads if type(g._raw) is tuple]  # (before any read: data drops the stretch)
+    monkeypatch.setattr(trace_module, "_hold", trace_module._grab)
+    at_once = trace(step)
+    monkeypatch.undo()
+    assert _record_of(batched) == _record_of(at_once)
+    assert len(held) > len(grads) / 3  # (the leaves' own, and non-contiguous ones, are copied at once)
+    assert all(g.data.dtype.name == "float64" and g.data.shape == g.shape for g in held)
+
+
+def _changed_by_a_later_hook():
+    """Two values that autograd hands one gradient tensor (an addition's); the one run second has a hook
+    that triples that tensor in place. The first one received it before the change."""
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = torch.tensor([3.0, 4.0], requires_grad=True)
+
+    def fn():
+        c = y * 1.0  # made first: the engine runs it last
+        c.register_hook(lambda g: g.mul_(3))
+        a = x * 1.0
+        return ((a + c) * torch.tensor([1.0, 2.0])).sum(), {"a": a, "c": c}
+    return fn
+
+
+def test_a_gradient_that_the_callers_code_changes_in_place_later_is_recorded_as_it_arrived(monkeypatch):
+    tr = trace(_changed_by_a_later_hook())
+    by_name = tr.by_name()
+    assert by_name["a"].grad.data.tolist() == [1.0, 2.0]  # what a's node received, before the hook ran
+    assert by_name["c"].grad.data.tolist() == [3.0, 6.0]
+    # the hook is what makes the hooks copy at once: holding the engine's tensor would show the later change
+    monkeypatch.setattr(trace_module._BackwardRecorder, "_user_code", lambda self, by_fn: False)
+    unguarded = trace(_changed_by_a_later_hook()).by_name()
+    assert unguarded["a"].grad.data.tolist() == [3.0, 6.0]
