@@ -72,11 +72,7 @@ class Snapshot:
         """The value as a numpy array: float64 for floating types; a 1-D prefix when truncated."""
         raw = self._raw
         if raw is not None:
-            if type(raw) is tuple:  # (a batch's copy as numpy, start): this value's stretch of it
-                flat, start = raw
-                self._data = flat[start:start + self.numel].reshape(self.shape).astype(np.float64)
-            else:
-                self._data = _numpy_of(raw)
+            self._data = _numpy_of(raw)
             self._raw = None
         return self._data
 
@@ -849,7 +845,6 @@ class _BackwardRecorder:
         self.routes: dict[int, list] = {}  # key -> per member: grad_inputs index for each input, or None
         self.handles: list = []
         self.shared: dict | None = None  # the shared tensor-hook dict (_shared_hook), emptied by remove()
-        self.hold = _grab  # how the hooks keep a gradient: a copy at once, or _hold's reference (install)
         self.members: dict[int, list[tuple[str, int]]] = {}  # id(grad_fn) -> [(node id, output_nr)]
         self.names: dict[int, str] = {}  # id(grad_fn) -> its class name
         self.fn_of: dict[str, Any] = {}  # node id -> autograd node
@@ -892,7 +887,6 @@ class _BackwardRecorder:
                 group.append((nid, nr))
         uses, names, handles, sent = self.uses, self.names, self.handles, self.sent
         log_append, max_elems = self.log.append, self.max_elems
-        hold = self.hold = _grab if self._user_code(by_fn) else _hold
         shared = carrier = None
         if _TENSOR_HOOKS and len(by_fn) >= _SHARED_HOOK_MIN:
             shared, carrier = self._shared_hook()
@@ -915,7 +909,7 @@ class _BackwardRecorder:
             else:
 
                 def prehook(grad_outputs, key=key):
-                    log_append((key, [hold(g, max_elems) for g in grad_outputs], None))
+                    log_append((key, [_grab(g, max_elems) for g in grad_outputs], None))
 
                 handles.append(fn.register_prehook(prehook))
             # The gradients a node sends matter only to inputs with another consumer too (the others get
@@ -929,24 +923,9 @@ class _BackwardRecorder:
 
                 def hook(grad_inputs, _grad_outputs, key=key, wanted=wanted):
                     n = len(grad_inputs)
-                    sent[key] = {k: hold(grad_inputs[k], max_elems) for k in wanted if k < n}
+                    sent[key] = {k: _grab(grad_inputs[k], max_elems) for k in wanted if k < n}
 
                 handles.append(fn.register_hook(hook))
-
-    def _user_code(self, by_fn: dict[int, Any]) -> bool:
-        """Whether code of the caller's may run during the pass and change a gradient in place after the
-        hooks saw it: a custom ``autograd.Function``'s backward (module backward hooks are one too), a
-        tensor hook or a post-accumulate hook on a recorded value. Then the hooks copy each gradient at once
-        (``_grab``); else they hold the engine's gradient and ``finish`` copies them all in one batch."""
-        for fn in by_fn.values():
-            if isinstance(fn, _PY_NODE):
-                return True
-        tensor_of = self.rec.tensor_of
-        for nid in self.fn_of:
-            t = tensor_of[nid]
-            if t._backward_hooks or getattr(t, "_post_accumulate_grad_hooks", None):
-                return True
-        return False
 
     def _accumulators(self) -> dict[int, Any]:
         """id(leaf tensor) -> its ``AccumulateGrad``, for the leaves that the recorded ops of this pass read:
@@ -991,11 +970,11 @@ class _BackwardRecorder:
         node it is. Registering it is a C++ call (``Node.register_prehook`` builds a Python handle and a
         dict per node: ~7 µs each, 10,000 nodes at 10k) and a call is ~1.5 µs cheaper. Removed by emptying
         the dict (a node that outlives the trace then calls an empty dict)."""
-        log_append, max_elems, hold = self.log.append, self.max_elems, self.hold
+        log_append, max_elems = self.log.append, self.max_elems
         current = torch._C._current_autograd_node
 
         def tensor_prehook(grad):
-            log_append((id(current()), [hold(grad, max_elems)], None))
+            log_append((id(current()), [_grab(grad, max_elems)], None))
 
         shared = {0: tensor_prehook}
         carrier = torch.empty(0)  # a private tensor: its output_nr (0) picks the node's one gradient
@@ -1030,9 +1009,8 @@ class _BackwardRecorder:
         nodes, tensor_of, max_elems = self.rec.nodes, self.rec.tensor_of, self.max_elems
         members, names, routes, sent = self.members, self.names, self.routes, self.sent
         events = self.events
-        batch: list = []  # (Snapshot, the engine's gradient) held by the hooks, copied below in one go
         for key, grads, befores in self.log:
-            snaps = [_settle(grads[0], batch)] if len(grads) == 1 else [_settle(g, batch) for g in grads]
+            snaps = [_settle(grads[0])] if len(grads) == 1 else [_settle(g) for g in grads]
             name = names[key]
             count = len(snaps)
             group = members[key]
@@ -1055,10 +1033,8 @@ class _BackwardRecorder:
                 elif out is None:  # the node's hook did not run
                     grad_inputs = []
                 else:
-                    grad_inputs = [None if i is None else _settle(out.get(i), batch)
-                                   for i in member_routes[k]]
+                    grad_inputs = [None if i is None else _settle(out.get(i)) for i in member_routes[k]]
                 events.append(BackwardEvent(nid, name, snaps, grad_inputs, None, None))
-        _copy_batch(batch)
         self.log.clear()
         self.sent.clear()
 
@@ -1076,7 +1052,6 @@ class _BackwardRecorder:
 # them every node gets its own Node.register_prehook.
 _TENSOR_HOOKS = hasattr(torch._C, "_current_autograd_node") and hasattr(torch.autograd.graph.Node,
                                                                         "_register_hook_dict")
-_PY_NODE = torch.autograd.function.BackwardCFunction  # a custom Function's node: its backward is Python
 _IS_ACCUMULATOR: dict[type, bool] = {}  # autograd node class -> whether it is AccumulateGrad (a leaf's)
 _SHARED_HOOK_MIN = 1  # autograd nodes from which the shared hook is used (tests set it high to compare)
 
@@ -1110,59 +1085,16 @@ def _grab(g, max_elems: int):
     return g.clone(), g.stride(), g.is_contiguous()
 
 
-def _hold(g, max_elems: int):
-    """``_grab`` without the copy for a contiguous floating gradient: the engine's own tensor, its stride
-    and a marker; ``finish`` copies all of them after the pass in one batch (``_copy_batch``: ~5,000
-    instructions a gradient where a clone each costs ~12,000). Safe while no code of the caller's runs in
-    the pass (``_user_code``): holding a reference stops the engine from accumulating into that tensor in
-    place (it checks the use count), and AccumulateGrad then copies it rather than adopting it as .grad."""
-    if g is None:
-        return None
-    if g.requires_grad or not g.is_cpu or g.layout is not _STRIDED or g.numel() > max_elems:
-        return Snapshot.of(g, max_elems)
-    if g.dtype in _NUMPY_FLOATS and g.is_contiguous():
-        return g, g.stride(), True, None
-    return g.clone(), g.stride(), g.is_contiguous()
-
-
-def _settle(grabbed, batch: list | None = None) -> Snapshot | None:
-    """The Snapshot of what ``_grab`` or ``_hold`` kept (the same fields ``Snapshot.of`` gives the gradient);
-    a held gradient goes into ``batch`` with its Snapshot, to be copied by ``_copy_batch``."""
+def _settle(grabbed) -> Snapshot | None:
+    """The Snapshot of what ``_grab`` kept (the same fields ``Snapshot.of`` gives the gradient)."""
     if grabbed is None or type(grabbed) is Snapshot:
         return grabbed
-    raw, stride, contiguous = grabbed[0], grabbed[1], grabbed[2]
+    raw, stride, contiguous = grabbed
     dtype = _DTYPE_NAMES.get(raw.dtype)
     if dtype is None:
         dtype = _DTYPE_NAMES[raw.dtype] = str(raw.dtype).removeprefix("torch.")
-    if len(grabbed) == 3:
-        return Snapshot(tuple(raw.shape), dtype, stride, contiguous, False, True, None, None, raw.numel(),
-                        False, raw)
-    snap = Snapshot(tuple(raw.shape), dtype, stride, contiguous, False, True, None, None, raw.numel(), False,
-                    None)
-    batch.append((snap, raw))
-    return snap
-
-
-def _copy_batch(batch: list) -> None:
-    """Copy the held gradients of ``batch`` into one new block per dtype (``flatten_dense_tensors``: one
-    call, row-major) and give each Snapshot its stretch of it, read as numpy by ``Snapshot.data``."""
-    by_dtype: dict = {}
-    for item in batch:
-        group = by_dtype.get(item[1].dtype)
-        if group is None:
-            by_dtype[item[1].dtype] = [item]
-        else:
-            group.append(item)
-    for items in by_dtype.values():
-        tensors = [t for _, t in items]
-        # (one tensor alone: flatten_dense_tensors would return a view of it, not a copy)
-        flat = (torch._utils._flatten_dense_tensors(tensors) if len(tensors) > 1
-                else tensors[0].reshape(-1).clone()).numpy()
-        start = 0
-        for snap, _ in items:
-            snap._raw = (flat, start)
-            start += snap.numel
-    batch.clear()
+    return Snapshot(tuple(raw.shape), dtype, stride, contiguous, False, True, None, None, raw.numel(), False,
+                    raw)
 
 
 # ----------------------------------------------------------------------------------------------------------
