@@ -413,3 +413,32 @@ def test_each_leaf_gets_the_accumulate_grad_node_torch_gives_it_without_a_view_o
     w = torch.tensor(2.0, requires_grad=True)
     tr = trace(lambda: w)
     assert len(asked) == 1 and tr.backward_events[0].torch_name == "AccumulateGrad"
+
+
+def _mixed():
+    """Gradients of several shapes and dtypes: a cast, a broadcast, a split, a max with indices."""
+    torch.manual_seed(3)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, requires_grad=True)
+    b = torch.randn(3, requires_grad=True)
+
+    def fn():
+        x.grad = w.grad = b.grad = None  # each trace from no .grad
+        h = (x.float() @ w + b).tanh()  # float32; x's gradient comes back through the cast as float64
+        left, right = h.split([1, 2], dim=1)  # two outputs of one autograd node, of two shapes
+        top, _ = (left * right).max(dim=0)
+        return (h.double() * x[:, :3]).sum() + top.sum()
+    return fn
+
+
+@pytest.mark.parametrize("make", [_small_gpt, _mixed])
+def test_a_gradients_shape_and_dtype_taken_from_its_value_equal_the_gradients_own(make, monkeypatch):
+    fn = make()
+    fast = trace(fn)
+    monkeypatch.setattr(trace_module, "_settle_as", lambda grabbed, value: trace_module._settle(grabbed))
+    slow = trace(fn)
+    assert _record_of(fast) == _record_of(slow)
+    grads = [n.grad for n in fast.nodes.values() if n.grad is not None]
+    assert len(grads) > 8 and all(g.data.shape == g.shape and g.data.size == g.numel for g in grads)
+    if make is _mixed:
+        assert {g.dtype for g in grads} == {"float32", "float64"}

@@ -1010,17 +1010,21 @@ class _BackwardRecorder:
         members, names, routes, sent = self.members, self.names, self.routes, self.sent
         events = self.events
         for key, grads, befores in self.log:
-            snaps = [_settle(grads[0])] if len(grads) == 1 else [_settle(g) for g in grads]
+            group = members[key]
+            if len(grads) == 1 and len(group) == 1 and group[0][1] == 0:  # (nearly every node)
+                snaps = [_settle_as(grads[0], nodes[group[0][0]].value)]
+            else:  # gradient k arrives for output k of the autograd node: the member with output_nr k
+                values = {nr: nodes[nid].value for nid, nr in group}
+                snaps = [_settle_as(g, values.get(k)) for k, g in enumerate(grads)]
             name = names[key]
             count = len(snaps)
-            group = members[key]
             if befores is not None:  # AccumulateGrad: grad_inputs stay [], a leaf sends nothing on
                 for (nid, nr), before in zip(reversed(group), befores, strict=True):
                     if nr < count:
                         nodes[nid].grad = snaps[nr]
                     after = tensor_of[nid].grad  # (its copy as _grab + _settle make it: Snapshot.of's fields)
-                    events.append(BackwardEvent(nid, name, snaps, [], _settle(before),
-                                                None if after is None else _settle(_grab(after, max_elems))))
+                    events.append(BackwardEvent(nid, name, snaps, [], _settle(before), None if after is None
+                                                else _settle_as(_grab(after, max_elems), nodes[nid].value)))
                 continue
             member_routes = routes.get(key)
             out = sent.get(key) if member_routes is not None else None
@@ -1083,6 +1087,19 @@ def _grab(g, max_elems: int):
     if g.requires_grad or not g.is_cpu or g.layout is not _STRIDED or g.numel() > max_elems:
         return Snapshot.of(g, max_elems)
     return g.clone(), g.stride(), g.is_contiguous()
+
+
+def _settle_as(grabbed, value: Snapshot | None) -> Snapshot | None:
+    """``_settle`` for the gradient of the value ``value`` (a leaf's .grad, or a gradient arriving at the
+    autograd node that made ``value``): its shape, dtype and element count are the value's, read from its
+    Snapshot rather than from the tensor (~5,000 instructions a gradient). Torch makes them so: the engine
+    sums or casts every gradient to the shape and dtype of the value it is for before a node receives it
+    (``validate_outputs``), tensor hooks may not change them, and a leaf's .grad has its leaf's."""
+    if value is None or grabbed is None or type(grabbed) is Snapshot:
+        return _settle(grabbed)
+    raw, stride, contiguous = grabbed
+    return Snapshot(value.shape, value.dtype, stride, contiguous, False, True, None, None, value.numel, False,
+                    raw)
 
 
 def _settle(grabbed) -> Snapshot | None:
