@@ -431,13 +431,25 @@ def _mixed():
     return fn
 
 
-@pytest.mark.parametrize("make", [_small_gpt, _mixed])
+def _with_grads():
+    """Leaves whose .grad exists before the pass (grad_before), one read twice (gradients sent to it)."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(4, 3, requires_grad=True)
+    x.grad, w.grad = torch.ones(3, 4), torch.full((4, 3), 0.5)
+    return lambda: (x @ w).relu().sum() + (x * x.sin()).sum()
+
+
+@pytest.mark.parametrize("make", [_small_gpt, _mixed, _with_grads])
 def test_a_gradients_shape_and_dtype_taken_from_its_value_equal_the_gradients_own(make, monkeypatch):
-    fn = make()
-    fast = trace(fn)
+    fast = trace(make())
     monkeypatch.setattr(trace_module, "_settle_as", lambda grabbed, value: trace_module._settle(grabbed))
-    slow = trace(fn)
+    slow = trace(make())
     assert _record_of(fast) == _record_of(slow)
+    if make is _with_grads:
+        leaves = [e for e in fast.backward_events if e.torch_name == "AccumulateGrad"]
+        assert len(leaves) == 2 and all(e.grad_before is not None for e in leaves)
+        assert any(g is not None for e in fast.backward_events for g in e.grad_inputs)
     grads = [n.grad for n in fast.nodes.values() if n.grad is not None]
     assert len(grads) > 8 and all(g.data.shape == g.shape and g.data.size == g.numel for g in grads)
     if make is _mixed:

@@ -1023,8 +1023,9 @@ class _BackwardRecorder:
                     if nr < count:
                         nodes[nid].grad = snaps[nr]
                     after = tensor_of[nid].grad  # (its copy as _grab + _settle make it: Snapshot.of's fields)
-                    events.append(BackwardEvent(nid, name, snaps, [], _settle(before), None if after is None
-                                                else _settle_as(_grab(after, max_elems), nodes[nid].value)))
+                    value = nodes[nid].value  # (.grad has its leaf's shape and dtype: torch checks it)
+                    after = None if after is None else _settle_as(_grab(after, max_elems), value)
+                    events.append(BackwardEvent(nid, name, snaps, [], _settle_as(before, value), after))
                 continue
             member_routes = routes.get(key)
             out = sent.get(key) if member_routes is not None else None
@@ -1037,7 +1038,10 @@ class _BackwardRecorder:
                 elif out is None:  # the node's hook did not run
                     grad_inputs = []
                 else:
-                    grad_inputs = [None if i is None else _settle(out.get(i)) for i in member_routes[k]]
+                    # (each validated to its input's shape and dtype before the node's hook saw it)
+                    inputs = node.inputs
+                    grad_inputs = [None if i is None else _settle_as(out.get(i), nodes[inputs[j]].value)
+                                   for j, i in enumerate(member_routes[k])]
                 events.append(BackwardEvent(nid, name, snaps, grad_inputs, None, None))
         self.log.clear()
         self.sent.clear()
