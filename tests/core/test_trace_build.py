@@ -454,3 +454,25 @@ def test_a_gradients_shape_and_dtype_taken_from_its_value_equal_the_gradients_ow
     assert len(grads) > 8 and all(g.data.shape == g.shape and g.data.size == g.numel for g in grads)
     if make is _mixed:
         assert {g.dtype for g in grads} == {"float32", "float64"}
+
+
+def test_module_paths_read_from_the_tables_in_place_and_through_members_agree():
+    """The module tree is read from each module's own dict tables in place; a table of another mapping
+    type (an OrderedDict, as older torch made them) is read through ``_members``: same paths either way."""
+    import collections
+
+    def names(convert):
+        torch.manual_seed(5)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1))
+        model.register_buffer("scale", torch.tensor(2.0))
+        if convert:
+            for m in model.modules():
+                for table in ("_parameters", "_buffers", "_modules"):
+                    setattr(m, table, collections.OrderedDict(getattr(m, table)))
+        x = torch.randn(2, 3)
+        tr = trace(lambda: (model(x) * model.scale).sum())
+        return [(n.kind, n.name, n.module) for n in tr.nodes.values()], tr.modules
+
+    fast, slow = names(False), names(True)
+    assert fast == slow
+    assert {"0.weight", "1.bias", "2.weight", "scale"} <= {name for _, name, _ in fast[0]}
