@@ -896,6 +896,7 @@ class _BackwardRecorder:
         uses, names, handles, sent = self.uses, self.names, self.handles, self.sent
         log_append, max_elems = self.log.append, self.max_elems
         shared = carrier = None
+        multi = {i for i, count in uses.items() if count > 1 and i in fn_of}  # read by more than one op
         if _TENSOR_HOOKS and len(by_fn) >= _SHARED_HOOK_MIN:
             shared, carrier = self._shared_hook()
         for key, fn in by_fn.items():
@@ -924,7 +925,7 @@ class _BackwardRecorder:
             # theirs from their own pre-hook, filled in after backward); a node without such an input
             # (most of them) needs no hook after it runs. AccumulateGrad needs none either: a leaf's
             # node runs once per pass, so .grad after the pass is .grad after its accumulation (finish).
-            if any(i in fn_of and uses.get(i) != 1 for nid, _ in group for i in nodes[nid].inputs):
+            if _reads_any(group, nodes, multi):
                 routes = [self._routes(nid, fn) for nid, _ in reversed(group)]
                 wanted = sorted({k for r in routes for k in r if k is not None})
                 self.routes[key] = routes
@@ -1070,6 +1071,15 @@ _TENSOR_HOOKS = hasattr(torch._C, "_current_autograd_node") and hasattr(torch.au
                                                                         "_register_hook_dict")
 _IS_ACCUMULATOR: dict[type, bool] = {}  # autograd node class -> whether it is AccumulateGrad (a leaf's)
 _SHARED_HOOK_MIN = 1  # autograd nodes from which the shared hook is used (tests set it high to compare)
+
+
+def _reads_any(group: list, nodes: dict, ids: set) -> bool:
+    """Whether a node of ``group`` ([(node id, output_nr)]) has an input in ``ids``."""
+    for nid, _ in group:
+        for i in nodes[nid].inputs:
+            if i in ids:
+                return True
+    return False
 
 
 def _one_gradient_in(fn, name: str) -> bool:
