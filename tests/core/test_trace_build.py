@@ -376,3 +376,103 @@ def test_only_leaves_and_custom_nodes_get_a_prehook_of_their_own(monkeypatch):
     handles, post_hooks, own, nodes, leaves = seen[0]
     assert nodes > 2 * own and own >= leaves > 0  # (the leaves, and the attention's split: two gradients)
     assert handles == own + post_hooks  # one pre-hook each where the shared one cannot stand in
+
+
+def test_each_leaf_gets_the_accumulate_grad_node_torch_gives_it_without_a_view_of_it(monkeypatch):
+    """A count, not a clock: the leaves' AccumulateGrad nodes come from the recorded ops' edges (the same
+    node objects get_gradient_edge returns), and get_gradient_edge (a view of the leaf each) is asked only
+    for a leaf that no recorded op's autograd node reaches."""
+    asked, found = [], []
+    edge_of = torch.autograd.graph.get_gradient_edge
+    install = trace_module._BackwardRecorder.install
+
+    def counting(t):
+        asked.append(t)
+        return edge_of(t)
+
+    def spy(self):
+        install(self)
+        for nid, fn in self.fn_of.items():
+            t = self.rec.tensor_of[nid]
+            if t.is_leaf and t.requires_grad:
+                found.append((nid, fn is edge_of(t).node, type(fn).__name__))
+
+    monkeypatch.setattr(torch.autograd.graph, "get_gradient_edge", counting)
+    monkeypatch.setattr(trace_module._BackwardRecorder, "install", spy)
+    step = _small_gpt()
+    tr = trace(step)
+    params = [n for n in tr.nodes.values() if n.kind == "param"]
+    assert len(params) >= 10 and len(found) == len(params)
+    assert all(same and name == "AccumulateGrad" for _, same, name in found)
+    assert asked == []  # every parameter is read by a recorded op: found on its edges
+    monkeypatch.undo()
+    assert _record_of(trace(step)) == _record_of(tr)
+
+    # a leaf that no op reads (the output itself) still gets its node, through get_gradient_edge
+    monkeypatch.setattr(torch.autograd.graph, "get_gradient_edge", counting)
+    w = torch.tensor(2.0, requires_grad=True)
+    tr = trace(lambda: w)
+    assert len(asked) == 1 and tr.backward_events[0].torch_name == "AccumulateGrad"
+
+
+def _mixed():
+    """Gradients of several shapes and dtypes: a cast, a broadcast, a split, a max with indices."""
+    torch.manual_seed(3)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, requires_grad=True)
+    b = torch.randn(3, requires_grad=True)
+
+    def fn():
+        x.grad = w.grad = b.grad = None  # each trace from no .grad
+        h = (x.float() @ w + b).tanh()  # float32; x's gradient comes back through the cast as float64
+        left, right = h.split([1, 2], dim=1)  # two outputs of one autograd node, of two shapes
+        top, _ = (left * right).max(dim=0)
+        return (h.double() * x[:, :3]).sum() + top.sum()
+    return fn
+
+
+def _with_grads():
+    """Leaves whose .grad exists before the pass (grad_before), one read twice (gradients sent to it)."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(4, 3, requires_grad=True)
+    x.grad, w.grad = torch.ones(3, 4), torch.full((4, 3), 0.5)
+    return lambda: (x @ w).relu().sum() + (x * x.sin()).sum()
+
+
+@pytest.mark.parametrize("make", [_small_gpt, _mixed, _with_grads])
+def test_a_gradients_shape_and_dtype_taken_from_its_value_equal_the_gradients_own(make, monkeypatch):
+    fast = trace(make())
+    monkeypatch.setattr(trace_module, "_settle_as", lambda grabbed, value: trace_module._settle(grabbed))
+    slow = trace(make())
+    assert _record_of(fast) == _record_of(slow)
+    if make is _with_grads:
+        leaves = [e for e in fast.backward_events if e.torch_name == "AccumulateGrad"]
+        assert len(leaves) == 2 and all(e.grad_before is not None for e in leaves)
+        assert any(g is not None for e in fast.backward_events for g in e.grad_inputs)
+    grads = [n.grad for n in fast.nodes.values() if n.grad is not None]
+    assert len(grads) > 8 and all(g.data.shape == g.shape and g.data.size == g.numel for g in grads)
+    if make is _mixed:
+        assert {g.dtype for g in grads} == {"float32", "float64"}
+
+
+def test_module_paths_read_from_the_tables_in_place_and_through_members_agree():
+    """The module tree is read from each module's own dict tables in place; a table of another mapping
+    type (an OrderedDict, as older torch made them) is read through ``_members``: same paths either way."""
+    import collections
+
+    def names(convert):
+        torch.manual_seed(5)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1))
+        model.register_buffer("scale", torch.tensor(2.0))
+        if convert:
+            for m in model.modules():
+                for table in ("_parameters", "_buffers", "_modules"):
+                    setattr(m, table, collections.OrderedDict(getattr(m, table)))
+        x = torch.randn(2, 3)
+        tr = trace(lambda: (model(x) * model.scale).sum())
+        return [(n.kind, n.name, n.module) for n in tr.nodes.values()], tr.modules
+
+    fast, slow = names(False), names(True)
+    assert fast == slow
+    assert {"0.weight", "1.bias", "2.weight", "scale"} <= {name for _, name, _ in fast[0]}

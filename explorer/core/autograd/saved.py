@@ -86,7 +86,7 @@ class _Packed:
         self.log = log
 
 
-@dataclass
+@dataclass(slots=True)  # (one a save: no __dict__ to make)
 class _Record:
     ref: weakref.ref  # the tensor torch passed to the pack hook
     shape: tuple

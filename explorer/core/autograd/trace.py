@@ -508,6 +508,8 @@ class _Recorder(TorchFunctionMode):
         # own parameter and buffer tables as named_parameters / named_buffers(recurse=False) do (their
         # generators cost ~10 µs a module: a GPT of 10,000 nodes has 3,400 modules); the parameters first,
         # then the buffers, each in that order: the first path wins.
+        # (The tables are read in place where they are dicts, as nearly always: _members' call and list per
+        # table cost ~3,000 instructions, three tables a module, every module, every trace.)
         buffers = []
         module_paths, modules, param_names = self.module_paths, self.modules, self.param_names
         stack = [("", module)]
@@ -517,14 +519,20 @@ class _Recorder(TorchFunctionMode):
             module_paths.setdefault(id(m), full)
             modules.setdefault(full, type(m).__name__)
             dot = path + "." if path else ""
-            for name, p in _members(m, "_parameters"):
-                param_names.setdefault(id(p), join(dot + name) if prefix else dot + name)
+            table = getattr(m, "_parameters", None)
+            for name, p in (table.items() if type(table) is dict else _members(m, "_parameters")):
+                if p is not None:
+                    param_names.setdefault(id(p), join(dot + name) if prefix else dot + name)
             buffers.append((dot, m))
-            children = [(dot + name, c) for name, c in _members(m, "_modules")]
+            table = getattr(m, "_modules", None)
+            children = [(dot + name, c) for name, c in
+                        (table.items() if type(table) is dict else _members(m, "_modules")) if c is not None]
             stack.extend(reversed(children))
         for dot, m in buffers:
-            for name, b in _members(m, "_buffers"):
-                param_names.setdefault(id(b), join(dot + name) if prefix else dot + name)
+            table = getattr(m, "_buffers", None)
+            for name, b in (table.items() if type(table) is dict else _members(m, "_buffers")):
+                if b is not None:
+                    param_names.setdefault(id(b), join(dot + name) if prefix else dot + name)
 
     @property
     def current_module(self) -> str | None:
@@ -861,6 +869,7 @@ class _BackwardRecorder:
         by_fn: dict[int, Any] = {}
         nodes, tensor_of, edge_of = rec.nodes, rec.tensor_of, rec.edge_of
         fn_of, members = self.fn_of, self.members
+        accumulators = None
         for nid in self.order:
             edge = edge_of.get(nid)
             if edge is not None:
@@ -870,7 +879,11 @@ class _BackwardRecorder:
                 if not (t.is_leaf and t.requires_grad):
                     continue
                 # a parameter, or an op that returned one unchanged: its AccumulateGrad
-                fn, nr = torch.autograd.graph.get_gradient_edge(t).node, 0
+                if accumulators is None:
+                    accumulators = self._accumulators()
+                fn, nr = accumulators.get(id(t)), 0
+                if fn is None:  # a leaf no recorded op's autograd node reaches
+                    fn = torch.autograd.graph.get_gradient_edge(t).node
                 nodes[nid].torch_name = type(fn).__name__
             fn_of[nid] = fn
             key = id(fn)
@@ -883,6 +896,7 @@ class _BackwardRecorder:
         uses, names, handles, sent = self.uses, self.names, self.handles, self.sent
         log_append, max_elems = self.log.append, self.max_elems
         shared = carrier = None
+        multi = {i for i, count in uses.items() if count > 1 and i in fn_of}  # read by more than one op
         if _TENSOR_HOOKS and len(by_fn) >= _SHARED_HOOK_MIN:
             shared, carrier = self._shared_hook()
         for key, fn in by_fn.items():
@@ -911,7 +925,7 @@ class _BackwardRecorder:
             # theirs from their own pre-hook, filled in after backward); a node without such an input
             # (most of them) needs no hook after it runs. AccumulateGrad needs none either: a leaf's
             # node runs once per pass, so .grad after the pass is .grad after its accumulation (finish).
-            if any(i in fn_of and uses.get(i) != 1 for nid, _ in group for i in nodes[nid].inputs):
+            if _reads_any(group, nodes, multi):
                 routes = [self._routes(nid, fn) for nid, _ in reversed(group)]
                 wanted = sorted({k for r in routes for k in r if k is not None})
                 self.routes[key] = routes
@@ -921,6 +935,42 @@ class _BackwardRecorder:
                     sent[key] = {k: _grab(grad_inputs[k], max_elems) for k in wanted if k < n}
 
                 handles.append(fn.register_hook(hook))
+
+    def _accumulators(self) -> dict[int, Any]:
+        """id(leaf tensor) -> its ``AccumulateGrad``, for the leaves that the recorded ops of this pass read:
+        found on the edges of those ops' autograd nodes (and of the hidden nodes only they reach, such as
+        the transpose inside ``linear``). A leaf has one such node while an edge points to it, the one
+        ``get_gradient_edge`` returns, which makes a view of the leaf to find it (~30,000 instructions a
+        leaf, a third of the nodes of a GPT step); this reads ~1.5 edges a leaf."""
+        rec = self.rec
+        nodes, edge_of = rec.nodes, rec.edge_of
+        recorded = {id(edge[0]) for edge in edge_of.values()}  # their own walks cover what they reach
+        found: dict[int, Any] = {}
+        seen: set[int] = set()
+        for nid in self.order:
+            edge = edge_of.get(nid)
+            if edge is None:
+                continue
+            for i in nodes[nid].inputs:  # only the ops that read a value without an autograd node
+                if i not in edge_of:
+                    break
+            else:
+                continue
+            stack = [edge[0]]
+            while stack:
+                for nf, _ in stack.pop().next_functions:
+                    if nf is None or id(nf) in seen:
+                        continue
+                    seen.add(id(nf))
+                    kind = type(nf)
+                    leaf = _IS_ACCUMULATOR.get(kind)
+                    if leaf is None:
+                        leaf = _IS_ACCUMULATOR[kind] = kind.__name__ == "AccumulateGrad"
+                    if leaf:
+                        found[id(nf.variable)] = nf
+                    elif id(nf) not in recorded:
+                        stack.append(nf)
+        return found
 
     def _shared_hook(self) -> tuple[dict, torch.Tensor]:
         """One hook for every autograd node with one incoming gradient, registered on each as the gradient
@@ -969,17 +1019,22 @@ class _BackwardRecorder:
         members, names, routes, sent = self.members, self.names, self.routes, self.sent
         events = self.events
         for key, grads, befores in self.log:
-            snaps = [_settle(grads[0])] if len(grads) == 1 else [_settle(g) for g in grads]
+            group = members[key]
+            if len(grads) == 1 and len(group) == 1 and group[0][1] == 0:  # (nearly every node)
+                snaps = [_settle_as(grads[0], nodes[group[0][0]].value)]
+            else:  # gradient k arrives for output k of the autograd node: the member with output_nr k
+                values = {nr: nodes[nid].value for nid, nr in group}
+                snaps = [_settle_as(g, values.get(k)) for k, g in enumerate(grads)]
             name = names[key]
             count = len(snaps)
-            group = members[key]
             if befores is not None:  # AccumulateGrad: grad_inputs stay [], a leaf sends nothing on
                 for (nid, nr), before in zip(reversed(group), befores, strict=True):
                     if nr < count:
                         nodes[nid].grad = snaps[nr]
                     after = tensor_of[nid].grad  # (its copy as _grab + _settle make it: Snapshot.of's fields)
-                    events.append(BackwardEvent(nid, name, snaps, [], _settle(before),
-                                                None if after is None else _settle(_grab(after, max_elems))))
+                    value = nodes[nid].value  # (.grad has its leaf's shape and dtype: torch checks it)
+                    after = None if after is None else _settle_as(_grab(after, max_elems), value)
+                    events.append(BackwardEvent(nid, name, snaps, [], _settle_as(before, value), after))
                 continue
             member_routes = routes.get(key)
             out = sent.get(key) if member_routes is not None else None
@@ -992,7 +1047,10 @@ class _BackwardRecorder:
                 elif out is None:  # the node's hook did not run
                     grad_inputs = []
                 else:
-                    grad_inputs = [None if i is None else _settle(out.get(i)) for i in member_routes[k]]
+                    # (each validated to its input's shape and dtype before the node's hook saw it)
+                    inputs = node.inputs
+                    grad_inputs = [None if i is None else _settle_as(out.get(i), nodes[inputs[j]].value)
+                                   for j, i in enumerate(member_routes[k])]
                 events.append(BackwardEvent(nid, name, snaps, grad_inputs, None, None))
         self.log.clear()
         self.sent.clear()
@@ -1011,7 +1069,17 @@ class _BackwardRecorder:
 # them every node gets its own Node.register_prehook.
 _TENSOR_HOOKS = hasattr(torch._C, "_current_autograd_node") and hasattr(torch.autograd.graph.Node,
                                                                         "_register_hook_dict")
+_IS_ACCUMULATOR: dict[type, bool] = {}  # autograd node class -> whether it is AccumulateGrad (a leaf's)
 _SHARED_HOOK_MIN = 1  # autograd nodes from which the shared hook is used (tests set it high to compare)
+
+
+def _reads_any(group: list, nodes: dict, ids: set) -> bool:
+    """Whether a node of ``group`` ([(node id, output_nr)]) has an input in ``ids``."""
+    for nid, _ in group:
+        for i in nodes[nid].inputs:
+            if i in ids:
+                return True
+    return False
 
 
 def _one_gradient_in(fn, name: str) -> bool:
@@ -1041,6 +1109,19 @@ def _grab(g, max_elems: int):
     if g.requires_grad or not g.is_cpu or g.layout is not _STRIDED or g.numel() > max_elems:
         return Snapshot.of(g, max_elems)
     return g.clone(), g.stride(), g.is_contiguous()
+
+
+def _settle_as(grabbed, value: Snapshot | None) -> Snapshot | None:
+    """``_settle`` for the gradient of the value ``value`` (a leaf's .grad, or a gradient arriving at the
+    autograd node that made ``value``): its shape, dtype and element count are the value's, read from its
+    Snapshot rather than from the tensor (~5,000 instructions a gradient). Torch makes them so: the engine
+    sums or casts every gradient to the shape and dtype of the value it is for before a node receives it
+    (``validate_outputs``), tensor hooks may not change them, and a leaf's .grad has its leaf's."""
+    if value is None or grabbed is None or type(grabbed) is Snapshot:
+        return _settle(grabbed)
+    raw, stride, contiguous = grabbed
+    return Snapshot(value.shape, value.dtype, stride, contiguous, False, True, None, None, value.numel, False,
+                    raw)
 
 
 def _settle(grabbed) -> Snapshot | None:
