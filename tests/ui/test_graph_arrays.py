@@ -1,0 +1,122 @@
+"""Issue 21, the first build far out: the overview is made from arrays (no Python object per card or edge).
+The array helpers draw what the per-object calls they replace draw: the same path elements, the same
+pixels; the overview of a graph is made without a card object or a QRectF per card."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.graphs import all_expanded, gpt_step_trace
+from tests.ui.graph_views import shown_graph
+
+
+def _image_of(draw) -> np.ndarray:
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    image = QImage(300, 200, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.scale(0.37, 0.41)
+    painter.translate(13.3, 7.7)
+    draw(painter)
+    painter.end()
+    return np.frombuffer(image.constBits(), dtype=np.uint32).reshape(200, image.bytesPerLine() // 4).copy()
+
+
+def test_draw_rects_from_an_array_draws_what_a_list_of_rectangles_draws(qapp):
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QColor
+
+    from explorer.ui.graph.items import draw_rects
+
+    rng = np.random.default_rng(3)
+    rects = np.column_stack([rng.uniform(0, 700, 400), rng.uniform(0, 450, 400), rng.uniform(1, 40, 400),
+                             rng.uniform(1, 30, 400)])
+
+    def with_brush(fn):
+        def draw(painter):
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(QColor("#3a7"))
+            fn(painter)
+        return draw
+
+    for part in (rects, rects[:137], rects[250:], rects[::3]):  # prefixes, suffixes and a strided copy
+        listed = _image_of(with_brush(lambda p, r=part: p.drawRects([QRectF(*row) for row in r.tolist()])))
+        arrayed = _image_of(with_brush(lambda p, r=part: draw_rects(p, r)))
+        assert (listed != 0xFFFFFFFF).sum() > 1000  # something was drawn
+        assert np.array_equal(listed, arrayed)
+
+
+def test_polyline_path_is_the_path_of_move_and_line_calls(qapp):
+    from PySide6.QtGui import QColor, QPainterPath, QPen
+
+    from explorer.ui.graph.items import polyline_path
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(2, 6, 300)
+    x, y = rng.uniform(-50, 800, counts.sum()), rng.uniform(-20, 500, counts.sum())
+    made = polyline_path(x, y, counts)
+    called = QPainterPath()
+    k = 0
+    for n in counts.tolist():
+        called.moveTo(x[k], y[k])
+        for j in range(k + 1, k + n):
+            called.lineTo(x[j], y[j])
+        k += n
+    assert made.elementCount() == called.elementCount() == counts.sum()
+    for i in range(made.elementCount()):
+        a, b = made.elementAt(i), called.elementAt(i)
+        assert (a.type, a.x, a.y) == (b.type, b.x, b.y)
+    pen = QPen(QColor("black"), 1.0)
+    pen.setCosmetic(True)
+
+    def stroke(path):
+        def draw(painter):
+            painter.setPen(pen)
+            painter.drawPath(path)
+        return draw
+
+    assert np.array_equal(_image_of(stroke(made)), _image_of(stroke(called)))
+    assert polyline_path(np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)).isEmpty()
+
+
+def test_the_fitted_overview_is_made_without_an_object_per_card(qtbot, monkeypatch):
+    """Fitted far out, a graph's first paint makes no card object, and its overview no QRectF per card,
+    edge or frame: the rectangles made while the overview is built are as many on a graph twice as large."""
+    from PySide6.QtCore import QRectF
+
+    from explorer.ui.graph import items
+    from explorer.ui.graph import view as view_module
+
+    made = [0]
+
+    class CountedRect(QRectF):
+        def __init__(self, *args):
+            made[0] += 1
+            super().__init__(*args)
+
+    real = view_module.GraphScene._make_overview
+
+    def counted(self):
+        monkeypatch.setattr(items, "QRectF", CountedRect)
+        try:
+            real(self)
+        finally:
+            monkeypatch.setattr(items, "QRectF", QRectF)
+
+    monkeypatch.setattr(view_module.GraphScene, "_make_overview", counted)
+    monkeypatch.setattr(view_module, "LAZY_CARDS", 50)  # (a lazy canvas at this test's sizes)
+    rows = []
+    for blocks in (6, 12):
+        tr = gpt_step_trace(blocks)
+        made[0] = 0
+        cards = view_module.CARDS_MADE[0]
+        view = shown_graph(qtbot, tr, all_expanded(tr))
+        view.grab()
+        scene = view.graph_scene
+        assert scene.overview_mode and scene.overview is not None
+        assert view_module.CARDS_MADE[0] == cards  # far out: blocks, not cards
+        rows.append((len(scene.cards), len(scene.frames), made[0]))
+    (small, small_frames, small_made), (big, big_frames, big_made) = rows
+    assert big > 1.7 * small and big_frames > 1.7 * small_frames, rows
+    assert 0 < big_made == small_made < 10, rows
