@@ -5,6 +5,7 @@ pixels; the overview of a graph is made without a card object or a QRectF per ca
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.graphs import all_expanded, gpt_step_trace
 from tests.ui.graph_views import shown_graph
@@ -120,3 +121,21 @@ def test_the_fitted_overview_is_made_without_an_object_per_card(qtbot, monkeypat
     (small, small_frames, small_made), (big, big_frames, big_made) = rows
     assert big > 1.7 * small and big_frames > 1.7 * small_frames, rows
     assert 0 < big_made == small_made < 10, rows
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_accent_codes_are_accent_name_of_every_card(theme):
+    from explorer.core.graph.display import build_display
+    from explorer.ui.common.theme import THEMES
+    from explorer.ui.graph.items import accent_codes, accent_name
+
+    tr = gpt_step_trace(2)
+    for expanded in (set(), all_expanded(tr)):  # module cards (one an output) and traced nodes
+        model = build_display(tr, frozenset(expanded))
+        infos = list(model.info.values())
+        assert any(i["is_output"] for i in infos) and len({i["kind"] for i in infos}) >= 3
+        names, codes = accent_codes(infos, THEMES[theme])
+        assert [names[k] for k in codes.tolist()] == [accent_name(i, THEMES[theme]) for i in infos]
+        bare = [{"kind": i["kind"]} for i in infos]  # (infos without the keys: the same, card by card)
+        names, codes = accent_codes(bare, THEMES[theme])
+        assert [names[k] for k in codes.tolist()] == [accent_name(i, THEMES[theme]) for i in bare]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
+from itertools import chain
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -244,6 +246,26 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     """The colour (as text) of a node's kind: output wins over op."""
     kind = "output" if info.get("is_output") else info.get("kind", "op")
     return theme.get(kind, theme["op"])
+
+
+def accent_codes(infos: list[dict], theme: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """`accent_name` of every card of `infos` in array form: (the colour names used, each card's as an index
+    into them). In C passes over cards' infos that have their "kind" and "is_output" (as the display
+    model's do); Python looks at each distinct kind once."""
+    try:
+        kinds = list(map(itemgetter("kind"), infos))
+        outputs = np.fromiter(map(itemgetter("is_output"), infos), dtype=bool, count=len(infos))
+    except KeyError:  # (an info without them: one call per card)
+        names: dict[str, int] = {}
+        codes = [names.setdefault(accent_name(info, theme), len(names)) for info in infos]
+        return list(names), np.array(codes, dtype=np.int64)
+    names = {}
+    of_kind = {kind: names.setdefault(theme.get(kind, theme["op"]), len(names))
+               for kind in dict.fromkeys(kinds)}
+    codes = np.fromiter(map(of_kind.__getitem__, kinds), dtype=np.int64, count=len(kinds))
+    if outputs.any():
+        codes[outputs] = names.setdefault(theme.get("output", theme["op"]), len(names))
+    return list(names), codes
 
 
 _COLORS: dict[tuple[str, int], QColor] = {}
@@ -1203,9 +1225,8 @@ class Overview(QGraphicsItem):
             self._rect = QRectF(x0 - CARD_W / 2, y0 - CARD_H / 2, x1 - x0 + CARD_W, y1 - y0 + CARD_H)
         # every frame's rectangle (x, y, width, height) in an array: drawn in one call (`draw_rects`), the
         # labels in view found in one array pass
-        rects = (f.rect for f in self.frames)
-        self._frame_rects = np.array([(r.x(), r.y(), r.width(), r.height()) for r in rects],
-                                     dtype=np.float64).reshape(-1, 4)
+        self._frame_rects = np.fromiter(chain.from_iterable(f.rect.getRect() for f in self.frames),
+                                        dtype=np.float64, count=4 * len(self.frames)).reshape(-1, 4)
         fx, fy, fw, fh = self._frame_rects.T
         if len(fx):
             left, top = float(fx.min()), float(fy.min())
@@ -1213,20 +1234,49 @@ class Overview(QGraphicsItem):
                                                   float((fy + fh).max()) - top))
         self._frame_sides = np.stack([fx, fy, fx + fw, fy + fh], axis=1)
         # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
-        # zoomed in) draws those near it, not all
-        self._frame_cells = cells_of_boxes(fx, fy, fx + fw, fy + fh, OVERVIEW_CELL)
-        self._edges: dict[tuple[int, int], QPainterPath] = {}
-        if lines is not None and len(lines.counts):
-            x, y, starts, counts = lines
-            lx, hx = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
-            ly, hy = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
-            for cell, edges in cells_of_boxes(lx, ly, hx, hy, OVERVIEW_CELL).items():
+        # zoomed in) draws those near it, not all. Filed, and each cell's edges made one path, when a paint
+        # first needs them: the fitted first paint draws every frame and the path of every edge
+        self._lines = lines if lines is not None and len(lines.counts) else None
+        self._frame_cells: dict[tuple[int, int], np.ndarray] | None = None
+        self._edge_cells: dict[tuple[int, int], np.ndarray] = {}
+        self._edges: dict[tuple[int, int] | None, QPainterPath] = {}  # cell (None: all) -> its edges' path
+        self.blocks = OverviewBlocks(blocks, theme, self._rect)
+
+    def _filed(self) -> dict[tuple[int, int], np.ndarray]:
+        """The frames by grid cell (cell -> frame numbers), and the edges (`_edge_cells`): filed once, by the
+        first paint of part of the graph."""
+        if self._frame_cells is None:
+            fx, fy, right, bottom = self._frame_sides.T
+            self._frame_cells = cells_of_boxes(fx, fy, right, bottom, OVERVIEW_CELL)
+            if self._lines is not None:
+                x, y, starts, _counts = self._lines
+                lx, hx = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
+                ly, hy = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+                self._edge_cells = cells_of_boxes(lx, ly, hx, hy, OVERVIEW_CELL)
+        return self._frame_cells
+
+    def _edge_paths(self, near: list[tuple[int, int]] | None) -> list[QPainterPath]:
+        """The paths of the edges of the cells `near` (None: one path of every edge), each made once."""
+        if self._lines is None:
+            return []
+        if near is None:
+            if None not in self._edges:
+                self._edges[None] = polyline_path(self._lines.x, self._lines.y, self._lines.counts)
+            return [self._edges[None]]
+        self._filed()
+        x, y, starts, counts = self._lines
+        paths = []
+        for cell in near:
+            path = self._edges.get(cell)
+            if path is None and cell in self._edge_cells:
+                edges = self._edge_cells[cell]
                 n = counts[edges]
                 # the points of the cell's edges, edge by edge
-                first = np.repeat(starts[edges] - (np.cumsum(n) - n), n)
-                points = first + np.arange(int(n.sum()))
-                self._edges[cell] = polyline_path(x[points], y[points], n)
-        self.blocks = OverviewBlocks(blocks, theme, self._rect)
+                points = np.repeat(starts[edges] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+                path = self._edges[cell] = polyline_path(x[points], y[points], n)
+            if path is not None:
+                paths.append(path)
+        return paths
 
     def items(self) -> list[QGraphicsItem]:
         """The two items to put on the scene: this one and its blocks."""
@@ -1308,7 +1358,8 @@ class Overview(QGraphicsItem):
             if near is None:
                 draw_rects(painter, self._frame_rects)
             else:
-                shown = [self._frame_cells[cell] for cell in near if cell in self._frame_cells]
+                cells = self._filed()
+                shown = [cells[cell] for cell in near if cell in cells]
                 if shown:
                     draw_rects(painter, self._frame_rects[np.unique(np.concatenate(shown))])
         pen = QPen(QColor(self.theme["edge"]), 1.0)
@@ -1316,7 +1367,7 @@ class Overview(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
         near = overview_cells(exposed, self._rect)
-        for path in (self._edges.values() if near is None else filter(None, map(self._edges.get, near))):
+        for path in self._edge_paths(near):
             painter.drawPath(path)
         boost = ModuleFrame.MAX_LABEL_BOOST
         if self._labels_at(lod):

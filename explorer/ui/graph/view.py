@@ -43,7 +43,7 @@ from explorer.ui.graph.items import (
     ModuleFrame,
     NodeCard,
     Overview,
-    accent_name,
+    accent_codes,
     edge_geometry,
     frame_label_width,
     split_cubic,
@@ -284,8 +284,9 @@ class GraphScene(QGraphicsScene):
             for keys, ids in (self._value_keys, self._grad_keys):
                 touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
         self._current, self._current_dir = current, event[0] if event else None
-        for did in touched:
-            card = self.made_cards.get(did)
+        made = self.made_cards
+        for did in touched if len(touched) <= len(made) else [d for d in made if d in touched]:
+            card = made.get(did)
             if card is not None:
                 card.set_state(*self.card_state(did))
         if self._overview is not None and (touched or old != k):
@@ -564,11 +565,8 @@ class GraphScene(QGraphicsScene):
         order (`accent_name`), worked out once per rebuild and theme (the overview and the minimap ask)."""
         key = (self.generation, id(self.theme))
         if self._card_colors[0] != key:
-            infos = map(self.model.info.__getitem__, self.model.positions)
-            names: dict[str, int] = {}
-            codes = [names.setdefault(name, len(names))
-                     for name in map(accent_name, infos, repeat(self.theme))]
-            self._card_colors = (key, list(names), np.array(codes, dtype=np.int64))
+            infos = list(map(self.model.info.__getitem__, self.model.positions))
+            self._card_colors = (key, *accent_codes(infos, self.theme))
         return self._card_colors[1], self._card_colors[2]
 
     def _frame_boxes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
