@@ -139,3 +139,44 @@ def test_accent_codes_are_accent_name_of_every_card(theme):
         bare = [{"kind": i["kind"]} for i in infos]  # (infos without the keys: the same, card by card)
         names, codes = accent_codes(bare, THEMES[theme])
         assert [names[k] for k in codes.tolist()] == [accent_name(i, THEMES[theme]) for i in bare]
+
+
+def test_the_overview_drawn_cell_by_cell_is_the_overview_drawn_whole(qtbot, monkeypatch):
+    """The frames and edges that a paint of part of the overview draws (filed by grid cell, each cell's edges
+    one path, made as a paint first needs them) are those of a paint of all of it, there: the same pixels
+    in the part painted, at several parts and zooms."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from explorer.ui.graph import items
+
+    monkeypatch.setattr(items, "OVERVIEW_CELL", 700.0)  # many cells on a graph of test size
+    tr = gpt_step_trace(6)
+    view = shown_graph(qtbot, tr, all_expanded(tr))
+    view.grab()
+    overview = view.graph_scene.overview
+    whole = overview.boundingRect()
+    assert overview._lines is not None and len(items.overview_cells(whole)) > 20
+
+    def paint(part: QRectF, zoom: float, exposed: QRectF) -> np.ndarray:
+        """`part` of the graph at `zoom` in an image, the overview told `exposed` is to be painted."""
+        image = QImage(900, 600, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(QColor(view.graph_scene.theme["canvas"]))
+        painter = QPainter(image)
+        painter.scale(zoom, zoom)
+        painter.translate(-part.left(), -part.top())
+        painter.setClipRect(part)
+        overview._paint(painter, zoom, exposed)
+        painter.end()
+        return np.frombuffer(image.constBits(), dtype=np.uint32).reshape(600, -1).copy()
+
+    drawn = 0
+    for fx, fy, zoom in ((0.1, 0.2, 0.12), (0.45, 0.5, 0.25), (0.7, 0.05, 0.08)):
+        part = QRectF(whole.left() + fx * whole.width(), whole.top() + fy * whole.height(), 900 / zoom,
+                      600 / zoom)
+        assert items.overview_cells(part, whole) is not None  # a part: drawn from the cells under it
+        by_cells = paint(part, zoom, part)
+        at_once = paint(part, zoom, whole)  # every frame and one path of every edge
+        assert np.array_equal(by_cells, at_once)
+        drawn += int((by_cells != by_cells[0, 0]).sum())
+    assert drawn > 10_000  # frames and edges were drawn
