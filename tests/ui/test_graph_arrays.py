@@ -180,3 +180,43 @@ def test_the_overview_drawn_cell_by_cell_is_the_overview_drawn_whole(qtbot, monk
         assert np.array_equal(by_cells, at_once)
         drawn += int((by_cells != by_cells[0, 0]).sum())
     assert drawn > 10_000  # frames and edges were drawn
+
+
+def test_the_cells_around_the_view_come_a_few_per_idle_turn(qtbot, monkeypatch):
+    """After a jump (find, the minimap, an expand), a lazy canvas puts the cards around the view on the scene
+    while idle, at most AHEAD_CELLS grid cells per turn (one turn stays short), until all are there."""
+    from PySide6.QtCore import QRectF
+
+    from explorer.ui.graph import tiles
+    from explorer.ui.graph import view as view_module
+
+    monkeypatch.setattr(view_module, "LAZY_CARDS", 50)
+    monkeypatch.setattr(view_module, "CELL", 400.0)  # many cells around a view of test size
+    monkeypatch.setattr(view_module, "MAX_LIVE_CELLS", 400)
+    tr = gpt_step_trace(6)
+    view = shown_graph(qtbot, tr, all_expanded(tr))
+    scene = view.graph_scene
+    order = scene.model.order
+    shown: list[tuple[int, int]] = []
+    real = view_module.GraphScene._show_cell
+    monkeypatch.setattr(view_module.GraphScene, "_show_cell", lambda self, cell: (shown.append(cell),
+                                                                                  real(self, cell)))
+    view.resetTransform()
+    view.zoom_by(1.0)
+    view.viewport().grab()
+    view.viewport().grab()  # (the same zoom twice: not a zoom gesture)
+    layer = view.static_layer
+    for did in (order[len(order) // 3], order[-5]):
+        view.centerOn(*scene.model.positions[did])  # a jump: the view's cells come with its paint
+        view.viewport().grab()
+        assert layer.drawing_ahead
+        turns = []
+        while layer.drawing_ahead and len(turns) < 100:
+            layer._ahead.stop()
+            shown.clear()
+            layer._draw_ahead()  # one idle turn
+            turns.append(len(shown))
+        region = layer.region(view.viewportTransform(), QRectF(view.viewport().rect()))
+        shown.clear()
+        assert scene.show_region(region) and not shown  # every cell around the view is on the scene
+        assert max(turns) == tiles.AHEAD_CELLS and sum(turns) > tiles.AHEAD_CELLS, turns

@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain, repeat
+from operator import itemgetter
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
@@ -353,22 +354,29 @@ class GraphScene(QGraphicsScene):
             self._overview.set_state(self.step, self._current, did)
         return did
 
-    def show_region(self, rect: QRectF) -> None:
+    def show_region(self, rect: QRectF, limit: int | None = None) -> bool:
         """Put on the scene the cards and frames of the grid cells near `rect` (a lazy canvas out of the
-        overview; otherwise every item is there already). Called before each paint of the view."""
+        overview; otherwise every item is there already). Called before each paint of the view, and while
+        idle for the cells around it. `limit`: at most this many cells put now, those nearest the middle of
+        `rect` first (one cell's items cost a few ms). True when every cell near `rect` is on the scene."""
         if not self._lazy_now or self.overview_mode or rect.isEmpty():
-            return
+            return True
         margin = CELL / 4
         xs = range(int((rect.left() - margin) // CELL), int((rect.right() + margin) // CELL) + 1)
         ys = range(int((rect.top() - margin) // CELL), int((rect.bottom() + margin) // CELL) + 1)
         want = {(cx, cy) for cx in xs for cy in ys}
         new = want - self._live_cells
         if not new:
-            return
+            return True
+        done = limit is None or len(new) <= limit
+        if not done:
+            mx, my = rect.center().x() / CELL - 0.5, rect.center().y() / CELL - 0.5
+            new = sorted(new, key=lambda c: ((c[0] - mx) ** 2 + (c[1] - my) ** 2, c))[:limit]
         for cell in new:
             self._show_cell(cell)
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
+        return done
 
     @property
     def overview(self) -> Overview | None:
@@ -438,7 +446,7 @@ class GraphScene(QGraphicsScene):
             return
         earlier = self.model if reuse else None
         self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
-        self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
+        self.has_module_cards = "module" in map(itemgetter("kind"), self.model.info.values())
         self._build_items(reuse)
 
     def rewrap(self, aspect: float, bands: int | None = None) -> bool:
