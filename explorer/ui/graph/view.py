@@ -211,8 +211,8 @@ class GraphScene(QGraphicsScene):
         self.overview_mode = False
         self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
-        self._value_keys: tuple[list[int], list[str]] = ([], [])
-        self._grad_keys: tuple[list[int], list[str]] = ([], [])
+        self._value_keys: tuple[list[int], list[str]] | None = None  # (`_by_step` of value_at, once needed)
+        self._grad_keys: tuple[list[int], list[str]] | None = None
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
 
     @property
@@ -277,15 +277,19 @@ class GraphScene(QGraphicsScene):
         self.step = k
         event = self.current_event()
         current = self.display_id(event[1]) if event else None
+        made = self.made_cards
         if full:
-            touched = set(self.made_cards)
+            touched = set(made)
         else:
             lo, hi = min(old, k), max(old, k)
             touched = {self._current, current} - {None}
-            for keys, ids in (self._value_keys, self._grad_keys):
-                touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
+            if made:  # (no card object made yet, as on a fitted lazy canvas: none to tell)
+                if self._value_keys is None:  # sorted once per rebuild, when first needed
+                    self._value_keys = _by_step(self.model.value_at)
+                    self._grad_keys = _by_step(self.model.grad_at)
+                for keys, ids in (self._value_keys, self._grad_keys):
+                    touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
         self._current, self._current_dir = current, event[0] if event else None
-        made = self.made_cards
         for did in touched if len(touched) <= len(made) else [d for d in made if d in touched]:
             card = made.get(did)
             if card is not None:
@@ -497,8 +501,7 @@ class GraphScene(QGraphicsScene):
         if overview:
             self._make_overview()
             self.set_overview(True)
-        self._value_keys = _by_step(self.model.value_at)
-        self._grad_keys = _by_step(self.model.grad_at)
+        self._value_keys = self._grad_keys = None  # (`set_step` sorts them when it first needs them)
         for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
