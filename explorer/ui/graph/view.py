@@ -45,8 +45,10 @@ from explorer.ui.graph.items import (
     NodeCard,
     Overview,
     accent_codes,
+    cells_of_boxes,
     edge_geometry,
     frame_label_width,
+    group_by_cell,
     split_cubic,
 )
 from explorer.ui.graph.tiles import StaticLayer
@@ -111,15 +113,8 @@ class LabelShelf:
 
 def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
     """(cell, its values ascending) for each distinct (x, y) cell of `keys` (`values`: card or edge
-    numbers: a cell lists its cards and edges in the model's order)."""
-    x, y = keys
-    order = np.lexsort((values, y, x))
-    x, y, values = x[order], y[order], values[order]
-    cut = np.flatnonzero((x[1:] != x[:-1]) | (y[1:] != y[:-1])) + 1
-    starts = [0, *cut.tolist()]
-    stops = [*cut.tolist(), len(x)]
-    for s0, s1, cx, cy in zip(starts, stops, x[starts].tolist(), y[starts].tolist(), strict=True):
-        yield (cx, cy), values[s0:s1]
+    numbers: a cell lists its cards and edges in the model's order): `items.group_by_cell`."""
+    return group_by_cell(*keys, values)
 
 
 def _by_step(steps: dict[str, int]) -> tuple[list[int], list[str]]:
@@ -671,14 +666,7 @@ class GraphScene(QGraphicsScene):
             [np.floor_divide(x0 - 25, CELL), np.floor_divide(x1 + 25, CELL), np.floor_divide(y0 - 10, CELL),
              np.floor_divide(y1 + 10, CELL)], axis=1).astype(np.int64)
         # every (cell, edge) pair: an edge covers (columns x rows) cells, most of them one or two
-        cx0, cx1, cy0, cy1 = ranges.T
-        rows = cy1 - cy0 + 1
-        counts = (cx1 - cx0 + 1) * rows
-        edge = np.repeat(np.arange(m), counts)
-        k = np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
-        cell_x = cx0[edge] + k // rows[edge]
-        cell_y = cy0[edge] + k % rows[edge]
-        for cell, members in _group((cell_x, cell_y), edge):
+        for cell, members in cells_of_boxes(*(ranges[:, k] * CELL for k in (0, 2, 1, 3)), CELL).items():
             self._edge_cells[cell] = members.tolist()
 
     def _items_rect(self) -> QRectF:
