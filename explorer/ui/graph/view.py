@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
@@ -130,7 +131,9 @@ class CardMap(Mapping):
     for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
 
     def __init__(self, scene: GraphScene):
-        self._scene = scene
+        # (a weak reference: a scene dropped by its last user goes at once, not at the collector's next
+        # pass; an event-loop turn before that pass had Qt index its items: ~150 ms at 10,000 cards)
+        self._scene = weakref.proxy(scene)
 
     def __getitem__(self, did: str) -> NodeCard:
         return self._scene.card(did)
@@ -154,7 +157,7 @@ class FrameList(Sequence):
     asked for (a lazy canvas puts on the scene only the frames near the view, like its cards)."""
 
     def __init__(self, scene: GraphScene | None = None, places: list[FramePlace] | None = None):
-        self._scene = scene
+        self._scene = weakref.proxy(scene) if scene is not None else None  # (weak: as `CardMap`'s)
         self.places = places or []  # where each frame goes (`FramePlace`)
         self.made: dict[int, ModuleFrame] = {}  # frame number -> its item, once made
 
