@@ -6,13 +6,16 @@ zoomed out draws coloured boxes only; text and heatmaps appear as the user zooms
 
 from __future__ import annotations
 
-import bisect
 import math
+import struct
 from collections.abc import Mapping
+from itertools import chain
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+import shiboken6
+from PySide6.QtCore import QByteArray, QDataStream, QIODevice, QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -243,6 +246,26 @@ def accent_name(info: dict, theme: dict[str, str]) -> str:
     """The colour (as text) of a node's kind: output wins over op."""
     kind = "output" if info.get("is_output") else info.get("kind", "op")
     return theme.get(kind, theme["op"])
+
+
+def accent_codes(infos: list[dict], theme: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """`accent_name` of every card of `infos` in array form: (the colour names used, each card's as an index
+    into them). In C passes over cards' infos that have their "kind" and "is_output" (as the display
+    model's do); Python looks at each distinct kind once."""
+    try:
+        kinds = list(map(itemgetter("kind"), infos))
+        outputs = np.fromiter(map(itemgetter("is_output"), infos), dtype=bool, count=len(infos))
+    except KeyError:  # (an info without them: one call per card)
+        names: dict[str, int] = {}
+        codes = [names.setdefault(accent_name(info, theme), len(names)) for info in infos]
+        return list(names), np.array(codes, dtype=np.int64)
+    names = {}
+    of_kind = {kind: names.setdefault(theme.get(kind, theme["op"]), len(names))
+               for kind in dict.fromkeys(kinds)}
+    codes = np.fromiter(map(of_kind.__getitem__, kinds), dtype=np.int64, count=len(kinds))
+    if outputs.any():
+        codes[outputs] = names.setdefault(theme.get("output", theme["op"]), len(names))
+    return list(names), codes
 
 
 _COLORS: dict[tuple[str, int], QColor] = {}
@@ -1087,6 +1110,80 @@ def draw_quantised(painter, rect: QRectF, key: str, steps: int, draw, kept: list
     return True
 
 
+class EdgeLines(NamedTuple):
+    """Every edge of a graph as a polyline, in arrays: the points of all edges one after another (`x`, `y`)
+    and per edge the index of its first point (`starts`) and its number of points (`counts`, at least 2)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+
+class CardBlocks(NamedTuple):
+    """Every card of a graph as the overview draws it, in arrays: `index` (display id -> row), `xy` (the
+    centres, n x 2), `colors` (the colour names used) and `color` (each card's, an index into `colors`),
+    `at` (the step each card's value is known at)."""
+
+    index: Mapping[str, int]
+    xy: np.ndarray
+    colors: list[str]
+    color: np.ndarray
+    at: np.ndarray
+
+
+def draw_rects(painter: QPainter, rects: np.ndarray) -> None:
+    """Draw the rectangles of an n x 4 array of (x, y, width, height) in one call, without a QRectF object
+    per rectangle: QPainter reads them from the array's memory (which has QRectF's layout: four doubles)."""
+    rects = np.ascontiguousarray(rects, dtype=np.float64)
+    if len(rects):
+        painter.drawRects(shiboken6.wrapInstance(rects.ctypes.data, QRectF), len(rects))
+
+
+def polyline_path(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> QPainterPath:
+    """One path of polylines (a move to the first point of each, lines to the others): `x` and `y` all the
+    points one polyline after another, `counts` the points of each. Read from Qt's stream format of a path
+    (a count, then per element its type, x and y; a moveTo is type 0 and a lineTo type 1), which
+    an array pass writes: the same path as moveTo/lineTo calls, without a Python call per point."""
+    n = len(x)
+    path = QPainterPath()
+    if not n:
+        return path
+    data = np.empty(n, dtype=[("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
+    data["x"], data["y"] = x, y
+    data["type"] = 1
+    data["type"][np.cumsum(counts) - counts] = 0
+    blob = QByteArray(b"".join((struct.pack(">i", n), data.tobytes(), struct.pack(">ii", 0, 0))))
+    stream = QDataStream(blob, QIODevice.OpenModeFlag.ReadOnly)
+    stream >> path
+    return path
+
+
+def group_by_cell(cx: np.ndarray, cy: np.ndarray, values: np.ndarray):
+    """(cell, its values ascending) for each distinct (`cx`, `cy`) cell (integer arrays, one per value)."""
+    order = np.lexsort((values, cy, cx))
+    cx, cy, values = cx[order], cy[order], values[order]
+    cut = np.flatnonzero((cx[1:] != cx[:-1]) | (cy[1:] != cy[:-1])) + 1
+    starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(cx)]
+    for s0, s1, x, y in zip(starts, stops, cx[starts].tolist(), cy[starts].tolist(), strict=True):
+        yield (x, y), values[s0:s1]
+
+
+def cells_of_boxes(left: np.ndarray, top: np.ndarray, right: np.ndarray, bottom: np.ndarray,
+                   size: float) -> dict[tuple[int, int], np.ndarray]:
+    """The boxes (arrays of their sides) filed in the grid cells of side `size` they reach: cell -> the
+    numbers of its boxes, ascending. In array passes: a box may reach several cells."""
+    if not len(left):
+        return {}
+    cx0, cx1 = np.floor_divide(left, size).astype(np.int64), np.floor_divide(right, size).astype(np.int64)
+    cy0, cy1 = np.floor_divide(top, size).astype(np.int64), np.floor_divide(bottom, size).astype(np.int64)
+    rows = cy1 - cy0 + 1
+    counts = (cx1 - cx0 + 1) * rows
+    which = np.repeat(np.arange(len(left)), counts)
+    k = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return dict(group_by_cell(cx0[which] + k // rows[which], cy0[which] + k % rows[which], which))
+
+
 class Overview(QGraphicsItem):
     """The whole graph far zoomed out: module frames as tinted boxes, every edge as one path of straight
     segments, frame labels only where they can be read; its `OverviewBlocks` draws the cards as plain
@@ -1095,15 +1192,15 @@ class Overview(QGraphicsItem):
     Shown instead of the cards, edges and frames (which are hidden) below OVERVIEW_SCALE: a
     separate paint per card costs ~30 µs in Python, while these few batched calls keep a 10,000-node
     graph within a frame. A player step repaints the blocks only: frames and edges stay in their cache.
+    Made from arrays (`CardBlocks`, `EdgeLines`) in array passes: no Python call per card or edge.
     """
 
     LABEL_MIN_PT = 6.5  # frame labels are drawn from this size on screen
     ZOOM_STEPS = 4  # pictures of the frames and edges per doubling of the zoom (a zoom between two: scaled)
     SETTLE_MS = 150  # a zoom gesture has ended when the zoom has not changed for this long
 
-    def __init__(self, blocks, theme: dict[str, str], frames=(), segments=()):
-        """`blocks`: (display id, accent colour, x, y, step its value is known at) per card; `segments`: the
-        point list of each edge."""
+    def __init__(self, blocks: CardBlocks, theme: dict[str, str], frames=(), lines: EdgeLines | None = None):
+        """`blocks`: the cards; `frames`: each frame's `FramePlace`; `lines`: the edges' points."""
         super().__init__()
         self.theme = theme
         self.frames = list(frames)
@@ -1122,43 +1219,64 @@ class Overview(QGraphicsItem):
         self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
         self._pictures: list[str] = []  # their keys, the most recent last
         self._rect = QRectF()
-        if blocks:
-            xs = [b[2] for b in blocks]
-            ys = [b[3] for b in blocks]
-            self._rect = QRectF(min(xs) - CARD_W / 2, min(ys) - CARD_H / 2, max(xs) - min(xs) + CARD_W,
-                                max(ys) - min(ys) + CARD_H)
-        for frame in self.frames:
-            self._rect = self._rect.united(frame.rect)
+        xy = blocks.xy
+        if len(xy):
+            (x0, y0), (x1, y1) = xy.min(axis=0).tolist(), xy.max(axis=0).tolist()
+            self._rect = QRectF(x0 - CARD_W / 2, y0 - CARD_H / 2, x1 - x0 + CARD_W, y1 - y0 + CARD_H)
+        # every frame's rectangle (x, y, width, height) in an array: drawn in one call (`draw_rects`), the
+        # labels in view found in one array pass
+        self._frame_rects = np.fromiter(chain.from_iterable(f.rect.getRect() for f in self.frames),
+                                        dtype=np.float64, count=4 * len(self.frames)).reshape(-1, 4)
+        fx, fy, fw, fh = self._frame_rects.T
+        if len(fx):
+            left, top = float(fx.min()), float(fy.min())
+            self._rect = self._rect.united(QRectF(left, top, float((fx + fw).max()) - left,
+                                                  float((fy + fh).max()) - top))
+        self._frame_sides = np.stack([fx, fy, fx + fw, fy + fh], axis=1)
         # frames and edges filed by grid cell: a paint of part of the graph (a pan, the view's own part when
-        # zoomed in) draws those near it, not all
-        self._frame_rects = [f.rect for f in self.frames]
-        # left, top, right, bottom of every frame (plain floats in arrays): the labels in view are found
-        # in one array pass, not by asking thousands of QRectFs for their sides on every frame
-        self._frame_sides = np.array([(r.left(), r.top(), r.right(), r.bottom()) for r in self._frame_rects],
-                                     dtype=float).reshape(-1, 4)
-        self._frame_cells: dict[tuple[int, int], list[int]] = {}
-        for i, r in enumerate(self._frame_rects):
-            for cell in overview_cells(r):
-                self._frame_cells.setdefault(cell, []).append(i)
-        self._edges: dict[tuple[int, int], QPainterPath] = {}
-        edges = self._edges
-        for points in segments:  # the cells under the points' bounding box, in plain floats
-            if len(points) == 2:  # most edges: port to port
-                (x0, y0), (x1, y1) = points
-                lx, hx = (x0, x1) if x0 <= x1 else (x1, x0)
-                ly, hy = (y0, y1) if y0 <= y1 else (y1, y0)
-            else:
-                xs, ys = [p[0] for p in points], [p[1] for p in points]
-                lx, hx, ly, hy = min(xs), max(xs), min(ys), max(ys)
-            # right and bottom as QRectF works them out (left + width), so the cells are overview_cells'
-            for cell in cells_between(lx, ly, lx + (hx - lx), ly + (hy - ly)):
-                path = edges.get(cell)
-                if path is None:
-                    path = edges[cell] = QPainterPath()
-                path.moveTo(*points[0])
-                for x, y in points[1:]:
-                    path.lineTo(x, y)
+        # zoomed in) draws those near it, not all. Filed, and each cell's edges made one path, when a paint
+        # first needs them: the fitted first paint draws every frame and the path of every edge
+        self._lines = lines if lines is not None and len(lines.counts) else None
+        self._frame_cells: dict[tuple[int, int], np.ndarray] | None = None
+        self._edge_cells: dict[tuple[int, int], np.ndarray] = {}
+        self._edges: dict[tuple[int, int] | None, QPainterPath] = {}  # cell (None: all) -> its edges' path
         self.blocks = OverviewBlocks(blocks, theme, self._rect)
+
+    def _filed(self) -> dict[tuple[int, int], np.ndarray]:
+        """The frames by grid cell (cell -> frame numbers), and the edges (`_edge_cells`): filed once, by the
+        first paint of part of the graph."""
+        if self._frame_cells is None:
+            fx, fy, right, bottom = self._frame_sides.T
+            self._frame_cells = cells_of_boxes(fx, fy, right, bottom, OVERVIEW_CELL)
+            if self._lines is not None:
+                x, y, starts, _counts = self._lines
+                lx, hx = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
+                ly, hy = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+                self._edge_cells = cells_of_boxes(lx, ly, hx, hy, OVERVIEW_CELL)
+        return self._frame_cells
+
+    def _edge_paths(self, near: list[tuple[int, int]] | None) -> list[QPainterPath]:
+        """The paths of the edges of the cells `near` (None: one path of every edge), each made once."""
+        if self._lines is None:
+            return []
+        if near is None:
+            if None not in self._edges:
+                self._edges[None] = polyline_path(self._lines.x, self._lines.y, self._lines.counts)
+            return [self._edges[None]]
+        self._filed()
+        x, y, starts, counts = self._lines
+        paths = []
+        for cell in near:
+            path = self._edges.get(cell)
+            if path is None and cell in self._edge_cells:
+                edges = self._edge_cells[cell]
+                n = counts[edges]
+                # the points of the cell's edges, edge by edge
+                points = np.repeat(starts[edges] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+                path = self._edges[cell] = polyline_path(x[points], y[points], n)
+            if path is not None:
+                paths.append(path)
+        return paths
 
     def items(self) -> list[QGraphicsItem]:
         """The two items to put on the scene: this one and its blocks."""
@@ -1238,17 +1356,18 @@ class Overview(QGraphicsItem):
             painter.setBrush(fill)
             near = overview_cells(exposed, self._rect)
             if near is None:
-                painter.drawRects(self._frame_rects)
+                draw_rects(painter, self._frame_rects)
             else:
-                shown = sorted({i for cell in near for i in self._frame_cells.get(cell, ())})
+                cells = self._filed()
+                shown = [cells[cell] for cell in near if cell in cells]
                 if shown:
-                    painter.drawRects([self._frame_rects[i] for i in shown])
+                    draw_rects(painter, self._frame_rects[np.unique(np.concatenate(shown))])
         pen = QPen(QColor(self.theme["edge"]), 1.0)
         pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
         near = overview_cells(exposed, self._rect)
-        for path in (self._edges.values() if near is None else filter(None, map(self._edges.get, near))):
+        for path in self._edge_paths(near):
             painter.drawPath(path)
         boost = ModuleFrame.MAX_LABEL_BOOST
         if self._labels_at(lod):
@@ -1272,9 +1391,10 @@ class OverviewBlocks(QGraphicsItem):
 
     The blocks of each colour are sorted by the step their value is known at, so the blocks shown at a
     step are a prefix of that list: a player step finds them by bisection, not by visiting every card.
+    The blocks are rows of arrays (`draw_rects`): no QRectF object per card.
     """
 
-    def __init__(self, blocks, theme: dict[str, str], rect: QRectF):
+    def __init__(self, blocks: CardBlocks, theme: dict[str, str], rect: QRectF):
         super().__init__()
         self.theme = theme
         self._rect = QRectF(rect)
@@ -1285,26 +1405,24 @@ class OverviewBlocks(QGraphicsItem):
         self._serial = _SERIAL[0]  # names its pictures in QPixmapCache
         self._pictures: list[str] = []  # their keys, the most recent last
         self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption, True)  # exposedRect: blocks culled by cell
-        groups: dict[tuple[int, int], dict[str, list[tuple[int, float, float]]]] = {}
-        self._where = _BlockRects({})  # display id -> its block, made when asked for
-        where, size = self._where.centres, OVERVIEW_CELL
-        for did, accent, x, y, at in blocks:
-            cell = (int(x // size), int(y // size))
-            by_accent = groups.get(cell)
-            if by_accent is None:
-                by_accent = groups[cell] = {}
-            entries = by_accent.get(accent)
-            if entries is None:
-                entries = by_accent[accent] = []
-            entries.append((at, x, y))
-            where[did] = (x, y)
-        # per grid cell: (accent, steps sorted, blocks in that order) per colour
-        self._cells: dict[tuple[int, int], list[tuple[str, list[int], list[QRectF]]]] = {}
-        for cell, by_accent in groups.items():
-            for accent, entries in by_accent.items():
-                entries.sort()
-                rects = [QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H) for _a, x, y in entries]
-                self._cells.setdefault(cell, []).append((accent, [e[0] for e in entries], rects))
+        self._where = _BlockRects(blocks.index, blocks.xy)  # display id -> its block, made when asked for
+        # per grid cell: (colour, steps ascending, the blocks in that order as an n x 4 array) per colour,
+        # the colours in the order the cards first show them, a colour's blocks by step, then x, then y
+        self._cells: dict[tuple[int, int], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        xy, at, color = blocks.xy, blocks.at, blocks.color
+        n = len(xy)
+        if n:
+            cx, cy = (np.floor_divide(xy, OVERVIEW_CELL).astype(np.int64).T)
+            order = np.lexsort((xy[:, 1], xy[:, 0], at, color, cy, cx))
+            rects = np.empty((n, 4), dtype=np.float64)
+            rects[:, 0], rects[:, 1] = xy[order, 0] - CARD_W / 2, xy[order, 1] - CARD_H / 2
+            rects[:, 2], rects[:, 3] = CARD_W, CARD_H
+            keys = np.stack([cx[order], cy[order], color[order]], axis=1)
+            cut = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1
+            steps = at[order]
+            for s0, s1 in zip([0, *cut.tolist()], [*cut.tolist(), n], strict=True):
+                x, y, c = keys[s0].tolist()
+                self._cells.setdefault((x, y), []).append((blocks.colors[c], steps[s0:s1], rects[s0:s1]))
         self.state: tuple[int, str | None, str | None] = (0, None, None)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
@@ -1336,11 +1454,11 @@ class OverviewBlocks(QGraphicsItem):
         low, high = min(old, new), max(old, new)
         out: list[QRectF] = []
         for groups in self._cells.values():
-            for _accent, steps, rects in groups:
-                a, b = bisect.bisect_right(steps, low), bisect.bisect_right(steps, high)
+            for _color, steps, rects in groups:
+                a, b = np.searchsorted(steps, (low, high), side="right").tolist()
                 if b - a + len(out) > self.CHANGED_MAX:
                     return None
-                out.extend(rects[a:b])
+                out.extend(QRectF(*r) for r in rects[a:b].tolist())
         return out
 
     def paint(self, painter, option, widget=None) -> None:
@@ -1360,14 +1478,14 @@ class OverviewBlocks(QGraphicsItem):
         pending = QColor(self.theme["card_border"])
         near = overview_cells(exposed.adjusted(-CARD_W, -CARD_H, CARD_W, CARD_H), self._rect)
         cells = self._cells.values() if near is None else filter(None, map(self._cells.get, near))
-        for accent, steps, rects in (group for groups in cells for group in groups):
-            k = bisect.bisect_right(steps, step)
+        for color, steps, rects in (group for groups in cells for group in groups):
+            k = int(np.searchsorted(steps, step, side="right"))
             if k:
-                painter.setBrush(QColor(accent))
-                painter.drawRects(rects[:k] if k < len(rects) else rects)
+                painter.setBrush(QColor(color))
+                draw_rects(painter, rects[:k])
             if k < len(rects):
                 painter.setBrush(pending)
-                painter.drawRects(rects[k:])
+                draw_rects(painter, rects[k:])
         for did, color in ((selected, "selected"), (current, "current")):
             if did in self._where:
                 painter.setBrush(QColor(self.theme[color]))
@@ -1377,21 +1495,21 @@ class OverviewBlocks(QGraphicsItem):
 class _BlockRects(Mapping):
     """Display id -> the rectangle of its overview block, made when asked for (a paint asks for two)."""
 
-    def __init__(self, centres: dict[str, tuple[float, float]]):
-        self.centres = centres
+    def __init__(self, index: Mapping[str, int], xy: np.ndarray):
+        self.index, self.xy = index, xy
 
     def __getitem__(self, did: str) -> QRectF:
-        x, y = self.centres[did]
+        x, y = self.xy[self.index[did]].tolist()
         return QRectF(x - CARD_W / 2, y - CARD_H / 2, CARD_W, CARD_H)
 
     def __contains__(self, did) -> bool:
-        return did in self.centres
+        return did in self.index
 
     def __iter__(self):
-        return iter(self.centres)
+        return iter(self.index)
 
     def __len__(self) -> int:
-        return len(self.centres)
+        return len(self.index)
 
 
 OVERVIEW_CELL = 8192.0  # side of the grid cells the overview files its frames, edges and blocks in

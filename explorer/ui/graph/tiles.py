@@ -32,6 +32,7 @@ TILE = 256  # side of a tile in the view's (logical) pixels
 MAX_TILES = 160  # tiles kept per view at device ratio 1 (~40 MB; a quarter as many at ratio 2); beyond,
 #                  those farthest from the view go
 AHEAD = 1  # tiles drawn ahead of a pan on every side of the view, while the application is idle
+AHEAD_CELLS = 2  # grid cells of a lazy canvas put on the scene per idle turn (each a few ms of cards made)
 SETTLE_MS = 120  # a zoom gesture has ended when the zoom has not changed for this long
 FACES_PER_PAINT = 40  # card faces drawn sharp per paint once a zoom gesture settled (each ~0.2 ms)
 TILES_DRAWN = [0]  # tiles drawn anew so far (a counter tests can read)
@@ -274,9 +275,14 @@ class StaticLayer:
         if (hx or hy) and region is not None:
             x, y = 2 * TILE / t.m11(), 2 * TILE / t.m22()
             region = region.adjusted(min(0, hx) * x, min(0, hy) * y, max(0, hx) * x, max(0, hy) * y)
-        if region is not None:
-            scene.show_region(region)
-        self.take_added(scene)
+        if region is not None and not scene.show_region(region, AHEAD_CELLS):
+            self.take_added(scene)  # (more cells of the ring at the next turns: one turn stays short)
+            self._ahead.start()
+            return
+        if getattr(scene, "static_added", None):  # cells came on the scene at this turn: tiles at the next
+            self.take_added(scene)
+            self._ahead.start()
+            return
         view_missing = [(i, j) for j in range(j0, j1 + 1) for i in range(i0, i1 + 1)
                         if (i, j) not in self._tiles]
         if view_missing:  # after a jump: the view's own tiles first, the ring at the next turns
@@ -298,9 +304,11 @@ class StaticLayer:
             view = self.view
             scene = view.scene()
             region = self.region(view.viewportTransform(), QRectF(view.viewport().rect()))
-            if scene is not None and region is not None and self.enabled \
+            if scene is not None and region is not None and self.enabled and not self._ahead.isActive() \
                     and not getattr(scene, "overview_mode", False) and hasattr(scene, "show_region"):
-                scene.show_region(region)
+                # (the rest while idle: `_draw_ahead`, which does all of it when it is due at this turn too:
+                # two timers due together run in one turn)
+                scene.show_region(region, AHEAD_CELLS)
             view.viewport().update()
         except RuntimeError:  # the view is gone
             pass

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import chain
+from itertools import chain, repeat
+from operator import itemgetter
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
@@ -35,15 +37,19 @@ from explorer.ui.common import theme as themes
 from explorer.ui.graph import memory
 from explorer.ui.graph.items import (
     NAME_LOD,
+    CardBlocks,
     EdgeBundle,
+    EdgeLines,
     FlowEdge,
     FramePlace,
     ModuleFrame,
     NodeCard,
     Overview,
-    accent_name,
+    accent_codes,
+    cells_of_boxes,
     edge_geometry,
     frame_label_width,
+    group_by_cell,
     split_cubic,
 )
 from explorer.ui.graph.tiles import StaticLayer
@@ -108,15 +114,8 @@ class LabelShelf:
 
 def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
     """(cell, its values ascending) for each distinct (x, y) cell of `keys` (`values`: card or edge
-    numbers: a cell lists its cards and edges in the model's order)."""
-    x, y = keys
-    order = np.lexsort((values, y, x))
-    x, y, values = x[order], y[order], values[order]
-    cut = np.flatnonzero((x[1:] != x[:-1]) | (y[1:] != y[:-1])) + 1
-    starts = [0, *cut.tolist()]
-    stops = [*cut.tolist(), len(x)]
-    for s0, s1, cx, cy in zip(starts, stops, x[starts].tolist(), y[starts].tolist(), strict=True):
-        yield (cx, cy), values[s0:s1]
+    numbers: a cell lists its cards and edges in the model's order): `items.group_by_cell`."""
+    return group_by_cell(*keys, values)
 
 
 def _by_step(steps: dict[str, int]) -> tuple[list[int], list[str]]:
@@ -132,7 +131,9 @@ class CardMap(Mapping):
     for (a lazy canvas puts on the scene only the cards near the view: `GraphScene.show_region`)."""
 
     def __init__(self, scene: GraphScene):
-        self._scene = scene
+        # (a weak reference: a scene dropped by its last user goes at once, not at the collector's next
+        # pass; an event-loop turn before that pass had Qt index its items: ~150 ms at 10,000 cards)
+        self._scene = weakref.proxy(scene)
 
     def __getitem__(self, did: str) -> NodeCard:
         return self._scene.card(did)
@@ -156,7 +157,7 @@ class FrameList(Sequence):
     asked for (a lazy canvas puts on the scene only the frames near the view, like its cards)."""
 
     def __init__(self, scene: GraphScene | None = None, places: list[FramePlace] | None = None):
-        self._scene = scene
+        self._scene = weakref.proxy(scene) if scene is not None else None  # (weak: as `CardMap`'s)
         self.places = places or []  # where each frame goes (`FramePlace`)
         self.made: dict[int, ModuleFrame] = {}  # frame number -> its item, once made
 
@@ -200,6 +201,7 @@ class GraphScene(QGraphicsScene):
         self.selected: str | None = None
         self._flow: list[FlowEdge] = []
         self._overview: Overview | None = None
+        self._card_colors: tuple = (None, [], np.zeros(0, dtype=np.int64))  # (for, names, codes): card_colors
         # cards, edge bundles and frames are hidden for the overview. They stay top-level items: children of a
         # common parent would be visited on every paint (Qt culls only top-level items by its index)
         self.has_module_cards = False  # the legend explains module cards only when there are some
@@ -207,8 +209,8 @@ class GraphScene(QGraphicsScene):
         self.overview_mode = False
         self.aspect: float | None = None  # the canvas's width / height: long graphs wrap into rows
         self._current: str | None = None
-        self._value_keys: tuple[list[int], list[str]] = ([], [])
-        self._grad_keys: tuple[list[int], list[str]] = ([], [])
+        self._value_keys: tuple[list[int], list[str]] | None = None  # (`_by_step` of value_at, once needed)
+        self._grad_keys: tuple[list[int], list[str]] | None = None
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
 
     @property
@@ -273,16 +275,21 @@ class GraphScene(QGraphicsScene):
         self.step = k
         event = self.current_event()
         current = self.display_id(event[1]) if event else None
+        made = self.made_cards
         if full:
-            touched = set(self.made_cards)
+            touched = set(made)
         else:
             lo, hi = min(old, k), max(old, k)
             touched = {self._current, current} - {None}
-            for keys, ids in (self._value_keys, self._grad_keys):
-                touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
+            if made:  # (no card object made yet, as on a fitted lazy canvas: none to tell)
+                if self._value_keys is None:  # sorted once per rebuild, when first needed
+                    self._value_keys = _by_step(self.model.value_at)
+                    self._grad_keys = _by_step(self.model.grad_at)
+                for keys, ids in (self._value_keys, self._grad_keys):
+                    touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
         self._current, self._current_dir = current, event[0] if event else None
-        for did in touched:
-            card = self.made_cards.get(did)
+        for did in touched if len(touched) <= len(made) else [d for d in made if d in touched]:
+            card = made.get(did)
             if card is not None:
                 card.set_state(*self.card_state(did))
         if self._overview is not None and (touched or old != k):
@@ -349,22 +356,29 @@ class GraphScene(QGraphicsScene):
             self._overview.set_state(self.step, self._current, did)
         return did
 
-    def show_region(self, rect: QRectF) -> None:
+    def show_region(self, rect: QRectF, limit: int | None = None) -> bool:
         """Put on the scene the cards and frames of the grid cells near `rect` (a lazy canvas out of the
-        overview; otherwise every item is there already). Called before each paint of the view."""
+        overview; otherwise every item is there already). Called before each paint of the view, and while
+        idle for the cells around it. `limit`: at most this many cells put now, those nearest the middle of
+        `rect` first (one cell's items cost a few ms). True when every cell near `rect` is on the scene."""
         if not self._lazy_now or self.overview_mode or rect.isEmpty():
-            return
+            return True
         margin = CELL / 4
         xs = range(int((rect.left() - margin) // CELL), int((rect.right() + margin) // CELL) + 1)
         ys = range(int((rect.top() - margin) // CELL), int((rect.bottom() + margin) // CELL) + 1)
         want = {(cx, cy) for cx in xs for cy in ys}
         new = want - self._live_cells
         if not new:
-            return
+            return True
+        done = limit is None or len(new) <= limit
+        if not done:
+            mx, my = rect.center().x() / CELL - 0.5, rect.center().y() / CELL - 0.5
+            new = sorted(new, key=lambda c: ((c[0] - mx) ** 2 + (c[1] - my) ** 2, c))[:limit]
         for cell in new:
             self._show_cell(cell)
         if len(self._live_cells) > MAX_LIVE_CELLS:
             self._trim(want)
+        return done
 
     @property
     def overview(self) -> Overview | None:
@@ -434,7 +448,7 @@ class GraphScene(QGraphicsScene):
             return
         earlier = self.model if reuse else None
         self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
-        self.has_module_cards = any(info["kind"] == "module" for info in self.model.info.values())
+        self.has_module_cards = "module" in map(itemgetter("kind"), self.model.info.values())
         self._build_items(reuse)
 
     def rewrap(self, aspect: float, bands: int | None = None) -> bool:
@@ -473,7 +487,7 @@ class GraphScene(QGraphicsScene):
         # every card, frame and edge is filed in the cells of a grid it covers; a lazy canvas puts on the
         # scene those of the cells near its view (`show_region`), any other scene all of them at once
         self._file_cards(pos)
-        segments = self._file_edges(points=overview)  # the overview's edges: made now only when shown now
+        self._file_edges()
         places, boxes = self._place_frames()
         self.frames = FrameList(self, places)
         self._frame_bounds = boxes
@@ -483,10 +497,9 @@ class GraphScene(QGraphicsScene):
         rect = self._extent = self._items_rect()
         self.setSceneRect(rect.adjusted(-SCENE_MARGIN_X, -SCENE_MARGIN, SCENE_MARGIN_X, SCENE_MARGIN))
         if overview:
-            self._make_overview(segments)
+            self._make_overview()
             self.set_overview(True)
-        self._value_keys = _by_step(self.model.value_at)
-        self._grad_keys = _by_step(self.model.grad_at)
+        self._value_keys = self._grad_keys = None  # (`set_step` sorts them when it first needs them)
         for card in kept.values():  # the state of step 0: nothing computed yet
             card.set_state(False, False, None)
         if self.selected not in self.cards:
@@ -538,22 +551,32 @@ class GraphScene(QGraphicsScene):
             self._frame_cells[cell] = members.tolist()
         return places, boxes
 
-    def _make_overview(self, segments: list[list[tuple[float, float]]] | None = None) -> None:
+    def _make_overview(self) -> None:
         """The overview's items for the current model: made when the overview is first shown after a
-        rebuild, not by every rebuild (an expand while zoomed in to the cards does without it).
-        `segments`: each edge's points as `_file_edges` returns them, when at hand."""
+        rebuild, not by every rebuild (an expand while zoomed in to the cards does without it). From the
+        model's arrays and the edges' points kept by `_file_edges`: no Python call per card or edge."""
         if self._overview is not None or not self.model.info:
             return
-        if segments is None:
-            segments = self._edge_extents(True)[1] if self.model.edges else []
-        value_at, theme, pos = self.model.value_at, self.theme, self.model.positions
-        blocks = [(did, accent_name(info, theme), *pos[did], value_at.get(did, 0))
-                  for did, info in self.model.info.items()]
-        self._overview = Overview(blocks, theme, self.frames.places, segments)
+        model, theme = self.model, self.theme
+        xy, index, _ends = card_arrays(model)
+        value_at = model.value_at
+        at = np.fromiter(map(value_at.get, model.positions, repeat(0)), dtype=np.int64, count=len(xy))
+        colors, color = self.card_colors()
+        blocks = CardBlocks(index, xy, colors, color, at)
+        self._overview = Overview(blocks, theme, self.frames.places, self._lines)
         for item in self._overview.items():
             item.setVisible(False)
             self.addItem(item)
         self._overview.set_state(self.step, self._current, self.selected)
+
+    def card_colors(self) -> tuple[list[str], np.ndarray]:
+        """(the colour names of the cards' kinds, each card's as an index into them) in `model.positions`'
+        order (`accent_name`), worked out once per rebuild and theme (the overview and the minimap ask)."""
+        key = (self.generation, id(self.theme))
+        if self._card_colors[0] != key:
+            infos = list(map(self.model.info.__getitem__, self.model.positions))
+            self._card_colors = (key, *accent_codes(infos, self.theme))
+        return self._card_colors[1], self._card_colors[2]
 
     def _frame_boxes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
         """(the frame of each part, whether it is a frame's first part, and the lowest x, y and highest x,
@@ -593,12 +616,12 @@ class GraphScene(QGraphicsScene):
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
 
-    def _edge_extents(self, points: bool):
+    def _edge_lines(self) -> tuple[tuple[np.ndarray, ...], EdgeLines]:
         """Each edge's extent (arrays of lowest x, highest x, lowest y, highest y of its points, port to
-        port through its bends; cards' sides included) and, with `points`, the point lists (for the
-        overview). In array passes: Python visits only the edges with bends."""
+        port through its bends; cards' sides included) and every edge's polyline (`EdgeLines`, port to port
+        through its bends: the overview draws them). In array passes: Python visits only the bends."""
         model = self.model
-        ports, all_bends, half = model.ports, model.bends, CARD_W / 2
+        ports, half = model.ports, CARD_W / 2
         edges = model.edges
         m = len(edges)
         xy, _index, ends = card_arrays(model)
@@ -606,39 +629,39 @@ class GraphScene(QGraphicsScene):
                          count=2 * m).reshape(m, 2)
         xu, yu = xy[ends[:, 0]].T
         xv, yv = xy[ends[:, 1]].T
-        a, b = yu + dy[:, 0], yv + dy[:, 1]
-        out_x, in_x = xu + half, xv - half
-        x0, x1 = np.minimum(xu - half, in_x), np.maximum(out_x, xv + half)
-        y0, y1 = np.minimum(a, b), np.maximum(a, b)
-        out_l, a_l, in_l, b_l = out_x.tolist(), a.tolist(), in_x.tolist(), b.tolist()
-        segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_l, a_l, in_l, b_l, strict=True)] \
-            if points else None
-        bent, boxes = [], []  # the edges with bends (few): their extents through the bends too
-        for i, e in enumerate(edges):
-            bends = all_bends.get(e)
-            if bends:
-                line = [(out_l[i], a_l[i]), *bends, (in_l[i], b_l[i])]
-                if segments is not None:
-                    segments[i] = line
-                xs, ys = [p[0] for p in line], [p[1] for p in line]
-                bent.append(i)
-                boxes.append((min(xs), max(xs), min(ys), max(ys)))
+        # each edge's points: its out-port, its bends, its in-port
+        bends = list(map(model.bends.get, edges))
+        bent = [i for i, b in enumerate(bends) if b]
+        inner = np.zeros(m, dtype=np.int64)
+        inner[bent] = [len(bends[i]) for i in bent]
+        counts = inner + 2
+        starts = np.cumsum(counts) - counts
+        x, y = np.empty(int(counts.sum())), np.empty(int(counts.sum()))
+        x[starts], y[starts] = xu + half, yu + dy[:, 0]
+        last = starts + counts - 1
+        x[last], y[last] = xv - half, yv + dy[:, 1]
         if bent:
-            box = np.array(boxes, dtype=float)
-            x0[bent], x1[bent] = np.minimum(box[:, 0], x0[bent]), np.maximum(box[:, 1], x1[bent])
-            y0[bent], y1[bent] = box[:, 2], box[:, 3]
-        return (x0, x1, y0, y1), segments
+            k = inner[bent]
+            slots = np.repeat(starts[bent] + 1 - (np.cumsum(k) - k), k) + np.arange(int(k.sum()))
+            points = np.fromiter(chain.from_iterable(chain.from_iterable(bends[i] for i in bent)),
+                                 dtype=float, count=2 * int(k.sum())).reshape(-1, 2)
+            x[slots], y[slots] = points[:, 0], points[:, 1]
+        x0 = np.minimum(xu - half, np.minimum.reduceat(x, starts))
+        x1 = np.maximum(xv + half, np.maximum.reduceat(x, starts))
+        y0, y1 = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+        return (x0, x1, y0, y1), EdgeLines(x, y, starts, counts)
 
-    def _file_edges(self, points: bool = True) -> list[list[tuple[float, float]]] | None:
-        """File every edge in the grid cells its points reach and measure the edges' extent; returns each
-        edge's points, port to port, for the overview (with `points`)."""
+    def _file_edges(self) -> None:
+        """File every edge in the grid cells its points reach, measure the edges' extent and keep each
+        edge's points (`_lines`, for the overview)."""
         edges = self._edges = list(self.model.edges)
         m = len(edges)
         self._edge_range = np.zeros((0, 4), dtype=np.int64)
         self._edge_extent = QRectF()
+        self._lines = None
         if not m:
-            return []
-        (x0, x1, y0, y1), segments = self._edge_extents(points)
+            return
+        (x0, x1, y0, y1), self._lines = self._edge_lines()
         left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
         self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16)
         # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
@@ -646,16 +669,8 @@ class GraphScene(QGraphicsScene):
             [np.floor_divide(x0 - 25, CELL), np.floor_divide(x1 + 25, CELL), np.floor_divide(y0 - 10, CELL),
              np.floor_divide(y1 + 10, CELL)], axis=1).astype(np.int64)
         # every (cell, edge) pair: an edge covers (columns x rows) cells, most of them one or two
-        cx0, cx1, cy0, cy1 = ranges.T
-        rows = cy1 - cy0 + 1
-        counts = (cx1 - cx0 + 1) * rows
-        edge = np.repeat(np.arange(m), counts)
-        k = np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
-        cell_x = cx0[edge] + k // rows[edge]
-        cell_y = cy0[edge] + k % rows[edge]
-        for cell, members in _group((cell_x, cell_y), edge):
+        for cell, members in cells_of_boxes(*(ranges[:, k] * CELL for k in (0, 2, 1, 3)), CELL).items():
             self._edge_cells[cell] = members.tolist()
-        return segments
 
     def _items_rect(self) -> QRectF:
         """`itemsBoundingRect()` of the cards, edges and frames, the cards' part from the model's positions
@@ -693,6 +708,7 @@ class GraphScene(QGraphicsScene):
         self._card_cells, self._frame_cells, self._edge_cells = {}, {}, {}  # (frames by number)
         self._frame_bounds: list[QRectF] = []
         self._edges, self._edge_range, self._pieces = [], np.zeros((0, 4), dtype=np.int64), {}
+        self._lines: EdgeLines | None = None  # every edge's points (`_file_edges`), for the overview
         self._bundles = {}
         self._live_cells, self._live_cards, self._live_frames = set(), set(), {}
 
@@ -1423,11 +1439,12 @@ class Minimap(QWidget):
     def _block_colors(scene) -> np.ndarray:
         """Each card's colour as a premultiplied ARGB word, in `model.positions`' order (the selected card's
         the selection colour)."""
-        t, info = scene.theme, scene.model.info
-        names = [t["selected"] if did == scene.selected else accent_name(info[did], t)
-                 for did in scene.model.positions]
-        words = {name: premultiplied(QColor(name)) for name in dict.fromkeys(names)}
-        return np.fromiter(map(words.__getitem__, names), dtype=np.uint32, count=len(names))
+        names, codes = scene.card_colors()
+        words = np.array([premultiplied(QColor(name)) for name in names], dtype=np.uint32)[codes]
+        row = card_arrays(scene.model)[1].get(scene.selected)
+        if row is not None:
+            words[row] = premultiplied(QColor(scene.theme["selected"]))
+        return words
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         """Centre the view on the point clicked."""
