@@ -537,7 +537,19 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
         new_pos = dict(zip(ids, zip(new_x[layer_of].tolist(), new_y.tolist(), strict=True), strict=True))
         band = dict(zip(ids, row[layer_of].tolist(), strict=True))
     new_bends = {}
-    for u, v in edges:
+    # the edges that bend after wrapping: those with bends before and those from one row into another (in
+    # the edges' order); a short edge within one row has none, before or after
+    m = len(edges)
+    if m and band:
+        starts, ends = zip(*edges, strict=True)
+        rows = band.__getitem__
+        cut = np.fromiter(map(rows, starts), dtype=np.intp, count=m) != \
+            np.fromiter(map(rows, ends), dtype=np.intp, count=m)
+        cut |= np.fromiter(map(bends.__contains__, edges), dtype=bool, count=m)
+        bending = list(map(edges.__getitem__, np.flatnonzero(cut).tolist()))
+    else:
+        bending = []
+    for u, v in bending:
         inner = bends.get((u, v), ())
         row = band[u]
         if row == band[v]:
@@ -641,4 +653,4 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
         dy = np.empty(m)
         dy[order] = (rank - (n - 1) / 2) * step  # one edge: in the middle of the side
         offsets.append(dy.tolist())
-    return {e: (o, i) for e, o, i in zip(edges, *offsets, strict=True)}
+    return dict(zip(edges, zip(*offsets, strict=True), strict=True))
