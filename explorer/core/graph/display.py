@@ -342,7 +342,10 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
     bends_raw = lay.edge_points or {}
     info = model.info
-    raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
+    if lay.method == "composed" and len(lay.positions) == len(info):  # every card, as Python floats already
+        raw = lay.positions
+    else:
+        raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
     if len(raw) < len(info):
         for did in info:  # any node the layout skipped goes to the far left, not off the map
             raw.setdefault(did, (0.0, float(len(raw))))

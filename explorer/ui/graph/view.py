@@ -281,10 +281,9 @@ class GraphScene(QGraphicsScene):
             for keys, ids in (self._value_keys, self._grad_keys):
                 touched.update(ids[bisect.bisect_right(keys, lo):bisect.bisect_right(keys, hi)])
         self._current, self._current_dir = current, event[0] if event else None
-        for did in touched:
-            card = self.made_cards.get(did)
-            if card is not None:
-                card.set_state(*self.card_state(did))
+        made = self.made_cards
+        for did in touched if full else touched & made.keys():  # (after a rebuild: most cards, few made)
+            made[did].set_state(*self.card_state(did))
         if self._overview is not None and (touched or old != k):
             self._overview.set_state(k, current, self.selected)
         self._set_flow(event)
@@ -614,8 +613,9 @@ class GraphScene(QGraphicsScene):
         segments = [[(p, q), (r, t)] for p, q, r, t in zip(out_l, a_l, in_l, b_l, strict=True)] \
             if points else None
         bent, boxes = [], []  # the edges with bends (few): their extents through the bends too
-        for i, e in enumerate(edges):
-            bends = all_bends.get(e)
+        has = np.fromiter(map(all_bends.__contains__, edges), dtype=bool, count=m)
+        for i in np.flatnonzero(has).tolist():
+            bends = all_bends[edges[i]]
             if bends:
                 line = [(out_l[i], a_l[i]), *bends, (in_l[i], b_l[i])]
                 if segments is not None:
