@@ -791,16 +791,16 @@ def composed_layout(graph: nx.DiGraph, segment_of: dict, *, max_sweeps: int = 24
     index = {v: i for i, v in enumerate(nodes)}
     seg_of = [segment_of.get(v, ("node", v)) for v in nodes]
     seg_id: dict = {}
-    members: list[list[int]] = []
-    local = [0] * len(nodes)
-    for i, key in enumerate(seg_of):
-        s = seg_id.setdefault(key, len(seg_id))
-        if s == len(members):
-            members.append([])
-        local[i] = len(members[s])
-        members[s].append(i)
-    sid = [seg_id[key] for key in seg_of]
-    k = len(members)
+    sid = [seg_id.setdefault(key, len(seg_id)) for key in seg_of]  # segments numbered as they first appear
+    k = len(seg_id)
+    # each segment's nodes (in the graph's order) and each node's number within its segment, in arrays
+    by_seg = np.argsort(np.array(sid, dtype=np.intp), kind="stable")
+    seg_sizes = np.bincount(np.array(sid, dtype=np.intp), minlength=k)
+    seg_starts = np.cumsum(seg_sizes) - seg_sizes
+    at = np.empty(len(nodes), dtype=np.intp)
+    at[by_seg] = np.arange(len(nodes)) - np.repeat(seg_starts, seg_sizes)
+    local = at.tolist()
+    members: list[list[int]] = [part.tolist() for part in np.split(by_seg, seg_starts[1:].tolist())]
     inner_edges: list[list[tuple[int, int]]] = [[] for _ in range(k)]
     in_ports: list[dict[int, list[int]]] = [{} for _ in range(k)]  # external source -> local targets
     out_ports: list[dict[int, int]] = [{} for _ in range(k)]  # interior source -> its out-port's number
