@@ -14,7 +14,7 @@ from itertools import chain
 import numpy as np
 
 from explorer.core.autograd.timeline import Timeline
-from explorer.core.graph.layout import collapse, composed_layout, layered_layout
+from explorer.core.graph.layout import collapse, composed_layout, edge_list, layered_layout
 from explorer.core.speed import no_gc
 
 CARD_W = 156.0
@@ -230,7 +230,7 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     if graph is trace.graph:
         model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
     else:  # a collapsed graph: every node a card, no edge from a card to itself
-        model.edges = list(graph.edges())
+        model.edges = edge_list(graph)
     segments = segment_of(graph, getattr(trace, "modules", {}) or {}, set(expanded)) \
         if has_modules and len(model.info) >= COMPOSE_MIN_NODES else None
     model.flat = _positions(graph, model, segments)
