@@ -126,7 +126,7 @@ def test_an_expand_costs_few_python_steps_per_card_of_the_graph(qtbot):
     """An expand's time on a big graph is Python work over every card (the layout of the rest moves); what
     each card costs is counted here (calls, not a clock): per card added to the graph it stays under
     200 (it was ~232 before the layout, the collapse, the frames and the filing went to array passes;
-    ~170 now), so a step that visits each card in Python once more, or each pair of them, fails here."""
+    ~138 now), so a step that visits each card in Python once more, or each pair of them, fails here."""
     small = _python_steps_of_an_expand(16)
     big = _python_steps_of_an_expand(40)
     assert big[0] > 2 * small[0]

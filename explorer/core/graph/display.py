@@ -14,7 +14,7 @@ from itertools import chain
 import numpy as np
 
 from explorer.core.autograd.timeline import Timeline
-from explorer.core.graph.layout import collapse, composed_layout, layered_layout
+from explorer.core.graph.layout import collapse, composed_layout, edge_list, layered_layout
 from explorer.core.speed import no_gc
 
 CARD_W = 156.0
@@ -180,33 +180,57 @@ def _build_display(trace, expanded, timeline, aspect, reuse=None) -> DisplayMode
     has_modules = any(getattr(n, "module", None) for n in trace.nodes.values())
     if has_modules:
         graph = collapse(trace, set(expanded))
-    for did, attrs in graph.nodes(data=True):
+    infos = model.info
+    # a card shown before as it is now (a node's own card: its info, steps and membership depend on the
+    # node alone) is taken over with one lookup; only the cards new to this model (the module expanded or
+    # collapsed, its members; every module card) are worked out
+    same = bool(earlier) and timeline is reuse.timeline
+    fresh: list[str] = []
+    if same:
+        for did in graph:
+            info = earlier.get(did)
+            if info is None or info["kind"] == "module":
+                fresh.append(did)
+            infos[did] = info
+    else:
+        fresh = list(graph)
+        infos.update(dict.fromkeys(fresh))
+    node_attrs = graph.nodes
+    value_step, grad_step = timeline.value_at, timeline.grad_at
+    values, grads, member_of = {}, {}, model.member_of
+    for did in fresh:
         if did in trace.nodes:
             info = earlier.get(did)
             if info is None or info["kind"] == "module":
                 info = _node_info(trace.nodes[did], did in grad_ids)
         else:
-            info = _module_info(did, attrs, trace, grad_ids, forward_index)
-        model.info[did] = info
-        for m in info["members"]:
-            model.member_of[m] = did
+            info = _module_info(did, node_attrs[did], trace, grad_ids, forward_index)
+        infos[did] = info
+        if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
+            m = info["members"][0]
+            values[did] = value_step.get(m, 0)
+            if m in grad_step:
+                grads[did] = grad_step[m]
+        else:
+            f = [value_step[m] for m in info["members"] if m in value_step]
+            b = [grad_step[m] for m in info["members"] if m in grad_step]
+            values[did] = max(f) if f else 0
+            if b:
+                grads[did] = max(b)
+    if same:  # the kept cards' entries as they were; the new cards' added (in the model's card order)
+        member_of.update(reuse.member_of)
+        values = {**reuse.value_at, **values}
+        grads = {**reuse.grad_at, **grads}
+    for did in fresh:
+        for m in infos[did]["members"]:
+            member_of[m] = did
+    model.value_at = dict(zip(infos, map(values.__getitem__, infos), strict=True))
+    in_grads = list(filter(grads.__contains__, infos))
+    model.grad_at = dict(zip(in_grads, map(grads.__getitem__, in_grads), strict=True))
     if graph is trace.graph:
         model.edges = [(u, v) for u, v in graph.edges() if u in model.info and v in model.info and u != v]
     else:  # a collapsed graph: every node a card, no edge from a card to itself
-        model.edges = list(graph.edges())
-    value_step, grad_step = timeline.value_at, timeline.grad_at
-    for did, info in model.info.items():
-        if len(info["members"]) == 1:  # a node's own card (most cards): its own steps
-            m = info["members"][0]
-            model.value_at[did] = value_step.get(m, 0)
-            if m in grad_step:
-                model.grad_at[did] = grad_step[m]
-            continue
-        f = [value_step[m] for m in info["members"] if m in value_step]
-        b = [grad_step[m] for m in info["members"] if m in grad_step]
-        model.value_at[did] = max(f) if f else 0
-        if b:
-            model.grad_at[did] = max(b)
+        model.edges = edge_list(graph)
     segments = segment_of(graph, getattr(trace, "modules", {}) or {}, set(expanded)) \
         if has_modules and len(model.info) >= COMPOSE_MIN_NODES else None
     model.flat = _positions(graph, model, segments)
@@ -318,7 +342,10 @@ def _positions(graph, model: DisplayModel, segments: dict[str, str] | None = Non
     lay = layered_layout(graph, direction="LR") if segments is None else composed_layout(graph, segments)
     bends_raw = lay.edge_points or {}
     info = model.info
-    raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
+    if lay.method == "composed" and len(lay.positions) == len(info):  # every card, as Python floats already
+        raw = lay.positions
+    else:
+        raw = {k: (float(v[0]), float(v[1])) for k, v in lay.positions.items() if k in info}
     if len(raw) < len(info):
         for did in info:  # any node the layout skipped goes to the far left, not off the map
             raw.setdefault(did, (0.0, float(len(raw))))
@@ -513,7 +540,19 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
         new_pos = dict(zip(ids, zip(new_x[layer_of].tolist(), new_y.tolist(), strict=True), strict=True))
         band = dict(zip(ids, row[layer_of].tolist(), strict=True))
     new_bends = {}
-    for u, v in edges:
+    # the edges that bend after wrapping: those with bends before and those from one row into another (in
+    # the edges' order); a short edge within one row has none, before or after
+    m = len(edges)
+    if m and band:
+        starts, ends = zip(*edges, strict=True)
+        rows = band.__getitem__
+        cut = np.fromiter(map(rows, starts), dtype=np.intp, count=m) != \
+            np.fromiter(map(rows, ends), dtype=np.intp, count=m)
+        cut |= np.fromiter(map(bends.__contains__, edges), dtype=bool, count=m)
+        bending = list(map(edges.__getitem__, np.flatnonzero(cut).tolist()))
+    else:
+        bending = []
+    for u, v in bending:
         inner = bends.get((u, v), ())
         row = band[u]
         if row == band[v]:
@@ -617,4 +656,4 @@ def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:
         dy = np.empty(m)
         dy[order] = (rank - (n - 1) / 2) * step  # one edge: in the middle of the side
         offsets.append(dy.tolist())
-    return {e: (o, i) for e, o, i in zip(edges, *offsets, strict=True)}
+    return dict(zip(edges, zip(*offsets, strict=True), strict=True))

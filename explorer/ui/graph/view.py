@@ -90,18 +90,21 @@ class LabelShelf:
 
     def place(self, left: float, top: float, width: float) -> float:
         """The offset from `left` of a new label `width` wide on a frame at (`left`, `top`); records it."""
-        band = int(top // self.BAND)
+        near, cells = self.BAND, self._cells
+        band = int(top // near)
         start, last = left, None
         while True:
             cell = int(start // self.BUCKET)
             best = None
             for b in (band - 1, band, band + 1):
-                for item in self._cells.get((b, cell), ()):
-                    self.looked_at += 1
-                    o_left, o_top, o_start, o_end = item
-                    if abs(o_top - top) < self.BAND and o_left - 1 <= start < o_end and \
+                items = cells.get((b, cell))
+                if not items:
+                    continue
+                self.looked_at += len(items)
+                for o_left, o_top, o_start, o_end in items:
+                    if -near < o_top - top < near and o_left - 1 <= start < o_end and \
                             (last is None or (o_start, o_end) > last) and \
-                            (best is None or (o_start, o_end) < best[:2]):
+                            (best is None or (o_start, o_end) < best):
                         best = (o_start, o_end)
             if best is None:
                 break
