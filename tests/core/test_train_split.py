@@ -33,6 +33,9 @@ def threads():
     torch.set_num_threads(before)
 
 
+# The split over helper processes starts one per part after the first (a torch import each: seconds).
+MODES = ["threads", pytest.param("processes", marks=pytest.mark.slow)]
+
 CFG = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
 
 
@@ -72,7 +75,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [2, 3])  # 3 parts of a batch of 4: rows 2, 1, 1, weighted by their share
 def test_split_steps_equal_the_unsplit_ones(threads, n, mode):
     threads(n)
@@ -99,6 +102,7 @@ def test_processes_and_threads_give_the_same_run_bit_for_bit(threads):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_helpers_part_gradient_and_ours_sum_to_the_whole_batchs():
     torch.manual_seed(3)
     model = GPT(CFG)
@@ -128,7 +132,7 @@ def test_the_helpers_part_gradient_and_ours_sum_to_the_whole_batchs():
     assert helper.pid is None and not alive(pid)
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_split_evaluation_equals_the_unsplit_one(threads, mode):
     threads(2)
     _, _, whole = run("off", steps=2)  # trained weights, not the initial ones
@@ -146,7 +150,7 @@ def test_split_evaluation_equals_the_unsplit_one(threads, mode):
     assert initial["val_loss"] != pytest.approx(want["val_loss"], rel=1e-3)  # the weights did change
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_split_with_gradient_accumulation(threads, mode):
     threads(2)
     losses, _, _ = run(mode, grad_accum_steps=3)
@@ -154,7 +158,7 @@ def test_split_with_gradient_accumulation(threads, mode):
     assert losses == pytest.approx(base, rel=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_bf16_autocast_reaches_the_parts(threads, mode):
     # Autocast is per thread (and the helper process's own): a part that missed it would train in float32.
     threads(2)
@@ -246,6 +250,7 @@ def test_start_record_says_how_the_batch_is_split(threads):
     assert (start["batch_parts"], start["batch_mode"]) == (1, "off")  # auto: a micro model is not split
 
 
+@pytest.mark.slow
 def test_a_split_run_stopped_and_resumed_equals_an_uninterrupted_one(threads, tmp_path):
     threads(2)
     settings = TrainSettings(steps=6, batch_size=4, warmup_steps=2, eval_every=3, sample_every=0, seed=7,
@@ -272,6 +277,7 @@ def test_a_split_run_stopped_and_resumed_equals_an_uninterrupted_one(threads, tm
     assert got == whole
 
 
+@pytest.mark.slow
 def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
     threads(2)
     trainer = Trainer(CFG, TrainSettings(steps=50, batch_size=4, eval_every=0, sample_every=0, threads=2,
@@ -289,6 +295,7 @@ def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
 
 
 @pytest.mark.skipif(usable_cores() < 2, reason="a split needs two cores")
+@pytest.mark.slow
 def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
     # The app trains in a spawned daemon process (which multiprocessing forbids to have children) on every
     # core but one (here two, as on a 3-core machine): its batches split over a helper process, and Stop
