@@ -29,6 +29,26 @@ def pytest_configure(config):
     compileall.compile_dir(root / "tests", maxlevels=0, quiet=2)  # the helpers beside the test folders
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Files holding tests marked `slow` first (most slow tests first), then the others, most tests first;
+    the tests of a file keep their order.
+
+    `make test` hands whole files to whichever of its two workers has run out (--dist loadfile, with xdist's
+    own reordering by test count turned off in pyproject.toml). Ordered by count alone, the files of a few
+    tests that each start processes or train (a minute on one worker) came last: one worker ran the last
+    of them alone while the other had nothing left. Begun first, they run beside the many quick files."""
+    by_file: dict[str, list] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def weight(name: str) -> tuple[int, int]:
+        tests = by_file[name]
+        return -sum(1 for test in tests if test.get_closest_marker("slow")), -len(tests)
+
+    items[:] = [item for name in sorted(by_file, key=weight) for item in by_file[name]]
+
+
 @pytest.fixture(autouse=True)
 def _private_data_folder(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AUTOGRAD_EXPLORER_DATA", str(tmp_path_factory.mktemp("user-data")))

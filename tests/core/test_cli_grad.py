@@ -47,6 +47,7 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback():
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_headless_commands_do_not_import_qt(tmp_path):
     script = (
         "import sys, contextlib, io\n"

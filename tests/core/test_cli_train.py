@@ -187,12 +187,14 @@ def entry_point(*argv):
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_real_entry_point_params():
     done = entry_point("params", "--preset", "gpt2-124m", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"] == 163_009_536
 
 
+@pytest.mark.slow
 def test_real_entry_point_refuses_a_pickle_in_one_line(tmp_path):
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.pt"
@@ -213,6 +215,7 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(corpus, tmp_path):
     full_cli_or_skip()
     out = tmp_path / "out"
@@ -250,6 +253,7 @@ def session_processes(session: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal_stops_a_run_split_over_processes(corpus, tmp_path):
     # A terminal sends Ctrl-C to every process of the command (the helper too): the helper ignores it,
     # the run stops after its step with its checkpoint, and no helper is left behind.

@@ -70,6 +70,7 @@ def test_torchrun_argv_one_node_and_many():
         torchrun_argv(2, [], nnodes=2)
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_and_checkpoints_cross(tmp_path):
     # 2 ranks x batch 6 == 1 process x batch 12, step by step; exactly one rank prints; rank 0 saves.
     nproc2 = [sys.executable, "-m", "explorer", "train", "--nproc", "2", "--batch-size", "6"]
@@ -103,6 +104,7 @@ def test_two_ranks_match_one_process_and_checkpoints_cross(tmp_path):
         assert abs(loss - reference[step]) < 1e-5, (step, loss, reference[step])
 
 
+@pytest.mark.slow
 def test_a_rank_that_raises_ends_the_run_quickly(tmp_path):
     # The real launcher runs a script that makes rank 1 fail at its second step, then the usual command.
     script = tmp_path / "fail_on_rank1.py"
@@ -132,6 +134,7 @@ def test_a_rank_that_raises_ends_the_run_quickly(tmp_path):
     assert len(step_losses(result.stdout)) < 50
 
 
+@pytest.mark.slow
 def test_two_nodes_on_localhost_match_one_process():
     # Two torchrun "nodes" (one rank each) meet at a c10d rendezvous on 127.0.0.1.
     endpoint = f"127.0.0.1:{free_port()}"

@@ -16,6 +16,7 @@ from explorer.core.lang.examples import examples_dir
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_command_runs_as_a_user_runs_it(tmp_path):
     out = tmp_path / "seed.py"
     done = subprocess.run([sys.executable, "-m", "explorer", "export", "-e", "w = param(2.0)\\nL = w * w",

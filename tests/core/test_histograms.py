@@ -142,6 +142,7 @@ def test_off_when_hist_every_is_zero_and_recording_changes_nothing_the_run_does(
     assert [r["train_loss"] for r in off] == [r["train_loss"] for r in on if r["type"] == "step"]
 
 
+@pytest.mark.slow
 def test_batch_split_gives_the_same_histograms():
     """Activations of the first step: the same pass over the same weights either way, so identical.
     Gradients: the parts' gradients are added in another order, so values differ in their last bits (and

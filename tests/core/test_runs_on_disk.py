@@ -42,6 +42,7 @@ def _spawn(code: str, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_two_processes_allocating_1000_runs_at_once_never_share_one():
     """Before: the next id came from a scan and mkdir(exist_ok=True): 202 of 600 ids were given twice."""
     each = 500
@@ -241,6 +242,7 @@ ORPHAN = """
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_the_training_process_of_a_killed_gui_stops_and_saves_its_checkpoint(tmp_path):
     """kill -9 of the window's process: its training process notices, stops after its step, saves, ends."""
     folder = tmp_path / "run-1"

@@ -42,6 +42,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_tiny_preset_learns_on_cpu():
     # The tiny preset narrowed (2 layers, 64 wide, context 32) so 300 steps take seconds, not a minute.
     cfg = preset("tiny", n_layers=2, emb_dim=64, context_length=32)
@@ -117,6 +118,7 @@ def test_cpu_bf16_probe_answers_without_raising(monkeypatch):
     assert train_mod.cpu_bf16_is_fast() is False
 
 
+@pytest.mark.slow
 def test_bf16_loss_curve_follows_float32():
     # The same run (seed, weights, batches) in both precisions: bf16 products with float32 weights,
     # optimizer and loss must learn the same curve. bench/precision_bench.py runs it for 2,000 steps.
@@ -396,6 +398,7 @@ def _rank_main(rank: int, world_size: int, folder: str) -> None:
     (Path(folder) / f"result-{rank}.json").write_text(json.dumps(result))
 
 
+@pytest.mark.slow
 def test_two_ranks_share_the_work_and_only_rank_0_writes(tmp_path):
     import torch.multiprocessing as mp
 

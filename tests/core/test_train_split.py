@@ -1,6 +1,7 @@
 """The CPU batch split: each micro-batch cut into parts (threads or helper processes) gives the unsplit
 run's numbers."""
 
+import functools
 import os
 import threading
 
@@ -32,6 +33,9 @@ def threads():
     torch.set_num_threads(before)
 
 
+# The split over helper processes starts one per part after the first (a torch import each: seconds).
+MODES = ["threads", pytest.param("processes", marks=pytest.mark.slow)]
+
 CFG = GPTConfig(vocab_size=128, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
 
 
@@ -40,6 +44,11 @@ def run(split: str, steps: int = 6, **changes) -> tuple[list[float], list[float]
               "seed": 7, "batch_split": split, **changes}
     if split == "processes":  # as many parts as the test's threads, whatever the machine's cores
         fields.setdefault("threads", torch.get_num_threads())
+    if split == "off":
+        # The unsplit reference on one thread: its numbers do not depend on the count (the comparisons
+        # allow for rounding), and two OpenMP threads that spin at every tiny kernel's join cost this
+        # 5-10x the CPU time on a busy two-core machine.
+        fields.setdefault("threads", 1)
     settings = TrainSettings(**fields)
     trainer = Trainer(CFG, settings, CORPUS)
     try:
@@ -47,6 +56,14 @@ def run(split: str, steps: int = 6, **changes) -> tuple[list[float], list[float]
     finally:
         trainer.close()
     return [r["train_loss"] for r in steps_], [r["grad_norm"] for r in steps_], trainer
+
+
+@functools.cache
+def shared_run(mode: str, parts: int) -> tuple[list[float], list[float], Trainer]:
+    """The seeded 6-step run split `mode` in `parts` parts, evaluating every 3 steps: made once (a helper
+    process costs seconds to start) for the tests that only read it. Call it under the `threads` fixture:
+    a trainer sets torch's thread count."""
+    return run(mode, threads=parts, eval_every=3)
 
 
 def alive(pid: int) -> bool:
@@ -58,11 +75,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [2, 3])  # 3 parts of a batch of 4: rows 2, 1, 1, weighted by their share
 def test_split_steps_equal_the_unsplit_ones(threads, n, mode):
     threads(n)
-    losses, norms, split = run(mode, threads=n)  # processes count the cores unless told a thread count
+    losses, norms, split = shared_run(mode, n)  # processes count the cores unless told a thread count
     assert split.batch_parts == n and split.batch_mode == mode
     base_losses, base_norms, whole = run("off")
     assert whole.batch_parts == 1
@@ -70,20 +87,22 @@ def test_split_steps_equal_the_unsplit_ones(threads, n, mode):
     assert norms == pytest.approx(base_norms, rel=1e-4)
     for a, b in zip(split.model.parameters(), whole.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    again, _, _ = run(mode, threads=n)
+    again, _, _ = run(mode, threads=n, eval_every=3)
     assert again == losses  # a seeded split run repeats exactly
 
 
 def test_processes_and_threads_give_the_same_run_bit_for_bit(threads):
     # The same parts on one-thread kernels, summed in the same order: only where they run differs.
     threads(2)
-    by_process, norms_p, p = run("processes", steps=4)
-    by_thread, norms_t, t = run("threads", steps=4)
+    by_process, norms_p, p = shared_run("processes", 2)
+    by_thread, norms_t, t = shared_run("threads", 2)
+    assert p.batch_mode == "processes" and t.batch_mode == "threads" and p.batch_parts == t.batch_parts == 2
     assert (by_process, norms_p) == (by_thread, norms_t)
     for a, b in zip(p.model.parameters(), t.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_helpers_part_gradient_and_ours_sum_to_the_whole_batchs():
     torch.manual_seed(3)
     model = GPT(CFG)
@@ -113,23 +132,25 @@ def test_the_helpers_part_gradient_and_ours_sum_to_the_whole_batchs():
     assert helper.pid is None and not alive(pid)
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_split_evaluation_equals_the_unsplit_one(threads, mode):
     threads(2)
-    _, _, split = run(mode, steps=2)
-    _, _, whole = run("off", steps=2)
-    assert split.batch_parts == 2
-    with torch.no_grad():
-        for a, b in zip(split.model.parameters(), whole.model.parameters(), strict=True):
-            a.copy_(b)  # the same weights: only the split differs
+    _, _, whole = run("off", steps=2)  # trained weights, not the initial ones
+    split = Trainer(CFG, whole.settings.replace(batch_split=mode, threads=2), CORPUS)  # initial weights
+    assert split.batch_parts == 2 and split.batch_mode == mode
     try:
-        got, want = split.evaluate(), whole.evaluate()
+        initial = split.evaluate()  # the parts (for processes, the helper) start on the initial weights
+        with torch.no_grad():
+            for a, b in zip(split.model.parameters(), whole.model.parameters(), strict=True):
+                a.copy_(b)  # the same weights: only the split differs
+        got, want = split.evaluate(), whole.evaluate()  # the running parts see the weights as they are now
     finally:
         split.close()
     assert got == pytest.approx(want, rel=1e-5)
+    assert initial["val_loss"] != pytest.approx(want["val_loss"], rel=1e-3)  # the weights did change
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_split_with_gradient_accumulation(threads, mode):
     threads(2)
     losses, _, _ = run(mode, grad_accum_steps=3)
@@ -137,7 +158,7 @@ def test_split_with_gradient_accumulation(threads, mode):
     assert losses == pytest.approx(base, rel=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("mode", MODES)
 def test_bf16_autocast_reaches_the_parts(threads, mode):
     # Autocast is per thread (and the helper process's own): a part that missed it would train in float32.
     threads(2)
@@ -229,11 +250,12 @@ def test_start_record_says_how_the_batch_is_split(threads):
     assert (start["batch_parts"], start["batch_mode"]) == (1, "off")  # auto: a micro model is not split
 
 
+@pytest.mark.slow
 def test_a_split_run_stopped_and_resumed_equals_an_uninterrupted_one(threads, tmp_path):
     threads(2)
     settings = TrainSettings(steps=6, batch_size=4, warmup_steps=2, eval_every=3, sample_every=0, seed=7,
                              batch_split="processes", threads=2, out_dir=str(tmp_path))
-    whole, _, _ = run("processes", steps=6, threads=2, eval_every=3)
+    whole, _, _ = shared_run("processes", 2)  # the same settings, never stopped
     first = Trainer(CFG, settings, CORPUS)
     records = []
     for record in first.run():
@@ -255,6 +277,7 @@ def test_a_split_run_stopped_and_resumed_equals_an_uninterrupted_one(threads, tm
     assert got == whole
 
 
+@pytest.mark.slow
 def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
     threads(2)
     trainer = Trainer(CFG, TrainSettings(steps=50, batch_size=4, eval_every=0, sample_every=0, threads=2,
@@ -272,6 +295,7 @@ def test_a_helper_that_dies_ends_the_run_with_an_error_record(threads):
 
 
 @pytest.mark.skipif(usable_cores() < 2, reason="a split needs two cores")
+@pytest.mark.slow
 def test_the_apps_training_process_splits_over_processes_and_stops(tmp_path):
     # The app trains in a spawned daemon process (which multiprocessing forbids to have children) on every
     # core but one (here two, as on a 3-core machine): its batches split over a helper process, and Stop

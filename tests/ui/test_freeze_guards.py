@@ -368,6 +368,7 @@ class _FrozenPaints:
         QApplication.instance().removeEventFilter(self._filter)
 
 
+@pytest.mark.slow
 def test_the_view_menu_switches_the_theme_over_several_turns_behind_the_old_look(
         qtbot, tmp_path, light_after, monkeypatch):
     from PySide6.QtGui import QPalette

@@ -146,6 +146,7 @@ def test_every_graph_draws_its_values_at_both_sizes_with_the_dock_open_and_close
                     assert shown.contains(view.graph_scene.itemsBoundingRect()), (key, width, dock)
 
 
+@pytest.mark.slow
 def test_every_example_draws_its_values_at_both_sizes_with_the_dock_open_and_closed(qtbot, tmp_path):
     """Every example program's graph at 1440x860 and 1280x800, Learn dock open and closed, reaches the zoom
     where cards show values (one_hidden_layer and seed_network_module, three cards tall, drew at 0.52 at

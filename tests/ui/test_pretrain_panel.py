@@ -97,6 +97,7 @@ def test_bad_corpus_file_is_marked(panel, tmp_path):
     assert panel.runs() == []
 
 
+@pytest.mark.slow
 def test_train_stop_retrain_compare_and_close(panel, qtbot, small_corpus):
     # One test for the whole cycle: each spawned training process costs seconds of start-up.
     panel.form.set_values({**FAST, "corpus": small_corpus})

@@ -39,6 +39,7 @@ def _window(qtbot, tmp_path) -> mw.MainWindow:
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.slow
 def test_closing_the_window_while_a_run_trains_keeps_the_run_and_continue_works(qtbot, tmp_path, corpus):
     """Before: the session was saved before the run stopped, and the process was ended 0.8 s into its save:
     the reopened window listed the run "stopped" without a checkpoint, and Continue refused it."""
@@ -73,6 +74,7 @@ def test_closing_the_window_while_a_run_trains_keeps_the_run_and_continue_works(
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.slow
 def test_two_windows_training_at_once_share_no_folder_and_see_each_others_runs(qtbot, corpus):
     """Before: 4 of 12 trainings pressed at once collided, their checkpoints holding the other window's
     model, and each window listed only its own runs."""
@@ -100,6 +102,7 @@ def test_two_windows_training_at_once_share_no_folder_and_see_each_others_runs(q
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.slow
 def test_a_killed_training_process_leaves_its_last_periodic_checkpoint(qtbot, corpus):
     """Before: GUI runs wrote no checkpoint until they ended; a kill -9 lost the whole run."""
     panel = PretrainPanel(workspace=PretrainWorkspace())

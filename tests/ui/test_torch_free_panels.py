@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A spy on the import system notes every import of torch made on the GUI thread (the probes below hold
@@ -77,6 +79,7 @@ def _probe(module: str, cls: str, tmp_path: Path) -> dict:
     return json.loads(line.removeprefix("RESULT "))
 
 
+@pytest.mark.slow
 def test_the_expression_panel_takes_input_before_torch_and_computes_it_after(tmp_path):
     out = _probe("explorer.ui.expression.panel", "ExpressionPanel", tmp_path)
     assert out["import"] is False, "importing the expression panel imported torch"
@@ -274,6 +277,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_the_network_panel_takes_edits_before_torch_and_records_them_after(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
@@ -378,6 +382,7 @@ os._exit(0)  # the estimates' traced forward may still run on its thread: no tea
 """
 
 
+@pytest.mark.slow
 def test_the_pretraining_panel_takes_edits_and_train_before_torch_and_starts_after(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", AUTOGRAD_EXPLORER_DATA=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path), PYTHONPATH=str(ROOT))

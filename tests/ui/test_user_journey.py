@@ -324,6 +324,7 @@ def test_tensor_example_shows_shape_dtype_stride_and_the_matmul(qtbot, window):
     assert cells == [["14", "32"], ["32", "77"]]
 
 
+@pytest.mark.slow
 def test_every_example_of_the_menu_loads_and_steps_to_the_end(qtbot, window):
     panel = open_workspace(qtbot, window, "expression")
     menu = window.findChild(QMenu, "examplesMenu")
@@ -464,6 +465,7 @@ def test_seed_network_iteration_phase_by_phase_and_skipped_zero_grad(qtbot, wind
         np.testing.assert_allclose(g2[name], 2 * g1[name], rtol=0.1, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_on_toy_data_raises_accuracy(qtbot, window):
     panel = open_workspace(qtbot, window, "network")
     pick(qtbot, one(panel, "networkPreset", QComboBox), "toy-2d")
@@ -511,6 +513,7 @@ def type_into(qtbot, edit, text: str) -> None:
     assert edit.text() == text
 
 
+@pytest.mark.slow
 def test_pretraining_trains_live_then_stops_and_compares_runs(qtbot, window):
     panel = open_workspace(qtbot, window, "pretrain")
     pick(qtbot, one(panel, "pretrainPreset", QComboBox), "tiny")

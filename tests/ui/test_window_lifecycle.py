@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from explorer.ui import main_window as mw
@@ -121,6 +122,7 @@ NETWORK_TRAINING_THEN_QUIT = """
 """
 
 
+@pytest.mark.slow
 def test_quitting_with_the_network_workspace_open_exits_cleanly(tmp_path):
     out = _run_child(NETWORK_TRAINING_THEN_QUIT, tmp_path)
     assert "training True" in out.stdout, out.stderr[-2000:]
@@ -153,6 +155,7 @@ PRETRAIN_TRAINING_THEN_CLOSE = """
 """
 
 
+@pytest.mark.slow
 def test_the_process_ends_soon_after_the_window_closes_during_a_pretraining_run(tmp_path):
     out = _run_child(PRETRAIN_TRAINING_THEN_CLOSE, tmp_path)
     ended = time.time()
@@ -162,6 +165,7 @@ def test_the_process_ends_soon_after_the_window_closes_during_a_pretraining_run(
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_the_launcher_paints_a_restored_network_session_first_and_exits_soon_after_close(tmp_path):
     config = tmp_path / "config" / "AutogradExplorer"
     config.mkdir(parents=True)

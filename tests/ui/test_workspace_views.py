@@ -4,6 +4,7 @@ whole session opened in a fresh window brings every field back, every run once, 
 import json
 import os
 
+import pytest
 from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 
 from explorer.ui import main_window as mw
@@ -43,6 +44,7 @@ def test_fields_set_on_the_models_show_in_the_widgets(qtbot):
     window.close()
 
 
+@pytest.mark.slow
 def test_session_round_trip_in_a_fresh_window(qtbot, tmp_path):
     first = _window(qtbot)
     expression = first.panel("expression")
@@ -138,6 +140,7 @@ def test_file_open_reads_in_the_background_and_applies_whole_or_not_at_all(qtbot
     window.close()
 
 
+@pytest.mark.slow
 def test_a_restored_run_samples_and_continues_into_a_new_run(qtbot):
     window = _window(qtbot)
     pretrain = window.panel("pretrain")
