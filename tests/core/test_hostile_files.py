@@ -310,7 +310,7 @@ FIELDS = ["seed", "device", "n_layers", "emb_dim", "lr", "steps", "config", "set
           "tokenizer", "drop_rate", "out_dir"]
 
 
-@settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), JSON, max_size=5) | JSON)
 def test_fuzz_config_reader(tmp_path, data):
     from explorer.commands.train import build
@@ -332,7 +332,7 @@ def test_fuzz_config_reader(tmp_path, data):
 META_KEYS = ["config", "settings", "tokenizer", "step", "tokens", "optimizer", "history", "extra"]
 
 
-@settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(META_KEYS), inner=st.sampled_from([None, "n_layers", "param_groups", "scalars",
                                                                 "chars", "lr"]), value=JSON)
 def test_fuzz_checkpoint_metadata(ckpt_bytes, tmp_path, key, inner, value):
@@ -351,7 +351,7 @@ def test_fuzz_checkpoint_metadata(ckpt_bytes, tmp_path, key, inner, value):
         pass
 
 
-@settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blob=st.binary(max_size=3000)
        | st.text(max_size=3000).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_fuzz_corpus_reader(tmp_path, blob):
@@ -402,7 +402,7 @@ def _nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-@settings(max_examples=200, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_session_reader_applies_all_or_nothing(tmp_path, data):
     """Structured garbage anywhere in a valid session: SessionError, or a session that applies whole."""
