@@ -238,3 +238,68 @@ def test_card_text_grows_when_zoomed_out_but_never_cuts_a_number():
     font, shown = fit_text(text, VALUE_FONT, 1.5, narrow)
     assert font.pointSizeF() == VALUE_FONT.pointSizeF()
     assert shown.endswith("…") and QFontMetricsF(font).horizontalAdvance(shown) <= narrow
+
+
+def _module_net_trace():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x = torch.randn(2, 3)
+    return trace(lambda: net(x).pow(2).mean())
+
+
+def test_a_big_graphs_expand_builds_its_model_on_a_worker_and_shows_what_a_direct_expand_shows(
+        qtbot, monkeypatch):
+    import threading
+
+    import explorer.ui.graph.view as view_module
+
+    monkeypatch.setattr(view_module, "ASYNC_EXPAND_CARDS", 0)  # every graph counts as big here
+    threads = []
+    real = view_module.build_display
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(view_module, "build_display", recording)
+    tr = _module_net_trace()
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_trace(tr)
+    scene = v.graph_scene
+    modules = [d for d, c in scene.cards.items() if c.info["kind"] == "module"]
+    assert len(modules) >= 2
+    before = dict(scene.model.positions)
+    threads.clear()
+    with qtbot.waitSignal(v.sig_graph_changed):
+        # two expands asked for before the first is shown: the canvas still shows the graph as it was
+        assert v.expand(modules[0]) and v.expand(modules[1])
+        assert v.expanding() and scene.model.positions == before
+        assert not v.expand("no such card")
+    assert not v.expanding()
+    assert threads and all(t is not threading.main_thread() for t in threads)  # built off the GUI thread
+    direct = GraphScene()
+    direct.set_trace(tr)
+    direct.toggle_module(modules[0])
+    direct.toggle_module(modules[1])
+    assert scene.expanded == direct.expanded and len(scene.expanded) == 2
+    assert scene.model.positions == direct.model.positions and set(scene.cards) == set(direct.cards)
+    assert scene.step == scene.step_count  # the step shown before the expand is kept
+
+
+def test_a_new_trace_drops_an_expand_still_being_built(qtbot, monkeypatch):
+    import explorer.ui.graph.view as view_module
+
+    monkeypatch.setattr(view_module, "ASYNC_EXPAND_CARDS", 0)
+    tr = _module_net_trace()
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.set_trace(tr)
+    module = next(d for d, c in v.graph_scene.cards.items() if c.info["kind"] == "module")
+    assert v.expand(module)
+    other = _module_net_trace()
+    v.set_trace(other)  # shown while the expand builds: the expand of the earlier trace is dropped
+    assert not v.expanding()  # (and the Worker never delivers a cancelled job's result)
+    assert v.graph_scene.trace is other and v.graph_scene.expanded == set()

@@ -57,6 +57,7 @@ from explorer.ui.graph.tiles import StaticLayer
 EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
+ASYNC_EXPAND_CARDS = 1500  # a view builds a bigger graph's model after an expand on a Worker (~0.4 s at 10k)
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
 READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
@@ -238,14 +239,35 @@ class GraphScene(QGraphicsScene):
 
     def toggle_module(self, display_id: str) -> bool:
         """Expand a collapsed module card; returns True when the graph changed."""
-        info = self.model.info.get(display_id)
-        if not info or info["kind"] != "module":
+        path = self.module_path(display_id)
+        if path is None:
             return False
-        self.expanded.add(info["path"])
+        self.expanded.add(path)
         step = self.step
         self._rebuild(reuse=True)
         self.set_step(step)
         return True
+
+    def module_path(self, display_id: str | None) -> str | None:
+        """The module path of a collapsed module card (None for any other card)."""
+        info = self.model.info.get(display_id) if display_id is not None else None
+        return info["path"] if info and info["kind"] == "module" else None
+
+    def display_job(self, expanded: frozenset[str]):
+        """A function of a Worker's job that builds the display model of this trace with the modules of
+        `expanded` open, from the current model (as `toggle_module` does, but off the GUI thread: Qt-free,
+        it reads only the trace and the models, which nothing changes in place). `show_display` shows it."""
+        trace, earlier, aspect = self.trace, self.model, self.aspect
+        return lambda job: build_display(trace, expanded, aspect=aspect, reuse=earlier)
+
+    def show_display(self, model: DisplayModel, expanded: frozenset[str]) -> None:
+        """Show `model` (made by a `display_job(expanded)` on this trace) at the current step, keeping every
+        card that it shows as before."""
+        step = self.step
+        self.expanded = set(expanded)
+        with no_gc(keep=True):
+            self._show_model(model, reuse=True)
+        self.set_step(step)
 
     def collapse_all(self) -> None:
         """Fold every module back into one card."""
@@ -450,8 +472,12 @@ class GraphScene(QGraphicsScene):
             self.has_module_cards = False
             return
         earlier = self.model if reuse else None
-        self.model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
-        self.has_module_cards = "module" in map(itemgetter("kind"), self.model.info.values())
+        model = build_display(self.trace, frozenset(self.expanded), aspect=self.aspect, reuse=earlier)
+        self._show_model(model, reuse)
+
+    def _show_model(self, model: DisplayModel, reuse: bool) -> None:
+        self.model = model
+        self.has_module_cards = "module" in map(itemgetter("kind"), model.info.values())
         self._build_items(reuse)
 
     def rewrap(self, aspect: float, bands: int | None = None) -> bool:
@@ -872,6 +898,8 @@ class GraphView(QGraphicsView):
         self._search: tuple[int, list] = (-1, [])  # (scene generation, find's index of the cards)
         self._legend: tuple | None = None  # (look and canvas size, top-left, pixmap) of the legend drawn last
         self.static_layer = StaticLayer(self, EDGE_PIECE)  # frames and edge bundles copied from tiles
+        self._expander = None  # the Worker that builds a big graph's display model after an expand
+        self._expanding: tuple | None = None  # (trace, the modules open once it is built) while it builds
 
     # -- public API ------------------------------------------------------------------------
 
@@ -895,8 +923,64 @@ class GraphView(QGraphicsView):
         """The step currently shown."""
         return self._scene.step
 
+    def expand(self, display_id: str | None) -> bool:
+        """Expand a collapsed module card (double-click, Enter); False when it is no module card. A graph
+        of more than ASYNC_EXPAND_CARDS cards builds its new display model on a Worker (sig_graph_changed
+        follows when it is shown; an expand asked for meanwhile joins it); a smaller one at once."""
+        scene = self._scene
+        path = scene.module_path(display_id)
+        if path is None:
+            return False
+        if self._expanding is None and len(scene.model.info) <= ASYNC_EXPAND_CARDS:
+            scene.toggle_module(display_id)
+            self.sig_graph_changed.emit()
+            return True
+        opened = self._expanding[1] if self._expanding is not None else frozenset(scene.expanded)
+        if path in opened:
+            return True  # (asked for again while it builds)
+        self._expanding = (scene.trace, opened | {path})
+        if self._expander is None:
+            from explorer.ui.common.worker import Worker
+
+            self._expander = Worker(self)
+            self._expander.sig_done.connect(self._expanded)
+            self._expander.sig_failed.connect(self._expand_failed)
+        self.viewport().setCursor(Qt.BusyCursor)
+        self._expander.submit(scene.display_job(self._expanding[1]))
+        return True
+
+    def expanding(self) -> bool:
+        """True while an expand's display model is being built (the canvas still shows the graph before)."""
+        return self._expanding is not None
+
+    def _expanded(self, model) -> None:
+        pending, self._expanding = self._expanding, None
+        self._end_expand()
+        if pending is None or pending[0] is not self._scene.trace:
+            return  # (another trace was shown meanwhile)
+        self._scene.show_display(model, pending[1])
+        self._update_flow_timer()
+        self.sig_graph_changed.emit()
+
+    def _expand_failed(self, message: str) -> None:
+        self._expanding = None
+        self._end_expand()
+        self.setToolTip(f"Could not expand the module: {message}")
+
+    def _end_expand(self) -> None:
+        self.viewport().setCursor(Qt.OpenHandCursor if self.dragMode() == QGraphicsView.ScrollHandDrag
+                                  else Qt.ArrowCursor)
+
+    def _cancel_expand(self) -> None:
+        if self._expanding is not None:
+            self._expanding = None
+            if self._expander is not None:
+                self._expander.cancel()
+            self._end_expand()
+
     def set_trace(self, trace, step: int | None = None, keep_view: bool = False) -> None:
         """Show a trace; fits it to the window unless `keep_view` and the user has zoomed."""
+        self._cancel_expand()
         self._scene.aspect = self._aspect()
         self._scene.set_trace(trace, step)
         if not keep_view:
@@ -1046,6 +1130,7 @@ class GraphView(QGraphicsView):
 
     def collapse_all(self) -> None:
         """Fold every expanded module back."""
+        self._cancel_expand()
         self._scene.collapse_all()
         self.sig_graph_changed.emit()
 
@@ -1068,8 +1153,7 @@ class GraphView(QGraphicsView):
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         """Double-click on a module card expands it."""
         card = self._card_at(event.position().toPoint())
-        if card is not None and self._scene.toggle_module(card.node_id):
-            self.sig_graph_changed.emit()
+        if card is not None and self.expand(card.node_id):
             return
         super().mouseDoubleClickEvent(event)
 
@@ -1096,8 +1180,7 @@ class GraphView(QGraphicsView):
         elif key == Qt.Key_Escape:
             self.select(None)
         elif key in (Qt.Key_Return, Qt.Key_Enter) and self._scene.selected:
-            if self._scene.toggle_module(self._scene.selected):
-                self.sig_graph_changed.emit()
+            self.expand(self._scene.selected)
         else:
             super().keyPressEvent(event)
             return
