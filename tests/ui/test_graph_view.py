@@ -303,3 +303,29 @@ def test_a_new_trace_drops_an_expand_still_being_built(qtbot, monkeypatch):
     v.set_trace(other)  # shown while the expand builds: the expand of the earlier trace is dropped
     assert not v.expanding()  # (and the Worker never delivers a cancelled job's result)
     assert v.graph_scene.trace is other and v.graph_scene.expanded == set()
+
+
+def test_an_expand_that_fails_on_the_worker_leaves_the_graph_as_it_was(qtbot, monkeypatch):
+    import explorer.ui.graph.view as view_module
+
+    monkeypatch.setattr(view_module, "ASYNC_EXPAND_CARDS", 0)
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the layout")
+
+    tr = _module_net_trace()
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.set_trace(tr)
+    scene = v.graph_scene
+    before = dict(scene.model.positions)
+    module = next(d for d, c in scene.cards.items() if c.info["kind"] == "module")
+    monkeypatch.setattr(view_module, "build_display", broken)
+    with qtbot.assertNotEmitted(v.sig_graph_changed, wait=0):
+        assert v.expand(module)
+        qtbot.waitUntil(lambda: not v.expanding())
+    assert scene.expanded == set() and scene.model.positions == before
+    monkeypatch.setattr(view_module, "build_display", build_display)
+    with qtbot.waitSignal(v.sig_graph_changed):  # and the next expand works
+        assert v.expand(module)
+    assert len(scene.expanded) == 1 and len(scene.model.positions) > len(before)

@@ -17,8 +17,18 @@ from operator import itemgetter
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QLineEdit, QToolTip, QWidget
 
 from explorer.core.graph.display import (
     CARD_H,
@@ -57,8 +67,8 @@ from explorer.ui.graph.tiles import StaticLayer
 EDGE_PIECE = 512.0  # a long curve is drawn in pieces about this wide: a view strokes only the pieces it shows
 OVERVIEW_SCALE = 0.3  # view scale under which cards are drawn as one batch of blocks
 MIN_FIT_SCALE = 0.32  # Fit never goes below this for READABLE_CARDS cards: names stay readable ...
-ASYNC_EXPAND_CARDS = 1500  # a view builds a bigger graph's model after an expand on a Worker (~0.4 s at 10k)
 READABLE_CARDS = 200  # ... (the view scrolls, with a minimap, instead)
+ASYNC_EXPAND_CARDS = 1500  # a view builds a bigger graph's model after an expand on a Worker (~0.4 s at 10k)
 REWRAP_CARDS = 600  # graphs up to this size re-wrap their rows when the canvas changes shape
 READABLE_ZOOM = NAME_LOD * 1.05  # Fit wraps a short graph into rows when that lifts it to this zoom, where
 # cards draw their values and gradients (a little above NAME_LOD, so rounding never loses them)
@@ -965,7 +975,7 @@ class GraphView(QGraphicsView):
     def _expand_failed(self, message: str) -> None:
         self._expanding = None
         self._end_expand()
-        self.setToolTip(f"Could not expand the module: {message}")
+        QToolTip.showText(QCursor.pos(), f"Could not expand the module: {message}", self)
 
     def _end_expand(self) -> None:
         self.viewport().setCursor(Qt.OpenHandCursor if self.dragMode() == QGraphicsView.ScrollHandDrag
