@@ -452,3 +452,16 @@ def test_session_reader_survives_100k_deep_nesting_and_huge_numbers(tmp_path):
         with pytest.raises(SessionError):
             read_session(path)
         assert time.perf_counter() - start < 5  # generous: a hang would be caught here, not a speed check
+
+
+def test_a_field_name_with_a_line_break_gives_a_one_line_error(tmp_path):
+    """Found by the session fuzz: an unknown key "\\n" made the error two lines."""
+    from explorer.core.workspaces.session import SessionError, read_session
+
+    path = tmp_path / "s.json"
+    path.write_text('{"format": "autograd-explorer-session", "version": 2, "current": "expression", '
+                    '"workspaces": {"\\n": null, "": 1}}', encoding="utf-8")
+    with pytest.raises(SessionError) as caught:
+        read_session(path)
+    text = str(caught.value)
+    assert "\n" not in text and '"\\n"' in text, text

@@ -206,9 +206,16 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line: where the first problem is (workspaces.network.spec.lr) and what it is."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "the file"
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    where = ".".join(map(_field_name, first.get("loc", ()))) or "the file"
+    message = " ".join(str(first.get("msg", "invalid")).removeprefix("Value error, ").split())
     if first.get("type") == "json_invalid":
-        return f"not valid JSON: {first.get('ctx', {}).get('error', message)}"
+        return f"not valid JSON: {' '.join(str(first.get('ctx', {}).get('error', message)).split())}"
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"{where}: {message}{more}"
+
+
+def _field_name(part) -> str:
+    """A place in the file as the one-line error names it: a key that is empty or holds a line break or
+    another unprintable character (the file's own text) is shown quoted, with its escapes."""
+    text = str(part)
+    return text if text and text.isprintable() else json.dumps(text)
