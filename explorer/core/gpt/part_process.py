@@ -103,11 +103,14 @@ class PartProcess:
         self._start("grad", x, y, scale, weight)
 
     def finish_grad(self, params: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Wait for the part: (its loss x weight, its gradients x scale, each shaped like its parameter)."""
+        """Wait for the part: (its loss x weight, its gradients x scale, each shaped like its parameter).
+
+        The gradients are views of the shared block, not copies (a copy of every gradient cost ~0.8 ms a
+        step for the baby GPT): read them before this helper's next part, which overwrites them."""
         self._finish()
         grads, offset = [], 0
         for p in params:
-            grads.append(self._views["grads"][offset:offset + p.numel()].view_as(p).clone())
+            grads.append(self._views["grads"][offset:offset + p.numel()].view_as(p))
             offset += p.numel()
         return self._views["loss"][0].clone(), grads
 
