@@ -5,6 +5,10 @@ same on every machine. One test runs the real probe on a small block and checks 
 """
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +17,7 @@ from explorer.commands.train import start_line
 from explorer.core.gpt import train as train_mod
 from explorer.core.gpt.data import default_corpus
 from explorer.core.gpt.model import GPTConfig
+from explorer.core.gpt.part_process import MALLOC_KEEP
 from explorer.core.gpt.train import (
     CPU_BF16_MIN_SPEEDUP,
     CPU_BF16_MIN_WIDTH,
@@ -133,3 +138,31 @@ def test_ranks_settle_on_one_figure():
     assert fast and "5.00x" in note
     fast, note = cpu_bf16_decision(cfg, 1, 1, agree=lambda speedup: 0.25)
     assert not fast and "0.25x" in note
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and page-fault counts")
+def test_a_split_step_reuses_its_memory_instead_of_faulting_pages_in_again():
+    # The batch split's processes keep what malloc frees (part_process.keep_freed_memory, MALLOC_KEEP):
+    # a step's blocks are then the last step's pages, not fresh ones faulted in (the baby GPT's split:
+    # ~1,000 faults a step in the trainer's process and ~540 in the helper, none with it). Counted, not
+    # timed, on a block glibc would otherwise always hand back. In a subprocess: the setting is global.
+    code = (
+        "import resource, torch\n"
+        "from explorer.core.gpt.part_process import keep_freed_memory\n"
+        "def faults():\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "def churn():\n"
+        "    for _ in range(5):\n"
+        "        torch.ones(10_000_000).sum()\n"  # 40 MB, freed at once: above what glibc ever keeps
+        "churn(); before = faults(); churn(); plain = faults() - before\n"
+        "assert keep_freed_memory()\n"
+        "churn(); before = faults(); churn(); kept = faults() - before\n"
+        "print(plain, kept)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for name in MALLOC_KEEP:
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    plain, kept = map(int, done.stdout.split())
+    assert plain >= 5 * 9_000 and kept < 100, (plain, kept)  # 40 MB is ~9,800 pages

@@ -56,7 +56,7 @@ from explorer.core.gpt.model import (
     lm_loss,
     mfu,
 )
-from explorer.core.gpt.part_process import PartProcess, trainable
+from explorer.core.gpt.part_process import PartProcess, keep_freed_memory, trainable
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
     BATCH_SPLITS,
     CPU_BF16_MIN_WIDTH,
@@ -708,6 +708,7 @@ class Trainer:
     def _helpers(self) -> list[PartProcess]:
         """The helper processes, one per part after the first, started at the first split step."""
         if not self._part_processes:
+            keep_freed_memory()  # as the helpers do (part_process.MALLOC_KEEP): no page faults every step
             rows = -(-self.settings.batch_size // self.batch_parts)  # the largest part's rows
             for _ in range(self.batch_parts - 1):
                 self._part_processes.append(PartProcess(self.model, rows, self.autocast_dtype))
