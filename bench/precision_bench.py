@@ -81,12 +81,12 @@ def kernels() -> None:
     from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, cpu_bf16_decision
 
     baby = preset("tiny", **BABY_GPT)
-    threads = torch.get_num_threads()
-    for rows, label in ((6, "one part of a batch split in 2, on one core"), (12, "the whole batch")):
+    for rows, label in ((6, "one part of a batch split in 2"), (12, "the whole batch")):
         t0 = time.perf_counter()
-        _, note = cpu_bf16_decision(baby, rows, 1 if rows < 12 else threads)
+        _, note = cpu_bf16_decision(baby, rows)
         print(f"dtype auto, baby GPT, {label}: {note} [probe {time.perf_counter() - t0:.3f} s]")
-    print(f"{threads} thread(s); auto measures bf16 from width {CPU_BF16_MIN_WIDTH} on a CPU")
+    print(f"{torch.get_num_threads()} thread(s) below; auto measures bf16 from width {CPU_BF16_MIN_WIDTH} "
+          f"on a CPU")
     print(f"{'matrix product':<24}{'fp32 GF/s':>11}{'bf16 GF/s':>11}{'bf16/fp32':>11}")
     for m, k, n in ((768, 128, 384), (768, 128, 512), (768, 512, 128)):
         a, b = torch.randn(m, k), torch.randn(k, n)

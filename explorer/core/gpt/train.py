@@ -124,10 +124,10 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
 # this much faster than float32 (`probe_cpu_bf16`). The margin keeps a near tie (the probe's noise, the
 # casts and parts of a step it leaves out) in float32, the precision the loss curve is compared with.
 CPU_BF16_MIN_SPEEDUP = 1.1
-# The probe's size: one block's forward and backward on as many of the step's tokens as fit in about this
-# many FLOPs (the baby GPT's whole batch of 12 x 64: ~12 ms a pass in float32 on one core), and at least
+# The probe's size: one block's forward and backward on as many of a part's rows as fit in about this
+# many FLOPs (the baby GPT: 6 rows of 64 tokens, ~7 ms a pass in float32 on one core), and at least
 # CPU_PROBE_MIN_TOKENS tokens, so a wide model's products keep a realistic shape.
-CPU_PROBE_FLOPS = 1_000_000_000
+CPU_PROBE_FLOPS = 500_000_000
 CPU_PROBE_MIN_TOKENS = 64
 
 
@@ -153,10 +153,10 @@ def probe_cpu_bf16(config: GPTConfig, rows: int, threads: int, *, timer=time.per
     limited to it at half float32's speed, plain AVX-512 or AVX2 at a sixth; and around the products the
     casts, norms and attention (float32 on a CPU, `model.attend`) cost the same in both. So the trainer
     measures: a `Block` of the model's own width, heads and context on `rows` sequences (fewer, or a
-    shorter context, past CPU_PROBE_FLOPS) with `threads` torch threads, as its step will run them. One
-    untimed pass in each precision (oneDNN builds its kernels at the first), then `repeats` interleaved
-    pairs; each precision's best time counts (load only ever adds time). Tens of milliseconds for the baby
-    GPT. The global RNG and the thread count are left as they were; `timer` is for tests."""
+    shorter context, past CPU_PROBE_FLOPS) with `threads` torch threads. One untimed pass in each
+    precision (oneDNN builds its kernels at the first), then `repeats` interleaved pairs; each precision's
+    best time counts (load only ever adds time). Tens of milliseconds for the baby GPT. The global RNG and
+    the thread count are left as they were; `timer` is for tests."""
     E, H, T = config.emb_dim, config.hidden_dim, config.context_length
     per_token = 3 * (2 * E * 3 * E + 2 * E * E + 4 * E * H + 4 * T * E)
     budget = max(CPU_PROBE_MIN_TOKENS, CPU_PROBE_FLOPS // per_token)
@@ -190,26 +190,29 @@ def probe_cpu_bf16(config: GPTConfig, rows: int, threads: int, *, timer=time.per
     return CpuBf16Probe(min(times[False]), min(times[True]), rows, rows * T, max(1, threads))
 
 
-# What `cpu_bf16_decision` measured, once per process for each model shape and thread count.
+# What `cpu_bf16_decision` measured, once per process for each model shape.
 CPU_BF16_PROBES: dict[tuple, CpuBf16Probe] = {}
 
 
-def cpu_bf16_decision(config: GPTConfig, rows: int, threads: int, agree=None) -> tuple[bool, str]:
+def cpu_bf16_decision(config: GPTConfig, rows: int, agree=None) -> tuple[bool, str]:
     """Whether dtype "auto" trains this model on this CPU in bf16 autocast, and why (the start line note).
 
     Not below CPU_BF16_MIN_WIDTH (there the casts cost about what faster products save); else from
-    `probe_cpu_bf16` (`rows` sequences on `threads` threads: one part of a split batch on one core, or the
-    whole batch on every thread), measured once per process for each shape, and bf16 only when it is at
-    least CPU_BF16_MIN_SPEEDUP times faster. `agree(speedup) -> speedup` lets ranks of a distributed run
-    settle on one figure (their mean), so that they all train in one precision."""
+    `probe_cpu_bf16` on `rows` sequences (one part of a split batch, or the whole batch) and one thread,
+    measured once per process for each shape, and bf16 only when it is at least CPU_BF16_MIN_SPEEDUP times
+    faster. One thread, also for a run that spreads its kernels over several: the question is the
+    kernels' precision, and a probe on two threads of a loaded 2-core machine said anything from 0.35x to
+    4.4x in five tries (load 6), where one thread said 1.53-1.59x (1.41-1.46x on two threads, quiet).
+    `agree(speedup) -> speedup` lets ranks of a distributed run settle on one figure (their mean), so
+    that they all train in one precision."""
     if config.emb_dim < CPU_BF16_MIN_WIDTH:
         return False, (f"float32: {config.emb_dim} wide, under the {CPU_BF16_MIN_WIDTH} from which bf16 "
                        f"products can pay on a CPU")
     key = (config.emb_dim, config.hidden_dim, config.n_heads, config.qkv_bias, config.context_length,
-           rows, threads, os.environ.get("ONEDNN_MAX_CPU_ISA", ""))
+           rows, os.environ.get("ONEDNN_MAX_CPU_ISA", ""))
     probe = CPU_BF16_PROBES.get(key)
     if probe is None:
-        probe = CPU_BF16_PROBES[key] = probe_cpu_bf16(config, rows, threads)
+        probe = CPU_BF16_PROBES[key] = probe_cpu_bf16(config, rows, 1)
     speedup = agree(probe.speedup) if agree is not None else probe.speedup
     fast = speedup >= CPU_BF16_MIN_SPEEDUP
     measured = (f"a block's forward and backward ({probe.rows} x {probe.tokens // probe.rows} tokens, "
@@ -995,14 +998,12 @@ class Trainer:
             return torch.bfloat16, ""
         if self.device.type != "cpu":
             return None, ""
-        split = self.batch_parts > 1  # each part on one core (a helper process or a pool thread)
-        rows = -(-self.settings.batch_size // self.batch_parts)
-        threads = 1 if split else torch.get_num_threads()
+        rows = -(-self.settings.batch_size // self.batch_parts)  # a part's rows (the batch: unsplit)
         agree = None
         if self.distributed:
             def agree(speedup: float) -> float:
                 return all_reduce_sum(torch.tensor([speedup])).item() / self.world_size
-        fast, note = cpu_bf16_decision(self.config, rows, threads, agree)
+        fast, note = cpu_bf16_decision(self.config, rows, agree)
         return (torch.bfloat16 if fast else None), note
 
     def _autocast(self):
