@@ -11,11 +11,12 @@ of the last 50 steps) and validation loss at each evaluation, their differences,
 --split compares float32 in one pass on one thread with what a user gets on every core: dtype auto, and
 each batch split into one part per core (TrainSettings.batch_split: auto, helper processes for the baby GPT).
 
---kernels prints the two measurements behind the CPU rule of dtype "auto" (train.cpu_bf16_is_fast and
-train.CPU_BF16_MIN_WIDTH): bf16 against float32 matrix products at the baby GPT's shapes, and one
-training step of models of growing width in both precisions. Run it again with oneDNN held to an older
-instruction set to see a CPU without AMX: ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (avx512_bf16 only) or
-ONEDNN_MAX_CPU_ISA=AVX512_CORE (no bf16 instructions).
+--kernels prints the measurements behind the CPU rule of dtype "auto" (train.cpu_bf16_decision, its
+probe train.probe_cpu_bf16 and train.CPU_BF16_MIN_WIDTH): what the trainer's probe decides for the baby
+GPT here, bf16 against float32 matrix products at the baby GPT's shapes, and one training step of models
+of growing width in both precisions. Run it again with oneDNN held to an older instruction set to see
+another CPU: ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (avx512_bf16 without AMX) or ONEDNN_MAX_CPU_ISA=AVX512_CORE
+(no bf16 instructions).
 """
 
 from __future__ import annotations
@@ -77,10 +78,15 @@ def _median_s(fn, repeats: int = 5, number: int = 20) -> float:
 def kernels() -> None:
     """bf16 against float32: matrix products at the baby GPT's shapes, then a training step per width."""
     from explorer.core.gpt.model import GPT
-    from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, cpu_bf16_is_fast
+    from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, cpu_bf16_decision
 
-    print(f"{torch.get_num_threads()} thread(s); AMX tiles: {cpu_bf16_is_fast()}; "
-          f"auto picks bf16 from width {CPU_BF16_MIN_WIDTH} on a CPU with AMX")
+    baby = preset("tiny", **BABY_GPT)
+    for rows, label in ((6, "one part of a batch split in 2"), (12, "the whole batch")):
+        t0 = time.perf_counter()
+        _, note = cpu_bf16_decision(baby, rows)
+        print(f"dtype auto, baby GPT, {label}: {note} [probe {time.perf_counter() - t0:.3f} s]")
+    print(f"{torch.get_num_threads()} thread(s) below; auto measures bf16 from width {CPU_BF16_MIN_WIDTH} "
+          f"on a CPU")
     print(f"{'matrix product':<24}{'fp32 GF/s':>11}{'bf16 GF/s':>11}{'bf16/fp32':>11}")
     for m, k, n in ((768, 128, 384), (768, 128, 512), (768, 512, 128)):
         a, b = torch.randn(m, k), torch.randn(k, n)

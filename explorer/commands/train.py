@@ -388,7 +388,8 @@ def start_line(r: dict) -> str:
             f"emb {c['emb_dim']}, context {c['context_length']}, {r['tokenizer']} vocab {c['vocab_size']}) "
             f"on {r['device']} "
             f"({r['dtype']}); {r['train_tokens']:,} training tokens; from step {r['step']}"
-            + split_note(r) + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
+            + split_note(r) + (f"; {r['dtype_note']}" if r.get("dtype_note") else "")
+            + (f"; {r['compile_note']}" if r.get("compile_note") else ""))
 
 
 def split_note(r: dict) -> str:

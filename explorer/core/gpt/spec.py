@@ -160,8 +160,9 @@ class TrainSettings(ConfigMixin):
     # many steps, as "histograms" records; 0: never (explorer/core/gpt/histograms.py).
     hist_every: int = 50
     device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps
-    # auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with AMX (Intel Xeon since Sapphire
-    # Rapids) for models at least 128 wide, where it trains faster; float32 elsewhere. Or float32 / bfloat16.
+    # auto: bf16 autocast on CUDA GPUs that support it, and on a CPU for models at least 128 wide where a
+    # measurement at the start finds it faster (train.cpu_bf16_decision); float32 elsewhere. Or float32 /
+    # bfloat16.
     dtype: str = "auto"
     # torch.compile the model's loss where the run is long enough to pay the compile back (on a CPU at least
     # 10,000 steps, and a C++ compiler on the PATH); the start line says whether it did and why.
@@ -253,10 +254,11 @@ TRAIN_PRESETS: dict[str, TrainSettings] = {
 }
 
 
-# Narrowest model (emb_dim) for which "auto" picks bf16 on a CPU with AMX. bf16 against float32 per
-# training step with one thread (batch 12; `bench/precision_bench.py --kernels`): width 16 0.7x, 32
-# 0.55-0.7x, 64 1.05-1.25x, 128 1.1-1.9x, 256 1.6-1.8x: narrower, the casts cost about what the faster
-# products save, and the float32 result is the one to compare with.
+# Narrowest model (emb_dim) for which "auto" measures bf16 on a CPU (train.cpu_bf16_decision). bf16
+# against float32 per training step with one thread (batch 12; `bench/precision_bench.py --kernels`), on
+# a Xeon with AMX: width 16 0.7x, 32 0.55-0.7x, 64 1.05-1.25x, 128 1.1-1.9x, 256 1.6-1.8x; on an AMD EPYC
+# with avx512_bf16: 16 0.6x, 32 0.74x, 64 1.15x, 128 1.48x, 256 1.85x. Narrower, the casts cost about
+# what the faster products save, and the float32 result is the one to compare with.
 CPU_BF16_MIN_WIDTH = 128
 
 

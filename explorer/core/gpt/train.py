@@ -48,6 +48,7 @@ from explorer.core.gpt.histograms import HistogramRecorder, from_record, thin, w
 from explorer.core.gpt.model import (
     GPT,
     PRESETS,
+    Block,
     ConfigError,
     GPTConfig,
     count_parameters,
@@ -55,7 +56,7 @@ from explorer.core.gpt.model import (
     lm_loss,
     mfu,
 )
-from explorer.core.gpt.part_process import PartProcess, trainable
+from explorer.core.gpt.part_process import PartProcess, keep_freed_memory, trainable
 from explorer.core.gpt.spec import (  # noqa: F401 - the torch-free settings, re-exported for older imports
     BATCH_SPLITS,
     CPU_BF16_MIN_WIDTH,
@@ -119,22 +120,108 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return reduced.to(values.device) if host else reduced
 
 
-def cpu_bf16_is_fast() -> bool:
-    """Whether this CPU multiplies bf16 matrices faster than float32: only with AMX tiles.
+# dtype "auto" on a CPU: bf16 autocast only where a measurement at the trainer's start finds it at least
+# this much faster than float32 (`probe_cpu_bf16`). The margin keeps a near tie (the probe's noise, the
+# casts and parts of a step it leaves out) in float32, the precision the loss curve is compared with.
+CPU_BF16_MIN_SPEEDUP = 1.1
+# The probe's size: one block's forward and backward on as many of a part's rows as fit in about this
+# many FLOPs (the baby GPT: 6 rows of 64 tokens, ~7 ms a pass in float32 on one core), and at least
+# CPU_PROBE_MIN_TOKENS tokens, so a wide model's products keep a realistic shape.
+CPU_PROBE_FLOPS = 500_000_000
+CPU_PROBE_MIN_TOKENS = 64
 
-    Measured with one thread on a Xeon with AMX, on the baby GPT's matrix shapes (768 x 128 by
-    128 x 384, 512 or 128; `bench/precision_bench.py --kernels`): bf16 runs 5.5-6.4x faster than
-    float32. With oneDNN limited to avx512_bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) bf16 runs at
-    half float32's speed, and at a sixth with plain AVX-512: there autocast would only slow training.
-    """
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # oneDNN told to keep off AMX
-    if isa and isa != "ALL" and "AMX" not in isa:
-        return False
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, but in torch since 2.3
-    try:
-        return bool(probe and probe() and torch.backends.mkldnn.is_available())
-    except RuntimeError:
-        return False
+
+class CpuBf16Probe:
+    """What `probe_cpu_bf16` measured: the best seconds of a pass in each precision, and its shape."""
+
+    def __init__(self, float32_s: float, bfloat16_s: float, rows: int, tokens: int, threads: int) -> None:
+        self.float32_s, self.bfloat16_s = float32_s, bfloat16_s
+        self.rows, self.tokens, self.threads = rows, tokens, threads
+
+    @property
+    def speedup(self) -> float:
+        """float32's time over bf16's: above 1, bf16 autocast is the faster."""
+        return self.float32_s / max(self.bfloat16_s, 1e-12)
+
+
+def probe_cpu_bf16(config: GPTConfig, rows: int, threads: int, *, timer=time.perf_counter,
+                   repeats: int = 3) -> CpuBf16Probe:
+    """Time one of the model's transformer blocks, forward and backward, in float32 and under bf16 autocast.
+
+    Whether bf16 pays on a CPU depends on more than its instruction set: AMX runs the baby GPT's products
+    5-6x faster than float32, avx512_bf16 on an AMD EPYC (Zen 4) 2.3-2.5x faster, avx512_bf16 on a Xeon
+    limited to it at half float32's speed, plain AVX-512 or AVX2 at a sixth; and around the products the
+    casts, norms and attention (float32 on a CPU, `model.attend`) cost the same in both. So the trainer
+    measures: a `Block` of the model's own width, heads and context on `rows` sequences (fewer, or a
+    shorter context, past CPU_PROBE_FLOPS) with `threads` torch threads. One untimed pass in each
+    precision (oneDNN builds its kernels at the first), then `repeats` interleaved pairs; each precision's
+    best time counts (load only ever adds time). Tens of milliseconds for the baby GPT. The global RNG and
+    the thread count are left as they were; `timer` is for tests."""
+    E, H, T = config.emb_dim, config.hidden_dim, config.context_length
+    per_token = 3 * (2 * E * 3 * E + 2 * E * E + 4 * E * H + 4 * T * E)
+    budget = max(CPU_PROBE_MIN_TOKENS, CPU_PROBE_FLOPS // per_token)
+    T = max(1, min(T, budget))
+    rows = max(1, min(rows, budget // T))
+    before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.set_num_threads(max(1, threads))
+        try:
+            torch.manual_seed(0)
+            block = Block(config.replace(drop_rate=0.0))
+            x = torch.randn(rows, T, E, requires_grad=True)
+
+            def one(low: bool) -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                    out = block(x)
+                out.sum().backward()
+                block.zero_grad(set_to_none=True)
+                x.grad = None
+
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for low in (False, True):
+                one(low)
+            for i in range(max(1, repeats)):
+                for low in ((False, True) if i % 2 == 0 else (True, False)):
+                    t0 = timer()
+                    one(low)
+                    times[low].append(timer() - t0)
+        finally:
+            torch.set_num_threads(before)
+    return CpuBf16Probe(min(times[False]), min(times[True]), rows, rows * T, max(1, threads))
+
+
+# What `cpu_bf16_decision` measured, once per process for each model shape.
+CPU_BF16_PROBES: dict[tuple, CpuBf16Probe] = {}
+
+
+def cpu_bf16_decision(config: GPTConfig, rows: int, agree=None) -> tuple[bool, str]:
+    """Whether dtype "auto" trains this model on this CPU in bf16 autocast, and why (the start line note).
+
+    Not below CPU_BF16_MIN_WIDTH (there the casts cost about what faster products save); else from
+    `probe_cpu_bf16` on `rows` sequences (one part of a split batch, or the whole batch) and one thread,
+    measured once per process for each shape, and bf16 only when it is at least CPU_BF16_MIN_SPEEDUP times
+    faster. One thread, also for a run that spreads its kernels over several: the question is the
+    kernels' precision, and a probe on two threads of a loaded 2-core machine said anything from 0.35x to
+    4.4x in five tries (load 6), where one thread said 1.53-1.59x (1.41-1.46x on two threads, quiet).
+    `agree(speedup) -> speedup` lets ranks of a distributed run settle on one figure (their mean), so
+    that they all train in one precision."""
+    if config.emb_dim < CPU_BF16_MIN_WIDTH:
+        return False, (f"float32: {config.emb_dim} wide, under the {CPU_BF16_MIN_WIDTH} from which bf16 "
+                       f"products can pay on a CPU")
+    key = (config.emb_dim, config.hidden_dim, config.n_heads, config.qkv_bias, config.context_length,
+           rows, os.environ.get("ONEDNN_MAX_CPU_ISA", ""))
+    probe = CPU_BF16_PROBES.get(key)
+    if probe is None:
+        probe = CPU_BF16_PROBES[key] = probe_cpu_bf16(config, rows, 1)
+    speedup = agree(probe.speedup) if agree is not None else probe.speedup
+    fast = speedup >= CPU_BF16_MIN_SPEEDUP
+    measured = (f"a block's forward and backward ({probe.rows} x {probe.tokens // probe.rows} tokens, "
+                f"{probe.threads} thread{'s' if probe.threads > 1 else ''}) took "
+                f"{probe.bfloat16_s * 1e3:.1f} ms in bf16 against {probe.float32_s * 1e3:.1f} ms in float32")
+    if fast:
+        return True, f"bf16 autocast: {speedup:.2f}x float32's speed on this CPU ({measured})"
+    return False, (f"float32: bf16 measured {speedup:.2f}x float32's speed on this CPU, under the "
+                   f"{CPU_BF16_MIN_SPEEDUP:.2f}x it must reach ({measured})")
 
 
 # Steps a run must have left for torch.compile to pay back on a CPU. Measured on the baby GPT (4 layers,
@@ -259,12 +346,16 @@ def cpu_batch_mode(settings: TrainSettings, parts: int) -> str:
 def add_part_gradients(params: list, results: list) -> torch.Tensor:
     """Add each part's gradients (`results`: (loss share, gradients per parameter or None) per part, in part
     order) into the parameters' .grad in that order, and return the summed loss: the same sums every run,
-    whichever part finished first."""
+    whichever part finished first. A part's gradients may be views of a helper's shared block (read here,
+    never kept): the sum is always a new tensor."""
     for i, param in enumerate(params):
         found = [part[i] for _, part in results if part[i] is not None]
         if not found:
             continue
-        total = torch.stack(found).sum(0) if len(found) > 1 else found[0]
+        # Added one part after the other, into one new tensor (stacking them first cost ~2 ms a step).
+        total = torch.add(found[0], found[1]) if len(found) > 1 else found[0].clone()
+        for more in found[2:]:
+            total += more
         if param.grad is None:
             param.grad = total
         else:
@@ -377,12 +468,13 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
             torch.manual_seed(self.settings.seed + self.rank)  # different dropout masks per rank
-        self.autocast_dtype = self._autocast_dtype()
         # From the run's steps (a resumed run decides from all of them: its step is not known yet).
         self.compiled, self.compile_note = compile_decision(self.settings, self.device)
         self.batch_parts = cpu_batch_parts(self.settings.replace(compile=self.compiled), self.config,
                                            self.device, distributed=self.distributed)
         self.batch_mode = cpu_batch_mode(self.settings, self.batch_parts)
+        # After the split: on a CPU, "auto" measures bf16 against float32 as the step will run (per part).
+        self.autocast_dtype, self.dtype_note = self._autocast_dtype()
         self._part_pool: ThreadPoolExecutor | None = None  # made at the first split step (threads)
         self._part_processes: list[PartProcess] = []  # started at the first split step (processes)
         # The helper processes end with the trainer (`close`), or when it is collected, or with this process.
@@ -567,7 +659,10 @@ class Trainer:
                 total += self._forward_backward(x, y, s.grad_accum_steps)
         self.hist.observe_gradients(self.step + 1)
         clip = s.grad_clip if s.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        # foreach on a CPU too (torch's default there is a Python loop of a norm and a multiply per tensor):
+        # the same numbers, in fewer kernels.
+        foreach = True if self.device.type == "cpu" else None
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=foreach)
         stats = [total / s.grad_accum_steps, grad_norm.float()]
         if self.distributed:
             # Summed over ranks: the mean loss and norm, so that every rank takes the same decisions
@@ -616,6 +711,7 @@ class Trainer:
     def _helpers(self) -> list[PartProcess]:
         """The helper processes, one per part after the first, started at the first split step."""
         if not self._part_processes:
+            keep_freed_memory()  # as the helpers do (part_process.MALLOC_KEEP): no page faults every step
             rows = -(-self.settings.batch_size // self.batch_parts)  # the largest part's rows
             for _ in range(self.batch_parts - 1):
                 self._part_processes.append(PartProcess(self.model, rows, self.autocast_dtype))
@@ -891,16 +987,24 @@ class Trainer:
         kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
         return torch.optim.AdamW(groups, lr=s.lr, betas=(s.beta1, s.beta2), **kwargs)
 
-    def _autocast_dtype(self) -> torch.dtype | None:
+    def _autocast_dtype(self) -> tuple[torch.dtype | None, str]:
+        """The autocast dtype (None: float32) and the start record's `dtype_note` (why, for "auto", CPU)."""
         want = self.settings.dtype
         if want == "float32":
-            return None
+            return None, ""
         if want == "bfloat16":
-            return torch.bfloat16
+            return torch.bfloat16, ""
         if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        cpu = self.device.type == "cpu" and self.config.emb_dim >= CPU_BF16_MIN_WIDTH
-        return torch.bfloat16 if cpu and cpu_bf16_is_fast() else None
+            return torch.bfloat16, ""
+        if self.device.type != "cpu":
+            return None, ""
+        rows = -(-self.settings.batch_size // self.batch_parts)  # a part's rows (the batch: unsplit)
+        agree = None
+        if self.distributed:
+            def agree(speedup: float) -> float:
+                return all_reduce_sum(torch.tensor([speedup])).item() / self.world_size
+        fast, note = cpu_bf16_decision(self.config, rows, agree)
+        return (torch.bfloat16 if fast else None), note
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -912,7 +1016,7 @@ class Trainer:
                 "settings": self.settings.to_dict(), "device": str(self.device),
                 "dtype": "bfloat16" if self.autocast_dtype else "float32",
                 "batch_parts": self.batch_parts, "batch_mode": self.batch_mode, "compiled": self.compiled,
-                "compile_note": self.compile_note,
+                "compile_note": self.compile_note, "dtype_note": self.dtype_note,
                 "parameters": count_parameters(self.config)["total"], "tokenizer": self.tokenizer.kind,
                 "vocab_size": self.config.vocab_size, "train_tokens": len(self.data.train),
                 "val_tokens": len(self.data.val), "rank": self.rank, "world_size": self.world_size}

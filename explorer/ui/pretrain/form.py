@@ -117,7 +117,8 @@ TRAIN_FIELDS = [
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_TIP = ("Where the arithmetic runs. auto picks a CUDA GPU, then Apple's MPS, then the CPU. "
               "GPUs are tens of times faster for anything but the tiniest model. Where it is faster (GPUs "
-              f"with bf16, and CPUs with AMX for models at least {CPU_BF16_MIN_WIDTH} wide) the matrix "
+              f"with bf16, and CPUs where a quick measurement at the start finds bf16 faster, for models at "
+              f"least {CPU_BF16_MIN_WIDTH} wide) the matrix "
               "products run in bf16 while weights, optimizer and loss stay float32: mixed precision, "
               "named when a run starts.")
 GPUS_TIP = ("Train on this many GPUs at once (data parallel, through torchrun): each GPU runs a copy of "
