@@ -578,15 +578,8 @@ class GraphScene(QGraphicsScene):
                       offset, strict=True)]
         boxes = [QRectF(*b) for b in bounds.tolist()]
         # every (cell, frame) pair: the cells of its bounding rectangle, as `_file_edges` files edges
-        bx0, by0 = bounds[:, 0], bounds[:, 1]
-        cx0, cx1 = np.floor_divide(bx0, CELL), np.floor_divide(bx0 + bounds[:, 2], CELL)
-        cy0, cy1 = np.floor_divide(by0, CELL), np.floor_divide(by0 + bounds[:, 3], CELL)
-        cx0, cx1, cy0, cy1 = (c.astype(np.int64) for c in (cx0, cx1, cy0, cy1))
-        rows = cy1 - cy0 + 1
-        counts = (cx1 - cx0 + 1) * rows
-        which = np.repeat(np.arange(len(number)), counts)
-        k = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
-        for cell, members in _group((cx0[which] + k // rows[which], cy0[which] + k % rows[which]), which):
+        bx, by = bounds[:, 0], bounds[:, 1]
+        for cell, members in cells_of_boxes(bx, by, bx + bounds[:, 2], by + bounds[:, 3], CELL).items():
             self._frame_cells[cell] = members.tolist()
         return places, boxes
 
