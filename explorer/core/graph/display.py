@@ -95,7 +95,7 @@ def _node_info(node, has_grad: bool) -> dict:
     help_key = "no_grad" if no_grad else kind
     helptext = _KIND_HELP.get(help_key, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
     lines = [f"<b>{html.escape(title)}</b>: {helptext}"]
-    facts = tensor_facts(node.value)
+    facts, layout = _facts_and_layout(node.value)
     if facts:
         lines.append(facts)
     if getattr(node, "call", None):
@@ -110,8 +110,29 @@ def _node_info(node, has_grad: bool) -> dict:
         "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
         "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
-        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": tensor_layout(node.value),
+        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": layout,
     }
+
+
+def _facts_and_layout(value) -> tuple[str, str]:
+    """(`tensor_facts`, `tensor_layout`) of a value, worked out once per shape, dtype, stride, contiguity
+    and size (a graph's values share a few hundred: a model's blocks repeat)."""
+    if value is None:
+        return "", ""
+    key = (getattr(value, "shape", ()), getattr(value, "dtype", None), getattr(value, "stride", ()),
+           getattr(value, "is_contiguous", True), getattr(value, "numel", 1))
+    try:
+        got = _FACTS.get(key)
+    except TypeError:  # (an attribute that cannot be hashed: no memo)
+        return tensor_facts(value), tensor_layout(value)
+    if got is None:
+        if len(_FACTS) >= 4096:
+            _FACTS.clear()
+        got = _FACTS[key] = (tensor_facts(value), tensor_layout(value))
+    return got
+
+
+_FACTS: dict[tuple, tuple[str, str]] = {}  # (shape, dtype, stride, contiguous, numel) -> facts, layout
 
 
 def tensor_facts(value) -> str:
