@@ -202,3 +202,18 @@ def test_each_frame_holds_the_cards_of_its_module_in_the_models_order():
                     inside.append(did)
             assert frames.get(path, inside if len(inside) <= 1 else None) == inside, (path, expanded)
         assert not expanded or len(frames) > 1
+
+
+def test_cards_of_one_shape_but_another_stride_or_dtype_say_their_own_facts():
+    """A card's facts and layout line are worked out once per (shape, dtype, stride, contiguity, size):
+    every card must still say what `tensor_facts` and `tensor_layout` say of its own value."""
+    from explorer.core.graph.display import tensor_facts, tensor_layout
+
+    tr, model = _tensor_basics()
+    shapes = {}
+    for did, info in model.info.items():
+        value = tr.nodes[did].value
+        assert (info["facts"], info["layout"]) == (tensor_facts(value), tensor_layout(value)), did
+        if value is not None:
+            shapes.setdefault(tuple(value.shape), set()).add((str(value.dtype), tuple(value.stride)))
+    assert any(len(kinds) > 1 for kinds in shapes.values())  # one shape seen with two strides or dtypes
