@@ -68,6 +68,9 @@ class DisplayModel:
     # (positions, edges it was made for; positions as an n x 2 array, display id -> row, each edge's ends'
     # rows as an m x 2 array): `card_arrays`, worked out once per layout, not by every step that needs them
     arrays: tuple | None = field(default=None, repr=False, compare=False)
+    # what the canvas works out from the layout (explorer.ui.graph.view: `frame_boxes`, `edge_lines`), kept
+    # with the objects it was made for; a Worker that builds the model fills it, off the GUI thread
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
