@@ -139,3 +139,81 @@ def test_an_expand_leaves_few_objects_per_card_for_the_collector_to_scan():
         per_card.append(made / len(model.info))
     assert all(n <= 9 for n in per_card), per_card
     assert per_card[1] <= per_card[0] * 1.1, per_card
+
+
+def test_wrapping_moves_each_bend_with_its_layer_and_turns_edges_back_between_rows():
+    """`_wrap` moves the bends of the edges within one row in one array pass: each point must land where
+    its layer's column and row put it (worked out here point by point), and an edge between rows turns
+    back through the gap under the row it leaves (four points per row change)."""
+    from explorer.core.graph.display import CARD_W, GAP_X, _band_spans, _row_bases, _shape, set_bands
+    from tests.graphs import all_expanded, gpt_step_trace
+
+    tr = gpt_step_trace(6)
+    model = build_display(tr, all_expanded(tr))
+    positions, bends = model.flat
+    n_layers = _shape(positions)[0]
+    sx = CARD_W + GAP_X
+    checked = turned = 0
+    for bands in (2, 3, 7):
+        set_bands(model, bands)
+        per_band = -(-n_layers // bands)
+        _sx, spans = _band_spans(positions, bands, bends)
+        bases = _row_bases(spans)
+
+        def place(x, y, _per=per_band, _bands=bands, _spans=spans, _bases=bases):
+            layer = round(x / sx)
+            row = min(_bands - 1, layer // _per)
+            return (layer - row * _per) * sx, y - _spans[row][0] + _bases[row], row
+
+        for did, (x, y) in positions.items():
+            assert model.positions[did] == place(x, y)[:2]
+        for (u, v) in model.edges:
+            rows = {place(*p)[2] for p in [positions[u], *bends.get((u, v), ()), positions[v]]}
+            if len(rows) == 1:  # within one row: its bends moved as its row (none when it had none)
+                assert model.bends.get((u, v), []) == [place(*p)[:2] for p in bends.get((u, v), ())]
+                checked += (u, v) in bends
+            else:  # from one row into another: turns back, four points a row change
+                assert len(model.bends[(u, v)]) >= len(bends.get((u, v), ())) + 4
+                turned += 1
+    assert checked > 20 and turned > 5, (checked, turned)
+
+
+def test_each_frame_holds_the_cards_of_its_module_in_the_models_order():
+    """`_frames` files cards in frames in array passes: each expanded module's frame holds exactly the
+    cards (ops by their module, module cards by their path) inside it, rolled-up runs included, in the
+    model's card order (checked card by card here)."""
+    from explorer.core.graph.display import _in_module
+    from tests.graphs import all_expanded, gpt_step_trace
+
+    tr = gpt_step_trace(5)
+    every = all_expanded(tr)
+    rolled = {p for p in every if "-" in p.rpartition(".")[2]}
+    cases = [every, every - {"blocks.2"} - {p for p in every if p.startswith("blocks.2.")},
+             {"blocks", *rolled}, set()]
+    for expanded in cases:
+        model = build_display(tr, expanded)
+        frames = {path: members for path, _label, members in model.frames}
+        for path in expanded:
+            inside = []
+            for did, info in model.info.items():
+                where = info.get("path") if info["kind"] == "module" else tr.nodes[did].module
+                if where and (where == path or where.startswith(path + ".") or
+                              (_in_module(where, path) and not where.startswith(path))):
+                    inside.append(did)
+            assert frames.get(path, inside if len(inside) <= 1 else None) == inside, (path, expanded)
+        assert not expanded or len(frames) > 1
+
+
+def test_cards_of_one_shape_but_another_stride_or_dtype_say_their_own_facts():
+    """A card's facts and layout line are worked out once per (shape, dtype, stride, contiguity, size):
+    every card must still say what `tensor_facts` and `tensor_layout` say of its own value."""
+    from explorer.core.graph.display import tensor_facts, tensor_layout
+
+    tr, model = _tensor_basics()
+    shapes = {}
+    for did, info in model.info.items():
+        value = tr.nodes[did].value
+        assert (info["facts"], info["layout"]) == (tensor_facts(value), tensor_layout(value)), did
+        if value is not None:
+            shapes.setdefault(tuple(value.shape), set()).add((str(value.dtype), tuple(value.stride)))
+    assert any(len(kinds) > 1 for kinds in shapes.values())  # one shape seen with two strides or dtypes

@@ -305,6 +305,52 @@ def test_a_new_trace_drops_an_expand_still_being_built(qtbot, monkeypatch):
     assert v.graph_scene.trace is other and v.graph_scene.expanded == set()
 
 
+def test_a_big_graphs_expand_works_its_frame_boxes_and_edge_lines_out_on_the_worker(qtbot, monkeypatch):
+    """What the canvas reads from a model without Qt (each frame part's box, each edge's points) is worked
+    out by the Worker that builds the model: the GUI thread takes it over and works out neither again;
+    a rewrap (new positions) works both out anew, as a build from scratch does."""
+    import threading
+
+    import explorer.ui.graph.view as view_module
+
+    monkeypatch.setattr(view_module, "ASYNC_EXPAND_CARDS", 0)  # every graph counts as big here
+    where: list[tuple[str, threading.Thread]] = []
+    for name in ("_frame_boxes", "_edge_lines"):
+        real = getattr(view_module, name)
+
+        def recording(model, _real=real, _name=name):
+            where.append((_name, threading.current_thread()))
+            return _real(model)
+
+        monkeypatch.setattr(view_module, name, recording)
+    tr = _module_net_trace()
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_trace(tr)
+    scene = v.graph_scene
+    module = next(d for d, c in scene.cards.items() if c.info["kind"] == "module")
+    where.clear()
+    with qtbot.waitSignal(v.sig_graph_changed):
+        assert v.expand(module)
+    assert sorted(name for name, _t in where) == ["_edge_lines", "_frame_boxes"], where
+    assert all(t is not threading.main_thread() for _name, t in where), where
+    assert scene.model.frames  # (the expanded module's frame was boxed)
+    direct = GraphScene()
+    direct.set_trace(tr)
+    direct.toggle_module(module)
+    assert [(f.path, f.rect.getRect()) for f in scene.frames.places] == \
+        [(f.path, f.rect.getRect()) for f in direct.frames.places]
+    assert scene._edge_cells == direct._edge_cells  # noqa: SLF001
+    where.clear()
+    bands = scene.model.bands
+    assert scene.rewrap(scene.aspect, bands + 1)
+    assert sorted(name for name, _t in where) == ["_edge_lines", "_frame_boxes"], where
+    direct.rewrap(direct.aspect, bands + 1)
+    assert [f.rect.getRect() for f in scene.frames.places] == [f.rect.getRect() for f in direct.frames.places]
+
+
 def test_an_expand_that_fails_on_the_worker_leaves_the_graph_as_it_was(qtbot, monkeypatch):
     import explorer.ui.graph.view as view_module
 

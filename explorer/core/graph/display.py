@@ -68,6 +68,9 @@ class DisplayModel:
     # (positions, edges it was made for; positions as an n x 2 array, display id -> row, each edge's ends'
     # rows as an m x 2 array): `card_arrays`, worked out once per layout, not by every step that needs them
     arrays: tuple | None = field(default=None, repr=False, compare=False)
+    # what the canvas works out from the layout (explorer.ui.graph.view: `frame_boxes`, `edge_lines`), kept
+    # with the objects it was made for; a Worker that builds the model fills it, off the GUI thread
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def row_of(self, display_id: str) -> int:
         """The wrapped row a card sits in (0 when the graph is one row)."""
@@ -95,7 +98,7 @@ def _node_info(node, has_grad: bool) -> dict:
     help_key = "no_grad" if no_grad else kind
     helptext = _KIND_HELP.get(help_key, "").format(name=title, torch=torch_name or "its grad_fn", n=0)
     lines = [f"<b>{html.escape(title)}</b>: {helptext}"]
-    facts = tensor_facts(node.value)
+    facts, layout = _facts_and_layout(node.value)
     if facts:
         lines.append(facts)
     if getattr(node, "call", None):
@@ -110,8 +113,29 @@ def _node_info(node, has_grad: bool) -> dict:
         "id": node.id, "kind": kind, "title": title, "subtitle": subtitle, "value": node.value,
         "grad": getattr(node, "grad", None), "is_output": bool(getattr(node, "is_output", False)),
         "tooltip": "<br>".join(lines), "members": [node.id], "has_grad": has_grad,
-        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": tensor_layout(node.value),
+        "torch_name": torch_name, "no_grad": no_grad, "facts": facts, "layout": layout,
     }
+
+
+def _facts_and_layout(value) -> tuple[str, str]:
+    """(`tensor_facts`, `tensor_layout`) of a value, worked out once per shape, dtype, stride, contiguity
+    and size (a graph's values share a few hundred: a model's blocks repeat)."""
+    if value is None:
+        return "", ""
+    key = (getattr(value, "shape", ()), getattr(value, "dtype", None), getattr(value, "stride", ()),
+           getattr(value, "is_contiguous", True), getattr(value, "numel", 1))
+    try:
+        got = _FACTS.get(key)
+    except TypeError:  # (an attribute that cannot be hashed: no memo)
+        return tensor_facts(value), tensor_layout(value)
+    if got is None:
+        if len(_FACTS) >= 4096:
+            _FACTS.clear()
+        got = _FACTS[key] = (tensor_facts(value), tensor_layout(value))
+    return got
+
+
+_FACTS: dict[tuple, tuple[str, str]] = {}  # (shape, dtype, stride, contiguous, numel) -> facts, layout
 
 
 def tensor_facts(value) -> str:
@@ -413,9 +437,7 @@ def _band_spans(positions, bands: int, bends=None, shape=None) -> tuple[float, l
     if n:  # each layer's row worked out once (Python), its points' lowest and highest in arrays
         xy = np.fromiter(chain.from_iterable(chain(positions.values(), chain.from_iterable(paths))),
                          dtype=float, count=2 * n).reshape(n, 2)
-        layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
-        row = np.array([min(bands - 1, round(x / sx) // per_band) for x in layers.tolist()],
-                       dtype=np.intp)[layer_of.reshape(-1)]
+        row = np.minimum(bands - 1, _layer_numbers(xy[:, 0], sx) // per_band)
         low, high = np.full(bands, np.inf), np.full(bands, -np.inf)
         np.minimum.at(low, row, xy[:, 1])
         np.maximum.at(high, row, xy[:, 1])
@@ -530,15 +552,12 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
         return column(x)[3]
 
     new_pos, band = {}, {}
-    if positions:  # each layer's place worked out once (Python), the cards moved in arrays
+    if positions:  # every card moved in array passes (its layer's row, column and shift)
         ids = list(positions)
         xy = xy_array(positions)
-        layers, layer_of = np.unique(xy[:, 0], return_inverse=True)
-        layer_of = layer_of.reshape(-1)
-        new_x, top, base, row = (np.array(c) for c in zip(*map(column, layers.tolist()), strict=True))
-        new_y = xy[:, 1] - top[layer_of] + base[layer_of]
-        new_pos = dict(zip(ids, zip(new_x[layer_of].tolist(), new_y.tolist(), strict=True), strict=True))
-        band = dict(zip(ids, row[layer_of].tolist(), strict=True))
+        new_x, new_y, row = _wrapped_points(xy, sx, per_band, bands, spans, bases)
+        new_pos = dict(zip(ids, zip(new_x.tolist(), new_y.tolist(), strict=True), strict=True))
+        band = dict(zip(ids, row.tolist(), strict=True))
     new_bends = {}
     # the edges that bend after wrapping: those with bends before and those from one row into another (in
     # the edges' order); a short edge within one row has none, before or after
@@ -552,16 +571,16 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
         bending = list(map(edges.__getitem__, np.flatnonzero(cut).tolist()))
     else:
         bending = []
+    # a long edge within one row (most of those that bend): its bends move as its row, in one array pass
+    # over all of them; the rest (an edge whose bends reach another row) turn back below (Python)
+    moved = _moved_bends(bending, bends, band, sx, per_band, bands, spans, bases)
     for u, v in bending:
+        got = moved.get((u, v))
+        if got is not None:
+            if got:
+                new_bends[(u, v)] = got
+            continue  # (a short edge within one row: no bend before or after wrapping)
         inner = bends.get((u, v), ())
-        row = band[u]
-        if row == band[v]:
-            if not inner:
-                continue  # a short edge within one row: no bend before or after wrapping
-            at = [where.get(x) or column(x) for x, _y in inner]
-            if all(c[3] == row for c in at):  # a long edge within one row (most): its bends moved as its row
-                new_bends[(u, v)] = [(c[0], y - c[1] + c[2]) for c, (_x, y) in zip(at, inner, strict=True)]
-                continue
         raw = [positions[u], *inner, positions[v]]
         out: list[tuple[float, float]] = []
         q, q_band = new_pos[u], band_of(raw[0][0])
@@ -583,6 +602,46 @@ def _wrap(positions, bends, edges, bands: int, shape=None):
     return new_pos, new_bends, starts, band
 
 
+def _layer_numbers(x: np.ndarray, sx: float) -> np.ndarray:
+    """The layer of each x (`round(x / sx)`, halves to even as Python rounds)."""
+    return np.rint(x / sx).astype(np.intp)
+
+
+def _wrapped_points(xy: np.ndarray, sx: float, per_band: int, bands: int, spans, bases):
+    """(new x, new y, row) of points (an n x 2 array) when the layers wrap into `bands` rows of `per_band`
+    layers: what `_wrap`'s `place` does to one point, in array passes."""
+    layer = _layer_numbers(xy[:, 0], sx)
+    row = np.minimum(bands - 1, layer // per_band)
+    top = np.array([lo for lo, _hi in spans], dtype=float)
+    new_x = (layer - row * per_band) * sx
+    new_y = xy[:, 1] - top[row] + np.array(bases, dtype=float)[row]
+    return new_x, new_y, row
+
+
+def _moved_bends(bending, bends, band: dict, sx: float, per_band: int, bands: int, spans, bases) -> dict:
+    """The wrapped bends of each edge of `bending` whose ends and bends all lie in one row (an empty list
+    for one without bends), in one array pass over all their points; the other edges are absent."""
+    same = [e for e in bending if band[e[0]] == band[e[1]]]
+    out = {e: [] for e in same if e not in bends}
+    bent = [e for e in same if e in bends]
+    if not bent:
+        return out
+    paths = list(map(bends.__getitem__, bent))
+    sizes = np.fromiter(map(len, paths), dtype=np.intp, count=len(paths))
+    total = int(sizes.sum())
+    xy = np.fromiter(chain.from_iterable(chain.from_iterable(paths)), dtype=float, count=2 * total)
+    new_x, new_y, row = _wrapped_points(xy.reshape(total, 2), sx, per_band, bands, spans, bases)
+    own = np.repeat(np.fromiter(map(band.__getitem__, (u for u, _v in bent)), dtype=np.intp,
+                                count=len(bent)), sizes)
+    first = np.cumsum(sizes) - sizes
+    inside = np.minimum.reduceat((row == own).astype(np.int8), first).astype(bool).tolist()
+    points = list(zip(new_x.tolist(), new_y.tolist(), strict=True))
+    for e, a, b, ok in zip(bent, first.tolist(), (first + sizes).tolist(), inside, strict=True):
+        if ok:
+            out[e] = points[a:b]
+    return out
+
+
 def _in_module(path: str | None, module: str) -> bool:
     """Whether `path` lies inside the module `module` (a rolled-up "blocks.0-3" holds blocks.0 to 3)."""
     if not path:
@@ -600,36 +659,64 @@ def _in_module(path: str | None, module: str) -> bool:
 
 
 def _frames(trace, model: DisplayModel, expanded: set[str]) -> list[tuple[str, str, list[str]]]:
-    """A labelled frame for each expanded module that still shows cards: its path, label and members."""
+    """A labelled frame for each expanded module that still shows cards: its path, label and members (in
+    the model's card order).
+
+    Python visits each card once to read its module and each module path once to find the expanded
+    modules around it; each card is filed in those frames in array passes (cards sit in several)."""
     classes = getattr(trace, "modules", {}) or {}
-    members: dict[str, list[str]] = {path: [] for path in expanded}
-    rollups = [p for p in expanded if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to blocks.3
-    within: dict[str, list[str]] = {}  # a module path -> the expanded modules around it (shared by many)
-    for did, info in model.info.items():
-        if info["kind"] == "module":
-            where = info.get("path")
-        else:
-            node = trace.nodes.get(did)
-            where = getattr(node, "module", None)
-        if not where:
-            continue
-        around = within.get(where)
-        if around is None:
-            around = within[where] = []
-            prefix = ""
-            for part in where.split("."):  # every enclosing module: "blocks", "blocks.0", "blocks.0.attn"
-                prefix = f"{prefix}.{part}" if prefix else part
-                if prefix in members:
-                    around.append(prefix)
-            around += [path for path in rollups if _in_module(where, path) and not where.startswith(path)]
-        for path in around:
-            members[path].append(did)
+    ids = list(model.info)
+    nodes = trace.nodes
+    wheres = [info.get("path") if info["kind"] == "module" else getattr(nodes.get(did), "module", None)
+              for did, info in model.info.items()]
+    number: dict = {}  # a module path -> its number (shared by many cards)
+    codes = np.fromiter(map(number.setdefault, wheres, range(len(wheres))), dtype=np.intp, count=len(ids))
+    framed = {path: f for f, path in enumerate(sorted(expanded, key=lambda p: (p.count("."), p)))}
+    rollups = [framed[p] for p in framed if "-" in p.rpartition(".")[2]]  # "blocks.0-3": blocks.0 to 3
+    paths = list(framed)
+    around: dict[str, list[int]] = {"": []}  # a module path -> the frames around it (its own included)
+    pair_code, pair_frame = [], []  # (a module path's number, a frame around it) for every such pair
+    for where, code in number.items():
+        if where:
+            got = _frames_around(where, around, framed, paths, rollups)
+            pair_code += [code] * len(got)
+            pair_frame += got
+    members: list[list[str]] = [[] for _ in framed]
+    if pair_code:
+        # the cards of each pair's module path, then (frame, card) pairs sorted by frame and card order
+        by_code = np.argsort(codes, kind="stable")
+        size = np.bincount(codes, minlength=len(wheres))
+        first = np.cumsum(size) - size
+        code = np.array(pair_code, dtype=np.intp)
+        count = size[code]
+        which = np.repeat(np.arange(len(code)), count)
+        k = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
+        card = by_code[first[code][which] + k]
+        frame = np.array(pair_frame, dtype=np.intp)[which]
+        order = np.lexsort((card, frame))
+        names = list(map(ids.__getitem__, card[order].tolist()))
+        ends = np.cumsum(np.bincount(frame, minlength=len(framed))).tolist()
+        members = [names[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     frames = []
-    for path in sorted(expanded, key=lambda p: (p.count("."), p)):
-        if len(members[path]) > 1:  # a frame around one card would say no more than the card
+    for path, f in framed.items():
+        if len(members[f]) > 1:  # a frame around one card would say no more than the card
             cls = classes.get(path)
-            frames.append((path, f"{path} · {cls}" if cls else path, members[path]))
+            frames.append((path, f"{path} · {cls}" if cls else path, members[f]))
     return frames
+
+
+def _frames_around(path: str, around: dict[str, list[int]], framed: dict[str, int], paths: list[str],
+                   rollups: list[int]) -> list[int]:
+    """The frames (numbers in `framed`) around module `path`, its own included: its parent's, its own, the
+    rolled-up runs it lies in; each path worked out once (`around` keeps them, "" -> [])."""
+    got = around.get(path)
+    if got is None:
+        outer = _frames_around(path.rpartition(".")[0], around, framed, paths, rollups)
+        got = [*outer, framed[path]] if path in framed else outer
+        more = [r for r in rollups if r not in outer and _in_module(path, paths[r])
+                and not path.startswith(paths[r])]
+        got = around[path] = [*got, *more] if more else got
+    return got
 
 
 def _ports(model: DisplayModel) -> dict[tuple[str, str], tuple[float, float]]:

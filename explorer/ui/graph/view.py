@@ -126,6 +126,105 @@ class LabelShelf:
         return start - left
 
 
+def frame_boxes(model: DisplayModel) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(the frame of each part, whether it is a frame's first part, and the lowest x, y and highest x, y of
+    the part's members' centres as an n x 4 array) of each part of each frame of `model` (`_frame_boxes`),
+    worked out once per layout of the model: Qt-free, so a Worker that builds a model works it out too
+    (`prepare_canvas`) and the GUI thread takes it over."""
+    return _per_layout(model, "frame_boxes", _frame_boxes)
+
+
+def edge_lines(model: DisplayModel) -> tuple[tuple[np.ndarray, ...], EdgeLines]:
+    """Each edge's extent and every edge's polyline (`_edge_lines`), worked out once per layout of `model`
+    (as `frame_boxes`)."""
+    return _per_layout(model, "edge_lines", _edge_lines)
+
+
+def prepare_canvas(model: DisplayModel) -> DisplayModel:
+    """Work out what the canvas reads from `model` that needs no Qt (`frame_boxes`, `edge_lines`): run by
+    the Worker that built the model, so the GUI thread only makes the items. Returns `model`."""
+    frame_boxes(model)
+    if model.edges:
+        edge_lines(model)
+    return model
+
+
+def _per_layout(model: DisplayModel, name: str, work):
+    """`work(model)`, kept on the model while its layout (positions, edges, bends, ports, frames, rows) is
+    the very objects it was worked out for (`set_bands` replaces them)."""
+    layout = (model.positions, model.edges, model.bends, model.ports, model.frames, model.row_starts)
+    got = model.derived.get(name)
+    if got is not None and all(a is b for a, b in zip(got[0], layout, strict=True)):
+        return got[1]
+    out = work(model)
+    model.derived[name] = (layout, out)
+    return out
+
+
+def _frame_boxes(model: DisplayModel) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(the frame of each part, whether it is a frame's first part, and the lowest x, y and highest x,
+    y of the part's members' centres as an n x 4 array) of each part of each frame of the model, in
+    the model's order: a module wrapped over several rows has a part in each, top row first. One array
+    pass over every frame's members (cards sit in several frames)."""
+    frames = model.frames
+    if not frames:
+        return [], np.zeros(0, dtype=bool), np.zeros((0, 4))
+    xy, index, _ends = card_arrays(model)
+    starts = model.row_starts  # a card's row: `DisplayModel.row_of`
+    rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
+        if starts else np.zeros(len(xy), dtype=np.intp)
+    sizes = [len(f[2]) for f in frames]
+    member = np.fromiter(map(index.__getitem__, chain.from_iterable(f[2] for f in frames)), dtype=np.intp,
+                         count=sum(sizes))
+    frame = np.repeat(np.arange(len(frames)), sizes)
+    row = rows[member]
+    order = np.lexsort((row, frame))
+    member, frame, row = member[order], frame[order], row[order]
+    cut = np.flatnonzero((frame[1:] != frame[:-1]) | (row[1:] != row[:-1])) + 1
+    first = np.concatenate(([0], cut))
+    x, y = xy[member, 0], xy[member, 1]
+    part_frame = frame[first]
+    opens = np.concatenate(([True], part_frame[1:] != part_frame[:-1]))
+    box = np.stack([np.minimum.reduceat(x, first), np.minimum.reduceat(y, first),
+                    np.maximum.reduceat(x, first), np.maximum.reduceat(y, first)], axis=1)
+    return part_frame.tolist(), opens, box
+
+
+def _edge_lines(model: DisplayModel) -> tuple[tuple[np.ndarray, ...], EdgeLines]:
+    """Each edge's extent (arrays of lowest x, highest x, lowest y, highest y of its points, port to
+    port through its bends; cards' sides included) and every edge's polyline (`EdgeLines`, port to port
+    through its bends: the overview draws them). In array passes: Python visits only the bends."""
+    ports, half = model.ports, CARD_W / 2
+    edges = model.edges
+    m = len(edges)
+    xy, _index, ends = card_arrays(model)
+    dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
+                     count=2 * m).reshape(m, 2)
+    xu, yu = xy[ends[:, 0]].T
+    xv, yv = xy[ends[:, 1]].T
+    # each edge's points: its out-port, its bends, its in-port
+    bends = list(map(model.bends.get, edges))
+    bent = [i for i, b in enumerate(bends) if b]
+    inner = np.zeros(m, dtype=np.int64)
+    inner[bent] = [len(bends[i]) for i in bent]
+    counts = inner + 2
+    starts = np.cumsum(counts) - counts
+    x, y = np.empty(int(counts.sum())), np.empty(int(counts.sum()))
+    x[starts], y[starts] = xu + half, yu + dy[:, 0]
+    last = starts + counts - 1
+    x[last], y[last] = xv - half, yv + dy[:, 1]
+    if bent:
+        k = inner[bent]
+        slots = np.repeat(starts[bent] + 1 - (np.cumsum(k) - k), k) + np.arange(int(k.sum()))
+        points = np.fromiter(chain.from_iterable(chain.from_iterable(bends[i] for i in bent)),
+                             dtype=float, count=2 * int(k.sum())).reshape(-1, 2)
+        x[slots], y[slots] = points[:, 0], points[:, 1]
+    x0 = np.minimum(xu - half, np.minimum.reduceat(x, starts))
+    x1 = np.maximum(xv + half, np.maximum.reduceat(x, starts))
+    y0, y1 = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    return (x0, x1, y0, y1), EdgeLines(x, y, starts, counts)
+
+
 def _group(keys: tuple[np.ndarray, np.ndarray], values: np.ndarray):
     """(cell, its values ascending) for each distinct (x, y) cell of `keys` (`values`: card or edge
     numbers: a cell lists its cards and edges in the model's order): `items.group_by_cell`."""
@@ -268,7 +367,7 @@ class GraphScene(QGraphicsScene):
         `expanded` open, from the current model (as `toggle_module` does, but off the GUI thread: Qt-free,
         it reads only the trace and the models, which nothing changes in place). `show_display` shows it."""
         trace, earlier, aspect = self.trace, self.model, self.aspect
-        return lambda job: build_display(trace, expanded, aspect=aspect, reuse=earlier)
+        return lambda job: prepare_canvas(build_display(trace, expanded, aspect=aspect, reuse=earlier))
 
     def show_display(self, model: DisplayModel, expanded: frozenset[str]) -> None:
         """Show `model` (made by a `display_job(expanded)` on this trace) at the current step, keeping every
@@ -553,7 +652,7 @@ class GraphScene(QGraphicsScene):
         before it at the same corner: `LabelShelf`) and its item's bounding rectangle, filing each in the
         grid cells that rectangle reaches. The rectangles in array passes; Python places the labels."""
         frames = self.model.frames
-        number, opens, box = self._frame_boxes()
+        number, opens, box = frame_boxes(self.model)
         if not number:
             return [], []
         halo = NodeCard.HALO  # a frame encloses its cards' bounding rectangles, halo room included
@@ -578,15 +677,8 @@ class GraphScene(QGraphicsScene):
                       offset, strict=True)]
         boxes = [QRectF(*b) for b in bounds.tolist()]
         # every (cell, frame) pair: the cells of its bounding rectangle, as `_file_edges` files edges
-        bx0, by0 = bounds[:, 0], bounds[:, 1]
-        cx0, cx1 = np.floor_divide(bx0, CELL), np.floor_divide(bx0 + bounds[:, 2], CELL)
-        cy0, cy1 = np.floor_divide(by0, CELL), np.floor_divide(by0 + bounds[:, 3], CELL)
-        cx0, cx1, cy0, cy1 = (c.astype(np.int64) for c in (cx0, cx1, cy0, cy1))
-        rows = cy1 - cy0 + 1
-        counts = (cx1 - cx0 + 1) * rows
-        which = np.repeat(np.arange(len(number)), counts)
-        k = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
-        for cell, members in _group((cx0[which] + k // rows[which], cy0[which] + k % rows[which]), which):
+        bx, by = bounds[:, 0], bounds[:, 1]
+        for cell, members in cells_of_boxes(bx, by, bx + bounds[:, 2], by + bounds[:, 3], CELL).items():
             self._frame_cells[cell] = members.tolist()
         return places, boxes
 
@@ -617,34 +709,6 @@ class GraphScene(QGraphicsScene):
             self._card_colors = (key, *accent_codes(infos, self.theme))
         return self._card_colors[1], self._card_colors[2]
 
-    def _frame_boxes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """(the frame of each part, whether it is a frame's first part, and the lowest x, y and highest x,
-        y of the part's members' centres as an n x 4 array) of each part of each frame of the model, in
-        the model's order: a module wrapped over several rows has a part in each, top row first. One array
-        pass over every frame's members (cards sit in several frames)."""
-        frames = self.model.frames
-        if not frames:
-            return [], np.zeros(0, dtype=bool), np.zeros((0, 4))
-        xy, index, _ends = card_arrays(self.model)
-        starts = self.model.row_starts  # a card's row: `DisplayModel.row_of`
-        rows = np.maximum(0, np.searchsorted(np.array(starts, dtype=float), xy[:, 1], side="right") - 1) \
-            if starts else np.zeros(len(xy), dtype=np.intp)
-        sizes = [len(f[2]) for f in frames]
-        member = np.fromiter(map(index.__getitem__, chain.from_iterable(f[2] for f in frames)), dtype=np.intp,
-                             count=sum(sizes))
-        frame = np.repeat(np.arange(len(frames)), sizes)
-        row = rows[member]
-        order = np.lexsort((row, frame))
-        member, frame, row = member[order], frame[order], row[order]
-        cut = np.flatnonzero((frame[1:] != frame[:-1]) | (row[1:] != row[:-1])) + 1
-        first = np.concatenate(([0], cut))
-        x, y = xy[member, 0], xy[member, 1]
-        part_frame = frame[first]
-        opens = np.concatenate(([True], part_frame[1:] != part_frame[:-1]))
-        box = np.stack([np.minimum.reduceat(x, first), np.minimum.reduceat(y, first),
-                        np.maximum.reduceat(x, first), np.maximum.reduceat(y, first)], axis=1)
-        return part_frame.tolist(), opens, box
-
     def _file_cards(self, pos: dict[str, tuple[float, float]]) -> None:
         """File every card in the grid cell of its centre (cells' cards in the model's order)."""
         if not pos:
@@ -654,41 +718,6 @@ class GraphScene(QGraphicsScene):
         cx, cy = (np.floor_divide(xy, CELL).astype(np.int64).T)
         for (x, y), members in _group((cx, cy), np.arange(len(ids))):
             self._card_cells[(x, y)] = [ids[k] for k in members]
-
-    def _edge_lines(self) -> tuple[tuple[np.ndarray, ...], EdgeLines]:
-        """Each edge's extent (arrays of lowest x, highest x, lowest y, highest y of its points, port to
-        port through its bends; cards' sides included) and every edge's polyline (`EdgeLines`, port to port
-        through its bends: the overview draws them). In array passes: Python visits only the bends."""
-        model = self.model
-        ports, half = model.ports, CARD_W / 2
-        edges = model.edges
-        m = len(edges)
-        xy, _index, ends = card_arrays(model)
-        dy = np.fromiter(chain.from_iterable(map(ports.__getitem__, edges)), dtype=float,
-                         count=2 * m).reshape(m, 2)
-        xu, yu = xy[ends[:, 0]].T
-        xv, yv = xy[ends[:, 1]].T
-        # each edge's points: its out-port, its bends, its in-port
-        bends = list(map(model.bends.get, edges))
-        bent = [i for i, b in enumerate(bends) if b]
-        inner = np.zeros(m, dtype=np.int64)
-        inner[bent] = [len(bends[i]) for i in bent]
-        counts = inner + 2
-        starts = np.cumsum(counts) - counts
-        x, y = np.empty(int(counts.sum())), np.empty(int(counts.sum()))
-        x[starts], y[starts] = xu + half, yu + dy[:, 0]
-        last = starts + counts - 1
-        x[last], y[last] = xv - half, yv + dy[:, 1]
-        if bent:
-            k = inner[bent]
-            slots = np.repeat(starts[bent] + 1 - (np.cumsum(k) - k), k) + np.arange(int(k.sum()))
-            points = np.fromiter(chain.from_iterable(chain.from_iterable(bends[i] for i in bent)),
-                                 dtype=float, count=2 * int(k.sum())).reshape(-1, 2)
-            x[slots], y[slots] = points[:, 0], points[:, 1]
-        x0 = np.minimum(xu - half, np.minimum.reduceat(x, starts))
-        x1 = np.maximum(xv + half, np.maximum.reduceat(x, starts))
-        y0, y1 = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
-        return (x0, x1, y0, y1), EdgeLines(x, y, starts, counts)
 
     def _file_edges(self) -> None:
         """File every edge in the grid cells its points reach, measure the edges' extent and keep each
@@ -700,7 +729,7 @@ class GraphScene(QGraphicsScene):
         self._lines = None
         if not m:
             return
-        (x0, x1, y0, y1), self._lines = self._edge_lines()
+        (x0, x1, y0, y1), self._lines = edge_lines(self.model)
         left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
         self._edge_extent = QRectF(left - 8, top - 8, right - left + 16, bottom - top + 16)
         # the curves reach at most ~20 px past their points (and a back edge leaves from the card's side)
