@@ -66,7 +66,7 @@ MORE_PROGRAMS = {
 EXAMPLES = [name for name, _ in list_examples() if not name.startswith("error_")]
 OVERRIDES = {"w": 1.25}  # the seed example with a value set in the app
 ALLOWED_IMPORTS = {"torch", "math", "os", "dataclasses", "numpy", "re", "pydoc_data", "tokenizers",
-                   "builtins", "contextlib", "threading", "random"}
+                   "builtins", "contextlib", "threading", "random", "time"}
 
 DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback
@@ -373,6 +373,25 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
         assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-4, name
     assert theirs[-1] < theirs[0]  # and it learns something
     assert "validation loss" in results[str(scripts["char"])]["stdout"]
+
+
+def test_the_pretraining_script_decides_bf16_on_a_cpu_by_measuring_as_the_trainer_does():
+    # dtype "auto" on a CPU: the trainer times one of the model's blocks in both precisions
+    # (cpu_bf16_decision); the script the user takes home must decide the same way, not by AMX alone
+    from explorer.core.gpt.model import preset
+    from explorer.core.gpt.train import CPU_BF16_MIN_SPEEDUP, CPU_BF16_MIN_WIDTH, TRAIN_PRESETS
+
+    code = export_script("pretrain", preset("tiny", emb_dim=128), settings=TRAIN_PRESETS["tiny"])
+    tree = ast.parse(code)
+    probe = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "cpu_bf16_is_faster"]
+    assert len(probe) == 1
+    called = {n.func.attr for n in ast.walk(probe[0]) if isinstance(n, ast.Call)
+              and isinstance(n.func, ast.Attribute)}
+    assert {"autocast", "backward", "perf_counter", "set_num_threads"} <= called
+    assert f">= {CPU_BF16_MIN_SPEEDUP} * best[True]" in code
+    assert f"config.emb_dim >= {CPU_BF16_MIN_WIDTH}" in code
+    assert "amx" not in code.lower() or "_is_amx_tile_supported" not in code
+    assert "CPU_BF16_MIN" not in code  # every placeholder filled in
 
 
 def test_an_unknown_kind_is_refused():

@@ -16,7 +16,7 @@ import textwrap
 from explorer.core.export.notebook import Document, Section
 from explorer.core.gpt import data as gpt_data
 from explorer.core.gpt.model import GPTConfig, field_help
-from explorer.core.gpt.train import CPU_BF16_MIN_WIDTH, TrainSettings
+from explorer.core.gpt.train import CPU_BF16_MIN_SPEEDUP, CPU_BF16_MIN_WIDTH, TrainSettings
 
 # the training settings the script uses (the others are the app's: logging, files, threads, batch split,
 # compile)
@@ -53,7 +53,8 @@ def gpt_document(config: GPTConfig, settings: TrainSettings, corpus_path: str | 
     doc.sections.append(Section("Training", "AdamW (weight decay on matrices and embeddings only), a "
                                 "linear warm-up then a cosine decay of the learning rate, gradients "
                                 "accumulated over micro-batches and clipped to a global norm.",
-                                _TRAIN.replace("CPU_BF16_MIN_WIDTH", str(CPU_BF16_MIN_WIDTH))))
+                                _TRAIN.replace("CPU_BF16_MIN_WIDTH", str(CPU_BF16_MIN_WIDTH))
+                                .replace("CPU_BF16_MIN_SPEEDUP", str(CPU_BF16_MIN_SPEEDUP))))
     doc.sections.append(Section("A sample", "The trained model continues the prompt one token at a time, "
                                 "sampling from its softmax at the chosen temperature.", _SAMPLE))
     return doc
@@ -72,8 +73,8 @@ def workspace_document(ws) -> Document:
 
 _IMPORTS = """\
 import math
-import os
 import re
+import time
 from dataclasses import dataclass
 
 import torch
@@ -319,13 +320,30 @@ if settings.device == "auto":
                           "mps" if torch.backends.mps.is_available() else "cpu")
 else:
     device = torch.device(settings.device)
-# dtype "auto": bf16 autocast on a GPU that has it, and on a CPU with AMX tiles (there bf16 matrix
-# products are several times faster than float32; without AMX they are slower), once the model is
-# at least CPU_BF16_MIN_WIDTH wide (narrower, the casts cost more than the products save); else float32
-isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # oneDNN may be told to keep off AMX
-amx_tiles = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-amx = amx_tiles and (not isa or isa == "ALL" or "AMX" in isa)
-cpu_bf16 = device.type == "cpu" and config.emb_dim >= CPU_BF16_MIN_WIDTH and amx
+# dtype "auto": bf16 autocast on a GPU that has it; on a CPU only where it measures faster (with AMX its
+# matrix products run several times faster than float32, ~2.4x with avx512_bf16 on an AMD Zen 4, slower on
+# other CPUs), as the app decides: one of the model's blocks, forward and backward, timed in both
+# precisions on one thread, bf16 from CPU_BF16_MIN_SPEEDUPx; never below CPU_BF16_MIN_WIDTH wide (there the
+# casts cost about what faster products save)
+def cpu_bf16_is_faster(rows=6, repeats=3):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    best = {False: math.inf, True: math.inf}
+    with torch.random.fork_rng(devices=[]):
+        block = Block(config)
+        x = torch.randn(rows, config.context_length, config.emb_dim)
+        for _ in range(repeats + 1):  # the first pass of each builds oneDNN's kernels: the best time counts
+            for low in (False, True):
+                start = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                    block(x).float().sum().backward()
+                best[low] = min(best[low], time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return best[False] >= CPU_BF16_MIN_SPEEDUP * best[True]
+
+
+cpu_bf16 = (settings.dtype == "auto" and device.type == "cpu" and config.emb_dim >= CPU_BF16_MIN_WIDTH
+            and cpu_bf16_is_faster())
 use_bf16 = settings.dtype == "bfloat16" or settings.dtype == "auto" and (
     (device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16)
 
