@@ -597,12 +597,16 @@ class _Recorder(TorchFunctionMode):
         shown = args[::-1] if reflected and len(args) == 2 else args
         call = _call_text(op, shown, kwargs)
         operands = _operands(op, shown, ins) if op in _OPERAND_OPS else None
-        add = self._add_op
+        stack = self.module_stack  # the op's outputs belong to the module now running
+        module = (stack[-1] or None) if stack else None
+        put = self._put
         if len(outs) == 1:
-            add(outs[0], label, op, input_ids, call, operands)
+            t = outs[0]
+            put(t, "op" if t.requires_grad else "const", label, None, op, module, input_ids, call, operands)
             return
         for k, t in enumerate(outs):
-            add(t, f"{label}[{k}]", op, input_ids, call, operands)
+            put(t, "op" if t.requires_grad else "const", f"{label}[{k}]", None, op, module, input_ids, call,
+                operands)
 
     def node_for(self, t: torch.Tensor) -> str:
         """Id of the node holding t's current value, creating a leaf node at first use."""
@@ -662,17 +666,19 @@ class _Recorder(TorchFunctionMode):
             module = (self.module_stack[-1] or None) if self.module_stack else None
         return self._put(t, kind, label, name, op, module, inputs, call, operands)
 
-    def _add_op(self, t, label, op, inputs, call, operands) -> str:
-        """The node of an op's output (in the module now running)."""
-        stack = self.module_stack
-        return self._put(t, "op" if t.requires_grad else "const", label, None, op,
-                         (stack[-1] or None) if stack else None, inputs, call, operands)
-
     def _put(self, t, kind, label, name, op, module, inputs, call, operands) -> str:
         index = len(self.order)
         nid = f"n{index}"
         grad_fn = t.grad_fn
-        fn_name = None if grad_fn is None else type(grad_fn).__name__
+        if grad_fn is None:
+            fn_name = None
+        else:
+            kind_of_fn = type(grad_fn)
+            fn_name = _FN_NAMES.get(kind_of_fn)
+            if fn_name is None:
+                fn_name = kind_of_fn.__name__
+                if len(_FN_NAMES) < 4096:  # (classes made on the fly, custom Functions, stay bounded)
+                    _FN_NAMES[kind_of_fn] = fn_name
         # (positional, in the field order: id, kind, label, name, op, torch_name, module, inputs, is_output,
         # value, grad, call, saved, line, operands)
         self.nodes[nid] = Node(
@@ -688,6 +694,9 @@ class _Recorder(TorchFunctionMode):
             self.edge_of[nid] = (grad_fn, nr)
             self.by_edge[(id(grad_fn), nr)] = nid
         return nid
+
+
+_FN_NAMES: dict[type, str] = {}  # autograd node class -> its name
 
 
 def _value_snapshot(t: torch.Tensor, max_elems: int, fn_name: str | None) -> Snapshot:
@@ -1018,10 +1027,17 @@ class _BackwardRecorder:
         nodes, tensor_of, max_elems = self.rec.nodes, self.rec.tensor_of, self.max_elems
         members, names, routes, sent = self.members, self.names, self.routes, self.sent
         events = self.events
+        snapshot = Snapshot
         for key, grads, befores in self.log:
             group = members[key]
             if len(grads) == 1 and len(group) == 1 and group[0][1] == 0:  # (nearly every node)
-                snaps = [_settle_as(grads[0], nodes[group[0][0]].value)]
+                g = grads[0]
+                if type(g) is tuple:  # _settle_as of a small CPU gradient, inline
+                    value = nodes[group[0][0]].value
+                    snaps = [snapshot(value.shape, value.dtype, g[1], g[2], False, True, None, None,
+                                      value.numel, False, g[0])]
+                else:
+                    snaps = [_settle_as(g, nodes[group[0][0]].value)]
             else:  # gradient k arrives for output k of the autograd node: the member with output_nr k
                 values = {nr: nodes[nid].value for nid, nr in group}
                 snaps = [_settle_as(g, values.get(k)) for k, g in enumerate(grads)]
