@@ -91,6 +91,8 @@ def row(nodes: int, repeat: int) -> dict:
         loss.backward()
 
     trace(fn, max_snapshot_elems=2048)  # warm-up (first calls of each op, module paths)
+    if BASELINE:
+        BASELINE[0](fn, max_snapshot_elems=2048)  # (its own caches: a cold first run is no part of a ratio)
     plain()
     spent: dict[str, list[float]] = {"trace": [], "plain": [], "inspect": [], "base": []}
     ratios: list[float] = []
