@@ -182,3 +182,20 @@ def test_there_are_enough_programs_of_both_kinds():
     ]
     assert len(PROGRAMS) >= 25
     assert len(scalar) >= 5 and len(PROGRAMS) - len(scalar) >= 15
+
+
+def test_backward_with_inputs_accumulates_into_those_leaves_only():
+    # `inputs=` was passed to torch.autograd.backward as its fifth positional argument (grad_variables, a
+    # deprecated alias of grad_tensors): a program's `loss.backward(inputs=[w])` failed with a shape error
+    source = ("import torch\n"
+              "w = torch.tensor([0.5, -1.0], requires_grad=True)\n"
+              "b = torch.tensor(0.3, requires_grad=True)\n"
+              "loss = ((w * torch.tensor([2.0, 3.0])).sum() + b) ** 2\n"
+              "loss.backward(inputs=[w], retain_graph=True)\n"
+              "torch.autograd.backward(loss * 1.0, inputs=[b])\n")
+    env = parse(source).run().env
+    w, b = torch.tensor([0.5, -1.0], requires_grad=True), torch.tensor(0.3, requires_grad=True)
+    loss = ((w * torch.tensor([2.0, 3.0])).sum() + b) ** 2
+    loss.backward(inputs=[w], retain_graph=True)
+    torch.autograd.backward(loss * 1.0, inputs=[b])
+    assert torch.equal(env["w"].grad, w.grad) and torch.equal(env["b"].grad, b.grad)

@@ -1071,7 +1071,8 @@ class Interpreter:
         line = self.line
 
         def run():
-            return torch.autograd.backward(tensor, gradient, retain_graph, create_graph, inputs)
+            return torch.autograd.backward(tensor, gradient, retain_graph=retain_graph,
+                                           create_graph=create_graph, inputs=inputs)
 
         value = (
             torch.as_tensor(gradient).detach() if isinstance(gradient, torch.Tensor | float | int) else None
