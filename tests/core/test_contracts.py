@@ -431,6 +431,7 @@ APP_CALLS = {
     "pretrain": ["--workspace", "pretrain", "--preset", "gpt2-124m"],
     "bad-pretrain": ["--workspace", "pretrain", "--preset", "no_such_preset"],
     "bad-network": ["--workspace", "network", "--preset", "no_such_preset"],
+    "bad-example": ["--workspace", "expression", "--example", "no_such_example"],
 }
 
 
@@ -473,6 +474,13 @@ def test_screenshot_bad_name_exits_2_with_an_error_line(key, app_calls):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no_such" in errors[0], done.stderr
+    assert not shot_path(done).exists()
+
+
+@pytest.mark.slow
+def test_screenshot_bad_example_of_the_named_workspace_is_one_stderr_line(app_calls):
+    done = app_calls["bad-example"]  # after other windows: no Qt noise of its own on stderr either
+    assert_user_error(done, "no_such_example")
     assert not shot_path(done).exists()
 
 
