@@ -9,11 +9,13 @@ import pickle
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from explorer.cli import UserInputError
 from explorer.core.gpt.checkpoint import read_checkpoint
+from tests.commands import run_in_one_process
 
 SMALL = ["--n-layers", "1", "--emb-dim", "32", "--n-heads", "2", "--context-length", "16",
          "--batch-size", "4", "--eval-every", "3", "--eval-batches", "2", "--sample-every", "0",
@@ -181,25 +183,33 @@ def full_cli_or_skip() -> None:
         pytest.skip(f"full CLI not importable yet: {exc}")
 
 
-def entry_point(*argv):
+def entry_points(*calls: list[str]) -> list[subprocess.CompletedProcess]:
+    """The calls as `python -m explorer ARGV` makes them, one after the other in one fresh interpreter."""
     full_cli_or_skip()
-    command = [sys.executable, "-m", "explorer", *argv]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return run_in_one_process(*calls, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def real_entry_point(tmp_path_factory) -> tuple[dict[str, subprocess.CompletedProcess], Path]:
+    folder = tmp_path_factory.mktemp("entry")
+    evil = folder / "evil.pt"
+    evil.write_bytes(pickle.dumps(Payload(str(folder / "ran"))))
+    params, pickled = entry_points(["params", "--preset", "gpt2-124m", "--json"],
+                                   ["train", "--resume", str(evil)])
+    return {"params": params, "pickle": pickled}, folder / "ran"
 
 
 @pytest.mark.slow
-def test_real_entry_point_params():
-    done = entry_point("params", "--preset", "gpt2-124m", "--json")
+def test_real_entry_point_params(real_entry_point):
+    done = real_entry_point[0]["params"]
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"] == 163_009_536
 
 
 @pytest.mark.slow
-def test_real_entry_point_refuses_a_pickle_in_one_line(tmp_path):
-    marker = tmp_path / "ran"
-    evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps(Payload(str(marker))))
-    done = entry_point("train", "--resume", str(evil))
+def test_real_entry_point_refuses_a_pickle_in_one_line(real_entry_point):
+    calls, marker = real_entry_point
+    done = calls["pickle"]
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "pickle" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not marker.exists()

@@ -1,10 +1,10 @@
 """Contracts of the headless commands, as the issues name them and external scripts will call them.
 
 Each kind of call runs the way a script runs it at least once: `python -m explorer ...`, the console
-script or `python main.py ...` in a subprocess (a command's output, a user error, the app's help, every
-format that draws with Qt). The other calls of the same commands run in this process (`here`, the same
-dispatch without a fresh interpreter's torch import). Nothing here imports Qt (svg, png and the
-screenshots render in their own processes).
+script or `python main.py ...` in a subprocess (a command's output, a user error, a png drawn with Qt, a
+screenshot, a screenshot's user error). The other calls of the same commands run in this process (`here`,
+the same dispatch without a fresh interpreter's torch import), or, where they draw with Qt, together in
+one fresh interpreter (`run_in_one_process`). Nothing here imports Qt.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 
 from explorer.core.gpt.model import GPTConfig
 from explorer.core.gpt.train import TrainSettings
+from tests.commands import run_in_one_process
 from tests.commands import run_in_process as here
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,24 +178,40 @@ def test_graph_json_holds_nodes_edges_and_both_orders(tmp_path):
     assert position[by_label["a"]["id"]] < position[by_label["z"]["id"]] < position[by_label["w"]["id"]]
 
 
-def test_graph_dot_svg_and_png(tmp_path):
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """The graph command's svg and its drawn formats into a missing folder: Qt draws them, so not in this
+    process; one fresh interpreter runs them all (the png runs alone, as a script runs it)."""
+    folder = tmp_path_factory.mktemp("drawn")
+    calls = {"svg": ["graph", "-e", SEED, "--format", "svg", "-o", str(folder / "g.svg")]}
+    for fmt in ("svg", "png"):
+        out = folder / "missing" / f"g.{fmt}"
+        calls[f"missing-{fmt}"] = ["graph", "-e", SEED, "--format", fmt, "-o", str(out)]
+    return folder, dict(zip(calls, run_in_one_process(*calls.values()), strict=True))
+
+
+def test_graph_dot_svg_and_png(tmp_path, drawn):
     dot = tmp_path / "g.dot"
     assert_ok(here("graph", "-e", SEED, "--format", "dot", "-o", str(dot)))
     text = dot.read_text(encoding="utf-8")
     assert text.lstrip().startswith("digraph") and "->" in text and "-0.08983" in text
-    svg = tmp_path / "g.svg"
-    assert_ok(explorer("graph", "-e", SEED, "--format", "svg", "-o", str(svg)))
-    assert ET.parse(svg).getroot().tag.endswith("svg")
+    folder, done = drawn
+    assert_ok(done["svg"])
+    assert ET.parse(folder / "g.svg").getroot().tag.endswith("svg")
     png = tmp_path / "g.png"
     assert_ok(explorer("graph", "-e", SEED, "--format", "png", "-o", str(png)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
 @pytest.mark.parametrize("fmt", ["json", "dot", "svg", "png"])
-def test_graph_into_a_missing_folder_is_a_user_error(fmt, tmp_path):
+def test_graph_into_a_missing_folder_is_a_user_error(fmt, tmp_path, drawn):
+    if fmt in ("svg", "png"):  # the drawn formats load Qt
+        folder, done = drawn
+        assert_user_error(done[f"missing-{fmt}"], "cannot write")
+        assert not (folder / "missing").exists()
+        return
     out = tmp_path / "missing" / f"g.{fmt}"
-    run = explorer if fmt in ("svg", "png") else here  # the drawn formats load Qt
-    assert_user_error(run("graph", "-e", SEED, "--format", fmt, "-o", str(out)), "cannot write")
+    assert_user_error(here("graph", "-e", SEED, "--format", fmt, "-o", str(out)), "cannot write")
     assert not out.exists()
 
 
@@ -256,8 +273,8 @@ def test_params_graph_and_grad_flags_exist():
     assert "-e" in grad and "--json" in grad and "FILE" in grad
 
 
-def test_app_help_lists_the_screenshot_options():
-    done = app("--help")
+def test_app_help_lists_the_screenshot_options(app_calls):
+    done = app_calls["help"]
     assert_ok(done)
     for name in ("--screenshot", "--workspace", "--example", "--preset", "--step"):
         assert name in done.stdout
@@ -284,8 +301,8 @@ def test_train_json_lines_out_dir_and_resume_equal_an_uninterrupted_run(tmp_path
     again = here(*common, "--steps", "6", "--json")  # a second run, in this process
     assert [r["train_loss"] for r in json_lines(again.stdout)] == [r["train_loss"] for r in records]
 
-    resumed = explorer("train", "--resume", str(whole / "step-3"), "--steps", "6", "--json",
-                       "--corpus", str(corpus))
+    resumed = here("train", "--resume", str(whole / "step-3"), "--steps", "6", "--json",
+                   "--corpus", str(corpus))
     assert_ok(resumed)
     tail = json_lines(resumed.stdout)
     assert [r["step"] for r in tail] == [4, 5, 6]
@@ -406,32 +423,65 @@ def is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
+# One real `python main.py --screenshot` per kind of outcome (a picture; a user error, which must be the
+# process's only stderr line); the other workspaces' pictures and errors, and the app's help, share one
+# fresh interpreter: one window after the other, as `main.py` makes each.
+APP_CALLS = {
+    "network": ["--workspace", "network", "--preset", "seed", "--step", "3"],
+    "pretrain": ["--workspace", "pretrain", "--preset", "gpt2-124m"],
+    "bad-pretrain": ["--workspace", "pretrain", "--preset", "no_such_preset"],
+    "bad-network": ["--workspace", "network", "--preset", "no_such_preset"],
+    "bad-example": ["--workspace", "expression", "--example", "no_such_example"],
+}
+
+
+@pytest.fixture(scope="module")
+def app_calls(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    folder = tmp_path_factory.mktemp("shots")
+    calls = {"help": ["--help"]}
+    for key, args in APP_CALLS.items():
+        calls[key] = ["--screenshot", str(folder / f"{key}.png"), *args]
+    done = run_in_one_process(*calls.values(), env={"QT_QPA_PLATFORM": "offscreen"})
+    return dict(zip(calls, done, strict=True))
+
+
+def shot_path(done: subprocess.CompletedProcess) -> Path:
+    return Path(done.args[done.args.index("--screenshot") + 1])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [
-    ["--workspace", "expression", "--example", "seed_sigmoid_bce", "--step", "5"],
-    ["--workspace", "network", "--preset", "seed", "--step", "3"],
-    ["--workspace", "pretrain", "--preset", "gpt2-124m"],
-])
-def test_screenshot_writes_a_png(args, tmp_path):
+def test_screenshot_writes_a_png(tmp_path):
     out = tmp_path / "shot.png"
+    args = ["--workspace", "expression", "--example", "seed_sigmoid_bce", "--step", "5"]
     done = app("--screenshot", str(out), *args)
     assert_ok(done)
     assert is_png(out)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [  # the expression workspace's bad example: the next test
-    ["--workspace", "pretrain", "--preset", "no_such_preset"],
-    ["--workspace", "network", "--preset", "no_such_preset"],
-])
-def test_screenshot_bad_name_exits_2_with_an_error_line(args, tmp_path):
-    out = tmp_path / "shot.png"
-    done = app("--screenshot", str(out), *args)
+@pytest.mark.parametrize("key", ["network", "pretrain"])
+def test_screenshot_of_each_workspace_writes_a_png(key, app_calls):
+    done = app_calls[key]
+    assert_ok(done)
+    assert is_png(shot_path(done))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["bad-pretrain", "bad-network"])  # the expression workspace's: the next test
+def test_screenshot_bad_name_exits_2_with_an_error_line(key, app_calls):
+    done = app_calls[key]
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no_such" in errors[0], done.stderr
-    assert not out.exists()
+    assert not shot_path(done).exists()
+
+
+@pytest.mark.slow
+def test_screenshot_bad_example_of_the_named_workspace_is_one_stderr_line(app_calls):
+    done = app_calls["bad-example"]  # after other windows: no Qt noise of its own on stderr either
+    assert_user_error(done, "no_such_example")
+    assert not shot_path(done).exists()
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -138,6 +139,8 @@ def batch(tmp_path_factory) -> dict[str, dict]:
     """Every script run once in one subprocess: name -> {"ok", "stdout", "error", "code"}."""
     folder = tmp_path_factory.mktemp("exported")
     scripts = _scripts()
+    for name, (config, settings) in _pretrain_runs(folder).items():
+        scripts[f"pretrain_{name}"] = export_script("pretrain", config, settings=settings)
     paths = {}
     for name, code in scripts.items():
         path = folder / f"exported_{name}.py"  # a prefix: "numbers.py" would shadow the stdlib module
@@ -147,7 +150,7 @@ def batch(tmp_path_factory) -> dict[str, dict]:
                           timeout=600, cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout)
-    return {paths[p]: {**r, "code": scripts[paths[p]]} for p, r in results.items()}
+    return {paths[p]: {**r, "code": scripts[paths[p]], "folder": str(folder)} for p, r in results.items()}
 
 
 def _ran(batch, name) -> str:
@@ -329,23 +332,18 @@ def test_the_pretraining_script_reads_the_built_in_corpus_as_the_app_does(batch)
     assert found and (int(found.group(1)), int(found.group(2))) == (len(default_corpus()), char_vocab_size())
 
 
-@pytest.mark.slow
-def test_pretraining_script_gives_the_trainers_losses(tmp_path):
-    """20 CPU steps, same seed: the script draws weights, batches and dropout masks in the Trainer's order.
-
-    Parity is exact here (float32 rounding apart), for the character tokenizer with dropout and gradient
-    accumulation, for a byte-level BPE (trained by the same library call as the app's) and under bf16
-    autocast; the scripts run in one subprocess.
-    """
+def _pretrain_runs(folder: Path) -> dict[str, tuple]:
+    """The pretraining exports the batch runs: name -> (model config, settings), on a corpus in `folder`."""
     from explorer.core.gpt.model import preset
-    from explorer.core.gpt.train import TRAIN_PRESETS, Trainer
+    from explorer.core.gpt.train import TRAIN_PRESETS
 
-    corpus = tmp_path / "corpus.txt"
-    line = "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. "
-    corpus.write_text((line * 30 + "\n") * 5, encoding="utf-8")
+    corpus = folder / "corpus.txt"
+    if not corpus.exists():
+        line = "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. "
+        corpus.write_text((line * 30 + "\n") * 5, encoding="utf-8")
     base = TRAIN_PRESETS["tiny"].replace(device="cpu", sample_every=0, sample_tokens=20,
                                          corpus_path=str(corpus))
-    runs = {
+    return {
         "char": (preset("tiny", context_length=32, emb_dim=64, n_layers=2, n_heads=4, drop_rate=0.1),
                  base.replace(steps=20, batch_size=4, grad_accum_steps=2, warmup_steps=5, eval_every=10)),
         "bpe": (preset("tiny", vocab_size=300, context_length=16, emb_dim=32, n_layers=1, n_heads=2),
@@ -354,25 +352,29 @@ def test_pretraining_script_gives_the_trainers_losses(tmp_path):
         "bf16": (preset("tiny", context_length=16, emb_dim=128, n_layers=1, n_heads=4),
                  base.replace(steps=5, batch_size=2, eval_every=0, dtype="bfloat16")),
     }
-    scripts = {}
+
+
+@pytest.mark.slow
+def test_pretraining_script_gives_the_trainers_losses(batch):
+    """20 CPU steps, same seed: the script draws weights, batches and dropout masks in the Trainer's order.
+
+    Parity is exact here (float32 rounding apart), for the character tokenizer with dropout and gradient
+    accumulation, for a byte-level BPE (trained by the same library call as the app's) and under bf16
+    autocast; the scripts run in the batch's one subprocess.
+    """
+    from explorer.core.gpt.train import Trainer
+
+    runs = _pretrain_runs(Path(batch["pretrain_char"]["folder"]))
     for name, (config, settings) in runs.items():
-        scripts[name] = tmp_path / f"pretrain_export_{name}.py"
-        scripts[name].write_text(export_script("pretrain", config, settings=settings), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", DRIVER, *map(str, scripts.values())], capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout)
-    for name, (config, settings) in runs.items():
-        result = results[str(scripts[name])]
-        assert result["ok"], result["error"]
+        stdout = _ran(batch, f"pretrain_{name}")
         # The script takes each batch in one pass; so does the trainer here (no split over threads).
         whole = settings.replace(batch_split="off")
         ours = [r["train_loss"] for r in Trainer(config, whole).run() if r["type"] == "step"]
-        theirs = [float(v) for v in re.findall(r"train loss ([0-9.e+-]+),", result["stdout"])]
+        theirs = [float(v) for v in re.findall(r"train loss ([0-9.e+-]+),", stdout)]
         assert len(theirs) == len(ours) == settings.steps, name
         assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-4, name
     assert theirs[-1] < theirs[0]  # and it learns something
-    assert "validation loss" in results[str(scripts["char"])]["stdout"]
+    assert "validation loss" in batch["pretrain_char"]["stdout"]
 
 
 def test_the_pretraining_script_decides_bf16_on_a_cpu_by_measuring_as_the_trainer_does():

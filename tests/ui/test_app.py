@@ -324,19 +324,6 @@ def test_workspace_menus_follow_the_tab_order(qtbot, window):
     assert titles.index("Expression") < titles.index("Network") < titles.index("&Help")
 
 
-def test_failed_screenshot_prints_one_error_line_and_no_qt_noise(tmp_path):
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    # the workspace named (test_contracts runs the same without --workspace: the default one)
-    done = subprocess.run([sys.executable, str(root / "main.py"), "--screenshot", str(tmp_path / "s.png"),
-                           "--workspace", "expression", "--example", "no_such_example"], capture_output=True,
-                          text=True, cwd=root, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "no_such_example" in done.stderr
-
-
 def test_no_display_is_a_clear_message_not_a_qt_abort():
     from explorer.ui.app import no_display_problem
 
