@@ -1,14 +1,17 @@
 """`params` and `train` commands through the CLI's command-module protocol."""
 
 import argparse
+import contextlib
 import glob
 import importlib
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -294,6 +297,17 @@ def test_ctrl_c_in_a_terminal_stops_a_run_split_over_processes(corpus, tmp_path)
     assert proc.returncode == 130, stderr
     assert read_checkpoint(out / "checkpoint.safetensors").step >= done >= 1
     assert "Traceback" not in stderr
+    # the run's session may still hold multiprocessing's resource tracker (the shared block registers
+    # with it), which ends on its own once the command has exited: wait for each process's end (a pidfd
+    # turns readable then), never more than 20 s in all, then none may be left
+    deadline = time.monotonic() + 20
+    for pid in session_processes(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            fd = os.pidfd_open(pid)
+            try:
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(fd)
     assert session_processes(proc.pid) == []
 
 
