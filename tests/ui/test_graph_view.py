@@ -247,6 +247,17 @@ def _module_net_trace():
     return trace(lambda: net(x).pow(2).mean())
 
 
+def _shown_view(qtbot) -> tuple[GraphView, object]:
+    """A shown 900 x 500 GraphView of the small module net's trace, and that trace."""
+    tr = _module_net_trace()
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_trace(tr)
+    return v, tr
+
+
 def test_a_big_graphs_expand_builds_its_model_on_a_worker_and_shows_what_a_direct_expand_shows(
         qtbot, monkeypatch):
     import threading
@@ -262,12 +273,7 @@ def test_a_big_graphs_expand_builds_its_model_on_a_worker_and_shows_what_a_direc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(view_module, "build_display", recording)
-    tr = _module_net_trace()
-    v = GraphView()
-    qtbot.addWidget(v)
-    v.resize(900, 500)
-    v.show()
-    v.set_trace(tr)
+    v, tr = _shown_view(qtbot)
     scene = v.graph_scene
     modules = [d for d, c in scene.cards.items() if c.info["kind"] == "module"]
     assert len(modules) >= 2
@@ -323,12 +329,7 @@ def test_a_big_graphs_expand_works_its_frame_boxes_and_edge_lines_out_on_the_wor
             return _real(model)
 
         monkeypatch.setattr(view_module, name, recording)
-    tr = _module_net_trace()
-    v = GraphView()
-    qtbot.addWidget(v)
-    v.resize(900, 500)
-    v.show()
-    v.set_trace(tr)
+    v, tr = _shown_view(qtbot)
     scene = v.graph_scene
     module = next(d for d, c in scene.cards.items() if c.info["kind"] == "module")
     where.clear()
