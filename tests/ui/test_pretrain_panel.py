@@ -465,6 +465,11 @@ def test_start_line_names_the_precision(panel):
     panel._show_start(run, {**start, "dtype": "float32"})
     text = panel.progress_label.text()
     assert "precision" not in text and "cpu: 1,234 parameters" in text
+    assert panel.progress_label.toolTip() == ""
+    # and why ("auto" on a CPU measures bf16 at the start): the start record's dtype_note, in the tooltip
+    why = "bf16 autocast: 1.48x float32's speed on this CPU (a block's forward and backward took 5.4 ms)"
+    panel._show_start(run, {**start, "dtype": "bfloat16", "dtype_note": why})
+    assert f"Precision: {why}" in panel.progress_label.toolTip()
 
 
 def test_attention_maps_keep_square_cells_and_read_the_pointer_without_a_tooltip(panel, qtbot,

@@ -879,6 +879,9 @@ class PretrainPanel(QWidget):
         text = f"Training on {record.get('device', '?')}"
         if record.get("dtype") == "bfloat16":
             text += " in mixed precision (bf16 products, float32 weights)"
+        # why this precision ("auto" on a CPU measures bf16 against float32 at the start): while it trains
+        why = str(record.get("dtype_note") or "")
+        self.progress_label.setToolTip(f"Precision: {why}" if why else "")
         if isinstance(params, int):
             text += f": {params:,} parameters"
         if isinstance(vocab, int):
