@@ -622,8 +622,8 @@ def _moved_bends(bending, bends, band: dict, sx: float, per_band: int, bands: in
     """The wrapped bends of each edge of `bending` whose ends and bends all lie in one row (an empty list
     for one without bends), in one array pass over all their points; the other edges are absent."""
     same = [e for e in bending if band[e[0]] == band[e[1]]]
-    out = {e: [] for e in same if e not in bends}
-    bent = [e for e in same if e in bends]
+    out = {e: [] for e in same if not bends.get(e)}  # (no bend, or an empty list of them)
+    bent = [e for e in same if bends.get(e)]
     if not bent:
         return out
     paths = list(map(bends.__getitem__, bent))
